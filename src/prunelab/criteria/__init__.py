@@ -1,0 +1,23 @@
+"""Importance criteria: which weights matter. See :mod:`prunelab.criteria.elementwise`."""
+
+from __future__ import annotations
+
+from prunelab.criteria.elementwise import Criterion, Magnitude, Random
+
+CRITERIA: dict[str, type] = {"magnitude": Magnitude, "random": Random}
+
+
+def get_criterion(criterion: str | Criterion, seed: int = 0) -> Criterion:
+    """A criterion object from its registry name (``"magnitude"``, ``"random"``) or as given.
+
+    >>> get_criterion("random", seed=3)
+    Random(seed=3)
+    """
+    if not isinstance(criterion, str):
+        return criterion
+    if criterion not in CRITERIA:
+        raise ValueError(f"unknown criterion {criterion!r}; expected one of {sorted(CRITERIA)}")
+    return CRITERIA[criterion](seed) if criterion == "random" else CRITERIA[criterion]()
+
+
+__all__ = ["CRITERIA", "Criterion", "Magnitude", "Random", "get_criterion"]

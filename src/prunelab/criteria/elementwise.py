@@ -1,0 +1,80 @@
+"""Elementwise importance criteria: one score per weight, larger means more important.
+
+A criterion is called on runs of one flattened tensor so that the engine can stream
+over a model without holding a score copy of it. The contract is small::
+
+    class Criterion:
+        def __call__(self, name, values, positions, out) -> Tensor: ...
+
+``values`` are entries of the flattened weight ``name`` at ``positions`` (a ``slice`` of
+the flat index range, or an int64 tensor of flat indices); the scores are written to
+``out`` (float32, same length) and returned. Scores must depend only on the name, the
+value and the position, so that the same entry always gets the same score.
+"""
+
+from __future__ import annotations
+
+import zlib
+from typing import Protocol
+
+import torch
+from torch import Tensor
+
+Positions = slice | Tensor
+
+
+class Criterion(Protocol):
+    def __call__(self, name: str, values: Tensor, positions: Positions, out: Tensor) -> Tensor: ...
+
+
+class Magnitude:
+    """|w|: the magnitude pruning criterion.
+
+    >>> Magnitude()("fc.weight", torch.tensor([-3.0, 1.0]), slice(0, 2), torch.empty(2))
+    tensor([3., 1.])
+    """
+
+    def __call__(self, name: str, values: Tensor, positions: Positions, out: Tensor) -> Tensor:
+        return torch.abs(values, out=out)
+
+    def __repr__(self) -> str:
+        return "Magnitude()"
+
+
+# Odd multipliers below 2**63 (splitmix64-style mixing); int64 products wrap around.
+_MIX1 = 0x632BE59BD9B4E019
+_MIX2 = 0x5851F42D4C957F2D
+_LOW33 = (1 << 33) - 1
+_LOW31 = (1 << 31) - 1
+
+
+class Random:
+    """Uniform random scores in [0, 1), fixed by ``seed``, the tensor name and the position.
+
+    The score is a hash rather than a draw from a generator, so any run of positions can be
+    scored on its own and the same weight always gets the same score: the engine may score a
+    sample first and the whole tensor later. Global scope with this criterion is the seeds'
+    global random baseline; per-layer ratios with it are the "preserve LPR" random baseline.
+
+    >>> a = Random(0)("w", torch.zeros(4), slice(0, 4), torch.empty(4))
+    >>> b = Random(0)("w", torch.zeros(2), slice(2, 4), torch.empty(2))
+    >>> bool(torch.equal(a[2:], b))
+    True
+    """
+
+    def __init__(self, seed: int = 0) -> None:
+        self.seed = seed
+
+    def __call__(self, name: str, values: Tensor, positions: Positions, out: Tensor) -> Tensor:
+        if isinstance(positions, slice):
+            positions = torch.arange(positions.start, positions.stop, device=values.device)
+        key = zlib.crc32(f"{self.seed}:{name}".encode()) * 0x9E3779B97F4A7C15 % (1 << 63)
+        x = positions.to(torch.int64) * _MIX2 + key
+        # Logical right shifts emulated with masks, since int64 >> is arithmetic in torch.
+        x = (x ^ ((x >> 31) & _LOW33)) * _MIX1
+        x = x ^ ((x >> 33) & _LOW31)
+        # 24 random bits make an exactly representable float32 in [0, 1).
+        return torch.mul((x >> 20) & 0xFFFFFF, 2.0**-24, out=out)
+
+    def __repr__(self) -> str:
+        return f"Random(seed={self.seed})"

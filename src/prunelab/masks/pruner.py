@@ -1,0 +1,256 @@
+"""The :class:`Pruner`: magnitude masks on a model's weights and their enforcement in training."""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Mapping, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from prunelab.criteria import Criterion, get_criterion
+from prunelab.masks.selection import select
+from prunelab.masks.targets import find_prunable, matches
+
+SCOPES = ("global", "layerwise")
+
+
+class Pruner:
+    """Bool masks (True = kept) over the prunable weights of a model.
+
+    The model is left as it is: no hooks, no re-parametrisation, the state_dict keys stay
+    the model's own. Pruned weights are set to zero in place, and :meth:`attach` keeps them
+    at zero through training.
+
+    >>> model = nn.Sequential(nn.Linear(20, 10), nn.ReLU(), nn.Linear(10, 2))
+    >>> pruner = Pruner(model)
+    >>> _ = pruner.prune(0.5)                        # global magnitude, exact count
+    >>> round(pruner.sparsity(), 3)
+    0.5
+    >>> _ = pruner.prune(ratios={"2": 0.9})          # module or parameter names
+    >>> round(pruner.layer_sparsity()["2.weight"], 3)
+    0.9
+    >>> optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    >>> pruner.attach(optimizer)                     # pruned weights stay exactly zero
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        include: Sequence[str] | None = None,
+        exclude: Sequence[str] | None = None,
+        criterion: str | Criterion = "magnitude",
+        seed: int = 0,
+    ) -> None:
+        self.model = model
+        self.parameters: dict[str, nn.Parameter] = find_prunable(model, include, exclude)
+        self.criterion = get_criterion(criterion, seed)
+        self.seed = seed
+        self.masks: dict[str, Tensor] = {}
+        self._active: list[tuple[nn.Parameter, Tensor]] = []
+        self._hooks: dict[int, tuple[torch.optim.Optimizer, list]] = {}
+
+    # -- pruning -----------------------------------------------------------------------
+
+    def prune(
+        self,
+        sparsity: float | None = None,
+        *,
+        scope: str = "global",
+        ratios: Mapping[str, float] | None = None,
+        criterion: str | Criterion | None = None,
+    ) -> dict[str, Tensor]:
+        """Prune to ``sparsity`` over all prunable weights (``scope="global"``) or in every
+        layer (``"layerwise"``), or each named layer to its ratio (``ratios``). Returns the masks.
+
+        Counts are exact: ``round(s * n)`` of the ``n`` weights concerned are pruned, the
+        lowest-scoring ones, ties broken by position. Masks nest: weights pruned before stay
+        pruned, and a target below the current sparsity is an error.
+        """
+        if (sparsity is None) == (ratios is None):
+            raise ValueError("give either a sparsity or per-layer ratios, not both or neither")
+        chosen = self.criterion if criterion is None else get_criterion(criterion, self.seed)
+        weights = {name: p.detach() for name, p in self.parameters.items()}
+        prior = self.masks or None
+        if ratios is not None:
+            targets = self._ratio_targets(ratios)
+        elif scope == "global":
+            _check_fraction("sparsity", sparsity)
+            total = sum(w.numel() for w in weights.values())
+            n_prune = round(sparsity * total)
+            current = self.count_pruned()
+            if n_prune < current:
+                raise ValueError(
+                    f"sparsity {sparsity} is below the current sparsity {current / total:.6g}: "
+                    "masks only grow (pruned weights are never regrown)"
+                )
+            self._set_masks(select(weights, n_prune, chosen, prior, seed=self.seed))
+            return self.masks
+        elif scope == "layerwise":
+            _check_fraction("sparsity", sparsity)
+            targets = dict.fromkeys(self.parameters, sparsity)
+        else:
+            raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}")
+
+        masks = dict(self.masks)
+        for name, ratio in targets.items():
+            layer_prior = None if prior is None else {name: prior[name]}
+            n_prune = round(ratio * weights[name].numel())
+            current = self.count_pruned(name)
+            if n_prune < current:
+                raise ValueError(
+                    f"ratio {ratio} for {name} is below its current sparsity "
+                    f"{current / weights[name].numel():.6g}: masks only grow"
+                )
+            masks.update(select({name: weights[name]}, n_prune, chosen, layer_prior, seed=self.seed))
+        self._set_masks(masks)
+        return self.masks
+
+    def _ratio_targets(self, ratios: Mapping[str, float]) -> dict[str, float]:
+        targets: dict[str, float] = {}
+        for key, ratio in ratios.items():
+            _check_fraction(f"ratio for {key!r}", ratio)
+            named = [name for name in self.parameters if matches(key, name)]
+            if not named:
+                raise ValueError(
+                    f"ratio given for {key!r}, which names no prunable parameter; "
+                    f"prunable parameters are: {', '.join(self.parameters)}"
+                )
+            targets.update(dict.fromkeys(named, ratio))
+        return targets
+
+    def _set_masks(self, masks: dict[str, Tensor]) -> None:
+        """Take the given masks; other prunable tensors keep theirs or get an all-True one."""
+        for name, param in self.parameters.items():
+            if name in masks:
+                self.masks[name] = masks[name]
+            elif name not in self.masks:
+                self.masks[name] = torch.ones_like(param, dtype=torch.bool)
+        # Only tensors with pruned entries cost anything per training step.
+        self._active = [(self.parameters[n], m) for n, m in self.masks.items() if not bool(m.all())]
+        self.apply()
+
+    def apply(self) -> None:
+        """Zero the pruned weights, their gradients and attached optimizers' state for them.
+
+        Call it after writing weights into the model (e.g. rewinding to earlier weights).
+        """
+        with torch.no_grad():
+            for param, mask in self._active:
+                param.mul_(mask)
+                if param.grad is not None:
+                    param.grad.mul_(mask)
+                for optimizer, _ in self._hooks.values():
+                    for value in optimizer.state.get(param, {}).values():
+                        if isinstance(value, Tensor) and value.shape == param.shape:
+                            value.mul_(mask)
+
+    # -- enforcement during training ---------------------------------------------------
+
+    def attach(self, optimizer: torch.optim.Optimizer) -> None:
+        """Keep pruned weights exactly zero while ``optimizer`` trains the model.
+
+        Before every ``optimizer.step()`` the gradients of pruned weights are zeroed, so
+        momentum buffers and Adam moments, already zeroed when the mask was set, stay zero
+        and weight decay has nothing to act on. After the step the pruned weights are zeroed
+        again, which keeps the guarantee for any optimizer. Uses the optimizer's own step
+        hooks; nothing of the model or optimizer is replaced.
+        """
+        if id(optimizer) in self._hooks:
+            return
+        handles = [
+            optimizer.register_step_pre_hook(lambda *_: self._mask_grads()),
+            optimizer.register_step_post_hook(lambda *_: self._mask_weights()),
+        ]
+        self._hooks[id(optimizer)] = (optimizer, handles)
+        self.apply()
+
+    def detach(self, optimizer: torch.optim.Optimizer | None = None) -> None:
+        """Stop enforcing the masks for ``optimizer`` (all optimizers if None)."""
+        keys = list(self._hooks) if optimizer is None else [id(optimizer)]
+        for key in keys:
+            _, handles = self._hooks.pop(key, (None, []))
+            for handle in handles:
+                handle.remove()
+
+    @torch.no_grad()
+    def _mask_grads(self) -> None:
+        for param, mask in self._active:
+            if param.grad is not None:
+                param.grad.mul_(mask)
+
+    @torch.no_grad()
+    def _mask_weights(self) -> None:
+        for param, mask in self._active:
+            param.mul_(mask)
+
+    # -- measurements ------------------------------------------------------------------
+
+    def count_pruned(self, name: str | None = None) -> int:
+        """Number of pruned weights in one prunable tensor, or in all of them."""
+        names = self.masks if name is None else [name] if name in self.masks else []
+        return sum(self.masks[n].numel() - int(self.masks[n].count_nonzero()) for n in names)
+
+    def sparsity(self) -> float:
+        """Fraction of the prunable weights that are pruned."""
+        return self.count_pruned() / sum(p.numel() for p in self.parameters.values())
+
+    def layer_sparsity(self) -> dict[str, float]:
+        """Layerwise pruning ratios (LPR): the pruned fraction of each prunable tensor."""
+        return {name: self.count_pruned(name) / p.numel() for name, p in self.parameters.items()}
+
+    # -- persistence -------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Tensor]:
+        """The masks, bit-packed (8 weights a byte), with their shapes; flat for safetensors."""
+        state = {}
+        for name, mask in self.masks.items():
+            state[f"mask:{name}"] = _pack_bits(mask)
+            state[f"shape:{name}"] = torch.tensor(mask.shape, dtype=torch.int64)
+        return state
+
+    def load_state_dict(self, state: Mapping[str, Tensor]) -> None:
+        """Set the masks from :meth:`state_dict` output and apply them to the model."""
+        masks = {}
+        for key in state:
+            kind, _, name = key.partition(":")
+            if kind not in ("mask", "shape") or not name:
+                raise ValueError(f"unexpected key {key!r} in a pruner state_dict")
+            if name not in self.parameters:
+                raise ValueError(
+                    f"mask for {name!r}, but the model has no prunable parameter of that name; "
+                    f"prunable parameters are: {', '.join(self.parameters)}"
+                )
+            if kind == "shape":
+                continue
+            shape = tuple(int(d) for d in state.get(f"shape:{name}", torch.tensor([-1])))
+            expected = tuple(self.parameters[name].shape)
+            if shape != expected:
+                raise ValueError(f"mask for {name!r} has shape {shape}, but the parameter has shape {expected}")
+            device = self.parameters[name].device
+            masks[name] = _unpack_bits(state[key], math.prod(shape)).view(shape).to(device)
+        self.masks = {}
+        self._set_masks(masks)
+
+
+def _check_fraction(label: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value < 1:
+        raise ValueError(f"{label} must be a number in [0, 1), got {value!r}")
+
+
+_BIT_WEIGHTS = torch.tensor([128, 64, 32, 16, 8, 4, 2, 1], dtype=torch.uint8)
+
+
+def _pack_bits(mask: Tensor) -> Tensor:
+    flat = mask.detach().reshape(-1).cpu()
+    padded = torch.zeros(-(-flat.numel() // 8) * 8, dtype=torch.uint8)
+    padded[: flat.numel()] = flat
+    return (padded.view(-1, 8) * _BIT_WEIGHTS).sum(1, dtype=torch.uint8)
+
+
+def _unpack_bits(packed: Tensor, numel: int) -> Tensor:
+    if packed.dtype != torch.uint8 or packed.numel() != -(-numel // 8):
+        raise ValueError(f"packed mask has {packed.numel()} bytes of {packed.dtype}, expected {-(-numel // 8)} uint8")
+    bits = packed.reshape(-1, 1).bitwise_and(_BIT_WEIGHTS).ne(0)
+    return bits.reshape(-1)[:numel]

@@ -1,0 +1,191 @@
+"""Learning-rate schedules as pure functions of the optimizer step.
+
+Every schedule is a frozen dataclass; calling it with a 0-based optimizer step
+returns the absolute learning rate for that step. Schedules know nothing about
+torch optimizers: the training loop writes ``schedule(step)`` into the
+optimizer's param groups before each step. Lengths are in steps; configs that
+speak in epochs convert with ``steps_per_epoch`` before building a schedule.
+Schedules with a ``total_steps`` hold their final value past it.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from prunelab.schedules._validation import check_int, check_real, check_step, lr_tuple
+
+Schedule = Callable[[int], float]
+"""Any callable mapping a 0-based step to a float (LR or target sparsity)."""
+
+
+@dataclass(frozen=True)
+class Constant:
+    """The same learning rate at every step.
+
+    >>> Constant(0.01)(1000)
+    0.01
+    """
+
+    lr: float
+
+    def __post_init__(self) -> None:
+        check_real("lr", self.lr, 0.0)
+
+    def __call__(self, step: int) -> float:
+        check_step(step)
+        return float(self.lr)
+
+
+@dataclass(frozen=True)
+class Step:
+    """``lr * gamma ** (step // step_size)``: decay by ``gamma`` every ``step_size`` steps.
+
+    >>> Step(0.1, step_size=10, gamma=0.5)(25)
+    0.025
+    """
+
+    lr: float
+    step_size: int
+    gamma: float = 0.1
+
+    def __post_init__(self) -> None:
+        check_real("lr", self.lr, 0.0)
+        check_int("step_size", self.step_size, 1)
+        check_real("gamma", self.gamma, 0.0, low_open=True)
+
+    def __call__(self, step: int) -> float:
+        check_step(step)
+        return self.lr * self.gamma ** (step // self.step_size)
+
+
+@dataclass(frozen=True)
+class MultiStep:
+    """Multiply ``lr`` by ``gamma`` at each milestone step (the milestone step itself is decayed).
+
+    >>> MultiStep(1.0, milestones=(20, 32), gamma=0.5)(20)
+    0.5
+    """
+
+    lr: float
+    milestones: tuple[int, ...]
+    gamma: float = 0.1
+
+    def __post_init__(self) -> None:
+        check_real("lr", self.lr, 0.0)
+        check_real("gamma", self.gamma, 0.0, low_open=True)
+        # Normalise lists to a tuple so the schedule stays hashable and immutable.
+        object.__setattr__(self, "milestones", tuple(self.milestones))
+        for milestone in self.milestones:
+            check_int("each of milestones", milestone, 1)
+        if any(a >= b for a, b in zip(self.milestones, self.milestones[1:])):
+            raise ValueError(f"milestones must be strictly increasing, got {self.milestones!r}")
+
+    def __call__(self, step: int) -> float:
+        check_step(step)
+        return self.lr * self.gamma ** bisect.bisect_right(self.milestones, step)
+
+
+@dataclass(frozen=True)
+class Cosine:
+    """Half-cosine from ``lr`` at step 0 to ``final_lr`` at ``total_steps`` (held afterwards).
+
+    ``final_lr + (lr - final_lr) * (1 + cos(pi * step / total_steps)) / 2``
+
+    >>> Cosine(0.1, total_steps=8)(4)
+    0.05
+    """
+
+    lr: float
+    total_steps: int
+    final_lr: float = 0.0
+
+    def __post_init__(self) -> None:
+        check_real("lr", self.lr, 0.0)
+        check_int("total_steps", self.total_steps, 1)
+        check_real("final_lr", self.final_lr, 0.0)
+
+    def __call__(self, step: int) -> float:
+        check_step(step)
+        progress = min(step, self.total_steps) / self.total_steps
+        return self.final_lr + (self.lr - self.final_lr) * (1.0 + math.cos(math.pi * progress)) / 2.0
+
+
+@dataclass(frozen=True)
+class Linear:
+    """Straight line from ``lr`` at step 0 to ``final_lr`` at ``total_steps`` (held afterwards).
+
+    >>> Linear(1.0, total_steps=4)(1)
+    0.75
+    """
+
+    lr: float
+    total_steps: int
+    final_lr: float = 0.0
+
+    def __post_init__(self) -> None:
+        check_real("lr", self.lr, 0.0)
+        check_int("total_steps", self.total_steps, 1)
+        check_real("final_lr", self.final_lr, 0.0)
+
+    def __call__(self, step: int) -> float:
+        check_step(step)
+        progress = min(step, self.total_steps) / self.total_steps
+        return self.lr + (self.final_lr - self.lr) * progress
+
+
+@dataclass(frozen=True)
+class Warmup:
+    """Scale the first ``warmup_steps`` steps of ``schedule`` by a linear ramp.
+
+    For ``step < warmup_steps``::
+
+        lr(step) = schedule(step) * (start_factor + (1 - start_factor) * (step + 1) / warmup_steps)
+
+    and ``lr(step) = schedule(step)`` afterwards. The ramp multiplies the wrapped
+    schedule rather than replacing it, so the decay underneath keeps its timing;
+    the ``step + 1`` makes the last warmup step use the full factor 1 and keeps
+    step 0 non-zero even with ``start_factor=0``.
+
+    >>> Warmup(Constant(0.1), warmup_steps=4)(0)
+    0.025
+    """
+
+    schedule: Schedule
+    warmup_steps: int
+    start_factor: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not callable(self.schedule):
+            raise ValueError(f"schedule must be callable as schedule(step), got {self.schedule!r}")
+        check_int("warmup_steps", self.warmup_steps, 1)
+        check_real("start_factor", self.start_factor, 0.0, 1.0, high_open=False)
+
+    def __call__(self, step: int) -> float:
+        check_step(step)
+        lr = self.schedule(step)
+        if step >= self.warmup_steps:
+            return lr
+        ramp = (step + 1) / self.warmup_steps
+        return lr * (self.start_factor + (1.0 - self.start_factor) * ramp)
+
+
+@dataclass(frozen=True)
+class Replay:
+    """Replay a recorded per-step LR log: ``lrs[step]``, the last value past the end.
+
+    >>> Replay((0.1, 0.01))(5)
+    0.01
+    """
+
+    lrs: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        # Normalise lists/arrays to a tuple of floats so the schedule stays hashable and immutable.
+        object.__setattr__(self, "lrs", lr_tuple("lrs", self.lrs))
+
+    def __call__(self, step: int) -> float:
+        check_step(step)
+        return self.lrs[min(step, len(self.lrs) - 1)]

@@ -1,0 +1,105 @@
+"""LR schedules against hand-computed values."""
+
+import math
+
+import pytest
+
+from prunelab.schedules import Constant, Cosine, Linear, MultiStep, Replay, Step, Warmup
+
+
+def test_constant():
+    schedule = Constant(0.05)
+    assert schedule(0) == 0.05
+    assert schedule(10**6) == 0.05
+
+
+def test_step_decays_every_step_size():
+    schedule = Step(0.1, step_size=3, gamma=0.5)
+    assert [schedule(s) for s in range(7)] == pytest.approx([0.1, 0.1, 0.1, 0.05, 0.05, 0.05, 0.025])
+
+
+def test_multistep_decays_at_each_milestone():
+    schedule = MultiStep(0.1, milestones=(20, 32))
+    assert schedule(0) == pytest.approx(0.1)
+    assert schedule(19) == pytest.approx(0.1)
+    assert schedule(20) == pytest.approx(0.01)
+    assert schedule(31) == pytest.approx(0.01)
+    assert schedule(32) == pytest.approx(0.001)
+    assert schedule(1000) == pytest.approx(0.001)
+
+
+def test_multistep_accepts_a_list():
+    assert MultiStep(1.0, milestones=[2], gamma=0.5).milestones == (2,)
+
+
+def test_cosine():
+    schedule = Cosine(0.1, total_steps=8, final_lr=0.02)
+    assert schedule(0) == pytest.approx(0.1)
+    # 0.02 + 0.08 * (1 + cos(pi / 4)) / 2
+    assert schedule(2) == pytest.approx(0.02 + 0.04 * (1 + math.sqrt(2) / 2))
+    assert schedule(4) == pytest.approx(0.06)
+    assert schedule(8) == pytest.approx(0.02)
+    assert schedule(100) == pytest.approx(0.02)
+
+
+def test_linear():
+    schedule = Linear(0.1, total_steps=8)
+    assert schedule(0) == pytest.approx(0.1)
+    assert schedule(2) == pytest.approx(0.075)
+    assert schedule(7) == pytest.approx(0.0125)
+    assert schedule(8) == pytest.approx(0.0)
+    assert schedule(9) == pytest.approx(0.0)
+
+
+def test_linear_to_nonzero_final_lr():
+    schedule = Linear(0.1, total_steps=4, final_lr=0.02)
+    assert [schedule(s) for s in range(6)] == pytest.approx([0.1, 0.08, 0.06, 0.04, 0.02, 0.02])
+
+
+def test_warmup_ramps_from_zero():
+    schedule = Warmup(Constant(0.1), warmup_steps=4)
+    assert [schedule(s) for s in range(6)] == pytest.approx([0.025, 0.05, 0.075, 0.1, 0.1, 0.1])
+
+
+def test_warmup_with_start_factor_multiplies_the_wrapped_schedule():
+    schedule = Warmup(Linear(0.1, total_steps=10), warmup_steps=2, start_factor=0.5)
+    # step 0: 0.1 * (0.5 + 0.5 * 1/2); step 1: 0.09 * (0.5 + 0.5 * 2/2); then plain Linear
+    assert schedule(0) == pytest.approx(0.075)
+    assert schedule(1) == pytest.approx(0.09)
+    assert schedule(2) == pytest.approx(0.08)
+
+
+def test_replay_clamps_past_the_end():
+    schedule = Replay([0.3, 0.2, 0.1])
+    assert schedule.lrs == (0.3, 0.2, 0.1)
+    assert [schedule(s) for s in range(5)] == [0.3, 0.2, 0.1, 0.1, 0.1]
+
+
+@pytest.mark.parametrize(
+    ("build", "match"),
+    [
+        (lambda: Constant(-0.1), r"lr must be in \[0, inf\)"),
+        (lambda: Constant(float("nan")), "lr must be a finite number"),
+        (lambda: Step(0.1, step_size=0), "step_size must be an int >= 1"),
+        (lambda: Step(0.1, step_size=2.5), "step_size must be an int >= 1"),
+        (lambda: Step(0.1, step_size=2, gamma=0.0), r"gamma must be in \(0, inf\)"),
+        (lambda: MultiStep(0.1, milestones=(5, 5)), "milestones must be strictly increasing"),
+        (lambda: MultiStep(0.1, milestones=(0, 5)), "each of milestones must be an int >= 1"),
+        (lambda: Cosine(0.1, total_steps=0), "total_steps must be an int >= 1"),
+        (lambda: Linear(0.1, total_steps=5, final_lr=-1.0), "final_lr must be in"),
+        (lambda: Warmup(Constant(0.1), warmup_steps=0), "warmup_steps must be an int >= 1"),
+        (lambda: Warmup(Constant(0.1), warmup_steps=2, start_factor=1.5), r"start_factor must be in \[0, 1\]"),
+        (lambda: Warmup(0.1, warmup_steps=2), "schedule must be callable"),
+        (lambda: Replay(()), "lrs must contain at least one learning rate"),
+        (lambda: Replay((0.1, -0.1)), "each of lrs must be in"),
+    ],
+)
+def test_invalid_arguments(build, match):
+    with pytest.raises(ValueError, match=match):
+        build()
+
+
+@pytest.mark.parametrize("step", [-1, 1.5, True])
+def test_invalid_step(step):
+    with pytest.raises(ValueError, match="step must be an int >= 0"):
+        Replay((0.1,))(step)

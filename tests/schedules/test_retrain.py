@@ -1,0 +1,198 @@
+"""Retraining LR policies and ALLR's d1 against hand-computed values."""
+
+import math
+
+import pytest
+import torch
+
+from prunelab.schedules import POLICIES, allr_d1, retrain_schedule
+
+# 10 epochs x 4 steps: 0.1, then 0.01 from epoch 5 (step 20), then 0.001 from epoch 8 (step 32).
+LOG = (0.1,) * 20 + (0.01,) * 12 + (0.001,) * 8
+RETRAIN = 8
+
+
+def lrs(plan, steps=RETRAIN):
+    return [plan.schedule(step) for step in range(steps)]
+
+
+def test_policies():
+    assert POLICIES == ("ft", "lrw", "slr", "clr", "llr", "allr")
+
+
+def test_ft_uses_last_lr():
+    plan = retrain_schedule("ft", LOG, RETRAIN)
+    assert plan.policy == "ft"
+    assert plan.initial_lr == 0.001
+    assert lrs(plan, 10) == [0.001] * 10
+
+
+def test_lrw_replays_the_end_of_the_log():
+    assert lrs(retrain_schedule("lrw", LOG, RETRAIN)) == [0.001] * 8
+    # 12 steps rewind to step 40 - 12 = 28: four steps at 0.01, then eight at 0.001.
+    plan = retrain_schedule("lrw", LOG, 12)
+    assert plan.initial_lr == 0.01
+    assert lrs(plan, 14) == [0.01] * 4 + [0.001] * 10
+
+
+def test_lrw_can_replay_the_whole_log():
+    assert lrs(retrain_schedule("lrw", LOG, 40), 40) == list(LOG)
+
+
+def test_slr_compresses_the_log():
+    # lr(step) = LOG[floor(step * 40 / 8)] = LOG[5 * step] -> LOG[0], LOG[5], ..., LOG[35]
+    plan = retrain_schedule("slr", LOG, RETRAIN)
+    assert plan.initial_lr == 0.1
+    assert lrs(plan) == [0.1, 0.1, 0.1, 0.1, 0.01, 0.01, 0.01, 0.001]
+
+
+def test_slr_with_uneven_ratio():
+    # lr(step) = LOG[floor(step * 40 / 6)] -> LOG[0], LOG[6], LOG[13], LOG[20], LOG[26], LOG[33]
+    assert lrs(retrain_schedule("slr", LOG, 6), 6) == [0.1, 0.1, 0.1, 0.01, 0.01, 0.001]
+
+
+def test_clr_is_one_cosine_cycle_from_eta_1():
+    plan = retrain_schedule("clr", LOG, RETRAIN)
+    assert plan.initial_lr == pytest.approx(0.1)
+    assert plan.schedule(2) == pytest.approx(0.05 * (1 + math.cos(math.pi / 4)))
+    assert plan.schedule(4) == pytest.approx(0.05)
+    assert plan.schedule(7) == pytest.approx(0.05 * (1 + math.cos(7 * math.pi / 8)))
+    assert plan.schedule(8) == pytest.approx(0.0)
+
+
+def test_llr_is_linear_from_eta_1():
+    plan = retrain_schedule("llr", LOG, RETRAIN)
+    assert plan.initial_lr == pytest.approx(0.1)
+    assert lrs(plan) == pytest.approx([0.1, 0.0875, 0.075, 0.0625, 0.05, 0.0375, 0.025, 0.0125])
+
+
+def test_eta_1_is_the_max_not_the_first_lr():
+    log = (0.02, 0.2, 0.1, 0.05)
+    assert retrain_schedule("llr", log, 4).initial_lr == pytest.approx(0.2)
+
+
+def test_allr_uses_d1_when_it_dominates():
+    plan = retrain_schedule("allr", LOG, RETRAIN, d1=0.5)
+    assert (plan.d1, plan.d2, plan.d) == pytest.approx((0.5, 0.2, 0.5))  # d2 = 8 / 40
+    assert plan.initial_lr == pytest.approx(0.05)
+    assert plan.schedule(4) == pytest.approx(0.025)
+
+
+def test_allr_uses_d2_when_it_dominates():
+    plan = retrain_schedule("allr", LOG, RETRAIN, d1=0.1)
+    assert plan.d == pytest.approx(0.2)
+    assert plan.initial_lr == pytest.approx(0.02)
+    assert plan.schedule(6) == pytest.approx(0.005)  # 0.02 * (1 - 6/8)
+
+
+def test_allr_d2_is_capped_at_one():
+    plan = retrain_schedule("allr", LOG, 80, d1=0.0)
+    assert plan.d2 == 1.0
+    assert plan.initial_lr == pytest.approx(0.1)
+
+
+def test_other_policies_have_no_allr_factors():
+    plan = retrain_schedule("llr", LOG, RETRAIN)
+    assert (plan.d1, plan.d2, plan.d) == (None, None, None)
+
+
+def test_warmup_llr():
+    # round(0.25 * 8) = 2 warmup steps: 0.1 * (1/2), then 0.0875 * (2/2), then plain LLR.
+    plan = retrain_schedule("llr", LOG, RETRAIN, warmup_fraction=0.25)
+    assert plan.warmup_steps == 2
+    assert plan.initial_lr == pytest.approx(0.1)
+    assert lrs(plan) == pytest.approx([0.05, 0.0875, 0.075, 0.0625, 0.05, 0.0375, 0.025, 0.0125])
+
+
+def test_warmup_slr_clr_allr():
+    slr = retrain_schedule("slr", LOG, RETRAIN, warmup_fraction=0.25)
+    assert lrs(slr)[:3] == pytest.approx([0.05, 0.1, 0.1])
+    clr = retrain_schedule("clr", LOG, RETRAIN, warmup_fraction=0.25)
+    assert clr.schedule(0) == pytest.approx(0.05)
+    assert clr.schedule(1) == pytest.approx(0.05 * (1 + math.cos(math.pi / 8)))
+    allr = retrain_schedule("allr", LOG, RETRAIN, d1=0.5, warmup_fraction=0.25)
+    assert allr.initial_lr == pytest.approx(0.05)
+    assert lrs(allr)[:3] == pytest.approx([0.025, 0.04375, 0.0375])
+
+
+def test_warmup_of_ten_percent_rounds_to_whole_steps():
+    # round(0.1 * 8) = 1: a one-step warmup has factor (0 + 1) / 1 = 1, i.e. no change.
+    plan = retrain_schedule("llr", LOG, RETRAIN, warmup_fraction=0.1)
+    assert plan.warmup_steps == 1
+    assert plan.schedule(0) == pytest.approx(0.1)
+    # round(0.1 * 40) = 4 warmup steps
+    assert retrain_schedule("llr", LOG, 40, warmup_fraction=0.1).schedule(0) == pytest.approx(0.025)
+
+
+def test_zero_warmup_rounds_to_no_warmup():
+    plan = retrain_schedule("llr", LOG, RETRAIN, warmup_fraction=0.05)  # round(0.4) = 0
+    assert plan.warmup_steps == 0
+    assert plan.schedule(0) == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "match"),
+    [
+        (("sgdr", LOG, 8), {}, r"policy must be one of \('ft', 'lrw', 'slr', 'clr', 'llr', 'allr'\)"),
+        (("lrw", LOG, 41), {}, r"retrain_steps must be <= len\(lr_log\) = 40, got 41"),
+        (("allr", LOG, 8), {}, "policy 'allr' requires d1"),
+        (("allr", LOG, 8), {"d1": 1.5}, r"d1 must be in \[0, 1\]"),
+        (("llr", LOG, 8), {"d1": 0.5}, "d1 is only used by policy 'allr'"),
+        (("ft", LOG, 8), {"warmup_fraction": 0.1}, "warmup_fraction must be 0 for policy 'ft'"),
+        (("lrw", LOG, 8), {"warmup_fraction": 0.1}, "warmup_fraction must be 0 for policy 'lrw'"),
+        (("llr", LOG, 8), {"warmup_fraction": 1.0}, r"warmup_fraction must be in \[0, 1\)"),
+        (("llr", (), 8), {}, "lr_log must contain at least one learning rate"),
+        (("llr", (0.1, -0.1), 8), {}, "each of lr_log must be in"),
+        (("llr", LOG, 0), {}, "retrain_steps must be an int >= 1"),
+    ],
+)
+def test_invalid_arguments(args, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        retrain_schedule(*args, **kwargs)
+
+
+def test_allr_d1_single_tensor():
+    # ||theta|| = 5, pruning the 3 removes norm 3, s = 1/2 of the remaining (nonzero) weights.
+    theta = [torch.tensor([3.0, 4.0, 0.0, 0.0])]
+    pruned = [torch.tensor([0.0, 4.0, 0.0, 0.0])]
+    assert allr_d1(theta, pruned, pruned_fraction=0.5) == pytest.approx(3 / (5 * math.sqrt(0.5)))
+
+
+def test_allr_d1_spans_several_tensors():
+    # ||theta||^2 = 1 + 4 + 4 + 16 + 16 + 9 = 50; pruning 1, 2, 2 removes 9 -> d1 = 3 / (sqrt(50) * sqrt(0.5)) = 0.6
+    theta = [torch.tensor([1.0, 2.0]), torch.tensor([[2.0, 4.0], [4.0, 3.0]], dtype=torch.float16)]
+    pruned = [torch.tensor([0.0, 0.0]), torch.tensor([[0.0, 4.0], [4.0, 3.0]], dtype=torch.float16)]
+    assert allr_d1(theta, pruned, pruned_fraction=0.5) == pytest.approx(0.6)
+
+
+def test_allr_d1_is_one_when_everything_is_pruned():
+    theta = [torch.tensor([3.0, 4.0])]
+    assert allr_d1(theta, [torch.zeros(2)], pruned_fraction=1.0) == pytest.approx(1.0)
+
+
+def test_allr_d1_clamps_non_magnitude_pruning():
+    # Pruning the larger weight: 4 / (5 * sqrt(0.5)) = 1.13 -> 1
+    theta = [torch.tensor([3.0, 4.0])]
+    assert allr_d1(theta, [torch.tensor([3.0, 0.0])], pruned_fraction=0.5) == 1.0
+
+
+def test_allr_d1_feeds_retrain_schedule():
+    theta = [torch.tensor([3.0, 4.0])]
+    d1 = allr_d1(theta, [torch.tensor([0.0, 4.0])], pruned_fraction=0.5)
+    plan = retrain_schedule("allr", LOG, RETRAIN, d1=d1)
+    assert plan.initial_lr == pytest.approx(0.1 * 3 / (5 * math.sqrt(0.5)))
+
+
+@pytest.mark.parametrize(
+    ("theta", "pruned", "fraction", "match"),
+    [
+        ([torch.ones(2)], [torch.ones(2), torch.ones(2)], 0.5, "got 1 and 2 tensors"),
+        ([torch.ones(2)], [torch.ones(3)], 0.5, r"theta\[0\] and theta_pruned\[0\] must have the same shape"),
+        ([torch.zeros(2)], [torch.zeros(2)], 0.5, "theta has zero norm"),
+        ([torch.ones(2)], [torch.ones(2)], 0.0, r"pruned_fraction must be in \(0, 1\]"),
+        ([torch.ones(2)], [torch.ones(2)], 1.5, r"pruned_fraction must be in \(0, 1\]"),
+    ],
+)
+def test_allr_d1_invalid_arguments(theta, pruned, fraction, match):
+    with pytest.raises(ValueError, match=match):
+        allr_d1(theta, pruned, fraction)
