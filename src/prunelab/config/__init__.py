@@ -1,0 +1,30 @@
+"""Typed recipes: schema, YAML loading with overrides, run names."""
+
+from prunelab.config.load import (
+    RecipeError,
+    apply_override,
+    builtin_recipes,
+    load_recipe,
+    recipe_yaml,
+    run_name,
+    validate,
+)
+from prunelab.config.schema import (
+    BIMPConfig,
+    DataConfig,
+    EvalConfig,
+    GMPConfig,
+    IMPConfig,
+    LRScheduleConfig,
+    ModelConfig,
+    OneShotConfig,
+    OptimizerConfig,
+    Recipe,
+    TrainConfig,
+)
+
+__all__ = [
+    "BIMPConfig", "DataConfig", "EvalConfig", "GMPConfig", "IMPConfig", "LRScheduleConfig", "ModelConfig",
+    "OneShotConfig", "OptimizerConfig", "Recipe", "RecipeError", "TrainConfig", "apply_override",
+    "builtin_recipes", "load_recipe", "recipe_yaml", "run_name", "validate",
+]

@@ -1,0 +1,114 @@
+"""Reading recipes: YAML (safe_load), ``--set`` overrides, clear errors, run names."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from importlib import resources
+from pathlib import Path
+
+import yaml
+from pydantic import ValidationError
+
+from prunelab.config.schema import Recipe
+
+
+class RecipeError(ValueError):
+    """A recipe that cannot be used; the message names each bad field and what is allowed."""
+
+
+def builtin_recipes() -> dict[str, str]:
+    """Built-in recipe names mapped to their one-line description."""
+    found = {}
+    for entry in sorted(resources.files("prunelab.recipes").iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".yaml"):
+            data = yaml.safe_load(entry.read_text()) or {}
+            found[entry.name.removesuffix(".yaml")] = str(data.get("description", "")).strip().split("\n")[0]
+    return found
+
+
+def recipe_text(source: str | Path) -> tuple[str, str]:
+    """The YAML text of a recipe file or built-in recipe name, and where it came from."""
+    path = Path(source)
+    if path.is_file():
+        return path.read_text(), str(path)
+    builtin = resources.files("prunelab.recipes") / f"{source}.yaml"
+    if builtin.is_file():
+        return builtin.read_text(), f"built-in recipe {source!r}"
+    raise RecipeError(
+        f"no recipe file {str(source)!r} and no built-in recipe of that name; "
+        f"built-in recipes: {', '.join(builtin_recipes())}"
+    )
+
+
+def load_recipe(source: str | Path | None = None, overrides: Iterable[str] = ()) -> Recipe:
+    """Validate a recipe file, built-in name or the default recipe, with ``key.sub=value`` overrides.
+
+    >>> load_recipe(overrides=["eval.epochs=3", "prune.sparsity=0.5"]).eval.epochs
+    3
+    """
+    text, origin = recipe_text("default" if source is None else source)
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise RecipeError(f"{origin} is not valid YAML: {error}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise RecipeError(f"{origin} must be a mapping of sections (data, model, find, prune, eval), got {type(data).__name__}")
+    for override in overrides:
+        apply_override(data, override)
+    return validate(data, origin)
+
+
+def validate(data: dict, origin: str = "recipe") -> Recipe:
+    try:
+        return Recipe.model_validate(data)
+    except ValidationError as error:
+        lines = [_describe(e) for e in error.errors()]
+        raise RecipeError(f"{origin} is invalid:\n" + "\n".join(f"  - {line}" for line in lines)) from None
+
+
+def _describe(error: dict) -> str:
+    where = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    if error["type"] == "extra_forbidden":
+        return f"{where}: unknown field (check the spelling; unknown keys are not ignored)"
+    value = error.get("input")
+    shown = "" if isinstance(value, dict) else f" (got {value!r})"
+    return f"{where}: {error['msg']}{shown}"
+
+
+def apply_override(data: dict, override: str) -> None:
+    """Set ``key.sub=value`` in nested recipe data; the value is parsed as YAML (``0.5``, ``[1, 2]``)."""
+    key, sep, raw = override.partition("=")
+    if not sep or not key:
+        raise RecipeError(f"override {override!r} must look like key.sub=value")
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError as error:
+        raise RecipeError(f"override {override!r}: the value is not valid YAML: {error}") from None
+    node = data
+    parts = key.split(".")
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise RecipeError(f"override {override!r}: {part!r} is a value, not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def run_name(recipe: Recipe) -> str:
+    """``<method>-<model>-<data>-<hash>``: the hash covers every non-default setting except
+    the seeds, the description and the device, so that a run directory can gain seeds and
+    the same settings always resume the same directory."""
+    settings = recipe.model_dump(mode="json", exclude_defaults=True, exclude={"seeds", "description", "device"})
+    # The method is the union's tag: keep it even when it is the default.
+    settings.setdefault("prune", {})["method"] = recipe.prune.method
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
+    return f"{recipe.prune.method}-{recipe.model.name}-{recipe.data.name}-{digest}"
+
+
+def recipe_yaml(recipe: Recipe) -> str:
+    """The fully resolved recipe as YAML, every default written out."""
+    return yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,184 @@
+"""The recipe: typed hyperparameters, the single source of truth of a run.
+
+A recipe names the data, the model, the training that finds the mask (``find``, H_find),
+the pruning method (``prune``), and the training that evaluates the mask (``eval``, H_eval).
+It validates input, names the run (:func:`prunelab.config.run_name`) and is written next to
+every result. Unknown keys are errors.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+Fraction = Annotated[float, Field(ge=0, lt=1)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataConfig(Strict):
+    """Which dataset; ``download`` only when asked, everything else is offline."""
+
+    name: str = "mnist1d"
+    data_dir: str | None = None
+    download: bool = False
+    augment: bool = True
+
+
+class ModelConfig(Strict):
+    """A registered model and its constructor options (e.g. ``hidden: [300, 100]``)."""
+
+    name: str = "mnist1d_cnn"
+    options: dict[str, object] = Field(default_factory=dict)
+
+
+class OptimizerConfig(Strict):
+    name: Literal["sgd", "adam", "adamw"] = "sgd"
+    lr: float = Field(0.1, gt=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    nesterov: bool = False
+    weight_decay: float = Field(0.0, ge=0)
+    betas: tuple[Annotated[float, Field(ge=0, lt=1)], Annotated[float, Field(ge=0, lt=1)]] = (0.9, 0.999)
+
+    @model_validator(mode="after")
+    def _nesterov_needs_momentum(self) -> OptimizerConfig:
+        if self.nesterov and (self.name != "sgd" or self.momentum == 0):
+            raise ValueError("nesterov needs the sgd optimizer with momentum > 0")
+        return self
+
+
+class LRScheduleConfig(Strict):
+    """Learning-rate schedule over a phase, in epochs.
+
+    ``constant``; ``step`` (x ``gamma`` every ``step_size`` epochs); ``multistep``
+    (x ``gamma`` at each of ``milestones``); ``cosine`` and ``linear`` (to ``final_lr`` at
+    the end of the phase). ``warmup_epochs`` adds a linear warmup in front of any of them.
+    """
+
+    name: Literal["constant", "step", "multistep", "cosine", "linear"] = "constant"
+    step_size: int = Field(1, ge=1)
+    milestones: tuple[Annotated[int, Field(ge=1)], ...] = ()
+    gamma: float = Field(0.1, gt=0)
+    final_lr: float = Field(0.0, ge=0)
+    warmup_epochs: float = Field(0.0, ge=0)
+
+    @field_validator("milestones")
+    @classmethod
+    def _increasing(cls, milestones: tuple[int, ...]) -> tuple[int, ...]:
+        if list(milestones) != sorted(set(milestones)):
+            raise ValueError(f"milestones must be strictly increasing, got {list(milestones)}")
+        return milestones
+
+
+class TrainConfig(Strict):
+    """One training phase: epochs, batch size, optimizer and LR schedule."""
+
+    epochs: int = Field(10, ge=0)
+    batch_size: int = Field(128, ge=1)
+    optimizer: OptimizerConfig = OptimizerConfig()
+    lr_schedule: LRScheduleConfig = LRScheduleConfig()
+
+
+REWIND = re.compile(r"none|init|epoch:\d+|step:\d+")
+
+
+class EvalConfig(TrainConfig):
+    """Training that evaluates a mask (H_eval): where to start from and which LR to use.
+
+    ``rewind``: ``none`` continues from the pruned weights (fine-tuning / LR rewinding),
+    ``init`` rewinds to the initialisation (lottery ticket), ``epoch:K`` / ``step:K`` to the
+    weights of the find phase after K epochs / optimizer steps (late rewinding).
+    ``lr_policy`` replaces ``lr_schedule`` by a retraining policy of seed 003 derived from
+    the find phase's LR log; ``warmup_fraction`` warms it up linearly (slr, clr, llr, allr).
+    """
+
+    rewind: str = "none"
+    lr_policy: Literal["ft", "lrw", "slr", "clr", "llr", "allr"] | None = None
+    warmup_fraction: Fraction = 0.0
+
+    @field_validator("rewind")
+    @classmethod
+    def _rewind_form(cls, rewind: str) -> str:
+        if not REWIND.fullmatch(rewind):
+            raise ValueError(f"rewind must be none, init, epoch:K or step:K, got {rewind!r}")
+        return rewind
+
+
+class PruneBase(Strict):
+    sparsity: Fraction = 0.9
+    scope: Literal["global", "layerwise", "ratios"] = "global"
+    ratios: dict[str, Fraction] | None = None
+    criterion: Literal["magnitude", "random"] = "magnitude"
+    include: list[str] | None = None
+    exclude: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _ratios_with_scope(self) -> PruneBase:
+        if (self.scope == "ratios") != (self.ratios is not None):
+            raise ValueError("scope 'ratios' and the ratios mapping go together")
+        return self
+
+
+class OneShotConfig(PruneBase):
+    """Train (find), prune once to the target, retrain (eval)."""
+
+    method: Literal["oneshot"] = "oneshot"
+
+
+class GMPConfig(PruneBase):
+    """Gradual magnitude pruning during the eval phase (seeds 000, 001): stabilization
+    epochs, then ``init_sparsity`` to ``sparsity`` over ``pruning_epochs`` with the cubic (or
+    linear) schedule, ``updates_per_epoch`` times an epoch, then fine-tuning to the end of
+    the eval phase, optionally without weight decay."""
+
+    method: Literal["gmp"] = "gmp"
+    init_sparsity: Fraction = 0.05
+    stabilization_epochs: int = Field(1, ge=0)
+    pruning_epochs: int = Field(10, ge=1)
+    schedule: Literal["cubic", "linear"] = "cubic"
+    updates_per_epoch: int = Field(4, ge=1)
+    finetune_weight_decay: bool = False
+
+
+class IMPConfig(PruneBase):
+    """Iterative magnitude pruning: prune ``rate`` of the remaining weights per level, then
+    retrain with the eval phase, for ``levels`` levels or until ``sparsity``."""
+
+    method: Literal["imp"] = "imp"
+    rate: float = Field(0.2, gt=0, lt=1)
+    levels: int | None = Field(None, ge=1)
+
+
+class BIMPConfig(IMPConfig):
+    """Budgeted IMP (seed 003): ``initial_epochs`` of linear-schedule training out of a total
+    budget of ``budget_epochs``, then IMP with ALLR over the rest, split over the levels."""
+
+    method: Literal["bimp"] = "bimp"
+    budget_epochs: int = Field(30, ge=2)
+    initial_epochs: int = Field(15, ge=1)
+
+    @model_validator(mode="after")
+    def _budget(self) -> BIMPConfig:
+        if self.initial_epochs >= self.budget_epochs:
+            raise ValueError("initial_epochs must be smaller than budget_epochs")
+        return self
+
+
+PruneConfig = Annotated[OneShotConfig | GMPConfig | IMPConfig | BIMPConfig, Field(discriminator="method")]
+
+
+class Recipe(Strict):
+    """A whole experiment. ``seeds`` run one after another into the same run directory."""
+
+    description: str = ""
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    find: TrainConfig = TrainConfig()
+    prune: PruneConfig = OneShotConfig()
+    eval: EvalConfig = EvalConfig()
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    device: Literal["auto", "cpu", "cuda"] = "auto"

@@ -1,0 +1,28 @@
+"""Datasets as in-memory tensors, loaded by name, and a fast mini-batch iterator.
+
+>>> from prunelab.data import BatchIterator, load_dataset
+>>> ds = load_dataset("mnist1d")  # doctest: +SKIP
+>>> batches = BatchIterator(ds.x_train, ds.y_train, 128, shuffle=True)  # doctest: +SKIP
+"""
+
+# The loader modules fill DATASETS when imported.
+from prunelab.data import cifar, idx, mnist1d  # noqa: F401
+from prunelab.data.loader import BatchIterator
+from prunelab.data.registry import (
+    DATASETS,
+    Dataset,
+    DatasetFormatError,
+    DatasetNotFoundError,
+    default_data_dir,
+    load_dataset,
+)
+
+__all__ = [
+    "DATASETS",
+    "BatchIterator",
+    "Dataset",
+    "DatasetFormatError",
+    "DatasetNotFoundError",
+    "default_data_dir",
+    "load_dataset",
+]

@@ -1,0 +1,67 @@
+"""MNIST-1D (Greydanus, 2020), generated offline with the ``mnist1d`` package and cached as ``.npz``."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from prunelab.data.files import atomic_write
+from prunelab.data.registry import Dataset, register
+
+CACHE_FILE = "mnist1d.npz"
+_KEYS = ("x", "y", "x_test", "y_test")
+
+
+def _generate() -> dict[str, np.ndarray]:
+    """The default MNIST-1D split (4000 train / 1000 test, length 40), as published."""
+    # Imported here: the package pulls in matplotlib, which costs a second at import time.
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    # make_dataset reseeds the global `random` and NumPy generators; restore them so that
+    # loading data never changes the randomness of the caller.
+    py_state, np_state = random.getstate(), np.random.get_state()
+    try:
+        data = make_dataset(get_dataset_args())
+    finally:
+        random.setstate(py_state)
+        np.random.set_state(np_state)
+    return {key: data[key] for key in _KEYS}
+
+
+@register("mnist1d")
+def load_mnist1d(data_dir: Path, download: bool = False) -> Dataset:
+    """MNIST-1D with its raw (already centred and scaled) values, inputs of shape ``(1, 40)``.
+
+    ``download`` is ignored: the data is generated locally and cached in
+    ``data_dir/mnist1d.npz``, so the network is never used.
+
+    >>> ds = load_mnist1d(Path("/tmp/prunelab-doctest"))  # doctest: +SKIP
+    >>> ds.x_train.shape, ds.x_test.shape  # doctest: +SKIP
+    (torch.Size([4000, 1, 40]), torch.Size([1000, 1, 40]))
+    """
+    path = data_dir / CACHE_FILE
+    if path.exists():
+        with np.load(path, allow_pickle=False) as cached:
+            arrays = {key: cached[key] for key in _KEYS}
+    else:
+        arrays = _generate()
+        with atomic_write(path) as f:
+            np.savez(f, **arrays)
+
+    def inputs(a: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(a.astype(np.float32)).unsqueeze(1)
+
+    def labels(a: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(a.astype(np.int64))
+
+    return Dataset(
+        name="mnist1d",
+        x_train=inputs(arrays["x"]),
+        y_train=labels(arrays["y"]),
+        x_test=inputs(arrays["x_test"]),
+        y_test=labels(arrays["y_test"]),
+        num_classes=10,
+    )

@@ -1,0 +1,109 @@
+"""The dataset container, the registry of dataset loaders and ``load_dataset``."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+DATA_ENV_VAR = "PRUNELAB_DATA"
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """The files of a dataset are not where they were looked for."""
+
+
+class DatasetFormatError(ValueError):
+    """A dataset file exists but is corrupt, truncated or of an unexpected layout."""
+
+
+# eq=False: field-wise == on tensors is ambiguous, so compare datasets by identity.
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """A classification dataset held in memory as ready-to-use tensors.
+
+    ``x_*`` are float32 of shape ``(N, *input_shape)`` and already normalized, ``y_*`` are
+    int64 class indices. ``augment`` (train only) maps a batch and a ``torch.Generator`` to
+    an augmented batch of the same shape.
+
+    >>> ds = Dataset("toy", torch.zeros(4, 1, 3), torch.zeros(4, dtype=torch.long),
+    ...              torch.zeros(2, 1, 3), torch.zeros(2, dtype=torch.long), num_classes=2)
+    >>> ds.input_shape
+    (1, 3)
+    """
+
+    name: str
+    x_train: Tensor
+    y_train: Tensor
+    x_test: Tensor
+    y_test: Tensor
+    num_classes: int
+    augment: Callable[[Tensor, torch.Generator], Tensor] | None = None
+
+    def __post_init__(self) -> None:
+        for split, x, y in (("train", self.x_train, self.y_train), ("test", self.x_test, self.y_test)):
+            if x.dtype != torch.float32 or y.dtype != torch.int64:
+                raise TypeError(f"{self.name} {split}: need float32 x, int64 y; got {x.dtype}, {y.dtype}")
+            if len(x) != len(y):
+                raise ValueError(f"{self.name} {split}: {len(x)} inputs but {len(y)} labels")
+            if len(y) and not 0 <= int(y.min()) <= int(y.max()) < self.num_classes:
+                raise ValueError(f"{self.name} {split}: labels outside [0, {self.num_classes})")
+        if self.x_train.shape[1:] != self.x_test.shape[1:]:
+            raise ValueError(f"{self.name}: train inputs {tuple(self.x_train.shape[1:])} "
+                             f"differ from test inputs {tuple(self.x_test.shape[1:])}")
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """Shape of one example, without the batch dimension."""
+        return tuple(self.x_train.shape[1:])
+
+
+DatasetLoader = Callable[[Path, bool], Dataset]
+DATASETS: dict[str, DatasetLoader] = {}
+
+
+def register(name: str) -> Callable[[DatasetLoader], DatasetLoader]:
+    """Decorator adding a loader ``(data_dir, download) -> Dataset`` to ``DATASETS``.
+
+    >>> @register("doctest_toy")
+    ... def toy(data_dir, download):
+    ...     ...
+    >>> DATASETS.pop("doctest_toy") is toy
+    True
+    """
+
+    def decorator(loader: DatasetLoader) -> DatasetLoader:
+        if name in DATASETS:
+            raise ValueError(f"dataset {name!r} is already registered")
+        DATASETS[name] = loader
+        return loader
+
+    return decorator
+
+
+def default_data_dir() -> Path:
+    """``$PRUNELAB_DATA`` if set, else ``~/.cache/prunelab/data``."""
+    env = os.environ.get(DATA_ENV_VAR)
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "prunelab" / "data"
+
+
+def load_dataset(name: str, data_dir: str | Path | None = None, download: bool = False) -> Dataset:
+    """Load the registered dataset ``name`` from ``data_dir`` (default: ``default_data_dir()``).
+
+    With ``download=True`` missing files are fetched from the official sources first;
+    otherwise they raise ``DatasetNotFoundError`` saying where they were looked for.
+
+    >>> ds = load_dataset("mnist1d", data_dir="/tmp/prunelab-doctest")  # doctest: +SKIP
+    >>> ds.x_train.shape, ds.num_classes  # doctest: +SKIP
+    (torch.Size([4000, 1, 40]), 10)
+    """
+    try:
+        loader = DATASETS[name]
+    except KeyError:
+        raise ValueError(f"unknown dataset {name!r}; known datasets: {', '.join(sorted(DATASETS))}") from None
+    root = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
+    return loader(root, download)

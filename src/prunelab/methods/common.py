@@ -1,0 +1,122 @@
+"""Steps shared by the pruning methods: the find phase, one pruning step, retraining."""
+
+from __future__ import annotations
+
+import torch
+
+from prunelab.runs.session import SaveWeightsAt, Session
+from prunelab.schedules import allr_d1, retrain_schedule
+
+
+def rewind_target(session: Session) -> tuple[str, int] | None:
+    """(``"epoch"`` or ``"step"``, K) if the eval phase rewinds into the find phase."""
+    kind, _, k = session.recipe.eval.rewind.partition(":")
+    return (kind, int(k)) if kind in ("epoch", "step") else None
+
+
+def find(session: Session) -> dict:
+    """Train with H_find, keeping the weights that late rewinding will need."""
+    config = session.recipe.find
+    hooks = []
+    target = rewind_target(session)
+    if target is not None:
+        steps_per_epoch = _steps_per_epoch(session, config.batch_size)
+        step = target[1] * (steps_per_epoch if target[0] == "epoch" else 1)
+        if step > config.epochs * steps_per_epoch:
+            raise ValueError(
+                f"eval.rewind={session.recipe.eval.rewind} lies past the end of the find phase "
+                f"({config.epochs} epochs of {steps_per_epoch} steps)"
+            )
+        hooks.append(SaveWeightsAt(session, step, "rewind"))
+    result = session.train("find", config, step_hooks=hooks)
+    if target is not None and not session.has_weights("rewind"):
+        session.save_weights("rewind")  # K was the very end of the find phase
+    return result
+
+
+def prune(session: Session, key: str, **target) -> dict:
+    """Prune once (``sparsity=`` with the recipe's scope, or ``ratios=``), as a unit of the
+    run: records the sparsity, accuracy right after pruning and ALLR's d1."""
+
+    def compute() -> dict:
+        pruner = session.pruner
+        before = [p.detach().clone() for p in pruner.parameters.values()]
+        total = sum(p.numel() for p in before)
+        remaining_before = total - pruner.count_pruned()
+        spec = session.recipe.prune
+        if "ratios" in target:
+            pruner.prune(ratios=target["ratios"])
+        elif spec.scope == "ratios":
+            pruner.prune(ratios=spec.ratios)
+        else:
+            pruner.prune(target["sparsity"], scope=spec.scope)
+        newly_pruned = remaining_before - (total - pruner.count_pruned())
+        fraction = newly_pruned / remaining_before if remaining_before else 0.0
+        d1 = allr_d1(before, [p.detach() for p in pruner.parameters.values()], fraction) if fraction else 0.0
+        loss, acc = session.evaluate()
+        return {
+            "sparsity": pruner.sparsity(),
+            "pruned_fraction_of_remaining": fraction,
+            "d1": d1,
+            "test_loss_after_prune": loss,
+            "test_acc_after_prune": acc,
+            "layer_sparsity": pruner.layer_sparsity(),
+        }
+
+    return session.once(key, compute)
+
+
+def retrain(session: Session, phase: str, find_result: dict, pruned: dict, epochs: int | None = None) -> dict:
+    """Rewind as ``eval.rewind`` says, then train with H_eval (or its LR policy)."""
+    config = session.recipe.eval
+    if epochs is not None:
+        config = config.model_copy(update={"epochs": epochs})
+    target = rewind_target(session)
+
+    def rewind() -> dict:
+        if config.rewind == "init":
+            session.load_weights("init")
+        elif target is not None:
+            session.load_weights("rewind")
+        return {"rewind": config.rewind}
+
+    session.once(f"{phase}/rewind", rewind)
+    plan = None
+    start_epoch = 0
+    steps_per_epoch = _steps_per_epoch(session, config.batch_size)
+    if config.lr_policy is not None:
+        plan = retrain_schedule(
+            config.lr_policy,
+            find_result["lr_log"],
+            max(1, config.epochs * steps_per_epoch),
+            d1=pruned["d1"] if config.lr_policy == "allr" else None,
+            warmup_fraction=config.warmup_fraction,
+        )
+        session.once(f"{phase}/lr_policy", lambda: {
+            "policy": plan.policy, "initial_lr": plan.initial_lr, "warmup_steps": plan.warmup_steps,
+            "d1": plan.d1, "d2": plan.d2, "d": plan.d,
+        })
+    elif target is not None and target[0] == "epoch":
+        start_epoch = target[1]  # late rewinding restores the LR position too
+    return session.train(phase, config, schedule=plan.schedule if plan else None, start_epoch=start_epoch)
+
+
+def _steps_per_epoch(session: Session, batch_size: int) -> int:
+    return -(-len(session.data.x_train) // batch_size)
+
+
+def layer_counts(session: Session) -> dict[str, dict]:
+    """Per prunable tensor: size, remaining weights and sparsity (the LPR)."""
+    pruner = session.pruner
+    return {
+        name: {"numel": p.numel(), "remaining": p.numel() - pruner.count_pruned(name),
+               "sparsity": pruner.count_pruned(name) / p.numel()}
+        for name, p in pruner.parameters.items()
+    }
+
+
+@torch.no_grad()
+def parameter_counts(session: Session) -> dict[str, int]:
+    """All parameters, and those remaining after pruning (the model's nonzero count)."""
+    total = sum(p.numel() for p in session.model.parameters())
+    return {"parameters": total, "remaining_parameters": total - session.pruner.count_pruned()}

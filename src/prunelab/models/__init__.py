@@ -1,0 +1,11 @@
+"""Model builders by name.
+
+>>> from prunelab.models import build_model
+>>> model = build_model("resnet20", num_classes=10, input_shape=(3, 32, 32))
+"""
+
+# The builder modules fill MODELS when imported.
+from prunelab.models import cnn, mlp, resnet, vgg  # noqa: F401
+from prunelab.models.registry import MODELS, build_model, model_options
+
+__all__ = ["MODELS", "build_model", "model_options"]

@@ -1,0 +1,89 @@
+"""Plain convolutional networks: the MNIST-1D reference CNN and Conv-2/4/6 of Frankle & Carbin (2019)."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from torch import nn
+
+from prunelab.models.common import check_input_shape, glorot_init, output_size
+from prunelab.models.registry import register
+
+
+def _features_classifier(features: nn.Sequential, classifier: nn.Sequential) -> nn.Sequential:
+    return nn.Sequential(OrderedDict(features=features, classifier=classifier))
+
+
+@register("mnist1d_cnn")
+def mnist1d_cnn(num_classes: int, input_shape: tuple[int, ...]) -> nn.Module:
+    """The MNIST-1D reference CNN (ConvBase): 3 stride-2 Conv1d of 25 channels with ReLU, then linear.
+
+    >>> sum(p.numel() for p in mnist1d_cnn(10, (1, 40)).parameters())
+    5210
+    """
+    check_input_shape("mnist1d_cnn", input_shape, "CL")
+    features = nn.Sequential(
+        nn.Conv1d(input_shape[0], 25, 5, stride=2, padding=1),
+        nn.ReLU(),
+        nn.Conv1d(25, 25, 3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.Conv1d(25, 25, 3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.Flatten(),
+    )
+    classifier = nn.Sequential(nn.Linear(output_size(features, input_shape), num_classes))
+    return _features_classifier(features, classifier)
+
+
+def _conv_net(name: str, stages: int, num_classes: int, input_shape: tuple[int, ...]) -> nn.Module:
+    check_input_shape(name, input_shape, "CHW")
+    layers: list[nn.Module] = []
+    channels = input_shape[0]
+    for width in (64, 128, 256)[:stages]:
+        layers += [
+            nn.Conv2d(channels, width, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(width, width, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+        ]
+        channels = width
+    features = nn.Sequential(*layers, nn.Flatten())
+    classifier = nn.Sequential(
+        nn.Linear(output_size(features, input_shape), 256),
+        nn.ReLU(),
+        nn.Linear(256, 256),
+        nn.ReLU(),
+        nn.Linear(256, num_classes),
+    )
+    return glorot_init(_features_classifier(features, classifier))
+
+
+@register("conv2")
+def conv2(num_classes: int, input_shape: tuple[int, ...]) -> nn.Module:
+    """Conv-2 (Frankle & Carbin, 2019): 3x3 convs 64-64, max-pool, then FC 256-256.
+
+    >>> conv2(10, (3, 32, 32))[0][0]
+    Conv2d(3, 64, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1))
+    """
+    return _conv_net("conv2", 1, num_classes, input_shape)
+
+
+@register("conv4")
+def conv4(num_classes: int, input_shape: tuple[int, ...]) -> nn.Module:
+    """Conv-4 (Frankle & Carbin, 2019): 3x3 convs 64-64, pool, 128-128, pool, then FC 256-256.
+
+    >>> len(conv4(10, (3, 32, 32)).features)
+    11
+    """
+    return _conv_net("conv4", 2, num_classes, input_shape)
+
+
+@register("conv6")
+def conv6(num_classes: int, input_shape: tuple[int, ...]) -> nn.Module:
+    """Conv-6 (Frankle & Carbin, 2019): 3x3 convs 64-64, pool, 128-128, pool, 256-256, pool, FC 256-256.
+
+    >>> conv6(10, (3, 32, 32)).classifier[0]
+    Linear(in_features=4096, out_features=256, bias=True)
+    """
+    return _conv_net("conv6", 3, num_classes, input_shape)

@@ -1,0 +1,65 @@
+"""Shape helpers shared by the model builders."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+
+def check_input_shape(model: str, input_shape: Sequence[int], layout: str) -> None:
+    """Raise ``ValueError`` unless ``input_shape`` has one entry per letter of ``layout`` (e.g. "CHW").
+
+    >>> check_input_shape("conv2", (1, 40), "CHW")
+    Traceback (most recent call last):
+    ...
+    ValueError: conv2 needs inputs of shape (C, H, W), got (1, 40)
+    """
+    if len(input_shape) != len(layout):
+        raise ValueError(f"{model} needs inputs of shape ({', '.join(layout)}), got {tuple(input_shape)}")
+
+
+def output_size(module: nn.Module, input_shape: Sequence[int]) -> int:
+    """Number of values ``module`` outputs per example, found by one dummy forward pass.
+
+    The pass runs in eval mode without gradients, so BatchNorm statistics stay untouched.
+
+    >>> output_size(nn.Conv1d(1, 25, 5, stride=2, padding=1), (1, 40))
+    475
+    """
+    was_training = module.training
+    module.eval()
+    with torch.no_grad():
+        size = module(torch.zeros(1, *input_shape)).numel()
+    module.train(was_training)
+    return size
+
+
+def glorot_init(model: nn.Module) -> nn.Module:
+    """Glorot-normal weights and zero biases in every conv and linear layer (as Frankle & Carbin, 2019).
+
+    >>> layer = glorot_init(nn.Linear(3, 2))
+    >>> layer.bias.tolist()
+    [0.0, 0.0]
+    """
+    for layer in model.modules():
+        if isinstance(layer, (nn.Conv1d, nn.Conv2d, nn.Linear)):
+            nn.init.xavier_normal_(layer.weight)
+            if layer.bias is not None:
+                nn.init.zeros_(layer.bias)
+    return model
+
+
+def he_init(model: nn.Module) -> nn.Module:
+    """He-normal (fan-out, ReLU) weights in every conv layer (as He et al., 2016); others keep theirs.
+
+    >>> _ = torch.manual_seed(0)
+    >>> conv = he_init(nn.Conv2d(3, 8, 3))  # std sqrt(2 / fan_out) = sqrt(2 / 72) ~ 0.167
+    >>> round(conv.weight.std().item(), 2)
+    0.17
+    """
+    for layer in model.modules():
+        if isinstance(layer, nn.Conv2d):
+            nn.init.kaiming_normal_(layer.weight, mode="fan_out", nonlinearity="relu")
+    return model

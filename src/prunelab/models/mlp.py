@@ -1,0 +1,42 @@
+"""Fully connected networks: a configurable MLP and LeNet-300-100."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from torch import nn
+
+from prunelab.models.common import glorot_init
+from prunelab.models.registry import register
+
+
+def _mlp(in_features: int, hidden_sizes: Sequence[int], num_classes: int) -> nn.Sequential:
+    layers: list[nn.Module] = [nn.Flatten()]
+    for width in hidden_sizes:
+        layers += [nn.Linear(in_features, width), nn.ReLU()]
+        in_features = width
+    layers.append(nn.Linear(in_features, num_classes))
+    return nn.Sequential(*layers)
+
+
+@register("mlp")
+def mlp(
+    num_classes: int, input_shape: tuple[int, ...], *, hidden_sizes: Sequence[int] = (100, 100)
+) -> nn.Module:
+    """ReLU MLP on the flattened input, hidden sizes 100-100 by default (PyTorch default init).
+
+    >>> sum(p.numel() for p in mlp(10, (1, 40)).parameters())
+    15210
+    """
+    return _mlp(math.prod(input_shape), hidden_sizes, num_classes)
+
+
+@register("lenet_300_100")
+def lenet_300_100(num_classes: int, input_shape: tuple[int, ...]) -> nn.Module:
+    """LeNet-300-100 (LeCun et al., 1998): flatten, 300, 100, ReLU; Glorot init as Frankle & Carbin.
+
+    >>> sum(p.numel() for p in lenet_300_100(10, (1, 28, 28)).parameters())
+    266610
+    """
+    return glorot_init(_mlp(math.prod(input_shape), (300, 100), num_classes))

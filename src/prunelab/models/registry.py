@@ -1,0 +1,71 @@
+"""The registry of model builders and ``build_model``."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from torch import nn
+
+ModelBuilder = Callable[..., nn.Module]
+MODELS: dict[str, ModelBuilder] = {}
+_REQUIRED = ("num_classes", "input_shape")
+
+
+def register(name: str) -> Callable[[ModelBuilder], ModelBuilder]:
+    """Decorator adding a builder ``(num_classes, input_shape, *, options...) -> nn.Module`` to ``MODELS``.
+
+    The first line of the builder's docstring describes the model in listings.
+
+    >>> @register("doctest_linear")
+    ... def linear(num_classes, input_shape):
+    ...     '''A single linear layer.'''
+    ...     return nn.Linear(input_shape[0], num_classes)
+    >>> MODELS.pop("doctest_linear") is linear
+    True
+    """
+
+    def decorator(builder: ModelBuilder) -> ModelBuilder:
+        if name in MODELS:
+            raise ValueError(f"model {name!r} is already registered")
+        MODELS[name] = builder
+        return builder
+
+    return decorator
+
+
+def model_options(name: str) -> dict[str, Any]:
+    """The options of model ``name`` with their defaults.
+
+    >>> model_options("resnet20")
+    {'width': 16}
+    """
+    parameters = inspect.signature(_builder(name)).parameters
+    return {key: p.default for key, p in parameters.items() if key not in _REQUIRED}
+
+
+def build_model(name: str, num_classes: int, input_shape: Sequence[int], **options: Any) -> nn.Module:
+    """Build the registered model ``name`` for inputs of shape ``input_shape`` (without batch).
+
+    >>> import torch
+    >>> model = build_model("mlp", num_classes=10, input_shape=(1, 40), hidden_sizes=[100, 100])
+    >>> model(torch.zeros(2, 1, 40)).shape
+    torch.Size([2, 10])
+    """
+    builder = _builder(name)
+    allowed = model_options(name)
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise TypeError(
+            f"model {name!r} has no option(s) {', '.join(map(repr, unknown))}; "
+            f"its options are: {', '.join(allowed) or 'none'}"
+        )
+    return builder(num_classes=num_classes, input_shape=tuple(input_shape), **options)
+
+
+def _builder(name: str) -> ModelBuilder:
+    try:
+        return MODELS[name]
+    except KeyError:
+        raise ValueError(f"unknown model {name!r}; known models: {', '.join(sorted(MODELS))}") from None

@@ -1,0 +1,34 @@
+"""VGG-16 with BatchNorm, CIFAR variant (a single linear classifier on the 512 final features)."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from torch import nn
+
+from prunelab.models.common import check_input_shape, he_init, output_size
+from prunelab.models.registry import register
+
+_VGG16 = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
+
+
+@register("vgg16_bn")
+def vgg16_bn(num_classes: int, input_shape: tuple[int, ...]) -> nn.Module:
+    """VGG-16 with BatchNorm for CIFAR: 13 3x3 conv-BN-ReLU layers, 5 max-pools, Linear(512, classes).
+
+    >>> vgg16_bn(10, (3, 32, 32)).classifier
+    Linear(in_features=512, out_features=10, bias=True)
+    """
+    check_input_shape("vgg16_bn", input_shape, "CHW")
+    layers: list[nn.Module] = []
+    channels = input_shape[0]
+    for entry in _VGG16:
+        if entry == "M":
+            layers.append(nn.MaxPool2d(2))
+        else:
+            # No conv bias: the BatchNorm right after it has its own shift.
+            layers += [nn.Conv2d(channels, entry, 3, padding=1, bias=False), nn.BatchNorm2d(entry), nn.ReLU()]
+            channels = entry
+    features = nn.Sequential(*layers, nn.Flatten())
+    classifier = nn.Linear(output_size(features, input_shape), num_classes)
+    return he_init(nn.Sequential(OrderedDict(features=features, classifier=classifier)))

@@ -1,0 +1,2 @@
+"""Run directories: resumable sessions (:mod:`.session`), one-file checkpoints, atomic writes,
+and running recipes into run directories (:mod:`.runner`)."""

@@ -1,0 +1,60 @@
+"""One-file checkpoints: model, masks, optimizer state and the run's journal, replaced atomically.
+
+Everything lives in a single safetensors file (tensors, plus JSON in its metadata), so a
+kill at any moment leaves either the previous checkpoint or the new one.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from torch import nn
+
+from prunelab.masks import Pruner
+from prunelab.runs.io import save_tensors
+
+
+def save_checkpoint(
+    path: Path, model: nn.Module, pruner: Pruner, optimizer: torch.optim.Optimizer | None, journal: dict
+) -> None:
+    tensors = {f"model/{k}": v for k, v in model.state_dict().items()}
+    tensors.update({f"pruner/{k}": v for k, v in pruner.state_dict().items()})
+    optimizer_meta: dict = {}
+    if optimizer is not None:
+        state = optimizer.state_dict()
+        scalars: dict = {}
+        for index, entries in state["state"].items():
+            for key, value in entries.items():
+                if torch.is_tensor(value):
+                    tensors[f"optimizer/{index}/{key}"] = value
+                else:
+                    scalars.setdefault(str(index), {})[key] = value
+        optimizer_meta = {"param_groups": state["param_groups"], "scalars": scalars}
+    metadata = {"journal": json.dumps(journal), "optimizer": json.dumps(optimizer_meta)}
+    save_tensors(tensors, path, metadata)
+
+
+def load_checkpoint(path: Path, model: nn.Module, pruner: Pruner) -> tuple[dict, dict | None]:
+    """Load model weights and masks in place; return the journal and the optimizer state
+    dict (None if the checkpoint has none), to be loaded once the optimizer exists."""
+    groups: dict[str, dict] = {"model": {}, "pruner": {}, "optimizer": {}}
+    with safe_open(str(path), framework="pt") as file:
+        metadata = file.metadata()
+        for key in file.keys():
+            group, _, name = key.partition("/")
+            groups[group][name] = file.get_tensor(key)
+    model.load_state_dict(groups["model"])
+    pruner.load_state_dict(groups["pruner"])
+    optimizer_meta = json.loads(metadata["optimizer"])
+    if not optimizer_meta:
+        return json.loads(metadata["journal"]), None
+    state: dict[int, dict] = {}
+    for name, value in groups["optimizer"].items():
+        index, _, key = name.partition("/")
+        state.setdefault(int(index), {})[key] = value
+    for index, entries in optimizer_meta["scalars"].items():
+        state.setdefault(int(index), {}).update(entries)
+    return json.loads(metadata["journal"]), {"state": state, "param_groups": optimizer_meta["param_groups"]}

@@ -1,0 +1,98 @@
+"""Running a recipe into a run directory, one seed after another, resumably.
+
+Layout of ``<out>/<run name>/``::
+
+    recipe.yaml                 the resolved recipe (every default written out)
+    summary.json                mean and std over the finished seeds
+    seed-<s>/
+        summary.json            dense / pruned / final accuracy, sparsity, parameters, time
+        metrics.csv, .json      one row per epoch of every phase
+        lr_log.json             the LR of every optimizer step, per phase
+        layer_sparsity.json     the layerwise pruning ratios (LPR) of the final masks
+        masks.safetensors       final masks (bit-packed)
+        model.safetensors       final weights
+        checkpoint.safetensors  the resumable state (kept: a finished seed is not re-run)
+        snapshots/              weights kept for rewinding (init, rewind)
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+
+import torch
+
+from prunelab.config import Recipe, recipe_yaml, run_name
+from prunelab.data import load_dataset
+from prunelab.methods import METHODS
+from prunelab.methods.common import layer_counts, parameter_counts
+from prunelab.runs.io import save_tensors, write_csv, write_json, write_text
+from prunelab.runs.session import Session
+
+SUMMARY = "summary.json"
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device: cuda was asked for, but torch sees no CUDA device (use cpu or auto)")
+    return torch.device(name)
+
+
+def run_recipe(recipe: Recipe, out: str | Path = "runs", progress: bool = True) -> Path:
+    """Run every seed of ``recipe`` that has not finished yet; returns the run directory."""
+    folder = Path(out) / run_name(recipe)
+    write_text(folder / "recipe.yaml", recipe_yaml(recipe))
+    device = resolve_device(recipe.device)
+    data = None
+    for seed in recipe.seeds:
+        seed_folder = folder / f"seed-{seed}"
+        if (seed_folder / SUMMARY).exists():
+            continue
+        if data is None:
+            data = load_dataset(recipe.data.name, recipe.data.data_dir, recipe.data.download)
+        run_seed(seed_folder, recipe, seed, data, device, progress)
+    write_json(folder / SUMMARY, aggregate(folder, recipe))
+    return folder
+
+
+def run_seed(folder: Path, recipe: Recipe, seed: int, data, device: torch.device, progress: bool) -> dict:
+    session = Session(folder, recipe, seed, data, device, progress)
+    results = METHODS[recipe.prune.method](session)
+    journal = session.journal
+    phases = [key for key, value in journal["done"].items() if isinstance(value, dict) and "history" in value]
+    rows = [row for phase in phases for row in journal["done"][phase]["history"]]
+    write_csv(folder / "metrics.csv", rows)
+    write_json(folder / "metrics.json", rows)
+    write_json(folder / "lr_log.json", {phase: journal["done"][phase]["lr_log"] for phase in phases})
+    write_json(folder / "layer_sparsity.json", layer_counts(session))
+    write_json(folder / "events.json", {k: v for k, v in journal["done"].items() if k not in phases})
+    save_tensors(session.pruner.state_dict(), folder / "masks.safetensors")
+    save_tensors(session.model.state_dict(), folder / "model.safetensors")
+    summary = {
+        "method": recipe.prune.method,
+        "seed": seed,
+        **results,
+        "sparsity": session.pruner.sparsity(),
+        **parameter_counts(session),
+        "wall_seconds": session.elapsed(),
+    }
+    write_json(folder / SUMMARY, summary)
+    return summary
+
+
+def aggregate(folder: Path, recipe: Recipe) -> dict:
+    """Mean and standard deviation of every numeric summary field over the finished seeds."""
+    summaries = [
+        json.loads((folder / f"seed-{s}" / SUMMARY).read_text())
+        for s in recipe.seeds
+        if (folder / f"seed-{s}" / SUMMARY).exists()
+    ]
+    fields = [k for k, v in (summaries[0] if summaries else {}).items() if isinstance(v, (int, float)) and k != "seed"]
+    stats = {}
+    for key in fields:
+        values = [s[key] for s in summaries if isinstance(s.get(key), (int, float))]
+        stats[key] = {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0}
+    return {"run": folder.name, "method": recipe.prune.method, "seeds": [s["seed"] for s in summaries], "stats": stats}

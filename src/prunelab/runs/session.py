@@ -1,0 +1,141 @@
+"""A session: one seed of one run, backed by a folder, resumable after a kill at any moment.
+
+Methods (:mod:`prunelab.methods`) are plain functions of a session. They change the model
+only inside :meth:`Session.train` and :meth:`Session.once`; each of these ends with a
+checkpoint, and records its result in the journal. Resuming replays the method from the
+top: finished units return their recorded result without running, the unit that was cut
+off continues from its last checkpoint (a training phase from its last finished epoch).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+from prunelab.config.schema import Recipe, TrainConfig
+from prunelab.data import Dataset
+from prunelab.masks import Pruner
+from prunelab.models import build_model
+from prunelab.runs.checkpoint import load_checkpoint, save_checkpoint
+from prunelab.runs.io import save_tensors
+from prunelab.schedules import Schedule
+from prunelab.train import Trainer, evaluate
+from prunelab.train.trainer import StepHook
+
+CHECKPOINT = "checkpoint.safetensors"
+
+
+class Session:
+    def __init__(self, folder: Path, recipe: Recipe, seed: int, data: Dataset, device: torch.device, progress: bool = True) -> None:
+        self.folder, self.recipe, self.seed, self.data, self.device = folder, recipe, seed, data, device
+        self.progress = progress
+        torch.manual_seed(seed)
+        self.model = build_model(
+            recipe.model.name, num_classes=data.num_classes, input_shape=data.input_shape, **recipe.model.options
+        ).to(device)
+        prune = recipe.prune
+        self.pruner = Pruner(self.model, include=prune.include, exclude=prune.exclude, criterion=prune.criterion, seed=seed)
+        self.journal: dict = {"done": {}, "phase": None}
+        self._optimizer_state: dict | None = None
+        if (folder / CHECKPOINT).exists():
+            self.journal, self._optimizer_state = load_checkpoint(folder / CHECKPOINT, self.model, self.pruner)
+        else:
+            self.save_weights("init")
+        self._started = time.perf_counter() - self.journal.get("elapsed", 0.0)
+
+    def elapsed(self) -> float:
+        """Wall time spent on this seed so far, summed over interrupted and resumed runs."""
+        return time.perf_counter() - self._started
+
+    # -- units of work -----------------------------------------------------------------
+
+    def once(self, key: str, compute: Callable[[], dict]) -> dict:
+        """Run ``compute`` unless a previous run finished it; its result is remembered."""
+        if key not in self.journal["done"]:
+            self.journal["done"][key] = compute()
+            self._checkpoint()
+        return self.journal["done"][key]
+
+    def train(
+        self,
+        phase: str,
+        config: TrainConfig,
+        *,
+        schedule: Schedule | None = None,
+        step_hooks: Sequence[StepHook] = (),
+        start_epoch: int = 0,
+        augment: bool | None = None,
+    ) -> dict:
+        """Train one phase (resuming it if it was cut off); returns its history and LR log.
+
+        ``start_epoch`` skips the first epochs, with the LR schedule at that position
+        (used by rewinding to epoch K).
+        """
+        if phase in self.journal["done"]:
+            return self.journal["done"][phase]
+        trainer = Trainer(
+            self.model, self.data, config, seed=self.seed, phase=phase, device=self.device,
+            pruner=self.pruner, schedule=schedule, step_hooks=step_hooks,
+            augment=self.recipe.data.augment if augment is None else augment, progress=self.progress,
+        )
+        current = self.journal["phase"]
+        if current is not None and current["name"] == phase:
+            trainer.state.__dict__.update(current["state"])
+            if self._optimizer_state is not None:
+                trainer.optimizer.load_state_dict(self._optimizer_state)
+                self.pruner.apply()
+        else:
+            trainer.state.epoch = start_epoch
+            trainer.state.step = start_epoch * trainer.steps_per_epoch
+        try:
+            trainer.run(on_epoch_end=self._checkpoint_phase)
+        finally:
+            self.pruner.detach(trainer.optimizer)
+        result = {"history": trainer.state.history, "lr_log": trainer.state.lr_log, "steps_per_epoch": trainer.steps_per_epoch}
+        self.journal["done"][phase] = result
+        self.journal["phase"] = None
+        self._checkpoint()
+        return result
+
+    def _checkpoint_phase(self, trainer: Trainer) -> None:
+        self.journal["phase"] = {"name": trainer.phase, "state": dict(trainer.state.__dict__)}
+        self._checkpoint(trainer.optimizer)
+
+    def _checkpoint(self, optimizer: torch.optim.Optimizer | None = None) -> None:
+        self.journal["elapsed"] = self.elapsed()
+        save_checkpoint(self.folder / CHECKPOINT, self.model, self.pruner, optimizer, self.journal)
+
+    # -- helpers for methods -------------------------------------------------------------
+
+    def evaluate(self) -> tuple[float, float]:
+        """Test loss and accuracy of the model as it is."""
+        return evaluate(self.model, self.data.x_test, self.data.y_test, self.device)
+
+    def save_weights(self, name: str) -> None:
+        """Keep a copy of the current weights under ``name`` (e.g. for rewinding)."""
+        save_tensors(self.model.state_dict(), self.folder / "snapshots" / f"{name}.safetensors")
+
+    def load_weights(self, name: str) -> None:
+        """Put back the weights saved as ``name``; pruned weights stay zero."""
+        path = self.folder / "snapshots" / f"{name}.safetensors"
+        self.model.load_state_dict(load_file(str(path), device=str(self.device)))
+        self.pruner.apply()
+
+    def has_weights(self, name: str) -> bool:
+        return (self.folder / "snapshots" / f"{name}.safetensors").exists()
+
+
+class SaveWeightsAt:
+    """Step hook: save the weights as ``name`` when ``step`` optimizer steps are done."""
+
+    def __init__(self, session: Session, step: int, name: str) -> None:
+        self.session, self.step, self.name = session, step, name
+
+    def __call__(self, trainer: Trainer, step: int) -> None:
+        if step == self.step:
+            self.session.save_weights(self.name)
+

@@ -1,0 +1,176 @@
+"""The epoch loop of one training phase: per-step LR, evaluation every epoch, resumable state."""
+
+from __future__ import annotations
+
+import time
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from prunelab.config.schema import TrainConfig
+from prunelab.data import BatchIterator, Dataset
+from prunelab.masks import Pruner
+from prunelab.schedules import Schedule
+from prunelab.train.optim import build_optimizer, build_schedule
+
+
+class StepHook(Protocol):
+    """Called before every optimizer step, e.g. to raise the sparsity during GMP."""
+
+    def __call__(self, trainer: Trainer, step: int) -> None: ...
+
+
+@dataclass
+class PhaseState:
+    """Everything a phase needs besides weights, masks and optimizer state to resume."""
+
+    epoch: int = 0
+    step: int = 0
+    lr_log: list[float] = field(default_factory=list)
+    history: list[dict] = field(default_factory=list)
+
+
+def epoch_generator(seed: int, phase: str, epoch: int) -> torch.Generator:
+    """The generator of one epoch's shuffling and augmentation: resuming at any epoch
+    replays exactly the batches an uninterrupted run would have seen."""
+    return torch.Generator().manual_seed(zlib.crc32(f"{seed}/{phase}/{epoch}".encode()))
+
+
+class Trainer:
+    """Trains ``model`` on ``data`` for ``config.epochs`` epochs and evaluates every epoch.
+
+    The LR of every step is ``schedule(step)`` (by default the config's schedule) and is
+    recorded in ``state.lr_log``, because LR rewinding replays it later. An attached
+    ``pruner`` keeps pruned weights at zero.
+
+    >>> from prunelab.data import Dataset
+    >>> data = Dataset("toy", torch.randn(64, 4), torch.randint(0, 2, (64,)),
+    ...                torch.randn(16, 4), torch.randint(0, 2, (16,)), num_classes=2)
+    >>> trainer = Trainer(nn.Linear(4, 2), data, TrainConfig(epochs=2, batch_size=16),
+    ...                   seed=0, progress=False)
+    >>> history = trainer.run()
+    >>> len(history), len(trainer.state.lr_log)
+    (2, 8)
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        data: Dataset,
+        config: TrainConfig,
+        *,
+        seed: int,
+        phase: str = "train",
+        device: torch.device | str = "cpu",
+        pruner: Pruner | None = None,
+        schedule: Schedule | None = None,
+        step_hooks: Sequence[StepHook] = (),
+        augment: bool = True,
+        progress: bool = True,
+    ) -> None:
+        self.model, self.data, self.config = model, data, config
+        self.seed, self.phase, self.device = seed, phase, torch.device(device)
+        self.pruner = pruner
+        self.step_hooks = list(step_hooks)
+        self.augment = data.augment if augment else None
+        self.progress = progress
+        self.optimizer = build_optimizer(config.optimizer, model.parameters())
+        self.steps_per_epoch = len(self._batches(0))
+        self.schedule = schedule or build_schedule(
+            config.lr_schedule, config.optimizer.lr, config.epochs, self.steps_per_epoch
+        )
+        if pruner is not None:
+            pruner.attach(self.optimizer)
+        self.state = PhaseState()
+
+    @property
+    def total_steps(self) -> int:
+        return self.config.epochs * self.steps_per_epoch
+
+    def _batches(self, epoch: int) -> BatchIterator:
+        return BatchIterator(
+            self.data.x_train, self.data.y_train, self.config.batch_size, shuffle=True,
+            generator=epoch_generator(self.seed, self.phase, epoch),
+        )
+
+    def run(self, on_epoch_end: Callable[[Trainer], None] | None = None) -> list[dict]:
+        """Train the remaining epochs; ``on_epoch_end`` runs after each (e.g. a checkpoint)."""
+        epochs = range(self.state.epoch, self.config.epochs)
+        bar = tqdm(epochs, desc=self.phase, unit="epoch", disable=not self.progress, leave=False)
+        for epoch in bar:
+            started = time.perf_counter()
+            train_loss, train_acc = self.train_epoch(epoch)
+            test_loss, test_acc = self.evaluate()
+            metrics = {
+                "phase": self.phase,
+                "epoch": epoch + 1,
+                "step": self.state.step,
+                "lr": self.state.lr_log[-1] if self.state.lr_log else None,
+                "train_loss": train_loss,
+                "train_acc": train_acc,
+                "test_loss": test_loss,
+                "test_acc": test_acc,
+                "sparsity": self.pruner.sparsity() if self.pruner else 0.0,
+                "seconds": time.perf_counter() - started,
+            }
+            self.state.history.append(metrics)
+            self.state.epoch = epoch + 1
+            bar.set_postfix(loss=f"{train_loss:.3f}", acc=f"{test_acc:.2%}", sparsity=f"{metrics['sparsity']:.1%}")
+            if on_epoch_end is not None:
+                on_epoch_end(self)
+        return self.state.history
+
+    def train_epoch(self, epoch: int) -> tuple[float, float]:
+        """One epoch of SGD steps; returns the mean training loss and accuracy."""
+        self.model.train()
+        generator = epoch_generator(self.seed, self.phase, epoch)
+        total_loss = torch.zeros((), device=self.device)
+        correct = torch.zeros((), dtype=torch.long, device=self.device)
+        seen = 0
+        for x, y in self._batches(epoch):
+            if self.augment is not None:
+                x = self.augment(x, generator)
+            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+            for hook in self.step_hooks:
+                hook(self, self.state.step)
+            lr = self.schedule(self.state.step)
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+            logits = self.model(x)
+            loss = F.cross_entropy(logits, y)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            self.state.lr_log.append(lr)
+            self.state.step += 1
+            total_loss += loss.detach() * len(y)
+            correct += (logits.argmax(1) == y).sum()
+            seen += len(y)
+        return float(total_loss) / max(seen, 1), float(correct) / max(seen, 1)
+
+    @torch.no_grad()
+    def evaluate(self, batch_size: int = 1000) -> tuple[float, float]:
+        """Test loss and top-1 accuracy."""
+        return evaluate(self.model, self.data.x_test, self.data.y_test, self.device, batch_size)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: Tensor, y: Tensor, device: torch.device, batch_size: int = 1000) -> tuple[float, float]:
+    """Mean cross-entropy and top-1 accuracy of ``model`` on ``(x, y)``."""
+    was_training = model.training
+    model.eval()
+    total_loss, correct = 0.0, 0
+    for start in range(0, len(x), batch_size):
+        xb = x[start : start + batch_size].to(device)
+        yb = y[start : start + batch_size].to(device)
+        logits = model(xb)
+        total_loss += float(F.cross_entropy(logits, yb, reduction="sum"))
+        correct += int((logits.argmax(1) == yb).sum())
+    model.train(was_training)
+    return total_loss / len(x), correct / len(x)

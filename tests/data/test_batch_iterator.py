@@ -1,0 +1,81 @@
+"""BatchIterator: coverage, determinism and sharding."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from prunelab.data import BatchIterator
+
+
+def make(n: int = 103, **kwargs) -> BatchIterator:
+    x = torch.arange(n, dtype=torch.float32).unsqueeze(1)
+    return BatchIterator(x, torch.arange(n), **kwargs)
+
+
+def epoch_labels(batches: BatchIterator) -> list[int]:
+    return [label for _, yb in batches for label in yb.tolist()]
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_each_example_exactly_once_per_epoch(shuffle: bool) -> None:
+    batches = make(batch_size=10, shuffle=shuffle, generator=torch.Generator().manual_seed(0))
+    assert len(batches) == 11
+    for _ in range(2):
+        seen = list(batches)
+        assert len(seen) == len(batches)
+        assert [len(yb) for _, yb in seen] == [10] * 10 + [3]
+        assert sorted(label for _, yb in seen for label in yb.tolist()) == list(range(103))
+        assert all(torch.equal(xb.squeeze(1).long(), yb) for xb, yb in seen)
+
+
+def test_drop_last() -> None:
+    batches = make(batch_size=10, shuffle=True, drop_last=True)
+    assert len(batches) == 10
+    assert [len(yb) for _, yb in batches] == [10] * 10
+
+
+def test_deterministic_given_the_generator() -> None:
+    def two_epochs(seed: int) -> list[list[int]]:
+        batches = make(batch_size=16, shuffle=True, generator=torch.Generator().manual_seed(seed))
+        return [epoch_labels(batches), epoch_labels(batches)]
+
+    first, second = two_epochs(3)
+    assert [first, second] == two_epochs(3)
+    assert first != second  # a new permutation each epoch
+    assert first != two_epochs(4)[0]
+
+
+def test_no_shuffle_keeps_order() -> None:
+    assert epoch_labels(make(n=7, batch_size=3, shuffle=False)) == list(range(7))
+
+
+def test_shards_are_disjoint_and_cover_the_epoch() -> None:
+    shards = [
+        epoch_labels(make(n=100, batch_size=8, shuffle=True, generator=torch.Generator().manual_seed(1),
+                          rank=rank, world_size=4))
+        for rank in range(4)
+    ]
+    assert all(len(shard) == 25 for shard in shards)
+    assert sorted(label for shard in shards for label in shard) == list(range(100))
+
+
+def test_uneven_shards_are_padded_by_wrapping() -> None:
+    iterators = [make(n=10, batch_size=3, shuffle=True, generator=torch.Generator().manual_seed(2),
+                      rank=rank, world_size=3) for rank in range(3)]
+    assert [len(it) for it in iterators] == [2, 2, 2]
+    shards = [epoch_labels(it) for it in iterators]
+    assert [len(shard) for shard in shards] == [4, 4, 4]
+    labels = [label for shard in shards for label in shard]
+    assert set(labels) == set(range(10)) and len(labels) == 12
+
+
+@pytest.mark.parametrize("kwargs", [{"batch_size": 0}, {"rank": 2, "world_size": 2}, {"rank": -1}])
+def test_invalid_arguments(kwargs) -> None:
+    with pytest.raises(ValueError):
+        make(**{"batch_size": 4, "shuffle": False, **kwargs})
+
+
+def test_mismatched_lengths() -> None:
+    with pytest.raises(ValueError, match="examples"):
+        BatchIterator(torch.zeros(3, 1), torch.zeros(4), batch_size=2, shuffle=False)

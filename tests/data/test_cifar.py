@@ -1,0 +1,158 @@
+"""CIFAR loading from hand-written pickle batches, the restricted unpickler and the augmentation."""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from prunelab.data import DatasetNotFoundError, load_dataset
+from prunelab.data.cifar import CIFAR10, RestrictedUnpickler, random_crop_flip
+from prunelab.data.registry import DatasetFormatError
+
+# Protocol 3 pickles numpy arrays through numpy's _reconstruct, like the real files (protocol 5
+# would use a different reconstructor, protocol 2 would encode bytes through _codecs).
+PROTOCOL = 3
+
+
+def write_batch(path: Path, data: np.ndarray, labels: list[int], label_key: bytes = b"labels") -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    batch = {b"batch_label": b"test", b"data": data, label_key: labels, b"filenames": [b"x.png"] * len(data)}
+    path.write_bytes(pickle.dumps(batch, protocol=PROTOCOL))
+
+
+def random_batch(rng: np.random.Generator, n: int, num_classes: int = 10) -> tuple[np.ndarray, list[int]]:
+    return rng.integers(0, 256, (n, 3072), dtype=np.uint8), rng.integers(0, num_classes, n).tolist()
+
+
+def expected_inputs(data: np.ndarray, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
+    images = data.reshape(-1, 3, 32, 32).astype(np.float64) / 255
+    normalized = (images - np.array(mean)[:, None, None]) / np.array(std)[:, None, None]
+    return torch.tensor(normalized, dtype=torch.float32)
+
+
+@pytest.fixture
+def cifar10_dir(tmp_path: Path) -> tuple[Path, list[tuple[np.ndarray, list[int]]]]:
+    rng = np.random.default_rng(0)
+    batches = [random_batch(rng, 2) for _ in range(5)] + [random_batch(rng, 3)]
+    folder = tmp_path / "cifar-10-batches-py"
+    for name, (data, labels) in zip([*CIFAR10.train_files, "test_batch"], batches):
+        write_batch(folder / name, data, labels)
+    return tmp_path, batches
+
+
+def test_cifar10_shapes_values_and_normalization(cifar10_dir) -> None:
+    data_dir, batches = cifar10_dir
+    ds = load_dataset("cifar10", data_dir)
+    assert ds.num_classes == 10 and ds.input_shape == (3, 32, 32)
+    assert ds.x_train.shape == (10, 3, 32, 32) and ds.x_test.shape == (3, 3, 32, 32)
+    train_data = np.concatenate([data for data, _ in batches[:5]])
+    torch.testing.assert_close(ds.x_train, expected_inputs(train_data, CIFAR10.mean, CIFAR10.std))
+    torch.testing.assert_close(ds.x_test, expected_inputs(batches[5][0], CIFAR10.mean, CIFAR10.std))
+    assert ds.y_train.tolist() == [label for _, labels in batches[:5] for label in labels]
+    assert ds.y_test.dtype == torch.int64 and ds.y_test.tolist() == batches[5][1]
+    # Row layout of b'data': 1024 red, then 1024 green, then 1024 blue values, row-major.
+    pixel = train_data[0, 1024 + 5 * 32 + 7]
+    expected = (pixel / 255 - CIFAR10.mean[1]) / CIFAR10.std[1]
+    assert ds.x_train[0, 1, 5, 7].item() == pytest.approx(expected, abs=1e-5)
+
+
+def test_cifar100_uses_fine_labels(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    for name, n in (("train", 4), ("test", 2)):
+        data, labels = random_batch(rng, n, num_classes=100)
+        write_batch(tmp_path / "cifar-100-python" / name, data, labels, label_key=b"fine_labels")
+    ds = load_dataset("cifar100", tmp_path)
+    assert ds.num_classes == 100 and ds.x_train.shape == (4, 3, 32, 32) and ds.y_test.shape == (2,)
+
+
+def test_numpy1_module_path_is_allowed() -> None:
+    data = np.arange(6, dtype=np.uint8).reshape(2, 3)
+    raw = pickle.dumps({b"data": data}, protocol=PROTOCOL)
+    # Files written with NumPy 1 (like the official ones) name numpy.core, not numpy._core.
+    raw = raw.replace(b"numpy._core.multiarray", b"numpy.core.multiarray")
+    assert b"numpy.core.multiarray" in raw
+    loaded = RestrictedUnpickler(io.BytesIO(raw)).load()
+    np.testing.assert_array_equal(loaded[b"data"], data)
+
+
+class _RunsShell:
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_disallowed_global_is_refused(tmp_path: Path, cifar10_dir) -> None:
+    data_dir, _ = cifar10_dir
+    marker = tmp_path / "pwned"
+    path = data_dir / "cifar-10-batches-py" / "data_batch_3"
+    path.write_bytes(pickle.dumps({b"data": _RunsShell(marker)}, protocol=PROTOCOL))
+    with pytest.raises(pickle.UnpicklingError, match="system") as info:
+        load_dataset("cifar10", data_dir)
+    assert str(path) in str(info.value)
+    assert not marker.exists()
+
+
+def test_builtins_eval_is_refused() -> None:
+    raw = b"cbuiltins\neval\n(S'1+1'\ntR."
+    with pytest.raises(pickle.UnpicklingError, match="builtins.eval"):
+        RestrictedUnpickler(io.BytesIO(raw)).load()
+
+
+def test_wrong_layout_names_the_file(cifar10_dir) -> None:
+    data_dir, _ = cifar10_dir
+    path = data_dir / "cifar-10-batches-py" / "test_batch"
+    write_batch(path, np.zeros((2, 100), dtype=np.uint8), [0, 1])
+    with pytest.raises(DatasetFormatError, match="test_batch"):
+        load_dataset("cifar10", data_dir)
+
+
+def test_truncated_pickle_names_the_file(cifar10_dir) -> None:
+    data_dir, _ = cifar10_dir
+    path = data_dir / "cifar-10-batches-py" / "data_batch_1"
+    path.write_bytes(path.read_bytes()[:50])
+    with pytest.raises(DatasetFormatError, match="data_batch_1"):
+        load_dataset("cifar10", data_dir)
+
+
+def test_missing_cifar_says_where(tmp_path: Path) -> None:
+    with pytest.raises(DatasetNotFoundError, match="download=True") as info:
+        load_dataset("cifar10", tmp_path)
+    assert str(tmp_path / "cifar-10-batches-py" / "data_batch_1") in str(info.value)
+
+
+def test_augment_is_deterministic_and_keeps_shape(cifar10_dir) -> None:
+    ds = load_dataset("cifar10", cifar10_dir[0])
+    assert ds.augment is not None
+    first = ds.augment(ds.x_train, torch.Generator().manual_seed(7))
+    again = ds.augment(ds.x_train, torch.Generator().manual_seed(7))
+    other = ds.augment(ds.x_train, torch.Generator().manual_seed(8))
+    assert first.shape == ds.x_train.shape
+    assert torch.equal(first, again)
+    assert not torch.equal(first, other)
+
+
+def test_augment_without_padding_only_flips() -> None:
+    x = torch.randn(64, 3, 8, 8)
+    out = random_crop_flip(x, torch.Generator().manual_seed(0), padding=0)
+    flipped = torch.tensor([torch.equal(o, xi.flip(-1)) for o, xi in zip(out, x)])
+    kept = torch.tensor([torch.equal(o, xi) for o, xi in zip(out, x)])
+    assert bool((flipped | kept).all()) and flipped.any() and kept.any()
+
+
+def test_augment_crops_are_shifted_windows_padded_with_fill() -> None:
+    x = torch.arange(1, 17, dtype=torch.float32).reshape(1, 1, 4, 4).repeat(32, 1, 1, 1)
+    out = random_crop_flip(x, torch.Generator().manual_seed(0), padding=2, fill=torch.tensor([-1.0]))
+    padded = torch.full((1, 8, 8), -1.0)
+    padded[:, 2:6, 2:6] = x[0]
+    windows = [padded[:, i : i + 4, j : j + 4] for i in range(5) for j in range(5)]
+    windows += [w.flip(-1) for w in windows]
+    assert all(any(torch.equal(o, w) for w in windows) for o in out)
+    assert len({tuple(o.flatten().tolist()) for o in out}) > 1

@@ -1,0 +1,44 @@
+"""load_dataset: names, data folder resolution and the Dataset container."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from prunelab.data import DATASETS, Dataset, DatasetNotFoundError, default_data_dir, load_dataset
+
+
+def test_registered_names() -> None:
+    assert set(DATASETS) == {"mnist1d", "mnist", "fashion_mnist", "cifar10", "cifar100"}
+
+
+def test_unknown_name_lists_known_ones() -> None:
+    with pytest.raises(ValueError, match="unknown dataset 'imagenet'") as info:
+        load_dataset("imagenet")
+    assert all(name in str(info.value) for name in DATASETS)
+
+
+def test_data_dir_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PRUNELAB_DATA", str(tmp_path / "env-data"))
+    assert default_data_dir() == tmp_path / "env-data"
+    with pytest.raises(DatasetNotFoundError, match=str(tmp_path / "env-data" / "mnist")):
+        load_dataset("mnist")
+
+
+def test_default_data_dir_without_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PRUNELAB_DATA", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert default_data_dir() == tmp_path / ".cache" / "prunelab" / "data"
+
+
+def test_dataset_checks_its_tensors() -> None:
+    x, y = torch.zeros(4, 2), torch.tensor([0, 1, 1, 0])
+    assert Dataset("ok", x, y, x, y, num_classes=2).input_shape == (2,)
+    with pytest.raises(ValueError, match="3 labels"):
+        Dataset("short", x, y[:3], x, y, num_classes=2)
+    with pytest.raises(ValueError, match="labels outside"):
+        Dataset("labels", x, y + 1, x, y, num_classes=2)
+    with pytest.raises(TypeError, match="float32"):
+        Dataset("dtype", x.double(), y, x, y, num_classes=2)

@@ -1,0 +1,129 @@
+"""MNIST / Fashion-MNIST loading from hand-written IDX files."""
+
+from __future__ import annotations
+
+import gzip
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from prunelab.data import DatasetNotFoundError, load_dataset
+from prunelab.data.idx import read_idx
+from prunelab.data.registry import DatasetFormatError
+
+FILES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
+
+
+def idx_bytes(array: np.ndarray, code: int = 0x08) -> bytes:
+    header = struct.pack(">HBB", 0, code, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    return header + array.tobytes()
+
+
+def write_idx_dataset(folder: Path, gz: bool, n_train: int = 5, n_test: int = 3) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)
+    arrays = {
+        FILES[0]: rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
+        FILES[1]: rng.integers(0, 10, n_train, dtype=np.uint8),
+        FILES[2]: rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
+        FILES[3]: rng.integers(0, 10, n_test, dtype=np.uint8),
+    }
+    folder.mkdir(parents=True)
+    for name, array in arrays.items():
+        data = idx_bytes(array)
+        if gz:
+            (folder / f"{name}.gz").write_bytes(gzip.compress(data))
+        else:
+            (folder / name).write_bytes(data)
+    return arrays
+
+
+def expected_inputs(images: np.ndarray, mean: float, std: float) -> torch.Tensor:
+    return torch.tensor((images.astype(np.float64) / 255 - mean) / std, dtype=torch.float32).unsqueeze(1)
+
+
+def test_mnist_from_plain_files(tmp_path: Path) -> None:
+    arrays = write_idx_dataset(tmp_path / "mnist", gz=False)
+    ds = load_dataset("mnist", tmp_path)
+    assert ds.name == "mnist" and ds.num_classes == 10 and ds.augment is None
+    assert ds.x_train.shape == (5, 1, 28, 28) and ds.x_test.shape == (3, 1, 28, 28)
+    assert ds.x_train.dtype == torch.float32 and ds.y_train.dtype == torch.int64
+    torch.testing.assert_close(ds.x_train, expected_inputs(arrays[FILES[0]], 0.1307, 0.3081))
+    torch.testing.assert_close(ds.x_test, expected_inputs(arrays[FILES[2]], 0.1307, 0.3081))
+    assert ds.y_train.tolist() == arrays[FILES[1]].tolist()
+    assert ds.y_test.tolist() == arrays[FILES[3]].tolist()
+    # Pixel 0 and 255 map to the ends of the normalized range.
+    assert ds.x_train.min() >= (0 - 0.1307) / 0.3081 - 1e-6
+    assert ds.x_train.max() <= (1 - 0.1307) / 0.3081 + 1e-6
+
+
+def test_fashion_mnist_from_gz_files(tmp_path: Path) -> None:
+    arrays = write_idx_dataset(tmp_path / "fashion_mnist", gz=True)
+    ds = load_dataset("fashion_mnist", tmp_path)
+    assert ds.input_shape == (1, 28, 28)
+    torch.testing.assert_close(ds.x_train, expected_inputs(arrays[FILES[0]], 0.2860, 0.3530))
+    assert ds.y_test.tolist() == arrays[FILES[3]].tolist()
+
+
+def test_read_idx_big_endian_int32(tmp_path: Path) -> None:
+    values = np.array([[1, -2, 70000], [0, 5, -300]], dtype=">i4")
+    path = tmp_path / "values-idx2-int"
+    path.write_bytes(idx_bytes(values, code=0x0C))
+    assert read_idx(path).tolist() == values.tolist()
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (b"\x00\x01\x08\x01" + struct.pack(">I", 2) + b"\x01\x02", "not an IDX file"),  # bad magic
+        (b"\x00\x00\x07\x01" + struct.pack(">I", 2) + b"\x01\x02", "not an IDX file"),  # unknown type code
+        (b"\x00\x00\x08\x03\x00\x00", "truncated IDX header"),
+        (b"\x00\x00", "too short"),
+        # Header says 5 labels, the file holds 2.
+        (b"\x00\x00\x08\x01" + struct.pack(">I", 5) + b"\x01\x02", "header promises shape (5,)"),
+    ],
+)
+def test_corrupt_idx_names_the_file(tmp_path: Path, data: bytes, message: str) -> None:
+    path = tmp_path / "train-labels-idx1-ubyte"
+    path.write_bytes(data)
+    with pytest.raises(DatasetFormatError, match="train-labels-idx1-ubyte") as info:
+        read_idx(path)
+    assert message in str(info.value)
+
+
+def test_truncated_gz_names_the_file(tmp_path: Path) -> None:
+    arrays = write_idx_dataset(tmp_path / "mnist", gz=True)
+    path = tmp_path / "mnist" / f"{FILES[0]}.gz"
+    path.write_bytes(gzip.compress(idx_bytes(arrays[FILES[0]]))[:-20])
+    with pytest.raises(DatasetFormatError, match=str(path)):
+        load_dataset("mnist", tmp_path)
+
+
+def test_image_and_label_counts_must_match(tmp_path: Path) -> None:
+    write_idx_dataset(tmp_path / "mnist", gz=False)
+    (tmp_path / "mnist" / FILES[1]).write_bytes(idx_bytes(np.zeros(4, dtype=np.uint8)))
+    with pytest.raises(DatasetFormatError, match="expected 5 labels"):
+        load_dataset("mnist", tmp_path)
+
+
+def test_missing_folder_says_where_and_how(tmp_path: Path) -> None:
+    with pytest.raises(DatasetNotFoundError) as info:
+        load_dataset("mnist", tmp_path)
+    assert isinstance(info.value, FileNotFoundError)
+    message = str(info.value)
+    assert str(tmp_path / "mnist" / "train-images-idx3-ubyte") in message
+    assert "download=True" in message and "data.download=true" in message
+
+
+def test_one_missing_file_is_named(tmp_path: Path) -> None:
+    write_idx_dataset(tmp_path / "mnist", gz=False)
+    (tmp_path / "mnist" / FILES[3]).unlink()
+    with pytest.raises(DatasetNotFoundError, match=FILES[3]):
+        load_dataset("mnist", tmp_path)

@@ -1,0 +1,49 @@
+"""build_model: names, options and errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from prunelab.models import MODELS, build_model, model_options
+
+
+def test_unknown_model_lists_known_ones() -> None:
+    with pytest.raises(ValueError, match="unknown model 'alexnet'") as info:
+        build_model("alexnet", 10, (3, 32, 32))
+    assert all(name in str(info.value) for name in MODELS)
+
+
+def test_unknown_option_is_named() -> None:
+    with pytest.raises(TypeError, match="'depth'") as info:
+        build_model("resnet20", 10, (3, 32, 32), depth=44)
+    assert "width" in str(info.value)
+    with pytest.raises(TypeError, match="'hidden'.*none"):
+        build_model("lenet_300_100", 10, (1, 28, 28), hidden=[10])
+
+
+def test_options() -> None:
+    assert model_options("mlp") == {"hidden_sizes": (100, 100)}
+    model = build_model("mlp", 3, (1, 40), hidden_sizes=[8])
+    assert sum(p.numel() for p in model.parameters()) == (40 * 8 + 8) + (8 * 3 + 3)
+    assert build_model("resnet20", 10, (3, 32, 32), width=8).fc.in_features == 32
+
+
+def test_wrong_input_rank_is_explained() -> None:
+    with pytest.raises(ValueError, match=r"resnet20 needs inputs of shape \(C, H, W\), got \(1, 40\)"):
+        build_model("resnet20", 10, (1, 40))
+
+
+def test_every_builder_has_a_one_line_summary() -> None:
+    for name, builder in MODELS.items():
+        assert builder.__doc__ and builder.__doc__.strip().splitlines()[0], name
+
+
+def test_construction_leaves_batchnorm_statistics_untouched() -> None:
+    # Builders that size their classifier with a dummy forward pass must not update BN stats.
+    model = build_model("vgg16_bn", 10, (3, 32, 32))
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            assert module.num_batches_tracked.item() == 0
+            assert torch.equal(module.running_mean, torch.zeros_like(module.running_mean))
+    assert model.training

@@ -1,0 +1,86 @@
+"""Every registered model: output shape on its natural input, and parameter counts where known."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from prunelab.models import MODELS, build_model
+
+MNIST1D, MNIST, CIFAR = (1, 40), (1, 28, 28), (3, 32, 32)
+NATURAL_INPUTS = {
+    "mlp": [MNIST1D, MNIST, CIFAR],
+    "lenet_300_100": [MNIST],
+    "mnist1d_cnn": [MNIST1D],
+    "conv2": [CIFAR, MNIST],
+    "conv4": [CIFAR],
+    "conv6": [CIFAR],
+    "resnet20": [CIFAR],
+    "resnet32": [CIFAR],
+    "resnet56": [CIFAR],
+    "vgg16_bn": [CIFAR],
+}
+CASES = [(name, shape) for name, shapes in NATURAL_INPUTS.items() for shape in shapes]
+
+
+def n_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def test_every_model_is_covered() -> None:
+    assert set(NATURAL_INPUTS) == set(MODELS)
+
+
+@pytest.mark.parametrize("name, input_shape", CASES, ids=[f"{n}-{'x'.join(map(str, s))}" for n, s in CASES])
+def test_forward_shape(name: str, input_shape: tuple[int, ...]) -> None:
+    torch.manual_seed(0)
+    model = build_model(name, num_classes=7, input_shape=input_shape)
+    out = model(torch.randn(2, *input_shape))
+    assert out.shape == (2, 7)
+    assert torch.isfinite(out).all()
+    assert not any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
+
+
+def test_mlp_on_mnist1d() -> None:
+    # (40*100 + 100) + (100*100 + 100) + (100*10 + 10)
+    assert n_params(build_model("mlp", 10, MNIST1D)) == 15_210
+
+
+def test_mnist1d_cnn() -> None:
+    # Conv1d(1,25,5): 125+25; two Conv1d(25,25,3): 2*(1875+25);
+    # length 40 -> 19 -> 10 -> 5, so Linear(25*5, 10): 1260.
+    model = build_model("mnist1d_cnn", 10, MNIST1D)
+    assert n_params(model) == 5_210
+    assert model.classifier[0].in_features == 125
+
+
+def test_lenet_300_100_on_mnist() -> None:
+    # (784*300 + 300) + (300*100 + 100) + (100*10 + 10)
+    assert n_params(build_model("lenet_300_100", 10, MNIST)) == 266_610
+
+
+def test_resnet20_on_cifar10() -> None:
+    def bn(c: int) -> int:  # weight and bias
+        return 2 * c
+
+    def block(c_in: int, c: int) -> int:  # two 3x3 convs without bias, each followed by BN
+        return c_in * c * 9 + bn(c) + c * c * 9 + bn(c)
+
+    def projection(c_in: int, c: int) -> int:  # 1x1 conv + BN shortcut where the shape changes
+        return c_in * c + bn(c)
+
+    stem = 3 * 16 * 9 + bn(16)
+    stage1 = 3 * block(16, 16)
+    stage2 = block(16, 32) + projection(16, 32) + 2 * block(32, 32)
+    stage3 = block(32, 64) + projection(32, 64) + 2 * block(64, 64)
+    fc = 64 * 10 + 10
+    expected = stem + stage1 + stage2 + stage3 + fc
+    assert expected == 272_474  # the ~0.27M of He et al. (2016)
+    assert n_params(build_model("resnet20", 10, CIFAR)) == expected
+
+
+def test_vgg16_bn_classifier() -> None:
+    model = build_model("vgg16_bn", 100, CIFAR)
+    assert model.classifier.in_features == 512 and model.classifier.out_features == 100
+    assert sum(isinstance(m, nn.Conv2d) for m in model.modules()) == 13
