@@ -71,7 +71,10 @@ def validate(data: dict, origin: str = "recipe") -> Recipe:
 
 
 def _describe(error: dict) -> str:
-    where = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    loc = list(error["loc"])
+    if len(loc) > 2 and loc[0] == "prune":
+        del loc[1]  # the method's tag, which pydantic adds for the tagged union
+    where = ".".join(str(part) for part in loc) or "(top level)"
     if error["type"] == "extra_forbidden":
         return f"{where}: unknown field (check the spelling; unknown keys are not ignored)"
     value = error.get("input")

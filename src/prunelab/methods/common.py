@@ -4,21 +4,22 @@ from __future__ import annotations
 
 import torch
 
+from prunelab.config.schema import EvalConfig, TrainConfig
 from prunelab.runs.session import SaveWeightsAt, Session
 from prunelab.schedules import allr_d1, retrain_schedule
 
 
-def rewind_target(session: Session) -> tuple[str, int] | None:
-    """(``"epoch"`` or ``"step"``, K) if the eval phase rewinds into the find phase."""
-    kind, _, k = session.recipe.eval.rewind.partition(":")
+def rewind_target(rewind: str) -> tuple[str, int] | None:
+    """(``"epoch"`` or ``"step"``, K) if ``rewind`` goes back into the find phase."""
+    kind, _, k = rewind.partition(":")
     return (kind, int(k)) if kind in ("epoch", "step") else None
 
 
-def find(session: Session) -> dict:
-    """Train with H_find, keeping the weights that late rewinding will need."""
-    config = session.recipe.find
+def find(session: Session, config: TrainConfig | None = None) -> dict:
+    """Train with H_find (or ``config``), keeping the weights that late rewinding will need."""
+    config = config or session.recipe.find
     hooks = []
-    target = rewind_target(session)
+    target = rewind_target(session.recipe.eval.rewind)
     if target is not None:
         steps_per_epoch = _steps_per_epoch(session, config.batch_size)
         step = target[1] * (steps_per_epoch if target[0] == "epoch" else 1)
@@ -36,7 +37,8 @@ def find(session: Session) -> dict:
 
 def prune(session: Session, key: str, **target) -> dict:
     """Prune once (``sparsity=`` with the recipe's scope, or ``ratios=``), as a unit of the
-    run: records the sparsity, accuracy right after pruning and ALLR's d1."""
+    run: records the sparsity, accuracy right after pruning, ALLR's d1 and the LPR, and
+    keeps the masks as ``masks/<key>.safetensors``."""
 
     def compute() -> dict:
         pruner = session.pruner
@@ -53,6 +55,7 @@ def prune(session: Session, key: str, **target) -> dict:
         newly_pruned = remaining_before - (total - pruner.count_pruned())
         fraction = newly_pruned / remaining_before if remaining_before else 0.0
         d1 = allr_d1(before, [p.detach() for p in pruner.parameters.values()], fraction) if fraction else 0.0
+        session.save_masks(key)
         loss, acc = session.evaluate()
         return {
             "sparsity": pruner.sparsity(),
@@ -66,12 +69,11 @@ def prune(session: Session, key: str, **target) -> dict:
     return session.once(key, compute)
 
 
-def retrain(session: Session, phase: str, find_result: dict, pruned: dict, epochs: int | None = None) -> dict:
-    """Rewind as ``eval.rewind`` says, then train with H_eval (or its LR policy)."""
-    config = session.recipe.eval
-    if epochs is not None:
-        config = config.model_copy(update={"epochs": epochs})
-    target = rewind_target(session)
+def retrain(session: Session, phase: str, find_result: dict, pruned: dict, config: EvalConfig | None = None) -> dict:
+    """Rewind as ``eval.rewind`` says, then train with H_eval (or ``config``), using its LR
+    policy if it names one: the policy's original schedule is the find phase's LR log."""
+    config = config or session.recipe.eval
+    target = rewind_target(config.rewind)
 
     def rewind() -> dict:
         if config.rewind == "init":

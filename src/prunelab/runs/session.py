@@ -125,6 +125,10 @@ class Session:
         self.model.load_state_dict(load_file(str(path), device=str(self.device)))
         self.pruner.apply()
 
+    def save_masks(self, name: str) -> None:
+        """Keep a copy of the current masks under ``name`` (e.g. one per IMP level)."""
+        save_tensors(self.pruner.state_dict(), self.folder / "masks" / f"{name}.safetensors")
+
     def has_weights(self, name: str) -> bool:
         return (self.folder / "snapshots" / f"{name}.safetensors").exists()
 

@@ -1,0 +1,99 @@
+"""Gradual magnitude pruning (seeds 000 and 001): stabilization, pruning, fine-tuning.
+
+After the find phase, the eval phase runs three stages back to back: ``stabilization_epochs``
+at the pruning LR with the model dense; ``pruning_epochs`` during which the sparsity rises
+from ``init_sparsity`` to the target along the cubic (or linear) schedule, updated
+``updates_per_epoch`` times an epoch; and fine-tuning at the final sparsity for the rest of
+the eval phase, where the eval LR schedule should step down (e.g. multistep milestones
+there) and weight decay is off unless ``finetune_weight_decay``.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+from prunelab.methods.common import find
+from prunelab.runs.session import Session
+from prunelab.schedules import Polynomial
+from prunelab.train import Trainer
+
+MIN_UPDATES = 30  # seed 000: "a minimum of 30 steps is a good rule"
+
+
+def gmp_schedule(session: Session) -> Polynomial:
+    """The sparsity schedule of the eval phase, in optimizer steps."""
+    spec, epochs = session.recipe.prune, session.recipe.eval.epochs
+    if spec.scope == "ratios":
+        raise ValueError("prune.scope: gmp prunes with scope global or layerwise, not ratios")
+    if spec.stabilization_epochs + spec.pruning_epochs > epochs:
+        raise ValueError(
+            f"eval.epochs={epochs} leaves no room for prune.stabilization_epochs={spec.stabilization_epochs} "
+            f"+ prune.pruning_epochs={spec.pruning_epochs}; the fine-tuning stage is what remains"
+        )
+    if spec.init_sparsity > spec.sparsity:
+        raise ValueError(f"prune.init_sparsity={spec.init_sparsity} is above prune.sparsity={spec.sparsity}")
+    steps_per_epoch = -(-len(session.data.x_train) // session.recipe.eval.batch_size)
+    frequency = max(1, round(steps_per_epoch / spec.updates_per_epoch))
+    return Polynomial(
+        initial=spec.init_sparsity,
+        final=spec.sparsity,
+        begin_step=spec.stabilization_epochs * steps_per_epoch,
+        end_step=(spec.stabilization_epochs + spec.pruning_epochs) * steps_per_epoch,
+        frequency=frequency,
+        exponent=3 if spec.schedule == "cubic" else 1,
+    )
+
+
+def check_update_frequency(schedule: Polynomial) -> list[str]:
+    """Seed 000's guidance on the pruning update frequency, as warnings."""
+    messages = []
+    updates = len(schedule.update_steps())
+    if updates < MIN_UPDATES:
+        messages.append(
+            f"the pruning stage has only {updates} sparsity updates; at least {MIN_UPDATES} are "
+            "recommended (raise prune.updates_per_epoch or prune.pruning_epochs)"
+        )
+    if schedule.frequency == 1:
+        messages.append(
+            "the sparsity is updated after every batch, which gives the network no time to recover "
+            "between cuts; lower prune.updates_per_epoch"
+        )
+    for message in messages:
+        warnings.warn(message, stacklevel=2)
+    return messages
+
+
+class GradualPruning:
+    """Step hook: prune to the schedule's target at its update steps, and turn weight decay
+    off once fine-tuning starts (every step, so a resumed run gets it too)."""
+
+    def __init__(self, session: Session, schedule: Polynomial) -> None:
+        self.session, self.schedule = session, schedule
+        self.updates = set(schedule.update_steps())
+        self.weight_decay_off = not session.recipe.prune.finetune_weight_decay
+
+    def __call__(self, trainer: Trainer, step: int) -> None:
+        if step in self.updates:
+            self.session.pruner.prune(self.schedule(step), scope=self.session.recipe.prune.scope)
+        if self.weight_decay_off and step >= self.schedule.end_step:
+            for group in trainer.optimizer.param_groups:
+                group["weight_decay"] = 0.0
+
+
+def gmp(session: Session) -> dict:
+    found = find(session)
+    schedule = gmp_schedule(session)
+    warned = session.once("gmp/plan", lambda: {
+        "update_steps": list(schedule.update_steps()),
+        "sparsity": [schedule(step) for step in schedule.update_steps()],
+        "warnings": check_update_frequency(schedule),
+    })
+    evaluated = session.train("eval", session.recipe.eval, step_hooks=[GradualPruning(session, schedule)])
+    history = evaluated["history"]
+    end_of_pruning = session.recipe.prune.stabilization_epochs + session.recipe.prune.pruning_epochs
+    return {
+        "dense_acc": found["history"][-1]["test_acc"] if found["history"] else None,
+        "pruned_acc": history[end_of_pruning - 1]["test_acc"],
+        "final_acc": history[-1]["test_acc"],
+        "sparsity_updates": len(warned["update_steps"]),
+    }
