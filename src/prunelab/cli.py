@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from prunelab.config import RecipeError, builtin_recipes, load_recipe, run_name
-from prunelab.report import format_table
+from prunelab.config import RecipeError, builtin_recipes, run_name
+from prunelab.config.sweep import load_plan
+from prunelab.report import format_table, pivot
+from prunelab.runs.io import write_text
 
 EPILOG = """examples:
   prunelab run                                   # the default recipe: MNIST-1D CNN, 90% one-shot
@@ -17,6 +20,7 @@ EPILOG = """examples:
   prunelab run my_recipe.yaml --set seeds=[0,1,2] --out results
   prunelab show runs/oneshot-mnist1d_cnn-mnist1d-1a2b3c4d
   prunelab compare runs/*
+  prunelab lr-range-test gmp                     # suggest the pruning LR for the GMP recipe
 """
 
 
@@ -35,6 +39,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
 
     commands.add_parser("recipes", help="list the built-in recipes")
+
+    lr_test = commands.add_parser(
+        "lr-range-test", help="suggest a pruning LR: raise the LR from 1e-9 to 1 on the trained model (seed 000)"
+    )
+    lr_test.add_argument("recipe", nargs="?", help="recipe file or built-in name (default: the default recipe)")
+    lr_test.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    lr_test.add_argument("--out", default="runs", help="folder of run directories (default: runs)")
+    lr_test.add_argument("--start-lr", type=float, default=1e-9)
+    lr_test.add_argument("--end-lr", type=float, default=1.0)
+    lr_test.add_argument("--steps", type=int, default=200, help="LR values (one batch each)")
+    lr_test.add_argument("--no-progress", action="store_true")
 
     show = commands.add_parser("show", help="summary and layerwise pruning ratios of a run")
     show.add_argument("run", type=Path)
@@ -56,11 +71,65 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     from prunelab.runs.runner import run_recipe
 
+    plan, sweep = load_plan(args.recipe, args.overrides)
+    results = []
+    for index, (assignment, recipe) in enumerate(plan, start=1):
+        label = f" [{index}/{len(plan)}: " + ", ".join(f"{k}={v}" for k, v in assignment.items()) + "]" if sweep else ""
+        print(f"prunelab: running {run_name(recipe)} ({recipe.prune.method}, seeds {recipe.seeds}){label}", file=sys.stderr)
+        folder = run_recipe(recipe, args.out, progress=not args.no_progress)
+        results.append((assignment, folder))
+    if sweep is None:
+        print(_summary_table(results[0][1]))
+        print(f"\nresults in {results[0][1]}")
+        return 0
+    rows = [{**assignment, "run": folder.name} for assignment, folder in results]
+    text = format_table(rows)
+    if sweep.table is not None:
+        stats = [(assignment, json.loads((folder / "summary.json").read_text())["stats"]) for assignment, folder in results]
+        spec = sweep.table
+        text = f"{spec.value} (mean ± std over seeds {plan[0][1].seeds}):\n\n" + pivot(stats, spec.rows, spec.columns, spec.value)
+    name = Path(args.recipe).stem if args.recipe else "default"
+    table_path = Path(args.out) / f"{name}-table.md"
+    write_text(table_path, text + "\n")
+    print(text)
+    print(f"\n{len(results)} runs in {args.out}; table in {table_path}")
+    return 0
+
+
+def _lr_range_test(args: argparse.Namespace) -> int:
+    from prunelab.analysis import lr_range_test
+    from prunelab.config import load_recipe
+    from prunelab.data import load_dataset
+    from prunelab.report.plots import plot_lr_range
+    from prunelab.runs.io import write_json
+    from prunelab.runs.runner import resolve_device, shared_find
+    from prunelab.runs.session import Session
+
     recipe = load_recipe(args.recipe, args.overrides)
-    print(f"prunelab: running {run_name(recipe)} ({recipe.prune.method}, seeds {recipe.seeds})", file=sys.stderr)
-    folder = run_recipe(recipe, args.out, progress=not args.no_progress)
-    print(_summary_table(folder))
-    print(f"\nresults in {folder}")
+    seed, device = recipe.seeds[0], resolve_device(recipe.device)
+    data = load_dataset(recipe.data.name, recipe.data.data_dir, recipe.data.download)
+    progress = not args.no_progress
+    found = shared_find(Path(args.out), recipe, seed, data, device, progress)
+    model = Session(found, recipe, seed, data, device, progress).model  # the trained find-phase weights
+    result = lr_range_test(
+        model, data, recipe.eval.optimizer, batch_size=recipe.eval.batch_size, start_lr=args.start_lr,
+        end_lr=args.end_lr, steps=args.steps, seed=seed, device=device, progress=progress,
+    )
+    folder = Path(args.out) / f"lr-range-test-{run_name(recipe)}"
+    write_json(folder / "lr_range_test.json", {
+        "lrs": result.lrs, "losses": result.losses, "baseline": result.baseline,
+        "inflection_lr": result.inflection_lr, "suggested_lr": result.suggested_lr,
+    })
+    plot_lr_range(result.lrs, result.losses, result.inflection_lr, folder / "lr_range_test.png")
+    decades = [i for i, lr in enumerate(result.lrs) if i == 0 or math.floor(math.log10(lr)) != math.floor(math.log10(result.lrs[i - 1]))]
+    print(format_table([{"lr": result.lrs[i], "probe loss": result.losses[i]} for i in decades]))
+    print(f"\ntrained model's loss: {result.baseline:.4g}")
+    if result.suggested_lr is None:
+        print("the loss never rose by 10%: the model tolerates every LR up to the end; try a larger --end-lr")
+    else:
+        print(f"inflection point (loss 10% above the trained model's): lr = {result.suggested_lr:.3g}")
+        print(f"suggested pruning LR: {result.suggested_lr:.3g}  (e.g. --set eval.optimizer.lr={result.suggested_lr:.2g})")
+    print(f"\ncurve and plot in {folder}")
     return 0
 
 
@@ -113,7 +182,7 @@ def _run_folder(path: Path) -> Path:
     return path
 
 
-COMMANDS = {"run": _run, "recipes": _recipes, "show": _show, "compare": _compare}
+COMMANDS = {"run": _run, "recipes": _recipes, "lr-range-test": _lr_range_test, "show": _show, "compare": _compare}
 
 if __name__ == "__main__":
     sys.exit(main())

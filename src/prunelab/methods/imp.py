@@ -60,13 +60,12 @@ def _iterate(session: Session, found: dict, eval_config: EvalConfig, epochs_per_
 
 
 def bimp(session: Session) -> dict:
-    """Train ``initial_epochs`` with a linear LR schedule, then IMP with ALLR over the rest
-    of ``budget_epochs``, split evenly over the levels (earlier levels get the remainder)."""
+    """Train ``initial_epochs`` with a linear LR schedule (see ``find_config``), then IMP with
+    ALLR over the rest of ``budget_epochs``, split evenly over the levels (earlier levels get
+    the remainder)."""
     spec, recipe = session.recipe.prune, session.recipe
     if recipe.eval.lr_policy not in (None, "allr") or recipe.eval.rewind != "none":
         raise ValueError("bimp retrains with eval.lr_policy allr and eval.rewind none; leave them unset or set so")
-    linear = recipe.find.lr_schedule.model_copy(update={"name": "linear"})
-    find_config = recipe.find.model_copy(update={"epochs": spec.initial_epochs, "lr_schedule": linear})
     eval_config = recipe.eval.model_copy(update={"lr_policy": "allr"})
     count = len(level_targets(spec.rate, spec.sparsity, spec.levels))
     remaining = spec.budget_epochs - spec.initial_epochs
@@ -75,4 +74,4 @@ def bimp(session: Session) -> dict:
             f"prune.budget_epochs - prune.initial_epochs = {remaining} epochs cannot cover {count} levels"
         )
     per_level = [remaining // count + (1 if i < remaining % count else 0) for i in range(count)]
-    return _iterate(session, find(session, find_config), eval_config, per_level)
+    return _iterate(session, find(session), eval_config, per_level)

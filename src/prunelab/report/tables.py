@@ -37,3 +37,49 @@ def _cell(value: object) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     return str(value)
+
+
+def pivot(
+    results: Sequence[tuple[Mapping[str, object], Mapping[str, Mapping[str, float]]]],
+    rows: str,
+    columns: Sequence[str],
+    value: str,
+) -> str:
+    """A Markdown pivot table of sweep results, best mean of each column in bold.
+
+    ``results`` pairs each run's grid assignment with its summary statistics
+    (``{metric: {"mean": ..., "std": ...}}``). Accuracies are shown in percent.
+
+    >>> results = [({"policy": p, "budget": b}, {"final_acc": {"mean": m, "std": 0.01}})
+    ...            for p, b, m in [("ft", 2, 0.8), ("llr", 2, 0.9), ("ft", 5, 0.85), ("llr", 5, 0.84)]]
+    >>> print(pivot(results, "policy", ["budget"], "final_acc"))
+    | policy | budget 2         | budget 5         |
+    |--------|------------------|------------------|
+    | ft     | 80.00 ± 1.00     | **85.00 ± 1.00** |
+    | llr    | **90.00 ± 1.00** | 84.00 ± 1.00     |
+    """
+    percent = value.endswith("_acc")
+    row_values = list(dict.fromkeys(a[rows] for a, _ in results))
+    column_values = list(dict.fromkeys(tuple(a[c] for c in columns) for a, _ in results))
+    cells: dict[tuple, Mapping[str, float]] = {}
+    for assignment, stats in results:
+        if value in stats:
+            cells[(assignment[rows], tuple(assignment[c] for c in columns))] = stats[value]
+    best = {
+        col: max((cells[(r, col)]["mean"] for r in row_values if (r, col) in cells), default=None)
+        for col in column_values
+    }
+    scale = 100 if percent else 1
+    table = []
+    for r in row_values:
+        line = {rows.split(".")[-1]: r}
+        for col in column_values:
+            header = " / ".join(f"{c.split('.')[-1]} {v}" for c, v in zip(columns, col)) or value
+            stat = cells.get((r, col))
+            if stat is None:
+                line[header] = ""
+                continue
+            text = f"{stat['mean'] * scale:.2f} ± {stat['std'] * scale:.2f}"
+            line[header] = f"**{text}**" if stat["mean"] == best[col] else text
+        table.append(line)
+    return format_table(table)

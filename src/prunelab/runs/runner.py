@@ -9,14 +9,21 @@ Layout of ``<out>/<run name>/``::
         metrics.csv, .json      one row per epoch of every phase
         lr_log.json             the LR of every optimizer step, per phase
         layer_sparsity.json     the layerwise pruning ratios (LPR) of the final masks
+        training.png            test accuracy and sparsity per epoch (sparsity_schedule.png: GMP)
         masks.safetensors       final masks (bit-packed)
         model.safetensors       final weights
         checkpoint.safetensors  the resumable state (kept: a finished seed is not re-run)
         snapshots/              weights kept for rewinding (init, rewind)
+        masks/                  the masks of every pruning step (e.g. each IMP level)
+
+The find phase is trained once per ``<out>/.find/<key>/seed-<s>/`` and copied into every
+run with the same data, model, find training and rewind point, so that runs differing only
+in pruning or retraining (a sweep over retraining policies, say) share it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import statistics
 from pathlib import Path
@@ -26,11 +33,13 @@ import torch
 from prunelab.config import Recipe, recipe_yaml, run_name
 from prunelab.data import load_dataset
 from prunelab.methods import METHODS
-from prunelab.methods.common import layer_counts, parameter_counts
-from prunelab.runs.io import save_tensors, write_csv, write_json, write_text
-from prunelab.runs.session import Session
+from prunelab.methods.common import find, find_config, layer_counts, parameter_counts
+from prunelab.report.plots import plot_sparsity_schedule, plot_training
+from prunelab.runs.io import save_tensors, write_bytes, write_csv, write_json, write_text
+from prunelab.runs.session import CHECKPOINT, Session
 
 SUMMARY = "summary.json"
+FIND_CACHE = ".find"
 
 
 def resolve_device(name: str) -> torch.device:
@@ -58,7 +67,31 @@ def run_recipe(recipe: Recipe, out: str | Path = "runs", progress: bool = True) 
     return folder
 
 
+def find_key(recipe: Recipe, device: torch.device) -> str:
+    """What the find phase depends on: data, model, its training, where rewinding goes back to."""
+    settings = {
+        "data": recipe.data.model_dump(mode="json"),
+        "model": recipe.model.model_dump(mode="json"),
+        "find": find_config(recipe).model_dump(mode="json"),
+        "rewind": recipe.eval.rewind,
+        "device": device.type,
+    }
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def shared_find(out: Path, recipe: Recipe, seed: int, data, device: torch.device, progress: bool) -> Path:
+    """The folder of a finished find phase for this recipe and seed, trained once per ``out``
+    and shared by every run whose find phase is the same (e.g. all retraining policies)."""
+    folder = out / FIND_CACHE / find_key(recipe, device) / f"seed-{seed}"
+    find(Session(folder, recipe, seed, data, device, progress))
+    return folder
+
+
 def run_seed(folder: Path, recipe: Recipe, seed: int, data, device: torch.device, progress: bool) -> dict:
+    if not (folder / CHECKPOINT).exists():
+        found = shared_find(folder.parents[1], recipe, seed, data, device, progress)
+        for source in [found / CHECKPOINT, *sorted((found / "snapshots").glob("*.safetensors"))]:
+            write_bytes(folder / source.relative_to(found), source.read_bytes())
     session = Session(folder, recipe, seed, data, device, progress)
     results = METHODS[recipe.prune.method](session)
     journal = session.journal
@@ -79,6 +112,10 @@ def run_seed(folder: Path, recipe: Recipe, seed: int, data, device: torch.device
         **parameter_counts(session),
         "wall_seconds": session.elapsed(),
     }
+    plot_training(folder)
+    plan = journal["done"].get("gmp/plan")
+    if plan:
+        plot_sparsity_schedule(plan["update_steps"], plan["sparsity"], folder / "sparsity_schedule.png")
     write_json(folder / SUMMARY, summary)
     return summary
 

@@ -1,0 +1,76 @@
+"""Sweeps: one recipe file that stands for a grid of recipes, and the table that sums it up.
+
+A recipe may carry a top-level ``sweep`` section::
+
+    sweep:
+      grid:                                  # every combination of these values
+        prune.sparsity: [0.9, 0.95]
+        eval.lr_policy: [ft, lrw, llr]
+      table: {rows: eval.lr_policy, columns: [prune.sparsity], value: final_acc}
+
+Each combination is the base recipe with those fields set, validated on its own.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from collections.abc import Iterable
+from pathlib import Path
+
+from pydantic import Field
+
+from prunelab.config.load import RecipeError, apply_override, assign, read_recipe_data, validate
+from prunelab.config.schema import Recipe, Strict
+
+
+class TableSpec(Strict):
+    """Pivot of the sweep's results: one row per value of ``rows``, one column per
+    combination of ``columns``, cells = mean ± std over seeds of ``value``."""
+
+    rows: str
+    columns: list[str] = Field(default_factory=list)
+    value: str = "final_acc"
+
+
+class SweepSpec(Strict):
+    grid: dict[str, list] = Field(min_length=1)
+    table: TableSpec | None = None
+
+
+def load_plan(
+    source: str | Path | None = None, overrides: Iterable[str] = ()
+) -> tuple[list[tuple[dict, Recipe]], SweepSpec | None]:
+    """The recipes a file stands for, each with the grid values that made it.
+
+    A plain recipe is a plan of one. Overrides apply to the base recipe; overriding a swept
+    field is an error, because the grid would silently undo it.
+
+    >>> plan, sweep = load_plan(overrides=["eval.epochs=2"])
+    >>> len(plan), sweep is None, plan[0][1].eval.epochs
+    (1, True, 2)
+    """
+    data, origin = read_recipe_data(source)
+    raw_sweep = data.pop("sweep", None)
+    for override in overrides:
+        apply_override(data, override)
+    if raw_sweep is None:
+        return [({}, validate(data, origin))], None
+    try:
+        sweep = SweepSpec.model_validate(raw_sweep)
+    except ValueError as error:
+        raise RecipeError(f"{origin}: invalid sweep section: {error}") from None
+    for override in overrides:
+        key = override.partition("=")[0]
+        if key in sweep.grid:
+            raise RecipeError(f"--set {key}: this field is swept by the recipe ({sweep.grid[key]})")
+    keys = list(sweep.grid)
+    plan = []
+    for values in itertools.product(*(sweep.grid[k] for k in keys)):
+        variant = copy.deepcopy(data)
+        assignment = dict(zip(keys, values))
+        for key, value in assignment.items():
+            assign(variant, key, value)
+        label = ", ".join(f"{k}={v}" for k, v in assignment.items())
+        plan.append((assignment, validate(variant, f"{origin} [{label}]")))
+    return plan, sweep

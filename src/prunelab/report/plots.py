@@ -1,0 +1,76 @@
+"""Plots of runs, written as PNG files next to the results."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from prunelab.runs.io import write_bytes
+
+
+def _figure():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(figsize=(7, 4), dpi=120)
+
+
+def _save(fig, path: Path) -> None:
+    import io
+
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    write_bytes(path, buffer.getvalue())
+
+
+def plot_training(seed_folder: Path) -> Path:
+    """Test accuracy per epoch over all phases, with the sparsity on a second axis."""
+    rows = json.loads((seed_folder / "metrics.json").read_text())
+    fig, ax = _figure()
+    x = list(range(1, len(rows) + 1))
+    ax.plot(x, [100 * r["test_acc"] for r in rows], color="tab:blue", label="test accuracy")
+    ax.set_xlabel("epoch (all phases)")
+    ax.set_ylabel("test accuracy (%)", color="tab:blue")
+    boundaries = [i for i in range(1, len(rows)) if rows[i]["phase"] != rows[i - 1]["phase"]]
+    for boundary in boundaries:
+        ax.axvline(boundary + 0.5, color="0.8", linewidth=0.8)
+    twin = ax.twinx()
+    twin.plot(x, [100 * r["sparsity"] for r in rows], color="tab:red", linestyle="--", label="sparsity")
+    twin.set_ylabel("sparsity (%)", color="tab:red")
+    twin.set_ylim(0, 100)
+    ax.set_title(seed_folder.parent.name, fontsize=9)
+    path = seed_folder / "training.png"
+    _save(fig, path)
+    return path
+
+
+def plot_sparsity_schedule(steps: list[int], sparsity: list[float], path: Path) -> Path:
+    """The target sparsity of every GMP update against the optimizer step."""
+    fig, ax = _figure()
+    ax.step(steps, [100 * s for s in sparsity], where="post", marker=".")
+    ax.set_xlabel("optimizer step of the eval phase")
+    ax.set_ylabel("sparsity (%)")
+    ax.set_title(f"GMP: {len(steps)} sparsity updates")
+    _save(fig, path)
+    return path
+
+
+def plot_lr_range(lrs: list[float], losses: list[float], inflection_lr: float | None, path: Path) -> Path:
+    """Probe loss against the LR (log scale), with the inflection point marked."""
+    fig, ax = _figure()
+    ax.plot(lrs, losses)
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("loss on the probe set")
+    if inflection_lr is not None:
+        ax.axvline(inflection_lr, color="tab:red", linestyle="--", label=f"inflection: {inflection_lr:.3g}")
+        ax.legend()
+    ax.set_title("LR range test")
+    _save(fig, path)
+    return path
