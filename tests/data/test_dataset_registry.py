@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from prunelab.data import DATASETS, Dataset, DatasetNotFoundError, default_data_dir, load_dataset
+from prunelab.data import (
+    DATASETS,
+    Dataset,
+    DatasetNotFoundError,
+    default_data_dir,
+    load_dataset,
+)
 
 
 def test_registered_names() -> None:

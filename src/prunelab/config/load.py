@@ -68,7 +68,9 @@ def _describe(error: dict) -> str:
         del loc[1]  # the method's tag, which pydantic adds for the tagged union
     if error["type"] in ("union_tag_invalid", "union_tag_not_found"):
         loc.append(str(error.get("ctx", {}).get("discriminator", "")).strip("'"))
-    where = ".".join(str(part) for part in loc if part != "") or "(top level)"
+    where = ".".join(str(part) for part in loc if part != "")
+    if not where:  # a check across sections: its message names the fields
+        return error["msg"].removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
         return f"{where}: unknown field (check the spelling; unknown keys are not ignored)"
     value = error.get("input")

@@ -13,6 +13,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from prunelab.schedules import imp_levels
+
 Fraction = Annotated[float, Field(ge=0, lt=1)]
 
 
@@ -138,15 +140,22 @@ class GMPConfig(PruneBase):
     method: Literal["gmp"] = "gmp"
     init_sparsity: Fraction = 0.05
     stabilization_epochs: int = Field(1, ge=0)
-    pruning_epochs: int = Field(10, ge=1)
+    pruning_epochs: int = Field(5, ge=1)
     schedule: Literal["cubic", "linear"] = "cubic"
     updates_per_epoch: int = Field(4, ge=1)
     finetune_weight_decay: bool = False
 
+    @model_validator(mode="after")
+    def _initial_below_final(self) -> GMPConfig:
+        if self.init_sparsity > self.sparsity:
+            raise ValueError(f"init_sparsity={self.init_sparsity} is above sparsity={self.sparsity}")
+        return self
+
 
 class IMPConfig(PruneBase):
     """Iterative magnitude pruning: prune ``rate`` of the remaining weights per level, then
-    retrain with the eval phase, for ``levels`` levels or until ``sparsity``."""
+    retrain with the eval phase, until ``sparsity`` (the last level stops exactly there) or,
+    if ``levels`` is given, for that many levels (``sparsity`` is then not used)."""
 
     method: Literal["imp"] = "imp"
     rate: float = Field(0.2, gt=0, lt=1)
@@ -182,3 +191,60 @@ class Recipe(Strict):
     eval: EvalConfig = EvalConfig()
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Recipe:
+        """Checks across sections, so that impossible settings fail before any training."""
+        prune, evaluation = self.prune, self.eval
+        if prune.method != "oneshot" and prune.scope == "ratios":
+            raise ValueError(f"prune.scope: {prune.method} prunes with scope global or layerwise, not ratios")
+        if evaluation.warmup_fraction and evaluation.lr_policy not in ("slr", "clr", "llr", "allr"):
+            raise ValueError(
+                "eval.warmup_fraction warms up the restarting LR policies slr, clr, llr and allr; "
+                f"eval.lr_policy is {evaluation.lr_policy}"
+            )
+        if prune.method == "gmp":
+            if evaluation.lr_policy is not None or evaluation.rewind != "none":
+                raise ValueError(
+                    "gmp prunes during the eval phase with eval.lr_schedule; eval.lr_policy and eval.rewind "
+                    "do not apply (leave them unset)"
+                )
+            if prune.stabilization_epochs + prune.pruning_epochs > evaluation.epochs:
+                raise ValueError(
+                    f"eval.epochs={evaluation.epochs} is shorter than prune.stabilization_epochs="
+                    f"{prune.stabilization_epochs} + prune.pruning_epochs={prune.pruning_epochs}; "
+                    "fine-tuning takes the rest of the eval phase"
+                )
+        find_epochs = prune.initial_epochs if prune.method == "bimp" else self.find.epochs
+        if prune.method == "bimp":
+            if evaluation.lr_policy not in (None, "allr") or evaluation.rewind != "none":
+                raise ValueError("bimp retrains with eval.lr_policy allr and eval.rewind none; leave them unset")
+            levels = prune.levels or imp_levels(prune.sparsity, prune.rate)
+            if prune.budget_epochs - prune.initial_epochs < levels:
+                raise ValueError(
+                    f"prune.budget_epochs - prune.initial_epochs = {prune.budget_epochs - prune.initial_epochs} "
+                    f"epochs cannot cover {levels} IMP levels (one epoch each at least)"
+                )
+        if evaluation.lr_policy == "lrw" and evaluation.epochs > find_epochs:
+            raise ValueError(
+                f"eval.lr_policy lrw replays the last eval.epochs={evaluation.epochs} epochs of the find "
+                f"phase, which has only {find_epochs}"
+            )
+        kind, _, k = evaluation.rewind.partition(":")
+        if kind == "epoch":
+            if int(k) > find_epochs:
+                raise ValueError(f"eval.rewind={evaluation.rewind} lies past the end of the find phase ({find_epochs} epochs)")
+            if evaluation.lr_policy is None and evaluation.epochs <= int(k):
+                raise ValueError(
+                    f"eval.rewind={evaluation.rewind} resumes the eval LR schedule at epoch {k}, so eval.epochs="
+                    f"{evaluation.epochs} leaves nothing to retrain (eval.epochs counts from the schedule's start)"
+                )
+        return self
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct(cls, seeds: list[int]) -> list[int]:
+        # A repeated seed would run once but count twice in the run's mean and std.
+        if len(set(seeds)) != len(seeds):
+            raise ValueError(f"seeds must be distinct, got {seeds}")
+        return seeds

@@ -20,7 +20,13 @@ from pathlib import Path
 
 from pydantic import Field
 
-from prunelab.config.load import RecipeError, apply_override, assign, read_recipe_data, validate
+from prunelab.config.load import (
+    RecipeError,
+    apply_override,
+    assign,
+    read_recipe_data,
+    validate,
+)
 from prunelab.config.schema import Recipe, Strict
 
 
@@ -60,10 +66,17 @@ def load_plan(
         sweep = SweepSpec.model_validate(raw_sweep)
     except ValueError as error:
         raise RecipeError(f"{origin}: invalid sweep section: {error}") from None
+    for key, values in sweep.grid.items():
+        if not values:
+            raise RecipeError(f"{origin}: sweep.grid.{key} is empty; a swept field needs at least one value")
     for override in overrides:
         key = override.partition("=")[0]
         if key in sweep.grid:
             raise RecipeError(f"--set {key}: this field is swept by the recipe ({sweep.grid[key]})")
+        # A field inside a swept one (eval.optimizer.lr when eval.optimizer is swept) is replaced too.
+        for swept, values in sweep.grid.items():
+            if key.startswith(f"{swept}."):
+                raise RecipeError(f"--set {key}: it lies inside {swept}, which the recipe sweeps ({values})")
     keys = list(sweep.grid)
     plan = []
     for values in itertools.product(*(sweep.grid[k] for k in keys)):

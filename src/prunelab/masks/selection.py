@@ -11,13 +11,17 @@ either. It follows Floyd and Rivest's selection:
 3. find the exact threshold inside the band and switch on the band entries above it.
 
 Entries tied at the threshold are pruned in a fixed order (earlier tensor first, then lower
-flat index), so the count is exact and the result deterministic. If the band misses (rare),
-it is widened and the pass repeated; the last widening spans every value, so it cannot miss.
-Extra memory is a few chunk buffers plus the band (about 0.5% of the entries).
+flat index), so the count is exact and the result deterministic. To that end entries are
+ordered by the key (score, global index), where the global index counts through the tensors
+in order; keys are all distinct, so the band holds a small share of the entries even when
+most of them tie (e.g. a model that already has many exact zeros). If the band misses
+(rare), it is widened and the pass repeated; the last widening spans every key, so it cannot
+miss. Extra memory is a few chunk buffers plus the band (about 0.5% of the entries).
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping
 
@@ -31,6 +35,10 @@ SAMPLE_SIZE = 1 << 18
 # Band half-widths in standard deviations of the sample rank; the last one takes every value.
 BAND_SIGMAS = (4.0, 16.0, math.inf)
 _LOWEST = torch.finfo(torch.float32).min
+_NAN_MESSAGE = "the scores contain NaN: are some weights not finite?"
+
+#: An entry's place in the selection order: (score, global index).
+Key = tuple[float, int]
 
 
 def select(
@@ -70,16 +78,16 @@ def select(
 
     stream = _Stream(names, flats, priors, criterion, chunk_size)
     exact = total <= sample_size
-    ranked = stream.sample(sample_size, seed, exact)
+    sample_scores, sample_index = stream.sample(sample_size, seed, exact)
     for sigmas in BAND_SIGMAS:
-        lo, hi = _band(ranked, n_prune, total, 0.0 if exact else sigmas)
+        lo, hi = _band(sample_scores, sample_index, n_prune, total, 0.0 if exact else sigmas)
         masks, positions, scores = stream.split(lo, hi)
         below = total - sum(int(m.count_nonzero()) for m in masks) - scores.numel()
         rank = n_prune - below  # 1-based rank of the threshold inside the band
         if 1 <= rank <= scores.numel():
             _switch_on_band(masks, positions, scores, rank)
             return {name: m.view_as(weights[name]) for name, m in zip(names, masks)}
-    raise ValueError("the scores contain NaN: are some weights not finite?")
+    raise ValueError(_NAN_MESSAGE)
 
 
 class _Stream:
@@ -87,6 +95,8 @@ class _Stream:
 
     def __init__(self, names, flats, priors, criterion: Criterion, chunk_size: int) -> None:
         self.names, self.flats, self.priors = names, flats, priors
+        # Global index of each tensor's first entry.
+        self.offsets = list(itertools.accumulate((f.numel() for f in flats[:-1]), initial=0))
         self.criterion = criterion
         self.chunk_size = chunk_size
         self._buffers: dict[torch.device, _Buffers] = {}
@@ -106,25 +116,27 @@ class _Stream:
         buffers.n = n
         return buffers
 
-    def sample(self, size: int, seed: int, exact: bool) -> Tensor:
-        """Scores of every entry if ``exact``, else of about ``size`` entries drawn uniformly
-        within each tensor in proportion to its size (stratified sampling)."""
+    def sample(self, size: int, seed: int, exact: bool) -> tuple[Tensor, Tensor]:
+        """Scores and global indices of every entry if ``exact``, else of about ``size`` entries
+        drawn uniformly within each tensor in proportion to its size (stratified sampling)."""
         total = sum(f.numel() for f in self.flats)
         generator = torch.Generator().manual_seed(seed)
-        parts = []
+        scores, indices = [], []
         for i, flat in enumerate(self.flats):
             if exact:
                 drawn: slice | Tensor = slice(0, flat.numel())
-                n = flat.numel()
+                index = torch.arange(flat.numel())
             else:
-                n = round(size * flat.numel() / total)
-                drawn = torch.randint(flat.numel(), (n,), generator=generator).to(flat.device)
-            if n:
-                parts.append(self._scores(i, drawn, self._buffers_for(flat.device, n)).cpu().clone())
-        return torch.cat(parts)
+                index = torch.randint(flat.numel(), (round(size * flat.numel() / total),), generator=generator)
+                drawn = index.to(flat.device)
+            if index.numel():
+                buffers = self._buffers_for(flat.device, index.numel())
+                scores.append(self._scores(i, drawn, buffers).cpu().clone())
+                indices.append(index + self.offsets[i])
+        return torch.cat(scores), torch.cat(indices)
 
-    def split(self, lo: float, hi: float) -> tuple[list[Tensor], list[Tensor], Tensor]:
-        """One pass: masks of ``score > hi``, and positions and scores of ``lo <= score <= hi``."""
+    def split(self, lo: Key, hi: Key) -> tuple[list[Tensor], list[Tensor], Tensor]:
+        """One pass: masks of ``key > hi``, and positions and scores of ``lo <= key <= hi``."""
         masks, positions, scores = [], [], []
         for i, flat in enumerate(self.flats):
             mask = torch.empty_like(flat, dtype=torch.bool)
@@ -136,9 +148,11 @@ class _Stream:
                 above, at_least = buffers.above, buffers.at_least
                 # Comparisons into float and one cast to bool are several times faster on
                 # CPU than comparisons written straight to bool.
-                torch.gt(chunk_scores, hi, out=above)
+                first = self.offsets[i] + start
+                _greater(chunk_scores, hi, first, out=above)
                 mask[chunk].copy_(above)
-                torch.ge(chunk_scores, lo, out=at_least).sub_(above)
+                # key >= lo is key > (lo score, lo index - 1), global indices being integers.
+                _greater(chunk_scores, (lo[0], lo[1] - 1), first, out=at_least).sub_(above)
                 buffers.band.copy_(at_least)
                 index = _nonzero(buffers.band_words())
                 in_band.append(index + start)
@@ -192,28 +206,43 @@ def _nonzero(flags: Tensor) -> Tensor:
     return words[hits[:, 0]] * 8 + hits[:, 1]
 
 
-def _band(ranked: Tensor, n_prune: int, total: int, sigmas: float) -> tuple[float, float]:
-    """Score band around the ``n_prune``-th smallest score, read from the sample scores
-    (``sigmas=0``: the sample is every score and the band is the exact threshold)."""
+def _greater(scores: Tensor, key: Key, first: int, out: Tensor) -> Tensor:
+    """Whether each entry's key is above ``key``, for scores at global indices ``first, first + 1, ...``:
+    a higher score, or the same score at a later index."""
+    value, index = key
+    later = min(max(index + 1 - first, 0), scores.numel())  # entries from here on come after ``index``
+    torch.gt(scores[:later], value, out=out[:later])
+    torch.ge(scores[later:], value, out=out[later:])
+    return out
+
+
+def _band(scores: Tensor, index: Tensor, n_prune: int, total: int, sigmas: float) -> tuple[Key, Key]:
+    """Key band around the ``n_prune``-th smallest key, read from the sample's scores and global
+    indices (``sigmas=0``: the sample is every entry and the band is the exact threshold)."""
+    lowest, highest = (_LOWEST, -1), (math.inf, total)
     if math.isinf(sigmas):
-        return _LOWEST, math.inf
-    size = ranked.numel()
+        return lowest, highest
+    size = scores.numel()
     if sigmas == 0:
-        lo = hi = _kth(ranked, n_prune - 1)
+        lo = hi = _kth(scores, index, n_prune - 1)
     else:
         fraction = n_prune / total
         centre = fraction * size
         half = sigmas * math.sqrt(size * fraction * (1 - fraction)) + 1
         lo_rank, hi_rank = math.floor(centre - half), math.ceil(centre + half)
-        lo = _kth(ranked, lo_rank) if lo_rank >= 0 else _LOWEST
-        hi = _kth(ranked, hi_rank) if hi_rank < size else math.inf
+        lo = _kth(scores, index, lo_rank) if lo_rank >= 0 else lowest
+        hi = _kth(scores, index, hi_rank) if hi_rank < size else highest
     # Already-pruned entries score -inf and are always below the band, never in it.
-    return max(lo, _LOWEST), max(hi, _LOWEST)
+    return max(lo, lowest), max(hi, lowest)
 
 
-def _kth(scores: Tensor, rank: int) -> float:
-    """The score of 0-based ``rank`` in ascending order (a selection, not a sort)."""
-    return float(scores.kthvalue(rank + 1).values)
+def _kth(scores: Tensor, index: Tensor, rank: int) -> Key:
+    """The key of 0-based ``rank`` in ascending (score, index) order (a selection, not a sort)."""
+    value = scores.kthvalue(rank + 1).values
+    if value.isnan():
+        raise ValueError(_NAN_MESSAGE)
+    tied = index[scores == value]
+    return float(value), int(tied.kthvalue(rank + 1 - int((scores < value).sum())).values)
 
 
 def _switch_on_band(masks: list[Tensor], positions: list[Tensor], scores: Tensor, rank: int) -> None:

@@ -30,12 +30,12 @@ def find(session: Session) -> dict:
     hooks = []
     target = rewind_target(session.recipe.eval.rewind)
     if target is not None:
-        steps_per_epoch = _steps_per_epoch(session, config.batch_size)
-        step = target[1] * (steps_per_epoch if target[0] == "epoch" else 1)
-        if step > config.epochs * steps_per_epoch:
+        find_steps = steps_per_epoch(session, config.batch_size)
+        step = target[1] * (find_steps if target[0] == "epoch" else 1)
+        if step > config.epochs * find_steps:
             raise ValueError(
                 f"eval.rewind={session.recipe.eval.rewind} lies past the end of the find phase "
-                f"({config.epochs} epochs of {steps_per_epoch} steps)"
+                f"({config.epochs} epochs of {find_steps} steps)"
             )
         hooks.append(SaveWeightsAt(session, step, "rewind"))
     result = session.train("find", config, step_hooks=hooks)
@@ -93,13 +93,13 @@ def retrain(session: Session, phase: str, find_result: dict, pruned: dict, confi
 
     session.once(f"{phase}/rewind", rewind)
     plan = None
-    start_epoch = 0
-    steps_per_epoch = _steps_per_epoch(session, config.batch_size)
+    start_step = 0
+    eval_steps = steps_per_epoch(session, config.batch_size)
     if config.lr_policy is not None:
         plan = retrain_schedule(
             config.lr_policy,
-            find_result["lr_log"],
-            max(1, config.epochs * steps_per_epoch),
+            lr_log_in_steps_of(find_result, eval_steps),
+            max(1, config.epochs * eval_steps),
             d1=pruned["d1"] if config.lr_policy == "allr" else None,
             warmup_fraction=config.warmup_fraction,
         )
@@ -107,12 +107,36 @@ def retrain(session: Session, phase: str, find_result: dict, pruned: dict, confi
             "policy": plan.policy, "initial_lr": plan.initial_lr, "warmup_steps": plan.warmup_steps,
             "d1": plan.d1, "d2": plan.d2, "d": plan.d,
         })
-    elif target is not None and target[0] == "epoch":
-        start_epoch = target[1]  # late rewinding restores the LR position too
-    return session.train(phase, config, schedule=plan.schedule if plan else None, start_epoch=start_epoch)
+    elif target is not None:
+        # Late rewinding restores the LR position too: the eval schedule resumes at K, in
+        # eval steps (the same point of training when the two batch sizes differ).
+        kind, k = target
+        find_steps = find_result["steps_per_epoch"]
+        start_step = k * eval_steps if kind == "epoch" else round(k * eval_steps / find_steps)
+    return session.train(phase, config, schedule=plan.schedule if plan else None, start_step=start_step)
 
 
-def _steps_per_epoch(session: Session, batch_size: int) -> int:
+def lr_log_in_steps_of(find_result: dict, steps_per_epoch: int) -> list[float]:
+    """The find phase's LR log with ``steps_per_epoch`` entries an epoch (the eval phase's).
+
+    Seed 003's policies measure T and T_rt in epochs (LRW rewinds to epoch T - T_rt, ALLR's
+    d2 = T_rt / T), while ``retrain_schedule`` counts optimizer steps; when H_find and H_eval
+    differ in batch size (seed 002), each eval step takes the LR of the find step at the same
+    point of the epoch. Unchanged when the step counts agree.
+
+    >>> lr_log_in_steps_of({"lr_log": [4, 3, 2, 1], "steps_per_epoch": 2}, 3)
+    [4, 4, 3, 2, 2, 1]
+    """
+    log = list(find_result["lr_log"])
+    find_steps = find_result.get("steps_per_epoch", steps_per_epoch)
+    if find_steps == steps_per_epoch or not log:
+        return log
+    length = len(log) * steps_per_epoch // find_steps
+    return [log[i * find_steps // steps_per_epoch] for i in range(length)]
+
+
+def steps_per_epoch(session: Session, batch_size: int) -> int:
+    """Optimizer steps in an epoch of the session's training data."""
     return -(-len(session.data.x_train) // batch_size)
 
 

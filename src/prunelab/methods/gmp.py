@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import warnings
 
-from prunelab.methods.common import find
+from prunelab.methods.common import find, steps_per_epoch
 from prunelab.runs.session import Session
 from prunelab.schedules import Polynomial
 from prunelab.train import Trainer
@@ -22,26 +22,27 @@ MIN_UPDATES = 30  # seed 000: "a minimum of 30 steps is a good rule"
 
 def gmp_schedule(session: Session) -> Polynomial:
     """The sparsity schedule of the eval phase, in optimizer steps."""
-    spec, epochs = session.recipe.prune, session.recipe.eval.epochs
-    if spec.scope == "ratios":
-        raise ValueError("prune.scope: gmp prunes with scope global or layerwise, not ratios")
-    if spec.stabilization_epochs + spec.pruning_epochs > epochs:
-        raise ValueError(
-            f"eval.epochs={epochs} leaves no room for prune.stabilization_epochs={spec.stabilization_epochs} "
-            f"+ prune.pruning_epochs={spec.pruning_epochs}; the fine-tuning stage is what remains"
-        )
-    if spec.init_sparsity > spec.sparsity:
-        raise ValueError(f"prune.init_sparsity={spec.init_sparsity} is above prune.sparsity={spec.sparsity}")
-    steps_per_epoch = -(-len(session.data.x_train) // session.recipe.eval.batch_size)
-    frequency = max(1, round(steps_per_epoch / spec.updates_per_epoch))
+    spec = session.recipe.prune
+    epoch_steps = steps_per_epoch(session, session.recipe.eval.batch_size)
+    frequency = max(1, round(epoch_steps / spec.updates_per_epoch))
+    begin = spec.stabilization_epochs * epoch_steps
+    # The last update (the target) comes a frequency before fine-tuning starts, inside the
+    # pruning stage: its last epoch, and the accuracy recorded after it, are at the final
+    # sparsity, and a recipe without fine-tuning epochs still ends exactly at the target.
     return Polynomial(
         initial=spec.init_sparsity,
         final=spec.sparsity,
-        begin_step=spec.stabilization_epochs * steps_per_epoch,
-        end_step=(spec.stabilization_epochs + spec.pruning_epochs) * steps_per_epoch,
+        begin_step=begin,
+        end_step=max(begin + 1, finetune_step(session) - frequency),
         frequency=frequency,
         exponent=3 if spec.schedule == "cubic" else 1,
     )
+
+
+def finetune_step(session: Session) -> int:
+    """The first optimizer step of the fine-tuning stage."""
+    spec = session.recipe.prune
+    return (spec.stabilization_epochs + spec.pruning_epochs) * steps_per_epoch(session, session.recipe.eval.batch_size)
 
 
 def check_update_frequency(schedule: Polynomial) -> list[str]:
@@ -70,12 +71,13 @@ class GradualPruning:
     def __init__(self, session: Session, schedule: Polynomial) -> None:
         self.session, self.schedule = session, schedule
         self.updates = set(schedule.update_steps())
+        self.finetune_step = finetune_step(session)
         self.weight_decay_off = not session.recipe.prune.finetune_weight_decay
 
     def __call__(self, trainer: Trainer, step: int) -> None:
         if step in self.updates:
             self.session.pruner.prune(self.schedule(step), scope=self.session.recipe.prune.scope)
-        if self.weight_decay_off and step >= self.schedule.end_step:
+        if self.weight_decay_off and step >= self.finetune_step:
             for group in trainer.optimizer.param_groups:
                 group["weight_decay"] = 0.0
 

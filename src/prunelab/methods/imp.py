@@ -17,15 +17,17 @@ from prunelab.schedules import imp_levels, imp_sparsity
 
 
 def level_targets(rate: float, target: float, levels: int | None) -> list[float]:
-    """Sparsity after each level: ``1 - (1 - rate) ** level``, capped at ``target``.
+    """Sparsity after each level: ``1 - (1 - rate) ** level``; without ``levels``, as many
+    levels as reach ``target``, the last one capped at it.
 
     >>> [round(s, 3) for s in level_targets(0.2, 0.6, None)]
     [0.2, 0.36, 0.488, 0.59, 0.6]
-    >>> level_targets(0.5, 0.99, 2)
-    [0.5, 0.75]
+    >>> level_targets(0.5, 0.6, 3)
+    [0.5, 0.75, 0.875]
     """
-    count = imp_levels(target, rate) if levels is None else levels
-    return [min(target, imp_sparsity(level, rate)) for level in range(1, count + 1)]
+    if levels is not None:
+        return [imp_sparsity(level, rate) for level in range(1, levels + 1)]
+    return [min(target, imp_sparsity(level, rate)) for level in range(1, imp_levels(target, rate) + 1)]
 
 
 def imp(session: Session) -> dict:
@@ -34,8 +36,6 @@ def imp(session: Session) -> dict:
 
 def _iterate(session: Session, found: dict, eval_config: EvalConfig, epochs_per_level: list[int] | None = None) -> dict:
     spec = session.recipe.prune
-    if spec.scope == "ratios":
-        raise ValueError("prune.scope: imp prunes with scope global or layerwise, not ratios")
     targets = level_targets(spec.rate, spec.sparsity, spec.levels)
     levels = []
     for level, target in enumerate(targets, start=1):
@@ -63,15 +63,9 @@ def bimp(session: Session) -> dict:
     """Train ``initial_epochs`` with a linear LR schedule (see ``find_config``), then IMP with
     ALLR over the rest of ``budget_epochs``, split evenly over the levels (earlier levels get
     the remainder)."""
-    spec, recipe = session.recipe.prune, session.recipe
-    if recipe.eval.lr_policy not in (None, "allr") or recipe.eval.rewind != "none":
-        raise ValueError("bimp retrains with eval.lr_policy allr and eval.rewind none; leave them unset or set so")
-    eval_config = recipe.eval.model_copy(update={"lr_policy": "allr"})
+    spec = session.recipe.prune
+    eval_config = session.recipe.eval.model_copy(update={"lr_policy": "allr"})
     count = len(level_targets(spec.rate, spec.sparsity, spec.levels))
-    remaining = spec.budget_epochs - spec.initial_epochs
-    if remaining < count:
-        raise ValueError(
-            f"prune.budget_epochs - prune.initial_epochs = {remaining} epochs cannot cover {count} levels"
-        )
+    remaining = spec.budget_epochs - spec.initial_epochs  # >= count: checked by the recipe schema
     per_level = [remaining // count + (1 if i < remaining % count else 0) for i in range(count)]
     return _iterate(session, find(session), eval_config, per_level)

@@ -15,19 +15,21 @@ def _features_classifier(features: nn.Sequential, classifier: nn.Sequential) -> 
 
 
 @register("mnist1d_cnn")
-def mnist1d_cnn(num_classes: int, input_shape: tuple[int, ...]) -> nn.Module:
-    """The MNIST-1D reference CNN (ConvBase): 3 stride-2 Conv1d of 25 channels with ReLU, then linear.
+def mnist1d_cnn(num_classes: int, input_shape: tuple[int, ...], channels: int = 25) -> nn.Module:
+    """The MNIST-1D reference CNN (ConvBase): 3 stride-2 Conv1d with ReLU, then linear.
+
+    ``channels=25`` is the reference (5,210 parameters); wider ones leave pruning more room.
 
     >>> sum(p.numel() for p in mnist1d_cnn(10, (1, 40)).parameters())
     5210
     """
     check_input_shape("mnist1d_cnn", input_shape, "CL")
     features = nn.Sequential(
-        nn.Conv1d(input_shape[0], 25, 5, stride=2, padding=1),
+        nn.Conv1d(input_shape[0], channels, 5, stride=2, padding=1),
         nn.ReLU(),
-        nn.Conv1d(25, 25, 3, stride=2, padding=1),
+        nn.Conv1d(channels, channels, 3, stride=2, padding=1),
         nn.ReLU(),
-        nn.Conv1d(25, 25, 3, stride=2, padding=1),
+        nn.Conv1d(channels, channels, 3, stride=2, padding=1),
         nn.ReLU(),
         nn.Flatten(),
     )

@@ -39,6 +39,9 @@ def _cell(value: object) -> str:
     return str(value)
 
 
+LOWER_IS_BETTER = ("loss", "seconds", "parameters")
+
+
 def pivot(
     results: Sequence[tuple[Mapping[str, object], Mapping[str, Mapping[str, float]]]],
     rows: str,
@@ -48,7 +51,8 @@ def pivot(
     """A Markdown pivot table of sweep results, best mean of each column in bold.
 
     ``results`` pairs each run's grid assignment with its summary statistics
-    (``{metric: {"mean": ..., "std": ...}}``). Accuracies are shown in percent.
+    (``{metric: {"mean": ..., "std": ...}}``). Accuracies are shown in percent. The best is
+    the highest, or the lowest for losses, times and parameter counts.
 
     >>> results = [({"policy": p, "budget": b}, {"final_acc": {"mean": m, "std": 0.01}})
     ...            for p, b, m in [("ft", 2, 0.8), ("llr", 2, 0.9), ("ft", 5, 0.85), ("llr", 5, 0.84)]]
@@ -65,8 +69,9 @@ def pivot(
     for assignment, stats in results:
         if value in stats:
             cells[(assignment[rows], tuple(assignment[c] for c in columns))] = stats[value]
+    choose = min if any(word in value for word in LOWER_IS_BETTER) else max
     best = {
-        col: max((cells[(r, col)]["mean"] for r in row_values if (r, col) in cells), default=None)
+        col: choose((cells[(r, col)]["mean"] for r in row_values if (r, col) in cells), default=None)
         for col in column_values
     }
     scale = 100 if percent else 1

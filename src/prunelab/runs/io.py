@@ -13,7 +13,6 @@ from pathlib import Path
 from safetensors.torch import save
 from torch import Tensor
 
-
 # The process umask (read once: os.umask can only be read by setting it).
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)

@@ -35,7 +35,13 @@ from prunelab.data import load_dataset
 from prunelab.methods import METHODS
 from prunelab.methods.common import find, find_config, layer_counts, parameter_counts
 from prunelab.report.plots import plot_sparsity_schedule, plot_training
-from prunelab.runs.io import save_tensors, write_bytes, write_csv, write_json, write_text
+from prunelab.runs.io import (
+    save_tensors,
+    write_bytes,
+    write_csv,
+    write_json,
+    write_text,
+)
 from prunelab.runs.session import CHECKPOINT, Session
 
 SUMMARY = "summary.json"
@@ -90,7 +96,8 @@ def shared_find(out: Path, recipe: Recipe, seed: int, data, device: torch.device
 def run_seed(folder: Path, recipe: Recipe, seed: int, data, device: torch.device, progress: bool) -> dict:
     if not (folder / CHECKPOINT).exists():
         found = shared_find(folder.parents[1], recipe, seed, data, device, progress)
-        for source in [found / CHECKPOINT, *sorted((found / "snapshots").glob("*.safetensors"))]:
+        # The checkpoint last: its presence is what marks the copy as done.
+        for source in [*sorted((found / "snapshots").glob("*.safetensors")), found / CHECKPOINT]:
             write_bytes(folder / source.relative_to(found), source.read_bytes())
     session = Session(folder, recipe, seed, data, device, progress)
     results = METHODS[recipe.prune.method](session)

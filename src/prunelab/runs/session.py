@@ -67,13 +67,13 @@ class Session:
         *,
         schedule: Schedule | None = None,
         step_hooks: Sequence[StepHook] = (),
-        start_epoch: int = 0,
+        start_step: int = 0,
         augment: bool | None = None,
     ) -> dict:
         """Train one phase (resuming it if it was cut off); returns its history and LR log.
 
-        ``start_epoch`` skips the first epochs, with the LR schedule at that position
-        (used by rewinding to epoch K).
+        ``start_step`` starts the LR schedule at that step, and the epochs at the one that
+        contains it (used by late rewinding, which restores the LR position).
         """
         if phase in self.journal["done"]:
             return self.journal["done"][phase]
@@ -89,8 +89,8 @@ class Session:
                 trainer.optimizer.load_state_dict(self._optimizer_state)
                 self.pruner.apply()
         else:
-            trainer.state.epoch = start_epoch
-            trainer.state.step = start_epoch * trainer.steps_per_epoch
+            trainer.state.epoch = start_step // trainer.steps_per_epoch
+            trainer.state.step = start_step
         try:
             trainer.run(on_epoch_end=self._checkpoint_phase)
         finally:

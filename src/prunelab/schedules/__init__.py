@@ -4,7 +4,16 @@ A step is a 0-based optimizer step; every schedule is a frozen dataclass called
 as ``schedule(step)``, with no coupling to a torch optimizer.
 """
 
-from prunelab.schedules.lr import Constant, Cosine, Linear, MultiStep, Replay, Schedule, Step, Warmup
+from prunelab.schedules.lr import (
+    Constant,
+    Cosine,
+    Linear,
+    MultiStep,
+    Replay,
+    Schedule,
+    Step,
+    Warmup,
+)
 from prunelab.schedules.retrain import POLICIES, RetrainPlan, allr_d1, retrain_schedule
 from prunelab.schedules.sparsity import Polynomial, imp_levels, imp_sparsity
 

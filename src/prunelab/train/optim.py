@@ -7,7 +7,15 @@ from collections.abc import Iterable
 import torch
 
 from prunelab.config.schema import LRScheduleConfig, OptimizerConfig
-from prunelab.schedules import Constant, Cosine, Linear, MultiStep, Schedule, Step, Warmup
+from prunelab.schedules import (
+    Constant,
+    Cosine,
+    Linear,
+    MultiStep,
+    Schedule,
+    Step,
+    Warmup,
+)
 
 
 def build_optimizer(config: OptimizerConfig, parameters: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:

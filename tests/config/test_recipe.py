@@ -1,0 +1,320 @@
+"""Recipes: validation with errors that name the field and the value, ``--set`` overrides,
+built-in recipes, YAML round trips and run names."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from prunelab.config import (
+    OneShotConfig,
+    Recipe,
+    RecipeError,
+    apply_override,
+    builtin_recipes,
+    load_recipe,
+    recipe_yaml,
+    run_name,
+    validate,
+)
+from prunelab.config.sweep import load_plan
+
+
+def error_of(overrides: list[str], source: str | Path | None = None) -> str:
+    with pytest.raises(RecipeError) as caught:
+        load_recipe(source, overrides)
+    return str(caught.value)
+
+
+def error_line(message: str, field: str) -> str:
+    """The line of a validation error that reports ``field`` (exactly that dotted path)."""
+    lines = [line for line in message.splitlines() if re.match(rf"\s*- {re.escape(field)}: ", line)]
+    assert lines, f"no error line for {field!r} in:\n{message}"
+    return lines[0]
+
+
+# -- validation errors name the field and the bad value -----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("override", "field", "shown"),
+    [
+        # bad types
+        ("find.epochs=ten", "find.epochs", "'ten'"),
+        ("find.epochs=2.5", "find.epochs", "2.5"),
+        ("find.batch_size=[100]", "find.batch_size", "[100]"),
+        ("find.optimizer.lr=fast", "find.optimizer.lr", "'fast'"),
+        ("data.download=maybe", "data.download", "'maybe'"),
+        ("seeds=zero", "seeds", "'zero'"),
+        ("seeds=[0, one]", "seeds.1", "'one'"),
+        ("find=3", "find", "3"),
+        # out-of-range values
+        ("prune.sparsity=1.0", "prune.sparsity", "1.0"),
+        ("prune.sparsity=-0.1", "prune.sparsity", "-0.1"),
+        ("find.optimizer.lr=-0.1", "find.optimizer.lr", "-0.1"),
+        ("eval.optimizer.lr=0", "eval.optimizer.lr", "0"),
+        ("find.optimizer.momentum=1", "find.optimizer.momentum", "1"),
+        ("find.optimizer.weight_decay=-1.0e-4", "find.optimizer.weight_decay", "-0.0001"),
+        ("find.optimizer.betas=[0.9, 1.0]", "find.optimizer.betas.1", "1.0"),
+        ("find.batch_size=0", "find.batch_size", "0"),
+        ("find.epochs=-1", "find.epochs", "-1"),
+        ("eval.warmup_fraction=1", "eval.warmup_fraction", "1"),
+        ("seeds=[]", "seeds", "[]"),
+        ("seeds=[0, 1, 0]", "seeds", "[0, 1, 0]"),
+        # unknown names of things
+        ("prune.criterion=l1", "prune.criterion", "'l1'"),
+        ("prune.scope=everywhere", "prune.scope", "'everywhere'"),
+        ("eval.lr_policy=xyz", "eval.lr_policy", "'xyz'"),
+        ("find.optimizer.name=rmsprop", "find.optimizer.name", "'rmsprop'"),
+        ("find.lr_schedule.name=exp", "find.lr_schedule.name", "'exp'"),
+        ("device=tpu", "device", "'tpu'"),
+        # bad rewind strings
+        ("eval.rewind=epoch:x", "eval.rewind", "'epoch:x'"),
+        ("eval.rewind=epochs:3", "eval.rewind", "'epochs:3'"),
+        ("eval.rewind=epoch:-1", "eval.rewind", "'epoch:-1'"),
+        ("eval.rewind=Init", "eval.rewind", "'Init'"),
+        ("eval.rewind=step:k", "eval.rewind", "'step:k'"),
+        # milestones must increase strictly
+        ("find.lr_schedule.milestones=[3, 2]", "find.lr_schedule.milestones", "[3, 2]"),
+        ("find.lr_schedule.milestones=[2, 2]", "find.lr_schedule.milestones", "[2, 2]"),
+        ("find.lr_schedule.milestones=[0, 2]", "find.lr_schedule.milestones.0", "0"),
+    ],
+)
+def test_bad_values_are_errors_naming_field_and_value(override: str, field: str, shown: str) -> None:
+    message = error_of([override])
+    line = error_line(message, field)
+    assert shown in line.removeprefix(f"  - {field}:"), line
+    assert message.startswith("built-in recipe 'default' is invalid")
+
+
+@pytest.mark.parametrize(
+    ("override", "field"),
+    [("bogus=1", "bogus"), ("find.optimizer.lrr=0.1", "find.optimizer.lrr"), ("eval.lr_polcy=llr", "eval.lr_polcy"),
+     ("data.root=/data", "data.root"), ("prune.rate=0.2", "prune.rate"), ("find.lr_schedule.milestone=[2]", "find.lr_schedule.milestone")],
+)
+def test_unknown_keys_are_errors_at_any_depth(override: str, field: str) -> None:
+    line = error_line(error_of([override]), field)
+    assert "unknown field" in line
+
+
+def test_union_fields_are_reported_at_the_path_the_user_writes() -> None:
+    # pydantic puts the method's tag in the location (prune.oneshot.sparsity); the message
+    # must show the path that --set and the YAML use.
+    message = error_of(["prune.sparsity=1.5", "prune.method=imp", "prune.rate=1"])
+    assert "prune.imp" not in message and "prune.oneshot" not in message
+    assert "1.5" in error_line(message, "prune.sparsity")
+    assert "1" in error_line(message, "prune.rate")
+    # a model-level check of the prune section is reported at ``prune`` too
+    message = error_of(["prune.scope=ratios"])
+    assert "prune.oneshot" not in message
+    assert "ratios" in error_line(message, "prune")
+
+
+def test_unknown_method_names_the_method_and_the_choices() -> None:
+    message = error_of(["prune.method=foo"])
+    assert "'foo'" in error_line(message, "prune.method")
+    for method in ("oneshot", "gmp", "imp", "bimp"):
+        assert method in message
+
+
+def test_a_prune_section_without_method_says_so() -> None:
+    with pytest.raises(RecipeError) as caught:
+        validate({"prune": {"sparsity": 0.5}})
+    assert "method" in error_line(str(caught.value), "prune.method")
+
+
+def test_cross_field_checks() -> None:
+    message = error_of(["find.optimizer.nesterov=true", "find.optimizer.momentum=0"])
+    assert "nesterov" in error_line(message, "find.optimizer")
+    message = error_of(["prune.method=bimp", "prune.budget_epochs=10", "prune.initial_epochs=10"])
+    assert "initial_epochs" in error_line(message, "prune")
+
+
+def test_every_error_is_reported_at_once() -> None:
+    message = error_of(["find.epochs=ten", "eval.rewind=back", "seeds=[]"])
+    for field in ("find.epochs", "eval.rewind", "seeds"):
+        error_line(message, field)
+
+
+def test_validate_accepts_a_mapping_and_names_its_origin() -> None:
+    assert validate({}) == Recipe()
+    with pytest.raises(RecipeError, match=r"^my recipe is invalid:\n  - find\.epochs: .*'x'"):
+        validate({"find": {"epochs": "x"}}, "my recipe")
+
+
+# -- the overrides ---------------------------------------------------------------------------
+
+
+def test_set_parses_yaml_values() -> None:
+    recipe = load_recipe(overrides=[
+        "find.epochs=3",                      # int
+        "prune.sparsity=0.75",                # float
+        "find.optimizer.weight_decay=5e-4",   # YAML 1.1 reads this as a string; still a float
+        "seeds=[1, 2,3]",                     # list
+        "data.augment=false",                 # bool
+        "eval.lr_policy=null",                # null
+        "eval.rewind=epoch:2",                # a string with a colon
+        "model.options={hidden: [10, 5]}",    # a mapping
+        "find.lr_schedule={name: multistep, milestones: [1, 2]}",
+    ])
+    assert recipe.find.epochs == 3 and isinstance(recipe.find.epochs, int)
+    assert recipe.prune.sparsity == 0.75
+    assert recipe.find.optimizer.weight_decay == 5e-4 and isinstance(recipe.find.optimizer.weight_decay, float)
+    assert recipe.seeds == [1, 2, 3]
+    assert recipe.data.augment is False
+    assert recipe.eval.lr_policy is None
+    assert recipe.eval.rewind == "epoch:2"
+    assert recipe.model.options == {"hidden": [10, 5]}
+    assert recipe.find.lr_schedule.name == "multistep" and recipe.find.lr_schedule.milestones == (1, 2)
+    # untouched settings keep the recipe's values
+    assert recipe.find.batch_size == 100 and recipe.find.optimizer.lr == 0.1
+
+
+def test_set_creates_sections_and_later_overrides_win() -> None:
+    data: dict = {}
+    apply_override(data, "find.optimizer.lr=0.5")
+    apply_override(data, "find.optimizer.lr=0.25")
+    apply_override(data, "find.epochs=1")
+    assert data == {"find": {"optimizer": {"lr": 0.25}, "epochs": 1}}
+    assert validate(data).find.optimizer.lr == 0.25
+
+
+@pytest.mark.parametrize("override", ["find.epochs.x=3", "seeds.first=1", "prune.method.name=gmp"])
+def test_set_on_a_scalar_path_is_an_error(override: str) -> None:
+    message = error_of([override])
+    assert override.partition("=")[0] in message and "not a section" in message
+    assert repr(override.split(".")[-2]) in message  # names the value that is not a section
+
+
+@pytest.mark.parametrize("override", ["noequals", "=3"])
+def test_set_needs_key_and_value(override: str) -> None:
+    assert "key.sub=value" in error_of([override])
+
+
+def test_set_with_invalid_yaml_value() -> None:
+    message = error_of(["seeds=[1,"])
+    assert "seeds=[1," in message and "not valid YAML" in message
+
+
+# -- recipe files -----------------------------------------------------------------------------
+
+
+def test_invalid_yaml_file(tmp_path: Path) -> None:
+    path = tmp_path / "broken.yaml"
+    path.write_text("find:\n  epochs: [1, 2\nprune: {}\n")
+    message = error_of([], path)
+    assert str(path) in message and "not valid YAML" in message
+
+
+def test_a_recipe_file_must_be_a_mapping(tmp_path: Path) -> None:
+    path = tmp_path / "list.yaml"
+    path.write_text("- find\n- eval\n")
+    assert "must be a mapping" in error_of([], path) and "list" in error_of([], path)
+
+
+def test_errors_in_a_file_name_the_file_and_the_field(tmp_path: Path) -> None:
+    path = tmp_path / "typo.yaml"
+    path.write_text("find:\n  optimizer: {name: sgd, lrr: 0.1}\n")
+    message = error_of([], path)
+    assert message.startswith(f"{path} is invalid")
+    assert "unknown field" in error_line(message, "find.optimizer.lrr")
+
+
+def test_empty_file_is_the_schema_defaults(tmp_path: Path) -> None:
+    path = tmp_path / "empty.yaml"
+    path.write_text("")
+    assert load_recipe(path) == Recipe()
+
+
+def test_unknown_recipe_name_lists_the_builtins() -> None:
+    message = error_of([], "no_such_recipe")
+    assert "'no_such_recipe'" in message and "default" in message
+
+
+def test_recipe_file_with_overrides(tmp_path: Path) -> None:
+    path = tmp_path / "mine.yaml"
+    path.write_text("prune: {method: oneshot, sparsity: 0.5}\nseeds: [3]\n")
+    recipe = load_recipe(path, ["prune.sparsity=0.8"])
+    assert recipe.prune == OneShotConfig(sparsity=0.8) and recipe.seeds == [3]
+
+
+# -- built-in recipes ------------------------------------------------------------------------
+
+
+def test_builtin_recipes_are_listed_with_a_description() -> None:
+    recipes = builtin_recipes()
+    assert "default" in recipes
+    for name, description in recipes.items():
+        assert description.strip() and "\n" not in description, name
+
+
+@pytest.mark.parametrize("name", sorted(builtin_recipes()))
+def test_builtin_recipe_validates(name: str) -> None:
+    plan, _ = load_plan(name)  # a plain recipe is a plan of one; a sweep, one recipe per combination
+    assert plan
+    for _, recipe in plan:
+        assert isinstance(recipe, Recipe)
+        assert recipe.description.strip().split("\n")[0] == builtin_recipes()[name]
+        assert run_name(recipe).startswith(f"{recipe.prune.method}-{recipe.model.name}-{recipe.data.name}-")
+    assert len({run_name(recipe) for _, recipe in plan}) == len(plan)  # every combination has its own folder
+
+
+def test_default_recipe_is_the_documented_one() -> None:
+    recipe = load_recipe()
+    assert recipe == load_recipe("default")
+    assert recipe.prune.method == "oneshot" and recipe.prune.sparsity == 0.9 and recipe.prune.scope == "global"
+    assert recipe.data.name == "mnist1d" and recipe.model.name == "mnist1d_cnn"
+    assert recipe.eval.lr_policy == "llr" and recipe.seeds == [0]
+
+
+@pytest.mark.parametrize("name", sorted(builtin_recipes()))
+def test_resolved_yaml_round_trips(name: str, tmp_path: Path) -> None:
+    plan, _ = load_plan(name, ["seeds=[4, 5]"])
+    for index, (_, recipe) in enumerate(plan):
+        text = recipe_yaml(recipe)
+        assert yaml.safe_load(text)["prune"]["method"] == recipe.prune.method
+        path = tmp_path / f"resolved-{index}.yaml"
+        path.write_text(text)
+        again = load_recipe(path)
+        assert again == recipe and run_name(again) == run_name(recipe) and again.seeds == [4, 5]
+
+
+def test_recipes_are_immutable() -> None:
+    recipe = load_recipe()
+    with pytest.raises(Exception):
+        recipe.find.epochs = 3  # type: ignore[misc]
+
+
+# -- run names ------------------------------------------------------------------------------
+
+
+def test_run_name_is_stable() -> None:
+    name = run_name(load_recipe())
+    assert re.fullmatch(r"oneshot-mnist1d_cnn-mnist1d-[0-9a-f]{8}", name)
+    assert run_name(load_recipe()) == name == run_name(load_recipe("default"))
+    # the same settings written differently give the same name
+    assert run_name(load_recipe(overrides=["find.optimizer.lr=0.10"])) == name
+    assert run_name(load_recipe(overrides=["eval.rewind=none"])) == name  # the schema's default, spelt out
+
+
+@pytest.mark.parametrize(
+    "override",
+    ["prune.sparsity=0.95", "find.epochs=2", "eval.epochs=2", "find.optimizer.lr=0.05", "eval.lr_policy=ft",
+     "prune.scope=layerwise", "data.augment=false", "eval.rewind=init", "find.lr_schedule.warmup_epochs=1"],
+)
+def test_run_name_changes_with_a_setting(override: str) -> None:
+    assert run_name(load_recipe(overrides=[override])) != run_name(load_recipe())
+
+
+def test_run_name_ignores_seeds_description_and_device() -> None:
+    name = run_name(load_recipe())
+    assert run_name(load_recipe(overrides=["seeds=[0, 1, 2]", "description=other words", "device=cpu"])) == name
+
+
+def test_run_name_differs_between_methods_with_default_settings() -> None:
+    names = {run_name(validate({"prune": {"method": method}})) for method in ("oneshot", "gmp", "imp", "bimp")}
+    assert len(names) == 4
+    assert run_name(validate({})) == run_name(validate({"prune": {"method": "oneshot"}}))

@@ -1,0 +1,57 @@
+"""Elementwise criteria: magnitude, and hashed random scores that do not depend on chunking."""
+
+import pytest
+import torch
+
+from prunelab.criteria import CRITERIA, Magnitude, Random, get_criterion
+
+
+def score(criterion, name, values, positions):
+    return criterion(name, values, positions, torch.empty(values.numel()))
+
+
+def test_magnitude_is_absolute_value_written_into_out():
+    values = torch.tensor([-3.0, 0.0, 2.5, -1e-3])
+    out = torch.full((4,), 7.0)
+    result = Magnitude()("w", values, slice(0, 4), out)
+    assert result.data_ptr() == out.data_ptr()
+    assert torch.equal(result, torch.tensor([3.0, 0.0, 2.5, 1e-3]))
+
+
+def test_random_scores_do_not_depend_on_how_positions_are_read():
+    random = Random(seed=4)
+    values = torch.randn(1000)
+    whole = score(random, "w", values, slice(0, 1000))
+    pieces = torch.cat([score(random, "w", values[i : i + 128], slice(i, min(i + 128, 1000))) for i in range(0, 1000, 128)])
+    assert torch.equal(whole, pieces)
+    picked = torch.tensor([999, 3, 500, 3])
+    assert torch.equal(score(random, "w", values[picked], picked), whole[picked])
+
+
+def test_random_scores_depend_on_seed_and_name_not_on_values():
+    values = torch.randn(500)
+    base = score(Random(1), "w", values, slice(0, 500))
+    assert torch.equal(score(Random(1), "w", torch.zeros(500), slice(0, 500)), base)
+    assert not torch.equal(score(Random(2), "w", values, slice(0, 500)), base)
+    assert not torch.equal(score(Random(1), "v", values, slice(0, 500)), base)
+
+
+def test_random_scores_are_roughly_uniform_in_unit_interval():
+    scores = score(Random(0), "layer.weight", torch.zeros(200_000), slice(0, 200_000))
+    assert scores.dtype == torch.float32
+    assert scores.min() >= 0 and scores.max() < 1
+    counts = torch.histc(scores, bins=10, min=0, max=1)
+    assert ((counts / scores.numel() - 0.1).abs() < 0.005).all()  # sd per bin ~0.0007
+    # Neighbouring positions are not correlated.
+    assert torch.corrcoef(torch.stack([scores[:-1], scores[1:]]))[0, 1].abs() < 0.01
+
+
+def test_get_criterion():
+    assert isinstance(get_criterion("magnitude"), Magnitude)
+    random = get_criterion("random", seed=9)
+    assert isinstance(random, Random) and random.seed == 9
+    custom = Magnitude()
+    assert get_criterion(custom) is custom
+    assert set(CRITERIA) >= {"magnitude", "random"}
+    with pytest.raises(ValueError, match=r"unknown criterion 'abs'; expected one of \['magnitude', 'random'\]"):
+        get_criterion("abs")

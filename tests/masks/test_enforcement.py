@@ -1,0 +1,161 @@
+"""Pruned weights, their gradients and their optimizer state stay exactly zero in training."""
+
+import copy
+import shutil
+from collections.abc import Callable
+
+import pytest
+import torch
+from torch import nn
+
+from prunelab.masks import Pruner
+
+OPTIMIZERS: dict[str, Callable[[list[nn.Parameter]], torch.optim.Optimizer]] = {
+    "sgd_nesterov_wd": lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, weight_decay=5e-4, nesterov=True),
+    "sgd_foreach": lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, weight_decay=5e-4, foreach=True),
+    "adam": lambda p: torch.optim.Adam(p, lr=1e-2),
+    "adam_amsgrad_wd": lambda p: torch.optim.Adam(p, lr=1e-2, weight_decay=1e-3, amsgrad=True),
+    "adamw": lambda p: torch.optim.AdamW(p, lr=1e-2, weight_decay=0.1),
+}
+
+
+def mlp() -> nn.Sequential:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(20, 32), nn.ReLU(), nn.Linear(32, 16), nn.ReLU(), nn.Linear(16, 4))
+
+
+def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, step: int) -> None:
+    g = torch.Generator().manual_seed(step)
+    x, y = torch.randn(64, 20, generator=g), torch.randint(0, 4, (64,), generator=g)
+    optimizer.zero_grad()
+    nn.functional.cross_entropy(model(x), y).backward()
+    optimizer.step()
+
+
+def assert_pruned_entries_zero(pruner: Pruner, optimizer: torch.optim.Optimizer) -> None:
+    """Pruned weights, their gradients and every per-weight optimizer state entry are exactly 0."""
+    for name, mask in pruner.masks.items():
+        param = pruner.parameters[name]
+        assert (param[~mask] == 0).all(), f"{name}: pruned weight not zero"
+        assert (param.grad[~mask] == 0).all(), f"{name}: gradient of a pruned weight not zero"
+        state = {k: v for k, v in optimizer.state[param].items() if torch.is_tensor(v) and v.shape == param.shape}
+        assert state, f"{name}: expected per-weight optimizer state"
+        for key, value in state.items():
+            assert (value[~mask] == 0).all(), f"{name}: optimizer state {key!r} of a pruned weight not zero"
+
+
+@pytest.mark.parametrize("make_optimizer", OPTIMIZERS.values(), ids=OPTIMIZERS.keys())
+def test_pruned_weights_grads_and_state_stay_zero(make_optimizer):
+    model = mlp()
+    optimizer = make_optimizer(model.parameters())
+    for step in range(3):  # dense warm-up: the optimizer state is non-zero everywhere
+        train_step(model, optimizer, step)
+    pruner = Pruner(model)
+    pruner.attach(optimizer)
+    pruner.prune(0.7)
+    for step in range(3, 8):
+        before = {name: p.detach().clone() for name, p in pruner.parameters.items()}
+        train_step(model, optimizer, step)
+        assert_pruned_entries_zero(pruner, optimizer)
+        for name, mask in pruner.masks.items():
+            changed = pruner.parameters[name][mask] != before[name][mask]
+            assert changed.float().mean() > 0.9, f"{name}: kept weights should train"
+
+
+@pytest.mark.parametrize("make_optimizer", OPTIMIZERS.values(), ids=OPTIMIZERS.keys())
+def test_pruning_again_while_attached_zeroes_state_of_newly_pruned(make_optimizer):
+    model = mlp()
+    optimizer = make_optimizer(model.parameters())
+    pruner = Pruner(model)
+    pruner.attach(optimizer)
+    pruner.prune(0.3)
+    for step in range(4):
+        train_step(model, optimizer, step)
+    old = {name: m.clone() for name, m in pruner.masks.items()}
+    pruner.prune(0.8)
+    newly_pruned = {name: old[name] & ~mask for name, mask in pruner.masks.items()}
+    assert sum(int(m.sum()) for m in newly_pruned.values()) > 0
+    for name, param in pruner.parameters.items():
+        for value in optimizer.state[param].values():
+            if torch.is_tensor(value) and value.shape == param.shape:
+                assert (value[newly_pruned[name]] == 0).all(), "state of a newly pruned weight survived"
+    for step in range(4, 8):
+        train_step(model, optimizer, step)
+        assert_pruned_entries_zero(pruner, optimizer)
+
+
+def test_gradient_accumulation_and_set_to_none():
+    """Gradients that are None for some parameters, and accumulated over two backward passes."""
+    model = mlp()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    pruner = Pruner(model)
+    pruner.prune(0.5)
+    pruner.attach(optimizer)
+    model[4].weight.requires_grad_(False)  # its grad stays None
+    x = torch.randn(8, 20)
+    model(x).sum().backward()
+    model(x).sum().backward()
+    optimizer.step()
+    for name in ("0.weight", "2.weight"):
+        mask = pruner.masks[name]
+        assert (pruner.parameters[name][~mask] == 0).all() and (pruner.parameters[name].grad[~mask] == 0).all()
+    assert model[4].weight.grad is None
+
+
+def test_detach_stops_enforcement_and_attach_is_idempotent():
+    model = mlp()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    pruner = Pruner(model)
+    pruner.prune(0.5)
+    pruner.attach(optimizer)
+    pruner.attach(optimizer)  # a second attach adds no second pair of hooks
+    assert len(optimizer._optimizer_step_pre_hooks) == 1 and len(optimizer._optimizer_step_post_hooks) == 1
+    pruner.detach(optimizer)
+    assert not optimizer._optimizer_step_pre_hooks and not optimizer._optimizer_step_post_hooks
+    train_step(model, optimizer, 0)
+    assert (model[0].weight[~pruner.masks["0.weight"]] != 0).any()  # nothing keeps them at zero now
+    pruner.apply()
+    assert (model[0].weight[~pruner.masks["0.weight"]] == 0).all()
+
+
+def test_apply_after_rewinding_the_weights():
+    model = mlp()
+    start = copy.deepcopy(model.state_dict())
+    pruner = Pruner(model)
+    pruner.prune(0.6)
+    model.load_state_dict(start)  # rewind: pruned weights are back
+    assert (model[0].weight[~pruner.masks["0.weight"]] != 0).any()
+    pruner.apply()
+    for name, mask in pruner.masks.items():
+        assert (pruner.parameters[name][~mask] == 0).all()
+
+
+def test_model_is_left_plain():
+    model = mlp()
+    keys = list(model.state_dict())
+    pruner = Pruner(model)
+    pruner.prune(0.6)
+    pruner.attach(torch.optim.Adam(model.parameters()))
+    assert list(model.state_dict()) == keys
+    assert all(not m._forward_pre_hooks and not m._forward_hooks for m in model.modules())
+    assert all(type(p) is nn.Parameter for p in model.parameters())
+    clone = copy.deepcopy(model)
+    for name, mask in pruner.masks.items():
+        assert torch.equal(clone.get_parameter(name), model.get_parameter(name))
+        assert (clone.get_parameter(name)[~mask] == 0).all()
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # raised inside torch's compile stack
+@pytest.mark.skipif(
+    not any(shutil.which(c) for c in ("g++", "c++", "clang++")), reason="torch.compile needs a C++ compiler"
+)
+def test_torch_compile_forward_equals_eager():
+    model = mlp()
+    pruner = Pruner(model)
+    pruner.prune(0.5)
+    compiled = torch.compile(model)
+    x = torch.randn(16, 20)
+    with torch.no_grad():
+        torch.testing.assert_close(compiled(x), model(x))
+        pruner.prune(0.9)  # weights change in place: the compiled model sees them
+        torch.testing.assert_close(compiled(x), model(x))

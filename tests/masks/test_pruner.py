@@ -1,0 +1,347 @@
+"""Pruner masks against torch.nn.utils.prune, exact counts, nesting, criteria, persistence, errors."""
+
+import copy
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+from torch.nn.utils import prune as torch_prune
+
+from prunelab.masks import Pruner
+
+
+class ConvNet(nn.Module):
+    """Conv1d, Conv2d and Linear layers of different sizes (masks only; no forward needed)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1d = nn.Conv1d(3, 8, 5)
+        self.conv2d = nn.Conv2d(8, 16, 3)
+        self.bn = nn.BatchNorm2d(16)
+        self.fc1 = nn.Linear(64, 32)
+        self.fc2 = nn.Linear(32, 10)
+
+
+WEIGHTS = ["conv1d.weight", "conv2d.weight", "fc1.weight", "fc2.weight"]
+
+
+def distinct_model(seed: int = 0) -> ConvNet:
+    """A ConvNet whose prunable weights have pairwise distinct magnitudes (no ties anywhere)."""
+    torch.manual_seed(seed)
+    model = ConvNet()
+    params = [model.get_parameter(n) for n in WEIGHTS]
+    total = sum(p.numel() for p in params)
+    magnitudes = (torch.randperm(total) + 1).float() / total
+    signs = torch.randint(0, 2, (total,)).float() * 2 - 1
+    with torch.no_grad():
+        for p, values in zip(params, (magnitudes * signs).split([p.numel() for p in params])):
+            p.copy_(values.view_as(p))
+    return model
+
+
+def torch_masks(model: nn.Module, amount: float | dict[str, float], scope: str = "global") -> dict[str, torch.Tensor]:
+    """Reference masks from torch.nn.utils.prune, computed on a copy of the model."""
+    model = copy.deepcopy(model)
+    pairs = [(model.get_submodule(n.rsplit(".", 1)[0]), "weight") for n in WEIGHTS]
+    if scope == "global":
+        torch_prune.global_unstructured(pairs, pruning_method=torch_prune.L1Unstructured, amount=amount)
+    else:
+        for name, (module, _) in zip(WEIGHTS, pairs):
+            ratio = amount[name] if isinstance(amount, dict) else amount
+            torch_prune.l1_unstructured(module, "weight", amount=ratio)
+    return {name: module.weight_mask.bool() for name, (module, _) in zip(WEIGHTS, pairs)}
+
+
+def assert_masks_equal(actual: dict[str, torch.Tensor], expected: dict[str, torch.Tensor]) -> None:
+    assert list(actual) == list(expected)
+    for name in expected:
+        assert actual[name].dtype == torch.bool and torch.equal(actual[name], expected[name]), name
+
+
+def total_weights(model: nn.Module) -> int:
+    return sum(model.get_parameter(n).numel() for n in WEIGHTS)
+
+
+# -- masks equal torch's on weights without ties -------------------------------------------------
+
+
+@pytest.mark.parametrize("sparsity", [0.0, 0.1, 0.5, 0.9, 0.97])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_global_matches_torch_global_unstructured(sparsity, seed):
+    model = distinct_model(seed)
+    expected = torch_masks(model, sparsity)
+    pruner = Pruner(model)
+    assert_masks_equal(pruner.prune(sparsity), expected)
+    assert pruner.count_pruned() == round(sparsity * total_weights(model))
+    for name, mask in expected.items():
+        assert torch.equal(model.get_parameter(name) != 0, mask)  # pruned weights are zeroed in place
+
+
+@pytest.mark.parametrize("sparsity", [0.2, 0.75, 0.95])
+def test_layerwise_matches_torch_l1_unstructured(sparsity):
+    model = distinct_model(2)
+    expected = torch_masks(model, sparsity, scope="layerwise")
+    pruner = Pruner(model)
+    assert_masks_equal(pruner.prune(sparsity, scope="layerwise"), expected)
+    for name, ratio in pruner.layer_sparsity().items():
+        n = model.get_parameter(name).numel()
+        assert ratio * n == pytest.approx(round(sparsity * n))
+
+
+def test_ratios_match_torch_l1_unstructured_per_layer():
+    model = distinct_model(3)
+    ratios = {"conv1d.weight": 0.3, "conv2d.weight": 0.6, "fc1.weight": 0.95, "fc2.weight": 0.5}
+    expected = torch_masks(model, ratios, scope="layerwise")
+    # Module names, parameter names and regexes all name layers.
+    given = {"conv1d": 0.3, "conv2d.weight": 0.6, r"fc1": 0.95, r"fc[2-9]": 0.5}
+    assert_masks_equal(Pruner(model).prune(ratios=given), expected)
+
+
+def test_ratios_leave_other_layers_as_they_are():
+    model = distinct_model()
+    pruner = Pruner(model)
+    pruner.prune(ratios={"fc1": 0.5})
+    assert pruner.layer_sparsity() == {"conv1d.weight": 0.0, "conv2d.weight": 0.0, "fc1.weight": 0.5, "fc2.weight": 0.0}
+
+
+# -- exact counts with ties ----------------------------------------------------------------------
+
+
+def constant_model(value: float = 0.5) -> ConvNet:
+    model = ConvNet()
+    with torch.no_grad():
+        for name in WEIGHTS:
+            model.get_parameter(name).fill_(value)
+    return model
+
+
+@pytest.mark.parametrize("sparsity", [0.01, 0.3, 0.5, 0.9, 0.999])
+def test_global_ties_exact_count_earliest_first(sparsity):
+    model = constant_model()
+    pruner = Pruner(model)
+    masks = pruner.prune(sparsity)
+    n_prune = round(sparsity * total_weights(model))
+    assert pruner.count_pruned() == n_prune
+    flat = torch.cat([masks[n].reshape(-1) for n in WEIGHTS])
+    assert not flat[:n_prune].any() and flat[n_prune:].all()  # model order, then flat index
+    assert_masks_equal(Pruner(constant_model()).prune(sparsity), masks)  # deterministic
+
+
+def test_layerwise_ties_exact_count_per_layer():
+    model = constant_model()
+    masks = Pruner(model).prune(0.45, scope="layerwise")
+    for name in WEIGHTS:
+        flat = masks[name].reshape(-1)
+        n_prune = round(0.45 * flat.numel())
+        assert not flat[:n_prune].any() and flat[n_prune:].all(), name
+
+
+# -- nesting ---------------------------------------------------------------------------------
+
+
+def train_steps(model: ConvNet, optimizer: torch.optim.Optimizer, steps: int) -> None:
+    """A few steps on a loss of the prunable weights (the ConvNet has no forward)."""
+    for _ in range(steps):
+        optimizer.zero_grad()
+        loss = sum(((model.get_parameter(n) - 0.3) ** 2).sum() for n in WEIGHTS)
+        loss.backward()
+        optimizer.step()
+
+
+@pytest.mark.parametrize("scope", ["global", "layerwise"])
+def test_masks_nest_over_prunes_with_training_in_between(scope):
+    model = distinct_model()
+    pruner = Pruner(model)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    pruner.attach(optimizer)
+    previous = None
+    for sparsity in (0.2, 0.5, 0.8, 0.9):
+        masks = {n: m.clone() for n, m in pruner.prune(sparsity, scope=scope).items()}
+        if scope == "global":
+            assert pruner.count_pruned() == round(sparsity * total_weights(model))
+        else:
+            for name in WEIGHTS:
+                assert pruner.count_pruned(name) == round(sparsity * masks[name].numel())
+        if previous is not None:
+            for name in WEIGHTS:
+                assert not (masks[name] & ~previous[name]).any(), "a pruned weight regrew"
+        previous = masks
+        train_steps(model, optimizer, 3)
+
+
+def test_nesting_holds_when_pruned_weights_come_back_nonzero():
+    """After rewinding, pruned weights may be large; they must still stay pruned."""
+    model = distinct_model()
+    start = copy.deepcopy(model.state_dict())
+    pruner = Pruner(model)
+    first = {n: m.clone() for n, m in pruner.prune(0.5).items()}
+    with torch.no_grad():  # rewrite the weights so that the old ranking is reversed
+        for name in WEIGHTS:
+            model.get_parameter(name).copy_(1 / start[name])
+    second = pruner.prune(0.6)
+    assert pruner.count_pruned() == round(0.6 * total_weights(model))
+    for name in WEIGHTS:
+        assert not (second[name] & ~first[name]).any()
+        assert (model.get_parameter(name)[~second[name]] == 0).all()
+
+
+def test_pruning_below_the_current_sparsity_is_an_error():
+    pruner = Pruner(distinct_model())
+    pruner.prune(0.5)
+    pruner.prune(0.5)  # the same target again is fine and changes nothing
+    with pytest.raises(ValueError, match="below the current sparsity"):
+        pruner.prune(0.4)
+    with pytest.raises(ValueError, match="below its current sparsity"):
+        pruner.prune(0.1, scope="layerwise")
+    with pytest.raises(ValueError, match="below its current sparsity"):
+        pruner.prune(ratios={"fc2": 0.0})
+
+
+# -- random criterion --------------------------------------------------------------------------
+
+
+def test_global_random_exact_count_and_reproducible_by_seed():
+    model = distinct_model()
+    masks = {n: m.clone() for n, m in Pruner(model, criterion="random", seed=1).prune(0.7).items()}
+    assert sum(int((~m).sum()) for m in masks.values()) == round(0.7 * total_weights(model))
+    assert_masks_equal(Pruner(distinct_model(), criterion="random", seed=1).prune(0.7), masks)
+    other = Pruner(distinct_model(), criterion="random", seed=2).prune(0.7)
+    assert any(not torch.equal(other[n], masks[n]) for n in WEIGHTS)
+
+
+def test_global_random_is_uniform_over_layers_and_magnitudes():
+    model = nn.Sequential(nn.Linear(200, 100), nn.Linear(100, 50), nn.Linear(50, 20))
+    magnitudes = {n: p.detach().abs().clone() for n, p in model.named_parameters() if n.endswith("weight")}
+    pruner = Pruner(model, criterion="random")
+    masks = pruner.prune(0.6)
+    for name, ratio in pruner.layer_sparsity().items():
+        assert ratio == pytest.approx(0.6, abs=0.06), name  # 1,000 weights: sd of the ratio ~0.016
+    pruned = torch.cat([magnitudes[n][~m] for n, m in masks.items()])
+    kept = torch.cat([magnitudes[n][m] for n, m in masks.items()])
+    # Magnitude plays no part: pruned and kept weights have about the same mean magnitude.
+    assert pruned.mean().item() == pytest.approx(kept.mean().item(), rel=0.05)
+
+
+def test_random_preserving_layerwise_ratios_of_a_magnitude_mask():
+    model = distinct_model()
+    magnitude = Pruner(model)
+    magnitude_masks = magnitude.prune(0.8)
+    lpr = magnitude.layer_sparsity()
+    assert len(set(lpr.values())) > 1  # global magnitude pruning gave the layers different ratios
+
+    baseline = Pruner(distinct_model(), criterion="random")
+    random_masks = baseline.prune(ratios=lpr)
+    for name in WEIGHTS:
+        assert baseline.count_pruned(name) == magnitude.count_pruned(name)
+    assert any(not torch.equal(random_masks[n], magnitude_masks[n]) for n in WEIGHTS)
+
+
+def test_criterion_per_call_and_custom_criterion():
+    model = distinct_model()
+    pruner = Pruner(model)
+    pruner.prune(0.3, criterion="random")
+    assert pruner.count_pruned() == round(0.3 * total_weights(model))
+
+    def largest_first(name, values, positions, out):
+        return torch.neg(values.abs(), out=out)
+
+    model = distinct_model()
+    magnitudes = torch.cat([model.get_parameter(n).detach().abs().reshape(-1) for n in WEIGHTS])
+    masks = Pruner(model, criterion=largest_first).prune(0.1)
+    pruned = torch.cat([~masks[n].reshape(-1) for n in WEIGHTS])
+    assert magnitudes[pruned].min() > magnitudes[~pruned].max()
+
+
+# -- measurements and persistence ----------------------------------------------------------------
+
+
+def test_sparsity_and_layer_sparsity():
+    model = distinct_model()
+    pruner = Pruner(model)
+    assert pruner.sparsity() == 0.0 and pruner.count_pruned() == 0
+    pruner.prune(ratios={"fc1": 0.5, "fc2": 0.25})
+    assert pruner.layer_sparsity()["fc1.weight"] == 0.5 and pruner.layer_sparsity()["fc2.weight"] == 0.25
+    assert pruner.count_pruned() == 64 * 32 // 2 + 32 * 10 // 4
+    assert pruner.sparsity() == pruner.count_pruned() / total_weights(model)
+
+
+def test_state_dict_round_trip_through_safetensors(tmp_path):
+    model = distinct_model()
+    dense = copy.deepcopy(model)
+    pruner = Pruner(model)
+    masks = pruner.prune(0.77)
+    path = tmp_path / "masks.safetensors"
+    save_file(pruner.state_dict(), path)
+    for name, mask in masks.items():  # compact: 8 weights a byte
+        assert pruner.state_dict()[f"mask:{name}"].numel() == -(-mask.numel() // 8)
+
+    restored = Pruner(dense)
+    restored.load_state_dict(load_file(path))
+    assert_masks_equal(restored.masks, masks)
+    assert restored.count_pruned() == pruner.count_pruned()
+    for name in WEIGHTS:  # loading applies the masks to the model
+        assert torch.equal(dense.get_parameter(name), model.get_parameter(name))
+
+
+def pruned_state(sparsity: float = 0.5) -> dict[str, torch.Tensor]:
+    pruner = Pruner(distinct_model())
+    pruner.prune(sparsity)
+    return pruner.state_dict()
+
+
+def test_loading_a_mask_for_a_missing_parameter_is_an_error():
+    state = pruned_state()
+    small = nn.Module()
+    small.fc1 = nn.Linear(64, 32)
+    with pytest.raises(ValueError, match="mask for 'conv1d.weight', but the model has no prunable parameter"):
+        Pruner(small).load_state_dict(state)
+
+
+def test_loading_a_mask_of_the_wrong_shape_is_an_error():
+    state = pruned_state()
+    other = ConvNet()
+    other.fc2 = nn.Linear(32, 12)
+    with pytest.raises(ValueError, match=r"mask for 'fc2.weight' has shape \(10, 32\).*\(12, 32\)"):
+        Pruner(other).load_state_dict(state)
+
+
+def test_loading_a_corrupt_state_is_an_error():
+    state = pruned_state()
+    with pytest.raises(ValueError, match="unexpected key"):
+        Pruner(distinct_model()).load_state_dict({**state, "junk": torch.zeros(1)})
+    state["mask:fc2.weight"] = state["mask:fc2.weight"][:-1]
+    with pytest.raises(ValueError, match="packed mask has 39 bytes"):
+        Pruner(distinct_model()).load_state_dict(state)
+
+
+# -- argument errors ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sparsity", [1.0, -0.1, 1.5, float("nan"), "0.5", True])
+def test_sparsity_outside_unit_interval_is_an_error(sparsity):
+    pruner = Pruner(distinct_model())
+    with pytest.raises(ValueError, match=r"sparsity must be a number in \[0, 1\)"):
+        pruner.prune(sparsity)
+    with pytest.raises(ValueError, match=r"sparsity must be a number in \[0, 1\)"):
+        pruner.prune(sparsity, scope="layerwise")
+    assert pruner.count_pruned() == 0
+
+
+def test_bad_prune_arguments_are_errors():
+    pruner = Pruner(distinct_model())
+    with pytest.raises(ValueError, match="not both or neither"):
+        pruner.prune()
+    with pytest.raises(ValueError, match="not both or neither"):
+        pruner.prune(0.5, ratios={"fc1": 0.5})
+    with pytest.raises(ValueError, match="scope must be one of"):
+        pruner.prune(0.5, scope="local")
+    with pytest.raises(ValueError, match=r"ratio for 'fc1' must be a number in \[0, 1\)"):
+        pruner.prune(ratios={"fc1": 1.0})
+    with pytest.raises(ValueError, match="ratio given for 'bn', which names no prunable parameter"):
+        pruner.prune(ratios={"bn": 0.5})
+    with pytest.raises(ValueError, match="unknown criterion 'l2'"):
+        pruner.prune(0.5, criterion="l2")
+    with pytest.raises(ValueError, match="unknown criterion"):
+        Pruner(distinct_model(), criterion="Magnitude")
+    assert pruner.count_pruned() == 0

@@ -1,0 +1,175 @@
+"""`select` against a sort-based reference, through every path: exact, sampled, chunked, widened."""
+
+import math
+
+import pytest
+import torch
+
+from prunelab.criteria import Magnitude, Random
+from prunelab.masks import selection
+from prunelab.masks.selection import select
+
+
+def reference(weights, n_prune, prior=None):
+    """Sort every magnitude (already pruned entries first); prune the n_prune lowest.
+
+    A stable sort over the concatenation breaks ties by (tensor order, flat index).
+    """
+    scores = []
+    for name, w in weights.items():
+        s = w.abs().reshape(-1).clone()
+        if prior is not None:
+            s[~prior[name].reshape(-1)] = -math.inf
+        scores.append(s)
+    order = torch.sort(torch.cat(scores), stable=True).indices
+    keep = torch.ones(order.numel(), dtype=torch.bool)
+    keep[order[:n_prune]] = False
+    return dict(zip(weights, (k.view_as(w) for k, w in zip(keep.split([w.numel() for w in weights.values()]), weights.values()))))
+
+
+def random_weights(sizes, seed=0, levels=None):
+    """Normal weights of the given shapes; rounded to ``levels`` distinct magnitudes if given (ties)."""
+    g = torch.Generator().manual_seed(seed)
+    weights = {}
+    for i, shape in enumerate(sizes):
+        if levels is None:
+            weights[f"t{i}"] = torch.randn(shape, generator=g)
+        else:
+            weights[f"t{i}"] = torch.randint(-levels, levels + 1, shape, generator=g).float()
+    return weights
+
+
+def assert_same(masks, expected):
+    assert list(masks) == list(expected)
+    for name in expected:
+        assert masks[name].dtype == torch.bool
+        assert masks[name].shape == expected[name].shape
+        assert torch.equal(masks[name], expected[name]), name
+
+
+SHAPES = [(30, 40), (7,), (16, 3, 5, 5), (2500,), (50, 60), (3, 4, 2, 3, 3)]  # ~9.9k entries
+
+
+@pytest.mark.parametrize("fraction", [0.0001, 0.1, 0.5, 0.9, 0.999, 1.0])
+@pytest.mark.parametrize("levels", [None, 3])  # distinct values, then heavy ties
+def test_chunked_and_sampled_path_matches_sort(fraction, levels):
+    weights = random_weights(SHAPES, levels=levels)
+    total = sum(w.numel() for w in weights.values())
+    n_prune = round(fraction * total)
+    masks = select(weights, n_prune, Magnitude(), chunk_size=100, sample_size=64)
+    assert_same(masks, reference(weights, n_prune))
+    assert sum(int((~m).sum()) for m in masks.values()) == n_prune
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_result_does_not_depend_on_the_sample_seed(seed):
+    weights = random_weights(SHAPES, seed=7)
+    n_prune = 6000
+    masks = select(weights, n_prune, Magnitude(), seed=seed, chunk_size=333, sample_size=128)
+    assert_same(masks, reference(weights, n_prune))
+
+
+def test_exact_path_when_everything_fits_in_the_sample():
+    weights = random_weights([(10, 10), (5,), (3, 3)], levels=2)
+    for n_prune in range(0, 115):
+        assert_same(select(weights, n_prune, Magnitude()), reference(weights, n_prune))
+
+
+def test_band_widening_path(monkeypatch):
+    """A band far too narrow to hold the threshold must be widened, with the same result."""
+    passes = []
+    split = selection._Stream.split
+
+    def counting_split(self, lo, hi):
+        passes.append((lo, hi))
+        return split(self, lo, hi)
+
+    monkeypatch.setattr(selection, "BAND_SIGMAS", (1e-6, math.inf))
+    monkeypatch.setattr(selection._Stream, "split", counting_split)
+    widened = 0
+    for seed in range(10):
+        weights = random_weights(SHAPES, seed=seed)
+        passes.clear()
+        masks = select(weights, 4321, Magnitude(), seed=seed, chunk_size=100, sample_size=64)
+        assert_same(masks, reference(weights, 4321))
+        widened += len(passes) > 1
+    assert widened >= 5  # the widening pass really ran, in most cases
+
+
+def test_prior_pruned_entries_stay_pruned_and_count():
+    weights = random_weights(SHAPES, seed=3)
+    g = torch.Generator().manual_seed(1)
+    # Prior pruning that is NOT the lowest magnitudes (as after rewinding the weights).
+    prior = {name: torch.rand(w.shape, generator=g) > 0.3 for name, w in weights.items()}
+    already = sum(int((~p).sum()) for p in prior.values())
+    for n_prune in (already, already + 1, already + 2000, sum(w.numel() for w in weights.values())):
+        masks = select(weights, n_prune, Magnitude(), prior, chunk_size=100, sample_size=64)
+        assert_same(masks, reference(weights, n_prune, prior))
+        for name in prior:
+            assert not (masks[name] & ~prior[name]).any()  # nothing regrows
+
+
+def test_all_equal_weights_prune_earlier_tensors_and_indices_first():
+    weights = {"a": torch.ones(3, 4), "b": torch.full((10,), -1.0), "c": torch.ones(5)}
+    masks = select(weights, 15, Magnitude(), chunk_size=4, sample_size=8)
+    assert not masks["a"].any()
+    assert masks["b"].tolist() == [False, False, False] + [True] * 7
+    assert masks["c"].all()
+    again = select(weights, 15, Magnitude(), seed=5, chunk_size=3, sample_size=4)
+    assert_same(again, masks)  # deterministic whatever the sample and chunking
+
+
+@pytest.mark.parametrize("fraction", [0.85, 0.9, 0.91])  # inside, at the end of, just past the zeros
+def test_band_stays_small_when_most_weights_tie(monkeypatch, fraction):
+    """With 90% exact zeros the threshold sits in or next to a huge tie; the band, whose
+    entries cost memory, must still hold only a small share of the weights."""
+    band_sizes = []
+    split = selection._Stream.split
+
+    def recording_split(self, lo, hi):
+        masks, positions, scores = split(self, lo, hi)
+        band_sizes.append(scores.numel())
+        return masks, positions, scores
+
+    monkeypatch.setattr(selection._Stream, "split", recording_split)
+    g = torch.Generator().manual_seed(0)
+    weights = {name: torch.randn(50_000, generator=g) * (torch.rand(50_000, generator=g) < 0.1) for name in "ab"}
+    n_prune = round(fraction * 100_000)
+    masks = select(weights, n_prune, Magnitude(), chunk_size=4096, sample_size=4096)
+    assert_same(masks, reference(weights, n_prune))
+    assert max(band_sizes) < 10_000  # the 4-sigma band is ~4.5% of the entries; ties alone are 90%
+
+
+def test_large_all_equal_tensor_exact_count():
+    weights = {"a": torch.zeros(20_000), "b": torch.zeros(100, 7)}
+    masks = select(weights, 12_345, Magnitude(), chunk_size=1000, sample_size=256)
+    assert int((~masks["a"]).sum()) == 12_345
+    assert not masks["a"][:12_345].any() and masks["a"][12_345:].all() and masks["b"].all()
+
+
+def test_non_contiguous_weights():
+    base = random_weights([(40, 30), (6, 5, 4)], seed=2)
+    weights = {"t": base["t0"].t(), "u": base["t1"].permute(2, 0, 1)}
+    masks = select(weights, 700, Magnitude(), chunk_size=50, sample_size=32)
+    assert_same(masks, reference(weights, 700))
+
+
+def test_random_criterion_prunes_exactly_the_lowest_random_scores():
+    weights = random_weights(SHAPES)
+    criterion = Random(seed=3)
+    masks = select(weights, 5000, criterion, chunk_size=100, sample_size=64)
+    # Reference: the same scores, sorted.
+    scores = {name: criterion(name, w.reshape(-1), slice(0, w.numel()), torch.empty(w.numel())).view_as(w) for name, w in weights.items()}
+    assert_same(masks, reference(scores, 5000))
+
+
+@pytest.mark.parametrize("n_prune", [-1, 101])
+def test_impossible_counts_are_errors(n_prune):
+    with pytest.raises(ValueError, match="cannot prune"):
+        select({"a": torch.randn(100)}, n_prune, Magnitude())
+
+
+def test_fewer_than_already_pruned_is_an_error():
+    prior = {"a": torch.arange(10) >= 4}  # 4 already pruned
+    with pytest.raises(ValueError, match="4 are already pruned"):
+        select({"a": torch.randn(10)}, 3, Magnitude(), prior)

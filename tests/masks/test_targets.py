@@ -1,0 +1,101 @@
+"""Which parameters are prunable: defaults, include/exclude by name and regex, and errors."""
+
+import pytest
+import torch
+from torch import nn
+
+from prunelab.masks import Pruner, find_prunable, matches
+
+
+class Mixed(nn.Module):
+    """Every prunable module kind next to ones that must be left alone."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(10, 4)
+        self.conv1d = nn.Conv1d(2, 3, 3)
+        self.conv2d = nn.Conv2d(3, 4, 3)
+        self.bn = nn.BatchNorm2d(4)
+        self.conv3d = nn.Conv3d(1, 2, 2, bias=False)
+        self.norm = nn.LayerNorm(8)
+        self.head = nn.Sequential(nn.Linear(8, 6), nn.ReLU(), nn.Linear(6, 2))
+
+
+def test_default_is_conv_and_linear_weights_only():
+    assert list(find_prunable(Mixed())) == ["conv1d.weight", "conv2d.weight", "conv3d.weight", "head.0.weight", "head.2.weight"]
+
+
+def test_transformer_linear_weights_including_out_proj():
+    layer = nn.TransformerEncoderLayer(d_model=16, nhead=2, dim_feedforward=32)
+    assert list(find_prunable(layer)) == ["self_attn.out_proj.weight", "linear1.weight", "linear2.weight"]
+    pruner = Pruner(layer)
+    pruner.prune(0.5)
+    assert pruner.count_pruned() == round(0.5 * (16 * 16 + 2 * 16 * 32))
+    assert (layer.self_attn.out_proj.weight == 0).any()
+    assert layer(torch.randn(3, 2, 16)).isfinite().all()  # still a working layer
+
+
+def test_shared_weight_is_listed_once():
+    model = nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 4))
+    model[1].weight = model[0].weight
+    assert list(find_prunable(model)) == ["0.weight"]
+
+
+@pytest.mark.parametrize(
+    ("include", "expected"),
+    [
+        (["head.0.weight"], ["head.0.weight"]),  # parameter name
+        (["head.2"], ["head.2.weight", "head.2.bias"]),  # module name: all its parameters
+        (["embed.weight", "conv1d.weight"], ["embed.weight", "conv1d.weight"]),  # any parameter, model order
+        ([r"conv\dd\.weight"], ["conv1d.weight", "conv2d.weight", "conv3d.weight"]),  # regex on the whole name
+    ],
+)
+def test_include(include, expected):
+    assert list(find_prunable(Mixed(), include=include)) == expected
+
+
+@pytest.mark.parametrize(
+    ("exclude", "expected"),
+    [
+        (["head"], ["conv1d.weight", "conv2d.weight", "conv3d.weight"]),  # module name, and its children
+        (["conv2d.weight"], ["conv1d.weight", "conv3d.weight", "head.0.weight", "head.2.weight"]),
+        (["conv.d"], ["head.0.weight", "head.2.weight"]),  # regex
+        ([r"head\.\d", "conv1d"], ["conv2d.weight", "conv3d.weight"]),
+    ],
+)
+def test_exclude(exclude, expected):
+    assert list(find_prunable(Mixed(), exclude=exclude)) == expected
+
+
+def test_names_match_whole_components_not_prefixes():
+    assert matches("fc", "fc.weight") and not matches("fc", "fc2.weight")
+    assert matches("layer1", "layer1.0.conv1.weight") and not matches("layer", "layer1.0.conv1.weight")
+
+
+@pytest.mark.parametrize("label", ["include", "exclude"])
+def test_pattern_matching_nothing_is_an_error_naming_it(label):
+    with pytest.raises(ValueError, match=f"{label} pattern 'hed' matches no prunable"):
+        find_prunable(Mixed(), **{label: ["head", "hed"]})
+
+
+def test_excluding_a_parameter_that_is_not_prunable_is_an_error():
+    with pytest.raises(ValueError, match="'bn'"):
+        find_prunable(Mixed(), exclude=["bn"])
+
+
+@pytest.mark.parametrize("label", ["include", "exclude"])
+def test_invalid_regex_is_an_error(label):
+    with pytest.raises(ValueError, match=r"'conv\(' is not a valid regular expression"):
+        find_prunable(Mixed(), **{label: ["conv("]})
+
+
+def test_a_single_string_is_an_error():
+    with pytest.raises(TypeError, match="not the string 'head'"):
+        find_prunable(Mixed(), exclude="head")
+
+
+def test_excluding_everything_is_an_error():
+    with pytest.raises(ValueError, match="no prunable parameters"):
+        find_prunable(nn.Sequential(nn.Linear(2, 2)), exclude=["0"])
+    with pytest.raises(ValueError, match="no prunable parameters"):
+        find_prunable(nn.Sequential(nn.BatchNorm1d(3)))

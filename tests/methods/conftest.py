@@ -1,0 +1,133 @@
+"""Shared fixtures of the method tests: MNIST-1D cached once per test session, tiny recipes.
+
+Every run uses the reference MNIST-1D CNN (25 channels) and batches of 500, so an epoch of
+the 4000 MNIST-1D training examples is ``STEPS_PER_EPOCH = 8`` optimizer steps, and the find
+phase lasts 3 epochs (24 steps, cosine LR from the default recipe). Runs that may share a
+find phase go to one session-wide folder (``shared_out``); tests that count trainings use
+their own.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from torch import Tensor, nn
+
+from prunelab.config import Recipe, load_recipe
+from prunelab.data import Dataset, load_dataset
+from prunelab.masks import Pruner
+from prunelab.models import build_model
+from prunelab.runs.checkpoint import load_checkpoint
+from prunelab.runs.runner import FIND_CACHE, find_key
+
+BASE = [
+    "device=cpu",
+    "model.name=mnist1d_cnn",
+    "model.options={}",  # the reference CNN (25 channels, 5,210 parameters), whatever the default recipe says
+    "seeds=[0]",
+    "find.epochs=3",
+    "find.batch_size=500",
+    "eval.epochs=2",
+    "eval.batch_size=500",
+]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """Tiny models train several times faster on one thread than on two busy cores."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.getbasetemp() / "prunelab-data"  # shared with the other test folders
+    path.mkdir(exist_ok=True)
+    load_dataset("mnist1d", path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def data(data_dir: Path) -> Dataset:
+    return load_dataset("mnist1d", data_dir)
+
+
+@pytest.fixture(scope="session")
+def make_recipe(data_dir: Path) -> Callable[..., Recipe]:
+    """``make_recipe("prune.method=imp", ...)``: the default recipe, made tiny, with overrides."""
+
+    def make(*overrides: str, source: str | None = None) -> Recipe:
+        return load_recipe(source, [*BASE, f"data.data_dir={data_dir}", *overrides])
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def shared_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One run folder for runs whose find phases may be shared (the ``.find`` cache)."""
+    return tmp_path_factory.mktemp("method-runs")
+
+
+STEPS_PER_EPOCH = 8  # 4000 training examples in batches of 500
+
+
+@pytest.fixture(scope="session")
+def steps_per_epoch() -> int:
+    return STEPS_PER_EPOCH
+
+
+def _model(recipe: Recipe, data: Dataset) -> nn.Module:
+    return build_model(recipe.model.name, num_classes=data.num_classes, input_shape=data.input_shape)
+
+
+@pytest.fixture(scope="session")
+def prunable_names(data: Dataset) -> list[str]:
+    """The weights of the Conv1d and Linear layers of the MNIST-1D CNN, found independently
+    of the Pruner (which prunes exactly these by default)."""
+    model = build_model("mnist1d_cnn", num_classes=data.num_classes, input_shape=data.input_shape)
+    names = [f"{name}.weight" for name, m in model.named_modules() if isinstance(m, (nn.Conv1d, nn.Linear))]
+    assert len(names) == 4
+    return names
+
+
+@pytest.fixture(scope="session")
+def find_weights(data: Dataset) -> Callable[[Path, Recipe], dict[str, Tensor]]:
+    """The weights at the end of the find phase, from the run folder's ``.find`` cache."""
+
+    def load(out: Path, recipe: Recipe) -> dict[str, Tensor]:
+        folder = Path(out) / FIND_CACHE / find_key(recipe, torch.device("cpu")) / "seed-0"
+        model = _model(recipe, data)
+        journal, _ = load_checkpoint(folder / "checkpoint.safetensors", model, Pruner(model))
+        assert "find" in journal["done"], "the find phase of the cache is not finished"
+        return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    return load
+
+
+@pytest.fixture(scope="session")
+def load_masks(data: Dataset) -> Callable[[Path], dict[str, Tensor]]:
+    """Bool masks (True = kept) of a saved ``masks/*.safetensors``, through Pruner.load_state_dict."""
+
+    def load(path: Path, model_name: str = "mnist1d_cnn") -> dict[str, Tensor]:
+        model = build_model(model_name, num_classes=data.num_classes, input_shape=data.input_shape)
+        pruner = Pruner(model)
+        pruner.load_state_dict(load_file(str(path)))
+        return {name: mask.clone() for name, mask in pruner.masks.items()}
+
+    return load
+
+
+def read_json(path: Path):
+    return json.loads(Path(path).read_text())
+
+
+@pytest.fixture(scope="session")
+def read() -> Callable[[Path], object]:
+    return read_json

@@ -1,0 +1,94 @@
+"""Budgeted IMP (seed 003): T_0 epochs of linear-schedule training, then IMP with ALLR over the
+remaining T - T_0 epochs split over the levels; impossible budgets are errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from prunelab.config import RecipeError
+from prunelab.runs.runner import run_recipe
+
+BUDGET, INITIAL = 5, 2
+BIMP = [
+    "prune.method=bimp",
+    "prune.rate=0.5",
+    "prune.sparsity=0.75",  # two levels: 50%, 75%
+    f"prune.budget_epochs={BUDGET}",
+    f"prune.initial_epochs={INITIAL}",
+    "find.epochs=7",          # ignored: BIMP trains initial_epochs
+    "eval.lr_policy=null",
+    "eval.epochs=9",          # ignored: the budget decides
+]
+
+
+@pytest.fixture(scope="module")
+def bimp_run(make_recipe, shared_out):
+    recipe = make_recipe(*BIMP)
+    return recipe, run_recipe(recipe, shared_out, progress=False) / "seed-0"
+
+
+def test_the_find_phase_is_initial_epochs_of_linear_decay_to_zero(bimp_run, steps_per_epoch, read) -> None:
+    recipe, seed = bimp_run
+    log = read(seed / "lr_log.json")["find"]
+    t = INITIAL * steps_per_epoch
+    lr = recipe.find.optimizer.lr
+    assert log == pytest.approx([lr * (1 - step / t) for step in range(t)], rel=1e-12)
+    assert all(a > b for a, b in zip(log, log[1:])) and log[-1] == pytest.approx(lr / t)
+    assert len([r for r in read(seed / "metrics.json") if r["phase"] == "find"]) == INITIAL
+
+
+def test_the_remaining_budget_is_split_over_the_levels(bimp_run, read) -> None:
+    _, seed = bimp_run
+    rows = read(seed / "metrics.json")
+    per_level = [len([r for r in rows if r["phase"] == f"level-{level}/eval"]) for level in (1, 2)]
+    assert per_level == [2, 1]  # 3 epochs over 2 levels, the remainder to the earlier level
+    assert sum(per_level) == BUDGET - INITIAL
+    assert len(rows) == BUDGET  # every epoch of the budget, and no more
+    assert not any(r["phase"].startswith("level-3") for r in rows)
+
+
+def test_levels_retrain_with_allr(bimp_run, steps_per_epoch, read) -> None:
+    _, seed = bimp_run
+    events, logs = read(seed / "events.json"), read(seed / "lr_log.json")
+    find_log = logs["find"]
+    for level, epochs in ((1, 2), (2, 1)):
+        recorded = events[f"level-{level}/eval/lr_policy"]
+        t_rt = epochs * steps_per_epoch
+        d2 = t_rt / len(find_log)
+        assert recorded["policy"] == "allr"
+        assert recorded["d2"] == pytest.approx(d2)
+        assert recorded["d1"] == pytest.approx(events[f"level-{level}/prune"]["d1"])
+        d = max(recorded["d1"], d2)
+        assert recorded["d"] == pytest.approx(d)
+        assert logs[f"level-{level}/eval"] == pytest.approx(
+            [d * max(find_log) * (1 - step / t_rt) for step in range(t_rt)], rel=1e-12
+        )
+
+
+def test_bimp_ends_exactly_at_the_target(bimp_run, load_masks, prunable_names, read) -> None:
+    _, seed = bimp_run
+    masks = load_masks(seed / "masks.safetensors")
+    total = sum(m.numel() for m in masks.values())
+    assert sum(int((~masks[n]).sum()) for n in prunable_names) == round(0.75 * total)
+    summary = read(seed / "summary.json")
+    assert summary["method"] == "bimp" and [lv["level"] for lv in summary["levels"]] == [1, 2]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "match"),
+    [
+        (["prune.budget_epochs=4", "prune.initial_epochs=3"], "cannot cover 2 IMP levels"),
+        (["eval.lr_policy=llr"], "allr"),
+        (["eval.rewind=init"], "rewind"),
+    ],
+)
+def test_impossible_budgets_and_settings_are_recipe_errors(make_recipe, overrides, match) -> None:
+    # The recipe itself is refused, so nothing trains before the error.
+    with pytest.raises(RecipeError, match=match):
+        make_recipe(*BIMP, *overrides)
+
+
+@pytest.mark.parametrize("initial", [5, 6])
+def test_initial_training_must_leave_part_of_the_budget(make_recipe, initial) -> None:
+    with pytest.raises(RecipeError, match="initial_epochs must be smaller than budget_epochs"):
+        make_recipe(*BIMP, f"prune.initial_epochs={initial}")

@@ -1,0 +1,270 @@
+"""Gradual magnitude pruning (seeds 000, 001): stabilization dense, the cubic (or linear)
+schedule updated ``updates_per_epoch`` times an epoch, fine-tuning without weight decay,
+exactly the target at the end, the update-frequency warnings, the logged and plotted plan."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from torch import nn
+
+from prunelab.config import RecipeError
+from prunelab.masks import Pruner
+from prunelab.methods.gmp import (
+    GradualPruning,
+    check_update_frequency,
+    gmp_schedule,
+)
+from prunelab.runs.runner import run_recipe
+from prunelab.train import Trainer
+
+SPARSITY, INIT = 0.8, 0.05
+STABILIZATION, PRUNING, EPOCHS, UPDATES_PER_EPOCH = 1, 2, 4, 4
+WEIGHT_DECAY = 1e-3
+GMP = [
+    "prune.method=gmp",
+    f"prune.sparsity={SPARSITY}",
+    f"prune.init_sparsity={INIT}",
+    f"prune.stabilization_epochs={STABILIZATION}",
+    f"prune.pruning_epochs={PRUNING}",
+    f"prune.updates_per_epoch={UPDATES_PER_EPOCH}",
+    f"eval.epochs={EPOCHS}",
+    "eval.lr_policy=null",
+    f"eval.optimizer.weight_decay={WEIGHT_DECAY}",
+    "eval.lr_schedule={name: multistep, milestones: [3]}",
+]
+
+
+def cubic(step: int, begin: int, end: int, initial: float = INIT, final: float = SPARSITY, exponent: int = 3) -> float:
+    """Zhu & Gupta by hand: s_t = s_f + (s_i - s_f) (1 - (t - t_0) / (t_end - t_0))^3."""
+    return final + (initial - final) * (1 - (step - begin) / (end - begin)) ** exponent
+
+
+@pytest.fixture(scope="module")
+def gmp_run(make_recipe, shared_out: Path, steps_per_epoch: int):
+    """One GMP run, watching every optimizer step of the eval phase through the GMP hook."""
+    recipe = make_recipe(*GMP)
+    steps: list[dict] = []
+    original = GradualPruning.__call__
+
+    def watched(self, trainer: Trainer, step: int) -> None:
+        original(self, trainer, step)
+        pruner = self.session.pruner
+        zeros_where_pruned = all(
+            bool(torch.all(p.detach()[~pruner.masks[n]] == 0)) for n, p in pruner.parameters.items() if n in pruner.masks
+        )
+        steps.append({
+            "step": step,
+            "pruned": pruner.count_pruned(),
+            "weight_decay": [g["weight_decay"] for g in trainer.optimizer.param_groups],
+            "zeros_where_pruned": zeros_where_pruned,
+        })
+
+    with pytest.MonkeyPatch.context() as patch, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        patch.setattr(GradualPruning, "__call__", watched)
+        folder = run_recipe(recipe, shared_out, progress=False)
+    frequency = steps_per_epoch // UPDATES_PER_EPOCH
+    finetune = (STABILIZATION + PRUNING) * steps_per_epoch
+    return SimpleNamespace(
+        recipe=recipe, seed=folder / "seed-0", steps=steps, warnings=[w for w in caught if w.category is UserWarning],
+        begin=STABILIZATION * steps_per_epoch, finetune=finetune, frequency=frequency,
+        end=finetune - frequency,  # the last update, at the target, is inside the pruning stage
+    )
+
+
+@pytest.fixture(scope="module")
+def total(prunable_names, data) -> int:
+    from prunelab.models import build_model
+
+    model = build_model("mnist1d_cnn", num_classes=data.num_classes, input_shape=data.input_shape)
+    params = dict(model.named_parameters())
+    return sum(params[n].numel() for n in prunable_names)
+
+
+def test_the_plan_is_the_cubic_schedule_updated_updates_per_epoch_times(gmp_run, read) -> None:
+    plan = read(gmp_run.seed / "events.json")["gmp/plan"]
+    begin, end, frequency = gmp_run.begin, gmp_run.end, gmp_run.frequency
+    assert (begin, end, frequency, gmp_run.finetune) == (8, 22, 2, 24)
+    assert plan["update_steps"] == [8, 10, 12, 14, 16, 18, 20, 22]  # 4 an epoch for 2 epochs
+    assert plan["sparsity"][0] == pytest.approx(INIT)
+    assert plan["sparsity"][-1] == SPARSITY
+    for step, sparsity in zip(plan["update_steps"], plan["sparsity"]):
+        assert sparsity == pytest.approx(cubic(step, begin, end), abs=1e-12)
+    increments = [b - a for a, b in zip(plan["sparsity"], plan["sparsity"][1:])]
+    assert all(x > y for x, y in zip(increments, increments[1:]))  # cubic: big cuts first
+
+
+def test_stabilization_is_dense_then_every_step_has_the_sparsity_of_the_last_update(gmp_run, total) -> None:
+    steps = gmp_run.steps
+    assert [s["step"] for s in steps] == list(range(EPOCHS * 8))  # the hook saw every step
+    last_update = None
+    for record in steps:
+        step = record["step"]
+        if step < gmp_run.begin:
+            assert record["pruned"] == 0, f"step {step} of the stabilization stage is not dense"
+            continue
+        if step >= gmp_run.end:
+            expected = round(SPARSITY * total)
+        else:
+            if (step - gmp_run.begin) % gmp_run.frequency == 0:
+                last_update = step
+            expected = round(cubic(last_update, gmp_run.begin, gmp_run.end) * total)
+        assert record["pruned"] == expected, f"step {step}"
+        assert record["zeros_where_pruned"], f"step {step}: a pruned weight is not zero"
+    pruned = [s["pruned"] for s in steps]
+    assert pruned == sorted(pruned)  # masks only grow
+
+
+def test_weight_decay_is_off_in_fine_tuning_only(gmp_run) -> None:
+    for record in gmp_run.steps:
+        expected = 0.0 if record["step"] >= gmp_run.finetune else WEIGHT_DECAY
+        assert record["weight_decay"] == [expected], f"step {record['step']}"
+
+
+def test_gmp_reaches_exactly_the_target(gmp_run, total, load_masks, prunable_names, read) -> None:
+    seed = gmp_run.seed
+    masks = load_masks(seed / "masks.safetensors")
+    pruned = sum(int((~masks[n]).sum()) for n in prunable_names)
+    assert pruned == round(SPARSITY * total)
+    summary = read(seed / "summary.json")
+    assert summary["sparsity"] == pruned / total
+    assert summary["sparsity_updates"] == PRUNING * UPDATES_PER_EPOCH
+    final = load_file(str(seed / "model.safetensors"))
+    assert sum(int((final[n][~masks[n]] != 0).sum()) for n in prunable_names) == 0
+
+
+def test_metrics_follow_the_three_stages(gmp_run, total, read) -> None:
+    rows = [r for r in read(gmp_run.seed / "metrics.json") if r["phase"] == "eval"]
+    assert len(rows) == EPOCHS
+    assert rows[0]["sparsity"] == 0.0  # stabilization
+    # after epoch 2 (steps 8..15) the last update was at step 14
+    assert rows[1]["sparsity"] == round(cubic(14, 8, 22) * total) / total
+    # the pruning stage ends at the target: its last epoch is measured at the final sparsity
+    assert rows[2]["sparsity"] == rows[3]["sparsity"] == round(SPARSITY * total) / total
+    summary = read(gmp_run.seed / "summary.json")
+    assert summary["pruned_acc"] == rows[STABILIZATION + PRUNING - 1]["test_acc"]
+    assert summary["final_acc"] == rows[-1]["test_acc"]
+    # fine-tuning steps the LR down (multistep at epoch 3)
+    lrs = read(gmp_run.seed / "lr_log.json")["eval"]
+    assert lrs[:24] == [0.1] * 24 and lrs[24:] == pytest.approx([0.01] * 8)
+
+
+def test_too_few_updates_warn_and_are_logged(gmp_run, read) -> None:
+    messages = [str(w.message) for w in gmp_run.warnings]
+    assert len(messages) == 1 and "only 8 sparsity updates" in messages[0] and "30" in messages[0]
+    assert read(gmp_run.seed / "events.json")["gmp/plan"]["warnings"] == messages
+
+
+def test_the_schedule_is_plotted(gmp_run) -> None:
+    png = gmp_run.seed / "sparsity_schedule.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert png.stat().st_size > 1000
+
+
+# -- the schedule, its warnings and the hook without training ----------------------------
+
+
+def _session(recipe, model: nn.Module | None = None, train_size: int = 4000):
+    model = model or nn.Sequential(nn.Linear(20, 30), nn.ReLU(), nn.Linear(30, 10))
+    return SimpleNamespace(
+        recipe=recipe, data=SimpleNamespace(x_train=range(train_size)), model=model, pruner=Pruner(model),
+    )
+
+
+def test_linear_schedule_prunes_the_same_amount_at_every_update(make_recipe) -> None:
+    recipe = make_recipe(*GMP, "prune.schedule=linear", "prune.pruning_epochs=3", "eval.epochs=5")
+    schedule = gmp_schedule(_session(recipe))
+    steps = schedule.update_steps()
+    assert steps == (8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30)  # 3 epochs, 4 an epoch
+    values = [schedule(t) for t in steps]
+    assert values == pytest.approx([cubic(t, 8, 30, exponent=1) for t in steps], abs=1e-12)
+    increments = [b - a for a, b in zip(values, values[1:])]
+    assert increments == pytest.approx([increments[0]] * len(increments))
+    # between updates the target holds, before the stage it is dense
+    assert schedule(9) == schedule(8) and schedule(7) == 0.0 and schedule(1000) == SPARSITY
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (["prune.updates_per_epoch=8"], ["only 16 sparsity", "every batch"]),  # a cut every step
+        (["prune.updates_per_epoch=1"], ["only 2 sparsity"]),    # 2 epochs, once an epoch
+        (["prune.pruning_epochs=8", "eval.epochs=10"], []),      # 32 updates, every 2 steps: fine
+    ],
+)
+def test_update_frequency_guidance(make_recipe, overrides, expected) -> None:
+    schedule = gmp_schedule(_session(make_recipe(*GMP, *overrides)))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        messages = check_update_frequency(schedule)
+    assert [str(w.message) for w in caught if w.category is UserWarning] == messages
+    assert len(messages) == len(expected)
+    for message, fragment in zip(messages, expected):
+        assert fragment in message
+
+
+def test_every_batch_warning_comes_with_enough_updates(make_recipe) -> None:
+    recipe = make_recipe(*GMP, "prune.updates_per_epoch=8", "prune.pruning_epochs=4", "eval.epochs=6")
+    schedule = gmp_schedule(_session(recipe))
+    assert len(schedule.update_steps()) == 32 and schedule.frequency == 1
+    with pytest.warns(UserWarning, match="every batch") as record:
+        check_update_frequency(schedule)
+    assert len(record) == 1
+
+
+@pytest.mark.parametrize(
+    ("overrides", "match"),
+    [
+        (["prune.pruning_epochs=4"], "eval.epochs=4 is shorter than"),  # 1 + 4 > 4 eval epochs
+        (["prune.init_sparsity=0.85"], "init_sparsity=0.85 is above sparsity=0.8"),
+        (["prune.scope=ratios", "prune.ratios={'0': 0.5}"], "not ratios"),
+        (["eval.lr_policy=llr"], "eval.lr_policy and eval.rewind do not apply"),
+    ],
+)
+def test_impossible_gmp_settings_are_recipe_errors(make_recipe, overrides, match) -> None:
+    # The recipe itself is refused, so nothing trains before the error.
+    with pytest.raises(RecipeError, match=match):
+        make_recipe(*GMP, *overrides)
+
+
+class _FakeTrainer:
+    def __init__(self, model: nn.Module, weight_decay: float) -> None:
+        self.optimizer = torch.optim.SGD(model.parameters(), lr=0.1, weight_decay=weight_decay)
+
+
+@pytest.mark.parametrize(("keep", "expected"), [(False, 0.0), (True, WEIGHT_DECAY)])
+def test_finetune_weight_decay_keeps_it(make_recipe, keep, expected) -> None:
+    session = _session(make_recipe(*GMP, f"prune.finetune_weight_decay={str(keep).lower()}"))
+    hook = GradualPruning(session, gmp_schedule(session))
+    trainer = _FakeTrainer(session.model, WEIGHT_DECAY)
+    for step in (22, 23):  # the last update, then the last step of the pruning stage
+        hook(trainer, step)
+        assert session.pruner.sparsity() == pytest.approx(SPARSITY, abs=1e-3)
+        assert trainer.optimizer.param_groups[0]["weight_decay"] == WEIGHT_DECAY
+    hook(trainer, 24)
+    assert trainer.optimizer.param_groups[0]["weight_decay"] == expected
+
+
+@pytest.mark.parametrize("finetune_epochs", [1, 0])
+def test_layerwise_gmp_prunes_every_layer_to_the_schedule(make_recipe, finetune_epochs) -> None:
+    """Driven step by step through the hook; without a fine-tuning stage (eval.epochs =
+    stabilization + pruning) the last step still trains at exactly the target."""
+    torch.manual_seed(0)
+    epochs = STABILIZATION + PRUNING + finetune_epochs
+    session = _session(make_recipe(*GMP, "prune.scope=layerwise", f"eval.epochs={epochs}"))
+    hook = GradualPruning(session, gmp_schedule(session))
+    trainer = _FakeTrainer(session.model, 0.0)
+    for step in range(epochs * 8):
+        hook(trainer, step)
+        target = cubic(step - (step - 8) % 2, 8, 22) if 8 <= step < 22 else (0.0 if step < 8 else SPARSITY)
+        for name, p in session.pruner.parameters.items():
+            assert session.pruner.count_pruned(name) == round(target * p.numel()), (step, name)
+    assert all(
+        session.pruner.count_pruned(n) == round(SPARSITY * p.numel()) for n, p in session.pruner.parameters.items()
+    )

@@ -1,0 +1,286 @@
+"""Iterative magnitude pruning in real runs: exact level sparsities, nesting masks, global and
+layerwise scope, rewinding (none, init, epoch:K with the LR position), resuming without
+recomputing finished levels, and One Shot IMP."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from prunelab.masks import Pruner
+from prunelab.methods.imp import level_targets
+from prunelab.models import build_model
+from prunelab.runs.runner import run_recipe
+from prunelab.runs.session import Session
+from prunelab.train import Trainer
+
+IMP = ["prune.method=imp", "prune.rate=0.2", "prune.sparsity=0.9", "eval.epochs=1"]
+
+
+def _clone(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def run_watched(recipe, out: Path) -> SimpleNamespace:
+    """Run ``recipe``, keeping the weights at the start and end of every retraining phase and
+    at the end of every epoch of the find phase."""
+    starts: dict[str, dict] = {}
+    ends: dict[str, dict] = {}
+    find_epochs: dict[int, dict] = {}
+    train, checkpoint_phase = Session.train, Session._checkpoint_phase
+
+    def watched_train(self, phase, config, **kwargs):
+        if phase.endswith("/eval") and phase not in self.journal["done"]:
+            starts[phase] = _clone(self.model)
+        result = train(self, phase, config, **kwargs)
+        if phase.endswith("/eval"):
+            ends[phase] = _clone(self.model)
+        return result
+
+    def watched_checkpoint(self, trainer):
+        if trainer.phase == "find":
+            find_epochs[trainer.state.epoch] = _clone(self.model)
+        checkpoint_phase(self, trainer)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Session, "train", watched_train)
+        patch.setattr(Session, "_checkpoint_phase", watched_checkpoint)
+        folder = run_recipe(recipe, out, progress=False)
+    return SimpleNamespace(recipe=recipe, seed=folder / "seed-0", starts=starts, ends=ends, find_epochs=find_epochs)
+
+
+def count(masks: dict[str, torch.Tensor], names) -> int:
+    return sum(int((~masks[n]).sum()) for n in names)
+
+
+def assert_masked_copy(actual: dict, source: dict, masks: dict) -> None:
+    """``actual`` is ``source`` with the pruned entries zeroed, exactly."""
+    assert actual.keys() == source.keys()
+    for name, value in actual.items():
+        expected = source[name] * masks[name] if name in masks else source[name]
+        assert torch.equal(value, expected), name
+
+
+@pytest.fixture(scope="module")
+def numel(prunable_names, data) -> dict[str, int]:
+    model = build_model("mnist1d_cnn", num_classes=data.num_classes, input_shape=data.input_shape)
+    params = dict(model.named_parameters())
+    return {n: params[n].numel() for n in prunable_names}
+
+
+@pytest.fixture(scope="module")
+def imp_global(make_recipe, shared_out):
+    return run_watched(make_recipe(*IMP, "prune.levels=3"), shared_out)
+
+
+def level_masks(run, load_masks, levels: int) -> list[dict]:
+    return [load_masks(run.seed / "masks" / f"level-{level}" / "prune.safetensors") for level in range(1, levels + 1)]
+
+
+def test_every_level_has_exactly_the_sparsity_1_minus_0_8_to_the_level(imp_global, load_masks, numel, read) -> None:
+    total = sum(numel.values())
+    events = read(imp_global.seed / "events.json")
+    summary = read(imp_global.seed / "summary.json")
+    masks = level_masks(imp_global, load_masks, 3)
+    for level in (1, 2, 3):
+        expected = round((1 - 0.8**level) * total)
+        assert count(masks[level - 1], numel) == expected
+        assert events[f"level-{level}/prune"]["sparsity"] == expected / total
+        assert summary["levels"][level - 1]["sparsity"] == expected / total
+    assert "level-4/prune" not in events and len(summary["levels"]) == 3
+    assert summary["sparsity"] == round(0.488 * total) / total
+
+
+def test_each_level_prunes_the_rate_of_the_remaining_weights(imp_global, load_masks, numel, read) -> None:
+    total = sum(numel.values())
+    events = read(imp_global.seed / "events.json")
+    before = 0
+    for level, masks in enumerate(level_masks(imp_global, load_masks, 3), start=1):
+        after = count(masks, numel)
+        fraction = events[f"level-{level}/prune"]["pruned_fraction_of_remaining"]
+        assert fraction == (after - before) / (total - before)
+        assert abs(fraction - 0.2) <= 1 / (total - before)
+        before = after
+
+
+def test_masks_nest_across_levels(imp_global, load_masks, numel) -> None:
+    masks = level_masks(imp_global, load_masks, 3)
+    for previous, current in zip(masks, masks[1:]):
+        for name in numel:
+            assert not torch.any(current[name] & ~previous[name]), f"{name}: a pruned weight came back"
+    final = load_masks(imp_global.seed / "masks.safetensors")
+    assert all(torch.equal(final[n], masks[-1][n]) for n in numel)
+
+
+def test_global_levels_prune_the_smallest_remaining_magnitudes(imp_global, shared_out, find_weights, load_masks, numel) -> None:
+    masks = level_masks(imp_global, load_masks, 3)
+    weights = [find_weights(shared_out, imp_global.recipe), imp_global.ends["level-1/eval"], imp_global.ends["level-2/eval"]]
+    previous = {n: torch.ones(size, dtype=torch.bool) for n, size in numel.items()}
+    for level, (mask, w) in enumerate(zip(masks, weights), start=1):
+        new = torch.cat([w[n][previous[n].view_as(w[n]) & ~mask[n]].abs() for n in numel])
+        kept = torch.cat([w[n][mask[n]].abs() for n in numel])
+        assert len(new) > 0 and new.max() <= kept.min(), f"level {level}"
+        previous = {n: mask[n].flatten() for n in numel}
+
+
+def test_rewind_none_continues_from_the_pruned_weights(imp_global, shared_out, find_weights, load_masks) -> None:
+    masks = level_masks(imp_global, load_masks, 3)
+    assert_masked_copy(imp_global.starts["level-1/eval"], find_weights(shared_out, imp_global.recipe), masks[0])
+    for level in (2, 3):
+        assert_masked_copy(imp_global.starts[f"level-{level}/eval"], imp_global.ends[f"level-{level - 1}/eval"], masks[level - 1])
+
+
+def test_levels_are_recorded_with_accuracy_after_pruning_and_after_retraining(imp_global, read) -> None:
+    rows = read(imp_global.seed / "metrics.json")
+    events = read(imp_global.seed / "events.json")
+    summary = read(imp_global.seed / "summary.json")
+    for level, record in enumerate(summary["levels"], start=1):
+        phase_rows = [r for r in rows if r["phase"] == f"level-{level}/eval"]
+        assert len(phase_rows) == 1
+        assert record["final_acc"] == phase_rows[-1]["test_acc"]
+        assert record["pruned_acc"] == events[f"level-{level}/prune"]["test_acc_after_prune"]
+    assert summary["final_acc"] == summary["levels"][-1]["final_acc"]
+
+
+def test_layerwise_imp_prunes_every_layer_to_the_level_sparsity(make_recipe, shared_out, load_masks, numel, read) -> None:
+    run = run_watched(
+        make_recipe("prune.method=imp", "prune.rate=0.5", "prune.levels=2", "prune.scope=layerwise", "eval.epochs=1"),
+        shared_out,
+    )
+    masks = level_masks(run, load_masks, 2)
+    for level, mask in enumerate(masks, start=1):
+        for name, size in numel.items():
+            assert int((~mask[name]).sum()) == round((1 - 0.5**level) * size), (level, name)
+    # within each layer, the smallest remaining magnitudes went
+    weights = run.ends["level-1/eval"]
+    for name in numel:
+        new = weights[name][masks[0][name] & ~masks[1][name]].abs()
+        assert new.max() <= weights[name][masks[1][name]].abs().min()
+        assert not torch.any(masks[1][name] & ~masks[0][name])
+    layers = read(run.seed / "events.json")["level-2/prune"]["layer_sparsity"]
+    assert layers == {name: round(0.75 * size) / size for name, size in numel.items()}
+
+
+def test_rewind_init_restores_exactly_the_initial_weights_on_the_kept_entries(
+    make_recipe, shared_out, load_masks, data, read
+) -> None:
+    run = run_watched(make_recipe(*IMP, "prune.levels=2", "eval.rewind=init", "eval.lr_policy=null"), shared_out)
+    init = load_file(str(run.seed / "snapshots" / "init.safetensors"))
+    torch.manual_seed(0)  # the seed of the run: its model is built right after seeding
+    fresh = build_model("mnist1d_cnn", num_classes=data.num_classes, input_shape=data.input_shape).state_dict()
+    assert init.keys() == fresh.keys() and all(torch.equal(init[k], fresh[k]) for k in init)
+    for level, masks in enumerate(level_masks(run, load_masks, 2), start=1):
+        assert_masked_copy(run.starts[f"level-{level}/eval"], init, masks)
+    assert read(run.seed / "events.json")["level-1/eval/rewind"] == {"rewind": "init"}
+
+
+def test_late_rewinding_restores_the_weights_and_the_lr_position_of_epoch_k(
+    make_recipe, shared_out, load_masks, steps_per_epoch, read
+) -> None:
+    recipe = make_recipe(
+        *IMP, "prune.levels=2", "eval.rewind=epoch:1", "eval.lr_policy=null", "eval.epochs=3",
+        "eval.lr_schedule={name: cosine}",
+    )
+    assert recipe.eval.optimizer == recipe.find.optimizer and recipe.eval.lr_schedule == recipe.find.lr_schedule
+    run = run_watched(recipe, shared_out)
+    epoch1 = run.find_epochs[1]  # weights of the find phase after its first epoch
+    rewind = load_file(str(run.seed / "snapshots" / "rewind.safetensors"))
+    assert all(torch.equal(rewind[k], epoch1[k]) for k in epoch1)
+    assert not all(torch.equal(epoch1[k], run.find_epochs[3][k]) for k in epoch1)  # it is not the end
+    logs = read(run.seed / "lr_log.json")
+    rows = read(run.seed / "metrics.json")
+    for level, masks in enumerate(level_masks(run, load_masks, 2), start=1):
+        phase = f"level-{level}/eval"
+        assert_masked_copy(run.starts[phase], epoch1, masks)
+        assert logs[phase][0] == logs["find"][1 * steps_per_epoch]
+        assert logs[phase] == logs["find"][steps_per_epoch:]  # the rest of the original schedule
+        assert [r["epoch"] for r in rows if r["phase"] == phase] == [2, 3]
+
+
+def test_rewinding_past_the_find_phase_is_an_error(make_recipe, tmp_path) -> None:
+    with pytest.raises(ValueError, match="past the end of the find phase"):
+        run_recipe(make_recipe(*IMP, "eval.rewind=epoch:4"), tmp_path, progress=False)
+
+
+def test_late_rewinding_needs_retraining_epochs_after_k(make_recipe, tmp_path) -> None:
+    """eval.epochs counts from the start of the rewound schedule: epoch:2 with eval.epochs=2
+    would retrain nothing, silently."""
+    trained: list[str] = []
+    original = Trainer.train_epoch
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Trainer, "train_epoch", lambda self, epoch: trained.append(self.phase) or original(self, epoch))
+        with pytest.raises(ValueError, match="eval.epochs"):
+            run_recipe(make_recipe(*IMP, "eval.rewind=epoch:2", "eval.lr_policy=null", "eval.epochs=2"), tmp_path, progress=False)
+    assert trained == []
+
+
+def test_a_finished_level_is_never_recomputed_after_a_resume(make_recipe, tmp_path, read) -> None:
+    recipe = make_recipe(*IMP, "prune.levels=3", "eval.epochs=2")
+    checkpoint_phase = Session._checkpoint_phase
+
+    def crash_in_level_2(self, trainer):
+        checkpoint_phase(self, trainer)
+        if trainer.phase == "level-2/eval" and trainer.state.epoch == 1:
+            raise RuntimeError("injected crash")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Session, "_checkpoint_phase", crash_in_level_2)
+        with pytest.raises(RuntimeError, match="injected crash"):
+            run_recipe(recipe, tmp_path, progress=False)
+    seed = next(tmp_path.glob("imp-*")) / "seed-0"
+    assert not (seed / "summary.json").exists()
+    level1 = seed / "masks" / "level-1" / "prune.safetensors"
+    level1_bytes, level1_mtime = level1.read_bytes(), level1.stat().st_mtime_ns
+
+    epochs: dict[str, int] = {}
+    prunes: list[float] = []
+    train_epoch, prune = Trainer.train_epoch, Pruner.prune
+
+    def counted_epoch(self, epoch):
+        epochs[self.phase] = epochs.get(self.phase, 0) + 1
+        return train_epoch(self, epoch)
+
+    def counted_prune(self, sparsity=None, **kwargs):
+        prunes.append(sparsity)
+        return prune(self, sparsity, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Trainer, "train_epoch", counted_epoch)
+        patch.setattr(Pruner, "prune", counted_prune)
+        run_recipe(recipe, tmp_path, progress=False)
+    assert epochs == {"level-2/eval": 1, "level-3/eval": 2}  # find and level 1 did not train again
+    assert prunes == [pytest.approx(1 - 0.8**3)]  # only level 3 was pruned
+    assert level1.read_bytes() == level1_bytes and level1.stat().st_mtime_ns == level1_mtime
+    rows = read(seed / "metrics.json")
+    assert [r["phase"] for r in rows] == ["find"] * 3 + ["level-1/eval"] * 2 + ["level-2/eval"] * 2 + ["level-3/eval"] * 2
+    assert len(read(seed / "summary.json")["levels"]) == 3
+
+
+def test_one_shot_imp_is_one_level_and_prunes_like_oneshot(make_recipe, shared_out, load_masks, numel, read) -> None:
+    imp_run = run_watched(make_recipe("prune.method=imp", "prune.levels=1", "prune.rate=0.9", "prune.sparsity=0.9"), shared_out)
+    oneshot_seed = run_recipe(make_recipe("prune.method=oneshot", "prune.sparsity=0.9"), shared_out, progress=False) / "seed-0"
+    events = read(imp_run.seed / "events.json")
+    assert sorted(k for k in events if k.startswith("level-")) == ["level-1/eval/lr_policy", "level-1/eval/rewind", "level-1/prune"]
+    masks = load_masks(imp_run.seed / "masks" / "level-1" / "prune.safetensors")
+    assert count(masks, numel) == round(0.9 * sum(numel.values()))
+    oneshot_masks = load_masks(oneshot_seed / "masks" / "prune.safetensors")
+    assert all(torch.equal(masks[n], oneshot_masks[n]) for n in numel)  # same find phase, same cut
+    assert events["level-1/prune"]["test_acc_after_prune"] == read(oneshot_seed / "events.json")["prune"]["test_acc_after_prune"]
+    assert len(read(imp_run.seed / "summary.json")["levels"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("rate", "target", "levels", "expected"),
+    [
+        (0.2, 0.6, None, [0.2, 0.36, 0.488, 0.5904, 0.6]),  # until the target, the last one capped
+        (0.2, 0.9, 3, [0.2, 0.36, 0.488]),
+        (0.9, 0.9, 1, [0.9]),                               # One Shot IMP
+        (0.5, 0.7, 3, [0.5, 0.75, 0.875]),                  # levels given: the target is not used
+    ],
+)
+def test_level_targets(rate, target, levels, expected) -> None:
+    assert level_targets(rate, target, levels) == pytest.approx(expected, abs=1e-12)

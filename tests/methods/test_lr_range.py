@@ -1,0 +1,125 @@
+"""The LR range test (seed 000): exponential LR from 1e-9 to at least 1, the inflection point,
+the model left alone, and ``prunelab lr-range-test``."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from prunelab.analysis import lr_range_test
+from prunelab.cli import main
+from prunelab.config import OptimizerConfig, TrainConfig
+from prunelab.models import build_model
+from prunelab.train import Trainer
+
+STEPS = 60
+
+
+@pytest.fixture(scope="module")
+def trained(data):
+    torch.manual_seed(0)
+    model = build_model("mnist1d_cnn", num_classes=data.num_classes, input_shape=data.input_shape)
+    config = TrainConfig(epochs=3, batch_size=100, optimizer=OptimizerConfig(lr=0.1, momentum=0.9))
+    Trainer(model, data, config, seed=0, progress=False).run()
+    return model
+
+
+@pytest.fixture(scope="module")
+def curve(trained, data):
+    before = {k: v.clone() for k, v in trained.state_dict().items()}
+    training_flag = trained.training
+    result = lr_range_test(trained, data, OptimizerConfig(lr=0.1, momentum=0.9), batch_size=100, steps=STEPS, progress=False)
+    return result, before, training_flag
+
+
+def test_the_lr_rises_exponentially_from_1e_9_to_1_or_stops_on_divergence(curve) -> None:
+    result, _, _ = curve
+    lrs, losses = result.lrs, result.losses
+    assert lrs[0] == 1e-9 and len(lrs) == len(losses) >= 2
+    growth = (1.0 / 1e-9) ** (1 / (STEPS - 1))
+    for step, lr in enumerate(lrs[:-1] if len(lrs) == STEPS else lrs):
+        assert lr == pytest.approx(1e-9 * growth**step, rel=1e-9)
+    if len(lrs) == STEPS:
+        assert lrs[-1] >= 1.0
+        assert all(math.isfinite(x) and x <= 4 * result.baseline for x in losses[:-1])
+    else:  # stopped early: only once the loss had clearly diverged
+        assert not math.isfinite(losses[-1]) or losses[-1] > 4 * result.baseline
+        assert all(x <= 4 * result.baseline for x in losses[:-1])
+
+
+def test_the_baseline_is_the_trained_models_probe_loss(curve, trained, data) -> None:
+    result, before, _ = curve
+    model = build_model("mnist1d_cnn", num_classes=data.num_classes, input_shape=data.input_shape)
+    model.load_state_dict(before)
+    model.eval()
+    with torch.no_grad():
+        baseline = float(F.cross_entropy(model(data.x_train[:1000]), data.y_train[:1000]))
+    assert result.baseline == pytest.approx(baseline, rel=1e-5)
+    assert baseline < math.log(10) * 0.8  # the model did learn: the test starts from a trained solution
+    # at 1e-9 the step is too small to move the model
+    assert result.losses[0] == pytest.approx(baseline, rel=1e-4)
+
+
+def test_the_inflection_lr_is_where_the_loss_first_exceeds_the_baseline_by_the_tolerance(curve) -> None:
+    result, _, _ = curve
+    above = [i for i, loss in enumerate(result.losses) if loss > result.baseline * 1.1]
+    assert above, "the curve never left the trained solution: the test cannot check the inflection"
+    assert result.inflection_lr == result.lrs[above[0]] == result.suggested_lr
+    assert 1e-6 < result.inflection_lr < 1.0
+    assert all(loss <= result.baseline * 1.1 for loss in result.losses[: above[0]])
+
+
+def test_the_model_passed_in_is_unchanged(curve, trained) -> None:
+    _, before, training_flag = curve
+    after = trained.state_dict()
+    assert after.keys() == before.keys() and all(torch.equal(after[k], before[k]) for k in before)
+    assert trained.training == training_flag
+
+
+def test_a_larger_tolerance_moves_the_inflection_to_a_larger_lr(trained, data, curve) -> None:
+    result, _, _ = curve
+    relaxed = lr_range_test(
+        trained, data, OptimizerConfig(lr=0.1, momentum=0.9), batch_size=100, steps=STEPS, tolerance=1.0, progress=False,
+    )
+    assert relaxed.lrs[: len(result.lrs)] == result.lrs[: len(relaxed.lrs)]  # the same LR sweep
+    above = [i for i, loss in enumerate(relaxed.losses) if loss > relaxed.baseline * 2.0]
+    expected = relaxed.lrs[above[0]] if above else None
+    assert relaxed.inflection_lr == expected
+    assert expected is None or expected >= result.inflection_lr
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [({"end_lr": 0.5}, "at least 1"), ({"start_lr": 2.0}, "start_lr"), ({"steps": 1}, "at least 2")],
+)
+def test_bad_ranges_are_errors(kwargs, match, data) -> None:
+    model = build_model("mnist1d_cnn", num_classes=data.num_classes, input_shape=data.input_shape)
+    with pytest.raises(ValueError, match=match):
+        lr_range_test(model, data, OptimizerConfig(), progress=False, **kwargs)
+
+
+def test_cli_prints_a_suggested_lr_and_writes_the_curve(data_dir, tmp_path, capsys) -> None:
+    code = main([
+        "lr-range-test", "--set", f"data.data_dir={data_dir}", "--set", "device=cpu", "--set", "model.options={}",
+        "--set", "find.epochs=2", "--set", "find.batch_size=100", "--set", "eval.batch_size=100",
+        "--steps", "40", "--out", str(tmp_path), "--no-progress",
+    ])
+    assert code == 0
+    out = capsys.readouterr().out
+    folders = list(tmp_path.glob("lr-range-test-*"))
+    assert len(folders) == 1
+    saved = json.loads((folders[0] / "lr_range_test.json").read_text())
+    assert (folders[0] / "lr_range_test.png").read_bytes()[:4] == b"\x89PNG"
+    assert saved["lrs"][0] == 1e-9 and len(saved["lrs"]) == len(saved["losses"])
+    assert saved["suggested_lr"] == saved["inflection_lr"]
+    above = [i for i, loss in enumerate(saved["losses"]) if loss > saved["baseline"] * 1.1]
+    assert saved["inflection_lr"] == saved["lrs"][above[0]]
+    printed = re.search(r"suggested pruning LR: (\S+)", out)
+    assert printed and float(printed.group(1)) == pytest.approx(saved["suggested_lr"], rel=5e-3)
+    # it ran on the trained find phase, cached for the runs of the same recipe
+    assert list(tmp_path.glob(".find/*/seed-0/checkpoint.safetensors"))

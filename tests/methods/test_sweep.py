@@ -1,0 +1,168 @@
+"""Sweeps: a recipe's grid expanded into recipes, the pivot table, and ``prunelab run`` on a
+sweep file sharing one find phase across the grid."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from prunelab.cli import main
+from prunelab.config import RecipeError, load_recipe
+from prunelab.config.sweep import load_plan
+from prunelab.report import pivot
+from prunelab.train import Trainer
+
+
+def write_sweep(folder: Path, data_dir: Path, grid: dict, table: dict | None = None, **sections) -> Path:
+    recipe = {
+        "data": {"name": "mnist1d", "data_dir": str(data_dir)},
+        "find": {"epochs": 2, "batch_size": 500},
+        "prune": {"method": "oneshot", "sparsity": 0.5},
+        "eval": {"epochs": 1, "batch_size": 500, "lr_policy": "ft"},
+        "device": "cpu",
+        **sections,
+        "sweep": {"grid": grid, **({"table": table} if table else {})},
+    }
+    path = folder / "tiny_sweep.yaml"
+    path.write_text(yaml.safe_dump(recipe, sort_keys=False))
+    return path
+
+
+def test_load_plan_expands_the_grid(tmp_path, data_dir) -> None:
+    grid = {"prune.sparsity": [0.5, 0.7, 0.9], "eval.lr_policy": ["ft", "llr"]}
+    plan, sweep = load_plan(write_sweep(tmp_path, data_dir, grid), ["eval.epochs=3"])
+    assert len(plan) == 3 * 2
+    assert [a for a, _ in plan] == [
+        {"prune.sparsity": s, "eval.lr_policy": p} for s, p in itertools.product(grid["prune.sparsity"], grid["eval.lr_policy"])
+    ]
+    for assignment, recipe in plan:
+        assert recipe.prune.sparsity == assignment["prune.sparsity"]
+        assert recipe.eval.lr_policy == assignment["eval.lr_policy"]
+        assert recipe.eval.epochs == 3  # the override reaches every variant
+        assert recipe.find.epochs == 2
+    assert sweep.grid == grid and sweep.table is None
+    assert len({json.dumps(r.model_dump(mode="json"), sort_keys=True) for _, r in plan}) == 6
+
+
+def test_overriding_a_swept_key_is_an_error(tmp_path, data_dir) -> None:
+    path = write_sweep(tmp_path, data_dir, {"prune.sparsity": [0.5, 0.9]})
+    with pytest.raises(RecipeError, match="prune.sparsity"):
+        load_plan(path, ["prune.sparsity=0.7"])
+
+
+def test_an_invalid_grid_value_names_the_variant(tmp_path, data_dir) -> None:
+    path = write_sweep(tmp_path, data_dir, {"eval.lr_policy": ["ft", "nonsense"]})
+    with pytest.raises(RecipeError, match="eval.lr_policy=nonsense"):
+        load_plan(path)
+
+
+def test_a_plain_recipe_is_a_plan_of_one() -> None:
+    plan, sweep = load_plan(None, ["eval.epochs=4"])
+    assert sweep is None and len(plan) == 1
+    assert plan[0][0] == {} and plan[0][1] == load_recipe(None, ["eval.epochs=4"])
+
+
+def test_the_builtin_policy_comparison_is_a_grid_of_24() -> None:
+    plan, sweep = load_plan("policy_comparison")
+    assert len(plan) == 2 * 2 * 6
+    assert {r.eval.lr_policy for _, r in plan} == {"ft", "lrw", "slr", "clr", "llr", "allr"}
+    assert sweep.table.rows == "eval.lr_policy" and sweep.table.columns == ["prune.sparsity", "eval.epochs"]
+
+
+def _stats(mean: float, std: float) -> dict:
+    return {"final_acc": {"mean": mean, "std": std}, "sparsity": {"mean": mean / 2, "std": std}}
+
+
+def test_pivot_shows_mean_and_std_and_bolds_the_best_of_each_column() -> None:
+    results = [
+        ({"eval.lr_policy": "ft", "prune.sparsity": 0.5}, _stats(0.80, 0.010)),
+        ({"eval.lr_policy": "llr", "prune.sparsity": 0.5}, _stats(0.85, 0.020)),
+        ({"eval.lr_policy": "ft", "prune.sparsity": 0.9}, _stats(0.70, 0.001)),
+        ({"eval.lr_policy": "llr", "prune.sparsity": 0.9}, _stats(0.65, 0.000)),
+    ]
+    table = pivot(results, "eval.lr_policy", ["prune.sparsity"], "final_acc")
+    lines = table.splitlines()
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in lines]
+    assert cells[0] == ["lr_policy", "sparsity 0.5", "sparsity 0.9"]
+    assert cells[2] == ["ft", "80.00 ± 1.00", "**70.00 ± 0.10**"]
+    assert cells[3] == ["llr", "**85.00 ± 2.00**", "65.00 ± 0.00"]
+    assert len(lines) == 4
+    # a value that is not an accuracy is shown as it is, not in percent
+    sparsity = pivot(results, "eval.lr_policy", ["prune.sparsity"], "sparsity")
+    assert "**0.42 ± 0.02**" in sparsity and "0.40 ± 0.01" in sparsity
+
+
+def test_pivot_with_two_column_keys_and_a_missing_cell() -> None:
+    results = [
+        ({"p": "a", "s": 0.9, "e": 2}, _stats(0.5, 0.0)),
+        ({"p": "b", "s": 0.9, "e": 2}, _stats(0.6, 0.0)),
+        ({"p": "a", "s": 0.9, "e": 5}, _stats(0.7, 0.0)),
+    ]
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in pivot(results, "p", ["s", "e"], "final_acc").splitlines()]
+    assert cells[0] == ["p", "s 0.9 / e 2", "s 0.9 / e 5"]
+    assert cells[2] == ["a", "50.00 ± 0.00", "**70.00 ± 0.00**"]
+    assert cells[3] == ["b", "**60.00 ± 0.00**", ""]
+
+
+def test_cli_runs_a_2x2_sweep_on_one_shared_find_phase(tmp_path, data_dir, capsys) -> None:
+    path = write_sweep(
+        tmp_path, data_dir, {"eval.lr_policy": ["ft", "llr"], "prune.sparsity": [0.5, 0.8]},
+        table={"rows": "eval.lr_policy", "columns": ["prune.sparsity"], "value": "final_acc"},
+    )
+    out = tmp_path / "runs"
+    epochs: dict[str, int] = {}
+    original = Trainer.train_epoch
+
+    def counted(self, epoch):
+        epochs[self.phase] = epochs.get(self.phase, 0) + 1
+        return original(self, epoch)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Trainer, "train_epoch", counted)
+        assert main(["run", str(path), "--out", str(out), "--no-progress"]) == 0
+    assert epochs == {"find": 2, "eval": 4}  # one find training of 2 epochs, 4 retrainings of 1
+    assert len(list((out / ".find").iterdir())) == 1
+    runs = sorted(p for p in out.iterdir() if p.is_dir() and not p.name.startswith("."))
+    assert len(runs) == 4
+
+    table = (out / "tiny_sweep-table.md").read_text()
+    printed = capsys.readouterr().out
+    assert table.strip() in printed
+    rows = {}
+    for line in table.splitlines():
+        if line.startswith("| ft") or line.startswith("| llr"):
+            parts = [c.strip() for c in line.strip("|").split("|")]
+            rows[parts[0]] = parts[1:]
+    assert set(rows) == {"ft", "llr"} and all(len(v) == 2 for v in rows.values())
+    assert "sparsity 0.5" in table and "sparsity 0.8" in table
+    # every cell is the final accuracy of its run, in percent; the best of a column in bold
+    finals = {}
+    for run in runs:
+        recipe = yaml.safe_load((run / "recipe.yaml").read_text())
+        stats = json.loads((run / "summary.json").read_text())["stats"]["final_acc"]
+        finals[(recipe["eval"]["lr_policy"], recipe["prune"]["sparsity"])] = stats["mean"]
+    for column, sparsity in enumerate([0.5, 0.8]):
+        best = max(finals[(p, sparsity)] for p in ("ft", "llr"))
+        for policy in ("ft", "llr"):
+            cell = rows[policy][column]
+            assert cell.strip("*") == f"{finals[(policy, sparsity)] * 100:.2f} ± 0.00"
+            assert cell.startswith("**") == (finals[(policy, sparsity)] == best)
+
+
+def test_overriding_a_field_inside_a_swept_one_is_an_error(tmp_path, data_dir) -> None:
+    """The grid replaces eval.optimizer as a whole, so eval.optimizer.lr=0.5 would be undone."""
+    path = write_sweep(tmp_path, data_dir, {"eval.optimizer": [{"name": "sgd", "lr": 0.1}, {"name": "adam", "lr": 0.01}]})
+    with pytest.raises(RecipeError, match="eval.optimizer.lr"):
+        load_plan(path, ["eval.optimizer.lr=0.5"])
+    plan, _ = load_plan(path, ["eval.epochs=2"])  # a field beside the swept one is fine
+    assert [(r.eval.optimizer.name, r.eval.optimizer.lr, r.eval.epochs) for _, r in plan] == [("sgd", 0.1, 2), ("adam", 0.01, 2)]
+
+
+def test_an_empty_grid_entry_is_an_error(tmp_path, data_dir) -> None:
+    path = write_sweep(tmp_path, data_dir, {"prune.sparsity": [0.5], "eval.epochs": []})
+    with pytest.raises(RecipeError, match="eval.epochs is empty"):
+        load_plan(path)

@@ -1,0 +1,477 @@
+"""Resuming: an interrupted run (an exception, a failed write, ``kill -9`` at any moment) ends
+with the same results as an uninterrupted one, and finished steps are not repeated."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file
+
+from prunelab.config import load_recipe
+from prunelab.data import load_dataset
+from prunelab.masks import Pruner
+from prunelab.runs import io as runs_io
+from prunelab.runs.runner import run_recipe
+from prunelab.train import Trainer
+
+BUDGET = ["find.epochs=2", "eval.epochs=2", "device=cpu"]
+EPOCHS = [("find", 0), ("find", 1), ("eval", 0), ("eval", 1)]
+VOLATILE = {"seconds", "wall_seconds"}  # wall time: the only thing allowed to differ
+
+
+class Interrupted(Exception):
+    """Stands for anything that stops a run: Ctrl-C, a crash, a full disk."""
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.getbasetemp() / "prunelab-data"  # shared by the test modules
+    path.mkdir(exist_ok=True)
+    load_dataset("mnist1d", path)
+    return path
+
+
+def overrides(data_dir: Path, *extra: str) -> list[str]:
+    return [*BUDGET, f"data.data_dir={data_dir}", *extra]
+
+
+@pytest.fixture(scope="module")
+def recipe(data_dir: Path):
+    return load_recipe(None, overrides(data_dir))
+
+
+@pytest.fixture(scope="module")
+def reference(recipe, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The uninterrupted run: made once a test session and shared (read only) by the test
+    modules, since run_recipe of a finished run returns at once."""
+    return run_recipe(recipe, tmp_path_factory.getbasetemp() / "shared-runs", progress=False)
+
+
+# -- comparing runs --------------------------------------------------------------------------
+
+
+def _strip(value):
+    if isinstance(value, dict):
+        return {k: _strip(v) for k, v in value.items() if k not in VOLATILE}
+    if isinstance(value, list):
+        return [_strip(v) for v in value]
+    return value
+
+
+def outcome(run: Path) -> dict:
+    """Everything a run produced, but wall times: JSON files, CSV columns, tensors."""
+    seed = run / "seed-0"
+    result: dict = {"files": sorted(p.relative_to(run).as_posix() for p in run.rglob("*") if p.is_file() and
+                                    p.suffix in (".json", ".csv", ".safetensors", ".yaml"))}
+    for path in sorted(seed.glob("*.json")) + [run / "summary.json"]:
+        result[path.relative_to(run).as_posix()] = _strip(json.loads(path.read_text()))
+    for name in ("masks.safetensors", "model.safetensors"):
+        result[name] = {k: v.tolist() for k, v in load_file(str(seed / name)).items()}
+    header, *rows = (seed / "metrics.csv").read_text().splitlines()
+    columns = header.split(",")
+    keep = [i for i, c in enumerate(columns) if c not in VOLATILE]
+    result["metrics.csv"] = [[line.split(",")[i] for i in keep] for line in rows]
+    return result
+
+
+def assert_same_outcome(run: Path, reference: Path) -> None:
+    assert run.name == reference.name
+    got, expected = outcome(run), outcome(reference)
+    assert got.keys() == expected.keys()
+    for key in expected:
+        assert got[key] == expected[key], f"{key} differs from the uninterrupted run"
+    summary = json.loads((run / "seed-0" / "summary.json").read_text())
+    assert summary["sparsity"] == pytest.approx(0.9, abs=1e-3)
+
+
+# -- interrupting ------------------------------------------------------------------------------
+
+
+def record_epochs(monkeypatch: pytest.MonkeyPatch, stop_at: tuple[str, int] | None = None, after_steps: int = 5) -> list:
+    """Record every (phase, epoch) trained; raise ``Interrupted`` in the middle of epoch
+    ``stop_at`` (after ``after_steps`` optimizer steps of it, so the weights in memory have
+    moved past the last checkpoint)."""
+    calls: list[tuple[str, int]] = []
+    real = Trainer.train_epoch
+
+    def train_epoch(self: Trainer, epoch: int):
+        calls.append((self.phase, epoch))
+        if (self.phase, epoch) == stop_at:
+            schedule, start = self.schedule, self.state.step
+
+            def failing(step: int) -> float:
+                if step >= start + after_steps:
+                    raise Interrupted(f"{self.phase} epoch {epoch}, step {step}")
+                return schedule(step)
+
+            self.schedule = failing
+        return real(self, epoch)
+
+    monkeypatch.setattr(Trainer, "train_epoch", train_epoch)
+    return calls
+
+
+def test_interrupted_in_find_then_in_eval_resumes_to_the_same_result(
+    recipe, reference: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with monkeypatch.context() as patch:
+        first = record_epochs(patch, stop_at=("find", 1))
+        with pytest.raises(Interrupted):
+            run_recipe(recipe, tmp_path, progress=False)
+    assert first == [("find", 0), ("find", 1)]
+    assert not (tmp_path / reference.name / "seed-0" / "summary.json").exists()
+
+    with monkeypatch.context() as patch:
+        second = record_epochs(patch, stop_at=("eval", 1))
+        with pytest.raises(Interrupted):
+            run_recipe(recipe, tmp_path, progress=False)
+    # find epoch 0 was finished: not trained again; epoch 1 was cut off: trained again
+    assert second == [("find", 1), ("eval", 0), ("eval", 1)]
+
+    with monkeypatch.context() as patch:
+        third = record_epochs(patch)
+        run = run_recipe(recipe, tmp_path, progress=False)
+    assert third == [("eval", 1)]
+    assert_same_outcome(run, reference)
+
+    with monkeypatch.context() as patch:  # and now it is finished for good
+        fourth = record_epochs(patch)
+        run_recipe(recipe, tmp_path, progress=False)
+    assert fourth == []
+    assert_same_outcome(run, reference)
+
+
+def test_interrupted_while_pruning_resumes_to_the_same_result(
+    recipe, reference: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with monkeypatch.context() as patch:
+        calls = record_epochs(patch)
+        real = Pruner.prune
+
+        def prune_then_fail(self, *args, **kwargs):
+            real(self, *args, **kwargs)  # the masks in memory change, then the run dies
+            raise Interrupted("pruning")
+
+        patch.setattr(Pruner, "prune", prune_then_fail)
+        with pytest.raises(Interrupted):
+            run_recipe(recipe, tmp_path, progress=False)
+    assert calls == EPOCHS[:2]
+    with monkeypatch.context() as patch:
+        calls = record_epochs(patch)
+        run = run_recipe(recipe, tmp_path, progress=False)
+    assert calls == EPOCHS[2:]  # the find phase is not trained again
+    assert_same_outcome(run, reference)
+
+
+def test_adam_state_survives_resuming(data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Optimizer state with tensors (Adam's moments and step) and betas goes through the checkpoint."""
+    adam = load_recipe(None, overrides(
+        data_dir, "find.optimizer={name: adam, lr: 0.01, betas: [0.8, 0.99], weight_decay: 1.0e-4}",
+        "eval.epochs=1", "eval.optimizer={name: adamw, lr: 0.01, weight_decay: 0.01}", "eval.lr_policy=ft",
+    ))
+    uninterrupted = run_recipe(adam, tmp_path / "reference", progress=False)
+    with monkeypatch.context() as patch:
+        record_epochs(patch, stop_at=("find", 1), after_steps=1)
+        with pytest.raises(Interrupted):
+            run_recipe(adam, tmp_path / "resumed", progress=False)
+    with monkeypatch.context() as patch:
+        calls = record_epochs(patch)
+        run = run_recipe(adam, tmp_path / "resumed", progress=False)
+    assert calls == [("find", 1), ("eval", 0)]
+    assert_same_outcome(run, uninterrupted)
+
+
+def record_all_epochs(monkeypatch: pytest.MonkeyPatch, stop_after: int | None = None) -> list:
+    """Like ``record_epochs``, but interrupt the ``stop_after``-th epoch trained in this run."""
+    calls: list[tuple[str, int]] = []
+    real = Trainer.train_epoch
+
+    def train_epoch(self: Trainer, epoch: int):
+        calls.append((self.phase, epoch))
+        if len(calls) == stop_after:
+            raise Interrupted(f"{self.phase} epoch {epoch}")
+        return real(self, epoch)
+
+    monkeypatch.setattr(Trainer, "train_epoch", train_epoch)
+    return calls
+
+
+@pytest.mark.filterwarnings("ignore:the pruning stage has only:UserWarning")  # tiny GMP budgets
+@pytest.mark.parametrize(
+    ("source", "extra"),
+    [
+        ("gmp", ["prune.stabilization_epochs=1", "prune.pruning_epochs=1", "eval.epochs=3", "find.epochs=1"]),
+        ("imp", ["prune.levels=2", "eval.epochs=1"]),
+        ("late_rewind", ["prune.levels=2", "find.epochs=3", "eval.epochs=3"]),
+        ("lottery", ["prune.levels=2", "eval.epochs=1"]),
+        ("bimp", ["prune.budget_epochs=4", "prune.initial_epochs=2", "prune.levels=2"]),
+    ],
+)
+def test_every_method_resumes_to_the_same_result(
+    source: str, extra: list[str], data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Interrupted in its middle epoch (after pruning has begun), each method resumes without
+    training finished epochs again and ends as the uninterrupted run."""
+    recipe = load_recipe(source, overrides(data_dir, "find.epochs=2", "seeds=[0]", *extra))
+    with monkeypatch.context() as patch:
+        everything = record_all_epochs(patch)
+        uninterrupted = run_recipe(recipe, tmp_path / "reference", progress=False)
+    middle = len(everything) // 2 + 1
+    with monkeypatch.context() as patch:
+        first = record_all_epochs(patch, stop_after=middle)
+        with pytest.raises(Interrupted):
+            run_recipe(recipe, tmp_path / "resumed", progress=False)
+    with monkeypatch.context() as patch:
+        second = record_all_epochs(patch)
+        run = run_recipe(recipe, tmp_path / "resumed", progress=False)
+    assert first + second[1:] == everything and second[0] == first[-1]  # only the cut-off epoch again
+    got, expected = outcome(run), outcome(uninterrupted)
+    assert got.keys() == expected.keys()
+    for key in expected:
+        assert got[key] == expected[key], f"{key} differs from the uninterrupted run"
+
+
+# -- failed writes -----------------------------------------------------------------------------
+
+
+def matches(out: Path, destination, target: str) -> bool:
+    """Is ``destination`` the file ``target`` of the run folder (``seed-0/model.safetensors``),
+    or for ``*/<name>``, any file of that name under ``out`` (the shared find phase's too)?"""
+    relative = Path(destination).resolve().relative_to(out.resolve()).as_posix()
+    if target.startswith("*/"):
+        return relative.endswith(target[1:])
+    return not relative.startswith(".") and relative.split("/", 1)[-1] == target
+
+
+def count_writes(monkeypatch: pytest.MonkeyPatch, out: Path, targets) -> dict:
+    real = os.replace
+    counts = dict.fromkeys(targets, 0)
+
+    def replace(source, destination, *args, **kwargs):
+        for target in counts:
+            counts[target] += matches(out, destination, target)
+        return real(source, destination, *args, **kwargs)
+
+    monkeypatch.setattr(runs_io.os, "replace", replace)
+    return counts
+
+
+def fail_write(monkeypatch: pytest.MonkeyPatch, out: Path, target: str, occurrence: int) -> dict:
+    """Make the ``occurrence``-th atomic write of ``target`` fail when the new file is
+    complete but not yet in place: the moment a kill or a full disk does the most harm."""
+    real = os.replace
+    state = {"count": 0, "failed": False}
+
+    def replace(source, destination, *args, **kwargs):
+        if not state["failed"] and matches(out, destination, target):
+            state["count"] += 1
+            if state["count"] == occurrence:
+                state["failed"] = True
+                raise OSError(28, "No space left on device (injected)")
+        return real(source, destination, *args, **kwargs)
+
+    monkeypatch.setattr(runs_io.os, "replace", replace)
+    return state
+
+
+FAILURES = [
+    ("*/checkpoint.safetensors", 1),             # the very first checkpoint (find phase)
+    ("seed-0/checkpoint.safetensors", 1),        # the run folder's first checkpoint
+    ("seed-0/checkpoint.safetensors", "last"),   # the end of the eval phase
+    ("seed-0/snapshots/init.safetensors", 1),    # the weights kept for rewinding
+    ("seed-0/model.safetensors", 1),             # writing the results
+]
+SHORT = [("find", 0), ("eval", 0)]  # the epochs of the recipe of these tests
+
+
+@pytest.fixture(scope="module")
+def rewinding_reference(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple:
+    """A recipe that needs the init snapshot (lottery-style rewinding), its uninterrupted
+    run, and how many times each file of ``FAILURES`` was written in it."""
+    recipe = load_recipe(None, overrides(data_dir, "find.epochs=1", "eval.epochs=1", "eval.rewind=init", "eval.lr_policy=null"))
+    out = tmp_path_factory.mktemp("rewinding")
+    with pytest.MonkeyPatch.context() as patch:
+        counts = count_writes(patch, out, {target for target, _ in FAILURES})
+        run = run_recipe(recipe, out, progress=False)
+    return recipe, run, counts
+
+
+@pytest.mark.parametrize(("target", "occurrence"), FAILURES)
+def test_a_failed_write_leaves_a_resumable_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, target: str, occurrence: int | str, rewinding_reference: tuple
+) -> None:
+    recipe, reference, counts = rewinding_reference
+    occurrence = counts[target] if occurrence == "last" else occurrence
+    assert 1 <= occurrence <= counts[target], f"{target} is written {counts[target]} times"
+    out = tmp_path / "runs"
+    with monkeypatch.context() as patch:
+        state = fail_write(patch, out, target, occurrence)
+        first = record_epochs(patch)
+        with pytest.raises(OSError, match="injected"):
+            run_recipe(recipe, out, progress=False)
+    assert state["failed"]
+    # nothing half-written: no temporary files, every tensor file readable
+    assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
+    for path in out.rglob("*.safetensors"):
+        load_file(str(path))
+    with monkeypatch.context() as patch:
+        second = record_epochs(patch)
+        run = run_recipe(recipe, out, progress=False)
+    assert_same_outcome(run, reference)
+    # at most the epoch whose checkpoint failed is trained twice
+    assert set(first + second) == set(SHORT)
+    assert len(first) + len(second) <= len(SHORT) + 1
+
+
+# -- atomic writes -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fail", ["replace", "fsync", "write"])
+def test_write_bytes_keeps_the_old_file_when_the_write_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fail: str) -> None:
+    path = tmp_path / "checkpoint.safetensors"
+    runs_io.write_bytes(path, b"old contents")
+
+    def boom(*args, **kwargs):
+        raise OSError(5, f"{fail} failed (injected)")
+
+    with monkeypatch.context() as patch:
+        if fail == "write":
+            # a short write: part of the data reaches the temporary file, then the error
+            real_fdopen = os.fdopen
+
+            class HalfFile:
+                def __init__(self, file):
+                    self.file = file
+
+                def __enter__(self):
+                    return self
+
+                def __exit__(self, *exc):
+                    return self.file.__exit__(*exc)
+
+                def write(self, data):
+                    self.file.write(data[: len(data) // 2])
+                    self.file.flush()
+                    raise OSError(5, "write failed (injected)")
+
+            patch.setattr(runs_io.os, "fdopen", lambda *a, **k: HalfFile(real_fdopen(*a, **k)))
+        else:
+            patch.setattr(runs_io.os, fail, boom)
+        with pytest.raises(OSError, match="injected"):
+            runs_io.write_bytes(path, b"new contents that are longer than the old ones")
+    assert path.read_bytes() == b"old contents"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.safetensors"]  # no temporary left
+    runs_io.write_bytes(path, b"new")
+    assert path.read_bytes() == b"new"
+
+
+def test_written_files_follow_the_umask(tmp_path: Path) -> None:
+    umask = os.umask(0o022)
+    os.umask(umask)
+    runs_io.write_json(tmp_path / "summary.json", {"a": 1})
+    runs_io.save_tensors({"x": torch.ones(2)}, tmp_path / "model.safetensors")
+    for name in ("summary.json", "model.safetensors"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o666 & ~umask, name
+    assert json.loads((tmp_path / "summary.json").read_text()) == {"a": 1}
+
+
+KILLED_WRITER = """
+import sys, torch
+from prunelab.runs.io import save_tensors
+path, ready = sys.argv[1], sys.argv[2]
+big = {"a": torch.zeros(4_000_000), "b": torch.ones(4_000_000)}  # 32 MB a write
+i = 0
+while True:
+    save_tensors({k: v + i for k, v in big.items()}, path, {"i": str(i)})
+    if i == 0:
+        open(ready, "w").close()
+    i += 1
+"""
+
+
+def test_kill_9_while_writing_a_checkpoint_leaves_a_whole_file(tmp_path: Path) -> None:
+    path, ready = tmp_path / "checkpoint.safetensors", tmp_path / "ready"
+    process = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, str(path), str(ready)])
+    try:
+        deadline = time.monotonic() + 60
+        while not ready.exists():
+            assert process.poll() is None, "the writer died"
+            assert time.monotonic() < deadline, "the writer never wrote"
+            time.sleep(0.01)
+        time.sleep(random.Random(0).uniform(0.05, 0.3))  # in the middle of some later write
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    assert process.returncode == -signal.SIGKILL
+    tensors = load_file(str(path))
+    with safe_open(str(path), framework="pt") as file:
+        i = int(file.metadata()["i"])
+    assert torch.equal(tensors["a"], torch.full((4_000_000,), float(i)))
+    assert torch.equal(tensors["b"], torch.full((4_000_000,), float(i + 1)))
+
+
+# -- kill -9 at any moment ----------------------------------------------------------------------
+
+
+def prunelab_command() -> list[str]:
+    script = Path(sys.executable).with_name("prunelab")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "prunelab.cli"]
+
+
+def checkpoint_states(out: Path) -> set:
+    """Every version of every checkpoint seen so far (each atomic write makes a new file)."""
+    states = set()
+    for path in out.rglob("checkpoint.safetensors"):
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            continue
+        states.add((str(path), stat.st_ino, stat.st_mtime_ns, stat.st_size))
+    return states
+
+
+def test_kill_9_at_any_moment_resumes_to_the_same_result(data_dir: Path, recipe, reference: Path, tmp_path: Path) -> None:
+    """``prunelab run`` killed with SIGKILL a few times, at random moments after some
+    checkpoints, then run again to the end: the same results as the uninterrupted run."""
+    out = tmp_path / "runs"
+    command = [*prunelab_command(), "run", "--no-progress", "--out", str(out)]
+    for item in overrides(data_dir):
+        command += ["--set", item]
+    seed = int(os.environ.get("PRUNELAB_KILL_SEED", "2024"))
+    rng = random.Random(seed)
+    kills = []
+    # each run is killed after 1-3 new checkpoint versions and a short random delay (an
+    # epoch here takes ~0.1 s), until one finishes before its kill
+    for index in range(5):
+        wait_for = 1 if index == 0 else rng.randint(1, 3)
+        seen = checkpoint_states(out)
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 120
+        while process.poll() is None and len(checkpoint_states(out) - seen) < wait_for:
+            assert time.monotonic() < deadline, "no checkpoint written"
+            time.sleep(0.005)
+        delay = rng.uniform(0.0, 0.08)
+        time.sleep(delay)
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+        stdout, stderr = process.communicate()
+        kills.append((wait_for, round(delay, 3), process.returncode))
+        if process.returncode == 0:
+            break  # it finished before the kill
+        assert process.returncode == -signal.SIGKILL, stderr
+    assert kills[0][2] == -signal.SIGKILL, f"the first run finished before it was killed: {kills}"
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 0, finished.stderr
+    assert "final_acc" in finished.stdout
+    print(f"PRUNELAB_KILL_SEED={seed}; (checkpoints waited for, delay, return code) of each run: {kills}")
+    assert_same_outcome(out / reference.name, reference)

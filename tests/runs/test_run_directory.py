@@ -1,0 +1,220 @@
+"""The run directory of a tiny default run: every file, its content, and no repeated work."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from prunelab.config import load_recipe, run_name
+from prunelab.data import load_dataset
+from prunelab.masks import Pruner
+from prunelab.models import build_model
+from prunelab.runs.runner import run_recipe
+from prunelab.train import Trainer, evaluate
+
+OVERRIDES = ["find.epochs=2", "eval.epochs=2", "device=cpu"]
+STEPS_PER_EPOCH = 40  # 4000 MNIST-1D training examples in batches of 100
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.getbasetemp() / "prunelab-data"  # shared by the test modules
+    path.mkdir(exist_ok=True)
+    load_dataset("mnist1d", path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def recipe(data_dir: Path):
+    return load_recipe(None, [*OVERRIDES, f"data.data_dir={data_dir}"])
+
+
+@pytest.fixture(scope="module")
+def run(recipe, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # Made once a test session and shared (read only) by the test modules: run_recipe of a
+    # finished run returns at once.
+    return run_recipe(recipe, tmp_path_factory.getbasetemp() / "shared-runs", progress=False)
+
+
+@pytest.fixture(scope="module")
+def seed0(run: Path) -> Path:
+    return run / "seed-0"
+
+
+def read_json(path: Path):
+    return json.loads(path.read_text())
+
+
+def build(recipe) -> torch.nn.Module:
+    """The recipe's model, freshly initialised."""
+    data = load_dataset(recipe.data.name, recipe.data.data_dir)
+    return build_model(recipe.model.name, num_classes=data.num_classes, input_shape=data.input_shape, **recipe.model.options)
+
+
+def test_folder_is_named_after_the_recipe(run: Path, recipe) -> None:
+    assert run.name == run_name(recipe) and run.name.startswith("oneshot-mnist1d_cnn-mnist1d-")
+    for name in ("recipe.yaml", "summary.json", "seed-0"):
+        assert (run / name).exists(), name
+    for name in ("summary.json", "metrics.csv", "metrics.json", "lr_log.json", "layer_sparsity.json",
+                 "masks.safetensors", "model.safetensors", "checkpoint.safetensors"):
+        assert (run / "seed-0" / name).is_file(), name
+    assert not list(run.rglob("*.tmp")), "temporary files of atomic writes are left behind"
+
+
+def test_recipe_yaml_reloads_to_the_same_recipe(run: Path, recipe) -> None:
+    again = load_recipe(run / "recipe.yaml")
+    assert again == recipe
+    assert run_name(again) == run.name
+    assert "lr_policy: llr" in (run / "recipe.yaml").read_text()  # every setting written out
+
+
+def test_seed_summary(seed0: Path, recipe) -> None:
+    summary = read_json(seed0 / "summary.json")
+    for key in ("dense_acc", "pruned_acc", "final_acc", "sparsity", "parameters", "remaining_parameters", "wall_seconds"):
+        assert key in summary, key
+    assert summary["method"] == "oneshot" and summary["seed"] == 0
+    for key in ("dense_acc", "pruned_acc", "final_acc"):
+        assert 0.1 < summary[key] <= 1.0, (key, summary[key])  # above chance (10 classes) after 2 epochs
+    assert summary["sparsity"] == pytest.approx(0.9, abs=1e-3)
+    model = build(recipe)
+    prunable = sum(p.numel() for p in Pruner(model).parameters.values())
+    assert summary["parameters"] == sum(p.numel() for p in model.parameters())
+    pruned = round(summary["sparsity"] * prunable)
+    assert summary["remaining_parameters"] == summary["parameters"] - pruned
+    assert summary["wall_seconds"] > 0
+
+
+def test_summary_accuracies_agree_with_metrics_and_weights(seed0: Path, recipe) -> None:
+    summary = read_json(seed0 / "summary.json")
+    rows = read_json(seed0 / "metrics.json")
+    find = [r for r in rows if r["phase"] == "find"]
+    evals = [r for r in rows if r["phase"] == "eval"]
+    assert summary["dense_acc"] == find[-1]["test_acc"]
+    assert summary["final_acc"] == evals[-1]["test_acc"]
+    # the saved final model has the final accuracy
+    data = load_dataset("mnist1d", recipe.data.data_dir)
+    model = build(recipe)
+    model.load_state_dict(load_file(str(seed0 / "model.safetensors")))
+    loss, acc = evaluate(model, data.x_test, data.y_test, torch.device("cpu"))
+    assert acc == summary["final_acc"] and loss == pytest.approx(evals[-1]["test_loss"], rel=1e-5)
+    # the accuracy right after pruning is the one the prune step recorded
+    assert summary["pruned_acc"] == read_json(seed0 / "events.json")["prune"]["test_acc_after_prune"]
+
+
+def test_run_summary_aggregates_the_seeds(run: Path, seed0: Path) -> None:
+    top = read_json(run / "summary.json")
+    seed = read_json(seed0 / "summary.json")
+    assert top["run"] == run.name and top["method"] == "oneshot" and top["seeds"] == [0]
+    for key in ("dense_acc", "pruned_acc", "final_acc", "sparsity", "parameters", "remaining_parameters", "wall_seconds"):
+        assert top["stats"][key] == {"mean": pytest.approx(seed[key]), "std": 0.0}, key
+    assert "seed" not in top["stats"]
+
+
+def test_metrics_have_one_row_per_epoch_of_each_phase(seed0: Path) -> None:
+    rows = read_json(seed0 / "metrics.json")
+    assert [(r["phase"], r["epoch"]) for r in rows] == [("find", 1), ("find", 2), ("eval", 1), ("eval", 2)]
+    assert [r["step"] for r in rows] == [STEPS_PER_EPOCH, 2 * STEPS_PER_EPOCH] * 2
+    assert [r["sparsity"] for r in rows[:2]] == [0.0, 0.0]
+    assert [r["sparsity"] for r in rows[2:]] == [pytest.approx(0.9, abs=1e-3)] * 2
+    for r in rows:
+        assert set(r) >= {"phase", "epoch", "step", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "seconds"}
+    with open(seed0 / "metrics.csv", newline="") as file:
+        table = list(csv.DictReader(file))
+    assert len(table) == len(rows)
+    for line, row in zip(table, rows):
+        assert line.keys() == row.keys()
+        assert {k: str(v) for k, v in row.items()} == line
+
+
+def test_lr_log_has_every_step_of_each_phase(seed0: Path, recipe) -> None:
+    log = read_json(seed0 / "lr_log.json")
+    assert list(log) == ["find", "eval"]
+    assert len(log["find"]) == len(log["eval"]) == 2 * STEPS_PER_EPOCH
+    # find: cosine from 0.1 down; eval: LLR, linear from the find phase's initial LR
+    assert log["find"][0] == recipe.find.optimizer.lr
+    assert all(a >= b for a, b in zip(log["find"], log["find"][1:])) and log["find"][-1] < 0.01
+    assert log["eval"][0] == pytest.approx(recipe.find.optimizer.lr)
+    assert all(a >= b for a, b in zip(log["eval"], log["eval"][1:]))
+    for row in read_json(seed0 / "metrics.json"):
+        assert row["lr"] == log[row["phase"]][row["step"] - 1]
+
+
+def test_masks_load_into_a_pruner(seed0: Path, recipe) -> None:
+    pruner = Pruner(build(recipe))
+    pruner.load_state_dict(load_file(str(seed0 / "masks.safetensors")))
+    assert pruner.sparsity() == read_json(seed0 / "summary.json")["sparsity"]
+    assert pruner.sparsity() == pytest.approx(0.9, abs=1e-3)
+    assert pruner.layer_sparsity() == {k: v["sparsity"] for k, v in read_json(seed0 / "layer_sparsity.json").items()}
+
+
+def test_model_weights_are_zero_where_pruned(seed0: Path, recipe) -> None:
+    weights = load_file(str(seed0 / "model.safetensors"))
+    model = build(recipe)
+    assert weights.keys() == model.state_dict().keys()
+    pruner = Pruner(model)
+    pruner.load_state_dict(load_file(str(seed0 / "masks.safetensors")))
+    assert pruner.masks.keys() == pruner.parameters.keys()
+    for name, mask in pruner.masks.items():
+        assert torch.all(weights[name][~mask] == 0), name
+        assert torch.count_nonzero(weights[name][mask]) == mask.sum(), name  # the kept ones trained
+
+
+def test_layer_sparsity(seed0: Path) -> None:
+    layers = read_json(seed0 / "layer_sparsity.json")
+    summary = read_json(seed0 / "summary.json")
+    assert list(layers) == ["features.0.weight", "features.2.weight", "features.4.weight", "classifier.0.weight"]
+    for name, counts in layers.items():
+        assert counts["sparsity"] == pytest.approx(1 - counts["remaining"] / counts["numel"]), name
+    numel = sum(c["numel"] for c in layers.values())
+    pruned = numel - sum(c["remaining"] for c in layers.values())
+    assert pruned / numel == pytest.approx(summary["sparsity"])
+    assert summary["parameters"] - summary["remaining_parameters"] == pruned
+
+
+def test_a_finished_run_is_not_repeated(run: Path, recipe, monkeypatch: pytest.MonkeyPatch) -> None:
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and p.name != "summary.json"}
+    seed_summary = (run / "seed-0" / "summary.json").read_bytes()
+
+    def no_training(self, epoch):
+        raise AssertionError(f"trained {self.phase} epoch {epoch} again")
+
+    monkeypatch.setattr(Trainer, "train_epoch", no_training)
+    assert run_recipe(recipe, run.parent, progress=False) == run
+    assert (run / "seed-0" / "summary.json").read_bytes() == seed_summary
+    after = {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and p.name != "summary.json"}
+    assert after == before
+    assert read_json(run / "summary.json")["seeds"] == [0]
+
+
+def test_adding_a_seed_runs_only_the_new_seed(run: Path, recipe, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    shutil.copytree(run.parent, tmp_path, dirs_exist_ok=True)  # the finished run, and any shared state
+    copy = tmp_path / run.name
+    seed0_before = (copy / "seed-0" / "summary.json").read_bytes()
+    trained = []
+    real = Trainer.train_epoch
+
+    def recording(self, epoch):
+        trained.append((self.seed, self.phase, epoch))
+        return real(self, epoch)
+
+    monkeypatch.setattr(Trainer, "train_epoch", recording)
+    more = recipe.model_copy(update={"seeds": [0, 1]})
+    assert run_name(more) == run.name
+    assert run_recipe(more, tmp_path, progress=False) == copy
+    assert trained == [(1, "find", 0), (1, "find", 1), (1, "eval", 0), (1, "eval", 1)]
+    assert (copy / "seed-0" / "summary.json").read_bytes() == seed0_before
+    s0, s1 = (read_json(copy / f"seed-{s}" / "summary.json") for s in (0, 1))
+    assert s1["seed"] == 1
+    assert (s1["dense_acc"], s1["final_acc"]) != (s0["dense_acc"], s0["final_acc"])  # another seed, another run
+    top = read_json(copy / "summary.json")
+    assert top["seeds"] == [0, 1]
+    mean = (s0["final_acc"] + s1["final_acc"]) / 2
+    assert top["stats"]["final_acc"]["mean"] == pytest.approx(mean)
+    assert top["stats"]["final_acc"]["std"] == pytest.approx(abs(s0["final_acc"] - s1["final_acc"]) / 2 ** 0.5)
+    assert load_recipe(copy / "recipe.yaml").seeds == [0, 1]

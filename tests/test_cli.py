@@ -1,0 +1,199 @@
+"""The ``prunelab`` command line: run (end to end, errors), recipes, show, compare."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from prunelab import cli
+from prunelab.config import builtin_recipes
+from prunelab.data import load_dataset
+from prunelab.train import Trainer
+
+BUDGET = ["find.epochs=2", "eval.epochs=2", "device=cpu"]
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.getbasetemp() / "prunelab-data"  # shared by the test modules
+    path.mkdir(exist_ok=True)
+    load_dataset("mnist1d", path)
+    return path
+
+
+def sets(data_dir: Path, *extra: str) -> list[str]:
+    args = []
+    for item in [*BUDGET, f"data.data_dir={data_dir}", *extra]:
+        args += ["--set", item]
+    return args
+
+
+def table(text: str) -> dict[str, list[str]]:
+    """The rows of the Markdown tables in ``text``, by their first cell."""
+    rows = {}
+    for line in text.splitlines():
+        if line.startswith("| ") and not line.startswith("|--"):
+            cells = [cell.strip() for cell in line.strip("|").split("|")]
+            rows[cells[0]] = cells[1:]
+    return rows
+
+
+def prunelab_command() -> list[str]:
+    script = Path(sys.executable).with_name("prunelab")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "prunelab.cli"]
+
+
+@pytest.fixture(scope="module")
+def cli_run(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess]:
+    """The default recipe, end to end on a reduced budget, through the installed command."""
+    out = tmp_path_factory.mktemp("cli-runs")
+    done = subprocess.run(
+        [*prunelab_command(), "run", "--no-progress", "--out", str(out), *sets(data_dir)],
+        capture_output=True, text=True, timeout=600,
+    )
+    return out, done
+
+
+def run_folder(out: Path, prefix: str = "oneshot-") -> Path:
+    return next(p for p in out.iterdir() if p.name.startswith(prefix))
+
+
+def test_run_end_to_end(cli_run) -> None:
+    out, done = cli_run
+    assert done.returncode == 0, done.stderr
+    folder = run_folder(out)
+    assert re.search(rf"prunelab: running {re.escape(folder.name)} \(oneshot, seeds \[0\]\)", done.stderr)
+    assert "Traceback" not in done.stderr
+    rows = table(done.stdout)
+    for metric in ("dense_acc", "pruned_acc", "final_acc", "sparsity", "remaining_parameters", "wall_seconds"):
+        assert metric in rows, metric
+    summary = json.loads((folder / "seed-0" / "summary.json").read_text())
+    assert float(rows["sparsity"][0]) == pytest.approx(0.9, abs=1e-3)
+    for metric in ("dense_acc", "pruned_acc", "final_acc"):
+        assert float(rows[metric][0]) == pytest.approx(summary[metric], abs=1e-3)
+        assert 0 <= float(rows[metric][0]) <= 1
+    assert float(rows["wall_seconds"][0]) > 0
+    assert int(rows["remaining_parameters"][0]) == summary["remaining_parameters"] < summary["parameters"]
+    assert done.stdout.rstrip().endswith(f"results in {folder}")
+
+
+def test_run_again_prints_the_results_without_training(cli_run, data_dir: Path, capsys, monkeypatch) -> None:
+    out, done = cli_run
+    monkeypatch.setattr(Trainer, "train_epoch", lambda self, epoch: pytest.fail("a finished run was trained again"))
+    assert cli.main(["run", "--no-progress", "--out", str(out), *sets(data_dir)]) == 0
+    again = capsys.readouterr().out
+    assert table(again) == table(done.stdout)
+
+
+def test_recipes_lists_the_builtin_recipes(capsys) -> None:
+    assert cli.main(["recipes"]) == 0
+    rows = table(capsys.readouterr().out)
+    assert "default" in rows and rows["recipe"] == ["description"]
+    for name, description in builtin_recipes().items():
+        assert rows[name] == [description]
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--set", "find.epochs=ten"], ["find.epochs", "'ten'"]),
+        (["--set", "find.optimizer.lrr=0.1"], ["find.optimizer.lrr", "unknown field"]),
+        (["--set", "prune.sparsity=1.0"], ["prune.sparsity", "1.0"]),
+        (["--set", "eval.rewind=epochs:3"], ["eval.rewind", "'epochs:3'"]),
+        (["--set", "find.epochs.x=3"], ["find.epochs.x", "not a section"]),
+        (["--set", "seeds"], ["'seeds'", "key.sub=value"]),
+        (["no_such_recipe"], ["'no_such_recipe'", "default"]),
+    ],
+)
+def test_run_with_a_bad_recipe_exits_2_naming_the_field(args, expected, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "runs"
+    assert cli.main(["run", "--no-progress", "--out", str(out), *args]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith("prunelab: error: ")
+    assert "Traceback" not in captured.err and len(captured.err.splitlines()) <= 4
+    for text in expected:
+        assert text in captured.err, (text, captured.err)
+    assert not out.exists()  # nothing was run
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ("find:\n  epochs: [1, 2\n", "not valid YAML"),
+        ("find:\n  optimizer: {lrr: 0.1}\n", "find.optimizer.lrr"),
+        ("prune: {method: magic}\n", "'magic'"),
+    ],
+)
+def test_run_with_a_bad_recipe_file(content: str, expected: str, tmp_path: Path, capsys) -> None:
+    path = tmp_path / "recipe.yaml"
+    path.write_text(content)
+    assert cli.main(["run", str(path), "--out", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("prunelab: error: ") and str(path) in err and expected in err
+    assert "Traceback" not in err
+
+
+def test_interrupting_says_how_to_resume(tmp_path: Path, capsys, monkeypatch) -> None:
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("prunelab.runs.runner.run_recipe", interrupted)
+    assert cli.main(["run", "--no-progress", "--out", str(tmp_path)]) == 130
+    assert "run the same command again to resume" in capsys.readouterr().err
+
+
+def test_show_prints_the_summary_and_the_layerwise_table(cli_run, capsys) -> None:
+    folder = run_folder(cli_run[0])
+    assert cli.main(["show", str(folder)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"{folder.name} (seeds [0]):")
+    rows = table(out)
+    stats = json.loads((folder / "summary.json").read_text())["stats"]
+    for metric in ("dense_acc", "pruned_acc", "final_acc", "sparsity", "parameters", "remaining_parameters", "wall_seconds"):
+        assert float(rows[metric][0]) == pytest.approx(stats[metric]["mean"], rel=1e-3), metric
+    assert "layerwise pruning ratios (seed-0):" in out
+    layers = json.loads((folder / "seed-0" / "layer_sparsity.json").read_text())
+    assert rows["layer"] == ["numel", "remaining", "sparsity"]
+    for name, counts in layers.items():
+        numel, remaining, sparsity = rows[name]
+        assert (int(numel), int(remaining)) == (counts["numel"], counts["remaining"])
+        assert float(sparsity) == pytest.approx(counts["sparsity"], abs=1e-3)
+
+
+def test_compare_prints_a_row_per_run(cli_run, data_dir: Path, capsys) -> None:
+    out = cli_run[0]
+    first = run_folder(out)
+    # a second run on the same budget, differing in the target sparsity only
+    assert cli.main(["run", "--no-progress", "--out", str(out), *sets(data_dir, "prune.sparsity=0.5")]) == 0
+    second = next(p for p in out.iterdir() if p.name.startswith("oneshot-") and p != first)
+    capsys.readouterr()
+    assert cli.main(["compare", str(first), str(second)]) == 0
+    text = capsys.readouterr().out
+    rows = table(text)
+    assert rows["run"] == ["dense_acc", "pruned_acc", "final_acc", "sparsity", "remaining_parameters", "wall_seconds"]
+    assert len([line for line in text.splitlines() if line.startswith("| oneshot-")]) == 2
+    assert float(rows[first.name][3]) == pytest.approx(0.9, abs=1e-3)
+    assert float(rows[second.name][3]) == pytest.approx(0.5, abs=1e-3)
+    # the same find phase: the same dense accuracy
+    assert rows[first.name][0] == rows[second.name][0]
+
+
+@pytest.mark.parametrize("command", ["show", "compare"])
+def test_show_and_compare_on_a_folder_that_is_not_a_run(command: str, tmp_path: Path, capsys) -> None:
+    assert cli.main([command, str(tmp_path)]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith("prunelab: error: ") and "Traceback" not in captured.err
+    assert str(tmp_path) in captured.err and "not a finished run directory" in captured.err
+
+
+def test_no_command_is_a_usage_error(capsys) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli.main([])
+    assert exited.value.code == 2
+    assert "usage: prunelab" in capsys.readouterr().err

@@ -1,0 +1,284 @@
+"""The Trainer: determinism, the LR of every step, optimizers, weight decay, per-epoch evaluation."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from prunelab.config.schema import LRScheduleConfig, OptimizerConfig, TrainConfig
+from prunelab.data import Dataset, load_dataset
+from prunelab.masks import Pruner
+from prunelab.models import build_model
+from prunelab.train import Trainer, build_schedule, evaluate
+
+STEPS_PER_EPOCH = 6  # 96 training examples, batches of 16
+
+
+def _augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    return x + 0.1 * torch.randn(x.shape, generator=generator)
+
+
+def toy_data(augment: bool = False) -> Dataset:
+    g = torch.Generator().manual_seed(1234)
+    x = torch.randn(120, 8, generator=g)
+    y = (x[:, :3].argmax(1)).long()
+    return Dataset("toy", x[:96], y[:96], x[96:], y[96:], num_classes=3, augment=_augment if augment else None)
+
+
+def toy_model(seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 3))
+
+
+def config(epochs: int = 3, **optimizer) -> TrainConfig:
+    schedule = optimizer.pop("lr_schedule", LRScheduleConfig())
+    return TrainConfig(epochs=epochs, batch_size=16, optimizer=OptimizerConfig(**optimizer), lr_schedule=schedule)
+
+
+def train(model: nn.Module, cfg: TrainConfig, seed: int = 0, data: Dataset | None = None, **kwargs) -> Trainer:
+    trainer = Trainer(model, data or toy_data(), cfg, seed=seed, progress=False, **kwargs)
+    trainer.run()
+    return trainer
+
+
+def without_time(history: list[dict]) -> list[dict]:
+    return [{k: v for k, v in row.items() if k != "seconds"} for row in history]
+
+
+def same_weights(a: nn.Module, b: nn.Module) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+# -- determinism ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("augment", [False, True])
+def test_same_seed_same_weights_and_metrics(augment: bool) -> None:
+    data = toy_data(augment)
+    a = train(toy_model(), config(), seed=7, data=data)
+    b = train(toy_model(), config(), seed=7, data=data)
+    assert same_weights(a.model, b.model)
+    assert without_time(a.state.history) == without_time(b.state.history)
+    assert a.state.lr_log == b.state.lr_log
+
+
+def test_different_seed_differs() -> None:
+    # same initial weights: the seed of the trainer alone changes the order of the batches
+    init = toy_model()
+    a = train(copy.deepcopy(init), config(), seed=0)
+    b = train(copy.deepcopy(init), config(), seed=1)
+    assert not same_weights(a.model, b.model)
+    assert without_time(a.state.history) != without_time(b.state.history)
+
+
+def test_augmentation_is_seeded_and_can_be_switched_off() -> None:
+    data = toy_data(augment=True)
+    init = toy_model()
+    plain = train(copy.deepcopy(init), config(), data=data, augment=False)
+    augmented = train(copy.deepcopy(init), config(), data=data)
+    assert augmented.augment is not None and plain.augment is None
+    assert not same_weights(plain.model, augmented.model)
+    assert same_weights(plain.model, train(copy.deepcopy(init), config(), data=toy_data(augment=False)).model)
+
+
+@pytest.fixture(scope="module")
+def mnist1d(tmp_path_factory: pytest.TempPathFactory) -> Dataset:
+    data_dir = tmp_path_factory.getbasetemp() / "prunelab-data"  # shared by the test modules
+    data_dir.mkdir(exist_ok=True)
+    return load_dataset("mnist1d", data_dir)
+
+
+def test_determinism_on_the_real_model_and_data(mnist1d: Dataset) -> None:
+    cfg = TrainConfig(epochs=1, batch_size=100, optimizer=OptimizerConfig(lr=0.05, weight_decay=1e-4))
+
+    def one(seed: int) -> Trainer:
+        torch.manual_seed(seed)
+        model = build_model("mnist1d_cnn", num_classes=10, input_shape=mnist1d.input_shape)
+        return train(model, cfg, seed=seed, data=mnist1d)
+
+    a, b, c = one(0), one(0), one(1)
+    assert same_weights(a.model, b.model) and without_time(a.state.history) == without_time(b.state.history)
+    assert not same_weights(a.model, c.model)
+    assert a.state.history[0]["test_acc"] > 0.15  # it learns something in one epoch (chance: 0.1)
+
+
+def test_resuming_from_the_state_and_optimizer_state_is_exact() -> None:
+    """What a session checkpoint holds (weights, PhaseState, optimizer state) is enough."""
+    cfg = config(epochs=4, lr_schedule=LRScheduleConfig(name="cosine"), weight_decay=1e-3)
+    straight = train(toy_model(), cfg)
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_two(trainer: Trainer) -> None:
+        if trainer.state.epoch == 2:
+            raise Stop
+
+    first = Trainer(toy_model(), toy_data(), cfg, seed=0, progress=False)
+    with pytest.raises(Stop):
+        first.run(on_epoch_end=stop_after_two)
+    assert first.state.epoch == 2
+    saved_state = copy.deepcopy(first.state)
+    saved_weights = copy.deepcopy(first.model.state_dict())
+    saved_optimizer = copy.deepcopy(first.optimizer.state_dict())
+
+    model = toy_model(seed=99)  # different weights, replaced by the saved ones
+    model.load_state_dict(saved_weights)
+    second = Trainer(model, toy_data(), cfg, seed=0, progress=False)
+    second.state = saved_state
+    second.optimizer.load_state_dict(saved_optimizer)
+    second.run()
+    assert same_weights(second.model, straight.model)
+    assert without_time(second.state.history) == without_time(straight.state.history)
+    assert second.state.lr_log == straight.state.lr_log
+
+
+# -- the LR of every step ---------------------------------------------------------------------
+
+
+class RecordingLR:
+    """Step hook reading the LR the optimizer actually used, via an optimizer step pre-hook."""
+
+    def __init__(self, trainer: Trainer) -> None:
+        self.used: list[float] = []
+        trainer.optimizer.register_step_pre_hook(lambda opt, *_: self.used.append(opt.param_groups[0]["lr"]))
+
+
+@pytest.mark.parametrize(
+    ("schedule", "expected"),
+    [
+        (LRScheduleConfig(name="constant"), lambda s: 0.1),
+        (LRScheduleConfig(name="multistep", milestones=(1, 3), gamma=0.5),
+         lambda s: 0.1 * 0.5 ** ((s >= STEPS_PER_EPOCH) + (s >= 3 * STEPS_PER_EPOCH))),
+        (LRScheduleConfig(name="step", step_size=2, gamma=0.1), lambda s: 0.1 * 0.1 ** (s // (2 * STEPS_PER_EPOCH))),
+        (LRScheduleConfig(name="linear", final_lr=0.0), lambda s: 0.1 * (1 - s / (4 * STEPS_PER_EPOCH))),
+        # warmup: a linear ramp over the first epoch in front of the constant LR
+        (LRScheduleConfig(name="constant", warmup_epochs=1),
+         lambda s: 0.1 * min(1.0, (s + 1) / STEPS_PER_EPOCH)),
+        (LRScheduleConfig(name="multistep", milestones=(2,), warmup_epochs=0.5),
+         lambda s: 0.1 * (0.1 if s >= 2 * STEPS_PER_EPOCH else 1.0) * min(1.0, (s + 1) / (STEPS_PER_EPOCH // 2))),
+    ],
+    ids=["constant", "multistep", "step", "linear", "warmup", "multistep+warmup"],
+)
+def test_every_step_lr_is_recorded_and_follows_the_schedule(schedule: LRScheduleConfig, expected) -> None:
+    cfg = config(epochs=4, lr_schedule=schedule)
+    trainer = Trainer(toy_model(), toy_data(), cfg, seed=0, progress=False)
+    recorder = RecordingLR(trainer)
+    trainer.run()
+    total = 4 * STEPS_PER_EPOCH
+    assert trainer.steps_per_epoch == STEPS_PER_EPOCH and trainer.total_steps == total
+    assert len(trainer.state.lr_log) == total and trainer.state.step == total
+    assert trainer.state.lr_log == pytest.approx([expected(s) for s in range(total)], rel=1e-12, abs=1e-15)
+    assert recorder.used == trainer.state.lr_log  # the recorded LR is the one the optimizer used
+    for row in trainer.state.history:  # each epoch's row shows the LR of its last step
+        assert row["lr"] == trainer.state.lr_log[row["step"] - 1]
+
+
+def test_a_given_schedule_replaces_the_configs() -> None:
+    cfg = config(epochs=2, lr_schedule=LRScheduleConfig(name="cosine"))
+    trainer = train(toy_model(), cfg, schedule=lambda step: 0.01 * (step + 1))
+    assert trainer.state.lr_log == pytest.approx([0.01 * (s + 1) for s in range(2 * STEPS_PER_EPOCH)])
+
+
+def test_build_schedule_speaks_epochs() -> None:
+    schedule = build_schedule(LRScheduleConfig(name="multistep", milestones=(2, 3)), 1.0, 4, 10)
+    assert [schedule(s) for s in (0, 19, 20, 29, 30, 39)] == pytest.approx([1, 1, 0.1, 0.1, 0.01, 0.01])
+    cosine = build_schedule(LRScheduleConfig(name="cosine", final_lr=0.1), 1.0, 2, 5)
+    assert cosine(0) == 1.0 and cosine(10) == pytest.approx(0.1)
+
+
+# -- optimizers and weight decay -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("optimizer", "kind"),
+    [
+        (dict(name="sgd", lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-4), torch.optim.SGD),
+        (dict(name="sgd", lr=0.1, momentum=0.0), torch.optim.SGD),
+        (dict(name="adam", lr=0.01, betas=(0.8, 0.99), weight_decay=1e-4), torch.optim.Adam),
+        (dict(name="adamw", lr=0.01, weight_decay=0.05), torch.optim.AdamW),
+    ],
+    ids=["sgd-nesterov", "sgd-plain", "adam", "adamw"],
+)
+def test_optimizers_are_built_as_configured_and_train(optimizer: dict, kind: type) -> None:
+    cfg = config(epochs=3, **optimizer)
+    init = toy_model()
+    trainer = train(copy.deepcopy(init), cfg)
+    assert type(trainer.optimizer) is kind
+    group = trainer.optimizer.param_groups[0]
+    assert group["weight_decay"] == optimizer.get("weight_decay", 0.0)
+    if kind is torch.optim.SGD:
+        assert group["momentum"] == optimizer["momentum"] and group["nesterov"] == optimizer.get("nesterov", False)
+    else:
+        assert tuple(group["betas"]) == tuple(optimizer.get("betas", (0.9, 0.999)))
+    assert not same_weights(trainer.model, init)
+    losses = [row["train_loss"] for row in trainer.state.history]
+    assert losses[-1] < losses[0]
+
+
+def test_adam_and_adamw_differ_with_weight_decay() -> None:
+    init = toy_model()
+    adam = train(copy.deepcopy(init), config(name="adam", lr=0.01, weight_decay=0.1))
+    adamw = train(copy.deepcopy(init), config(name="adamw", lr=0.01, weight_decay=0.1))
+    assert not same_weights(adam.model, adamw.model)
+
+
+@pytest.mark.parametrize("name", ["sgd", "adam", "adamw"])
+def test_weight_decay_changes_the_result(name: str) -> None:
+    init = toy_model()
+    lr = 0.1 if name == "sgd" else 0.01
+    plain = train(copy.deepcopy(init), config(name=name, lr=lr, weight_decay=0.0))
+    decayed = train(copy.deepcopy(init), config(name=name, lr=lr, weight_decay=0.05))
+    assert not same_weights(plain.model, decayed.model)
+    norm = lambda m: sum(float(p.detach().norm() ** 2) for p in m.parameters())  # noqa: E731
+    assert norm(decayed.model) < norm(plain.model)
+
+
+# -- evaluation every epoch --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("epochs", [0, 1, 3])
+def test_evaluates_every_epoch(epochs: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+    real = Trainer.evaluate
+    monkeypatch.setattr(Trainer, "evaluate", lambda self, *a, **k: calls.append(self.state.step) or real(self, *a, **k))
+    ended = []
+    trainer = Trainer(toy_model(), toy_data(), config(epochs=epochs), seed=0, progress=False)
+    history = trainer.run(on_epoch_end=lambda t: ended.append(t.state.epoch))
+    assert len(history) == epochs == len(calls) == len(ended)
+    assert ended == list(range(1, epochs + 1))
+    assert [row["epoch"] for row in history] == list(range(1, epochs + 1))
+    assert [row["step"] for row in history] == calls == [STEPS_PER_EPOCH * e for e in range(1, epochs + 1)]
+    for row in history:
+        assert row["phase"] == "train" and 0 <= row["test_acc"] <= 1 and 0 <= row["train_acc"] <= 1
+        assert row["test_loss"] > 0 and row["train_loss"] > 0 and row["sparsity"] == 0.0
+    if epochs:
+        data = toy_data()
+        loss, acc = evaluate(trainer.model, data.x_test, data.y_test, torch.device("cpu"))
+        assert (history[-1]["test_loss"], history[-1]["test_acc"]) == pytest.approx((loss, acc))
+    assert trainer.run() == history  # nothing left to train
+
+
+def test_pruned_weights_stay_zero_and_sparsity_is_recorded() -> None:
+    model = toy_model()
+    pruner = Pruner(model)
+    pruner.prune(0.5)
+    masks = {name: mask.clone() for name, mask in pruner.masks.items()}
+    trainer = train(model, config(epochs=2, weight_decay=1e-3), pruner=pruner, phase="eval")
+    for name, param in pruner.parameters.items():
+        assert torch.all(param[~masks[name]] == 0)
+        assert torch.any(param[masks[name]] != 0)
+    assert [row["sparsity"] for row in trainer.state.history] == [pytest.approx(0.5, abs=0.01)] * 2
+    assert {row["phase"] for row in trainer.state.history} == {"eval"}
+
+
+def test_step_hooks_run_before_every_step() -> None:
+    seen = []
+    trainer = train(toy_model(), config(epochs=2), step_hooks=[lambda t, step: seen.append((step, len(t.state.lr_log)))])
+    assert seen == [(s, s) for s in range(2 * STEPS_PER_EPOCH)]  # before the step's LR is logged
+    assert trainer.state.step == 2 * STEPS_PER_EPOCH
+
