@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from pydantic import ValidationError
 
 from prunelab.config import (
     OneShotConfig,
@@ -284,7 +285,7 @@ def test_resolved_yaml_round_trips(name: str, tmp_path: Path) -> None:
 
 def test_recipes_are_immutable() -> None:
     recipe = load_recipe()
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError, match="frozen"):
         recipe.find.epochs = 3  # type: ignore[misc]
 
 

@@ -197,10 +197,10 @@ def test_build_schedule_speaks_epochs() -> None:
 @pytest.mark.parametrize(
     ("optimizer", "kind"),
     [
-        (dict(name="sgd", lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-4), torch.optim.SGD),
-        (dict(name="sgd", lr=0.1, momentum=0.0), torch.optim.SGD),
-        (dict(name="adam", lr=0.01, betas=(0.8, 0.99), weight_decay=1e-4), torch.optim.Adam),
-        (dict(name="adamw", lr=0.01, weight_decay=0.05), torch.optim.AdamW),
+        ({"name": "sgd", "lr": 0.1, "momentum": 0.9, "nesterov": True, "weight_decay": 1e-4}, torch.optim.SGD),
+        ({"name": "sgd", "lr": 0.1, "momentum": 0.0}, torch.optim.SGD),
+        ({"name": "adam", "lr": 0.01, "betas": (0.8, 0.99), "weight_decay": 1e-4}, torch.optim.Adam),
+        ({"name": "adamw", "lr": 0.01, "weight_decay": 0.05}, torch.optim.AdamW),
     ],
     ids=["sgd-nesterov", "sgd-plain", "adam", "adamw"],
 )
@@ -234,7 +234,7 @@ def test_weight_decay_changes_the_result(name: str) -> None:
     plain = train(copy.deepcopy(init), config(name=name, lr=lr, weight_decay=0.0))
     decayed = train(copy.deepcopy(init), config(name=name, lr=lr, weight_decay=0.05))
     assert not same_weights(plain.model, decayed.model)
-    norm = lambda m: sum(float(p.detach().norm() ** 2) for p in m.parameters())  # noqa: E731
+    norm = lambda m: sum(float(p.detach().norm() ** 2) for p in m.parameters())
     assert norm(decayed.model) < norm(plain.model)
 
 

@@ -119,11 +119,16 @@ def read_recipe_data(source: str | Path | None) -> tuple[dict, str]:
     return data, origin
 
 
+#: Settings that do not change an experiment's results.
+NOT_IN_RUN_NAME = {"seeds": True, "description": True, "device": True, "data": {"data_dir", "download"}}
+
+
 def run_name(recipe: Recipe) -> str:
     """``<method>-<model>-<data>-<hash>``: the hash covers every non-default setting except
-    the seeds, the description and the device, so that a run directory can gain seeds and
-    the same settings always resume the same directory."""
-    settings = recipe.model_dump(mode="json", exclude_defaults=True, exclude={"seeds", "description", "device"})
+    the seeds, the description, the device and where the data comes from, so that a run
+    directory can gain seeds and the same experiment always resumes the same directory."""
+    dumped = recipe.model_dump(mode="json", exclude_defaults=True, exclude=NOT_IN_RUN_NAME)
+    settings = {section: value for section, value in dumped.items() if value != {}}
     # The method is the union's tag: keep it even when it is the default.
     settings.setdefault("prune", {})["method"] = recipe.prune.method
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]

@@ -58,9 +58,9 @@ def resolve_device(name: str) -> torch.device:
 
 def run_recipe(recipe: Recipe, out: str | Path = "runs", progress: bool = True) -> Path:
     """Run every seed of ``recipe`` that has not finished yet; returns the run directory."""
+    device = resolve_device(recipe.device)
     folder = Path(out) / run_name(recipe)
     write_text(folder / "recipe.yaml", recipe_yaml(recipe))
-    device = resolve_device(recipe.device)
     data = None
     for seed in recipe.seeds:
         seed_folder = folder / f"seed-{seed}"
@@ -76,7 +76,7 @@ def run_recipe(recipe: Recipe, out: str | Path = "runs", progress: bool = True) 
 def find_key(recipe: Recipe, device: torch.device) -> str:
     """What the find phase depends on: data, model, its training, where rewinding goes back to."""
     settings = {
-        "data": recipe.data.model_dump(mode="json"),
+        "data": recipe.data.model_dump(mode="json", exclude={"data_dir", "download"}),
         "model": recipe.model.model_dump(mode="json"),
         "find": find_config(recipe).model_dump(mode="json"),
         "rewind": recipe.eval.rewind,
@@ -94,6 +94,8 @@ def shared_find(out: Path, recipe: Recipe, seed: int, data, device: torch.device
 
 
 def run_seed(folder: Path, recipe: Recipe, seed: int, data, device: torch.device, progress: bool) -> dict:
+    for orphan in folder.glob("**/.*.tmp"):  # left by a kill in the middle of a write
+        orphan.unlink()
     if not (folder / CHECKPOINT).exists():
         found = shared_find(folder.parents[1], recipe, seed, data, device, progress)
         # The checkpoint last: its presence is what marks the copy as done.
