@@ -12,18 +12,9 @@ import pytest
 
 from prunelab import cli
 from prunelab.config import builtin_recipes
-from prunelab.data import load_dataset
 from prunelab.train import Trainer
 
 BUDGET = ["find.epochs=2", "eval.epochs=2", "device=cpu"]
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.getbasetemp() / "prunelab-data"  # shared by the test modules
-    path.mkdir(exist_ok=True)
-    load_dataset("mnist1d", path)
-    return path
 
 
 def sets(data_dir: Path, *extra: str) -> list[str]:

@@ -47,14 +47,6 @@ def _one_thread():
 
 
 @pytest.fixture(scope="session")
-def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.getbasetemp() / "prunelab-data"  # shared with the other test folders
-    path.mkdir(exist_ok=True)
-    load_dataset("mnist1d", path)
-    return path
-
-
-@pytest.fixture(scope="session")
 def data(data_dir: Path) -> Dataset:
     return load_dataset("mnist1d", data_dir)
 

@@ -18,7 +18,6 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 
 from prunelab.config import load_recipe
-from prunelab.data import load_dataset
 from prunelab.masks import Pruner
 from prunelab.runs import io as runs_io
 from prunelab.runs.runner import run_recipe
@@ -34,14 +33,6 @@ VOLATILE = {"seconds", "wall_seconds"}  # wall time: the only thing allowed to d
 
 class Interrupted(Exception):
     """Stands for anything that stops a run: Ctrl-C, a crash, a full disk."""
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.getbasetemp() / "prunelab-data"  # shared by the test modules
-    path.mkdir(exist_ok=True)
-    load_dataset("mnist1d", path)
-    return path
 
 
 def overrides(data_dir: Path, *extra: str) -> list[str]:

@@ -25,14 +25,6 @@ STEPS_PER_EPOCH = 40  # 4000 MNIST-1D training examples in batches of 100
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.getbasetemp() / "prunelab-data"  # shared by the test modules
-    path.mkdir(exist_ok=True)
-    load_dataset("mnist1d", path)
-    return path
-
-
-@pytest.fixture(scope="module")
 def recipe(data_dir: Path):
     return load_recipe(None, [*OVERRIDES, f"data.data_dir={data_dir}"])
 

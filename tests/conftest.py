@@ -1,0 +1,18 @@
+"""Fixtures shared by all test folders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from prunelab.data import load_dataset
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data folder with MNIST-1D generated once per test session (offline)."""
+    path = tmp_path_factory.getbasetemp() / "prunelab-data"
+    path.mkdir(exist_ok=True)
+    load_dataset("mnist1d", path)
+    return path
