@@ -22,7 +22,9 @@ def test_random_scores_do_not_depend_on_how_positions_are_read():
     random = Random(seed=4)
     values = torch.randn(1000)
     whole = score(random, "w", values, slice(0, 1000))
-    pieces = torch.cat([score(random, "w", values[i : i + 128], slice(i, min(i + 128, 1000))) for i in range(0, 1000, 128)])
+    pieces = torch.cat(
+        [score(random, "w", values[i : i + 128], slice(i, min(i + 128, 1000))) for i in range(0, 1000, 128)]
+    )
     assert torch.equal(whole, pieces)
     picked = torch.tensor([999, 3, 500, 3])
     assert torch.equal(score(random, "w", values[picked], picked), whole[picked])

@@ -102,13 +102,48 @@ def test_gradient_accumulation_and_set_to_none():
     assert model[4].weight.grad is None
 
 
+class Drift(torch.optim.Optimizer):
+    """An optimizer that moves every weight, even at zero gradient and zero state."""
+
+    def __init__(self, params) -> None:
+        super().__init__(params, {"lr": 0.01})
+
+    @torch.no_grad()
+    def step(self, closure=None) -> None:
+        for group in self.param_groups:
+            for p in group["params"]:
+                p.add_(group["lr"])
+
+
+class SubclassedSGD(torch.optim.SGD):
+    """A subclass may change the update, so it is not trusted to keep zeros."""
+
+
+@pytest.mark.parametrize("make_optimizer", [Drift, lambda p: SubclassedSGD(p, lr=0.1)], ids=["drift", "sgd_subclass"])
+def test_any_optimizer_keeps_pruned_weights_zero(make_optimizer):
+    """Optimizers outside ZERO_PRESERVING_OPTIMIZERS (subclasses included) get the weights
+    masked again after their step."""
+    model = mlp()
+    optimizer = make_optimizer(model.parameters())
+    pruner = Pruner(model)
+    pruner.prune(0.6)
+    pruner.attach(optimizer)
+    for step in range(3):
+        before = {name: p.detach().clone() for name, p in pruner.parameters.items()}
+        train_step(model, optimizer, step)
+        for name, mask in pruner.masks.items():
+            param = pruner.parameters[name]
+            assert (param[~mask] == 0).all() and (param.grad[~mask] == 0).all()
+            assert (param[mask] != before[name][mask]).any()
+
+
 def test_detach_stops_enforcement_and_attach_is_idempotent():
     model = mlp()
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    optimizer = Drift(model.parameters())
     pruner = Pruner(model)
     pruner.prune(0.5)
     pruner.attach(optimizer)
-    pruner.attach(optimizer)  # a second attach adds no second pair of hooks
+    pruner.attach(optimizer)  # a second attach adds no second set of hooks
     assert len(optimizer._optimizer_step_pre_hooks) == 1 and len(optimizer._optimizer_step_post_hooks) == 1
     pruner.detach(optimizer)
     assert not optimizer._optimizer_step_pre_hooks and not optimizer._optimizer_step_post_hooks

