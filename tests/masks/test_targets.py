@@ -51,7 +51,8 @@ def test_shared_weight_is_listed_once():
     ("include", "expected"),
     [
         (["head.0.weight"], ["head.0.weight"]),  # parameter name
-        (["head.2"], ["head.2.weight", "head.2.bias"]),  # module name: all its parameters
+        (["head.2"], ["head.2.weight"]),  # module name: its Conv/Linear weights, not the bias
+        (["head"], ["head.0.weight", "head.2.weight"]),  # a container module: the weights inside
         (["embed.weight", "conv1d.weight"], ["embed.weight", "conv1d.weight"]),  # any parameter, model order
         ([r"conv\dd\.weight"], ["conv1d.weight", "conv2d.weight", "conv3d.weight"]),  # regex on the whole name
     ],

@@ -35,8 +35,9 @@ def find_prunable(
 
     By default these are the weights of every Conv1d/2d/3d and Linear module (subclasses
     included, e.g. the output projection of ``nn.MultiheadAttention``). ``include`` picks
-    parameters by parameter or module name instead (any parameter, e.g. an embedding);
-    ``exclude`` then removes some. A pattern that matches nothing is an error, because a
+    instead: a parameter's own name picks any parameter (e.g. an embedding's weight), a
+    module name picks the Conv/Linear weights inside that module (not its biases or norm
+    layers). ``exclude`` then removes parameters or modules. A pattern that matches nothing is an error, because a
     typo there silently changes what gets pruned.
 
     >>> model = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
@@ -47,23 +48,29 @@ def find_prunable(
         if isinstance(patterns, str):
             raise TypeError(f"{label} must be a list of names or patterns, not the string {patterns!r}")
     parameters = dict(model.named_parameters())
-    if include is None:
-        weights = {
-            id(module.weight)
-            for module in model.modules()
-            if isinstance(module, PRUNABLE_MODULES) and isinstance(module.weight, nn.Parameter)
-        }
-        # Names and order from named_parameters, which lists a shared weight once.
-        candidates = {name: p for name, p in parameters.items() if id(p) in weights}
-    else:
+    weights = {
+        id(module.weight)
+        for module in model.modules()
+        if isinstance(module, PRUNABLE_MODULES) and isinstance(module.weight, nn.Parameter)
+    }
+    # Names and order from named_parameters, which lists a shared weight once.
+    candidates = {name: p for name, p in parameters.items() if id(p) in weights}
+    if include is not None:
         _check_all_match("include", include, parameters)
-        candidates = {n: p for n, p in parameters.items() if any(matches(pat, n) for pat in include)}
+        candidates = {
+            n: p for n, p in parameters.items()
+            if any(_names(pattern, n) or (n in candidates and matches(pattern, n)) for pattern in include)
+        }
     if exclude:
         _check_all_match("exclude", exclude, candidates)
         candidates = {n: p for n, p in candidates.items() if not any(matches(pat, n) for pat in exclude)}
     if not candidates:
         raise ValueError("no prunable parameters: the model has no Conv/Linear weights left to prune")
     return candidates
+
+
+def _names(pattern: str, name: str) -> bool:
+    return pattern == name or re.fullmatch(pattern, name) is not None
 
 
 def _check_all_match(label: str, patterns: Sequence[str], names: dict) -> None:
