@@ -84,37 +84,30 @@ class Pruner:
         chosen = self.criterion if criterion is None else get_criterion(criterion, self.seed)
         weights = {name: p.detach() for name, p in self.parameters.items()}
         prior = self.masks or None
+        # Groups of tensors pruned together: all of them (global), or one at a time.
         if ratios is not None:
-            targets = self._ratio_targets(ratios)
-        elif scope == "global":
+            groups = [([name], ratio) for name, ratio in self._ratio_targets(ratios).items()]
+        else:
             _check_fraction("sparsity", sparsity)
-            total = sum(w.numel() for w in weights.values())
-            n_prune = round(sparsity * total)
-            current = self.count_pruned()
+            if scope == "global":
+                groups = [(list(self.parameters), sparsity)]
+            elif scope == "layerwise":
+                groups = [([name], sparsity) for name in self.parameters]
+            else:
+                raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}")
+        masks = {}
+        for names, fraction in groups:
+            total = sum(weights[n].numel() for n in names)
+            n_prune = round(fraction * total)
+            current = sum(self.count_pruned(n) for n in names)
             if n_prune < current:
+                where = "the current sparsity" if len(names) > 1 else f"its current sparsity (in {names[0]})"
                 raise ValueError(
-                    f"sparsity {sparsity} is below the current sparsity {current / total:.6g}: "
+                    f"target {fraction} is below {where} {current / total:.6g}: "
                     "masks only grow (pruned weights are never regrown)"
                 )
-            self._set_masks(select(weights, n_prune, chosen, prior, seed=self.seed))
-            return self.masks
-        elif scope == "layerwise":
-            _check_fraction("sparsity", sparsity)
-            targets = dict.fromkeys(self.parameters, sparsity)
-        else:
-            raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}")
-
-        masks = dict(self.masks)
-        for name, ratio in targets.items():
-            layer_prior = None if prior is None else {name: prior[name]}
-            n_prune = round(ratio * weights[name].numel())
-            current = self.count_pruned(name)
-            if n_prune < current:
-                raise ValueError(
-                    f"ratio {ratio} for {name} is below its current sparsity "
-                    f"{current / weights[name].numel():.6g}: masks only grow"
-                )
-            masks.update(select({name: weights[name]}, n_prune, chosen, layer_prior, seed=self.seed))
+            group_prior = None if prior is None else {n: prior[n] for n in names}
+            masks.update(select({n: weights[n] for n in names}, n_prune, chosen, group_prior, seed=self.seed))
         self._set_masks(masks)
         return self.masks
 
