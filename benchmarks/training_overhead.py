@@ -17,8 +17,8 @@ machine, which lasts longer than one round, cancels out.
 
 Run from the repository root::
 
-    python benchmarks/training_overhead.py            # LeNet-300-100 and a small CNN, 300 steps each
-    python benchmarks/training_overhead.py --steps 1000 --models lenet_300_100
+    python benchmarks/training_overhead.py            # LeNet-300-100 and a small CNN, 1000 steps each
+    python benchmarks/training_overhead.py --steps 3000 --models lenet_300_100
 """
 
 from __future__ import annotations
@@ -90,8 +90,8 @@ class Variant:
         return times
 
 
-def measure(model_name: str, steps: int, block: int, warmup: int) -> dict[str, tuple[float, float]]:
-    """Per variant: median step time (seconds) and ratio to dense (median over rounds)."""
+def measure(model_name: str, steps: int, block: int, warmup: int) -> dict[str, tuple[float, list[float]]]:
+    """Per variant: median step time (seconds) and its ratio to dense in each round."""
     torch.manual_seed(0)
     base = MODELS[model_name]()
     variants = [Variant(name, base) for name in ("dense", "prunelab", "torch prune")]
@@ -106,7 +106,7 @@ def measure(model_name: str, steps: int, block: int, warmup: int) -> dict[str, t
     return {
         v.name: (
             statistics.median(t for times in v.blocks for t in times),
-            statistics.median(statistics.median(times) / d for times, d in zip(v.blocks, dense)),
+            [statistics.median(times) / d for times, d in zip(v.blocks, dense)],
         )
         for v in variants
     }
@@ -115,21 +115,22 @@ def measure(model_name: str, steps: int, block: int, warmup: int) -> dict[str, t
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", default=",".join(MODELS))
-    parser.add_argument("--steps", type=int, default=300, help="timed steps per variant")
+    parser.add_argument("--steps", type=int, default=1000, help="timed steps per variant")
     parser.add_argument("--block", type=int, default=10, help="steps per variant before switching")
     parser.add_argument("--warmup", type=int, default=30, help="untimed steps per variant first")
     args = parser.parse_args()
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; batch {BATCH}, sparsity {SPARSITY}, "
           f"median of {args.steps} steps after {args.warmup} warm-up, interleaved in blocks of {args.block}")  # fmt: skip
-    header = f"{'model':<15} {'variant':<12} {'ms/step':>8} {'x dense':>8}"
+    header = f"{'model':<15} {'variant':<12} {'ms/step':>8} {'x dense':>8} {'quartiles of the rounds':>24}"
     print(header)
     print("-" * len(header))
     for model_name in args.models.split(","):
         results = measure(model_name, args.steps, args.block, args.warmup)
-        for name, (seconds, ratio) in results.items():
-            print(f"{model_name:<15} {name:<12} {1000 * seconds:8.3f} {ratio:8.3f}")
-        ratio = results["prunelab"][1]
+        for name, (seconds, ratios) in results.items():
+            q1, median, q3 = statistics.quantiles(ratios, n=4)
+            print(f"{model_name:<15} {name:<12} {1000 * seconds:8.3f} {median:8.3f} {f'{q1:.3f} - {q3:.3f}':>24}")
+        ratio = statistics.median(results["prunelab"][1])
         print(f"{model_name}: prunelab / dense = {ratio:.3f} (target <= 1.03): {'ok' if ratio <= 1.03 else 'MISSED'}")
 
 

@@ -170,9 +170,9 @@ class Pruner:
         """
         if id(optimizer) in self._hooks:
             return
-        handles = [optimizer.register_step_pre_hook(lambda *_: self._mask_grads())]
+        handles = [optimizer.register_step_pre_hook(self._mask_grads)]
         if type(optimizer) not in ZERO_PRESERVING_OPTIMIZERS:
-            handles.append(optimizer.register_step_post_hook(lambda *_: self._mask_weights()))
+            handles.append(optimizer.register_step_post_hook(self._mask_weights))
         self._hooks[id(optimizer)] = (optimizer, handles)
         self.apply()
 
@@ -184,14 +184,15 @@ class Pruner:
             for handle in handles:
                 handle.remove()
 
-    @torch.no_grad()
-    def _mask_grads(self) -> None:
+    def _mask_grads(self, *_hook_args: object) -> None:
+        # Runs before every step, so it is kept lean: gradients need no autograd guard.
         for param, mask in self._active:
-            if param.grad is not None:
-                param.grad.mul_(mask)
+            grad = param.grad
+            if grad is not None:
+                grad.mul_(mask)
 
     @torch.no_grad()
-    def _mask_weights(self) -> None:
+    def _mask_weights(self, *_hook_args: object) -> None:
         for param, mask in self._active:
             param.mul_(mask)
 
