@@ -201,6 +201,28 @@ def test_late_rewinding_restores_the_weights_and_the_lr_position_of_epoch_k(
         assert [r["epoch"] for r in rows if r["phase"] == phase] == [2, 3]
 
 
+def test_late_rewinding_to_a_step_inside_an_epoch_retrains_the_rest_of_the_schedule(
+    make_recipe, shared_out, steps_per_epoch, read
+) -> None:
+    k = steps_per_epoch + 3  # three steps into the second epoch
+    recipe = make_recipe(
+        *IMP, "prune.levels=1", f"eval.rewind=step:{k}", "eval.lr_policy=null", "eval.epochs=3",
+        "eval.lr_schedule={name: cosine}",
+    )
+    run = run_watched(recipe, shared_out)
+    logs = read(run.seed / "lr_log.json")
+    assert len(logs["find"]) == 3 * steps_per_epoch
+    assert logs["level-1/eval"] == logs["find"][k:]  # exactly the steps after K, none repeated or added
+    rows = [r for r in read(run.seed / "metrics.json") if r["phase"] == "level-1/eval"]
+    assert [(r["epoch"], r["step"]) for r in rows] == [(2, 2 * steps_per_epoch), (3, 3 * steps_per_epoch)]
+
+
+def test_rewinding_to_the_last_step_leaves_nothing_to_retrain(make_recipe, tmp_path, steps_per_epoch) -> None:
+    recipe = make_recipe(*IMP, f"eval.rewind=step:{2 * steps_per_epoch}", "eval.lr_policy=null", "eval.epochs=2")
+    with pytest.raises(ValueError, match="leaves nothing to retrain"):
+        run_recipe(recipe, tmp_path, progress=False)
+
+
 def test_rewinding_past_the_find_phase_is_an_error(make_recipe, tmp_path) -> None:
     with pytest.raises(ValueError, match="past the end of the find phase"):
         run_recipe(make_recipe(*IMP, "eval.rewind=epoch:4"), tmp_path, progress=False)

@@ -113,6 +113,12 @@ def retrain(session: Session, phase: str, find_result: dict, pruned: dict, confi
         kind, k = target
         find_steps = find_result["steps_per_epoch"]
         start_step = k * eval_steps if kind == "epoch" else round(k * eval_steps / find_steps)
+        if start_step >= config.epochs * eval_steps:
+            raise ValueError(
+                f"eval.rewind={config.rewind} resumes the eval LR schedule at step {start_step} of "
+                f"{config.epochs * eval_steps} (eval.epochs={config.epochs} of {eval_steps} steps), which "
+                "leaves nothing to retrain (eval.epochs counts from the schedule's start)"
+            )
     return session.train(phase, config, schedule=plan.schedule if plan else None, start_step=start_step)
 
 

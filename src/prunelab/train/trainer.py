@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 import zlib
 from collections.abc import Callable, Sequence
@@ -127,13 +128,18 @@ class Trainer:
         return self.state.history
 
     def train_epoch(self, epoch: int) -> tuple[float, float]:
-        """One epoch of SGD steps; returns the mean training loss and accuracy."""
+        """One epoch of SGD steps; returns the mean training loss and accuracy.
+
+        An epoch entered part-way (``state.step`` past its start, as after rewinding to a
+        step) trains only its remaining batches, so the phase ends with its schedule.
+        """
         self.model.train()
         generator = epoch_generator(self.seed, self.phase, epoch)
         total_loss = torch.zeros((), device=self.device)
         correct = torch.zeros((), dtype=torch.long, device=self.device)
         seen = 0
-        for x, y in self._batches(epoch):
+        done = max(0, self.state.step - epoch * self.steps_per_epoch)
+        for x, y in itertools.islice(self._batches(epoch), done, None):
             if self.augment is not None:
                 x = self.augment(x, generator)
             x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
