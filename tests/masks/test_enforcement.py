@@ -194,3 +194,41 @@ def test_torch_compile_forward_equals_eager():
         torch.testing.assert_close(compiled(x), model(x))
         pruner.prune(0.9)  # weights change in place: the compiled model sees them
         torch.testing.assert_close(compiled(x), model(x))
+
+
+def test_masks_follow_the_model_when_it_is_cast_after_attaching():
+    """``model.to(...)`` after pruning: steps keep the pruned entries at zero, and the masks
+    are converted to the parameters' dtype (and device)."""
+    model = mlp()
+    pruner = Pruner(model)
+    pruner.prune(0.7)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
+    pruner.attach(optimizer)
+    train_step(model, optimizer, 0)
+    model.to(torch.float64)
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(64, 20, generator=g, dtype=torch.float64), torch.randint(0, 4, (64,), generator=g)
+    optimizer.zero_grad()
+    nn.functional.cross_entropy(model(x), y).backward()
+    optimizer.step()
+    assert_pruned_entries_zero(pruner, optimizer)
+    pruner.apply()
+    assert {mask.dtype for _, mask in pruner._active} == {torch.float64}
+    pruner.prune(0.8)  # pruning again works on the cast model
+    assert round(pruner.sparsity(), 2) == 0.8
+
+
+def test_stale_masks_are_rebuilt_when_a_step_cannot_use_them():
+    """A model moved to another device after attaching leaves the masks behind; the first
+    product with them fails inside the step hook, which then rebuilds the masks where the
+    parameters are and masks again. Here, with one device, masks of a dtype that cannot
+    multiply a float gradient in place stand for masks on the old device."""
+    model = mlp()
+    pruner = Pruner(model)
+    pruner.prune(0.7)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    pruner.attach(optimizer)
+    pruner._active = [(param, mask.to(torch.complex64)) for param, mask in pruner._active]
+    train_step(model, optimizer, 0)
+    assert {mask.dtype for _, mask in pruner._active} == {torch.float32}
+    assert_pruned_entries_zero(pruner, optimizer)

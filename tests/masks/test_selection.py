@@ -62,6 +62,25 @@ def test_chunked_and_sampled_path_matches_sort(fraction, levels):
     assert sum(int((~m).sum()) for m in masks.values()) == n_prune
 
 
+@pytest.mark.parametrize("dtypes", [
+    (torch.float64,) * 3,
+    (torch.float16,) * 3,
+    (torch.bfloat16,) * 3,
+    (torch.float32, torch.float64, torch.bfloat16),  # one group of mixed precisions
+])
+def test_other_float_dtypes_match_sort(dtypes):
+    """Tied magnitudes, pulled apart in float64 by offsets far below float32's resolution
+    that reverse the index order: float32 scores would merge them into ties again."""
+    weights = random_weights([(40, 30), (500,), (8, 3, 5)], levels=3)
+    weights = {name: (w.double() - 1e-9 * torch.arange(w.numel()).view_as(w)).to(dtype)
+               for (name, w), dtype in zip(weights.items(), dtypes)}
+    as_float64 = {name: w.double() for name, w in weights.items()}  # exact for every dtype here
+    for fraction in (0.3, 0.9):
+        n_prune = round(fraction * sum(w.numel() for w in weights.values()))
+        masks = select(weights, n_prune, Magnitude(), chunk_size=128, sample_size=64)
+        assert_same(masks, reference(as_float64, n_prune))
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_result_does_not_depend_on_the_sample_seed(seed):
     weights = random_weights(SHAPES, seed=7)
@@ -177,3 +196,22 @@ def test_fewer_than_already_pruned_is_an_error():
     prior = {"a": torch.arange(10) >= 4}  # 4 already pruned
     with pytest.raises(ValueError, match="4 are already pruned"):
         select({"a": torch.randn(10)}, 3, Magnitude(), prior)
+
+
+@pytest.mark.parametrize("sample_size", [100_000, 16])  # the sample holds every entry, or misses the NaN
+def test_nan_weights_are_an_error_naming_the_tensor(sample_size):
+    weights = random_weights(SHAPES)
+    weights["t3"][1234] = math.nan
+    with pytest.raises(ValueError, match="t3 has NaN scores"):
+        select(weights, 5000, Magnitude(), chunk_size=100, sample_size=sample_size)
+
+
+def test_infinite_weights_and_pruned_entries_together_are_not_mistaken_for_nan():
+    """+inf weights (kept) and already pruned entries (scored -inf) make a chunk's score sum
+    NaN, which the cheap check must not report as a NaN score."""
+    weights = random_weights(SHAPES)
+    weights["t0"][0, 0] = math.inf
+    prior = {name: torch.ones_like(w, dtype=torch.bool) for name, w in weights.items()}
+    prior["t0"][0, 1] = False
+    masks = select(weights, 100, Magnitude(), prior, chunk_size=100, sample_size=64)
+    assert_same(masks, reference(weights, 100, prior))

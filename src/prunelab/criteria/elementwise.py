@@ -8,7 +8,7 @@ over a model without holding a score copy of it. The contract is small::
 
 ``values`` are entries of the flattened weight ``name`` at ``positions`` (a ``slice`` of
 the flat index range, or an int64 tensor of flat indices); the scores are written to
-``out`` (float32, same length) and returned. Scores must depend only on the name, the
+``out`` (float32, or float64 for float64 weights; same length) and returned. Scores must depend only on the name, the
 value and the position, so that the same entry always gets the same score.
 """
 
@@ -35,6 +35,8 @@ class Magnitude:
     """
 
     def __call__(self, name: str, values: Tensor, positions: Positions, out: Tensor) -> Tensor:
+        if values.dtype != out.dtype:  # float16 / bfloat16 weights: widen exactly, then |.|
+            return out.copy_(values).abs_()
         return torch.abs(values, out=out)
 
     def __repr__(self) -> str:

@@ -59,7 +59,7 @@ class Pruner:
         self.criterion = get_criterion(criterion, seed)
         self.seed = seed
         self.masks: dict[str, Tensor] = {}
-        self._active: list[tuple[nn.Parameter, Tensor]] = []
+        self._active: list[tuple[nn.Parameter, Tensor]] | None = []  # (weight, float mask) of pruned tensors
         self._hooks: dict[int, tuple[torch.optim.Optimizer, list]] = {}
 
     # -- pruning -----------------------------------------------------------------------
@@ -82,6 +82,7 @@ class Pruner:
         if (sparsity is None) == (ratios is None):
             raise ValueError("give either a sparsity or per-layer ratios, not both or neither")
         chosen = self.criterion if criterion is None else get_criterion(criterion, self.seed)
+        self._follow_parameters()
         weights = {name: p.detach() for name, p in self.parameters.items()}
         prior = self.masks or None
         # Groups of tensors pruned together: all of them (global), or one at a time.
@@ -131,6 +132,18 @@ class Pruner:
                 self.masks[name] = masks[name]
             elif name not in self.masks:
                 self.masks[name] = torch.ones_like(param, dtype=torch.bool)
+        self._active = None  # rebuilt by apply()
+        self.apply()
+
+    def _follow_parameters(self) -> bool:
+        """Put the masks where their parameters are now (``model.to(...)`` may have moved or
+        cast them since); True if anything changed."""
+        if self._active is not None and all(
+            self.masks[n].device == p.device for n, p in self.parameters.items() if n in self.masks
+        ) and all(m.dtype == p.dtype for p, m in self._active):
+            return False
+        for name in self.masks:
+            self.masks[name] = self.masks[name].to(self.parameters[name].device)
         # Only tensors with pruned entries cost anything per training step. They are masked
         # by multiplying with a copy of the mask in the weight's dtype: on CPU a product with
         # a bool mask casts every element and is several times slower, which showed as a 15%
@@ -138,13 +151,14 @@ class Pruner:
         self._active = [
             (self.parameters[n], m.to(self.parameters[n].dtype)) for n, m in self.masks.items() if not bool(m.all())
         ]
-        self.apply()
+        return True
 
     def apply(self) -> None:
         """Zero the pruned weights, their gradients and attached optimizers' state for them.
 
         Call it after writing weights into the model (e.g. rewinding to earlier weights).
         """
+        self._follow_parameters()
         with torch.no_grad():
             for param, mask in self._active:
                 param.mul_(mask)
@@ -185,14 +199,21 @@ class Pruner:
                 handle.remove()
 
     def _mask_grads(self, *_hook_args: object) -> None:
-        # Runs before every step, so it is kept lean: gradients need no autograd guard.
-        for param, mask in self._active:
-            grad = param.grad
-            if grad is not None:
-                grad.mul_(mask)
+        # Runs before every step, so it is kept lean: gradients need no autograd guard, and
+        # masks are only moved to a moved model when a product fails (masking is idempotent).
+        try:
+            for param, mask in self._active:
+                grad = param.grad
+                if grad is not None:
+                    grad.mul_(mask)
+        except RuntimeError:
+            if not self._follow_parameters():
+                raise
+            self._mask_grads()
 
     @torch.no_grad()
     def _mask_weights(self, *_hook_args: object) -> None:
+        self._follow_parameters()
         for param, mask in self._active:
             param.mul_(mask)
 

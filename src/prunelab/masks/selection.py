@@ -35,7 +35,6 @@ SAMPLE_SIZE = 1 << 18
 # Band half-widths in standard deviations of the sample rank; the last one takes every value.
 BAND_SIGMAS = (4.0, 16.0, math.inf)
 _LOWEST = torch.finfo(torch.float32).min
-_NAN_MESSAGE = "the scores contain NaN: are some weights not finite?"
 
 #: An entry's place in the selection order: (score, global index).
 Key = tuple[float, int]
@@ -87,7 +86,7 @@ def select(
         if 1 <= rank <= scores.numel():
             _switch_on_band(masks, positions, scores, rank)
             return {name: m.view_as(weights[name]) for name, m in zip(names, masks)}
-    raise ValueError(_NAN_MESSAGE)
+    raise RuntimeError("the widest band holds every entry, so it cannot miss the threshold")
 
 
 class _Stream:
@@ -99,6 +98,9 @@ class _Stream:
         self.offsets = list(itertools.accumulate((f.numel() for f in flats[:-1]), initial=0))
         self.criterion = criterion
         self.chunk_size = chunk_size
+        # float32 scores hold every float32, float16 and bfloat16 weight exactly; float64
+        # weights get float64 scores, and so does the whole group, to compare like with like.
+        self.dtype = torch.float64 if any(f.dtype == torch.float64 for f in flats) else torch.float32
         self._buffers: dict[torch.device, _Buffers] = {}
 
     def _scores(self, i: int, positions: slice | Tensor, buffers: _Buffers) -> Tensor:
@@ -109,10 +111,22 @@ class _Stream:
             scores.masked_fill_(pruned, -math.inf)
         return scores
 
+    def _any_nan_score(self, i: int) -> Tensor:
+        found = []
+        for start in range(0, self.flats[i].numel(), self.chunk_size):
+            stop = min(start + self.chunk_size, self.flats[i].numel())
+            buffers = self._buffers_for(self.flats[i].device, stop - start)
+            found.append(self._scores(i, slice(start, stop), buffers).isnan().any())
+        return torch.stack(found).any()
+
+    def _check_no_nan(self, i: int, found: Tensor) -> None:
+        if bool(found):
+            raise ValueError(f"{self.names[i]} has NaN scores, which cannot be ranked: are its weights finite?")
+
     def _buffers_for(self, device: torch.device, n: int) -> _Buffers:
         buffers = self._buffers.get(device)
         if buffers is None or buffers.capacity < n:
-            buffers = self._buffers[device] = _Buffers(n, device)
+            buffers = self._buffers[device] = _Buffers(n, device, self.dtype)
         buffers.n = n
         return buffers
 
@@ -131,7 +145,9 @@ class _Stream:
                 drawn = index.to(flat.device)
             if index.numel():
                 buffers = self._buffers_for(flat.device, index.numel())
-                scores.append(self._scores(i, drawn, buffers).cpu().clone())
+                drawn_scores = self._scores(i, drawn, buffers)
+                self._check_no_nan(i, drawn_scores.isnan().any())
+                scores.append(drawn_scores.cpu().clone())
                 indices.append(index + self.offsets[i])
         return torch.cat(scores), torch.cat(indices)
 
@@ -140,11 +156,14 @@ class _Stream:
         masks, positions, scores = [], [], []
         for i, flat in enumerate(self.flats):
             mask = torch.empty_like(flat, dtype=torch.bool)
-            in_band = []
+            in_band, sums = [], []
             for start in range(0, flat.numel(), self.chunk_size):
                 chunk = slice(start, min(start + self.chunk_size, flat.numel()))
                 buffers = self._buffers_for(flat.device, chunk.stop - start)
                 chunk_scores = self._scores(i, chunk, buffers)
+                # A NaN score compares false with everything and would count as pruned. A sum
+                # is NaN if a score is, the cheapest test (no allocation, no sync per chunk).
+                sums.append(chunk_scores.sum())
                 above, at_least = buffers.above, buffers.at_least
                 # Comparisons into float and one cast to bool are several times faster on
                 # CPU than comparisons written straight to bool.
@@ -157,6 +176,8 @@ class _Stream:
                 index = _nonzero(buffers.band_words())
                 in_band.append(index + start)
                 scores.append(chunk_scores[index])
+            if sums and bool(torch.stack(sums).isnan().any()):  # or +inf and -inf both occur
+                self._check_no_nan(i, self._any_nan_score(i))
             masks.append(mask)
             positions.append(torch.cat(in_band))
         all_scores = torch.cat([s.cpu() for s in scores]) if scores else torch.empty(0)
@@ -166,11 +187,11 @@ class _Stream:
 class _Buffers:
     """Chunk-sized work buffers on one device; ``n`` is the length of the current chunk."""
 
-    def __init__(self, capacity: int, device: torch.device) -> None:
+    def __init__(self, capacity: int, device: torch.device, dtype: torch.dtype) -> None:
         self.capacity = capacity
         self.n = capacity
         padded = -(-capacity // 8) * 8  # room to read the band flags as whole 64-bit words
-        self.scores = torch.empty(capacity, dtype=torch.float32, device=device)
+        self.scores = torch.empty(capacity, dtype=dtype, device=device)
         self._above = torch.empty(capacity, dtype=torch.float32, device=device)
         self._at_least = torch.empty(capacity, dtype=torch.float32, device=device)
         self.flags = torch.empty(capacity, dtype=torch.bool, device=device)
@@ -239,8 +260,6 @@ def _band(scores: Tensor, index: Tensor, n_prune: int, total: int, sigmas: float
 def _kth(scores: Tensor, index: Tensor, rank: int) -> Key:
     """The key of 0-based ``rank`` in ascending (score, index) order (a selection, not a sort)."""
     value = scores.kthvalue(rank + 1).values
-    if value.isnan():
-        raise ValueError(_NAN_MESSAGE)
     tied = index[scores == value]
     return float(value), int(tied.kthvalue(rank + 1 - int((scores < value).sum())).values)
 
