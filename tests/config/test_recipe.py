@@ -78,6 +78,11 @@ def error_line(message: str, field: str) -> str:
         ("eval.rewind=epoch:-1", "eval.rewind", "'epoch:-1'"),
         ("eval.rewind=Init", "eval.rewind", "'Init'"),
         ("eval.rewind=step:k", "eval.rewind", "'step:k'"),
+        # a boolean where a number belongs (pydantic alone would read true as 1)
+        ("find.epochs=true", "find.epochs", "not the boolean true"),
+        ("find.optimizer.lr=true", "find.optimizer.lr", "not the boolean true"),
+        ("prune.sparsity=false", "prune.sparsity", "not the boolean false"),
+        ("seeds=[0, true]", "seeds.1", "not the boolean true"),
         # milestones must increase strictly
         ("find.lr_schedule.milestones=[3, 2]", "find.lr_schedule.milestones", "[3, 2]"),
         ("find.lr_schedule.milestones=[2, 2]", "find.lr_schedule.milestones", "[2, 2]"),

@@ -11,11 +11,21 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from prunelab.schedules import imp_levels
 
-Fraction = Annotated[float, Field(ge=0, lt=1)]
+
+def _not_a_boolean(value: object) -> object:
+    # pydantic would read true as 1 and false as 0 for a number: a typo, not a value.
+    if isinstance(value, bool):
+        raise ValueError(f"expected a number, not the boolean {str(value).lower()}")
+    return value
+
+
+Int = Annotated[int, BeforeValidator(_not_a_boolean)]
+Float = Annotated[float, BeforeValidator(_not_a_boolean)]
+Fraction = Annotated[Float, Field(ge=0, lt=1)]
 
 
 class Strict(BaseModel):
@@ -40,11 +50,11 @@ class ModelConfig(Strict):
 
 class OptimizerConfig(Strict):
     name: Literal["sgd", "adam", "adamw"] = "sgd"
-    lr: float = Field(0.1, gt=0)
-    momentum: float = Field(0.9, ge=0, lt=1)
+    lr: Float = Field(0.1, gt=0)
+    momentum: Float = Field(0.9, ge=0, lt=1)
     nesterov: bool = False
-    weight_decay: float = Field(0.0, ge=0)
-    betas: tuple[Annotated[float, Field(ge=0, lt=1)], Annotated[float, Field(ge=0, lt=1)]] = (0.9, 0.999)
+    weight_decay: Float = Field(0.0, ge=0)
+    betas: tuple[Fraction, Fraction] = (0.9, 0.999)
 
     @model_validator(mode="after")
     def _nesterov_needs_momentum(self) -> OptimizerConfig:
@@ -62,11 +72,11 @@ class LRScheduleConfig(Strict):
     """
 
     name: Literal["constant", "step", "multistep", "cosine", "linear"] = "constant"
-    step_size: int = Field(1, ge=1)
-    milestones: tuple[Annotated[int, Field(ge=1)], ...] = ()
-    gamma: float = Field(0.1, gt=0)
-    final_lr: float = Field(0.0, ge=0)
-    warmup_epochs: float = Field(0.0, ge=0)
+    step_size: Int = Field(1, ge=1)
+    milestones: tuple[Annotated[Int, Field(ge=1)], ...] = ()
+    gamma: Float = Field(0.1, gt=0)
+    final_lr: Float = Field(0.0, ge=0)
+    warmup_epochs: Float = Field(0.0, ge=0)
 
     @field_validator("milestones")
     @classmethod
@@ -79,8 +89,8 @@ class LRScheduleConfig(Strict):
 class TrainConfig(Strict):
     """One training phase: epochs, batch size, optimizer and LR schedule."""
 
-    epochs: int = Field(10, ge=0)
-    batch_size: int = Field(128, ge=1)
+    epochs: Int = Field(10, ge=0)
+    batch_size: Int = Field(128, ge=1)
     optimizer: OptimizerConfig = OptimizerConfig()
     lr_schedule: LRScheduleConfig = LRScheduleConfig()
 
@@ -139,10 +149,10 @@ class GMPConfig(PruneBase):
 
     method: Literal["gmp"] = "gmp"
     init_sparsity: Fraction = 0.05
-    stabilization_epochs: int = Field(1, ge=0)
-    pruning_epochs: int = Field(5, ge=1)
+    stabilization_epochs: Int = Field(1, ge=0)
+    pruning_epochs: Int = Field(5, ge=1)
     schedule: Literal["cubic", "linear"] = "cubic"
-    updates_per_epoch: int = Field(4, ge=1)
+    updates_per_epoch: Int = Field(4, ge=1)
     finetune_weight_decay: bool = False
 
     @model_validator(mode="after")
@@ -158,8 +168,8 @@ class IMPConfig(PruneBase):
     if ``levels`` is given, for that many levels (``sparsity`` is then not used)."""
 
     method: Literal["imp"] = "imp"
-    rate: float = Field(0.2, gt=0, lt=1)
-    levels: int | None = Field(None, ge=1)
+    rate: Float = Field(0.2, gt=0, lt=1)
+    levels: Int | None = Field(None, ge=1)
 
 
 class BIMPConfig(IMPConfig):
@@ -167,8 +177,8 @@ class BIMPConfig(IMPConfig):
     budget of ``budget_epochs``, then IMP with ALLR over the rest, split over the levels."""
 
     method: Literal["bimp"] = "bimp"
-    budget_epochs: int = Field(30, ge=2)
-    initial_epochs: int = Field(15, ge=1)
+    budget_epochs: Int = Field(30, ge=2)
+    initial_epochs: Int = Field(15, ge=1)
 
     @model_validator(mode="after")
     def _budget(self) -> BIMPConfig:
@@ -189,7 +199,7 @@ class Recipe(Strict):
     find: TrainConfig = TrainConfig()
     prune: PruneConfig = OneShotConfig()
     eval: EvalConfig = EvalConfig()
-    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    seeds: list[Int] = Field(default_factory=lambda: [0], min_length=1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
     @model_validator(mode="after")
