@@ -116,7 +116,15 @@ class Drift(torch.optim.Optimizer):
 
 
 class SubclassedSGD(torch.optim.SGD):
-    """A subclass may change the update, so it is not trusted to keep zeros."""
+    """A subclass may change the update (this one drifts every weight after SGD's step), so
+    it is not trusted to keep zeros."""
+
+    @torch.no_grad()
+    def step(self, closure=None) -> None:
+        super().step(closure)
+        for group in self.param_groups:
+            for p in group["params"]:
+                p.add_(0.01)
 
 
 @pytest.mark.parametrize("make_optimizer", [Drift, lambda p: SubclassedSGD(p, lr=0.1)], ids=["drift", "sgd_subclass"])
@@ -212,8 +220,8 @@ def test_masks_follow_the_model_when_it_is_cast_after_attaching():
     nn.functional.cross_entropy(model(x), y).backward()
     optimizer.step()
     assert_pruned_entries_zero(pruner, optimizer)
-    pruner.apply()
-    assert {mask.dtype for _, mask in pruner._active} == {torch.float64}
+    pruner.apply()  # the float masks now match the weights' dtype
+    assert {mask.dtype for _, mask in pruner._enforced} == {torch.float64}
     pruner.prune(0.8)  # pruning again works on the cast model
     assert round(pruner.sparsity(), 2) == 0.8
 
@@ -228,7 +236,48 @@ def test_stale_masks_are_rebuilt_when_a_step_cannot_use_them():
     pruner.prune(0.7)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     pruner.attach(optimizer)
-    pruner._active = [(param, mask.to(torch.complex64)) for param, mask in pruner._active]
+    pruner._enforced = [(param, mask.to(torch.complex64)) for param, mask in pruner._enforced]
     train_step(model, optimizer, 0)
-    assert {mask.dtype for _, mask in pruner._active} == {torch.float32}
+    assert {mask.dtype for _, mask in pruner._enforced} == {torch.float32}
     assert_pruned_entries_zero(pruner, optimizer)
+
+
+def test_attaching_zeroes_the_state_an_optimizer_already_has_for_pruned_weights():
+    model = mlp()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    for step in range(2):  # momentum everywhere
+        train_step(model, optimizer, step)
+    pruner = Pruner(model)
+    pruner.prune(0.7)  # not attached yet: the momentum of pruned weights is still there
+    assert any((optimizer.state[p]["momentum_buffer"][~pruner.masks[n]] != 0).any() for n, p in pruner.parameters.items())
+    pruner.attach(optimizer)
+    train_step(model, optimizer, 2)
+    assert_pruned_entries_zero(pruner, optimizer)
+
+
+def test_loading_an_optimizer_state_keeps_the_pruned_entries_zero():
+    """A state saved before pruning carries momentum for weights pruned since."""
+    model = mlp()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    train_step(model, optimizer, 0)
+    dense_state = copy.deepcopy(optimizer.state_dict())
+    pruner = Pruner(model)
+    pruner.prune(0.7)
+    pruner.attach(optimizer)
+    optimizer.load_state_dict(dense_state)
+    train_step(model, optimizer, 1)
+    assert_pruned_entries_zero(pruner, optimizer)
+
+
+def test_the_pruner_follows_parameters_replaced_in_the_model():
+    """``load_state_dict(..., assign=True)`` puts new parameter objects into the model."""
+    model = mlp()
+    pruner = Pruner(model)
+    pruner.prune(0.5)
+    model.load_state_dict({k: torch.randn_like(v) for k, v in model.state_dict().items()}, assign=True)
+    pruner.prune(0.6)
+    for name, mask in pruner.masks.items():
+        weight = model.get_parameter(name)
+        assert pruner.parameters[name] is weight
+        assert int((weight == 0).sum()) == int((~mask).sum())
+    assert round(pruner.sparsity(), 2) == 0.6

@@ -344,4 +344,38 @@ def test_bad_prune_arguments_are_errors():
         pruner.prune(0.5, criterion="l2")
     with pytest.raises(ValueError, match="unknown criterion"):
         Pruner(distinct_model(), criterion="Magnitude")
+    with pytest.raises(ValueError, match="scope must be one of"):
+        pruner.prune(ratios={"fc1": 0.5}, scope="bogus")
+    with pytest.raises(ValueError, match=r"fc1.weight gets two ratios: 0.5 from 'fc1' and 0.6 from 'fc1.weight'"):
+        pruner.prune(ratios={"fc1": 0.5, "fc1.weight": 0.6})
     assert pruner.count_pruned() == 0
+
+
+def test_bad_constructor_and_attach_arguments_are_errors():
+    with pytest.raises(TypeError, match="criterion must be one of"):
+        Pruner(distinct_model(), criterion=None)
+    with pytest.raises(TypeError, match="seed must be an int, got 'x'"):
+        Pruner(distinct_model(), seed="x")
+    with pytest.raises(TypeError, match="Pruner needs an nn.Module, got dict"):
+        Pruner({})
+    model = distinct_model()
+    with pytest.raises(TypeError, match="attach needs a torch.optim.Optimizer"):
+        Pruner(model).attach(model)
+    with pytest.raises(ValueError, match="'fc3.weight' is not a prunable parameter"):
+        Pruner(model).count_pruned("fc3.weight")
+
+
+def test_loading_a_state_without_shapes_or_with_missing_masks_is_an_error():
+    state = pruned_state()
+    with pytest.raises(ValueError, match="mask for 'fc2.weight' but not its shape"):
+        Pruner(distinct_model()).load_state_dict({k: v for k, v in state.items() if k != "shape:fc2.weight"})
+    with pytest.raises(ValueError, match="the state has no mask for fc2.weight"):
+        Pruner(distinct_model()).load_state_dict({k: v for k, v in state.items() if not k.endswith(":fc2.weight")})
+
+
+@pytest.mark.filterwarnings("ignore:Initializing zero-element tensors")
+def test_zero_size_weights_count_as_unpruned():
+    model = nn.Sequential(nn.Linear(8, 0), nn.Linear(0, 4), nn.Linear(8, 4))
+    pruner = Pruner(model)
+    pruner.prune(0.5)
+    assert pruner.layer_sparsity() == {"0.weight": 0.0, "1.weight": 0.0, "2.weight": 0.5}

@@ -202,7 +202,7 @@ def test_fewer_than_already_pruned_is_an_error():
 def test_nan_weights_are_an_error_naming_the_tensor(sample_size):
     weights = random_weights(SHAPES)
     weights["t3"][1234] = math.nan
-    with pytest.raises(ValueError, match="t3 has NaN scores"):
+    with pytest.raises(ValueError, match="t3 has NaN or -inf scores"):
         select(weights, 5000, Magnitude(), chunk_size=100, sample_size=sample_size)
 
 
@@ -215,3 +215,54 @@ def test_infinite_weights_and_pruned_entries_together_are_not_mistaken_for_nan()
     prior["t0"][0, 1] = False
     masks = select(weights, 100, Magnitude(), prior, chunk_size=100, sample_size=64)
     assert_same(masks, reference(weights, 100, prior))
+
+
+class LogMagnitude:
+    """log|w|: exact zeros score -inf, which a criterion may not return."""
+
+    def __call__(self, name, values, positions, out):
+        return torch.log(values.abs(), out=out)
+
+
+def test_minus_infinite_scores_are_an_error_naming_the_tensor():
+    weights = random_weights(SHAPES)
+    weights["t2"].view(-1)[:50] = 0.0
+    with pytest.raises(ValueError, match="t2 has NaN or -inf scores"):
+        select(weights, 100, LogMagnitude(), chunk_size=100, sample_size=64)
+
+
+def test_scores_far_below_float32_range_are_ranked():
+    """Scores below float32's lowest value (from float64 weights) are ordinary scores."""
+    weights = {name: w.double() for name, w in random_weights(SHAPES).items()}
+
+    class Scaled:  # (|w| - 10) * 1e300: the order of |w|, at about -1e301
+        def __call__(self, name, values, positions, out):
+            return torch.sub(values.abs(), 10.0, out=out).mul_(1e300)
+
+    for n_prune in (1, 5000, 8000):
+        masks = select(weights, n_prune, Scaled(), chunk_size=100, sample_size=64)
+        assert_same(masks, reference(weights, n_prune))
+
+
+def test_channels_last_weights_are_read_in_place_and_masked_like_contiguous_ones():
+    """A channels_last convolution weight is read through a view in memory order (no copy);
+    its mask has the weight's shape and layout and, without ties, the same entries as for
+    the contiguous weight."""
+    g = torch.Generator().manual_seed(0)
+    conv = torch.randn(8, 4, 3, 3, generator=g).to(memory_format=torch.channels_last)
+    weights = {"conv": conv, "fc": torch.randn(30, 20, generator=g)}
+    contiguous = {name: w.contiguous() for name, w in weights.items()}
+    flat = selection._flat(conv, selection._memory_order(conv))
+    assert flat.data_ptr() == conv.data_ptr() and flat.is_contiguous()
+    masks = select(weights, 500, Magnitude(), chunk_size=64, sample_size=32)
+    assert masks["conv"].stride() == conv.stride()
+    assert_same({n: m.contiguous() for n, m in masks.items()}, reference(contiguous, 500))
+    again = select(weights, 700, Magnitude(), prior=masks, chunk_size=64, sample_size=32)  # priors in that layout too
+    assert_same({n: m.contiguous() for n, m in again.items()}, reference(contiguous, 700))
+
+
+def test_empty_tensors_are_skipped():
+    weights = {"empty": torch.empty(0, 5), **random_weights([(20, 10)])}
+    masks = select(weights, 100, Magnitude(), chunk_size=64, sample_size=32)
+    assert masks["empty"].shape == (0, 5)
+    assert int((~masks["t0"]).sum()) == 100

@@ -79,10 +79,27 @@ def test_names_match_whole_components_not_prefixes():
     assert matches("layer1", "layer1.0.conv1.weight") and not matches("layer", "layer1.0.conv1.weight")
 
 
-@pytest.mark.parametrize("label", ["include", "exclude"])
-def test_pattern_matching_nothing_is_an_error_naming_it(label):
-    with pytest.raises(ValueError, match=f"{label} pattern 'hed' matches no prunable"):
+@pytest.mark.parametrize(("label", "message"), [("include", "picks nothing"), ("exclude", "matches no prunable")])
+def test_pattern_matching_nothing_is_an_error_naming_it(label, message):
+    with pytest.raises(ValueError, match=f"{label} pattern 'hed' {message}"):
         find_prunable(Mixed(), **{label: ["head", "hed"]})
+
+
+def test_including_a_module_without_conv_or_linear_weights_is_an_error():
+    """``bn`` names a module, but picks nothing: its weight is not a Conv/Linear weight."""
+    with pytest.raises(ValueError, match="include pattern 'bn' picks nothing"):
+        find_prunable(Mixed(), include=["head", "bn"])
+
+
+def test_a_tied_weight_answers_to_each_of_its_names():
+    embed = nn.Embedding(10, 4)
+    tied = nn.Sequential(embed, nn.Linear(4, 4, bias=False))
+    tied[1].weight = embed.weight  # the Linear's weight is the embedding's
+    assert list(find_prunable(tied)) == ["0.weight"]  # listed once, by its first name
+    assert list(find_prunable(tied, include=["1"])) == ["0.weight"]
+    assert list(find_prunable(tied, include=["1.weight"])) == ["0.weight"]
+    with pytest.raises(ValueError, match="no prunable parameters"):
+        find_prunable(tied, exclude=["1"])
 
 
 def test_excluding_a_parameter_that_is_not_prunable_is_an_error():

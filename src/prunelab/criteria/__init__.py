@@ -14,6 +14,8 @@ def get_criterion(criterion: str | Criterion, seed: int = 0) -> Criterion:
     Random(seed=3)
     """
     if not isinstance(criterion, str):
+        if not callable(criterion):
+            raise TypeError(f"criterion must be one of {sorted(CRITERIA)} or a Criterion, got {criterion!r}")
         return criterion
     if criterion not in CRITERIA:
         raise ValueError(f"unknown criterion {criterion!r}; expected one of {sorted(CRITERIA)}")

@@ -6,10 +6,13 @@ over a model without holding a score copy of it. The contract is small::
     class Criterion:
         def __call__(self, name, values, positions, out) -> Tensor: ...
 
-``values`` are entries of the flattened weight ``name`` at ``positions`` (a ``slice`` of
-the flat index range, or an int64 tensor of flat indices); the scores are written to
-``out`` (float32, or float64 for float64 weights; same length) and returned. Scores must depend only on the name, the
-value and the position, so that the same entry always gets the same score.
+``values`` are entries of the flattened weight ``name`` (flattened in memory order, which
+is the usual row-major order unless the tensor is stored otherwise, e.g. channels_last) at
+``positions`` (a ``slice`` of the flat index range, or an int64 tensor of flat indices).
+The scores are written to ``out`` (same length; float32, or float64 when the tensors
+selected together include a float64 one) and returned. Scores must depend only on the name,
+the value and the position, so that the same entry always gets the same score, and must be
+numbers above -inf: NaN and -inf are errors (-inf marks entries already pruned).
 """
 
 from __future__ import annotations

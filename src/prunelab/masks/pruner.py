@@ -11,7 +11,7 @@ from torch import Tensor, nn
 
 from prunelab.criteria import Criterion, get_criterion
 from prunelab.masks.selection import select
-from prunelab.masks.targets import find_prunable, matches
+from prunelab.masks.targets import find_prunable, matches, parameter_names
 
 SCOPES = ("global", "layerwise")
 
@@ -32,7 +32,9 @@ class Pruner:
 
     The model is left as it is: no hooks, no re-parametrisation, the state_dict keys stay
     the model's own. Pruned weights are set to zero in place, and :meth:`attach` keeps them
-    at zero through training.
+    at zero through training. Parameters are looked up by name whenever the pruner acts, so
+    it follows a model whose parameters were replaced (``load_state_dict(..., assign=True)``)
+    or moved (``model.to(...)``).
 
     >>> model = nn.Sequential(nn.Linear(20, 10), nn.ReLU(), nn.Linear(10, 2))
     >>> pruner = Pruner(model)
@@ -54,12 +56,18 @@ class Pruner:
         criterion: str | Criterion = "magnitude",
         seed: int = 0,
     ) -> None:
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"Pruner needs an nn.Module, got {type(model).__name__}")
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise TypeError(f"seed must be an int, got {seed!r}")
         self.model = model
         self.parameters: dict[str, nn.Parameter] = find_prunable(model, include, exclude)
+        self._aliases = {name: parameter_names(model)[name] for name in self.parameters}
         self.criterion = get_criterion(criterion, seed)
         self.seed = seed
         self.masks: dict[str, Tensor] = {}
-        self._active: list[tuple[nn.Parameter, Tensor]] | None = []  # (weight, float mask) of pruned tensors
+        # While an optimizer is attached: (weight, mask in the weight's dtype) per pruned tensor.
+        self._enforced: list[tuple[nn.Parameter, Tensor]] = []
         self._hooks: dict[int, tuple[torch.optim.Optimizer, list]] = {}
 
     # -- pruning -----------------------------------------------------------------------
@@ -81,8 +89,10 @@ class Pruner:
         """
         if (sparsity is None) == (ratios is None):
             raise ValueError("give either a sparsity or per-layer ratios, not both or neither")
+        if scope not in SCOPES:
+            raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}")
         chosen = self.criterion if criterion is None else get_criterion(criterion, self.seed)
-        self._follow_parameters()
+        self._follow_model()
         weights = {name: p.detach() for name, p in self.parameters.items()}
         prior = self.masks or None
         # Groups of tensors pruned together: all of them (global), or one at a time.
@@ -90,12 +100,8 @@ class Pruner:
             groups = [([name], ratio) for name, ratio in self._ratio_targets(ratios).items()]
         else:
             _check_fraction("sparsity", sparsity)
-            if scope == "global":
-                groups = [(list(self.parameters), sparsity)]
-            elif scope == "layerwise":
-                groups = [([name], sparsity) for name in self.parameters]
-            else:
-                raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}")
+            names = list(self.parameters)
+            groups = [(names, sparsity)] if scope == "global" else [([name], sparsity) for name in names]
         masks = {}
         for names, fraction in groups:
             total = sum(weights[n].numel() for n in names)
@@ -114,15 +120,21 @@ class Pruner:
 
     def _ratio_targets(self, ratios: Mapping[str, float]) -> dict[str, float]:
         targets: dict[str, float] = {}
+        source: dict[str, str] = {}
         for key, ratio in ratios.items():
             _check_fraction(f"ratio for {key!r}", ratio)
-            named = [name for name in self.parameters if matches(key, name)]
+            named = [name for name, aliases in self._aliases.items() if any(matches(key, a) for a in aliases)]
             if not named:
                 raise ValueError(
                     f"ratio given for {key!r}, which names no prunable parameter; "
                     f"prunable parameters are: {', '.join(self.parameters)}"
                 )
-            targets.update(dict.fromkeys(named, ratio))
+            for name in named:
+                if name in targets and targets[name] != ratio:
+                    raise ValueError(
+                        f"{name} gets two ratios: {targets[name]} from {source[name]!r} and {ratio} from {key!r}"
+                    )
+                targets[name], source[name] = ratio, key
         return targets
 
     def _set_masks(self, masks: dict[str, Tensor]) -> None:
@@ -132,35 +144,18 @@ class Pruner:
                 self.masks[name] = masks[name]
             elif name not in self.masks:
                 self.masks[name] = torch.ones_like(param, dtype=torch.bool)
-        self._active = None  # rebuilt by apply()
+        self._enforced = []
         self.apply()
-
-    def _follow_parameters(self) -> bool:
-        """Put the masks where their parameters are now (``model.to(...)`` may have moved or
-        cast them since); True if anything changed."""
-        if self._active is not None and all(
-            self.masks[n].device == p.device for n, p in self.parameters.items() if n in self.masks
-        ) and all(m.dtype == p.dtype for p, m in self._active):
-            return False
-        for name in self.masks:
-            self.masks[name] = self.masks[name].to(self.parameters[name].device)
-        # Only tensors with pruned entries cost anything per training step. They are masked
-        # by multiplying with a copy of the mask in the weight's dtype: on CPU a product with
-        # a bool mask casts every element and is several times slower, which showed as a 15%
-        # step-time overhead on LeNet-300-100. The copy costs one weight-sized tensor each.
-        self._active = [
-            (self.parameters[n], m.to(self.parameters[n].dtype)) for n, m in self.masks.items() if not bool(m.all())
-        ]
-        return True
 
     def apply(self) -> None:
         """Zero the pruned weights, their gradients and attached optimizers' state for them.
 
         Call it after writing weights into the model (e.g. rewinding to earlier weights).
         """
-        self._follow_parameters()
+        self._follow_model()
+        masks = self._enforced or self._products()
         with torch.no_grad():
-            for param, mask in self._active:
+            for param, mask in masks:
                 param.mul_(mask)
                 if param.grad is not None:
                     param.grad.mul_(mask)
@@ -169,22 +164,63 @@ class Pruner:
                         if isinstance(value, Tensor) and value.shape == param.shape:
                             value.mul_(mask)
 
+    def _products(self) -> list[tuple[nn.Parameter, Tensor]]:
+        """(weight, mask in the weight's dtype) for every tensor with pruned entries. A product
+        with a bool mask casts every element and is several times slower on CPU; it showed as
+        a 15% step-time overhead on LeNet-300-100."""
+        return [
+            (self.parameters[name], mask.to(self.parameters[name].dtype))
+            for name, mask in self.masks.items()
+            if not bool(mask.all())
+        ]
+
+    def _follow_model(self) -> bool:
+        """Catch up with the model: parameters replaced since (looked up by name again), masks
+        on another device than their weights, float masks of another dtype. True if anything
+        changed."""
+        changed = False
+        for name, param in self.parameters.items():
+            try:
+                current = self.model.get_parameter(name)
+            except AttributeError:
+                raise ValueError(f"the model no longer has the parameter {name!r} this pruner prunes") from None
+            if current is not param:
+                if current.shape != param.shape:
+                    raise ValueError(f"{name} was replaced by a parameter of shape {tuple(current.shape)}, not {tuple(param.shape)}")
+                self.parameters[name], changed = current, True
+        for name, mask in self.masks.items():
+            if mask.device != self.parameters[name].device:
+                self.masks[name], changed = mask.to(self.parameters[name].device), True
+        stale = any(m.dtype != p.dtype or m.device != p.device for p, m in self._enforced)
+        if self._hooks and (changed or stale or not self._enforced):
+            enforced = self._products()
+            changed = changed or stale or len(enforced) != len(self._enforced)
+            self._enforced = enforced
+        return changed
+
     # -- enforcement during training ---------------------------------------------------
 
     def attach(self, optimizer: torch.optim.Optimizer) -> None:
         """Keep pruned weights exactly zero while ``optimizer`` trains the model.
 
         Before every ``optimizer.step()`` the gradients of pruned weights are zeroed, so
-        momentum buffers and Adam moments, already zeroed when the mask was set, stay zero
-        and weight decay has nothing to act on. SGD, Adam and AdamW then leave the pruned
-        weights at exactly zero; after the step of any other optimizer they are zeroed again,
-        which keeps the guarantee for any optimizer. Uses the optimizer's own step hooks;
-        nothing of the model or optimizer is replaced. Weights written into the model later
-        (e.g. rewinding) need :meth:`apply`.
+        momentum buffers and Adam moments, zeroed here and whenever the masks change or the
+        optimizer's state is loaded, stay zero and weight decay has nothing to act on. SGD,
+        Adam and AdamW then leave the pruned weights at exactly zero; after the step of any
+        other optimizer they are zeroed again, which keeps the guarantee for any optimizer.
+        Uses the optimizer's own hooks; nothing of the model or optimizer is replaced. While
+        attached, the pruner holds a copy of each pruned tensor's mask in the weight's dtype
+        (fast to multiply by). Weights written into the model later (e.g. rewinding) need
+        :meth:`apply`.
         """
+        if not isinstance(optimizer, torch.optim.Optimizer):
+            raise TypeError(f"attach needs a torch.optim.Optimizer, got {type(optimizer).__name__}")
         if id(optimizer) in self._hooks:
             return
-        handles = [optimizer.register_step_pre_hook(self._mask_grads)]
+        handles = [
+            optimizer.register_step_pre_hook(self._mask_grads),
+            optimizer.register_load_state_dict_post_hook(lambda _: self.apply()),
+        ]
         if type(optimizer) not in ZERO_PRESERVING_OPTIMIZERS:
             handles.append(optimizer.register_step_post_hook(self._mask_weights))
         self._hooks[id(optimizer)] = (optimizer, handles)
@@ -197,40 +233,49 @@ class Pruner:
             _, handles = self._hooks.pop(key, (None, []))
             for handle in handles:
                 handle.remove()
+        if not self._hooks:
+            self._enforced = []
 
     def _mask_grads(self, *_hook_args: object) -> None:
         # Runs before every step, so it is kept lean: gradients need no autograd guard, and
-        # masks are only moved to a moved model when a product fails (masking is idempotent).
+        # the model is only checked for moved or replaced parameters when a product fails
+        # (masking is idempotent, so it is then simply done again).
         try:
-            for param, mask in self._active:
+            for param, mask in self._enforced:
                 grad = param.grad
                 if grad is not None:
                     grad.mul_(mask)
         except RuntimeError:
-            if not self._follow_parameters():
+            if not self._follow_model():
                 raise
             self._mask_grads()
 
     @torch.no_grad()
     def _mask_weights(self, *_hook_args: object) -> None:
-        self._follow_parameters()
-        for param, mask in self._active:
-            param.mul_(mask)
+        try:
+            for param, mask in self._enforced:
+                param.mul_(mask)
+        except RuntimeError:
+            if not self._follow_model():
+                raise
+            self._mask_weights()
 
     # -- measurements ------------------------------------------------------------------
 
     def count_pruned(self, name: str | None = None) -> int:
         """Number of pruned weights in one prunable tensor, or in all of them."""
+        if name is not None and name not in self.parameters:
+            raise ValueError(f"{name!r} is not a prunable parameter; prunable parameters are: {', '.join(self.parameters)}")
         names = self.masks if name is None else [name] if name in self.masks else []
         return sum(self.masks[n].numel() - int(self.masks[n].count_nonzero()) for n in names)
 
     def sparsity(self) -> float:
         """Fraction of the prunable weights that are pruned."""
-        return self.count_pruned() / sum(p.numel() for p in self.parameters.values())
+        return self.count_pruned() / max(1, sum(p.numel() for p in self.parameters.values()))
 
     def layer_sparsity(self) -> dict[str, float]:
         """Layerwise pruning ratios (LPR): the pruned fraction of each prunable tensor."""
-        return {name: self.count_pruned(name) / p.numel() for name, p in self.parameters.items()}
+        return {name: self.count_pruned(name) / max(1, p.numel()) for name, p in self.parameters.items()}
 
     # -- persistence -------------------------------------------------------------------
 
@@ -243,7 +288,11 @@ class Pruner:
         return state
 
     def load_state_dict(self, state: Mapping[str, Tensor]) -> None:
-        """Set the masks from :meth:`state_dict` output and apply them to the model."""
+        """Set the masks from :meth:`state_dict` output and apply them to the model.
+
+        The state must hold a mask for every prunable parameter, or none at all (a pruner
+        that had not pruned yet).
+        """
         masks = {}
         for key in state:
             kind, _, name = key.partition(":")
@@ -256,12 +305,17 @@ class Pruner:
                 )
             if kind == "shape":
                 continue
-            shape = tuple(int(d) for d in state.get(f"shape:{name}", torch.tensor([-1])))
+            if f"shape:{name}" not in state:
+                raise ValueError(f"the state has a mask for {name!r} but not its shape ('shape:{name}')")
+            shape = tuple(int(d) for d in state[f"shape:{name}"])
             expected = tuple(self.parameters[name].shape)
             if shape != expected:
                 raise ValueError(f"mask for {name!r} has shape {shape}, but the parameter has shape {expected}")
             device = self.parameters[name].device
             masks[name] = _unpack_bits(state[key], math.prod(shape)).view(shape).to(device)
+        missing = [name for name in self.parameters if name not in masks]
+        if masks and missing:
+            raise ValueError(f"the state has no mask for {', '.join(missing)}")
         self.masks = {}
         self._set_masks(masks)
 

@@ -11,7 +11,9 @@ either. It follows Floyd and Rivest's selection:
 3. find the exact threshold inside the band and switch on the band entries above it.
 
 Entries tied at the threshold are pruned in a fixed order (earlier tensor first, then lower
-flat index), so the count is exact and the result deterministic. To that end entries are
+flat index; for a tensor stored in another memory order, e.g. channels_last, the index in
+memory order, which lets it be read without a copy), so the count is exact and the result
+deterministic. To that end entries are
 ordered by the key (score, global index), where the global index counts through the tensors
 in order; keys are all distinct, so the band holds a small share of the entries even when
 most of them tie (e.g. a model that already has many exact zeros). If the band misses
@@ -34,7 +36,6 @@ CHUNK_SIZE = 1 << 19  # 512k entries: ~7 MB of work buffers
 SAMPLE_SIZE = 1 << 18
 # Band half-widths in standard deviations of the sample rank; the last one takes every value.
 BAND_SIGMAS = (4.0, 16.0, math.inf)
-_LOWEST = torch.finfo(torch.float32).min
 
 #: An entry's place in the selection order: (score, global index).
 Key = tuple[float, int]
@@ -62,18 +63,16 @@ def select(
     {'a': [False, True, False], 'b': [True, False]}
     """
     names = list(weights)
-    flats = [weights[name].detach().reshape(-1) for name in names]
-    priors = [None if prior is None else prior[name].reshape(-1) for name in names]
+    orders = [_memory_order(weights[name]) for name in names]
+    flats = [_flat(weights[name].detach(), order) for name, order in zip(names, orders)]
+    priors = [None if prior is None else _flat(prior[name], order) for name, order in zip(names, orders)]
     total = sum(f.numel() for f in flats)
     already = sum(p.numel() - int(p.count_nonzero()) for p in priors if p is not None)
     if not already <= n_prune <= total:
         raise ValueError(f"cannot prune {n_prune} entries: {already} are already pruned of {total}")
     if n_prune == already:
-        return {
-            name: torch.ones_like(f, dtype=torch.bool).view_as(weights[name]) if p is None
-            else p.clone().view_as(weights[name])
-            for name, f, p in zip(names, flats, priors)
-        }
+        masks = [torch.ones_like(f, dtype=torch.bool) if p is None else p.clone() for f, p in zip(flats, priors)]
+        return {name: _unflat(m, weights[name], order) for name, m, order in zip(names, masks, orders)}
 
     stream = _Stream(names, flats, priors, criterion, chunk_size)
     exact = total <= sample_size
@@ -85,7 +84,7 @@ def select(
         rank = n_prune - below  # 1-based rank of the threshold inside the band
         if 1 <= rank <= scores.numel():
             _switch_on_band(masks, positions, scores, rank)
-            return {name: m.view_as(weights[name]) for name, m in zip(names, masks)}
+            return {name: _unflat(m, weights[name], order) for name, m, order in zip(names, masks, orders)}
     raise RuntimeError("the widest band holds every entry, so it cannot miss the threshold")
 
 
@@ -103,25 +102,37 @@ class _Stream:
         self.dtype = torch.float64 if any(f.dtype == torch.float64 for f in flats) else torch.float32
         self._buffers: dict[torch.device, _Buffers] = {}
 
-    def _scores(self, i: int, positions: slice | Tensor, buffers: _Buffers) -> Tensor:
+    def _scores(self, i: int, positions: slice | Tensor, buffers: _Buffers, sums: list[Tensor]) -> Tensor:
+        """Scores of entries ``positions`` of tensor ``i``, -inf for those already pruned; the
+        sum of the criterion's own scores goes to ``sums`` for :meth:`_check_scores`."""
         n = buffers.n
         scores = self.criterion(self.names[i], self.flats[i][positions], positions, buffers.scores[:n])
+        sums.append(scores.sum())
         if self.priors[i] is not None:
             pruned = torch.logical_not(self.priors[i][positions], out=buffers.flags[:n])
             scores.masked_fill_(pruned, -math.inf)
         return scores
 
-    def _any_nan_score(self, i: int) -> Tensor:
-        found = []
-        for start in range(0, self.flats[i].numel(), self.chunk_size):
-            stop = min(start + self.chunk_size, self.flats[i].numel())
-            buffers = self._buffers_for(self.flats[i].device, stop - start)
-            found.append(self._scores(i, slice(start, stop), buffers).isnan().any())
-        return torch.stack(found).any()
+    def _check_scores(self, i: int, sums: list[Tensor]) -> None:
+        """Scores must be comparable and above -inf, which marks entries already pruned. A
+        sum is NaN or -inf if a score is (or if +inf and -inf both occur): the cheap test,
+        without a sync per chunk; only then are the scores read again."""
+        if not sums or bool(torch.stack(sums).isfinite().all()) or not self._has_bad_score(i):
+            return
+        raise ValueError(
+            f"{self.names[i]} has NaN or -inf scores under {self.criterion!r}: scores must be numbers "
+            "above -inf (are its weights finite?)"
+        )
 
-    def _check_no_nan(self, i: int, found: Tensor) -> None:
-        if bool(found):
-            raise ValueError(f"{self.names[i]} has NaN scores, which cannot be ranked: are its weights finite?")
+    def _has_bad_score(self, i: int) -> bool:
+        flat = self.flats[i]
+        for start in range(0, flat.numel(), self.chunk_size):
+            stop = min(start + self.chunk_size, flat.numel())
+            buffers = self._buffers_for(flat.device, stop - start)
+            scores = self.criterion(self.names[i], flat[start:stop], slice(start, stop), buffers.scores[: stop - start])
+            if bool((scores.isnan() | scores.isneginf()).any()):
+                return True
+        return False
 
     def _buffers_for(self, device: torch.device, n: int) -> _Buffers:
         buffers = self._buffers.get(device)
@@ -137,6 +148,8 @@ class _Stream:
         generator = torch.Generator().manual_seed(seed)
         scores, indices = [], []
         for i, flat in enumerate(self.flats):
+            if not flat.numel():
+                continue
             if exact:
                 drawn: slice | Tensor = slice(0, flat.numel())
                 index = torch.arange(flat.numel())
@@ -145,9 +158,9 @@ class _Stream:
                 drawn = index.to(flat.device)
             if index.numel():
                 buffers = self._buffers_for(flat.device, index.numel())
-                drawn_scores = self._scores(i, drawn, buffers)
-                self._check_no_nan(i, drawn_scores.isnan().any())
-                scores.append(drawn_scores.cpu().clone())
+                sums: list[Tensor] = []
+                scores.append(self._scores(i, drawn, buffers, sums).cpu().clone())
+                self._check_scores(i, sums)
                 indices.append(index + self.offsets[i])
         return torch.cat(scores), torch.cat(indices)
 
@@ -156,14 +169,12 @@ class _Stream:
         masks, positions, scores = [], [], []
         for i, flat in enumerate(self.flats):
             mask = torch.empty_like(flat, dtype=torch.bool)
-            in_band, sums = [], []
+            in_band: list[Tensor] = [torch.empty(0, dtype=torch.int64, device=flat.device)]
+            sums: list[Tensor] = []
             for start in range(0, flat.numel(), self.chunk_size):
                 chunk = slice(start, min(start + self.chunk_size, flat.numel()))
                 buffers = self._buffers_for(flat.device, chunk.stop - start)
-                chunk_scores = self._scores(i, chunk, buffers)
-                # A NaN score compares false with everything and would count as pruned. A sum
-                # is NaN if a score is, the cheapest test (no allocation, no sync per chunk).
-                sums.append(chunk_scores.sum())
+                chunk_scores = self._scores(i, chunk, buffers, sums)
                 above, at_least = buffers.above, buffers.at_least
                 # Comparisons into float and one cast to bool are several times faster on
                 # CPU than comparisons written straight to bool.
@@ -176,8 +187,8 @@ class _Stream:
                 index = _nonzero(buffers.band_words())
                 in_band.append(index + start)
                 scores.append(chunk_scores[index])
-            if sums and bool(torch.stack(sums).isnan().any()):  # or +inf and -inf both occur
-                self._check_no_nan(i, self._any_nan_score(i))
+            # A NaN score compares false with everything and would count as pruned.
+            self._check_scores(i, sums)
             masks.append(mask)
             positions.append(torch.cat(in_band))
         all_scores = torch.cat([s.cpu() for s in scores]) if scores else torch.empty(0)
@@ -216,6 +227,21 @@ class _Buffers:
         return self._band[:padded]
 
 
+def _memory_order(tensor: Tensor) -> list[int]:
+    """Dimensions from outermost to innermost in memory (``[0, 1, ...]`` when contiguous)."""
+    return sorted(range(tensor.dim()), key=lambda d: -tensor.stride(d))
+
+
+def _flat(tensor: Tensor, order: list[int]) -> Tensor:
+    """``tensor``'s entries in the memory order ``order``: a view when its storage is dense."""
+    return tensor.permute(order).reshape(-1)
+
+
+def _unflat(flat: Tensor, like: Tensor, order: list[int]) -> Tensor:
+    """Inverse of :func:`_flat`: ``flat`` shaped like ``like``, laid out like it in memory."""
+    return flat.view([like.shape[d] for d in order]).permute([order.index(d) for d in range(like.dim())])
+
+
 def _nonzero(flags: Tensor) -> Tensor:
     """Positions of the True entries of a sparse bool vector whose length is a multiple of 8.
 
@@ -240,7 +266,8 @@ def _greater(scores: Tensor, key: Key, first: int, out: Tensor) -> Tensor:
 def _band(scores: Tensor, index: Tensor, n_prune: int, total: int, sigmas: float) -> tuple[Key, Key]:
     """Key band around the ``n_prune``-th smallest key, read from the sample's scores and global
     indices (``sigmas=0``: the sample is every entry and the band is the exact threshold)."""
-    lowest, highest = (_LOWEST, -1), (math.inf, total)
+    # Every real score is above -inf; entries already pruned score -inf and sort below ``lowest``.
+    lowest, highest = (-math.inf, total), (math.inf, total)
     if math.isinf(sigmas):
         return lowest, highest
     size = scores.numel()
@@ -253,7 +280,6 @@ def _band(scores: Tensor, index: Tensor, n_prune: int, total: int, sigmas: float
         lo_rank, hi_rank = math.floor(centre - half), math.ceil(centre + half)
         lo = _kth(scores, index, lo_rank) if lo_rank >= 0 else lowest
         hi = _kth(scores, index, hi_rank) if hi_rank < size else highest
-    # Already-pruned entries score -inf and are always below the band, never in it.
     return max(lo, lowest), max(hi, lowest)
 
 

@@ -26,6 +26,21 @@ def matches(pattern: str, parameter_name: str) -> bool:
     return any(pattern == name or re.fullmatch(pattern, name) for name in prefixes)
 
 
+def parameter_names(model: nn.Module) -> dict[str, list[str]]:
+    """Every name of each parameter, keyed by its first name (a tied weight has several).
+
+    >>> embed = nn.Embedding(10, 4)
+    >>> model = nn.Sequential(embed, nn.Linear(4, 10, bias=False))
+    >>> model[1].weight = embed.weight
+    >>> parameter_names(model)
+    {'0.weight': ['0.weight', '1.weight']}
+    """
+    names: dict[int, list[str]] = {}
+    for name, param in model.named_parameters(remove_duplicate=False):
+        names.setdefault(id(param), []).append(name)
+    return {aliases[0]: aliases for aliases in names.values()}
+
+
 def find_prunable(
     model: nn.Module,
     include: Sequence[str] | None = None,
@@ -34,11 +49,13 @@ def find_prunable(
     """The prunable parameters of ``model`` by name, in the model's parameter order.
 
     By default these are the weights of every Conv1d/2d/3d and Linear module (subclasses
-    included, e.g. the output projection of ``nn.MultiheadAttention``). ``include`` picks
-    instead: a parameter's own name picks any parameter (e.g. an embedding's weight), a
-    module name picks the Conv/Linear weights inside that module (not its biases or norm
-    layers). ``exclude`` then removes parameters or modules. A pattern that matches nothing is an error, because a
-    typo there silently changes what gets pruned.
+    included, e.g. the output projection of ``nn.MultiheadAttention``; its packed input
+    projection ``in_proj_weight`` is a plain parameter, so name it in ``include`` to prune
+    it). ``include`` picks instead: a parameter's own name picks any parameter (e.g. an
+    embedding's weight), a module name picks the Conv/Linear weights inside that module
+    (not its biases or norm layers). ``exclude`` then removes parameters or modules. A
+    tied weight answers to each of its names. A pattern that picks or removes nothing is an
+    error, because a typo there silently changes what gets pruned.
 
     >>> model = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
     >>> list(find_prunable(model, exclude=["2"]))
@@ -47,40 +64,54 @@ def find_prunable(
     for label, patterns in (("include", include), ("exclude", exclude)):
         if isinstance(patterns, str):
             raise TypeError(f"{label} must be a list of names or patterns, not the string {patterns!r}")
+        for pattern in patterns or ():
+            _compile(label, pattern)
     parameters = dict(model.named_parameters())
-    weights = {
+    names = parameter_names(model)
+    layer_weights = {
         id(module.weight)
         for module in model.modules()
         if isinstance(module, PRUNABLE_MODULES) and isinstance(module.weight, nn.Parameter)
     }
-    # Names and order from named_parameters, which lists a shared weight once.
-    candidates = {name: p for name, p in parameters.items() if id(p) in weights}
-    if include is not None:
-        _check_all_match("include", include, parameters)
-        candidates = {
-            n: p for n, p in parameters.items()
-            if any(_names(pattern, n) or (n in candidates and matches(pattern, n)) for pattern in include)
-        }
-    if exclude:
-        _check_all_match("exclude", exclude, candidates)
-        candidates = {n: p for n, p in candidates.items() if not any(matches(pat, n) for pat in exclude)}
-    if not candidates:
+
+    def picks(pattern: str, name: str) -> bool:
+        """``include`` semantics: any parameter by its own name, layer weights by module name."""
+        return any(
+            _names(pattern, alias) or (id(parameters[name]) in layer_weights and matches(pattern, alias))
+            for alias in names[name]
+        )
+
+    if include is None:
+        chosen = [name for name in names if id(parameters[name]) in layer_weights]
+    else:
+        for pattern in include:
+            if not any(picks(pattern, name) for name in names):
+                raise ValueError(
+                    f"include pattern {pattern!r} picks nothing: it must name a parameter, or a module "
+                    f"holding Conv/Linear weights; parameters are: {', '.join(names)}"
+                )
+        chosen = [name for name in names if any(picks(pattern, name) for pattern in include)]
+    for pattern in exclude or ():
+        if not any(matches(pattern, alias) for name in chosen for alias in names[name]):
+            raise ValueError(
+                f"exclude pattern {pattern!r} matches no prunable parameter or module; "
+                f"prunable parameters are: {', '.join(chosen) or '(none)'}"
+            )
+    chosen = [
+        name for name in chosen
+        if not any(matches(pattern, alias) for pattern in exclude or () for alias in names[name])
+    ]
+    if not chosen:
         raise ValueError("no prunable parameters: the model has no Conv/Linear weights left to prune")
-    return candidates
+    return {name: parameters[name] for name in chosen}
 
 
 def _names(pattern: str, name: str) -> bool:
     return pattern == name or re.fullmatch(pattern, name) is not None
 
 
-def _check_all_match(label: str, patterns: Sequence[str], names: dict) -> None:
-    for pattern in patterns:
-        try:
-            re.compile(pattern)
-        except re.error as error:
-            raise ValueError(f"{label} pattern {pattern!r} is not a valid regular expression: {error}") from None
-        if not any(matches(pattern, name) for name in names):
-            raise ValueError(
-                f"{label} pattern {pattern!r} matches no prunable parameter or module; "
-                f"prunable parameters are: {', '.join(names) or '(none)'}"
-            )
+def _compile(label: str, pattern: str) -> None:
+    try:
+        re.compile(pattern)
+    except re.error as error:
+        raise ValueError(f"{label} pattern {pattern!r} is not a valid regular expression: {error}") from None
