@@ -83,6 +83,9 @@ def error_line(message: str, field: str) -> str:
         ("find.optimizer.lr=true", "find.optimizer.lr", "not the boolean true"),
         ("prune.sparsity=false", "prune.sparsity", "not the boolean false"),
         ("seeds=[0, true]", "seeds.1", "not the boolean true"),
+        # numbers must be finite
+        ("find.optimizer.lr=.inf", "find.optimizer.lr", "finite number (got inf)"),
+        ("eval.lr_schedule.warmup_epochs=.inf", "eval.lr_schedule.warmup_epochs", "finite number (got inf)"),
         # milestones must increase strictly
         ("find.lr_schedule.milestones=[3, 2]", "find.lr_schedule.milestones", "[3, 2]"),
         ("find.lr_schedule.milestones=[2, 2]", "find.lr_schedule.milestones", "[2, 2]"),
@@ -119,6 +122,13 @@ def test_union_fields_are_reported_at_the_path_the_user_writes() -> None:
     assert "ratios" in error_line(message, "prune")
 
 
+def test_model_options_must_be_the_model_s() -> None:
+    """Switching models keeps the recipe's options, which may belong to the old model."""
+    message = error_of(["model.name=mlp"])
+    assert "model 'mlp' has no option(s) 'channels'; its options are: hidden_sizes" in error_line(message, "model")
+    assert "unknown model 'alexnet'" in error_line(error_of(["model.name=alexnet"]), "model")
+
+
 def test_unknown_method_names_the_method_and_the_choices() -> None:
     message = error_of(["prune.method=foo"])
     assert "'foo'" in error_line(message, "prune.method")
@@ -137,6 +147,11 @@ def test_cross_field_checks() -> None:
     assert "nesterov" in error_line(message, "find.optimizer")
     message = error_of(["prune.method=bimp", "prune.budget_epochs=10", "prune.initial_epochs=10"])
     assert "initial_epochs" in error_line(message, "prune")
+    for method in ("imp", "bimp"):  # no level could reach sparsity 0
+        message = error_of([f"prune.method={method}", "prune.sparsity=0"])
+        assert "target sparsity above 0" in error_line(message, "prune.sparsity")
+    message = error_of(["find.epochs=0"])  # the default eval.lr_policy needs the find phase's LR log
+    assert "find.epochs is 0" in error_line(message, "eval.lr_policy")
 
 
 def test_every_error_is_reported_at_once() -> None:
@@ -163,7 +178,7 @@ def test_set_parses_yaml_values() -> None:
         "data.augment=false",                 # bool
         "eval.lr_policy=null",                # null
         "eval.rewind=epoch:2",                # a string with a colon
-        "model.options={hidden: [10, 5]}",    # a mapping
+        "model={name: mlp, options: {hidden_sizes: [10, 5]}}",  # a mapping
         "find.lr_schedule={name: multistep, milestones: [1, 2]}",
     ])
     assert recipe.find.epochs == 3 and isinstance(recipe.find.epochs, int)
@@ -173,7 +188,7 @@ def test_set_parses_yaml_values() -> None:
     assert recipe.data.augment is False
     assert recipe.eval.lr_policy is None
     assert recipe.eval.rewind == "epoch:2"
-    assert recipe.model.options == {"hidden": [10, 5]}
+    assert recipe.model.options == {"hidden_sizes": [10, 5]}
     assert recipe.find.lr_schedule.name == "multistep" and recipe.find.lr_schedule.milestones == (1, 2)
     # untouched settings keep the recipe's values
     assert recipe.find.batch_size == 100 and recipe.find.optimizer.lr == 0.1
@@ -213,6 +228,13 @@ def test_invalid_yaml_file(tmp_path: Path) -> None:
     path.write_text("find:\n  epochs: [1, 2\nprune: {}\n")
     message = error_of([], path)
     assert str(path) in message and "not valid YAML" in message
+
+
+def test_a_key_given_twice_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "twice.yaml"
+    path.write_text("data: {name: mnist1d}\nfind: {epochs: 2, epochs: 3}\n")
+    message = error_of([], path)
+    assert "duplicate key 'epochs'" in message and "line 2" in message
 
 
 def test_a_recipe_file_must_be_a_mapping(tmp_path: Path) -> None:

@@ -15,11 +15,17 @@ def test_unknown_model_lists_known_ones() -> None:
 
 
 def test_unknown_option_is_named() -> None:
-    with pytest.raises(TypeError, match="'depth'") as info:
+    with pytest.raises(ValueError, match="'depth'") as info:
         build_model("resnet20", 10, (3, 32, 32), depth=44)
     assert "width" in str(info.value)
-    with pytest.raises(TypeError, match="'hidden'.*none"):
+    with pytest.raises(ValueError, match="'hidden'.*none"):
         build_model("lenet_300_100", 10, (1, 28, 28), hidden=[10])
+
+
+@pytest.mark.parametrize("channels", ["abc", -1])
+def test_a_bad_option_value_is_an_error_naming_model_and_option(channels) -> None:
+    with pytest.raises(ValueError, match=f"model 'mnist1d_cnn' cannot be built with channels={channels!r}"):
+        build_model("mnist1d_cnn", 10, (1, 40), channels=channels)
 
 
 def test_options() -> None:

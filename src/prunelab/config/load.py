@@ -1,4 +1,4 @@
-"""Reading recipes: YAML (safe_load), ``--set`` overrides, clear errors, run names."""
+"""Reading recipes: YAML (safe loader, duplicate keys rejected), ``--set`` overrides, clear errors, run names."""
 
 from __future__ import annotations
 
@@ -105,11 +105,25 @@ def assign(data: dict, key: str, value: object) -> None:
     node[parts[-1]] = value
 
 
+class _SafeUniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, except that a key given twice in one mapping is an error: the
+    second would silently replace the first."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
 def read_recipe_data(source: str | Path | None) -> tuple[dict, str]:
     """The parsed YAML mapping of a recipe (file, built-in name, or the default) and its origin."""
     text, origin = recipe_text("default" if source is None else source)
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_SafeUniqueKeyLoader)  # noqa: S506 (a SafeLoader)
     except yaml.YAMLError as error:
         raise RecipeError(f"{origin} is not valid YAML: {error}") from None
     if data is None:

@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
+from prunelab.models import check_options
 from prunelab.schedules import imp_levels
 
 
@@ -24,7 +25,7 @@ def _not_a_boolean(value: object) -> object:
 
 
 Int = Annotated[int, BeforeValidator(_not_a_boolean)]
-Float = Annotated[float, BeforeValidator(_not_a_boolean)]
+Float = Annotated[float, BeforeValidator(_not_a_boolean), Field(allow_inf_nan=False)]
 Fraction = Annotated[Float, Field(ge=0, lt=1)]
 
 
@@ -42,10 +43,15 @@ class DataConfig(Strict):
 
 
 class ModelConfig(Strict):
-    """A registered model and its constructor options (e.g. ``hidden: [300, 100]``)."""
+    """A registered model and its constructor options (e.g. ``hidden_sizes: [300, 100]``)."""
 
     name: str = "mnist1d_cnn"
     options: dict[str, object] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _known_model_and_options(self) -> ModelConfig:
+        check_options(self.name, self.options)  # also: the model is registered
+        return self
 
 
 class OptimizerConfig(Strict):
@@ -226,6 +232,13 @@ class Recipe(Strict):
                     "fine-tuning takes the rest of the eval phase"
                 )
         find_epochs = prune.initial_epochs if prune.method == "bimp" else self.find.epochs
+        if prune.method in ("imp", "bimp") and prune.levels is None and prune.sparsity == 0:
+            raise ValueError(f"prune.sparsity: {prune.method} without prune.levels needs a target sparsity above 0")
+        if evaluation.lr_policy is not None and find_epochs == 0:
+            raise ValueError(
+                f"eval.lr_policy: {evaluation.lr_policy} derives the retraining LR from the find phase's LR "
+                "schedule, but find.epochs is 0"
+            )
         if prune.method == "bimp":
             if evaluation.lr_policy not in (None, "allr") or evaluation.rewind != "none":
                 raise ValueError("bimp retrains with eval.lr_policy allr and eval.rewind none; leave them unset")

@@ -54,14 +54,29 @@ def build_model(name: str, num_classes: int, input_shape: Sequence[int], **optio
     torch.Size([2, 10])
     """
     builder = _builder(name)
+    check_options(name, options)
+    try:
+        return builder(num_classes=num_classes, input_shape=tuple(input_shape), **options)
+    except (TypeError, ValueError, RuntimeError) as error:
+        shown = ", ".join(f"{k}={v!r}" for k, v in options.items()) or "no options"
+        raise ValueError(f"model {name!r} cannot be built with {shown}: {error}") from error
+
+
+def check_options(name: str, options: dict[str, Any]) -> None:
+    """Raise a ValueError naming any option that model ``name`` does not have.
+
+    >>> check_options("resnet20", {"channels": 64})
+    Traceback (most recent call last):
+    ...
+    ValueError: model 'resnet20' has no option(s) 'channels'; its options are: width
+    """
     allowed = model_options(name)
     unknown = sorted(set(options) - set(allowed))
     if unknown:
-        raise TypeError(
+        raise ValueError(
             f"model {name!r} has no option(s) {', '.join(map(repr, unknown))}; "
             f"its options are: {', '.join(allowed) or 'none'}"
         )
-    return builder(num_classes=num_classes, input_shape=tuple(input_shape), **options)
 
 
 def _builder(name: str) -> ModelBuilder:
