@@ -183,6 +183,29 @@ def test_show_and_compare_on_a_folder_that_is_not_a_run(command: str, tmp_path: 
     assert str(tmp_path) in captured.err and "not a finished run directory" in captured.err
 
 
+def test_compare_skips_what_is_not_a_run_and_show_names_the_run_of_a_seed(cli_run, tmp_path: Path, capsys) -> None:
+    """``prunelab compare runs/*`` meets sweep tables and unfinished runs too."""
+    folder = run_folder(cli_run[0])
+    table_file = tmp_path / "default-table.md"
+    table_file.write_text("| run |\n")
+    capsys.readouterr()
+    assert cli.main(["compare", str(folder), str(table_file), str(tmp_path)]) == 0
+    captured = capsys.readouterr()
+    assert f"| {folder.name} " in captured.out
+    assert f"skipping {table_file}" in captured.err and f"skipping {tmp_path}" in captured.err
+    assert cli.main(["show", str(folder / "seed-0")]) == 2
+    assert f"one seed of a run; pass the run directory {folder}" in capsys.readouterr().err
+
+
+def test_an_out_folder_that_cannot_be_made_is_a_clear_error(tmp_path: Path, capsys) -> None:
+    not_a_folder = tmp_path / "a-file"
+    not_a_folder.write_text("")
+    assert cli.main(["run", "--no-progress", "--out", str(not_a_folder), "--set", "find.epochs=1"]) == 2
+    captured = capsys.readouterr()
+    assert f"prunelab: error: [Errno 20] Not a directory: '{not_a_folder}" in captured.err
+    assert "Traceback" not in captured.err
+
+
 def test_no_command_is_a_usage_error(capsys) -> None:
     with pytest.raises(SystemExit) as exited:
         cli.main([])

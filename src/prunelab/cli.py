@@ -60,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return COMMANDS[args.command](args)
-    except (RecipeError, FileNotFoundError, ValueError) as error:
+    except (RecipeError, OSError, ValueError) as error:  # OSError: e.g. --out is a file, or read-only
         print(f"prunelab: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -154,9 +154,18 @@ def _show(args: argparse.Namespace) -> int:
 def _compare(args: argparse.Namespace) -> int:
     rows = []
     for run in args.runs:
-        folder = _run_folder(run)
+        try:
+            folder = _run_folder(run)
+        except FileNotFoundError as error:
+            if len(args.runs) == 1:
+                raise
+            # `prunelab compare runs/*` also meets tables, unfinished runs and LR range tests.
+            print(f"prunelab: skipping {run}: {error}", file=sys.stderr)
+            continue
         stats = json.loads((folder / "summary.json").read_text())["stats"]
         rows.append({"run": folder.name, **{key: _mean_std(stats.get(key)) for key in COMPARED}})
+    if not rows:
+        raise FileNotFoundError("none of the given paths is a finished run directory")
     print(format_table(rows, ["run", *COMPARED]))
     return 0
 
@@ -177,7 +186,9 @@ def _mean_std(stat: dict | None) -> str:
 
 
 def _run_folder(path: Path) -> Path:
-    if not (path / "summary.json").exists():
+    if (path / "summary.json").exists() and (path.parent / "summary.json").exists() and path.name.startswith("seed-"):
+        raise FileNotFoundError(f"{path} is one seed of a run; pass the run directory {path.parent}")
+    if not (path / "summary.json").exists() or "stats" not in json.loads((path / "summary.json").read_text()):
         raise FileNotFoundError(f"{path} is not a finished run directory (no summary.json); run it with prunelab run")
     return path
 

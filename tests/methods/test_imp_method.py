@@ -217,10 +217,17 @@ def test_late_rewinding_to_a_step_inside_an_epoch_retrains_the_rest_of_the_sched
     assert [(r["epoch"], r["step"]) for r in rows] == [(2, 2 * steps_per_epoch), (3, 3 * steps_per_epoch)]
 
 
-def test_rewinding_to_the_last_step_leaves_nothing_to_retrain(make_recipe, tmp_path, steps_per_epoch) -> None:
+def test_rewinding_to_the_last_step_leaves_nothing_to_retrain_and_fails_before_training(
+    make_recipe, tmp_path, steps_per_epoch
+) -> None:
     recipe = make_recipe(*IMP, f"eval.rewind=step:{2 * steps_per_epoch}", "eval.lr_policy=null", "eval.epochs=2")
-    with pytest.raises(ValueError, match="leaves nothing to retrain"):
-        run_recipe(recipe, tmp_path, progress=False)
+    trained: list[str] = []
+    original = Trainer.train_epoch
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Trainer, "train_epoch", lambda self, epoch: trained.append(self.phase) or original(self, epoch))
+        with pytest.raises(ValueError, match="leaves nothing to retrain"):
+            run_recipe(recipe, tmp_path, progress=False)
+    assert trained == []
 
 
 def test_rewinding_past_the_find_phase_is_an_error(make_recipe, tmp_path) -> None:

@@ -93,6 +93,16 @@ def test_a_larger_tolerance_moves_the_inflection_to_a_larger_lr(trained, data, c
     assert expected is None or expected >= result.inflection_lr
 
 
+def test_a_loss_that_turns_nan_is_the_inflection_point(trained, data) -> None:
+    """Two steps, the second at an LR of 1e30: the probe loss becomes NaN, which compares
+    false with any threshold but is as divergent as a loss can be."""
+    result = lr_range_test(
+        trained, data, OptimizerConfig(lr=0.1, momentum=0.9), batch_size=100, steps=2, end_lr=1e30, progress=False,
+    )
+    assert not math.isfinite(result.losses[-1])
+    assert result.inflection_lr == result.lrs[-1] == 1e30
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [({"end_lr": 0.5}, "at least 1"), ({"start_lr": 2.0}, "start_lr"), ({"steps": 1}, "at least 2")],

@@ -166,3 +166,17 @@ def test_an_empty_grid_entry_is_an_error(tmp_path, data_dir) -> None:
     path = write_sweep(tmp_path, data_dir, {"prune.sparsity": [0.5], "eval.epochs": []})
     with pytest.raises(RecipeError, match="eval.epochs is empty"):
         load_plan(path)
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ({"rows": "eval.lr_polcy"}, "sweep.table names 'eval.lr_polcy', which the grid does not sweep"),
+        ({"rows": "prune.sparsity", "columns": ["eval.epochs"]}, "sweep.table names 'eval.epochs'"),
+        ({"rows": "prune.sparsity", "value": "final_accuracy"}, "Input should be 'dense_acc'"),
+    ],
+)
+def test_a_table_naming_unswept_keys_or_unknown_values_is_an_error_before_any_run(tmp_path, data_dir, table, message) -> None:
+    path = write_sweep(tmp_path, data_dir, {"prune.sparsity": [0.5, 0.9]}, table)
+    with pytest.raises(RecipeError, match=message):
+        load_plan(path)

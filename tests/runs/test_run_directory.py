@@ -15,7 +15,7 @@ from prunelab.config import load_recipe, run_name
 from prunelab.data import load_dataset
 from prunelab.masks import Pruner
 from prunelab.models import build_model
-from prunelab.runs.runner import run_recipe
+from prunelab.runs.runner import aggregate, run_recipe
 from prunelab.train import Trainer, evaluate
 
 # The default recipe on a tiny budget, with the reference width of the CNN (25 channels:
@@ -108,6 +108,17 @@ def test_run_summary_aggregates_the_seeds(run: Path, seed0: Path) -> None:
     for key in ("dense_acc", "pruned_acc", "final_acc", "sparsity", "parameters", "remaining_parameters", "wall_seconds"):
         assert top["stats"][key] == {"mean": pytest.approx(seed[key]), "std": 0.0}, key
     assert "seed" not in top["stats"]
+
+
+def test_run_summary_covers_seeds_run_by_earlier_commands(recipe, tmp_path: Path) -> None:
+    """The run name leaves the seeds out, so a run directory gains seeds command by command."""
+    for seed, acc in ((3, 0.7), (0, 0.5)):
+        (tmp_path / f"seed-{seed}").mkdir()
+        (tmp_path / f"seed-{seed}" / "summary.json").write_text(json.dumps({"method": "oneshot", "seed": seed, "final_acc": acc}))
+    assert recipe.seeds == [0]
+    top = aggregate(tmp_path, recipe)
+    assert top["seeds"] == [0, 3]
+    assert top["stats"]["final_acc"] == {"mean": pytest.approx(0.6), "std": pytest.approx(0.1414, abs=1e-4)}
 
 
 def test_metrics_have_one_row_per_epoch_of_each_phase(seed0: Path) -> None:

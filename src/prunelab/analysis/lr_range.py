@@ -89,9 +89,11 @@ def lr_range_test(
         probe = _probe_loss(model, probe_x, probe_y)
         result.lrs.append(lr)
         result.losses.append(probe)
-        if result.inflection_lr is None and probe > result.baseline * (1 + tolerance):
+        # A loss that overflowed to inf or NaN has certainly risen (NaN compares false).
+        diverged = not math.isfinite(probe)
+        if result.inflection_lr is None and (diverged or probe > result.baseline * (1 + tolerance)):
             result.inflection_lr = lr
-        if not math.isfinite(probe) or probe > stop_factor * result.baseline:
+        if diverged or probe > stop_factor * result.baseline:
             break
     return result
 

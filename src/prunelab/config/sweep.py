@@ -17,6 +17,7 @@ import copy
 import itertools
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 
@@ -30,13 +31,19 @@ from prunelab.config.load import (
 from prunelab.config.schema import Recipe, Strict
 
 
+#: The numbers every run summarises over its seeds, which a sweep table can show.
+SUMMARY_VALUES = (
+    "dense_acc", "pruned_acc", "final_acc", "sparsity", "parameters", "remaining_parameters", "wall_seconds",
+)
+
+
 class TableSpec(Strict):
     """Pivot of the sweep's results: one row per value of ``rows``, one column per
     combination of ``columns``, cells = mean ± std over seeds of ``value``."""
 
     rows: str
     columns: list[str] = Field(default_factory=list)
-    value: str = "final_acc"
+    value: Literal[SUMMARY_VALUES] = "final_acc"  # type: ignore[valid-type]
 
 
 class SweepSpec(Strict):
@@ -69,6 +76,10 @@ def load_plan(
     for key, values in sweep.grid.items():
         if not values:
             raise RecipeError(f"{origin}: sweep.grid.{key} is empty; a swept field needs at least one value")
+    if sweep.table is not None:
+        for key in [sweep.table.rows, *sweep.table.columns]:
+            if key not in sweep.grid:
+                raise RecipeError(f"{origin}: sweep.table names {key!r}, which the grid does not sweep ({', '.join(sweep.grid)})")
     for override in overrides:
         key = override.partition("=")[0]
         if key in sweep.grid:

@@ -24,22 +24,39 @@ def find_config(recipe: Recipe) -> TrainConfig:
     return recipe.find.model_copy(update={"epochs": recipe.prune.initial_epochs, "lr_schedule": linear})
 
 
+def late_rewinding(recipe: Recipe, train_size: int) -> tuple[int, int] | None:
+    """For ``eval.rewind`` epoch:K or step:K: the find step whose weights are kept, and the
+    eval step where the eval LR schedule resumes (the same point of training when the two
+    phases' batch sizes differ). Raises if either lies outside its phase, so that runs can
+    check it before any training."""
+    target = rewind_target(recipe.eval.rewind)
+    if target is None:
+        return None
+    kind, k = target
+    config = find_config(recipe)
+    find_steps, eval_steps = -(-train_size // config.batch_size), -(-train_size // recipe.eval.batch_size)
+    step = k * find_steps if kind == "epoch" else k
+    if step > config.epochs * find_steps:
+        raise ValueError(
+            f"eval.rewind={recipe.eval.rewind} lies past the end of the find phase "
+            f"({config.epochs} epochs of {find_steps} steps)"
+        )
+    start = k * eval_steps if kind == "epoch" else round(k * eval_steps / find_steps)
+    if recipe.eval.lr_policy is None and start >= recipe.eval.epochs * eval_steps:
+        raise ValueError(
+            f"eval.rewind={recipe.eval.rewind} resumes the eval LR schedule at step {start} of "
+            f"{recipe.eval.epochs * eval_steps} (eval.epochs={recipe.eval.epochs} of {eval_steps} steps), which "
+            "leaves nothing to retrain (eval.epochs counts from the schedule's start)"
+        )
+    return step, start
+
+
 def find(session: Session) -> dict:
     """Train the find phase (H_find), keeping the weights that late rewinding will need."""
-    config = find_config(session.recipe)
-    hooks = []
-    target = rewind_target(session.recipe.eval.rewind)
-    if target is not None:
-        find_steps = steps_per_epoch(session, config.batch_size)
-        step = target[1] * (find_steps if target[0] == "epoch" else 1)
-        if step > config.epochs * find_steps:
-            raise ValueError(
-                f"eval.rewind={session.recipe.eval.rewind} lies past the end of the find phase "
-                f"({config.epochs} epochs of {find_steps} steps)"
-            )
-        hooks.append(SaveWeightsAt(session, step, "rewind"))
-    result = session.train("find", config, step_hooks=hooks)
-    if target is not None and not session.has_weights("rewind"):
+    rewinding = late_rewinding(session.recipe, len(session.data.x_train))
+    hooks = [] if rewinding is None else [SaveWeightsAt(session, rewinding[0], "rewind")]
+    result = session.train("find", find_config(session.recipe), step_hooks=hooks)
+    if rewinding is not None and not session.has_weights("rewind"):
         session.save_weights("rewind")  # K was the very end of the find phase
     return result
 
@@ -108,17 +125,8 @@ def retrain(session: Session, phase: str, find_result: dict, pruned: dict, confi
             "d1": plan.d1, "d2": plan.d2, "d": plan.d,
         })
     elif target is not None:
-        # Late rewinding restores the LR position too: the eval schedule resumes at K, in
-        # eval steps (the same point of training when the two batch sizes differ).
-        kind, k = target
-        find_steps = find_result["steps_per_epoch"]
-        start_step = k * eval_steps if kind == "epoch" else round(k * eval_steps / find_steps)
-        if start_step >= config.epochs * eval_steps:
-            raise ValueError(
-                f"eval.rewind={config.rewind} resumes the eval LR schedule at step {start_step} of "
-                f"{config.epochs * eval_steps} (eval.epochs={config.epochs} of {eval_steps} steps), which "
-                "leaves nothing to retrain (eval.epochs counts from the schedule's start)"
-            )
+        # Late rewinding restores the LR position too.
+        start_step = late_rewinding(session.recipe.model_copy(update={"eval": config}), len(session.data.x_train))[1]
     return session.train(phase, config, schedule=plan.schedule if plan else None, start_step=start_step)
 
 

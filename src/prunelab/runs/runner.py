@@ -33,7 +33,7 @@ import torch
 from prunelab.config import Recipe, recipe_yaml, run_name
 from prunelab.data import load_dataset
 from prunelab.methods import METHODS
-from prunelab.methods.common import find, find_config, layer_counts, parameter_counts
+from prunelab.methods.common import find, find_config, late_rewinding, layer_counts, parameter_counts
 from prunelab.report.plots import plot_sparsity_schedule, plot_training
 from prunelab.runs.io import (
     save_tensors,
@@ -68,6 +68,7 @@ def run_recipe(recipe: Recipe, out: str | Path = "runs", progress: bool = True) 
             continue
         if data is None:
             data = load_dataset(recipe.data.name, recipe.data.data_dir, recipe.data.download)
+            late_rewinding(recipe, len(data.x_train))  # the one check that needs the data's size
         run_seed(seed_folder, recipe, seed, data, device, progress)
     write_json(folder / SUMMARY, aggregate(folder, recipe))
     return folder
@@ -130,12 +131,11 @@ def run_seed(folder: Path, recipe: Recipe, seed: int, data, device: torch.device
 
 
 def aggregate(folder: Path, recipe: Recipe) -> dict:
-    """Mean and standard deviation of every numeric summary field over the finished seeds."""
-    summaries = [
-        json.loads((folder / f"seed-{s}" / SUMMARY).read_text())
-        for s in recipe.seeds
-        if (folder / f"seed-{s}" / SUMMARY).exists()
-    ]
+    """Mean and standard deviation of every numeric summary field over the finished seeds:
+    all of the run directory's, including seeds added by earlier commands."""
+    summaries = sorted(
+        (json.loads(path.read_text()) for path in folder.glob(f"seed-*/{SUMMARY}")), key=lambda s: s["seed"]
+    )
     fields = [k for k, v in (summaries[0] if summaries else {}).items() if isinstance(v, (int, float)) and k != "seed"]
     stats = {}
     for key in fields:
