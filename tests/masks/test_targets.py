@@ -39,6 +39,9 @@ def test_transformer_linear_weights_including_out_proj():
     assert pruner.count_pruned() == round(0.5 * (16 * 16 + 2 * 16 * 32))
     assert (layer.self_attn.out_proj.weight == 0).any()
     assert layer(torch.randn(3, 2, 16)).isfinite().all()  # still a working layer
+    # the packed input projection is a plain parameter: pruned when included (as in the README)
+    every_matrix = find_prunable(layer, include=[r".*in_proj_weight", r".*out_proj", r".*linear\d"])
+    assert list(every_matrix) == ["self_attn.in_proj_weight", "self_attn.out_proj.weight", "linear1.weight", "linear2.weight"]
 
 
 def test_shared_weight_is_listed_once():
