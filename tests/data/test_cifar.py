@@ -122,6 +122,36 @@ def test_truncated_pickle_names_the_file(cifar10_dir) -> None:
         load_dataset("cifar10", data_dir)
 
 
+def test_calls_to_builtins_and_object_arrays_are_refused() -> None:
+    """Nothing but numpy arrays of plain dtypes: no bytes(2**62) to exhaust memory, no
+    arrays of Python objects."""
+    with pytest.raises(pickle.UnpicklingError, match="builtins.bytes"):
+        RestrictedUnpickler(io.BytesIO(b"cbuiltins\nbytes\n(L4611686018427387904L\ntR.")).load()
+    objects = pickle.dumps(np.array([{b"k": [1]}, b"x", 3], dtype=object), protocol=PROTOCOL)
+    with pytest.raises(pickle.UnpicklingError, match="array of Python objects"):
+        RestrictedUnpickler(io.BytesIO(objects)).load()
+
+
+def test_corruption_beyond_truncation_names_the_file(cifar10_dir) -> None:
+    """A flipped protocol byte: pickle raises a ValueError, not an UnpicklingError."""
+    data_dir, _ = cifar10_dir
+    path = data_dir / "cifar-10-batches-py" / "data_batch_2"
+    path.write_bytes(b"\x80\xff" + path.read_bytes()[2:])
+    with pytest.raises(DatasetFormatError, match="unsupported pickle protocol") as info:
+        load_dataset("cifar10", data_dir)
+    assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize(("labels", "message"), [([1.7, 2.2], "labels must be integers"), ([0, 200], r"labels must lie in \[0, 10\)")])
+def test_labels_that_are_not_classes_name_the_file(cifar10_dir, labels, message) -> None:
+    data_dir, _ = cifar10_dir
+    path = data_dir / "cifar-10-batches-py" / "test_batch"
+    write_batch(path, np.zeros((2, 3072), dtype=np.uint8), labels)
+    with pytest.raises(DatasetFormatError, match=message) as info:
+        load_dataset("cifar10", data_dir)
+    assert str(path) in str(info.value)
+
+
 def test_missing_cifar_says_where(tmp_path: Path) -> None:
     with pytest.raises(DatasetNotFoundError, match="download=True") as info:
         load_dataset("cifar10", tmp_path)

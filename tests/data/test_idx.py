@@ -113,6 +113,22 @@ def test_image_and_label_counts_must_match(tmp_path: Path) -> None:
         load_dataset("mnist", tmp_path)
 
 
+@pytest.mark.parametrize(
+    ("labels", "code", "message"),
+    [
+        (np.array([1.7, 2.2, 0, 1, 2], dtype=">f8"), 0x0E, "labels must be integers, got >f8"),
+        (np.array([0, 1, 2, 3, 200], dtype=np.uint8), 0x08, r"labels must lie in \[0, 10\), got 0..200"),
+    ],
+)
+def test_labels_that_are_not_classes_name_the_file(tmp_path: Path, labels, code, message) -> None:
+    write_idx_dataset(tmp_path / "mnist", gz=False)
+    path = tmp_path / "mnist" / FILES[1]
+    path.write_bytes(idx_bytes(labels, code))
+    with pytest.raises(DatasetFormatError, match=message) as info:
+        load_dataset("mnist", tmp_path)
+    assert str(path) in str(info.value)
+
+
 def test_missing_folder_says_where_and_how(tmp_path: Path) -> None:
     with pytest.raises(DatasetNotFoundError) as info:
         load_dataset("mnist", tmp_path)

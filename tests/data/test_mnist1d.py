@@ -50,3 +50,21 @@ def test_second_load_hits_the_cache(generated, monkeypatch: pytest.MonkeyPatch) 
     assert calls == []
     assert (data_dir / "mnist1d.npz").exists()
     assert torch.equal(first.x_train, second.x_train) and torch.equal(first.y_test, second.y_test)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda raw: raw[: len(raw) // 2],  # a half-written file
+        lambda raw: b"",  # an empty one
+        lambda raw: b"not a cache",  # numpy would suggest loading it with pickle: never
+    ],
+)
+def test_a_damaged_cache_is_generated_again(generated, tmp_path: Path, damage) -> None:
+    data_dir, first, _, _ = generated
+    cache = tmp_path / "mnist1d.npz"
+    cache.write_bytes(damage((data_dir / "mnist1d.npz").read_bytes()))
+    with pytest.warns(UserWarning, match="not a valid MNIST-1D cache"):
+        again = load_dataset("mnist1d", tmp_path)
+    assert torch.equal(again.x_train, first.x_train) and torch.equal(again.y_test, first.y_test)
+    assert load_dataset("mnist1d", tmp_path).x_test.shape == first.x_test.shape  # repaired: no second warning

@@ -22,10 +22,20 @@ def test_unknown_option_is_named() -> None:
         build_model("lenet_300_100", 10, (1, 28, 28), hidden=[10])
 
 
-@pytest.mark.parametrize("channels", ["abc", -1])
-def test_a_bad_option_value_is_an_error_naming_model_and_option(channels) -> None:
-    with pytest.raises(ValueError, match=f"model 'mnist1d_cnn' cannot be built with channels={channels!r}"):
-        build_model("mnist1d_cnn", 10, (1, 40), channels=channels)
+def test_a_bad_option_value_is_an_error_naming_model_and_option() -> None:
+    with pytest.raises(ValueError, match="model 'mnist1d_cnn' cannot be built with channels='abc'"):
+        build_model("mnist1d_cnn", 10, (1, 40), channels="abc")
+
+
+@pytest.mark.parametrize(
+    ("name", "options", "field"),
+    [("mnist1d_cnn", {"channels": -1}, "channels"), ("resnet20", {"width": 0}, "width"),
+     ("mlp", {"hidden_sizes": [10, 0]}, "hidden_sizes"), ("mlp", {"num_classes": 0}, "num_classes")],
+)
+def test_sizes_below_one_are_errors(name, options, field) -> None:
+    num_classes = options.pop("num_classes", 10)
+    with pytest.raises(ValueError, match=f"model '{name}': {field} must be at least 1"):
+        build_model(name, num_classes, (3, 32, 32) if name == "resnet20" else (1, 40), **options)
 
 
 def test_options() -> None:

@@ -13,17 +13,13 @@ import torch
 from torch import Tensor
 
 from prunelab.data.files import download_and_extract, not_found
-from prunelab.data.registry import Dataset, DatasetFormatError, register
+from prunelab.data.registry import Dataset, DatasetFormatError, check_labels, register
 
 # numpy's array reconstructor, taken from ndarray.__reduce__ so that neither NumPy 1 nor 2
 # warns about the module path (numpy.core became numpy._core).
 _reconstruct = np.empty(0).__reduce__()[0]
+# The official batches need nothing else: containers and bytes come from pickle opcodes.
 _ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
-    ("builtins", "dict"): dict,
-    ("builtins", "list"): list,
-    ("builtins", "bytes"): bytes,
-    ("builtins", "str"): str,
-    ("builtins", "int"): int,
     ("numpy", "ndarray"): np.ndarray,
     ("numpy", "dtype"): np.dtype,
     ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
@@ -55,7 +51,13 @@ class RestrictedUnpickler(pickle.Unpickler):
         key = ("builtins" if module == "__builtin__" else module, name)
         if key not in _ALLOWED_GLOBALS:
             raise ForbiddenGlobalError(f"{self.source}: refusing to load global {module}.{name}")
-        return _ALLOWED_GLOBALS[key]
+        return self._plain_dtype if key == ("numpy", "dtype") else _ALLOWED_GLOBALS[key]
+
+    def _plain_dtype(self, *args: Any) -> np.dtype:
+        dtype = np.dtype(*args)
+        if dtype.hasobject:  # arrays of Python objects would carry whatever the pickle builds
+            raise ForbiddenGlobalError(f"{self.source}: refusing an array of Python objects ({dtype})")
+        return dtype
 
 
 @dataclass(frozen=True)
@@ -100,10 +102,10 @@ CIFAR100 = _Cifar(
 )
 
 
-def read_batch(path: Path, label_key: bytes) -> tuple[np.ndarray, np.ndarray]:
+def read_batch(path: Path, label_key: bytes, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
     """Images ``(n, 3, 32, 32)`` uint8 and labels ``(n,)`` int64 of one CIFAR pickle batch.
 
-    >>> x, y = read_batch(Path("cifar-10-batches-py/test_batch"), b"labels")  # doctest: +SKIP
+    >>> x, y = read_batch(Path("cifar-10-batches-py/test_batch"), b"labels", 10)  # doctest: +SKIP
     >>> x.shape, y.shape  # doctest: +SKIP
     ((10000, 3, 32, 32), (10000,))
     """
@@ -112,17 +114,20 @@ def read_batch(path: Path, label_key: bytes) -> tuple[np.ndarray, np.ndarray]:
             batch = RestrictedUnpickler(f, source=str(path)).load()
         except ForbiddenGlobalError:
             raise
-        except (pickle.UnpicklingError, EOFError) as e:
-            raise DatasetFormatError(f"{path}: corrupt or truncated pickle ({e})") from e
+        except Exception as e:  # a corrupt pickle fails in many ways: opcodes, protocol, encoding
+            raise DatasetFormatError(f"{path}: corrupt or truncated pickle ({type(e).__name__}: {e})") from e
     if not isinstance(batch, dict) or b"data" not in batch or label_key not in batch:
         raise DatasetFormatError(f"{path}: expected a dict with keys b'data' and {label_key!r}")
     data = batch[b"data"]
     if not (isinstance(data, np.ndarray) and data.dtype == np.uint8 and data.shape[1:] == (3 * 32 * 32,)):
         raise DatasetFormatError(f"{path}: b'data' must be a uint8 array of shape (n, 3072)")
-    labels = np.asarray(batch[label_key], dtype=np.int64)
+    try:
+        labels = np.asarray(batch[label_key])
+    except ValueError as e:
+        raise DatasetFormatError(f"{path}: the labels are not a flat list of integers ({e})") from e
     if labels.shape != (len(data),):
         raise DatasetFormatError(f"{path}: {len(data)} images but labels of shape {labels.shape}")
-    return data.reshape(-1, 3, 32, 32), labels
+    return data.reshape(-1, 3, 32, 32), check_labels(labels, num_classes, path)
 
 
 def random_crop_flip(
@@ -168,7 +173,7 @@ def _load(spec: _Cifar, data_dir: Path, download: bool) -> Dataset:
         for path in paths:
             if not path.exists():
                 raise not_found(spec.name, path)
-        batches = [read_batch(path, spec.label_key) for path in paths]
+        batches = [read_batch(path, spec.label_key, spec.num_classes) for path in paths]
         x = torch.from_numpy(np.concatenate([images for images, _ in batches]).astype(np.float32))
         y = torch.from_numpy(np.concatenate([labels for _, labels in batches]))
         return x.div_(255.0).sub_(mean).div_(std), y

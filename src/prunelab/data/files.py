@@ -94,6 +94,8 @@ def download_and_extract(url: str, md5: str, data_dir: Path, folder: str) -> Non
     staging = Path(tempfile.mkdtemp(dir=data_dir, prefix=f".{folder}."))
     try:
         with tarfile.open(archive) as tar:
+            if not hasattr(tarfile, "data_filter"):  # Python < 3.10.12 cannot refuse unsafe members
+                raise RuntimeError(f"extracting {archive} safely needs Python 3.10.12 or later")
             tar.extractall(staging, filter="data")
         os.replace(staging / folder, data_dir / folder)
     finally:

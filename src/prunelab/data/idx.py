@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from prunelab.data.files import download, not_found
-from prunelab.data.registry import Dataset, DatasetFormatError, register
+from prunelab.data.registry import Dataset, DatasetFormatError, check_labels, register
 
 # IDX type codes (third byte of the magic number); multi-byte values are big-endian.
 _IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -110,7 +110,7 @@ def _load(
             raise DatasetFormatError(f"{y_path}: expected {len(images)} labels, got shape {labels.shape}")
         x = torch.from_numpy(images.astype(np.float32)).unsqueeze(1)
         splits[f"x_{split}"] = x.div_(255.0).sub_(mean).div_(std)
-        splits[f"y_{split}"] = torch.from_numpy(labels.astype(np.int64))
+        splits[f"y_{split}"] = torch.from_numpy(check_labels(labels, 10, y_path))
     return Dataset(name=dataset, num_classes=10, **splits)
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+import warnings
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +33,20 @@ def _generate() -> dict[str, np.ndarray]:
     return {key: data[key] for key in _KEYS}
 
 
+def _read_cache(path: Path) -> dict[str, np.ndarray] | None:
+    """The cached arrays, or None (with a warning) if the file is not a complete cache: it
+    is regenerated then, the data being the same every time."""
+    try:
+        with np.load(path, allow_pickle=False) as cached:
+            arrays = {key: cached[key] for key in _KEYS}
+        if arrays["x"].shape != (len(arrays["y"]), 40) or arrays["x_test"].shape != (len(arrays["y_test"]), 40):
+            raise ValueError("arrays of unexpected shapes")
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
+        warnings.warn(f"{path} is not a valid MNIST-1D cache ({error}); generating it again", stacklevel=3)
+        return None
+    return arrays
+
+
 @register("mnist1d")
 def load_mnist1d(data_dir: Path, download: bool = False) -> Dataset:
     """MNIST-1D with its raw (already centred and scaled) values, inputs of shape ``(1, 40)``.
@@ -43,10 +59,8 @@ def load_mnist1d(data_dir: Path, download: bool = False) -> Dataset:
     (torch.Size([4000, 1, 40]), torch.Size([1000, 1, 40]))
     """
     path = data_dir / CACHE_FILE
-    if path.exists():
-        with np.load(path, allow_pickle=False) as cached:
-            arrays = {key: cached[key] for key in _KEYS}
-    else:
+    arrays = _read_cache(path) if path.exists() else None
+    if arrays is None:
         arrays = _generate()
         with atomic_write(path) as f:
             np.savez(f, **arrays)

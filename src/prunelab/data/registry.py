@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -19,6 +20,23 @@ class DatasetNotFoundError(FileNotFoundError):
 
 class DatasetFormatError(ValueError):
     """A dataset file exists but is corrupt, truncated or of an unexpected layout."""
+
+
+def check_labels(labels: np.ndarray, num_classes: int, source: object) -> np.ndarray:
+    """``labels`` as int64 if they are integers in ``[0, num_classes)``, else an error naming ``source``.
+
+    >>> check_labels(np.array([0, 9], dtype=np.uint8), 10, "labels-idx1-ubyte")
+    array([0, 9])
+    >>> check_labels(np.array([1.5]), 10, "labels-idx1-ubyte")
+    Traceback (most recent call last):
+    ...
+    prunelab.data.registry.DatasetFormatError: labels-idx1-ubyte: labels must be integers, got float64
+    """
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise DatasetFormatError(f"{source}: labels must be integers, got {labels.dtype}")
+    if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
+        raise DatasetFormatError(f"{source}: labels must lie in [0, {num_classes}), got {labels.min()}..{labels.max()}")
+    return labels.astype(np.int64)
 
 
 # eq=False: field-wise == on tensors is ambiguous, so compare datasets by identity.

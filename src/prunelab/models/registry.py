@@ -55,6 +55,12 @@ def build_model(name: str, num_classes: int, input_shape: Sequence[int], **optio
     """
     builder = _builder(name)
     check_options(name, options)
+    # Every integer option of the registered models is a layer size; 0 builds a model that
+    # fails only in its first forward pass, or silently ignores its input.
+    for key, value in {"num_classes": num_classes, **options}.items():
+        sizes = value if isinstance(value, (list, tuple)) else [value]
+        if any(isinstance(v, int) and not isinstance(v, bool) and v < 1 for v in sizes):
+            raise ValueError(f"model {name!r}: {key} must be at least 1, got {value!r}")
     try:
         return builder(num_classes=num_classes, input_shape=tuple(input_shape), **options)
     except (TypeError, ValueError, RuntimeError) as error:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 
@@ -14,11 +15,15 @@ def format_table(rows: Sequence[Mapping[str, object]], columns: Sequence[str] | 
     | fc1.weight |   0.9123 |
     | fc2.weight |      0.5 |
     """
-    columns = list(columns or dict.fromkeys(key for row in rows for key in row))
+    columns = [str(c) for c in (columns or dict.fromkeys(key for row in rows for key in row))]
+    if not columns:
+        return "(no rows)"
+    rows = [{str(key): value for key, value in row.items()} for row in rows]
     cells = [[_cell(row.get(c)) for c in columns] for row in rows]
-    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
+    names = [_cell(c) for c in columns]
+    widths = [max([len(name)] + [len(r[i]) for r in cells]) for i, name in enumerate(names)]
     numeric = [all(_is_number(row.get(c)) for row in rows if row.get(c) is not None) for c in columns]
-    header = "| " + " | ".join(c.ljust(w) for c, w in zip(columns, widths)) + " |"
+    header = "| " + " | ".join(name.ljust(w) for name, w in zip(names, widths)) + " |"
     rule = "|" + "|".join("-" * (w + 1) + (":" if n else "-") for w, n in zip(widths, numeric)) + "|"
     body = [
         "| " + " | ".join(v.rjust(w) if n else v.ljust(w) for v, w, n in zip(r, widths, numeric)) + " |"
@@ -35,8 +40,9 @@ def _cell(value: object) -> str:
     if value is None:
         return ""
     if isinstance(value, float):
-        return f"{value:.0f}" if value.is_integer() else f"{value:.4g}"
-    return str(value)
+        return f"{value:.0f}" if value.is_integer() and abs(value) < 1e15 else f"{value:.4g}"
+    # A | or a line break inside a cell would end it, or the row.
+    return str(value).replace("|", "\\|").replace("\n", " ")
 
 
 LOWER_IS_BETTER = ("loss", "seconds", "parameters")
@@ -70,8 +76,8 @@ def pivot(
         if value in stats:
             cells[(assignment[rows], tuple(assignment[c] for c in columns))] = stats[value]
     choose = min if any(word in value for word in LOWER_IS_BETTER) else max
-    best = {
-        col: choose((cells[(r, col)]["mean"] for r in row_values if (r, col) in cells), default=None)
+    best = {  # NaN means (a diverged run) are never the best
+        col: choose((m for r in row_values if (r, col) in cells and not math.isnan(m := cells[(r, col)]["mean"])), default=None)
         for col in column_values
     }
     scale = 100 if percent else 1

@@ -1,0 +1,49 @@
+"""Markdown tables: alignment, number formats, escaping, empty input, and the sweep pivot's best cell."""
+
+from __future__ import annotations
+
+import math
+
+from prunelab.report.tables import format_table, pivot
+
+
+def test_numbers_right_aligned_text_left_aligned() -> None:
+    text = format_table([{"name": "a", "n": 5}, {"name": "longer", "n": 12345}])
+    assert text.splitlines() == [
+        "| name   | n     |",
+        "|--------|------:|",
+        "| a      |     5 |",
+        "| longer | 12345 |",
+    ]
+
+
+def test_floats_whole_numbers_and_huge_values() -> None:
+    rows = [{"x": 0.123456}, {"x": 123456.0}, {"x": 1e20}, {"x": None}]
+    cells = [line.strip("| ").strip() for line in format_table(rows).splitlines()[2:]]
+    assert cells == ["0.1235", "123456", "1e+20", ""]
+
+
+def test_pipes_and_line_breaks_do_not_break_the_table() -> None:
+    lines = format_table([{"a|b": "x|y\nz"}]).splitlines()
+    assert len(lines) == 3
+    assert lines[0] == "| a\\|b   |" and lines[2] == "| x\\|y z |"
+
+
+def test_no_rows_is_said_plainly() -> None:
+    assert format_table([]) == "(no rows)"
+    assert pivot([], "policy", [], "final_acc") == "(no rows)"
+
+
+def test_a_nan_mean_is_never_the_best_wherever_it_comes() -> None:
+    for first in (math.nan, 0.5):
+        second = 0.5 if math.isnan(first) else math.nan
+        results = [({"p": "a"}, {"final_acc": {"mean": first, "std": 0.0}}),
+                   ({"p": "b"}, {"final_acc": {"mean": second, "std": 0.0}}),
+                   ({"p": "c"}, {"final_acc": {"mean": 0.4, "std": 0.0}})]
+        text = pivot(results, "p", [], "final_acc")
+        assert "**50.00 ± 0.00**" in text and "**nan" not in text and text.count("**") == 2
+
+
+def test_lower_is_better_for_losses_and_times() -> None:
+    results = [({"p": "a"}, {"wall_seconds": {"mean": 3.0, "std": 0.0}}), ({"p": "b"}, {"wall_seconds": {"mean": 2.0, "std": 0.0}})]
+    assert "**2.00 ± 0.00**" in pivot(results, "p", [], "wall_seconds")
