@@ -18,9 +18,15 @@ def test_python_example_runs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     namespace: dict = {}
     exec(_blocks("python")[0], namespace)
-    pruner = namespace["pruner"]
+    pruner, model = namespace["pruner"], namespace["model"]
+    assert list(pruner.masks) == ["0.weight"]  # exclude=["2"] leaves the last layer alone
+    assert bool((model[2].weight != 0).all())
     assert abs(pruner.layer_sparsity()["0.weight"] - 0.9) < 1e-3
-    assert (tmp_path / "masks.safetensors").stat().st_size > 0
+    assert int((model[0].weight == 0).sum()) == round(0.9 * 4000)
+    from safetensors.torch import load_file
+
+    saved = load_file(str(tmp_path / "masks.safetensors"))
+    assert set(saved) == {"mask:0.weight", "shape:0.weight"} and saved["shape:0.weight"].tolist() == [100, 40]
 
 
 def test_recipe_example_is_valid():

@@ -152,6 +152,11 @@ def test_cross_field_checks() -> None:
         assert "target sparsity above 0" in error_line(message, "prune.sparsity")
     message = error_of(["find.epochs=0"])  # the default eval.lr_policy needs the find phase's LR log
     assert "find.epochs is 0" in error_line(message, "eval.lr_policy")
+    message = error_of(["eval.lr_policy=lrw", "eval.epochs=5", "find.epochs=3"])
+    assert "lrw replays the last eval.epochs=5 epochs of the find phase, which has only 3" in message
+    for policy in ("null", "ft", "lrw"):
+        message = error_of([f"eval.lr_policy={policy}", "eval.warmup_fraction=0.1"])
+        assert "eval.warmup_fraction warms up the restarting LR policies" in message, policy
 
 
 def test_every_error_is_reported_at_once() -> None:
@@ -337,9 +342,12 @@ def test_run_name_changes_with_a_setting(override: str) -> None:
     assert run_name(load_recipe(overrides=[override])) != run_name(load_recipe())
 
 
-def test_run_name_ignores_seeds_description_and_device() -> None:
+def test_run_name_ignores_seeds_description_device_and_where_the_data_is() -> None:
+    """A moved data folder must resume the same run directory, not start a new one."""
     name = run_name(load_recipe())
     assert run_name(load_recipe(overrides=["seeds=[0, 1, 2]", "description=other words", "device=cpu"])) == name
+    assert run_name(load_recipe(overrides=["data.data_dir=/elsewhere", "data.download=true"])) == name
+    assert run_name(load_recipe(overrides=["data.augment=false"])) != name  # that one changes results
 
 
 def test_run_name_differs_between_methods_with_default_settings() -> None:

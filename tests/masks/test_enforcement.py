@@ -281,3 +281,12 @@ def test_the_pruner_follows_parameters_replaced_in_the_model():
         assert pruner.parameters[name] is weight
         assert int((weight == 0).sum()) == int((~mask).sum())
     assert round(pruner.sparsity(), 2) == 0.6
+
+
+def test_a_parameter_replaced_by_one_of_another_shape_is_an_error():
+    model = mlp()
+    pruner = Pruner(model)
+    pruner.prune(0.5)
+    model[0].weight = nn.Parameter(torch.randn(7, 20))
+    with pytest.raises(ValueError, match=r"0.weight was replaced by a parameter of shape \(7, 20\), not \(32, 20\)"):
+        pruner.apply()

@@ -217,6 +217,24 @@ def test_late_rewinding_to_a_step_inside_an_epoch_retrains_the_rest_of_the_sched
     assert [(r["epoch"], r["step"]) for r in rows] == [(2, 2 * steps_per_epoch), (3, 3 * steps_per_epoch)]
 
 
+def test_late_rewinding_across_batch_sizes_resumes_at_the_same_point_of_training(
+    make_recipe, shared_out, steps_per_epoch, read
+) -> None:
+    """Find batches of 500 (8 steps an epoch), eval batches of 250 (16): find step 11 is
+    eval step 22, where the eval schedule (cosine over 3 epochs, like the find phase's)
+    has the LR the find phase had at step 11."""
+    recipe = make_recipe(
+        *IMP, "prune.levels=1", "eval.rewind=step:11", "eval.lr_policy=null", "eval.epochs=3",
+        "eval.batch_size=250", "eval.lr_schedule={name: cosine}",
+    )
+    run = run_watched(recipe, shared_out)
+    logs = read(run.seed / "lr_log.json")
+    eval_steps = 2 * steps_per_epoch
+    assert len(logs["level-1/eval"]) == 3 * eval_steps - 22
+    assert logs["level-1/eval"][0] == pytest.approx(logs["find"][11])
+    assert logs["level-1/eval"][::2] == pytest.approx(logs["find"][11:])  # every other eval step, the find's LR
+
+
 def test_rewinding_to_the_last_step_leaves_nothing_to_retrain_and_fails_before_training(
     make_recipe, tmp_path, steps_per_epoch
 ) -> None:

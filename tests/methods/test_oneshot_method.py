@@ -8,6 +8,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from prunelab.masks import Pruner
 from prunelab.models import build_model
 from prunelab.runs.runner import run_recipe
 from prunelab.train import evaluate
@@ -82,3 +83,43 @@ def test_exactly_the_target_is_pruned_by_global_magnitude(
     final = load_file(str(seed / "model.safetensors"))
     for name in prunable_names:
         assert torch.all(final[name][~masks[name]] == 0)
+
+
+def _saved_masks(seed_folder: Path) -> dict[str, torch.Tensor]:
+    """The run's masks by name, unpacked without a Pruner (the bit layout of Pruner.state_dict)."""
+    state = load_file(str(seed_folder / "masks" / "prune.safetensors"))
+    masks = {}
+    for key, packed in state.items():
+        if key.startswith("mask:"):
+            shape = tuple(state[f"shape:{key[5:]}"].tolist())
+            bits = torch.tensor([128, 64, 32, 16, 8, 4, 2, 1], dtype=torch.uint8)
+            flat = (packed.view(-1, 1) & bits).ne(0).view(-1)[: torch.Size(shape).numel()]
+            masks[key[5:]] = flat.view(shape)
+    return masks
+
+
+def test_the_recipe_s_criterion_include_exclude_and_ratios_reach_the_pruner(make_recipe, shared_out, data) -> None:
+    """Recipe options end to end: random criterion (its scores depend only on the seed, the
+    name and the position, so a fresh Pruner computes the same masks), exclude, and ratios."""
+    runs = {
+        "random": make_recipe("prune.criterion=random", "prune.sparsity=0.8", "eval.epochs=1", "seeds=[0, 1]"),
+        "exclude": make_recipe("prune.exclude=[classifier]", "prune.sparsity=0.8", "eval.epochs=1"),
+        "ratios": make_recipe(
+            "prune.scope=ratios", "prune.ratios={features.0: 0.5, features.2.weight: 0.75, classifier: 0.9}",
+            "eval.epochs=1",
+        ),
+    }
+    folders = {name: run_recipe(recipe, shared_out, progress=False) for name, recipe in runs.items()}
+    model = build_model("mnist1d_cnn", num_classes=data.num_classes, input_shape=data.input_shape)
+    for seed in (0, 1):
+        expected = Pruner(model, criterion="random", seed=seed).prune(0.8)
+        saved = _saved_masks(folders["random"] / f"seed-{seed}")
+        assert saved.keys() == expected.keys() and all(torch.equal(saved[n], expected[n]) for n in saved)
+    assert not torch.equal(*(_saved_masks(folders["random"] / f"seed-{s}")["features.2.weight"] for s in (0, 1)))
+    excluded = _saved_masks(folders["exclude"] / "seed-0")
+    assert "classifier.0.weight" not in excluded
+    assert sum(int((~m).sum()) for m in excluded.values()) == round(0.8 * sum(m.numel() for m in excluded.values()))
+    ratios = _saved_masks(folders["ratios"] / "seed-0")
+    for name, ratio in {"features.0.weight": 0.5, "features.2.weight": 0.75, "features.4.weight": 0.0,
+                        "classifier.0.weight": 0.9}.items():
+        assert int((~ratios[name]).sum()) == round(ratio * ratios[name].numel()), name

@@ -84,3 +84,55 @@ def test_vgg16_bn_classifier() -> None:
     model = build_model("vgg16_bn", 100, CIFAR)
     assert model.classifier.in_features == 512 and model.classifier.out_features == 100
     assert sum(isinstance(m, nn.Conv2d) for m in model.modules()) == 13
+
+
+@pytest.mark.parametrize(
+    ("name", "published", "expected"),
+    [
+        # Frankle & Carbin (2019), Figure 2: Conv-2 4.3M, Conv-4 2.4M. For Conv-6 the figure
+        # says 1.7M, but its own layer list (convs 64-64-128-128-256-256, FC 256-256-10 on
+        # 4x4x256 features) has 1,144,512 conv + 1,117,194 FC parameters: 2.26M.
+        ("conv2", 4.3e6, 4_301_642),
+        ("conv4", 2.4e6, 2_425_930),
+        ("conv6", 2.26e6, 2_262_602),
+        # He et al. (2016), Table 6: 0.46M and 0.85M (with option-A shortcuts; ours are projections).
+        ("resnet32", 0.46e6, 466_906),
+        ("resnet56", 0.85e6, 855_770),
+    ],
+)
+def test_parameter_counts_against_the_papers(name: str, published: float, expected: int) -> None:
+    count = n_params(build_model(name, 10, CIFAR))
+    assert count == expected
+    assert abs(count - published) / published < 0.02
+
+
+def test_conv6_counts_by_hand() -> None:
+    convs = [(3, 64), (64, 64), (64, 128), (128, 128), (128, 256), (256, 256)]
+    conv = sum(c_in * c_out * 9 + c_out for c_in, c_out in convs)
+    fc = (4 * 4 * 256 * 256 + 256) + (256 * 256 + 256) + (256 * 10 + 10)
+    assert n_params(build_model("conv6", 10, CIFAR)) == conv + fc == 2_262_602
+
+
+@pytest.mark.parametrize("name", ["lenet_300_100", "conv2", "resnet20"])
+def test_initialisation_follows_the_papers(name: str) -> None:
+    """Glorot-normal for LeNet and Conv-2/4/6 (Frankle & Carbin), He-normal fan-out for
+    ResNet convolutions: the sample std of each large weight tensor is within 5% of it."""
+    torch.manual_seed(0)
+    model = build_model(name, 10, MNIST if name == "lenet_300_100" else CIFAR)
+    checked = 0
+    for module in model.modules():
+        if not isinstance(module, (nn.Linear, nn.Conv2d)) or module.weight.numel() < 20_000:
+            continue
+        fan_out = module.weight.shape[0] * module.weight[0, 0].numel()
+        fan_in = module.weight[0].numel()
+        if name == "resnet20":
+            if not isinstance(module, nn.Conv2d):
+                continue
+            expected = (2 / fan_out) ** 0.5
+        else:
+            expected = (2 / (fan_in + fan_out)) ** 0.5
+        assert module.weight.std().item() == pytest.approx(expected, rel=0.05), module
+        if module.bias is not None and name != "resnet20":
+            assert torch.all(module.bias == 0)
+        checked += 1
+    assert checked >= 2

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -469,3 +470,22 @@ def test_kill_9_at_any_moment_resumes_to_the_same_result(data_dir: Path, recipe,
     assert "final_acc" in finished.stdout
     print(f"PRUNELAB_KILL_SEED={seed}; (checkpoints waited for, delay, return code) of each run: {kills}")
     assert_same_outcome(out / reference.name, reference)
+
+
+def test_leftover_temporary_files_of_a_killed_write_are_removed(recipe, reference: Path, tmp_path: Path) -> None:
+    """A kill during an atomic write leaves its hidden temporary file; resuming clears it."""
+    copy = tmp_path / reference.name
+    shutil.copytree(reference, copy)
+    (copy / "seed-0" / "summary.json").unlink()  # the seed did not finish
+    orphan = copy / "seed-0" / ".metrics.csv.0123abcd.tmp"
+    orphan.write_text("half a table")
+    run_recipe(recipe, tmp_path, progress=False)
+    assert not orphan.exists()
+    assert (copy / "seed-0" / "metrics.csv").read_text() == (reference / "seed-0" / "metrics.csv").read_text()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_asking_for_cuda_without_it_is_a_clear_error(data_dir: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="device: cuda was asked for, but torch sees no CUDA device"):
+        run_recipe(load_recipe(None, overrides(data_dir, "device=cuda")), tmp_path, progress=False)
+    assert not list(tmp_path.iterdir())  # checked before anything is written

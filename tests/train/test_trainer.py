@@ -6,6 +6,7 @@ import copy
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from prunelab.config.schema import LRScheduleConfig, OptimizerConfig, TrainConfig
@@ -282,3 +283,27 @@ def test_step_hooks_run_before_every_step() -> None:
     assert seen == [(s, s) for s in range(2 * STEPS_PER_EPOCH)]  # before the step's LR is logged
     assert trainer.state.step == 2 * STEPS_PER_EPOCH
 
+
+
+def test_epoch_metrics_and_evaluation_match_a_direct_computation() -> None:
+    """Loss and accuracy of an epoch, over batches of uneven size (96 examples in batches of
+    20), and of ``evaluate`` in batches of 10 (24 examples), against one pass over everything.
+    An LR of 1e-30 leaves the weights as they are, so every batch sees the same model."""
+    data = toy_data()
+    model = toy_model()
+    with torch.no_grad():
+        logits = model(data.x_train)
+        train_loss = F.cross_entropy(logits, data.y_train).item()
+        train_acc = (logits.argmax(1) == data.y_train).float().mean().item()
+        test_logits = model(data.x_test)
+        test_loss = F.cross_entropy(test_logits, data.y_test).item()
+        test_acc = (test_logits.argmax(1) == data.y_test).float().mean().item()
+    cfg = TrainConfig(epochs=1, batch_size=20, optimizer=OptimizerConfig(lr=1e-30, momentum=0.0))
+    row = train(model, cfg).state.history[0]
+    assert row["train_loss"] == pytest.approx(train_loss, rel=1e-5)
+    assert row["train_acc"] == pytest.approx(train_acc)
+    assert row["test_loss"] == pytest.approx(test_loss, rel=1e-5) and row["test_acc"] == pytest.approx(test_acc)
+    assert evaluate(model, data.x_test, data.y_test, torch.device("cpu"), batch_size=10) == (
+        pytest.approx(test_loss, rel=1e-5), pytest.approx(test_acc),
+    )
+    assert 0 < train_acc < 1 and 0 < test_acc < 1  # neither trivially all right nor all wrong

@@ -1,0 +1,59 @@
+"""Downloads (through a file:// URL, so offline): atomic, MD5-checked, archives extracted whole."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from prunelab.data.files import download, download_and_extract
+
+
+def test_download_writes_the_file_when_the_md5_matches(tmp_path: Path) -> None:
+    source = tmp_path / "source.bin"
+    source.write_bytes(b"\x00\x01" * 1000)
+    dest = tmp_path / "out" / "copy.bin"
+    download(source.as_uri(), dest, hashlib.md5(source.read_bytes()).hexdigest())
+    assert dest.read_bytes() == source.read_bytes()
+
+
+def test_a_wrong_md5_leaves_no_file(tmp_path: Path) -> None:
+    source = tmp_path / "source.bin"
+    source.write_bytes(b"payload")
+    dest = tmp_path / "copy.bin"
+    with pytest.raises(OSError, match="does not match the expected 0123"):
+        download(source.as_uri(), dest, "0123")
+    assert not dest.exists() and not list(tmp_path.glob(".copy.bin.*"))
+
+
+def _archive(path: Path, members: dict[str, bytes]) -> str:
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+def test_download_and_extract_puts_the_folder_in_place_and_removes_the_archive(tmp_path: Path) -> None:
+    source = tmp_path / "src" / "data.tar.gz"
+    source.parent.mkdir()
+    md5 = _archive(source, {"batches/a": b"aa", "batches/b": b"bb"})
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    download_and_extract(source.as_uri(), md5, data_dir, "batches")
+    assert (data_dir / "batches" / "a").read_bytes() == b"aa" and (data_dir / "batches" / "b").read_bytes() == b"bb"
+    assert sorted(p.name for p in data_dir.iterdir()) == ["batches"]  # no archive, no staging folder left
+
+
+def test_an_archive_escaping_its_folder_is_refused(tmp_path: Path) -> None:
+    source = tmp_path / "evil.tar.gz"
+    md5 = _archive(source, {"batches/a": b"aa", "../outside": b"x"})
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    with pytest.raises(tarfile.TarError):
+        download_and_extract(source.as_uri(), md5, data_dir, "batches")
+    assert not (tmp_path / "outside").exists() and not (data_dir / "batches").exists()
