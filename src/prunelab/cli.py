@@ -11,7 +11,7 @@ from pathlib import Path
 
 from prunelab.config import RecipeError, builtin_recipes, run_name
 from prunelab.config.sweep import load_plan
-from prunelab.report import format_table, pivot
+from prunelab.report import format_stat, format_table, pivot
 from prunelab.runs.io import write_text
 
 EPILOG = """examples:
@@ -145,7 +145,7 @@ def _show(args: argparse.Namespace) -> int:
         path = seed_folder / "layer_sparsity.json"
         if path.exists():
             layers = json.loads(path.read_text())
-            rows = [{"layer": name, **counts} for name, counts in layers.items()]
+            rows = [{"layer": name, **counts, "sparsity": f"{100 * counts['sparsity']:.2f}%"} for name, counts in layers.items()]
             print(f"\nlayerwise pruning ratios ({seed_folder.name}):")
             print(format_table(rows, ["layer", "numel", "remaining", "sparsity"]))
     return 0
@@ -163,7 +163,7 @@ def _compare(args: argparse.Namespace) -> int:
             print(f"prunelab: skipping {run}: {error}", file=sys.stderr)
             continue
         stats = json.loads((folder / "summary.json").read_text())["stats"]
-        rows.append({"run": folder.name, **{key: _mean_std(stats.get(key)) for key in COMPARED}})
+        rows.append({"run": folder.name, **{key: format_stat(key, stats.get(key)) for key in COMPARED}})
     if not rows:
         raise FileNotFoundError("none of the given paths is a finished run directory")
     print(format_table(rows, ["run", *COMPARED]))
@@ -175,14 +175,9 @@ COMPARED = ("dense_acc", "pruned_acc", "final_acc", "sparsity", "remaining_param
 
 def _summary_table(folder: Path) -> str:
     summary = json.loads((folder / "summary.json").read_text())
-    rows = [{"metric": key, "mean": value["mean"], "std": value["std"]} for key, value in summary["stats"].items()]
+    spread = ", mean ± std" if len(summary["seeds"]) > 1 else ""
+    rows = [{"metric": key, f"value{spread}": format_stat(key, stat)} for key, stat in summary["stats"].items()]
     return f"{summary['run']} (seeds {summary['seeds']}):\n" + format_table(rows)
-
-
-def _mean_std(stat: dict | None) -> str:
-    if stat is None:
-        return ""
-    return f"{stat['mean']:.4g} ± {stat['std']:.2g}" if stat["std"] else f"{stat['mean']:.4g}"
 
 
 def _run_folder(path: Path) -> Path:

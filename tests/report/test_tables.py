@@ -47,3 +47,19 @@ def test_a_nan_mean_is_never_the_best_wherever_it_comes() -> None:
 def test_lower_is_better_for_losses_and_times() -> None:
     results = [({"p": "a"}, {"wall_seconds": {"mean": 3.0, "std": 0.0}}), ({"p": "b"}, {"wall_seconds": {"mean": 2.0, "std": 0.0}})]
     assert "**2.00 ± 0.00**" in pivot(results, "p", [], "wall_seconds")
+
+
+def test_formatted_statistics_read_as_numbers_and_are_right_aligned() -> None:
+    from prunelab.report import format_stat
+
+    cells = {
+        "final_acc": format_stat("final_acc", {"mean": 0.93912, "std": 0.0051}),
+        "sparsity": format_stat("sparsity", {"mean": 0.9, "std": 0.0}),
+        "parameters": format_stat("parameters", {"mean": 28298.0, "std": 0.0}),
+        "wall_seconds": format_stat("wall_seconds", {"mean": 16.49, "std": 1.26}),
+        "d1": format_stat("d1", {"mean": 0.71865, "std": 0.0}),
+    }
+    assert cells == {"final_acc": "93.91% ± 0.51", "sparsity": "90.00%", "parameters": "28,298",
+                     "wall_seconds": "16.5 s ± 1.3", "d1": "0.7187"}
+    rule = format_table([{"metric": k, "value": v} for k, v in cells.items()]).splitlines()[1]
+    assert rule.endswith(":|")  # the value column is right-aligned

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 
 
@@ -32,7 +33,13 @@ def format_table(rows: Sequence[Mapping[str, object]], columns: Sequence[str] | 
     return "\n".join([header, rule, *body])
 
 
+_NUMBER_TEXT = re.compile(r"[-+]?\d[\d,]*(\.\d+)?(%| s)?( ± .*)?")
+
+
 def _is_number(value: object) -> bool:
+    """Numbers, and numbers already formatted (``93.90% ± 0.50``), are right-aligned."""
+    if isinstance(value, str):
+        return _NUMBER_TEXT.fullmatch(value) is not None
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
@@ -94,3 +101,24 @@ def pivot(
             line[header] = f"**{text}**" if stat["mean"] == best[col] else text
         table.append(line)
     return format_table(table)
+
+
+def format_stat(key: str, stat: Mapping[str, float] | None) -> str:
+    """A run's summary statistic for reading: accuracies and sparsity in percent, counts with
+    thousands separators, seconds with a unit; ``± std`` when the seeds differ.
+
+    >>> format_stat("final_acc", {"mean": 0.9391, "std": 0.0052})
+    '93.91% ± 0.52'
+    >>> format_stat("remaining_parameters", {"mean": 3012.0, "std": 0.0}), format_stat("wall_seconds", {"mean": 16.49, "std": 0.0})
+    ('3,012', '16.5 s')
+    """
+    if stat is None:
+        return ""
+    mean, std = stat["mean"], stat["std"]
+    if key.endswith("_acc") or key == "sparsity":
+        return f"{100 * mean:.2f}%" + (f" ± {100 * std:.2f}" if std else "")
+    if key.endswith("parameters"):
+        return f"{mean:,.0f}" + (f" ± {std:,.0f}" if std else "")
+    if key.endswith("seconds"):
+        return f"{mean:.1f} s" + (f" ± {std:.1f}" if std else "")
+    return f"{mean:.4g}" + (f" ± {std:.2g}" if std else "")
