@@ -30,16 +30,28 @@ def _save(fig, path: Path) -> None:
 
 
 def plot_training(seed_folder: Path) -> Path:
-    """Test accuracy per epoch over all phases, with the sparsity on a second axis."""
+    """Test accuracy per epoch over all phases, with the sparsity on a second axis, and the
+    accuracy right after each pruning step (before retraining) marked where it happened."""
     rows = json.loads((seed_folder / "metrics.json").read_text())
+    events_path = seed_folder / "events.json"
+    events = json.loads(events_path.read_text()) if events_path.exists() else {}
     fig, ax = _figure()
     x = list(range(1, len(rows) + 1))
     ax.plot(x, [100 * r["test_acc"] for r in rows], color="tab:blue", label="test accuracy")
     ax.set_xlabel("epoch (all phases)")
     ax.set_ylabel("test accuracy (%)", color="tab:blue")
     boundaries = [i for i in range(1, len(rows)) if rows[i]["phase"] != rows[i - 1]["phase"]]
+    labelled = False
     for boundary in boundaries:
         ax.axvline(boundary + 0.5, color="0.8", linewidth=0.8)
+        # "eval" follows the unit "prune", "level-2/eval" follows "level-2/prune".
+        pruned = events.get(rows[boundary]["phase"].replace("eval", "prune"), {})
+        if "test_acc_after_prune" in pruned:
+            ax.plot(boundary + 0.5, 100 * pruned["test_acc_after_prune"], "v", color="tab:blue",
+                    label=None if labelled else "right after pruning")
+            labelled = True
+    if labelled:
+        ax.legend(loc="lower right", fontsize=8)
     twin = ax.twinx()
     twin.plot(x, [100 * r["sparsity"] for r in rows], color="tab:red", linestyle="--", label="sparsity")
     twin.set_ylabel("sparsity (%)", color="tab:red")

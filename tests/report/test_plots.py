@@ -1,0 +1,62 @@
+"""The run plots: written as PNG files, with the data they claim to show."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from prunelab.report import plots
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def _rows(phase: str, accs: list[float], sparsity: float) -> list[dict]:
+    return [{"phase": phase, "test_acc": a, "sparsity": sparsity} for a in accs]
+
+
+@pytest.fixture
+def captured(monkeypatch):
+    """The figures the plots make, kept open for inspection (and still written)."""
+    figures = []
+    save = plots._save
+
+    def keep(fig, path):
+        figures.append([(line.get_xdata(), line.get_ydata(), line.get_marker()) for ax in fig.axes for line in ax.lines])
+        save(fig, path)
+
+    monkeypatch.setattr(plots, "_save", keep)
+    return figures
+
+
+def test_training_plot_marks_the_accuracy_right_after_each_pruning_step(tmp_path: Path, captured) -> None:
+    rows = (_rows("find", [0.5, 0.8], 0.0) + _rows("level-1/eval", [0.7, 0.75], 0.2)
+            + _rows("level-2/eval", [0.6, 0.7], 0.36))
+    (tmp_path / "metrics.json").write_text(json.dumps(rows))
+    events = {"level-1/prune": {"test_acc_after_prune": 0.4}, "level-2/prune": {"test_acc_after_prune": 0.3}}
+    (tmp_path / "events.json").write_text(json.dumps(events))
+    path = plots.plot_training(tmp_path)
+    assert path.read_bytes().startswith(PNG)
+    lines = captured[0]
+    accuracy = next(line for line in lines if line[2] == "None" and list(line[1]) == [50, 80, 70, 75, 60, 70])
+    assert list(accuracy[0]) == [1, 2, 3, 4, 5, 6]
+    markers = [(list(x), list(y)) for x, y, marker in lines if marker == "v"]
+    assert markers == [([2.5], [40.0]), ([4.5], [30.0])]  # between the epochs, at the pruned accuracy
+    assert any(list(y) == [0, 0, 20, 20, 36, 36] for _, y, _ in lines)  # the sparsity, in percent
+
+
+def test_training_plot_without_pruning_events(tmp_path: Path, captured) -> None:
+    (tmp_path / "metrics.json").write_text(json.dumps(_rows("find", [0.5], 0.0) + _rows("eval", [0.6], 0.5)))
+    plots.plot_training(tmp_path)  # GMP prunes inside its eval phase: no single pruning step
+    assert not [line for line in captured[0] if line[2] == "v"]
+
+
+def test_sparsity_schedule_and_lr_range_plots(tmp_path: Path, captured) -> None:
+    plots.plot_sparsity_schedule([0, 10, 20], [0.05, 0.5, 0.9], tmp_path / "schedule.png")
+    plots.plot_lr_range([1e-3, 1e-2, 1e-1], [0.1, 0.12, 2.0], 1e-2, tmp_path / "lr.png")
+    assert (tmp_path / "schedule.png").read_bytes().startswith(PNG)
+    assert (tmp_path / "lr.png").read_bytes().startswith(PNG)
+    schedule, lr_range = captured
+    assert list(schedule[0][1]) == [5.0, 50.0, 90.0]
+    assert list(lr_range[0][0]) == [1e-3, 1e-2, 1e-1] and list(lr_range[1][0]) == [1e-2, 1e-2]  # the inflection line
