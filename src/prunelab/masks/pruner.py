@@ -62,7 +62,8 @@ class Pruner:
             raise TypeError(f"seed must be an int, got {seed!r}")
         self.model = model
         self.parameters: dict[str, nn.Parameter] = find_prunable(model, include, exclude)
-        self._aliases = {name: parameter_names(model)[name] for name in self.parameters}
+        names = parameter_names(model)
+        self._aliases = {name: names[name] for name in self.parameters}
         self.criterion = get_criterion(criterion, seed)
         self.seed = seed
         self.masks: dict[str, Tensor] = {}
