@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from prunelab.config import RecipeError, builtin_recipes, run_name
-from prunelab.config.sweep import load_plan
+from prunelab.config.sweep import SUMMARY_VALUES, load_plan
 from prunelab.report import format_stat, format_table, pivot
 from prunelab.runs.io import write_text
 
@@ -145,7 +145,8 @@ def _show(args: argparse.Namespace) -> int:
         path = seed_folder / "layer_sparsity.json"
         if path.exists():
             layers = json.loads(path.read_text())
-            rows = [{"layer": name, **counts, "sparsity": f"{100 * counts['sparsity']:.2f}%"} for name, counts in layers.items()]
+            rows = [{"layer": name, **counts, "sparsity": format_stat("sparsity", {"mean": counts["sparsity"], "std": 0.0})}
+                    for name, counts in layers.items()]
             print(f"\nlayerwise pruning ratios ({seed_folder.name}):")
             print(format_table(rows, ["layer", "numel", "remaining", "sparsity"]))
     return 0
@@ -170,7 +171,7 @@ def _compare(args: argparse.Namespace) -> int:
     return 0
 
 
-COMPARED = ("dense_acc", "pruned_acc", "final_acc", "sparsity", "remaining_parameters", "wall_seconds")
+COMPARED = tuple(value for value in SUMMARY_VALUES if value != "parameters")
 
 
 def _summary_table(folder: Path) -> str:

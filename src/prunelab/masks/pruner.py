@@ -67,8 +67,9 @@ class Pruner:
         self.criterion = get_criterion(criterion, seed)
         self.seed = seed
         self.masks: dict[str, Tensor] = {}
-        # While an optimizer is attached: (weight, mask in the weight's dtype) per pruned tensor.
-        self._enforced: list[tuple[nn.Parameter, Tensor]] = []
+        # While an optimizer is attached: (weight, mask in the weight's dtype) per pruned
+        # tensor, for the per-step products; None when there is none to keep up to date.
+        self._enforced: list[tuple[nn.Parameter, Tensor]] | None = None
         self._hooks: dict[int, tuple[torch.optim.Optimizer, list]] = {}
 
     # -- pruning -----------------------------------------------------------------------
@@ -145,7 +146,7 @@ class Pruner:
                 self.masks[name] = masks[name]
             elif name not in self.masks:
                 self.masks[name] = torch.ones_like(param, dtype=torch.bool)
-        self._enforced = []
+        self._enforced = None
         self.apply()
 
     def apply(self) -> None:
@@ -154,9 +155,10 @@ class Pruner:
         Call it after writing weights into the model (e.g. rewinding to earlier weights).
         """
         self._follow_model()
-        masks = self._enforced or self._products()
+        # Off the per-step path, bool masks do (a product with them casts, but needs no copy).
+        pairs = self._enforced if self._hooks else [(self.parameters[n], m) for n, m in self.masks.items()]
         with torch.no_grad():
-            for param, mask in masks:
+            for param, mask in pairs:
                 param.mul_(mask)
                 if param.grad is not None:
                     param.grad.mul_(mask)
@@ -166,9 +168,9 @@ class Pruner:
                             value.mul_(mask)
 
     def _products(self) -> list[tuple[nn.Parameter, Tensor]]:
-        """(weight, mask in the weight's dtype) for every tensor with pruned entries. A product
-        with a bool mask casts every element and is several times slower on CPU; it showed as
-        a 15% step-time overhead on LeNet-300-100."""
+        """(weight, mask in the weight's dtype) for every tensor with pruned entries: in the
+        per-step products a bool mask, which casts every element, showed as a 15% step-time
+        overhead on LeNet-300-100."""
         return [
             (self.parameters[name], mask.to(self.parameters[name].dtype))
             for name, mask in self.masks.items()
@@ -192,11 +194,10 @@ class Pruner:
         for name, mask in self.masks.items():
             if mask.device != self.parameters[name].device:
                 self.masks[name], changed = mask.to(self.parameters[name].device), True
-        stale = any(m.dtype != p.dtype or m.device != p.device for p, m in self._enforced)
-        if self._hooks and (changed or stale or not self._enforced):
-            enforced = self._products()
-            changed = changed or stale or len(enforced) != len(self._enforced)
-            self._enforced = enforced
+        stale = self._enforced is None or any(m.dtype != p.dtype or m.device != p.device for p, m in self._enforced)
+        if self._hooks and (changed or stale):
+            self._enforced = self._products()
+            return True
         return changed
 
     # -- enforcement during training ---------------------------------------------------
@@ -235,12 +236,13 @@ class Pruner:
             for handle in handles:
                 handle.remove()
         if not self._hooks:
-            self._enforced = []
+            self._enforced = None
 
     def _mask_grads(self, *_hook_args: object) -> None:
         # Runs before every step, so it is kept lean: gradients need no autograd guard, and
-        # the model is only checked for moved or replaced parameters when a product fails
-        # (masking is idempotent, so it is then simply done again).
+        # the model is only checked again when a product fails, as after a move to another
+        # device (masking is idempotent, so it is then simply done again). A cast of the
+        # model still masks correctly; the masks follow it at the next apply() or prune().
         try:
             for param, mask in self._enforced:
                 grad = param.grad

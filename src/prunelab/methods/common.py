@@ -24,28 +24,27 @@ def find_config(recipe: Recipe) -> TrainConfig:
     return recipe.find.model_copy(update={"epochs": recipe.prune.initial_epochs, "lr_schedule": linear})
 
 
-def late_rewinding(recipe: Recipe, train_size: int) -> tuple[int, int] | None:
-    """For ``eval.rewind`` epoch:K or step:K: the find step whose weights are kept, and the
-    eval step where the eval LR schedule resumes (the same point of training when the two
-    phases' batch sizes differ). Raises if either lies outside its phase, so that runs can
-    check it before any training."""
-    target = rewind_target(recipe.eval.rewind)
+def late_rewinding(find_phase: TrainConfig, evaluation: EvalConfig, train_size: int) -> tuple[int, int] | None:
+    """For ``evaluation.rewind`` epoch:K or step:K: the find step whose weights are kept, and
+    the eval step where the eval LR schedule resumes (the same point of training when the
+    two phases' batch sizes differ). Raises if either lies outside its phase, so that runs
+    can check it before any training."""
+    target = rewind_target(evaluation.rewind)
     if target is None:
         return None
     kind, k = target
-    config = find_config(recipe)
-    find_steps, eval_steps = -(-train_size // config.batch_size), -(-train_size // recipe.eval.batch_size)
+    find_steps, eval_steps = epoch_steps(train_size, find_phase.batch_size), epoch_steps(train_size, evaluation.batch_size)
     step = k * find_steps if kind == "epoch" else k
-    if step > config.epochs * find_steps:
+    if step > find_phase.epochs * find_steps:
         raise ValueError(
-            f"eval.rewind={recipe.eval.rewind} lies past the end of the find phase "
-            f"({config.epochs} epochs of {find_steps} steps)"
+            f"eval.rewind={evaluation.rewind} lies past the end of the find phase "
+            f"({find_phase.epochs} epochs of {find_steps} steps)"
         )
     start = k * eval_steps if kind == "epoch" else round(k * eval_steps / find_steps)
-    if recipe.eval.lr_policy is None and start >= recipe.eval.epochs * eval_steps:
+    if evaluation.lr_policy is None and start >= evaluation.epochs * eval_steps:
         raise ValueError(
-            f"eval.rewind={recipe.eval.rewind} resumes the eval LR schedule at step {start} of "
-            f"{recipe.eval.epochs * eval_steps} (eval.epochs={recipe.eval.epochs} of {eval_steps} steps), which "
+            f"eval.rewind={evaluation.rewind} resumes the eval LR schedule at step {start} of "
+            f"{evaluation.epochs * eval_steps} (eval.epochs={evaluation.epochs} of {eval_steps} steps), which "
             "leaves nothing to retrain (eval.epochs counts from the schedule's start)"
         )
     return step, start
@@ -53,7 +52,7 @@ def late_rewinding(recipe: Recipe, train_size: int) -> tuple[int, int] | None:
 
 def find(session: Session) -> dict:
     """Train the find phase (H_find), keeping the weights that late rewinding will need."""
-    rewinding = late_rewinding(session.recipe, len(session.data.x_train))
+    rewinding = late_rewinding(find_config(session.recipe), session.recipe.eval, len(session.data.x_train))
     hooks = [] if rewinding is None else [SaveWeightsAt(session, rewinding[0], "rewind")]
     result = session.train("find", find_config(session.recipe), step_hooks=hooks)
     if rewinding is not None and not session.has_weights("rewind"):
@@ -126,7 +125,7 @@ def retrain(session: Session, phase: str, find_result: dict, pruned: dict, confi
         })
     elif target is not None:
         # Late rewinding restores the LR position too.
-        start_step = late_rewinding(session.recipe.model_copy(update={"eval": config}), len(session.data.x_train))[1]
+        start_step = late_rewinding(find_config(session.recipe), config, len(session.data.x_train))[1]
     return session.train(phase, config, schedule=plan.schedule if plan else None, start_step=start_step)
 
 
@@ -149,9 +148,14 @@ def lr_log_in_steps_of(find_result: dict, steps_per_epoch: int) -> list[float]:
     return [log[i * find_steps // steps_per_epoch] for i in range(length)]
 
 
+def epoch_steps(train_size: int, batch_size: int) -> int:
+    """Optimizer steps in an epoch of ``train_size`` examples (the last batch may be short)."""
+    return -(-train_size // batch_size)
+
+
 def steps_per_epoch(session: Session, batch_size: int) -> int:
     """Optimizer steps in an epoch of the session's training data."""
-    return -(-len(session.data.x_train) // batch_size)
+    return epoch_steps(len(session.data.x_train), batch_size)
 
 
 def layer_counts(session: Session) -> dict[str, dict]:

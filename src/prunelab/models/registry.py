@@ -54,13 +54,7 @@ def build_model(name: str, num_classes: int, input_shape: Sequence[int], **optio
     torch.Size([2, 10])
     """
     builder = _builder(name)
-    check_options(name, options)
-    # Every integer option of the registered models is a layer size; 0 builds a model that
-    # fails only in its first forward pass, or silently ignores its input.
-    for key, value in {"num_classes": num_classes, **options}.items():
-        sizes = value if isinstance(value, (list, tuple)) else [value]
-        if any(isinstance(v, int) and not isinstance(v, bool) and v < 1 for v in sizes):
-            raise ValueError(f"model {name!r}: {key} must be at least 1, got {value!r}")
+    check_options(name, {"num_classes": num_classes, **options})
     try:
         return builder(num_classes=num_classes, input_shape=tuple(input_shape), **options)
     except (TypeError, ValueError, RuntimeError) as error:
@@ -69,7 +63,7 @@ def build_model(name: str, num_classes: int, input_shape: Sequence[int], **optio
 
 
 def check_options(name: str, options: dict[str, Any]) -> None:
-    """Raise a ValueError naming any option that model ``name`` does not have.
+    """Raise a ValueError naming any option that model ``name`` does not have, or any size below 1.
 
     >>> check_options("resnet20", {"channels": 64})
     Traceback (most recent call last):
@@ -77,12 +71,18 @@ def check_options(name: str, options: dict[str, Any]) -> None:
     ValueError: model 'resnet20' has no option(s) 'channels'; its options are: width
     """
     allowed = model_options(name)
-    unknown = sorted(set(options) - set(allowed))
+    unknown = sorted(set(options) - {*allowed, "num_classes"})
     if unknown:
         raise ValueError(
             f"model {name!r} has no option(s) {', '.join(map(repr, unknown))}; "
             f"its options are: {', '.join(allowed) or 'none'}"
         )
+    # Every integer option of the registered models is a layer size; 0 builds a model that
+    # fails only in its first forward pass, or silently ignores its input.
+    for key, value in options.items():
+        sizes = value if isinstance(value, (list, tuple)) else [value]
+        if any(isinstance(v, int) and not isinstance(v, bool) and v < 1 for v in sizes):
+            raise ValueError(f"model {name!r}: {key} must be at least 1, got {value!r}")
 
 
 def _builder(name: str) -> ModelBuilder:

@@ -68,7 +68,7 @@ def run_recipe(recipe: Recipe, out: str | Path = "runs", progress: bool = True) 
             continue
         if data is None:
             data = load_dataset(recipe.data.name, recipe.data.data_dir, recipe.data.download)
-            late_rewinding(recipe, len(data.x_train))  # the one check that needs the data's size
+            late_rewinding(find_config(recipe), recipe.eval, len(data.x_train))  # the one check needing the data's size
         run_seed(seed_folder, recipe, seed, data, device, progress)
     write_json(folder / SUMMARY, aggregate(folder, recipe))
     return folder

@@ -86,8 +86,7 @@ class Session:
         if current is not None and current["name"] == phase:
             trainer.state.__dict__.update(current["state"])
             if self._optimizer_state is not None:
-                trainer.optimizer.load_state_dict(self._optimizer_state)
-                self.pruner.apply()
+                trainer.optimizer.load_state_dict(self._optimizer_state)  # the attached pruner re-masks it
         else:
             trainer.state.epoch = start_step // trainer.steps_per_epoch
             trainer.state.step = start_step
