@@ -11,7 +11,7 @@ from torch import Tensor, nn
 
 from prunelab.criteria import Criterion, get_criterion
 from prunelab.masks.selection import select
-from prunelab.masks.targets import find_prunable, matches, parameter_names
+from prunelab.masks.targets import find_prunable, matches_any, parameter_names
 
 SCOPES = ("global", "layerwise")
 
@@ -125,7 +125,7 @@ class Pruner:
         source: dict[str, str] = {}
         for key, ratio in ratios.items():
             _check_fraction(f"ratio for {key!r}", ratio)
-            named = [name for name, aliases in self._aliases.items() if any(matches(key, a) for a in aliases)]
+            named = [name for name, aliases in self._aliases.items() if matches_any(key, aliases)]
             if not named:
                 raise ValueError(
                     f"ratio given for {key!r}, which names no prunable parameter; "

@@ -41,6 +41,11 @@ def parameter_names(model: nn.Module) -> dict[str, list[str]]:
     return {aliases[0]: aliases for aliases in names.values()}
 
 
+def matches_any(pattern: str, names: Sequence[str]) -> bool:
+    """Whether ``pattern`` names any of a (tied) parameter's ``names``, or a module holding it."""
+    return any(matches(pattern, name) for name in names)
+
+
 def find_prunable(
     model: nn.Module,
     include: Sequence[str] | None = None,
@@ -84,23 +89,22 @@ def find_prunable(
     if include is None:
         chosen = [name for name in names if id(parameters[name]) in layer_weights]
     else:
-        for pattern in include:
-            if not any(picks(pattern, name) for name in names):
+        picked = {pattern: {name for name in names if picks(pattern, name)} for pattern in include}
+        for pattern, found in picked.items():
+            if not found:
                 raise ValueError(
                     f"include pattern {pattern!r} picks nothing: it must name a parameter, or a module "
                     f"holding Conv/Linear weights; parameters are: {', '.join(names)}"
                 )
-        chosen = [name for name in names if any(picks(pattern, name) for pattern in include)]
-    for pattern in exclude or ():
-        if not any(matches(pattern, alias) for name in chosen for alias in names[name]):
+        chosen = [name for name in names if any(name in found for found in picked.values())]
+    removed = {pattern: {name for name in chosen if matches_any(pattern, names[name])} for pattern in exclude or ()}
+    for pattern, found in removed.items():
+        if not found:
             raise ValueError(
                 f"exclude pattern {pattern!r} matches no prunable parameter or module; "
                 f"prunable parameters are: {', '.join(chosen) or '(none)'}"
             )
-    chosen = [
-        name for name in chosen
-        if not any(matches(pattern, alias) for pattern in exclude or () for alias in names[name])
-    ]
+    chosen = [name for name in chosen if not any(name in found for found in removed.values())]
     if not chosen:
         raise ValueError("no prunable parameters: the model has no Conv/Linear weights left to prune")
     return {name: parameters[name] for name in chosen}
