@@ -63,3 +63,8 @@ def test_formatted_statistics_read_as_numbers_and_are_right_aligned() -> None:
                      "wall_seconds": "16.5 s ± 1.3", "d1": "0.7187"}
     rule = format_table([{"metric": k, "value": v} for k, v in cells.items()]).splitlines()[1]
     assert rule.endswith(":|")  # the value column is right-aligned
+
+
+def test_a_pivot_of_sparsity_is_in_percent_like_the_summaries() -> None:
+    results = [({"p": "a"}, {"sparsity": {"mean": 0.9, "std": 0.0}})]
+    assert "**90.00 ± 0.00**" in pivot(results, "p", [], "sparsity")

@@ -64,7 +64,7 @@ def pivot(
     """A Markdown pivot table of sweep results, best mean of each column in bold.
 
     ``results`` pairs each run's grid assignment with its summary statistics
-    (``{metric: {"mean": ..., "std": ...}}``). Accuracies are shown in percent. The best is
+    (``{metric: {"mean": ..., "std": ...}}``). Accuracies and sparsity are in percent. The best is
     the highest, or the lowest for losses, times and parameter counts.
 
     >>> results = [({"policy": p, "budget": b}, {"final_acc": {"mean": m, "std": 0.01}})
@@ -75,7 +75,7 @@ def pivot(
     | ft     | 80.00 ± 1.00     | **85.00 ± 1.00** |
     | llr    | **90.00 ± 1.00** | 84.00 ± 1.00     |
     """
-    percent = value.endswith("_acc")
+    percent = value.endswith("_acc") or value == "sparsity"  # as format_stat shows them
     row_values = list(dict.fromkeys(a[rows] for a, _ in results))
     column_values = list(dict.fromkeys(tuple(a[c] for c in columns) for a, _ in results))
     cells: dict[tuple, Mapping[str, float]] = {}
