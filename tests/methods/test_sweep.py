@@ -91,9 +91,9 @@ def test_pivot_shows_mean_and_std_and_bolds_the_best_of_each_column() -> None:
     assert cells[2] == ["ft", "80.00 ± 1.00", "**70.00 ± 0.10**"]
     assert cells[3] == ["llr", "**85.00 ± 2.00**", "65.00 ± 0.00"]
     assert len(lines) == 4
-    # a value that is not an accuracy is shown as it is, not in percent
+    # sparsity is in percent too, as in the run summaries
     sparsity = pivot(results, "eval.lr_policy", ["prune.sparsity"], "sparsity")
-    assert "**0.42 ± 0.02**" in sparsity and "0.40 ± 0.01" in sparsity
+    assert "**42.50 ± 2.00**" in sparsity and "40.00 ± 1.00" in sparsity
 
 
 def test_pivot_with_two_column_keys_and_a_missing_cell() -> None:
