@@ -127,9 +127,16 @@ class EvalConfig(TrainConfig):
 
 
 class PruneBase(Strict):
+    """What to prune and how far. ``scope``: ``global`` ranks all prunable weights together,
+    ``layerwise`` prunes every layer to the same ratio, ``ratios`` to the given per-layer
+    ratios, and ``lpr_of`` to the layerwise pruning ratios (LPR) of the masks of the
+    finished run directory ``lpr_of``, pruning step by pruning step and seed by seed (seed
+    002's "match LPR" runs: the LPR is fixed, the masks within each layer are this run's)."""
+
     sparsity: Fraction = 0.9
-    scope: Literal["global", "layerwise", "ratios"] = "global"
+    scope: Literal["global", "layerwise", "ratios", "lpr_of"] = "global"
     ratios: dict[str, Fraction] | None = None
+    lpr_of: str | None = None
     criterion: Literal["magnitude", "random"] = "magnitude"
     include: list[str] | None = None
     exclude: list[str] = Field(default_factory=list)
@@ -138,6 +145,8 @@ class PruneBase(Strict):
     def _ratios_with_scope(self) -> PruneBase:
         if (self.scope == "ratios") != (self.ratios is not None):
             raise ValueError("scope 'ratios' and the ratios mapping go together")
+        if (self.scope == "lpr_of") != (self.lpr_of is not None):
+            raise ValueError("scope 'lpr_of' and the lpr_of run directory go together")
         return self
 
 
@@ -214,6 +223,8 @@ class Recipe(Strict):
         prune, evaluation = self.prune, self.eval
         if prune.method != "oneshot" and prune.scope == "ratios":
             raise ValueError(f"prune.scope: {prune.method} prunes with scope global or layerwise, not ratios")
+        if prune.method == "gmp" and prune.scope == "lpr_of":
+            raise ValueError("prune.scope: gmp prunes gradually with scope global or layerwise, not lpr_of")
         if evaluation.warmup_fraction and evaluation.lr_policy not in ("slr", "clr", "llr", "allr"):
             raise ValueError(
                 "eval.warmup_fraction warms up the restarting LR policies slr, clr, llr and allr; "

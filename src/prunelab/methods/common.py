@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import torch
 
 from prunelab.config.schema import EvalConfig, Recipe, TrainConfig
@@ -75,6 +78,8 @@ def prune(session: Session, key: str, **target) -> dict:
             pruner.prune(ratios=target["ratios"])
         elif spec.scope == "ratios":
             pruner.prune(ratios=spec.ratios)
+        elif spec.scope == "lpr_of":
+            pruner.prune(ratios=reference_lpr(session, key))
         else:
             pruner.prune(target["sparsity"], scope=spec.scope)
         newly_pruned = remaining_before - (total - pruner.count_pruned())
@@ -92,6 +97,28 @@ def prune(session: Session, key: str, **target) -> dict:
         }
 
     return session.once(key, compute)
+
+
+def reference_lpr(session: Session, key: str) -> dict[str, float]:
+    """The LPR that the run ``prune.lpr_of`` recorded at its pruning step ``key``, for this
+    seed (``prune.scope: lpr_of``)."""
+    reference = Path(session.recipe.prune.lpr_of)
+    events = reference / f"seed-{session.seed}" / "events.json"
+    if not events.exists():
+        raise ValueError(
+            f"prune.lpr_of: {reference} has no finished seed {session.seed} ({events} is missing); "
+            "run that recipe with this seed first"
+        )
+    step = json.loads(events.read_text()).get(key)
+    if step is None or "layer_sparsity" not in step:
+        raise ValueError(f"prune.lpr_of: {reference} (seed {session.seed}) has no pruning step {key!r} to copy the LPR of")
+    ratios = step["layer_sparsity"]
+    if set(ratios) != set(session.pruner.parameters):
+        raise ValueError(
+            f"prune.lpr_of: {reference} prunes the tensors {', '.join(ratios)}, this run "
+            f"{', '.join(session.pruner.parameters)}: the LPR of another model or other include/exclude cannot be copied"
+        )
+    return ratios
 
 
 def retrain(session: Session, phase: str, find_result: dict, pruned: dict, config: EvalConfig | None = None) -> dict:

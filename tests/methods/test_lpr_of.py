@@ -1,0 +1,73 @@
+"""``prune.scope: lpr_of``: the layerwise pruning ratios of another run, pruning step by
+pruning step, with this run's own masks within each layer (seed 002, "match LPR")."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from prunelab.runs.runner import run_recipe
+
+IMP = ["prune.method=imp", "prune.rate=0.5", "prune.levels=2", "eval.epochs=1"]
+
+
+def pruned_counts(seed_folder: Path, key: str) -> dict[str, float]:
+    return json.loads((seed_folder / "events.json").read_text())[key]["layer_sparsity"]
+
+
+@pytest.mark.parametrize("method", [["prune.method=oneshot", "prune.sparsity=0.8", "eval.epochs=1"], IMP])
+def test_the_lpr_is_the_reference_run_s_and_the_masks_are_this_run_s(make_recipe, shared_out, load_masks, method) -> None:
+    reference = run_recipe(make_recipe(*method), shared_out, progress=False)
+    # another find phase (a larger LR) finds other weights; its masks follow the reference's LPR
+    matched = run_recipe(
+        make_recipe(*method, "find.optimizer.lr=0.3", "prune.scope=lpr_of", f"prune.lpr_of={reference}"),
+        shared_out, progress=False,
+    )
+    keys = ["prune"] if "prune.method=oneshot" in method else ["level-1/prune", "level-2/prune"]
+    for key in keys:
+        expected = pruned_counts(reference / "seed-0", key)
+        assert pruned_counts(matched / "seed-0", key) == pytest.approx(expected, abs=1e-12)
+        ours, theirs = (load_masks(run / "seed-0" / "masks" / f"{key}.safetensors")
+                        for run in (matched, reference))
+        assert any((ours[n] != theirs[n]).any() for n in ours)  # same counts, other weights kept
+    # an ordinary global run with that find phase has an LPR of its own
+    free = run_recipe(make_recipe(*method, "find.optimizer.lr=0.3"), shared_out, progress=False)
+    assert pruned_counts(free / "seed-0", keys[-1]) != pytest.approx(pruned_counts(reference / "seed-0", keys[-1]))
+
+
+def test_a_reference_without_the_seed_or_the_step_is_an_error_before_retraining(make_recipe, shared_out, tmp_path) -> None:
+    reference = run_recipe(make_recipe("prune.method=oneshot", "prune.sparsity=0.8", "eval.epochs=1"), shared_out, progress=False)
+    with pytest.raises(ValueError, match="has no finished seed 5"):
+        run_recipe(make_recipe("prune.scope=lpr_of", f"prune.lpr_of={reference}", "seeds=[5]"), tmp_path, progress=False)
+    with pytest.raises(ValueError, match="has no pruning step 'level-1/prune'"):
+        run_recipe(make_recipe(*IMP, "prune.scope=lpr_of", f"prune.lpr_of={reference}"), tmp_path, progress=False)
+
+
+def test_lpr_of_needs_its_run_directory_and_a_method_with_pruning_steps(make_recipe) -> None:
+    from prunelab.config import RecipeError
+
+    with pytest.raises(RecipeError, match="scope 'lpr_of' and the lpr_of run directory go together"):
+        make_recipe("prune.scope=lpr_of")
+    with pytest.raises(RecipeError, match="gmp prunes gradually"):
+        make_recipe("prune={method: gmp, scope: lpr_of, lpr_of: runs/x}", "eval.epochs=8", "eval.lr_policy=null")
+
+
+def test_random_masks_at_the_reference_lpr_are_the_preserve_lpr_baseline(make_recipe, shared_out, data, load_masks) -> None:
+    from prunelab.masks import Pruner
+    from prunelab.models import build_model
+
+    oneshot = ["prune.method=oneshot", "prune.sparsity=0.8", "eval.epochs=1"]
+    reference = run_recipe(make_recipe(*oneshot), shared_out, progress=False)
+    baseline = run_recipe(
+        make_recipe(*oneshot, "prune.criterion=random", "prune.scope=lpr_of", f"prune.lpr_of={reference}"),
+        shared_out, progress=False,
+    )
+    ratios = pruned_counts(reference / "seed-0", "prune")
+    assert pruned_counts(baseline / "seed-0", "prune") == pytest.approx(ratios, abs=1e-12)
+    # random within each layer: the masks a fresh random pruner draws at those ratios
+    model = build_model("mnist1d_cnn", num_classes=data.num_classes, input_shape=data.input_shape)
+    expected = Pruner(model, criterion="random", seed=0).prune(ratios=ratios)
+    saved = load_masks(baseline / "seed-0" / "masks" / "prune.safetensors")
+    assert saved.keys() == expected.keys() and all(bool((saved[n] == expected[n]).all()) for n in saved)
