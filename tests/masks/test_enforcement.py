@@ -290,3 +290,38 @@ def test_a_parameter_replaced_by_one_of_another_shape_is_an_error():
     model[0].weight = nn.Parameter(torch.randn(7, 20))
     with pytest.raises(ValueError, match=r"0.weight was replaced by a parameter of shape \(7, 20\), not \(32, 20\)"):
         pruner.apply()
+
+
+@pytest.mark.parametrize("as_keyword", [False, True])
+@pytest.mark.parametrize("make_optimizer", OPTIMIZERS.values(), ids=OPTIMIZERS.keys())
+def test_steps_with_a_closure_keep_pruned_entries_zero(make_optimizer, as_keyword):
+    """``step(closure)`` computes the gradients inside the step, after the pre-step hook:
+    the closure is wrapped so that its gradients are masked too."""
+    model = mlp()
+    pruner = Pruner(model)
+    pruner.prune(0.7)
+    optimizer = make_optimizer(model.parameters())
+    pruner.attach(optimizer)
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(64, 20, generator=g), torch.randint(0, 4, (64,), generator=g)
+
+    def closure():
+        optimizer.zero_grad()
+        loss = nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        return loss
+
+    losses = [float((optimizer.step(closure=closure) if as_keyword else optimizer.step(closure)).detach()) for _ in range(4)]
+    assert_pruned_entries_zero(pruner, optimizer)
+    assert losses[-1] < losses[0]  # and it trains
+
+
+def test_a_failed_attach_leaves_no_hook_behind():
+    model = mlp()
+    pruner = Pruner(model)
+    pruner.prune(0.5)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    model[0].weight = nn.Parameter(torch.randn(7, 20))
+    with pytest.raises(ValueError, match="was replaced by a parameter of shape"):
+        pruner.attach(optimizer)
+    assert not optimizer._optimizer_step_pre_hooks and not pruner._hooks

@@ -219,8 +219,9 @@ class Pruner:
             raise TypeError(f"attach needs a torch.optim.Optimizer, got {type(optimizer).__name__}")
         if id(optimizer) in self._hooks:
             return
+        self._follow_model()  # a model changed under the pruner fails here, before any hook exists
         handles = [
-            optimizer.register_step_pre_hook(self._mask_grads),
+            optimizer.register_step_pre_hook(self._before_step),
             optimizer.register_load_state_dict_post_hook(lambda _: self.apply()),
         ]
         if type(optimizer) not in ZERO_PRESERVING_OPTIMIZERS:
@@ -238,7 +239,26 @@ class Pruner:
         if not self._hooks:
             self._enforced = None
 
-    def _mask_grads(self, *_hook_args: object) -> None:
+    def _before_step(self, _optimizer: torch.optim.Optimizer, args: tuple, kwargs: dict) -> tuple[tuple, dict] | None:
+        """Mask the gradients; with ``step(closure)``, also those the closure computes.
+
+        ``args`` are those of ``optimizer.step``, the optimizer itself first.
+        """
+        self._mask_grads()
+        closure = args[1] if len(args) > 1 else kwargs.get("closure")
+        if closure is None:
+            return None
+
+        def masked_closure():
+            loss = closure()
+            self._mask_grads()
+            return loss
+
+        if len(args) > 1:
+            return (args[0], masked_closure, *args[2:]), kwargs
+        return args, {**kwargs, "closure": masked_closure}
+
+    def _mask_grads(self) -> None:
         # Runs before every step, so it is kept lean: gradients need no autograd guard, and
         # the model is only checked again when a product fails, as after a move to another
         # device (masking is idempotent, so it is then simply done again). A cast of the
