@@ -37,12 +37,36 @@ def test_the_lpr_is_the_reference_run_s_and_the_masks_are_this_run_s(make_recipe
     assert pruned_counts(free / "seed-0", keys[-1]) != pytest.approx(pruned_counts(reference / "seed-0", keys[-1]))
 
 
-def test_a_reference_without_the_seed_or_the_step_is_an_error_before_retraining(make_recipe, shared_out, tmp_path) -> None:
+def test_a_reference_that_does_not_fit_is_an_error_before_any_training(make_recipe, shared_out, tmp_path) -> None:
+    from prunelab.train import Trainer
+
     reference = run_recipe(make_recipe("prune.method=oneshot", "prune.sparsity=0.8", "eval.epochs=1"), shared_out, progress=False)
-    with pytest.raises(ValueError, match="has no finished seed 5"):
-        run_recipe(make_recipe("prune.scope=lpr_of", f"prune.lpr_of={reference}", "seeds=[5]"), tmp_path, progress=False)
-    with pytest.raises(ValueError, match="has no pruning step 'level-1/prune'"):
-        run_recipe(make_recipe(*IMP, "prune.scope=lpr_of", f"prune.lpr_of={reference}"), tmp_path, progress=False)
+    imp_reference = run_recipe(make_recipe(*IMP), shared_out, progress=False)
+    cases = [
+        (["seeds=[0, 5]"], reference, "has no finished seed 5"),
+        (IMP, reference, r"pruned at \['prune'\], this run would prune at \['level-1/prune', 'level-2/prune'\]"),
+        ([*IMP, "prune.levels=3"], imp_reference, "set prune.levels"),
+        (["prune.exclude=[classifier]"], reference, "cannot be copied"),
+        (["model.options={channels: 8}"], reference, "cannot be copied"),  # same names, other sizes
+        ([], tmp_path / "typo", "has no finished seed 0"),
+    ]
+    trained: list[str] = []
+    original = Trainer.train_epoch
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Trainer, "train_epoch", lambda self, epoch: trained.append(self.phase) or original(self, epoch))
+        for overrides, ref, message in cases:
+            recipe = make_recipe(*overrides, "prune.scope=lpr_of", f"prune.lpr_of={ref}")
+            with pytest.raises(ValueError, match=message):
+                run_recipe(recipe, tmp_path, progress=False)
+    assert trained == []
+
+
+def test_a_relative_reference_is_resolved_once(make_recipe, shared_out, monkeypatch) -> None:
+    reference = run_recipe(make_recipe("prune.method=oneshot", "prune.sparsity=0.8", "eval.epochs=1"), shared_out, progress=False)
+    monkeypatch.chdir(reference.parent)
+    spellings = [reference.name, f"./{reference.name}", f"{reference.name}/", str(reference)]
+    recipes = [make_recipe("prune.scope=lpr_of", f"prune.lpr_of={spelling}") for spelling in spellings]
+    assert {r.prune.lpr_of for r in recipes} == {str(reference.resolve())}
 
 
 def test_lpr_of_needs_its_run_directory_and_a_method_with_pruning_steps(make_recipe) -> None:

@@ -9,6 +9,7 @@ every result. Unknown keys are errors.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
@@ -140,6 +141,12 @@ class PruneBase(Strict):
     criterion: Literal["magnitude", "random"] = "magnitude"
     include: list[str] | None = None
     exclude: list[str] = Field(default_factory=list)
+
+    @field_validator("lpr_of")
+    @classmethod
+    def _absolute(cls, lpr_of: str | None) -> str | None:
+        # The same reference whatever the working directory, and one run name for it.
+        return None if lpr_of is None else str(Path(lpr_of).expanduser().resolve())
 
     @model_validator(mode="after")
     def _ratios_with_scope(self) -> PruneBase:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import torch
 
 from prunelab.config.schema import EvalConfig, Recipe, TrainConfig
 from prunelab.runs.session import SaveWeightsAt, Session
-from prunelab.schedules import allr_d1, retrain_schedule
+from prunelab.schedules import allr_d1, imp_levels, retrain_schedule
 
 
 def rewind_target(rewind: str) -> tuple[str, int] | None:
@@ -99,26 +100,44 @@ def prune(session: Session, key: str, **target) -> dict:
     return session.once(key, compute)
 
 
+def pruning_steps(recipe: Recipe) -> list[str]:
+    """The units in which ``recipe``'s method prunes (one-shot once, IMP/BIMP once a level)."""
+    spec = recipe.prune
+    if spec.method == "oneshot":
+        return ["prune"]
+    if spec.method in ("imp", "bimp"):
+        return [f"level-{level}/prune" for level in range(1, (spec.levels or imp_levels(spec.sparsity, spec.rate)) + 1)]
+    return []
+
+
+def check_lpr_reference(recipe: Recipe, prunable: dict[str, int]) -> None:
+    """Before any training: the run ``prune.lpr_of`` has every seed of ``recipe``, prunes
+    the same tensors (``prunable``: name -> size) and has exactly the same pruning steps."""
+    reference = Path(recipe.prune.lpr_of)
+    steps = pruning_steps(recipe)
+    for seed in recipe.seeds:
+        folder = reference / f"seed-{seed}"
+        if not (folder / "events.json").exists() or not (folder / "layer_sparsity.json").exists():
+            raise ValueError(f"prune.lpr_of: {reference} has no finished seed {seed}; run that recipe with this seed first")
+        theirs = {name: layer["numel"] for name, layer in json.loads((folder / "layer_sparsity.json").read_text()).items()}
+        if theirs != prunable:
+            raise ValueError(
+                f"prune.lpr_of: {reference} prunes {theirs}, this run {prunable} (name: size): the LPR of "
+                "another model or other include/exclude cannot be copied"
+            )
+        recorded = [key for key in json.loads((folder / "events.json").read_text()) if re.fullmatch(r"(level-\d+/)?prune", key)]
+        if sorted(recorded) != sorted(steps):
+            raise ValueError(
+                f"prune.lpr_of: {reference} (seed {seed}) pruned at {recorded}, this run would prune at {steps}; "
+                "set prune.levels (or rate and sparsity) to match"
+            )
+
+
 def reference_lpr(session: Session, key: str) -> dict[str, float]:
     """The LPR that the run ``prune.lpr_of`` recorded at its pruning step ``key``, for this
-    seed (``prune.scope: lpr_of``)."""
-    reference = Path(session.recipe.prune.lpr_of)
-    events = reference / f"seed-{session.seed}" / "events.json"
-    if not events.exists():
-        raise ValueError(
-            f"prune.lpr_of: {reference} has no finished seed {session.seed} ({events} is missing); "
-            "run that recipe with this seed first"
-        )
-    step = json.loads(events.read_text()).get(key)
-    if step is None or "layer_sparsity" not in step:
-        raise ValueError(f"prune.lpr_of: {reference} (seed {session.seed}) has no pruning step {key!r} to copy the LPR of")
-    ratios = step["layer_sparsity"]
-    if set(ratios) != set(session.pruner.parameters):
-        raise ValueError(
-            f"prune.lpr_of: {reference} prunes the tensors {', '.join(ratios)}, this run "
-            f"{', '.join(session.pruner.parameters)}: the LPR of another model or other include/exclude cannot be copied"
-        )
-    return ratios
+    seed (``prune.scope: lpr_of``; :func:`check_lpr_reference` has checked it before training)."""
+    events = Path(session.recipe.prune.lpr_of) / f"seed-{session.seed}" / "events.json"
+    return json.loads(events.read_text())[key]["layer_sparsity"]
 
 
 def retrain(session: Session, phase: str, find_result: dict, pruned: dict, config: EvalConfig | None = None) -> dict:

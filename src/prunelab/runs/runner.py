@@ -32,8 +32,17 @@ import torch
 
 from prunelab.config import Recipe, recipe_yaml, run_name
 from prunelab.data import load_dataset
+from prunelab.masks.targets import find_prunable
 from prunelab.methods import METHODS
-from prunelab.methods.common import find, find_config, late_rewinding, layer_counts, parameter_counts
+from prunelab.methods.common import (
+    check_lpr_reference,
+    find,
+    find_config,
+    late_rewinding,
+    layer_counts,
+    parameter_counts,
+)
+from prunelab.models import build_model
 from prunelab.report.plots import plot_sparsity_schedule, plot_training
 from prunelab.runs.io import (
     save_tensors,
@@ -56,6 +65,15 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def preflight(recipe: Recipe, data) -> None:
+    """The recipe's checks that need the data or other runs, before any training."""
+    late_rewinding(find_config(recipe), recipe.eval, len(data.x_train))
+    if recipe.prune.scope == "lpr_of":
+        model = build_model(recipe.model.name, num_classes=data.num_classes, input_shape=data.input_shape, **recipe.model.options)
+        prunable = find_prunable(model, recipe.prune.include, recipe.prune.exclude)
+        check_lpr_reference(recipe, {name: p.numel() for name, p in prunable.items()})
+
+
 def run_recipe(recipe: Recipe, out: str | Path = "runs", progress: bool = True) -> Path:
     """Run every seed of ``recipe`` that has not finished yet; returns the run directory."""
     device = resolve_device(recipe.device)
@@ -68,7 +86,7 @@ def run_recipe(recipe: Recipe, out: str | Path = "runs", progress: bool = True) 
             continue
         if data is None:
             data = load_dataset(recipe.data.name, recipe.data.data_dir, recipe.data.download)
-            late_rewinding(find_config(recipe), recipe.eval, len(data.x_train))  # the one check needing the data's size
+            preflight(recipe, data)
         run_seed(seed_folder, recipe, seed, data, device, progress)
     write_json(folder / SUMMARY, aggregate(folder, recipe))
     return folder
