@@ -193,6 +193,11 @@ class IMPConfig(PruneBase):
     rate: Float = Field(0.2, gt=0, lt=1)
     levels: Int | None = Field(None, ge=1)
 
+    @property
+    def level_count(self) -> int:
+        """How many levels the run prunes: ``levels``, or as many as reach ``sparsity``."""
+        return self.levels or imp_levels(self.sparsity, self.rate)
+
 
 class BIMPConfig(IMPConfig):
     """Budgeted IMP (seed 003): ``initial_epochs`` of linear-schedule training out of a total
@@ -260,7 +265,7 @@ class Recipe(Strict):
         if prune.method == "bimp":
             if evaluation.lr_policy not in (None, "allr") or evaluation.rewind != "none":
                 raise ValueError("bimp retrains with eval.lr_policy allr and eval.rewind none; leave them unset")
-            levels = prune.levels or imp_levels(prune.sparsity, prune.rate)
+            levels = prune.level_count
             if prune.budget_epochs - prune.initial_epochs < levels:
                 raise ValueError(
                     f"prune.budget_epochs - prune.initial_epochs = {prune.budget_epochs - prune.initial_epochs} "

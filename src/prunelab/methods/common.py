@@ -10,7 +10,7 @@ import torch
 
 from prunelab.config.schema import EvalConfig, Recipe, TrainConfig
 from prunelab.runs.session import SaveWeightsAt, Session
-from prunelab.schedules import allr_d1, imp_levels, retrain_schedule
+from prunelab.schedules import allr_d1, retrain_schedule
 
 
 def rewind_target(rewind: str) -> tuple[str, int] | None:
@@ -106,7 +106,7 @@ def pruning_steps(recipe: Recipe) -> list[str]:
     if spec.method == "oneshot":
         return ["prune"]
     if spec.method in ("imp", "bimp"):
-        return [f"level-{level}/prune" for level in range(1, (spec.levels or imp_levels(spec.sparsity, spec.rate)) + 1)]
+        return [f"level-{level}/prune" for level in range(1, spec.level_count + 1)]
     return []
 
 

@@ -65,7 +65,7 @@ def bimp(session: Session) -> dict:
     the remainder)."""
     spec = session.recipe.prune
     eval_config = session.recipe.eval.model_copy(update={"lr_policy": "allr"})
-    count = len(level_targets(spec.rate, spec.sparsity, spec.levels))
+    count = spec.level_count
     remaining = spec.budget_epochs - spec.initial_epochs  # >= count: checked by the recipe schema
     per_level = [remaining // count + (1 if i < remaining % count else 0) for i in range(count)]
     return _iterate(session, find(session), eval_config, per_level)
