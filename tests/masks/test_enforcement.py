@@ -325,3 +325,29 @@ def test_a_failed_attach_leaves_no_hook_behind():
     with pytest.raises(ValueError, match="was replaced by a parameter of shape"):
         pruner.attach(optimizer)
     assert not optimizer._optimizer_step_pre_hooks and not pruner._hooks
+
+
+@pytest.mark.parametrize("attached", [False, True], ids=["detached", "attached"])
+def test_mask_gradients_lets_clipping_count_kept_weights_only(attached):
+    model = mlp()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    pruner = Pruner(model)
+    pruner.prune(0.8)
+    if attached:
+        pruner.attach(optimizer)
+    optimizer.zero_grad()
+    x = torch.randn(64, 20, generator=torch.Generator().manual_seed(0))
+    model(x).square().mean().backward()
+    raw = {name: p.grad.clone() for name, p in model.named_parameters()}
+
+    pruner.mask_gradients()
+    norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=1e-3)
+
+    kept = [raw[n] * pruner.masks[n] if n in pruner.masks else raw[n] for n in raw]
+    expected_norm = torch.linalg.vector_norm(torch.cat([g.flatten() for g in kept]))
+    full_norm = torch.linalg.vector_norm(torch.cat([g.flatten() for g in raw.values()]))
+    assert norm.item() == pytest.approx(expected_norm.item(), rel=1e-6)
+    assert expected_norm < 0.99 * full_norm  # the pruned gradients were large enough to matter
+    for name, param in model.named_parameters():
+        expected = kept[list(raw).index(name)] * (1e-3 / (expected_norm.item() + 1e-6))
+        torch.testing.assert_close(param.grad, expected)

@@ -213,7 +213,8 @@ class Pruner:
         Uses the optimizer's own hooks; nothing of the model or optimizer is replaced. While
         attached, the pruner holds a copy of each pruned tensor's mask in the weight's dtype
         (fast to multiply by). Weights written into the model later (e.g. rewinding) need
-        :meth:`apply`.
+        :meth:`apply`. Gradient clipping between ``backward()`` and the step sees the
+        gradients of pruned weights unless :meth:`mask_gradients` is called first.
         """
         if not isinstance(optimizer, torch.optim.Optimizer):
             raise TypeError(f"attach needs a torch.optim.Optimizer, got {type(optimizer).__name__}")
@@ -244,25 +245,47 @@ class Pruner:
 
         ``args`` are those of ``optimizer.step``, the optimizer itself first.
         """
-        self._mask_grads()
+        self.mask_gradients()
         closure = args[1] if len(args) > 1 else kwargs.get("closure")
         if closure is None:
             return None
 
         def masked_closure():
             loss = closure()
-            self._mask_grads()
+            self.mask_gradients()
             return loss
 
         if len(args) > 1:
             return (args[0], masked_closure, *args[2:]), kwargs
         return args, {**kwargs, "closure": masked_closure}
 
-    def _mask_grads(self) -> None:
-        # Runs before every step, so it is kept lean: gradients need no autograd guard, and
-        # the model is only checked again when a product fails, as after a move to another
-        # device (masking is idempotent, so it is then simply done again). A cast of the
-        # model still masks correctly; the masks follow it at the next apply() or prune().
+    def mask_gradients(self) -> None:
+        """Zero the gradients of pruned weights now.
+
+        An attached optimizer's step does this itself. Call it between ``backward()`` and
+        anything that reads the gradients before the step, such as gradient clipping, so
+        that a gradient norm counts the kept weights only:
+
+        >>> model = nn.Linear(4, 2)
+        >>> pruner = Pruner(model)
+        >>> _ = pruner.prune(0.5)
+        >>> model(torch.ones(1, 4)).sum().backward()
+        >>> pruner.mask_gradients()
+        >>> int(model.weight.grad.count_nonzero())
+        4
+        """
+        if self._enforced is None:  # not attached: the bool masks serve, off the step path
+            self._follow_model()
+            with torch.no_grad():
+                for name, mask in self.masks.items():
+                    grad = self.parameters[name].grad
+                    if grad is not None:
+                        grad.mul_(mask)
+            return
+        # The per-step path, kept lean: gradients need no autograd guard, and the model is
+        # only checked again when a product fails, as after a move to another device
+        # (masking is idempotent, so it is then simply done again). A cast of the model
+        # still masks correctly; the masks follow it at the next apply() or prune().
         try:
             for param, mask in self._enforced:
                 grad = param.grad
@@ -271,7 +294,7 @@ class Pruner:
         except RuntimeError:
             if not self._follow_model():
                 raise
-            self._mask_grads()
+            self.mask_gradients()
 
     @torch.no_grad()
     def _mask_weights(self, *_hook_args: object) -> None:
