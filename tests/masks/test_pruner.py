@@ -1,6 +1,7 @@
 """Pruner masks against torch.nn.utils.prune, exact counts, nesting, criteria, persistence, errors."""
 
 import copy
+import pickle
 
 import pytest
 import torch
@@ -367,8 +368,11 @@ def test_bad_constructor_and_attach_arguments_are_errors():
 
 def test_loading_a_state_without_shapes_or_with_missing_masks_is_an_error():
     state = pruned_state()
-    with pytest.raises(ValueError, match="mask for 'fc2.weight' but not its shape"):
+    with pytest.raises(ValueError, match="has 'mask:fc2.weight' but not 'shape:fc2.weight'"):
         Pruner(distinct_model()).load_state_dict({k: v for k, v in state.items() if k != "shape:fc2.weight"})
+    shapes_only = {k: v for k, v in state.items() if k.startswith("shape:")}
+    with pytest.raises(ValueError, match="has 'shape:conv1d.weight' but not 'mask:conv1d.weight'"):
+        Pruner(distinct_model()).load_state_dict(shapes_only)
     with pytest.raises(ValueError, match="the state has no mask for fc2.weight"):
         Pruner(distinct_model()).load_state_dict({k: v for k, v in state.items() if not k.endswith(":fc2.weight")})
 
@@ -379,3 +383,54 @@ def test_zero_size_weights_count_as_unpruned():
     pruner = Pruner(model)
     pruner.prune(0.5)
     assert pruner.layer_sparsity() == {"0.weight": 0.0, "1.weight": 0.0, "2.weight": 0.5}
+
+
+@pytest.mark.parametrize("shape", [torch.tensor(320), torch.tensor([10.0, 32.0]), [10, 32]], ids=["0-d", "float", "list"])
+def test_loading_a_malformed_shape_is_an_error(shape):
+    state = {**pruned_state(), "shape:fc2.weight": shape}
+    with pytest.raises(ValueError, match="'shape:fc2.weight' must be a 1-d integer tensor"):
+        Pruner(distinct_model()).load_state_dict(state)
+
+
+def test_numpy_scalars_count_like_python_floats():
+    np = pytest.importorskip("numpy")
+    model = nn.Linear(700, 100, bias=False)  # 70,000 weights: past float16's largest number
+    for sparsity in (np.float16(0.5), np.float32(0.3), np.float64(0.7)):
+        pruner = Pruner(copy.deepcopy(model))
+        pruner.prune(sparsity)
+        assert pruner.count_pruned() == round(float(sparsity) * 70_000)
+        pruner = Pruner(copy.deepcopy(model))
+        pruner.prune(ratios={"weight": sparsity})
+        assert pruner.count_pruned() == round(float(sparsity) * 70_000)
+
+
+def test_an_invalid_regex_as_ratio_key_is_an_error():
+    with pytest.raises(ValueError, match=r"ratios pattern 'fc\[' is not a valid regular expression"):
+        Pruner(distinct_model()).prune(ratios={"fc[": 0.5})
+
+
+def test_a_copy_of_an_attached_pruner_is_detached_and_can_be_attached():
+    model = distinct_model()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5, momentum=0.9)
+    pruner = Pruner(model)
+    pruner.prune(0.8)
+    pruner.attach(optimizer)
+    copied_model, copied_pruner, copied_optimizer = copy.deepcopy((model, pruner, optimizer))
+    restored_pruner = pickle.loads(pickle.dumps(pruner))
+    assert restored_pruner.sparsity() == pruner.sparsity()
+    for clone in (copied_pruner, restored_pruner):
+        clone.detach()  # nothing to detach: the copy holds no hooks of the original's optimizer
+
+    copied_pruner.attach(copied_optimizer)
+    x = torch.randn(4, 3, 16)
+    for _ in range(3):
+        copied_optimizer.zero_grad()
+        out = copied_model.conv2d(copied_model.conv1d(x).unsqueeze(2).expand(-1, -1, 3, -1))  # no forward of its own
+        out.square().mean().backward()
+        copied_optimizer.step()
+    for name, mask in copied_pruner.masks.items():
+        weight = copied_model.get_parameter(name)
+        if weight.grad is not None:
+            assert (weight[~mask] == 0).all() and (weight.grad[~mask] == 0).all(), name
+    assert copied_pruner.masks["conv2d.weight"].logical_not().any()
+    assert len(pruner._hooks) == 1 and len(optimizer._optimizer_step_pre_hooks) == 1

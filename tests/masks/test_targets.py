@@ -126,3 +126,20 @@ def test_excluding_everything_is_an_error():
         find_prunable(nn.Sequential(nn.Linear(2, 2)), exclude=["0"])
     with pytest.raises(ValueError, match="no prunable parameters"):
         find_prunable(nn.Sequential(nn.BatchNorm1d(3)))
+
+
+def test_a_layer_with_a_computed_weight_is_an_error_unless_excluded():
+    from torch.nn.utils import parametrizations
+
+    model = nn.Sequential(parametrizations.weight_norm(nn.Conv1d(4, 8, 3)), nn.Flatten(), nn.Linear(8 * 6, 2))
+    for kwargs in ({}, {"include": ["0"]}):
+        with pytest.raises(ValueError, match=r"layer '0' \(ParametrizedConv1d\) computes its weight"):
+            find_prunable(model, **kwargs)
+    assert list(find_prunable(model, exclude=["0"])) == ["2.weight"]
+    assert list(find_prunable(model, include=["2"])) == ["2.weight"]
+    # The parametrization's own parameter can be named (weight_norm's direction v, which zeroes w).
+    assert list(find_prunable(model, include=["0.parametrizations.weight.original1"])) == [
+        "0.parametrizations.weight.original1"
+    ]
+    with pytest.raises(ValueError, match=r"layer '0' \(ParametrizedLinear\)"):
+        find_prunable(nn.Sequential(parametrizations.spectral_norm(nn.Linear(8, 8))))

@@ -11,7 +11,7 @@ from torch import Tensor, nn
 
 from prunelab.criteria import Criterion, get_criterion
 from prunelab.masks.selection import select
-from prunelab.masks.targets import find_prunable, matches_any, parameter_names
+from prunelab.masks.targets import compile_pattern, find_prunable, matches_any, parameter_names
 
 SCOPES = ("global", "layerwise")
 
@@ -101,7 +101,7 @@ class Pruner:
         if ratios is not None:
             groups = [([name], ratio) for name, ratio in self._ratio_targets(ratios).items()]
         else:
-            _check_fraction("sparsity", sparsity)
+            sparsity = _fraction("sparsity", sparsity)
             names = list(self.parameters)
             groups = [(names, sparsity)] if scope == "global" else [([name], sparsity) for name in names]
         masks = {}
@@ -123,8 +123,9 @@ class Pruner:
     def _ratio_targets(self, ratios: Mapping[str, float]) -> dict[str, float]:
         targets: dict[str, float] = {}
         source: dict[str, str] = {}
-        for key, ratio in ratios.items():
-            _check_fraction(f"ratio for {key!r}", ratio)
+        for key, raw_ratio in ratios.items():
+            ratio = _fraction(f"ratio for {key!r}", raw_ratio)
+            compile_pattern("ratios", key)
             named = [name for name, aliases in self._aliases.items() if matches_any(key, aliases)]
             if not named:
                 raise ValueError(
@@ -213,7 +214,8 @@ class Pruner:
         Uses the optimizer's own hooks; nothing of the model or optimizer is replaced. While
         attached, the pruner holds a copy of each pruned tensor's mask in the weight's dtype
         (fast to multiply by). Weights written into the model later (e.g. rewinding) need
-        :meth:`apply`. Gradient clipping between ``backward()`` and the step sees the
+        :meth:`apply`. A copy of the pruner (``copy.deepcopy``, pickle) is not attached.
+        Gradient clipping between ``backward()`` and the step sees the
         gradients of pruned weights unless :meth:`mask_gradients` is called first.
         """
         if not isinstance(optimizer, torch.optim.Optimizer):
@@ -223,12 +225,19 @@ class Pruner:
         self._follow_model()  # a model changed under the pruner fails here, before any hook exists
         handles = [
             optimizer.register_step_pre_hook(self._before_step),
-            optimizer.register_load_state_dict_post_hook(lambda _: self.apply()),
+            optimizer.register_load_state_dict_post_hook(self._after_optimizer_load),
         ]
         if type(optimizer) not in ZERO_PRESERVING_OPTIMIZERS:
             handles.append(optimizer.register_step_post_hook(self._mask_weights))
         self._hooks[id(optimizer)] = (optimizer, handles)
         self.apply()
+
+    def _after_optimizer_load(self, _optimizer: torch.optim.Optimizer) -> None:
+        self.apply()
+
+    def __getstate__(self) -> dict:
+        # The hooks live in the original's optimizers: a copy (deepcopy, pickle) starts detached.
+        return {**self.__dict__, "_hooks": {}, "_enforced": None}
 
     def detach(self, optimizer: torch.optim.Optimizer | None = None) -> None:
         """Stop enforcing the masks for ``optimizer`` (all optimizers if None)."""
@@ -349,11 +358,12 @@ class Pruner:
                     f"mask for {name!r}, but the model has no prunable parameter of that name; "
                     f"prunable parameters are: {', '.join(self.parameters)}"
                 )
+            other = f"shape:{name}" if kind == "mask" else f"mask:{name}"
+            if other not in state:
+                raise ValueError(f"the state has {key!r} but not {other!r}")
             if kind == "shape":
                 continue
-            if f"shape:{name}" not in state:
-                raise ValueError(f"the state has a mask for {name!r} but not its shape ('shape:{name}')")
-            shape = tuple(int(d) for d in state[f"shape:{name}"])
+            shape = _shape(name, state[f"shape:{name}"])
             expected = tuple(self.parameters[name].shape)
             if shape != expected:
                 raise ValueError(f"mask for {name!r} has shape {shape}, but the parameter has shape {expected}")
@@ -366,9 +376,18 @@ class Pruner:
         self._set_masks(masks)
 
 
-def _check_fraction(label: str, value: object) -> None:
+def _fraction(label: str, value: object) -> float:
+    """``value`` as a Python float in [0, 1): numpy scalars count in their own precision."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value < 1:
         raise ValueError(f"{label} must be a number in [0, 1), got {value!r}")
+    return float(value)
+
+
+def _shape(name: str, value: object) -> tuple[int, ...]:
+    key = f"shape:{name}"
+    if not isinstance(value, Tensor) or value.dim() != 1 or value.dtype.is_floating_point or value.dtype == torch.bool:
+        raise ValueError(f"{key!r} must be a 1-d integer tensor, got {value!r}")
+    return tuple(int(d) for d in value)
 
 
 _BIT_WEIGHTS = torch.tensor([128, 64, 32, 16, 8, 4, 2, 1], dtype=torch.uint8)

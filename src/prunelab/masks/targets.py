@@ -60,7 +60,8 @@ def find_prunable(
     embedding's weight), a module name picks the Conv/Linear weights inside that module
     (not its biases or norm layers). ``exclude`` then removes parameters or modules. A
     tied weight answers to each of its names. A pattern that picks or removes nothing is an
-    error, because a typo there silently changes what gets pruned.
+    error, because a typo there silently changes what gets pruned; so is a layer whose weight
+    is computed (``weight_norm``, ``spectral_norm``, parametrizations) unless excluded.
 
     >>> model = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
     >>> list(find_prunable(model, exclude=["2"]))
@@ -70,14 +71,23 @@ def find_prunable(
         if isinstance(patterns, str):
             raise TypeError(f"{label} must be a list of names or patterns, not the string {patterns!r}")
         for pattern in patterns or ():
-            _compile(label, pattern)
+            compile_pattern(label, pattern)
     parameters = dict(model.named_parameters())
     names = parameter_names(model)
-    layer_weights = {
-        id(module.weight)
-        for module in model.modules()
-        if isinstance(module, PRUNABLE_MODULES) and isinstance(module.weight, nn.Parameter)
-    }
+    layers = {name: module for name, module in model.named_modules() if isinstance(module, PRUNABLE_MODULES)}
+    layer_weights = {id(module.weight) for module in layers.values() if isinstance(module.weight, nn.Parameter)}
+    # A weight computed from other parameters (weight_norm, spectral_norm, any parametrization)
+    # cannot be zeroed in place: such a layer is an error unless excluded, never silently skipped.
+    computed = [name for name, module in layers.items() if not isinstance(module.weight, nn.Parameter)]
+    for layer in computed:
+        if (include is None or any(matches(p, layer) for p in include)) and not any(
+            matches(p, layer) for p in exclude or ()
+        ):
+            raise ValueError(
+                f"layer {layer!r} ({type(layers[layer]).__name__}) computes its weight from other parameters "
+                "(weight_norm, spectral_norm or another parametrization), so it cannot be pruned in place: "
+                "remove the parametrization first, exclude the layer, or name the parameter to prune in include"
+            )
 
     def picks(pattern: str, name: str) -> bool:
         """``include`` semantics: any parameter by its own name, layer weights by module name."""
@@ -99,7 +109,7 @@ def find_prunable(
         chosen = [name for name in names if any(name in found for found in picked.values())]
     removed = {pattern: {name for name in chosen if matches_any(pattern, names[name])} for pattern in exclude or ()}
     for pattern, found in removed.items():
-        if not found:
+        if not found and not any(matches(pattern, layer) for layer in computed):
             raise ValueError(
                 f"exclude pattern {pattern!r} matches no prunable parameter or module; "
                 f"prunable parameters are: {', '.join(chosen) or '(none)'}"
@@ -114,7 +124,8 @@ def _names(pattern: str, name: str) -> bool:
     return pattern == name or re.fullmatch(pattern, name) is not None
 
 
-def _compile(label: str, pattern: str) -> None:
+def compile_pattern(label: str, pattern: str) -> None:
+    """Raise a ValueError naming ``label`` if ``pattern`` is not a regular expression."""
     try:
         re.compile(pattern)
     except re.error as error:
