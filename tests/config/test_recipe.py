@@ -125,8 +125,30 @@ def test_union_fields_are_reported_at_the_path_the_user_writes() -> None:
 def test_model_options_must_be_the_model_s() -> None:
     """Switching models keeps the recipe's options, which may belong to the old model."""
     message = error_of(["model.name=mlp"])
-    assert "model 'mlp' has no option(s) 'channels'; its options are: hidden_sizes" in error_line(message, "model")
-    assert "unknown model 'alexnet'" in error_line(error_of(["model.name=alexnet"]), "model")
+    assert "model 'mlp' has no option(s) 'channels'; its options are: hidden_sizes" in error_line(message, "model.options")
+    assert "unknown model 'alexnet'" in error_line(error_of(["model.name=alexnet"]), "model.name")
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("model.options.channels=abc", "channels must be an int, got 'abc'"),
+        ("model.options.channels=2.5", "channels must be an int, got 2.5"),
+        ("model.options.channels=true", "channels must be an int, got True"),
+        ("model.options.channels=0", "channels must be at least 1"),
+    ],
+)
+def test_model_option_values_are_checked_against_the_builder(override, expected) -> None:
+    assert expected in error_line(error_of([override]), "model.options")
+
+
+def test_an_unknown_dataset_is_named_before_any_run() -> None:
+    assert "unknown dataset 'cifar99'; known datasets: cifar10" in error_line(error_of(["data.name=cifar99"]), "data.name")
+
+
+@pytest.mark.parametrize("seeds", ["[-1]", "[99999999999999999999]"])
+def test_seeds_must_fit_a_generator_seed(seeds) -> None:
+    assert "seeds must lie in [0, 2**63)" in error_line(error_of([f"seeds={seeds}"]), "seeds")
 
 
 def test_unknown_method_names_the_method_and_the_choices() -> None:
@@ -136,10 +158,9 @@ def test_unknown_method_names_the_method_and_the_choices() -> None:
         assert method in message
 
 
-def test_a_prune_section_without_method_says_so() -> None:
-    with pytest.raises(RecipeError) as caught:
-        validate({"prune": {"sparsity": 0.5}})
-    assert "method" in error_line(str(caught.value), "prune.method")
+def test_a_prune_section_without_method_prunes_once() -> None:
+    # As a recipe without a prune section does.
+    assert validate({"prune": {"sparsity": 0.5}}).prune == OneShotConfig(sparsity=0.5)
 
 
 def test_cross_field_checks() -> None:

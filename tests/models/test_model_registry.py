@@ -23,8 +23,10 @@ def test_unknown_option_is_named() -> None:
 
 
 def test_a_bad_option_value_is_an_error_naming_model_and_option() -> None:
-    with pytest.raises(ValueError, match="model 'mnist1d_cnn' cannot be built with channels='abc'"):
+    with pytest.raises(ValueError, match="model 'mnist1d_cnn': channels must be an int, got 'abc'"):
         build_model("mnist1d_cnn", 10, (1, 40), channels="abc")
+    with pytest.raises(ValueError, match=r"model 'mlp': hidden_sizes must be a list of ints, got \[10, 2.5\]"):
+        build_model("mlp", 10, (1, 40), hidden_sizes=[10, 2.5])
 
 
 @pytest.mark.parametrize(

@@ -12,9 +12,10 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from prunelab.models import check_options
+from prunelab.data import DATASETS
+from prunelab.models import check_options, model_options
 from prunelab.schedules import imp_levels
 
 
@@ -42,6 +43,13 @@ class DataConfig(Strict):
     download: bool = False
     augment: bool = True
 
+    @field_validator("name")
+    @classmethod
+    def _registered(cls, name: str) -> str:
+        if name not in DATASETS:
+            raise ValueError(f"unknown dataset {name!r}; known datasets: {', '.join(sorted(DATASETS))}")
+        return name
+
 
 class ModelConfig(Strict):
     """A registered model and its constructor options (e.g. ``hidden_sizes: [300, 100]``)."""
@@ -49,10 +57,18 @@ class ModelConfig(Strict):
     name: str = "mnist1d_cnn"
     options: dict[str, object] = Field(default_factory=dict)
 
-    @model_validator(mode="after")
-    def _known_model_and_options(self) -> ModelConfig:
-        check_options(self.name, self.options)  # also: the model is registered
-        return self
+    @field_validator("name")
+    @classmethod
+    def _registered(cls, name: str) -> str:
+        model_options(name)  # raises for an unknown model
+        return name
+
+    @field_validator("options")
+    @classmethod
+    def _known_options(cls, options: dict[str, object], info: ValidationInfo) -> dict[str, object]:
+        if "name" in info.data:  # else the name itself was invalid, and said so
+            check_options(info.data["name"], options)
+        return options
 
 
 class OptimizerConfig(Strict):
@@ -229,6 +245,15 @@ class Recipe(Strict):
     seeds: list[Int] = Field(default_factory=lambda: [0], min_length=1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
+    @model_validator(mode="before")
+    @classmethod
+    def _oneshot_by_default(cls, data: object) -> object:
+        # As with no prune section at all: a section without a method prunes once.
+        prune = data.get("prune") if isinstance(data, dict) else None
+        if isinstance(prune, dict) and "method" not in prune:
+            return {**data, "prune": {**prune, "method": "oneshot"}}
+        return data
+
     @model_validator(mode="after")
     def _consistent(self) -> Recipe:
         """Checks across sections, so that impossible settings fail before any training."""
@@ -290,6 +315,8 @@ class Recipe(Strict):
     @field_validator("seeds")
     @classmethod
     def _distinct(cls, seeds: list[int]) -> list[int]:
+        if not all(0 <= seed < 2**63 for seed in seeds):
+            raise ValueError(f"seeds must lie in [0, 2**63), got {seeds}")
         # A repeated seed would run once but count twice in the run's mean and std.
         if len(set(seeds)) != len(seeds):
             raise ValueError(f"seeds must be distinct, got {seeds}")

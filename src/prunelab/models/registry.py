@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import inspect
+import typing
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from pydantic import TypeAdapter, ValidationError
 from torch import nn
 
 ModelBuilder = Callable[..., nn.Module]
@@ -63,7 +65,8 @@ def build_model(name: str, num_classes: int, input_shape: Sequence[int], **optio
 
 
 def check_options(name: str, options: dict[str, Any]) -> None:
-    """Raise a ValueError naming any option that model ``name`` does not have, or any size below 1.
+    """Raise a ValueError naming any option that model ``name`` does not have, one of another
+    type than its builder declares, or any size below 1.
 
     >>> check_options("resnet20", {"channels": 64})
     Traceback (most recent call last):
@@ -77,12 +80,27 @@ def check_options(name: str, options: dict[str, Any]) -> None:
             f"model {name!r} has no option(s) {', '.join(map(repr, unknown))}; "
             f"its options are: {', '.join(allowed) or 'none'}"
         )
+    hints = typing.get_type_hints(_builder(name))
+    for key, value in options.items():
+        if key in hints:
+            try:
+                TypeAdapter(hints[key]).validate_python(value, strict=True)
+            except ValidationError:
+                raise ValueError(f"model {name!r}: {key} must be {_type_text(hints[key])}, got {value!r}") from None
     # Every integer option of the registered models is a layer size; 0 builds a model that
     # fails only in its first forward pass, or silently ignores its input.
     for key, value in options.items():
         sizes = value if isinstance(value, (list, tuple)) else [value]
         if any(isinstance(v, int) and not isinstance(v, bool) and v < 1 for v in sizes):
             raise ValueError(f"model {name!r}: {key} must be at least 1, got {value!r}")
+
+
+def _type_text(hint: Any) -> str:
+    """``int`` as "an int", ``Sequence[int]`` as "a list of ints"."""
+    args = typing.get_args(hint)
+    if args:
+        return f"a list of {args[0].__name__}s"
+    return f"a {hint.__name__}" if hint.__name__[0] not in "aeiou" else f"an {hint.__name__}"
 
 
 def _builder(name: str) -> ModelBuilder:
