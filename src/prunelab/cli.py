@@ -85,9 +85,13 @@ def _run(args: argparse.Namespace) -> int:
     rows = [{**assignment, "run": folder.name} for assignment, folder in results]
     text = format_table(rows)
     if sweep.table is not None:
-        stats = [(assignment, json.loads((folder / "summary.json").read_text())["stats"]) for assignment, folder in results]
+        summaries = [(assignment, json.loads((folder / "summary.json").read_text())) for assignment, folder in results]
+        # A run directory keeps the seeds of earlier commands too: name those the numbers cover.
+        seeds = {tuple(summary["seeds"]) for _, summary in summaries}
+        over = f"seeds {list(seeds.pop())}" if len(seeds) == 1 else "each run's seeds (see its summary.json)"
         spec = sweep.table
-        text = f"{spec.value} (mean ± std over seeds {plan[0][1].seeds}):\n\n" + pivot(stats, spec.rows, spec.columns, spec.value)
+        stats = [(assignment, summary["stats"]) for assignment, summary in summaries]
+        text = f"{spec.value} (mean ± std over {over}):\n\n" + pivot(stats, spec.rows, spec.columns, spec.value)
     name = Path(args.recipe).stem if args.recipe else "default"
     table_path = Path(args.out) / f"{name}-table.md"
     write_text(table_path, text + "\n")

@@ -89,7 +89,7 @@ def test_pivot_shows_mean_and_std_and_bolds_the_best_of_each_column() -> None:
     cells = [[c.strip() for c in line.strip("|").split("|")] for line in lines]
     assert cells[0] == ["lr_policy", "sparsity 0.5", "sparsity 0.9"]
     assert cells[2] == ["ft", "80.00 ± 1.00", "**70.00 ± 0.10**"]
-    assert cells[3] == ["llr", "**85.00 ± 2.00**", "65.00 ± 0.00"]
+    assert cells[3] == ["llr", "**85.00 ± 2.00**", "65.00"]
     assert len(lines) == 4
     # sparsity is in percent too, as in the run summaries
     sparsity = pivot(results, "eval.lr_policy", ["prune.sparsity"], "sparsity")
@@ -104,8 +104,8 @@ def test_pivot_with_two_column_keys_and_a_missing_cell() -> None:
     ]
     cells = [[c.strip() for c in line.strip("|").split("|")] for line in pivot(results, "p", ["s", "e"], "final_acc").splitlines()]
     assert cells[0] == ["p", "s 0.9 / e 2", "s 0.9 / e 5"]
-    assert cells[2] == ["a", "50.00 ± 0.00", "**70.00 ± 0.00**"]
-    assert cells[3] == ["b", "**60.00 ± 0.00**", ""]
+    assert cells[2] == ["a", "50.00", "**70.00**"]
+    assert cells[3] == ["b", "**60.00**", ""]
 
 
 def test_cli_runs_a_2x2_sweep_on_one_shared_find_phase(tmp_path, data_dir, capsys) -> None:
@@ -149,7 +149,7 @@ def test_cli_runs_a_2x2_sweep_on_one_shared_find_phase(tmp_path, data_dir, capsy
         best = max(finals[(p, sparsity)] for p in ("ft", "llr"))
         for policy in ("ft", "llr"):
             cell = rows[policy][column]
-            assert cell.strip("*") == f"{finals[(policy, sparsity)] * 100:.2f} ± 0.00"
+            assert cell.strip("*") == f"{finals[(policy, sparsity)] * 100:.2f}"
             assert cell.startswith("**") == (finals[(policy, sparsity)] == best)
 
 
@@ -173,10 +173,52 @@ def test_an_empty_grid_entry_is_an_error(tmp_path, data_dir) -> None:
     [
         ({"rows": "eval.lr_polcy"}, "sweep.table names 'eval.lr_polcy', which the grid does not sweep"),
         ({"rows": "prune.sparsity", "columns": ["eval.epochs"]}, "sweep.table names 'eval.epochs'"),
-        ({"rows": "prune.sparsity", "value": "final_accuracy"}, "Input should be 'dense_acc'"),
+        ({"rows": "prune.sparsity", "value": "final_accuracy"}, "- sweep.table.value: Input should be 'dense_acc'"),
     ],
 )
 def test_a_table_naming_unswept_keys_or_unknown_values_is_an_error_before_any_run(tmp_path, data_dir, table, message) -> None:
     path = write_sweep(tmp_path, data_dir, {"prune.sparsity": [0.5, 0.9]}, table)
     with pytest.raises(RecipeError, match=message):
         load_plan(path)
+
+
+def test_a_table_must_name_every_field_swept_over_several_values(tmp_path, data_dir) -> None:
+    grid = {"eval.lr_policy": ["ft", "llr"], "prune.sparsity": [0.5, 0.9], "eval.epochs": [1]}
+    path = write_sweep(tmp_path, data_dir, grid, {"rows": "eval.lr_policy"})
+    with pytest.raises(RecipeError, match="must name every swept field; add prune.sparsity to sweep.table.columns"):
+        load_plan(path)
+    plan, sweep = load_plan(path, ["sweep.table.columns=[prune.sparsity]"])  # eval.epochs has one value
+    assert len(plan) == 4 and sweep.table.columns == ["prune.sparsity"]
+
+
+def test_pivot_refuses_two_runs_in_one_cell() -> None:
+    results = [({"p": "ft", "s": 0.5}, {"final_acc": {"mean": 0.3, "std": 0.0}}),
+               ({"p": "ft", "s": 0.9}, {"final_acc": {"mean": 0.2, "std": 0.0}})]  # fmt: skip
+    with pytest.raises(ValueError, match="two runs fall into the cell p=ft"):
+        pivot(results, "p", [], "final_acc")
+
+
+def test_set_changes_the_grid_and_table_or_makes_a_sweep(tmp_path, data_dir) -> None:
+    path = write_sweep(tmp_path, data_dir, {"prune.sparsity": [0.5, 0.9]}, {"rows": "prune.sparsity"})
+    plan, _ = load_plan(path, [
+        "sweep.grid.eval.epochs=[1, 2]", "sweep.grid.prune.sparsity=[0.7]", "sweep.table.columns=[eval.epochs]",
+        " eval.batch_size = 250",
+    ])
+    assert [(a["prune.sparsity"], r.eval.epochs, r.eval.batch_size) for a, r in plan] == [(0.7, 1, 250), (0.7, 2, 250)]
+    plan, sweep = load_plan(None, ["sweep.grid.prune.sparsity=[0.5, 0.8]", "sweep.table.rows=prune.sparsity"])
+    assert [r.prune.sparsity for _, r in plan] == [0.5, 0.8] and sweep.table.rows == "prune.sparsity"
+
+
+def test_a_sweep_is_refused_where_one_recipe_is_needed() -> None:
+    with pytest.raises(RecipeError, match="'policy_comparison' is a sweep.*give a recipe without a sweep section"):
+        load_recipe("policy_comparison")
+
+
+def test_the_table_header_names_the_seeds_its_numbers_cover(tmp_path, data_dir, capsys) -> None:
+    """A run directory keeps the seeds of earlier commands, and the table averages them all."""
+    path = write_sweep(tmp_path, data_dir, {"eval.lr_policy": ["ft", "llr"]}, {"rows": "eval.lr_policy"}, seeds=[0])
+    out = tmp_path / "runs"
+    assert main(["run", str(path), "--out", str(out), "--no-progress"]) == 0
+    assert "(mean ± std over seeds [0])" in capsys.readouterr().out
+    assert main(["run", str(path), "--out", str(out), "--no-progress", "--set", "seeds=[1]"]) == 0
+    assert "(mean ± std over seeds [0, 1])" in capsys.readouterr().out

@@ -49,6 +49,8 @@ def load_recipe(source: str | Path | None = None, overrides: Iterable[str] = ())
     3
     """
     data, origin = read_recipe_data(source)
+    if "sweep" in data:
+        raise RecipeError(f"{origin} is a sweep, which stands for several recipes; give a recipe without a sweep section")
     for override in overrides:
         apply_override(data, override)
     return validate(data, origin)
@@ -58,8 +60,13 @@ def validate(data: dict, origin: str = "recipe") -> Recipe:
     try:
         return Recipe.model_validate(data)
     except ValidationError as error:
-        lines = [_describe(e) for e in error.errors()]
-        raise RecipeError(f"{origin} is invalid:\n" + "\n".join(f"  - {line}" for line in lines)) from None
+        raise RecipeError(describe_errors(error, origin)) from None
+
+
+def describe_errors(error: ValidationError, origin: str, section: tuple[str, ...] = ()) -> str:
+    """One line per invalid field of a recipe (or of its ``section``), naming the field."""
+    lines = [_describe({**e, "loc": (*section, *e["loc"])}) for e in error.errors()]
+    return f"{origin} is invalid:\n" + "\n".join(f"  - {line}" for line in lines)
 
 
 def _describe(error: dict) -> str:
@@ -81,16 +88,21 @@ def _describe(error: dict) -> str:
     return f"{where}: {message}{shown}"
 
 
-def apply_override(data: dict, override: str) -> None:
-    """Set ``key.sub=value`` in nested recipe data; the value is parsed as YAML (``0.5``, ``[1, 2]``)."""
+def apply_override(data: dict, override: str, nested: bool = True) -> None:
+    """Set ``key.sub=value`` in nested recipe data (or the key ``key.sub`` itself if not
+    ``nested``); the value is parsed as YAML (``0.5``, ``[1, 2]``)."""
     key, sep, raw = override.partition("=")
+    key = key.strip()
     if not sep or not key:
         raise RecipeError(f"override {override!r} must look like key.sub=value")
     try:
         value = yaml.safe_load(raw)
     except yaml.YAMLError as error:
         raise RecipeError(f"override {override!r}: the value is not valid YAML: {error}") from None
-    assign(data, key, value)
+    if nested:
+        assign(data, key, value)
+    else:
+        data[key] = value
 
 
 def assign(data: dict, key: str, value: object) -> None:

@@ -8,7 +8,9 @@ A recipe may carry a top-level ``sweep`` section::
         eval.lr_policy: [ft, lrw, llr]
       table: {rows: eval.lr_policy, columns: [prune.sparsity], value: final_acc}
 
-Each combination is the base recipe with those fields set, validated on its own.
+Each combination is the base recipe with those fields set, validated on its own. The
+table's rows and columns name every field swept over more than one value, so that no two
+runs share a cell. ``--set sweep.grid.eval.epochs=[1,2]`` adds to or changes the grid.
 """
 
 from __future__ import annotations
@@ -19,12 +21,13 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 
 from prunelab.config.load import (
     RecipeError,
     apply_override,
     assign,
+    describe_errors,
     read_recipe_data,
     validate,
 )
@@ -65,14 +68,19 @@ def load_plan(
     """
     data, origin = read_recipe_data(source)
     raw_sweep = data.pop("sweep", None)
+    overrides = list(overrides)
+    sweep_overrides = [o for o in overrides if o.strip().startswith("sweep.")]
+    overrides = [o for o in overrides if o not in sweep_overrides]
     for override in overrides:
         apply_override(data, override)
+    if sweep_overrides:
+        raw_sweep = _override_sweep(raw_sweep, sweep_overrides)
     if raw_sweep is None:
         return [({}, validate(data, origin))], None
     try:
         sweep = SweepSpec.model_validate(raw_sweep)
-    except ValueError as error:
-        raise RecipeError(f"{origin}: invalid sweep section: {error}") from None
+    except ValidationError as error:
+        raise RecipeError(describe_errors(error, origin, ("sweep",))) from None
     for key, values in sweep.grid.items():
         if not values:
             raise RecipeError(f"{origin}: sweep.grid.{key} is empty; a swept field needs at least one value")
@@ -80,8 +88,14 @@ def load_plan(
         for key in [sweep.table.rows, *sweep.table.columns]:
             if key not in sweep.grid:
                 raise RecipeError(f"{origin}: sweep.table names {key!r}, which the grid does not sweep ({', '.join(sweep.grid)})")
+        missing = [k for k, values in sweep.grid.items() if len(values) > 1 and k not in (sweep.table.rows, *sweep.table.columns)]
+        if missing:
+            raise RecipeError(
+                f"{origin}: sweep.table shows one run per cell, so its rows and columns must name every swept "
+                f"field; add {', '.join(missing)} to sweep.table.columns"
+            )
     for override in overrides:
-        key = override.partition("=")[0]
+        key = override.partition("=")[0].strip()
         if key in sweep.grid:
             raise RecipeError(f"--set {key}: this field is swept by the recipe ({sweep.grid[key]})")
         # A field inside a swept one (eval.optimizer.lr when eval.optimizer is swept) is replaced too.
@@ -98,3 +112,18 @@ def load_plan(
         label = ", ".join(f"{k}={v}" for k, v in assignment.items())
         plan.append((assignment, validate(variant, f"{origin} [{label}]")))
     return plan, sweep
+
+
+def _override_sweep(raw_sweep: object, overrides: list[str]) -> dict:
+    """The sweep section with ``--set sweep.…`` overrides applied. In ``sweep.grid.<field>``
+    the field is one key, dots and all (``sweep.grid.eval.epochs=[1, 2]``)."""
+    sweep = copy.deepcopy(raw_sweep) if isinstance(raw_sweep, dict) else {}
+    for override in overrides:
+        key, sep, raw = override.strip().partition("=")
+        if key.startswith("sweep.grid."):
+            grid = sweep.get("grid")
+            sweep["grid"] = grid = dict(grid) if isinstance(grid, dict) else {}
+            apply_override(grid, f"{key.removeprefix('sweep.grid.')}{sep}{raw}", nested=False)
+        else:
+            apply_override(sweep, f"{key.removeprefix('sweep.')}{sep}{raw}")
+    return sweep

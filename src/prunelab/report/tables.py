@@ -80,8 +80,12 @@ def pivot(
     column_values = list(dict.fromkeys(tuple(a[c] for c in columns) for a, _ in results))
     cells: dict[tuple, Mapping[str, float]] = {}
     for assignment, stats in results:
+        key = (assignment[rows], tuple(assignment[c] for c in columns))
+        if key in cells:
+            raise ValueError(f"two runs fall into the cell {rows}={key[0]}, {dict(zip(columns, key[1]))}: "
+                             "the rows and columns must name every field that differs between the runs")
         if value in stats:
-            cells[(assignment[rows], tuple(assignment[c] for c in columns))] = stats[value]
+            cells[key] = stats[value]
     choose = min if any(word in value for word in LOWER_IS_BETTER) else max
     best = {  # NaN means (a diverged run) are never the best
         col: choose((m for r in row_values if (r, col) in cells and not math.isnan(m := cells[(r, col)]["mean"])), default=None)
@@ -97,7 +101,7 @@ def pivot(
             if stat is None:
                 line[header] = ""
                 continue
-            text = f"{stat['mean'] * scale:.2f} ± {stat['std'] * scale:.2f}"
+            text = f"{stat['mean'] * scale:.2f}" + (f" ± {stat['std'] * scale:.2f}" if stat["std"] else "")
             line[header] = f"**{text}**" if stat["mean"] == best[col] else text
         table.append(line)
     return format_table(table)
