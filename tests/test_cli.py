@@ -208,7 +208,7 @@ def test_an_out_folder_that_cannot_be_made_is_a_clear_error(tmp_path: Path, caps
     not_a_folder.write_text("")
     assert cli.main(["run", "--no-progress", "--out", str(not_a_folder), "--set", "find.epochs=1"]) == 2
     captured = capsys.readouterr()
-    assert f"prunelab: error: [Errno 20] Not a directory: '{not_a_folder}" in captured.err
+    assert f"prunelab: error: --out {not_a_folder}: cannot make the folder: File exists" in captured.err
     assert "Traceback" not in captured.err
 
 
@@ -217,3 +217,28 @@ def test_no_command_is_a_usage_error(capsys) -> None:
         cli.main([])
     assert exited.value.code == 2
     assert "usage: prunelab" in capsys.readouterr().err
+
+
+def test_ratio_names_are_checked_before_any_training_and_leave_no_run(data_dir: Path, tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.setattr(Trainer, "train_epoch", lambda self, epoch: pytest.fail("trained before the recipe was checked"))
+    args = sets(data_dir, "prune.scope=ratios", "prune.ratios={features.9.weight: 0.5}")
+    assert cli.main(["run", "--no-progress", "--out", str(tmp_path), *args]) == 2
+    error = capsys.readouterr().err
+    assert "prunelab: error: prune.ratios: ratio given for 'features.9.weight', which names no prunable parameter" in error
+    assert list(tmp_path.iterdir()) == []  # no run directory, no find phase
+
+
+def test_lr_range_test_arguments_are_checked_before_training(tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.setattr(Trainer, "train_epoch", lambda self, epoch: pytest.fail("trained before the arguments were checked"))
+    assert cli.main(["lr-range-test", "--out", str(tmp_path), "--steps", "0"]) == 2
+    assert "steps must be at least 2, got 0" in capsys.readouterr().err
+    assert cli.main(["lr-range-test", "--out", str(tmp_path), "--start-lr", "1", "--end-lr", "1e-3"]) == 2
+    assert "need 0 < start_lr < end_lr" in capsys.readouterr().err
+
+
+def test_the_run_recipe_names_every_seed_the_directory_holds(data_dir: Path, tmp_path: Path) -> None:
+    for seeds in ("[1]", "[0]"):
+        assert cli.main(["run", "--no-progress", "--out", str(tmp_path), *sets(data_dir, "eval.epochs=1", f"seeds={seeds}")]) == 0
+    folder = run_folder(tmp_path)
+    assert "seeds:\n- 0\n- 1\n" in (folder / "recipe.yaml").read_text()
+    assert json.loads((folder / "summary.json").read_text())["seeds"] == [0, 1]

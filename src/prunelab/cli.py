@@ -72,6 +72,7 @@ def _run(args: argparse.Namespace) -> int:
     from prunelab.runs.runner import run_recipe
 
     plan, sweep = load_plan(args.recipe, args.overrides)
+    _make_out(args.out)
     results = []
     for index, (assignment, recipe) in enumerate(plan, start=1):
         label = f" [{index}/{len(plan)}: " + ", ".join(f"{k}={v}" for k, v in assignment.items()) + "]" if sweep else ""
@@ -101,7 +102,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _lr_range_test(args: argparse.Namespace) -> int:
-    from prunelab.analysis import lr_range_test
+    from prunelab.analysis import check_lr_range, lr_range_test
     from prunelab.config import load_recipe
     from prunelab.data import load_dataset
     from prunelab.report.plots import plot_lr_range
@@ -109,7 +110,9 @@ def _lr_range_test(args: argparse.Namespace) -> int:
     from prunelab.runs.runner import resolve_device, shared_find
     from prunelab.runs.session import Session
 
+    check_lr_range(args.start_lr, args.end_lr, args.steps)  # before the find phase trains
     recipe = load_recipe(args.recipe, args.overrides)
+    _make_out(args.out)
     seed, device = recipe.seeds[0], resolve_device(recipe.device)
     data = load_dataset(recipe.data.name, recipe.data.data_dir, recipe.data.download)
     progress = not args.no_progress
@@ -183,6 +186,13 @@ def _summary_table(folder: Path) -> str:
     spread = ", mean ± std" if len(summary["seeds"]) > 1 else ""
     rows = [{"metric": key, f"value{spread}": format_stat(key, stat)} for key, stat in summary["stats"].items()]
     return f"{summary['run']} (seeds {summary['seeds']}):\n" + format_table(rows)
+
+
+def _make_out(out: str) -> None:
+    try:
+        Path(out).mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OSError(f"--out {out}: cannot make the folder: {error.strerror or error}") from None
 
 
 def _run_folder(path: Path) -> Path:

@@ -37,6 +37,16 @@ class LRRangeResult:
         return self.inflection_lr
 
 
+def check_lr_range(start_lr: float, end_lr: float, steps: int) -> None:
+    """Raise a ValueError for a range the test cannot run (before the model is trained)."""
+    if not 0 < start_lr < end_lr:
+        raise ValueError(f"need 0 < start_lr < end_lr, got start_lr={start_lr}, end_lr={end_lr}")
+    if end_lr < 1:
+        raise ValueError(f"end_lr must reach at least 1 (seed 000), got {end_lr}")
+    if steps < 2:
+        raise ValueError(f"steps must be at least 2, got {steps}")
+
+
 def lr_range_test(
     model: nn.Module,
     data: Dataset,
@@ -62,12 +72,7 @@ def lr_range_test(
     >>> result.lrs[0], result.lrs[-1] >= 1.0 or result.losses[-1] > 4 * result.baseline
     (1e-09, True)
     """
-    if not 0 < start_lr < end_lr:
-        raise ValueError(f"need 0 < start_lr < end_lr, got start_lr={start_lr}, end_lr={end_lr}")
-    if end_lr < 1:
-        raise ValueError(f"end_lr must reach at least 1 (seed 000), got {end_lr}")
-    if steps < 2:
-        raise ValueError(f"steps must be at least 2, got {steps}")
+    check_lr_range(start_lr, end_lr, steps)
     device = torch.device(device)
     model = copy.deepcopy(model).to(device)
     probe_x = data.x_train[:probe_size].to(device)

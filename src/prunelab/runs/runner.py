@@ -2,7 +2,7 @@
 
 Layout of ``<out>/<run name>/``::
 
-    recipe.yaml                 the resolved recipe (every default written out)
+    recipe.yaml                 the resolved recipe (every default written out, every seed run)
     summary.json                mean and std over the finished seeds
     seed-<s>/
         summary.json            dense / pruned / final accuracy, sparsity, parameters, time
@@ -30,9 +30,9 @@ from pathlib import Path
 
 import torch
 
-from prunelab.config import Recipe, recipe_yaml, run_name
+from prunelab.config import Recipe, RecipeError, recipe_yaml, run_name
 from prunelab.data import load_dataset
-from prunelab.masks.targets import find_prunable
+from prunelab.masks import Pruner
 from prunelab.methods import METHODS
 from prunelab.methods.common import (
     check_lpr_reference,
@@ -68,26 +68,31 @@ def resolve_device(name: str) -> torch.device:
 def preflight(recipe: Recipe, data) -> None:
     """The recipe's checks that need the data or other runs, before any training."""
     late_rewinding(find_config(recipe), recipe.eval, len(data.x_train))
+    model = build_model(recipe.model.name, num_classes=data.num_classes, input_shape=data.input_shape, **recipe.model.options)
+    try:
+        pruner = Pruner(model, recipe.prune.include, recipe.prune.exclude, criterion=recipe.prune.criterion)
+        if recipe.prune.scope == "ratios":
+            pruner.prune(ratios=recipe.prune.ratios)  # names and values, on the untrained model
+    except ValueError as error:
+        field = "prune.ratios" if "ratio" in str(error) else "prune.include/exclude"
+        raise RecipeError(f"{field}: {error}") from None
     if recipe.prune.scope == "lpr_of":
-        model = build_model(recipe.model.name, num_classes=data.num_classes, input_shape=data.input_shape, **recipe.model.options)
-        prunable = find_prunable(model, recipe.prune.include, recipe.prune.exclude)
-        check_lpr_reference(recipe, {name: p.numel() for name, p in prunable.items()})
+        check_lpr_reference(recipe, {name: p.numel() for name, p in pruner.parameters.items()})
 
 
 def run_recipe(recipe: Recipe, out: str | Path = "runs", progress: bool = True) -> Path:
     """Run every seed of ``recipe`` that has not finished yet; returns the run directory."""
     device = resolve_device(recipe.device)
     folder = Path(out) / run_name(recipe)
-    write_text(folder / "recipe.yaml", recipe_yaml(recipe))
-    data = None
-    for seed in recipe.seeds:
-        seed_folder = folder / f"seed-{seed}"
-        if (seed_folder / SUMMARY).exists():
-            continue
-        if data is None:
-            data = load_dataset(recipe.data.name, recipe.data.data_dir, recipe.data.download)
-            preflight(recipe, data)
-        run_seed(seed_folder, recipe, seed, data, device, progress)
+    pending = [seed for seed in recipe.seeds if not (folder / f"seed-{seed}" / SUMMARY).exists()]
+    if pending:
+        data = load_dataset(recipe.data.name, recipe.data.data_dir, recipe.data.download)
+        preflight(recipe, data)  # before the run directory exists, so a bad recipe leaves nothing behind
+        # The directory gathers the seeds of every command: its recipe names them all.
+        seeds = sorted({*recipe.seeds, *(int(path.parent.name.removeprefix("seed-")) for path in folder.glob(f"seed-*/{SUMMARY}"))})
+        write_text(folder / "recipe.yaml", recipe_yaml(recipe.model_copy(update={"seeds": seeds})))
+    for seed in pending:
+        run_seed(folder / f"seed-{seed}", recipe, seed, data, device, progress)
     write_json(folder / SUMMARY, aggregate(folder, recipe))
     return folder
 
