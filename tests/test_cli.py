@@ -242,3 +242,11 @@ def test_the_run_recipe_names_every_seed_the_directory_holds(data_dir: Path, tmp
     folder = run_folder(tmp_path)
     assert "seeds:\n- 0\n- 1\n" in (folder / "recipe.yaml").read_text()
     assert json.loads((folder / "summary.json").read_text())["seeds"] == [0, 1]
+
+
+@pytest.mark.filterwarnings("default::UserWarning")  # over the test suite's ignoring of this note
+def test_warnings_read_as_one_line_without_source(data_dir: Path, tmp_path: Path, capsys) -> None:
+    args = sets(data_dir, "eval.epochs=1", "prune.method=imp", "prune.levels=1")
+    assert cli.main(["run", "--no-progress", "--out", str(tmp_path), *args]) == 0
+    lines = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert lines == ["prunelab: warning: prune.sparsity=0.9 is not used: prune.levels=1 sets how far IMP prunes"]

@@ -6,6 +6,7 @@ import argparse
 import json
 import math
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from prunelab.runs.io import write_text
 
 EPILOG = """examples:
   prunelab run                                   # the default recipe: MNIST-1D CNN, 90% one-shot
-  prunelab run imp --set prune.levels=5          # a built-in recipe with an override
+  prunelab run imp --set prune.sparsity=0.8      # a built-in recipe with an override
   prunelab run my_recipe.yaml --set seeds=[0,1,2] --out results
   prunelab show runs/oneshot-mnist1d_cnn-mnist1d-1a2b3c4d
   prunelab compare runs/*
@@ -59,13 +60,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            return COMMANDS[args.command](args)
     except (RecipeError, OSError, ValueError) as error:  # OSError: e.g. --out is a file, or read-only
         print(f"prunelab: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("\nprunelab: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
+
+
+def _show_warning(message: Warning | str, *_where: object, **_kwargs: object) -> None:
+    print(f"prunelab: warning: {message}", file=sys.stderr)  # for users: no source lines
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -19,6 +19,7 @@ from prunelab.config import (
     load_recipe,
     recipe_yaml,
     run_name,
+    unused_settings,
     validate,
 )
 from prunelab.config.sweep import load_plan
@@ -375,3 +376,27 @@ def test_run_name_differs_between_methods_with_default_settings() -> None:
     names = {run_name(validate({"prune": {"method": method}})) for method in ("oneshot", "gmp", "imp", "bimp")}
     assert len(names) == 4
     assert run_name(validate({})) == run_name(validate({"prune": {"method": "oneshot"}}))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (["prune.scope=ratios", "prune.ratios={features.0.weight: 0.5}"], ["prune.sparsity=0.9 is not used: scope ratios"]),
+        (["prune.method=imp", "prune.levels=2"], ["prune.sparsity=0.9 is not used: prune.levels=2 sets how far IMP prunes"]),
+        (["find.epochs=5", "find.lr_schedule={name: multistep, milestones: [3, 5, 9]}"],
+         ["find.lr_schedule.milestones [5, 9] lie at or past the end of the phase (find.epochs=5)"]),
+        (["eval.lr_policy=null", "eval.epochs=4", "eval.lr_schedule={name: step, step_size: 4}"], ["eval.lr_schedule.step_size=4 is not below eval.epochs=4"]),
+        (["eval.lr_policy=null", "eval.epochs=4", "eval.lr_schedule={name: step, step_size: 3}", "find.epochs=0"], []),
+        (["eval.lr_policy=ft", "eval.lr_schedule={name: multistep, milestones: [100]}"], []),  # the policy decides
+    ],
+)
+def test_unused_settings_are_named(overrides, expected) -> None:
+    messages = unused_settings(load_recipe(overrides=overrides))
+    assert len(messages) == len(expected)
+    for message, start in zip(messages, expected):
+        assert message.startswith(start)
+
+
+def test_an_unset_sparsity_is_not_reported_as_unused() -> None:
+    recipe = validate({"prune": {"method": "imp", "levels": 2}})
+    assert unused_settings(recipe) == []

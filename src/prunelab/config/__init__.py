@@ -21,10 +21,11 @@ from prunelab.config.schema import (
     OptimizerConfig,
     Recipe,
     TrainConfig,
+    unused_settings,
 )
 
 __all__ = [
     "BIMPConfig", "DataConfig", "EvalConfig", "GMPConfig", "IMPConfig", "LRScheduleConfig", "ModelConfig",
     "OneShotConfig", "OptimizerConfig", "Recipe", "RecipeError", "TrainConfig", "apply_override",
-    "builtin_recipes", "load_recipe", "recipe_yaml", "run_name", "validate",
+    "builtin_recipes", "load_recipe", "recipe_yaml", "run_name", "unused_settings", "validate",
 ]

@@ -321,3 +321,33 @@ class Recipe(Strict):
         if len(set(seeds)) != len(seeds):
             raise ValueError(f"seeds must be distinct, got {seeds}")
         return seeds
+
+
+def unused_settings(recipe: Recipe) -> list[str]:
+    """Settings a recipe gives that cannot take effect: valid, but most likely not meant.
+
+    >>> unused_settings(Recipe.model_validate({"find": {"epochs": 5, "lr_schedule": {"name": "multistep", "milestones": [3, 8]}}}))
+    ['find.lr_schedule.milestones [8] lie at or past the end of the phase (find.epochs=5): they never apply']
+    """
+    messages = []
+    prune = recipe.prune
+    if "sparsity" in prune.model_fields_set:
+        if prune.scope in ("ratios", "lpr_of"):
+            messages.append(f"prune.sparsity={prune.sparsity} is not used: scope {prune.scope} sets each layer's ratio")
+        elif prune.method in ("imp", "bimp") and prune.levels is not None:
+            messages.append(f"prune.sparsity={prune.sparsity} is not used: prune.levels={prune.levels} sets how far IMP prunes")
+    phases = [("eval", recipe.eval)] if recipe.eval.lr_policy is None and prune.method != "bimp" else []
+    if prune.method != "bimp":
+        phases.insert(0, ("find", recipe.find))
+    for name, phase in phases:
+        schedule = phase.lr_schedule
+        late = [m for m in schedule.milestones if m >= phase.epochs] if schedule.name == "multistep" else []
+        if phase.epochs and late:
+            messages.append(
+                f"{name}.lr_schedule.milestones {late} lie at or past the end of the phase ({name}.epochs={phase.epochs}): they never apply"
+            )
+        if phase.epochs and schedule.name == "step" and schedule.step_size >= phase.epochs:
+            messages.append(
+                f"{name}.lr_schedule.step_size={schedule.step_size} is not below {name}.epochs={phase.epochs}: the LR never steps"
+            )
+    return messages

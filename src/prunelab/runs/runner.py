@@ -26,11 +26,12 @@ from __future__ import annotations
 import hashlib
 import json
 import statistics
+import warnings
 from pathlib import Path
 
 import torch
 
-from prunelab.config import Recipe, RecipeError, recipe_yaml, run_name
+from prunelab.config import Recipe, RecipeError, recipe_yaml, run_name, unused_settings
 from prunelab.data import load_dataset
 from prunelab.masks import Pruner
 from prunelab.methods import METHODS
@@ -82,6 +83,8 @@ def preflight(recipe: Recipe, data) -> None:
 
 def run_recipe(recipe: Recipe, out: str | Path = "runs", progress: bool = True) -> Path:
     """Run every seed of ``recipe`` that has not finished yet; returns the run directory."""
+    for message in unused_settings(recipe):
+        warnings.warn(message, stacklevel=2)
     device = resolve_device(recipe.device)
     folder = Path(out) / run_name(recipe)
     pending = [seed for seed in recipe.seeds if not (folder / f"seed-{seed}" / SUMMARY).exists()]
