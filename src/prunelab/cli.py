@@ -191,7 +191,10 @@ COMPARED = tuple(value for value in SUMMARY_VALUES if value != "parameters")
 def _summary_table(folder: Path) -> str:
     summary = json.loads((folder / "summary.json").read_text())
     spread = ", mean ± std" if len(summary["seeds"]) > 1 else ""
-    rows = [{"metric": key, f"value{spread}": format_stat(key, stat)} for key, stat in summary["stats"].items()]
+    rows = [
+        {"metric": key, f"value{spread}": format_stat(key, stat), "meaning": SUMMARY_VALUES.get(key, "")}
+        for key, stat in summary["stats"].items()
+    ]
     return f"{summary['run']} (seeds {summary['seeds']}):\n" + format_table(rows)
 
 

@@ -23,7 +23,9 @@ def captured(monkeypatch):
     save = plots._save
 
     def keep(fig, path):
-        figures.append([(line.get_xdata(), line.get_ydata(), line.get_marker()) for ax in fig.axes for line in ax.lines])
+        figures.append([
+            (line.get_xdata(), line.get_ydata(), line.get_marker(), line.get_drawstyle()) for ax in fig.axes for line in ax.lines
+        ])
         save(fig, path)
 
     monkeypatch.setattr(plots, "_save", keep)
@@ -41,9 +43,10 @@ def test_training_plot_marks_the_accuracy_right_after_each_pruning_step(tmp_path
     lines = captured[0]
     accuracy = next(line for line in lines if line[2] == "None" and list(line[1]) == [50, 80, 70, 75, 60, 70])
     assert list(accuracy[0]) == [1, 2, 3, 4, 5, 6]
-    markers = [(list(x), list(y)) for x, y, marker in lines if marker == "v"]
+    markers = [(list(x), list(y)) for x, y, marker, _ in lines if marker == "v"]
     assert markers == [([2.5], [40.0]), ([4.5], [30.0])]  # between the epochs, at the pruned accuracy
-    assert any(list(y) == [0, 0, 20, 20, 36, 36] for _, y, _ in lines)  # the sparsity, in percent
+    # the sparsity, in percent, holding over each epoch: pruning is a step at the phase line
+    assert [style for _, y, _, style in lines if list(y) == [0, 0, 20, 20, 36, 36]] == ["steps-mid"]
 
 
 def test_training_plot_without_pruning_events(tmp_path: Path, captured) -> None:

@@ -34,10 +34,16 @@ from prunelab.config.load import (
 from prunelab.config.schema import Recipe, Strict
 
 
-#: The numbers every run summarises over its seeds, which a sweep table can show.
-SUMMARY_VALUES = (
-    "dense_acc", "pruned_acc", "final_acc", "sparsity", "parameters", "remaining_parameters", "wall_seconds",
-)
+#: The numbers every run summarises over its seeds (which a sweep table can show), and what they are.
+SUMMARY_VALUES = {
+    "dense_acc": "test accuracy of the trained dense model",
+    "pruned_acc": "test accuracy right after pruning, before retraining",
+    "final_acc": "test accuracy at the end of the run",
+    "sparsity": "pruned share of the prunable weights (Conv/Linear weights by default)",
+    "parameters": "all parameters of the model, biases and norm layers included",
+    "remaining_parameters": "parameters not pruned",
+    "wall_seconds": "time the run took",
+}
 
 
 class TableSpec(Strict):
@@ -46,7 +52,7 @@ class TableSpec(Strict):
 
     rows: str
     columns: list[str] = Field(default_factory=list)
-    value: Literal[SUMMARY_VALUES] = "final_acc"  # type: ignore[valid-type]
+    value: Literal[tuple(SUMMARY_VALUES)] = "final_acc"  # type: ignore[valid-type]
 
 
 class SweepSpec(Strict):

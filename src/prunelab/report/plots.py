@@ -53,7 +53,8 @@ def plot_training(seed_folder: Path) -> Path:
     if labelled:
         ax.legend(loc="lower right", fontsize=8)
     twin = ax.twinx()
-    twin.plot(x, [100 * r["sparsity"] for r in rows], color="tab:red", linestyle="--", label="sparsity")
+    # Each epoch's sparsity holds over the epoch: pruning steps show as steps, at the phase lines.
+    twin.step(x, [100 * r["sparsity"] for r in rows], where="mid", color="tab:red", linestyle="--", label="sparsity")
     twin.set_ylabel("sparsity (%)", color="tab:red")
     twin.set_ylim(0, 100)
     ax.set_title(seed_folder.parent.name, fontsize=9)
