@@ -174,11 +174,16 @@ def test_compare_prints_a_row_per_run(cli_run, data_dir: Path, capsys) -> None:
     assert cli.main(["compare", str(first), str(second)]) == 0
     text = capsys.readouterr().out
     rows = table(text)
-    assert rows["run"] == ["dense_acc", "pruned_acc", "final_acc", "sparsity", "remaining_parameters", "wall_seconds"]
+    # the one setting that differs comes first, then the summaries
+    assert rows["run"] == [
+        "prune.sparsity", "dense_acc", "pruned_acc", "final_acc", "sparsity", "parameters", "remaining_parameters",
+        "wall_seconds",
+    ]  # fmt: skip
     assert len([line for line in text.splitlines() if line.startswith("| oneshot-")]) == 2
-    assert rows[first.name][3] == "90.00%" and rows[second.name][3] == "50.00%"
+    assert rows[first.name][0] == "0.9" and rows[second.name][0] == "0.5"
+    assert rows[first.name][4] == "90.00%" and rows[second.name][4] == "50.00%"
     # the same find phase: the same dense accuracy
-    assert rows[first.name][0] == rows[second.name][0]
+    assert rows[first.name][1] == rows[second.name][1]
 
 
 @pytest.mark.parametrize("command", ["show", "compare"])

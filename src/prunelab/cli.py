@@ -10,6 +10,8 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+import yaml
+
 from prunelab.config import RecipeError, builtin_recipes, run_name
 from prunelab.config.sweep import SUMMARY_VALUES, load_plan
 from prunelab.report import format_stat, format_table, pivot
@@ -167,7 +169,7 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    rows = []
+    rows, settings = [], []
     for run in args.runs:
         try:
             folder = _run_folder(run)
@@ -178,14 +180,28 @@ def _compare(args: argparse.Namespace) -> int:
             print(f"prunelab: skipping {run}: {error}", file=sys.stderr)
             continue
         stats = json.loads((folder / "summary.json").read_text())["stats"]
-        rows.append({"run": folder.name, **{key: format_stat(key, stats.get(key)) for key in COMPARED}})
+        rows.append({"run": folder.name, **{key: format_stat(key, stats.get(key)) for key in SUMMARY_VALUES}})
+        settings.append(_flat(yaml.safe_load((folder / "recipe.yaml").read_text()) or {}))
     if not rows:
         raise FileNotFoundError("none of the given paths is a finished run directory")
-    print(format_table(rows, ["run", *COMPARED]))
+    # The settings that tell the runs apart (runs of a sweep differ only in their hash otherwise).
+    differing = [key for key in dict.fromkeys(k for flat in settings for k in flat)
+                 if key not in ("seeds", "description") and len({repr(flat.get(key)) for flat in settings}) > 1]
+    for row, flat in zip(rows, settings):
+        row.update({key: flat.get(key) for key in differing})
+    print(format_table(rows, ["run", *differing, *SUMMARY_VALUES]))
     return 0
 
 
-COMPARED = tuple(value for value in SUMMARY_VALUES if value != "parameters")
+def _flat(recipe: dict, prefix: str = "") -> dict[str, object]:
+    """``{"eval": {"epochs": 2}}`` as ``{"eval.epochs": 2}``."""
+    flat = {}
+    for key, value in recipe.items():
+        if isinstance(value, dict) and value:
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 def _summary_table(folder: Path) -> str:
