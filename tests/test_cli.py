@@ -255,3 +255,19 @@ def test_warnings_read_as_one_line_without_source(data_dir: Path, tmp_path: Path
     assert cli.main(["run", "--no-progress", "--out", str(tmp_path), *args]) == 0
     lines = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
     assert lines == ["prunelab: warning: prune.sparsity=0.9 is not used: prune.levels=1 sets how far IMP prunes"]
+
+
+@pytest.mark.parametrize(("terminal", "flag", "expected"), [(True, [], True), (True, ["--no-progress"], False), (False, [], False)])
+def test_progress_bars_only_on_a_terminal(terminal, flag, expected, tmp_path: Path, monkeypatch) -> None:
+    from prunelab.runs import runner
+
+    seen = []
+
+    def fake_run(recipe, out, progress):
+        seen.append(progress)
+        raise KeyboardInterrupt  # stop before any work
+
+    monkeypatch.setattr(runner, "run_recipe", fake_run)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: terminal, raising=False)
+    assert cli.main(["run", "--out", str(tmp_path), *flag]) == 130
+    assert seen == [expected]

@@ -39,7 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                      help="override a recipe field, e.g. --set prune.sparsity=0.95 (repeatable)")
     run.add_argument("--out", default="runs", help="folder of run directories (default: runs)")
-    run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    run.add_argument("--no-progress", action="store_true", help="no progress bars (none either when stderr is not a terminal)")
 
     commands.add_parser("recipes", help="list the built-in recipes")
 
@@ -86,7 +86,7 @@ def _run(args: argparse.Namespace) -> int:
     for index, (assignment, recipe) in enumerate(plan, start=1):
         label = f" [{index}/{len(plan)}: " + ", ".join(f"{k}={v}" for k, v in assignment.items()) + "]" if sweep else ""
         print(f"prunelab: running {run_name(recipe)} ({recipe.prune.method}, seeds {recipe.seeds}){label}", file=sys.stderr)
-        folder = run_recipe(recipe, args.out, progress=not args.no_progress)
+        folder = run_recipe(recipe, args.out, progress=_progress(args))
         results.append((assignment, folder))
     if sweep is None:
         print(_summary_table(results[0][1]))
@@ -124,7 +124,7 @@ def _lr_range_test(args: argparse.Namespace) -> int:
     _make_out(args.out)
     seed, device = recipe.seeds[0], resolve_device(recipe.device)
     data = load_dataset(recipe.data.name, recipe.data.data_dir, recipe.data.download)
-    progress = not args.no_progress
+    progress = _progress(args)
     found = shared_find(Path(args.out), recipe, seed, data, device, progress)
     model = Session(found, recipe, seed, data, device, progress).model  # the trained find-phase weights
     result = lr_range_test(
@@ -212,6 +212,11 @@ def _summary_table(folder: Path) -> str:
         for key, stat in summary["stats"].items()
     ]
     return f"{summary['run']} (seeds {summary['seeds']}):\n" + format_table(rows)
+
+
+def _progress(args: argparse.Namespace) -> bool:
+    # Bars redraw a terminal line; written to a log file they would be clutter.
+    return not args.no_progress and sys.stderr.isatty()
 
 
 def _make_out(out: str) -> None:
