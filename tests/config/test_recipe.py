@@ -400,3 +400,17 @@ def test_unused_settings_are_named(overrides, expected) -> None:
 def test_an_unset_sparsity_is_not_reported_as_unused() -> None:
     recipe = validate({"prune": {"method": "imp", "levels": 2}})
     assert unused_settings(recipe) == []
+
+
+def test_an_eval_lr_that_an_lr_policy_replaces_is_named() -> None:
+    messages = unused_settings(load_recipe(overrides=["eval.optimizer.lr=0.5"]))  # the default's policy: llr
+    assert messages == [
+        "eval.optimizer.lr=0.5 is not used: eval.lr_policy llr takes its learning rates from the find phase's "
+        "LR log (find.optimizer.lr=0.1)"
+    ]
+    assert unused_settings(load_recipe()) == []  # the same LR in both phases says nothing
+
+
+def test_gmp_defaults_follow_seed_000s_minimum_of_30_updates() -> None:
+    prune = validate({"prune": {"method": "gmp"}}).prune
+    assert prune.pruning_epochs * prune.updates_per_epoch >= 30

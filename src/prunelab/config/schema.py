@@ -190,7 +190,7 @@ class GMPConfig(PruneBase):
     stabilization_epochs: Int = Field(1, ge=0)
     pruning_epochs: Int = Field(5, ge=1)
     schedule: Literal["cubic", "linear"] = "cubic"
-    updates_per_epoch: Int = Field(4, ge=1)
+    updates_per_epoch: Int = Field(6, ge=1)  # 30 updates over the default 5 epochs: seed 000's minimum
     finetune_weight_decay: bool = False
 
     @model_validator(mode="after")
@@ -336,6 +336,12 @@ def unused_settings(recipe: Recipe) -> list[str]:
             messages.append(f"prune.sparsity={prune.sparsity} is not used: scope {prune.scope} sets each layer's ratio")
         elif prune.method in ("imp", "bimp") and prune.levels is not None:
             messages.append(f"prune.sparsity={prune.sparsity} is not used: prune.levels={prune.levels} sets how far IMP prunes")
+    evaluation = recipe.eval
+    if evaluation.lr_policy is not None and evaluation.optimizer.lr != recipe.find.optimizer.lr:
+        messages.append(
+            f"eval.optimizer.lr={evaluation.optimizer.lr} is not used: eval.lr_policy {evaluation.lr_policy} "
+            f"takes its learning rates from the find phase's LR log (find.optimizer.lr={recipe.find.optimizer.lr})"
+        )
     phases = [("eval", recipe.eval)] if recipe.eval.lr_policy is None and prune.method != "bimp" else []
     if prune.method != "bimp":
         phases.insert(0, ("find", recipe.find))
