@@ -207,6 +207,7 @@ def record_all_epochs(monkeypatch: pytest.MonkeyPatch, stop_after: int | None = 
     [
         ("gmp", [NARROW, "prune.stabilization_epochs=1", "prune.pruning_epochs=1", "eval.epochs=3", "find.epochs=1"]),
         ("imp", [NARROW, "prune.levels=2", "eval.epochs=1"]),
+        ("imp", [NARROW, "prune.levels=3", "eval.epochs=1", "prune.masks_from=find", "eval.rewind=none"]),
         ("late_rewind", [NARROW, "prune.levels=2", "find.epochs=3", "eval.epochs=3"]),
         ("lottery", ["model.options.hidden_sizes=[100]", "prune.levels=2", "eval.epochs=1"]),
         ("bimp", [NARROW, "prune.budget_epochs=4", "prune.initial_epochs=2", "prune.levels=2"]),

@@ -203,11 +203,17 @@ class GMPConfig(PruneBase):
 class IMPConfig(PruneBase):
     """Iterative magnitude pruning: prune ``rate`` of the remaining weights per level, then
     retrain with the eval phase, until ``sparsity`` (the last level stops exactly there) or,
-    if ``levels`` is given, for that many levels (``sparsity`` is then not used)."""
+    if ``levels`` is given, for that many levels (``sparsity`` is then not used).
+
+    ``masks_from``: which training gives the weights each level prunes. ``eval``: the
+    previous level's retraining (IMP as in seed 003). ``find``: seed 002's Algorithm A1, where
+    every level rewinds (as ``eval.rewind`` says) and trains the masked model with H_find,
+    and H_eval only evaluates each level's mask."""
 
     method: Literal["imp"] = "imp"
     rate: Float = Field(0.2, gt=0, lt=1)
     levels: Int | None = Field(None, ge=1)
+    masks_from: Literal["eval", "find"] = "eval"
 
     @property
     def level_count(self) -> int:
@@ -227,6 +233,8 @@ class BIMPConfig(IMPConfig):
     def _budget(self) -> BIMPConfig:
         if self.initial_epochs >= self.budget_epochs:
             raise ValueError("initial_epochs must be smaller than budget_epochs")
+        if self.masks_from != "eval":
+            raise ValueError("bimp prunes the weights its retraining leaves (masks_from: eval)")
         return self
 
 

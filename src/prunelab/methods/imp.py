@@ -6,12 +6,16 @@ initialisation (lottery ticket), to epoch/step K of the find phase (late rewindi
 at all (fine-tuning, or LR rewinding with ``eval.lr_policy: lrw``). Without ``levels`` it
 runs until ``sparsity``; the last level stops exactly there. One Shot IMP is ``levels: 1``
 with ``rate`` equal to the target.
+
+With ``prune.masks_from: find`` (seed 002, Algorithm A1) the next level prunes not the
+retrained weights but those of a new H_find training of the masked model, after the same
+rewinding; each level's retraining with H_eval only evaluates its mask.
 """
 
 from __future__ import annotations
 
 from prunelab.config.schema import EvalConfig
-from prunelab.methods.common import find, prune, retrain
+from prunelab.methods.common import find, find_config, late_rewinding, prune, retrain, rewind_target
 from prunelab.runs.session import Session
 from prunelab.schedules import imp_levels, imp_sparsity
 
@@ -39,7 +43,12 @@ def _iterate(session: Session, found: dict, eval_config: EvalConfig, epochs_per_
     targets = level_targets(spec.rate, spec.sparsity, spec.levels)
     levels = []
     for level, target in enumerate(targets, start=1):
+        if spec.masks_from == "find" and level > 1:
+            find_again(session, level)
         pruned = prune(session, f"level-{level}/prune", sparsity=target)
+        if spec.masks_from == "find" and level < len(targets):
+            # What the next level's H_find training starts from when eval.rewind is none.
+            session.once(f"level-{level}/keep", lambda: session.save_weights(f"level-{level}-pruned") or {})
         config = eval_config if epochs_per_level is None else eval_config.model_copy(
             update={"epochs": epochs_per_level[level - 1]}
         )
@@ -57,6 +66,28 @@ def _iterate(session: Session, found: dict, eval_config: EvalConfig, epochs_per_
         "final_acc": levels[-1]["final_acc"],
         "levels": levels,
     }
+
+
+def find_again(session: Session, level: int) -> dict:
+    """Seed 002, Algorithm A1, lines 6 and 4 for ``level``: rewind as ``eval.rewind`` says
+    (to the initialisation, to epoch/step K of the find phase and its LR position there, or,
+    with ``none``, to the weights pruned at the previous level), then train the masked model
+    with H_find. Its weights are the ones this level prunes."""
+    recipe = session.recipe
+    phase = f"level-{level}/find"
+
+    def rewind() -> dict:
+        if recipe.eval.rewind == "init":
+            session.load_weights("init")
+        elif rewind_target(recipe.eval.rewind) is not None:
+            session.load_weights("rewind")
+        else:
+            session.load_weights(f"level-{level - 1}-pruned")
+        return {"rewind": recipe.eval.rewind}
+
+    session.once(f"{phase}/rewind", rewind)
+    rewinding = late_rewinding(find_config(recipe), recipe.eval, len(session.data.x_train))
+    return session.train(phase, find_config(recipe), start_step=0 if rewinding is None else rewinding[0])
 
 
 def bimp(session: Session) -> dict:
