@@ -118,7 +118,7 @@ class TrainConfig(Strict):
     lr_schedule: LRScheduleConfig = LRScheduleConfig()
 
 
-REWIND = re.compile(r"none|init|epoch:\d+|step:\d+")
+REWIND = re.compile(r"none|init|reinit|epoch:\d+|step:\d+")
 
 
 class EvalConfig(TrainConfig):
@@ -126,7 +126,8 @@ class EvalConfig(TrainConfig):
 
     ``rewind``: ``none`` continues from the pruned weights (fine-tuning / LR rewinding),
     ``init`` rewinds to the initialisation (lottery ticket), ``epoch:K`` / ``step:K`` to the
-    weights of the find phase after K epochs / optimizer steps (late rewinding).
+    weights of the find phase after K epochs / optimizer steps (late rewinding), ``reinit``
+    to new random weights, the mask kept (seed 002's random baselines are evaluated so).
     ``lr_policy`` replaces ``lr_schedule`` by a retraining policy of seed 003 derived from
     the find phase's LR log; ``warmup_fraction`` warms it up linearly (slr, clr, llr, allr).
     """
@@ -139,7 +140,7 @@ class EvalConfig(TrainConfig):
     @classmethod
     def _rewind_form(cls, rewind: str) -> str:
         if not REWIND.fullmatch(rewind):
-            raise ValueError(f"rewind must be none, init, epoch:K or step:K, got {rewind!r}")
+            raise ValueError(f"rewind must be none, init, reinit, epoch:K or step:K, got {rewind!r}")
         return rewind
 
 

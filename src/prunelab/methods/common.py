@@ -140,20 +140,31 @@ def reference_lpr(session: Session, key: str) -> dict[str, float]:
     return json.loads(events.read_text())[key]["layer_sparsity"]
 
 
+def rewind(session: Session, to: str) -> bool:
+    """Put the weights back as ``eval.rewind`` says: ``init``, ``epoch:K``/``step:K`` (the
+    find phase's weights kept then), ``reinit`` (new random weights); False for ``none``."""
+    if to == "init":
+        session.load_weights("init")
+    elif to == "reinit":
+        session.reinitialize()
+    elif rewind_target(to) is not None:
+        session.load_weights("rewind")
+    else:
+        return False
+    return True
+
+
 def retrain(session: Session, phase: str, find_result: dict, pruned: dict, config: EvalConfig | None = None) -> dict:
     """Rewind as ``eval.rewind`` says, then train with H_eval (or ``config``), using its LR
     policy if it names one: the policy's original schedule is the find phase's LR log."""
     config = config or session.recipe.eval
     target = rewind_target(config.rewind)
 
-    def rewind() -> dict:
-        if config.rewind == "init":
-            session.load_weights("init")
-        elif target is not None:
-            session.load_weights("rewind")
+    def put_back() -> dict:
+        rewind(session, config.rewind)
         return {"rewind": config.rewind}
 
-    session.once(f"{phase}/rewind", rewind)
+    session.once(f"{phase}/rewind", put_back)
     plan = None
     start_step = 0
     eval_steps = steps_per_epoch(session, config.batch_size)

@@ -15,7 +15,7 @@ rewinding; each level's retraining with H_eval only evaluates its mask.
 from __future__ import annotations
 
 from prunelab.config.schema import EvalConfig
-from prunelab.methods.common import find, find_config, late_rewinding, prune, retrain, rewind_target
+from prunelab.methods.common import find, find_config, late_rewinding, prune, retrain, rewind
 from prunelab.runs.session import Session
 from prunelab.schedules import imp_levels, imp_sparsity
 
@@ -70,22 +70,19 @@ def _iterate(session: Session, found: dict, eval_config: EvalConfig, epochs_per_
 
 def find_again(session: Session, level: int) -> dict:
     """Seed 002, Algorithm A1, lines 6 and 4 for ``level``: rewind as ``eval.rewind`` says
-    (to the initialisation, to epoch/step K of the find phase and its LR position there, or,
-    with ``none``, to the weights pruned at the previous level), then train the masked model
+    (to the initialisation, to epoch/step K of the find phase and its LR position there, to
+    new random weights, or, with ``none``, to the weights pruned at the previous level), then
+    train the masked model
     with H_find. Its weights are the ones this level prunes."""
     recipe = session.recipe
     phase = f"level-{level}/find"
 
-    def rewind() -> dict:
-        if recipe.eval.rewind == "init":
-            session.load_weights("init")
-        elif rewind_target(recipe.eval.rewind) is not None:
-            session.load_weights("rewind")
-        else:
+    def restore() -> dict:
+        if not rewind(session, recipe.eval.rewind):
             session.load_weights(f"level-{level - 1}-pruned")
         return {"rewind": recipe.eval.rewind}
 
-    session.once(f"{phase}/rewind", rewind)
+    session.once(f"{phase}/rewind", restore)
     rewinding = late_rewinding(find_config(recipe), recipe.eval, len(session.data.x_train))
     return session.train(phase, find_config(recipe), start_step=0 if rewinding is None else rewinding[0])
 

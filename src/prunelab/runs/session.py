@@ -10,6 +10,7 @@ off continues from its last checkpoint (a training phase from its last finished 
 from __future__ import annotations
 
 import time
+import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -122,6 +123,18 @@ class Session:
         """Put back the weights saved as ``name``; pruned weights stay zero."""
         path = self.folder / "snapshots" / f"{name}.safetensors"
         self.model.load_state_dict(load_file(str(path), device=str(self.device)))
+        self.pruner.apply()
+
+    def reinitialize(self) -> None:
+        """New random weights, drawn as the initialisation is but from a seed of their own
+        (the same for every call of this seed's run); pruned weights stay zero."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(zlib.crc32(f"{self.seed}/reinit".encode()))
+            fresh = build_model(
+                self.recipe.model.name, num_classes=self.data.num_classes, input_shape=self.data.input_shape,
+                **self.recipe.model.options,
+            )
+        self.model.load_state_dict(fresh.state_dict())
         self.pruner.apply()
 
     def save_masks(self, name: str) -> None:
