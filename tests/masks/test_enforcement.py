@@ -161,16 +161,27 @@ def test_detach_stops_enforcement_and_attach_is_idempotent():
     assert (model[0].weight[~pruner.masks["0.weight"]] == 0).all()
 
 
-def test_apply_after_rewinding_the_weights():
+@pytest.mark.parametrize("attached", [False, True], ids=["detached", "attached"])
+def test_apply_after_rewinding_the_weights(attached):
     model = mlp()
     start = copy.deepcopy(model.state_dict())
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    train_step(model, optimizer, 0)  # gradients and Adam moments everywhere
     pruner = Pruner(model)
     pruner.prune(0.6)
+    if attached:
+        pruner.attach(optimizer)
     model.load_state_dict(start)  # rewind: pruned weights are back
+    train_step(model, torch.optim.SGD(model.parameters(), lr=0.0), 1)  # and their gradients
     assert (model[0].weight[~pruner.masks["0.weight"]] != 0).any()
+    assert (model[0].weight.grad[~pruner.masks["0.weight"]] != 0).any()
     pruner.apply()
     for name, mask in pruner.masks.items():
-        assert (pruner.parameters[name][~mask] == 0).all()
+        param = pruner.parameters[name]
+        assert (param[~mask] == 0).all() and (param.grad[~mask] == 0).all(), name
+        assert (param[mask] == start[name][mask]).all() and (param.grad[mask] != 0).any(), name
+        moments = [v for v in optimizer.state[param].values() if v.shape == param.shape]
+        assert len(moments) == 2 and all(((m[~mask] == 0).all() == attached) for m in moments), name
 
 
 def test_model_is_left_plain():

@@ -331,3 +331,24 @@ def test_one_shot_imp_is_one_level_and_prunes_like_oneshot(make_recipe, shared_o
 )
 def test_level_targets(rate, target, levels, expected) -> None:
     assert level_targets(rate, target, levels) == pytest.approx(expected, abs=1e-12)
+
+
+def test_summaries_take_the_last_epoch_of_each_phase(make_recipe, tmp_path, read) -> None:
+    recipe = make_recipe("prune.method=imp", "prune.levels=2", "eval.epochs=2", "eval.lr_policy=null")
+    seed = run_recipe(recipe, tmp_path, progress=False) / "seed-0"
+    rows, summary = read(seed / "metrics.json"), read(seed / "summary.json")
+    assert summary["dense_acc"] == [r for r in rows if r["phase"] == "find"][-1]["test_acc"]
+    for level, record in enumerate(summary["levels"], start=1):
+        phase_rows = [r for r in rows if r["phase"] == f"level-{level}/eval"]
+        assert len(phase_rows) == 2 and record["final_acc"] == phase_rows[-1]["test_acc"]
+    assert summary["final_acc"] == [r for r in rows if r["phase"] == "level-2/eval"][-1]["test_acc"]
+
+
+def test_rewinding_to_the_end_of_the_find_phase(make_recipe, tmp_path) -> None:
+    """epoch:K with K the last find epoch: the kept weights are the find phase's last ones."""
+    run = run_watched(make_recipe("prune.method=imp", "prune.levels=1", "eval.rewind=epoch:3", "eval.lr_policy=llr"), tmp_path)
+    find_end = run.find_epochs[3]
+    start = run.starts["level-1/eval"]
+    masks = {k: v != 0 for k, v in start.items()}
+    for key, value in start.items():
+        torch.testing.assert_close(value, find_end[key] * masks[key], rtol=0, atol=0)
