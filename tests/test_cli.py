@@ -271,3 +271,12 @@ def test_progress_bars_only_on_a_terminal(terminal, flag, expected, tmp_path: Pa
     monkeypatch.setattr(sys.stderr, "isatty", lambda: terminal, raising=False)
     assert cli.main(["run", "--out", str(tmp_path), *flag]) == 130
     assert seen == [expected]
+
+
+def test_gmp_summaries_say_what_their_pruned_accuracy_is(tmp_path: Path, capsys) -> None:
+    folder = tmp_path / "gmp-run"
+    folder.mkdir()
+    stats = {"pruned_acc": {"mean": 0.8, "std": 0.0}}
+    (folder / "summary.json").write_text(json.dumps({"run": folder.name, "method": "gmp", "seeds": [0], "stats": stats}))
+    assert cli.main(["show", str(folder)]) == 0
+    assert table(capsys.readouterr().out)["pruned_acc"] == ["80.00%", "test accuracy at the end of the pruning stage, before fine-tuning"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import warnings
 from collections.abc import Sequence
@@ -65,6 +66,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning
             return COMMANDS[args.command](args)
+    except BrokenPipeError:  # e.g. `prunelab show RUN | head`: the reader is gone, nothing to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except (RecipeError, OSError, ValueError) as error:  # OSError: e.g. --out is a file, or read-only
         print(f"prunelab: error: {error}", file=sys.stderr)
         return 2
@@ -204,11 +208,16 @@ def _flat(recipe: dict, prefix: str = "") -> dict[str, object]:
     return flat
 
 
+#: GMP prunes while it trains: its "pruned" accuracy is that of the end of the pruning stage.
+GMP_MEANINGS = {"pruned_acc": "test accuracy at the end of the pruning stage, before fine-tuning"}
+
+
 def _summary_table(folder: Path) -> str:
     summary = json.loads((folder / "summary.json").read_text())
     spread = ", mean ± std" if len(summary["seeds"]) > 1 else ""
+    meanings = {**SUMMARY_VALUES, **(GMP_MEANINGS if summary.get("method") == "gmp" else {})}
     rows = [
-        {"metric": key, f"value{spread}": format_stat(key, stat), "meaning": SUMMARY_VALUES.get(key, "")}
+        {"metric": key, f"value{spread}": format_stat(key, stat), "meaning": meanings.get(key, "")}
         for key, stat in summary["stats"].items()
     ]
     return f"{summary['run']} (seeds {summary['seeds']}):\n" + format_table(rows)

@@ -37,7 +37,7 @@ from prunelab.config.schema import Recipe, Strict
 #: The numbers every run summarises over its seeds (which a sweep table can show), and what they are.
 SUMMARY_VALUES = {
     "dense_acc": "test accuracy of the trained dense model",
-    "pruned_acc": "test accuracy right after pruning, before retraining (GMP: at the end of the pruning stage)",
+    "pruned_acc": "test accuracy right after pruning, before retraining",
     "final_acc": "test accuracy at the end of the run",
     "sparsity": "pruned share of the prunable weights (Conv/Linear weights by default)",
     "parameters": "all parameters of the model, biases and norm layers included",
