@@ -11,9 +11,11 @@ import yaml
 from pydantic import ValidationError
 
 from prunelab.config import (
+    EvalConfig,
     OneShotConfig,
     Recipe,
     RecipeError,
+    TrainConfig,
     apply_override,
     builtin_recipes,
     load_recipe,
@@ -23,6 +25,7 @@ from prunelab.config import (
     validate,
 )
 from prunelab.config.sweep import load_plan
+from prunelab.methods.common import late_rewinding
 
 
 def error_of(overrides: list[str], source: str | Path | None = None) -> str:
@@ -179,6 +182,49 @@ def test_cross_field_checks() -> None:
     for policy in ("null", "ft", "lrw"):
         message = error_of([f"eval.lr_policy={policy}", "eval.warmup_fraction=0.1"])
         assert "eval.warmup_fraction warms up the restarting LR policies" in message, policy
+
+
+@pytest.mark.parametrize(
+    ("source", "at_the_limit", "one_past", "error"),
+    [
+        # rewinding to the very end of the find phase keeps its final weights
+        (None, ["find.epochs=3", "eval.rewind=epoch:3", "eval.lr_policy=null", "eval.epochs=4"],
+         ["find.epochs=3", "eval.rewind=epoch:4", "eval.lr_policy=null", "eval.epochs=5"],
+         "eval.rewind=epoch:4 lies past the end of the find phase (3 epochs)"),
+        (None, ["find.epochs=3", "eval.rewind=epoch:3"], ["find.epochs=3", "eval.rewind=epoch:4"],
+         "eval.rewind=epoch:4 lies past the end of the find phase (3 epochs)"),
+        # GMP from a sparsity straight to the same one: no gradual part, but not inverted
+        (None, ["prune.method=gmp", "eval.lr_policy=null", "prune.sparsity=0.5", "prune.init_sparsity=0.5"],
+         ["prune.method=gmp", "eval.lr_policy=null", "prune.sparsity=0.5", "prune.init_sparsity=0.51"],
+         "init_sparsity=0.51 is above sparsity=0.5"),
+        # BIMP: exactly one retraining epoch per level
+        ("bimp", ["prune.budget_epochs=4", "prune.initial_epochs=2", "prune.levels=2"],
+         ["prune.budget_epochs=4", "prune.initial_epochs=2", "prune.levels=3"],
+         "= 2 epochs cannot cover 3 IMP levels"),
+    ],
+    ids=["rewind-last-epoch", "rewind-last-epoch-with-policy", "gmp-init-equals-final", "bimp-one-epoch-per-level"],
+)
+def test_settings_exactly_at_their_limit_are_valid(source, at_the_limit, one_past, error) -> None:
+    """Each limit is inclusive: the value at it validates, one past it is the error."""
+    assert isinstance(load_recipe(source, at_the_limit), Recipe)  # no RecipeError
+    assert error in error_of(one_past, source)
+
+
+def test_late_rewinding_across_batch_sizes_rounds_to_the_nearest_eval_step() -> None:
+    """Find batches of 500 and eval batches of 300 on 4000 examples: epochs of 8 and 14
+    steps (13 full batches and one of 100). Rewinding to find step K resumes the eval LR
+    schedule at the same fraction of an epoch, K / 8 * 14 eval steps, rounded to the
+    nearest step: step 5 (2500 examples) lies at 8.75 eval steps, so the LR resumes at 9."""
+    find_phase = TrainConfig(epochs=2, batch_size=500)
+
+    def resume(rewind: str) -> tuple[int, int] | None:
+        return late_rewinding(find_phase, EvalConfig(epochs=2, batch_size=300, rewind=rewind), 4000)
+
+    assert resume("step:5") == (5, 9)  # 8.75 -> 9, not 8
+    assert resume("step:13") == (13, 23)  # 22.75 -> 23
+    assert resume("step:3") == (3, 5)  # 5.25 -> 5
+    assert resume("epoch:1") == (8, 14)  # whole epochs map to whole epochs
+    assert resume("init") is None
 
 
 def test_every_error_is_reported_at_once() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import mnist1d.data
@@ -13,13 +14,16 @@ from prunelab.data import Dataset, load_dataset
 
 
 @pytest.fixture(scope="module")
-def generated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Dataset, float, float]:
-    """One real generation (~3 s) shared by the tests, plus the global NumPy draws around it."""
+def generated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Dataset, dict, dict]:
+    """One real generation (~3 s) shared by the tests, plus the draws of the global NumPy and
+    Python ``random`` generators after it, and those that seeding alone gives (mnist1d's
+    ``make_dataset`` reseeds both)."""
     data_dir = tmp_path_factory.mktemp("data")
     np.random.seed(123)
-    expected_draw = np.random.RandomState(123).random_sample()
+    random.seed(456)
+    expected = {"numpy": np.random.RandomState(123).random_sample(), "random": random.Random(456).random()}
     ds = load_dataset("mnist1d", data_dir)
-    return data_dir, ds, expected_draw, np.random.random_sample()
+    return data_dir, ds, expected, {"numpy": np.random.random_sample(), "random": random.random()}
 
 
 def test_shapes_and_classes(generated) -> None:
@@ -38,8 +42,13 @@ def test_values_are_the_raw_mnist1d_ones(generated) -> None:
 
 
 def test_global_numpy_rng_is_left_alone(generated) -> None:
-    _, _, expected_draw, actual_draw = generated
-    assert actual_draw == expected_draw
+    _, _, expected, actual = generated
+    assert actual["numpy"] == expected["numpy"]
+
+
+def test_global_python_random_is_left_alone(generated) -> None:
+    _, _, expected, actual = generated
+    assert actual["random"] == expected["random"]
 
 
 def test_second_load_hits_the_cache(generated, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -68,3 +77,33 @@ def test_a_damaged_cache_is_generated_again(generated, tmp_path: Path, damage) -
         again = load_dataset("mnist1d", tmp_path)
     assert torch.equal(again.x_train, first.x_train) and torch.equal(again.y_test, first.y_test)
     assert load_dataset("mnist1d", tmp_path).x_test.shape == first.x_test.shape  # repaired: no second warning
+
+
+@pytest.mark.parametrize(
+    "shapes",
+    [
+        {"x": (4000, 39)},  # inputs of another length
+        {"x": (3999, 40)},  # fewer inputs than labels
+        {"x_test": (1000, 40, 1)},  # test inputs of another rank
+        {"y_test": (999,)},  # fewer test labels than test inputs
+    ],
+    ids=["length", "train-count", "test-rank", "test-count"],
+)
+def test_a_cache_of_wrong_shapes_is_generated_again(generated, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shapes) -> None:
+    """A readable .npz whose arrays do not have MNIST-1D's shapes is not a cache either.
+    (Generation is replaced by the known arrays, which keeps the test fast.)"""
+    _, first, _, _ = generated
+    arrays = {
+        "x": first.x_train.squeeze(1).numpy(), "y": first.y_train.numpy(),
+        "x_test": first.x_test.squeeze(1).numpy(), "y_test": first.y_test.numpy(),
+    }
+    wrong = {key: np.zeros(shapes.get(key, value.shape), dtype=value.dtype) for key, value in arrays.items()}
+    np.savez(tmp_path / "mnist1d.npz", **wrong)
+    calls = []
+    monkeypatch.setattr(mnist1d.data, "make_dataset", lambda *args, **kwargs: calls.append(args) or dict(arrays))
+    with pytest.warns(UserWarning, match="not a valid MNIST-1D cache"):
+        again = load_dataset("mnist1d", tmp_path)
+    assert len(calls) == 1
+    assert torch.equal(again.x_train, first.x_train) and torch.equal(again.y_test, first.y_test)
+    with np.load(tmp_path / "mnist1d.npz") as repaired:  # the cache was written anew
+        assert repaired["x"].shape == (4000, 40) and repaired["y_test"].shape == (1000,)

@@ -12,15 +12,17 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-from prunelab.config import load_recipe
+from prunelab.config import load_recipe, run_name
 from prunelab.masks import Pruner
 from prunelab.runs import io as runs_io
+from prunelab.runs import session as runs_session
 from prunelab.runs.runner import run_recipe
 from prunelab.train import Trainer
 
@@ -166,6 +168,27 @@ def test_interrupted_while_pruning_resumes_to_the_same_result(
         run = run_recipe(recipe, tmp_path, progress=False)
     assert calls == EPOCHS[2:]  # the find phase is not trained again
     assert_same_outcome(run, reference)
+
+
+def test_wall_time_counts_the_time_before_the_interruption(recipe, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """wall_seconds sums the interrupted and the resumed runs: resuming starts from the
+    elapsed time the checkpoint recorded. The resumed run sees a stopped clock, so it adds
+    nothing and the total is exactly that recorded time (a restarted count would be 0)."""
+    with monkeypatch.context() as patch:
+        record_epochs(patch, stop_at=("eval", 1))
+        with pytest.raises(Interrupted):
+            run_recipe(recipe, tmp_path, progress=False)
+    seed = tmp_path / run_name(recipe) / "seed-0"
+    with safe_open(str(seed / "checkpoint.safetensors"), framework="pt") as file:
+        recorded = json.loads(file.metadata()["journal"])["elapsed"]
+    assert recorded > 0  # find, pruning and an eval epoch took some time
+    with monkeypatch.context() as patch:
+        patch.setattr(runs_session, "time", SimpleNamespace(perf_counter=lambda: 1000.0))
+        run_recipe(recipe, tmp_path, progress=False)
+    summary = json.loads((seed / "summary.json").read_text())
+    assert summary["wall_seconds"] == pytest.approx(recorded, rel=1e-9)
+    with safe_open(str(seed / "checkpoint.safetensors"), framework="pt") as file:
+        assert json.loads(file.metadata()["journal"])["elapsed"] == pytest.approx(recorded, rel=1e-9)
 
 
 def test_adam_state_survives_resuming(data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

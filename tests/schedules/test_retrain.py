@@ -49,6 +49,9 @@ def test_slr_compresses_the_log():
 def test_slr_with_uneven_ratio():
     # lr(step) = LOG[floor(step * 40 / 6)] -> LOG[0], LOG[6], LOG[13], LOG[20], LOG[26], LOG[33]
     assert lrs(retrain_schedule("slr", LOG, 6), 6) == [0.1, 0.1, 0.1, 0.01, 0.01, 0.001]
+    # A strictly decreasing log tells every index apart: floor, not round (6.67 -> 6, 26.67 -> 26).
+    decreasing = tuple((40 - i) / 100 for i in range(40))
+    assert lrs(retrain_schedule("slr", decreasing, 6), 6) == [0.40, 0.34, 0.27, 0.20, 0.14, 0.07]
 
 
 def test_clr_is_one_cosine_cycle_from_eta_1():

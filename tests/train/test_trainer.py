@@ -76,6 +76,38 @@ def test_different_seed_differs() -> None:
     assert without_time(a.state.history) != without_time(b.state.history)
 
 
+def training_orders(trainer: Trainer) -> list[list[int]]:
+    """Run ``trainer`` and return, per epoch, the training examples in the order the model
+    saw them (indices into ``x_train``, found by matching the input rows)."""
+    x_train = trainer.data.x_train
+    seen: list[int] = []
+
+    def record(module: nn.Module, args: tuple) -> None:
+        if module.training:  # not the evaluation after each epoch
+            matches = (args[0][:, None, :] == x_train[None]).all(-1)
+            assert (matches.sum(1) == 1).all()  # every input is exactly one training example
+            seen.extend(matches.int().argmax(1).tolist())
+
+    handle = trainer.model.register_forward_pre_hook(record)
+    trainer.run()
+    handle.remove()
+    n = len(x_train)
+    return [seen[i : i + n] for i in range(0, len(seen), n)]
+
+
+def test_every_epoch_has_its_own_batch_order_and_a_rerun_repeats_them() -> None:
+    """Each epoch of a phase is shuffled anew (a fixed order would be seen every epoch),
+    and the same seed and phase give the same sequence of orders again."""
+    orders = training_orders(Trainer(toy_model(), toy_data(), config(epochs=3), seed=3, progress=False))
+    assert len(orders) == 3
+    for order in orders:  # each epoch is one pass over the whole training set
+        assert sorted(order) == list(range(96))
+    assert orders[0] != orders[1] and orders[1] != orders[2] and orders[0] != orders[2]
+    assert orders[0] != list(range(96))  # shuffled at all
+    again = training_orders(Trainer(toy_model(), toy_data(), config(epochs=3), seed=3, progress=False))
+    assert again == orders
+
+
 def test_augmentation_is_seeded_and_can_be_switched_off() -> None:
     data = toy_data(augment=True)
     init = toy_model()
@@ -262,6 +294,50 @@ def test_evaluates_every_epoch(epochs: int, monkeypatch: pytest.MonkeyPatch) -> 
         loss, acc = evaluate(trainer.model, data.x_test, data.y_test, torch.device("cpu"))
         assert (history[-1]["test_loss"], history[-1]["test_acc"]) == pytest.approx((loss, acc))
     assert trainer.run() == history  # nothing left to train
+
+
+def bn_model() -> nn.Module:
+    """A model with BatchNorm whose running statistics are far from a batch's own: a
+    forward pass in training mode would both score differently and move them."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 3))
+    bn = model[1]
+    with torch.no_grad():
+        bn.running_mean.copy_(torch.linspace(-1.0, 1.0, 16))
+        bn.running_var.copy_(torch.linspace(0.5, 3.0, 16))
+        bn.weight.copy_(torch.linspace(0.5, 1.5, 16))
+        bn.bias.copy_(torch.linspace(-0.2, 0.2, 16))
+    return model
+
+
+def bn_reference(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+    """Loss and accuracy computed by hand with BatchNorm's running statistics (eval mode)."""
+    linear1, bn, _, linear2 = model
+    with torch.no_grad():
+        h = x @ linear1.weight.T + linear1.bias
+        h = (h - bn.running_mean) / torch.sqrt(bn.running_var + bn.eps) * bn.weight + bn.bias
+        logits = torch.relu(h) @ linear2.weight.T + linear2.bias
+        return F.cross_entropy(logits, y).item(), (logits.argmax(1) == y).float().mean().item()
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_evaluate_scores_batchnorm_with_its_running_statistics(training: bool) -> None:
+    """Evaluation is in eval mode: the test data neither normalizes itself nor changes the
+    running statistics, so evaluating twice gives the same numbers; and the model is left
+    in the mode it was in (a model in eval mode must not be switched to training)."""
+    data = toy_data()
+    model = bn_model()
+    model.train(training)
+    stats = {k: v.clone() for k, v in model.state_dict().items()}
+    expected_loss, expected_acc = bn_reference(model, data.x_test, data.y_test)
+    first = evaluate(model, data.x_test, data.y_test, torch.device("cpu"), batch_size=10)
+    assert model.training is training
+    after = model.state_dict()  # running_mean, running_var, num_batches_tracked: unchanged
+    assert after.keys() == stats.keys() and all(torch.equal(after[k], stats[k]) for k in stats)
+    second = evaluate(model, data.x_test, data.y_test, torch.device("cpu"), batch_size=10)
+    assert first == second
+    assert first == (pytest.approx(expected_loss, rel=1e-5), pytest.approx(expected_acc))
+    assert model.training is training
 
 
 def test_pruned_weights_stay_zero_and_sparsity_is_recorded() -> None:
