@@ -11,8 +11,6 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-import yaml
-
 from prunelab.config import RecipeError, builtin_recipes, run_name
 from prunelab.config.sweep import SUMMARY_VALUES, load_plan
 from prunelab.report import format_stat, format_table, pivot
@@ -24,6 +22,7 @@ EPILOG = """examples:
   prunelab run my_recipe.yaml --set seeds=[0,1,2] --out results
   prunelab show runs/oneshot-mnist1d_cnn-mnist1d-1a2b3c4d
   prunelab compare runs/*
+  prunelab report runs/* --out report            # report/report.md with plots
   prunelab lr-range-test gmp                     # suggest the pruning LR for the GMP recipe
 """
 
@@ -60,6 +59,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     compare = commands.add_parser("compare", help="side-by-side table of runs")
     compare.add_argument("runs", nargs="+", type=Path)
+
+    report = commands.add_parser("report", help="a Markdown page of runs: table, accuracy against sparsity, LPR")
+    report.add_argument("runs", nargs="+", type=Path)
+    report.add_argument("--out", default="report", help="folder for report.md and its plots (default: report)")
 
     args = parser.parse_args(argv)
     try:
@@ -173,39 +176,36 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    rows, settings = [], []
-    for run in args.runs:
-        try:
-            folder = _run_folder(run)
-        except FileNotFoundError as error:
-            if len(args.runs) == 1:
-                raise
-            # `prunelab compare runs/*` also meets tables, unfinished runs and LR range tests.
-            print(f"prunelab: skipping {run}: {error}", file=sys.stderr)
-            continue
-        stats = json.loads((folder / "summary.json").read_text())["stats"]
-        rows.append({"run": folder.name, **{key: format_stat(key, stats.get(key)) for key in SUMMARY_VALUES}})
-        settings.append(_flat(yaml.safe_load((folder / "recipe.yaml").read_text()) or {}))
-    if not rows:
-        raise FileNotFoundError("none of the given paths is a finished run directory")
-    # The settings that tell the runs apart (runs of a sweep differ only in their hash otherwise).
-    differing = [key for key in dict.fromkeys(k for flat in settings for k in flat)
-                 if key not in ("seeds", "description") and len({repr(flat.get(key)) for flat in settings}) > 1]
-    for row, flat in zip(rows, settings):
-        row.update({key: flat.get(key) for key in differing})
-    print(format_table(rows, ["run", *differing, *SUMMARY_VALUES]))
+    from prunelab.report.runs import comparison_rows, load_run
+
+    # The settings that tell the runs apart come first (runs of a sweep differ only in their hash otherwise).
+    rows, columns = comparison_rows([load_run(folder) for folder in _run_folders(args.runs)])
+    print(format_table(rows, columns))
     return 0
 
 
-def _flat(recipe: dict, prefix: str = "") -> dict[str, object]:
-    """``{"eval": {"epochs": 2}}`` as ``{"eval.epochs": 2}``."""
-    flat = {}
-    for key, value in recipe.items():
-        if isinstance(value, dict) and value:
-            flat.update(_flat(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
+def _report(args: argparse.Namespace) -> int:
+    from prunelab.report.runs import write_report
+
+    page = write_report(_run_folders(args.runs), args.out)
+    print(f"report in {page}")
+    return 0
+
+
+def _run_folders(paths: list[Path]) -> list[Path]:
+    """The finished run directories among ``paths``; with several paths (``runs/*``), the
+    rest (tables, unfinished runs, LR range tests) is skipped with a note."""
+    folders = []
+    for path in paths:
+        try:
+            folders.append(_run_folder(path))
+        except FileNotFoundError as error:
+            if len(paths) == 1:
+                raise
+            print(f"prunelab: skipping {path}: {error}", file=sys.stderr)
+    if not folders:
+        raise FileNotFoundError("none of the given paths is a finished run directory")
+    return folders
 
 
 #: GMP prunes while it trains: its "pruned" accuracy is that of the end of the pruning stage.
@@ -243,7 +243,10 @@ def _run_folder(path: Path) -> Path:
     return path
 
 
-COMMANDS = {"run": _run, "recipes": _recipes, "lr-range-test": _lr_range_test, "show": _show, "compare": _compare}
+COMMANDS = {
+    "run": _run, "recipes": _recipes, "lr-range-test": _lr_range_test, "show": _show, "compare": _compare,
+    "report": _report,
+}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -87,3 +87,46 @@ def plot_lr_range(lrs: list[float], losses: list[float], inflection_lr: float | 
     ax.set_title("LR range test")
     _save(fig, path)
     return path
+
+
+def plot_accuracy_vs_sparsity(
+    curves: dict[str, list[tuple[float, float, float]]], dense_acc: float | None, path: Path
+) -> Path:
+    """Final test accuracy (mean, ± std shaded) against the share of weights remaining, on a
+    log scale from dense on the left to sparse on the right, as lottery-ticket plots read."""
+    fig, ax = _figure()
+    for name, points in curves.items():
+        remaining = [100 * (1 - s) for s, _, _ in points]
+        mean = [100 * m for _, m, _ in points]
+        spread = [100 * sd for _, _, sd in points]
+        line, = ax.plot(remaining, mean, marker="o", label=name)
+        ax.fill_between(remaining, [m - s for m, s in zip(mean, spread)], [m + s for m, s in zip(mean, spread)],
+                        color=line.get_color(), alpha=0.2)
+    if dense_acc is not None:
+        ax.axhline(100 * dense_acc, color="0.5", linestyle=":", label="dense")
+    ax.set_xscale("log")
+    ax.invert_xaxis()
+    for axis_ticks in (ax.xaxis.set_major_formatter, ax.xaxis.set_minor_formatter):
+        axis_ticks(lambda value, _: f"{value:g}")
+    ax.set_xlabel("weights remaining (% of the prunable weights)")
+    ax.set_ylabel("final test accuracy (%)")
+    ax.legend(fontsize=7)
+    ax.set_title("accuracy against sparsity")
+    _save(fig, path)
+    return path
+
+
+def plot_layer_sparsity(lprs: dict[str, dict[str, float]], path: Path) -> Path:
+    """Layerwise pruning ratios: a group of bars per layer, a bar per run."""
+    fig, ax = _figure()
+    layers = list(dict.fromkeys(name for lpr in lprs.values() for name in lpr))
+    width = 0.8 / max(1, len(lprs))
+    for i, (name, lpr) in enumerate(lprs.items()):
+        positions = [j + (i - (len(lprs) - 1) / 2) * width for j in range(len(layers))]
+        ax.bar(positions, [100 * lpr.get(layer, 0.0) for layer in layers], width, label=name)
+    ax.set_xticks(range(len(layers)), layers, rotation=45, ha="right", fontsize=7)
+    ax.set_ylabel("pruned in the layer (%)")
+    ax.set_ylim(0, 100)
+    ax.legend(fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, frameon=False)  # bars reach 100%
+    _save(fig, path)
+    return path

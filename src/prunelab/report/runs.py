@@ -1,0 +1,167 @@
+"""Finished run directories read back for comparison, and the report that sums them up.
+
+``prunelab report RUN...`` writes one Markdown page next to two plots: the runs side by side
+(the settings that tell them apart, then their summaries), test accuracy against sparsity
+(every pruning step of IMP and BIMP, or a run's single sparsity; runs that differ only in
+the target sparsity make one line), and the layerwise pruning ratios (LPR) of the final
+masks, the variable seed 002 explains its results with.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from prunelab.config.sweep import SUMMARY_VALUES
+from prunelab.report.plots import plot_accuracy_vs_sparsity, plot_layer_sparsity
+from prunelab.report.tables import format_stat, format_table
+from prunelab.runs.io import write_text
+
+#: Settings that name a run's seeds or describe it, not what it does.
+NOT_COMPARED = ("seeds", "description")
+#: Longer names of runs (their differing settings) give way to numbers.
+LABEL_WIDTH = 60
+
+
+@dataclass
+class RunResults:
+    """What a finished run directory holds, averaged over its seeds."""
+
+    folder: Path
+    settings: dict[str, object]  # the recipe, flattened: {"eval.epochs": 2, ...}
+    stats: dict[str, dict[str, float]]  # summary statistic -> {"mean", "std"}
+    curve: list[tuple[float, float, float]]  # (sparsity, mean, std of the final accuracy) per pruning step
+    layer_sparsity: dict[str, float]  # mean LPR of the final masks
+    training_plots: list[Path]
+
+
+def is_run(folder: Path) -> bool:
+    summary = folder / "summary.json"
+    return summary.is_file() and "stats" in json.loads(summary.read_text())
+
+
+def load_run(folder: str | Path) -> RunResults:
+    """Read a finished run directory (as ``prunelab run`` leaves it)."""
+    folder = Path(folder)
+    if not is_run(folder):
+        raise FileNotFoundError(f"{folder} is not a finished run directory (no summary.json); run it with prunelab run")
+    stats = json.loads((folder / "summary.json").read_text())["stats"]
+    seeds = sorted(path.parent for path in folder.glob("seed-*/summary.json"))
+    summaries = [json.loads((seed / "summary.json").read_text()) for seed in seeds]
+    # IMP and BIMP record every level; other methods one point: the final sparsity.
+    steps = [s.get("levels") or [{"sparsity": s["sparsity"], "final_acc": s["final_acc"]}] for s in summaries]
+    curve = []
+    for level in zip(*steps):  # the levels every seed has
+        accuracies = [point["final_acc"] for point in level]
+        spread = statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0
+        curve.append((statistics.fmean(p["sparsity"] for p in level), statistics.fmean(accuracies), spread))
+    layers: dict[str, list[float]] = {}
+    for seed in seeds:
+        path = seed / "layer_sparsity.json"
+        if path.exists():
+            for name, layer in json.loads(path.read_text()).items():
+                layers.setdefault(name, []).append(layer["sparsity"])
+    return RunResults(
+        folder=folder,
+        settings=flat(yaml.safe_load((folder / "recipe.yaml").read_text()) or {}),
+        stats=stats,
+        curve=curve,
+        layer_sparsity={name: statistics.fmean(values) for name, values in layers.items()},
+        training_plots=[seed / "training.png" for seed in seeds if (seed / "training.png").exists()],
+    )
+
+
+def flat(recipe: dict, prefix: str = "") -> dict[str, object]:
+    """A nested recipe as dotted keys.
+
+    >>> flat({"eval": {"epochs": 2, "optimizer": {"lr": 0.1}}, "seeds": [0]})
+    {'eval.epochs': 2, 'eval.optimizer.lr': 0.1, 'seeds': [0]}
+    """
+    flattened = {}
+    for key, value in recipe.items():
+        if isinstance(value, dict):  # an empty section sets nothing
+            flattened.update(flat(value, f"{prefix}{key}."))
+        else:
+            flattened[f"{prefix}{key}"] = value
+    return flattened
+
+
+def differing_settings(runs: list[RunResults]) -> list[str]:
+    """The recipe settings whose values are not the same in all ``runs``."""
+    keys = dict.fromkeys(key for run in runs for key in run.settings if key not in NOT_COMPARED)
+    return [key for key in keys if len({repr(run.settings.get(key)) for run in runs}) > 1]
+
+
+def comparison_rows(runs: list[RunResults]) -> tuple[list[dict], list[str]]:
+    """One row per run (its name, the settings that differ, every summary value), and the columns."""
+    differing = differing_settings(runs)
+    rows = [
+        {"run": run.folder.name, **{key: run.settings.get(key) for key in differing},
+         **{key: format_stat(key, run.stats.get(key)) for key in SUMMARY_VALUES}}
+        for run in runs
+    ]  # fmt: skip
+    return rows, ["run", *differing, *SUMMARY_VALUES]
+
+
+def write_report(folders: list[str | Path], out: str | Path) -> Path:
+    """Write ``report.md`` and its plots into ``out``; returns the page's path."""
+    runs = [load_run(folder) for folder in folders]
+    out = Path(out)
+    differing = differing_settings(runs)
+    # Runs are named by the settings that tell them apart, or by number when those are many.
+    numbered = sum(len(f"{key}={run.settings.get(key)}, ") for key in differing for run in runs[:1]) > LABEL_WIDTH
+
+    def label(run: RunResults) -> str:
+        if numbered:
+            return f"#{runs.index(run) + 1}"
+        return ", ".join(f"{key}={run.settings.get(key)}" for key in differing) or run.folder.name
+
+    lines = ["# prunelab report", "", f"{len(runs)} run(s): accuracies are test accuracies, mean ± std over seeds.", ""]
+    rows, columns = comparison_rows(runs)
+    if numbered:
+        rows, columns = [{"#": i, **row} for i, row in enumerate(rows, start=1)], ["#", *columns]
+    lines += ["## Runs", "", format_table(rows, columns), ""]
+
+    # One line per group of runs that differ only in their target sparsity.
+    groups: dict[tuple, list[RunResults]] = {}
+    for run in runs:
+        groups.setdefault(tuple(repr(run.settings.get(k)) for k in differing if k != "prune.sparsity"), []).append(run)
+    curves: dict[str, list[tuple[float, float, float]]] = {}
+    for key, members in groups.items():
+        if numbered:
+            name = " ".join(label(run) for run in members)
+        else:  # the settings the group shares, or its method if they are all alike
+            shared = [f"{k}={v}" for k, v in zip([k for k in differing if k != "prune.sparsity"], key)]
+            name = ", ".join(shared) or str(members[0].settings.get("prune.method", "runs"))
+        curves[name] = [point for run in members for point in run.curve]
+    curves = {name: sorted(points) for name, points in curves.items()}
+    dense = {round(run.stats["dense_acc"]["mean"], 12) for run in runs if run.stats.get("dense_acc")}
+    plot_accuracy_vs_sparsity(curves, dense.pop() if len(dense) == 1 else None, out / "accuracy_vs_sparsity.png")
+    points = [
+        {"runs": name, "sparsity": f"{100 * s:.2f}%", "final accuracy": format_stat("final_acc", {"mean": m, "std": sd})}
+        for name, curve in curves.items() for s, m, sd in curve
+    ]  # fmt: skip
+    lines += ["## Accuracy against sparsity", "", "![accuracy against sparsity](accuracy_vs_sparsity.png)", "",
+              format_table(points), ""]  # fmt: skip
+
+    lprs = {label(run): run.layer_sparsity for run in runs if run.layer_sparsity}
+    if lprs:
+        plot_layer_sparsity(lprs, out / "layer_sparsity.png")
+        layer_names = list(dict.fromkeys(name for lpr in lprs.values() for name in lpr))
+        table = [{"layer": name, **{run: f"{100 * lpr[name]:.2f}%" if name in lpr else "" for run, lpr in lprs.items()}}
+                 for name in layer_names]  # fmt: skip
+        lines += ["## Layerwise pruning ratios of the final masks", "",
+                  "![layerwise pruning ratios](layer_sparsity.png)", "", format_table(table), ""]  # fmt: skip
+
+    lines += ["## Training", ""]
+    for run in runs:
+        for plot in run.training_plots:
+            lines += [f"{label(run)} ({plot.parent.name}):", "", f"![{run.folder.name}]({Path(os.path.relpath(plot, out)).as_posix()})", ""]
+    page = out / "report.md"
+    write_text(page, "\n".join(lines))
+    return page

@@ -1,0 +1,100 @@
+"""Run directories read back (means over seeds, the settings that differ) and ``prunelab report``."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+
+import pytest
+import yaml
+
+from prunelab import cli
+from prunelab.report.runs import differing_settings, load_run, write_report
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def fake_run(folder: Path, recipe: dict, seeds: dict[int, dict], layers: dict[int, dict[str, float]]) -> Path:
+    """A run directory as ``prunelab run`` leaves it, with the given per-seed summaries and LPR."""
+    folder.mkdir(parents=True)
+    (folder / "recipe.yaml").write_text(yaml.safe_dump(recipe))
+    for seed, summary in seeds.items():
+        (folder / f"seed-{seed}").mkdir()
+        (folder / f"seed-{seed}" / "summary.json").write_text(json.dumps({"seed": seed, **summary}))
+        lpr = {name: {"numel": 100, "remaining": round(100 * (1 - s)), "sparsity": s} for name, s in layers[seed].items()}
+        (folder / f"seed-{seed}" / "layer_sparsity.json").write_text(json.dumps(lpr))
+    keys = ("dense_acc", "final_acc", "sparsity")
+    stats = {k: {"mean": statistics.fmean(s[k] for s in seeds.values()), "std": 0.0} for k in keys}
+    (folder / "summary.json").write_text(json.dumps({"run": folder.name, "method": "x", "seeds": list(seeds), "stats": stats}))
+    return folder
+
+
+def imp_run(folder: Path, rate: float = 0.2) -> Path:
+    levels = {
+        0: [{"level": 1, "sparsity": 0.2, "final_acc": 0.80}, {"level": 2, "sparsity": 0.36, "final_acc": 0.70}],
+        1: [{"level": 1, "sparsity": 0.2, "final_acc": 0.90}, {"level": 2, "sparsity": 0.36, "final_acc": 0.74}],
+    }
+    seeds = {s: {"dense_acc": 0.95, "final_acc": lv[-1]["final_acc"], "sparsity": 0.36, "levels": lv} for s, lv in levels.items()}
+    recipe = {"prune": {"method": "imp", "rate": rate}, "eval": {"epochs": 2}, "seeds": [0, 1]}
+    return fake_run(folder, recipe, seeds, {0: {"a.weight": 0.1, "b.weight": 0.5}, 1: {"a.weight": 0.3, "b.weight": 0.4}})
+
+
+def oneshot_run(folder: Path, sparsity: float, acc: float) -> Path:
+    recipe = {"prune": {"method": "oneshot", "sparsity": sparsity}, "eval": {"epochs": 2}, "seeds": [0]}
+    seeds = {0: {"dense_acc": 0.95, "final_acc": acc, "sparsity": sparsity}}
+    return fake_run(folder, recipe, seeds, {0: {"a.weight": sparsity / 2, "b.weight": sparsity}})
+
+
+def test_a_run_is_averaged_over_its_seeds(tmp_path: Path) -> None:
+    run = load_run(imp_run(tmp_path / "imp"))
+    assert [(s, m) for s, m, _ in run.curve] == [(0.2, pytest.approx(0.85)), (0.36, pytest.approx(0.72))]
+    assert [sd for _, _, sd in run.curve] == [pytest.approx(statistics.stdev([0.8, 0.9])), pytest.approx(statistics.stdev([0.7, 0.74]))]
+    assert run.layer_sparsity == {"a.weight": pytest.approx(0.2), "b.weight": pytest.approx(0.45)}
+    assert run.settings["prune.rate"] == 0.2 and run.settings["eval.epochs"] == 2
+
+
+def test_a_method_without_levels_is_one_point(tmp_path: Path) -> None:
+    assert load_run(oneshot_run(tmp_path / "a", 0.9, 0.6)).curve == [(0.9, 0.6, 0.0)]
+
+
+def test_the_settings_that_differ_are_named_seeds_aside(tmp_path: Path) -> None:
+    runs = [load_run(imp_run(tmp_path / "a", 0.2)), load_run(imp_run(tmp_path / "b", 0.5)), load_run(oneshot_run(tmp_path / "c", 0.9, 0.6))]
+    assert differing_settings(runs) == ["prune.method", "prune.rate", "prune.sparsity"]
+
+
+def test_report_page_tables_and_plots(tmp_path: Path) -> None:
+    folders = [oneshot_run(tmp_path / "runs" / f"s{s}", s, acc) for s, acc in ((0.5, 0.9), (0.9, 0.7))]
+    page = write_report(folders, tmp_path / "report")
+    lines = page.read_text().splitlines()
+    # the runs differ in their sparsity only: one line of accuracy against sparsity, named by the method
+    assert "| oneshot |   50.00% |         90.00% |" in lines and "| oneshot |   90.00% |         70.00% |" in lines
+    # the LPR of each run (named by what differs), in percent
+    assert "| layer    | prune.sparsity=0.5 | prune.sparsity=0.9 |" in lines
+    assert "| b.weight |             50.00% |             90.00% |" in lines
+    assert "| s0.5 |            0.5 |    95.00% |            |    90.00% |   50.00% |" in "\n".join(lines)
+    for name in ("accuracy_vs_sparsity.png", "layer_sparsity.png"):
+        assert f"]({name})" in page.read_text()
+        assert (tmp_path / "report" / name).read_bytes().startswith(PNG)
+
+
+def test_many_differing_settings_number_the_runs(tmp_path: Path) -> None:
+    base = {"prune": {"method": "oneshot", "sparsity": 0.5}, "seeds": [0]}
+    folders = []
+    for i, lr in enumerate((0.1, 0.2)):
+        recipe = {**base, "find": {"optimizer": {"lr": lr, "weight_decay": lr / 10}, "epochs": 10 + i, "batch_size": 100 + i}}
+        folders.append(fake_run(tmp_path / f"r{i}", recipe, {0: {"dense_acc": 0.9, "final_acc": 0.8, "sparsity": 0.5}},
+                                {0: {"a.weight": 0.5}}))  # fmt: skip
+    text = write_report(folders, tmp_path / "report").read_text()
+    assert "| 1 | r0  |             100 |          10 |               0.1 |" in text  # numbered, settings beside
+    assert "| #1 #2 |   50.00% |" not in text  # they differ in more than sparsity: two lines
+    assert "| #1   |   50.00% |         80.00% |" in text and "| #2   |   50.00% |         80.00% |" in text
+
+
+def test_report_command_skips_what_is_not_a_run(tmp_path: Path, capsys) -> None:
+    folders = [oneshot_run(tmp_path / "runs" / f"s{s}", s, 0.8) for s in (0.5, 0.9)]
+    (tmp_path / "runs" / "table.md").write_text("")
+    assert cli.main(["report", *map(str, folders), str(tmp_path / "runs" / "table.md"), "--out", str(tmp_path / "out")]) == 0
+    captured = capsys.readouterr()
+    assert f"report in {tmp_path / 'out' / 'report.md'}" in captured.out and "skipping" in captured.err
+    assert cli.main(["report", str(tmp_path / "runs" / "table.md")]) == 2
