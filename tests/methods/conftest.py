@@ -90,6 +90,13 @@ def prunable_names(data: Dataset) -> list[str]:
 
 
 @pytest.fixture(scope="session")
+def numel(prunable_names: list[str], data: Dataset) -> dict[str, int]:
+    """Size of each prunable weight of the MNIST-1D CNN."""
+    params = dict(build_model("mnist1d_cnn", num_classes=data.num_classes, input_shape=data.input_shape).named_parameters())
+    return {name: params[name].numel() for name in prunable_names}
+
+
+@pytest.fixture(scope="session")
 def find_weights(data: Dataset) -> Callable[[Path, Recipe], dict[str, Tensor]]:
     """The weights at the end of the find phase, from the run folder's ``.find`` cache."""
 

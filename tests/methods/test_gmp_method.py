@@ -223,7 +223,7 @@ def test_every_batch_warning_comes_with_enough_updates(make_recipe) -> None:
     [
         (["prune.pruning_epochs=4"], "eval.epochs=4 is shorter than"),  # 1 + 4 > 4 eval epochs
         (["prune.init_sparsity=0.85"], "init_sparsity=0.85 is above sparsity=0.8"),
-        (["prune.scope=ratios", "prune.ratios={'0': 0.5}"], "not ratios"),
+        (["prune.scope=lpr_of", "prune.lpr_of=elsewhere"], "gmp prunes gradually with scope global, layerwise or ratios"),
         (["eval.lr_policy=llr"], "eval.lr_policy and eval.rewind do not apply"),
     ],
 )
@@ -268,3 +268,35 @@ def test_layerwise_gmp_prunes_every_layer_to_the_schedule(make_recipe, finetune_
     assert all(
         session.pruner.count_pruned(n) == round(SPARSITY * p.numel()) for n, p in session.pruner.parameters.items()
     )
+
+
+def test_per_layer_ratios_each_follow_their_own_cubic_schedule(make_recipe, tmp_path, numel, read) -> None:
+    """Seed 000's sparsity per layer: with ``scope: ratios`` every named layer rises from
+    init_sparsity to its own ratio on the cubic schedule; the others stay dense."""
+    ratios = {"features.0.weight": 0.3, "classifier.0.weight": 0.9, "features.2.weight": 0.02}  # the last below init
+    recipe = make_recipe(*GMP, "prune.scope=ratios", f"prune.ratios={ratios}")
+    seen: dict[int, dict[str, int]] = {}
+    original = GradualPruning.__call__
+
+    def watched(self, trainer: Trainer, step: int) -> None:
+        original(self, trainer, step)
+        pruner = self.session.pruner
+        seen[step] = {name: pruner.count_pruned(name) for name in pruner.parameters}
+
+    with pytest.MonkeyPatch.context() as patch, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        patch.setattr(GradualPruning, "__call__", watched)
+        seed = run_recipe(recipe, tmp_path, progress=False) / "seed-0"
+    plan = read(seed / "events.json")["gmp/plan"]
+    begin, end = 8, 22  # as in the global run above: same epochs and updates
+    assert plan["update_steps"] == [8, 10, 12, 14, 16, 18, 20, 22]
+    for step in plan["update_steps"]:
+        for name, size in numel.items():
+            ratio = ratios.get(name, 0.0)
+            expected = cubic(step, begin, end, initial=min(INIT, ratio), final=ratio) if name in ratios else 0.0
+            assert abs(seen[step][name] - expected * size) <= 0.5 + 1e-9, (step, name)  # the count rounds it
+        overall = sum(cubic(step, begin, end, min(INIT, r), r) * numel[n] for n, r in ratios.items()) / sum(numel.values())
+        assert plan["sparsity"][plan["update_steps"].index(step)] == pytest.approx(overall, abs=1e-12)
+    final = read(seed / "layer_sparsity.json")
+    for name, size in numel.items():
+        assert final[name]["numel"] - final[name]["remaining"] == round(ratios.get(name, 0.0) * size), name

@@ -66,13 +66,6 @@ def assert_masked_copy(actual: dict, source: dict, masks: dict) -> None:
 
 
 @pytest.fixture(scope="module")
-def numel(prunable_names, data) -> dict[str, int]:
-    model = build_model("mnist1d_cnn", num_classes=data.num_classes, input_shape=data.input_shape)
-    params = dict(model.named_parameters())
-    return {n: params[n].numel() for n in prunable_names}
-
-
-@pytest.fixture(scope="module")
 def imp_global(make_recipe, shared_out):
     return run_watched(make_recipe(*IMP, "prune.levels=3"), shared_out)
 

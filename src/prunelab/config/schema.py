@@ -267,10 +267,10 @@ class Recipe(Strict):
     def _consistent(self) -> Recipe:
         """Checks across sections, so that impossible settings fail before any training."""
         prune, evaluation = self.prune, self.eval
-        if prune.method != "oneshot" and prune.scope == "ratios":
+        if prune.method in ("imp", "bimp") and prune.scope == "ratios":
             raise ValueError(f"prune.scope: {prune.method} prunes with scope global or layerwise, not ratios")
         if prune.method == "gmp" and prune.scope == "lpr_of":
-            raise ValueError("prune.scope: gmp prunes gradually with scope global or layerwise, not lpr_of")
+            raise ValueError("prune.scope: gmp prunes gradually with scope global, layerwise or ratios, not lpr_of")
         if evaluation.warmup_fraction and evaluation.lr_policy not in ("slr", "clr", "llr", "allr"):
             raise ValueError(
                 "eval.warmup_fraction warms up the restarting LR policies slr, clr, llr and allr; "

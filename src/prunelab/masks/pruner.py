@@ -99,7 +99,7 @@ class Pruner:
         prior = self.masks or None
         # Groups of tensors pruned together: all of them (global), or one at a time.
         if ratios is not None:
-            groups = [([name], ratio) for name, ratio in self._ratio_targets(ratios).items()]
+            groups = [([name], ratio) for name, ratio in self.named_ratios(ratios).items()]
         else:
             sparsity = _fraction("sparsity", sparsity)
             names = list(self.parameters)
@@ -120,7 +120,13 @@ class Pruner:
         self._set_masks(masks)
         return self.masks
 
-    def _ratio_targets(self, ratios: Mapping[str, float]) -> dict[str, float]:
+    def named_ratios(self, ratios: Mapping[str, float]) -> dict[str, float]:
+        """``ratios`` keyed by parameter, module names or regexes, as ratios per prunable
+        parameter name; an unknown name or two ratios for one parameter are errors.
+
+        >>> Pruner(nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 2))).named_ratios({"0": 0.5, "1.weight": 0.2})
+        {'0.weight': 0.5, '1.weight': 0.2}
+        """
         targets: dict[str, float] = {}
         source: dict[str, str] = {}
         for key, raw_ratio in ratios.items():

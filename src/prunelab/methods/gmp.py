@@ -2,7 +2,8 @@
 
 After the find phase, the eval phase runs three stages back to back: ``stabilization_epochs``
 at the pruning LR with the model dense; ``pruning_epochs`` during which the sparsity rises
-from ``init_sparsity`` to the target along the cubic (or linear) schedule, updated
+from ``init_sparsity`` to the target (or, with ``scope: ratios``, in each layer to its
+ratio) along the cubic (or linear) schedule, updated
 ``updates_per_epoch`` times an epoch; and fine-tuning at the final sparsity for the rest of
 the eval phase, where the eval LR schedule should step down (e.g. multistep milestones
 there) and weight decay is off unless ``finetune_weight_decay``.
@@ -10,6 +11,7 @@ there) and weight decay is off unless ``finetune_weight_decay``.
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 
 from prunelab.methods.common import find, steps_per_epoch
@@ -37,6 +39,28 @@ def gmp_schedule(session: Session) -> Polynomial:
         frequency=frequency,
         exponent=3 if spec.schedule == "cubic" else 1,
     )
+
+
+def layer_schedules(session: Session, schedule: Polynomial) -> dict[str, Polynomial]:
+    """With ``scope: ratios``, each named layer's own schedule: the same steps and shape,
+    from ``init_sparsity`` (or the layer's ratio, if lower) to the layer's ratio (seed 000's
+    sparsity per layer). Empty for the other scopes."""
+    spec = session.recipe.prune
+    if spec.scope != "ratios":
+        return {}
+    return {
+        name: dataclasses.replace(schedule, initial=min(spec.init_sparsity, ratio), final=ratio)
+        for name, ratio in session.pruner.named_ratios(spec.ratios).items()
+    }
+
+
+def planned_sparsity(session: Session, schedule: Polynomial, step: int) -> float:
+    """The sparsity of all prunable weights after the update at ``step``."""
+    layers = layer_schedules(session, schedule)
+    if not layers:
+        return schedule(step)
+    sizes = {name: p.numel() for name, p in session.pruner.parameters.items()}
+    return sum(layers[name](step) * sizes[name] for name in layers) / sum(sizes.values())
 
 
 def finetune_step(session: Session) -> int:
@@ -70,12 +94,15 @@ class GradualPruning:
 
     def __init__(self, session: Session, schedule: Polynomial) -> None:
         self.session, self.schedule = session, schedule
+        self.layers = layer_schedules(session, schedule)
         self.updates = set(schedule.update_steps())
         self.finetune_step = finetune_step(session)
         self.weight_decay_off = not session.recipe.prune.finetune_weight_decay
 
     def __call__(self, trainer: Trainer, step: int) -> None:
-        if step in self.updates:
+        if step in self.updates and self.layers:
+            self.session.pruner.prune(ratios={name: layer(step) for name, layer in self.layers.items()})
+        elif step in self.updates:
             self.session.pruner.prune(self.schedule(step), scope=self.session.recipe.prune.scope)
         if self.weight_decay_off and step >= self.finetune_step:
             for group in trainer.optimizer.param_groups:
@@ -87,7 +114,7 @@ def gmp(session: Session) -> dict:
     schedule = gmp_schedule(session)
     warned = session.once("gmp/plan", lambda: {
         "update_steps": list(schedule.update_steps()),
-        "sparsity": [schedule(step) for step in schedule.update_steps()],
+        "sparsity": [planned_sparsity(session, schedule, step) for step in schedule.update_steps()],
         "warnings": check_update_frequency(schedule),
     })
     evaluated = session.train("eval", session.recipe.eval, step_hooks=[GradualPruning(session, schedule)])
