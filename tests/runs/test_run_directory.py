@@ -11,7 +11,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from prunelab.config import load_recipe, run_name
+from prunelab.config import RecipeError, load_recipe, run_name
 from prunelab.data import load_dataset
 from prunelab.masks import Pruner
 from prunelab.models import build_model
@@ -227,3 +227,18 @@ def test_adding_a_seed_runs_only_the_new_seed(run: Path, recipe, tmp_path: Path,
     assert top["stats"]["final_acc"]["mean"] == pytest.approx(mean)
     assert top["stats"]["final_acc"]["std"] == pytest.approx(abs(s0["final_acc"] - s1["final_acc"]) / 2 ** 0.5)
     assert load_recipe(copy / "recipe.yaml").seeds == [0, 1]
+
+
+def test_a_directory_of_other_settings_is_not_mixed_in(recipe, run: Path, tmp_path: Path) -> None:
+    """A directory whose recipe reads differently today (a default changed since) takes no
+    more seeds: its summary would average two experiments."""
+    copy = tmp_path / run.name
+    shutil.copytree(run, copy)
+    text = (copy / "recipe.yaml").read_text()
+    assert "  criterion: magnitude\n" in text
+    (copy / "recipe.yaml").write_text(text.replace("  criterion: magnitude\n", "  criterion: random\n"))
+    more_seeds = recipe.model_copy(update={"seeds": [0, 1]})
+    with pytest.raises(RecipeError, match=r"holds runs of other settings \(prune.criterion: 'random' there, 'magnitude' now\)"):
+        run_recipe(more_seeds, tmp_path, progress=False)
+    assert not (copy / "seed-1").exists()
+    run_recipe(recipe, tmp_path, progress=False)  # nothing left to run: its summary is only read again

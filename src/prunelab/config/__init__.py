@@ -4,9 +4,12 @@ from prunelab.config.load import (
     RecipeError,
     apply_override,
     builtin_recipes,
+    experiment_settings,
+    flat,
     load_recipe,
     recipe_yaml,
     run_name,
+    run_settings,
     validate,
 )
 from prunelab.config.schema import (
@@ -27,5 +30,5 @@ from prunelab.config.schema import (
 __all__ = [
     "BIMPConfig", "DataConfig", "EvalConfig", "GMPConfig", "IMPConfig", "LRScheduleConfig", "ModelConfig",
     "OneShotConfig", "OptimizerConfig", "Recipe", "RecipeError", "TrainConfig", "apply_override",
-    "builtin_recipes", "load_recipe", "recipe_yaml", "run_name", "unused_settings", "validate",
+    "builtin_recipes", "experiment_settings", "flat", "load_recipe", "recipe_yaml", "run_name", "run_settings", "unused_settings", "validate",
 ]

@@ -161,6 +161,36 @@ def run_name(recipe: Recipe) -> str:
     return f"{recipe.prune.method}-{recipe.model.name}-{recipe.data.name}-{digest}"
 
 
+def flat(recipe: dict, prefix: str = "") -> dict[str, object]:
+    """A nested recipe as dotted keys.
+
+    >>> flat({"eval": {"epochs": 2, "optimizer": {"lr": 0.1}}, "model": {"options": {}}, "seeds": [0]})
+    {'eval.epochs': 2, 'eval.optimizer.lr': 0.1, 'seeds': [0]}
+    """
+    flattened = {}
+    for key, value in recipe.items():
+        if isinstance(value, dict):  # an empty section sets nothing
+            flattened.update(flat(value, f"{prefix}{key}."))
+        else:
+            flattened[f"{prefix}{key}"] = value
+    return flattened
+
+
+def experiment_settings(recipe: Recipe) -> dict[str, object]:
+    """Every setting that changes a run's results (dotted keys), defaults included."""
+    return flat(recipe.model_dump(mode="json", exclude=NOT_IN_RUN_NAME))
+
+
+def run_settings(folder: str | Path) -> dict[str, object]:
+    """:func:`experiment_settings` of the run directory ``folder``, from its ``recipe.yaml``
+    (read with today's defaults for settings it does not name)."""
+    path = Path(folder) / "recipe.yaml"
+    try:
+        return experiment_settings(validate(yaml.safe_load(path.read_text()) or {}, str(path)))
+    except (OSError, yaml.YAMLError) as error:
+        raise RecipeError(f"{path} cannot be read: {error}") from None
+
+
 def recipe_yaml(recipe: Recipe) -> str:
     """The fully resolved recipe as YAML, every default written out."""
     return yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False)

@@ -15,15 +15,12 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
+from prunelab.config import run_settings
 from prunelab.config.sweep import SUMMARY_VALUES
 from prunelab.report.plots import plot_accuracy_vs_sparsity, plot_layer_sparsity
 from prunelab.report.tables import format_stat, format_table
 from prunelab.runs.io import write_text
 
-#: Settings that name a run's seeds or describe it, not what it does.
-NOT_COMPARED = ("seeds", "description")
 #: Longer names of runs (their differing settings) give way to numbers.
 LABEL_WIDTH = 60
 
@@ -68,7 +65,7 @@ def load_run(folder: str | Path) -> RunResults:
                 layers.setdefault(name, []).append(layer["sparsity"])
     return RunResults(
         folder=folder,
-        settings=flat(yaml.safe_load((folder / "recipe.yaml").read_text()) or {}),
+        settings=run_settings(folder),
         stats=stats,
         curve=curve,
         layer_sparsity={name: statistics.fmean(values) for name, values in layers.items()},
@@ -76,24 +73,9 @@ def load_run(folder: str | Path) -> RunResults:
     )
 
 
-def flat(recipe: dict, prefix: str = "") -> dict[str, object]:
-    """A nested recipe as dotted keys.
-
-    >>> flat({"eval": {"epochs": 2, "optimizer": {"lr": 0.1}}, "seeds": [0]})
-    {'eval.epochs': 2, 'eval.optimizer.lr': 0.1, 'seeds': [0]}
-    """
-    flattened = {}
-    for key, value in recipe.items():
-        if isinstance(value, dict):  # an empty section sets nothing
-            flattened.update(flat(value, f"{prefix}{key}."))
-        else:
-            flattened[f"{prefix}{key}"] = value
-    return flattened
-
-
 def differing_settings(runs: list[RunResults]) -> list[str]:
     """The recipe settings whose values are not the same in all ``runs``."""
-    keys = dict.fromkeys(key for run in runs for key in run.settings if key not in NOT_COMPARED)
+    keys = dict.fromkeys(key for run in runs for key in run.settings)
     return [key for key in keys if len({repr(run.settings.get(key)) for run in runs}) > 1]
 
 

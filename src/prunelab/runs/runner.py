@@ -31,7 +31,15 @@ from pathlib import Path
 
 import torch
 
-from prunelab.config import Recipe, RecipeError, recipe_yaml, run_name, unused_settings
+from prunelab.config import (
+    Recipe,
+    RecipeError,
+    experiment_settings,
+    recipe_yaml,
+    run_name,
+    run_settings,
+    unused_settings,
+)
 from prunelab.data import load_dataset
 from prunelab.masks import Pruner
 from prunelab.methods import METHODS
@@ -81,6 +89,22 @@ def preflight(recipe: Recipe, data) -> None:
         check_lpr_reference(recipe, {name: p.numel() for name, p in pruner.parameters.items()})
 
 
+def check_same_experiment(folder: Path, recipe: Recipe) -> None:
+    """A run directory gathers seeds of one experiment: its recipe, read with today's
+    defaults, must set everything as ``recipe`` does. (Run names hash the settings that
+    differ from the defaults, so a changed default would otherwise mix two experiments.)"""
+    if not (folder / "recipe.yaml").exists():
+        return
+    ours, theirs = experiment_settings(recipe), run_settings(folder)
+    changed = [key for key in dict.fromkeys([*ours, *theirs]) if ours.get(key) != theirs.get(key)]
+    if changed:
+        shown = "; ".join(f"{key}: {theirs.get(key)!r} there, {ours.get(key)!r} now" for key in changed)
+        raise RecipeError(
+            f"{folder} holds runs of other settings ({shown}), as after a change of a default; "
+            "run into another --out, or remove that directory"
+        )
+
+
 def run_recipe(recipe: Recipe, out: str | Path = "runs", progress: bool = True) -> Path:
     """Run every seed of ``recipe`` that has not finished yet; returns the run directory."""
     for message in unused_settings(recipe):
@@ -89,6 +113,7 @@ def run_recipe(recipe: Recipe, out: str | Path = "runs", progress: bool = True) 
     folder = Path(out) / run_name(recipe)
     pending = [seed for seed in recipe.seeds if not (folder / f"seed-{seed}" / SUMMARY).exists()]
     if pending:
+        check_same_experiment(folder, recipe)
         data = load_dataset(recipe.data.name, recipe.data.data_dir, recipe.data.download)
         preflight(recipe, data)  # before the run directory exists, so a bad recipe leaves nothing behind
         # The directory gathers the seeds of every command: its recipe names them all.
