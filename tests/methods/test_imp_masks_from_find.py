@@ -20,12 +20,13 @@ A1 = ["prune.method=imp", "prune.rate=0.3", "prune.levels=2", "prune.masks_from=
 
 def run_capturing(recipe, out):
     """Run ``recipe``; keep the weights each pruning step pruned and the masks before and
-    after it, and the weights at the end of every training phase (``seen["ends"]``)."""
-    seen = {"ends": {}}
+    after it, and the weights at the start and end of every training phase."""
+    seen: dict = {"starts": {}, "ends": {}}  # and 1, 2, ...: each pruning step
     original = Pruner.prune
     train = Session.train
 
     def watched_train(self, phase, config, **kwargs):
+        seen["starts"][phase] = {n: p.detach().clone() for n, p in self.pruner.parameters.items()}
         result = train(self, phase, config, **kwargs)
         seen["ends"][phase] = {n: p.detach().clone() for n, p in self.pruner.parameters.items()}
         return result
@@ -34,7 +35,8 @@ def run_capturing(recipe, out):
         weights = {name: p.detach().clone() for name, p in self.parameters.items()}
         masks = {name: m.clone() for name, m in self.masks.items()}
         result = original(self, *args, **kwargs)
-        seen[len(seen)] = (weights, masks, {name: m.clone() for name, m in self.masks.items()})
+        step = sum(isinstance(key, int) for key in seen) + 1
+        seen[step] = (weights, masks, {name: m.clone() for name, m in self.masks.items()})
         return result
 
     with pytest.MonkeyPatch.context() as patch:
@@ -104,3 +106,16 @@ def test_level_find_starts_from_the_rewind_point(make_recipe, tmp_path) -> None:
 def test_bimp_keeps_pruning_what_its_retraining_leaves(make_recipe) -> None:
     with pytest.raises(RecipeError, match="bimp prunes the weights its retraining leaves"):
         make_recipe("prune.method=bimp", "prune.masks_from=find")
+
+
+def test_late_rewinding_resumes_h_find_at_step_k(make_recipe, tmp_path, read, steps_per_epoch) -> None:
+    """With epoch:K every level's H_find training starts from the weights kept at epoch K and
+    runs the rest of the find schedule, from its LR position there."""
+    seed, seen = run_capturing(make_recipe(*A1, "eval.rewind=epoch:1", "eval.epochs=2"), tmp_path)
+    lr_log = read(seed / "lr_log.json")
+    assert lr_log["level-2/find"] == lr_log["find"][steps_per_epoch:]
+    rewound = load_file(str(seed / "snapshots" / "rewind.safetensors"))
+    _, _, level_1_mask = seen[1]
+    starts = seen["starts"]["level-2/find"]
+    for name, mask in level_1_mask.items():
+        assert torch.equal(starts[name], rewound[name] * mask), name

@@ -289,6 +289,11 @@ class Recipe(Strict):
                     "fine-tuning takes the rest of the eval phase"
                 )
         find_epochs = prune.initial_epochs if prune.method == "bimp" else self.find.epochs
+        if prune.method == "imp" and prune.masks_from == "eval" and evaluation.rewind == "reinit":
+            raise ValueError(
+                "eval.rewind: reinit evaluates masks from new random weights, but with prune.masks_from eval "
+                "IMP also finds its next mask on them; use prune.masks_from: find"
+            )
         if prune.method in ("imp", "bimp") and prune.levels is None and prune.sparsity == 0:
             raise ValueError(f"prune.sparsity: {prune.method} without prune.levels needs a target sparsity above 0")
         if evaluation.lr_policy is not None and find_epochs == 0:

@@ -46,9 +46,8 @@ def _iterate(session: Session, found: dict, eval_config: EvalConfig, epochs_per_
         if spec.masks_from == "find" and level > 1:
             find_again(session, level)
         pruned = prune(session, f"level-{level}/prune", sparsity=target)
-        if spec.masks_from == "find" and level < len(targets):
-            # What the next level's H_find training starts from when eval.rewind is none.
-            session.once(f"level-{level}/keep", lambda: session.save_weights(f"level-{level}-pruned") or {})
+        if spec.masks_from == "find" and session.recipe.eval.rewind == "none" and level < len(targets):
+            keep_pruned_weights(session, level)
         config = eval_config if epochs_per_level is None else eval_config.model_copy(
             update={"epochs": epochs_per_level[level - 1]}
         )
@@ -68,17 +67,30 @@ def _iterate(session: Session, found: dict, eval_config: EvalConfig, epochs_per_
     }
 
 
+def keep_pruned_weights(session: Session, level: int) -> None:
+    """Keep the weights just pruned at ``level``: with ``eval.rewind: none`` the next level's
+    H_find training continues from them, not from what the evaluation trained."""
+
+    def keep() -> dict:
+        session.save_weights(f"level-{level}-pruned")
+        return {}
+
+    session.once(f"level-{level}/keep", keep)
+
+
 def find_again(session: Session, level: int) -> dict:
     """Seed 002, Algorithm A1, lines 6 and 4 for ``level``: rewind as ``eval.rewind`` says
-    (to the initialisation, to epoch/step K of the find phase and its LR position there, to
-    new random weights, or, with ``none``, to the weights pruned at the previous level), then
-    train the masked model
-    with H_find. Its weights are the ones this level prunes."""
+    (to the initialisation, also for ``reinit``, whose new weights only evaluate masks; to
+    epoch/step K of the find phase and its LR position there; with ``none``, to the weights
+    pruned at the previous level), then train the masked model with H_find. Its weights
+    are the ones this level prunes."""
     recipe = session.recipe
     phase = f"level-{level}/find"
 
     def restore() -> dict:
-        if not rewind(session, recipe.eval.rewind):
+        if recipe.eval.rewind == "reinit":
+            session.load_weights("init")
+        elif not rewind(session, recipe.eval.rewind):
             session.load_weights(f"level-{level - 1}-pruned")
         return {"rewind": recipe.eval.rewind}
 
