@@ -280,3 +280,8 @@ def test_gmp_summaries_say_what_their_pruned_accuracy_is(tmp_path: Path, capsys)
     (folder / "summary.json").write_text(json.dumps({"run": folder.name, "method": "gmp", "seeds": [0], "stats": stats}))
     assert cli.main(["show", str(folder)]) == 0
     assert table(capsys.readouterr().out)["pruned_acc"] == ["80.00%", "test accuracy at the end of the pruning stage, before fine-tuning"]
+
+
+def test_an_exclusion_that_names_nothing_is_reported_as_such(data_dir: Path, tmp_path: Path, capsys) -> None:
+    assert cli.main(["run", "--no-progress", "--out", str(tmp_path), *sets(data_dir, "prune.exclude=[duration]")]) == 2
+    assert "prunelab: error: prune.include/exclude: exclude pattern 'duration' matches no prunable" in capsys.readouterr().err

@@ -451,10 +451,19 @@ def test_an_unset_sparsity_is_not_reported_as_unused() -> None:
 def test_an_eval_lr_that_an_lr_policy_replaces_is_named() -> None:
     messages = unused_settings(load_recipe(overrides=["eval.optimizer.lr=0.5"]))  # the default's policy: llr
     assert messages == [
-        "eval.optimizer.lr=0.5 is not used: eval.lr_policy llr takes its learning rates from the find phase's "
+        "eval.optimizer.lr=0.5 is not used: the LR policy llr takes its learning rates from the find phase's "
         "LR log (find.optimizer.lr=0.1)"
     ]
-    assert unused_settings(load_recipe()) == []  # the same LR in both phases says nothing
+    assert unused_settings(load_recipe(overrides=["find.optimizer.lr=0.05"])) == []  # the eval LR was never set
+
+
+@pytest.mark.parametrize("name", sorted(builtin_recipes()))
+def test_builtin_recipes_set_nothing_in_vain(name) -> None:
+    """Every built-in recipe (each variant of a sweep) uses what it sets: the suite ignores
+    these notes for its shrunk recipes, so the full ones are checked here."""
+    plan, _ = load_plan(name)
+    for assignment, recipe in plan:
+        assert unused_settings(recipe) == [], assignment
 
 
 def test_gmp_defaults_follow_seed_000s_minimum_of_30_updates() -> None:

@@ -351,14 +351,17 @@ def unused_settings(recipe: Recipe) -> list[str]:
         elif prune.method in ("imp", "bimp") and prune.levels is not None:
             messages.append(f"prune.sparsity={prune.sparsity} is not used: prune.levels={prune.levels} sets how far IMP prunes")
     evaluation = recipe.eval
-    if evaluation.lr_policy is not None and evaluation.optimizer.lr != recipe.find.optimizer.lr:
+    policy = "allr" if prune.method == "bimp" else evaluation.lr_policy
+    if policy is not None and "lr" in evaluation.optimizer.model_fields_set:
         messages.append(
-            f"eval.optimizer.lr={evaluation.optimizer.lr} is not used: eval.lr_policy {evaluation.lr_policy} "
-            f"takes its learning rates from the find phase's LR log (find.optimizer.lr={recipe.find.optimizer.lr})"
+            f"eval.optimizer.lr={evaluation.optimizer.lr} is not used: the LR policy {policy} takes its "
+            f"learning rates from the find phase's LR log (find.optimizer.lr={recipe.find.optimizer.lr})"
         )
-    phases = [("eval", recipe.eval)] if recipe.eval.lr_policy is None and prune.method != "bimp" else []
+    phases = []  # whose LR schedule the recipe's settings decide (BIMP sets its own)
     if prune.method != "bimp":
-        phases.insert(0, ("find", recipe.find))
+        phases.append(("find", recipe.find))
+        if policy is None:
+            phases.append(("eval", evaluation))
     for name, phase in phases:
         schedule = phase.lr_schedule
         late = [m for m in schedule.milestones if m >= phase.epochs] if schedule.name == "multistep" else []

@@ -80,11 +80,13 @@ def preflight(recipe: Recipe, data) -> None:
     model = build_model(recipe.model.name, num_classes=data.num_classes, input_shape=data.input_shape, **recipe.model.options)
     try:
         pruner = Pruner(model, recipe.prune.include, recipe.prune.exclude, criterion=recipe.prune.criterion)
-        if recipe.prune.scope == "ratios":
-            pruner.prune(ratios=recipe.prune.ratios)  # names and values, on the untrained model
     except ValueError as error:
-        field = "prune.ratios" if "ratio" in str(error) else "prune.include/exclude"
-        raise RecipeError(f"{field}: {error}") from None
+        raise RecipeError(f"prune.include/exclude: {error}") from None
+    if recipe.prune.scope == "ratios":
+        try:
+            pruner.named_ratios(recipe.prune.ratios)
+        except ValueError as error:
+            raise RecipeError(f"prune.ratios: {error}") from None
     if recipe.prune.scope == "lpr_of":
         check_lpr_reference(recipe, {name: p.numel() for name, p in pruner.parameters.items()})
 
