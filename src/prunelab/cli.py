@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from prunelab.config import RecipeError, builtin_recipes, run_name
-from prunelab.config.sweep import SUMMARY_VALUES, load_plan
+from prunelab.config.sweep import load_plan, summary_meanings
 from prunelab.report import format_stat, format_table, pivot
 from prunelab.runs.io import write_text
 
@@ -162,7 +162,9 @@ def _recipes(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    folder = _run_folder(args.run)
+    from prunelab.report.runs import check_run_folder
+
+    folder = check_run_folder(args.run)
     print(_summary_table(folder))
     for seed_folder in sorted(folder.glob("seed-*")):
         path = seed_folder / "layer_sparsity.json"
@@ -195,10 +197,12 @@ def _report(args: argparse.Namespace) -> int:
 def _run_folders(paths: list[Path]) -> list[Path]:
     """The finished run directories among ``paths``; with several paths (``runs/*``), the
     rest (tables, unfinished runs, LR range tests) is skipped with a note."""
+    from prunelab.report.runs import check_run_folder
+
     folders = []
     for path in paths:
         try:
-            folders.append(_run_folder(path))
+            folders.append(check_run_folder(path))
         except FileNotFoundError as error:
             if len(paths) == 1:
                 raise
@@ -208,14 +212,10 @@ def _run_folders(paths: list[Path]) -> list[Path]:
     return folders
 
 
-#: GMP prunes while it trains: its "pruned" accuracy is that of the end of the pruning stage.
-GMP_MEANINGS = {"pruned_acc": "test accuracy at the end of the pruning stage, before fine-tuning"}
-
-
 def _summary_table(folder: Path) -> str:
     summary = json.loads((folder / "summary.json").read_text())
     spread = ", mean ± std" if len(summary["seeds"]) > 1 else ""
-    meanings = {**SUMMARY_VALUES, **(GMP_MEANINGS if summary.get("method") == "gmp" else {})}
+    meanings = summary_meanings(summary.get("method", ""))
     rows = [
         {"metric": key, f"value{spread}": format_stat(key, stat), "meaning": meanings.get(key, "")}
         for key, stat in summary["stats"].items()
@@ -233,14 +233,6 @@ def _make_out(out: str) -> None:
         Path(out).mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise OSError(f"--out {out}: cannot make the folder: {error.strerror or error}") from None
-
-
-def _run_folder(path: Path) -> Path:
-    if (path / "summary.json").exists() and (path.parent / "summary.json").exists() and path.name.startswith("seed-"):
-        raise FileNotFoundError(f"{path} is one seed of a run; pass the run directory {path.parent}")
-    if not (path / "summary.json").exists() or "stats" not in json.loads((path / "summary.json").read_text()):
-        raise FileNotFoundError(f"{path} is not a finished run directory (no summary.json); run it with prunelab run")
-    return path
 
 
 COMMANDS = {

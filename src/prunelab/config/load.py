@@ -88,21 +88,25 @@ def _describe(error: dict) -> str:
     return f"{where}: {message}{shown}"
 
 
-def apply_override(data: dict, override: str, nested: bool = True) -> None:
-    """Set ``key.sub=value`` in nested recipe data (or the key ``key.sub`` itself if not
-    ``nested``); the value is parsed as YAML (``0.5``, ``[1, 2]``)."""
+def parse_override(override: str) -> tuple[str, object]:
+    """``key.sub=value`` as the key and the value parsed as YAML (``0.5``, ``[1, 2]``).
+
+    >>> parse_override(" prune.sparsity = 0.5")
+    ('prune.sparsity', 0.5)
+    """
     key, sep, raw = override.partition("=")
     key = key.strip()
     if not sep or not key:
         raise RecipeError(f"override {override!r} must look like key.sub=value")
     try:
-        value = yaml.safe_load(raw)
+        return key, yaml.safe_load(raw)
     except yaml.YAMLError as error:
         raise RecipeError(f"override {override!r}: the value is not valid YAML: {error}") from None
-    if nested:
-        assign(data, key, value)
-    else:
-        data[key] = value
+
+
+def apply_override(data: dict, override: str) -> None:
+    """Set ``key.sub=value`` in nested recipe data."""
+    assign(data, *parse_override(override))
 
 
 def assign(data: dict, key: str, value: object) -> None:

@@ -28,6 +28,7 @@ from prunelab.config.load import (
     apply_override,
     assign,
     describe_errors,
+    parse_override,
     read_recipe_data,
     validate,
 )
@@ -44,6 +45,14 @@ SUMMARY_VALUES = {
     "remaining_parameters": "parameters not pruned",
     "wall_seconds": "time the run took",
 }
+
+
+def summary_meanings(method: str) -> dict[str, str]:
+    """What each summary value of a run of ``method`` is: GMP prunes while it trains, so its
+    "pruned" accuracy is that of the end of the pruning stage."""
+    if method == "gmp":
+        return {**SUMMARY_VALUES, "pruned_acc": "test accuracy at the end of the pruning stage, before fine-tuning"}
+    return dict(SUMMARY_VALUES)
 
 
 class TableSpec(Strict):
@@ -103,11 +112,11 @@ def load_plan(
     for override in overrides:
         key = override.partition("=")[0].strip()
         if key in sweep.grid:
-            raise RecipeError(f"--set {key}: this field is swept by the recipe ({sweep.grid[key]})")
+            raise RecipeError(f"--set {key}: this field is swept (sweep.grid.{key}: {sweep.grid[key]})")
         # A field inside a swept one (eval.optimizer.lr when eval.optimizer is swept) is replaced too.
         for swept, values in sweep.grid.items():
             if key.startswith(f"{swept}."):
-                raise RecipeError(f"--set {key}: it lies inside {swept}, which the recipe sweeps ({values})")
+                raise RecipeError(f"--set {key}: it lies inside {swept}, which is swept (sweep.grid.{swept}: {values})")
     keys = list(sweep.grid)
     plan = []
     for values in itertools.product(*(sweep.grid[k] for k in keys)):
@@ -123,13 +132,16 @@ def load_plan(
 def _override_sweep(raw_sweep: object, overrides: list[str]) -> dict:
     """The sweep section with ``--set sweep.…`` overrides applied. In ``sweep.grid.<field>``
     the field is one key, dots and all (``sweep.grid.eval.epochs=[1, 2]``)."""
-    sweep = copy.deepcopy(raw_sweep) if isinstance(raw_sweep, dict) else {}
+    if raw_sweep is not None and not isinstance(raw_sweep, dict):
+        raise RecipeError(f"the sweep section must be a mapping (grid, table), got {raw_sweep!r}")
+    sweep = copy.deepcopy(raw_sweep or {})
     for override in overrides:
-        key, sep, raw = override.strip().partition("=")
+        key, value = parse_override(override)
         if key.startswith("sweep.grid."):
-            grid = sweep.get("grid")
-            sweep["grid"] = grid = dict(grid) if isinstance(grid, dict) else {}
-            apply_override(grid, f"{key.removeprefix('sweep.grid.')}{sep}{raw}", nested=False)
+            grid = sweep.setdefault("grid", {})
+            if not isinstance(grid, dict):
+                raise RecipeError(f"sweep.grid must be a mapping of fields to lists of values, got {grid!r}")
+            grid[key.removeprefix("sweep.grid.")] = value
         else:
-            apply_override(sweep, f"{key.removeprefix('sweep.')}{sep}{raw}")
+            assign(sweep, key.removeprefix("sweep."), value)
     return sweep

@@ -289,7 +289,7 @@ class Pruner:
         >>> int(model.weight.grad.count_nonzero())
         4
         """
-        if self._enforced is None:  # not attached: the bool masks serve, off the step path
+        if not self._hooks:  # not attached: the bool masks serve, off the step path
             self._follow_model()
             with torch.no_grad():
                 for name, mask in self.masks.items():

@@ -54,9 +54,9 @@ def layer_schedules(session: Session, schedule: Polynomial) -> dict[str, Polynom
     }
 
 
-def planned_sparsity(session: Session, schedule: Polynomial, step: int) -> float:
-    """The sparsity of all prunable weights after the update at ``step``."""
-    layers = layer_schedules(session, schedule)
+def planned_sparsity(session: Session, schedule: Polynomial, layers: dict[str, Polynomial], step: int) -> float:
+    """The sparsity of all prunable weights after the update at ``step`` (``layers``: from
+    :func:`layer_schedules`)."""
     if not layers:
         return schedule(step)
     sizes = {name: p.numel() for name, p in session.pruner.parameters.items()}
@@ -100,10 +100,11 @@ class GradualPruning:
         self.weight_decay_off = not session.recipe.prune.finetune_weight_decay
 
     def __call__(self, trainer: Trainer, step: int) -> None:
-        if step in self.updates and self.layers:
-            self.session.pruner.prune(ratios={name: layer(step) for name, layer in self.layers.items()})
-        elif step in self.updates:
-            self.session.pruner.prune(self.schedule(step), scope=self.session.recipe.prune.scope)
+        if step in self.updates:
+            if self.layers:
+                self.session.pruner.prune(ratios={name: layer(step) for name, layer in self.layers.items()})
+            else:
+                self.session.pruner.prune(self.schedule(step), scope=self.session.recipe.prune.scope)
         if self.weight_decay_off and step >= self.finetune_step:
             for group in trainer.optimizer.param_groups:
                 group["weight_decay"] = 0.0
@@ -112,9 +113,10 @@ class GradualPruning:
 def gmp(session: Session) -> dict:
     found = find(session)
     schedule = gmp_schedule(session)
+    layers = layer_schedules(session, schedule)
     warned = session.once("gmp/plan", lambda: {
         "update_steps": list(schedule.update_steps()),
-        "sparsity": [planned_sparsity(session, schedule, step) for step in schedule.update_steps()],
+        "sparsity": [planned_sparsity(session, schedule, layers, step) for step in schedule.update_steps()],
         "warnings": check_update_frequency(schedule),
     })
     evaluated = session.train("eval", session.recipe.eval, step_hooks=[GradualPruning(session, schedule)])

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import inspect
+import types
 import typing
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import TypeAdapter, ValidationError
 from torch import nn
@@ -96,11 +97,22 @@ def check_options(name: str, options: dict[str, Any]) -> None:
 
 
 def _type_text(hint: Any) -> str:
-    """``int`` as "an int", ``Sequence[int]`` as "a list of ints"."""
-    args = typing.get_args(hint)
-    if args:
-        return f"a list of {args[0].__name__}s"
-    return f"a {hint.__name__}" if hint.__name__[0] not in "aeiou" else f"an {hint.__name__}"
+    """A builder option's type annotation in words.
+
+    >>> [_type_text(h) for h in (int, Sequence[int], int | None, Literal["a", "b"])]
+    ['an int', 'a list of ints', 'an int or null', "one of 'a', 'b'"]
+    """
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is type(None):
+        return "null"
+    if origin is Literal:
+        return "one of " + ", ".join(map(repr, args))
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_text(arg) for arg in args)
+    if args:  # Sequence[int], list[int], tuple[int, ...]
+        return f"a list of {getattr(args[0], '__name__', 'value')}s"
+    name = getattr(hint, "__name__", str(hint))
+    return f"an {name}" if name[0] in "aeiou" else f"a {name}"
 
 
 def _builder(name: str) -> ModelBuilder:

@@ -37,16 +37,20 @@ class RunResults:
     training_plots: list[Path]
 
 
-def is_run(folder: Path) -> bool:
+def check_run_folder(folder: str | Path) -> Path:
+    """``folder`` if it is a finished run directory; else a FileNotFoundError saying what it is."""
+    folder = Path(folder)
     summary = folder / "summary.json"
-    return summary.is_file() and "stats" in json.loads(summary.read_text())
+    if summary.is_file() and (folder.parent / "summary.json").is_file() and folder.name.startswith("seed-"):
+        raise FileNotFoundError(f"{folder} is one seed of a run; pass the run directory {folder.parent}")
+    if not summary.is_file() or "stats" not in json.loads(summary.read_text()):
+        raise FileNotFoundError(f"{folder} is not a finished run directory (no summary.json); run it with prunelab run")
+    return folder
 
 
 def load_run(folder: str | Path) -> RunResults:
     """Read a finished run directory (as ``prunelab run`` leaves it)."""
-    folder = Path(folder)
-    if not is_run(folder):
-        raise FileNotFoundError(f"{folder} is not a finished run directory (no summary.json); run it with prunelab run")
+    folder = check_run_folder(folder)
     stats = json.loads((folder / "summary.json").read_text())["stats"]
     seeds = sorted(path.parent for path in folder.glob("seed-*/summary.json"))
     summaries = [json.loads((seed / "summary.json").read_text()) for seed in seeds]
@@ -90,18 +94,23 @@ def comparison_rows(runs: list[RunResults]) -> tuple[list[dict], list[str]]:
     return rows, ["run", *differing, *SUMMARY_VALUES]
 
 
+def describe(settings: dict[str, object], keys: list[str]) -> str:
+    """``key=value, ...`` of the given settings.
+
+    >>> describe({"eval.lr_policy": "ft", "prune.sparsity": 0.9}, ["prune.sparsity", "eval.lr_policy"])
+    'prune.sparsity=0.9, eval.lr_policy=ft'
+    """
+    return ", ".join(f"{key}={settings.get(key)}" for key in keys)
+
+
 def write_report(folders: list[str | Path], out: str | Path) -> Path:
     """Write ``report.md`` and its plots into ``out``; returns the page's path."""
     runs = [load_run(folder) for folder in folders]
     out = Path(out)
     differing = differing_settings(runs)
-    # Runs are named by the settings that tell them apart, or by number when those are many.
-    numbered = sum(len(f"{key}={run.settings.get(key)}, ") for key in differing for run in runs[:1]) > LABEL_WIDTH
-
-    def label(run: RunResults) -> str:
-        if numbered:
-            return f"#{runs.index(run) + 1}"
-        return ", ".join(f"{key}={run.settings.get(key)}" for key in differing) or run.folder.name
+    # Runs are named by the settings that tell them apart, or numbered when those are long.
+    numbered = max(len(describe(run.settings, differing)) for run in runs) > LABEL_WIDTH
+    names = [f"#{i}" if numbered else describe(run.settings, differing) or run.folder.name for i, run in enumerate(runs, 1)]
 
     lines = ["# prunelab report", "", f"{len(runs)} run(s): accuracies are test accuracies, mean ± std over seeds.", ""]
     rows, columns = comparison_rows(runs)
@@ -109,19 +118,17 @@ def write_report(folders: list[str | Path], out: str | Path) -> Path:
         rows, columns = [{"#": i, **row} for i, row in enumerate(rows, start=1)], ["#", *columns]
     lines += ["## Runs", "", format_table(rows, columns), ""]
 
-    # One line per group of runs that differ only in their target sparsity.
-    groups: dict[tuple, list[RunResults]] = {}
-    for run in runs:
-        groups.setdefault(tuple(repr(run.settings.get(k)) for k in differing if k != "prune.sparsity"), []).append(run)
-    curves: dict[str, list[tuple[float, float, float]]] = {}
-    for key, members in groups.items():
-        if numbered:
-            name = " ".join(label(run) for run in members)
-        else:  # the settings the group shares, or its method if they are all alike
-            shared = [f"{k}={v}" for k, v in zip([k for k in differing if k != "prune.sparsity"], key)]
-            name = ", ".join(shared) or str(members[0].settings.get("prune.method", "runs"))
-        curves[name] = [point for run in members for point in run.curve]
-    curves = {name: sorted(points) for name, points in curves.items()}
+    # One line per group of runs that differ only in their target sparsity, named by what
+    # the group shares (or its members' numbers), or by the method if that is everything.
+    shared = [key for key in differing if key != "prune.sparsity"]
+    groups: dict[str, list[int]] = {}
+    for i, run in enumerate(runs):
+        groups.setdefault(describe(run.settings, shared), []).append(i)
+    curves = {
+        (" ".join(names[i] for i in members) if numbered else text or str(runs[members[0]].settings.get("prune.method"))):
+        sorted(point for i in members for point in runs[i].curve)
+        for text, members in groups.items()
+    }  # fmt: skip
     dense = {round(run.stats["dense_acc"]["mean"], 12) for run in runs if run.stats.get("dense_acc")}
     plot_accuracy_vs_sparsity(curves, dense.pop() if len(dense) == 1 else None, out / "accuracy_vs_sparsity.png")
     points = [
@@ -131,19 +138,19 @@ def write_report(folders: list[str | Path], out: str | Path) -> Path:
     lines += ["## Accuracy against sparsity", "", "![accuracy against sparsity](accuracy_vs_sparsity.png)", "",
               format_table(points), ""]  # fmt: skip
 
-    lprs = {label(run): run.layer_sparsity for run in runs if run.layer_sparsity}
+    lprs = {name: run.layer_sparsity for name, run in zip(names, runs) if run.layer_sparsity}
     if lprs:
         plot_layer_sparsity(lprs, out / "layer_sparsity.png")
-        layer_names = list(dict.fromkeys(name for lpr in lprs.values() for name in lpr))
-        table = [{"layer": name, **{run: f"{100 * lpr[name]:.2f}%" if name in lpr else "" for run, lpr in lprs.items()}}
-                 for name in layer_names]  # fmt: skip
+        layer_names = list(dict.fromkeys(layer for lpr in lprs.values() for layer in lpr))
+        table = [{"layer": layer, **{name: f"{100 * lpr[layer]:.2f}%" if layer in lpr else "" for name, lpr in lprs.items()}}
+                 for layer in layer_names]  # fmt: skip
         lines += ["## Layerwise pruning ratios of the final masks", "",
                   "![layerwise pruning ratios](layer_sparsity.png)", "", format_table(table), ""]  # fmt: skip
 
     lines += ["## Training", ""]
-    for run in runs:
+    for name, run in zip(names, runs):
         for plot in run.training_plots:
-            lines += [f"{label(run)} ({plot.parent.name}):", "", f"![{run.folder.name}]({Path(os.path.relpath(plot, out)).as_posix()})", ""]
+            lines += [f"{name} ({plot.parent.name}):", "", f"![{run.folder.name}]({Path(os.path.relpath(plot, out)).as_posix()})", ""]
     page = out / "report.md"
     write_text(page, "\n".join(lines))
     return page

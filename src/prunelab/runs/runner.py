@@ -51,7 +51,6 @@ from prunelab.methods.common import (
     layer_counts,
     parameter_counts,
 )
-from prunelab.models import build_model
 from prunelab.report.plots import plot_sparsity_schedule, plot_training
 from prunelab.runs.io import (
     save_tensors,
@@ -60,7 +59,7 @@ from prunelab.runs.io import (
     write_json,
     write_text,
 )
-from prunelab.runs.session import CHECKPOINT, Session
+from prunelab.runs.session import CHECKPOINT, Session, recipe_model
 
 SUMMARY = "summary.json"
 FIND_CACHE = ".find"
@@ -77,7 +76,7 @@ def resolve_device(name: str) -> torch.device:
 def preflight(recipe: Recipe, data) -> None:
     """The recipe's checks that need the data or other runs, before any training."""
     late_rewinding(find_config(recipe), recipe.eval, len(data.x_train))
-    model = build_model(recipe.model.name, num_classes=data.num_classes, input_shape=data.input_shape, **recipe.model.options)
+    model = recipe_model(recipe, data)
     try:
         pruner = Pruner(model, recipe.prune.include, recipe.prune.exclude, criterion=recipe.prune.criterion)
     except ValueError as error:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import load_file
+from torch import nn
 
 from prunelab.config.schema import Recipe, TrainConfig
 from prunelab.data import Dataset
@@ -30,14 +31,17 @@ from prunelab.train.trainer import StepHook
 CHECKPOINT = "checkpoint.safetensors"
 
 
+def recipe_model(recipe: Recipe, data: Dataset) -> nn.Module:
+    """The recipe's model, freshly initialised from the global RNG, for ``data``."""
+    return build_model(recipe.model.name, num_classes=data.num_classes, input_shape=data.input_shape, **recipe.model.options)
+
+
 class Session:
     def __init__(self, folder: Path, recipe: Recipe, seed: int, data: Dataset, device: torch.device, progress: bool = True) -> None:
         self.folder, self.recipe, self.seed, self.data, self.device = folder, recipe, seed, data, device
         self.progress = progress
         torch.manual_seed(seed)
-        self.model = build_model(
-            recipe.model.name, num_classes=data.num_classes, input_shape=data.input_shape, **recipe.model.options
-        ).to(device)
+        self.model = recipe_model(recipe, data).to(device)
         prune = recipe.prune
         self.pruner = Pruner(self.model, include=prune.include, exclude=prune.exclude, criterion=prune.criterion, seed=seed)
         self.journal: dict = {"done": {}, "phase": None}
@@ -130,10 +134,7 @@ class Session:
         (the same for every call of this seed's run); pruned weights stay zero."""
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(zlib.crc32(f"{self.seed}/reinit".encode()))
-            fresh = build_model(
-                self.recipe.model.name, num_classes=self.data.num_classes, input_shape=self.data.input_shape,
-                **self.recipe.model.options,
-            )
+            fresh = recipe_model(self.recipe, self.data)
         self.model.load_state_dict(fresh.state_dict())
         self.pruner.apply()
 
