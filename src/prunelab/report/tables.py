@@ -37,9 +37,9 @@ _NUMBER_TEXT = re.compile(r"[-+]?\d[\d,]*(\.\d+)?(%| s)?( ± .*)?")
 
 
 def _is_number(value: object) -> bool:
-    """Numbers, and numbers already formatted (``93.90% ± 0.50``), are right-aligned."""
+    """Numbers, and numbers already formatted (``93.90% ± 0.50``, bold too), are right-aligned."""
     if isinstance(value, str):
-        return _NUMBER_TEXT.fullmatch(value) is not None
+        return _NUMBER_TEXT.fullmatch(value.removeprefix("**").removesuffix("**")) is not None
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
@@ -71,9 +71,9 @@ def pivot(
     ...            for p, b, m in [("ft", 2, 0.8), ("llr", 2, 0.9), ("ft", 5, 0.85), ("llr", 5, 0.84)]]
     >>> print(pivot(results, "policy", ["budget"], "final_acc"))
     | policy | budget 2         | budget 5         |
-    |--------|------------------|------------------|
-    | ft     | 80.00 ± 1.00     | **85.00 ± 1.00** |
-    | llr    | **90.00 ± 1.00** | 84.00 ± 1.00     |
+    |--------|-----------------:|-----------------:|
+    | ft     |     80.00 ± 1.00 | **85.00 ± 1.00** |
+    | llr    | **90.00 ± 1.00** |     84.00 ± 1.00 |
     """
     percent = value.endswith("_acc") or value == "sparsity"  # as format_stat shows them
     row_values = list(dict.fromkeys(a[rows] for a, _ in results))
