@@ -221,8 +221,8 @@ class Pruner:
         attached, the pruner holds a copy of each pruned tensor's mask in the weight's dtype
         (fast to multiply by). Weights written into the model later (e.g. rewinding) need
         :meth:`apply`. A copy of the pruner (``copy.deepcopy``, pickle) is not attached.
-        Gradient clipping between ``backward()`` and the step sees the
-        gradients of pruned weights unless :meth:`mask_gradients` is called first.
+        Gradient clipping between ``backward()`` and the step sees the gradients of pruned
+        weights unless :meth:`mask_gradients` is called first.
         """
         if not isinstance(optimizer, torch.optim.Optimizer):
             raise TypeError(f"attach needs a torch.optim.Optimizer, got {type(optimizer).__name__}")

@@ -2,11 +2,11 @@
 
 After the find phase, the eval phase runs three stages back to back: ``stabilization_epochs``
 at the pruning LR with the model dense; ``pruning_epochs`` during which the sparsity rises
-from ``init_sparsity`` to the target (or, with ``scope: ratios``, in each layer to its
-ratio) along the cubic (or linear) schedule, updated
-``updates_per_epoch`` times an epoch; and fine-tuning at the final sparsity for the rest of
-the eval phase, where the eval LR schedule should step down (e.g. multistep milestones
-there) and weight decay is off unless ``finetune_weight_decay``.
+from ``init_sparsity`` to the target (with ``scope: ratios``, in each layer to its ratio)
+along the cubic (or linear) schedule, updated ``updates_per_epoch`` times an epoch; and
+fine-tuning at the final sparsity for the rest of the eval phase, where the eval LR
+schedule should step down (e.g. multistep milestones there) and weight decay is off unless
+``finetune_weight_decay``.
 """
 
 from __future__ import annotations
