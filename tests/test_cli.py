@@ -176,12 +176,12 @@ def test_compare_prints_a_row_per_run(cli_run, data_dir: Path, capsys) -> None:
     rows = table(text)
     # the one setting that differs comes first, then the summaries
     assert rows["run"] == [
-        "prune.sparsity", "dense_acc", "pruned_acc", "final_acc", "sparsity", "parameters", "remaining_parameters",
-        "wall_seconds",
+        "prune.sparsity", "dense_acc", "pruned_acc", "final_acc", "trainability_acc", "sparsity", "parameters",
+        "remaining_parameters", "wall_seconds",
     ]  # fmt: skip
     assert len([line for line in text.splitlines() if line.startswith("| oneshot-")]) == 2
     assert rows[first.name][0] == "0.9" and rows[second.name][0] == "0.5"
-    assert rows[first.name][4] == "90.00%" and rows[second.name][4] == "50.00%"
+    assert rows[first.name][5] == "90.00%" and rows[second.name][5] == "50.00%"
     # the same find phase: the same dense accuracy
     assert rows[first.name][1] == rows[second.name][1]
 

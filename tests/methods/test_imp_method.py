@@ -345,3 +345,17 @@ def test_rewinding_to_the_end_of_the_find_phase(make_recipe, tmp_path) -> None:
     masks = {k: v != 0 for k, v in start.items()}
     for key, value in start.items():
         torch.testing.assert_close(value, find_end[key] * masks[key], rtol=0, atol=0)
+
+
+def test_trainability_is_the_mean_training_accuracy_of_the_first_lr_stage(make_recipe, tmp_path, read) -> None:
+    """Seed 004's TA of every level's retraining, over the epochs before its first milestone."""
+    recipe = make_recipe(
+        "prune.method=imp", "prune.levels=2", "eval.epochs=3", "eval.lr_policy=null",
+        "eval.lr_schedule={name: multistep, milestones: [2]}",
+    )  # fmt: skip
+    seed = run_recipe(recipe, tmp_path, progress=False) / "seed-0"
+    rows, summary = read(seed / "metrics.json"), read(seed / "summary.json")
+    for level in summary["levels"]:
+        accuracies = [r["train_acc"] for r in rows if r["phase"] == f"level-{level['level']}/eval"]
+        assert len(accuracies) == 3 and level["trainability_acc"] == pytest.approx(sum(accuracies[:2]) / 2)
+    assert summary["trainability_acc"] == summary["levels"][-1]["trainability_acc"]

@@ -95,6 +95,8 @@ def test_summary_accuracies_agree_with_metrics_and_weights(seed0: Path, recipe) 
     evals = [r for r in rows if r["phase"] == "eval"]
     assert summary["dense_acc"] == find[-1]["test_acc"]
     assert summary["final_acc"] == evals[-1]["test_acc"]
+    # retrained by an LR policy, without LR stages: TA is the mean over all its epochs
+    assert summary["trainability_acc"] == pytest.approx(sum(r["train_acc"] for r in evals) / len(evals))
     # the saved final model has the final accuracy
     data = load_dataset("mnist1d", recipe.data.data_dir)
     model = build(recipe)

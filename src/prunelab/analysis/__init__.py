@@ -1,5 +1,6 @@
 """Analyses of trained and pruned models."""
 
 from prunelab.analysis.lr_range import LRRangeResult, check_lr_range, lr_range_test
+from prunelab.analysis.trainability import first_lr_stage, trainability_accuracy
 
-__all__ = ["LRRangeResult", "check_lr_range", "lr_range_test"]
+__all__ = ["LRRangeResult", "check_lr_range", "first_lr_stage", "lr_range_test", "trainability_accuracy"]

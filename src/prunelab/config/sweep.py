@@ -40,6 +40,7 @@ SUMMARY_VALUES = {
     "dense_acc": "test accuracy of the trained dense model",
     "pruned_acc": "test accuracy right after pruning, before retraining",
     "final_acc": "test accuracy at the end of the run",
+    "trainability_acc": "mean training accuracy over the first LR stage of the last retraining (seed 004's TA)",
     "sparsity": "pruned share of the prunable weights (Conv/Linear weights by default)",
     "parameters": "all parameters of the model, biases and norm layers included",
     "remaining_parameters": "parameters not pruned",

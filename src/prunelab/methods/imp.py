@@ -14,6 +14,7 @@ rewinding; each level's retraining with H_eval only evaluates its mask.
 
 from __future__ import annotations
 
+from prunelab.analysis import trainability_accuracy
 from prunelab.config.schema import EvalConfig
 from prunelab.methods.common import find, find_config, late_rewinding, prune, retrain, rewind
 from prunelab.runs.session import Session
@@ -58,11 +59,13 @@ def _iterate(session: Session, found: dict, eval_config: EvalConfig, epochs_per_
             "sparsity": pruned["sparsity"],
             "pruned_acc": pruned["test_acc_after_prune"],
             "final_acc": history[-1]["test_acc"] if history else pruned["test_acc_after_prune"],
+            "trainability_acc": trainability_accuracy([r["train_acc"] for r in history], config),
         })
     return {
         "dense_acc": found["history"][-1]["test_acc"] if found["history"] else None,
         "pruned_acc": levels[-1]["pruned_acc"],
         "final_acc": levels[-1]["final_acc"],
+        "trainability_acc": levels[-1]["trainability_acc"],
         "levels": levels,
     }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from prunelab.analysis import trainability_accuracy
 from prunelab.methods.common import find, prune, retrain
 from prunelab.runs.session import Session
 
@@ -14,4 +15,5 @@ def oneshot(session: Session) -> dict:
         "dense_acc": found["history"][-1]["test_acc"] if found["history"] else None,
         "pruned_acc": pruned["test_acc_after_prune"],
         "final_acc": evaluated["history"][-1]["test_acc"] if evaluated["history"] else pruned["test_acc_after_prune"],
+        "trainability_acc": trainability_accuracy([r["train_acc"] for r in evaluated["history"]], session.recipe.eval),
     }
