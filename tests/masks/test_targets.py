@@ -103,6 +103,11 @@ def test_a_tied_weight_answers_to_each_of_its_names():
     assert list(find_prunable(tied, include=["1.weight"])) == ["0.weight"]
     with pytest.raises(ValueError, match="no prunable parameters"):
         find_prunable(tied, exclude=["1"])
+    pruner = Pruner(tied)
+    pruner.prune(ratios={"1.weight": 0.5})
+    assert pruner.count_pruned("1.weight") == pruner.count_pruned("0.weight") == 20
+    with pytest.raises(ValueError, match="'2.weight' is not a prunable parameter"):
+        pruner.count_pruned("2.weight")
 
 
 def test_excluding_a_parameter_that_is_not_prunable_is_an_error():

@@ -324,9 +324,12 @@ class Pruner:
     # -- measurements ------------------------------------------------------------------
 
     def count_pruned(self, name: str | None = None) -> int:
-        """Number of pruned weights in one prunable tensor, or in all of them."""
-        if name is not None and name not in self.parameters:
-            raise ValueError(f"{name!r} is not a prunable parameter; prunable parameters are: {', '.join(self.parameters)}")
+        """Number of pruned weights in one prunable tensor (by any of its names), or in all of them."""
+        if name is not None:
+            first = next((first for first, aliases in self._aliases.items() if name in aliases), None)
+            if first is None:
+                raise ValueError(f"{name!r} is not a prunable parameter; prunable parameters are: {', '.join(self.parameters)}")
+            name = first
         names = self.masks if name is None else [name] if name in self.masks else []
         return sum(self.masks[n].numel() - int(self.masks[n].count_nonzero()) for n in names)
 
