@@ -10,7 +10,8 @@
 
 from prunelab.criteria import CRITERIA, Magnitude, Random, get_criterion
 from prunelab.masks import Pruner, find_prunable, select
+from prunelab.structured import ChannelPruner
 
 __version__ = "0.1.0"
 
-__all__ = ["CRITERIA", "Magnitude", "Pruner", "Random", "find_prunable", "get_criterion", "select"]
+__all__ = ["CRITERIA", "ChannelPruner", "Magnitude", "Pruner", "Random", "find_prunable", "get_criterion", "select"]

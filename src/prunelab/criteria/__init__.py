@@ -1,7 +1,16 @@
-"""Importance criteria: which weights matter. See :mod:`prunelab.criteria.elementwise`."""
+"""Importance criteria: which weights (:mod:`~prunelab.criteria.elementwise`) or channels
+(:mod:`~prunelab.criteria.channels`) matter."""
 
 from __future__ import annotations
 
+from prunelab.criteria.channels import (
+    CHANNEL_CRITERIA,
+    BatchNormScale,
+    ChannelCriterion,
+    FilterL1,
+    RandomChannels,
+    get_channel_criterion,
+)
 from prunelab.criteria.elementwise import Criterion, Magnitude, Random
 
 CRITERIA: dict[str, type] = {"magnitude": Magnitude, "random": Random}
@@ -22,4 +31,7 @@ def get_criterion(criterion: str | Criterion, seed: int = 0) -> Criterion:
     return CRITERIA[criterion](seed) if criterion == "random" else CRITERIA[criterion]()
 
 
-__all__ = ["CRITERIA", "Criterion", "Magnitude", "Random", "get_criterion"]
+__all__ = [
+    "CHANNEL_CRITERIA", "CRITERIA", "BatchNormScale", "ChannelCriterion", "Criterion", "FilterL1", "Magnitude", "Random",
+    "RandomChannels", "get_channel_criterion", "get_criterion",
+]  # fmt: skip

@@ -1,0 +1,248 @@
+"""Channel groups: the channels that must be removed together, found by tracing the model.
+
+A channel made by a Conv or Linear layer (a row of its weight) is normalised by the
+BatchNorm layers that follow, passes through activations and pooling, and is read by the
+next Conv or Linear layers (a column of their weight, or ``factor`` columns after a
+flatten). Residual additions join the channels of both operands, so that e.g. all blocks of
+a ResNet stage share one group: their channels can only be removed jointly.
+
+Tracing is done with :mod:`torch.fx` and one forward pass in eval mode on an example input
+(for the shapes). Anything the tracer does not know to keep channels apart (concatenation,
+grouped convolutions, LayerNorm, custom functions, the model's output) makes the groups it
+touches unprunable rather than wrong; :attr:`ChannelGroup.unprunable` says why.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, fx, nn
+from torch.fx.passes.shape_prop import ShapeProp
+
+CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+# Modules and functions that act on each channel separately (pooling only over dims >= 2).
+CHANNELWISE_MODULES = (
+    nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Sigmoid, nn.Tanh, nn.Hardswish,
+    nn.Hardtanh, nn.Mish, nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d,
+    nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d,
+    nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d,
+    nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d,
+)  # fmt: skip
+CHANNELWISE_FUNCTIONS = {
+    "relu", "relu_", "relu6", "leaky_relu", "elu", "gelu", "silu", "sigmoid", "tanh", "hardswish",
+    "hardtanh", "mish", "dropout", "dropout1d", "dropout2d", "dropout3d", "contiguous", "clone",
+    "max_pool1d", "max_pool2d", "max_pool3d", "avg_pool1d", "avg_pool2d", "avg_pool3d",
+    "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d",
+    "adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool3d",
+}  # fmt: skip
+JOINING_FUNCTIONS = {operator.add, operator.iadd, operator.sub, operator.mul, torch.add, torch.sub, torch.mul}
+JOINING_METHODS = {"add", "add_", "sub", "sub_", "mul", "mul_"}
+
+
+@dataclass
+class ChannelGroup:
+    """Channels that are removed together: the same index in every member.
+
+    >>> model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 4, 2))
+    >>> group = channel_groups(model, torch.zeros(1, 3, 4, 4))[0]
+    >>> group.name, group.size, group.norms, group.consumers
+    ('0', 8, ['1'], [('4', 4)])
+    """
+
+    name: str  #: the first layer making these channels
+    size: int
+    producers: list[str] = field(default_factory=list)  #: Conv/Linear layers whose output rows these are
+    norms: list[str] = field(default_factory=list)  #: BatchNorm layers with one entry per channel
+    consumers: list[tuple[str, int]] = field(default_factory=list)  #: (Conv/Linear layer, input columns per channel)
+    unprunable: str | None = None  #: why the channels cannot be removed, if so
+
+    @property
+    def prunable(self) -> bool:
+        return self.unprunable is None
+
+
+class _Space:
+    """Union-find node: one channel dimension of size ``size``."""
+
+    def __init__(self, size: int) -> None:
+        self.size, self.parent = size, self
+        self.producers: list[str] = []
+        self.norms: list[str] = []
+        self.consumers: list[tuple[str, int]] = []
+        self.unprunable: str | None = None
+
+    def root(self) -> _Space:
+        node = self
+        while node.parent is not node:
+            node.parent = node.parent.parent  # path halving
+            node = node.parent
+        return node
+
+    def block(self, reason: str) -> None:
+        root = self.root()
+        root.unprunable = root.unprunable or reason
+
+
+@dataclass(frozen=True)
+class _Channels:
+    """Where a traced tensor keeps its channels: their space, the dim, values per channel."""
+
+    space: _Space
+    dim: int
+    factor: int = 1
+
+
+def channel_groups(model: nn.Module, example_input: Tensor) -> list[ChannelGroup]:
+    """The channel groups of ``model`` (prunable or not), in the order the forward pass makes them.
+
+    ``example_input`` is one batch (a single example is enough) of the shape the model takes.
+    Raises ``ValueError`` if the model cannot be traced by :func:`torch.fx.symbolic_trace`.
+    """
+    try:
+        graph_module = fx.symbolic_trace(model)
+    except Exception as error:  # the tracer raises many types for data-dependent control flow
+        raise ValueError(
+            f"structured pruning traces the model with torch.fx, which failed on {type(model).__name__}: {error}"
+        ) from None
+    _propagate_shapes(graph_module, example_input)
+    modules = dict(graph_module.named_modules())
+    channels: dict[fx.Node, _Channels] = {}
+    spaces: list[_Space] = []
+
+    def new_space(size: int) -> _Space:
+        spaces.append(_Space(size))
+        return spaces[-1]
+
+    def block_inputs(node: fx.Node, reason: str) -> None:
+        for argument in node.all_input_nodes:
+            if argument in channels:
+                channels[argument].space.block(reason)
+
+    for node in graph_module.graph.nodes:
+        shape = _shape(node)
+        if node.op == "placeholder":
+            if shape is not None and len(shape) >= 2:
+                channels[node] = _Channels(new_space(shape[1]), 1)
+                channels[node].space.block("the model's input")
+            continue
+        if node.op == "output":
+            block_inputs(node, "the model's output")
+            continue
+        source = channels.get(node.args[0]) if node.args and isinstance(node.args[0], fx.Node) else None
+        module = modules.get(node.target) if node.op == "call_module" else None
+        if module is not None:
+            name = f"{node.target} ({type(module).__name__})"
+        else:
+            name = node.target if isinstance(node.target, str) else getattr(node.target, "__name__", str(node.target))
+        if isinstance(module, CONVS) or isinstance(module, nn.Linear):
+            channel_dim = 1 if isinstance(module, CONVS) else len(shape) - 1
+            if source is not None:
+                if getattr(module, "groups", 1) != 1 or source.dim != channel_dim:
+                    source.space.block(f"read by {node.target} in a way that mixes channels")
+                else:
+                    source.space.root().consumers.append((node.target, source.factor))
+            space = new_space(shape[channel_dim])
+            space.producers.append(node.target)
+            if getattr(module, "groups", 1) != 1:
+                space.block(f"made by the grouped convolution {node.target}")
+            channels[node] = _Channels(space, channel_dim)
+        elif isinstance(module, NORMS) and source is not None and source.dim == 1 and source.factor == 1:
+            source.space.root().norms.append(node.target)
+            channels[node] = source
+        elif (isinstance(module, CHANNELWISE_MODULES) or (node.op != "call_module" and name in CHANNELWISE_FUNCTIONS)) and source is not None:
+            if len(node.all_input_nodes) > 1:
+                block_inputs(node, f"used by {name} with tensor arguments")
+            else:
+                channels[node] = source
+        elif _is_joining(node) and source is not None:
+            _join(node, name, channels, block_inputs)
+        elif _is_flatten(node, shape, modules) and source is not None:
+            source_shape = _shape(node.args[0])
+            if source.dim == 1 and source.factor == 1:
+                channels[node] = _Channels(source.space, 1, math.prod(source_shape[2:]))
+            else:
+                block_inputs(node, f"flattened by {name}")
+        elif node.op in ("call_module", "call_function", "call_method"):
+            if name not in ("size", "dim"):
+                block_inputs(node, f"used by {name}")
+        # get_attr: a tensor of the model's own; it only matters where it is used
+
+    roots = [s for s in spaces if s.root() is s and s.producers]
+    # A layer called twice makes or reads two sets of channels that one shrink cannot serve.
+    made = [p for root in roots for p in root.producers]
+    read = [c for root in roots for c, _ in root.consumers]
+    for root in roots:
+        if any(made.count(p) > 1 for p in root.producers) or any(read.count(c) > 1 for c, _ in root.consumers):
+            root.block("a layer that is called more than once")
+    order = {node.target: i for i, node in enumerate(graph_module.graph.nodes) if node.op == "call_module"}
+    return [
+        ChannelGroup(
+            name=min(root.producers, key=order.__getitem__), size=root.size,
+            producers=sorted(root.producers, key=order.__getitem__), norms=sorted(root.norms, key=order.__getitem__),
+            consumers=sorted(root.consumers, key=lambda c: order[c[0]]), unprunable=root.unprunable,
+        )
+        for root in sorted(roots, key=lambda root: min(map(order.__getitem__, root.producers)))
+    ]  # fmt: skip
+
+
+def _propagate_shapes(graph_module: fx.GraphModule, example_input: Tensor) -> None:
+    """Record every node's output shape; eval mode and no gradients leave the model as it was."""
+    was_training = graph_module.training
+    graph_module.eval()
+    try:
+        with torch.no_grad():
+            ShapeProp(graph_module).propagate(example_input)
+    except Exception as error:
+        raise ValueError(f"the example input of shape {tuple(example_input.shape)} does not fit the model: {error}") from None
+    finally:
+        graph_module.train(was_training)
+
+
+def _shape(node: fx.Node) -> tuple[int, ...] | None:
+    meta = node.meta.get("tensor_meta")
+    return tuple(meta.shape) if meta is not None and hasattr(meta, "shape") else None
+
+
+def _is_joining(node: fx.Node) -> bool:
+    if node.op == "call_function":
+        return node.target in JOINING_FUNCTIONS
+    return node.op == "call_method" and node.target in JOINING_METHODS
+
+
+def _join(node: fx.Node, name: str, channels: dict[fx.Node, _Channels], block_inputs) -> None:
+    """An elementwise sum, difference or product: with a number, channels pass through; of two
+    traced tensors of the same shape, their channel spaces become one group."""
+    tensors = [a for a in node.all_input_nodes if _shape(a) is not None]
+    traced = [channels[a] for a in tensors if a in channels]
+    shape = _shape(node)
+    same = all(_shape(a) == shape for a in tensors) and len(traced) == len(tensors)
+    if not same or len({(c.dim, c.factor) for c in traced}) != 1:
+        block_inputs(node, f"combined by {name} with a tensor of another shape")
+        return
+    first = traced[0].space.root()
+    for other in traced[1:]:
+        root = other.space.root()
+        if root is not first:  # the union keeps everything known about both at the root
+            root.parent = first
+            first.unprunable = first.unprunable or root.unprunable
+            first.producers += root.producers
+            first.norms += root.norms
+            first.consumers += root.consumers
+    channels[node] = _Channels(first, traced[0].dim, traced[0].factor)
+
+
+def _is_flatten(node: fx.Node, shape: tuple[int, ...] | None, modules: dict[str, nn.Module]) -> bool:
+    """A flatten of everything after the batch dim (``nn.Flatten``, ``x.flatten(1)``, ``x.view(len(x), -1)``)."""
+    source_shape = _shape(node.args[0]) if node.args and isinstance(node.args[0], fx.Node) else None
+    if shape is None or source_shape is None or len(shape) != 2 or len(source_shape) < 2:
+        return False
+    if shape[0] != source_shape[0] or shape[1] != math.prod(source_shape[1:]):
+        return False
+    if node.op == "call_module":
+        return node.target is not None and isinstance(modules.get(node.target), nn.Flatten)
+    target = node.target if isinstance(node.target, str) else getattr(node.target, "__name__", "")
+    return target in ("flatten", "view", "reshape")

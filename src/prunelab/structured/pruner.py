@@ -1,0 +1,261 @@
+"""``ChannelPruner``: choose whole channels to remove, then build the small dense model without them."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from prunelab.criteria.channels import ChannelCriterion, get_channel_criterion
+from prunelab.masks.pruner import _fraction
+from prunelab.masks.targets import compile_pattern, matches
+from prunelab.structured.groups import CONVS, ChannelGroup, channel_groups
+
+
+class ChannelPruner:
+    """Prune whole channels of ``model``: filters of Conv layers, units of Linear layers.
+
+    The channel groups (:func:`~prunelab.structured.channel_groups`) are found by tracing the
+    model on ``example_input``; those that cannot be pruned (e.g. the classifier's outputs)
+    are left out. ``include`` / ``exclude`` pick groups by the names of their layers (exact
+    names or regular expressions, as :class:`~prunelab.Pruner`'s); a group is excluded when
+    any of its layers is. ``criterion`` scores channels: ``filter_l1`` (Li et al., 2017),
+    ``bn_scale`` (|gamma|, seed 002) or ``random_channels``; members of a residual-coupled
+    group add up their scores. Nothing of ``model`` changes: :meth:`shrink` returns a copy.
+
+    >>> _ = torch.manual_seed(0)
+    >>> model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 4, 2))
+    >>> pruner = ChannelPruner(model, torch.zeros(1, 3, 4, 4), criterion="bn_scale")
+    >>> pruner.prune(0.5)
+    >>> small = pruner.shrink()
+    >>> small[0], small[4]
+    (Conv2d(3, 4, kernel_size=(3, 3), stride=(1, 1)), Linear(in_features=16, out_features=2, bias=True))
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        example_input: Tensor,
+        include: Sequence[str] | None = None,
+        exclude: Sequence[str] | None = None,
+        criterion: str | ChannelCriterion = "filter_l1",
+        seed: int = 0,
+    ) -> None:
+        self.model, self.example_input = model, example_input
+        self.criterion = get_channel_criterion(criterion, seed)
+        self.groups = _chosen(channel_groups(model, example_input), include, exclude)
+        self.keep: dict[str, Tensor] = {g.name: torch.arange(g.size) for g in self.groups}
+
+    # -- choosing channels -------------------------------------------------------------
+
+    def prune(
+        self,
+        sparsity: float | None = None,
+        *,
+        scope: str = "global",
+        ratios: Mapping[str, float] | None = None,
+    ) -> None:
+        """Remove the lowest-scoring channels until ``sparsity`` of all the groups' channels
+        are gone (``scope="global"``: ranked across groups; ``"layerwise"``: the same share
+        of each group), or ``ratios`` of the named groups. Exactly ``round(s * n)`` channels
+        go, ties broken by group and channel order. Channels once removed stay removed, and
+        every group keeps at least one channel (its best), so a network is never cut in two.
+        A criterion that cannot score a group (``bn_scale`` without BatchNorm) leaves it whole.
+        """
+        if (sparsity is None) == (ratios is None):
+            raise ValueError("give either sparsity or ratios")
+        scores = self._scores()
+        if ratios is not None:
+            targets = self._ratio_targets(ratios, scores)
+        elif scope == "layerwise":
+            sparsity = _fraction("sparsity", sparsity)
+            targets = {name: round(sparsity * len(s)) for name, s in scores.items()}
+        elif scope == "global":
+            self._prune_globally(_fraction("sparsity", sparsity), scores)
+            return
+        else:
+            raise ValueError(f"scope must be 'global' or 'layerwise', got {scope!r}")
+        for name, count in targets.items():
+            size = len(scores[name])
+            removed = size - len(self.keep[name])
+            if count < removed:
+                raise ValueError(f"{name} already has {removed} of {size} channels removed, more than the {count} asked for")
+            ranked = _ranked(scores[name], self.keep[name])
+            self.keep[name] = ranked[-max(size - count, 1) :].sort().values
+
+    def _scores(self) -> dict[str, Tensor]:
+        """Scores of every scorable group; removed channels score -inf."""
+        scores = {}
+        for group in self.groups:
+            score = self.criterion(self.model, group)
+            if score is None:
+                continue
+            score = torch.as_tensor(score, dtype=torch.float64).reshape(-1)
+            if len(score) != group.size or score.isnan().any():
+                raise ValueError(f"criterion {self.criterion!r} gave {len(score)} scores (or NaN) for the {group.size} channels of {group.name}")
+            scores[group.name] = score
+        if not scores:
+            raise ValueError(f"criterion {self.criterion!r} scores none of the channel groups {', '.join(self.keep)}")
+        return scores
+
+    def _ratio_targets(self, ratios: Mapping[str, float], scores: dict[str, Tensor]) -> dict[str, int]:
+        targets = {}
+        for name, ratio in ratios.items():
+            if name not in self.keep:
+                raise ValueError(f"no prunable channel group {name!r}; groups are: {', '.join(self.keep)}")
+            if name not in scores:
+                raise ValueError(f"criterion {self.criterion!r} cannot score the channels of {name}")
+            targets[name] = round(_fraction(f"ratios[{name!r}]", ratio) * len(scores[name]))
+        return targets
+
+    def _prune_globally(self, sparsity: float, scores: dict[str, Tensor]) -> None:
+        total = sum(len(s) for s in scores.values())
+        removed = sum(len(s) - len(self.keep[name]) for name, s in scores.items())
+        count = round(sparsity * total)
+        if count < removed:
+            raise ValueError(f"{removed} of {total} channels are already removed, more than the {count} asked for")
+        # Candidates: kept channels but each group's best, in group then channel order.
+        names, channels, values = [], [], []
+        for i, (name, score) in enumerate(scores.items()):
+            candidates = _ranked(score, self.keep[name])[:-1]
+            names += [i] * len(candidates)
+            channels.append(candidates)
+            values.append(score[candidates])
+        if count - removed > len(names):
+            raise ValueError(
+                f"sparsity {sparsity} removes {count} of {total} channels, but every group keeps one: at most {removed + len(names)}"
+            )
+        order = torch.sort(torch.cat(values), stable=True).indices[: count - removed]
+        position = torch.cat(channels)
+        group_of = torch.tensor(names, dtype=torch.long)
+        for i, name in enumerate(scores):
+            gone = position[order[group_of[order] == i]]
+            kept = self.keep[name]
+            self.keep[name] = kept[~torch.isin(kept, gone)]
+
+    # -- measurements ------------------------------------------------------------------
+
+    def channel_sparsity(self) -> float:
+        """The share of the groups' channels removed."""
+        total = sum(g.size for g in self.groups)
+        return (total - sum(len(k) for k in self.keep.values())) / total
+
+    def group_sparsity(self) -> dict[str, float]:
+        """The share of each group's channels removed (the layerwise pruning ratios of channels)."""
+        return {g.name: (g.size - len(self.keep[g.name])) / g.size for g in self.groups}
+
+    # -- the small model -----------------------------------------------------------------
+
+    def shrink(self) -> nn.Module:
+        """A copy of the model with the removed channels physically gone: smaller Conv, Linear
+        and BatchNorm layers, the same forward code, the same outputs as the model with those
+        channels zeroed (their filters, biases and BatchNorm scale and shift)."""
+        return shrink(self.model, self.groups, self.keep, self.example_input)
+
+    def state_dict(self) -> dict[str, list[int]]:
+        """The kept channels of each group (plain lists, e.g. for JSON)."""
+        return {name: kept.tolist() for name, kept in self.keep.items()}
+
+    def load_state_dict(self, state: Mapping[str, Sequence[int]]) -> None:
+        sizes = {g.name: g.size for g in self.groups}
+        if set(state) != set(sizes):
+            raise ValueError(f"channel state has groups {sorted(state)}, this model has {sorted(sizes)}")
+        for name, kept in state.items():
+            kept = torch.as_tensor(list(kept), dtype=torch.long)
+            if len(kept) == 0 or kept.min() < 0 or kept.max() >= sizes[name] or not bool((kept.diff() > 0).all()):
+                raise ValueError(f"kept channels of {name} must be increasing indices below {sizes[name]}, at least one")
+            self.keep[name] = kept
+
+
+def shrink(model: nn.Module, groups: Sequence[ChannelGroup], keep: Mapping[str, Tensor], example_input: Tensor) -> nn.Module:
+    """A copy of ``model`` keeping only channels ``keep[group.name]`` (increasing indices) of
+    each group; checked to run on ``example_input`` and give outputs of the same shape."""
+    small = copy.deepcopy(model)
+    for group in groups:
+        kept = keep[group.name]
+        if len(kept) == group.size:
+            continue
+        for name in group.producers:
+            layer = small.get_submodule(name)
+            _take(layer, "weight", 0, kept)
+            _take(layer, "bias", 0, kept)
+            setattr(layer, "out_channels" if isinstance(layer, CONVS) else "out_features", len(kept))
+        for name in group.norms:
+            norm = small.get_submodule(name)
+            for attribute in ("weight", "bias", "running_mean", "running_var"):
+                _take(norm, attribute, 0, kept)
+            norm.num_features = len(kept)
+        for name, factor in group.consumers:
+            layer = small.get_submodule(name)
+            columns = (kept[:, None] * factor + torch.arange(factor)).reshape(-1)
+            _take(layer, "weight", 1, columns)
+            setattr(layer, "in_channels" if isinstance(layer, CONVS) else "in_features", len(columns))
+    expected = _output_shape(model, example_input)
+    try:
+        got = _output_shape(small, example_input)
+    except RuntimeError as error:
+        raise ValueError(f"the model with channels removed fails on the example input (its forward may fix a width): {error}") from None
+    if got != expected:
+        raise ValueError(f"the model with channels removed gives outputs of shape {tuple(got)}, not {tuple(expected)}")
+    return small
+
+
+def _output_shape(model: nn.Module, example_input: Tensor) -> torch.Size:
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            return model(example_input).shape
+    finally:
+        model.train(was_training)
+
+
+def _take(module: nn.Module, attribute: str, dim: int, index: Tensor) -> None:
+    """Keep entries ``index`` along ``dim`` of a parameter or buffer, as the same kind of tensor."""
+    tensor = getattr(module, attribute, None)
+    if tensor is None:
+        return
+    taken = tensor.detach().index_select(dim, index.to(tensor.device)).clone()
+    if isinstance(tensor, nn.Parameter):
+        setattr(module, attribute, nn.Parameter(taken, requires_grad=tensor.requires_grad))
+    else:
+        setattr(module, attribute, taken)
+
+
+def _ranked(score: Tensor, kept: Tensor) -> Tensor:
+    """Kept channel indices from lowest to highest score (ties: lower index first)."""
+    return kept[torch.sort(score[kept], stable=True).indices]
+
+
+def _chosen(groups: list[ChannelGroup], include: Sequence[str] | None, exclude: Sequence[str] | None) -> list[ChannelGroup]:
+    """The prunable groups that ``include`` picks (all if None) and ``exclude`` does not touch."""
+    for label, patterns in (("include", include), ("exclude", exclude)):
+        if isinstance(patterns, str):
+            raise TypeError(f"{label} must be a list of layer names or patterns, not the string {patterns!r}")
+        for pattern in patterns or ():
+            compile_pattern(label, pattern)
+
+    def layers(group: ChannelGroup) -> list[str]:
+        return [*group.producers, *group.norms]
+
+    prunable = [g for g in groups if g.prunable]
+    chosen = prunable
+    if include is not None:
+        for pattern in include:
+            if not any(matches(pattern, layer) for g in prunable for layer in layers(g)):
+                raise ValueError(f"include pattern {pattern!r} picks no prunable channel group; groups: {_listing(groups)}")
+        chosen = [g for g in prunable if any(matches(p, layer) for p in include for layer in layers(g))]
+    for pattern in exclude or ():
+        if not any(matches(pattern, layer) for g in groups for layer in layers(g)):
+            raise ValueError(f"exclude pattern {pattern!r} matches no layer making channels; groups: {_listing(groups)}")
+    chosen = [g for g in chosen if not any(matches(p, layer) for p in exclude or () for layer in layers(g))]
+    if not chosen:
+        raise ValueError(f"no prunable channel group is left; groups: {_listing(groups)}")
+    return chosen
+
+
+def _listing(groups: Sequence[ChannelGroup]) -> str:
+    return "; ".join(f"{g.name} ({g.size}{'' if g.prunable else ', not prunable: ' + g.unprunable})" for g in groups)
+

@@ -1,0 +1,48 @@
+"""MACs of Conv and Linear layers against hand-computed counts, dense, masked and shrunk."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from prunelab import ChannelPruner, Pruner
+from prunelab.analysis import count_macs, speedup
+from prunelab.models import build_model
+
+
+def test_lenet_300_100_dense_and_masked() -> None:
+    model = build_model("lenet_300_100", num_classes=10, input_shape=(1, 28, 28))
+    x = torch.zeros(5, 1, 28, 28)
+    assert count_macs(model, x) == 784 * 300 + 300 * 100 + 100 * 10
+    pruner = Pruner(model)
+    pruner.prune(0.9)
+    assert count_macs(model, x, pruner.masks) == 266_200 - round(0.9 * 266_200)
+    assert speedup(count_macs(model, x), count_macs(model, x, pruner.masks)) == pytest.approx(266_200 / 26_620)
+
+
+def test_conv2_counts_every_output_position() -> None:
+    model = build_model("conv2", num_classes=10, input_shape=(3, 32, 32))
+    conv = 64 * 32 * 32 * (3 * 9) + 64 * 32 * 32 * (64 * 9)  # padding 1 keeps 32x32
+    dense = 64 * 16 * 16 * 256 + 256 * 256 + 256 * 10  # after one 2x2 max-pool
+    assert count_macs(model, torch.zeros(1, 3, 32, 32)) == conv + dense
+
+
+def test_resnet20_and_its_shrunk_copy() -> None:
+    model = build_model("resnet20", num_classes=10, input_shape=(3, 32, 32))
+    x = torch.zeros(1, 3, 32, 32)
+    stem = 16 * 32 * 32 * 27
+    stage1 = 6 * 16 * 32 * 32 * 16 * 9
+    stage2 = 32 * 16 * 16 * 16 * 9 + 5 * 32 * 16 * 16 * 32 * 9 + 32 * 16 * 16 * 16  # + 1x1 shortcut
+    stage3 = 64 * 8 * 8 * 32 * 9 + 5 * 64 * 8 * 8 * 64 * 9 + 64 * 8 * 8 * 32
+    assert count_macs(model, x) == stem + stage1 + stage2 + stage3 + 64 * 10
+    pruner = ChannelPruner(model, x, include=[r"stage\d\.\d\.conv1"])
+    pruner.prune(0.5, scope="layerwise")  # half the inner channels of every block: those two convs cost half
+    inner = 3 * 16 * 32 * 32 * 16 * 9 * 2 + (32 * 16 * 16 * 16 * 9 + 32 * 16 * 16 * 32 * 9) + 2 * 2 * 32 * 16 * 16 * 32 * 9
+    inner += 64 * 8 * 8 * 32 * 9 + 64 * 8 * 8 * 64 * 9 + 2 * 2 * 64 * 8 * 8 * 64 * 9
+    assert count_macs(model, x) - count_macs(pruner.shrink(), x) == inner // 2
+    assert model.training  # left as it was
+
+
+def test_a_model_without_work_has_no_speedup() -> None:
+    with pytest.raises(ValueError, match="no finite speedup"):
+        speedup(10, 0)

@@ -1,0 +1,207 @@
+"""ChannelPruner: exact channel counts, scopes, nesting, criteria, and the small dense model."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+from torch.nn.utils import prune as torch_prune
+
+from prunelab.criteria import FilterL1
+from prunelab.models import build_model
+from prunelab.structured import ChannelPruner
+
+
+def chain() -> nn.Sequential:
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Conv2d(3, 10, 3), nn.BatchNorm2d(10), nn.ReLU(),
+        nn.Conv2d(10, 12, 3), nn.BatchNorm2d(12), nn.ReLU(),
+        nn.Flatten(), nn.Linear(12 * 2 * 2, 8), nn.ReLU(), nn.Linear(8, 3),
+    )  # fmt: skip
+
+
+X = torch.zeros(1, 3, 6, 6)
+
+
+def randomise_batchnorm(model: nn.Module) -> None:
+    """Non-trivial BatchNorm parameters and statistics, so that zeroed channels must match exactly."""
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            nn.init.uniform_(module.weight, 0.1, 1.0)
+            nn.init.normal_(module.bias)
+            module.running_mean.normal_()
+            module.running_var.uniform_(0.5, 2.0)
+
+
+def zero_removed_channels(model: nn.Module, pruner: ChannelPruner) -> nn.Module:
+    """Independent reference: the large model with each removed channel's filter, bias and
+    BatchNorm scale and shift set to zero (seed 002's theta * M)."""
+    masked = copy.deepcopy(model)
+    with torch.no_grad():
+        for group in pruner.groups:
+            gone = sorted(set(range(group.size)) - set(pruner.keep[group.name].tolist()))
+            for name in group.producers + group.norms:
+                layer = masked.get_submodule(name)
+                layer.weight[gone] = 0
+                if layer.bias is not None:
+                    layer.bias[gone] = 0
+    return masked
+
+
+def test_layerwise_filter_l1_matches_torch_ln_structured() -> None:
+    model = chain()
+    pruner = ChannelPruner(model, X, exclude=["7"], criterion="filter_l1")
+    pruner.prune(0.3, scope="layerwise")
+    for name in ("0", "3"):
+        reference = copy.deepcopy(model.get_submodule(name))
+        torch_prune.ln_structured(reference, "weight", amount=0.3, n=1, dim=0)
+        kept_rows = reference.weight_mask.flatten(1).all(1).nonzero().flatten()
+        assert torch.equal(pruner.keep[name], kept_rows), name
+    assert pruner.group_sparsity() == {"0": 0.3, "3": 4 / 12}  # round(3.6) = 4 of 12
+
+
+def test_global_count_is_exact_and_ranks_across_groups() -> None:
+    model = chain()
+    randomise_batchnorm(model)
+    pruner = ChannelPruner(model, X, criterion="bn_scale")  # the Linear group has no BatchNorm: left whole
+    assert [g.name for g in pruner.groups] == ["0", "3", "7"]
+    scores = torch.cat([model[1].weight.abs(), model[4].weight.abs()]).detach()
+    pruner.prune(0.5)
+    assert len(pruner.keep["7"]) == 8
+    kept = torch.cat([torch.isin(torch.arange(10), pruner.keep["0"]), torch.isin(torch.arange(12), pruner.keep["3"])])
+    assert int((~kept).sum()) == 11  # round(0.5 * 22): the scored groups only
+    assert scores[~kept].max() < scores[kept].min()  # the 11 smallest |gamma| went
+
+
+def test_all_equal_scores_break_ties_by_group_then_channel_order() -> None:
+    model = chain()
+    with torch.no_grad():
+        for layer in (model[0], model[3], model[7]):
+            layer.weight.fill_(1.0)
+    pruner = ChannelPruner(model, X, criterion=lambda m, g: torch.ones(g.size))
+    pruner.prune(0.4)  # 12 of 30 channels
+    assert pruner.keep["0"].tolist() == [9]  # group "0" gives all but its best (the last, on ties)
+    assert pruner.keep["3"].tolist() == list(range(3, 12))
+    assert pruner.keep["7"].tolist() == list(range(8))
+
+
+def test_every_group_keeps_a_channel_and_the_limit_is_a_clear_error() -> None:
+    pruner = ChannelPruner(chain(), X)
+    pruner.prune(0.95, scope="layerwise")
+    assert [len(k) for k in pruner.keep.values()] == [1, 1, 1]  # round(0.95 * n) = n: capped
+    pruner = ChannelPruner(chain(), X)
+    with pytest.raises(ValueError, match=r"removes 28 of 30 channels, but every group keeps one: at most 27"):
+        pruner.prune(0.95)
+
+
+def test_channels_once_removed_stay_removed() -> None:
+    model = chain()
+    pruner = ChannelPruner(model, X)
+    pruner.prune(ratios={"0": 0.5})
+    first = pruner.keep["0"].clone()
+    with torch.no_grad():
+        model[0].weight[first] = 0  # the kept filters now score lowest; nesting still holds
+    pruner.prune(ratios={"0": 0.7})
+    assert len(pruner.keep["0"]) == 3 and set(pruner.keep["0"].tolist()) <= set(first.tolist())
+    with pytest.raises(ValueError, match="0 already has 7 of 10 channels removed, more than the 5 asked for"):
+        pruner.prune(ratios={"0": 0.5})
+    with pytest.raises(ValueError, match="more than the 6 asked for"):
+        pruner.prune(0.2)
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda p: p.prune(1.0), r"sparsity must be a number in \[0, 1\), got 1.0"),
+        (lambda p: p.prune(0.5, scope="blocks"), "scope must be 'global' or 'layerwise'"),
+        (lambda p: p.prune(), "give either sparsity or ratios"),
+        (lambda p: p.prune(ratios={"9": 0.5}), r"no prunable channel group '9'; groups are: 0, 3, 7"),
+        (lambda p: p.prune(ratios={"0": -0.1}), r"ratios\['0'\] must be a number"),
+    ],
+)
+def test_bad_arguments_are_clear_errors(call, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        call(ChannelPruner(chain(), X))
+
+
+def test_include_exclude_pick_groups_by_layer_and_typos_are_errors() -> None:
+    assert [g.name for g in ChannelPruner(chain(), X, include=["3"]).groups] == ["3"]
+    assert [g.name for g in ChannelPruner(chain(), X, exclude=["1"]).groups] == ["3", "7"]  # a group's BatchNorm counts
+    with pytest.raises(ValueError, match="exclude pattern 'conv' matches no layer making channels; groups: 0 .10.; 3"):
+        ChannelPruner(chain(), X, exclude=["conv"])
+    with pytest.raises(ValueError, match="include pattern '9' picks no prunable channel group"):
+        ChannelPruner(chain(), X, include=["9"])  # the output layer's group is not prunable
+    with pytest.raises(ValueError, match="criterion BatchNormScale.. scores none of the channel groups 7"):
+        ChannelPruner(chain(), X, include=["7"], criterion="bn_scale").prune(0.5)
+
+
+@pytest.mark.parametrize(
+    ("name", "shape", "criterion"),
+    [
+        ("resnet20", (3, 32, 32), "bn_scale"),
+        ("resnet20", (3, 32, 32), "filter_l1"),
+        ("vgg16_bn", (3, 32, 32), "random_channels"),
+        ("conv2", (3, 16, 16), "filter_l1"),
+        ("mnist1d_cnn", (1, 40), "filter_l1"),
+        ("lenet_300_100", (1, 28, 28), "filter_l1"),
+    ],
+)
+@pytest.mark.parametrize("train", [False, True])
+def test_small_model_computes_what_the_zeroed_large_model_does(name, shape, criterion, train) -> None:
+    torch.manual_seed(1)
+    model = build_model(name, num_classes=10, input_shape=shape)
+    randomise_batchnorm(model)
+    x = torch.randn(6, *shape)
+    pruner = ChannelPruner(model, x[:1], criterion=criterion)
+    pruner.prune(0.6)
+    small = pruner.shrink()
+    reference = zero_removed_channels(model, pruner)
+    small.train(train)
+    reference.train(train)
+    torch.testing.assert_close(small(x), reference(x), rtol=1e-4, atol=1e-5)
+    kept = sum(len(k) for k in pruner.keep.values())
+    assert kept == sum(g.size for g in pruner.groups) - round(0.6 * sum(g.size for g in pruner.groups))
+    assert sum(p.numel() for p in small.parameters()) < sum(p.numel() for p in model.parameters())
+    assert model.training and not any(p.shape != q.shape for p, q in zip(model.parameters(), build_model(name, 10, shape).parameters()))
+
+
+def test_small_model_layers_describe_their_new_widths() -> None:
+    model = build_model("resnet20", num_classes=10, input_shape=(3, 32, 32))
+    pruner = ChannelPruner(model, torch.zeros(1, 3, 32, 32), include=["stage1.0.conv1"])
+    pruner.prune(ratios={"stage1.0.conv1": 0.25})
+    small = pruner.shrink()
+    block = small.stage1[0]
+    assert (block.conv1.out_channels, block.bn1.num_features, block.conv2.in_channels) == (12, 12, 12)
+    assert block.conv1.weight.shape == (12, 16, 3, 3) and block.conv2.weight.shape == (16, 12, 3, 3)
+    assert set(small.state_dict()) == set(model.state_dict())  # same names: checkpoints and reports still line up
+
+
+def test_a_forward_that_fixes_a_width_is_a_clear_error() -> None:
+    class Fixed(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv, self.fc = nn.Conv1d(1, 4, 3), nn.Linear(4 * 8, 2)
+
+        def forward(self, x):
+            return self.fc(self.conv(x).reshape(-1, 32))
+
+    pruner = ChannelPruner(Fixed(), torch.zeros(1, 1, 10))
+    pruner.prune(0.5)
+    with pytest.raises(ValueError, match="fails on the example input"):
+        pruner.shrink()
+
+
+def test_state_dict_round_trip_and_bad_states() -> None:
+    pruner = ChannelPruner(chain(), X, criterion=FilterL1())
+    pruner.prune(0.5, scope="layerwise")
+    state = pruner.state_dict()
+    other = ChannelPruner(chain(), X)
+    other.load_state_dict(state)
+    assert other.state_dict() == state and other.channel_sparsity() == pruner.channel_sparsity()
+    with pytest.raises(ValueError, match="channel state has groups"):
+        other.load_state_dict({"0": [1]})
+    with pytest.raises(ValueError, match="kept channels of 0 must be increasing indices below 10"):
+        other.load_state_dict({**state, "0": [3, 2]})

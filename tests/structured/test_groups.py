@@ -1,0 +1,127 @@
+"""Channel groups found by tracing: producers, BatchNorms, consumers, residual coupling, blockers."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from prunelab.models import build_model
+from prunelab.structured import channel_groups
+
+
+def test_chain_with_flatten_counts_columns_per_channel() -> None:
+    model = nn.Sequential(
+        nn.Conv2d(3, 6, 3), nn.BatchNorm2d(6), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(6, 5, 1), nn.ReLU(), nn.Flatten(), nn.Linear(5 * 3 * 3, 7), nn.ReLU(), nn.Linear(7, 2),
+    )  # fmt: skip
+    groups = channel_groups(model, torch.zeros(1, 3, 8, 8))
+    assert [(g.name, g.size, g.producers, g.norms, g.consumers, g.prunable) for g in groups] == [
+        ("0", 6, ["0"], ["1"], [("4", 1)], True),
+        ("4", 5, ["4"], [], [("7", 9)], True),  # 3x3 positions per channel after the flatten
+        ("7", 7, ["7"], [], [("9", 1)], True),
+        ("9", 2, ["9"], [], [], False),
+    ]
+    assert groups[-1].unprunable == "the model's output"
+
+
+def test_resnet_stage_outputs_form_one_group_with_every_member() -> None:
+    model = build_model("resnet20", num_classes=10, input_shape=(3, 32, 32))
+    groups = {g.name: g for g in channel_groups(model, torch.zeros(1, 3, 32, 32))}
+    stage1 = groups["conv"]  # the stem and every block's second conv add into one another
+    assert stage1.producers == ["conv", "stage1.0.conv2", "stage1.1.conv2", "stage1.2.conv2"]
+    assert stage1.norms == ["bn", "stage1.0.bn2", "stage1.1.bn2", "stage1.2.bn2"]
+    assert [c for c, _ in stage1.consumers] == ["stage1.0.conv1", "stage1.1.conv1", "stage1.2.conv1", "stage2.0.conv1", "stage2.0.shortcut.0"]
+    stage2 = groups["stage2.0.conv2"]
+    assert stage2.producers == ["stage2.0.conv2", "stage2.0.shortcut.0", "stage2.1.conv2", "stage2.2.conv2"]
+    assert "stage2.0.shortcut.1" in stage2.norms
+    assert groups["stage3.0.conv2"].consumers[-1] == ("fc", 1)
+    # Inside each block, the first conv's channels are a group of their own.
+    assert groups["stage1.0.conv1"].producers == ["stage1.0.conv1"] and groups["stage1.0.conv1"].consumers == [("stage1.0.conv2", 1)]
+    assert len(groups) == 1 + 9 + 2 + 1  # stem group, 9 inner groups, 2 more stage groups, fc
+    assert [name for name, g in groups.items() if not g.prunable] == ["fc"]
+
+
+class Concat(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b, self.head = nn.Conv1d(1, 3, 1), nn.Conv1d(1, 4, 1), nn.Conv1d(7, 2, 1)
+
+    def forward(self, x):
+        return self.head(torch.cat([self.a(x), self.b(x)], dim=1)).mean(-1)
+
+
+class Scaled(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.scale, self.head = nn.Conv1d(1, 3, 1), nn.Parameter(torch.ones(3, 1)), nn.Conv1d(3, 2, 1)
+
+    def forward(self, x):
+        return self.head(self.conv(x) * self.scale).mean(-1)
+
+
+class Twice(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.head = nn.Conv1d(3, 3, 1), nn.Conv1d(3, 2, 1)
+
+    def forward(self, x):
+        return self.head(self.conv(self.conv(x))).mean(-1)
+
+
+@pytest.mark.parametrize(
+    ("model", "x", "blocked"),
+    [
+        (Concat(), torch.zeros(2, 1, 5), {"a": "used by cat", "b": "used by cat"}),
+        (Scaled(), torch.zeros(2, 1, 5), {"conv": "combined by mul with a tensor of another shape"}),
+        (Twice(), torch.zeros(2, 3, 5), {"conv": "a layer that is called more than once"}),
+        (
+            nn.Sequential(nn.Conv1d(1, 4, 1), nn.Conv1d(4, 4, 1, groups=2), nn.Conv1d(4, 2, 1)),
+            torch.zeros(2, 1, 5),
+            {"0": "read by 1 in a way that mixes channels", "1": "made by the grouped convolution 1"},
+        ),
+        (nn.Sequential(nn.Linear(4, 6), nn.LayerNorm(6), nn.Linear(6, 2)), torch.zeros(2, 4), {"0": "used by 1 (LayerNorm)"}),
+    ],
+)
+def test_what_the_tracer_cannot_keep_apart_is_unprunable(model, x, blocked) -> None:
+    groups = {g.name: g for g in channel_groups(model, x)}
+    assert {name: g.unprunable for name, g in groups.items() if name in blocked} == blocked
+    # Only the blocked groups and the output are unprunable.
+    assert [name for name, g in groups.items() if not g.prunable and g.consumers and name not in blocked] == []
+
+
+def test_functional_flatten_and_view_are_recognised() -> None:
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv, self.fc = nn.Conv1d(1, 4, 3), nn.Linear(4 * 8, 2)
+
+        def forward(self, x):
+            y = torch.relu(self.conv(x))
+            return self.fc(y.view(y.size(0), -1))
+
+    (conv, fc) = channel_groups(Net(), torch.zeros(1, 1, 10))
+    assert conv.consumers == [("fc", 8)] and conv.prunable and not fc.prunable
+
+
+def test_untraceable_model_and_wrong_input_are_clear_errors() -> None:
+    class Branchy(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(2, 2)
+
+        def forward(self, x):
+            return self.fc(x) if x.sum() > 0 else x
+
+    with pytest.raises(ValueError, match="traces the model with torch.fx"):
+        channel_groups(Branchy(), torch.zeros(1, 2))
+    with pytest.raises(ValueError, match=r"example input of shape \(1, 3\) does not fit"):
+        channel_groups(nn.Sequential(nn.Linear(2, 2)), torch.zeros(1, 3))
+
+
+def test_tracing_leaves_batchnorm_statistics_and_mode_alone() -> None:
+    model = nn.Sequential(nn.Conv1d(1, 2, 1), nn.BatchNorm1d(2), nn.Flatten(), nn.Linear(6, 1))
+    model.train()
+    channel_groups(model, torch.randn(4, 1, 3))
+    assert model.training and int(model[1].num_batches_tracked) == 0
+    assert torch.equal(model[1].running_mean, torch.zeros(2))
