@@ -104,7 +104,7 @@ def channel_groups(model: nn.Module, example_input: Tensor) -> list[ChannelGroup
     """
     try:
         graph_module = fx.symbolic_trace(model)
-    except Exception as error:  # the tracer raises many types for data-dependent control flow
+    except Exception as error:  # noqa: BLE001 (the tracer raises many types, e.g. for data-dependent control flow)
         raise ValueError(
             f"structured pruning traces the model with torch.fx, which failed on {type(model).__name__}: {error}"
         ) from None
@@ -138,7 +138,7 @@ def channel_groups(model: nn.Module, example_input: Tensor) -> list[ChannelGroup
             name = f"{node.target} ({type(module).__name__})"
         else:
             name = node.target if isinstance(node.target, str) else getattr(node.target, "__name__", str(node.target))
-        if isinstance(module, CONVS) or isinstance(module, nn.Linear):
+        if isinstance(module, (*CONVS, nn.Linear)):
             channel_dim = 1 if isinstance(module, CONVS) else len(shape) - 1
             if source is not None:
                 if getattr(module, "groups", 1) != 1 or source.dim != channel_dim:
@@ -166,9 +166,8 @@ def channel_groups(model: nn.Module, example_input: Tensor) -> list[ChannelGroup
                 channels[node] = _Channels(source.space, 1, math.prod(source_shape[2:]))
             else:
                 block_inputs(node, f"flattened by {name}")
-        elif node.op in ("call_module", "call_function", "call_method"):
-            if name not in ("size", "dim"):
-                block_inputs(node, f"used by {name}")
+        elif node.op in ("call_module", "call_function", "call_method") and name not in ("size", "dim"):
+            block_inputs(node, f"used by {name}")
         # get_attr: a tensor of the model's own; it only matters where it is used
 
     roots = [s for s in spaces if s.root() is s and s.producers]
@@ -196,7 +195,7 @@ def _propagate_shapes(graph_module: fx.GraphModule, example_input: Tensor) -> No
     try:
         with torch.no_grad():
             ShapeProp(graph_module).propagate(example_input)
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001 (whatever the model raises on an input it does not take)
         raise ValueError(f"the example input of shape {tuple(example_input.shape)} does not fit the model: {error}") from None
     finally:
         graph_module.train(was_training)
