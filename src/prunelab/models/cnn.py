@@ -58,10 +58,10 @@ def _conv_net(name: str, stages: int, num_classes: int, input_shape: tuple[int, 
         nn.ReLU(),
         nn.Linear(256, num_classes),
     )
-    return glorot_init(_features_classifier(features, classifier))
+    return _features_classifier(features, classifier)
 
 
-@register("conv2")
+@register("conv2", init=glorot_init)
 def conv2(num_classes: int, input_shape: tuple[int, ...]) -> nn.Module:
     """Conv-2 (Frankle & Carbin, 2019): 3x3 convs 64-64, max-pool, then FC 256-256.
 
@@ -71,7 +71,7 @@ def conv2(num_classes: int, input_shape: tuple[int, ...]) -> nn.Module:
     return _conv_net("conv2", 1, num_classes, input_shape)
 
 
-@register("conv4")
+@register("conv4", init=glorot_init)
 def conv4(num_classes: int, input_shape: tuple[int, ...]) -> nn.Module:
     """Conv-4 (Frankle & Carbin, 2019): 3x3 convs 64-64, pool, 128-128, pool, then FC 256-256.
 
@@ -81,7 +81,7 @@ def conv4(num_classes: int, input_shape: tuple[int, ...]) -> nn.Module:
     return _conv_net("conv4", 2, num_classes, input_shape)
 
 
-@register("conv6")
+@register("conv6", init=glorot_init)
 def conv6(num_classes: int, input_shape: tuple[int, ...]) -> nn.Module:
     """Conv-6 (Frankle & Carbin, 2019): 3x3 convs 64-64, pool, 128-128, pool, 256-256, pool, FC 256-256.
 

@@ -32,11 +32,11 @@ def mlp(
     return _mlp(math.prod(input_shape), hidden_sizes, num_classes)
 
 
-@register("lenet_300_100")
+@register("lenet_300_100", init=glorot_init)
 def lenet_300_100(num_classes: int, input_shape: tuple[int, ...]) -> nn.Module:
     """LeNet-300-100 (LeCun et al., 1998): flatten, 300, 100, ReLU; Glorot init as Frankle & Carbin.
 
     >>> sum(p.numel() for p in lenet_300_100(10, (1, 28, 28)).parameters())
     266610
     """
-    return glorot_init(_mlp(math.prod(input_shape), (300, 100), num_classes))
+    return _mlp(math.prod(input_shape), (300, 100), num_classes)

@@ -12,14 +12,19 @@ from pydantic import TypeAdapter, ValidationError
 from torch import nn
 
 ModelBuilder = Callable[..., nn.Module]
+Initializer = Callable[[nn.Module], nn.Module]
 MODELS: dict[str, ModelBuilder] = {}
+INITIALIZERS: dict[str, Initializer] = {}  # a model's own weight scheme, applied after PyTorch's defaults
 _REQUIRED = ("num_classes", "input_shape")
 
 
-def register(name: str) -> Callable[[ModelBuilder], ModelBuilder]:
+def register(name: str, init: Initializer | None = None) -> Callable[[ModelBuilder], ModelBuilder]:
     """Decorator adding a builder ``(num_classes, input_shape, *, options...) -> nn.Module`` to ``MODELS``.
 
-    The first line of the builder's docstring describes the model in listings.
+    The first line of the builder's docstring describes the model in listings. ``init`` is
+    the model's weight scheme (e.g. :func:`~prunelab.models.common.he_init`), applied by
+    :func:`build_model` after the builder and by :func:`initialize`; without it, the
+    layers keep PyTorch's default initialisation.
 
     >>> @register("doctest_linear")
     ... def linear(num_classes, input_shape):
@@ -33,6 +38,8 @@ def register(name: str) -> Callable[[ModelBuilder], ModelBuilder]:
         if name in MODELS:
             raise ValueError(f"model {name!r} is already registered")
         MODELS[name] = builder
+        if init is not None:
+            INITIALIZERS[name] = init
         return builder
 
     return decorator
@@ -59,10 +66,32 @@ def build_model(name: str, num_classes: int, input_shape: Sequence[int], **optio
     builder = _builder(name)
     check_options(name, {"num_classes": num_classes, **options})
     try:
-        return builder(num_classes=num_classes, input_shape=tuple(input_shape), **options)
+        model = builder(num_classes=num_classes, input_shape=tuple(input_shape), **options)
     except (TypeError, ValueError, RuntimeError) as error:
         shown = ", ".join(f"{k}={v!r}" for k, v in options.items()) or "no options"
         raise ValueError(f"model {name!r} cannot be built with {shown}: {error}") from error
+    return INITIALIZERS.get(name, lambda m: m)(model)
+
+
+def initialize(name: str, model: nn.Module) -> nn.Module:
+    """New random weights for ``model``, a model of kind ``name`` of any layer widths (e.g.
+    one with channels removed), drawn as :func:`build_model` draws them: every layer's
+    PyTorch default for its shape (BatchNorm statistics reset too), then the model's own scheme.
+
+    Seed 004: a pruned architecture trained from scratch must be initialised as a small
+    dense model, since the initialisation depends on the layers' shapes.
+
+    >>> import torch
+    >>> from torch import nn
+    >>> model = initialize("lenet_300_100", nn.Sequential(nn.Flatten(), nn.Linear(784, 30)))
+    >>> round(model[1].weight.std().item(), 2)  # Glorot: sqrt(2 / (784 + 30))
+    0.05
+    """
+    _builder(name)
+    for module in model.modules():
+        if hasattr(module, "reset_parameters"):
+            module.reset_parameters()
+    return INITIALIZERS.get(name, lambda m: m)(model)
 
 
 def check_options(name: str, options: dict[str, Any]) -> None:

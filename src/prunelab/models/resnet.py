@@ -61,7 +61,6 @@ class CifarResNet(nn.Module):
         self.stage1, self.stage2, self.stage3 = stages
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(channels, num_classes)
-        he_init(self)
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.bn(self.conv(x)).relu()
@@ -74,7 +73,7 @@ def _resnet(depth: int, num_classes: int, input_shape: tuple[int, ...], width: i
     return CifarResNet(depth, num_classes, input_shape[0], width)
 
 
-@register("resnet20")
+@register("resnet20", init=he_init)
 def resnet20(num_classes: int, input_shape: tuple[int, ...], *, width: int = 16) -> nn.Module:
     """ResNet-20 for CIFAR (He et al., 2016): 3 stages x 3 basic blocks, ~0.27M params at width 16.
 
@@ -84,7 +83,7 @@ def resnet20(num_classes: int, input_shape: tuple[int, ...], *, width: int = 16)
     return _resnet(20, num_classes, input_shape, width)
 
 
-@register("resnet32")
+@register("resnet32", init=he_init)
 def resnet32(num_classes: int, input_shape: tuple[int, ...], *, width: int = 16) -> nn.Module:
     """ResNet-32 for CIFAR (He et al., 2016): 3 stages x 5 basic blocks, ~0.47M params at width 16.
 
@@ -94,7 +93,7 @@ def resnet32(num_classes: int, input_shape: tuple[int, ...], *, width: int = 16)
     return _resnet(32, num_classes, input_shape, width)
 
 
-@register("resnet56")
+@register("resnet56", init=he_init)
 def resnet56(num_classes: int, input_shape: tuple[int, ...], *, width: int = 16) -> nn.Module:
     """ResNet-56 for CIFAR (He et al., 2016): 3 stages x 9 basic blocks, ~0.86M params at width 16.
 

@@ -12,7 +12,7 @@ from prunelab.models.registry import register
 _VGG16 = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
 
 
-@register("vgg16_bn")
+@register("vgg16_bn", init=he_init)
 def vgg16_bn(num_classes: int, input_shape: tuple[int, ...]) -> nn.Module:
     """VGG-16 with BatchNorm for CIFAR: 13 3x3 conv-BN-ReLU layers, 5 max-pools, Linear(512, classes).
 
@@ -31,4 +31,4 @@ def vgg16_bn(num_classes: int, input_shape: tuple[int, ...]) -> nn.Module:
             channels = entry
     features = nn.Sequential(*layers, nn.Flatten())
     classifier = nn.Linear(output_size(features, input_shape), num_classes)
-    return he_init(nn.Sequential(OrderedDict(features=features, classifier=classifier)))
+    return nn.Sequential(OrderedDict(features=features, classifier=classifier))
