@@ -285,6 +285,13 @@ def test_state_dict_round_trip_through_safetensors(tmp_path):
         assert torch.equal(dense.get_parameter(name), model.get_parameter(name))
 
 
+def test_the_state_of_a_pruner_that_has_not_pruned_round_trips_as_such():
+    pruner = Pruner(distinct_model())
+    pruner.prune(0.5)
+    pruner.load_state_dict(Pruner(distinct_model()).state_dict())  # an empty state: back to no masks
+    assert pruner.masks == {} and pruner.state_dict() == {} and pruner.count_pruned() == 0
+
+
 def pruned_state(sparsity: float = 0.5) -> dict[str, torch.Tensor]:
     pruner = Pruner(distinct_model())
     pruner.prune(sparsity)

@@ -149,13 +149,19 @@ class PruneBase(Strict):
     ``layerwise`` prunes every layer to the same ratio, ``ratios`` to the given per-layer
     ratios, and ``lpr_of`` to the layerwise pruning ratios (LPR) of the masks of the
     finished run directory ``lpr_of``, pruning step by pruning step and seed by seed (seed
-    002's "match LPR" runs: the LPR is fixed, the masks within each layer are this run's)."""
+    002's "match LPR" runs: the LPR is fixed, the masks within each layer are this run's).
+
+    ``criterion``: ``magnitude`` and ``random`` prune weights; ``filter_l1``, ``bn_scale``
+    and ``random_channels`` prune whole channels (one-shot only: seed 002's Algorithm A2,
+    seed 004's L1-norm filter pruning), and the model is then rebuilt small and dense
+    without them. For channels, ``sparsity`` and ``ratios`` count channels, ``ratios`` and
+    ``include``/``exclude`` name channel groups by their layers (``prunelab.structured``)."""
 
     sparsity: Fraction = 0.9
     scope: Literal["global", "layerwise", "ratios", "lpr_of"] = "global"
     ratios: dict[str, Fraction] | None = None
     lpr_of: str | None = None
-    criterion: Literal["magnitude", "random"] = "magnitude"
+    criterion: Literal["magnitude", "random", "filter_l1", "bn_scale", "random_channels"] = "magnitude"
     include: list[str] | None = None
     exclude: list[str] = Field(default_factory=list)
 
@@ -171,7 +177,17 @@ class PruneBase(Strict):
             raise ValueError("scope 'ratios' and the ratios mapping go together")
         if (self.scope == "lpr_of") != (self.lpr_of is not None):
             raise ValueError("scope 'lpr_of' and the lpr_of run directory go together")
+        if self.prunes_channels:
+            if getattr(self, "method", "oneshot") != "oneshot":
+                raise ValueError(f"criterion {self.criterion!r} prunes whole channels, which only method 'oneshot' does")
+            if self.scope == "lpr_of":
+                raise ValueError(f"scope 'lpr_of' copies the LPR of weight masks; criterion {self.criterion!r} prunes channels")
         return self
+
+    @property
+    def prunes_channels(self) -> bool:
+        """Whether the criterion prunes whole channels (and the model is rebuilt without them)."""
+        return self.criterion in ("filter_l1", "bn_scale", "random_channels")
 
 
 class OneShotConfig(PruneBase):

@@ -41,9 +41,11 @@ SUMMARY_VALUES = {
     "pruned_acc": "test accuracy right after pruning, before retraining",
     "final_acc": "test accuracy at the end of the run",
     "trainability_acc": "mean training accuracy over the first LR stage of the last retraining (seed 004's TA)",
-    "sparsity": "pruned share of the prunable weights (Conv/Linear weights by default)",
-    "parameters": "all parameters of the model, biases and norm layers included",
-    "remaining_parameters": "parameters not pruned",
+    "sparsity": "pruned share of the prunable weights (Conv/Linear weights by default; removed channels' too)",
+    "channel_sparsity": "removed share of the channels of the pruned channel groups (channel criteria)",
+    "parameters": "all parameters of the dense model, biases and norm layers included",
+    "remaining_parameters": "parameters not pruned (of the small model, if channels were removed)",
+    "speedup": "theoretical speedup: Conv/Linear multiply-accumulates of the dense model over the pruned one's",
     "wall_seconds": "time the run took",
 }
 

@@ -382,7 +382,10 @@ class Pruner:
         if masks and missing:
             raise ValueError(f"the state has no mask for {', '.join(missing)}")
         self.masks = {}
-        self._set_masks(masks)
+        if masks:
+            self._set_masks(masks)
+        else:  # the state of a pruner that had not pruned yet: so is this one now
+            self._enforced = None
 
 
 def _fraction(label: str, value: object) -> float:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from prunelab.analysis.flops import count_macs, speedup
 from prunelab.config.schema import EvalConfig, Recipe, TrainConfig
 from prunelab.runs.session import SaveWeightsAt, Session
 from prunelab.schedules import allr_d1, retrain_schedule
@@ -69,6 +70,9 @@ def prune(session: Session, key: str, **target) -> dict:
     run: records the sparsity, accuracy right after pruning, ALLR's d1 and the LPR, and
     keeps the masks as ``masks/<key>.safetensors``."""
 
+    if session.recipe.prune.prunes_channels:
+        return session.once(key, lambda: prune_channels(session))
+
     def compute() -> dict:
         pruner = session.pruner
         before = [p.detach().clone() for p in pruner.parameters.values()]
@@ -98,6 +102,41 @@ def prune(session: Session, key: str, **target) -> dict:
         }
 
     return session.once(key, compute)
+
+
+def prune_channels(session: Session) -> dict:
+    """Prune whole channels by the recipe's channel criterion and rebuild the model small and
+    dense without them (seed 002's Algorithm A2, seed 004's L1-norm filter pruning). Records
+    what :func:`prune` does, plus the channels removed per group and the MACs before and after."""
+    spec = session.recipe.prune
+    channels = session.channel_pruner()
+    if spec.scope == "ratios":
+        channels.prune(ratios=spec.ratios)
+    else:
+        channels.prune(spec.sparsity, scope=spec.scope)
+    dense_macs = session.macs()
+    squares = sum(float(p.detach().double().square().sum()) for p in session.pruner.parameters.values())
+    session.shrink(channels.state_dict())
+    session.journal["channels"]["dense_macs"] = dense_macs
+    kept = sum(float(p.detach().double().square().sum()) for p in session.pruner.parameters.values())
+    # The small model's weights are a subset of the dense ones, so ||theta - theta_p||^2 is the
+    # squared norm of the removed weights: d1 from two-entry vectors (removed, kept norms).
+    removed_norm, kept_norm = max(squares - kept, 0.0) ** 0.5, kept**0.5
+    fraction = weight_sparsity(session)
+    d1 = allr_d1([torch.tensor([removed_norm, kept_norm])], [torch.tensor([0.0, kept_norm])], fraction) if fraction else 0.0
+    loss, acc = session.evaluate()
+    return {
+        "sparsity": fraction,
+        "pruned_fraction_of_remaining": fraction,
+        "d1": d1,
+        "test_loss_after_prune": loss,
+        "test_acc_after_prune": acc,
+        "layer_sparsity": {name: layer["sparsity"] for name, layer in layer_counts(session).items()},
+        "channel_sparsity": channels.channel_sparsity(),
+        "group_sparsity": channels.group_sparsity(),
+        "dense_macs": dense_macs,
+        "macs": session.macs(),
+    }
 
 
 def pruning_steps(recipe: Recipe) -> list[str]:
@@ -216,17 +255,35 @@ def steps_per_epoch(session: Session, batch_size: int) -> int:
 
 
 def layer_counts(session: Session) -> dict[str, dict]:
-    """Per prunable tensor: size, remaining weights and sparsity (the LPR)."""
+    """Per prunable tensor: size (in the dense model), remaining weights and sparsity (the
+    LPR); weights of removed channels count as pruned."""
     pruner = session.pruner
-    return {
-        name: {"numel": p.numel(), "remaining": p.numel() - pruner.count_pruned(name),
-               "sparsity": pruner.count_pruned(name) / p.numel()}
-        for name, p in pruner.parameters.items()
-    }
+    dense = session.journal.get("channels", {}).get("dense_numel", {})
+    counts = {}
+    for name, p in pruner.parameters.items():
+        numel = dense.get(name, p.numel())
+        remaining = p.numel() - pruner.count_pruned(name)
+        counts[name] = {"numel": numel, "remaining": remaining, "sparsity": (numel - remaining) / numel}
+    return counts
+
+
+def weight_sparsity(session: Session) -> float:
+    """The pruned share of the prunable weights, those of removed channels included."""
+    counts = layer_counts(session).values()
+    total = sum(c["numel"] for c in counts)
+    return (total - sum(c["remaining"] for c in counts)) / total
 
 
 @torch.no_grad()
 def parameter_counts(session: Session) -> dict[str, int]:
-    """All parameters, and those remaining after pruning (the model's nonzero count)."""
-    total = sum(p.numel() for p in session.model.parameters())
-    return {"parameters": total, "remaining_parameters": total - session.pruner.count_pruned()}
+    """All parameters of the dense model, and those remaining after pruning (nonzero, in the
+    small model if channels were removed)."""
+    current = sum(p.numel() for p in session.model.parameters())
+    dense = session.journal.get("channels", {}).get("dense_parameters", current)
+    return {"parameters": dense, "remaining_parameters": current - session.pruner.count_pruned()}
+
+
+def theoretical_speedup(session: Session) -> float:
+    """Dense MACs over those of the model as it is: pruned weights and removed channels cost nothing."""
+    dense = session.journal.get("channels", {}).get("dense_macs") or count_macs(session.model, session.example_input())
+    return speedup(dense, session.macs())

@@ -15,24 +15,24 @@ def _features_classifier(features: nn.Sequential, classifier: nn.Sequential) -> 
 
 
 @register("mnist1d_cnn")
-def mnist1d_cnn(num_classes: int, input_shape: tuple[int, ...], channels: int = 25) -> nn.Module:
+def mnist1d_cnn(num_classes: int, input_shape: tuple[int, ...], channels: int = 25, batch_norm: bool = False) -> nn.Module:
     """The MNIST-1D reference CNN (ConvBase): 3 stride-2 Conv1d with ReLU, then linear.
 
     ``channels=25`` is the reference (5,210 parameters); wider ones leave pruning more room.
+    ``batch_norm`` puts a BatchNorm after each convolution (for pruning channels by their
+    BatchNorm scale, seed 002); the convolutions then have no bias.
 
     >>> sum(p.numel() for p in mnist1d_cnn(10, (1, 40)).parameters())
     5210
+    >>> [type(layer).__name__ for layer in mnist1d_cnn(10, (1, 40), batch_norm=True).features[:3]]
+    ['Conv1d', 'BatchNorm1d', 'ReLU']
     """
     check_input_shape("mnist1d_cnn", input_shape, "CL")
-    features = nn.Sequential(
-        nn.Conv1d(input_shape[0], channels, 5, stride=2, padding=1),
-        nn.ReLU(),
-        nn.Conv1d(channels, channels, 3, stride=2, padding=1),
-        nn.ReLU(),
-        nn.Conv1d(channels, channels, 3, stride=2, padding=1),
-        nn.ReLU(),
-        nn.Flatten(),
-    )
+    layers: list[nn.Module] = []
+    for i, kernel in enumerate((5, 3, 3)):
+        layers.append(nn.Conv1d(input_shape[0] if i == 0 else channels, channels, kernel, stride=2, padding=1, bias=not batch_norm))
+        layers += [nn.BatchNorm1d(channels), nn.ReLU()] if batch_norm else [nn.ReLU()]
+    features = nn.Sequential(*layers, nn.Flatten())
     classifier = nn.Sequential(nn.Linear(output_size(features, input_shape), num_classes))
     return _features_classifier(features, classifier)
 

@@ -75,7 +75,7 @@ def pivot(
     | ft     |     80.00 ± 1.00 | **85.00 ± 1.00** |
     | llr    | **90.00 ± 1.00** |     84.00 ± 1.00 |
     """
-    percent = value.endswith("_acc") or value == "sparsity"  # as format_stat shows them
+    percent = is_percent(value)  # as format_stat shows them
     row_values = list(dict.fromkeys(a[rows] for a, _ in results))
     column_values = list(dict.fromkeys(tuple(a[c] for c in columns) for a, _ in results))
     cells: dict[tuple, Mapping[str, float]] = {}
@@ -107,6 +107,11 @@ def pivot(
     return format_table(table)
 
 
+def is_percent(key: str) -> bool:
+    """Whether a summary value is a share, shown in percent: accuracies and sparsities."""
+    return key.endswith(("_acc", "sparsity"))
+
+
 def format_stat(key: str, stat: Mapping[str, float] | None) -> str:
     """A run's summary statistic for reading: accuracies and sparsity in percent, counts with
     thousands separators, seconds with a unit; ``± std`` when the seeds differ.
@@ -119,8 +124,10 @@ def format_stat(key: str, stat: Mapping[str, float] | None) -> str:
     if stat is None:
         return ""
     mean, std = stat["mean"], stat["std"]
-    if key.endswith("_acc") or key == "sparsity":
+    if is_percent(key):
         return f"{100 * mean:.2f}%" + (f" ± {100 * std:.2f}" if std else "")
+    if key == "speedup":
+        return f"{mean:.2f}x" + (f" ± {std:.2f}" if std else "")
     if key.endswith("parameters"):
         return f"{mean:,.0f}" + (f" ± {std:,.0f}" if std else "")
     if key.endswith("seconds"):

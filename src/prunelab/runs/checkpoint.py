@@ -37,6 +37,12 @@ def save_checkpoint(
     save_tensors(tensors, path, metadata)
 
 
+def read_journal(path: Path) -> dict:
+    """The journal of a checkpoint, without loading its tensors."""
+    with safe_open(str(path), framework="pt") as file:
+        return json.loads(file.metadata()["journal"])
+
+
 def load_checkpoint(path: Path, model: nn.Module, pruner: Pruner) -> tuple[dict, dict | None]:
     """Load model weights and masks in place; return the journal and the optimizer state
     dict (None if the checkpoint has none), to be loaded once the optimizer exists."""

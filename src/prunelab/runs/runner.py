@@ -11,7 +11,8 @@ Layout of ``<out>/<run name>/``::
         layer_sparsity.json     the layerwise pruning ratios (LPR) of the final masks
         training.png            test accuracy and sparsity per epoch (sparsity_schedule.png: GMP)
         masks.safetensors       final masks (bit-packed)
-        model.safetensors       final weights
+        model.safetensors       final weights (of the small model, if channels were removed)
+        channels.json           the kept channels of each channel group (channel criteria only)
         checkpoint.safetensors  the resumable state (kept: a finished seed is not re-run)
         snapshots/              weights kept for rewinding (init, rewind)
         masks/                  the masks of every pruning step (e.g. each IMP level)
@@ -50,6 +51,8 @@ from prunelab.methods.common import (
     late_rewinding,
     layer_counts,
     parameter_counts,
+    theoretical_speedup,
+    weight_sparsity,
 )
 from prunelab.report.plots import plot_sparsity_schedule, plot_training
 from prunelab.runs.io import (
@@ -60,6 +63,7 @@ from prunelab.runs.io import (
     write_text,
 )
 from prunelab.runs.session import CHECKPOINT, Session, recipe_model
+from prunelab.structured import ChannelPruner
 
 SUMMARY = "summary.json"
 FIND_CACHE = ".find"
@@ -77,6 +81,9 @@ def preflight(recipe: Recipe, data) -> None:
     """The recipe's checks that need the data or other runs, before any training."""
     late_rewinding(find_config(recipe), recipe.eval, len(data.x_train))
     model = recipe_model(recipe, data)
+    if recipe.prune.prunes_channels:
+        check_channel_pruning(recipe, model, data)
+        return
     try:
         pruner = Pruner(model, recipe.prune.include, recipe.prune.exclude, criterion=recipe.prune.criterion)
     except ValueError as error:
@@ -88,6 +95,25 @@ def preflight(recipe: Recipe, data) -> None:
             raise RecipeError(f"prune.ratios: {error}") from None
     if recipe.prune.scope == "lpr_of":
         check_lpr_reference(recipe, {name: p.numel() for name, p in pruner.parameters.items()})
+
+
+def check_channel_pruning(recipe: Recipe, model, data) -> None:
+    """The model traces into channel groups, include/exclude and ratios name them, and the
+    target leaves every group a channel: the channel pruning of a run, tried on a fresh model."""
+    spec = recipe.prune
+    example = torch.zeros(1, *data.input_shape)
+    try:
+        channels = ChannelPruner(model, example, spec.include, spec.exclude, spec.criterion)
+    except ValueError as error:
+        raise RecipeError(f"prune (criterion {spec.criterion}): {error}") from None
+    try:
+        if spec.scope == "ratios":
+            channels.prune(ratios=spec.ratios)
+        else:
+            channels.prune(spec.sparsity, scope=spec.scope)
+        channels.shrink()
+    except ValueError as error:
+        raise RecipeError(f"prune.{'ratios' if spec.scope == 'ratios' else 'sparsity'}: {error}") from None
 
 
 def check_same_experiment(folder: Path, recipe: Recipe) -> None:
@@ -164,14 +190,18 @@ def run_seed(folder: Path, recipe: Recipe, seed: int, data, device: torch.device
     write_json(folder / "lr_log.json", {phase: journal["done"][phase]["lr_log"] for phase in phases})
     write_json(folder / "layer_sparsity.json", layer_counts(session))
     write_json(folder / "events.json", {k: v for k, v in journal["done"].items() if k not in phases})
+    if "channels" in journal:
+        write_json(folder / "channels.json", journal["channels"]["keep"])
     save_tensors(session.pruner.state_dict(), folder / "masks.safetensors")
     save_tensors(session.model.state_dict(), folder / "model.safetensors")
     summary = {
         "method": recipe.prune.method,
         "seed": seed,
         **results,
-        "sparsity": session.pruner.sparsity(),
+        "sparsity": weight_sparsity(session),
+        **({"channel_sparsity": journal["done"]["prune"]["channel_sparsity"]} if "channels" in journal else {}),
         **parameter_counts(session),
+        "speedup": theoretical_speedup(session),
         "wall_seconds": session.elapsed(),
     }
     plot_training(folder)

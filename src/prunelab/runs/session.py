@@ -16,15 +16,17 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import load_file
-from torch import nn
+from torch import Tensor, nn
 
+from prunelab.analysis.flops import count_macs
 from prunelab.config.schema import Recipe, TrainConfig
 from prunelab.data import Dataset
 from prunelab.masks import Pruner
-from prunelab.models import build_model
-from prunelab.runs.checkpoint import load_checkpoint, save_checkpoint
+from prunelab.models import build_model, initialize
+from prunelab.runs.checkpoint import load_checkpoint, read_journal, save_checkpoint
 from prunelab.runs.io import save_tensors
 from prunelab.schedules import Schedule
+from prunelab.structured import ChannelPruner
 from prunelab.train import Trainer, evaluate
 from prunelab.train.trainer import StepHook
 
@@ -42,15 +44,49 @@ class Session:
         self.progress = progress
         torch.manual_seed(seed)
         self.model = recipe_model(recipe, data).to(device)
-        prune = recipe.prune
-        self.pruner = Pruner(self.model, include=prune.include, exclude=prune.exclude, criterion=prune.criterion, seed=seed)
+        self.pruner = self._weight_pruner()
         self.journal: dict = {"done": {}, "phase": None}
         self._optimizer_state: dict | None = None
         if (folder / CHECKPOINT).exists():
+            channels = read_journal(folder / CHECKPOINT).get("channels")
+            if channels is not None:  # the model was rebuilt without pruned channels
+                self.shrink(channels["keep"])
             self.journal, self._optimizer_state = load_checkpoint(folder / CHECKPOINT, self.model, self.pruner)
         else:
             self.save_weights("init")
         self._started = time.perf_counter() - self.journal.get("elapsed", 0.0)
+
+    def _weight_pruner(self) -> Pruner:
+        """The pruner of weights. With a channel criterion it prunes nothing (every Conv/Linear
+        weight stays kept); it measures the model, and include/exclude name channel groups."""
+        prune = self.recipe.prune
+        if prune.prunes_channels:
+            return Pruner(self.model)
+        return Pruner(self.model, include=prune.include, exclude=prune.exclude, criterion=prune.criterion, seed=self.seed)
+
+    def channel_pruner(self, model: nn.Module | None = None) -> ChannelPruner:
+        """A channel pruner of ``model`` (the session's) with the recipe's criterion, include and exclude."""
+        prune = self.recipe.prune
+        return ChannelPruner(model or self.model, self.example_input(), prune.include, prune.exclude, prune.criterion, self.seed)
+
+    def example_input(self) -> Tensor:
+        """A batch of one zero input, for tracing and counting."""
+        return torch.zeros(1, *self.data.input_shape, device=self.device)
+
+    def macs(self) -> int:
+        """Multiply-accumulates per example of the model as it is (pruned weights cost nothing)."""
+        return count_macs(self.model, self.example_input(), self.pruner.masks)
+
+    def shrink(self, keep: dict[str, list[int]]) -> None:
+        """Replace the dense model by a small dense copy keeping channels ``keep`` of each
+        channel group (physical removal); remembered, so that a resumed run rebuilds it."""
+        channels = self.channel_pruner()
+        channels.load_state_dict(keep)
+        dense = {name: p.numel() for name, p in self.pruner.parameters.items()}
+        parameters = sum(p.numel() for p in self.model.parameters())
+        self.model = channels.shrink()
+        self.pruner = self._weight_pruner()
+        self.journal["channels"] = {"keep": channels.state_dict(), "dense_numel": dense, "dense_parameters": parameters}
 
     def elapsed(self) -> float:
         """Wall time spent on this seed so far, summed over interrupted and resumed runs."""
@@ -124,18 +160,31 @@ class Session:
         save_tensors(self.model.state_dict(), self.folder / "snapshots" / f"{name}.safetensors")
 
     def load_weights(self, name: str) -> None:
-        """Put back the weights saved as ``name``; pruned weights stay zero."""
+        """Put back the weights saved as ``name``; pruned weights stay zero, and weights of
+        the dense model lose their pruned channels if the model has been shrunk since."""
         path = self.folder / "snapshots" / f"{name}.safetensors"
-        self.model.load_state_dict(load_file(str(path), device=str(self.device)))
+        state = load_file(str(path), device=str(self.device))
+        if "channels" in self.journal and any(state[k].shape != v.shape for k, v in self.model.state_dict().items()):
+            with torch.random.fork_rng(devices=[]):  # the dense model's own draws are overwritten
+                dense = recipe_model(self.recipe, self.data).to(self.device)
+            dense.load_state_dict(state)
+            channels = self.channel_pruner(dense)
+            channels.load_state_dict(self.journal["channels"]["keep"])
+            state = channels.shrink().state_dict()
+        self.model.load_state_dict(state)
         self.pruner.apply()
 
     def reinitialize(self) -> None:
         """New random weights, drawn as the initialisation is but from a seed of their own
-        (the same for every call of this seed's run); pruned weights stay zero."""
+        (the same for every call of this seed's run); pruned weights stay zero. A model
+        rebuilt without pruned channels is initialised as the small dense model it is (seed
+        004's scratch training: initialisation depends on the layers' shapes)."""
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(zlib.crc32(f"{self.seed}/reinit".encode()))
-            fresh = recipe_model(self.recipe, self.data)
-        self.model.load_state_dict(fresh.state_dict())
+            if "channels" in self.journal:
+                initialize(self.recipe.model.name, self.model)
+            else:
+                self.model.load_state_dict(recipe_model(self.recipe, self.data).state_dict())
         self.pruner.apply()
 
     def save_masks(self, name: str) -> None:

@@ -1,0 +1,171 @@
+"""One-shot channel pruning in real runs (seed 002's Algorithm A2, seed 004's L1-norm filter
+pruning): the channels chosen, the small dense model retrained, rewinding and resuming."""
+
+from __future__ import annotations
+
+import json
+import math
+import zlib
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from torch import nn
+
+from prunelab import Pruner
+from prunelab.config import RecipeError
+from prunelab.models import build_model, initialize
+from prunelab.runs.checkpoint import load_checkpoint
+from prunelab.runs.runner import FIND_CACHE, find_key, run_recipe
+from prunelab.structured import ChannelPruner
+from prunelab.train import Trainer, evaluate
+
+BN = ["model.options={channels: 16, batch_norm: true}", "prune.method=oneshot", "prune.criterion=bn_scale", "prune.sparsity=0.5"]
+CONVS = ["features.0", "features.3", "features.6"]  # with BatchNorm at 1, 4, 7
+
+
+def dense_model(data, batch_norm: bool = True) -> nn.Module:
+    return build_model("mnist1d_cnn", num_classes=data.num_classes, input_shape=data.input_shape, channels=16, batch_norm=batch_norm)
+
+
+def small_model(data, weights: dict, channels: dict) -> nn.Module:
+    """The user's way back to a run's small model: the dense model, its kept channels, its weights."""
+    pruner = ChannelPruner(dense_model(data), torch.zeros(1, *data.input_shape))
+    pruner.load_state_dict(channels)
+    small = pruner.shrink()
+    small.load_state_dict(weights)
+    return small
+
+
+def find_state(out: Path, recipe, data) -> dict:
+    model = dense_model(data)
+    folder = out / FIND_CACHE / find_key(recipe, torch.device("cpu")) / "seed-0"
+    load_checkpoint(folder / "checkpoint.safetensors", model, Pruner(model))
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+@pytest.fixture(scope="module")
+def bn_run(make_recipe, shared_out: Path):
+    recipe = make_recipe(*BN)
+    return recipe, run_recipe(recipe, shared_out, progress=False) / "seed-0"
+
+
+def test_channels_are_those_of_smallest_summed_gamma(bn_run, shared_out, data, read) -> None:
+    recipe, seed = bn_run
+    state = find_state(shared_out, recipe, data)
+    gammas = torch.cat([state[f"features.{i}.weight"].abs() for i in (1, 4, 7)])  # three groups of 16
+    removed = set(torch.sort(gammas, stable=True).indices[:24].tolist())  # round(0.5 * 48), globally
+    channels = read(seed / "channels.json")
+    kept = {16 * g + c for g, name in enumerate(CONVS) for c in channels[name]}
+    assert kept == set(range(48)) - removed
+
+
+def test_pruned_and_final_accuracies_are_those_of_the_small_model(bn_run, shared_out, data, read) -> None:
+    recipe, seed = bn_run
+    summary, channels = read(seed / "summary.json"), read(seed / "channels.json")
+    # Right after pruning: the dense find weights with the removed channels' BatchNorm scale and
+    # shift zeroed (their conv filters feed only the zeroed BatchNorm), as in seed 002's theta * M.
+    state = find_state(shared_out, recipe, data)
+    for conv, norm in zip(CONVS, ("features.1", "features.4", "features.7")):
+        gone = sorted(set(range(16)) - set(channels[conv]))
+        state[f"{norm}.weight"][gone] = 0
+        state[f"{norm}.bias"][gone] = 0
+    zeroed = dense_model(data)
+    zeroed.load_state_dict(state)
+    _, acc = evaluate(zeroed, data.x_test, data.y_test, torch.device("cpu"))
+    assert summary["pruned_acc"] == pytest.approx(acc, abs=1e-9)
+    # At the end: the saved small model, rebuilt from channels.json.
+    final = small_model(data, load_file(str(seed / "model.safetensors")), channels)
+    _, acc = evaluate(final, data.x_test, data.y_test, torch.device("cpu"))
+    assert summary["final_acc"] == acc
+    assert final.features[0].out_channels == len(channels["features.0"]) < 16
+
+
+def test_summary_counts_the_removed_channels(bn_run, data, read) -> None:
+    _, seed = bn_run
+    summary, channels = read(seed / "summary.json"), read(seed / "channels.json")
+    k0, k1, k2 = (len(channels[c]) for c in CONVS)
+    # MNIST-1D: length 40 -> 19 -> 10 -> 5 after three stride-2 convolutions, then 16 x 5 -> 10
+    dense_weights = 16 * 5 + 16 * 16 * 3 * 2 + 16 * 5 * 10
+    small_weights = k0 * 5 + k1 * k0 * 3 + k2 * k1 * 3 + k2 * 5 * 10
+    assert summary["sparsity"] == pytest.approx(1 - small_weights / dense_weights)
+    assert summary["channel_sparsity"] == 0.5
+    assert summary["parameters"] == sum(p.numel() for p in dense_model(data).parameters())
+    assert summary["remaining_parameters"] == small_weights + 10 + 2 * (k0 + k1 + k2)  # + fc bias, BatchNorm
+    dense_macs = 16 * 19 * 5 + 16 * 10 * 48 + 16 * 5 * 48 + 800  # the classifier: each weight once
+    small_macs = k0 * 19 * 5 + k1 * 10 * 3 * k0 + k2 * 5 * 3 * k1 + k2 * 5 * 10
+    assert summary["speedup"] == pytest.approx(dense_macs / small_macs)
+    layers = read(seed / "layer_sparsity.json")
+    assert layers["features.3.weight"] == {"numel": 768, "remaining": k1 * k0 * 3, "sparsity": 1 - k1 * k0 * 3 / 768}
+
+
+@pytest.mark.parametrize("rewind", ["init", "epoch:1"])
+def test_rewinding_takes_the_kept_channels_of_the_dense_weights(rewind, make_recipe, shared_out, data, read) -> None:
+    recipe = make_recipe(*BN, f"eval.rewind={rewind}", "eval.epochs=0")  # the final weights are the rewound ones
+    seed = run_recipe(recipe, shared_out, progress=False) / "seed-0"
+    dense = load_file(str(seed / "snapshots" / f"{'init' if rewind == 'init' else 'rewind'}.safetensors"))
+    channels = read(seed / "channels.json")
+    final = load_file(str(seed / "model.safetensors"))
+    k0, k1 = torch.tensor(channels["features.0"]), torch.tensor(channels["features.3"])
+    assert torch.equal(final["features.3.weight"], dense["features.3.weight"][k1][:, k0])
+    assert torch.equal(final["features.1.running_var"], dense["features.1.running_var"][k0])
+
+
+def test_reinit_draws_a_small_dense_model(make_recipe, shared_out, data, read) -> None:
+    """Seed 004: a pruned architecture trained from scratch is initialised for its own shapes.
+    PyTorch's default conv init is uniform within 1/sqrt(fan_in); the small layers' smaller
+    fan-in shows as weights beyond the dense layers' bound."""
+    recipe = make_recipe(*BN, "eval.rewind=reinit", "eval.epochs=0")
+    seed = run_recipe(recipe, shared_out, progress=False) / "seed-0"
+    channels = read(seed / "channels.json")
+    weight = load_file(str(seed / "model.safetensors"))["features.3.weight"]
+    fan_in = 3 * len(channels["features.0"])
+    assert weight.abs().max() <= 1 / math.sqrt(fan_in)
+    assert weight.abs().max() > 1 / math.sqrt(3 * 16)
+    expected = small_model(data, load_file(str(seed / "model.safetensors")), channels)
+    torch.manual_seed(zlib.crc32(b"0/reinit"))  # and it is the drawing of a fresh small model
+    initialize("mnist1d_cnn", expected)
+    assert torch.equal(expected.features[3].weight, weight)
+
+
+def test_interrupted_after_pruning_resumes_to_the_same_result(make_recipe, tmp_path: Path, monkeypatch) -> None:
+    recipe = make_recipe(*BN, "eval.lr_policy=allr")
+    reference = run_recipe(recipe, tmp_path / "reference", progress=False) / "seed-0"
+    real = Trainer.train_epoch
+
+    def fail_in_eval(self, epoch):
+        if self.phase == "eval" and epoch == 1:
+            raise KeyboardInterrupt
+        return real(self, epoch)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Trainer, "train_epoch", fail_in_eval)
+        with pytest.raises(KeyboardInterrupt):
+            run_recipe(recipe, tmp_path / "resumed", progress=False)
+    resumed = run_recipe(recipe, tmp_path / "resumed", progress=False) / "seed-0"
+    for name in ("model.safetensors", "masks.safetensors"):
+        a, b = load_file(str(resumed / name)), load_file(str(reference / name))
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    for name in ("channels.json", "events.json", "layer_sparsity.json"):
+        assert json.loads((resumed / name).read_text()) == json.loads((reference / name).read_text())
+    summary = json.loads((resumed / "summary.json").read_text())
+    assert {k: v for k, v in summary.items() if k != "wall_seconds"} == {
+        k: v for k, v in json.loads((reference / "summary.json").read_text()).items() if k != "wall_seconds"
+    }
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["prune.method=imp"], "criterion 'bn_scale' prunes whole channels, which only method 'oneshot' does"),
+        (["prune.exclude=[fc]"], "prune .criterion bn_scale.: exclude pattern 'fc' matches no layer making channels"),
+        (["prune.sparsity=0.99"], "prune.sparsity: sparsity 0.99 removes 48 of 48 channels"),
+        (["prune.scope=ratios", "prune.ratios={features.9: 0.5}"], "prune.ratios: no prunable channel group 'features.9'"),
+        (["model.options={channels: 16}"], "prune.sparsity: criterion BatchNormScale.. scores none of the channel groups"),
+    ],
+)
+def test_bad_channel_recipes_fail_before_any_training(overrides, message, make_recipe, tmp_path: Path) -> None:
+    with pytest.raises((RecipeError, ValueError), match=message):
+        run_recipe(make_recipe(*BN, *overrides), tmp_path, progress=False)
+    assert not any(tmp_path.iterdir())
