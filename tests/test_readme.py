@@ -39,3 +39,11 @@ def test_first_commands_are_the_ci_test_command():
     test_command = commands[1].split("#")[0].strip()
     ci = (Path(__file__).parents[1] / ".ci" / "run").read_text()
     assert test_command in ci
+
+
+def test_structured_example_runs():
+    namespace: dict = {}
+    exec(_blocks("python")[1], namespace)
+    channels, small = namespace["channels"], namespace["small"]
+    assert channels.channel_sparsity() == 0.5
+    assert sum(p.numel() for p in small.parameters()) < sum(p.numel() for p in namespace["model"].parameters())
