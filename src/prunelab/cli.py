@@ -174,6 +174,14 @@ def _show(args: argparse.Namespace) -> int:
                     for name, counts in layers.items()]
             print(f"\nlayerwise pruning ratios ({seed_folder.name}):")
             print(format_table(rows, ["layer", "numel", "remaining", "sparsity"]))
+        path = seed_folder / "channels.json"
+        if path.exists():
+            prune = json.loads((seed_folder / "events.json").read_text())["prune"]
+            rows = [{"channel group": name, "kept channels": len(kept),
+                     "removed": format_stat("sparsity", {"mean": prune["group_sparsity"][name], "std": 0.0})}
+                    for name, kept in json.loads(path.read_text()).items()]  # fmt: skip
+            print(f"\nchannels ({seed_folder.name}):")
+            print(format_table(rows))
     return 0
 
 

@@ -169,3 +169,17 @@ def test_bad_channel_recipes_fail_before_any_training(overrides, message, make_r
     with pytest.raises((RecipeError, ValueError), match=message):
         run_recipe(make_recipe(*BN, *overrides), tmp_path, progress=False)
     assert not any(tmp_path.iterdir())
+
+
+def test_show_lists_the_kept_channels_of_each_group(bn_run, read, capsys) -> None:
+    from prunelab import cli
+
+    _, seed = bn_run
+    assert cli.main(["show", str(seed.parent)]) == 0
+    out = capsys.readouterr().out
+    assert "channels (seed-0):" in out and "| speedup " in out
+    channels, groups = read(seed / "channels.json"), read(seed / "events.json")["prune"]["group_sparsity"]
+    for name in CONVS:
+        row = next(line for line in out.splitlines() if line.startswith(f"| {name} "))
+        kept, removed = (cell.strip() for cell in row.strip("|").split("|")[1:])
+        assert int(kept) == len(channels[name]) and removed == f"{100 * groups[name]:.2f}%"
