@@ -73,7 +73,9 @@ def test_report_page_tables_and_plots(tmp_path: Path) -> None:
     # the LPR of each run (named by what differs), in percent
     assert "| layer    | prune.sparsity=0.5 | prune.sparsity=0.9 |" in lines
     assert "| b.weight |             50.00% |             90.00% |" in lines
-    assert "| s0.5 |            0.5 |    95.00% |            |    90.00% |                  |   50.00% |" in "\n".join(lines)
+    # the runs side by side, with the summary values they have
+    assert "| run  | prune.sparsity | dense_acc | final_acc | sparsity |" in lines
+    assert "| s0.5 |            0.5 |    95.00% |    90.00% |   50.00% |" in lines
     for name in ("accuracy_vs_sparsity.png", "layer_sparsity.png"):
         assert f"]({name})" in page.read_text()
         assert (tmp_path / "report" / name).read_bytes().startswith(PNG)

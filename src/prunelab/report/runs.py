@@ -84,14 +84,16 @@ def differing_settings(runs: list[RunResults]) -> list[str]:
 
 
 def comparison_rows(runs: list[RunResults]) -> tuple[list[dict], list[str]]:
-    """One row per run (its name, the settings that differ, every summary value), and the columns."""
+    """One row per run (its name, the settings that differ, every summary value any of them
+    has), and the columns."""
     differing = differing_settings(runs)
+    values = [key for key in SUMMARY_VALUES if any(key in run.stats for run in runs)]
     rows = [
         {"run": run.folder.name, **{key: run.settings.get(key) for key in differing},
-         **{key: format_stat(key, run.stats.get(key)) for key in SUMMARY_VALUES}}
+         **{key: format_stat(key, run.stats.get(key)) for key in values}}
         for run in runs
     ]  # fmt: skip
-    return rows, ["run", *differing, *SUMMARY_VALUES]
+    return rows, ["run", *differing, *values]
 
 
 def describe(settings: dict[str, object], keys: list[str]) -> str:
