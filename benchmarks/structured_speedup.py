@@ -21,7 +21,7 @@ over the rounds of the dense block median over the small one's within a round, s
 slow spell of the machine, which lasts longer than one round, cancels out. Nothing is
 asserted about times.
 
-Run from the repository root (about 2-3 minutes on 2 cores)::
+Run from the repository root (about 1.5 minutes on 2 idle cores, 3 on a busy machine)::
 
     python benchmarks/structured_speedup.py
     python benchmarks/structured_speedup.py --models resnet20 --repeats 9 --sparsities 0.5
@@ -153,7 +153,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", default=",".join(MODELS), help="comma-separated: resnet20, vgg16_bn")
     parser.add_argument("--sparsities", default=",".join(map(str, SPARSITIES)), help="channel sparsities, comma-separated")
-    parser.add_argument("--repeats", type=int, default=5, help="rounds of interleaved blocks (one ratio per round)")
+    parser.add_argument("--repeats", type=int, default=7, help="rounds of interleaved blocks (one ratio per round)")
     parser.add_argument("--block-inference", type=int, default=2, help="forward passes per variant before switching")
     parser.add_argument("--block-training", type=int, default=1, help="training steps per variant before switching")
     parser.add_argument("--warmup", type=int, default=1, help="untimed calls per variant before each phase")

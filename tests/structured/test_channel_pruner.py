@@ -205,3 +205,29 @@ def test_state_dict_round_trip_and_bad_states() -> None:
         other.load_state_dict({"0": [1]})
     with pytest.raises(ValueError, match="kept channels of 0 must be increasing indices below 10"):
         other.load_state_dict({**state, "0": [3, 2]})
+
+
+def test_models_with_several_outputs_shrink_and_keep_their_modes() -> None:
+    class TwoHeads(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.body, self.bn = nn.Conv1d(1, 6, 3), nn.BatchNorm1d(6)
+            self.left, self.right = nn.Conv1d(6, 2, 1), nn.Conv1d(6, 3, 1)
+
+        def forward(self, x):
+            h = torch.relu(self.bn(self.body(x)))
+            return {"left": self.left(h), "both": (self.right(h), x)}
+
+    torch.manual_seed(0)
+    model = TwoHeads()
+    randomise_batchnorm(model)
+    model.bn.eval()  # a frozen BatchNorm inside a training model stays frozen
+    x = torch.randn(4, 1, 7)
+    pruner = ChannelPruner(model, x[:1], criterion="bn_scale")
+    assert [c for c, _ in pruner.groups[0].consumers] == ["left", "right"]
+    pruner.prune(0.5)
+    small = pruner.shrink()
+    assert model.training and not model.bn.training and small.training and not small.bn.training
+    got, expected = small.eval()(x), zero_removed_channels(model, pruner).eval()(x)
+    torch.testing.assert_close(got["left"], expected["left"])
+    torch.testing.assert_close(got["both"][0], expected["both"][0])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 from torch import nn
+from torch.nn.utils import prune as torch_prune
 
 from prunelab.models import build_model
 from prunelab.structured import channel_groups
@@ -74,7 +75,7 @@ class Twice(nn.Module):
     [
         (Concat(), torch.zeros(2, 1, 5), {"a": "used by cat", "b": "used by cat"}),
         (Scaled(), torch.zeros(2, 1, 5), {"conv": "combined by mul with a tensor of another shape"}),
-        (Twice(), torch.zeros(2, 3, 5), {"conv": "a layer that is called more than once"}),
+        (Twice(), torch.zeros(2, 3, 5), {"conv": "conv is called more than once"}),
         (
             nn.Sequential(nn.Conv1d(1, 4, 1), nn.Conv1d(4, 4, 1, groups=2), nn.Conv1d(4, 2, 1)),
             torch.zeros(2, 1, 5),
@@ -125,3 +126,68 @@ def test_tracing_leaves_batchnorm_statistics_and_mode_alone() -> None:
     channel_groups(model, torch.randn(4, 1, 3))
     assert model.training and int(model[1].num_batches_tracked) == 0
     assert torch.equal(model[1].running_mean, torch.zeros(2))
+
+
+class Lambda(nn.Module):
+    """A model whose forward is ``fn(self, x)``, with the given layers."""
+
+    def __init__(self, fn, **layers: nn.Module) -> None:
+        super().__init__()
+        self.fn = fn
+        for name, layer in layers.items():
+            setattr(self, name, layer)
+
+    def forward(self, x):
+        return self.fn(self, x)
+
+
+def conv_then(*middle: nn.Module) -> nn.Sequential:
+    return nn.Sequential(nn.Conv1d(1, 4, 1), *middle, nn.Conv1d(4, 2, 1))
+
+
+def tied() -> nn.Module:
+    model = Lambda(lambda s, x: s.b(s.a(x)), a=nn.Linear(4, 4), b=nn.Linear(4, 4))
+    model.b.weight = model.a.weight
+    return model
+
+
+def hooked() -> nn.Module:
+    model = conv_then(nn.ReLU())
+    torch_prune.l1_unstructured(model[0], "weight", amount=0.5)
+    return model
+
+
+X1 = torch.zeros(2, 1, 5)
+
+
+@pytest.mark.parametrize(
+    ("model", "x", "blocked"),
+    [
+        (conv_then(nn.Sigmoid()), X1, "used by 1 (Sigmoid)"),  # sigmoid(0) = 0.5
+        (conv_then(nn.Hardtanh(0.5, 1.0)), X1, "moved away from zero by 1 (Hardtanh)"),
+        (conv_then(nn.BatchNorm1d(4, affine=False)), X1, "normalised by 1 (BatchNorm1d) across channels or without scale and shift"),
+        (Lambda(lambda s, x: s.b(s.a(x) + 1.0), a=nn.Conv1d(1, 4, 1), b=nn.Conv1d(4, 2, 1)), X1, "shifted away from zero by add"),
+        (Lambda(lambda s, x: s.b((lambda h: h / h)(s.a(x))), a=nn.Conv1d(1, 4, 1), b=nn.Conv1d(4, 2, 1)), X1, "divided by a tensor in truediv"),
+        (nn.Sequential(nn.Linear(3, 4), nn.MaxPool1d(3, 1, 1), nn.Linear(4, 2)), torch.zeros(2, 5, 3), "pooled across channels by 1 (MaxPool1d)"),
+        (Lambda(lambda s, x: s.b(s.bn(s.a(x))) + s.bn(s.a2(x)).mean(), a=nn.Conv1d(1, 4, 1), a2=nn.Conv1d(1, 4, 1),
+                bn=nn.BatchNorm1d(4), b=nn.Conv1d(4, 2, 1)), X1, "bn is called more than once"),
+        (tied(), torch.zeros(2, 4), "a shares a parameter with another layer"),
+        (Lambda(lambda s, x: s.b((lambda h: h * h.size(1) ** -0.5)(s.a(x))), a=nn.Conv1d(1, 4, 1), b=nn.Conv1d(4, 2, 1)), X1,
+         "its width read by size"),
+        (Lambda(lambda s, x: s.b((lambda h: h * h.shape[1] ** -0.5)(s.a(x))), a=nn.Conv1d(1, 4, 1), b=nn.Conv1d(4, 2, 1)), X1,
+         "its width read by getitem"),
+        (hooked(), X1, "0 has a parametrization or forward hooks"),
+    ],
+)  # fmt: skip
+def test_what_would_change_the_output_when_shrunk_is_unprunable(model, x, blocked) -> None:
+    first = channel_groups(model, x)[0]
+    assert first.unprunable == blocked
+
+
+def test_what_keeps_a_removed_channel_at_zero_stays_prunable() -> None:
+    def forward(s, x):
+        h = torch.relu(s.a(input=x)) * 2.0 - 0.0  # a keyword input, scaling, a zero shift
+        return s.b(h.view(h.shape[0], -1))  # the batch size read from the shape
+
+    (group, _) = channel_groups(Lambda(forward, a=nn.Conv1d(1, 4, 3), b=nn.Linear(4 * 3, 2)), torch.zeros(1, 1, 5))
+    assert group.prunable and group.consumers == [("b", 3)]

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor, nn
 
+from prunelab.models.common import evaluating
 from prunelab.structured.groups import CONVS
 
 
@@ -40,13 +41,10 @@ def count_macs(model: nn.Module, example_input: Tensor, masks: Mapping[str, Tens
 
     layers = [m for m in model.modules() if isinstance(m, (*CONVS, nn.Linear))]
     handles = [layer.register_forward_hook(record) for layer in layers]
-    was_training = model.training
-    model.eval()
     try:
-        with torch.no_grad():
+        with evaluating(model), torch.no_grad():
             model(example_input[:1])
     finally:
-        model.train(was_training)
         for handle in handles:
             handle.remove()
     return sum(counts)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 
 import torch
 from torch import nn
@@ -28,12 +29,30 @@ def output_size(module: nn.Module, input_shape: Sequence[int]) -> int:
     >>> output_size(nn.Conv1d(1, 25, 5, stride=2, padding=1), (1, 40))
     475
     """
-    was_training = module.training
-    module.eval()
-    with torch.no_grad():
-        size = module(torch.zeros(1, *input_shape)).numel()
-    module.train(was_training)
-    return size
+    with evaluating(module), torch.no_grad():
+        return module(torch.zeros(1, *input_shape)).numel()
+
+
+@contextlib.contextmanager
+def evaluating(model: nn.Module) -> Iterator[nn.Module]:
+    """Eval mode inside the block; afterwards every module is back in its own mode (so a
+    BatchNorm frozen in eval mode inside a training model stays frozen).
+
+    >>> model = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2))
+    >>> _ = model[1].eval()
+    >>> with evaluating(model):
+    ...     model.training
+    False
+    >>> model.training, model[1].training
+    (True, False)
+    """
+    modes = [(module, module.training) for module in model.modules()]
+    model.eval()
+    try:
+        yield model
+    finally:
+        for module, mode in modes:
+            module.training = mode
 
 
 def glorot_init(model: nn.Module) -> nn.Module:

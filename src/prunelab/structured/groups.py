@@ -21,26 +21,39 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, fx, nn
 from torch.fx.passes.shape_prop import ShapeProp
+from torch.nn.utils import parametrize
+
+from prunelab.models.common import evaluating
 
 CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
-# Modules and functions that act on each channel separately (pooling only over dims >= 2).
-CHANNELWISE_MODULES = (
-    nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Sigmoid, nn.Tanh, nn.Hardswish,
-    nn.Hardtanh, nn.Mish, nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d,
+# Elementwise modules and functions: a removed channel, zero, must stay zero through them
+# (Hardtanh only with bounds around zero).
+ACTIVATION_MODULES = (
+    nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Tanh, nn.Hardswish, nn.Hardtanh, nn.Mish,
+    nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d,
+)  # fmt: skip
+ACTIVATION_FUNCTIONS = {
+    "relu", "relu_", "relu6", "leaky_relu", "elu", "gelu", "silu", "tanh", "hardswish", "mish",
+    "dropout", "dropout1d", "dropout2d", "dropout3d", "contiguous", "clone",
+}  # fmt: skip
+# Pooling over the dims after the channels (dim 1).
+POOLING_MODULES = (
     nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d,
     nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d,
     nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d,
 )  # fmt: skip
-CHANNELWISE_FUNCTIONS = {
-    "relu", "relu_", "relu6", "leaky_relu", "elu", "gelu", "silu", "sigmoid", "tanh", "hardswish",
-    "hardtanh", "mish", "dropout", "dropout1d", "dropout2d", "dropout3d", "contiguous", "clone",
+POOLING_FUNCTIONS = {
     "max_pool1d", "max_pool2d", "max_pool3d", "avg_pool1d", "avg_pool2d", "avg_pool3d",
     "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d",
     "adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool3d",
 }  # fmt: skip
-JOINING_FUNCTIONS = {operator.add, operator.iadd, operator.sub, operator.mul, torch.add, torch.sub, torch.mul}
-JOINING_METHODS = {"add", "add_", "sub", "sub_", "mul", "mul_"}
+JOINING_FUNCTIONS = {
+    operator.add, operator.iadd, operator.sub, operator.isub, operator.mul, operator.imul, operator.truediv,
+    torch.add, torch.sub, torch.mul, torch.div,
+}  # fmt: skip
+JOINING_METHODS = {"add", "add_", "sub", "sub_", "mul", "mul_", "div", "div_"}
+SHIFTING = {"add", "add_", "iadd", "sub", "sub_", "isub"}  # a nonzero number added moves zero away
 
 
 @dataclass
@@ -117,10 +130,14 @@ def channel_groups(model: nn.Module, example_input: Tensor) -> list[ChannelGroup
         spaces.append(_Space(size))
         return spaces[-1]
 
+    shapes: dict[fx.Node, _Channels] = {}  # x.shape and x.size(): reading a width is using it
+
     def block_inputs(node: fx.Node, reason: str) -> None:
         for argument in node.all_input_nodes:
             if argument in channels:
                 channels[argument].space.block(reason)
+            if argument in shapes:
+                shapes[argument].space.block(f"its width read for {_name(node, modules)}")
 
     for node in graph_module.graph.nodes:
         shape = _shape(node)
@@ -132,12 +149,10 @@ def channel_groups(model: nn.Module, example_input: Tensor) -> list[ChannelGroup
         if node.op == "output":
             block_inputs(node, "the model's output")
             continue
-        source = channels.get(node.args[0]) if node.args and isinstance(node.args[0], fx.Node) else None
+        first = _first_input(node)
+        source = channels.get(first)
         module = modules.get(node.target) if node.op == "call_module" else None
-        if module is not None:
-            name = f"{node.target} ({type(module).__name__})"
-        else:
-            name = node.target if isinstance(node.target, str) else getattr(node.target, "__name__", str(node.target))
+        name = _name(node, modules)
         if isinstance(module, (*CONVS, nn.Linear)):
             channel_dim = 1 if isinstance(module, CONVS) else len(shape) - 1
             if source is not None:
@@ -150,33 +165,38 @@ def channel_groups(model: nn.Module, example_input: Tensor) -> list[ChannelGroup
             if getattr(module, "groups", 1) != 1:
                 space.block(f"made by the grouped convolution {node.target}")
             channels[node] = _Channels(space, channel_dim)
-        elif isinstance(module, NORMS) and source is not None and source.dim == 1 and source.factor == 1:
-            source.space.root().norms.append(node.target)
-            channels[node] = source
-        elif (isinstance(module, CHANNELWISE_MODULES) or (node.op != "call_module" and name in CHANNELWISE_FUNCTIONS)) and source is not None:
+        elif source is not None and _is_size(node, first):
+            _read_size(node, source, channels, shapes, name)
+        elif first in shapes and node.op == "call_function" and node.target is operator.getitem:
+            _read_width(node, shapes[first], name)
+        elif isinstance(module, NORMS) and source is not None:
+            if source.dim == 1 and source.factor == 1 and module.affine:
+                source.space.root().norms.append(node.target)
+                channels[node] = source
+            else:
+                source.space.block(f"normalised by {name} across channels or without scale and shift")
+        elif source is not None and (_is_activation(node, module) or _is_pooling(node, module)):
             if len(node.all_input_nodes) > 1:
                 block_inputs(node, f"used by {name} with tensor arguments")
+            elif _is_pooling(node, module) and (source.dim != 1 or source.factor != 1 or shape[:2] != _shape(first)[:2]):
+                source.space.block(f"pooled across channels by {name}")
+            elif isinstance(module, nn.Hardtanh) and not module.min_val <= 0 <= module.max_val:
+                source.space.block(f"moved away from zero by {name}")
             else:
                 channels[node] = source
-        elif _is_joining(node) and source is not None:
+        elif source is not None and _is_joining(node):
             _join(node, name, channels, block_inputs)
-        elif _is_flatten(node, shape, modules) and source is not None:
-            source_shape = _shape(node.args[0])
+        elif source is not None and _is_flatten(node, shape, modules):
             if source.dim == 1 and source.factor == 1:
-                channels[node] = _Channels(source.space, 1, math.prod(source_shape[2:]))
+                channels[node] = _Channels(source.space, 1, math.prod(_shape(first)[2:]))
             else:
                 block_inputs(node, f"flattened by {name}")
-        elif node.op in ("call_module", "call_function", "call_method") and name not in ("size", "dim"):
+        elif node.op in ("call_module", "call_function", "call_method") and name != "dim":
             block_inputs(node, f"used by {name}")
         # get_attr: a tensor of the model's own; it only matters where it is used
 
     roots = [s for s in spaces if s.root() is s and s.producers]
-    # A layer called twice makes or reads two sets of channels that one shrink cannot serve.
-    made = [p for root in roots for p in root.producers]
-    read = [c for root in roots for c, _ in root.consumers]
-    for root in roots:
-        if any(made.count(p) > 1 for p in root.producers) or any(read.count(c) > 1 for c, _ in root.consumers):
-            root.block("a layer that is called more than once")
+    _block_shared_layers(model, roots)
     order = {node.target: i for i, node in enumerate(graph_module.graph.nodes) if node.op == "call_module"}
     return [
         ChannelGroup(
@@ -188,17 +208,103 @@ def channel_groups(model: nn.Module, example_input: Tensor) -> list[ChannelGroup
     ]  # fmt: skip
 
 
+def _block_shared_layers(model: nn.Module, roots: list[_Space]) -> None:
+    """A layer called twice makes or reads two sets of channels that one shrink cannot serve;
+    a parameter shared between layers (tied weights) would be cut two ways; a parametrized or
+    hooked layer computes its weight or output from what shrinking does not see."""
+    uses: dict[tuple[str, str], int] = {}  # (role, layer): a layer both makes and reads channels once
+    for root in roots:
+        for role, layers in (("makes", root.producers), ("norms", root.norms), ("reads", [c for c, _ in root.consumers])):
+            for layer in layers:
+                uses[role, layer] = uses.get((role, layer), 0) + 1
+    owners: dict[int, int] = {}
+    for _, parameter in model.named_parameters(remove_duplicate=False):
+        owners[id(parameter)] = owners.get(id(parameter), 0) + 1
+    for root in roots:
+        roles = [*(("makes", p) for p in root.producers), *(("norms", n) for n in root.norms),
+                 *(("reads", c) for c, _ in root.consumers)]  # fmt: skip
+        for role, name in dict.fromkeys(roles):
+            layer = model.get_submodule(name)
+            if uses[role, name] > 1:
+                root.block(f"{name} is called more than once")
+            elif any(owners[id(p)] > 1 for p in layer.parameters(recurse=False)):
+                root.block(f"{name} shares a parameter with another layer")
+            elif parametrize.is_parametrized(layer) or hasattr(layer, "weight_orig") or layer._forward_pre_hooks or layer._forward_hooks:
+                root.block(f"{name} has a parametrization or forward hooks")
+
+
+def _name(node: fx.Node, modules: dict[str, nn.Module]) -> str:
+    if node.op == "call_module":
+        return f"{node.target} ({type(modules[node.target]).__name__})"
+    return node.target if isinstance(node.target, str) else getattr(node.target, "__name__", str(node.target))
+
+
+def _first_input(node: fx.Node) -> fx.Node | None:
+    """The tensor an operation works on: its first argument, or its first keyword argument."""
+    if node.args:
+        return node.args[0] if isinstance(node.args[0], fx.Node) else None
+    value = next(iter(node.kwargs.values()), None)
+    return value if isinstance(value, fx.Node) else None
+
+
+def _is_activation(node: fx.Node, module: nn.Module | None) -> bool:
+    if module is not None:
+        return isinstance(module, ACTIVATION_MODULES)
+    return node.op != "call_module" and _function_name(node) in ACTIVATION_FUNCTIONS
+
+
+def _is_pooling(node: fx.Node, module: nn.Module | None) -> bool:
+    if module is not None:
+        return isinstance(module, POOLING_MODULES)
+    return node.op != "call_module" and _function_name(node) in POOLING_FUNCTIONS
+
+
+def _function_name(node: fx.Node) -> str:
+    return node.target if isinstance(node.target, str) else getattr(node.target, "__name__", "")
+
+
+def _is_size(node: fx.Node, first: fx.Node | None) -> bool:
+    """``x.size(...)`` or ``x.shape``."""
+    if node.op == "call_method":
+        return node.target == "size"
+    return node.op == "call_function" and node.target is getattr and node.args[1:] == ("shape",)
+
+
+def _read_size(node: fx.Node, source: _Channels, channels, shapes, name: str) -> None:
+    """``x.size(d)`` of the channel dim uses the width; of another dim it is harmless;
+    ``x.shape`` and ``x.size()`` are followed to see which entry is read."""
+    dim = None
+    if node.op == "call_method":
+        dim = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
+    if dim is None:
+        shapes[node] = source
+    else:
+        _check_dim(dim, node.args[0], source, name)
+
+
+def _read_width(node: fx.Node, source: _Channels, name: str) -> None:
+    """An entry of ``x.shape``: harmless unless it is the channel dim (or a slice)."""
+    _check_dim(node.args[1], None, source, name)
+
+
+def _check_dim(dim: object, tensor: fx.Node | None, source: _Channels, name: str) -> None:
+    if not isinstance(dim, int):
+        source.space.block(f"its width possibly read by {name}")
+        return
+    if dim < 0:
+        ndim = len(_shape(tensor)) if tensor is not None else None
+        dim = dim + ndim if ndim is not None else dim
+    if dim == source.dim or dim < 0:
+        source.space.block(f"its width read by {name}")
+
+
 def _propagate_shapes(graph_module: fx.GraphModule, example_input: Tensor) -> None:
     """Record every node's output shape; eval mode and no gradients leave the model as it was."""
-    was_training = graph_module.training
-    graph_module.eval()
     try:
-        with torch.no_grad():
+        with evaluating(graph_module), torch.no_grad():
             ShapeProp(graph_module).propagate(example_input)
     except Exception as error:  # noqa: BLE001 (whatever the model raises on an input it does not take)
         raise ValueError(f"the example input of shape {tuple(example_input.shape)} does not fit the model: {error}") from None
-    finally:
-        graph_module.train(was_training)
 
 
 def _shape(node: fx.Node) -> tuple[int, ...] | None:
@@ -215,6 +321,13 @@ def _is_joining(node: fx.Node) -> bool:
 def _join(node: fx.Node, name: str, channels: dict[fx.Node, _Channels], block_inputs) -> None:
     """An elementwise sum, difference or product: with a number, channels pass through; of two
     traced tensors of the same shape, their channel spaces become one group."""
+    numbers = [a for a in [*node.args, *node.kwargs.values()] if isinstance(a, (int, float)) and not isinstance(a, bool)]
+    if _function_name(node).lstrip("_").replace("operator.", "") in SHIFTING and any(n != 0 for n in numbers):
+        block_inputs(node, f"shifted away from zero by {name}")
+        return
+    if _function_name(node) in ("truediv", "div", "div_") and sum(isinstance(a, fx.Node) for a in node.args) > 1:
+        block_inputs(node, f"divided by a tensor in {name}")
+        return
     tensors = [a for a in node.all_input_nodes if _shape(a) is not None]
     traced = [channels[a] for a in tensors if a in channels]
     shape = _shape(node)
@@ -235,7 +348,7 @@ def _join(node: fx.Node, name: str, channels: dict[fx.Node, _Channels], block_in
 
 
 def _is_flatten(node: fx.Node, shape: tuple[int, ...] | None, modules: dict[str, nn.Module]) -> bool:
-    """A flatten of everything after the batch dim (``nn.Flatten``, ``x.flatten(1)``, ``x.view(len(x), -1)``)."""
+    """A flatten of everything after the batch dim (``nn.Flatten``, ``x.flatten(1)``, ``x.view(x.size(0), -1)``)."""
     source_shape = _shape(node.args[0]) if node.args and isinstance(node.args[0], fx.Node) else None
     if shape is None or source_shape is None or len(shape) != 2 or len(source_shape) < 2:
         return False

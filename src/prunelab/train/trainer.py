@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 from prunelab.config.schema import TrainConfig
 from prunelab.data import BatchIterator, Dataset
 from prunelab.masks import Pruner
+from prunelab.models.common import evaluating
 from prunelab.schedules import Schedule
 from prunelab.train.optim import build_optimizer, build_schedule
 
@@ -169,14 +170,12 @@ class Trainer:
 @torch.no_grad()
 def evaluate(model: nn.Module, x: Tensor, y: Tensor, device: torch.device, batch_size: int = 1000) -> tuple[float, float]:
     """Mean cross-entropy and top-1 accuracy of ``model`` on ``(x, y)``."""
-    was_training = model.training
-    model.eval()
     total_loss, correct = 0.0, 0
-    for start in range(0, len(x), batch_size):
-        xb = x[start : start + batch_size].to(device)
-        yb = y[start : start + batch_size].to(device)
-        logits = model(xb)
-        total_loss += float(F.cross_entropy(logits, yb, reduction="sum"))
-        correct += int((logits.argmax(1) == yb).sum())
-    model.train(was_training)
+    with evaluating(model):
+        for start in range(0, len(x), batch_size):
+            xb = x[start : start + batch_size].to(device)
+            yb = y[start : start + batch_size].to(device)
+            logits = model(xb)
+            total_loss += float(F.cross_entropy(logits, yb, reduction="sum"))
+            correct += int((logits.argmax(1) == yb).sum())
     return total_loss / len(x), correct / len(x)
