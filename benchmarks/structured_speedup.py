@@ -18,8 +18,8 @@ variant first makes untimed warm-up calls. Reported: the median time of each var
 theoretical speedup (:func:`prunelab.analysis.count_macs` of the dense model over the small
 one's: Conv and Linear multiply-accumulates only), and the measured speedup: the median
 over the rounds of the dense block median over the small one's within a round, so that a
-slow spell of the machine, which lasts longer than one round, cancels out. Nothing is
-asserted about times.
+slow spell of the machine, which lasts longer than one round, cancels out, with the
+quartiles of the rounds' ratios. Nothing is asserted about times.
 
 Run from the repository root (about 1.5 minutes on 2 idle cores, 3 on a busy machine)::
 
@@ -42,9 +42,9 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from prunelab import ChannelPruner  # noqa: E402
-from prunelab.analysis import count_macs, speedup  # noqa: E402
-from prunelab.models import build_model  # noqa: E402
+from prunelab import ChannelPruner
+from prunelab.analysis import count_macs, speedup
+from prunelab.models import build_model
 
 BATCH = 128
 INPUT_SHAPE = (3, 32, 32)
@@ -116,6 +116,14 @@ def ratios(dense: list[list[float]], small: list[list[float]]) -> list[float]:
     return [statistics.median(d) / statistics.median(s) for d, s in zip(dense, small)]
 
 
+def spread(ratios: list[float]) -> str:
+    """The median of the rounds' ratios, and their quartiles: how much the machine moved."""
+    if len(ratios) < 2:
+        return f"{ratios[0]:.2f}x"
+    q1, median, q3 = statistics.quantiles(ratios, n=4)
+    return f"{median:.2f}x ({q1:.2f}-{q3:.2f})"
+
+
 def measure(name: str, sparsities: list[float], args: argparse.Namespace) -> list[dict[str, object]]:
     torch.manual_seed(0)
     dense = build_model(name, num_classes=10, input_shape=INPUT_SHAPE)
@@ -141,9 +149,9 @@ def measure(name: str, sparsities: list[float], args: argparse.Namespace) -> lis
             "sparsity": v.sparsity,
             "macs": speedup(dense_macs, count_macs(v.model, x[:1])),
             "inference ms": 1000 * statistics.median(t for b in v.inference for t in b),
-            "inference": statistics.median(ratios(variants[0].inference, v.inference)),
+            "inference": ratios(variants[0].inference, v.inference),
             "training ms": 1000 * statistics.median(t for b in v.training for t in b),
-            "training": statistics.median(ratios(variants[0].training, v.training)),
+            "training": ratios(variants[0].training, v.training),
             "params": f"{dense_params / 1e6:.3f}M / {params(v.model) / 1e6:.3f}M",
         })  # fmt: skip
     return rows
@@ -166,15 +174,15 @@ def main() -> None:
     print(f"{time.strftime('%Y-%m-%d')}, torch {torch.__version__}, {torch.get_num_threads()} threads; batch {BATCH}, "
           f"input {INPUT_SHAPE}, filter_l1 layerwise; {args.repeats} rounds of blocks of {args.block_inference} "
           f"forward passes / {args.block_training} training steps after {args.warmup} warm-up call(s)")  # fmt: skip
-    header = (f"{'model':<9} {'channel sp.':>11} {'MACs speedup':>12} {'infer ms':>9} {'infer speedup':>13} "
-              f"{'train ms':>9} {'train speedup':>13} {'params dense / small':>21}")  # fmt: skip
+    header = (f"{'model':<9} {'channel sp.':>11} {'MACs speedup':>12} {'infer ms':>9} {'infer speedup (q1-q3)':>22} "
+              f"{'train ms':>9} {'train speedup (q1-q3)':>22} {'params dense / small':>21}")  # fmt: skip
     print(header)
     print("-" * len(header))
     for name in args.models.split(","):
         for r in measure(name, sparsities, args):
             label = "dense" if r["sparsity"] == 0 else f"{r['sparsity']:.2f}"
-            print(f"{r['model']:<9} {label:>11} {r['macs']:11.2f}x {r['inference ms']:9.1f} {r['inference']:12.2f}x "
-                  f"{r['training ms']:9.1f} {r['training']:12.2f}x {r['params']:>21}")  # fmt: skip
+            print(f"{r['model']:<9} {label:>11} {r['macs']:11.2f}x {r['inference ms']:9.1f} {spread(r['inference']):>22} "
+                  f"{r['training ms']:9.1f} {spread(r['training']):>22} {r['params']:>21}")  # fmt: skip
 
 
 if __name__ == "__main__":
