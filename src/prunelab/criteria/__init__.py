@@ -12,6 +12,7 @@ from prunelab.criteria.channels import (
     get_channel_criterion,
 )
 from prunelab.criteria.elementwise import Criterion, Magnitude, Random
+from prunelab.criteria.registry import from_registry
 
 CRITERIA: dict[str, type] = {"magnitude": Magnitude, "random": Random}
 
@@ -22,13 +23,7 @@ def get_criterion(criterion: str | Criterion, seed: int = 0) -> Criterion:
     >>> get_criterion("random", seed=3)
     Random(seed=3)
     """
-    if not isinstance(criterion, str):
-        if not callable(criterion):
-            raise TypeError(f"criterion must be one of {sorted(CRITERIA)} or a Criterion, got {criterion!r}")
-        return criterion
-    if criterion not in CRITERIA:
-        raise ValueError(f"unknown criterion {criterion!r}; expected one of {sorted(CRITERIA)}")
-    return CRITERIA[criterion](seed) if criterion == "random" else CRITERIA[criterion]()
+    return from_registry(CRITERIA, "criterion", criterion, seed)
 
 
 __all__ = [

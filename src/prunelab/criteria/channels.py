@@ -14,6 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from prunelab.criteria.elementwise import Random
+from prunelab.criteria.registry import from_registry
 
 if TYPE_CHECKING:
     from prunelab.structured.groups import ChannelGroup
@@ -90,10 +91,4 @@ def get_channel_criterion(criterion: str | ChannelCriterion, seed: int = 0) -> C
     >>> get_channel_criterion("random_channels", seed=2)
     RandomChannels(seed=2)
     """
-    if not isinstance(criterion, str):
-        if not callable(criterion):
-            raise TypeError(f"criterion must be one of {sorted(CHANNEL_CRITERIA)} or a channel criterion, got {criterion!r}")
-        return criterion
-    if criterion not in CHANNEL_CRITERIA:
-        raise ValueError(f"unknown channel criterion {criterion!r}; expected one of {sorted(CHANNEL_CRITERIA)}")
-    return CHANNEL_CRITERIA[criterion](seed) if criterion == "random_channels" else CHANNEL_CRITERIA[criterion]()
+    return from_registry(CHANNEL_CRITERIA, "channel criterion", criterion, seed)
