@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import math
 import os
@@ -13,6 +15,7 @@ from pathlib import Path
 
 from prunelab.config import RecipeError, builtin_recipes, run_name
 from prunelab.config.sweep import load_plan, summary_meanings
+from prunelab.distributed import join_from_environment, leave, world
 from prunelab.report import format_stat, format_table, pivot
 from prunelab.runs.io import write_text
 
@@ -24,6 +27,7 @@ EPILOG = """examples:
   prunelab compare runs/*
   prunelab report runs/* --out report            # report/report.md with plots
   prunelab lr-range-test gmp                     # suggest the pruning LR for the GMP recipe
+  torchrun --nproc_per_node 4 -m prunelab run imp    # data-parallel over 4 processes (GPUs)
 """
 
 
@@ -66,7 +70,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     try:
-        with warnings.catch_warnings():
+        processes = join_from_environment()  # started by torchrun: one of several processes
+        if processes.size > 1 and args.command != "run":
+            raise ValueError(f"only `prunelab run` works over several processes; run `prunelab {args.command}` without torchrun")
+        with warnings.catch_warnings(), contextlib.redirect_stdout(sys.stdout if processes.is_main else io.StringIO()):
             warnings.showwarning = _show_warning
             return COMMANDS[args.command](args)
     except BrokenPipeError:  # e.g. `prunelab show RUN | head`: the reader is gone, nothing to say
@@ -78,10 +85,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\nprunelab: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
+    finally:
+        leave()
 
 
 def _show_warning(message: Warning | str, *_where: object, **_kwargs: object) -> None:
-    print(f"prunelab: warning: {message}", file=sys.stderr)  # for users: no source lines
+    if world().is_main:  # once, not once per process
+        print(f"prunelab: warning: {message}", file=sys.stderr)  # for users: no source lines
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -92,9 +102,12 @@ def _run(args: argparse.Namespace) -> int:
     results = []
     for index, (assignment, recipe) in enumerate(plan, start=1):
         label = f" [{index}/{len(plan)}: " + ", ".join(f"{k}={v}" for k, v in assignment.items()) + "]" if sweep else ""
-        print(f"prunelab: running {run_name(recipe)} ({recipe.prune.method}, seeds {recipe.seeds}){label}", file=sys.stderr)
+        if world().is_main:
+            print(f"prunelab: running {run_name(recipe)} ({recipe.prune.method}, seeds {recipe.seeds}){label}", file=sys.stderr)
         folder = run_recipe(recipe, args.out, progress=_progress(args))
         results.append((assignment, folder))
+    if not world().is_main:  # the main process reports
+        return 0
     if sweep is None:
         print(_summary_table(results[0][1]))
         print(f"\nresults in {results[0][1]}")

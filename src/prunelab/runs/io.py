@@ -13,13 +13,20 @@ from pathlib import Path
 from safetensors.torch import save
 from torch import Tensor
 
+from prunelab.distributed import world
+
 # The process umask (read once: os.umask can only be read by setting it).
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
 
 
 def write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename.
+
+    In a run over several processes, only the main one writes (they all hold the same results).
+    """
+    if not world().is_main:
+        return
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")

@@ -42,6 +42,7 @@ from prunelab.config import (
     unused_settings,
 )
 from prunelab.data import load_dataset
+from prunelab.distributed import barrier, world
 from prunelab.masks import Pruner
 from prunelab.methods import METHODS
 from prunelab.methods.common import (
@@ -70,11 +71,12 @@ FIND_CACHE = ".find"
 
 
 def resolve_device(name: str) -> torch.device:
+    """The recipe's device; with CUDA, each process of a multi-process run takes its own GPU."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda" and not torch.cuda.is_available():
         raise ValueError("device: cuda was asked for, but torch sees no CUDA device (use cpu or auto)")
-    return torch.device(name)
+    return torch.device("cuda", world().local_rank) if name == "cuda" else torch.device(name)
 
 
 def preflight(recipe: Recipe, data) -> None:
@@ -173,13 +175,16 @@ def shared_find(out: Path, recipe: Recipe, seed: int, data, device: torch.device
 
 
 def run_seed(folder: Path, recipe: Recipe, seed: int, data, device: torch.device, progress: bool) -> dict:
-    for orphan in folder.glob("**/.*.tmp"):  # left by a kill in the middle of a write
-        orphan.unlink()
+    if world().is_main:
+        for orphan in folder.glob("**/.*.tmp"):  # left by a kill in the middle of a write
+            orphan.unlink()
+    barrier()  # every process sees the same files
     if not (folder / CHECKPOINT).exists():
         found = shared_find(folder.parents[1], recipe, seed, data, device, progress)
         # The checkpoint last: its presence is what marks the copy as done.
         for source in [*sorted((found / "snapshots").glob("*.safetensors")), found / CHECKPOINT]:
             write_bytes(folder / source.relative_to(found), source.read_bytes())
+        barrier()
     session = Session(folder, recipe, seed, data, device, progress)
     results = METHODS[recipe.prune.method](session)
     journal = session.journal
@@ -204,11 +209,13 @@ def run_seed(folder: Path, recipe: Recipe, seed: int, data, device: torch.device
         "speedup": theoretical_speedup(session),
         "wall_seconds": session.elapsed(),
     }
-    plot_training(folder)
-    plan = journal["done"].get("gmp/plan")
-    if plan:
-        plot_sparsity_schedule(plan["update_steps"], plan["sparsity"], folder / "sparsity_schedule.png")
+    if world().is_main:  # the plots read the files only the main process writes
+        plot_training(folder)
+        plan = journal["done"].get("gmp/plan")
+        if plan:
+            plot_sparsity_schedule(plan["update_steps"], plan["sparsity"], folder / "sparsity_schedule.png")
     write_json(folder / SUMMARY, summary)
+    barrier()  # the run directory's summary reads every seed's
     return summary
 
 

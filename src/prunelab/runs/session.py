@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from prunelab.analysis.flops import count_macs
 from prunelab.config.schema import Recipe, TrainConfig
 from prunelab.data import Dataset
+from prunelab.distributed import barrier
 from prunelab.masks import Pruner
 from prunelab.models import build_model, initialize
 from prunelab.runs.checkpoint import load_checkpoint, read_journal, save_checkpoint
@@ -158,6 +159,7 @@ class Session:
     def save_weights(self, name: str) -> None:
         """Keep a copy of the current weights under ``name`` (e.g. for rewinding)."""
         save_tensors(self.model.state_dict(), self.folder / "snapshots" / f"{name}.safetensors")
+        barrier()  # written by the main process, read by all
 
     def load_weights(self, name: str) -> None:
         """Put back the weights saved as ``name``; pruned weights stay zero, and weights of

@@ -12,10 +12,12 @@ from typing import Protocol
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from prunelab.config.schema import TrainConfig
 from prunelab.data import BatchIterator, Dataset
+from prunelab.distributed import all_sum, world
 from prunelab.masks import Pruner
 from prunelab.models.common import evaluating
 from prunelab.schedules import Schedule
@@ -81,7 +83,15 @@ class Trainer:
         self.pruner = pruner
         self.step_hooks = list(step_hooks)
         self.augment = data.augment if augment else None
-        self.progress = progress
+        self.world = world()
+        self.progress = progress and self.world.is_main
+        if config.batch_size % self.world.size:
+            raise ValueError(
+                f"batch_size={config.batch_size} does not split evenly over {self.world.size} processes "
+                "(each trains on an equal share of every batch)"
+            )
+        # Several processes: each steps the same model on its share of the batch, gradients averaged.
+        self.network = model if self.world.size == 1 else DistributedDataParallel(model)
         self.optimizer = build_optimizer(config.optimizer, model.parameters())
         self.steps_per_epoch = len(self._batches(0))
         self.schedule = schedule or build_schedule(
@@ -97,9 +107,9 @@ class Trainer:
 
     def _batches(self, epoch: int) -> BatchIterator:
         return BatchIterator(
-            self.data.x_train, self.data.y_train, self.config.batch_size, shuffle=True,
-            generator=epoch_generator(self.seed, self.phase, epoch),
-        )
+            self.data.x_train, self.data.y_train, self.config.batch_size // self.world.size, shuffle=True,
+            generator=epoch_generator(self.seed, self.phase, epoch), rank=self.world.rank, world_size=self.world.size,
+        )  # fmt: skip
 
     def run(self, on_epoch_end: Callable[[Trainer], None] | None = None) -> list[dict]:
         """Train the remaining epochs; ``on_epoch_end`` runs after each (e.g. a checkpoint)."""
@@ -149,7 +159,7 @@ class Trainer:
             lr = self.schedule(self.state.step)
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
-            logits = self.model(x)
+            logits = self.network(x)
             loss = F.cross_entropy(logits, y)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -159,7 +169,9 @@ class Trainer:
             total_loss += loss.detach() * len(y)
             correct += (logits.argmax(1) == y).sum()
             seen += len(y)
-        return float(total_loss) / max(seen, 1), float(correct) / max(seen, 1)
+        totals = all_sum(torch.stack([total_loss.double(), correct.double(), torch.tensor(float(seen), device=self.device)]))
+        total, right, count = totals.tolist()
+        return total / max(count, 1), right / max(count, 1)
 
     @torch.no_grad()
     def evaluate(self, batch_size: int = 1000) -> tuple[float, float]:

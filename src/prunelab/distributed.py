@@ -1,0 +1,65 @@
+"""Data-parallel runs over the processes ``torchrun`` starts: one process per device.
+
+Every process holds the whole model and trains on its share of each batch; gradients are
+averaged across processes by :class:`~torch.nn.parallel.DistributedDataParallel`, so the
+weights, and thereby the masks every process computes from them, stay identical. Only the
+main process (rank 0) writes files and prints. A plain ``prunelab run`` is a world of one.
+
+>>> world()
+World(rank=0, size=1, local_rank=0)
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class World:
+    rank: int
+    size: int
+    local_rank: int
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def world() -> World:
+    """This process's place among the processes of the run."""
+    if dist.is_available() and dist.is_initialized():
+        return World(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)))
+    return World(0, 1, 0)
+
+
+def join_from_environment() -> World:
+    """Join the process group ``torchrun`` describes in the environment (``WORLD_SIZE`` > 1),
+    over NCCL with CUDA and Gloo without; otherwise stay a world of one."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        if torch.cuda.is_available():
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return world()
+
+
+def leave() -> None:
+    """Leave the process group, if this process joined one."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def barrier() -> None:
+    """Wait until every process gets here (e.g. until the main one has written a file)."""
+    if world().size > 1:
+        dist.barrier()
+
+
+def all_sum(tensor: torch.Tensor) -> torch.Tensor:
+    """The sum of ``tensor`` over the processes (in place; ``tensor`` itself in a world of one)."""
+    if world().size > 1:
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    return tensor
