@@ -235,6 +235,7 @@ def record_all_epochs(monkeypatch: pytest.MonkeyPatch, stop_after: int | None = 
         ("lottery", ["model.options.hidden_sizes=[100]", "prune.levels=2", "eval.epochs=1"]),
         ("bimp", [NARROW, "prune.budget_epochs=4", "prune.initial_epochs=2", "prune.levels=2"]),
         ("structured", [NARROW, "eval.epochs=2"]),
+        ("imp", [NARROW, "prune.levels=2", "eval.epochs=1", "eval.instability=true"]),  # a second retraining per level
     ],
 )
 def test_every_method_resumes_to_the_same_result(

@@ -130,11 +130,15 @@ class EvalConfig(TrainConfig):
     to new random weights, the mask kept (seed 002's random baselines are evaluated so).
     ``lr_policy`` replaces ``lr_schedule`` by a retraining policy of seed 003 derived from
     the find phase's LR log; ``warmup_fraction`` warms it up linearly (slr, clr, llr, allr).
+    ``instability`` also trains a second copy from the same starting point with another
+    data order and records the test-error barrier on the line between the two (seed 002's
+    linear mode connectivity: about zero where training is stable); it doubles retraining.
     """
 
     rewind: str = "none"
     lr_policy: Literal["ft", "lrw", "slr", "clr", "llr", "allr"] | None = None
     warmup_fraction: Fraction = 0.0
+    instability: bool = False
 
     @field_validator("rewind")
     @classmethod
@@ -373,6 +377,8 @@ def unused_settings(recipe: Recipe) -> list[str]:
             f"eval.optimizer.lr={evaluation.optimizer.lr} is not used: the LR policy {policy} takes its "
             f"learning rates from the find phase's LR log (find.optimizer.lr={recipe.find.optimizer.lr})"
         )
+    if evaluation.instability and prune.method == "gmp":
+        messages.append("eval.instability is not used: GMP prunes while it trains, it has no separate retraining to repeat")
     phases = []  # whose LR schedule the recipe's settings decide (BIMP sets its own)
     if prune.method != "bimp":
         phases.append(("find", recipe.find))

@@ -41,6 +41,7 @@ SUMMARY_VALUES = {
     "pruned_acc": "test accuracy right after pruning, before retraining",
     "final_acc": "test accuracy at the end of the run",
     "trainability_acc": "mean training accuracy over the first LR stage of the last retraining (seed 004's TA)",
+    "instability": "test-error barrier between two retrainings from one start (seed 002; about 0 when stable)",
     "sparsity": "pruned share of the prunable weights (Conv/Linear weights by default; removed channels' too)",
     "channel_sparsity": "removed share of the channels of the pruned channel groups (channel criteria)",
     "parameters": "all parameters of the dense model, biases and norm layers included",

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import re
+from copy import deepcopy
 from pathlib import Path
 
 import torch
 
 from prunelab.analysis.flops import count_macs, speedup
+from prunelab.analysis.instability import interpolate
 from prunelab.config.schema import EvalConfig, Recipe, TrainConfig
 from prunelab.runs.session import SaveWeightsAt, Session
 from prunelab.schedules import allr_d1, retrain_schedule
@@ -201,6 +203,8 @@ def retrain(session: Session, phase: str, find_result: dict, pruned: dict, confi
 
     def put_back() -> dict:
         rewind(session, config.rewind)
+        if config.instability:
+            session.save_weights(f"{phase}-start".replace("/", "-"))
         return {"rewind": config.rewind}
 
     session.once(f"{phase}/rewind", put_back)
@@ -222,7 +226,35 @@ def retrain(session: Session, phase: str, find_result: dict, pruned: dict, confi
     elif target is not None:
         # Late rewinding restores the LR position too.
         start_step = late_rewinding(find_config(session.recipe), config, len(session.data.x_train))[1]
-    return session.train(phase, config, schedule=plan.schedule if plan else None, start_step=start_step)
+    schedule = plan.schedule if plan else None
+    result = session.train(phase, config, schedule=schedule, start_step=start_step)
+    if not config.instability:
+        return result
+    return {**result, "instability": instability(session, phase, config, schedule, start_step)["barrier"]}
+
+
+def instability(session: Session, phase: str, config: EvalConfig, schedule, start_step: int) -> dict:
+    """Seed 002's linear mode connectivity of the retraining ``phase``: train a second copy
+    from the same starting point (same mask, LR schedule, hyperparameters; its own data
+    order), then measure the test error along the line between the two results. The model
+    is left as the first copy ended, so the run continues from it."""
+    snapshot = phase.replace("/", "-")
+
+    def start_copy() -> dict:
+        session.save_weights(f"{snapshot}-end")
+        session.load_weights(f"{snapshot}-start")
+        return {}
+
+    session.once(f"{phase}-copy/start", start_copy)
+    session.train(f"{phase}-copy", config, schedule=schedule, start_step=start_step)  # another phase name: another data order
+
+    def measure() -> dict:
+        copy = deepcopy(session.model)
+        session.load_weights(f"{snapshot}-end")
+        line = interpolate(session.model, copy, session.data.x_test, session.data.y_test, device=session.device)
+        return {"alphas": line.alphas, "errors": line.errors, "barrier": line.barrier}
+
+    return session.once(f"{phase}/instability", measure)
 
 
 def lr_log_in_steps_of(find_result: dict, steps_per_epoch: int) -> list[float]:

@@ -60,12 +60,14 @@ def _iterate(session: Session, found: dict, eval_config: EvalConfig, epochs_per_
             "pruned_acc": pruned["test_acc_after_prune"],
             "final_acc": history[-1]["test_acc"] if history else pruned["test_acc_after_prune"],
             "trainability_acc": trainability_accuracy([r["train_acc"] for r in history], config),
+            **({"instability": evaluated["instability"]} if "instability" in evaluated else {}),
         })
     return {
         "dense_acc": found["history"][-1]["test_acc"] if found["history"] else None,
         "pruned_acc": levels[-1]["pruned_acc"],
         "final_acc": levels[-1]["final_acc"],
         "trainability_acc": levels[-1]["trainability_acc"],
+        **({"instability": levels[-1]["instability"]} if "instability" in levels[-1] else {}),
         "levels": levels,
     }
 

@@ -16,4 +16,5 @@ def oneshot(session: Session) -> dict:
         "pruned_acc": pruned["test_acc_after_prune"],
         "final_acc": evaluated["history"][-1]["test_acc"] if evaluated["history"] else pruned["test_acc_after_prune"],
         "trainability_acc": trainability_accuracy([r["train_acc"] for r in evaluated["history"]], session.recipe.eval),
+        **({"instability": evaluated["instability"]} if "instability" in evaluated else {}),
     }

@@ -1,0 +1,54 @@
+"""``eval.instability``: a second retraining from the same start, and the error barrier between the two."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from prunelab.runs.runner import run_recipe
+
+
+@pytest.fixture(scope="module")
+def stable_run(make_recipe, shared_out: Path):
+    recipe = make_recipe("eval.instability=true", "eval.rewind=epoch:1", "find.batch_size=100", "eval.batch_size=100")
+    return recipe, run_recipe(recipe, shared_out, progress=False) / "seed-0"
+
+
+def test_the_copy_starts_where_the_retraining_did_and_sees_other_batches(stable_run, read) -> None:
+    recipe, seed = stable_run
+    start = load_file(str(seed / "snapshots" / "eval-start.safetensors"))
+    rewind = load_file(str(seed / "snapshots" / "rewind.safetensors"))
+    masks = read(seed / "events.json")["prune"]
+    assert masks["sparsity"] == pytest.approx(0.9, abs=1e-3)
+    # the start is the late-rewinding point with the mask applied
+    for name, value in start.items():
+        pruned = value == 0
+        assert torch.equal(value[~pruned], rewind[name][~pruned])
+    lr = read(seed / "lr_log.json")
+    assert lr["eval"] == lr["eval-copy"] and len(lr["eval"]) == recipe.eval.epochs * 40  # the LR policy's schedule
+    rows = read(seed / "metrics.json")
+    first, copy = ([r for r in rows if r["phase"] == p] for p in ("eval", "eval-copy"))
+    assert len(first) == len(copy) and first[-1]["train_loss"] != copy[-1]["train_loss"]
+
+
+def test_the_barrier_is_measured_between_the_two_ends(stable_run, read) -> None:
+    _, seed = stable_run
+    summary, line = read(seed / "summary.json"), read(seed / "events.json")["eval/instability"]
+    rows = read(seed / "metrics.json")
+    copy_acc = [r for r in rows if r["phase"] == "eval-copy"][-1]["test_acc"]
+    assert line["alphas"] == [i / 10 for i in range(11)]
+    assert line["errors"][0] == pytest.approx(1 - summary["final_acc"])  # the run's own result
+    assert line["errors"][-1] == pytest.approx(1 - copy_acc)
+    assert summary["instability"] == line["barrier"] == pytest.approx(max(line["errors"]) - (line["errors"][0] + line["errors"][-1]) / 2)
+    # the run goes on from the first copy: the saved model is it
+    assert torch.equal(load_file(str(seed / "model.safetensors"))["classifier.0.weight"],
+                       load_file(str(seed / "snapshots" / "eval-end.safetensors"))["classifier.0.weight"])  # fmt: skip
+
+
+def test_gmp_has_no_retraining_to_repeat(make_recipe, tmp_path: Path) -> None:
+    with pytest.warns(UserWarning, match="eval.instability is not used: GMP prunes while it trains"):
+        run_recipe(make_recipe("prune.method=gmp", "eval.lr_policy=null", "eval.instability=true", "prune.pruning_epochs=1", "prune.stabilization_epochs=0",
+                               "prune.updates_per_epoch=1", "eval.epochs=1"), tmp_path, progress=False)  # fmt: skip
