@@ -48,6 +48,7 @@ def test_the_barrier_is_measured_between_the_two_ends(stable_run, read) -> None:
                        load_file(str(seed / "snapshots" / "eval-end.safetensors"))["classifier.0.weight"])  # fmt: skip
 
 
+@pytest.mark.filterwarnings("ignore:the pruning stage has only:UserWarning")  # a tiny GMP budget
 def test_gmp_has_no_retraining_to_repeat(make_recipe, tmp_path: Path) -> None:
     with pytest.warns(UserWarning, match="eval.instability is not used: GMP prunes while it trains"):
         run_recipe(make_recipe("prune.method=gmp", "eval.lr_policy=null", "eval.instability=true", "prune.pruning_epochs=1", "prune.stabilization_epochs=0",
