@@ -80,7 +80,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
     except (RecipeError, OSError, ValueError) as error:  # OSError: e.g. --out is a file, or read-only
-        print(f"prunelab: error: {error}", file=sys.stderr)
+        if world().is_main:  # every process meets the same bad input: say it once
+            print(f"prunelab: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("\nprunelab: interrupted; run the same command again to resume", file=sys.stderr)
@@ -180,6 +181,11 @@ def _show(args: argparse.Namespace) -> int:
     folder = check_run_folder(args.run)
     print(_summary_table(folder))
     for seed_folder in sorted(folder.glob("seed-*")):
+        levels = json.loads((seed_folder / "summary.json").read_text()).get("levels") if (seed_folder / "summary.json").exists() else None
+        if levels:
+            print(f"\nlevels ({seed_folder.name}):")
+            print(format_table([{k: v if k == "level" else format_stat(k, {"mean": v, "std": 0.0}) for k, v in level.items()}
+                                for level in levels]))  # fmt: skip
         path = seed_folder / "layer_sparsity.json"
         if path.exists():
             layers = json.loads(path.read_text())

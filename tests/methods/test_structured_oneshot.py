@@ -85,6 +85,8 @@ def test_pruned_and_final_accuracies_are_those_of_the_small_model(bn_run, shared
 def test_summary_counts_the_removed_channels(bn_run, data, read) -> None:
     _, seed = bn_run
     summary, channels = read(seed / "summary.json"), read(seed / "channels.json")
+    # every retraining epoch reports the sparsity of the dense model's weights, as the summary does
+    assert {row["sparsity"] for row in read(seed / "metrics.json") if row["phase"] == "eval"} == {summary["sparsity"]}
     k0, k1, k2 = (len(channels[c]) for c in CONVS)
     # MNIST-1D: length 40 -> 19 -> 10 -> 5 after three stride-2 convolutions, then 16 x 5 -> 10
     dense_weights = 16 * 5 + 16 * 16 * 3 * 2 + 16 * 5 * 10
@@ -160,9 +162,9 @@ def test_interrupted_after_pruning_resumes_to_the_same_result(make_recipe, tmp_p
     [
         (["prune.method=imp"], "criterion 'bn_scale' prunes whole channels, which only method 'oneshot' does"),
         (["prune.exclude=[fc]"], "prune .criterion bn_scale.: exclude pattern 'fc' matches no layer making channels"),
-        (["prune.sparsity=0.99"], "prune.sparsity: sparsity 0.99 removes 48 of 48 channels"),
-        (["prune.scope=ratios", "prune.ratios={features.9: 0.5}"], "prune.ratios: no prunable channel group 'features.9'"),
-        (["model.options={channels: 16}"], "prune.sparsity: criterion BatchNormScale.. scores none of the channel groups"),
+        (["prune.sparsity=0.99"], r"prune \(criterion bn_scale\): sparsity 0.99 removes 48 of 48 channels"),
+        (["prune.scope=ratios", "prune.ratios={features.9: 0.5}"], r"prune \(criterion bn_scale\): no prunable channel group 'features.9'"),
+        (["model.options={channels: 16}"], "criterion bn_scale needs BatchNorm layers after the pruned layers"),
     ],
 )
 def test_bad_channel_recipes_fail_before_any_training(overrides, message, make_recipe, tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import warnings
 
 import pytest
 import torch
@@ -24,6 +25,8 @@ def chain() -> nn.Sequential:
 
 
 X = torch.zeros(1, 3, 6, 6)
+# Global filter_l1 is warned about (see the test of the warning); the tests use it on purpose.
+pytestmark = pytest.mark.filterwarnings("ignore:filter_l1 ranked globally:UserWarning")
 
 
 def randomise_batchnorm(model: nn.Module) -> None:
@@ -134,7 +137,7 @@ def test_include_exclude_pick_groups_by_layer_and_typos_are_errors() -> None:
         ChannelPruner(chain(), X, exclude=["conv"])
     with pytest.raises(ValueError, match="include pattern '9' picks no prunable channel group"):
         ChannelPruner(chain(), X, include=["9"])  # the output layer's group is not prunable
-    with pytest.raises(ValueError, match="criterion BatchNormScale.. scores none of the channel groups 7"):
+    with pytest.raises(ValueError, match=r"criterion bn_scale needs BatchNorm layers after the pruned layers, and none of the channel groups \(7\)"):
         ChannelPruner(chain(), X, include=["7"], criterion="bn_scale").prune(0.5)
 
 
@@ -231,3 +234,13 @@ def test_models_with_several_outputs_shrink_and_keep_their_modes() -> None:
     got, expected = small.eval()(x), zero_removed_channels(model, pruner).eval()(x)
     torch.testing.assert_close(got["left"], expected["left"])
     torch.testing.assert_close(got["both"][0], expected["both"][0])
+
+
+@pytest.mark.filterwarnings("default")
+def test_global_filter_l1_is_warned_about_and_layerwise_is_not() -> None:
+    with pytest.warns(UserWarning, match="filter_l1 ranked globally compares filter norms of layers with different fan-in"):
+        ChannelPruner(chain(), X).prune(0.5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ChannelPruner(chain(), X).prune(0.5, scope="layerwise")
+        ChannelPruner(chain(), X, criterion="bn_scale").prune(0.5)

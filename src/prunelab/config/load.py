@@ -51,9 +51,10 @@ def load_recipe(source: str | Path | None = None, overrides: Iterable[str] = ())
     data, origin = read_recipe_data(source)
     if "sweep" in data:
         raise RecipeError(f"{origin} is a sweep, which stands for several recipes; give a recipe without a sweep section")
+    overrides = list(overrides)
     for override in overrides:
         apply_override(data, override)
-    return validate(data, origin)
+    return validate(data, f"{origin} with the --set overrides" if overrides else origin)
 
 
 def validate(data: dict, origin: str = "recipe") -> Recipe:
@@ -99,9 +100,13 @@ def parse_override(override: str) -> tuple[str, object]:
     if not sep or not key:
         raise RecipeError(f"override {override!r} must look like key.sub=value")
     try:
-        return key, yaml.safe_load(raw)
+        value = yaml.safe_load(raw)
     except yaml.YAMLError as error:
         raise RecipeError(f"override {override!r}: the value is not valid YAML: {error}") from None
+    if isinstance(value, dict) and any(v is None and ":" in str(k) for k, v in value.items()):
+        # YAML reads {a:0.5} as the key "a:0.5" without a value
+        raise RecipeError(f"override {override!r}: write a mapping with a space after each colon, e.g. {{name: 0.5}}")
+    return key, value
 
 
 def apply_override(data: dict, override: str) -> None:

@@ -43,7 +43,7 @@ SUMMARY_VALUES = {
     "trainability_acc": "mean training accuracy over the first LR stage of the last retraining (seed 004's TA)",
     "instability": "test-error barrier between two retrainings from one start (seed 002; about 0 when stable)",
     "sparsity": "pruned share of the prunable weights (Conv/Linear weights by default; removed channels' too)",
-    "channel_sparsity": "removed share of the channels of the pruned channel groups (channel criteria)",
+    "channel_sparsity": "removed share of the channels of the prunable channel groups not excluded (channel criteria)",
     "parameters": "all parameters of the dense model, biases and norm layers included",
     "remaining_parameters": "parameters not pruned (of the small model, if channels were removed)",
     "speedup": "theoretical speedup: Conv/Linear multiply-accumulates of the dense model over the pruned one's",
@@ -56,6 +56,9 @@ def summary_meanings(method: str) -> dict[str, str]:
     "pruned" accuracy is that of the end of the pruning stage."""
     if method == "gmp":
         return {**SUMMARY_VALUES, "pruned_acc": "test accuracy at the end of the pruning stage, before fine-tuning"}
+    if method in ("imp", "bimp"):  # every level's are in the table of levels
+        last = {key: f"{SUMMARY_VALUES[key]}, at the last level" for key in ("pruned_acc", "trainability_acc", "instability")}
+        return {**SUMMARY_VALUES, **last}
     return dict(SUMMARY_VALUES)
 
 

@@ -124,7 +124,7 @@ def prune_channels(session: Session) -> dict:
     # The small model's weights are a subset of the dense ones, so ||theta - theta_p||^2 is the
     # squared norm of the removed weights: d1 from two-entry vectors (removed, kept norms).
     removed_norm, kept_norm = max(squares - kept, 0.0) ** 0.5, kept**0.5
-    fraction = weight_sparsity(session)
+    fraction = session.sparsity()
     d1 = allr_d1([torch.tensor([removed_norm, kept_norm])], [torch.tensor([0.0, kept_norm])], fraction) if fraction else 0.0
     loss, acc = session.evaluate()
     return {
@@ -297,13 +297,6 @@ def layer_counts(session: Session) -> dict[str, dict]:
         remaining = p.numel() - pruner.count_pruned(name)
         counts[name] = {"numel": numel, "remaining": remaining, "sparsity": (numel - remaining) / numel}
     return counts
-
-
-def weight_sparsity(session: Session) -> float:
-    """The pruned share of the prunable weights, those of removed channels included."""
-    counts = layer_counts(session).values()
-    total = sum(c["numel"] for c in counts)
-    return (total - sum(c["remaining"] for c in counts)) / total
 
 
 @torch.no_grad()

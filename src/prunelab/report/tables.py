@@ -108,8 +108,9 @@ def pivot(
 
 
 def is_percent(key: str) -> bool:
-    """Whether a summary value is a share, shown in percent: accuracies and sparsities."""
-    return key.endswith(("_acc", "sparsity"))
+    """Whether a summary value is a share, shown in percent: accuracies, sparsities, the
+    instability (a difference of test errors)."""
+    return key.endswith(("_acc", "sparsity")) or key == "instability"
 
 
 def format_stat(key: str, stat: Mapping[str, float] | None) -> str:

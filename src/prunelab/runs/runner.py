@@ -10,7 +10,7 @@ Layout of ``<out>/<run name>/``::
         lr_log.json             the LR of every optimizer step, per phase
         layer_sparsity.json     the layerwise pruning ratios (LPR) of the final masks
         training.png            test accuracy and sparsity per epoch (sparsity_schedule.png: GMP)
-        masks.safetensors       final masks (bit-packed)
+        masks.safetensors       final masks (bit-packed; none after channel pruning: the small model is dense)
         model.safetensors       final weights (of the small model, if channels were removed)
         channels.json           the kept channels of each channel group (channel criteria only)
         checkpoint.safetensors  the resumable state (kept: a finished seed is not re-run)
@@ -53,7 +53,6 @@ from prunelab.methods.common import (
     layer_counts,
     parameter_counts,
     theoretical_speedup,
-    weight_sparsity,
 )
 from prunelab.report.plots import plot_sparsity_schedule, plot_training
 from prunelab.runs.io import (
@@ -80,7 +79,15 @@ def resolve_device(name: str) -> torch.device:
 
 
 def preflight(recipe: Recipe, data) -> None:
-    """The recipe's checks that need the data or other runs, before any training."""
+    """The recipe's checks that need the data, other runs or the processes, before any training."""
+    processes = world().size
+    for phase in ("find", "eval"):
+        batch_size = getattr(recipe, phase).batch_size
+        if batch_size % processes:
+            raise RecipeError(
+                f"{phase}.batch_size={batch_size} does not split evenly over the {processes} processes "
+                "(each trains on an equal share of every batch)"
+            )
     late_rewinding(find_config(recipe), recipe.eval, len(data.x_train))
     model = recipe_model(recipe, data)
     if recipe.prune.prunes_channels:
@@ -109,13 +116,15 @@ def check_channel_pruning(recipe: Recipe, model, data) -> None:
     except ValueError as error:
         raise RecipeError(f"prune (criterion {spec.criterion}): {error}") from None
     try:
-        if spec.scope == "ratios":
-            channels.prune(ratios=spec.ratios)
-        else:
-            channels.prune(spec.sparsity, scope=spec.scope)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the run itself warns, once
+            if spec.scope == "ratios":
+                channels.prune(ratios=spec.ratios)
+            else:
+                channels.prune(spec.sparsity, scope=spec.scope)
         channels.shrink()
     except ValueError as error:
-        raise RecipeError(f"prune.{'ratios' if spec.scope == 'ratios' else 'sparsity'}: {error}") from None
+        raise RecipeError(f"prune (criterion {spec.criterion}): {error}") from None
 
 
 def check_same_experiment(folder: Path, recipe: Recipe) -> None:
@@ -203,7 +212,7 @@ def run_seed(folder: Path, recipe: Recipe, seed: int, data, device: torch.device
         "method": recipe.prune.method,
         "seed": seed,
         **results,
-        "sparsity": weight_sparsity(session),
+        "sparsity": session.sparsity(),
         **({"channel_sparsity": journal["done"]["prune"]["channel_sparsity"]} if "channels" in journal else {}),
         **parameter_counts(session),
         "speedup": theoretical_speedup(session),

@@ -74,6 +74,14 @@ class Session:
         """A batch of one zero input, for tracing and counting."""
         return torch.zeros(1, *self.data.input_shape, device=self.device)
 
+    def sparsity(self) -> float:
+        """The pruned share of the prunable weights, those of removed channels included."""
+        dense = self.journal.get("channels", {}).get("dense_numel")
+        if dense is None:
+            return self.pruner.sparsity()
+        remaining = sum(p.numel() for p in self.pruner.parameters.values()) - self.pruner.count_pruned()
+        return (sum(dense.values()) - remaining) / sum(dense.values())
+
     def macs(self) -> int:
         """Multiply-accumulates per example of the model as it is (pruned weights cost nothing)."""
         return count_macs(self.model, self.example_input(), self.pruner.masks)
@@ -123,6 +131,7 @@ class Session:
             self.model, self.data, config, seed=self.seed, phase=phase, device=self.device,
             pruner=self.pruner, schedule=schedule, step_hooks=step_hooks,
             augment=self.recipe.data.augment if augment is None else augment, progress=self.progress,
+            sparsity=self.sparsity,
         )
         current = self.journal["phase"]
         if current is not None and current["name"] == phase:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import copy
+import warnings
 from collections.abc import Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
 
-from prunelab.criteria.channels import ChannelCriterion, get_channel_criterion
+from prunelab.criteria.channels import BatchNormScale, ChannelCriterion, FilterL1, get_channel_criterion
 from prunelab.masks.pruner import _fraction
 from prunelab.masks.targets import compile_pattern, matches
 from prunelab.models.common import evaluating
@@ -74,6 +75,13 @@ class ChannelPruner:
             sparsity = _fraction("sparsity", sparsity)
             targets = {name: round(sparsity * len(s)) for name, s in scores.items()}
         elif scope == "global":
+            if isinstance(self.criterion, FilterL1) and len(scores) > 1:
+                warnings.warn(
+                    "filter_l1 ranked globally compares filter norms of layers with different fan-in (the layers "
+                    "with the fewest inputs lose nearly all their channels); Li et al. and seed 004 prune each "
+                    "layer alike: use scope 'layerwise' or ratios, or the bn_scale criterion",
+                    stacklevel=2,
+                )
             self._prune_globally(_fraction("sparsity", sparsity), scores)
             return
         else:
@@ -97,6 +105,11 @@ class ChannelPruner:
             if len(score) != group.size or score.isnan().any():
                 raise ValueError(f"criterion {self.criterion!r} gave {len(score)} scores (or NaN) for the {group.size} channels of {group.name}")
             scores[group.name] = score
+        if not scores and isinstance(self.criterion, BatchNormScale):
+            raise ValueError(
+                f"criterion bn_scale needs BatchNorm layers after the pruned layers, and none of the channel groups "
+                f"({', '.join(self.keep)}) has one (a model option such as batch_norm may add them)"
+            )
         if not scores:
             raise ValueError(f"criterion {self.criterion!r} scores none of the channel groups {', '.join(self.keep)}")
         return scores

@@ -77,10 +77,14 @@ class Trainer:
         step_hooks: Sequence[StepHook] = (),
         augment: bool = True,
         progress: bool = True,
+        sparsity: Callable[[], float] | None = None,
     ) -> None:
         self.model, self.data, self.config = model, data, config
         self.seed, self.phase, self.device = seed, phase, torch.device(device)
         self.pruner = pruner
+        # What each epoch's row reports as sparsity: the pruner's, unless the caller knows
+        # better (a model rebuilt without channels has pruned weights the pruner never sees).
+        self.sparsity = sparsity or (pruner.sparsity if pruner is not None else lambda: 0.0)
         self.step_hooks = list(step_hooks)
         self.augment = data.augment if augment else None
         self.world = world()
@@ -128,7 +132,7 @@ class Trainer:
                 "train_acc": train_acc,
                 "test_loss": test_loss,
                 "test_acc": test_acc,
-                "sparsity": self.pruner.sparsity() if self.pruner else 0.0,
+                "sparsity": self.sparsity(),
                 "seconds": time.perf_counter() - started,
             }
             self.state.history.append(metrics)
