@@ -100,7 +100,7 @@ def test_bad_values_are_errors_naming_field_and_value(override: str, field: str,
     message = error_of([override])
     line = error_line(message, field)
     assert shown in line.removeprefix(f"  - {field}:"), line
-    assert message.startswith("built-in recipe 'default' is invalid")
+    assert message.startswith("built-in recipe 'default' with the --set overrides is invalid")
 
 
 @pytest.mark.parametrize(

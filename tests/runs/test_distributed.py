@@ -59,10 +59,11 @@ def test_two_processes_give_the_results_of_one(source: str, extra: list[str], da
         assert summary[key] == pytest.approx(expected[key], abs=2e-3), key
 
 
-def test_a_batch_that_does_not_split_evenly_is_a_clear_error(data_dir: Path, tmp_path: Path) -> None:
+def test_a_batch_that_does_not_split_evenly_is_a_clear_error_before_training(data_dir: Path, tmp_path: Path) -> None:
     done = torchrun("run", "--out", str(tmp_path), *(f"--set={o}" for o in [*TINY, f"data.data_dir={data_dir}", "find.batch_size=499"]))
     assert done.returncode != 0
-    assert "batch_size=499 does not split evenly over 2 processes" in done.stderr
+    assert not any(tmp_path.iterdir())  # checked before any training: nothing written
+    assert done.stderr.count("prunelab: error: find.batch_size=499 does not split evenly over the 2 processes") == 1
 
 
 def test_only_run_works_over_several_processes(tmp_path: Path) -> None:

@@ -9,7 +9,12 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
-from prunelab.criteria.channels import BatchNormScale, ChannelCriterion, FilterL1, get_channel_criterion
+from prunelab.criteria.channels import (
+    BatchNormScale,
+    ChannelCriterion,
+    FilterL1,
+    get_channel_criterion,
+)
 from prunelab.masks.pruner import _fraction
 from prunelab.masks.targets import compile_pattern, matches
 from prunelab.models.common import evaluating
