@@ -300,11 +300,12 @@ def _check_dim(dim: object, tensor: fx.Node | None, source: _Channels, name: str
 
 def _propagate_shapes(graph_module: fx.GraphModule, example_input: Tensor) -> None:
     """Record every node's output shape; eval mode and no gradients leave the model as it was."""
-    try:
-        with evaluating(graph_module), torch.no_grad():
-            ShapeProp(graph_module).propagate(example_input)
-    except Exception as error:  # noqa: BLE001 (whatever the model raises on an input it does not take)
-        raise ValueError(f"the example input of shape {tuple(example_input.shape)} does not fit the model: {error}") from None
+    with evaluating(graph_module), torch.no_grad():
+        try:  # a plain call first: ShapeProp prints a traceback of its own on failure
+            graph_module(example_input)
+        except Exception as error:  # noqa: BLE001 (whatever the model raises on an input it does not take)
+            raise ValueError(f"the example input of shape {tuple(example_input.shape)} does not fit the model: {error}") from None
+        ShapeProp(graph_module).propagate(example_input)
 
 
 def _shape(node: fx.Node) -> tuple[int, ...] | None:
