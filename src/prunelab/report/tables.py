@@ -33,7 +33,7 @@ def format_table(rows: Sequence[Mapping[str, object]], columns: Sequence[str] | 
     return "\n".join([header, rule, *body])
 
 
-_NUMBER_TEXT = re.compile(r"[-+]?\d[\d,]*(\.\d+)?(%| s)?( ± .*)?")
+_NUMBER_TEXT = re.compile(r"[-+]?\d[\d,]*(\.\d+)?(%| s|x)?( ± .*)?")
 
 
 def _is_number(value: object) -> bool:
