@@ -58,6 +58,32 @@ def barrier() -> None:
         dist.barrier()
 
 
+def agree(flag: bool) -> bool:
+    """The main process's ``flag``, for every process: for decisions that lead into collective
+    work (a barrier, a training phase), which must not rest on each process's own look at
+    files the main process may be writing at that moment."""
+    if world().size == 1:
+        return flag
+    decision = [flag]
+    dist.broadcast_object_list(decision, src=0)
+    return decision[0]
+
+
+def share(batch_size: int, label: str = "batch_size") -> int:
+    """Each process's share of a batch of ``batch_size`` examples (the whole batch in a world of one).
+
+    >>> share(128)
+    128
+    """
+    processes = world().size
+    if batch_size % processes:
+        raise ValueError(
+            f"{label}={batch_size} does not split evenly over the {processes} processes "
+            "(each trains on an equal share of every batch)"
+        )
+    return batch_size // processes
+
+
 def all_sum(tensor: torch.Tensor) -> torch.Tensor:
     """The sum of ``tensor`` over the processes (in place; ``tensor`` itself in a world of one)."""
     if world().size > 1:

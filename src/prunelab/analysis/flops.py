@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from prunelab.models.common import evaluating
-from prunelab.structured.groups import CONVS
+from prunelab.masks.targets import PRUNABLE_MODULES
 
 
 def count_macs(model: nn.Module, example_input: Tensor, masks: Mapping[str, Tensor] | None = None) -> int:
@@ -39,7 +39,7 @@ def count_macs(model: nn.Module, example_input: Tensor, masks: Mapping[str, Tens
         positions = output[0].numel() // module.weight.shape[0]
         counts.append(weights * positions)
 
-    layers = [m for m in model.modules() if isinstance(m, (*CONVS, nn.Linear))]
+    layers = [m for m in model.modules() if isinstance(m, PRUNABLE_MODULES)]
     handles = [layer.register_forward_hook(record) for layer in layers]
     try:
         with evaluating(model), torch.no_grad():

@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from prunelab.criteria import CHANNEL_CRITERIA
 from prunelab.data import DATASETS
 from prunelab.models import check_options, model_options
 from prunelab.schedules import imp_levels
@@ -191,7 +192,7 @@ class PruneBase(Strict):
     @property
     def prunes_channels(self) -> bool:
         """Whether the criterion prunes whole channels (and the model is rebuilt without them)."""
-        return self.criterion in ("filter_l1", "bn_scale", "random_channels")
+        return self.criterion in CHANNEL_CRITERIA
 
 
 class OneShotConfig(PruneBase):

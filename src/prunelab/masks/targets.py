@@ -7,8 +7,9 @@ from collections.abc import Sequence
 
 from torch import nn
 
+CONVS: tuple[type[nn.Module], ...] = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 #: Modules whose ``weight`` is pruned by default; biases and normalisation layers are not.
-PRUNABLE_MODULES: tuple[type[nn.Module], ...] = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
+PRUNABLE_MODULES: tuple[type[nn.Module], ...] = (*CONVS, nn.Linear)
 
 
 def matches(pattern: str, parameter_name: str) -> bool:
@@ -67,11 +68,7 @@ def find_prunable(
     >>> list(find_prunable(model, exclude=["2"]))
     ['0.weight']
     """
-    for label, patterns in (("include", include), ("exclude", exclude)):
-        if isinstance(patterns, str):
-            raise TypeError(f"{label} must be a list of names or patterns, not the string {patterns!r}")
-        for pattern in patterns or ():
-            compile_pattern(label, pattern)
+    check_patterns(include, exclude)
     parameters = dict(model.named_parameters())
     names = parameter_names(model)
     layers = {name: module for name, module in model.named_modules() if isinstance(module, PRUNABLE_MODULES)}
@@ -122,6 +119,15 @@ def find_prunable(
 
 def _names(pattern: str, name: str) -> bool:
     return pattern == name or re.fullmatch(pattern, name) is not None
+
+
+def check_patterns(include: Sequence[str] | None, exclude: Sequence[str] | None) -> None:
+    """Raise if ``include`` or ``exclude`` is a bare string or holds an invalid regular expression."""
+    for label, patterns in (("include", include), ("exclude", exclude)):
+        if isinstance(patterns, str):
+            raise TypeError(f"{label} must be a list of names or patterns, not the string {patterns!r}")
+        for pattern in patterns or ():
+            compile_pattern(label, pattern)
 
 
 def compile_pattern(label: str, pattern: str) -> None:

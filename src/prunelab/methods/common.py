@@ -9,11 +9,12 @@ from pathlib import Path
 
 import torch
 
-from prunelab.analysis.flops import count_macs, speedup
 from prunelab.analysis.instability import interpolate
-from prunelab.config.schema import EvalConfig, Recipe, TrainConfig
+from prunelab.config.schema import EvalConfig, PruneBase, Recipe, TrainConfig
+from prunelab.distributed import agree
 from prunelab.runs.session import SaveWeightsAt, Session
 from prunelab.schedules import allr_d1, retrain_schedule
+from prunelab.structured import ChannelPruner
 
 
 def rewind_target(rewind: str) -> tuple[str, int] | None:
@@ -62,7 +63,7 @@ def find(session: Session) -> dict:
     rewinding = late_rewinding(find_config(session.recipe), session.recipe.eval, len(session.data.x_train))
     hooks = [] if rewinding is None else [SaveWeightsAt(session, rewinding[0], "rewind")]
     result = session.train("find", find_config(session.recipe), step_hooks=hooks)
-    if rewinding is not None and not session.has_weights("rewind"):
+    if rewinding is not None and not agree(session.has_weights("rewind")):
         session.save_weights("rewind")  # K was the very end of the find phase
     return result
 
@@ -109,17 +110,11 @@ def prune(session: Session, key: str, **target) -> dict:
 def prune_channels(session: Session) -> dict:
     """Prune whole channels by the recipe's channel criterion and rebuild the model small and
     dense without them (seed 002's Algorithm A2, seed 004's L1-norm filter pruning). Records
-    what :func:`prune` does, plus the channels removed per group and the MACs before and after."""
-    spec = session.recipe.prune
+    what :func:`prune` does, plus the channels removed per group."""
     channels = session.channel_pruner()
-    if spec.scope == "ratios":
-        channels.prune(ratios=spec.ratios)
-    else:
-        channels.prune(spec.sparsity, scope=spec.scope)
-    dense_macs = session.macs()
+    choose_channels(channels, session.recipe.prune)
     squares = sum(float(p.detach().double().square().sum()) for p in session.pruner.parameters.values())
-    session.shrink(channels.state_dict())
-    session.journal["channels"]["dense_macs"] = dense_macs
+    session.shrink(channels)
     kept = sum(float(p.detach().double().square().sum()) for p in session.pruner.parameters.values())
     # The small model's weights are a subset of the dense ones, so ||theta - theta_p||^2 is the
     # squared norm of the removed weights: d1 from two-entry vectors (removed, kept norms).
@@ -133,12 +128,18 @@ def prune_channels(session: Session) -> dict:
         "d1": d1,
         "test_loss_after_prune": loss,
         "test_acc_after_prune": acc,
-        "layer_sparsity": {name: layer["sparsity"] for name, layer in layer_counts(session).items()},
+        "layer_sparsity": {name: layer["sparsity"] for name, layer in session.layer_counts().items()},
         "channel_sparsity": channels.channel_sparsity(),
         "group_sparsity": channels.group_sparsity(),
-        "dense_macs": dense_macs,
-        "macs": session.macs(),
     }
+
+
+def choose_channels(channels: ChannelPruner, spec: PruneBase) -> None:
+    """Prune ``channels`` as a recipe's prune section says: to its ratios, or to its sparsity in its scope."""
+    if spec.scope == "ratios":
+        channels.prune(ratios=spec.ratios)
+    else:
+        channels.prune(spec.sparsity, scope=spec.scope)
 
 
 def pruning_steps(recipe: Recipe) -> list[str]:
@@ -284,31 +285,3 @@ def epoch_steps(train_size: int, batch_size: int) -> int:
 def steps_per_epoch(session: Session, batch_size: int) -> int:
     """Optimizer steps in an epoch of the session's training data."""
     return epoch_steps(len(session.data.x_train), batch_size)
-
-
-def layer_counts(session: Session) -> dict[str, dict]:
-    """Per prunable tensor: size (in the dense model), remaining weights and sparsity (the
-    LPR); weights of removed channels count as pruned."""
-    pruner = session.pruner
-    dense = session.journal.get("channels", {}).get("dense_numel", {})
-    counts = {}
-    for name, p in pruner.parameters.items():
-        numel = dense.get(name, p.numel())
-        remaining = p.numel() - pruner.count_pruned(name)
-        counts[name] = {"numel": numel, "remaining": remaining, "sparsity": (numel - remaining) / numel}
-    return counts
-
-
-@torch.no_grad()
-def parameter_counts(session: Session) -> dict[str, int]:
-    """All parameters of the dense model, and those remaining after pruning (nonzero, in the
-    small model if channels were removed)."""
-    current = sum(p.numel() for p in session.model.parameters())
-    dense = session.journal.get("channels", {}).get("dense_parameters", current)
-    return {"parameters": dense, "remaining_parameters": current - session.pruner.count_pruned()}
-
-
-def theoretical_speedup(session: Session) -> float:
-    """Dense MACs over those of the model as it is: pruned weights and removed channels cost nothing."""
-    dense = session.journal.get("channels", {}).get("dense_macs") or count_macs(session.model, session.example_input())
-    return speedup(dense, session.macs())

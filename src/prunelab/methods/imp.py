@@ -16,7 +16,14 @@ from __future__ import annotations
 
 from prunelab.analysis import trainability_accuracy
 from prunelab.config.schema import EvalConfig
-from prunelab.methods.common import find, find_config, late_rewinding, prune, retrain, rewind
+from prunelab.methods.common import (
+    find,
+    find_config,
+    late_rewinding,
+    prune,
+    retrain,
+    rewind,
+)
 from prunelab.runs.session import Session
 from prunelab.schedules import imp_levels, imp_sparsity
 

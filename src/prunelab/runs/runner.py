@@ -42,17 +42,15 @@ from prunelab.config import (
     unused_settings,
 )
 from prunelab.data import load_dataset
-from prunelab.distributed import barrier, world
+from prunelab.distributed import agree, barrier, share, world
 from prunelab.masks import Pruner
 from prunelab.methods import METHODS
 from prunelab.methods.common import (
     check_lpr_reference,
+    choose_channels,
     find,
     find_config,
     late_rewinding,
-    layer_counts,
-    parameter_counts,
-    theoretical_speedup,
 )
 from prunelab.report.plots import plot_sparsity_schedule, plot_training
 from prunelab.runs.io import (
@@ -62,8 +60,12 @@ from prunelab.runs.io import (
     write_json,
     write_text,
 )
-from prunelab.runs.session import CHECKPOINT, Session, recipe_model
-from prunelab.structured import ChannelPruner
+from prunelab.runs.session import (
+    CHECKPOINT,
+    Session,
+    recipe_channel_pruner,
+    recipe_model,
+)
 
 SUMMARY = "summary.json"
 FIND_CACHE = ".find"
@@ -80,14 +82,11 @@ def resolve_device(name: str) -> torch.device:
 
 def preflight(recipe: Recipe, data) -> None:
     """The recipe's checks that need the data, other runs or the processes, before any training."""
-    processes = world().size
     for phase in ("find", "eval"):
-        batch_size = getattr(recipe, phase).batch_size
-        if batch_size % processes:
-            raise RecipeError(
-                f"{phase}.batch_size={batch_size} does not split evenly over the {processes} processes "
-                "(each trains on an equal share of every batch)"
-            )
+        try:
+            share(getattr(recipe, phase).batch_size, f"{phase}.batch_size")
+        except ValueError as error:
+            raise RecipeError(str(error)) from None
     late_rewinding(find_config(recipe), recipe.eval, len(data.x_train))
     model = recipe_model(recipe, data)
     if recipe.prune.prunes_channels:
@@ -109,22 +108,14 @@ def preflight(recipe: Recipe, data) -> None:
 def check_channel_pruning(recipe: Recipe, model, data) -> None:
     """The model traces into channel groups, include/exclude and ratios name them, and the
     target leaves every group a channel: the channel pruning of a run, tried on a fresh model."""
-    spec = recipe.prune
-    example = torch.zeros(1, *data.input_shape)
     try:
-        channels = ChannelPruner(model, example, spec.include, spec.exclude, spec.criterion)
-    except ValueError as error:
-        raise RecipeError(f"prune (criterion {spec.criterion}): {error}") from None
-    try:
+        channels = recipe_channel_pruner(recipe, model, torch.zeros(1, *data.input_shape))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the run itself warns, once
-            if spec.scope == "ratios":
-                channels.prune(ratios=spec.ratios)
-            else:
-                channels.prune(spec.sparsity, scope=spec.scope)
+            choose_channels(channels, recipe.prune)
         channels.shrink()
     except ValueError as error:
-        raise RecipeError(f"prune (criterion {spec.criterion}): {error}") from None
+        raise RecipeError(f"prune (criterion {recipe.prune.criterion}): {error}") from None
 
 
 def check_same_experiment(folder: Path, recipe: Recipe) -> None:
@@ -187,8 +178,7 @@ def run_seed(folder: Path, recipe: Recipe, seed: int, data, device: torch.device
     if world().is_main:
         for orphan in folder.glob("**/.*.tmp"):  # left by a kill in the middle of a write
             orphan.unlink()
-    barrier()  # every process sees the same files
-    if not (folder / CHECKPOINT).exists():
+    if not agree((folder / CHECKPOINT).exists()):
         found = shared_find(folder.parents[1], recipe, seed, data, device, progress)
         # The checkpoint last: its presence is what marks the copy as done.
         for source in [*sorted((found / "snapshots").glob("*.safetensors")), found / CHECKPOINT]:
@@ -202,10 +192,10 @@ def run_seed(folder: Path, recipe: Recipe, seed: int, data, device: torch.device
     write_csv(folder / "metrics.csv", rows)
     write_json(folder / "metrics.json", rows)
     write_json(folder / "lr_log.json", {phase: journal["done"][phase]["lr_log"] for phase in phases})
-    write_json(folder / "layer_sparsity.json", layer_counts(session))
+    write_json(folder / "layer_sparsity.json", session.layer_counts())
     write_json(folder / "events.json", {k: v for k, v in journal["done"].items() if k not in phases})
-    if "channels" in journal:
-        write_json(folder / "channels.json", journal["channels"]["keep"])
+    if session.channels is not None:
+        write_json(folder / "channels.json", session.channels.state_dict())
     save_tensors(session.pruner.state_dict(), folder / "masks.safetensors")
     save_tensors(session.model.state_dict(), folder / "model.safetensors")
     summary = {
@@ -213,9 +203,9 @@ def run_seed(folder: Path, recipe: Recipe, seed: int, data, device: torch.device
         "seed": seed,
         **results,
         "sparsity": session.sparsity(),
-        **({"channel_sparsity": journal["done"]["prune"]["channel_sparsity"]} if "channels" in journal else {}),
-        **parameter_counts(session),
-        "speedup": theoretical_speedup(session),
+        **({"channel_sparsity": session.channels.channel_sparsity()} if session.channels is not None else {}),
+        **session.parameter_counts(),
+        "speedup": session.speedup(),
         "wall_seconds": session.elapsed(),
     }
     if world().is_main:  # the plots read the files only the main process writes

@@ -18,20 +18,26 @@ import torch
 from safetensors.torch import load_file
 from torch import Tensor, nn
 
-from prunelab.analysis.flops import count_macs
+from prunelab.analysis.flops import count_macs, speedup
 from prunelab.config.schema import Recipe, TrainConfig
 from prunelab.data import Dataset
-from prunelab.distributed import barrier
+from prunelab.distributed import agree, barrier
 from prunelab.masks import Pruner
 from prunelab.models import build_model, initialize
 from prunelab.runs.checkpoint import load_checkpoint, read_journal, save_checkpoint
 from prunelab.runs.io import save_tensors
 from prunelab.schedules import Schedule
-from prunelab.structured import ChannelPruner
+from prunelab.structured import ChannelPruner, shrink
 from prunelab.train import Trainer, evaluate
 from prunelab.train.trainer import StepHook
 
 CHECKPOINT = "checkpoint.safetensors"
+
+
+def recipe_channel_pruner(recipe: Recipe, model: nn.Module, example_input: Tensor, seed: int = 0) -> ChannelPruner:
+    """A channel pruner of ``model`` with the recipe's criterion, include and exclude."""
+    prune = recipe.prune
+    return ChannelPruner(model, example_input, prune.include, prune.exclude, prune.criterion, seed)
 
 
 def recipe_model(recipe: Recipe, data: Dataset) -> nn.Module:
@@ -46,12 +52,16 @@ class Session:
         torch.manual_seed(seed)
         self.model = recipe_model(recipe, data).to(device)
         self.pruner = self._weight_pruner()
+        self.dense = self._dense_sizes()
+        self.channels: ChannelPruner | None = None  # after channel pruning: the groups and kept channels
         self.journal: dict = {"done": {}, "phase": None}
         self._optimizer_state: dict | None = None
-        if (folder / CHECKPOINT).exists():
-            channels = read_journal(folder / CHECKPOINT).get("channels")
-            if channels is not None:  # the model was rebuilt without pruned channels
-                self.shrink(channels["keep"])
+        if agree((folder / CHECKPOINT).exists()):
+            keep = read_journal(folder / CHECKPOINT).get("channels")
+            if keep is not None:  # the model was rebuilt without pruned channels
+                channels = self.channel_pruner()
+                channels.load_state_dict(keep)
+                self.shrink(channels)
             self.journal, self._optimizer_state = load_checkpoint(folder / CHECKPOINT, self.model, self.pruner)
         else:
             self.save_weights("init")
@@ -65,37 +75,60 @@ class Session:
             return Pruner(self.model)
         return Pruner(self.model, include=prune.include, exclude=prune.exclude, criterion=prune.criterion, seed=self.seed)
 
+    def _dense_sizes(self) -> dict:
+        """The dense model's sizes, which pruning measures itself against: each prunable
+        weight's, all parameters, and the multiply-accumulates per example."""
+        return {
+            "numel": {name: p.numel() for name, p in self.pruner.parameters.items()},
+            "parameters": sum(p.numel() for p in self.model.parameters()),
+            "macs": count_macs(self.model, self.example_input()),
+        }
+
     def channel_pruner(self, model: nn.Module | None = None) -> ChannelPruner:
-        """A channel pruner of ``model`` (the session's) with the recipe's criterion, include and exclude."""
-        prune = self.recipe.prune
-        return ChannelPruner(model or self.model, self.example_input(), prune.include, prune.exclude, prune.criterion, self.seed)
+        """A channel pruner of ``model`` (the session's) as the recipe's prune section says."""
+        return recipe_channel_pruner(self.recipe, model or self.model, self.example_input(), self.seed)
 
     def example_input(self) -> Tensor:
         """A batch of one zero input, for tracing and counting."""
         return torch.zeros(1, *self.data.input_shape, device=self.device)
 
+    def shrink(self, channels: ChannelPruner) -> None:
+        """Replace the dense model by its small dense copy without the channels ``channels``
+        removed (physical removal); remembered, so that a resumed run rebuilds it."""
+        self.channels = channels
+        self.model = channels.shrink()
+        self.pruner = self._weight_pruner()
+        self.journal["channels"] = channels.state_dict()
+
+    # -- measurements (against the dense model: removed channels count as pruned) ----------
+
+    def layer_counts(self) -> dict[str, dict]:
+        """Per prunable tensor: size in the dense model, remaining weights and sparsity (the LPR)."""
+        counts = {}
+        for name, p in self.pruner.parameters.items():
+            numel, remaining = self.dense["numel"][name], p.numel() - self.pruner.count_pruned(name)
+            counts[name] = {"numel": numel, "remaining": remaining, "sparsity": (numel - remaining) / numel}
+        return counts
+
     def sparsity(self) -> float:
-        """The pruned share of the prunable weights, those of removed channels included."""
-        dense = self.journal.get("channels", {}).get("dense_numel")
-        if dense is None:
-            return self.pruner.sparsity()
-        remaining = sum(p.numel() for p in self.pruner.parameters.values()) - self.pruner.count_pruned()
-        return (sum(dense.values()) - remaining) / sum(dense.values())
+        """The pruned share of the prunable weights."""
+        counts = self.layer_counts().values()
+        total = sum(c["numel"] for c in counts)
+        return (total - sum(c["remaining"] for c in counts)) / total
+
+    def parameter_counts(self) -> dict[str, int]:
+        """All parameters of the dense model, and those remaining (nonzero, in the small model
+        if channels were removed)."""
+        current = sum(p.numel() for p in self.model.parameters())
+        return {"parameters": self.dense["parameters"], "remaining_parameters": current - self.pruner.count_pruned()}
 
     def macs(self) -> int:
         """Multiply-accumulates per example of the model as it is (pruned weights cost nothing)."""
         return count_macs(self.model, self.example_input(), self.pruner.masks)
 
-    def shrink(self, keep: dict[str, list[int]]) -> None:
-        """Replace the dense model by a small dense copy keeping channels ``keep`` of each
-        channel group (physical removal); remembered, so that a resumed run rebuilds it."""
-        channels = self.channel_pruner()
-        channels.load_state_dict(keep)
-        dense = {name: p.numel() for name, p in self.pruner.parameters.items()}
-        parameters = sum(p.numel() for p in self.model.parameters())
-        self.model = channels.shrink()
-        self.pruner = self._weight_pruner()
-        self.journal["channels"] = {"keep": channels.state_dict(), "dense_numel": dense, "dense_parameters": parameters}
+    def speedup(self) -> float:
+        """The theoretical speedup: the dense model's multiply-accumulates over the model's now."""
+        return speedup(self.dense["macs"], self.macs())
 
     def elapsed(self) -> float:
         """Wall time spent on this seed so far, summed over interrupted and resumed runs."""
@@ -175,13 +208,11 @@ class Session:
         the dense model lose their pruned channels if the model has been shrunk since."""
         path = self.folder / "snapshots" / f"{name}.safetensors"
         state = load_file(str(path), device=str(self.device))
-        if "channels" in self.journal and any(state[k].shape != v.shape for k, v in self.model.state_dict().items()):
+        if self.channels is not None and any(state[k].shape != v.shape for k, v in self.model.state_dict().items()):
             with torch.random.fork_rng(devices=[]):  # the dense model's own draws are overwritten
                 dense = recipe_model(self.recipe, self.data).to(self.device)
             dense.load_state_dict(state)
-            channels = self.channel_pruner(dense)
-            channels.load_state_dict(self.journal["channels"]["keep"])
-            state = channels.shrink().state_dict()
+            state = shrink(dense, self.channels.groups, self.channels.keep, self.example_input()).state_dict()
         self.model.load_state_dict(state)
         self.pruner.apply()
 
@@ -192,7 +223,7 @@ class Session:
         004's scratch training: initialisation depends on the layers' shapes)."""
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(zlib.crc32(f"{self.seed}/reinit".encode()))
-            if "channels" in self.journal:
+            if self.channels is not None:
                 initialize(self.recipe.model.name, self.model)
             else:
                 self.model.load_state_dict(recipe_model(self.recipe, self.data).state_dict())

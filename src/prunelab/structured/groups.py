@@ -23,9 +23,9 @@ from torch import Tensor, fx, nn
 from torch.fx.passes.shape_prop import ShapeProp
 from torch.nn.utils import parametrize
 
+from prunelab.masks.targets import CONVS, PRUNABLE_MODULES, parameter_names
 from prunelab.models.common import evaluating
 
-CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 # Elementwise modules and functions: a removed channel, zero, must stay zero through them
 # (Hardtanh only with bounds around zero).
@@ -153,7 +153,7 @@ def channel_groups(model: nn.Module, example_input: Tensor) -> list[ChannelGroup
         source = channels.get(first)
         module = modules.get(node.target) if node.op == "call_module" else None
         name = _name(node, modules)
-        if isinstance(module, (*CONVS, nn.Linear)):
+        if isinstance(module, PRUNABLE_MODULES):
             channel_dim = 1 if isinstance(module, CONVS) else len(shape) - 1
             if source is not None:
                 if getattr(module, "groups", 1) != 1 or source.dim != channel_dim:
@@ -217,9 +217,8 @@ def _block_shared_layers(model: nn.Module, roots: list[_Space]) -> None:
         for role, layers in (("makes", root.producers), ("norms", root.norms), ("reads", [c for c, _ in root.consumers])):
             for layer in layers:
                 uses[role, layer] = uses.get((role, layer), 0) + 1
-    owners: dict[int, int] = {}
-    for _, parameter in model.named_parameters(remove_duplicate=False):
-        owners[id(parameter)] = owners.get(id(parameter), 0) + 1
+    parameters = dict(model.named_parameters())
+    owners = {id(parameters[first]): len(aliases) for first, aliases in parameter_names(model).items()}
     for root in roots:
         roles = [*(("makes", p) for p in root.producers), *(("norms", n) for n in root.norms),
                  *(("reads", c) for c, _ in root.consumers)]  # fmt: skip

@@ -16,9 +16,9 @@ from prunelab.criteria.channels import (
     get_channel_criterion,
 )
 from prunelab.masks.pruner import _fraction
-from prunelab.masks.targets import compile_pattern, matches
+from prunelab.masks.targets import CONVS, check_patterns, matches
 from prunelab.models.common import evaluating
-from prunelab.structured.groups import CONVS, ChannelGroup, channel_groups
+from prunelab.structured.groups import ChannelGroup, channel_groups
 
 
 class ChannelPruner:
@@ -256,11 +256,7 @@ def _ranked(score: Tensor, kept: Tensor) -> Tensor:
 
 def _chosen(groups: list[ChannelGroup], include: Sequence[str] | None, exclude: Sequence[str] | None) -> list[ChannelGroup]:
     """The prunable groups that ``include`` picks (all if None) and ``exclude`` does not touch."""
-    for label, patterns in (("include", include), ("exclude", exclude)):
-        if isinstance(patterns, str):
-            raise TypeError(f"{label} must be a list of layer names or patterns, not the string {patterns!r}")
-        for pattern in patterns or ():
-            compile_pattern(label, pattern)
+    check_patterns(include, exclude)
 
     def layers(group: ChannelGroup) -> list[str]:
         return [*group.producers, *group.norms]

@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from prunelab.config.schema import TrainConfig
 from prunelab.data import BatchIterator, Dataset
-from prunelab.distributed import all_sum, world
+from prunelab.distributed import all_sum, share, world
 from prunelab.masks import Pruner
 from prunelab.models.common import evaluating
 from prunelab.schedules import Schedule
@@ -89,11 +89,7 @@ class Trainer:
         self.augment = data.augment if augment else None
         self.world = world()
         self.progress = progress and self.world.is_main
-        if config.batch_size % self.world.size:
-            raise ValueError(
-                f"batch_size={config.batch_size} does not split evenly over {self.world.size} processes "
-                "(each trains on an equal share of every batch)"
-            )
+        self.batch_size = share(config.batch_size)  # this process's part of every batch
         # Several processes: each steps the same model on its share of the batch, gradients averaged.
         self.network = model if self.world.size == 1 else DistributedDataParallel(model)
         self.optimizer = build_optimizer(config.optimizer, model.parameters())
@@ -111,7 +107,7 @@ class Trainer:
 
     def _batches(self, epoch: int) -> BatchIterator:
         return BatchIterator(
-            self.data.x_train, self.data.y_train, self.config.batch_size // self.world.size, shuffle=True,
+            self.data.x_train, self.data.y_train, self.batch_size, shuffle=True,
             generator=epoch_generator(self.seed, self.phase, epoch), rank=self.world.rank, world_size=self.world.size,
         )  # fmt: skip
 
