@@ -175,8 +175,16 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self, batch_size: int = 1000) -> tuple[float, float]:
-        """Test loss and top-1 accuracy."""
-        return evaluate(self.model, self.data.x_test, self.data.y_test, self.device, batch_size)
+        """Test loss and top-1 accuracy; over several processes, each evaluates every
+        ``size``-th example and the sums are combined."""
+        if self.world.size == 1:
+            return evaluate(self.model, self.data.x_test, self.data.y_test, self.device, batch_size)
+        part = slice(self.world.rank, None, self.world.size)
+        x, y = self.data.x_test[part], self.data.y_test[part]
+        loss, accuracy = evaluate(self.model, x, y, self.device, batch_size) if len(y) else (0.0, 0.0)
+        sums = all_sum(torch.tensor([loss * len(y), round(accuracy * len(y)), len(y)], dtype=torch.float64, device=self.device))
+        total_loss, correct, count = sums.tolist()
+        return total_loss / count, correct / count
 
 
 @torch.no_grad()
