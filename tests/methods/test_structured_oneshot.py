@@ -185,3 +185,22 @@ def test_show_lists_the_kept_channels_of_each_group(bn_run, read, capsys) -> Non
         row = next(line for line in out.splitlines() if line.startswith(f"| {name} "))
         kept, removed = (cell.strip() for cell in row.strip("|").split("|")[1:])
         assert int(kept) == len(channels[name]) and removed == f"{100 * groups[name]:.2f}%"
+
+
+@pytest.mark.parametrize("budget", ["scratch_e", "scratch_b"])
+def test_scratch_budgets_match_the_pipeline_in_epochs_or_work(budget, make_recipe, shared_out, read) -> None:
+    """Seed 004's SX-A / SX-B: the pruned architecture trained from scratch for as many epochs
+    as pretraining plus retraining, or for as many multiply-accumulates (the dense model's
+    find epochs count speedup times over for the small model)."""
+    recipe = make_recipe(*BN, "eval.rewind=reinit", f"eval.budget={budget}")
+    seed = run_recipe(recipe, shared_out, progress=False) / "seed-0"
+    summary = read(seed / "summary.json")
+    extra = recipe.find.epochs if budget == "scratch_e" else round(recipe.find.epochs * summary["speedup"])
+    rows = [r for r in read(seed / "metrics.json") if r["phase"] == "eval"]
+    assert len(rows) == recipe.eval.epochs + extra == read(seed / "events.json")["eval/budget"]["epochs"]
+    assert summary["speedup"] > 2  # so Scratch-B's budget is really longer than Scratch-E's
+
+
+def test_a_scratch_budget_needs_a_training_from_scratch(make_recipe) -> None:
+    with pytest.raises(RecipeError, match="eval.budget: scratch_b sizes a training from scratch of the pruned model; it needs eval.rewind: reinit"):
+        make_recipe(*BN, "eval.budget=scratch_b")

@@ -134,12 +134,19 @@ class EvalConfig(TrainConfig):
     ``instability`` also trains a second copy from the same starting point with another
     data order and records the test-error barrier on the line between the two (seed 002's
     linear mode connectivity: about zero where training is stable); it doubles retraining.
+
+    ``budget`` sizes a training from scratch of the pruned architecture (``rewind:
+    reinit``) as seed 004's scratch baselines do: ``epochs`` trains ``epochs``;
+    ``scratch_e`` as many epochs as the pruning pipeline, ``find.epochs + epochs``;
+    ``scratch_b`` as many multiply-accumulates, ``round(find.epochs * speedup) + epochs``,
+    where the speedup is the pruned model's theoretical one.
     """
 
     rewind: str = "none"
     lr_policy: Literal["ft", "lrw", "slr", "clr", "llr", "allr"] | None = None
     warmup_fraction: Fraction = 0.0
     instability: bool = False
+    budget: Literal["epochs", "scratch_e", "scratch_b"] = "epochs"
 
     @field_validator("rewind")
     @classmethod
@@ -310,6 +317,11 @@ class Recipe(Strict):
                     "fine-tuning takes the rest of the eval phase"
                 )
         find_epochs = prune.initial_epochs if prune.method == "bimp" else self.find.epochs
+        if evaluation.budget != "epochs" and (evaluation.rewind != "reinit" or prune.method not in ("oneshot", "imp")):
+            raise ValueError(
+                f"eval.budget: {evaluation.budget} sizes a training from scratch of the pruned model; it needs "
+                f"eval.rewind: reinit and method oneshot or imp (got rewind {evaluation.rewind}, method {prune.method})"
+            )
         if prune.method == "imp" and prune.masks_from == "eval" and evaluation.rewind == "reinit":
             raise ValueError(
                 "eval.rewind: reinit evaluates masks from new random weights, but with prune.masks_from eval "

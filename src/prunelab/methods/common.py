@@ -199,7 +199,7 @@ def rewind(session: Session, to: str) -> bool:
 def retrain(session: Session, phase: str, find_result: dict, pruned: dict, config: EvalConfig | None = None) -> dict:
     """Rewind as ``eval.rewind`` says, then train with H_eval (or ``config``), using its LR
     policy if it names one: the policy's original schedule is the find phase's LR log."""
-    config = config or session.recipe.eval
+    config = scratch_budget(session, phase, config or session.recipe.eval)
     target = rewind_target(config.rewind)
 
     def put_back() -> dict:
@@ -232,6 +232,20 @@ def retrain(session: Session, phase: str, find_result: dict, pruned: dict, confi
     if not config.instability:
         return result
     return {**result, "instability": instability(session, phase, config, schedule, start_step)["barrier"]}
+
+
+def scratch_budget(session: Session, phase: str, config: EvalConfig) -> EvalConfig:
+    """``config`` with the epochs its ``budget`` gives a training from scratch (seed 004's
+    Scratch-E and Scratch-B: as many epochs, or multiply-accumulates, as the pruning pipeline)."""
+    if config.budget == "epochs":
+        return config
+
+    def size() -> dict:
+        pipeline = find_config(session.recipe).epochs
+        extra = pipeline if config.budget == "scratch_e" else round(pipeline * session.speedup())
+        return {"budget": config.budget, "epochs": config.epochs + extra}
+
+    return config.model_copy(update={"epochs": session.once(f"{phase}/budget", size)["epochs"]})
 
 
 def instability(session: Session, phase: str, config: EvalConfig, schedule, start_step: int) -> dict:
