@@ -176,6 +176,8 @@ X1 = torch.zeros(2, 1, 5)
          "its width read by size"),
         (Lambda(lambda s, x: s.b((lambda h: h * h.shape[1] ** -0.5)(s.a(x))), a=nn.Conv1d(1, 4, 1), b=nn.Conv1d(4, 2, 1)), X1,
          "its width read by getitem"),
+        (Lambda(lambda s, x: s.b((lambda h: h * h.shape[-2])(s.a(x))), a=nn.Conv1d(1, 4, 1), b=nn.Conv1d(4, 2, 1)), X1,
+         "its width read by getitem"),  # -2 is the channel dim of (batch, channels, length)
         (hooked(), X1, "0 has a parametrization or forward hooks"),
     ],
 )  # fmt: skip
@@ -187,7 +189,7 @@ def test_what_would_change_the_output_when_shrunk_is_unprunable(model, x, blocke
 def test_what_keeps_a_removed_channel_at_zero_stays_prunable() -> None:
     def forward(s, x):
         h = torch.relu(s.a(input=x)) * 2.0 - 0.0  # a keyword input, scaling, a zero shift
-        return s.b(h.view(h.shape[0], -1))  # the batch size read from the shape
+        return s.b(h.view(h.shape[0], -1) / h.size(-1))  # the batch size and the length read
 
     (group, _) = channel_groups(Lambda(forward, a=nn.Conv1d(1, 4, 3), b=nn.Linear(4 * 3, 2)), torch.zeros(1, 1, 5))
     assert group.prunable and group.consumers == [("b", 3)]

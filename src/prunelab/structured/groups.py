@@ -165,8 +165,8 @@ def channel_groups(model: nn.Module, example_input: Tensor) -> list[ChannelGroup
             if getattr(module, "groups", 1) != 1:
                 space.block(f"made by the grouped convolution {node.target}")
             channels[node] = _Channels(space, channel_dim)
-        elif source is not None and _is_size(node, first):
-            _read_size(node, source, channels, shapes, name)
+        elif source is not None and _is_size(node):
+            _read_size(node, source, shapes, name)
         elif first in shapes and node.op == "call_function" and node.target is operator.getitem:
             _read_width(node, shapes[first], name)
         elif isinstance(module, NORMS) and source is not None:
@@ -262,14 +262,14 @@ def _function_name(node: fx.Node) -> str:
     return node.target if isinstance(node.target, str) else getattr(node.target, "__name__", "")
 
 
-def _is_size(node: fx.Node, first: fx.Node | None) -> bool:
+def _is_size(node: fx.Node) -> bool:
     """``x.size(...)`` or ``x.shape``."""
     if node.op == "call_method":
         return node.target == "size"
     return node.op == "call_function" and node.target is getattr and node.args[1:] == ("shape",)
 
 
-def _read_size(node: fx.Node, source: _Channels, channels, shapes, name: str) -> None:
+def _read_size(node: fx.Node, source: _Channels, shapes: dict[fx.Node, _Channels], name: str) -> None:
     """``x.size(d)`` of the channel dim uses the width; of another dim it is harmless;
     ``x.shape`` and ``x.size()`` are followed to see which entry is read."""
     dim = None
@@ -282,18 +282,16 @@ def _read_size(node: fx.Node, source: _Channels, channels, shapes, name: str) ->
 
 
 def _read_width(node: fx.Node, source: _Channels, name: str) -> None:
-    """An entry of ``x.shape``: harmless unless it is the channel dim (or a slice)."""
-    _check_dim(node.args[1], None, source, name)
+    """An entry of ``x.shape`` (or of ``x.size()``): harmless unless it is the channel dim (or a slice)."""
+    shape_node = node.args[0]
+    _check_dim(node.args[1], shape_node.args[0], source, name)
 
 
-def _check_dim(dim: object, tensor: fx.Node | None, source: _Channels, name: str) -> None:
+def _check_dim(dim: object, tensor: fx.Node, source: _Channels, name: str) -> None:
+    """Block ``source`` if ``dim`` of ``tensor`` may be its channel dim."""
     if not isinstance(dim, int):
         source.space.block(f"its width possibly read by {name}")
-        return
-    if dim < 0:
-        ndim = len(_shape(tensor)) if tensor is not None else None
-        dim = dim + ndim if ndim is not None else dim
-    if dim == source.dim or dim < 0:
+    elif dim % len(_shape(tensor)) == source.dim:
         source.space.block(f"its width read by {name}")
 
 
