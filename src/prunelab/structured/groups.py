@@ -319,11 +319,14 @@ def _is_joining(node: fx.Node) -> bool:
 def _join(node: fx.Node, name: str, channels: dict[fx.Node, _Channels], block_inputs) -> None:
     """An elementwise sum, difference or product: with a number, channels pass through; of two
     traced tensors of the same shape, their channel spaces become one group."""
-    numbers = [a for a in [*node.args, *node.kwargs.values()] if isinstance(a, (int, float)) and not isinstance(a, bool)]
-    if _function_name(node).lstrip("_").replace("operator.", "") in SHIFTING and any(n != 0 for n in numbers):
+    arguments = [*node.args, *node.kwargs.values()]
+    # Numbers: literals, or values computed while tracing (e.g. from x.size()), unknown here.
+    numbers = [a for a in arguments if (isinstance(a, (int, float)) and not isinstance(a, bool)) or
+               (isinstance(a, fx.Node) and _shape(a) is None)]  # fmt: skip
+    if _function_name(node) in SHIFTING and any(isinstance(n, fx.Node) or n != 0 for n in numbers):
         block_inputs(node, f"shifted away from zero by {name}")
         return
-    if _function_name(node) in ("truediv", "div", "div_") and sum(isinstance(a, fx.Node) for a in node.args) > 1:
+    if _function_name(node) in ("truediv", "div", "div_") and sum(isinstance(a, fx.Node) and _shape(a) is not None for a in node.args) > 1:
         block_inputs(node, f"divided by a tensor in {name}")
         return
     tensors = [a for a in node.all_input_nodes if _shape(a) is not None]
