@@ -92,11 +92,12 @@ def pivot(
         for col in column_values
     }
     scale = 100 if percent else 1
+    label = short_labels([rows, *columns])
     table = []
     for r in row_values:
-        line = {rows.split(".")[-1]: r}
+        line = {label[rows]: r}
         for col in column_values:
-            header = " / ".join(f"{c.split('.')[-1]} {v}" for c, v in zip(columns, col)) or value
+            header = " / ".join(f"{label[c]} {v}" for c, v in zip(columns, col)) or value
             stat = cells.get((r, col))
             if stat is None:
                 line[header] = ""
@@ -105,6 +106,24 @@ def pivot(
             line[header] = f"**{text}**" if stat["mean"] == best[col] else text
         table.append(line)
     return format_table(table)
+
+
+def short_labels(fields: Sequence[str]) -> dict[str, str]:
+    """Each dotted field by its shortest ending that no other field shares.
+
+    >>> short_labels(["find.optimizer.lr", "eval.optimizer.lr", "eval.epochs"])
+    {'find.optimizer.lr': 'find.optimizer.lr', 'eval.optimizer.lr': 'eval.optimizer.lr', 'eval.epochs': 'epochs'}
+    """
+    labels = {}
+    for field in fields:
+        parts = field.split(".")
+        for length in range(1, len(parts) + 1):
+            ending = ".".join(parts[-length:])
+            others = [other for other in fields if other != field]
+            if not any(other == ending or other.endswith("." + ending) for other in others):
+                break
+        labels[field] = ending
+    return labels
 
 
 def is_percent(key: str) -> bool:
