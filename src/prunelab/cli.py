@@ -96,6 +96,7 @@ def _show_warning(message: Warning | str, *_where: object, **_kwargs: object) ->
 
 
 def _run(args: argparse.Namespace) -> int:
+    from prunelab.report.setups import describe_column_setups
     from prunelab.runs.runner import run_recipe
 
     plan, sweep = load_plan(args.recipe, args.overrides)
@@ -123,6 +124,8 @@ def _run(args: argparse.Namespace) -> int:
         spec = sweep.table
         stats = [(assignment, summary["stats"]) for assignment, summary in summaries]
         text = f"{spec.value} (mean ± std over {over}):\n\n" + pivot(stats, spec.rows, spec.columns, spec.value)
+        setups = describe_column_setups(results, spec.columns)
+        text += f"\n\n{setups}" if setups else ""
     name = Path(args.recipe).stem if args.recipe else "default"
     table_path = Path(args.out) / f"{name}-table.md"
     write_text(table_path, text + "\n")
@@ -206,10 +209,14 @@ def _show(args: argparse.Namespace) -> int:
 
 def _compare(args: argparse.Namespace) -> int:
     from prunelab.report.runs import comparison_rows, load_run
+    from prunelab.report.setups import describe_setup
 
+    folders = _run_folders(args.runs)
     # The settings that tell the runs apart come first (runs of a sweep differ only in their hash otherwise).
-    rows, columns = comparison_rows([load_run(folder) for folder in _run_folders(args.runs)])
+    rows, columns = comparison_rows([load_run(folder) for folder in folders])
     print(format_table(rows, columns))
+    if len(folders) > 1 and (setup := describe_setup(folders)):
+        print(f"\n{setup}")
     return 0
 
 

@@ -24,6 +24,10 @@ def fake_run(folder: Path, recipe: dict, seeds: dict[int, dict], layers: dict[in
         (folder / f"seed-{seed}" / "summary.json").write_text(json.dumps({"seed": seed, **summary}))
         lpr = {name: {"numel": 100, "remaining": round(100 * (1 - s)), "sparsity": s} for name, s in layers[seed].items()}
         (folder / f"seed-{seed}" / "layer_sparsity.json").write_text(json.dumps(lpr))
+        # One step an epoch: 3 epochs of find, 2 of eval.
+        (folder / f"seed-{seed}" / "lr_log.json").write_text(json.dumps({"find": [0.1, 0.05, 0.01], "eval": [0.1, 0.01]}))
+        rows = [{"phase": phase, "epoch": epoch} for phase, epochs in (("find", 3), ("eval", 2)) for epoch in range(1, epochs + 1)]
+        (folder / f"seed-{seed}" / "metrics.json").write_text(json.dumps(rows))
     keys = ("dense_acc", "final_acc", "sparsity")
     stats = {k: {"mean": statistics.fmean(s[k] for s in seeds.values()), "std": 0.0} for k in keys}
     (folder / "summary.json").write_text(json.dumps({"run": folder.name, "method": "x", "seeds": list(seeds), "stats": stats}))
@@ -76,6 +80,8 @@ def test_report_page_tables_and_plots(tmp_path: Path) -> None:
     # the runs side by side, with the summary values they have
     assert "| run  | prune.sparsity | dense_acc | final_acc | sparsity |" in lines
     assert "| s0.5 |            0.5 |    95.00% |    90.00% |   50.00% |" in lines
+    # seed 004's comparison setups: these runs are not even at one sparsity
+    assert "Comparison setup (seed 004): not comparable, not even by S1: the sparsities differ (50.00% / 90.00%)" in lines
     for name in ("accuracy_vs_sparsity.png", "layer_sparsity.png"):
         assert f"]({name})" in page.read_text()
         assert (tmp_path / "report" / name).read_bytes().startswith(PNG)
@@ -100,4 +106,6 @@ def test_report_command_skips_what_is_not_a_run(tmp_path: Path, capsys) -> None:
     assert cli.main(["report", *map(str, folders), str(tmp_path / "runs" / "table.md"), "--out", str(tmp_path / "out")]) == 0
     captured = capsys.readouterr()
     assert f"report in {tmp_path / 'out' / 'report.md'}" in captured.out and "skipping" in captured.err
+    assert cli.main(["compare", *map(str, folders)]) == 0
+    assert "\nComparison setup (seed 004): not comparable, not even by S1: the sparsities differ (50.00% / 90.00%)\n" in capsys.readouterr().out
     assert cli.main(["report", str(tmp_path / "runs" / "table.md")]) == 2

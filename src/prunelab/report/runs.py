@@ -18,6 +18,7 @@ from pathlib import Path
 from prunelab.config import run_settings
 from prunelab.config.sweep import SUMMARY_VALUES
 from prunelab.report.plots import plot_accuracy_vs_sparsity, plot_layer_sparsity
+from prunelab.report.setups import describe_setup
 from prunelab.report.tables import format_stat, format_table
 from prunelab.runs.io import write_text
 
@@ -119,6 +120,9 @@ def write_report(folders: list[str | Path], out: str | Path) -> Path:
     if numbered:
         rows, columns = [{"#": i, **row} for i, row in enumerate(rows, start=1)], ["#", *columns]
     lines += ["## Runs", "", format_table(rows, columns), ""]
+    setup = describe_setup(folders) if len(runs) > 1 else ""
+    if setup:
+        lines += ["## Comparison setup", "", setup, ""]
 
     # One line per group of runs that differ only in their target sparsity, named by what
     # the group shares (or its members' numbers), or by the method if that is everything.

@@ -26,11 +26,12 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from prunelab.config import run_settings
+from prunelab.report.tables import format_table
 
 SETUPS = {
     "S1": "the same dataset and network at the same sparsity or speedup",
@@ -77,7 +78,7 @@ class RunRecord:
     settings: dict[str, object]  # flattened recipe, as :func:`prunelab.config.run_settings`
     seeds: tuple[int, ...]
     sparsity: float
-    speedup: float
+    speedup: float | None  # None in runs made before prunelab measured it
     pipelines: dict[int, Pipeline]  # per seed
 
     @property
@@ -98,24 +99,59 @@ class RunRecord:
 
 
 @dataclass(frozen=True)
+class Budget:
+    """A pruning run against a run training its pruned network from scratch: SX-A asks for
+    the same epochs in total, SX-B for the same multiply-accumulates."""
+
+    pruned: str
+    scratch: str
+    pipeline_epochs: tuple[int, int, int]  # pretraining, pruning, retraining
+    scratch_epochs: int
+    # The pruning pipeline's cost in epochs of the pruned network; None when it has a pruning
+    # stage, whose cost changes as the sparsity rises (which the runs do not record).
+    equivalent_epochs: float | None
+
+    @property
+    def same_epochs(self) -> bool:
+        return sum(self.pipeline_epochs) == self.scratch_epochs
+
+    @property
+    def same_macs(self) -> bool | None:
+        if self.equivalent_epochs is None:
+            return None
+        return abs(self.scratch_epochs - self.equivalent_epochs) <= 0.5  # Scratch-B rounds to whole epochs
+
+    def row(self) -> dict[str, object]:
+        """A table row: the epochs and the MACs (in epochs of the pruned network) of each side."""
+        base, pruning, retraining = self.pipeline_epochs
+        macs = "not judged (pruning stage)" if self.equivalent_epochs is None else f"{self.equivalent_epochs:.1f} / {self.scratch_epochs}"
+        return {
+            "run": self.pruned, "from scratch": self.scratch,
+            "epochs": f"{base} + {pruning} + {retraining} / {self.scratch_epochs}", "SX-A": _met(self.same_epochs),
+            "MACs": macs, "SX-B": "" if self.same_macs is None else _met(self.same_macs),
+        }  # fmt: skip
+
+
+def _met(flag: bool) -> str:
+    return "met" if flag else "not met"
+
+
+@dataclass(frozen=True)
 class Verdict:
     """The strictest setup the pruning runs meet and why the next one fails (setup None and
-    a reason: not even S1; neither: fewer than two pruning runs), and the SX-A and SX-B
-    lines of each pair of a pruning run and a run trained from scratch."""
+    a reason: not even S1; neither: fewer than two pruning runs), and the budgets of each
+    pair of a pruning run and a run trained from scratch."""
 
     setup: str | None
     unmet: str | None
-    scratch: tuple[str, ...] = ()
+    budgets: tuple[Budget, ...] = ()
 
     def __str__(self) -> str:
-        lines = list(self.scratch)
-        if self.setup is not None:
-            met = list(SETUPS)[: list(SETUPS).index(self.setup) + 1]
-            text = f"{self.setup}: " + "; ".join(SETUPS[s] for s in met if not _implied(s, self.setup))
-            lines.insert(0, text + (f". Not {_next(self.setup)}: {self.unmet}" if self.unmet else ""))
-        elif self.unmet is not None:
-            lines.insert(0, f"not comparable, not even by S1: {self.unmet}")
-        return "\n".join(lines)
+        if self.setup is None:
+            return "" if self.unmet is None else f"not comparable, not even by S1: {self.unmet}"
+        met = list(SETUPS)[: list(SETUPS).index(self.setup) + 1]
+        text = f"{self.setup}: " + "; ".join(SETUPS[s] for s in met if not _implied(s, self.setup))
+        return text + (f". Not {_next(self.setup)}: {self.unmet}" if self.unmet else "")
 
 
 def _next(setup: str) -> str:
@@ -135,15 +171,15 @@ def comparison_setup(runs: Sequence[RunRecord]) -> Verdict:
     out of the S1-S4.2 ladder and judged against every pruning run by SX-A and SX-B instead.
     """
     pruned = [run for run in runs if not run.scratch]
-    scratch = tuple(line for p in pruned for s in runs if s.scratch for line in _budgets(p, s))
+    budgets = tuple(budget for p in pruned for s in runs if s.scratch and (budget := _budget(p, s)))
     if len(pruned) < 2:
-        return Verdict(None, None, scratch)
+        return Verdict(None, None, budgets)
     unmet = _first_difference(pruned)
     if unmet is None:
-        return Verdict("S4.2", None, scratch)
+        return Verdict("S4.2", None, budgets)
     setup, reason = unmet
     names = list(SETUPS)
-    return Verdict(names[names.index(setup) - 1] if setup != "S1" else None, reason, scratch)
+    return Verdict(names[names.index(setup) - 1] if setup != "S1" else None, reason, budgets)
 
 
 def _first_difference(runs: Sequence[RunRecord]) -> tuple[str, str] | None:
@@ -171,6 +207,8 @@ def _same_task(runs: Sequence[RunRecord]) -> str | None:
     sparsities, speedups = [r.sparsity for r in runs], [r.speedup for r in runs]
     if max(sparsities) - min(sparsities) <= SPARSITY_TOLERANCE:
         return None
+    if None in speedups:
+        return f"the sparsities differ ({_values([f'{100 * s:.2f}%' for s in sparsities])})"
     if max(speedups) <= min(speedups) * (1 + SPEEDUP_TOLERANCE):
         return None
     return (f"the sparsities ({_values([f'{100 * s:.2f}%' for s in sparsities])}) and the speedups "
@@ -231,29 +269,18 @@ def _values(values: Sequence[object]) -> str:
     return " / ".join(str(v) for v in values)
 
 
-def _budgets(pruned: RunRecord, scratch: RunRecord) -> list[str]:
-    """SX-A and SX-B between a pruning run and a run training the pruned network from scratch."""
+def _budget(pruned: RunRecord, scratch: RunRecord) -> Budget | None:
+    """SX-A and SX-B of a pruning run and a run training its pruned network from scratch
+    (None if the two are not of one dataset, network and sparsity or speedup)."""
     if _same_task([pruned, scratch]):
-        return []
-    p, s = pruned.pipeline, scratch.pipeline
-    total = p.base.epochs + p.pruning.epochs + p.retraining.epochs
-    pair = f"{pruned.name} against {scratch.name} (from scratch)"
-    parts = f"{p.base.epochs} pretraining + {p.pruning.epochs} pruning + {p.retraining.epochs} retraining"
-    lines = [f"SX-A (same total epochs), {pair}: " + (
-        f"met, {total} epochs each" if total == s.retraining.epochs
-        else f"not met: {total} ({parts}) against {s.retraining.epochs}"
-    )]  # fmt: skip
-    if p.pruning.epochs:  # its cost changes as the sparsity rises, which the runs do not record
-        lines.append(f"SX-B (same total multiply-accumulates), {pair}: not judged, the pruning stage trains {p.pruning.epochs} epochs")
-        return lines
-    # In epochs of the scratch network: pretraining costs the speedup per epoch, retraining one.
-    pruning_cost = p.base.epochs * scratch.speedup + p.retraining.epochs * scratch.speedup / pruned.speedup
-    met = abs(s.retraining.epochs - pruning_cost) <= 0.5  # Scratch-B rounds to whole epochs
-    lines.append(f"SX-B (same total multiply-accumulates), {pair}: " + (
-        f"met, about {pruning_cost:.1f} epochs of the pruned network each" if met
-        else f"not met: {pruning_cost:.1f} epochs of the pruned network against {s.retraining.epochs}"
-    ))  # fmt: skip
-    return lines
+        return None
+    p = pruned.pipeline
+    equivalent = None
+    if not p.pruning.epochs and pruned.speedup and scratch.speedup:
+        # In epochs of the pruned network: pretraining costs the speedup per epoch, retraining one.
+        equivalent = p.base.epochs * scratch.speedup + p.retraining.epochs * scratch.speedup / pruned.speedup
+    return Budget(pruned.name, scratch.name, (p.base.epochs, p.pruning.epochs, p.retraining.epochs),
+                  scratch.pipeline.retraining.epochs, equivalent)  # fmt: skip
 
 
 # -- reading finished run directories -------------------------------------------------
@@ -270,7 +297,7 @@ def read_run_record(folder: str | Path) -> RunRecord:
         settings=settings,
         seeds=tuple(summary["seeds"]),
         sparsity=summary["stats"]["sparsity"]["mean"],
-        speedup=summary["stats"].get("speedup", {"mean": 1.0})["mean"],
+        speedup=summary["stats"].get("speedup", {}).get("mean"),
         pipelines=pipelines,
     )
 
@@ -296,3 +323,39 @@ def read_pipeline(seed_folder: Path, settings: dict[str, object]) -> Pipeline:
     between = stages[1:-1]
     pruning = Stage(sum(s.epochs for s in between), tuple(lr for s in between for lr in s.lrs))
     return Pipeline(base=stages[0], pruning=pruning, retraining=retraining)
+
+
+AGAINST_SCRATCH = (
+    "Against training from scratch (SX-A: the same epochs of pretraining + pruning + retraining; "
+    "SX-B: the same multiply-accumulates, counted in epochs of the pruned network):"
+)
+
+
+def describe_setup(folders: Sequence[str | Path]) -> str:
+    """Markdown for ``compare`` and ``report``: the setup the runs meet, and the budgets of
+    each pair of a pruning run and a run trained from scratch, as a table."""
+    verdict = comparison_setup([read_run_record(folder) for folder in folders])
+    parts = [f"Comparison setup (seed 004): {verdict}"] if str(verdict) else []
+    if verdict.budgets:
+        parts.append(f"{AGAINST_SCRATCH}\n\n" + format_table([budget.row() for budget in verdict.budgets]))
+    return "\n\n".join(parts)
+
+
+def describe_column_setups(results: Sequence[tuple[Mapping[str, object], Path]], columns: Sequence[str]) -> str:
+    """Markdown under a sweep's table, whose rows are compared within each column: the
+    setup each column's runs meet, and the budgets against runs trained from scratch."""
+    groups: dict[str, list[Path]] = {}
+    for assignment, folder in results:
+        groups.setdefault(", ".join(f"{c}={assignment[c]}" for c in columns), []).append(folder)
+    verdicts = {label: comparison_setup([read_run_record(f) for f in folders]) for label, folders in groups.items() if len(folders) > 1}
+    texts = {label: str(verdict) for label, verdict in verdicts.items() if str(verdict)}
+    parts = []
+    if len(set(texts.values())) == 1 and len(texts) == len(verdicts):
+        where = "in every column" if columns else "of the rows"
+        parts.append(f"Comparison setup (seed 004), {where}: {next(iter(texts.values()))}")
+    elif texts:
+        parts.append("Comparison setup (seed 004) of the rows in each column:\n\n" + "\n".join(f"- {label}: {text}" for label, text in texts.items()))
+    rows = [{**({"column": label} if columns else {}), **budget.row()} for label, verdict in verdicts.items() for budget in verdict.budgets]
+    if rows:
+        parts.append(f"{AGAINST_SCRATCH}\n\n" + format_table(rows))
+    return "\n\n".join(parts)

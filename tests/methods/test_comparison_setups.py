@@ -1,0 +1,70 @@
+"""Seed 004's comparison setups of real runs, read back from their directories: which
+trainings are the base model, the pruning stage and the retraining, for every method."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from prunelab.report.setups import comparison_setup, read_run_record
+from prunelab.runs.runner import run_recipe
+
+STEPS_PER_EPOCH = 8
+
+
+def runs(make_recipe, out, *variants):
+    common = ("prune.method=oneshot", "prune.sparsity=0.75")
+    return [read_run_record(run_recipe(make_recipe(*common, *variant), out, progress=False)) for variant in variants]
+
+
+def test_oneshot_pipeline_and_criteria_compared_under_s4_2(make_recipe, shared_out) -> None:
+    magnitude, random = runs(make_recipe, shared_out, (), ("prune.criterion=random",))
+    pipeline = magnitude.pipeline
+    lr_log = json.loads((shared_out / magnitude.name / "seed-0" / "lr_log.json").read_text())
+    assert (pipeline.base.epochs, pipeline.pruning.epochs, pipeline.retraining.epochs) == (3, 0, 2)
+    assert pipeline.base.lrs == tuple(lr_log["find"]) and pipeline.retraining.lrs == tuple(lr_log["eval"])
+    assert comparison_setup([magnitude, random]).setup == "S4.2"
+
+
+def test_retraining_policies_differ_in_their_recorded_schedules(make_recipe, shared_out) -> None:
+    """FT retrains at the find phase's last LR, LLR from its largest: the same epochs (S3.1)."""
+    llr, ft = runs(make_recipe, shared_out, ("eval.lr_policy=llr",), ("eval.lr_policy=ft",))
+    verdict = comparison_setup([llr, ft])
+    assert verdict.setup == "S3.1"
+    assert verdict.unmet.startswith("the retraining LR schedules differ from step 1 on (0.1 / ")
+
+
+def test_imp_levels_before_the_last_are_the_pruning_stage(make_recipe, shared_out) -> None:
+    oneshot, imp = runs(make_recipe, shared_out, (), ("prune.method=imp", "prune.rate=0.5", "prune.levels=2"))
+    assert imp.sparsity == oneshot.sparsity
+    assert (imp.pipeline.pruning.epochs, len(imp.pipeline.pruning.lrs), imp.pipeline.retraining.epochs) == (2, 2 * STEPS_PER_EPOCH, 2)
+    verdict = comparison_setup([oneshot, imp])
+    assert (verdict.setup, verdict.unmet) == ("S3.2", "the pruning epochs differ (0 / 2)")
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # a pruning stage this short updates too often
+def test_gmp_eval_phase_splits_into_pruning_and_fine_tuning(make_recipe, tmp_path) -> None:
+    (gmp,) = runs(make_recipe, tmp_path, ("prune.method=gmp", "eval.lr_policy=null", "eval.rewind=none", "eval.epochs=4",
+                                          "prune.stabilization_epochs=1", "prune.pruning_epochs=2"))  # fmt: skip
+    lrs = json.loads((tmp_path / gmp.name / "seed-0" / "lr_log.json").read_text())["eval"]
+    assert gmp.pipeline.pruning.epochs == 3 and gmp.pipeline.pruning.lrs == tuple(lrs[: 3 * STEPS_PER_EPOCH])
+    assert gmp.pipeline.retraining.epochs == 1 and gmp.pipeline.retraining.lrs == tuple(lrs[3 * STEPS_PER_EPOCH :])
+
+
+def test_scratch_budgets_meet_sx_a_and_sx_b(make_recipe, shared_out) -> None:
+    pruned, scratch_e, scratch_b = runs(make_recipe, shared_out, (), ("eval.rewind=reinit", "eval.budget=scratch_e"),
+                                        ("eval.rewind=reinit", "eval.budget=scratch_b"))  # fmt: skip
+    assert scratch_e.pipeline.base is None and scratch_e.pipeline.retraining.epochs == 3 + 2
+    against_e, against_b = comparison_setup([pruned, scratch_e, scratch_b]).budgets
+    assert (against_e.pipeline_epochs, against_e.scratch_epochs) == ((3, 0, 2), 5)
+    assert (against_e.same_epochs, against_e.same_macs) == (True, False)
+    assert (against_b.same_epochs, against_b.same_macs) == (False, True)
+    # Scratch-B: the find phase's 3 epochs cost the speedup each, in epochs of the pruned network
+    assert against_b.scratch_epochs == round(3 * scratch_b.speedup) + 2
+
+
+def test_a_second_copy_for_instability_is_not_part_of_the_pipeline(make_recipe, shared_out) -> None:
+    plain, measured = runs(make_recipe, shared_out, (), ("eval.instability=true",))
+    assert measured.pipeline == plain.pipeline
+    assert comparison_setup([plain, measured]).setup == "S4.2"
