@@ -47,3 +47,10 @@ def test_structured_example_runs():
     channels, small = namespace["channels"], namespace["small"]
     assert channels.channel_sparsity() == 0.5
     assert sum(p.numel() for p in small.parameters()) < sum(p.numel() for p in namespace["model"].parameters())
+
+
+def test_arms_example_is_the_builtin_value_of_pruning_sweep():
+    documented = yaml.safe_load(_blocks("yaml")[1])["sweep"]
+    builtin = yaml.safe_load((Path(__file__).parents[1] / "src" / "prunelab" / "recipes" / "value_of_pruning.yaml").read_text())
+    assert documented["arms"] == builtin["sweep"]["arms"] and documented["grid"] == builtin["sweep"]["grid"]
+    assert documented["table"] == {k: v for k, v in builtin["sweep"]["table"].items() if k != "value"}

@@ -17,7 +17,7 @@ from prunelab.report import pivot
 from prunelab.train import Trainer
 
 
-def write_sweep(folder: Path, data_dir: Path, grid: dict, table: dict | None = None, **sections) -> Path:
+def write_sweep(folder: Path, data_dir: Path, grid: dict, table: dict | None = None, arms: dict | None = None, **sections) -> Path:
     recipe = {
         "data": {"name": "mnist1d", "data_dir": str(data_dir)},
         "find": {"epochs": 2, "batch_size": 500},
@@ -25,7 +25,7 @@ def write_sweep(folder: Path, data_dir: Path, grid: dict, table: dict | None = N
         "eval": {"epochs": 1, "batch_size": 500, "lr_policy": "ft"},
         "device": "cpu",
         **sections,
-        "sweep": {"grid": grid, **({"table": table} if table else {})},
+        "sweep": {"grid": grid, **({"arms": arms} if arms else {}), **({"table": table} if table else {})},
     }
     path = folder / "tiny_sweep.yaml"
     path.write_text(yaml.safe_dump(recipe, sort_keys=False))
@@ -58,6 +58,37 @@ def test_an_invalid_grid_value_names_the_variant(tmp_path, data_dir) -> None:
     path = write_sweep(tmp_path, data_dir, {"eval.lr_policy": ["ft", "nonsense"]})
     with pytest.raises(RecipeError, match="eval.lr_policy=nonsense"):
         load_plan(path)
+
+
+SCRATCH_ARMS = {"pruning": {}, "scratch-e": {"eval.rewind": "reinit", "eval.budget": "scratch_e", "eval.lr_policy": None}}
+
+
+def test_arms_set_their_fields_together_as_one_more_axis(tmp_path, data_dir) -> None:
+    path = write_sweep(tmp_path, data_dir, {"prune.sparsity": [0.5, 0.9]}, arms=SCRATCH_ARMS)
+    plan, sweep = load_plan(path, ["sweep.arms.scratch-e.eval.epochs=3"])
+    assert [a for a, _ in plan] == [{"arm": arm, "prune.sparsity": s} for arm in SCRATCH_ARMS for s in (0.5, 0.9)]
+    for assignment, recipe in plan:
+        scratch = assignment["arm"] == "scratch-e"
+        assert (recipe.eval.rewind, recipe.eval.budget) == (("reinit", "scratch_e") if scratch else ("none", "epochs"))
+        assert recipe.eval.lr_policy == (None if scratch else "ft") and recipe.eval.epochs == (3 if scratch else 1)
+        assert recipe.prune.sparsity == assignment["prune.sparsity"]
+    assert sweep.axes() == {"arm": ["pruning", "scratch-e"], "prune.sparsity": [0.5, 0.9]}
+
+
+@pytest.mark.parametrize(
+    ("grid", "arms", "overrides", "message"),
+    [
+        ({"eval.rewind": ["none"]}, SCRATCH_ARMS, [], "sweep.arms.scratch-e sets eval.rewind, which the grid sweeps too"),
+        ({"eval": [{}]}, SCRATCH_ARMS, [], "sweep.arms.scratch-e sets eval.rewind, which the grid sweeps too"),
+        ({"arm": ["a"]}, SCRATCH_ARMS, [], "sweep.grid.arm: 'arm' names the axis of sweep.arms"),
+        ({}, {}, [], "the sweep needs a grid of fields to sweep, or arms, or both"),
+        ({"prune.sparsity": [0.5]}, SCRATCH_ARMS, ["eval.budget=epochs"], "--set eval.budget: sweep.arms.scratch-e sets this field"),
+        ({}, {"a": {"eval.rewnd": "init"}}, [], r"\[arm=a\] is invalid:\n  - eval.rewnd: unknown field"),
+    ],
+)
+def test_arms_that_collide_with_the_grid_or_overrides_are_errors(tmp_path, data_dir, grid, arms, overrides, message) -> None:
+    with pytest.raises(RecipeError, match=message):
+        load_plan(write_sweep(tmp_path, data_dir, grid, arms=arms), overrides)
 
 
 def test_a_plain_recipe_is_a_plan_of_one() -> None:

@@ -11,6 +11,16 @@ A recipe may carry a top-level ``sweep`` section::
 Each combination is the base recipe with those fields set, validated on its own. The
 table's rows and columns name every field swept over more than one value, so that no two
 runs share a cell. ``--set sweep.grid.eval.epochs=[1,2]`` adds to or changes the grid.
+
+Settings that only make sense together are named ``arms``, each a set of fields; the arms
+are one more axis of the grid, called ``arm``::
+
+    sweep:
+      arms:
+        pruning: {}
+        scratch-e: {eval.rewind: reinit, eval.budget: scratch_e}
+      grid: {prune.sparsity: [0.5, 0.9]}
+      table: {rows: arm, columns: [prune.sparsity]}
 """
 
 from __future__ import annotations
@@ -71,9 +81,17 @@ class TableSpec(Strict):
     value: Literal[tuple(SUMMARY_VALUES)] = "final_acc"  # type: ignore[valid-type]
 
 
+ARM = "arm"
+
+
 class SweepSpec(Strict):
-    grid: dict[str, list] = Field(min_length=1)
+    grid: dict[str, list] = Field(default_factory=dict)
+    arms: dict[str, dict[str, object]] = Field(default_factory=dict)
     table: TableSpec | None = None
+
+    def axes(self) -> dict[str, list]:
+        """The grid with the arms as one more axis, first."""
+        return {ARM: list(self.arms), **self.grid} if self.arms else dict(self.grid)
 
 
 def load_plan(
@@ -103,33 +121,46 @@ def load_plan(
         sweep = SweepSpec.model_validate(raw_sweep)
     except ValidationError as error:
         raise RecipeError(describe_errors(error, origin, ("sweep",))) from None
+    if not sweep.grid and not sweep.arms:
+        raise RecipeError(f"{origin}: the sweep needs a grid of fields to sweep, or arms, or both")
+    if ARM in sweep.grid:
+        raise RecipeError(f"{origin}: sweep.grid.{ARM}: '{ARM}' names the axis of sweep.arms, not a recipe field")
     for key, values in sweep.grid.items():
         if not values:
             raise RecipeError(f"{origin}: sweep.grid.{key} is empty; a swept field needs at least one value")
+    for name, fields in sweep.arms.items():
+        for key in fields:
+            if key in sweep.grid or any(key.startswith(f"{swept}.") or swept.startswith(f"{key}.") for swept in sweep.grid):
+                raise RecipeError(f"{origin}: sweep.arms.{name} sets {key}, which the grid sweeps too")
+    axes = sweep.axes()
     if sweep.table is not None:
         for key in [sweep.table.rows, *sweep.table.columns]:
-            if key not in sweep.grid:
-                raise RecipeError(f"{origin}: sweep.table names {key!r}, which the grid does not sweep ({', '.join(sweep.grid)})")
-        missing = [k for k, values in sweep.grid.items() if len(values) > 1 and k not in (sweep.table.rows, *sweep.table.columns)]
+            if key not in axes:
+                raise RecipeError(f"{origin}: sweep.table names {key!r}, which the grid does not sweep ({', '.join(axes)})")
+        missing = [k for k, values in axes.items() if len(values) > 1 and k not in (sweep.table.rows, *sweep.table.columns)]
         if missing:
             raise RecipeError(
                 f"{origin}: sweep.table shows one run per cell, so its rows and columns must name every swept "
                 f"field; add {', '.join(missing)} to sweep.table.columns"
             )
+    armed = {key: f"sweep.arms.{name}" for name, fields in sweep.arms.items() for key in fields}
     for override in overrides:
         key = override.partition("=")[0].strip()
         if key in sweep.grid:
             raise RecipeError(f"--set {key}: this field is swept (sweep.grid.{key}: {sweep.grid[key]})")
+        if key in armed:
+            raise RecipeError(f"--set {key}: {armed[key]} sets this field")
         # A field inside a swept one (eval.optimizer.lr when eval.optimizer is swept) is replaced too.
         for swept, values in sweep.grid.items():
             if key.startswith(f"{swept}."):
                 raise RecipeError(f"--set {key}: it lies inside {swept}, which is swept (sweep.grid.{swept}: {values})")
-    keys = list(sweep.grid)
+    keys = list(axes)
     plan = []
-    for values in itertools.product(*(sweep.grid[k] for k in keys)):
+    for values in itertools.product(*(axes[k] for k in keys)):
         variant = copy.deepcopy(data)
         assignment = dict(zip(keys, values))
-        for key, value in assignment.items():
+        fields = {**sweep.arms.get(assignment.get(ARM), {}), **{k: v for k, v in assignment.items() if k != ARM}}
+        for key, value in fields.items():
             assign(variant, key, value)
         label = ", ".join(f"{k}={v}" for k, v in assignment.items())
         plan.append((assignment, validate(variant, f"{origin} [{label}]")))
@@ -138,9 +169,10 @@ def load_plan(
 
 def _override_sweep(raw_sweep: object, overrides: list[str]) -> dict:
     """The sweep section with ``--set sweep.…`` overrides applied. In ``sweep.grid.<field>``
-    the field is one key, dots and all (``sweep.grid.eval.epochs=[1, 2]``)."""
+    and ``sweep.arms.<arm>.<field>`` the field is one key, dots and all
+    (``sweep.grid.eval.epochs=[1, 2]``)."""
     if raw_sweep is not None and not isinstance(raw_sweep, dict):
-        raise RecipeError(f"the sweep section must be a mapping (grid, table), got {raw_sweep!r}")
+        raise RecipeError(f"the sweep section must be a mapping (grid, arms, table), got {raw_sweep!r}")
     sweep = copy.deepcopy(raw_sweep or {})
     for override in overrides:
         key, value = parse_override(override)
@@ -149,6 +181,12 @@ def _override_sweep(raw_sweep: object, overrides: list[str]) -> dict:
             if not isinstance(grid, dict):
                 raise RecipeError(f"sweep.grid must be a mapping of fields to lists of values, got {grid!r}")
             grid[key.removeprefix("sweep.grid.")] = value
+        elif key.startswith("sweep.arms.") and key.count(".") > 2:  # sweep.arms.<arm>.<field>
+            arm, _, field = key.removeprefix("sweep.arms.").partition(".")
+            arms = sweep.setdefault("arms", {})
+            if not isinstance(arms, dict) or not isinstance(arms.setdefault(arm, {}), dict):
+                raise RecipeError(f"sweep.arms must be a mapping of arm names to mappings of fields, got {arms!r}")
+            arms[arm][field] = value
         else:
             assign(sweep, key.removeprefix("sweep."), value)
     return sweep
