@@ -45,11 +45,18 @@ def test_imp_levels_before_the_last_are_the_pruning_stage(make_recipe, shared_ou
 
 @pytest.mark.filterwarnings("ignore::UserWarning")  # a pruning stage this short updates too often
 def test_gmp_eval_phase_splits_into_pruning_and_fine_tuning(make_recipe, tmp_path) -> None:
-    (gmp,) = runs(make_recipe, tmp_path, ("prune.method=gmp", "eval.lr_policy=null", "eval.rewind=none", "eval.epochs=4",
-                                          "prune.stabilization_epochs=1", "prune.pruning_epochs=2"))  # fmt: skip
+    """Stabilization and pruning epochs train with the eval phase's weight decay, the
+    fine-tuning without it (``finetune_weight_decay`` off)."""
+    gmp, kept = runs(make_recipe, tmp_path, *[("prune.method=gmp", "eval.lr_policy=null", "eval.rewind=none", "eval.epochs=4",
+                                               "eval.optimizer.weight_decay=0.001", "prune.stabilization_epochs=1",
+                                               "prune.pruning_epochs=2", f"prune.finetune_weight_decay={keep}") for keep in (False, True)])  # fmt: skip
     lrs = json.loads((tmp_path / gmp.name / "seed-0" / "lr_log.json").read_text())["eval"]
     assert gmp.pipeline.pruning.epochs == 3 and gmp.pipeline.pruning.lrs == tuple(lrs[: 3 * STEPS_PER_EPOCH])
     assert gmp.pipeline.retraining.epochs == 1 and gmp.pipeline.retraining.lrs == tuple(lrs[3 * STEPS_PER_EPOCH :])
+    assert gmp.pipeline.pruning.settings["eval.optimizer.weight_decay"] == 0.001
+    assert gmp.pipeline.retraining.settings["eval.optimizer.weight_decay"] == 0.0
+    assert kept.pipeline.retraining.settings["eval.optimizer.weight_decay"] == 0.001
+    assert comparison_setup([gmp, kept]).unmet == "the retraining settings differ: eval.optimizer.weight_decay 0.0 / 0.001"
 
 
 def test_scratch_budgets_meet_sx_a_and_sx_b(make_recipe, shared_out) -> None:
@@ -57,11 +64,28 @@ def test_scratch_budgets_meet_sx_a_and_sx_b(make_recipe, shared_out) -> None:
                                         ("eval.rewind=reinit", "eval.budget=scratch_b"))  # fmt: skip
     assert scratch_e.pipeline.base is None and scratch_e.pipeline.retraining.epochs == 3 + 2
     against_e, against_b = comparison_setup([pruned, scratch_e, scratch_b]).budgets
-    assert (against_e.pipeline_epochs, against_e.scratch_epochs) == ((3, 0, 2), 5)
+    assert (against_e.pipeline_epochs, against_e.scratch_epochs) == ((3, 0, 2), (5,))
     assert (against_e.same_epochs, against_e.same_macs) == (True, False)
     assert (against_b.same_epochs, against_b.same_macs) == (False, True)
     # Scratch-B: the find phase's 3 epochs cost the speedup each, in epochs of the pruned network
-    assert against_b.scratch_epochs == round(3 * scratch_b.speedup) + 2
+    assert against_b.scratch_epochs == (round(3 * scratch_b.speedup) + 2,)
+
+
+def test_imp_finding_masks_by_h_find_counts_those_trainings_not_the_evaluations(make_recipe, shared_out) -> None:
+    """With ``masks_from: find`` the next level's mask comes from a new H_find training;
+    the earlier levels' H_eval trainings only evaluate masks and are left out."""
+    (imp,) = runs(make_recipe, shared_out, ("prune.method=imp", "prune.rate=0.5", "prune.levels=2", "prune.masks_from=find",
+                                            "eval.rewind=init"))  # fmt: skip
+    lr_log = json.loads((shared_out / imp.name / "seed-0" / "lr_log.json").read_text())
+    assert list(lr_log) == ["find", "level-1/eval", "level-2/find", "level-2/eval"]
+    assert (imp.pipeline.pruning.epochs, imp.pipeline.pruning.lrs) == (3, tuple(lr_log["level-2/find"]))
+    assert imp.pipeline.pruning.settings["find.batch_size"] == 500 and "eval.batch_size" not in imp.pipeline.pruning.settings
+
+
+def test_augmentation_is_part_of_the_base_model(make_recipe, shared_out) -> None:
+    augmented, plain = runs(make_recipe, shared_out, (), ("data.augment=false",))
+    verdict = comparison_setup([augmented, plain])
+    assert (verdict.setup, verdict.unmet) == ("S1", "the base models' settings differ: data.augment True / False")
 
 
 def test_a_second_copy_for_instability_is_not_part_of_the_pipeline(make_recipe, shared_out) -> None:

@@ -202,5 +202,8 @@ def test_scratch_budgets_match_the_pipeline_in_epochs_or_work(budget, make_recip
 
 
 def test_a_scratch_budget_needs_a_training_from_scratch(make_recipe) -> None:
-    with pytest.raises(RecipeError, match="eval.budget: scratch_b sizes a training from scratch of the pruned model; it needs eval.rewind: reinit"):
+    with pytest.raises(RecipeError, match="eval.budget: scratch_b sizes a training from scratch of the pruned model against a one-shot pipeline; it needs eval.rewind: reinit"):
         make_recipe(*BN, "eval.budget=scratch_b")
+    # seed 004 sizes scratch training against a pipeline that prunes once
+    with pytest.raises(RecipeError, match=r"it needs eval.rewind: reinit and method oneshot \(got rewind reinit, method imp\)"):
+        make_recipe("prune.method=imp", "prune.masks_from=find", "eval.rewind=reinit", "eval.budget=scratch_e")

@@ -84,6 +84,9 @@ def test_arms_set_their_fields_together_as_one_more_axis(tmp_path, data_dir) -> 
         ({}, {}, [], "the sweep needs a grid of fields to sweep, or arms, or both"),
         ({"prune.sparsity": [0.5]}, SCRATCH_ARMS, ["eval.budget=epochs"], "--set eval.budget: sweep.arms.scratch-e sets this field"),
         ({}, {"a": {"eval.rewnd": "init"}}, [], r"\[arm=a\] is invalid:\n  - eval.rewnd: unknown field"),
+        ({}, {"lr 0.1": {}}, [], r"sweep.arms: 'lr 0.1' cannot name an arm \(no dots"),
+        ({}, {"small": {"eval.optimizer": {"lr": 0.01}}, "big": {}}, ["eval.optimizer.momentum=0.5"],
+         "--set eval.optimizer.momentum: sweep.arms.small sets eval.optimizer"),
     ],
 )
 def test_arms_that_collide_with_the_grid_or_overrides_are_errors(tmp_path, data_dir, grid, arms, overrides, message) -> None:
@@ -172,7 +175,7 @@ def test_cli_runs_a_2x2_sweep_on_one_shared_find_phase(tmp_path, data_dir, capsy
     assert "sparsity 0.5" in table and "sparsity 0.8" in table
     # Within a column the rows share the base model and the retraining epochs, not the LR schedule:
     # FT stays at the find phase's (constant) 0.1, LLR falls linearly over 8 steps, to 0.1 * 7/8 after one.
-    assert ("Comparison setup (seed 004), in every column: S3.1: the same dataset and network at the same sparsity or "
+    assert ("Comparison setup (seed 004) in every column: S3.1: the same dataset, network, granularity and sparsity or "
             "speedup; the same base model; the same retraining epochs. Not S3.2: the retraining LR schedules differ "
             "from step 2 on (0.1 / 0.0875; seed 0)") in table  # fmt: skip
     # every cell is the final accuracy of its run, in percent; the best of a column in bold

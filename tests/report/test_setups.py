@@ -1,44 +1,50 @@
 """Seed 004's comparison setups, judged on hand-made run records: each condition of the
-ladder on its own, and the SX-A / SX-B budgets computed by hand."""
+ladder on its own, the SX-A / SX-B budgets computed by hand, and runs grouped by task."""
 
 from __future__ import annotations
 
 import pytest
 
-from prunelab.report.setups import Pipeline, RunRecord, Stage, comparison_setup
+from prunelab.report.setups import Pipeline, RunRecord, Stage, comparison_setup, describe_setups, training_settings
 
-BASE_LRS = (0.1, 0.05, 0.01)
-BASE, NO_PRUNING, RETRAINING = Stage(3, BASE_LRS), Stage(), Stage(2, (0.1, 0.05))
+BASE = Stage(3, (0.1, 0.05, 0.01), {"find.batch_size": 100})
+NO_PRUNING = Stage()
+RETRAINING = Stage(2, (0.1, 0.05), {"eval.batch_size": 100})
 
 
-def record(name="a", *, seeds=(0,), sparsity=0.9, speedup=10.0, base=BASE, pruning=NO_PRUNING,
-           retraining=RETRAINING, per_seed=None, **settings) -> RunRecord:  # fmt: skip
-    defaults = {"data.name": "mnist1d", "model.name": "mnist1d_cnn", "prune.method": "oneshot", "find.batch_size": 100,
-                "find.optimizer.lr": 0.1, "eval.batch_size": 100, "eval.optimizer.weight_decay": 1e-4,
-                "eval.rewind": "none", "eval.lr_policy": "llr"}  # fmt: skip
-    pipelines = per_seed or {seed: Pipeline(base, pruning, retraining) for seed in seeds}
-    if settings.get("eval.rewind") == "reinit":
-        pipelines = {seed: Pipeline(None, Stage(), p.retraining) for seed, p in pipelines.items()}
+def record(name="a", *, seeds=(0,), sparsity=0.9, speedup=10.0, base=BASE, pruning=NO_PRUNING, retraining=RETRAINING,
+           per_seed=None, **settings) -> RunRecord:  # fmt: skip
+    defaults = {"data.name": "mnist1d", "model.name": "mnist1d_cnn", "prune.method": "oneshot",
+                "prune.criterion": "magnitude", "eval.rewind": "none"}  # fmt: skip
+    scratch = settings.get("eval.rewind") == "reinit"
+    pipelines = per_seed or {
+        seed: Pipeline(None if scratch else base, NO_PRUNING if scratch else pruning, retraining, speedup) for seed in seeds
+    }
     return RunRecord(name, {**defaults, **settings}, tuple(seeds), sparsity, speedup, pipelines)
 
 
 def test_runs_that_differ_only_in_the_pruning_criterion_meet_every_setup() -> None:
-    verdict = comparison_setup([record("a", **{"prune.criterion": "magnitude"}), record("b", **{"prune.criterion": "random"})])
+    verdict = comparison_setup([record("a"), record("b", **{"prune.criterion": "random"})])
     assert (verdict.setup, verdict.unmet, verdict.budgets) == ("S4.2", None, ())
-    assert str(verdict).startswith("S4.2: the same dataset and network")
+    assert str(verdict) == (
+        "S4.2: the same dataset, network, granularity and sparsity or speedup; the same base model; "
+        "the same retraining LR schedule and settings; the same pruning LR schedule and settings"
+    )
 
 
 @pytest.mark.parametrize(
     ("change", "setup", "reason"),
     [
         ({"model.name": "lenet_300_100"}, None, "the networks differ: model.name mnist1d_cnn / lenet_300_100"),
+        ({"prune.criterion": "filter_l1"}, None, "the sparsity granularities (seed 004: not a valid advantage) differ (weights / channels)"),
         ({"sparsity": 0.8, "speedup": 5.0}, None, "the sparsities (90.00% / 80.00%) and the speedups (10.00x / 5.00x) differ"),
-        ({"seeds": (1,)}, "S1", "the seeds, and with them the base models differ ([0] / [1])"),
-        ({"find.batch_size": 50}, "S1", "the base models' training differ: find.batch_size 100 / 50"),
-        ({"base": Stage(3, (0.1, 0.05, 0.02))}, "S1", "the base models' LR schedules differ from step 3 on (0.01 / 0.02; seed 0)"),
-        ({"retraining": Stage(3, (0.1, 0.05, 0.0))}, "S2", "the retraining epochs differ (2 / 3)"),
-        ({"eval.batch_size": 50}, "S3.1", "the retraining settings differ: eval.batch_size 100 / 50"),
-        ({"retraining": Stage(2, (0.01, 0.005))}, "S3.1", "the retraining LR schedules differ from step 1 on (0.1 / 0.01; seed 0)"),
+        ({"sparsity": 0.8, "speedup": None}, None, "the sparsities differ (90.00% / 80.00%)"),
+        ({"seeds": (0, 1)}, "S1", "the seeds differ ([0] / [0, 1]), and with them the base models; run them all with --set seeds=[0, 1]"),
+        ({"base": Stage(3, BASE.lrs, {"find.batch_size": 50})}, "S1", "the base models' settings differ: find.batch_size 100 / 50"),
+        ({"base": Stage(3, (0.1, 0.05, 0.02), BASE.settings)}, "S1", "the base models' LR schedules differ from step 3 on (0.01 / 0.02; seed 0)"),
+        ({"retraining": Stage(3, (0.1, 0.05, 0.0), RETRAINING.settings)}, "S2", "the retraining epochs differ (2 / 3)"),
+        ({"retraining": Stage(2, RETRAINING.lrs, {"eval.batch_size": 50})}, "S3.1", "the retraining settings differ: eval.batch_size 100 / 50"),
+        ({"retraining": Stage(2, (0.01, 0.005), RETRAINING.settings)}, "S3.1", "the retraining LR schedules differ from step 1 on (0.1 / 0.01; seed 0)"),
         ({"pruning": Stage(1, (0.1,))}, "S3.2", "the pruning epochs differ (0 / 1)"),
     ],
 )
@@ -47,11 +53,18 @@ def test_each_condition_of_the_ladder_on_its_own(change, setup, reason) -> None:
     assert (verdict.setup, verdict.unmet) == (setup, reason)
 
 
-def test_the_same_pruning_epochs_with_other_lrs_meet_s4_1_only() -> None:
-    verdict = comparison_setup([record("a", pruning=Stage(1, (0.1, 0.1))), record("b", pruning=Stage(1, (0.1, 0.01)))])
-    assert verdict.setup == "S4.1"
-    assert verdict.unmet == "the pruning LR schedules differ from step 2 on (0.1 / 0.01; seed 0)"
-    assert "the same retraining LR schedule; the same pruning epochs" in str(verdict)
+def test_the_same_pruning_epochs_with_other_lrs_or_settings_meet_s4_1_only() -> None:
+    settings = {"eval.optimizer.weight_decay": 1e-4}
+    verdict = comparison_setup([record("a", pruning=Stage(1, (0.1, 0.1), settings)), record("b", pruning=Stage(1, (0.1, 0.01), settings))])
+    assert (verdict.setup, verdict.unmet) == ("S4.1", "the pruning LR schedules differ from step 2 on (0.1 / 0.01; seed 0)")
+    assert "the same retraining LR schedule and settings; the same pruning epochs. Not S4.2" in str(verdict)
+    other = comparison_setup([record("a", pruning=Stage(1, (0.1,), settings)), record("b", pruning=Stage(1, (0.1,), {}))])
+    assert other.unmet == "the pruning settings differ: eval.optimizer.weight_decay 0.0001 / None"
+
+
+def test_settings_of_a_stage_that_did_not_train_do_not_count() -> None:
+    a, b = Stage(0, (), {"eval.optimizer.weight_decay": 0.0}), Stage(0, (), {"eval.optimizer.weight_decay": 1e-4})
+    assert comparison_setup([record("a", retraining=a), record("b", retraining=b)]).setup == "S4.2"
 
 
 def test_the_same_sparsity_or_the_same_speedup_is_the_same_compression() -> None:
@@ -59,62 +72,96 @@ def test_the_same_sparsity_or_the_same_speedup_is_the_same_compression() -> None
     assert comparison_setup([record("a", sparsity=0.9), record("b", sparsity=0.7, speedup=10.05)]).setup == "S4.2"
     assert comparison_setup([record("a", sparsity=0.9), record("b", sparsity=0.894)]).setup == "S4.2"  # within half a point
     assert comparison_setup([record("a", sparsity=0.9), record("b", sparsity=0.89, speedup=9.8)]).setup is None
-
-
-def test_settings_the_record_covers_or_the_method_owns_do_not_count() -> None:
-    """An LR policy and an explicit schedule that give the same LRs are the same schedule;
-    rewinding is part of the pruning method under comparison."""
-    a = record("a", **{"eval.lr_policy": "llr", "eval.optimizer.lr": 0.1, "eval.rewind": "none"})
-    b = record("b", **{"eval.lr_policy": None, "eval.lr_schedule.name": "linear", "eval.optimizer.lr": 0.5, "eval.rewind": "init"})
-    assert comparison_setup([a, b]).setup == "S4.2"
-
-
-def test_gmp_fine_tunes_without_weight_decay_unless_told_to() -> None:
-    oneshot = record("a")
-    gmp = record("b", **{"prune.method": "gmp", "prune.finetune_weight_decay": False})
-    assert comparison_setup([oneshot, gmp]).unmet == "the retraining settings differ: eval.optimizer.weight_decay 0.0001 / 0.0"
-    kept = record("b", **{"prune.method": "gmp", "prune.finetune_weight_decay": True})
-    assert comparison_setup([oneshot, kept]).setup == "S4.2"
+    # data augmentation is a training setting (compared with the base model and the retraining), not the dataset
+    assert comparison_setup([record("a"), record("b", **{"data.augment": False})]).setup == "S4.2"
 
 
 def test_adaptive_schedules_are_compared_seed_by_seed() -> None:
     """ALLR gives each seed's mask its own LR: seed 1's schedules differ, seed 0's do not."""
-    same, other = Pipeline(Stage(3, BASE_LRS), Stage(), Stage(2, (0.3, 0.1))), Pipeline(Stage(3, BASE_LRS), Stage(), Stage(2, (0.2, 0.1)))
+    same = Pipeline(BASE, NO_PRUNING, Stage(2, (0.3, 0.1)))
+    other = Pipeline(BASE, NO_PRUNING, Stage(2, (0.2, 0.1)))
     a = record("a", seeds=(0, 1), per_seed={0: same, 1: same})
     b = record("b", seeds=(0, 1), per_seed={0: same, 1: other})
     assert comparison_setup([a, b]).unmet == "the retraining LR schedules differ from step 1 on (0.3 / 0.2; seed 1)"
 
 
-def budget(pruned: RunRecord, scratch: RunRecord):
-    (one,) = comparison_setup([pruned, scratch]).budgets
-    return one
+def scratch_run(epochs: dict[int, int], speedups: dict[int, float]) -> RunRecord:
+    pipelines = {seed: Pipeline(None, NO_PRUNING, Stage(e, ()), speedups[seed]) for seed, e in epochs.items()}
+    return record("scratch", seeds=tuple(epochs), speedup=sum(speedups.values()) / len(speedups), per_seed=pipelines,
+                  **{"eval.rewind": "reinit"})  # fmt: skip
+
+
+def pruned_run(speedups: dict[int, float], pruning: Stage = NO_PRUNING) -> RunRecord:
+    pipelines = {seed: Pipeline(Stage(30), pruning, Stage(10), s) for seed, s in speedups.items()}
+    return record("pruned", seeds=tuple(speedups), speedup=sum(speedups.values()) / len(speedups), per_seed=pipelines)
 
 
 def test_scratch_budgets_by_hand() -> None:
     """A pruning run: 30 epochs of pretraining, 10 of retraining, speedup 4. SX-A gives
     scratch training 40 epochs; SX-B 30 * 4 + 10 = 130 epochs of the 4x cheaper network."""
-    pruned = record("pruned", base=Stage(30, ()), retraining=Stage(10, ()), speedup=4.0)
 
-    def against(epochs: int, speedup: float = 4.0, of=pruned):
-        return budget(of, record("scratch", retraining=Stage(epochs, ()), speedup=speedup, **{"eval.rewind": "reinit"}))
+    def against(epochs: int, speedup: float = 4.0):
+        (budget,) = comparison_setup([pruned_run({0: speedup}), scratch_run({0: epochs}, {0: speedup})]).budgets
+        return budget
 
     scratch_e, scratch_b = against(40), against(130)
-    assert (scratch_e.same_epochs, scratch_e.equivalent_epochs, scratch_e.same_macs) == (True, 130.0, False)
+    assert (scratch_e.same_epochs, scratch_e.equivalent_epochs, scratch_e.same_macs) == (True, (130.0,), False)
     assert (scratch_b.same_epochs, scratch_b.same_macs) == (False, True)
     assert scratch_b.row() == {"run": "pruned", "from scratch": "scratch", "epochs": "30 + 0 + 10 / 130", "SX-A": "not met",
                                "MACs": "130.0 / 130", "SX-B": "met"}  # fmt: skip
     assert not against(131).same_macs and not against(60).same_macs
-    # Scratch-B rounds to whole epochs: speedup 3.3 gives 30 * 3.3 + 10 = 109 epochs, within half an epoch
-    close = record("pruned", base=Stage(30, ()), retraining=Stage(10, ()), speedup=3.3)
-    assert against(109, 3.3, close).same_macs
+    assert against(109, 3.3).same_macs  # Scratch-B rounds to whole epochs: 30 * 3.3 + 10 = 109
 
 
-def test_a_pruning_stage_leaves_sx_b_unjudged_and_scratch_runs_stay_off_the_ladder() -> None:
-    imp = record("imp", pruning=Stage(4, (0.1,) * 8))
-    scratch = record("scratch", retraining=Stage(9, ()), **{"eval.rewind": "reinit"})
-    verdict = comparison_setup([imp, scratch])
+def test_scratch_budgets_are_judged_seed_by_seed() -> None:
+    """Global pruning gives each seed its own speedup, so each its own Scratch-B budget."""
+    speedups = {0: 12.8, 1: 13.19, 2: 14.35}
+    budgets = {seed: round(30 * s) + 10 for seed, s in speedups.items()}  # 394, 406, 440
+    (budget,) = comparison_setup([pruned_run(speedups), scratch_run(budgets, speedups)]).budgets
+    assert budget.same_macs and not budget.same_epochs
+    assert budget.row()["epochs"] == "30 + 0 + 10 / 394-440"
+    assert budget.row()["MACs"] == "440.5 / 440 (the farthest of 3 seeds)"
+    off = {**budgets, 1: budgets[0]}  # seed 1 trained seed 0's budget
+    (budget,) = comparison_setup([pruned_run(speedups), scratch_run(off, speedups)]).budgets
+    assert not budget.same_macs and budget.row()["MACs"] == "405.7 / 394 (the farthest of 3 seeds)"
+
+
+def test_sx_b_is_not_judged_without_a_one_shot_pipeline_or_a_speedup() -> None:
+    imp = pruned_run({0: 4.0}, pruning=Stage(4, (0.1,) * 8))
+    verdict = comparison_setup([imp, scratch_run({0: 44}, {0: 4.0})])
     assert (verdict.setup, verdict.unmet, str(verdict)) == (None, None, "")  # one pruning run: no ladder
     (only,) = verdict.budgets
-    assert (only.same_epochs, only.same_macs, only.row()["MACs"], only.row()["SX-B"]) == (True, None, "not judged (pruning stage)", "")
-    other_task = record("scratch", sparsity=0.5, speedup=2.0, retraining=Stage(9, ()), **{"eval.rewind": "reinit"})
+    assert (only.same_epochs, only.same_macs, only.row()["MACs"], only.row()["SX-B"]) == (True, None, "not judged: a pruning stage", "")
+    old = RunRecord("old", {**pruned_run({0: 4.0}).settings}, (0,), 0.9, None, {0: Pipeline(Stage(30), NO_PRUNING, Stage(10))})
+    (only,) = comparison_setup([old, scratch_run({0: 40}, {0: 4.0})]).budgets
+    assert only.row()["MACs"] == "not judged: no speedup recorded (a run made before it was measured)"
+    other_task = record("scratch", sparsity=0.5, speedup=2.0, **{"eval.rewind": "reinit"})
     assert comparison_setup([imp, other_task]).budgets == ()  # another sparsity: no budget to match
+
+
+def test_runs_of_several_tasks_are_compared_group_by_group() -> None:
+    runs = [record("a9"), record("a5", sparsity=0.5, speedup=2.0), record("b9", **{"prune.criterion": "random"}),
+            record("b5", sparsity=0.5, speedup=2.0, retraining=Stage(3, (0.1, 0.1, 0.1), RETRAINING.settings)),
+            record("lonely", sparsity=0.7, speedup=3.0)]  # fmt: skip
+    text = describe_setups({"": runs})
+    assert text.splitlines()[2:] == [
+        "- a9, b9: S4.2: the same dataset, network, granularity and sparsity or speedup; the same base model; "
+        "the same retraining LR schedule and settings; the same pruning LR schedule and settings",
+        "- a5, b5: S2: the same dataset, network, granularity and sparsity or speedup; the same base model. "
+        "Not S3.1: the retraining epochs differ (2 / 3)",
+    ]
+    # a sweep's columns: one line when every column meets the same setup
+    assert describe_setups({"sparsity 0.9": runs[0:3:2], "sparsity 0.5": [runs[1], record("c5", sparsity=0.5, speedup=2.0)]}) == (
+        "Comparison setup (seed 004) in every column: S4.2: the same dataset, network, granularity and sparsity or "
+        "speedup; the same base model; the same retraining LR schedule and settings; the same pruning LR schedule and settings"
+    )
+
+
+def test_training_settings_leave_out_what_the_record_covers_and_what_the_optimizer_ignores() -> None:
+    settings = {"eval.epochs": 3, "eval.batch_size": 100, "eval.optimizer.name": "adam", "eval.optimizer.lr": 0.1,
+                "eval.optimizer.momentum": 0.9, "eval.optimizer.betas": [0.9, 0.99], "eval.lr_schedule.name": "cosine",
+                "eval.lr_policy": "llr", "eval.rewind": "init", "eval.budget": "epochs", "eval.instability": False,
+                "eval.warmup_fraction": 0.1, "find.batch_size": 50, "data.augment": True}  # fmt: skip
+    assert training_settings(settings, "eval.") == {
+        "eval.batch_size": 100, "eval.optimizer.name": "adam", "eval.optimizer.betas": [0.9, 0.99], "data.augment": True,
+    }  # fmt: skip

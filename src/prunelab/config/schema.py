@@ -135,7 +135,7 @@ class EvalConfig(TrainConfig):
     data order and records the test-error barrier on the line between the two (seed 002's
     linear mode connectivity: about zero where training is stable); it doubles retraining.
 
-    ``budget`` sizes a training from scratch of the pruned architecture (``rewind:
+    ``budget`` sizes a one-shot run's training from scratch of the pruned architecture (``rewind:
     reinit``) as seed 004's scratch baselines do: ``epochs`` trains ``epochs``;
     ``scratch_e`` as many epochs as the pruning pipeline, ``find.epochs + epochs``;
     ``scratch_b`` as many multiply-accumulates, ``round(find.epochs * speedup) + epochs``,
@@ -317,10 +317,12 @@ class Recipe(Strict):
                     "fine-tuning takes the rest of the eval phase"
                 )
         find_epochs = prune.initial_epochs if prune.method == "bimp" else self.find.epochs
-        if evaluation.budget != "epochs" and (evaluation.rewind != "reinit" or prune.method not in ("oneshot", "imp")):
+        if evaluation.budget != "epochs" and (evaluation.rewind != "reinit" or prune.method != "oneshot"):
+            # Seed 004 sizes scratch training against a pipeline that prunes once.
             raise ValueError(
-                f"eval.budget: {evaluation.budget} sizes a training from scratch of the pruned model; it needs "
-                f"eval.rewind: reinit and method oneshot or imp (got rewind {evaluation.rewind}, method {prune.method})"
+                f"eval.budget: {evaluation.budget} sizes a training from scratch of the pruned model against a "
+                f"one-shot pipeline; it needs eval.rewind: reinit and method oneshot (got rewind "
+                f"{evaluation.rewind}, method {prune.method})"
             )
         if prune.method == "imp" and prune.masks_from == "eval" and evaluation.rewind == "reinit":
             raise ValueError(

@@ -129,6 +129,8 @@ def load_plan(
         if not values:
             raise RecipeError(f"{origin}: sweep.grid.{key} is empty; a swept field needs at least one value")
     for name, fields in sweep.arms.items():
+        if "." in name or not name.strip():
+            raise RecipeError(f"{origin}: sweep.arms: {name!r} cannot name an arm (no dots, so that --set sweep.arms.<arm>.<field> finds it)")
         for key in fields:
             if key in sweep.grid or any(key.startswith(f"{swept}.") or swept.startswith(f"{key}.") for swept in sweep.grid):
                 raise RecipeError(f"{origin}: sweep.arms.{name} sets {key}, which the grid sweeps too")
@@ -148,8 +150,9 @@ def load_plan(
         key = override.partition("=")[0].strip()
         if key in sweep.grid:
             raise RecipeError(f"--set {key}: this field is swept (sweep.grid.{key}: {sweep.grid[key]})")
-        if key in armed:
-            raise RecipeError(f"--set {key}: {armed[key]} sets this field")
+        for field, arm in armed.items():  # an arm would silently undo the override, or part of it
+            if key == field or key.startswith(f"{field}."):
+                raise RecipeError(f"--set {key}: {arm} sets {field}" if key != field else f"--set {key}: {arm} sets this field")
         # A field inside a swept one (eval.optimizer.lr when eval.optimizer is swept) is replaced too.
         for swept, values in sweep.grid.items():
             if key.startswith(f"{swept}."):

@@ -18,7 +18,7 @@ from pathlib import Path
 from prunelab.config import run_settings
 from prunelab.config.sweep import SUMMARY_VALUES
 from prunelab.report.plots import plot_accuracy_vs_sparsity, plot_layer_sparsity
-from prunelab.report.setups import describe_setup
+from prunelab.report.setups import describe_setup, differing_settings
 from prunelab.report.tables import format_stat, format_table
 from prunelab.runs.io import write_text
 
@@ -78,16 +78,10 @@ def load_run(folder: str | Path) -> RunResults:
     )
 
 
-def differing_settings(runs: list[RunResults]) -> list[str]:
-    """The recipe settings whose values are not the same in all ``runs``."""
-    keys = dict.fromkeys(key for run in runs for key in run.settings)
-    return [key for key in keys if len({repr(run.settings.get(key)) for run in runs}) > 1]
-
-
 def comparison_rows(runs: list[RunResults]) -> tuple[list[dict], list[str]]:
     """One row per run (its name, the settings that differ, every summary value any of them
     has), and the columns."""
-    differing = differing_settings(runs)
+    differing = differing_settings([run.settings for run in runs])
     values = [key for key in SUMMARY_VALUES if any(key in run.stats for run in runs)]
     rows = [
         {"run": run.folder.name, **{key: run.settings.get(key) for key in differing},
@@ -110,7 +104,7 @@ def write_report(folders: list[str | Path], out: str | Path) -> Path:
     """Write ``report.md`` and its plots into ``out``; returns the page's path."""
     runs = [load_run(folder) for folder in folders]
     out = Path(out)
-    differing = differing_settings(runs)
+    differing = differing_settings([run.settings for run in runs])
     # Runs are named by the settings that tell them apart, or numbered when those are long.
     numbered = max(len(describe(run.settings, differing)) for run in runs) > LABEL_WIDTH
     names = [f"#{i}" if numbered else describe(run.settings, differing) or run.folder.name for i, run in enumerate(runs, 1)]

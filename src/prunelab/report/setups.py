@@ -5,16 +5,19 @@ pruning algorithm, and the retraining after the last sparsifying action. Seed 00
 add one shared step at a time, each implying the ones above it:
 
 ====== =====================================================================
-S1     the same dataset and network, at the same sparsity or speedup
+S1     the same dataset and network, granularity (weights or channels), and
+       sparsity or speedup
 S2     + the same base model (the same find phase and seeds)
 S3.1   + the same retraining epochs
 S3.2   + the same retraining LR schedule (and the other retraining settings)
 S4.1   + the same pruning epochs
-S4.2   + the same pruning LR schedule
+S4.2   + the same pruning LR schedule (and the other settings of that training)
 ====== =====================================================================
 
 Against training from scratch (``eval.rewind: reinit``), SX-A asks for the same epochs of
 pretraining, pruning and retraining in total, and SX-B for the same multiply-accumulates.
+Rewinding to earlier weights of the base model (``init``, ``epoch:K``) is part of the
+pruning method under comparison, not scratch training.
 
 The setups are judged on what the runs did, their recorded LR of every step and their
 epochs, not on how their recipes say it: an LR policy and an explicit schedule that give
@@ -26,20 +29,21 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from prunelab.config import run_settings
+from prunelab.criteria import CHANNEL_CRITERIA
 from prunelab.report.tables import format_table
 
 SETUPS = {
-    "S1": "the same dataset and network at the same sparsity or speedup",
+    "S1": "the same dataset, network, granularity and sparsity or speedup",
     "S2": "the same base model",
     "S3.1": "the same retraining epochs",
-    "S3.2": "the same retraining LR schedule",
+    "S3.2": "the same retraining LR schedule and settings",
     "S4.1": "the same pruning epochs",
-    "S4.2": "the same pruning LR schedule",
+    "S4.2": "the same pruning LR schedule and settings",
 }
 
 #: Sparsities closer than this, or speedups closer than this ratio, count as the same.
@@ -50,14 +54,18 @@ SPEEDUP_TOLERANCE = 0.01
 # belong to the pruning method under comparison (rewinding) or to measurements.
 _RECORDED = ("epochs", "optimizer.lr", "lr_schedule.", "lr_policy", "warmup_fraction")
 _NOT_TRAINING = ("rewind", "budget", "instability")
+# Optimizer settings that only some optimizers read.
+_OPTIMIZER_ONLY = {"optimizer.betas": ("adam", "adamw"), "optimizer.momentum": ("sgd",), "optimizer.nesterov": ("sgd",)}
 
 
 @dataclass(frozen=True)
 class Stage:
-    """A stretch of training: its epochs and the LR of each optimizer step."""
+    """A stretch of training: its epochs, the LR of each optimizer step, and the settings
+    that its epochs and LRs do not cover (optimizer, batch size, augmentation)."""
 
     epochs: int = 0
     lrs: tuple[float, ...] = ()
+    settings: Mapping[str, object] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -68,6 +76,7 @@ class Pipeline:
     base: Stage | None
     pruning: Stage
     retraining: Stage
+    speedup: float | None = None  # of this seed's pruned network; None in runs made before it was measured
 
 
 @dataclass(frozen=True)
@@ -78,7 +87,7 @@ class RunRecord:
     settings: dict[str, object]  # flattened recipe, as :func:`prunelab.config.run_settings`
     seeds: tuple[int, ...]
     sparsity: float
-    speedup: float | None  # None in runs made before prunelab measured it
+    speedup: float | None
     pipelines: dict[int, Pipeline]  # per seed
 
     @property
@@ -86,48 +95,51 @@ class RunRecord:
         return self.settings.get("eval.rewind") == "reinit"
 
     @property
+    def granularity(self) -> str:
+        return "channels" if self.settings.get("prune.criterion") in CHANNEL_CRITERIA else "weights"
+
+    @property
     def pipeline(self) -> Pipeline:
         return self.pipelines[min(self.pipelines)]
-
-    def training_settings(self, phase: str) -> dict[str, object]:
-        """The settings of the ``find.`` or ``eval.`` training that its record (epochs, LR per
-        step) does not already cover. GMP fine-tunes without weight decay unless told to."""
-        settings = {key: value for key, value in self.settings.items() if _is_training_setting(key, phase)}
-        if phase == "eval." and self.settings.get("prune.method") == "gmp" and not self.settings.get("prune.finetune_weight_decay"):
-            settings["eval.optimizer.weight_decay"] = 0.0
-        return settings
 
 
 @dataclass(frozen=True)
 class Budget:
-    """A pruning run against a run training its pruned network from scratch: SX-A asks for
-    the same epochs in total, SX-B for the same multiply-accumulates."""
+    """A pruning run against a run training its pruned network from scratch, seed by seed:
+    SX-A asks for the same epochs in total, SX-B for the same multiply-accumulates."""
 
     pruned: str
     scratch: str
     pipeline_epochs: tuple[int, int, int]  # pretraining, pruning, retraining
-    scratch_epochs: int
-    # The pruning pipeline's cost in epochs of the pruned network; None when it has a pruning
-    # stage, whose cost changes as the sparsity rises (which the runs do not record).
-    equivalent_epochs: float | None
+    scratch_epochs: tuple[int, ...]  # per seed compared
+    # The pruning pipeline's cost in epochs of the pruned network, per seed; empty if not
+    # judged, for the reason given.
+    equivalent_epochs: tuple[float, ...] = ()
+    not_judged: str = ""
 
     @property
     def same_epochs(self) -> bool:
-        return sum(self.pipeline_epochs) == self.scratch_epochs
+        return all(sum(self.pipeline_epochs) == epochs for epochs in self.scratch_epochs)
 
     @property
     def same_macs(self) -> bool | None:
-        if self.equivalent_epochs is None:
+        if not self.equivalent_epochs:
             return None
-        return abs(self.scratch_epochs - self.equivalent_epochs) <= 0.5  # Scratch-B rounds to whole epochs
+        return max(abs(s - e) for s, e in zip(self.scratch_epochs, self.equivalent_epochs)) <= 0.5  # whole epochs
 
     def row(self) -> dict[str, object]:
-        """A table row: the epochs and the MACs (in epochs of the pruned network) of each side."""
+        """A table row: the epochs and the MACs (in epochs of the pruned network) of each side,
+        for the seed farthest from its budget."""
         base, pruning, retraining = self.pipeline_epochs
-        macs = "not judged (pruning stage)" if self.equivalent_epochs is None else f"{self.equivalent_epochs:.1f} / {self.scratch_epochs}"
+        scratch = sorted(set(self.scratch_epochs))
+        epochs = f"{base} + {pruning} + {retraining} / " + "-".join(str(e) for e in (scratch[0], scratch[-1])[: len(scratch)])
+        macs = f"not judged: {self.not_judged}"
+        if self.equivalent_epochs:
+            _, worst = max((abs(s - e), i) for i, (s, e) in enumerate(zip(self.scratch_epochs, self.equivalent_epochs)))
+            seeds = f" (the farthest of {len(self.scratch_epochs)} seeds)" if len(self.scratch_epochs) > 1 else ""
+            macs = f"{self.equivalent_epochs[worst]:.1f} / {self.scratch_epochs[worst]}{seeds}"
         return {
-            "run": self.pruned, "from scratch": self.scratch,
-            "epochs": f"{base} + {pruning} + {retraining} / {self.scratch_epochs}", "SX-A": _met(self.same_epochs),
+            "run": self.pruned, "from scratch": self.scratch, "epochs": epochs, "SX-A": _met(self.same_epochs),
             "MACs": macs, "SX-B": "" if self.same_macs is None else _met(self.same_macs),
         }  # fmt: skip
 
@@ -165,7 +177,7 @@ def _implied(setup: str, met: str) -> bool:
 
 
 def comparison_setup(runs: Sequence[RunRecord]) -> Verdict:
-    """The strictest of seed 004's setups that every pair of ``runs`` meets.
+    """The strictest of seed 004's setups that ``runs`` meet all together.
 
     Runs trained from scratch (``eval.rewind: reinit``) have no base model: they are left
     out of the S1-S4.2 ladder and judged against every pruning run by SX-A and SX-B instead.
@@ -188,9 +200,9 @@ def _first_difference(runs: Sequence[RunRecord]) -> tuple[str, str] | None:
         ("S1", _same_task),
         ("S2", _same_base),
         ("S3.1", lambda rs: _same([r.pipeline.retraining.epochs for r in rs], "the retraining epochs")),
-        ("S3.2", _same_retraining),
+        ("S3.2", lambda rs: _same_training(rs, lambda p: p.retraining, "retraining")),
         ("S4.1", lambda rs: _same([r.pipeline.pruning.epochs for r in rs], "the pruning epochs")),
-        ("S4.2", lambda rs: _same_lrs(rs, lambda p: p.pruning, "pruning")),
+        ("S4.2", lambda rs: _same_training(rs, lambda p: p.pruning, "pruning")),
     ]
     for setup, check in checks:
         reason = check(runs)
@@ -201,58 +213,39 @@ def _first_difference(runs: Sequence[RunRecord]) -> tuple[str, str] | None:
 
 def _same_task(runs: Sequence[RunRecord]) -> str | None:
     for prefix, what in (("data.", "datasets"), ("model.", "networks")):
-        reason = _same_settings([{k: v for k, v in r.settings.items() if k.startswith(prefix)} for r in runs], f"the {what}")
-        if reason:
-            return reason
+        task = [{k: v for k, v in r.settings.items() if k.startswith(prefix) and k != "data.augment"} for r in runs]
+        if differing := differing_settings(task):
+            return _describe(f"the {what} differ", task, differing)
+    reason = _same([r.granularity for r in runs], "the sparsity granularities (seed 004: not a valid advantage)")
+    if reason:
+        return reason
     sparsities, speedups = [r.sparsity for r in runs], [r.speedup for r in runs]
     if max(sparsities) - min(sparsities) <= SPARSITY_TOLERANCE:
         return None
+    percent = _values([f"{100 * s:.2f}%" for s in sparsities])
     if None in speedups:
-        return f"the sparsities differ ({_values([f'{100 * s:.2f}%' for s in sparsities])})"
+        return f"the sparsities differ ({percent})"
     if max(speedups) <= min(speedups) * (1 + SPEEDUP_TOLERANCE):
         return None
-    return (f"the sparsities ({_values([f'{100 * s:.2f}%' for s in sparsities])}) and the speedups "
-            f"({_values([f'{s:.2f}x' for s in speedups])}) differ")  # fmt: skip
+    return f"the sparsities ({percent}) and the speedups ({_values([f'{s:.2f}x' for s in speedups])}) differ"
 
 
 def _same_base(runs: Sequence[RunRecord]) -> str | None:
-    return (
-        _same([list(r.seeds) for r in runs], "the seeds, and with them the base models")
-        or _same_settings([r.training_settings("find.") for r in runs], "the base models' training")
-        or _same([r.pipeline.base.epochs for r in runs], "the base models' epochs")
-        or _same_lrs(runs, lambda p: p.base, "base models'")
+    seeds = [sorted(r.seeds) for r in runs]
+    if any(s != seeds[0] for s in seeds):
+        every = sorted(set().union(*seeds))
+        return f"the seeds differ ({_values(seeds)}), and with them the base models; run them all with --set seeds={every}"
+    return _same([r.pipeline.base.epochs for r in runs], "the base models' epochs") or _same_training(
+        runs, lambda p: p.base, "base models'"
     )
 
 
-def _same_retraining(runs: Sequence[RunRecord]) -> str | None:
-    return _same_settings([r.training_settings("eval.") for r in runs], "the retraining settings") or _same_lrs(
-        runs, lambda p: p.retraining, "retraining"
-    )
-
-
-def _is_training_setting(key: str, phase: str) -> bool:
-    """A setting of the ``phase`` training that its record does not already cover."""
-    if not key.startswith(phase):
-        return False
-    rest = key.removeprefix(phase)
-    return not rest.startswith(_RECORDED) and rest not in _NOT_TRAINING
-
-
-def _same_settings(settings: Sequence[dict[str, object]], what: str) -> str | None:
-    keys = dict.fromkeys(key for one in settings for key in one)
-    differing = [key for key in keys if len({repr(one.get(key)) for one in settings}) > 1]
-    if not differing:
-        return None
-    return f"{what} differ: " + ", ".join(f"{key} {_values([one.get(key) for one in settings])}" for key in differing)
-
-
-def _same(values: list, what: str) -> str | None:
-    return None if all(v == values[0] for v in values) else f"{what} differ ({_values(values)})"
-
-
-def _same_lrs(runs: Sequence[RunRecord], stage, what: str) -> str | None:
-    """Whether the runs' LR schedules of one stage agree, seed by seed (adaptive policies
-    give every seed its own)."""
+def _same_training(runs: Sequence[RunRecord], stage: Callable[[Pipeline], Stage], what: str) -> str | None:
+    """Whether one stage of the runs trained alike: the same settings (if it trained at all)
+    and the same LR at every step, seed by seed (adaptive policies give every seed its own)."""
+    stages = [stage(r.pipeline) for r in runs]
+    if any(s.epochs for s in stages) and (differing := differing_settings([s.settings for s in stages])):
+        return _describe(f"the {what} settings differ", [s.settings for s in stages], differing)
     for seed in sorted(set.intersection(*(set(r.pipelines) for r in runs))):
         schedules = [stage(r.pipelines[seed]).lrs for r in runs]
         first = schedules[0]
@@ -265,22 +258,47 @@ def _same_lrs(runs: Sequence[RunRecord], stage, what: str) -> str | None:
     return None
 
 
+def differing_settings(settings: Sequence[Mapping[str, object]]) -> list[str]:
+    """The keys whose values are not the same in all of ``settings``.
+
+    >>> differing_settings([{"a": 1, "b": 2}, {"a": 1, "b": 3, "c": 4}])
+    ['b', 'c']
+    """
+    keys = dict.fromkeys(key for one in settings for key in one)
+    return [key for key in keys if len({repr(one.get(key)) for one in settings}) > 1]
+
+
+def _describe(what: str, settings: Sequence[Mapping[str, object]], keys: list[str]) -> str:
+    return f"{what}: " + ", ".join(f"{key} {_values([one.get(key) for one in settings])}" for key in keys)
+
+
+def _same(values: list, what: str) -> str | None:
+    return None if all(v == values[0] for v in values) else f"{what} differ ({_values(values)})"
+
+
 def _values(values: Sequence[object]) -> str:
     return " / ".join(str(v) for v in values)
 
 
 def _budget(pruned: RunRecord, scratch: RunRecord) -> Budget | None:
-    """SX-A and SX-B of a pruning run and a run training its pruned network from scratch
-    (None if the two are not of one dataset, network and sparsity or speedup)."""
+    """SX-A and SX-B of a pruning run and a run training its pruned network from scratch,
+    on the seeds both have (None if the two are not of one task, as S1 asks)."""
     if _same_task([pruned, scratch]):
         return None
-    p = pruned.pipeline
-    equivalent = None
-    if not p.pruning.epochs and pruned.speedup and scratch.speedup:
+    seeds = sorted(set(pruned.pipelines) & set(scratch.pipelines)) or [min(pruned.pipelines)]
+    p = pruned.pipelines[seeds[0]]
+    scratch_epochs = tuple(scratch.pipelines.get(seed, scratch.pipeline).retraining.epochs for seed in seeds)
+    budget = Budget(pruned.name, scratch.name, (p.base.epochs, p.pruning.epochs, p.retraining.epochs), scratch_epochs)
+    if p.pruning.epochs:  # its cost changes as the sparsity rises, which the runs do not record
+        return replace(budget, not_judged="a pruning stage")
+    equivalent = []
+    for seed in seeds:
+        mine, theirs = pruned.pipelines[seed], scratch.pipelines.get(seed, scratch.pipeline)
+        if not (mine.speedup and theirs.speedup):
+            return replace(budget, not_judged="no speedup recorded (a run made before it was measured)")
         # In epochs of the pruned network: pretraining costs the speedup per epoch, retraining one.
-        equivalent = p.base.epochs * scratch.speedup + p.retraining.epochs * scratch.speedup / pruned.speedup
-    return Budget(pruned.name, scratch.name, (p.base.epochs, p.pruning.epochs, p.retraining.epochs),
-                  scratch.pipeline.retraining.epochs, equivalent)  # fmt: skip
+        equivalent.append(mine.base.epochs * theirs.speedup + mine.retraining.epochs * theirs.speedup / mine.speedup)
+    return replace(budget, equivalent_epochs=tuple(equivalent))
 
 
 # -- reading finished run directories -------------------------------------------------
@@ -291,39 +309,74 @@ def read_run_record(folder: str | Path) -> RunRecord:
     folder = Path(folder)
     summary = json.loads((folder / "summary.json").read_text())
     settings = run_settings(folder)
-    pipelines = {seed: read_pipeline(folder / f"seed-{seed}", settings) for seed in summary["seeds"]}
     return RunRecord(
         name=folder.name,
         settings=settings,
         seeds=tuple(summary["seeds"]),
         sparsity=summary["stats"]["sparsity"]["mean"],
         speedup=summary["stats"].get("speedup", {}).get("mean"),
-        pipelines=pipelines,
+        pipelines={seed: read_pipeline(folder / f"seed-{seed}", settings) for seed in summary["seeds"]},
     )
 
 
 def read_pipeline(seed_folder: Path, settings: dict[str, object]) -> Pipeline:
-    """A seed's pipeline from its LR log and metrics: the find phase is the base model, the
-    last training the retraining, the trainings between them the pruning stage; GMP's eval
-    phase is its pruning stage (stabilization and pruning epochs) and its retraining (the
-    fine-tuning). Second copies of a retraining (instability) measure, so they do not count."""
+    """A seed's pipeline from its LR log, metrics and summary: the find phase is the base
+    model, the last training the retraining, the trainings between them the pruning stage.
+    GMP's eval phase is its pruning stage (stabilization and pruning epochs) and its
+    retraining (the fine-tuning, without weight decay unless ``finetune_weight_decay``).
+    Trainings that only measure do not count: second copies for instability, and the H_eval
+    trainings of IMP's earlier levels with ``masks_from: find``, which only evaluate masks."""
     lr_log = json.loads((seed_folder / "lr_log.json").read_text())
     rows = json.loads((seed_folder / "metrics.json").read_text())
+    speedup = json.loads((seed_folder / "summary.json").read_text()).get("speedup")
     phases = [phase for phase in lr_log if not phase.endswith("-copy")]
-    epochs = {phase: sum(row["phase"] == phase for row in rows) for phase in phases}
-    stages = [Stage(epochs[phase], tuple(lr_log[phase])) for phase in phases]
+    if settings.get("prune.masks_from") == "find":
+        phases = [phase for phase in phases if not phase.endswith("/eval") or phase == phases[-1]]
+
+    def stage(phase: str, start: int = 0, stop: int | None = None) -> Stage:
+        """The phase's epochs [start, stop) with the settings it trained with."""
+        epochs = sum(row["phase"] == phase for row in rows)
+        stop = epochs if stop is None else stop
+        steps = len(lr_log[phase]) // epochs if epochs else 0
+        config = "find." if phase.endswith("find") else "eval."
+        return Stage(stop - start, tuple(lr_log[phase][start * steps : stop * steps]), training_settings(settings, config))
+
+    stages = [stage(phase) for phase in phases]
     if settings.get("prune.method") == "gmp":
-        eval_stage = stages.pop()
         split = settings["prune.stabilization_epochs"] + settings["prune.pruning_epochs"]
-        steps = len(eval_stage.lrs) // eval_stage.epochs * split if eval_stage.epochs else 0
-        stages += [Stage(split, eval_stage.lrs[:steps]), Stage(eval_stage.epochs - split, eval_stage.lrs[steps:])]
+        fine_tuning = stage(phases[-1], split)
+        if not settings.get("prune.finetune_weight_decay"):
+            fine_tuning = Stage(fine_tuning.epochs, fine_tuning.lrs, {**fine_tuning.settings, "eval.optimizer.weight_decay": 0.0})
+        stages[-1:] = [stage(phases[-1], 0, split), fine_tuning]
     retraining = stages[-1]
     if settings.get("eval.rewind") == "reinit":
-        return Pipeline(base=None, pruning=Stage(), retraining=retraining)
+        return Pipeline(base=None, pruning=Stage(), retraining=retraining, speedup=speedup)
     between = stages[1:-1]
-    pruning = Stage(sum(s.epochs for s in between), tuple(lr for s in between for lr in s.lrs))
-    return Pipeline(base=stages[0], pruning=pruning, retraining=retraining)
+    pruning = Stage(sum(s.epochs for s in between), tuple(lr for s in between for lr in s.lrs),
+                    {k: v for s in between for k, v in s.settings.items()})  # fmt: skip
+    return Pipeline(base=stages[0], pruning=pruning, retraining=retraining, speedup=speedup)
 
+
+def training_settings(settings: Mapping[str, object], phase: str) -> dict[str, object]:
+    """The settings of the ``find.`` or ``eval.`` training that its record (epochs, LR of
+    every step) does not already cover, and the data augmentation; optimizer settings only
+    if the optimizer reads them.
+
+    >>> training_settings({"find.batch_size": 100, "find.epochs": 3, "find.optimizer.name": "sgd",
+    ...                    "find.optimizer.betas": [0.9, 0.999], "data.augment": True}, "find.")
+    {'find.batch_size': 100, 'find.optimizer.name': 'sgd', 'data.augment': True}
+    """
+    optimizer = settings.get(f"{phase}optimizer.name")
+    chosen = {}
+    for key, value in settings.items():
+        rest = key.removeprefix(phase)
+        read = optimizer in _OPTIMIZER_ONLY.get(rest, (optimizer,))
+        if key.startswith(phase) and not rest.startswith(_RECORDED) and rest not in _NOT_TRAINING and read:
+            chosen[key] = value
+    return {**chosen, **({"data.augment": settings["data.augment"]} if "data.augment" in settings else {})}
+
+
+# -- text for compare, report and sweep tables ----------------------------------------
 
 AGAINST_SCRATCH = (
     "Against training from scratch (SX-A: the same epochs of pretraining + pruning + retraining; "
@@ -331,31 +384,60 @@ AGAINST_SCRATCH = (
 )
 
 
-def describe_setup(folders: Sequence[str | Path]) -> str:
-    """Markdown for ``compare`` and ``report``: the setup the runs meet, and the budgets of
-    each pair of a pruning run and a run trained from scratch, as a table."""
-    verdict = comparison_setup([read_run_record(folder) for folder in folders])
-    parts = [f"Comparison setup (seed 004): {verdict}"] if str(verdict) else []
-    if verdict.budgets:
-        parts.append(f"{AGAINST_SCRATCH}\n\n" + format_table([budget.row() for budget in verdict.budgets]))
+def task_groups(runs: Sequence[RunRecord]) -> list[list[RunRecord]]:
+    """The runs in groups of one dataset, network, granularity and sparsity or speedup (S1),
+    in their order; a run trained from scratch joins every group of its task."""
+    groups: list[list[RunRecord]] = []
+    for run in (r for r in runs if not r.scratch):
+        home = next((g for g in groups if not _same_task([g[0], run])), None)
+        groups.append([run]) if home is None else home.append(run)
+    for run in (r for r in runs if r.scratch):
+        homes = [g for g in groups if not _same_task([g[0], run])]
+        for home in homes:
+            home.append(run)
+        if not homes:
+            groups.append([run])
+    order = {id(run): i for i, run in enumerate(runs)}
+    return [sorted(g, key=lambda r: order[id(r)]) for g in groups]
+
+
+def describe_setups(groups: Mapping[str, Sequence[RunRecord]]) -> str:
+    """Markdown: the setup each labelled set of runs meets (split into groups of one task
+    where they are not), and the budgets against runs trained from scratch, as a table."""
+    entries, budgets, split = [], [], False  # (who, verdict) per group of one task
+    for label, runs in groups.items():
+        task = task_groups(runs)
+        split |= len(task) > 1
+        for group in task:
+            verdict = comparison_setup(group)
+            names = ", ".join(r.name for r in group if not r.scratch) if len(task) > 1 else ""
+            if str(verdict):
+                entries.append((": ".join(filter(None, [label, names])), str(verdict)))
+            budgets += [{**({"column": label} if label else {}), **b.row()} for b in verdict.budgets]
+    parts = []
+    if not split and len(entries) == len(groups) and len({text for _, text in entries}) == 1:
+        where = " in every column" if len(groups) > 1 else ""
+        parts.append(f"Comparison setup (seed 004){where}: {entries[0][1]}")
+    elif split and not entries and not budgets:
+        parts.append("Comparison setup (seed 004): no two runs share a dataset, network, granularity and sparsity "
+                     "or speedup (S1), so none are compared")  # fmt: skip
+    elif entries:
+        parts.append("Comparison setups (seed 004) of the runs at one dataset, network, granularity and sparsity:\n\n"
+                     + "\n".join(f"- {who}: {text}" for who, text in entries))  # fmt: skip
+    if budgets:
+        parts.append(f"{AGAINST_SCRATCH}\n\n" + format_table(budgets))
     return "\n\n".join(parts)
+
+
+def describe_setup(folders: Sequence[str | Path]) -> str:
+    """:func:`describe_setups` of finished run directories, for ``compare`` and ``report``."""
+    return describe_setups({"": [read_run_record(folder) for folder in folders]})
 
 
 def describe_column_setups(results: Sequence[tuple[Mapping[str, object], Path]], columns: Sequence[str]) -> str:
-    """Markdown under a sweep's table, whose rows are compared within each column: the
-    setup each column's runs meet, and the budgets against runs trained from scratch."""
-    groups: dict[str, list[Path]] = {}
+    """:func:`describe_setups` of a sweep's runs, column by column: its table compares the
+    rows within each column."""
+    groups: dict[str, list[RunRecord]] = {}
     for assignment, folder in results:
-        groups.setdefault(", ".join(f"{c}={assignment[c]}" for c in columns), []).append(folder)
-    verdicts = {label: comparison_setup([read_run_record(f) for f in folders]) for label, folders in groups.items() if len(folders) > 1}
-    texts = {label: str(verdict) for label, verdict in verdicts.items() if str(verdict)}
-    parts = []
-    if len(set(texts.values())) == 1 and len(texts) == len(verdicts):
-        where = "in every column" if columns else "of the rows"
-        parts.append(f"Comparison setup (seed 004), {where}: {next(iter(texts.values()))}")
-    elif texts:
-        parts.append("Comparison setup (seed 004) of the rows in each column:\n\n" + "\n".join(f"- {label}: {text}" for label, text in texts.items()))
-    rows = [{**({"column": label} if columns else {}), **budget.row()} for label, verdict in verdicts.items() for budget in verdict.budgets]
-    if rows:
-        parts.append(f"{AGAINST_SCRATCH}\n\n" + format_table(rows))
-    return "\n\n".join(parts)
+        groups.setdefault(", ".join(f"{c}={assignment[c]}" for c in columns), []).append(read_run_record(folder))
+    return describe_setups(groups)
