@@ -124,7 +124,7 @@ def _run(args: argparse.Namespace) -> int:
         spec = sweep.table
         stats = [(assignment, summary["stats"]) for assignment, summary in summaries]
         text = f"{spec.value} (mean ± std over {over}):\n\n" + pivot(stats, spec.rows, spec.columns, spec.value)
-        setups = describe_column_setups(results, spec.columns)
+        setups = describe_column_setups(results, spec.rows, spec.columns)
         text += f"\n\n{setups}" if setups else ""
     name = Path(args.recipe).stem if args.recipe else "default"
     table_path = Path(args.out) / f"{name}-table.md"

@@ -5,7 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from prunelab.report.setups import Pipeline, RunRecord, Stage, comparison_setup, describe_setups, training_settings
+from prunelab.report.setups import (
+    Pipeline,
+    RunRecord,
+    Stage,
+    comparison_setup,
+    describe_setups,
+    training_settings,
+)
 
 BASE = Stage(3, (0.1, 0.05, 0.01), {"find.batch_size": 100})
 NO_PRUNING = Stage()
@@ -145,10 +152,10 @@ def test_runs_of_several_tasks_are_compared_group_by_group() -> None:
             record("lonely", sparsity=0.7, speedup=3.0)]  # fmt: skip
     text = describe_setups({"": runs})
     assert text.splitlines()[2:] == [
-        "- a9, b9: S4.2: the same dataset, network, granularity and sparsity or speedup; the same base model; "
-        "the same retraining LR schedule and settings; the same pruning LR schedule and settings",
-        "- a5, b5: S2: the same dataset, network, granularity and sparsity or speedup; the same base model. "
-        "Not S3.1: the retraining epochs differ (2 / 3)",
+        ("- a9, b9: S4.2: the same dataset, network, granularity and sparsity or speedup; the same base model; "
+         "the same retraining LR schedule and settings; the same pruning LR schedule and settings"),
+        ("- a5, b5: S2: the same dataset, network, granularity and sparsity or speedup; the same base model. "
+         "Not S3.1: the retraining epochs differ (2 / 3)"),
     ]
     # a sweep's columns: one line when every column meets the same setup
     assert describe_setups({"sparsity 0.9": runs[0:3:2], "sparsity 0.5": [runs[1], record("c5", sparsity=0.5, speedup=2.0)]}) == (

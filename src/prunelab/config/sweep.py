@@ -44,7 +44,6 @@ from prunelab.config.load import (
 )
 from prunelab.config.schema import Recipe, Strict
 
-
 #: The numbers every run summarises over its seeds (which a sweep table can show), and what they are.
 SUMMARY_VALUES = {
     "dense_acc": "test accuracy of the trained dense model",

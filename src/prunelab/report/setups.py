@@ -136,7 +136,8 @@ class Budget:
         macs = f"not judged: {self.not_judged}"
         if self.equivalent_epochs:
             _, worst = max((abs(s - e), i) for i, (s, e) in enumerate(zip(self.scratch_epochs, self.equivalent_epochs)))
-            seeds = f" (the farthest of {len(self.scratch_epochs)} seeds)" if len(self.scratch_epochs) > 1 else ""
+            alike = len(set(self.scratch_epochs)) == 1 and max(self.equivalent_epochs) - min(self.equivalent_epochs) < 0.05
+            seeds = "" if alike else f" (the farthest of {len(self.scratch_epochs)} seeds)"
             macs = f"{self.equivalent_epochs[worst]:.1f} / {self.scratch_epochs[worst]}{seeds}"
         return {
             "run": self.pruned, "from scratch": self.scratch, "epochs": epochs, "SX-A": _met(self.same_epochs),
@@ -434,10 +435,11 @@ def describe_setup(folders: Sequence[str | Path]) -> str:
     return describe_setups({"": [read_run_record(folder) for folder in folders]})
 
 
-def describe_column_setups(results: Sequence[tuple[Mapping[str, object], Path]], columns: Sequence[str]) -> str:
-    """:func:`describe_setups` of a sweep's runs, column by column: its table compares the
-    rows within each column."""
+def describe_column_setups(results: Sequence[tuple[Mapping[str, object], Path]], rows: str, columns: Sequence[str]) -> str:
+    """:func:`describe_setups` of a sweep's runs, column by column (its table compares the
+    rows within each column), each run named by its row."""
     groups: dict[str, list[RunRecord]] = {}
     for assignment, folder in results:
-        groups.setdefault(", ".join(f"{c}={assignment[c]}" for c in columns), []).append(read_run_record(folder))
+        record = replace(read_run_record(folder), name=str(assignment[rows]))
+        groups.setdefault(", ".join(f"{c}={assignment[c]}" for c in columns), []).append(record)
     return describe_setups(groups)
