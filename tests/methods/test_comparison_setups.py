@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from prunelab.report.setups import comparison_setup, read_run_record
+from prunelab.report.setups import comparison_setup, describe_column_setups, read_run_record
 from prunelab.runs.runner import run_recipe
 
 STEPS_PER_EPOCH = 8
@@ -92,3 +92,12 @@ def test_a_second_copy_for_instability_is_not_part_of_the_pipeline(make_recipe, 
     plain, measured = runs(make_recipe, shared_out, (), ("eval.instability=true",))
     assert measured.pipeline == plain.pipeline
     assert comparison_setup([plain, measured]).setup == "S4.2"
+
+
+def test_a_sweep_names_its_runs_by_their_row(make_recipe, shared_out) -> None:
+    arms = {"pruning": (), "scratch-e": ("eval.rewind=reinit", "eval.budget=scratch_e")}
+    common = ("prune.method=oneshot", "prune.sparsity=0.75")
+    results = [({"arm": arm}, run_recipe(make_recipe(*common, *fields), shared_out, progress=False)) for arm, fields in arms.items()]
+    text = describe_column_setups(results, "arm", [])
+    assert "| run     | from scratch | epochs        | SX-A | MACs" in text
+    assert "| pruning | scratch-e    | 3 + 0 + 2 / 5 | met  |" in text
