@@ -12,18 +12,19 @@ from __future__ import annotations
 import json
 import os
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from prunelab.config import run_settings
 from prunelab.config.sweep import SUMMARY_VALUES
 from prunelab.report.plots import plot_accuracy_vs_sparsity, plot_layer_sparsity
-from prunelab.report.setups import describe_setup, differing_settings
+from prunelab.report.setups import describe_setups, differing_settings, read_run_record
 from prunelab.report.tables import format_stat, format_table
 from prunelab.runs.io import write_text
 
-#: Longer names of runs (their differing settings) give way to numbers.
+#: Longer names of runs (their differing settings) give way to numbers, in tables and in legends.
 LABEL_WIDTH = 60
+LEGEND_WIDTH = 80
 
 
 @dataclass
@@ -114,7 +115,8 @@ def write_report(folders: list[str | Path], out: str | Path) -> Path:
     if numbered:
         rows, columns = [{"#": i, **row} for i, row in enumerate(rows, start=1)], ["#", *columns]
     lines += ["## Runs", "", format_table(rows, columns), ""]
-    setup = describe_setup(folders) if len(runs) > 1 else ""
+    # Seed 004's setups, the runs named as above.
+    setup = describe_setups({"": [replace(read_run_record(r.folder), name=n) for r, n in zip(runs, names)]}) if len(runs) > 1 else ""
     if setup:
         lines += ["## Comparison setup", "", setup, ""]
 
@@ -124,8 +126,9 @@ def write_report(folders: list[str | Path], out: str | Path) -> Path:
     groups: dict[str, list[int]] = {}
     for i, run in enumerate(runs):
         groups.setdefault(describe(run.settings, shared), []).append(i)
+    # A line is named by what its runs share unless that is too long for a legend, then by their numbers.
     curves = {
-        (" ".join(names[i] for i in members) if numbered else text or str(runs[members[0]].settings.get("prune.method"))):
+        (" ".join(names[i] for i in members) if len(text) > LEGEND_WIDTH else text or str(runs[members[0]].settings.get("prune.method"))):
         sorted(point for i in members for point in runs[i].curve)
         for text, members in groups.items()
     }  # fmt: skip
