@@ -63,6 +63,11 @@ def test_an_invalid_grid_value_names_the_variant(tmp_path, data_dir) -> None:
 SCRATCH_ARMS = {"pruning": {}, "scratch-e": {"eval.rewind": "reinit", "eval.budget": "scratch_e", "eval.lr_policy": None}}
 
 
+def test_an_empty_arm_or_a_number_for_a_name_is_an_arm(tmp_path, data_dir) -> None:
+    plan, _ = load_plan(write_sweep(tmp_path, data_dir, {}, arms={"pruning": None, 1: {"eval.epochs": 3}}))
+    assert [(a["arm"], r.eval.epochs) for a, r in plan] == [("pruning", 1), ("1", 3)]
+
+
 def test_arms_set_their_fields_together_as_one_more_axis(tmp_path, data_dir) -> None:
     path = write_sweep(tmp_path, data_dir, {"prune.sparsity": [0.5, 0.9]}, arms=SCRATCH_ARMS)
     plan, sweep = load_plan(path, ["sweep.arms.scratch-e.eval.epochs=3"])
@@ -82,11 +87,17 @@ def test_arms_set_their_fields_together_as_one_more_axis(tmp_path, data_dir) -> 
         ({"eval": [{}]}, SCRATCH_ARMS, [], "sweep.arms.scratch-e sets eval.rewind, which the grid sweeps too"),
         ({"arm": ["a"]}, SCRATCH_ARMS, [], "sweep.grid.arm: 'arm' names the axis of sweep.arms"),
         ({}, {}, [], "the sweep needs a grid of fields to sweep, or arms, or both"),
-        ({"prune.sparsity": [0.5]}, SCRATCH_ARMS, ["eval.budget=epochs"], "--set eval.budget: sweep.arms.scratch-e sets this field"),
+        ({"prune.sparsity": [0.5]}, SCRATCH_ARMS, ["eval.budget=epochs"],
+         r"--set eval.budget: arm 'scratch-e' sets eval.budget; override it per arm, e.g. --set 'sweep.arms.scratch-e.eval.budget=…'"),
+        ({}, {"a": {"eval.rewind": "init"}, "b": {"eval.rewind": "none"}}, ["eval={epochs: 3}"], "--set eval: arms 'a', 'b' set eval.rewind"),
+        ({"eval.optimizer.lr": [0.1]}, {}, ["eval.optimizer={lr: 0.05}"], r"--set eval.optimizer: the sweep sets eval.optimizer.lr \(sweep.grid"),
         ({}, {"a": {"eval.rewnd": "init"}}, [], r"\[arm=a\] is invalid:\n  - eval.rewnd: unknown field"),
-        ({}, {"lr 0.1": {}}, [], r"sweep.arms: 'lr 0.1' cannot name an arm \(no dots"),
+        ({}, {"lr 0.1": {}}, [], r"sweep.arms: 'lr 0.1' cannot name an arm; write it without dots \(e.g. 1e-2 for 0.01\)"),
+        ({}, {0.01: {}}, [], r"sweep.arms: '0.01' cannot name an arm"),
+        ({}, {"a": {"eval": {"rewind": "reinit"}}}, [], r"sweep.arms.a.eval: name the fields the arm sets with dots \(eval.<field>: value\)"),
         ({}, {"small": {"eval.optimizer": {"lr": 0.01}}, "big": {}}, ["eval.optimizer.momentum=0.5"],
-         "--set eval.optimizer.momentum: sweep.arms.small sets eval.optimizer"),
+         "--set eval.optimizer.momentum: arm 'small' sets eval.optimizer"),
+        ({}, SCRATCH_ARMS, ["sweep.arms.scratch_e.eval.epochs=3"], r"--set sweep.arms.scratch_e.eval.epochs: the sweep has no arm 'scratch_e' \(arms: 'pruning', 'scratch-e'\)"),
     ],
 )
 def test_arms_that_collide_with_the_grid_or_overrides_are_errors(tmp_path, data_dir, grid, arms, overrides, message) -> None:

@@ -96,8 +96,12 @@ def test_many_differing_settings_number_the_runs(tmp_path: Path) -> None:
         recipe = {**base, "find": {"optimizer": {"lr": lr, "weight_decay": lr / 10}, "epochs": 10 + i, "batch_size": 100 + i}}
         folders.append(fake_run(tmp_path / f"r{i}", recipe, {0: {"dense_acc": 0.9, "final_acc": 0.8, "sparsity": 0.5}},
                                 {0: {"a.weight": 0.5}}))  # fmt: skip
+    folders.append(oneshot_run(tmp_path / "r2", 0.9, 0.7))  # alone at its sparsity
     text = write_report(folders, tmp_path / "report").read_text()
     assert "| 1 | r0  |          10 |             100 |               0.1 |" in text  # numbered, settings beside
+    # seed 004's setups name the runs as the tables do, group by group of one sparsity
+    assert ("- #1, #2: S1: the same dataset, network, granularity and sparsity or speedup. Not S2: the base models' "
+            "settings differ: ") in text  # fmt: skip
     assert "| #1 #2 |   50.00% |" not in text  # they differ in more than sparsity: two lines
     assert "| #1   |   50.00% |         80.00% |" in text and "| #2   |   50.00% |         80.00% |" in text
 

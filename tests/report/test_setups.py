@@ -32,7 +32,7 @@ def record(name="a", *, seeds=(0,), sparsity=0.9, speedup=10.0, base=BASE, pruni
 
 def test_runs_that_differ_only_in_the_pruning_criterion_meet_every_setup() -> None:
     verdict = comparison_setup([record("a"), record("b", **{"prune.criterion": "random"})])
-    assert (verdict.setup, verdict.unmet, verdict.budgets) == ("S4.2", None, ())
+    assert (verdict.setup, verdict.reason, verdict.budgets) == ("S4.2", None, ())
     assert str(verdict) == (
         "S4.2: the same dataset, network, granularity and sparsity or speedup; the same base model; "
         "the same retraining LR schedule and settings; the same pruning LR schedule and settings"
@@ -57,16 +57,18 @@ def test_runs_that_differ_only_in_the_pruning_criterion_meet_every_setup() -> No
 )
 def test_each_condition_of_the_ladder_on_its_own(change, setup, reason) -> None:
     verdict = comparison_setup([record("a"), record("b", **change)])
-    assert (verdict.setup, verdict.unmet) == (setup, reason)
+    assert (verdict.setup, verdict.reason) == (setup, reason)
+    if setup is None:
+        assert str(verdict) == f"not comparable, not even by S1: {reason}"
 
 
 def test_the_same_pruning_epochs_with_other_lrs_or_settings_meet_s4_1_only() -> None:
     settings = {"eval.optimizer.weight_decay": 1e-4}
     verdict = comparison_setup([record("a", pruning=Stage(1, (0.1, 0.1), settings)), record("b", pruning=Stage(1, (0.1, 0.01), settings))])
-    assert (verdict.setup, verdict.unmet) == ("S4.1", "the pruning LR schedules differ from step 2 on (0.1 / 0.01; seed 0)")
+    assert (verdict.setup, verdict.reason) == ("S4.1", "the pruning LR schedules differ from step 2 on (0.1 / 0.01; seed 0)")
     assert "the same retraining LR schedule and settings; the same pruning epochs. Not S4.2" in str(verdict)
     other = comparison_setup([record("a", pruning=Stage(1, (0.1,), settings)), record("b", pruning=Stage(1, (0.1,), {}))])
-    assert other.unmet == "the pruning settings differ: eval.optimizer.weight_decay 0.0001 / None"
+    assert other.reason == "the pruning settings differ: eval.optimizer.weight_decay 0.0001 / None"
 
 
 def test_settings_of_a_stage_that_did_not_train_do_not_count() -> None:
@@ -89,7 +91,7 @@ def test_adaptive_schedules_are_compared_seed_by_seed() -> None:
     other = Pipeline(BASE, NO_PRUNING, Stage(2, (0.2, 0.1)))
     a = record("a", seeds=(0, 1), per_seed={0: same, 1: same})
     b = record("b", seeds=(0, 1), per_seed={0: same, 1: other})
-    assert comparison_setup([a, b]).unmet == "the retraining LR schedules differ from step 1 on (0.3 / 0.2; seed 1)"
+    assert comparison_setup([a, b]).reason == "the retraining LR schedules differ from step 1 on (0.3 / 0.2; seed 1)"
 
 
 def scratch_run(epochs: dict[int, int], speedups: dict[int, float]) -> RunRecord:
@@ -120,6 +122,15 @@ def test_scratch_budgets_by_hand() -> None:
     assert against(109, 3.3).same_macs  # Scratch-B rounds to whole epochs: 30 * 3.3 + 10 = 109
 
 
+def test_sx_b_counts_in_epochs_of_the_scratch_network() -> None:
+    """Two speedups of one task (within 1%): pretraining costs the scratch network's speedup
+    an epoch, retraining the ratio of the two: 30 * 4.03 + 10 * 4.03 / 4.0 = 130.975."""
+    (budget,) = comparison_setup([pruned_run({0: 4.0}), scratch_run({0: 131}, {0: 4.03})]).budgets
+    assert budget.equivalent_epochs == (pytest.approx(130.975),) and budget.same_macs
+    (budget,) = comparison_setup([pruned_run({0: 4.03}), scratch_run({0: 131}, {0: 4.0})]).budgets
+    assert budget.equivalent_epochs == (pytest.approx(30 * 4.0 + 10 * 4.0 / 4.03),) and not budget.same_macs  # 129.93
+
+
 def test_scratch_budgets_are_judged_seed_by_seed() -> None:
     """Global pruning gives each seed its own speedup, so each its own Scratch-B budget."""
     speedups = {0: 12.8, 1: 13.19, 2: 14.35}
@@ -136,7 +147,7 @@ def test_scratch_budgets_are_judged_seed_by_seed() -> None:
 def test_sx_b_is_not_judged_without_a_one_shot_pipeline_or_a_speedup() -> None:
     imp = pruned_run({0: 4.0}, pruning=Stage(4, (0.1,) * 8))
     verdict = comparison_setup([imp, scratch_run({0: 44}, {0: 4.0})])
-    assert (verdict.setup, verdict.unmet, str(verdict)) == (None, None, "")  # one pruning run: no ladder
+    assert (verdict.setup, verdict.reason, str(verdict)) == (None, None, "")  # one pruning run: no ladder
     (only,) = verdict.budgets
     assert (only.same_epochs, only.same_macs, only.row()["MACs"], only.row()["SX-B"]) == (True, None, "not judged: a pruning stage", "")
     old = RunRecord("old", {**pruned_run({0: 4.0}).settings}, (0,), 0.9, None, {0: Pipeline(Stage(30), NO_PRUNING, Stage(10))})
@@ -157,7 +168,13 @@ def test_runs_of_several_tasks_are_compared_group_by_group() -> None:
         ("- a5, b5: S2: the same dataset, network, granularity and sparsity or speedup; the same base model. "
          "Not S3.1: the retraining epochs differ (2 / 3)"),
     ]
-    # a sweep's columns: one line when every column meets the same setup
+    # a sweep's columns: one line when every column meets the same setup, else one per column
+    assert describe_setups({"sparsity 0.9": runs[0:3:2], "sparsity 0.5": runs[1:4:2]}).splitlines()[2:] == [
+        ("- sparsity 0.9: S4.2: the same dataset, network, granularity and sparsity or speedup; the same base model; "
+         "the same retraining LR schedule and settings; the same pruning LR schedule and settings"),
+        ("- sparsity 0.5: S2: the same dataset, network, granularity and sparsity or speedup; the same base model. "
+         "Not S3.1: the retraining epochs differ (2 / 3)"),
+    ]
     assert describe_setups({"sparsity 0.9": runs[0:3:2], "sparsity 0.5": [runs[1], record("c5", sparsity=0.5, speedup=2.0)]}) == (
         "Comparison setup (seed 004) in every column: S4.2: the same dataset, network, granularity and sparsity or "
         "speedup; the same base model; the same retraining LR schedule and settings; the same pruning LR schedule and settings"

@@ -98,8 +98,9 @@ def load_plan(
 ) -> tuple[list[tuple[dict, Recipe]], SweepSpec | None]:
     """The recipes a file stands for, each with the grid values that made it.
 
-    A plain recipe is a plan of one. Overrides apply to the base recipe; overriding a swept
-    field is an error, because the grid would silently undo it.
+    A plain recipe is a plan of one. Overrides apply to the base recipe; overriding a field
+    that the grid or an arm sets, or a part of it, is an error, because the sweep would
+    silently undo it.
 
     >>> plan, sweep = load_plan(overrides=["eval.epochs=2"])
     >>> len(plan), sweep is None, plan[0][1].eval.epochs
@@ -116,6 +117,34 @@ def load_plan(
         raw_sweep = _override_sweep(raw_sweep, sweep_overrides)
     if raw_sweep is None:
         return [({}, validate(data, origin))], None
+    sweep = _check_sweep(raw_sweep, origin)
+    _check_overrides(sweep, overrides)
+    axes = sweep.axes()
+    keys = list(axes)
+    plan = []
+    for values in itertools.product(*(axes[k] for k in keys)):
+        variant = copy.deepcopy(data)
+        assignment = dict(zip(keys, values))
+        fields = {**sweep.arms.get(assignment.get(ARM), {}), **{k: v for k, v in assignment.items() if k != ARM}}
+        for key, value in fields.items():
+            assign(variant, key, value)
+        label = ", ".join(f"{k}={v}" for k, v in assignment.items())
+        plan.append((assignment, validate(variant, f"{origin} [{label}]")))
+    return plan, sweep
+
+
+SECTIONS = ("data", "model", "find", "prune", "eval")
+
+
+def _overlap(a: str, b: str) -> bool:
+    """Whether setting one of two dotted fields changes the other (equal, or one inside the other)."""
+    return a == b or a.startswith(f"{b}.") or b.startswith(f"{a}.")
+
+
+def _check_sweep(raw_sweep: object, origin: str) -> SweepSpec:
+    if isinstance(raw_sweep, dict) and isinstance(raw_sweep.get("arms"), dict):
+        # YAML reads `1:` or `0.01:` as numbers and an empty `pruning:` as null.
+        raw_sweep = {**raw_sweep, "arms": {str(name): {} if fields is None else fields for name, fields in raw_sweep["arms"].items()}}
     try:
         sweep = SweepSpec.model_validate(raw_sweep)
     except ValidationError as error:
@@ -129,9 +158,13 @@ def load_plan(
             raise RecipeError(f"{origin}: sweep.grid.{key} is empty; a swept field needs at least one value")
     for name, fields in sweep.arms.items():
         if "." in name or not name.strip():
-            raise RecipeError(f"{origin}: sweep.arms: {name!r} cannot name an arm (no dots, so that --set sweep.arms.<arm>.<field> finds it)")
+            raise RecipeError(f"{origin}: sweep.arms: {name!r} cannot name an arm; write it without dots (e.g. 1e-2 "
+                              "for 0.01), so that --set sweep.arms.<arm>.<field> can find it")  # fmt: skip
         for key in fields:
-            if key in sweep.grid or any(key.startswith(f"{swept}.") or swept.startswith(f"{key}.") for swept in sweep.grid):
+            if key in SECTIONS:
+                raise RecipeError(f"{origin}: sweep.arms.{name}.{key}: name the fields the arm sets with dots "
+                                  f"({key}.<field>: value); a whole {key} section would replace the recipe's")  # fmt: skip
+            if any(_overlap(key, swept) for swept in sweep.grid):
                 raise RecipeError(f"{origin}: sweep.arms.{name} sets {key}, which the grid sweeps too")
     axes = sweep.axes()
     if sweep.table is not None:
@@ -144,29 +177,23 @@ def load_plan(
                 f"{origin}: sweep.table shows one run per cell, so its rows and columns must name every swept "
                 f"field; add {', '.join(missing)} to sweep.table.columns"
             )
-    armed = {key: f"sweep.arms.{name}" for name, fields in sweep.arms.items() for key in fields}
+    return sweep
+
+
+def _check_overrides(sweep: SweepSpec, overrides: list[str]) -> None:
+    """Refuse an override that the grid or an arm would silently undo, in whole or in part."""
     for override in overrides:
         key = override.partition("=")[0].strip()
-        if key in sweep.grid:
-            raise RecipeError(f"--set {key}: this field is swept (sweep.grid.{key}: {sweep.grid[key]})")
-        for field, arm in armed.items():  # an arm would silently undo the override, or part of it
-            if key == field or key.startswith(f"{field}."):
-                raise RecipeError(f"--set {key}: {arm} sets {field}" if key != field else f"--set {key}: {arm} sets this field")
-        # A field inside a swept one (eval.optimizer.lr when eval.optimizer is swept) is replaced too.
         for swept, values in sweep.grid.items():
-            if key.startswith(f"{swept}."):
-                raise RecipeError(f"--set {key}: it lies inside {swept}, which is swept (sweep.grid.{swept}: {values})")
-    keys = list(axes)
-    plan = []
-    for values in itertools.product(*(axes[k] for k in keys)):
-        variant = copy.deepcopy(data)
-        assignment = dict(zip(keys, values))
-        fields = {**sweep.arms.get(assignment.get(ARM), {}), **{k: v for k, v in assignment.items() if k != ARM}}
-        for key, value in fields.items():
-            assign(variant, key, value)
-        label = ", ".join(f"{k}={v}" for k, v in assignment.items())
-        plan.append((assignment, validate(variant, f"{origin} [{label}]")))
-    return plan, sweep
+            if _overlap(key, swept):
+                raise RecipeError(f"--set {key}: the sweep sets {swept} (sweep.grid.{swept}: {values})")
+        arms = {name: field for name, fields in sweep.arms.items() for field in fields if _overlap(key, field)}
+        if arms:
+            who = f"arm {next(iter(arms))!r} sets" if len(arms) == 1 else f"arms {', '.join(map(repr, arms))} set"
+            raise RecipeError(
+                f"--set {key}: {who} {', '.join(dict.fromkeys(arms.values()))}; override it per arm, "
+                f"e.g. --set 'sweep.arms.{next(iter(arms))}.{key}=…'"
+            )
 
 
 def _override_sweep(raw_sweep: object, overrides: list[str]) -> dict:
@@ -185,10 +212,11 @@ def _override_sweep(raw_sweep: object, overrides: list[str]) -> dict:
             grid[key.removeprefix("sweep.grid.")] = value
         elif key.startswith("sweep.arms.") and key.count(".") > 2:  # sweep.arms.<arm>.<field>
             arm, _, field = key.removeprefix("sweep.arms.").partition(".")
-            arms = sweep.setdefault("arms", {})
-            if not isinstance(arms, dict) or not isinstance(arms.setdefault(arm, {}), dict):
-                raise RecipeError(f"sweep.arms must be a mapping of arm names to mappings of fields, got {arms!r}")
-            arms[arm][field] = value
+            arms = sweep.get("arms")
+            if not isinstance(arms, dict) or arm not in arms:
+                known = ", ".join(map(repr, arms)) if isinstance(arms, dict) else "none"
+                raise RecipeError(f"--set {key}: the sweep has no arm {arm!r} (arms: {known})")
+            arms[arm] = {**(arms[arm] or {}), field: value}
         else:
             assign(sweep, key.removeprefix("sweep."), value)
     return sweep

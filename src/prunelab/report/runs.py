@@ -12,17 +12,17 @@ from __future__ import annotations
 import json
 import os
 import statistics
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from prunelab.config import run_settings
 from prunelab.config.sweep import SUMMARY_VALUES
 from prunelab.report.plots import plot_accuracy_vs_sparsity, plot_layer_sparsity
-from prunelab.report.setups import describe_setups, differing_settings, read_run_record
+from prunelab.report.setups import describe_setup, differing_settings
 from prunelab.report.tables import format_stat, format_table
 from prunelab.runs.io import write_text
 
-#: Longer names of runs (their differing settings) give way to numbers, in tables and in legends.
+#: Longer names of runs (their differing settings) give way to numbers in tables, and in legends longer names of lines.
 LABEL_WIDTH = 60
 LEGEND_WIDTH = 80
 
@@ -115,8 +115,7 @@ def write_report(folders: list[str | Path], out: str | Path) -> Path:
     if numbered:
         rows, columns = [{"#": i, **row} for i, row in enumerate(rows, start=1)], ["#", *columns]
     lines += ["## Runs", "", format_table(rows, columns), ""]
-    # Seed 004's setups, the runs named as above.
-    setup = describe_setups({"": [replace(read_run_record(r.folder), name=n) for r, n in zip(runs, names)]}) if len(runs) > 1 else ""
+    setup = describe_setup([run.folder for run in runs], names) if len(runs) > 1 else ""  # seed 004's, runs named as above
     if setup:
         lines += ["## Comparison setup", "", setup, ""]
 

@@ -132,7 +132,8 @@ class Budget:
         for the seed farthest from its budget."""
         base, pruning, retraining = self.pipeline_epochs
         scratch = sorted(set(self.scratch_epochs))
-        epochs = f"{base} + {pruning} + {retraining} / " + "-".join(str(e) for e in (scratch[0], scratch[-1])[: len(scratch)])
+        trained = str(scratch[0]) if len(scratch) == 1 else f"{scratch[0]}-{scratch[-1]}"
+        epochs = f"{base} + {pruning} + {retraining} / {trained}"
         macs = f"not judged: {self.not_judged}"
         if self.equivalent_epochs:
             _, worst = max((abs(s - e), i) for i, (s, e) in enumerate(zip(self.scratch_epochs, self.equivalent_epochs)))
@@ -156,15 +157,15 @@ class Verdict:
     pair of a pruning run and a run trained from scratch."""
 
     setup: str | None
-    unmet: str | None
+    reason: str | None  # why the next setup fails
     budgets: tuple[Budget, ...] = ()
 
     def __str__(self) -> str:
         if self.setup is None:
-            return "" if self.unmet is None else f"not comparable, not even by S1: {self.unmet}"
+            return "" if self.reason is None else f"not comparable, not even by S1: {self.reason}"
         met = list(SETUPS)[: list(SETUPS).index(self.setup) + 1]
         text = f"{self.setup}: " + "; ".join(SETUPS[s] for s in met if not _implied(s, self.setup))
-        return text + (f". Not {_next(self.setup)}: {self.unmet}" if self.unmet else "")
+        return text + (f". Not {_next(self.setup)}: {self.reason}" if self.reason else "")
 
 
 def _next(setup: str) -> str:
@@ -187,10 +188,10 @@ def comparison_setup(runs: Sequence[RunRecord]) -> Verdict:
     budgets = tuple(budget for p in pruned for s in runs if s.scratch and (budget := _budget(p, s)))
     if len(pruned) < 2:
         return Verdict(None, None, budgets)
-    unmet = _first_difference(pruned)
-    if unmet is None:
+    failed = _first_difference(pruned)
+    if failed is None:
         return Verdict("S4.2", None, budgets)
-    setup, reason = unmet
+    setup, reason = failed
     names = list(SETUPS)
     return Verdict(names[names.index(setup) - 1] if setup != "S1" else None, reason, budgets)
 
@@ -283,7 +284,8 @@ def _values(values: Sequence[object]) -> str:
 
 def _budget(pruned: RunRecord, scratch: RunRecord) -> Budget | None:
     """SX-A and SX-B of a pruning run and a run training its pruned network from scratch,
-    on the seeds both have (None if the two are not of one task, as S1 asks)."""
+    on the seeds both have, or on their first seeds if they share none (None if the two are
+    not of one task, as S1 asks)."""
     if _same_task([pruned, scratch]):
         return None
     seeds = sorted(set(pruned.pipelines) & set(scratch.pipelines)) or [min(pruned.pipelines)]
@@ -391,7 +393,10 @@ def task_groups(runs: Sequence[RunRecord]) -> list[list[RunRecord]]:
     groups: list[list[RunRecord]] = []
     for run in (r for r in runs if not r.scratch):
         home = next((g for g in groups if not _same_task([g[0], run])), None)
-        groups.append([run]) if home is None else home.append(run)
+        if home is None:
+            groups.append([run])
+        else:
+            home.append(run)
     for run in (r for r in runs if r.scratch):
         homes = [g for g in groups if not _same_task([g[0], run])]
         for home in homes:
@@ -430,16 +435,22 @@ def describe_setups(groups: Mapping[str, Sequence[RunRecord]]) -> str:
     return "\n\n".join(parts)
 
 
-def describe_setup(folders: Sequence[str | Path]) -> str:
-    """:func:`describe_setups` of finished run directories, for ``compare`` and ``report``."""
-    return describe_setups({"": [read_run_record(folder) for folder in folders]})
+def describe_setup(folders: Sequence[str | Path], names: Sequence[str] | None = None) -> str:
+    """:func:`describe_setups` of finished run directories, for ``compare`` and ``report``;
+    the runs named by ``names`` (default: their folders' names)."""
+    records = [read_run_record(folder) for folder in folders]
+    return describe_setups({"": [replace(r, name=n) for r, n in zip(records, names)] if names else records})
 
 
 def describe_column_setups(results: Sequence[tuple[Mapping[str, object], Path]], rows: str, columns: Sequence[str]) -> str:
     """:func:`describe_setups` of a sweep's runs, column by column (its table compares the
-    rows within each column), each run named by its row."""
+    rows within each column), each run named by its row. A table whose columns do not hold
+    runs of one task (one sparsity in a row, say) is judged group by group of one task, each
+    run named by its place in the grid."""
+    records = [(assignment, read_run_record(folder)) for assignment, folder in results]
     groups: dict[str, list[RunRecord]] = {}
-    for assignment, folder in results:
-        record = replace(read_run_record(folder), name=str(assignment[rows]))
-        groups.setdefault(", ".join(f"{c}={assignment[c]}" for c in columns), []).append(record)
-    return describe_setups(groups)
+    for assignment, record in records:
+        groups.setdefault(", ".join(f"{c}={assignment[c]}" for c in columns), []).append(replace(record, name=str(assignment[rows])))
+    if all(len(task_groups(runs)) == 1 for runs in groups.values()):
+        return describe_setups(groups)
+    return describe_setups({"": [replace(r, name=", ".join(f"{k}={v}" for k, v in a.items())) for a, r in records]})
