@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from prunelab import cli
 from prunelab.config import builtin_recipes
@@ -155,6 +156,9 @@ def test_show_prints_the_summary_and_the_layerwise_table(cli_run, capsys) -> Non
     for metric in ("dense_acc", "pruned_acc", "final_acc", "sparsity", "parameters", "remaining_parameters", "wall_seconds"):
         tolerance = 0.05 if metric == "wall_seconds" else 1e-4  # seconds to one decimal
         assert number(rows[metric][0]) == pytest.approx(stats[metric]["mean"], abs=tolerance), metric
+    recipe = yaml.safe_load((folder / "recipe.yaml").read_text())
+    assert (f"pipeline (seed 004's steps): {recipe['find']['epochs']} epochs of pretraining (the find phase), 0 of pruning, "
+            f"{recipe['eval']['epochs']} of retraining") in out  # fmt: skip
     assert "layerwise pruning ratios (seed-0):" in out
     layers = json.loads((folder / "seed-0" / "layer_sparsity.json").read_text())
     assert rows["layer"] == ["numel", "remaining", "sparsity"]

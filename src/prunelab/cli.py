@@ -180,9 +180,16 @@ def _recipes(args: argparse.Namespace) -> int:
 
 def _show(args: argparse.Namespace) -> int:
     from prunelab.report.runs import check_run_folder
+    from prunelab.report.setups import read_run_record
 
     folder = check_run_folder(args.run)
     print(_summary_table(folder))
+    pipeline = read_run_record(folder).pipeline
+    if pipeline.base is None:
+        print(f"\npipeline (seed 004's steps): a training from scratch of {pipeline.retraining.epochs} epochs")
+    else:
+        print(f"\npipeline (seed 004's steps): {pipeline.base.epochs} epochs of pretraining (the find phase), "
+              f"{pipeline.pruning.epochs} of pruning, {pipeline.retraining.epochs} of retraining")  # fmt: skip
     for seed_folder in sorted(folder.glob("seed-*")):
         levels = json.loads((seed_folder / "summary.json").read_text()).get("levels") if (seed_folder / "summary.json").exists() else None
         if levels:
