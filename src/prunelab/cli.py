@@ -184,12 +184,13 @@ def _show(args: argparse.Namespace) -> int:
 
     folder = check_run_folder(args.run)
     print(_summary_table(folder))
-    pipeline = read_run_record(folder).pipeline
-    if pipeline.base is None:
-        print(f"\npipeline (seed 004's steps): a training from scratch of {pipeline.retraining.epochs} epochs")
-    else:
-        print(f"\npipeline (seed 004's steps): {pipeline.base.epochs} epochs of pretraining (the find phase), "
-              f"{pipeline.pruning.epochs} of pruning, {pipeline.retraining.epochs} of retraining")  # fmt: skip
+    if (folder / "recipe.yaml").exists() and all((seed / "lr_log.json").exists() for seed in folder.glob("seed-*")):
+        pipeline = read_run_record(folder).pipeline
+        if pipeline.base is None:
+            print(f"\npipeline (seed 004's steps): a training from scratch of {pipeline.retraining.epochs} epochs")
+        else:
+            print(f"\npipeline (seed 004's steps): {pipeline.base.epochs} epochs of pretraining (the find phase), "
+                  f"{pipeline.pruning.epochs} of pruning, {pipeline.retraining.epochs} of retraining")  # fmt: skip
     for seed_folder in sorted(folder.glob("seed-*")):
         levels = json.loads((seed_folder / "summary.json").read_text()).get("levels") if (seed_folder / "summary.json").exists() else None
         if levels:
