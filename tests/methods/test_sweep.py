@@ -186,7 +186,7 @@ def test_cli_runs_a_2x2_sweep_on_one_shared_find_phase(tmp_path, data_dir, capsy
     assert "sparsity 0.5" in table and "sparsity 0.8" in table
     # Within a column the rows share the base model and the retraining epochs, not the LR schedule:
     # FT stays at the find phase's (constant) 0.1, LLR falls linearly over 8 steps, to 0.1 * 7/8 after one.
-    assert ("Comparison setup (seed 004) in every column: S3.1: the same dataset, network, granularity and sparsity or "
+    assert ("Comparison setup (seed 004) in every column: S3.1: the same dataset, network, granularity and compression or "
             "speedup; the same base model; the same retraining epochs. Not S3.2: the retraining LR schedules differ "
             "from step 2 on (0.1 / 0.0875; seed 0)") in table  # fmt: skip
     # every cell is the final accuracy of its run, in percent; the best of a column in bold

@@ -82,7 +82,7 @@ def test_report_page_tables_and_plots(tmp_path: Path) -> None:
     assert "| run  | prune.sparsity | dense_acc | final_acc | sparsity |" in lines
     assert "| s0.5 |            0.5 |    95.00% |    90.00% |   50.00% |" in lines
     # seed 004's comparison setups: these runs are not even at one sparsity
-    assert ("Comparison setup (seed 004): no two runs share a dataset, network, granularity and sparsity or speedup (S1), "
+    assert ("Comparison setup (seed 004): no two runs share a dataset, network, granularity and compression or speedup (S1), "
             "so none are compared") in lines  # fmt: skip
     for name in ("accuracy_vs_sparsity.png", "layer_sparsity.png"):
         assert f"]({name})" in page.read_text()
@@ -100,7 +100,7 @@ def test_many_differing_settings_number_the_runs(tmp_path: Path) -> None:
     text = write_report(folders, tmp_path / "report").read_text()
     assert "| 1 | r0  |          10 |             100 |               0.1 |" in text  # numbered, settings beside
     # seed 004's setups name the runs as the tables do, group by group of one sparsity
-    assert ("- #1, #2: S1: the same dataset, network, granularity and sparsity or speedup. Not S2: the base models' "
+    assert ("- #1, #2: S1: the same dataset, network, granularity and compression or speedup. Not S2: the base models' "
             "settings differ: ") in text  # fmt: skip
     assert "| #1 #2 |   50.00% |" not in text  # they differ in more than sparsity: two lines
     assert "| #1   |   50.00% |         80.00% |" in text and "| #2   |   50.00% |         80.00% |" in text

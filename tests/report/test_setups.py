@@ -19,22 +19,22 @@ NO_PRUNING = Stage()
 RETRAINING = Stage(2, (0.1, 0.05), {"eval.batch_size": 100})
 
 
-def record(name="a", *, seeds=(0,), sparsity=0.9, speedup=10.0, base=BASE, pruning=NO_PRUNING, retraining=RETRAINING,
-           per_seed=None, **settings) -> RunRecord:  # fmt: skip
+def record(name="a", *, seeds=(0,), sparsity=0.9, speedup=10.0, compression=None, base=BASE, pruning=NO_PRUNING,
+           retraining=RETRAINING, per_seed=None, **settings) -> RunRecord:  # fmt: skip
     defaults = {"data.name": "mnist1d", "model.name": "mnist1d_cnn", "prune.method": "oneshot",
                 "prune.criterion": "magnitude", "eval.rewind": "none"}  # fmt: skip
     scratch = settings.get("eval.rewind") == "reinit"
     pipelines = per_seed or {
         seed: Pipeline(None if scratch else base, NO_PRUNING if scratch else pruning, retraining, speedup) for seed in seeds
     }
-    return RunRecord(name, {**defaults, **settings}, tuple(seeds), sparsity, speedup, pipelines)
+    return RunRecord(name, {**defaults, **settings}, tuple(seeds), sparsity, speedup, pipelines, compression)
 
 
 def test_runs_that_differ_only_in_the_pruning_criterion_meet_every_setup() -> None:
     verdict = comparison_setup([record("a"), record("b", **{"prune.criterion": "random"})])
     assert (verdict.setup, verdict.reason, verdict.budgets) == ("S4.2", None, ())
     assert str(verdict) == (
-        "S4.2: the same dataset, network, granularity and sparsity or speedup; the same base model; "
+        "S4.2: the same dataset, network, granularity and compression or speedup; the same base model; "
         "the same retraining LR schedule and settings; the same pruning LR schedule and settings"
     )
 
@@ -45,7 +45,7 @@ def test_runs_that_differ_only_in_the_pruning_criterion_meet_every_setup() -> No
         ({"model.name": "lenet_300_100"}, None, "the networks differ: model.name mnist1d_cnn / lenet_300_100"),
         ({"prune.criterion": "filter_l1"}, None, "the sparsity granularities differ (weights / channels)"),
         ({"sparsity": 0.8, "speedup": 5.0}, None, "the sparsities (90.00% / 80.00%) and the speedups (10.00x / 5.00x) differ"),
-        ({"sparsity": 0.8, "speedup": None}, None, "the sparsities differ (90.00% / 80.00%)"),
+        ({"sparsity": 0.8, "speedup": None}, None, "the sparsities (90.00% / 80.00%) differ"),
         ({"seeds": (0, 1)}, "S1", "the seeds differ ([0] / [0, 1]), and with them the base models; run them all with --set seeds=[0, 1]"),
         ({"base": Stage(3, BASE.lrs, {"find.batch_size": 50})}, "S1", "the base models' settings differ: find.batch_size 100 / 50"),
         ({"base": Stage(3, (0.1, 0.05, 0.02), BASE.settings)}, "S1", "the base models' LR schedules differ from step 3 on (0.01 / 0.02; seed 0)"),
@@ -76,9 +76,16 @@ def test_settings_of_a_stage_that_did_not_train_do_not_count() -> None:
     assert comparison_setup([record("a", retraining=a), record("b", retraining=b)]).setup == "S4.2"
 
 
-def test_the_same_sparsity_or_the_same_speedup_is_the_same_compression() -> None:
+def test_the_same_compression_or_the_same_speedup_is_the_same_rate() -> None:
+    """Seed 004's S1: the same compression (all parameters over those left) or speedup,
+    within 1%; the sparsity stands in for the compression in runs without parameter counts."""
+    assert comparison_setup([record("a", compression=10.0, speedup=10.0), record("b", compression=10.05, speedup=4.0)]).setup == "S4.2"
+    assert comparison_setup([record("a", compression=10.0, speedup=10.0), record("b", compression=5.0, speedup=10.05)]).setup == "S4.2"
+    # the same sparsity of other prunable weights (an excluded layer) is another compression
+    other = comparison_setup([record("a", compression=10.0, speedup=10.0), record("b", compression=9.8, speedup=9.8)])
+    assert other.reason == ("the compressions (all parameters over those left: 10.00x / 9.80x) and the speedups "
+                            "(10.00x / 9.80x) differ; sparsities 90.00% / 90.00%")  # fmt: skip
     assert comparison_setup([record("a", speedup=10.0), record("b", speedup=4.0)]).setup == "S4.2"  # same sparsity
-    assert comparison_setup([record("a", sparsity=0.9), record("b", sparsity=0.7, speedup=10.05)]).setup == "S4.2"
     assert comparison_setup([record("a", sparsity=0.9), record("b", sparsity=0.894)]).setup == "S4.2"  # within half a point
     assert comparison_setup([record("a", sparsity=0.9), record("b", sparsity=0.89, speedup=9.8)]).setup is None
     # data augmentation is a training setting (compared with the base model and the retraining), not the dataset
@@ -163,20 +170,20 @@ def test_runs_of_several_tasks_are_compared_group_by_group() -> None:
             record("lonely", sparsity=0.7, speedup=3.0)]  # fmt: skip
     text = describe_setups({"": runs})
     assert text.splitlines()[2:] == [
-        ("- a9, b9: S4.2: the same dataset, network, granularity and sparsity or speedup; the same base model; "
+        ("- a9, b9: S4.2: the same dataset, network, granularity and compression or speedup; the same base model; "
          "the same retraining LR schedule and settings; the same pruning LR schedule and settings"),
-        ("- a5, b5: S2: the same dataset, network, granularity and sparsity or speedup; the same base model. "
+        ("- a5, b5: S2: the same dataset, network, granularity and compression or speedup; the same base model. "
          "Not S3.1: the retraining epochs differ (2 / 3)"),
     ]
     # a sweep's columns: one line when every column meets the same setup, else one per column
     assert describe_setups({"sparsity 0.9": runs[0:3:2], "sparsity 0.5": runs[1:4:2]}).splitlines()[2:] == [
-        ("- sparsity 0.9: S4.2: the same dataset, network, granularity and sparsity or speedup; the same base model; "
+        ("- sparsity 0.9: S4.2: the same dataset, network, granularity and compression or speedup; the same base model; "
          "the same retraining LR schedule and settings; the same pruning LR schedule and settings"),
-        ("- sparsity 0.5: S2: the same dataset, network, granularity and sparsity or speedup; the same base model. "
+        ("- sparsity 0.5: S2: the same dataset, network, granularity and compression or speedup; the same base model. "
          "Not S3.1: the retraining epochs differ (2 / 3)"),
     ]
     assert describe_setups({"sparsity 0.9": runs[0:3:2], "sparsity 0.5": [runs[1], record("c5", sparsity=0.5, speedup=2.0)]}) == (
-        "Comparison setup (seed 004) in every column: S4.2: the same dataset, network, granularity and sparsity or "
+        "Comparison setup (seed 004) in every column: S4.2: the same dataset, network, granularity and compression or "
         "speedup; the same base model; the same retraining LR schedule and settings; the same pruning LR schedule and settings"
     )
 

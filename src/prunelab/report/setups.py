@@ -6,7 +6,7 @@ add one shared step at a time, each implying the ones above it:
 
 ====== =====================================================================
 S1     the same dataset and network, granularity (weights or channels), and
-       sparsity or speedup
+       compression (parameters) or speedup
 S2     + the same base model (the same find phase and seeds)
 S3.1   + the same retraining epochs
 S3.2   + the same retraining LR schedule (and the other retraining settings)
@@ -38,7 +38,7 @@ from prunelab.criteria import CHANNEL_CRITERIA
 from prunelab.report.tables import format_table
 
 SETUPS = {
-    "S1": "the same dataset, network, granularity and sparsity or speedup",
+    "S1": "the same dataset, network, granularity and compression or speedup",
     "S2": "the same base model",
     "S3.1": "the same retraining epochs",
     "S3.2": "the same retraining LR schedule and settings",
@@ -46,9 +46,10 @@ SETUPS = {
     "S4.2": "the same pruning LR schedule and settings",
 }
 
-#: Sparsities closer than this, or speedups closer than this ratio, count as the same.
+#: Compressions (all parameters over those left) or speedups closer than this ratio count as
+#: the same; so do sparsities closer than this, in runs that did not record parameter counts.
+RATE_TOLERANCE = 0.01
 SPARSITY_TOLERANCE = 0.005
-SPEEDUP_TOLERANCE = 0.01
 
 # Settings of a training that its recorded epochs and LR per step already cover, or that
 # belong to the pruning method under comparison (rewinding) or to measurements.
@@ -89,6 +90,7 @@ class RunRecord:
     sparsity: float
     speedup: float | None
     pipelines: dict[int, Pipeline]  # per seed
+    compression: float | None = None  # all parameters over those left; None in runs made before it was recorded
 
     @property
     def scratch(self) -> bool:
@@ -222,15 +224,24 @@ def _same_task(runs: Sequence[RunRecord]) -> str | None:
     reason = _same([r.granularity for r in runs], "the sparsity granularities")
     if reason:
         return reason
-    sparsities, speedups = [r.sparsity for r in runs], [r.speedup for r in runs]
-    if max(sparsities) - min(sparsities) <= SPARSITY_TOLERANCE:
-        return None
+    sparsities, compressions, speedups = [r.sparsity for r in runs], [r.compression for r in runs], [r.speedup for r in runs]
     percent = _values([f"{100 * s:.2f}%" for s in sparsities])
-    if None in speedups:
-        return f"the sparsities differ ({percent})"
-    if max(speedups) <= min(speedups) * (1 + SPEEDUP_TOLERANCE):
+    if None in compressions:  # runs made before prunelab recorded parameter counts: the sparsity stands in
+        same, compression = max(sparsities) - min(sparsities) <= SPARSITY_TOLERANCE, f"the sparsities ({percent})"
+    else:
+        same = _close(compressions)
+        compression = f"the compressions (all parameters over those left: {_values([f'{c:.2f}x' for c in compressions])})"
+    if same or (None not in speedups and _close(speedups)):
         return None
-    return f"the sparsities ({percent}) and the speedups ({_values([f'{s:.2f}x' for s in speedups])}) differ"
+    if None in speedups:
+        return f"{compression} differ"
+    return f"{compression} and the speedups ({_values([f'{s:.2f}x' for s in speedups])}) differ" + (
+        f"; sparsities {percent}" if None not in compressions else ""
+    )
+
+
+def _close(rates: list[float]) -> bool:
+    return max(rates) <= min(rates) * (1 + RATE_TOLERANCE)
 
 
 def _same_base(runs: Sequence[RunRecord]) -> str | None:
@@ -312,13 +323,16 @@ def read_run_record(folder: str | Path) -> RunRecord:
     """The :class:`RunRecord` of a finished run directory."""
     folder = Path(folder)
     summary = json.loads((folder / "summary.json").read_text())
+    stats = summary["stats"]
     settings = run_settings(folder)
     return RunRecord(
         name=folder.name,
         settings=settings,
         seeds=tuple(summary["seeds"]),
-        sparsity=summary["stats"]["sparsity"]["mean"],
-        speedup=summary["stats"].get("speedup", {}).get("mean"),
+        sparsity=stats["sparsity"]["mean"],
+        speedup=stats.get("speedup", {}).get("mean"),
+        compression=stats["parameters"]["mean"] / stats["remaining_parameters"]["mean"]
+        if stats.get("remaining_parameters", {}).get("mean") else None,
         pipelines={seed: read_pipeline(folder / f"seed-{seed}", settings) for seed in summary["seeds"]},
     )
 
@@ -389,7 +403,7 @@ AGAINST_SCRATCH = (
 
 
 def task_groups(runs: Sequence[RunRecord]) -> list[list[RunRecord]]:
-    """The runs in groups of one dataset, network, granularity and sparsity or speedup (S1),
+    """The runs in groups of one dataset, network, granularity and compression or speedup (S1),
     in their order; a run trained from scratch joins every group of its task."""
     groups: list[list[RunRecord]] = []
     for run in (r for r in runs if not r.scratch):
@@ -426,10 +440,10 @@ def describe_setups(groups: Mapping[str, Sequence[RunRecord]]) -> str:
         where = " in every column" if len(groups) > 1 else ""
         parts.append(f"Comparison setup (seed 004){where}: {entries[0][1]}")
     elif split and not entries and not budgets:
-        parts.append("Comparison setup (seed 004): no two runs share a dataset, network, granularity and sparsity "
+        parts.append("Comparison setup (seed 004): no two runs share a dataset, network, granularity and compression "
                      "or speedup (S1), so none are compared")  # fmt: skip
     elif entries:
-        parts.append("Comparison setups (seed 004) of the runs at one dataset, network, granularity and sparsity:\n\n"
+        parts.append("Comparison setups (seed 004) of the runs at one dataset, network, granularity and compression or speedup:\n\n"
                      + "\n".join(f"- {who}: {text}" for who, text in entries))  # fmt: skip
     if budgets:
         parts.append(f"{AGAINST_SCRATCH}\n\n" + format_table(budgets))
