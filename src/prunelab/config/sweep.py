@@ -31,7 +31,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from prunelab.config.load import (
     RecipeError,
@@ -133,7 +133,8 @@ def load_plan(
     return plan, sweep
 
 
-SECTIONS = ("data", "model", "find", "prune", "eval")
+#: The recipe's sections (data, model, find, prune, eval), which an arm must not replace whole.
+SECTIONS = tuple(name for name, value in Recipe() if isinstance(value, BaseModel))
 
 
 def _overlap(a: str, b: str) -> bool:
