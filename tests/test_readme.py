@@ -11,7 +11,7 @@ README = (Path(__file__).parents[1] / "README.md").read_text()
 
 
 def _blocks(language: str) -> list[str]:
-    return re.findall(rf"```{language}\n(.*?)```", README, flags=re.S)
+    return re.findall(rf"```{language}\n(.*?)```", README, flags=re.DOTALL)
 
 
 def test_python_example_runs(tmp_path, monkeypatch):

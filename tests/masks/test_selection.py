@@ -91,7 +91,7 @@ def test_result_does_not_depend_on_the_sample_seed(seed):
 
 def test_exact_path_when_everything_fits_in_the_sample():
     weights = random_weights([(10, 10), (5,), (3, 3)], levels=2)
-    for n_prune in range(0, 115):
+    for n_prune in range(115):
         assert_same(select(weights, n_prune, Magnitude()), reference(weights, n_prune))
 
 

@@ -14,8 +14,8 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor, nn
 
-from prunelab.models.common import evaluating
 from prunelab.masks.targets import PRUNABLE_MODULES
+from prunelab.models.common import evaluating
 
 
 def count_macs(model: nn.Module, example_input: Tensor, masks: Mapping[str, Tensor] | None = None) -> int:
