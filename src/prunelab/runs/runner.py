@@ -18,7 +18,7 @@ Layout of ``<out>/<run name>/``::
         masks/                  the masks of every pruning step (e.g. each IMP level)
 
 The find phase is trained once per ``<out>/.find/<key>/seed-<s>/`` and copied into every
-run with the same data, model, find training and rewind point, so that runs differing only
+run with the same data, model, find training, rewind point and device type, so that runs differing only
 in pruning or retraining (a sweep over retraining policies, say) share it.
 """
 
