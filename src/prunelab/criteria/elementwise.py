@@ -13,6 +13,29 @@ The scores are written to ``out`` (same length; float32, or float64 when the ten
 selected together include a float64 one) and returned. Scores must depend only on the name,
 the value and the position, so that the same entry always gets the same score, and must be
 numbers above -inf: NaN and -inf are errors (-inf marks entries already pruned).
+
+Any callable of that form serves as ``Pruner.prune(..., criterion=...)``. For example,
+magnitude relative to the layer's RMS, so that a global ranking compares layers on one scale:
+
+>>> import prunelab as pl
+>>> from torch import nn
+>>> class RelativeMagnitude:
+...     def __init__(self, model):
+...         self.rms = {n: float(p.detach().pow(2).mean().sqrt()) for n, p in model.named_parameters()}
+...     def __call__(self, name, values, positions, out):
+...         return out.copy_(values).abs_().div_(self.rms[name])
+>>> def two_scales():  # the last layer's weights 100 times larger than the first's
+...     model = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 2))
+...     with torch.no_grad():
+...         _ = model[2].weight.mul_(100)
+...     return model
+>>> magnitude, relative = pl.Pruner(two_scales()), pl.Pruner(model := two_scales())
+>>> _ = magnitude.prune(0.5)
+>>> _ = relative.prune(0.5, criterion=RelativeMagnitude(model))
+>>> magnitude.layer_sparsity()  # all 40 pruned weights from the first layer
+{'0.weight': 0.625, '2.weight': 0.0}
+>>> relative.layer_sparsity()["2.weight"] > 0
+True
 """
 
 from __future__ import annotations
