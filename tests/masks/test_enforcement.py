@@ -237,7 +237,62 @@ def test_masks_follow_the_model_when_it_is_cast_after_attaching():
     assert round(pruner.sparsity(), 2) == 0.8
 
 
-def test_stale_masks_are_rebuilt_when_a_step_cannot_use_them():
+@pytest.mark.parametrize(
+    ("make_optimizer", "dtype"),
+    [
+        (lambda p: torch.optim.Adam(p, lr=1e-3), torch.float16),  # eps 1e-8 is 0 in float16
+        (lambda p: torch.optim.AdamW(p, lr=1e-3), torch.float16),
+        (lambda p: torch.optim.Adam(p, lr=1e-3, eps=0.0), torch.float32),
+        (lambda p: torch.optim.RMSprop(p, lr=1e-3), torch.float16),
+        (lambda p: torch.optim.Adagrad(p, lr=1e-3), torch.float16),
+    ],
+    ids=["adam_fp16", "adamw_fp16", "adam_eps0", "rmsprop_fp16", "adagrad_fp16"],
+)
+def test_an_eps_that_vanishes_leaves_no_nan_in_pruned_weights(make_optimizer, dtype):
+    """The update of a pruned entry is then 0 / (0 + 0): the weight is filled with 0 after
+    the step, which a product with the mask (NaN * 0 = NaN) would not do."""
+    model = mlp().to(dtype)
+    pruner = Pruner(model)
+    pruner.prune(0.5)
+    optimizer = make_optimizer(model.parameters())
+    pruner.attach(optimizer)
+    x = torch.randn(8, 20, dtype=dtype)
+    for _ in range(3):
+        optimizer.zero_grad()
+        model(x).float().square().mean().backward()
+        optimizer.step()
+    # Kept weights whose gradient is 0 (a dead ReLU's) may be NaN too, as in dense training.
+    assert all(bool((pruner.parameters[n][~m] == 0).all()) for n, m in pruner.masks.items())
+
+
+def test_an_eps_that_vanishes_after_a_cast_is_found_at_the_next_step():
+    model = mlp()
+    pruner = Pruner(model)
+    pruner.prune(0.5)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    pruner.attach(optimizer)  # in float32, where eps 1e-8 is above 0
+    model.half()  # the float masks fail the next product and are rebuilt, eps checked again
+    x = torch.randn(8, 20, dtype=torch.float16)
+    for _ in range(2):
+        optimizer.zero_grad()
+        model(x).float().square().mean().backward()
+        optimizer.step()
+    assert all(bool((pruner.parameters[n][~m] == 0).all()) for n, m in pruner.masks.items())
+
+
+def test_loading_an_empty_state_while_attached_stops_masking():
+    """The state of a pruner that never pruned: nothing is pruned any more, and steps run."""
+    model = mlp()
+    pruner = Pruner(model)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    pruner.attach(optimizer)
+    pruner.prune(0.5)
+    pruner.load_state_dict(Pruner(mlp()).state_dict())
+    assert pruner.masks == {} and pruner.sparsity() == 0
+    before = model[0].weight.detach().clone()
+    train_step(model, optimizer, 0)
+    assert bool((model[0].weight[before == 0] != 0).all())  # the formerly pruned weights train again
+
     """A model moved to another device after attaching leaves the masks behind; the first
     product with them fails inside the step hook, which then rebuilds the masks where the
     parameters are and masks again. Here, with one device, masks of a dtype that cannot

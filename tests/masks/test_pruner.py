@@ -319,8 +319,29 @@ def test_loading_a_corrupt_state_is_an_error():
     with pytest.raises(ValueError, match="unexpected key"):
         Pruner(distinct_model()).load_state_dict({**state, "junk": torch.zeros(1)})
     state["mask:fc2.weight"] = state["mask:fc2.weight"][:-1]
-    with pytest.raises(ValueError, match="packed mask has 39 bytes"):
+    with pytest.raises(ValueError, match="mask:fc2.weight has 39 bytes of torch.uint8, expected 40 uint8"):
         Pruner(distinct_model()).load_state_dict(state)
+    state["mask:fc2.weight"] = [255] * 40
+    with pytest.raises(ValueError, match="mask:fc2.weight must be a tensor of 40 uint8 bytes .* got list"):
+        Pruner(distinct_model()).load_state_dict(state)
+
+
+def test_a_model_on_the_meta_device_is_refused_until_materialized():
+    state = pruned_state()
+    with torch.device("meta"):
+        model = ConvNet()
+    pruner = Pruner(model)
+    for act in (lambda: pruner.load_state_dict(state), lambda: pruner.prune(0.5)):
+        with pytest.raises(ValueError, match=r"on the meta device, without values: materialize the model first"):
+            act()
+    model.to_empty(device="cpu")  # new parameters: the pruner finds them by name
+    with torch.no_grad():
+        for param in model.parameters():
+            param.fill_(1.0)
+    pruner.load_state_dict(state)
+    assert pruner.state_dict().keys() == state.keys()
+    assert all(torch.equal(pruner.state_dict()[key], state[key]) for key in state)
+    assert all(bool((param[~pruner.masks[name]] == 0).all()) for name, param in pruner.parameters.items())
 
 
 # -- argument errors ----------------------------------------------------------------------

@@ -206,6 +206,18 @@ def test_nan_weights_are_an_error_naming_the_tensor(sample_size):
         select(weights, 5000, Magnitude(), chunk_size=100, sample_size=sample_size)
 
 
+@pytest.mark.parametrize("fraction_nan", [0.001, 0.6, 1.0])
+def test_a_nan_threshold_is_the_same_error(fraction_nan):
+    """Pruning almost everything puts the threshold on a NaN when there are NaN weights."""
+    weights = random_weights(SHAPES)
+    n_nan = max(1, round(fraction_nan * weights["t2"].numel()))
+    weights["t2"].view(-1)[:n_nan] = math.nan
+    total = sum(w.numel() for w in weights.values())
+    for sample_size in (100_000, 64):
+        with pytest.raises(ValueError, match="t2 has NaN or -inf scores"):
+            select(weights, total - 1, Magnitude(), chunk_size=100, sample_size=sample_size)
+
+
 def test_infinite_weights_and_pruned_entries_together_are_not_mistaken_for_nan():
     """+inf weights (kept) and already pruned entries (scored -inf) make a chunk's score sum
     NaN, which the cheap check must not report as a NaN score."""

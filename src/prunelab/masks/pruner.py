@@ -19,7 +19,9 @@ SCOPES = ("global", "layerwise")
 #: state (momentum, Adam moments) are zero, weight decay included. With gradients masked before
 #: the step, pruned weights stay zero without a second pass over them, which matters for small
 #: models: each pass costs 3-4% of a LeNet-300-100 step. Exact types, as a subclass may change
-#: the update.
+#: the update. Adam and AdamW only while their eps is above zero in the weights' dtype (1e-8
+#: is 0 in float16): otherwise a pruned entry's update is 0/0, and the weights are zeroed after
+#: the step as for any other optimizer.
 ZERO_PRESERVING_OPTIMIZERS: tuple[type[torch.optim.Optimizer], ...] = (
     torch.optim.SGD,
     torch.optim.Adam,
@@ -71,6 +73,8 @@ class Pruner:
         # tensor, for the per-step products; None when there is none to keep up to date.
         self._enforced: list[tuple[nn.Parameter, Tensor]] | None = None
         self._hooks: dict[int, tuple[torch.optim.Optimizer, list]] = {}
+        # Attached optimizers (by id) with an eps that is 0 in a pruned weight's dtype.
+        self._eps_vanishes: set[int] = set()
 
     # -- pruning -----------------------------------------------------------------------
 
@@ -194,6 +198,11 @@ class Pruner:
                 current = self.model.get_parameter(name)
             except AttributeError:
                 raise ValueError(f"the model no longer has the parameter {name!r} this pruner prunes") from None
+            if current.is_meta:
+                raise ValueError(
+                    f"{name} is on the meta device, without values: materialize the model first "
+                    "(e.g. model.to_empty(device=...), then load its weights)"
+                )
             if current is not param:
                 if current.shape != param.shape:
                     raise ValueError(f"{name} was replaced by a parameter of shape {tuple(current.shape)}, not {tuple(param.shape)}")
@@ -204,6 +213,8 @@ class Pruner:
         stale = self._enforced is None or any(m.dtype != p.dtype or m.device != p.device for p, m in self._enforced)
         if self._hooks and (changed or stale):
             self._enforced = self._products()
+            dtypes = {param.dtype for param, _ in self._enforced}
+            self._eps_vanishes = {key for key, (optimizer, _) in self._hooks.items() if _eps_vanishes(optimizer, dtypes)}
             return True
         return changed
 
@@ -216,7 +227,8 @@ class Pruner:
         momentum buffers and Adam moments, zeroed here and whenever the masks change or the
         optimizer's state is loaded, stay zero and weight decay has nothing to act on. SGD,
         Adam and AdamW then leave the pruned weights at exactly zero; after the step of any
-        other optimizer they are zeroed again, which keeps the guarantee for any optimizer.
+        other optimizer they are zeroed again, which keeps the guarantee for any optimizer (and
+        so they are for Adam and AdamW if eps is 0 in the weights' dtype, as 1e-8 is in float16).
         Uses the optimizer's own hooks; nothing of the model or optimizer is replaced. While
         attached, the pruner holds a copy of each pruned tensor's mask in the weight's dtype
         (fast to multiply by). Weights written into the model later (e.g. rewinding) need
@@ -233,9 +245,10 @@ class Pruner:
             optimizer.register_step_pre_hook(self._before_step),
             optimizer.register_load_state_dict_post_hook(self._after_optimizer_load),
         ]
-        if type(optimizer) not in ZERO_PRESERVING_OPTIMIZERS:
-            handles.append(optimizer.register_step_post_hook(self._mask_weights))
+        if type(optimizer) is not torch.optim.SGD:  # SGD has no eps that could vanish
+            handles.append(optimizer.register_step_post_hook(self._after_step))
         self._hooks[id(optimizer)] = (optimizer, handles)
+        self._enforced = None  # rebuilt by apply(), which also checks the new optimizer's eps
         self.apply()
 
     def _after_optimizer_load(self, _optimizer: torch.optim.Optimizer) -> None:
@@ -243,7 +256,7 @@ class Pruner:
 
     def __getstate__(self) -> dict:
         # The hooks live in the original's optimizers: a copy (deepcopy, pickle) starts detached.
-        return {**self.__dict__, "_hooks": {}, "_enforced": None}
+        return {**self.__dict__, "_hooks": {}, "_enforced": None, "_eps_vanishes": set()}
 
     def detach(self, optimizer: torch.optim.Optimizer | None = None) -> None:
         """Stop enforcing the masks for ``optimizer`` (all optimizers if None)."""
@@ -311,15 +324,29 @@ class Pruner:
                 raise
             self.mask_gradients()
 
+    def _after_step(self, optimizer: torch.optim.Optimizer, *_hook_args: object) -> None:
+        # A cast since attach (model.half()) still masks right, but may make eps vanish.
+        if any(param.dtype != mask.dtype for param, mask in self._enforced):
+            self._follow_model()
+        if id(optimizer) in self._eps_vanishes:
+            self._mask_weights(fill=True)
+        elif type(optimizer) not in ZERO_PRESERVING_OPTIMIZERS:
+            self._mask_weights()
+
     @torch.no_grad()
-    def _mask_weights(self, *_hook_args: object) -> None:
+    def _mask_weights(self, fill: bool = False) -> None:
+        """Zero the pruned weights: by a product, or by a fill where an update of 0/0 (an eps
+        that vanished) left NaN, which a product with 0 keeps."""
         try:
             for param, mask in self._enforced:
-                param.mul_(mask)
+                if fill:
+                    param.masked_fill_(mask == 0, 0)
+                else:
+                    param.mul_(mask)
         except RuntimeError:
             if not self._follow_model():
                 raise
-            self._mask_weights()
+            self._mask_weights(fill)
 
     # -- measurements ------------------------------------------------------------------
 
@@ -357,6 +384,7 @@ class Pruner:
         The state must hold a mask for every prunable parameter, or none at all (a pruner
         that had not pruned yet).
         """
+        self._follow_model()
         masks = {}
         for key in state:
             kind, _, name = key.partition(":")
@@ -377,7 +405,7 @@ class Pruner:
             if shape != expected:
                 raise ValueError(f"mask for {name!r} has shape {shape}, but the parameter has shape {expected}")
             device = self.parameters[name].device
-            masks[name] = _unpack_bits(state[key], math.prod(shape)).view(shape).to(device)
+            masks[name] = _unpack_bits(key, state[key], math.prod(shape)).view(shape).to(device)
         missing = [name for name in self.parameters if name not in masks]
         if masks and missing:
             raise ValueError(f"the state has no mask for {', '.join(missing)}")
@@ -386,6 +414,16 @@ class Pruner:
             self._set_masks(masks)
         else:  # the state of a pruner that had not pruned yet: so is this one now
             self._enforced = None
+            self._follow_model()  # while attached, the step then has nothing to mask
+
+
+def _eps_vanishes(optimizer: torch.optim.Optimizer, dtypes: set[torch.dtype]) -> bool:
+    """Whether an Adam-style ``eps`` of ``optimizer`` is 0 in one of ``dtypes``."""
+    return any(
+        isinstance(group.get("eps"), numbers.Real) and float(torch.tensor(group["eps"], dtype=dtype)) == 0
+        for group in optimizer.param_groups
+        for dtype in dtypes
+    )
 
 
 def _fraction(label: str, value: object) -> float:
@@ -412,8 +450,11 @@ def _pack_bits(mask: Tensor) -> Tensor:
     return (padded.view(-1, 8) * _BIT_WEIGHTS).sum(1, dtype=torch.uint8)
 
 
-def _unpack_bits(packed: Tensor, numel: int) -> Tensor:
-    if packed.dtype != torch.uint8 or packed.numel() != -(-numel // 8):
-        raise ValueError(f"packed mask has {packed.numel()} bytes of {packed.dtype}, expected {-(-numel // 8)} uint8")
+def _unpack_bits(label: str, packed: object, numel: int) -> Tensor:
+    size = -(-numel // 8)
+    if not isinstance(packed, Tensor):
+        raise ValueError(f"{label} must be a tensor of {size} uint8 bytes (from Pruner.state_dict), got {type(packed).__name__}")
+    if packed.dtype != torch.uint8 or packed.numel() != size:
+        raise ValueError(f"{label} has {packed.numel()} bytes of {packed.dtype}, expected {size} uint8")
     bits = packed.reshape(-1, 1).bitwise_and(_BIT_WEIGHTS).ne(0)
     return bits.reshape(-1)[:numel]

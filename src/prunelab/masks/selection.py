@@ -77,6 +77,8 @@ def select(
     stream = _Stream(names, flats, priors, criterion, chunk_size)
     exact = total <= sample_size
     sample_scores, sample_index = stream.sample(sample_size, seed, exact)
+    if bool(sample_scores.isnan().any()):  # a NaN threshold cannot be selected: name the tensor now
+        stream.check_all_scores()
     for sigmas in BAND_SIGMAS:
         lo, hi = _band(sample_scores, sample_index, n_prune, total, 0.0 if exact else sigmas)
         masks, positions, scores = stream.split(lo, hi)
@@ -117,8 +119,16 @@ class _Stream:
         """Scores must be comparable and above -inf, which marks entries already pruned. A
         sum is NaN or -inf if a score is (or if +inf and -inf both occur): the cheap test,
         without a sync per chunk; only then are the scores read again."""
-        if not sums or bool(torch.stack(sums).isfinite().all()) or not self._has_bad_score(i):
-            return
+        if sums and not bool(torch.stack(sums).isfinite().all()) and self._has_bad_score(i):
+            self._bad_scores(i)
+
+    def check_all_scores(self) -> None:
+        """Raise for the first tensor with a NaN or -inf score."""
+        for i in range(len(self.flats)):
+            if self._has_bad_score(i):
+                self._bad_scores(i)
+
+    def _bad_scores(self, i: int) -> None:
         raise ValueError(
             f"{self.names[i]} has NaN or -inf scores under {self.criterion!r}: scores must be numbers "
             "above -inf (are its weights finite?)"
