@@ -219,6 +219,26 @@ def test_an_empty_grid_entry_is_an_error(tmp_path, data_dir) -> None:
 
 
 @pytest.mark.parametrize(
+    ("grid", "arms", "message"),
+    [
+        ({"prune.sparsity": [0.5, 0.7, 0.5]}, None, r"sweep.grid.prune.sparsity lists 0.5 twice"),
+        ({"eval.optimizer": [{"name": "sgd"}, {"name": "sgd"}]}, None, r"lists \{'name': 'sgd'\} twice"),
+        ({"prune.sparsity": [0.5]}, {"a": {"eval.epochs": 1}, "b": {"eval.epochs": 1}}, "sweep.arms.b sets the same fields as arm 'a'"),
+    ],
+)
+def test_a_sweep_that_repeats_a_run_is_an_error_before_any_run(tmp_path, data_dir, grid, arms, message) -> None:
+    path = write_sweep(tmp_path, data_dir, grid, arms=arms)
+    with pytest.raises(RecipeError, match=message):
+        load_plan(path)
+
+
+def test_a_repeated_value_given_with_set_is_an_error_before_any_run(tmp_path, data_dir) -> None:
+    path = write_sweep(tmp_path, data_dir, {"prune.sparsity": [0.5, 0.9]})
+    with pytest.raises(RecipeError, match=r"sweep.grid.prune.sparsity lists 0.5 twice"):
+        load_plan(path, ["sweep.grid.prune.sparsity=[0.5, 0.5]"])
+
+
+@pytest.mark.parametrize(
     ("table", "message"),
     [
         ({"rows": "eval.lr_polcy"}, "sweep.table names 'eval.lr_polcy', which the grid does not sweep"),

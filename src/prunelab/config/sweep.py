@@ -157,6 +157,14 @@ def _check_sweep(raw_sweep: object, origin: str) -> SweepSpec:
     for key, values in sweep.grid.items():
         if not values:
             raise RecipeError(f"{origin}: sweep.grid.{key} is empty; a swept field needs at least one value")
+        repeated = next((v for i, v in enumerate(values) if v in values[:i]), None)
+        if repeated is not None:
+            raise RecipeError(f"{origin}: sweep.grid.{key} lists {repeated!r} twice; each value makes its own runs")
+    arms = list(sweep.arms.items())
+    for i, (name, fields) in enumerate(arms):
+        twin = next((other for other, earlier in arms[:i] if earlier == fields), None)
+        if twin is not None:
+            raise RecipeError(f"{origin}: sweep.arms.{name} sets the same fields as arm {twin!r}, so they would be the same runs")
     for name, fields in sweep.arms.items():
         if "." in name or not name.strip():
             raise RecipeError(f"{origin}: sweep.arms: {name!r} cannot name an arm; write it without dots (e.g. 1e-2 "
