@@ -62,6 +62,16 @@ def test_each_condition_of_the_ladder_on_its_own(change, setup, reason) -> None:
         assert str(verdict) == f"not comparable, not even by S1: {reason}"
 
 
+def test_where_lr_schedules_part_does_not_depend_on_the_order_of_the_runs() -> None:
+    """b and c agree with a at step 1 and part at step 2; d already differs at step 1."""
+    schedules = {"a": (0.1, 0.1), "b": (0.1, 0.09), "c": (0.1, 0.08), "d": (0.01, 0.01)}
+    runs = [record(name, retraining=Stage(2, lrs, RETRAINING.settings)) for name, lrs in schedules.items()]
+    for order in (runs, runs[::-1], [runs[1], runs[2], runs[3], runs[0]]):
+        reason = comparison_setup(order).reason
+        assert reason.startswith("the retraining LR schedules differ from step 1 on ("), reason
+    assert comparison_setup(runs[:3]).reason.startswith("the retraining LR schedules differ from step 2 on (0.1 / 0.09 / 0.08")
+
+
 def test_the_same_pruning_epochs_with_other_lrs_or_settings_meet_s4_1_only() -> None:
     settings = {"eval.optimizer.weight_decay": 1e-4}
     verdict = comparison_setup([record("a", pruning=Stage(1, (0.1, 0.1), settings)), record("b", pruning=Stage(1, (0.1, 0.01), settings))])

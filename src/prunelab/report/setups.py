@@ -263,12 +263,14 @@ def _same_training(runs: Sequence[RunRecord], stage: Callable[[Pipeline], Stage]
     for seed in sorted(set.intersection(*(set(r.pipelines) for r in runs))):
         schedules = [stage(r.pipelines[seed]).lrs for r in runs]
         first = schedules[0]
-        for lrs in schedules[1:]:
-            if len(lrs) != len(first):
-                return f"the {what} LR schedules differ: {_values([len(s) for s in schedules])} steps"
-            step = next((i for i, (a, b) in enumerate(zip(first, lrs)) if not math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-15)), None)
-            if step is not None:
-                return f"the {what} LR schedules differ from step {step + 1} on ({_values([f'{s[step]:.4g}' for s in schedules])}; seed {seed})"
+        if any(len(lrs) != len(first) for lrs in schedules):
+            return f"the {what} LR schedules differ: {_values([len(s) for s in schedules])} steps"
+        # The first step where any schedule leaves the first one: where they stop being alike.
+        steps = [next((i for i, (a, b) in enumerate(zip(first, lrs)) if not math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-15)), None)
+                 for lrs in schedules[1:]]  # fmt: skip
+        if any(i is not None for i in steps):
+            step = min(i for i in steps if i is not None)
+            return f"the {what} LR schedules differ from step {step + 1} on ({_values([f'{s[step]:.4g}' for s in schedules])}; seed {seed})"
     return None
 
 
