@@ -279,7 +279,8 @@ def test_progress_bars_only_on_a_terminal(terminal, flag, expected, tmp_path: Pa
 
 def test_gmp_summaries_say_what_their_pruned_accuracy_is(tmp_path: Path, capsys) -> None:
     folder = tmp_path / "gmp-run"
-    folder.mkdir()
+    (folder / "seed-0").mkdir(parents=True)
+    (folder / "seed-0" / "summary.json").write_text(json.dumps({"seed": 0, "method": "gmp", "sparsity": 0.9, "final_acc": 0.8}))
     stats = {"pruned_acc": {"mean": 0.8, "std": 0.0}}
     (folder / "summary.json").write_text(json.dumps({"run": folder.name, "method": "gmp", "seeds": [0], "stats": stats}))
     assert cli.main(["show", str(folder)]) == 0

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import json
 import math
 import os
 import sys
@@ -17,7 +16,7 @@ from prunelab.config import RecipeError, builtin_recipes, run_name
 from prunelab.config.sweep import load_plan, summary_meanings
 from prunelab.distributed import join_from_environment, leave, world
 from prunelab.report import format_stat, format_table, pivot
-from prunelab.runs.io import write_text
+from prunelab.runs.io import read_json, write_text
 
 EPILOG = """examples:
   prunelab run                                   # the default recipe: MNIST-1D CNN, 90% one-shot
@@ -96,6 +95,7 @@ def _show_warning(message: Warning | str, *_where: object, **_kwargs: object) ->
 
 
 def _run(args: argparse.Namespace) -> int:
+    from prunelab.report.runs import check_run_folder
     from prunelab.report.setups import describe_column_setups
     from prunelab.runs.runner import run_recipe
 
@@ -117,7 +117,8 @@ def _run(args: argparse.Namespace) -> int:
     rows = [{**assignment, "run": folder.name} for assignment, folder in results]
     text = format_table(rows)
     if sweep.table is not None:
-        summaries = [(assignment, json.loads((folder / "summary.json").read_text())) for assignment, folder in results]
+        # Checked as for a report: the table's setups read the files of every seed, some from earlier commands.
+        summaries = [(assignment, read_json(check_run_folder(folder) / "summary.json")) for assignment, folder in results]
         # A run directory keeps the seeds of earlier commands too: name those the numbers cover.
         seeds = {tuple(summary["seeds"]) for _, summary in summaries}
         over = f"seeds {list(seeds.pop())}" if len(seeds) == 1 else "each run's seeds (see its summary.json)"
@@ -192,24 +193,24 @@ def _show(args: argparse.Namespace) -> int:
             print(f"\npipeline (seed 004's steps): {pipeline.base.epochs} epochs of pretraining (the find phase), "
                   f"{pipeline.pruning.epochs} of pruning, {pipeline.retraining.epochs} of retraining")  # fmt: skip
     for seed_folder in sorted(folder.glob("seed-*")):
-        levels = json.loads((seed_folder / "summary.json").read_text()).get("levels") if (seed_folder / "summary.json").exists() else None
+        levels = read_json(seed_folder / "summary.json").get("levels") if (seed_folder / "summary.json").exists() else None
         if levels:
             print(f"\nlevels ({seed_folder.name}):")
             print(format_table([{k: v if k == "level" else format_stat(k, {"mean": v, "std": 0.0}) for k, v in level.items()}
                                 for level in levels]))  # fmt: skip
         path = seed_folder / "layer_sparsity.json"
         if path.exists():
-            layers = json.loads(path.read_text())
+            layers = read_json(path)
             rows = [{"layer": name, **counts, "sparsity": format_stat("sparsity", {"mean": counts["sparsity"], "std": 0.0})}
                     for name, counts in layers.items()]
             print(f"\nlayerwise pruning ratios ({seed_folder.name}):")
             print(format_table(rows, ["layer", "numel", "remaining", "sparsity"]))
         path = seed_folder / "channels.json"
         if path.exists():
-            prune = json.loads((seed_folder / "events.json").read_text())["prune"]
+            prune = read_json(seed_folder / "events.json", keys=["prune"])["prune"]
             rows = [{"channel group": name, "kept channels": len(kept),
                      "removed": format_stat("sparsity", {"mean": prune["group_sparsity"][name], "std": 0.0})}
-                    for name, kept in json.loads(path.read_text()).items()]  # fmt: skip
+                    for name, kept in read_json(path).items()]  # fmt: skip
             print(f"\nchannels ({seed_folder.name}):")
             print(format_table(rows))
     return 0
@@ -231,7 +232,9 @@ def _compare(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from prunelab.report.runs import write_report
 
-    page = write_report(_run_folders(args.runs), args.out)
+    folders = _run_folders(args.runs)
+    _make_out(args.out)
+    page = write_report(folders, args.out)
     print(f"report in {page}")
     return 0
 
@@ -255,7 +258,7 @@ def _run_folders(paths: list[Path]) -> list[Path]:
 
 
 def _summary_table(folder: Path) -> str:
-    summary = json.loads((folder / "summary.json").read_text())
+    summary = read_json(folder / "summary.json", keys=["run", "seeds", "stats"])
     spread = ", mean ± std" if len(summary["seeds"]) > 1 else ""
     meanings = summary_meanings(summary.get("method", ""))
     rows = [

@@ -18,6 +18,7 @@ from prunelab.config import (
     TrainConfig,
     apply_override,
     builtin_recipes,
+    experiment_settings,
     load_recipe,
     recipe_yaml,
     run_name,
@@ -324,10 +325,12 @@ def test_errors_in_a_file_name_the_file_and_the_field(tmp_path: Path) -> None:
     assert "unknown field" in error_line(message, "find.optimizer.lrr")
 
 
-def test_empty_file_is_the_schema_defaults(tmp_path: Path) -> None:
+@pytest.mark.parametrize("text", ["", "# only a comment\n", "{}\n"], ids=["no-bytes", "only-comments", "empty-mapping"])
+def test_an_empty_recipe_file_is_an_error(tmp_path: Path, text: str) -> None:
+    """It would run the schema's defaults, which are not the built-in default recipe."""
     path = tmp_path / "empty.yaml"
-    path.write_text("")
-    assert load_recipe(path) == Recipe()
+    path.write_text(text)
+    assert error_of([], path).startswith(f"{path} is empty: a recipe needs at least one section")
 
 
 def test_unknown_recipe_name_lists_the_builtins() -> None:
@@ -418,6 +421,29 @@ def test_run_name_ignores_seeds_description_device_and_where_the_data_is() -> No
     assert run_name(load_recipe(overrides=["data.augment=false"])) != name  # that one changes results
 
 
+@pytest.mark.parametrize(
+    ("source", "base", "unused"),
+    [
+        (None, [], "find.lr_schedule.milestones=[1, 5]"),  # the find schedule is cosine
+        (None, [], "find.lr_schedule.gamma=0.5"),
+        (None, [], "eval.lr_schedule.name=step"),  # eval.lr_policy is llr
+        (None, [], "eval.optimizer.lr=0.5"),
+        (None, ["prune.scope=ratios", "prune.ratios={features.0.weight: 0.5}"], "prune.sparsity=0.5"),
+        ("imp", ["prune.levels=2"], "prune.sparsity=0.5"),
+        ("bimp", [], "find.epochs=3"),
+        ("bimp", [], "find.lr_schedule.name=cosine"),
+        ("bimp", [], "eval.epochs=2"),
+    ],
+)
+def test_run_name_ignores_a_setting_that_cannot_take_effect(source, base, unused) -> None:
+    """The same experiment, so the same run directory: neither its name nor the settings
+    that the directory's recipe is checked against change."""
+    recipe, other = load_recipe(source, base), load_recipe(source, [*base, unused])
+    assert recipe != other and unused_settings(other) != unused_settings(recipe)
+    assert run_name(other) == run_name(recipe)
+    assert experiment_settings(other) == experiment_settings(recipe)
+
+
 def test_run_name_differs_between_methods_with_default_settings() -> None:
     names = {run_name(validate({"prune": {"method": method}})) for method in ("oneshot", "gmp", "imp", "bimp")}
     assert len(names) == 4
@@ -433,7 +459,19 @@ def test_run_name_differs_between_methods_with_default_settings() -> None:
          ["find.lr_schedule.milestones [5, 9] lie at or past the end of the phase (find.epochs=5)"]),
         (["eval.lr_policy=null", "eval.epochs=4", "eval.lr_schedule={name: step, step_size: 4}"], ["eval.lr_schedule.step_size=4 is not below eval.epochs=4"]),
         (["eval.lr_policy=null", "eval.epochs=4", "eval.lr_schedule={name: step, step_size: 3}", "find.epochs=0"], []),
-        (["eval.lr_policy=ft", "eval.lr_schedule={name: multistep, milestones: [100]}"], []),  # the policy decides
+        (["eval.lr_policy=ft", "eval.lr_schedule={name: multistep, milestones: [100]}"],  # the policy decides
+         ["eval.lr_schedule.name=multistep is not used: the LR policy ft sets the eval phase's LR schedule",
+          "eval.lr_schedule.milestones=[100] is not used: the LR policy ft sets the eval phase's LR schedule"]),
+        (["eval.lr_schedule.name=step"], ["eval.lr_schedule.name=step is not used: the LR policy llr sets the eval phase's LR schedule"]),
+        # options the chosen schedule does not read (the default recipe's find schedule is cosine)
+        (["find.lr_schedule.milestones=[1, 5]"],
+         ["find.lr_schedule.milestones=[1, 5] is not used: a cosine LR schedule reads only final_lr, warmup_epochs"]),
+        (["find.lr_schedule.gamma=0.5"], ["find.lr_schedule.gamma=0.5 is not used: a cosine LR schedule reads only final_lr, warmup_epochs"]),
+        (["find.lr_schedule={name: step, step_size: 2, gamma: 0.5, final_lr: 0.01, warmup_epochs: 1}"],
+         ["find.lr_schedule.final_lr=0.01 is not used: a step LR schedule reads only step_size, gamma, warmup_epochs"]),
+        (["find.lr_schedule={name: constant, warmup_epochs: 1}"], []),
+        (["eval.lr_policy=null", "eval.lr_schedule={name: linear, final_lr: 0.01, milestones: [2]}"],
+         ["eval.lr_schedule.milestones=[2] is not used: a linear LR schedule reads only final_lr, warmup_epochs"]),
     ],
 )
 def test_unused_settings_are_named(overrides, expected) -> None:
@@ -441,6 +479,33 @@ def test_unused_settings_are_named(overrides, expected) -> None:
     assert len(messages) == len(expected)
     for message, start in zip(messages, expected):
         assert message.startswith(start)
+
+
+def test_imp_with_the_lpr_of_another_run_uses_the_sparsity_for_its_levels() -> None:
+    lpr_of = ["prune.scope=lpr_of", "prune.lpr_of=/elsewhere", "prune.criterion=random"]
+    assert unused_settings(load_recipe("imp", lpr_of)) == []  # 0.9 at rate 0.2: 11 levels
+    assert unused_settings(load_recipe("imp", [*lpr_of, "prune.levels=3"])) == [
+        "prune.sparsity=0.9 is not used: prune.levels=3 sets how far IMP prunes"
+    ]
+    assert unused_settings(load_recipe(overrides=lpr_of)) == [  # one-shot prunes to the other run's LPR
+        "prune.sparsity=0.9 is not used: scope lpr_of sets each layer's ratio"
+    ]
+
+
+def test_bimp_names_the_find_and_eval_settings_it_never_reads() -> None:
+    """BIMP trains prune.initial_epochs with a linear schedule, then splits the rest of its
+    budget over the levels with ALLR: the default recipe's find and eval lengths and its
+    cosine find schedule do not apply."""
+    messages = unused_settings(load_recipe(overrides=["prune.method=bimp", "eval.lr_policy=null", "find.lr_schedule.gamma=0.5"]))
+    assert messages == [
+        "find.epochs=40 is not used: bimp first trains prune.initial_epochs=15 epochs",
+        "find.lr_schedule.name=cosine is not used: bimp first trains with a linear LR schedule",
+        "eval.epochs=30 is not used: bimp splits the other prune.budget_epochs - prune.initial_epochs = 15 epochs over its levels",
+        "find.lr_schedule.gamma=0.5 is not used: a linear LR schedule reads only final_lr, warmup_epochs",
+    ]
+    # what its initial training does read
+    read = ["find.batch_size=50", "find.optimizer.lr=0.05", "find.lr_schedule={final_lr: 0.01, warmup_epochs: 1}"]
+    assert unused_settings(load_recipe("bimp", read)) == []
 
 
 def test_an_unset_sparsity_is_not_reported_as_unused() -> None:

@@ -24,7 +24,12 @@ BIMP = [
 @pytest.fixture(scope="module")
 def bimp_run(make_recipe, shared_out):
     recipe = make_recipe(*BIMP)
-    return recipe, run_recipe(recipe, shared_out, progress=False) / "seed-0"
+    with pytest.warns(UserWarning) as warned:  # the ignored settings, named
+        folder = run_recipe(recipe, shared_out, progress=False)
+    assert [str(w.message).split(" is not used")[0] for w in warned] == [
+        "find.epochs=7", "find.lr_schedule.name=cosine", "eval.epochs=9"
+    ]  # fmt: skip
+    return recipe, folder / "seed-0"
 
 
 def test_the_find_phase_is_initial_epochs_of_linear_decay_to_zero(bimp_run, steps_per_epoch, read) -> None:

@@ -4,6 +4,7 @@ exactly the target at the end, the update-frequency warnings, the logged and plo
 
 from __future__ import annotations
 
+import math
 import warnings
 from pathlib import Path
 from types import SimpleNamespace
@@ -180,7 +181,7 @@ def _session(recipe, model: nn.Module | None = None, train_size: int = 4000):
 def test_linear_schedule_prunes_the_same_amount_at_every_update(make_recipe) -> None:
     recipe = make_recipe(*GMP, "prune.schedule=linear", "prune.pruning_epochs=3", "eval.epochs=5")
     schedule = gmp_schedule(_session(recipe))
-    steps = schedule.update_steps()
+    steps = schedule.update_steps
     assert steps == (8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30)  # 3 epochs, 4 an epoch
     values = [schedule(t) for t in steps]
     assert values == pytest.approx([cubic(t, 8, 30, exponent=1) for t in steps], abs=1e-12)
@@ -212,10 +213,39 @@ def test_update_frequency_guidance(make_recipe, overrides, expected) -> None:
 def test_every_batch_warning_comes_with_enough_updates(make_recipe) -> None:
     recipe = make_recipe(*GMP, "prune.updates_per_epoch=8", "prune.pruning_epochs=4", "eval.epochs=6")
     schedule = gmp_schedule(_session(recipe))
-    assert len(schedule.update_steps()) == 32 and schedule.frequency == 1
+    assert schedule.update_steps == tuple(range(8, 40))  # 32 updates, one every step
     with pytest.warns(UserWarning, match="every batch") as record:
         check_update_frequency(schedule)
     assert len(record) == 1
+
+
+@pytest.mark.parametrize(
+    ("batch_size", "updates_per_epoch", "updates"),
+    [(100, 6, 30), (100, 7, 35), (300, 4, 20), (500, 3, 15), (500, 8, 40), (500, 9, 40)],
+)
+def test_the_configured_number_of_updates_lands_exactly(make_recipe, batch_size, updates_per_epoch, updates) -> None:
+    """pruning_epochs * updates_per_epoch updates, spread over the pruning stage even where
+    an epoch's steps do not divide by updates_per_epoch (40 steps / 6 rounds to 7, which
+    gave 29 updates); at most one a step (with 8 steps an epoch, 9 updates an epoch give 8)."""
+    recipe = make_recipe(*GMP, f"eval.batch_size={batch_size}", "prune.pruning_epochs=5",
+                         f"prune.updates_per_epoch={updates_per_epoch}", "eval.epochs=7")  # fmt: skip
+    epoch_steps = -(-4000 // batch_size)
+    begin, finetune = epoch_steps, 6 * epoch_steps
+    schedule = gmp_schedule(_session(recipe))
+    steps = schedule.update_steps
+    assert len(steps) == updates
+    assert steps[0] == begin and steps[-1] < finetune
+    spacing = 5 * epoch_steps / updates
+    assert all(int(spacing) <= b - a <= math.ceil(spacing) for a, b in zip(steps, steps[1:]))  # evenly spread
+    assert [schedule(t) for t in steps] == pytest.approx([cubic(t, begin, steps[-1]) for t in steps], abs=1e-12)
+
+
+def test_seed_000s_minimum_is_met_by_the_default_updates_at_40_steps_an_epoch(make_recipe) -> None:
+    recipe = make_recipe("prune.method=gmp", "eval.lr_policy=null", "eval.epochs=10", "eval.batch_size=100")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert check_update_frequency(gmp_schedule(_session(recipe))) == []
+    assert not caught
 
 
 @pytest.mark.parametrize(

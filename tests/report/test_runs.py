@@ -115,3 +115,44 @@ def test_report_command_skips_what_is_not_a_run(tmp_path: Path, capsys) -> None:
     assert cli.main(["compare", *map(str, folders)]) == 0
     assert "\nComparison setup (seed 004): no two runs share a dataset" in capsys.readouterr().out
     assert cli.main(["report", str(tmp_path / "runs" / "table.md")]) == 2
+
+
+DAMAGES = {  # a file of a run directory, what is written into it (None: removed), what the error says of it
+    "cut summary": ("summary.json", "{\n", "is not valid JSON (line 2, column 1)"),
+    "empty summary": ("summary.json", "{}", "lacks 'run', 'seeds', 'stats'"),
+    "cut seed summary": ("seed-0/summary.json", "{\n", "is not valid JSON (line 2, column 1)"),
+    "no seed summary": ("seed-0/summary.json", None, "is missing"),
+    "cut LR log": ("seed-0/lr_log.json", "{\n", "is not valid JSON (line 2, column 1)"),
+    "cut metrics": ("seed-0/metrics.json", '[{"phase": "fi', "is not valid JSON (line 1, column 12)"),
+    "no metrics": ("seed-0/metrics.json", None, "is missing"),
+    "layers in a list": ("seed-0/layer_sparsity.json", "[1]", "is not a JSON object"),
+}
+
+
+@pytest.mark.parametrize("command", ["show", "compare", "report"])
+@pytest.mark.parametrize("damage", DAMAGES)
+def test_a_damaged_run_file_is_named_in_one_line(damage: str, command: str, tmp_path: Path, capsys) -> None:
+    name, content, problem = DAMAGES[damage]
+    run = oneshot_run(tmp_path / "run", 0.5, 0.8)
+    path = run / name
+    if content is None:
+        path.unlink()
+    else:
+        path.write_text(content)
+    assert cli.main([command, str(run), *(["--out", str(tmp_path / "report")] if command == "report" else [])]) == 2
+    assert capsys.readouterr().err == f"prunelab: error: {path} {problem}: the run folder is damaged; remove it or the seed folder to run it again\n"
+
+
+def test_a_seed_folder_of_an_unfinished_run_is_named_as_a_seed(tmp_path: Path) -> None:
+    run = oneshot_run(tmp_path / "run", 0.5, 0.8)
+    (run / "summary.json").unlink()  # the seeds are done, the run's summary not yet written
+    with pytest.raises(FileNotFoundError, match="one seed of a run; pass the run directory"):
+        load_run(run / "seed-0")
+
+
+def test_report_into_a_file_is_a_clear_error(tmp_path: Path, capsys) -> None:
+    run = oneshot_run(tmp_path / "run", 0.5, 0.8)
+    not_a_folder = tmp_path / "a-file"
+    not_a_folder.write_text("")
+    assert cli.main(["report", str(run), "--out", str(not_a_folder)]) == 2
+    assert capsys.readouterr().err == f"prunelab: error: --out {not_a_folder}: cannot make the folder: File exists\n"

@@ -7,7 +7,7 @@ from prunelab.schedules import Polynomial, imp_levels, imp_sparsity
 
 @pytest.fixture
 def cubic():
-    return Polynomial(initial=0.05, final=0.9, begin_step=10, end_step=110, frequency=10)
+    return Polynomial(initial=0.05, final=0.9, update_steps=range(10, 111, 10))
 
 
 def test_cubic_before_begin_is_dense(cubic):
@@ -31,24 +31,30 @@ def test_cubic_values(cubic):
 
 
 def test_cubic_update_steps(cubic):
-    assert cubic.update_steps() == (10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 110)
+    assert cubic.update_steps == (10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 110)
 
 
-def test_update_steps_include_end_step_off_the_frequency_grid():
-    schedule = Polynomial(initial=0.0, final=0.8, begin_step=0, end_step=25, frequency=10)
-    assert schedule.update_steps() == (0, 10, 20, 25)
+def test_unevenly_spaced_update_steps():
+    schedule = Polynomial(initial=0.0, final=0.8, update_steps=(0, 10, 20, 25))
     # step 24 holds the update at 20: 0.8 * (1 - (1 - 20/25)**3) = 0.8 * (1 - 0.008)
     assert schedule(24) == pytest.approx(0.7936)
     assert schedule(25) == 0.8
+    # step 13 holds the update at 10: 0.8 * (1 - (1 - 10/25)**3) = 0.8 * (1 - 0.216)
+    assert schedule(13) == pytest.approx(0.6272)
+
+
+def test_a_single_update_goes_straight_to_the_target():
+    schedule = Polynomial(initial=0.05, final=0.9, update_steps=(5,))
+    assert [schedule(s) for s in (4, 5, 6)] == [0.0, 0.9, 0.9]
 
 
 def test_linear_exponent():
-    schedule = Polynomial(initial=0.1, final=0.5, begin_step=0, end_step=4, frequency=1, exponent=1)
+    schedule = Polynomial(initial=0.1, final=0.5, update_steps=range(5), exponent=1)
     assert [schedule(s) for s in range(6)] == pytest.approx([0.1, 0.2, 0.3, 0.4, 0.5, 0.5])
 
 
 def test_value_only_changes_at_update_steps(cubic):
-    updates = set(cubic.update_steps())
+    updates = set(cubic.update_steps)
     for step in range(1, 200):
         if step not in updates:
             assert cubic(step) == cubic(step - 1)
@@ -60,14 +66,14 @@ def test_value_only_changes_at_update_steps(cubic):
         ({"initial": -0.1}, r"initial must be in \[0, 1\)"),
         ({"initial": 0.5, "final": 0.4}, r"final must be in \[0.5, 1\)"),
         ({"final": 1.0}, r"final must be in \[0.05, 1\)"),
-        ({"begin_step": -1}, "begin_step must be an int >= 0"),
-        ({"end_step": 10}, "end_step must be an int >= 11"),
-        ({"frequency": 0}, "frequency must be an int >= 1"),
+        ({"update_steps": (-1, 10)}, "each of update_steps must be an int >= 0"),
+        ({"update_steps": (10, 10)}, r"update_steps must be strictly increasing, got \(10, 10\)"),
+        ({"update_steps": ()}, "update_steps must name at least one step"),
         ({"exponent": 0}, r"exponent must be in \(0, inf\)"),
     ],
 )
 def test_invalid_arguments(kwargs, match):
-    args = {"initial": 0.05, "final": 0.9, "begin_step": 10, "end_step": 110, "frequency": 10} | kwargs
+    args = {"initial": 0.05, "final": 0.9, "update_steps": range(10, 111, 10)} | kwargs
     with pytest.raises(ValueError, match=match):
         Polynomial(**args)
 

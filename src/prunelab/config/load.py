@@ -9,9 +9,9 @@ from importlib import resources
 from pathlib import Path
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
-from prunelab.config.schema import Recipe
+from prunelab.config.schema import Recipe, unread_settings
 
 
 class RecipeError(ValueError):
@@ -147,8 +147,11 @@ def read_recipe_data(source: str | Path | None) -> tuple[dict, str]:
         data = yaml.load(text, Loader=_SafeUniqueKeyLoader)  # noqa: S506 (a SafeLoader)
     except yaml.YAMLError as error:
         raise RecipeError(f"{origin} is not valid YAML: {error}") from None
-    if data is None:
-        data = {}
+    if data in (None, {}):  # would run the schema's defaults, which are not the default recipe
+        raise RecipeError(
+            f"{origin} is empty: a recipe needs at least one section (data, model, find, prune, eval); "
+            "without a recipe, prunelab runs the built-in recipe 'default'"
+        )
     if not isinstance(data, dict):
         raise RecipeError(f"{origin} must be a mapping of sections (data, model, find, prune, eval), got {type(data).__name__}")
     return data, origin
@@ -160,14 +163,33 @@ NOT_IN_RUN_NAME = {"seeds": True, "description": True, "device": True, "data": {
 
 def run_name(recipe: Recipe) -> str:
     """``<method>-<model>-<data>-<hash>``: the hash covers every non-default setting except
-    the seeds, the description, the device and where the data comes from, so that a run
-    directory can gain seeds and the same experiment always resumes the same directory."""
-    dumped = recipe.model_dump(mode="json", exclude_defaults=True, exclude=NOT_IN_RUN_NAME)
+    the seeds, the description, the device, where the data comes from and settings the
+    recipe cannot read (:func:`effective_recipe`), so that a run directory can gain seeds and the
+    same experiment always resumes the same directory."""
+    dumped = effective_recipe(recipe).model_dump(mode="json", exclude_defaults=True, exclude=NOT_IN_RUN_NAME)
     settings = {section: value for section, value in dumped.items() if value != {}}
     # The method is the union's tag: keep it even when it is the default.
     settings.setdefault("prune", {})["method"] = recipe.prune.method
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
     return f"{recipe.prune.method}-{recipe.model.name}-{recipe.data.name}-{digest}"
+
+
+def effective_recipe(recipe: Recipe) -> Recipe:
+    """``recipe`` with every setting it cannot read (:func:`prunelab.config.schema.unread_settings`)
+    back at its default: the settings of the experiment it runs."""
+    for key in unread_settings(recipe):
+        recipe = _with_default(recipe, key.split("."))
+    return recipe
+
+
+def _with_default(model: BaseModel, path: list[str]) -> BaseModel:
+    """``model`` with the setting at ``path`` (e.g. ``["find", "epochs"]``) at its default."""
+    name, *rest = path
+    if rest:
+        value = _with_default(getattr(model, name), rest)
+    else:
+        value = type(model).model_fields[name].get_default(call_default_factory=True)
+    return model.model_copy(update={name: value})
 
 
 def flat(recipe: dict, prefix: str = "") -> dict[str, object]:
@@ -186,8 +208,9 @@ def flat(recipe: dict, prefix: str = "") -> dict[str, object]:
 
 
 def experiment_settings(recipe: Recipe) -> dict[str, object]:
-    """Every setting that changes a run's results (dotted keys), defaults included."""
-    return flat(recipe.model_dump(mode="json", exclude=NOT_IN_RUN_NAME))
+    """Every setting that changes a run's results (dotted keys), defaults included; those it
+    cannot read at their defaults (:func:`effective_recipe`)."""
+    return flat(effective_recipe(recipe).model_dump(mode="json", exclude=NOT_IN_RUN_NAME))
 
 
 def run_settings(folder: str | Path) -> dict[str, object]:

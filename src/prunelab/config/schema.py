@@ -110,6 +110,16 @@ class LRScheduleConfig(Strict):
         return milestones
 
 
+#: The options of ``lr_schedule`` that each schedule reads, besides its name and ``warmup_epochs``.
+SCHEDULE_OPTIONS = {
+    "constant": (),
+    "step": ("step_size", "gamma"),
+    "multistep": ("milestones", "gamma"),
+    "cosine": ("final_lr",),
+    "linear": ("final_lr",),
+}
+
+
 class TrainConfig(Strict):
     """One training phase: epochs, batch size, optimizer and LR schedule."""
 
@@ -372,33 +382,65 @@ class Recipe(Strict):
         return seeds
 
 
+def unread_settings(recipe: Recipe) -> dict[str, str]:
+    """The settings (dotted keys) that ``recipe``'s method, LR policy and LR schedules never
+    read, whatever their values, each with the reason. They cannot change a result, so they
+    do not name the run (:func:`prunelab.config.run_name`), and are warned about if given.
+    """
+    prune, evaluation = recipe.prune, recipe.eval
+    unread = {}
+    if prune.scope == "ratios" or (prune.scope == "lpr_of" and prune.method == "oneshot"):
+        unread["prune.sparsity"] = f"scope {prune.scope} sets each layer's ratio"
+    elif prune.method in ("imp", "bimp") and prune.levels is not None:
+        unread["prune.sparsity"] = f"prune.levels={prune.levels} sets how far IMP prunes"
+    # IMP with scope lpr_of does read it: the sparsity sets its number of levels.
+    policy = "allr" if prune.method == "bimp" else evaluation.lr_policy
+    if policy is not None:
+        unread["eval.optimizer.lr"] = (
+            f"the LR policy {policy} takes its learning rates from the find phase's LR log "
+            f"(find.optimizer.lr={recipe.find.optimizer.lr})"
+        )
+        for option in LRScheduleConfig.model_fields:
+            unread[f"eval.lr_schedule.{option}"] = f"the LR policy {policy} sets the eval phase's LR schedule"
+    if prune.method == "gmp" and evaluation.instability:
+        unread["eval.instability"] = "GMP prunes while it trains, it has no separate retraining to repeat"
+    if prune.method == "bimp":  # its own initial training and retraining (methods.common.find_config, methods.imp.bimp)
+        unread["find.epochs"] = f"bimp first trains prune.initial_epochs={prune.initial_epochs} epochs"
+        unread["find.lr_schedule.name"] = "bimp first trains with a linear LR schedule"
+        unread["eval.epochs"] = (
+            "bimp splits the other prune.budget_epochs - prune.initial_epochs = "
+            f"{prune.budget_epochs - prune.initial_epochs} epochs over its levels"
+        )
+    schedules = {"find": "linear" if prune.method == "bimp" else recipe.find.lr_schedule.name}
+    if policy is None:
+        schedules["eval"] = evaluation.lr_schedule.name
+    for phase, name in schedules.items():
+        reads = (*SCHEDULE_OPTIONS[name], "warmup_epochs")
+        for option in LRScheduleConfig.model_fields:
+            if option not in ("name", *reads):
+                unread[f"{phase}.lr_schedule.{option}"] = f"a {name} LR schedule reads only {', '.join(reads)}"
+    return unread
+
+
 def unused_settings(recipe: Recipe) -> list[str]:
     """Settings a recipe gives that cannot take effect: valid, but most likely not meant.
 
     >>> unused_settings(Recipe.model_validate({"find": {"epochs": 5, "lr_schedule": {"name": "multistep", "milestones": [3, 8]}}}))
     ['find.lr_schedule.milestones [8] lie at or past the end of the phase (find.epochs=5): they never apply']
+    >>> unused_settings(Recipe.model_validate({"find": {"lr_schedule": {"name": "cosine", "gamma": 0.5}}}))
+    ['find.lr_schedule.gamma=0.5 is not used: a cosine LR schedule reads only final_lr, warmup_epochs']
     """
     messages = []
-    prune = recipe.prune
-    if "sparsity" in prune.model_fields_set:
-        if prune.scope in ("ratios", "lpr_of"):
-            messages.append(f"prune.sparsity={prune.sparsity} is not used: scope {prune.scope} sets each layer's ratio")
-        elif prune.method in ("imp", "bimp") and prune.levels is not None:
-            messages.append(f"prune.sparsity={prune.sparsity} is not used: prune.levels={prune.levels} sets how far IMP prunes")
-    evaluation = recipe.eval
-    policy = "allr" if prune.method == "bimp" else evaluation.lr_policy
-    if policy is not None and "lr" in evaluation.optimizer.model_fields_set:
-        messages.append(
-            f"eval.optimizer.lr={evaluation.optimizer.lr} is not used: the LR policy {policy} takes its "
-            f"learning rates from the find phase's LR log (find.optimizer.lr={recipe.find.optimizer.lr})"
-        )
-    if evaluation.instability and prune.method == "gmp":
-        messages.append("eval.instability is not used: GMP prunes while it trains, it has no separate retraining to repeat")
+    for key, reason in unread_settings(recipe).items():
+        given, value = _setting(recipe, key)
+        if given:
+            shown = key if value is True else f"{key}={list(value) if isinstance(value, tuple) else value}"
+            messages.append(f"{shown} is not used: {reason}")
     phases = []  # whose LR schedule the recipe's settings decide (BIMP sets its own)
-    if prune.method != "bimp":
+    if recipe.prune.method != "bimp":
         phases.append(("find", recipe.find))
-        if policy is None:
-            phases.append(("eval", evaluation))
+        if recipe.eval.lr_policy is None:
+            phases.append(("eval", recipe.eval))
     for name, phase in phases:
         schedule = phase.lr_schedule
         late = [m for m in schedule.milestones if m >= phase.epochs] if schedule.name == "multistep" else []
@@ -411,3 +453,12 @@ def unused_settings(recipe: Recipe) -> list[str]:
                 f"{name}.lr_schedule.step_size={schedule.step_size} is not below {name}.epochs={phase.epochs}: the LR never steps"
             )
     return messages
+
+
+def _setting(recipe: Recipe, key: str) -> tuple[bool, object]:
+    """Whether ``recipe`` gives the setting ``key`` itself (rather than by default), and its value."""
+    *sections, name = key.split(".")
+    node = recipe
+    for section in sections:
+        node = getattr(node, section)
+    return name in node.model_fields_set, getattr(node, name)

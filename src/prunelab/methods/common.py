@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from copy import deepcopy
 from pathlib import Path
@@ -12,6 +11,7 @@ import torch
 from prunelab.analysis.instability import interpolate
 from prunelab.config.schema import EvalConfig, PruneBase, Recipe, TrainConfig
 from prunelab.distributed import agree
+from prunelab.runs.io import read_json
 from prunelab.runs.session import SaveWeightsAt, Session
 from prunelab.schedules import allr_d1, retrain_schedule
 from prunelab.structured import ChannelPruner
@@ -161,13 +161,13 @@ def check_lpr_reference(recipe: Recipe, prunable: dict[str, int]) -> None:
         folder = reference / f"seed-{seed}"
         if not (folder / "events.json").exists() or not (folder / "layer_sparsity.json").exists():
             raise ValueError(f"prune.lpr_of: {reference} has no finished seed {seed}; run that recipe with this seed first")
-        theirs = {name: layer["numel"] for name, layer in json.loads((folder / "layer_sparsity.json").read_text()).items()}
+        theirs = {name: layer["numel"] for name, layer in read_json(folder / "layer_sparsity.json").items()}
         if theirs != prunable:
             raise ValueError(
                 f"prune.lpr_of: {reference} prunes {theirs}, this run {prunable} (name: size): the LPR of "
                 "another model or other include/exclude cannot be copied"
             )
-        recorded = [key for key in json.loads((folder / "events.json").read_text()) if re.fullmatch(r"(level-\d+/)?prune", key)]
+        recorded = [key for key in read_json(folder / "events.json") if re.fullmatch(r"(level-\d+/)?prune", key)]
         if sorted(recorded) != sorted(steps):
             raise ValueError(
                 f"prune.lpr_of: {reference} (seed {seed}) pruned at {recorded}, this run would prune at {steps}; "
@@ -179,7 +179,7 @@ def reference_lpr(session: Session, key: str) -> dict[str, float]:
     """The LPR that the run ``prune.lpr_of`` recorded at its pruning step ``key``, for this
     seed (``prune.scope: lpr_of``; :func:`check_lpr_reference` has checked it before training)."""
     events = Path(session.recipe.prune.lpr_of) / f"seed-{session.seed}" / "events.json"
-    return json.loads(events.read_text())[key]["layer_sparsity"]
+    return read_json(events)[key]["layer_sparsity"]
 
 
 def rewind(session: Session, to: str) -> bool:

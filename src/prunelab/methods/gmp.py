@@ -23,20 +23,20 @@ MIN_UPDATES = 30  # seed 000: "a minimum of 30 steps is a good rule"
 
 
 def gmp_schedule(session: Session) -> Polynomial:
-    """The sparsity schedule of the eval phase, in optimizer steps."""
+    """The sparsity schedule of the eval phase, in optimizer steps: ``pruning_epochs *
+    updates_per_epoch`` updates (at most one a step) spread evenly over the pruning stage."""
     spec = session.recipe.prune
-    epoch_steps = steps_per_epoch(session, session.recipe.eval.batch_size)
-    frequency = max(1, round(epoch_steps / spec.updates_per_epoch))
-    begin = spec.stabilization_epochs * epoch_steps
-    # The last update (the target) comes a frequency before fine-tuning starts, inside the
-    # pruning stage: its last epoch, and the accuracy recorded after it, are at the final
-    # sparsity, and a recipe without fine-tuning epochs still ends exactly at the target.
+    begin = spec.stabilization_epochs * steps_per_epoch(session, session.recipe.eval.batch_size)
+    stage = finetune_step(session) - begin
+    updates = min(spec.pruning_epochs * spec.updates_per_epoch, stage)
+    # Spread by integer division, not at a rounded interval, so that exactly this many fit.
+    # The last update (the target) lies about one spacing before fine-tuning starts, inside
+    # the pruning stage: the accuracy recorded at its end is at the final sparsity, and a
+    # recipe without fine-tuning epochs still ends exactly at the target.
     return Polynomial(
         initial=spec.init_sparsity,
         final=spec.sparsity,
-        begin_step=begin,
-        end_step=max(begin + 1, finetune_step(session) - frequency),
-        frequency=frequency,
+        update_steps=[begin + update * stage // updates for update in range(updates)],
         exponent=3 if spec.schedule == "cubic" else 1,
     )
 
@@ -72,13 +72,13 @@ def finetune_step(session: Session) -> int:
 def check_update_frequency(schedule: Polynomial) -> list[str]:
     """Seed 000's guidance on the pruning update frequency, as warnings."""
     messages = []
-    updates = len(schedule.update_steps())
-    if updates < MIN_UPDATES:
+    steps = schedule.update_steps
+    if len(steps) < MIN_UPDATES:
         messages.append(
-            f"the pruning stage has only {updates} sparsity updates; at least {MIN_UPDATES} are "
+            f"the pruning stage has only {len(steps)} sparsity updates; at least {MIN_UPDATES} are "
             "recommended (raise prune.updates_per_epoch or prune.pruning_epochs)"
         )
-    if schedule.frequency == 1:
+    if len(steps) > 1 and steps[-1] - steps[0] == len(steps) - 1:  # no step between any two updates
         messages.append(
             "the sparsity is updated after every batch, which gives the network no time to recover "
             "between cuts; lower prune.updates_per_epoch"
@@ -95,7 +95,7 @@ class GradualPruning:
     def __init__(self, session: Session, schedule: Polynomial) -> None:
         self.session, self.schedule = session, schedule
         self.layers = layer_schedules(session, schedule)
-        self.updates = set(schedule.update_steps())
+        self.updates = set(schedule.update_steps)
         self.finetune_step = finetune_step(session)
         self.weight_decay_off = not session.recipe.prune.finetune_weight_decay
 
@@ -115,8 +115,8 @@ def gmp(session: Session) -> dict:
     schedule = gmp_schedule(session)
     layers = layer_schedules(session, schedule)
     warned = session.once("gmp/plan", lambda: {
-        "update_steps": list(schedule.update_steps()),
-        "sparsity": [planned_sparsity(session, schedule, layers, step) for step in schedule.update_steps()],
+        "update_steps": list(schedule.update_steps),
+        "sparsity": [planned_sparsity(session, schedule, layers, step) for step in schedule.update_steps],
         "warnings": check_update_frequency(schedule),
     })
     evaluated = session.train("eval", session.recipe.eval, step_hooks=[GradualPruning(session, schedule)])

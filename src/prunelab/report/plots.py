@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from prunelab.runs.io import write_bytes
+from prunelab.runs.io import read_json, write_bytes
 
 
 def _figure():
@@ -32,9 +31,9 @@ def _save(fig, path: Path) -> None:
 def plot_training(seed_folder: Path) -> Path:
     """Test accuracy per epoch over all phases, with the sparsity on a second axis, and the
     accuracy right after each pruning step (before retraining) marked where it happened."""
-    rows = json.loads((seed_folder / "metrics.json").read_text())
+    rows = read_json(seed_folder / "metrics.json", list)
     events_path = seed_folder / "events.json"
-    events = json.loads(events_path.read_text()) if events_path.exists() else {}
+    events = read_json(events_path) if events_path.exists() else {}
     fig, ax = _figure()
     x = list(range(1, len(rows) + 1))
     ax.plot(x, [100 * r["test_acc"] for r in rows], color="tab:blue", label="test accuracy")

@@ -9,7 +9,6 @@ masks, the variable seed 002 explains its results with.
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from prunelab.config.sweep import SUMMARY_VALUES
 from prunelab.report.plots import plot_accuracy_vs_sparsity, plot_layer_sparsity
 from prunelab.report.setups import describe_setup, differing_settings
 from prunelab.report.tables import format_stat, format_table
-from prunelab.runs.io import write_text
+from prunelab.runs.io import read_json, write_text
 
 #: Longer names of runs (their differing settings) give way to numbers in tables, and in legends longer names of lines.
 LABEL_WIDTH = 60
@@ -40,22 +39,30 @@ class RunResults:
 
 
 def check_run_folder(folder: str | Path) -> Path:
-    """``folder`` if it is a finished run directory; else a FileNotFoundError saying what it is."""
+    """``folder`` if it is a finished run directory; else a FileNotFoundError saying what it
+    is, or a DamagedRunError naming the file of it that cannot be read."""
     folder = Path(folder)
     summary = folder / "summary.json"
-    if summary.is_file() and (folder.parent / "summary.json").is_file() and folder.name.startswith("seed-"):
+    if summary.is_file() and folder.name.startswith("seed-"):
         raise FileNotFoundError(f"{folder} is one seed of a run; pass the run directory {folder.parent}")
-    if not summary.is_file() or "stats" not in json.loads(summary.read_text()):
+    if not summary.is_file():
         raise FileNotFoundError(f"{folder} is not a finished run directory (no summary.json); run it with prunelab run")
+    # The seeds' files that report.setups reads are read here first, so that a damaged one is named.
+    for seed in read_json(summary, keys=["run", "seeds", "stats"])["seeds"]:
+        seed_folder = folder / f"seed-{seed}"
+        read_json(seed_folder / "summary.json", keys=["sparsity", "final_acc"])
+        if (seed_folder / "lr_log.json").exists():  # runs made before LR logs were kept have none
+            read_json(seed_folder / "lr_log.json")
+            read_json(seed_folder / "metrics.json", list)
     return folder
 
 
 def load_run(folder: str | Path) -> RunResults:
     """Read a finished run directory (as ``prunelab run`` leaves it)."""
     folder = check_run_folder(folder)
-    stats = json.loads((folder / "summary.json").read_text())["stats"]
+    stats = read_json(folder / "summary.json")["stats"]
     seeds = sorted(path.parent for path in folder.glob("seed-*/summary.json"))
-    summaries = [json.loads((seed / "summary.json").read_text()) for seed in seeds]
+    summaries = [read_json(seed / "summary.json") for seed in seeds]
     # IMP and BIMP record every level; other methods one point: the final sparsity.
     steps = [s.get("levels") or [{"sparsity": s["sparsity"], "final_acc": s["final_acc"]}] for s in summaries]
     curve = []
@@ -67,7 +74,7 @@ def load_run(folder: str | Path) -> RunResults:
     for seed in seeds:
         path = seed / "layer_sparsity.json"
         if path.exists():
-            for name, layer in json.loads(path.read_text()).items():
+            for name, layer in read_json(path).items():
                 layers.setdefault(name, []).append(layer["sparsity"])
     return RunResults(
         folder=folder,

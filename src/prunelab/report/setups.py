@@ -27,7 +27,6 @@ LRs is two schedules.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -36,6 +35,7 @@ from pathlib import Path
 from prunelab.config import run_settings
 from prunelab.criteria import CHANNEL_CRITERIA
 from prunelab.report.tables import format_table
+from prunelab.runs.io import read_json
 
 SETUPS = {
     "S1": "the same dataset, network, granularity and compression or speedup",
@@ -324,7 +324,7 @@ def _budget(pruned: RunRecord, scratch: RunRecord) -> Budget | None:
 def read_run_record(folder: str | Path) -> RunRecord:
     """The :class:`RunRecord` of a finished run directory."""
     folder = Path(folder)
-    summary = json.loads((folder / "summary.json").read_text())
+    summary = read_json(folder / "summary.json")
     stats = summary["stats"]
     settings = run_settings(folder)
     return RunRecord(
@@ -346,9 +346,9 @@ def read_pipeline(seed_folder: Path, settings: dict[str, object]) -> Pipeline:
     retraining (the fine-tuning, without weight decay unless ``finetune_weight_decay``).
     Trainings that only measure do not count: second copies for instability, and the H_eval
     trainings of IMP's earlier levels with ``masks_from: find``, which only evaluate masks."""
-    lr_log = json.loads((seed_folder / "lr_log.json").read_text())
-    rows = json.loads((seed_folder / "metrics.json").read_text())
-    speedup = json.loads((seed_folder / "summary.json").read_text()).get("speedup")
+    lr_log = read_json(seed_folder / "lr_log.json")
+    rows = read_json(seed_folder / "metrics.json", list)
+    speedup = read_json(seed_folder / "summary.json").get("speedup")
     phases = [phase for phase in lr_log if not phase.endswith("-copy")]
     if settings.get("prune.masks_from") == "find":
         phases = [phase for phase in phases if not phase.endswith("/eval") or phase == phases[-1]]

@@ -10,11 +10,11 @@ import json
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from torch import nn
 
 from prunelab.masks import Pruner
-from prunelab.runs.io import save_tensors
+from prunelab.runs.io import DamagedRunError, save_tensors
 
 
 def save_checkpoint(
@@ -37,9 +37,18 @@ def save_checkpoint(
     save_tensors(tensors, path, metadata)
 
 
+def _open(path: Path) -> safe_open:
+    """The checkpoint at ``path`` opened for reading; a damaged one (e.g. cut short) is a DamagedRunError naming it."""
+    try:
+        return safe_open(str(path), framework="pt")
+    except SafetensorError as error:
+        # Nothing else depends on it: without it, the run trains that part (a seed, a find phase) again.
+        raise DamagedRunError(f"{path} is damaged ({error}); remove it to train again what it held") from None
+
+
 def read_journal(path: Path) -> dict:
     """The journal of a checkpoint, without loading its tensors."""
-    with safe_open(str(path), framework="pt") as file:
+    with _open(path) as file:
         return json.loads(file.metadata()["journal"])
 
 
@@ -47,7 +56,7 @@ def load_checkpoint(path: Path, model: nn.Module, pruner: Pruner) -> tuple[dict,
     """Load model weights and masks in place; return the journal and the optimizer state
     dict (None if the checkpoint has none), to be loaded once the optimizer exists."""
     groups: dict[str, dict] = {"model": {}, "pruner": {}, "optimizer": {}}
-    with safe_open(str(path), framework="pt") as file:
+    with _open(path) as file:
         metadata = file.metadata()
         for key in file.keys():
             group, _, name = key.partition("/")

@@ -1,4 +1,5 @@
-"""Atomic file writes: a reader (or a resumed run) sees the old file or the new one, never half."""
+"""Atomic file writes: a reader (or a resumed run) sees the old file or the new one, never half;
+and JSON reads that name the file when a run folder is damaged."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import os
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from safetensors.torch import save
 from torch import Tensor
@@ -18,6 +20,32 @@ from prunelab.distributed import world
 # The process umask (read once: os.umask can only be read by setting it).
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
+
+#: What to do about a damaged file of a run directory.
+RUN_AGAIN = "the run folder is damaged; remove it or the seed folder to run it again"
+
+
+class DamagedRunError(ValueError):
+    """A file of a run directory (or of the find phases under ``<out>/.find``) that is missing
+    or not as prunelab writes it: cut short by a full disk, say, or edited by hand."""
+
+
+def read_json(path: str | Path, kind: type[dict | list] = dict, keys: Sequence[str] = ()) -> Any:
+    """The JSON object (or array, as ``kind`` says) in ``path``, with ``keys``; else a
+    DamagedRunError naming the file (json's own errors do not)."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8", errors="replace"))  # binary garbage: invalid JSON
+    except FileNotFoundError:
+        raise DamagedRunError(f"{path} is missing: {RUN_AGAIN}") from None
+    except json.JSONDecodeError as error:
+        raise DamagedRunError(f"{path} is not valid JSON (line {error.lineno}, column {error.colno}): {RUN_AGAIN}") from None
+    if not isinstance(data, kind):
+        raise DamagedRunError(f"{path} is not a JSON {'object' if kind is dict else 'array'}: {RUN_AGAIN}")
+    missing = [key for key in keys if key not in data]
+    if missing:
+        raise DamagedRunError(f"{path} lacks {', '.join(map(repr, missing))}: {RUN_AGAIN}")
+    return data
 
 
 def write_bytes(path: str | Path, data: bytes) -> None:

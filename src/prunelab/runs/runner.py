@@ -54,6 +54,8 @@ from prunelab.methods.common import (
 )
 from prunelab.report.plots import plot_sparsity_schedule, plot_training
 from prunelab.runs.io import (
+    DamagedRunError,
+    read_json,
     save_tensors,
     write_bytes,
     write_csv,
@@ -122,8 +124,11 @@ def check_same_experiment(folder: Path, recipe: Recipe) -> None:
     """A run directory gathers seeds of one experiment: its recipe, read with today's
     defaults, must set everything as ``recipe`` does. (Run names hash the settings that
     differ from the defaults, so a changed default would otherwise mix two experiments.)"""
-    if not (folder / "recipe.yaml").exists():
+    path = folder / "recipe.yaml"
+    if not path.exists():
         return
+    if not path.read_text().strip():  # cut short: read with today's defaults, it would seem another experiment
+        raise DamagedRunError(f"{path} is empty: the run folder is damaged; remove it to run it again")
     ours, theirs = experiment_settings(recipe), run_settings(folder)
     changed = [key for key in dict.fromkeys([*ours, *theirs]) if ours.get(key) != theirs.get(key)]
     if changed:
@@ -222,7 +227,7 @@ def aggregate(folder: Path, recipe: Recipe) -> dict:
     """Mean and standard deviation of every numeric summary field over the finished seeds:
     all of the run directory's, including seeds added by earlier commands."""
     summaries = sorted(
-        (json.loads(path.read_text()) for path in folder.glob(f"seed-*/{SUMMARY}")), key=lambda s: s["seed"]
+        (read_json(path, keys=["seed"]) for path in folder.glob(f"seed-*/{SUMMARY}")), key=lambda s: s["seed"]
     )
     fields = [k for k, v in (summaries[0] if summaries else {}).items() if isinstance(v, (int, float)) and k != "seed"]
     stats = {}

@@ -5,6 +5,7 @@ Sparsity is the fraction of prunable weights that are zero, in [0, 1).
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass
 
@@ -16,52 +17,52 @@ _LEVEL_TOLERANCE = 1e-9
 
 @dataclass(frozen=True)
 class Polynomial:
-    """Zhu & Gupta's polynomial GMP schedule, evaluated at update steps only.
+    """Zhu & Gupta's polynomial GMP schedule, evaluated at its update steps only.
 
-    The target is recomputed at the update steps ``t = begin_step + j * frequency``
-    (``t < end_step``) and at ``end_step`` itself::
+    The target is recomputed at each step ``t`` of ``update_steps``, the first of which is
+    ``t_0`` and the last ``t_n``::
 
-        s_t = final + (initial - final) * (1 - (t - begin_step) / (end_step - begin_step)) ** exponent
+        s_t = final + (initial - final) * (1 - (t - t_0) / (t_n - t_0)) ** exponent
 
-    Between updates the value of the last update holds; before ``begin_step``
-    the target is 0.0, and from ``end_step`` on it is exactly ``final``.
-    ``exponent=3`` (default) is the cubic schedule, which prunes fast early and
-    slowly near the target; ``exponent=1`` prunes the same amount at each update.
+    Between updates the value of the last update holds; before ``t_0`` the target is 0.0,
+    and from ``t_n`` on it is exactly ``final`` (a single update goes straight there).
+    ``exponent=3`` (default) is the cubic schedule, which prunes fast early and slowly near
+    the target; ``exponent=1`` prunes the same amount at each of evenly spaced updates.
 
-    >>> gmp = Polynomial(initial=0.05, final=0.9, begin_step=10, end_step=110, frequency=10)
+    >>> gmp = Polynomial(initial=0.05, final=0.9, update_steps=range(10, 111, 10))
     >>> gmp(10), gmp(110)
     (0.05, 0.9)
-    >>> gmp.update_steps()[:3], gmp.update_steps()[-1]
+    >>> gmp.update_steps[:3], gmp.update_steps[-1]
     ((10, 20, 30), 110)
     """
 
     initial: float
     final: float
-    begin_step: int
-    end_step: int
-    frequency: int
+    update_steps: tuple[int, ...]
     exponent: float = 3
 
     def __post_init__(self) -> None:
         check_real("initial", self.initial, 0.0, 1.0)
         check_real("final", self.final, self.initial, 1.0)
-        check_int("begin_step", self.begin_step, 0)
-        check_int("end_step", self.end_step, self.begin_step + 1)
-        check_int("frequency", self.frequency, 1)
+        # Normalise ranges and lists to a tuple so the schedule stays hashable and immutable.
+        object.__setattr__(self, "update_steps", tuple(self.update_steps))
+        if not self.update_steps:
+            raise ValueError("update_steps must name at least one step")
+        for step in self.update_steps:
+            check_int("each of update_steps", step, 0)
+        if any(a >= b for a, b in zip(self.update_steps, self.update_steps[1:])):
+            raise ValueError(f"update_steps must be strictly increasing, got {self.update_steps!r}")
         check_real("exponent", self.exponent, 0.0, low_open=True)
-
-    def update_steps(self) -> tuple[int, ...]:
-        """The steps at which the target changes, ending with ``end_step``."""
-        return (*range(self.begin_step, self.end_step, self.frequency), self.end_step)
 
     def __call__(self, step: int) -> float:
         check_step(step)
-        if step < self.begin_step:
+        first, last = self.update_steps[0], self.update_steps[-1]
+        if step < first:
             return 0.0
-        if step >= self.end_step:
+        if step >= last:
             return float(self.final)
-        last_update = step - (step - self.begin_step) % self.frequency
-        remaining = 1.0 - (last_update - self.begin_step) / (self.end_step - self.begin_step)
+        last_update = self.update_steps[bisect.bisect_right(self.update_steps, step) - 1]
+        remaining = 1.0 - (last_update - first) / (last - first)
         # The formula above, rearranged so that the first update is exactly ``initial``.
         return self.initial + (self.final - self.initial) * (1.0 - remaining**self.exponent)
 

@@ -1,0 +1,111 @@
+"""Damaged files of a run directory or of the shared find phases (cut short by a full disk, say,
+or edited by hand): one clear error that names the file and says what to do, not a traceback."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from prunelab import cli
+from prunelab.config import load_recipe
+from prunelab.runs.io import DamagedRunError, read_json
+from prunelab.runs.runner import FIND_CACHE, run_recipe
+
+# The tiny run of test_run_directory and test_resume: made once a test session, shared read only.
+OVERRIDES = ["find.epochs=2", "eval.epochs=2", "device=cpu", "model.options.channels=25"]
+DAMAGED = "the run folder is damaged; remove it or the seed folder to run it again"
+
+
+@pytest.fixture(scope="module")
+def recipe(data_dir: Path):
+    return load_recipe(None, [*OVERRIDES, f"data.data_dir={data_dir}"])
+
+
+@pytest.fixture(scope="module")
+def run(recipe, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return run_recipe(recipe, tmp_path_factory.getbasetemp() / "shared-runs", progress=False)
+
+
+@pytest.fixture
+def out(run: Path, tmp_path: Path) -> Path:
+    """A copy of the run's --out folder (the run and its find phase), free to damage."""
+    shutil.copytree(run.parent, tmp_path, dirs_exist_ok=True)
+    return tmp_path
+
+
+def run_command(data_dir: Path, out: Path) -> list[str]:
+    sets = [arg for item in [*OVERRIDES, f"data.data_dir={data_dir}"] for arg in ("--set", item)]
+    return ["run", "--no-progress", "--out", str(out), *sets]
+
+
+@pytest.mark.parametrize(
+    ("content", "kind", "keys", "problem"),
+    [
+        (None, dict, [], "is missing"),
+        ('{"a": 1,\n', dict, [], "is not valid JSON (line 2, column 1)"),
+        ("\xff\xfe garbage", dict, [], "is not valid JSON (line 1, column 1)"),
+        ("[1]", dict, [], "is not a JSON object"),
+        ("{}", list, [], "is not a JSON array"),
+        ('{"a": 1}', dict, ["a", "b", "c"], "lacks 'b', 'c'"),
+    ],
+)
+def test_read_json_names_the_file_and_what_is_wrong(content, kind, keys, problem: str, tmp_path: Path) -> None:
+    path = tmp_path / "summary.json"
+    if content is not None:
+        path.write_text(content, encoding="latin-1")
+    with pytest.raises(DamagedRunError) as raised:
+        read_json(path, kind, keys)
+    assert str(raised.value) == f"{path} {problem}: {DAMAGED}"
+
+
+def test_read_json_returns_what_is_there(tmp_path: Path) -> None:
+    (tmp_path / "a.json").write_text('{"a": [1, 2]}')
+    (tmp_path / "b.json").write_text("[1, 2]")
+    assert read_json(tmp_path / "a.json", keys=["a"]) == {"a": [1, 2]}
+    assert read_json(tmp_path / "b.json", list) == [1, 2]
+
+
+def test_running_again_over_a_damaged_seed_summary_names_it(out: Path, run: Path, data_dir: Path, capsys) -> None:
+    path = out / run.name / "seed-0" / "summary.json"
+    path.write_text("{\n")
+    assert cli.main(run_command(data_dir, out)) == 2
+    err = capsys.readouterr().err
+    assert err.endswith(f"prunelab: error: {path} is not valid JSON (line 2, column 1): {DAMAGED}\n")
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("where", ["find phase", "seed"])
+def test_a_damaged_checkpoint_is_named_and_removing_it_trains_its_part_again(
+    where: str, out: Path, run: Path, data_dir: Path, capsys
+) -> None:
+    seed = out / run.name / "seed-0"
+    (seed / "summary.json").unlink()  # the seed is run again: from its checkpoint, or copied from the find phase's
+    if where == "find phase":
+        shutil.rmtree(seed)
+        (checkpoint,) = (out / FIND_CACHE).glob("*/seed-0/checkpoint.safetensors")
+    else:
+        checkpoint = seed / "checkpoint.safetensors"
+    checkpoint.write_bytes(checkpoint.read_bytes()[: checkpoint.stat().st_size // 2])  # cut short
+    assert cli.main(run_command(data_dir, out)) == 2
+    err = capsys.readouterr().err
+    assert err.endswith(
+        f"prunelab: error: {checkpoint} is damaged (Error while deserializing header: incomplete metadata, file not fully "
+        "covered); remove it to train again what it held\n"
+    )
+    assert "Traceback" not in err
+    checkpoint.unlink()  # as the message says
+    assert cli.main(run_command(data_dir, out)) == 0
+    assert json.loads((seed / "summary.json").read_text())["seed"] == 0
+
+
+def test_an_empty_recipe_file_is_named_as_damaged(out: Path, run: Path, recipe) -> None:
+    path = out / run.name / "recipe.yaml"
+    path.write_text("")  # as a full disk leaves it
+    more_seeds = recipe.model_copy(update={"seeds": [0, 1]})
+    with pytest.raises(DamagedRunError, match=rf"^{re.escape(str(path))} is empty: the run folder is damaged; remove it to run it again$"):
+        run_recipe(more_seeds, out, progress=False)
+    assert not (out / run.name / "seed-1").exists()
