@@ -444,6 +444,16 @@ def test_run_name_ignores_a_setting_that_cannot_take_effect(source, base, unused
     assert experiment_settings(other) == experiment_settings(recipe)
 
 
+def test_model_options_at_their_builders_defaults_are_the_same_experiment() -> None:
+    """Spelled out or left to the builder, the same network: the same run directory."""
+    implicit = validate({"model": {"name": "mlp"}})
+    explicit = validate({"model": {"name": "mlp", "options": {"hidden_sizes": [100, 100]}}})  # the builder's (100, 100)
+    assert run_name(explicit) == run_name(implicit) and experiment_settings(explicit) == experiment_settings(implicit)
+    other = validate({"model": {"name": "mlp", "options": {"hidden_sizes": [100, 50]}}})
+    assert run_name(other) != run_name(implicit)
+    assert experiment_settings(other)["model.options.hidden_sizes"] == [100, 50]
+
+
 def test_run_name_differs_between_methods_with_default_settings() -> None:
     names = {run_name(validate({"prune": {"method": method}})) for method in ("oneshot", "gmp", "imp", "bimp")}
     assert len(names) == 4

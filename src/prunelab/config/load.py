@@ -12,6 +12,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from prunelab.config.schema import Recipe, unread_settings
+from prunelab.models import model_options
 
 
 class RecipeError(ValueError):
@@ -176,10 +177,18 @@ def run_name(recipe: Recipe) -> str:
 
 def effective_recipe(recipe: Recipe) -> Recipe:
     """``recipe`` with every setting it cannot read (:func:`prunelab.config.schema.unread_settings`)
-    back at its default: the settings of the experiment it runs."""
+    back at its default, and without model options that name their builder's default: the
+    settings of the experiment it runs."""
     for key in unread_settings(recipe):
         recipe = _with_default(recipe, key.split("."))
-    return recipe
+    defaults = _plain(model_options(recipe.model.name))
+    options = {key: value for key, value in recipe.model.options.items() if _plain(value) != defaults.get(key)}
+    return recipe.model_copy(update={"model": recipe.model.model_copy(update={"options": options})})
+
+
+def _plain(value: object) -> object:
+    """``value`` as JSON reads it back, so that a tuple default equals the list a recipe gives."""
+    return json.loads(json.dumps(value))
 
 
 def _with_default(model: BaseModel, path: list[str]) -> BaseModel:
