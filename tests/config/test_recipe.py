@@ -444,6 +444,11 @@ def test_run_name_ignores_a_setting_that_cannot_take_effect(source, base, unused
     assert experiment_settings(other) == experiment_settings(recipe)
 
 
+def test_set_takes_a_dotted_layer_name_under_prune_ratios_whole() -> None:
+    recipe = load_recipe(None, ["prune.scope=ratios", "prune.ratios.features.0=0.25", r"prune.ratios.stage\d\.0\.conv1=0.5"])
+    assert recipe.prune.ratios == {"features.0": 0.25, r"stage\d\.0\.conv1": 0.5}
+
+
 def test_model_options_at_their_builders_defaults_are_the_same_experiment() -> None:
     """Spelled out or left to the builder, the same network: the same run directory."""
     implicit = validate({"model": {"name": "mlp"}})

@@ -115,10 +115,22 @@ def apply_override(data: dict, override: str) -> None:
     assign(data, *parse_override(override))
 
 
+#: Mappings keyed by layer names, which have dots of their own: the rest of a key is one name.
+KEYED_BY_LAYER = ("prune.ratios.",)
+
+
 def assign(data: dict, key: str, value: object) -> None:
-    """Set the dotted ``key`` (e.g. ``eval.optimizer.lr``) in nested recipe data."""
+    """Set the dotted ``key`` (e.g. ``eval.optimizer.lr``) in nested recipe data; under
+    ``prune.ratios`` the rest is one layer name (``prune.ratios.features.0``).
+
+    >>> data = {}
+    >>> assign(data, "prune.ratios.features.0", 0.5)
+    >>> data
+    {'prune': {'ratios': {'features.0': 0.5}}}
+    """
     node = data
-    parts = key.split(".")
+    prefix = next((p for p in KEYED_BY_LAYER if key.startswith(p) and len(key) > len(p)), None)
+    parts = key.split(".") if prefix is None else [*prefix.rstrip(".").split("."), key[len(prefix):]]
     for part in parts[:-1]:
         child = node.setdefault(part, {})
         if not isinstance(child, dict):
