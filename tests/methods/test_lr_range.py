@@ -137,5 +137,7 @@ def test_cli_prints_a_suggested_lr_and_writes_the_curve(data_dir, tmp_path, caps
     assert saved["inflection_lr"] == saved["lrs"][above[0]]
     printed = re.search(r"suggested pruning LR: (\S+)", out)
     assert printed and float(printed.group(1)) == pytest.approx(saved["suggested_lr"], rel=5e-3)
+    # The default recipe retrains under LLR, which sets the eval LR: the hint turns it off.
+    assert f"(e.g. --set eval.lr_policy=null --set eval.optimizer.lr={saved['suggested_lr']:.2g}, in place of the recipe's LR policy llr)" in out
     # it ran on the trained find phase, cached for the runs of the same recipe
     assert list(tmp_path.glob(".find/*/seed-0/checkpoint.safetensors"))
