@@ -373,8 +373,9 @@ def test_bad_prune_arguments_are_errors():
         pruner.prune(0.5, criterion="l2")
     with pytest.raises(ValueError, match="unknown criterion"):
         Pruner(distinct_model(), criterion="Magnitude")
-    with pytest.raises(ValueError, match="scope must be one of"):
-        pruner.prune(ratios={"fc1": 0.5}, scope="bogus")
+    for scope in ("bogus", "layerwise", "global"):
+        with pytest.raises(ValueError, match=f"scope='{scope}' does not apply to per-layer ratios"):
+            pruner.prune(ratios={"fc1": 0.5}, scope=scope)
     with pytest.raises(ValueError, match=r"fc1.weight gets two ratios: 0.5 from 'fc1' and 0.6 from 'fc1.weight'"):
         pruner.prune(ratios={"fc1": 0.5, "fc1.weight": 0.6})
     assert pruner.count_pruned() == 0

@@ -82,12 +82,13 @@ class Pruner:
         self,
         sparsity: float | None = None,
         *,
-        scope: str = "global",
+        scope: str | None = None,
         ratios: Mapping[str, float] | None = None,
         criterion: str | Criterion | None = None,
     ) -> dict[str, Tensor]:
-        """Prune to ``sparsity`` over all prunable weights (``scope="global"``) or in every
-        layer (``"layerwise"``), or each named layer to its ratio (``ratios``). Returns the masks.
+        """Prune to ``sparsity`` over all prunable weights (``scope="global"``, the default) or
+        in every layer (``"layerwise"``), or each named layer to its ratio (``ratios``, which
+        take no scope). Returns the masks.
 
         Counts are exact: ``round(s * n)`` of the ``n`` weights concerned are pruned, the
         lowest-scoring ones, ties broken by position. Masks nest: weights pruned before stay
@@ -95,6 +96,9 @@ class Pruner:
         """
         if (sparsity is None) == (ratios is None):
             raise ValueError("give either a sparsity or per-layer ratios, not both or neither")
+        if ratios is not None and scope is not None:
+            raise ValueError(f"scope={scope!r} does not apply to per-layer ratios: give one or the other")
+        scope = scope or "global"
         if scope not in SCOPES:
             raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}")
         chosen = self.criterion if criterion is None else get_criterion(criterion, self.seed)
