@@ -11,23 +11,11 @@ from pathlib import Path
 import pytest
 
 from prunelab import cli
-from prunelab.config import load_recipe
 from prunelab.runs.io import DamagedRunError, read_json
 from prunelab.runs.runner import FIND_CACHE, run_recipe
 
-# The tiny run of test_run_directory and test_resume: made once a test session, shared read only.
-OVERRIDES = ["find.epochs=2", "eval.epochs=2", "device=cpu", "model.options.channels=25"]
+# recipe and run: the tiny run of conftest.py, shared read only.
 DAMAGED = "the run folder is damaged; remove it or the seed folder to run it again"
-
-
-@pytest.fixture(scope="module")
-def recipe(data_dir: Path):
-    return load_recipe(None, [*OVERRIDES, f"data.data_dir={data_dir}"])
-
-
-@pytest.fixture(scope="module")
-def run(recipe, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return run_recipe(recipe, tmp_path_factory.getbasetemp() / "shared-runs", progress=False)
 
 
 @pytest.fixture
@@ -37,8 +25,8 @@ def out(run: Path, tmp_path: Path) -> Path:
     return tmp_path
 
 
-def run_command(data_dir: Path, out: Path) -> list[str]:
-    sets = [arg for item in [*OVERRIDES, f"data.data_dir={data_dir}"] for arg in ("--set", item)]
+def run_command(tiny_overrides: list[str], out: Path) -> list[str]:
+    sets = [arg for item in tiny_overrides for arg in ("--set", item)]
     return ["run", "--no-progress", "--out", str(out), *sets]
 
 
@@ -69,10 +57,10 @@ def test_read_json_returns_what_is_there(tmp_path: Path) -> None:
     assert read_json(tmp_path / "b.json", list) == [1, 2]
 
 
-def test_running_again_over_a_damaged_seed_summary_names_it(out: Path, run: Path, data_dir: Path, capsys) -> None:
+def test_running_again_over_a_damaged_seed_summary_names_it(out: Path, run: Path, tiny_overrides: list[str], capsys) -> None:
     path = out / run.name / "seed-0" / "summary.json"
     path.write_text("{\n")
-    assert cli.main(run_command(data_dir, out)) == 2
+    assert cli.main(run_command(tiny_overrides, out)) == 2
     err = capsys.readouterr().err
     assert err.endswith(f"prunelab: error: {path} is not valid JSON (line 2, column 1): {DAMAGED}\n")
     assert "Traceback" not in err
@@ -80,7 +68,7 @@ def test_running_again_over_a_damaged_seed_summary_names_it(out: Path, run: Path
 
 @pytest.mark.parametrize("where", ["find phase", "seed"])
 def test_a_damaged_checkpoint_is_named_and_removing_it_trains_its_part_again(
-    where: str, out: Path, run: Path, data_dir: Path, capsys
+    where: str, out: Path, run: Path, tiny_overrides: list[str], capsys
 ) -> None:
     seed = out / run.name / "seed-0"
     (seed / "summary.json").unlink()  # the seed is run again: from its checkpoint, or copied from the find phase's
@@ -90,7 +78,7 @@ def test_a_damaged_checkpoint_is_named_and_removing_it_trains_its_part_again(
     else:
         checkpoint = seed / "checkpoint.safetensors"
     checkpoint.write_bytes(checkpoint.read_bytes()[: checkpoint.stat().st_size // 2])  # cut short
-    assert cli.main(run_command(data_dir, out)) == 2
+    assert cli.main(run_command(tiny_overrides, out)) == 2
     err = capsys.readouterr().err
     assert err.endswith(
         f"prunelab: error: {checkpoint} is damaged (Error while deserializing header: incomplete metadata, file not fully "
@@ -98,7 +86,7 @@ def test_a_damaged_checkpoint_is_named_and_removing_it_trains_its_part_again(
     )
     assert "Traceback" not in err
     checkpoint.unlink()  # as the message says
-    assert cli.main(run_command(data_dir, out)) == 0
+    assert cli.main(run_command(tiny_overrides, out)) == 0
     assert json.loads((seed / "summary.json").read_text())["seed"] == 0
 
 

@@ -18,22 +18,8 @@ from prunelab.models import build_model
 from prunelab.runs.runner import aggregate, run_recipe
 from prunelab.train import Trainer, evaluate
 
-# The default recipe on a tiny budget, with the reference width of the CNN (25 channels:
-# several times faster than the default 64); the same as in test_resume, whose run it shares.
-OVERRIDES = ["find.epochs=2", "eval.epochs=2", "device=cpu", "model.options.channels=25"]
+# The tiny run of conftest.py (recipe, run), shared with test_resume and test_damaged_files.
 STEPS_PER_EPOCH = 40  # 4000 MNIST-1D training examples in batches of 100
-
-
-@pytest.fixture(scope="module")
-def recipe(data_dir: Path):
-    return load_recipe(None, [*OVERRIDES, f"data.data_dir={data_dir}"])
-
-
-@pytest.fixture(scope="module")
-def run(recipe, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    # Made once a test session and shared (read only) by the test modules: run_recipe of a
-    # finished run returns at once.
-    return run_recipe(recipe, tmp_path_factory.getbasetemp() / "shared-runs", progress=False)
 
 
 @pytest.fixture(scope="module")
