@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from prunelab.data import DatasetNotFoundError, load_dataset
-from prunelab.data.cifar import CIFAR10, RestrictedUnpickler, random_crop_flip
+from prunelab.data.cifar import CIFAR10, ForbiddenGlobalError, RestrictedUnpickler, random_crop_flip
 from prunelab.data.registry import DatasetFormatError
 
 # Protocol 3 pickles numpy arrays through numpy's _reconstruct, like the real files (protocol 5
@@ -186,3 +186,51 @@ def test_augment_crops_are_shifted_windows_padded_with_fill() -> None:
     windows += [w.flip(-1) for w in windows]
     assert all(any(torch.equal(o, w) for w in windows) for o in out)
     assert len({tuple(o.flatten().tolist()) for o in out}) > 1
+
+
+class _Recipe:
+    """Pickles as the given reduce tuple: a way to write pickles numpy itself never would."""
+
+    def __init__(self, *reduce) -> None:
+        self.reduce = reduce
+
+    def __reduce__(self):
+        return self.reduce
+
+
+def test_a_dtype_rebuilt_to_claim_more_bytes_than_its_buffer_is_refused() -> None:
+    """A 1-byte dtype given a (3072,) subarray by its pickled state would make numpy view n
+    bytes as n x 3072 and read memory outside the buffer (or crash); the state is refused."""
+    u1 = _Recipe(np.dtype, ("u1", False, True))
+    v1 = _Recipe(np.dtype, ("V1", False, True), (3, "|", (u1, (3072,)), None, None, 1, 1, 0))
+    raw = pickle.dumps({b"data": _Recipe(np.ndarray, ((20,), v1, b"\x07" * 20)), b"labels": [1] * 20}, protocol=3)
+    with pytest.raises(ForbiddenGlobalError, match="refusing a dtype that is not a plain number type"):
+        RestrictedUnpickler(io.BytesIO(raw)).load()
+    lying = pickle.dumps(_Recipe(np.empty(0).__reduce__()[0], (np.ndarray, (0,), b"b"), (1, (4, 3072), np.dtype("u1"), False, b"\x07" * 20)))
+    with pytest.raises(DatasetFormatError, match=r"an array of shape \(4, 3072\) and uint8 holds 20 bytes, not 12288"):
+        RestrictedUnpickler(io.BytesIO(lying)).load()
+
+
+@pytest.mark.parametrize("protocol", [2, 3, 4, 5])
+def test_batches_pickled_by_python_3_at_any_protocol_load(protocol: int, tmp_path: Path) -> None:
+    data = np.arange(2 * 3072, dtype=np.uint8).reshape(2, 3072)
+    labels = np.array([3, 7], dtype=np.int64)
+    raw = pickle.dumps({b"data": data, b"labels": labels, b"filenames": [b"a.png", b"b.png"]}, protocol=protocol)
+    loaded = RestrictedUnpickler(io.BytesIO(raw)).load()
+    np.testing.assert_array_equal(loaded[b"data"], data)
+    np.testing.assert_array_equal(loaded[b"labels"], labels)
+    assert loaded[b"filenames"] == [b"a.png", b"b.png"]
+
+
+def test_a_refused_pickle_is_one_line_from_the_cli(tmp_path: Path, cifar10_dir, capsys) -> None:
+    from prunelab import cli
+
+    data_dir, _ = cifar10_dir
+    marker = tmp_path / "pwned"
+    path = data_dir / "cifar-10-batches-py" / "data_batch_1"
+    path.write_bytes(pickle.dumps({b"data": _RunsShell(marker)}, protocol=2))
+    code = cli.main(["run", "--no-progress", "--out", str(tmp_path / "runs"), "--set", "data.name=cifar10",
+                     "--set", f"data.data_dir={data_dir}", "--set", "model.name=conv2", "--set", "model.options={}", "--set", "device=cpu"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and not marker.exists()
+    assert err.strip().splitlines()[-1] == f"prunelab: error: {path}: refusing to load global posix.system"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,27 +16,93 @@ from torch import Tensor
 from prunelab.data.files import download_and_extract, not_found
 from prunelab.data.registry import Dataset, DatasetFormatError, check_labels, register
 
-# numpy's array reconstructor, taken from ndarray.__reduce__ so that neither NumPy 1 nor 2
-# warns about the module path (numpy.core became numpy._core).
-_reconstruct = np.empty(0).__reduce__()[0]
-# The official batches need nothing else: containers and bytes come from pickle opcodes.
+class ForbiddenGlobalError(pickle.UnpicklingError, DatasetFormatError):
+    """A pickle asked for a global outside the CIFAR allow-list, or for a numpy array that
+    is not a plain array of numbers."""
+
+
+class _Dtype:
+    """A dtype as a pickle describes it, recorded rather than built: numpy would apply any
+    state a pickle gives (e.g. a 1-byte dtype claiming 3072-byte items, which reads memory
+    outside the array's buffer). Resolved to a plain numeric dtype or refused."""
+
+    def __init__(self, spec: object, *_flags: object) -> None:
+        self.spec, self.byteorder = spec, "="
+
+    def __setstate__(self, state: object) -> None:
+        # numpy's dtype state: (version, byteorder, subarray, names, fields, elsize, alignment, flags)
+        if not (isinstance(state, tuple) and len(state) >= 5 and state[1] in ("<", ">", "|", "=") and state[2:5] == (None,) * 3):
+            raise ForbiddenGlobalError(f"refusing a dtype that is not a plain number type (state {state!r})")
+        self.byteorder = state[1]
+
+    def resolve(self) -> np.dtype:
+        spec = self.spec.decode() if isinstance(self.spec, bytes) else self.spec
+        dtype = np.dtype(spec) if isinstance(spec, str) and spec[:1] in "biuf" else None
+        if dtype is None or dtype.kind not in "biuf":
+            raise ForbiddenGlobalError(f"refusing an array of {self.spec!r}: only plain numbers, not an array of Python objects")
+        return dtype.newbyteorder(self.byteorder) if self.byteorder in "<>" else dtype
+
+
+class _Array:
+    """A numpy array as a pickle describes it (protocols 2-4: ``_reconstruct`` then its state;
+    protocol 5: ``_frombuffer``), built by :meth:`resolve` from its raw bytes, sizes checked."""
+
+    def __init__(self, *_reconstruct_args: object) -> None:
+        self.state: tuple | None = None
+
+    def __setstate__(self, state: object) -> None:
+        self.state = state  # (version, shape, dtype, is_fortran, raw bytes)
+
+    @classmethod
+    def from_buffer(cls, buffer: object, dtype: object, shape: object, order: object) -> _Array:
+        array = cls()
+        array.state = (1, shape, dtype, order == "F", buffer)
+        return array
+
+    def resolve(self) -> np.ndarray:
+        if not (isinstance(self.state, tuple) and len(self.state) == 5):
+            raise DatasetFormatError(f"an array without its data ({self.state!r})")
+        _, shape, dtype, fortran, raw = self.state
+        if not isinstance(dtype, _Dtype):
+            raise ForbiddenGlobalError(f"refusing an array whose dtype is {type(dtype).__name__}")
+        dtype = dtype.resolve()
+        if not isinstance(raw, (bytes, bytearray)):  # a list: the items of an array of Python objects
+            raise ForbiddenGlobalError("refusing an array of Python objects")
+        if not (isinstance(shape, tuple) and all(isinstance(n, int) and n >= 0 for n in shape)):
+            raise DatasetFormatError(f"an array of shape {shape!r}")
+        if len(raw) != math.prod(shape) * dtype.itemsize:
+            raise DatasetFormatError(f"an array of shape {shape} and {dtype} holds {len(raw)} bytes, not {math.prod(shape) * dtype.itemsize}")
+        return np.frombuffer(bytes(raw), dtype=dtype).reshape(shape, order="F" if fortran else "C")
+
+
+def _latin1(text: object, encoding: object = "latin1") -> bytes:
+    """``_codecs.encode``, as Python 3 pickles bytes at protocol 2: latin-1 text only."""
+    if not (isinstance(text, str) and encoding in ("latin1", "latin-1")):
+        raise ForbiddenGlobalError(f"refusing _codecs.encode({type(text).__name__}, {encoding!r})")
+    return text.encode("latin1")
+
+
+_NOT_CALLABLE = object()  # numpy.ndarray: only named as _reconstruct's first argument, never called
+
+# What the official batches (and the same data pickled by Python 3) need; containers and
+# bytes come from pickle opcodes. Nothing here runs numpy on what the pickle says.
 _ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
-    ("numpy", "ndarray"): np.ndarray,
-    ("numpy", "dtype"): np.dtype,
-    ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
-    ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
+    ("numpy", "ndarray"): _NOT_CALLABLE,
+    ("numpy", "dtype"): _Dtype,
+    ("numpy.core.multiarray", "_reconstruct"): _Array,
+    ("numpy._core.multiarray", "_reconstruct"): _Array,
+    ("numpy.core.numeric", "_frombuffer"): _Array.from_buffer,
+    ("numpy._core.numeric", "_frombuffer"): _Array.from_buffer,
+    ("_codecs", "encode"): _latin1,
 }
 
 
-class ForbiddenGlobalError(pickle.UnpicklingError):
-    """A pickle asked for a global outside the CIFAR allow-list."""
-
-
 class RestrictedUnpickler(pickle.Unpickler):
-    """Unpickler for the CIFAR batches: only plain containers and numpy arrays, nothing executable.
+    """Unpickler for the CIFAR batches: only plain containers and numpy arrays of numbers,
+    nothing executable.
 
     Any other global (``os.system``, ``builtins.eval``, ...) raises ``ForbiddenGlobalError``,
-    a ``pickle.UnpicklingError``.
+    a ``pickle.UnpicklingError`` and a :class:`DatasetFormatError`.
 
     >>> import io
     >>> RestrictedUnpickler(io.BytesIO(pickle.dumps({b"labels": [3, 1]}))).load()
@@ -51,13 +118,29 @@ class RestrictedUnpickler(pickle.Unpickler):
         key = ("builtins" if module == "__builtin__" else module, name)
         if key not in _ALLOWED_GLOBALS:
             raise ForbiddenGlobalError(f"{self.source}: refusing to load global {module}.{name}")
-        return self._plain_dtype if key == ("numpy", "dtype") else _ALLOWED_GLOBALS[key]
+        return _ALLOWED_GLOBALS[key]
 
-    def _plain_dtype(self, *args: Any) -> np.dtype:
-        dtype = np.dtype(*args)
-        if dtype.hasobject:  # arrays of Python objects would carry whatever the pickle builds
-            raise ForbiddenGlobalError(f"{self.source}: refusing an array of Python objects ({dtype})")
-        return dtype
+    def load(self) -> Any:
+        try:
+            return _resolve(super().load())
+        except ForbiddenGlobalError as error:
+            message = str(error)
+            raise ForbiddenGlobalError(message if message.startswith(self.source) else f"{self.source}: {message}") from None
+
+
+def _resolve(value: Any) -> Any:
+    """``value`` with the recorded arrays built, through dicts, lists and tuples."""
+    if isinstance(value, _Array):
+        return value.resolve()
+    if isinstance(value, _Dtype) or value is _NOT_CALLABLE or callable(value):
+        raise ForbiddenGlobalError(f"refusing a bare {type(value).__name__} outside an array")
+    if isinstance(value, dict):
+        return {_resolve(k): _resolve(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_resolve(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_resolve(v) for v in value)
+    return value
 
 
 @dataclass(frozen=True)
