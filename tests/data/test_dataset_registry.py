@@ -48,3 +48,5 @@ def test_dataset_checks_its_tensors() -> None:
         Dataset("labels", x, y + 1, x, y, num_classes=2)
     with pytest.raises(TypeError, match="float32"):
         Dataset("dtype", x.double(), y, x, y, num_classes=2)
+    with pytest.raises(ValueError, match="empty test: the split is empty"):
+        Dataset("empty", x, y, x[:0], y[:0], num_classes=2)

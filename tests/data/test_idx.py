@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import re
 import struct
 from pathlib import Path
 
@@ -142,4 +143,17 @@ def test_one_missing_file_is_named(tmp_path: Path) -> None:
     write_idx_dataset(tmp_path / "mnist", gz=False)
     (tmp_path / "mnist" / FILES[3]).unlink()
     with pytest.raises(DatasetNotFoundError, match=FILES[3]):
+        load_dataset("mnist", tmp_path)
+
+
+@pytest.mark.parametrize(("file", "array"), [
+    (FILES[0], np.zeros((5, 14, 14), dtype=np.uint8)),  # images of another size
+    (FILES[2], np.zeros((0, 28, 28), dtype=np.uint8)),  # no test images
+])  # fmt: skip
+def test_images_that_are_not_28_by_28_or_none_name_the_file(tmp_path: Path, file: str, array: np.ndarray) -> None:
+    write_idx_dataset(tmp_path / "mnist", gz=False)
+    (tmp_path / "mnist" / file).write_bytes(idx_bytes(array))
+    if file == FILES[2]:
+        (tmp_path / "mnist" / FILES[3]).write_bytes(idx_bytes(np.zeros(0, dtype=np.uint8)))
+    with pytest.raises(DatasetFormatError, match=re.escape(f"{file}: expected uint8 images (N, 28, 28), N > 0, got uint8 of shape {array.shape}")):
         load_dataset("mnist", tmp_path)

@@ -107,3 +107,30 @@ def test_a_cache_of_wrong_shapes_is_generated_again(generated, tmp_path: Path, m
     assert torch.equal(again.x_train, first.x_train) and torch.equal(again.y_test, first.y_test)
     with np.load(tmp_path / "mnist1d.npz") as repaired:  # the cache was written anew
         assert repaired["x"].shape == (4000, 40) and repaired["y_test"].shape == (1000,)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda a: {**a, "y": a["y"] + 10},  # labels out of range
+        lambda a: {**a, "y": a["y"].astype(np.float64) + 0.7},  # labels that are not integers
+        lambda a: {**a, "y_test": a["y_test"][:, None]},  # labels of another rank
+        lambda a: {**a, "x": np.where(np.arange(40) == 3, np.nan, a["x"])},  # NaN inputs
+        lambda a: {key: value[:1] for key, value in a.items()},  # a cache of one example
+        lambda a: a["x"],  # one array saved as .npy under the cache's name
+    ],
+    ids=["label-range", "float-labels", "label-rank", "nan-inputs", "one-example", "npy"],
+)
+def test_a_cache_of_wrong_contents_is_generated_again(generated, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, damage) -> None:
+    _, first, _, _ = generated
+    arrays = {
+        "x": first.x_train.squeeze(1).numpy(), "y": first.y_train.numpy(),
+        "x_test": first.x_test.squeeze(1).numpy(), "y_test": first.y_test.numpy(),
+    }  # fmt: skip
+    wrong = damage(arrays)
+    with open(tmp_path / "mnist1d.npz", "wb") as f:
+        np.save(f, wrong) if isinstance(wrong, np.ndarray) else np.savez(f, **wrong)
+    monkeypatch.setattr(mnist1d.data, "make_dataset", lambda *args, **kwargs: dict(arrays))
+    with pytest.warns(UserWarning, match="not a valid MNIST-1D cache"):
+        again = load_dataset("mnist1d", tmp_path)
+    assert torch.equal(again.x_train, first.x_train) and torch.equal(again.y_train, first.y_train)

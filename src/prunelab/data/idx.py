@@ -102,9 +102,9 @@ def _load(
     for split in ("train", "test"):
         x_path, y_path = paths[f"x_{split}"], paths[f"y_{split}"]
         images, labels = read_idx(x_path), read_idx(y_path)
-        if images.ndim != 3 or images.dtype != np.uint8:
+        if images.ndim != 3 or images.shape[1:] != (28, 28) or images.dtype != np.uint8 or not len(images):
             raise DatasetFormatError(
-                f"{x_path}: expected uint8 images (N, H, W), got {images.dtype} of shape {images.shape}"
+                f"{x_path}: expected uint8 images (N, 28, 28), N > 0, got {images.dtype} of shape {images.shape}"
             )
         if labels.ndim != 1 or len(labels) != len(images):
             raise DatasetFormatError(f"{y_path}: expected {len(images)} labels, got shape {labels.shape}")

@@ -37,10 +37,20 @@ def _read_cache(path: Path) -> dict[str, np.ndarray] | None:
     """The cached arrays, or None (with a warning) if the file is not a complete cache: it
     is regenerated then, the data being the same every time."""
     try:
-        with np.load(path, allow_pickle=False) as cached:
+        cached = np.load(path, allow_pickle=False)
+        if not isinstance(cached, np.lib.npyio.NpzFile):
+            raise ValueError("not an .npz archive")
+        with cached:
             arrays = {key: cached[key] for key in _KEYS}
-        if arrays["x"].shape != (len(arrays["y"]), 40) or arrays["x_test"].shape != (len(arrays["y_test"]), 40):
-            raise ValueError("arrays of unexpected shapes")
+        # The generated data exactly: 4000 training and 1000 test examples of 40 finite
+        # values, integer labels 0-9 (anything else is a damaged or foreign file).
+        for x, y, n in (("x", "y", 4000), ("x_test", "y_test", 1000)):
+            if arrays[x].shape != (n, 40) or arrays[y].shape != (n,):
+                raise ValueError(f"{x} and {y} of shapes {arrays[x].shape} and {arrays[y].shape}, not ({n}, 40) and ({n},)")
+            if arrays[x].dtype.kind != "f" or not np.isfinite(arrays[x]).all():
+                raise ValueError(f"{x} is not finite floats")
+            if arrays[y].dtype.kind not in "iu" or arrays[y].min() < 0 or arrays[y].max() > 9:
+                raise ValueError(f"{y} is not integer labels 0-9")
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
         warnings.warn(f"{path} is not a valid MNIST-1D cache ({error}); generating it again", stacklevel=3)
         return None
