@@ -157,6 +157,12 @@ def hooked() -> nn.Module:
     return model
 
 
+def relu_hooked() -> nn.Module:
+    model = conv_then(nn.ReLU())
+    model[1].register_forward_hook(lambda module, inputs, output: output + 1)  # removed channels become 1
+    return model
+
+
 X1 = torch.zeros(2, 1, 5)
 
 
@@ -179,6 +185,11 @@ X1 = torch.zeros(2, 1, 5)
         (Lambda(lambda s, x: s.b((lambda h: h * h.shape[-2])(s.a(x))), a=nn.Conv1d(1, 4, 1), b=nn.Conv1d(4, 2, 1)), X1,
          "its width read by getitem"),  # -2 is the channel dim of (batch, channels, length)
         (hooked(), X1, "0 has a parametrization or forward hooks"),
+        (relu_hooked(), X1, "1 (ReLU) has forward hooks"),
+        (nn.Sequential(nn.Conv1d(1, 4, 1), nn.MaxPool1d(1, return_indices=True), Lambda(lambda s, pair: pair[0])), X1,
+         "pooled by 1 (MaxPool1d) into something other than one tensor"),
+        (Lambda(lambda s, x: s.head(s.shared(x) + s.shared(torch.relu(s.pre(x)))), pre=nn.Conv1d(1, 1, 1), shared=nn.Conv1d(1, 4, 1),
+                head=nn.Conv1d(4, 2, 1)), X1, "shared is called more than once"),  # once on the model's input
     ],
 )  # fmt: skip
 def test_what_would_change_the_output_when_shrunk_is_unprunable(model, x, blocked) -> None:

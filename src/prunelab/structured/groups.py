@@ -14,8 +14,10 @@ touches unprunable rather than wrong; :attr:`ChannelGroup.unprunable` says why.
 
 from __future__ import annotations
 
+import collections
 import math
 import operator
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import torch
@@ -153,7 +155,10 @@ def channel_groups(model: nn.Module, example_input: Tensor) -> list[ChannelGroup
         source = channels.get(first)
         module = modules.get(node.target) if node.op == "call_module" else None
         name = _name(node, modules)
-        if isinstance(module, PRUNABLE_MODULES):
+        if module is not None and not isinstance(module, (*PRUNABLE_MODULES, *NORMS)) and (module._forward_hooks or module._forward_pre_hooks):
+            # The trace does not see what a hook does to the channels (layers' hooks: _block_shared_layers).
+            block_inputs(node, f"{name} has forward hooks")
+        elif isinstance(module, PRUNABLE_MODULES):
             channel_dim = 1 if isinstance(module, CONVS) else len(shape) - 1
             if source is not None:
                 if getattr(module, "groups", 1) != 1 or source.dim != channel_dim:
@@ -178,6 +183,8 @@ def channel_groups(model: nn.Module, example_input: Tensor) -> list[ChannelGroup
         elif source is not None and (_is_activation(node, module) or _is_pooling(node, module)):
             if len(node.all_input_nodes) > 1:
                 block_inputs(node, f"used by {name} with tensor arguments")
+            elif _is_pooling(node, module) and shape is None:  # e.g. return_indices=True: a tuple, not the channels
+                source.space.block(f"pooled by {name} into something other than one tensor")
             elif _is_pooling(node, module) and (source.dim != 1 or source.factor != 1 or shape[:2] != _shape(first)[:2]):
                 source.space.block(f"pooled across channels by {name}")
             elif isinstance(module, nn.Hardtanh) and not module.min_val <= 0 <= module.max_val:
@@ -196,7 +203,8 @@ def channel_groups(model: nn.Module, example_input: Tensor) -> list[ChannelGroup
         # get_attr: a tensor of the model's own; it only matters where it is used
 
     roots = [s for s in spaces if s.root() is s and s.producers]
-    _block_shared_layers(model, roots)
+    calls = collections.Counter(node.target for node in graph_module.graph.nodes if node.op == "call_module")
+    _block_shared_layers(model, roots, calls)
     order = {node.target: i for i, node in enumerate(graph_module.graph.nodes) if node.op == "call_module"}
     return [
         ChannelGroup(
@@ -208,15 +216,11 @@ def channel_groups(model: nn.Module, example_input: Tensor) -> list[ChannelGroup
     ]  # fmt: skip
 
 
-def _block_shared_layers(model: nn.Module, roots: list[_Space]) -> None:
-    """A layer called twice makes or reads two sets of channels that one shrink cannot serve;
-    a parameter shared between layers (tied weights) would be cut two ways; a parametrized or
+def _block_shared_layers(model: nn.Module, roots: list[_Space], calls: Mapping[str, int]) -> None:
+    """A layer called twice (``calls``: per layer, in the trace) makes or reads two sets of
+    channels that one shrink cannot serve, even if one call reads the model's input; a
+    parameter shared between layers (tied weights) would be cut two ways; a parametrized or
     hooked layer computes its weight or output from what shrinking does not see."""
-    uses: dict[tuple[str, str], int] = {}  # (role, layer): a layer both makes and reads channels once
-    for root in roots:
-        for role, layers in (("makes", root.producers), ("norms", root.norms), ("reads", [c for c, _ in root.consumers])):
-            for layer in layers:
-                uses[role, layer] = uses.get((role, layer), 0) + 1
     parameters = dict(model.named_parameters())
     owners = {id(parameters[first]): len(aliases) for first, aliases in parameter_names(model).items()}
     for root in roots:
@@ -224,7 +228,7 @@ def _block_shared_layers(model: nn.Module, roots: list[_Space]) -> None:
                  *(("reads", c) for c, _ in root.consumers)]  # fmt: skip
         for role, name in dict.fromkeys(roles):
             layer = model.get_submodule(name)
-            if uses[role, name] > 1:
+            if calls[name] > 1:
                 root.block(f"{name} is called more than once")
             elif any(owners[id(p)] > 1 for p in layer.parameters(recurse=False)):
                 root.block(f"{name} shares a parameter with another layer")
