@@ -244,3 +244,28 @@ def test_global_filter_l1_is_warned_about_and_layerwise_is_not() -> None:
         warnings.simplefilter("error")
         ChannelPruner(chain(), X).prune(0.5, scope="layerwise")
         ChannelPruner(chain(), X, criterion="bn_scale").prune(0.5)
+
+
+class AuxiliaryHead(nn.Module):
+    """A head that only runs in training (as GoogLeNet's), reading the first layer's channels."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c1, self.c2 = nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 8, 3, padding=1)
+        self.bn = nn.BatchNorm2d(8)
+        self.fc, self.aux = nn.Linear(8, 2), nn.Linear(8, 2)
+
+    def forward(self, x):
+        a = torch.relu(self.bn(self.c1(x)))
+        out = self.fc(nn.functional.adaptive_avg_pool2d(torch.relu(self.c2(a)), 1).flatten(1))
+        return (out, self.aux(nn.functional.adaptive_avg_pool2d(a, 1).flatten(1))) if self.training else out
+
+
+def test_a_branch_that_runs_only_in_training_is_checked_when_shrinking() -> None:
+    model = AuxiliaryHead().eval()
+    before = {name: b.clone() for name, b in model.named_buffers()}
+    pruner = ChannelPruner(model, torch.randn(2, 3, 8, 8))
+    pruner.prune(0.5, scope="layerwise")
+    with pytest.raises(ValueError, match="fails on the example input in training mode"):
+        pruner.shrink()
+    assert not model.training and all(torch.equal(b, before[name]) for name, b in model.named_buffers())

@@ -211,20 +211,42 @@ def shrink(model: nn.Module, groups: Sequence[ChannelGroup], keep: Mapping[str, 
             columns = (kept[:, None] * factor + torch.arange(factor)).reshape(-1)
             _take(layer, "weight", 1, columns)
             setattr(layer, "in_channels" if isinstance(layer, CONVS) else "in_features", len(columns))
-    expected = _output_shapes(model, example_input)
-    try:
-        got = _output_shapes(small, example_input)
-    except Exception as error:  # noqa: BLE001 (whatever the forward raises on its new widths)
-        raise ValueError(f"the model with channels removed fails on the example input (its forward may fix a width): {error}") from None
-    if got != expected:
-        raise ValueError(f"the model with channels removed gives outputs of shape {got}, not {expected}")
+    # In both modes: a branch that runs only in training (an auxiliary head, say) is not in the
+    # trace, which is made in eval mode, and may read removed channels.
+    for train in (False, True):
+        try:
+            expected = _output_shapes(model, example_input, train)
+        except Exception:  # noqa: BLE001 (e.g. BatchNorm in training on a batch of one: nothing to compare)
+            continue
+        mode = " in training mode" if train else ""
+        why = "a branch that runs only in training may read removed channels: exclude the layers making them" if train else "its forward may fix a width"
+        try:
+            got = _output_shapes(small, example_input, train)
+        except Exception as error:  # noqa: BLE001 (whatever the forward raises on its new widths)
+            raise ValueError(f"the model with channels removed fails on the example input{mode} ({why}): {error}") from None
+        if got != expected:
+            raise ValueError(f"the model with channels removed gives outputs of shape {got}{mode}, not {expected}")
     return small
 
 
-def _output_shapes(model: nn.Module, example_input: Tensor) -> object:
-    """The shapes of the model's output, which may be a tensor or a tuple, list or dict of them."""
-    with evaluating(model), torch.no_grad():
-        return _shapes(model(example_input))
+def _output_shapes(model: nn.Module, example_input: Tensor, train: bool) -> object:
+    """The shapes of the model's output in eval or train mode, which may be a tensor or a
+    tuple, list or dict of them. The model's modes and buffers (BatchNorm statistics) are
+    left as they were."""
+    if not train:
+        with evaluating(model), torch.no_grad():
+            return _shapes(model(example_input))
+    modes = [(module, module.training) for module in model.modules()]
+    buffers = [(buffer, buffer.clone()) for buffer in model.buffers()]
+    try:
+        with torch.no_grad():
+            return _shapes(model.train()(example_input))
+    finally:
+        with torch.no_grad():
+            for buffer, saved in buffers:
+                buffer.copy_(saved)
+        for module, mode in modes:
+            module.training = mode
 
 
 def _shapes(output: object) -> object:
