@@ -208,6 +208,17 @@ def test_state_dict_round_trip_and_bad_states() -> None:
         other.load_state_dict({"0": [1]})
     with pytest.raises(ValueError, match="kept channels of 0 must be increasing indices below 10"):
         other.load_state_dict({**state, "0": [3, 2]})
+    with pytest.raises(ValueError, match=r"kept channels of 0 must be integers, got \[0.5, 1.7\]"):
+        other.load_state_dict({**state, "0": [0.5, 1.7]})
+    other.load_state_dict({name: torch.tensor(kept) for name, kept in state.items()})  # tensors of indices too
+    assert other.state_dict() == state
+
+
+def test_a_scope_given_with_ratios_is_an_error() -> None:
+    pruner = ChannelPruner(chain(), X)
+    for scope in ("global", "layerwise", "bogus"):
+        with pytest.raises(ValueError, match=f"scope='{scope}' does not apply to per-group ratios"):
+            pruner.prune(ratios={"0": 0.5}, scope=scope)
 
 
 def test_models_with_several_outputs_shrink_and_keep_their_modes() -> None:

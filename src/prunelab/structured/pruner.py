@@ -61,18 +61,21 @@ class ChannelPruner:
         self,
         sparsity: float | None = None,
         *,
-        scope: str = "global",
+        scope: str | None = None,
         ratios: Mapping[str, float] | None = None,
     ) -> None:
         """Remove the lowest-scoring channels until ``sparsity`` of all the groups' channels
-        are gone (``scope="global"``: ranked across groups; ``"layerwise"``: the same share
-        of each group), or ``ratios`` of the named groups. Exactly ``round(s * n)`` channels
+        are gone (``scope="global"``, the default: ranked across groups; ``"layerwise"``: the
+        same share of each group), or ``ratios`` of the named groups (which take no scope). Exactly ``round(s * n)`` channels
         go, ties broken by group and channel order. Channels once removed stay removed, and
         every group keeps at least one channel (its best), so a network is never cut in two.
         A criterion that cannot score a group (``bn_scale`` without BatchNorm) leaves it whole.
         """
         if (sparsity is None) == (ratios is None):
             raise ValueError("give either sparsity or ratios")
+        if ratios is not None and scope is not None:
+            raise ValueError(f"scope={scope!r} does not apply to per-group ratios: give one or the other")
+        scope = scope or "global"
         scores = self._scores()
         if ratios is not None:
             targets = self._ratio_targets(ratios, scores)
@@ -182,7 +185,11 @@ class ChannelPruner:
         if set(state) != set(sizes):
             raise ValueError(f"channel state has groups {sorted(state)}, this model has {sorted(sizes)}")
         for name, kept in state.items():
-            kept = torch.as_tensor(list(kept), dtype=torch.long)
+            given = list(kept)
+            kept = torch.as_tensor(given)
+            if len(kept) and (kept.dtype.is_floating_point or kept.dtype == torch.bool):  # 1.7 is not channel 1
+                raise ValueError(f"kept channels of {name} must be integers, got {given}")
+            kept = kept.long()
             if len(kept) == 0 or kept.min() < 0 or kept.max() >= sizes[name] or not bool((kept.diff() > 0).all()):
                 raise ValueError(f"kept channels of {name} must be increasing indices below {sizes[name]}, at least one")
             self.keep[name] = kept
