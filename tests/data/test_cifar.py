@@ -234,3 +234,13 @@ def test_a_refused_pickle_is_one_line_from_the_cli(tmp_path: Path, cifar10_dir, 
     err = capsys.readouterr().err
     assert code == 2 and not marker.exists()
     assert err.strip().splitlines()[-1] == f"prunelab: error: {path}: refusing to load global posix.system"
+
+
+def test_an_incomplete_folder_with_download_says_to_remove_it(cifar10_dir) -> None:
+    """download=True fetches only a missing folder: for a partial one, "pass download=True" cannot help."""
+    data_dir, _ = cifar10_dir
+    (data_dir / "cifar-10-batches-py" / "data_batch_3").unlink()
+    with pytest.raises(DatasetNotFoundError, match=r"data_batch_3 not found. Pass download=True"):
+        load_dataset("cifar10", data_dir)
+    with pytest.raises(DatasetNotFoundError, match=r"data_batch_3 not found in an incomplete .*cifar-10-batches-py; remove the folder"):
+        load_dataset("cifar10", data_dir, download=True)

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from prunelab.data.files import download_and_extract, not_found
-from prunelab.data.registry import Dataset, DatasetFormatError, check_labels, register
+from prunelab.data.registry import Dataset, DatasetFormatError, DatasetNotFoundError, check_labels, register
 
 class ForbiddenGlobalError(pickle.UnpicklingError, DatasetFormatError):
     """A pickle asked for a global outside the CIFAR allow-list, or for a numpy array that
@@ -254,6 +254,8 @@ def _load(spec: _Cifar, data_dir: Path, download: bool) -> Dataset:
     def split(files: tuple[str, ...]) -> tuple[Tensor, Tensor]:
         paths = [folder / name for name in files]
         for path in paths:
+            if not path.exists() and download:  # the folder exists, so it was not downloaded again
+                raise DatasetNotFoundError(f"{spec.name}: {path} not found in an incomplete {folder}; remove the folder to download it again")
             if not path.exists():
                 raise not_found(spec.name, path)
         batches = [read_batch(path, spec.label_key, spec.num_classes) for path in paths]
