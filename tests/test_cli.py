@@ -10,12 +10,23 @@ from pathlib import Path
 
 import pytest
 import yaml
+from torch import nn
 
 from prunelab import cli
 from prunelab.config import builtin_recipes
+from prunelab.models import build_model
 from prunelab.train import Trainer
 
-BUDGET = ["find.epochs=2", "eval.epochs=2", "device=cpu"]
+# The default recipe on a tiny budget: a narrow CNN in batches of 500, the same code paths.
+BUDGET = ["find.epochs=2", "eval.epochs=2", "device=cpu", "model.options.channels=8", "find.batch_size=500", "eval.batch_size=500"]
+
+
+def sparsity_shown(target: float) -> str:
+    """The sparsity a run of BUDGET's CNN reports for ``target``: exactly round(target * n)
+    of its n Conv/Linear weights pruned, as a percentage with two decimals."""
+    model = build_model("mnist1d_cnn", num_classes=10, input_shape=(1, 40), channels=8)
+    n = sum(m.weight.numel() for m in model.modules() if isinstance(m, (nn.Conv1d, nn.Linear)))
+    return f"{100 * round(target * n) / n:.2f}%"
 
 
 def sets(data_dir: Path, *extra: str) -> list[str]:
@@ -47,31 +58,33 @@ def prunelab_command() -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def cli_run(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess]:
-    """The default recipe, end to end on a reduced budget, through the installed command."""
+def cli_run(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess, Path]:
+    """The default recipe, end to end on a reduced budget, through the installed command: the
+    output folder, the process, and the run's folder (other tests add runs beside it)."""
     out = tmp_path_factory.mktemp("cli-runs")
     done = subprocess.run(
         [*prunelab_command(), "run", "--no-progress", "--out", str(out), *sets(data_dir)],
         check=False, capture_output=True, text=True, timeout=600,
     )
-    return out, done
+    return out, done, run_folder(out) if done.returncode == 0 else out / "(the run failed)"
 
 
 def run_folder(out: Path, prefix: str = "oneshot-") -> Path:
-    return next(p for p in out.iterdir() if p.name.startswith(prefix))
+    """The one run folder in ``out`` whose name starts with ``prefix``."""
+    (folder,) = (p for p in out.iterdir() if p.name.startswith(prefix))
+    return folder
 
 
 def test_run_end_to_end(cli_run) -> None:
-    out, done = cli_run
+    _, done, folder = cli_run
     assert done.returncode == 0, done.stderr
-    folder = run_folder(out)
     assert re.search(rf"prunelab: running {re.escape(folder.name)} \(oneshot, seeds \[0\]\)", done.stderr)
     assert "Traceback" not in done.stderr
     rows = table(done.stdout)
     for metric in ("dense_acc", "pruned_acc", "final_acc", "sparsity", "remaining_parameters", "wall_seconds"):
         assert metric in rows, metric
     summary = json.loads((folder / "seed-0" / "summary.json").read_text())
-    assert rows["sparsity"][0] == "90.00%" and "prunable weights" in rows["sparsity"][1]
+    assert rows["sparsity"][0] == sparsity_shown(0.9) and "prunable weights" in rows["sparsity"][1]
     for metric in ("dense_acc", "pruned_acc", "final_acc"):
         assert number(rows[metric][0]) == pytest.approx(summary[metric], abs=1e-4)
         assert 0 <= number(rows[metric][0]) <= 1
@@ -81,7 +94,7 @@ def test_run_end_to_end(cli_run) -> None:
 
 
 def test_run_again_prints_the_results_without_training(cli_run, data_dir: Path, capsys, monkeypatch) -> None:
-    out, done = cli_run
+    out, done, _ = cli_run
     monkeypatch.setattr(Trainer, "train_epoch", lambda self, epoch: pytest.fail("a finished run was trained again"))
     assert cli.main(["run", "--no-progress", "--out", str(out), *sets(data_dir)]) == 0
     again = capsys.readouterr().out
@@ -150,7 +163,7 @@ def test_interrupting_says_how_to_resume(tmp_path: Path, capsys, monkeypatch) ->
 
 
 def test_show_prints_the_summary_and_the_layerwise_table(cli_run, capsys) -> None:
-    folder = run_folder(cli_run[0])
+    folder = cli_run[2]
     assert cli.main(["show", str(folder)]) == 0
     out = capsys.readouterr().out
     assert out.startswith(f"{folder.name} (seeds [0]):")
@@ -172,8 +185,7 @@ def test_show_prints_the_summary_and_the_layerwise_table(cli_run, capsys) -> Non
 
 
 def test_compare_prints_a_row_per_run(cli_run, data_dir: Path, capsys) -> None:
-    out = cli_run[0]
-    first = run_folder(out)
+    out, _, first = cli_run
     # a second run on the same budget, differing in the target sparsity only
     assert cli.main(["run", "--no-progress", "--out", str(out), *sets(data_dir, "prune.sparsity=0.5")]) == 0
     second = next(p for p in out.iterdir() if p.name.startswith("oneshot-") and p != first)
@@ -188,7 +200,7 @@ def test_compare_prints_a_row_per_run(cli_run, data_dir: Path, capsys) -> None:
     ]  # fmt: skip
     assert len([line for line in text.splitlines() if line.startswith("| oneshot-")]) == 2
     assert rows[first.name][0] == "0.9" and rows[second.name][0] == "0.5"
-    assert rows[first.name][5] == "90.00%" and rows[second.name][5] == "50.00%"
+    assert rows[first.name][5] == sparsity_shown(0.9) and rows[second.name][5] == sparsity_shown(0.5)
     # the same find phase: the same dense accuracy
     assert rows[first.name][1] == rows[second.name][1]
 
@@ -203,7 +215,7 @@ def test_show_and_compare_on_a_folder_that_is_not_a_run(command: str, tmp_path: 
 
 def test_compare_skips_what_is_not_a_run_and_show_names_the_run_of_a_seed(cli_run, tmp_path: Path, capsys) -> None:
     """``prunelab compare runs/*`` meets sweep tables and unfinished runs too."""
-    folder = run_folder(cli_run[0])
+    folder = cli_run[2]
     table_file = tmp_path / "default-table.md"
     table_file.write_text("| run |\n")
     capsys.readouterr()
@@ -251,7 +263,7 @@ def test_ratio_names_are_checked_before_any_training_and_leave_no_run(data_dir: 
     args = sets(data_dir, "prune.scope=ratios", "prune.ratios={features.9.weight: 0.5}")
     assert cli.main(["run", "--no-progress", "--out", str(tmp_path), *args]) == 2
     error = capsys.readouterr().err
-    assert "prunelab: error: prune.ratios: ratio given for 'features.9.weight', which names no prunable parameter" in error
+    assert "prunelab: error: prune.ratios: ratio given for 'features.9.weight', which names none of the prunable parameters" in error
     assert list(tmp_path.iterdir()) == []  # no run directory, no find phase
 
 
@@ -333,7 +345,6 @@ def test_sensitivity_prints_each_layers_accuracy_and_writes_the_curves(data_dir:
         max_sparsity_within,
     )
     from prunelab.masks import Pruner
-    from prunelab.models import build_model
 
     tiny = ["find.epochs=1", "device=cpu", "model.options.channels=8", f"data.data_dir={data_dir}"]
     args = [arg for item in tiny for arg in ("--set", item)]

@@ -1,4 +1,5 @@
-"""The ``prunelab`` command line: run recipes, list them, show and compare runs."""
+"""The ``prunelab`` command line: run recipes, list them, show, compare and report runs, the LR
+range test and the pruning sensitivity analysis."""
 
 from __future__ import annotations
 
@@ -181,20 +182,20 @@ def _lr_range_test(args: argparse.Namespace) -> int:
     folder = Path(args.out) / f"lr-range-test-{run_name(recipe)}"
     write_json(folder / "lr_range_test.json", {
         "lrs": result.lrs, "losses": result.losses, "baseline": result.baseline,
-        "inflection_lr": result.inflection_lr, "suggested_lr": result.suggested_lr,
+        "inflection_lr": result.inflection_lr,
     })
     plot_lr_range(result.lrs, result.losses, result.inflection_lr, folder / "lr_range_test.png")
     decades = [i for i, lr in enumerate(result.lrs) if i == 0 or math.floor(math.log10(lr)) != math.floor(math.log10(result.lrs[i - 1]))]
     print(format_table([{"lr": result.lrs[i], "probe loss": result.losses[i]} for i in decades]))
     print(f"\ntrained model's loss: {result.baseline:.4g}")
-    if result.suggested_lr is None:
+    if result.inflection_lr is None:
         print("the loss never rose by 10%: the model tolerates every LR up to the end; try a larger --end-lr")
     else:
-        print(f"inflection point (loss 10% above the trained model's): lr = {result.suggested_lr:.3g}")
-        use = f"--set eval.optimizer.lr={result.suggested_lr:.2g}"
+        print(f"inflection point (loss 10% above the trained model's): lr = {result.inflection_lr:.3g}")
+        use = f"--set eval.optimizer.lr={result.inflection_lr:.2g}"
         if recipe.eval.lr_policy is not None:  # a policy sets the eval LR itself and would ignore it
             use = f"--set eval.lr_policy=null {use}, in place of the recipe's LR policy {recipe.eval.lr_policy}"
-        print(f"suggested pruning LR: {result.suggested_lr:.3g}  (e.g. {use})")
+        print(f"suggested pruning LR: {result.inflection_lr:.3g}  (e.g. {use})")
     print(f"\ncurve and plot in {folder}")
     return 0
 

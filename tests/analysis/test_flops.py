@@ -66,3 +66,20 @@ def test_a_tied_weight_is_masked_under_any_of_its_names() -> None:
     half = torch.arange(16).reshape(4, 4) % 2 == 0
     assert count_macs(model, torch.zeros(1, 4)) == 32
     assert count_macs(model, torch.zeros(1, 4), {"1.weight": half}) == 16
+
+
+def test_masked_conv_costs_its_kept_weights_at_every_output_position() -> None:
+    """A strided, padded Conv2d then a Linear, each masked: the conv's 3 x 2 x 3 x 3 = 54
+    weights meet a 7x9 input with stride 2 and padding 1, so 4x5 = 20 output positions
+    ((7 + 2 - 3) // 2 + 1 = 4, (9 + 2 - 3) // 2 + 1 = 5); the Linear (60 -> 4, 240 weights)
+    applies each weight once. Kept: 23 conv weights, every third Linear weight (80)."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(2, 3, 3, stride=2, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(3 * 4 * 5, 4))
+    x = torch.zeros(1, 2, 7, 9)
+    conv_mask = (torch.arange(54) < 23).reshape(3, 2, 3, 3)
+    linear_mask = (torch.arange(240) % 3 == 0).reshape(4, 60)
+    masks = {"0.weight": conv_mask, "3.weight": linear_mask}
+    dense, pruned = count_macs(model, x), count_macs(model, x, masks)
+    assert dense == 54 * 20 + 240
+    assert pruned == 23 * 20 + 80
+    assert speedup(dense, pruned) == pytest.approx(1320 / 540)

@@ -249,3 +249,27 @@ def test_the_plot_shows_accuracy_against_each_layers_sparsity(tmp_path, monkeypa
     assert by_label["0.weight"] == (pytest.approx([0, 50, 90]), pytest.approx([90, 85, 50]))
     assert by_label["2.weight"] == (pytest.approx([0, 50, 90]), pytest.approx([90, 90, 80]))
     assert by_label["dense"][1] == pytest.approx([90, 90])
+
+
+def test_cli_analyses_only_the_weights_the_recipe_prunes(data_dir, tmp_path, capsys) -> None:
+    """``prunelab sensitivity`` with a recipe whose ``prune.include`` names the feature layers
+    and the classifier's bias, and whose ``prune.exclude`` removes the middle conv: of the
+    MNIST-1D CNN's conv weights (found by listing its Conv1d layers here), the first and last
+    are analysed, then that bias; neither the middle conv nor the classifier's weight."""
+    import json
+
+    from prunelab.cli import main
+    from prunelab.models import build_model
+
+    overrides = ["find.epochs=1", "find.batch_size=1000", "device=cpu", "model.options.channels=8",
+                 f"data.data_dir={data_dir}", "prune.include=[features, classifier.0.bias]", "prune.exclude=[features.2]"]  # fmt: skip
+    args = [arg for item in overrides for arg in ("--set", item)]
+    assert main(["sensitivity", "--out", str(tmp_path), "--no-progress", "--sparsities", "0,0.5", *args]) == 0
+    saved = json.loads((next(tmp_path.glob("sensitivity-*")) / "sensitivity.json").read_text())
+    cnn = build_model("mnist1d_cnn", num_classes=10, input_shape=(1, 40), channels=8)
+    convs = [f"{name}.weight" for name, m in cnn.named_modules() if isinstance(m, nn.Conv1d)]
+    assert convs == ["features.0.weight", "features.2.weight", "features.4.weight"]
+    assert list(saved["layers"]) == ["features.0.weight", "features.4.weight", "classifier.0.bias"]
+    assert saved["layers"]["classifier.0.bias"]["size"] == 10
+    out = capsys.readouterr().out
+    assert "classifier.0.weight" not in out and "features.2.weight" not in out

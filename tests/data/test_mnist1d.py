@@ -134,3 +134,21 @@ def test_a_cache_of_wrong_contents_is_generated_again(generated, tmp_path: Path,
     with pytest.warns(UserWarning, match="not a valid MNIST-1D cache"):
         again = load_dataset("mnist1d", tmp_path)
     assert torch.equal(again.x_train, first.x_train) and torch.equal(again.y_train, first.y_train)
+
+
+def test_arrays_are_those_of_the_published_default_generation(generated) -> None:
+    """Independent reference: ``mnist1d.data.make_dataset(get_dataset_args())`` called here
+    directly (the package's default arguments, seed 42). prunelab adds no normalisation, only
+    a channel dim and float32 inputs / int64 labels, so labels match exactly and inputs match
+    the reference cast to float32."""
+    _, ds, _, _ = generated
+    py_state, np_state = random.getstate(), np.random.get_state()  # make_dataset reseeds both
+    try:
+        reference = mnist1d.data.make_dataset(mnist1d.data.get_dataset_args())
+    finally:
+        random.setstate(py_state)
+        np.random.set_state(np_state)
+    for x, y, inputs, labels in (("x", "y", ds.x_train, ds.y_train), ("x_test", "y_test", ds.x_test, ds.y_test)):
+        assert inputs.shape == (len(reference[x]), 1, 40) and labels.shape == reference[y].shape
+        assert torch.equal(labels, torch.from_numpy(reference[y].astype(np.int64))), y
+        assert torch.equal(inputs.squeeze(1), torch.from_numpy(reference[x].astype(np.float32))), x

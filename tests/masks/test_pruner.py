@@ -375,8 +375,10 @@ def test_bad_prune_arguments_are_errors():
         pruner.prune(0.5, scope="local")
     with pytest.raises(ValueError, match=r"ratio for 'fc1' must be a number in \[0, 1\)"):
         pruner.prune(ratios={"fc1": 1.0})
-    with pytest.raises(ValueError, match="ratio given for 'bn', which names no prunable parameter"):
+    with pytest.raises(ValueError, match="ratio given for 'bn', which names none of the prunable parameters"):
         pruner.prune(ratios={"bn": 0.5})
+    with pytest.raises(TypeError, match="ratios are keyed by names or patterns"):
+        pruner.prune(ratios={0: 0.5})
     with pytest.raises(ValueError, match="unknown criterion 'l2'"):
         pruner.prune(0.5, criterion="l2")
     with pytest.raises(ValueError, match="unknown criterion"):

@@ -69,7 +69,7 @@ def test_the_inflection_lr_is_where_the_loss_first_exceeds_the_baseline_by_the_t
     result, _, _ = curve
     above = [i for i, loss in enumerate(result.losses) if loss > result.baseline * 1.1]
     assert above, "the curve never left the trained solution: the test cannot check the inflection"
-    assert result.inflection_lr == result.lrs[above[0]] == result.suggested_lr
+    assert result.inflection_lr == result.lrs[above[0]]
     assert 1e-6 < result.inflection_lr < 1.0
     assert all(loss <= result.baseline * 1.1 for loss in result.losses[: above[0]])
 
@@ -153,12 +153,39 @@ def test_cli_prints_a_suggested_lr_and_writes_the_curve(data_dir, tmp_path, caps
     saved = json.loads((folders[0] / "lr_range_test.json").read_text())
     assert (folders[0] / "lr_range_test.png").read_bytes()[:4] == b"\x89PNG"
     assert saved["lrs"][0] == 1e-9 and len(saved["lrs"]) == len(saved["losses"])
-    assert saved["suggested_lr"] == saved["inflection_lr"]
     above = [i for i, loss in enumerate(saved["losses"]) if loss > saved["baseline"] * 1.1]
     assert saved["inflection_lr"] == saved["lrs"][above[0]]
     printed = re.search(r"suggested pruning LR: (\S+)", out)
-    assert printed and float(printed.group(1)) == pytest.approx(saved["suggested_lr"], rel=5e-3)
+    assert printed and float(printed.group(1)) == pytest.approx(saved["inflection_lr"], rel=5e-3)
     # The default recipe retrains under LLR, which sets the eval LR: the hint turns it off.
-    assert f"(e.g. --set eval.lr_policy=null --set eval.optimizer.lr={saved['suggested_lr']:.2g}, in place of the recipe's LR policy llr)" in out
+    assert f"(e.g. --set eval.lr_policy=null --set eval.optimizer.lr={saved['inflection_lr']:.2g}, in place of the recipe's LR policy llr)" in out
     # it ran on the trained find phase, cached for the runs of the same recipe
     assert list(tmp_path.glob(".find/*/seed-0/checkpoint.safetensors"))
+
+
+def test_cli_tests_with_the_eval_optimizer_and_batch_size_not_the_find_ones(data_dir, tmp_path, monkeypatch) -> None:
+    """The LR suggested is for the pruning (eval) phase: a recipe whose find phase uses SGD
+    in batches of 1000 and whose eval phase uses Adam (lr 0.003, betas 0.8/0.99) in batches
+    of 250 must reach the test with the eval settings written here."""
+    import prunelab.analysis
+
+    real, calls = prunelab.analysis.lr_range_test, []
+
+    def spy(model, data, optimizer, **kwargs):
+        calls.append((optimizer, kwargs["batch_size"]))
+        return real(model, data, optimizer, **kwargs)
+
+    monkeypatch.setattr(prunelab.analysis, "lr_range_test", spy)
+    overrides = [
+        f"data.data_dir={data_dir}", "device=cpu", "model.options={}", "find.epochs=1", "find.batch_size=1000",
+        "find.optimizer={name: sgd, lr: 0.05, momentum: 0.5}", "eval.batch_size=250", "eval.lr_policy=null",
+        "eval.optimizer={name: adam, lr: 0.003, betas: [0.8, 0.99]}",
+    ]
+    code = main(["lr-range-test", *(a for item in overrides for a in ("--set", item)), "--steps", "3",
+                 "--out", str(tmp_path), "--no-progress"])  # fmt: skip
+    assert code == 0
+    assert len(calls) == 1
+    optimizer, batch_size = calls[0]
+    assert batch_size == 250
+    assert (optimizer.name, optimizer.lr, tuple(optimizer.betas)) == ("adam", 0.003, (0.8, 0.99))
+    assert len(json.loads(next(tmp_path.glob("lr-range-test-*/lr_range_test.json")).read_text())["lrs"]) == 3

@@ -164,7 +164,7 @@ def test_interrupted_after_pruning_resumes_to_the_same_result(make_recipe, tmp_p
         (["prune.method=imp"], "criterion 'bn_scale' prunes whole channels, which only method 'oneshot' does"),
         (["prune.exclude=[fc]"], "prune .criterion bn_scale.: exclude pattern 'fc' matches no layer making channels"),
         (["prune.sparsity=0.99"], r"prune \(criterion bn_scale\): sparsity 0.99 removes 48 of 48 channels"),
-        (["prune.scope=ratios", "prune.ratios={features.9: 0.5}"], r"prune \(criterion bn_scale\): 'features.9' names no prunable channel group or layer of one"),
+        (["prune.scope=ratios", "prune.ratios={features.9: 0.5}"], r"prune \(criterion bn_scale\): ratio given for 'features.9', which names none of the channel groups"),
         (["model.options={channels: 16}"], "criterion bn_scale needs BatchNorm layers after the pruned layers"),
     ],
 )

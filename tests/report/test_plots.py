@@ -63,3 +63,48 @@ def test_sparsity_schedule_and_lr_range_plots(tmp_path: Path, captured) -> None:
     schedule, lr_range = captured
     assert list(schedule[0][1]) == [5.0, 50.0, 90.0]
     assert list(lr_range[0][0]) == [1e-3, 1e-2, 1e-1] and list(lr_range[1][0]) == [1e-2, 1e-2]  # the inflection line
+
+
+# -- what the plots draw: the quantities their axes name, against hand-computed percents --
+
+
+@pytest.fixture
+def drawn(monkeypatch):
+    """Per figure saved: its lines (label, x, y) and its bars (label, x centre, height), read
+    before the figure is closed (and still written)."""
+    figures = []
+    save = plots._save
+
+    def keep(fig, path):
+        ax = fig.axes[0]
+        figures.append({
+            "lines": [(line.get_label(), list(line.get_xdata()), list(line.get_ydata())) for line in ax.lines],
+            "bars": [(bars.get_label(), [p.get_x() + p.get_width() / 2 for p in bars], [p.get_height() for p in bars])
+                     for bars in ax.containers],
+        })  # fmt: skip
+        save(fig, path)
+
+    monkeypatch.setattr(plots, "_save", keep)
+    return figures
+
+
+def test_accuracy_plot_puts_the_weights_remaining_on_x(tmp_path: Path, drawn) -> None:
+    """Sparsities 0.5, 0.8, 0.99 leave 50%, 20%, 1% of the weights; accuracies in percent."""
+    curves = {"imp": [(0.5, 0.95, 0.01), (0.8, 0.9, 0.02), (0.99, 0.5, 0.05)], "oneshot": [(0.8, 0.85, 0.0)]}
+    path = plots.plot_accuracy_vs_sparsity(curves, 0.96, tmp_path / "accuracy.png")
+    assert path.read_bytes().startswith(PNG)
+    lines = {label: (x, y) for label, x, y in drawn[0]["lines"]}
+    assert lines["imp"] == (pytest.approx([50, 20, 1]), pytest.approx([95, 90, 50]))
+    assert lines["oneshot"] == (pytest.approx([20]), pytest.approx([85]))
+    assert lines["dense"][1] == pytest.approx([96, 96])
+
+
+def test_layer_plot_bars_are_the_share_pruned_in_each_layer(tmp_path: Path, drawn) -> None:
+    """Bar heights are the layers' pruning ratios in percent (0.9 -> 90, not the 10 kept);
+    a layer one run lacks is drawn at 0 for it; two runs share each layer's slot."""
+    lprs = {"a": {"conv": 0.9, "fc": 0.25}, "b": {"conv": 0.6}}
+    path = plots.plot_layer_sparsity(lprs, tmp_path / "layers.png")
+    assert path.read_bytes().startswith(PNG)
+    bars = {label: (x, heights) for label, x, heights in drawn[0]["bars"]}
+    assert bars["a"] == (pytest.approx([-0.2, 0.8]), pytest.approx([90, 25]))  # bar width 0.8 / 2 runs
+    assert bars["b"] == (pytest.approx([0.2, 1.2]), pytest.approx([60, 0]))

@@ -30,12 +30,7 @@ class LRRangeResult:
     lrs: list[float] = field(default_factory=list)
     losses: list[float] = field(default_factory=list)  # probe loss after the step at lrs[i]
     baseline: float = math.nan  # probe loss of the trained model
-    inflection_lr: float | None = None  # first LR whose loss exceeds baseline * (1 + tolerance)
-
-    @property
-    def suggested_lr(self) -> float | None:
-        """The LR to prune with: the inflection point (seed 000)."""
-        return self.inflection_lr
+    inflection_lr: float | None = None  # first LR whose loss exceeds baseline * (1 + tolerance): seed 000's pruning LR
 
 
 def check_lr_range(start_lr: float, end_lr: float, steps: int, tolerance: float = 0.1, stop_factor: float = 4.0) -> None:

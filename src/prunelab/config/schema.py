@@ -14,10 +14,10 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from prunelab.criteria import CHANNEL_CRITERIA
+from prunelab.criteria import CHANNEL_CRITERIA, CRITERIA
 from prunelab.data import AUGMENTED, DATASETS
 from prunelab.models import check_options, model_options
-from prunelab.schedules import imp_levels
+from prunelab.schedules import POLICIES, RESTARTING, imp_levels
 
 
 def _not_a_boolean(value: object) -> object:
@@ -157,7 +157,7 @@ class EvalConfig(TrainConfig):
     """
 
     rewind: str = "none"
-    lr_policy: Literal["ft", "lrw", "slr", "clr", "llr", "allr"] | None = None
+    lr_policy: Literal[POLICIES] | None = None  # type: ignore[valid-type]
     warmup_fraction: Fraction = 0.0
     instability: bool = False
     budget: Literal["epochs", "scratch_e", "scratch_b"] = "epochs"
@@ -187,7 +187,7 @@ class PruneBase(Strict):
     scope: Literal["global", "layerwise", "ratios", "lpr_of"] = "global"
     ratios: dict[str, Fraction] | None = None
     lpr_of: str | None = None
-    criterion: Literal["magnitude", "random", "filter_l1", "bn_scale", "random_channels"] = "magnitude"
+    criterion: Literal[(*CRITERIA, *CHANNEL_CRITERIA)] = "magnitude"  # type: ignore[valid-type]
     include: list[str] | None = None
     exclude: list[str] = Field(default_factory=list)
 
@@ -298,6 +298,15 @@ class Recipe(Strict):
     seeds: list[Int] = Field(default_factory=lambda: [0], min_length=1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
+    @property
+    def find_training(self) -> TrainConfig:
+        """The find phase a method trains: ``find``, except BIMP's initial training, which
+        lasts ``prune.initial_epochs`` with a linear LR schedule (seed 003)."""
+        if self.prune.method != "bimp":
+            return self.find
+        linear = self.find.lr_schedule.model_copy(update={"name": "linear"})
+        return self.find.model_copy(update={"epochs": self.prune.initial_epochs, "lr_schedule": linear})
+
     @model_validator(mode="before")
     @classmethod
     def _oneshot_by_default(cls, data: object) -> object:
@@ -315,9 +324,9 @@ class Recipe(Strict):
             raise ValueError(f"prune.scope: {prune.method} prunes with scope global or layerwise, not ratios")
         if prune.method == "gmp" and prune.scope == "lpr_of":
             raise ValueError("prune.scope: gmp prunes gradually with scope global, layerwise or ratios, not lpr_of")
-        if evaluation.warmup_fraction and evaluation.lr_policy not in ("slr", "clr", "llr", "allr"):
+        if evaluation.warmup_fraction and evaluation.lr_policy not in RESTARTING:
             raise ValueError(
-                "eval.warmup_fraction warms up the restarting LR policies slr, clr, llr and allr; "
+                f"eval.warmup_fraction warms up the restarting LR policies {', '.join(RESTARTING)}; "
                 f"eval.lr_policy is {evaluation.lr_policy}"
             )
         if prune.method == "gmp":
@@ -332,7 +341,7 @@ class Recipe(Strict):
                     f"{prune.stabilization_epochs} + prune.pruning_epochs={prune.pruning_epochs}; "
                     "fine-tuning takes the rest of the eval phase"
                 )
-        find_epochs = prune.initial_epochs if prune.method == "bimp" else self.find.epochs
+        find_epochs = self.find_training.epochs
         if evaluation.budget != "epochs" and (evaluation.rewind != "reinit" or prune.method != "oneshot"):
             # Seed 004 sizes scratch training against a pipeline that prunes once.
             raise ValueError(
@@ -425,7 +434,7 @@ def unread_settings(recipe: Recipe) -> dict[str, str]:
             unread[f"eval.lr_schedule.{option}"] = f"the LR policy {policy} sets the eval phase's LR schedule"
     if prune.method == "gmp" and evaluation.instability:
         unread["eval.instability"] = "GMP prunes while it trains, it has no separate retraining to repeat"
-    if prune.method == "bimp":  # its own initial training and retraining (methods.common.find_config, methods.imp.bimp)
+    if prune.method == "bimp":  # its own initial training and retraining (Recipe.find_training, methods.imp.bimp)
         unread["find.epochs"] = f"bimp first trains prune.initial_epochs={prune.initial_epochs} epochs"
         unread["find.lr_schedule.name"] = "bimp first trains with a linear LR schedule"
         unread["eval.epochs"] = (
@@ -439,7 +448,7 @@ def unread_settings(recipe: Recipe) -> dict[str, str]:
         for option, readers in OPTIMIZER_ONLY.items():
             if optimizer not in readers:
                 unread[f"{phase}.optimizer.{option}"] = f"the {optimizer} optimizer does not read it"
-    schedules = {"find": "linear" if prune.method == "bimp" else recipe.find.lr_schedule.name}
+    schedules = {"find": recipe.find_training.lr_schedule.name}
     if policy is None:
         schedules["eval"] = evaluation.lr_schedule.name
     for phase, name in schedules.items():

@@ -1,8 +1,7 @@
-"""File helpers shared by the dataset loaders: atomic writes, downloads and error messages."""
+"""File helpers shared by the dataset loaders: downloads and error messages."""
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import shutil
@@ -10,11 +9,9 @@ import sys
 import tarfile
 import tempfile
 import urllib.request
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
 
+from prunelab.atomic import atomic_write
 from prunelab.data.registry import DatasetNotFoundError
 
 _CHUNK = 1 << 20
@@ -31,41 +28,6 @@ def not_found(dataset: str, path: Path, what: str = "") -> DatasetNotFoundError:
         f"{dataset}: {path}{suffix} not found. Pass download=True (CLI: --set data.download=true) "
         f"to fetch it, or put the files there (the data folder is set by data_dir or $PRUNELAB_DATA)."
     )
-
-
-@contextlib.contextmanager
-def atomic_write(path: Path) -> Iterator[BinaryIO]:
-    """Open a temporary file next to ``path`` for binary writing; it replaces ``path`` only on success.
-
-    Readers therefore never see a half-written file, even if the writer is killed.
-
-    >>> import tempfile
-    >>> target = Path(tempfile.mkdtemp()) / "x.bin"
-    >>> with atomic_write(target) as f:
-    ...     _ = f.write(b"abc")
-    >>> target.read_bytes()
-    b'abc'
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Not tempfile.mkstemp: its files are private (0600); a data cache should follow the umask.
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(tmp, "xb") as f:
-            yield f
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(tmp)
-        raise
-
-
-def md5sum(path: Path) -> str:
-    """Hex MD5 of a file (the official dataset checksums are MD5; this is integrity, not security)."""
-    digest = hashlib.md5(usedforsecurity=False)
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(_CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def download(url: str, dest: Path, md5: str) -> None:

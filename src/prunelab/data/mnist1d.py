@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from prunelab.data.files import atomic_write
+from prunelab.atomic import atomic_write
 from prunelab.data.registry import Dataset, register
 
 CACHE_FILE = "mnist1d.npz"

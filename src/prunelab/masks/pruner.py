@@ -10,8 +10,14 @@ import torch
 from torch import Tensor, nn
 
 from prunelab.criteria import Criterion, get_criterion
+from prunelab.masks.arguments import (
+    check_seed,
+    check_target,
+    fraction,
+    ratios_by_target,
+)
 from prunelab.masks.selection import select
-from prunelab.masks.targets import compile_pattern, find_prunable, matches_any, parameter_names
+from prunelab.masks.targets import find_prunable, matches_any, parameter_names
 
 SCOPES = ("global", "layerwise")
 
@@ -60,8 +66,7 @@ class Pruner:
     ) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"Pruner needs an nn.Module, got {type(model).__name__}")
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise TypeError(f"seed must be an int, got {seed!r}")
+        check_seed(seed)
         self.model = model
         self.parameters: dict[str, nn.Parameter] = find_prunable(model, include, exclude)
         names = parameter_names(model)
@@ -94,10 +99,7 @@ class Pruner:
         lowest-scoring ones, ties broken by position. Masks nest: weights pruned before stay
         pruned, and a target below the current sparsity is an error.
         """
-        if (sparsity is None) == (ratios is None):
-            raise ValueError("give either a sparsity or per-layer ratios, not both or neither")
-        if ratios is not None and scope is not None:
-            raise ValueError(f"scope={scope!r} does not apply to per-layer ratios: give one or the other")
+        check_target(sparsity, scope, ratios, per="layer")
         scope = scope or "global"
         if scope not in SCOPES:
             hint = " (per-layer ratios are given as prune(ratios={name: ratio}))" if scope == "ratios" else ""
@@ -110,18 +112,18 @@ class Pruner:
         if ratios is not None:
             groups = [([name], ratio) for name, ratio in self.named_ratios(ratios).items()]
         else:
-            sparsity = _fraction("sparsity", sparsity)
+            sparsity = fraction("sparsity", sparsity)
             names = list(self.parameters)
             groups = [(names, sparsity)] if scope == "global" else [([name], sparsity) for name in names]
         masks = {}
-        for names, fraction in groups:
+        for names, target in groups:
             total = sum(weights[n].numel() for n in names)
-            n_prune = round(fraction * total)
+            n_prune = round(target * total)
             current = sum(self.count_pruned(n) for n in names)
             if n_prune < current:
                 where = "the current sparsity" if len(names) > 1 else f"its current sparsity (in {names[0]})"
                 raise ValueError(
-                    f"target {fraction} is below {where} {current / total:.6g}: "
+                    f"target {target} is below {where} {current / total:.6g}: "
                     "masks only grow (pruned weights are never regrown)"
                 )
             group_prior = None if prior is None else {n: prior[n] for n in names}
@@ -136,26 +138,10 @@ class Pruner:
         >>> Pruner(nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 2))).named_ratios({"0": 0.5, "1.weight": 0.2})
         {'0.weight': 0.5, '1.weight': 0.2}
         """
-        if not isinstance(ratios, Mapping):
-            raise TypeError(f"ratios must be a mapping of names to ratios, got {type(ratios).__name__}")
-        targets: dict[str, float] = {}
-        source: dict[str, str] = {}
-        for key, raw_ratio in ratios.items():
-            ratio = _fraction(f"ratio for {key!r}", raw_ratio)
-            compile_pattern("ratios", key)
-            named = [name for name, aliases in self._aliases.items() if matches_any(key, aliases)]
-            if not named:
-                raise ValueError(
-                    f"ratio given for {key!r}, which names no prunable parameter; "
-                    f"prunable parameters are: {', '.join(self.parameters)}"
-                )
-            for name in named:
-                if name in targets and targets[name] != ratio:
-                    raise ValueError(
-                        f"{name} gets two ratios: {targets[name]} from {source[name]!r} and {ratio} from {key!r}"
-                    )
-                targets[name], source[name] = ratio, key
-        return targets
+        chosen = ratios_by_target(
+            ratios, list(self.parameters), lambda key, name: matches_any(key, self._aliases[name]), of="prunable parameters"
+        )
+        return {name: ratio for name, (ratio, _) in chosen.items()}
 
     def _set_masks(self, masks: dict[str, Tensor]) -> None:
         """Take the given masks; other prunable tensors keep theirs or get an all-True one."""
@@ -431,13 +417,6 @@ def _eps_vanishes(optimizer: torch.optim.Optimizer, dtypes: set[torch.dtype]) ->
         for group in optimizer.param_groups
         for dtype in dtypes
     )
-
-
-def _fraction(label: str, value: object) -> float:
-    """``value`` as a Python float in [0, 1): numpy scalars count in their own precision."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value < 1:
-        raise ValueError(f"{label} must be a number in [0, 1), got {value!r}")
-    return float(value)
 
 
 def _shape(name: str, value: object) -> tuple[int, ...]:

@@ -23,15 +23,6 @@ def rewind_target(rewind: str) -> tuple[str, int] | None:
     return (kind, int(k)) if kind in ("epoch", "step") else None
 
 
-def find_config(recipe: Recipe) -> TrainConfig:
-    """The find phase a method trains: the recipe's, except BIMP's initial training, which
-    lasts ``prune.initial_epochs`` with a linear LR schedule (seed 003)."""
-    if recipe.prune.method != "bimp":
-        return recipe.find
-    linear = recipe.find.lr_schedule.model_copy(update={"name": "linear"})
-    return recipe.find.model_copy(update={"epochs": recipe.prune.initial_epochs, "lr_schedule": linear})
-
-
 def late_rewinding(find_phase: TrainConfig, evaluation: EvalConfig, train_size: int) -> tuple[int, int] | None:
     """For ``evaluation.rewind`` epoch:K or step:K: the find step whose weights are kept, and
     the eval step where the eval LR schedule resumes (the same point of training when the
@@ -60,16 +51,16 @@ def late_rewinding(find_phase: TrainConfig, evaluation: EvalConfig, train_size: 
 
 def find(session: Session) -> dict:
     """Train the find phase (H_find), keeping the weights that late rewinding will need."""
-    rewinding = late_rewinding(find_config(session.recipe), session.recipe.eval, len(session.data.x_train))
+    rewinding = late_rewinding(session.recipe.find_training, session.recipe.eval, len(session.data.x_train))
     hooks = [] if rewinding is None else [SaveWeightsAt(session, rewinding[0], "rewind")]
-    result = session.train("find", find_config(session.recipe), step_hooks=hooks)
+    result = session.train("find", session.recipe.find_training, step_hooks=hooks)
     if rewinding is not None and not agree(session.has_weights("rewind")):
         session.save_weights("rewind")  # K was the very end of the find phase
     return result
 
 
-def prune(session: Session, key: str, **target) -> dict:
-    """Prune once (``sparsity=`` with the recipe's scope, or ``ratios=``), as a unit of the
+def prune(session: Session, key: str, sparsity: float) -> dict:
+    """Prune once to ``sparsity`` in the recipe's scope (or to its ratios), as a unit of the
     run: records the sparsity, accuracy right after pruning, ALLR's d1 and the LPR, and
     keeps the masks as ``masks/<key>.safetensors``."""
 
@@ -82,14 +73,12 @@ def prune(session: Session, key: str, **target) -> dict:
         total = sum(p.numel() for p in before)
         remaining_before = total - pruner.count_pruned()
         spec = session.recipe.prune
-        if "ratios" in target:
-            pruner.prune(ratios=target["ratios"])
-        elif spec.scope == "ratios":
+        if spec.scope == "ratios":
             pruner.prune(ratios=spec.ratios)
         elif spec.scope == "lpr_of":
             pruner.prune(ratios=reference_lpr(session, key))
         else:
-            pruner.prune(target["sparsity"], scope=spec.scope)
+            pruner.prune(sparsity, scope=spec.scope)
         newly_pruned = remaining_before - (total - pruner.count_pruned())
         fraction = newly_pruned / remaining_before if remaining_before else 0.0
         d1 = allr_d1(before, [p.detach() for p in pruner.parameters.values()], fraction) if fraction else 0.0
@@ -226,7 +215,7 @@ def retrain(session: Session, phase: str, find_result: dict, pruned: dict, confi
         })
     elif target is not None and config.lr_policy is None:
         # Late rewinding restores the LR position too.
-        start_step = late_rewinding(find_config(session.recipe), config, len(session.data.x_train))[1]
+        start_step = late_rewinding(session.recipe.find_training, config, len(session.data.x_train))[1]
     schedule = plan.schedule if plan else None
     result = session.train(phase, config, schedule=schedule, start_step=start_step)
     if not config.instability:
@@ -241,7 +230,7 @@ def scratch_budget(session: Session, phase: str, config: EvalConfig) -> EvalConf
         return config
 
     def size() -> dict:
-        pipeline = find_config(session.recipe).epochs
+        pipeline = session.recipe.find_training.epochs
         extra = pipeline if config.budget == "scratch_e" else round(pipeline * session.speedup())
         return {"budget": config.budget, "epochs": config.epochs + extra}
 

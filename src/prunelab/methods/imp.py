@@ -18,7 +18,6 @@ from prunelab.analysis import trainability_accuracy
 from prunelab.config.schema import EvalConfig
 from prunelab.methods.common import (
     find,
-    find_config,
     late_rewinding,
     prune,
     retrain,
@@ -107,12 +106,12 @@ def find_again(session: Session, level: int) -> dict:
         return {"rewind": recipe.eval.rewind}
 
     session.once(f"{phase}/rewind", restore)
-    rewinding = late_rewinding(find_config(recipe), recipe.eval, len(session.data.x_train))
-    return session.train(phase, find_config(recipe), start_step=0 if rewinding is None else rewinding[0])
+    rewinding = late_rewinding(recipe.find_training, recipe.eval, len(session.data.x_train))
+    return session.train(phase, recipe.find_training, start_step=0 if rewinding is None else rewinding[0])
 
 
 def bimp(session: Session) -> dict:
-    """Train ``initial_epochs`` with a linear LR schedule (see ``find_config``), then IMP with
+    """Train ``initial_epochs`` with a linear LR schedule (see ``Recipe.find_training``), then IMP with
     ALLR over the rest of ``budget_epochs``, split evenly over the levels (earlier levels get
     the remainder)."""
     spec = session.recipe.prune

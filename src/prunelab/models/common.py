@@ -1,4 +1,4 @@
-"""Shape helpers shared by the model builders."""
+"""What the model builders share: input-shape checks, evaluation mode for a block, weight schemes."""
 
 from __future__ import annotations
 
@@ -71,7 +71,7 @@ def glorot_init(model: nn.Module) -> nn.Module:
 
 
 def he_init(model: nn.Module) -> nn.Module:
-    """He-normal (fan-out, ReLU) weights in every conv layer (as He et al., 2016); others keep theirs.
+    """He-normal (fan-out, ReLU) weights in every Conv2d layer (as He et al., 2016); others keep theirs.
 
     >>> _ = torch.manual_seed(0)
     >>> conv = he_init(nn.Conv2d(3, 8, 3))  # std sqrt(2 / fan_out) = sqrt(2 / 72) ~ 0.167

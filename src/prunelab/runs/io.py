@@ -1,13 +1,11 @@
-"""Atomic file writes: a reader (or a resumed run) sees the old file or the new one, never half;
-and reads that name the file when a run folder is damaged."""
+"""The files of a run directory: written atomically by the main process only, and read back
+with errors that name the file when a run folder is damaged."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,11 +14,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 from torch import Tensor
 
+from prunelab.atomic import atomic_write
 from prunelab.distributed import world
-
-# The process umask (read once: os.umask can only be read by setting it).
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
 
 #: What to do about a damaged file of a run directory.
 RUN_AGAIN = "the run folder is damaged; remove it or the seed folder to run it again"
@@ -56,30 +51,11 @@ def write_bytes(path: str | Path, data: bytes) -> None:
     """
     if not world().is_main:
         return
-    path = Path(path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as error:
-        raise _write_error(path, error) from None
-    try:
-        # mkstemp makes private (0600) files; results follow the umask like any other file.
-        os.chmod(temporary, 0o666 & ~_UMASK)
-        with os.fdopen(handle, "wb") as file:
+        with atomic_write(path) as file:
             file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException as error:
-        Path(temporary).unlink(missing_ok=True)
-        if isinstance(error, OSError):
-            raise _write_error(path, error) from None
-        raise
-
-
-def _write_error(path: Path, error: OSError) -> OSError:
-    """An OSError naming the file meant (not a temporary one), e.g. on a full disk."""
-    return OSError(f"cannot write {path}: {error.strerror or error}")
+    except OSError as error:  # named after the file meant, not the temporary one (a full disk, say)
+        raise OSError(f"cannot write {path}: {error.strerror or error}") from None
 
 
 def write_text(path: str | Path, text: str) -> None:

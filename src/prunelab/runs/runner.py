@@ -9,6 +9,7 @@ Layout of ``<out>/<run name>/``::
         metrics.csv, .json      one row per epoch of every phase
         lr_log.json             the LR of every optimizer step, per phase
         layer_sparsity.json     the layerwise pruning ratios (LPR) of the final masks
+        events.json             what each pruning step recorded (sparsity, accuracy after it, d1, LPR)
         training.png            test accuracy and sparsity per epoch (sparsity_schedule.png: GMP)
         masks.safetensors       final masks (bit-packed; after channel pruning, of the small dense model: all kept)
         model.safetensors       final weights (of the small model, if channels were removed)
@@ -49,7 +50,6 @@ from prunelab.methods.common import (
     check_lpr_reference,
     choose_channels,
     find,
-    find_config,
     late_rewinding,
 )
 from prunelab.report.plots import plot_sparsity_schedule, plot_training
@@ -90,7 +90,7 @@ def preflight(recipe: Recipe, data) -> None:
             share(getattr(recipe, phase).batch_size, f"{phase}.batch_size")
         except ValueError as error:
             raise RecipeError(str(error)) from None
-    late_rewinding(find_config(recipe), recipe.eval, len(data.x_train))
+    late_rewinding(recipe.find_training, recipe.eval, len(data.x_train))
     model = recipe_model(recipe, data)
     if recipe.prune.prunes_channels:
         check_channel_pruning(recipe, model, data)
@@ -204,7 +204,7 @@ def find_key(recipe: Recipe, device: torch.device) -> str:
     settings = {
         "data": recipe.data.model_dump(mode="json", exclude={"data_dir", "download"}),
         "model": recipe.model.model_dump(mode="json"),
-        "find": find_config(recipe).model_dump(mode="json"),
+        "find": recipe.find_training.model_dump(mode="json"),
         "rewind": recipe.eval.rewind,
         "device": device.type,
         **({"processes": world().size} if world().size > 1 else {}),

@@ -93,9 +93,9 @@ class Session:
             "macs": count_macs(self.model, self.example_input()),
         }
 
-    def channel_pruner(self, model: nn.Module | None = None) -> ChannelPruner:
-        """A channel pruner of ``model`` (the session's) as the recipe's prune section says."""
-        return recipe_channel_pruner(self.recipe, model or self.model, self.example_input(), self.seed)
+    def channel_pruner(self) -> ChannelPruner:
+        """A channel pruner of the session's model as the recipe's prune section says."""
+        return recipe_channel_pruner(self.recipe, self.model, self.example_input(), self.seed)
 
     def example_input(self) -> Tensor:
         """A batch of one zero input, for tracing and counting."""
@@ -160,7 +160,6 @@ class Session:
         schedule: Schedule | None = None,
         step_hooks: Sequence[StepHook] = (),
         start_step: int = 0,
-        augment: bool | None = None,
     ) -> dict:
         """Train one phase (resuming it if it was cut off); returns its history and LR log.
 
@@ -172,7 +171,7 @@ class Session:
         trainer = Trainer(
             self.model, self.data, config, seed=self.seed, phase=phase, device=self.device,
             pruner=self.pruner, schedule=schedule, step_hooks=step_hooks,
-            augment=self.recipe.data.augment if augment is None else augment, progress=self.progress,
+            augment=self.recipe.data.augment, progress=self.progress,
             sparsity=self.sparsity,
         )
         current = self.journal["phase"]

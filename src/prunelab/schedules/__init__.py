@@ -14,11 +14,18 @@ from prunelab.schedules.lr import (
     Step,
     Warmup,
 )
-from prunelab.schedules.retrain import POLICIES, RetrainPlan, allr_d1, retrain_schedule
+from prunelab.schedules.retrain import (
+    POLICIES,
+    RESTARTING,
+    RetrainPlan,
+    allr_d1,
+    retrain_schedule,
+)
 from prunelab.schedules.sparsity import Polynomial, imp_levels, imp_sparsity
 
 __all__ = [
     "POLICIES",
+    "RESTARTING",
     "Constant",
     "Cosine",
     "Linear",

@@ -28,6 +28,8 @@ from prunelab.schedules._validation import check_int, check_real, lr_tuple
 from prunelab.schedules.lr import Constant, Cosine, Linear, Replay, Schedule, Warmup
 
 POLICIES = ("ft", "lrw", "slr", "clr", "llr", "allr")
+#: The policies that restart the LR from a peak, which a warmup can lead up to.
+RESTARTING = ("slr", "clr", "llr", "allr")
 
 
 @dataclass(frozen=True)
@@ -84,7 +86,7 @@ def retrain_schedule(
     log = lr_tuple("lr_log", lr_log)
     check_int("retrain_steps", retrain_steps, 1)
     check_real("warmup_fraction", warmup_fraction, 0.0, 1.0)
-    if policy in ("ft", "lrw") and warmup_fraction != 0:
+    if policy not in RESTARTING and warmup_fraction != 0:
         raise ValueError(
             f"warmup_fraction must be 0 for policy {policy!r}, got {warmup_fraction!r}; "
             "warmup applies only to the restarting policies slr, clr, llr and allr"

@@ -15,7 +15,12 @@ from prunelab.criteria.channels import (
     FilterL1,
     get_channel_criterion,
 )
-from prunelab.masks.pruner import _fraction
+from prunelab.masks.arguments import (
+    check_seed,
+    check_target,
+    fraction,
+    ratios_by_target,
+)
 from prunelab.masks.targets import CONVS, check_patterns, matches
 from prunelab.models.common import evaluating
 from prunelab.structured.groups import ChannelGroup, channel_groups
@@ -54,8 +59,7 @@ class ChannelPruner:
             raise TypeError(f"ChannelPruner needs an nn.Module, got {type(model).__name__}")
         if not isinstance(example_input, Tensor):
             raise TypeError(f"example_input must be a tensor (a batch the model takes), got {type(example_input).__name__}")
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise TypeError(f"seed must be an int, got {seed!r}")
+        check_seed(seed)
         self.model, self.example_input = model, example_input
         self.criterion = get_channel_criterion(criterion, seed)
         self.groups = _chosen(channel_groups(model, example_input), include, exclude)
@@ -82,16 +86,13 @@ class ChannelPruner:
         would remove a group's last channel is an error. A criterion that cannot score a group
         (``bn_scale`` without BatchNorm) leaves it whole.
         """
-        if (sparsity is None) == (ratios is None):
-            raise ValueError("give either sparsity or ratios")
-        if ratios is not None and scope is not None:
-            raise ValueError(f"scope={scope!r} does not apply to per-group ratios: give one or the other")
+        check_target(sparsity, scope, ratios, per="group")
         scope = scope or ("layerwise" if isinstance(self.criterion, FilterL1) else "global")
         scores = self._scores()
         if ratios is not None:
             targets = self._ratio_targets(ratios, scores)
         elif scope == "layerwise":
-            sparsity = _fraction("sparsity", sparsity)
+            sparsity = fraction("sparsity", sparsity)
             targets = {name: round(sparsity * len(s)) for name, s in scores.items()}
         elif scope == "global":
             if isinstance(self.criterion, FilterL1) and len(scores) > 1:
@@ -101,7 +102,7 @@ class ChannelPruner:
                     "layer alike: use scope 'layerwise' or ratios, or the bn_scale criterion",
                     stacklevel=2,
                 )
-            self._prune_globally(_fraction("sparsity", sparsity), scores)
+            self._prune_globally(fraction("sparsity", sparsity), scores)
             return
         else:
             raise ValueError(f"scope must be 'global' or 'layerwise', got {scope!r}")
@@ -138,22 +139,14 @@ class ChannelPruner:
     def _ratio_targets(self, ratios: Mapping[str, float], scores: dict[str, Tensor]) -> dict[str, int]:
         """Channels to remove per group. A key names a group, or any of its layers, by name
         or regular expression (as include/exclude do); two ratios for one group are an error."""
-        if not isinstance(ratios, Mapping):
-            raise TypeError(f"ratios must be a mapping of channel groups to ratios, got {type(ratios).__name__}")
-        targets, source = {}, {}
-        for key, raw_ratio in ratios.items():
-            ratio = _fraction(f"ratios[{key!r}]", raw_ratio)
-            named = [g for g in self.groups if any(matches(key, layer) for layer in (g.name, *g.producers, *g.norms))]
-            if not named:
-                raise ValueError(f"{key!r} names no prunable channel group or layer of one; groups are: {', '.join(self.keep)}")
-            for group in named:
-                if group.name not in scores:
-                    raise ValueError(f"criterion {self.criterion!r} cannot score the channels of {group.name}")
-                count = round(ratio * len(scores[group.name]))
-                if targets.get(group.name, count) != count:
-                    raise ValueError(f"ratios {source[group.name]!r} and {key!r} both name the channel group {group.name}")
-                targets[group.name], source[group.name] = count, key
-        return targets
+        layers = {g.name: (g.name, *g.producers, *g.norms) for g in self.groups}
+        chosen = ratios_by_target(
+            ratios, list(layers), lambda key, group: any(matches(key, layer) for layer in layers[group]), of="channel groups"
+        )
+        for group in chosen:
+            if group not in scores:
+                raise ValueError(f"criterion {self.criterion!r} cannot score the channels of {group}")
+        return {group: round(ratio * len(scores[group])) for group, (ratio, _) in chosen.items()}
 
     def _prune_globally(self, sparsity: float, scores: dict[str, Tensor]) -> None:
         total = sum(len(s) for s in scores.values())

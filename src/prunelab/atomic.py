@@ -1,0 +1,40 @@
+"""Atomic file writes: a reader (or a resumed run) sees the old file or the new one, never half
+of one, even if the writer is killed or the disk fills up."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | Path) -> Iterator[BinaryIO]:
+    """Open a new temporary file beside ``path`` for binary writing. When the block ends, the
+    file is flushed to disk and renamed to ``path``; if anything fails, it is removed and the
+    error passes through, leaving ``path`` as it was.
+
+    >>> import tempfile
+    >>> target = Path(tempfile.mkdtemp()) / "x.bin"
+    >>> with atomic_write(target) as f:
+    ...     _ = f.write(b"abc")
+    >>> target.read_bytes()
+    b'abc'
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    # Mode 0o666 under the umask, as any other file: not tempfile.mkstemp's private 0o600.
+    handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(handle, "wb") as file:
+            yield file
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise

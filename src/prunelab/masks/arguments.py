@@ -1,0 +1,61 @@
+"""Argument checks shared by the weight pruner and the channel pruner."""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Callable, Mapping, Sequence
+
+from prunelab.masks.targets import compile_pattern
+
+
+def fraction(label: str, value: object) -> float:
+    """``value`` as a Python float in [0, 1) (numpy scalars count in their own precision).
+
+    >>> fraction("sparsity", 0.9)
+    0.9
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value < 1:
+        raise ValueError(f"{label} must be a number in [0, 1), got {value!r}")
+    return float(value)
+
+
+def check_seed(seed: object) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"seed must be an int, got {seed!r}")
+
+
+def check_target(sparsity: object, scope: str | None, ratios: object, per: str) -> None:
+    """One target: a sparsity (with an optional scope), or ratios ``per`` layer or group (without)."""
+    if (sparsity is None) == (ratios is None):
+        raise ValueError(f"give either a sparsity or per-{per} ratios, not both or neither")
+    if ratios is not None and scope is not None:
+        raise ValueError(f"scope={scope!r} does not apply to per-{per} ratios: give one or the other")
+
+
+def ratios_by_target(
+    ratios: object, targets: Sequence[str], named_by: Callable[[str, str], bool], of: str
+) -> dict[str, tuple[float, str]]:
+    """Each target that a key of ``ratios`` names (``named_by(key, target)``), with its ratio
+    and the key that named it. A key that names nothing, or two ratios for one target, are
+    errors.
+
+    >>> ratios_by_target({"fc.*": 0.5}, ["fc1", "fc2", "conv"], lambda k, t: t.startswith(k[:2]), "layers")
+    {'fc1': (0.5, 'fc.*'), 'fc2': (0.5, 'fc.*')}
+    """
+    if not isinstance(ratios, Mapping):
+        raise TypeError(f"ratios must be a mapping of names to ratios, got {type(ratios).__name__}")
+    chosen: dict[str, tuple[float, str]] = {}
+    for key, raw_ratio in ratios.items():
+        if not isinstance(key, str):
+            raise TypeError(f"ratios are keyed by names or patterns (strings), got the key {key!r}")
+        ratio = fraction(f"ratio for {key!r}", raw_ratio)
+        compile_pattern("ratios", key)
+        named = [target for target in targets if named_by(key, target)]
+        if not named:
+            raise ValueError(f"ratio given for {key!r}, which names none of the {of}: {', '.join(targets)}")
+        for target in named:
+            if target in chosen and chosen[target][0] != ratio:
+                earlier, source = chosen[target]
+                raise ValueError(f"{target} gets two ratios: {earlier} from {source!r} and {ratio} from {key!r}")
+            chosen[target] = ratio, key
+    return chosen
