@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from prunelab.analysis.instability import interpolate
+from prunelab.analysis.trainability import trainability_accuracy
 from prunelab.config.schema import EvalConfig, PruneBase, Recipe, TrainConfig
 from prunelab.distributed import agree
 from prunelab.runs.io import read_json
@@ -57,6 +58,24 @@ def find(session: Session) -> dict:
     if rewinding is not None and not agree(session.has_weights("rewind")):
         session.save_weights("rewind")  # K was the very end of the find phase
     return result
+
+
+def last_test_acc(trained: dict) -> float | None:
+    """The test accuracy at the end of a training (None if it had no epochs)."""
+    return trained["history"][-1]["test_acc"] if trained["history"] else None
+
+
+def pruning_outcome(pruned: dict, evaluated: dict) -> dict:
+    """What a pruning step and its retraining came to: the accuracy right after pruning, the
+    final one (the same if nothing was retrained), seed 004's TA, and the instability if
+    measured."""
+    final = last_test_acc(evaluated)
+    return {
+        "pruned_acc": pruned["test_acc_after_prune"],
+        "final_acc": pruned["test_acc_after_prune"] if final is None else final,
+        "trainability_acc": trainability_accuracy(evaluated),
+        **({"instability": evaluated["instability"]} if "instability" in evaluated else {}),
+    }
 
 
 def prune(session: Session, key: str, sparsity: float) -> dict:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import warnings
 
-from prunelab.methods.common import find, steps_per_epoch
+from prunelab.methods.common import find, last_test_acc, steps_per_epoch
 from prunelab.runs.session import Session
 from prunelab.schedules import Polynomial
 from prunelab.train import Trainer
@@ -123,7 +123,7 @@ def gmp(session: Session) -> dict:
     history = evaluated["history"]
     end_of_pruning = session.recipe.prune.stabilization_epochs + session.recipe.prune.pruning_epochs
     return {
-        "dense_acc": found["history"][-1]["test_acc"] if found["history"] else None,
+        "dense_acc": last_test_acc(found),
         "pruned_acc": history[end_of_pruning - 1]["test_acc"],
         "final_acc": history[-1]["test_acc"],
         "sparsity_updates": len(warned["update_steps"]),

@@ -14,12 +14,13 @@ rewinding; each level's retraining with H_eval only evaluates its mask.
 
 from __future__ import annotations
 
-from prunelab.analysis import trainability_accuracy
 from prunelab.config.schema import EvalConfig
 from prunelab.methods.common import (
     find,
+    last_test_acc,
     late_rewinding,
     prune,
+    pruning_outcome,
     retrain,
     rewind,
 )
@@ -59,23 +60,8 @@ def _iterate(session: Session, found: dict, eval_config: EvalConfig, epochs_per_
             update={"epochs": epochs_per_level[level - 1]}
         )
         evaluated = retrain(session, f"level-{level}/eval", found, pruned, config)
-        history = evaluated["history"]
-        levels.append({
-            "level": level,
-            "sparsity": pruned["sparsity"],
-            "pruned_acc": pruned["test_acc_after_prune"],
-            "final_acc": history[-1]["test_acc"] if history else pruned["test_acc_after_prune"],
-            "trainability_acc": trainability_accuracy(evaluated),
-            **({"instability": evaluated["instability"]} if "instability" in evaluated else {}),
-        })
-    return {
-        "dense_acc": found["history"][-1]["test_acc"] if found["history"] else None,
-        "pruned_acc": levels[-1]["pruned_acc"],
-        "final_acc": levels[-1]["final_acc"],
-        "trainability_acc": levels[-1]["trainability_acc"],
-        **({"instability": levels[-1]["instability"]} if "instability" in levels[-1] else {}),
-        "levels": levels,
-    }
+        levels.append({"level": level, "sparsity": pruned["sparsity"], **pruning_outcome(pruned, evaluated)})
+    return {"dense_acc": last_test_acc(found), **pruning_outcome(pruned, evaluated), "levels": levels}
 
 
 def keep_pruned_weights(session: Session, level: int) -> None:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from prunelab.analysis import trainability_accuracy
-from prunelab.methods.common import find, prune, retrain
+from prunelab.methods.common import find, last_test_acc, prune, pruning_outcome, retrain
 from prunelab.runs.session import Session
 
 
@@ -11,10 +10,4 @@ def oneshot(session: Session) -> dict:
     found = find(session)
     pruned = prune(session, "prune", sparsity=session.recipe.prune.sparsity)
     evaluated = retrain(session, "eval", found, pruned)
-    return {
-        "dense_acc": found["history"][-1]["test_acc"] if found["history"] else None,
-        "pruned_acc": pruned["test_acc_after_prune"],
-        "final_acc": evaluated["history"][-1]["test_acc"] if evaluated["history"] else pruned["test_acc_after_prune"],
-        "trainability_acc": trainability_accuracy(evaluated),
-        **({"instability": evaluated["instability"]} if "instability" in evaluated else {}),
-    }
+    return {"dense_acc": last_test_acc(found), **pruning_outcome(pruned, evaluated)}
