@@ -317,18 +317,14 @@ class Recipe(Strict):
         return data
 
     @model_validator(mode="after")
-    def _consistent(self) -> Recipe:
-        """Checks across sections, so that impossible settings fail before any training."""
+    def _method_fits(self) -> Recipe:
+        """The method's own constraints on the other sections, so that impossible settings
+        fail before any training."""
         prune, evaluation = self.prune, self.eval
         if prune.method in ("imp", "bimp") and prune.scope == "ratios":
             raise ValueError(f"prune.scope: {prune.method} prunes with scope global or layerwise, not ratios")
         if prune.method == "gmp" and prune.scope == "lpr_of":
             raise ValueError("prune.scope: gmp prunes gradually with scope global, layerwise or ratios, not lpr_of")
-        if evaluation.warmup_fraction and evaluation.lr_policy not in RESTARTING:
-            raise ValueError(
-                f"eval.warmup_fraction warms up the restarting LR policies {', '.join(RESTARTING)}; "
-                f"eval.lr_policy is {evaluation.lr_policy}"
-            )
         if prune.method == "gmp":
             if evaluation.lr_policy is not None or evaluation.rewind != "none":
                 raise ValueError(
@@ -341,7 +337,6 @@ class Recipe(Strict):
                     f"{prune.stabilization_epochs} + prune.pruning_epochs={prune.pruning_epochs}; "
                     "fine-tuning takes the rest of the eval phase"
                 )
-        find_epochs = self.find_training.epochs
         if evaluation.budget != "epochs" and (evaluation.rewind != "reinit" or prune.method != "oneshot"):
             # Seed 004 sizes scratch training against a pipeline that prunes once.
             raise ValueError(
@@ -356,11 +351,6 @@ class Recipe(Strict):
             )
         if prune.method in ("imp", "bimp") and prune.levels is None and prune.sparsity == 0:
             raise ValueError(f"prune.sparsity: {prune.method} without prune.levels needs a target sparsity above 0")
-        if evaluation.lr_policy is not None and find_epochs == 0:
-            raise ValueError(
-                f"eval.lr_policy: {evaluation.lr_policy} derives the retraining LR from the find phase's LR "
-                "schedule, but find.epochs is 0"
-            )
         if prune.method == "bimp":
             if evaluation.lr_policy not in (None, "allr") or evaluation.rewind != "none":
                 raise ValueError("bimp retrains with eval.lr_policy allr and eval.rewind none; leave them unset")
@@ -370,6 +360,23 @@ class Recipe(Strict):
                     f"prune.budget_epochs - prune.initial_epochs = {prune.budget_epochs - prune.initial_epochs} "
                     f"epochs cannot cover {levels} IMP levels (one epoch each at least)"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _retraining_fits(self) -> Recipe:
+        """The retraining's LR policy, budget and rewind point against the find phase."""
+        evaluation = self.eval
+        find_epochs = self.find_training.epochs
+        if evaluation.warmup_fraction and evaluation.lr_policy not in RESTARTING:
+            raise ValueError(
+                f"eval.warmup_fraction warms up the restarting LR policies {', '.join(RESTARTING)}; "
+                f"eval.lr_policy is {evaluation.lr_policy}"
+            )
+        if evaluation.lr_policy is not None and find_epochs == 0:
+            raise ValueError(
+                f"eval.lr_policy: {evaluation.lr_policy} derives the retraining LR from the find phase's LR "
+                "schedule, but find.epochs is 0"
+            )
         if evaluation.lr_policy == "lrw" and evaluation.epochs > find_epochs:
             raise ValueError(
                 f"eval.lr_policy lrw replays the last eval.epochs={evaluation.epochs} epochs of the find "
@@ -380,6 +387,22 @@ class Recipe(Strict):
                 f"eval.budget: {evaluation.budget} adds the pipeline's epochs to the retraining, more than the "
                 f"{find_epochs} epochs of the find phase that eval.lr_policy lrw replays; use another LR policy"
             )
+        kind, _, k = evaluation.rewind.partition(":")
+        if kind == "epoch":
+            if int(k) > find_epochs:
+                raise ValueError(f"eval.rewind={evaluation.rewind} lies past the end of the find phase ({find_epochs} epochs)")
+            if evaluation.lr_policy is None and evaluation.epochs <= int(k):
+                raise ValueError(
+                    f"eval.rewind={evaluation.rewind} resumes the eval LR schedule at epoch {k}, so eval.epochs="
+                    f"{evaluation.epochs} leaves nothing to retrain (eval.epochs counts from the schedule's start)"
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _warmups_fit(self) -> Recipe:
+        """Each LR warmup ends within its phase."""
+        prune, evaluation = self.prune, self.eval
+        find_epochs = self.find_training.epochs
         length = "prune.initial_epochs" if prune.method == "bimp" else "find.epochs"
         schedules = [("find", find_epochs, length, self.find.lr_schedule)]
         if evaluation.lr_policy is None and prune.method != "bimp" and evaluation.budget == "epochs":
@@ -389,15 +412,6 @@ class Recipe(Strict):
                 raise ValueError(
                     f"{phase}.lr_schedule.warmup_epochs={schedule.warmup_epochs} is longer than the {phase} phase "
                     f"({length}={epochs}): the LR would never reach {phase}.optimizer.lr"
-                )
-        kind, _, k = evaluation.rewind.partition(":")
-        if kind == "epoch":
-            if int(k) > find_epochs:
-                raise ValueError(f"eval.rewind={evaluation.rewind} lies past the end of the find phase ({find_epochs} epochs)")
-            if evaluation.lr_policy is None and evaluation.epochs <= int(k):
-                raise ValueError(
-                    f"eval.rewind={evaluation.rewind} resumes the eval LR schedule at epoch {k}, so eval.epochs="
-                    f"{evaluation.epochs} leaves nothing to retrain (eval.epochs counts from the schedule's start)"
                 )
         return self
 
