@@ -17,7 +17,7 @@ from pathlib import Path
 from prunelab.config import RecipeError, builtin_recipes, run_name
 from prunelab.config.sweep import grid_label, load_plan, summary_meanings
 from prunelab.distributed import join_from_environment, leave, world
-from prunelab.report import column_winners, format_stat, format_table, pivot
+from prunelab.report import format_stat, format_table
 from prunelab.runs.io import read_json, write_text
 
 EPILOG = """examples:
@@ -122,8 +122,7 @@ def _show_warning(message: Warning | str, *_where: object, shown: set[str], **_k
 
 
 def _run(args: argparse.Namespace) -> int:
-    from prunelab.report.runs import check_run_folder
-    from prunelab.report.setups import describe_column_setups
+    from prunelab.report.runs import sweep_table
     from prunelab.runs.runner import check_plan, run_folder, run_recipe
 
     plan, sweep = load_plan(args.recipe, args.overrides)
@@ -143,21 +142,10 @@ def _run(args: argparse.Namespace) -> int:
         print(_summary_table(results[0][1]))
         print(f"\nresults in {results[0][1]}")
         return 0
-    rows = [{**assignment, "run": folder.name} for assignment, folder in results]
-    text = format_table(rows)
-    if sweep.table is not None:
-        # Checked as for a report: the table's setups read the files of every seed, some from earlier commands.
-        summaries = [(assignment, read_json(check_run_folder(folder) / "summary.json")) for assignment, folder in results]
-        # A run directory keeps the seeds of earlier commands too: name those the numbers cover.
-        seeds = {tuple(summary["seeds"]) for _, summary in summaries}
-        over = f"seeds {list(seeds.pop())}" if len(seeds) == 1 else "each run's seeds (see its summary.json)"
-        spec = sweep.table
-        stats = [(assignment, summary["stats"]) for assignment, summary in summaries]
-        text = f"{spec.value} (mean ± std over {over}):\n\n" + pivot(stats, spec.rows, spec.columns, spec.value)
-        winners = column_winners(stats, spec.rows, spec.columns, spec.value)
-        text += f"\n\n{winners}" if winners else ""
-        setups = describe_column_setups(results, spec.rows, spec.columns)
-        text += f"\n\n{setups}" if setups else ""
+    if sweep.table is None:
+        text = format_table([{**assignment, "run": folder.name} for assignment, folder in results])
+    else:
+        text = sweep_table(results, sweep.table)
     name = Path(args.recipe).stem if args.recipe else "default"
     table_path = Path(args.out) / f"{name}-table.md"
     write_text(table_path, text + "\n")

@@ -15,10 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from prunelab.config import run_settings
-from prunelab.config.sweep import SUMMARY_VALUES
+from prunelab.config.sweep import SUMMARY_VALUES, TableSpec
 from prunelab.report.plots import plot_accuracy_vs_sparsity, plot_layer_sparsity
-from prunelab.report.setups import describe_setup, differing_settings
-from prunelab.report.tables import format_stat, format_table
+from prunelab.report.setups import (
+    describe_column_setups,
+    describe_setup,
+    differing_settings,
+)
+from prunelab.report.tables import column_winners, format_stat, format_table, pivot
 from prunelab.runs.io import read_json, write_text
 
 #: Longer names of runs (their differing settings) give way to numbers in tables, and in legends longer names of lines.
@@ -84,6 +88,26 @@ def load_run(folder: str | Path) -> RunResults:
         layer_sparsity={name: statistics.fmean(values) for name, values in layers.items()},
         training_plots=[seed / "training.png" for seed in seeds if (seed / "training.png").exists()],
     )
+
+
+def sweep_table(results: list[tuple[dict[str, object], Path]], spec: TableSpec) -> str:
+    """A sweep's table: ``spec.value`` (mean ± std) with a row per ``spec.rows`` value and a
+    column per ``spec.columns`` value, seed 004's cross-validation verdict when the columns
+    are training recipes, and the comparison setup of the rows within each column.
+    ``results`` are the sweep's runs: (the settings the grid gave, the run directory)."""
+    # Checked as for a report: the setups read the files of every seed, some from earlier commands.
+    summaries = [(assignment, read_json(check_run_folder(folder) / "summary.json")) for assignment, folder in results]
+    # A run directory keeps the seeds of earlier commands too: name those the numbers cover.
+    seeds = {tuple(summary["seeds"]) for _, summary in summaries}
+    over = f"seeds {list(seeds.pop())}" if len(seeds) == 1 else "each run's seeds (see its summary.json)"
+    stats = [(assignment, summary["stats"]) for assignment, summary in summaries]
+    parts = [
+        f"{spec.value} (mean ± std over {over}):",
+        pivot(stats, spec.rows, spec.columns, spec.value),
+        column_winners(stats, spec.rows, spec.columns, spec.value),
+        describe_column_setups(results, spec.rows, spec.columns),
+    ]
+    return "\n\n".join(part for part in parts if part)
 
 
 def comparison_rows(runs: list[RunResults]) -> tuple[list[dict], list[str]]:
