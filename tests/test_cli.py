@@ -214,17 +214,39 @@ def test_show_and_compare_on_a_folder_that_is_not_a_run(command: str, tmp_path: 
 
 
 def test_compare_skips_what_is_not_a_run_and_show_names_the_run_of_a_seed(cli_run, tmp_path: Path, capsys) -> None:
-    """``prunelab compare runs/*`` meets sweep tables and unfinished runs too."""
+    """``prunelab compare runs/*`` meets sweep tables, LR range tests and sensitivity analyses
+    (prunelab's own, skipped without a note) and unfinished runs and other files (noted)."""
     folder = cli_run[2]
     table_file = tmp_path / "default-table.md"
     table_file.write_text("| run |\n")
+    (tmp_path / "lr-range-test-x").mkdir()
+    (tmp_path / "lr-range-test-x" / "lr_range_test.json").write_text("{}")
+    (tmp_path / "sensitivity-x").mkdir()
+    (tmp_path / "sensitivity-x" / "sensitivity.json").write_text("{}")
+    unfinished, notes = tmp_path / "oneshot-unfinished", tmp_path / "notes.md"
+    unfinished.mkdir()
+    notes.write_text("")
     capsys.readouterr()
-    assert cli.main(["compare", str(folder), str(table_file), str(tmp_path)]) == 0
+    others = [table_file, tmp_path / "lr-range-test-x", tmp_path / "sensitivity-x", unfinished, notes]
+    assert cli.main(["compare", str(folder), *map(str, others)]) == 0
     captured = capsys.readouterr()
     assert f"| {folder.name} " in captured.out
-    assert f"skipping {table_file}" in captured.err and f"skipping {tmp_path}" in captured.err
+    assert captured.err.splitlines() == [
+        f"prunelab: skipping {unfinished}: {unfinished} is not a finished run directory (no summary.json); run it with prunelab run",
+        f"prunelab: skipping {notes}: {notes} is not a finished run directory (no summary.json); run it with prunelab run",
+    ]
     assert cli.main(["show", str(folder / "seed-0")]) == 2
     assert f"one seed of a run; pass the run directory {folder}" in capsys.readouterr().err
+    assert cli.main(["show", str(tmp_path / "nowhere")]) == 2
+    assert capsys.readouterr().err == f"prunelab: error: {tmp_path / 'nowhere'} does not exist\n"
+
+
+def test_a_run_directory_given_as_the_recipe_names_its_recipe_file(cli_run, capsys) -> None:
+    folder = cli_run[2]
+    assert cli.main(["run", str(folder), "--no-progress"]) == 2
+    assert capsys.readouterr().err == (
+        f"prunelab: error: {folder} is a run directory, not a recipe; its recipe is {folder / 'recipe.yaml'}\n"
+    )
 
 
 def test_a_data_folder_that_cannot_be_used_names_the_setting(tmp_path: Path, capsys) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import hashlib
 import io
 import math
 import os
@@ -147,6 +148,8 @@ def _run(args: argparse.Namespace) -> int:
     else:
         text = sweep_table(results, sweep.table)
     name = Path(args.recipe).stem if args.recipe else "default"
+    if args.overrides:  # another sweep than the recipe's own: a table of its own
+        name += "-" + hashlib.sha256("\n".join(args.overrides).encode()).hexdigest()[:8]
     table_path = Path(args.out) / f"{name}-table.md"
     write_text(table_path, text + "\n")
     print(text)
@@ -326,10 +329,19 @@ def _run_folders(paths: list[Path]) -> list[Path]:
         except FileNotFoundError as error:
             if len(paths) == 1:
                 raise
-            print(f"prunelab: skipping {path}: {error}", file=sys.stderr)
+            if not _made_beside_runs(Path(path)):
+                print(f"prunelab: skipping {path}: {error}", file=sys.stderr)
     if not folders:
         raise FileNotFoundError("none of the given paths is a finished run directory")
     return folders
+
+
+def _made_beside_runs(path: Path) -> bool:
+    """What prunelab itself writes into a folder of runs besides the runs: sweep tables, LR
+    range tests, sensitivity analyses (``runs/*`` meets them, and they need no note)."""
+    if path.is_file():
+        return path.name.endswith("-table.md")
+    return (path / "lr_range_test.json").is_file() or (path / "sensitivity.json").is_file()
 
 
 def _summary_table(folder: Path) -> str:

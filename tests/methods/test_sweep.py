@@ -3,6 +3,7 @@ sweep file sharing one find phase across the grid."""
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 from pathlib import Path
@@ -178,6 +179,12 @@ def test_cli_runs_a_2x2_sweep_on_one_shared_find_phase(tmp_path, data_dir, capsy
     table = (out / "tiny_sweep-table.md").read_text()
     printed = capsys.readouterr().out
     assert table.strip() in printed
+    # The same sweep with another grid: a table of its own beside the first.
+    overrides = ["sweep.grid.prune.sparsity=[0.5]"]
+    assert main(["run", str(path), "--out", str(out), "--no-progress", "--set", overrides[0]]) == 0
+    other = out / f"tiny_sweep-{hashlib.sha256(overrides[0].encode()).hexdigest()[:8]}-table.md"
+    assert other.read_text().strip() in capsys.readouterr().out
+    assert (out / "tiny_sweep-table.md").read_text() == table
     rows = {}
     for line in table.splitlines():
         if line.startswith("| ft") or line.startswith("| llr"):

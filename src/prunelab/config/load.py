@@ -40,6 +40,8 @@ def recipe_text(source: str | Path) -> tuple[str, str]:
     builtin = resources.files("prunelab.recipes") / f"{source}.yaml"
     if builtin.is_file():
         return builtin.read_text(), f"built-in recipe {source!r}"
+    if (path / "recipe.yaml").is_file():
+        raise RecipeError(f"{path} is a run directory, not a recipe; its recipe is {path / 'recipe.yaml'}")
     raise RecipeError(
         f"no recipe file {str(source)!r} and no built-in recipe of that name; "
         f"built-in recipes: {', '.join(builtin_recipes())}"

@@ -47,6 +47,8 @@ def check_run_folder(folder: str | Path) -> Path:
     is, or a DamagedRunError naming the file of it that cannot be read."""
     folder = Path(folder)
     summary = folder / "summary.json"
+    if not folder.exists():
+        raise FileNotFoundError(f"{folder} does not exist")
     if summary.is_file() and folder.name.startswith("seed-"):
         raise FileNotFoundError(f"{folder} is one seed of a run; pass the run directory {folder.parent}")
     if not summary.is_file():
