@@ -401,6 +401,13 @@ def test_bad_constructor_and_attach_arguments_are_errors():
     model = distinct_model()
     with pytest.raises(TypeError, match="attach needs a torch.optim.Optimizer"):
         Pruner(model).attach(model)
+    copy_optimizer = torch.optim.SGD(copy.deepcopy(model).parameters(), lr=0.1)
+    pruner = Pruner(model)
+    with pytest.raises(ValueError, match="the optimizer trains none of the weights this pruner prunes"):
+        pruner.attach(copy_optimizer)
+    assert not pruner._hooks  # nothing registered
+    head_only = torch.optim.SGD(model.fc2.parameters(), lr=0.1)  # one optimizer per part of the model
+    pruner.attach(head_only)
     with pytest.raises(ValueError, match="'fc3.weight' is not a prunable parameter"):
         Pruner(model).count_pruned("fc3.weight")
 

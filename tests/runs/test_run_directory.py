@@ -238,3 +238,19 @@ def test_run_recipe_takes_a_recipe_and_says_how_to_make_one(tmp_path) -> None:
     with pytest.raises(TypeError, match=r"run_recipe takes a Recipe, e.g. prunelab.config.load_recipe\('gmp', \['find.epochs=5'\]\); got str"):
         exported("gmp", tmp_path)
     assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(("progress", "tty", "bars"), [(None, False, False), (None, True, True), (True, False, True), (False, True, False)])
+def test_progress_bars_show_on_a_terminal_unless_told(recipe, tmp_path: Path, monkeypatch, progress, tty, bars) -> None:
+    """``run_recipe``'s default, as the CLI's: bars on a terminal, none in a log file."""
+    shown = []
+    real_init = Trainer.__init__
+
+    def init(self, *args, **kwargs):
+        real_init(self, *args, **kwargs)
+        shown.append(self.progress)
+
+    monkeypatch.setattr(Trainer, "__init__", init)
+    monkeypatch.setattr("sys.stderr.isatty", lambda: tty)
+    run_recipe(recipe.model_copy(update={"find": recipe.find.model_copy(update={"epochs": 1})}), tmp_path, progress=progress)
+    assert shown and set(shown) == {bars}

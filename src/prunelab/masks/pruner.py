@@ -234,6 +234,12 @@ class Pruner:
         if id(optimizer) in self._hooks:
             return
         self._follow_model()  # a model changed under the pruner fails here, before any hook exists
+        held = {id(param) for group in optimizer.param_groups for param in group["params"]}
+        if not any(id(param) in held for param in self.parameters.values()):
+            raise ValueError(
+                "the optimizer trains none of the weights this pruner prunes: it was made for other "
+                "parameters (another model, or a copy of this one)"
+            )
         handles = [
             optimizer.register_step_pre_hook(self._before_step),
             optimizer.register_load_state_dict_post_hook(self._after_optimizer_load),

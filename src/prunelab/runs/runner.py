@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import statistics
+import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -162,8 +163,10 @@ def check_plan(recipes: Sequence[tuple[str, Recipe]], out: str | Path = "runs") 
             raise RecipeError(f"[{label}] {error}") from None
 
 
-def run_recipe(recipe: Recipe, out: str | Path = "runs", progress: bool = True) -> Path:
+def run_recipe(recipe: Recipe, out: str | Path = "runs", progress: bool | None = None) -> Path:
     """Run every seed of ``recipe`` that has not finished yet; returns the run directory.
+    Progress bars show when ``progress`` is True, or if None, when stderr is a terminal (in a
+    log file they would be clutter).
 
     >>> from prunelab.config import load_recipe
     >>> folder = run_recipe(load_recipe("gmp", ["find.epochs=5"]), out="runs")  # doctest: +SKIP
@@ -174,6 +177,7 @@ def run_recipe(recipe: Recipe, out: str | Path = "runs", progress: bool = True) 
         )
     for message in unused_settings(recipe):
         warnings.warn(message, stacklevel=2)
+    progress = sys.stderr.isatty() if progress is None else progress
     device = resolve_device(recipe.device)
     folder = run_folder(out, recipe)
     pending = [seed for seed in recipe.seeds if not (folder / f"seed-{seed}" / SUMMARY).exists()]
