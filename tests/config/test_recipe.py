@@ -88,6 +88,9 @@ def error_line(message: str, field: str) -> str:
         ("find.optimizer.lr=true", "find.optimizer.lr", "not the boolean true"),
         ("prune.sparsity=false", "prune.sparsity", "not the boolean false"),
         ("seeds=[0, true]", "seeds.1", "not the boolean true"),
+        # a percentage where a fraction belongs
+        ("prune.sparsity=90", "prune.sparsity", "less than 1 (got 90): a fraction, e.g. 0.9 for 90%"),
+        ("prune.sparsity=1.0", "prune.sparsity", "less than 1 (got 1.0)"),
         # numbers must be finite
         ("find.optimizer.lr=.inf", "find.optimizer.lr", "finite number (got inf)"),
         ("eval.lr_schedule.warmup_epochs=.inf", "eval.lr_schedule.warmup_epochs", "finite number (got inf)"),
