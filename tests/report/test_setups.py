@@ -63,6 +63,45 @@ def test_each_condition_of_the_ladder_on_its_own(change, setup, reason) -> None:
         assert str(verdict) == f"not comparable, not even by S1: {reason}"
 
 
+def test_other_seeds_and_other_find_phases_name_both_and_advise_no_seeds_alone() -> None:
+    """A user's four runs: seeds [0] / [0, 1] / [0] / [5, 6], find phases of 40 / 6 / 3 / 4
+    epochs, the last GMP's (cosine, another batch size). Running them all with one set of
+    seeds would not give them one base model: the message names both obstacles. S1 asks for
+    neither the same base model nor the same training epochs, so they are one task."""
+    multistep = [Stage(n, (0.1,) * (n // 2) + (0.01,) * (n - n // 2), BASE.settings) for n in (40, 6, 3)]
+    gmp = Stage(4, (0.1, 0.085, 0.05, 0.015), {"find.batch_size": 50})
+    runs = [record("a", base=multistep[0]), record("b", seeds=(0, 1), base=multistep[1]), record("c", base=multistep[2]),
+            record("gmp", seeds=(5, 6), base=gmp, **{"prune.method": "gmp"})]  # fmt: skip
+    assert describe_setups({"": runs}) == (
+        "Comparison setup (seed 004): S1: the same dataset, network, granularity and compression or speedup. Not S2: "
+        "the base models' epochs differ (40 / 6 / 3 / 4); the base models' settings differ: find.batch_size 100 / 100 / 100 / 50; "
+        "and the seeds differ ([0] / [0, 1] / [0] / [5, 6]): train their find phases alike and run them all with "
+        "--set seeds=[0, 1, 5, 6]"
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        # the same find phase: the seeds are all that differs
+        ({"seeds": (5, 6)}, "the seeds differ ([0] / [5, 6]), and with them the base models; run them all with --set seeds=[0, 5, 6]"),
+        ({"seeds": (1,), "base": Stage(3, BASE.lrs, {"find.batch_size": 50})},
+         ("the base models' settings differ: find.batch_size 100 / 50; and the seeds differ ([0] / [1]): train their find "
+          "phases alike and run them all with --set seeds=[0, 1]")),
+        # another find LR (a recorded setting) in runs that share no seed: compared on their first seeds
+        ({"seeds": (1, 2), "base": Stage(3, (0.05, 0.025, 0.005), BASE.settings)},
+         ("the base models' LR schedules differ from step 1 on (0.1 / 0.05; seeds 0 / 1); and the seeds differ ([0] / [1, 2]): "
+          "train their find phases alike and run them all with --set seeds=[0, 1, 2]")),
+        ({"seeds": (0, 1), "base": Stage(4, BASE.lrs + (0.01,), BASE.settings)},
+         ("the base models' epochs differ (3 / 4); and the seeds differ ([0] / [0, 1]): train their find phases alike and "
+          "run them all with --set seeds=[0, 1]")),
+    ],
+)
+def test_other_seeds_advise_the_same_seeds_only_if_the_find_phases_are_alike(change, reason) -> None:
+    verdict = comparison_setup([record("a"), record("b", **change)])
+    assert (verdict.setup, verdict.reason) == ("S1", reason)
+
+
 def test_where_lr_schedules_part_does_not_depend_on_the_order_of_the_runs() -> None:
     """b and c agree with a at step 1 and part at step 2; d already differs at step 1."""
     schedules = {"a": (0.1, 0.1), "b": (0.1, 0.09), "c": (0.1, 0.08), "d": (0.01, 0.01)}

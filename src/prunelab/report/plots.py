@@ -7,13 +7,25 @@ from pathlib import Path
 from prunelab.runs.io import read_json, write_bytes
 
 
-def _figure():
+def _figure(width: float = 7):
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    return plt.subplots(figsize=(7, 4), dpi=120)
+    # Constrained layout, unlike tight_layout, keeps the axes clear of a legend placed outside them.
+    return plt.subplots(figsize=(width, 4), dpi=120, layout="constrained")
+
+
+def _legend_below(fig, ax) -> None:
+    """The legend under the axes, in as many columns as its longest label lets fit the width,
+    and the figure taller by its rows: with dozens of runs a legend in or above the axes covered
+    the lines, ran off the image or squeezed the axes to nothing."""
+    handles, labels = ax.get_legend_handles_labels()
+    column = 0.45 + 0.055 * max(map(len, labels))  # inches: the handle, then ~18 characters an inch at size 7
+    columns = max(1, min(len(labels), int(fig.get_figwidth() // column)))
+    fig.set_figheight(fig.get_figheight() + 0.17 * -(-len(labels) // columns))
+    fig.legend(handles, labels, loc="outside lower center", ncol=columns, fontsize=7, frameon=False)
 
 
 def _save(fig, path: Path) -> None:
@@ -22,8 +34,8 @@ def _save(fig, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     buffer = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buffer, format="png")
+    # "tight" widens the image to a legend wider than the figure rather than cutting it.
+    fig.savefig(buffer, format="png", bbox_inches="tight")
     plt.close(fig)
     write_bytes(path, buffer.getvalue())
 
@@ -99,8 +111,7 @@ def plot_sensitivity(curves: dict[str, tuple[list[float], list[float]]], dense_a
     ax.set_xlim(0, 100)
     ax.set_xlabel("sparsity of the pruned layer (%)")
     ax.set_ylabel("test accuracy (%)")
-    # Deep models have dozens of layers: more legend columns keep the legend off most lines.
-    ax.legend(fontsize=6, ncol=1 + len(curves) // 12)
+    _legend_below(fig, ax)  # deep models have dozens of layers
     ax.set_title("pruning sensitivity: one layer pruned at a time, no retraining")
     _save(fig, path)
     return path
@@ -111,6 +122,8 @@ def plot_accuracy_vs_sparsity(
 ) -> Path:
     """Final test accuracy (mean, ± std shaded) against the share of weights remaining, on a
     log scale from dense on the left to sparse on the right, as lottery-ticket plots read."""
+    from matplotlib.ticker import LogLocator, NullFormatter
+
     fig, ax = _figure()
     for name, points in curves.items():
         remaining = [100 * (1 - s) for s, _, _ in points]
@@ -123,20 +136,23 @@ def plot_accuracy_vs_sparsity(
         ax.axhline(100 * dense_acc, color="0.5", linestyle=":", label="dense")
     ax.set_xscale("log")
     ax.invert_xaxis()
-    for axis_ticks in (ax.xaxis.set_major_formatter, ax.xaxis.set_minor_formatter):
-        axis_ticks(lambda value, _: f"{value:g}")
+    # Labels at 100, 50, 20, 10, 5, ... only: labelled minor ticks ran into each other (100 on 90).
+    ax.xaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))
+    ax.xaxis.set_major_formatter(lambda value, _: f"{value:g}")
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("weights remaining (% of the prunable weights)")
     ax.set_ylabel("final test accuracy (%)")
-    ax.legend(fontsize=7)
+    _legend_below(fig, ax)
     ax.set_title("accuracy against sparsity")
     _save(fig, path)
     return path
 
 
 def plot_layer_sparsity(lprs: dict[str, dict[str, float]], path: Path) -> Path:
-    """Layerwise pruning ratios: a group of bars per layer, a bar per run."""
-    fig, ax = _figure()
+    """Layerwise pruning ratios: a group of bars per layer, a bar per run, the figure wider
+    with more bars so that each stays a few pixels wide."""
     layers = list(dict.fromkeys(name for lpr in lprs.values() for name in lpr))
+    fig, ax = _figure(max(7, 1.5 + 0.025 * len(layers) * len(lprs)))
     width = 0.8 / max(1, len(lprs))
     for i, (name, lpr) in enumerate(lprs.items()):
         positions = [j + (i - (len(lprs) - 1) / 2) * width for j in range(len(layers))]
@@ -144,6 +160,6 @@ def plot_layer_sparsity(lprs: dict[str, dict[str, float]], path: Path) -> Path:
     ax.set_xticks(range(len(layers)), layers, rotation=45, ha="right", fontsize=7)
     ax.set_ylabel("pruned in the layer (%)")
     ax.set_ylim(0, 100)
-    ax.legend(fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, frameon=False)  # bars reach 100%
+    _legend_below(fig, ax)
     _save(fig, path)
     return path

@@ -282,23 +282,41 @@ def _close(rates: list[float]) -> bool:
 
 
 def _same_base(runs: Sequence[RunRecord]) -> str | None:
-    seeds = [sorted(r.seeds) for r in runs]
-    if any(s != seeds[0] for s in seeds):
-        every = sorted(set().union(*seeds))
-        return f"the seeds differ ({_values(seeds)}), and with them the base models; run them all with --set seeds={every}"
-    return _same([r.pipeline.base.epochs for r in runs], "the base models' epochs") or _same_training(
+    """Why the runs' base models differ: every reason, since the same seeds give the same base
+    models only to find phases that train alike. With other epochs the LR schedules differ
+    too, so only the settings that differ besides are named."""
+    base = [r.pipeline.base for r in runs]
+    epochs = _same([b.epochs for b in base], "the base models' epochs")
+    trained = "; ".join(filter(None, [epochs, _same_settings(base, "base models'")])) if epochs else _same_training(
         runs, lambda p: p.base, "base models'"
     )
+    seeds = [sorted(r.seeds) for r in runs]
+    if all(s == seeds[0] for s in seeds):
+        return trained
+    every = sorted(set().union(*seeds))
+    if trained:
+        return (f"{trained}; and the seeds differ ({_values(seeds)}): train their find phases alike and run them all "
+                f"with --set seeds={every}")  # fmt: skip
+    return f"the seeds differ ({_values(seeds)}), and with them the base models; run them all with --set seeds={every}"
+
+
+def _same_settings(stages: Sequence[Stage], what: str) -> str | None:
+    settings = [s.settings for s in stages]
+    if any(s.epochs for s in stages) and (differing := differing_settings(settings)):
+        return _describe(f"the {what} settings differ", settings, differing)
+    return None
 
 
 def _same_training(runs: Sequence[RunRecord], stage: Callable[[Pipeline], Stage], what: str) -> str | None:
     """Whether one stage of the runs trained alike: the same settings (if it trained at all)
-    and the same LR at every step, seed by seed (adaptive policies give every seed its own)."""
-    stages = [stage(r.pipeline) for r in runs]
-    if any(s.epochs for s in stages) and (differing := differing_settings([s.settings for s in stages])):
-        return _describe(f"the {what} settings differ", [s.settings for s in stages], differing)
-    for seed in sorted(set.intersection(*(set(r.pipelines) for r in runs))):
-        schedules = [stage(r.pipelines[seed]).lrs for r in runs]
+    and the same LR at every step, seed by seed (adaptive policies give every seed its own).
+    Runs that share no seed (their base models: S2 asks for the same seeds) are compared on
+    their first seeds; a find phase's LRs do not depend on its seed."""
+    if reason := _same_settings([stage(r.pipeline) for r in runs], what):
+        return reason
+    shared = sorted(set.intersection(*(set(r.pipelines) for r in runs)))
+    for seeds in [[seed] * len(runs) for seed in shared] or [[min(r.pipelines) for r in runs]]:
+        schedules = [stage(r.pipelines[s]).lrs for r, s in zip(runs, seeds)]
         first = schedules[0]
         if any(len(lrs) != len(first) for lrs in schedules):
             return f"the {what} LR schedules differ: {_values([len(s) for s in schedules])} steps"
@@ -307,7 +325,8 @@ def _same_training(runs: Sequence[RunRecord], stage: Callable[[Pipeline], Stage]
                  for lrs in schedules[1:]]  # fmt: skip
         if any(i is not None for i in steps):
             step = min(i for i in steps if i is not None)
-            return f"the {what} LR schedules differ from step {step + 1} on ({_values([f'{s[step]:.4g}' for s in schedules])}; seed {seed})"
+            where = f"seed {seeds[0]}" if len(set(seeds)) == 1 else f"seeds {_values(seeds)}"
+            return f"the {what} LR schedules differ from step {step + 1} on ({_values([f'{s[step]:.4g}' for s in schedules])}; {where})"
     return None
 
 
