@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 import zlib
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from prunelab import Pruner
-from prunelab.config import RecipeError
+from prunelab.config import RecipeError, unused_settings
 from prunelab.models import build_model, initialize
 from prunelab.report.setups import comparison_setup, read_run_record
 from prunelab.runs.checkpoint import load_checkpoint
@@ -213,3 +214,20 @@ def test_a_scratch_budget_needs_a_training_from_scratch(make_recipe) -> None:
     # seed 004 sizes scratch training against a pipeline that prunes once
     with pytest.raises(RecipeError, match=r"it needs eval.rewind: reinit and method oneshot \(got rewind reinit, method imp\)"):
         make_recipe("prune.method=imp", "prune.masks_from=find", "eval.rewind=reinit", "eval.budget=scratch_e")
+
+
+def test_filter_l1_ranked_globally_is_said_as_the_run_starts_and_only_then(make_recipe, shared_out: Path) -> None:
+    """Seed 004 and Li et al. prune filters by L1-norm layer by layer: a recipe that ranks them
+    globally hears so before its find phase trains, once, and not again when it prunes."""
+    recipe = make_recipe("prune.criterion=filter_l1", "prune.scope=global", source="structured")
+    layerwise = make_recipe("prune.criterion=filter_l1", "prune.scope=layerwise", source="structured")
+    assert not any("filter_l1" in message for message in unused_settings(layerwise))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run_recipe(recipe, shared_out, progress=False)
+    said = [str(w.message) for w in caught if "filter_l1" in str(w.message)]
+    assert said == [
+        "prune.criterion filter_l1 with prune.scope global compares filter norms of layers with different fan-in "
+        "(the layers with the fewest inputs lose nearly all their channels); Li et al. and seed 004 prune each "
+        "layer alike: use prune.scope layerwise or ratios, or the bn_scale criterion"
+    ]

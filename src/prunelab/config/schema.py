@@ -506,6 +506,12 @@ def unused_settings(recipe: Recipe) -> list[str]:
             )
     if recipe.prune.method == "gmp":
         messages += _gmp_lr_advice(recipe)
+    if recipe.prune.criterion == "filter_l1" and recipe.prune.scope == "global":
+        messages.append(
+            "prune.criterion filter_l1 with prune.scope global compares filter norms of layers with different fan-in "
+            "(the layers with the fewest inputs lose nearly all their channels); Li et al. and seed 004 prune each "
+            "layer alike: use prune.scope layerwise or ratios, or the bn_scale criterion"
+        )
     return messages
 
 

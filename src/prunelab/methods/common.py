@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import warnings
 from copy import deepcopy
 from pathlib import Path
 
@@ -146,7 +147,9 @@ def choose_channels(channels: ChannelPruner, spec: PruneBase) -> None:
     """Prune ``channels`` as a recipe's prune section says: to its ratios, or to its sparsity in its scope."""
     if spec.scope == "ratios":
         channels.prune(ratios=spec.ratios)
-    else:
+        return
+    with warnings.catch_warnings():  # a recipe's filter_l1 with scope global is warned about as the run starts
+        warnings.filterwarnings("ignore", message="filter_l1 ranked globally", category=UserWarning)
         channels.prune(spec.sparsity, scope=spec.scope)
 
 
