@@ -9,6 +9,7 @@ off continues from its last checkpoint (a training phase from its last finished 
 
 from __future__ import annotations
 
+import re
 import time
 import zlib
 from collections.abc import Callable, Sequence
@@ -93,6 +94,22 @@ class Session:
             "macs": count_macs(self.model, self.example_input()),
         }
 
+    def progress_label(self, phase: str) -> str:
+        """Where a phase stands in the run, for its progress bar: ``seed 5 (2/3) level 2/4 eval``.
+
+        >>> from prunelab.config import load_recipe
+        >>> session = Session.__new__(Session)
+        >>> session.recipe, session.seed = load_recipe("imp", ["seeds=[0, 5, 7]", "prune.levels=4"]), 5
+        >>> session.progress_label("level-2/eval")
+        'seed 5 (2/3) level 2/4 eval'
+        """
+        seeds = self.recipe.seeds
+        where = f"seed {self.seed}" + (f" ({seeds.index(self.seed) + 1}/{len(seeds)})" if len(seeds) > 1 else "")
+        level = re.fullmatch(r"level-(\d+)/(.+)", phase)
+        if level:
+            phase = f"level {level[1]}/{self.recipe.prune.level_count} {level[2]}"
+        return f"{where} {phase}"
+
     def channel_pruner(self) -> ChannelPruner:
         """A channel pruner of the session's model as the recipe's prune section says."""
         return recipe_channel_pruner(self.recipe, self.model, self.example_input(), self.seed)
@@ -171,7 +188,7 @@ class Session:
         trainer = Trainer(
             self.model, self.data, config, seed=self.seed, phase=phase, device=self.device,
             pruner=self.pruner, schedule=schedule, step_hooks=step_hooks,
-            augment=self.recipe.data.augment, progress=self.progress,
+            augment=self.recipe.data.augment, progress=self.progress, label=self.progress_label(phase),
             sparsity=self.sparsity,
         )
         current = self.journal["phase"]

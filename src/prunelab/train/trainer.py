@@ -51,7 +51,8 @@ class Trainer:
 
     The LR of every step is ``schedule(step)`` (by default the config's schedule) and is
     recorded in ``state.lr_log``, because LR rewinding replays it later. An attached
-    ``pruner`` keeps pruned weights at zero.
+    ``pruner`` keeps pruned weights at zero. The progress bar shows ``label`` (by default
+    the phase), the epoch, and the test accuracy, loss and sparsity.
 
     >>> from prunelab.data import Dataset
     >>> data = Dataset("toy", torch.randn(64, 4), torch.randint(0, 2, (64,)),
@@ -77,6 +78,7 @@ class Trainer:
         step_hooks: Sequence[StepHook] = (),
         augment: bool = True,
         progress: bool = True,
+        label: str | None = None,
         sparsity: Callable[[], float] | None = None,
     ) -> None:
         self.model, self.data, self.config = model, data, config
@@ -89,6 +91,7 @@ class Trainer:
         self.augment = data.augment if augment else None
         self.world = world()
         self.progress = progress and self.world.is_main
+        self.label = label or phase  # of the progress bar
         self.batch_size = share(config.batch_size)  # this process's part of every batch
         # Several processes: each steps the same model on its share of the batch, gradients averaged.
         self.network = model if self.world.size == 1 else DistributedDataParallel(model)
@@ -114,7 +117,7 @@ class Trainer:
     def run(self, on_epoch_end: Callable[[Trainer], None] | None = None) -> list[dict]:
         """Train the remaining epochs; ``on_epoch_end`` runs after each (e.g. a checkpoint)."""
         epochs = range(self.state.epoch, self.config.epochs)
-        bar = tqdm(epochs, desc=self.phase, unit="epoch", disable=not self.progress, leave=False)
+        bar = tqdm(epochs, desc=self.label, unit="epoch", disable=not self.progress, leave=False)
         for epoch in bar:
             started = time.perf_counter()
             train_loss, train_acc = self.train_epoch(epoch)
