@@ -313,9 +313,9 @@ def test_runs_of_several_tasks_are_compared_group_by_group() -> None:
             record("lonely", sparsity=0.7, speedup=3.0)]  # fmt: skip
     text = describe_setups({"": runs})
     assert text.splitlines()[2:] == [
-        ("- a9, b9: S4.2: the same dataset, network, granularity and compression or speedup; the same base model; "
+        ("- a9 vs b9: S4.2: the same dataset, network, granularity and compression or speedup; the same base model; "
          "the same retraining LR schedule and settings; the same pruning LR schedule and settings"),
-        ("- a5, b5: S2: the same dataset, network, granularity and compression or speedup; the same base model. "
+        ("- a5 vs b5: S2: the same dataset, network, granularity and compression or speedup; the same base model. "
          "Not S3.1: the retraining epochs differ (2 / 3)"),
     ]
     # a sweep's columns: one line when every column meets the same setup, else one per column

@@ -533,7 +533,7 @@ def describe_setups(groups: Mapping[str, Sequence[RunRecord]]) -> str:
         split |= len(task) > 1
         for group in task:
             verdict = comparison_setup(group)
-            names = ", ".join(r.name for r in group if not r.scratch) if len(task) > 1 else ""
+            names = " vs ".join(r.name for r in group if not r.scratch) if len(task) > 1 else ""  # names hold commas
             if str(verdict):
                 entries.append((": ".join(filter(None, [label, names])), str(verdict)))
             budgets += [{**({"column": label} if label else {}), **b.row()} for b in verdict.budgets]
