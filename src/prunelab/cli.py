@@ -10,7 +10,9 @@ import hashlib
 import io
 import math
 import os
+import shutil
 import sys
+import textwrap
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -176,8 +178,15 @@ def _lr_range_test(args: argparse.Namespace) -> int:
         "inflection_lr": result.inflection_lr,
     })
     plot_lr_range(result.lrs, result.losses, result.inflection_lr, folder / "lr_range_test.png")
-    decades = [i for i, lr in enumerate(result.lrs) if i == 0 or math.floor(math.log10(lr)) != math.floor(math.log10(result.lrs[i - 1]))]
-    print(format_table([{"lr": result.lrs[i], "probe loss": result.losses[i]} for i in decades]))
+    # The first LR of each decade, then the last LRs before the inflection point and it.
+    shown = {i for i, lr in enumerate(result.lrs) if i == 0 or math.floor(math.log10(lr)) != math.floor(math.log10(result.lrs[i - 1]))}
+    if result.inflection_lr is not None:
+        at = result.lrs.index(result.inflection_lr)
+        shown |= set(range(max(0, at - 3), at + 1))
+    print(format_table([
+        {"lr": result.lrs[i], "probe loss": result.losses[i], "": "<- inflection" if result.lrs[i] == result.inflection_lr else ""}
+        for i in sorted(shown)
+    ]))
     print(f"\ntrained model's loss: {result.baseline:.4g}")
     if result.inflection_lr is None:
         print("the loss never rose by 10%: the model tolerates every LR up to the end; try a larger --end-lr")
@@ -253,7 +262,12 @@ def _trained_model(args: argparse.Namespace) -> tuple:
 
 
 def _recipes(args: argparse.Namespace) -> int:
-    print(format_table([{"recipe": name, "description": text} for name, text in builtin_recipes().items()]))
+    # A name per line and its description wrapped below it: a table of them would be far wider than a terminal.
+    width = max(40, min(100, shutil.get_terminal_size().columns)) - 4
+    for name, text in builtin_recipes().items():
+        print(name)
+        print(textwrap.fill(text, width, initial_indent="    ", subsequent_indent="    ", break_on_hyphens=False))
+    print("\nrun one with: prunelab run NAME [--set KEY=VALUE ...]")
     return 0
 
 

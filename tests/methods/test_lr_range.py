@@ -157,6 +157,15 @@ def test_cli_prints_a_suggested_lr_and_writes_the_curve(data_dir, tmp_path, caps
     assert saved["inflection_lr"] == saved["lrs"][above[0]]
     printed = re.search(r"suggested pruning LR: (\S+)", out)
     assert printed and float(printed.group(1)) == pytest.approx(saved["inflection_lr"], rel=5e-3)
+    # The table: the first LR of every decade, and the inflection point with the LRs just before it.
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in out.splitlines() if re.match(r"\| +\d", line)]
+    at = above[0]
+    wanted = sorted({0, *range(max(0, at - 3), at + 1)} | {
+        i for i in range(1, len(saved["lrs"]))
+        if math.floor(math.log10(saved["lrs"][i])) != math.floor(math.log10(saved["lrs"][i - 1]))
+    })
+    assert [float(row[0]) for row in rows] == pytest.approx([saved["lrs"][i] for i in wanted], rel=5e-4)
+    assert [row[2] for row in rows] == ["<- inflection" if i == at else "" for i in wanted]
     # The default recipe retrains under LLR, which sets the eval LR: the hint turns it off.
     assert f"(e.g. --set eval.lr_policy=null --set eval.optimizer.lr={saved['inflection_lr']:.2g}, in place of the recipe's LR policy llr)" in out
     # it ran on the trained find phase, cached for the runs of the same recipe

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from matplotlib.legend import Legend
 
 from prunelab.report import plots
 
@@ -108,3 +109,63 @@ def test_layer_plot_bars_are_the_share_pruned_in_each_layer(tmp_path: Path, draw
     bars = {label: (x, heights) for label, x, heights in drawn[0]["bars"]}
     assert bars["a"] == (pytest.approx([-0.2, 0.8]), pytest.approx([90, 25]))  # bar width 0.8 / 2 runs
     assert bars["b"] == (pytest.approx([0.2, 1.2]), pytest.approx([60, 0]))
+
+
+# -- the layout: with dozens of runs, the plot area and every legend entry stay in the image --
+
+
+@pytest.fixture
+def laid_out(monkeypatch):
+    """Per figure saved, its boxes in pixels once drawn: the figure, the axes, the axes with
+    their tick labels, axis labels and title, the legend's entries, and the x tick labels
+    shown (left to right)."""
+    figures = []
+    save = plots._save
+
+    def keep(fig, path):
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        ax = fig.axes[0]
+        low, high = sorted(ax.get_xlim())
+        ticks = [(label.get_text(), label.get_window_extent(renderer)) for label in ax.get_xticklabels(which="both")
+                 if label.get_text() and low <= label.get_position()[0] <= high]  # fmt: skip
+        figures.append({
+            "figure": fig.bbox.frozen(), "axes": ax.get_window_extent(), "decorated": ax.get_tightbbox(renderer),
+            "entries": [text.get_window_extent(renderer) for legend in [*fig.legends, *ax.get_children()]
+                        if isinstance(legend, Legend) for text in legend.get_texts()],
+            "xticks": sorted(ticks, key=lambda tick: tick[1].x0),
+        })  # fmt: skip
+        save(fig, path)
+
+    monkeypatch.setattr(plots, "_save", keep)
+    return figures
+
+
+def _inside(box, outer) -> bool:
+    return outer.x0 <= box.x0 and box.x1 <= outer.x1 and outer.y0 <= box.y0 and box.y1 <= outer.y1
+
+
+def _readable(figure: dict, entries: int) -> None:
+    """A plot area of at least 2 inches (240 pixels at 120 dpi), and every legend entry in the
+    figure, clear of the axes, their labels and title."""
+    assert figure["axes"].height >= 240
+    assert len(figure["entries"]) == entries
+    assert all(_inside(entry, figure["figure"]) and not entry.overlaps(figure["decorated"]) for entry in figure["entries"])
+
+
+def test_forty_runs_over_twelve_layers_keep_the_bars_and_every_legend_entry(tmp_path: Path, laid_out) -> None:
+    lprs = {f"prune.rate={i / 100}, seed set {i}": {f"features.{j}.conv.weight": (i + j) / 60 for j in range(12)}
+            for i in range(40)}  # fmt: skip
+    plots.plot_layer_sparsity(lprs, tmp_path / "layers.png")
+    _readable(laid_out[0], 40)
+
+
+def test_forty_lines_keep_the_accuracy_plot_and_distinct_ticks(tmp_path: Path, laid_out) -> None:
+    """Dense to 0.5% of the weights remaining: the 1-2-5 steps label the log axis, apart."""
+    curves = {f"prune.method=imp, prune.rate={i / 100}": [(0.0, 0.9, 0.0), (0.5, 0.88, 0.01), (0.995, 0.5, 0.02)]
+              for i in range(40)}  # fmt: skip
+    plots.plot_accuracy_vs_sparsity(curves, 0.9, tmp_path / "accuracy.png")
+    figure = laid_out[0]
+    _readable(figure, 41)  # and "dense"
+    assert [text for text, _ in figure["xticks"]] == ["100", "50", "20", "10", "5", "2", "1", "0.5"]
+    assert all(left.x1 < right.x0 for (_, left), (_, right) in zip(figure["xticks"], figure["xticks"][1:]))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import statistics
 from pathlib import Path
 
@@ -100,10 +101,29 @@ def test_many_differing_settings_number_the_runs(tmp_path: Path) -> None:
     text = write_report(folders, tmp_path / "report").read_text()
     assert "| 1 | r0  |          10 |             100 |               0.1 |" in text  # numbered, settings beside
     # seed 004's setups name the runs as the tables do, group by group of one sparsity
-    assert ("- #1, #2: S1: the same dataset, network, granularity and compression or speedup. Not S2: the base models' "
+    assert ("- #1 vs #2: S1: the same dataset, network, granularity and compression or speedup. Not S2: the base models' "
             "settings differ: ") in text  # fmt: skip
     assert "| #1 #2 |   50.00% |" not in text  # they differ in more than sparsity: two lines
     assert "| #1   |   50.00% |         80.00% |" in text and "| #2   |   50.00% |         80.00% |" in text
+
+
+def test_report_links_resolve_from_its_folder_after_it_is_moved(tmp_path: Path, monkeypatch) -> None:
+    """Its plots are linked by file name, the runs' training plots relative to the report's
+    real folder: not to the working directory, nor through a symlink in ``out``. Moved to
+    another folder as deep, the page still finds every image."""
+    folders = [oneshot_run(tmp_path / "runs" / f"s{s}", s, 0.8) for s in (0.5, 0.9)]
+    for folder in folders:
+        (folder / "seed-0" / "training.png").write_bytes(PNG)
+    for name in ("cwd", "real", "elsewhere"):
+        (tmp_path / name).mkdir()
+    (tmp_path / "cwd" / "link").symlink_to(tmp_path / "real")
+    monkeypatch.chdir(tmp_path / "cwd")
+    write_report([Path("..") / "runs" / folder.name for folder in folders], Path("link") / "report")
+    moved = (tmp_path / "real" / "report").rename(tmp_path / "elsewhere" / "moved")
+    links = re.findall(r"!\[[^]]*\]\(([^)]+)\)", (moved / "report.md").read_text())
+    assert links == ["accuracy_vs_sparsity.png", "layer_sparsity.png",
+                     "../../runs/s0.5/seed-0/training.png", "../../runs/s0.9/seed-0/training.png"]
+    assert all((moved / link).is_file() for link in links)
 
 
 def test_report_command_skips_what_is_not_a_run(tmp_path: Path, capsys) -> None:

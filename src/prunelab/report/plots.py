@@ -122,7 +122,7 @@ def plot_accuracy_vs_sparsity(
 ) -> Path:
     """Final test accuracy (mean, ± std shaded) against the share of weights remaining, on a
     log scale from dense on the left to sparse on the right, as lottery-ticket plots read."""
-    from matplotlib.ticker import LogLocator, NullFormatter
+    from matplotlib.ticker import LogFormatter, LogLocator
 
     fig, ax = _figure()
     for name, points in curves.items():
@@ -136,10 +136,11 @@ def plot_accuracy_vs_sparsity(
         ax.axhline(100 * dense_acc, color="0.5", linestyle=":", label="dense")
     ax.set_xscale("log")
     ax.invert_xaxis()
-    # Labels at 100, 50, 20, 10, 5, ... only: labelled minor ticks ran into each other (100 on 90).
+    # Labels at 100, 50, 20, 10, 5, ...; minor ticks only labelled in a span too short for those:
+    # labelling every minor tick ran 100 into 90 and 10 into 9.
     ax.xaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))
     ax.xaxis.set_major_formatter(lambda value, _: f"{value:g}")
-    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.xaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False))
     ax.set_xlabel("weights remaining (% of the prunable weights)")
     ax.set_ylabel("final test accuracy (%)")
     _legend_below(fig, ax)

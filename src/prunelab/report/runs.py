@@ -182,10 +182,12 @@ def write_report(folders: list[str | Path], out: str | Path) -> Path:
         lines += ["## Layerwise pruning ratios of the final masks", "",
                   "![layerwise pruning ratios](layer_sparsity.png)", "", format_table(table), ""]  # fmt: skip
 
+    # Linked from where the report really is: through a symlink in ``out``, a link's ".." would lead elsewhere.
     lines += ["## Training", ""]
     for name, run in zip(names, runs):
         for plot in run.training_plots:
-            lines += [f"{name} ({plot.parent.name}):", "", f"![{run.folder.name}]({Path(os.path.relpath(plot, out)).as_posix()})", ""]
+            link = Path(os.path.relpath(plot.resolve(), out.resolve())).as_posix()
+            lines += [f"{name} ({plot.parent.name}):", "", f"![{run.folder.name}]({link})", ""]
     page = out / "report.md"
     write_text(page, "\n".join(lines))
     return page
