@@ -9,6 +9,7 @@ off continues from its last checkpoint (a training phase from its last finished 
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
 import zlib
@@ -29,7 +30,7 @@ from prunelab.runs.io import read_tensors, save_tensors
 from prunelab.schedules import Schedule
 from prunelab.structured import ChannelPruner, shrink
 from prunelab.train import Trainer, evaluate
-from prunelab.train.trainer import StepHook
+from prunelab.train.trainer import PhaseState, StepHook
 
 CHECKPOINT = "checkpoint.safetensors"
 
@@ -193,7 +194,7 @@ class Session:
         )
         current = self.journal["phase"]
         if current is not None and current["name"] == phase:
-            trainer.state.__dict__.update(current["state"])
+            trainer.state = PhaseState(**current["state"])
             if self._optimizer_state is not None:
                 trainer.optimizer.load_state_dict(self._optimizer_state)  # the attached pruner re-masks it
         else:
@@ -210,7 +211,7 @@ class Session:
         return result
 
     def _checkpoint_phase(self, trainer: Trainer) -> None:
-        self.journal["phase"] = {"name": trainer.phase, "state": dict(trainer.state.__dict__)}
+        self.journal["phase"] = {"name": trainer.phase, "state": dataclasses.asdict(trainer.state)}
         self._checkpoint(trainer.optimizer)
 
     def _checkpoint(self, optimizer: torch.optim.Optimizer | None = None) -> None:
