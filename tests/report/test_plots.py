@@ -89,6 +89,21 @@ def drawn(monkeypatch):
     return figures
 
 
+def test_forty_accuracy_lines_are_told_apart_by_colour_marker_and_dash(tmp_path: Path, monkeypatch) -> None:
+    """Matplotlib's 10 colours repeat from the 11th line on; every line must still differ."""
+    styles = []
+    save = plots._save
+
+    def keep(fig, path):
+        styles.extend((line.get_color(), line.get_marker(), line.get_linestyle()) for line in fig.axes[0].lines
+                      if line.get_label() != "dense")  # fmt: skip
+        save(fig, path)
+
+    monkeypatch.setattr(plots, "_save", keep)
+    plots.plot_accuracy_vs_sparsity({f"run {i}": [(0.9, 0.8, 0.0)] for i in range(40)}, 0.9, tmp_path / "a.png")
+    assert len(styles) == 40 and len(set(styles)) == 40
+
+
 def test_accuracy_plot_puts_the_weights_remaining_on_x(tmp_path: Path, drawn) -> None:
     """Sparsities 0.5, 0.8, 0.99 leave 50%, 20%, 1% of the weights; accuracies in percent."""
     curves = {"imp": [(0.5, 0.95, 0.01), (0.8, 0.9, 0.02), (0.99, 0.5, 0.05)], "oneshot": [(0.8, 0.85, 0.0)]}

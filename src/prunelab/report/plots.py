@@ -125,11 +125,13 @@ def plot_accuracy_vs_sparsity(
     from matplotlib.ticker import LogFormatter, LogLocator
 
     fig, ax = _figure()
-    for name, points in curves.items():
+    for i, (name, points) in enumerate(curves.items()):
         remaining = [100 * (1 - s) for s, _, _ in points]
         mean = [100 * m for _, m, _ in points]
         spread = [100 * sd for _, _, sd in points]
-        line, = ax.plot(remaining, mean, marker="o", label=name)
+        # The 10 colours repeat past 10 lines: each round of them gets its own marker and dash.
+        style = {"marker": "osD^v"[i // 10 % 5], "linestyle": ("-", "--", "-.", ":")[i // 10 % 4]}
+        line, = ax.plot(remaining, mean, label=name, **style)
         ax.fill_between(remaining, [m - s for m, s in zip(mean, spread)], [m + s for m, s in zip(mean, spread)],
                         color=line.get_color(), alpha=0.2)
     if dense_acc is not None:
