@@ -184,3 +184,9 @@ def test_forty_lines_keep_the_accuracy_plot_and_distinct_ticks(tmp_path: Path, l
     _readable(figure, 41)  # and "dense"
     assert [text for text, _ in figure["xticks"]] == ["100", "50", "20", "10", "5", "2", "1", "0.5"]
     assert all(left.x1 < right.x0 for (_, left), (_, right) in zip(figure["xticks"], figure["xticks"][1:]))
+
+
+def test_plots_without_any_line_or_bar_are_written(tmp_path: Path) -> None:
+    """Runs without layer ratios (or no curve at all): an empty figure, not an error."""
+    assert plots.plot_layer_sparsity({}, tmp_path / "layers.png").read_bytes().startswith(PNG)
+    assert plots.plot_accuracy_vs_sparsity({}, None, tmp_path / "accuracy.png").read_bytes().startswith(PNG)

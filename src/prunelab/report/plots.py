@@ -22,6 +22,8 @@ def _legend_below(fig, ax) -> None:
     and the figure taller by its rows: with dozens of runs a legend in or above the axes covered
     the lines, ran off the image or squeezed the axes to nothing."""
     handles, labels = ax.get_legend_handles_labels()
+    if not labels:
+        return
     column = 0.45 + 0.055 * max(map(len, labels))  # inches: the handle, then ~18 characters an inch at size 7
     columns = max(1, min(len(labels), int(fig.get_figwidth() // column)))
     fig.set_figheight(fig.get_figheight() + 0.17 * -(-len(labels) // columns))
