@@ -8,6 +8,7 @@ import contextlib
 import functools
 import hashlib
 import io
+import json
 import math
 import os
 import shutil
@@ -18,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from prunelab.config import RecipeError, builtin_recipes, run_name
+from prunelab.config.load import parse_override
 from prunelab.config.sweep import grid_label, load_plan, summary_meanings
 from prunelab.distributed import join_from_environment, leave, world
 from prunelab.report import format_stat, format_table
@@ -150,8 +152,9 @@ def _run(args: argparse.Namespace) -> int:
     else:
         text = sweep_table(results, sweep.table)
     name = Path(args.recipe).stem if args.recipe else "default"
-    if args.overrides:  # another sweep than the recipe's own: a table of its own
-        name += "-" + hashlib.sha256("\n".join(args.overrides).encode()).hexdigest()[:8]
+    if args.overrides:  # another sweep than the recipe's own: a table of its own, whatever the order or spelling
+        given = json.dumps(dict(map(parse_override, args.overrides)), sort_keys=True, default=str)
+        name += "-" + hashlib.sha256(given.encode()).hexdigest()[:8]
     table_path = Path(args.out) / f"{name}-table.md"
     write_text(table_path, text + "\n")
     print(text)
@@ -333,7 +336,8 @@ def _report(args: argparse.Namespace) -> int:
 
 def _run_folders(paths: list[Path]) -> list[Path]:
     """The finished run directories among ``paths``; with several paths (``runs/*``), the
-    rest (tables, unfinished runs, LR range tests) is skipped with a note."""
+    rest is skipped: prunelab's own tables and analyses silently, anything else (unfinished
+    runs, other files) with a note."""
     from prunelab.report.runs import check_run_folder
 
     folders = []

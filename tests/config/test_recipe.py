@@ -91,6 +91,7 @@ def error_line(message: str, field: str) -> str:
         # a percentage where a fraction belongs
         ("prune.sparsity=90", "prune.sparsity", "less than 1 (got 90): a fraction, e.g. 0.9 for 90%"),
         ("prune.sparsity=1.0", "prune.sparsity", "less than 1 (got 1.0)"),
+        ("prune.sparsity=100", "prune.sparsity", "less than 1 (got 100)"),
         # numbers must be finite
         ("find.optimizer.lr=.inf", "find.optimizer.lr", "finite number (got inf)"),
         ("eval.lr_schedule.warmup_epochs=.inf", "eval.lr_schedule.warmup_epochs", "finite number (got inf)"),
@@ -648,3 +649,10 @@ def test_gmp_without_fine_tuning_needs_no_lr_step_there() -> None:
 def test_gmp_defaults_follow_seed_000s_minimum_of_30_updates() -> None:
     prune = validate({"prune": {"method": "gmp"}}).prune
     assert prune.pruning_epochs * prune.updates_per_epoch >= 30
+
+
+def test_the_percentage_hint_is_only_for_fractions_a_percentage_could_mean() -> None:
+    """sparsity=90 meant 0.9; sparsity=100 has no valid fraction, and momentum is no share."""
+    assert error_line(error_of(["prune.sparsity=90"]), "prune.sparsity").endswith("(got 90): a fraction, e.g. 0.9 for 90%")
+    assert error_line(error_of(["prune.sparsity=100"]), "prune.sparsity").endswith("(got 100)")
+    assert "a fraction" not in error_of(["find.optimizer.momentum=90"])

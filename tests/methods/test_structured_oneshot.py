@@ -222,10 +222,19 @@ def test_filter_l1_ranked_globally_is_said_as_the_run_starts_and_only_then(make_
     recipe = make_recipe("prune.criterion=filter_l1", "prune.scope=global", source="structured")
     layerwise = make_recipe("prune.criterion=filter_l1", "prune.scope=layerwise", source="structured")
     assert not any("filter_l1" in message for message in unused_settings(layerwise))
-    with warnings.catch_warnings(record=True) as caught:
+    trained_after = []  # the warnings said when the first training starts
+    real_init = Trainer.__init__
+
+    def init(self, *args, **kwargs):
+        trained_after.append([str(w.message) for w in caught])
+        real_init(self, *args, **kwargs)
+
+    with warnings.catch_warnings(record=True) as caught, pytest.MonkeyPatch.context() as patch:
         warnings.simplefilter("always")
+        patch.setattr(Trainer, "__init__", init)
         run_recipe(recipe, shared_out, progress=False)
     said = [str(w.message) for w in caught if "filter_l1" in str(w.message)]
+    assert said and said[0] in trained_after[0]
     assert said == [
         "prune.criterion filter_l1 with prune.scope global compares filter norms of layers with different fan-in "
         "(the layers with the fewest inputs lose nearly all their channels); Li et al. and seed 004 prune each "

@@ -182,7 +182,8 @@ def test_cli_runs_a_2x2_sweep_on_one_shared_find_phase(tmp_path, data_dir, capsy
     # The same sweep with another grid: a table of its own beside the first.
     overrides = ["sweep.grid.prune.sparsity=[0.5]"]
     assert main(["run", str(path), "--out", str(out), "--no-progress", "--set", overrides[0]]) == 0
-    other = out / f"tiny_sweep-{hashlib.sha256(overrides[0].encode()).hexdigest()[:8]}-table.md"
+    given = b'{"sweep.grid.prune.sparsity": [0.5]}'  # the parsed overrides, as sorted JSON
+    other = out / f"tiny_sweep-{hashlib.sha256(given).hexdigest()[:8]}-table.md"
     assert other.read_text().strip() in capsys.readouterr().out
     assert (out / "tiny_sweep-table.md").read_text() == table
     rows = {}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -18,7 +19,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 from safetensors import safe_open
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
 from prunelab import atomic
 from prunelab.config import load_recipe, run_name
@@ -534,4 +535,24 @@ def test_a_resumed_gmp_run_warns_about_its_update_frequency_again(data_dir: Path
         with pytest.raises(Interrupted):
             run_recipe(recipe, tmp_path, progress=False)
     with pytest.warns(UserWarning, match="the pruning stage has only 4 sparsity updates"):
+        run_recipe(recipe, tmp_path, progress=False)
+
+
+def test_a_checkpoint_with_a_foreign_phase_state_is_named_as_damaged(recipe, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A journal whose phase state has fields this version does not write (another version,
+    an edit by hand) is a DamagedRunError naming the checkpoint, not a TypeError."""
+    from prunelab.runs.io import DamagedRunError
+
+    with monkeypatch.context() as patch:
+        record_all_epochs(patch, stop_after=4)  # the second eval epoch: the eval phase's state is journaled
+        with pytest.raises(Interrupted):
+            run_recipe(recipe, tmp_path, progress=False)
+    (checkpoint,) = tmp_path.glob("*/seed-0/checkpoint.safetensors")
+    with safe_open(str(checkpoint), framework="pt") as file:
+        metadata, tensors = file.metadata(), {key: file.get_tensor(key) for key in file.keys()}  # noqa: SIM118
+    journal = json.loads(metadata["journal"])
+    assert journal["phase"]["name"] == "eval"
+    journal["phase"]["state"]["momentum_of_the_future"] = 1
+    save_file(tensors, str(checkpoint), {**metadata, "journal": json.dumps(journal)})
+    with pytest.raises(DamagedRunError, match=rf"^{re.escape(str(checkpoint))} is damaged \(its state of phase eval is not one prunelab writes\)"):
         run_recipe(recipe, tmp_path, progress=False)

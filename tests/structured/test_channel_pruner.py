@@ -124,7 +124,7 @@ def test_channels_once_removed_stay_removed() -> None:
         (lambda p: p.prune(1.0), r"sparsity must be a number in \[0, 1\), got 1.0"),
         (lambda p: p.prune(0.5, scope="blocks"), "scope must be 'global' or 'layerwise'"),
         (lambda p: p.prune(), "give either a sparsity or per-group ratios"),
-        (lambda p: p.prune(ratios={"9": 0.5}), r"ratio given for '9', which names none of the channel groups: 0, 3, 7"),
+        (lambda p: p.prune(ratios={"9": 0.5}), r"ratio given for '9', which names none of the channel groups \(or the layers of one\): 0, 3, 7"),
         (lambda p: p.prune(ratios={"0": -0.1}), r"ratio for '0' must be a number"),
     ],
 )
@@ -325,5 +325,5 @@ def test_ratios_name_groups_by_any_of_their_layers_or_by_regex_as_include_does()
     by_regex = ChannelPruner(chain(), X)
     by_regex.prune(ratios={r"[03]": 0.5})
     assert [len(k) for k in by_regex.keep.values()] == [5, 6, 8]
-    with pytest.raises(ValueError, match=r"^0 gets two ratios: 0.5 from '0' and 0.2 from '1'$"):
+    with pytest.raises(ValueError, match=r"^channel group 0 gets two ratios: 0.5 from '0' and 0.2 from '1'$"):
         ChannelPruner(chain(), X).prune(ratios={"0": 0.5, "1": 0.2})

@@ -99,7 +99,8 @@ def _describe(error: dict) -> str:
     # Our own checks (value_error) already quote the value in their message.
     quoted = error["type"] == "value_error" and repr(value) in message
     shown = "" if isinstance(value, dict) or quoted else f" (got {value!r})"
-    if error["type"] == "less_than" and error.get("ctx", {}).get("lt") == 1 and isinstance(value, (int, float)) and 1 < value <= 100:
+    fraction_field = any(word in where for word in ("sparsity", "ratio", "fraction", "rate"))
+    if fraction_field and error["type"] == "less_than" and isinstance(value, (int, float)) and 1 < value < 100:
         shown += f": a fraction, e.g. {value / 100:g} for {value:g}%"
     return f"{where}: {message}{shown}"
 

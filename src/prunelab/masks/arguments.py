@@ -33,13 +33,13 @@ def check_target(sparsity: object, scope: str | None, ratios: object, per: str) 
 
 
 def ratios_by_target(
-    ratios: object, targets: Sequence[str], named_by: Callable[[str, str], bool], of: str
+    ratios: object, targets: Sequence[str], named_by: Callable[[str, str], bool], kind: str, of: str
 ) -> dict[str, tuple[float, str]]:
-    """Each target that a key of ``ratios`` names (``named_by(key, target)``), with its ratio
-    and the key that named it. A key that names nothing, or two ratios for one target, are
-    errors.
+    """Each target (a ``kind``, one ``of`` ``targets``) that a key of ``ratios`` names
+    (``named_by(key, target)``), with its ratio and the key that named it. A key that names
+    nothing, or two ratios for one target, are errors.
 
-    >>> ratios_by_target({"fc.*": 0.5}, ["fc1", "fc2", "conv"], lambda k, t: t.startswith(k[:2]), "layers")
+    >>> ratios_by_target({"fc.*": 0.5}, ["fc1", "fc2", "conv"], lambda k, t: t.startswith(k[:2]), "layer", "layers")
     {'fc1': (0.5, 'fc.*'), 'fc2': (0.5, 'fc.*')}
     """
     if not isinstance(ratios, Mapping):
@@ -56,6 +56,6 @@ def ratios_by_target(
         for target in named:
             if target in chosen and chosen[target][0] != ratio:
                 earlier, source = chosen[target]
-                raise ValueError(f"{target} gets two ratios: {earlier} from {source!r} and {ratio} from {key!r}")
+                raise ValueError(f"{kind} {target} gets two ratios: {earlier} from {source!r} and {ratio} from {key!r}")
             chosen[target] = ratio, key
     return chosen

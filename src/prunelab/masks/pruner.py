@@ -139,7 +139,8 @@ class Pruner:
         {'0.weight': 0.5, '1.weight': 0.2}
         """
         chosen = ratios_by_target(
-            ratios, list(self.parameters), lambda key, name: matches_any(key, self._aliases[name]), of="prunable parameters"
+            ratios, list(self.parameters), lambda key, name: matches_any(key, self._aliases[name]),
+            kind="parameter", of="prunable parameters",
         )
         return {name: ratio for name, (ratio, _) in chosen.items()}
 
@@ -227,7 +228,8 @@ class Pruner:
         (fast to multiply by). Weights written into the model later (e.g. rewinding) need
         :meth:`apply`. A copy of the pruner (``copy.deepcopy``, pickle) is not attached.
         Gradient clipping between ``backward()`` and the step sees the gradients of pruned
-        weights unless :meth:`mask_gradients` is called first.
+        weights unless :meth:`mask_gradients` is called first. An optimizer that trains none of
+        the pruned weights (another model's) is a ValueError.
         """
         if not isinstance(optimizer, torch.optim.Optimizer):
             raise TypeError(f"attach needs a torch.optim.Optimizer, got {type(optimizer).__name__}")

@@ -60,8 +60,9 @@ def _iterate(session: Session, found: dict, eval_config: EvalConfig, epochs_per_
             update={"epochs": epochs_per_level[level - 1]}
         )
         evaluated = retrain(session, f"level-{level}/eval", found, pruned, config)
-        levels.append({"level": level, "sparsity": pruned["sparsity"], **pruning_outcome(pruned, evaluated)})
-    return {"dense_acc": last_test_acc(found), **pruning_outcome(pruned, evaluated), "levels": levels}
+        outcome = pruning_outcome(pruned, evaluated)
+        levels.append({"level": level, "sparsity": pruned["sparsity"], **outcome})
+    return {"dense_acc": last_test_acc(found), **outcome, "levels": levels}
 
 
 def keep_pruned_weights(session: Session, level: int) -> None:

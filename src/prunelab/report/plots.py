@@ -157,7 +157,7 @@ def plot_layer_sparsity(lprs: dict[str, dict[str, float]], path: Path) -> Path:
     """Layerwise pruning ratios: a group of bars per layer, a bar per run, the figure wider
     with more bars so that each stays a few pixels wide."""
     layers = list(dict.fromkeys(name for lpr in lprs.values() for name in lpr))
-    fig, ax = _figure(max(7, 1.5 + 0.025 * len(layers) * len(lprs)))
+    fig, ax = _figure(min(60, max(7, 1.5 + 0.025 * len(layers) * len(lprs))))  # past 60 in, thinner bars
     width = 0.8 / max(1, len(lprs))
     for i, (name, lpr) in enumerate(lprs.items()):
         positions = [j + (i - (len(lprs) - 1) / 2) * width for j in range(len(layers))]

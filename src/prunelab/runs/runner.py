@@ -165,8 +165,8 @@ def check_plan(recipes: Sequence[tuple[str, Recipe]], out: str | Path = "runs") 
 
 def run_recipe(recipe: Recipe, out: str | Path = "runs", progress: bool | None = None) -> Path:
     """Run every seed of ``recipe`` that has not finished yet; returns the run directory.
-    Progress bars show when ``progress`` is True, or if None, when stderr is a terminal (in a
-    log file they would be clutter).
+    Progress bars show when ``progress`` is True, or if None, on a terminal or in a notebook
+    (in a log file they would be clutter).
 
     >>> from prunelab.config import load_recipe
     >>> folder = run_recipe(load_recipe("gmp", ["find.epochs=5"]), out="runs")  # doctest: +SKIP
@@ -177,7 +177,7 @@ def run_recipe(recipe: Recipe, out: str | Path = "runs", progress: bool | None =
         )
     for message in unused_settings(recipe):
         warnings.warn(message, stacklevel=2)
-    progress = sys.stderr.isatty() if progress is None else progress
+    progress = (sys.stderr.isatty() or "ipykernel" in sys.modules) if progress is None else progress
     device = resolve_device(recipe.device)
     folder = run_folder(out, recipe)
     pending = [seed for seed in recipe.seeds if not (folder / f"seed-{seed}" / SUMMARY).exists()]

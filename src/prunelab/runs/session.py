@@ -26,7 +26,7 @@ from prunelab.distributed import agree, barrier
 from prunelab.masks import Pruner
 from prunelab.models import build_model, initialize
 from prunelab.runs.checkpoint import load_checkpoint, read_journal, save_checkpoint
-from prunelab.runs.io import read_tensors, save_tensors
+from prunelab.runs.io import DamagedRunError, read_tensors, save_tensors
 from prunelab.schedules import Schedule
 from prunelab.structured import ChannelPruner, shrink
 from prunelab.train import Trainer, evaluate
@@ -194,7 +194,13 @@ class Session:
         )
         current = self.journal["phase"]
         if current is not None and current["name"] == phase:
-            trainer.state = PhaseState(**current["state"])
+            try:
+                trainer.state = PhaseState(**current["state"])
+            except TypeError:  # fields this version does not write: a damaged or foreign file
+                raise DamagedRunError(
+                    f"{self.folder / CHECKPOINT} is damaged (its state of phase {phase} is not one prunelab writes); "
+                    "remove it to train again what it held"
+                ) from None
             if self._optimizer_state is not None:
                 trainer.optimizer.load_state_dict(self._optimizer_state)  # the attached pruner re-masks it
         else:

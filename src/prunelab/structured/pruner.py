@@ -141,7 +141,8 @@ class ChannelPruner:
         or regular expression (as include/exclude do); two ratios for one group are an error."""
         layers = {g.name: (g.name, *g.producers, *g.norms) for g in self.groups}
         chosen = ratios_by_target(
-            ratios, list(layers), lambda key, group: any(matches(key, layer) for layer in layers[group]), of="channel groups"
+            ratios, list(layers), lambda key, group: any(matches(key, layer) for layer in layers[group]),
+            kind="channel group", of="channel groups (or the layers of one)",
         )
         for group in chosen:
             if group not in scores:
