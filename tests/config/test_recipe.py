@@ -656,3 +656,14 @@ def test_the_percentage_hint_is_only_for_fractions_a_percentage_could_mean() -> 
     assert error_line(error_of(["prune.sparsity=90"]), "prune.sparsity").endswith("(got 90): a fraction, e.g. 0.9 for 90%")
     assert error_line(error_of(["prune.sparsity=100"]), "prune.sparsity").endswith("(got 100)")
     assert "a fraction" not in error_of(["find.optimizer.momentum=90"])
+
+
+def test_filter_l1_is_ranked_layer_by_layer_unless_the_recipe_says_otherwise() -> None:
+    """Li et al. and seed 004 prune filters by L1-norm layer by layer (ChannelPruner's default
+    too); BatchNorm scales and weights are ranked globally by default."""
+    assert load_recipe("structured", ["prune.criterion=filter_l1"]).prune.scope == "layerwise"
+    assert load_recipe("structured").prune.criterion == "bn_scale"
+    assert load_recipe("structured").prune.scope == "global"
+    assert load_recipe("structured", ["prune.criterion=filter_l1", "prune.scope=global"]).prune.scope == "global"
+    assert load_recipe(None, ["prune.scope=layerwise"]).prune.scope == "layerwise"
+    assert Recipe.model_validate({"prune": {"criterion": "filter_l1"}}).prune.scope == "layerwise"

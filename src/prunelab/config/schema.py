@@ -181,7 +181,8 @@ class PruneBase(Strict):
     and ``random_channels`` prune whole channels (one-shot only: seed 002's Algorithm A2,
     seed 004's L1-norm filter pruning), and the model is then rebuilt small and dense
     without them. For channels, ``sparsity`` and ``ratios`` count channels, ``ratios`` and
-    ``include``/``exclude`` name channel groups by their layers (``prunelab.structured``)."""
+    ``include``/``exclude`` name channel groups by their layers (``prunelab.structured``).
+    The scope is ``global`` unless given, except for ``filter_l1``: ``layerwise``."""
 
     sparsity: Fraction = 0.9
     scope: Literal["global", "layerwise", "ratios", "lpr_of"] = "global"
@@ -196,6 +197,15 @@ class PruneBase(Strict):
     def _absolute(cls, lpr_of: str | None) -> str | None:
         # The same reference whatever the working directory, and one run name for it.
         return None if lpr_of is None else str(Path(lpr_of).expanduser().resolve())
+
+    @model_validator(mode="before")
+    @classmethod
+    def _filter_norms_by_layer(cls, data: object) -> object:
+        # As ChannelPruner by default: Li et al. and seed 004 prune filters by L1-norm layer by
+        # layer, since the norms of layers with different fan-in do not compare.
+        if isinstance(data, dict) and data.get("criterion") == "filter_l1" and "scope" not in data:
+            return {**data, "scope": "layerwise"}
+        return data
 
     @model_validator(mode="after")
     def _ratios_with_scope(self) -> PruneBase:
