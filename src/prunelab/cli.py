@@ -194,11 +194,11 @@ def _lr_range_test(args: argparse.Namespace) -> int:
     if result.inflection_lr is None:
         print("the loss never rose by 10%: the model tolerates every LR up to the end; try a larger --end-lr")
     else:
-        print(f"inflection point (loss 10% above the trained model's): lr = {result.inflection_lr:.3g}")
         use = f"--set eval.optimizer.lr={result.inflection_lr:.2g}"
         if recipe.eval.lr_policy is not None:  # a policy sets the eval LR itself and would ignore it
             use = f"--set eval.lr_policy=null {use}, in place of the recipe's LR policy {recipe.eval.lr_policy}"
-        print(f"suggested pruning LR: {result.inflection_lr:.3g}  (e.g. {use})")
+        print(f"suggested pruning LR: {result.inflection_lr:.3g}, the inflection point, where the probe loss is 10% "
+              f"above the trained model's (seed 000)\n  e.g. {use}")
     print(f"\ncurve and plot in {folder}")
     return 0
 

@@ -155,7 +155,7 @@ def test_cli_prints_a_suggested_lr_and_writes_the_curve(data_dir, tmp_path, caps
     assert saved["lrs"][0] == 1e-9 and len(saved["lrs"]) == len(saved["losses"])
     above = [i for i, loss in enumerate(saved["losses"]) if loss > saved["baseline"] * 1.1]
     assert saved["inflection_lr"] == saved["lrs"][above[0]]
-    printed = re.search(r"suggested pruning LR: (\S+)", out)
+    printed = re.search(r"suggested pruning LR: ([^,]+), the inflection point", out)
     assert printed and float(printed.group(1)) == pytest.approx(saved["inflection_lr"], rel=5e-3)
     # The table: the first LR of every decade, and the inflection point with the LRs just before it.
     rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in out.splitlines() if re.match(r"\| +\d", line)]
@@ -167,7 +167,7 @@ def test_cli_prints_a_suggested_lr_and_writes_the_curve(data_dir, tmp_path, caps
     assert [float(row[0]) for row in rows] == pytest.approx([saved["lrs"][i] for i in wanted], rel=5e-4)
     assert [row[2] for row in rows] == ["<- inflection" if i == at else "" for i in wanted]
     # The default recipe retrains under LLR, which sets the eval LR: the hint turns it off.
-    assert f"(e.g. --set eval.lr_policy=null --set eval.optimizer.lr={saved['inflection_lr']:.2g}, in place of the recipe's LR policy llr)" in out
+    assert f"\n  e.g. --set eval.lr_policy=null --set eval.optimizer.lr={saved['inflection_lr']:.2g}, in place of the recipe's LR policy llr\n" in out
     # it ran on the trained find phase, cached for the runs of the same recipe
     assert list(tmp_path.glob(".find/*/seed-0/checkpoint.safetensors"))
 
