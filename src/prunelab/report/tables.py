@@ -78,14 +78,7 @@ def pivot(
     percent = is_percent(value)  # as format_stat shows them
     row_values = list(dict.fromkeys(a[rows] for a, _ in results))
     column_values = list(dict.fromkeys(tuple(a[c] for c in columns) for a, _ in results))
-    cells: dict[tuple, Mapping[str, float]] = {}
-    for assignment, stats in results:
-        key = (assignment[rows], tuple(assignment[c] for c in columns))
-        if key in cells:
-            raise ValueError(f"two runs fall into the cell {rows}={key[0]}, {dict(zip(columns, key[1]))}: "
-                             "the rows and columns must name every field that differs between the runs")
-        if value in stats:
-            cells[key] = stats[value]
+    cells = _cells(results, rows, columns, value)
     choose = min if lower_is_better(value) else max
     best = {  # NaN means (a diverged run) are never the best
         col: choose((m for r in row_values if (r, col) in cells and not math.isnan(m := cells[(r, col)]["mean"])), default=None)
@@ -97,7 +90,7 @@ def pivot(
     for r in row_values:
         line = {label[rows]: r}
         for col in column_values:
-            header = " / ".join(f"{label[c]} {v}" for c, v in zip(columns, col)) or value
+            header = _column_name(label, columns, col) or value
             stat = cells.get((r, col))
             if stat is None:
                 line[header] = ""
@@ -130,11 +123,11 @@ def column_winners(
     if not all(column.startswith(("find.", "eval.")) for column in columns):
         return ""
     scale = 100 if is_percent(value) else 1
-    cells = {(a[rows], tuple(a[c] for c in columns)): s[value] for a, s in results if value in s and not math.isnan(s[value]["mean"])}
+    cells = {key: stat for key, stat in _cells(results, rows, columns, value).items() if not math.isnan(stat["mean"])}
     row_values = list(dict.fromkeys(r for r, _ in cells))
     column_values = list(dict.fromkeys(c for _, c in cells))
     label = short_labels([rows, *columns])
-    name = {col: " / ".join(f"{label[c]} {v}" for c, v in zip(columns, col)) for col in column_values}
+    name = {col: _column_name(label, columns, col) for col in column_values}
     winners, ties, close = {}, set(), []
     for col in column_values:
         ranked = sorted((r for r in row_values if (r, col) in cells), key=lambda r: cells[(r, col)]["mean"], reverse=not lower_is_better(value))
@@ -158,6 +151,25 @@ def column_winners(
     return (f"The best {label[rows]} depends on the column ({per_column}): the method and the recipe interact "
             f"(seed 004), and the best cell, {label[rows]} {best_row} under {name[best_col]}, weighs more"
             + (f"; leads within one standard deviation under {', '.join(close)}" if close else "") + ".")
+
+
+def _cells(
+    results: Sequence[tuple[Mapping[str, object], Mapping[str, Mapping[str, float]]]], rows: str, columns: Sequence[str], value: str
+) -> dict[tuple, Mapping[str, float]]:
+    """The statistics of ``value`` by (row value, column values); two runs in one cell are an error."""
+    cells: dict[tuple, Mapping[str, float]] = {}
+    for assignment, stats in results:
+        key = (assignment[rows], tuple(assignment[c] for c in columns))
+        if key in cells:
+            raise ValueError(f"two runs fall into the cell {rows}={key[0]}, {dict(zip(columns, key[1]))}: "
+                             "the rows and columns must name every field that differs between the runs")
+        if value in stats:
+            cells[key] = stats[value]
+    return cells
+
+
+def _column_name(label: Mapping[str, str], columns: Sequence[str], values: tuple) -> str:
+    return " / ".join(f"{label[c]} {v}" for c, v in zip(columns, values))
 
 
 def lower_is_better(value: str) -> bool:

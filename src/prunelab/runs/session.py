@@ -51,6 +51,21 @@ def recipe_data(recipe: Recipe) -> Dataset:
         raise OSError(f"data.data_dir={setting}: cannot use {error.filename or setting}: {error.strerror or error}") from None
 
 
+def progress_label(recipe: Recipe, seed: int, phase: str) -> str:
+    """Where a phase stands in the run, for its progress bar.
+
+    >>> from prunelab.config import load_recipe
+    >>> progress_label(load_recipe("imp", ["seeds=[0, 5, 7]", "prune.levels=4"]), 5, "level-2/eval")
+    'seed 5 (2/3) level 2/4 eval'
+    """
+    seeds = recipe.seeds
+    where = f"seed {seed}" + (f" ({seeds.index(seed) + 1}/{len(seeds)})" if len(seeds) > 1 else "")
+    level = re.fullmatch(r"level-(\d+)/(.+)", phase)
+    if level:
+        phase = f"level {level[1]}/{recipe.prune.level_count} {level[2]}"
+    return f"{where} {phase}"
+
+
 def recipe_model(recipe: Recipe, data: Dataset) -> nn.Module:
     """The recipe's model, freshly initialised from the global RNG, for ``data``."""
     return build_model(recipe.model.name, num_classes=data.num_classes, input_shape=data.input_shape, **recipe.model.options)
@@ -94,22 +109,6 @@ class Session:
             "parameters": sum(p.numel() for p in self.model.parameters()),
             "macs": count_macs(self.model, self.example_input()),
         }
-
-    def progress_label(self, phase: str) -> str:
-        """Where a phase stands in the run, for its progress bar: ``seed 5 (2/3) level 2/4 eval``.
-
-        >>> from prunelab.config import load_recipe
-        >>> session = Session.__new__(Session)
-        >>> session.recipe, session.seed = load_recipe("imp", ["seeds=[0, 5, 7]", "prune.levels=4"]), 5
-        >>> session.progress_label("level-2/eval")
-        'seed 5 (2/3) level 2/4 eval'
-        """
-        seeds = self.recipe.seeds
-        where = f"seed {self.seed}" + (f" ({seeds.index(self.seed) + 1}/{len(seeds)})" if len(seeds) > 1 else "")
-        level = re.fullmatch(r"level-(\d+)/(.+)", phase)
-        if level:
-            phase = f"level {level[1]}/{self.recipe.prune.level_count} {level[2]}"
-        return f"{where} {phase}"
 
     def channel_pruner(self) -> ChannelPruner:
         """A channel pruner of the session's model as the recipe's prune section says."""
@@ -189,7 +188,7 @@ class Session:
         trainer = Trainer(
             self.model, self.data, config, seed=self.seed, phase=phase, device=self.device,
             pruner=self.pruner, schedule=schedule, step_hooks=step_hooks,
-            augment=self.recipe.data.augment, progress=self.progress, label=self.progress_label(phase),
+            augment=self.recipe.data.augment, progress=self.progress, label=progress_label(self.recipe, self.seed, phase),
             sparsity=self.sparsity,
         )
         current = self.journal["phase"]
