@@ -14,8 +14,8 @@ from typing import BinaryIO
 @contextlib.contextmanager
 def atomic_write(path: str | Path) -> Iterator[BinaryIO]:
     """Open a new temporary file beside ``path`` for binary writing. When the block ends, the
-    file is flushed to disk and renamed to ``path``; if anything fails, it is removed and the
-    error passes through, leaving ``path`` as it was.
+    file is flushed to disk and renamed to ``path``, and the rename is flushed too; if anything
+    fails, the temporary file is removed and the error passes through, leaving ``path`` as it was.
 
     >>> import tempfile
     >>> target = Path(tempfile.mkdtemp()) / "x.bin"
@@ -38,3 +38,15 @@ def atomic_write(path: str | Path) -> Iterator[BinaryIO]:
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
+    _sync_folder(path.parent)
+
+
+def _sync_folder(folder: Path) -> None:
+    """Flush a folder's entries, so that a power cut cannot undo a rename made in it."""
+    if os.name != "posix":  # other systems cannot open a folder; their renames are journalled
+        return
+    handle = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(handle)
+    finally:
+        os.close(handle)

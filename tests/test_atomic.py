@@ -1,0 +1,41 @@
+import os
+from pathlib import Path
+
+import pytest
+
+from prunelab.atomic import atomic_write
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path: Path) -> None:
+    target = tmp_path / "summary.json"
+    target.write_bytes(b"old")
+    with pytest.raises(OSError, match="disk full"), atomic_write(target) as file:
+        file.write(b"half of the new")
+        raise OSError("disk full")
+    assert target.read_bytes() == b"old"
+    assert list(tmp_path.iterdir()) == [target]
+
+
+def test_the_file_is_replaced_whole(tmp_path: Path) -> None:
+    target = tmp_path / "sub" / "masks.safetensors"
+    for content in (b"first", b"second, longer"):
+        with atomic_write(target) as file:
+            file.write(content)
+        assert target.read_bytes() == content
+    assert list(target.parent.iterdir()) == [target]
+
+
+@pytest.mark.skipif(os.name != "posix", reason="folders can be opened and flushed on POSIX only")
+def test_the_file_then_the_rename_in_its_folder_are_flushed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    flushed = []
+    fsync = os.fsync
+
+    def record(handle: int) -> None:
+        flushed.append(os.fstat(handle).st_ino)
+        fsync(handle)
+
+    monkeypatch.setattr(os, "fsync", record)
+    target = tmp_path / "metrics.json"
+    with atomic_write(target) as file:
+        file.write(b"{}")
+    assert flushed == [target.stat().st_ino, tmp_path.stat().st_ino]
