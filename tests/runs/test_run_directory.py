@@ -15,7 +15,7 @@ from prunelab.config import RecipeError, load_recipe, run_name
 from prunelab.data import load_dataset
 from prunelab.masks import Pruner
 from prunelab.models import build_model
-from prunelab.runs.runner import aggregate, run_recipe
+from prunelab.runs.runner import aggregate, find_key, run_recipe
 from prunelab.train import Trainer, evaluate
 
 # The tiny run of conftest.py (recipe, run), shared with test_resume and test_damaged_files.
@@ -254,3 +254,13 @@ def test_progress_bars_show_on_a_terminal_unless_told(recipe, tmp_path: Path, mo
     monkeypatch.setattr("sys.stderr.isatty", lambda: tty)
     run_recipe(recipe.model_copy(update={"find": recipe.find.model_copy(update={"epochs": 1})}), tmp_path, progress=progress)
     assert shown and set(shown) == {bars}
+
+
+def test_runs_that_rewind_to_no_weights_of_the_find_phase_share_it(recipe) -> None:
+    """Only late rewinding (epoch:K, step:K) keeps weights of the find phase; none, init and
+    reinit runs can share one, as value_of_pruning.yaml's retrained and scratch arms do."""
+    cpu = torch.device("cpu")
+    keys = {rewind: find_key(recipe.model_copy(update={"eval": recipe.eval.model_copy(update={"rewind": rewind})}), cpu)
+            for rewind in ("none", "init", "reinit", "epoch:1", "epoch:2", "step:3")}  # fmt: skip
+    assert keys["none"] == keys["init"] == keys["reinit"]
+    assert len({keys["none"], keys["epoch:1"], keys["epoch:2"], keys["step:3"]}) == 4

@@ -9,18 +9,21 @@ Layout of ``<out>/<run name>/``::
         metrics.csv, .json      one row per epoch of every phase
         lr_log.json             the LR of every optimizer step, per phase
         layer_sparsity.json     the layerwise pruning ratios (LPR) of the final masks
-        events.json             what each pruning step recorded (sparsity, accuracy after it, d1, LPR)
+        events.json             what each step besides training recorded: pruning (sparsity, accuracy
+                                after it, d1, LPR), rewinding, LR policies, budgets, GMP's plan
         training.png            test accuracy and sparsity per epoch (sparsity_schedule.png: GMP)
         masks.safetensors       final masks (bit-packed; after channel pruning, of the small dense model: all kept)
         model.safetensors       final weights (of the small model, if channels were removed)
         channels.json           the kept channels of each channel group (channel criteria only)
         checkpoint.safetensors  the resumable state (kept: a finished seed is not re-run)
         snapshots/              weights kept for rewinding (init, rewind)
-        masks/                  the masks of every pruning step (e.g. each IMP level)
+        masks/                  the masks of every pruning step (e.g. each IMP level; none for
+                                channel pruning, whose steps channels.json records)
 
 The find phase is trained once per ``<out>/.find/<key>/seed-<s>/`` and copied into every
-run with the same data, model, find training, rewind point and device type, so that runs differing only
-in pruning or retraining (a sweep over retraining policies, say) share it.
+run with the same data, model, find training, late-rewinding point, device type and number of
+processes (:func:`find_key`), so that runs differing only in pruning or retraining (a sweep over
+retraining policies, say) share it.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ from prunelab.methods.common import (
     choose_channels,
     find,
     late_rewinding,
+    rewind_target,
 )
 from prunelab.report.plots import plot_sparsity_schedule, plot_training
 from prunelab.runs.io import (
@@ -163,10 +167,15 @@ def check_plan(recipes: Sequence[tuple[str, Recipe]], out: str | Path = "runs") 
             raise RecipeError(f"[{label}] {error}") from None
 
 
+def progress_shows() -> bool:
+    """Whether progress bars show by default: on a terminal or in a notebook, where they
+    redraw one line; in a log file they would be clutter."""
+    return sys.stderr.isatty() or "ipykernel" in sys.modules
+
+
 def run_recipe(recipe: Recipe, out: str | Path = "runs", progress: bool | None = None) -> Path:
     """Run every seed of ``recipe`` that has not finished yet; returns the run directory.
-    Progress bars show when ``progress`` is True, or if None, on a terminal or in a notebook
-    (in a log file they would be clutter).
+    Progress bars show when ``progress`` is True, or if None, as :func:`progress_shows` says.
 
     >>> from prunelab.config import load_recipe
     >>> folder = run_recipe(load_recipe("gmp", ["find.epochs=5"]), out="runs")  # doctest: +SKIP
@@ -177,7 +186,7 @@ def run_recipe(recipe: Recipe, out: str | Path = "runs", progress: bool | None =
         )
     for message in unused_settings(recipe):
         warnings.warn(message, stacklevel=2)
-    progress = (sys.stderr.isatty() or "ipykernel" in sys.modules) if progress is None else progress
+    progress = progress_shows() if progress is None else progress
     device = resolve_device(recipe.device)
     folder = run_folder(out, recipe)
     pending = [seed for seed in recipe.seeds if not (folder / f"seed-{seed}" / SUMMARY).exists()]
@@ -203,13 +212,14 @@ def run_folder(out: str | Path, recipe: Recipe) -> Path:
 
 
 def find_key(recipe: Recipe, device: torch.device) -> str:
-    """What the find phase depends on: data, model, its training, where rewinding goes back
-    to, the device type and the number of processes (see :func:`run_folder`)."""
+    """What the find phase depends on: data, model, its training, the weights it keeps for
+    late rewinding (epoch:K, step:K; none, init and reinit need nothing more of it, so their
+    runs share one), the device type and the number of processes (see :func:`run_folder`)."""
     settings = {
         "data": recipe.data.model_dump(mode="json", exclude={"data_dir", "download"}),
         "model": recipe.model.model_dump(mode="json"),
         "find": recipe.find_training.model_dump(mode="json"),
-        "rewind": recipe.eval.rewind,
+        "rewind": rewind_target(recipe.eval.rewind),
         "device": device.type,
         **({"processes": world().size} if world().size > 1 else {}),
     }
