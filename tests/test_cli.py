@@ -54,7 +54,7 @@ def number(cell: str) -> float:
 
 def prunelab_command() -> list[str]:
     script = Path(sys.executable).with_name("prunelab")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "prunelab.cli"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "prunelab"]
 
 
 @pytest.fixture(scope="module")

@@ -374,8 +374,9 @@ def _summary_table(folder: Path) -> str:
 
 
 def _progress(args: argparse.Namespace) -> bool:
-    # Bars redraw a terminal line; written to a log file they would be clutter.
-    return not args.no_progress and sys.stderr.isatty()
+    from prunelab.runs.runner import progress_shows
+
+    return not args.no_progress and progress_shows()
 
 
 def _make_out(out: str) -> None:
@@ -391,6 +392,3 @@ COMMANDS = {
     "run": _run, "recipes": _recipes, "lr-range-test": _lr_range_test, "sensitivity": _sensitivity, "show": _show,
     "compare": _compare, "report": _report,
 }
-
-if __name__ == "__main__":
-    sys.exit(main())

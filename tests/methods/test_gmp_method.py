@@ -20,6 +20,7 @@ from prunelab.methods.gmp import (
     GradualPruning,
     check_update_frequency,
     gmp_schedule,
+    layer_schedules,
 )
 from prunelab.runs.runner import run_recipe
 from prunelab.train import Trainer
@@ -270,7 +271,8 @@ class _FakeTrainer:
 @pytest.mark.parametrize(("keep", "expected"), [(False, 0.0), (True, WEIGHT_DECAY)])
 def test_finetune_weight_decay_keeps_it(make_recipe, keep, expected) -> None:
     session = _session(make_recipe(*GMP, f"prune.finetune_weight_decay={str(keep).lower()}"))
-    hook = GradualPruning(session, gmp_schedule(session))
+    schedule = gmp_schedule(session)
+    hook = GradualPruning(session, schedule, layer_schedules(session, schedule))
     trainer = _FakeTrainer(session.model, WEIGHT_DECAY)
     for step in (22, 23):  # the last update, then the last step of the pruning stage
         hook(trainer, step)
@@ -287,7 +289,8 @@ def test_layerwise_gmp_prunes_every_layer_to_the_schedule(make_recipe, finetune_
     torch.manual_seed(0)
     epochs = STABILIZATION + PRUNING + finetune_epochs
     session = _session(make_recipe(*GMP, "prune.scope=layerwise", f"eval.epochs={epochs}"))
-    hook = GradualPruning(session, gmp_schedule(session))
+    schedule = gmp_schedule(session)
+    hook = GradualPruning(session, schedule, layer_schedules(session, schedule))
     trainer = _FakeTrainer(session.model, 0.0)
     for step in range(epochs * 8):
         hook(trainer, step)

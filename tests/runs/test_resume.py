@@ -453,7 +453,7 @@ def test_kill_9_while_writing_a_checkpoint_leaves_a_whole_file(tmp_path: Path) -
 
 def prunelab_command() -> list[str]:
     script = Path(sys.executable).with_name("prunelab")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "prunelab.cli"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "prunelab"]
 
 
 def checkpoint_states(out: Path) -> set:

@@ -71,6 +71,8 @@ def override_list(overrides: Iterable[str]) -> list[str]:
 
 
 def validate(data: dict, origin: str = "recipe") -> Recipe:
+    """The :class:`Recipe` of parsed YAML, or a :class:`RecipeError` naming ``origin`` and every
+    field that is wrong."""
     try:
         return Recipe.model_validate(data)
     except ValidationError as error:

@@ -119,7 +119,8 @@ def prune(session: Session, key: str, sparsity: float) -> dict:
 def prune_channels(session: Session) -> dict:
     """Prune whole channels by the recipe's channel criterion and rebuild the model small and
     dense without them (seed 002's Algorithm A2, seed 004's L1-norm filter pruning). Records
-    what :func:`prune` does, plus the channels removed per group."""
+    what :func:`prune` does, plus the channels removed per group, but keeps no masks: the small
+    model has none to keep, and its kept channels are the run's ``channels.json``."""
     channels = session.channel_pruner()
     choose_channels(channels, session.recipe.prune)
     squares = sum(float(p.detach().double().square().sum()) for p in session.pruner.parameters.values())

@@ -63,10 +63,14 @@ def planned_sparsity(session: Session, schedule: Polynomial, layers: dict[str, P
     return sum(layers[name](step) * sizes[name] for name in layers) / sum(sizes.values())
 
 
+def finetune_epoch(session: Session) -> int:
+    """The first epoch of the fine-tuning stage (counted from 0)."""
+    return session.recipe.prune.stabilization_epochs + session.recipe.prune.pruning_epochs
+
+
 def finetune_step(session: Session) -> int:
     """The first optimizer step of the fine-tuning stage."""
-    spec = session.recipe.prune
-    return (spec.stabilization_epochs + spec.pruning_epochs) * steps_per_epoch(session, session.recipe.eval.batch_size)
+    return finetune_epoch(session) * steps_per_epoch(session, session.recipe.eval.batch_size)
 
 
 def check_update_frequency(schedule: Polynomial) -> list[str]:
@@ -90,9 +94,8 @@ class GradualPruning:
     """Step hook: prune to the schedule's target at its update steps, and turn weight decay
     off once fine-tuning starts (every step, so a resumed run gets it too)."""
 
-    def __init__(self, session: Session, schedule: Polynomial) -> None:
-        self.session, self.schedule = session, schedule
-        self.layers = layer_schedules(session, schedule)
+    def __init__(self, session: Session, schedule: Polynomial, layers: dict[str, Polynomial]) -> None:
+        self.session, self.schedule, self.layers = session, schedule, layers
         self.updates = set(schedule.update_steps)
         self.finetune_step = finetune_step(session)
         self.weight_decay_off = not session.recipe.prune.finetune_weight_decay
@@ -109,6 +112,8 @@ class GradualPruning:
 
 
 def gmp(session: Session) -> dict:
+    """Seed 000/001's gradual magnitude pruning: the dense find phase, then one eval phase that
+    stabilizes, prunes along the cubic schedule at its update steps and fine-tunes."""
     found = find(session)
     schedule = gmp_schedule(session)
     layers = layer_schedules(session, schedule)
@@ -119,12 +124,11 @@ def gmp(session: Session) -> dict:
     })
     for message in warned["warnings"]:  # every time the run goes on, a resumed one too
         warnings.warn(message, stacklevel=2)
-    evaluated = session.train("eval", session.recipe.eval, step_hooks=[GradualPruning(session, schedule)])
+    evaluated = session.train("eval", session.recipe.eval, step_hooks=[GradualPruning(session, schedule, layers)])
     history = evaluated["history"]
-    end_of_pruning = session.recipe.prune.stabilization_epochs + session.recipe.prune.pruning_epochs
     return {
         "dense_acc": last_test_acc(found),
-        "pruned_acc": history[end_of_pruning - 1]["test_acc"],
+        "pruned_acc": history[finetune_epoch(session) - 1]["test_acc"],
         "final_acc": history[-1]["test_acc"],
         "sparsity_updates": len(warned["update_steps"]),
     }

@@ -43,6 +43,8 @@ def level_targets(rate: float, target: float, levels: int | None) -> list[float]
 
 
 def imp(session: Session) -> dict:
+    """After the find phase, each level prunes a share of the remaining weights, then rewinds
+    and retrains as the recipe's eval section says."""
     return _iterate(session, find(session), session.recipe.eval)
 
 

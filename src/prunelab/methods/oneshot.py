@@ -7,6 +7,7 @@ from prunelab.runs.session import Session
 
 
 def oneshot(session: Session) -> dict:
+    """Train densely (H_find), prune once to the recipe's sparsity, retrain (H_eval)."""
     found = find(session)
     pruned = prune(session, "prune", sparsity=session.recipe.prune.sparsity)
     evaluated = retrain(session, "eval", found, pruned)

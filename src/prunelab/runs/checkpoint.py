@@ -20,6 +20,8 @@ from prunelab.runs.io import DamagedRunError, save_tensors
 def save_checkpoint(
     path: Path, model: nn.Module, pruner: Pruner, optimizer: torch.optim.Optimizer | None, journal: dict
 ) -> None:
+    """Write the model, the masks, the optimizer's state (None between phases) and the journal
+    to ``path`` as one file, atomically."""
     tensors = {f"model/{k}": v for k, v in model.state_dict().items()}
     tensors.update({f"pruner/{k}": v for k, v in pruner.state_dict().items()})
     optimizer_meta: dict = {}

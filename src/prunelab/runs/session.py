@@ -72,6 +72,10 @@ def recipe_model(recipe: Recipe, data: Dataset) -> nn.Module:
 
 
 class Session:
+    """One seed of one run, in ``folder``: the recipe's model and pruner, its data and device.
+    Restored from the folder's checkpoint if there is one (rebuilt small first if channels were
+    removed), otherwise initialised from ``seed``, with those weights kept as ``init``."""
+
     def __init__(self, folder: Path, recipe: Recipe, seed: int, data: Dataset, device: torch.device, progress: bool = True) -> None:
         self.folder, self.recipe, self.seed, self.data, self.device = folder, recipe, seed, data, device
         self.progress = progress
@@ -265,6 +269,7 @@ class Session:
         save_tensors(self.pruner.state_dict(), self.folder / "masks" / f"{name}.safetensors")
 
     def has_weights(self, name: str) -> bool:
+        """Whether weights were kept as ``name`` (:meth:`save_weights`)."""
         return (self.folder / "snapshots" / f"{name}.safetensors").exists()
 
 
