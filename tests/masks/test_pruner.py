@@ -365,6 +365,16 @@ def test_ratios_as_a_scope_or_a_list_are_errors_that_say_how():
         pruner.prune(ratios=[("fc1", 0.5)])
 
 
+def test_a_ratio_of_one_prunes_the_whole_layer_as_global_pruning_can():
+    """Seed 002's preserve-LPR baseline copies the layerwise ratios of a global mask, which
+    may have pruned a layer entirely (layer collapse)."""
+    pruner = Pruner(distinct_model())
+    pruner.prune(ratios={"fc1": 1.0, "conv2d": 0.5})
+    assert pruner.layer_sparsity()["fc1.weight"] == 1.0
+    assert pruner.layer_sparsity()["conv2d.weight"] == 0.5
+    assert not pruner.model.get_parameter("fc1.weight").any()
+
+
 def test_bad_prune_arguments_are_errors():
     pruner = Pruner(distinct_model())
     with pytest.raises(ValueError, match="not both or neither"):
@@ -373,8 +383,8 @@ def test_bad_prune_arguments_are_errors():
         pruner.prune(0.5, ratios={"fc1": 0.5})
     with pytest.raises(ValueError, match="scope must be one of"):
         pruner.prune(0.5, scope="local")
-    with pytest.raises(ValueError, match=r"ratio for 'fc1' must be a number in \[0, 1\)"):
-        pruner.prune(ratios={"fc1": 1.0})
+    with pytest.raises(ValueError, match=r"ratio for 'fc1' must be a number in \[0, 1\], got 1.5"):
+        pruner.prune(ratios={"fc1": 1.5})
     with pytest.raises(ValueError, match="ratio given for 'bn', which names none of the prunable parameters"):
         pruner.prune(ratios={"bn": 0.5})
     with pytest.raises(TypeError, match="ratios are keyed by names or patterns"):

@@ -126,6 +126,7 @@ def test_channels_once_removed_stay_removed() -> None:
         (lambda p: p.prune(), "give either a sparsity or per-group ratios"),
         (lambda p: p.prune(ratios={"9": 0.5}), r"ratio given for '9', which names none of the channel groups \(or the layers of one\): 0, 3, 7"),
         (lambda p: p.prune(ratios={"0": -0.1}), r"ratio for '0' must be a number"),
+        (lambda p: p.prune(ratios={"0": 1.0}), r"ratio for '0' must be a number in \[0, 1\), got 1.0"),  # no channel left
     ],
 )
 def test_bad_arguments_are_clear_errors(call, message) -> None:

@@ -8,14 +8,15 @@ from collections.abc import Callable, Mapping, Sequence
 from prunelab.masks.targets import compile_pattern
 
 
-def fraction(label: str, value: object) -> float:
-    """``value`` as a Python float in [0, 1) (numpy scalars count in their own precision).
+def fraction(label: str, value: object, whole: bool = False) -> float:
+    """``value`` as a Python float in [0, 1), or [0, 1] if ``whole`` may be pruned (numpy
+    scalars count in their own precision).
 
     >>> fraction("sparsity", 0.9)
     0.9
     """
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value < 1:
-        raise ValueError(f"{label} must be a number in [0, 1), got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (0 <= value < 1 or whole and value == 1):
+        raise ValueError(f"{label} must be a number in [0, 1{']' if whole else ')'}, got {value!r}")
     return float(value)
 
 
@@ -33,11 +34,12 @@ def check_target(sparsity: object, scope: str | None, ratios: object, per: str) 
 
 
 def ratios_by_target(
-    ratios: object, targets: Sequence[str], named_by: Callable[[str, str], bool], kind: str, of: str
+    ratios: object, targets: Sequence[str], named_by: Callable[[str, str], bool], kind: str, of: str, whole: bool = False
 ) -> dict[str, tuple[float, str]]:
     """Each target (a ``kind``, one ``of`` ``targets``) that a key of ``ratios`` names
     (``named_by(key, target)``), with its ratio and the key that named it. A key that names
-    nothing, or two ratios for one target, are errors.
+    nothing, or two ratios for one target, are errors; so is a ratio of 1 unless a ``whole``
+    target may be pruned.
 
     >>> ratios_by_target({"fc.*": 0.5}, ["fc1", "fc2", "conv"], lambda k, t: t.startswith(k[:2]), "layer", "layers")
     {'fc1': (0.5, 'fc.*'), 'fc2': (0.5, 'fc.*')}
@@ -48,7 +50,7 @@ def ratios_by_target(
     for key, raw_ratio in ratios.items():
         if not isinstance(key, str):
             raise TypeError(f"ratios are keyed by names or patterns (strings), got the key {key!r}")
-        ratio = fraction(f"ratio for {key!r}", raw_ratio)
+        ratio = fraction(f"ratio for {key!r}", raw_ratio, whole)
         compile_pattern("ratios", key)
         named = [target for target in targets if named_by(key, target)]
         if not named:

@@ -93,7 +93,8 @@ class Pruner:
     ) -> dict[str, Tensor]:
         """Prune to ``sparsity`` over all prunable weights (``scope="global"``, the default) or
         in every layer (``"layerwise"``), or each named layer to its ratio (``ratios``, which
-        take no scope). Returns the masks.
+        take no scope; a ratio may be 1, the whole layer, as global pruning can leave one, so
+        that its layerwise ratios can be reproduced). Returns the masks.
 
         Counts are exact: ``round(s * n)`` of the ``n`` weights concerned are pruned, the
         lowest-scoring ones, ties broken by position. Masks nest: weights pruned before stay
@@ -132,15 +133,15 @@ class Pruner:
         return self.masks
 
     def named_ratios(self, ratios: Mapping[str, float]) -> dict[str, float]:
-        """``ratios`` keyed by parameter, module names or regexes, as ratios per prunable
-        parameter name; an unknown name or two ratios for one parameter are errors.
+        """``ratios`` (each in [0, 1]) keyed by parameter, module names or regexes, as ratios per
+        prunable parameter name; an unknown name or two ratios for one parameter are errors.
 
         >>> Pruner(nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 2))).named_ratios({"0": 0.5, "1.weight": 0.2})
         {'0.weight': 0.5, '1.weight': 0.2}
         """
         chosen = ratios_by_target(
             ratios, list(self.parameters), lambda key, name: matches_any(key, self._aliases[name]),
-            kind="parameter", of="prunable parameters",
+            kind="parameter", of="prunable parameters", whole=True,
         )
         return {name: ratio for name, (ratio, _) in chosen.items()}
 
