@@ -38,7 +38,9 @@ def first_lr_stage(lr_log: Sequence[float], epoch_ends: Sequence[int]) -> int:
 def trainability_accuracy(trained: Mapping) -> float | None:
     """Mean training accuracy over the first LR stage of a retraining, given as the trainer
     returns it (``history``, with the step each epoch ends at, and ``lr_log``); None if it
-    trained no epoch.
+    trained no epoch. An epoch's training accuracy is the one measured on its batches as
+    they trained (seed 004 does not say; a separate pass over the training set would double
+    the cost of measuring it).
 
     >>> history = [{"train_acc": a, "step": s} for a, s in ((0.5, 2), (0.7, 4), (0.9, 6), (0.95, 8))]
     >>> trainability_accuracy({"history": history, "lr_log": [0.1] * 4 + [0.01] * 4})

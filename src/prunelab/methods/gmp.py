@@ -24,7 +24,8 @@ MIN_UPDATES = 30  # seed 000: "a minimum of 30 steps is a good rule"
 
 def gmp_schedule(session: Session) -> Polynomial:
     """The sparsity schedule of the eval phase, in optimizer steps: ``pruning_epochs *
-    updates_per_epoch`` updates (at most one a step) spread evenly over the pruning stage."""
+    updates_per_epoch`` updates (at most one a step) spread evenly over the pruning stage,
+    the first at its start, the last (the target) one spacing before fine-tuning starts."""
     spec = session.recipe.prune
     begin = spec.stabilization_epochs * steps_per_epoch(session, session.recipe.eval.batch_size)
     stage = finetune_step(session) - begin

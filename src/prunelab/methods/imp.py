@@ -102,7 +102,9 @@ def find_again(session: Session, level: int) -> dict:
 def bimp(session: Session) -> dict:
     """Train ``initial_epochs`` with a linear LR schedule (see ``Recipe.find_training``), then IMP with
     ALLR over the rest of ``budget_epochs``, split evenly over the levels (earlier levels get
-    the remainder)."""
+    the remainder). Seed 003 writes T both for the original training and for the whole
+    budget; ALLR's d2 = T_rt / T takes the original training, the initial epochs, whose LR
+    log is the one ALLR reads."""
     spec = session.recipe.prune
     eval_config = session.recipe.eval.model_copy(update={"lr_policy": "allr"})
     count = spec.level_count
