@@ -235,29 +235,16 @@ def shared_find(out: Path, recipe: Recipe, seed: int, data, device: torch.device
 
 
 def run_seed(folder: Path, recipe: Recipe, seed: int, data, device: torch.device, progress: bool) -> dict:
+    """Run one seed into ``folder`` (resuming it if it was cut off) and write its results;
+    returns its summary."""
     if world().is_main:
         for orphan in folder.glob("**/.*.tmp"):  # left by a kill in the middle of a write
             orphan.unlink()
     if not agree((folder / CHECKPOINT).exists()):
-        found = shared_find(folder.parents[1], recipe, seed, data, device, progress)
-        # The checkpoint last: its presence is what marks the copy as done.
-        for source in [*sorted((found / "snapshots").glob("*.safetensors")), found / CHECKPOINT]:
-            write_bytes(folder / source.relative_to(found), source.read_bytes())
-        barrier()
+        copy_shared_find(folder, shared_find(folder.parents[1], recipe, seed, data, device, progress))
     session = Session(folder, recipe, seed, data, device, progress)
     results = METHODS[recipe.prune.method](session)
-    journal = session.journal
-    phases = [key for key, value in journal["done"].items() if isinstance(value, dict) and "history" in value]
-    rows = [row for phase in phases for row in journal["done"][phase]["history"]]
-    write_csv(folder / "metrics.csv", rows)
-    write_json(folder / "metrics.json", rows)
-    write_json(folder / "lr_log.json", {phase: journal["done"][phase]["lr_log"] for phase in phases})
-    write_json(folder / "layer_sparsity.json", session.layer_counts())
-    write_json(folder / "events.json", {k: v for k, v in journal["done"].items() if k not in phases})
-    if session.channels is not None:
-        write_json(folder / "channels.json", session.channels.state_dict())
-    save_tensors(session.pruner.state_dict(), folder / "masks.safetensors")
-    save_tensors(session.model.state_dict(), folder / "model.safetensors")
+    write_results(session)
     summary = {
         "method": recipe.prune.method,
         "seed": seed,
@@ -268,14 +255,38 @@ def run_seed(folder: Path, recipe: Recipe, seed: int, data, device: torch.device
         "speedup": session.speedup(),
         "wall_seconds": session.elapsed(),
     }
-    if world().is_main:  # the plots read the files only the main process writes
-        plot_training(folder)
-        plan = journal["done"].get("gmp/plan")
-        if plan:
-            plot_sparsity_schedule(plan["update_steps"], plan["sparsity"], folder / "sparsity_schedule.png")
     write_json(folder / SUMMARY, summary)
     barrier()  # the run directory's summary reads every seed's
     return summary
+
+
+def copy_shared_find(folder: Path, found: Path) -> None:
+    """Start a seed's folder from the finished find phase in ``found``: its snapshots, then
+    its checkpoint, whose presence is what marks the copy as done."""
+    for source in [*sorted((found / "snapshots").glob("*.safetensors")), found / CHECKPOINT]:
+        write_bytes(folder / source.relative_to(found), source.read_bytes())
+    barrier()
+
+
+def write_results(session: Session) -> None:
+    """A finished seed's result files and plots (the layout in this module's docstring)."""
+    folder, done = session.folder, session.journal["done"]
+    phases = [key for key, value in done.items() if isinstance(value, dict) and "history" in value]
+    rows = [row for phase in phases for row in done[phase]["history"]]
+    write_csv(folder / "metrics.csv", rows)
+    write_json(folder / "metrics.json", rows)
+    write_json(folder / "lr_log.json", {phase: done[phase]["lr_log"] for phase in phases})
+    write_json(folder / "layer_sparsity.json", session.layer_counts())
+    write_json(folder / "events.json", {key: value for key, value in done.items() if key not in phases})
+    if session.channels is not None:
+        write_json(folder / "channels.json", session.channels.state_dict())
+    save_tensors(session.pruner.state_dict(), folder / "masks.safetensors")
+    save_tensors(session.model.state_dict(), folder / "model.safetensors")
+    if world().is_main:  # the plots read the files only the main process writes
+        plot_training(folder)
+        plan = done.get("gmp/plan")
+        if plan:
+            plot_sparsity_schedule(plan["update_steps"], plan["sparsity"], folder / "sparsity_schedule.png")
 
 
 def aggregate(folder: Path, recipe: Recipe) -> dict:
