@@ -83,3 +83,36 @@ def test_masked_conv_costs_its_kept_weights_at_every_output_position() -> None:
     assert dense == 54 * 20 + 240
     assert pruned == 23 * 20 + 80
     assert speedup(dense, pruned) == pytest.approx(1320 / 540)
+
+
+def test_attention_counts_its_projections_with_their_masks() -> None:
+    """MultiheadAttention applies its projection weights itself (no Linear forward runs), and
+    in eval without gradients torch would take a fused path: both must still be counted."""
+    torch.manual_seed(0)
+    layer = nn.TransformerEncoderLayer(d_model=16, nhead=2, dim_feedforward=32, batch_first=True).eval()
+    tokens = 5
+    # q, k, v and the output projection (16 x 16 each), then the two feed-forward layers
+    assert count_macs(layer, torch.zeros(1, tokens, 16)) == tokens * (4 * 16 * 16 + 2 * 16 * 32)
+    pruner = Pruner(layer, include=["self_attn.in_proj_weight", "self_attn.out_proj", "linear1", "linear2"])
+    pruner.prune(ratios={"self_attn.in_proj_weight": 0.5, "self_attn.out_proj": 0.75, "linear1": 0.0, "linear2": 0.0})
+    in_proj = pruner.masks["self_attn.in_proj_weight"]
+    by_projection = [int(in_proj[i * 16:(i + 1) * 16].sum()) for i in range(3)]  # kept weights of q, k, v
+    assert sum(by_projection) == 3 * 16 * 16 // 2
+    expected = tokens * (sum(by_projection) + 16 * 16 // 4 + 2 * 16 * 32)
+    assert count_macs(layer, torch.zeros(1, tokens, 16), pruner.masks) == expected
+
+
+def test_cross_attention_counts_queries_keys_and_values_by_their_own_lengths() -> None:
+    attention = nn.MultiheadAttention(16, 2, kdim=8, vdim=12, batch_first=True)
+
+    class Decoder(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.attention = attention
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            memory_keys, memory_values = torch.zeros(1, 6, 8), torch.zeros(1, 6, 12)
+            return self.attention(x, key=memory_keys, value=memory_values)[0]
+
+    # 4 queries through q (16 x 16) and the output (16 x 16); 6 keys (16 x 8) and values (16 x 12)
+    assert count_macs(Decoder(), torch.zeros(1, 4, 16)) == 4 * 256 + 6 * 16 * 8 + 6 * 16 * 12 + 4 * 256

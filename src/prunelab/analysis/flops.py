@@ -3,8 +3,10 @@
 Seed 003 and seed 004 measure a pruned model's cost by the multiply-accumulates (MACs) of
 its Conv and Linear layers per example: dense, a weight costs one MAC per output position
 it is applied at; a pruned (zero) weight costs nothing if the hardware could skip it. The
-theoretical speedup is the dense count over the pruned one. Other layers (BatchNorm,
-activations, pooling) are left out, as is usual.
+theoretical speedup is the dense count over the pruned one. ``nn.MultiheadAttention``
+counts its projections, which it applies without calling Linear modules. Other work
+(BatchNorm, activations, pooling, attention's products of activations) is left out, as is
+usual, and so are weights a model applies by functions of its own (``F.linear(x, w)``).
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from prunelab.models.common import evaluating
 
 
 def count_macs(model: nn.Module, example_input: Tensor, masks: Mapping[str, Tensor] | None = None) -> int:
-    """MACs per example of ``model``'s Conv and Linear layers on inputs shaped like ``example_input``.
+    """MACs per example of ``model``'s Conv, Linear and attention projections on inputs
+    shaped like ``example_input`` (batch first).
 
     With ``masks`` (parameter name -> bool mask, e.g. :attr:`prunelab.Pruner.masks`), pruned
     weights cost nothing. One forward pass in eval mode without gradients; the model is left as it was.
@@ -28,23 +31,45 @@ def count_macs(model: nn.Module, example_input: Tensor, masks: Mapping[str, Tens
     6
     >>> count_macs(nn.Conv1d(1, 4, 3), torch.zeros(1, 1, 10))  # 8 positions x 4 filters x 3 weights
     96
+    >>> layer = nn.TransformerEncoderLayer(4, nhead=2, dim_feedforward=8, batch_first=True)
+    >>> count_macs(layer, torch.zeros(1, 5, 4))  # 5 tokens x (q, k, v, out: 4 x 4 each; 4 x 8 and 8 x 4)
+    640
     """
     masks_of = _masks_by_weight(model, masks or {})
     counts: list[int] = []
 
-    def record(module: nn.Module, _inputs: tuple, output: Tensor) -> None:
-        mask = masks_of.get(id(module.weight))
-        weights = int(mask.sum()) if mask is not None else module.weight.numel()
-        # Each weight is used once per output position of its filter (per output row for Linear).
-        positions = output[0].numel() // module.weight.shape[0]
-        counts.append(weights * positions)
+    def kept(weight: Tensor, rows: slice = slice(None)) -> int:
+        mask = masks_of.get(id(weight))
+        return int(mask[rows].sum()) if mask is not None else weight[rows].numel()
 
-    layers = [m for m in model.modules() if isinstance(m, PRUNABLE_MODULES)]
+    def record(module: nn.Module, _inputs: tuple, output: Tensor) -> None:
+        # Each weight is used once per output position of its filter (per output row for Linear).
+        counts.append(kept(module.weight) * (output[0].numel() // module.weight.shape[0]))
+
+    def record_attention(module: nn.MultiheadAttention, args: tuple, kwargs: dict, _output: object) -> None:
+        query, key, value = (kwargs[name] if name in kwargs else args[i] for i, name in enumerate(("query", "key", "value")))
+        rows = [query.numel() // query.shape[-1], key.numel() // key.shape[-1], value.numel() // value.shape[-1]]
+        if module.in_proj_weight is not None:  # q, k and v projections stacked in one weight
+            size = module.embed_dim
+            counts.extend(kept(module.in_proj_weight, slice(i * size, (i + 1) * size)) * n for i, n in enumerate(rows))
+        else:
+            weights = (module.q_proj_weight, module.k_proj_weight, module.v_proj_weight)
+            counts.extend(kept(weight) * n for weight, n in zip(weights, rows))
+        counts.append(kept(module.out_proj.weight) * rows[0])
+
+    attention = [m for m in model.modules() if isinstance(m, nn.MultiheadAttention)]
+    projections = {id(m.out_proj) for m in attention}  # applied by the attention, not called
+    layers = [m for m in model.modules() if isinstance(m, PRUNABLE_MODULES) and id(m) not in projections]
     handles = [layer.register_forward_hook(record) for layer in layers]
+    handles += [m.register_forward_hook(record_attention, with_kwargs=True) for m in attention]
+    fast_path = torch.backends.mha.get_fastpath_enabled()
     try:
+        # Fused attention and transformer kernels would skip the hooks.
+        torch.backends.mha.set_fastpath_enabled(False)
         with evaluating(model), torch.no_grad():
             model(example_input[:1])
     finally:
+        torch.backends.mha.set_fastpath_enabled(fast_path)
         for handle in handles:
             handle.remove()
     return sum(counts)
