@@ -69,14 +69,16 @@ def test_layerwise_filter_l1_matches_torch_ln_structured() -> None:
 def test_global_count_is_exact_and_ranks_across_groups() -> None:
     model = chain()
     randomise_batchnorm(model)
-    pruner = ChannelPruner(model, X, criterion="bn_scale")  # the Linear group has no BatchNorm: left whole
-    assert [g.name for g in pruner.groups] == ["0", "3", "7"]
+    with pytest.warns(UserWarning, match=r"cannot score the channel groups 7 \(no BatchNorm follows them\): they stay whole"):
+        pruner = ChannelPruner(model, X, criterion="bn_scale")
+    assert [g.name for g in pruner.groups] == ["0", "3"]
     scores = torch.cat([model[1].weight.abs(), model[4].weight.abs()]).detach()
     pruner.prune(0.5)
-    assert len(pruner.keep["7"]) == 8
     kept = torch.cat([torch.isin(torch.arange(10), pruner.keep["0"]), torch.isin(torch.arange(12), pruner.keep["3"])])
     assert int((~kept).sum()) == 11  # round(0.5 * 22): the scored groups only
+    assert pruner.channel_sparsity() == 0.5  # counted over the same groups
     assert scores[~kept].max() < scores[kept].min()  # the 11 smallest |gamma| went
+    assert pruner.shrink()[7].out_features == 8  # the Linear group whole
 
 
 def test_all_equal_scores_break_ties_by_group_then_channel_order() -> None:
@@ -264,7 +266,7 @@ def test_global_filter_l1_is_warned_about_and_each_criterion_s_default_scope_is_
         default = ChannelPruner(chain(), X)
         default.prune(0.5)  # filter_l1's own scope: layerwise
         assert [len(k) for k in default.keep.values()] == [5, 6, 4]  # half of 10, 12 and 8
-        ChannelPruner(chain(), X, criterion="bn_scale").prune(0.5)
+        ChannelPruner(chain(), X, criterion="bn_scale", exclude=["7"]).prune(0.5)  # "7" has no BatchNorm
 
 
 class AuxiliaryHead(nn.Module):

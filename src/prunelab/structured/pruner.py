@@ -35,7 +35,9 @@ class ChannelPruner:
     names or regular expressions, as :class:`~prunelab.Pruner`'s); a group is excluded when
     any of its layers is. ``criterion`` scores channels: ``filter_l1`` (Li et al., 2017),
     ``bn_scale`` (|gamma|, seed 002) or ``random_channels``; members of a residual-coupled
-    group add up their scores. Nothing of ``model`` changes: :meth:`shrink` returns a copy.
+    group add up their scores. Groups the criterion cannot score (``bn_scale``: without
+    BatchNorm) are left out too, with a warning naming them. Nothing of ``model`` changes:
+    :meth:`shrink` returns a copy.
 
     >>> _ = torch.manual_seed(0)
     >>> model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 4, 2))
@@ -62,7 +64,7 @@ class ChannelPruner:
         check_seed(seed)
         self.model, self.example_input = model, example_input
         self.criterion = get_channel_criterion(criterion, seed)
-        self.groups = _chosen(channel_groups(model, example_input), include, exclude)
+        self.groups = self._scorable(_chosen(channel_groups(model, example_input), include, exclude))
         self.keep: dict[str, Tensor] = {g.name: torch.arange(g.size) for g in self.groups}
 
     # -- choosing channels -------------------------------------------------------------
@@ -83,8 +85,7 @@ class ChannelPruner:
         scales do, as network slimming ranks them). Exactly ``round(s * n)`` channels go, ties
         broken by group and channel order. Channels once removed stay removed, and every group
         keeps at least one channel (its best), so a network is never cut in two: a target that
-        would remove a group's last channel is an error. A criterion that cannot score a group
-        (``bn_scale`` without BatchNorm) leaves it whole.
+        would remove a group's last channel is an error.
         """
         check_target(sparsity, scope, ratios, per="group")
         scope = scope or ("layerwise" if isinstance(self.criterion, FilterL1) else "global")
@@ -116,24 +117,37 @@ class ChannelPruner:
             ranked = _ranked(scores[name], self.keep[name])
             self.keep[name] = ranked[-(size - count) :].sort().values
 
+    def _scorable(self, groups: list[ChannelGroup]) -> list[ChannelGroup]:
+        """The groups the criterion scores; a warning names the others, none an error."""
+        unscored = [group.name for group in groups if self.criterion(self.model, group) is None]
+        bn_scale = isinstance(self.criterion, BatchNormScale)
+        if len(unscored) == len(groups) and bn_scale:
+            raise ValueError(
+                f"criterion bn_scale needs BatchNorm layers after the pruned layers, and none of the channel groups "
+                f"({', '.join(unscored)}) has one (a model option such as batch_norm may add them)"
+            )
+        if len(unscored) == len(groups):
+            raise ValueError(f"criterion {self.criterion!r} scores none of the channel groups {', '.join(unscored)}")
+        if unscored:
+            why = " (no BatchNorm follows them)" if bn_scale else ""
+            warnings.warn(
+                f"criterion {self.criterion!r} cannot score the channel groups {', '.join(unscored)}{why}: "
+                "they stay whole, and sparsities count the other groups' channels",
+                stacklevel=3,
+            )
+        return [group for group in groups if group.name not in unscored]
+
     def _scores(self) -> dict[str, Tensor]:
-        """Scores of every scorable group; removed channels score -inf."""
+        """Scores of every group; removed channels score -inf."""
         scores = {}
         for group in self.groups:
             score = self.criterion(self.model, group)
             if score is None:
-                continue
+                raise ValueError(f"criterion {self.criterion!r} scored {group.name} when the pruner was made, but not now")
             score = torch.as_tensor(score, dtype=torch.float64).reshape(-1)
             if len(score) != group.size or score.isnan().any():
                 raise ValueError(f"criterion {self.criterion!r} gave {len(score)} scores (or NaN) for the {group.size} channels of {group.name}")
             scores[group.name] = score
-        if not scores and isinstance(self.criterion, BatchNormScale):
-            raise ValueError(
-                f"criterion bn_scale needs BatchNorm layers after the pruned layers, and none of the channel groups "
-                f"({', '.join(self.keep)}) has one (a model option such as batch_norm may add them)"
-            )
-        if not scores:
-            raise ValueError(f"criterion {self.criterion!r} scores none of the channel groups {', '.join(self.keep)}")
         return scores
 
     def _ratio_targets(self, ratios: Mapping[str, float], scores: dict[str, Tensor]) -> dict[str, int]:
@@ -144,9 +158,6 @@ class ChannelPruner:
             ratios, list(layers), lambda key, group: any(matches(key, layer) for layer in layers[group]),
             kind="channel group", of="channel groups (or the layers of one)",
         )
-        for group in chosen:
-            if group not in scores:
-                raise ValueError(f"criterion {self.criterion!r} cannot score the channels of {group}")
         return {group: round(ratio * len(scores[group])) for group, (ratio, _) in chosen.items()}
 
     def _prune_globally(self, sparsity: float, scores: dict[str, Tensor]) -> None:
