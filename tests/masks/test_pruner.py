@@ -2,6 +2,7 @@
 
 import copy
 import pickle
+import warnings
 
 import pytest
 import torch
@@ -118,6 +119,7 @@ def constant_model(value: float = 0.5) -> ConvNet:
 
 
 @pytest.mark.parametrize("sparsity", [0.01, 0.3, 0.5, 0.9, 0.999])
+@pytest.mark.filterwarnings("ignore:every weight of")  # ties broken by position empty the first layers
 def test_global_ties_exact_count_earliest_first(sparsity):
     model = constant_model()
     pruner = Pruner(model)
@@ -326,6 +328,16 @@ def test_loading_a_corrupt_state_is_an_error():
         Pruner(distinct_model()).load_state_dict(state)
 
 
+def test_a_lazy_module_is_refused_until_it_has_run():
+    model = nn.Sequential(nn.LazyLinear(8), nn.ReLU(), nn.Linear(8, 2))
+    pruner = Pruner(model)
+    with pytest.raises(ValueError, match=r"0.weight belongs to a lazy module that has not run yet.*run the model on one batch first"):
+        pruner.prune(0.5)
+    model(torch.randn(3, 5))  # now 0.weight is 8 x 5
+    pruner.prune(0.5)
+    assert pruner.count_pruned() == round(0.5 * (8 * 5 + 8 * 2))
+
+
 def test_a_model_on_the_meta_device_is_refused_until_materialized():
     state = pruned_state()
     with torch.device("meta"):
@@ -489,3 +501,19 @@ def test_a_copy_of_an_attached_pruner_is_detached_and_can_be_attached():
         assert (weight.grad[mask] != 0).any(), name
     assert copied_pruner.masks["conv2d.weight"].logical_not().any()
     assert len(pruner._hooks) == 1 and len(optimizer._optimizer_step_pre_hooks) == 1
+
+
+def test_a_layer_emptied_by_global_pruning_is_warned_about_once():
+    """Global pruning can take every weight of a small layer (layer collapse, seed 002);
+    a ratio of 1 asks for it, and a layer emptied earlier is not news."""
+    model = nn.Sequential(nn.Linear(20, 64), nn.ReLU(), nn.Linear(64, 5))
+    with torch.no_grad():
+        model[2].weight.mul_(1e-3)  # far smaller than the first layer's weights
+    pruner = Pruner(model)
+    with pytest.warns(UserWarning, match=r"every weight of 2.weight is pruned \(layer collapse\)"):
+        pruner.prune(0.8)
+    assert pruner.layer_sparsity()["2.weight"] == 1.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pruner.prune(0.85)  # 2.weight was empty before
+        Pruner(nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 4))).prune(ratios={"0": 1.0})

@@ -83,7 +83,7 @@ def test_a_process_that_stops_stops_the_others_with_one_line_each(data_dir: Path
     (tmp_path / f"{run_name(load_recipe(None, overrides))}-2proc" / "seed-0" / "metrics.csv").mkdir(parents=True)
     done = torchrun("run", "--out", str(tmp_path), "--no-progress", *(f"--set={o}" for o in overrides))
     assert done.returncode != 0
-    ours = [line for line in done.stderr.splitlines() if line.startswith(("prunelab: ", "[rank"))]
+    ours = [line for line in done.stderr.splitlines() if line.startswith(("prunelab: running", "prunelab: error", "[rank"))]
     folder = tmp_path / f"{run_name(load_recipe(None, overrides))}-2proc"
     assert f"prunelab: error: cannot write {folder / 'seed-0' / 'metrics.csv'}: Is a directory" in ours
     assert sum(line.startswith("prunelab: error: process 1 of 2 stopped: ") for line in ours) == 1

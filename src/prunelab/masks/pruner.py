@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 from collections.abc import Mapping, Sequence
 
 import torch
@@ -98,7 +99,9 @@ class Pruner:
 
         Counts are exact: ``round(s * n)`` of the ``n`` weights concerned are pruned, the
         lowest-scoring ones, ties broken by position. Masks nest: weights pruned before stay
-        pruned, and a target below the current sparsity is an error.
+        pruned, and a target below the current sparsity is an error. A layer that a sparsity
+        target prunes entirely is warned about (nothing passes through it); ratios say what
+        they mean per layer.
         """
         check_target(sparsity, scope, ratios, per="layer")
         scope = scope or "global"
@@ -116,6 +119,7 @@ class Pruner:
             sparsity = fraction("sparsity", sparsity)
             names = list(self.parameters)
             groups = [(names, sparsity)] if scope == "global" else [([name], sparsity) for name in names]
+        emptied_before = {name for name in self.parameters if self._emptied(name)}
         masks = {}
         for names, target in groups:
             total = sum(weights[n].numel() for n in names)
@@ -130,7 +134,19 @@ class Pruner:
             group_prior = None if prior is None else {n: prior[n] for n in names}
             masks.update(select({n: weights[n] for n in names}, n_prune, chosen, group_prior, seed=self.seed))
         self._set_masks(masks)
+        emptied = [name for name in self.parameters if self._emptied(name) and name not in emptied_before]
+        if emptied and ratios is None:
+            warnings.warn(
+                f"every weight of {', '.join(emptied)} is pruned (layer collapse): nothing passes through "
+                f"{'it' if len(emptied) == 1 else 'them'} any more; scope 'layerwise' or per-layer ratios keep "
+                "some weights in every layer",
+                stacklevel=2,
+            )
         return self.masks
+
+    def _emptied(self, name: str) -> bool:
+        mask = self.masks.get(name)
+        return mask is not None and mask.numel() > 0 and not mask.any()
 
     def named_ratios(self, ratios: Mapping[str, float]) -> dict[str, float]:
         """``ratios`` (each in [0, 1]) keyed by parameter, module names or regexes, as ratios per
@@ -193,6 +209,11 @@ class Pruner:
                 current = self.model.get_parameter(name)
             except AttributeError:
                 raise ValueError(f"the model no longer has the parameter {name!r} this pruner prunes") from None
+            if isinstance(current, nn.parameter.UninitializedParameter):
+                raise ValueError(
+                    f"{name} belongs to a lazy module that has not run yet, so it has no shape: "
+                    "run the model on one batch first"
+                )
             if current.is_meta:
                 raise ValueError(
                     f"{name} is on the meta device, without values: materialize the model first "
@@ -384,7 +405,8 @@ class Pruner:
         """Set the masks from :meth:`state_dict` output and apply them to the model.
 
         The state must hold a mask for every prunable parameter, or none at all (a pruner
-        that had not pruned yet).
+        that had not pruned yet). It replaces the masks, as a restore: unlike :meth:`prune`,
+        it may keep weights the current masks prune (they are zero, and train again).
         """
         self._follow_model()
         masks = {}
