@@ -20,6 +20,7 @@ from prunelab.models import build_model, initialize
 from prunelab.report.setups import comparison_setup, read_run_record
 from prunelab.runs.checkpoint import load_checkpoint
 from prunelab.runs.runner import FIND_CACHE, find_key, run_recipe
+from prunelab.runs.session import load_trained
 from prunelab.structured import ChannelPruner
 from prunelab.train import Trainer, evaluate
 
@@ -82,6 +83,17 @@ def test_pruned_and_final_accuracies_are_those_of_the_small_model(bn_run, shared
     _, acc = evaluate(final, data.x_test, data.y_test, torch.device("cpu"))
     assert summary["final_acc"] == acc
     assert final.features[0].out_channels == len(channels["features.0"]) < 16
+
+
+def test_load_trained_gives_the_small_model(bn_run, data, read) -> None:
+    _, seed = bn_run
+    model, pruner = load_trained(seed.parent)
+    expected = small_model(data, load_file(str(seed / "model.safetensors")), read(seed / "channels.json"))
+    assert [type(m) for m in model.modules()] == [type(m) for m in expected.modules()]
+    assert all(torch.equal(value, expected.state_dict()[key]) for key, value in model.state_dict().items())
+    assert model.state_dict().keys() == expected.state_dict().keys()
+    assert pruner.count_pruned() == 0  # whole channels went; no weight of the small model is masked
+    assert evaluate(model, data.x_test, data.y_test, torch.device("cpu"))[1] == read(seed / "summary.json")["final_acc"]
 
 
 def test_summary_counts_the_removed_channels(bn_run, data, read) -> None:

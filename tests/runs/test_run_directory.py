@@ -16,6 +16,7 @@ from prunelab.data import load_dataset
 from prunelab.masks import Pruner
 from prunelab.models import build_model
 from prunelab.runs.runner import aggregate, find_key, run_recipe
+from prunelab.runs.session import load_trained
 from prunelab.train import Trainer, evaluate
 
 # The tiny run of conftest.py (recipe, run), shared with test_resume and test_damaged_files.
@@ -264,3 +265,17 @@ def test_runs_that_rewind_to_no_weights_of_the_find_phase_share_it(recipe) -> No
             for rewind in ("none", "init", "reinit", "epoch:1", "epoch:2", "step:3")}  # fmt: skip
     assert keys["none"] == keys["init"] == keys["reinit"]
     assert len({keys["none"], keys["epoch:1"], keys["epoch:2"], keys["step:3"]}) == 4
+
+
+def test_load_trained_gives_the_final_model_and_its_masks(run: Path, seed0: Path, recipe) -> None:
+    model, pruner = load_trained(run, device="cpu")
+    summary = read_json(seed0 / "summary.json")
+    data = load_dataset("mnist1d", recipe.data.data_dir)
+    assert evaluate(model, data.x_test, data.y_test, torch.device("cpu"))[1] == summary["final_acc"]
+    assert pruner.sparsity() == pytest.approx(summary["sparsity"], abs=1e-12)
+    saved = load_file(str(seed0 / "model.safetensors"))
+    assert all(torch.equal(value, saved[key]) for key, value in model.state_dict().items())
+    with pytest.raises(FileNotFoundError, match=r"has no finished seed 7; its finished seeds: \[0\]"):
+        load_trained(run, seed=7)
+    with pytest.raises(FileNotFoundError, match="is not a run directory"):
+        load_trained(seed0)

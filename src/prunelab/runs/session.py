@@ -20,19 +20,61 @@ import torch
 from torch import Tensor, nn
 
 from prunelab.analysis.flops import count_macs, speedup
+from prunelab.config import load_recipe
 from prunelab.config.schema import Recipe, TrainConfig
 from prunelab.data import Dataset, default_data_dir, load_dataset
 from prunelab.distributed import agree, barrier
 from prunelab.masks import Pruner
 from prunelab.models import build_model, initialize
 from prunelab.runs.checkpoint import load_checkpoint, read_journal, save_checkpoint
-from prunelab.runs.io import DamagedRunError, read_tensors, save_tensors
+from prunelab.runs.io import DamagedRunError, read_json, read_tensors, save_tensors
 from prunelab.schedules import Schedule
 from prunelab.structured import ChannelPruner, shrink
 from prunelab.train import Trainer, evaluate
 from prunelab.train.trainer import PhaseState, StepHook
 
 CHECKPOINT = "checkpoint.safetensors"
+
+
+def recipe_pruner(recipe: Recipe, model: nn.Module, seed: int = 0) -> Pruner:
+    """The pruner of ``model``'s weights as the recipe's prune section says. With a channel
+    criterion it prunes nothing (every Conv/Linear weight stays kept); it measures the
+    model, and include/exclude name channel groups."""
+    prune = recipe.prune
+    if prune.prunes_channels:
+        return Pruner(model)
+    return Pruner(model, include=prune.include, exclude=prune.exclude, criterion=prune.criterion, seed=seed)
+
+
+def load_trained(folder: str | Path, seed: int | None = None, device: str | torch.device = "cpu") -> tuple[nn.Module, Pruner]:
+    """The final model of one seed (the first if None) of a finished run directory, and a
+    pruner holding its masks (attach it to keep them while training on). After channel
+    pruning the model is the small dense one.
+
+    >>> model, pruner = load_trained("runs/oneshot-mnist1d_cnn-mnist1d-5820dedb")  # doctest: +SKIP
+    >>> round(pruner.sparsity(), 2)  # doctest: +SKIP
+    0.9
+    """
+    folder = Path(folder)
+    if not (folder / "recipe.yaml").is_file():
+        raise FileNotFoundError(f"{folder} is not a run directory (it has no recipe.yaml)")
+    recipe = load_recipe(folder / "recipe.yaml")
+    seed = recipe.seeds[0] if seed is None else seed
+    seed_folder = folder / f"seed-{seed}"
+    if not (seed_folder / "summary.json").is_file():
+        finished = sorted(int(path.parent.name.removeprefix("seed-")) for path in folder.glob("seed-*/summary.json"))
+        raise FileNotFoundError(f"{folder} has no finished seed {seed}; its finished seeds: {finished or 'none'}")
+    data = recipe_data(recipe)
+    model = recipe_model(recipe, data)
+    if (seed_folder / "channels.json").exists():
+        channels = recipe_channel_pruner(recipe, model, torch.zeros(1, *data.input_shape), seed)
+        channels.load_state_dict(read_json(seed_folder / "channels.json"))
+        model = channels.shrink()
+    model.load_state_dict(read_tensors(seed_folder / "model.safetensors"))
+    model.to(device)
+    pruner = recipe_pruner(recipe, model, seed)
+    pruner.load_state_dict(read_tensors(seed_folder / "masks.safetensors"))
+    return model, pruner
 
 
 def recipe_channel_pruner(recipe: Recipe, model: nn.Module, example_input: Tensor, seed: int = 0) -> ChannelPruner:
@@ -81,7 +123,7 @@ class Session:
         self.progress = progress
         torch.manual_seed(seed)
         self.model = recipe_model(recipe, data).to(device)
-        self.pruner = self._weight_pruner()
+        self.pruner = recipe_pruner(self.recipe, self.model, self.seed)
         self.dense = self._dense_sizes()
         self.channels: ChannelPruner | None = None  # after channel pruning: the groups and kept channels
         self.journal: dict = {"done": {}, "phase": None}
@@ -96,14 +138,6 @@ class Session:
         else:
             self.save_weights("init")
         self._started = time.perf_counter() - self.journal.get("elapsed", 0.0)
-
-    def _weight_pruner(self) -> Pruner:
-        """The pruner of weights. With a channel criterion it prunes nothing (every Conv/Linear
-        weight stays kept); it measures the model, and include/exclude name channel groups."""
-        prune = self.recipe.prune
-        if prune.prunes_channels:
-            return Pruner(self.model)
-        return Pruner(self.model, include=prune.include, exclude=prune.exclude, criterion=prune.criterion, seed=self.seed)
 
     def _dense_sizes(self) -> dict:
         """The dense model's sizes, which pruning measures itself against: each prunable
@@ -127,7 +161,7 @@ class Session:
         removed (physical removal); remembered, so that a resumed run rebuilds it."""
         self.channels = channels
         self.model = channels.shrink()
-        self.pruner = self._weight_pruner()
+        self.pruner = recipe_pruner(self.recipe, self.model, self.seed)
         self.journal["channels"] = channels.state_dict()
 
     # -- measurements (against the dense model: removed channels count as pruned) ----------
