@@ -14,7 +14,7 @@ from torch import nn
 
 from prunelab import cli
 from prunelab.config import builtin_recipes
-from prunelab.models import build_model
+from prunelab.models import MODELS, build_model
 from prunelab.train import Trainer
 
 # The default recipe on a tiny budget: a narrow CNN in batches of 500, the same code paths.
@@ -422,3 +422,37 @@ def test_each_distinct_warning_is_shown_once_per_command(monkeypatch, capsys) ->
     for _ in range(2):  # a second command says them again
         assert cli.main(["recipes"]) == 0
         assert capsys.readouterr().err == "prunelab: warning: a note\nprunelab: warning: another note\n"
+
+
+
+MY_MODELS = '''
+from torch import nn
+from prunelab.models import register
+
+@register("my_mlp")
+def my_mlp(num_classes, input_shape, hidden=16):
+    """An MLP of my own."""
+    return nn.Sequential(nn.Flatten(), nn.Linear(input_shape[-1], hidden), nn.ReLU(), nn.Linear(hidden, num_classes))
+'''
+
+
+def test_import_brings_a_model_of_the_user_s_own_into_recipes(data_dir: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+    """The module registers a model; `--import` loads it from the current folder, as
+    `python -m` would, so that `model.name` can name it."""
+    (tmp_path / "my_models.py").write_text(MY_MODELS)
+    own_model = ["model.name=my_mlp", "model.options={}", f"data.data_dir={data_dir}"]
+    settings = [item for item in BUDGET if not item.startswith("model.")] + own_model
+    run = ["run", "--no-progress", "--out", str(tmp_path / "runs"), *(f"--set={item}" for item in settings)]
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(run) == 2  # my_mlp is unknown without the module
+    assert "unknown model 'my_mlp'" in capsys.readouterr().err
+    try:
+        assert cli.main([*run, "--import", "my_models"]) == 0
+    finally:
+        MODELS.pop("my_mlp", None)
+        sys.modules.pop("my_models", None)
+    assert cli.main(["run", "--import", "no_such_module"]) == 2
+    assert "prunelab: error: --import no_such_module: No module named 'no_such_module'" in capsys.readouterr().err
+    (folder,) = (tmp_path / "runs").glob("oneshot-my_mlp-*")
+    assert json.loads((folder / "summary.json").read_text())["stats"]["sparsity"]["mean"] == pytest.approx(0.9, abs=1e-3)
+    assert str(tmp_path) not in sys.path

@@ -54,3 +54,17 @@ def test_arms_example_is_the_builtin_value_of_pruning_sweep():
     builtin = yaml.safe_load((Path(__file__).parents[1] / "src" / "prunelab" / "recipes" / "value_of_pruning.yaml").read_text())
     assert documented["arms"] == builtin["sweep"]["arms"] and documented["grid"] == builtin["sweep"]["grid"]
     assert documented["table"] == {k: v for k, v in builtin["sweep"]["table"].items() if k != "value"}
+
+
+def test_own_model_example_registers_a_model_recipes_can_name():
+    from prunelab.config import load_recipe
+    from prunelab.models import MODELS, build_model
+
+    (block,) = [b for b in _blocks("python") if b.startswith("# my_models.py")]
+    try:
+        exec(block, {})
+        recipe = load_recipe(None, ["model.name=my_mlp", "model.options={hidden: 128}"])
+        model = build_model(recipe.model.name, num_classes=10, input_shape=(1, 40), **recipe.model.options)
+        assert model[1].out_features == 128 and model[3].out_features == 10
+    finally:
+        MODELS.pop("my_mlp", None)

@@ -7,6 +7,7 @@ import argparse
 import contextlib
 import functools
 import hashlib
+import importlib
 import io
 import json
 import math
@@ -34,6 +35,7 @@ EPILOG = """examples:
   prunelab report runs/* --out report            # report/report.md with plots
   prunelab lr-range-test gmp                     # suggest the pruning LR for the GMP recipe
   prunelab sensitivity --sparsities 0.5,0.9,0.99 # accuracy with each layer alone pruned: how far each can go
+  prunelab run my.yaml --import my_models        # a recipe using models (or datasets) my_models.py registers
   torchrun --nproc_per_node 4 -m prunelab run imp    # data-parallel over 4 processes (GPUs)
 """
 
@@ -83,6 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             # would show a sweep's repeated warning for some recipes and not for others.
             warnings.simplefilter("always", UserWarning)
             warnings.showwarning = functools.partial(_show_warning, shown=set())
+            _import(getattr(args, "imports", []))
             return COMMANDS[args.command](args)
     except BrokenPipeError:  # e.g. `prunelab show RUN | head`: the reader is gone, nothing to say
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -117,7 +120,25 @@ def _recipe_command(commands: argparse._SubParsersAction, name: str, description
                          help="override a recipe field, e.g. --set prune.sparsity=0.95 (repeatable)")
     command.add_argument("--out", default="runs", help="folder of run directories (default: runs)")
     command.add_argument("--no-progress", action="store_true", help="no progress bars (none either when stderr is not a terminal)")
+    command.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
+                         help="import MODULE first (from the current folder or installed), e.g. one that registers "
+                              "your own models or datasets with prunelab.models.register or prunelab.data.register "
+                              "(repeatable)")  # fmt: skip
     return command
+
+
+def _import(modules: Sequence[str]) -> None:
+    """Import the modules of --import, the current folder first on the path, as ``python -m`` has it."""
+    folder = os.getcwd()
+    sys.path.insert(0, folder)
+    try:
+        for module in modules:
+            try:
+                importlib.import_module(module)
+            except ImportError as error:
+                raise ValueError(f"--import {module}: {error}") from None
+    finally:
+        sys.path.remove(folder)
 
 
 def _show_warning(message: Warning | str, *_where: object, shown: set[str], **_kwargs: object) -> None:

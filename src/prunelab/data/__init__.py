@@ -16,6 +16,7 @@ from prunelab.data.registry import (
     DatasetNotFoundError,
     default_data_dir,
     load_dataset,
+    register,
 )
 
 __all__ = [
@@ -27,4 +28,5 @@ __all__ = [
     "DatasetNotFoundError",
     "default_data_dir",
     "load_dataset",
+    "register",
 ]
