@@ -339,3 +339,12 @@ def test_training_settings_leave_out_what_the_record_covers_and_what_the_optimiz
     assert training_settings(settings, "eval.") == {
         "eval.batch_size": 100, "eval.optimizer.name": "adam", "eval.optimizer.betas": [0.9, 0.99], "data.augment": True,
     }  # fmt: skip
+
+
+def test_pairs_that_meet_more_than_all_runs_together_are_named() -> None:
+    """One run of other seeds makes the three runs S1 together; the other two still meet S4.2."""
+    runs = [record("a"), record("b", **{"prune.criterion": "random"}), record("c", seeds=(0, 1))]
+    text = describe_setups({"": runs})
+    assert text.startswith("Comparison setup (seed 004): S1: ")
+    assert text.endswith("Pairs of them that meet a stricter setup: a vs b: S4.2")
+    assert "Pairs" not in describe_setups({"": runs[:2]})  # two runs: the verdict is the pair's

@@ -33,6 +33,7 @@ LRs is two schedules.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -528,6 +529,7 @@ def describe_setups(groups: Mapping[str, Sequence[RunRecord]]) -> str:
     """Markdown: the setup each labelled set of runs meets (split into groups of one task
     where they are not), and the budgets against runs trained from scratch, as a table."""
     entries, budgets, split = [], [], False  # (who, verdict) per group of one task
+    pairs: list[str] = []
     for label, runs in groups.items():
         task = task_groups(runs)
         split |= len(task) > 1
@@ -536,6 +538,7 @@ def describe_setups(groups: Mapping[str, Sequence[RunRecord]]) -> str:
             names = " vs ".join(r.name for r in group if not r.scratch) if len(task) > 1 else ""  # names hold commas
             if str(verdict):
                 entries.append((": ".join(filter(None, [label, names])), str(verdict)))
+                pairs += [f"{label + ': ' if label else ''}{pair}" for pair in _stricter_pairs(group, verdict)]
             budgets += [{**({"column": label} if label else {}), **b.row()} for b in verdict.budgets]
     parts = []
     if not split and len(entries) == len(groups) and len({text for _, text in entries}) == 1:
@@ -547,9 +550,22 @@ def describe_setups(groups: Mapping[str, Sequence[RunRecord]]) -> str:
     elif entries:
         parts.append("Comparison setups (seed 004) of the runs at one dataset, network, granularity and compression or speedup:\n\n"
                      + "\n".join(f"- {who}: {text}" for who, text in entries))  # fmt: skip
+    if pairs:
+        parts.append("Pairs of them that meet a stricter setup: " + "; ".join(pairs))
     if budgets:
         parts.append(f"{AGAINST_SCRATCH}\n\n" + format_table(budgets))
     return "\n\n".join(parts)
+
+
+def _stricter_pairs(runs: Sequence[RunRecord], together: Verdict) -> list[str]:
+    """The pairs of 3-8 pruning runs that meet a stricter setup than all of them together
+    (one run of other seeds makes every pair with it S1, not the others): "a vs b: S3.1"."""
+    pruned = [run for run in runs if not run.scratch]
+    if not 3 <= len(pruned) <= 8:
+        return []
+    rank = {setup: i for i, setup in enumerate([None, *SETUPS])}
+    pairs = ((a, b, comparison_setup([a, b]).setup) for a, b in itertools.combinations(pruned, 2))
+    return [f"{a.name} vs {b.name}: {setup}" for a, b, setup in pairs if rank[setup] > rank[together.setup]]
 
 
 def describe_setup(folders: Sequence[str | Path], names: Sequence[str] | None = None) -> str:
