@@ -87,7 +87,8 @@ def test_all_equal_scores_break_ties_by_group_then_channel_order() -> None:
         for layer in (model[0], model[3], model[7]):
             layer.weight.fill_(1.0)
     pruner = ChannelPruner(model, X, criterion=lambda m, g: torch.ones(g.size))
-    pruner.prune(0.4)  # 12 of 30 channels
+    with pytest.warns(UserWarning, match="18 of the channels kept score exactly as the best of those just removed"):
+        pruner.prune(0.4)  # 12 of 30 channels; the 18 kept tie with them
     assert pruner.keep["0"].tolist() == [9]  # group "0" gives all but its best (the last, on ties)
     assert pruner.keep["3"].tolist() == list(range(3, 12))
     assert pruner.keep["7"].tolist() == list(range(8))
@@ -105,6 +106,7 @@ def test_every_group_keeps_a_channel_and_the_limit_is_a_clear_error() -> None:
         pruner.prune(0.95, scope="global")
 
 
+@pytest.mark.filterwarnings("ignore:3 of the channels kept score exactly")  # the zeroed filters tie
 def test_channels_once_removed_stay_removed() -> None:
     model = chain()
     pruner = ChannelPruner(model, X)
@@ -266,7 +268,9 @@ def test_global_filter_l1_is_warned_about_and_each_criterion_s_default_scope_is_
         default = ChannelPruner(chain(), X)
         default.prune(0.5)  # filter_l1's own scope: layerwise
         assert [len(k) for k in default.keep.values()] == [5, 6, 4]  # half of 10, 12 and 8
-        ChannelPruner(chain(), X, criterion="bn_scale", exclude=["7"]).prune(0.5)  # "7" has no BatchNorm
+        trained = chain()
+        randomise_batchnorm(trained)  # scales of 1 would tie
+        ChannelPruner(trained, X, criterion="bn_scale", exclude=["7"]).prune(0.5)  # "7" has no BatchNorm
 
 
 class AuxiliaryHead(nn.Module):
@@ -330,3 +334,14 @@ def test_ratios_name_groups_by_any_of_their_layers_or_by_regex_as_include_does()
     assert [len(k) for k in by_regex.keep.values()] == [5, 6, 8]
     with pytest.raises(ValueError, match=r"^channel group 0 gets two ratios: 0.5 from '0' and 0.2 from '1'$"):
         ChannelPruner(chain(), X).prune(ratios={"0": 0.5, "1": 0.2})
+
+
+def test_ties_at_the_cut_are_warned_about() -> None:
+    """Untrained BatchNorm scales are all 1: which channels go is then a matter of order."""
+    with pytest.warns(UserWarning, match=r"11 of the channels kept score exactly as the best of those just removed"):
+        ChannelPruner(chain(), X, criterion="bn_scale", exclude=["7"]).prune(0.5)  # 11 of 22 go; all 22 scales are 1
+    model = chain()
+    randomise_batchnorm(model)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ChannelPruner(model, X, criterion="bn_scale", exclude=["7"]).prune(0.5)

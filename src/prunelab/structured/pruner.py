@@ -41,6 +41,7 @@ class ChannelPruner:
 
     >>> _ = torch.manual_seed(0)
     >>> model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 4, 2))
+    >>> _ = nn.init.uniform_(model[1].weight)  # as if trained: untrained scales all tie at 1
     >>> pruner = ChannelPruner(model, torch.zeros(1, 3, 4, 4), criterion="bn_scale")
     >>> pruner.prune(0.5)
     >>> small = pruner.shrink()
@@ -90,6 +91,7 @@ class ChannelPruner:
         check_target(sparsity, scope, ratios, per="group")
         scope = scope or ("layerwise" if isinstance(self.criterion, FilterL1) else "global")
         scores = self._scores()
+        before = dict(self.keep)
         if ratios is not None:
             targets = self._ratio_targets(ratios, scores)
         elif scope == "layerwise":
@@ -104,6 +106,7 @@ class ChannelPruner:
                     stacklevel=2,
                 )
             self._prune_globally(fraction("sparsity", sparsity), scores)
+            self._warn_of_ties(scores, before, pooled=True)
             return
         else:
             raise ValueError(f"scope must be 'global' or 'layerwise', got {scope!r}")
@@ -116,6 +119,23 @@ class ChannelPruner:
                 raise ValueError(f"{name}: removing {count} of its {size} channels leaves none, but every group keeps one")
             ranked = _ranked(scores[name], self.keep[name])
             self.keep[name] = ranked[-(size - count) :].sort().values
+        self._warn_of_ties(scores, before, pooled=False)
+
+    def _warn_of_ties(self, scores: dict[str, Tensor], before: dict[str, Tensor], pooled: bool) -> None:
+        """Warn if channels kept score exactly as channels just removed (across groups if
+        ``pooled``, else within each): the order of groups and channels chose, not the criterion."""
+        cuts = [(score[before[name][~torch.isin(before[name], self.keep[name])]], score[self.keep[name]])
+                for name, score in scores.items()]  # fmt: skip
+        if pooled:
+            cuts = [(torch.cat([removed for removed, _ in cuts]), torch.cat([kept for _, kept in cuts]))]
+        tied = sum(int((kept == removed.max()).sum()) for removed, kept in cuts if len(removed))
+        if tied:
+            untrained = " (BatchNorm scales are all 1 before training)" if isinstance(self.criterion, BatchNormScale) else ""
+            warnings.warn(
+                f"{tied} of the channels kept score exactly as the best of those just removed, so their order, "
+                f"not {self.criterion!r}, chose between them{untrained}",
+                stacklevel=3,
+            )
 
     def _scorable(self, groups: list[ChannelGroup]) -> list[ChannelGroup]:
         """The groups the criterion scores; a warning names the others, none an error."""
