@@ -101,6 +101,16 @@ class _Space:
         root = self.root()
         root.unprunable = root.unprunable or reason
 
+    def union(self, other: _Space) -> None:
+        """Make ``other``'s group part of this one's, keeping everything known about both at the root."""
+        root, other = self.root(), other.root()
+        if other is not root:
+            other.parent = root
+            root.unprunable = root.unprunable or other.unprunable
+            root.producers += other.producers
+            root.norms += other.norms
+            root.consumers += other.consumers
+
 
 @dataclass(frozen=True)
 class _Channels:
@@ -124,85 +134,11 @@ def channel_groups(model: nn.Module, example_input: Tensor) -> list[ChannelGroup
             f"structured pruning traces the model with torch.fx, which failed on {type(model).__name__}: {error}"
         ) from None
     _propagate_shapes(graph_module, example_input)
-    modules = dict(graph_module.named_modules())
-    channels: dict[fx.Node, _Channels] = {}
-    spaces: list[_Space] = []
-
-    def new_space(size: int) -> _Space:
-        spaces.append(_Space(size))
-        return spaces[-1]
-
-    shapes: dict[fx.Node, _Channels] = {}  # x.shape and x.size(): reading a width is using it
-
-    def block_inputs(node: fx.Node, reason: str) -> None:
-        for argument in node.all_input_nodes:
-            if argument in channels:
-                channels[argument].space.block(reason)
-            if argument in shapes:
-                shapes[argument].space.block(f"its width read for {_name(node, modules)}")
-
+    trace = _Trace(dict(graph_module.named_modules()))
     for node in graph_module.graph.nodes:
-        shape = _shape(node)
-        if node.op == "placeholder":
-            if shape is not None and len(shape) >= 2:
-                channels[node] = _Channels(new_space(shape[1]), 1)
-                channels[node].space.block("the model's input")
-            continue
-        if node.op == "output":
-            block_inputs(node, "the model's output")
-            continue
-        first = _first_input(node)
-        source = channels.get(first)
-        module = modules.get(node.target) if node.op == "call_module" else None
-        name = _name(node, modules)
-        if module is not None and not isinstance(module, (*PRUNABLE_MODULES, *NORMS)) and (module._forward_hooks or module._forward_pre_hooks):
-            # The trace does not see what a hook does to the channels (layers' hooks: _block_shared_layers).
-            block_inputs(node, f"{name} has forward hooks")
-        elif isinstance(module, PRUNABLE_MODULES):
-            channel_dim = 1 if isinstance(module, CONVS) else len(shape) - 1
-            if source is not None:
-                if getattr(module, "groups", 1) != 1 or source.dim != channel_dim:
-                    source.space.block(f"read by {node.target} in a way that mixes channels")
-                else:
-                    source.space.root().consumers.append((node.target, source.factor))
-            space = new_space(shape[channel_dim])
-            space.producers.append(node.target)
-            if getattr(module, "groups", 1) != 1:
-                space.block(f"made by the grouped convolution {node.target}")
-            channels[node] = _Channels(space, channel_dim)
-        elif source is not None and _is_size(node):
-            _read_size(node, source, shapes, name)
-        elif first in shapes and node.op == "call_function" and node.target is operator.getitem:
-            _read_width(node, shapes[first], name)
-        elif isinstance(module, NORMS) and source is not None:
-            if source.dim == 1 and source.factor == 1 and module.affine:
-                source.space.root().norms.append(node.target)
-                channels[node] = source
-            else:
-                source.space.block(f"normalised by {name} across channels or without scale and shift")
-        elif source is not None and (_is_activation(node, module) or _is_pooling(node, module)):
-            if len(node.all_input_nodes) > 1:
-                block_inputs(node, f"used by {name} with tensor arguments")
-            elif _is_pooling(node, module) and shape is None:  # e.g. return_indices=True: a tuple, not the channels
-                source.space.block(f"pooled by {name} into something other than one tensor")
-            elif _is_pooling(node, module) and (source.dim != 1 or source.factor != 1 or shape[:2] != _shape(first)[:2]):
-                source.space.block(f"pooled across channels by {name}")
-            elif isinstance(module, nn.Hardtanh) and not module.min_val <= 0 <= module.max_val:
-                source.space.block(f"moved away from zero by {name}")
-            else:
-                channels[node] = source
-        elif source is not None and _is_joining(node):
-            _join(node, name, channels, block_inputs)
-        elif source is not None and _is_flatten(node, shape, modules):
-            if source.dim == 1 and source.factor == 1:
-                channels[node] = _Channels(source.space, 1, math.prod(_shape(first)[2:]))
-            else:
-                block_inputs(node, f"flattened by {name}")
-        elif node.op in ("call_module", "call_function", "call_method") and name != "dim":
-            block_inputs(node, f"used by {name}")
-        # get_attr: a tensor of the model's own; it only matters where it is used
+        trace.visit(node)
 
-    roots = [s for s in spaces if s.root() is s and s.producers]
+    roots = [s for s in trace.spaces if s.root() is s and s.producers]
     calls = collections.Counter(node.target for node in graph_module.graph.nodes if node.op == "call_module")
     _block_shared_layers(model, roots, calls)
     order = {node.target: i for i, node in enumerate(graph_module.graph.nodes) if node.op == "call_module"}
@@ -214,6 +150,158 @@ def channel_groups(model: nn.Module, example_input: Tensor) -> list[ChannelGroup
         )
         for root in sorted(roots, key=lambda root: min(map(order.__getitem__, root.producers)))
     ]  # fmt: skip
+
+
+class _Trace:
+    """Channels followed through a traced graph node by node: layers make spaces of them, joins merge spaces into groups."""
+
+    def __init__(self, modules: dict[str, nn.Module]) -> None:
+        self.modules = modules
+        self.spaces: list[_Space] = []  # every space made, in order; the groups are their roots
+        self.channels: dict[fx.Node, _Channels] = {}  # where each traced tensor keeps its channels
+        self.shapes: dict[fx.Node, _Channels] = {}  # x.shape and x.size(): reading a width is using it
+
+    def visit(self, node: fx.Node) -> None:
+        """Follow the channels through ``node``, or block those it uses in a way the trace does not follow."""
+        if node.op == "placeholder":
+            self.model_input(node)
+            return
+        if node.op == "output":
+            self.block_inputs(node, "the model's output")
+            return
+        first = _first_input(node)
+        source = self.channels.get(first)
+        module = self.modules.get(node.target) if node.op == "call_module" else None
+        name = _name(node, self.modules)
+        if module is not None and not isinstance(module, (*PRUNABLE_MODULES, *NORMS)) and (module._forward_hooks or module._forward_pre_hooks):
+            # The trace does not see what a hook does to the channels (layers' hooks: _block_shared_layers).
+            self.block_inputs(node, f"{name} has forward hooks")
+        elif isinstance(module, PRUNABLE_MODULES):
+            self.layer(node, module, source)
+        elif source is not None and _is_size(node):
+            self.size(node, source, name)
+        elif first in self.shapes and node.op == "call_function" and node.target is operator.getitem:
+            self.shape_entry(node, self.shapes[first], name)
+        elif isinstance(module, NORMS) and source is not None:
+            self.norm(node, module, source, name)
+        elif source is not None and (_is_activation(node, module) or _is_pooling(node, module)):
+            self.elementwise(node, module, source, name)
+        elif source is not None and _is_joining(node):
+            self.join(node, name)
+        elif source is not None and _is_flatten(node, module):
+            self.flatten(node, source, name)
+        # Anything else may mix channels; but x.dim() is harmless: it reads the number of dims, not a width.
+        elif node.op in ("call_module", "call_function", "call_method") and name != "dim":
+            self.block_inputs(node, f"used by {name}")
+        # get_attr: a tensor of the model's own; it only matters where it is used
+
+    def new_space(self, size: int) -> _Space:
+        """A new space of ``size`` channels."""
+        self.spaces.append(_Space(size))
+        return self.spaces[-1]
+
+    def block_inputs(self, node: fx.Node, reason: str) -> None:
+        """Block the channels of every input of ``node``, and those whose width it reads."""
+        for argument in node.all_input_nodes:
+            if argument in self.channels:
+                self.channels[argument].space.block(reason)
+            if argument in self.shapes:
+                self.shapes[argument].space.block(f"its width read for {_name(node, self.modules)}")
+
+    def model_input(self, node: fx.Node) -> None:
+        """The model's input: its channels (dim 1) cannot be removed, nor any channels joined with them."""
+        shape = _shape(node)
+        if shape is not None and len(shape) >= 2:
+            self.channels[node] = _Channels(self.new_space(shape[1]), 1)
+            self.channels[node].space.block("the model's input")
+
+    def layer(self, node: fx.Node, module: nn.Module, source: _Channels | None) -> None:
+        """A Conv or Linear layer: reads the channels of ``source`` (its columns) and makes new ones (its rows)."""
+        shape = _shape(node)
+        channel_dim = 1 if isinstance(module, CONVS) else len(shape) - 1
+        grouped = getattr(module, "groups", 1) != 1
+        if source is not None:
+            if grouped or source.dim != channel_dim:
+                source.space.block(f"read by {node.target} in a way that mixes channels")
+            else:
+                source.space.root().consumers.append((node.target, source.factor))
+        space = self.new_space(shape[channel_dim])
+        space.producers.append(node.target)
+        if grouped:
+            space.block(f"made by the grouped convolution {node.target}")
+        self.channels[node] = _Channels(space, channel_dim)
+
+    def size(self, node: fx.Node, source: _Channels, name: str) -> None:
+        """``x.size(d)`` of the channel dim uses the width; of another dim it is harmless;
+        ``x.shape`` and ``x.size()`` are followed to see which entry is read."""
+        dim = None
+        if node.op == "call_method":
+            dim = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
+        if dim is None:
+            self.shapes[node] = source
+        else:
+            _check_dim(dim, node.args[0], source, name)
+
+    def shape_entry(self, node: fx.Node, source: _Channels, name: str) -> None:
+        """An entry of ``x.shape`` (or of ``x.size()``): harmless unless it is the channel dim (or a slice)."""
+        shape_node = node.args[0]
+        _check_dim(node.args[1], shape_node.args[0], source, name)
+
+    def norm(self, node: fx.Node, module: nn.Module, source: _Channels, name: str) -> None:
+        """A BatchNorm layer: one scale and shift per channel, if it normalises over the channel dim."""
+        if source.dim == 1 and source.factor == 1 and module.affine:
+            source.space.root().norms.append(node.target)
+            self.channels[node] = source
+        else:
+            source.space.block(f"normalised by {name} across channels or without scale and shift")
+
+    def elementwise(self, node: fx.Node, module: nn.Module | None, source: _Channels, name: str) -> None:
+        """An activation or pooling: the channels pass through if they stay apart and zero stays zero."""
+        shape = _shape(node)
+        pooling = _is_pooling(node, module)
+        if len(node.all_input_nodes) > 1:
+            self.block_inputs(node, f"used by {name} with tensor arguments")
+        elif pooling and shape is None:  # e.g. return_indices=True: a tuple, not the channels
+            source.space.block(f"pooled by {name} into something other than one tensor")
+        elif pooling and (source.dim != 1 or source.factor != 1 or shape[:2] != _shape(_first_input(node))[:2]):
+            source.space.block(f"pooled across channels by {name}")
+        elif isinstance(module, nn.Hardtanh) and not module.min_val <= 0 <= module.max_val:
+            source.space.block(f"moved away from zero by {name}")
+        else:
+            self.channels[node] = source
+
+    def join(self, node: fx.Node, name: str) -> None:
+        """An elementwise sum, difference or product: with a number, channels pass through; of two
+        traced tensors of the same shape, their channel spaces become one group."""
+        arguments = [*node.args, *node.kwargs.values()]
+        # Numbers: literals, or values computed while tracing (e.g. from x.size()), unknown here.
+        numbers = [a for a in arguments if (isinstance(a, (int, float)) and not isinstance(a, bool)) or
+                   (isinstance(a, fx.Node) and _shape(a) is None)]  # fmt: skip
+        if _function_name(node) in SHIFTING and any(isinstance(n, fx.Node) or n != 0 for n in numbers):
+            self.block_inputs(node, f"shifted away from zero by {name}")
+            return
+        dividing = _function_name(node) in ("truediv", "div", "div_")
+        if dividing and sum(isinstance(a, fx.Node) and _shape(a) is not None for a in node.args) > 1:
+            self.block_inputs(node, f"divided by a tensor in {name}")
+            return
+        tensors = [a for a in node.all_input_nodes if _shape(a) is not None]
+        traced = [self.channels[a] for a in tensors if a in self.channels]
+        shape = _shape(node)
+        same = all(_shape(a) == shape for a in tensors) and len(traced) == len(tensors)
+        if not same or len({(c.dim, c.factor) for c in traced}) != 1:
+            self.block_inputs(node, f"combined by {name} with a tensor of another shape")
+            return
+        space = traced[0].space.root()
+        for other in traced[1:]:
+            space.union(other.space)
+        self.channels[node] = _Channels(space, traced[0].dim, traced[0].factor)
+
+    def flatten(self, node: fx.Node, source: _Channels, name: str) -> None:
+        """A flatten after the batch dim: each channel becomes ``factor`` consecutive values, if it was one."""
+        if source.dim == 1 and source.factor == 1:
+            self.channels[node] = _Channels(source.space, 1, math.prod(_shape(_first_input(node))[2:]))
+        else:
+            self.block_inputs(node, f"flattened by {name}")
 
 
 def _block_shared_layers(model: nn.Module, roots: list[_Space], calls: Mapping[str, int]) -> None:
@@ -237,9 +325,10 @@ def _block_shared_layers(model: nn.Module, roots: list[_Space], calls: Mapping[s
 
 
 def _name(node: fx.Node, modules: dict[str, nn.Module]) -> str:
+    """How reasons name ``node``: a layer with its type, else the function or method."""
     if node.op == "call_module":
         return f"{node.target} ({type(modules[node.target]).__name__})"
-    return node.target if isinstance(node.target, str) else getattr(node.target, "__name__", str(node.target))
+    return _function_name(node) or str(node.target)
 
 
 def _first_input(node: fx.Node) -> fx.Node | None:
@@ -273,24 +362,6 @@ def _is_size(node: fx.Node) -> bool:
     return node.op == "call_function" and node.target is getattr and node.args[1:] == ("shape",)
 
 
-def _read_size(node: fx.Node, source: _Channels, shapes: dict[fx.Node, _Channels], name: str) -> None:
-    """``x.size(d)`` of the channel dim uses the width; of another dim it is harmless;
-    ``x.shape`` and ``x.size()`` are followed to see which entry is read."""
-    dim = None
-    if node.op == "call_method":
-        dim = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
-    if dim is None:
-        shapes[node] = source
-    else:
-        _check_dim(dim, node.args[0], source, name)
-
-
-def _read_width(node: fx.Node, source: _Channels, name: str) -> None:
-    """An entry of ``x.shape`` (or of ``x.size()``): harmless unless it is the channel dim (or a slice)."""
-    shape_node = node.args[0]
-    _check_dim(node.args[1], shape_node.args[0], source, name)
-
-
 def _check_dim(dim: object, tensor: fx.Node, source: _Channels, name: str) -> None:
     """Block ``source`` if ``dim`` of ``tensor`` may be its channel dim."""
     if not isinstance(dim, int):
@@ -320,46 +391,14 @@ def _is_joining(node: fx.Node) -> bool:
     return node.op == "call_method" and node.target in JOINING_METHODS
 
 
-def _join(node: fx.Node, name: str, channels: dict[fx.Node, _Channels], block_inputs) -> None:
-    """An elementwise sum, difference or product: with a number, channels pass through; of two
-    traced tensors of the same shape, their channel spaces become one group."""
-    arguments = [*node.args, *node.kwargs.values()]
-    # Numbers: literals, or values computed while tracing (e.g. from x.size()), unknown here.
-    numbers = [a for a in arguments if (isinstance(a, (int, float)) and not isinstance(a, bool)) or
-               (isinstance(a, fx.Node) and _shape(a) is None)]  # fmt: skip
-    if _function_name(node) in SHIFTING and any(isinstance(n, fx.Node) or n != 0 for n in numbers):
-        block_inputs(node, f"shifted away from zero by {name}")
-        return
-    if _function_name(node) in ("truediv", "div", "div_") and sum(isinstance(a, fx.Node) and _shape(a) is not None for a in node.args) > 1:
-        block_inputs(node, f"divided by a tensor in {name}")
-        return
-    tensors = [a for a in node.all_input_nodes if _shape(a) is not None]
-    traced = [channels[a] for a in tensors if a in channels]
-    shape = _shape(node)
-    same = all(_shape(a) == shape for a in tensors) and len(traced) == len(tensors)
-    if not same or len({(c.dim, c.factor) for c in traced}) != 1:
-        block_inputs(node, f"combined by {name} with a tensor of another shape")
-        return
-    first = traced[0].space.root()
-    for other in traced[1:]:
-        root = other.space.root()
-        if root is not first:  # the union keeps everything known about both at the root
-            root.parent = first
-            first.unprunable = first.unprunable or root.unprunable
-            first.producers += root.producers
-            first.norms += root.norms
-            first.consumers += root.consumers
-    channels[node] = _Channels(first, traced[0].dim, traced[0].factor)
-
-
-def _is_flatten(node: fx.Node, shape: tuple[int, ...] | None, modules: dict[str, nn.Module]) -> bool:
+def _is_flatten(node: fx.Node, module: nn.Module | None) -> bool:
     """A flatten of everything after the batch dim (``nn.Flatten``, ``x.flatten(1)``, ``x.view(x.size(0), -1)``)."""
+    shape = _shape(node)
     source_shape = _shape(node.args[0]) if node.args and isinstance(node.args[0], fx.Node) else None
     if shape is None or source_shape is None or len(shape) != 2 or len(source_shape) < 2:
         return False
     if shape[0] != source_shape[0] or shape[1] != math.prod(source_shape[1:]):
         return False
     if node.op == "call_module":
-        return node.target is not None and isinstance(modules.get(node.target), nn.Flatten)
-    target = node.target if isinstance(node.target, str) else getattr(node.target, "__name__", "")
-    return target in ("flatten", "view", "reshape")
+        return isinstance(module, nn.Flatten)
+    return _function_name(node) in ("flatten", "view", "reshape")
