@@ -448,11 +448,16 @@ def test_import_brings_a_model_of_the_user_s_own_into_recipes(data_dir: Path, tm
     assert "unknown model 'my_mlp'" in capsys.readouterr().err
     try:
         assert cli.main([*run, "--import", "my_models"]) == 0
+        (folder,) = (tmp_path / "runs").glob("oneshot-my_mlp-*")
+        capsys.readouterr()
+        assert cli.main(["show", str(folder), "--import", "my_models"]) == 0  # its recipe names my_mlp too
+        assert "oneshot-my_mlp-" in capsys.readouterr().out
     finally:
         MODELS.pop("my_mlp", None)
         sys.modules.pop("my_models", None)
     assert cli.main(["run", "--import", "no_such_module"]) == 2
     assert "prunelab: error: --import no_such_module: No module named 'no_such_module'" in capsys.readouterr().err
-    (folder,) = (tmp_path / "runs").glob("oneshot-my_mlp-*")
+    assert cli.main(["compare", str(folder), "--import", "./my_models.py"]) == 2
+    assert "--import ./my_models.py: give a module's name, as Python imports it (e.g. my_models for my_models.py)" in capsys.readouterr().err
     assert json.loads((folder / "summary.json").read_text())["stats"]["sparsity"]["mean"] == pytest.approx(0.9, abs=1e-3)
     assert str(tmp_path) not in sys.path

@@ -49,7 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     _recipe_command(commands, "run", "run a recipe (resumes an interrupted run)")
 
-    commands.add_parser("recipes", help="list the built-in recipes")
+    commands.add_parser("recipes", help="list the built-in recipes", parents=[IMPORT])
 
     lr_test = _recipe_command(
         commands, "lr-range-test", "suggest a pruning LR: raise the LR from 1e-9 to 1 on the trained model (seed 000, see the README)"
@@ -65,13 +65,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     sensitivity.add_argument("--sparsities", metavar="S1,S2,...",
                              help="comma-separated sparsities in [0, 1), increasing (default: 0,0.1,...,0.9,0.95,0.99)")
 
-    show = commands.add_parser("show", help="summary and layerwise pruning ratios of a run")
+    show = commands.add_parser("show", help="summary and layerwise pruning ratios of a run", parents=[IMPORT])
     show.add_argument("run", type=Path, help="a run directory")
 
-    compare = commands.add_parser("compare", help="side-by-side table of runs")
+    compare = commands.add_parser("compare", help="side-by-side table of runs", parents=[IMPORT])
     compare.add_argument("runs", nargs="+", type=Path, help="run directories (e.g. runs/*)")
 
-    report = commands.add_parser("report", help="a Markdown page of runs: table, accuracy against sparsity, LPR")
+    report = commands.add_parser("report", help="a Markdown page of runs: table, accuracy against sparsity, LPR", parents=[IMPORT])
     report.add_argument("runs", nargs="+", type=Path, help="run directories (e.g. runs/*)")
     report.add_argument("--out", default="report", help="folder for report.md and its plots (default: report)")
 
@@ -85,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             # would show a sweep's repeated warning for some recipes and not for others.
             warnings.simplefilter("always", UserWarning)
             warnings.showwarning = functools.partial(_show_warning, shown=set())
-            _import(getattr(args, "imports", []))
+            _import(args.imports)
             return COMMANDS[args.command](args)
     except BrokenPipeError:  # e.g. `prunelab show RUN | head`: the reader is gone, nothing to say
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -112,23 +112,39 @@ def main(argv: Sequence[str] | None = None) -> int:
         leave()
 
 
+def _import_option() -> argparse.ArgumentParser:
+    """--import, which every command takes: any may meet a recipe naming the user's own models
+    or datasets (show, compare and report read the recipes of runs)."""
+    option = argparse.ArgumentParser(add_help=False)
+    option.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
+                        help="import MODULE first (from the current folder or installed), e.g. one that registers "
+                             "your own models or datasets with prunelab.models.register or prunelab.data.register "
+                             "(repeatable)")  # fmt: skip
+    return option
+
+
+IMPORT = _import_option()
+
+
 def _recipe_command(commands: argparse._SubParsersAction, name: str, description: str) -> argparse.ArgumentParser:
-    """A subcommand that takes a recipe, its overrides, the folder of runs and --no-progress."""
-    command = commands.add_parser(name, help=description)
+    """A subcommand that takes a recipe, its overrides, the folder of runs and --no-progress
+    (and, as every command, --import)."""
+    command = commands.add_parser(name, help=description, parents=[IMPORT])
     command.add_argument("recipe", nargs="?", help="recipe file or built-in name (default: the default recipe)")
     command.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                          help="override a recipe field, e.g. --set prune.sparsity=0.95 (repeatable)")
     command.add_argument("--out", default="runs", help="folder of run directories (default: runs)")
-    command.add_argument("--no-progress", action="store_true", help="no progress bars (none either when stderr is not a terminal)")
-    command.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
-                         help="import MODULE first (from the current folder or installed), e.g. one that registers "
-                              "your own models or datasets with prunelab.models.register or prunelab.data.register "
-                              "(repeatable)")  # fmt: skip
+    command.add_argument("--no-progress", action="store_true",
+                         help="no progress bars (they show only on a terminal or in a notebook anyway)")
     return command
 
 
 def _import(modules: Sequence[str]) -> None:
     """Import the modules of --import, the current folder first on the path, as ``python -m`` has it."""
+    for module in modules:
+        if module.startswith(".") or "/" in module or "\\" in module or module.endswith(".py"):
+            name = Path(module).name.removesuffix(".py")
+            raise ValueError(f"--import {module}: give a module's name, as Python imports it (e.g. {name} for {name}.py)")
     folder = os.getcwd()
     sys.path.insert(0, folder)
     try:
@@ -413,3 +429,7 @@ COMMANDS = {
     "run": _run, "recipes": _recipes, "lr-range-test": _lr_range_test, "sensitivity": _sensitivity, "show": _show,
     "compare": _compare, "report": _report,
 }
+
+
+if __name__ == "__main__":  # python -m prunelab.cli, as python -m prunelab
+    sys.exit(main())
