@@ -67,8 +67,8 @@ MODELS: dict[str, Callable[[], nn.Module]] = {"lenet_300_100": lenet_300_100, "s
 
 
 @torch.no_grad()
-def _multiply(pairs: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
-    for weight, mask in pairs:
+def _multiply(masked: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+    for weight, mask in masked:
         weight.mul_(mask)
 
 
@@ -84,7 +84,7 @@ class Variant:
         elif name == "after step":
             pruner = Pruner(self.model)
             pruner.prune(SPARSITY)
-            pairs = [(pruner.parameters[n], mask.float()) for n, mask in pruner.masks.items()]
+            masked = [(pruner.parameters[n], mask.float()) for n, mask in pruner.masks.items()]
         elif name == "torch prune":
             pairs = [(m, "weight") for m in self.model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
             torch_prune.global_unstructured(pairs, pruning_method=torch_prune.L1Unstructured, amount=SPARSITY)
@@ -93,7 +93,7 @@ class Variant:
         if name == "prunelab":
             pruner.attach(self.optimizer)
         elif name == "after step":
-            self.optimizer.register_step_post_hook(lambda *_: _multiply(pairs))
+            self.optimizer.register_step_post_hook(lambda *_: _multiply(masked))
         self.blocks: list[list[float]] = []  # step times, one list per round
 
     def run(self, batches: list[tuple[torch.Tensor, torch.Tensor]], steps: int) -> list[float]:

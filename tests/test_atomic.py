@@ -1,3 +1,4 @@
+import errno
 import os
 from pathlib import Path
 
@@ -39,3 +40,19 @@ def test_the_file_then_the_rename_in_its_folder_are_flushed(tmp_path: Path, monk
     with atomic_write(target) as file:
         file.write(b"{}")
     assert flushed == [target.stat().st_ino, tmp_path.stat().st_ino]
+
+
+@pytest.mark.skipif(os.name != "posix", reason="folders can be opened and flushed on POSIX only")
+def test_a_folder_its_file_system_cannot_flush_does_not_fail_the_write(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fsync = os.fsync
+    folder = tmp_path.stat().st_ino
+
+    def refuse_folders(handle: int) -> None:
+        if os.fstat(handle).st_ino == folder:
+            raise OSError(errno.EINVAL, "Invalid argument")
+        fsync(handle)
+
+    monkeypatch.setattr(os, "fsync", refuse_folders)
+    with atomic_write(tmp_path / "summary.json") as file:
+        file.write(b"{}")
+    assert (tmp_path / "summary.json").read_bytes() == b"{}"

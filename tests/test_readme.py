@@ -1,6 +1,7 @@
 """The README's examples work as written."""
 
 import re
+import warnings
 from pathlib import Path
 
 import yaml
@@ -43,7 +44,9 @@ def test_first_commands_are_the_ci_test_command():
 
 def test_structured_example_runs():
     namespace: dict = {}
-    exec(_blocks("python")[1], namespace)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an example that is warned about teaches the wrong thing
+        exec(_blocks("python")[1], namespace)
     channels, small = namespace["channels"], namespace["small"]
     assert channels.channel_sparsity() == 0.5
     assert sum(p.numel() for p in small.parameters()) < sum(p.numel() for p in namespace["model"].parameters())

@@ -276,7 +276,7 @@ def _sensitivity(args: argparse.Namespace) -> int:
     rows = [
         {"layer": name, "size": curve.size,
          **{f"{100 * s:g}%": f"{100 * a:.2f}%" for s, a in zip(curve.sparsities, curve.accuracies)},
-         within: f"below {100 * min(curve.sparsities):g}%" if best[name] is None else f"{100 * best[name]:g}%"}
+         within: f"below {100 * curve.sparsities[0]:g}%" if best[name] is None else f"{100 * best[name]:g}%"}
         for name, curve in result.layers.items()
     ]  # fmt: skip
     print("test accuracy with one layer alone pruned by magnitude to the sparsity of each column, no retraining:\n")

@@ -116,3 +116,9 @@ def test_cross_attention_counts_queries_keys_and_values_by_their_own_lengths() -
 
     # 4 queries through q (16 x 16) and the output (16 x 16); 6 keys (16 x 8) and values (16 x 12)
     assert count_macs(Decoder(), torch.zeros(1, 4, 16)) == 4 * 256 + 6 * 16 * 8 + 6 * 16 * 12 + 4 * 256
+
+
+def test_sequence_first_attention_cut_to_one_position_is_warned_about() -> None:
+    layer = nn.TransformerEncoderLayer(d_model=16, nhead=2, dim_feedforward=32)  # batch_first=False
+    with pytest.warns(UserWarning, match=r"batch_first=False takes the sequence first: this cut it to one position"):
+        assert count_macs(layer, torch.zeros(5, 1, 16)) == 1 * (4 * 16 * 16 + 2 * 16 * 32)  # 1 of 5 positions

@@ -516,4 +516,6 @@ def test_a_layer_emptied_by_global_pruning_is_warned_about_once():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         pruner.prune(0.85)  # 2.weight was empty before
+    with pytest.warns(UserWarning, match=r"every weight of 0.weight is pruned .* a sparsity of 0.75 rounds to all of a layer this small"):
+        Pruner(nn.Sequential(nn.Linear(2, 1), nn.Linear(1, 8))).prune(0.75, scope="layerwise")  # round(1.5) = 2 of 2
         Pruner(nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 4))).prune(ratios={"0": 1.0})

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import warnings
 import zlib
 from pathlib import Path
@@ -19,6 +20,7 @@ from prunelab.config import RecipeError, unused_settings
 from prunelab.models import build_model, initialize
 from prunelab.report.setups import comparison_setup, read_run_record
 from prunelab.runs.checkpoint import load_checkpoint
+from prunelab.runs.io import DamagedRunError
 from prunelab.runs.runner import FIND_CACHE, find_key, run_recipe
 from prunelab.runs.session import load_trained
 from prunelab.structured import ChannelPruner
@@ -85,7 +87,7 @@ def test_pruned_and_final_accuracies_are_those_of_the_small_model(bn_run, shared
     assert final.features[0].out_channels == len(channels["features.0"]) < 16
 
 
-def test_load_trained_gives_the_small_model(bn_run, data, read) -> None:
+def test_load_trained_gives_the_small_model(bn_run, data, read, tmp_path) -> None:
     _, seed = bn_run
     model, pruner = load_trained(seed.parent)
     expected = small_model(data, load_file(str(seed / "model.safetensors")), read(seed / "channels.json"))
@@ -94,6 +96,10 @@ def test_load_trained_gives_the_small_model(bn_run, data, read) -> None:
     assert model.state_dict().keys() == expected.state_dict().keys()
     assert pruner.count_pruned() == 0  # whole channels went; no weight of the small model is masked
     assert evaluate(model, data.x_test, data.y_test, torch.device("cpu"))[1] == read(seed / "summary.json")["final_acc"]
+    damaged = Path(shutil.copytree(seed.parent, tmp_path / seed.parent.name))
+    (damaged / "seed-0" / "channels.json").unlink()
+    with pytest.raises(DamagedRunError, match=r"channels.json is missing"):
+        load_trained(damaged)
 
 
 def test_summary_counts_the_removed_channels(bn_run, data, read) -> None:

@@ -268,7 +268,9 @@ def test_runs_that_rewind_to_no_weights_of_the_find_phase_share_it(recipe) -> No
 
 
 def test_load_trained_gives_the_final_model_and_its_masks(run: Path, seed0: Path, recipe) -> None:
+    random_state = torch.random.get_rng_state()
     model, pruner = load_trained(run, device="cpu")
+    assert torch.equal(torch.random.get_rng_state(), random_state)  # the weights come from the files
     summary = read_json(seed0 / "summary.json")
     data = load_dataset("mnist1d", recipe.data.data_dir)
     assert evaluate(model, data.x_test, data.y_test, torch.device("cpu"))[1] == summary["final_acc"]

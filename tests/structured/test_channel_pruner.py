@@ -79,6 +79,12 @@ def test_global_count_is_exact_and_ranks_across_groups() -> None:
     assert pruner.channel_sparsity() == 0.5  # counted over the same groups
     assert scores[~kept].max() < scores[kept].min()  # the 11 smallest |gamma| went
     assert pruner.shrink()[7].out_features == 8  # the Linear group whole
+    with pytest.raises(ValueError, match=r"ratio given for '7', but criterion BatchNormScale\(\) cannot score 7"):
+        pruner.prune(ratios={"7": 0.5})
+    # a state written when unscorable groups were kept in, whole, still loads
+    pruner.load_state_dict({**pruner.state_dict(), "7": list(range(8))})
+    with pytest.raises(ValueError, match="channel state has groups"):
+        pruner.load_state_dict({**pruner.state_dict(), "7": [0, 1]})
 
 
 def test_all_equal_scores_break_ties_by_group_then_channel_order() -> None:

@@ -11,6 +11,7 @@ usual, and so are weights a model applies by functions of its own (``F.linear(x,
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 
 import torch
@@ -48,6 +49,12 @@ def count_macs(model: nn.Module, example_input: Tensor, masks: Mapping[str, Tens
 
     def record_attention(module: nn.MultiheadAttention, args: tuple, kwargs: dict, _output: object) -> None:
         query, key, value = (kwargs[name] if name in kwargs else args[i] for i, name in enumerate(("query", "key", "value")))
+        if not module.batch_first and query.dim() == 3 and len(example_input) > 1:
+            warnings.warn(
+                "count_macs counts one example, example_input[:1], but a MultiheadAttention with batch_first=False "
+                "takes the sequence first: this cut it to one position, so its MACs are too few",
+                stacklevel=2,
+            )
         rows = [query.numel() // query.shape[-1], key.numel() // key.shape[-1], value.numel() // value.shape[-1]]
         if module.in_proj_weight is not None:  # q, k and v projections stacked in one weight
             size = module.embed_dim

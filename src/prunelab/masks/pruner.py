@@ -136,10 +136,13 @@ class Pruner:
         self._set_masks(masks)
         emptied = [name for name in self.parameters if self._emptied(name) and name not in emptied_before]
         if emptied and ratios is None:
+            remedy = (
+                "scope 'layerwise' or per-layer ratios keep some weights in every layer" if scope == "global"
+                else f"a sparsity of {sparsity} rounds to all of a layer this small"
+            )
             warnings.warn(
                 f"every weight of {', '.join(emptied)} is pruned (layer collapse): nothing passes through "
-                f"{'it' if len(emptied) == 1 else 'them'} any more; scope 'layerwise' or per-layer ratios keep "
-                "some weights in every layer",
+                f"{'it' if len(emptied) == 1 else 'them'} any more; {remedy}",
                 stacklevel=2,
             )
         return self.masks

@@ -65,8 +65,9 @@ def load_trained(folder: str | Path, seed: int | None = None, device: str | torc
         finished = sorted(int(path.parent.name.removeprefix("seed-")) for path in folder.glob("seed-*/summary.json"))
         raise FileNotFoundError(f"{folder} has no finished seed {seed}; its finished seeds: {finished or 'none'}")
     data = recipe_data(recipe)
-    model = recipe_model(recipe, data)
-    if (seed_folder / "channels.json").exists():
+    with torch.random.fork_rng():  # the weights come from the files: the caller's random state stays as it was
+        model = recipe_model(recipe, data)
+    if recipe.prune.prunes_channels:
         channels = recipe_channel_pruner(recipe, model, torch.zeros(1, *data.input_shape), seed)
         channels.load_state_dict(read_json(seed_folder / "channels.json"))
         model = channels.shrink()

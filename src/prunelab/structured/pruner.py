@@ -65,7 +65,9 @@ class ChannelPruner:
         check_seed(seed)
         self.model, self.example_input = model, example_input
         self.criterion = get_channel_criterion(criterion, seed)
-        self.groups = self._scorable(_chosen(channel_groups(model, example_input), include, exclude))
+        chosen = _chosen(channel_groups(model, example_input), include, exclude)
+        self._unscored = [group for group in chosen if self.criterion(model, group) is None]
+        self.groups = self._scorable(chosen)
         self.keep: dict[str, Tensor] = {g.name: torch.arange(g.size) for g in self.groups}
 
     # -- choosing channels -------------------------------------------------------------
@@ -139,7 +141,7 @@ class ChannelPruner:
 
     def _scorable(self, groups: list[ChannelGroup]) -> list[ChannelGroup]:
         """The groups the criterion scores; a warning names the others, none an error."""
-        unscored = [group.name for group in groups if self.criterion(self.model, group) is None]
+        unscored = [group.name for group in self._unscored]
         bn_scale = isinstance(self.criterion, BatchNormScale)
         if len(unscored) == len(groups) and bn_scale:
             raise ValueError(
@@ -158,7 +160,7 @@ class ChannelPruner:
         return [group for group in groups if group.name not in unscored]
 
     def _scores(self) -> dict[str, Tensor]:
-        """Scores of every group; removed channels score -inf."""
+        """The criterion's score of every channel of every group."""
         scores = {}
         for group in self.groups:
             score = self.criterion(self.model, group)
@@ -174,6 +176,10 @@ class ChannelPruner:
         """Channels to remove per group. A key names a group, or any of its layers, by name
         or regular expression (as include/exclude do); two ratios for one group are an error."""
         layers = {g.name: (g.name, *g.producers, *g.norms) for g in self.groups}
+        for key in ratios if isinstance(ratios, Mapping) else ():
+            unscored = [g.name for g in self._unscored if any(matches(key, layer) for layer in (g.name, *g.producers, *g.norms))]
+            if unscored and not any(any(matches(key, layer) for layer in names) for names in layers.values()):
+                raise ValueError(f"ratio given for {key!r}, but criterion {self.criterion!r} cannot score {', '.join(unscored)}")
         chosen = ratios_by_target(
             ratios, list(layers), lambda key, group: any(matches(key, layer) for layer in layers[group]),
             kind="channel group", of="channel groups (or the layers of one)",
@@ -229,7 +235,11 @@ class ChannelPruner:
         return {name: kept.tolist() for name, kept in self.keep.items()}
 
     def load_state_dict(self, state: Mapping[str, Sequence[int]]) -> None:
+        """Set the kept channels from :meth:`state_dict` output."""
         sizes = {g.name: g.size for g in self.groups}
+        # States written before unscorable groups were left out list them, keeping every channel.
+        whole = {g.name: list(range(g.size)) for g in self._unscored}
+        state = {name: kept for name, kept in state.items() if name not in whole or list(kept) != whole[name]}
         if set(state) != set(sizes):
             raise ValueError(f"channel state has groups {sorted(state)}, this model has {sorted(sizes)}")
         for name, kept in state.items():
