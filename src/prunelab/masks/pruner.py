@@ -100,8 +100,8 @@ class Pruner:
         Counts are exact: ``round(s * n)`` of the ``n`` weights concerned are pruned, the
         lowest-scoring ones, ties broken by position. Masks nest: weights pruned before stay
         pruned, and a target below the current sparsity is an error. A layer that a sparsity
-        target prunes entirely is warned about (nothing passes through it); ratios say what
-        they mean per layer.
+        target prunes entirely is warned about (nothing passes through it any more); per-layer
+        ratios are taken as meant.
         """
         check_target(sparsity, scope, ratios, per="layer")
         scope = scope or "global"
