@@ -21,6 +21,7 @@ from prunelab.report.setups import (
     describe_column_setups,
     describe_setup,
     differing_settings,
+    rows_of_one_task,
 )
 from prunelab.report.tables import column_winners, format_stat, format_table, pivot
 from prunelab.runs.io import read_json, write_text
@@ -103,10 +104,16 @@ def sweep_table(results: list[tuple[dict[str, object], Path]], spec: TableSpec) 
     seeds = {tuple(summary["seeds"]) for _, summary in summaries}
     over = f"seeds {list(seeds.pop())}" if len(seeds) == 1 else "each run's seeds (see its summary.json)"
     stats = [(assignment, summary["stats"]) for assignment, summary in summaries]
+    winners = column_winners(stats, spec.rows, spec.columns, spec.value)
+    if winners and not rows_of_one_task(results, spec.rows, spec.columns):
+        winners += (
+            " But the rows of a column are not runs of one task: their dataset, network, granularity, or "
+            "compression or speedup differ (seed 004's S1 fails), so this compares unlike with unlike."
+        )
     parts = [
         f"{spec.value} (mean ± std over {over}):",
         pivot(stats, spec.rows, spec.columns, spec.value),
-        column_winners(stats, spec.rows, spec.columns, spec.value),
+        winners,
         describe_column_setups(results, spec.rows, spec.columns),
     ]
     return "\n\n".join(part for part in parts if part)

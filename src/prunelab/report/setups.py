@@ -581,9 +581,21 @@ def describe_column_setups(results: Sequence[tuple[Mapping[str, object], Path]],
     runs of one task (one sparsity in a row, say) is judged group by group of one task, each
     run named by its place in the grid."""
     records = [(assignment, read_run_record(folder)) for assignment, folder in results]
-    groups: dict[str, list[RunRecord]] = {}
-    for assignment, record in records:
-        groups.setdefault(grid_label({c: assignment[c] for c in columns}), []).append(replace(record, name=str(assignment[rows])))
+    groups = _by_column(records, rows, columns)
     if all(len(task_groups(runs)) == 1 for runs in groups.values()):
         return describe_setups(groups)
     return describe_setups({"": [replace(r, name=grid_label(a)) for a, r in records]})
+
+
+def rows_of_one_task(results: Sequence[tuple[Mapping[str, object], Path]], rows: str, columns: Sequence[str]) -> bool:
+    """Whether the rows of each column of a sweep's table are runs of one task (S1)."""
+    records = [(assignment, read_run_record(folder)) for assignment, folder in results]
+    return all(len(task_groups(runs)) == 1 for runs in _by_column(records, rows, columns).values())
+
+
+def _by_column(records: Sequence[tuple[Mapping[str, object], RunRecord]], rows: str, columns: Sequence[str]) -> dict[str, list[RunRecord]]:
+    """A sweep's runs by column of its table, each named by its row."""
+    groups: dict[str, list[RunRecord]] = {}
+    for assignment, record in records:
+        groups.setdefault(grid_label({c: assignment[c] for c in columns}), []).append(replace(record, name=str(assignment[rows])))
+    return groups
