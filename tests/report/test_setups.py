@@ -348,3 +348,6 @@ def test_pairs_that_meet_more_than_all_runs_together_are_named() -> None:
     assert text.startswith("Comparison setup (seed 004): S1: ")
     assert text.endswith("Pairs of them that meet a stricter setup: a vs b: S4.2")
     assert "Pairs" not in describe_setups({"": runs[:2]})  # two runs: the verdict is the pair's
+    many = [record(f"r{i}", **{"prune.criterion": "random"}) for i in range(8)] + [record("c", seeds=(0, 1))]
+    assert describe_setups({"": many}).endswith("Pairs of more than 8 runs are not judged one by one: compare fewer runs "
+                                                "at a time to see which of them meet a stricter setup.")  # fmt: skip

@@ -530,6 +530,7 @@ def describe_setups(groups: Mapping[str, Sequence[RunRecord]]) -> str:
     where they are not), and the budgets against runs trained from scratch, as a table."""
     entries, budgets, split = [], [], False  # (who, verdict) per group of one task
     pairs: list[str] = []
+    unlisted = False  # groups too large to list their pairs
     for label, runs in groups.items():
         task = task_groups(runs)
         split |= len(task) > 1
@@ -539,6 +540,7 @@ def describe_setups(groups: Mapping[str, Sequence[RunRecord]]) -> str:
             if str(verdict):
                 entries.append((": ".join(filter(None, [label, names])), str(verdict)))
                 pairs += [f"{label + ': ' if label else ''}{pair}" for pair in _stricter_pairs(group, verdict)]
+                unlisted |= verdict.setup != list(SETUPS)[-1] and sum(not r.scratch for r in group) > MOST_PAIRED
             budgets += [{**({"column": label} if label else {}), **b.row()} for b in verdict.budgets]
     parts = []
     if not split and len(entries) == len(groups) and len({text for _, text in entries}) == 1:
@@ -552,16 +554,22 @@ def describe_setups(groups: Mapping[str, Sequence[RunRecord]]) -> str:
                      + "\n".join(f"- {who}: {text}" for who, text in entries))  # fmt: skip
     if pairs:
         parts.append("Pairs of them that meet a stricter setup: " + "; ".join(pairs))
+    if unlisted:
+        parts.append(f"Pairs of more than {MOST_PAIRED} runs are not judged one by one: compare fewer runs at a time "
+                     "to see which of them meet a stricter setup.")  # fmt: skip
     if budgets:
         parts.append(f"{AGAINST_SCRATCH}\n\n" + format_table(budgets))
     return "\n\n".join(parts)
 
 
+MOST_PAIRED = 8  # runs whose pairs are judged one by one (28 pairs)
+
+
 def _stricter_pairs(runs: Sequence[RunRecord], together: Verdict) -> list[str]:
-    """The pairs of 3-8 pruning runs that meet a stricter setup than all of them together
-    (one run of other seeds makes every pair with it S1, not the others): "a vs b: S3.1"."""
+    """The pairs of 3 to MOST_PAIRED pruning runs that meet a stricter setup than all of them
+    together (one run of other seeds makes every pair with it S1, not the others): "a vs b: S3.1"."""
     pruned = [run for run in runs if not run.scratch]
-    if not 3 <= len(pruned) <= 8:
+    if not 3 <= len(pruned) <= MOST_PAIRED:
         return []
     rank = {setup: i for i, setup in enumerate([None, *SETUPS])}
     pairs = ((a, b, comparison_setup([a, b]).setup) for a, b in itertools.combinations(pruned, 2))
