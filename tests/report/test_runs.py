@@ -176,3 +176,17 @@ def test_report_into_a_file_is_a_clear_error(tmp_path: Path, capsys) -> None:
     not_a_folder.write_text("")
     assert cli.main(["report", str(run), "--out", str(not_a_folder)]) == 2
     assert capsys.readouterr().err == f"prunelab: error: --out {not_a_folder} is a file, not a folder\n"
+
+
+def test_settings_a_run_never_read_show_as_unread_not_as_their_defaults(tmp_path: Path) -> None:
+    """FT retrains at the find phase's last LR: its eval LR and schedule are not what it trained with."""
+    from prunelab.report.runs import comparison_rows
+
+    ft = fake_run(tmp_path / "ft", {"eval": {"epochs": 2, "lr_policy": "ft"}, "seeds": [0]},
+                  {0: {"dense_acc": 0.9, "final_acc": 0.8, "sparsity": 0.9}}, {0: {"a.weight": 0.9}})  # fmt: skip
+    scheduled = fake_run(tmp_path / "scheduled", {"eval": {"epochs": 2, "optimizer": {"lr": 0.05}}, "seeds": [0]},
+                         {0: {"dense_acc": 0.9, "final_acc": 0.8, "sparsity": 0.9}}, {0: {"a.weight": 0.9}})  # fmt: skip
+    rows, columns = comparison_rows([load_run(ft), load_run(scheduled)])
+    assert "eval.optimizer.lr" in columns
+    assert [row["eval.optimizer.lr"] for row in rows] == ["–", 0.05]
+    assert [row["eval.lr_policy"] for row in rows] == ["ft", None]

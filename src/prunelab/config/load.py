@@ -266,14 +266,20 @@ def experiment_settings(recipe: Recipe) -> dict[str, object]:
     return flat(effective_recipe(recipe).model_dump(mode="json", exclude=NOT_IN_RUN_NAME))
 
 
-def run_settings(folder: str | Path) -> dict[str, object]:
+def run_settings(folder: str | Path, unread_as: str | None = None) -> dict[str, object]:
     """:func:`experiment_settings` of the run directory ``folder``, from its ``recipe.yaml``
-    (read with today's defaults for settings it does not name)."""
+    (read with today's defaults for settings it does not name); with ``unread_as``, the
+    settings the run never read show that instead of their defaults (for tables of runs)."""
     path = Path(folder) / "recipe.yaml"
     try:
-        return experiment_settings(validate(yaml.safe_load(path.read_text()) or {}, str(path)))
+        recipe = validate(yaml.safe_load(path.read_text()) or {}, str(path))
     except (OSError, yaml.YAMLError) as error:
         raise RecipeError(f"{path} cannot be read: {error}") from None
+    settings = experiment_settings(recipe)
+    if unread_as is not None:
+        unread = tuple(unread_settings(recipe))
+        settings.update({key: unread_as for key in settings if key in unread or key.startswith(tuple(f"{u}." for u in unread))})
+    return settings
 
 
 def recipe_yaml(recipe: Recipe) -> str:

@@ -31,6 +31,9 @@ LABEL_WIDTH = 60
 LEGEND_WIDTH = 80
 
 
+UNREAD = "–"  # a setting the run's method never read (BIMP's find.epochs, FT's eval LR schedule)
+
+
 @dataclass
 class RunResults:
     """What a finished run directory holds, averaged over its seeds."""
@@ -85,7 +88,7 @@ def load_run(folder: str | Path) -> RunResults:
                 layers.setdefault(name, []).append(layer["sparsity"])
     return RunResults(
         folder=folder,
-        settings=run_settings(folder),
+        settings=run_settings(folder, unread_as=UNREAD),
         stats=stats,
         curve=curve,
         layer_sparsity={name: statistics.fmean(values) for name, values in layers.items()},
