@@ -43,17 +43,20 @@ def _save(fig, path: Path) -> None:
 
 
 def plot_training(seed_folder: Path) -> Path:
-    """Test accuracy per epoch over all phases, with the sparsity on a second axis, and the
-    accuracy right after each pruning step (before retraining) marked where it happened."""
-    rows = read_json(seed_folder / "metrics.json", list)
+    """Test accuracy per epoch over all phases, one line per phase, with the sparsity on a
+    second axis, and the accuracy right after each pruning step (before retraining) marked
+    where it happened. Second trainings that only measure instability are left out."""
+    rows = [row for row in read_json(seed_folder / "metrics.json", list) if not row["phase"].endswith("-copy")]
     events_path = seed_folder / "events.json"
     events = read_json(events_path) if events_path.exists() else {}
     fig, ax = _figure()
     x = list(range(1, len(rows) + 1))
-    ax.plot(x, [100 * r["test_acc"] for r in rows], color="tab:blue", label="test accuracy")
+    boundaries = [i for i in range(1, len(rows)) if rows[i]["phase"] != rows[i - 1]["phase"]]
+    # Not joined across phases: between them the weights change (pruning, rewinding) without an epoch.
+    for start, end in zip([0, *boundaries], [*boundaries, len(rows)]):
+        ax.plot(x[start:end], [100 * r["test_acc"] for r in rows[start:end]], color="tab:blue", marker="." if end - start == 1 else None)
     ax.set_xlabel("epoch (all phases)")
     ax.set_ylabel("test accuracy (%)", color="tab:blue")
-    boundaries = [i for i in range(1, len(rows)) if rows[i]["phase"] != rows[i - 1]["phase"]]
     labelled = False
     for boundary in boundaries:
         ax.axvline(boundary + 0.5, color="0.8", linewidth=0.8)
