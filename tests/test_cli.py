@@ -385,7 +385,7 @@ def test_sensitivity_prints_each_layers_accuracy_and_writes_the_curves(data_dir:
     assert saved["tolerance"] == 0.01
     assert saved["max_sparsity_within_tolerance"] == max_sparsity_within(result, 0.01)
     rows = table(out)
-    assert rows["layer"] == ["size", "0%", "50%", "90%", "max sparsity within 1 point"]
+    assert rows["layer"] == ["size", "0%", "50%", "90%", "within 1 point up to"]
     for name, layer in result.layers.items():
         assert layer.sparsities == [0.0, 0.5, 0.9] and layer.accuracies[0] == result.dense_accuracy
         best = saved["max_sparsity_within_tolerance"][name]

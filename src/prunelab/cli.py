@@ -272,7 +272,7 @@ def _sensitivity(args: argparse.Namespace) -> int:
     })
     curves = {name: (curve.sparsities, curve.accuracies) for name, curve in result.layers.items()}
     plot_sensitivity(curves, result.dense_accuracy, folder / "sensitivity.png")
-    within = f"max sparsity within {100 * tolerance:g} point"
+    within = f"within {100 * tolerance:g} point up to"
     rows = [
         {"layer": name, "size": curve.size,
          **{f"{100 * s:g}%": f"{100 * a:.2f}%" for s, a in zip(curve.sparsities, curve.accuracies)},
