@@ -192,3 +192,17 @@ def test_plots_without_any_line_or_bar_are_written(tmp_path: Path) -> None:
     """Runs without layer ratios (or no curve at all): an empty figure, not an error."""
     assert plots.plot_layer_sparsity({}, tmp_path / "layers.png").read_bytes().startswith(PNG)
     assert plots.plot_accuracy_vs_sparsity({}, None, tmp_path / "accuracy.png").read_bytes().startswith(PNG)
+
+
+def test_layer_plot_bars_of_runs_past_ten_are_hatched(tmp_path: Path, monkeypatch) -> None:
+    """Ten colours: run 11 would look like run 1 without its own hatching."""
+    hatches = []
+    save = plots._save
+
+    def keep(fig, path):
+        hatches.extend(bars.patches[0].get_hatch() for bars in fig.axes[0].containers)
+        save(fig, path)
+
+    monkeypatch.setattr(plots, "_save", keep)
+    plots.plot_layer_sparsity({f"run {i}": {"a.weight": 0.5} for i in range(12)}, tmp_path / "layers.png")
+    assert hatches[:10] == [None] * 10 and hatches[10:] == ["//", "//"]

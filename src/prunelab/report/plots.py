@@ -164,7 +164,9 @@ def plot_layer_sparsity(lprs: dict[str, dict[str, float]], path: Path) -> Path:
     width = 0.8 / max(1, len(lprs))
     for i, (name, lpr) in enumerate(lprs.items()):
         positions = [j + (i - (len(lprs) - 1) / 2) * width for j in range(len(layers))]
-        ax.bar(positions, [100 * lpr.get(layer, 0.0) for layer in layers], width, label=name)
+        # The 10 colours repeat past 10 runs: each round of them gets its own hatching.
+        hatch = (None, "//", "..", "xx", "\\\\")[i // 10 % 5]
+        ax.bar(positions, [100 * lpr.get(layer, 0.0) for layer in layers], width, label=name, hatch=hatch)
     ax.set_xticks(range(len(layers)), layers, rotation=45, ha="right", fontsize=7)
     ax.set_ylabel("pruned in the layer (%)")
     ax.set_ylim(0, 100)
