@@ -339,3 +339,13 @@ def test_every_summary_value_of_gmp_says_what_it_is(gmp_run, read) -> None:
 
     stats = read(gmp_run.seed.parent / "summary.json")["stats"]
     assert "sparsity_updates" in stats and set(stats) <= set(summary_meanings("gmp"))
+
+
+def test_trainability_is_that_of_the_fine_tuning_stage(gmp_run, read) -> None:
+    """GMP's retraining is its fine-tuning (epoch 4, after the milestone at 3, at one LR):
+    seed 004's TA is that epoch's training accuracy, not the pruning stage's."""
+    summary = read(gmp_run.seed / "summary.json")
+    evals = [row for row in read(gmp_run.seed / "metrics.json") if row["phase"] == "eval"]
+    assert len(evals) == EPOCHS == STABILIZATION + PRUNING + 1
+    assert summary["trainability_acc"] == evals[-1]["train_acc"]
+    assert summary["trainability_acc"] != pytest.approx(sum(r["train_acc"] for r in evals) / len(evals))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import warnings
 
+from prunelab.analysis.trainability import trainability_accuracy
 from prunelab.methods.common import find, last_test_acc, steps_per_epoch
 from prunelab.runs.session import Session
 from prunelab.schedules import Polynomial
@@ -127,9 +128,12 @@ def gmp(session: Session) -> dict:
         warnings.warn(message, stacklevel=2)
     evaluated = session.train("eval", session.recipe.eval, step_hooks=[GradualPruning(session, schedule, layers)])
     history = evaluated["history"]
+    # The fine-tuning stage is GMP's retraining: seed 004's TA is read off its epochs and LRs.
+    finetuning = {"history": history[finetune_epoch(session):], "lr_log": evaluated["lr_log"][finetune_step(session):]}
     return {
         "dense_acc": last_test_acc(found),
         "pruned_acc": history[finetune_epoch(session) - 1]["test_acc"],
         "final_acc": history[-1]["test_acc"],
+        "trainability_acc": trainability_accuracy(finetuning),
         "sparsity_updates": len(warned["update_steps"]),
     }
