@@ -56,7 +56,7 @@ SUMMARY_VALUES = {
     "channel_sparsity": "removed share of the channels of the prunable channel groups not excluded (channel criteria)",
     "parameters": "all parameters of the dense model, biases and norm layers included",
     "remaining_parameters": "parameters not pruned (of the small model, if channels were removed)",
-    "speedup": "theoretical speedup: Conv/Linear multiply-accumulates of the dense model over the pruned one's",
+    "speedup": "theoretical speedup: multiply-accumulates of Conv/Linear layers (and attention projections), dense over pruned",
     "wall_seconds": "time the run took",
 }
 
