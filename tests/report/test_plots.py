@@ -52,6 +52,17 @@ def test_training_plot_marks_the_accuracy_right_after_each_pruning_step(tmp_path
     assert [style for _, y, _, style in lines if list(y) == [0, 0, 20, 20, 36, 36]] == ["steps-mid"]
 
 
+def test_training_plot_shows_every_step_s_lr_within_its_phase_s_epochs(tmp_path: Path, captured) -> None:
+    rows = _rows("find", [0.5, 0.8], 0.0) + _rows("eval", [0.7], 0.5) + _rows("eval-copy", [0.6], 0.5)
+    (tmp_path / "metrics.json").write_text(json.dumps(rows))
+    lr_log = {"find": [0.1, 0.1, 0.01, 0.01], "eval": [0.05, 0.0], "eval-copy": [0.05, 0.0]}
+    (tmp_path / "lr_log.json").write_text(json.dumps(lr_log))
+    plots.plot_training(tmp_path)
+    lrs = [(list(x), list(y)) for x, y, _, _ in captured[0] if max(y) <= 0.1]
+    # find: 4 steps over epochs 1-2 (x 0.5 to 2.5); eval: 2 steps over epoch 3 (x 2.5 to 3.5); no copy
+    assert lrs == [([1.0, 1.5, 2.0, 2.5], [0.1, 0.1, 0.01, 0.01]), ([3.0, 3.5], [0.05, 0.0])]
+
+
 def test_training_plot_without_pruning_events(tmp_path: Path, captured) -> None:
     (tmp_path / "metrics.json").write_text(json.dumps(_rows("find", [0.5], 0.0) + _rows("eval", [0.6], 0.5)))
     plots.plot_training(tmp_path)  # GMP prunes inside its eval phase: no single pruning step

@@ -7,14 +7,14 @@ from pathlib import Path
 from prunelab.runs.io import read_json, write_bytes
 
 
-def _figure(width: float = 7):
+def _figure(width: float = 7, height: float = 4, **grid):
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     # Constrained layout, unlike tight_layout, keeps the axes clear of a legend placed outside them.
-    return plt.subplots(figsize=(width, 4), dpi=120, layout="constrained")
+    return plt.subplots(figsize=(width, height), dpi=120, layout="constrained", **grid)
 
 
 def _legend_below(fig, ax) -> None:
@@ -45,18 +45,27 @@ def _save(fig, path: Path) -> None:
 def plot_training(seed_folder: Path) -> Path:
     """Test accuracy per epoch over all phases, one line per phase, with the sparsity on a
     second axis, and the accuracy right after each pruning step (before retraining) marked
-    where it happened. Second trainings that only measure instability are left out."""
+    where it happened; below, the LR of every optimizer step. Second trainings that only
+    measure instability are left out."""
     rows = [row for row in read_json(seed_folder / "metrics.json", list) if not row["phase"].endswith("-copy")]
-    events_path = seed_folder / "events.json"
+    events_path, lr_path = seed_folder / "events.json", seed_folder / "lr_log.json"
     events = read_json(events_path) if events_path.exists() else {}
-    fig, ax = _figure()
+    lr_log = read_json(lr_path) if lr_path.exists() else {}
+    fig, (ax, lr_ax) = _figure(height=5, nrows=2, sharex=True, height_ratios=[3, 1])
     x = list(range(1, len(rows) + 1))
     boundaries = [i for i in range(1, len(rows)) if rows[i]["phase"] != rows[i - 1]["phase"]]
     # Not joined across phases: between them the weights change (pruning, rewinding) without an epoch.
     for start, end in zip([0, *boundaries], [*boundaries, len(rows)]):
         ax.plot(x[start:end], [100 * r["test_acc"] for r in rows[start:end]], color="tab:blue", marker="." if end - start == 1 else None)
-    ax.set_xlabel("epoch (all phases)")
     ax.set_ylabel("test accuracy (%)", color="tab:blue")
+    for start, end in zip([0, *boundaries], [*boundaries, len(rows)]):
+        # A phase's steps spread evenly over its epochs, which span start + 0.5 to end + 0.5.
+        log = lr_log.get(rows[start]["phase"], [])
+        if log:
+            lr_ax.plot([start + 0.5 + (i + 1) * (end - start) / len(log) for i in range(len(log))], log, color="tab:green")
+    lr_ax.set_yscale("log", nonpositive="mask")  # an LR decayed to 0 ends the line
+    lr_ax.set_ylabel("LR", color="tab:green")
+    lr_ax.set_xlabel("epoch (all phases)")
     labelled = False
     for boundary in boundaries:
         ax.axvline(boundary + 0.5, color="0.8", linewidth=0.8)
@@ -73,7 +82,7 @@ def plot_training(seed_folder: Path) -> Path:
     twin.step(x, [100 * r["sparsity"] for r in rows], where="mid", color="tab:red", linestyle="--", label="sparsity")
     twin.set_ylabel("sparsity (%)", color="tab:red")
     twin.set_ylim(0, 100)
-    ax.set_title(seed_folder.parent.name, fontsize=9)
+    fig.suptitle(seed_folder.parent.name, fontsize=9)
     path = seed_folder / "training.png"
     _save(fig, path)
     return path

@@ -11,7 +11,7 @@ Layout of ``<out>/<run name>/``::
         layer_sparsity.json     the layerwise pruning ratios (LPR) of the final masks
         events.json             what each step besides training recorded: pruning (sparsity, accuracy
                                 after it, d1, LPR), rewinding, LR policies, budgets, GMP's plan
-        training.png            test accuracy and sparsity per epoch (sparsity_schedule.png: GMP)
+        training.png            test accuracy and sparsity per epoch, the LR per step (sparsity_schedule.png: GMP)
         masks.safetensors       final masks (bit-packed; after channel pruning, of the small dense model: all kept)
         model.safetensors       final weights (of the small model, if channels were removed)
         channels.json           the kept channels of each channel group (channel criteria only)
