@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from prunelab.report.setups import comparison_setup, describe_column_setups, read_run_record
+from prunelab.report.setups import comparison_setup, describe_column_setups, read_run_record, read_sweep_records
 from prunelab.runs.runner import run_recipe
 
 STEPS_PER_EPOCH = 8
@@ -98,7 +98,7 @@ def test_a_sweep_names_its_runs_by_their_row(make_recipe, shared_out) -> None:
     arms = {"pruning": (), "scratch-e": ("eval.rewind=reinit", "eval.budget=scratch_e")}
     common = ("prune.method=oneshot", "prune.sparsity=0.75")
     results = [({"arm": arm}, run_recipe(make_recipe(*common, *fields), shared_out, progress=False)) for arm, fields in arms.items()]
-    text = describe_column_setups(results, "arm", [])
+    text = describe_column_setups(read_sweep_records(results), "arm", [])
     assert "| run     | from scratch | epochs        | SX-A | MACs" in text
     assert "| pruning | scratch-e    | 3 + 0 + 2 / 5 | met  |" in text
 
@@ -110,6 +110,6 @@ def test_a_table_whose_columns_are_not_one_task_is_judged_task_by_task(make_reci
     results = [({"prune.sparsity": s, "arm": arm}, run_recipe(make_recipe("prune.method=oneshot", f"prune.sparsity={s}", *fields),
                                                              shared_out, progress=False))
                for arm, fields in arms.items() for s in (0.5, 0.75)]  # fmt: skip
-    text = describe_column_setups(results, "prune.sparsity", ["arm"])
+    text = describe_column_setups(read_sweep_records(results), "prune.sparsity", ["arm"])
     assert "| prune.sparsity=0.5, arm=pruning  | prune.sparsity=0.5, arm=scratch-e  | 3 + 0 + 2 / 5 | met  |" in text
     assert "| prune.sparsity=0.75, arm=pruning | prune.sparsity=0.75, arm=scratch-e | 3 + 0 + 2 / 5 | met  |" in text

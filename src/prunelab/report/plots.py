@@ -54,15 +54,14 @@ def plot_training(seed_folder: Path) -> Path:
     fig, (ax, lr_ax) = _figure(height=5, nrows=2, sharex=True, height_ratios=[3, 1])
     x = list(range(1, len(rows) + 1))
     boundaries = [i for i in range(1, len(rows)) if rows[i]["phase"] != rows[i - 1]["phase"]]
-    # Not joined across phases: between them the weights change (pruning, rewinding) without an epoch.
     for start, end in zip([0, *boundaries], [*boundaries, len(rows)]):
+        # Not joined across phases: between them the weights change (pruning, rewinding) without an epoch.
         ax.plot(x[start:end], [100 * r["test_acc"] for r in rows[start:end]], color="tab:blue", marker="." if end - start == 1 else None)
-    ax.set_ylabel("test accuracy (%)", color="tab:blue")
-    for start, end in zip([0, *boundaries], [*boundaries, len(rows)]):
         # A phase's steps spread evenly over its epochs, which span start + 0.5 to end + 0.5.
         log = lr_log.get(rows[start]["phase"], [])
         if log:
             lr_ax.plot([start + 0.5 + (i + 1) * (end - start) / len(log) for i in range(len(log))], log, color="tab:green")
+    ax.set_ylabel("test accuracy (%)", color="tab:blue")
     lr_ax.set_yscale("log", nonpositive="mask")  # an LR decayed to 0 ends the line
     lr_ax.set_ylabel("LR", color="tab:green")
     lr_ax.set_xlabel("epoch (all phases)")

@@ -21,6 +21,7 @@ from prunelab.report.setups import (
     describe_column_setups,
     describe_setup,
     differing_settings,
+    read_sweep_records,
     rows_of_one_task,
 )
 from prunelab.report.tables import column_winners, format_stat, format_table, pivot
@@ -107,8 +108,9 @@ def sweep_table(results: list[tuple[dict[str, object], Path]], spec: TableSpec) 
     seeds = {tuple(summary["seeds"]) for _, summary in summaries}
     over = f"seeds {list(seeds.pop())}" if len(seeds) == 1 else "each run's seeds (see its summary.json)"
     stats = [(assignment, summary["stats"]) for assignment, summary in summaries]
+    records = read_sweep_records(results)
     winners = column_winners(stats, spec.rows, spec.columns, spec.value)
-    if winners and not rows_of_one_task(results, spec.rows, spec.columns):
+    if winners and not rows_of_one_task(records, spec.rows, spec.columns):
         winners += (
             " But the rows of a column are not runs of one task: their dataset, network, granularity, or "
             "compression or speedup differ (seed 004's S1 fails), so this compares unlike with unlike."
@@ -117,7 +119,7 @@ def sweep_table(results: list[tuple[dict[str, object], Path]], spec: TableSpec) 
         f"{spec.value} (mean ± std over {over}):",
         pivot(stats, spec.rows, spec.columns, spec.value),
         winners,
-        describe_column_setups(results, spec.rows, spec.columns),
+        describe_column_setups(records, spec.rows, spec.columns),
     ]
     return "\n\n".join(part for part in parts if part)
 

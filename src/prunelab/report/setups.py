@@ -583,21 +583,24 @@ def describe_setup(folders: Sequence[str | Path], names: Sequence[str] | None = 
     return describe_setups({"": [replace(r, name=n) for r, n in zip(records, names)] if names else records})
 
 
-def describe_column_setups(results: Sequence[tuple[Mapping[str, object], Path]], rows: str, columns: Sequence[str]) -> str:
+def read_sweep_records(results: Sequence[tuple[Mapping[str, object], Path]]) -> list[tuple[Mapping[str, object], RunRecord]]:
+    """A sweep's runs (the settings the grid gave, the run directory) with their records."""
+    return [(assignment, read_run_record(folder)) for assignment, folder in results]
+
+
+def describe_column_setups(records: Sequence[tuple[Mapping[str, object], RunRecord]], rows: str, columns: Sequence[str]) -> str:
     """:func:`describe_setups` of a sweep's runs, column by column (its table compares the
     rows within each column), each run named by its row. A table whose columns do not hold
     runs of one task (one sparsity in a row, say) is judged group by group of one task, each
-    run named by its place in the grid."""
-    records = [(assignment, read_run_record(folder)) for assignment, folder in results]
+    run named by its place in the grid (``records``: :func:`read_sweep_records`)."""
     groups = _by_column(records, rows, columns)
     if all(len(task_groups(runs)) == 1 for runs in groups.values()):
         return describe_setups(groups)
     return describe_setups({"": [replace(r, name=grid_label(a)) for a, r in records]})
 
 
-def rows_of_one_task(results: Sequence[tuple[Mapping[str, object], Path]], rows: str, columns: Sequence[str]) -> bool:
+def rows_of_one_task(records: Sequence[tuple[Mapping[str, object], RunRecord]], rows: str, columns: Sequence[str]) -> bool:
     """Whether the rows of each column of a sweep's table are runs of one task (S1)."""
-    records = [(assignment, read_run_record(folder)) for assignment, folder in results]
     return all(len(task_groups(runs)) == 1 for runs in _by_column(records, rows, columns).values())
 
 

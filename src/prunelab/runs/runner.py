@@ -70,6 +70,7 @@ from prunelab.runs.io import (
 from prunelab.runs.session import (
     CHECKPOINT,
     Session,
+    finished_seeds,
     recipe_channel_pruner,
     recipe_data,
     recipe_model,
@@ -195,7 +196,7 @@ def run_recipe(recipe: Recipe, out: str | Path = "runs", progress: bool | None =
         data = recipe_data(recipe)
         preflight(recipe, data)  # before the run directory exists, so a bad recipe leaves nothing behind
         # The directory gathers the seeds of every command: its recipe names them all.
-        seeds = sorted({*recipe.seeds, *(int(path.parent.name.removeprefix("seed-")) for path in folder.glob(f"seed-*/{SUMMARY}"))})
+        seeds = sorted({*recipe.seeds, *finished_seeds(folder)})
         write_text(folder / "recipe.yaml", recipe_yaml(recipe.model_copy(update={"seeds": seeds})))
     for seed in pending:
         run_seed(folder / f"seed-{seed}", recipe, seed, data, device, progress)

@@ -46,6 +46,11 @@ def recipe_pruner(recipe: Recipe, model: nn.Module, seed: int = 0) -> Pruner:
     return Pruner(model, include=prune.include, exclude=prune.exclude, criterion=prune.criterion, seed=seed)
 
 
+def finished_seeds(folder: Path) -> list[int]:
+    """The seeds of the run directory ``folder`` that finished (have a summary)."""
+    return sorted(int(path.parent.name.removeprefix("seed-")) for path in folder.glob("seed-*/summary.json"))
+
+
 def load_trained(folder: str | Path, seed: int | None = None, device: str | torch.device = "cpu") -> tuple[nn.Module, Pruner]:
     """The final model of one seed (the first if None) of a finished run directory, and a
     pruner holding its masks (attach it to keep them while training on). After channel
@@ -62,8 +67,7 @@ def load_trained(folder: str | Path, seed: int | None = None, device: str | torc
     seed = recipe.seeds[0] if seed is None else seed
     seed_folder = folder / f"seed-{seed}"
     if not (seed_folder / "summary.json").is_file():
-        finished = sorted(int(path.parent.name.removeprefix("seed-")) for path in folder.glob("seed-*/summary.json"))
-        raise FileNotFoundError(f"{folder} has no finished seed {seed}; its finished seeds: {finished or 'none'}")
+        raise FileNotFoundError(f"{folder} has no finished seed {seed}; its finished seeds: {finished_seeds(folder) or 'none'}")
     data = recipe_data(recipe)
     with torch.random.fork_rng():  # the weights come from the files: the caller's random state stays as it was
         model = recipe_model(recipe, data)
