@@ -198,7 +198,7 @@ def test_compare_prints_a_row_per_run(cli_run, data_dir: Path, capsys) -> None:
     # the one setting that differs comes first, then the summaries
     assert rows["run"] == [
         "prune.sparsity", "dense_acc", "pruned_acc", "final_acc", "trainability_acc", "sparsity", "parameters",
-        "remaining_parameters", "speedup", "wall_seconds",
+        "remaining_parameters", "speedup", "images_per_second", "wall_seconds",
     ]  # fmt: skip
     assert len([line for line in text.splitlines() if line.startswith("| oneshot-")]) == 2
     assert rows[first.name][0] == "0.9" and rows[second.name][0] == "0.5"

@@ -122,6 +122,10 @@ def test_metrics_have_one_row_per_epoch_of_each_phase(seed0: Path) -> None:
     assert [r["sparsity"] for r in rows[2:]] == [pytest.approx(0.9, abs=1e-3)] * 2
     for r in rows:
         assert set(r) >= {"phase", "epoch", "step", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "seconds"}
+        assert r["train_images"] == 4000 and 0 < r["train_seconds"] < r["seconds"]
+    # the summary's throughput: every phase's training examples over the time of its steps
+    images_per_second = 4 * 4000 / sum(r["train_seconds"] for r in rows)
+    assert read_json(seed0 / "summary.json")["images_per_second"] == pytest.approx(images_per_second)
     with open(seed0 / "metrics.csv", newline="") as file:
         table = list(csv.DictReader(file))
     assert len(table) == len(rows)

@@ -46,7 +46,7 @@ def train(model: nn.Module, cfg: TrainConfig, seed: int = 0, data: Dataset | Non
 
 
 def without_time(history: list[dict]) -> list[dict]:
-    return [{k: v for k, v in row.items() if k != "seconds"} for row in history]
+    return [{k: v for k, v in row.items() if k not in ("seconds", "train_seconds")} for row in history]
 
 
 def same_weights(a: nn.Module, b: nn.Module) -> bool:
@@ -383,3 +383,27 @@ def test_epoch_metrics_and_evaluation_match_a_direct_computation() -> None:
         pytest.approx(test_loss, rel=1e-5), pytest.approx(test_acc),
     )
     assert 0 < train_acc < 1 and 0 < test_acc < 1  # neither trivially all right nor all wrong
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1, 0.4])
+def test_label_smoothing_trains_on_softened_targets_and_evaluates_on_the_labels(smoothing: float) -> None:
+    """The epoch's training loss with label smoothing e against its formula, (1 - e) times the
+    cross-entropy plus e times the mean over classes of -log p, by hand; the test loss
+    stays the plain cross-entropy. An LR of 1e-30 leaves the weights as they are."""
+    data = toy_data()
+    model = toy_model()
+    with torch.no_grad():
+        log_p = model(data.x_train).log_softmax(1)
+        nll = -log_p[torch.arange(len(data.y_train)), data.y_train]
+        smoothed = ((1 - smoothing) * nll - smoothing * log_p.mean(1)).mean().item()
+        test_loss = -model(data.x_test).log_softmax(1)[torch.arange(len(data.y_test)), data.y_test].mean().item()
+    cfg = TrainConfig(epochs=1, batch_size=16, optimizer=OptimizerConfig(lr=1e-30, momentum=0.0), label_smoothing=smoothing)
+    row = train(model, cfg).state.history[0]
+    assert row["train_loss"] == pytest.approx(smoothed, rel=1e-5)
+    assert row["test_loss"] == pytest.approx(test_loss, rel=1e-5)
+    assert row["train_images"] == 96
+
+
+def test_label_smoothing_is_a_fraction() -> None:
+    with pytest.raises(ValueError, match="label_smoothing"):
+        TrainConfig(label_smoothing=1.0)

@@ -209,6 +209,8 @@ def format_stat(key: str, stat: Mapping[str, float] | None) -> str:
     '93.91% ± 0.52'
     >>> format_stat("remaining_parameters", {"mean": 3012.0, "std": 0.0}), format_stat("wall_seconds", {"mean": 16.49, "std": 0.0})
     ('3,012', '16.5 s')
+    >>> format_stat("images_per_second", {"mean": 41870.2, "std": 1520.7})
+    '41,870/s ± 1,521'
     """
     if stat is None:
         return ""
@@ -221,4 +223,6 @@ def format_stat(key: str, stat: Mapping[str, float] | None) -> str:
         return f"{mean:,.0f}" + (f" ± {std:,.0f}" if std else "")
     if key.endswith("seconds"):
         return f"{mean:.1f} s" + (f" ± {std:.1f}" if std else "")
+    if key.endswith("per_second"):
+        return f"{mean:,.0f}/s" + (f" ± {std:,.0f}" if std else "")
     return f"{mean:.4g}" + (f" ± {std:.2g}" if std else "")

@@ -254,6 +254,7 @@ def run_seed(folder: Path, recipe: Recipe, seed: int, data, device: torch.device
         **({"channel_sparsity": session.channels.channel_sparsity()} if session.channels is not None else {}),
         **session.parameter_counts(),
         "speedup": session.speedup(),
+        "images_per_second": session.images_per_second(),
         "wall_seconds": session.elapsed(),
     }
     write_json(folder / SUMMARY, summary)

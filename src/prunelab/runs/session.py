@@ -199,6 +199,14 @@ class Session:
         """The theoretical speedup: the dense model's multiply-accumulates over the model's now."""
         return speedup(self.dense["macs"], self.macs())
 
+    def images_per_second(self) -> float | None:
+        """Training throughput (seed 003's Table 2): training examples over the seconds of the
+        training steps, evaluation not counted, over every phase trained so far."""
+        done = self.journal["done"].values()
+        rows = [row for value in done if isinstance(value, dict) for row in value.get("history", ()) if "train_seconds" in row]
+        seconds = sum(row["train_seconds"] for row in rows)
+        return sum(row["train_images"] for row in rows) / seconds if seconds > 0 else None
+
     def elapsed(self) -> float:
         """Wall time spent on this seed so far, summed over interrupted and resumed runs."""
         return time.perf_counter() - self._started

@@ -120,7 +120,8 @@ class Trainer:
         bar = tqdm(epochs, desc=self.label, unit="epoch", disable=not self.progress, leave=False)
         for epoch in bar:
             started = time.perf_counter()
-            train_loss, train_acc = self.train_epoch(epoch)
+            train_loss, train_acc, images = self.train_epoch(epoch)
+            train_seconds = time.perf_counter() - started
             test_loss, test_acc = self.evaluate()
             metrics = {
                 "phase": self.phase,
@@ -132,6 +133,8 @@ class Trainer:
                 "test_loss": test_loss,
                 "test_acc": test_acc,
                 "sparsity": self.sparsity(),
+                "train_images": images,
+                "train_seconds": train_seconds,
                 "seconds": time.perf_counter() - started,
             }
             self.state.history.append(metrics)
@@ -141,8 +144,9 @@ class Trainer:
                 on_epoch_end(self)
         return self.state.history
 
-    def train_epoch(self, epoch: int) -> tuple[float, float]:
-        """One epoch of SGD steps; returns the mean training loss and accuracy.
+    def train_epoch(self, epoch: int) -> tuple[float, float, int]:
+        """One epoch of SGD steps; returns the mean training loss and accuracy, and the
+        number of training examples seen (over all processes).
 
         An epoch entered part-way (``state.step`` past its start, as after rewinding to a
         step) trains only its remaining batches, so the phase ends with its schedule.
@@ -163,7 +167,7 @@ class Trainer:
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
             logits = self.network(x)
-            loss = F.cross_entropy(logits, y)
+            loss = F.cross_entropy(logits, y, label_smoothing=self.config.label_smoothing)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
@@ -174,7 +178,7 @@ class Trainer:
             seen += len(y)
         totals = all_sum(torch.stack([total_loss.double(), correct.double(), torch.tensor(float(seen), device=self.device)]))
         total, right, count = totals.tolist()
-        return total / max(count, 1), right / max(count, 1)
+        return total / max(count, 1), right / max(count, 1), int(count)
 
     @torch.no_grad()
     def evaluate(self, batch_size: int = 1000) -> tuple[float, float]:
