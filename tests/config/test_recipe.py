@@ -667,3 +667,13 @@ def test_filter_l1_is_ranked_layer_by_layer_unless_the_recipe_says_otherwise() -
     assert load_recipe("structured", ["prune.criterion=filter_l1", "prune.scope=global"]).prune.scope == "global"
     assert load_recipe(None, ["prune.scope=layerwise"]).prune.scope == "layerwise"
     assert Recipe.model_validate({"prune": {"criterion": "filter_l1"}}).prune.scope == "layerwise"
+
+
+def test_gmp_prunes_layer_by_layer_unless_the_recipe_says_otherwise() -> None:
+    """Seed 001 sets "the sparsity for all layers" along the schedule; one-shot, IMP and BIMP
+    rank all layers together unless told otherwise."""
+    assert Recipe.model_validate({"prune": {"method": "gmp"}}).prune.scope == "layerwise"
+    assert load_recipe("gmp").prune.scope == "layerwise"
+    assert load_recipe("gmp", ["prune.scope=global"]).prune.scope == "global"
+    for method in ("oneshot", "imp", "bimp"):
+        assert Recipe.model_validate({"prune": {"method": method}}).prune.scope == "global", method

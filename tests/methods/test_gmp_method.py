@@ -30,6 +30,7 @@ STABILIZATION, PRUNING, EPOCHS, UPDATES_PER_EPOCH = 1, 2, 4, 4
 WEIGHT_DECAY = 1e-3
 GMP = [
     "prune.method=gmp",
+    "prune.scope=global",  # one exact count over all layers, which these tests check step by step
     f"prune.sparsity={SPARSITY}",
     f"prune.init_sparsity={INIT}",
     f"prune.stabilization_epochs={STABILIZATION}",

@@ -186,7 +186,7 @@ class PruneBase(Strict):
     seed 004's L1-norm filter pruning), and the model is then rebuilt small and dense
     without them. For channels, ``sparsity`` and ``ratios`` count channels, ``ratios`` and
     ``include``/``exclude`` name channel groups by their layers (``prunelab.structured``).
-    The scope is ``global`` unless given, except for ``filter_l1``: ``layerwise``."""
+    The scope is ``global`` unless given, except for ``filter_l1`` and GMP: ``layerwise``."""
 
     sparsity: Fraction = 0.9
     scope: Literal["global", "layerwise", "ratios", "lpr_of"] = "global"
@@ -240,9 +240,11 @@ class GMPConfig(PruneBase):
     """Gradual magnitude pruning during the eval phase (seeds 000, 001): stabilization
     epochs, then ``init_sparsity`` to ``sparsity`` over ``pruning_epochs`` with the cubic (or
     linear) schedule, ``updates_per_epoch`` times an epoch, then fine-tuning to the end of
-    the eval phase, optionally without weight decay."""
+    the eval phase, optionally without weight decay. The scope is ``layerwise`` unless
+    given: seed 001 takes "the sparsity for all layers" along the schedule, layer by layer."""
 
     method: Literal["gmp"] = "gmp"
+    scope: Literal["global", "layerwise", "ratios", "lpr_of"] = "layerwise"
     init_sparsity: Fraction = 0.05
     stabilization_epochs: Int = Field(1, ge=0)
     pruning_epochs: Int = Field(5, ge=1)
