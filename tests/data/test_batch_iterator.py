@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 
@@ -70,9 +72,16 @@ def test_uneven_shards_are_padded_by_wrapping() -> None:
     assert set(labels) == set(range(10)) and len(labels) == 12
 
 
-@pytest.mark.parametrize("kwargs", [{"batch_size": 0}, {"rank": 2, "world_size": 2}, {"rank": -1}])
-def test_invalid_arguments(kwargs) -> None:
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"batch_size": 0}, "batch_size must be positive, got 0"),
+        ({"rank": 2, "world_size": 2}, "need 0 <= rank < world_size, got rank=2"),
+        ({"rank": -1}, "need 0 <= rank < world_size, got rank=-1"),
+    ],
+)
+def test_invalid_arguments(kwargs, match) -> None:
+    with pytest.raises(ValueError, match=re.escape(match)):
         make(**{"batch_size": 4, "shuffle": False, **kwargs})
 
 

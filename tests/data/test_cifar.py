@@ -244,3 +244,35 @@ def test_an_incomplete_folder_with_download_says_to_remove_it(cifar10_dir) -> No
         load_dataset("cifar10", data_dir)
     with pytest.raises(DatasetNotFoundError, match=r"data_batch_3 not found in an incomplete .*cifar-10-batches-py; remove the folder"):
         load_dataset("cifar10", data_dir, download=True)
+
+
+def _array(state: tuple) -> bytes:
+    """A pickle of numpy's own array reconstruction with the given ``__setstate__`` state."""
+    return pickle.dumps(_Recipe(np.empty(0).__reduce__()[0], (np.ndarray, (0,), b"b"), state), protocol=PROTOCOL)
+
+
+@pytest.mark.parametrize(
+    ("raw", "error", "message"),
+    [
+        (_array((1, (2,), 7, False, b"\x00\x00")), ForbiddenGlobalError, "refusing an array whose dtype is int"),
+        (_array((1, (-2,), np.dtype("u1"), False, b"")), DatasetFormatError, r"an array of shape \(-2,\)"),
+        (_array((1, (2,), np.dtype("u1"))), DatasetFormatError, "an array without its data"),
+        (pickle.dumps(np.dtype("u1"), protocol=PROTOCOL), ForbiddenGlobalError, "refusing a bare _Dtype outside an array"),
+        (
+            pickle.dumps(_Recipe(__import__("_codecs").encode, ("\u20ac", "utf8")), protocol=PROTOCOL),
+            ForbiddenGlobalError, r"refusing _codecs.encode\(str, 'utf8'\)",
+        ),
+    ],
+    ids=["dtype-not-a-dtype", "negative-shape", "no-data", "bare-dtype", "codecs-not-latin1"],
+)
+def test_arrays_and_bytes_the_official_files_never_hold_are_refused(raw: bytes, error: type, message: str) -> None:
+    with pytest.raises(error, match=message):
+        RestrictedUnpickler(io.BytesIO(raw)).load()
+
+
+def test_labels_that_are_not_a_flat_list_name_the_file(cifar10_dir) -> None:
+    data_dir, _ = cifar10_dir
+    path = data_dir / "cifar-10-batches-py" / "test_batch"
+    write_batch(path, np.zeros((2, 3072), dtype=np.uint8), [[0, 1], [2]])
+    with pytest.raises(DatasetFormatError, match="test_batch: the labels are not a flat list of integers"):
+        load_dataset("cifar10", data_dir)

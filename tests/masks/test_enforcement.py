@@ -165,6 +165,38 @@ def test_detach_stops_enforcement_and_attach_is_idempotent():
     assert (model[0].weight[~pruner.masks["0.weight"]] == 0).all()
 
 
+def test_detaching_one_optimizer_keeps_the_others_attached():
+    """Two optimizers each train part of the model (a drifting one would move pruned weights
+    off zero); detaching one leaves the other's enforcement in place."""
+    model = mlp()
+    pruner = Pruner(model)
+    pruner.prune(0.5)
+    first, second = Drift(model[0].parameters()), Drift(model[2].parameters())
+    pruner.attach(first)
+    pruner.attach(second)
+    pruner.detach(first)
+    assert not first._optimizer_step_post_hooks and len(second._optimizer_step_post_hooks) == 1
+    second.step()  # (its zeroing covers every pruned weight, so the detached one steps last)
+    first.step()
+    assert (model[0].weight[~pruner.masks["0.weight"]] != 0).all()  # no longer enforced
+    assert (model[2].weight[~pruner.masks["2.weight"]] == 0).all()  # still enforced
+
+
+def test_stale_masks_are_rebuilt_after_a_step_too():
+    """The zeroing after the step of an optimizer not trusted to keep zeros recovers from
+    masks that cannot multiply the weights, as the gradient masking before it does."""
+    model = mlp()
+    pruner = Pruner(model)
+    pruner.prune(0.5)
+    optimizer = Drift(model.parameters())
+    pruner.attach(optimizer)
+    pruner.mask_gradients = lambda: None  # only the zeroing after the step meets the stale masks
+    pruner._enforced = [(param, mask.to(torch.complex64)) for param, mask in pruner._enforced]
+    optimizer.step()
+    assert {mask.dtype for _, mask in pruner._enforced} == {torch.float32}
+    assert pruned_weights_are_zero(pruner)
+
+
 @pytest.mark.parametrize("attached", [False, True], ids=["detached", "attached"])
 def test_apply_after_rewinding_the_weights(attached):
     model = mlp()
@@ -292,6 +324,8 @@ def test_loading_an_empty_state_while_attached_stops_masking():
     train_step(model, optimizer, 0)
     assert bool((model[0].weight[before == 0] != 0).all())  # the formerly pruned weights train again
 
+
+def test_stale_masks_are_rebuilt_when_a_step_cannot_use_them():
     """A model moved to another device after attaching leaves the masks behind; the first
     product with them fails inside the step hook, which then rebuilds the masks where the
     parameters are and masks again. Here, with one device, masks of a dtype that cannot

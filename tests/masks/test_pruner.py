@@ -447,9 +447,12 @@ def test_loading_a_state_without_shapes_or_with_missing_masks_is_an_error():
 
 @pytest.mark.filterwarnings("ignore:Initializing zero-element tensors")
 def test_zero_size_weights_count_as_unpruned():
+    """... and are not an emptied layer either: pruning warns of no collapse."""
     model = nn.Sequential(nn.Linear(8, 0), nn.Linear(0, 4), nn.Linear(8, 4))
     pruner = Pruner(model)
-    pruner.prune(0.5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pruner.prune(0.5)
     assert pruner.layer_sparsity() == {"0.weight": 0.0, "1.weight": 0.0, "2.weight": 0.5}
 
 
@@ -518,4 +521,6 @@ def test_a_layer_emptied_by_global_pruning_is_warned_about_once():
         pruner.prune(0.85)  # 2.weight was empty before
     with pytest.warns(UserWarning, match=r"every weight of 0.weight is pruned .* a sparsity of 0.75 rounds to all of a layer this small"):
         Pruner(nn.Sequential(nn.Linear(2, 1), nn.Linear(1, 8))).prune(0.75, scope="layerwise")  # round(1.5) = 2 of 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a ratio of 1 asks for the empty layer: no warning
         Pruner(nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 4))).prune(ratios={"0": 1.0})

@@ -74,6 +74,10 @@ def test_each_level_prunes_weights_trained_with_h_find(make_recipe, tmp_path, re
     assert kept > sum(int(m.sum()) for m in after.values())
     events = read(seed / "events.json")
     assert events["level-2/find/rewind"] == {"rewind": rewind}
+    # without rewinding, the weights each level pruned are kept for the next level's H_find,
+    # except the last level's, which nothing trains on from
+    pruned_weights = {"level-1-pruned.safetensors"} if rewind == "none" else set()
+    assert {p.name for p in (seed / "snapshots").iterdir()} == {"init.safetensors", *pruned_weights}
 
 
 def test_level_find_starts_from_the_rewind_point(make_recipe, tmp_path) -> None:

@@ -134,6 +134,17 @@ def test_rewinding_takes_the_kept_channels_of_the_dense_weights(rewind, make_rec
     assert torch.equal(final["features.1.running_var"], dense["features.1.running_var"][k0])
 
 
+def test_per_group_ratios_remove_each_groups_share(make_recipe, shared_out, read) -> None:
+    """``scope: ratios`` for channels: each group, named by its conv, keeps round((1 - r) * 16)
+    of its 16 channels, and the summary's channel sparsity is their mean share."""
+    ratios = {"features.0": 0.25, "features.3": 0.5, "features.6": 0.75}
+    recipe = make_recipe(*BN, "prune.scope=ratios", f"prune.ratios={ratios}", "eval.epochs=0")
+    seed = run_recipe(recipe, shared_out, progress=False) / "seed-0"
+    channels = read(seed / "channels.json")
+    assert {conv: len(channels[conv]) for conv in CONVS} == {"features.0": 12, "features.3": 8, "features.6": 4}
+    assert read(seed / "summary.json")["channel_sparsity"] == pytest.approx((4 + 8 + 12) / 48)
+
+
 def test_reinit_draws_a_small_dense_model(make_recipe, shared_out, data, read) -> None:
     """Seed 004: a pruned architecture trained from scratch is initialised for its own shapes.
     PyTorch's default conv init is uniform within 1/sqrt(fan_in); the small layers' smaller

@@ -13,9 +13,11 @@ from prunelab.runs.runner import run_recipe
 
 @pytest.fixture(scope="module")
 def tiny_overrides(data_dir: Path) -> list[str]:
-    """The tiny run's --set overrides; test_resume's reference run is the same."""
+    """The tiny run's --set overrides; test_resume's reference run is the same. A large LR
+    for its 16 steps, and layer by layer, so that it learns, no layer is emptied and
+    retraining moves every layer's kept weights."""
     return ["find.epochs=2", "eval.epochs=2", "device=cpu", "model.options.channels=8", "find.batch_size=500",
-            "eval.batch_size=500", f"data.data_dir={data_dir}"]  # fmt: skip
+            "eval.batch_size=500", "find.optimizer.lr=1.0", "prune.scope=layerwise", f"data.data_dir={data_dir}"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")

@@ -27,7 +27,7 @@ def torchrun(*args: str, processes: int = 2) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize(
     ("source", "extra"),
     [
-        ("default", ["model.options={}"]),
+        ("default", ["model.options={}", "prune.scope=layerwise"]),  # no layer emptied: retraining moves every layer
         ("late_rewind", ["model.options={}", "prune.levels=2", "eval.rewind=epoch:1"]),  # snapshots written and read
         ("structured", ["model.options={channels: 16, batch_norm: true}"]),  # BatchNorm statistics, a shrunk model
     ],

@@ -32,7 +32,9 @@ from prunelab.train import Trainer
 # The default recipe on a tiny budget: a narrow CNN in batches of 500 (8 steps an epoch) runs
 # the same code paths many times faster than the default 64 channels in batches of 100.
 NARROW = ["model.options.channels=8", "find.batch_size=500", "eval.batch_size=500"]
-BUDGET = ["find.epochs=2", "eval.epochs=2", "device=cpu", *NARROW]
+# A large LR for its 16 steps, and layer by layer, so that it learns, no layer is emptied
+# and retraining moves every layer's kept weights.
+BUDGET = ["find.epochs=2", "eval.epochs=2", "device=cpu", "find.optimizer.lr=1.0", "prune.scope=layerwise", *NARROW]
 EPOCHS = [("find", 0), ("find", 1), ("eval", 0), ("eval", 1)]
 VOLATILE = {"seconds", "train_seconds", "wall_seconds", "images_per_second"}  # times: the only things allowed to differ
 
@@ -119,6 +121,16 @@ def record_epochs(monkeypatch: pytest.MonkeyPatch, stop_at: tuple[str, int] | No
 
     monkeypatch.setattr(Trainer, "train_epoch", train_epoch)
     return calls
+
+
+def test_the_reference_run_retrains_every_layer(reference: Path) -> None:
+    """What the resume tests compare is a run whose retraining changes something: no layer
+    is emptied, and the accuracy after retraining is not the one right after pruning."""
+    seed = reference / "seed-0"
+    layers = json.loads((seed / "layer_sparsity.json").read_text())
+    assert all(0 < layer["sparsity"] < 1 for layer in layers.values()), layers
+    summary = json.loads((seed / "summary.json").read_text())
+    assert summary["final_acc"] != summary["pruned_acc"]
 
 
 def test_interrupted_in_find_then_in_eval_resumes_to_the_same_result(

@@ -60,8 +60,9 @@ def test_seed_summary(seed0: Path, recipe) -> None:
     for key in ("dense_acc", "pruned_acc", "final_acc", "sparsity", "parameters", "remaining_parameters", "wall_seconds"):
         assert key in summary, key
     assert summary["method"] == "oneshot" and summary["seed"] == 0
-    for key in ("dense_acc", "pruned_acc", "final_acc"):
-        assert 0.1 < summary[key] <= 1.0, (key, summary[key])  # above chance (10 classes) after 2 epochs
+    for key in ("dense_acc", "final_acc"):
+        assert 0.15 < summary[key] <= 1.0, (key, summary[key])  # above chance (10 classes) after 2 epochs
+    assert 0 <= summary["pruned_acc"] < summary["final_acc"]  # retraining recovers from pruning
     assert summary["sparsity"] == pytest.approx(0.9, abs=1e-3)
     model = build(recipe)
     prunable = sum(p.numel() for p in Pruner(model).parameters.values())
@@ -122,7 +123,7 @@ def test_metrics_have_one_row_per_epoch_of_each_phase(seed0: Path) -> None:
     assert [r["sparsity"] for r in rows[2:]] == [pytest.approx(0.9, abs=1e-3)] * 2
     for r in rows:
         assert set(r) >= {"phase", "epoch", "step", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "seconds"}
-        assert r["train_images"] == 4000 and 0 < r["train_seconds"] < r["seconds"]
+        assert r["train_images"] == 4000 and 0 <= r["train_seconds"] <= r["seconds"]
     # the summary's throughput: every phase's training examples over the time of its steps
     images_per_second = 4 * 4000 / sum(r["train_seconds"] for r in rows)
     assert read_json(seed0 / "summary.json")["images_per_second"] == pytest.approx(images_per_second)
