@@ -346,6 +346,26 @@ def test_an_exclusion_that_names_nothing_is_reported_as_such(data_dir: Path, tmp
     assert "prunelab: error: prune.include/exclude: exclude pattern 'duration' matches no prunable" in capsys.readouterr().err
 
 
+def test_a_reader_gone_from_the_pipe_ends_quietly_and_a_bug_keeps_its_traceback(monkeypatch, capfd) -> None:
+    """``prunelab show RUN | head``: exit 141 (as a shell reports SIGPIPE), nothing said; a
+    RuntimeError of one process is a bug, raised as it is."""
+    def gone(_args):
+        raise BrokenPipeError
+
+    monkeypatch.setitem(cli.COMMANDS, "recipes", gone)
+    redirected = []
+    monkeypatch.setattr(cli.os, "dup2", lambda *fds: redirected.append(fds))  # keep pytest's own stdout
+    assert cli.main(["recipes"]) == 141
+    assert capfd.readouterr().err == "" and len(redirected) == 1  # later writes go nowhere
+
+    def bug(_args):
+        raise RuntimeError("shape mismatch deep inside")
+
+    monkeypatch.setitem(cli.COMMANDS, "recipes", bug)
+    with pytest.raises(RuntimeError, match="shape mismatch deep inside"):
+        cli.main(["recipes"])
+
+
 def test_over_several_processes_a_process_s_own_error_is_said_by_it(monkeypatch, capsys) -> None:
     """The main process says a bad recipe once for all; trouble another process meets alone
     (its disk, its data) is said by that process, named."""
