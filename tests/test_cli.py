@@ -291,6 +291,31 @@ def test_ratio_names_are_checked_before_any_training_and_leave_no_run(data_dir: 
     assert list(tmp_path.iterdir()) == []  # no run directory, no find phase
 
 
+@pytest.mark.parametrize(
+    ("overrides", "where", "below"),
+    [
+        (["prune.sparsity=0.99999"], "all {total:,} prunable weights", lambda total, largest: 1 - 0.5 / total),
+        (["prune.method=imp", "prune.rate=0.99", "prune.levels=3"], "all {total:,} prunable weights", lambda total, largest: 1 - 0.5 / total),
+        (["prune.scope=layerwise", "prune.sparsity=0.9999"], "every weight of every prunable layer", lambda total, largest: 1 - 0.5 / largest),
+    ],
+    ids=["global", "imp-levels", "layerwise"],
+)
+def test_a_sparsity_that_rounds_to_every_weight_is_refused_before_training(
+    overrides, where, below, data_dir: Path, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    """0.99999 of the 28,096 weights of BUDGET's CNN rounds to all of them (IMP's 1 - 0.01^3
+    too); layer by layer, 0.9999 empties even its largest layer."""
+    monkeypatch.setattr(Trainer, "train_epoch", lambda self, epoch: pytest.fail("trained before the recipe was checked"))
+    model = build_model("mnist1d_cnn", num_classes=10, input_shape=(1, 40), channels=8)
+    sizes = [m.weight.numel() for m in model.modules() if isinstance(m, (nn.Conv1d, nn.Linear))]
+    total, largest = sum(sizes), max(sizes)
+    assert cli.main(["run", "--no-progress", "--out", str(tmp_path), *sets(data_dir, *overrides)]) == 2
+    error = capsys.readouterr().err
+    limit = below(total, largest)  # round(s * n) < n: s below 1 - 0.5 / n
+    assert f"rounds to {where.format(total=total)}, which leaves a model that computes nothing; below {limit:.6g}" in error
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_lr_range_test_arguments_are_checked_before_training(tmp_path: Path, capsys, monkeypatch) -> None:
     monkeypatch.setattr(Trainer, "train_epoch", lambda self, epoch: pytest.fail("trained before the arguments were checked"))
     assert cli.main(["lr-range-test", "--out", str(tmp_path), "--steps", "0"]) == 2

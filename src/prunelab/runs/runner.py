@@ -47,6 +47,7 @@ from prunelab.config import (
     run_settings,
     unused_settings,
 )
+from prunelab.config.schema import PruneBase
 from prunelab.distributed import agree, barrier, share, world
 from prunelab.masks import Pruner
 from prunelab.methods import METHODS
@@ -57,6 +58,7 @@ from prunelab.methods.common import (
     late_rewinding,
     rewind_target,
 )
+from prunelab.methods.imp import level_targets
 from prunelab.report.plots import plot_sparsity_schedule, plot_training
 from prunelab.runs.io import (
     DamagedRunError,
@@ -112,6 +114,26 @@ def preflight(recipe: Recipe, data) -> None:
             raise RecipeError(f"prune.ratios: {error}") from None
     if recipe.prune.scope == "lpr_of":
         check_lpr_reference(recipe, {name: p.numel() for name, p in pruner.parameters.items()})
+    if recipe.prune.scope in ("global", "layerwise"):
+        check_keeps_a_weight(recipe.prune, {name: p.numel() for name, p in pruner.parameters.items()})
+
+
+def check_keeps_a_weight(spec: PruneBase, sizes: dict[str, int]) -> None:
+    """A final sparsity that rounds to every prunable weight leaves a model that computes
+    nothing, and no speedup to report: refused before any training."""
+    final = level_targets(spec.rate, spec.sparsity, spec.levels)[-1] if spec.method in ("imp", "bimp") else spec.sparsity
+    total = sum(sizes.values())
+    if spec.scope == "global":
+        everything = round(final * total) >= total
+    else:
+        everything = all(round(final * size) >= size for size in sizes.values())
+    if everything:
+        where = f"all {total:,} prunable weights" if spec.scope == "global" else "every weight of every prunable layer"
+        largest = max(sizes.values()) if spec.scope == "layerwise" else total
+        raise RecipeError(
+            f"prune: a final sparsity of {final:.6g} rounds to {where}, which leaves a model that computes "
+            f"nothing; below {1 - 0.5 / largest:.6g} some weight stays"
+        )
 
 
 def check_channel_pruning(recipe: Recipe, model, data) -> None:
