@@ -152,7 +152,8 @@ def test_model_option_values_are_checked_against_the_builder(override, expected)
 
 
 def test_an_unknown_dataset_is_named_before_any_run() -> None:
-    assert "unknown dataset 'cifar99'; known datasets: cifar10" in error_line(error_of(["data.name=cifar99"]), "data.name")
+    line = error_line(error_of(["data.name=cifar99"]), "data.name")
+    assert "unknown dataset 'cifar99'; known datasets: cifar10" in line and "--import MODULE" in line
 
 
 @pytest.mark.parametrize("seeds", ["[-1]", "[99999999999999999999]"])

@@ -12,6 +12,7 @@ def test_unknown_model_lists_known_ones() -> None:
     with pytest.raises(ValueError, match="unknown model 'alexnet'") as info:
         build_model("alexnet", 10, (3, 32, 32))
     assert all(name in str(info.value) for name in MODELS)
+    assert "prunelab.models.register" in str(info.value) and "--import MODULE" in str(info.value)
 
 
 def test_unknown_option_is_named() -> None:
@@ -65,3 +66,9 @@ def test_construction_leaves_batchnorm_statistics_untouched() -> None:
             assert module.num_batches_tracked.item() == 0
             assert torch.equal(module.running_mean, torch.zeros_like(module.running_mean))
     assert model.training
+
+
+def test_a_builder_that_returns_no_module_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(MODELS, "not_a_model", lambda num_classes, input_shape: "hello")
+    with pytest.raises(ValueError, match="model 'not_a_model': its builder returned a str, not an nn.Module"):
+        build_model("not_a_model", num_classes=10, input_shape=(1, 40))

@@ -15,7 +15,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from prunelab.criteria import CHANNEL_CRITERIA, CRITERIA
-from prunelab.data import AUGMENTED, DATASETS
+from prunelab.data import AUGMENTED, dataset_loader
 from prunelab.models import check_options, model_options
 from prunelab.schedules import POLICIES, RESTARTING, imp_levels
 
@@ -47,8 +47,7 @@ class DataConfig(Strict):
     @field_validator("name")
     @classmethod
     def _registered(cls, name: str) -> str:
-        if name not in DATASETS:
-            raise ValueError(f"unknown dataset {name!r}; known datasets: {', '.join(sorted(DATASETS))}")
+        dataset_loader(name)  # raises for an unknown dataset
         return name
 
 

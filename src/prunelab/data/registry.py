@@ -126,9 +126,16 @@ def load_dataset(name: str, data_dir: str | Path | None = None, download: bool =
     >>> ds.x_train.shape, ds.num_classes  # doctest: +SKIP
     (torch.Size([4000, 1, 40]), 10)
     """
-    try:
-        loader = DATASETS[name]
-    except KeyError:
-        raise ValueError(f"unknown dataset {name!r}; known datasets: {', '.join(sorted(DATASETS))}") from None
     root = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
-    return loader(root, download)
+    return dataset_loader(name)(root, download)
+
+
+def dataset_loader(name: str) -> DatasetLoader:
+    """The registered loader of ``name``; an unknown name is a ValueError listing the known ones."""
+    try:
+        return DATASETS[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown dataset {name!r}; known datasets: {', '.join(sorted(DATASETS))} (a dataset of your own is "
+            "registered by its module with prunelab.data.register; on the command line: --import MODULE)"
+        ) from None

@@ -70,6 +70,8 @@ def build_model(name: str, num_classes: int, input_shape: Sequence[int], **optio
     except (TypeError, ValueError, RuntimeError) as error:
         shown = ", ".join(f"{k}={v!r}" for k, v in options.items()) or "no options"
         raise ValueError(f"model {name!r} cannot be built with {shown}: {error}") from error
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model {name!r}: its builder returned a {type(model).__name__}, not an nn.Module")
     return INITIALIZERS.get(name, lambda m: m)(model)
 
 
@@ -148,4 +150,7 @@ def _builder(name: str) -> ModelBuilder:
     try:
         return MODELS[name]
     except KeyError:
-        raise ValueError(f"unknown model {name!r}; known models: {', '.join(sorted(MODELS))}") from None
+        raise ValueError(
+            f"unknown model {name!r}; known models: {', '.join(sorted(MODELS))} (a model of your own is "
+            "registered by its module with prunelab.models.register; on the command line: --import MODULE)"
+        ) from None
