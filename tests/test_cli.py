@@ -97,8 +97,10 @@ def test_run_again_prints_the_results_without_training(cli_run, data_dir: Path, 
     out, done, _ = cli_run
     monkeypatch.setattr(Trainer, "train_epoch", lambda self, epoch: pytest.fail("a finished run was trained again"))
     assert cli.main(["run", "--no-progress", "--out", str(out), *sets(data_dir)]) == 0
-    again = capsys.readouterr().out
-    assert table(again) == table(done.stdout)
+    again = capsys.readouterr()
+    assert table(again.out) == table(done.stdout)
+    assert again.err.startswith("prunelab: finished before, nothing to train: oneshot-")
+    assert "prunelab: running oneshot-" in done.stderr
 
 
 def test_recipes_lists_the_builtin_recipes(capsys) -> None:
@@ -109,6 +111,23 @@ def test_recipes_lists_the_builtin_recipes(capsys) -> None:
     assert {name: " ".join(text.split()) for name, text in listed} == {
         name: " ".join(description.split()) for name, description in builtin_recipes().items()
     }
+
+
+def test_recipes_prints_a_builtin_recipe_as_it_is_written(capsys) -> None:
+    from importlib import resources
+
+    assert cli.main(["recipes", "gmp"]) == 0
+    assert capsys.readouterr().out == (resources.files("prunelab.recipes") / "gmp.yaml").read_text()
+    assert cli.main(["recipes", "gmpp"]) == 2
+    assert "prunelab: error: no built-in recipe 'gmpp'; built-in recipes: bimp, " in capsys.readouterr().err
+
+
+def test_version(capsys) -> None:
+    from prunelab import __version__
+
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out == f"prunelab {__version__}\n"
 
 
 @pytest.mark.parametrize(

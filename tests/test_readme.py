@@ -30,9 +30,13 @@ def test_python_example_runs(tmp_path, monkeypatch):
     assert set(saved) == {"mask:0.weight", "shape:0.weight"} and saved["shape:0.weight"].tolist() == [100, 40]
 
 
-def test_recipe_example_is_valid():
+def test_recipe_example_is_the_default_recipe_with_three_seeds():
+    from prunelab.config import load_recipe
+
     recipe = validate(yaml.safe_load(_blocks("yaml")[0]))
-    assert recipe.prune.method == "oneshot" and recipe.eval.lr_policy == "llr"
+    default = load_recipe("default")
+    assert recipe.seeds == [0, 1, 2]
+    assert recipe.model_dump(exclude={"seeds", "description"}) == default.model_dump(exclude={"seeds", "description"})
 
 
 def test_first_commands_are_the_ci_test_command():

@@ -19,8 +19,9 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+from prunelab import __version__
 from prunelab.config import RecipeError, builtin_recipes, run_name
-from prunelab.config.load import parse_override
+from prunelab.config.load import parse_override, recipe_text
 from prunelab.config.sweep import grid_label, load_plan, summary_meanings
 from prunelab.distributed import join_from_environment, leave, world
 from prunelab.report import format_stat, format_table
@@ -45,11 +46,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="prunelab", description="Magnitude pruning done right.", epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"prunelab {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     _recipe_command(commands, "run", "run a recipe (resumes an interrupted run)")
 
-    commands.add_parser("recipes", help="list the built-in recipes", parents=[IMPORT])
+    recipes = commands.add_parser("recipes", help="list the built-in recipes, or print one", parents=[IMPORT])
+    recipes.add_argument("name", nargs="?", help="a built-in recipe to print as YAML (e.g. to copy and edit)")
 
     lr_test = _recipe_command(
         commands, "lr-range-test", "suggest a pruning LR: raise the LR from 1e-9 to 1 on the trained model (seed 000, see the README)"
@@ -166,6 +169,7 @@ def _show_warning(message: Warning | str, *_where: object, shown: set[str], **_k
 def _run(args: argparse.Namespace) -> int:
     from prunelab.report.runs import sweep_table
     from prunelab.runs.runner import check_plan, run_folder, run_recipe
+    from prunelab.runs.session import finished_seeds
 
     plan, sweep = load_plan(args.recipe, args.overrides)
     _make_out(args.out)
@@ -175,7 +179,9 @@ def _run(args: argparse.Namespace) -> int:
     for index, (assignment, recipe) in enumerate(plan, start=1):
         label = f" [{index}/{len(plan)}: {grid_label(assignment)}]" if sweep else ""
         if world().is_main:
-            print(f"prunelab: running {run_folder(args.out, recipe).name} ({recipe.prune.method}, seeds {recipe.seeds}){label}", file=sys.stderr)
+            folder = run_folder(args.out, recipe)
+            doing = "finished before, nothing to train:" if set(recipe.seeds) <= set(finished_seeds(folder)) else "running"
+            print(f"prunelab: {doing} {folder.name} ({recipe.prune.method}, seeds {recipe.seeds}){label}", file=sys.stderr)
         folder = run_recipe(recipe, args.out, progress=_progress(args))
         results.append((assignment, folder))
     if not world().is_main:  # the main process reports
@@ -302,12 +308,17 @@ def _trained_model(args: argparse.Namespace) -> tuple:
 
 
 def _recipes(args: argparse.Namespace) -> int:
+    if args.name is not None:
+        if args.name not in builtin_recipes():
+            raise RecipeError(f"no built-in recipe {args.name!r}; built-in recipes: {', '.join(builtin_recipes())}")
+        print(recipe_text(args.name)[0], end="")
+        return 0
     # A name per line and its description wrapped below it: a table of them would be far wider than a terminal.
     width = max(40, min(100, shutil.get_terminal_size().columns)) - 4
     for name, text in builtin_recipes().items():
         print(name)
         print(textwrap.fill(text, width, initial_indent="    ", subsequent_indent="    ", break_on_hyphens=False))
-    print("\nrun one with: prunelab run NAME [--set KEY=VALUE ...]")
+    print("\nrun one with: prunelab run NAME [--set KEY=VALUE ...]; print one with: prunelab recipes NAME")
     return 0
 
 

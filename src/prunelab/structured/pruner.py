@@ -201,7 +201,8 @@ class ChannelPruner:
             values.append(score[candidates])
         if count - removed > len(names):
             raise ValueError(
-                f"sparsity {sparsity} removes {count} of {total} channels, but every group keeps one: at most {removed + len(names)}"
+                f"sparsity {sparsity} removes {count} of {total} channels, but every group keeps one: at most "
+                f"{removed + len(names)} channels can go (a sparsity of at most {(removed + len(names)) / total:.4g})"
             )
         order = torch.sort(torch.cat(values), stable=True).indices[: count - removed]
         position = torch.cat(channels)
