@@ -375,6 +375,21 @@ def test_progress_bars_only_on_a_terminal(terminal, flag, expected, tmp_path: Pa
     assert seen == [expected]
 
 
+@pytest.mark.parametrize("flag", [[], ["--no-progress"]])
+def test_without_a_terminal_a_run_logs_its_phases_unless_told_not_to(flag, data_dir: Path, tmp_path: Path, capsys) -> None:
+    """A log file or pipe gets a line per phase end (and every LOG_EVERY seconds) where a
+    terminal would show bars; the logger is left as it was."""
+    import logging
+
+    assert cli.main(["run", "--out", str(tmp_path), *flag, *sets(data_dir, "eval.epochs=1")]) == 0
+    lines = [line for line in capsys.readouterr().err.splitlines() if ": epoch " in line]
+    if flag:
+        assert lines == []
+    else:
+        assert [line.split(", test accuracy")[0] for line in lines] == ["prunelab: seed 0 find: epoch 2/2", "prunelab: seed 0 eval: epoch 1/1"]
+    assert logging.getLogger("prunelab").handlers == [] and logging.getLogger("prunelab").level == logging.NOTSET
+
+
 def test_gmp_summaries_say_what_their_pruned_accuracy_is(tmp_path: Path, capsys) -> None:
     folder = tmp_path / "gmp-run"
     (folder / "seed-0").mkdir(parents=True)

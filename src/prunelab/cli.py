@@ -10,13 +10,14 @@ import hashlib
 import importlib
 import io
 import json
+import logging
 import math
 import os
 import shutil
 import sys
 import textwrap
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from prunelab import __version__
@@ -89,7 +90,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             warnings.simplefilter("always", UserWarning)
             warnings.showwarning = functools.partial(_show_warning, shown=set())
             _import(args.imports)
-            return COMMANDS[args.command](args)
+            with _log_lines(args):
+                return COMMANDS[args.command](args)
     except BrokenPipeError:  # e.g. `prunelab show RUN | head`: the reader is gone, nothing to say
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
@@ -419,6 +421,26 @@ def _summary_table(folder: Path) -> str:
         for key, stat in summary["stats"].items()
     ]
     return f"{summary['run']} (seeds {summary['seeds']}):\n" + format_table(rows)
+
+
+@contextlib.contextmanager
+def _log_lines(args: argparse.Namespace) -> Iterator[None]:
+    """Where progress bars cannot show (a log file, a pipe), a line now and then instead."""
+    from prunelab.runs.runner import progress_shows
+
+    if getattr(args, "no_progress", True) or progress_shows():
+        yield
+        return
+    logger, handler = logging.getLogger("prunelab"), logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("prunelab: %(message)s"))
+    logger.addHandler(handler)
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 def _progress(args: argparse.Namespace) -> bool:

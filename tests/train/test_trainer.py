@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import logging
 
 import pytest
 import torch
@@ -407,3 +408,21 @@ def test_label_smoothing_trains_on_softened_targets_and_evaluates_on_the_labels(
 def test_label_smoothing_is_a_fraction() -> None:
     with pytest.raises(ValueError, match="label_smoothing"):
         TrainConfig(label_smoothing=1.0)
+
+
+def test_the_log_has_a_line_every_log_every_seconds_and_at_the_end(caplog: pytest.LogCaptureFixture, monkeypatch) -> None:
+    """With epochs far quicker than LOG_EVERY, only the phase's last epoch is logged; with
+    LOG_EVERY at 0, every epoch."""
+    import prunelab.train.trainer as trainer_module
+
+    with caplog.at_level(logging.INFO, logger="prunelab"):
+        history = train(toy_model(), config(epochs=3), label="seed 0 find").state.history
+    last = history[-1]
+    assert [r.getMessage() for r in caplog.records] == [
+        f"seed 0 find: epoch 3/3, test accuracy {100 * last['test_acc']:.2f}%, training loss {last['train_loss']:.3f}, sparsity 0.0%"
+    ]
+    caplog.clear()
+    monkeypatch.setattr(trainer_module, "LOG_EVERY", 0.0)
+    with caplog.at_level(logging.INFO, logger="prunelab"):
+        train(toy_model(), config(epochs=3))
+    assert [r.getMessage().split(",")[0] for r in caplog.records] == [f"train: epoch {k}/3" for k in (1, 2, 3)]

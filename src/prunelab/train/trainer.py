@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import logging
 import time
 import zlib
 from collections.abc import Callable, Sequence
@@ -22,6 +23,12 @@ from prunelab.masks import Pruner
 from prunelab.models.common import evaluating
 from prunelab.schedules import Schedule
 from prunelab.train.optim import build_optimizer, build_schedule
+
+
+log = logging.getLogger(__name__)
+
+#: Seconds between two epoch lines of the log (the last epoch of a phase is always logged).
+LOG_EVERY = 30.0
 
 
 class StepHook(Protocol):
@@ -52,7 +59,9 @@ class Trainer:
     The LR of every step is ``schedule(step)`` (by default the config's schedule) and is
     recorded in ``state.lr_log``, because LR rewinding replays it later. An attached
     ``pruner`` keeps pruned weights at zero. The progress bar shows ``label`` (by default
-    the phase), the epoch, and the test accuracy, loss and sparsity.
+    the phase), the epoch, and the test accuracy, loss and sparsity; the ``prunelab`` logger
+    has the same at level INFO, every :data:`LOG_EVERY` seconds and at the phase's end (the
+    command line shows it where no progress bar can).
 
     >>> from prunelab.data import Dataset
     >>> data = Dataset("toy", torch.randn(64, 4), torch.randint(0, 2, (64,)),
@@ -118,6 +127,7 @@ class Trainer:
         """Train the remaining epochs; ``on_epoch_end`` runs after each (e.g. a checkpoint)."""
         epochs = range(self.state.epoch, self.config.epochs)
         bar = tqdm(epochs, desc=self.label, unit="epoch", disable=not self.progress, leave=False)
+        logged = time.monotonic()
         for epoch in bar:
             started = time.perf_counter()
             train_loss, train_acc, images = self.train_epoch(epoch)
@@ -140,6 +150,12 @@ class Trainer:
             self.state.history.append(metrics)
             self.state.epoch = epoch + 1
             bar.set_postfix(loss=f"{train_loss:.3f}", acc=f"{test_acc:.2%}", sparsity=f"{metrics['sparsity']:.1%}")
+            if self.world.is_main and (epoch + 1 == self.config.epochs or time.monotonic() - logged >= LOG_EVERY):
+                log.info(
+                    "%s: epoch %d/%d, test accuracy %.2f%%, training loss %.3f, sparsity %.1f%%",
+                    self.label, epoch + 1, self.config.epochs, 100 * test_acc, train_loss, 100 * metrics["sparsity"],
+                )  # fmt: skip
+                logged = time.monotonic()
             if on_epoch_end is not None:
                 on_epoch_end(self)
         return self.state.history
