@@ -22,7 +22,7 @@ from prunelab.report.setups import (
     describe_setup,
     differing_settings,
     read_sweep_records,
-    rows_of_one_task,
+    rows_of_other_tasks,
 )
 from prunelab.report.tables import column_winners, format_stat, format_table, pivot
 from prunelab.runs.io import read_json, write_text
@@ -110,10 +110,11 @@ def sweep_table(results: list[tuple[dict[str, object], Path]], spec: TableSpec) 
     stats = [(assignment, summary["stats"]) for assignment, summary in summaries]
     records = read_sweep_records(results)
     winners = column_winners(stats, spec.rows, spec.columns, spec.value)
-    if winners and not rows_of_one_task(records, spec.rows, spec.columns):
+    unlike = rows_of_other_tasks(records, spec.rows, spec.columns) if winners else None
+    if unlike:
         winners += (
-            " But the rows of a column are not runs of one task: their dataset, network, granularity, or "
-            "compression or speedup differ (seed 004's S1 fails), so this compares unlike with unlike."
+            " But the rows of a column are not runs of one task, so this compares unlike with unlike "
+            f"(seed 004's S1 fails): {unlike}."
         )
     parts = [
         f"{spec.value} (mean ± std over {over}):",

@@ -327,7 +327,7 @@ def _same_training(runs: Sequence[RunRecord], stage: Callable[[Pipeline], Stage]
         if any(i is not None for i in steps):
             step = min(i for i in steps if i is not None)
             where = f"seed {seeds[0]}" if len(set(seeds)) == 1 else f"seeds {_values(seeds)}"
-            return f"the {what} LR schedules differ from step {step + 1} on ({_values([f'{s[step]:.4g}' for s in schedules])}; {where})"
+            return f"the {what} LR schedules differ from step {step + 1} on ({_values(_distinct([s[step] for s in schedules]))}; {where})"
     return None
 
 
@@ -351,6 +351,19 @@ def _same(values: list, what: str) -> str | None:
 
 def _values(values: Sequence[object]) -> str:
     return " / ".join(str(v) for v in values)
+
+
+def _distinct(numbers: Sequence[float]) -> list[str]:
+    """``numbers`` to 4 significant digits, or as many more as show that they differ.
+
+    >>> _distinct([0.1, 0.2]), _distinct([0.1, 0.09999997])
+    (['0.1', '0.2'], ['0.1', '0.09999997'])
+    """
+    for digits in range(4, 17):
+        texts = [f"{n:.{digits}g}" for n in numbers]
+        if len(set(texts)) > 1:
+            return texts
+    return texts
 
 
 def _budget(pruned: RunRecord, scratch: RunRecord) -> Budget | None:
@@ -599,9 +612,13 @@ def describe_column_setups(records: Sequence[tuple[Mapping[str, object], RunReco
     return describe_setups({"": [replace(r, name=grid_label(a)) for a, r in records]})
 
 
-def rows_of_one_task(records: Sequence[tuple[Mapping[str, object], RunRecord]], rows: str, columns: Sequence[str]) -> bool:
-    """Whether the rows of each column of a sweep's table are runs of one task (S1)."""
-    return all(len(task_groups(runs)) == 1 for runs in _by_column(records, rows, columns).values())
+def rows_of_other_tasks(records: Sequence[tuple[Mapping[str, object], RunRecord]], rows: str, columns: Sequence[str]) -> str | None:
+    """What differs between the rows of the first column of a sweep's table whose rows are
+    not runs of one task (S1), or None if every column's are."""
+    for column, runs in _by_column(records, rows, columns).items():
+        if len(task_groups(runs)) > 1:
+            return (f"in column {column}, " if column else "") + (_same_task(runs) or "they are not of one task")
+    return None
 
 
 def _by_column(records: Sequence[tuple[Mapping[str, object], RunRecord]], rows: str, columns: Sequence[str]) -> dict[str, list[RunRecord]]:
