@@ -205,6 +205,17 @@ def test_show_prints_the_summary_and_the_layerwise_table(cli_run, capsys) -> Non
         assert number(sparsity) == pytest.approx(counts["sparsity"], abs=1e-4)
 
 
+def test_show_takes_several_runs_and_skips_what_is_not_one(cli_run, tmp_path: Path, capsys) -> None:
+    _, _, folder = cli_run
+    stray = tmp_path / "notes.txt"
+    stray.write_text("")
+    assert cli.main(["show", str(folder), str(stray), str(folder)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.count(f"{folder.name} (seeds [0]):") == 2
+    assert captured.out.count("layerwise pruning ratios (seed-0):") == 2
+    assert f"prunelab: skipping {stray}" in captured.err
+
+
 def test_compare_prints_a_row_per_run(cli_run, data_dir: Path, capsys) -> None:
     out, _, first = cli_run
     # a second run on the same budget, differing in the target sparsity only

@@ -69,8 +69,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     sensitivity.add_argument("--sparsities", metavar="S1,S2,...",
                              help="comma-separated sparsities in [0, 1), increasing (default: 0,0.1,...,0.9,0.95,0.99)")
 
-    show = commands.add_parser("show", help="summary and layerwise pruning ratios of a run", parents=[IMPORT])
-    show.add_argument("run", type=Path, help="a run directory")
+    show = commands.add_parser("show", help="summary and layerwise pruning ratios of runs", parents=[IMPORT])
+    show.add_argument("runs", nargs="+", type=Path, help="run directories (e.g. runs/*)")
 
     compare = commands.add_parser("compare", help="side-by-side table of runs", parents=[IMPORT])
     compare.add_argument("runs", nargs="+", type=Path, help="run directories (e.g. runs/*)")
@@ -325,10 +325,16 @@ def _recipes(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from prunelab.report.runs import check_run_folder
+    for index, folder in enumerate(_run_folders(args.runs)):
+        if index:
+            print("\n")
+        _show_run(folder)
+    return 0
+
+
+def _show_run(folder: Path) -> None:
     from prunelab.report.setups import read_run_record
 
-    folder = check_run_folder(args.run)
     print(_summary_table(folder))
     if (folder / "recipe.yaml").exists() and all((seed / "lr_log.json").exists() for seed in folder.glob("seed-*")):
         pipeline = read_run_record(folder).pipeline
@@ -358,7 +364,6 @@ def _show(args: argparse.Namespace) -> int:
                     for name, kept in read_json(path).items()]  # fmt: skip
             print(f"\nchannels ({seed_folder.name}):")
             print(format_table(rows))
-    return 0
 
 
 def _compare(args: argparse.Namespace) -> int:
