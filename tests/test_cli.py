@@ -205,6 +205,15 @@ def test_show_prints_the_summary_and_the_layerwise_table(cli_run, capsys) -> Non
         assert number(sparsity) == pytest.approx(counts["sparsity"], abs=1e-4)
 
 
+def test_compare_shows_the_values_asked_for(cli_run, capsys) -> None:
+    _, _, folder = cli_run
+    assert cli.main(["compare", str(folder), "--values", "final_acc, speedup"]) == 0
+    rows = table(capsys.readouterr().out)
+    assert rows["run"] == ["final_acc", "speedup"]
+    assert cli.main(["compare", str(folder), "--values", "final,speedup"]) == 2
+    assert "prunelab: error: --values: unknown summary value 'final'; known: dense_acc, " in capsys.readouterr().err
+
+
 def test_show_takes_several_runs_and_skips_what_is_not_one(cli_run, tmp_path: Path, capsys) -> None:
     _, _, folder = cli_run
     stray = tmp_path / "notes.txt"

@@ -23,7 +23,7 @@ from pathlib import Path
 from prunelab import __version__
 from prunelab.config import RecipeError, builtin_recipes, run_name
 from prunelab.config.load import parse_override, recipe_text
-from prunelab.config.sweep import grid_label, load_plan, summary_meanings
+from prunelab.config.sweep import SUMMARY_VALUES, grid_label, load_plan, summary_meanings
 from prunelab.distributed import join_from_environment, leave, world
 from prunelab.report import format_stat, format_table
 from prunelab.runs.io import read_json, write_text
@@ -74,6 +74,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     compare = commands.add_parser("compare", help="side-by-side table of runs", parents=[IMPORT])
     compare.add_argument("runs", nargs="+", type=Path, help="run directories (e.g. runs/*)")
+    compare.add_argument("--values", metavar="V1,V2,...", help="the summary values to show, comma-separated "
+                         "(default: all the runs have; e.g. final_acc,sparsity,speedup)")  # fmt: skip
 
     report = commands.add_parser("report", help="a Markdown page of runs: table, accuracy against sparsity, LPR", parents=[IMPORT])
     report.add_argument("runs", nargs="+", type=Path, help="run directories (e.g. runs/*)")
@@ -370,9 +372,12 @@ def _compare(args: argparse.Namespace) -> int:
     from prunelab.report.runs import comparison_rows, load_run
     from prunelab.report.setups import describe_setup
 
+    values = None if args.values is None else [value.strip() for value in args.values.split(",")]
+    if values is not None and (unknown := [value for value in values if value not in SUMMARY_VALUES]):
+        raise ValueError(f"--values: unknown summary value {', '.join(map(repr, unknown))}; known: {', '.join(SUMMARY_VALUES)}")
     folders = _run_folders(args.runs)
     # The settings that tell the runs apart come first (runs of a sweep differ only in their hash otherwise).
-    rows, columns = comparison_rows([load_run(folder) for folder in folders])
+    rows, columns = comparison_rows([load_run(folder) for folder in folders], values)
     print(format_table(rows, columns))
     if len(folders) > 1 and (setup := describe_setup(folders)):
         print(f"\n{setup}")

@@ -125,11 +125,12 @@ def sweep_table(results: list[tuple[dict[str, object], Path]], spec: TableSpec) 
     return "\n\n".join(part for part in parts if part)
 
 
-def comparison_rows(runs: list[RunResults]) -> tuple[list[dict], list[str]]:
-    """One row per run (its name, the settings that differ, every summary value any of them
-    has), and the columns."""
+def comparison_rows(runs: list[RunResults], values: list[str] | None = None) -> tuple[list[dict], list[str]]:
+    """One row per run (its name, the settings that differ, the summary ``values``, by
+    default every one any of them has), and the columns."""
     differing = differing_settings([run.settings for run in runs])
-    values = [key for key in SUMMARY_VALUES if any(key in run.stats for run in runs)]
+    if values is None:
+        values = [key for key in SUMMARY_VALUES if any(key in run.stats for run in runs)]
     rows = [
         {"run": run.folder.name, **{key: run.settings.get(key) for key in differing},
          **{key: format_stat(key, run.stats.get(key)) for key in values}}

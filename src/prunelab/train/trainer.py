@@ -126,7 +126,10 @@ class Trainer:
     def run(self, on_epoch_end: Callable[[Trainer], None] | None = None) -> list[dict]:
         """Train the remaining epochs; ``on_epoch_end`` runs after each (e.g. a checkpoint)."""
         epochs = range(self.state.epoch, self.config.epochs)
-        bar = tqdm(epochs, desc=self.label, unit="epoch", disable=not self.progress, leave=False)
+        bar = tqdm(
+            epochs, desc=self.label, unit="epoch", disable=not self.progress, leave=False,
+            total=self.config.epochs, initial=self.state.epoch,  # a resumed phase shows where it stands
+        )  # fmt: skip
         logged = time.monotonic()
         for epoch in bar:
             started = time.perf_counter()
