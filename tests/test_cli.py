@@ -214,6 +214,22 @@ def test_compare_shows_the_values_asked_for(cli_run, capsys) -> None:
     assert "prunelab: error: --values: unknown summary value 'final'; known: dense_acc, " in capsys.readouterr().err
 
 
+def test_show_of_a_run_with_a_damaged_recipe_says_so_in_one_line_first(cli_run, tmp_path: Path, capsys) -> None:
+    import shutil
+
+    _, _, folder = cli_run
+    copy = tmp_path / folder.name
+    shutil.copytree(folder, copy)
+    (copy / "recipe.yaml").write_text("a: [1")
+    assert cli.main(["show", str(copy)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""  # nothing of the run before the error
+    assert captured.err == (
+        f"prunelab: error: {copy / 'recipe.yaml'} is not valid YAML (a damaged run folder?): "
+        "line 1, column 6: expected ',' or ']', but got '<stream end>' (while parsing a flow sequence)\n"
+    )
+
+
 def test_show_takes_several_runs_and_skips_what_is_not_one(cli_run, tmp_path: Path, capsys) -> None:
     _, _, folder = cli_run
     stray = tmp_path / "notes.txt"

@@ -337,9 +337,13 @@ def _show(args: argparse.Namespace) -> int:
 def _show_run(folder: Path) -> None:
     from prunelab.report.setups import read_run_record
 
+    # The run's record first: a damaged recipe is said before anything is printed.
+    record = read_run_record(folder) if (folder / "recipe.yaml").exists() and all(
+        (seed / "lr_log.json").exists() for seed in folder.glob("seed-*")
+    ) else None  # fmt: skip
     print(_summary_table(folder))
-    if (folder / "recipe.yaml").exists() and all((seed / "lr_log.json").exists() for seed in folder.glob("seed-*")):
-        pipeline = read_run_record(folder).pipeline
+    if record is not None:
+        pipeline = record.pipeline
         if pipeline.base is None:
             print(f"\npipeline (seed 004's steps): a training from scratch of {pipeline.retraining.epochs} epochs")
         else:

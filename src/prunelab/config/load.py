@@ -273,8 +273,10 @@ def run_settings(folder: str | Path, unread_as: str | None = None) -> dict[str, 
     path = Path(folder) / "recipe.yaml"
     try:
         recipe = validate(yaml.safe_load(path.read_text()) or {}, str(path))
-    except (OSError, yaml.YAMLError) as error:
-        raise RecipeError(f"{path} cannot be read: {error}") from None
+    except OSError as error:
+        raise RecipeError(f"{path} cannot be read: {error.strerror or error}") from None
+    except yaml.YAMLError as error:
+        raise RecipeError(f"{path} is not valid YAML (a damaged run folder?): {yaml_problem(error)}") from None
     settings = experiment_settings(recipe)
     if unread_as is not None:
         unread = tuple(unread_settings(recipe))
