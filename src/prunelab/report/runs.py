@@ -140,24 +140,12 @@ def comparison_rows(runs: list[RunResults], values: list[str] | None = None) -> 
 
 
 def describe(settings: dict[str, object], keys: list[str]) -> str:
-    """``key=value, ...`` of the given settings, each key by the last of its dotted parts
-    that tell it apart from the other keys.
+    """``key=value, ...`` of the given settings.
 
     >>> describe({"eval.lr_policy": "ft", "prune.sparsity": 0.9}, ["prune.sparsity", "eval.lr_policy"])
-    'sparsity=0.9, lr_policy=ft'
-    >>> describe({"find.optimizer.lr": 0.1, "eval.optimizer.lr": 0.01}, ["find.optimizer.lr", "eval.optimizer.lr"])
-    'find.optimizer.lr=0.1, eval.optimizer.lr=0.01'
+    'prune.sparsity=0.9, eval.lr_policy=ft'
     """
-    return ", ".join(f"{_short(key, keys)}={settings.get(key)}" for key in keys)
-
-
-def _short(key: str, keys: list[str]) -> str:
-    parts = key.split(".")
-    for start in range(len(parts) - 1, -1, -1):
-        suffix = ".".join(parts[start:])
-        if not any(other != key and (other == suffix or other.endswith(f".{suffix}")) for other in keys):
-            return suffix
-    return key
+    return ", ".join(f"{key}={settings.get(key)}" for key in keys)
 
 
 def write_report(folders: list[str | Path], out: str | Path) -> Path:
