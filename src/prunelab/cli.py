@@ -172,7 +172,7 @@ def _show_warning(message: Warning | str, *_where: object, shown: set[str], **_k
 
 def _run(args: argparse.Namespace) -> int:
     from prunelab.report.runs import sweep_table
-    from prunelab.runs.runner import check_plan, run_folder, run_recipe
+    from prunelab.runs.runner import check_plan, check_same_experiment, run_folder, run_recipe
     from prunelab.runs.session import finished_seeds
 
     plan, sweep = load_plan(args.recipe, args.overrides)
@@ -184,6 +184,7 @@ def _run(args: argparse.Namespace) -> int:
         label = f" [{index}/{len(plan)}: {grid_label(assignment)}]" if sweep else ""
         if world().is_main:
             folder = run_folder(args.out, recipe)
+            check_same_experiment(folder, recipe)  # before saying its results are this recipe's
             doing = "finished before, nothing to train:" if set(recipe.seeds) <= set(finished_seeds(folder)) else "running"
             print(f"prunelab: {doing} {folder.name} ({recipe.prune.method}, seeds {recipe.seeds}){label}", file=sys.stderr)
         folder = run_recipe(recipe, args.out, progress=_progress(args))

@@ -225,7 +225,8 @@ def test_adding_a_seed_runs_only_the_new_seed(run: Path, recipe, tmp_path: Path,
 
 def test_a_directory_of_other_settings_is_not_mixed_in(recipe, run: Path, tmp_path: Path) -> None:
     """A directory whose recipe reads differently today (a default changed since) takes no
-    more seeds: its summary would average two experiments."""
+    more seeds, since its summary would average two experiments, and its finished seeds are
+    not passed off as this recipe's results."""
     copy = tmp_path / run.name
     shutil.copytree(run, copy)
     text = (copy / "recipe.yaml").read_text()
@@ -235,7 +236,8 @@ def test_a_directory_of_other_settings_is_not_mixed_in(recipe, run: Path, tmp_pa
     with pytest.raises(RecipeError, match=r"holds runs of other settings \(prune.criterion: 'random' there, 'magnitude' now\)"):
         run_recipe(more_seeds, tmp_path, progress=False)
     assert not (copy / "seed-1").exists()
-    run_recipe(recipe, tmp_path, progress=False)  # nothing left to run: its summary is only read again
+    with pytest.raises(RecipeError, match=r"holds runs of other settings"):
+        run_recipe(recipe, tmp_path, progress=False)  # nothing left to run, but not this recipe's results
 
 
 def test_run_recipe_takes_a_recipe_and_says_how_to_make_one(tmp_path) -> None:

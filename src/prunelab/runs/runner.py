@@ -176,12 +176,15 @@ def check_plan(recipes: Sequence[tuple[str, Recipe]], out: str | Path = "runs") 
     datasets = {}  # each loaded once
     for label, recipe in recipes:
         folder = run_folder(out, recipe)
+        try:
+            check_same_experiment(folder, recipe)
+        except ValueError as error:
+            raise RecipeError(f"[{label}] {error}") from None
         if all((folder / f"seed-{seed}" / SUMMARY).exists() for seed in recipe.seeds):
             continue
         if recipe.prune.scope == "lpr_of" and Path(recipe.prune.lpr_of).resolve() in planned:
             continue
         try:
-            check_same_experiment(folder, recipe)
             source = (recipe.data.name, recipe.data.data_dir, recipe.data.download)
             if source not in datasets:
                 datasets[source] = recipe_data(recipe)
@@ -212,9 +215,9 @@ def run_recipe(recipe: Recipe, out: str | Path = "runs", progress: bool | None =
     progress = progress_shows() if progress is None else progress
     device = resolve_device(recipe.device)
     folder = run_folder(out, recipe)
+    check_same_experiment(folder, recipe)  # finished or not: its results must be of this recipe
     pending = [seed for seed in recipe.seeds if not (folder / f"seed-{seed}" / SUMMARY).exists()]
     if pending:
-        check_same_experiment(folder, recipe)
         data = recipe_data(recipe)
         preflight(recipe, data)  # before the run directory exists, so a bad recipe leaves nothing behind
         # The directory gathers the seeds of every command: its recipe names them all.
