@@ -23,7 +23,7 @@ from pathlib import Path
 from prunelab import __version__
 from prunelab.config import RecipeError, builtin_recipes, run_name
 from prunelab.config.load import parse_override, recipe_text
-from prunelab.config.sweep import SUMMARY_VALUES, grid_label, load_plan, summary_meanings
+from prunelab.config.sweep import grid_label, load_plan, summary_meanings
 from prunelab.distributed import join_from_environment, leave, world
 from prunelab.report import format_stat, format_table
 from prunelab.runs.io import read_json, write_text
@@ -142,7 +142,7 @@ def _recipe_command(commands: argparse._SubParsersAction, name: str, description
                          help="override a recipe field, e.g. --set prune.sparsity=0.95 (repeatable)")
     command.add_argument("--out", default="runs", help="folder of run directories (default: runs)")
     command.add_argument("--no-progress", action="store_true",
-                         help="no progress bars (they show only on a terminal or in a notebook anyway)")
+                         help="no progress: no bars (on a terminal or in a notebook), no lines (in a log or a pipe)")
     return command
 
 
@@ -377,9 +377,10 @@ def _compare(args: argparse.Namespace) -> int:
     from prunelab.report.runs import comparison_rows, load_run
     from prunelab.report.setups import describe_setup
 
-    values = None if args.values is None else [value.strip() for value in args.values.split(",")]
-    if values is not None and (unknown := [value for value in values if value not in SUMMARY_VALUES]):
-        raise ValueError(f"--values: unknown summary value {', '.join(map(repr, unknown))}; known: {', '.join(SUMMARY_VALUES)}")
+    values = None if args.values is None else list(dict.fromkeys(value.strip() for value in args.values.split(",")))
+    known = dict.fromkeys(key for method in ("oneshot", "gmp", "imp", "bimp") for key in summary_meanings(method))
+    if values is not None and (unknown := [value for value in values if value not in known]):
+        raise ValueError(f"--values: unknown summary value {', '.join(map(repr, unknown))}; known: {', '.join(known)}")
     folders = _run_folders(args.runs)
     # The settings that tell the runs apart come first (runs of a sweep differ only in their hash otherwise).
     rows, columns = comparison_rows([load_run(folder) for folder in folders], values)

@@ -115,6 +115,15 @@ def test_run_summary_covers_seeds_run_by_earlier_commands(recipe, tmp_path: Path
     assert top["stats"]["final_acc"] == {"mean": pytest.approx(0.6), "std": pytest.approx(0.1414, abs=1e-4)}
 
 
+def test_run_summary_has_the_values_only_some_seeds_have(recipe, tmp_path: Path) -> None:
+    """Seed 0 run by a version before a summary value existed, seed 3 after: the value of the
+    seeds that have it, not dropped because the first seed lacks it."""
+    for seed, extra in ((0, {}), (3, {"images_per_second": 1000.0})):
+        (tmp_path / f"seed-{seed}").mkdir()
+        (tmp_path / f"seed-{seed}" / "summary.json").write_text(json.dumps({"seed": seed, "final_acc": 0.5, **extra}))
+    assert aggregate(tmp_path, recipe)["stats"]["images_per_second"] == {"mean": 1000.0, "std": 0.0}
+
+
 def test_metrics_have_one_row_per_epoch_of_each_phase(seed0: Path) -> None:
     rows = read_json(seed0 / "metrics.json")
     assert [(r["phase"], r["epoch"]) for r in rows] == [("find", 1), ("find", 2), ("eval", 1), ("eval", 2)]

@@ -57,7 +57,7 @@ SUMMARY_VALUES = {
     "parameters": "all parameters of the dense model, biases and norm layers included",
     "remaining_parameters": "parameters not pruned (of the small model, if channels were removed)",
     "speedup": "theoretical speedup: multiply-accumulates of Conv/Linear layers (and attention projections), dense over pruned",
-    "images_per_second": "training throughput: training examples per second of training steps, evaluation not counted (seed 003)",
+    "images_per_second": "training throughput: training examples per second of training steps over all phases, the find phase's included, evaluation not (seed 003)",
     "wall_seconds": "time the run took, its find phase included (also one trained once for several runs)",
 }
 

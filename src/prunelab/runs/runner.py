@@ -322,7 +322,8 @@ def aggregate(folder: Path, recipe: Recipe) -> dict:
     summaries = sorted(
         (read_json(path, keys=["seed"]) for path in folder.glob(f"seed-*/{SUMMARY}")), key=lambda s: s["seed"]
     )
-    fields = [k for k, v in (summaries[0] if summaries else {}).items() if isinstance(v, (int, float)) and k != "seed"]
+    # Every field any seed has: seeds run by an older version may lack newer ones.
+    fields = list(dict.fromkeys(k for s in summaries for k, v in s.items() if isinstance(v, (int, float)) and k != "seed"))
     stats = {}
     for key in fields:
         values = [s[key] for s in summaries if isinstance(s.get(key), (int, float))]
