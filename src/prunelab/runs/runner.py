@@ -129,10 +129,16 @@ def check_keeps_a_weight(spec: PruneBase, sizes: dict[str, int]) -> None:
         everything = all(round(final * size) >= size for size in sizes.values())
     if everything:
         where = f"all {total:,} prunable weights" if spec.scope == "global" else "every weight of every prunable layer"
-        largest = max(sizes.values()) if spec.scope == "layerwise" else total
+        limit = 1 - 0.5 / (max(sizes.values()) if spec.scope == "layerwise" else total)
+        if getattr(spec, "levels", None) is not None:  # IMP's levels set how far it prunes, not its sparsity
+            keeping = sum(1 for target in level_targets(spec.rate, spec.sparsity, spec.levels) if target < limit)
+            advice = f"prune.levels={spec.levels} goes that far; " + (
+                "at most 1 level keeps some weight" if keeping == 1 else f"at most {keeping} levels keep some weight"
+            )
+        else:
+            advice = f"below {limit:.6g} some weight stays"
         raise RecipeError(
-            f"prune: a final sparsity of {final:.6g} rounds to {where}, which leaves a model that computes "
-            f"nothing; below {1 - 0.5 / largest:.6g} some weight stays"
+            f"prune: a final sparsity of {final:.6g} rounds to {where}, which leaves a model that computes nothing; {advice}"
         )
 
 
