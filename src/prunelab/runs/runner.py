@@ -121,7 +121,8 @@ def preflight(recipe: Recipe, data) -> None:
 def check_keeps_a_weight(spec: PruneBase, sizes: dict[str, int]) -> None:
     """A final sparsity that rounds to every prunable weight leaves a model that computes
     nothing, and no speedup to report: refused before any training."""
-    final = level_targets(spec.rate, spec.sparsity, spec.levels)[-1] if spec.method in ("imp", "bimp") else spec.sparsity
+    targets = level_targets(spec.rate, spec.sparsity, spec.levels) if spec.method in ("imp", "bimp") else [spec.sparsity]
+    final = targets[-1]
     total = sum(sizes.values())
     if spec.scope == "global":
         everything = round(final * total) >= total
@@ -131,7 +132,7 @@ def check_keeps_a_weight(spec: PruneBase, sizes: dict[str, int]) -> None:
         where = f"all {total:,} prunable weights" if spec.scope == "global" else "every weight of every prunable layer"
         limit = 1 - 0.5 / (max(sizes.values()) if spec.scope == "layerwise" else total)
         if getattr(spec, "levels", None) is not None:  # IMP's levels set how far it prunes, not its sparsity
-            keeping = sum(1 for target in level_targets(spec.rate, spec.sparsity, spec.levels) if target < limit)
+            keeping = sum(1 for target in targets if target < limit)
             advice = f"prune.levels={spec.levels} goes that far; " + (
                 "at most 1 level keeps some weight" if keeping == 1 else f"at most {keeping} levels keep some weight"
             )
@@ -304,7 +305,7 @@ def copy_shared_find(folder: Path, found: Path) -> None:
 def write_results(session: Session) -> None:
     """A finished seed's result files and plots (the layout in this module's docstring)."""
     folder, done = session.folder, session.journal["done"]
-    phases = [key for key, value in done.items() if isinstance(value, dict) and "history" in value]
+    phases = session.trained_phases()
     rows = [row for phase in phases for row in done[phase]["history"]]
     write_csv(folder / "metrics.csv", rows)
     write_json(folder / "metrics.json", rows)

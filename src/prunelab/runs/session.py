@@ -199,11 +199,15 @@ class Session:
         """The theoretical speedup: the dense model's multiply-accumulates over the model's now."""
         return speedup(self.dense["macs"], self.macs())
 
+    def trained_phases(self) -> list[str]:
+        """The phases trained so far, in order (the journal's entries with an epoch history)."""
+        return [key for key, value in self.journal["done"].items() if isinstance(value, dict) and "history" in value]
+
     def images_per_second(self) -> float | None:
         """Training throughput (seed 003's Table 2): training examples over the seconds of the
         training steps, evaluation not counted, over every phase trained so far."""
-        done = self.journal["done"].values()
-        rows = [row for value in done if isinstance(value, dict) for row in value.get("history", ()) if "train_seconds" in row]
+        done = self.journal["done"]
+        rows = [row for phase in self.trained_phases() for row in done[phase]["history"] if "train_seconds" in row]
         seconds = sum(row["train_seconds"] for row in rows)
         return sum(row["train_images"] for row in rows) / seconds if seconds > 0 else None
 
