@@ -217,3 +217,30 @@ def test_layer_plot_bars_of_runs_past_ten_are_hatched(tmp_path: Path, monkeypatc
     monkeypatch.setattr(plots, "_save", keep)
     plots.plot_layer_sparsity({f"run {i}": {"a.weight": 0.5} for i in range(12)}, tmp_path / "layers.png")
     assert hatches[:10] == [None] * 10 and hatches[10:] == ["//", "//"]
+
+
+@pytest.mark.parametrize("layers", [2, 15])
+def test_lpr_during_find_plot_shows_each_layer_and_the_distance(tmp_path: Path, monkeypatch, layers: int) -> None:
+    record = {
+        "epochs": [0, 5, 10],
+        "layer_sparsity": {f"layer{i}.weight": [0.5, 0.6 + i / 100, 0.7] for i in range(layers)},
+        "distance": [0.2, 0.1, 0.0],
+    }
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig))
+    plots.plot_lpr_during_find(record, tmp_path / "lpr.png")
+    (fig,) = figures
+    lpr_ax, distance_ax, *colorbar = fig.axes
+    assert [list(line.get_ydata()) for line in lpr_ax.lines] == [
+        pytest.approx([50, 60 + i, 70]) for i in range(layers)
+    ]
+    assert [list(line.get_ydata()) for line in distance_ax.lines] == [pytest.approx([20, 10, 0])]
+    # few layers are named in a legend, many told apart by a colour scale
+    assert (lpr_ax.get_legend() is not None, len(colorbar)) == ((True, 0) if layers <= 12 else (False, 1))
+
+
+def test_lpr_distance_plot_has_a_line_per_run(tmp_path: Path, captured) -> None:
+    plots.plot_lpr_distance({"lr=0.1": ([0, 5], [0.3, 0.0]), "lr=0.5": ([0, 5], [0.4, 0.1])}, tmp_path / "d.png")
+    assert (tmp_path / "d.png").read_bytes().startswith(PNG)
+    (lines,) = captured
+    assert [list(y) for _, y, _, _ in lines] == [pytest.approx([30, 0]), pytest.approx([40, 10])]

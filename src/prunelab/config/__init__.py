@@ -16,6 +16,7 @@ from prunelab.config.schema import (
     BIMPConfig,
     DataConfig,
     EvalConfig,
+    FindConfig,
     GMPConfig,
     IMPConfig,
     LRScheduleConfig,
@@ -28,7 +29,7 @@ from prunelab.config.schema import (
 )
 
 __all__ = [
-    "BIMPConfig", "DataConfig", "EvalConfig", "GMPConfig", "IMPConfig", "LRScheduleConfig", "ModelConfig",
+    "BIMPConfig", "DataConfig", "EvalConfig", "FindConfig", "GMPConfig", "IMPConfig", "LRScheduleConfig", "ModelConfig",
     "OneShotConfig", "OptimizerConfig", "Recipe", "RecipeError", "TrainConfig", "apply_override",
     "builtin_recipes", "experiment_settings", "flat", "load_recipe", "recipe_yaml", "run_name", "run_settings", "unused_settings", "validate",
 ]

@@ -136,6 +136,18 @@ class TrainConfig(Strict):
     label_smoothing: Fraction = 0.0
 
 
+class FindConfig(TrainConfig):
+    """The training that finds the mask (H_find).
+
+    ``lpr_every`` keeps the weights every that many epochs, and the first pruning step then
+    records the layerwise pruning ratios (LPR) that pruning each of them, and the initial
+    weights, to its target would have given, and their distance from the LPR it gave: the
+    mean over layers of the absolute difference (seed 002's Figures A18 and A19). 0 keeps
+    none. Each kept copy takes the model's size on disk."""
+
+    lpr_every: Int = Field(0, ge=0)
+
+
 REWIND = re.compile(r"none|init|reinit|epoch:\d+|step:\d+")
 
 
@@ -307,14 +319,14 @@ class Recipe(Strict):
     description: str = ""
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
-    find: TrainConfig = TrainConfig()
+    find: FindConfig = FindConfig()
     prune: PruneConfig = OneShotConfig()
     eval: EvalConfig = EvalConfig()
     seeds: list[Int] = Field(default_factory=lambda: [0], min_length=1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
     @property
-    def find_training(self) -> TrainConfig:
+    def find_training(self) -> FindConfig:
         """The find phase a method trains: ``find``, except BIMP's initial training, which
         lasts ``prune.initial_epochs`` with a linear LR schedule (seed 003)."""
         if self.prune.method != "bimp":
@@ -463,6 +475,14 @@ def unread_settings(recipe: Recipe) -> dict[str, str]:
             unread[f"eval.lr_schedule.{option}"] = f"the LR policy {policy} sets the eval phase's LR schedule"
     if prune.method == "gmp" and evaluation.instability:
         unread["eval.instability"] = "GMP prunes while it trains, it has no separate retraining to repeat"
+    if prune.method == "gmp":
+        unread["find.lpr_every"] = "GMP prunes while the eval phase trains, not the find phase's weights"
+    elif prune.prunes_channels:
+        unread["find.lpr_every"] = f"prune.criterion {prune.criterion} prunes channels, the LPR recorded is of weights"
+    elif prune.criterion == "random":
+        unread["find.lpr_every"] = "prune.criterion random does not read the weights"
+    elif prune.scope != "global":
+        unread["find.lpr_every"] = f"prune.scope {prune.scope} sets each layer's ratio whatever the weights"
     if prune.method == "bimp":  # its own initial training and retraining (Recipe.find_training, methods.imp.bimp)
         unread["find.epochs"] = f"bimp first trains prune.initial_epochs={prune.initial_epochs} epochs"
         unread["find.lr_schedule.name"] = "bimp first trains with a linear LR schedule"
@@ -519,6 +539,13 @@ def unused_settings(recipe: Recipe) -> list[str]:
             messages.append(
                 f"{name}.lr_schedule.step_size={schedule.step_size} is not below {name}.epochs={phase.epochs}: the LR never steps"
             )
+    find = recipe.find_training
+    if find.lpr_every >= find.epochs > 0 and "find.lpr_every" not in unread_settings(recipe):
+        length = "prune.initial_epochs" if recipe.prune.method == "bimp" else "find.epochs"
+        messages.append(
+            f"find.lpr_every={find.lpr_every} is not below {length}={find.epochs}: only the initial and final "
+            "weights are compared"
+        )
     if recipe.prune.method == "gmp":
         messages += _gmp_lr_advice(recipe)
     if recipe.prune.criterion == "filter_l1" and recipe.prune.scope == "global":

@@ -11,10 +11,10 @@ import torch
 
 from prunelab.analysis.instability import interpolate
 from prunelab.analysis.trainability import trainability_accuracy
-from prunelab.config.schema import EvalConfig, PruneBase, Recipe, TrainConfig
+from prunelab.config.schema import EvalConfig, PruneBase, Recipe, TrainConfig, unread_settings
 from prunelab.distributed import agree
 from prunelab.runs.io import read_json
-from prunelab.runs.session import SaveWeightsAt, Session
+from prunelab.runs.session import SaveWeightsAt, Session, recipe_pruner
 from prunelab.schedules import allr_d1, retrain_schedule
 from prunelab.structured import ChannelPruner
 
@@ -51,10 +51,38 @@ def late_rewinding(find_phase: TrainConfig, evaluation: EvalConfig, train_size: 
     return step, start
 
 
+def lpr_epochs(recipe: Recipe) -> list[int] | None:
+    """The epochs of the find phase whose LPR the first pruning step records
+    (``find.lpr_every``), its start and end included; None if it records none.
+
+    >>> lpr_epochs(Recipe.model_validate({"find": {"epochs": 7, "lpr_every": 3}}))
+    [0, 3, 6, 7]
+    """
+    find_phase = recipe.find_training
+    if not find_phase.lpr_every or "find.lpr_every" in unread_settings(recipe):
+        return None
+    return [*range(0, find_phase.epochs, find_phase.lpr_every), find_phase.epochs]
+
+
+def lpr_snapshot_epochs(recipe: Recipe) -> list[int]:
+    """The epochs after which the find phase keeps its weights for the LPR record: those of
+    :func:`lpr_epochs` but its start and end, whose weights are kept anyway."""
+    return (lpr_epochs(recipe) or [0])[1:-1]
+
+
+def lpr_snapshot(epoch: int) -> str:
+    """The name of the weights kept after ``epoch`` epochs of the find phase (0: the initial ones)."""
+    return "init" if epoch == 0 else f"find-epoch-{epoch}"
+
+
 def find(session: Session) -> dict:
-    """Train the find phase (H_find), keeping the weights that late rewinding will need."""
-    rewinding = late_rewinding(session.recipe.find_training, session.recipe.eval, len(session.data.x_train))
+    """Train the find phase (H_find), keeping the weights that late rewinding and the LPR
+    record (``find.lpr_every``) will need."""
+    recipe, train_size = session.recipe, len(session.data.x_train)
+    rewinding = late_rewinding(recipe.find_training, recipe.eval, train_size)
     hooks = [] if rewinding is None else [SaveWeightsAt(session, rewinding[0], "rewind")]
+    steps = epoch_steps(train_size, recipe.find_training.batch_size)
+    hooks += [SaveWeightsAt(session, epoch * steps, lpr_snapshot(epoch)) for epoch in lpr_snapshot_epochs(recipe)]
     result = session.train("find", session.recipe.find_training, step_hooks=hooks)
     if rewinding is not None and not agree(session.has_weights("rewind")):
         session.save_weights("rewind")  # K was the very end of the find phase
@@ -104,7 +132,7 @@ def prune(session: Session, key: str, sparsity: float) -> dict:
         d1 = allr_d1(before, [p.detach() for p in pruner.parameters.values()], fraction) if fraction else 0.0
         session.save_masks(key)
         loss, acc = session.evaluate()
-        return {
+        result = {
             "sparsity": pruner.sparsity(),
             "pruned_fraction_of_remaining": fraction,
             "d1": d1,
@@ -112,8 +140,39 @@ def prune(session: Session, key: str, sparsity: float) -> dict:
             "test_acc_after_prune": acc,
             "layer_sparsity": pruner.layer_sparsity(),
         }
+        epochs = lpr_epochs(session.recipe)
+        if epochs is not None and key in ("prune", "level-1/prune"):
+            result["lpr_during_find"] = lpr_during_find(session, epochs, sparsity, result["layer_sparsity"])
+        return result
 
     return session.once(key, compute)
+
+
+def first_lpr_record(events: dict) -> dict | None:
+    """The LPR record (:func:`lpr_during_find`) among a seed's events, if its first pruning step made one."""
+    step = events.get("prune") or events.get("level-1/prune") or {}
+    return step.get("lpr_during_find")
+
+
+def lpr_during_find(session: Session, epochs: list[int], sparsity: float, final: dict[str, float]) -> dict:
+    """Seed 002's Figures A18 and A19: the LPR that pruning the find phase's weights of each
+    of ``epochs`` to ``sparsity`` (globally) would have given, and each one's distance from
+    ``final``, the LPR pruning at the end gave: the mean over layers of the absolute difference."""
+    model = deepcopy(session.model)
+    lprs = []
+    for epoch in epochs[:-1]:
+        model.load_state_dict(session.read_weights(lpr_snapshot(epoch)))
+        pruner = recipe_pruner(session.recipe, model, session.seed)
+        with warnings.catch_warnings():  # a layer these would-be masks empty shows as a ratio of 1, not as the run's collapse
+            warnings.filterwarnings("ignore", message="every weight of .* is pruned", category=UserWarning)
+            pruner.prune(sparsity, scope="global")
+        lprs.append(pruner.layer_sparsity())
+    lprs.append(final)
+    return {
+        "epochs": epochs,
+        "layer_sparsity": {layer: [lpr[layer] for lpr in lprs] for layer in final},
+        "distance": [sum(abs(lpr[layer] - final[layer]) for layer in final) / len(final) for lpr in lprs],
+    }
 
 
 def prune_channels(session: Session) -> dict:

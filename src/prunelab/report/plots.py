@@ -181,3 +181,45 @@ def plot_layer_sparsity(lprs: dict[str, dict[str, float]], path: Path) -> Path:
     _legend_below(fig, ax)
     _save(fig, path)
     return path
+
+
+def plot_lpr_during_find(record: dict, path: Path) -> Path:
+    """Seed 002's Figures A18 and A19 for one seed: left, each layer's pruning ratio had the
+    find phase's weights been pruned after that many epochs; right, the mean absolute
+    difference of those LPR from the LPR of pruning at the end. Layers are coloured from
+    the input (dark) to the output (light), named in a legend if there are few of them."""
+    import matplotlib
+
+    epochs, layers = record["epochs"], record["layer_sparsity"]
+    fig, (ax, distance_ax) = _figure(10, 4, ncols=2)
+    colours = matplotlib.colormaps["viridis"]
+    for i, (layer, ratios) in enumerate(layers.items()):
+        ax.plot(epochs, [100 * r for r in ratios], marker=".", color=colours(0.9 * i / max(1, len(layers) - 1)), label=layer)
+    ax.set_xlabel("epoch of the find phase pruned")
+    ax.set_ylabel("pruned in the layer (%)")
+    ax.set_ylim(0, 100)
+    ax.set_title("LPR if pruned at that epoch")
+    if len(layers) <= 12:
+        ax.legend(fontsize=7)
+    else:
+        scale = matplotlib.cm.ScalarMappable(matplotlib.colors.Normalize(1, len(layers) / 0.9), colours)
+        fig.colorbar(scale, ax=ax, label="layer (input to output)")
+    distance_ax.plot(epochs, [100 * d for d in record["distance"]], marker=".")
+    distance_ax.set_xlabel("epoch of the find phase pruned")
+    distance_ax.set_ylabel("mean |LPR - final LPR| (percentage points)")
+    distance_ax.set_title("distance from the LPR of pruning at the end")
+    _save(fig, path)
+    return path
+
+
+def plot_lpr_distance(curves: dict[str, tuple[list[int], list[float]]], path: Path) -> Path:
+    """Seed 002's Figure A19 across runs: per run, the mean absolute difference between the
+    LPR of pruning its find phase after that many epochs and of pruning it at the end."""
+    fig, ax = _figure()
+    for name, (epochs, distances) in curves.items():
+        ax.plot(epochs, [100 * d for d in distances], marker=".", label=name)
+    ax.set_xlabel("epoch of the find phase pruned")
+    ax.set_ylabel("mean |LPR - final LPR| (percentage points)")
+    _legend_below(fig, ax)
+    _save(fig, path)
+    return path

@@ -4,7 +4,8 @@
 (the settings that tell them apart, then their summaries), test accuracy against sparsity
 (every pruning step of IMP and BIMP, or a run's single sparsity; runs that differ only in
 the target sparsity make one line), and the layerwise pruning ratios (LPR) of the final
-masks, the variable seed 002 explains its results with.
+masks, the variable seed 002 explains its results with (and, for runs with
+``find.lpr_every``, how that LPR settles during the find phase).
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from pathlib import Path
 
 from prunelab.config import run_settings
 from prunelab.config.sweep import SUMMARY_VALUES, TableSpec
-from prunelab.report.plots import plot_accuracy_vs_sparsity, plot_layer_sparsity
+from prunelab.methods.common import first_lpr_record
+from prunelab.report.plots import plot_accuracy_vs_sparsity, plot_layer_sparsity, plot_lpr_distance
 from prunelab.report.setups import (
     describe_column_setups,
     describe_setup,
@@ -45,6 +47,8 @@ class RunResults:
     curve: list[tuple[float, float, float]]  # (sparsity, mean, std of the final accuracy) per pruning step
     layer_sparsity: dict[str, float]  # mean LPR of the final masks
     training_plots: list[Path]
+    # find.lpr_every: the epochs, and the mean over seeds of the distance of pruning then from pruning at the end
+    lpr_distance: tuple[list[int], list[float]] | None = None
 
 
 def check_run_folder(folder: str | Path) -> Path:
@@ -87,6 +91,11 @@ def load_run(folder: str | Path) -> RunResults:
         if path.exists():
             for name, layer in read_json(path).items():
                 layers.setdefault(name, []).append(layer["sparsity"])
+    records = [first_lpr_record(read_json(seed / "events.json")) for seed in seeds if (seed / "events.json").exists()]
+    records = [record for record in records if record]
+    lpr_distance = None
+    if records and all(record["epochs"] == records[0]["epochs"] for record in records):
+        lpr_distance = (records[0]["epochs"], [statistics.fmean(d) for d in zip(*(r["distance"] for r in records))])
     return RunResults(
         folder=folder,
         settings=run_settings(folder, unread_as=UNREAD),
@@ -94,6 +103,7 @@ def load_run(folder: str | Path) -> RunResults:
         curve=curve,
         layer_sparsity={name: statistics.fmean(values) for name, values in layers.items()},
         training_plots=[seed / "training.png" for seed in seeds if (seed / "training.png").exists()],
+        lpr_distance=lpr_distance,
     )
 
 
@@ -148,6 +158,20 @@ def describe(settings: dict[str, object], keys: list[str]) -> str:
     return ", ".join(f"{key}={settings.get(key)}" for key in keys)
 
 
+def distance_rows(distances: dict[str, tuple[list[int], list[float]]]) -> list[dict[str, object]]:
+    """A row per epoch of the find phase, a column per run: the distance in percentage points.
+
+    >>> distance_rows({"a": ([0, 2], [0.1, 0.0]), "b": ([0, 1, 2], [0.2, 0.05, 0.0])})
+    [{'epoch': 0, 'a': '10.00', 'b': '20.00'}, {'epoch': 1, 'a': '', 'b': '5.00'}, {'epoch': 2, 'a': '0.00', 'b': '0.00'}]
+    """
+    by_run = {name: dict(zip(*curve)) for name, curve in distances.items()}
+    epochs = sorted({epoch for curve in by_run.values() for epoch in curve})
+    return [
+        {"epoch": epoch, **{name: f"{100 * curve[epoch]:.2f}" if epoch in curve else "" for name, curve in by_run.items()}}
+        for epoch in epochs
+    ]
+
+
 def write_report(folders: list[str | Path], out: str | Path) -> Path:
     """Write ``report.md`` and its plots into ``out``; returns the page's path."""
     runs = [load_run(folder) for folder in folders]
@@ -195,6 +219,16 @@ def write_report(folders: list[str | Path], out: str | Path) -> Path:
                  for layer in layer_names]  # fmt: skip
         lines += ["## Layerwise pruning ratios of the final masks", "",
                   "![layerwise pruning ratios](layer_sparsity.png)", "", format_table(table), ""]  # fmt: skip
+
+    distances = {name: run.lpr_distance for name, run in zip(names, runs) if run.lpr_distance}
+    if distances:
+        plot_lpr_distance(distances, out / "lpr_distance.png")
+        lines += ["## Layerwise pruning ratios during the find phase", "",
+                  "How far the LPR of pruning the find phase's weights after each kept epoch lies from the LPR of "
+                  "pruning them at the end: the mean over layers of the absolute difference, averaged over seeds "
+                  "(seed 002's Figure A19; each seed's lpr_during_find.png shows the layers).", "",
+                  "![distance of the LPR from the final one](lpr_distance.png)", "",
+                  format_table(distance_rows(distances)), ""]  # fmt: skip
 
     # Linked from where the report really is: through a symlink in ``out``, a link's ".." would lead elsewhere.
     lines += ["## Training", ""]

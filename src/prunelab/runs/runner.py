@@ -10,18 +10,21 @@ Layout of ``<out>/<run name>/``::
         lr_log.json             the LR of every optimizer step, per phase
         layer_sparsity.json     the layerwise pruning ratios (LPR) of the final masks
         events.json             what each step besides training recorded: pruning (sparsity, accuracy
-                                after it, d1, LPR), rewinding, LR policies, budgets, GMP's plan
+                                after it, d1, LPR; with find.lpr_every, the LPR pruning earlier
+                                would have given), rewinding, LR policies, budgets, GMP's plan
         training.png            test accuracy and sparsity per epoch, the LR per step (sparsity_schedule.png: GMP)
+        lpr_during_find.png     with find.lpr_every: the LPR pruning after each kept epoch would have given
         masks.safetensors       final masks (bit-packed; after channel pruning, of the small dense model: all kept)
         model.safetensors       final weights (of the small model, if channels were removed)
         channels.json           the kept channels of each channel group (channel criteria only)
         checkpoint.safetensors  the resumable state (kept: a finished seed is not re-run)
-        snapshots/              weights kept for rewinding (init, rewind)
+        snapshots/              weights kept for rewinding (init, rewind) and the LPR record (find-epoch-<e>)
         masks/                  the masks of every pruning step (e.g. each IMP level; none for
                                 channel pruning, whose steps channels.json records)
 
 The find phase is trained once per ``<out>/.find/<key>/seed-<s>/`` and copied into every
-run with the same data, model, find training, late-rewinding point, device type and number of
+run with the same data, model, find training, late-rewinding point, weights kept for the LPR
+record, device type and number of
 processes (:func:`find_key`), so that runs differing only in pruning or retraining (a sweep over
 retraining policies, say) share it.
 """
@@ -55,11 +58,13 @@ from prunelab.methods.common import (
     check_lpr_reference,
     choose_channels,
     find,
+    first_lpr_record,
     late_rewinding,
+    lpr_snapshot_epochs,
     rewind_target,
 )
 from prunelab.methods.imp import level_targets
-from prunelab.report.plots import plot_sparsity_schedule, plot_training
+from prunelab.report.plots import plot_lpr_during_find, plot_sparsity_schedule, plot_training
 from prunelab.runs.io import (
     DamagedRunError,
     read_json,
@@ -247,12 +252,16 @@ def run_folder(out: str | Path, recipe: Recipe) -> Path:
 def find_key(recipe: Recipe, device: torch.device) -> str:
     """What the find phase depends on: data, model, its training, the weights it keeps for
     late rewinding (epoch:K, step:K; none, init and reinit need nothing more of it, so their
-    runs share one), the device type and the number of processes (see :func:`run_folder`)."""
+    runs share one) and for the LPR record (``find.lpr_every``), the device type and the
+    number of processes (see :func:`run_folder`)."""
+    kept = lpr_snapshot_epochs(recipe)
     settings = {
         "data": recipe.data.model_dump(mode="json", exclude={"data_dir", "download"}),
         "model": recipe.model.model_dump(mode="json"),
-        "find": recipe.find_training.model_dump(mode="json"),
+        # lpr_every counts only through the weights it keeps (below): runs keeping none share a find phase.
+        "find": recipe.find_training.model_dump(mode="json", exclude={"lpr_every"}),
         "rewind": rewind_target(recipe.eval.rewind),
+        **({"lpr_epochs": kept} if kept else {}),
         "device": device.type,
         **({"processes": world().size} if world().size > 1 else {}),
     }
@@ -321,6 +330,9 @@ def write_results(session: Session) -> None:
         plan = done.get("gmp/plan")
         if plan:
             plot_sparsity_schedule(plan["update_steps"], plan["sparsity"], folder / "sparsity_schedule.png")
+        record = first_lpr_record(done)
+        if record:
+            plot_lpr_during_find(record, folder / "lpr_during_find.png")
 
 
 def aggregate(folder: Path, recipe: Recipe) -> dict:

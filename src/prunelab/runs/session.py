@@ -292,8 +292,7 @@ class Session:
     def load_weights(self, name: str) -> None:
         """Put back the weights saved as ``name``; pruned weights stay zero, and weights of
         the dense model lose their pruned channels if the model has been shrunk since."""
-        path = self.folder / "snapshots" / f"{name}.safetensors"
-        state = read_tensors(path, device=str(self.device))
+        state = self.read_weights(name)
         if self.channels is not None and any(state[k].shape != v.shape for k, v in self.model.state_dict().items()):
             with torch.random.fork_rng(devices=[]):  # the dense model's own draws are overwritten
                 dense = recipe_model(self.recipe, self.data).to(self.device)
@@ -301,6 +300,10 @@ class Session:
             state = shrink(dense, self.channels.groups, self.channels.keep, self.example_input()).state_dict()
         self.model.load_state_dict(state)
         self.pruner.apply()
+
+    def read_weights(self, name: str) -> dict[str, Tensor]:
+        """The weights saved as ``name``, as a state dict on the session's device."""
+        return read_tensors(self.folder / "snapshots" / f"{name}.safetensors", device=str(self.device))
 
     def reinitialize(self) -> None:
         """New random weights, drawn as the initialisation is but from a seed of their own

@@ -1,0 +1,114 @@
+"""``find.lpr_every``: the LPR that pruning the find phase's weights after each kept epoch
+would have given, and its distance from the LPR of pruning at the end (seed 002, Figures
+A18 and A19), checked against torch.nn.utils.prune's global L1 masks of the kept weights."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from torch import nn
+from torch.nn.utils import prune as torch_prune
+
+from prunelab.config import load_recipe, run_name, unused_settings
+from prunelab.config.schema import unread_settings
+from prunelab.methods.common import lpr_epochs
+from prunelab.models import build_model
+from prunelab.report.runs import write_report
+from prunelab.runs.runner import find_key, run_recipe
+
+
+def torch_global_lpr(weights: dict[str, torch.Tensor], sparsity: float) -> dict[str, float]:
+    """Per-layer pruned share of torch's global L1 pruning of the MNIST-1D CNN's Conv1d/Linear weights."""
+    model = build_model("mnist1d_cnn", num_classes=10, input_shape=(1, 40))
+    model.load_state_dict(weights)
+    layers = {f"{name}.weight": m for name, m in model.named_modules() if isinstance(m, (nn.Conv1d, nn.Linear))}
+    torch_prune.global_unstructured([(m, "weight") for m in layers.values()], torch_prune.L1Unstructured, amount=sparsity)
+    return {name: int((m.weight_mask == 0).sum()) / m.weight_mask.numel() for name, m in layers.items()}
+
+
+def events(run: Path) -> dict:
+    return json.loads((run / "seed-0" / "events.json").read_text())
+
+
+def test_oneshot_records_the_lpr_of_every_kept_epoch(make_recipe, shared_out, tmp_path) -> None:
+    run = run_recipe(make_recipe("prune.sparsity=0.8", "eval.epochs=1", "find.lpr_every=1"), shared_out, progress=False)
+    pruned = events(run)["prune"]
+    record = pruned["lpr_during_find"]
+    assert record["epochs"] == [0, 1, 2, 3]
+    snapshots = run / "seed-0" / "snapshots"
+    for epoch, name in [(0, "init"), (1, "find-epoch-1"), (2, "find-epoch-2")]:
+        expected = torch_global_lpr(load_file(str(snapshots / f"{name}.safetensors")), 0.8)
+        assert {layer: ratios[epoch] for layer, ratios in record["layer_sparsity"].items()} == pytest.approx(expected, abs=1e-12)
+    final = pruned["layer_sparsity"]
+    assert {layer: ratios[-1] for layer, ratios in record["layer_sparsity"].items()} == final
+    for i in range(4):
+        by_hand = sum(abs(record["layer_sparsity"][layer][i] - final[layer]) for layer in final) / len(final)
+        assert record["distance"][i] == pytest.approx(by_hand, abs=1e-15)
+    assert record["distance"][-1] == 0 and record["distance"][0] > 0.001  # the initial weights rank layers otherwise
+    assert (run / "seed-0" / "lpr_during_find.png").read_bytes().startswith(b"\x89PNG")
+
+    page = write_report([run], tmp_path).read_text()
+    assert "## Layerwise pruning ratios during the find phase" in page
+    section = page.split("## Layerwise pruning ratios during the find phase")[1].split("\n## ")[0]
+    rows = [line.split("|")[1:-1] for line in section.splitlines() if line.startswith("|")][2:]  # header, rule
+    assert [int(epoch) for epoch, _ in rows] == [0, 1, 2, 3]
+    assert [float(distance) for _, distance in rows] == pytest.approx([100 * d for d in record["distance"]], abs=0.005)
+    assert (tmp_path / "lpr_distance.png").exists()
+
+
+def test_imp_records_it_at_its_first_level_only(make_recipe, shared_out) -> None:
+    recipe = make_recipe("prune.method=imp", "prune.rate=0.5", "prune.levels=2", "eval.epochs=1", "find.lpr_every=2")
+    recorded = events(run_recipe(recipe, shared_out, progress=False))
+    assert recorded["level-1/prune"]["lpr_during_find"]["epochs"] == [0, 2, 3]
+    assert "lpr_during_find" not in recorded["level-2/prune"]
+
+
+def test_the_find_phase_is_shared_unless_it_keeps_weights_for_the_record(make_recipe) -> None:
+    cpu = torch.device("cpu")
+    plain = find_key(make_recipe(), cpu)
+    assert find_key(make_recipe("find.lpr_every=3"), cpu) == plain  # 3 of 3 epochs: only its start and end
+    assert find_key(make_recipe("find.lpr_every=3", "prune.scope=layerwise"), cpu) == plain
+    assert find_key(make_recipe("find.lpr_every=1"), cpu) != plain
+
+
+@pytest.mark.parametrize(
+    ("source", "overrides", "reason"),
+    [
+        ("gmp", [], "GMP prunes while the eval phase trains"),
+        (None, ["prune.scope=layerwise"], "prune.scope layerwise sets each layer's ratio"),
+        (None, ["prune.criterion=random"], "does not read the weights"),
+        ("structured", [], "prunes channels"),
+    ],
+)
+def test_recipes_whose_lpr_cannot_change_record_none(source, overrides, reason) -> None:
+    recipe = load_recipe(source, [*overrides, "find.lpr_every=2"])
+    assert reason in unread_settings(recipe)["find.lpr_every"]
+    assert lpr_epochs(recipe) is None
+    assert any(message.startswith("find.lpr_every=2 is not used") for message in unused_settings(recipe))
+    assert run_name(recipe) == run_name(load_recipe(source, overrides))
+
+
+def test_an_interval_past_the_find_phase_is_warned_about() -> None:
+    recipe = load_recipe(None, ["find.epochs=4", "find.lpr_every=4"])
+    assert lpr_epochs(recipe) == [0, 4]
+    assert "find.lpr_every=4 is not below find.epochs=4: only the initial and final weights are compared" in unused_settings(recipe)
+    bimp = load_recipe("bimp", ["find.lpr_every=30"])
+    assert any("find.lpr_every=30 is not below prune.initial_epochs=30" in message for message in unused_settings(bimp))
+    with pytest.raises(ValueError, match="lpr_every"):
+        load_recipe(None, ["find.lpr_every=-1"])
+
+
+def test_a_layer_only_the_would_be_masks_empty_is_no_collapse_warning(make_recipe, shared_out) -> None:
+    recipe = make_recipe("prune.sparsity=0.9", "eval.epochs=0", "find.lpr_every=3")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run = run_recipe(recipe, shared_out, progress=False)
+    record = events(run)["prune"]["lpr_during_find"]
+    at_init, at_end = record["layer_sparsity"]["classifier.0.weight"]
+    assert at_init == 1 and at_end < 1  # the run's own masks keep some of it
+    assert not [w for w in caught if "layer collapse" in str(w.message)]
