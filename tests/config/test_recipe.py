@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from prunelab.config import (
     EvalConfig,
+    FindConfig,
     OneShotConfig,
     Recipe,
     RecipeError,
@@ -261,7 +262,7 @@ def test_late_rewinding_across_batch_sizes_rounds_to_the_nearest_eval_step() -> 
     steps (13 full batches and one of 100). Rewinding to find step K resumes the eval LR
     schedule at the same fraction of an epoch, K / 8 * 14 eval steps, rounded to the
     nearest step: step 5 (2500 examples) lies at 8.75 eval steps, so the LR resumes at 9."""
-    find_phase = TrainConfig(epochs=2, batch_size=500)
+    find_phase = FindConfig(epochs=2, batch_size=500)
 
     def resume(rewind: str) -> tuple[int, int] | None:
         return late_rewinding(find_phase, EvalConfig(epochs=2, batch_size=300, rewind=rewind), 4000)

@@ -143,9 +143,25 @@ class FindConfig(TrainConfig):
     records the layerwise pruning ratios (LPR) that pruning each of them, and the initial
     weights, to its target would have given, and their distance from the LPR it gave: the
     mean over layers of the absolute difference (seed 002's Figures A18 and A19). 0 keeps
-    none. Each kept copy takes the model's size on disk."""
+    none. Each kept copy takes the model's size on disk.
+
+    ``stop_epoch`` ends the training after that many epochs of its LR schedule, which stays
+    ``epochs`` long, so the mask is found early in the training (seed 002's Figure 9: pruning
+    at epoch 50 or 70 of 110). None trains all ``epochs``."""
 
     lpr_every: Int = Field(0, ge=0)
+    stop_epoch: Int | None = Field(None, ge=0)
+
+    @model_validator(mode="after")
+    def _stop_within_the_schedule(self) -> FindConfig:
+        if self.stop_epoch is not None and self.stop_epoch > self.epochs:
+            raise ValueError(f"stop_epoch={self.stop_epoch} lies past the end of the LR schedule (epochs={self.epochs})")
+        return self
+
+    @property
+    def trained_epochs(self) -> int:
+        """The epochs this training runs: ``stop_epoch`` if given, else ``epochs``."""
+        return self.epochs if self.stop_epoch is None else self.stop_epoch
 
 
 REWIND = re.compile(r"none|init|reinit|epoch:\d+|step:\d+")
@@ -166,8 +182,9 @@ class EvalConfig(TrainConfig):
 
     ``budget`` sizes a one-shot run's training from scratch of the pruned architecture (``rewind:
     reinit``) as seed 004's scratch baselines do: ``epochs`` trains ``epochs``;
-    ``scratch_e`` as many epochs as the pruning pipeline, ``find.epochs + epochs``;
-    ``scratch_b`` as many multiply-accumulates, ``round(find.epochs * speedup) + epochs``,
+    ``scratch_e`` as many epochs as the pruning pipeline, ``find.epochs + epochs`` (of the
+    find phase, those it trains: ``find.stop_epoch`` if given); ``scratch_b`` as many
+    multiply-accumulates, ``round(find.epochs * speedup) + epochs``,
     where the speedup is the pruned model's theoretical one.
     """
 
@@ -332,7 +349,7 @@ class Recipe(Strict):
         if self.prune.method != "bimp":
             return self.find
         linear = self.find.lr_schedule.model_copy(update={"name": "linear"})
-        return self.find.model_copy(update={"epochs": self.prune.initial_epochs, "lr_schedule": linear})
+        return self.find.model_copy(update={"epochs": self.prune.initial_epochs, "lr_schedule": linear, "stop_epoch": None})
 
     @model_validator(mode="before")
     @classmethod
@@ -485,6 +502,7 @@ def unread_settings(recipe: Recipe) -> dict[str, str]:
         unread["find.lpr_every"] = f"prune.scope {prune.scope} sets each layer's ratio whatever the weights"
     if prune.method == "bimp":  # its own initial training and retraining (Recipe.find_training, methods.imp.bimp)
         unread["find.epochs"] = f"bimp first trains prune.initial_epochs={prune.initial_epochs} epochs"
+        unread["find.stop_epoch"] = f"bimp trains all prune.initial_epochs={prune.initial_epochs} of its first training"
         unread["find.lr_schedule.name"] = "bimp first trains with a linear LR schedule"
         unread["eval.epochs"] = (
             "bimp splits the other prune.budget_epochs - prune.initial_epochs = "
@@ -540,10 +558,10 @@ def unused_settings(recipe: Recipe) -> list[str]:
                 f"{name}.lr_schedule.step_size={schedule.step_size} is not below {name}.epochs={phase.epochs}: the LR never steps"
             )
     find = recipe.find_training
-    if find.lpr_every >= find.epochs > 0 and "find.lpr_every" not in unread_settings(recipe):
-        length = "prune.initial_epochs" if recipe.prune.method == "bimp" else "find.epochs"
+    if find.lpr_every >= find.trained_epochs > 0 and "find.lpr_every" not in unread_settings(recipe):
+        length = {"bimp": "prune.initial_epochs"}.get(recipe.prune.method, "find.stop_epoch" if find.stop_epoch is not None else "find.epochs")
         messages.append(
-            f"find.lpr_every={find.lpr_every} is not below {length}={find.epochs}: only the initial and final "
+            f"find.lpr_every={find.lpr_every} is not below {length}={find.trained_epochs}: only the initial and final "
             "weights are compared"
         )
     if recipe.prune.method == "gmp":

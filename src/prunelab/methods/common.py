@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import warnings
+from collections.abc import Sequence
 from copy import deepcopy
 from pathlib import Path
 
@@ -11,12 +12,14 @@ import torch
 
 from prunelab.analysis.instability import interpolate
 from prunelab.analysis.trainability import trainability_accuracy
-from prunelab.config.schema import EvalConfig, PruneBase, Recipe, TrainConfig, unread_settings
+from prunelab.config.schema import EvalConfig, FindConfig, PruneBase, Recipe, unread_settings
 from prunelab.distributed import agree
 from prunelab.runs.io import read_json
 from prunelab.runs.session import SaveWeightsAt, Session, recipe_pruner
 from prunelab.schedules import allr_d1, retrain_schedule
 from prunelab.structured import ChannelPruner
+from prunelab.train.optim import build_schedule
+from prunelab.train.trainer import StepHook
 
 
 def rewind_target(rewind: str) -> tuple[str, int] | None:
@@ -25,7 +28,7 @@ def rewind_target(rewind: str) -> tuple[str, int] | None:
     return (kind, int(k)) if kind in ("epoch", "step") else None
 
 
-def late_rewinding(find_phase: TrainConfig, evaluation: EvalConfig, train_size: int) -> tuple[int, int] | None:
+def late_rewinding(find_phase: FindConfig, evaluation: EvalConfig, train_size: int) -> tuple[int, int] | None:
     """For ``evaluation.rewind`` epoch:K or step:K: the find step whose weights are kept, and
     the eval step where the eval LR schedule resumes (the same point of training when the
     two phases' batch sizes differ). Raises if either lies outside its phase, so that runs
@@ -36,10 +39,10 @@ def late_rewinding(find_phase: TrainConfig, evaluation: EvalConfig, train_size: 
     kind, k = target
     find_steps, eval_steps = epoch_steps(train_size, find_phase.batch_size), epoch_steps(train_size, evaluation.batch_size)
     step = k * find_steps if kind == "epoch" else k
-    if step > find_phase.epochs * find_steps:
+    if step > find_phase.trained_epochs * find_steps:
         raise ValueError(
             f"eval.rewind={evaluation.rewind} lies past the end of the find phase "
-            f"({find_phase.epochs} epochs of {find_steps} steps)"
+            f"({find_phase.trained_epochs} epochs of {find_steps} steps)"
         )
     start = k * eval_steps if kind == "epoch" else round(k * eval_steps / find_steps)
     if evaluation.lr_policy is None and start >= evaluation.epochs * eval_steps:
@@ -61,7 +64,7 @@ def lpr_epochs(recipe: Recipe) -> list[int] | None:
     find_phase = recipe.find_training
     if not find_phase.lpr_every or "find.lpr_every" in unread_settings(recipe):
         return None
-    return [*range(0, find_phase.epochs, find_phase.lpr_every), find_phase.epochs]
+    return [*range(0, find_phase.trained_epochs, find_phase.lpr_every), find_phase.trained_epochs]
 
 
 def lpr_snapshot_epochs(recipe: Recipe) -> list[int]:
@@ -83,10 +86,22 @@ def find(session: Session) -> dict:
     hooks = [] if rewinding is None else [SaveWeightsAt(session, rewinding[0], "rewind")]
     steps = epoch_steps(train_size, recipe.find_training.batch_size)
     hooks += [SaveWeightsAt(session, epoch * steps, lpr_snapshot(epoch)) for epoch in lpr_snapshot_epochs(recipe)]
-    result = session.train("find", session.recipe.find_training, step_hooks=hooks)
+    result = train_find(session, "find", step_hooks=hooks)
     if rewinding is not None and not agree(session.has_weights("rewind")):
         session.save_weights("rewind")  # K was the very end of the find phase
     return result
+
+
+def train_find(session: Session, phase: str, *, step_hooks: Sequence[StepHook] = (), start_step: int = 0) -> dict:
+    """Train H_find as ``phase``: its first ``find.stop_epoch`` epochs, if given, of the LR
+    schedule of all its ``epochs``."""
+    config = session.recipe.find_training
+    schedule = None
+    if config.stop_epoch is not None:
+        steps = steps_per_epoch(session, config.batch_size)
+        schedule = build_schedule(config.lr_schedule, config.optimizer.lr, config.epochs, steps)
+        config = config.model_copy(update={"epochs": config.stop_epoch})
+    return session.train(phase, config, schedule=schedule, step_hooks=step_hooks, start_step=start_step)
 
 
 def last_test_acc(trained: dict) -> float | None:
@@ -312,7 +327,7 @@ def scratch_budget(session: Session, phase: str, config: EvalConfig) -> EvalConf
         return config
 
     def size() -> dict:
-        pipeline = session.recipe.find_training.epochs
+        pipeline = session.recipe.find_training.trained_epochs
         extra = pipeline if config.budget == "scratch_e" else round(pipeline * session.speedup())
         return {"budget": config.budget, "epochs": config.epochs + extra}
 

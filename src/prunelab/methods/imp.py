@@ -23,6 +23,7 @@ from prunelab.methods.common import (
     pruning_outcome,
     retrain,
     rewind,
+    train_find,
 )
 from prunelab.runs.session import Session
 from prunelab.schedules import imp_levels, imp_sparsity
@@ -96,7 +97,7 @@ def find_again(session: Session, level: int) -> dict:
 
     session.once(f"{phase}/rewind", restore)
     rewinding = late_rewinding(recipe.find_training, recipe.eval, len(session.data.x_train))
-    return session.train(phase, recipe.find_training, start_step=0 if rewinding is None else rewinding[0])
+    return train_find(session, phase, start_step=0 if rewinding is None else rewinding[0])
 
 
 def bimp(session: Session) -> dict:

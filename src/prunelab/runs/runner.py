@@ -258,8 +258,9 @@ def find_key(recipe: Recipe, device: torch.device) -> str:
     settings = {
         "data": recipe.data.model_dump(mode="json", exclude={"data_dir", "download"}),
         "model": recipe.model.model_dump(mode="json"),
-        # lpr_every counts only through the weights it keeps (below): runs keeping none share a find phase.
-        "find": recipe.find_training.model_dump(mode="json", exclude={"lpr_every"}),
+        # lpr_every counts only through the weights it keeps (below): runs keeping none share a find phase;
+        # no stop_epoch (None) is left out, as in the keys of find phases trained before it existed.
+        "find": recipe.find_training.model_dump(mode="json", exclude={"lpr_every"}, exclude_none=True),
         "rewind": rewind_target(recipe.eval.rewind),
         **({"lpr_epochs": kept} if kept else {}),
         "device": device.type,

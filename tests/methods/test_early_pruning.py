@@ -1,0 +1,76 @@
+"""``find.stop_epoch``: the find phase stops after that many epochs of its LR schedule, which
+stays ``find.epochs`` long, and the mask is found there (seed 002's Figure 9: pruning at
+epoch 50 or 70 of 110). The tiny runs' find phase is 3 epochs of 8 steps, cosine from 0.1."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from prunelab.config import RecipeError, load_recipe
+from prunelab.config.schema import unread_settings
+from prunelab.runs.runner import run_recipe
+
+EARLY = ["prune.sparsity=0.8", "eval.epochs=1"]
+
+
+def seed_file(run: Path, name: str):
+    return json.loads((run / "seed-0" / name).read_text())
+
+
+def test_the_find_phase_trains_the_first_epochs_of_its_whole_schedule(make_recipe, shared_out, steps_per_epoch, find_weights) -> None:
+    full = run_recipe(make_recipe(*EARLY, "find.lpr_every=2"), shared_out, progress=False)
+    early = run_recipe(make_recipe(*EARLY, "find.stop_epoch=2"), shared_out, progress=False)
+    log = seed_file(early, "lr_log.json")["find"]
+    total = 3 * steps_per_epoch
+    assert log == pytest.approx([0.1 * (1 + math.cos(math.pi * step / total)) / 2 for step in range(2 * steps_per_epoch)])
+    assert [row["epoch"] for row in seed_file(early, "metrics.json") if row["phase"] == "find"] == [1, 2]
+    # the same two epochs as the whole training's first two: its weights then are the ones pruned
+    kept = load_file(str(full / "seed-0" / "snapshots" / "find-epoch-2.safetensors"))
+    found = find_weights(shared_out, make_recipe(*EARLY, "find.stop_epoch=2"))
+    assert found.keys() == kept.keys() and all(torch.equal(found[k], kept[k]) for k in kept)
+    record = seed_file(full, "events.json")["prune"]["lpr_during_find"]
+    assert record["epochs"][1] == 2
+    lpr_at_2 = {layer: ratios[1] for layer, ratios in record["layer_sparsity"].items()}
+    assert seed_file(early, "events.json")["prune"]["layer_sparsity"] == pytest.approx(lpr_at_2, abs=1e-12)
+
+
+def test_imp_finds_every_level_s_mask_early(make_recipe, shared_out, read) -> None:
+    recipe = make_recipe("prune.method=imp", "prune.rate=0.5", "prune.levels=2", "prune.masks_from=find",
+                         "eval.epochs=1", "find.stop_epoch=1")  # fmt: skip
+    rows = seed_file(run_recipe(recipe, shared_out, progress=False), "metrics.json")
+    assert [row["phase"] for row in rows if row["phase"].endswith("find")] == ["find", "level-2/find"]
+
+
+def test_scratch_e_counts_the_epochs_the_find_phase_trained(make_recipe, shared_out) -> None:
+    recipe = make_recipe(*EARLY, "find.stop_epoch=1", "eval.rewind=reinit", "eval.budget=scratch_e")
+    assert seed_file(run_recipe(recipe, shared_out, progress=False), "events.json")["eval/budget"]["epochs"] == 1 + 1
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["find.stop_epoch=4"], r"find: .*stop_epoch=4 lies past the end of the LR schedule \(epochs=3\)"),
+        (["find.stop_epoch=-1"], "find.stop_epoch"),
+    ],
+)
+def test_a_stop_past_the_schedule_is_a_recipe_error(make_recipe, overrides, message) -> None:
+    with pytest.raises(RecipeError, match=message):
+        make_recipe(*overrides)
+
+
+def test_late_rewinding_past_the_stop_is_an_error_before_training(make_recipe, tmp_path) -> None:
+    with pytest.raises(ValueError, match=r"eval.rewind=epoch:2 lies past the end of the find phase \(1 epochs of 8 steps\)"):
+        run_recipe(make_recipe("find.stop_epoch=1", "eval.rewind=epoch:2"), tmp_path, progress=False)
+    assert not list(tmp_path.iterdir())
+
+
+def test_bimp_does_not_read_it() -> None:
+    recipe = load_recipe("bimp", ["find.stop_epoch=3"])
+    assert "find.stop_epoch" in unread_settings(recipe)
+    assert recipe.find_training.trained_epochs == recipe.prune.initial_epochs
