@@ -16,7 +16,6 @@ from prunelab.config import (
     OneShotConfig,
     Recipe,
     RecipeError,
-    TrainConfig,
     apply_override,
     builtin_recipes,
     experiment_settings,
