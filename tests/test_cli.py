@@ -578,3 +578,16 @@ def test_import_brings_a_model_of_the_user_s_own_into_recipes(data_dir: Path, tm
     assert "--import ./my_models.py: give a module's name, as Python imports it (e.g. my_models for my_models.py)" in capsys.readouterr().err
     assert json.loads((folder / "summary.json").read_text())["stats"]["sparsity"]["mean"] == pytest.approx(0.9, abs=1e-3)
     assert str(tmp_path) not in sys.path
+
+
+def test_import_of_a_module_with_a_syntax_error_says_where_in_one_line(tmp_path: Path, monkeypatch, capsys) -> None:
+    (tmp_path / "broken_models.py").write_text("from torch import nn\n\ndef my_mlp(:\n    pass\n")
+    monkeypatch.chdir(tmp_path)
+    try:
+        assert cli.main(["recipes", "--import", "broken_models"]) == 2
+    finally:
+        sys.modules.pop("broken_models", None)
+    err = capsys.readouterr().err
+    assert err.startswith("prunelab: error: --import broken_models: ")
+    assert f"({tmp_path / 'broken_models.py'}, line 3): def my_mlp(:" in err
+    assert "Traceback" not in err and err.count("\n") == 1

@@ -160,6 +160,9 @@ def _import(modules: Sequence[str]) -> None:
                 importlib.import_module(module)
             except ImportError as error:
                 raise ValueError(f"--import {module}: {error}") from None
+            except SyntaxError as error:  # where, in one line; other errors of the module keep their traceback
+                text = f": {error.text.strip()}" if error.text else ""
+                raise ValueError(f"--import {module}: {error.msg} ({error.filename}, line {error.lineno}){text}") from None
     finally:
         sys.path.remove(folder)
 
