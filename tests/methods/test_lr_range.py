@@ -3,6 +3,7 @@ the model left alone, and ``prunelab lr-range-test``."""
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import re
@@ -63,6 +64,21 @@ def test_the_baseline_is_the_trained_models_probe_loss(curve, trained, data) -> 
     assert baseline < math.log(10) * 0.8  # the model did learn: the test starts from a trained solution
     # at 1e-9 the step is too small to move the model
     assert result.losses[0] == pytest.approx(baseline, rel=1e-4)
+
+
+def test_with_label_smoothing_the_test_takes_the_smoothed_loss(trained, data) -> None:
+    """Steps and probe minimise what a label-smoothed retraining does: (1 - e) CE + e mean(-log p)."""
+    result = lr_range_test(trained, data, OptimizerConfig(lr=0.1, momentum=0.9), batch_size=100, steps=3,
+                           label_smoothing=0.1, progress=False)  # fmt: skip
+    model = copy.deepcopy(trained).eval()  # the fixture's model stays as it is
+    with torch.no_grad():
+        log_p = F.log_softmax(model(data.x_train[:1000]), dim=1)
+    by_hand = 0.9 * float(F.nll_loss(log_p, data.y_train[:1000])) + 0.1 * float(-log_p.mean())
+    assert result.baseline == pytest.approx(by_hand, rel=1e-5)
+    plain = lr_range_test(trained, data, OptimizerConfig(lr=0.1, momentum=0.9), batch_size=100, steps=3, progress=False)
+    assert plain.baseline < result.baseline
+    with pytest.raises(ValueError, match=r"label_smoothing must be a number in \[0, 1\), got 1.0"):
+        lr_range_test(trained, data, OptimizerConfig(), label_smoothing=1.0, progress=False)
 
 
 def test_the_inflection_lr_is_where_the_loss_first_exceeds_the_baseline_by_the_tolerance(curve) -> None:
@@ -181,20 +197,20 @@ def test_cli_tests_with_the_eval_optimizer_and_batch_size_not_the_find_ones(data
     real, calls = prunelab.analysis.lr_range_test, []
 
     def spy(model, data, optimizer, **kwargs):
-        calls.append((optimizer, kwargs["batch_size"]))
+        calls.append((optimizer, kwargs["batch_size"], kwargs["label_smoothing"]))
         return real(model, data, optimizer, **kwargs)
 
     monkeypatch.setattr(prunelab.analysis, "lr_range_test", spy)
     overrides = [
         f"data.data_dir={data_dir}", "device=cpu", "model.options={}", "find.epochs=1", "find.batch_size=1000",
         "find.optimizer={name: sgd, lr: 0.05, momentum: 0.5}", "eval.batch_size=250", "eval.lr_policy=null",
-        "eval.optimizer={name: adam, lr: 0.003, betas: [0.8, 0.99]}",
+        "eval.optimizer={name: adam, lr: 0.003, betas: [0.8, 0.99]}", "find.label_smoothing=0.2", "eval.label_smoothing=0.1",
     ]
     code = main(["lr-range-test", *(a for item in overrides for a in ("--set", item)), "--steps", "3",
                  "--out", str(tmp_path), "--no-progress"])  # fmt: skip
     assert code == 0
     assert len(calls) == 1
-    optimizer, batch_size = calls[0]
-    assert batch_size == 250
+    optimizer, batch_size, label_smoothing = calls[0]
+    assert (batch_size, label_smoothing) == (250, 0.1)
     assert (optimizer.name, optimizer.lr, tuple(optimizer.betas)) == ("adam", 0.003, (0.8, 0.99))
     assert len(json.loads(next(tmp_path.glob("lr-range-test-*/lr_range_test.json")).read_text())["lrs"]) == 3

@@ -62,13 +62,15 @@ def lr_range_test(
     tolerance: float = 0.1,
     stop_factor: float = 4.0,
     probe_size: int = 1000,
+    label_smoothing: float = 0.0,
     seed: int = 0,
     device: torch.device | str = "cpu",
     progress: bool = True,
 ) -> LRRangeResult:
     """Run the test on a copy of ``model`` (the model itself is not changed), with a new
     optimizer of ``optimizer``'s settings (an :class:`OptimizerConfig` or a mapping such
-    as a recipe's ``find.optimizer``: ``{"name": "sgd", "momentum": 0.9}``).
+    as a recipe's ``find.optimizer``: ``{"name": "sgd", "momentum": 0.9}``). The steps and the
+    probe take the loss the retraining minimises: cross-entropy with ``label_smoothing``.
 
     >>> from prunelab.data import Dataset
     >>> x = torch.randn(256, 8); y = (x[:, 0] > 0).long()
@@ -78,6 +80,8 @@ def lr_range_test(
     (1e-09, True)
     """
     check_lr_range(start_lr, end_lr, steps, tolerance, stop_factor)
+    if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, (int, float)) or not 0 <= label_smoothing < 1:
+        raise ValueError(f"label_smoothing must be a number in [0, 1), got {label_smoothing!r}")
     if isinstance(optimizer, torch.optim.Optimizer):
         raise TypeError("optimizer: give the settings of the optimizer to build (e.g. {'name': 'sgd', 'momentum': 0.9}); "
                         "the test makes its own, at each LR")  # fmt: skip
@@ -89,7 +93,7 @@ def lr_range_test(
     probe_x = data.x_train[:probe_size].to(device)
     probe_y = data.y_train[:probe_size].to(device)
     trainer_optimizer = build_optimizer(optimizer, model.parameters())
-    result = LRRangeResult(baseline=_probe_loss(model, probe_x, probe_y))
+    result = LRRangeResult(baseline=_probe_loss(model, probe_x, probe_y, label_smoothing))
     growth = (end_lr / start_lr) ** (1 / (steps - 1))
     batches = _endless_batches(data, batch_size, seed)
     for step in tqdm(range(steps), desc="lr range test", disable=not progress, leave=False):
@@ -98,11 +102,11 @@ def lr_range_test(
             group["lr"] = lr
         x, y = next(batches)
         model.train()
-        loss = F.cross_entropy(model(x.to(device)), y.to(device))
+        loss = F.cross_entropy(model(x.to(device)), y.to(device), label_smoothing=label_smoothing)
         trainer_optimizer.zero_grad(set_to_none=True)
         loss.backward()
         trainer_optimizer.step()
-        probe = _probe_loss(model, probe_x, probe_y)
+        probe = _probe_loss(model, probe_x, probe_y, label_smoothing)
         result.lrs.append(lr)
         result.losses.append(probe)
         # A loss that overflowed to inf or NaN has certainly risen (NaN compares false).
@@ -115,9 +119,9 @@ def lr_range_test(
 
 
 @torch.no_grad()
-def _probe_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+def _probe_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, label_smoothing: float) -> float:
     model.eval()
-    return float(F.cross_entropy(model(x), y))
+    return float(F.cross_entropy(model(x), y, label_smoothing=label_smoothing))
 
 
 def _endless_batches(data: Dataset, batch_size: int, seed: int):
