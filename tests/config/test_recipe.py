@@ -184,7 +184,7 @@ def test_cross_field_checks() -> None:
     message = error_of(["find.epochs=0"])  # the default eval.lr_policy needs the find phase's LR log
     assert "find.epochs is 0" in error_line(message, "eval.lr_policy")
     message = error_of(["eval.lr_policy=lrw", "eval.epochs=5", "find.epochs=3"])
-    assert "lrw replays the last eval.epochs=5 epochs of the find phase, which has only 3" in message
+    assert "lrw replays the last eval.epochs=5 epochs of the find phase, which trains only find.epochs=3" in message
     for policy in ("null", "ft", "lrw"):
         message = error_of([f"eval.lr_policy={policy}", "eval.warmup_fraction=0.1"])
         assert "eval.warmup_fraction warms up the restarting LR policies" in message, policy
@@ -236,9 +236,9 @@ def test_an_invalid_plan_names_the_overrides_as_part_of_its_origin() -> None:
         # rewinding to the very end of the find phase keeps its final weights
         (None, ["find.epochs=3", "eval.rewind=epoch:3", "eval.lr_policy=null", "eval.epochs=4"],
          ["find.epochs=3", "eval.rewind=epoch:4", "eval.lr_policy=null", "eval.epochs=5"],
-         "eval.rewind=epoch:4 lies past the end of the find phase (3 epochs)"),
+         "eval.rewind=epoch:4 lies past the end of the find phase (find.epochs=3)"),
         (None, ["find.epochs=3", "eval.rewind=epoch:3"], ["find.epochs=3", "eval.rewind=epoch:4"],
-         "eval.rewind=epoch:4 lies past the end of the find phase (3 epochs)"),
+         "eval.rewind=epoch:4 lies past the end of the find phase (find.epochs=3)"),
         # GMP from a sparsity straight to the same one: no gradual part, but not inverted
         (None, ["prune.method=gmp", "eval.lr_policy=null", "prune.sparsity=0.5", "prune.init_sparsity=0.5"],
          ["prune.method=gmp", "eval.lr_policy=null", "prune.sparsity=0.5", "prune.init_sparsity=0.51"],

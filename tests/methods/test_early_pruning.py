@@ -23,16 +23,21 @@ def seed_file(run: Path, name: str):
     return json.loads((run / "seed-0" / name).read_text())
 
 
-def test_the_find_phase_trains_the_first_epochs_of_its_whole_schedule(make_recipe, shared_out, steps_per_epoch, find_weights) -> None:
-    full = run_recipe(make_recipe(*EARLY, "find.lpr_every=2"), shared_out, progress=False)
-    early = run_recipe(make_recipe(*EARLY, "find.stop_epoch=2"), shared_out, progress=False)
-    log = seed_file(early, "lr_log.json")["find"]
-    total = 3 * steps_per_epoch
-    assert log == pytest.approx([0.1 * (1 + math.cos(math.pi * step / total)) / 2 for step in range(2 * steps_per_epoch)])
+def cosine(steps: int, total: int) -> list[float]:
+    """The find phase's LR at each of its first ``steps`` steps: cosine from 0.1 to 0 over ``total``."""
+    return [0.1 * (1 + math.cos(math.pi * step / total)) / 2 for step in range(steps)]
+
+
+def test_the_find_phase_trains_the_first_epochs_of_its_whole_schedule(make_recipe, shared_out, find_weights) -> None:
+    # find batches of 250 (16 steps an epoch) unlike eval's 500: the find phase counts its own steps
+    small = [*EARLY, "find.batch_size=250"]
+    full = run_recipe(make_recipe(*small, "find.lpr_every=2"), shared_out, progress=False)
+    early = run_recipe(make_recipe(*small, "find.stop_epoch=2"), shared_out, progress=False)
+    assert seed_file(early, "lr_log.json")["find"] == pytest.approx(cosine(2 * 16, 3 * 16))
     assert [row["epoch"] for row in seed_file(early, "metrics.json") if row["phase"] == "find"] == [1, 2]
     # the same two epochs as the whole training's first two: its weights then are the ones pruned
     kept = load_file(str(full / "seed-0" / "snapshots" / "find-epoch-2.safetensors"))
-    found = find_weights(shared_out, make_recipe(*EARLY, "find.stop_epoch=2"))
+    found = find_weights(shared_out, make_recipe(*small, "find.stop_epoch=2"))
     assert found.keys() == kept.keys() and all(torch.equal(found[k], kept[k]) for k in kept)
     record = seed_file(full, "events.json")["prune"]["lpr_during_find"]
     assert record["epochs"][1] == 2
@@ -40,11 +45,14 @@ def test_the_find_phase_trains_the_first_epochs_of_its_whole_schedule(make_recip
     assert seed_file(early, "events.json")["prune"]["layer_sparsity"] == pytest.approx(lpr_at_2, abs=1e-12)
 
 
-def test_imp_finds_every_level_s_mask_early(make_recipe, shared_out, read) -> None:
+def test_imp_finds_every_level_s_mask_early(make_recipe, shared_out, steps_per_epoch) -> None:
     recipe = make_recipe("prune.method=imp", "prune.rate=0.5", "prune.levels=2", "prune.masks_from=find",
                          "eval.epochs=1", "find.stop_epoch=1")  # fmt: skip
-    rows = seed_file(run_recipe(recipe, shared_out, progress=False), "metrics.json")
+    run = run_recipe(recipe, shared_out, progress=False)
+    rows = seed_file(run, "metrics.json")
     assert [row["phase"] for row in rows if row["phase"].endswith("find")] == ["find", "level-2/find"]
+    for phase in ("find", "level-2/find"):  # the first epoch of the 3-epoch schedule, each time
+        assert seed_file(run, "lr_log.json")[phase] == pytest.approx(cosine(steps_per_epoch, 3 * steps_per_epoch))
 
 
 def test_scratch_e_counts_the_epochs_the_find_phase_trained(make_recipe, shared_out) -> None:
@@ -55,7 +63,11 @@ def test_scratch_e_counts_the_epochs_the_find_phase_trained(make_recipe, shared_
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        (["find.stop_epoch=4"], r"find: .*stop_epoch=4 lies past the end of the LR schedule \(epochs=3\)"),
+        (["find.stop_epoch=4"], r"find.stop_epoch=4 lies past the end of the find phase's LR schedule \(find.epochs=3\)"),
+        (["find.stop_epoch=0"], r"eval.lr_policy: llr derives the retraining LR .* but find.stop_epoch is 0"),
+        (["find.stop_epoch=1", "eval.lr_policy=lrw"], "lrw replays the last eval.epochs=2 epochs of the find phase, which trains only find.stop_epoch=1"),
+        (["find.stop_epoch=1", "eval.rewind=epoch:2"], r"eval.rewind=epoch:2 lies past the end of the find phase \(find.stop_epoch=1\)"),
+        (["find.stop_epoch=1", "find.lr_schedule.warmup_epochs=2"], r"longer than the find phase \(find.stop_epoch=1\)"),
         (["find.stop_epoch=-1"], "find.stop_epoch"),
     ],
 )
@@ -65,12 +77,20 @@ def test_a_stop_past_the_schedule_is_a_recipe_error(make_recipe, overrides, mess
 
 
 def test_late_rewinding_past_the_stop_is_an_error_before_training(make_recipe, tmp_path) -> None:
-    with pytest.raises(ValueError, match=r"eval.rewind=epoch:2 lies past the end of the find phase \(1 epochs of 8 steps\)"):
-        run_recipe(make_recipe("find.stop_epoch=1", "eval.rewind=epoch:2"), tmp_path, progress=False)
+    recipe = make_recipe("find.stop_epoch=1", "eval.rewind=step:9")  # the 9th step lies in the second epoch
+    with pytest.raises(ValueError, match=r"eval.rewind=step:9 lies past the end of the find phase \(1 epochs of 8 steps\)"):
+        run_recipe(recipe, tmp_path, progress=False)
     assert not list(tmp_path.iterdir())
 
 
+def test_a_stop_at_the_end_trains_and_is_compared_as_no_stop() -> None:
+    from prunelab.report.setups import training_settings
+
+    settings = {"find.epochs": 3, "find.stop_epoch": 3, "find.batch_size": 100}
+    assert training_settings(settings, "find.") == {"find.batch_size": 100}  # the LR log and epochs record it
+
+
 def test_bimp_does_not_read_it() -> None:
-    recipe = load_recipe("bimp", ["find.stop_epoch=3"])
+    recipe = load_recipe("bimp", ["find.stop_epoch=31"])  # past find.epochs, but bimp trains its initial_epochs
     assert "find.stop_epoch" in unread_settings(recipe)
     assert recipe.find_training.trained_epochs == recipe.prune.initial_epochs

@@ -36,7 +36,7 @@ def events(run: Path) -> dict:
 
 
 def test_oneshot_records_the_lpr_of_every_kept_epoch(make_recipe, shared_out, tmp_path) -> None:
-    run = run_recipe(make_recipe("prune.sparsity=0.8", "eval.epochs=1", "find.lpr_every=1"), shared_out, progress=False)
+    run = run_recipe(make_recipe("prune.sparsity=0.8", "eval.epochs=1", "find.lpr_every=1", "seeds=[0, 1]"), shared_out, progress=False)
     pruned = events(run)["prune"]
     record = pruned["lpr_during_find"]
     assert record["epochs"] == [0, 1, 2, 3]
@@ -57,15 +57,32 @@ def test_oneshot_records_the_lpr_of_every_kept_epoch(make_recipe, shared_out, tm
     section = page.split("## Layerwise pruning ratios during the find phase")[1].split("\n## ")[0]
     rows = [line.split("|")[1:-1] for line in section.splitlines() if line.startswith("|")][2:]  # header, rule
     assert [int(epoch) for epoch, _ in rows] == [0, 1, 2, 3]
-    assert [float(distance) for _, distance in rows] == pytest.approx([100 * d for d in record["distance"]], abs=0.005)
+    other = json.loads((run / "seed-1" / "events.json").read_text())["prune"]["lpr_during_find"]["distance"]
+    assert other != record["distance"]  # the report's mean over seeds
+    mean = [100 * (a + b) / 2 for a, b in zip(record["distance"], other)]
+    assert [float(distance) for _, distance in rows] == pytest.approx(mean, abs=0.005)
     assert (tmp_path / "lpr_distance.png").exists()
 
 
 def test_imp_records_it_at_its_first_level_only(make_recipe, shared_out) -> None:
     recipe = make_recipe("prune.method=imp", "prune.rate=0.5", "prune.levels=2", "eval.epochs=1", "find.lpr_every=2")
-    recorded = events(run_recipe(recipe, shared_out, progress=False))
-    assert recorded["level-1/prune"]["lpr_during_find"]["epochs"] == [0, 2, 3]
+    run = run_recipe(recipe, shared_out, progress=False)
+    recorded = events(run)
+    record = recorded["level-1/prune"]["lpr_during_find"]
+    assert record["epochs"] == [0, 2, 3]
+    for i, name in [(0, "init"), (1, "find-epoch-2")]:  # pruned to the first level's target, 50%
+        expected = torch_global_lpr(load_file(str(run / "seed-0" / "snapshots" / f"{name}.safetensors")), 0.5)
+        assert {layer: ratios[i] for layer, ratios in record["layer_sparsity"].items()} == pytest.approx(expected, abs=1e-12)
     assert "lpr_during_find" not in recorded["level-2/prune"]
+
+
+def test_find_phases_keep_the_keys_they_had_before_these_settings_existed() -> None:
+    """The key of the default recipe's find phase on one CPU process, as prunelab computed it
+    before lpr_every and stop_epoch: its cached find phases stay shared."""
+    cpu = torch.device("cpu")
+    assert find_key(load_recipe(None, []), cpu) == "a59fe9129613"
+    assert find_key(load_recipe(None, ["find.stop_epoch=40"]), cpu) == "a59fe9129613"  # all 40 epochs
+    assert find_key(load_recipe(None, ["find.stop_epoch=39"]), cpu) != "a59fe9129613"
 
 
 def test_the_find_phase_is_shared_unless_it_keeps_weights_for_the_record(make_recipe) -> None:
@@ -99,6 +116,9 @@ def test_an_interval_past_the_find_phase_is_warned_about() -> None:
     assert "find.lpr_every=4 is not below find.epochs=4: only the initial and final weights are compared" in unused_settings(recipe)
     bimp = load_recipe("bimp", ["find.lpr_every=30"])
     assert any("find.lpr_every=30 is not below prune.initial_epochs=30" in message for message in unused_settings(bimp))
+    at_init = load_recipe(None, ["find.stop_epoch=0", "eval.lr_policy=null", "find.lpr_every=2"])
+    assert lpr_epochs(at_init) == [0]
+    assert "find.lpr_every=2 is not below find.stop_epoch=0: only the initial and final weights are compared" in unused_settings(at_init)
     with pytest.raises(ValueError, match="lpr_every"):
         load_recipe(None, ["find.lpr_every=-1"])
 

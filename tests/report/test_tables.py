@@ -124,3 +124,9 @@ def test_no_verdict_without_two_rows_and_two_columns_of_training_recipes() -> No
     # columns of other sparsities are other tasks: the best cell would be the lowest sparsity's
     other_tasks = cross({("l1", 0.5): 0.95, ("bn", 0.5): 0.94, ("l1", 0.9): 0.80, ("bn", 0.9): 0.85}, column="prune.sparsity")
     assert winners(other_tasks, column="prune.sparsity") == ""
+
+
+def test_a_grid_value_left_unset_shows_as_null() -> None:
+    results = [({"find.stop_epoch": e}, {"final_acc": {"mean": m, "std": 0.0}}) for e, m in [(10, 0.9), (None, 0.8)]]
+    lines = pivot(results, "find.stop_epoch", [], "final_acc").splitlines()
+    assert [line.split("|")[1].strip() for line in lines[2:]] == ["10", "null"]

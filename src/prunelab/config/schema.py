@@ -142,8 +142,10 @@ class FindConfig(TrainConfig):
     ``lpr_every`` keeps the weights every that many epochs, and the first pruning step then
     records the layerwise pruning ratios (LPR) that pruning each of them, and the initial
     weights, to its target would have given, and their distance from the LPR it gave: the
-    mean over layers of the absolute difference (seed 002's Figures A18 and A19). 0 keeps
-    none. Each kept copy takes the model's size on disk.
+    mean over layers of the absolute difference (seed 002's Figures A18 and A19). Only where
+    the weights choose the LPR: global weight pruning by magnitude (or a criterion of one's
+    own) after the find phase, so not GMP. 0 keeps none. Each kept copy takes the model's
+    size on disk.
 
     ``stop_epoch`` ends the training after that many epochs of its LR schedule, which stays
     ``epochs`` long, so the mask is found early in the training (seed 002's Figure 9: pruning
@@ -151,12 +153,6 @@ class FindConfig(TrainConfig):
 
     lpr_every: Int = Field(0, ge=0)
     stop_epoch: Int | None = Field(None, ge=0)
-
-    @model_validator(mode="after")
-    def _stop_within_the_schedule(self) -> FindConfig:
-        if self.stop_epoch is not None and self.stop_epoch > self.epochs:
-            raise ValueError(f"stop_epoch={self.stop_epoch} lies past the end of the LR schedule (epochs={self.epochs})")
-        return self
 
     @property
     def trained_epochs(self) -> int:
@@ -184,7 +180,7 @@ class EvalConfig(TrainConfig):
     reinit``) as seed 004's scratch baselines do: ``epochs`` trains ``epochs``;
     ``scratch_e`` as many epochs as the pruning pipeline, ``find.epochs + epochs`` (of the
     find phase, those it trains: ``find.stop_epoch`` if given); ``scratch_b`` as many
-    multiply-accumulates, ``round(find.epochs * speedup) + epochs``,
+    multiply-accumulates, ``round(find.epochs * speedup) + epochs`` (likewise),
     where the speedup is the pruned model's theoretical one.
     """
 
@@ -406,11 +402,26 @@ class Recipe(Strict):
                 )
         return self
 
+    @property
+    def find_length(self) -> str:
+        """The setting that says how many epochs the find phase trains (for messages)."""
+        if self.prune.method == "bimp":
+            return "prune.initial_epochs"
+        return "find.epochs" if self.find.stop_epoch is None else "find.stop_epoch"
+
+    @model_validator(mode="after")
+    def _stop_within_the_schedule(self) -> Recipe:
+        stop, epochs = self.find.stop_epoch, self.find.epochs
+        if self.prune.method != "bimp" and stop is not None and stop > epochs:  # bimp does not read it: warned about
+            raise ValueError(f"find.stop_epoch={stop} lies past the end of the find phase's LR schedule (find.epochs={epochs})")
+        return self
+
     @model_validator(mode="after")
     def _retraining_fits(self) -> Recipe:
-        """The retraining's LR policy, budget and rewind point against the find phase."""
+        """The retraining's LR policy, budget and rewind point against the find phase (the
+        epochs it trains)."""
         evaluation = self.eval
-        find_epochs = self.find_training.epochs
+        find_epochs, length = self.find_training.trained_epochs, self.find_length
         if evaluation.warmup_fraction and evaluation.lr_policy not in RESTARTING:
             raise ValueError(
                 f"eval.warmup_fraction warms up the restarting LR policies {', '.join(RESTARTING)}; "
@@ -419,12 +430,12 @@ class Recipe(Strict):
         if evaluation.lr_policy is not None and find_epochs == 0:
             raise ValueError(
                 f"eval.lr_policy: {evaluation.lr_policy} derives the retraining LR from the find phase's LR "
-                "schedule, but find.epochs is 0"
+                f"schedule, but {length} is 0"
             )
         if evaluation.lr_policy == "lrw" and evaluation.epochs > find_epochs:
             raise ValueError(
                 f"eval.lr_policy lrw replays the last eval.epochs={evaluation.epochs} epochs of the find "
-                f"phase, which has only {find_epochs}"
+                f"phase, which trains only {length}={find_epochs}"
             )
         if evaluation.lr_policy == "lrw" and evaluation.budget != "epochs":
             raise ValueError(
@@ -434,7 +445,7 @@ class Recipe(Strict):
         kind, _, k = evaluation.rewind.partition(":")
         if kind == "epoch":
             if int(k) > find_epochs:
-                raise ValueError(f"eval.rewind={evaluation.rewind} lies past the end of the find phase ({find_epochs} epochs)")
+                raise ValueError(f"eval.rewind={evaluation.rewind} lies past the end of the find phase ({length}={find_epochs})")
             if evaluation.lr_policy is None and evaluation.epochs <= int(k):
                 raise ValueError(
                     f"eval.rewind={evaluation.rewind} resumes the eval LR schedule at epoch {k}, so eval.epochs="
@@ -446,9 +457,7 @@ class Recipe(Strict):
     def _warmups_fit(self) -> Recipe:
         """Each LR warmup ends within its phase."""
         prune, evaluation = self.prune, self.eval
-        find_epochs = self.find_training.epochs
-        length = "prune.initial_epochs" if prune.method == "bimp" else "find.epochs"
-        schedules = [("find", find_epochs, length, self.find.lr_schedule)]
+        schedules = [("find", self.find_training.trained_epochs, self.find_length, self.find.lr_schedule)]
         if evaluation.lr_policy is None and prune.method != "bimp" and evaluation.budget == "epochs":
             schedules.append(("eval", evaluation.epochs, "eval.epochs", evaluation.lr_schedule))  # else not read, or longer
         for phase, epochs, length, schedule in schedules:
@@ -558,11 +567,10 @@ def unused_settings(recipe: Recipe) -> list[str]:
                 f"{name}.lr_schedule.step_size={schedule.step_size} is not below {name}.epochs={phase.epochs}: the LR never steps"
             )
     find = recipe.find_training
-    if find.lpr_every >= find.trained_epochs > 0 and "find.lpr_every" not in unread_settings(recipe):
-        length = {"bimp": "prune.initial_epochs"}.get(recipe.prune.method, "find.stop_epoch" if find.stop_epoch is not None else "find.epochs")
+    if 0 < find.lpr_every >= find.trained_epochs and "find.lpr_every" not in unread_settings(recipe):
         messages.append(
-            f"find.lpr_every={find.lpr_every} is not below {length}={find.trained_epochs}: only the initial and final "
-            "weights are compared"
+            f"find.lpr_every={find.lpr_every} is not below {recipe.find_length}={find.trained_epochs}: only the initial "
+            "and final weights are compared"
         )
     if recipe.prune.method == "gmp":
         messages += _gmp_lr_advice(recipe)

@@ -143,10 +143,15 @@ def load_plan(
 def grid_label(assignment: Mapping[str, object]) -> str:
     """The grid values of one recipe of a sweep, as its messages name it.
 
-    >>> grid_label({"prune.sparsity": 0.5, "arm": "scratch-e"})
-    'prune.sparsity=0.5, arm=scratch-e'
+    >>> grid_label({"prune.sparsity": 0.5, "arm": "scratch-e", "find.stop_epoch": None})
+    'prune.sparsity=0.5, arm=scratch-e, find.stop_epoch=null'
     """
-    return ", ".join(f"{key}={value}" for key, value in assignment.items())
+    return ", ".join(f"{key}={grid_value(value)}" for key, value in assignment.items())
+
+
+def grid_value(value: object) -> object:
+    """A grid value to show: None as YAML's ``null`` (a setting left unset), others as they are."""
+    return "null" if value is None else value
 
 
 #: The recipe's sections (data, model, find, prune, eval), which an arm must not replace whole.

@@ -202,7 +202,7 @@ def plot_lpr_during_find(record: dict, path: Path) -> Path:
     if len(layers) <= 12:
         ax.legend(fontsize=7)
     else:
-        scale = matplotlib.cm.ScalarMappable(matplotlib.colors.Normalize(1, len(layers) / 0.9), colours)
+        scale = matplotlib.cm.ScalarMappable(matplotlib.colors.Normalize(1, 1 + (len(layers) - 1) / 0.9), colours)
         fig.colorbar(scale, ax=ax, label="layer (input to output)")
     distance_ax.plot(epochs, [100 * d for d in record["distance"]], marker=".")
     distance_ax.set_xlabel("epoch of the find phase pruned")

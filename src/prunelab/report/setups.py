@@ -64,7 +64,7 @@ SPARSITY_TOLERANCE = 0.005
 
 # Settings of a training that its recorded epochs and LR per step already cover, or that
 # belong to the pruning method under comparison (rewinding) or to measurements.
-_RECORDED = ("epochs", "optimizer.lr", "lr_schedule.", "lr_policy", "warmup_fraction")
+_RECORDED = ("epochs", "optimizer.lr", "lr_schedule.", "lr_policy", "warmup_fraction", "stop_epoch")
 _NOT_TRAINING = ("rewind", "budget", "instability", "lpr_every")
 
 

@@ -6,6 +6,8 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 
+from prunelab.config.sweep import grid_value
+
 
 def format_table(rows: Sequence[Mapping[str, object]], columns: Sequence[str] | None = None) -> str:
     """A Markdown table of ``rows``; numbers right-aligned, floats to 4 significant digits.
@@ -88,7 +90,7 @@ def pivot(
     label = short_labels([rows, *columns])
     table = []
     for r in row_values:
-        line = {label[rows]: r}
+        line = {label[rows]: grid_value(r)}
         for col in column_values:
             header = _column_name(label, columns, col) or value
             stat = cells.get((r, col))
@@ -169,7 +171,7 @@ def _cells(
 
 
 def _column_name(label: Mapping[str, str], columns: Sequence[str], values: tuple) -> str:
-    return " / ".join(f"{label[c]} {v}" for c, v in zip(columns, values))
+    return " / ".join(f"{label[c]} {grid_value(v)}" for c, v in zip(columns, values))
 
 
 def lower_is_better(value: str) -> bool:

@@ -255,12 +255,14 @@ def find_key(recipe: Recipe, device: torch.device) -> str:
     runs share one) and for the LPR record (``find.lpr_every``), the device type and the
     number of processes (see :func:`run_folder`)."""
     kept = lpr_snapshot_epochs(recipe)
+    # lpr_every counts only through the weights it keeps (below): runs keeping none share a find phase.
+    find_phase = recipe.find_training.model_dump(mode="json", exclude={"lpr_every"})
+    if find_phase["stop_epoch"] in (None, find_phase["epochs"]):  # all epochs: keyed as before stop_epoch existed
+        del find_phase["stop_epoch"]
     settings = {
         "data": recipe.data.model_dump(mode="json", exclude={"data_dir", "download"}),
         "model": recipe.model.model_dump(mode="json"),
-        # lpr_every counts only through the weights it keeps (below): runs keeping none share a find phase;
-        # no stop_epoch (None) is left out, as in the keys of find phases trained before it existed.
-        "find": recipe.find_training.model_dump(mode="json", exclude={"lpr_every"}, exclude_none=True),
+        "find": find_phase,
         "rewind": rewind_target(recipe.eval.rewind),
         **({"lpr_epochs": kept} if kept else {}),
         "device": device.type,
