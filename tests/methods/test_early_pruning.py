@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 
 from prunelab.config import RecipeError, load_recipe
 from prunelab.config.schema import unread_settings
-from prunelab.runs.runner import run_recipe
+from prunelab.runs.runner import FIND_CACHE, find_key, run_recipe
 
 EARLY = ["prune.sparsity=0.8", "eval.epochs=1"]
 
@@ -36,7 +36,8 @@ def test_the_find_phase_trains_the_first_epochs_of_its_whole_schedule(make_recip
     assert seed_file(early, "lr_log.json")["find"] == pytest.approx(cosine(2 * 16, 3 * 16))
     assert [row["epoch"] for row in seed_file(early, "metrics.json") if row["phase"] == "find"] == [1, 2]
     # the same two epochs as the whole training's first two: its weights then are the ones pruned
-    kept = load_file(str(full / "seed-0" / "snapshots" / "find-epoch-2.safetensors"))
+    full_find = shared_out / FIND_CACHE / find_key(make_recipe(*small, "find.lpr_every=2"), torch.device("cpu"))
+    kept = load_file(str(full_find / "seed-0" / "snapshots" / "find-epoch-2.safetensors"))
     found = find_weights(shared_out, make_recipe(*small, "find.stop_epoch=2"))
     assert found.keys() == kept.keys() and all(torch.equal(found[k], kept[k]) for k in kept)
     record = seed_file(full, "events.json")["prune"]["lpr_during_find"]

@@ -145,7 +145,7 @@ class FindConfig(TrainConfig):
     mean over layers of the absolute difference (seed 002's Figures A18 and A19). Only where
     the weights choose the LPR: global weight pruning by magnitude (or a criterion of one's
     own) after the find phase, so not GMP. 0 keeps none. Each kept copy takes the model's
-    size on disk.
+    size on disk, in the shared find phase; a run deletes its own copies once recorded.
 
     ``stop_epoch`` ends the training after that many epochs of its LR schedule, which stays
     ``epochs`` long, so the mask is found early in the training (seed 002's Figure 9: pruning

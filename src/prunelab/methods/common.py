@@ -160,7 +160,10 @@ def prune(session: Session, key: str, sparsity: float) -> dict:
             result["lpr_during_find"] = lpr_during_find(session, epochs, sparsity, result["layer_sparsity"])
         return result
 
-    return session.once(key, compute)
+    result = session.once(key, compute)
+    if "lpr_during_find" in result:  # recorded: the run's copies of the find phase's weights have served
+        session.drop_weights([lpr_snapshot(epoch) for epoch in lpr_snapshot_epochs(session.recipe)])
+    return result
 
 
 def first_lpr_record(events: dict) -> dict | None:

@@ -18,7 +18,7 @@ Layout of ``<out>/<run name>/``::
         model.safetensors       final weights (of the small model, if channels were removed)
         channels.json           the kept channels of each channel group (channel criteria only)
         checkpoint.safetensors  the resumable state (kept: a finished seed is not re-run)
-        snapshots/              weights kept for rewinding (init, rewind) and the LPR record (find-epoch-<e>)
+        snapshots/              weights kept for rewinding (init, rewind) and, until recorded, the LPR record (find-epoch-<e>)
         masks/                  the masks of every pruning step (e.g. each IMP level; none for
                                 channel pruning, whose steps channels.json records)
 

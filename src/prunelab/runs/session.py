@@ -23,7 +23,7 @@ from prunelab.analysis.flops import count_macs, speedup
 from prunelab.config import load_recipe
 from prunelab.config.schema import Recipe, TrainConfig
 from prunelab.data import Dataset, default_data_dir, load_dataset
-from prunelab.distributed import agree, barrier
+from prunelab.distributed import agree, barrier, world
 from prunelab.masks import Pruner
 from prunelab.models import build_model, initialize
 from prunelab.runs.checkpoint import load_checkpoint, read_journal, save_checkpoint
@@ -321,6 +321,13 @@ class Session:
     def save_masks(self, name: str) -> None:
         """Keep a copy of the current masks under ``name`` (e.g. one per IMP level)."""
         save_tensors(self.pruner.state_dict(), self.folder / "masks" / f"{name}.safetensors")
+
+    def drop_weights(self, names: Sequence[str]) -> None:
+        """Delete the weights kept as ``names`` once nothing will read them again (saves disk)."""
+        if world().is_main:
+            for name in names:
+                (self.folder / "snapshots" / f"{name}.safetensors").unlink(missing_ok=True)
+        barrier()
 
     def has_weights(self, name: str) -> bool:
         """Whether weights were kept as ``name`` (:meth:`save_weights`)."""
