@@ -6,6 +6,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 
+from prunelab.config import BIMPConfig, GMPConfig, IMPConfig, OneShotConfig, Recipe, flat
 from prunelab.config.sweep import grid_value
 
 
@@ -180,21 +181,28 @@ def lower_is_better(value: str) -> bool:
 
 
 def short_labels(fields: Sequence[str]) -> dict[str, str]:
-    """Each dotted field by its shortest ending that no other field shares.
+    """Each dotted field by its shortest ending that no other field, nor another setting of
+    a recipe, shares: ``lr_policy`` is eval's alone, but ``lr`` could be find's or eval's.
 
-    >>> short_labels(["find.optimizer.lr", "eval.optimizer.lr", "eval.epochs"])
-    {'find.optimizer.lr': 'find.optimizer.lr', 'eval.optimizer.lr': 'eval.optimizer.lr', 'eval.epochs': 'epochs'}
+    >>> short_labels(["find.optimizer.lr", "eval.lr_policy", "prune.sparsity"])
+    {'find.optimizer.lr': 'find.optimizer.lr', 'eval.lr_policy': 'lr_policy', 'prune.sparsity': 'sparsity'}
     """
     labels = {}
     for field in fields:
         parts = field.split(".")
+        others = (RECIPE_SETTINGS | set(fields)) - {field}
         for length in range(1, len(parts) + 1):
             ending = ".".join(parts[-length:])
-            others = [other for other in fields if other != field]
             if not any(other == ending or other.endswith("." + ending) for other in others):
                 break
         labels[field] = ending
     return labels
+
+
+#: The dotted keys of every setting a recipe can have, over all methods.
+RECIPE_SETTINGS = frozenset(
+    key for prune in (OneShotConfig, GMPConfig, IMPConfig, BIMPConfig) for key in flat(Recipe(prune=prune()).model_dump())
+)
 
 
 def is_percent(key: str) -> bool:
