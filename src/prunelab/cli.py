@@ -378,7 +378,7 @@ def _show_run(folder: Path) -> None:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from prunelab.report.runs import comparison_rows, load_run
+    from prunelab.report.runs import comparison_rows, load_runs
     from prunelab.report.setups import describe_setup
 
     values = None if args.values is None else list(dict.fromkeys(value.strip() for value in args.values.split(",")))
@@ -387,7 +387,7 @@ def _compare(args: argparse.Namespace) -> int:
         raise ValueError(f"--values: unknown summary value {', '.join(map(repr, unknown))}; known: {', '.join(known)}")
     folders = _run_folders(args.runs)
     # The settings that tell the runs apart come first (runs of a sweep differ only in their hash otherwise).
-    rows, columns = comparison_rows([load_run(folder) for folder in folders], values)
+    rows, columns = comparison_rows(load_runs(folders), values)
     print(format_table(rows, columns))
     if len(folders) > 1 and (setup := describe_setup(folders)):
         print(f"\n{setup}")

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from prunelab import cli
-from prunelab.report.runs import load_run, write_report
+from prunelab.report.runs import load_run, load_runs, write_report
 from prunelab.report.setups import differing_settings
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -101,10 +101,11 @@ def test_many_differing_settings_number_the_runs(tmp_path: Path) -> None:
     text = write_report(folders, tmp_path / "report").read_text()
     assert "| 1 | r0  |          10 |             100 |               0.1 |" in text  # numbered, settings beside
     # seed 004's setups name the runs as the tables do, group by group of one sparsity
-    assert ("- #1 vs #2: S1: the same dataset, network, granularity and compression or speedup. Not S2: the base models' "
+    # ordered by the settings that differ: find.epochs first, 10, 10, 11
+    assert ("- #1 vs #3: S1: the same dataset, network, granularity and compression or speedup. Not S2: the base models' "
             "settings differ: ") in text  # fmt: skip
-    assert "| #1 #2 |   50.00% |" not in text  # they differ in more than sparsity: two lines
-    assert "| #1   |   50.00% |         80.00% |" in text and "| #2   |   50.00% |         80.00% |" in text
+    assert "| #1 #3 |   50.00% |" not in text  # they differ in more than sparsity: two lines
+    assert "| #1   |   50.00% |         80.00% |" in text and "| #3   |   50.00% |         80.00% |" in text
 
 
 def test_report_links_resolve_from_its_folder_after_it_is_moved(tmp_path: Path, monkeypatch) -> None:
@@ -189,4 +190,18 @@ def test_settings_a_run_never_read_show_as_unread_not_as_their_defaults(tmp_path
     rows, columns = comparison_rows([load_run(ft), load_run(scheduled)])
     assert "eval.optimizer.lr" in columns
     assert [row["eval.optimizer.lr"] for row in rows] == ["–", 0.05]
-    assert [row["eval.lr_policy"] for row in rows] == ["ft", None]
+    assert [row["eval.lr_policy"] for row in rows] == ["ft", "null"]  # unset: no policy
+
+
+def test_runs_are_compared_in_the_order_of_the_settings_that_differ(tmp_path: Path, capsys) -> None:
+    """Numbers by value and an unset setting last, not in the order of the folders' hashes."""
+    folders = []
+    for name, stop in [("a", 2), ("b", None), ("c", 1), ("d", 3)]:
+        find = {"epochs": 3, **({"stop_epoch": stop} if stop is not None else {})}
+        recipe = {"prune": {"method": "oneshot", "sparsity": 0.5}, "find": find, "seeds": [0]}
+        folders.append(fake_run(tmp_path / name, recipe, {0: {"dense_acc": 0.9, "final_acc": 0.8, "sparsity": 0.5}},
+                                {0: {"a.weight": 0.5}}))  # fmt: skip
+    assert [run.folder.name for run in load_runs(folders)] == ["c", "a", "d", "b"]
+    assert cli.main(["compare", *map(str, folders)]) == 0
+    table = [line.split("|")[1:3] for line in capsys.readouterr().out.splitlines() if line.startswith("| ")][1:]
+    assert [(run.strip(), stop.strip()) for run, stop in table] == [("c", "1"), ("a", "2"), ("d", "3"), ("b", "null")]

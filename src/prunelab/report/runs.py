@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import os
 import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from prunelab.config import run_settings
-from prunelab.config.sweep import SUMMARY_VALUES, TableSpec
+from prunelab.config.sweep import SUMMARY_VALUES, TableSpec, grid_value
 from prunelab.methods.common import first_lpr_record
 from prunelab.report.plots import plot_accuracy_vs_sparsity, plot_layer_sparsity, plot_lpr_distance
 from prunelab.report.setups import (
@@ -107,6 +108,25 @@ def load_run(folder: str | Path) -> RunResults:
     )
 
 
+def load_runs(folders: Sequence[str | Path]) -> list[RunResults]:
+    """Finished run directories read back, ordered by the settings that tell them apart
+    (numbers by value, an unset one last), else as given.
+
+    >>> order = [_order(v) for v in (0.3, None, 0.02, "ft")]
+    >>> sorted(order) == [_order(0.02), _order(0.3), _order("ft"), _order(None)]
+    True
+    """
+    runs = [load_run(folder) for folder in folders]
+    differing = differing_settings([run.settings for run in runs])
+    return sorted(runs, key=lambda run: tuple(_order(run.settings.get(key)) for key in differing))
+
+
+def _order(value: object) -> tuple[int, float, str]:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return (0, float(value), "")
+    return (2, 0.0, "") if value is None else (1, 0.0, str(value))
+
+
 def sweep_table(results: list[tuple[dict[str, object], Path]], spec: TableSpec) -> str:
     """A sweep's table: ``spec.value`` (mean ± std) with a row per ``spec.rows`` value and a
     column per ``spec.columns`` value, seed 004's cross-validation verdict when the columns
@@ -142,7 +162,7 @@ def comparison_rows(runs: list[RunResults], values: list[str] | None = None) -> 
     if values is None:
         values = [key for key in SUMMARY_VALUES if any(key in run.stats for run in runs)]
     rows = [
-        {"run": run.folder.name, **{key: run.settings.get(key) for key in differing},
+        {"run": run.folder.name, **{key: grid_value(run.settings.get(key)) for key in differing},
          **{key: format_stat(key, run.stats.get(key)) for key in values}}
         for run in runs
     ]  # fmt: skip
@@ -155,7 +175,7 @@ def describe(settings: dict[str, object], keys: list[str]) -> str:
     >>> describe({"eval.lr_policy": "ft", "prune.sparsity": 0.9}, ["prune.sparsity", "eval.lr_policy"])
     'prune.sparsity=0.9, eval.lr_policy=ft'
     """
-    return ", ".join(f"{key}={settings.get(key)}" for key in keys)
+    return ", ".join(f"{key}={grid_value(settings.get(key))}" for key in keys)
 
 
 def distance_rows(distances: dict[str, tuple[list[int], list[float]]]) -> list[dict[str, object]]:
@@ -174,7 +194,7 @@ def distance_rows(distances: dict[str, tuple[list[int], list[float]]]) -> list[d
 
 def write_report(folders: list[str | Path], out: str | Path) -> Path:
     """Write ``report.md`` and its plots into ``out``; returns the page's path."""
-    runs = [load_run(folder) for folder in folders]
+    runs = load_runs(folders)
     out = Path(out)
     differing = differing_settings([run.settings for run in runs])
     # Runs are named by the settings that tell them apart, or numbered when those are long.
