@@ -174,7 +174,7 @@ def _show_warning(message: Warning | str, *_where: object, shown: set[str], **_k
 
 
 def _run(args: argparse.Namespace) -> int:
-    from prunelab.report.runs import sweep_table
+    from prunelab.report.runs import sweep_table, write_report
     from prunelab.runs.runner import check_plan, check_same_experiment, run_folder, run_recipe
     from prunelab.runs.session import finished_seeds
 
@@ -210,6 +210,9 @@ def _run(args: argparse.Namespace) -> int:
     write_text(table_path, text + "\n")
     print(text)
     print(f"\n{len(results)} runs in {args.out}; table in {table_path}")
+    if sweep.table is not None:
+        report = write_report([folder for _, folder in results], Path(args.out) / f"{name}-report", sweep=(results, sweep.table))
+        print(f"report, with the table as a plot: {report}")
     return 0
 
 

@@ -174,12 +174,17 @@ def test_cli_runs_a_2x2_sweep_on_one_shared_find_phase(tmp_path, data_dir, capsy
         assert main(["run", str(path), "--out", str(out), "--no-progress"]) == 0
     assert epochs == {"find": 2, "eval": 4}  # one find training of 2 epochs, 4 retrainings of 1
     assert len(list((out / ".find").iterdir())) == 1
-    runs = sorted(p for p in out.iterdir() if p.is_dir() and not p.name.startswith("."))
+    runs = sorted(p for p in out.iterdir() if (p / "recipe.yaml").exists())
     assert len(runs) == 4
 
     table = (out / "tiny_sweep-table.md").read_text()
     printed = capsys.readouterr().out
     assert table.strip() in printed
+    # and a report of the sweep's runs that opens with the table and its plot
+    report = (out / "tiny_sweep-report" / "report.md").read_text()
+    assert f"## The sweep's table\n\n{table.strip()}\n\n![the sweep's table](sweep.png)" in report
+    assert (out / "tiny_sweep-report" / "sweep.png").read_bytes().startswith(b"\x89PNG")
+    assert all(run.name in report for run in runs)
     # The same sweep with another grid: a table of its own beside the first.
     overrides = ["sweep.grid.prune.sparsity=[0.5]"]
     assert main(["run", str(path), "--out", str(out), "--no-progress", "--set", overrides[0]]) == 0
@@ -338,7 +343,7 @@ def test_a_table_of_methods_under_retraining_recipes_reads_the_winners(tmp_path,
     assert main(["run", str(path), "--out", str(out), "--no-progress"]) == 0
     table = (out / "tiny_sweep-table.md").read_text()
     finals = {}
-    for run in (p for p in out.iterdir() if p.is_dir() and not p.name.startswith(".")):
+    for run in (p for p in out.iterdir() if (p / "recipe.yaml").exists()):
         recipe = yaml.safe_load((run / "recipe.yaml").read_text())
         finals[(recipe["prune"]["criterion"], recipe["eval"]["lr_policy"])] = json.loads((run / "summary.json").read_text())["stats"]["final_acc"]["mean"]
     best = {policy: max(("magnitude", "random"), key=lambda c: finals[(c, policy)]) for policy in ("ft", "llr")}

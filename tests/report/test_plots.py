@@ -244,3 +244,16 @@ def test_lpr_distance_plot_has_a_line_per_run(tmp_path: Path, captured) -> None:
     assert (tmp_path / "d.png").read_bytes().startswith(PNG)
     (lines,) = captured
     assert [list(y) for _, y, _, _ in lines] == [pytest.approx([30, 0]), pytest.approx([40, 10])]
+
+
+def test_pivot_plot_has_a_line_per_column_over_the_rows(tmp_path: Path, monkeypatch) -> None:
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig))
+    lines = {"eval.lr_policy ft": [(90.0, 1.0), None, (80.0, 0.5)], "eval.lr_policy llr": [(91.0, 0.0), (85.0, 2.0), (82.0, 1.0)]}
+    plots.plot_pivot(["10", "20", "null"], lines, "stop_epoch", "final_acc (%)", tmp_path / "p.png")
+    (fig,) = figures
+    (ax,) = fig.axes
+    drawn = [(list(line.get_xdata()), list(line.get_ydata())) for line in ax.lines if line.get_marker() == "o"]
+    assert drawn == [([0, 2], [90.0, 80.0]), ([0, 1, 2], [91.0, 85.0, 82.0])]  # an empty cell is left out
+    assert [tick.get_text() for tick in ax.get_xticklabels()] == ["10", "20", "null"]
+    assert [text.get_text() for text in fig.legends[0].get_texts()] == list(lines)

@@ -223,3 +223,19 @@ def plot_lpr_distance(curves: dict[str, tuple[list[int], list[float]]], path: Pa
     _legend_below(fig, ax)
     _save(fig, path)
     return path
+
+
+def plot_pivot(x: list[str], lines: dict[str, list[tuple[float, float] | None]], xlabel: str, ylabel: str, path: Path) -> Path:
+    """A sweep's table as a plot: the mean (± std as error bars) of each row value ``x``, in
+    the table's order, one line per column (``None`` where a cell is empty)."""
+    fig, ax = _figure()
+    for name, points in lines.items():
+        shown = [(i, point) for i, point in enumerate(points) if point is not None]
+        ax.errorbar([i for i, _ in shown], [m for _, (m, _) in shown], yerr=[s for _, (_, s) in shown],
+                    marker="o", capsize=3, label=name if len(lines) > 1 else None)  # fmt: skip
+    ax.set_xticks(range(len(x)), x)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    _legend_below(fig, ax)
+    _save(fig, path)
+    return path

@@ -19,7 +19,7 @@ from pathlib import Path
 from prunelab.config import run_settings
 from prunelab.config.sweep import SUMMARY_VALUES, TableSpec, grid_value
 from prunelab.methods.common import first_lpr_record
-from prunelab.report.plots import plot_accuracy_vs_sparsity, plot_layer_sparsity, plot_lpr_distance
+from prunelab.report.plots import plot_accuracy_vs_sparsity, plot_layer_sparsity, plot_lpr_distance, plot_pivot
 from prunelab.report.setups import (
     describe_column_setups,
     describe_setup,
@@ -27,7 +27,16 @@ from prunelab.report.setups import (
     read_sweep_records,
     rows_of_other_tasks,
 )
-from prunelab.report.tables import column_winners, format_stat, format_table, pivot
+from prunelab.report.tables import (
+    column_name,
+    column_winners,
+    format_stat,
+    format_table,
+    is_percent,
+    pivot,
+    pivot_cells,
+    short_labels,
+)
 from prunelab.runs.io import read_json, write_text
 
 #: Longer names of runs (their differing settings) give way to numbers in tables, and in legends longer names of lines.
@@ -192,8 +201,29 @@ def distance_rows(distances: dict[str, tuple[list[int], list[float]]]) -> list[d
     ]
 
 
-def write_report(folders: list[str | Path], out: str | Path) -> Path:
-    """Write ``report.md`` and its plots into ``out``; returns the page's path."""
+def plot_sweep(results: list[tuple[dict[str, object], Path]], spec: TableSpec, path: Path) -> Path:
+    """The sweep's table (:func:`sweep_table`) as a plot: ``spec.value`` against the rows, a line per column."""
+    stats = [(assignment, read_json(folder / "summary.json")["stats"]) for assignment, folder in results]
+    cells = pivot_cells(stats, spec.rows, spec.columns, spec.value)
+    rows = list(dict.fromkeys(row for row, _ in cells))
+    columns = list(dict.fromkeys(column for _, column in cells))
+    scale = 100 if is_percent(spec.value) else 1
+    label = short_labels([spec.rows, *spec.columns])
+    lines = {
+        column_name(label, spec.columns, column) or spec.value:
+        [(scale * cells[(row, column)]["mean"], scale * cells[(row, column)]["std"]) if (row, column) in cells else None for row in rows]
+        for column in columns
+    }  # fmt: skip
+    ylabel = spec.value + (" (%)" if scale == 100 else "")
+    return plot_pivot([str(grid_value(row)) for row in rows], lines, label[spec.rows], ylabel, path)
+
+
+def write_report(
+    folders: list[str | Path], out: str | Path, sweep: tuple[list[tuple[dict[str, object], Path]], TableSpec] | None = None
+) -> Path:
+    """Write ``report.md`` and its plots into ``out``; returns the page's path. With ``sweep``
+    (the sweep's runs with their grid values, and its table), the page opens with its table
+    and a plot of it."""
     runs = load_runs(folders)
     out = Path(out)
     differing = differing_settings([run.settings for run in runs])
@@ -202,6 +232,9 @@ def write_report(folders: list[str | Path], out: str | Path) -> Path:
     names = [f"#{i}" if numbered else describe(run.settings, differing) or run.folder.name for i, run in enumerate(runs, 1)]
 
     lines = ["# prunelab report", "", f"{len(runs)} run(s): accuracies are test accuracies, mean ± std over seeds.", ""]
+    if sweep is not None:
+        plot_sweep(*sweep, out / "sweep.png")
+        lines += ["## The sweep's table", "", sweep_table(*sweep), "", "![the sweep's table](sweep.png)", ""]
     rows, columns = comparison_rows(runs)
     if numbered:
         rows, columns = [{"#": i, **row} for i, row in enumerate(rows, start=1)], ["#", *columns]

@@ -36,7 +36,7 @@ def format_table(rows: Sequence[Mapping[str, object]], columns: Sequence[str] | 
     return "\n".join([header, rule, *body])
 
 
-_NUMBER_TEXT = re.compile(r"[-+]?\d[\d,]*(\.\d+)?(%| s|x)?( ± .*)?")
+_NUMBER_TEXT = re.compile(r"[-+]?\d[\d,]*(\.\d+)?(%| s|x|/s)?( ± .*)?")
 
 
 def _is_number(value: object) -> bool:
@@ -81,7 +81,7 @@ def pivot(
     percent = is_percent(value)  # as format_stat shows them
     row_values = list(dict.fromkeys(a[rows] for a, _ in results))
     column_values = list(dict.fromkeys(tuple(a[c] for c in columns) for a, _ in results))
-    cells = _cells(results, rows, columns, value)
+    cells = pivot_cells(results, rows, columns, value)
     choose = min if lower_is_better(value) else max
     best = {  # NaN means (a diverged run) are never the best
         col: choose((m for r in row_values if (r, col) in cells and not math.isnan(m := cells[(r, col)]["mean"])), default=None)
@@ -93,7 +93,7 @@ def pivot(
     for r in row_values:
         line = {label[rows]: grid_value(r)}
         for col in column_values:
-            header = _column_name(label, columns, col) or value
+            header = column_name(label, columns, col) or value
             stat = cells.get((r, col))
             if stat is None:
                 line[header] = ""
@@ -126,11 +126,11 @@ def column_winners(
     if not all(column.startswith(("find.", "eval.")) for column in columns):
         return ""
     scale = 100 if is_percent(value) else 1
-    cells = {key: stat for key, stat in _cells(results, rows, columns, value).items() if not math.isnan(stat["mean"])}
+    cells = {key: stat for key, stat in pivot_cells(results, rows, columns, value).items() if not math.isnan(stat["mean"])}
     row_values = list(dict.fromkeys(r for r, _ in cells))
     column_values = list(dict.fromkeys(c for _, c in cells))
     label = short_labels([rows, *columns])
-    name = {col: _column_name(label, columns, col) for col in column_values}
+    name = {col: column_name(label, columns, col) for col in column_values}
     winners, ties, close = {}, set(), []
     for col in column_values:
         ranked = sorted((r for r in row_values if (r, col) in cells), key=lambda r: cells[(r, col)]["mean"], reverse=not lower_is_better(value))
@@ -156,7 +156,7 @@ def column_winners(
             + (f"; leads within one standard deviation under {', '.join(close)}" if close else "") + ".")
 
 
-def _cells(
+def pivot_cells(
     results: Sequence[tuple[Mapping[str, object], Mapping[str, Mapping[str, float]]]], rows: str, columns: Sequence[str], value: str
 ) -> dict[tuple, Mapping[str, float]]:
     """The statistics of ``value`` by (row value, column values); two runs in one cell are an error."""
@@ -171,7 +171,7 @@ def _cells(
     return cells
 
 
-def _column_name(label: Mapping[str, str], columns: Sequence[str], values: tuple) -> str:
+def column_name(label: Mapping[str, str], columns: Sequence[str], values: tuple) -> str:
     return " / ".join(f"{label[c]} {grid_value(v)}" for c, v in zip(columns, values))
 
 
