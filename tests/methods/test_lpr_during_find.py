@@ -67,7 +67,10 @@ def test_oneshot_records_the_lpr_of_every_kept_epoch(make_recipe, shared_out, tm
     other = json.loads((run / "seed-1" / "events.json").read_text())["prune"]["lpr_during_find"]["distance"]
     assert other != record["distance"]  # the report's mean over seeds
     mean = [100 * (a + b) / 2 for a, b in zip(record["distance"], other)]
-    assert [float(distance) for _, distance in rows] == pytest.approx(mean, abs=0.005)
+    std = [100 * abs(a - b) / 2**0.5 for a, b in zip(record["distance"], other)]  # of two values: |a - b| / sqrt(2)
+    cells = [[float(part) for part in cell.split("±")] for _, cell in rows]
+    assert [m for m, *_ in cells] == pytest.approx(mean, abs=0.005)
+    assert [s[0] if s else 0.0 for _, *s in cells] == pytest.approx(std, abs=0.005)
     assert (tmp_path / "lpr_distance.png").exists()
 
 

@@ -183,23 +183,25 @@ def plot_layer_sparsity(lprs: dict[str, dict[str, float]], path: Path) -> Path:
     return path
 
 
-def plot_lpr_during_find(record: dict, path: Path) -> Path:
+def plot_lpr_during_find(record: dict, path: Path, title: str = "") -> Path:
     """Seed 002's Figures A18 and A19 for one seed: left, each layer's pruning ratio had the
     find phase's weights been pruned after that many epochs; right, the mean absolute
-    difference of those LPR from the LPR of pruning at the end. Layers are coloured from
-    the input (dark) to the output (light), named in a legend if there are few of them."""
+    difference of those LPR from the LPR of pruning at the end. Up to 10 layers are told
+    apart by colour and named in a legend; more are coloured from the input (dark) to the
+    output (light) along a colour bar."""
     import matplotlib
 
     epochs, layers = record["epochs"], record["layer_sparsity"]
     fig, (ax, distance_ax) = _figure(10, 4, ncols=2)
     colours = matplotlib.colormaps["viridis"]
     for i, (layer, ratios) in enumerate(layers.items()):
-        ax.plot(epochs, [100 * r for r in ratios], marker=".", color=colours(0.9 * i / max(1, len(layers) - 1)), label=layer)
+        colour = f"C{i}" if len(layers) <= 10 else colours(0.9 * i / (len(layers) - 1))
+        ax.plot(epochs, [100 * r for r in ratios], marker=".", color=colour, label=layer)
     ax.set_xlabel("epoch of the find phase pruned")
     ax.set_ylabel("pruned in the layer (%)")
     ax.set_ylim(0, 100)
     ax.set_title("LPR if pruned at that epoch")
-    if len(layers) <= 12:
+    if len(layers) <= 10:
         ax.legend(fontsize=7)
     else:
         scale = matplotlib.cm.ScalarMappable(matplotlib.colors.Normalize(1, 1 + (len(layers) - 1) / 0.9), colours)
@@ -208,6 +210,8 @@ def plot_lpr_during_find(record: dict, path: Path) -> Path:
     distance_ax.set_xlabel("epoch of the find phase pruned")
     distance_ax.set_ylabel("mean |LPR - final LPR| (percentage points)")
     distance_ax.set_title("distance from the LPR of pruning at the end")
+    if title:
+        fig.suptitle(title, fontsize=9)
     _save(fig, path)
     return path
 

@@ -57,8 +57,8 @@ class RunResults:
     curve: list[tuple[float, float, float]]  # (sparsity, mean, std of the final accuracy) per pruning step
     layer_sparsity: dict[str, float]  # mean LPR of the final masks
     training_plots: list[Path]
-    # find.lpr_every: the epochs, and the mean over seeds of the distance of pruning then from pruning at the end
-    lpr_distance: tuple[list[int], list[float]] | None = None
+    # find.lpr_every: per kept epoch, the mean and std over seeds of the distance of pruning then from pruning at the end
+    lpr_distance: dict[int, tuple[float, float]] | None = None
 
 
 def check_run_folder(folder: str | Path) -> Path:
@@ -105,7 +105,8 @@ def load_run(folder: str | Path) -> RunResults:
     records = [record for record in records if record]
     lpr_distance = None
     if records and all(record["epochs"] == records[0]["epochs"] for record in records):
-        lpr_distance = (records[0]["epochs"], [statistics.fmean(d) for d in zip(*(r["distance"] for r in records))])
+        by_epoch = zip(records[0]["epochs"], zip(*(record["distance"] for record in records)))
+        lpr_distance = {epoch: (statistics.fmean(d), statistics.stdev(d) if len(d) > 1 else 0.0) for epoch, d in by_epoch}
     return RunResults(
         folder=folder,
         settings=run_settings(folder, unread_as=UNREAD),
@@ -187,18 +188,21 @@ def describe(settings: dict[str, object], keys: list[str]) -> str:
     return ", ".join(f"{key}={grid_value(settings.get(key))}" for key in keys)
 
 
-def distance_rows(distances: dict[str, tuple[list[int], list[float]]]) -> list[dict[str, object]]:
-    """A row per epoch of the find phase, a column per run: the distance in percentage points.
+def distance_rows(distances: dict[str, dict[int, tuple[float, float]]]) -> list[dict[str, object]]:
+    """A row per epoch of the find phase, a column per run: the distance (mean, std) in percentage points.
 
-    >>> distance_rows({"a": ([0, 2], [0.1, 0.0]), "b": ([0, 1, 2], [0.2, 0.05, 0.0])})
-    [{'epoch': 0, 'a': '10.00', 'b': '20.00'}, {'epoch': 1, 'a': '', 'b': '5.00'}, {'epoch': 2, 'a': '0.00', 'b': '0.00'}]
+    >>> distance_rows({"a": {0: (0.1, 0.01), 2: (0.0, 0.0)}, "b": {0: (0.2, 0.0), 1: (0.05, 0.0), 2: (0.0, 0.0)}})
+    [{'epoch': 0, 'a': '10.00 ± 1.00', 'b': '20.00'}, {'epoch': 1, 'a': '', 'b': '5.00'}, {'epoch': 2, 'a': '0.00', 'b': '0.00'}]
     """
-    by_run = {name: dict(zip(*curve)) for name, curve in distances.items()}
-    epochs = sorted({epoch for curve in by_run.values() for epoch in curve})
-    return [
-        {"epoch": epoch, **{name: f"{100 * curve[epoch]:.2f}" if epoch in curve else "" for name, curve in by_run.items()}}
-        for epoch in epochs
-    ]
+    epochs = sorted({epoch for curve in distances.values() for epoch in curve})
+
+    def cell(stat: tuple[float, float] | None) -> str:
+        if stat is None:
+            return ""
+        mean, std = stat
+        return f"{100 * mean:.2f}" + (f" ± {100 * std:.2f}" if std else "")
+
+    return [{"epoch": epoch, **{name: cell(curve.get(epoch)) for name, curve in distances.items()}} for epoch in epochs]
 
 
 def plot_sweep(results: list[tuple[dict[str, object], Path]], spec: TableSpec, path: Path) -> Path:
@@ -275,11 +279,11 @@ def write_report(
 
     distances = {name: run.lpr_distance for name, run in zip(names, runs) if run.lpr_distance}
     if distances:
-        plot_lpr_distance(distances, out / "lpr_distance.png")
+        plot_lpr_distance({name: (list(d), [mean for mean, _ in d.values()]) for name, d in distances.items()}, out / "lpr_distance.png")
         lines += ["## Layerwise pruning ratios during the find phase", "",
                   "How far the LPR of pruning the find phase's weights after each kept epoch lies from the LPR of "
-                  "pruning them at the end: the mean over layers of the absolute difference, averaged over seeds "
-                  "(seed 002's Figure A19; each seed's lpr_during_find.png shows the layers).", "",
+                  "pruning them at the end: the mean over layers of the absolute difference, in percentage points, "
+                  "mean ± std over seeds (seed 002's Figure A19; each seed's lpr_during_find.png shows the layers).", "",
                   "![distance of the LPR from the final one](lpr_distance.png)", "",
                   format_table(distance_rows(distances)), ""]  # fmt: skip
 

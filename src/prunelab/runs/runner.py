@@ -335,7 +335,7 @@ def write_results(session: Session) -> None:
             plot_sparsity_schedule(plan["update_steps"], plan["sparsity"], folder / "sparsity_schedule.png")
         record = first_lpr_record(done)
         if record:
-            plot_lpr_during_find(record, folder / "lpr_during_find.png")
+            plot_lpr_during_find(record, folder / "lpr_during_find.png", f"{folder.parent.name} ({folder.name})")
 
 
 def aggregate(folder: Path, recipe: Recipe) -> dict:
