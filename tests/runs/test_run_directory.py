@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import shutil
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from prunelab.config import RecipeError, load_recipe, run_name
 from prunelab.data import load_dataset
 from prunelab.masks import Pruner
 from prunelab.models import build_model
-from prunelab.runs.runner import aggregate, find_key, run_recipe
+from prunelab.runs.runner import FIND_CACHE, aggregate, find_key, run_recipe
 from prunelab.runs.session import load_trained
 from prunelab.train import Trainer, evaluate
 
@@ -297,3 +298,18 @@ def test_load_trained_gives_the_final_model_and_its_masks(run: Path, seed0: Path
         load_trained(run, seed=7)
     with pytest.raises(FileNotFoundError, match="is not a run directory"):
         load_trained(seed0)
+
+
+def test_a_run_that_reuses_a_find_phase_says_so(recipe, tmp_path, caplog) -> None:
+    """Its find phase shows no training: a line of the ``prunelab`` logger says why."""
+    with caplog.at_level(logging.INFO, logger="prunelab"):
+        run_recipe(recipe, tmp_path, progress=False)
+        first = [r.getMessage() for r in caplog.records]
+        caplog.clear()
+        other = run_recipe(recipe.model_copy(update={"eval": recipe.eval.model_copy(update={"epochs": 1})}), tmp_path, progress=False)
+    again = [r.getMessage() for r in caplog.records]
+    assert not any("trained before" in message for message in first)
+    assert any(message.startswith("seed 0 find: epoch 2/2") for message in first)
+    find_folder = next((tmp_path / FIND_CACHE).iterdir()) / "seed-0"
+    assert f"seed 0 find: trained before, for a run with the same find phase ({find_folder})" in again
+    assert not any(message.startswith("seed 0 find: epoch") for message in again) and other.exists()

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import statistics
 import sys
 import warnings
@@ -78,12 +79,15 @@ from prunelab.runs.session import (
     CHECKPOINT,
     Session,
     finished_seeds,
+    progress_label,
     recipe_channel_pruner,
     recipe_data,
     recipe_model,
 )
 
 SUMMARY = "summary.json"
+log = logging.getLogger(__name__)
+
 FIND_CACHE = ".find"
 
 
@@ -275,7 +279,10 @@ def shared_find(out: Path, recipe: Recipe, seed: int, data, device: torch.device
     """The folder of a finished find phase for this recipe and seed, trained once per ``out``
     and shared by every run whose find phase is the same (e.g. all retraining policies)."""
     folder = out / FIND_CACHE / find_key(recipe, device) / f"seed-{seed}"
-    find(Session(folder, recipe, seed, data, device, progress))
+    session = Session(folder, recipe, seed, data, device, progress)
+    if "find" in session.journal["done"] and world().is_main:
+        log.info("%s: trained before, for a run with the same find phase (%s)", progress_label(recipe, seed, "find"), folder)
+    find(session)
     return folder
 
 
