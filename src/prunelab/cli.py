@@ -343,6 +343,7 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _show_run(folder: Path) -> None:
+    from prunelab.methods.common import first_lpr_record
     from prunelab.report.setups import read_run_record
 
     # The run's record first: a damaged recipe is said before anything is printed.
@@ -355,7 +356,9 @@ def _show_run(folder: Path) -> None:
         if pipeline.base is None:
             print(f"\npipeline (seed 004's steps): a training from scratch of {pipeline.retraining.epochs} epochs")
         else:
-            print(f"\npipeline (seed 004's steps): {pipeline.base.epochs} epochs of pretraining (the find phase), "
+            stop, epochs = record.settings.get("find.stop_epoch"), record.settings.get("find.epochs")
+            find_phase = "the find phase" + (f", stopped there in its {epochs}-epoch LR schedule" if isinstance(stop, int) else "")
+            print(f"\npipeline (seed 004's steps): {pipeline.base.epochs} epochs of pretraining ({find_phase}), "
                   f"{pipeline.pruning.epochs} of pruning, {pipeline.retraining.epochs} of retraining")  # fmt: skip
     for seed_folder in sorted(folder.glob("seed-*")):
         levels = read_json(seed_folder / "summary.json").get("levels") if (seed_folder / "summary.json").exists() else None
@@ -363,6 +366,12 @@ def _show_run(folder: Path) -> None:
             print(f"\nlevels ({seed_folder.name}):")
             print(format_table([{k: v if k == "level" else format_stat(k, {"mean": v, "std": 0.0}) for k, v in level.items()}
                                 for level in levels]))  # fmt: skip
+        events = seed_folder / "events.json"
+        lpr_record = first_lpr_record(read_json(events)) if events.exists() else None
+        if lpr_record:
+            distances = ", ".join(f"{e}: {100 * d:.2f}" for e, d in zip(lpr_record["epochs"], lpr_record["distance"]))
+            print(f"\nLPR if pruned after each kept epoch of the find phase, distance from the final LPR in percentage "
+                  f"points ({seed_folder.name}; lpr_during_find.png shows the layers): {distances}")  # fmt: skip
         path = seed_folder / "layer_sparsity.json"
         if path.exists():
             layers = read_json(path)

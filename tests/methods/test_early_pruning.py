@@ -12,6 +12,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from prunelab.cli import main
 from prunelab.config import RecipeError, load_recipe
 from prunelab.config.schema import unread_settings
 from prunelab.runs.runner import FIND_CACHE, find_key, run_recipe
@@ -28,7 +29,7 @@ def cosine(steps: int, total: int) -> list[float]:
     return [0.1 * (1 + math.cos(math.pi * step / total)) / 2 for step in range(steps)]
 
 
-def test_the_find_phase_trains_the_first_epochs_of_its_whole_schedule(make_recipe, shared_out, find_weights) -> None:
+def test_the_find_phase_trains_the_first_epochs_of_its_whole_schedule(make_recipe, shared_out, find_weights, capsys) -> None:
     # find batches of 250 (16 steps an epoch) unlike eval's 500: the find phase counts its own steps
     small = [*EARLY, "find.batch_size=250"]
     full = run_recipe(make_recipe(*small, "find.lpr_every=2"), shared_out, progress=False)
@@ -44,6 +45,8 @@ def test_the_find_phase_trains_the_first_epochs_of_its_whole_schedule(make_recip
     assert record["epochs"][1] == 2
     lpr_at_2 = {layer: ratios[1] for layer, ratios in record["layer_sparsity"].items()}
     assert seed_file(early, "events.json")["prune"]["layer_sparsity"] == pytest.approx(lpr_at_2, abs=1e-12)
+    assert main(["show", str(early)]) == 0
+    assert "2 epochs of pretraining (the find phase, stopped there in its 3-epoch LR schedule)" in capsys.readouterr().out
 
 
 def test_imp_finds_every_level_s_mask_early(make_recipe, shared_out, steps_per_epoch) -> None:

@@ -14,6 +14,7 @@ from safetensors.torch import load_file
 from torch import nn
 from torch.nn.utils import prune as torch_prune
 
+from prunelab.cli import main
 from prunelab.config import load_recipe, run_name, unused_settings
 from prunelab.config.schema import unread_settings
 from prunelab.methods.common import lpr_epochs
@@ -40,7 +41,7 @@ def events(run: Path) -> dict:
     return json.loads((run / "seed-0" / "events.json").read_text())
 
 
-def test_oneshot_records_the_lpr_of_every_kept_epoch(make_recipe, shared_out, tmp_path) -> None:
+def test_oneshot_records_the_lpr_of_every_kept_epoch(make_recipe, shared_out, tmp_path, capsys) -> None:
     recipe = make_recipe("prune.sparsity=0.8", "eval.epochs=1", "find.lpr_every=1", "seeds=[0, 1]")
     run = run_recipe(recipe, shared_out, progress=False)
     pruned = events(run)["prune"]
@@ -58,6 +59,10 @@ def test_oneshot_records_the_lpr_of_every_kept_epoch(make_recipe, shared_out, tm
         assert record["distance"][i] == pytest.approx(by_hand, abs=1e-15)
     assert record["distance"][-1] == 0 and record["distance"][0] > 0.001  # the initial weights rank layers otherwise
     assert (run / "seed-0" / "lpr_during_find.png").read_bytes().startswith(b"\x89PNG")
+
+    assert main(["show", str(run)]) == 0
+    shown = ", ".join(f"{e}: {100 * d:.2f}" for e, d in zip(record["epochs"], record["distance"]))
+    assert f"points (seed-0; lpr_during_find.png shows the layers): {shown}\n" in capsys.readouterr().out
 
     page = write_report([run], tmp_path).read_text()
     assert "## Layerwise pruning ratios during the find phase" in page
