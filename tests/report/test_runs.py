@@ -205,3 +205,10 @@ def test_runs_are_compared_in_the_order_of_the_settings_that_differ(tmp_path: Pa
     assert cli.main(["compare", *map(str, folders)]) == 0
     table = [line.split("|")[1:3] for line in capsys.readouterr().out.splitlines() if line.startswith("| ")][1:]
     assert [(run.strip(), stop.strip()) for run, stop in table] == [("c", "1"), ("a", "2"), ("d", "3"), ("b", "null")]
+
+
+def test_runs_at_one_sparsity_get_no_accuracy_against_sparsity_plot(tmp_path: Path) -> None:
+    folders = [oneshot_run(tmp_path / name, 0.9, acc) for name, acc in (("a", 0.8), ("b", 0.7))]
+    page = write_report(folders, tmp_path / "report").read_text()
+    assert "## Accuracy against sparsity" not in page and not (tmp_path / "report" / "accuracy_vs_sparsity.png").exists()
+    assert "80.00%" in page and "70.00%" in page  # the runs' table has the accuracies

@@ -1,11 +1,12 @@
 """Finished run directories read back for comparison, and the report that sums them up.
 
-``prunelab report RUN...`` writes one Markdown page next to two plots: the runs side by side
+``prunelab report RUN...`` writes one Markdown page next to its plots: the runs side by side
 (the settings that tell them apart, then their summaries), test accuracy against sparsity
 (every pruning step of IMP and BIMP, or a run's single sparsity; runs that differ only in
-the target sparsity make one line), and the layerwise pruning ratios (LPR) of the final
-masks, the variable seed 002 explains its results with (and, for runs with
-``find.lpr_every``, how that LPR settles during the find phase).
+the target sparsity make one line; left out when every run stands at one sparsity), the
+layerwise pruning ratios (LPR) of the final masks, the variable seed 002 explains its
+results with, and for runs with ``find.lpr_every`` how that LPR settles during the find
+phase. A sweep's report opens with its table and a plot of it.
 """
 
 from __future__ import annotations
@@ -259,14 +260,16 @@ def write_report(
         sorted(point for i in members for point in runs[i].curve)
         for text, members in groups.items()
     }  # fmt: skip
-    dense = {round(run.stats["dense_acc"]["mean"], 12) for run in runs if run.stats.get("dense_acc")}
-    plot_accuracy_vs_sparsity(curves, dense.pop() if len(dense) == 1 else None, out / "accuracy_vs_sparsity.png")
-    points = [
-        {"runs": name, "sparsity": f"{100 * s:.2f}%", "final accuracy": format_stat("final_acc", {"mean": m, "std": sd})}
-        for name, curve in curves.items() for s, m, sd in curve
-    ]  # fmt: skip
-    lines += ["## Accuracy against sparsity", "", "![accuracy against sparsity](accuracy_vs_sparsity.png)", "",
-              format_table(points), ""]  # fmt: skip
+    # Runs all at one sparsity would be points over each other: the runs' table says it all.
+    if len({round(s, 6) for curve in curves.values() for s, _, _ in curve}) > 1:
+        dense = {round(run.stats["dense_acc"]["mean"], 12) for run in runs if run.stats.get("dense_acc")}
+        plot_accuracy_vs_sparsity(curves, dense.pop() if len(dense) == 1 else None, out / "accuracy_vs_sparsity.png")
+        points = [
+            {"runs": name, "sparsity": f"{100 * s:.2f}%", "final accuracy": format_stat("final_acc", {"mean": m, "std": sd})}
+            for name, curve in curves.items() for s, m, sd in curve
+        ]  # fmt: skip
+        lines += ["## Accuracy against sparsity", "", "![accuracy against sparsity](accuracy_vs_sparsity.png)", "",
+                  format_table(points), ""]  # fmt: skip
 
     lprs = {name: run.layer_sparsity for name, run in zip(names, runs) if run.layer_sparsity}
     if lprs:
