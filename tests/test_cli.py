@@ -180,7 +180,9 @@ def test_interrupting_says_how_to_resume(tmp_path: Path, capsys, monkeypatch) ->
 
     monkeypatch.setattr("prunelab.runs.runner.run_recipe", interrupted)
     assert cli.main(["run", "--no-progress", "--out", str(tmp_path)]) == 130
-    assert "run the same command again to resume" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.endswith("prunelab: interrupted; run the same command again to resume\n")
+    assert not err.startswith("\n")  # in a log or a pipe, no blank line before it
 
 
 def test_show_prints_the_summary_and_the_layerwise_table(cli_run, capsys) -> None:

@@ -113,7 +113,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         if world().is_main:  # torchrun passes Ctrl-C to every process: say it once
-            print("\nprunelab: interrupted; run the same command again to resume", file=sys.stderr)
+            # On a terminal the line starts below the ^C (and any progress bar); in a log, no blank line.
+            print(("\n" if sys.stderr.isatty() else "") + "prunelab: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
     finally:
         leave()
