@@ -21,9 +21,9 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from prunelab import __version__
-from prunelab.config import RecipeError, builtin_recipes, run_name
+from prunelab.config import RecipeError, builtin_recipes, load_recipe, run_name
 from prunelab.config.load import parse_override, recipe_text
-from prunelab.config.sweep import grid_label, load_plan, summary_meanings
+from prunelab.config.sweep import grid_label, grid_value, load_plan, summary_meanings
 from prunelab.distributed import join_from_environment, leave, world
 from prunelab.report import format_stat, format_table
 from prunelab.runs.io import read_json, write_text
@@ -200,7 +200,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"\nresults in {results[0][1]}")
         return 0
     if sweep.table is None:
-        text = format_table([{**assignment, "run": folder.name} for assignment, folder in results])
+        text = format_table([{**{k: grid_value(v) for k, v in assignment.items()}, "run": folder.name} for assignment, folder in results])
     else:
         text = sweep_table(results, sweep.table)
     name = Path(args.recipe).stem if args.recipe else "default"
@@ -211,9 +211,9 @@ def _run(args: argparse.Namespace) -> int:
     write_text(table_path, text + "\n")
     print(text)
     print(f"\n{len(results)} runs in {args.out}; table in {table_path}")
-    if sweep.table is not None:
-        report = write_report([folder for _, folder in results], Path(args.out) / f"{name}-report", sweep=(results, sweep.table))
-        print(f"report, with the table as a plot: {report}")
+    table = None if sweep.table is None else (results, sweep.table)
+    report = write_report([folder for _, folder in results], Path(args.out) / f"{name}-report", sweep=table)
+    print(f"report{', with the table as a plot' if table else ''}: {report}")
     return 0
 
 
@@ -308,7 +308,6 @@ def _sensitivity(args: argparse.Namespace) -> int:
 def _trained_model(args: argparse.Namespace) -> tuple:
     """The recipe, its data and the model its find phase trained (its first seed's; trained
     into ``--out`` if no run there has yet), for the analyses of a trained model."""
-    from prunelab.config import load_recipe
     from prunelab.runs.runner import resolve_device, shared_find
     from prunelab.runs.session import Session, recipe_data
 
@@ -344,7 +343,7 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _show_run(folder: Path) -> None:
-    from prunelab.methods.common import first_lpr_record
+    from prunelab.report.runs import first_lpr_record
     from prunelab.report.setups import read_run_record
 
     # The run's record first: a damaged recipe is said before anything is printed.
@@ -357,8 +356,9 @@ def _show_run(folder: Path) -> None:
         if pipeline.base is None:
             print(f"\npipeline (seed 004's steps): a training from scratch of {pipeline.retraining.epochs} epochs")
         else:
-            stop, epochs = record.settings.get("find.stop_epoch"), record.settings.get("find.epochs")
-            find_phase = "the find phase" + (f", stopped there in its {epochs}-epoch LR schedule" if isinstance(stop, int) else "")
+            find = load_recipe(folder / "recipe.yaml").find_training  # as the method read it (bimp ignores stop_epoch)
+            stopped = find.stop_epoch not in (None, find.epochs)
+            find_phase = "the find phase" + (f", stopped there in its {find.epochs}-epoch LR schedule" if stopped else "")
             print(f"\npipeline (seed 004's steps): {pipeline.base.epochs} epochs of pretraining ({find_phase}), "
                   f"{pipeline.pruning.epochs} of pruning, {pipeline.retraining.epochs} of retraining")  # fmt: skip
     for seed_folder in sorted(folder.glob("seed-*")):
@@ -400,9 +400,10 @@ def _compare(args: argparse.Namespace) -> int:
         raise ValueError(f"--values: unknown summary value {', '.join(map(repr, unknown))}; known: {', '.join(known)}")
     folders = _run_folders(args.runs)
     # The settings that tell the runs apart come first (runs of a sweep differ only in their hash otherwise).
-    rows, columns = comparison_rows(load_runs(folders), values)
+    runs = load_runs(folders)
+    rows, columns = comparison_rows(runs, values)
     print(format_table(rows, columns))
-    if len(folders) > 1 and (setup := describe_setup(folders)):
+    if len(runs) > 1 and (setup := describe_setup([run.folder for run in runs])):
         print(f"\n{setup}")
     return 0
 
@@ -438,11 +439,11 @@ def _run_folders(paths: list[Path]) -> list[Path]:
 
 
 def _made_beside_runs(path: Path) -> bool:
-    """What prunelab itself writes into a folder of runs besides the runs: sweep tables, LR
-    range tests, sensitivity analyses (``runs/*`` meets them, and they need no note)."""
+    """What prunelab itself writes into a folder of runs besides the runs: sweep tables and
+    reports, LR range tests, sensitivity analyses (``runs/*`` meets them, and they need no note)."""
     if path.is_file():
         return path.name.endswith("-table.md")
-    return (path / "lr_range_test.json").is_file() or (path / "sensitivity.json").is_file()
+    return any((path / name).is_file() for name in ("lr_range_test.json", "sensitivity.json", "report.md"))
 
 
 def _summary_table(folder: Path) -> str:

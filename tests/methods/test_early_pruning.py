@@ -87,11 +87,14 @@ def test_late_rewinding_past_the_stop_is_an_error_before_training(make_recipe, t
     assert not list(tmp_path.iterdir())
 
 
-def test_a_stop_at_the_end_trains_and_is_compared_as_no_stop() -> None:
+def test_a_stop_at_the_end_shares_the_find_phase_and_is_compared_by_what_it_trained(make_recipe) -> None:
     from prunelab.report.setups import training_settings
 
-    settings = {"find.epochs": 3, "find.stop_epoch": 3, "find.batch_size": 100}
-    assert training_settings(settings, "find.") == {"find.batch_size": 100}  # the LR log and epochs record it
+    cpu = torch.device("cpu")
+    assert find_key(make_recipe("find.stop_epoch=3"), cpu) == find_key(make_recipe(), cpu)  # all 3 epochs
+    assert find_key(make_recipe("find.stop_epoch=2"), cpu) != find_key(make_recipe(), cpu)
+    settings = {"find.epochs": 3, "find.stop_epoch": 2, "find.batch_size": 100}
+    assert training_settings(settings, "find.") == {"find.batch_size": 100}  # the LR log and epochs record the stop
 
 
 def test_bimp_does_not_read_it() -> None:

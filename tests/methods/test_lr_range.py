@@ -66,10 +66,19 @@ def test_the_baseline_is_the_trained_models_probe_loss(curve, trained, data) -> 
     assert result.losses[0] == pytest.approx(baseline, rel=1e-4)
 
 
-def test_with_label_smoothing_the_test_takes_the_smoothed_loss(trained, data) -> None:
+def test_with_label_smoothing_the_test_takes_the_smoothed_loss(trained, data, monkeypatch) -> None:
     """Steps and probe minimise what a label-smoothed retraining does: (1 - e) CE + e mean(-log p)."""
+    smoothing, real = [], F.cross_entropy
+
+    def spy(*args, **kwargs):
+        smoothing.append(kwargs.get("label_smoothing", 0.0))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(F, "cross_entropy", spy)
     result = lr_range_test(trained, data, OptimizerConfig(lr=0.1, momentum=0.9), batch_size=100, steps=3,
                            label_smoothing=0.1, progress=False)  # fmt: skip
+    monkeypatch.undo()
+    assert smoothing == [0.1] * (1 + 2 * 3)  # the baseline's probe, then each step's training loss and probe
     model = copy.deepcopy(trained).eval()  # the fixture's model stays as it is
     with torch.no_grad():
         log_p = F.log_softmax(model(data.x_train[:1000]), dim=1)
@@ -77,7 +86,7 @@ def test_with_label_smoothing_the_test_takes_the_smoothed_loss(trained, data) ->
     assert result.baseline == pytest.approx(by_hand, rel=1e-5)
     plain = lr_range_test(trained, data, OptimizerConfig(lr=0.1, momentum=0.9), batch_size=100, steps=3, progress=False)
     assert plain.baseline < result.baseline
-    with pytest.raises(ValueError, match=r"label_smoothing must be a number in \[0, 1\), got 1.0"):
+    with pytest.raises(ValueError, match=r"label_smoothing must lie in \[0, 1\), got 1.0"):
         lr_range_test(trained, data, OptimizerConfig(), label_smoothing=1.0, progress=False)
 
 

@@ -212,3 +212,20 @@ def test_runs_at_one_sparsity_get_no_accuracy_against_sparsity_plot(tmp_path: Pa
     page = write_report(folders, tmp_path / "report").read_text()
     assert "## Accuracy against sparsity" not in page and not (tmp_path / "report" / "accuracy_vs_sparsity.png").exists()
     assert "80.00%" in page and "70.00%" in page  # the runs' table has the accuracies
+
+
+def test_a_sweep_s_report_plots_its_table(tmp_path: Path, monkeypatch) -> None:
+    from prunelab.config.sweep import TableSpec
+
+    results = []
+    for name, stop, acc in [("a", 2, 0.8), ("b", None, 0.7)]:
+        recipe = {"prune": {"method": "oneshot", "sparsity": 0.5}, "find": {"epochs": 3, "stop_epoch": stop}, "seeds": [0]}
+        folder = fake_run(tmp_path / name, recipe, {0: {"dense_acc": 0.9, "final_acc": acc, "sparsity": 0.5}}, {0: {"a.weight": 0.5}})
+        results.append(({"find.stop_epoch": stop}, folder))
+    drawn = []
+    monkeypatch.setattr("prunelab.report.runs.plot_pivot", lambda *args: drawn.append(args))
+    page = write_report([f for _, f in results], tmp_path / "report", sweep=(results, TableSpec(rows="find.stop_epoch"))).read_text()
+    ((x, lines, xlabel, ylabel, path),) = drawn
+    assert (x, xlabel, ylabel, path) == (["2", "null"], "stop_epoch", "final_acc (%)", tmp_path / "report" / "sweep.png")
+    assert lines == {"final_acc": [pytest.approx((80.0, 0.0)), pytest.approx((70.0, 0.0))]}
+    assert page.index("## The sweep's table") < page.index("## Runs") and "## Comparison setup" not in page

@@ -110,8 +110,8 @@ def test_different_winners_per_recipe_are_an_interaction_and_the_best_cell_weigh
 
 def test_a_tie_is_no_winner_whatever_the_rows_are() -> None:
     results = cross({(None, "ft"): 0.938, ("bn", "ft"): 0.927, (None, "llr"): 0.955, ("bn", "llr"): 0.955})
-    assert winners(results).startswith("The best criterion depends on the column (criterion None under lr_policy ft, "
-                                       "a tie under lr_policy llr)")  # fmt: skip
+    assert winners(results).startswith("The best criterion depends on the column (criterion null under lr_policy ft, "
+                                       "a tie under lr_policy llr)")  # fmt: skip (an unset criterion reads as null)
 
 
 def test_the_winner_of_a_lower_is_better_value_is_the_lowest() -> None:
@@ -131,3 +131,9 @@ def test_a_grid_value_left_unset_shows_as_null() -> None:
     results = [({"find.stop_epoch": e}, {"final_acc": {"mean": m, "std": 0.0}}) for e, m in [(10, 0.9), (None, 0.8)]]
     lines = pivot(results, "find.stop_epoch", [], "final_acc").splitlines()
     assert [line.split("|")[1].strip() for line in lines[2:]] == ["10", "null"]
+
+
+def test_an_unset_grid_value_reads_as_null_in_headers_and_verdicts() -> None:
+    results = cross({("l1", None): 0.938, ("bn", None): 0.927, ("l1", "llr"): 0.955, ("bn", "llr"): 0.951})
+    assert pivot(results, "criterion", ["eval.lr_policy"], "final_acc").splitlines()[0].split("|")[2].strip() == "lr_policy null"
+    assert winners(results).startswith("Best in every column (lr_policy null, lr_policy llr): criterion l1")

@@ -33,9 +33,13 @@ class LRRangeResult:
     inflection_lr: float | None = None  # first LR whose loss exceeds baseline * (1 + tolerance): seed 000's pruning LR
 
 
-def check_lr_range(start_lr: float, end_lr: float, steps: int, tolerance: float = 0.1, stop_factor: float = 4.0) -> None:
+def check_lr_range(
+    start_lr: float, end_lr: float, steps: int, tolerance: float = 0.1, stop_factor: float = 4.0, label_smoothing: float = 0.0
+) -> None:
     """Raise a ValueError for a range the test cannot run (before the model is trained)."""
-    for name, value in (("start_lr", start_lr), ("end_lr", end_lr), ("tolerance", tolerance), ("stop_factor", stop_factor)):
+    settings = (("start_lr", start_lr), ("end_lr", end_lr), ("tolerance", tolerance), ("stop_factor", stop_factor),
+                ("label_smoothing", label_smoothing))  # fmt: skip
+    for name, value in settings:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise TypeError(f"{name} must be a number, got {value!r}")
     if isinstance(steps, bool) or not isinstance(steps, int):
@@ -48,6 +52,8 @@ def check_lr_range(start_lr: float, end_lr: float, steps: int, tolerance: float 
         raise ValueError(f"end_lr must reach at least 1 (seed 000), got {end_lr}")
     if steps < 2:
         raise ValueError(f"steps must be at least 2, got {steps}")
+    if not 0 <= label_smoothing < 1:
+        raise ValueError(f"label_smoothing must lie in [0, 1), got {label_smoothing}")
 
 
 def lr_range_test(
@@ -79,9 +85,7 @@ def lr_range_test(
     >>> result.lrs[0], result.lrs[-1] >= 1.0 or result.losses[-1] > 4 * result.baseline
     (1e-09, True)
     """
-    check_lr_range(start_lr, end_lr, steps, tolerance, stop_factor)
-    if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, (int, float)) or not 0 <= label_smoothing < 1:
-        raise ValueError(f"label_smoothing must be a number in [0, 1), got {label_smoothing!r}")
+    check_lr_range(start_lr, end_lr, steps, tolerance, stop_factor, label_smoothing)
     if isinstance(optimizer, torch.optim.Optimizer):
         raise TypeError("optimizer: give the settings of the optimizer to build (e.g. {'name': 'sgd', 'momentum': 0.9}); "
                         "the test makes its own, at each LR")  # fmt: skip

@@ -403,7 +403,7 @@ class Recipe(Strict):
         return self
 
     @property
-    def find_length(self) -> str:
+    def find_length_setting(self) -> str:
         """The setting that says how many epochs the find phase trains (for messages)."""
         if self.prune.method == "bimp":
             return "prune.initial_epochs"
@@ -421,7 +421,7 @@ class Recipe(Strict):
         """The retraining's LR policy, budget and rewind point against the find phase (the
         epochs it trains)."""
         evaluation = self.eval
-        find_epochs, length = self.find_training.trained_epochs, self.find_length
+        find_epochs, length = self.find_training.trained_epochs, self.find_length_setting
         if evaluation.warmup_fraction and evaluation.lr_policy not in RESTARTING:
             raise ValueError(
                 f"eval.warmup_fraction warms up the restarting LR policies {', '.join(RESTARTING)}; "
@@ -457,7 +457,7 @@ class Recipe(Strict):
     def _warmups_fit(self) -> Recipe:
         """Each LR warmup ends within its phase."""
         prune, evaluation = self.prune, self.eval
-        schedules = [("find", self.find_training.trained_epochs, self.find_length, self.find.lr_schedule)]
+        schedules = [("find", self.find_training.trained_epochs, self.find_length_setting, self.find.lr_schedule)]
         if evaluation.lr_policy is None and prune.method != "bimp" and evaluation.budget == "epochs":
             schedules.append(("eval", evaluation.epochs, "eval.epochs", evaluation.lr_schedule))  # else not read, or longer
         for phase, epochs, length, schedule in schedules:
@@ -545,7 +545,8 @@ def unused_settings(recipe: Recipe) -> list[str]:
     ['find.lr_schedule.gamma=0.5 is not used: a cosine LR schedule reads only final_lr, warmup_epochs']
     """
     messages = []
-    for key, reason in unread_settings(recipe).items():
+    unread = unread_settings(recipe)
+    for key, reason in unread.items():
         given, value = _setting(recipe, key)
         if given:
             shown = key if value is True else f"{key}={list(value) if isinstance(value, tuple) else value}"
@@ -567,9 +568,9 @@ def unused_settings(recipe: Recipe) -> list[str]:
                 f"{name}.lr_schedule.step_size={schedule.step_size} is not below {name}.epochs={phase.epochs}: the LR never steps"
             )
     find = recipe.find_training
-    if 0 < find.lpr_every >= find.trained_epochs and "find.lpr_every" not in unread_settings(recipe):
+    if find.lpr_every and find.lpr_every >= find.trained_epochs and "find.lpr_every" not in unread:
         messages.append(
-            f"find.lpr_every={find.lpr_every} is not below {recipe.find_length}={find.trained_epochs}: only the initial "
+            f"find.lpr_every={find.lpr_every} is not below {recipe.find_length_setting}={find.trained_epochs}: only the initial "
             "and final weights are compared"
         )
     if recipe.prune.method == "gmp":

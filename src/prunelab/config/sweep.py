@@ -178,9 +178,9 @@ def _check_sweep(raw_sweep: object, origin: str) -> SweepSpec:
     for key, values in sweep.grid.items():
         if not values:
             raise RecipeError(f"{origin}: sweep.grid.{key} is empty; a swept field needs at least one value")
-        repeated = next((v for i, v in enumerate(values) if v in values[:i]), None)
-        if repeated is not None:
-            raise RecipeError(f"{origin}: sweep.grid.{key} lists {repeated!r} twice; each value makes its own runs")
+        repeated = [v for i, v in enumerate(values) if v in values[:i]]  # null may be repeated too
+        if repeated:
+            raise RecipeError(f"{origin}: sweep.grid.{key} lists {grid_value(repeated[0])!r} twice; each value makes its own runs")
     arms = list(sweep.arms.items())
     for i, (name, fields) in enumerate(arms):
         twin = next((other for other, earlier in arms[:i] if earlier == fields), None)
@@ -216,7 +216,7 @@ def _check_overrides(sweep: SweepSpec, overrides: list[str]) -> None:
         key = override.partition("=")[0].strip()
         for swept, values in sweep.grid.items():
             if _overlap(key, swept):
-                raise RecipeError(f"--set {key}: the sweep sets {swept} (sweep.grid.{swept}: {values})")
+                raise RecipeError(f"--set {key}: the sweep sets {swept} (sweep.grid.{swept}: [{', '.join(str(grid_value(v)) for v in values)}])")
         arms = {name: field for name, fields in sweep.arms.items() for field in fields if _overlap(key, field)}
         if arms:
             who = f"arm {next(iter(arms))!r} sets" if len(arms) == 1 else f"arms {', '.join(map(repr, arms))} set"

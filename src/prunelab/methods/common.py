@@ -70,10 +70,11 @@ def lpr_epochs(recipe: Recipe) -> list[int] | None:
 def lpr_snapshot_epochs(recipe: Recipe) -> list[int]:
     """The epochs after which the find phase keeps its weights for the LPR record: those of
     :func:`lpr_epochs` but its start and end, whose weights are kept anyway."""
-    return (lpr_epochs(recipe) or [0])[1:-1]
+    epochs = lpr_epochs(recipe)
+    return epochs[1:-1] if epochs else []
 
 
-def lpr_snapshot(epoch: int) -> str:
+def lpr_snapshot_name(epoch: int) -> str:
     """The name of the weights kept after ``epoch`` epochs of the find phase (0: the initial ones)."""
     return "init" if epoch == 0 else f"find-epoch-{epoch}"
 
@@ -81,11 +82,11 @@ def lpr_snapshot(epoch: int) -> str:
 def find(session: Session) -> dict:
     """Train the find phase (H_find), keeping the weights that late rewinding and the LPR
     record (``find.lpr_every``) will need."""
-    recipe, train_size = session.recipe, len(session.data.x_train)
-    rewinding = late_rewinding(recipe.find_training, recipe.eval, train_size)
+    recipe = session.recipe
+    rewinding = late_rewinding(recipe.find_training, recipe.eval, len(session.data.x_train))
     hooks = [] if rewinding is None else [SaveWeightsAt(session, rewinding[0], "rewind")]
-    steps = epoch_steps(train_size, recipe.find_training.batch_size)
-    hooks += [SaveWeightsAt(session, epoch * steps, lpr_snapshot(epoch)) for epoch in lpr_snapshot_epochs(recipe)]
+    steps = steps_per_epoch(session, recipe.find_training.batch_size)
+    hooks += [SaveWeightsAt(session, epoch * steps, lpr_snapshot_name(epoch)) for epoch in lpr_snapshot_epochs(recipe)]
     result = train_find(session, "find", step_hooks=hooks)
     if rewinding is not None and not agree(session.has_weights("rewind")):
         session.save_weights("rewind")  # K was the very end of the find phase
@@ -125,7 +126,9 @@ def pruning_outcome(pruned: dict, evaluated: dict) -> dict:
 def prune(session: Session, key: str, sparsity: float) -> dict:
     """Prune once to ``sparsity`` in the recipe's scope (or to its ratios), as a unit of the
     run: records the sparsity, accuracy right after pruning, ALLR's d1 and the LPR, and
-    keeps the masks as ``masks/<key>.safetensors``."""
+    keeps the masks as ``masks/<key>.safetensors``. With ``find.lpr_every``, the first
+    pruning step also records :func:`lpr_during_find`, then deletes the seed's copies of the
+    find phase's weights it read (after its checkpoint, so that a resumed run finds the record)."""
 
     if session.recipe.prune.prunes_channels:
         return session.once(key, lambda: prune_channels(session))
@@ -162,14 +165,8 @@ def prune(session: Session, key: str, sparsity: float) -> dict:
 
     result = session.once(key, compute)
     if "lpr_during_find" in result:  # recorded: the run's copies of the find phase's weights have served
-        session.drop_weights([lpr_snapshot(epoch) for epoch in lpr_snapshot_epochs(session.recipe)])
+        session.drop_weights([lpr_snapshot_name(epoch) for epoch in lpr_snapshot_epochs(session.recipe)])
     return result
-
-
-def first_lpr_record(events: dict) -> dict | None:
-    """The LPR record (:func:`lpr_during_find`) among a seed's events, if its first pruning step made one."""
-    step = events.get("prune") or events.get("level-1/prune") or {}
-    return step.get("lpr_during_find")
 
 
 def lpr_during_find(session: Session, epochs: list[int], sparsity: float, final: dict[str, float]) -> dict:
@@ -179,7 +176,7 @@ def lpr_during_find(session: Session, epochs: list[int], sparsity: float, final:
     model = deepcopy(session.model)
     lprs = []
     for epoch in epochs[:-1]:
-        model.load_state_dict(session.read_weights(lpr_snapshot(epoch)))
+        model.load_state_dict(session.read_weights(lpr_snapshot_name(epoch)))
         pruner = recipe_pruner(session.recipe, model, session.seed)
         with warnings.catch_warnings():  # a layer these would-be masks empty shows as a ratio of 1, not as the run's collapse
             warnings.filterwarnings("ignore", message="every weight of .* is pruned", category=UserWarning)

@@ -19,7 +19,6 @@ from pathlib import Path
 
 from prunelab.config import run_settings
 from prunelab.config.sweep import SUMMARY_VALUES, TableSpec, grid_value
-from prunelab.methods.common import first_lpr_record
 from prunelab.report.plots import plot_accuracy_vs_sparsity, plot_layer_sparsity, plot_lpr_distance, plot_pivot
 from prunelab.report.setups import (
     describe_column_setups,
@@ -29,8 +28,10 @@ from prunelab.report.setups import (
     rows_of_other_tasks,
 )
 from prunelab.report.tables import (
+    UNREAD,
     column_name,
     column_winners,
+    format_mean_std,
     format_stat,
     format_table,
     is_percent,
@@ -44,8 +45,8 @@ from prunelab.runs.io import read_json, write_text
 LABEL_WIDTH = 60
 LEGEND_WIDTH = 80
 
-
-UNREAD = "–"  # a setting the run's method never read (BIMP's find.epochs, FT's eval LR schedule)
+#: The plots a report page may make, beside report.md.
+REPORT_PLOTS = ("sweep.png", "accuracy_vs_sparsity.png", "layer_sparsity.png", "lpr_distance.png")
 
 
 @dataclass
@@ -121,12 +122,7 @@ def load_run(folder: str | Path) -> RunResults:
 
 def load_runs(folders: Sequence[str | Path]) -> list[RunResults]:
     """Finished run directories read back, ordered by the settings that tell them apart
-    (numbers by value, an unset one last), else as given.
-
-    >>> order = [_order(v) for v in (0.3, None, 0.02, "ft")]
-    >>> sorted(order) == [_order(0.02), _order(0.3), _order("ft"), _order(None)]
-    True
-    """
+    (numbers by value, then text, an unset one last), else as given."""
     runs = [load_run(folder) for folder in folders]
     differing = differing_settings([run.settings for run in runs])
     return sorted(runs, key=lambda run: tuple(_order(run.settings.get(key)) for key in differing))
@@ -197,13 +193,17 @@ def distance_rows(distances: dict[str, dict[int, tuple[float, float]]]) -> list[
     """
     epochs = sorted({epoch for curve in distances.values() for epoch in curve})
 
-    def cell(stat: tuple[float, float] | None) -> str:
-        if stat is None:
-            return ""
-        mean, std = stat
-        return f"{100 * mean:.2f}" + (f" ± {100 * std:.2f}" if std else "")
+    return [
+        {"epoch": epoch, **{name: format_mean_std(*curve[epoch], scale=100) if epoch in curve else "" for name, curve in distances.items()}}
+        for epoch in epochs
+    ]
 
-    return [{"epoch": epoch, **{name: cell(curve.get(epoch)) for name, curve in distances.items()}} for epoch in epochs]
+
+def first_lpr_record(events: dict) -> dict | None:
+    """The LPR record of ``find.lpr_every`` among a seed's events (``events.json``), if its
+    first pruning step made one: ``epochs``, ``layer_sparsity`` (a list per layer) and ``distance``."""
+    step = events.get("prune") or events.get("level-1/prune") or {}
+    return step.get("lpr_during_find")
 
 
 def plot_sweep(results: list[tuple[dict[str, object], Path]], spec: TableSpec, path: Path) -> Path:
@@ -231,6 +231,8 @@ def write_report(
     and a plot of it."""
     runs = load_runs(folders)
     out = Path(out)
+    for plot in REPORT_PLOTS:  # a plot this page may not make again must not linger from an earlier one
+        (out / plot).unlink(missing_ok=True)
     differing = differing_settings([run.settings for run in runs])
     # Runs are named by the settings that tell them apart, or numbered when those are long.
     numbered = max(len(describe(run.settings, differing)) for run in runs) > LABEL_WIDTH
@@ -244,7 +246,8 @@ def write_report(
     if numbered:
         rows, columns = [{"#": i, **row} for i, row in enumerate(rows, start=1)], ["#", *columns]
     lines += ["## Runs", "", format_table(rows, columns), ""]
-    setup = describe_setup([run.folder for run in runs], names) if len(runs) > 1 else ""  # seed 004's, runs named as above
+    # Seed 004's setups, runs named as above; a sweep's table has already judged its columns.
+    setup = describe_setup([run.folder for run in runs], names) if len(runs) > 1 and sweep is None else ""
     if setup:
         lines += ["## Comparison setup", "", setup, ""]
 

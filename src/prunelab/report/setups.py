@@ -41,7 +41,7 @@ from pathlib import Path
 
 from prunelab.config import run_settings
 from prunelab.config.schema import OPTIMIZER_ONLY
-from prunelab.config.sweep import grid_label
+from prunelab.config.sweep import grid_label, grid_value
 from prunelab.criteria import CHANNEL_CRITERIA
 from prunelab.report.tables import format_table
 from prunelab.runs.io import read_json
@@ -625,5 +625,5 @@ def _by_column(records: Sequence[tuple[Mapping[str, object], RunRecord]], rows: 
     """A sweep's runs by column of its table, each named by its row."""
     groups: dict[str, list[RunRecord]] = {}
     for assignment, record in records:
-        groups.setdefault(grid_label({c: assignment[c] for c in columns}), []).append(replace(record, name=str(assignment[rows])))
+        groups.setdefault(grid_label({c: assignment[c] for c in columns}), []).append(replace(record, name=str(grid_value(assignment[rows]))))
     return groups

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -13,11 +14,11 @@ from prunelab.config.sweep import grid_value
 def format_table(rows: Sequence[Mapping[str, object]], columns: Sequence[str] | None = None) -> str:
     """A Markdown table of ``rows``; numbers right-aligned, floats to 4 significant digits.
 
-    >>> print(format_table([{"layer": "fc1.weight", "sparsity": 0.91234}, {"layer": "fc2.weight", "sparsity": 0.5}]))
+    >>> print(format_table([{"layer": "fc1.weight", "sparsity": 0.91234}, {"layer": "fc2.weight", "sparsity": "null"}]))
     | layer      | sparsity |
     |------------|---------:|
     | fc1.weight |   0.9123 |
-    | fc2.weight |      0.5 |
+    | fc2.weight |     null |
     """
     columns = [str(c) for c in (columns or dict.fromkeys(key for row in rows for key in row))]
     if not columns:
@@ -26,7 +27,7 @@ def format_table(rows: Sequence[Mapping[str, object]], columns: Sequence[str] | 
     cells = [[_cell(row.get(c)) for c in columns] for row in rows]
     names = [_cell(c) for c in columns]
     widths = [max([len(name)] + [len(r[i]) for r in cells]) for i, name in enumerate(names)]
-    numeric = [all(_is_number(row.get(c)) for row in rows if row.get(c) is not None) for c in columns]
+    numeric = [all(_is_number(row.get(c)) for row in rows if row.get(c) not in PLACEHOLDERS) for c in columns]
     header = "| " + " | ".join(name.ljust(w) for name, w in zip(names, widths)) + " |"
     rule = "|" + "|".join("-" * (w + 1) + (":" if n else "-") for w, n in zip(widths, numeric)) + "|"
     body = [
@@ -35,6 +36,10 @@ def format_table(rows: Sequence[Mapping[str, object]], columns: Sequence[str] | 
     ]
     return "\n".join([header, rule, *body])
 
+
+UNREAD = "–"  # a setting the run's method never read (BIMP's find.epochs, FT's eval LR schedule)
+#: Cells that stand for no number (empty, unset, not read), so that they leave a column of numbers right-aligned.
+PLACEHOLDERS = (None, "", "null", UNREAD)
 
 _NUMBER_TEXT = re.compile(r"[-+]?\d[\d,]*(\.\d+)?(%| s|x|/s)?( ± .*)?")
 
@@ -98,7 +103,7 @@ def pivot(
             if stat is None:
                 line[header] = ""
                 continue
-            text = f"{stat['mean'] * scale:.2f}" + (f" ± {stat['std'] * scale:.2f}" if stat["std"] else "")
+            text = format_mean_std(stat["mean"], stat["std"], scale)
             line[header] = f"**{text}**" if stat["mean"] == best[col] else text
         table.append(line)
     return format_table(table)
@@ -147,12 +152,12 @@ def column_winners(
         return ""
     caveat = f"; its lead is within one standard deviation under {', '.join(close)}" if close else ""
     if not ties and len(set(winners.values())) == 1:
-        return (f"Best in every column ({', '.join(name[c] for c in winners)}): {label[rows]} {next(iter(winners.values()))}, "
+        return (f"Best in every column ({', '.join(name[c] for c in winners)}): {label[rows]} {grid_value(next(iter(winners.values())))}, "
                 f"the consistent winner (seed 004's cross-validation){caveat}.")  # fmt: skip
     best_row, best_col = (min if lower_is_better(value) else max)(cells, key=lambda key: cells[key]["mean"])
-    per_column = ", ".join(f"a tie under {name[c]}" if c in ties else f"{label[rows]} {w} under {name[c]}" for c, w in winners.items())
+    per_column = ", ".join(f"a tie under {name[c]}" if c in ties else f"{label[rows]} {grid_value(w)} under {name[c]}" for c, w in winners.items())
     return (f"The best {label[rows]} depends on the column ({per_column}): the method and the recipe interact "
-            f"(seed 004), and the best cell, {label[rows]} {best_row} under {name[best_col]}, weighs more"
+            f"(seed 004), and the best cell, {label[rows]} {grid_value(best_row)} under {name[best_col]}, weighs more"
             + (f"; leads within one standard deviation under {', '.join(close)}" if close else "") + ".")
 
 
@@ -164,7 +169,8 @@ def pivot_cells(
     for assignment, stats in results:
         key = (assignment[rows], tuple(assignment[c] for c in columns))
         if key in cells:
-            raise ValueError(f"two runs fall into the cell {rows}={key[0]}, {dict(zip(columns, key[1]))}: "
+            cell = ", ".join(f"{field}={grid_value(v)}" for field, v in zip([rows, *columns], [key[0], *key[1]]))
+            raise ValueError(f"two runs fall into the cell {cell}: "
                              "the rows and columns must name every field that differs between the runs")
         if value in stats:
             cells[key] = stats[value]
@@ -190,7 +196,7 @@ def short_labels(fields: Sequence[str]) -> dict[str, str]:
     labels = {}
     for field in fields:
         parts = field.split(".")
-        others = (RECIPE_SETTINGS | set(fields)) - {field}
+        others = (recipe_settings() | set(fields)) - {field}
         for length in range(1, len(parts) + 1):
             ending = ".".join(parts[-length:])
             if not any(other == ending or other.endswith("." + ending) for other in others):
@@ -199,10 +205,21 @@ def short_labels(fields: Sequence[str]) -> dict[str, str]:
     return labels
 
 
-#: The dotted keys of every setting a recipe can have, over all methods.
-RECIPE_SETTINGS = frozenset(
-    key for prune in (OneShotConfig, GMPConfig, IMPConfig, BIMPConfig) for key in flat(Recipe(prune=prune()).model_dump())
-)
+@functools.cache
+def recipe_settings() -> frozenset[str]:
+    """The dotted keys of every setting and section a recipe can have, over all methods
+    (``find.optimizer`` as well as ``find.optimizer.lr``)."""
+    leaves = {key for prune in (OneShotConfig, GMPConfig, IMPConfig, BIMPConfig) for key in flat(Recipe(prune=prune()).model_dump())}
+    return frozenset(".".join(key.split(".")[:n]) for key in leaves for n in range(1, key.count(".") + 2))
+
+
+def format_mean_std(mean: float, std: float, scale: float = 1) -> str:
+    """``mean ± std`` to two decimals, after ``scale`` (100 for percent); the mean alone if the std is 0.
+
+    >>> format_mean_std(0.9312, 0.0051, 100), format_mean_std(0.5, 0.0, 100)
+    ('93.12 ± 0.51', '50.00')
+    """
+    return f"{mean * scale:.2f}" + (f" ± {std * scale:.2f}" if std else "")
 
 
 def is_percent(key: str) -> bool:

@@ -59,13 +59,13 @@ from prunelab.methods.common import (
     check_lpr_reference,
     choose_channels,
     find,
-    first_lpr_record,
     late_rewinding,
     lpr_snapshot_epochs,
     rewind_target,
 )
 from prunelab.methods.imp import level_targets
 from prunelab.report.plots import plot_lpr_during_find, plot_sparsity_schedule, plot_training
+from prunelab.report.runs import first_lpr_record
 from prunelab.runs.io import (
     DamagedRunError,
     read_json,

@@ -324,10 +324,10 @@ class Session:
 
     def drop_weights(self, names: Sequence[str]) -> None:
         """Delete the weights kept as ``names`` once nothing will read them again (saves disk)."""
+        barrier()  # every process has read them
         if world().is_main:
             for name in names:
                 (self.folder / "snapshots" / f"{name}.safetensors").unlink(missing_ok=True)
-        barrier()
 
     def has_weights(self, name: str) -> bool:
         """Whether weights were kept as ``name`` (:meth:`save_weights`)."""
