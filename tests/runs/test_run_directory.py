@@ -311,5 +311,5 @@ def test_a_run_that_reuses_a_find_phase_says_so(recipe, tmp_path, caplog) -> Non
     assert not any("trained before" in message for message in first)
     assert any(message.startswith("seed 0 find: epoch 2/2") for message in first)
     find_folder = next((tmp_path / FIND_CACHE).iterdir()) / "seed-0"
-    assert f"seed 0 find: trained before, for a run with the same find phase ({find_folder})" in again
+    assert f"seed 0 find: trained before, kept for every run with this find phase ({find_folder})" in again
     assert not any(message.startswith("seed 0 find: epoch") for message in again) and other.exists()

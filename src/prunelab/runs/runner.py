@@ -281,7 +281,7 @@ def shared_find(out: Path, recipe: Recipe, seed: int, data, device: torch.device
     folder = out / FIND_CACHE / find_key(recipe, device) / f"seed-{seed}"
     session = Session(folder, recipe, seed, data, device, progress)
     if "find" in session.journal["done"] and world().is_main:
-        log.info("%s: trained before, for a run with the same find phase (%s)", progress_label(recipe, seed, "find"), folder)
+        log.info("%s: trained before, kept for every run with this find phase (%s)", progress_label(recipe, seed, "find"), folder)
     find(session)
     return folder
 
