@@ -642,11 +642,6 @@ def test_gmp_lr_schedules_against_the_seeds_advice_are_named(schedule, expected)
         assert message.startswith(start) and "(seeds 000/001)" in message
 
 
-def test_gmp_without_fine_tuning_needs_no_lr_step_there() -> None:
-    recipe = load_recipe("gmp", ["eval.epochs=16", "eval.lr_schedule={name: constant}"])
-    assert unused_settings(recipe) == []
-
-
 def test_gmp_defaults_follow_seed_000s_minimum_of_30_updates() -> None:
     prune = validate({"prune": {"method": "gmp"}}).prune
     assert prune.pruning_epochs * prune.updates_per_epoch >= 30
@@ -678,3 +673,12 @@ def test_gmp_prunes_layer_by_layer_unless_the_recipe_says_otherwise() -> None:
     assert load_recipe("gmp", ["prune.scope=global"]).prune.scope == "global"
     for method in ("oneshot", "imp", "bimp"):
         assert Recipe.model_validate({"prune": {"method": method}}).prune.scope == "global", method
+
+
+def test_gmp_without_fine_tuning_is_warned_about_and_needs_no_lr_step_there() -> None:
+    ends = load_recipe("gmp", ["eval.epochs=16", "eval.lr_schedule={name: constant}"])  # 1 + 15 epochs: none left
+    assert unused_settings(ends) == [
+        "eval.epochs=16 ends with GMP's last pruning step (prune.stabilization_epochs=1 + prune.pruning_epochs=15): no "
+        "fine-tuning, which seeds 000/001 need to recover accuracy (and no trainability accuracy, which is measured on it)"
+    ]
+    assert not any("no fine-tuning" in message for message in unused_settings(load_recipe("gmp", ["eval.epochs=17"])))

@@ -574,7 +574,7 @@ def unused_settings(recipe: Recipe) -> list[str]:
             "and final weights are compared"
         )
     if recipe.prune.method == "gmp":
-        messages += _gmp_lr_advice(recipe)
+        messages += _gmp_fine_tuning_advice(recipe) or _gmp_lr_advice(recipe)
     if recipe.prune.criterion == "filter_l1" and recipe.prune.scope == "global":
         messages.append(
             "prune.criterion filter_l1 with prune.scope global compares filter norms of layers with different fan-in "
@@ -582,6 +582,18 @@ def unused_settings(recipe: Recipe) -> list[str]:
             "layer alike: use prune.scope layerwise or ratios, or the bn_scale criterion"
         )
     return messages
+
+
+def _gmp_fine_tuning_advice(recipe: Recipe) -> list[str]:
+    """Seeds 000/001 fine-tune after GMP's last pruning step; an eval phase that ends there has no fine-tuning."""
+    prune, epochs = recipe.prune, recipe.eval.epochs
+    if epochs > prune.stabilization_epochs + prune.pruning_epochs:
+        return []
+    return [
+        f"eval.epochs={epochs} ends with GMP's last pruning step (prune.stabilization_epochs={prune.stabilization_epochs} "
+        f"+ prune.pruning_epochs={prune.pruning_epochs}): no fine-tuning, which seeds 000/001 need to recover accuracy "
+        "(and no trainability accuracy, which is measured on it)"
+    ]
 
 
 def _gmp_lr_advice(recipe: Recipe) -> list[str]:
