@@ -24,9 +24,8 @@ Layout of ``<out>/<run name>/``::
 
 The find phase is trained once per ``<out>/.find/<key>/seed-<s>/`` and copied into every
 run with the same data, model, find training, late-rewinding point, weights kept for the LPR
-record, device type and number of
-processes (:func:`find_key`), so that runs differing only in pruning or retraining (a sweep over
-retraining policies, say) share it.
+record, device type and number of processes (:func:`find_key`), so that runs differing only
+in pruning or retraining (a sweep over retraining policies, say) share it.
 """
 
 from __future__ import annotations
@@ -85,9 +84,9 @@ from prunelab.runs.session import (
     recipe_model,
 )
 
-SUMMARY = "summary.json"
 log = logging.getLogger(__name__)
 
+SUMMARY = "summary.json"
 FIND_CACHE = ".find"
 
 
