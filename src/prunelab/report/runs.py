@@ -192,7 +192,6 @@ def distance_rows(distances: dict[str, dict[int, tuple[float, float]]]) -> list[
     [{'epoch': 0, 'a': '10.00 ± 1.00', 'b': '20.00'}, {'epoch': 1, 'a': '', 'b': '5.00'}, {'epoch': 2, 'a': '0.00', 'b': '0.00'}]
     """
     epochs = sorted({epoch for curve in distances.values() for epoch in curve})
-
     return [
         {"epoch": epoch, **{name: format_mean_std(*curve[epoch], scale=100) if epoch in curve else "" for name, curve in distances.items()}}
         for epoch in epochs
