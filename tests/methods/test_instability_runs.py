@@ -49,6 +49,7 @@ def test_the_barrier_is_measured_between_the_two_ends(stable_run, read) -> None:
 
 
 @pytest.mark.filterwarnings("ignore:the pruning stage has only:UserWarning")  # a tiny GMP budget
+@pytest.mark.filterwarnings("ignore:eval.epochs=1 ends with GMP's last pruning step:UserWarning")
 def test_gmp_has_no_retraining_to_repeat(make_recipe, tmp_path: Path) -> None:
     with pytest.warns(UserWarning, match="eval.instability is not used: GMP prunes while it trains"):
         run_recipe(make_recipe("prune.method=gmp", "eval.lr_policy=null", "eval.instability=true", "prune.pruning_epochs=1", "prune.stabilization_epochs=0",
