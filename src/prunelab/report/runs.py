@@ -12,6 +12,7 @@ phase. A sweep's report opens with its table and a plot of it.
 from __future__ import annotations
 
 import os
+import re
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -128,10 +129,14 @@ def load_runs(folders: Sequence[str | Path]) -> list[RunResults]:
     return sorted(runs, key=lambda run: tuple(_order(run.settings.get(key)) for key in differing))
 
 
-def _order(value: object) -> tuple[int, float, str]:
+def _order(value: object) -> tuple[int, float, tuple]:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return (0, float(value), "")
-    return (2, 0.0, "") if value is None else (1, 0.0, str(value))
+        return (0, float(value), ())
+    if value is None:
+        return (2, 0.0, ())
+    # Text with numbers in it by the numbers' values: epoch:5 before epoch:10.
+    parts = re.split(r"(\d+)", str(value))
+    return (1, 0.0, tuple(int(part) if i % 2 else part for i, part in enumerate(parts)))
 
 
 def sweep_table(results: list[tuple[dict[str, object], Path]], spec: TableSpec) -> str:
