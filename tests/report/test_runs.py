@@ -234,7 +234,7 @@ def test_a_sweep_s_report_plots_its_table(tmp_path: Path, monkeypatch) -> None:
 def test_settings_with_numbers_in_their_text_are_ordered_by_the_numbers(tmp_path: Path) -> None:
     folders = []
     for name, rewind in [("a", "epoch:10"), ("b", "init"), ("c", "epoch:5")]:
-        recipe = {"prune": {"method": "oneshot", "sparsity": 0.5}, "eval": {"rewind": rewind}, "seeds": [0]}
+        recipe = {"prune": {"method": "oneshot", "sparsity": 0.5}, "eval": {"rewind": rewind, "epochs": 20}, "seeds": [0]}
         folders.append(fake_run(tmp_path / name, recipe, {0: {"dense_acc": 0.9, "final_acc": 0.8, "sparsity": 0.5}},
                                 {0: {"a.weight": 0.5}}))  # fmt: skip
     assert [run.settings["eval.rewind"] for run in load_runs(folders)] == ["epoch:5", "epoch:10", "init"]
