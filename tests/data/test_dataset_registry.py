@@ -50,3 +50,23 @@ def test_dataset_checks_its_tensors() -> None:
         Dataset("dtype", x.double(), y, x, y, num_classes=2)
     with pytest.raises(ValueError, match="empty test: the split is empty"):
         Dataset("empty", x, y, x[:0], y[:0], num_classes=2)
+
+
+def test_a_loader_defined_again_replaces_itself_but_no_other() -> None:
+    from prunelab.data import register
+
+    def define(size: int):
+        @register("doctest_again")
+        def again(data_dir, download):
+            x = torch.zeros(size, 4)
+            return Dataset("doctest_again", x, torch.zeros(size, dtype=torch.long), x, torch.zeros(size, dtype=torch.long), num_classes=2)
+
+        return again
+
+    try:
+        define(3)
+        assert define(5) is DATASETS["doctest_again"]
+        with pytest.raises(ValueError, match="dataset 'doctest_again' is already registered"):
+            register("doctest_again")(lambda data_dir, download: None)
+    finally:
+        DATASETS.pop("doctest_again")

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch import nn
 
-from prunelab.models import MODELS, build_model, model_options
+from prunelab.models import MODELS, build_model, model_options, register
 
 
 def test_unknown_model_lists_known_ones() -> None:
@@ -72,3 +73,41 @@ def test_a_builder_that_returns_no_module_is_named(monkeypatch: pytest.MonkeyPat
     monkeypatch.setitem(MODELS, "not_a_model", lambda num_classes, input_shape: "hello")
     with pytest.raises(ValueError, match="model 'not_a_model': its builder returned a str, not an nn.Module"):
         build_model("not_a_model", num_classes=10, input_shape=(1, 40))
+
+
+def test_a_user_builder_s_options_need_only_their_types() -> None:
+    """Sizes below 1 are errors for prunelab's own models; a user's integers may mean other things."""
+
+    @register("doctest_dropout_mlp")
+    def dropout_mlp(num_classes: int, input_shape, hidden: int = 8, dropout: float = 0.1, skip_first: int = 0) -> nn.Module:
+        """An MLP with dropout."""
+        return nn.Sequential(nn.Flatten(), nn.Linear(input_shape[-1], hidden), nn.Dropout(dropout), nn.Linear(hidden, num_classes))
+
+    try:
+        model = build_model("doctest_dropout_mlp", 10, (1, 40), dropout=0, skip_first=0)
+        assert model[2].p == 0
+        with pytest.raises(ValueError, match="model 'doctest_dropout_mlp': hidden must be an int, got 2.5"):
+            build_model("doctest_dropout_mlp", 10, (1, 40), hidden=2.5)
+    finally:
+        MODELS.pop("doctest_dropout_mlp")
+
+
+def test_a_builder_defined_again_replaces_itself_but_no_other() -> None:
+    """A reloaded module or a notebook cell run twice registers the same function again."""
+
+    def define(width: int):
+        @register("doctest_again")
+        def again(num_classes, input_shape):
+            """A linear layer."""
+            return nn.Linear(input_shape[-1], width)
+
+        return again
+
+    try:
+        define(3)
+        assert define(5) is MODELS["doctest_again"]  # the newer definition
+        assert build_model("doctest_again", 10, (1, 40)).out_features == 5
+        with pytest.raises(ValueError, match="model 'doctest_again' is already registered"):
+            register("doctest_again")(lambda num_classes, input_shape: nn.Linear(1, 1))
+    finally:
+        MODELS.pop("doctest_again")

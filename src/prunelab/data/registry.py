@@ -11,6 +11,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from prunelab.models.registry import same_definition
+
 DATA_ENV_VAR = "PRUNELAB_DATA"
 
 
@@ -100,9 +102,10 @@ def register(name: str, augmented: bool = False) -> Callable[[DatasetLoader], Da
     """
 
     def decorator(loader: DatasetLoader) -> DatasetLoader:
-        if name in DATASETS:
+        if name in DATASETS and not same_definition(DATASETS[name], loader):
             raise ValueError(f"dataset {name!r} is already registered")
         DATASETS[name] = loader
+        AUGMENTED.discard(name)
         if augmented:
             AUGMENTED.add(name)
         return loader

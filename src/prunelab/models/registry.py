@@ -35,14 +35,21 @@ def register(name: str, init: Initializer | None = None) -> Callable[[ModelBuild
     """
 
     def decorator(builder: ModelBuilder) -> ModelBuilder:
-        if name in MODELS:
+        if name in MODELS and not same_definition(MODELS[name], builder):
             raise ValueError(f"model {name!r} is already registered")
         MODELS[name] = builder
+        INITIALIZERS.pop(name, None)
         if init is not None:
             INITIALIZERS[name] = init
         return builder
 
     return decorator
+
+
+def same_definition(registered: Callable, new: Callable) -> bool:
+    """Whether ``new`` is ``registered`` defined again (a reloaded module, a notebook cell run
+    twice), which may replace it, rather than another function claiming its name."""
+    return (registered.__module__, registered.__qualname__) == (new.__module__, new.__qualname__)
 
 
 def model_options(name: str) -> dict[str, Any]:
@@ -98,7 +105,7 @@ def initialize(name: str, model: nn.Module) -> nn.Module:
 
 def check_options(name: str, options: dict[str, Any]) -> None:
     """Raise a ValueError naming any option that model ``name`` does not have, one of another
-    type than its builder declares, or any size below 1.
+    type than its builder declares, or, for prunelab's own models, any size below 1.
 
     >>> check_options("resnet20", {"channels": 64})
     Traceback (most recent call last):
@@ -119,8 +126,11 @@ def check_options(name: str, options: dict[str, Any]) -> None:
                 TypeAdapter(hints[key]).validate_python(value, strict=True)
             except ValidationError:
                 raise ValueError(f"model {name!r}: {key} must be {_type_text(hints[key])}, got {value!r}") from None
-    # Every integer option of the registered models is a layer size; 0 builds a model that
-    # fails only in its first forward pass, or silently ignores its input.
+    # Every integer option of prunelab's own models is a layer size; 0 builds a model that
+    # fails only in its first forward pass, or silently ignores its input. A user's builder
+    # may have integers of other meanings (a count of layers to skip, 0 allowed).
+    if not _builder(name).__module__.startswith("prunelab."):
+        return
     for key, value in options.items():
         sizes = value if isinstance(value, (list, tuple)) else [value]
         if any(isinstance(v, int) and not isinstance(v, bool) and v < 1 for v in sizes):
