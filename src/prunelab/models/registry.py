@@ -129,7 +129,7 @@ def check_options(name: str, options: dict[str, Any]) -> None:
     # Every integer option of prunelab's own models is a layer size; 0 builds a model that
     # fails only in its first forward pass, or silently ignores its input. A user's builder
     # may have integers of other meanings (a count of layers to skip, 0 allowed).
-    if not _builder(name).__module__.startswith("prunelab."):
+    if not (_builder(name).__module__ or "").startswith("prunelab."):
         return
     for key, value in options.items():
         sizes = value if isinstance(value, (list, tuple)) else [value]
