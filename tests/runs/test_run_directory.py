@@ -313,3 +313,34 @@ def test_a_run_that_reuses_a_find_phase_says_so(recipe, tmp_path, caplog) -> Non
     find_folder = next((tmp_path / FIND_CACHE).iterdir()) / "seed-0"
     assert f"seed 0 find: trained before, kept for every run with this find phase ({find_folder})" in again
     assert not any(message.startswith("seed 0 find: epoch") for message in again) and other.exists()
+
+
+def test_weights_of_a_model_whose_builder_changed_are_a_clear_error(tiny_overrides, tmp_path) -> None:
+    """Runs and find phases are named by settings, not code: a builder changed since its
+    weights were saved is named, not a size mismatch from deep inside torch."""
+    from torch import nn
+
+    from prunelab.config import load_recipe
+    from prunelab.models import MODELS, register
+    from prunelab.runs.session import load_trained
+
+    def define(hidden: int) -> None:
+        @register("test_changing_mlp")
+        def changing_mlp(num_classes, input_shape):
+            """An MLP whose width the test changes."""
+            return nn.Sequential(nn.Flatten(), nn.Linear(input_shape[-1], hidden), nn.ReLU(), nn.Linear(hidden, num_classes))
+
+    overrides = [o for o in tiny_overrides if not o.startswith("model.")] + ["model.name=test_changing_mlp", "model.options={}"]
+    try:
+        define(16)
+        recipe = load_recipe(None, overrides)
+        folder = run_recipe(recipe, tmp_path, progress=False)
+        define(32)
+        with pytest.raises(ValueError, match=r"model.safetensors holds the weights of another model than the recipe builds now "
+                                             r"\(1.weight has shape \(16, 40\) in the file, \(32, 40\) in the model\)"):
+            load_trained(folder)
+        shutil.rmtree(folder)  # the shared find phase stays
+        with pytest.raises(ValueError, match=r"\.find/.*checkpoint.safetensors holds the weights of another model"):
+            run_recipe(recipe, tmp_path, progress=False)
+    finally:
+        MODELS.pop("test_changing_mlp", None)

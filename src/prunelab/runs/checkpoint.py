@@ -14,7 +14,7 @@ from safetensors import SafetensorError, safe_open
 from torch import nn
 
 from prunelab.masks import Pruner
-from prunelab.runs.io import DamagedRunError, save_tensors
+from prunelab.runs.io import DamagedRunError, load_model_weights, save_tensors
 
 
 def save_checkpoint(
@@ -63,7 +63,7 @@ def load_checkpoint(path: Path, model: nn.Module, pruner: Pruner) -> tuple[dict,
         for key in file.keys():
             group, _, name = key.partition("/")
             groups[group][name] = file.get_tensor(key)
-    model.load_state_dict(groups["model"])
+    load_model_weights(model, groups["model"], path)
     pruner.load_state_dict(groups["pruner"])
     optimizer_meta = json.loads(metadata["optimizer"])
     if not optimizer_meta:

@@ -12,7 +12,7 @@ from typing import Any
 
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save
-from torch import Tensor
+from torch import Tensor, nn
 
 from prunelab.atomic import atomic_write
 from prunelab.distributed import world
@@ -85,6 +85,26 @@ def read_tensors(path: str | Path, device: str = "cpu") -> dict[str, Tensor]:
         raise DamagedRunError(f"{path} is missing: {RUN_AGAIN}") from None
     except SafetensorError as error:
         raise DamagedRunError(f"{path} is damaged ({error}): {RUN_AGAIN}") from None
+
+
+def load_model_weights(model: nn.Module, state: Mapping[str, Tensor], path: str | Path) -> None:
+    """``model.load_state_dict(state)`` for weights read from ``path``; weights of another
+    model than ``model`` (its builder or the builder's defaults changed since they were saved)
+    are a ValueError naming the file and the first difference."""
+    mine = model.state_dict()
+    differences = [f"{key} is not in the model" for key in state if key not in mine]
+    differences += [f"the model's {key} is not in the file" for key in mine if key not in state]
+    differences += [
+        f"{key} has shape {tuple(state[key].shape)} in the file, {tuple(value.shape)} in the model"
+        for key, value in mine.items() if key in state and state[key].shape != value.shape
+    ]  # fmt: skip
+    if differences:
+        raise ValueError(
+            f"{path} holds the weights of another model than the recipe builds now ({differences[0]}): the model's "
+            "builder or its defaults changed since. Run directories and the shared find phases in <out>/.find are "
+            "named by the recipe's settings, not by code: run into another --out, or remove what was trained before"
+        )
+    model.load_state_dict(state)
 
 
 def save_tensors(tensors: Mapping[str, Tensor], path: str | Path, metadata: Mapping[str, str] | None = None) -> None:

@@ -27,7 +27,7 @@ from prunelab.distributed import agree, barrier, world
 from prunelab.masks import Pruner
 from prunelab.models import build_model, initialize
 from prunelab.runs.checkpoint import load_checkpoint, read_journal, save_checkpoint
-from prunelab.runs.io import DamagedRunError, read_json, read_tensors, save_tensors
+from prunelab.runs.io import DamagedRunError, load_model_weights, read_json, read_tensors, save_tensors
 from prunelab.schedules import Schedule
 from prunelab.structured import ChannelPruner, shrink
 from prunelab.train import Trainer, evaluate
@@ -75,7 +75,7 @@ def load_trained(folder: str | Path, seed: int | None = None, device: str | torc
         channels = recipe_channel_pruner(recipe, model, torch.zeros(1, *data.input_shape), seed)
         channels.load_state_dict(read_json(seed_folder / "channels.json"))
         model = channels.shrink()
-    model.load_state_dict(read_tensors(seed_folder / "model.safetensors"))
+    load_model_weights(model, read_tensors(seed_folder / "model.safetensors"), seed_folder / "model.safetensors")
     model.to(device)
     pruner = recipe_pruner(recipe, model, seed)
     pruner.load_state_dict(read_tensors(seed_folder / "masks.safetensors"))
