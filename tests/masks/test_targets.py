@@ -148,3 +148,14 @@ def test_a_layer_with_a_computed_weight_is_an_error_unless_excluded():
     ]
     with pytest.raises(ValueError, match=r"layer '0' \(ParametrizedLinear\)"):
         find_prunable(nn.Sequential(parametrizations.spectral_norm(nn.Linear(8, 8))))
+
+
+def test_a_layer_pruned_by_torch_prune_says_how_to_make_its_weight_a_parameter_again():
+    from torch.nn.utils import prune as torch_prune
+
+    model = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 2))
+    torch_prune.l1_unstructured(model[0], "weight", amount=0.5)
+    with pytest.raises(ValueError, match=r"layer '0' \(Linear\) was pruned with torch.nn.utils.prune.*prune.remove\(module, 'weight'\)"):
+        find_prunable(model)
+    torch_prune.remove(model[0], "weight")
+    assert list(find_prunable(model)) == ["0.weight", "2.weight"]

@@ -344,3 +344,11 @@ def test_weights_of_a_model_whose_builder_changed_are_a_clear_error(tiny_overrid
             run_recipe(recipe, tmp_path, progress=False)
     finally:
         MODELS.pop("test_changing_mlp", None)
+
+
+def test_running_a_recipe_leaves_the_caller_s_random_state_alone(recipe, tmp_path) -> None:
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    run_recipe(recipe.model_copy(update={"eval": recipe.eval.model_copy(update={"epochs": 1})}), tmp_path, progress=False)
+    assert torch.equal(torch.rand(3), expected)

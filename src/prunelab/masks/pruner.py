@@ -95,7 +95,8 @@ class Pruner:
         """Prune to ``sparsity`` over all prunable weights (``scope="global"``, the default) or
         in every layer (``"layerwise"``), or each named layer to its ratio (``ratios``, which
         take no scope; a ratio may be 1, the whole layer, as global pruning can leave one, so
-        that its layerwise ratios can be reproduced). Returns the masks.
+        that its layerwise ratios can be reproduced). Returns the masks, the pruner's own
+        (True = kept; change them through the pruner, not in place).
 
         Counts are exact: ``round(s * n)`` of the ``n`` weights concerned are pruned, the
         lowest-scoring ones, ties broken by position. Masks nest: weights pruned before stay
@@ -265,7 +266,8 @@ class Pruner:
         if not any(id(param) in held for param in self.parameters.values()):
             raise ValueError(
                 "the optimizer trains none of the weights this pruner prunes: it was made for other "
-                "parameters (another model, or a copy of this one)"
+                "parameters (another model, a copy of this one, or only layers left unpruned, such as a head "
+                "trained over frozen pruned layers, which need no attach)"
             )
         handles = [
             optimizer.register_step_pre_hook(self._before_step),

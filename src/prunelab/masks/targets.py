@@ -80,6 +80,12 @@ def find_prunable(
         if (include is None or any(matches(p, layer) for p in include)) and not any(
             matches(p, layer) for p in exclude or ()
         ):
+            if hasattr(layers[layer], "weight_orig"):  # torch.nn.utils.prune's weight = weight_orig * weight_mask
+                raise ValueError(
+                    f"layer {layer!r} ({type(layers[layer]).__name__}) was pruned with torch.nn.utils.prune, which "
+                    "computes its weight from weight_orig and weight_mask: call torch.nn.utils.prune.remove(module, "
+                    "'weight') first (its pruned weights stay zero), or exclude the layer"
+                )
             raise ValueError(
                 f"layer {layer!r} ({type(layers[layer]).__name__}) computes its weight from other parameters "
                 "(weight_norm, spectral_norm or another parametrization), so it cannot be pruned in place: "

@@ -232,14 +232,16 @@ def run_recipe(recipe: Recipe, out: str | Path = "runs", progress: bool | None =
     folder = run_folder(out, recipe)
     check_same_experiment(folder, recipe)  # finished or not: its results must be of this recipe
     pending = [seed for seed in recipe.seeds if not (folder / f"seed-{seed}" / SUMMARY).exists()]
-    if pending:
-        data = recipe_data(recipe)
-        preflight(recipe, data)  # before the run directory exists, so a bad recipe leaves nothing behind
-        # The directory gathers the seeds of every command: its recipe names them all.
-        seeds = sorted({*recipe.seeds, *finished_seeds(folder)})
-        write_text(folder / "recipe.yaml", recipe_yaml(recipe.model_copy(update={"seeds": seeds})))
-    for seed in pending:
-        run_seed(folder / f"seed-{seed}", recipe, seed, data, device, progress)
+    # The checks build models and each seed seeds the global RNG: the caller's random state is left as it was.
+    with torch.random.fork_rng(devices=range(torch.cuda.device_count()) if device.type == "cuda" else []):
+        if pending:
+            data = recipe_data(recipe)
+            preflight(recipe, data)  # before the run directory exists, so a bad recipe leaves nothing behind
+            # The directory gathers the seeds of every command: its recipe names them all.
+            seeds = sorted({*recipe.seeds, *finished_seeds(folder)})
+            write_text(folder / "recipe.yaml", recipe_yaml(recipe.model_copy(update={"seeds": seeds})))
+        for seed in pending:
+            run_seed(folder / f"seed-{seed}", recipe, seed, data, device, progress)
     write_json(folder / SUMMARY, aggregate(folder, recipe))
     return folder
 
