@@ -69,3 +69,15 @@ def test_a_retraining_entered_part_way_into_an_epoch_counts_whole_epochs() -> No
 
 def test_no_retraining_has_no_trainability() -> None:
     assert trainability_accuracy({"history": [], "lr_log": []}) is None
+
+
+def test_a_schedule_stepped_once_an_epoch_has_no_stages() -> None:
+    """CosineAnnealingLR stepped per epoch: the LR drops at every epoch's end, a decay throughout."""
+    import math
+
+    epochs, steps = 10, 5
+    lr_log = [0.05 * (1 + math.cos(math.pi * e / epochs)) for e in range(epochs) for _ in range(steps)]
+    ends = [steps * (e + 1) for e in range(epochs)]
+    assert first_lr_stage(lr_log, ends) == epochs
+    # one milestone among many epochs is still a stage
+    assert first_lr_stage([0.1] * 15 + [0.01] * 35, ends) == 3

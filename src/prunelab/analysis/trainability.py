@@ -20,7 +20,8 @@ def first_lr_stage(lr_log: Sequence[float], epoch_ends: Sequence[int]) -> int:
     """N: the whole epochs before the LR first steps down (a step or multistep schedule,
     also scaled or replayed by an LR policy); all epochs of an LR that never steps down, or
     that decays throughout (cosine, linear, the policies CLR, LLR and ALLR, or a smooth
-    schedule stretched so that each LR holds a few steps), which has no stages. A warmup
+    schedule stretched so that each LR holds a few steps, or one stepped once an epoch, like
+    ``CosineAnnealingLR`` stepped per epoch), which has no stages. A warmup
     counts as part of the first stage. ``epoch_ends`` are the steps of the log at which the
     epochs end (a first epoch entered part-way, as after rewinding to a step, is shorter).
 
@@ -28,9 +29,13 @@ def first_lr_stage(lr_log: Sequence[float], epoch_ends: Sequence[int]) -> int:
     3
     >>> first_lr_stage([0.1, 0.09, 0.07, 0.04, 0.02, 0.0], epoch_ends=[2, 4, 6])  # linear: no stages
     3
+    >>> first_lr_stage([0.1, 0.1, 0.08, 0.08, 0.05, 0.05, 0.02, 0.02], epoch_ends=[2, 4, 6, 8])  # cosine by epoch
+    4
     """
     drops = [step for step in range(1, len(lr_log)) if lr_log[step] < lr_log[step - 1]]
-    if not drops or drops[0] + 1 in drops or len(drops) > len(epoch_ends):  # no step, or a decay throughout
+    # No step down, or a decay throughout: at every step, more often than epochs end, or at
+    # every epoch's end (of more than two).
+    if not drops or drops[0] + 1 in drops or len(drops) > len(epoch_ends) or len(drops) >= len(epoch_ends) - 1 > 1:
         return len(epoch_ends)
     return max(1, sum(end <= drops[0] for end in epoch_ends))
 
