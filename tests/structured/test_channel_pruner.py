@@ -351,3 +351,10 @@ def test_ties_at_the_cut_are_warned_about() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         ChannelPruner(model, X, criterion="bn_scale", exclude=["7"]).prune(0.5)
+
+
+def test_a_channel_pruner_says_what_it_holds() -> None:
+    model = nn.Sequential(nn.Conv2d(1, 8, 3), nn.ReLU(), nn.Conv2d(8, 4, 3), nn.Flatten(), nn.Linear(4 * 4 * 4, 2))
+    channels = ChannelPruner(model, torch.zeros(1, 1, 8, 8), criterion="filter_l1")
+    channels.prune(ratios={"0": 0.5})
+    assert repr(channels) == "ChannelPruner(2 channel groups, 12 channels, 33.33% removed)"

@@ -388,6 +388,16 @@ class Pruner:
         names = self.masks if name is None else [name] if name in self.masks else []
         return sum(self.masks[n].numel() - int(self.masks[n].count_nonzero()) for n in names)
 
+    def __repr__(self) -> str:
+        """What the pruner holds, at a glance.
+
+        >>> Pruner(nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 2)))
+        Pruner(2 tensors, 24 weights, 0.00% pruned)
+        """
+        weights = sum(p.numel() for p in self.parameters.values())
+        attached = f", attached to {len(self._hooks)} optimizer(s)" if self._hooks else ""
+        return f"Pruner({len(self.parameters)} tensors, {weights:,} weights, {self.sparsity():.2%} pruned{attached})"
+
     def sparsity(self) -> float:
         """Fraction of the prunable weights that are pruned."""
         return self.count_pruned() / max(1, sum(p.numel() for p in self.parameters.values()))

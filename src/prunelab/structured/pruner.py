@@ -214,6 +214,10 @@ class ChannelPruner:
 
     # -- measurements ------------------------------------------------------------------
 
+    def __repr__(self) -> str:
+        channels = sum(g.size for g in self.groups)
+        return f"ChannelPruner({len(self.groups)} channel groups, {channels:,} channels, {self.channel_sparsity():.2%} removed)"
+
     def channel_sparsity(self) -> float:
         """The share of the groups' channels removed."""
         total = sum(g.size for g in self.groups)
