@@ -358,3 +358,11 @@ def test_a_channel_pruner_says_what_it_holds() -> None:
     channels = ChannelPruner(model, torch.zeros(1, 1, 8, 8), criterion="filter_l1")
     channels.prune(ratios={"0": 0.5})
     assert repr(channels) == "ChannelPruner(2 channel groups, 12 channels, 33.33% removed)"
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # raised inside torch's compile stack
+def test_a_compiled_model_is_refused_with_the_way_to_its_model() -> None:
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 2))
+    with pytest.raises(TypeError, match=r"not its torch.compile wrapper: pass model._orig_mod"):
+        ChannelPruner(torch.compile(model), torch.zeros(1, 1, 8, 8))
+    assert ChannelPruner(torch.compile(model)._orig_mod, torch.zeros(1, 1, 8, 8)).groups

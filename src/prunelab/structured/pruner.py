@@ -60,6 +60,8 @@ class ChannelPruner:
     ) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"ChannelPruner needs an nn.Module, got {type(model).__name__}")
+        if isinstance(getattr(model, "_orig_mod", None), nn.Module):  # torch.compile's wrapper, which fx cannot trace
+            raise TypeError("ChannelPruner needs the model itself, not its torch.compile wrapper: pass model._orig_mod")
         if not isinstance(example_input, Tensor):
             raise TypeError(f"example_input must be a tensor (a batch the model takes), got {type(example_input).__name__}")
         check_seed(seed)
