@@ -105,7 +105,7 @@ def test_functional_flatten_and_view_are_recognised() -> None:
     assert conv.consumers == [("fc", 8)] and conv.prunable and not fc.prunable
 
 
-def test_untraceable_model_and_wrong_input_are_clear_errors() -> None:
+def test_untraceable_model_and_wrong_input_are_clear_errors(capsys) -> None:
     class Branchy(nn.Module):
         def __init__(self) -> None:
             super().__init__()
@@ -118,6 +118,18 @@ def test_untraceable_model_and_wrong_input_are_clear_errors() -> None:
         channel_groups(Branchy(), torch.zeros(1, 2))
     with pytest.raises(ValueError, match=r"example input of shape \(1, 3\) does not fit"):
         channel_groups(nn.Sequential(nn.Linear(2, 2)), torch.zeros(1, 3))
+
+    class Reshaping(nn.Module):  # fails in a traced function call, of which fx prints the code
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv, self.fc = nn.Conv2d(1, 4, 3), nn.Linear(100, 2)
+
+        def forward(self, x):
+            return self.fc(self.conv(x).view(x.shape[0], 100))
+
+    with pytest.raises(ValueError, match=r"example input of shape \(1, 1, 8, 8\) does not fit the model: shape '\[1, 100\]'"):
+        channel_groups(Reshaping(), torch.zeros(1, 1, 8, 8))
+    assert capsys.readouterr().err == ""  # the one-line error says it all
 
 
 def test_tracing_leaves_batchnorm_statistics_and_mode_alone() -> None:

@@ -15,6 +15,8 @@ touches unprunable rather than wrong; :attr:`ChannelGroup.unprunable` says why.
 from __future__ import annotations
 
 import collections
+import contextlib
+import io
 import math
 import operator
 from collections.abc import Mapping
@@ -373,8 +375,11 @@ def _check_dim(dim: object, tensor: fx.Node, source: _Channels, name: str) -> No
 def _propagate_shapes(graph_module: fx.GraphModule, example_input: Tensor) -> None:
     """Record every node's output shape; eval mode and no gradients leave the model as it was."""
     with evaluating(graph_module), torch.no_grad():
-        try:  # a plain call first: ShapeProp prints a traceback of its own on failure
-            graph_module(example_input)
+        # A plain call first, its stderr held back: on failure fx prints the traced code, and
+        # ShapeProp a traceback of its own, before the error this raises in one line.
+        try:
+            with contextlib.redirect_stderr(io.StringIO()):
+                graph_module(example_input)
         except Exception as error:  # noqa: BLE001 (whatever the model raises on an input it does not take)
             raise ValueError(f"the example input of shape {tuple(example_input.shape)} does not fit the model: {error}") from None
         ShapeProp(graph_module).propagate(example_input)
