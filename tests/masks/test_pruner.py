@@ -524,3 +524,12 @@ def test_a_layer_emptied_by_global_pruning_is_warned_about_once():
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a ratio of 1 asks for the empty layer: no warning
         Pruner(nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 4))).prune(ratios={"0": 1.0})
+
+
+def test_a_sparsity_may_be_a_one_element_tensor():
+    model = nn.Sequential(nn.Linear(10, 10))
+    pruner = Pruner(model)
+    pruner.prune(torch.tensor(0.5))
+    assert pruner.count_pruned() == 50
+    with pytest.raises(ValueError, match="sparsity must be a number in"):
+        pruner.prune(torch.tensor([0.6, 0.7]))

@@ -5,16 +5,20 @@ from __future__ import annotations
 import numbers
 from collections.abc import Callable, Mapping, Sequence
 
+import torch
+
 from prunelab.masks.targets import compile_pattern
 
 
 def fraction(label: str, value: object, whole: bool = False) -> float:
     """``value`` as a Python float in [0, 1), or [0, 1] if ``whole`` may be pruned (numpy
-    scalars count in their own precision).
+    scalars count in their own precision; a one-element floating tensor counts as its number).
 
-    >>> fraction("sparsity", 0.9)
-    0.9
+    >>> fraction("sparsity", 0.9), fraction("sparsity", torch.tensor(0.5))
+    (0.9, 0.5)
     """
+    if isinstance(value, torch.Tensor) and value.numel() == 1 and value.is_floating_point():
+        value = value.item()
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (0 <= value < 1 or whole and value == 1):
         raise ValueError(f"{label} must be a number in [0, 1{']' if whole else ')'}, got {value!r}")
     return float(value)
