@@ -46,19 +46,19 @@ from prunelab.config.load import (
 from prunelab.config.schema import Recipe, Strict
 
 #: The numbers every run summarises over its seeds (which a sweep table can show), and what they are.
-SUMMARY_VALUES = {
+SUMMARY_VALUES = {  # short enough for a table a terminal shows whole; the README says more
     "dense_acc": "test accuracy of the trained dense model",
     "pruned_acc": "test accuracy right after pruning, before retraining",
     "final_acc": "test accuracy at the end of the run",
-    "trainability_acc": "mean training accuracy over the first LR stage of the last retraining (seed 004's TA)",
-    "instability": "test-error barrier between two retrainings from one start (seed 002; about 0 when stable)",
-    "sparsity": "pruned share of the prunable weights (Conv/Linear weights by default; removed channels' too)",
-    "channel_sparsity": "removed share of the channels of the prunable channel groups not excluded (channel criteria)",
+    "trainability_acc": "mean training accuracy in the retraining's first LR stage (seed 004's TA)",
+    "instability": "test-error barrier between two retrainings from one start (seed 002)",
+    "sparsity": "pruned share of the prunable weights (removed channels count as pruned)",
+    "channel_sparsity": "removed share of the channels of the prunable channel groups",
     "parameters": "all parameters of the dense model, biases and norm layers included",
     "remaining_parameters": "parameters not pruned (of the small model, if channels were removed)",
-    "speedup": "theoretical speedup: multiply-accumulates of Conv/Linear layers (and attention projections), dense over pruned",
-    "images_per_second": "training throughput: training examples per second of training steps over all phases, the find phase's included, evaluation not (seed 003)",
-    "wall_seconds": "time the run took, its find phase included (also one trained once for several runs)",
+    "speedup": "theoretical speedup: Conv/Linear multiply-accumulates, dense over pruned",
+    "images_per_second": "training examples per second of training steps, all phases (seed 003)",
+    "wall_seconds": "time the run took, its (possibly shared) find phase included",
 }
 
 
