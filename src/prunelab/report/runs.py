@@ -30,15 +30,13 @@ from prunelab.report.setups import (
 )
 from prunelab.report.tables import (
     UNREAD,
-    column_name,
     column_winners,
     format_mean_std,
     format_stat,
     format_table,
     is_percent,
     pivot,
-    pivot_cells,
-    short_labels,
+    pivot_columns,
 )
 from prunelab.runs.io import read_json, write_text
 
@@ -213,18 +211,11 @@ def first_lpr_record(events: dict) -> dict | None:
 def plot_sweep(results: list[tuple[dict[str, object], Path]], spec: TableSpec, path: Path) -> Path:
     """The sweep's table (:func:`sweep_table`) as a plot: ``spec.value`` against the rows, a line per column."""
     stats = [(assignment, read_json(folder / "summary.json")["stats"]) for assignment, folder in results]
-    cells = pivot_cells(stats, spec.rows, spec.columns, spec.value)
-    rows = list(dict.fromkeys(row for row, _ in cells))
-    columns = list(dict.fromkeys(column for _, column in cells))
+    row_label, rows, by_column = pivot_columns(stats, spec.rows, spec.columns, spec.value)
     scale = 100 if is_percent(spec.value) else 1
-    label = short_labels([spec.rows, *spec.columns])
-    lines = {
-        column_name(label, spec.columns, column) or spec.value:
-        [(scale * cells[(row, column)]["mean"], scale * cells[(row, column)]["std"]) if (row, column) in cells else None for row in rows]
-        for column in columns
-    }  # fmt: skip
+    lines = {header: [None if s is None else (scale * s["mean"], scale * s["std"]) for s in column] for header, column in by_column.items()}
     ylabel = spec.value + (" (%)" if scale == 100 else "")
-    return plot_pivot([str(grid_value(row)) for row in rows], lines, label[spec.rows], ylabel, path)
+    return plot_pivot([str(grid_value(row)) for row in rows], lines, row_label, ylabel, path)
 
 
 def write_report(

@@ -83,30 +83,35 @@ def pivot(
     | ft     |     80.00 ± 1.00 | **85.00 ± 1.00** |
     | llr    | **90.00 ± 1.00** |     84.00 ± 1.00 |
     """
-    percent = is_percent(value)  # as format_stat shows them
+    row_label, row_values, by_column = pivot_columns(results, rows, columns, value)
+    choose = min if lower_is_better(value) else max
+    best = {  # NaN means (a diverged run) are never the best
+        header: choose((s["mean"] for s in stats if s is not None and not math.isnan(s["mean"])), default=None)
+        for header, stats in by_column.items()
+    }
+    scale = 100 if is_percent(value) else 1  # as format_stat shows them
+    table = []
+    for i, r in enumerate(row_values):
+        line = {row_label: grid_value(r)}
+        for header, stats in by_column.items():
+            stat = stats[i]
+            text = "" if stat is None else format_mean_std(stat["mean"], stat["std"], scale)
+            line[header] = f"**{text}**" if stat is not None and stat["mean"] == best[header] else text
+        table.append(line)
+    return format_table(table)
+
+
+def pivot_columns(
+    results: Sequence[tuple[Mapping[str, object], Mapping[str, Mapping[str, float]]]], rows: str, columns: Sequence[str], value: str
+) -> tuple[str, list, dict[str, list[Mapping[str, float] | None]]]:
+    """What :func:`pivot` shows: the rows' label, the row values, and per column (by its
+    header) the statistics of ``value`` in each row, None where no run has them."""
     row_values = list(dict.fromkeys(a[rows] for a, _ in results))
     column_values = list(dict.fromkeys(tuple(a[c] for c in columns) for a, _ in results))
     cells = pivot_cells(results, rows, columns, value)
-    choose = min if lower_is_better(value) else max
-    best = {  # NaN means (a diverged run) are never the best
-        col: choose((m for r in row_values if (r, col) in cells and not math.isnan(m := cells[(r, col)]["mean"])), default=None)
-        for col in column_values
-    }
-    scale = 100 if percent else 1
     label = short_labels([rows, *columns])
-    table = []
-    for r in row_values:
-        line = {label[rows]: grid_value(r)}
-        for col in column_values:
-            header = column_name(label, columns, col) or value
-            stat = cells.get((r, col))
-            if stat is None:
-                line[header] = ""
-                continue
-            text = format_mean_std(stat["mean"], stat["std"], scale)
-            line[header] = f"**{text}**" if stat["mean"] == best[col] else text
-        table.append(line)
-    return format_table(table)
+    by_column = {column_name(label, columns, col) or value: [cells.get((r, col)) for r in row_values] for col in column_values}
+    return label[rows], row_values, by_column
 
 
 def column_winners(
