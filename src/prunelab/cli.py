@@ -24,7 +24,7 @@ from prunelab import __version__
 from prunelab.config import RecipeError, builtin_recipes, load_recipe, run_name
 from prunelab.config.load import parse_override, recipe_text
 from prunelab.config.sweep import grid_label, grid_value, load_plan, summary_meanings
-from prunelab.distributed import join_from_environment, leave, world
+from prunelab.distributed import MainProcessFailed, join_from_environment, leave, world
 from prunelab.report import format_stat, format_table
 from prunelab.runs.io import read_json, write_text
 
@@ -85,7 +85,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         processes = join_from_environment()  # started by torchrun: one of several processes
         if processes.size > 1 and args.command != "run":
-            raise ValueError(f"only `prunelab run` works over several processes; run `prunelab {args.command}` without torchrun")
+            if processes.is_main:  # every process meets it: said once
+                print(f"prunelab: error: only `prunelab run` works over several processes; run `prunelab {args.command}` without torchrun", file=sys.stderr)
+            return 2
         with warnings.catch_warnings(), contextlib.redirect_stdout(sys.stdout if processes.is_main else io.StringIO()):
             # Each distinct warning once per command: Python's own once-per-place registry
             # would show a sweep's repeated warning for some recipes and not for others.
@@ -102,6 +104,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"prunelab: error: {error}", file=sys.stderr)
         elif not isinstance(error, RecipeError):  # trouble of this process's own, which the main one may not meet
             print(f"prunelab: error: process {world().rank} of {world().size}: {error}", file=sys.stderr)
+        return 2
+    except MainProcessFailed:  # the main process says why
         return 2
     except RuntimeError as error:
         if world().size == 1:

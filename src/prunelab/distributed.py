@@ -12,7 +12,9 @@ World(rank=0, size=1, local_rank=0)
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 import torch.distributed as dist
@@ -69,6 +71,37 @@ def agree(flag: bool) -> bool:
     return decision[0]
 
 
+T = TypeVar("T")
+
+
+class MainProcessFailed(RuntimeError):
+    """Raised in the other processes when work the main process does first failed there
+    (the main process reports why)."""
+
+
+def main_first(work: Callable[[], T]) -> T:
+    """``work()`` in the main process, then, once it succeeded there, in the others: for work
+    that may write files they share, such as a download or a cache, which the main process
+    then writes alone and the others find done.
+
+    >>> main_first(lambda: 42)
+    42
+    """
+    if world().size == 1:
+        return work()
+    if world().is_main:
+        try:
+            result = work()
+        except BaseException:
+            agree(False)
+            raise
+        agree(True)
+        return result
+    if not agree(False):
+        raise MainProcessFailed("the main process failed")
+    return work()
+
+
 def share(batch_size: int, label: str = "batch_size") -> int:
     """Each process's share of a batch of ``batch_size`` examples (the whole batch in a world of one).
 
@@ -89,3 +122,12 @@ def all_sum(tensor: torch.Tensor) -> torch.Tensor:
     if world().size > 1:
         dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
     return tensor
+
+
+def broadcast_buffers(model: torch.nn.Module) -> None:
+    """Give every process the main one's buffers (e.g. BatchNorm running statistics), which
+    each process's last training step updated from its own share of the batch: so that all
+    evaluate, and go on with, the model the main process saves."""
+    if world().size > 1:
+        for buffer in model.buffers():
+            dist.broadcast(buffer, src=0)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 from torch import Tensor
@@ -18,6 +18,11 @@ class BatchIterator:
     order, starting at ``rank``; the order is first padded by wrapping around so that all
     ranks get the same number of examples. Ranks must use identically seeded generators so
     that they share the permutation and their shards are disjoint.
+
+    ``transform`` (e.g. data augmentation drawing from a generator of its own) maps the
+    inputs of a batch to new inputs. It sees the whole batch of all ranks, of which each rank
+    then keeps its share, so that its random draws for every example are those one process
+    would make, and results match one process's.
 
     >>> x, y = torch.arange(10.0).unsqueeze(1), torch.arange(10)
     >>> batches = BatchIterator(x, y, batch_size=4, shuffle=False)
@@ -37,6 +42,7 @@ class BatchIterator:
         drop_last: bool = False,
         rank: int = 0,
         world_size: int = 1,
+        transform: Callable[[Tensor], Tensor] | None = None,
     ) -> None:
         if len(x) != len(y):
             raise ValueError(f"x has {len(x)} examples but y has {len(y)}")
@@ -50,6 +56,7 @@ class BatchIterator:
         self.generator = generator
         self.drop_last = drop_last
         self.rank, self.world_size = rank, world_size
+        self.transform = transform
         self.examples_per_rank = math.ceil(len(x) / world_size)
 
     def __len__(self) -> int:
@@ -57,17 +64,22 @@ class BatchIterator:
             return self.examples_per_rank // self.batch_size
         return math.ceil(self.examples_per_rank / self.batch_size)
 
-    def epoch_indices(self) -> Tensor:
-        """This rank's example indices for a new epoch (draws from the generator if shuffling)."""
+    def epoch_order(self) -> Tensor:
+        """The example indices of a new epoch, of all ranks (draws from the generator if
+        shuffling); rank ``r`` takes every ``world_size``-th one, starting at ``r``."""
         n = len(self.x)
         order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
         if self.world_size == 1:
             return order
-        padded = order[torch.arange(self.examples_per_rank * self.world_size) % n]
-        return padded[self.rank :: self.world_size]
+        return order[torch.arange(self.examples_per_rank * self.world_size) % n]
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
-        indices = self.epoch_indices()
+        order = self.epoch_order()
+        size = self.batch_size * self.world_size  # a batch of all ranks
+        share = slice(self.rank, None, self.world_size)
         for i in range(len(self)):
-            batch = indices[i * self.batch_size : (i + 1) * self.batch_size]
-            yield self.x[batch], self.y[batch]
+            batch = order[i * size : (i + 1) * size]
+            if self.transform is None:
+                yield self.x[batch[share]], self.y[batch[share]]
+            else:
+                yield self.transform(self.x[batch])[share], self.y[batch[share]]

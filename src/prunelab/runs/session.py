@@ -23,7 +23,7 @@ from prunelab.analysis.flops import count_macs, speedup
 from prunelab.config import load_recipe
 from prunelab.config.schema import Recipe, TrainConfig
 from prunelab.data import Dataset, default_data_dir, load_dataset
-from prunelab.distributed import agree, barrier, world
+from prunelab.distributed import agree, barrier, main_first, world
 from prunelab.masks import Pruner
 from prunelab.models import build_model, initialize
 from prunelab.runs.checkpoint import load_checkpoint, read_journal, save_checkpoint
@@ -89,9 +89,11 @@ def recipe_channel_pruner(recipe: Recipe, model: nn.Module, example_input: Tenso
 
 
 def recipe_data(recipe: Recipe) -> Dataset:
-    """The recipe's dataset; a data folder that cannot be used is an error naming the setting."""
+    """The recipe's dataset; a data folder that cannot be used is an error naming the setting.
+    Over several processes the main one loads it first, so that it alone downloads the files or
+    writes the cache."""
     try:
-        return load_dataset(recipe.data.name, recipe.data.data_dir, recipe.data.download)
+        return main_first(lambda: load_dataset(recipe.data.name, recipe.data.data_dir, recipe.data.download))
     except (NotADirectoryError, IsADirectoryError, PermissionError, FileExistsError) as error:
         # The folder is unusable; a dataset not found or a failed download say so themselves.
         setting = recipe.data.data_dir if recipe.data.data_dir is not None else f"{default_data_dir()} (the default)"

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from prunelab.config.schema import TrainConfig
 from prunelab.data import BatchIterator, Dataset
-from prunelab.distributed import all_sum, share, world
+from prunelab.distributed import all_sum, broadcast_buffers, share, world
 from prunelab.masks import Pruner
 from prunelab.models.common import evaluating
 from prunelab.schedules import Schedule
@@ -118,9 +118,13 @@ class Trainer:
         return self.config.epochs * self.steps_per_epoch
 
     def _batches(self, epoch: int) -> BatchIterator:
+        """The epoch's batches of this process, augmented if the data has an augmentation, its
+        draws from a generator of their own (seeded alike), the same with any number of processes."""
+        augment, draws = self.augment, epoch_generator(self.seed, self.phase, epoch)
         return BatchIterator(
             self.data.x_train, self.data.y_train, self.batch_size, shuffle=True,
             generator=epoch_generator(self.seed, self.phase, epoch), rank=self.world.rank, world_size=self.world.size,
+            transform=None if augment is None else lambda x: augment(x, draws),
         )  # fmt: skip
 
     def run(self, on_epoch_end: Callable[[Trainer], None] | None = None) -> list[dict]:
@@ -171,14 +175,11 @@ class Trainer:
         step) trains only its remaining batches, so the phase ends with its schedule.
         """
         self.model.train()
-        generator = epoch_generator(self.seed, self.phase, epoch)
         total_loss = torch.zeros((), device=self.device)
         correct = torch.zeros((), dtype=torch.long, device=self.device)
         seen = 0
         done = max(0, self.state.step - epoch * self.steps_per_epoch)
         for x, y in itertools.islice(self._batches(epoch), done, None):
-            if self.augment is not None:
-                x = self.augment(x, generator)
             x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
             for hook in self.step_hooks:
                 hook(self, self.state.step)
@@ -195,6 +196,7 @@ class Trainer:
             total_loss += loss.detach() * len(y)
             correct += (logits.argmax(1) == y).sum()
             seen += len(y)
+        broadcast_buffers(self.model)
         totals = all_sum(torch.stack([total_loss.double(), correct.double(), torch.tensor(float(seen), device=self.device)]))
         total, right, count = totals.tolist()
         return total / max(count, 1), right / max(count, 1), int(count)
