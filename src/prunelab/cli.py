@@ -360,11 +360,17 @@ def _show_run(folder: Path) -> None:
         if pipeline.base is None:
             print(f"\npipeline (seed 004's steps): a training from scratch of {pipeline.retraining.epochs} epochs")
         else:
-            find = load_recipe(folder / "recipe.yaml").find_training  # as the method read it (bimp ignores stop_epoch)
+            recipe = load_recipe(folder / "recipe.yaml")
+            find = recipe.find_training  # as the method read it (bimp ignores stop_epoch)
             stopped = find.stop_epoch not in (None, find.epochs)
             find_phase = "the find phase" + (f", stopped there in its {find.epochs}-epoch LR schedule" if stopped else "")
+            pruning = f"{pipeline.pruning.epochs} of pruning"
+            if recipe.prune.method == "gmp":  # seed 001's stages
+                pruning += f" ({recipe.prune.stabilization_epochs} stabilizing, dense, then {recipe.prune.pruning_epochs} along the schedule)"
+            if recipe.prune.method == "bimp":
+                pruning += f" (a budget of prune.budget_epochs={recipe.prune.budget_epochs} in all)"
             print(f"\npipeline (seed 004's steps): {pipeline.base.epochs} epochs of pretraining ({find_phase}), "
-                  f"{pipeline.pruning.epochs} of pruning, {pipeline.retraining.epochs} of retraining")  # fmt: skip
+                  f"{pruning}, {pipeline.retraining.epochs} of retraining")  # fmt: skip
     for seed_folder in sorted(folder.glob("seed-*")):
         levels = read_json(seed_folder / "summary.json").get("levels") if (seed_folder / "summary.json").exists() else None
         if levels:

@@ -22,6 +22,7 @@ from prunelab.config import (
     load_recipe,
     recipe_yaml,
     run_name,
+    run_settings,
     unused_settings,
     validate,
 )
@@ -542,7 +543,7 @@ def test_run_name_differs_between_methods_with_default_settings() -> None:
          ["find.lr_schedule.milestones [5, 9] lie at or past the end of the phase (find.epochs=5)"]),
         (["eval.lr_policy=null", "eval.epochs=4", "eval.lr_schedule={name: step, step_size: 4}"], ["eval.lr_schedule.step_size=4 is not below eval.epochs=4"]),
         (["eval.lr_policy=null", "eval.epochs=4", "eval.lr_schedule={name: step, step_size: 3}", "find.epochs=0"], []),
-        (["eval.lr_policy=ft", "eval.lr_schedule={name: multistep, milestones: [100]}"],  # the policy decides
+        (["eval.lr_policy=ft", "eval.lr_schedule={name: multistep, milestones: [100]}", "find.lr_schedule.final_lr=0.001"],  # the policy decides
          ["eval.lr_schedule.name=multistep is not used: the LR policy ft sets the eval phase's LR schedule",
           "eval.lr_schedule.milestones=[100] is not used: the LR policy ft sets the eval phase's LR schedule"]),
         (["eval.lr_schedule.name=step"], ["eval.lr_schedule.name=step is not used: the LR policy llr sets the eval phase's LR schedule"]),
@@ -682,3 +683,36 @@ def test_gmp_without_fine_tuning_is_warned_about_and_needs_no_lr_step_there() ->
         "fine-tuning, which seeds 000/001 need to recover accuracy (and no trainability accuracy, which is measured on it)"
     ]
     assert not any("no fine-tuning" in message for message in unused_settings(load_recipe("gmp", ["eval.epochs=17"])))
+
+
+def test_tables_of_runs_show_what_bimp_fixes_not_its_unread_settings(tmp_path: Path) -> None:
+    """BIMP retrains with ALLR after a linear first training whatever eval.lr_policy and
+    find.lr_schedule say: a table of runs beside IMP's must not read "null" for its policy."""
+    for name, overrides in (("bimp", ["prune.initial_epochs=20"]), ("imp", ["eval.lr_policy=allr"])):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "recipe.yaml").write_text(recipe_yaml(load_recipe(name, overrides)))
+    bimp, imp = (run_settings(tmp_path / name, unread_as="–") for name in ("bimp", "imp"))
+    assert (bimp["eval.lr_policy"], bimp["find.lr_schedule.name"], bimp["find.epochs"]) == ("allr", "linear", 20)
+    assert bimp["eval.epochs"] == "–"  # split over the levels by the budget
+    assert (imp["eval.lr_policy"], imp["find.lr_schedule.name"]) == ("allr", load_recipe("imp").find.lr_schedule.name)
+    assert run_settings(tmp_path / "bimp")["eval.lr_policy"] is None  # what the recipe says, for comparing recipes
+
+
+@pytest.mark.parametrize(
+    ("source", "overrides", "where"),
+    [("imp", ["eval.rewind=epoch:2"], "epoch 2 of the find phase"), ("lottery", ["eval.lr_policy=lrw"], "their initial values")],
+)
+def test_weight_rewinding_under_an_lr_policy_is_named_as_a_hybrid(source: str, overrides: list[str], where: str) -> None:
+    """Rewinding as seed 002 takes the weights and the LR back; a retraining LR policy keeps
+    the second from following the first, which a recipe most likely does not mean."""
+    (message,) = [m for m in unused_settings(load_recipe(source, overrides)) if "the LR does not" in m]
+    assert f"the weights go back to {where}, the LR does not" in message and "leave eval.lr_policy unset" in message
+    assert not [m for m in unused_settings(load_recipe(source)) if "the LR does not" in m]  # the recipe as shipped
+
+
+def test_fine_tuning_at_the_end_of_a_schedule_that_ends_at_zero_is_named() -> None:
+    (message,) = unused_settings(load_recipe(overrides=["eval.lr_policy=ft"]))  # the default find phase is cosine
+    assert message.startswith("eval.lr_policy=ft retrains at the find phase's last LR, which its cosine schedule brings close to 0")
+    assert unused_settings(load_recipe(overrides=["eval.lr_policy=ft", "find.lr_schedule.final_lr=0.01"])) == []
+    assert unused_settings(load_recipe(overrides=["eval.lr_policy=ft", "find.stop_epoch=10"])) == []  # stopped high up
+    assert unused_settings(load_recipe(overrides=["eval.lr_policy=ft", "find.lr_schedule={name: multistep, milestones: [5]}"])) == []

@@ -3,6 +3,9 @@ remaining T - T_0 epochs split over the levels; impossible budgets are errors.""
 
 from __future__ import annotations
 
+import json
+import re
+
 import pytest
 
 from prunelab.config import RecipeError
@@ -97,3 +100,14 @@ def test_impossible_budgets_and_settings_are_recipe_errors(make_recipe, override
 def test_initial_training_must_leave_part_of_the_budget(make_recipe, initial) -> None:
     with pytest.raises(RecipeError, match="initial_epochs must be smaller than budget_epochs"):
         make_recipe(*BIMP, f"prune.initial_epochs={initial}")
+
+
+def test_show_names_the_budget_and_each_levels_share(bimp_run, capsys) -> None:
+    from prunelab.cli import main
+
+    _, seed = bimp_run
+    assert [level["epochs"] for level in json.loads((seed / "summary.json").read_text())["levels"]] == [2, 1]
+    assert main(["show", str(seed.parent)]) == 0
+    out = capsys.readouterr().out
+    assert f"of pruning (a budget of prune.budget_epochs={BUDGET} in all)" in out
+    assert re.search(r"\| level \| sparsity \| epochs \|", out)

@@ -22,7 +22,7 @@ from prunelab.methods.gmp import (
     gmp_schedule,
     layer_schedules,
 )
-from prunelab.runs.runner import run_recipe
+from prunelab.runs.runner import check_plan, run_recipe
 from prunelab.train import Trainer
 
 SPARSITY, INIT = 0.8, 0.05
@@ -186,7 +186,7 @@ def _session(recipe, model: nn.Module | None = None, train_size: int = 4000):
 
 def test_linear_schedule_prunes_the_same_amount_at_every_update(make_recipe) -> None:
     recipe = make_recipe(*GMP, "prune.schedule=linear", "prune.pruning_epochs=3", "eval.epochs=5")
-    schedule = gmp_schedule(_session(recipe))
+    schedule = gmp_schedule(recipe, 4000)
     steps = schedule.update_steps
     assert steps == (8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30)  # 3 epochs, 4 an epoch
     values = [schedule(t) for t in steps]
@@ -201,22 +201,30 @@ def test_linear_schedule_prunes_the_same_amount_at_every_update(make_recipe) -> 
     ("overrides", "expected"),
     [
         (["prune.updates_per_epoch=8"], ["only 16 sparsity", "every batch"]),  # a cut every step
+        (["prune.updates_per_epoch=9"], ["only 16 sparsity", "updates_per_epoch=9 asks for more updates than an epoch has steps (8)"]),
         (["prune.updates_per_epoch=1"], ["only 2 sparsity"]),    # 2 epochs, once an epoch
         (["prune.pruning_epochs=8", "eval.epochs=10"], []),      # 32 updates, every 2 steps: fine
     ],
 )
 def test_update_frequency_guidance(make_recipe, overrides, expected) -> None:
-    messages = check_update_frequency(gmp_schedule(_session(make_recipe(*GMP, *overrides))))
+    messages = check_update_frequency(make_recipe(*GMP, *overrides), 4000)
     assert len(messages) == len(expected)
     for message, fragment in zip(messages, expected):
         assert fragment in message
 
 
+def test_the_guidance_comes_before_any_training(make_recipe, tmp_path: Path) -> None:
+    recipe = make_recipe(*GMP, "prune.updates_per_epoch=1")
+    with pytest.warns(UserWarning, match="the pruning stage has only 2 sparsity updates"):
+        check_plan([("gmp", recipe)], tmp_path)
+    assert not any(tmp_path.iterdir())
+
+
 def test_every_batch_warning_comes_with_enough_updates(make_recipe) -> None:
     recipe = make_recipe(*GMP, "prune.updates_per_epoch=8", "prune.pruning_epochs=4", "eval.epochs=6")
-    schedule = gmp_schedule(_session(recipe))
+    schedule = gmp_schedule(recipe, 4000)
     assert schedule.update_steps == tuple(range(8, 40))  # 32 updates, one every step
-    (message,) = check_update_frequency(schedule)
+    (message,) = check_update_frequency(recipe, 4000)
     assert "every batch" in message
 
 
@@ -232,7 +240,7 @@ def test_the_configured_number_of_updates_lands_exactly(make_recipe, batch_size,
                          f"prune.updates_per_epoch={updates_per_epoch}", "eval.epochs=7")  # fmt: skip
     epoch_steps = -(-4000 // batch_size)
     begin, finetune = epoch_steps, 6 * epoch_steps
-    schedule = gmp_schedule(_session(recipe))
+    schedule = gmp_schedule(recipe, 4000)
     steps = schedule.update_steps
     assert len(steps) == updates
     assert steps[0] == begin and steps[-1] < finetune
@@ -245,7 +253,7 @@ def test_seed_000s_minimum_is_met_by_the_default_updates_at_40_steps_an_epoch(ma
     recipe = make_recipe("prune.method=gmp", "eval.lr_policy=null", "eval.epochs=10", "eval.batch_size=100")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        assert check_update_frequency(gmp_schedule(_session(recipe))) == []
+        assert check_update_frequency(recipe, 4000) == []
     assert not caught
 
 
@@ -272,7 +280,7 @@ class _FakeTrainer:
 @pytest.mark.parametrize(("keep", "expected"), [(False, 0.0), (True, WEIGHT_DECAY)])
 def test_finetune_weight_decay_keeps_it(make_recipe, keep, expected) -> None:
     session = _session(make_recipe(*GMP, f"prune.finetune_weight_decay={str(keep).lower()}"))
-    schedule = gmp_schedule(session)
+    schedule = gmp_schedule(session.recipe, len(session.data.x_train))
     hook = GradualPruning(session, schedule, layer_schedules(session, schedule))
     trainer = _FakeTrainer(session.model, WEIGHT_DECAY)
     for step in (22, 23):  # the last update, then the last step of the pruning stage
@@ -290,7 +298,7 @@ def test_layerwise_gmp_prunes_every_layer_to_the_schedule(make_recipe, finetune_
     torch.manual_seed(0)
     epochs = STABILIZATION + PRUNING + finetune_epochs
     session = _session(make_recipe(*GMP, "prune.scope=layerwise", f"eval.epochs={epochs}"))
-    schedule = gmp_schedule(session)
+    schedule = gmp_schedule(session.recipe, len(session.data.x_train))
     hook = GradualPruning(session, schedule, layer_schedules(session, schedule))
     trainer = _FakeTrainer(session.model, 0.0)
     for step in range(epochs * 8):
@@ -350,3 +358,10 @@ def test_trainability_is_that_of_the_fine_tuning_stage(gmp_run, read) -> None:
     assert len(evals) == EPOCHS == STABILIZATION + PRUNING + 1
     assert summary["trainability_acc"] == evals[-1]["train_acc"]
     assert summary["trainability_acc"] != pytest.approx(sum(r["train_acc"] for r in evals) / len(evals))
+
+
+def test_show_names_gmps_stages(gmp_run, capsys) -> None:
+    from prunelab.cli import main
+
+    assert main(["show", str(gmp_run.seed.parent)]) == 0
+    assert f"of pruning ({STABILIZATION} stabilizing, dense, then {PRUNING} along the schedule)" in capsys.readouterr().out

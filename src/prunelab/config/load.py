@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from prunelab.config.schema import Recipe, unread_settings
+from prunelab.config.schema import Recipe, fixed_settings, unread_settings
 from prunelab.models import model_options
 
 
@@ -269,7 +269,8 @@ def experiment_settings(recipe: Recipe) -> dict[str, object]:
 def run_settings(folder: str | Path, unread_as: str | None = None) -> dict[str, object]:
     """:func:`experiment_settings` of the run directory ``folder``, from its ``recipe.yaml``
     (read with today's defaults for settings it does not name); with ``unread_as``, the
-    settings the run never read show that instead of their defaults (for tables of runs)."""
+    settings the run never read show that instead of their defaults, and those its method
+    fixes the values it used (for tables of runs)."""
     path = Path(folder) / "recipe.yaml"
     try:
         recipe = validate(yaml.safe_load(path.read_text()) or {}, str(path))
@@ -281,6 +282,7 @@ def run_settings(folder: str | Path, unread_as: str | None = None) -> dict[str, 
     if unread_as is not None:
         unread = tuple(unread_settings(recipe))
         settings.update({key: unread_as for key in settings if key in unread or key.startswith(tuple(f"{u}." for u in unread))})
+        settings.update(fixed_settings(recipe))
     return settings
 
 

@@ -535,6 +535,19 @@ def unread_settings(recipe: Recipe) -> dict[str, str]:
     return unread
 
 
+def fixed_settings(recipe: Recipe) -> dict[str, object]:
+    """Settings the method fixes whatever the recipe says, with the values it uses (BIMP: a
+    linear LR schedule over ``prune.initial_epochs`` first, ALLR retraining), which tables
+    of runs show in their place.
+
+    >>> fixed_settings(Recipe.model_validate({"prune": {"method": "bimp"}}))["eval.lr_policy"]
+    'allr'
+    """
+    if recipe.prune.method == "bimp":
+        return {"find.epochs": recipe.prune.initial_epochs, "find.lr_schedule.name": "linear", "eval.lr_policy": "allr"}
+    return {}
+
+
 def unused_settings(recipe: Recipe) -> list[str]:
     """Settings a recipe gives that cannot take effect, or that go against how its method is
     meant to be run: valid, but most likely not meant.
@@ -575,6 +588,21 @@ def unused_settings(recipe: Recipe) -> list[str]:
         )
     if recipe.prune.method == "gmp":
         messages += _gmp_fine_tuning_advice(recipe) or _gmp_lr_advice(recipe)
+    rewind, policy = recipe.eval.rewind, recipe.eval.lr_policy
+    schedule = find.lr_schedule
+    if policy == "ft" and schedule.name in ("cosine", "linear") and schedule.final_lr == 0 and find.trained_epochs == find.epochs:
+        messages.append(
+            f"eval.lr_policy=ft retrains at the find phase's last LR, which its {schedule.name} schedule brings close to 0 "
+            "(find.lr_schedule.final_lr=0): the retraining hardly moves the weights (seed 003's FT baseline; lrw, clr "
+            "or llr retrain at larger LRs)"
+        )
+    if policy is not None and rewind not in ("none", "reinit") and recipe.eval.epochs:
+        where = "their initial values" if rewind == "init" else f"{rewind.replace(':', ' ')} of the find phase"
+        messages.append(
+            f"eval.rewind={rewind} with eval.lr_policy={policy}: the weights go back to {where}, the LR does not "
+            f"(the policy sets it over eval.epochs={recipe.eval.epochs}); to rewind both, as seed 002 and Renda et "
+            "al. do, leave eval.lr_policy unset"
+        )
     if recipe.prune.criterion == "filter_l1" and recipe.prune.scope == "global":
         messages.append(
             "prune.criterion filter_l1 with prune.scope global compares filter norms of layers with different fan-in "

@@ -12,10 +12,10 @@ schedule should step down (e.g. multistep milestones there) and weight decay is 
 from __future__ import annotations
 
 import dataclasses
-import warnings
 
 from prunelab.analysis.trainability import trainability_accuracy
-from prunelab.methods.common import find, last_test_acc, steps_per_epoch
+from prunelab.config import Recipe
+from prunelab.methods.common import epoch_steps, find, last_test_acc, steps_per_epoch
 from prunelab.runs.session import Session
 from prunelab.schedules import Polynomial
 from prunelab.train import Trainer
@@ -23,13 +23,14 @@ from prunelab.train import Trainer
 MIN_UPDATES = 30  # seed 000: "a minimum of 30 steps is a good rule"
 
 
-def gmp_schedule(session: Session) -> Polynomial:
-    """The sparsity schedule of the eval phase, in optimizer steps: ``pruning_epochs *
-    updates_per_epoch`` updates (at most one a step) spread evenly over the pruning stage,
-    the first at its start, the last (the target) one spacing before fine-tuning starts."""
-    spec = session.recipe.prune
-    begin = spec.stabilization_epochs * steps_per_epoch(session, session.recipe.eval.batch_size)
-    stage = finetune_step(session) - begin
+def gmp_schedule(recipe: Recipe, train_size: int) -> Polynomial:
+    """The sparsity schedule of the eval phase, in optimizer steps over ``train_size``
+    training examples: ``pruning_epochs * updates_per_epoch`` updates (at most one a step)
+    spread evenly over the pruning stage, the first at its start, the last (the target) one
+    spacing before fine-tuning starts."""
+    spec = recipe.prune
+    steps = epoch_steps(train_size, recipe.eval.batch_size)
+    begin, stage = spec.stabilization_epochs * steps, spec.pruning_epochs * steps
     updates = min(spec.pruning_epochs * spec.updates_per_epoch, stage)
     # Spread by integer division, not at a rounded interval, so that exactly this many fit.
     # The last update (the target) lies about one spacing before fine-tuning starts, inside
@@ -75,16 +76,24 @@ def finetune_step(session: Session) -> int:
     return finetune_epoch(session) * steps_per_epoch(session, session.recipe.eval.batch_size)
 
 
-def check_update_frequency(schedule: Polynomial) -> list[str]:
-    """Seed 000's guidance on the pruning update frequency: the warnings it gives."""
+def check_update_frequency(recipe: Recipe, train_size: int) -> list[str]:
+    """Seed 000's guidance on the pruning update frequency: the warnings it gives, before any
+    training."""
+    spec, steps = recipe.prune, gmp_schedule(recipe, train_size).update_steps
     messages = []
-    steps = schedule.update_steps
     if len(steps) < MIN_UPDATES:
         messages.append(
             f"the pruning stage has only {len(steps)} sparsity updates; at least {MIN_UPDATES} are "
             "recommended (raise prune.updates_per_epoch or prune.pruning_epochs)"
         )
-    if len(steps) > 1 and steps[-1] - steps[0] == len(steps) - 1:  # no step between any two updates
+    epoch = epoch_steps(train_size, recipe.eval.batch_size)
+    if spec.updates_per_epoch > epoch:
+        messages.append(
+            f"prune.updates_per_epoch={spec.updates_per_epoch} asks for more updates than an epoch has steps ({epoch}): "
+            f"the sparsity is updated after every batch ({len(steps)} updates), which gives the network no time to "
+            "recover between cuts; lower prune.updates_per_epoch"
+        )
+    elif len(steps) > 1 and steps[-1] - steps[0] == len(steps) - 1:  # no step between any two updates
         messages.append(
             "the sparsity is updated after every batch, which gives the network no time to recover "
             "between cuts; lower prune.updates_per_epoch"
@@ -117,15 +126,13 @@ def gmp(session: Session) -> dict:
     """Seed 000/001's gradual magnitude pruning: the dense find phase, then one eval phase that
     stabilizes, prunes along the cubic schedule at its update steps and fine-tunes."""
     found = find(session)
-    schedule = gmp_schedule(session)
+    schedule = gmp_schedule(session.recipe, len(session.data.x_train))
     layers = layer_schedules(session, schedule)
-    warned = session.once("gmp/plan", lambda: {
+    planned = session.once("gmp/plan", lambda: {
         "update_steps": list(schedule.update_steps),
         "sparsity": [planned_sparsity(session, schedule, layers, step) for step in schedule.update_steps],
-        "warnings": check_update_frequency(schedule),
+        "warnings": check_update_frequency(session.recipe, len(session.data.x_train)),  # given before training
     })
-    for message in warned["warnings"]:  # every time the run goes on, a resumed one too
-        warnings.warn(message, stacklevel=2)
     evaluated = session.train("eval", session.recipe.eval, step_hooks=[GradualPruning(session, schedule, layers)])
     history = evaluated["history"]
     # The fine-tuning stage is GMP's retraining: seed 004's TA is read off its epochs and LRs.
@@ -135,5 +142,5 @@ def gmp(session: Session) -> dict:
         "pruned_acc": history[finetune_epoch(session) - 1]["test_acc"],
         "final_acc": history[-1]["test_acc"],
         "trainability_acc": trainability_accuracy(finetuning),
-        "sparsity_updates": len(warned["update_steps"]),
+        "sparsity_updates": len(planned["update_steps"]),
     }

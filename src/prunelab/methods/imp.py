@@ -64,7 +64,8 @@ def _iterate(session: Session, found: dict, eval_config: EvalConfig, epochs_per_
         )
         evaluated = retrain(session, f"level-{level}/eval", found, pruned, config)
         outcome = pruning_outcome(pruned, evaluated)
-        levels.append({"level": level, "sparsity": pruned["sparsity"], **outcome})
+        budget = {} if epochs_per_level is None else {"epochs": config.epochs}  # BIMP's share of its budget
+        levels.append({"level": level, "sparsity": pruned["sparsity"], **budget, **outcome})
     return {"dense_acc": last_test_acc(found), **outcome, "levels": levels}
 
 

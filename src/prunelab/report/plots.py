@@ -87,10 +87,17 @@ def plot_training(seed_folder: Path) -> Path:
     return path
 
 
-def plot_sparsity_schedule(steps: list[int], sparsity: list[float], path: Path) -> Path:
-    """The target sparsity of every GMP update against the optimizer step."""
+def plot_sparsity_schedule(steps: list[int], sparsity: list[float], finetune_step: int, end: int, path: Path) -> Path:
+    """GMP's target sparsity against the optimizer step over its whole eval phase (``end``
+    steps): dense while it stabilizes, the updates, then fine-tuning from ``finetune_step``."""
     fig, ax = _figure()
-    ax.step(steps, [100 * s for s in sparsity], where="post", marker=".")
+    percent = [0.0, *(100 * s for s in sparsity), 100 * sparsity[-1]]
+    ax.step([0, *steps, end], percent, where="post", marker=".", markevery=list(range(1, len(steps) + 1)))
+    for step, stage in ((steps[0], "pruning"), (finetune_step, "fine-tuning")):
+        if step < end:
+            ax.axvline(step, color="0.6", linestyle=":")
+            ax.annotate(f" {stage}", (step, 0), xycoords=("data", "axes fraction"), va="bottom", color="0.4")
+    ax.set_xlim(0, end)
     ax.set_xlabel("optimizer step of the eval phase")
     ax.set_ylabel("sparsity (%)")
     ax.set_title(f"GMP: {len(steps)} sparsity updates")

@@ -62,6 +62,7 @@ from prunelab.methods.common import (
     lpr_snapshot_epochs,
     rewind_target,
 )
+from prunelab.methods.gmp import check_update_frequency, finetune_step
 from prunelab.methods.imp import level_targets
 from prunelab.report.plots import plot_lpr_during_find, plot_sparsity_schedule, plot_training
 from prunelab.report.runs import first_lpr_record
@@ -107,6 +108,9 @@ def preflight(recipe: Recipe, data) -> None:
         except ValueError as error:
             raise RecipeError(str(error)) from None
     late_rewinding(recipe.find_training, recipe.eval, len(data.x_train))
+    if recipe.prune.method == "gmp":
+        for message in check_update_frequency(recipe, len(data.x_train)):
+            warnings.warn(message, stacklevel=3)
     model = recipe_model(recipe, data)
     if recipe.prune.prunes_channels:
         check_channel_pruning(recipe, model, data)
@@ -340,7 +344,8 @@ def write_results(session: Session) -> None:
         plot_training(folder)
         plan = done.get("gmp/plan")
         if plan:
-            plot_sparsity_schedule(plan["update_steps"], plan["sparsity"], folder / "sparsity_schedule.png")
+            end = len(done["eval"]["lr_log"])
+            plot_sparsity_schedule(plan["update_steps"], plan["sparsity"], finetune_step(session), end, folder / "sparsity_schedule.png")
         record = first_lpr_record(done)
         if record:
             plot_lpr_during_find(record, folder / "lpr_during_find.png", f"{folder.parent.name} ({folder.name})")
