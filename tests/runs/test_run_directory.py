@@ -352,3 +352,22 @@ def test_running_a_recipe_leaves_the_caller_s_random_state_alone(recipe, tmp_pat
     torch.manual_seed(123)
     run_recipe(recipe.model_copy(update={"eval": recipe.eval.model_copy(update={"epochs": 1})}), tmp_path, progress=False)
     assert torch.equal(torch.rand(3), expected)
+
+
+def test_seeds_cut_off_over_another_process_count_are_pointed_to(recipe, tmp_path: Path) -> None:
+    """Runs over N processes live in a folder of their own; a one-process run of the same
+    settings starts anew, and says where the cut-off one is, which only N processes resume."""
+    name = run_name(recipe)
+    folders = {
+        f"{name}-2proc": ["checkpoint.safetensors"],  # cut off
+        f"{name}-3proc": ["checkpoint.safetensors", "summary.json"],  # finished
+        f"{name}x-2proc": ["checkpoint.safetensors"],  # of other settings
+    }
+    for folder, files in folders.items():
+        for file in files:
+            (tmp_path / folder / "seed-0").mkdir(parents=True, exist_ok=True)
+            (tmp_path / folder / "seed-0" / file).write_text("")
+    with pytest.warns(UserWarning) as warned:
+        run_recipe(recipe, tmp_path, progress=False)
+    (message,) = [str(w.message) for w in warned if "cut off" in str(w.message)]
+    assert message.startswith(f"{tmp_path / (name + '-2proc')} holds seeds of these settings cut off over another number of processes")

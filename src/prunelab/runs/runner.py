@@ -33,6 +33,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import statistics
 import sys
 import warnings
@@ -239,6 +240,9 @@ def run_recipe(recipe: Recipe, out: str | Path = "runs", progress: bool | None =
     # The checks build models and each seed seeds the global RNG: the caller's random state is left as it was.
     with torch.random.fork_rng(devices=range(torch.cuda.device_count()) if device.type == "cuda" else []):
         if pending:
+            for other in cut_off_elsewhere(out, recipe):
+                warnings.warn(f"{other} holds seeds of these settings cut off over another number of processes; this "
+                              f"run starts anew in {folder} (resume that one with as many processes as its name says)", stacklevel=2)  # fmt: skip
             data = recipe_data(recipe)
             preflight(recipe, data)  # before the run directory exists, so a bad recipe leaves nothing behind
             # The directory gathers the seeds of every command: its recipe names them all.
@@ -256,6 +260,17 @@ def run_folder(out: str | Path, recipe: Recipe) -> Path:
     their results differ from one process's (and runs of several counts never mix)."""
     processes = world().size
     return Path(out) / (run_name(recipe) + (f"-{processes}proc" if processes > 1 else ""))
+
+
+def cut_off_elsewhere(out: str | Path, recipe: Recipe) -> list[Path]:
+    """The run directories of ``recipe``'s settings over other numbers of processes (see
+    :func:`run_folder`) that hold a seed cut off before its end."""
+    name, mine = run_name(recipe), run_folder(out, recipe)
+    return [
+        folder for folder in sorted(Path(out).glob(f"{name}*"))
+        if folder != mine and re.fullmatch(rf"{re.escape(name)}(-\d+proc)?", folder.name)
+        and any((seed / CHECKPOINT).exists() and not (seed / SUMMARY).exists() for seed in folder.glob("seed-*"))
+    ]  # fmt: skip
 
 
 def find_key(recipe: Recipe, device: torch.device) -> str:
