@@ -123,24 +123,38 @@ class RestrictedUnpickler(pickle.Unpickler):
     def load(self) -> Any:
         try:
             return _resolve(super().load())
+        except RecursionError:
+            raise DatasetFormatError(f"{self.source}: containers nested too deeply for a CIFAR batch") from None
         except ForbiddenGlobalError as error:
             message = str(error)
             raise ForbiddenGlobalError(message if message.startswith(self.source) else f"{self.source}: {message}") from None
 
 
-def _resolve(value: Any) -> Any:
-    """``value`` with the recorded arrays built, through dicts, lists and tuples."""
-    if isinstance(value, _Array):
-        return value.resolve()
+def _resolve(value: Any, done: dict[int, Any] | None = None) -> Any:
+    """``value`` with the recorded arrays built, through dicts, lists and tuples. An object the
+    pickle refers to more than once is built once (``done``, by id), as pickle itself shares
+    it, so that a small file cannot expand to an exponential number of copies."""
+    done = {} if done is None else done
+    if id(value) in done:
+        if done[id(value)] is _BUILDING:
+            raise DatasetFormatError("a container that contains itself")
+        return done[id(value)]
     if isinstance(value, _Dtype) or value is _NOT_CALLABLE or callable(value):
         raise ForbiddenGlobalError(f"refusing a bare {type(value).__name__} outside an array")
-    if isinstance(value, dict):
-        return {_resolve(k): _resolve(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_resolve(v) for v in value]
-    if isinstance(value, tuple):
-        return tuple(_resolve(v) for v in value)
-    return value
+    if not isinstance(value, (_Array, dict, list, tuple)):
+        return value
+    done[id(value)] = _BUILDING
+    if isinstance(value, _Array):
+        built = value.resolve()
+    elif isinstance(value, dict):
+        built = {_resolve(k, done): _resolve(v, done) for k, v in value.items()}
+    else:
+        built = type(value)(_resolve(v, done) for v in value)
+    done[id(value)] = built
+    return built
+
+
+_BUILDING = object()  # in done while an object's parts are built
 
 
 @dataclass(frozen=True)
