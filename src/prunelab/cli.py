@@ -21,7 +21,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from prunelab import __version__
-from prunelab.config import RecipeError, builtin_recipes, load_recipe, run_name
+from prunelab.config import RecipeError, builtin_recipes, load_recipe, load_run_recipe, run_name
 from prunelab.config.load import parse_override, recipe_text
 from prunelab.config.sweep import grid_label, grid_value, load_plan, summary_meanings
 from prunelab.distributed import MainProcessFailed, join_from_environment, leave, world
@@ -360,7 +360,7 @@ def _show_run(folder: Path) -> None:
         if pipeline.base is None:
             print(f"\npipeline (seed 004's steps): a training from scratch of {pipeline.retraining.epochs} epochs")
         else:
-            recipe = load_recipe(folder / "recipe.yaml")
+            recipe = load_run_recipe(folder)
             find = recipe.find_training  # as the method read it (bimp ignores stop_epoch)
             stopped = find.stop_epoch not in (None, find.epochs)
             find_phase = "the find phase" + (f", stopped there in its {find.epochs}-epoch LR schedule" if stopped else "")

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from prunelab import cli
+from prunelab.config import RecipeError
 from prunelab.runs.io import DamagedRunError, read_json
 from prunelab.runs.runner import FIND_CACHE, run_recipe
 
@@ -91,13 +92,28 @@ def test_a_damaged_checkpoint_is_named_and_removing_it_trains_its_part_again(
     assert json.loads((seed / "summary.json").read_text())["seed"] == 0
 
 
-def test_an_empty_recipe_file_is_named_as_damaged(out: Path, run: Path, recipe) -> None:
+@pytest.mark.parametrize(
+    ("damage", "problem"),
+    [
+        (lambda text: "", "lacks seeds, data, model, find, prune, eval, which a run writes"),  # as a full disk leaves it
+        (lambda text: text[: text.index("\nfind:")], "lacks seeds, find, prune, eval, which a run writes"),  # cut short
+        (lambda text: "\x90" + text, None),  # written over
+    ],
+)
+def test_a_damaged_recipe_file_is_named_not_read_as_the_defaults(out: Path, run: Path, recipe, damage, problem, capsys) -> None:
+    """Read with the schema's defaults, an emptied or cut-short recipe.yaml would pass for the
+    recipe of another experiment (in run, show, compare and report)."""
     path = out / run.name / "recipe.yaml"
-    path.write_text("")  # as a full disk leaves it
+    path.write_bytes(damage(path.read_text()).encode("utf-8" if problem else "latin-1"))
     more_seeds = recipe.model_copy(update={"seeds": [0, 1]})
-    with pytest.raises(DamagedRunError, match=rf"^{re.escape(str(path))} is empty: the run folder is damaged; remove it to run it again$"):
+    message = f"{path} (a damaged run folder? remove it to run it again) " + (problem or "is not text")
+    with pytest.raises(RecipeError) as error:
         run_recipe(more_seeds, out, progress=False)
+    assert str(error.value) == message
     assert not (out / run.name / "seed-1").exists()
+    for command in ("show", "compare", "report"):
+        assert cli.main([command, str(out / run.name)]) == 2
+        assert capsys.readouterr().err == f"prunelab: error: {message}\n"
 
 
 def test_a_damaged_or_missing_snapshot_is_named(tmp_path: Path) -> None:

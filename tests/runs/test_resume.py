@@ -26,7 +26,8 @@ from prunelab.config import load_recipe, run_name
 from prunelab.masks import Pruner
 from prunelab.runs import io as runs_io
 from prunelab.runs import session as runs_session
-from prunelab.runs.runner import run_recipe
+from prunelab.runs.runner import FIND_CACHE, run_recipe
+from prunelab.runs.session import CHECKPOINT
 from prunelab.train import Trainer
 
 # The default recipe on a tiny budget: a narrow CNN in batches of 500 (8 steps an epoch) runs
@@ -518,15 +519,21 @@ def test_kill_9_at_any_moment_resumes_to_the_same_result(data_dir: Path, recipe,
 
 
 def test_leftover_temporary_files_of_a_killed_write_are_removed(recipe, reference: Path, tmp_path: Path) -> None:
-    """A kill during an atomic write leaves its hidden temporary file; resuming clears it."""
+    """A kill during an atomic write leaves its hidden temporary file (of a whole checkpoint,
+    maybe); resuming clears them, in the seed's folder, the run's and the shared find phase's."""
     copy = tmp_path / reference.name
     shutil.copytree(reference, copy)
+    shutil.copytree(reference.parent / FIND_CACHE, tmp_path / FIND_CACHE)
     (copy / "seed-0" / "summary.json").unlink()  # the seed did not finish
-    orphan = copy / "seed-0" / ".metrics.csv.0123abcd.tmp"
-    orphan.write_text("half a table")
+    (copy / "seed-0" / CHECKPOINT).unlink()  # nor copied the find phase
+    (find_phase,) = (tmp_path / FIND_CACHE).glob("*/seed-0")
+    orphans = [copy / "seed-0" / ".metrics.csv.0123abcd.tmp", copy / ".summary.json.4567cdef.tmp",
+               find_phase / ".checkpoint.safetensors.89abcdef.tmp"]  # fmt: skip
+    for orphan in orphans:
+        orphan.write_text("half a file")
     run_recipe(recipe, tmp_path, progress=False)
-    assert not orphan.exists()
-    assert (copy / "seed-0" / "metrics.csv").read_text() == (reference / "seed-0" / "metrics.csv").read_text()
+    assert not [orphan for orphan in orphans if orphan.exists()]
+    assert_same_outcome(copy, reference)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")

@@ -7,6 +7,7 @@ from prunelab.config.load import (
     experiment_settings,
     flat,
     load_recipe,
+    load_run_recipe,
     recipe_yaml,
     run_name,
     run_settings,
@@ -31,5 +32,5 @@ from prunelab.config.schema import (
 __all__ = [
     "BIMPConfig", "DataConfig", "EvalConfig", "FindConfig", "GMPConfig", "IMPConfig", "LRScheduleConfig", "ModelConfig",
     "OneShotConfig", "OptimizerConfig", "Recipe", "RecipeError", "TrainConfig", "apply_override",
-    "builtin_recipes", "experiment_settings", "flat", "load_recipe", "recipe_yaml", "run_name", "run_settings", "unused_settings", "validate",
+    "builtin_recipes", "experiment_settings", "flat", "load_recipe", "load_run_recipe", "recipe_yaml", "run_name", "run_settings", "unused_settings", "validate",
 ]

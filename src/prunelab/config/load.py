@@ -266,18 +266,37 @@ def experiment_settings(recipe: Recipe) -> dict[str, object]:
     return flat(effective_recipe(recipe).model_dump(mode="json", exclude=NOT_IN_RUN_NAME))
 
 
-def run_settings(folder: str | Path, unread_as: str | None = None) -> dict[str, object]:
-    """:func:`experiment_settings` of the run directory ``folder``, from its ``recipe.yaml``
-    (read with today's defaults for settings it does not name); with ``unread_as``, the
-    settings the run never read show that instead of their defaults, and those its method
-    fixes the values it used (for tables of runs)."""
+def load_run_recipe(folder: str | Path) -> Recipe:
+    """The resolved recipe of the run directory ``folder`` (its ``recipe.yaml``), read with
+    today's defaults for settings it does not name. A run writes every section, so a file
+    without one was cut short or edited: an error naming it, not the schema's defaults."""
     path = Path(folder) / "recipe.yaml"
+    origin = f"{path} (a damaged run folder? remove it to run it again)"
     try:
-        recipe = validate(yaml.safe_load(path.read_text()) or {}, str(path))
+        text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise RecipeError(f"{path} cannot be read: {error.strerror or error}") from None
+    except UnicodeDecodeError:
+        raise RecipeError(f"{origin} is not text") from None
+    try:
+        data = yaml.load(text, Loader=_SafeUniqueKeyLoader)  # noqa: S506 (a SafeLoader)
     except yaml.YAMLError as error:
-        raise RecipeError(f"{path} is not valid YAML (a damaged run folder?): {yaml_problem(error)}") from None
+        raise RecipeError(f"{origin} is not valid YAML: {yaml_problem(error)}") from None
+    missing = [section for section in ("seeds", *RECIPE_SECTIONS) if not isinstance(data, dict) or section not in data]
+    if missing:
+        raise RecipeError(f"{origin} lacks {', '.join(missing)}, which a run writes")
+    return validate(data, str(path))
+
+
+#: The sections of a recipe (data, model, find, prune, eval).
+RECIPE_SECTIONS = tuple(name for name, value in Recipe() if isinstance(value, BaseModel))
+
+
+def run_settings(folder: str | Path, unread_as: str | None = None) -> dict[str, object]:
+    """:func:`experiment_settings` of the run directory ``folder`` (:func:`load_run_recipe`);
+    with ``unread_as``, the settings the run never read show that instead of their defaults,
+    and those its method fixes the values it used (for tables of runs)."""
+    recipe = load_run_recipe(folder)
     settings = experiment_settings(recipe)
     if unread_as is not None:
         unread = tuple(unread_settings(recipe))

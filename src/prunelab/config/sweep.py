@@ -31,9 +31,10 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import Field, ValidationError
 
 from prunelab.config.load import (
+    RECIPE_SECTIONS,
     RecipeError,
     apply_override,
     assign,
@@ -154,8 +155,6 @@ def grid_value(value: object) -> object:
     return "null" if value is None else value
 
 
-#: The recipe's sections (data, model, find, prune, eval), which an arm must not replace whole.
-SECTIONS = tuple(name for name, value in Recipe() if isinstance(value, BaseModel))
 
 
 def _overlap(a: str, b: str) -> bool:
@@ -191,7 +190,7 @@ def _check_sweep(raw_sweep: object, origin: str) -> SweepSpec:
             raise RecipeError(f"{origin}: sweep.arms: {name!r} cannot name an arm; write it without dots (e.g. 1e-2 "
                               "for 0.01), so that --set sweep.arms.<arm>.<field> can find it")  # fmt: skip
         for key in fields:
-            if key in SECTIONS:
+            if key in RECIPE_SECTIONS:  # an arm must not replace a whole section
                 raise RecipeError(f"{origin}: sweep.arms.{name}.{key}: name the fields the arm sets with dots "
                                   f"({key}.<field>: value); a whole {key} section would replace the recipe's")  # fmt: skip
             if any(_overlap(key, swept) for swept in sweep.grid):

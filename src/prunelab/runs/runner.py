@@ -68,7 +68,6 @@ from prunelab.methods.imp import level_targets
 from prunelab.report.plots import plot_lpr_during_find, plot_sparsity_schedule, plot_training
 from prunelab.report.runs import first_lpr_record
 from prunelab.runs.io import (
-    DamagedRunError,
     read_json,
     save_tensors,
     write_bytes,
@@ -173,11 +172,8 @@ def check_same_experiment(folder: Path, recipe: Recipe) -> None:
     """A run directory gathers seeds of one experiment: its recipe, read with today's
     defaults, must set everything as ``recipe`` does. (Run names hash the settings that
     differ from the defaults, so a changed default would otherwise mix two experiments.)"""
-    path = folder / "recipe.yaml"
-    if not path.exists():
+    if not (folder / "recipe.yaml").exists():
         return
-    if not path.read_text().strip():  # cut short: read with today's defaults, it would seem another experiment
-        raise DamagedRunError(f"{path} is empty: the run folder is damaged; remove it to run it again")
     ours, theirs = experiment_settings(recipe), run_settings(folder)
     changed = [key for key in dict.fromkeys([*ours, *theirs]) if ours.get(key) != theirs.get(key)]
     if changed:
@@ -236,6 +232,7 @@ def run_recipe(recipe: Recipe, out: str | Path = "runs", progress: bool | None =
     device = resolve_device(recipe.device)
     folder = run_folder(out, recipe)
     check_same_experiment(folder, recipe)  # finished or not: its results must be of this recipe
+    remove_orphans(folder)
     pending = [seed for seed in recipe.seeds if not (folder / f"seed-{seed}" / SUMMARY).exists()]
     # The checks build models and each seed seeds the global RNG: the caller's random state is left as it was.
     with torch.random.fork_rng(devices=range(torch.cuda.device_count()) if device.type == "cuda" else []):
@@ -299,6 +296,7 @@ def shared_find(out: Path, recipe: Recipe, seed: int, data, device: torch.device
     """The folder of a finished find phase for this recipe and seed, trained once per ``out``
     and shared by every run whose find phase is the same (e.g. all retraining policies)."""
     folder = out / FIND_CACHE / find_key(recipe, device) / f"seed-{seed}"
+    remove_orphans(folder)
     session = Session(folder, recipe, seed, data, device, progress)
     if "find" in session.journal["done"] and world().is_main:
         log.info("%s: trained before, kept for every run with this find phase (%s)", progress_label(recipe, seed, "find"), folder)
@@ -306,12 +304,17 @@ def shared_find(out: Path, recipe: Recipe, seed: int, data, device: torch.device
     return folder
 
 
+def remove_orphans(folder: Path) -> None:
+    """Remove the temporary files a kill in the middle of a write left in ``folder`` (each
+    may be a whole checkpoint), before its work resumes."""
+    if world().is_main:
+        for orphan in folder.glob("**/.*.tmp"):
+            orphan.unlink()
+
+
 def run_seed(folder: Path, recipe: Recipe, seed: int, data, device: torch.device, progress: bool) -> dict:
     """Run one seed into ``folder`` (resuming it if it was cut off) and write its results;
     returns its summary."""
-    if world().is_main:
-        for orphan in folder.glob("**/.*.tmp"):  # left by a kill in the middle of a write
-            orphan.unlink()
     if not agree((folder / CHECKPOINT).exists()):
         copy_shared_find(folder, shared_find(folder.parents[1], recipe, seed, data, device, progress))
     session = Session(folder, recipe, seed, data, device, progress)

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from prunelab.analysis.flops import count_macs, speedup
-from prunelab.config import load_recipe
+from prunelab.config import load_run_recipe
 from prunelab.config.schema import Recipe, TrainConfig
 from prunelab.data import Dataset, default_data_dir, load_dataset
 from prunelab.distributed import agree, barrier, main_first, world
@@ -63,7 +63,7 @@ def load_trained(folder: str | Path, seed: int | None = None, device: str | torc
     folder = Path(folder)
     if not (folder / "recipe.yaml").is_file():
         raise FileNotFoundError(f"{folder} is not a run directory (it has no recipe.yaml)")
-    recipe = load_recipe(folder / "recipe.yaml")
+    recipe = load_run_recipe(folder)
     seed = recipe.seeds[0] if seed is None else seed
     seed_folder = folder / f"seed-{seed}"
     if not (seed_folder / "summary.json").is_file():
