@@ -716,3 +716,12 @@ def test_fine_tuning_at_the_end_of_a_schedule_that_ends_at_zero_is_named() -> No
     assert unused_settings(load_recipe(overrides=["eval.lr_policy=ft", "find.lr_schedule.final_lr=0.01"])) == []
     assert unused_settings(load_recipe(overrides=["eval.lr_policy=ft", "find.stop_epoch=10"])) == []  # stopped high up
     assert unused_settings(load_recipe(overrides=["eval.lr_policy=ft", "find.lr_schedule={name: multistep, milestones: [5]}"])) == []
+
+
+def test_a_huge_bad_value_is_shown_cut_short() -> None:
+    """YAML anchors can make a few lines a value of millions of items: the error stays a line."""
+    text = "a0: &a0 [x, x]\n" + "".join(f"a{i}: &a{i} [*a{i - 1}, *a{i - 1}]\n" for i in range(1, 20))
+    data = yaml.safe_load(text + "find: {epochs: *a19}")
+    with pytest.raises(RecipeError) as error:
+        validate({"find": data["find"]}, "anchors.yaml")
+    assert len(str(error.value)) < 300 and "find.epochs: Input should be a valid integer (got [[[[...], [...]], [[...], [...]]]" in str(error.value)

@@ -10,6 +10,7 @@ import torch
 from prunelab.data import (
     DATASETS,
     Dataset,
+    DatasetFormatError,
     DatasetNotFoundError,
     default_data_dir,
     load_dataset,
@@ -46,8 +47,10 @@ def test_dataset_checks_its_tensors() -> None:
         Dataset("short", x, y[:3], x, y, num_classes=2)
     with pytest.raises(ValueError, match="labels outside"):
         Dataset("labels", x, y + 1, x, y, num_classes=2)
-    with pytest.raises(TypeError, match="float32"):
+    with pytest.raises(DatasetFormatError, match=r"dtype train: need float32 inputs and int64 labels \(.float\(\), .long\(\)\); got torch.float64"):
         Dataset("dtype", x.double(), y, x, y, num_classes=2)
+    with pytest.raises(DatasetFormatError, match="nan test: the inputs hold NaN or infinite values"):
+        Dataset("nan", x, y, torch.tensor([[0.0, float("nan")]] * 4), y, num_classes=2)
     with pytest.raises(ValueError, match="empty test: the split is empty"):
         Dataset("empty", x, y, x[:0], y[:0], num_classes=2)
 

@@ -57,3 +57,10 @@ def test_an_archive_escaping_its_folder_is_refused(tmp_path: Path) -> None:
     with pytest.raises(tarfile.TarError, match="outside"):
         download_and_extract(source.as_uri(), md5, data_dir, "batches")
     assert not (tmp_path / "outside").exists() and not (data_dir / "batches").exists()
+
+
+def test_a_failed_download_names_the_address_and_leaves_no_file(tmp_path: Path) -> None:
+    missing = (tmp_path / "elsewhere" / "data.tar.gz").as_uri()
+    with pytest.raises(OSError, match=rf"^cannot download {missing} \(for {tmp_path / 'data.tar.gz'}\): \[Errno 2\] No such file"):
+        download(missing, tmp_path / "data.tar.gz", "0" * 32)
+    assert not list(tmp_path.iterdir())

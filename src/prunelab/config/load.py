@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import reprlib
 from collections.abc import Iterable
 from importlib import resources
 from pathlib import Path
@@ -100,11 +101,17 @@ def _describe(error: dict) -> str:
     message = error["msg"].removeprefix("Value error, ")
     # Our own checks (value_error) already quote the value in their message.
     quoted = error["type"] == "value_error" and repr(value) in message
-    shown = "" if isinstance(value, dict) or quoted else f" (got {value!r})"
+    shown = "" if isinstance(value, dict) or quoted else f" (got {_BRIEF.repr(value)})"
     fraction_field = any(word in where for word in ("sparsity", "ratio", "fraction", "rate"))
     if fraction_field and error["type"] == "less_than" and isinstance(value, (int, float)) and 1 < value < 100:
         shown += f": a fraction, e.g. {value / 100:g} for {value:g}%"
     return f"{where}: {message}{shown}"
+
+
+#: Bad values as error messages show them: a long list or string cut short, as YAML anchors
+#: can make a few lines of recipe a value of millions of items.
+_BRIEF = reprlib.Repr()
+_BRIEF.maxlevel, _BRIEF.maxlist, _BRIEF.maxtuple, _BRIEF.maxstring, _BRIEF.maxother = 3, 10, 10, 80, 80
 
 
 def parse_override(override: str) -> tuple[str, object]:

@@ -8,6 +8,7 @@ import shutil
 import sys
 import tarfile
 import tempfile
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -38,12 +39,15 @@ def download(url: str, dest: Path, md5: str) -> None:
     """
     print(f"downloading {url} -> {dest}", file=sys.stderr)
     digest = hashlib.md5(usedforsecurity=False)
-    with atomic_write(dest) as f, urllib.request.urlopen(url, timeout=60) as response:
-        for block in iter(lambda: response.read(_CHUNK), b""):
-            digest.update(block)
-            f.write(block)
-        if digest.hexdigest() != md5:
-            raise OSError(f"{url}: MD5 {digest.hexdigest()} does not match the expected {md5}")
+    try:
+        with atomic_write(dest) as f, urllib.request.urlopen(url, timeout=60) as response:
+            for block in iter(lambda: response.read(_CHUNK), b""):
+                digest.update(block)
+                f.write(block)
+            if digest.hexdigest() != md5:
+                raise OSError(f"{url}: MD5 {digest.hexdigest()} does not match the expected {md5}")
+    except urllib.error.URLError as error:  # its message names neither the address nor the file
+        raise OSError(f"cannot download {url} (for {dest}): {error.reason}") from None
 
 
 def download_and_extract(url: str, md5: str, data_dir: Path, folder: str) -> None:

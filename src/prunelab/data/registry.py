@@ -67,7 +67,11 @@ class Dataset:
     def __post_init__(self) -> None:
         for split, x, y in (("train", self.x_train, self.y_train), ("test", self.x_test, self.y_test)):
             if x.dtype != torch.float32 or y.dtype != torch.int64:
-                raise TypeError(f"{self.name} {split}: need float32 x, int64 y; got {x.dtype}, {y.dtype}")
+                raise DatasetFormatError(
+                    f"{self.name} {split}: need float32 inputs and int64 labels (.float(), .long()); got {x.dtype}, {y.dtype}"
+                )
+            if not bool(torch.isfinite(x).all()):  # else training fails later, seemingly for the weights
+                raise DatasetFormatError(f"{self.name} {split}: the inputs hold NaN or infinite values")
             if len(x) != len(y):
                 raise ValueError(f"{self.name} {split}: {len(x)} inputs but {len(y)} labels")
             if not len(y):  # nothing to train on or to measure: a damaged or foreign file
