@@ -93,6 +93,27 @@ def test_a_damaged_checkpoint_is_named_and_removing_it_trains_its_part_again(
 
 
 @pytest.mark.parametrize(
+    ("file", "content", "problem"),
+    [
+        ("seed-0/layer_sparsity.json", '{"a": 1}', "holds a layer without the numbers numel, remaining and sparsity"),
+        ("seed-0/lr_log.json", '{"find": 1}', "holds a phase whose LRs are not a list of numbers"),
+        ("summary.json", None, "holds stats that are not a mean and a std of numbers"),
+    ],
+)
+def test_run_files_of_another_shape_are_named(out: Path, run: Path, file: str, content: str | None, problem: str, capsys) -> None:
+    """Valid JSON, edited by hand: named, not a TypeError from deep inside show, compare or report."""
+    path = out / run.name / file
+    if content is None:  # a number written as text
+        summary = json.loads(path.read_text())
+        summary["stats"]["final_acc"]["mean"] = "0.9"
+        content = json.dumps(summary)
+    path.write_text(content)
+    for command in ("show", "compare", "report"):
+        assert cli.main([command, str(out / run.name)]) == 2
+        assert capsys.readouterr().err == f"prunelab: error: {path} {problem}: {DAMAGED}\n"
+
+
+@pytest.mark.parametrize(
     ("damage", "problem"),
     [
         (lambda text: "", "lacks seeds, data, model, find, prune, eval, which a run writes"),  # as a full disk leaves it

@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +26,38 @@ class DamagedRunError(ValueError):
     or not as prunelab writes it: cut short by a full disk, say, or edited by hand."""
 
 
-def read_json(path: str | Path, kind: type[dict | list] = dict, keys: Sequence[str] = ()) -> Any:
-    """The JSON object (or array, as ``kind`` says) in ``path``, with ``keys``; else a
-    DamagedRunError naming the file (json's own errors do not)."""
+def _number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def lr_log_problem(log: dict) -> str | None:
+    """What is wrong with an ``lr_log.json`` (phase -> the LR of every step), if anything."""
+    if all(isinstance(lrs, list) and all(map(_number, lrs)) for lrs in log.values()):
+        return None
+    return "holds a phase whose LRs are not a list of numbers"
+
+
+def layer_counts_problem(layers: dict) -> str | None:
+    """What is wrong with a ``layer_sparsity.json`` (layer -> numel, remaining, sparsity), if anything."""
+    if all(isinstance(c, dict) and all(_number(c.get(k)) for k in ("numel", "remaining", "sparsity")) for c in layers.values()):
+        return None
+    return "holds a layer without the numbers numel, remaining and sparsity"
+
+
+def run_summary_problem(summary: dict) -> str | None:
+    """What is wrong with a run directory's ``summary.json`` (its ``stats``: value -> mean and std), if anything."""
+    stats = summary.get("stats")
+    if isinstance(stats, dict) and all(isinstance(s, dict) and _number(s.get("mean")) and _number(s.get("std")) for s in stats.values()):
+        return None
+    return "holds stats that are not a mean and a std of numbers"
+
+
+def read_json(
+    path: str | Path, kind: type[dict | list] = dict, keys: Sequence[str] = (), problem: Callable[[Any], str | None] | None = None
+) -> Any:
+    """The JSON object (or array, as ``kind`` says) in ``path``, with ``keys`` and, if given,
+    without the ``problem`` that function finds; else a DamagedRunError naming the file
+    (json's own errors, and the TypeErrors of reading a file of another shape, do not)."""
     path = Path(path)
     try:
         data = json.loads(path.read_text(encoding="utf-8", errors="replace"))  # binary garbage: invalid JSON
@@ -41,6 +70,9 @@ def read_json(path: str | Path, kind: type[dict | list] = dict, keys: Sequence[s
     missing = [key for key in keys if key not in data]
     if missing:
         raise DamagedRunError(f"{path} lacks {', '.join(map(repr, missing))}: {RUN_AGAIN}")
+    found = problem(data) if problem is not None else None
+    if found:
+        raise DamagedRunError(f"{path} {found}: {RUN_AGAIN}")
     return data
 
 
