@@ -64,3 +64,13 @@ def test_a_failed_download_names_the_address_and_leaves_no_file(tmp_path: Path) 
     with pytest.raises(OSError, match=rf"^cannot download {missing} \(for {tmp_path / 'data.tar.gz'}\): \[Errno 2\] No such file"):
         download(missing, tmp_path / "data.tar.gz", "0" * 32)
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(("dataset", "folder", "file"), [("cifar10", "cifar-10-batches-py", "data_batch_1"), ("mnist", "mnist", "train-images-idx3-ubyte.gz")])
+def test_a_data_folder_that_names_the_datasets_own_folder_says_which_to_give(tmp_path: Path, dataset, folder, file) -> None:
+    from prunelab.data import DatasetNotFoundError, load_dataset
+
+    (tmp_path / folder).mkdir()
+    (tmp_path / folder / file).write_bytes(b"")
+    with pytest.raises(DatasetNotFoundError, match=rf"holds the files itself: .* the one that holds the {folder} folder, {tmp_path}$"):
+        load_dataset(dataset, tmp_path / folder)

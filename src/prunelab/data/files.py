@@ -25,6 +25,12 @@ def not_found(dataset: str, path: Path, what: str = "") -> DatasetNotFoundError:
     'mnist: /data/mnist/train-images-idx3-ubyte not found. Pa'
     """
     suffix = f" ({what})" if what else ""
+    folder, data_dir = path.parent, path.parent.parent
+    if any((data_dir / name).exists() for name in (path.name, f"{path.name}.gz")):  # data_dir names the dataset's own folder
+        return DatasetNotFoundError(
+            f"{dataset}: {path}{suffix} not found, but {data_dir} holds the files itself: the data folder (data_dir or "
+            f"$PRUNELAB_DATA) is the one that holds the {folder.name} folder, {data_dir.parent}"
+        )
     return DatasetNotFoundError(
         f"{dataset}: {path}{suffix} not found. Pass download=True (CLI: --set data.download=true) "
         f"to fetch it, or put the files there (the data folder is set by data_dir or $PRUNELAB_DATA)."
