@@ -8,9 +8,9 @@ import statistics
 from pathlib import Path
 
 import pytest
-import yaml
 
 from prunelab import cli
+from prunelab.config import recipe_yaml, validate
 from prunelab.report.runs import load_run, load_runs, write_report
 from prunelab.report.setups import differing_settings
 
@@ -20,7 +20,7 @@ PNG = b"\x89PNG\r\n\x1a\n"
 def fake_run(folder: Path, recipe: dict, seeds: dict[int, dict], layers: dict[int, dict[str, float]]) -> Path:
     """A run directory as ``prunelab run`` leaves it, with the given per-seed summaries and LPR."""
     folder.mkdir(parents=True)
-    (folder / "recipe.yaml").write_text(yaml.safe_dump(recipe))
+    (folder / "recipe.yaml").write_text(recipe_yaml(validate(recipe)))  # every section, as a run writes it
     for seed, summary in seeds.items():
         (folder / f"seed-{seed}").mkdir()
         (folder / f"seed-{seed}" / "summary.json").write_text(json.dumps({"seed": seed, **summary}))
