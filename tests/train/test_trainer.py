@@ -427,3 +427,12 @@ def test_the_log_has_a_line_every_log_every_seconds_and_at_the_end(caplog: pytes
     with caplog.at_level(logging.INFO, logger="prunelab"):
         train(toy_model(), config(epochs=3))
     assert [r.getMessage().split(",")[0] for r in caplog.records] == [f"train: epoch {k}/3" for k in (1, 2, 3)]
+
+
+def test_the_progress_bar_names_its_numbers(capsys) -> None:
+    """The bar's numbers say what they are: the test accuracy first, the metric that matters."""
+    trainer = Trainer(toy_model(), toy_data(), config(epochs=2), seed=0, progress=True, label="find")
+    history = trainer.run()
+    last = history[-1]
+    shown = f"test acc {last['test_acc']:.2%}, train loss {last['train_loss']:.3f}, sparsity 0.0%"
+    assert shown in capsys.readouterr().err

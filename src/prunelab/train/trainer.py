@@ -156,7 +156,7 @@ class Trainer:
             }
             self.state.history.append(metrics)
             self.state.epoch = epoch + 1
-            bar.set_postfix(loss=f"{train_loss:.3f}", acc=f"{test_acc:.2%}", sparsity=f"{metrics['sparsity']:.1%}")
+            bar.set_postfix_str(f"test acc {test_acc:.2%}, train loss {train_loss:.3f}, sparsity {metrics['sparsity']:.1%}")
             if self.world.is_main and (epoch + 1 == self.config.epochs or time.monotonic() - logged >= LOG_EVERY):
                 log.info(
                     "%s: epoch %d/%d, test accuracy %.2f%%, training loss %.3f, sparsity %.1f%%",
