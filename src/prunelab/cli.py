@@ -240,7 +240,8 @@ def _lr_range_test(args: argparse.Namespace) -> int:
         "lrs": result.lrs, "losses": result.losses, "baseline": result.baseline,
         "inflection_lr": result.inflection_lr,
     })
-    plot_lr_range(result.lrs, result.losses, result.inflection_lr, folder / "lr_range_test.png")
+    plot_lr_range(result.lrs, result.losses, result.inflection_lr, folder / "lr_range_test.png",
+                  baseline=result.baseline, threshold=result.threshold)  # fmt: skip
     # The first LR of each decade, then the last LRs before the inflection point and it.
     shown = {i for i, lr in enumerate(result.lrs) if i == 0 or math.floor(math.log10(lr)) != math.floor(math.log10(result.lrs[i - 1]))}
     if result.inflection_lr is not None:

@@ -71,14 +71,15 @@ def test_training_plot_without_pruning_events(tmp_path: Path, captured) -> None:
 
 def test_sparsity_schedule_and_lr_range_plots(tmp_path: Path, captured) -> None:
     plots.plot_sparsity_schedule([8, 10, 20], [0.05, 0.5, 0.9], 24, 40, tmp_path / "schedule.png")
-    plots.plot_lr_range([1e-3, 1e-2, 1e-1], [0.1, 0.12, 2.0], 1e-2, tmp_path / "lr.png")
+    plots.plot_lr_range([1e-3, 1e-2, 1e-1], [0.1, 0.12, 2.0], 1e-2, tmp_path / "lr.png", baseline=0.1, threshold=0.11)
     assert (tmp_path / "schedule.png").read_bytes().startswith(PNG)
     assert (tmp_path / "lr.png").read_bytes().startswith(PNG)
     schedule, lr_range = captured
     # the whole eval phase: dense until the first update, the target held through fine-tuning to its end
     assert (list(schedule[0][0]), list(schedule[0][1])) == ([0, 8, 10, 20, 40], [0.0, 5.0, 50.0, 90.0, 90.0])
     assert [list(x) for x, *_ in schedule[1:]] == [[8, 8], [24, 24]]  # where pruning and fine-tuning start
-    assert list(lr_range[0][0]) == [1e-3, 1e-2, 1e-1] and list(lr_range[1][0]) == [1e-2, 1e-2]  # the inflection line
+    assert list(lr_range[0][0]) == [1e-3, 1e-2, 1e-1] and list(lr_range[3][0]) == [1e-2, 1e-2]  # the inflection line
+    assert [list(y) for _, y, *_ in lr_range[1:3]] == [[0.1, 0.1], [0.11, 0.11]]  # the trained model's loss, and risen
 
 
 # -- what the plots draw: the quantities their axes name, against hand-computed percents --

@@ -30,7 +30,8 @@ class LRRangeResult:
     lrs: list[float] = field(default_factory=list)
     losses: list[float] = field(default_factory=list)  # probe loss after the step at lrs[i]
     baseline: float = math.nan  # probe loss of the trained model
-    inflection_lr: float | None = None  # first LR whose loss exceeds baseline * (1 + tolerance): seed 000's pruning LR
+    inflection_lr: float | None = None  # first LR whose loss exceeds the threshold: seed 000's pruning LR
+    threshold: float = math.nan  # baseline * (1 + tolerance): the loss that counts as risen
 
 
 def check_lr_range(
@@ -97,7 +98,8 @@ def lr_range_test(
     probe_x = data.x_train[:probe_size].to(device)
     probe_y = data.y_train[:probe_size].to(device)
     trainer_optimizer = build_optimizer(optimizer, model.parameters())
-    result = LRRangeResult(baseline=_probe_loss(model, probe_x, probe_y, label_smoothing))
+    baseline = _probe_loss(model, probe_x, probe_y, label_smoothing)
+    result = LRRangeResult(baseline=baseline, threshold=baseline * (1 + tolerance))
     growth = (end_lr / start_lr) ** (1 / (steps - 1))
     batches = _endless_batches(data, batch_size, seed)
     for step in tqdm(range(steps), desc="lr range test", disable=not progress, leave=False):
@@ -115,7 +117,7 @@ def lr_range_test(
         result.losses.append(probe)
         # A loss that overflowed to inf or NaN has certainly risen (NaN compares false).
         diverged = not math.isfinite(probe)
-        if result.inflection_lr is None and (diverged or probe > result.baseline * (1 + tolerance)):
+        if result.inflection_lr is None and (diverged or probe > result.threshold):
             result.inflection_lr = lr
         if diverged or probe > stop_factor * result.baseline:
             break

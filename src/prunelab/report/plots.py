@@ -56,13 +56,17 @@ def plot_training(seed_folder: Path) -> Path:
     boundaries = [i for i in range(1, len(rows)) if rows[i]["phase"] != rows[i - 1]["phase"]]
     for start, end in zip([0, *boundaries], [*boundaries, len(rows)]):
         # Not joined across phases: between them the weights change (pruning, rewinding) without an epoch.
-        ax.plot(x[start:end], [100 * r["test_acc"] for r in rows[start:end]], color="tab:blue", marker="." if end - start == 1 else None)
+        ax.plot(x[start:end], [100 * r["test_acc"] for r in rows[start:end]], color="tab:blue", marker="." if end - start == 1 else None,
+                label="test accuracy" if start == 0 else None)  # fmt: skip
         # A phase's steps spread evenly over its epochs, which span start + 0.5 to end + 0.5.
         log = lr_log.get(rows[start]["phase"], [])
         if log:
             lr_ax.plot([start + 0.5 + (i + 1) * (end - start) / len(log) for i in range(len(log))], log, color="tab:green")
     ax.set_ylabel("test accuracy (%)", color="tab:blue")
     lr_ax.set_yscale("log", nonpositive="mask")  # an LR decayed to 0 ends the line
+    lrs = [lr for log in lr_log.values() for lr in log if lr > 0]
+    if lrs:  # a schedule's last steps near 0 (cosine) would squeeze the rest into the top of the panel
+        lr_ax.set_ylim(bottom=max(min(lrs), 1e-4 * max(lrs)) / 2)
     lr_ax.set_ylabel("LR", color="tab:green")
     lr_ax.set_xlabel("epoch (all phases)")
     labelled = False
@@ -72,16 +76,27 @@ def plot_training(seed_folder: Path) -> Path:
         pruned = events.get(rows[boundary]["phase"].replace("eval", "prune"), {})
         if "test_acc_after_prune" in pruned:
             ax.plot(boundary + 0.5, 100 * pruned["test_acc_after_prune"], "v", color="tab:blue",
-                    label=None if labelled else "right after pruning")
+                    label=None if labelled else "test accuracy right after pruning")
             labelled = True
-    if labelled:
-        ax.legend(loc="lower right", fontsize=8)
     twin = ax.twinx()
-    # Each epoch's sparsity holds over the epoch: pruning steps show as steps, at the phase lines.
-    twin.step(x, [100 * r["sparsity"] for r in rows], where="mid", color="tab:red", linestyle="--", label="sparsity")
+    plan = events.get("gmp/plan")
+    if plan and "eval" in lr_log:
+        # GMP prunes within the epochs of its eval phase (the last one), the find phase dense:
+        # each update where it happened, in steps spread evenly over the epochs.
+        start = next(i for i, row in enumerate(rows) if row["phase"] == "eval")
+        per_epoch = len(lr_log["eval"]) / (len(rows) - start)
+        updates = [start + 0.5 + step / per_epoch for step in plan["update_steps"]]
+        final = 100 * plan["sparsity"][-1]
+        twin.step([0.5, *updates, len(rows) + 0.5], [0.0, *(100 * s for s in plan["sparsity"]), final],
+                  where="post", color="tab:red", linestyle="--", label="sparsity")  # fmt: skip
+    else:  # each epoch's sparsity holds over the epoch: pruning steps show as steps, at the phase lines
+        twin.step(x, [100 * r["sparsity"] for r in rows], where="mid", color="tab:red", linestyle="--", label="sparsity")
     twin.set_ylabel("sparsity (%)", color="tab:red")
     twin.set_ylim(0, 100)
-    fig.suptitle(seed_folder.parent.name, fontsize=9)
+    # Below the panels: inside, the legend covered the marker it names.
+    handles, labels = (sum(pair, []) for pair in zip(ax.get_legend_handles_labels(), twin.get_legend_handles_labels()))
+    fig.legend(handles, labels, loc="outside lower center", ncol=len(labels), fontsize=8, frameon=False)
+    fig.suptitle(f"{seed_folder.parent.name}, {seed_folder.name.replace('-', ' ')}", fontsize=9)
     path = seed_folder / "training.png"
     _save(fig, path)
     return path
@@ -105,17 +120,23 @@ def plot_sparsity_schedule(steps: list[int], sparsity: list[float], finetune_ste
     return path
 
 
-def plot_lr_range(lrs: list[float], losses: list[float], inflection_lr: float | None, path: Path) -> Path:
-    """Probe loss against the LR (log scale), with the inflection point marked."""
+def plot_lr_range(lrs: list[float], losses: list[float], inflection_lr: float | None, path: Path,
+                  baseline: float | None = None, threshold: float | None = None) -> Path:  # fmt: skip
+    """Probe loss against the LR (log scale), with the trained model's loss (``baseline``), the
+    loss that counts as risen (``threshold``) and the inflection point, the first LR above it."""
     fig, ax = _figure()
-    ax.plot(lrs, losses)
+    ax.plot(lrs, losses, label="probe loss after a step at that LR")
+    if baseline is not None:
+        ax.axhline(baseline, color="0.5", linestyle=":", label=f"trained model: {baseline:.3g}")
+    if threshold is not None:
+        ax.axhline(threshold, color="tab:orange", linestyle=":", label=f"risen: {threshold:.3g}")
+    if inflection_lr is not None:
+        ax.axvline(inflection_lr, color="tab:red", linestyle="--", label=f"inflection: {inflection_lr:.3g}")
     ax.set_xscale("log")
     ax.set_xlabel("learning rate")
     ax.set_ylabel("loss on the probe set")
-    if inflection_lr is not None:
-        ax.axvline(inflection_lr, color="tab:red", linestyle="--", label=f"inflection: {inflection_lr:.3g}")
-        ax.legend()
     ax.set_title("LR range test")
+    _legend_below(fig, ax)
     _save(fig, path)
     return path
 
