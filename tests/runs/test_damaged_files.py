@@ -93,24 +93,24 @@ def test_a_damaged_checkpoint_is_named_and_removing_it_trains_its_part_again(
 
 
 @pytest.mark.parametrize(
-    ("file", "content", "problem"),
+    ("file", "edit", "where"),
     [
-        ("seed-0/layer_sparsity.json", '{"a": 1}', "holds a layer without the numbers numel, remaining and sparsity"),
-        ("seed-0/lr_log.json", '{"find": 1}', "holds a phase whose LRs are not a list of numbers"),
-        ("summary.json", None, "holds stats that are not a mean and a std of numbers"),
+        ("seed-0/layer_sparsity.json", lambda data: {"a": 1}, "a"),
+        ("seed-0/lr_log.json", lambda data: {"find": 1}, "find"),
+        ("seed-0/metrics.json", lambda data: [1, 2], "0"),
+        ("seed-0/summary.json", lambda data: {**data, "final_acc": "x"}, "final_acc"),
+        ("summary.json", lambda data: {**data, "seeds": 0}, "seeds"),
+        ("summary.json", lambda data: {**data, "stats": {**data["stats"], "final_acc": {"mean": "0.9", "std": 0}}}, "stats.final_acc.mean"),
     ],
 )
-def test_run_files_of_another_shape_are_named(out: Path, run: Path, file: str, content: str | None, problem: str, capsys) -> None:
+def test_run_files_of_another_shape_are_named(out: Path, run: Path, file: str, edit, where: str, capsys) -> None:
     """Valid JSON, edited by hand: named, not a TypeError from deep inside show, compare or report."""
     path = out / run.name / file
-    if content is None:  # a number written as text
-        summary = json.loads(path.read_text())
-        summary["stats"]["final_acc"]["mean"] = "0.9"
-        content = json.dumps(summary)
-    path.write_text(content)
+    path.write_text(json.dumps(edit(json.loads(path.read_text()))))
     for command in ("show", "compare", "report"):
         assert cli.main([command, str(out / run.name)]) == 2
-        assert capsys.readouterr().err == f"prunelab: error: {path} {problem}: {DAMAGED}\n"
+        err = capsys.readouterr().err
+        assert err.startswith(f"prunelab: error: {path} holds {where} that is not as prunelab writes it (") and err.endswith(f"): {DAMAGED}\n")
 
 
 @pytest.mark.parametrize(

@@ -38,7 +38,7 @@ from prunelab.report.tables import (
     pivot,
     pivot_columns,
 )
-from prunelab.runs.io import layer_counts_problem, lr_log_problem, read_json, run_summary_problem, write_text
+from prunelab.runs.io import read_json, write_text
 
 #: Longer names of runs (their differing settings) give way to numbers in tables, and in legends longer names of lines.
 LABEL_WIDTH = 60
@@ -74,14 +74,14 @@ def check_run_folder(folder: str | Path) -> Path:
     if not summary.is_file():
         raise FileNotFoundError(f"{folder} is not a finished run directory (no summary.json); run it with prunelab run")
     # The seeds' files that report.setups reads are read here first, so that a damaged one is named.
-    for seed in read_json(summary, keys=["run", "seeds", "stats"], problem=run_summary_problem)["seeds"]:
+    for seed in read_json(summary)["seeds"]:
         seed_folder = folder / f"seed-{seed}"
         read_json(seed_folder / "summary.json", keys=["sparsity", "final_acc"])
         if (seed_folder / "lr_log.json").exists():  # runs made before LR logs were kept have none
-            read_json(seed_folder / "lr_log.json", problem=lr_log_problem)
+            read_json(seed_folder / "lr_log.json")
             read_json(seed_folder / "metrics.json", list)
         if (seed_folder / "layer_sparsity.json").exists():
-            read_json(seed_folder / "layer_sparsity.json", problem=layer_counts_problem)
+            read_json(seed_folder / "layer_sparsity.json")
     return folder
 
 

@@ -6,15 +6,20 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from typing_extensions import Required, TypedDict  # pydantic reads typing.TypedDict only from Python 3.12
+
+from pydantic import ConfigDict, StrictFloat, StrictInt, TypeAdapter, ValidationError, create_model
 
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 from torch import Tensor, nn
 
 from prunelab.atomic import atomic_write
+from prunelab.config.sweep import SUMMARY_VALUES
 from prunelab.distributed import world
 
 #: What to do about a damaged file of a run directory.
@@ -26,38 +31,59 @@ class DamagedRunError(ValueError):
     or not as prunelab writes it: cut short by a full disk, say, or edited by hand."""
 
 
-def _number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+Number = StrictFloat  # an int or a float; not a bool, not a number written as text
+Count = StrictInt
 
 
-def lr_log_problem(log: dict) -> str | None:
-    """What is wrong with an ``lr_log.json`` (phase -> the LR of every step), if anything."""
-    if all(isinstance(lrs, list) and all(map(_number, lrs)) for lrs in log.values()):
-        return None
-    return "holds a phase whose LRs are not a list of numbers"
+class _Stat(TypedDict):
+    mean: Number
+    std: Number
 
 
-def layer_counts_problem(layers: dict) -> str | None:
-    """What is wrong with a ``layer_sparsity.json`` (layer -> numel, remaining, sparsity), if anything."""
-    if all(isinstance(c, dict) and all(_number(c.get(k)) for k in ("numel", "remaining", "sparsity")) for c in layers.values()):
-        return None
-    return "holds a layer without the numbers numel, remaining and sparsity"
+class _RunSummary(TypedDict):
+    run: str
+    seeds: list[Count]
+    stats: dict[str, _Stat]
 
 
-def run_summary_problem(summary: dict) -> str | None:
-    """What is wrong with a run directory's ``summary.json`` (its ``stats``: value -> mean and std), if anything."""
-    stats = summary.get("stats")
-    if isinstance(stats, dict) and all(isinstance(s, dict) and _number(s.get("mean")) and _number(s.get("std")) for s in stats.values()):
-        return None
-    return "holds stats that are not a mean and a std of numbers"
+class _LayerCounts(TypedDict):
+    numel: Count
+    remaining: Count
+    sparsity: Number
 
 
-def read_json(
-    path: str | Path, kind: type[dict | list] = dict, keys: Sequence[str] = (), problem: Callable[[Any], str | None] | None = None
-) -> Any:
-    """The JSON object (or array, as ``kind`` says) in ``path``, with ``keys`` and, if given,
-    without the ``problem`` that function finds; else a DamagedRunError naming the file
-    (json's own errors, and the TypeErrors of reading a file of another shape, do not)."""
+class _MetricsRow(TypedDict, total=False):
+    phase: Required[str]
+    test_acc: Number
+    sparsity: Number
+
+
+_SeedSummary = create_model(
+    "_SeedSummary", __config__=ConfigDict(extra="allow"),
+    **{key: (Number | None, None) for key in SUMMARY_VALUES},
+)  # fmt: skip
+
+#: The files of a run directory as prunelab writes them, by name: a file of another shape
+#: (edited by hand) is named when read, not a TypeError from deep inside whatever reads it.
+SHAPES: dict[str, TypeAdapter] = {
+    "lr_log.json": TypeAdapter(dict[str, list[Number]]),
+    "layer_sparsity.json": TypeAdapter(dict[str, _LayerCounts]),
+    "metrics.json": TypeAdapter(list[_MetricsRow]),
+    "events.json": TypeAdapter(dict[str, Any]),
+    "channels.json": TypeAdapter(dict[str, list[Count]]),
+}
+
+
+def _shape(path: Path) -> TypeAdapter | None:
+    if path.name == "summary.json":  # a seed's, or its run directory's over the seeds
+        return TypeAdapter(_SeedSummary) if path.parent.name.startswith("seed-") else TypeAdapter(_RunSummary)
+    return SHAPES.get(path.name)
+
+
+def read_json(path: str | Path, kind: type[dict | list] = dict, keys: Sequence[str] = ()) -> Any:
+    """The JSON object (or array, as ``kind`` says) in ``path``, with ``keys`` and, for the
+    files of a run directory, of the shape prunelab writes (:data:`SHAPES`); else a
+    DamagedRunError naming the file (json's own errors do not)."""
     path = Path(path)
     try:
         data = json.loads(path.read_text(encoding="utf-8", errors="replace"))  # binary garbage: invalid JSON
@@ -70,9 +96,17 @@ def read_json(
     missing = [key for key in keys if key not in data]
     if missing:
         raise DamagedRunError(f"{path} lacks {', '.join(map(repr, missing))}: {RUN_AGAIN}")
-    found = problem(data) if problem is not None else None
-    if found:
-        raise DamagedRunError(f"{path} {found}: {RUN_AGAIN}")
+    shape = _shape(path)
+    if shape is not None:
+        try:
+            shape.validate_python(data)
+        except ValidationError as error:
+            errors = error.errors()
+            if all(e["type"] == "missing" for e in errors):
+                raise DamagedRunError(f"{path} lacks {', '.join(repr('.'.join(map(str, e['loc']))) for e in errors)}: {RUN_AGAIN}") from None
+            first = next(e for e in errors if e["type"] != "missing")
+            where = ".".join(map(str, first["loc"]))
+            raise DamagedRunError(f"{path} holds {where} that is not as prunelab writes it ({first['msg']}): {RUN_AGAIN}") from None
     return data
 
 
