@@ -60,18 +60,19 @@ def barrier() -> None:
         dist.barrier()
 
 
-def agree(flag: bool) -> bool:
-    """The main process's ``flag``, for every process: for decisions that lead into collective
-    work (a barrier, a training phase), which must not rest on each process's own look at
-    files the main process may be writing at that moment."""
-    if world().size == 1:
-        return flag
-    decision = [flag]
-    dist.broadcast_object_list(decision, src=0)
-    return decision[0]
-
-
 T = TypeVar("T")
+
+
+def agree(decision: T) -> T:
+    """The main process's ``decision`` (a flag, a list of seeds), for every process: for
+    decisions that lead into collective work (a barrier, a training phase, loading the data),
+    which must not rest on each process's own look at files the main process may be writing
+    at that moment."""
+    if world().size == 1:
+        return decision
+    shared = [decision]
+    dist.broadcast_object_list(shared, src=0)
+    return shared[0]
 
 
 class MainProcessFailed(RuntimeError):
@@ -82,7 +83,8 @@ class MainProcessFailed(RuntimeError):
 def main_first(work: Callable[[], T]) -> T:
     """``work()`` in the main process, then, once it succeeded there, in the others: for work
     that may write files they share, such as a download or a cache, which the main process
-    then writes alone and the others find done.
+    then writes alone and the others find done. The others wait in a collective call, so the
+    work must end within the process group's timeout (30 minutes by default).
 
     >>> main_first(lambda: 42)
     42
@@ -97,7 +99,8 @@ def main_first(work: Callable[[], T]) -> T:
             raise
         agree(True)
         return result
-    if not agree(False):
+    main_succeeded = agree(False)  # the main process's word: this process's own is not read
+    if not main_succeeded:
         raise MainProcessFailed("the main process failed")
     return work()
 
@@ -127,7 +130,8 @@ def all_sum(tensor: torch.Tensor) -> torch.Tensor:
 def broadcast_buffers(model: torch.nn.Module) -> None:
     """Give every process the main one's buffers (e.g. BatchNorm running statistics), which
     each process's last training step updated from its own share of the batch: so that all
-    evaluate, and go on with, the model the main process saves."""
+    evaluate, and go on with, the model the main process saves. The buffers must be on the
+    device of the process group's backend (the model's, as DistributedDataParallel has it)."""
     if world().size > 1:
         for buffer in model.buffers():
             dist.broadcast(buffer, src=0)

@@ -26,6 +26,7 @@ from prunelab.config import load_recipe, run_name
 from prunelab.masks import Pruner
 from prunelab.runs import io as runs_io
 from prunelab.runs import session as runs_session
+from prunelab.runs import runner
 from prunelab.runs.runner import FIND_CACHE, run_recipe
 from prunelab.runs.session import CHECKPOINT
 from prunelab.train import Trainer
@@ -531,8 +532,12 @@ def test_leftover_temporary_files_of_a_killed_write_are_removed(recipe, referenc
                find_phase / ".checkpoint.safetensors.89abcdef.tmp"]  # fmt: skip
     for orphan in orphans:
         orphan.write_text("half a file")
+        os.utime(orphan, (runner.STARTED - 60, runner.STARTED - 60))  # left by an earlier command
+    live = find_phase / ".masks.safetensors.fedcba98.tmp"  # a run beside this one writing right now
+    live.write_text("half written")
     run_recipe(recipe, tmp_path, progress=False)
     assert not [orphan for orphan in orphans if orphan.exists()]
+    assert live.exists()
     assert_same_outcome(copy, reference)
 
 

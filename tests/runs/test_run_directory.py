@@ -370,4 +370,4 @@ def test_seeds_cut_off_over_another_process_count_are_pointed_to(recipe, tmp_pat
     with pytest.warns(UserWarning) as warned:
         run_recipe(recipe, tmp_path, progress=False)
     (message,) = [str(w.message) for w in warned if "cut off" in str(w.message)]
-    assert message.startswith(f"{tmp_path / (name + '-2proc')} holds seeds of these settings cut off over another number of processes")
+    assert message == f"{tmp_path / (name + '-2proc')} holds seeds of these settings cut off over 2 process(es); this run over 1 starts anew in {tmp_path / name}: resume that one with as many"

@@ -590,7 +590,8 @@ def unused_settings(recipe: Recipe) -> list[str]:
         messages += _gmp_fine_tuning_advice(recipe) or _gmp_lr_advice(recipe)
     rewind, policy = recipe.eval.rewind, recipe.eval.lr_policy
     schedule = find.lr_schedule
-    if policy == "ft" and schedule.name in ("cosine", "linear") and schedule.final_lr == 0 and find.trained_epochs == find.epochs:
+    ends_at_zero = schedule.name in ("cosine", "linear") and schedule.final_lr == 0 and find.trained_epochs == find.epochs
+    if policy == "ft" and ends_at_zero and recipe.eval.epochs:
         messages.append(
             f"eval.lr_policy=ft retrains at the find phase's last LR, which its {schedule.name} schedule brings close to 0 "
             "(find.lr_schedule.final_lr=0): the retraining hardly moves the weights (seed 003's FT baseline; lrw, clr "

@@ -30,12 +30,14 @@ in pruning or retraining (a sweep over retraining policies, say) share it.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import logging
 import re
 import statistics
 import sys
+import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -196,7 +198,7 @@ def check_plan(recipes: Sequence[tuple[str, Recipe]], out: str | Path = "runs") 
             check_same_experiment(folder, recipe)
         except ValueError as error:
             raise RecipeError(f"[{label}] {error}") from None
-        if all((folder / f"seed-{seed}" / SUMMARY).exists() for seed in recipe.seeds):
+        if agree(all((folder / f"seed-{seed}" / SUMMARY).exists() for seed in recipe.seeds)):
             continue
         if recipe.prune.scope == "lpr_of" and Path(recipe.prune.lpr_of).resolve() in planned:
             continue
@@ -233,13 +235,14 @@ def run_recipe(recipe: Recipe, out: str | Path = "runs", progress: bool | None =
     folder = run_folder(out, recipe)
     check_same_experiment(folder, recipe)  # finished or not: its results must be of this recipe
     remove_orphans(folder)
-    pending = [seed for seed in recipe.seeds if not (folder / f"seed-{seed}" / SUMMARY).exists()]
+    pending = agree([seed for seed in recipe.seeds if not (folder / f"seed-{seed}" / SUMMARY).exists()])
     # The checks build models and each seed seeds the global RNG: the caller's random state is left as it was.
     with torch.random.fork_rng(devices=range(torch.cuda.device_count()) if device.type == "cuda" else []):
         if pending:
             for other in cut_off_elsewhere(out, recipe):
-                warnings.warn(f"{other} holds seeds of these settings cut off over another number of processes; this "
-                              f"run starts anew in {folder} (resume that one with as many processes as its name says)", stacklevel=2)  # fmt: skip
+                count = re.search(r"-(\d+)proc$", other.name)
+                warnings.warn(f"{other} holds seeds of these settings cut off over {count[1] if count else 1} process(es); this "
+                              f"run over {world().size} starts anew in {folder}: resume that one with as many", stacklevel=2)  # fmt: skip
             data = recipe_data(recipe)
             preflight(recipe, data)  # before the run directory exists, so a bad recipe leaves nothing behind
             # The directory gathers the seeds of every command: its recipe names them all.
@@ -264,7 +267,7 @@ def cut_off_elsewhere(out: str | Path, recipe: Recipe) -> list[Path]:
     :func:`run_folder`) that hold a seed cut off before its end."""
     name, mine = run_name(recipe), run_folder(out, recipe)
     return [
-        folder for folder in sorted(Path(out).glob(f"{name}*"))
+        folder for folder in sorted(Path(out).glob(f"{glob.escape(name)}*"))
         if folder != mine and re.fullmatch(rf"{re.escape(name)}(-\d+proc)?", folder.name)
         and any((seed / CHECKPOINT).exists() and not (seed / SUMMARY).exists() for seed in folder.glob("seed-*"))
     ]  # fmt: skip
@@ -304,12 +307,18 @@ def shared_find(out: Path, recipe: Recipe, seed: int, data, device: torch.device
     return folder
 
 
+#: When this process started: a temporary file last written before then is no other run's write in progress.
+STARTED = time.time()
+
+
 def remove_orphans(folder: Path) -> None:
     """Remove the temporary files a kill in the middle of a write left in ``folder`` (each
-    may be a whole checkpoint), before its work resumes."""
+    may be a whole checkpoint), before its work resumes; not those of a write going on (a
+    run of the same find phase started beside this one)."""
     if world().is_main:
         for orphan in folder.glob("**/.*.tmp"):
-            orphan.unlink()
+            if orphan.stat().st_mtime < STARTED:
+                orphan.unlink(missing_ok=True)
 
 
 def run_seed(folder: Path, recipe: Recipe, seed: int, data, device: torch.device, progress: bool) -> dict:
