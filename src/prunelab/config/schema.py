@@ -326,6 +326,10 @@ class BIMPConfig(IMPConfig):
 PruneConfig = Annotated[OneShotConfig | GMPConfig | IMPConfig | BIMPConfig, Field(discriminator="method")]
 
 
+#: BIMP's retraining LR policy (seed 003), whatever ``eval.lr_policy`` says (which may only name it).
+BIMP_POLICY = "allr"
+
+
 class Recipe(Strict):
     """A whole experiment. ``seeds`` run one after another into the same run directory."""
 
@@ -346,6 +350,13 @@ class Recipe(Strict):
             return self.find
         linear = self.find.lr_schedule.model_copy(update={"name": "linear"})
         return self.find.model_copy(update={"epochs": self.prune.initial_epochs, "lr_schedule": linear, "stop_epoch": None})
+
+    @property
+    def eval_training(self) -> EvalConfig:
+        """The eval phase a method trains: ``eval``, except BIMP's retraining, with ALLR (seed 003)."""
+        if self.prune.method != "bimp":
+            return self.eval
+        return self.eval.model_copy(update={"lr_policy": BIMP_POLICY})
 
     @model_validator(mode="before")
     @classmethod
@@ -392,7 +403,7 @@ class Recipe(Strict):
         if prune.method in ("imp", "bimp") and prune.levels is None and prune.sparsity == 0:
             raise ValueError(f"prune.sparsity: {prune.method} without prune.levels needs a target sparsity above 0")
         if prune.method == "bimp":
-            if evaluation.lr_policy not in (None, "allr") or evaluation.rewind != "none":
+            if evaluation.lr_policy not in (None, BIMP_POLICY) or evaluation.rewind != "none":
                 raise ValueError("bimp retrains with eval.lr_policy allr and eval.rewind none; leave them unset")
             levels = prune.level_count
             if prune.budget_epochs - prune.initial_epochs < levels:
@@ -491,7 +502,7 @@ def unread_settings(recipe: Recipe) -> dict[str, str]:
     elif prune.method in ("imp", "bimp") and prune.levels is not None:
         unread["prune.sparsity"] = f"prune.levels={prune.levels} sets how far IMP prunes"
     # IMP with scope lpr_of does read it: the sparsity sets its number of levels.
-    policy = "allr" if prune.method == "bimp" else evaluation.lr_policy
+    policy = recipe.eval_training.lr_policy
     if policy is not None:
         unread["eval.optimizer.lr"] = (
             f"the LR policy {policy} takes its learning rates from the find phase's LR log "
@@ -543,9 +554,10 @@ def fixed_settings(recipe: Recipe) -> dict[str, object]:
     >>> fixed_settings(Recipe.model_validate({"prune": {"method": "bimp"}}))["eval.lr_policy"]
     'allr'
     """
-    if recipe.prune.method == "bimp":
-        return {"find.epochs": recipe.prune.initial_epochs, "find.lr_schedule.name": "linear", "eval.lr_policy": "allr"}
-    return {}
+    if recipe.prune.method != "bimp":
+        return {}
+    find = recipe.find_training
+    return {"find.epochs": find.epochs, "find.lr_schedule.name": find.lr_schedule.name, "eval.lr_policy": recipe.eval_training.lr_policy}
 
 
 def unused_settings(recipe: Recipe) -> list[str]:

@@ -103,13 +103,12 @@ def find_again(session: Session, level: int) -> dict:
 
 def bimp(session: Session) -> dict:
     """Train ``initial_epochs`` with a linear LR schedule (see ``Recipe.find_training``), then IMP with
-    ALLR over the rest of ``budget_epochs``, split evenly over the levels (earlier levels get
+    ALLR (``Recipe.eval_training``) over the rest of ``budget_epochs``, split evenly over the levels (earlier levels get
     the remainder). Seed 003 writes T both for the original training and for the whole
     budget; ALLR's d2 = T_rt / T takes the original training, the initial epochs, whose LR
     log is the one ALLR reads."""
     spec = session.recipe.prune
-    eval_config = session.recipe.eval.model_copy(update={"lr_policy": "allr"})
     count = spec.level_count
     remaining = spec.budget_epochs - spec.initial_epochs  # >= count: checked by the recipe schema
     per_level = [remaining // count + (1 if i < remaining % count else 0) for i in range(count)]
-    return _iterate(session, find(session), eval_config, per_level)
+    return _iterate(session, find(session), session.recipe.eval_training, per_level)
