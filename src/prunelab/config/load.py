@@ -20,6 +20,11 @@ class RecipeError(ValueError):
     """A recipe that cannot be used; the message names each bad field and what is allowed."""
 
 
+#: The sections of a recipe (data, model, find, prune, eval).
+RECIPE_SECTIONS = tuple(name for name, value in Recipe() if isinstance(value, BaseModel))
+SECTIONS_NAMED = ", ".join(RECIPE_SECTIONS)
+
+
 def builtin_recipes() -> dict[str, str]:
     """Built-in recipe names mapped to their one-line description."""
     found = {}
@@ -34,10 +39,7 @@ def recipe_text(source: str | Path) -> tuple[str, str]:
     """The YAML text of a recipe file or built-in recipe name, and where it came from."""
     path = Path(source)
     if path.is_file():
-        try:
-            return path.read_text(encoding="utf-8"), str(path)
-        except UnicodeDecodeError as error:
-            raise RecipeError(f"{path} is not a recipe: a recipe is YAML text in UTF-8, and byte {error.start} is not ({error.reason})") from None
+        return _read_utf8(path, str(path)), str(path)
     builtin = resources.files("prunelab.recipes") / f"{source}.yaml"
     if builtin.is_file():
         return builtin.read_text(), f"built-in recipe {source!r}"
@@ -47,6 +49,23 @@ def recipe_text(source: str | Path) -> tuple[str, str]:
         f"no recipe file {str(source)!r} and no built-in recipe of that name; "
         f"built-in recipes: {', '.join(builtin_recipes())}"
     )
+
+
+def _read_utf8(path: Path, origin: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise RecipeError(f"{origin} is not a recipe: a recipe is YAML text in UTF-8, and byte {error.start} is not ({error.reason})") from None
+    except OSError as error:
+        raise RecipeError(f"{path} cannot be read: {error.strerror or error}") from None
+
+
+def _parse_yaml(text: str, origin: str) -> object:
+    """YAML by a safe loader that refuses duplicate keys."""
+    try:
+        return yaml.load(text, Loader=_SafeUniqueKeyLoader)  # noqa: S506 (a SafeLoader)
+    except yaml.YAMLError as error:
+        raise RecipeError(f"{origin} is not valid YAML: {yaml_problem(error)}") from None
 
 
 def load_recipe(source: str | Path | None = None, overrides: Iterable[str] = ()) -> Recipe:
@@ -195,17 +214,14 @@ def yaml_problem(error: yaml.YAMLError) -> str:
 def read_recipe_data(source: str | Path | None) -> tuple[dict, str]:
     """The parsed YAML mapping of a recipe (file, built-in name, or the default) and its origin."""
     text, origin = recipe_text("default" if source is None else source)
-    try:
-        data = yaml.load(text, Loader=_SafeUniqueKeyLoader)  # noqa: S506 (a SafeLoader)
-    except yaml.YAMLError as error:
-        raise RecipeError(f"{origin} is not valid YAML: {yaml_problem(error)}") from None
+    data = _parse_yaml(text, origin)
     if data in (None, {}):  # would run the schema's defaults, which are not the default recipe
         raise RecipeError(
-            f"{origin} is empty: a recipe needs at least one section (data, model, find, prune, eval); "
+            f"{origin} is empty: a recipe needs at least one section ({SECTIONS_NAMED}); "
             "without a recipe, prunelab runs the built-in recipe 'default'"
         )
     if not isinstance(data, dict):
-        raise RecipeError(f"{origin} must be a mapping of sections (data, model, find, prune, eval), got {type(data).__name__}")
+        raise RecipeError(f"{origin} must be a mapping of sections ({SECTIONS_NAMED}), got {type(data).__name__}")
     return data, origin
 
 
@@ -279,24 +295,14 @@ def load_run_recipe(folder: str | Path) -> Recipe:
     without one was cut short or edited: an error naming it, not the schema's defaults."""
     path = Path(folder) / "recipe.yaml"
     origin = f"{path} (a damaged run folder? remove it to run it again)"
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise RecipeError(f"{path} cannot be read: {error.strerror or error}") from None
-    except UnicodeDecodeError:
-        raise RecipeError(f"{origin} is not text") from None
-    try:
-        data = yaml.load(text, Loader=_SafeUniqueKeyLoader)  # noqa: S506 (a SafeLoader)
-    except yaml.YAMLError as error:
-        raise RecipeError(f"{origin} is not valid YAML: {yaml_problem(error)}") from None
+    data = _parse_yaml(_read_utf8(path, origin), origin)
+    if data is None:
+        raise RecipeError(f"{origin} is empty")
     missing = [section for section in ("seeds", *RECIPE_SECTIONS) if not isinstance(data, dict) or section not in data]
     if missing:
         raise RecipeError(f"{origin} lacks {', '.join(missing)}, which a run writes")
     return validate(data, str(path))
 
-
-#: The sections of a recipe (data, model, find, prune, eval).
-RECIPE_SECTIONS = tuple(name for name, value in Recipe() if isinstance(value, BaseModel))
 
 
 def run_settings(folder: str | Path, unread_as: str | None = None) -> dict[str, object]:
