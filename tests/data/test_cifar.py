@@ -147,8 +147,8 @@ def test_shared_references_are_built_once_not_expanded() -> None:
 def test_containers_that_hold_themselves_or_nest_too_deeply_are_format_errors() -> None:
     cycle: list = []
     cycle.append(cycle)
-    with pytest.raises(DatasetFormatError, match="a container that contains itself"):
-        RestrictedUnpickler(io.BytesIO(pickle.dumps(cycle, protocol=PROTOCOL))).load()
+    with pytest.raises(DatasetFormatError, match="^batch_y: a container that contains itself$"):
+        RestrictedUnpickler(io.BytesIO(pickle.dumps(cycle, protocol=PROTOCOL)), "batch_y").load()
     deep = b"\x80\x02" + b"]" * 100_000 + b"a" * 99_999 + b"."  # lists in lists, without recursing to write it
     with pytest.raises(DatasetFormatError, match="batch_x: containers nested too deeply"):
         RestrictedUnpickler(io.BytesIO(deep), "batch_x").load()
@@ -298,3 +298,14 @@ def test_labels_that_are_not_a_flat_list_name_the_file(cifar10_dir) -> None:
     write_batch(path, np.zeros((2, 3072), dtype=np.uint8), [[0, 1], [2]])
     with pytest.raises(DatasetFormatError, match="test_batch: the labels are not a flat list of integers"):
         load_dataset("cifar10", data_dir)
+
+
+def test_a_batch_file_that_holds_itself_is_named_once(cifar10_dir) -> None:
+    data_dir, _ = cifar10_dir
+    path = data_dir / "cifar-10-batches-py" / "data_batch_1"
+    batch: dict = {b"labels": [0]}
+    batch[b"data"] = [batch]
+    path.write_bytes(pickle.dumps(batch, protocol=PROTOCOL))
+    with pytest.raises(DatasetFormatError) as error:
+        load_dataset("cifar10", data_dir)
+    assert str(error.value) == f"{path}: a container that contains itself"

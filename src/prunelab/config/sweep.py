@@ -155,8 +155,6 @@ def grid_value(value: object) -> object:
     return "null" if value is None else value
 
 
-
-
 def _overlap(a: str, b: str) -> bool:
     """Whether setting one of two dotted fields changes the other (equal, or one inside the other)."""
     return a == b or a.startswith(f"{b}.") or b.startswith(f"{a}.")

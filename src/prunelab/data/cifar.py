@@ -125,15 +125,16 @@ class RestrictedUnpickler(pickle.Unpickler):
             return _resolve(super().load())
         except RecursionError:
             raise DatasetFormatError(f"{self.source}: containers nested too deeply for a CIFAR batch") from None
-        except ForbiddenGlobalError as error:
+        except DatasetFormatError as error:  # named after the file, once
             message = str(error)
-            raise ForbiddenGlobalError(message if message.startswith(self.source) else f"{self.source}: {message}") from None
+            raise type(error)(message if message.startswith(self.source) else f"{self.source}: {message}") from None
 
 
 def _resolve(value: Any, done: dict[int, Any] | None = None) -> Any:
     """``value`` with the recorded arrays built, through dicts, lists and tuples. An object the
     pickle refers to more than once is built once (``done``, by id), as pickle itself shares
     it, so that a small file cannot expand to an exponential number of copies."""
+    # Ids stay unique meanwhile: every object of the pickle lives on through its root.
     done = {} if done is None else done
     if id(value) in done:
         if done[id(value)] is _BUILDING:
@@ -209,7 +210,7 @@ def read_batch(path: Path, label_key: bytes, num_classes: int) -> tuple[np.ndarr
     with open(path, "rb") as f:
         try:
             batch = RestrictedUnpickler(f, source=str(path)).load()
-        except ForbiddenGlobalError:
+        except DatasetFormatError:  # the file's layout, said by the unpickler
             raise
         except Exception as e:  # a corrupt pickle fails in many ways: opcodes, protocol, encoding
             raise DatasetFormatError(f"{path}: corrupt or truncated pickle ({type(e).__name__}: {e})") from e
