@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 
 import pytest
@@ -89,6 +90,18 @@ def test_a_transform_draws_for_the_batch_of_all_ranks_as_one_process_would() -> 
         for rank, shard in enumerate(ranks):
             assert torch.equal(shard[i][0], x[rank::3]) and torch.equal(shard[i][1], y[rank::3])
     assert all(not torch.equal(x, x.round()) for x, _ in alone)  # the transform did draw
+
+
+def test_batches_after_skipped_ones_get_the_draws_of_a_whole_epoch() -> None:
+    """As a training that starts within an epoch (rewound to a step) skips batches."""
+
+    def epoch() -> BatchIterator:
+        noise = torch.Generator().manual_seed(5)
+        return make(n=40, batch_size=8, shuffle=True, generator=torch.Generator().manual_seed(3),
+                    transform=lambda x: x + torch.rand(x.shape, generator=noise))  # fmt: skip
+
+    whole, rest = list(epoch()), list(itertools.islice(epoch(), 2, None))
+    assert len(rest) == 3 and all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(whole[2:], rest))
 
 
 @pytest.mark.parametrize(

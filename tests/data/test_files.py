@@ -72,5 +72,8 @@ def test_a_data_folder_that_names_the_datasets_own_folder_says_which_to_give(tmp
 
     (tmp_path / folder).mkdir()
     (tmp_path / folder / file).write_bytes(b"")
-    with pytest.raises(DatasetNotFoundError, match=rf"holds the files itself: .* the one that holds the {folder} folder, {tmp_path}$"):
+    with pytest.raises(DatasetNotFoundError, match=rf"holds the files itself: .* holds them in a folder named {folder}, so give {tmp_path}$"):
         load_dataset(dataset, tmp_path / folder)
+    (tmp_path / folder).rename(tmp_path / "my-files")
+    with pytest.raises(DatasetNotFoundError, match=rf"holds them in a folder named {folder} \(not my-files\)$"):
+        load_dataset(dataset, tmp_path / "my-files")

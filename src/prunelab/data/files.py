@@ -27,9 +27,10 @@ def not_found(dataset: str, path: Path, what: str = "") -> DatasetNotFoundError:
     suffix = f" ({what})" if what else ""
     folder, data_dir = path.parent, path.parent.parent
     if any((data_dir / name).exists() for name in (path.name, f"{path.name}.gz")):  # data_dir names the dataset's own folder
+        give = f", so give {data_dir.parent}" if data_dir.name == folder.name else f" (not {data_dir.name})"
         return DatasetNotFoundError(
             f"{dataset}: {path}{suffix} not found, but {data_dir} holds the files itself: the data folder (data_dir or "
-            f"$PRUNELAB_DATA) is the one that holds the {folder.name} folder, {data_dir.parent}"
+            f"$PRUNELAB_DATA) holds them in a folder named {folder.name}{give}"
         )
     return DatasetNotFoundError(
         f"{dataset}: {path}{suffix} not found. Pass download=True (CLI: --set data.download=true) "
@@ -52,8 +53,8 @@ def download(url: str, dest: Path, md5: str) -> None:
                 f.write(block)
             if digest.hexdigest() != md5:
                 raise OSError(f"{url}: MD5 {digest.hexdigest()} does not match the expected {md5}")
-    except urllib.error.URLError as error:  # its message names neither the address nor the file
-        raise OSError(f"cannot download {url} (for {dest}): {error.reason}") from None
+    except (urllib.error.URLError, TimeoutError, ConnectionError) as error:  # their messages name neither the address nor the file
+        raise OSError(f"cannot download {url} (for {dest}): {getattr(error, 'reason', error)}") from None
 
 
 def download_and_extract(url: str, md5: str, data_dir: Path, folder: str) -> None:

@@ -179,6 +179,8 @@ class Trainer:
         correct = torch.zeros((), dtype=torch.long, device=self.device)
         seen = 0
         done = max(0, self.state.step - epoch * self.steps_per_epoch)
+        # The skipped batches are drawn and augmented too, so that the rest get the random
+        # draws of an epoch trained whole (after a rewind to a step within the epoch).
         for x, y in itertools.islice(self._batches(epoch), done, None):
             x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
             for hook in self.step_hooks:
