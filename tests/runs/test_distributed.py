@@ -115,6 +115,18 @@ def test_the_main_process_downloads_and_augmentation_draws_as_one_process(tmp_pa
         torch.testing.assert_close(mine[name], theirs[name], rtol=1e-4, atol=1e-5)
 
 
+def test_data_the_main_process_cannot_load_is_said_once(tmp_path: Path) -> None:
+    """The main process loads first; when it fails, the others stop without a word of their own."""
+    done = torchrun("run", "--out", str(tmp_path / "runs"), "--set=data.name=cifar10", f"--set=data.data_dir={tmp_path}",
+                    "--set=model.name=mlp", "--set=model.options={}")  # fmt: skip
+    assert done.returncode != 0
+    errors = [line for line in done.stderr.splitlines() if line.startswith("prunelab: error")]
+    assert errors == [f"prunelab: error: cifar10: {tmp_path / 'cifar-10-batches-py' / 'data_batch_1'} not found. Pass download=True "
+                      "(CLI: --set data.download=true) to fetch it, or put the files there (the data folder is set by data_dir "
+                      "or $PRUNELAB_DATA)."]  # fmt: skip
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
 def test_a_batch_that_does_not_split_evenly_is_a_clear_error_before_training(data_dir: Path, tmp_path: Path) -> None:
     done = torchrun("run", "--out", str(tmp_path), *(f"--set={o}" for o in [*TINY, f"data.data_dir={data_dir}", "find.batch_size=499"]))
     assert done.returncode != 0
