@@ -262,3 +262,14 @@ def test_pivot_plot_has_a_line_per_column_over_the_rows(tmp_path: Path, monkeypa
     assert drawn == [([0, 2], [90.0, 80.0]), ([0, 1, 2], [91.0, 85.0, 82.0])]  # an empty cell is left out
     assert [tick.get_text() for tick in ax.get_xticklabels()] == ["10", "20", "null"]
     assert [text.get_text() for text in fig.legends[0].get_texts()] == list(lines)
+
+
+def test_pivot_plot_of_unordered_rows_draws_points_aside_not_lines(tmp_path: Path, monkeypatch) -> None:
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig))
+    lines = {"sparsity 0.9": [(90.0, 1.0), (80.0, 0.5)], "sparsity 0.95": [(91.0, 0.0), (85.0, 2.0)]}
+    plots.plot_pivot(["ft", "llr"], lines, "lr_policy", "final_acc (%)", tmp_path / "p.png", title="t", ordered=False)
+    (ax,) = figures[0].axes
+    drawn = [line for line in ax.lines if line.get_marker() == "o"]
+    assert [list(line.get_xdata()) for line in drawn] == [pytest.approx([-0.15, 0.85]), pytest.approx([0.15, 1.15])]
+    assert {line.get_linestyle() for line in drawn} == {"None"} and ax.get_title() == "t"

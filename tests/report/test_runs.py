@@ -223,10 +223,12 @@ def test_a_sweep_s_report_plots_its_table(tmp_path: Path, monkeypatch) -> None:
         folder = fake_run(tmp_path / name, recipe, {0: {"dense_acc": 0.9, "final_acc": acc, "sparsity": 0.5}}, {0: {"a.weight": 0.5}})
         results.append(({"find.stop_epoch": stop}, folder))
     drawn = []
-    monkeypatch.setattr("prunelab.report.runs.plot_pivot", lambda *args: drawn.append(args))
+    monkeypatch.setattr("prunelab.report.runs.plot_pivot", lambda *args, **kwargs: drawn.append((*args, kwargs)))
     page = write_report([f for _, f in results], tmp_path / "report", sweep=(results, TableSpec(rows="find.stop_epoch"))).read_text()
-    ((x, lines, xlabel, ylabel, path),) = drawn
+    ((x, lines, xlabel, ylabel, path, options),) = drawn
     assert (x, xlabel, ylabel, path) == (["2", "null"], "stop_epoch", "final_acc (%)", tmp_path / "report" / "sweep.png")
+    # null among the rows: points, not a line through them; the seeds the error bars are over named
+    assert options == {"title": "final_acc against stop_epoch: mean ± std over 1 seed", "ordered": False}
     assert lines == {"final_acc": [pytest.approx((80.0, 0.0)), pytest.approx((70.0, 0.0))]}
     assert page.index("## The sweep's table") < page.index("## Runs") and "## Comparison setup" not in page
 

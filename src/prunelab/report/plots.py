@@ -257,17 +257,25 @@ def plot_lpr_distance(curves: dict[str, tuple[list[int], list[float]]], path: Pa
     return path
 
 
-def plot_pivot(x: list[str], lines: dict[str, list[tuple[float, float] | None]], xlabel: str, ylabel: str, path: Path) -> Path:
+def plot_pivot(x: list[str], lines: dict[str, list[tuple[float, float] | None]], xlabel: str, ylabel: str, path: Path,
+               title: str = "", ordered: bool = True) -> Path:  # fmt: skip
     """A sweep's table as a plot: the mean (± std as error bars) of each row value ``x``, in
-    the table's order, one line per column (``None`` where a cell is empty)."""
+    the table's order, one series per column (``None`` where a cell is empty). Rows that are
+    ``ordered`` (numbers) are joined by lines; others (LR policies, arms) are points, each
+    series a little aside, so that neither a trend between them is implied nor their error
+    bars hide each other."""
     fig, ax = _figure()
-    for name, points in lines.items():
+    spread = 0.0 if ordered or len(lines) == 1 else min(0.3, 0.6 / len(lines))
+    for index, (name, points) in enumerate(lines.items()):
+        shift = spread * (index - (len(lines) - 1) / 2)
         shown = [(i, point) for i, point in enumerate(points) if point is not None]
-        ax.errorbar([i for i, _ in shown], [m for _, (m, _) in shown], yerr=[s for _, (_, s) in shown],
-                    marker="o", capsize=3, label=name if len(lines) > 1 else None)  # fmt: skip
+        ax.errorbar([i + shift for i, _ in shown], [m for _, (m, _) in shown], yerr=[s for _, (_, s) in shown],
+                    marker="o", capsize=3, linestyle="-" if ordered else "none", label=name if len(lines) > 1 else None)  # fmt: skip
     ax.set_xticks(range(len(x)), x)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title, fontsize=9)
     _legend_below(fig, ax)
     _save(fig, path)
     return path

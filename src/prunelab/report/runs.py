@@ -212,12 +212,17 @@ def first_lpr_record(events: dict) -> dict | None:
 
 def plot_sweep(results: list[tuple[dict[str, object], Path]], spec: TableSpec, path: Path) -> Path:
     """The sweep's table (:func:`sweep_table`) as a plot: ``spec.value`` against the rows, a line per column."""
-    stats = [(assignment, read_json(folder / "summary.json")["stats"]) for assignment, folder in results]
-    row_label, rows, by_column = pivot_columns(stats, spec.rows, spec.columns, spec.value)
+    summaries = [(assignment, read_json(folder / "summary.json")) for assignment, folder in results]
+    row_label, rows, by_column = pivot_columns([(a, s["stats"]) for a, s in summaries], spec.rows, spec.columns, spec.value)
     scale = 100 if is_percent(spec.value) else 1
     lines = {header: [None if s is None else (scale * s["mean"], scale * s["std"]) for s in column] for header, column in by_column.items()}
     ylabel = spec.value + (" (%)" if scale == 100 else "")
-    return plot_pivot([str(grid_value(row)) for row in rows], lines, row_label, ylabel, path)
+    counts = {len(summary["seeds"]) for _, summary in summaries}
+    count = counts.pop() if len(counts) == 1 else None
+    seeds = "the seeds of each run" if count is None else f"{count} seed{'s' if count > 1 else ''}"
+    ordered = all(isinstance(row, (int, float)) and not isinstance(row, bool) for row in rows)
+    title = f"{spec.value} against {row_label}: mean ± std over {seeds}"
+    return plot_pivot([str(grid_value(row)) for row in rows], lines, row_label, ylabel, path, title=title, ordered=ordered)
 
 
 def write_report(
