@@ -295,7 +295,7 @@ def _sensitivity(args: argparse.Namespace) -> int:
         **asdict(result), "tolerance": tolerance, "max_sparsity_within_tolerance": best,
     })
     curves = {name: (curve.sparsities, curve.accuracies) for name, curve in result.layers.items()}
-    plot_sensitivity(curves, result.dense_accuracy, folder / "sensitivity.png")
+    plot_sensitivity(curves, result.dense_accuracy, folder / "sensitivity.png", tolerance)
     within = f"within {100 * tolerance:g} point up to"
     rows = [
         {"layer": name, "size": curve.size,

@@ -234,21 +234,23 @@ def test_bad_tolerances_are_errors(tolerance, error) -> None:
 
 
 def test_the_plot_shows_accuracy_against_each_layers_sparsity(tmp_path, monkeypatch) -> None:
-    lines = []
+    lines, bands = [], []
     save = plots._save
 
     def keep(fig, path):
         lines.extend((line.get_label(), list(line.get_xdata()), list(line.get_ydata())) for line in fig.axes[0].lines)
+        bands.extend((patch.get_label(), patch.get_y(), patch.get_y() + patch.get_height()) for patch in fig.axes[0].patches)
         save(fig, path)
 
     monkeypatch.setattr(plots, "_save", keep)
     curves = {"0.weight": ([0.0, 0.5, 0.9], [0.9, 0.85, 0.5]), "2.weight": ([0.0, 0.5, 0.9], [0.9, 0.9, 0.8])}
-    path = plots.plot_sensitivity(curves, 0.9, tmp_path / "sensitivity.png")
+    path = plots.plot_sensitivity(curves, 0.9, tmp_path / "sensitivity.png", tolerance=0.01)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     by_label = {label: (x, y) for label, x, y in lines}
     assert by_label["0.weight"] == (pytest.approx([0, 50, 90]), pytest.approx([90, 85, 50]))
     assert by_label["2.weight"] == (pytest.approx([0, 50, 90]), pytest.approx([90, 90, 80]))
     assert by_label["dense"][1] == pytest.approx([90, 90])
+    assert bands == [("within 1 point of dense", pytest.approx(89), pytest.approx(90))]  # the summary's tolerance, shaded
 
 
 def test_cli_analyses_only_the_weights_the_recipe_prunes(data_dir, tmp_path, capsys) -> None:
