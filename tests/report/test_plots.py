@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from matplotlib.container import BarContainer, ErrorbarContainer
 from matplotlib.legend import Legend
 
 from prunelab.report import plots
@@ -97,7 +98,8 @@ def drawn(monkeypatch):
         figures.append({
             "lines": [(line.get_label(), list(line.get_xdata()), list(line.get_ydata())) for line in ax.lines],
             "bars": [(bars.get_label(), [p.get_x() + p.get_width() / 2 for p in bars], [p.get_height() for p in bars])
-                     for bars in ax.containers],
+                     for bars in ax.containers if isinstance(bars, BarContainer)],
+            "error bars": [bars for bars in ax.containers if isinstance(bars, ErrorbarContainer)],
         })  # fmt: skip
         save(fig, path)
 
@@ -112,12 +114,21 @@ def test_forty_accuracy_lines_are_told_apart_by_colour_marker_and_dash(tmp_path:
 
     def keep(fig, path):
         styles.extend((line.get_color(), line.get_marker(), line.get_linestyle()) for line in fig.axes[0].lines
-                      if line.get_label() != "dense")  # fmt: skip
+                      if line.get_label() != "dense" and line.get_marker() != "_")  # the error bars' caps aside  # fmt: skip
         save(fig, path)
 
     monkeypatch.setattr(plots, "_save", keep)
-    plots.plot_accuracy_vs_sparsity({f"run {i}": [(0.9, 0.8, 0.0)] for i in range(40)}, 0.9, tmp_path / "a.png")
+    plots.plot_accuracy_vs_sparsity({f"run {i}": [(0.9, 0.8 + i / 1000, 0.0)] for i in range(40)}, 0.9, tmp_path / "a.png")
     assert len(styles) == 40 and len(set(styles)) == 40
+
+
+def test_lines_of_equal_results_are_drawn_once_and_many_get_error_bars(tmp_path: Path, drawn) -> None:
+    """A sweep's retraining policies that end alike (ft, lrw and slr at the LR they share)
+    would hide each other, all named in the legend; past 3 lines, shaded spreads merge."""
+    same = [(0.9, 0.8, 0.01)]
+    curves = {"ft": same, "lrw": same, "slr": same, "clr": [(0.9, 0.85, 0.01)], "llr": [(0.9, 0.86, 0.0)], "allr": [(0.9, 0.87, 0.02)]}
+    plots.plot_accuracy_vs_sparsity(curves, None, tmp_path / "a.png")
+    assert [bars.get_label() for bars in drawn[0]["error bars"]] == ["ft = lrw = slr", "clr", "llr", "allr"]
 
 
 def test_accuracy_plot_puts_the_weights_remaining_on_x(tmp_path: Path, drawn) -> None:
@@ -193,7 +204,7 @@ def test_forty_runs_over_twelve_layers_keep_the_bars_and_every_legend_entry(tmp_
 
 def test_forty_lines_keep_the_accuracy_plot_and_distinct_ticks(tmp_path: Path, laid_out) -> None:
     """Dense to 0.5% of the weights remaining: the 1-2-5 steps label the log axis, apart."""
-    curves = {f"prune.method=imp, prune.rate={i / 100}": [(0.0, 0.9, 0.0), (0.5, 0.88, 0.01), (0.995, 0.5, 0.02)]
+    curves = {f"prune.method=imp, prune.rate={i / 100}": [(0.0, 0.9, 0.0), (0.5, 0.88, 0.01), (0.995, 0.5 + i / 1000, 0.02)]
               for i in range(40)}  # fmt: skip
     plots.plot_accuracy_vs_sparsity(curves, 0.9, tmp_path / "accuracy.png")
     figure = laid_out[0]

@@ -165,18 +165,26 @@ def plot_sensitivity(
 def plot_accuracy_vs_sparsity(
     curves: dict[str, list[tuple[float, float, float]]], dense_acc: float | None, path: Path
 ) -> Path:
-    """Final test accuracy (mean, ± std shaded) against the share of weights remaining, on a
-    log scale from dense on the left to sparse on the right, as lottery-ticket plots read."""
+    """Final test accuracy (mean, ± std shaded, or as error bars past 3 lines, where shades
+    would merge) against the share of weights remaining, on a log scale from dense on the
+    left to sparse on the right, as lottery-ticket plots read. Lines of the same points (runs
+    whose results are equal) are drawn once, named together."""
     from matplotlib.ticker import LogFormatter, LogLocator
 
+    same: dict[tuple, list[str]] = {}
+    for name, points in curves.items():
+        same.setdefault(tuple((round(s, 9), round(m, 9), round(sd, 9)) for s, m, sd in points), []).append(name)
     fig, ax = _figure()
-    for i, (name, points) in enumerate(curves.items()):
+    for i, (points, names) in enumerate(same.items()):
         remaining = [100 * (1 - s) for s, _, _ in points]
         mean = [100 * m for _, m, _ in points]
         spread = [100 * sd for _, _, sd in points]
         # The 10 colours repeat past 10 lines: each round of them gets its own marker and dash.
-        style = {"marker": "osD^v"[i // 10 % 5], "linestyle": ("-", "--", "-.", ":")[i // 10 % 4]}
-        line, = ax.plot(remaining, mean, label=name, **style)
+        style = {"marker": "osD^v"[i // 10 % 5], "linestyle": ("-", "--", "-.", ":")[i // 10 % 4], "label": " = ".join(names)}
+        if len(same) > 3:
+            ax.errorbar(remaining, mean, yerr=spread, capsize=2, **style)
+            continue
+        line, = ax.plot(remaining, mean, **style)
         ax.fill_between(remaining, [m - s for m, s in zip(mean, spread)], [m + s for m, s in zip(mean, spread)],
                         color=line.get_color(), alpha=0.2)
     if dense_acc is not None:
