@@ -11,6 +11,7 @@ World(rank=0, size=1, local_rank=0)
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -95,7 +96,8 @@ def main_first(work: Callable[[], T]) -> T:
         try:
             result = work()
         except BaseException:
-            agree(False)
+            with contextlib.suppress(RuntimeError):  # the others gone already: this error is the one to tell
+                agree(False)
             raise
         agree(True)
         return result
