@@ -30,6 +30,7 @@ in pruning or retraining (a sweep over retraining policies, say) share it.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import hashlib
 import json
@@ -317,8 +318,9 @@ def remove_orphans(folder: Path) -> None:
     run of the same find phase started beside this one)."""
     if world().is_main:
         for orphan in folder.glob("**/.*.tmp"):
-            if orphan.stat().st_mtime < STARTED:
-                orphan.unlink(missing_ok=True)
+            with contextlib.suppress(FileNotFoundError):  # renamed meanwhile by the write it belongs to
+                if orphan.stat().st_mtime < STARTED:
+                    orphan.unlink()
 
 
 def run_seed(folder: Path, recipe: Recipe, seed: int, data, device: torch.device, progress: bool) -> dict:
