@@ -240,3 +240,15 @@ def test_settings_with_numbers_in_their_text_are_ordered_by_the_numbers(tmp_path
         folders.append(fake_run(tmp_path / name, recipe, {0: {"dense_acc": 0.9, "final_acc": 0.8, "sparsity": 0.5}},
                                 {0: {"a.weight": 0.5}}))  # fmt: skip
     assert [run.settings["eval.rewind"] for run in load_runs(folders)] == ["epoch:5", "epoch:10", "init"]
+
+
+def test_a_setting_of_another_method_shows_as_unread_not_null(tmp_path: Path) -> None:
+    """IMP's prune.rate is no setting of a one-shot run: "–" (never read), not "null" (left unset)."""
+    from prunelab.report.runs import comparison_rows
+
+    summary = {0: {"dense_acc": 0.9, "final_acc": 0.8, "sparsity": 0.5}}
+    folders = [fake_run(tmp_path / name, {"prune": prune, "seeds": [0]}, summary, {0: {"a.weight": 0.5}})
+               for name, prune in (("once", {"method": "oneshot", "sparsity": 0.5}), ("imp", {"method": "imp", "sparsity": 0.5, "rate": 0.5}))]  # fmt: skip
+    rows, columns = comparison_rows(load_runs(folders))
+    assert "prune.rate" in columns
+    assert {row["run"]: row["prune.rate"] for row in rows} == {"once": "–", "imp": 0.5}

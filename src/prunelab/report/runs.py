@@ -174,7 +174,8 @@ def comparison_rows(runs: list[RunResults], values: list[str] | None = None) -> 
     if values is None:
         values = [key for key in SUMMARY_VALUES if any(key in run.stats for run in runs)]
     rows = [
-        {"run": run.folder.name, **{key: grid_value(run.settings.get(key)) for key in differing},
+        # A setting of another method (IMP's rate, for a one-shot run) is not this run's: unread.
+        {"run": run.folder.name, **{key: grid_value(run.settings[key]) if key in run.settings else UNREAD for key in differing},
          **{key: format_stat(key, run.stats.get(key)) for key in values}}
         for run in runs
     ]  # fmt: skip
