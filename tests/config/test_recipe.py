@@ -725,3 +725,11 @@ def test_a_huge_bad_value_is_shown_cut_short() -> None:
     with pytest.raises(RecipeError) as error:
         validate({"find": data["find"]}, "anchors.yaml")
     assert len(str(error.value)) < 300 and "find.epochs: Input should be a valid integer (got [[[[...], [...]], [[...], [...]]]" in str(error.value)
+
+
+@pytest.mark.parametrize("key", ["prune..sparsity", ".prune", "prune."])
+def test_an_override_with_an_empty_field_name_says_so(key: str) -> None:
+    with pytest.raises(RecipeError, match=rf"^override '{re.escape(key)}=0.5': '{re.escape(key)}' has an empty field name"):
+        load_recipe(overrides=[f"{key}=0.5"])
+    with pytest.raises(RecipeError, match="must look like key.sub=value"):
+        load_recipe(overrides=["=0.5"])

@@ -143,6 +143,8 @@ def parse_override(override: str) -> tuple[str, object]:
     key = key.strip()
     if not sep or not key:
         raise RecipeError(f"override {override!r} must look like key.sub=value")
+    if "" in key.split("."):
+        raise RecipeError(f"override {override!r}: {key!r} has an empty field name (fields are joined by single dots, e.g. prune.sparsity)")
     try:
         value = yaml.safe_load(raw)
     except yaml.YAMLError as error:
