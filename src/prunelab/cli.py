@@ -247,10 +247,14 @@ def _lr_range_test(args: argparse.Namespace) -> int:
     if result.inflection_lr is not None:
         at = result.lrs.index(result.inflection_lr)
         shown |= set(range(max(0, at - 3), at + 1))
+    print(f"{len(shown)} of the {len(result.lrs)} LRs tried:")
     print(format_table([
-        {"lr": result.lrs[i], "probe loss": result.losses[i], "": "<- inflection" if result.lrs[i] == result.inflection_lr else ""}
+        {"lr": f"{result.lrs[i]:.2e}", "probe loss": f"{result.losses[i]:.4f}",
+         "": "<- inflection" if result.lrs[i] == result.inflection_lr else ""}
         for i in sorted(shown)
-    ]))
+    ]))  # fmt: skip
+    if len(result.lrs) < args.steps:
+        print(f"stopped at LR {result.lrs[-1]:.2e} of {args.end_lr:g}: the loss had diverged")
     print(f"\ntrained model's loss: {result.baseline:.4g}")
     if result.inflection_lr is None:
         print("the loss never rose by 10%: the model tolerates every LR up to the end; try a larger --end-lr")
