@@ -30,7 +30,7 @@ def fake_run(folder: Path, recipe: dict, seeds: dict[int, dict], layers: dict[in
         (folder / f"seed-{seed}" / "lr_log.json").write_text(json.dumps({"find": [0.1, 0.05, 0.01], "eval": [0.1, 0.01]}))
         rows = [{"phase": phase, "epoch": epoch} for phase, epochs in (("find", 3), ("eval", 2)) for epoch in range(1, epochs + 1)]
         (folder / f"seed-{seed}" / "metrics.json").write_text(json.dumps(rows))
-    keys = ("dense_acc", "final_acc", "sparsity")
+    keys = [key for key in ("dense_acc", "pruned_acc", "final_acc", "sparsity") if all(key in s for s in seeds.values())]
     stats = {k: {"mean": statistics.fmean(s[k] for s in seeds.values()), "std": 0.0} for k in keys}
     (folder / "summary.json").write_text(json.dumps({"run": folder.name, "method": "x", "seeds": list(seeds), "stats": stats}))
     return folder
@@ -252,3 +252,13 @@ def test_a_setting_of_another_method_shows_as_unread_not_null(tmp_path: Path) ->
     rows, columns = comparison_rows(load_runs(folders))
     assert "prune.rate" in columns
     assert {row["run"]: row["prune.rate"] for row in rows} == {"once": "–", "imp": 0.5}
+
+
+def test_the_report_says_what_each_value_means_per_method_where_they_differ(tmp_path: Path) -> None:
+    summary = {0: {"dense_acc": 0.9, "final_acc": 0.8, "sparsity": 0.5, "pruned_acc": 0.4}}
+    folders = [fake_run(tmp_path / name, {"prune": {"method": name, "sparsity": 0.5}, "seeds": [0]}, summary, {0: {"a.weight": 0.5}})
+               for name in ("oneshot", "gmp")]  # fmt: skip
+    page = write_report(folders, tmp_path / "report").read_text()
+    assert "- `final_acc`: test accuracy at the end of the run\n" in page
+    assert ("- `pruned_acc`: oneshot: test accuracy right after pruning, before retraining; "
+            "gmp: test accuracy at the end of the pruning stage, before fine-tuning\n") in page

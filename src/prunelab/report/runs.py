@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from prunelab.config import run_settings
-from prunelab.config.sweep import SUMMARY_VALUES, TableSpec, grid_value
+from prunelab.config.sweep import SUMMARY_VALUES, TableSpec, grid_value, summary_meanings
 from prunelab.report.plots import plot_accuracy_vs_sparsity, plot_layer_sparsity, plot_lpr_distance, plot_pivot
 from prunelab.report.setups import (
     describe_column_setups,
@@ -182,6 +182,20 @@ def comparison_rows(runs: list[RunResults], values: list[str] | None = None) -> 
     return rows, ["run", *differing, *values]
 
 
+def value_meanings(runs: list[RunResults], columns: list[str]) -> list[str]:
+    """What each summary value among ``columns`` is, a Markdown list item each; where the runs'
+    methods read it differently (GMP's pruned_acc is at the end of its pruning stage), per method."""
+    methods = list(dict.fromkeys(str(run.settings.get("prune.method")) for run in runs))
+    items = []
+    for key in (c for c in columns if c in SUMMARY_VALUES):
+        meanings = {method: summary_meanings(method)[key] for method in methods}
+        if len(set(meanings.values())) == 1:
+            items.append(f"- `{key}`: {meanings[methods[0]]}")
+        else:
+            items.append(f"- `{key}`: " + "; ".join(f"{method}: {meaning}" for method, meaning in meanings.items()))
+    return items
+
+
 def describe(settings: dict[str, object], keys: list[str]) -> str:
     """``key=value, ...`` of the given settings.
 
@@ -248,7 +262,7 @@ def write_report(
     rows, columns = comparison_rows(runs)
     if numbered:
         rows, columns = [{"#": i, **row} for i, row in enumerate(rows, start=1)], ["#", *columns]
-    lines += ["## Runs", "", format_table(rows, columns), ""]
+    lines += ["## Runs", "", format_table(rows, columns), "", *value_meanings(runs, columns), ""]
     # Seed 004's setups, runs named as above; a sweep's table has already judged its columns.
     setup = describe_setup([run.folder for run in runs], names) if len(runs) > 1 and sweep is None else ""
     if setup:
