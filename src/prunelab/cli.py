@@ -406,7 +406,7 @@ def _show_run(folder: Path) -> None:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from prunelab.report.runs import comparison_rows, load_runs
+    from prunelab.report.runs import comparison_rows, load_runs, value_meanings
     from prunelab.report.setups import describe_setup
 
     values = None if args.values is None else list(dict.fromkeys(value.strip() for value in args.values.split(",")))
@@ -418,6 +418,9 @@ def _compare(args: argparse.Namespace) -> int:
     runs = load_runs(folders)
     rows, columns = comparison_rows(runs, values)
     print(format_table(rows, columns))
+    differing = value_meanings(runs, columns, only_differing=True)  # the rest: see `prunelab show`
+    if differing:
+        print("\n" + "\n".join(item.replace("`", "") for item in differing))
     if len(runs) > 1 and (setup := describe_setup([run.folder for run in runs])):
         print(f"\n{setup}")
     return 0

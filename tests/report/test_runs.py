@@ -262,3 +262,12 @@ def test_the_report_says_what_each_value_means_per_method_where_they_differ(tmp_
     assert "- `final_acc`: test accuracy at the end of the run\n" in page
     assert ("- `pruned_acc`: oneshot: test accuracy right after pruning, before retraining; "
             "gmp: test accuracy at the end of the pruning stage, before fine-tuning\n") in page
+
+
+def test_compare_says_what_a_value_means_only_where_the_methods_differ(tmp_path: Path, capsys) -> None:
+    summary = {0: {"dense_acc": 0.9, "final_acc": 0.8, "sparsity": 0.5, "pruned_acc": 0.4}}
+    folders = [fake_run(tmp_path / name, {"prune": {"method": name, "sparsity": 0.5}, "seeds": [0]}, summary, {0: {"a.weight": 0.5}})
+               for name in ("oneshot", "gmp")]  # fmt: skip
+    assert cli.main(["compare", *map(str, folders)]) == 0
+    out = capsys.readouterr().out
+    assert "- pruned_acc: oneshot: test accuracy right after pruning" in out and "- final_acc" not in out

@@ -182,15 +182,17 @@ def comparison_rows(runs: list[RunResults], values: list[str] | None = None) -> 
     return rows, ["run", *differing, *values]
 
 
-def value_meanings(runs: list[RunResults], columns: list[str]) -> list[str]:
+def value_meanings(runs: list[RunResults], columns: list[str], only_differing: bool = False) -> list[str]:
     """What each summary value among ``columns`` is, a Markdown list item each; where the runs'
-    methods read it differently (GMP's pruned_acc is at the end of its pruning stage), per method."""
+    methods read it differently (GMP's pruned_acc is at the end of its pruning stage), per
+    method; ``only_differing``: those values only."""
     methods = list(dict.fromkeys(str(run.settings.get("prune.method")) for run in runs))
     items = []
     for key in (c for c in columns if c in SUMMARY_VALUES):
         meanings = {method: summary_meanings(method)[key] for method in methods}
         if len(set(meanings.values())) == 1:
-            items.append(f"- `{key}`: {meanings[methods[0]]}")
+            if not only_differing:
+                items.append(f"- `{key}`: {meanings[methods[0]]}")
         else:
             items.append(f"- `{key}`: " + "; ".join(f"{method}: {meaning}" for method, meaning in meanings.items()))
     return items
