@@ -94,8 +94,9 @@ def plot_training(seed_folder: Path) -> Path:
     twin.set_ylabel("sparsity (%)", color="tab:red")
     twin.set_ylim(0, 100)
     # Below the panels: inside, the legend covered the marker it names.
-    handles, labels = (sum(pair, []) for pair in zip(ax.get_legend_handles_labels(), twin.get_legend_handles_labels()))
-    fig.legend(handles, labels, loc="outside lower center", ncol=len(labels), fontsize=8, frameon=False)
+    (handles, labels), (twin_handles, twin_labels) = ax.get_legend_handles_labels(), twin.get_legend_handles_labels()
+    fig.legend(handles + twin_handles, labels + twin_labels, loc="outside lower center", ncol=len(labels) + len(twin_labels),
+               fontsize=8, frameon=False)  # fmt: skip
     fig.suptitle(f"{seed_folder.parent.name}, {seed_folder.name.replace('-', ' ')}", fontsize=9)
     path = seed_folder / "training.png"
     _save(fig, path)
