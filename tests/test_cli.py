@@ -203,8 +203,47 @@ def test_show_prints_the_summary_and_the_layerwise_table(cli_run, capsys) -> Non
     assert rows["layer"] == ["numel", "remaining", "sparsity"]
     for name, counts in layers.items():
         numel, remaining, sparsity = rows[name]
-        assert (int(numel), int(remaining)) == (counts["numel"], counts["remaining"])
+        assert (number(numel), number(remaining)) == (counts["numel"], counts["remaining"])
         assert number(sparsity) == pytest.approx(counts["sparsity"], abs=1e-4)
+
+
+def test_show_gives_levels_and_layers_once_as_mean_and_std_over_the_seeds(cli_run, tmp_path: Path, capsys) -> None:
+    import shutil
+    import statistics
+
+    copy = tmp_path / cli_run[2].name
+    shutil.copytree(cli_run[2], copy)
+    levels = {0: [(0.2, 0.50), (0.36, 0.60)], 1: [(0.2, 0.54), (0.36, 0.70)], 10: [(0.2, 0.58), (0.36, 0.65)]}
+    for seed, points in levels.items():
+        folder = copy / f"seed-{seed}"
+        if seed:
+            shutil.copytree(copy / "seed-0", folder)
+        summary = json.loads((folder / "summary.json").read_text())
+        summary["levels"] = [{"level": k, "sparsity": sp, "pruned_acc": acc - 0.1, "final_acc": acc, "trainability_acc": acc}
+                             for k, (sp, acc) in enumerate(points, start=1)]  # fmt: skip
+        (folder / "summary.json").write_text(json.dumps(summary))
+        layers = json.loads((folder / "layer_sparsity.json").read_text())
+        for counts in layers.values():  # seed 10 keeps 10 more weights a layer than seed 1, 20 more than seed 0
+            counts["remaining"] += seed
+            counts["sparsity"] = 1 - counts["remaining"] / counts["numel"]
+        (folder / "layer_sparsity.json").write_text(json.dumps(layers))
+    assert cli.main(["show", str(copy)]) == 0
+    out = capsys.readouterr().out
+    assert "seed-" not in out.replace(copy.name, "")  # one table of each, not one per seed
+    assert "levels (mean ± std over seeds 0, 1, 10):" in out
+    assert "layerwise pruning ratios (mean ± std over seeds 0, 1, 10):" in out
+    rows = table(out)
+    for level in (1, 2):
+        accuracies = [points[level - 1][1] for points in levels.values()]
+        sparsity, pruned, final, _ = rows[str(level)]
+        assert final == f"{100 * statistics.fmean(accuracies):.2f}% ± {100 * statistics.stdev(accuracies):.2f}"
+        assert number(pruned) == pytest.approx(statistics.fmean(accuracies) - 0.1, abs=1e-4)
+        assert sparsity == f"{100 * levels[0][level - 1][0]:.2f}%"  # equal over the seeds: no ± 0
+    for name, counts in json.loads((cli_run[2] / "seed-0" / "layer_sparsity.json").read_text()).items():
+        numel, remaining, sparsity = rows[name]
+        kept = [counts["remaining"] + seed for seed in levels]
+        assert remaining == f"{statistics.fmean(kept):,.0f} ± {statistics.stdev(kept):,.0f}"
+        assert number(sparsity) == pytest.approx(1 - statistics.fmean(kept) / counts["numel"], abs=1e-4)
 
 
 def test_compare_shows_the_values_asked_for(cli_run, capsys) -> None:

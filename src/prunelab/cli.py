@@ -26,6 +26,7 @@ from prunelab.config.load import parse_override, recipe_text
 from prunelab.config.sweep import grid_label, grid_value, load_plan, summary_meanings
 from prunelab.distributed import MainProcessFailed, join_from_environment, leave, world
 from prunelab.report import format_stat, format_table
+from prunelab.report.tables import mean_std
 from prunelab.runs.io import read_json, write_text
 
 EPILOG = """examples:
@@ -376,25 +377,16 @@ def _show_run(folder: Path) -> None:
                 pruning += f" (a budget of prune.budget_epochs={recipe.prune.budget_epochs} in all)"
             print(f"\npipeline (seed 004's steps): {pipeline.base.epochs} epochs of pretraining ({find_phase}), "
                   f"{pruning}, {pipeline.retraining.epochs} of retraining")  # fmt: skip
-    for seed_folder in sorted(folder.glob("seed-*")):
-        levels = read_json(seed_folder / "summary.json").get("levels") if (seed_folder / "summary.json").exists() else None
-        if levels:
-            print(f"\nlevels ({seed_folder.name}):")
-            print(format_table([{k: v if k == "level" else format_stat(k, {"mean": v, "std": 0.0}) for k, v in level.items()}
-                                for level in levels]))  # fmt: skip
+    seed_folders = sorted(folder.glob("seed-*"), key=lambda seed: (len(seed.name), seed.name))  # seed-2 before seed-10
+    _levels_table(seed_folders)
+    _layers_table(seed_folders)
+    for seed_folder in seed_folders:
         events = seed_folder / "events.json"
         lpr_record = first_lpr_record(read_json(events)) if events.exists() else None
         if lpr_record:
             distances = ", ".join(f"{e}: {100 * d:.2f}" for e, d in zip(lpr_record["epochs"], lpr_record["distance"]))
             print(f"\nLPR if pruned after each kept epoch of the find phase, distance from the final LPR in percentage "
                   f"points ({seed_folder.name}; lpr_during_find.png shows the layers): {distances}")  # fmt: skip
-        path = seed_folder / "layer_sparsity.json"
-        if path.exists():
-            layers = read_json(path)
-            rows = [{"layer": name, **counts, "sparsity": format_stat("sparsity", {"mean": counts["sparsity"], "std": 0.0})}
-                    for name, counts in layers.items()]
-            print(f"\nlayerwise pruning ratios ({seed_folder.name}):")
-            print(format_table(rows, ["layer", "numel", "remaining", "sparsity"]))
         path = seed_folder / "channels.json"
         if path.exists():
             prune = read_json(seed_folder / "events.json", keys=["prune"])["prune"]
@@ -403,6 +395,43 @@ def _show_run(folder: Path) -> None:
                     for name, kept in read_json(path).items()]  # fmt: skip
             print(f"\nchannels ({seed_folder.name}):")
             print(format_table(rows))
+
+
+def _over_seeds(seed_folders: Sequence[Path]) -> str:
+    if len(seed_folders) == 1:
+        return seed_folders[0].name
+    return "mean ± std over seeds " + ", ".join(seed.name.removeprefix("seed-") for seed in seed_folders)
+
+
+def _levels_table(seed_folders: Sequence[Path]) -> None:
+    """IMP's and BIMP's levels, one row per level, over the finished seeds."""
+    levels = {seed: read_json(seed / "summary.json").get("levels") for seed in seed_folders if (seed / "summary.json").exists()}
+    levels = {seed: points for seed, points in levels.items() if points}
+    if not levels:
+        return
+    rows = [
+        {key: points[0][key] if key == "level" else format_stat(key, mean_std([p[key] for p in points])) for key in points[0]}
+        for points in zip(*levels.values())
+    ]
+    print(f"\nlevels ({_over_seeds(list(levels))}):")
+    print(format_table(rows))
+
+
+def _layers_table(seed_folders: Sequence[Path]) -> None:
+    """The layerwise pruning ratios of the final masks, over the seeds that recorded them."""
+    layers = {seed: read_json(seed / "layer_sparsity.json") for seed in seed_folders if (seed / "layer_sparsity.json").exists()}
+    if not layers:
+        return
+    rows = []
+    for name in next(iter(layers.values())):
+        counts = [seed_layers[name] for seed_layers in layers.values()]
+        rows.append({
+            "layer": name, "numel": f"{counts[0]['numel']:,}",
+            "remaining": format_stat("remaining_parameters", mean_std([c["remaining"] for c in counts])),
+            "sparsity": format_stat("sparsity", mean_std([c["sparsity"] for c in counts])),
+        })  # fmt: skip
+    print(f"\nlayerwise pruning ratios ({_over_seeds(list(layers))}):")
+    print(format_table(rows))
 
 
 def _compare(args: argparse.Namespace) -> int:

@@ -35,6 +35,7 @@ from prunelab.report.tables import (
     format_stat,
     format_table,
     is_percent,
+    mean_std,
     pivot,
     pivot_columns,
 )
@@ -95,9 +96,8 @@ def load_run(folder: str | Path) -> RunResults:
     steps = [s.get("levels") or [{"sparsity": s["sparsity"], "final_acc": s["final_acc"]}] for s in summaries]
     curve = []
     for level in zip(*steps):  # the levels every seed has
-        accuracies = [point["final_acc"] for point in level]
-        spread = statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0
-        curve.append((statistics.fmean(p["sparsity"] for p in level), statistics.fmean(accuracies), spread))
+        accuracy = mean_std([point["final_acc"] for point in level])
+        curve.append((statistics.fmean(p["sparsity"] for p in level), accuracy["mean"], accuracy["std"]))
     layers: dict[str, list[float]] = {}
     for seed in seeds:
         path = seed / "layer_sparsity.json"
@@ -109,7 +109,10 @@ def load_run(folder: str | Path) -> RunResults:
     lpr_distance = None
     if records and all(record["epochs"] == records[0]["epochs"] for record in records):
         by_epoch = zip(records[0]["epochs"], zip(*(record["distance"] for record in records)))
-        lpr_distance = {epoch: (statistics.fmean(d), statistics.stdev(d) if len(d) > 1 else 0.0) for epoch, d in by_epoch}
+        lpr_distance = {}
+        for epoch, distances in by_epoch:
+            stat = mean_std(distances)
+            lpr_distance[epoch] = (stat["mean"], stat["std"])
     return RunResults(
         folder=folder,
         settings=run_settings(folder, unread_as=UNREAD),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import math
 import re
+import statistics
 from collections.abc import Mapping, Sequence
 
 from prunelab.config import BIMPConfig, GMPConfig, IMPConfig, OneShotConfig, Recipe, flat
@@ -231,6 +232,15 @@ def is_percent(key: str) -> bool:
     """Whether a summary value is a share, shown in percent: accuracies, sparsities, the
     instability (a difference of test errors)."""
     return key.endswith(("_acc", "sparsity")) or key == "instability"
+
+
+def mean_std(values: Sequence[float]) -> dict[str, float]:
+    """Mean and sample standard deviation of one value over seeds (std 0 for a single seed).
+
+    >>> {k: round(v, 4) for k, v in mean_std([0.5, 0.7]).items()}
+    {'mean': 0.6, 'std': 0.1414}
+    """
+    return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0}
 
 
 def format_stat(key: str, stat: Mapping[str, float] | None) -> str:

@@ -36,7 +36,6 @@ import hashlib
 import json
 import logging
 import re
-import statistics
 import sys
 import time
 import warnings
@@ -70,6 +69,7 @@ from prunelab.methods.gmp import check_update_frequency, finetune_step
 from prunelab.methods.imp import level_targets
 from prunelab.report.plots import plot_lpr_during_find, plot_sparsity_schedule, plot_training
 from prunelab.report.runs import first_lpr_record
+from prunelab.report.tables import mean_std
 from prunelab.runs.io import (
     read_json,
     save_tensors,
@@ -391,5 +391,5 @@ def aggregate(folder: Path, recipe: Recipe) -> dict:
     stats = {}
     for key in fields:
         values = [s[key] for s in summaries if isinstance(s.get(key), (int, float))]
-        stats[key] = {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0}
+        stats[key] = mean_std(values)
     return {"run": folder.name, "method": recipe.prune.method, "seeds": [s["seed"] for s in summaries], "stats": stats}
