@@ -152,3 +152,28 @@ def test_arrays_are_those_of_the_published_default_generation(generated) -> None
         assert inputs.shape == (len(reference[x]), 1, 40) and labels.shape == reference[y].shape
         assert torch.equal(labels, torch.from_numpy(reference[y].astype(np.int64))), y
         assert torch.equal(inputs.squeeze(1), torch.from_numpy(reference[x].astype(np.float32))), x
+
+
+def test_a_folder_the_cache_cannot_be_written_to_still_gives_the_data(generated, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A read-only data folder (a shared mount, a full disk): the generated data is used, with
+    a warning naming the folder, and nothing is left behind."""
+    import errno
+    import os
+
+    import prunelab.data.mnist1d as module
+
+    _, first, _, _ = generated
+    arrays = {
+        "x": first.x_train.squeeze(1).numpy(), "y": first.y_train.numpy(),
+        "x_test": first.x_test.squeeze(1).numpy(), "y_test": first.y_test.numpy(),
+    }  # fmt: skip
+    monkeypatch.setattr(mnist1d.data, "make_dataset", lambda *args, **kwargs: dict(arrays))
+
+    def read_only(path):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+
+    monkeypatch.setattr(module, "atomic_write", read_only)
+    with pytest.warns(UserWarning, match=r"could not cache MNIST-1D as .*mnist1d\.npz \(Read-only file system\); it is generated again"):
+        ds = load_dataset("mnist1d", tmp_path)
+    assert torch.equal(ds.x_train, first.x_train) and torch.equal(ds.y_test, first.y_test)
+    assert list(tmp_path.iterdir()) == []

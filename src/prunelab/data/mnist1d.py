@@ -72,8 +72,12 @@ def load_mnist1d(data_dir: Path, download: bool = False) -> Dataset:
     arrays = _read_cache(path) if path.exists() else None
     if arrays is None:
         arrays = _generate()
-        with atomic_write(path) as f:
-            np.savez(f, **arrays)
+        try:
+            with atomic_write(path) as f:
+                np.savez(f, **arrays)
+        except OSError as error:  # a read-only or full data folder: the data itself is still good
+            warnings.warn(f"could not cache MNIST-1D as {path} ({error.strerror or error}); it is generated again at "
+                          "every load: give a writable data.data_dir to keep it", stacklevel=3)  # fmt: skip
 
     def inputs(a: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(a.astype(np.float32)).unsqueeze(1)
