@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from prunelab.data import DatasetNotFoundError, load_dataset
-from prunelab.data.cifar import CIFAR10, ForbiddenGlobalError, RestrictedUnpickler, random_crop_flip
+from prunelab.data.cifar import CIFAR10, ForbiddenGlobalError, RestrictedUnpickler, random_crop_flip, read_batch
 from prunelab.data.registry import DatasetFormatError
 
 # Protocol 3 pickles numpy arrays through numpy's _reconstruct, like the real files (protocol 5
@@ -237,11 +237,16 @@ def test_a_dtype_rebuilt_to_claim_more_bytes_than_its_buffer_is_refused() -> Non
 def test_batches_pickled_by_python_3_at_any_protocol_load(protocol: int, tmp_path: Path) -> None:
     data = np.arange(2 * 3072, dtype=np.uint8).reshape(2, 3072)
     labels = np.array([3, 7], dtype=np.int64)
-    raw = pickle.dumps({b"data": data, b"labels": labels, b"filenames": [b"a.png", b"b.png"]}, protocol=protocol)
-    loaded = RestrictedUnpickler(io.BytesIO(raw)).load()
+    batch = {b"data": data, b"labels": labels, b"filenames": [b"a.png", b"b.png"], b"batch_label": b""}
+    loaded = RestrictedUnpickler(io.BytesIO(pickle.dumps(batch, protocol=protocol))).load()
     np.testing.assert_array_equal(loaded[b"data"], data)
     np.testing.assert_array_equal(loaded[b"labels"], labels)
-    assert loaded[b"filenames"] == [b"a.png", b"b.png"]
+    assert loaded[b"filenames"] == [b"a.png", b"b.png"] and loaded[b"batch_label"] == b""
+    # Labels kept as numpy scalars (a list built from an array) read as the same classes.
+    path = tmp_path / "data_batch_1"
+    path.write_bytes(pickle.dumps({**batch, b"labels": list(labels), b"data": np.zeros((2, 3072), np.uint8)}, protocol=protocol))
+    _, read_labels = read_batch(path, b"labels", 10)
+    assert read_labels.tolist() == [3, 7]
 
 
 def test_a_refused_pickle_is_one_line_from_the_cli(tmp_path: Path, cifar10_dir, capsys) -> None:
@@ -284,8 +289,12 @@ def _array(state: tuple) -> bytes:
             pickle.dumps(_Recipe(__import__("_codecs").encode, ("\u20ac", "utf8")), protocol=PROTOCOL),
             ForbiddenGlobalError, r"refusing _codecs.encode\(str, 'utf8'\)",
         ),
+        (
+            pickle.dumps(_Recipe(np.int64(3).__reduce__()[0], (np.dtype("i8"), b"\x03")), protocol=PROTOCOL),
+            DatasetFormatError, r"an array of shape \(\) and int64 holds 1 bytes, not 8",
+        ),
     ],
-    ids=["dtype-not-a-dtype", "negative-shape", "no-data", "bare-dtype", "codecs-not-latin1"],
+    ids=["dtype-not-a-dtype", "negative-shape", "no-data", "bare-dtype", "codecs-not-latin1", "scalar-short"],
 )
 def test_arrays_and_bytes_the_official_files_never_hold_are_refused(raw: bytes, error: type, message: str) -> None:
     with pytest.raises(error, match=message):

@@ -82,6 +82,18 @@ def _latin1(text: object, encoding: object = "latin1") -> bytes:
     return text.encode("latin1")
 
 
+def _scalar(dtype: object, raw: object) -> _Array:
+    """A numpy scalar (``numpy.int64(3)`` as a label), built as a 0-d array of its raw bytes."""
+    return _Array.from_buffer(raw, dtype, (), "C")
+
+
+def _empty_bytes(*args: object) -> bytes:
+    """``bytes()``, as Python 3 pickles ``b""`` at protocol 2; with anything to convert, refused."""
+    if args:
+        raise ForbiddenGlobalError(f"refusing builtins.bytes({type(args[0]).__name__}): only bytes() of nothing, as b'' is pickled")
+    return b""
+
+
 _NOT_CALLABLE = object()  # numpy.ndarray: only named as _reconstruct's first argument, never called
 
 # What the official batches (and the same data pickled by Python 3) need; containers and
@@ -93,7 +105,10 @@ _ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
     ("numpy._core.multiarray", "_reconstruct"): _Array,
     ("numpy.core.numeric", "_frombuffer"): _Array.from_buffer,
     ("numpy._core.numeric", "_frombuffer"): _Array.from_buffer,
+    ("numpy.core.multiarray", "scalar"): _scalar,
+    ("numpy._core.multiarray", "scalar"): _scalar,
     ("_codecs", "encode"): _latin1,
+    ("builtins", "bytes"): _empty_bytes,
 }
 
 
