@@ -233,8 +233,8 @@ def _lr_range_test(args: argparse.Namespace) -> int:
     seed, device, progress = recipe.seeds[0], resolve_device(recipe.device), _progress(args)
     result = lr_range_test(
         model, data, recipe.eval.optimizer, batch_size=recipe.eval.batch_size, start_lr=args.start_lr,
-        end_lr=args.end_lr, steps=args.steps, label_smoothing=recipe.eval.label_smoothing, seed=seed, device=device,
-        progress=progress,
+        end_lr=args.end_lr, steps=args.steps, label_smoothing=recipe.eval.label_smoothing, augment=recipe.data.augment,
+        seed=seed, device=device, progress=progress,
     )
     folder = Path(args.out) / f"lr-range-test-{run_name(recipe)}"
     write_json(folder / "lr_range_test.json", {

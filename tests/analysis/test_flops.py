@@ -56,6 +56,27 @@ def test_masks_that_name_no_weight_or_have_another_shape_are_errors() -> None:
         count_macs(model, x, {"0.wieght": torch.ones(3, 4, dtype=torch.bool)})
     with pytest.raises(ValueError, match=r"^masks: the mask of 0\.weight has shape \(2,\), not the weight's shape \(3, 4\)"):
         count_macs(model, x, {"0.weight": torch.ones(2, dtype=torch.bool)})
+    with pytest.raises(ValueError, match=r"^masks: the mask of 0\.weight is torch\.float32, not bool"):
+        count_macs(model, x, {"0.weight": torch.full((3, 4), 0.5)})
+
+
+class _PerStep(nn.Module):
+    """A Linear applied to each of 10 time steps by folding them into rows, and a Conv1d
+    applied to each of 2 channel groups folded likewise."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.step = nn.Linear(4, 3)
+        self.conv = nn.Conv1d(1, 2, 3)
+
+    def forward(self, x):
+        per_step = self.step(x.reshape(-1, 4))  # (n * 10, 3)
+        return self.conv(per_step.reshape(-1, 1, 15))  # (n * 2, 2, 13)
+
+
+def test_a_layer_applied_to_rows_the_model_folds_from_one_example_counts_every_row() -> None:
+    # 10 rows x 3 x 4 weights; 2 rows x 13 positions x 2 filters x 3 weights
+    assert count_macs(_PerStep(), torch.zeros(1, 40)) == 10 * 12 + 2 * 13 * 6
 
 
 def test_a_tied_weight_is_masked_under_any_of_its_names() -> None:

@@ -145,6 +145,57 @@ def test_bad_ranges_are_errors(kwargs, match, data) -> None:
         lr_range_test(model, data, OptimizerConfig(), progress=False, **kwargs)
 
 
+def test_bad_settings_and_models_the_test_cannot_start_from_are_errors(trained, data) -> None:
+    for kwargs, match in (({"end_lr": math.inf}, "end_lr must be finite, got inf"), ({"start_lr": math.nan}, "start_lr must be finite"),
+                          ({"probe_size": 0}, "probe_size must be a whole number of examples, at least 1, got 0")):  # fmt: skip
+        with pytest.raises(ValueError, match=match):
+            lr_range_test(trained, data, OptimizerConfig(), progress=False, **kwargs)
+    frozen = copy.deepcopy(trained).requires_grad_(False)
+    with pytest.raises(ValueError, match="the model has no parameter that requires grad"):
+        lr_range_test(frozen, data, OptimizerConfig(), progress=False)
+    broken = copy.deepcopy(trained)
+    with torch.no_grad():
+        next(broken.parameters()).fill_(math.nan)
+    with pytest.raises(ValueError, match="the trained model's loss on the probe examples is nan"):
+        lr_range_test(broken, data, OptimizerConfig(), progress=False)
+
+
+def test_batchnorm_statistics_stay_the_trained_models_so_tiny_lrs_leave_the_loss_flat(data) -> None:
+    """Steps at LRs of 1e-9 barely move the weights; if they moved the running statistics
+    (small batches, whose statistics differ most from the training set's), the probe loss
+    would change anyway and the inflection would come far too early."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Conv1d(1, 8, 5), torch.nn.BatchNorm1d(8), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(8 * 36, 10)
+    )
+    Trainer(model, data, TrainConfig(epochs=1, batch_size=50, optimizer=OptimizerConfig(lr=0.05, momentum=0.9)), seed=0, progress=False).run()
+    result = lr_range_test(model, data, OptimizerConfig(momentum=0.9), batch_size=2, steps=STEPS, progress=False)
+    tiny = [loss for lr, loss in zip(result.lrs, result.losses) if lr < 1e-7]
+    assert len(tiny) >= 10
+    assert all(loss == pytest.approx(result.baseline, rel=1e-4) for loss in tiny)
+    assert result.inflection_lr is not None and result.inflection_lr > 1e-5
+
+
+def test_the_steps_train_on_augmented_batches_as_the_retraining_does(data) -> None:
+    """With the data's augmentation and ``augment`` (the recipe's data.augment), every step's
+    batch goes through it; without, none does."""
+    import dataclasses
+
+    seen = []
+
+    def augment(x, generator):
+        seen.append((x.shape, isinstance(generator, torch.Generator)))
+        return x
+
+    augmented = dataclasses.replace(data, augment=augment)
+    model = build_model("mnist1d_cnn", num_classes=data.num_classes, input_shape=data.input_shape)
+    lr_range_test(model, augmented, OptimizerConfig(), batch_size=100, steps=5, progress=False)
+    assert seen == [((100, *data.input_shape), True)] * 5
+    seen.clear()
+    lr_range_test(model, augmented, OptimizerConfig(), batch_size=100, steps=5, augment=False, progress=False)
+    assert seen == []
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [({"steps": 5.5}, "steps must be a whole number, got 5.5"), ({"end_lr": "1"}, "end_lr must be a number, got '1'"),

@@ -45,7 +45,9 @@ def count_macs(model: nn.Module, example_input: Tensor, masks: Mapping[str, Tens
 
     def record(module: nn.Module, _inputs: tuple, output: Tensor) -> None:
         # Each weight is used once per output position of its filter (per output row for Linear).
-        counts.append(kept(module.weight) * (output[0].numel() // module.weight.shape[0]))
+        # The whole output, not its first row: the input is one example, which a model may fold
+        # into rows of its own (time steps, patches) before a layer.
+        counts.append(kept(module.weight) * (output.numel() // module.weight.shape[0]))
 
     def record_attention(module: nn.MultiheadAttention, args: tuple, kwargs: dict, _output: object) -> None:
         query, key, value = (kwargs[name] if name in kwargs else args[i] for i, name in enumerate(("query", "key", "value")))
@@ -94,6 +96,8 @@ def _masks_by_weight(model: nn.Module, masks: Mapping[str, Tensor]) -> dict[int,
         if not isinstance(mask, Tensor) or mask.shape != weight.shape:
             got = f"shape {tuple(mask.shape)}" if isinstance(mask, Tensor) else type(mask).__name__
             raise ValueError(f"masks: the mask of {name} has {got}, not the weight's shape {tuple(weight.shape)}")
+        if mask.dtype != torch.bool:  # a float mask's sum would count fractions of weights
+            raise ValueError(f"masks: the mask of {name} is {mask.dtype}, not bool (True where a weight is kept)")
         found[id(weight)] = mask
     return found
 

@@ -2,8 +2,8 @@
 
 Starting from a trained model and a fresh optimizer, the LR rises exponentially from a tiny
 value (1e-9) to at least 1, one training batch per value. After every step the loss is
-measured on a fixed probe set of training examples, so the curve is free of batch-to-batch
-noise: flat while the steps are too small to move the model, then rising once the model
+measured on a fixed probe set of training examples, in eval mode with the trained model's
+BatchNorm statistics, so the curve is free of batch-to-batch noise: flat while the steps are too small to move the model, then rising once the model
 starts to leave its trained solution. That inflection point is seed 000's suggested pruning
 LR. The test stops early once the loss has clearly diverged.
 """
@@ -27,6 +27,8 @@ from prunelab.train import build_optimizer, epoch_generator
 
 @dataclass
 class LRRangeResult:
+    """The LRs tried, the probe loss after the step at each, and what was read off them."""
+
     lrs: list[float] = field(default_factory=list)
     losses: list[float] = field(default_factory=list)  # probe loss after the step at lrs[i]
     baseline: float = math.nan  # probe loss of the trained model
@@ -43,6 +45,8 @@ def check_lr_range(
     for name, value in settings:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise TypeError(f"{name} must be a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ValueError(f"{name} must be finite, got {value}")
     if isinstance(steps, bool) or not isinstance(steps, int):
         raise TypeError(f"steps must be a whole number, got {steps!r}")
     if tolerance <= 0 or stop_factor <= 1 + tolerance:
@@ -70,6 +74,7 @@ def lr_range_test(
     stop_factor: float = 4.0,
     probe_size: int = 1000,
     label_smoothing: float = 0.0,
+    augment: bool = True,
     seed: int = 0,
     device: torch.device | str = "cpu",
     progress: bool = True,
@@ -78,6 +83,14 @@ def lr_range_test(
     optimizer of ``optimizer``'s settings (an :class:`OptimizerConfig` or a mapping such
     as a recipe's ``find.optimizer``: ``{"name": "sgd", "momentum": 0.9}``). The steps and the
     probe take the loss the retraining minimises: cross-entropy with ``label_smoothing``.
+
+    The LR grows geometrically over ``steps`` values from ``start_lr`` to ``end_lr``, one
+    batch of ``batch_size`` training examples each (augmented if the data has an augmentation
+    and ``augment``). After each step the loss is measured in eval mode on the first
+    ``probe_size`` training examples; BatchNorm statistics stay the trained model's. The
+    inflection LR is the first whose probe loss exceeds the trained model's by more than
+    ``tolerance`` (10%); the test stops once the loss exceeds ``stop_factor`` times it or is
+    not finite.
 
     >>> from prunelab.data import Dataset
     >>> x = torch.randn(256, 8); y = (x[:, 0] > 0).long()
@@ -93,15 +106,26 @@ def lr_range_test(
     if not isinstance(optimizer, (OptimizerConfig, Mapping)):
         raise TypeError(f"optimizer must be an OptimizerConfig or a mapping of its settings, got {type(optimizer).__name__}")
     optimizer = optimizer if isinstance(optimizer, OptimizerConfig) else OptimizerConfig.model_validate(optimizer)
+    if isinstance(probe_size, bool) or not isinstance(probe_size, int) or probe_size < 1:
+        raise ValueError(f"probe_size must be a whole number of examples, at least 1, got {probe_size!r}")
+    if not any(param.requires_grad for param in model.parameters()):
+        raise ValueError("the model has no parameter that requires grad: the test has nothing to train")
     device = torch.device(device)
     model = copy.deepcopy(model).to(device)
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._NormBase):
+            # The probe (eval mode) reads the running statistics: the steps must not move them, or
+            # the loss would change at any LR, however small, and the inflection would come early.
+            module.momentum = 0.0
     probe_x = data.x_train[:probe_size].to(device)
     probe_y = data.y_train[:probe_size].to(device)
     trainer_optimizer = build_optimizer(optimizer, model.parameters())
     baseline = _probe_loss(model, probe_x, probe_y, label_smoothing)
+    if not math.isfinite(baseline):
+        raise ValueError(f"the trained model's loss on the probe examples is {baseline}: the test needs a finite loss to start from")
     result = LRRangeResult(baseline=baseline, threshold=baseline * (1 + tolerance))
     growth = (end_lr / start_lr) ** (1 / (steps - 1))
-    batches = _endless_batches(data, batch_size, seed)
+    batches = _endless_batches(data, batch_size, seed, augment)
     for step in tqdm(range(steps), desc="lr range test", disable=not progress, leave=False):
         lr = end_lr if step == steps - 1 else start_lr * growth**step
         for group in trainer_optimizer.param_groups:
@@ -130,9 +154,12 @@ def _probe_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, label_smooth
     return float(F.cross_entropy(model(x), y, label_smoothing=label_smoothing))
 
 
-def _endless_batches(data: Dataset, batch_size: int, seed: int):
+def _endless_batches(data: Dataset, batch_size: int, seed: int, augment: bool):
+    """The training batches, augmented as the retraining's are (draws seeded alike, as the trainer's)."""
     epoch = 0
     while True:
+        draws = epoch_generator(seed, "lr-range-test", epoch)
+        transform = None if data.augment is None or not augment else lambda x: data.augment(x, draws)
         generator = epoch_generator(seed, "lr-range-test", epoch)
-        yield from BatchIterator(data.x_train, data.y_train, batch_size, shuffle=True, generator=generator)
+        yield from BatchIterator(data.x_train, data.y_train, batch_size, shuffle=True, generator=generator, transform=transform)
         epoch += 1
