@@ -549,7 +549,8 @@ def test_sensitivity_prints_each_layers_accuracy_and_writes_the_curves(data_dir:
         best = saved["max_sparsity_within_tolerance"][name]
         assert rows[name] == [str(layer.size), *(f"{100 * a:.2f}%" for a in layer.accuracies),
                               f"below {100 * layer.sparsities[0]:g}%" if best is None else f"{100 * best:g}%"]  # fmt: skip
-    assert f"dense model's test accuracy: {100 * result.dense_accuracy:.2f}%" in out
+    assert "accuracy on the first 1,000 training examples with one layer alone pruned" in out
+    assert f"dense model's training accuracy: {100 * result.dense_accuracy:.2f}%" in out and saved["split"] == "train"
     assert list(tmp_path.glob(".find/*/seed-0/checkpoint.safetensors"))  # the shared find phase, cached for runs
 
 

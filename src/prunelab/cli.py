@@ -69,6 +69,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )  # fmt: skip
     sensitivity.add_argument("--sparsities", metavar="S1,S2,...",
                              help="comma-separated sparsities in [0, 1), increasing (default: 0,0.1,...,0.9,0.95,0.99)")
+    sensitivity.add_argument("--split", choices=("train", "test"), default="train",
+                             help="the examples to measure on: the first training examples, as many as the test set has, "
+                                  "so that sparsities chosen from the analysis have not seen the test set (default); or the test set")
 
     show = commands.add_parser("show", help="summary and layerwise pruning ratios of runs", parents=[IMPORT])
     show.add_argument("runs", nargs="+", type=Path, help="run directories (e.g. runs/*)")
@@ -292,7 +295,11 @@ def _sensitivity(args: argparse.Namespace) -> int:
     prune = recipe.prune
     # The recipe's prunable weights; under a channel criterion include/exclude name channel groups, not weights.
     include, exclude = (None, None) if prune.prunes_channels else (prune.include, prune.exclude)
-    result = pruning_sensitivity(model, data, sparsities, include=include, exclude=exclude, device=device, progress=progress)
+    result = pruning_sensitivity(
+        model, data, sparsities, include=include, exclude=exclude, split=args.split, device=device, progress=progress
+    )
+    measured_on = "training" if args.split == "train" else "test"
+    examples = f"the first {min(len(data.x_train), len(data.x_test)):,} training examples" if args.split == "train" else "the test set"
     tolerance = 0.01  # one point of accuracy
     best = max_sparsity_within(result, tolerance)
     folder = Path(args.out) / f"sensitivity-{run_name(recipe)}"
@@ -300,7 +307,7 @@ def _sensitivity(args: argparse.Namespace) -> int:
         **asdict(result), "tolerance": tolerance, "max_sparsity_within_tolerance": best,
     })
     curves = {name: (curve.sparsities, curve.accuracies) for name, curve in result.layers.items()}
-    plot_sensitivity(curves, result.dense_accuracy, folder / "sensitivity.png", tolerance)
+    plot_sensitivity(curves, result.dense_accuracy, folder / "sensitivity.png", tolerance, measured_on)
     within = f"within {100 * tolerance:g} point up to"
     rows = [
         {"layer": name, "size": curve.size,
@@ -308,9 +315,9 @@ def _sensitivity(args: argparse.Namespace) -> int:
          within: f"below {100 * curve.sparsities[0]:g}%" if best[name] is None else f"{100 * best[name]:g}%"}
         for name, curve in result.layers.items()
     ]  # fmt: skip
-    print("test accuracy with one layer alone pruned by magnitude to the sparsity of each column, no retraining:\n")
+    print(f"accuracy on {examples} with one layer alone pruned by magnitude to the sparsity of each column, no retraining:\n")
     print(format_table(rows))
-    print(f"\ndense model's test accuracy: {100 * result.dense_accuracy:.2f}%")
+    print(f"\ndense model's {measured_on} accuracy: {100 * result.dense_accuracy:.2f}%")
     print(f"\ncurves and plot in {folder}")
     return 0
 

@@ -52,7 +52,7 @@ def data(model: nn.Sequential) -> Dataset:
     with torch.no_grad():
         y_test = model(x_test).argmax(1)
     y_test[:20] = (y_test[:20] + 1) % 3
-    x_train = torch.randn(10, 6, generator=generator)  # never read: the analysis does not train
+    x_train = torch.randn(10, 6, generator=generator)  # read by the default split only
     return Dataset("toy", x_train, torch.zeros(10, dtype=torch.long), x_test, y_test, num_classes=3)
 
 
@@ -68,7 +68,7 @@ def by_hand(model: nn.Module, data: Dataset, name: str, sparsity: float) -> tupl
 
 
 def test_each_layer_alone_matches_zeroing_its_smallest_weights_by_hand(model, data) -> None:
-    result = pruning_sensitivity(model, data, progress=False)
+    result = pruning_sensitivity(model, data, split="test", progress=False)
     assert list(result.layers) == ["0.weight", "2.weight"]
     for name, curve in result.layers.items():
         assert curve.size == model.get_parameter(name).numel()
@@ -81,8 +81,26 @@ def test_each_layer_alone_matches_zeroing_its_smallest_weights_by_hand(model, da
     assert any(a < result.dense_accuracy - 0.1 for curve in result.layers.values() for a in curve.accuracies)
 
 
+def test_by_default_the_first_training_examples_are_measured_as_many_as_the_test_set_has(model, data) -> None:
+    """The analysis chooses sparsities: by default it reads training examples, never the test
+    set. A training set that begins with the test examples, then 300 others, gives exactly the
+    test set's numbers; the hand reference is on those first 200 examples."""
+    others = torch.randn(300, 6, generator=torch.Generator().manual_seed(3))
+    x_train, y_train = torch.cat([data.x_test, others]), torch.cat([data.y_test, torch.zeros(300, dtype=torch.long)])
+    held_out = torch.randn(200, 6, generator=torch.Generator().manual_seed(4))  # a test set it must not read
+    leading = Dataset("toy", x_train, y_train, held_out, torch.zeros(200, dtype=torch.long), num_classes=3)
+    result = pruning_sensitivity(model, leading, [0.0, 0.5, 0.9], progress=False)
+    assert result.split == "train" and result.dense_accuracy == 0.9
+    for name, curve in result.layers.items():
+        for sparsity, loss, accuracy in zip(curve.sparsities, curve.losses, curve.accuracies, strict=True):
+            expected_loss, expected_accuracy = by_hand(model, data, name, sparsity)
+            assert loss == pytest.approx(expected_loss, rel=1e-5) and accuracy == expected_accuracy
+    with pytest.raises(ValueError, match="split must be 'train' or 'test', got 'validation'"):
+        pruning_sensitivity(model, leading, [0.5], split="validation", progress=False)
+
+
 def test_sparsity_zero_is_the_dense_model(model, data) -> None:
-    result = pruning_sensitivity(model, data, [0.0, 0.5], progress=False)
+    result = pruning_sensitivity(model, data, [0.0, 0.5], split="test", progress=False)
     with torch.no_grad():
         logits = model(data.x_test)
     assert result.dense_loss == pytest.approx(float(F.cross_entropy(logits, data.y_test)), rel=1e-6)
@@ -159,7 +177,7 @@ def test_names_that_read_as_regexes_of_each_other_prune_one_tensor(data) -> None
     model = TwoLayers()
     with torch.no_grad():
         model.a.weight.copy_(distinct_weights((6, 6), torch.Generator().manual_seed(2)))
-    result = pruning_sensitivity(model, data, [0.0, 0.5, 0.9], progress=False)
+    result = pruning_sensitivity(model, data, [0.0, 0.5, 0.9], split="test", progress=False)
     for sparsity, loss in zip(result.layers["a.weight"].sparsities, result.layers["a.weight"].losses, strict=True):
         assert loss == pytest.approx(by_hand(model, data, "a.weight", sparsity)[0], rel=1e-5)
 
@@ -234,23 +252,25 @@ def test_bad_tolerances_are_errors(tolerance, error) -> None:
 
 
 def test_the_plot_shows_accuracy_against_each_layers_sparsity(tmp_path, monkeypatch) -> None:
-    lines, bands = [], []
+    lines, bands, labels = [], [], []
     save = plots._save
 
     def keep(fig, path):
         lines.extend((line.get_label(), list(line.get_xdata()), list(line.get_ydata())) for line in fig.axes[0].lines)
+        labels.append(fig.axes[0].get_ylabel())
         bands.extend((patch.get_label(), patch.get_y(), patch.get_y() + patch.get_height()) for patch in fig.axes[0].patches)
         save(fig, path)
 
     monkeypatch.setattr(plots, "_save", keep)
     curves = {"0.weight": ([0.0, 0.5, 0.9], [0.9, 0.85, 0.5]), "2.weight": ([0.0, 0.5, 0.9], [0.9, 0.9, 0.8])}
-    path = plots.plot_sensitivity(curves, 0.9, tmp_path / "sensitivity.png", tolerance=0.01)
+    path = plots.plot_sensitivity(curves, 0.9, tmp_path / "sensitivity.png", tolerance=0.01, measured_on="training")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     by_label = {label: (x, y) for label, x, y in lines}
     assert by_label["0.weight"] == (pytest.approx([0, 50, 90]), pytest.approx([90, 85, 50]))
     assert by_label["2.weight"] == (pytest.approx([0, 50, 90]), pytest.approx([90, 90, 80]))
     assert by_label["dense"][1] == pytest.approx([90, 90])
     assert bands == [("within 1 point of dense", pytest.approx(89), pytest.approx(90))]  # the summary's tolerance, shaded
+    assert labels == ["training accuracy (%)"]
 
 
 def test_cli_analyses_only_the_weights_the_recipe_prunes(data_dir, tmp_path, capsys) -> None:

@@ -1,7 +1,9 @@
 """Pruning sensitivity analysis (seed 000: choosing the sparsity of each layer).
 
 For a trained model, each prunable tensor in turn is pruned alone by magnitude to each of a
-list of sparsities, without retraining, and the test loss and accuracy are measured. Layers
+list of sparsities, without retraining, and the loss and accuracy are measured: by default on
+training examples, because the analysis is for choosing each layer's sparsity, and a choice
+read off the test set would flatter the test accuracy it is then judged by. Layers
 whose accuracy holds up to a high sparsity can be pruned harder than those whose accuracy
 falls at once. The model passed in is never changed: the analysis prunes a copy.
 """
@@ -30,8 +32,8 @@ DEFAULT_SPARSITIES: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7,
 class LayerSensitivity:
     size: int  # weights in the tensor
     sparsities: list[float]
-    losses: list[float]  # test loss with only this tensor pruned to sparsities[i]
-    accuracies: list[float]  # test accuracy, likewise
+    losses: list[float]  # loss with only this tensor pruned to sparsities[i]
+    accuracies: list[float]  # accuracy, likewise
 
 
 @dataclass
@@ -39,6 +41,7 @@ class SensitivityResult:
     dense_loss: float
     dense_accuracy: float
     layers: dict[str, LayerSensitivity]  # by prunable parameter name, in the model's order
+    split: str = "train"  # the examples measured: see pruning_sensitivity
 
 
 def check_sparsities(sparsities: Sequence[float]) -> None:
@@ -71,13 +74,16 @@ def pruning_sensitivity(
     include: Sequence[str] | None = None,
     exclude: Sequence[str] | None = None,
     layers: Sequence[str] | None = None,
+    split: str = "train",
     batch_size: int = 1000,
     device: torch.device | str = "cpu",
     progress: bool = True,
 ) -> SensitivityResult:
-    """Test loss and accuracy with each prunable tensor alone pruned by magnitude to each
+    """Loss and accuracy with each prunable tensor alone pruned by magnitude to each
     sparsity, no retraining. The tensors are those ``Pruner(model, include, exclude)`` finds,
     or the ``layers`` named among them (prunable parameter names). ``model`` is not changed.
+    ``split`` is ``"train"`` (the first training examples, as many as the test set has: the
+    same cost, and nothing seen of the test set) or ``"test"`` (the test set).
 
     >>> from prunelab.data import Dataset
     >>> x = torch.tensor([[1.0, 1.0], [-1.0, -1.0], [1.0, -0.5], [-0.5, 1.0]])
@@ -85,13 +91,14 @@ def pruning_sensitivity(
     >>> data = Dataset("toy", x, y, x, y, num_classes=2)
     >>> model = nn.Linear(2, 2, bias=False)
     >>> _ = model.weight.data.copy_(torch.tensor([[-1.0, -0.8], [0.5, 0.3]]))
-    >>> result = pruning_sensitivity(model, data, [0.0, 0.5, 0.75], progress=False)
+    >>> result = pruning_sensitivity(model, data, [0.0, 0.5, 0.75], split="test", progress=False)
     >>> result.dense_accuracy, result.layers["weight"].size, result.layers["weight"].accuracies
     (1.0, 4, [1.0, 1.0, 0.75])
     >>> max_sparsity_within(result, tolerance=0.0)
     {'weight': 0.5}
     """
     check_sparsities(sparsities)
+    x, y = _examples(data, split)
     device = torch.device(device)
     # Pruning a copy leaves the model exactly as it was, even if the analysis is interrupted.
     work = copy.deepcopy(model).to(device)
@@ -105,8 +112,8 @@ def pruning_sensitivity(
     unknown = [name for name in layers if name not in prunable]
     if unknown:
         raise ValueError(f"not prunable parameters: {', '.join(map(str, unknown))}; prunable parameters are: {', '.join(prunable)}")
-    dense_loss, dense_accuracy = evaluate(work, data.x_test, data.y_test, device, batch_size)
-    result = SensitivityResult(dense_loss, dense_accuracy, {})
+    dense_loss, dense_accuracy = evaluate(work, x, y, device, batch_size)
+    result = SensitivityResult(dense_loss, dense_accuracy, {}, split)
     bar = tqdm(total=len(layers) * len(sparsities), desc="sensitivity", disable=not progress, leave=False)
     for name in layers:
         weight = prunable[name]
@@ -116,7 +123,7 @@ def pruning_sensitivity(
             # A fresh pruner each time: masks never shrink, and each sparsity starts from the dense
             # weights. The escaped name matches this one tensor only, never another as a regex.
             Pruner(work, include, exclude).prune(ratios={re.escape(name): sparsity})
-            loss, accuracy = evaluate(work, data.x_test, data.y_test, device, batch_size)
+            loss, accuracy = evaluate(work, x, y, device, batch_size)
             curve.losses.append(loss)
             curve.accuracies.append(accuracy)
             with torch.no_grad():
@@ -125,6 +132,14 @@ def pruning_sensitivity(
         result.layers[name] = curve
     bar.close()
     return result
+
+
+def _examples(data: Dataset, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    if split == "test":
+        return data.x_test, data.y_test
+    if split == "train":
+        return data.x_train[: len(data.x_test)], data.y_train[: len(data.x_test)]
+    raise ValueError(f"split must be 'train' or 'test', got {split!r}")
 
 
 def max_sparsity_within(result: SensitivityResult, tolerance: float) -> dict[str, float | None]:

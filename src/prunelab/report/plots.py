@@ -143,11 +143,13 @@ def plot_lr_range(lrs: list[float], losses: list[float], inflection_lr: float | 
 
 
 def plot_sensitivity(
-    curves: dict[str, tuple[list[float], list[float]]], dense_acc: float, path: Path, tolerance: float | None = None
+    curves: dict[str, tuple[list[float], list[float]]], dense_acc: float, path: Path, tolerance: float | None = None,
+    measured_on: str = "test",
 ) -> Path:
-    """Pruning sensitivity: test accuracy against the sparsity of the one layer pruned
-    (``curves``: layer -> its sparsities and accuracies), a line per layer, the dense model's
-    accuracy dotted and, shaded, the ``tolerance`` below it that the summary's sparsities keep within."""
+    """Pruning sensitivity: accuracy (on the ``measured_on`` examples) against the sparsity of
+    the one layer pruned (``curves``: layer -> its sparsities and accuracies), a line per layer,
+    the dense model's accuracy dotted and, shaded, the ``tolerance`` below it that the summary's
+    sparsities keep within."""
     fig, ax = _figure()
     for name, (sparsities, accuracies) in curves.items():
         ax.plot([100 * s for s in sparsities], [100 * a for a in accuracies], marker=".", label=name)
@@ -156,7 +158,7 @@ def plot_sensitivity(
         ax.axhspan(100 * (dense_acc - tolerance), 100 * dense_acc, color="0.9", label=f"within {100 * tolerance:g} point of dense")
     ax.set_xlim(0, 100)
     ax.set_xlabel("sparsity of the pruned layer (%)")
-    ax.set_ylabel("test accuracy (%)")
+    ax.set_ylabel(f"{measured_on} accuracy (%)")
     _legend_below(fig, ax)  # deep models have dozens of layers
     ax.set_title("pruning sensitivity: one layer pruned at a time, no retraining")
     _save(fig, path)
