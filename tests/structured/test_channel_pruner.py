@@ -226,10 +226,17 @@ def test_state_dict_round_trip_and_bad_states() -> None:
         other.load_state_dict({"0": [1]})
     with pytest.raises(ValueError, match="kept channels of 0 must be increasing indices below 10"):
         other.load_state_dict({**state, "0": [3, 2]})
-    with pytest.raises(ValueError, match=r"kept channels of 0 must be integers, got \[0.5, 1.7\]"):
+    with pytest.raises(ValueError, match=r"kept channels of 0 must be a list of channel indices \(whole numbers\), got \[0.5, 1.7\]"):
         other.load_state_dict({**state, "0": [0.5, 1.7]})
     other.load_state_dict({name: torch.tensor(kept) for name, kept in state.items()})  # tensors of indices too
     assert other.state_dict() == state
+    for kept, message in (([[1, 2]], r"must be a list of channel indices \(whole numbers\), got \[\[1, 2\]\]"),
+                          ("abc", "must be a list of channel indices"), ([], "must be increasing indices below 10, at least one; got \\[\\]")):  # fmt: skip
+        with pytest.raises(ValueError, match=f"kept channels of 0 {message}"):
+            other.load_state_dict({**state, "0": kept})
+    with pytest.raises(TypeError, match="channel state must be a mapping of group names to kept channels, got list"):
+        other.load_state_dict(list(state.items()))
+    assert other.state_dict() == state  # nothing half-loaded
 
 
 def test_a_scope_given_with_ratios_is_an_error() -> None:
@@ -280,10 +287,12 @@ def test_global_filter_l1_is_warned_about_and_each_criterion_s_default_scope_is_
 
 
 class AuxiliaryHead(nn.Module):
-    """A head that only runs in training (as GoogLeNet's), reading the first layer's channels."""
+    """A head that only runs in training (as GoogLeNet's), reading the first layer's channels;
+    with ``eval_only``, a head that only runs in eval mode instead."""
 
-    def __init__(self) -> None:
+    def __init__(self, eval_only: bool = False) -> None:
         super().__init__()
+        self.eval_only = eval_only
         self.c1, self.c2 = nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 8, 3, padding=1)
         self.bn = nn.BatchNorm2d(8)
         self.fc, self.aux = nn.Linear(8, 2), nn.Linear(8, 2)
@@ -291,17 +300,77 @@ class AuxiliaryHead(nn.Module):
     def forward(self, x):
         a = torch.relu(self.bn(self.c1(x)))
         out = self.fc(nn.functional.adaptive_avg_pool2d(torch.relu(self.c2(a)), 1).flatten(1))
-        return (out, self.aux(nn.functional.adaptive_avg_pool2d(a, 1).flatten(1))) if self.training else out
+        if self.training != self.eval_only:
+            return out, self.aux(nn.functional.adaptive_avg_pool2d(a, 1).flatten(1))
+        return out
 
 
-def test_a_branch_that_runs_only_in_training_is_checked_when_shrinking() -> None:
-    model = AuxiliaryHead().eval()
+def test_a_branch_that_runs_only_in_training_is_traced_and_shrunk_whatever_the_models_mode() -> None:
+    torch.manual_seed(0)
+    model = AuxiliaryHead()
+    randomise_batchnorm(model)
+    x = torch.randn(4, 3, 8, 8)
+    for mode in ("eval", "train"):
+        pruner = ChannelPruner(getattr(model, mode)(), x)
+        assert pruner.groups[0].consumers == [("c2", 1), ("aux", 1)]
+        pruner.prune(0.5, scope="layerwise")
+        small, masked = pruner.shrink(), zero_removed_channels(model, pruner)
+        assert small.training == (mode == "train")
+        torch.testing.assert_close(small.eval()(x), masked.eval()(x))
+        with torch.random.fork_rng():
+            expected = masked.train()(x)
+        torch.testing.assert_close(small.train()(x), expected)
+
+
+def test_a_branch_that_runs_only_in_eval_mode_is_checked_when_shrinking() -> None:
+    model = AuxiliaryHead(eval_only=True).train()
     before = {name: b.clone() for name, b in model.named_buffers()}
     pruner = ChannelPruner(model, torch.randn(2, 3, 8, 8))
     pruner.prune(0.5, scope="layerwise")
-    with pytest.raises(ValueError, match="fails on the example input in training mode"):
+    with pytest.raises(ValueError, match=r"fails on the example input \(its forward may fix a width, or a branch that runs only in eval mode"):
         pruner.shrink()
-    assert not model.training and all(torch.equal(b, before[name]) for name, b in model.named_buffers())
+    assert model.training and all(torch.equal(b, before[name]) for name, b in model.named_buffers())
+
+
+class _CountingDropout(nn.Dropout):
+    """Dropout that records the batch size of every call in training mode (not while traced)."""
+
+    def __init__(self) -> None:
+        super().__init__(0.5)
+        self.training_batches: list[int] = []
+
+    def forward(self, x):
+        if self.training and not isinstance(x, torch.fx.Proxy):
+            self.training_batches.append(len(x))
+        return super().forward(x)
+
+
+def test_shrinking_checks_training_mode_on_a_batch_of_one_and_leaves_the_random_state_alone() -> None:
+    """BatchNorm cannot train on a batch of one: the training-mode check gives the single
+    example twice, so that it runs at all; its dropout draws are not taken from the caller."""
+    model = nn.Sequential(nn.Linear(4, 6), nn.BatchNorm1d(6), nn.ReLU(), _CountingDropout(), nn.Linear(6, 2))
+    pruner = ChannelPruner(model, torch.zeros(1, 4))
+    pruner.prune(0.5)
+    state = torch.get_rng_state()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the check is not skipped
+        small = pruner.shrink()
+    assert torch.equal(torch.get_rng_state(), state)
+    assert model[3].training_batches == [2] and small[3].training_batches == [2]
+
+
+def test_shrink_refuses_kept_channels_that_are_not_increasing_indices() -> None:
+    from prunelab.structured import shrink
+
+    model = chain()
+    pruner = ChannelPruner(model, X)
+    state = pruner.state_dict()
+    for kept, message in (([1, 1, 2], "must be increasing indices below 10"), ([0.5, 1.7], "must be a list of channel indices"),
+                          ([0, 10], "must be increasing indices below 10")):  # fmt: skip
+        with pytest.raises(ValueError, match=f"kept channels of 0 {message}"):
+            shrink(model, pruner.groups, {**state, "0": kept}, X)
+    with pytest.raises(ValueError, match="keep has no kept channels for the group"):
+        shrink(model, pruner.groups, {}, X)
 
 
 def test_shrink_takes_the_kept_channels_as_the_state_dict_gives_them() -> None:
@@ -313,7 +382,7 @@ def test_shrink_takes_the_kept_channels_as_the_state_dict_gives_them() -> None:
     pruner.prune(0.5)
     x = torch.randn(2, 3, 6, 6)
     small = shrink(model, pruner.groups, pruner.state_dict(), X)
-    torch.testing.assert_close(small.eval()(x), pruner.shrink().eval()(x))
+    torch.testing.assert_close(small.eval()(x), zero_removed_channels(model, pruner).eval()(x))
 
 
 @pytest.mark.parametrize(

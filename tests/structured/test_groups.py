@@ -79,10 +79,16 @@ class Twice(nn.Module):
         (
             nn.Sequential(nn.Conv1d(1, 4, 1), nn.Conv1d(4, 4, 1, groups=2), nn.Conv1d(4, 2, 1)),
             torch.zeros(2, 1, 5),
-            {"0": "read by 1 in a way that mixes channels", "1": "made by the grouped convolution 1"},
+            {"0": "read by the grouped convolution 1, whose groups of input channels must stay whole", "1": "made by the grouped convolution 1"},
         ),
         (nn.Sequential(nn.Linear(4, 6), nn.LayerNorm(6), nn.Linear(6, 2)), torch.zeros(2, 4), {"0": "used by 1 (LayerNorm)"}),
+        # A pooling given one dim fewer than its batched input takes it as unbatched: it pools the channels.
+        (nn.Sequential(nn.Linear(4, 8), nn.MaxPool1d(3, 1, 1), nn.Linear(8, 2)), torch.zeros(2, 4),
+         {"0": "pooled across channels by 1 (MaxPool1d)"}),
+        (nn.Sequential(nn.Conv1d(1, 4, 3), nn.AvgPool2d(3, 1, 1), nn.Conv1d(4, 2, 1)), torch.zeros(2, 1, 6),
+         {"0": "pooled across channels by 1 (AvgPool2d)"}),
     ],
+    ids=["cat", "scaled-by-a-tensor", "called-twice", "grouped", "layernorm", "pool1d-of-2d", "pool2d-of-3d"],
 )
 def test_what_the_tracer_cannot_keep_apart_is_unprunable(model, x, blocked) -> None:
     groups = {g.name: g for g in channel_groups(model, x)}
@@ -216,3 +222,21 @@ def test_what_keeps_a_removed_channel_at_zero_stays_prunable() -> None:
 
     (group, _) = channel_groups(Lambda(forward, a=nn.Conv1d(1, 4, 3), b=nn.Linear(4 * 3, 2)), torch.zeros(1, 1, 5))
     assert group.prunable and group.consumers == [("b", 3)]
+
+
+class ScaledByNumbers(nn.Module):
+    """Channels scaled by a number on either side, and two branches added with torch.add's alpha."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b, self.c, self.head = nn.Linear(4, 6), nn.Linear(6, 5), nn.Linear(6, 5), nn.Linear(5, 2)
+
+    def forward(self, x):
+        h = 2.0 * self.a(x)
+        return self.head(torch.add(self.b(h * 0.5), self.c(h), alpha=0.5))
+
+
+def test_a_number_on_either_side_of_a_product_and_torch_adds_alpha_keep_channels_apart() -> None:
+    groups = {g.name: g for g in channel_groups(ScaledByNumbers(), torch.zeros(2, 4))}
+    assert groups["a"].prunable and groups["a"].consumers == [("b", 1), ("c", 1)]
+    assert groups["b"].prunable and groups["b"].producers == ["b", "c"]  # joined by the addition

@@ -2,7 +2,7 @@
 
 The contract is small: a criterion is called with the model and one
 :class:`~prunelab.structured.ChannelGroup` and returns a float tensor of ``group.size``
-scores. Members of a group are pruned jointly, so a criterion sums its measure over them
+scores, or None if it cannot score the group (which is then left whole). Members of a group are pruned jointly, so a criterion sums its measure over them
 (seed 002: "for channels that are connected by residual connections, we sum their measures").
 """
 
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 
 class ChannelCriterion(Protocol):
-    def __call__(self, model: nn.Module, group: ChannelGroup) -> Tensor: ...
+    def __call__(self, model: nn.Module, group: ChannelGroup) -> Tensor | None: ...
 
 
 class FilterL1:

@@ -33,8 +33,7 @@ def output_size(module: nn.Module, input_shape: Sequence[int]) -> int:
         return module(torch.zeros(1, *input_shape)).numel()
 
 
-@contextlib.contextmanager
-def evaluating(model: nn.Module) -> Iterator[nn.Module]:
+def evaluating(model: nn.Module) -> contextlib.AbstractContextManager[nn.Module]:
     """Eval mode inside the block; afterwards every module is back in its own mode (so a
     BatchNorm frozen in eval mode inside a training model stays frozen).
 
@@ -46,8 +45,26 @@ def evaluating(model: nn.Module) -> Iterator[nn.Module]:
     >>> model.training, model[1].training
     (True, False)
     """
+    return _in_mode(model, train=False)
+
+
+def training(model: nn.Module) -> contextlib.AbstractContextManager[nn.Module]:
+    """Training mode inside the block; afterwards every module is back in its own mode.
+
+    >>> model = nn.Sequential(nn.Linear(2, 2)).eval()
+    >>> with training(model):
+    ...     model.training
+    True
+    >>> model.training
+    False
+    """
+    return _in_mode(model, train=True)
+
+
+@contextlib.contextmanager
+def _in_mode(model: nn.Module, train: bool) -> Iterator[nn.Module]:
     modes = [(module, module.training) for module in model.modules()]
-    model.eval()
+    model.train(train)
     try:
         yield model
     finally:

@@ -6,8 +6,9 @@ next Conv or Linear layers (a column of their weight, or ``factor`` columns afte
 flatten). Residual additions join the channels of both operands, so that e.g. all blocks of
 a ResNet stage share one group: their channels can only be removed jointly.
 
-Tracing is done with :mod:`torch.fx` and one forward pass in eval mode on an example input
-(for the shapes). Anything the tracer does not know to keep channels apart (concatenation,
+Tracing is done with :mod:`torch.fx` in training mode (so that branches run only in training,
+such as auxiliary heads, are in the trace) and one forward pass in eval mode on an example
+input (for the shapes). Anything the tracer does not know to keep channels apart (concatenation,
 grouped convolutions, LayerNorm, custom functions, the model's output) makes the groups it
 touches unprunable rather than wrong; :attr:`ChannelGroup.unprunable` says why.
 """
@@ -28,7 +29,7 @@ from torch.fx.passes.shape_prop import ShapeProp
 from torch.nn.utils import parametrize
 
 from prunelab.masks.targets import CONVS, PRUNABLE_MODULES, parameter_names
-from prunelab.models.common import evaluating
+from prunelab.models.common import evaluating, training
 
 NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 # Elementwise modules and functions: a removed channel, zero, must stay zero through them
@@ -130,7 +131,8 @@ def channel_groups(model: nn.Module, example_input: Tensor) -> list[ChannelGroup
     Raises ``ValueError`` if the model cannot be traced by :func:`torch.fx.symbolic_trace`.
     """
     try:
-        graph_module = fx.symbolic_trace(model)
+        with training(model):
+            graph_module = fx.symbolic_trace(model)
     except Exception as error:  # noqa: BLE001 (the tracer raises many types, e.g. for data-dependent control flow)
         raise ValueError(
             f"structured pruning traces the model with torch.fx, which failed on {type(model).__name__}: {error}"
@@ -188,8 +190,8 @@ class _Trace:
             self.norm(node, module, source, name)
         elif source is not None and (_is_activation(node, module) or _is_pooling(node, module)):
             self.elementwise(node, module, source, name)
-        elif source is not None and _is_joining(node):
-            self.join(node, name)
+        elif _is_joining(node) and any(argument in self.channels for argument in node.all_input_nodes):
+            self.join(node, name)  # a number may come first: 2.0 * x
         elif source is not None and _is_flatten(node, module):
             self.flatten(node, source, name)
         # Anything else may mix channels; but x.dim() is harmless: it reads the number of dims, not a width.
@@ -223,7 +225,9 @@ class _Trace:
         channel_dim = 1 if isinstance(module, CONVS) else len(shape) - 1
         grouped = getattr(module, "groups", 1) != 1
         if source is not None:
-            if grouped or source.dim != channel_dim:
+            if grouped:
+                source.space.block(f"read by the grouped convolution {node.target}, whose groups of input channels must stay whole")
+            elif source.dim != channel_dim:
                 source.space.block(f"read by {node.target} in a way that mixes channels")
             else:
                 source.space.root().consumers.append((node.target, source.factor))
@@ -265,7 +269,9 @@ class _Trace:
             self.block_inputs(node, f"used by {name} with tensor arguments")
         elif pooling and shape is None:  # e.g. return_indices=True: a tuple, not the channels
             source.space.block(f"pooled by {name} into something other than one tensor")
-        elif pooling and (source.dim != 1 or source.factor != 1 or shape[:2] != _shape(_first_input(node))[:2]):
+        elif pooling and (source.dim != 1 or source.factor != 1 or len(shape) != _pooled_dims(node, module) + 2
+                          or shape[:2] != _shape(_first_input(node))[:2]):  # fmt: skip
+            # A tensor of one dim fewer than the pooling's batched input is taken as unbatched: dim 1 is pooled.
             source.space.block(f"pooled across channels by {name}")
         elif isinstance(module, nn.Hardtanh) and not module.min_val <= 0 <= module.max_val:
             source.space.block(f"moved away from zero by {name}")
@@ -275,7 +281,8 @@ class _Trace:
     def join(self, node: fx.Node, name: str) -> None:
         """An elementwise sum, difference or product: with a number, channels pass through; of two
         traced tensors of the same shape, their channel spaces become one group."""
-        arguments = [*node.args, *node.kwargs.values()]
+        # alpha scales the second operand (torch.add(x, y, alpha=0.5)): it shifts nothing.
+        arguments = [*node.args, *(value for key, value in node.kwargs.items() if key != "alpha")]
         # Numbers: literals, or values computed while tracing (e.g. from x.size()), unknown here.
         numbers = [a for a in arguments if (isinstance(a, (int, float)) and not isinstance(a, bool)) or
                    (isinstance(a, fx.Node) and _shape(a) is None)]  # fmt: skip
@@ -351,6 +358,12 @@ def _is_pooling(node: fx.Node, module: nn.Module | None) -> bool:
     if module is not None:
         return isinstance(module, POOLING_MODULES)
     return node.op != "call_module" and _function_name(node) in POOLING_FUNCTIONS
+
+
+def _pooled_dims(node: fx.Node, module: nn.Module | None) -> int:
+    """The spatial dims a pooling works on, from its name: MaxPool2d, avg_pool1d."""
+    name = type(module).__name__ if module is not None else _function_name(node)
+    return int(name[-2])
 
 
 def _function_name(node: fx.Node) -> str:

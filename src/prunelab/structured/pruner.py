@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import numbers
 import warnings
 from collections.abc import Mapping, Sequence
 
@@ -22,7 +23,7 @@ from prunelab.masks.arguments import (
     ratios_by_target,
 )
 from prunelab.masks.targets import CONVS, check_patterns, matches
-from prunelab.models.common import evaluating
+from prunelab.models.common import evaluating, training
 from prunelab.structured.groups import ChannelGroup, channel_groups
 
 
@@ -243,30 +244,53 @@ class ChannelPruner:
 
     def load_state_dict(self, state: Mapping[str, Sequence[int]]) -> None:
         """Set the kept channels from :meth:`state_dict` output."""
+        if not isinstance(state, Mapping):
+            raise TypeError(f"channel state must be a mapping of group names to kept channels, got {type(state).__name__}")
         sizes = {g.name: g.size for g in self.groups}
         # States written before unscorable groups were left out list them, keeping every channel.
         whole = {g.name: list(range(g.size)) for g in self._unscored}
-        state = {name: kept for name, kept in state.items() if name not in whole or list(kept) != whole[name]}
+        state = {name: kept for name, kept in state.items() if name not in whole or _as_list(kept) != whole[name]}
         if set(state) != set(sizes):
             raise ValueError(f"channel state has groups {sorted(state)}, this model has {sorted(sizes)}")
-        for name, kept in state.items():
-            given = list(kept)
-            kept = torch.as_tensor(given)
-            if len(kept) and (kept.dtype.is_floating_point or kept.dtype == torch.bool):  # 1.7 is not channel 1
-                raise ValueError(f"kept channels of {name} must be integers, got {given}")
-            kept = kept.long()
-            if len(kept) == 0 or kept.min() < 0 or kept.max() >= sizes[name] or not bool((kept.diff() > 0).all()):
-                raise ValueError(f"kept channels of {name} must be increasing indices below {sizes[name]}, at least one")
-            self.keep[name] = kept
+        self.keep.update({name: kept_channels(name, kept, sizes[name]) for name, kept in state.items()})
+
+
+def kept_channels(name: str, kept: object, size: int) -> Tensor:
+    """The kept channels of group ``name`` as a tensor of indices, checked: increasing whole
+    numbers below ``size``, at least one.
+
+    >>> kept_channels("conv1", [0, 2], 4).tolist()
+    [0, 2]
+    >>> kept_channels("conv1", [2, 2], 4)
+    Traceback (most recent call last):
+    ...
+    ValueError: kept channels of conv1 must be increasing indices below 4, at least one; got [2, 2]
+    """
+    given = _as_list(kept)
+    if not isinstance(given, list) or not all(isinstance(i, numbers.Integral) and not isinstance(i, bool) for i in given):
+        raise ValueError(f"kept channels of {name} must be a list of channel indices (whole numbers), got {kept!r}")
+    if not given or given[0] < 0 or given[-1] >= size or any(b <= a for a, b in zip(given, given[1:])):
+        raise ValueError(f"kept channels of {name} must be increasing indices below {size}, at least one; got {given}")
+    return torch.tensor([int(i) for i in given], dtype=torch.long)
+
+
+def _as_list(kept: object) -> object:
+    """A tensor or sequence of indices as a plain list; anything else as it is."""
+    if isinstance(kept, Tensor):
+        return kept.tolist()
+    return list(kept) if isinstance(kept, Sequence) and not isinstance(kept, str) else kept
 
 
 def shrink(model: nn.Module, groups: Sequence[ChannelGroup], keep: Mapping[str, Tensor | Sequence[int]], example_input: Tensor) -> nn.Module:
     """A copy of ``model`` keeping only channels ``keep[group.name]`` (increasing indices, as
     tensors or lists such as :meth:`ChannelPruner.state_dict` gives) of each group; checked to
     run on ``example_input`` and give outputs of the same shape."""
+    missing = [group.name for group in groups if group.name not in keep]
+    if missing:
+        raise ValueError(f"keep has no kept channels for the group(s) {', '.join(missing)}")
     small = copy.deepcopy(model)
     for group in groups:
-        kept = torch.as_tensor(keep[group.name], dtype=torch.long)
+        kept = kept_channels(group.name, keep[group.name], group.size)
         if len(kept) == group.size:
             continue
         for name in group.producers:
@@ -284,15 +308,18 @@ def shrink(model: nn.Module, groups: Sequence[ChannelGroup], keep: Mapping[str, 
             columns = (kept[:, None] * factor + torch.arange(factor)).reshape(-1)
             _take(layer, "weight", 1, columns)
             setattr(layer, "in_channels" if isinstance(layer, CONVS) else "in_features", len(columns))
-    # In both modes: a branch that runs only in training (an auxiliary head, say) is not in the
-    # trace, which is made in eval mode, and may read removed channels.
+    # In both modes: a branch that runs only in eval mode is not in the trace, which is made in
+    # training mode, and may read removed channels.
     for train in (False, True):
         try:
             expected = _output_shapes(model, example_input, train)
-        except Exception:  # noqa: BLE001 (e.g. BatchNorm in training on a batch of one: nothing to compare)
+        except Exception as error:  # noqa: BLE001 (a model that does not run in training mode at all)
+            warnings.warn(f"the model fails in training mode on the example input ({error}): the small model is checked "
+                          "in eval mode only", stacklevel=3)  # fmt: skip
             continue
         mode = " in training mode" if train else ""
-        why = "a branch that runs only in training may read removed channels: exclude the layers making them" if train else "its forward may fix a width"
+        why = "its forward may fix a width" if train else \
+            "its forward may fix a width, or a branch that runs only in eval mode may read removed channels: exclude the layers making them"
         try:
             got = _output_shapes(small, example_input, train)
         except Exception as error:  # noqa: BLE001 (whatever the forward raises on its new widths)
@@ -304,22 +331,22 @@ def shrink(model: nn.Module, groups: Sequence[ChannelGroup], keep: Mapping[str, 
 
 def _output_shapes(model: nn.Module, example_input: Tensor, train: bool) -> object:
     """The shapes of the model's output in eval or train mode, which may be a tensor or a
-    tuple, list or dict of them. The model's modes and buffers (BatchNorm statistics) are
-    left as they were."""
+    tuple, list or dict of them. The model's modes, its buffers (BatchNorm statistics) and the
+    global random state (dropout draws) are left as they were. In training mode a single
+    example is given twice, as BatchNorm cannot train on a batch of one."""
     if not train:
         with evaluating(model), torch.no_grad():
             return _shapes(model(example_input))
-    modes = [(module, module.training) for module in model.modules()]
+    batch = example_input.repeat(2, *[1] * (example_input.dim() - 1)) if len(example_input) == 1 else example_input
     buffers = [(buffer, buffer.clone()) for buffer in model.buffers()]
+    devices = [batch.device] if batch.device.type == "cuda" else []
     try:
-        with torch.no_grad():
-            return _shapes(model.train()(example_input))
+        with training(model), torch.no_grad(), torch.random.fork_rng(devices=devices):
+            return _shapes(model(batch))
     finally:
         with torch.no_grad():
             for buffer, saved in buffers:
                 buffer.copy_(saved)
-        for module, mode in modes:
-            module.training = mode
 
 
 def _shapes(output: object) -> object:
