@@ -87,7 +87,6 @@ def test_arms_set_their_fields_together_as_one_more_axis(tmp_path, data_dir) -> 
     ("grid", "arms", "overrides", "message"),
     [
         ({"eval.rewind": ["none"]}, SCRATCH_ARMS, [], "sweep.arms.scratch-e sets eval.rewind, which the grid sweeps too"),
-        ({"eval": [{}]}, SCRATCH_ARMS, [], "sweep.arms.scratch-e sets eval.rewind, which the grid sweeps too"),
         ({"arm": ["a"]}, SCRATCH_ARMS, [], "sweep.grid.arm: 'arm' names the axis of sweep.arms"),
         ({}, {}, [], "the sweep needs a grid of fields to sweep, or arms, or both"),
         ({"prune.sparsity": [0.5]}, SCRATCH_ARMS, ["eval.budget=epochs"],
@@ -239,7 +238,7 @@ def test_an_empty_grid_entry_is_an_error(tmp_path, data_dir) -> None:
     ("grid", "arms", "message"),
     [
         ({"prune.sparsity": [0.5, 0.7, 0.5]}, None, r"sweep.grid.prune.sparsity lists 0.5 twice"),
-        ({"eval.optimizer": [{"name": "sgd"}, {"name": "sgd"}]}, None, r"lists \{'name': 'sgd'\} twice"),
+        ({"eval.optimizer": [{"name": "sgd"}, {"name": "sgd"}]}, None, r"lists '\{name: sgd\}' twice"),
         ({"prune.sparsity": [0.5]}, {"a": {"eval.epochs": 1}, "b": {"eval.epochs": 1}}, "sweep.arms.b sets the same fields as arm 'a'"),
     ],
 )
@@ -247,6 +246,47 @@ def test_a_sweep_that_repeats_a_run_is_an_error_before_any_run(tmp_path, data_di
     path = write_sweep(tmp_path, data_dir, grid, arms=arms)
     with pytest.raises(RecipeError, match=message):
         load_plan(path)
+
+
+@pytest.mark.parametrize(
+    ("grid", "message"),
+    [
+        ({"eval.optimizer.lr": [0.01, 0.2], "eval.optimizer": [{"name": "sgd"}]},
+         "sweep.grid sweeps both eval.optimizer.lr and eval.optimizer, one inside the other"),
+        ({"eval": [{"epochs": 1}, {"epochs": 2}]}, r"sweep.grid.eval: sweep the fields of eval with dots \(eval.<field>: \[...\]\)"),
+    ],
+    ids=["one-inside-the-other", "whole-section"],
+)
+def test_grid_keys_that_would_replace_one_another_or_a_section_are_errors(tmp_path, data_dir, grid, message) -> None:
+    with pytest.raises(RecipeError, match=message):
+        load_plan(write_sweep(tmp_path, data_dir, grid))
+
+
+@pytest.mark.parametrize(
+    ("grid", "labels"),
+    [
+        ({"eval.optimizer.lr": [0.01, 0.2]}, ("eval.optimizer.lr=0.01", "eval.optimizer.lr=0.2")),  # FT reads no LR of eval's
+        ({"seeds": [[0], [1]]}, ("seeds=[0]", "seeds=[1]")),
+    ],
+    ids=["unread-field", "seeds"],
+)
+def test_grid_cells_that_are_one_run_are_an_error_before_any_run(tmp_path, data_dir, capsys, grid, labels) -> None:
+    out = tmp_path / "runs"
+    assert main(["run", str(write_sweep(tmp_path, data_dir, grid)), "--out", str(out), "--no-progress"]) == 2
+    error = capsys.readouterr().err
+    assert f"prunelab: error: [{labels[0]}] and [{labels[1]}] are the same run, " in error
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_a_table_over_a_list_valued_field_names_its_rows_as_yaml(tmp_path, data_dir, capsys) -> None:
+    """Widths are lists: the table's rows and the plot are named by them as YAML writes them."""
+    path = write_sweep(tmp_path, data_dir, {"model.options.hidden_sizes": [[16], [32, 8]]}, {"rows": "model.options.hidden_sizes"},
+                       model={"name": "mlp"})  # fmt: skip
+    out = tmp_path / "runs"
+    assert main(["run", str(path), "--out", str(out), "--no-progress"]) == 0
+    rows = {line.split("|")[1].strip() for line in capsys.readouterr().out.splitlines() if line.startswith("| [")}
+    assert rows == {"[16]", "[32, 8]"}
+    assert (next(out.glob("*-report")) / "sweep.png").exists()
 
 
 def test_a_repeated_value_given_with_set_is_an_error_before_any_run(tmp_path, data_dir) -> None:

@@ -249,6 +249,17 @@ def test_pruning_epochs_of_two_trainings_are_not_s4_2(other) -> None:
     assert (verdict.setup, verdict.reason) == ("S1", "the base models' epochs differ (3 / 6)")
 
 
+@pytest.mark.parametrize("rewind", ["init", "epoch:1"])
+def test_a_run_rewound_before_retraining_does_not_continue_one_schedule(rewind) -> None:
+    """Even with the LRs of one schedule, a run whose weights go back (a lottery ticket's
+    init, an early epoch) trains twice, not once: not Tab. 4's S4.2."""
+    rewound = pruned_at(6)
+    rewound = RunRecord(rewound.name, {**rewound.settings, "eval.rewind": rewind}, rewound.seeds, rewound.sparsity,
+                        rewound.speedup, rewound.pipelines, rewound.compression)  # fmt: skip
+    verdict = comparison_setup([pruned_at(3), rewound])
+    assert (verdict.setup, verdict.reason) == ("S1", "the base models' epochs differ (3 / 6)")
+
+
 DENSE_RECIPE = {"find.batch_size": 100, "find.optimizer.weight_decay": 1e-4}
 SCRATCH_RECIPE = {"eval.batch_size": 100, "eval.optimizer.weight_decay": 1e-4}
 LEFT = {"conv.weight": 30, "fc.weight": 10}

@@ -31,6 +31,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Literal
 
+import yaml
 from pydantic import Field, ValidationError
 
 from prunelab.config.load import (
@@ -151,8 +152,18 @@ def grid_label(assignment: Mapping[str, object]) -> str:
 
 
 def grid_value(value: object) -> object:
-    """A grid value to show: None as YAML's ``null`` (a setting left unset), others as they are."""
-    return "null" if value is None else value
+    """A grid value to show: None as YAML's ``null`` (a setting left unset), a list or a
+    mapping as YAML writes it in one line (a text, so that it can name a table's row), others
+    as they are.
+
+    >>> grid_value(None), grid_value([16, 32]), grid_value({"name": "cosine"}), grid_value(0.5)
+    ('null', '[16, 32]', '{name: cosine}', 0.5)
+    """
+    if value is None:
+        return "null"
+    if isinstance(value, (list, dict)):
+        return yaml.safe_dump(value, default_flow_style=True, sort_keys=False, width=float("inf")).strip()
+    return value
 
 
 def _overlap(a: str, b: str) -> bool:
@@ -172,7 +183,15 @@ def _check_sweep(raw_sweep: object, origin: str) -> SweepSpec:
         raise RecipeError(f"{origin}: the sweep needs a grid of fields to sweep, or arms, or both")
     if ARM in sweep.grid:
         raise RecipeError(f"{origin}: sweep.grid.{ARM}: '{ARM}' names the axis of sweep.arms, not a recipe field")
-    for key, values in sweep.grid.items():
+    keys = list(sweep.grid)
+    for i, (key, values) in enumerate(sweep.grid.items()):
+        if key in RECIPE_SECTIONS:  # as for arms: a whole section would replace the recipe's
+            raise RecipeError(f"{origin}: sweep.grid.{key}: sweep the fields of {key} with dots ({key}.<field>: [...]); "
+                              f"a whole {key} section would replace the recipe's")  # fmt: skip
+        inside = next((other for other in keys[:i] if _overlap(key, other)), None)
+        if inside is not None:
+            raise RecipeError(f"{origin}: sweep.grid sweeps both {inside} and {key}, one inside the other: "
+                              "the values of one would replace those of the other")  # fmt: skip
         if not values:
             raise RecipeError(f"{origin}: sweep.grid.{key} is empty; a swept field needs at least one value")
         repeated = [v for i, v in enumerate(values) if v in values[:i]]  # null may be repeated too

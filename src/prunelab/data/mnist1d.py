@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import random
 import warnings
 import zipfile
@@ -57,6 +58,11 @@ def _read_cache(path: Path) -> dict[str, np.ndarray] | None:
     return arrays
 
 
+# A folder the data cannot be kept in, though the data itself is good: read-only, not the
+# user's, full.
+_CANNOT_KEEP = {errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT}
+
+
 @register("mnist1d")
 def load_mnist1d(data_dir: Path, download: bool = False) -> Dataset:
     """MNIST-1D with its raw (already centred and scaled) values, inputs of shape ``(1, 40)``.
@@ -75,7 +81,9 @@ def load_mnist1d(data_dir: Path, download: bool = False) -> Dataset:
         try:
             with atomic_write(path) as f:
                 np.savez(f, **arrays)
-        except OSError as error:  # a read-only or full data folder: the data itself is still good
+        except OSError as error:
+            if error.errno not in _CANNOT_KEEP:  # e.g. a data_dir inside a file: a mistake to report
+                raise
             warnings.warn(f"could not cache MNIST-1D as {path} ({error.strerror or error}); it is generated again at "
                           "every load: give a writable data.data_dir to keep it", stacklevel=3)  # fmt: skip
 

@@ -142,11 +142,18 @@ def _order(value: object) -> tuple[int, float, tuple]:
     return (1, 0.0, tuple(int(part) if i % 2 else part for i, part in enumerate(parts)))
 
 
+def _as_shown(results: list[tuple[dict[str, object], Path]]) -> list[tuple[dict[str, object], Path]]:
+    """The grid values as tables show them: a list or a mapping (a sweep over widths, say) as
+    its one-line YAML, which can name a row or a column."""
+    return [({field: grid_value(value) for field, value in assignment.items()}, folder) for assignment, folder in results]
+
+
 def sweep_table(results: list[tuple[dict[str, object], Path]], spec: TableSpec) -> str:
     """A sweep's table: ``spec.value`` (mean ± std) with a row per ``spec.rows`` value and a
     column per ``spec.columns`` value, seed 004's cross-validation verdict when the columns
     are training recipes, and the comparison setup of the rows within each column.
     ``results`` are the sweep's runs: (the settings the grid gave, the run directory)."""
+    results = _as_shown(results)
     # Checked as for a report: the setups read the files of every seed, some from earlier commands.
     summaries = [(assignment, read_json(check_run_folder(folder) / "summary.json")) for assignment, folder in results]
     # A run directory keeps the seeds of earlier commands too: name those the numbers cover.
@@ -232,7 +239,7 @@ def first_lpr_record(events: dict) -> dict | None:
 
 def plot_sweep(results: list[tuple[dict[str, object], Path]], spec: TableSpec, path: Path) -> Path:
     """The sweep's table (:func:`sweep_table`) as a plot: ``spec.value`` against the rows, a line per column."""
-    summaries = [(assignment, read_json(folder / "summary.json")) for assignment, folder in results]
+    summaries = [(assignment, read_json(folder / "summary.json")) for assignment, folder in _as_shown(results)]
     row_label, rows, by_column = pivot_columns([(a, s["stats"]) for a, s in summaries], spec.rows, spec.columns, spec.value)
     scale = 100 if is_percent(spec.value) else 1
     lines = {header: [None if s is None else (scale * s["mean"], scale * s["std"]) for s in column] for header, column in by_column.items()}

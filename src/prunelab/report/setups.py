@@ -240,6 +240,9 @@ def _one_schedule_pruned_at_different_epochs(runs: Sequence[RunRecord]) -> bool:
     epochs (so their base models differ)."""
     if len({tuple(sorted(r.seeds)) for r in runs}) > 1 or len({r.pipeline.base.epochs for r in runs}) == 1:
         return False
+    # Tab. 4's rows continue one training; a run rewound (to init, or to an epoch) starts again.
+    if any(r.settings.get("eval.rewind", "none") != "none" for r in runs):
+        return False
     recipes = []
     for run in runs:
         stages = [s for p in run.pipelines.values() for s in (p.base, p.pruning, p.retraining) if s.epochs]

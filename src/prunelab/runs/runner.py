@@ -191,7 +191,17 @@ def check_plan(recipes: Sequence[tuple[str, Recipe]], out: str | Path = "runs") 
     """The checks :func:`run_recipe` makes before training, for every recipe of a sweep (with
     its label) at once, so that a bad one fails before the first trains. A recipe that copies
     the LPR of another one of the plan (``prune.lpr_of``) is checked when it runs, after it."""
-    planned = {run_folder(out, recipe).resolve() for _, recipe in recipes}
+    labels_of: dict[Path, list[str]] = {}
+    for label, recipe in recipes:
+        labels_of.setdefault(run_folder(out, recipe).resolve(), []).append(label)
+    for folder, labels in labels_of.items():
+        if len(labels) > 1:
+            raise RecipeError(
+                f"[{labels[0]}] and [{labels[1]}] are the same run, {folder.name}: what tells them apart is not part of a "
+                "run's settings (a field the recipe does not read; or seeds, which one run gathers: give seeds: [0, 1] "
+                "rather than a grid over them)"
+            )
+    planned = set(labels_of)
     datasets = {}  # each loaded once
     for label, recipe in recipes:
         folder = run_folder(out, recipe)
