@@ -123,9 +123,11 @@ def column_winners(
 ) -> str:
     """Seed 004's reading of a table that crosses methods (rows) with training recipes
     (columns): "if one method consistently wins in both cases, we are more confident that the
-    winner is really better"; if not, pruning and retraining interact, and "the case
-    delivering higher performance weighs more". Leads within one standard deviation are
-    named. Empty unless there are two rows and two columns, and the columns are training
+    winner is really better"; if the winners reverse (one row ahead in a column, another in
+    another, each by more than a standard deviation), pruning and retraining interact, and
+    "the case delivering higher performance weighs more". Winners that differ only by ties or
+    leads within one standard deviation show neither. Leads within one standard deviation are
+    named. Empty unless two columns have two rows or more, and the columns are training
     settings (``find.*``, ``eval.*``): columns of other sparsities, data or models compare
     different tasks, whose best cell says nothing about the rows.
 
@@ -142,7 +144,7 @@ def column_winners(
     column_values = list(dict.fromkeys(c for _, c in cells))
     label = short_labels([rows, *columns])
     name = {col: column_name(label, columns, col) for col in column_values}
-    winners, ties, close = {}, set(), []
+    winners, ties, close, within = {}, set(), [], set()
     for col in column_values:
         ranked = sorted((r for r in row_values if (r, col) in cells), key=lambda r: cells[(r, col)]["mean"], reverse=not lower_is_better(value))
         if len(ranked) < 2:
@@ -153,6 +155,7 @@ def column_winners(
         if not lead:
             ties.add(col)
         if lead and lead <= spread:
+            within.add(col)
             close.append(f"{name[col]} (a lead of {lead * scale:.2f}, a std of {spread * scale:.2f})")
     if len(winners) < 2:
         return ""
@@ -160,8 +163,12 @@ def column_winners(
     if not ties and len(set(winners.values())) == 1:
         return (f"Best in every column ({', '.join(name[c] for c in winners)}): {label[rows]} {grid_value(next(iter(winners.values())))}, "
                 f"the consistent winner (seed 004's cross-validation){caveat}.")  # fmt: skip
-    best_row, best_col = (min if lower_is_better(value) else max)(cells, key=lambda key: cells[key]["mean"])
     per_column = ", ".join(f"a tie under {name[c]}" if c in ties else f"{label[rows]} {grid_value(w)} under {name[c]}" for c, w in winners.items())
+    if len({w for c, w in winners.items() if c not in ties and c not in within}) < 2:
+        return (f"No {label[rows]} wins every column ({per_column}), and no winner is reversed by more than a standard "
+                "deviation elsewhere: neither a consistent winner nor an interaction of the method and the recipe "
+                "(seed 004); more seeds may tell" + (f"; leads within one standard deviation under {', '.join(close)}" if close else "") + ".")  # fmt: skip
+    best_row, best_col = (min if lower_is_better(value) else max)(cells, key=lambda key: cells[key]["mean"])
     return (f"The best {label[rows]} depends on the column ({per_column}): the method and the recipe interact "
             f"(seed 004), and the best cell, {label[rows]} {grid_value(best_row)} under {name[best_col]}, weighs more"
             + (f"; leads within one standard deviation under {', '.join(close)}" if close else "") + ".")
