@@ -84,7 +84,7 @@ def test_report_page_tables_and_plots(tmp_path: Path) -> None:
     assert "| s0.5 |            0.5 |    95.00% |    90.00% |   50.00% |" in lines
     # seed 004's comparison setups: these runs are not even at one sparsity
     assert ("Comparison setup (seed 004): no two runs share a dataset, network, granularity and compression or speedup (S1), "
-            "so none are compared") in lines  # fmt: skip
+            "so none are compared: the sparsities (50.00% / 90.00%) differ") in lines  # fmt: skip
     for name in ("accuracy_vs_sparsity.png", "layer_sparsity.png"):
         assert f"]({name})" in page.read_text()
         assert (tmp_path / "report" / name).read_bytes().startswith(PNG)
