@@ -47,6 +47,15 @@ def test_resnet20_and_its_shrunk_copy() -> None:
 def test_a_model_without_work_has_no_speedup() -> None:
     with pytest.raises(ValueError, match="no finite speedup"):
         speedup(10, 0)
+    no_layers = count_macs(nn.Sequential(nn.ReLU()), torch.zeros(1, 4))
+    with pytest.raises(ValueError, match="a dense model of 0 MACs has no speedup to give: are there Conv, Linear or attention layers"):
+        speedup(no_layers, no_layers)
+
+
+@pytest.mark.parametrize(("example", "shape"), [(torch.zeros(0, 4), r"\(0, 4\)"), (torch.tensor(1.0), r"\(\)"), ([0.0] * 4, "list")])
+def test_an_example_input_that_is_not_a_batch_is_an_error(example, shape) -> None:
+    with pytest.raises(ValueError, match=f"example_input must be a batch of at least one example, batch first; got {shape}"):
+        count_macs(nn.Linear(4, 2), example)
 
 
 def test_masks_that_name_no_weight_or_have_another_shape_are_errors() -> None:

@@ -97,6 +97,8 @@ def test_by_default_the_first_training_examples_are_measured_as_many_as_the_test
             assert loss == pytest.approx(expected_loss, rel=1e-5) and accuracy == expected_accuracy
     with pytest.raises(ValueError, match="split must be 'train' or 'test', got 'validation'"):
         pruning_sensitivity(model, leading, [0.5], split="validation", progress=False)
+    with pytest.raises(ValueError, match="batch_size must be a whole number of at least 1, got 0"):
+        pruning_sensitivity(model, leading, [0.5], batch_size=0, progress=False)
 
 
 def test_sparsity_zero_is_the_dense_model(model, data) -> None:

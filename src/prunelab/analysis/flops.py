@@ -36,6 +36,9 @@ def count_macs(model: nn.Module, example_input: Tensor, masks: Mapping[str, Tens
     >>> count_macs(layer, torch.zeros(1, 5, 4))  # 5 tokens x (q, k, v, out: 4 x 4 each; 4 x 8 and 8 x 4)
     640
     """
+    if not isinstance(example_input, Tensor) or example_input.dim() == 0 or len(example_input) == 0:
+        shape = tuple(example_input.shape) if isinstance(example_input, Tensor) else type(example_input).__name__
+        raise ValueError(f"example_input must be a batch of at least one example, batch first; got {shape}")
     masks_of = _masks_by_weight(model, masks or {})
     counts: list[int] = []
 
@@ -108,6 +111,8 @@ def speedup(dense_macs: int, pruned_macs: int) -> float:
     >>> speedup(300, 100)
     3.0
     """
+    if dense_macs <= 0:
+        raise ValueError(f"a dense model of {dense_macs} MACs has no speedup to give: are there Conv, Linear or attention layers?")
     if pruned_macs <= 0:
         raise ValueError(f"a pruned model with {pruned_macs} MACs has no finite speedup")
     return dense_macs / pruned_macs

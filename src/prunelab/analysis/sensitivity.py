@@ -98,6 +98,8 @@ def pruning_sensitivity(
     {'weight': 0.5}
     """
     check_sparsities(sparsities)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a whole number of at least 1, got {batch_size!r}")
     x, y = _examples(data, split)
     device = torch.device(device)
     # Pruning a copy leaves the model exactly as it was, even if the analysis is interrupted.
