@@ -25,6 +25,7 @@ from prunelab.report.setups import (
     describe_column_setups,
     describe_setup,
     differing_settings,
+    read_run_record,
     read_sweep_records,
     rows_of_other_tasks,
 )
@@ -90,6 +91,11 @@ def load_run(folder: str | Path) -> RunResults:
     """Read a finished run directory (as ``prunelab run`` leaves it)."""
     folder = check_run_folder(folder)
     stats = read_json(folder / "summary.json")["stats"]
+    settings = run_settings(folder, unread_as=UNREAD)
+    if settings.get("eval.budget", "epochs") != "epochs":
+        # A training from scratch sized by its budget (Scratch-E/B): the epochs it trained, per seed.
+        trained = list(dict.fromkeys(pipeline.retraining.epochs for pipeline in read_run_record(folder).pipelines.values()))
+        settings["eval.epochs"] = trained[0] if len(trained) == 1 else " / ".join(map(str, trained))
     seeds = sorted(path.parent for path in folder.glob("seed-*/summary.json"))
     summaries = [read_json(seed / "summary.json") for seed in seeds]
     # IMP and BIMP record every level; other methods one point: the final sparsity.
@@ -115,7 +121,7 @@ def load_run(folder: str | Path) -> RunResults:
             lpr_distance[epoch] = (stat["mean"], stat["std"])
     return RunResults(
         folder=folder,
-        settings=run_settings(folder, unread_as=UNREAD),
+        settings=settings,
         stats=stats,
         curve=curve,
         layer_sparsity={name: statistics.fmean(values) for name, values in layers.items()},
