@@ -277,9 +277,12 @@ def test_show_takes_several_runs_and_skips_what_is_not_one(cli_run, tmp_path: Pa
     stray.write_text("")
     assert cli.main(["show", str(folder), str(stray), str(folder)]) == 0
     captured = capsys.readouterr()
-    assert captured.out.count(f"{folder.name} (seeds [0]):") == 2
-    assert captured.out.count("layerwise pruning ratios (seed-0):") == 2
-    assert f"prunelab: skipping {stray}" in captured.err
+    assert captured.out.count(f"{folder.name} (seeds [0]):") == 1  # once, though given twice
+    assert captured.out.count("layerwise pruning ratios (seed-0):") == 1
+    assert f"prunelab: skipping {stray}" in captured.err and f"prunelab: skipping {folder}: given before" in captured.err
+    # the folder of runs itself is not a run: the error says to give its runs
+    assert cli.main(["compare", str(folder.parent)]) == 2
+    assert f"{folder.parent} is a folder of runs, not a run: give its runs, e.g. {folder.parent / '*'}" in capsys.readouterr().err
 
 
 def test_compare_prints_a_row_per_run(cli_run, data_dir: Path, capsys) -> None:

@@ -478,15 +478,22 @@ def _run_folders(paths: list[Path]) -> list[Path]:
     runs, other files) with a note."""
     from prunelab.report.runs import check_run_folder
 
-    folders = []
+    folders: list[Path] = []
     for path in paths:
         try:
-            folders.append(check_run_folder(path))
+            folder = check_run_folder(path)
         except FileNotFoundError as error:
             if len(paths) == 1:
+                if Path(path).is_dir() and any((child / "summary.json").is_file() for child in Path(path).iterdir()):
+                    raise FileNotFoundError(f"{path} is a folder of runs, not a run: give its runs, e.g. {Path(path) / '*'}") from None
                 raise
             if not _made_beside_runs(Path(path)):
                 print(f"prunelab: skipping {path}: {error}", file=sys.stderr)
+            continue
+        if any(folder.resolve() == earlier.resolve() for earlier in folders):
+            print(f"prunelab: skipping {path}: given before", file=sys.stderr)
+        else:
+            folders.append(folder)
     if not folders:
         raise FileNotFoundError("none of the given paths is a finished run directory")
     return folders
