@@ -17,7 +17,7 @@ numbers above -inf: NaN and -inf are errors (-inf marks entries already pruned).
 Any callable of that form serves as ``Pruner.prune(..., criterion=...)``. For example,
 magnitude relative to the layer's RMS, so that a global ranking compares layers on one scale:
 
->>> import prunelab as pl
+>>> import torch, prunelab as pl
 >>> from torch import nn
 >>> class RelativeMagnitude:
 ...     def __init__(self, model):

@@ -21,8 +21,7 @@ _REQUIRED = ("num_classes", "input_shape")
 def register(name: str, init: Initializer | None = None) -> Callable[[ModelBuilder], ModelBuilder]:
     """Decorator adding a builder ``(num_classes, input_shape, *, options...) -> nn.Module`` to ``MODELS``.
 
-    The first line of the builder's docstring describes the model in listings. ``init`` is
-    the model's weight scheme (e.g. :func:`~prunelab.models.common.he_init`), applied by
+    ``init`` is the model's weight scheme (e.g. :func:`~prunelab.models.common.he_init`), applied by
     :func:`build_model` after the builder and by :func:`initialize`; without it, the
     layers keep PyTorch's default initialisation.
 
