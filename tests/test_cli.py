@@ -174,6 +174,26 @@ def test_run_with_a_bad_recipe_file(content: str | bytes, expected: str, tmp_pat
     assert "Traceback" not in err and "<unicode string>" not in err
 
 
+def test_a_run_cut_off_says_it_resumes_and_which_seed(tmp_path: Path, data_dir: Path, capsys, monkeypatch) -> None:
+    from prunelab.runs.session import Session
+
+    checkpoint = Session._checkpoint_phase
+
+    def cut_off(self, trainer):  # Ctrl-C right after the first epoch's checkpoint
+        checkpoint(self, trainer)
+        raise KeyboardInterrupt
+
+    out = tmp_path / "runs"
+    with monkeypatch.context() as patch:
+        patch.setattr(Session, "_checkpoint_phase", cut_off)
+        assert cli.main(["run", "--no-progress", "--out", str(out), *sets(data_dir)]) == 130
+    assert cli.main(["run", "--no-progress", "--out", str(out), *sets(data_dir)]) == 0
+    folder = run_folder(out)
+    line = next(line for line in capsys.readouterr().err.splitlines() if line.startswith("prunelab: resuming"))
+    assert line == f"prunelab: resuming {folder.name} (oneshot, seeds [0]; seed 0 picks up where it stopped)"
+    assert (folder / "seed-0" / "summary.json").exists()
+
+
 def test_interrupting_says_how_to_resume(tmp_path: Path, capsys, monkeypatch) -> None:
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt

@@ -184,7 +184,7 @@ def _show_warning(message: Warning | str, *_where: object, shown: set[str], **_k
 
 def _run(args: argparse.Namespace) -> int:
     from prunelab.report.runs import sweep_table, write_report
-    from prunelab.runs.runner import check_plan, check_same_experiment, run_folder, run_recipe
+    from prunelab.runs.runner import check_plan, check_same_experiment, cut_off_seeds, run_folder, run_recipe
     from prunelab.runs.session import finished_seeds
 
     plan, sweep = load_plan(args.recipe, args.overrides)
@@ -197,8 +197,10 @@ def _run(args: argparse.Namespace) -> int:
         if world().is_main:
             folder = run_folder(args.out, recipe)
             check_same_experiment(folder, recipe)  # before saying its results are this recipe's
-            doing = "finished before, nothing to train:" if set(recipe.seeds) <= set(finished_seeds(folder)) else "running"
-            print(f"prunelab: {doing} {folder.name} ({recipe.prune.method}, seeds {recipe.seeds}){label}", file=sys.stderr)
+            cut_off = cut_off_seeds(args.out, recipe)
+            doing = "finished before, nothing to train:" if set(recipe.seeds) <= set(finished_seeds(folder)) else "resuming" if cut_off else "running"
+            resumed = f"; seed {', '.join(map(str, cut_off))} picks up where it stopped" if cut_off else ""
+            print(f"prunelab: {doing} {folder.name} ({recipe.prune.method}, seeds {recipe.seeds}{resumed}){label}", file=sys.stderr)
         folder = run_recipe(recipe, args.out, progress=_progress(args))
         results.append((assignment, folder))
     if not world().is_main:  # the main process reports

@@ -78,6 +78,7 @@ from prunelab.runs.io import (
     write_json,
     write_text,
 )
+from prunelab.runs.checkpoint import read_journal
 from prunelab.runs.session import (
     CHECKPOINT,
     Session,
@@ -271,6 +272,20 @@ def run_folder(out: str | Path, recipe: Recipe) -> Path:
     their results differ from one process's (and runs of several counts never mix)."""
     processes = world().size
     return Path(out) / (run_name(recipe) + (f"-{processes}proc" if processes > 1 else ""))
+
+
+def cut_off_seeds(out: str | Path, recipe: Recipe) -> list[int]:
+    """The seeds of ``recipe`` that an earlier command started and did not finish: their
+    folder, or the find phase they share with other runs, holds a checkpoint to resume from."""
+    folder, key = run_folder(out, recipe), find_key(recipe, resolve_device(recipe.device))
+    seeds = []
+    for seed in recipe.seeds:
+        if (folder / f"seed-{seed}" / SUMMARY).exists():
+            continue
+        find = Path(out) / FIND_CACHE / key / f"seed-{seed}" / CHECKPOINT
+        if (folder / f"seed-{seed}" / CHECKPOINT).exists() or (find.exists() and "find" not in read_journal(find)["done"]):
+            seeds.append(seed)
+    return seeds
 
 
 def cut_off_elsewhere(out: str | Path, recipe: Recipe) -> list[Path]:
