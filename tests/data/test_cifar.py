@@ -62,13 +62,23 @@ def test_cifar10_shapes_values_and_normalization(cifar10_dir) -> None:
     assert ds.x_train[0, 1, 5, 7].item() == pytest.approx(expected, abs=1e-5)
 
 
-def test_cifar100_uses_fine_labels(tmp_path: Path) -> None:
+def test_cifar100_uses_fine_labels_and_its_own_normalization(tmp_path: Path) -> None:
     rng = np.random.default_rng(1)
+    written = {}
     for name, n in (("train", 4), ("test", 2)):
         data, labels = random_batch(rng, n, num_classes=100)
-        write_batch(tmp_path / "cifar-100-python" / name, data, labels, label_key=b"fine_labels")
+        path = tmp_path / "cifar-100-python" / name
+        write_batch(path, data, labels, label_key=b"fine_labels")
+        batch = pickle.loads(path.read_bytes())
+        path.write_bytes(pickle.dumps({**batch, b"coarse_labels": [label // 5 for label in labels]}, protocol=PROTOCOL))
+        written[name] = (data, labels)
     ds = load_dataset("cifar100", tmp_path)
-    assert ds.num_classes == 100 and ds.x_train.shape == (4, 3, 32, 32) and ds.y_test.shape == (2,)
+    assert ds.num_classes == 100 and ds.x_train.shape == (4, 3, 32, 32)
+    assert ds.y_train.tolist() == written["train"][1] and ds.y_test.tolist() == written["test"][1]
+    # CIFAR-100's published channel statistics, not CIFAR-10's
+    mean, std = (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)
+    torch.testing.assert_close(ds.x_train, expected_inputs(written["train"][0], mean, std))
+    torch.testing.assert_close(ds.x_test, expected_inputs(written["test"][0], mean, std))
 
 
 def test_numpy1_module_path_is_allowed() -> None:

@@ -214,6 +214,7 @@ def test_global_random_exact_count_and_reproducible_by_seed():
 
 
 def test_global_random_is_uniform_over_layers_and_magnitudes():
+    torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(200, 100), nn.Linear(100, 50), nn.Linear(50, 20))
     magnitudes = {n: p.detach().abs().clone() for n, p in model.named_parameters() if n.endswith("weight")}
     pruner = Pruner(model, criterion="random")

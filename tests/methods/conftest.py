@@ -10,6 +10,7 @@ their own.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -35,15 +36,6 @@ BASE = [
     "eval.epochs=2",
     "eval.batch_size=500",
 ]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Tiny models train several times faster on one thread than on two busy cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")
@@ -130,3 +122,18 @@ def read_json(path: Path):
 @pytest.fixture(scope="session")
 def read() -> Callable[[Path], object]:
     return read_json
+
+
+@pytest.fixture(scope="session")
+def hand_d1() -> Callable[[dict[str, Tensor], dict[str, Tensor], list[str], float], float]:
+    """ALLR's d1 by hand (seed 003): ||theta - theta_p|| / (||theta|| sqrt(s)) over the
+    prunable weights only, theta_p being theta with the newly pruned entries (False in
+    ``masks``) zeroed and s the fraction of the remaining weights they were."""
+
+    def d1(theta: dict[str, Tensor], masks: dict[str, Tensor], names: list[str], s: float) -> float:
+        diff = sum(float((theta[n].double() * (~masks[n]).double()).pow(2).sum()) for n in names)
+        norm = sum(float(theta[n].double().pow(2).sum()) for n in names)
+        return math.sqrt(diff) / (math.sqrt(norm) * math.sqrt(s))
+
+    return d1
+

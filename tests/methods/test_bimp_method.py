@@ -7,9 +7,11 @@ import json
 import re
 
 import pytest
+import torch
 
 from prunelab.config import RecipeError
 from prunelab.runs.runner import run_recipe
+from prunelab.runs.session import Session
 
 BUDGET, INITIAL = 5, 2
 BIMP = [
@@ -26,17 +28,27 @@ BIMP = [
 
 @pytest.fixture(scope="module")
 def bimp_run(make_recipe, shared_out):
+    """The run, and the weights at the end of each training phase (what the next level prunes)."""
     recipe = make_recipe(*BIMP)
-    with pytest.warns(UserWarning) as warned:  # the ignored settings, named
+    ends: dict[str, dict] = {}
+    train = Session.train
+
+    def watched(self, phase, config, **kwargs):
+        result = train(self, phase, config, **kwargs)
+        ends[phase] = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        return result
+
+    with pytest.warns(UserWarning) as warned, pytest.MonkeyPatch.context() as patch:  # the ignored settings, named
+        patch.setattr(Session, "train", watched)
         folder = run_recipe(recipe, shared_out, progress=False)
     assert [str(w.message).split(" is not used")[0] for w in warned] == [
         "find.epochs=7", "find.lr_schedule.name=cosine", "eval.epochs=9"
     ]  # fmt: skip
-    return recipe, folder / "seed-0"
+    return recipe, folder / "seed-0", ends
 
 
 def test_the_find_phase_is_initial_epochs_of_linear_decay_to_zero(bimp_run, steps_per_epoch, read) -> None:
-    recipe, seed = bimp_run
+    recipe, seed, _ = bimp_run
     log = read(seed / "lr_log.json")["find"]
     t = INITIAL * steps_per_epoch
     lr = recipe.find.optimizer.lr
@@ -46,7 +58,7 @@ def test_the_find_phase_is_initial_epochs_of_linear_decay_to_zero(bimp_run, step
 
 
 def test_the_remaining_budget_is_split_over_the_levels(bimp_run, read) -> None:
-    _, seed = bimp_run
+    _, seed, _ = bimp_run
     rows = read(seed / "metrics.json")
     per_level = [len([r for r in rows if r["phase"] == f"level-{level}/eval"]) for level in (1, 2)]
     assert per_level == [2, 1]  # 3 epochs over 2 levels, the remainder to the earlier level
@@ -55,17 +67,24 @@ def test_the_remaining_budget_is_split_over_the_levels(bimp_run, read) -> None:
     assert not any(r["phase"].startswith("level-3") for r in rows)
 
 
-def test_levels_retrain_with_allr(bimp_run, steps_per_epoch, read) -> None:
-    _, seed = bimp_run
+def test_levels_retrain_with_allr(bimp_run, steps_per_epoch, read, load_masks, prunable_names, hand_d1) -> None:
+    """Each level's d1 by hand from the weights it pruned and its saved masks (s: the share
+    of the remaining weights it pruned), d2 = T_rt / T_0, and the linear LR from d * eta_1."""
+    _, seed, ends = bimp_run
     events, logs = read(seed / "events.json"), read(seed / "lr_log.json")
     find_log = logs["find"]
-    for level, epochs in ((1, 2), (2, 1)):
+    kept = {n: torch.ones_like(load_masks(seed / "masks.safetensors")[n]) for n in prunable_names}
+    for level, epochs, pruned_after in ((1, 2, "find"), (2, 1, "level-1/eval")):
+        masks = load_masks(seed / "masks" / f"level-{level}" / "prune.safetensors")
+        newly = {n: masks[n] | ~kept[n] for n in prunable_names}  # False only where this level cut
+        s = sum(int((~newly[n]).sum()) for n in prunable_names) / sum(int(kept[n].sum()) for n in prunable_names)
+        kept = masks
         recorded = events[f"level-{level}/eval/lr_policy"]
         t_rt = epochs * steps_per_epoch
         d2 = t_rt / len(find_log)
         assert recorded["policy"] == "allr"
         assert recorded["d2"] == pytest.approx(d2)
-        assert recorded["d1"] == pytest.approx(events[f"level-{level}/prune"]["d1"])
+        assert recorded["d1"] == pytest.approx(hand_d1(ends[pruned_after], newly, prunable_names, s), rel=1e-9)
         d = max(recorded["d1"], d2)
         assert recorded["d"] == pytest.approx(d)
         assert logs[f"level-{level}/eval"] == pytest.approx(
@@ -74,7 +93,7 @@ def test_levels_retrain_with_allr(bimp_run, steps_per_epoch, read) -> None:
 
 
 def test_bimp_ends_exactly_at_the_target(bimp_run, load_masks, prunable_names, read) -> None:
-    _, seed = bimp_run
+    _, seed, _ = bimp_run
     masks = load_masks(seed / "masks.safetensors")
     total = sum(m.numel() for m in masks.values())
     assert sum(int((~masks[n]).sum()) for n in prunable_names) == round(0.75 * total)
@@ -105,7 +124,7 @@ def test_initial_training_must_leave_part_of_the_budget(make_recipe, initial) ->
 def test_show_names_the_budget_and_each_levels_share(bimp_run, capsys) -> None:
     from prunelab.cli import main
 
-    _, seed = bimp_run
+    _, seed, _ = bimp_run
     assert [level["epochs"] for level in json.loads((seed / "summary.json").read_text())["levels"]] == [2, 1]
     assert main(["show", str(seed.parent)]) == 0
     out = capsys.readouterr().out

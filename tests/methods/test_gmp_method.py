@@ -92,8 +92,7 @@ def total(prunable_names, data) -> int:
 
 def test_the_plan_is_the_cubic_schedule_updated_updates_per_epoch_times(gmp_run, read) -> None:
     plan = read(gmp_run.seed / "events.json")["gmp/plan"]
-    begin, end, frequency = gmp_run.begin, gmp_run.end, gmp_run.frequency
-    assert (begin, end, frequency, gmp_run.finetune) == (8, 22, 2, 24)
+    begin, end = gmp_run.begin, gmp_run.end
     assert plan["update_steps"] == [8, 10, 12, 14, 16, 18, 20, 22]  # 4 an epoch for 2 epochs
     assert plan["sparsity"][0] == pytest.approx(INIT)
     assert plan["sparsity"][-1] == SPARSITY

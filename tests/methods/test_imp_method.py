@@ -337,14 +337,17 @@ def test_summaries_take_the_last_epoch_of_each_phase(make_recipe, tmp_path, read
     assert summary["final_acc"] == [r for r in rows if r["phase"] == "level-2/eval"][-1]["test_acc"]
 
 
-def test_rewinding_to_the_end_of_the_find_phase(make_recipe, tmp_path) -> None:
-    """epoch:K with K the last find epoch: the kept weights are the find phase's last ones."""
+def test_rewinding_to_the_end_of_the_find_phase(make_recipe, tmp_path, load_masks) -> None:
+    """epoch:K with K the last find epoch: the kept weights are the find phase's last ones,
+    the pruned ones (by the level's saved masks) zero, and the rest of the model as it was."""
     run = run_watched(make_recipe("prune.method=imp", "prune.levels=1", "eval.rewind=epoch:3", "eval.lr_policy=llr"), tmp_path)
     find_end = run.find_epochs[3]
     start = run.starts["level-1/eval"]
-    masks = {k: v != 0 for k, v in start.items()}
+    masks = load_masks(run.seed / "masks" / "level-1" / "prune.safetensors")
+    assert masks and all(not bool(mask.all()) for mask in masks.values())  # each prunable tensor lost weights
     for key, value in start.items():
-        torch.testing.assert_close(value, find_end[key] * masks[key], rtol=0, atol=0)
+        expected = find_end[key] * masks[key] if key in masks else find_end[key]
+        torch.testing.assert_close(value, expected, rtol=0, atol=0)
 
 
 def test_trainability_is_the_mean_training_accuracy_of_the_first_lr_stage(make_recipe, tmp_path, read) -> None:

@@ -17,16 +17,17 @@ def stable_run(make_recipe, shared_out: Path):
     return recipe, run_recipe(recipe, shared_out, progress=False) / "seed-0"
 
 
-def test_the_copy_starts_where_the_retraining_did_and_sees_other_batches(stable_run, read) -> None:
+def test_the_copy_starts_where_the_retraining_did_and_sees_other_batches(stable_run, read, load_masks) -> None:
     recipe, seed = stable_run
     start = load_file(str(seed / "snapshots" / "eval-start.safetensors"))
     rewind = load_file(str(seed / "snapshots" / "rewind.safetensors"))
-    masks = read(seed / "events.json")["prune"]
-    assert masks["sparsity"] == pytest.approx(0.9, abs=1e-3)
-    # the start is the late-rewinding point with the mask applied
+    assert read(seed / "events.json")["prune"]["sparsity"] == pytest.approx(0.9, abs=1e-3)
+    # the start is the late-rewinding point with the saved masks applied
+    masks = load_masks(seed / "masks.safetensors")
+    assert masks and set(masks) < set(start)
     for name, value in start.items():
-        pruned = value == 0
-        assert torch.equal(value[~pruned], rewind[name][~pruned])
+        expected = rewind[name] * masks[name] if name in masks else rewind[name]
+        assert torch.equal(value, expected), name
     lr = read(seed / "lr_log.json")
     assert lr["eval"] == lr["eval-copy"] and len(lr["eval"]) == recipe.eval.epochs * 40  # the LR policy's schedule
     rows = read(seed / "metrics.json")

@@ -13,7 +13,6 @@ import math
 from pathlib import Path
 
 import pytest
-import torch
 
 from prunelab.methods.common import lr_log_in_steps_of
 from prunelab.runs.runner import run_recipe
@@ -37,13 +36,6 @@ def expected_lrs(policy: str, log: list[float], t_rt: int, d: float | None = Non
         return [eta_1 * (1 - step / t_rt) for step in range(t_rt)]
     assert policy == "allr" and d is not None
     return [d * eta_1 * (1 - step / t_rt) for step in range(t_rt)]
-
-
-def hand_d1(theta: dict[str, torch.Tensor], masks: dict[str, torch.Tensor], names: list[str], s: float) -> float:
-    """d1 over the prunable weights only, theta_p = theta with the newly pruned entries zeroed."""
-    diff = sum(float((theta[n].double() * (~masks[n]).double()).pow(2).sum()) for n in names)
-    norm = sum(float(theta[n].double().pow(2).sum()) for n in names)
-    return math.sqrt(diff) / (math.sqrt(norm) * math.sqrt(s))
 
 
 def oneshot(make_recipe, out: Path, *overrides: str):
@@ -70,7 +62,7 @@ def test_policy_lrs_follow_seed_003(policy, make_recipe, shared_out, steps_per_e
 
 @pytest.mark.parametrize(("sparsity", "epochs"), [(0.9, 1), (0.3, 2)])
 def test_allr_starts_at_d_eta_1_with_d1_measured_on_the_prunable_weights(
-    sparsity, epochs, make_recipe, shared_out, find_weights, load_masks, prunable_names, steps_per_epoch, read
+    sparsity, epochs, make_recipe, shared_out, find_weights, load_masks, prunable_names, steps_per_epoch, read, hand_d1
 ) -> None:
     recipe = make_recipe(
         "prune.method=oneshot", f"prune.sparsity={sparsity}", "eval.lr_policy=allr", f"eval.epochs={epochs}"
@@ -100,7 +92,7 @@ def test_allr_starts_at_d_eta_1_with_d1_measured_on_the_prunable_weights(
 
 
 def test_allr_d1_of_an_imp_level_uses_the_fraction_of_the_remaining_weights(
-    make_recipe, shared_out, load_masks, prunable_names, read
+    make_recipe, shared_out, load_masks, prunable_names, read, hand_d1
 ) -> None:
     ends: dict[str, dict] = {}
     train = Session.train
@@ -156,7 +148,7 @@ def test_warmup_is_refused_for_policies_that_do_not_restart(policy, make_recipe,
 
 
 def test_policies_count_epochs_when_find_and_eval_batch_sizes_differ(
-    make_recipe, shared_out, find_weights, load_masks, prunable_names, read
+    make_recipe, shared_out, find_weights, load_masks, prunable_names, read, hand_d1
 ) -> None:
     """One epoch of retraining in batches of 100 (40 steps) after 3 find epochs in batches of
     500 (24 steps): LRW replays the last find *epoch*, ALLR's d2 = T_rt / T = 1/3."""

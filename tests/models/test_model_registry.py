@@ -62,10 +62,11 @@ def test_every_builder_has_a_one_line_summary() -> None:
 def test_construction_leaves_batchnorm_statistics_untouched() -> None:
     # Builders that size their classifier with a dummy forward pass must not update BN stats.
     model = build_model("vgg16_bn", 10, (3, 32, 32))
-    for module in model.modules():
-        if isinstance(module, torch.nn.BatchNorm2d):
-            assert module.num_batches_tracked.item() == 0
-            assert torch.equal(module.running_mean, torch.zeros_like(module.running_mean))
+    norms = [module for module in model.modules() if isinstance(module, torch.nn.BatchNorm2d)]
+    assert len(norms) == 13  # one after each of VGG-16's convolutions
+    for module in norms:
+        assert module.num_batches_tracked.item() == 0
+        assert torch.equal(module.running_mean, torch.zeros_like(module.running_mean))
     assert model.training
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import math
 import shutil
 from pathlib import Path
 
@@ -74,7 +75,7 @@ def test_seed_summary(seed0: Path, recipe) -> None:
     zeros = sum(int((weights[name] == 0).sum()) for name in Pruner(model).parameters)
     assert zeros == round(0.9 * prunable)
     assert summary["remaining_parameters"] == summary["parameters"] - zeros
-    assert summary["wall_seconds"] > 0
+    assert isinstance(summary["wall_seconds"], float) and math.isfinite(summary["wall_seconds"])
 
 
 def test_summary_accuracies_agree_with_metrics_and_weights(seed0: Path, recipe) -> None:
