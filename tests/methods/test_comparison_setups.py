@@ -67,11 +67,15 @@ def test_scratch_budgets_meet_sx_a_and_sx_b(make_recipe, shared_out) -> None:
     assert (against_e.pipeline_epochs, against_e.scratch_epochs) == ((3, 0, 2), (5,))
     assert (against_e.same_epochs, against_e.same_macs) == (True, False)
     assert (against_b.same_epochs, against_b.same_macs) == (False, True)
-    # Tables of runs show the epochs each scratch run trained, not the recipe's eval.epochs (2).
-    from prunelab.report.runs import load_run
+    # Tables of runs show the epochs each scratch run trained, not the recipe's eval.epochs (2);
+    # grouping (the report's curves) still goes by the recipe.
+    from prunelab.report.runs import comparison_rows, load_runs
 
-    shown = {run.name: load_run(shared_out / run.name).settings["eval.epochs"] for run in (pruned, scratch_e, scratch_b)}
-    assert shown == {pruned.name: 2, scratch_e.name: 5, scratch_b.name: scratch_b.pipeline.retraining.epochs}
+    results = load_runs([shared_out / run.name for run in (pruned, scratch_e, scratch_b)])
+    rows, columns = comparison_rows(results)
+    shown = {row["run"]: row["eval.epochs"] for row in rows}
+    assert "eval.epochs" in columns and shown == {pruned.name: 2, scratch_e.name: 5, scratch_b.name: scratch_b.pipeline.retraining.epochs}
+    assert {result.settings["eval.epochs"] for result in results} == {2}
     assert scratch_b.pipeline.retraining.epochs > 5  # a sparse model's MACs buy more epochs
 
 

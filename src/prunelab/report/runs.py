@@ -15,7 +15,7 @@ import os
 import re
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from prunelab.config import run_settings
@@ -62,6 +62,8 @@ class RunResults:
     training_plots: list[Path]
     # find.lpr_every: per kept epoch, the mean and std over seeds of the distance of pruning then from pruning at the end
     lpr_distance: dict[int, tuple[float, float]] | None = None
+    # settings as trained where the recipe's value is not what ran (a scratch budget's epochs), for tables
+    trained: dict[str, object] = field(default_factory=dict)
 
 
 def check_run_folder(folder: str | Path) -> Path:
@@ -92,10 +94,11 @@ def load_run(folder: str | Path) -> RunResults:
     folder = check_run_folder(folder)
     stats = read_json(folder / "summary.json")["stats"]
     settings = run_settings(folder, unread_as=UNREAD)
+    trained = {}
     if settings.get("eval.budget", "epochs") != "epochs":
         # A training from scratch sized by its budget (Scratch-E/B): the epochs it trained, per seed.
-        trained = list(dict.fromkeys(pipeline.retraining.epochs for pipeline in read_run_record(folder).pipelines.values()))
-        settings["eval.epochs"] = trained[0] if len(trained) == 1 else " / ".join(map(str, trained))
+        epochs = list(dict.fromkeys(pipeline.retraining.epochs for pipeline in read_run_record(folder).pipelines.values()))
+        trained["eval.epochs"] = epochs[0] if len(epochs) == 1 else " / ".join(map(str, epochs))
     seeds = sorted(path.parent for path in folder.glob("seed-*/summary.json"))
     summaries = [read_json(seed / "summary.json") for seed in seeds]
     # IMP and BIMP record every level; other methods one point: the final sparsity.
@@ -122,6 +125,7 @@ def load_run(folder: str | Path) -> RunResults:
     return RunResults(
         folder=folder,
         settings=settings,
+        trained=trained,
         stats=stats,
         curve=curve,
         layer_sparsity={name: statistics.fmean(values) for name, values in layers.items()},
@@ -186,14 +190,15 @@ def sweep_table(results: list[tuple[dict[str, object], Path]], spec: TableSpec) 
 def comparison_rows(runs: list[RunResults], values: list[str] | None = None) -> tuple[list[dict], list[str]]:
     """One row per run (its name, the settings that differ, the summary ``values``, by
     default every one any of them has), and the columns."""
-    differing = differing_settings([run.settings for run in runs])
+    shown = [{**run.settings, **run.trained} for run in runs]
+    differing = differing_settings(shown)
     if values is None:
         values = [key for key in SUMMARY_VALUES if any(key in run.stats for run in runs)]
     rows = [
         # A setting of another method (IMP's rate, for a one-shot run) is not this run's: unread.
-        {"run": run.folder.name, **{key: grid_value(run.settings[key]) if key in run.settings else UNREAD for key in differing},
+        {"run": run.folder.name, **{key: grid_value(settings[key]) if key in settings else UNREAD for key in differing},
          **{key: format_stat(key, run.stats.get(key)) for key in values}}
-        for run in runs
+        for run, settings in zip(runs, shown)
     ]  # fmt: skip
     return rows, ["run", *differing, *values]
 

@@ -91,12 +91,14 @@ def pivot(
         for header, stats in by_column.items()
     }
     scale = 100 if is_percent(value) else 1  # as format_stat shows them
+    # Over several seeds a cell whose seeds agree shows its ± 0.00 too, unlike a single seed's.
+    spread = any(s is not None and s["std"] for stats in by_column.values() for s in stats)
     table = []
     for i, r in enumerate(row_values):
         line = {row_label: grid_value(r)}
         for header, stats in by_column.items():
             stat = stats[i]
-            text = "" if stat is None else format_mean_std(stat["mean"], stat["std"], scale)
+            text = "" if stat is None else format_mean_std(stat["mean"], stat["std"], scale, always=spread)
             line[header] = f"**{text}**" if stat is not None and stat["mean"] == best[header] else text
         table.append(line)
     return format_table(table)
@@ -226,13 +228,14 @@ def recipe_settings() -> frozenset[str]:
     return frozenset(".".join(key.split(".")[:n]) for key in leaves for n in range(1, key.count(".") + 2))
 
 
-def format_mean_std(mean: float, std: float, scale: float = 1) -> str:
-    """``mean ± std`` to two decimals, after ``scale`` (100 for percent); the mean alone if the std is 0.
+def format_mean_std(mean: float, std: float, scale: float = 1, always: bool = False) -> str:
+    """``mean ± std`` to two decimals, after ``scale`` (100 for percent); the mean alone if the
+    std is 0, unless ``always``.
 
-    >>> format_mean_std(0.9312, 0.0051, 100), format_mean_std(0.5, 0.0, 100)
-    ('93.12 ± 0.51', '50.00')
+    >>> format_mean_std(0.9312, 0.0051, 100), format_mean_std(0.5, 0.0, 100), format_mean_std(0.5, 0.0, 100, always=True)
+    ('93.12 ± 0.51', '50.00', '50.00 ± 0.00')
     """
-    return f"{mean * scale:.2f}" + (f" ± {std * scale:.2f}" if std else "")
+    return f"{mean * scale:.2f}" + (f" ± {std * scale:.2f}" if std or always else "")
 
 
 def is_percent(key: str) -> bool:
