@@ -330,7 +330,10 @@ def _same_training(runs: Sequence[RunRecord], stage: Callable[[Pipeline], Stage]
         if any(i is not None for i in steps):
             step = min(i for i in steps if i is not None)
             where = f"seed {seeds[0]}" if len(set(seeds)) == 1 else f"seeds {_values(seeds)}"
-            return f"the {what} LR schedules differ from step {step + 1} on ({_values(_distinct([s[step] for s in schedules]))}; {where})"
+            lrs = _distinct([s[step] for s in schedules])
+            if len(runs) > 2:  # which LR is whose
+                lrs = [f"{run.name} {lr}" for run, lr in zip(runs, lrs)]
+            return f"the {what} LR schedules differ from step {step + 1} on ({_values(lrs)}; {where})"
     return None
 
 
