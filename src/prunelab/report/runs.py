@@ -19,9 +19,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from prunelab.config import run_settings
-from prunelab.config.sweep import SUMMARY_VALUES, TableSpec, grid_value, summary_meanings
-from prunelab.report.plots import plot_accuracy_vs_sparsity, plot_layer_sparsity, plot_lpr_distance, plot_pivot
+from prunelab.config.sweep import (
+    SUMMARY_VALUES,
+    TableSpec,
+    grid_value,
+    summary_meanings,
+)
+from prunelab.report.plots import (
+    plot_accuracy_vs_sparsity,
+    plot_layer_sparsity,
+    plot_lpr_distance,
+    plot_pivot,
+)
 from prunelab.report.setups import (
+    default_model_options,
     describe_column_setups,
     describe_setup,
     differing_settings,
@@ -62,7 +73,7 @@ class RunResults:
     training_plots: list[Path]
     # find.lpr_every: per kept epoch, the mean and std over seeds of the distance of pruning then from pruning at the end
     lpr_distance: dict[int, tuple[float, float]] | None = None
-    # settings as trained where the recipe's value is not what ran (a scratch budget's epochs), for tables
+    # settings as trained where the recipe does not say (the model's default options, a scratch budget's epochs), for tables
     trained: dict[str, object] = field(default_factory=dict)
 
 
@@ -94,7 +105,7 @@ def load_run(folder: str | Path) -> RunResults:
     folder = check_run_folder(folder)
     stats = read_json(folder / "summary.json")["stats"]
     settings = run_settings(folder, unread_as=UNREAD)
-    trained = {}
+    trained = default_model_options(settings)
     if settings.get("eval.budget", "epochs") != "epochs":
         # A training from scratch sized by its budget (Scratch-E/B): the epochs it trained, per seed.
         epochs = list(dict.fromkeys(pipeline.retraining.epochs for pipeline in read_run_record(folder).pipelines.values()))

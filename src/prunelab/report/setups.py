@@ -43,6 +43,7 @@ from prunelab.config import run_settings
 from prunelab.config.schema import OPTIMIZER_ONLY
 from prunelab.config.sweep import grid_label, grid_value
 from prunelab.criteria import CHANNEL_CRITERIA
+from prunelab.models import model_options
 from prunelab.report.tables import format_table
 from prunelab.runs.io import read_json
 
@@ -439,12 +440,25 @@ def _same_final_lr(a: Sequence[float], b: Sequence[float]) -> bool:
 # -- reading finished run directories -------------------------------------------------
 
 
+def default_model_options(settings: Mapping[str, object]) -> dict[str, object]:
+    """The options the run's model took at its builder's defaults, as settings, for comparing
+    runs of which another may give them (``model.options.batch_norm``).
+
+    >>> default_model_options({"model.name": "mnist1d_cnn", "model.options.channels": 64})
+    {'model.options.batch_norm': False}
+    """
+    defaults = model_options(str(settings["model.name"]))
+    return {f"model.options.{key}": list(value) if isinstance(value, tuple) else value
+            for key, value in defaults.items() if f"model.options.{key}" not in settings}  # fmt: skip
+
+
 def read_run_record(folder: str | Path) -> RunRecord:
     """The :class:`RunRecord` of a finished run directory."""
     folder = Path(folder)
     summary = read_json(folder / "summary.json")
     stats = summary["stats"]
     settings = run_settings(folder)
+    settings.update(default_model_options(settings))
     return RunRecord(
         name=folder.name,
         settings=settings,
