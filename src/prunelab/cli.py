@@ -304,7 +304,10 @@ def _sensitivity(args: argparse.Namespace) -> int:
     examples = f"the first {min(len(data.x_train), len(data.x_test)):,} training examples" if args.split == "train" else "the test set"
     tolerance = 0.01  # one point of accuracy
     best = max_sparsity_within(result, tolerance)
-    folder = Path(args.out) / f"sensitivity-{run_name(recipe)}"
+    # Another analysis of the same model (other sparsities, the test set) gets a folder of its own.
+    own = "" if args.sparsities is None and args.split == "train" else "-" + hashlib.sha256(
+        json.dumps([sparsities, args.split]).encode()).hexdigest()[:8]  # fmt: skip
+    folder = Path(args.out) / f"sensitivity-{run_name(recipe)}{own}"
     write_json(folder / "sensitivity.json", {
         **asdict(result), "tolerance": tolerance, "max_sparsity_within_tolerance": best,
     })
