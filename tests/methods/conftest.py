@@ -9,6 +9,7 @@ their own.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from prunelab.masks import Pruner
 from prunelab.models import build_model
 from prunelab.runs.checkpoint import load_checkpoint
 from prunelab.runs.runner import FIND_CACHE, find_key
+from prunelab.runs.session import Session
 
 BASE = [
     "device=cpu",
@@ -136,4 +138,26 @@ def hand_d1() -> Callable[[dict[str, Tensor], dict[str, Tensor], list[str], floa
         return math.sqrt(diff) / (math.sqrt(norm) * math.sqrt(s))
 
     return d1
+
+
+@pytest.fixture(scope="session")
+def phase_ends() -> Callable[[], contextlib.AbstractContextManager[dict[str, dict[str, Tensor]]]]:
+    """``with phase_ends() as ends:`` runs inside record the model's weights at the end of
+    each training phase, by phase (what the next pruning step prunes)."""
+
+    @contextlib.contextmanager
+    def watch():
+        ends: dict[str, dict[str, Tensor]] = {}
+        train = Session.train
+
+        def watched(self, phase, config, **kwargs):
+            result = train(self, phase, config, **kwargs)
+            ends[phase] = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+            return result
+
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(Session, "train", watched)
+            yield ends
+
+    return watch
 

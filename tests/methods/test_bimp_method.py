@@ -11,7 +11,6 @@ import torch
 
 from prunelab.config import RecipeError
 from prunelab.runs.runner import run_recipe
-from prunelab.runs.session import Session
 
 BUDGET, INITIAL = 5, 2
 BIMP = [
@@ -27,19 +26,10 @@ BIMP = [
 
 
 @pytest.fixture(scope="module")
-def bimp_run(make_recipe, shared_out):
+def bimp_run(make_recipe, shared_out, phase_ends):
     """The run, and the weights at the end of each training phase (what the next level prunes)."""
     recipe = make_recipe(*BIMP)
-    ends: dict[str, dict] = {}
-    train = Session.train
-
-    def watched(self, phase, config, **kwargs):
-        result = train(self, phase, config, **kwargs)
-        ends[phase] = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
-        return result
-
-    with pytest.warns(UserWarning) as warned, pytest.MonkeyPatch.context() as patch:  # the ignored settings, named
-        patch.setattr(Session, "train", watched)
+    with pytest.warns(UserWarning) as warned, phase_ends() as ends:  # the ignored settings, named
         folder = run_recipe(recipe, shared_out, progress=False)
     assert [str(w.message).split(" is not used")[0] for w in warned] == [
         "find.epochs=7", "find.lr_schedule.name=cosine", "eval.epochs=9"

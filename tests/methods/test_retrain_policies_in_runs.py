@@ -16,7 +16,6 @@ import pytest
 
 from prunelab.methods.common import lr_log_in_steps_of
 from prunelab.runs.runner import run_recipe
-from prunelab.runs.session import Session
 
 SPARSITY = 0.9
 
@@ -92,21 +91,12 @@ def test_allr_starts_at_d_eta_1_with_d1_measured_on_the_prunable_weights(
 
 
 def test_allr_d1_of_an_imp_level_uses_the_fraction_of_the_remaining_weights(
-    make_recipe, shared_out, load_masks, prunable_names, read, hand_d1
+    make_recipe, shared_out, load_masks, prunable_names, read, hand_d1, phase_ends
 ) -> None:
-    ends: dict[str, dict] = {}
-    train = Session.train
-
-    def watched(self, phase, config, **kwargs):
-        result = train(self, phase, config, **kwargs)
-        ends[phase] = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
-        return result
-
     recipe = make_recipe(
         "prune.method=imp", "prune.rate=0.2", "prune.levels=2", "eval.lr_policy=allr", "eval.epochs=1"
     )
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(Session, "train", watched)
+    with phase_ends() as ends:
         seed = run_recipe(recipe, shared_out, progress=False) / "seed-0"
     level1 = load_masks(seed / "masks" / "level-1" / "prune.safetensors")
     level2 = load_masks(seed / "masks" / "level-2" / "prune.safetensors")
