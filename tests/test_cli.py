@@ -259,6 +259,14 @@ def test_show_gives_levels_and_layers_once_as_mean_and_std_over_the_seeds(cli_ru
         assert final == f"{100 * statistics.fmean(accuracies):.2f}% ± {100 * statistics.stdev(accuracies):.2f}"
         assert number(pruned) == pytest.approx(statistics.fmean(accuracies) - 0.1, abs=1e-4)
         assert sparsity == f"{100 * levels[0][level - 1][0]:.2f}%"  # equal over the seeds: no ± 0
+    # a level without a number (no retraining, so no TA) reads as empty, not as an error
+    for seed in levels:
+        path = copy / f"seed-{seed}" / "summary.json"
+        summary = json.loads(path.read_text())
+        summary["levels"][0]["trainability_acc"] = None
+        path.write_text(json.dumps(summary))
+    assert cli.main(["show", str(copy)]) == 0
+    assert table(capsys.readouterr().out)["1"][3] == ""
     for name, counts in json.loads((cli_run[2] / "seed-0" / "layer_sparsity.json").read_text()).items():
         numel, remaining, sparsity = rows[name]
         kept = [counts["remaining"] + seed for seed in levels]

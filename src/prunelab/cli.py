@@ -199,7 +199,8 @@ def _run(args: argparse.Namespace) -> int:
             check_same_experiment(folder, recipe)  # before saying its results are this recipe's
             cut_off = cut_off_seeds(args.out, recipe)
             doing = "finished before, nothing to train:" if set(recipe.seeds) <= set(finished_seeds(folder)) else "resuming" if cut_off else "running"
-            resumed = f"; seed {', '.join(map(str, cut_off))} picks up where it stopped" if cut_off else ""
+            resumed = f"; seed {cut_off[0]} picks up where it stopped" if len(cut_off) == 1 else \
+                f"; seeds {', '.join(map(str, cut_off))} pick up where they stopped" if cut_off else ""
             print(f"prunelab: {doing} {folder.name} ({recipe.prune.method}, seeds {recipe.seeds}{resumed}){label}", file=sys.stderr)
         folder = run_recipe(recipe, args.out, progress=_progress(args))
         results.append((assignment, folder))
@@ -421,12 +422,16 @@ def _levels_table(seed_folders: Sequence[Path]) -> None:
     levels = {seed: points for seed, points in levels.items() if points}
     if not levels:
         return
-    rows = [
-        {key: points[0][key] if key == "level" else format_stat(key, mean_std([p[key] for p in points])) for key in points[0]}
-        for points in zip(*levels.values())
-    ]
+    rows = [{key: points[0][key] if key == "level" else _stat(key, [p.get(key) for p in points]) for key in points[0]}
+            for points in zip(*levels.values())]  # fmt: skip
     print(f"\nlevels ({_over_seeds(list(levels))}):")
     print(format_table(rows))
+
+
+def _stat(key: str, values: list) -> str:
+    """Mean ± std of the values that are numbers (a level that did not retrain has no TA)."""
+    numbers = [value for value in values if isinstance(value, (int, float))]
+    return format_stat(key, mean_std(numbers) if numbers else None)
 
 
 def _layers_table(seed_folders: Sequence[Path]) -> None:

@@ -117,6 +117,16 @@ def test_a_tie_is_no_winner_whatever_the_rows_are() -> None:
     )  # an unset criterion reads as null
 
 
+def test_winners_that_swap_places_beyond_the_noise_interact_whatever_the_runner_up() -> None:
+    """x leads y by 20 points under FT, y leads x by 20 under LLR, though z is a close second
+    there: a reversal of the winners."""
+    results = [({"criterion": c, "eval.lr_policy": p}, {"final_acc": {"mean": m, "std": 0.005}})
+               for (c, p), m in {("x", "ft"): 0.90, ("y", "ft"): 0.70, ("z", "ft"): 0.60,
+                                 ("x", "llr"): 0.70, ("y", "llr"): 0.90, ("z", "llr"): 0.899}.items()]  # fmt: skip
+    assert winners(results).startswith("The best criterion depends on the column (criterion x under lr_policy ft, criterion y "
+                                       "under lr_policy llr): the method and the recipe interact (seed 004)")  # fmt: skip
+
+
 def test_winners_that_differ_only_within_one_standard_deviation_are_no_interaction() -> None:
     """A reversal needs both leads beyond the noise: l1 ahead by 1.1 under FT (std 0.2), bn
     ahead by 0.1 under LLR, less than the std."""

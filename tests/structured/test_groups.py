@@ -240,3 +240,43 @@ def test_a_number_on_either_side_of_a_product_and_torch_adds_alpha_keep_channels
     groups = {g.name: g for g in channel_groups(ScaledByNumbers(), torch.zeros(2, 4))}
     assert groups["a"].prunable and groups["a"].consumers == [("b", 1), ("c", 1)]
     assert groups["b"].prunable and groups["b"].producers == ["b", "c"]  # joined by the addition
+
+
+class DividedInto(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.head = nn.Linear(4, 6), nn.Linear(6, 2)
+
+    def forward(self, x):
+        return self.head(1.0 / self.a(x))
+
+
+def test_a_number_divided_by_channels_blocks_them() -> None:
+    """A removed channel is zero, and 1 / 0 is inf: the shrunk model could not match the masked one."""
+    groups = {g.name: g for g in channel_groups(DividedInto(), torch.zeros(2, 4))}
+    assert not groups["a"].prunable
+
+
+class _OwnDropout(nn.Dropout):
+    """A dropout fx traces through (not torch's own module): its call is recorded in training mode."""
+
+
+class _OwnNorm(nn.Module):
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(width))
+        self.register_buffer("var", torch.ones(width))
+
+    def forward(self, x):
+        return nn.functional.batch_norm(x, self.mean, self.var, training=self.training)
+
+
+def test_tracing_leaves_the_random_state_and_the_buffers_alone() -> None:
+    model = nn.Sequential(nn.Linear(4, 6), _OwnNorm(6), nn.ReLU(), _OwnDropout(0.5), nn.Linear(6, 2)).eval()
+    before = {name: b.clone() for name, b in model.named_buffers()}
+    x = torch.randn(3, 4)
+    state = torch.get_rng_state()
+    channel_groups(model, x)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert all(torch.equal(b, before[name]) for name, b in model.named_buffers())
+    assert not model.training

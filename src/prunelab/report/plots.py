@@ -144,7 +144,7 @@ def plot_lr_range(lrs: list[float], losses: list[float], inflection_lr: float | 
 
 def plot_sensitivity(
     curves: dict[str, tuple[list[float], list[float]]], dense_acc: float, path: Path, tolerance: float | None = None,
-    measured_on: str = "test",
+    measured_on: str = "training",
 ) -> Path:
     """Pruning sensitivity: accuracy (on the ``measured_on`` examples) against the sparsity of
     the one layer pruned (``curves``: layer -> its sparsities and accuracies), a line per layer,

@@ -580,9 +580,10 @@ def describe_setups(groups: Mapping[str, Sequence[RunRecord]]) -> str:
         where = " in every column" if len(groups) > 1 else ""
         parts.append(f"Comparison setup (seed 004){where}: {entries[0][1]}")
     elif split and not entries and not budgets:
-        why = "; ".join(f"{label + ': ' if label else ''}{comparison_setup(runs).reason}" for label, runs in groups.items() if len(runs) > 1)
+        reasons = {label: comparison_setup(runs).reason for label, runs in groups.items() if len(runs) > 1}
+        why = "; ".join(f"{label + ': ' if label else ''}{reason}" for label, reason in reasons.items() if reason)
         parts.append("Comparison setup (seed 004): no two runs share a dataset, network, granularity and compression "
-                     f"or speedup (S1), so none are compared: {why}")  # fmt: skip
+                     "or speedup (S1), so none are compared" + (f": {why}" if why else ""))  # fmt: skip
     elif entries:
         parts.append("Comparison setups (seed 004) of the runs at one dataset, network, granularity and compression or speedup:\n\n"
                      + "\n".join(f"- {who}: {text}" for who, text in entries))  # fmt: skip

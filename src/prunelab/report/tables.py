@@ -146,7 +146,7 @@ def column_winners(
     column_values = list(dict.fromkeys(c for _, c in cells))
     label = short_labels([rows, *columns])
     name = {col: column_name(label, columns, col) for col in column_values}
-    winners, ties, close, within = {}, set(), [], set()
+    winners, ties, close = {}, set(), []
     for col in column_values:
         ranked = sorted((r for r in row_values if (r, col) in cells), key=lambda r: cells[(r, col)]["mean"], reverse=not lower_is_better(value))
         if len(ranked) < 2:
@@ -157,7 +157,6 @@ def column_winners(
         if not lead:
             ties.add(col)
         if lead and lead <= spread:
-            within.add(col)
             close.append(f"{name[col]} (a lead of {lead * scale:.2f}, a std of {spread * scale:.2f})")
     if len(winners) < 2:
         return ""
@@ -166,7 +165,18 @@ def column_winners(
         return (f"Best in every column ({', '.join(name[c] for c in winners)}): {label[rows]} {grid_value(next(iter(winners.values())))}, "
                 f"the consistent winner (seed 004's cross-validation){caveat}.")  # fmt: skip
     per_column = ", ".join(f"a tie under {name[c]}" if c in ties else f"{label[rows]} {grid_value(w)} under {name[c]}" for c, w in winners.items())
-    if len({w for c, w in winners.items() if c not in ties and c not in within}) < 2:
+    sign = -1 if lower_is_better(value) else 1
+
+    def ahead(a: object, b: object, col: object) -> bool:  # row a beats row b in col by more than a std
+        if (a, col) not in cells or (b, col) not in cells:
+            return False
+        first, second = cells[(a, col)], cells[(b, col)]
+        return sign * (first["mean"] - second["mean"]) > max(first["std"], second["std"])
+
+    clear = {c: w for c, w in winners.items() if c not in ties}
+    # An interaction: two winners that swap places, each ahead of the other by more than a std in its column.
+    reversal = any(w1 != w2 and ahead(w1, w2, c1) and ahead(w2, w1, c2) for c1, w1 in clear.items() for c2, w2 in clear.items())
+    if not reversal:
         return (f"No {label[rows]} wins every column ({per_column}), and no winner is reversed by more than a standard "
                 "deviation elsewhere: neither a consistent winner nor an interaction of the method and the recipe "
                 "(seed 004); more seeds may tell" + (f"; leads within one standard deviation under {', '.join(close)}" if close else "") + ".")  # fmt: skip

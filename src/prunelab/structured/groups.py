@@ -293,6 +293,9 @@ class _Trace:
         if dividing and sum(isinstance(a, fx.Node) and _shape(a) is not None for a in node.args) > 1:
             self.block_inputs(node, f"divided by a tensor in {name}")
             return
+        if dividing and node.args[0] not in self.channels:  # 2.0 / x: a removed (zero) channel would be inf
+            self.block_inputs(node, f"divided into by {name}")
+            return
         tensors = [a for a in node.all_input_nodes if _shape(a) is not None]
         traced = [self.channels[a] for a in tensors if a in self.channels]
         shape = _shape(node)
@@ -386,7 +389,21 @@ def _check_dim(dim: object, tensor: fx.Node, source: _Channels, name: str) -> No
 
 
 def _propagate_shapes(graph_module: fx.GraphModule, example_input: Tensor) -> None:
-    """Record every node's output shape; eval mode and no gradients leave the model as it was."""
+    """Record every node's output shape, leaving the model as it was: eval mode and no
+    gradients, and since the trace is made in training mode (a functional dropout or batch norm
+    inside a traced module keeps training=True), its buffers and the random state restored."""
+    buffers = [(buffer, buffer.clone()) for buffer in graph_module.buffers()]
+    devices = [example_input.device] if example_input.device.type == "cuda" else []
+    try:
+        with torch.random.fork_rng(devices=devices):
+            _run_shapes(graph_module, example_input)
+    finally:
+        with torch.no_grad():
+            for buffer, saved in buffers:
+                buffer.copy_(saved)
+
+
+def _run_shapes(graph_module: fx.GraphModule, example_input: Tensor) -> None:
     with evaluating(graph_module), torch.no_grad():
         # A plain call first, its stderr held back: on failure fx prints the traced code, and
         # ShapeProp a traceback of its own, before the error this raises in one line.

@@ -275,8 +275,8 @@ def kept_channels(name: str, kept: object, size: int) -> Tensor:
 
 
 def _as_list(kept: object) -> object:
-    """A tensor or sequence of indices as a plain list; anything else as it is."""
-    if isinstance(kept, Tensor):
+    """A tensor, array or sequence of indices as a plain list; anything else as it is."""
+    if hasattr(kept, "tolist"):
         return kept.tolist()
     return list(kept) if isinstance(kept, Sequence) and not isinstance(kept, str) else kept
 
@@ -314,6 +314,8 @@ def shrink(model: nn.Module, groups: Sequence[ChannelGroup], keep: Mapping[str, 
         try:
             expected = _output_shapes(model, example_input, train)
         except Exception as error:  # noqa: BLE001 (a model that does not run in training mode at all)
+            if not train:
+                raise ValueError(f"the model fails on the example input: {error}") from None
             warnings.warn(f"the model fails in training mode on the example input ({error}): the small model is checked "
                           "in eval mode only", stacklevel=3)  # fmt: skip
             continue
