@@ -48,7 +48,8 @@ def test_a_reference_that_does_not_fit_is_an_error_before_any_training(make_reci
         ([*IMP, "prune.levels=3"], imp_reference, "set prune.levels"),
         (["prune.exclude=[classifier]"], reference, "cannot be copied"),
         (["model.options={channels: 8}"], reference, "cannot be copied"),  # same names, other sizes
-        ([], tmp_path / "typo", "has no finished seed 0"),
+        ([], tmp_path / "typo", "typo is not a folder; give the run directory whose LPR to copy"),
+        ([], shared_out, "is not a run directory \\(it has no recipe.yaml\\)"),  # the folder of runs itself
     ]
     trained: list[str] = []
     original = Trainer.train_epoch

@@ -242,6 +242,10 @@ def check_lpr_reference(recipe: Recipe, prunable: dict[str, int]) -> None:
     """Before any training: the run ``prune.lpr_of`` has every seed of ``recipe``, prunes
     the same tensors (``prunable``: name -> size) and has exactly the same pruning steps."""
     reference = Path(recipe.prune.lpr_of)
+    if not reference.is_dir():
+        raise ValueError(f"prune.lpr_of: {reference} is not a folder; give the run directory whose LPR to copy (e.g. runs/oneshot-...)")
+    if not (reference / "recipe.yaml").is_file():  # a folder of runs, say
+        raise ValueError(f"prune.lpr_of: {reference} is not a run directory (it has no recipe.yaml)")
     steps = pruning_steps(recipe)
     for seed in recipe.seeds:
         folder = reference / f"seed-{seed}"
