@@ -62,6 +62,29 @@ def training(model: nn.Module) -> contextlib.AbstractContextManager[nn.Module]:
 
 
 @contextlib.contextmanager
+def leaving_state(model: nn.Module, device: torch.device) -> Iterator[nn.Module]:
+    """Run ``model`` inside the block without a trace afterwards: its buffers (BatchNorm
+    statistics) are restored, and so is the global random state (dropout draws) of the CPU and
+    of ``device``, so that a trial forward pass changes neither the model nor a seeded run.
+
+    >>> model = nn.Sequential(nn.BatchNorm1d(2), nn.Dropout(0.5))
+    >>> state = torch.get_rng_state()
+    >>> with leaving_state(model, torch.device("cpu")):
+    ...     _ = model(torch.randn(4, 2))
+    >>> model[0].running_mean.tolist(), torch.equal(torch.get_rng_state(), state)
+    ([0.0, 0.0], True)
+    """
+    buffers = [(buffer, buffer.clone()) for buffer in model.buffers()]
+    try:
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            yield model
+    finally:
+        with torch.no_grad():
+            for buffer, saved in buffers:
+                buffer.copy_(saved)
+
+
+@contextlib.contextmanager
 def _in_mode(model: nn.Module, train: bool) -> Iterator[nn.Module]:
     modes = [(module, module.training) for module in model.modules()]
     model.train(train)

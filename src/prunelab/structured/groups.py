@@ -29,7 +29,7 @@ from torch.fx.passes.shape_prop import ShapeProp
 from torch.nn.utils import parametrize
 
 from prunelab.masks.targets import CONVS, PRUNABLE_MODULES, parameter_names
-from prunelab.models.common import evaluating, training
+from prunelab.models.common import evaluating, leaving_state, training
 
 NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 # Elementwise modules and functions: a removed channel, zero, must stay zero through them
@@ -392,19 +392,7 @@ def _propagate_shapes(graph_module: fx.GraphModule, example_input: Tensor) -> No
     """Record every node's output shape, leaving the model as it was: eval mode and no
     gradients, and since the trace is made in training mode (a functional dropout or batch norm
     inside a traced module keeps training=True), its buffers and the random state restored."""
-    buffers = [(buffer, buffer.clone()) for buffer in graph_module.buffers()]
-    devices = [example_input.device] if example_input.device.type == "cuda" else []
-    try:
-        with torch.random.fork_rng(devices=devices):
-            _run_shapes(graph_module, example_input)
-    finally:
-        with torch.no_grad():
-            for buffer, saved in buffers:
-                buffer.copy_(saved)
-
-
-def _run_shapes(graph_module: fx.GraphModule, example_input: Tensor) -> None:
-    with evaluating(graph_module), torch.no_grad():
+    with leaving_state(graph_module, example_input.device), evaluating(graph_module), torch.no_grad():
         # A plain call first, its stderr held back: on failure fx prints the traced code, and
         # ShapeProp a traceback of its own, before the error this raises in one line.
         try:

@@ -23,7 +23,7 @@ from prunelab.masks.arguments import (
     ratios_by_target,
 )
 from prunelab.masks.targets import CONVS, check_patterns, matches
-from prunelab.models.common import evaluating, training
+from prunelab.models.common import evaluating, leaving_state, training
 from prunelab.structured.groups import ChannelGroup, channel_groups
 
 
@@ -340,15 +340,8 @@ def _output_shapes(model: nn.Module, example_input: Tensor, train: bool) -> obje
         with evaluating(model), torch.no_grad():
             return _shapes(model(example_input))
     batch = example_input.repeat(2, *[1] * (example_input.dim() - 1)) if len(example_input) == 1 else example_input
-    buffers = [(buffer, buffer.clone()) for buffer in model.buffers()]
-    devices = [batch.device] if batch.device.type == "cuda" else []
-    try:
-        with training(model), torch.no_grad(), torch.random.fork_rng(devices=devices):
-            return _shapes(model(batch))
-    finally:
-        with torch.no_grad():
-            for buffer, saved in buffers:
-                buffer.copy_(saved)
+    with leaving_state(model, batch.device), training(model), torch.no_grad():
+        return _shapes(model(batch))
 
 
 def _shapes(output: object) -> object:
