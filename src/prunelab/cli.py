@@ -530,17 +530,16 @@ def _summary_table(folder: Path) -> str:
 
 @contextlib.contextmanager
 def _log_lines(args: argparse.Namespace) -> Iterator[None]:
-    """Where progress bars cannot show (a log file, a pipe), a line now and then instead."""
+    """The ``prunelab`` logger's warnings on stderr (e.g. waiting for another command's run),
+    and where progress bars cannot show (a log file, a pipe), a line now and then instead."""
     from prunelab.runs.runner import progress_shows
 
-    if getattr(args, "no_progress", True) or progress_shows():
-        yield
-        return
     logger, handler = logging.getLogger("prunelab"), logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("prunelab: %(message)s"))
     logger.addHandler(handler)
     level = logger.level
-    logger.setLevel(logging.INFO)
+    if not (getattr(args, "no_progress", True) or progress_shows()):
+        logger.setLevel(logging.INFO)
     try:
         yield
     finally:

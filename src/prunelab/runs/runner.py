@@ -79,6 +79,7 @@ from prunelab.runs.io import (
     write_text,
 )
 from prunelab.runs.checkpoint import read_journal
+from prunelab.runs.lock import exclusive
 from prunelab.runs.session import (
     CHECKPOINT,
     Session,
@@ -260,7 +261,9 @@ def run_recipe(recipe: Recipe, out: str | Path = "runs", progress: bool | None =
             # The directory gathers the seeds of every command: its recipe names them all.
             seeds = sorted({*recipe.seeds, *finished_seeds(folder)})
             write_text(folder / "recipe.yaml", recipe_yaml(recipe.model_copy(update={"seeds": seeds})))
-        for seed in pending:
+        # Seeds another command is running come last, once this one has run the others.
+        busy = [seed for seed in pending if not run_seed(folder / f"seed-{seed}", recipe, seed, data, device, progress, wait=False)]
+        for seed in busy:
             run_seed(folder / f"seed-{seed}", recipe, seed, data, device, progress)
     write_json(folder / SUMMARY, aggregate(folder, recipe))
     return folder
@@ -325,11 +328,12 @@ def shared_find(out: Path, recipe: Recipe, seed: int, data, device: torch.device
     """The folder of a finished find phase for this recipe and seed, trained once per ``out``
     and shared by every run whose find phase is the same (e.g. all retraining policies)."""
     folder = out / FIND_CACHE / find_key(recipe, device) / f"seed-{seed}"
-    remove_orphans(folder)
-    session = Session(folder, recipe, seed, data, device, progress)
-    if "find" in session.journal["done"] and world().is_main:
-        log.info("%s: trained before, kept for every run with this find phase (%s)", progress_label(recipe, seed, "find"), folder)
-    find(session)
+    with exclusive(folder, progress_label(recipe, seed, "find")):
+        remove_orphans(folder)
+        session = Session(folder, recipe, seed, data, device, progress)
+        if "find" in session.journal["done"] and world().is_main:
+            log.info("%s: trained before, kept for every run with this find phase (%s)", progress_label(recipe, seed, "find"), folder)
+        find(session)
     return folder
 
 
@@ -348,9 +352,18 @@ def remove_orphans(folder: Path) -> None:
                     orphan.unlink()
 
 
-def run_seed(folder: Path, recipe: Recipe, seed: int, data, device: torch.device, progress: bool) -> dict:
-    """Run one seed into ``folder`` (resuming it if it was cut off) and write its results;
-    returns its summary."""
+def run_seed(folder: Path, recipe: Recipe, seed: int, data, device: torch.device, progress: bool, wait: bool = True) -> bool:
+    """Run one seed into ``folder`` (resuming it if it was cut off) and write its results,
+    unless another process has finished it meanwhile. While another process runs it, wait
+    for that one, or, unless ``wait``, return False at once; else True."""
+    with exclusive(folder, progress_label(recipe, seed, "run"), wait) as mine:
+        if mine and not agree((folder / SUMMARY).exists()):
+            write_seed(folder, recipe, seed, data, device, progress)
+    return mine
+
+
+def write_seed(folder: Path, recipe: Recipe, seed: int, data, device: torch.device, progress: bool) -> None:
+    """Run one seed into ``folder``, resuming it if it was cut off, and write its results."""
     if not agree((folder / CHECKPOINT).exists()):
         copy_shared_find(folder, shared_find(folder.parents[1], recipe, seed, data, device, progress))
     session = Session(folder, recipe, seed, data, device, progress)
@@ -369,7 +382,6 @@ def run_seed(folder: Path, recipe: Recipe, seed: int, data, device: torch.device
     }
     write_json(folder / SUMMARY, summary)
     barrier()  # the run directory's summary reads every seed's
-    return summary
 
 
 def copy_shared_find(folder: Path, found: Path) -> None:

@@ -1,0 +1,83 @@
+"""One process at a time in a folder of work.
+
+Commands started side by side on the same ``--out`` (two terminals, two jobs of a cluster
+sharing a disk) take turns on a seed of a run, or on a find phase their runs share, instead
+of training it twice and writing over each other's checkpoints.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+from prunelab.distributed import agree, world
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; folders are not locked there
+    fcntl = None
+
+log = logging.getLogger(__name__)
+
+LOCK = ".lock"
+#: Seconds between two looks at a lock another process holds.
+POLL_SECONDS = 2.0
+
+
+@contextlib.contextmanager
+def exclusive(folder: Path, what: str, wait: bool = True) -> Iterator[bool]:
+    """Hold ``folder``'s lock inside the block and yield True. If another process holds it,
+    wait until it lets go (saying once what waits, and for which process), or, unless
+    ``wait``, yield False at once.
+
+    The lock is ``flock`` on ``folder/.lock``, which the operating system drops when its
+    process ends, killed or not, so a cut-off run leaves no stale lock behind. Where the
+    platform has no ``flock`` (Windows) the block runs unlocked. In a run over several
+    processes (torchrun) the main process holds the lock for all of them.
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     with exclusive(Path(folder), "seed 0") as mine, exclusive(Path(folder), "seed 0", wait=False) as again:
+    ...         print(mine, again)
+    True False
+    """
+    handle = None
+    if world().is_main and fcntl is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+        handle = open(folder / LOCK, "a+")
+    try:
+        held = agree(handle is None or _take(handle))
+        if not held and wait:
+            if handle is not None:
+                log.warning("%s: waiting for %s, which is running it in %s", what, _holder(handle), folder)
+            while not held:
+                time.sleep(POLL_SECONDS)
+                held = agree(handle is None or _take(handle))
+        yield held
+    finally:
+        if handle is not None:
+            handle.close()  # lets go of the lock
+
+
+def _take(handle: IO[str]) -> bool:
+    """Take the lock if no other process holds it, and sign it with this process."""
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    handle.truncate(0)
+    handle.write(f"{os.getpid()} {socket.gethostname()}")
+    handle.flush()
+    return True
+
+
+def _holder(handle: IO[str]) -> str:
+    handle.seek(0)
+    signature = handle.read().split()
+    return f"process {signature[0]} on {signature[1]}" if len(signature) == 2 else "another process"

@@ -1,0 +1,137 @@
+"""Commands side by side on one ``--out``: a seed or a shared find phase another process is
+running is waited for, not trained twice, and a killed holder leaves no stale lock."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from prunelab.runs import lock
+from prunelab.runs.lock import LOCK, exclusive
+from prunelab.runs.runner import FIND_CACHE, find_key, run_recipe, resolve_device
+from prunelab.train import Trainer
+
+fcntl = pytest.importorskip("fcntl")
+
+HOLDER = """
+import fcntl, os, socket, sys
+handle = open(sys.argv[1], "a+")
+fcntl.flock(handle, fcntl.LOCK_EX)
+handle.truncate(0)
+handle.write(f"{os.getpid()} {socket.gethostname()}")
+handle.flush()
+print("held", flush=True)
+sys.stdin.read()
+"""
+
+
+@pytest.fixture
+def holder(tmp_path: Path):
+    """Another process holding the lock of ``tmp_path / "work"`` until its stdin closes."""
+    folder = tmp_path / "work"
+    folder.mkdir()
+    process = subprocess.Popen([sys.executable, "-c", HOLDER, str(folder / LOCK)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert process.stdout.readline() == "held\n"
+    yield folder, process
+    process.kill()
+    process.wait()
+
+
+def test_a_folder_another_process_holds_is_not_taken_until_it_lets_go(holder) -> None:
+    folder, process = holder
+    with exclusive(folder, "seed 0", wait=False) as mine:
+        assert mine is False
+    process.stdin.close()
+    process.wait()
+    with exclusive(folder, "seed 0", wait=False) as mine:
+        assert mine is True
+
+
+def test_a_killed_holder_leaves_no_stale_lock(holder) -> None:
+    folder, process = holder
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    with exclusive(folder, "seed 0", wait=False) as mine:
+        assert mine is True
+
+
+def test_a_waiting_process_says_for_whom_and_takes_the_lock_once_free(holder, monkeypatch, caplog) -> None:
+    folder, process = holder
+    naps = []
+
+    def nap(seconds: float) -> None:  # the holder finishes during the first wait
+        naps.append(seconds)
+        process.stdin.close()
+        process.wait()
+
+    monkeypatch.setattr(lock.time, "sleep", nap)
+    with caplog.at_level(logging.WARNING, logger="prunelab"), exclusive(folder, "seed 3 run") as mine:
+        assert mine is True
+        with exclusive(folder, "seed 3 run", wait=False) as again:  # held now: by this process
+            assert again is False
+    assert naps == [lock.POLL_SECONDS]
+    assert [r.getMessage() for r in caplog.records] == [f"seed 3 run: waiting for process {process.pid} on {os.uname().nodename}, which is running it in {folder}"]
+
+
+def hold(folder: Path):
+    """The lock of ``folder``, taken as another process would: flock on its own open file."""
+    folder.mkdir(parents=True, exist_ok=True)
+    handle = open(folder / LOCK, "a+")
+    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return handle
+
+
+@pytest.mark.parametrize("finished_meanwhile", [True, False], ids=["finished-by-the-other", "left-unfinished"])
+def test_a_seed_another_command_is_running_comes_last_and_is_not_run_twice(recipe, run: Path, tmp_path: Path, monkeypatch, finished_meanwhile) -> None:
+    two = recipe.model_copy(update={"seeds": [0, 1]})
+    folder = tmp_path / run.name
+    other = hold(folder / "seed-0")
+    trained = []
+    real = Trainer.train_epoch
+
+    def recording(self, epoch):
+        trained.append((self.seed, self.phase, epoch))
+        return real(self, epoch)
+
+    def other_lets_go(seconds: float) -> None:
+        if finished_meanwhile:  # seed 0 as the other command left it: the shared run's, finished
+            shutil.copytree(run / "seed-0", folder / "seed-0", dirs_exist_ok=True)
+        other.close()
+
+    monkeypatch.setattr(Trainer, "train_epoch", recording)
+    monkeypatch.setattr(lock.time, "sleep", other_lets_go)
+    assert run_recipe(two, tmp_path, progress=False) == folder
+    seed1 = [(1, "find", 0), (1, "find", 1), (1, "eval", 0), (1, "eval", 1)]
+    assert trained == seed1 if finished_meanwhile else seed1 + [(0, p, e) for _, p, e in seed1]
+    if finished_meanwhile:
+        assert (folder / "seed-0" / "summary.json").read_bytes() == (run / "seed-0" / "summary.json").read_bytes()
+    assert (folder / "summary.json").exists() and sorted(p.parent.name for p in folder.glob("seed-*/summary.json")) == ["seed-0", "seed-1"]
+
+
+def test_a_find_phase_another_command_is_training_is_waited_for(recipe, run: Path, tmp_path: Path, monkeypatch, caplog) -> None:
+    found = tmp_path / FIND_CACHE / find_key(recipe, resolve_device(recipe.device)) / "seed-0"
+    other = hold(found)
+    trained = []
+    real = Trainer.train_epoch
+
+    def recording(self, epoch):
+        trained.append((self.phase, epoch))
+        return real(self, epoch)
+
+    def other_finishes(seconds: float) -> None:  # the find phase as the other command leaves it
+        shutil.copytree(run.parent / FIND_CACHE, tmp_path / FIND_CACHE, dirs_exist_ok=True)
+        other.close()
+
+    monkeypatch.setattr(Trainer, "train_epoch", recording)
+    monkeypatch.setattr(lock.time, "sleep", other_finishes)
+    with caplog.at_level(logging.WARNING, logger="prunelab"):
+        run_recipe(recipe, tmp_path, progress=False)
+    assert trained == [("eval", 0), ("eval", 1)]  # the find phase is the other command's
+    assert any(r.getMessage().startswith("seed 0 find: waiting for another process, which is running it in") for r in caplog.records)
