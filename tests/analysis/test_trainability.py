@@ -8,7 +8,7 @@ import math
 import pytest
 
 from prunelab.analysis import first_lr_stage, trainability_accuracy
-from prunelab.schedules import Cosine, Linear, MultiStep, Warmup
+from prunelab.schedules import Cosine, Linear, MultiStep, Step, Warmup
 
 ACCURACIES = [0.2, 0.4, 0.6, 0.8, 0.9, 0.95]
 STEPS_PER_EPOCH = 4
@@ -42,6 +42,9 @@ def epoch_ends(lr_log: list[float], steps_per_epoch: int = STEPS_PER_EPOCH) -> l
         ([lr for lr in log(Cosine(0.1, 8), steps=8) for _ in range(3)], 6),
         # SLR compressing a 6-epoch schedule stepping down at epochs 3 and 5 into 2 epochs of 4 steps
         ([0.1] * 4 + [0.01] * 3 + [0.001], 1),
+        # stepping down by one factor at every epoch: StepLR(step_size=1), milestones at every epoch
+        (log(Step(0.1, STEPS_PER_EPOCH, gamma=0.5)), 1),
+        (log(MultiStep(0.1, tuple(range(STEPS_PER_EPOCH, STEPS, STEPS_PER_EPOCH)), gamma=0.2)), 1),
         ([0.1] * STEPS, 6),
         ([0.1] * (STEPS - 1) + [0.01], 5),  # a step at the very last step: the last epoch is not all at 0.1
     ],

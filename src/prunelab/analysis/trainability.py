@@ -12,18 +12,20 @@ an LR policy replaying the find phase's schedule (LRW, SLR).
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Mapping, Sequence
 
 
 def first_lr_stage(lr_log: Sequence[float], epoch_ends: Sequence[int]) -> int:
     """N: the whole epochs before the LR first steps down (a step or multistep schedule,
-    also scaled or replayed by an LR policy); all epochs of an LR that never steps down, or
-    that decays throughout (cosine, linear, the policies CLR, LLR and ALLR, or a smooth
-    schedule stretched so that each LR holds a few steps, or one stepped once an epoch, like
-    ``CosineAnnealingLR`` stepped per epoch), which has no stages. A warmup
-    counts as part of the first stage. ``epoch_ends`` are the steps of the log at which the
-    epochs end (a first epoch entered part-way, as after rewinding to a step, is shorter).
+    also scaled or replayed by an LR policy, or one stepping down by the same factor at
+    every epoch's end); all epochs of an LR that never steps down, or that decays throughout
+    (cosine, linear, the policies CLR, LLR and ALLR, or a smooth schedule stretched so that
+    each LR holds a few steps, or one stepped once an epoch, like ``CosineAnnealingLR``
+    stepped per epoch), which has no stages. A warmup counts as part of the first stage.
+    ``epoch_ends`` are the steps of the log at which the epochs end (a first epoch entered
+    part-way, as after rewinding to a step, is shorter).
 
     >>> first_lr_stage([0.1] * 6 + [0.01] * 4, epoch_ends=[2, 4, 6, 8, 10])  # a milestone at epoch 3
     3
@@ -31,13 +33,24 @@ def first_lr_stage(lr_log: Sequence[float], epoch_ends: Sequence[int]) -> int:
     3
     >>> first_lr_stage([0.1, 0.1, 0.08, 0.08, 0.05, 0.05, 0.02, 0.02], epoch_ends=[2, 4, 6, 8])  # cosine by epoch
     4
+    >>> first_lr_stage([0.1, 0.1, 0.05, 0.05, 0.025, 0.025, 0.0125, 0.0125], epoch_ends=[2, 4, 6, 8])  # x 0.5 every epoch
+    1
     """
     drops = [step for step in range(1, len(lr_log)) if lr_log[step] < lr_log[step - 1]]
     # No step down, or a decay throughout: at every step, more often than epochs end, or at
-    # every epoch's end (of more than two).
-    if not drops or drops[0] + 1 in drops or len(drops) > len(epoch_ends) or len(drops) >= len(epoch_ends) - 1 > 1:
+    # every epoch's end (of more than two) by factors that differ, as a smooth decay's do.
+    if (
+        not drops or drops[0] + 1 in drops or len(drops) > len(epoch_ends)
+        or (len(drops) >= len(epoch_ends) - 1 > 1 and not _one_factor(lr_log, drops))
+    ):  # fmt: skip
         return len(epoch_ends)
     return max(1, sum(end <= drops[0] for end in epoch_ends))
+
+
+def _one_factor(lr_log: Sequence[float], drops: Sequence[int]) -> bool:
+    """Whether the LR steps down by the same factor at each of ``drops`` (a step schedule)."""
+    factors = [lr_log[step] / lr_log[step - 1] for step in drops]
+    return all(math.isclose(factor, factors[0], rel_tol=1e-6) for factor in factors)
 
 
 def trainability_accuracy(trained: Mapping) -> float | None:

@@ -95,7 +95,9 @@ class LRScheduleConfig(Strict):
 
     ``constant``; ``step`` (x ``gamma`` every ``step_size`` epochs); ``multistep``
     (x ``gamma`` at each of ``milestones``); ``cosine`` and ``linear`` (to ``final_lr`` at
-    the end of the phase). ``warmup_epochs`` adds a linear warmup in front of any of them.
+    the end of the phase). ``warmup_epochs`` ramps the LR of its first epochs linearly up
+    from 0 (multiplying the schedule, whose decay keeps its timing, so that a decaying one
+    peaks a little below ``optimizer.lr``).
     """
 
     name: Literal["constant", "step", "multistep", "cosine", "linear"] = "constant"
@@ -171,7 +173,8 @@ class EvalConfig(TrainConfig):
     weights of the find phase after K epochs / optimizer steps (late rewinding), ``reinit``
     to new random weights, the mask kept (seed 002's random baselines are evaluated so).
     ``lr_policy`` replaces ``lr_schedule`` by a retraining policy of seed 003 derived from
-    the find phase's LR log; ``warmup_fraction`` warms it up linearly (slr, clr, llr, allr).
+    the find phase's LR log; ``warmup_fraction`` ramps its first steps linearly up from 0 (slr,
+    clr, llr, allr; multiplying the policy's LR, as ``warmup_epochs`` does).
     ``instability`` also trains a second copy from the same starting point with another
     data order and records the test-error barrier on the line between the two (seed 002's
     linear mode connectivity: about zero where training is stable); it doubles retraining.
@@ -475,7 +478,7 @@ class Recipe(Strict):
             if 0 < epochs < schedule.warmup_epochs:
                 raise ValueError(
                     f"{phase}.lr_schedule.warmup_epochs={schedule.warmup_epochs} is longer than the {phase} phase "
-                    f"({length}={epochs}): the LR would never reach {phase}.optimizer.lr"
+                    f"({length}={epochs}): the phase would end before its warmup"
                 )
         return self
 

@@ -66,8 +66,8 @@ def retrain_schedule(
         d1: the pruning-impact factor from :func:`allr_d1`; required for
             ``allr`` and rejected for the other policies, which would ignore it.
         warmup_fraction: in [0, 1); the first ``round(warmup_fraction * retrain_steps)``
-            steps are ramped up linearly from 0 (see :class:`Warmup`), as the
-            paper's reference code does with 10%. Only for the restarting
+            steps are ramped up linearly from 0 (see :class:`Warmup`: the ramp
+            multiplies the policy's LR). Only for the restarting
             policies ``slr``, ``clr``, ``llr`` and ``allr``: ``ft`` and ``lrw``
             continue from a small LR, so there is nothing to warm up to.
 
