@@ -189,8 +189,8 @@ def _run(args: argparse.Namespace) -> int:
 
     plan, sweep = load_plan(args.recipe, args.overrides)
     _make_out(args.out)
-    if sweep:  # every arm's checks before the first trains
-        check_plan([(grid_label(assignment), recipe) for assignment, recipe in plan], args.out)
+    # Every arm's checks before the first trains, and before a run is said to start.
+    check_plan([(grid_label(assignment), recipe) for assignment, recipe in plan], args.out)
     results = []
     for index, (assignment, recipe) in enumerate(plan, start=1):
         label = f" [{index}/{len(plan)}: {grid_label(assignment)}]" if sweep else ""

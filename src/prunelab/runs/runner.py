@@ -191,8 +191,9 @@ def check_same_experiment(folder: Path, recipe: Recipe) -> None:
 
 def check_plan(recipes: Sequence[tuple[str, Recipe]], out: str | Path = "runs") -> None:
     """The checks :func:`run_recipe` makes before training, for every recipe of a sweep (with
-    its label) at once, so that a bad one fails before the first trains. A recipe that copies
-    the LPR of another one of the plan (``prune.lpr_of``) is checked when it runs, after it."""
+    its label; a recipe alone has none) at once, so that a bad one fails before the first
+    trains. A recipe that copies the LPR of another one of the plan (``prune.lpr_of``) is
+    checked when it runs, after it."""
     labels_of: dict[Path, list[str]] = {}
     for label, recipe in recipes:
         labels_of.setdefault(run_folder(out, recipe).resolve(), []).append(label)
@@ -210,7 +211,7 @@ def check_plan(recipes: Sequence[tuple[str, Recipe]], out: str | Path = "runs") 
         try:
             check_same_experiment(folder, recipe)
         except ValueError as error:
-            raise RecipeError(f"[{label}] {error}") from None
+            raise RecipeError(f"[{label}] {error}" if label else str(error)) from None
         if agree(all((folder / f"seed-{seed}" / SUMMARY).exists() for seed in recipe.seeds)):
             continue
         if recipe.prune.scope == "lpr_of" and Path(recipe.prune.lpr_of).resolve() in planned:
@@ -221,7 +222,7 @@ def check_plan(recipes: Sequence[tuple[str, Recipe]], out: str | Path = "runs") 
                 datasets[source] = recipe_data(recipe)
             preflight(recipe, datasets[source])
         except ValueError as error:  # RecipeError, and the checks of the rewinding point
-            raise RecipeError(f"[{label}] {error}") from None
+            raise RecipeError(f"[{label}] {error}" if label else str(error)) from None
 
 
 def progress_shows() -> bool:
