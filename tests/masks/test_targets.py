@@ -58,6 +58,12 @@ def test_shared_weight_is_listed_once():
         (["head"], ["head.0.weight", "head.2.weight"]),  # a container module: the weights inside
         (["embed.weight", "conv1d.weight"], ["embed.weight", "conv1d.weight"]),  # any parameter, model order
         ([r"conv\dd\.weight"], ["conv1d.weight", "conv2d.weight", "conv3d.weight"]),  # regex on the whole name
+        # a regex naming modules picks their Conv/Linear weights, as their names do: not biases, norms, embeddings
+        (["head.*"], ["head.0.weight", "head.2.weight"]),
+        ([".*"], ["conv1d.weight", "conv2d.weight", "conv3d.weight", "head.0.weight", "head.2.weight"]),
+        ([r"(conv2d|bn)"], ["conv2d.weight"]),
+        # one naming only parameters picks them, whatever they are
+        ([r".*\.bias"], ["conv1d.bias", "conv2d.bias", "bn.bias", "norm.bias", "head.0.bias", "head.2.bias"]),
     ],
 )
 def test_include(include, expected):
@@ -75,6 +81,30 @@ def test_include(include, expected):
 )
 def test_exclude(exclude, expected):
     assert list(find_prunable(Mixed(), exclude=exclude)) == expected
+
+
+class Numbered(nn.Module):
+    """Blocks 0..119, whose names a regex reading "." as any character would mix up."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.blocks = nn.Sequential(*[nn.Sequential(nn.Linear(2, 2)) for _ in range(120)])
+
+
+@pytest.mark.parametrize("label", ["include", "exclude"])
+def test_a_name_of_the_model_means_that_name_not_a_regex_matching_others(label):
+    everything = list(find_prunable(Numbered()))
+    named = ["blocks.1.0.weight"]
+    chosen = list(find_prunable(Numbered(), **{label: ["blocks.1.0"]}))
+    assert chosen == (named if label == "include" else [name for name in everything if name not in named])
+    # not a name of the model: a regex, "." any character
+    assert list(find_prunable(Numbered(), include=["blocks.1.0.weigh."])) == named
+    assert list(find_prunable(Numbered(), include=["blocks.1.0.*"])) == ["blocks.1.0.weight", "blocks.100.0.weight", "blocks.110.0.weight"]
+
+
+def test_ratio_keys_that_are_names_of_the_model_mean_those_names():
+    pruner = Pruner(Numbered())
+    assert pruner.named_ratios({"blocks.1.0": 0.5}) == {"blocks.1.0.weight": 0.5}
 
 
 def test_names_match_whole_components_not_prefixes():

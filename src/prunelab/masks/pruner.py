@@ -18,7 +18,7 @@ from prunelab.masks.arguments import (
     ratios_by_target,
 )
 from prunelab.masks.selection import select
-from prunelab.masks.targets import find_prunable, matches_any, parameter_names
+from prunelab.masks.targets import find_prunable, matches_any, model_names, parameter_names
 
 SCOPES = ("global", "layerwise")
 
@@ -159,8 +159,9 @@ class Pruner:
         >>> Pruner(nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 2))).named_ratios({"0": 0.5, "1.weight": 0.2})
         {'0.weight': 0.5, '1.weight': 0.2}
         """
+        known = model_names(self.model)
         chosen = ratios_by_target(
-            ratios, list(self.parameters), lambda key, name: matches_any(key, self._aliases[name]),
+            ratios, list(self.parameters), lambda key, name: matches_any(key, self._aliases[name], known),
             kind="parameter", of="prunable parameters", whole=True,
         )
         return {name: ratio for name, (ratio, _) in chosen.items()}

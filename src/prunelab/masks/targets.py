@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from torch import nn
 
@@ -12,19 +12,36 @@ CONVS: tuple[type[nn.Module], ...] = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 PRUNABLE_MODULES: tuple[type[nn.Module], ...] = (*CONVS, nn.Linear)
 
 
-def matches(pattern: str, parameter_name: str) -> bool:
+def matches(pattern: str, parameter_name: str, names: Collection[str] = ()) -> bool:
     """Whether ``pattern`` names the parameter or a module that contains it.
 
-    A pattern is an exact name or a regular expression matched against the whole name.
+    A pattern that is one of ``names`` (the model's module and parameter names, see
+    :func:`model_names`) is that name exactly; any other is a regular expression matched
+    against the whole name. So ``"1.0"`` in a model with a module ``1.0`` is that module,
+    not also ``100`` and ``110``, which the regular expression would match.
 
     >>> matches("fc", "fc.weight"), matches("layer1", "layer1.0.conv1.weight")
     (True, True)
     >>> matches(r"layer\\d\\.0\\.conv1", "layer3.0.conv1.weight"), matches("fc", "fc2.weight")
     (True, False)
+    >>> matches("1.0", "100.0.weight"), matches("1.0", "100.0.weight", names={"1.0", "100.0"})
+    (True, False)
     """
+    exact = pattern in names
+    return any(pattern == prefix or (not exact and re.fullmatch(pattern, prefix)) for prefix in _prefixes(parameter_name))
+
+
+def _prefixes(parameter_name: str) -> list[str]:
+    """The names of the modules holding a parameter, outermost first, and its own."""
     parts = parameter_name.split(".")
-    prefixes = (".".join(parts[:i]) for i in range(1, len(parts) + 1))
-    return any(pattern == name or re.fullmatch(pattern, name) for name in prefixes)
+    return [".".join(parts[:i]) for i in range(1, len(parts) + 1)]
+
+
+def model_names(model: nn.Module) -> frozenset[str]:
+    """Every module and parameter name of ``model`` (tied ones under each of their names),
+    which patterns naming them mean exactly (see :func:`matches`)."""
+    modules = (name for name, _ in model.named_modules(remove_duplicate=False) if name)
+    return frozenset([*modules, *(name for name, _ in model.named_parameters(remove_duplicate=False))])
 
 
 def parameter_names(model: nn.Module) -> dict[str, list[str]]:
@@ -42,9 +59,10 @@ def parameter_names(model: nn.Module) -> dict[str, list[str]]:
     return {aliases[0]: aliases for aliases in names.values()}
 
 
-def matches_any(pattern: str, names: Sequence[str]) -> bool:
-    """Whether ``pattern`` names any of a (tied) parameter's ``names``, or a module holding it."""
-    return any(matches(pattern, name) for name in names)
+def matches_any(pattern: str, aliases: Sequence[str], names: Collection[str] = ()) -> bool:
+    """Whether ``pattern`` names any of a (tied) parameter's ``aliases``, or a module holding
+    it; ``names`` as for :func:`matches`."""
+    return any(matches(pattern, alias, names) for alias in aliases)
 
 
 def find_prunable(
@@ -57,10 +75,12 @@ def find_prunable(
     By default these are the weights of every Conv1d/2d/3d and Linear module (subclasses
     included, e.g. the output projection of ``nn.MultiheadAttention``; its packed input
     projection ``in_proj_weight`` is a plain parameter, so name it in ``include`` to prune
-    it). ``include`` picks instead: a parameter's own name picks any parameter (e.g. an
-    embedding's weight), a module name picks the Conv/Linear weights inside that module
-    (not its biases or norm layers). ``exclude`` then removes parameters or modules. A
-    tied weight answers to each of its names. A pattern that picks or removes nothing is an
+    it). ``include`` picks instead: a pattern naming a module (``layer4``, ``layer4.*``) picks
+    the Conv/Linear weights inside that module (not its biases or norm layers); one naming
+    only parameters picks them, whatever they are (an embedding's weight,
+    ``.*in_proj_weight``). ``exclude`` then removes parameters or modules. Names are exact
+    where they name something of the model, else regular expressions (see :func:`matches`).
+    A tied weight answers to each of its names. A pattern that picks or removes nothing is an
     error, because a typo there silently changes what gets pruned; so is a layer whose weight
     is computed (``weight_norm``, ``spectral_norm``, parametrizations) unless excluded.
 
@@ -70,15 +90,15 @@ def find_prunable(
     """
     check_patterns(include, exclude)
     parameters = dict(model.named_parameters())
-    names = parameter_names(model)
+    names, known = parameter_names(model), model_names(model)
     layers = {name: module for name, module in model.named_modules() if isinstance(module, PRUNABLE_MODULES)}
     layer_weights = {id(module.weight) for module in layers.values() if isinstance(module.weight, nn.Parameter)}
     # A weight computed from other parameters (weight_norm, spectral_norm, any parametrization)
     # cannot be zeroed in place: such a layer is an error unless excluded, never silently skipped.
     computed = [name for name, module in layers.items() if not isinstance(module.weight, nn.Parameter)]
     for layer in computed:
-        if (include is None or any(matches(p, layer) for p in include)) and not any(
-            matches(p, layer) for p in exclude or ()
+        if (include is None or any(matches(p, layer, known) for p in include)) and not any(
+            matches(p, layer, known) for p in exclude or ()
         ):
             if hasattr(layers[layer], "weight_orig"):  # torch.nn.utils.prune's weight = weight_orig * weight_mask
                 raise ValueError(
@@ -93,11 +113,15 @@ def find_prunable(
             )
 
     def picks(pattern: str, name: str) -> bool:
-        """``include`` semantics: any parameter by its own name, layer weights by module name."""
-        return any(
-            _names(pattern, alias) or (id(parameters[name]) in layer_weights and matches(pattern, alias))
-            for alias in names[name]
-        )
+        """``include`` semantics: layer weights by the name of a module holding them, any
+        parameter by a name no module holding it answers to."""
+        for alias in names[name]:
+            if any(matches(pattern, module, known) for module in _prefixes(alias)[:-1]):
+                if id(parameters[name]) in layer_weights:
+                    return True
+            elif matches(pattern, alias, known):
+                return True
+        return False
 
     if include is None:
         chosen = [name for name in names if id(parameters[name]) in layer_weights]
@@ -110,9 +134,9 @@ def find_prunable(
                     f"holding Conv/Linear weights; parameters are: {', '.join(names)}"
                 )
         chosen = [name for name in names if any(name in found for found in picked.values())]
-    removed = {pattern: {name for name in chosen if matches_any(pattern, names[name])} for pattern in exclude or ()}
+    removed = {pattern: {name for name in chosen if matches_any(pattern, names[name], known)} for pattern in exclude or ()}
     for pattern, found in removed.items():
-        if not found and not any(matches(pattern, layer) for layer in computed):
+        if not found and not any(matches(pattern, layer, known) for layer in computed):
             raise ValueError(
                 f"exclude pattern {pattern!r} matches no prunable parameter or module; "
                 f"prunable parameters are: {', '.join(chosen) or '(none)'}"
@@ -121,10 +145,6 @@ def find_prunable(
     if not chosen:
         raise ValueError("no prunable parameters: the model has no Conv/Linear weights left to prune")
     return {name: parameters[name] for name in chosen}
-
-
-def _names(pattern: str, name: str) -> bool:
-    return pattern == name or re.fullmatch(pattern, name) is not None
 
 
 def check_patterns(include: Sequence[str] | None, exclude: Sequence[str] | None) -> None:

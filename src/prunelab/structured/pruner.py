@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import numbers
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -22,7 +22,7 @@ from prunelab.masks.arguments import (
     fraction,
     ratios_by_target,
 )
-from prunelab.masks.targets import CONVS, check_patterns, matches
+from prunelab.masks.targets import CONVS, check_patterns, matches, model_names
 from prunelab.models.common import evaluating, leaving_state, training
 from prunelab.structured.groups import ChannelGroup, channel_groups
 
@@ -68,7 +68,7 @@ class ChannelPruner:
         check_seed(seed)
         self.model, self.example_input = model, example_input
         self.criterion = get_channel_criterion(criterion, seed)
-        chosen = _chosen(channel_groups(model, example_input), include, exclude)
+        chosen = _chosen(channel_groups(model, example_input), include, exclude, model_names(model))
         self._unscored = [group for group in chosen if self.criterion(model, group) is None]
         self.groups = self._scorable(chosen)
         self.keep: dict[str, Tensor] = {g.name: torch.arange(g.size) for g in self.groups}
@@ -179,12 +179,13 @@ class ChannelPruner:
         """Channels to remove per group. A key names a group, or any of its layers, by name
         or regular expression (as include/exclude do); two ratios for one group are an error."""
         layers = {g.name: (g.name, *g.producers, *g.norms) for g in self.groups}
+        known = model_names(self.model)
         for key in ratios if isinstance(ratios, Mapping) else ():
-            unscored = [g.name for g in self._unscored if any(matches(key, layer) for layer in (g.name, *g.producers, *g.norms))]
-            if unscored and not any(any(matches(key, layer) for layer in names) for names in layers.values()):
+            unscored = [g.name for g in self._unscored if any(matches(key, layer, known) for layer in (g.name, *g.producers, *g.norms))]
+            if unscored and not any(any(matches(key, layer, known) for layer in names) for names in layers.values()):
                 raise ValueError(f"ratio given for {key!r}, but criterion {self.criterion!r} cannot score {', '.join(unscored)}")
         chosen = ratios_by_target(
-            ratios, list(layers), lambda key, group: any(matches(key, layer) for layer in layers[group]),
+            ratios, list(layers), lambda key, group: any(matches(key, layer, known) for layer in layers[group]),
             kind="channel group", of="channel groups (or the layers of one)",
         )
         return {group: round(ratio * len(scores[group])) for group, (ratio, _) in chosen.items()}
@@ -371,8 +372,11 @@ def _ranked(score: Tensor, kept: Tensor) -> Tensor:
     return kept[torch.sort(score[kept], stable=True).indices]
 
 
-def _chosen(groups: list[ChannelGroup], include: Sequence[str] | None, exclude: Sequence[str] | None) -> list[ChannelGroup]:
-    """The prunable groups that ``include`` picks (all if None) and ``exclude`` does not touch."""
+def _chosen(
+    groups: list[ChannelGroup], include: Sequence[str] | None, exclude: Sequence[str] | None, known: Collection[str]
+) -> list[ChannelGroup]:
+    """The prunable groups that ``include`` picks (all if None) and ``exclude`` does not
+    touch; patterns that are one of the model's ``known`` names mean that name exactly."""
     check_patterns(include, exclude)
 
     def layers(group: ChannelGroup) -> list[str]:
@@ -382,13 +386,13 @@ def _chosen(groups: list[ChannelGroup], include: Sequence[str] | None, exclude: 
     chosen = prunable
     if include is not None:
         for pattern in include:
-            if not any(matches(pattern, layer) for g in prunable for layer in layers(g)):
+            if not any(matches(pattern, layer, known) for g in prunable for layer in layers(g)):
                 raise ValueError(f"include pattern {pattern!r} picks no prunable channel group; groups: {_listing(groups)}")
-        chosen = [g for g in prunable if any(matches(p, layer) for p in include for layer in layers(g))]
+        chosen = [g for g in prunable if any(matches(p, layer, known) for p in include for layer in layers(g))]
     for pattern in exclude or ():
-        if not any(matches(pattern, layer) for g in groups for layer in layers(g)):
+        if not any(matches(pattern, layer, known) for g in groups for layer in layers(g)):
             raise ValueError(f"exclude pattern {pattern!r} matches no layer making channels; groups: {_listing(groups)}")
-    chosen = [g for g in chosen if not any(matches(p, layer) for p in exclude or () for layer in layers(g))]
+    chosen = [g for g in chosen if not any(matches(p, layer, known) for p in exclude or () for layer in layers(g))]
     if not chosen:
         raise ValueError(f"no prunable channel group is left; groups: {_listing(groups)}")
     return chosen
