@@ -257,6 +257,26 @@ def test_criterion_per_call_and_custom_criterion():
     assert magnitudes[pruned].min() > magnitudes[~pruned].max()
 
 
+@pytest.mark.parametrize("scope", ["global", "layerwise"])
+def test_a_criterion_scoring_pruned_zeros_minus_infinity_prunes_on(scope):
+    """log |w| is -inf where a weight was pruned to 0, and only there: not an error. It
+    orders weights as |w| does, so it prunes as magnitude does."""
+
+    def log_magnitude(name, values, positions, out):
+        return torch.log(values.abs(), out=out)
+
+    model, reference = distinct_model(), distinct_model()
+    by_log, by_magnitude = Pruner(model, criterion=log_magnitude), Pruner(reference)
+    for sparsity in (0.3, 0.6, 0.8):
+        by_log.prune(sparsity, scope=scope)
+        by_magnitude.prune(sparsity, scope=scope)
+    assert_masks_equal(by_log.masks, by_magnitude.masks)
+    with torch.no_grad():
+        model.get_parameter(WEIGHTS[0]).view(-1)[by_log.masks[WEIGHTS[0]].view(-1).nonzero()[0]] = float("nan")
+    with pytest.raises(ValueError, match=f"{WEIGHTS[0]} has NaN or -inf scores"):  # a kept weight's NaN still is
+        by_log.prune(0.9, scope=scope)
+
+
 # -- measurements and persistence ----------------------------------------------------------------
 
 

@@ -12,7 +12,9 @@ is the usual row-major order unless the tensor is stored otherwise, e.g. channel
 The scores are written to ``out`` (same length; float32, or float64 when the tensors
 selected together include a float64 one) and returned. Scores must depend only on the name,
 the value and the position, so that the same entry always gets the same score, and must be
-numbers above -inf: NaN and -inf are errors (-inf marks entries already pruned).
+numbers above -inf: NaN and -inf are errors (-inf marks entries already pruned), except for
+entries already pruned, whose scores are not read (their weights are zero, which e.g. log |w|
+scores -inf).
 
 Any callable of that form serves as ``Pruner.prune(..., criterion=...)``. For example,
 magnitude relative to the layer's RMS, so that a global ranking compares layers on one scale:

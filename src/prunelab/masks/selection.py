@@ -126,10 +126,14 @@ class _Stream:
                 f"criterion {name} returned {got} for {n} values of {self.names[i]}: a criterion returns a 1-d "
                 "floating-point tensor of one score per value (see prunelab.criteria.elementwise)"
             )
-        sums.append(scores.sum())
         if self.priors[i] is not None:
             pruned = torch.logical_not(self.priors[i][positions], out=buffers.flags[:n])
+            # Scores of entries already pruned are not checked: the weights there are zero,
+            # which a criterion may well score as -inf (log |w|) or NaN (|w| / 0).
+            sums.append(scores.masked_fill_(pruned, 0.0).sum())
             scores.masked_fill_(pruned, -math.inf)
+        else:
+            sums.append(scores.sum())
         return scores
 
     def _check_scores(self, i: int, sums: list[Tensor]) -> None:
@@ -157,7 +161,10 @@ class _Stream:
             stop = min(start + self.chunk_size, flat.numel())
             buffers = self._buffers_for(flat.device, stop - start)
             scores = self.criterion(self.names[i], flat[start:stop], slice(start, stop), buffers.scores[: stop - start])
-            if bool((scores.isnan() | scores.isneginf()).any()):
+            bad = scores.isnan() | scores.isneginf()
+            if self.priors[i] is not None:
+                bad &= self.priors[i][start:stop]
+            if bool(bad.any()):
                 return True
         return False
 
