@@ -311,6 +311,39 @@ def test_an_eps_that_vanishes_after_a_cast_is_found_at_the_next_step():
     assert pruned_weights_are_zero(pruner)
 
 
+@pytest.mark.parametrize("how", ["load_state_dict", "add_param_group"])
+def test_an_eps_that_vanishes_by_a_change_of_the_optimizer_is_found(how):
+    """An optimizer state loaded with eps 0, or a group of eps 0 added and apply() called."""
+    model = mlp()
+    pruner = Pruner(model)
+    pruner.prune(0.5)
+    assert pruner.count_pruned("4.weight") > 0  # the last layer, which the added group trains
+    if how == "load_state_dict":
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+        pruner.attach(optimizer)
+        optimizer.load_state_dict(torch.optim.Adam(model.parameters(), lr=1e-2, eps=0.0).state_dict())
+    else:
+        optimizer = torch.optim.Adam([*model[0].parameters(), *model[2].parameters()], lr=1e-2)
+        pruner.attach(optimizer)
+        optimizer.add_param_group({"params": list(model[4].parameters()), "eps": 0.0})
+        pruner.apply()
+    for step in range(3):
+        train_step(model, optimizer, step)
+    assert pruned_weights_are_zero(pruner)
+
+
+def test_apply_zeroes_a_pruned_weight_that_is_inf_or_nan():
+    """A product with the mask would keep inf * 0 = NaN; apply fills."""
+    model = mlp()
+    pruner = Pruner(model)
+    pruner.prune(ratios={"0": 1.0})
+    with torch.no_grad():
+        model[0].weight[0, :2] = torch.tensor([float("inf"), float("nan")])
+    model[0].weight.grad = torch.full_like(model[0].weight, float("-inf"))
+    pruner.apply()
+    assert (model[0].weight == 0).all() and (model[0].weight.grad == 0).all()
+
+
 def test_loading_an_empty_state_while_attached_stops_masking():
     """The state of a pruner that never pruned: nothing is pruned any more, and steps run."""
     model = mlp()

@@ -179,20 +179,22 @@ class Pruner:
     def apply(self) -> None:
         """Zero the pruned weights, their gradients and attached optimizers' state for them.
 
-        Call it after writing weights into the model (e.g. rewinding to earlier weights).
+        Call it after writing weights into the model (e.g. rewinding to earlier weights), and
+        after changing an attached optimizer's param groups (``add_param_group``).
         """
         self._follow_model()
-        # Off the per-step path, bool masks do (a product with them casts, but needs no copy).
-        pairs = self._enforced if self._hooks else [(self.parameters[n], m) for n, m in self.masks.items()]
+        self._check_eps()
+        # Off the per-step path: fills, which zero an inf or NaN too (a product keeps NaN).
         with torch.no_grad():
-            for param, mask in pairs:
-                param.mul_(mask)
+            for name, mask in self.masks.items():
+                param, pruned = self.parameters[name], ~mask
+                param.masked_fill_(pruned, 0)
                 if param.grad is not None:
-                    param.grad.mul_(mask)
+                    param.grad.masked_fill_(pruned, 0)
                 for optimizer, _ in self._hooks.values():
                     for value in optimizer.state.get(param, {}).values():
                         if isinstance(value, Tensor) and value.shape == param.shape:
-                            value.mul_(mask)
+                            value.masked_fill_(pruned, 0)
 
     def _products(self) -> list[tuple[nn.Parameter, Tensor]]:
         """(weight, mask in the weight's dtype) for every tensor with pruned entries: in the
@@ -234,10 +236,14 @@ class Pruner:
         stale = self._enforced is None or any(m.dtype != p.dtype or m.device != p.device for p, m in self._enforced)
         if self._hooks and (changed or stale):
             self._enforced = self._products()
-            dtypes = {param.dtype for param, _ in self._enforced}
-            self._eps_vanishes = {key for key, (optimizer, _) in self._hooks.items() if _eps_vanishes(optimizer, dtypes)}
+            self._check_eps()
             return True
         return changed
+
+    def _check_eps(self) -> None:
+        """Which attached optimizers have an Adam-style eps that is 0 in a pruned weight's dtype."""
+        dtypes = {param.dtype for param, _ in self._enforced or ()}
+        self._eps_vanishes = {key for key, (optimizer, _) in self._hooks.items() if _eps_vanishes(optimizer, dtypes)}
 
     # -- enforcement during training ---------------------------------------------------
 
