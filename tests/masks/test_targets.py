@@ -189,3 +189,28 @@ def test_a_layer_pruned_by_torch_prune_says_how_to_make_its_weight_a_parameter_a
         find_prunable(model)
     torch_prune.remove(model[0], "weight")
     assert list(find_prunable(model)) == ["0.weight", "2.weight"]
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")  # torch.nn.utils.weight_norm, the older form, is deprecated
+def test_the_older_weight_and_spectral_norms_are_named_as_computing_the_weight():
+    for layer in (nn.utils.weight_norm(nn.Linear(8, 8)), nn.utils.spectral_norm(nn.Linear(8, 8))):
+        with pytest.raises(ValueError, match=r"layer '0' \(Linear\) computes its weight from other parameters"):
+            find_prunable(nn.Sequential(layer))
+
+
+def test_a_weight_held_as_a_buffer_is_named_as_such():
+    model = nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 2))
+    frozen = model[1].weight.detach().clone()
+    del model[1].weight
+    model[1].register_buffer("weight", frozen)
+    with pytest.raises(ValueError, match=r"layer '1' \(Linear\) holds its weight as a plain tensor or buffer, not a parameter"):
+        find_prunable(model)
+    assert list(find_prunable(model, exclude=["1"])) == ["0.weight"]
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.jit.script is deprecated
+def test_an_empty_include_and_a_scripted_model_are_named():
+    with pytest.raises(ValueError, match="no prunable parameters: include is empty"):
+        find_prunable(Mixed(), include=[])
+    with pytest.raises(ValueError, match=r"a scripted model \(torch.jit.script\) cannot be pruned.*prune the model, then script it"):
+        Pruner(torch.jit.script(nn.Sequential(nn.Linear(4, 4))))

@@ -433,9 +433,9 @@ class Pruner:
         self._follow_model()
         masks = {}
         for key in state:
-            kind, _, name = key.partition(":")
+            kind, _, name = key.partition(":") if isinstance(key, str) else ("", "", "")
             if kind not in ("mask", "shape") or not name:
-                raise ValueError(f"unexpected key {key!r} in a pruner state_dict")
+                raise ValueError(f"unexpected key {key!r} in a pruner state_dict (keys are 'mask:<name>' and 'shape:<name>')")
             if name not in self.parameters:
                 raise ValueError(
                     f"mask for {name!r}, but the model has no prunable parameter of that name; "

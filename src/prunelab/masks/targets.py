@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Sequence
 
+import torch
 from torch import nn
+from torch.nn.utils import parametrize
 
 CONVS: tuple[type[nn.Module], ...] = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 #: Modules whose ``weight`` is pruned by default; biases and normalisation layers are not.
@@ -89,6 +91,11 @@ def find_prunable(
     ['0.weight']
     """
     check_patterns(include, exclude)
+    if isinstance(model, torch.jit.ScriptModule):
+        raise ValueError(
+            "a scripted model (torch.jit.script) cannot be pruned: its layers are no Conv/Linear modules to Python, "
+            "and its parameters cannot be looked up by name; prune the model, then script it"
+        )
     parameters = dict(model.named_parameters())
     names, known = parameter_names(model), model_names(model)
     layers = {name: module for name, module in model.named_modules() if isinstance(module, PRUNABLE_MODULES)}
@@ -100,11 +107,16 @@ def find_prunable(
         if (include is None or any(matches(p, layer, known) for p in include)) and not any(
             matches(p, layer, known) for p in exclude or ()
         ):
-            if hasattr(layers[layer], "weight_orig"):  # torch.nn.utils.prune's weight = weight_orig * weight_mask
+            if hasattr(layers[layer], "weight_mask"):  # torch.nn.utils.prune's weight = weight_orig * weight_mask
                 raise ValueError(
                     f"layer {layer!r} ({type(layers[layer]).__name__}) was pruned with torch.nn.utils.prune, which "
                     "computes its weight from weight_orig and weight_mask: call torch.nn.utils.prune.remove(module, "
                     "'weight') first (its pruned weights stay zero), or exclude the layer"
+                )
+            if not _computed(layers[layer]):
+                raise ValueError(
+                    f"layer {layer!r} ({type(layers[layer]).__name__}) holds its weight as a plain tensor or buffer, "
+                    "not a parameter, so nothing trains it: exclude the layer, or make its weight an nn.Parameter"
                 )
             raise ValueError(
                 f"layer {layer!r} ({type(layers[layer]).__name__}) computes its weight from other parameters "
@@ -143,8 +155,14 @@ def find_prunable(
             )
     chosen = [name for name in chosen if not any(name in found for found in removed.values())]
     if not chosen:
-        raise ValueError("no prunable parameters: the model has no Conv/Linear weights left to prune")
+        raise ValueError("no prunable parameters: " + ("include is empty" if include is not None and not include else "the model has no Conv/Linear weights left to prune"))
     return {name: parameters[name] for name in chosen}
+
+
+def _computed(module: nn.Module) -> bool:
+    """Whether ``module`` computes its weight: a parametrization, or the older hooks of
+    ``weight_norm`` (``weight_g``, ``weight_v``), ``spectral_norm`` and torch's pruning (``weight_orig``)."""
+    return parametrize.is_parametrized(module) or any(hasattr(module, name) for name in ("weight_orig", "weight_g", "weight_v"))
 
 
 def check_patterns(include: Sequence[str] | None, exclude: Sequence[str] | None) -> None:
