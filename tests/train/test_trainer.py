@@ -58,6 +58,25 @@ def same_weights(a: nn.Module, b: nn.Module) -> bool:
 # -- determinism ------------------------------------------------------------------------------
 
 
+def test_dropout_draws_are_the_epoch_s_own_so_a_resumed_epoch_draws_the_same() -> None:
+    """A resumed run starts its next epoch in a fresh process, whatever the global random
+    state; the epoch's dropout masks must not depend on it. The caller's state is kept."""
+
+    def dropout_model() -> nn.Module:
+        torch.manual_seed(0)
+        return nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Dropout(0.5), nn.Linear(16, 3))
+
+    through, resumed = (Trainer(dropout_model(), toy_data(), config(epochs=2), seed=0, progress=False) for _ in range(2))
+    through.train_epoch(0)
+    through.train_epoch(1)
+    resumed.train_epoch(0)
+    torch.manual_seed(12345)  # another process's random state
+    before = torch.get_rng_state()
+    resumed.train_epoch(1)
+    assert torch.equal(torch.get_rng_state(), before)
+    assert same_weights(through.model, resumed.model)
+
+
 @pytest.mark.parametrize("augment", [False, True])
 def test_same_seed_same_weights_and_metrics(augment: bool) -> None:
     data = toy_data(augment)

@@ -179,25 +179,30 @@ class Trainer:
         correct = torch.zeros((), dtype=torch.long, device=self.device)
         seen = 0
         done = max(0, self.state.step - epoch * self.steps_per_epoch)
-        # The skipped batches are drawn and augmented too, so that the rest get the random
-        # draws of an epoch trained whole (after a rewind to a step within the epoch).
-        for x, y in itertools.islice(self._batches(epoch), done, None):
-            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
-            for hook in self.step_hooks:
-                hook(self, self.state.step)
-            lr = self.schedule(self.state.step)
-            for group in self.optimizer.param_groups:
-                group["lr"] = lr
-            logits = self.network(x)
-            loss = F.cross_entropy(logits, y, label_smoothing=self.config.label_smoothing)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
-            self.state.lr_log.append(lr)
-            self.state.step += 1
-            total_loss += loss.detach() * len(y)
-            correct += (logits.argmax(1) == y).sum()
-            seen += len(y)
+        # Random draws inside the model (dropout) come from the epoch's own seed, as its batches
+        # do, so that a resumed epoch draws what an uninterrupted run drew; the caller's
+        # random state is left as it was.
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            torch.manual_seed(zlib.crc32(f"{self.seed}/{self.phase}/{epoch}/model/{self.world.rank}".encode()))
+            # The skipped batches are drawn and augmented too, so that the rest get the random
+            # draws of an epoch trained whole (after a rewind to a step within the epoch).
+            for x, y in itertools.islice(self._batches(epoch), done, None):
+                x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+                for hook in self.step_hooks:
+                    hook(self, self.state.step)
+                lr = self.schedule(self.state.step)
+                for group in self.optimizer.param_groups:
+                    group["lr"] = lr
+                logits = self.network(x)
+                loss = F.cross_entropy(logits, y, label_smoothing=self.config.label_smoothing)
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                self.optimizer.step()
+                self.state.lr_log.append(lr)
+                self.state.step += 1
+                total_loss += loss.detach() * len(y)
+                correct += (logits.argmax(1) == y).sum()
+                seen += len(y)
         broadcast_buffers(self.model)
         totals = all_sum(torch.stack([total_loss.double(), correct.double(), torch.tensor(float(seen), device=self.device)]))
         total, right, count = totals.tolist()
