@@ -4,6 +4,7 @@ recomputing finished levels, and One Shot IMP."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -14,6 +15,7 @@ from safetensors.torch import load_file
 from prunelab.masks import Pruner
 from prunelab.methods.imp import level_targets
 from prunelab.models import build_model
+from prunelab.runs.io import DamagedRunError
 from prunelab.runs.runner import run_recipe
 from prunelab.runs.session import Session
 from prunelab.train import Trainer
@@ -298,6 +300,28 @@ def test_a_finished_level_is_never_recomputed_after_a_resume(make_recipe, tmp_pa
     rows = read(seed / "metrics.json")
     assert [r["phase"] for r in rows] == ["find"] * 3 + ["level-1/eval"] * 2 + ["level-2/eval"] * 2 + ["level-3/eval"] * 2
     assert len(read(seed / "summary.json")["levels"]) == 3
+
+
+@pytest.mark.parametrize("k", ["epoch:1", "epoch:3"], ids=["within-find", "at-its-end"])
+def test_a_lost_rewind_snapshot_is_a_damaged_run_not_replaced_by_later_weights(make_recipe, tmp_path, k) -> None:
+    """Late rewinding's weights, lost after the find phase (here: after level 1), are never
+    taken from the model as it then is, pruned and retrained."""
+    recipe = make_recipe(*IMP, "prune.levels=2", f"eval.rewind={k}", "eval.lr_policy=null", "eval.epochs=4")
+    checkpoint_phase = Session._checkpoint_phase
+
+    def crash_after_level_1(self, trainer):
+        checkpoint_phase(self, trainer)
+        if trainer.phase == "level-1/eval" and trainer.state.epoch == 4:
+            raise RuntimeError("injected crash")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Session, "_checkpoint_phase", crash_after_level_1)
+        with pytest.raises(RuntimeError, match="injected crash"):
+            run_recipe(recipe, tmp_path, progress=False)
+    snapshot = next(tmp_path.glob("imp-*")) / "seed-0" / "snapshots" / "rewind.safetensors"
+    snapshot.unlink()
+    with pytest.raises(DamagedRunError, match=re.escape(str(snapshot))):
+        run_recipe(recipe, tmp_path, progress=False)
 
 
 def test_one_shot_imp_is_one_level_and_prunes_like_oneshot(make_recipe, shared_out, load_masks, numel, read) -> None:

@@ -88,9 +88,17 @@ def find(session: Session) -> dict:
     steps = steps_per_epoch(session, recipe.find_training.batch_size)
     hooks += [SaveWeightsAt(session, epoch * steps, lpr_snapshot_name(epoch)) for epoch in lpr_snapshot_epochs(recipe)]
     result = train_find(session, "find", step_hooks=hooks)
-    if rewinding is not None and not agree(session.has_weights("rewind")):
-        session.save_weights("rewind")  # K was the very end of the find phase
+    if rewinding is not None:
+        # A unit of its own, right after the find phase: the weights are still the find
+        # phase's end here, even in a resumed run; later, a lost snapshot is a damaged run.
+        session.once("find/rewind-snapshot", lambda: _keep_rewind_weights(session, rewinding[0]))
     return result
+
+
+def _keep_rewind_weights(session: Session, step: int) -> dict:
+    if not agree(session.has_weights("rewind")):
+        session.save_weights("rewind")  # K was the very end of the find phase, where no step hook runs
+    return {"step": step}
 
 
 def train_find(session: Session, phase: str, *, step_hooks: Sequence[StepHook] = (), start_step: int = 0) -> dict:
