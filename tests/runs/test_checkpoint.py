@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
+import pytest
 import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
 from torch import nn
 
 from prunelab.masks import Pruner
 from prunelab.runs.checkpoint import load_checkpoint, read_journal, save_checkpoint
+from prunelab.runs.io import DamagedRunError
 
 
 class Counting(torch.optim.SGD):
@@ -62,3 +67,40 @@ def test_between_phases_there_is_no_optimizer_state(tmp_path: Path) -> None:
     path = tmp_path / "checkpoint.safetensors"
     save_checkpoint(path, model, Pruner(model), None, {"phase": None, "done": {}})
     assert load_checkpoint(path, nn.Linear(3, 2), Pruner(nn.Linear(3, 2)))[1] is None
+
+
+def test_lr_logs_are_tensors_of_the_file_not_its_metadata(tmp_path: Path) -> None:
+    """safetensors caps metadata at 100 MB: millions of logged steps must not go there."""
+    model = nn.Linear(3, 2)
+    steps = [0.1 * 0.999**k for k in range(100_000)]
+    journal = {
+        "done": {"find": {"history": [{"epoch": 1}], "lr_log": steps, "steps_per_epoch": 10}, "level-1/eval": {"lr_log": []}},
+        "phase": {"name": "level-2/eval", "state": {"epoch": 1, "step": 3, "lr_log": [0.5, 0.25, 0.125], "history": []}},
+    }
+    path = tmp_path / "checkpoint.safetensors"
+    save_checkpoint(path, model, Pruner(model), None, journal)
+    assert read_journal(path) == journal == load_checkpoint(path, nn.Linear(3, 2), Pruner(nn.Linear(3, 2)))[0]
+    with safe_open(str(path), framework="pt") as file:
+        assert len(file.metadata()["journal"]) < 1000
+        assert file.get_tensor("lr_log/0").dtype == torch.float64
+
+
+@pytest.mark.parametrize(
+    ("metadata", "tensors", "problem"),
+    [
+        (None, {}, "its metadata lack 'journal'"),
+        ({"journal": '{"done": {}}'}, {}, "its metadata lack 'optimizer'"),
+        ({"journal": "{", "optimizer": "{}"}, {}, "its metadata are not valid JSON"),
+        ({"journal": "[]", "optimizer": "{}"}, {}, "its journal or optimizer metadata are not as prunelab writes them"),
+        ({"journal": '{"phase": null}', "optimizer": "{}"}, {}, "its journal or optimizer metadata are not as prunelab writes them"),
+        ({"journal": '{"done": {}}', "optimizer": '{"scalars": {}}'}, {}, "its journal or optimizer metadata are not as prunelab writes them"),
+        ({"journal": '{"done": {}}', "optimizer": "{}"}, {"foo/bar": torch.zeros(1)}, "it holds tensors of 'foo', which prunelab does not write"),
+        ({"journal": '{"done": {"find": {"lr_log": {"tensor": "lr_log/0"}}}}', "optimizer": "{}"}, {}, "an LR log of its journal is missing"),
+    ],
+)
+def test_a_checkpoint_of_other_metadata_is_named_as_damaged(tmp_path: Path, metadata, tensors, problem) -> None:
+    path = tmp_path / "checkpoint.safetensors"
+    save_file({"model/weight": torch.zeros(2, 3), **tensors}, str(path), metadata=metadata)
+    for read in (lambda: read_journal(path), lambda: load_checkpoint(path, nn.Linear(3, 2, bias=False), Pruner(nn.Linear(3, 2)))):
+        with pytest.raises(DamagedRunError, match=re.escape(f"{path} is damaged ({problem}")):
+            read()
