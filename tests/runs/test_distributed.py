@@ -83,11 +83,12 @@ def test_the_main_process_downloads_and_augmentation_draws_as_one_process(tmp_pa
     """CIFAR-10 fetched on first use (from a small archive at a file:// address): the main
     process downloads and extracts it alone, where two would collide on the same folder; and
     each example gets the random crop and flip one process gives it, so the results are one
-    process's, up to rounding."""
+    process's, up to rounding. Its 85 training examples do not split into equal shares: the
+    example padding the last batch counts for nothing."""
     rng = np.random.default_rng(0)
     archive = tmp_path / "cifar-10-python.tar.gz"
     with tarfile.open(archive, "w:gz") as tar:
-        for name, n in [*((f"data_batch_{i}", 16) for i in range(1, 6)), ("test_batch", 20)]:
+        for name, n in [*((f"data_batch_{i}", 17) for i in range(1, 6)), ("test_batch", 20)]:
             batch = {b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8), b"labels": rng.integers(0, 10, n).tolist()}
             content = pickle.dumps(batch, protocol=3)  # numpy arrays pickled as in the real files
             member = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
@@ -113,6 +114,10 @@ def test_the_main_process_downloads_and_augmentation_draws_as_one_process(tmp_pa
     mine, theirs = load_file(str(both / "model.safetensors")), load_file(str(single / "model.safetensors"))
     for name in theirs:  # drawn for each process's own first examples, they differ by about 1e-2
         torch.testing.assert_close(mine[name], theirs[name], rtol=1e-4, atol=1e-5)
+    rows, expected = (json.loads((folder / "metrics.json").read_text()) for folder in (both, single))
+    assert [row["train_images"] for row in rows] == [row["train_images"] for row in expected] == [85, 85, 85]
+    for row, reference in zip(rows, expected):
+        assert (row["train_loss"], row["train_acc"]) == pytest.approx((reference["train_loss"], reference["train_acc"]), abs=1e-5)
 
 
 def test_data_the_main_process_cannot_load_is_said_once(tmp_path: Path) -> None:

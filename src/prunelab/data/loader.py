@@ -9,6 +9,11 @@ import torch
 from torch import Tensor
 
 
+#: The label of the examples that pad an epoch to an equal share for every rank: the
+#: ``ignore_index`` of ``torch.nn.functional.cross_entropy``.
+PADDING = -100
+
+
 class BatchIterator:
     """Iterable over ``(xb, yb)`` mini-batches of ``x`` and ``y``; every ``iter()`` is one epoch.
 
@@ -16,8 +21,10 @@ class BatchIterator:
     global RNG if None), so a seeded generator makes the sequence of epochs reproducible.
     With ``world_size > 1`` each rank takes every ``world_size``-th position of the epoch's
     order, starting at ``rank``; the order is first padded by wrapping around so that all
-    ranks get the same number of examples. Ranks must use identically seeded generators so
-    that they share the permutation and their shards are disjoint.
+    ranks get the same number of examples, and the padding's labels are :data:`PADDING`
+    (which ``cross_entropy`` ignores; :meth:`real_examples` counts the others). Ranks must use
+    identically seeded generators so that they share the permutation and their shards are
+    disjoint.
 
     ``transform`` (e.g. data augmentation drawing from a generator of its own) maps the
     inputs of a batch to new inputs. It sees the whole batch of all ranks, of which each rank
@@ -29,7 +36,7 @@ class BatchIterator:
     >>> len(batches), [yb.tolist() for _, yb in batches]
     (3, [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]])
     >>> [yb.tolist() for _, yb in BatchIterator(x, y, 4, shuffle=False, rank=1, world_size=3)]
-    [[1, 4, 7, 0]]
+    [[1, 4, 7, -100]]
     """
 
     def __init__(
@@ -73,13 +80,22 @@ class BatchIterator:
             return order
         return order[torch.arange(self.examples_per_rank * self.world_size) % n]
 
+    def real_examples(self, index: int) -> int:
+        """How many examples of batch ``index``, over all ranks, are not padding."""
+        size = self.batch_size * self.world_size
+        return max(0, min(size, len(self.x) - index * size))
+
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
         order = self.epoch_order()
         size = self.batch_size * self.world_size  # a batch of all ranks
         share = slice(self.rank, None, self.world_size)
         for i in range(len(self)):
-            batch = order[i * size : (i + 1) * size]
+            batch, real = order[i * size : (i + 1) * size], self.real_examples(i)
+            labels = self.y[batch[share]]
+            labels[torch.arange(len(batch))[share] >= real] = PADDING
             if self.transform is None:
-                yield self.x[batch[share]], self.y[batch[share]]
-            else:
-                yield self.transform(self.x[batch])[share], self.y[batch[share]]
+                yield self.x[batch[share]], labels
+            elif real == len(batch):
+                yield self.transform(self.x[batch])[share], labels
+            else:  # the padding is not augmented: the real examples get one process's draws
+                yield torch.cat([self.transform(self.x[batch[:real]]), self.x[batch[real:]]])[share], labels

@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 
 from prunelab.config.schema import TrainConfig
 from prunelab.data import BatchIterator, Dataset
+from prunelab.data.loader import PADDING
 from prunelab.distributed import all_sum, broadcast_buffers, share, world
 from prunelab.masks import Pruner
 from prunelab.models.common import evaluating
@@ -177,7 +178,7 @@ class Trainer:
         self.model.train()
         total_loss = torch.zeros((), device=self.device)
         correct = torch.zeros((), dtype=torch.long, device=self.device)
-        seen = 0
+        seen = torch.zeros((), dtype=torch.long, device=self.device)
         done = max(0, self.state.step - epoch * self.steps_per_epoch)
         # Random draws inside the model (dropout) come from the epoch's own seed, as its batches
         # do, so that a resumed epoch draws what an uninterrupted run drew; the caller's
@@ -186,7 +187,8 @@ class Trainer:
             torch.manual_seed(zlib.crc32(f"{self.seed}/{self.phase}/{epoch}/model/{self.world.rank}".encode()))
             # The skipped batches are drawn and augmented too, so that the rest get the random
             # draws of an epoch trained whole (after a rewind to a step within the epoch).
-            for x, y in itertools.islice(self._batches(epoch), done, None):
+            batches = self._batches(epoch)
+            for index, (x, y) in enumerate(itertools.islice(batches, done, None), start=done):
                 x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
                 for hook in self.step_hooks:
                     hook(self, self.state.step)
@@ -194,19 +196,31 @@ class Trainer:
                 for group in self.optimizer.param_groups:
                     group["lr"] = lr
                 logits = self.network(x)
-                loss = F.cross_entropy(logits, y, label_smoothing=self.config.label_smoothing)
+                loss, summed, count = self._loss(logits, y, batches.real_examples(index))
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 self.optimizer.step()
                 self.state.lr_log.append(lr)
                 self.state.step += 1
-                total_loss += loss.detach() * len(y)
+                total_loss += summed
                 correct += (logits.argmax(1) == y).sum()
-                seen += len(y)
+                seen += count
         broadcast_buffers(self.model)
-        totals = all_sum(torch.stack([total_loss.double(), correct.double(), torch.tensor(float(seen), device=self.device)]))
+        totals = all_sum(torch.stack([total_loss.double(), correct.double(), seen.double()]))
         total, right, count = totals.tolist()
         return total / max(count, 1), right / max(count, 1), int(count)
+
+    def _loss(self, logits: Tensor, y: Tensor, real_examples: int) -> tuple[Tensor, Tensor, Tensor | int]:
+        """The loss to step on, its sum over this process's real examples (detached), and their
+        number. Over several processes, the loss makes DDP's average of the gradients the mean
+        over the batch's real examples of all processes: the examples that pad an epoch to an
+        equal share each (label :data:`PADDING`) count for nothing."""
+        smoothing = self.config.label_smoothing
+        if self.world.size == 1:
+            loss = F.cross_entropy(logits, y, label_smoothing=smoothing)
+            return loss, loss.detach() * len(y), len(y)
+        summed = F.cross_entropy(logits, y, reduction="sum", label_smoothing=smoothing)
+        return summed * self.world.size / real_examples, summed.detach(), (y != PADDING).sum()
 
     @torch.no_grad()
     def evaluate(self, batch_size: int = 1000) -> tuple[float, float]:
