@@ -248,7 +248,7 @@ def run_recipe(recipe: Recipe, out: str | Path = "runs", progress: bool | None =
     device = resolve_device(recipe.device)
     folder = run_folder(out, recipe)
     check_same_experiment(folder, recipe)  # finished or not: its results must be of this recipe
-    remove_orphans(folder)
+    remove_orphans(folder, recursive=False)  # its own files; each seed's, under the seed's lock
     pending = agree([seed for seed in recipe.seeds if not (folder / f"seed-{seed}" / SUMMARY).exists()])
     # The checks build models and each seed seeds the global RNG: the caller's random state is left as it was.
     with torch.random.fork_rng(devices=range(torch.cuda.device_count()) if device.type == "cuda" else []):
@@ -342,12 +342,12 @@ def shared_find(out: Path, recipe: Recipe, seed: int, data, device: torch.device
 STARTED = time.time()
 
 
-def remove_orphans(folder: Path) -> None:
-    """Remove the temporary files a kill in the middle of a write left in ``folder`` (each
-    may be a whole checkpoint), before its work resumes; not those of a write going on (a
-    run of the same find phase started beside this one)."""
+def remove_orphans(folder: Path, recursive: bool = True) -> None:
+    """Remove the temporary files a kill in the middle of a write left in ``folder`` (and
+    its subfolders, if ``recursive``; each may be a whole checkpoint), before its work
+    resumes; not those of a write going on (a command started beside this one)."""
     if world().is_main:
-        for orphan in folder.glob("**/.*.tmp"):
+        for orphan in folder.glob("**/.*.tmp" if recursive else ".*.tmp"):
             with contextlib.suppress(FileNotFoundError):  # renamed meanwhile by the write it belongs to
                 if orphan.stat().st_mtime < STARTED:
                     orphan.unlink()
@@ -359,6 +359,7 @@ def run_seed(folder: Path, recipe: Recipe, seed: int, data, device: torch.device
     for that one, or, unless ``wait``, return False at once; else True."""
     with exclusive(folder, progress_label(recipe, seed, "run"), wait) as mine:
         if mine and not agree((folder / SUMMARY).exists()):
+            remove_orphans(folder)
             write_seed(folder, recipe, seed, data, device, progress)
     return mine
 
