@@ -14,7 +14,7 @@ from prunelab.config.schema import LRScheduleConfig, OptimizerConfig, TrainConfi
 from prunelab.data import Dataset, load_dataset
 from prunelab.masks import Pruner
 from prunelab.models import build_model
-from prunelab.train import Trainer, build_schedule, evaluate
+from prunelab.train import Trainer, TrainingDiverged, build_schedule, evaluate
 
 STEPS_PER_EPOCH = 6  # 96 training examples, batches of 16
 
@@ -455,3 +455,11 @@ def test_the_progress_bar_names_its_numbers(capsys) -> None:
     last = history[-1]
     shown = f"test acc {last['test_acc']:.2%}, train loss {last['train_loss']:.3f}, sparsity 0.0%"
     assert shown in capsys.readouterr().err
+
+
+def test_a_training_that_diverges_stops_after_its_first_epoch_and_says_so() -> None:
+    epochs = []
+    trainer = Trainer(toy_model(), toy_data(), config(epochs=3, lr=1e30), seed=0, progress=False, label="seed 0 find")
+    with pytest.raises(TrainingDiverged, match=r"seed 0 find: the training loss was (nan|inf) in epoch 1 \(LR up to 1e\+30\): training diverged"):
+        trainer.run(on_epoch_end=lambda t: epochs.append(t.state.epoch))
+    assert epochs == []  # nothing checkpointed: the phase trains anew with a better LR

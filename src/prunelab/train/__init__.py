@@ -1,6 +1,6 @@
 """Training: optimizers and schedules from the config, the epoch loop, evaluation."""
 
 from prunelab.train.optim import build_optimizer, build_schedule
-from prunelab.train.trainer import PhaseState, Trainer, epoch_generator, evaluate
+from prunelab.train.trainer import PhaseState, Trainer, TrainingDiverged, epoch_generator, evaluate
 
-__all__ = ["PhaseState", "Trainer", "build_optimizer", "build_schedule", "epoch_generator", "evaluate"]
+__all__ = ["PhaseState", "Trainer", "TrainingDiverged", "build_optimizer", "build_schedule", "epoch_generator", "evaluate"]

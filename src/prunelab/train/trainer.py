@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import time
 import zlib
 from collections.abc import Callable, Sequence
@@ -52,6 +53,10 @@ def epoch_generator(seed: int, phase: str, epoch: int) -> torch.Generator:
     """The generator of one epoch's shuffling and augmentation: resuming at any epoch
     replays exactly the batches an uninterrupted run would have seen."""
     return torch.Generator().manual_seed(zlib.crc32(f"{seed}/{phase}/{epoch}".encode()))
+
+
+class TrainingDiverged(ValueError):
+    """The training loss became NaN or infinite: nothing the phase trains on from there is of use."""
 
 
 class Trainer:
@@ -139,6 +144,12 @@ class Trainer:
         for epoch in bar:
             started = time.perf_counter()
             train_loss, train_acc, images = self.train_epoch(epoch)
+            if not math.isfinite(train_loss):
+                raise TrainingDiverged(
+                    f"{self.label}: the training loss was {train_loss} in epoch {epoch + 1} (LR up to "
+                    f"{max(self.state.lr_log[-self.steps_per_epoch:], default=0):.4g}): training diverged; a lower LR "
+                    "for this phase (its optimizer.lr) usually helps"
+                )
             train_seconds = time.perf_counter() - started
             test_loss, test_acc = self.evaluate()
             metrics = {
