@@ -135,15 +135,15 @@ class Trainer:
 
     def run(self, on_epoch_end: Callable[[Trainer], None] | None = None) -> list[dict]:
         """Train the remaining epochs; ``on_epoch_end`` runs after each (e.g. a checkpoint)."""
-        epochs = range(self.state.epoch, self.config.epochs)
-        bar = tqdm(
-            epochs, desc=self.label, unit="epoch", disable=not self.progress, leave=False,
-            total=self.config.epochs, initial=self.state.epoch,  # a resumed phase shows where it stands
+        bar = tqdm(  # steps, so that a long epoch shows it moves; a resumed phase shows where it stands
+            desc=self.label, unit="step", disable=not self.progress, leave=False,
+            total=self.config.epochs * self.steps_per_epoch, initial=self.state.step,
         )  # fmt: skip
         logged = time.monotonic()
-        for epoch in bar:
+        for epoch in range(self.state.epoch, self.config.epochs):
+            bar.set_description(f"{self.label}, epoch {epoch + 1}/{self.config.epochs}")
             started = time.perf_counter()
-            train_loss, train_acc, images = self.train_epoch(epoch)
+            train_loss, train_acc, images = self.train_epoch(epoch, on_step=bar.update)
             if not math.isfinite(train_loss):
                 raise TrainingDiverged(
                     f"{self.label}: the training loss was {train_loss} in epoch {epoch + 1} (LR up to "
@@ -177,11 +177,13 @@ class Trainer:
                 logged = time.monotonic()
             if on_epoch_end is not None:
                 on_epoch_end(self)
+        bar.close()
         return self.state.history
 
-    def train_epoch(self, epoch: int) -> tuple[float, float, int]:
-        """One epoch of SGD steps; returns the mean training loss and accuracy, and the
-        number of training examples seen (over all processes).
+    def train_epoch(self, epoch: int, on_step: Callable[[], object] | None = None) -> tuple[float, float, int]:
+        """One epoch of SGD steps (``on_step()`` after each, e.g. a progress bar's update);
+        returns the mean training loss and accuracy, and the number of training examples
+        seen (over all processes).
 
         An epoch entered part-way (``state.step`` past its start, as after rewinding to a
         step) trains only its remaining batches, so the phase ends with its schedule.
@@ -216,6 +218,8 @@ class Trainer:
                 total_loss += summed
                 correct += (logits.argmax(1) == y).sum()
                 seen += count
+                if on_step is not None:
+                    on_step()
         broadcast_buffers(self.model)
         totals = all_sum(torch.stack([total_loss.double(), correct.double(), seen.double()]))
         total, right, count = totals.tolist()
