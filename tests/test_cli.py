@@ -95,7 +95,7 @@ def test_run_end_to_end(cli_run) -> None:
 
 def test_run_again_prints_the_results_without_training(cli_run, data_dir: Path, capsys, monkeypatch) -> None:
     out, done, _ = cli_run
-    monkeypatch.setattr(Trainer, "train_epoch", lambda self, epoch: pytest.fail("a finished run was trained again"))
+    monkeypatch.setattr(Trainer, "train_epoch", lambda self, epoch, **_: pytest.fail("a finished run was trained again"))
     assert cli.main(["run", "--no-progress", "--out", str(out), *sets(data_dir)]) == 0
     again = capsys.readouterr()
     assert table(again.out) == table(done.stdout)
@@ -410,7 +410,7 @@ def test_no_command_is_a_usage_error(capsys) -> None:
 
 
 def test_ratio_names_are_checked_before_any_training_and_leave_no_run(data_dir: Path, tmp_path: Path, capsys, monkeypatch) -> None:
-    monkeypatch.setattr(Trainer, "train_epoch", lambda self, epoch: pytest.fail("trained before the recipe was checked"))
+    monkeypatch.setattr(Trainer, "train_epoch", lambda self, epoch, **_: pytest.fail("trained before the recipe was checked"))
     args = sets(data_dir, "prune.scope=ratios", "prune.ratios={features.9.weight: 0.5}")
     assert cli.main(["run", "--no-progress", "--out", str(tmp_path), *args]) == 2
     error = capsys.readouterr().err
@@ -433,7 +433,7 @@ def test_a_sparsity_that_rounds_to_every_weight_is_refused_before_training(
 ) -> None:
     """0.99999 of the 28,096 weights of BUDGET's CNN rounds to all of them (IMP's 1 - 0.01^3
     too); layer by layer, 0.9999 empties even its largest layer."""
-    monkeypatch.setattr(Trainer, "train_epoch", lambda self, epoch: pytest.fail("trained before the recipe was checked"))
+    monkeypatch.setattr(Trainer, "train_epoch", lambda self, epoch, **_: pytest.fail("trained before the recipe was checked"))
     model = build_model("mnist1d_cnn", num_classes=10, input_shape=(1, 40), channels=8)
     sizes = [m.weight.numel() for m in model.modules() if isinstance(m, (nn.Conv1d, nn.Linear))]
     total, largest = sum(sizes), max(sizes)
@@ -446,7 +446,7 @@ def test_a_sparsity_that_rounds_to_every_weight_is_refused_before_training(
 
 
 def test_lr_range_test_arguments_are_checked_before_training(tmp_path: Path, capsys, monkeypatch) -> None:
-    monkeypatch.setattr(Trainer, "train_epoch", lambda self, epoch: pytest.fail("trained before the arguments were checked"))
+    monkeypatch.setattr(Trainer, "train_epoch", lambda self, epoch, **_: pytest.fail("trained before the arguments were checked"))
     assert cli.main(["lr-range-test", "--out", str(tmp_path), "--steps", "0"]) == 2
     assert "steps must be at least 2, got 0" in capsys.readouterr().err
     assert cli.main(["lr-range-test", "--out", str(tmp_path), "--start-lr", "1", "--end-lr", "1e-3"]) == 2
@@ -595,7 +595,7 @@ def test_sensitivity_prints_each_layers_accuracy_and_writes_the_curves(data_dir:
      ("0.5,x", "--sparsities must be comma-separated numbers")],
 )  # fmt: skip
 def test_sensitivity_arguments_are_checked_before_training(sparsities: str, message: str, tmp_path: Path, capsys, monkeypatch) -> None:
-    monkeypatch.setattr(Trainer, "train_epoch", lambda self, epoch: pytest.fail("trained before the arguments were checked"))
+    monkeypatch.setattr(Trainer, "train_epoch", lambda self, epoch, **_: pytest.fail("trained before the arguments were checked"))
     assert cli.main(["sensitivity", "--out", str(tmp_path), "--sparsities", sparsities]) == 2
     assert message in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []

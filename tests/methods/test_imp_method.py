@@ -237,7 +237,7 @@ def test_rewinding_to_the_last_step_leaves_nothing_to_retrain_and_fails_before_t
     trained: list[str] = []
     original = Trainer.train_epoch
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(Trainer, "train_epoch", lambda self, epoch: trained.append(self.phase) or original(self, epoch))
+        patch.setattr(Trainer, "train_epoch", lambda self, epoch, **_: trained.append(self.phase) or original(self, epoch, **_))
         with pytest.raises(ValueError, match="leaves nothing to retrain"):
             run_recipe(recipe, tmp_path, progress=False)
     assert trained == []
@@ -254,7 +254,7 @@ def test_late_rewinding_needs_retraining_epochs_after_k(make_recipe, tmp_path) -
     trained: list[str] = []
     original = Trainer.train_epoch
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(Trainer, "train_epoch", lambda self, epoch: trained.append(self.phase) or original(self, epoch))
+        patch.setattr(Trainer, "train_epoch", lambda self, epoch, **_: trained.append(self.phase) or original(self, epoch, **_))
         with pytest.raises(ValueError, match="eval.epochs"):
             run_recipe(make_recipe(*IMP, "eval.rewind=epoch:2", "eval.lr_policy=null", "eval.epochs=2"), tmp_path, progress=False)
     assert trained == []
@@ -282,9 +282,9 @@ def test_a_finished_level_is_never_recomputed_after_a_resume(make_recipe, tmp_pa
     prunes: list[float] = []
     train_epoch, prune = Trainer.train_epoch, Pruner.prune
 
-    def counted_epoch(self, epoch):
+    def counted_epoch(self, epoch, **kwargs):
         epochs[self.phase] = epochs.get(self.phase, 0) + 1
-        return train_epoch(self, epoch)
+        return train_epoch(self, epoch, **kwargs)
 
     def counted_prune(self, sparsity=None, **kwargs):
         prunes.append(sparsity)

@@ -54,7 +54,7 @@ def test_a_reference_that_does_not_fit_is_an_error_before_any_training(make_reci
     trained: list[str] = []
     original = Trainer.train_epoch
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(Trainer, "train_epoch", lambda self, epoch: trained.append(self.phase) or original(self, epoch))
+        patch.setattr(Trainer, "train_epoch", lambda self, epoch, **_: trained.append(self.phase) or original(self, epoch, **_))
         for overrides, ref, message in cases:
             recipe = make_recipe(*overrides, "prune.scope=lpr_of", f"prune.lpr_of={ref}")
             with pytest.raises(ValueError, match=message):

@@ -167,10 +167,10 @@ def test_interrupted_after_pruning_resumes_to_the_same_result(make_recipe, tmp_p
     reference = run_recipe(recipe, tmp_path / "reference", progress=False) / "seed-0"
     real = Trainer.train_epoch
 
-    def fail_in_eval(self, epoch):
+    def fail_in_eval(self, epoch, **kwargs):
         if self.phase == "eval" and epoch == 1:
             raise KeyboardInterrupt
-        return real(self, epoch)
+        return real(self, epoch, **kwargs)
 
     with monkeypatch.context() as patch:
         patch.setattr(Trainer, "train_epoch", fail_in_eval)

@@ -165,9 +165,9 @@ def test_cli_runs_a_2x2_sweep_on_one_shared_find_phase(tmp_path, data_dir, capsy
     epochs: dict[str, int] = {}
     original = Trainer.train_epoch
 
-    def counted(self, epoch):
+    def counted(self, epoch, **kwargs):
         epochs[self.phase] = epochs.get(self.phase, 0) + 1
-        return original(self, epoch)
+        return original(self, epoch, **kwargs)
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(Trainer, "train_epoch", counted)

@@ -96,9 +96,9 @@ def test_a_seed_another_command_is_running_comes_last_and_is_not_run_twice(recip
     trained = []
     real = Trainer.train_epoch
 
-    def recording(self, epoch):
+    def recording(self, epoch, **kwargs):
         trained.append((self.seed, self.phase, epoch))
-        return real(self, epoch)
+        return real(self, epoch, **kwargs)
 
     def other_lets_go(seconds: float) -> None:
         if finished_meanwhile:  # seed 0 as the other command left it: the shared run's, finished
@@ -121,9 +121,9 @@ def test_a_find_phase_another_command_is_training_is_waited_for(recipe, run: Pat
     trained = []
     real = Trainer.train_epoch
 
-    def recording(self, epoch):
+    def recording(self, epoch, **kwargs):
         trained.append((self.phase, epoch))
-        return real(self, epoch)
+        return real(self, epoch, **kwargs)
 
     def other_finishes(seconds: float) -> None:  # the find phase as the other command leaves it
         shutil.copytree(run.parent / FIND_CACHE, tmp_path / FIND_CACHE, dirs_exist_ok=True)

@@ -108,7 +108,7 @@ def record_epochs(monkeypatch: pytest.MonkeyPatch, stop_at: tuple[str, int] | No
     calls: list[tuple[str, int]] = []
     real = Trainer.train_epoch
 
-    def train_epoch(self: Trainer, epoch: int):
+    def train_epoch(self: Trainer, epoch: int, **kwargs):
         calls.append((self.phase, epoch))
         if (self.phase, epoch) == stop_at:
             schedule, start = self.schedule, self.state.step
@@ -119,7 +119,7 @@ def record_epochs(monkeypatch: pytest.MonkeyPatch, stop_at: tuple[str, int] | No
                 return schedule(step)
 
             self.schedule = failing
-        return real(self, epoch)
+        return real(self, epoch, **kwargs)
 
     monkeypatch.setattr(Trainer, "train_epoch", train_epoch)
     return calls
@@ -231,11 +231,11 @@ def record_all_epochs(monkeypatch: pytest.MonkeyPatch, stop_after: int | None = 
     calls: list[tuple[str, int]] = []
     real = Trainer.train_epoch
 
-    def train_epoch(self: Trainer, epoch: int):
+    def train_epoch(self: Trainer, epoch: int, **kwargs):
         calls.append((self.phase, epoch))
         if len(calls) == stop_after:
             raise Interrupted(f"{self.phase} epoch {epoch}")
-        return real(self, epoch)
+        return real(self, epoch, **kwargs)
 
     monkeypatch.setattr(Trainer, "train_epoch", train_epoch)
     return calls

@@ -195,7 +195,7 @@ def test_a_finished_run_is_not_repeated(run: Path, recipe, monkeypatch: pytest.M
     before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and p.name != "summary.json"}
     seed_summary = (run / "seed-0" / "summary.json").read_bytes()
 
-    def no_training(self, epoch):
+    def no_training(self, epoch, **kwargs):
         raise AssertionError(f"trained {self.phase} epoch {epoch} again")
 
     monkeypatch.setattr(Trainer, "train_epoch", no_training)
@@ -213,9 +213,9 @@ def test_adding_a_seed_runs_only_the_new_seed(run: Path, recipe, tmp_path: Path,
     trained = []
     real = Trainer.train_epoch
 
-    def recording(self, epoch):
+    def recording(self, epoch, **kwargs):
         trained.append((self.seed, self.phase, epoch))
-        return real(self, epoch)
+        return real(self, epoch, **kwargs)
 
     monkeypatch.setattr(Trainer, "train_epoch", recording)
     more = recipe.model_copy(update={"seeds": [0, 1]})

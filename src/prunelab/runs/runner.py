@@ -212,7 +212,7 @@ def check_plan(recipes: Sequence[tuple[str, Recipe]], out: str | Path = "runs") 
             check_same_experiment(folder, recipe)
         except ValueError as error:
             raise RecipeError(f"[{label}] {error}" if label else str(error)) from None
-        if agree(all((folder / f"seed-{seed}" / SUMMARY).exists() for seed in recipe.seeds)):
+        if agree(set(recipe.seeds) <= set(finished_seeds(folder))):
             continue
         if recipe.prune.scope == "lpr_of" and Path(recipe.prune.lpr_of).resolve() in planned:
             continue
@@ -249,7 +249,7 @@ def run_recipe(recipe: Recipe, out: str | Path = "runs", progress: bool | None =
     folder = run_folder(out, recipe)
     check_same_experiment(folder, recipe)  # finished or not: its results must be of this recipe
     remove_orphans(folder, recursive=False)  # its own files; each seed's, under the seed's lock
-    pending = agree([seed for seed in recipe.seeds if not (folder / f"seed-{seed}" / SUMMARY).exists()])
+    pending = agree(sorted(set(recipe.seeds) - set(finished_seeds(folder)), key=recipe.seeds.index))
     # The checks build models and each seed seeds the global RNG: the caller's random state is left as it was.
     with torch.random.fork_rng(devices=range(torch.cuda.device_count()) if device.type == "cuda" else []):
         if pending:
@@ -282,9 +282,9 @@ def cut_off_seeds(out: str | Path, recipe: Recipe) -> list[int]:
     """The seeds of ``recipe`` that an earlier command started and did not finish: their
     folder, or the find phase they share with other runs, holds a checkpoint to resume from."""
     folder, key = run_folder(out, recipe), find_key(recipe, resolve_device(recipe.device))
-    seeds = []
+    finished, seeds = set(finished_seeds(folder)), []
     for seed in recipe.seeds:
-        if (folder / f"seed-{seed}" / SUMMARY).exists():
+        if seed in finished:
             continue
         find = Path(out) / FIND_CACHE / key / f"seed-{seed}" / CHECKPOINT
         if (folder / f"seed-{seed}" / CHECKPOINT).exists() or (find.exists() and "find" not in read_journal(find)["done"]):

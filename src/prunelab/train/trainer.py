@@ -119,10 +119,6 @@ class Trainer:
             pruner.attach(self.optimizer)
         self.state = PhaseState()
 
-    @property
-    def total_steps(self) -> int:
-        return self.config.epochs * self.steps_per_epoch
-
     def _batches(self, epoch: int) -> BatchIterator:
         """The epoch's batches of this process, augmented if the data has an augmentation, its
         draws from a generator of their own (seeded alike), the same with any number of processes."""
