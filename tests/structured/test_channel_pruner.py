@@ -13,6 +13,7 @@ from torch.nn.utils import prune as torch_prune
 from prunelab.criteria import FilterL1
 from prunelab.models import build_model
 from prunelab.structured import ChannelPruner
+from prunelab.structured.groups import channel_groups
 
 
 def chain() -> nn.Sequential:
@@ -46,7 +47,7 @@ def zero_removed_channels(model: nn.Module, pruner: ChannelPruner) -> nn.Module:
     with torch.no_grad():
         for group in pruner.groups:
             gone = sorted(set(range(group.size)) - set(pruner.keep[group.name].tolist()))
-            for name in group.producers + group.norms:
+            for name in group.producers + group.depthwise + group.norms:
                 layer = masked.get_submodule(name)
                 layer.weight[gone] = 0
                 if layer.bias is not None:
@@ -187,6 +188,60 @@ def test_small_model_computes_what_the_zeroed_large_model_does(name, shape, crit
         assert kept == sum(sizes) - round(0.6 * sum(sizes))
     assert sum(p.numel() for p in small.parameters()) < sum(p.numel() for p in model.parameters())
     assert model.training and not any(p.shape != q.shape for p, q in zip(model.parameters(), build_model(name, 10, shape).parameters()))
+
+
+class InvertedResidual(nn.Module):
+    """MobileNetV2's block: expand (1x1), depthwise 3x3, project (1x1); a residual when the widths allow."""
+
+    def __init__(self, width: int, expanded: int, out: int) -> None:
+        super().__init__()
+        self.expand = nn.Sequential(nn.Conv2d(width, expanded, 1, bias=False), nn.BatchNorm2d(expanded), nn.ReLU6())
+        self.depthwise = nn.Sequential(nn.Conv2d(expanded, expanded, 3, padding=1, groups=expanded), nn.BatchNorm2d(expanded), nn.ReLU6())
+        self.project = nn.Sequential(nn.Conv2d(expanded, out, 1, bias=False), nn.BatchNorm2d(out))
+        self.residual = width == out
+
+    def forward(self, x):
+        y = self.project(self.depthwise(self.expand(x)))
+        return x + y if self.residual else y
+
+
+def mobile() -> nn.Sequential:
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU6(),
+        InvertedResidual(8, 24, 12), InvertedResidual(12, 36, 12),
+        nn.Conv2d(12, 24, 3, padding=1, groups=12),  # a depthwise multiplier of 2: two channels of each, kept whole
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(24, 5),
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("criterion", ["filter_l1", "bn_scale"])
+@pytest.mark.parametrize("train", [False, True])
+def test_depthwise_convolutions_lose_the_channels_of_their_group(criterion, train) -> None:
+    model = mobile()
+    randomise_batchnorm(model)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.Conv2d) and module.bias is not None:
+                module.bias.normal_()  # a removed channel's depthwise bias must go with it
+    x = torch.randn(4, 3, 8, 8)
+    groups = {g.name: g for g in channel_groups(model, x[:1])}
+    assert groups["3.expand.0"].depthwise == ["3.depthwise.0"] and groups["3.expand.0"].norms == ["3.expand.1", "3.depthwise.1"]
+    assert groups["4.expand.0"].depthwise == ["4.depthwise.0"]
+    # block 4's residual joins its output with block 3's, which a depthwise multiplier of 2 reads
+    assert groups["3.project.0"].unprunable == "read by the grouped convolution 5, whose groups of input channels must stay whole"
+    assert groups["3.project.0"].producers == ["3.project.0", "4.project.0"] and groups["5"].unprunable == "made by the grouped convolution 5"
+    pruner = ChannelPruner(model, x[:1], criterion=criterion)
+    pruner.prune(0.5, scope="layerwise")
+    small = pruner.shrink()
+    depthwise = small.get_submodule("3.depthwise.0")
+    kept = len(pruner.keep["3.expand.0"])
+    assert kept == 12 and (depthwise.in_channels, depthwise.out_channels, depthwise.groups) == (kept, kept, kept)
+    assert depthwise.weight.shape == (kept, 1, 3, 3) and depthwise.bias.shape == (kept,)
+    reference = zero_removed_channels(model, pruner)
+    small.train(train)
+    reference.train(train)
+    torch.testing.assert_close(small(x), reference(x), rtol=1e-4, atol=1e-5)
 
 
 def test_small_model_layers_describe_their_new_widths() -> None:

@@ -1,9 +1,9 @@
 """Channel groups: the channels that must be removed together, found by tracing the model.
 
 A channel made by a Conv or Linear layer (a row of its weight) is normalised by the
-BatchNorm layers that follow, passes through activations and pooling, and is read by the
-next Conv or Linear layers (a column of their weight, or ``factor`` columns after a
-flatten). Residual additions join the channels of both operands, so that e.g. all blocks of
+BatchNorm layers that follow, passes through activations, pooling and depthwise convolutions
+(which work on each channel alone, as in MobileNets), and is read by the next Conv or Linear
+layers (a column of their weight, or ``factor`` columns after a flatten). Residual additions join the channels of both operands, so that e.g. all blocks of
 a ResNet stage share one group: their channels can only be removed jointly.
 
 Tracing is done with :mod:`torch.fx` in training mode (so that branches run only in training,
@@ -77,6 +77,12 @@ class ChannelGroup:
     norms: list[str] = field(default_factory=list)  #: BatchNorm layers with one entry per channel
     consumers: list[tuple[str, int]] = field(default_factory=list)  #: (Conv/Linear layer, input columns per channel)
     unprunable: str | None = None  #: why the channels cannot be removed, if so
+    depthwise: list[str] = field(default_factory=list)  #: Conv layers working on each channel alone (groups = channels)
+
+    @property
+    def members(self) -> list[str]:
+        """The layers with an entry per channel: producers, depthwise convolutions, BatchNorms."""
+        return [*self.producers, *self.depthwise, *self.norms]
 
     @property
     def prunable(self) -> bool:
@@ -90,6 +96,7 @@ class _Space:
         self.size, self.parent = size, self
         self.producers: list[str] = []
         self.norms: list[str] = []
+        self.depthwise: list[str] = []
         self.consumers: list[tuple[str, int]] = []
         self.unprunable: str | None = None
 
@@ -112,6 +119,7 @@ class _Space:
             root.unprunable = root.unprunable or other.unprunable
             root.producers += other.producers
             root.norms += other.norms
+            root.depthwise += other.depthwise
             root.consumers += other.consumers
 
 
@@ -151,6 +159,7 @@ def channel_groups(model: nn.Module, example_input: Tensor) -> list[ChannelGroup
             name=min(root.producers, key=order.__getitem__), size=root.size,
             producers=sorted(root.producers, key=order.__getitem__), norms=sorted(root.norms, key=order.__getitem__),
             consumers=sorted(root.consumers, key=lambda c: order[c[0]]), unprunable=root.unprunable,
+            depthwise=sorted(root.depthwise, key=order.__getitem__),
         )
         for root in sorted(roots, key=lambda root: min(map(order.__getitem__, root.producers)))
     ]  # fmt: skip
@@ -180,6 +189,8 @@ class _Trace:
         if module is not None and not isinstance(module, (*PRUNABLE_MODULES, *NORMS)) and (module._forward_hooks or module._forward_pre_hooks):
             # The trace does not see what a hook does to the channels (layers' hooks: _block_shared_layers).
             self.block_inputs(node, f"{name} has forward hooks")
+        elif isinstance(module, CONVS) and source is not None and _is_depthwise(module):
+            self.depthwise(node, source, name)
         elif isinstance(module, PRUNABLE_MODULES):
             self.layer(node, module, source)
         elif source is not None and _is_size(node):
@@ -236,6 +247,15 @@ class _Trace:
         if grouped:
             space.block(f"made by the grouped convolution {node.target}")
         self.channels[node] = _Channels(space, channel_dim)
+
+    def depthwise(self, node: fx.Node, source: _Channels, name: str) -> None:
+        """A depthwise convolution: each channel alone, through its own filter, into one
+        channel; so the channels pass through, one filter and bias entry each."""
+        if source.dim == 1 and source.factor == 1:
+            source.space.root().depthwise.append(node.target)
+            self.channels[node] = source
+        else:
+            self.block_inputs(node, f"read by {name} in a way that mixes channels")
 
     def size(self, node: fx.Node, source: _Channels, name: str) -> None:
         """``x.size(d)`` of the channel dim uses the width; of another dim it is harmless;
@@ -325,7 +345,7 @@ def _block_shared_layers(model: nn.Module, roots: list[_Space], calls: Mapping[s
     owners = {id(parameters[first]): len(aliases) for first, aliases in parameter_names(model).items()}
     for root in roots:
         roles = [*(("makes", p) for p in root.producers), *(("norms", n) for n in root.norms),
-                 *(("reads", c) for c, _ in root.consumers)]  # fmt: skip
+                 *(("filters", d) for d in root.depthwise), *(("reads", c) for c, _ in root.consumers)]  # fmt: skip
         for role, name in dict.fromkeys(roles):
             layer = model.get_submodule(name)
             if calls[name] > 1:
@@ -349,6 +369,12 @@ def _first_input(node: fx.Node) -> fx.Node | None:
         return node.args[0] if isinstance(node.args[0], fx.Node) else None
     value = next(iter(node.kwargs.values()), None)
     return value if isinstance(value, fx.Node) else None
+
+
+def _is_depthwise(conv: nn.Module) -> bool:
+    """One filter per channel, each channel into one (groups = in = out channels; a
+    multiplier above 1 makes several channels of each, which stay grouped)."""
+    return conv.groups > 1 and conv.groups == conv.in_channels == conv.out_channels
 
 
 def _is_activation(node: fx.Node, module: nn.Module | None) -> bool:

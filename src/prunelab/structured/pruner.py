@@ -178,10 +178,10 @@ class ChannelPruner:
     def _ratio_targets(self, ratios: Mapping[str, float], scores: dict[str, Tensor]) -> dict[str, int]:
         """Channels to remove per group. A key names a group, or any of its layers, by name
         or regular expression (as include/exclude do); two ratios for one group are an error."""
-        layers = {g.name: (g.name, *g.producers, *g.norms) for g in self.groups}
+        layers = {g.name: (g.name, *g.members) for g in self.groups}
         known = model_names(self.model)
         for key in ratios if isinstance(ratios, Mapping) else ():
-            unscored = [g.name for g in self._unscored if any(matches(key, layer, known) for layer in (g.name, *g.producers, *g.norms))]
+            unscored = [g.name for g in self._unscored if any(matches(key, layer, known) for layer in (g.name, *g.members))]
             if unscored and not any(any(matches(key, layer, known) for layer in names) for names in layers.values()):
                 raise ValueError(f"ratio given for {key!r}, but criterion {self.criterion!r} cannot score {', '.join(unscored)}")
         chosen = ratios_by_target(
@@ -299,6 +299,11 @@ def shrink(model: nn.Module, groups: Sequence[ChannelGroup], keep: Mapping[str, 
             _take(layer, "weight", 0, kept)
             _take(layer, "bias", 0, kept)
             setattr(layer, "out_channels" if isinstance(layer, CONVS) else "out_features", len(kept))
+        for name in group.depthwise:
+            conv = small.get_submodule(name)
+            _take(conv, "weight", 0, kept)
+            _take(conv, "bias", 0, kept)
+            conv.in_channels = conv.out_channels = conv.groups = len(kept)
         for name in group.norms:
             norm = small.get_submodule(name)
             for attribute in ("weight", "bias", "running_mean", "running_var"):
@@ -378,21 +383,17 @@ def _chosen(
     """The prunable groups that ``include`` picks (all if None) and ``exclude`` does not
     touch; patterns that are one of the model's ``known`` names mean that name exactly."""
     check_patterns(include, exclude)
-
-    def layers(group: ChannelGroup) -> list[str]:
-        return [*group.producers, *group.norms]
-
     prunable = [g for g in groups if g.prunable]
     chosen = prunable
     if include is not None:
         for pattern in include:
-            if not any(matches(pattern, layer, known) for g in prunable for layer in layers(g)):
+            if not any(matches(pattern, layer, known) for g in prunable for layer in g.members):
                 raise ValueError(f"include pattern {pattern!r} picks no prunable channel group; groups: {_listing(groups)}")
-        chosen = [g for g in prunable if any(matches(p, layer, known) for p in include for layer in layers(g))]
+        chosen = [g for g in prunable if any(matches(p, layer, known) for p in include for layer in g.members)]
     for pattern in exclude or ():
-        if not any(matches(pattern, layer, known) for g in groups for layer in layers(g)):
+        if not any(matches(pattern, layer, known) for g in groups for layer in g.members):
             raise ValueError(f"exclude pattern {pattern!r} matches no layer making channels; groups: {_listing(groups)}")
-    chosen = [g for g in chosen if not any(matches(p, layer, known) for p in exclude or () for layer in layers(g))]
+    chosen = [g for g in chosen if not any(matches(p, layer, known) for p in exclude or () for layer in g.members)]
     if not chosen:
         raise ValueError(f"no prunable channel group is left; groups: {_listing(groups)}")
     return chosen
