@@ -142,6 +142,20 @@ def test_accuracy_plot_puts_the_weights_remaining_on_x(tmp_path: Path, drawn) ->
     assert lines["dense"][1] == pytest.approx([96, 96])
 
 
+def test_levels_plot_shows_each_level_after_pruning_and_after_retraining_over_the_seeds(tmp_path: Path, drawn) -> None:
+    def summary(dense: float, levels: list[tuple[float, float, float]]) -> dict:
+        return {"dense_acc": dense, "levels": [{"level": i + 1, "sparsity": s, "pruned_acc": p, "final_acc": f}
+                                               for i, (s, p, f) in enumerate(levels)]}  # fmt: skip
+
+    seeds = [summary(0.90, [(0.2, 0.80, 0.91), (0.36, 0.60, 0.89)]), summary(0.94, [(0.2, 0.84, 0.93), (0.36, 0.70, 0.85)])]
+    path = plots.plot_levels(seeds, tmp_path / "levels.png", "imp")
+    assert path.read_bytes().startswith(PNG)
+    lines = {label: (x, y) for label, x, y in drawn[0]["lines"]}
+    assert lines["after retraining"] == (pytest.approx([80, 64]), pytest.approx([92, 87]))
+    assert lines["right after pruning"] == (pytest.approx([80, 64]), pytest.approx([82, 65]))
+    assert lines["dense"][1] == pytest.approx([92, 92])
+
+
 def test_layer_plot_bars_are_the_share_pruned_in_each_layer(tmp_path: Path, drawn) -> None:
     """Bar heights are the layers' pruning ratios in percent (0.9 -> 90, not the 10 kept);
     a layer one run lacks is drawn at 0 for it; two runs share each layer's slot."""

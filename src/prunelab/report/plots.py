@@ -166,7 +166,8 @@ def plot_sensitivity(
 
 
 def plot_accuracy_vs_sparsity(
-    curves: dict[str, list[tuple[float, float, float]]], dense_acc: float | None, path: Path
+    curves: dict[str, list[tuple[float, float, float]]], dense_acc: float | None, path: Path,
+    ylabel: str = "final test accuracy (%)", title: str = "accuracy against sparsity",
 ) -> Path:
     """Final test accuracy (mean, ± std shaded, or as error bars past 3 lines, where shades
     would merge) against the share of weights remaining, on a log scale from dense on the
@@ -200,11 +201,29 @@ def plot_accuracy_vs_sparsity(
     ax.xaxis.set_major_formatter(lambda value, _: f"{value:g}")
     ax.xaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False))
     ax.set_xlabel("weights remaining (% of the prunable weights)")
-    ax.set_ylabel("final test accuracy (%)")
+    ax.set_ylabel(ylabel)
     _legend_below(fig, ax)
-    ax.set_title("accuracy against sparsity")
+    ax.set_title(title)
     _save(fig, path)
     return path
+
+
+def plot_levels(summaries: list[dict], path: Path, title: str) -> Path:
+    """An IMP or BIMP run's levels (the seeds' ``summary.json``): test accuracy right after
+    each level's pruning and after its retraining, mean ± std over the seeds, against the
+    weights remaining, as the lottery-ticket figures show them."""
+    from prunelab.report.tables import mean_std
+
+    count = min(len(s["levels"]) for s in summaries)
+    curves = {}
+    for key, label in (("final_acc", "after retraining"), ("pruned_acc", "right after pruning")):
+        curves[label] = []
+        for level in range(count):
+            sparsity = summaries[0]["levels"][level]["sparsity"]
+            stat = mean_std([s["levels"][level][key] for s in summaries])
+            curves[label].append((sparsity, stat["mean"], stat["std"]))
+    dense = mean_std([s["dense_acc"] for s in summaries])["mean"]
+    return plot_accuracy_vs_sparsity(curves, dense, path, ylabel="test accuracy (%)", title=title)
 
 
 def plot_layer_sparsity(lprs: dict[str, dict[str, float]], path: Path) -> Path:

@@ -4,6 +4,7 @@ Layout of ``<out>/<run name>/``::
 
     recipe.yaml                 the resolved recipe (every default written out, every seed run)
     summary.json                mean and std over the finished seeds
+    levels.png                  IMP, BIMP: accuracy after each level's pruning and retraining, over the seeds
     seed-<s>/
         summary.json            dense / pruned / final accuracy, sparsity, parameters, time
         metrics.csv, .json      one row per epoch of every phase
@@ -67,7 +68,7 @@ from prunelab.methods.common import (
 )
 from prunelab.methods.gmp import check_update_frequency, finetune_step
 from prunelab.methods.imp import level_targets
-from prunelab.report.plots import plot_lpr_during_find, plot_sparsity_schedule, plot_training
+from prunelab.report.plots import plot_levels, plot_lpr_during_find, plot_sparsity_schedule, plot_training
 from prunelab.report.runs import first_lpr_record
 from prunelab.report.tables import mean_std
 from prunelab.runs.io import (
@@ -267,6 +268,9 @@ def run_recipe(recipe: Recipe, out: str | Path = "runs", progress: bool | None =
         for seed in busy:
             run_seed(folder / f"seed-{seed}", recipe, seed, data, device, progress)
     write_json(folder / SUMMARY, aggregate(folder, recipe))
+    if world().is_main and recipe.prune.method in ("imp", "bimp"):
+        summaries = [read_json(path) for path in sorted(folder.glob(f"seed-*/{SUMMARY}"))]
+        plot_levels(summaries, folder / "levels.png", f"{folder.name} (seeds {', '.join(str(s['seed']) for s in summaries)})")
     return folder
 
 
