@@ -261,19 +261,24 @@ def test_late_rewinding_needs_retraining_epochs_after_k(make_recipe, tmp_path) -
     assert trained == []
 
 
-def test_a_finished_level_is_never_recomputed_after_a_resume(make_recipe, tmp_path, read) -> None:
-    recipe = make_recipe(*IMP, "prune.levels=3", "eval.epochs=2")
+def crash_after(recipe, out: Path, phase: str, epoch: int) -> None:
+    """Run ``recipe`` into ``out`` until ``phase`` has checkpointed ``epoch`` epochs, then crash."""
     checkpoint_phase = Session._checkpoint_phase
 
-    def crash_in_level_2(self, trainer):
+    def crashing(self, trainer):
         checkpoint_phase(self, trainer)
-        if trainer.phase == "level-2/eval" and trainer.state.epoch == 1:
+        if trainer.phase == phase and trainer.state.epoch == epoch:
             raise RuntimeError("injected crash")
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(Session, "_checkpoint_phase", crash_in_level_2)
+        patch.setattr(Session, "_checkpoint_phase", crashing)
         with pytest.raises(RuntimeError, match="injected crash"):
-            run_recipe(recipe, tmp_path, progress=False)
+            run_recipe(recipe, out, progress=False)
+
+
+def test_a_finished_level_is_never_recomputed_after_a_resume(make_recipe, tmp_path, read) -> None:
+    recipe = make_recipe(*IMP, "prune.levels=3", "eval.epochs=2")
+    crash_after(recipe, tmp_path, "level-2/eval", 1)
     seed = next(tmp_path.glob("imp-*")) / "seed-0"
     assert not (seed / "summary.json").exists()
     level1 = seed / "masks" / "level-1" / "prune.safetensors"
@@ -308,17 +313,7 @@ def test_a_lost_rewind_snapshot_is_a_damaged_run_not_replaced_by_later_weights(m
     """Late rewinding's weights, lost after the find phase (here: after level 1), are never
     taken from the model as it then is, pruned and retrained."""
     recipe = make_recipe(*IMP, "prune.levels=2", f"eval.rewind={k}", "eval.lr_policy=null", "eval.epochs=4")
-    checkpoint_phase = Session._checkpoint_phase
-
-    def crash_after_level_1(self, trainer):
-        checkpoint_phase(self, trainer)
-        if trainer.phase == "level-1/eval" and trainer.state.epoch == 4:
-            raise RuntimeError("injected crash")
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(Session, "_checkpoint_phase", crash_after_level_1)
-        with pytest.raises(RuntimeError, match="injected crash"):
-            run_recipe(recipe, tmp_path, progress=False)
+    crash_after(recipe, tmp_path, "level-1/eval", 4)
     snapshot = next(tmp_path.glob("imp-*")) / "seed-0" / "snapshots" / "rewind.safetensors"
     snapshot.unlink()
     with pytest.raises(DamagedRunError, match=re.escape(str(snapshot))):
