@@ -126,7 +126,8 @@ def lr_range_test(
     result = LRRangeResult(baseline=baseline, threshold=baseline * (1 + tolerance))
     growth = (end_lr / start_lr) ** (1 / (steps - 1))
     batches = _endless_batches(data, batch_size, seed, augment)
-    for step in tqdm(range(steps), desc="lr range test", disable=not progress, leave=False):
+    bar = tqdm(range(steps), desc="lr range test", disable=not progress, leave=False)
+    for step in bar:
         lr = end_lr if step == steps - 1 else start_lr * growth**step
         for group in trainer_optimizer.param_groups:
             group["lr"] = lr
@@ -139,6 +140,7 @@ def lr_range_test(
         probe = _probe_loss(model, probe_x, probe_y, label_smoothing)
         result.lrs.append(lr)
         result.losses.append(probe)
+        bar.set_postfix_str(f"LR {lr:.2g}, probe loss {probe:.3f} (start {baseline:.3f})", refresh=False)
         # A loss that overflowed to inf or NaN has certainly risen (NaN compares false).
         diverged = not math.isfinite(probe)
         if result.inflection_lr is None and (diverged or probe > result.threshold):
