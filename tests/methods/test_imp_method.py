@@ -4,13 +4,15 @@ recomputing finished levels, and One Shot IMP."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import torch
-from safetensors.torch import load_file
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 
 from prunelab.masks import Pruner
 from prunelab.methods.imp import level_targets
@@ -318,6 +320,28 @@ def test_a_lost_rewind_snapshot_is_a_damaged_run_not_replaced_by_later_weights(m
     snapshot.unlink()
     with pytest.raises(DamagedRunError, match=re.escape(str(snapshot))):
         run_recipe(recipe, tmp_path, progress=False)
+
+
+def test_a_checkpoint_of_an_earlier_version_resumes_with_its_optimizer_state(make_recipe, tmp_path, read) -> None:
+    """A cut-off phase's checkpoint from before the rewind snapshot was a unit of its own:
+    the unit, replayed first, must not write a checkpoint without the phase's momentum."""
+    recipe = make_recipe(*IMP, "prune.levels=1", "eval.rewind=epoch:1", "eval.lr_policy=null", "eval.epochs=4")
+    uninterrupted = read(run_recipe(recipe, tmp_path / "whole", progress=False) / "seed-0" / "summary.json")
+    crash_after(recipe, tmp_path / "cut", "level-1/eval", 2)
+    checkpoint = next((tmp_path / "cut").glob("imp-*")) / "seed-0" / "checkpoint.safetensors"
+    with safe_open(str(checkpoint), framework="pt") as file:
+        tensors, metadata = {key: file.get_tensor(key) for key in file.keys()}, file.metadata()
+    journal = json.loads(metadata["journal"])
+    del journal["done"]["find/rewind-snapshot"]  # as the earlier version wrote it
+    save_file(tensors, str(checkpoint), metadata={**metadata, "journal": json.dumps(journal)})
+    before = checkpoint.read_bytes()
+    with pytest.MonkeyPatch.context() as patch:  # killed again before the resumed phase's next checkpoint
+        patch.setattr(Trainer, "train_epoch", lambda self, epoch, **_: pytest.fail("stop") if self.phase == "level-1/eval" else None)
+        with pytest.raises(pytest.fail.Exception):
+            run_recipe(recipe, tmp_path / "cut", progress=False)
+    assert checkpoint.read_bytes() == before
+    resumed = read(run_recipe(recipe, tmp_path / "cut", progress=False) / "seed-0" / "summary.json")
+    assert (resumed["pruned_acc"], resumed["final_acc"]) == (uninterrupted["pruned_acc"], uninterrupted["final_acc"])
 
 
 def test_one_shot_imp_is_one_level_and_prunes_like_oneshot(make_recipe, shared_out, load_masks, numel, read) -> None:

@@ -92,7 +92,8 @@ class BatchIterator:
         for i in range(len(self)):
             batch, real = order[i * size : (i + 1) * size], self.real_examples(i)
             labels = self.y[batch[share]]
-            labels[torch.arange(len(batch))[share] >= real] = PADDING
+            if real < len(batch):  # the last batch, over several ranks
+                labels[torch.arange(len(batch))[share] >= real] = PADDING
             if self.transform is None:
                 yield self.x[batch[share]], labels
             elif real == len(batch):

@@ -220,10 +220,13 @@ class Session:
     # -- units of work -----------------------------------------------------------------
 
     def once(self, key: str, compute: Callable[[], dict]) -> dict:
-        """Run ``compute`` unless a previous run finished it; its result is remembered."""
+        """Run ``compute`` unless a previous run finished it; its result is remembered. While a
+        cut-off phase waits to resume (a unit newer than the checkpoint, replayed before it),
+        the phase's next checkpoint records it: one now would lose the phase's optimizer state."""
         if key not in self.journal["done"]:
             self.journal["done"][key] = compute()
-            self._checkpoint()
+            if self.journal["phase"] is None:
+                self._checkpoint()
         return self.journal["done"][key]
 
     def train(

@@ -1,16 +1,18 @@
 """Channel groups: the channels that must be removed together, found by tracing the model.
 
 A channel made by a Conv or Linear layer (a row of its weight) is normalised by the
-BatchNorm layers that follow, passes through activations, pooling and depthwise convolutions
-(which work on each channel alone, as in MobileNets), and is read by the next Conv or Linear
-layers (a column of their weight, or ``factor`` columns after a flatten). Residual additions join the channels of both operands, so that e.g. all blocks of
-a ResNet stage share one group: their channels can only be removed jointly.
+BatchNorm layers that follow, passes through activations, pooling and depthwise
+convolutions (which work on each channel alone, as in MobileNets), and is read by the next
+Conv or Linear layers (a column of their weight, or ``factor`` columns after a flatten).
+Residual additions join the channels of both operands, so that e.g. all blocks of a ResNet
+stage share one group: their channels can only be removed jointly.
 
-Tracing is done with :mod:`torch.fx` in training mode (so that branches run only in training,
-such as auxiliary heads, are in the trace) and one forward pass in eval mode on an example
-input (for the shapes). Anything the tracer does not know to keep channels apart (concatenation,
-grouped convolutions, LayerNorm, custom functions, the model's output) makes the groups it
-touches unprunable rather than wrong; :attr:`ChannelGroup.unprunable` says why.
+Tracing is done with :mod:`torch.fx` in training mode (so that branches run only in
+training, such as auxiliary heads, are in the trace) and one forward pass in eval mode on an
+example input (for the shapes). Anything the tracer does not know to keep channels apart
+(concatenation, other grouped convolutions, LayerNorm, custom functions, the model's output)
+makes the groups it touches unprunable rather than wrong; :attr:`ChannelGroup.unprunable`
+says why.
 """
 
 from __future__ import annotations

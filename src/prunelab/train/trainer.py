@@ -187,7 +187,7 @@ class Trainer:
         self.model.train()
         total_loss = torch.zeros((), device=self.device)
         correct = torch.zeros((), dtype=torch.long, device=self.device)
-        seen = torch.zeros((), dtype=torch.long, device=self.device)
+        seen = 0  # a tensor over several processes, where padding is counted out on the device
         done = max(0, self.state.step - epoch * self.steps_per_epoch)
         # Random draws inside the model (dropout) come from the epoch's own seed, as its batches
         # do, so that a resumed epoch draws what an uninterrupted run drew; the caller's
@@ -217,7 +217,7 @@ class Trainer:
                 if on_step is not None:
                     on_step()
         broadcast_buffers(self.model)
-        totals = all_sum(torch.stack([total_loss.double(), correct.double(), seen.double()]))
+        totals = all_sum(torch.stack([total_loss.double(), correct.double(), torch.as_tensor(seen, dtype=torch.float64, device=self.device)]))
         total, right, count = totals.tolist()
         return total / max(count, 1), right / max(count, 1), int(count)
 
