@@ -15,7 +15,7 @@ import pytest
 
 from prunelab.runs import lock
 from prunelab.runs.lock import LOCK, exclusive
-from prunelab.runs.runner import FIND_CACHE, find_key, run_recipe, resolve_device
+from prunelab.runs.runner import FIND_CACHE, cut_off_seeds, find_key, resolve_device, run_recipe
 from prunelab.train import Trainer
 
 fcntl = pytest.importorskip("fcntl")
@@ -100,9 +100,13 @@ def test_a_seed_another_command_is_running_comes_last_and_is_not_run_twice(recip
         trained.append((self.seed, self.phase, epoch))
         return real(self, epoch, **kwargs)
 
+    orphan = folder / "seed-0" / ".checkpoint.safetensors.1a2b3c4d.tmp"
+
     def other_lets_go(seconds: float) -> None:
         if finished_meanwhile:  # seed 0 as the other command left it: the shared run's, finished
             shutil.copytree(run / "seed-0", folder / "seed-0", dirs_exist_ok=True)
+        else:  # killed in the middle of a write, after this command started
+            orphan.write_bytes(b"half a checkpoint")
         other.close()
 
     monkeypatch.setattr(Trainer, "train_epoch", recording)
@@ -113,6 +117,27 @@ def test_a_seed_another_command_is_running_comes_last_and_is_not_run_twice(recip
     if finished_meanwhile:
         assert (folder / "seed-0" / "summary.json").read_bytes() == (run / "seed-0" / "summary.json").read_bytes()
     assert (folder / "summary.json").exists() and sorted(p.parent.name for p in folder.glob("seed-*/summary.json")) == ["seed-0", "seed-1"]
+    assert not orphan.exists()  # under the lock, no write of another command can be going on
+
+
+def test_a_seed_another_command_is_running_is_not_said_to_be_cut_off(recipe, run: Path, tmp_path: Path) -> None:
+    shutil.copytree(run.parent, tmp_path, dirs_exist_ok=True)
+    (tmp_path / run.name / "seed-0" / "summary.json").unlink()  # its checkpoint stays: cut off
+    assert cut_off_seeds(tmp_path, recipe) == [0]
+    other = hold(tmp_path / run.name / "seed-0")
+    assert cut_off_seeds(tmp_path, recipe) == []
+    other.close()
+    assert cut_off_seeds(tmp_path, recipe) == [0]
+
+
+def test_a_file_system_without_locks_runs_unlocked_with_a_warning(tmp_path: Path, monkeypatch) -> None:
+    def refuse(handle, operation):
+        raise OSError(38, "Function not implemented")
+
+    monkeypatch.setattr(lock.fcntl, "flock", refuse)
+    with pytest.warns(UserWarning, match=r"\.lock cannot be locked .*Function not implemented.*may train the same seed twice"):
+        with exclusive(tmp_path, "seed 0", wait=False) as mine:
+            assert mine is True
 
 
 def test_a_find_phase_another_command_is_training_is_waited_for(recipe, run: Path, tmp_path: Path, monkeypatch, caplog) -> None:

@@ -12,6 +12,7 @@ import logging
 import os
 import socket
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
@@ -65,12 +66,28 @@ def exclusive(folder: Path, what: str, wait: bool = True) -> Iterator[bool]:
             handle.close()  # lets go of the lock
 
 
-def _take(handle: IO[str]) -> bool:
-    """Take the lock if no other process holds it, and sign it with this process."""
+def busy(folder: Path) -> bool:
+    """Whether another process holds ``folder``'s lock now: a look, not a wait (and no
+    collective call, so that one process of several may look)."""
+    if fcntl is None or not (folder / LOCK).exists():
+        return False
+    with open(folder / LOCK, "a+") as handle:
+        return not _take(handle, sign=False)
+
+
+def _take(handle: IO[str], sign: bool = True) -> bool:
+    """Take the lock if no other process holds it, and sign it with this process. A file
+    system without locks (some network mounts) runs unlocked, with a warning."""
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         return False
+    except OSError as error:
+        warnings.warn(f"{handle.name} cannot be locked ({error}): commands side by side on this --out may train "
+                      "the same seed twice", stacklevel=2)  # fmt: skip
+        return True
+    if not sign:
+        return True
     handle.truncate(0)
     handle.write(f"{os.getpid()} {socket.gethostname()}")
     handle.flush()

@@ -80,7 +80,7 @@ from prunelab.runs.io import (
     write_text,
 )
 from prunelab.runs.checkpoint import read_journal
-from prunelab.runs.lock import exclusive
+from prunelab.runs.lock import busy, exclusive
 from prunelab.runs.session import (
     CHECKPOINT,
     Session,
@@ -249,7 +249,7 @@ def run_recipe(recipe: Recipe, out: str | Path = "runs", progress: bool | None =
     device = resolve_device(recipe.device)
     folder = run_folder(out, recipe)
     check_same_experiment(folder, recipe)  # finished or not: its results must be of this recipe
-    remove_orphans(folder, recursive=False)  # its own files; each seed's, under the seed's lock
+    remove_orphans(folder, locked=False)  # its own files; each seed's, under the seed's lock
     pending = agree(sorted(set(recipe.seeds) - set(finished_seeds(folder)), key=recipe.seeds.index))
     # The checks build models and each seed seeds the global RNG: the caller's random state is left as it was.
     with torch.random.fork_rng(devices=range(torch.cuda.device_count()) if device.type == "cuda" else []):
@@ -283,12 +283,13 @@ def run_folder(out: str | Path, recipe: Recipe) -> Path:
 
 
 def cut_off_seeds(out: str | Path, recipe: Recipe) -> list[int]:
-    """The seeds of ``recipe`` that an earlier command started and did not finish: their
-    folder, or the find phase they share with other runs, holds a checkpoint to resume from."""
+    """The seeds of ``recipe`` that an earlier command started and did not finish, and no
+    other command is running: their folder, or the find phase they share with other runs,
+    holds a checkpoint to resume from."""
     folder, key = run_folder(out, recipe), find_key(recipe, resolve_device(recipe.device))
     finished, seeds = set(finished_seeds(folder)), []
     for seed in recipe.seeds:
-        if seed in finished:
+        if seed in finished or busy(folder / f"seed-{seed}"):  # another command is running it
             continue
         find = Path(out) / FIND_CACHE / key / f"seed-{seed}" / CHECKPOINT
         if (folder / f"seed-{seed}" / CHECKPOINT).exists() or (find.exists() and "find" not in read_journal(find)["done"]):
@@ -334,7 +335,7 @@ def shared_find(out: Path, recipe: Recipe, seed: int, data, device: torch.device
     and shared by every run whose find phase is the same (e.g. all retraining policies)."""
     folder = out / FIND_CACHE / find_key(recipe, device) / f"seed-{seed}"
     with exclusive(folder, progress_label(recipe, seed, "find")):
-        remove_orphans(folder)
+        remove_orphans(folder, locked=True)
         session = Session(folder, recipe, seed, data, device, progress)
         if "find" in session.journal["done"] and world().is_main:
             log.info("%s: trained before, kept for every run with this find phase (%s)", progress_label(recipe, seed, "find"), folder)
@@ -346,14 +347,15 @@ def shared_find(out: Path, recipe: Recipe, seed: int, data, device: torch.device
 STARTED = time.time()
 
 
-def remove_orphans(folder: Path, recursive: bool = True) -> None:
-    """Remove the temporary files a kill in the middle of a write left in ``folder`` (and
-    its subfolders, if ``recursive``; each may be a whole checkpoint), before its work
-    resumes; not those of a write going on (a command started beside this one)."""
+def remove_orphans(folder: Path, locked: bool) -> None:
+    """Remove the temporary files a kill in the middle of a write left (each may be a whole
+    checkpoint), before work resumes: in ``folder`` and its subfolders if this process holds
+    its lock, where no other writes; else only in ``folder`` itself, and only those last
+    written before this process started, not a write going on beside it."""
     if world().is_main:
-        for orphan in folder.glob("**/.*.tmp" if recursive else ".*.tmp"):
+        for orphan in folder.glob("**/.*.tmp" if locked else ".*.tmp"):
             with contextlib.suppress(FileNotFoundError):  # renamed meanwhile by the write it belongs to
-                if orphan.stat().st_mtime < STARTED:
+                if locked or orphan.stat().st_mtime < STARTED:
                     orphan.unlink()
 
 
@@ -363,7 +365,7 @@ def run_seed(folder: Path, recipe: Recipe, seed: int, data, device: torch.device
     for that one, or, unless ``wait``, return False at once; else True."""
     with exclusive(folder, progress_label(recipe, seed, "run"), wait) as mine:
         if mine and not agree((folder / SUMMARY).exists()):
-            remove_orphans(folder)
+            remove_orphans(folder, locked=True)
             write_seed(folder, recipe, seed, data, device, progress)
     return mine
 
