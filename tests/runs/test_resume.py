@@ -521,7 +521,9 @@ def test_kill_9_at_any_moment_resumes_to_the_same_result(data_dir: Path, recipe,
 
 def test_leftover_temporary_files_of_a_killed_write_are_removed(recipe, reference: Path, tmp_path: Path) -> None:
     """A kill during an atomic write leaves its hidden temporary file (of a whole checkpoint,
-    maybe); resuming clears them, in the seed's folder, the run's and the shared find phase's."""
+    maybe); resuming clears them, in the seed's folder, the run's and the shared find phase's:
+    under the lock of a seed or find phase all of them, in the run's own folder, which
+    commands beside each other write to, only those of writes before this one started."""
     copy = tmp_path / reference.name
     shutil.copytree(reference, copy)
     shutil.copytree(reference.parent / FIND_CACHE, tmp_path / FIND_CACHE)
@@ -533,7 +535,9 @@ def test_leftover_temporary_files_of_a_killed_write_are_removed(recipe, referenc
     for orphan in orphans:
         orphan.write_text("half a file")
         os.utime(orphan, (runner.STARTED - 60, runner.STARTED - 60))  # left by an earlier command
-    live = find_phase / ".masks.safetensors.fedcba98.tmp"  # a run beside this one writing right now
+    orphans.append(find_phase / ".masks.safetensors.76543210.tmp")  # a command killed since this one started
+    orphans[-1].write_text("half written")
+    live = copy / ".recipe.yaml.fedcba98.tmp"  # a command beside this one writing right now
     live.write_text("half written")
     run_recipe(recipe, tmp_path, progress=False)
     assert not [orphan for orphan in orphans if orphan.exists()]
