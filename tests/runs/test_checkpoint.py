@@ -89,13 +89,15 @@ def test_lr_logs_are_tensors_of_the_file_not_its_metadata(tmp_path: Path) -> Non
     ("metadata", "tensors", "problem"),
     [
         (None, {}, "its metadata lack 'journal'"),
-        ({"journal": '{"done": {}}'}, {}, "its metadata lack 'optimizer'"),
+        ({"journal": '{"done": {}, "phase": null}'}, {}, "its metadata lack 'optimizer'"),
         ({"journal": "{", "optimizer": "{}"}, {}, "its metadata are not valid JSON"),
         ({"journal": "[]", "optimizer": "{}"}, {}, "its journal or optimizer metadata are not as prunelab writes them"),
         ({"journal": '{"phase": null}', "optimizer": "{}"}, {}, "its journal or optimizer metadata are not as prunelab writes them"),
-        ({"journal": '{"done": {}}', "optimizer": '{"scalars": {}}'}, {}, "its journal or optimizer metadata are not as prunelab writes them"),
-        ({"journal": '{"done": {}}', "optimizer": "{}"}, {"foo/bar": torch.zeros(1)}, "it holds tensors of 'foo', which prunelab does not write"),
-        ({"journal": '{"done": {"find": {"lr_log": {"tensor": "lr_log/0"}}}}', "optimizer": "{}"}, {}, "an LR log of its journal is missing"),
+        ({"journal": '{"done": {}}', "optimizer": "{}"}, {}, "its journal or optimizer metadata are not as prunelab writes them"),
+        ({"journal": '{"done": {}, "phase": {"name": "eval"}}', "optimizer": "{}"}, {}, "its journal or optimizer metadata are not as prunelab writes them"),
+        ({"journal": '{"done": {}, "phase": null}', "optimizer": '{"scalars": {}}'}, {}, "its journal or optimizer metadata are not as prunelab writes them"),
+        ({"journal": '{"done": {}, "phase": null}', "optimizer": "{}"}, {"foo/bar": torch.zeros(1)}, "it holds tensors of 'foo', which prunelab does not write"),
+        ({"journal": '{"done": {"find": {"lr_log": {"tensor": "lr_log/0"}}}, "phase": null}', "optimizer": "{}"}, {}, "an LR log of its journal is missing"),
     ],
 )
 def test_a_checkpoint_of_other_metadata_is_named_as_damaged(tmp_path: Path, metadata, tensors, problem) -> None:

@@ -8,7 +8,7 @@ from torch import nn
 from torch.nn.utils import prune as torch_prune
 
 from prunelab.models import build_model
-from prunelab.structured import channel_groups
+from prunelab.structured import ChannelPruner, channel_groups
 
 
 def test_chain_with_flatten_counts_columns_per_channel() -> None:
@@ -95,6 +95,14 @@ def test_what_the_tracer_cannot_keep_apart_is_unprunable(model, x, blocked) -> N
     assert {name: g.unprunable for name, g in groups.items() if name in blocked} == blocked
     # Only the blocked groups and the output are unprunable.
     assert [name for name, g in groups.items() if not g.prunable and g.consumers and name not in blocked] == []
+
+
+def test_a_depthwise_convolution_of_the_model_input_stays_a_layer_of_its_own() -> None:
+    """Its channels are the input's, which stay; listed as unprunable, it can be named."""
+    model = nn.Sequential(nn.Conv2d(3, 3, 3, groups=3), nn.Conv2d(3, 8, 1), nn.ReLU(), nn.Conv2d(8, 4, 1))
+    groups = {g.name: g for g in channel_groups(model, torch.zeros(1, 3, 6, 6))}
+    assert groups["0"].unprunable == "made by the grouped convolution 0" and groups["1"].prunable
+    assert [g.name for g in ChannelPruner(model, torch.zeros(1, 3, 6, 6), exclude=["0"]).groups] == ["1"]
 
 
 def test_functional_flatten_and_view_are_recognised() -> None:

@@ -99,8 +99,10 @@ def _metadata(file: safe_open, path: Path) -> tuple[dict, dict]:
         raise _damaged(path, f"its metadata lack {error}: not a checkpoint prunelab writes") from None
     except json.JSONDecodeError as error:
         raise _damaged(path, f"its metadata are not valid JSON: {error}") from None
+    phase = journal.get("phase", False) if isinstance(journal, dict) else False
     if (
         not isinstance(journal, dict) or not isinstance(journal.get("done"), dict)
+        or not (phase is None or (isinstance(phase, dict) and {"name", "state"} <= phase.keys()))
         or not isinstance(optimizer, dict) or (optimizer and not {"param_groups", "scalars"} <= optimizer.keys())
     ):  # fmt: skip
         raise _damaged(path, "its journal or optimizer metadata are not as prunelab writes them")

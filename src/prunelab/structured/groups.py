@@ -191,8 +191,8 @@ class _Trace:
         if module is not None and not isinstance(module, (*PRUNABLE_MODULES, *NORMS)) and (module._forward_hooks or module._forward_pre_hooks):
             # The trace does not see what a hook does to the channels (layers' hooks: _block_shared_layers).
             self.block_inputs(node, f"{name} has forward hooks")
-        elif isinstance(module, CONVS) and source is not None and _is_depthwise(module):
-            self.depthwise(node, source, name)
+        elif isinstance(module, CONVS) and source is not None and source.space.root().producers and _is_depthwise(module):
+            self.depthwise(node, source, name)  # of channels a layer made (not the model's input, whose are kept)
         elif isinstance(module, PRUNABLE_MODULES):
             self.layer(node, module, source)
         elif source is not None and _is_size(node):
