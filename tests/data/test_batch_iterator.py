@@ -76,22 +76,26 @@ def test_uneven_shards_are_padded_by_wrapping() -> None:
     assert [it.real_examples(i) for it in iterators[:1] for i in range(2)] == [9, 1]
 
 
-def test_a_transform_draws_for_the_batch_of_all_ranks_as_one_process_would() -> None:
+@pytest.mark.parametrize("n", [42, 41], ids=["even-shares", "padded"])
+def test_a_transform_draws_for_the_batch_of_all_ranks_as_one_process_would(n: int) -> None:
     """Augmentation under several processes: each rank's examples get the draws one process
-    gives them, not the draws of the first examples of the batch (the same for every rank)."""
+    gives them, not the draws of the first examples of the batch (the same for every rank);
+    the padding of a last batch that does not split evenly draws nothing."""
 
     def batches(rank: int, world_size: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
         noise = torch.Generator().manual_seed(5)  # each process seeds its own alike
-        return list(make(n=42, batch_size=12 // world_size, shuffle=True, generator=torch.Generator().manual_seed(3),
+        return list(make(n=n, batch_size=12 // world_size, shuffle=True, generator=torch.Generator().manual_seed(3),
                          rank=rank, world_size=world_size,
                          transform=lambda x: x + torch.rand(x.shape, generator=noise)))  # fmt: skip
 
     alone = batches(0, 1)
     ranks = [batches(rank, 3) for rank in range(3)]
-    assert len(alone) == len(ranks[0]) == 4  # the last batch short: 6 examples, 2 a rank
+    assert len(alone) == len(ranks[0]) == 4  # the last batch short: 6 examples (or 5 and a padding), 2 a rank
     for i, (x, y) in enumerate(alone):
         for rank, shard in enumerate(ranks):
-            assert torch.equal(shard[i][0], x[rank::3]) and torch.equal(shard[i][1], y[rank::3])
+            real = shard[i][1] != PADDING
+            assert torch.equal(shard[i][0][real], x[rank::3]) and torch.equal(shard[i][1][real], y[rank::3])
+    assert sum(int((shard[-1][1] == PADDING).sum()) for shard in ranks) == 42 - n
     assert all(not torch.equal(x, x.round()) for x, _ in alone)  # the transform did draw
 
 
