@@ -409,6 +409,22 @@ def test_no_command_is_a_usage_error(capsys) -> None:
     assert "usage: prunelab" in capsys.readouterr().err
 
 
+def test_a_bad_recipe_is_an_error_before_the_run_is_said_to_start(data_dir: Path, tmp_path: Path, capsys) -> None:
+    assert cli.main(["run", "--no-progress", "--out", str(tmp_path), *sets(data_dir, "prune.scope=ratios", "prune.ratios={x: 0.5}")]) == 2
+    assert capsys.readouterr().err.startswith("prunelab: error: prune.ratios: ratio given for 'x'")
+
+
+def test_a_run_loads_its_data_and_makes_its_checks_once(data_dir: Path, tmp_path: Path, monkeypatch) -> None:
+    from prunelab.runs import runner
+
+    calls = []
+    for name in ("recipe_data", "preflight"):
+        real = getattr(runner, name)
+        monkeypatch.setattr(runner, name, lambda *args, _real=real, _name=name: calls.append(_name) or _real(*args))
+    assert cli.main(["run", "--no-progress", "--out", str(tmp_path), *sets(data_dir)]) == 0
+    assert calls == ["recipe_data", "preflight"]
+
+
 def test_ratio_names_are_checked_before_any_training_and_leave_no_run(data_dir: Path, tmp_path: Path, capsys, monkeypatch) -> None:
     monkeypatch.setattr(Trainer, "train_epoch", lambda self, epoch, **_: pytest.fail("trained before the recipe was checked"))
     args = sets(data_dir, "prune.scope=ratios", "prune.ratios={features.9.weight: 0.5}")

@@ -190,7 +190,7 @@ def _run(args: argparse.Namespace) -> int:
     plan, sweep = load_plan(args.recipe, args.overrides)
     _make_out(args.out)
     # Every arm's checks before the first trains, and before a run is said to start.
-    check_plan([(grid_label(assignment), recipe) for assignment, recipe in plan], args.out)
+    checked = check_plan([(grid_label(assignment), recipe) for assignment, recipe in plan], args.out)
     results = []
     for index, (assignment, recipe) in enumerate(plan, start=1):
         label = f" [{index}/{len(plan)}: {grid_label(assignment)}]" if sweep else ""
@@ -202,7 +202,7 @@ def _run(args: argparse.Namespace) -> int:
             resumed = f"; seed {cut_off[0]} picks up where it stopped" if len(cut_off) == 1 else \
                 f"; seeds {', '.join(map(str, cut_off))} pick up where they stopped" if cut_off else ""
             print(f"prunelab: {doing} {folder.name} ({recipe.prune.method}, seeds {recipe.seeds}{resumed}){label}", file=sys.stderr)
-        folder = run_recipe(recipe, args.out, progress=_progress(args))
+        folder = run_recipe(recipe, args.out, progress=_progress(args), checked=checked.get(run_folder(args.out, recipe).resolve()))
         results.append((assignment, folder))
     if not world().is_main:  # the main process reports
         return 0

@@ -55,6 +55,7 @@ from prunelab.config import (
     unused_settings,
 )
 from prunelab.config.schema import PruneBase
+from prunelab.data import Dataset
 from prunelab.distributed import agree, barrier, share, world
 from prunelab.masks import Pruner
 from prunelab.methods import METHODS
@@ -190,11 +191,12 @@ def check_same_experiment(folder: Path, recipe: Recipe) -> None:
         )
 
 
-def check_plan(recipes: Sequence[tuple[str, Recipe]], out: str | Path = "runs") -> None:
+def check_plan(recipes: Sequence[tuple[str, Recipe]], out: str | Path = "runs") -> dict[Path, Dataset]:
     """The checks :func:`run_recipe` makes before training, for every recipe of a sweep (with
     its label; a recipe alone has none) at once, so that a bad one fails before the first
     trains. A recipe that copies the LPR of another one of the plan (``prune.lpr_of``) is
-    checked when it runs, after it."""
+    checked when it runs, after it. Returns the data of each run directory it checked, for
+    :func:`run_recipe` to train on without loading it or making the checks again."""
     labels_of: dict[Path, list[str]] = {}
     for label, recipe in recipes:
         labels_of.setdefault(run_folder(out, recipe).resolve(), []).append(label)
@@ -206,7 +208,7 @@ def check_plan(recipes: Sequence[tuple[str, Recipe]], out: str | Path = "runs") 
                 "rather than a grid over them)"
             )
     planned = set(labels_of)
-    datasets = {}  # each loaded once
+    datasets, checked = {}, {}  # each dataset loaded once
     for label, recipe in recipes:
         folder = run_folder(out, recipe)
         try:
@@ -224,6 +226,8 @@ def check_plan(recipes: Sequence[tuple[str, Recipe]], out: str | Path = "runs") 
             preflight(recipe, datasets[source])
         except ValueError as error:  # RecipeError, and the checks of the rewinding point
             raise RecipeError(f"[{label}] {error}" if label else str(error)) from None
+        checked[folder.resolve()] = datasets[source]
+    return checked
 
 
 def progress_shows() -> bool:
@@ -232,9 +236,11 @@ def progress_shows() -> bool:
     return sys.stderr.isatty() or "ipykernel" in sys.modules
 
 
-def run_recipe(recipe: Recipe, out: str | Path = "runs", progress: bool | None = None) -> Path:
+def run_recipe(recipe: Recipe, out: str | Path = "runs", progress: bool | None = None, checked: Dataset | None = None) -> Path:
     """Run every seed of ``recipe`` that has not finished yet; returns the run directory.
     Progress bars show when ``progress`` is True, or if None, as :func:`progress_shows` says.
+    ``checked``: the recipe's data, as :func:`check_plan` loaded it when it made the checks
+    that need it, which are then not made again.
 
     >>> from prunelab.config import load_recipe
     >>> folder = run_recipe(load_recipe("gmp", ["find.epochs=5"]), out="runs")  # doctest: +SKIP
@@ -258,14 +264,16 @@ def run_recipe(recipe: Recipe, out: str | Path = "runs", progress: bool | None =
                 count = re.search(r"-(\d+)proc$", other.name)
                 warnings.warn(f"{other} holds seeds of these settings cut off over {count[1] if count else 1} process(es); this "
                               f"run over {world().size} starts anew in {folder}: resume that one with as many", stacklevel=2)  # fmt: skip
-            data = recipe_data(recipe)
-            preflight(recipe, data)  # before the run directory exists, so a bad recipe leaves nothing behind
+            data = checked
+            if data is None:
+                data = recipe_data(recipe)
+                preflight(recipe, data)  # before the run directory exists, so a bad recipe leaves nothing behind
             # The directory gathers the seeds of every command: its recipe names them all.
             seeds = sorted({*recipe.seeds, *finished_seeds(folder)})
             write_text(folder / "recipe.yaml", recipe_yaml(recipe.model_copy(update={"seeds": seeds})))
         # Seeds another command is running come last, once this one has run the others.
-        busy = [seed for seed in pending if not run_seed(folder / f"seed-{seed}", recipe, seed, data, device, progress, wait=False)]
-        for seed in busy:
+        waiting = [seed for seed in pending if not run_seed(folder / f"seed-{seed}", recipe, seed, data, device, progress, wait=False)]
+        for seed in waiting:
             run_seed(folder / f"seed-{seed}", recipe, seed, data, device, progress)
     write_json(folder / SUMMARY, aggregate(folder, recipe))
     if world().is_main and recipe.prune.method in ("imp", "bimp"):
