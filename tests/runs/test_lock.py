@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from prunelab.config import load_recipe, recipe_yaml
 from prunelab.runs import lock
 from prunelab.runs.lock import LOCK, exclusive
 from prunelab.runs.runner import FIND_CACHE, cut_off_seeds, find_key, resolve_device, run_recipe
@@ -103,6 +104,8 @@ def test_a_seed_another_command_is_running_comes_last_and_is_not_run_twice(recip
     orphan = folder / "seed-0" / ".checkpoint.safetensors.1a2b3c4d.tmp"
 
     def other_lets_go(seconds: float) -> None:
+        # the other command, of seed 0 alone, wrote its recipe after this one's
+        (folder / "recipe.yaml").write_text(recipe_yaml(recipe.model_copy(update={"seeds": [0]})))
         if finished_meanwhile:  # seed 0 as the other command left it: the shared run's, finished
             shutil.copytree(run / "seed-0", folder / "seed-0", dirs_exist_ok=True)
         else:  # killed in the middle of a write, after this command started
@@ -118,6 +121,7 @@ def test_a_seed_another_command_is_running_comes_last_and_is_not_run_twice(recip
         assert (folder / "seed-0" / "summary.json").read_bytes() == (run / "seed-0" / "summary.json").read_bytes()
     assert (folder / "summary.json").exists() and sorted(p.parent.name for p in folder.glob("seed-*/summary.json")) == ["seed-0", "seed-1"]
     assert not orphan.exists()  # under the lock, no write of another command can be going on
+    assert load_recipe(folder / "recipe.yaml").seeds == [0, 1]  # both commands' seeds
 
 
 def test_a_seed_another_command_is_running_is_not_said_to_be_cut_off(recipe, run: Path, tmp_path: Path) -> None:

@@ -268,18 +268,25 @@ def run_recipe(recipe: Recipe, out: str | Path = "runs", progress: bool | None =
             if data is None:
                 data = recipe_data(recipe)
                 preflight(recipe, data)  # before the run directory exists, so a bad recipe leaves nothing behind
-            # The directory gathers the seeds of every command: its recipe names them all.
-            seeds = sorted({*recipe.seeds, *finished_seeds(folder)})
-            write_text(folder / "recipe.yaml", recipe_yaml(recipe.model_copy(update={"seeds": seeds})))
+            write_seeds(folder, recipe)
         # Seeds another command is running come last, once this one has run the others.
         waiting = [seed for seed in pending if not run_seed(folder / f"seed-{seed}", recipe, seed, data, device, progress, wait=False)]
         for seed in waiting:
             run_seed(folder / f"seed-{seed}", recipe, seed, data, device, progress)
+        if pending:  # again: a command beside this one may have written its own seeds meanwhile
+            write_seeds(folder, recipe)
     write_json(folder / SUMMARY, aggregate(folder, recipe))
     if world().is_main and recipe.prune.method in ("imp", "bimp"):
         summaries = [read_json(path) for path in sorted(folder.glob(f"seed-*/{SUMMARY}"))]
         plot_levels(summaries, folder / "levels.png", f"{folder.name} (seeds {', '.join(str(s['seed']) for s in summaries)})")
     return folder
+
+
+def write_seeds(folder: Path, recipe: Recipe) -> None:
+    """The run directory's ``recipe.yaml``: it gathers the seeds of every command, so that
+    its recipe names them all (those of ``recipe`` and those finished)."""
+    seeds = sorted({*recipe.seeds, *finished_seeds(folder)})
+    write_text(folder / "recipe.yaml", recipe_yaml(recipe.model_copy(update={"seeds": seeds})))
 
 
 def run_folder(out: str | Path, recipe: Recipe) -> Path:
