@@ -491,7 +491,7 @@ def test_progress_bars_only_on_a_terminal(terminal, flag, expected, tmp_path: Pa
 
     seen = []
 
-    def fake_run(recipe, out, progress, checked):
+    def fake_run(recipe, out, progress, data):
         seen.append(progress)
         raise KeyboardInterrupt  # stop before any work
 

@@ -202,7 +202,7 @@ def _run(args: argparse.Namespace) -> int:
             resumed = f"; seed {cut_off[0]} picks up where it stopped" if len(cut_off) == 1 else \
                 f"; seeds {', '.join(map(str, cut_off))} pick up where they stopped" if cut_off else ""
             print(f"prunelab: {doing} {folder.name} ({recipe.prune.method}, seeds {recipe.seeds}{resumed}){label}", file=sys.stderr)
-        folder = run_recipe(recipe, args.out, progress=_progress(args), checked=checked.get(run_folder(args.out, recipe).resolve()))
+        folder = run_recipe(recipe, args.out, progress=_progress(args), data=checked.get(run_folder(args.out, recipe).resolve()))
         results.append((assignment, folder))
     if not world().is_main:  # the main process reports
         return 0

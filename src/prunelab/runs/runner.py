@@ -236,11 +236,11 @@ def progress_shows() -> bool:
     return sys.stderr.isatty() or "ipykernel" in sys.modules
 
 
-def run_recipe(recipe: Recipe, out: str | Path = "runs", progress: bool | None = None, checked: Dataset | None = None) -> Path:
+def run_recipe(recipe: Recipe, out: str | Path = "runs", progress: bool | None = None, data: Dataset | None = None) -> Path:
     """Run every seed of ``recipe`` that has not finished yet; returns the run directory.
     Progress bars show when ``progress`` is True, or if None, as :func:`progress_shows` says.
-    ``checked``: the recipe's data, as :func:`check_plan` loaded it when it made the checks
-    that need it, which are then not made again.
+    ``data``: the recipe's data as :func:`check_plan` loaded it, having made the checks that
+    need it, which are then not made again.
 
     >>> from prunelab.config import load_recipe
     >>> folder = run_recipe(load_recipe("gmp", ["find.epochs=5"]), out="runs")  # doctest: +SKIP
@@ -264,7 +264,6 @@ def run_recipe(recipe: Recipe, out: str | Path = "runs", progress: bool | None =
                 count = re.search(r"-(\d+)proc$", other.name)
                 warnings.warn(f"{other} holds seeds of these settings cut off over {count[1] if count else 1} process(es); this "
                               f"run over {world().size} starts anew in {folder}: resume that one with as many", stacklevel=2)  # fmt: skip
-            data = checked
             if data is None:
                 data = recipe_data(recipe)
                 preflight(recipe, data)  # before the run directory exists, so a bad recipe leaves nothing behind

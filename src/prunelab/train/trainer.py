@@ -131,49 +131,47 @@ class Trainer:
 
     def run(self, on_epoch_end: Callable[[Trainer], None] | None = None) -> list[dict]:
         """Train the remaining epochs; ``on_epoch_end`` runs after each (e.g. a checkpoint)."""
-        bar = tqdm(  # steps, so that a long epoch shows it moves; a resumed phase shows where it stands
-            desc=self.label, unit="step", disable=not self.progress, leave=False,
-            total=self.config.epochs * self.steps_per_epoch, initial=self.state.step,
-        )  # fmt: skip
-        logged = time.monotonic()
-        for epoch in range(self.state.epoch, self.config.epochs):
-            bar.set_description(f"{self.label}, epoch {epoch + 1}/{self.config.epochs}")
-            started = time.perf_counter()
-            train_loss, train_acc, images = self.train_epoch(epoch, on_step=bar.update)
-            if not math.isfinite(train_loss):
-                raise TrainingDiverged(
-                    f"{self.label}: the training loss was {train_loss} in epoch {epoch + 1} (LR up to "
-                    f"{max(self.state.lr_log[-self.steps_per_epoch:], default=0):.4g}): training diverged; a lower LR "
-                    "for this phase (its optimizer.lr) usually helps"
-                )
-            train_seconds = time.perf_counter() - started
-            test_loss, test_acc = self.evaluate()
-            metrics = {
-                "phase": self.phase,
-                "epoch": epoch + 1,
-                "step": self.state.step,
-                "lr": self.state.lr_log[-1] if self.state.lr_log else None,
-                "train_loss": train_loss,
-                "train_acc": train_acc,
-                "test_loss": test_loss,
-                "test_acc": test_acc,
-                "sparsity": self.sparsity(),
-                "train_images": images,
-                "train_seconds": train_seconds,
-                "seconds": time.perf_counter() - started,
-            }
-            self.state.history.append(metrics)
-            self.state.epoch = epoch + 1
-            bar.set_postfix_str(f"test acc {test_acc:.2%}, train loss {train_loss:.3f}, sparsity {metrics['sparsity']:.1%}")
-            if self.world.is_main and (epoch + 1 == self.config.epochs or time.monotonic() - logged >= LOG_EVERY):
-                log.info(
-                    "%s: epoch %d/%d, test accuracy %.2f%%, training loss %.3f, sparsity %.1f%%",
-                    self.label, epoch + 1, self.config.epochs, 100 * test_acc, train_loss, 100 * metrics["sparsity"],
-                )  # fmt: skip
-                logged = time.monotonic()
-            if on_epoch_end is not None:
-                on_epoch_end(self)
-        bar.close()
+        # Steps, so that a long epoch shows it moves; a resumed phase shows where it stands.
+        total, done = self.config.epochs * self.steps_per_epoch, self.state.step
+        with tqdm(desc=self.label, unit="step", disable=not self.progress, leave=False, total=total, initial=done) as bar:
+            logged = time.monotonic()
+            for epoch in range(self.state.epoch, self.config.epochs):
+                bar.set_description(f"{self.label}, epoch {epoch + 1}/{self.config.epochs}")
+                started = time.perf_counter()
+                train_loss, train_acc, images = self.train_epoch(epoch, on_step=bar.update)
+                if not math.isfinite(train_loss):
+                    raise TrainingDiverged(
+                        f"{self.label}: the training loss was {train_loss} in epoch {epoch + 1} (LR up to "
+                        f"{max(self.state.lr_log[-self.steps_per_epoch:], default=0):.4g}): training diverged; a lower LR "
+                        "for this phase (its optimizer.lr) usually helps"
+                    )
+                train_seconds = time.perf_counter() - started
+                test_loss, test_acc = self.evaluate()
+                metrics = {
+                    "phase": self.phase,
+                    "epoch": epoch + 1,
+                    "step": self.state.step,
+                    "lr": self.state.lr_log[-1] if self.state.lr_log else None,
+                    "train_loss": train_loss,
+                    "train_acc": train_acc,
+                    "test_loss": test_loss,
+                    "test_acc": test_acc,
+                    "sparsity": self.sparsity(),
+                    "train_images": images,
+                    "train_seconds": train_seconds,
+                    "seconds": time.perf_counter() - started,
+                }
+                self.state.history.append(metrics)
+                self.state.epoch = epoch + 1
+                bar.set_postfix_str(f"test acc {test_acc:.2%}, train loss {train_loss:.3f}, sparsity {metrics['sparsity']:.1%}")
+                if self.world.is_main and (epoch + 1 == self.config.epochs or time.monotonic() - logged >= LOG_EVERY):
+                    log.info(
+                        "%s: epoch %d/%d, test accuracy %.2f%%, training loss %.3f, sparsity %.1f%%",
+                        self.label, epoch + 1, self.config.epochs, 100 * test_acc, train_loss, 100 * metrics["sparsity"],
+                    )  # fmt: skip
+                    logged = time.monotonic()
+                if on_epoch_end is not None:
+                    on_epoch_end(self)
         return self.state.history
 
     def train_epoch(self, epoch: int, on_step: Callable[[], object] | None = None) -> tuple[float, float, int]:
