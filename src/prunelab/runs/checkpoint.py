@@ -18,6 +18,10 @@ from torch import nn
 from prunelab.masks import Pruner
 from prunelab.runs.io import DamagedRunError, load_model_weights, save_tensors
 
+LR_LOGS = "lr_log"
+#: The tensors of a checkpoint, by the prefix of their names.
+GROUPS = ("model", "pruner", "optimizer", LR_LOGS)
+
 
 def save_checkpoint(
     path: Path, model: nn.Module, pruner: Pruner, optimizer: torch.optim.Optimizer | None, journal: dict
@@ -70,10 +74,6 @@ def _lr_logs_in(value: object, file: safe_open, path: Path) -> object:
                 raise _damaged(path, f"an LR log of its journal is missing ({error})") from None
         out[key] = _lr_logs_in(item, file, path)
     return out
-
-
-LR_LOGS = "lr_log"
-GROUPS = ("model", "pruner", "optimizer", LR_LOGS)
 
 
 def _damaged(path: Path, what: str) -> DamagedRunError:
