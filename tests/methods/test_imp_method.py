@@ -426,3 +426,14 @@ def test_trainability_counts_the_first_lr_stage_of_the_retraining_itself(make_re
     accuracies = [r["train_acc"] for r in rows if r["phase"] == "level-1/eval"]
     assert len(accuracies) == 3
     assert summary["trainability_acc"] == pytest.approx(sum(accuracies[:first_stage]) / first_stage)
+
+
+@pytest.mark.parametrize("method", [["prune.method=oneshot"], [*IMP, "prune.levels=2"]], ids=["oneshot", "imp"])
+def test_pruning_at_initialisation_without_any_training_finishes(make_recipe, tmp_path, read, method) -> None:
+    """find.epochs=0 and eval.epochs=0: pruning a fresh model, no retraining (a baseline)."""
+    recipe = make_recipe(*method, "find.epochs=0", "eval.epochs=0", "eval.lr_policy=null", "prune.scope=layerwise")
+    seed = run_recipe(recipe, tmp_path, progress=False) / "seed-0"
+    summary = read(seed / "summary.json")
+    assert summary["final_acc"] == summary["pruned_acc"]
+    assert summary["sparsity"] == pytest.approx(0.9 if "oneshot" in method[0] else 0.36, abs=1e-3)
+    assert read(seed / "metrics.json") == [] and (seed / "training.png").exists()

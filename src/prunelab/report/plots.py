@@ -54,7 +54,7 @@ def plot_training(seed_folder: Path) -> Path:
     fig, (ax, lr_ax) = _figure(height=5, nrows=2, sharex=True, height_ratios=[3, 1])
     x = list(range(1, len(rows) + 1))
     boundaries = [i for i in range(1, len(rows)) if rows[i]["phase"] != rows[i - 1]["phase"]]
-    for start, end in zip([0, *boundaries], [*boundaries, len(rows)]):
+    for start, end in zip([0, *boundaries], [*boundaries, len(rows)]) if rows else ():  # no epoch trained: an empty plot
         # Not joined across phases: between them the weights change (pruning, rewinding) without an epoch.
         ax.plot(x[start:end], [100 * r["test_acc"] for r in rows[start:end]], color="tab:blue", marker="." if end - start == 1 else None,
                 label="test accuracy" if start == 0 else None)  # fmt: skip
@@ -80,7 +80,7 @@ def plot_training(seed_folder: Path) -> Path:
             labelled = True
     twin = ax.twinx()
     plan = events.get("gmp/plan")
-    if plan and "eval" in lr_log:
+    if plan and lr_log.get("eval"):
         # GMP prunes within the epochs of its eval phase (the last one), the find phase dense:
         # each update where it happened, in steps spread evenly over the epochs.
         start = next(i for i, row in enumerate(rows) if row["phase"] == "eval")
@@ -222,8 +222,8 @@ def plot_levels(summaries: list[dict], path: Path, title: str) -> Path:
             sparsity = summaries[0]["levels"][level]["sparsity"]
             stat = mean_std([s["levels"][level][key] for s in summaries])
             curves[label].append((sparsity, stat["mean"], stat["std"]))
-    dense = mean_std([s["dense_acc"] for s in summaries])["mean"]
-    return plot_accuracy_vs_sparsity(curves, dense, path, ylabel="test accuracy (%)", title=title)
+    dense = [s["dense_acc"] for s in summaries if s.get("dense_acc") is not None]  # none if nothing trained first
+    return plot_accuracy_vs_sparsity(curves, mean_std(dense)["mean"] if dense else None, path, ylabel="test accuracy (%)", title=title)
 
 
 def plot_layer_sparsity(lprs: dict[str, dict[str, float]], path: Path) -> Path:
