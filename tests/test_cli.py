@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -368,6 +369,13 @@ def test_compare_skips_what_is_not_a_run_and_show_names_the_run_of_a_seed(cli_ru
     assert f"one seed of a run; pass the run directory {folder}" in capsys.readouterr().err
     assert cli.main(["show", str(tmp_path / "nowhere")]) == 2
     assert capsys.readouterr().err == f"prunelab: error: {tmp_path / 'nowhere'} does not exist\n"
+    # a run of seeds 0 and 1 cut off in seed 1: not a folder of runs, a run to finish
+    cut = tmp_path / "oneshot-cut"
+    shutil.copytree(folder, cut)
+    (cut / "summary.json").unlink()
+    (cut / "seed-1").mkdir()
+    assert cli.main(["show", str(cut)]) == 2
+    assert capsys.readouterr().err == f"prunelab: error: {cut} is a run cut off before its end (seeds finished: 0): run its command again to finish it\n"
 
 
 def test_a_run_directory_given_as_the_recipe_names_its_recipe_file(cli_run, capsys) -> None:

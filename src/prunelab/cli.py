@@ -494,7 +494,8 @@ def _run_folders(paths: list[Path]) -> list[Path]:
             folder = check_run_folder(path)
         except FileNotFoundError as error:
             if len(paths) == 1:
-                if Path(path).is_dir() and any((child / "summary.json").is_file() for child in Path(path).iterdir()):
+                runs = [child for child in Path(path).iterdir() if not child.name.startswith("seed-")] if Path(path).is_dir() else []
+                if any((child / "summary.json").is_file() for child in runs):
                     raise FileNotFoundError(f"{path} is a folder of runs, not a run: give its runs, e.g. {Path(path) / '*'}") from None
                 raise
             if not _made_beside_runs(Path(path)):

@@ -86,6 +86,12 @@ def check_run_folder(folder: str | Path) -> Path:
         raise FileNotFoundError(f"{folder} does not exist")
     if summary.is_file() and folder.name.startswith("seed-"):
         raise FileNotFoundError(f"{folder} is one seed of a run; pass the run directory {folder.parent}")
+    if not summary.is_file() and (folder / "recipe.yaml").is_file():
+        done = sorted(seed.parent.name.removeprefix("seed-") for seed in folder.glob("seed-*/summary.json"))
+        raise FileNotFoundError(
+            f"{folder} is a run cut off before its end (seeds finished: {', '.join(done) or 'none'}): "
+            "run its command again to finish it"
+        )
     if not summary.is_file():
         raise FileNotFoundError(f"{folder} is not a finished run directory (no summary.json); run it with prunelab run")
     # The seeds' files that report.setups reads are read here first, so that a damaged one is named.
