@@ -137,6 +137,9 @@ def test_model_options_must_be_the_model_s() -> None:
     message = error_of(["model.name=mlp"])
     assert "model 'mlp' has no option(s) 'channels'; its options are: hidden_sizes" in error_line(message, "model.options")
     assert "unknown model 'alexnet'" in error_line(error_of(["model.name=alexnet"]), "model.name")
+    # the builder's own arguments come from the dataset
+    message = error_of(["model.options={num_classes: 5, input_shape: [1, 40]}"])
+    assert "input_shape and num_classes come from the dataset (data.name), not from the model's options" in error_line(message, "model.options")
 
 
 @pytest.mark.parametrize(

@@ -66,6 +66,9 @@ class ModelConfig(Strict):
     @field_validator("options")
     @classmethod
     def _known_options(cls, options: dict[str, object], info: ValidationInfo) -> dict[str, object]:
+        given = sorted(set(options) & {"num_classes", "input_shape"})
+        if given:
+            raise ValueError(f"{' and '.join(given)} come from the dataset (data.name), not from the model's options")
         if "name" in info.data:  # else the name itself was invalid, and said so
             check_options(info.data["name"], options)
         return options
