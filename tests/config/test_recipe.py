@@ -736,3 +736,10 @@ def test_an_override_with_an_empty_field_name_says_so(key: str) -> None:
         load_recipe(overrides=[f"{key}=0.5"])
     with pytest.raises(RecipeError, match="must look like key.sub=value"):
         load_recipe(overrides=["=0.5"])
+
+
+def test_imp_levels_past_a_thousand_are_refused_before_anything_is_computed() -> None:
+    """Each level is a retraining; a typo of a billion levels must not hang building their list."""
+    assert "prune.levels: Input should be less than or equal to 1000" in error_of(["prune.method=imp", "prune.levels=1000000000"])
+    message = error_of(["prune.method=imp", "prune.rate=1e-7", "prune.sparsity=0.999999999"])
+    assert "rate=1e-07 takes 207,232,649 levels to reach sparsity=0.999999999; at most 1000 levels" in message

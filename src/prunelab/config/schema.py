@@ -289,6 +289,10 @@ class GMPConfig(PruneBase):
         return self
 
 
+#: The most IMP levels a run may have: each is a retraining, and seed 002's longest run has 30.
+MAX_LEVELS = 1000
+
+
 class IMPConfig(PruneBase):
     """Iterative magnitude pruning: prune ``rate`` of the remaining weights per level, then
     retrain with the eval phase, until ``sparsity`` (the last level stops exactly there) or,
@@ -303,13 +307,22 @@ class IMPConfig(PruneBase):
 
     method: Literal["imp"] = "imp"
     rate: Float = Field(0.2, gt=0, lt=1)
-    levels: Int | None = Field(None, ge=1)
+    levels: Int | None = Field(None, ge=1, le=MAX_LEVELS)
     masks_from: Literal["eval", "find"] = "eval"
 
     @property
     def level_count(self) -> int:
         """How many levels the run prunes: ``levels``, or as many as reach ``sparsity``."""
         return self.levels or imp_levels(self.sparsity, self.rate)
+
+    @model_validator(mode="after")
+    def _levels_within_reason(self) -> IMPConfig:
+        if self.levels is None and self.level_count > MAX_LEVELS:
+            raise ValueError(
+                f"rate={self.rate} takes {self.level_count:,} levels to reach sparsity={self.sparsity}; "
+                f"at most {MAX_LEVELS} levels (each one a whole retraining) are run"
+            )
+        return self
 
 
 class BIMPConfig(IMPConfig):
