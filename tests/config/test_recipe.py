@@ -368,6 +368,20 @@ def test_a_key_given_twice_is_an_error(tmp_path: Path) -> None:
     assert "duplicate key 'epochs'" in message and "line 2" in message
 
 
+def test_yaml_merge_keys_work_and_the_keys_beside_them_override_theirs(tmp_path: Path) -> None:
+    path = tmp_path / "merged.yaml"
+    path.write_text("find: &phase {epochs: 2, batch_size: 500}\neval:\n  <<: *phase\n  epochs: 3\n")
+    recipe = load_recipe(path)
+    assert (recipe.find.epochs, recipe.eval.epochs, recipe.eval.batch_size) == (2, 3, 500)
+
+
+@pytest.mark.parametrize(("text", "kind"), [("? [a]\n: 1\n", "a list"), ("find: {epochs: 1, {a: 1}: 2}\n", "a mapping")])
+def test_a_list_or_mapping_as_a_key_is_an_error(tmp_path: Path, text: str, kind: str) -> None:
+    path = tmp_path / "keys.yaml"
+    path.write_text(text)
+    assert f"a key must be a name, not {kind}" in error_of([], path)
+
+
 def test_a_recipe_file_must_be_a_mapping(tmp_path: Path) -> None:
     path = tmp_path / "list.yaml"
     path.write_text("- find\n- eval\n")

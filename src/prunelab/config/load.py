@@ -191,10 +191,18 @@ class _SafeUniqueKeyLoader(yaml.SafeLoader):
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
         seen = set()
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # "<<: *anchor": keys given beside it override its
+                continue
             key = self.construct_object(key_node, deep=deep)
-            if key in seen:
+            try:
+                duplicate = key in seen
+            except TypeError:  # ? [a]: a list or mapping as a key
+                kind = "a list" if isinstance(key_node, yaml.SequenceNode) else "a mapping"
+                raise yaml.constructor.ConstructorError(None, None, f"a key must be a name, not {kind}", key_node.start_mark) from None
+            if duplicate:
                 raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
             seen.add(key)
+        self.flatten_mapping(node)
         return super().construct_mapping(node, deep)
 
 
