@@ -757,3 +757,8 @@ def test_imp_levels_past_a_thousand_are_refused_before_anything_is_computed() ->
     assert "prune.levels: Input should be less than or equal to 1000" in error_of(["prune.method=imp", "prune.levels=1000000000"])
     message = error_of(["prune.method=imp", "prune.rate=1e-7", "prune.sparsity=0.999999999"])
     assert "rate=1e-07 takes 207,232,649 levels to reach sparsity=0.999999999; at most 1000 levels" in message
+
+
+@pytest.mark.parametrize("field", ["find.optimizer.lr", "eval.optimizer.weight_decay"])
+def test_an_lr_or_weight_decay_beyond_float32_is_refused(field: str) -> None:
+    assert "must be at most 3.4e+38, the largest float32" in error_line(error_of([f"{field}=1e39"]), field)

@@ -463,3 +463,10 @@ def test_a_training_that_diverges_stops_after_its_first_epoch_and_says_so() -> N
     with pytest.raises(TrainingDiverged, match=r"seed 0 find: the training loss was (nan|inf) in epoch 1 \(LR up to 1e\+30\): training diverged"):
         trainer.run(on_epoch_end=lambda t: epochs.append(t.state.epoch))
     assert epochs == []  # nothing checkpointed: the phase trains anew with a better LR
+
+
+def test_a_schedule_that_outgrows_float32_stops_with_the_step_it_did() -> None:
+    schedule = LRScheduleConfig(name="step", step_size=1, gamma=1e200)
+    trainer = Trainer(toy_model(), toy_data(), config(epochs=3, lr_schedule=schedule), seed=0, progress=False, label="find")
+    with pytest.raises(TrainingDiverged, match=rf"find: the LR schedule gives 1e\+199 at step {STEPS_PER_EPOCH}, beyond float32"):
+        trainer.run()

@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from prunelab.criteria import CHANNEL_CRITERIA, CRITERIA
 from prunelab.data import AUGMENTED, dataset_loader
@@ -30,6 +30,17 @@ def _not_a_boolean(value: object) -> object:
 Int = Annotated[int, BeforeValidator(_not_a_boolean)]
 Float = Annotated[float, BeforeValidator(_not_a_boolean), Field(allow_inf_nan=False)]
 Fraction = Annotated[Float, Field(ge=0, lt=1)]
+#: The largest float32: an LR or weight decay above it cannot scale float32 weights' updates.
+FLOAT32_MAX = 3.4028234663852886e38
+
+
+def _within_float32(value: float) -> float:
+    if value > FLOAT32_MAX:
+        raise ValueError(f"must be at most {FLOAT32_MAX:.3g}, the largest float32 (the weights' updates are float32)")
+    return value
+
+
+Scale = Annotated[Float, AfterValidator(_within_float32)]
 
 
 class Strict(BaseModel):
@@ -76,10 +87,10 @@ class ModelConfig(Strict):
 
 class OptimizerConfig(Strict):
     name: Literal["sgd", "adam", "adamw"] = "sgd"
-    lr: Float = Field(0.1, gt=0)
+    lr: Scale = Field(0.1, gt=0)
     momentum: Float = Field(0.9, ge=0, lt=1)
     nesterov: bool = False
-    weight_decay: Float = Field(0.0, ge=0)
+    weight_decay: Scale = Field(0.0, ge=0)
     betas: tuple[Fraction, Fraction] = (0.9, 0.999)
 
     @model_validator(mode="after")

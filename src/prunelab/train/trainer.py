@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from prunelab.config.schema import TrainConfig
+from prunelab.config.schema import FLOAT32_MAX, TrainConfig
 from prunelab.data import BatchIterator, Dataset
 from prunelab.data.loader import PADDING
 from prunelab.distributed import all_sum, broadcast_buffers, share, world
@@ -200,6 +200,8 @@ class Trainer:
                 for hook in self.step_hooks:
                     hook(self, self.state.step)
                 lr = self.schedule(self.state.step)
+                if not 0 <= lr <= FLOAT32_MAX:  # e.g. gamma > 1 compounded: no optimizer step can take it
+                    raise TrainingDiverged(f"{self.label}: the LR schedule gives {lr:g} at step {self.state.step}, beyond float32")
                 for group in self.optimizer.param_groups:
                     group["lr"] = lr
                 logits = self.network(x)
