@@ -475,6 +475,8 @@ def test_lr_range_test_arguments_are_checked_before_training(tmp_path: Path, cap
     assert "steps must be at least 2, got 0" in capsys.readouterr().err
     assert cli.main(["lr-range-test", "--out", str(tmp_path), "--start-lr", "1", "--end-lr", "1e-3"]) == 2
     assert "need 0 < start_lr < end_lr" in capsys.readouterr().err
+    assert cli.main(["lr-range-test", "--out", str(tmp_path), "--start-lr", "1e-10", "--end-lr", "1e300"]) == 2
+    assert "end_lr / start_lr must be a finite ratio, and end_lr within float32" in capsys.readouterr().err
 
 
 def test_the_run_recipe_names_every_seed_the_directory_holds(data_dir: Path, tmp_path: Path) -> None:

@@ -242,7 +242,10 @@ def _lr_range_test(args: argparse.Namespace) -> int:
         end_lr=args.end_lr, steps=args.steps, label_smoothing=recipe.eval.label_smoothing, augment=recipe.data.augment,
         seed=seed, device=device, progress=progress,
     )
-    folder = Path(args.out) / f"lr-range-test-{run_name(recipe)}"
+    # Another range (start, end, steps) gets a folder of its own.
+    default = (args.start_lr, args.end_lr, args.steps) == (1e-9, 1.0, 200)
+    own = "" if default else "-" + hashlib.sha256(json.dumps([args.start_lr, args.end_lr, args.steps]).encode()).hexdigest()[:8]
+    folder = Path(args.out) / f"lr-range-test-{run_name(recipe)}{own}"
     write_json(folder / "lr_range_test.json", {
         "lrs": result.lrs, "losses": result.losses, "baseline": result.baseline,
         "inflection_lr": result.inflection_lr,

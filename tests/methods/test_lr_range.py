@@ -277,3 +277,8 @@ def test_cli_tests_with_the_eval_optimizer_and_batch_size_not_the_find_ones(data
     assert (batch_size, label_smoothing) == (250, 0.1)
     assert (optimizer.name, optimizer.lr, tuple(optimizer.betas)) == ("adam", 0.003, (0.8, 0.99))
     assert len(json.loads(next(tmp_path.glob("lr-range-test-*/lr_range_test.json")).read_text())["lrs"]) == 3
+    # another range: a folder of its own, the first kept
+    assert main(["lr-range-test", *(a for item in overrides for a in ("--set", item)), "--steps", "4",
+                 "--out", str(tmp_path), "--no-progress"]) == 0  # fmt: skip
+    runs = sorted(len(json.loads(path.read_text())["lrs"]) for path in tmp_path.glob("lr-range-test-*/lr_range_test.json"))
+    assert runs == [3, 4]

@@ -53,6 +53,8 @@ def check_lr_range(
         raise ValueError(f"need tolerance > 0 and stop_factor > 1 + tolerance, got tolerance={tolerance}, stop_factor={stop_factor}")
     if not 0 < start_lr < end_lr:
         raise ValueError(f"need 0 < start_lr < end_lr, got start_lr={start_lr}, end_lr={end_lr}")
+    if not math.isfinite(end_lr / start_lr) or end_lr > 3.4e38:
+        raise ValueError(f"end_lr / start_lr must be a finite ratio, and end_lr within float32, got start_lr={start_lr}, end_lr={end_lr}")
     if end_lr < 1:
         raise ValueError(f"end_lr must reach at least 1 (seed 000), got {end_lr}")
     if steps < 2:
