@@ -113,6 +113,16 @@ def test_run_files_of_another_shape_are_named(out: Path, run: Path, file: str, e
         assert err.startswith(f"prunelab: error: {path} holds {where} that is not as prunelab writes it (") and err.endswith(f"): {DAMAGED}\n")
 
 
+def test_a_run_summary_without_its_sparsity_is_named(out: Path, run: Path, capsys) -> None:
+    path = out / run.name / "summary.json"
+    summary = json.loads(path.read_text())
+    del summary["stats"]["sparsity"]
+    path.write_text(json.dumps(summary))
+    for command in ("show", "compare", "report"):
+        assert cli.main([command, str(out / run.name)]) == 2
+        assert capsys.readouterr().err == f"prunelab: error: {path} lacks the stats of sparsity: {DAMAGED}\n"
+
+
 @pytest.mark.parametrize(
     ("damage", "problem"),
     [

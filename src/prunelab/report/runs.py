@@ -51,7 +51,7 @@ from prunelab.report.tables import (
     pivot,
     pivot_columns,
 )
-from prunelab.runs.io import read_json, write_text
+from prunelab.runs.io import RUN_AGAIN, DamagedRunError, read_json, write_text
 
 #: Longer names of runs (their differing settings) give way to numbers in tables, and in legends longer names of lines.
 LABEL_WIDTH = 60
@@ -94,8 +94,12 @@ def check_run_folder(folder: str | Path) -> Path:
         )
     if not summary.is_file():
         raise FileNotFoundError(f"{folder} is not a finished run directory (no summary.json); run it with prunelab run")
-    # The seeds' files that report.setups reads are read here first, so that a damaged one is named.
-    for seed in read_json(summary)["seeds"]:
+    # The files that report.setups reads are read here first, so that a damaged one is named.
+    run = read_json(summary)
+    missing = [key for key in ("sparsity", "final_acc") if key not in run["stats"]]
+    if missing:
+        raise DamagedRunError(f"{summary} lacks the stats of {', '.join(missing)}: {RUN_AGAIN}")
+    for seed in run["seeds"]:
         seed_folder = folder / f"seed-{seed}"
         read_json(seed_folder / "summary.json", keys=["sparsity", "final_acc"])
         if (seed_folder / "lr_log.json").exists():  # runs made before LR logs were kept have none

@@ -466,7 +466,7 @@ def read_run_record(folder: str | Path) -> RunRecord:
         sparsity=stats["sparsity"]["mean"],
         speedup=stats.get("speedup", {}).get("mean"),
         compression=stats["parameters"]["mean"] / stats["remaining_parameters"]["mean"]
-        if stats.get("remaining_parameters", {}).get("mean") else None,
+        if stats.get("remaining_parameters", {}).get("mean") and "parameters" in stats else None,
         pipelines={seed: read_pipeline(folder / f"seed-{seed}", settings) for seed in summary["seeds"]},
     )
 
