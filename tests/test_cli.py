@@ -694,3 +694,20 @@ def test_import_of_a_module_with_a_syntax_error_says_where_in_one_line(tmp_path:
     assert err.startswith("prunelab: error: --import broken_models: ")
     assert f"({tmp_path / 'broken_models.py'}, line 3): def my_mlp(:" in err
     assert "Traceback" not in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("code", "error"),
+    [("raise ValueError('bad value in module')", "ValueError: bad value in module"),
+     ("open('/nonexistent/cfg.txt')", "FileNotFoundError: [Errno 2] No such file or directory: '/nonexistent/cfg.txt'")],
+)
+def test_an_error_an_imported_module_raises_is_said_as_the_module_s(tmp_path: Path, monkeypatch, capsys, code: str, error: str) -> None:
+    (tmp_path / "raising_models.py").write_text(f"x = 1\n{code}\n")
+    monkeypatch.chdir(tmp_path)
+    try:
+        assert cli.main(["recipes", "--import", "raising_models"]) == 2
+    finally:
+        sys.modules.pop("raising_models", None)
+    assert capsys.readouterr().err == f"prunelab: error: --import raising_models: {error} ({tmp_path / 'raising_models.py'}, line 2)\n"
+    assert cli.main(["recipes", "--import", ""]) == 2
+    assert "--import needs a module's name" in capsys.readouterr().err

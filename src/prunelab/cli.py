@@ -16,6 +16,7 @@ import os
 import shutil
 import sys
 import textwrap
+import traceback
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -158,6 +159,8 @@ def _recipe_command(commands: argparse._SubParsersAction, name: str, description
 def _import(modules: Sequence[str]) -> None:
     """Import the modules of --import, the current folder first on the path, as ``python -m`` has it."""
     for module in modules:
+        if not module:
+            raise ValueError("--import needs a module's name, e.g. --import my_models for my_models.py")
         if module.startswith(".") or "/" in module or "\\" in module or module.endswith(".py"):
             name = Path(module).name.removesuffix(".py")
             raise ValueError(f"--import {module}: give a module's name, as Python imports it (e.g. {name} for {name}.py)")
@@ -172,6 +175,9 @@ def _import(modules: Sequence[str]) -> None:
             except SyntaxError as error:  # where, in one line; other errors of the module keep their traceback
                 text = f": {error.text.strip()}" if error.text else ""
                 raise ValueError(f"--import {module}: {error.msg} ({error.filename}, line {error.lineno}){text}") from None
+            except (ValueError, OSError) as error:  # which the command would report as its own: said as the module's
+                frame = traceback.extract_tb(error.__traceback__)[-1]
+                raise ValueError(f"--import {module}: {type(error).__name__}: {error} ({frame.filename}, line {frame.lineno})") from None
     finally:
         sys.path.remove(folder)
 
