@@ -762,3 +762,7 @@ def test_imp_levels_past_a_thousand_are_refused_before_anything_is_computed() ->
 @pytest.mark.parametrize("field", ["find.optimizer.lr", "eval.optimizer.weight_decay"])
 def test_an_lr_or_weight_decay_beyond_float32_is_refused(field: str) -> None:
     assert "must be at most 3.4e+38, the largest float32" in error_line(error_of([f"{field}=1e39"]), field)
+
+
+def test_empty_ratios_are_refused_as_pruning_nothing() -> None:
+    assert "ratios is empty: it would prune nothing" in error_of(["prune.scope=ratios", "prune.ratios={}"])

@@ -256,6 +256,8 @@ class PruneBase(Strict):
     def _ratios_with_scope(self) -> PruneBase:
         if (self.scope == "ratios") != (self.ratios is not None):
             raise ValueError("scope 'ratios' and the ratios mapping go together")
+        if self.ratios == {}:
+            raise ValueError("ratios is empty: it would prune nothing; give each layer to prune its ratio, e.g. {fc1: 0.9}")
         if (self.scope == "lpr_of") != (self.lpr_of is not None):
             raise ValueError("scope 'lpr_of' and the lpr_of run directory go together")
         if self.prunes_channels:
