@@ -393,6 +393,11 @@ def test_a_data_folder_that_cannot_be_used_names_the_setting(tmp_path: Path, cap
     assert cli.main(args) == 2
     captured = capsys.readouterr()
     assert captured.err.endswith(f"prunelab: error: data.data_dir={blocker / 'data'}: cannot use {blocker / 'data'}: Not a directory\n")
+    for name in ("mnist1d", "cifar10"):  # the data folder itself a file
+        args = ["run", "--no-progress", "--out", str(tmp_path / "runs"), "--set", f"data.data_dir={blocker}", "--set", f"data.name={name}",
+                "--set", "model.name=mlp", "--set", "model.options={}"]  # fmt: skip
+        assert cli.main(args) == 2
+        assert capsys.readouterr().err.endswith(f"prunelab: error: data.data_dir={blocker} is a file, not a folder\n")
     # a dataset that is not there says so itself
     args = ["run", "--no-progress", "--out", str(tmp_path / "runs"), "--set", f"data.data_dir={tmp_path}", "--set", "data.name=cifar10",
             "--set", "model.name=resnet20", "--set", "model.options={}"]  # fmt: skip

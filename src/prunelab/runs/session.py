@@ -92,11 +92,14 @@ def recipe_data(recipe: Recipe) -> Dataset:
     """The recipe's dataset; a data folder that cannot be used is an error naming the setting.
     Over several processes the main one loads it first, so that it alone downloads the files or
     writes the cache."""
+    setting = recipe.data.data_dir if recipe.data.data_dir is not None else f"{default_data_dir()} (the default)"
+    folder = Path(recipe.data.data_dir).expanduser() if recipe.data.data_dir is not None else default_data_dir()
+    if folder.exists() and not folder.is_dir():
+        raise OSError(f"data.data_dir={setting} is a file, not a folder")
     try:
         return main_first(lambda: load_dataset(recipe.data.name, recipe.data.data_dir, recipe.data.download))
     except (NotADirectoryError, IsADirectoryError, PermissionError, FileExistsError) as error:
         # The folder is unusable; a dataset not found or a failed download say so themselves.
-        setting = recipe.data.data_dir if recipe.data.data_dir is not None else f"{default_data_dir()} (the default)"
         raise OSError(f"data.data_dir={setting}: cannot use {error.filename or setting}: {error.strerror or error}") from None
 
 
