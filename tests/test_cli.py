@@ -535,7 +535,7 @@ def test_gmp_summaries_say_what_their_pruned_accuracy_is(tmp_path: Path, capsys)
     folder = tmp_path / "gmp-run"
     (folder / "seed-0").mkdir(parents=True)
     (folder / "seed-0" / "summary.json").write_text(json.dumps({"seed": 0, "method": "gmp", "sparsity": 0.9, "final_acc": 0.8}))
-    stats = {"pruned_acc": {"mean": 0.8, "std": 0.0}}
+    stats = {key: {"mean": value, "std": 0.0} for key, value in (("pruned_acc", 0.8), ("final_acc", 0.8), ("sparsity", 0.9))}
     (folder / "summary.json").write_text(json.dumps({"run": folder.name, "method": "gmp", "seeds": [0], "stats": stats}))
     assert cli.main(["show", str(folder)]) == 0
     assert table(capsys.readouterr().out)["pruned_acc"] == ["80.00%", "test accuracy at the end of the pruning stage, before fine-tuning"]
