@@ -766,3 +766,8 @@ def test_an_lr_or_weight_decay_beyond_float32_is_refused(field: str) -> None:
 
 def test_empty_ratios_are_refused_as_pruning_nothing() -> None:
     assert "ratios is empty: it would prune nothing" in error_of(["prune.scope=ratios", "prune.ratios={}"])
+
+
+def test_a_decaying_schedule_that_would_end_above_its_lr_is_refused() -> None:
+    message = error_of(["find.lr_schedule={name: cosine, final_lr: 100}"])
+    assert "lr_schedule.final_lr=100.0 is above optimizer.lr=0.1: the cosine schedule would raise the LR" in message

@@ -151,6 +151,16 @@ class TrainConfig(Strict):
     lr_schedule: LRScheduleConfig = LRScheduleConfig()
     label_smoothing: Fraction = 0.0
 
+    @model_validator(mode="after")
+    def _decays(self) -> TrainConfig:
+        schedule = self.lr_schedule
+        if schedule.name in ("cosine", "linear") and schedule.final_lr > self.optimizer.lr:
+            raise ValueError(
+                f"lr_schedule.final_lr={schedule.final_lr} is above optimizer.lr={self.optimizer.lr}: "
+                f"the {schedule.name} schedule would raise the LR, not decay it"
+            )
+        return self
+
 
 class FindConfig(TrainConfig):
     """The training that finds the mask (H_find).
