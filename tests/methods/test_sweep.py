@@ -235,6 +235,13 @@ def test_an_empty_grid_entry_is_an_error(tmp_path, data_dir) -> None:
         load_plan(path)
 
 
+@pytest.mark.parametrize("key", ["find..epochs", "", ".find"])
+def test_a_grid_key_with_an_empty_part_is_named(tmp_path, data_dir, key) -> None:
+    path = write_sweep(tmp_path, data_dir, {key: [1]})
+    with pytest.raises(RecipeError, match=f"sweep.grid has the key '{re.escape(key)}', a field's dotted path with an empty part"):
+        load_plan(path)
+
+
 @pytest.mark.parametrize(
     ("grid", "arms", "message"),
     [

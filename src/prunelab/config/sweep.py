@@ -185,6 +185,8 @@ def _check_sweep(raw_sweep: object, origin: str) -> SweepSpec:
         raise RecipeError(f"{origin}: sweep.grid.{ARM}: '{ARM}' names the axis of sweep.arms, not a recipe field")
     keys = list(sweep.grid)
     for i, (key, values) in enumerate(sweep.grid.items()):
+        if not all(key.split(".")):
+            raise RecipeError(f"{origin}: sweep.grid has the key {key!r}, a field's dotted path with an empty part (e.g. find.epochs)")
         if key in RECIPE_SECTIONS:  # as for arms: a whole section would replace the recipe's
             raise RecipeError(f"{origin}: sweep.grid.{key}: sweep the fields of {key} with dots ({key}.<field>: [...]); "
                               f"a whole {key} section would replace the recipe's")  # fmt: skip
