@@ -17,7 +17,7 @@ from prunelab.config import RecipeError, load_recipe, run_name
 from prunelab.data import load_dataset
 from prunelab.masks import Pruner
 from prunelab.models import build_model
-from prunelab.runs.runner import FIND_CACHE, aggregate, find_key, run_recipe
+from prunelab.runs.runner import FIND_CACHE, aggregate, find_key, run_recipe, seed_summaries
 from prunelab.runs.session import load_trained
 from prunelab.train import Trainer, evaluate
 
@@ -112,7 +112,7 @@ def test_run_summary_covers_seeds_run_by_earlier_commands(recipe, tmp_path: Path
         (tmp_path / f"seed-{seed}").mkdir()
         (tmp_path / f"seed-{seed}" / "summary.json").write_text(json.dumps({"method": "oneshot", "seed": seed, "final_acc": acc}))
     assert recipe.seeds == [0]
-    top = aggregate(tmp_path, recipe)
+    top = aggregate(tmp_path, recipe, seed_summaries(tmp_path))
     assert top["seeds"] == [0, 3]
     assert top["stats"]["final_acc"] == {"mean": pytest.approx(0.6), "std": pytest.approx(0.1414, abs=1e-4)}
 
@@ -123,7 +123,7 @@ def test_run_summary_has_the_values_only_some_seeds_have(recipe, tmp_path: Path)
     for seed, extra in ((0, {}), (3, {"images_per_second": 1000.0})):
         (tmp_path / f"seed-{seed}").mkdir()
         (tmp_path / f"seed-{seed}" / "summary.json").write_text(json.dumps({"seed": seed, "final_acc": 0.5, **extra}))
-    assert aggregate(tmp_path, recipe)["stats"]["images_per_second"] == {"mean": 1000.0, "std": 0.0}
+    assert aggregate(tmp_path, recipe, seed_summaries(tmp_path))["stats"]["images_per_second"] == {"mean": 1000.0, "std": 0.0}
 
 
 def test_metrics_have_one_row_per_epoch_of_each_phase(seed0: Path) -> None:

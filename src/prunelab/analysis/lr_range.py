@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from prunelab.config.schema import OptimizerConfig
+from prunelab.config.schema import FLOAT32_MAX, OptimizerConfig
 from prunelab.data import BatchIterator, Dataset
 from prunelab.train import build_optimizer, epoch_generator
 
@@ -53,7 +53,7 @@ def check_lr_range(
         raise ValueError(f"need tolerance > 0 and stop_factor > 1 + tolerance, got tolerance={tolerance}, stop_factor={stop_factor}")
     if not 0 < start_lr < end_lr:
         raise ValueError(f"need 0 < start_lr < end_lr, got start_lr={start_lr}, end_lr={end_lr}")
-    if not math.isfinite(end_lr / start_lr) or end_lr > 3.4e38:
+    if not math.isfinite(end_lr / start_lr) or end_lr > FLOAT32_MAX:
         raise ValueError(f"end_lr / start_lr must be a finite ratio, and end_lr within float32, got start_lr={start_lr}, end_lr={end_lr}")
     if end_lr < 1:
         raise ValueError(f"end_lr must reach at least 1 (seed 000), got {end_lr}")

@@ -274,9 +274,9 @@ def run_recipe(recipe: Recipe, out: str | Path = "runs", progress: bool | None =
             run_seed(folder / f"seed-{seed}", recipe, seed, data, device, progress)
         if pending:  # again: a command beside this one may have written its own seeds meanwhile
             write_seeds(folder, recipe)
-    write_json(folder / SUMMARY, aggregate(folder, recipe))
+    summaries = seed_summaries(folder)
+    write_json(folder / SUMMARY, aggregate(folder, recipe, summaries))
     if world().is_main and recipe.prune.method in ("imp", "bimp"):
-        summaries = [read_json(path) for path in sorted(folder.glob(f"seed-*/{SUMMARY}"))]
         plot_levels(summaries, folder / "levels.png", f"{folder.name} (seeds {', '.join(str(s['seed']) for s in summaries)})")
     return folder
 
@@ -439,12 +439,14 @@ def write_results(session: Session) -> None:
             plot_lpr_during_find(record, folder / "lpr_during_find.png", f"{folder.parent.name} ({folder.name})")
 
 
-def aggregate(folder: Path, recipe: Recipe) -> dict:
-    """Mean and standard deviation of every numeric summary field over the finished seeds:
-    all of the run directory's, including seeds added by earlier commands."""
-    summaries = sorted(
-        (read_json(path, keys=["seed"]) for path in folder.glob(f"seed-*/{SUMMARY}")), key=lambda s: s["seed"]
-    )
+def seed_summaries(folder: Path) -> list[dict]:
+    """The summaries of the run directory's finished seeds, including seeds added by earlier
+    commands, in the order of the seeds."""
+    return sorted((read_json(path, keys=["seed"]) for path in folder.glob(f"seed-*/{SUMMARY}")), key=lambda s: s["seed"])
+
+
+def aggregate(folder: Path, recipe: Recipe, summaries: list[dict]) -> dict:
+    """Mean and standard deviation of every numeric field of the seeds' ``summaries``."""
     # Every field any seed has: seeds run by an older version may lack newer ones.
     fields = list(dict.fromkeys(k for s in summaries for k, v in s.items() if isinstance(v, (int, float)) and k != "seed"))
     stats = {}
