@@ -125,5 +125,5 @@ def test_invalid_arguments(kwargs, match) -> None:
 
 
 def test_mismatched_lengths() -> None:
-    with pytest.raises(ValueError, match="examples"):
+    with pytest.raises(ValueError, match="x has 3 examples but y has 4"):
         BatchIterator(torch.zeros(3, 1), torch.zeros(4), batch_size=2, shuffle=False)

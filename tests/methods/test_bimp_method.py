@@ -95,8 +95,8 @@ def test_bimp_ends_exactly_at_the_target(bimp_run, load_masks, prunable_names, r
     ("overrides", "match"),
     [
         (["prune.budget_epochs=4", "prune.initial_epochs=3"], "cannot cover 2 IMP levels"),
-        (["eval.lr_policy=llr"], "allr"),
-        (["eval.rewind=init"], "rewind"),
+        (["eval.lr_policy=llr"], "bimp retrains with eval.lr_policy allr and eval.rewind none; leave them unset"),
+        (["eval.rewind=init"], "bimp retrains with eval.lr_policy allr and eval.rewind none; leave them unset"),
     ],
 )
 def test_impossible_budgets_and_settings_are_recipe_errors(make_recipe, overrides, match) -> None:

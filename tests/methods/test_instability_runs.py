@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import pytest
@@ -9,16 +10,31 @@ import torch
 from safetensors.torch import load_file
 
 from prunelab.runs.runner import run_recipe
+from prunelab.runs.session import Session
 
 
 @pytest.fixture(scope="module")
 def stable_run(make_recipe, shared_out: Path):
+    """The run, and the model's weights at the start and end of each phase it trained."""
     recipe = make_recipe("eval.instability=true", "eval.rewind=epoch:1", "find.batch_size=100", "eval.batch_size=100")
-    return recipe, run_recipe(recipe, shared_out, progress=False) / "seed-0"
+    weights: dict[tuple[str, str], dict[str, torch.Tensor]] = {}
+    train = Session.train
+
+    def watched(self, phase, config, **kwargs):
+        weights[phase, "start"] = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        result = train(self, phase, config, **kwargs)
+        weights[phase, "end"] = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        weights["model"], weights["test"] = copy.deepcopy(self.model), (self.data.x_test, self.data.y_test)
+        return result
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Session, "train", watched)
+        seed = run_recipe(recipe, shared_out, progress=False) / "seed-0"
+    return recipe, seed, weights
 
 
 def test_the_copy_starts_where_the_retraining_did_and_sees_other_batches(stable_run, read, load_masks) -> None:
-    recipe, seed = stable_run
+    recipe, seed, weights = stable_run
     start = load_file(str(seed / "snapshots" / "eval-start.safetensors"))
     rewind = load_file(str(seed / "snapshots" / "rewind.safetensors"))
     assert read(seed / "events.json")["prune"]["sparsity"] == pytest.approx(0.9, abs=1e-3)
@@ -28,6 +44,9 @@ def test_the_copy_starts_where_the_retraining_did_and_sees_other_batches(stable_
     for name, value in start.items():
         expected = rewind[name] * masks[name] if name in masks else rewind[name]
         assert torch.equal(value, expected), name
+        # both copies trained from it: the first, and the second after the first had ended
+        assert torch.equal(weights["eval", "start"][name], expected), name
+        assert torch.equal(weights["eval-copy", "start"][name], expected), name
     lr = read(seed / "lr_log.json")
     assert lr["eval"] == lr["eval-copy"] and len(lr["eval"]) == recipe.eval.epochs * 40  # the LR policy's schedule
     rows = read(seed / "metrics.json")
@@ -36,13 +55,22 @@ def test_the_copy_starts_where_the_retraining_did_and_sees_other_batches(stable_
 
 
 def test_the_barrier_is_measured_between_the_two_ends(stable_run, read) -> None:
-    _, seed = stable_run
+    _, seed, weights = stable_run
     summary, line = read(seed / "summary.json"), read(seed / "events.json")["eval/instability"]
     rows = read(seed / "metrics.json")
     copy_acc = [r for r in rows if r["phase"] == "eval-copy"][-1]["test_acc"]
     assert line["alphas"] == [i / 10 for i in range(11)]
     assert line["errors"][0] == pytest.approx(1 - summary["final_acc"])  # the run's own result
     assert line["errors"][-1] == pytest.approx(1 - copy_acc)
+    # the middle of the line, by hand: the mean of the two ends' weights
+    ends = weights["eval", "end"], weights["eval-copy", "end"]
+    middle = weights["model"]
+    middle.load_state_dict({k: (a + ends[1][k]) / 2 if a.is_floating_point() else a for k, a in ends[0].items()})
+    middle.eval()
+    x, y = weights["test"]
+    with torch.no_grad():
+        error = (middle(x).argmax(1) != y).float().mean().item()
+    assert line["errors"][5] == pytest.approx(error, abs=1e-6)
     assert summary["instability"] == line["barrier"] == pytest.approx(max(line["errors"]) - (line["errors"][0] + line["errors"][-1]) / 2)
     # the run goes on from the first copy: the saved model is it
     assert torch.equal(load_file(str(seed / "model.safetensors"))["classifier.0.weight"],

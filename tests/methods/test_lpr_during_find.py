@@ -5,6 +5,7 @@ A18 and A19), checked against torch.nn.utils.prune's global L1 masks of the kept
 from __future__ import annotations
 
 import json
+import re
 import warnings
 from pathlib import Path
 
@@ -134,7 +135,7 @@ def test_an_interval_past_the_find_phase_is_warned_about() -> None:
     at_init = load_recipe(None, ["find.stop_epoch=0", "eval.lr_policy=null", "find.lpr_every=2"])
     assert lpr_epochs(at_init) == [0]
     assert "find.lpr_every=2 is not below find.stop_epoch=0: only the initial and final weights are compared" in unused_settings(at_init)
-    with pytest.raises(ValueError, match="lpr_every"):
+    with pytest.raises(ValueError, match=re.escape("find.lpr_every: Input should be greater than or equal to 0 (got -1)")):
         load_recipe(None, ["find.lpr_every=-1"])
 
 

@@ -131,12 +131,6 @@ def test_warmup_fraction_ramps_the_first_tenth_up_linearly(make_recipe, shared_o
     assert recorded["warmup_steps"] == 4 and recorded["initial_lr"] == pytest.approx(eta_1)
 
 
-@pytest.mark.parametrize("policy", ["ft", "lrw"])
-def test_warmup_is_refused_for_policies_that_do_not_restart(policy, make_recipe, tmp_path) -> None:
-    with pytest.raises(ValueError, match="warmup"):
-        oneshot(make_recipe, tmp_path, f"eval.lr_policy={policy}", "eval.warmup_fraction=0.1")
-
-
 def test_policies_count_epochs_when_find_and_eval_batch_sizes_differ(
     make_recipe, shared_out, find_weights, load_masks, prunable_names, read, hand_d1
 ) -> None:

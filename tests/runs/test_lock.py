@@ -116,7 +116,7 @@ def test_a_seed_another_command_is_running_comes_last_and_is_not_run_twice(recip
     monkeypatch.setattr(lock.time, "sleep", other_lets_go)
     assert run_recipe(two, tmp_path, progress=False) == folder
     seed1 = [(1, "find", 0), (1, "find", 1), (1, "eval", 0), (1, "eval", 1)]
-    assert trained == seed1 if finished_meanwhile else seed1 + [(0, p, e) for _, p, e in seed1]
+    assert trained == (seed1 if finished_meanwhile else seed1 + [(0, p, e) for _, p, e in seed1])
     if finished_meanwhile:
         assert (folder / "seed-0" / "summary.json").read_bytes() == (run / "seed-0" / "summary.json").read_bytes()
     assert (folder / "summary.json").exists() and sorted(p.parent.name for p in folder.glob("seed-*/summary.json")) == ["seed-0", "seed-1"]
