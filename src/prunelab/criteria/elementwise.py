@@ -31,6 +31,7 @@ magnitude relative to the layer's RMS, so that a global ranking compares layers 
 ...     with torch.no_grad():
 ...         _ = model[2].weight.mul_(100)
 ...     return model
+>>> _ = torch.manual_seed(0)  # the random first layer's weights, all below the last layer's
 >>> magnitude, relative = pl.Pruner(two_scales()), pl.Pruner(model := two_scales())
 >>> _ = magnitude.prune(0.5)
 >>> _ = relative.prune(0.5, criterion=RelativeMagnitude(model))
