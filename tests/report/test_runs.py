@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import statistics
 from pathlib import Path
 
@@ -108,23 +109,23 @@ def test_many_differing_settings_number_the_runs(tmp_path: Path) -> None:
     assert "| #1   |   50.00% |         80.00% |" in text and "| #3   |   50.00% |         80.00% |" in text
 
 
-def test_report_links_resolve_from_its_folder_after_it_is_moved(tmp_path: Path, monkeypatch) -> None:
-    """Its plots are linked by file name, the runs' training plots relative to the report's
-    real folder: not to the working directory, nor through a symlink in ``out``. Moved to
-    another folder as deep, the page still finds every image."""
+def test_the_report_folder_holds_every_image_it_shows(tmp_path: Path, monkeypatch) -> None:
+    """The runs' training plots are copied beside the page, which is linked by paths inside
+    its folder: moved anywhere, with the runs gone, the page still finds every image; made
+    again from fewer runs, it keeps no copy of the others'."""
     folders = [oneshot_run(tmp_path / "runs" / f"s{s}", s, 0.8) for s in (0.5, 0.9)]
-    for folder in folders:
-        (folder / "seed-0" / "training.png").write_bytes(PNG)
-    for name in ("cwd", "real", "elsewhere"):
-        (tmp_path / name).mkdir()
-    (tmp_path / "cwd" / "link").symlink_to(tmp_path / "real")
-    monkeypatch.chdir(tmp_path / "cwd")
-    write_report([Path("..") / "runs" / folder.name for folder in folders], Path("link") / "report")
-    moved = (tmp_path / "real" / "report").rename(tmp_path / "elsewhere" / "moved")
+    for i, folder in enumerate(folders):
+        (folder / "seed-0" / "training.png").write_bytes(PNG + bytes([i]))
+    monkeypatch.chdir(tmp_path)
+    write_report([Path("runs") / folder.name for folder in folders], Path("report"))
+    (tmp_path / "elsewhere").mkdir()
+    moved = (tmp_path / "report").rename(tmp_path / "elsewhere" / "moved")
+    shutil.rmtree(tmp_path / "runs" / "s0.9")
     links = re.findall(r"!\[[^]]*\]\(([^)]+)\)", (moved / "report.md").read_text())
-    assert links == ["accuracy_vs_sparsity.png", "layer_sparsity.png",
-                     "../../runs/s0.5/seed-0/training.png", "../../runs/s0.9/seed-0/training.png"]
-    assert all((moved / link).is_file() for link in links)
+    assert links == ["accuracy_vs_sparsity.png", "layer_sparsity.png", "training/s0.5-seed-0.png", "training/s0.9-seed-0.png"]
+    assert (moved / links[2]).read_bytes() == PNG + bytes([0]) and (moved / links[3]).read_bytes() == PNG + bytes([1])
+    write_report([folders[0]], moved)
+    assert sorted(p.name for p in (moved / "training").iterdir()) == ["s0.5-seed-0.png"]
 
 
 def test_report_command_skips_what_is_not_a_run(tmp_path: Path, capsys) -> None:

@@ -11,8 +11,8 @@ phase. A sweep's report opens with its table and a plot of it.
 
 from __future__ import annotations
 
-import os
 import re
+import shutil
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -51,14 +51,15 @@ from prunelab.report.tables import (
     pivot,
     pivot_columns,
 )
-from prunelab.runs.io import RUN_AGAIN, DamagedRunError, read_json, write_text
+from prunelab.runs.io import RUN_AGAIN, DamagedRunError, read_json, write_bytes, write_text
 
 #: Longer names of runs (their differing settings) give way to numbers in tables, and in legends longer names of lines.
 LABEL_WIDTH = 60
 LEGEND_WIDTH = 80
 
-#: The plots a report page may make, beside report.md.
+#: The plots a report page may make, beside report.md, and the folder of copies of the runs' training plots.
 REPORT_PLOTS = ("sweep.png", "accuracy_vs_sparsity.png", "layer_sparsity.png", "lpr_distance.png")
+TRAINING_PLOTS = "training"
 
 
 @dataclass
@@ -354,11 +355,13 @@ def write_report(
                   "![distance of the LPR from the final one](lpr_distance.png)", "",
                   format_table(distance_rows(distances)), ""]  # fmt: skip
 
-    # Linked from where the report really is: through a symlink in ``out``, a link's ".." would lead elsewhere.
+    # Copied beside the page, which can then be moved or sent on its own.
+    shutil.rmtree(out / TRAINING_PLOTS, ignore_errors=True)  # none of an earlier page's runs may linger
     lines += ["## Training", ""]
     for name, run in zip(names, runs):
         for plot in run.training_plots:
-            link = Path(os.path.relpath(plot.resolve(), out.resolve())).as_posix()
+            link = f"{TRAINING_PLOTS}/{run.folder.name}-{plot.parent.name}.png"
+            write_bytes(out / link, plot.read_bytes())
             lines += [f"{name} ({plot.parent.name}):", "", f"![{run.folder.name}]({link})", ""]
     page = out / "report.md"
     write_text(page, "\n".join(lines))
