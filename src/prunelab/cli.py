@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import os
+import shlex
 import shutil
 import sys
 import textwrap
@@ -225,11 +226,12 @@ def _run(args: argparse.Namespace) -> int:
         given = json.dumps(dict(map(parse_override, args.overrides)), sort_keys=True, default=str)
         name += "-" + hashlib.sha256(given.encode()).hexdigest()[:8]
     table_path = Path(args.out) / f"{name}-table.md"
-    write_text(table_path, text + "\n")
+    command = shlex.join(["prunelab", "run", *([args.recipe] if args.recipe else []), *(part for o in args.overrides for part in ("--set", o))])
+    write_text(table_path, f"Made by `{command}`.\n\n{text}\n")
     print(text)
     print(f"\n{len(results)} runs in {args.out}; table in {table_path}")
     table = None if sweep.table is None else (results, sweep.table)
-    report = write_report([folder for _, folder in results], Path(args.out) / f"{name}-report", sweep=table)
+    report = write_report([folder for _, folder in results], Path(args.out) / f"{name}-report", sweep=table, command=command)
     print(f"report{', with the table as a plot' if table else ''}: {report}")
     return 0
 

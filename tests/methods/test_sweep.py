@@ -200,11 +200,13 @@ def test_cli_runs_a_2x2_sweep_on_one_shared_find_phase(tmp_path, data_dir, capsy
     runs = sorted(p for p in out.iterdir() if (p / "recipe.yaml").exists())
     assert len(runs) == 4
 
-    table = (out / "tiny_sweep-table.md").read_text()
+    made_by, table = (out / "tiny_sweep-table.md").read_text().split("\n\n", 1)
+    assert made_by == f"Made by `prunelab run {path}`."  # the recipe and its overrides: where the runs go is not the sweep
     printed = capsys.readouterr().out
     assert table.strip() in printed
-    # and a report of the sweep's runs that opens with the table and its plot
+    # and a report of the sweep's runs, made by the same command, that opens with the table and its plot
     report = (out / "tiny_sweep-report" / "report.md").read_text()
+    assert report.startswith(f"# prunelab report\n\n{made_by}\n\n")
     assert f"## The sweep's table\n\n{table.strip()}\n\n![the sweep's table](sweep.png)" in report
     assert (out / "tiny_sweep-report" / "sweep.png").read_bytes().startswith(b"\x89PNG")
     assert all(run.name in report for run in runs)
@@ -213,8 +215,10 @@ def test_cli_runs_a_2x2_sweep_on_one_shared_find_phase(tmp_path, data_dir, capsy
     assert main(["run", str(path), "--out", str(out), "--no-progress", "--set", overrides[0]]) == 0
     given = b'{"sweep.grid.prune.sparsity": [0.5]}'  # the parsed overrides, as sorted JSON
     other = out / f"tiny_sweep-{hashlib.sha256(given).hexdigest()[:8]}-table.md"
-    assert other.read_text().strip() in capsys.readouterr().out
-    assert (out / "tiny_sweep-table.md").read_text() == table
+    made_by_other, other_table = other.read_text().split("\n\n", 1)
+    assert made_by_other == f"Made by `prunelab run {path} --set 'sweep.grid.prune.sparsity=[0.5]'`."
+    assert other_table.strip() in capsys.readouterr().out
+    assert (out / "tiny_sweep-table.md").read_text() == f"{made_by}\n\n{table}"
     rows = {}
     for line in table.splitlines():
         if line.startswith("| ft") or line.startswith("| llr"):

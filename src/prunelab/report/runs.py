@@ -286,11 +286,14 @@ def plot_sweep(results: list[tuple[dict[str, object], Path]], spec: TableSpec, p
 
 
 def write_report(
-    folders: list[str | Path], out: str | Path, sweep: tuple[list[tuple[dict[str, object], Path]], TableSpec] | None = None
+    folders: list[str | Path],
+    out: str | Path,
+    sweep: tuple[list[tuple[dict[str, object], Path]], TableSpec] | None = None,
+    command: str | None = None,
 ) -> Path:
     """Write ``report.md`` and its plots into ``out``; returns the page's path. With ``sweep``
     (the sweep's runs with their grid values, and its table), the page opens with its table
-    and a plot of it."""
+    and a plot of it; with ``command``, it names the command that made the runs."""
     runs = load_runs(folders)
     out = Path(out)
     for plot in REPORT_PLOTS:  # a plot this page may not make again must not linger from an earlier one
@@ -300,7 +303,8 @@ def write_report(
     numbered = max(len(describe(run.settings, differing)) for run in runs) > LABEL_WIDTH
     names = [f"#{i}" if numbered else describe(run.settings, differing) or run.folder.name for i, run in enumerate(runs, 1)]
 
-    lines = ["# prunelab report", "", f"{len(runs)} run(s): accuracies are test accuracies, mean ± std over seeds.", ""]
+    lines = ["# prunelab report", "", *([f"Made by `{command}`.", ""] if command else []),
+             f"{len(runs)} run(s): accuracies are test accuracies, mean ± std over seeds.", ""]
     if sweep is not None:
         plot_sweep(*sweep, out / "sweep.png")
         lines += ["## The sweep's table", "", sweep_table(*sweep), "", "![the sweep's table](sweep.png)", ""]
