@@ -265,10 +265,10 @@ def _lr_range_test(args: argparse.Namespace) -> int:
     if result.inflection_lr is not None:
         at = result.lrs.index(result.inflection_lr)
         shown |= set(range(max(0, at - 3), at + 1))
-    print(f"{len(shown)} of the {len(result.lrs)} LRs tried:")
+    print(f"{len(shown)} of the {len(result.lrs)} LRs tried (probe loss: the loss on the first training examples after the steps up to that LR):")
     print(format_table([
         {"lr": f"{result.lrs[i]:.2e}", "probe loss": f"{result.losses[i]:.4f}",
-         "": "<- inflection" if result.lrs[i] == result.inflection_lr else ""}
+         "note": "<- inflection" if result.lrs[i] == result.inflection_lr else ""}
         for i in sorted(shown)
     ]))  # fmt: skip
     if len(result.lrs) < args.steps:

@@ -241,7 +241,7 @@ def test_cli_prints_a_suggested_lr_and_writes_the_curve(data_dir, tmp_path, caps
         if math.floor(math.log10(saved["lrs"][i])) != math.floor(math.log10(saved["lrs"][i - 1]))
     })
     assert [float(row[0]) for row in rows] == pytest.approx([saved["lrs"][i] for i in wanted], rel=5e-3)
-    assert f"{len(wanted)} of the {len(saved['lrs'])} LRs tried:" in out
+    assert f"{len(wanted)} of the {len(saved['lrs'])} LRs tried (probe loss: the loss on the first training examples after the steps up to that LR):" in out
     stopped = len(saved["lrs"]) < 40  # the loss diverged before the last LR
     assert (f"stopped at LR {saved['lrs'][-1]:.2e} of 1: the loss had diverged" in out) == stopped
     assert [row[2] for row in rows] == ["<- inflection" if i == at else "" for i in wanted]

@@ -130,7 +130,8 @@ def plot_lr_range(lrs: list[float], losses: list[float], inflection_lr: float | 
     if baseline is not None:
         ax.axhline(baseline, color="0.5", linestyle=":", label=f"trained model: {baseline:.3g}")
     if threshold is not None:
-        ax.axhline(threshold, color="tab:orange", linestyle=":", label=f"risen: {threshold:.3g}")
+        risen = f"{threshold / baseline - 1:.0%} above the trained model" if baseline else "risen"
+        ax.axhline(threshold, color="tab:orange", linestyle=":", label=f"{risen}: {threshold:.3g}")
     if inflection_lr is not None:
         ax.axvline(inflection_lr, color="tab:red", linestyle="--", label=f"inflection: {inflection_lr:.3g}")
     ax.set_xscale("log")
