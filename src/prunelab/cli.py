@@ -230,9 +230,8 @@ def _run(args: argparse.Namespace) -> int:
     write_text(table_path, f"Made by `{command}`.\n\n{text}\n")
     print(text)
     print(f"\n{len(results)} runs in {args.out}; table in {table_path}")
-    table = None if sweep.table is None else (results, sweep.table)
-    report = write_report([folder for _, folder in results], Path(args.out) / f"{name}-report", sweep=table, command=command)
-    print(f"report{', with the table as a plot' if table else ''}: {report}")
+    report = write_report([folder for _, folder in results], Path(args.out) / f"{name}-report", sweep=(results, sweep.table), command=command)
+    print(f"report{', with the table as a plot' if sweep.table else ''}: {report}")
     return 0
 
 

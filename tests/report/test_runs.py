@@ -272,3 +272,13 @@ def test_compare_says_what_a_value_means_only_where_the_methods_differ(tmp_path:
     assert cli.main(["compare", *map(str, folders)]) == 0
     out = capsys.readouterr().out
     assert "- pruned_acc: oneshot: test accuracy right after pruning" in out and "- final_acc" not in out
+
+
+def test_a_sweeps_report_keeps_its_order_and_names_runs_by_the_grid_values_that_differ(tmp_path: Path) -> None:
+    folders = [oneshot_run(tmp_path / "runs" / f"s{s}", s, 0.8) for s in (0.9, 0.5)]
+    results = [({"prune.sparsity": 0.9, "eval.epochs": 2}, folders[0]), ({"prune.sparsity": 0.5, "eval.epochs": 2}, folders[1])]
+    text = write_report(folders, tmp_path / "report", sweep=(results, None)).read_text()
+    runs = [line.split("|")[1].strip() for line in text.split("## Runs")[1].splitlines() if line.startswith("| s")]
+    assert runs == ["s0.9", "s0.5"]  # the sweep's order, not the settings' (0.5 first)
+    assert re.search(r"\| layer +\| prune\.sparsity=0\.9 \| prune\.sparsity=0\.5 \|", text), text  # eval.epochs is every run's
+    assert "## Comparison setup" in text  # no table judged the setups

@@ -22,6 +22,7 @@ from prunelab.config import run_settings
 from prunelab.config.sweep import (
     SUMMARY_VALUES,
     TableSpec,
+    grid_label,
     grid_value,
     summary_meanings,
 )
@@ -288,24 +289,40 @@ def plot_sweep(results: list[tuple[dict[str, object], Path]], spec: TableSpec, p
 def write_report(
     folders: list[str | Path],
     out: str | Path,
-    sweep: tuple[list[tuple[dict[str, object], Path]], TableSpec] | None = None,
+    sweep: tuple[list[tuple[dict[str, object], Path]], TableSpec | None] | None = None,
     command: str | None = None,
 ) -> Path:
     """Write ``report.md`` and its plots into ``out``; returns the page's path. With ``sweep``
-    (the sweep's runs with their grid values, and its table), the page opens with its table
-    and a plot of it; with ``command``, it names the command that made the runs."""
+    (the sweep's runs with their grid values, and its table if it has one), the runs are in
+    the sweep's order, named by their grid values, and the page opens with the table and a
+    plot of it; with ``command``, it names the command that made the runs."""
     runs = load_runs(folders)
     out = Path(out)
     for plot in REPORT_PLOTS:  # a plot this page may not make again must not linger from an earlier one
         (out / plot).unlink(missing_ok=True)
     differing = differing_settings([run.settings for run in runs])
-    # Runs are named by the settings that tell them apart, or numbered when those are long.
-    numbered = max(len(describe(run.settings, differing)) for run in runs) > LABEL_WIDTH
-    names = [f"#{i}" if numbered else describe(run.settings, differing) or run.folder.name for i, run in enumerate(runs, 1)]
+    # A sweep's runs in its order, named by the grid values that differ (its arms by their
+    # names); other runs by the settings that tell them apart.
+    grid = {Path(folder).resolve(): assignment for assignment, folder in _as_shown(sweep[0])} if sweep else {}
+    varying = [key for key in dict.fromkeys(k for a in grid.values() for k in a) if len({a.get(key) for a in grid.values()}) > 1]
+    if grid:
+        order = list(grid)
+        runs.sort(key=lambda run: order.index(run.folder.resolve()))
 
+    def label(run: RunResults, leaving_out: tuple[str, ...] = ()) -> str:
+        if grid:
+            assignment = grid[run.folder.resolve()]
+            return grid_label({key: assignment[key] for key in varying if key in assignment and key not in leaving_out})
+        return describe(run.settings, [key for key in differing if key not in leaving_out])
+
+    # Numbered when those names are long.
+    numbered = max(len(label(run)) for run in runs) > LABEL_WIDTH
+    names = [f"#{i}" if numbered else label(run) or run.folder.name for i, run in enumerate(runs, 1)]
+
+    judged = sweep is not None and sweep[1] is not None  # a table that judges the runs' setups itself
     lines = ["# prunelab report", "", *([f"Made by `{command}`.", ""] if command else []),
              f"{len(runs)} run(s): accuracies are test accuracies, mean ± std over seeds.", ""]
-    if sweep is not None:
+    if judged:
         plot_sweep(*sweep, out / "sweep.png")
         lines += ["## The sweep's table", "", sweep_table(*sweep), "", "![the sweep's table](sweep.png)", ""]
     rows, columns = comparison_rows(runs)
@@ -313,16 +330,15 @@ def write_report(
         rows, columns = [{"#": i, **row} for i, row in enumerate(rows, start=1)], ["#", *columns]
     lines += ["## Runs", "", format_table(rows, columns), "", *value_meanings(runs, columns), ""]
     # Seed 004's setups, runs named as above; a sweep's table has already judged its columns.
-    setup = describe_setup([run.folder for run in runs], names) if len(runs) > 1 and sweep is None else ""
+    setup = describe_setup([run.folder for run in runs], names) if len(runs) > 1 and not judged else ""
     if setup:
         lines += ["## Comparison setup", "", setup, ""]
 
     # One line per group of runs that differ only in their target sparsity, named by what
     # the group shares (or its members' numbers), or by the method if that is everything.
-    shared = [key for key in differing if key != "prune.sparsity"]
     groups: dict[str, list[int]] = {}
     for i, run in enumerate(runs):
-        groups.setdefault(describe(run.settings, shared), []).append(i)
+        groups.setdefault(label(run, leaving_out=("prune.sparsity",)), []).append(i)
     # A line is named by what its runs share unless that is too long for a legend, then by their numbers.
     curves = {
         (" ".join(names[i] for i in members) if len(text) > LEGEND_WIDTH else text or str(runs[members[0]].settings.get("prune.method"))):
