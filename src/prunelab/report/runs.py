@@ -202,7 +202,7 @@ def sweep_table(results: list[tuple[dict[str, object], Path]], spec: TableSpec) 
             f"(seed 004's S1 fails): {unlike}."
         )
     parts = [
-        f"{spec.value} (mean ± std over {over}):",
+        f"{spec.value}{', in %' if is_percent(spec.value) else ''} (mean ± std over {over}):",
         pivot(stats, spec.rows, spec.columns, spec.value),
         winners,
         describe_column_setups(records, spec.rows, spec.columns),
