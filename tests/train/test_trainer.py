@@ -454,7 +454,9 @@ def test_the_progress_bar_names_its_numbers(capsys) -> None:
     history = trainer.run()
     last = history[-1]
     shown = f"test acc {last['test_acc']:.2%}, train loss {last['train_loss']:.3f}, sparsity 0.0%"
-    assert shown in capsys.readouterr().err
+    err = capsys.readouterr().err
+    # and the phase's last line stays: the bar's final state, ended by a new line, not wiped
+    assert err.endswith("\n") and shown in err.split("\r")[-1] and "find, epoch 2/2" in err.split("\r")[-1], repr(err[-300:])
 
 
 def test_a_training_that_diverges_stops_after_its_first_epoch_and_says_so() -> None:

@@ -131,9 +131,10 @@ class Trainer:
 
     def run(self, on_epoch_end: Callable[[Trainer], None] | None = None) -> list[dict]:
         """Train the remaining epochs; ``on_epoch_end`` runs after each (e.g. a checkpoint)."""
-        # Steps, so that a long epoch shows it moves; a resumed phase shows where it stands.
+        # Steps, so that a long epoch shows it moves; a resumed phase shows where it stands. Each
+        # phase leaves its last line (its final accuracy) on the terminal, as a log would.
         total, done = self.config.epochs * self.steps_per_epoch, self.state.step
-        with tqdm(desc=self.label, unit="step", disable=not self.progress, leave=False, total=total, initial=done) as bar:
+        with tqdm(desc=self.label, unit="step", disable=not self.progress, leave=True, total=total, initial=done) as bar:
             logged = time.monotonic()
             for epoch in range(self.state.epoch, self.config.epochs):
                 bar.set_description(f"{self.label}, epoch {epoch + 1}/{self.config.epochs}")
