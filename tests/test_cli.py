@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -512,6 +513,7 @@ def test_progress_bars_only_on_a_terminal(terminal, flag, expected, tmp_path: Pa
 
     monkeypatch.setattr(runner, "run_recipe", fake_run)
     monkeypatch.setattr(sys.stderr, "isatty", lambda: terminal, raising=False)
+    monkeypatch.setattr(runner.os, "get_terminal_size", lambda fd: os.terminal_size((120, 40)))
     assert cli.main(["run", "--out", str(tmp_path), *flag]) == 130
     assert seen == [expected]
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
 import math
+import os
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,7 +20,8 @@ from prunelab.config import RecipeError, load_recipe, run_name
 from prunelab.data import load_dataset
 from prunelab.masks import Pruner
 from prunelab.models import build_model
-from prunelab.runs.runner import FIND_CACHE, aggregate, find_key, run_recipe, seed_summaries
+from prunelab.runs import runner
+from prunelab.runs.runner import FIND_CACHE, aggregate, find_key, progress_shows, run_recipe, seed_summaries
 from prunelab.runs.session import load_trained
 from prunelab.train import Trainer, evaluate
 
@@ -271,6 +275,7 @@ def test_progress_bars_show_on_a_terminal_unless_told(recipe, tmp_path: Path, mo
 
     monkeypatch.setattr(Trainer, "__init__", init)
     monkeypatch.setattr("sys.stderr.isatty", lambda: tty)
+    monkeypatch.setattr(runner.os, "get_terminal_size", lambda fd: os.terminal_size((120, 40)))
     run_recipe(recipe.model_copy(update={"find": recipe.find.model_copy(update={"epochs": 1})}), tmp_path, progress=progress)
     assert shown and set(shown) == {bars}
 
@@ -372,3 +377,22 @@ def test_seeds_cut_off_over_another_process_count_are_pointed_to(recipe, tmp_pat
         run_recipe(recipe, tmp_path, progress=False)
     (message,) = [str(w.message) for w in warned if "cut off" in str(w.message)]
     assert message == f"{tmp_path / (name + '-2proc')} holds seeds of these settings cut off over 2 process(es); this run over 1 starts anew in {tmp_path / name}: resume that one with as many"
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return 2
+
+
+@pytest.mark.parametrize(("size", "shows"), [((120, 40), True), ((0, 0), False), ((120, 0), False)])
+def test_progress_bars_show_on_a_terminal_that_reports_its_size(monkeypatch, size, shows) -> None:
+    """A pseudo-terminal of 0 lines (``script``, some containers) gets the log lines: tqdm draws nothing there."""
+    monkeypatch.delitem(sys.modules, "ipykernel", raising=False)
+    monkeypatch.setattr(sys, "stderr", _Terminal())
+    monkeypatch.setattr(runner.os, "get_terminal_size", lambda fd: os.terminal_size(size))
+    assert progress_shows() is shows
+    monkeypatch.setattr(sys, "stderr", io.StringIO())  # a pipe or a file
+    assert progress_shows() is False

@@ -36,6 +36,7 @@ import glob
 import hashlib
 import json
 import logging
+import os
 import re
 import sys
 import time
@@ -232,8 +233,18 @@ def check_plan(recipes: Sequence[tuple[str, Recipe]], out: str | Path = "runs") 
 
 def progress_shows() -> bool:
     """Whether progress bars show by default: on a terminal or in a notebook, where they
-    redraw one line; in a log file they would be clutter."""
-    return sys.stderr.isatty() or "ipykernel" in sys.modules
+    redraw one line; in a log file they would be clutter, and on a terminal that reports no
+    size (some containers' and recorders' pseudo-terminals) tqdm draws nothing, so the log
+    lines serve there too."""
+    if "ipykernel" in sys.modules:
+        return True
+    if not sys.stderr.isatty():
+        return False
+    try:
+        size = os.get_terminal_size(sys.stderr.fileno())
+    except (OSError, ValueError):
+        return False
+    return size.columns > 0 and size.lines > 0
 
 
 def run_recipe(recipe: Recipe, out: str | Path = "runs", progress: bool | None = None, data: Dataset | None = None) -> Path:
