@@ -11,9 +11,11 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from torch import nn
 
+import prunelab
 from prunelab import cli
 from prunelab.config import builtin_recipes
 from prunelab.models import MODELS, build_model
@@ -220,6 +222,8 @@ def test_show_prints_the_summary_and_the_layerwise_table(cli_run, capsys) -> Non
     recipe = yaml.safe_load((folder / "recipe.yaml").read_text())
     assert (f"pipeline (seed 004's steps): {recipe['find']['epochs']} epochs of pretraining (the find phase), 0 of pruning, "
             f"{recipe['eval']['epochs']} of retraining") in out  # fmt: skip
+    threads = torch.get_num_threads()  # the fixture's run had the caller's
+    assert f"\nran on cpu, {threads} thread{'s' if threads > 1 else ''}; torch {torch.__version__}, prunelab {prunelab.__version__} (seed 0)\n" in out
     assert "layerwise pruning ratios (seed-0):" in out
     layers = json.loads((folder / "seed-0" / "layer_sparsity.json").read_text())
     assert rows["layer"] == ["numel", "remaining", "sparsity"]
@@ -241,6 +245,7 @@ def test_show_gives_levels_and_layers_once_as_mean_and_std_over_the_seeds(cli_ru
         if seed:
             shutil.copytree(copy / "seed-0", folder)
         summary = json.loads((folder / "summary.json").read_text())
+        summary["environment"] = {"device": "cpu", "threads": 7 if seed == 10 else 1, "processes": 2 if seed == 10 else 1, "torch": "2.3.0", "prunelab": "0.1.0"}
         summary["levels"] = [{"level": k, "sparsity": sp, "pruned_acc": acc - 0.1, "final_acc": acc, "trainability_acc": acc}
                              for k, (sp, acc) in enumerate(points, start=1)]  # fmt: skip
         (folder / "summary.json").write_text(json.dumps(summary))
@@ -252,6 +257,7 @@ def test_show_gives_levels_and_layers_once_as_mean_and_std_over_the_seeds(cli_ru
     assert cli.main(["show", str(copy)]) == 0
     out = capsys.readouterr().out
     assert "seed-" not in out.replace(copy.name, "")  # one table of each, not one per seed
+    assert "\nran on cpu, 1 thread; torch 2.3.0, prunelab 0.1.0 (seeds 0, 1)\n\nran on cpu, 7 threads in each of 2 processes; torch 2.3.0, prunelab 0.1.0 (seed 10)\n" in out
     assert "levels (mean ± std over seeds 0, 1, 10):" in out
     assert "layerwise pruning ratios (mean ± std over seeds 0, 1, 10):" in out
     rows = table(out)

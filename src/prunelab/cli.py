@@ -35,6 +35,7 @@ EPILOG = """examples:
   prunelab run                                   # the default recipe: MNIST-1D CNN, 90% one-shot
   prunelab run imp --set prune.sparsity=0.8      # a built-in recipe with an override
   prunelab run my_recipe.yaml --set seeds=[0,1,2] --out results
+  prunelab run imp --set threads=1               # one CPU thread: when other runs share the cores
   prunelab show runs/oneshot-mnist1d_cnn-mnist1d-1a2b3c4d
   prunelab compare runs/*
   prunelab report runs/* --out report            # report/report.md with plots
@@ -340,12 +341,17 @@ def _sensitivity(args: argparse.Namespace) -> int:
 
 def _trained_model(args: argparse.Namespace) -> tuple:
     """The recipe, its data and the model its find phase trained (its first seed's; trained
-    into ``--out`` if no run there has yet), for the analyses of a trained model."""
+    into ``--out`` if no run there has yet), for the analyses of a trained model, which run
+    with the recipe's ``threads`` from here on."""
+    import torch
+
     from prunelab.runs.runner import resolve_device, shared_find
     from prunelab.runs.session import Session, recipe_data
 
     recipe = load_recipe(args.recipe, args.overrides)
     _make_out(args.out)
+    if recipe.threads is not None:
+        torch.set_num_threads(recipe.threads)
     seed, device, progress = recipe.seeds[0], resolve_device(recipe.device), _progress(args)
     data = recipe_data(recipe)
     found = shared_find(Path(args.out), recipe, seed, data, device, progress)
@@ -401,6 +407,7 @@ def _show_run(folder: Path) -> None:
             print(f"\npipeline (seed 004's steps): {pipeline.base.epochs} epochs of pretraining ({find_phase}), "
                   f"{pruning}, {pipeline.retraining.epochs} of retraining")  # fmt: skip
     seed_folders = sorted(folder.glob("seed-*"), key=lambda seed: (len(seed.name), seed.name))  # seed-2 before seed-10
+    _environments(seed_folders)
     _levels_table(seed_folders)
     _layers_table(seed_folders)
     for seed_folder in seed_folders:
@@ -424,6 +431,20 @@ def _over_seeds(seed_folders: Sequence[Path]) -> str:
     if len(seed_folders) == 1:
         return seed_folders[0].name
     return "mean ± std over seeds " + ", ".join(seed.name.removeprefix("seed-") for seed in seed_folders)
+
+
+def _environments(seed_folders: Sequence[Path]) -> None:
+    """What the seeds ran on (runs of versions before the record say nothing)."""
+    ran_on: dict[str, list[str]] = {}
+    for seed in seed_folders:
+        environment = read_json(seed / "summary.json").get("environment") if (seed / "summary.json").exists() else None
+        if environment:
+            threads, processes = environment["threads"], environment["processes"]
+            threads = f"{threads} thread{'s' * (threads > 1)}" + (f" in each of {processes} processes" if processes > 1 else "")
+            text = f"{environment['device']}, {threads}; torch {environment['torch']}, prunelab {environment['prunelab']}"
+            ran_on.setdefault(text, []).append(seed.name.removeprefix("seed-"))
+    for text, seeds in ran_on.items():
+        print(f"\nran on {text} (seed{'s' * (len(seeds) > 1)} {', '.join(seeds)})")
 
 
 def _levels_table(seed_folders: Sequence[Path]) -> None:

@@ -77,6 +77,7 @@ def error_line(message: str, field: str) -> str:
         ("find.optimizer.name=rmsprop", "find.optimizer.name", "'rmsprop'"),
         ("find.lr_schedule.name=exp", "find.lr_schedule.name", "'exp'"),
         ("device=tpu", "device", "'tpu'"),
+        ("threads=0", "threads", "0"),
         # bad rewind strings
         ("eval.rewind=epoch:x", "eval.rewind", "'epoch:x'"),
         ("eval.rewind=epochs:3", "eval.rewind", "'epochs:3'"),
@@ -481,10 +482,10 @@ def test_run_name_changes_with_a_setting(override: str) -> None:
     assert run_name(load_recipe(overrides=[override])) != run_name(load_recipe())
 
 
-def test_run_name_ignores_seeds_description_device_and_where_the_data_is() -> None:
+def test_run_name_ignores_seeds_description_device_threads_and_where_the_data_is() -> None:
     """A moved data folder must resume the same run directory, not start a new one."""
     name = run_name(load_recipe())
-    assert run_name(load_recipe(overrides=["seeds=[0, 1, 2]", "description=other words", "device=cpu"])) == name
+    assert run_name(load_recipe(overrides=["seeds=[0, 1, 2]", "description=other words", "device=cpu", "threads=1"])) == name
     assert run_name(load_recipe(overrides=["data.data_dir=/elsewhere", "data.download=true"])) == name
     cifar = ["data.name=cifar10", "model.name=resnet20", "model.options={}"]
     assert run_name(load_recipe(overrides=[*cifar, "data.augment=false"])) != run_name(load_recipe(overrides=cifar))  # that one changes results

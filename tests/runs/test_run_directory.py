@@ -16,6 +16,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+import prunelab
 from prunelab.config import RecipeError, load_recipe, run_name
 from prunelab.data import load_dataset
 from prunelab.masks import Pruner
@@ -358,6 +359,29 @@ def test_running_a_recipe_leaves_the_caller_s_random_state_alone(recipe, tmp_pat
     torch.manual_seed(123)
     run_recipe(recipe.model_copy(update={"eval": recipe.eval.model_copy(update={"epochs": 1})}), tmp_path, progress=False)
     assert torch.equal(torch.rand(3), expected)
+
+
+def test_a_seed_records_what_it_ran_on(seed0: Path) -> None:
+    assert read_json(seed0 / "summary.json")["environment"] == {
+        "device": "cpu", "threads": torch.get_num_threads(), "processes": 1, "torch": torch.__version__, "prunelab": prunelab.__version__,
+    }  # fmt: skip
+
+
+def test_a_run_trains_with_the_recipe_s_threads_and_gives_the_caller_s_back(recipe, tmp_path, monkeypatch) -> None:
+    callers = torch.get_num_threads()
+    threads = 1 if callers > 1 else 2
+    seen, original = [], runner.METHODS["oneshot"]
+
+    def oneshot(session):
+        seen.append(torch.get_num_threads())
+        return original(session)
+
+    monkeypatch.setitem(runner.METHODS, "oneshot", oneshot)
+    short = recipe.model_copy(update={"eval": recipe.eval.model_copy(update={"epochs": 1}), "threads": threads})
+    folder = run_recipe(short, tmp_path, progress=False)
+    assert seen == [threads] and torch.get_num_threads() == callers
+    assert read_json(folder / "seed-0" / "summary.json")["environment"]["threads"] == threads
+    assert folder.name == run_name(short.model_copy(update={"threads": None}))  # the same experiment, the same folder
 
 
 def test_seeds_cut_off_over_another_process_count_are_pointed_to(recipe, tmp_path: Path) -> None:

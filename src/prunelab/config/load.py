@@ -236,12 +236,12 @@ def read_recipe_data(source: str | Path | None) -> tuple[dict, str]:
 
 
 #: Settings that do not change an experiment's results.
-NOT_IN_RUN_NAME = {"seeds": True, "description": True, "device": True, "data": {"data_dir", "download"}}
+NOT_IN_RUN_NAME = {"seeds": True, "description": True, "device": True, "threads": True, "data": {"data_dir", "download"}}
 
 
 def run_name(recipe: Recipe) -> str:
     """``<method>-<model>-<data>-<hash>``: the hash covers every non-default setting except
-    the seeds, the description, the device, where the data comes from and settings the
+    the seeds, the description, the device and threads, where the data comes from and settings the
     recipe cannot read (:func:`effective_recipe`), so that a run directory can gain seeds and the
     same experiment always resumes the same directory."""
     dumped = effective_recipe(recipe).model_dump(mode="json", exclude_defaults=True, exclude=NOT_IN_RUN_NAME)

@@ -6,7 +6,7 @@ Layout of ``<out>/<run name>/``::
     summary.json                mean and std over the finished seeds
     levels.png                  IMP, BIMP: accuracy after each level's pruning and retraining, over the seeds
     seed-<s>/
-        summary.json            dense / pruned / final accuracy, sparsity, parameters, time
+        summary.json            dense / pruned / final accuracy, sparsity, parameters, time, what it ran on
         metrics.csv, .json      one row per epoch of every phase
         lr_log.json             the LR of every optimizer step, per phase
         layer_sparsity.json     the layerwise pruning ratios (LPR) of the final masks
@@ -41,11 +41,12 @@ import re
 import sys
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import torch
 
+from prunelab import __version__
 from prunelab.config import (
     Recipe,
     RecipeError,
@@ -231,6 +232,33 @@ def check_plan(recipes: Sequence[tuple[str, Recipe]], out: str | Path = "runs") 
     return checked
 
 
+@contextlib.contextmanager
+def cpu_threads(count: int | None) -> Iterator[None]:
+    """torch's CPU threads set to ``count`` (the recipe's ``threads``) inside the block, and
+    back to what they were after it; None leaves them as they are."""
+    if count is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def environment(device: torch.device) -> dict:
+    """What a seed ran on: its speed and the last bits of its results depend on it (the
+    thread count changes the order of float sums)."""
+    return {
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "threads": torch.get_num_threads(),
+        "processes": world().size,
+        "torch": torch.__version__,
+        "prunelab": __version__,
+    }
+
+
 def progress_shows() -> bool:
     """Whether progress bars show by default: on a terminal or in a notebook, where they
     redraw one line; in a log file they would be clutter, and on a terminal that reports no
@@ -262,7 +290,11 @@ def run_recipe(recipe: Recipe, out: str | Path = "runs", progress: bool | None =
         )
     for message in unused_settings(recipe):
         warnings.warn(message, stacklevel=2)
-    progress = progress_shows() if progress is None else progress
+    with cpu_threads(recipe.threads):
+        return _run_recipe(recipe, out, progress_shows() if progress is None else progress, data)
+
+
+def _run_recipe(recipe: Recipe, out: str | Path, progress: bool, data: Dataset | None) -> Path:
     device = resolve_device(recipe.device)
     folder = run_folder(out, recipe)
     check_same_experiment(folder, recipe)  # finished or not: its results must be of this recipe
@@ -412,6 +444,7 @@ def write_seed(folder: Path, recipe: Recipe, seed: int, data, device: torch.devi
         "speedup": session.speedup(),
         "images_per_second": session.images_per_second(),
         "wall_seconds": session.elapsed(),
+        "environment": environment(device),
     }
     write_json(folder / SUMMARY, summary)
     barrier()  # the run directory's summary reads every seed's
