@@ -393,7 +393,7 @@ def _show_run(folder: Path) -> None:
     if record is not None:
         pipeline = record.pipeline
         if pipeline.base is None:
-            print(f"\npipeline (seed 004's steps): a training from scratch of {pipeline.retraining.epochs} epochs")
+            print(f"\npipeline (seed 004's steps): a training from scratch of {_epochs(pipeline.retraining.epochs)}")
         else:
             recipe = load_run_recipe(folder)
             find = recipe.find_training  # as the method read it (bimp ignores stop_epoch)
@@ -404,7 +404,7 @@ def _show_run(folder: Path) -> None:
                 pruning += f" ({recipe.prune.stabilization_epochs} stabilizing, dense, then {recipe.prune.pruning_epochs} along the schedule)"
             if recipe.prune.method == "bimp":
                 pruning += f" (a budget of prune.budget_epochs={recipe.prune.budget_epochs} in all)"
-            print(f"\npipeline (seed 004's steps): {pipeline.base.epochs} epochs of pretraining ({find_phase}), "
+            print(f"\npipeline (seed 004's steps): {_epochs(pipeline.base.epochs)} of pretraining ({find_phase}), "
                   f"{pruning}, {pipeline.retraining.epochs} of retraining")  # fmt: skip
     seed_folders = sorted(folder.glob("seed-*"), key=lambda seed: (len(seed.name), seed.name))  # seed-2 before seed-10
     _environments(seed_folders)
@@ -425,6 +425,10 @@ def _show_run(folder: Path) -> None:
                     for name, kept in read_json(path).items()]  # fmt: skip
             print(f"\nchannels ({seed_folder.name}):")
             print(format_table(rows))
+
+
+def _epochs(count: int) -> str:
+    return f"{count} epoch{'' if count == 1 else 's'}"
 
 
 def _over_seeds(seed_folders: Sequence[Path]) -> str:
