@@ -107,6 +107,51 @@ def test_run_again_prints_the_results_without_training(cli_run, data_dir: Path, 
     assert "prunelab: running oneshot-" in done.stderr
 
 
+def test_dry_run_prints_the_resolved_recipe_and_what_would_train(cli_run, data_dir: Path, tmp_path: Path, capsys, monkeypatch) -> None:
+    from prunelab.config import load_recipe, run_name
+
+    out, _, folder = cli_run
+    monkeypatch.setattr(Trainer, "train_epoch", lambda self, epoch, **_: pytest.fail("a dry run trained"))
+    overrides = [*BUDGET, f"data.data_dir={data_dir}", "prune.sparsity=0.8"]
+    assert cli.main(["run", "--dry-run", "--out", str(tmp_path / "new"), *sets(data_dir, "prune.sparsity=0.8")]) == 0
+    printed = capsys.readouterr()
+    (tmp_path / "printed.yaml").write_text(printed.out)
+    assert load_recipe(tmp_path / "printed.yaml") == load_recipe(None, overrides)
+    assert printed.err == f"prunelab: --dry-run, nothing trained; to do in {tmp_path / 'new' / run_name(load_recipe(None, overrides))}: train seed 0\n"
+    assert not (tmp_path / "new").exists()
+    # beside a finished run: seeds finished, cut off (a checkpoint kept, no summary) and new
+    copy = tmp_path / "runs"
+    shutil.copytree(out, copy)
+    assert cli.main(["run", "--dry-run", "--out", str(copy), *sets(data_dir)]) == 0
+    assert capsys.readouterr().err.endswith(f"to do in {copy / folder.name}: nothing, every seed finished before\n")
+    shutil.copytree(copy / folder.name / "seed-0", copy / folder.name / "seed-1")
+    (copy / folder.name / "seed-1" / "summary.json").unlink()
+    assert cli.main(["run", "--dry-run", "--out", str(copy), *sets(data_dir, "seeds=[0, 1, 2, 3]")]) == 0
+    assert capsys.readouterr().err.endswith(f"to do in {copy / folder.name}: resume seed 1; train seeds 2, 3\n")
+    # the checks that need the data and the model are made: a bad recipe is the run's error
+    assert cli.main(["run", "--dry-run", "--out", str(copy), *sets(data_dir, "prune.scope=ratios", "prune.ratios.x=0.5")]) == 2
+    assert "prunelab: error: prune.ratios: ratio given for 'x', which names none of the prunable parameters" in capsys.readouterr().err
+
+
+def test_dry_run_of_a_sweep_is_a_table_of_its_runs(data_dir: Path, tmp_path: Path, capsys) -> None:
+    from prunelab.config import load_recipe, run_name
+    from prunelab.config.load import recipe_text
+
+    recipe = tmp_path / "sweep.yaml"
+    sweep = {"sweep": {"grid": {"prune.sparsity": [0.5, 0.8], "eval.lr_policy": ["ft", "llr"]}}}
+    recipe.write_text(recipe_text("default")[0] + yaml.safe_dump(sweep, sort_keys=False))  # the default recipe, swept
+    assert cli.main(["run", str(recipe), "--dry-run", "--out", str(tmp_path / "out"), *sets(data_dir)]) == 0
+    out = capsys.readouterr().out
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in out.splitlines() if line.startswith("| ")]
+    expected = [
+        [sparsity, policy, run_name(load_recipe(None, [*BUDGET, f"data.data_dir={data_dir}", f"prune.sparsity={sparsity}", f"eval.lr_policy={policy}"])), "train seed 0"]
+        for sparsity in ("0.5", "0.8") for policy in ("ft", "llr")
+    ]  # fmt: skip
+    assert rows == [["prune.sparsity", "eval.lr_policy", "run", "to do"], *expected]
+    assert out.endswith(f"\n4 runs in {tmp_path / 'out'}; --dry-run, nothing trained\n")
+    assert not (tmp_path / "out").exists()
+
+
 def test_recipes_lists_the_builtin_recipes(capsys) -> None:
     assert cli.main(["recipes"]) == 0
     out = capsys.readouterr().out

@@ -54,7 +54,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--version", action="version", version=f"prunelab {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    _recipe_command(commands, "run", "run a recipe (resumes an interrupted run)")
+    run = _recipe_command(commands, "run", "run a recipe (resumes an interrupted run)")
+    run.add_argument("--dry-run", action="store_true",
+                     help="check the recipe (or each of a sweep) against its data and model and say what would train, "
+                          "training nothing: a recipe alone printed resolved, as its run's recipe.yaml will hold it")
 
     recipes = commands.add_parser("recipes", help="list the built-in recipes, or print one", parents=[IMPORT])
     recipes.add_argument("name", nargs="?", help="a built-in recipe to print as YAML (e.g. to copy and edit)")
@@ -196,9 +199,12 @@ def _run(args: argparse.Namespace) -> int:
     from prunelab.runs.session import finished_seeds
 
     plan, sweep = load_plan(args.recipe, args.overrides)
-    _make_out(args.out)
+    if not args.dry_run:
+        _make_out(args.out)
     # Every arm's checks before the first trains, and before a run is said to start.
     checked = check_plan([(grid_label(assignment), recipe) for assignment, recipe in plan], args.out)
+    if args.dry_run:
+        return _dry_run(plan, sweep is not None, args.out) if world().is_main else 0
     results = []
     for index, (assignment, recipe) in enumerate(plan, start=1):
         label = f" [{index}/{len(plan)}: {grid_label(assignment)}]" if sweep else ""
@@ -233,6 +239,35 @@ def _run(args: argparse.Namespace) -> int:
     print(f"\n{len(results)} runs in {args.out}; table in {table_path}")
     report = write_report([folder for _, folder in results], Path(args.out) / f"{name}-report", sweep=(results, sweep.table), command=command)
     print(f"report{', with the table as a plot' if sweep.table else ''}: {report}")
+    return 0
+
+
+def _dry_run(plan: list, is_sweep: bool, out: str) -> int:
+    """What ``run`` would do with the checked ``plan``: a recipe alone as YAML (stdout) and
+    its run directory and seeds to train (stderr); a sweep as a table of its runs."""
+    from prunelab.config import recipe_yaml, unused_settings
+    from prunelab.runs.runner import cut_off_seeds, run_folder
+    from prunelab.runs.session import finished_seeds
+
+    def to_do(recipe) -> str:
+        left = [seed for seed in recipe.seeds if seed not in finished_seeds(run_folder(out, recipe))]
+        resumed = [seed for seed in cut_off_seeds(out, recipe) if seed in left]
+        new = [seed for seed in left if seed not in resumed]
+        parts = [f"{verb} seed{'s' * (len(seeds) > 1)} {', '.join(map(str, seeds))}" for verb, seeds in (("resume", resumed), ("train", new)) if seeds]
+        return "; ".join(parts) or "nothing, every seed finished before"
+
+    for assignment, recipe in plan:  # as the run would say them, before it trains
+        for message in unused_settings(recipe):
+            warnings.warn(f"[{grid_label(assignment)}] {message}" if is_sweep else message, stacklevel=1)
+    if not is_sweep:
+        recipe = plan[0][1]
+        print(recipe_yaml(recipe), end="")
+        print(f"prunelab: --dry-run, nothing trained; to do in {run_folder(out, recipe)}: {to_do(recipe)}", file=sys.stderr)
+        return 0
+    rows = [{**{key: grid_value(value) for key, value in assignment.items()}, "run": run_folder(out, recipe).name, "to do": to_do(recipe)}
+            for assignment, recipe in plan]  # fmt: skip
+    print(format_table(rows))
+    print(f"\n{len(plan)} runs in {out}; --dry-run, nothing trained")
     return 0
 
 
