@@ -282,3 +282,33 @@ def test_a_sweeps_report_keeps_its_order_and_names_runs_by_the_grid_values_that_
     assert runs == ["s0.9", "s0.5"]  # the sweep's order, not the settings' (0.5 first)
     assert re.search(r"\| layer +\| prune\.sparsity=0\.9 \| prune\.sparsity=0\.5 \|", text), text  # eval.epochs is every run's
     assert "## Comparison setup" in text  # no table judged the setups
+
+
+def test_a_run_has_one_colour_in_every_plot_of_a_report(tmp_path: Path, monkeypatch) -> None:
+    """Run b has no layerwise ratios: run c must not take b's colour in the LPR plot."""
+    from matplotlib.colors import to_hex
+
+    from prunelab.report import plots
+
+    folders = []
+    for name, epochs, sparsity, acc in (("a", 2, 0.5, 0.9), ("b", 3, 0.8, 0.8), ("c", 4, 0.9, 0.7)):
+        recipe = {"prune": {"method": "oneshot", "sparsity": sparsity}, "eval": {"epochs": epochs}, "seeds": [0]}
+        seeds = {0: {"dense_acc": 0.95, "final_acc": acc, "sparsity": sparsity}}
+        folders.append(fake_run(tmp_path / name, recipe, seeds, {0: {"a.weight": sparsity}}))
+    (folders[1] / "seed-0" / "layer_sparsity.json").write_text("{}")
+    colours: dict[str, dict[str, str]] = {}
+    save = plots._save
+
+    def keep(fig, path):
+        ax = fig.axes[0]
+        drawn = {line.get_label(): to_hex(line.get_color()) for line in ax.lines if line.get_label() != "dense"}
+        drawn.update((bars.get_label(), to_hex(bars.patches[0].get_facecolor())) for bars in ax.containers)
+        colours[path.name] = drawn
+        save(fig, path)
+
+    monkeypatch.setattr(plots, "_save", keep)
+    write_report(folders, tmp_path / "report")
+    # A line per run (its eval.epochs; the sparsity is on x), a bar per run that has LPR (named with its sparsity).
+    lines, bars = colours["accuracy_vs_sparsity.png"], colours["layer_sparsity.png"]
+    assert list(lines) == ["eval.epochs=2", "eval.epochs=3", "eval.epochs=4"] and len(set(lines.values())) == 3
+    assert bars == {"prune.sparsity=0.5, eval.epochs=2": lines["eval.epochs=2"], "prune.sparsity=0.9, eval.epochs=4": lines["eval.epochs=4"]}

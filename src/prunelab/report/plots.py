@@ -166,32 +166,41 @@ def plot_sensitivity(
     return path
 
 
+def _position(positions: dict[str, int] | None, name: str, index: int) -> int:
+    """A series' place in the colour cycle: its run's in the report (``positions``), so that a
+    run keeps its colour in every plot, or else its place in this plot."""
+    return index if positions is None else positions[name]
+
+
 def plot_accuracy_vs_sparsity(
     curves: dict[str, list[tuple[float, float, float]]], dense_acc: float | None, path: Path,
-    ylabel: str = "final test accuracy (%)", title: str = "accuracy against sparsity",
+    ylabel: str = "final test accuracy (%)", title: str = "accuracy against sparsity", positions: dict[str, int] | None = None,
 ) -> Path:
     """Final test accuracy (mean, ± std shaded, or as error bars past 3 lines, where shades
     would merge) against the share of weights remaining, on a log scale from dense on the
     left to sparse on the right, as lottery-ticket plots read. Lines of the same points (runs
-    whose results are equal) are drawn once, named together."""
+    whose results are equal) are drawn once, named together. ``positions``: each curve's
+    place in the colour cycle (default: its order)."""
     from matplotlib.ticker import LogFormatter, LogLocator
 
     same: dict[tuple, list[str]] = {}
     for name, points in curves.items():
         same.setdefault(tuple((round(s, 9), round(m, 9), round(sd, 9)) for s, m, sd in points), []).append(name)
     fig, ax = _figure()
-    for i, (points, names) in enumerate(same.items()):
+    for index, (points, names) in enumerate(same.items()):
         remaining = [100 * (1 - s) for s, _, _ in points]
         mean = [100 * m for _, m, _ in points]
         spread = [100 * sd for _, _, sd in points]
+        i = _position(positions, names[0], index)
         # The 10 colours repeat past 10 lines: each round of them gets its own marker and dash.
-        style = {"marker": "osD^v"[i // 10 % 5], "linestyle": ("-", "--", "-.", ":")[i // 10 % 4], "label": " = ".join(names)}
+        style = {"color": f"C{i % 10}", "marker": "osD^v"[i // 10 % 5], "linestyle": ("-", "--", "-.", ":")[i // 10 % 4],
+                 "label": " = ".join(names)}  # fmt: skip
         if len(same) > 3:
             ax.errorbar(remaining, mean, yerr=spread, capsize=2, **style)
             continue
-        line, = ax.plot(remaining, mean, **style)
+        ax.plot(remaining, mean, **style)
         ax.fill_between(remaining, [m - s for m, s in zip(mean, spread)], [m + s for m, s in zip(mean, spread)],
-                        color=line.get_color(), alpha=0.2)
+                        color=style["color"], alpha=0.2)
     if dense_acc is not None:
         ax.axhline(100 * dense_acc, color="0.5", linestyle=":", label="dense")
     ax.set_xscale("log")
@@ -227,17 +236,19 @@ def plot_levels(summaries: list[dict], path: Path, title: str) -> Path:
     return plot_accuracy_vs_sparsity(curves, mean_std(dense)["mean"] if dense else None, path, ylabel="test accuracy (%)", title=title)
 
 
-def plot_layer_sparsity(lprs: dict[str, dict[str, float]], path: Path) -> Path:
+def plot_layer_sparsity(lprs: dict[str, dict[str, float]], path: Path, positions: dict[str, int] | None = None) -> Path:
     """Layerwise pruning ratios: a group of bars per layer, a bar per run, the figure wider
-    with more bars so that each stays a few pixels wide."""
+    with more bars so that each stays a few pixels wide. ``positions``: each run's place in
+    the colour cycle (default: its order)."""
     layers = list(dict.fromkeys(name for lpr in lprs.values() for name in lpr))
     fig, ax = _figure(min(60, max(7, 1.5 + 0.025 * len(layers) * len(lprs))))  # past 60 in, thinner bars
     width = 0.8 / max(1, len(lprs))
-    for i, (name, lpr) in enumerate(lprs.items()):
-        positions = [j + (i - (len(lprs) - 1) / 2) * width for j in range(len(layers))]
+    for index, (name, lpr) in enumerate(lprs.items()):
+        x = [j + (index - (len(lprs) - 1) / 2) * width for j in range(len(layers))]
+        i = _position(positions, name, index)
         # The 10 colours repeat past 10 runs: each round of them gets its own hatching.
         hatch = (None, "//", "..", "xx", "\\\\")[i // 10 % 5]
-        ax.bar(positions, [100 * lpr.get(layer, 0.0) for layer in layers], width, label=name, hatch=hatch)
+        ax.bar(x, [100 * lpr.get(layer, 0.0) for layer in layers], width, label=name, color=f"C{i % 10}", hatch=hatch)
     ax.set_xticks(range(len(layers)), layers, rotation=45, ha="right", fontsize=7)
     ax.set_ylabel("pruned in the layer (%)")
     ax.set_ylim(0, 100)
@@ -279,12 +290,14 @@ def plot_lpr_during_find(record: dict, path: Path, title: str = "") -> Path:
     return path
 
 
-def plot_lpr_distance(curves: dict[str, tuple[list[int], list[float]]], path: Path) -> Path:
+def plot_lpr_distance(curves: dict[str, tuple[list[int], list[float]]], path: Path, positions: dict[str, int] | None = None) -> Path:
     """Seed 002's Figure A19 across runs: per run, the mean absolute difference between the
-    LPR of pruning its find phase after that many epochs and of pruning it at the end."""
+    LPR of pruning its find phase after that many epochs and of pruning it at the end.
+    ``positions``: each run's place in the colour cycle (default: its order)."""
     fig, ax = _figure()
-    for name, (epochs, distances) in curves.items():
-        ax.plot(epochs, [100 * d for d in distances], marker=".", label=name)
+    for index, (name, (epochs, distances)) in enumerate(curves.items()):
+        i = _position(positions, name, index)
+        ax.plot(epochs, [100 * d for d in distances], marker=".", color=f"C{i % 10}", linestyle=("-", "--", "-.", ":")[i // 10 % 4], label=name)
     ax.set_xlabel("epoch of the find phase pruned")
     ax.set_ylabel("mean |LPR - final LPR| (percentage points)")
     _legend_below(fig, ax)

@@ -345,10 +345,13 @@ def write_report(
         sorted(point for i in members for point in runs[i].curve)
         for text, members in groups.items()
     }  # fmt: skip
+    # A run has one colour in every plot (its place among the runs); a line of several runs takes its first run's.
+    positions = {name: i for i, name in enumerate(names)}
     # Runs all at one sparsity would be points over each other: the runs' table says it all.
     if len({round(s, 6) for curve in curves.values() for s, _, _ in curve}) > 1:
         dense = {round(run.stats["dense_acc"]["mean"], 12) for run in runs if run.stats.get("dense_acc")}
-        plot_accuracy_vs_sparsity(curves, dense.pop() if len(dense) == 1 else None, out / "accuracy_vs_sparsity.png")
+        plot_accuracy_vs_sparsity(curves, dense.pop() if len(dense) == 1 else None, out / "accuracy_vs_sparsity.png",
+                                  positions=dict(zip(curves, (members[0] for members in groups.values()))))
         points = [
             {"runs": name, "sparsity": f"{100 * s:.2f}%", "final accuracy": format_stat("final_acc", {"mean": m, "std": sd})}
             for name, curve in curves.items() for s, m, sd in curve
@@ -358,7 +361,7 @@ def write_report(
 
     lprs = {name: run.layer_sparsity for name, run in zip(names, runs) if run.layer_sparsity}
     if lprs:
-        plot_layer_sparsity(lprs, out / "layer_sparsity.png")
+        plot_layer_sparsity(lprs, out / "layer_sparsity.png", positions)
         layer_names = list(dict.fromkeys(layer for lpr in lprs.values() for layer in lpr))
         table = [{"layer": layer, **{name: f"{100 * lpr[layer]:.2f}%" if layer in lpr else "" for name, lpr in lprs.items()}}
                  for layer in layer_names]  # fmt: skip
@@ -367,7 +370,7 @@ def write_report(
 
     distances = {name: run.lpr_distance for name, run in zip(names, runs) if run.lpr_distance}
     if distances:
-        plot_lpr_distance({name: (list(d), [mean for mean, _ in d.values()]) for name, d in distances.items()}, out / "lpr_distance.png")
+        plot_lpr_distance({name: (list(d), [mean for mean, _ in d.values()]) for name, d in distances.items()}, out / "lpr_distance.png", positions)
         lines += ["## Layerwise pruning ratios during the find phase", "",
                   "How far the LPR of pruning the find phase's weights after each kept epoch lies from the LPR of "
                   "pruning them at the end: the mean over layers of the absolute difference, in percentage points, "
