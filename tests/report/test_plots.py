@@ -70,6 +70,37 @@ def test_training_plot_without_pruning_events(tmp_path: Path, captured) -> None:
     assert not [line for line in captured[0] if line[2] == "v"]
 
 
+@pytest.fixture
+def marked(monkeypatch):
+    """Per figure saved: the texts written on its first axes, with their x in data units."""
+    figures = []
+    save = plots._save
+
+    def keep(fig, path):
+        figures.append([(text.get_text(), text.xy[0]) for text in fig.axes[0].texts])
+        save(fig, path)
+
+    monkeypatch.setattr(plots, "_save", keep)
+    return figures
+
+
+def test_training_plot_names_each_phase_and_gmp_s_stages_where_they_start(tmp_path: Path, marked) -> None:
+    # IMP: find (epochs 1-2), two levels of one epoch; the instability copy is no phase of its own
+    rows = _rows("find", [0.5, 0.8], 0.0) + _rows("level-1/eval", [0.7], 0.2) + _rows("level-1/eval-copy", [0.1], 0.2) + _rows("level-2/eval", [0.6], 0.36)
+    (tmp_path / "metrics.json").write_text(json.dumps(rows))
+    plots.plot_training(tmp_path)
+    assert marked[0] == [("find", 0.5), ("level-1", 2.5), ("level-2", 3.5)]
+    # GMP: find (1 epoch), then eval of 4 epochs of 10 steps: pruning from step 10, fine-tuning from step 30
+    gmp = tmp_path / "gmp"
+    gmp.mkdir()
+    (gmp / "metrics.json").write_text(json.dumps(_rows("find", [0.5], 0.0) + _rows("eval", [0.6, 0.5, 0.6, 0.7], 0.9)))
+    (gmp / "lr_log.json").write_text(json.dumps({"find": [0.1] * 10, "eval": [0.1] * 40}))
+    plan = {"update_steps": [10, 15, 20, 25], "sparsity": [0.3, 0.6, 0.8, 0.9], "warnings": [], "finetune_step": 30}
+    (gmp / "events.json").write_text(json.dumps({"gmp/plan": plan}))
+    plots.plot_training(gmp)
+    assert marked[1] == [("find", 0.5), ("eval", 1.5), ("pruning", 2.5), ("fine-tuning", 4.5)]
+
+
 def test_sparsity_schedule_and_lr_range_plots(tmp_path: Path, captured) -> None:
     plots.plot_sparsity_schedule([8, 10, 20], [0.05, 0.5, 0.9], 24, 40, tmp_path / "schedule.png")
     plots.plot_lr_range([1e-3, 1e-2, 1e-1], [0.1, 0.12, 2.0], 1e-2, tmp_path / "lr.png", baseline=0.1, threshold=0.11)

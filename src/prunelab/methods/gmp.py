@@ -132,6 +132,7 @@ def gmp(session: Session) -> dict:
         "update_steps": list(schedule.update_steps),
         "sparsity": [planned_sparsity(session, schedule, layers, step) for step in schedule.update_steps],
         "warnings": check_update_frequency(session.recipe, len(session.data.x_train)),  # given before training
+        "finetune_step": finetune_step(session),
     })
     evaluated = session.train("eval", session.recipe.eval, step_hooks=[GradualPruning(session, schedule, layers)])
     history = evaluated["history"]

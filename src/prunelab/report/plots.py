@@ -78,6 +78,8 @@ def plot_training(seed_folder: Path) -> Path:
             ax.plot(boundary + 0.5, 100 * pruned["test_acc_after_prune"], "v", color="tab:blue",
                     label=None if labelled else "test accuracy right after pruning")
             labelled = True
+    # Each phase named where it starts ("level-2/eval" as "level-2").
+    marks = [(start + 0.5, rows[start]["phase"].removesuffix("/eval")) for start in [0, *boundaries]] if rows else []
     twin = ax.twinx()
     plan = events.get("gmp/plan")
     if plan and lr_log.get("eval"):
@@ -89,10 +91,20 @@ def plot_training(seed_folder: Path) -> Path:
         final = 100 * plan["sparsity"][-1]
         twin.step([0.5, *updates, len(rows) + 0.5], [0.0, *(100 * s for s in plan["sparsity"]), final],
                   where="post", color="tab:red", linestyle="--", label="sparsity")  # fmt: skip
+        # Seed 001's stages within it (runs before the plan kept the fine-tuning step name none).
+        stages = [(updates[0], "pruning")]
+        if "finetune_step" in plan and plan["finetune_step"] < len(lr_log["eval"]):
+            stages.append((start + 0.5 + plan["finetune_step"] / per_epoch, "fine-tuning"))
+        for where, _ in stages:
+            ax.axvline(where, color="0.6", linestyle=":", linewidth=0.8)
+        marks += stages
     else:  # each epoch's sparsity holds over the epoch: pruning steps show as steps, at the phase lines
         twin.step(x, [100 * r["sparsity"] for r in rows], where="mid", color="tab:red", linestyle="--", label="sparsity")
     twin.set_ylabel("sparsity (%)", color="tab:red")
     twin.set_ylim(0, 100)
+    for where, name in marks:  # upright along the lines: phases of an epoch or two leave no room across
+        ax.annotate(name, (where, 1), xycoords=("data", "axes fraction"), xytext=(2, -3), textcoords="offset points",
+                    rotation=90, ha="left", va="top", fontsize=7, color="0.4")  # fmt: skip
     # Below the panels: inside, the legend covered the marker it names.
     (handles, labels), (twin_handles, twin_labels) = ax.get_legend_handles_labels(), twin.get_legend_handles_labels()
     fig.legend(handles + twin_handles, labels + twin_labels, loc="outside lower center", ncol=len(labels) + len(twin_labels),
