@@ -13,7 +13,7 @@ Layout of ``<out>/<run name>/``::
         events.json             what each step besides training recorded: pruning (sparsity, accuracy
                                 after it, d1, LPR; with find.lpr_every, the LPR pruning earlier
                                 would have given), rewinding, LR policies, budgets, GMP's plan
-        training.png            test accuracy and sparsity per epoch, the LR per step (sparsity_schedule.png: GMP)
+        training.png            test accuracy and sparsity per epoch, the LR per step, phases (and GMP stages) named (sparsity_schedule.png: GMP)
         lpr_during_find.png     with find.lpr_every: the LPR pruning after each kept epoch would have given
         masks.safetensors       final masks (bit-packed; after channel pruning, of the small dense model: all kept)
         model.safetensors       final weights (of the small model, if channels were removed)
