@@ -84,3 +84,17 @@ def test_a_schedule_stepped_once_an_epoch_has_no_stages() -> None:
     assert first_lr_stage(lr_log, ends) == epochs
     # one milestone among many epochs is still a stage
     assert first_lr_stage([0.1] * 15 + [0.01] * 35, ends) == 3
+
+
+@pytest.mark.parametrize(
+    ("lr_log", "n"),
+    [
+        ([0.1, 0.01, 0.001, 0.001], 1),  # milestones at epochs 1 and 2
+        ([0.1, 0.1, 0.01, 0.001, 0.001], 2),  # at epochs 2 and 3
+        ([0.1, 0.08, 0.05, 0.02, 0.0], 5),  # linear, stepped once an epoch: no stages
+        ([0.1, 0.05, 0.025, 0.0125], 1),  # x 0.5 every epoch
+    ],
+)
+def test_full_batch_retraining_one_step_an_epoch(lr_log, n) -> None:
+    """One step an epoch: drops at consecutive steps are milestones one epoch apart, not a decay within epochs."""
+    assert first_lr_stage(lr_log, epoch_ends=list(range(1, len(lr_log) + 1))) == n

@@ -37,10 +37,13 @@ def first_lr_stage(lr_log: Sequence[float], epoch_ends: Sequence[int]) -> int:
     1
     """
     drops = [step for step in range(1, len(lr_log)) if lr_log[step] < lr_log[step - 1]]
-    # No step down, or a decay throughout: at every step, more often than epochs end, or at
-    # every epoch's end (of more than two) by factors that differ, as a smooth decay's do.
+    # No step down, or a decay throughout: at consecutive steps within epochs (with one step
+    # an epoch, consecutive steps are epochs' ends: milestones one epoch apart), more often
+    # than epochs end, or at every epoch's end (of more than two) by factors that differ, as
+    # a smooth decay's do.
+    within_epochs = drops and drops[0] + 1 in drops and not {drops[0], drops[0] + 1} <= set(epoch_ends)
     if (
-        not drops or drops[0] + 1 in drops or len(drops) > len(epoch_ends)
+        not drops or within_epochs or len(drops) > len(epoch_ends)
         or (len(drops) >= len(epoch_ends) - 1 > 1 and not _one_factor(lr_log, drops))
     ):  # fmt: skip
         return len(epoch_ends)
