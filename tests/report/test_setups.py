@@ -109,8 +109,10 @@ def test_where_lr_schedules_part_does_not_depend_on_the_order_of_the_runs() -> N
     for order in (runs, runs[::-1], [runs[1], runs[2], runs[3], runs[0]]):
         reason = comparison_setup(order).reason
         assert reason.startswith("the retraining LR schedules differ from step 1 on ("), reason
-    # with more than two runs, each LR is named by its run
+    # with more than two runs, each LR is named by its runs
     assert comparison_setup(runs[:3]).reason == "the retraining LR schedules differ from step 2 on (a 0.1 / b 0.09 / c 0.08; seed 0)"
+    alike = [*runs[:3], record("e", retraining=Stage(2, (0.1, 0.09), RETRAINING.settings))]
+    assert comparison_setup(alike).reason == "the retraining LR schedules differ from step 2 on (a 0.1 / b = e 0.09 / c 0.08; seed 0)"
 
 
 def test_the_same_pruning_epochs_with_other_lrs_or_settings_meet_s4_1_only() -> None:
@@ -358,7 +360,12 @@ def test_pairs_that_meet_more_than_all_runs_together_are_named() -> None:
     runs = [record("a"), record("b", **{"prune.criterion": "random"}), record("c", seeds=(0, 1))]
     text = describe_setups({"": runs})
     assert text.startswith("Comparison setup (seed 004): S1: ")
-    assert text.endswith("Pairs of them that meet a stricter setup: a vs b: S4.2")
+    assert text.endswith("Pairs of them that meet a stricter setup:\n\n- S4.2: a vs b")
+    # by the setup they meet, the strictest first: a, b and d alike (S4.2 pairs); e pruned for an epoch the others did not (S3.2)
+    four = [record("a"), record("b", **{"prune.criterion": "random"}), record("c", seeds=(0, 1)), record("d"),
+            record("e", pruning=Stage(1, (0.05,), BASE.settings))]  # fmt: skip
+    assert describe_setups({"": four}).endswith("Pairs of them that meet a stricter setup:\n\n"
+                                                "- S4.2: a vs b; a vs d; b vs d\n- S3.2: a vs e; b vs e; d vs e")  # fmt: skip
     assert "Pairs" not in describe_setups({"": runs[:2]})  # two runs: the verdict is the pair's
     many = [record(f"r{i}", **{"prune.criterion": "random"}) for i in range(8)] + [record("c", seeds=(0, 1))]
     assert describe_setups({"": many}).endswith("Pairs of more than 8 runs are not judged one by one: compare fewer runs "

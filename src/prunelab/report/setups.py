@@ -332,8 +332,11 @@ def _same_training(runs: Sequence[RunRecord], stage: Callable[[Pipeline], Stage]
             step = min(i for i in steps if i is not None)
             where = f"seed {seeds[0]}" if len(set(seeds)) == 1 else f"seeds {_values(seeds)}"
             lrs = _distinct([s[step] for s in schedules])
-            if len(runs) > 2:  # which LR is whose
-                lrs = [f"{run.name} {lr}" for run, lr in zip(runs, lrs)]
+            if len(runs) > 2:  # which LR is whose, the runs of one LR together
+                whose: dict[str, list[str]] = {}
+                for run, lr in zip(runs, lrs):
+                    whose.setdefault(lr, []).append(run.name)
+                lrs = [f"{' = '.join(names)} {lr}" for lr, names in whose.items()]
             return f"the {what} LR schedules differ from step {step + 1} on ({_values(lrs)}; {where})"
     return None
 
@@ -572,7 +575,8 @@ def describe_setups(groups: Mapping[str, Sequence[RunRecord]]) -> str:
             names = " vs ".join(r.name for r in group if not r.scratch) if len(task) > 1 else ""  # names hold commas
             if str(verdict):
                 entries.append((": ".join(filter(None, [label, names])), str(verdict)))
-                pairs += [f"{label + ': ' if label else ''}{pair}" for pair in _stricter_pairs(group, verdict)]
+                for setup, setup_pairs in _stricter_pairs(group, verdict).items():
+                    pairs.append(f"{label + ': ' if label else ''}{setup}: {'; '.join(setup_pairs)}")
                 unlisted |= verdict.setup != list(SETUPS)[-1] and sum(not r.scratch for r in group) > MOST_PAIRED
             budgets += [{**({"column": label} if label else {}), **b.row()} for b in verdict.budgets]
     parts = []
@@ -588,7 +592,7 @@ def describe_setups(groups: Mapping[str, Sequence[RunRecord]]) -> str:
         parts.append("Comparison setups (seed 004) of the runs at one dataset, network, granularity and compression or speedup:\n\n"
                      + "\n".join(f"- {who}: {text}" for who, text in entries))  # fmt: skip
     if pairs:
-        parts.append("Pairs of them that meet a stricter setup: " + "; ".join(pairs))
+        parts.append("Pairs of them that meet a stricter setup:\n\n" + "\n".join(f"- {line}" for line in pairs))
     if unlisted:
         parts.append(f"Pairs of more than {MOST_PAIRED} runs are not judged one by one: compare fewer runs at a time "
                      "to see which of them meet a stricter setup.")  # fmt: skip
@@ -600,15 +604,20 @@ def describe_setups(groups: Mapping[str, Sequence[RunRecord]]) -> str:
 MOST_PAIRED = 8  # runs whose pairs are judged one by one (28 pairs)
 
 
-def _stricter_pairs(runs: Sequence[RunRecord], together: Verdict) -> list[str]:
+def _stricter_pairs(runs: Sequence[RunRecord], together: Verdict) -> dict[str, list[str]]:
     """The pairs of 3 to MOST_PAIRED pruning runs that meet a stricter setup than all of them
-    together (one run of other seeds makes every pair with it S1, not the others): "a vs b: S3.1"."""
+    together (one run of other seeds makes every pair with it S1, not the others), by the
+    setup they meet: ``{"S3.1": ["a vs b", ...]}``."""
     pruned = [run for run in runs if not run.scratch]
     if not 3 <= len(pruned) <= MOST_PAIRED:
-        return []
+        return {}
     rank = {setup: i for i, setup in enumerate([None, *SETUPS])}
-    pairs = ((a, b, comparison_setup([a, b]).setup) for a, b in itertools.combinations(pruned, 2))
-    return [f"{a.name} vs {b.name}: {setup}" for a, b, setup in pairs if rank[setup] > rank[together.setup]]
+    stricter: dict[str, list[str]] = {}
+    for a, b in itertools.combinations(pruned, 2):
+        setup = comparison_setup([a, b]).setup
+        if rank[setup] > rank[together.setup]:
+            stricter.setdefault(setup, []).append(f"{a.name} vs {b.name}")
+    return dict(sorted(stricter.items(), key=lambda item: -rank[item[0]]))  # the strictest first
 
 
 def describe_setup(folders: Sequence[str | Path], names: Sequence[str] | None = None) -> str:
