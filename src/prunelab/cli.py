@@ -522,8 +522,8 @@ def _layers_table(seed_folders: Sequence[Path]) -> None:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from prunelab.report.runs import comparison_rows, load_runs, value_meanings
-    from prunelab.report.setups import describe_setup
+    from prunelab.report.runs import LABEL_WIDTH, comparison_rows, describe, load_runs, value_meanings
+    from prunelab.report.setups import describe_setup, differing_settings
 
     values = None if args.values is None else list(dict.fromkeys(value.strip() for value in args.values.split(",")))
     known = dict.fromkeys(key for method in ("oneshot", "gmp", "imp", "bimp") for key in summary_meanings(method))
@@ -533,11 +533,18 @@ def _compare(args: argparse.Namespace) -> int:
     # The settings that tell the runs apart come first (runs of a sweep differ only in their hash otherwise).
     runs = load_runs(folders)
     rows, columns = comparison_rows(runs, values)
+    # The setup names the runs as the columns tell them apart (by value if one setting does),
+    # or, where that is long, by their numbers in a column of its own, as a report does.
+    keys = differing_settings([run.settings for run in runs])
+    names = [str(grid_value(run.settings.get(keys[0]))) if len(keys) == 1 else describe(run.settings, keys) for run in runs]
+    if len(runs) > 1 and not (all(names) and len(set(names)) == len(names) and max(map(len, names)) <= LABEL_WIDTH):
+        names = [f"#{i}" for i in range(1, len(runs) + 1)]
+        rows, columns = [{"#": i, **row} for i, row in enumerate(rows, start=1)], ["#", *columns]
     print(format_table(rows, columns))
     differing = value_meanings(runs, columns, only_differing=True)  # the rest: see `prunelab show`
     if differing:
         print("\n" + "\n".join(item.replace("`", "") for item in differing))
-    if len(runs) > 1 and (setup := describe_setup([run.folder for run in runs])):
+    if len(runs) > 1 and (setup := describe_setup([run.folder for run in runs], names)):
         print(f"\n{setup}")
     return 0
 

@@ -312,3 +312,27 @@ def test_a_run_has_one_colour_in_every_plot_of_a_report(tmp_path: Path, monkeypa
     lines, bars = colours["accuracy_vs_sparsity.png"], colours["layer_sparsity.png"]
     assert list(lines) == ["eval.epochs=2", "eval.epochs=3", "eval.epochs=4"] and len(set(lines.values())) == 3
     assert bars == {"prune.sparsity=0.5, eval.epochs=2": lines["eval.epochs=2"], "prune.sparsity=0.9, eval.epochs=4": lines["eval.epochs=4"]}
+
+
+def test_compare_names_runs_in_its_setup_as_its_columns_tell_them_apart(tmp_path: Path, capsys) -> None:
+    """One setting apart: by its value; several, too long to read: by numbers in a column of their own."""
+
+    def runs(folder: Path, extra: dict) -> list[Path]:
+        made = []
+        for policy, eval_lrs in (("ft", [0.1, 0.01]), ("lrw", [0.1, 0.01]), ("allr", [0.05, 0.0])):
+            recipe = {"prune": {"method": "oneshot", "sparsity": 0.5}, "eval": {"epochs": 2, "lr_policy": policy, **extra.get(policy, {})},
+                      "seeds": [0]}  # fmt: skip
+            made.append(fake_run(folder / policy, recipe, {0: {"dense_acc": 0.9, "final_acc": 0.8, "sparsity": 0.5}}, {0: {"a.weight": 0.5}}))
+            (made[-1] / "seed-0" / "lr_log.json").write_text(json.dumps({"find": [0.1, 0.05, 0.01], "eval": eval_lrs}))
+        return made
+
+    assert cli.main(["compare", *map(str, runs(tmp_path / "one", {}))]) == 0
+    out = capsys.readouterr().out
+    assert "the retraining LR schedules differ from step 1 on (allr 0.05 / ft = lrw 0.1; seed 0)" in out
+    assert out.endswith("Pairs of them that meet a stricter setup:\n\n- S4.2: ft vs lrw\n")
+    # two more settings apart, the names too long to read: numbered, in the table's order
+    apart = {policy: {"optimizer": {"weight_decay": decay}, "label_smoothing": smoothing}
+             for policy, decay, smoothing in (("ft", 1e-4, 0.1), ("lrw", 2e-4, 0.2), ("allr", 3e-4, 0.3))}  # fmt: skip
+    assert cli.main(["compare", *map(str, runs(tmp_path / "many", apart))]) == 0
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
+    assert [row[:2] for row in rows] == [["#", "run"], ["1", "ft"], ["2", "lrw"], ["3", "allr"]]  # by the first setting apart, the weight decay

@@ -74,7 +74,7 @@ def test_other_seeds_and_other_find_phases_name_both_and_advise_no_seeds_alone()
             record("gmp", seeds=(5, 6), base=gmp, **{"prune.method": "gmp"})]  # fmt: skip
     assert describe_setups({"": runs}) == (
         "Comparison setup (seed 004): S1: the same dataset, network, granularity and compression or speedup. Not S2: "
-        "the base models' epochs differ (40 / 6 / 3 / 4); the base models' settings differ: find.batch_size 100 / 100 / 100 / 50; "
+        "the base models' epochs differ (40 / 6 / 3 / 4); the base models' settings differ: find.batch_size 100 ×3 / 50; "
         "and the seeds differ ([0] / [0, 1] / [0] / [5, 6]): train their find phases alike and run them all with "
         "--set seeds=[0, 1, 5, 6]"
     )

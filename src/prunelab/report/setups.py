@@ -360,7 +360,14 @@ def _same(values: list, what: str) -> str | None:
 
 
 def _values(values: Sequence[object]) -> str:
-    return " / ".join(str(v) for v in values)
+    """The runs' values in their order, a value that three or more runs next to each other
+    share once with their count.
+
+    >>> _values([1, 2, 2, 2, 1, 1])
+    '1 / 2 ×3 / 1 / 1'
+    """
+    repeated = [(value, len(list(same))) for value, same in itertools.groupby(map(str, values))]
+    return " / ".join(f"{value} ×{count}" if count > 2 else " / ".join([value] * count) for value, count in repeated)
 
 
 def _distinct(numbers: Sequence[float]) -> list[str]:
