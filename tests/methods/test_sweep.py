@@ -336,10 +336,13 @@ def test_a_repeated_value_given_with_set_is_an_error_before_any_run(tmp_path, da
         ({"rows": "eval.lr_polcy"}, "sweep.table names 'eval.lr_polcy', which the grid does not sweep"),
         ({"rows": "prune.sparsity", "columns": ["eval.epochs"]}, "sweep.table names 'eval.epochs'"),
         ({"rows": "prune.sparsity", "value": "final_accuracy"}, "- sweep.table.value: Input should be 'dense_acc'"),
+        ({"rows": "prune.sparsity", "columns": ["prune.sparsity"]}, r"sweep.table names 'prune.sparsity' twice, as rows and a column; "),
+        ({"rows": "prune.sparsity", "columns": ["eval.lr_policy", "eval.lr_policy"]}, "sweep.table names 'eval.lr_policy' twice, as two columns"),
     ],
 )
 def test_a_table_naming_unswept_keys_or_unknown_values_is_an_error_before_any_run(tmp_path, data_dir, table, message) -> None:
-    path = write_sweep(tmp_path, data_dir, {"prune.sparsity": [0.5, 0.9]}, table)
+    grid = {"prune.sparsity": [0.5, 0.9], **({"eval.lr_policy": ["ft", "llr"]} if "eval.lr_policy" in table.get("columns", []) else {})}
+    path = write_sweep(tmp_path, data_dir, grid, table)
     with pytest.raises(RecipeError, match=message):
         load_plan(path)
 

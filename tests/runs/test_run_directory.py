@@ -211,6 +211,15 @@ def test_a_finished_run_is_not_repeated(run: Path, recipe, monkeypatch: pytest.M
     assert read_json(run / "summary.json")["seeds"] == [0]
 
 
+def test_a_recipe_deleted_from_a_finished_run_is_written_again(run: Path, recipe, tmp_path: Path, monkeypatch) -> None:
+    copy = tmp_path / run.name
+    shutil.copytree(run, copy)
+    (copy / "recipe.yaml").unlink()
+    monkeypatch.setattr(Trainer, "train_epoch", lambda self, epoch, **_: pytest.fail("a finished run was trained again"))
+    assert run_recipe(recipe, tmp_path, progress=False) == copy
+    assert (copy / "recipe.yaml").read_text() == (run / "recipe.yaml").read_text()
+
+
 def test_adding_a_seed_runs_only_the_new_seed(run: Path, recipe, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     shutil.copytree(run.parent, tmp_path, dirs_exist_ok=True)  # the finished run, and any shared state
     copy = tmp_path / run.name

@@ -219,6 +219,11 @@ def _check_sweep(raw_sweep: object, origin: str) -> SweepSpec:
         for key in [sweep.table.rows, *sweep.table.columns]:
             if key not in axes:
                 raise RecipeError(f"{origin}: sweep.table names {key!r}, which the grid does not sweep ({', '.join(axes)})")
+        shown = [sweep.table.rows, *sweep.table.columns]
+        twice = next((key for i, key in enumerate(shown) if key in shown[:i]), None)
+        if twice is not None:
+            raise RecipeError(f"{origin}: sweep.table names {twice!r} twice, as {'rows and a column' if twice == shown[0] else 'two columns'}; "
+                              "a field is either the rows or one of the columns")  # fmt: skip
         missing = [k for k, values in axes.items() if len(values) > 1 and k not in (sweep.table.rows, *sweep.table.columns)]
         if missing:
             raise RecipeError(

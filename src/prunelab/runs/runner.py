@@ -315,7 +315,9 @@ def _run_recipe(recipe: Recipe, out: str | Path, progress: bool, data: Dataset |
         waiting = [seed for seed in pending if not run_seed(folder / f"seed-{seed}", recipe, seed, data, device, progress, wait=False)]
         for seed in waiting:
             run_seed(folder / f"seed-{seed}", recipe, seed, data, device, progress)
-        if pending:  # again: a command beside this one may have written its own seeds meanwhile
+        # Again: a command beside this one may have written its own seeds meanwhile; or
+        # restored, if it was deleted from a finished run (show and compare read it).
+        if pending or not (folder / "recipe.yaml").exists():
             write_seeds(folder, recipe)
     summaries = seed_summaries(folder)
     write_json(folder / SUMMARY, aggregate(folder, recipe, summaries))
