@@ -158,3 +158,17 @@ def test_a_process_that_stops_stops_the_others_with_one_line_each(data_dir: Path
     assert sum(line.startswith("prunelab: error: process 1 of 2 stopped: ") for line in ours) == 1
     assert len(ours) == 3  # and "running ..."
     assert "/prunelab/" not in done.stderr  # no traceback through prunelab's code (torchrun prints its own summary)
+
+
+def test_a_process_besides_the_main_one_reads_nothing_of_the_find_phase_it_copies(tmp_path: Path, monkeypatch) -> None:
+    """Process 1 may reach the copy before process 0 has written the find phase's checkpoint
+    (which failed fresh 2-process runs now and then): it neither reads nor writes, it waits."""
+    from prunelab.distributed import World
+    from prunelab.runs import io, runner
+
+    waited = []
+    monkeypatch.setattr(runner, "world", lambda: World(1, 2, 1))
+    monkeypatch.setattr(io, "world", lambda: World(1, 2, 1))
+    monkeypatch.setattr(runner, "barrier", lambda: waited.append(True))
+    runner.copy_shared_find(tmp_path / "run" / "seed-0", tmp_path / "not-written-yet")
+    assert waited == [True] and not (tmp_path / "run").exists()

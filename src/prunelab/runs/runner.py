@@ -454,9 +454,12 @@ def write_seed(folder: Path, recipe: Recipe, seed: int, data, device: torch.devi
 
 def copy_shared_find(folder: Path, found: Path) -> None:
     """Start a seed's folder from the finished find phase in ``found``: its snapshots, then
-    its checkpoint, whose presence is what marks the copy as done."""
-    for source in [*sorted((found / "snapshots").glob("*.safetensors")), found / CHECKPOINT]:
-        write_bytes(folder / source.relative_to(found), source.read_bytes())
+    its checkpoint, whose presence is what marks the copy as done. Only the main process,
+    the one that writes, reads them: another may get here before the main one has written
+    the find phase's last checkpoint."""
+    if world().is_main:
+        for source in [*sorted((found / "snapshots").glob("*.safetensors")), found / CHECKPOINT]:
+            write_bytes(folder / source.relative_to(found), source.read_bytes())
     barrier()
 
 
