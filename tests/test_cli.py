@@ -128,6 +128,14 @@ def test_dry_run_prints_the_resolved_recipe_and_what_would_train(cli_run, data_d
     (copy / folder.name / "seed-1" / "summary.json").unlink()
     assert cli.main(["run", "--dry-run", "--out", str(copy), *sets(data_dir, "seeds=[0, 1, 2, 3]")]) == 0
     assert capsys.readouterr().err.endswith(f"to do in {copy / folder.name}: resume seed 1; train seeds 2, 3\n")
+    from prunelab.runs.lock import exclusive
+
+    with exclusive(copy / folder.name / "seed-3", "seed 3"):  # another command running seed 3
+        assert cli.main(["run", "--dry-run", "--out", str(copy), *sets(data_dir, "seeds=[0, 1, 2, 3]")]) == 0
+    assert capsys.readouterr().err.endswith(f"to do in {copy / folder.name}: resume seed 1; wait for another command running seed 3; train seed 2\n")
+    # --out must be a folder, as for the run
+    assert cli.main(["run", "--dry-run", "--out", str(copy / folder.name / "recipe.yaml"), *sets(data_dir)]) == 2
+    assert capsys.readouterr().err == f"prunelab: error: --out {copy / folder.name / 'recipe.yaml'} is a file, not a folder\n"
     # the checks that need the data and the model are made: a bad recipe is the run's error
     assert cli.main(["run", "--dry-run", "--out", str(copy), *sets(data_dir, "prune.scope=ratios", "prune.ratios.x=0.5")]) == 2
     assert "prunelab: error: prune.ratios: ratio given for 'x', which names none of the prunable parameters" in capsys.readouterr().err
@@ -140,8 +148,10 @@ def test_dry_run_of_a_sweep_is_a_table_of_its_runs(data_dir: Path, tmp_path: Pat
     recipe = tmp_path / "sweep.yaml"
     sweep = {"sweep": {"grid": {"prune.sparsity": [0.5, 0.8], "eval.lr_policy": ["ft", "llr"]}}}
     recipe.write_text(recipe_text("default")[0] + yaml.safe_dump(sweep, sort_keys=False))  # the default recipe, swept
-    assert cli.main(["run", str(recipe), "--dry-run", "--out", str(tmp_path / "out"), *sets(data_dir)]) == 0
-    out = capsys.readouterr().out
+    assert cli.main(["run", str(recipe), "--dry-run", "--out", str(tmp_path / "out"), *sets(data_dir, "find.lr_schedule.gamma=0.5")]) == 0
+    out, err = capsys.readouterr()
+    # each warning once, as the run says it, not once per run of the sweep
+    assert err.count("prunelab: warning: find.lr_schedule.gamma=0.5 is not used: ") == 1 and "[prune.sparsity" not in err
     rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in out.splitlines() if line.startswith("| ")]
     expected = [
         [sparsity, policy, run_name(load_recipe(None, [*BUDGET, f"data.data_dir={data_dir}", f"prune.sparsity={sparsity}", f"eval.lr_policy={policy}"])), "train seed 0"]
@@ -671,6 +681,22 @@ def test_sensitivity_prints_each_layers_accuracy_and_writes_the_curves(data_dir:
     assert cli.main(["sensitivity", "--out", str(tmp_path), "--no-progress", "--sparsities", "0,0.5", *args]) == 0
     folders = sorted(tmp_path.glob("sensitivity-*"))
     assert len(folders) == 2 and json.loads((folder / "sensitivity.json").read_text()) == saved
+
+
+def test_the_analyses_run_with_the_recipe_s_threads_and_give_the_caller_s_back(data_dir: Path, tmp_path: Path, monkeypatch) -> None:
+    import prunelab.analysis
+
+    callers = torch.get_num_threads()
+    threads, seen, original = (1 if callers > 1 else 2), [], prunelab.analysis.pruning_sensitivity
+
+    def sensitivity(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(prunelab.analysis, "pruning_sensitivity", sensitivity)
+    tiny = ["find.epochs=1", "device=cpu", "model.options.channels=8", f"data.data_dir={data_dir}", f"threads={threads}"]
+    assert cli.main(["sensitivity", "--out", str(tmp_path), "--no-progress", "--sparsities", "0,0.5", *(a for t in tiny for a in ("--set", t))]) == 0
+    assert seen == [threads] and torch.get_num_threads() == callers
 
 
 @pytest.mark.parametrize(

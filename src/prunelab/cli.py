@@ -195,12 +195,10 @@ def _show_warning(message: Warning | str, *_where: object, shown: set[str], **_k
 
 def _run(args: argparse.Namespace) -> int:
     from prunelab.report.runs import sweep_table, write_report
-    from prunelab.runs.runner import check_plan, check_same_experiment, cut_off_seeds, run_folder, run_recipe
-    from prunelab.runs.session import finished_seeds
+    from prunelab.runs.runner import check_plan, check_same_experiment, run_folder, run_recipe
 
     plan, sweep = load_plan(args.recipe, args.overrides)
-    if not args.dry_run:
-        _make_out(args.out)
+    (_check_out if args.dry_run else _make_out)(args.out)  # a dry run makes nothing
     # Every arm's checks before the first trains, and before a run is said to start.
     checked = check_plan([(grid_label(assignment), recipe) for assignment, recipe in plan], args.out)
     if args.dry_run:
@@ -211,8 +209,9 @@ def _run(args: argparse.Namespace) -> int:
         if world().is_main:
             folder = run_folder(args.out, recipe)
             check_same_experiment(folder, recipe)  # before saying its results are this recipe's
-            cut_off = cut_off_seeds(args.out, recipe)
-            doing = "finished before, nothing to train:" if set(recipe.seeds) <= set(finished_seeds(folder)) else "resuming" if cut_off else "running"
+            to_do = _seeds_to_do(args.out, recipe)
+            cut_off = to_do["resume"]
+            doing = "finished before, nothing to train:" if not any(to_do.values()) else "resuming" if cut_off else "running"
             resumed = f"; seed {cut_off[0]} picks up where it stopped" if len(cut_off) == 1 else \
                 f"; seeds {', '.join(map(str, cut_off))} pick up where they stopped" if cut_off else ""
             print(f"prunelab: {doing} {folder.name} ({recipe.prune.method}, seeds {recipe.seeds}{resumed}){label}", file=sys.stderr)
@@ -242,23 +241,37 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _seeds_to_do(out: str, recipe) -> dict[str, list[int]]:
+    """The recipe's seeds by what ``run`` does with them: resume (cut off before their end),
+    wait for (another command is running them), or train anew; finished seeds are in none."""
+    from prunelab.runs.lock import busy
+    from prunelab.runs.runner import cut_off_seeds, run_folder
+    from prunelab.runs.session import finished_seeds
+
+    folder = run_folder(out, recipe)
+    left, cut_off = [seed for seed in recipe.seeds if seed not in finished_seeds(folder)], cut_off_seeds(out, recipe)
+    waiting = [seed for seed in left if seed not in cut_off and busy(folder / f"seed-{seed}")]
+    return {
+        "resume": [seed for seed in left if seed in cut_off],
+        "wait for another command running": waiting,
+        "train": [seed for seed in left if seed not in cut_off and seed not in waiting],
+    }
+
+
 def _dry_run(plan: list, is_sweep: bool, out: str) -> int:
     """What ``run`` would do with the checked ``plan``: a recipe alone as YAML (stdout) and
     its run directory and seeds to train (stderr); a sweep as a table of its runs."""
     from prunelab.config import recipe_yaml, unused_settings
-    from prunelab.runs.runner import cut_off_seeds, run_folder
-    from prunelab.runs.session import finished_seeds
+    from prunelab.runs.runner import cut_off_elsewhere, run_folder
 
     def to_do(recipe) -> str:
-        left = [seed for seed in recipe.seeds if seed not in finished_seeds(run_folder(out, recipe))]
-        resumed = [seed for seed in cut_off_seeds(out, recipe) if seed in left]
-        new = [seed for seed in left if seed not in resumed]
-        parts = [f"{verb} seed{'s' * (len(seeds) > 1)} {', '.join(map(str, seeds))}" for verb, seeds in (("resume", resumed), ("train", new)) if seeds]
+        parts = [f"{verb} seed{'s' * (len(seeds) > 1)} {', '.join(map(str, seeds))}" for verb, seeds in _seeds_to_do(out, recipe).items() if seeds]
         return "; ".join(parts) or "nothing, every seed finished before"
 
-    for assignment, recipe in plan:  # as the run would say them, before it trains
-        for message in unused_settings(recipe):
-            warnings.warn(f"[{grid_label(assignment)}] {message}" if is_sweep else message, stacklevel=1)
+    for _, recipe in plan:  # the warnings the run would give as each recipe starts
+        pending = any(_seeds_to_do(out, recipe).values())
+        for message in unused_settings(recipe) + (cut_off_elsewhere(out, recipe) if pending else []):
+            warnings.warn(message, stacklevel=1)
     if not is_sweep:
         recipe = plan[0][1]
         print(recipe_yaml(recipe), end="")
@@ -278,47 +291,47 @@ def _lr_range_test(args: argparse.Namespace) -> int:
     from prunelab.runs.runner import resolve_device
 
     check_lr_range(args.start_lr, args.end_lr, args.steps)  # before the find phase trains
-    recipe, data, model = _trained_model(args)
-    seed, device, progress = recipe.seeds[0], resolve_device(recipe.device), _progress(args)
-    result = lr_range_test(
-        model, data, recipe.eval.optimizer, batch_size=recipe.eval.batch_size, start_lr=args.start_lr,
-        end_lr=args.end_lr, steps=args.steps, label_smoothing=recipe.eval.label_smoothing, augment=recipe.data.augment,
-        seed=seed, device=device, progress=progress,
-    )
-    # Another range (start, end, steps) gets a folder of its own.
-    default = (args.start_lr, args.end_lr, args.steps) == (1e-9, 1.0, 200)
-    own = "" if default else "-" + hashlib.sha256(json.dumps([args.start_lr, args.end_lr, args.steps]).encode()).hexdigest()[:8]
-    folder = Path(args.out) / f"lr-range-test-{run_name(recipe)}{own}"
-    write_json(folder / "lr_range_test.json", {
-        "lrs": result.lrs, "losses": result.losses, "baseline": result.baseline,
-        "inflection_lr": result.inflection_lr,
-    })
-    plot_lr_range(result.lrs, result.losses, result.inflection_lr, folder / "lr_range_test.png",
-                  baseline=result.baseline, threshold=result.threshold)  # fmt: skip
-    # The first LR of each decade, then the last LRs before the inflection point and it.
-    shown = {i for i, lr in enumerate(result.lrs) if i == 0 or math.floor(math.log10(lr)) != math.floor(math.log10(result.lrs[i - 1]))}
-    if result.inflection_lr is not None:
-        at = result.lrs.index(result.inflection_lr)
-        shown |= set(range(max(0, at - 3), at + 1))
-    print(f"{len(shown)} of the {len(result.lrs)} LRs tried (probe loss: the loss on the first training examples after the steps up to that LR):")
-    print(format_table([
-        {"lr": f"{result.lrs[i]:.2e}", "probe loss": f"{result.losses[i]:.4f}",
-         "note": "<- inflection" if result.lrs[i] == result.inflection_lr else ""}
-        for i in sorted(shown)
-    ]))  # fmt: skip
-    if len(result.lrs) < args.steps:
-        print(f"stopped at LR {result.lrs[-1]:.2e} of {args.end_lr:g}: the loss had diverged")
-    print(f"\ntrained model's loss: {result.baseline:.4g}")
-    if result.inflection_lr is None:
-        print("the loss never rose by 10%: the model tolerates every LR up to the end; try a larger --end-lr")
-    else:
-        use = f"--set eval.optimizer.lr={result.inflection_lr:.2g}"
-        if recipe.eval.lr_policy is not None:  # a policy sets the eval LR itself and would ignore it
-            use = f"--set eval.lr_policy=null {use}, in place of the recipe's LR policy {recipe.eval.lr_policy}"
-        print(f"suggested pruning LR: {result.inflection_lr:.3g}, the inflection point, where the probe loss is 10% "
-              f"above the trained model's (seed 000)\n  e.g. {use}")
-    print(f"\ncurve and plot in {folder}")
-    return 0
+    with _trained_model(args) as (recipe, data, model):
+        seed, device, progress = recipe.seeds[0], resolve_device(recipe.device), _progress(args)
+        result = lr_range_test(
+            model, data, recipe.eval.optimizer, batch_size=recipe.eval.batch_size, start_lr=args.start_lr,
+            end_lr=args.end_lr, steps=args.steps, label_smoothing=recipe.eval.label_smoothing, augment=recipe.data.augment,
+            seed=seed, device=device, progress=progress,
+        )
+        # Another range (start, end, steps) gets a folder of its own.
+        default = (args.start_lr, args.end_lr, args.steps) == (1e-9, 1.0, 200)
+        own = "" if default else "-" + hashlib.sha256(json.dumps([args.start_lr, args.end_lr, args.steps]).encode()).hexdigest()[:8]
+        folder = Path(args.out) / f"lr-range-test-{run_name(recipe)}{own}"
+        write_json(folder / "lr_range_test.json", {
+            "lrs": result.lrs, "losses": result.losses, "baseline": result.baseline,
+            "inflection_lr": result.inflection_lr,
+        })
+        plot_lr_range(result.lrs, result.losses, result.inflection_lr, folder / "lr_range_test.png",
+                      baseline=result.baseline, threshold=result.threshold)  # fmt: skip
+        # The first LR of each decade, then the last LRs before the inflection point and it.
+        shown = {i for i, lr in enumerate(result.lrs) if i == 0 or math.floor(math.log10(lr)) != math.floor(math.log10(result.lrs[i - 1]))}
+        if result.inflection_lr is not None:
+            at = result.lrs.index(result.inflection_lr)
+            shown |= set(range(max(0, at - 3), at + 1))
+        print(f"{len(shown)} of the {len(result.lrs)} LRs tried (probe loss: the loss on the first training examples after the steps up to that LR):")
+        print(format_table([
+            {"lr": f"{result.lrs[i]:.2e}", "probe loss": f"{result.losses[i]:.4f}",
+             "note": "<- inflection" if result.lrs[i] == result.inflection_lr else ""}
+            for i in sorted(shown)
+        ]))  # fmt: skip
+        if len(result.lrs) < args.steps:
+            print(f"stopped at LR {result.lrs[-1]:.2e} of {args.end_lr:g}: the loss had diverged")
+        print(f"\ntrained model's loss: {result.baseline:.4g}")
+        if result.inflection_lr is None:
+            print("the loss never rose by 10%: the model tolerates every LR up to the end; try a larger --end-lr")
+        else:
+            use = f"--set eval.optimizer.lr={result.inflection_lr:.2g}"
+            if recipe.eval.lr_policy is not None:  # a policy sets the eval LR itself and would ignore it
+                use = f"--set eval.lr_policy=null {use}, in place of the recipe's LR policy {recipe.eval.lr_policy}"
+            print(f"suggested pruning LR: {result.inflection_lr:.3g}, the inflection point, where the probe loss is 10% "
+                  f"above the trained model's (seed 000)\n  e.g. {use}")
+        print(f"\ncurve and plot in {folder}")
+        return 0
 
 
 def _sensitivity(args: argparse.Namespace) -> int:
@@ -339,58 +352,56 @@ def _sensitivity(args: argparse.Namespace) -> int:
     except ValueError:
         raise ValueError(f"--sparsities must be comma-separated numbers, e.g. 0.5,0.9,0.99; got {args.sparsities!r}") from None
     check_sparsities(sparsities)  # before the find phase trains
-    recipe, data, model = _trained_model(args)
-    device, progress = resolve_device(recipe.device), _progress(args)
-    prune = recipe.prune
-    # The recipe's prunable weights; under a channel criterion include/exclude name channel groups, not weights.
-    include, exclude = (None, None) if prune.prunes_channels else (prune.include, prune.exclude)
-    result = pruning_sensitivity(
-        model, data, sparsities, include=include, exclude=exclude, split=args.split, device=device, progress=progress
-    )
-    measured_on = "training" if args.split == "train" else "test"
-    examples = f"the first {min(len(data.x_train), len(data.x_test)):,} training examples" if args.split == "train" else "the test set"
-    tolerance = 0.01  # one point of accuracy
-    best = max_sparsity_within(result, tolerance)
-    # Another analysis of the same model (other sparsities, the test set) gets a folder of its own.
-    own = "" if args.sparsities is None and args.split == "train" else "-" + hashlib.sha256(
-        json.dumps([sparsities, args.split]).encode()).hexdigest()[:8]  # fmt: skip
-    folder = Path(args.out) / f"sensitivity-{run_name(recipe)}{own}"
-    write_json(folder / "sensitivity.json", {
-        **asdict(result), "tolerance": tolerance, "max_sparsity_within_tolerance": best,
-    })
-    curves = {name: (curve.sparsities, curve.accuracies) for name, curve in result.layers.items()}
-    plot_sensitivity(curves, result.dense_accuracy, folder / "sensitivity.png", tolerance, measured_on)
-    within = f"within {100 * tolerance:g} point up to"
-    rows = [
-        {"layer": name, "size": curve.size,
-         **{f"{100 * s:g}%": f"{100 * a:.2f}%" for s, a in zip(curve.sparsities, curve.accuracies)},
-         within: f"below {100 * curve.sparsities[0]:g}%" if best[name] is None else f"{100 * best[name]:g}%"}
-        for name, curve in result.layers.items()
-    ]  # fmt: skip
-    print(f"accuracy on {examples} with one layer alone pruned by magnitude to the sparsity of each column, no retraining:\n")
-    print(format_table(rows))
-    print(f"\ndense model's {measured_on} accuracy: {100 * result.dense_accuracy:.2f}%")
-    print(f"\ncurves and plot in {folder}")
-    return 0
+    with _trained_model(args) as (recipe, data, model):
+        device, progress = resolve_device(recipe.device), _progress(args)
+        prune = recipe.prune
+        # The recipe's prunable weights; under a channel criterion include/exclude name channel groups, not weights.
+        include, exclude = (None, None) if prune.prunes_channels else (prune.include, prune.exclude)
+        result = pruning_sensitivity(
+            model, data, sparsities, include=include, exclude=exclude, split=args.split, device=device, progress=progress
+        )
+        measured_on = "training" if args.split == "train" else "test"
+        examples = f"the first {min(len(data.x_train), len(data.x_test)):,} training examples" if args.split == "train" else "the test set"
+        tolerance = 0.01  # one point of accuracy
+        best = max_sparsity_within(result, tolerance)
+        # Another analysis of the same model (other sparsities, the test set) gets a folder of its own.
+        own = "" if args.sparsities is None and args.split == "train" else "-" + hashlib.sha256(
+            json.dumps([sparsities, args.split]).encode()).hexdigest()[:8]  # fmt: skip
+        folder = Path(args.out) / f"sensitivity-{run_name(recipe)}{own}"
+        write_json(folder / "sensitivity.json", {
+            **asdict(result), "tolerance": tolerance, "max_sparsity_within_tolerance": best,
+        })
+        curves = {name: (curve.sparsities, curve.accuracies) for name, curve in result.layers.items()}
+        plot_sensitivity(curves, result.dense_accuracy, folder / "sensitivity.png", tolerance, measured_on)
+        within = f"within {100 * tolerance:g} point up to"
+        rows = [
+            {"layer": name, "size": curve.size,
+             **{f"{100 * s:g}%": f"{100 * a:.2f}%" for s, a in zip(curve.sparsities, curve.accuracies)},
+             within: f"below {100 * curve.sparsities[0]:g}%" if best[name] is None else f"{100 * best[name]:g}%"}
+            for name, curve in result.layers.items()
+        ]  # fmt: skip
+        print(f"accuracy on {examples} with one layer alone pruned by magnitude to the sparsity of each column, no retraining:\n")
+        print(format_table(rows))
+        print(f"\ndense model's {measured_on} accuracy: {100 * result.dense_accuracy:.2f}%")
+        print(f"\ncurves and plot in {folder}")
+        return 0
 
 
-def _trained_model(args: argparse.Namespace) -> tuple:
+@contextlib.contextmanager
+def _trained_model(args: argparse.Namespace) -> Iterator[tuple]:
     """The recipe, its data and the model its find phase trained (its first seed's; trained
     into ``--out`` if no run there has yet), for the analyses of a trained model, which run
-    with the recipe's ``threads`` from here on."""
-    import torch
-
-    from prunelab.runs.runner import resolve_device, shared_find
+    inside the block with the recipe's ``threads``."""
+    from prunelab.runs.runner import cpu_threads, resolve_device, shared_find
     from prunelab.runs.session import Session, recipe_data
 
     recipe = load_recipe(args.recipe, args.overrides)
     _make_out(args.out)
-    if recipe.threads is not None:
-        torch.set_num_threads(recipe.threads)
     seed, device, progress = recipe.seeds[0], resolve_device(recipe.device), _progress(args)
-    data = recipe_data(recipe)
-    found = shared_find(Path(args.out), recipe, seed, data, device, progress)
-    return recipe, data, Session(found, recipe, seed, data, device, progress).model
+    with cpu_threads(recipe.threads):
+        data = recipe_data(recipe)
+        found = shared_find(Path(args.out), recipe, seed, data, device, progress)
+        yield recipe, data, Session(found, recipe, seed, data, device, progress).model
 
 
 def _recipes(args: argparse.Namespace) -> int:
@@ -631,9 +642,13 @@ def _progress(args: argparse.Namespace) -> bool:
     return not args.no_progress and progress_shows()
 
 
-def _make_out(out: str) -> None:
+def _check_out(out: str) -> None:
     if Path(out).is_file():
         raise OSError(f"--out {out} is a file, not a folder")
+
+
+def _make_out(out: str) -> None:
+    _check_out(out)
     try:
         Path(out).mkdir(parents=True, exist_ok=True)
     except OSError as error:

@@ -391,6 +391,14 @@ def test_a_run_trains_with_the_recipe_s_threads_and_gives_the_caller_s_back(reci
     assert seen == [threads] and torch.get_num_threads() == callers
     assert read_json(folder / "seed-0" / "summary.json")["environment"]["threads"] == threads
     assert folder.name == run_name(short.model_copy(update={"threads": None}))  # the same experiment, the same folder
+    # a run that stops with an error gives the caller's threads back too
+    def stop(session):
+        raise RuntimeError("stopped")
+
+    monkeypatch.setitem(runner.METHODS, "oneshot", stop)
+    with pytest.raises(RuntimeError, match="stopped"):
+        run_recipe(short.model_copy(update={"seeds": [1]}), tmp_path, progress=False)
+    assert torch.get_num_threads() == callers
 
 
 def test_seeds_cut_off_over_another_process_count_are_pointed_to(recipe, tmp_path: Path) -> None:

@@ -303,10 +303,8 @@ def _run_recipe(recipe: Recipe, out: str | Path, progress: bool, data: Dataset |
     # The checks build models and each seed seeds the global RNG: the caller's random state is left as it was.
     with torch.random.fork_rng(devices=range(torch.cuda.device_count()) if device.type == "cuda" else []):
         if pending:
-            for other in cut_off_elsewhere(out, recipe):
-                count = re.search(r"-(\d+)proc$", other.name)
-                warnings.warn(f"{other} holds seeds of these settings cut off over {count[1] if count else 1} process(es); this "
-                              f"run over {world().size} starts anew in {folder}: resume that one with as many", stacklevel=2)  # fmt: skip
+            for message in cut_off_elsewhere(out, recipe):
+                warnings.warn(message, stacklevel=3)
             if data is None:
                 data = recipe_data(recipe)
                 preflight(recipe, data)  # before the run directory exists, so a bad recipe leaves nothing behind
@@ -356,15 +354,18 @@ def cut_off_seeds(out: str | Path, recipe: Recipe) -> list[int]:
     return seeds
 
 
-def cut_off_elsewhere(out: str | Path, recipe: Recipe) -> list[Path]:
-    """The run directories of ``recipe``'s settings over other numbers of processes (see
-    :func:`run_folder`) that hold a seed cut off before its end."""
+def cut_off_elsewhere(out: str | Path, recipe: Recipe) -> list[str]:
+    """What to say of the run directories of ``recipe``'s settings over other numbers of
+    processes (see :func:`run_folder`) that hold a seed cut off before its end: a run that
+    trains starts anew beside them."""
     name, mine = run_name(recipe), run_folder(out, recipe)
-    return [
-        folder for folder in sorted(Path(out).glob(f"{glob.escape(name)}*"))
-        if folder != mine and re.fullmatch(rf"{re.escape(name)}(-\d+proc)?", folder.name)
-        and any((seed / CHECKPOINT).exists() and not (seed / SUMMARY).exists() for seed in folder.glob("seed-*"))
-    ]  # fmt: skip
+    messages = []
+    for folder in sorted(Path(out).glob(f"{glob.escape(name)}*")):
+        count = re.fullmatch(rf"{re.escape(name)}(?:-(\d+)proc)?", folder.name)
+        if folder != mine and count and any((seed / CHECKPOINT).exists() and not (seed / SUMMARY).exists() for seed in folder.glob("seed-*")):
+            messages.append(f"{folder} holds seeds of these settings cut off over {count[1] or 1} process(es); this run over "
+                            f"{world().size} starts anew in {mine}: resume that one with as many")  # fmt: skip
+    return messages
 
 
 def find_key(recipe: Recipe, device: torch.device) -> str:
