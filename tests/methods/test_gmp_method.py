@@ -94,6 +94,7 @@ def test_the_plan_is_the_cubic_schedule_updated_updates_per_epoch_times(gmp_run,
     plan = read(gmp_run.seed / "events.json")["gmp/plan"]
     begin, end = gmp_run.begin, gmp_run.end
     assert plan["update_steps"] == [8, 10, 12, 14, 16, 18, 20, 22]  # 4 an epoch for 2 epochs
+    assert plan["finetune_step"] == (STABILIZATION + PRUNING) * 8  # 8 steps an epoch; training.png marks it
     assert plan["sparsity"][0] == pytest.approx(INIT)
     assert plan["sparsity"][-1] == SPARSITY
     for step, sparsity in zip(plan["update_steps"], plan["sparsity"]):

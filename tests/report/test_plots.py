@@ -99,6 +99,11 @@ def test_training_plot_names_each_phase_and_gmp_s_stages_where_they_start(tmp_pa
     (gmp / "events.json").write_text(json.dumps({"gmp/plan": plan}))
     plots.plot_training(gmp)
     assert marked[1] == [("find", 0.5), ("eval", 1.5), ("pruning", 2.5), ("fine-tuning", 4.5)]
+    # no stabilization: pruning starts with the eval phase, one text there
+    plan["update_steps"] = [0, 5, 10, 15]
+    (gmp / "events.json").write_text(json.dumps({"gmp/plan": plan}))
+    plots.plot_training(gmp)
+    assert marked[2] == [("find", 0.5), ("eval, pruning", 1.5), ("fine-tuning", 4.5)]
 
 
 def test_sparsity_schedule_and_lr_range_plots(tmp_path: Path, captured) -> None:
@@ -329,3 +334,30 @@ def test_pivot_plot_of_unordered_rows_draws_points_aside_not_lines(tmp_path: Pat
     drawn = [line for line in ax.lines if line.get_marker() == "o"]
     assert [list(line.get_xdata()) for line in drawn] == [pytest.approx([-0.15, 0.85]), pytest.approx([0.15, 1.15])]
     assert {line.get_linestyle() for line in drawn} == {"None"} and ax.get_title() == "t"
+
+
+def test_a_series_takes_the_colour_of_its_position_in_the_report(tmp_path: Path, monkeypatch) -> None:
+    """Run b, 13th of the report's runs, is drawn in the third colour, in its second round (its own dash or hatching)."""
+    from matplotlib.colors import to_hex
+
+    styles = {}
+    save = plots._save
+
+    def keep(fig, path):
+        ax = fig.axes[0]
+        drawn = [(line.get_label(), to_hex(line.get_color()), line.get_linestyle()) for line in ax.lines if line.get_label() in ("a", "b")]
+        drawn += [(bars.get_label(), to_hex(bars.patches[0].get_facecolor()), bars.patches[0].get_hatch()) for bars in ax.containers]
+        styles[path.name] = drawn
+        save(fig, path)
+
+    monkeypatch.setattr(plots, "_save", keep)
+    positions = {"a": 0, "b": 12}
+    plots.plot_accuracy_vs_sparsity({"a": [(0.5, 0.9, 0.0)], "b": [(0.5, 0.8, 0.0)]}, None, tmp_path / "acc.png", positions=positions)
+    plots.plot_layer_sparsity({"b": {"x.weight": 0.5}}, tmp_path / "lpr.png", positions)
+    plots.plot_lpr_distance({"b": ([0, 1], [0.2, 0.0])}, tmp_path / "distance.png", positions)
+    third = to_hex("C2")
+    assert styles == {
+        "acc.png": [("a", to_hex("C0"), "-"), ("b", third, "--")],
+        "lpr.png": [("b", third, "//")],
+        "distance.png": [("b", third, "--")],
+    }

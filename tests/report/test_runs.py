@@ -312,6 +312,14 @@ def test_a_run_has_one_colour_in_every_plot_of_a_report(tmp_path: Path, monkeypa
     lines, bars = colours["accuracy_vs_sparsity.png"], colours["layer_sparsity.png"]
     assert list(lines) == ["eval.epochs=2", "eval.epochs=3", "eval.epochs=4"] and len(set(lines.values())) == 3
     assert bars == {"prune.sparsity=0.5, eval.epochs=2": lines["eval.epochs=2"], "prune.sparsity=0.9, eval.epochs=4": lines["eval.epochs=4"]}
+    # ten runs on one line and one on another: the lines in their own colours, not both in the first run's (#1 and #11)
+    many = []
+    for i, (epochs, sparsity) in enumerate([*((2, 0.05 * k) for k in range(1, 11)), (3, 0.5)]):
+        recipe = {"prune": {"method": "oneshot", "sparsity": sparsity}, "eval": {"epochs": epochs}, "seeds": [0]}
+        many.append(fake_run(tmp_path / f"m{i}", recipe, {0: {"dense_acc": 0.95, "final_acc": 0.9 - sparsity / 10, "sparsity": sparsity}},
+                             {0: {"a.weight": sparsity}}))  # fmt: skip
+    write_report(many, tmp_path / "report-many")
+    assert len(set(colours["accuracy_vs_sparsity.png"].values())) == 2
 
 
 def test_compare_names_runs_in_its_setup_as_its_columns_tell_them_apart(tmp_path: Path, capsys) -> None:

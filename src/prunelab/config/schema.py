@@ -383,7 +383,8 @@ class Recipe(Strict):
     eval: EvalConfig = EvalConfig()
     seeds: list[Int] = Field(default_factory=lambda: [0], min_length=1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    #: CPU threads per process (``torch.set_num_threads``); None: torch's own count, the cores.
+    #: CPU threads per process (``torch.set_num_threads``); None: torch's own count (the cores;
+    #: 1 under torchrun, which sets OMP_NUM_THREADS=1).
     #: 1 when other work shares the cores: torch's threads wait for each other by spinning.
     threads: Int | None = Field(None, ge=1)
 

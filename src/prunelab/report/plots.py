@@ -102,8 +102,11 @@ def plot_training(seed_folder: Path) -> Path:
         twin.step(x, [100 * r["sparsity"] for r in rows], where="mid", color="tab:red", linestyle="--", label="sparsity")
     twin.set_ylabel("sparsity (%)", color="tab:red")
     twin.set_ylim(0, 100)
-    for where, name in marks:  # upright along the lines: phases of an epoch or two leave no room across
-        ax.annotate(name, (where, 1), xycoords=("data", "axes fraction"), xytext=(2, -3), textcoords="offset points",
+    named: dict[float, list[str]] = {}  # one text where marks meet (GMP pruning from the eval phase's start)
+    for where, name in marks:
+        named.setdefault(where, []).append(name)
+    for where, names in named.items():  # upright along the lines: phases of an epoch or two leave no room across
+        ax.annotate(", ".join(names), (where, 1), xycoords=("data", "axes fraction"), xytext=(2, -3), textcoords="offset points",
                     rotation=90, ha="left", va="top", fontsize=7, color="0.4")  # fmt: skip
     # Below the panels: inside, the legend covered the marker it names.
     (handles, labels), (twin_handles, twin_labels) = ax.get_legend_handles_labels(), twin.get_legend_handles_labels()

@@ -345,13 +345,15 @@ def write_report(
         sorted(point for i in members for point in runs[i].curve)
         for text, members in groups.items()
     }  # fmt: skip
-    # A run has one colour in every plot (its place among the runs); a line of several runs takes its first run's.
+    # A run has one colour in every plot: its place among the runs.
     positions = {name: i for i, name in enumerate(names)}
     # Runs all at one sparsity would be points over each other: the runs' table says it all.
     if len({round(s, 6) for curve in curves.values() for s, _, _ in curve}) > 1:
         dense = {round(run.stats["dense_acc"]["mean"], 12) for run in runs if run.stats.get("dense_acc")}
+        # A line of one run in that run's colour; where lines gather several runs, lines in their own order.
+        alone = all(len(members) == 1 for members in groups.values())
         plot_accuracy_vs_sparsity(curves, dense.pop() if len(dense) == 1 else None, out / "accuracy_vs_sparsity.png",
-                                  positions=dict(zip(curves, (members[0] for members in groups.values()))))
+                                  positions=dict(zip(curves, (members[0] for members in groups.values()))) if alone else None)
         points = [
             {"runs": name, "sparsity": f"{100 * s:.2f}%", "final accuracy": format_stat("final_acc", {"mean": m, "std": sd})}
             for name, curve in curves.items() for s, m, sd in curve
