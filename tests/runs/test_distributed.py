@@ -172,3 +172,20 @@ def test_a_process_besides_the_main_one_reads_nothing_of_the_find_phase_it_copie
     monkeypatch.setattr(runner, "barrier", lambda: waited.append(True))
     runner.copy_shared_find(tmp_path / "run" / "seed-0", tmp_path / "not-written-yet")
     assert waited == [True] and not (tmp_path / "run").exists()
+
+
+def test_every_process_has_read_a_checkpoint_before_the_main_one_may_replace_it(run: Path, recipe, monkeypatch) -> None:
+    """A process that read the old journal and then the main one's next checkpoint (the model
+    without the channels it removed) failed on the weights' shapes: a barrier follows the reads."""
+    from prunelab.runs import session as session_module
+
+    calls, load = [], session_module.load_checkpoint
+
+    def read(*args):
+        calls.append("read")
+        return load(*args)
+
+    monkeypatch.setattr(session_module, "load_checkpoint", read)
+    monkeypatch.setattr(session_module, "barrier", lambda: calls.append("barrier"))
+    session_module.Session(run / "seed-0", recipe, 0, session_module.recipe_data(recipe), torch.device("cpu"), progress=False)
+    assert calls == ["read", "barrier"]

@@ -145,6 +145,10 @@ class Session:
                 channels.load_state_dict(keep)
                 self.shrink(channels)
             self.journal, self._optimizer_state = load_checkpoint(folder / CHECKPOINT, self.model, self.pruner)
+            # Every process has read the checkpoint (journal, then weights) before the main one,
+            # going on alone (e.g. removing channels), replaces it: a slower one read the old
+            # journal and the new weights.
+            barrier()
         else:
             self.save_weights("init")
         self._started = time.perf_counter() - self.journal.get("elapsed", 0.0)
