@@ -264,21 +264,21 @@ def _dry_run(plan: list, is_sweep: bool, out: str) -> int:
     from prunelab.config import recipe_yaml, unused_settings
     from prunelab.runs.runner import cut_off_elsewhere, run_folder
 
-    def to_do(recipe) -> str:
-        parts = [f"{verb} seed{'s' * (len(seeds) > 1)} {', '.join(map(str, seeds))}" for verb, seeds in _seeds_to_do(out, recipe).items() if seeds]
-        return "; ".join(parts) or "nothing, every seed finished before"
-
-    for _, recipe in plan:  # the warnings the run would give as each recipe starts
-        pending = any(_seeds_to_do(out, recipe).values())
-        for message in unused_settings(recipe) + (cut_off_elsewhere(out, recipe) if pending else []):
+    to_do = []
+    for _, recipe in plan:
+        by_action = _seeds_to_do(out, recipe)
+        parts = [f"{action} seed{'s' * (len(seeds) > 1)} {', '.join(map(str, seeds))}" for action, seeds in by_action.items() if seeds]
+        to_do.append("; ".join(parts) or "nothing, every seed finished before")
+        # The warnings the run would give as it starts.
+        for message in unused_settings(recipe) + (cut_off_elsewhere(out, recipe) if parts else []):
             warnings.warn(message, stacklevel=1)
     if not is_sweep:
         recipe = plan[0][1]
         print(recipe_yaml(recipe), end="")
-        print(f"prunelab: --dry-run, nothing trained; to do in {run_folder(out, recipe)}: {to_do(recipe)}", file=sys.stderr)
+        print(f"prunelab: --dry-run, nothing trained; to do in {run_folder(out, recipe)}: {to_do[0]}", file=sys.stderr)
         return 0
-    rows = [{**{key: grid_value(value) for key, value in assignment.items()}, "run": run_folder(out, recipe).name, "to do": to_do(recipe)}
-            for assignment, recipe in plan]  # fmt: skip
+    rows = [{**{key: grid_value(value) for key, value in assignment.items()}, "run": run_folder(out, recipe).name, "to do": text}
+            for (assignment, recipe), text in zip(plan, to_do)]  # fmt: skip
     print(format_table(rows))
     print(f"\n{len(plan)} runs in {out}; --dry-run, nothing trained")
     return 0
