@@ -28,7 +28,7 @@ from prunelab.config.load import parse_override, recipe_text
 from prunelab.config.sweep import grid_label, grid_value, load_plan, summary_meanings
 from prunelab.distributed import MainProcessFailed, join_from_environment, leave, world
 from prunelab.report import format_stat, format_table
-from prunelab.report.tables import mean_std
+from prunelab.report.tables import mean_std, numbered
 from prunelab.runs.io import read_json, write_text
 
 EPILOG = """examples:
@@ -489,8 +489,8 @@ def _environments(seed_folders: Sequence[Path]) -> None:
     for seed in seed_folders:
         environment = read_json(seed / "summary.json").get("environment") if (seed / "summary.json").exists() else None
         if environment:
-            threads, processes = environment["threads"], environment["processes"]
-            threads = f"{threads} thread{'s' * (threads > 1)}" + (f" in each of {processes} processes" if processes > 1 else "")
+            count, processes = environment["threads"], environment["processes"]
+            threads = f"{count} thread{'s' * (count > 1)}" + (f" in each of {processes} processes" if processes > 1 else "")
             text = f"{environment['device']}, {threads}; torch {environment['torch']}, prunelab {environment['prunelab']}"
             ran_on.setdefault(text, []).append(seed.name.removeprefix("seed-"))
     for text, seeds in ran_on.items():
@@ -550,7 +550,7 @@ def _compare(args: argparse.Namespace) -> int:
     names = [str(grid_value(run.settings.get(keys[0]))) if len(keys) == 1 else describe(run.settings, keys) for run in runs]
     if len(runs) > 1 and not (all(names) and len(set(names)) == len(names) and max(map(len, names)) <= LABEL_WIDTH):
         names = [f"#{i}" for i in range(1, len(runs) + 1)]
-        rows, columns = [{"#": i, **row} for i, row in enumerate(rows, start=1)], ["#", *columns]
+        rows, columns = numbered(rows, columns)
     print(format_table(rows, columns))
     differing = value_meanings(runs, columns, only_differing=True)  # the rest: see `prunelab show`
     if differing:

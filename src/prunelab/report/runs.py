@@ -49,6 +49,7 @@ from prunelab.report.tables import (
     format_table,
     is_percent,
     mean_std,
+    numbered,
     pivot,
     pivot_columns,
 )
@@ -316,8 +317,8 @@ def write_report(
         return describe(run.settings, [key for key in differing if key not in leaving_out])
 
     # Numbered when those names are long.
-    numbered = max(len(label(run)) for run in runs) > LABEL_WIDTH
-    names = [f"#{i}" if numbered else label(run) or run.folder.name for i, run in enumerate(runs, 1)]
+    by_number = max(len(label(run)) for run in runs) > LABEL_WIDTH
+    names = [f"#{i}" if by_number else label(run) or run.folder.name for i, run in enumerate(runs, 1)]
 
     judged = sweep is not None and sweep[1] is not None  # a table that judges the runs' setups itself
     lines = ["# prunelab report", "", *([f"Made by `{command}`.", ""] if command else []),
@@ -326,8 +327,8 @@ def write_report(
         plot_sweep(*sweep, out / "sweep.png")
         lines += ["## The sweep's table", "", sweep_table(*sweep), "", "![the sweep's table](sweep.png)", ""]
     rows, columns = comparison_rows(runs)
-    if numbered:
-        rows, columns = [{"#": i, **row} for i, row in enumerate(rows, start=1)], ["#", *columns]
+    if by_number:
+        rows, columns = numbered(rows, columns)
     lines += ["## Runs", "", format_table(rows, columns), "", *value_meanings(runs, columns), ""]
     # Seed 004's setups, runs named as above; a sweep's table has already judged its columns.
     setup = describe_setup([run.folder for run in runs], names) if len(runs) > 1 and not judged else ""

@@ -45,6 +45,16 @@ PLACEHOLDERS = (None, "", "null", UNREAD)
 _NUMBER_TEXT = re.compile(r"[-+]?\d[\d,]*(\.\d+)?(%| s|x|/s)?( ± .*)?")
 
 
+def numbered(rows: Sequence[Mapping[str, object]], columns: Sequence[str]) -> tuple[list[dict], list[str]]:
+    """``rows`` and ``columns`` with a first column ``#`` numbering the rows from 1, for text
+    that names rows by number where their own names are too long.
+
+    >>> numbered([{"run": "a"}, {"run": "b"}], ["run"])
+    ([{'#': 1, 'run': 'a'}, {'#': 2, 'run': 'b'}], ['#', 'run'])
+    """
+    return [{"#": i, **row} for i, row in enumerate(rows, start=1)], ["#", *columns]
+
+
 def _is_number(value: object) -> bool:
     """Numbers, and numbers already formatted (``93.90% ± 0.50``, bold too), are right-aligned."""
     if isinstance(value, str):
