@@ -79,13 +79,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                              help="the examples to measure on: the first training examples, as many as the test set has, "
                                   "so that sparsities chosen from the analysis have not seen the test set (default); or the test set")
 
-    show = commands.add_parser("show", help="summary and layerwise pruning ratios of runs", parents=[IMPORT])
+    show = commands.add_parser("show", help="summary, pipeline, environment and layerwise pruning ratios of runs", parents=[IMPORT])
     show.add_argument("runs", nargs="+", type=Path, help="run directories (e.g. runs/*)")
 
     compare = commands.add_parser("compare", help="side-by-side table of runs", parents=[IMPORT])
     compare.add_argument("runs", nargs="+", type=Path, help="run directories (e.g. runs/*)")
     compare.add_argument("--values", metavar="V1,V2,...", help="the summary values to show, comma-separated "
-                         "(default: all the runs have; e.g. final_acc,sparsity,speedup)")  # fmt: skip
+                         "(default: every one the runs have, GMP's sparsity_updates included; e.g. final_acc,sparsity,speedup)")  # fmt: skip
 
     report = commands.add_parser("report", help="a Markdown page of runs: table, accuracy against sparsity, LPR", parents=[IMPORT])
     report.add_argument("runs", nargs="+", type=Path, help="run directories (e.g. runs/*)")

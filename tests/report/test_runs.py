@@ -274,6 +274,22 @@ def test_compare_says_what_a_value_means_only_where_the_methods_differ(tmp_path:
     assert "- pruned_acc: oneshot: test accuracy right after pruning" in out and "- final_acc" not in out
 
 
+def test_a_methods_own_summary_value_is_compared_by_default(tmp_path: Path, capsys) -> None:
+    """GMP's sparsity_updates is no standard value, but a GMP run's table shows it, and says what it is."""
+    summary = {0: {"dense_acc": 0.9, "final_acc": 0.8, "sparsity": 0.5}}
+    folders = [fake_run(tmp_path / name, {"prune": {"method": name, "sparsity": 0.5}, "seeds": [0]}, summary, {0: {"a.weight": 0.5}})
+               for name in ("oneshot", "gmp")]  # fmt: skip
+    gmp = json.loads((folders[1] / "summary.json").read_text())
+    gmp["stats"]["sparsity_updates"] = {"mean": 60.0, "std": 0.0}
+    (folders[1] / "summary.json").write_text(json.dumps(gmp))
+    page = write_report(folders, tmp_path / "report").read_text()
+    assert "- `sparsity_updates`: mask updates along the sparsity schedule" in page
+    assert cli.main(["compare", *map(str, folders)]) == 0
+    header, _, *rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("|")]
+    assert [cell.strip() for cell in header.split("|")][-2] == "sparsity_updates"
+    assert {row.split("|")[2].strip(): row.split("|")[-2].strip() for row in rows} == {"oneshot": "", "gmp": "60"}
+
+
 def test_a_sweeps_report_keeps_its_order_and_names_runs_by_the_grid_values_that_differ(tmp_path: Path) -> None:
     folders = [oneshot_run(tmp_path / "runs" / f"s{s}", s, 0.8) for s in (0.9, 0.5)]
     results = [({"prune.sparsity": 0.9, "eval.epochs": 2}, folders[0]), ({"prune.sparsity": 0.5, "eval.epochs": 2}, folders[1])]

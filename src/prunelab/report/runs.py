@@ -20,7 +20,6 @@ from pathlib import Path
 
 from prunelab.config import run_settings
 from prunelab.config.sweep import (
-    SUMMARY_VALUES,
     TableSpec,
     grid_label,
     grid_value,
@@ -216,8 +215,9 @@ def comparison_rows(runs: list[RunResults], values: list[str] | None = None) -> 
     default every one any of them has), and the columns."""
     shown = [{**run.settings, **run.trained} for run in runs]
     differing = differing_settings(shown)
-    if values is None:
-        values = [key for key in SUMMARY_VALUES if any(key in run.stats for run in runs)]
+    if values is None:  # the standard values, and a method's own (GMP's sparsity_updates)
+        known = dict.fromkeys(key for run in runs for key in summary_meanings(str(run.settings.get("prune.method"))))
+        values = [key for key in known if any(key in run.stats for run in runs)]
     rows = [
         # A setting of another method (IMP's rate, for a one-shot run) is not this run's: unread.
         {"run": run.folder.name, **{key: grid_value(settings[key]) if key in settings else UNREAD for key in differing},
@@ -231,15 +231,14 @@ def value_meanings(runs: list[RunResults], columns: list[str], only_differing: b
     """What each summary value among ``columns`` is, a Markdown list item each; where the runs'
     methods read it differently (GMP's pruned_acc is at the end of its pruning stage), per
     method; ``only_differing``: those values only."""
-    methods = list(dict.fromkeys(str(run.settings.get("prune.method")) for run in runs))
+    known = {method: summary_meanings(method) for method in dict.fromkeys(str(run.settings.get("prune.method")) for run in runs)}
     items = []
-    for key in (c for c in columns if c in SUMMARY_VALUES):
-        meanings = {method: summary_meanings(method)[key] for method in methods}
-        if len(set(meanings.values())) == 1:
-            if not only_differing:
-                items.append(f"- `{key}`: {meanings[methods[0]]}")
-        else:
+    for key in columns:
+        meanings = {method: meaning[key] for method, meaning in known.items() if key in meaning}
+        if len(set(meanings.values())) > 1:
             items.append(f"- `{key}`: " + "; ".join(f"{method}: {meaning}" for method, meaning in meanings.items()))
+        elif meanings and not only_differing:
+            items.append(f"- `{key}`: {next(iter(meanings.values()))}")
     return items
 
 
