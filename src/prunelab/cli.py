@@ -438,20 +438,20 @@ def _show_run(folder: Path) -> None:
     print(_summary_table(folder))
     if record is not None:
         pipeline = record.pipeline
-        if pipeline.base is None:
-            print(f"\npipeline (seed 004's steps): a training from scratch of {_epochs(pipeline.retraining.epochs)}")
-        else:
-            recipe = load_run_recipe(folder)
-            find = recipe.find_training  # as the method read it (bimp ignores stop_epoch)
-            stopped = find.stop_epoch not in (None, find.epochs)
-            find_phase = "the find phase" + (f", stopped there in its {find.epochs}-epoch LR schedule" if stopped else "")
-            pruning = f"{pipeline.pruning.epochs} of pruning"
-            if recipe.prune.method == "gmp":  # seed 001's stages
-                pruning += f" ({recipe.prune.stabilization_epochs} stabilizing, dense, then {recipe.prune.pruning_epochs} along the schedule)"
-            if recipe.prune.method == "bimp":
-                pruning += f" (a budget of prune.budget_epochs={recipe.prune.budget_epochs} in all)"
-            print(f"\npipeline (seed 004's steps): {_epochs(pipeline.base.epochs)} of pretraining ({find_phase}), "
-                  f"{pruning}, {pipeline.retraining.epochs} of retraining")  # fmt: skip
+        recipe = load_run_recipe(folder)
+        find = recipe.find_training  # as the method read it (bimp ignores stop_epoch)
+        stopped = find.stop_epoch not in (None, find.epochs)
+        find_phase = "the find phase" + (f", stopped there in its {find.epochs}-epoch LR schedule" if stopped else "")
+        pruning = f"{pipeline.pruning.epochs} of pruning"
+        if recipe.prune.method == "gmp":  # seed 001's stages
+            pruning += f" ({recipe.prune.stabilization_epochs} stabilizing, dense, then {recipe.prune.pruning_epochs} along the schedule)"
+        if recipe.prune.method == "bimp":
+            pruning += f" (a budget of prune.budget_epochs={recipe.prune.budget_epochs} in all)"
+        retraining = f"{pipeline.retraining.epochs} of retraining"
+        if record.reinit:  # a pruning run's network trained from scratch, or a random baseline: compare tells
+            retraining += " from new random weights"
+        print(f"\npipeline (seed 004's steps): {_epochs(pipeline.base.epochs)} of pretraining ({find_phase}), "
+              f"{pruning}, {retraining}")  # fmt: skip
     seed_folders = sorted(folder.glob("seed-*"), key=lambda seed: (len(seed.name), seed.name))  # seed-2 before seed-10
     _environments(seed_folders)
     _levels_table(seed_folders)

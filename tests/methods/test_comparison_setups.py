@@ -7,7 +7,13 @@ import json
 
 import pytest
 
-from prunelab.report.setups import comparison_setup, describe_column_setups, read_run_record, read_sweep_records
+from prunelab.report.setups import (
+    comparison_setup,
+    describe_column_setups,
+    read_run_record,
+    read_sweep_records,
+    trained_from_scratch,
+)
 from prunelab.runs.runner import run_recipe
 
 STEPS_PER_EPOCH = 8
@@ -62,7 +68,10 @@ def test_gmp_eval_phase_splits_into_pruning_and_fine_tuning(make_recipe, tmp_pat
 def test_scratch_budgets_meet_sx_a_and_sx_b(make_recipe, shared_out) -> None:
     pruned, scratch_e, scratch_b = runs(make_recipe, shared_out, (), ("eval.rewind=reinit", "eval.budget=scratch_e"),
                                         ("eval.rewind=reinit", "eval.budget=scratch_b"))  # fmt: skip
-    assert scratch_e.pipeline.base is None and scratch_e.pipeline.retraining.epochs == 3 + 2
+    assert scratch_e.pipeline.retraining.epochs == 3 + 2
+    # The pruned run's own masks, trained from new weights: its training from scratch.
+    assert scratch_e.pipeline.masks == scratch_b.pipeline.masks == pruned.pipeline.masks is not None
+    assert trained_from_scratch([pruned, scratch_e, scratch_b]) == [scratch_e, scratch_b]
     against_e, against_b = comparison_setup([pruned, scratch_e, scratch_b]).budgets
     assert (against_e.pipeline_epochs, against_e.scratch_epochs) == ((3, 0, 2), (5,))
     assert (against_e.same_epochs, against_e.same_macs) == (True, False)
@@ -77,6 +86,17 @@ def test_scratch_budgets_meet_sx_a_and_sx_b(make_recipe, shared_out) -> None:
     assert "eval.epochs" in columns and shown == {pruned.name: 2, scratch_e.name: 5, scratch_b.name: scratch_b.pipeline.retraining.epochs}
     assert {result.settings["eval.epochs"] for result in results} == {2}
     assert scratch_b.pipeline.retraining.epochs > 5  # a sparse model's MACs buy more epochs
+
+
+def test_a_random_mask_with_new_weights_is_a_baseline_on_the_ladder(make_recipe, shared_out) -> None:
+    """Seed 002's global random baseline: a random mask, new random weights, the same H_find
+    and H_eval as the magnitude run. Another network than the magnitude run's, so a pruning
+    method compared by S1-S4.2, not its training from scratch."""
+    magnitude, random = runs(make_recipe, shared_out, (), ("prune.criterion=random", "eval.rewind=reinit"))
+    assert random.pipeline.masks != magnitude.pipeline.masks
+    assert trained_from_scratch([magnitude, random]) == []
+    verdict = comparison_setup([magnitude, random])
+    assert (verdict.setup, verdict.budgets) == ("S4.2", ())
 
 
 def test_imp_finding_masks_by_h_find_counts_those_trainings_not_the_evaluations(make_recipe, shared_out) -> None:

@@ -17,13 +17,17 @@ S4.2   + the same pruning LR schedule (and the other settings of that training)
 Runs that train along one LR schedule, with one recipe, from start to end, and differ only
 in the epoch they prune at are S4.2 too, as in seed 004's Tab. 4 (their base models differ).
 
-Against training from scratch (``eval.rewind: reinit``), SX-A asks for the same epochs of
-pretraining, pruning and retraining in total, and SX-B for the same multiply-accumulates.
-Both are judged only for the pruned network's own scratch training: the same weights left
-in every layer, trained with the dense model's recipe (its settings and peak LR; only the
-length differs) to the same final LR as the pruned model's retraining (Appendix A's Rule 1).
-Rewinding to earlier weights of the base model (``init``, ``epoch:K``) is part of the
-pruning method under comparison, not scratch training.
+A run with new random weights (``eval.rewind: reinit``) that trains the network a pruning
+run among them pruned to is that network's training from scratch: the same masks seed by
+seed after weight pruning, the same small dense architecture (weights left in every layer)
+after channel pruning. It leaves the S1-S4.2 ladder; against training from scratch, SX-A
+asks for the same epochs of pretraining, pruning and retraining in total, and SX-B for the
+same multiply-accumulates. Both are judged only for the pruned network's own scratch
+training: trained with the dense model's recipe (its settings and peak LR; only the length
+differs) to the same final LR as the pruned model's retraining (Appendix A's Rule 1). Other
+runs with new random weights (seed 002's random baselines: a random mask, or random masks
+keeping another mask's LPR) are pruning methods, on the ladder like the rest, as is
+rewinding to earlier weights of the base model (``init``, ``epoch:K``).
 
 The setups are judged on what the runs did, their recorded LR of every step and their
 epochs, not on how their recipes say it: an LR policy and an explicit schedule that give
@@ -33,6 +37,7 @@ LRs is two schedules.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import math
 from collections.abc import Callable, Mapping, Sequence
@@ -81,14 +86,15 @@ class Stage:
 
 @dataclass(frozen=True)
 class Pipeline:
-    """One seed of a run in seed 004's terms. A run trained from scratch has no base model
-    and no pruning stage; its retraining is the training from scratch."""
+    """One seed of a run in seed 004's terms. A run with new random weights (``eval.rewind:
+    reinit``) has them too: its retraining is the training from scratch."""
 
     base: Stage | None
     pruning: Stage
     retraining: Stage
     speedup: float | None = None  # of this seed's pruned network; None in runs made before it was measured
     remaining: Mapping[str, int] | None = None  # weights left per pruned tensor; None in runs made before it was recorded
+    masks: str | None = None  # digest of the final masks; None where the seed has none
 
 
 @dataclass(frozen=True)
@@ -104,7 +110,8 @@ class RunRecord:
     compression: float | None = None  # all parameters over those left; None in runs made before it was recorded
 
     @property
-    def scratch(self) -> bool:
+    def reinit(self) -> bool:
+        """Whether its retraining starts from new random weights."""
         return self.settings.get("eval.rewind") == "reinit"
 
     @property
@@ -119,7 +126,10 @@ class RunRecord:
 @dataclass(frozen=True)
 class Budget:
     """A pruning run against a run training its pruned network from scratch, seed by seed:
-    SX-A asks for the same epochs in total, SX-B for the same multiply-accumulates."""
+    SX-A asks for the same epochs in total, SX-B for the same multiply-accumulates, to within
+    half an epoch of whichever side counts in coarser steps: the pruning run's pretraining
+    ends at a whole epoch of the dense model (seed 004 squeezes it to 30 / 1.11 = 27), which
+    costs ``speedup`` epochs of the pruned network."""
 
     pruned: str
     scratch: str
@@ -128,6 +138,7 @@ class Budget:
     # The pruning pipeline's cost in epochs of the pruned network, per seed; empty if not
     # judged, for the reason given.
     equivalent_epochs: tuple[float, ...] = ()
+    pretraining_epoch: tuple[float, ...] = ()  # what an epoch of pretraining costs, in the same epochs
     not_judged: str = ""
     # Why the run from scratch is not seed 004's scratch training of the pruned network, if
     # it is not: then neither SX-A nor SX-B is judged.
@@ -141,7 +152,8 @@ class Budget:
     def same_macs(self) -> bool | None:
         if not self.equivalent_epochs:
             return None
-        return max(abs(s - e) for s, e in zip(self.scratch_epochs, self.equivalent_epochs)) <= 0.5  # whole epochs
+        steps = zip(self.scratch_epochs, self.equivalent_epochs, self.pretraining_epoch)
+        return all(abs(s - e) <= 0.5 * max(1.0, step) for s, e, step in steps)
 
     def row(self) -> dict[str, object]:
         """A table row: the epochs and the MACs (in epochs of the pruned network) of each side,
@@ -200,11 +212,12 @@ def _implied(setup: str, met: str) -> bool:
 def comparison_setup(runs: Sequence[RunRecord]) -> Verdict:
     """The strictest of seed 004's setups that ``runs`` meet all together.
 
-    Runs trained from scratch (``eval.rewind: reinit``) have no base model: they are left
-    out of the S1-S4.2 ladder and judged against every pruning run by SX-A and SX-B instead.
+    Runs that train a pruning run's network from scratch (:func:`trained_from_scratch`) are
+    left out of the S1-S4.2 ladder and judged against every pruning run by SX-A and SX-B instead.
     """
-    pruned = [run for run in runs if not run.scratch]
-    budgets = tuple(budget for p in pruned for s in runs if s.scratch and (budget := _budget(p, s)))
+    scratch = trained_from_scratch(runs)
+    pruned = [run for run in runs if run not in scratch]
+    budgets = tuple(budget for p in pruned if not p.reinit for s in scratch if (budget := _budget(p, s)))
     if len(pruned) < 2:
         return Verdict(None, None, budgets)
     failed = _first_difference(pruned)
@@ -389,7 +402,7 @@ def _budget(pruned: RunRecord, scratch: RunRecord) -> Budget | None:
     not of one task, as S1 asks)."""
     if _same_task([pruned, scratch]):
         return None
-    seeds = sorted(set(pruned.pipelines) & set(scratch.pipelines)) or [min(pruned.pipelines)]
+    seeds = _paired_seeds(pruned, scratch)
     p = pruned.pipelines[seeds[0]]
     scratch_epochs = tuple(scratch.pipelines.get(seed, scratch.pipeline).retraining.epochs for seed in seeds)
     budget = Budget(pruned.name, scratch.name, (p.base.epochs, p.pruning.epochs, p.retraining.epochs), scratch_epochs)
@@ -397,14 +410,48 @@ def _budget(pruned: RunRecord, scratch: RunRecord) -> Budget | None:
         budget = replace(budget, not_scratch=reason)
     if p.pruning.epochs:  # its cost changes as the sparsity rises, which the runs do not record
         return replace(budget, not_judged="a pruning stage")
-    equivalent = []
+    equivalent, pretraining_epoch = [], []
     for seed in seeds:
         mine, theirs = pruned.pipelines[seed], scratch.pipelines.get(seed, scratch.pipeline)
         if not (mine.speedup and theirs.speedup):
             return replace(budget, not_judged="no speedup recorded (a run made before it was measured)")
         # In epochs of the pruned network: pretraining costs the speedup per epoch, retraining one.
         equivalent.append(mine.base.epochs * theirs.speedup + mine.retraining.epochs * theirs.speedup / mine.speedup)
-    return replace(budget, equivalent_epochs=tuple(equivalent))
+        pretraining_epoch.append(theirs.speedup)
+    return replace(budget, equivalent_epochs=tuple(equivalent), pretraining_epoch=tuple(pretraining_epoch))
+
+
+def _paired_seeds(a: RunRecord, b: RunRecord) -> list[int]:
+    """The seeds two runs both have, or ``a``'s first if they share none (``b`` is then read
+    at its first)."""
+    return sorted(set(a.pipelines) & set(b.pipelines)) or [min(a.pipelines)]
+
+
+def trained_from_scratch(runs: Sequence[RunRecord]) -> list[RunRecord]:
+    """The runs among ``runs`` that train the network a pruning run among them pruned to,
+    from new random weights (``eval.rewind: reinit``): seed 004's training from scratch.
+    Other runs with new random weights, such as seed 002's random baselines, prune a network
+    of their own: they are pruning methods."""
+    pruning = [run for run in runs if not run.reinit]
+    return [run for run in runs if run.reinit and any(
+        not _same_task([p, run]) and not _other_network(p, run, _paired_seeds(p, run)) for p in pruning
+    )]  # fmt: skip
+
+
+def _other_network(pruned: RunRecord, scratch: RunRecord, seeds: Sequence[int]) -> str:
+    """Why ``scratch`` trains another network than the one ``pruned`` pruned to ('' if it
+    does not, or the runs did not record it): other weights left in a layer (for channel
+    pruning, another architecture), or other masks on a seed both ran."""
+    for seed in seeds:
+        mine, theirs = pruned.pipelines[seed], scratch.pipelines.get(seed, scratch.pipeline)
+        if mine.remaining and theirs.remaining and mine.remaining != theirs.remaining:
+            layer = next(k for k in {**mine.remaining, **theirs.remaining} if mine.remaining.get(k) != theirs.remaining.get(k))
+            return (f"it trains another network ({layer}: {mine.remaining.get(layer)} / {theirs.remaining.get(layer)} "
+                    f"weights left; seed {seed})")  # fmt: skip
+        # Channels: the architecture is the network, whichever channels were kept.
+        if pruned.granularity == "weights" and seed in scratch.pipelines and mine.masks and theirs.masks and mine.masks != theirs.masks:
+            return f"it trains another network (other masks; seed {seed})"
+    return ""
 
 
 def _recipe(stage: Stage) -> dict[str, object]:
@@ -418,6 +465,8 @@ def _not_scratch_training(pruned: RunRecord, scratch: RunRecord, seeds: Sequence
     is): "the network architecture of the pruned model ... trained from scratch using the
     same training recipe as training the dense model" (only its length may differ), ending
     at the same LR as the pruned model's retraining (Appendix A's Rule 1)."""
+    if reason := _other_network(pruned, scratch, seeds):
+        return reason
     for seed in seeds:
         mine, theirs = pruned.pipelines[seed], scratch.pipelines.get(seed, scratch.pipeline)
         recipes = [_recipe(mine.base), _recipe(theirs.retraining)]
@@ -428,10 +477,6 @@ def _not_scratch_training(pruned: RunRecord, scratch: RunRecord, seeds: Sequence
         if mine.retraining.lrs and theirs.retraining.lrs and not _same_final_lr(mine.retraining.lrs, theirs.retraining.lrs):
             ends = [f"{p.retraining.lrs[-1]:.4g}" for p in (mine, theirs)]
             return f"it ends at another LR than the pruned model's retraining ({_values(ends)}; seed 004's Rule 1)"
-        if mine.remaining and theirs.remaining and mine.remaining != theirs.remaining:
-            layer = next(k for k in {**mine.remaining, **theirs.remaining} if mine.remaining.get(k) != theirs.remaining.get(k))
-            return (f"it trains another network ({layer}: {mine.remaining.get(layer)} / {theirs.remaining.get(layer)} "
-                    f"weights left; seed {seed})")  # fmt: skip
     return ""
 
 
@@ -491,8 +536,9 @@ def read_pipeline(seed_folder: Path, settings: dict[str, object]) -> Pipeline:
     lr_log = read_json(seed_folder / "lr_log.json")
     rows = read_json(seed_folder / "metrics.json", list)
     speedup = read_json(seed_folder / "summary.json").get("speedup")
-    counts = seed_folder / "layer_sparsity.json"
+    counts, masks = seed_folder / "layer_sparsity.json", seed_folder / "masks.safetensors"
     remaining = {name: layer["remaining"] for name, layer in read_json(counts).items()} if counts.exists() else None
+    digest = hashlib.sha256(masks.read_bytes()).hexdigest() if masks.exists() else None
     phases = [phase for phase in lr_log if not phase.endswith("-copy")]
     if settings.get("prune.masks_from") == "find":
         phases = [phase for phase in phases if not phase.endswith("/eval") or phase == phases[-1]]
@@ -512,13 +558,10 @@ def read_pipeline(seed_folder: Path, settings: dict[str, object]) -> Pipeline:
         if not settings.get("prune.finetune_weight_decay"):
             fine_tuning = Stage(fine_tuning.epochs, fine_tuning.lrs, {**fine_tuning.settings, "eval.optimizer.weight_decay": 0.0})
         stages[-1:] = [stage(phases[-1], 0, split), fine_tuning]
-    retraining = stages[-1]
-    if settings.get("eval.rewind") == "reinit":
-        return Pipeline(base=None, pruning=Stage(), retraining=retraining, speedup=speedup, remaining=remaining)
     between = stages[1:-1]
     pruning = Stage(sum(s.epochs for s in between), tuple(lr for s in between for lr in s.lrs),
                     {k: v for s in between for k, v in s.settings.items()})  # fmt: skip
-    return Pipeline(base=stages[0], pruning=pruning, retraining=retraining, speedup=speedup, remaining=remaining)
+    return Pipeline(stages[0], pruning, stages[-1], speedup=speedup, remaining=remaining, masks=digest)
 
 
 def training_settings(settings: Mapping[str, object], phase: str) -> dict[str, object]:
@@ -551,14 +594,15 @@ AGAINST_SCRATCH = (
 def task_groups(runs: Sequence[RunRecord]) -> list[list[RunRecord]]:
     """The runs in groups of one dataset, network, granularity and compression or speedup (S1),
     in their order; a run trained from scratch joins every group of its task."""
+    scratch = trained_from_scratch(runs)
     groups: list[list[RunRecord]] = []
-    for run in (r for r in runs if not r.scratch):
+    for run in (r for r in runs if r not in scratch):
         home = next((g for g in groups if not _same_task([g[0], run])), None)
         if home is None:
             groups.append([run])
         else:
             home.append(run)
-    for run in (r for r in runs if r.scratch):
+    for run in scratch:
         homes = [g for g in groups if not _same_task([g[0], run])]
         for home in homes:
             home.append(run)
@@ -579,12 +623,13 @@ def describe_setups(groups: Mapping[str, Sequence[RunRecord]]) -> str:
         split |= len(task) > 1
         for group in task:
             verdict = comparison_setup(group)
-            names = " vs ".join(r.name for r in group if not r.scratch) if len(task) > 1 else ""  # names hold commas
+            pruned = [r for r in group if r not in trained_from_scratch(group)]
+            names = " vs ".join(r.name for r in pruned) if len(task) > 1 else ""  # names hold commas
             if str(verdict):
                 entries.append((": ".join(filter(None, [label, names])), str(verdict)))
                 for setup, setup_pairs in _stricter_pairs(group, verdict).items():
                     pairs.append(f"{label + ': ' if label else ''}{setup}: {'; '.join(setup_pairs)}")
-                unlisted |= verdict.setup != list(SETUPS)[-1] and sum(not r.scratch for r in group) > MOST_PAIRED
+                unlisted |= verdict.setup != list(SETUPS)[-1] and len(pruned) > MOST_PAIRED
             budgets += [{**({"column": label} if label else {}), **b.row()} for b in verdict.budgets]
     parts = []
     if not split and len(entries) == len(groups) and len({text for _, text in entries}) == 1:
@@ -615,7 +660,8 @@ def _stricter_pairs(runs: Sequence[RunRecord], together: Verdict) -> dict[str, l
     """The pairs of 3 to MOST_PAIRED pruning runs that meet a stricter setup than all of them
     together (one run of other seeds makes every pair with it S1, not the others), by the
     setup they meet: ``{"S3.1": ["a vs b", ...]}``."""
-    pruned = [run for run in runs if not run.scratch]
+    scratch = trained_from_scratch(runs)
+    pruned = [run for run in runs if run not in scratch]
     if not 3 <= len(pruned) <= MOST_PAIRED:
         return {}
     rank = {setup: i for i, setup in enumerate([None, *SETUPS])}
