@@ -681,6 +681,15 @@ def test_filter_l1_is_ranked_layer_by_layer_unless_the_recipe_says_otherwise() -
     assert Recipe.model_validate({"prune": {"criterion": "filter_l1"}}).prune.scope == "layerwise"
 
 
+def test_a_sparsity_of_weights_is_for_a_global_channel_ranking() -> None:
+    assert load_recipe("structured", ["prune.sparsity_of=weights"]).prune.sparsity_of == "weights"
+    assert load_recipe(None, ["prune.sparsity_of=weights"]).prune.sparsity_of == "weights"  # what magnitude counts anyway
+    assert "sparsity_of: channels is for the channel criteria (filter_l1, bn_scale, random_channels); criterion 'magnitude' " \
+        "prunes weights" in error_of(["prune.sparsity_of=channels"])
+    assert "sparsity_of: weights ranks channels across layers until the weights they take out reach the sparsity: it needs " \
+        "scope 'global', not 'layerwise'" in error_of(["prune.criterion=filter_l1", "prune.sparsity_of=weights"], "structured")
+
+
 def test_gmp_prunes_layer_by_layer_unless_the_recipe_says_otherwise() -> None:
     """Seed 001 sets "the sparsity for all layers" along the schedule; one-shot, IMP and BIMP
     rank all layers together unless told otherwise."""

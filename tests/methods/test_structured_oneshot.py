@@ -66,6 +66,26 @@ def test_channels_are_those_of_smallest_summed_gamma(bn_run, shared_out, data, r
     assert kept == set(range(48)) - removed
 
 
+def test_a_sparsity_of_weights_counts_the_weights_the_channels_take(bn_run, make_recipe, shared_out, data, read) -> None:
+    """Seed 002's A2 ("prune p% of parameters"): the run's sparsity, counted on its small
+    model, reaches the target, by channels in the same order of gamma as the count's run."""
+    recipe = make_recipe(*BN, "prune.sparsity_of=weights")
+    seed = run_recipe(recipe, shared_out, progress=False) / "seed-0"
+    summary, channels = read(seed / "summary.json"), read(seed / "channels.json")
+    by_count = read(bn_run[1] / "summary.json")
+    assert by_count["sparsity"] > 0.5 + 0.05  # half the channels take most of the weights: 16 -> 8 wide, a quarter of each conv
+    dense = dense_model(data)
+    weights = sum(m.weight.numel() for m in dense.modules() if isinstance(m, (nn.Conv1d, nn.Linear)))
+    small = small_model(data, load_file(str(seed / "model.safetensors")), channels)
+    left = sum(m.weight.numel() for m in small.modules() if isinstance(m, (nn.Conv1d, nn.Linear)))
+    assert summary["sparsity"] == pytest.approx(1 - left / weights) and 0.5 <= summary["sparsity"] < 0.55  # a channel takes up to 3%
+    state = find_state(shared_out, recipe, data)
+    gammas = torch.cat([state[f"features.{i}.weight"].abs() for i in (1, 4, 7)])
+    kept = {16 * g + c for g, name in enumerate(CONVS) for c in channels[name]}
+    removed = torch.sort(gammas, stable=True).indices[: 48 - len(kept)].tolist()
+    assert kept == set(range(48)) - set(removed)
+
+
 def test_pruned_and_final_accuracies_are_those_of_the_small_model(bn_run, shared_out, data, read) -> None:
     recipe, seed = bn_run
     summary, channels = read(seed / "summary.json"), read(seed / "channels.json")

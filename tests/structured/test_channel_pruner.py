@@ -113,6 +113,71 @@ def test_every_group_keeps_a_channel_and_the_limit_is_a_clear_error() -> None:
         pruner.prune(0.95, scope="global")
 
 
+def ranked_chain() -> nn.Sequential:
+    """BatchNorm scales that interleave the two groups: 0.05 (group 3), 0.1 (group 0), 0.15, 0.25 (3), 0.3 (0), ..."""
+    model = chain()
+    with torch.no_grad():
+        model[1].weight.copy_(0.1 + 0.2 * torch.arange(10))
+        model[4].weight.copy_(0.05 + 0.1 * torch.arange(12))
+    return model
+
+
+def dense_weights(model: nn.Module) -> int:
+    return sum(m.weight.numel() for m in model.modules() if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Linear)))
+
+
+@pytest.mark.filterwarnings("ignore:criterion BatchNormScale\\(\\) cannot score")  # the Linear group
+def test_a_sparsity_of_weights_removes_the_fewest_channels_that_take_that_share_of_the_weights() -> None:
+    """Seed 002's Algorithm A2: "prune p% of parameters" by removing channels in the order of
+    their BatchNorm scales. chain() has 270 + 1080 + 384 + 24 = 1758 Conv/Linear weights; a
+    channel of group 3 takes its conv row (10 inputs * 9) and 2 * 2 columns of the 8-unit
+    Linear, one of group 0 its conv row (3 * 9) and the next conv's column (12 rows * 9):
+    122, then 27 + 11 * 9 = 126, then 9 * 9 + 32 = 113: 361 of 1758 at the third channel."""
+    model = ranked_chain()
+    assert dense_weights(model) == 1758
+    pruner = ChannelPruner(model, X, criterion="bn_scale")
+    pruner.prune(0.2, sparsity_of="weights")  # 351.6 weights: two channels take 248, three 361
+    assert {name: 10 - len(kept) if name == "0" else 12 - len(kept) for name, kept in pruner.keep.items()} == {"0": 1, "3": 2}
+    assert pruner.weight_sparsity() == pytest.approx(361 / 1758)
+    assert dense_weights(pruner.shrink()) == 1758 - 361  # what the small model has, counted independently
+    # Nested: the next target continues down the same ranking; a lower one is an error.
+    pruner.prune(0.5, sparsity_of="weights")
+    assert 0.5 <= pruner.weight_sparsity() == pytest.approx(1 - dense_weights(pruner.shrink()) / 1758)
+    fewer = ChannelPruner(ranked_chain(), X, criterion="bn_scale")
+    fewer.prune((pruner.channel_sparsity() * 22 - 1) / 22)  # one channel fewer, by count
+    assert fewer.weight_sparsity() < 0.5
+    with pytest.raises(ValueError, match=r"^0\.5\d* of the weights are already removed, more than the sparsity 0\.3 asked for$"):
+        pruner.prune(0.3, sparsity_of="weights")
+    with pytest.raises(ValueError, match=r"^sparsity 0\.99 of the weights needs more channels than can go \(every group keeps one\): at most 0\.9477 of"):
+        # one channel left in each group: 27 + 9 + 8 * 4 + 24 = 92 weights, 1 - 92 / 1758 = 0.9477
+        ChannelPruner(ranked_chain(), X, criterion="bn_scale").prune(0.99, sparsity_of="weights")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"sparsity": 0.5, "scope": "layerwise", "sparsity_of": "weights"}, "sparsity_of='weights' ranks channels across groups"),
+        ({"ratios": {"0": 0.5}, "sparsity_of": "weights"}, "it needs scope 'global' \\(and no ratios\\)"),
+        ({"sparsity": 0.5, "sparsity_of": "parameters"}, "sparsity_of must be 'channels' or 'weights', got 'parameters'"),
+    ],
+)
+def test_a_sparsity_of_weights_is_global_only(kwargs, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        ChannelPruner(chain(), X).prune(**kwargs)
+
+
+@pytest.mark.parametrize(("name", "shape", "options"), [("resnet20", (3, 32, 32), {}), ("mnist1d_cnn", (1, 40), {"batch_norm": True})])
+def test_weight_sparsity_counts_what_the_small_model_loses(name, shape, options) -> None:
+    """Residual-coupled groups and a flattening classifier: the count agrees with the small model's weights."""
+    torch.manual_seed(0)
+    model = build_model(name, num_classes=10, input_shape=shape, **options)
+    randomise_batchnorm(model)
+    pruner = ChannelPruner(model, torch.zeros(1, *shape), criterion="bn_scale")
+    pruner.prune(0.6, sparsity_of="weights")
+    assert 0.6 <= pruner.weight_sparsity() < 0.61
+    assert pruner.weight_sparsity() == pytest.approx(1 - dense_weights(pruner.shrink()) / dense_weights(model))
+
+
 @pytest.mark.filterwarnings("ignore:3 of the channels kept score exactly")  # the zeroed filters tie
 def test_channels_once_removed_stay_removed() -> None:
     model = chain()

@@ -236,7 +236,10 @@ class PruneBase(Strict):
     and ``random_channels`` prune whole channels (one-shot only: seed 002's Algorithm A2,
     seed 004's L1-norm filter pruning), and the model is then rebuilt small and dense
     without them. For channels, ``sparsity`` and ``ratios`` count channels, ``ratios`` and
-    ``include``/``exclude`` name channel groups by their layers (``prunelab.structured``).
+    ``include``/``exclude`` name channel groups by their layers (``prunelab.structured``);
+    ``sparsity_of: weights`` makes a global ``sparsity`` count the Conv/Linear weights the
+    removed channels take out instead, as seed 002's Algorithm A2 ("prune p% of
+    parameters"), so that runs whose scores rank channels differently reach one compression.
     The scope is ``global`` unless given, except for ``filter_l1`` and GMP: ``layerwise``."""
 
     sparsity: Fraction = 0.9
@@ -244,6 +247,7 @@ class PruneBase(Strict):
     ratios: dict[str, Fraction] | None = None
     lpr_of: str | None = None
     criterion: Literal[(*CRITERIA, *CHANNEL_CRITERIA)] = "magnitude"  # type: ignore[valid-type]
+    sparsity_of: Literal["channels", "weights"] | None = None  # None: what the criterion prunes
     include: list[str] | None = None
     exclude: list[str] = Field(default_factory=list)
 
@@ -275,6 +279,12 @@ class PruneBase(Strict):
                 raise ValueError(f"criterion {self.criterion!r} prunes whole channels, which only method 'oneshot' does")
             if self.scope == "lpr_of":
                 raise ValueError(f"scope 'lpr_of' copies the LPR of weight masks; criterion {self.criterion!r} prunes channels")
+            if self.sparsity_of == "weights" and self.scope != "global":
+                raise ValueError(f"sparsity_of: weights ranks channels across layers until the weights they take out reach "
+                                 f"the sparsity: it needs scope 'global', not {self.scope!r}")  # fmt: skip
+        elif self.sparsity_of == "channels":
+            raise ValueError(f"sparsity_of: channels is for the channel criteria ({', '.join(CHANNEL_CRITERIA)}); "
+                             f"criterion {self.criterion!r} prunes weights")  # fmt: skip
         return self
 
     @property

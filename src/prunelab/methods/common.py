@@ -233,7 +233,7 @@ def choose_channels(channels: ChannelPruner, spec: PruneBase) -> None:
         return
     with warnings.catch_warnings():  # a recipe's filter_l1 with scope global is warned about as the run starts
         warnings.filterwarnings("ignore", message="filter_l1 ranked globally", category=UserWarning)
-        channels.prune(spec.sparsity, scope=spec.scope)
+        channels.prune(spec.sparsity, scope=spec.scope, sparsity_of=spec.sparsity_of or "channels")
 
 
 def pruning_steps(recipe: Recipe) -> list[str]:

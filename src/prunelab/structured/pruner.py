@@ -22,7 +22,7 @@ from prunelab.masks.arguments import (
     fraction,
     ratios_by_target,
 )
-from prunelab.masks.targets import CONVS, check_patterns, matches, model_names
+from prunelab.masks.targets import CONVS, check_patterns, find_prunable, matches, model_names
 from prunelab.models.common import evaluating, leaving_state, training
 from prunelab.structured.groups import ChannelGroup, channel_groups
 
@@ -72,6 +72,8 @@ class ChannelPruner:
         self._unscored = [group for group in chosen if self.criterion(model, group) is None]
         self.groups = self._scorable(chosen)
         self.keep: dict[str, Tensor] = {g.name: torch.arange(g.size) for g in self.groups}
+        # What weight_sparsity counts: every Conv/Linear weight, by layer.
+        self._weight_shapes = {name.removesuffix(".weight"): w.shape for name, w in find_prunable(model).items()}
 
     # -- choosing channels -------------------------------------------------------------
 
@@ -81,6 +83,7 @@ class ChannelPruner:
         *,
         scope: str | None = None,
         ratios: Mapping[str, float] | None = None,
+        sparsity_of: str = "channels",
     ) -> None:
         """Remove the lowest-scoring channels until ``sparsity`` of all the groups' channels
         are gone (``scope="global"``: ranked across groups; ``"layerwise"``: the same share of
@@ -92,9 +95,20 @@ class ChannelPruner:
         broken by group and channel order. Channels once removed stay removed, and every group
         keeps at least one channel (its best), so a network is never cut in two: a target that
         would remove a group's last channel is an error.
+
+        ``sparsity_of="weights"`` (global scope only) counts weights instead, as seed 002's
+        Algorithm A2 ("prune p% of parameters ... by pruning channels"): the fewest channels,
+        in the global ranking, whose removal takes at least ``sparsity`` of the model's
+        Conv/Linear weights out (a removed channel takes its filter and the next layer's
+        columns reading it), as :meth:`weight_sparsity` counts them.
         """
         check_target(sparsity, scope, ratios, per="group")
+        if sparsity_of not in ("channels", "weights"):
+            raise ValueError(f"sparsity_of must be 'channels' or 'weights', got {sparsity_of!r}")
         scope = scope or ("layerwise" if isinstance(self.criterion, FilterL1) else "global")
+        if sparsity_of == "weights" and (ratios is not None or scope != "global"):
+            raise ValueError("sparsity_of='weights' ranks channels across groups until the weights removed reach the "
+                             "sparsity: it needs scope 'global' (and no ratios)")  # fmt: skip
         scores = self._scores()
         before = dict(self.keep)
         if ratios is not None:
@@ -110,7 +124,7 @@ class ChannelPruner:
                     "layer alike: use scope 'layerwise' or ratios, or the bn_scale criterion",
                     stacklevel=2,
                 )
-            self._prune_globally(fraction("sparsity", sparsity), scores)
+            self._prune_globally(fraction("sparsity", sparsity), scores, sparsity_of)
             self._warn_of_ties(scores, before, pooled=True)
             return
         else:
@@ -190,12 +204,7 @@ class ChannelPruner:
         )
         return {group: round(ratio * len(scores[group])) for group, (ratio, _) in chosen.items()}
 
-    def _prune_globally(self, sparsity: float, scores: dict[str, Tensor]) -> None:
-        total = sum(len(s) for s in scores.values())
-        removed = sum(len(s) - len(self.keep[name]) for name, s in scores.items())
-        count = round(sparsity * total)
-        if count < removed:
-            raise ValueError(f"{removed} of {total} channels are already removed, more than the {count} asked for")
+    def _prune_globally(self, sparsity: float, scores: dict[str, Tensor], sparsity_of: str) -> None:
         # Candidates: kept channels but each group's best, in group then channel order.
         names, channels, values = [], [], []
         for i, (name, score) in enumerate(scores.items()):
@@ -203,20 +212,71 @@ class ChannelPruner:
             names += [i] * len(candidates)
             channels.append(candidates)
             values.append(score[candidates])
-        if count - removed > len(names):
-            raise ValueError(
-                f"sparsity {sparsity} removes {count} of {total} channels, but every group keeps one: at most "
-                f"{removed + len(names)} channels can go (a sparsity of at most {(removed + len(names)) / total:.4g})"
-            )
-        order = torch.sort(torch.cat(values), stable=True).indices[: count - removed]
-        position = torch.cat(channels)
+        order = torch.sort(torch.cat(values), stable=True).indices
         group_of = torch.tensor(names, dtype=torch.long)
+        if sparsity_of == "weights":
+            order = order[: self._channels_for_weights(sparsity, group_of[order])]
+        else:
+            total = sum(len(s) for s in scores.values())
+            removed = sum(len(s) - len(self.keep[name]) for name, s in scores.items())
+            count = round(sparsity * total)
+            if count < removed:
+                raise ValueError(f"{removed} of {total} channels are already removed, more than the {count} asked for")
+            if count - removed > len(names):
+                raise ValueError(
+                    f"sparsity {sparsity} removes {count} of {total} channels, but every group keeps one: at most "
+                    f"{removed + len(names)} channels can go (a sparsity of at most {(removed + len(names)) / total:.4g})"
+                )
+            order = order[: count - removed]
+        position = torch.cat(channels)
         for i, name in enumerate(scores):
             gone = position[order[group_of[order] == i]]
             kept = self.keep[name]
             self.keep[name] = kept[~torch.isin(kept, gone)]
 
+    def _channels_for_weights(self, sparsity: float, groups_in_order: Tensor) -> int:
+        """How many of the candidates, taken in order (``groups_in_order``: the index of each
+        one's group), remove at least ``sparsity`` of the weights: the fewest that do."""
+        kept = torch.tensor([len(self.keep[g.name]) for g in self.groups])
+        gone = torch.nn.functional.one_hot(groups_in_order, len(kept)).cumsum(0)  # row t - 1: removed by the first t
+
+        def reached(t: int) -> float:  # grows with t: removing a channel never adds weights
+            left = kept - gone[t - 1] if t else kept
+            return self._weight_sparsity({g.name: int(n) for g, n in zip(self.groups, left)})
+
+        if (now := reached(0)) > sparsity:
+            raise ValueError(f"{now:.4g} of the weights are already removed, more than the sparsity {sparsity} asked for")
+        if (most := reached(len(groups_in_order))) < sparsity:
+            raise ValueError(f"sparsity {sparsity} of the weights needs more channels than can go (every group keeps one): "
+                             f"at most {most:.4g} of the weights can")  # fmt: skip
+        low, high = 0, len(groups_in_order)  # the fewest: reached(high) >= sparsity, and below low it is not
+        while low < high:
+            middle = (low + high) // 2
+            low, high = (low, middle) if reached(middle) >= sparsity else (middle + 1, high)
+        return low
+
     # -- measurements ------------------------------------------------------------------
+
+    def weight_sparsity(self) -> float:
+        """The share of the model's Conv/Linear weights that the removed channels take out:
+        their filters, and the columns of the layers reading them. The small model of
+        :meth:`shrink` has the rest."""
+        return self._weight_sparsity({name: len(kept) for name, kept in self.keep.items()})
+
+    def _weight_sparsity(self, kept: Mapping[str, int]) -> float:
+        rows: dict[str, int] = {}
+        columns: dict[str, int] = {}
+        for group in self.groups:
+            for name in (*group.producers, *group.depthwise):
+                rows[name] = kept[group.name]
+            for name, factor in group.consumers:
+                columns[name] = columns.get(name, 0) + (group.size - kept[group.name]) * factor
+        total = left = 0
+        for layer, shape in self._weight_shapes.items():
+            per_column = shape[2:].numel()  # a convolution's kernel
+            total += shape.numel()
+            left += rows.get(layer, shape[0]) * (shape[1] - columns.get(layer, 0)) * per_column
+        return (total - left) / total
 
     def __repr__(self) -> str:
         channels = sum(g.size for g in self.groups)
