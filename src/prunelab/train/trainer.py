@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 
 #: Seconds between two epoch lines of the log (the last epoch of a phase is always logged).
 LOG_EVERY = 30.0
+#: The phase and its numbers before the bar: a narrow terminal cuts the line's end, the bar and its times.
+BAR_FORMAT = "{desc}{postfix}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}]"
 
 
 class StepHook(Protocol):
@@ -134,10 +136,11 @@ class Trainer:
         # Steps, so that a long epoch shows it moves; a resumed phase shows where it stands. Each
         # phase leaves its last line (its final accuracy) on the terminal, as a log would.
         total, done = self.config.epochs * self.steps_per_epoch, self.state.step
-        with tqdm(desc=self.label, unit="step", disable=not self.progress, leave=True, total=total, initial=done) as bar:
+        with tqdm(desc=self.label, unit="step", disable=not self.progress, leave=True, total=total, initial=done,
+                  bar_format=BAR_FORMAT) as bar:
             logged = time.monotonic()
             for epoch in range(self.state.epoch, self.config.epochs):
-                bar.set_description(f"{self.label}, epoch {epoch + 1}/{self.config.epochs}")
+                bar.set_description_str(f"{self.label}, epoch {epoch + 1}/{self.config.epochs}")
                 started = time.perf_counter()
                 train_loss, train_acc, images = self.train_epoch(epoch, on_step=bar.update)
                 if not math.isfinite(train_loss):
@@ -164,7 +167,7 @@ class Trainer:
                 }
                 self.state.history.append(metrics)
                 self.state.epoch = epoch + 1
-                bar.set_postfix_str(f"test acc {test_acc:.2%}, train loss {train_loss:.3f}, sparsity {metrics['sparsity']:.1%}")
+                bar.set_postfix_str(f"test acc {test_acc:.2%}, sparsity {metrics['sparsity']:.1%}, train loss {train_loss:.3f}")
                 if self.world.is_main and (epoch + 1 == self.config.epochs or time.monotonic() - logged >= LOG_EVERY):
                     log.info(
                         "%s: epoch %d/%d, test accuracy %.2f%%, training loss %.3f, sparsity %.1f%%",
