@@ -56,3 +56,18 @@ def test_a_folder_its_file_system_cannot_flush_does_not_fail_the_write(tmp_path:
     with atomic_write(tmp_path / "summary.json") as file:
         file.write(b"{}")
     assert (tmp_path / "summary.json").read_bytes() == b"{}"
+
+
+def test_a_folder_flush_failing_otherwise_is_an_error(tmp_path, monkeypatch):
+    """Only EINVAL / ENOTSUP (file systems that cannot flush a folder) are forgiven; an I/O
+    error flushing the rename is reported."""
+    fsync, folder = os.fsync, tmp_path.stat().st_ino
+
+    def failing(handle):
+        if os.fstat(handle).st_ino == folder:
+            raise OSError(errno.EIO, "Input/output error")
+        fsync(handle)
+
+    monkeypatch.setattr(os, "fsync", failing)
+    with pytest.raises(OSError, match="Input/output error"), atomic_write(tmp_path / "summary.json") as file:
+        file.write(b"{}")

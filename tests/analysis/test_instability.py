@@ -86,3 +86,17 @@ def test_models_of_two_architectures_or_one_point_are_errors() -> None:
         interpolate(nn.Linear(6, 2), nn.Linear(6, 3), x, y)
     with pytest.raises(ValueError, match="points must be at least 2"):
         interpolate(nn.Linear(6, 2), nn.Linear(6, 2), x, y, points=1)
+
+
+def test_integer_buffers_come_from_the_first_model(monkeypatch):
+    a = nn.Sequential(nn.Linear(6, 8), nn.BatchNorm1d(8), nn.Linear(8, 2))
+    b = nn.Sequential(nn.Linear(6, 8), nn.BatchNorm1d(8), nn.Linear(8, 2))
+    b.load_state_dict(a.state_dict())
+    a[1].num_batches_tracked.fill_(3)
+    b[1].num_batches_tracked.fill_(7)
+    from prunelab.analysis import instability
+
+    seen, real = [], instability.evaluate
+    monkeypatch.setattr(instability, "evaluate", lambda model, *args: seen.append(int(model[1].num_batches_tracked)) or real(model, *args))
+    interpolate(a, b, torch.randn(20, 6), torch.zeros(20, dtype=torch.long), points=3)
+    assert seen == [3, 3, 3]

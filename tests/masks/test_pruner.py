@@ -556,3 +556,21 @@ def test_a_sparsity_may_be_a_one_element_tensor():
     assert pruner.count_pruned() == 50
     with pytest.raises(ValueError, match="sparsity must be a number in"):
         pruner.prune(torch.tensor([0.6, 0.7]))
+
+
+def test_state_dict_bytes_are_msb_first_and_zero_padded():
+    """The on-disk mask format, pinned: 8 weights a byte, the first weight in the top bit, the
+    last byte padded with zero bits (masks and checkpoints written earlier must still load)."""
+    model = nn.Linear(9, 1, bias=False)
+    with torch.no_grad():
+        model.weight.copy_(torch.arange(1.0, 10.0))  # |w| = 1..9: the first three are the smallest
+    pruner = Pruner(model)
+    pruner.prune(ratios={"weight": 3 / 9})
+    state = pruner.state_dict()
+    # kept = F F F T T T T T | T -> 0b00011111, 0b10000000
+    assert state["mask:weight"].dtype == torch.uint8 and state["mask:weight"].tolist() == [0b00011111, 0b10000000]
+    assert state["shape:weight"].tolist() == [1, 9]
+    fresh = Pruner(nn.Linear(9, 1, bias=False))
+    fresh.load_state_dict({"mask:weight": torch.tensor([0b10100000, 0b10000000], dtype=torch.uint8),
+                           "shape:weight": torch.tensor([1, 9])})
+    assert fresh.masks["weight"].view(-1).tolist() == [True, False, True, False, False, False, False, False, True]

@@ -290,3 +290,18 @@ def test_select_takes_a_criterion_by_name_and_names_bad_arguments():
         select(w, 3, "magnitude", {"a": torch.ones(3, dtype=torch.bool)})
     with pytest.raises(ValueError, match=r"prior must hold a bool mask of shape \(3,\) for a"):
         select(w, 3, "magnitude", {"a": torch.ones(3), "b": torch.ones(2, dtype=torch.bool)})
+
+
+def test_prior_pruned_entries_rank_below_kept_exact_zeros():
+    """Entries already pruned count as the lowest of all, below kept weights that are exactly 0
+    (which a magnitude criterion scores 0 too)."""
+    weights = random_weights(SHAPES, seed=3)
+    for w in weights.values():
+        w.view(-1)[::7] = 0.0  # kept exact zeros, spread through every tensor
+    g = torch.Generator().manual_seed(1)
+    prior = {name: torch.rand(w.shape, generator=g) > 0.3 for name, w in weights.items()}
+    already = sum(int((~p).sum()) for p in prior.values())
+    for n_prune in (already + 1, already + 500):
+        masks = select(weights, n_prune, Magnitude(), prior, chunk_size=100, sample_size=64)
+        assert_same(masks, reference(weights, n_prune, prior))
+        assert all(not (masks[n] & ~prior[n]).any() for n in prior)

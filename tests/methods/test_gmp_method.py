@@ -168,10 +168,20 @@ def test_too_few_updates_warn_and_are_logged(gmp_run, read) -> None:
     assert advice.startswith("eval.lr_schedule (multistep) lowers the LR only once in fine-tuning")
 
 
-def test_the_schedule_is_plotted(gmp_run) -> None:
-    png = gmp_run.seed / "sparsity_schedule.png"
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert png.stat().st_size > 1000
+def test_the_schedule_plot_gets_the_plan_and_the_stage_boundaries(make_recipe, tmp_path, read, monkeypatch) -> None:
+    from prunelab.runs import runner
+
+    calls, real = [], runner.plot_sparsity_schedule
+    monkeypatch.setattr(runner, "plot_sparsity_schedule", lambda *args: calls.append(args) or real(*args))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        seed = run_recipe(make_recipe(*GMP), tmp_path, progress=False) / "seed-0"
+    plan = read(seed / "events.json")["gmp/plan"]
+    ((steps, sparsity, finetune, end, path),) = calls
+    assert (steps, sparsity) == (plan["update_steps"], plan["sparsity"])
+    assert (finetune, end) == (3 * 8, 4 * 8)  # (stabilization + pruning) epochs, all eval epochs, of 8 steps
+    assert path == seed / "sparsity_schedule.png"
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 # -- the schedule, its warnings and the hook without training ----------------------------

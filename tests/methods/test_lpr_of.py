@@ -96,3 +96,15 @@ def test_random_masks_at_the_reference_lpr_are_the_preserve_lpr_baseline(make_re
     expected = Pruner(model, criterion="random", seed=0).prune(ratios=ratios)
     saved = load_masks(baseline / "seed-0" / "masks" / "prune.safetensors")
     assert saved.keys() == expected.keys() and all(bool((saved[n] == expected[n]).all()) for n in saved)
+
+
+def test_lpr_of_masks_are_the_smallest_of_this_run_s_weights(make_recipe, shared_out, load_masks, find_weights) -> None:
+    reference = run_recipe(make_recipe("prune.method=oneshot", "prune.sparsity=0.8", "eval.epochs=1"), shared_out, progress=False)
+    recipe = make_recipe("prune.method=oneshot", "prune.sparsity=0.8", "eval.epochs=1", "find.optimizer.lr=0.3",
+                         "prune.scope=lpr_of", f"prune.lpr_of={reference}")
+    matched = run_recipe(recipe, shared_out, progress=False)
+    weights = find_weights(shared_out, recipe)
+    masks = load_masks(matched / "seed-0" / "masks" / "prune.safetensors")
+    for name, mask in masks.items():
+        if (~mask).any() and mask.any():
+            assert weights[name][~mask].abs().max() <= weights[name][mask].abs().min(), name

@@ -290,3 +290,29 @@ def test_filter_l1_ranked_globally_is_said_as_the_run_starts_and_only_then(make_
         "(the layers with the fewest inputs lose nearly all their channels); Li et al. and seed 004 prune each "
         "layer alike: use prune.scope layerwise or ratios, or the bn_scale criterion"
     ]
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_channel_pruning_records_the_weight_fraction_and_allr_s_d1(make_recipe, shared_out, data, read) -> None:
+    """Seed 003's d1 after channel pruning, by hand: ||theta - theta_p|| / (||theta|| sqrt(s)) over
+    the Conv/Linear weights, theta_p the dense find weights with the removed channels' rows and
+    columns zeroed, s the share of those weights removed; ALLR starts at d * eta_1."""
+    recipe = make_recipe(*BN, "eval.lr_policy=allr")
+    seed = run_recipe(recipe, shared_out, progress=False) / "seed-0"
+    events, channels = read(seed / "events.json"), read(seed / "channels.json")
+    dense = dense_model(data)
+    dense.load_state_dict(find_state(shared_out, recipe, data))
+    pruner = ChannelPruner(dense, torch.zeros(1, *data.input_shape))
+    pruner.load_state_dict(channels)
+    small = pruner.shrink()
+    layers = [n for n, m in dense.named_modules() if isinstance(m, (nn.Conv1d, nn.Linear))]
+    norm = sum(float(dense.get_submodule(n).weight.double().square().sum()) for n in layers)
+    kept = sum(float(small.get_submodule(n).weight.double().square().sum()) for n in layers)
+    s = 1 - sum(small.get_submodule(n).weight.numel() for n in layers) / sum(dense.get_submodule(n).weight.numel() for n in layers)
+    assert events["prune"]["sparsity"] == pytest.approx(s, abs=1e-12)
+    assert events["prune"]["pruned_fraction_of_remaining"] == pytest.approx(s, abs=1e-12)
+    d1 = min(1.0, math.sqrt((norm - kept) / (norm * s)))
+    assert events["prune"]["d1"] == pytest.approx(d1, rel=1e-9)
+    policy = events["eval/lr_policy"]
+    assert policy["d1"] == pytest.approx(d1, rel=1e-9)
+    assert policy["initial_lr"] == pytest.approx(max(policy["d1"], policy["d2"]) * max(read(seed / "lr_log.json")["find"]), rel=1e-12)

@@ -411,3 +411,14 @@ def test_pairs_that_meet_more_than_all_runs_together_are_named() -> None:
     many = [record(f"r{i}", **{"prune.criterion": "random"}) for i in range(8)] + [record("c", seeds=(0, 1))]
     assert describe_setups({"": many}).endswith("Pairs of more than 8 runs are not judged one by one: compare fewer runs "
                                                 "at a time to see which of them meet a stricter setup.")  # fmt: skip
+
+
+def test_a_scratch_run_ending_more_than_one_last_step_away_fails_rule_1():
+    """Ends 0.0015 apart; the last steps change by 0 and 0.0009: not the same final LR."""
+    budget = sx_pair(Stage(5, (0.1, 0.1, 0.01, 0.0034, 0.0025), SCRATCH_RECIPE))
+    assert budget.not_scratch == "it ends at another LR than the pruned model's retraining (0.001 / 0.0025; seed 004's Rule 1)"
+
+
+def test_retraining_lrs_one_percent_apart_are_other_schedules():
+    verdict = comparison_setup([record("a"), record("b", retraining=Stage(2, (0.1, 0.0505), RETRAINING.settings))])
+    assert (verdict.setup, verdict.reason) == ("S3.1", "the retraining LR schedules differ from step 2 on (0.05 / 0.0505; seed 0)")
