@@ -352,7 +352,7 @@ def test_compare_names_runs_in_its_setup_as_its_columns_tell_them_apart(tmp_path
 
     assert cli.main(["compare", *map(str, runs(tmp_path / "one", {}))]) == 0
     out = capsys.readouterr().out
-    assert "the retraining LR schedules differ from step 1 on (allr 0.05 / ft = lrw 0.1; seed 0)" in out
+    assert "the retraining LR schedules differ from step 1 on (allr: 0.05 / ft = lrw: 0.1; seed 0)" in out
     assert out.endswith("Pairs of them that meet a stricter setup:\n\n- S4.2: ft vs lrw\n")
     # two more settings apart, the names too long to read: numbered, in the table's order
     apart = {policy: {"optimizer": {"weight_decay": decay}, "label_smoothing": smoothing}

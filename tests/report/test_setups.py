@@ -107,9 +107,9 @@ def test_where_lr_schedules_part_does_not_depend_on_the_order_of_the_runs() -> N
         reason = comparison_setup(order).reason
         assert reason.startswith("the retraining LR schedules differ from step 1 on ("), reason
     # with more than two runs, each LR is named by its runs
-    assert comparison_setup(runs[:3]).reason == "the retraining LR schedules differ from step 2 on (a 0.1 / b 0.09 / c 0.08; seed 0)"
+    assert comparison_setup(runs[:3]).reason == "the retraining LR schedules differ from step 2 on (a: 0.1 / b: 0.09 / c: 0.08; seed 0)"
     alike = [*runs[:3], record("e", retraining=Stage(2, (0.1, 0.09), RETRAINING.settings))]
-    assert comparison_setup(alike).reason == "the retraining LR schedules differ from step 2 on (a 0.1 / b = e 0.09 / c 0.08; seed 0)"
+    assert comparison_setup(alike).reason == "the retraining LR schedules differ from step 2 on (a: 0.1 / b = e: 0.09 / c: 0.08; seed 0)"
 
 
 def test_the_same_pruning_epochs_with_other_lrs_or_settings_meet_s4_1_only() -> None:

@@ -705,19 +705,19 @@ def _gmp_lr_advice(recipe: Recipe) -> list[str]:
             changes = list(range(schedule.step_size, epochs, schedule.step_size))
         else:
             changes = [m for m in schedule.milestones if m < epochs] if schedule.name == "multistep" else []
-        early = [str(epoch) for epoch in changes if epoch < fine_tuning_start]
+        early = [str(epoch + 1) for epoch in changes if epoch < fine_tuning_start]  # counted from 1, as logs count
         while_pruning = f"at epoch{'s' if len(early) > 1 else ''} {', '.join(early)}" if early else ""
         in_fine_tuning = sum(epoch >= fine_tuning_start for epoch in changes)
     advice = []
     if while_pruning:
         advice.append(
             f"eval.lr_schedule ({schedule.name}) changes the LR {while_pruning}, before fine-tuning starts at "
-            f"epoch {fine_tuning_start}: GMP holds the LR while it prunes (seeds 000/001)"
+            f"epoch {fine_tuning_start + 1}: GMP holds the LR while it prunes (seeds 000/001)"
         )
     if epochs > fine_tuning_start and in_fine_tuning < 2:
         how_often = "never lowers the LR" if not in_fine_tuning else "lowers the LR only once"
         advice.append(
-            f"eval.lr_schedule ({schedule.name}) {how_often} in fine-tuning (epochs {fine_tuning_start}-{epochs}): GMP "
+            f"eval.lr_schedule ({schedule.name}) {how_often} in fine-tuning (epochs {fine_tuning_start + 1}-{epochs}): GMP "
             f"steps it down several times there, e.g. multistep with milestones from {fine_tuning_start} on (seeds 000/001)"
         )
     return advice

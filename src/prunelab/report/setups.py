@@ -349,7 +349,7 @@ def _same_training(runs: Sequence[RunRecord], stage: Callable[[Pipeline], Stage]
                 whose: dict[str, list[str]] = {}
                 for run, lr in zip(runs, lrs):
                     whose.setdefault(lr, []).append(run.name)
-                lrs = [f"{' = '.join(names)} {lr}" for lr, names in whose.items()]
+                lrs = [f"{' = '.join(names)}: {lr}" for lr, names in whose.items()]
             return f"the {what} LR schedules differ from step {step + 1} on ({_values(lrs)}; {where})"
     return None
 
