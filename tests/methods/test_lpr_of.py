@@ -4,6 +4,7 @@ pruning step, with this run's own masks within each layer (seed 002, "match LPR"
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -42,12 +43,21 @@ def test_a_reference_that_does_not_fit_is_an_error_before_any_training(make_reci
 
     reference = run_recipe(make_recipe("prune.method=oneshot", "prune.sparsity=0.8", "eval.epochs=1"), shared_out, progress=False)
     imp_reference = run_recipe(make_recipe(*IMP), shared_out, progress=False)
+    gmp_like = tmp_path / "references" / "gmp"  # GMP records no pruning step: its updates follow a schedule
+    shutil.copytree(reference, gmp_like)
+    for events in gmp_like.glob("seed-*/events.json"):
+        events.write_text(json.dumps({key: value for key, value in json.loads(events.read_text()).items() if key != "prune"}))
     cases = [
         (["seeds=[0, 5]"], reference, "has no finished seed 5"),
-        (IMP, reference, r"pruned at \['prune'\], this run would prune at \['level-1/prune', 'level-2/prune'\]"),
-        ([*IMP, "prune.levels=3"], imp_reference, "set prune.levels"),
+        (IMP, reference, r"\(seed 0\) prunes once \(one-shot\), this run prunes in 2 IMP levels: a one-shot run's LPR is "
+                         r"copied by a one-shot run \(prune.method=oneshot\)"),
+        ([*IMP, "prune.levels=3"], imp_reference, r"prunes in 2 IMP levels, this run prunes in 3 IMP levels: set prune.levels=2 "),
+        ([], imp_reference, r"this run prunes once \(one-shot\): an IMP run's LPR is copied by IMP with as many levels "
+                            r"\(prune.method=imp, prune.levels=2\)"),
         (["prune.exclude=[classifier]"], reference, "cannot be copied"),
         (["model.options={channels: 8}"], reference, "cannot be copied"),  # same names, other sizes
+        ([], gmp_like, r"prunes along a schedule \(GMP\), in no pruning step of its own, this run prunes once \(one-shot\): "
+                       r"it copies the LPR of a one-shot, IMP or BIMP run"),
         ([], tmp_path / "typo", "typo is not a folder; give the run directory whose LPR to copy"),
         ([], shared_out, "is not a run directory \\(it has no recipe.yaml\\)"),  # the folder of runs itself
     ]

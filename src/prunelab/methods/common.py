@@ -267,10 +267,22 @@ def check_lpr_reference(recipe: Recipe, prunable: dict[str, int]) -> None:
             )
         recorded = [key for key in read_json(folder / "events.json") if re.fullmatch(r"(level-\d+/)?prune", key)]
         if sorted(recorded) != sorted(steps):
-            raise ValueError(
-                f"prune.lpr_of: {reference} (seed {seed}) pruned at {recorded}, this run would prune at {steps}; "
-                "set prune.levels (or rate and sparsity) to match"
-            )
+            if not recorded:
+                fix = "it copies the LPR of a one-shot, IMP or BIMP run, pruning step by pruning step"
+            elif recorded == ["prune"]:
+                fix = "a one-shot run's LPR is copied by a one-shot run (prune.method=oneshot)"
+            elif recipe.prune.method in ("imp", "bimp"):
+                fix = f"set prune.levels={len(recorded)} (or rate and sparsity to match)"
+            else:
+                fix = f"an IMP run's LPR is copied by IMP with as many levels (prune.method=imp, prune.levels={len(recorded)})"
+            raise ValueError(f"prune.lpr_of: {reference} (seed {seed}) {_steps(recorded)}, this run {_steps(steps)}: {fix}")
+
+
+def _steps(steps: list[str]) -> str:
+    """What a run's pruning steps are, in words."""
+    if not steps:
+        return "prunes along a schedule (GMP), in no pruning step of its own"
+    return "prunes once (one-shot)" if steps == ["prune"] else f"prunes in {len(steps)} IMP levels"
 
 
 def reference_lpr(session: Session, key: str) -> dict[str, float]:
