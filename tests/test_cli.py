@@ -357,7 +357,7 @@ def test_show_of_a_run_with_a_damaged_recipe_says_so_in_one_line_first(cli_run, 
     captured = capsys.readouterr()
     assert captured.out == ""  # nothing of the run before the error
     assert captured.err == (
-        f"prunelab: error: {copy / 'recipe.yaml'} (a damaged run folder? remove it to run it again) is not valid YAML: "
+        f"prunelab: error: {copy / 'recipe.yaml'} (a damaged run folder? remove that file and run the run's command again: it is written anew) is not valid YAML: "
         "line 1, column 6: expected ',' or ']', but got '<stream end>' (while parsing a flow sequence)\n"
     )
 

@@ -17,7 +17,7 @@ from prunelab.runs.io import DamagedRunError, read_json
 from prunelab.runs.runner import FIND_CACHE, run_recipe
 
 # recipe and run: the tiny run of conftest.py, shared read only.
-DAMAGED = "the run folder is damaged; remove it or the seed folder to run it again"
+DAMAGED = "the run folder is damaged: run the run's command again, which rebuilds a seed's results from its checkpoint (remove a damaged file first; a seed without a checkpoint trains anew)"
 
 
 @pytest.fixture
@@ -59,13 +59,22 @@ def test_read_json_returns_what_is_there(tmp_path: Path) -> None:
     assert read_json(tmp_path / "b.json", list) == [1, 2]
 
 
-def test_running_again_over_a_damaged_seed_summary_names_it(out: Path, run: Path, tiny_overrides: list[str], capsys) -> None:
-    path = out / run.name / "seed-0" / "summary.json"
-    path.write_text("{\n")
-    assert cli.main(run_command(tiny_overrides, out)) == 2
-    err = capsys.readouterr().err
-    assert err.endswith(f"prunelab: error: {path} is not valid JSON (line 2, column 1): {DAMAGED}\n")
-    assert "Traceback" not in err
+@pytest.mark.parametrize("name", ["summary.json", "metrics.json", "model.safetensors"])
+def test_running_again_rebuilds_a_finished_seeds_damaged_or_missing_results(name: str, out: Path, run: Path, tiny_overrides: list[str], capsys) -> None:
+    """From the seed's checkpoint, without training: the same files, and show reads them again."""
+    seed = out / run.name / "seed-0"
+    kept = {path.name: path.read_bytes() for path in seed.iterdir() if path.name in ("metrics.json", "model.safetensors", "masks.safetensors")}
+    summary = read_json(seed / "summary.json")
+    if name == "summary.json":
+        (seed / name).write_text("{\n")  # cut short
+    else:
+        (seed / name).unlink()
+    assert cli.main(run_command(tiny_overrides, out)) == 0
+    assert "seed 0 picks up where it stopped" in capsys.readouterr().err
+    assert {name: (seed / name).read_bytes() for name in kept} == kept
+    rebuilt = read_json(seed / "summary.json")
+    assert {**rebuilt, "wall_seconds": None} == {**summary, "wall_seconds": None}  # the time: as of the last checkpoint
+    assert cli.main(["show", str(out / run.name)]) == 0
 
 
 @pytest.mark.parametrize("where", ["find phase", "seed"])
@@ -137,7 +146,7 @@ def test_a_damaged_recipe_file_is_named_not_read_as_the_defaults(out: Path, run:
     path = out / run.name / "recipe.yaml"
     path.write_bytes(damage(path.read_text()).encode("latin-1"))  # the recipe's text is ASCII
     more_seeds = recipe.model_copy(update={"seeds": [0, 1]})
-    message = f"{path} (a damaged run folder? remove it to run it again) {problem}"
+    message = f"{path} (a damaged run folder? remove that file and run the run's command again: it is written anew) {problem}"
     with pytest.raises(RecipeError) as error:
         run_recipe(more_seeds, out, progress=False)
     assert str(error.value) == message
@@ -152,12 +161,12 @@ def test_a_damaged_or_missing_snapshot_is_named(tmp_path: Path) -> None:
     from prunelab.runs.io import read_tensors, save_tensors
 
     path = tmp_path / "init.safetensors"
-    with pytest.raises(DamagedRunError, match=rf"^{re.escape(str(path))} is missing: {DAMAGED}$"):
+    with pytest.raises(DamagedRunError, match=rf"^{re.escape(str(path))} is missing: {re.escape(DAMAGED)}$"):
         read_tensors(path)
     save_tensors({"w": torch.ones(3)}, path)
     assert torch.equal(read_tensors(path)["w"], torch.ones(3))
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])  # cut short
-    with pytest.raises(DamagedRunError, match=rf"^{re.escape(str(path))} is damaged \(.*\): {DAMAGED}$"):
+    with pytest.raises(DamagedRunError, match=rf"^{re.escape(str(path))} is damaged \(.*\): {re.escape(DAMAGED)}$"):
         read_tensors(path)
 
 

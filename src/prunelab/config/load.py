@@ -304,7 +304,7 @@ def load_run_recipe(folder: str | Path) -> Recipe:
     today's defaults for settings it does not name. A run writes every section, so a file
     without one was cut short or edited: an error naming it, not the schema's defaults."""
     path = Path(folder) / "recipe.yaml"
-    origin = f"{path} (a damaged run folder? remove it to run it again)"
+    origin = f"{path} (a damaged run folder? remove that file and run the run's command again: it is written anew)"
     data = _parse_yaml(_read_utf8(path, origin), origin)
     if data is None:
         raise RecipeError(f"{origin} is empty")

@@ -88,6 +88,7 @@ from prunelab.runs.session import (
     CHECKPOINT,
     Session,
     finished_seeds,
+    seed_finished,
     progress_label,
     recipe_channel_pruner,
     recipe_data,
@@ -424,7 +425,7 @@ def run_seed(folder: Path, recipe: Recipe, seed: int, data, device: torch.device
     unless another process has finished it meanwhile. While another process runs it, wait
     for that one, or, unless ``wait``, return False at once; else True."""
     with exclusive(folder, progress_label(recipe, seed, "run"), wait) as mine:
-        if mine and not agree((folder / SUMMARY).exists()):
+        if mine and not agree(seed_finished(folder)):
             remove_orphans(folder, locked=True)
             write_seed(folder, recipe, seed, data, device, progress)
     return mine

@@ -10,6 +10,7 @@ off continues from its last checkpoint (a training phase from its last finished 
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import time
 import zlib
@@ -46,9 +47,26 @@ def recipe_pruner(recipe: Recipe, model: nn.Module, seed: int = 0) -> Pruner:
     return Pruner(model, include=prune.include, exclude=prune.exclude, criterion=prune.criterion, seed=seed)
 
 
+#: What every finished seed's folder holds (the layout in ``runs/runner.py``), its summary last.
+SEED_RESULTS = ("metrics.csv", "metrics.json", "lr_log.json", "layer_sparsity.json", "events.json",
+                "masks.safetensors", "model.safetensors", "summary.json")  # fmt: skip
+
+
+def seed_finished(seed_folder: Path) -> bool:
+    """Whether a seed's folder holds all its results (channel pruning's ``channels.json``
+    too). A seed lacking one is run again, which rebuilds them from its checkpoint."""
+    if not all((seed_folder / name).is_file() for name in SEED_RESULTS):
+        return False
+    try:
+        channels = "channel_sparsity" in json.loads((seed_folder / "summary.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return not channels or (seed_folder / "channels.json").is_file()
+
+
 def finished_seeds(folder: Path) -> list[int]:
-    """The seeds of the run directory ``folder`` that finished (have a summary)."""
-    return sorted(int(path.parent.name.removeprefix("seed-")) for path in folder.glob("seed-*/summary.json"))
+    """The seeds of the run directory ``folder`` that finished (hold all their results)."""
+    return sorted(int(path.name.removeprefix("seed-")) for path in folder.glob("seed-*") if seed_finished(path))
 
 
 def load_trained(folder: str | Path, seed: int | None = None, device: str | torch.device = "cpu") -> tuple[nn.Module, Pruner]:
