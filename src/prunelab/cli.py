@@ -428,7 +428,7 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _show_run(folder: Path) -> None:
-    from prunelab.report.runs import first_lpr_record
+    from prunelab.report.runs import first_lpr_record, unfinished_seeds
     from prunelab.report.setups import read_run_record
 
     # The run's record first: a damaged recipe is said before anything is printed.
@@ -436,6 +436,8 @@ def _show_run(folder: Path) -> None:
         (seed / "lr_log.json").exists() for seed in folder.glob("seed-*")
     ) else None  # fmt: skip
     print(_summary_table(folder))
+    if left := unfinished_seeds(folder):
+        print(f"\n{_cut_off(left)}")
     if record is not None:
         pipeline = record.pipeline
         recipe = load_run_recipe(folder)
@@ -574,7 +576,7 @@ def _run_folders(paths: list[Path]) -> list[Path]:
     """The finished run directories among ``paths``; with several paths (``runs/*``), the
     rest is skipped: prunelab's own tables and analyses silently, anything else (unfinished
     runs, other files) with a note."""
-    from prunelab.report.runs import check_run_folder
+    from prunelab.report.runs import check_run_folder, unfinished_seeds
 
     folders: list[Path] = []
     for path in paths:
@@ -593,9 +595,16 @@ def _run_folders(paths: list[Path]) -> list[Path]:
             print(f"prunelab: skipping {path}: given before", file=sys.stderr)
         else:
             folders.append(folder)
+            if left := unfinished_seeds(folder):
+                print(f"prunelab: {folder}: {_cut_off(left)}", file=sys.stderr)
     if not folders:
         raise FileNotFoundError("none of the given paths is a finished run directory")
     return folders
+
+
+def _cut_off(seeds: list[int]) -> str:
+    return (f"cut off before its end, the results are of the finished seeds only (not of seed{'s' if len(seeds) > 1 else ''} "
+            f"{', '.join(map(str, seeds))}): run its command again to finish it")
 
 
 def _made_beside_runs(path: Path) -> bool:

@@ -584,3 +584,34 @@ def test_a_checkpoint_with_a_foreign_phase_state_is_named_as_damaged(recipe, tmp
     save_file(tensors, str(checkpoint), {**metadata, "journal": json.dumps(journal)})
     with pytest.raises(DamagedRunError, match=rf"^{re.escape(str(checkpoint))} is damaged \(its state of phase eval is not one prunelab writes\)"):
         run_recipe(recipe, tmp_path, progress=False)
+
+
+def test_a_run_cut_off_between_seeds_shows_the_seeds_it_finished(data_dir: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+    """The run's summary follows every seed: show, compare and report read a run stopped in
+    its second seed, and say that its results are of the first seed only."""
+    from prunelab import cli
+    from prunelab.runs import runner
+
+    recipe = load_recipe(None, overrides(data_dir, "seeds=[0, 1]"))
+    write_seed = runner.write_seed
+
+    def stop_in_seed_1(folder, recipe, seed, *args):
+        if seed == 1:
+            raise Interrupted
+        write_seed(folder, recipe, seed, *args)
+
+    monkeypatch.setattr(runner, "write_seed", stop_in_seed_1)
+    with pytest.raises(Interrupted):
+        run_recipe(recipe, tmp_path, progress=False)
+    folder = runner.run_folder(tmp_path, recipe)
+    assert json.loads((folder / "summary.json").read_text())["seeds"] == [0]
+    note = "cut off before its end, the results are of the finished seeds only (not of seed 1): run its command again to finish it"
+    assert cli.main(["show", str(folder)]) == 0
+    assert f"\n{note}\n" in capsys.readouterr().out
+    assert cli.main(["compare", str(folder)]) == 0
+    assert capsys.readouterr().err == f"prunelab: {folder}: {note}\n"
+    monkeypatch.setattr(runner, "write_seed", write_seed)
+    run_recipe(recipe, tmp_path, progress=False)
+    assert json.loads((folder / "summary.json").read_text())["seeds"] == [0, 1]
+    assert cli.main(["show", str(folder)]) == 0
+    assert "cut off" not in capsys.readouterr().out

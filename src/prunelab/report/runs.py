@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from prunelab.config import run_settings
+from prunelab.config import load_run_recipe, run_settings
 from prunelab.config.sweep import (
     TableSpec,
     grid_label,
@@ -110,6 +110,16 @@ def check_run_folder(folder: str | Path) -> Path:
         if (seed_folder / "layer_sparsity.json").exists():
             read_json(seed_folder / "layer_sparsity.json")
     return folder
+
+
+def unfinished_seeds(folder: Path) -> list[int]:
+    """The seeds that the recipe of a finished run directory names and its summary lacks:
+    those of a run cut off before its end (its summary follows every finished seed). None
+    without a recipe (a run copied without it)."""
+    if not (folder / "recipe.yaml").is_file():
+        return []
+    done = set(read_json(folder / "summary.json", keys=["seeds"])["seeds"])
+    return [seed for seed in load_run_recipe(folder).seeds if seed not in done]
 
 
 def load_run(folder: str | Path) -> RunResults:

@@ -310,8 +310,14 @@ def _run_recipe(recipe: Recipe, out: str | Path, progress: bool, data: Dataset |
                 data = recipe_data(recipe)
                 preflight(recipe, data)  # before the run directory exists, so a bad recipe leaves nothing behind
             write_seeds(folder, recipe)
-        # Seeds another command is running come last, once this one has run the others.
-        waiting = [seed for seed in pending if not run_seed(folder / f"seed-{seed}", recipe, seed, data, device, progress, wait=False)]
+        # Seeds another command is running come last, once this one has run the others. The
+        # run's summary follows every seed, so that a run cut off shows the seeds it finished.
+        waiting = []
+        for seed in pending:
+            if run_seed(folder / f"seed-{seed}", recipe, seed, data, device, progress, wait=False):
+                write_json(folder / SUMMARY, aggregate(folder, recipe, seed_summaries(folder)))
+            else:
+                waiting.append(seed)
         for seed in waiting:
             run_seed(folder / f"seed-{seed}", recipe, seed, data, device, progress)
         # Again: a command beside this one may have written its own seeds meanwhile; or
