@@ -424,9 +424,15 @@ def test_compare_skips_what_is_not_a_run_and_show_names_the_run_of_a_seed(cli_ru
     captured = capsys.readouterr()
     assert f"| {folder.name} " in captured.out
     assert captured.err.splitlines() == [
-        f"prunelab: skipping {unfinished}: {unfinished} is not a finished run directory (no summary.json); run it with prunelab run",
-        f"prunelab: skipping {notes}: {notes} is not a finished run directory (no summary.json); run it with prunelab run",
+        f"prunelab: skipping {unfinished}: {unfinished} is not a finished run directory (no summary.json): a run directory "
+        "holds recipe.yaml and summary.json, as prunelab run leaves them",
+        f"prunelab: skipping {notes}: {notes} is not a finished run directory (no summary.json): it is a file, and a run "
+        "is a folder (runs/<run name>)",
     ]
+    for other, what in [(table_file, "a sweep's table, its runs are in the folder beside it"),
+                        (tmp_path / "lr-range-test-x", f"an LR range test, whose results are {tmp_path / 'lr-range-test-x' / 'lr_range_test.json'}")]:  # fmt: skip
+        assert cli.main(["show", str(other)]) == 2
+        assert capsys.readouterr().err == f"prunelab: error: {other} is not a finished run directory (no summary.json): it is {what}\n"
     assert cli.main(["show", str(folder / "seed-0")]) == 2
     assert f"one seed of a run; pass the run directory {folder}" in capsys.readouterr().err
     assert cli.main(["show", str(tmp_path / "nowhere")]) == 2
@@ -672,8 +678,8 @@ def test_sensitivity_prints_each_layers_accuracy_and_writes_the_curves(data_dir:
     for name, layer in result.layers.items():
         assert layer.sparsities == [0.0, 0.5, 0.9] and layer.accuracies[0] == result.dense_accuracy
         best = saved["max_sparsity_within_tolerance"][name]
-        assert rows[name] == [str(layer.size), *(f"{100 * a:.2f}%" for a in layer.accuracies),
-                              f"below {100 * layer.sparsities[0]:g}%" if best is None else f"{100 * best:g}%"]  # fmt: skip
+        assert rows[name] == [f"{layer.size:,}", *(f"{100 * a:.2f}%" for a in layer.accuracies),
+                              f"< {100 * layer.sparsities[0]:g}%" if best is None else f"{100 * best:g}%"]  # fmt: skip
     assert "accuracy on the first 1,000 training examples with one layer alone pruned" in out
     assert f"dense model's training accuracy: {100 * result.dense_accuracy:.2f}%" in out and saved["split"] == "train"
     assert list(tmp_path.glob(".find/*/seed-0/checkpoint.safetensors"))  # the shared find phase, cached for runs

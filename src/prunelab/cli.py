@@ -235,7 +235,7 @@ def _run(args: argparse.Namespace) -> int:
     command = shlex.join(["prunelab", "run", *([args.recipe] if args.recipe else []), *(part for o in args.overrides for part in ("--set", o))])
     write_text(table_path, f"Made by `{command}`.\n\n{text}\n")
     print(text)
-    print(f"\n{len(results)} runs in {args.out}; table in {table_path}")
+    print(f"\n{len(results)} run{'s' if len(results) > 1 else ''} in {args.out}; table in {table_path}")
     report = write_report([folder for _, folder in results], Path(args.out) / f"{name}-report", sweep=(results, sweep.table), command=command)
     print(f"report{', with the table as a plot' if sweep.table else ''}: {report}")
     return 0
@@ -280,7 +280,7 @@ def _dry_run(plan: list, is_sweep: bool, out: str) -> int:
     rows = [{**{key: grid_value(value) for key, value in assignment.items()}, "run": run_folder(out, recipe).name, "to do": text}
             for (assignment, recipe), text in zip(plan, to_do)]  # fmt: skip
     print(format_table(rows))
-    print(f"\n{len(plan)} runs in {out}; --dry-run, nothing trained")
+    print(f"\n{len(plan)} run{'s' if len(plan) > 1 else ''} in {out}; --dry-run, nothing trained")
     return 0
 
 
@@ -325,7 +325,7 @@ def _lr_range_test(args: argparse.Namespace) -> int:
         if result.inflection_lr is None:
             print("the loss never rose by 10%: the model tolerates every LR up to the end; try a larger --end-lr")
         else:
-            use = f"--set eval.optimizer.lr={result.inflection_lr:.2g}"
+            use = f"--set eval.optimizer.lr={result.inflection_lr:.3g}"
             if recipe.eval.lr_policy is not None:  # a policy sets the eval LR itself and would ignore it
                 use = f"--set eval.lr_policy=null {use}, in place of the recipe's LR policy {recipe.eval.lr_policy}"
             print(f"suggested pruning LR: {result.inflection_lr:.3g}, the inflection point, where the probe loss is 10% "
@@ -375,9 +375,9 @@ def _sensitivity(args: argparse.Namespace) -> int:
         plot_sensitivity(curves, result.dense_accuracy, folder / "sensitivity.png", tolerance, measured_on)
         within = f"within {100 * tolerance:g} point up to"
         rows = [
-            {"layer": name, "size": curve.size,
+            {"layer": name, "size": f"{curve.size:,}",
              **{f"{100 * s:g}%": f"{100 * a:.2f}%" for s, a in zip(curve.sparsities, curve.accuracies)},
-             within: f"below {100 * curve.sparsities[0]:g}%" if best[name] is None else f"{100 * best[name]:g}%"}
+             within: f"< {100 * curve.sparsities[0]:g}%" if best[name] is None else f"{100 * best[name]:g}%"}
             for name, curve in result.layers.items()
         ]  # fmt: skip
         print(f"accuracy on {examples} with one layer alone pruned by magnitude to the sparsity of each column, no retraining:\n")

@@ -133,7 +133,7 @@ def test_union_fields_are_reported_at_the_path_the_user_writes() -> None:
 def test_model_options_must_be_the_model_s() -> None:
     """Switching models keeps the recipe's options, which may belong to the old model."""
     message = error_of(["model.name=mlp"])
-    assert "model 'mlp' has no option(s) 'channels'; its options are: hidden_sizes" in error_line(message, "model.options")
+    assert "model 'mlp' has no option 'channels'; its options are: hidden_sizes" in error_line(message, "model.options")
     assert "unknown model 'alexnet'" in error_line(error_of(["model.name=alexnet"]), "model.name")
     # the builder's own arguments come from the dataset
     message = error_of(["model.options={num_classes: 5, input_shape: [1, 40]}"])

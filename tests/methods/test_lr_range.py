@@ -246,7 +246,7 @@ def test_cli_prints_a_suggested_lr_and_writes_the_curve(data_dir, tmp_path, caps
     assert (f"stopped at LR {saved['lrs'][-1]:.2e} of 1: the loss had diverged" in out) == stopped
     assert [row[2] for row in rows] == ["<- inflection" if i == at else "" for i in wanted]
     # The default recipe retrains under LLR, which sets the eval LR: the hint turns it off.
-    assert f"\n  e.g. --set eval.lr_policy=null --set eval.optimizer.lr={saved['inflection_lr']:.2g}, in place of the recipe's LR policy llr\n" in out
+    assert f"\n  e.g. --set eval.lr_policy=null --set eval.optimizer.lr={saved['inflection_lr']:.3g}, in place of the recipe's LR policy llr\n" in out
     # it ran on the trained find phase, cached for the runs of the same recipe
     assert list(tmp_path.glob(".find/*/seed-0/checkpoint.safetensors"))
 

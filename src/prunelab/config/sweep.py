@@ -152,15 +152,17 @@ def grid_label(assignment: Mapping[str, object]) -> str:
 
 
 def grid_value(value: object) -> object:
-    """A grid value to show: None as YAML's ``null`` (a setting left unset), a list or a
-    mapping as YAML writes it in one line (a text, so that it can name a table's row), others
-    as they are.
+    """A grid value to show as a recipe writes it: None as YAML's ``null`` (a setting left
+    unset), booleans as ``true``/``false``, a list or a mapping as YAML writes it in one line
+    (a text, so that it can name a table's row), others as they are.
 
-    >>> grid_value(None), grid_value([16, 32]), grid_value({"name": "cosine"}), grid_value(0.5)
-    ('null', '[16, 32]', '{name: cosine}', 0.5)
+    >>> grid_value(None), grid_value(True), grid_value([16, 32]), grid_value({"name": "cosine"}), grid_value(0.5)
+    ('null', 'true', '[16, 32]', '{name: cosine}', 0.5)
     """
     if value is None:
         return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, (list, dict)):
         return yaml.safe_dump(value, default_flow_style=True, sort_keys=False, width=float("inf")).strip()
     return value

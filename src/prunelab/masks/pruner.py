@@ -402,8 +402,9 @@ class Pruner:
         Pruner(2 tensors, 24 weights, 0.00% pruned)
         """
         weights = sum(p.numel() for p in self.parameters.values())
-        attached = f", attached to {len(self._hooks)} optimizer(s)" if self._hooks else ""
-        return f"Pruner({len(self.parameters)} tensors, {weights:,} weights, {self.sparsity():.2%} pruned{attached})"
+        hooked, tensors = len(self._hooks), len(self.parameters)
+        attached = f", attached to {hooked} optimizer{'s' if hooked > 1 else ''}" if hooked else ""
+        return f"Pruner({tensors} tensor{'s' if tensors != 1 else ''}, {weights:,} weights, {self.sparsity():.2%} pruned{attached})"
 
     def sparsity(self) -> float:
         """Fraction of the prunable weights that are pruned."""

@@ -115,7 +115,7 @@ def check_options(name: str, options: dict[str, Any]) -> None:
     unknown = sorted(set(options) - {*allowed, "num_classes"})
     if unknown:
         raise ValueError(
-            f"model {name!r} has no option(s) {', '.join(map(repr, unknown))}; "
+            f"model {name!r} has no option{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
             f"its options are: {', '.join(allowed) or 'none'}"
         )
     hints = typing.get_type_hints(_builder(name))

@@ -95,7 +95,7 @@ def check_run_folder(folder: str | Path) -> Path:
             "run its command again to finish it"
         )
     if not summary.is_file():
-        raise FileNotFoundError(f"{folder} is not a finished run directory (no summary.json); run it with prunelab run")
+        raise FileNotFoundError(f"{folder} is not a finished run directory (no summary.json): {_what_it_is(folder)}")
     # The files that report.setups reads are read here first, so that a damaged one is named.
     run = read_json(summary)
     missing = [key for key in ("sparsity", "final_acc") if key not in run["stats"]]
@@ -110,6 +110,19 @@ def check_run_folder(folder: str | Path) -> Path:
         if (seed_folder / "layer_sparsity.json").exists():
             read_json(seed_folder / "layer_sparsity.json")
     return folder
+
+
+def _what_it_is(path: Path) -> str:
+    """What a path that is no run directory is, for the message saying so."""
+    if path.name.endswith("-table.md"):
+        return "it is a sweep's table, its runs are in the folder beside it"
+    if path.is_file():
+        return "it is a file, and a run is a folder (runs/<run name>)"
+    for name, what in (("lr_range_test.json", "an LR range test"), ("sensitivity.json", "a sensitivity analysis"),
+                       ("report.md", "a report")):  # fmt: skip
+        if (path / name).is_file():
+            return f"it is {what}, whose results are {path / name}"
+    return "a run directory holds recipe.yaml and summary.json, as prunelab run leaves them"
 
 
 def unfinished_seeds(folder: Path) -> list[int]:
@@ -201,7 +214,8 @@ def sweep_table(results: list[tuple[dict[str, object], Path]], spec: TableSpec) 
     summaries = [(assignment, read_json(check_run_folder(folder) / "summary.json")) for assignment, folder in results]
     # A run directory keeps the seeds of earlier commands too: name those the numbers cover.
     seeds = {tuple(summary["seeds"]) for _, summary in summaries}
-    over = f"seeds {list(seeds.pop())}" if len(seeds) == 1 else "each run's seeds (see its summary.json)"
+    only = seeds.pop() if len(seeds) == 1 else None
+    over = "each run's seeds (see its summary.json)" if only is None else f"seeds {list(only)}" if len(only) > 1 else f"seed {only[0]}"
     stats = [(assignment, summary["stats"]) for assignment, summary in summaries]
     records = read_sweep_records(results)
     winners = column_winners(stats, spec.rows, spec.columns, spec.value)
@@ -212,7 +226,7 @@ def sweep_table(results: list[tuple[dict[str, object], Path]], spec: TableSpec) 
             f"(seed 004's S1 fails): {unlike}."
         )
     parts = [
-        f"{spec.value}{', in %' if is_percent(spec.value) else ''} (mean ± std over {over}):",
+        f"{spec.value}{', in %' if is_percent(spec.value) else ''} ({'of' if only is not None and len(only) == 1 else 'mean ± std over'} {over}):",
         pivot(stats, spec.rows, spec.columns, spec.value),
         winners,
         describe_column_setups(records, spec.rows, spec.columns),
@@ -331,7 +345,7 @@ def write_report(
 
     judged = sweep is not None and sweep[1] is not None  # a table that judges the runs' setups itself
     lines = ["# prunelab report", "", *([f"Made by `{command}`.", ""] if command else []),
-             f"{len(runs)} run(s): accuracies are test accuracies, mean ± std over seeds.", ""]
+             f"{len(runs)} run{'s' if len(runs) > 1 else ''}: accuracies are test accuracies, mean ± std over seeds.", ""]
     if judged:
         plot_sweep(*sweep, out / "sweep.png")
         lines += ["## The sweep's table", "", sweep_table(*sweep), "", "![the sweep's table](sweep.png)", ""]

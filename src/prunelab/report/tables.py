@@ -42,7 +42,7 @@ UNREAD = "–"  # a setting the run's method never read (BIMP's find.epochs, FT'
 #: Cells that stand for no number (empty, unset, not read), so that they leave a column of numbers right-aligned.
 PLACEHOLDERS = (None, "", "null", UNREAD)
 
-_NUMBER_TEXT = re.compile(r"[-+]?\d[\d,]*(\.\d+)?(%| s|x|/s)?( ± .*)?")
+_NUMBER_TEXT = re.compile(r"(< )?[-+]?\d[\d,]*(\.\d+)?(%| s|x|/s)?( ± .*)?")
 
 
 def numbered(rows: Sequence[Mapping[str, object]], columns: Sequence[str]) -> tuple[list[dict], list[str]]:

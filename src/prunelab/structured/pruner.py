@@ -348,7 +348,7 @@ def shrink(model: nn.Module, groups: Sequence[ChannelGroup], keep: Mapping[str, 
     run on ``example_input`` and give outputs of the same shape."""
     missing = [group.name for group in groups if group.name not in keep]
     if missing:
-        raise ValueError(f"keep has no kept channels for the group(s) {', '.join(missing)}")
+        raise ValueError(f"keep has no kept channels for the group{'s' if len(missing) > 1 else ''} {', '.join(missing)}")
     small = copy.deepcopy(model)
     for group in groups:
         kept = kept_channels(group.name, keep[group.name], group.size)
