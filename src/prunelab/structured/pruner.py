@@ -264,18 +264,18 @@ class ChannelPruner:
         return self._weight_sparsity({name: len(kept) for name, kept in self.keep.items()})
 
     def _weight_sparsity(self, kept: Mapping[str, int]) -> float:
-        rows: dict[str, int] = {}
-        columns: dict[str, int] = {}
+        rows: dict[str, int] = {}  # layer -> output rows kept
+        columns_gone: dict[str, int] = {}  # layer -> input columns removed (from every group it reads)
         for group in self.groups:
             for name in (*group.producers, *group.depthwise):
                 rows[name] = kept[group.name]
             for name, factor in group.consumers:
-                columns[name] = columns.get(name, 0) + (group.size - kept[group.name]) * factor
+                columns_gone[name] = columns_gone.get(name, 0) + (group.size - kept[group.name]) * factor
         total = left = 0
         for layer, shape in self._weight_shapes.items():
             per_column = shape[2:].numel()  # a convolution's kernel
             total += shape.numel()
-            left += rows.get(layer, shape[0]) * (shape[1] - columns.get(layer, 0)) * per_column
+            left += rows.get(layer, shape[0]) * (shape[1] - columns_gone.get(layer, 0)) * per_column
         return (total - left) / total
 
     def __repr__(self) -> str:
