@@ -729,9 +729,11 @@ def test_tables_of_runs_show_what_bimp_fixes_not_its_unread_settings(tmp_path: P
 def test_weight_rewinding_under_an_lr_policy_is_named_as_a_hybrid(source: str, overrides: list[str], where: str) -> None:
     """Rewinding as seed 002 takes the weights and the LR back; a retraining LR policy keeps
     the second from following the first, which a recipe most likely does not mean."""
-    (message,) = [m for m in unused_settings(load_recipe(source, overrides)) if "the LR does not" in m]
+    (_, recipe), *_ = load_plan(source, overrides)[0]  # lottery is a sweep: its first arm
+    (message,) = [m for m in unused_settings(recipe) if "the LR does not" in m]
     assert f"the weights go back to {where}, the LR does not" in message and "leave eval.lr_policy unset" in message
-    assert not [m for m in unused_settings(load_recipe(source)) if "the LR does not" in m]  # the recipe as shipped
+    shipped = [recipe for _, recipe in load_plan(source)[0]]
+    assert not [m for recipe in shipped for m in unused_settings(recipe) if "the LR does not" in m]  # as shipped
 
 
 def test_fine_tuning_at_the_end_of_a_schedule_that_ends_at_zero_is_named() -> None:

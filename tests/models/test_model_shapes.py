@@ -11,6 +11,7 @@ from prunelab.models import MODELS, build_model
 MNIST1D, MNIST, CIFAR = (1, 40), (1, 28, 28), (3, 32, 32)
 NATURAL_INPUTS = {
     "mlp": [MNIST1D, MNIST, CIFAR],
+    "residual_mlp": [MNIST1D, MNIST],
     "lenet_300_100": [MNIST],
     "mnist1d_cnn": [MNIST1D],
     "conv2": [CIFAR, MNIST],
@@ -45,6 +46,27 @@ def test_forward_shape(name: str, input_shape: tuple[int, ...]) -> None:
 def test_mlp_on_mnist1d() -> None:
     # (40*100 + 100) + (100*100 + 100) + (100*10 + 10)
     assert n_params(build_model("mlp", 10, MNIST1D)) == 15_210
+
+
+def test_residual_mlp_on_mnist1d() -> None:
+    # The notebook's width: (40*500 + 500) + (500*500 + 500) + (500*10 + 10)
+    assert n_params(build_model("residual_mlp", 10, MNIST1D, hidden_size=500)) == 276_010
+    # The default width: (40*100 + 100) + (100*100 + 100) + (100*10 + 10)
+    assert n_params(build_model("residual_mlp", 10, MNIST1D)) == 15_210
+
+
+def test_residual_mlp_skips_its_hidden_layer() -> None:
+    """With the hidden layer's weights and bias zero, ReLU(linear2(h)) is 0 and h passes
+    through: the output is linear3(ReLU(linear1(x))). Without the skip it would be linear3(0)."""
+    torch.manual_seed(0)
+    model = build_model("residual_mlp", 10, MNIST1D, hidden_size=16)
+    x = torch.randn(4, *MNIST1D)
+    with torch.no_grad():
+        model.linear2.weight.zero_()
+        model.linear2.bias.zero_()
+        expected = model.linear3(model.linear1(x.flatten(1)).relu())
+        assert torch.allclose(model(x), expected)
+        assert not torch.allclose(model(x), model.linear3.bias.expand(4, 10))
 
 
 def test_mnist1d_cnn() -> None:

@@ -23,6 +23,7 @@ from safetensors.torch import load_file, save_file
 
 from prunelab import atomic
 from prunelab.config import load_recipe, run_name
+from prunelab.config.sweep import load_plan
 from prunelab.masks import Pruner
 from prunelab.runs import io as runs_io
 from prunelab.runs import session as runs_session
@@ -249,7 +250,7 @@ def record_all_epochs(monkeypatch: pytest.MonkeyPatch, stop_after: int | None = 
         ("imp", [*NARROW, "prune.levels=2", "eval.epochs=1"]),
         ("imp", [*NARROW, "prune.levels=3", "eval.epochs=1", "prune.masks_from=find", "eval.rewind=none"]),
         ("late_rewind", [*NARROW, "prune.levels=2", "find.epochs=3", "eval.epochs=3"]),
-        ("lottery", ["model.options.hidden_sizes=[100]", "find.batch_size=500", "eval.batch_size=500", "prune.levels=2", "eval.epochs=1"]),
+        ("lottery", ["model.options.hidden_size=100", "find.batch_size=500", "eval.batch_size=500", "prune.levels=2", "eval.epochs=1"]),
         ("bimp", [*NARROW, "prune.budget_epochs=4", "prune.initial_epochs=2", "prune.levels=2"]),
         ("structured", [*NARROW, "eval.epochs=2"]),
         ("imp", [*NARROW, "prune.levels=2", "eval.epochs=1", "eval.instability=true"]),  # a second retraining per level
@@ -261,7 +262,8 @@ def test_every_method_resumes_to_the_same_result(
     """Interrupted in its middle epoch (after pruning has begun), each method resumes without
     training finished epochs again and ends as the uninterrupted run."""
     find = [] if source == "bimp" else ["find.epochs=2"]  # BIMP's find phase is its prune.initial_epochs
-    recipe = load_recipe(source, [*find, "device=cpu", f"data.data_dir={data_dir}", "seeds=[0]", *extra])
+    plan, _ = load_plan(source, [*find, "device=cpu", f"data.data_dir={data_dir}", "seeds=[0]", *extra])
+    (_, recipe), *_ = plan  # of a sweep (lottery), its first arm
     with monkeypatch.context() as patch:
         everything = record_all_epochs(patch)
         uninterrupted = run_recipe(recipe, tmp_path / "reference", progress=False)
