@@ -249,8 +249,11 @@ def test_an_invalid_plan_names_the_overrides_as_part_of_its_origin() -> None:
         ("bimp", ["prune.budget_epochs=4", "prune.initial_epochs=2", "prune.levels=2"],
          ["prune.budget_epochs=4", "prune.initial_epochs=2", "prune.levels=3"],
          "= 2 epochs cannot cover 3 IMP levels"),
+        # LRW replays the find phase's last epochs: all of them, at most
+        (None, ["eval.lr_policy=lrw", "find.epochs=3", "eval.epochs=3"], ["eval.lr_policy=lrw", "find.epochs=3", "eval.epochs=4"],
+         "eval.lr_policy lrw replays the last eval.epochs=4 epochs of the find phase, which trains only find.epochs=3"),
     ],
-    ids=["rewind-last-epoch", "rewind-last-epoch-with-policy", "gmp-init-equals-final", "bimp-one-epoch-per-level"],
+    ids=["rewind-last-epoch", "rewind-last-epoch-with-policy", "gmp-init-equals-final", "bimp-one-epoch-per-level", "lrw-whole-find-phase"],
 )
 def test_settings_exactly_at_their_limit_are_valid(source, at_the_limit, one_past, error) -> None:
     """Each limit is inclusive: the value at it validates, one past it is the error."""
