@@ -70,6 +70,25 @@ def test_training_plot_without_pruning_events(tmp_path: Path, captured) -> None:
     assert not [line for line in captured[0] if line[2] == "v"]
 
 
+def test_training_plot_draws_the_lowest_marker_whole_over_the_sparsity(tmp_path: Path, monkeypatch) -> None:
+    """The accuracy right after pruning, lower than every epoch's, sits at the bottom of the
+    panel: inside it, not clipped by its edge, and not under the sparsity's step at that pruning."""
+    rows = _rows("find", [0.5, 0.8], 0.0) + _rows("eval", [0.7, 0.8], 0.9)
+    (tmp_path / "metrics.json").write_text(json.dumps(rows))
+    (tmp_path / "events.json").write_text(json.dumps({"prune": {"test_acc_after_prune": 0.1}}))
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig))
+    plots.plot_training(tmp_path)
+    (fig,) = figures
+    fig.canvas.draw()
+    (ax, marker), (sparsity_ax, _) = [
+        (ax, line) for ax in fig.axes for line in ax.lines if line.get_marker() == "v" or line.get_label() == "sparsity"
+    ]
+    assert list(marker.get_ydata()) == [10.0]
+    assert _inside(marker.get_window_extent(fig.canvas.get_renderer()), ax.get_window_extent()) and not marker.get_clip_on()
+    assert ax.get_zorder() > sparsity_ax.get_zorder()
+
+
 @pytest.fixture
 def marked(monkeypatch):
     """Per figure saved: the texts written on its first axes, with their x in data units."""
@@ -261,6 +280,46 @@ def test_forty_lines_keep_the_accuracy_plot_and_distinct_ticks(tmp_path: Path, l
     _readable(figure, 41)  # and "dense"
     assert [text for text, _ in figure["xticks"]] == ["100", "50", "20", "10", "5", "2", "1", "0.5"]
     assert all(left.x1 < right.x0 for (_, left), (_, right) in zip(figure["xticks"], figure["xticks"][1:]))
+
+
+def _labelled_xticks(ax) -> list[tuple[float, str, object]]:
+    """The x tick labels shown on ``ax``, left to right: their position in data units, text and box in pixels."""
+    ax.figure.canvas.draw()
+    low, high = sorted(ax.get_xlim())
+    shown = [(label.get_position()[0], label.get_text(), label.get_window_extent(ax.figure.canvas.get_renderer()))
+             for label in ax.get_xticklabels(which="both") if label.get_text() and low <= label.get_position()[0] <= high]  # fmt: skip
+    return sorted(shown, key=lambda tick: tick[2].x0)
+
+
+def test_accuracy_plots_label_the_weights_remaining_of_every_point(tmp_path: Path, monkeypatch) -> None:
+    """Points at 80% and 67% of the weights remaining lay left of the first label (50) that the
+    1-2-5 steps gave; now each point's position is labelled, and 100, 50, 20, ... fill the room
+    left, apart. Ten IMP levels, 80% down to 10.7%, are each labelled too."""
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig))
+    curves = {"oneshot": [(0.2, 0.9, 0.01), (1 / 3, 0.89, 0.01), (0.5, 0.87, 0.02), (0.9, 0.7, 0.03)], "structured": [(0.2, 0.88, 0.0)]}
+    plots.plot_accuracy_vs_sparsity(curves, 0.91, tmp_path / "accuracy.png")
+    levels = [{"level": i + 1, "sparsity": 1 - 0.8 ** (i + 1), "pruned_acc": 0.8, "final_acc": 0.9} for i in range(10)]
+    plots.plot_levels([{"dense_acc": 0.9, "levels": levels}], tmp_path / "levels.png", "imp")
+    accuracy, imp = [_labelled_xticks(fig.axes[0]) for fig in figures]
+    assert [(position, text) for position, text, _ in accuracy] == [
+        (80, "80"), (66.7, "66.7"), (50, "50"), (20, "20"), (10, "10"),
+    ]  # fmt: skip
+    assert [text for _, text, _ in imp] == ["80", "64", "51.2", "41", "32.8", "26.2", "21", "16.8", "13.4", "10.7"]
+    for ticks in (accuracy, imp):
+        assert all(left.x1 < right.x0 for (*_, left), (*_, right) in zip(ticks, ticks[1:]))
+
+
+def test_lpr_plots_tick_whole_epochs(tmp_path: Path, monkeypatch) -> None:
+    """Over 3 epochs matplotlib ticked 0.5, 1.5, ...: an epoch of the find phase is a whole number."""
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig))
+    record = {"epochs": [0, 1, 2, 3], "layer_sparsity": {"a.weight": [0.5, 0.6, 0.7, 0.7]}, "distance": [0.2, 0.1, 0.0, 0.0]}
+    plots.plot_lpr_during_find(record, tmp_path / "lpr.png")
+    plots.plot_lpr_distance({"lr=0.1": ([0, 1, 2, 3], [0.2, 0.1, 0.0, 0.0])}, tmp_path / "d.png")
+    (lpr_ax, distance_ax), (across_runs,) = figures[0].axes, figures[1].axes
+    for ax in (lpr_ax, distance_ax, across_runs):
+        assert [position for position, *_ in _labelled_xticks(ax)] == [0, 1, 2, 3]
 
 
 def test_plots_without_any_line_or_bar_are_written(tmp_path: Path) -> None:

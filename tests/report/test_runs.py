@@ -128,6 +128,25 @@ def test_the_report_folder_holds_every_image_it_shows(tmp_path: Path, monkeypatc
     assert sorted(p.name for p in (moved / "training").iterdir()) == ["s0.5-seed-0.png"]
 
 
+def test_the_report_links_copies_of_each_seed_s_lpr_during_find_plot(tmp_path: Path) -> None:
+    """The find.lpr_every section points at each seed's lpr_during_find.png copied beside the
+    training plots, so that the page moved on its own still shows the layers."""
+    folder = imp_run(tmp_path / "runs" / "imp")
+    for seed in (0, 1):
+        record = {"epochs": [0, 1], "layer_sparsity": {"a.weight": [0.3, 0.2]}, "distance": [0.1 * (seed + 1), 0.0]}
+        (folder / f"seed-{seed}" / "events.json").write_text(json.dumps({"level-1/prune": {"lpr_during_find": record}}))
+        (folder / f"seed-{seed}" / "lpr_during_find.png").write_bytes(PNG + bytes([seed]))
+    write_report([folder], tmp_path / "report")
+    moved = (tmp_path / "report").rename(tmp_path / "moved")
+    shutil.rmtree(tmp_path / "runs")
+    page = (moved / "report.md").read_text()
+    section = page.split("## Layerwise pruning ratios during the find phase")[1].split("\n## ")[0]
+    assert "lpr_during_find.png shows" not in section  # a file left behind in the run directory
+    links = re.findall(r"\[imp \((seed-\d)\)\]\(([^)]+)\)", section)
+    assert links == [("seed-0", "training/imp-seed-0-lpr_during_find.png"), ("seed-1", "training/imp-seed-1-lpr_during_find.png")]
+    assert [(moved / link).read_bytes() for _, link in links] == [PNG + bytes([0]), PNG + bytes([1])]
+
+
 def test_report_command_skips_what_is_not_a_run(tmp_path: Path, capsys) -> None:
     folders = [oneshot_run(tmp_path / "runs" / f"s{s}", s, 0.8) for s in (0.5, 0.9)]
     (tmp_path / "runs" / "table.md").write_text("")

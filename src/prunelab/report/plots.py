@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from prunelab.runs.io import read_json, write_bytes
@@ -69,18 +70,23 @@ def plot_training(seed_folder: Path) -> Path:
         lr_ax.set_ylim(bottom=max(min(lrs), 1e-4 * max(lrs)) / 2)
     lr_ax.set_ylabel("LR", color="tab:green")
     lr_ax.set_xlabel("epoch (all phases)")
+    # The sparsity's axes, with the phase lines, under the accuracy's: drawn over it, the sparsity's
+    # step at each pruning cut through the marker of the accuracy right after it. Unclipped, a
+    # marker at the bottom edge is drawn whole.
+    twin = ax.twinx()
+    ax.set_zorder(twin.get_zorder() + 1)
+    ax.patch.set_visible(False)
     labelled = False
     for boundary in boundaries:
-        ax.axvline(boundary + 0.5, color="0.8", linewidth=0.8)
+        twin.axvline(boundary + 0.5, color="0.8", linewidth=0.8)
         # "eval" follows the unit "prune", "level-2/eval" follows "level-2/prune".
         pruned = events.get(rows[boundary]["phase"].replace("eval", "prune"), {})
         if "test_acc_after_prune" in pruned:
-            ax.plot(boundary + 0.5, 100 * pruned["test_acc_after_prune"], "v", color="tab:blue",
+            ax.plot(boundary + 0.5, 100 * pruned["test_acc_after_prune"], "v", color="tab:blue", clip_on=False,
                     label=None if labelled else "test accuracy right after pruning")
             labelled = True
     # Each phase named where it starts ("level-2/eval" as "level-2").
     marks = [(start + 0.5, rows[start]["phase"].removesuffix("/eval")) for start in [0, *boundaries]] if rows else []
-    twin = ax.twinx()
     plan = events.get("gmp/plan")
     if plan and lr_log.get("eval"):
         # GMP prunes within the epochs of its eval phase (the last one), the find phase dense:
@@ -96,7 +102,7 @@ def plot_training(seed_folder: Path) -> Path:
         if "finetune_step" in plan and plan["finetune_step"] < len(lr_log["eval"]):
             stages.append((start + 0.5 + plan["finetune_step"] / per_epoch, "fine-tuning"))
         for where, _ in stages:
-            ax.axvline(where, color="0.6", linestyle=":", linewidth=0.8)
+            twin.axvline(where, color="0.6", linestyle=":", linewidth=0.8)
         marks += stages
     else:  # each epoch's sparsity holds over the epoch: pruning steps show as steps, at the phase lines
         twin.step(x, [100 * r["sparsity"] for r in rows], where="mid", color="tab:red", linestyle="--", label="sparsity")
@@ -187,6 +193,22 @@ def _position(positions: dict[str, int] | None, name: str, index: int) -> int:
     return index if positions is None else positions[name]
 
 
+def _spaced(ticks: list[float], low: float, high: float, label: Callable[[float], str], characters: int = 70) -> list[float]:
+    """Of ``ticks`` on a log axis from ``low`` to ``high`` (``characters`` of its tick labels
+    wide), first come first kept, those whose ``label`` stays two characters clear of every
+    label kept."""
+    from math import log10
+
+    def apart(a: float, b: float) -> float:  # in characters, centre to centre
+        return abs(log10(a / b)) / log10(high / low) * characters
+
+    kept: list[float] = []
+    for tick in ticks:
+        if low <= tick <= high and all(apart(tick, k) >= (len(label(tick)) + len(label(k))) / 2 + 2 for k in kept):
+            kept.append(tick)
+    return kept
+
+
 def plot_accuracy_vs_sparsity(
     curves: dict[str, list[tuple[float, float, float]]], dense_acc: float | None, path: Path,
     ylabel: str = "final test accuracy (%)", title: str = "accuracy against sparsity", positions: dict[str, int] | None = None,
@@ -196,7 +218,7 @@ def plot_accuracy_vs_sparsity(
     left to sparse on the right, as lottery-ticket plots read. Lines of the same points (runs
     whose results are equal) are drawn once, named together. ``positions``: each curve's
     place in the colour cycle (default: its order)."""
-    from matplotlib.ticker import LogFormatter, LogLocator
+    from matplotlib.ticker import LogLocator, NullFormatter
 
     same: dict[tuple, list[str]] = {}
     for name, points in curves.items():
@@ -220,11 +242,16 @@ def plot_accuracy_vs_sparsity(
         ax.axhline(100 * dense_acc, color="0.5", linestyle=":", label="dense")
     ax.set_xscale("log")
     ax.invert_xaxis()
-    # Labels at 100, 50, 20, 10, 5, ...; minor ticks only labelled in a span too short for those:
-    # labelling every minor tick ran 100 into 90 and 10 into 9.
-    ax.xaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))
-    ax.xaxis.set_major_formatter(lambda value, _: f"{value:g}")
-    ax.xaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False))
+    # The points' weights remaining (to 3 digits) labelled, the outermost first so that every point
+    # lies between two labels, then 100, 50, 20, 10, ... where room is left: with only those, points
+    # left of the first in view (80% and 67% left of 50) could not be read.
+    low, high = sorted(ax.get_xlim())
+    plotted = sorted({float(f"{100 * (1 - s):.3g}") for points in curves.values() for s, _, _ in points}, reverse=True)
+    wanted = plotted[:1] + plotted[-1:] + plotted[1:-1] + list(LogLocator(subs=(1, 2, 5)).tick_values(low, high))
+    tick_label = "{:g}".format
+    ax.set_xticks(_spaced(wanted, low, high, tick_label))
+    ax.xaxis.set_major_formatter(lambda value, _: tick_label(value))
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("weights remaining (% of the prunable weights)")
     ax.set_ylabel(ylabel)
     _legend_below(fig, ax)
@@ -279,6 +306,7 @@ def plot_lpr_during_find(record: dict, path: Path, title: str = "") -> Path:
     apart by colour and named in a legend; more are coloured from the input (dark) to the
     output (light) along a colour bar."""
     import matplotlib
+    from matplotlib.ticker import MaxNLocator
 
     epochs, layers = record["epochs"], record["layer_sparsity"]
     fig, (ax, distance_ax) = _figure(10, 4, ncols=2)
@@ -299,6 +327,8 @@ def plot_lpr_during_find(record: dict, path: Path, title: str = "") -> Path:
     distance_ax.set_xlabel("epoch of the find phase pruned")
     distance_ax.set_ylabel("mean |LPR - final LPR| (percentage points)")
     distance_ax.set_title("distance from the LPR of pruning at the end")
+    for axes in (ax, distance_ax):
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     if title:
         fig.suptitle(title, fontsize=9)
     _save(fig, path)
@@ -309,10 +339,13 @@ def plot_lpr_distance(curves: dict[str, tuple[list[int], list[float]]], path: Pa
     """Seed 002's Figure A19 across runs: per run, the mean absolute difference between the
     LPR of pruning its find phase after that many epochs and of pruning it at the end.
     ``positions``: each run's place in the colour cycle (default: its order)."""
+    from matplotlib.ticker import MaxNLocator
+
     fig, ax = _figure()
     for index, (name, (epochs, distances)) in enumerate(curves.items()):
         i = _position(positions, name, index)
         ax.plot(epochs, [100 * d for d in distances], marker=".", color=f"C{i % 10}", linestyle=("-", "--", "-.", ":")[i // 10 % 4], label=name)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch of the find phase pruned")
     ax.set_ylabel("mean |LPR - final LPR| (percentage points)")
     _legend_below(fig, ax)

@@ -58,7 +58,8 @@ from prunelab.runs.io import RUN_AGAIN, DamagedRunError, read_json, write_bytes,
 LABEL_WIDTH = 60
 LEGEND_WIDTH = 80
 
-#: The plots a report page may make, beside report.md, and the folder of copies of the runs' training plots.
+#: The plots a report page may make, beside report.md, and the folder of copies of the runs' training and
+#: lpr_during_find plots.
 REPORT_PLOTS = ("sweep.png", "accuracy_vs_sparsity.png", "layer_sparsity.png", "lpr_distance.png")
 TRAINING_PLOTS = "training"
 
@@ -73,6 +74,7 @@ class RunResults:
     curve: list[tuple[float, float, float]]  # (sparsity, mean, std of the final accuracy) per pruning step
     layer_sparsity: dict[str, float]  # mean LPR of the final masks
     training_plots: list[Path]
+    lpr_plots: list[Path]  # each seed's lpr_during_find.png (find.lpr_every)
     # find.lpr_every: per kept epoch, the mean and std over seeds of the distance of pruning then from pruning at the end
     lpr_distance: dict[int, tuple[float, float]] | None = None
     # settings as trained where the recipe does not say (the model's default options, a scratch budget's epochs), for tables
@@ -176,6 +178,7 @@ def load_run(folder: str | Path) -> RunResults:
         curve=curve,
         layer_sparsity={name: statistics.fmean(values) for name, values in layers.items()},
         training_plots=[seed / "training.png" for seed in seeds if (seed / "training.png").exists()],
+        lpr_plots=[seed / "lpr_during_find.png" for seed in seeds if (seed / "lpr_during_find.png").exists()],
         lpr_distance=lpr_distance,
     )
 
@@ -324,6 +327,14 @@ def write_report(
     out = Path(out)
     for plot in REPORT_PLOTS:  # a plot this page may not make again must not linger from an earlier one
         (out / plot).unlink(missing_ok=True)
+    shutil.rmtree(out / TRAINING_PLOTS, ignore_errors=True)  # nor a copy of an earlier page's runs' plots
+
+    def copied(plot: Path, run: RunResults, name: str) -> str:
+        """The link to a copy of the run's ``plot`` beside the page, which can then be moved or sent on its own."""
+        link = f"{TRAINING_PLOTS}/{run.folder.name}-{name}.png"
+        write_bytes(out / link, plot.read_bytes())
+        return link
+
     differing = differing_settings([run.settings for run in runs])
     # A sweep's runs in its order, named by the grid values that differ (its arms by their
     # names); other runs by the settings that tell them apart.
@@ -397,21 +408,20 @@ def write_report(
     distances = {name: run.lpr_distance for name, run in zip(names, runs) if run.lpr_distance}
     if distances:
         plot_lpr_distance({name: (list(d), [mean for mean, _ in d.values()]) for name, d in distances.items()}, out / "lpr_distance.png", positions)
+        layers = [f"[{name} ({plot.parent.name})]({copied(plot, run, f'{plot.parent.name}-lpr_during_find')})"
+                  for name, run in zip(names, runs) if run.lpr_distance for plot in run.lpr_plots]  # fmt: skip
         lines += ["## Layerwise pruning ratios during the find phase", "",
                   "How far the LPR of pruning the find phase's weights after each kept epoch lies from the LPR of "
                   "pruning them at the end: the mean over layers of the absolute difference, in percentage points, "
-                  "mean ± std over seeds (seed 002's Figure A19; each seed's lpr_during_find.png shows the layers).", "",
+                  "mean ± std over seeds (seed 002's Figure A19)."
+                  + (f" The LPR of each layer, seed by seed (Figure A18): {', '.join(layers)}." if layers else ""), "",
                   "![distance of the LPR from the final one](lpr_distance.png)", "",
                   format_table(distance_rows(distances)), ""]  # fmt: skip
 
-    # Copied beside the page, which can then be moved or sent on its own.
-    shutil.rmtree(out / TRAINING_PLOTS, ignore_errors=True)  # none of an earlier page's runs may linger
     lines += ["## Training", ""]
     for name, run in zip(names, runs):
         for plot in run.training_plots:
-            link = f"{TRAINING_PLOTS}/{run.folder.name}-{plot.parent.name}.png"
-            write_bytes(out / link, plot.read_bytes())
-            lines += [f"{name} ({plot.parent.name}):", "", f"![{run.folder.name}]({link})", ""]
+            lines += [f"{name} ({plot.parent.name}):", "", f"![{run.folder.name}]({copied(plot, run, plot.parent.name)})", ""]
     page = out / "report.md"
     write_text(page, "\n".join(lines))
     return page
