@@ -129,8 +129,8 @@ def _what_it_is(path: Path) -> str:
 
 def unfinished_seeds(folder: Path) -> list[int]:
     """The seeds that the recipe of a finished run directory names and its summary lacks:
-    those of a run cut off before its end (its summary follows every finished seed). None
-    without a recipe (a run copied without it)."""
+    those of a run cut off before its end (its summary follows every finished seed); none if
+    the recipe is missing (a run copied without it)."""
     if not (folder / "recipe.yaml").is_file():
         return []
     done = set(read_json(folder / "summary.json", keys=["seeds"])["seeds"])
