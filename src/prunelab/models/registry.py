@@ -109,7 +109,7 @@ def check_options(name: str, options: dict[str, Any]) -> None:
     >>> check_options("resnet20", {"channels": 64})
     Traceback (most recent call last):
     ...
-    ValueError: model 'resnet20' has no option(s) 'channels'; its options are: width
+    ValueError: model 'resnet20' has no option 'channels'; its options are: width
     """
     allowed = model_options(name)
     unknown = sorted(set(options) - {*allowed, "num_classes"})
