@@ -437,7 +437,7 @@ def _show_run(folder: Path) -> None:
     ) else None  # fmt: skip
     print(_summary_table(folder))
     if left := unfinished_seeds(folder):
-        print(f"\n{_cut_off(left)}")
+        print(f"\n{_unfinished(folder, left)}")
     if record is not None:
         pipeline = record.pipeline
         recipe = load_run_recipe(folder)
@@ -596,15 +596,24 @@ def _run_folders(paths: list[Path]) -> list[Path]:
         else:
             folders.append(folder)
             if left := unfinished_seeds(folder):
-                print(f"prunelab: {folder}: {_cut_off(left)}", file=sys.stderr)
+                print(f"prunelab: {folder}: {_unfinished(folder, left)}", file=sys.stderr)
     if not folders:
         raise FileNotFoundError("none of the given paths is a finished run directory")
     return folders
 
 
-def _cut_off(seeds: list[int]) -> str:
-    return (f"cut off before its end, the results are of the finished seeds only (not of seed{'s' if len(seeds) > 1 else ''} "
-            f"{', '.join(map(str, seeds))}): run its command again to finish it")
+def _unfinished(folder: Path, seeds: list[int]) -> str:
+    """What became of a run's seeds that have not finished: running in another command, or cut off."""
+    from prunelab.runs.lock import busy
+
+    def named(group: list[int]) -> str:
+        return f"seed{'s' if len(group) > 1 else ''} {', '.join(map(str, group))}"
+
+    running = [seed for seed in seeds if busy(folder / f"seed-{seed}")]
+    cut_off = [seed for seed in seeds if seed not in running]
+    parts = ([f"{named(running)} still running in another command"] if running else []) + (
+        [f"{named(cut_off)} cut off before the end (run its command again to finish it)"] if cut_off else [])
+    return f"the results are of the finished seeds only: {'; '.join(parts)}"
 
 
 def _made_beside_runs(path: Path) -> bool:

@@ -686,7 +686,10 @@ def test_filter_l1_is_ranked_layer_by_layer_unless_the_recipe_says_otherwise() -
 
 def test_a_sparsity_of_weights_is_for_a_global_channel_ranking() -> None:
     assert load_recipe("structured", ["prune.sparsity_of=weights"]).prune.sparsity_of == "weights"
-    assert load_recipe(None, ["prune.sparsity_of=weights"]).prune.sparsity_of == "weights"  # what magnitude counts anyway
+    # what the criterion counts anyway, given or not: one experiment, one run name
+    for source, counted in ((None, "weights"), ("structured", "channels")):
+        given = load_recipe(source, [f"prune.sparsity_of={counted}"])
+        assert given.prune.sparsity_of is None and run_name(given) == run_name(load_recipe(source))
     assert "sparsity_of: channels is for the channel criteria (filter_l1, bn_scale, random_channels); criterion 'magnitude' " \
         "prunes weights" in error_of(["prune.sparsity_of=channels"])
     assert "sparsity_of: weights ranks channels across layers until the weights they take out reach the sparsity: it needs " \

@@ -181,7 +181,7 @@ def test_a_damaged_run_file_is_named_in_one_line(damage: str, command: str, tmp_
     else:
         path.write_text(content)
     assert cli.main([command, str(run), *(["--out", str(tmp_path / "report")] if command == "report" else [])]) == 2
-    assert capsys.readouterr().err == f"prunelab: error: {path} {problem}: the run folder is damaged: run the run's command again, which rebuilds a seed's results from its checkpoint (remove a damaged file first; a seed without a checkpoint trains anew)\n"
+    assert capsys.readouterr().err == f"prunelab: error: {path} {problem}: the run folder is damaged: remove that file if it is there, then run the run's command again, which rebuilds a seed's results from its checkpoint (a seed without one trains anew)\n"
 
 
 def test_a_seed_folder_of_an_unfinished_run_is_named_as_a_seed(tmp_path: Path) -> None:

@@ -344,6 +344,11 @@ def test_new_random_weights_on_another_network_are_a_pruning_method_not_scratch_
     same_counts = run("other masks", "other magnitude masks", **{"prune.scope": "layerwise"})
     budgets = {b.pruned: b.not_scratch for b in comparison_setup([ticket, same_counts, scratch]).budgets}
     assert budgets == {"ticket": "", "other masks": "it trains another network (other masks; seed 0)"}
+    # On another seed the masks cannot be compared, and the same counts do not make the same network.
+    other_seed = record("random, seed 1", per_seed={1: Pipeline(DENSE, NO_PRUNING, Stage(2, (0.001, 0.001), SCRATCH_RECIPE), 4.0, LEFT, "masks of seed 1")},
+                        seeds=(1,), **reinit, **{"prune.criterion": "random"})  # fmt: skip
+    verdict = comparison_setup([ticket, other_seed])
+    assert verdict.budgets == () and verdict.setup == "S1" and verdict.reason.startswith("the seeds differ")
 
 
 @pytest.mark.parametrize("final_lr", [0.0, 0.001])

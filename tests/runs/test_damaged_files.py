@@ -17,7 +17,7 @@ from prunelab.runs.io import DamagedRunError, read_json
 from prunelab.runs.runner import FIND_CACHE, run_recipe
 
 # recipe and run: the tiny run of conftest.py, shared read only.
-DAMAGED = "the run folder is damaged: run the run's command again, which rebuilds a seed's results from its checkpoint (remove a damaged file first; a seed without a checkpoint trains anew)"
+DAMAGED = "the run folder is damaged: remove that file if it is there, then run the run's command again, which rebuilds a seed's results from its checkpoint (a seed without one trains anew)"
 
 
 @pytest.fixture

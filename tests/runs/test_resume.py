@@ -607,7 +607,7 @@ def test_a_run_cut_off_between_seeds_shows_the_seeds_it_finished(data_dir: Path,
         run_recipe(recipe, tmp_path, progress=False)
     folder = runner.run_folder(tmp_path, recipe)
     assert json.loads((folder / "summary.json").read_text())["seeds"] == [0]
-    note = "cut off before its end, the results are of the finished seeds only (not of seed 1): run its command again to finish it"
+    note = "the results are of the finished seeds only: seed 1 cut off before the end (run its command again to finish it)"
     assert cli.main(["show", str(folder)]) == 0
     assert f"\n{note}\n" in capsys.readouterr().out
     assert cli.main(["compare", str(folder)]) == 0

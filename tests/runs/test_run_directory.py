@@ -23,7 +23,7 @@ from prunelab.masks import Pruner
 from prunelab.models import build_model
 from prunelab.runs import runner
 from prunelab.runs.runner import FIND_CACHE, aggregate, find_key, progress_shows, run_recipe, seed_summaries
-from prunelab.runs.session import load_trained
+from prunelab.runs.session import SEED_RESULTS, load_trained
 from prunelab.train import Trainer, evaluate
 
 # The tiny run of conftest.py (recipe, run), shared with test_resume and test_damaged_files.
@@ -111,11 +111,18 @@ def test_run_summary_aggregates_the_seeds(run: Path, seed0: Path) -> None:
     assert "seed" not in top["stats"]
 
 
+def finished_seed(folder: Path, summary: dict) -> None:
+    """A seed folder holding every result file a finished seed has, with this summary."""
+    for name in SEED_RESULTS:
+        (folder / name).write_text("{}")
+    (folder / "summary.json").write_text(json.dumps(summary))
+
+
 def test_run_summary_covers_seeds_run_by_earlier_commands(recipe, tmp_path: Path) -> None:
     """The run name leaves the seeds out, so a run directory gains seeds command by command."""
     for seed, acc in ((3, 0.7), (0, 0.5)):
         (tmp_path / f"seed-{seed}").mkdir()
-        (tmp_path / f"seed-{seed}" / "summary.json").write_text(json.dumps({"method": "oneshot", "seed": seed, "final_acc": acc}))
+        finished_seed(tmp_path / f"seed-{seed}", {"method": "oneshot", "seed": seed, "final_acc": acc})
     assert recipe.seeds == [0]
     top = aggregate(tmp_path, recipe, seed_summaries(tmp_path))
     assert top["seeds"] == [0, 3]
@@ -127,7 +134,7 @@ def test_run_summary_has_the_values_only_some_seeds_have(recipe, tmp_path: Path)
     seeds that have it, not dropped because the first seed lacks it."""
     for seed, extra in ((0, {}), (3, {"images_per_second": 1000.0})):
         (tmp_path / f"seed-{seed}").mkdir()
-        (tmp_path / f"seed-{seed}" / "summary.json").write_text(json.dumps({"seed": seed, "final_acc": 0.5, **extra}))
+        finished_seed(tmp_path / f"seed-{seed}", {"seed": seed, "final_acc": 0.5, **extra})
     assert aggregate(tmp_path, recipe, seed_summaries(tmp_path))["stats"]["images_per_second"] == {"mean": 1000.0, "std": 0.0}
 
 
@@ -407,17 +414,17 @@ def test_seeds_cut_off_over_another_process_count_are_pointed_to(recipe, tmp_pat
     name = run_name(recipe)
     folders = {
         f"{name}-2proc": ["checkpoint.safetensors"],  # cut off
-        f"{name}-3proc": ["checkpoint.safetensors", "summary.json"],  # finished
+        f"{name}-3proc": ["checkpoint.safetensors", *SEED_RESULTS],  # finished
         f"{name}x-2proc": ["checkpoint.safetensors"],  # of other settings
     }
     for folder, files in folders.items():
         for file in files:
             (tmp_path / folder / "seed-0").mkdir(parents=True, exist_ok=True)
-            (tmp_path / folder / "seed-0" / file).write_text("")
+            (tmp_path / folder / "seed-0" / file).write_text("{}")
     with pytest.warns(UserWarning) as warned:
         run_recipe(recipe, tmp_path, progress=False)
     (message,) = [str(w.message) for w in warned if "cut off" in str(w.message)]
-    assert message == f"{tmp_path / (name + '-2proc')} holds seeds of these settings cut off over 2 process(es); this run over 1 starts anew in {tmp_path / name}: resume that one with as many"
+    assert message == f"{tmp_path / (name + '-2proc')} holds seeds of these settings cut off over 2 processes; this run over 1 starts anew in {tmp_path / name}: resume that one with as many"
 
 
 class _Terminal(io.StringIO):

@@ -555,3 +555,14 @@ def test_a_compiled_model_is_refused_with_the_way_to_its_model() -> None:
     with pytest.raises(TypeError, match=r"not its torch.compile wrapper: pass model._orig_mod"):
         ChannelPruner(torch.compile(model), torch.zeros(1, 1, 8, 8))
     assert ChannelPruner(torch.compile(model)._orig_mod, torch.zeros(1, 1, 8, 8)).groups
+
+
+def test_a_layer_whose_weight_is_computed_elsewhere_in_the_model_is_no_obstacle() -> None:
+    """A spectral-normalised classifier (its weight a parametrization) keeps its channels and
+    counts its weights as they are."""
+    model = chain()
+    randomise_batchnorm(model)
+    torch.nn.utils.parametrizations.spectral_norm(model[9])
+    pruner = ChannelPruner(model, X, criterion="bn_scale", exclude=["7"])
+    pruner.prune(0.3, sparsity_of="weights")
+    assert 0.3 <= pruner.weight_sparsity() == pytest.approx(1 - dense_weights(pruner.shrink()) / dense_weights(model))

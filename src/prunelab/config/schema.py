@@ -266,6 +266,16 @@ class PruneBase(Strict):
             return {**data, "scope": "layerwise"}
         return data
 
+    @model_validator(mode="before")
+    @classmethod
+    def _sparsity_of_as_unset(cls, data: object) -> object:
+        # What the criterion counts anyway, given or not, is one experiment with one run name.
+        if isinstance(data, dict) and "sparsity_of" in data:
+            counted = "channels" if data.get("criterion") in CHANNEL_CRITERIA else "weights"
+            if data["sparsity_of"] == counted:
+                return {key: value for key, value in data.items() if key != "sparsity_of"}
+        return data
+
     @model_validator(mode="after")
     def _ratios_with_scope(self) -> PruneBase:
         if (self.scope == "ratios") != (self.ratios is not None):

@@ -89,7 +89,7 @@ class Pipeline:
     """One seed of a run in seed 004's terms. A run with new random weights (``eval.rewind:
     reinit``) has them too: its retraining is the training from scratch."""
 
-    base: Stage | None
+    base: Stage
     pruning: Stage
     retraining: Stage
     speedup: float | None = None  # of this seed's pruned network; None in runs made before it was measured
@@ -152,7 +152,7 @@ class Budget:
     def same_macs(self) -> bool | None:
         if not self.equivalent_epochs:
             return None
-        steps = zip(self.scratch_epochs, self.equivalent_epochs, self.pretraining_epoch)
+        steps = zip(self.scratch_epochs, self.equivalent_epochs, self.pretraining_epoch, strict=True)
         return all(abs(s - e) <= 0.5 * max(1.0, step) for s, e, step in steps)
 
     def row(self) -> dict[str, object]:
@@ -433,9 +433,15 @@ def trained_from_scratch(runs: Sequence[RunRecord]) -> list[RunRecord]:
     Other runs with new random weights, such as seed 002's random baselines, prune a network
     of their own: they are pruning methods."""
     pruning = [run for run in runs if not run.reinit]
-    return [run for run in runs if run.reinit and any(
-        not _same_task([p, run]) and not _other_network(p, run, _paired_seeds(p, run)) for p in pruning
-    )]  # fmt: skip
+    return [run for run in runs if run.reinit and any(_trains_network_of(p, run) for p in pruning)]
+
+
+def _trains_network_of(pruned: RunRecord, scratch: RunRecord) -> bool:
+    """Whether ``scratch`` trains the network ``pruned`` pruned to: of one task, and after
+    weight pruning, on a seed both ran (other seeds find other masks), the same masks."""
+    if _same_task([pruned, scratch]) or _other_network(pruned, scratch, _paired_seeds(pruned, scratch)):
+        return False
+    return pruned.granularity == "channels" or bool(set(pruned.pipelines) & set(scratch.pipelines))
 
 
 def _other_network(pruned: RunRecord, scratch: RunRecord, seeds: Sequence[int]) -> str:
@@ -623,7 +629,8 @@ def describe_setups(groups: Mapping[str, Sequence[RunRecord]]) -> str:
         split |= len(task) > 1
         for group in task:
             verdict = comparison_setup(group)
-            pruned = [r for r in group if r not in trained_from_scratch(group)]
+            scratch = trained_from_scratch(group)
+            pruned = [r for r in group if r not in scratch]
             names = " vs ".join(r.name for r in pruned) if len(task) > 1 else ""  # names hold commas
             if str(verdict):
                 entries.append((": ".join(filter(None, [label, names])), str(verdict)))

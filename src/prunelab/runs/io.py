@@ -23,8 +23,8 @@ from prunelab.config.sweep import SUMMARY_VALUES
 from prunelab.distributed import world
 
 #: What to do about a damaged file of a run directory.
-RUN_AGAIN = ("the run folder is damaged: run the run's command again, which rebuilds a seed's results from its "
-             "checkpoint (remove a damaged file first; a seed without a checkpoint trains anew)")
+RUN_AGAIN = ("the run folder is damaged: remove that file if it is there, then run the run's command again, which "
+             "rebuilds a seed's results from its checkpoint (a seed without one trains anew)")
 
 
 class DamagedRunError(ValueError):

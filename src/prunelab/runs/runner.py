@@ -369,9 +369,10 @@ def cut_off_elsewhere(out: str | Path, recipe: Recipe) -> list[str]:
     messages = []
     for folder in sorted(Path(out).glob(f"{glob.escape(name)}*")):
         count = re.fullmatch(rf"{re.escape(name)}(?:-(\d+)proc)?", folder.name)
-        if folder != mine and count and any((seed / CHECKPOINT).exists() and not (seed / SUMMARY).exists() for seed in folder.glob("seed-*")):
-            messages.append(f"{folder} holds seeds of these settings cut off over {count[1] or 1} process(es); this run over "
-                            f"{world().size} starts anew in {mine}: resume that one with as many")  # fmt: skip
+        if folder != mine and count and any((seed / CHECKPOINT).exists() and not seed_finished(seed) for seed in folder.glob("seed-*")):
+            processes = int(count[1] or 1)
+            messages.append(f"{folder} holds seeds of these settings cut off over {processes} process{'es' if processes > 1 else ''}; "
+                            f"this run over {world().size} starts anew in {mine}: resume that one with as many")  # fmt: skip
     return messages
 
 
@@ -499,7 +500,7 @@ def write_results(session: Session) -> None:
 def seed_summaries(folder: Path) -> list[dict]:
     """The summaries of the run directory's finished seeds, including seeds added by earlier
     commands, in the order of the seeds."""
-    return sorted((read_json(path, keys=["seed"]) for path in folder.glob(f"seed-*/{SUMMARY}")), key=lambda s: s["seed"])
+    return [read_json(folder / f"seed-{seed}" / SUMMARY, keys=["seed"]) for seed in finished_seeds(folder)]
 
 
 def aggregate(folder: Path, recipe: Recipe, summaries: list[dict]) -> dict:

@@ -58,7 +58,7 @@ def seed_finished(seed_folder: Path) -> bool:
     if not all((seed_folder / name).is_file() for name in SEED_RESULTS):
         return False
     try:
-        channels = "channel_sparsity" in json.loads((seed_folder / "summary.json").read_text())
+        channels = "channel_sparsity" in json.loads((seed_folder / "summary.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
     return not channels or (seed_folder / "channels.json").is_file()

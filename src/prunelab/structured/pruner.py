@@ -22,7 +22,7 @@ from prunelab.masks.arguments import (
     fraction,
     ratios_by_target,
 )
-from prunelab.masks.targets import CONVS, check_patterns, find_prunable, matches, model_names
+from prunelab.masks.targets import CONVS, PRUNABLE_MODULES, check_patterns, matches, model_names
 from prunelab.models.common import evaluating, leaving_state, training
 from prunelab.structured.groups import ChannelGroup, channel_groups
 
@@ -72,8 +72,8 @@ class ChannelPruner:
         self._unscored = [group for group in chosen if self.criterion(model, group) is None]
         self.groups = self._scorable(chosen)
         self.keep: dict[str, Tensor] = {g.name: torch.arange(g.size) for g in self.groups}
-        # What weight_sparsity counts: every Conv/Linear weight, by layer.
-        self._weight_shapes = {name.removesuffix(".weight"): w.shape for name, w in find_prunable(model).items()}
+        # What weight_sparsity counts: every Conv/Linear weight, by layer (computed weights too).
+        self._weight_shapes = {name: m.weight.shape for name, m in model.named_modules() if isinstance(m, PRUNABLE_MODULES)}
 
     # -- choosing channels -------------------------------------------------------------
 

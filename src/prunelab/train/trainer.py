@@ -67,7 +67,7 @@ class Trainer:
     The LR of every step is ``schedule(step)`` (by default the config's schedule) and is
     recorded in ``state.lr_log``, because LR rewinding replays it later. An attached
     ``pruner`` keeps pruned weights at zero. The progress bar shows ``label`` (by default
-    the phase), the epoch, and the test accuracy, training loss and sparsity; the ``prunelab`` logger
+    the phase), the epoch, and the test accuracy, sparsity and training loss; the ``prunelab`` logger
     has the same at level INFO, every :data:`LOG_EVERY` seconds and at the phase's end (the
     command line shows it where no progress bar can).
 
