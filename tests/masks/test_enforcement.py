@@ -182,6 +182,32 @@ def test_detaching_one_optimizer_keeps_the_others_attached():
     assert (model[2].weight[~pruner.masks["2.weight"]] == 0).all()  # still enforced
 
 
+def test_an_optimizer_dropped_is_let_go():
+    """A new optimizer a level (a hand-written IMP loop): the ones dropped are collected, with
+    their state, and the pruner keeps up only with the one in use."""
+    import gc
+    import weakref
+
+    model = mlp()
+    pruner = Pruner(model)
+    dropped = []
+    for level in range(1, 4):
+        pruner.prune(1 - 0.5**level, scope="layerwise")
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+        pruner.attach(optimizer)
+        train_step(model, optimizer, level)
+        dropped.append(weakref.ref(optimizer))
+    del optimizer
+    gc.collect()
+    assert [ref() is None for ref in dropped] == [True, True, True]
+    assert repr(pruner).endswith("pruned)") and pruner._hooks == {}  # attached to none
+    current = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    pruner.attach(current)
+    assert repr(pruner).endswith("attached to 1 optimizer)")
+    train_step(model, current, 0)
+    assert pruned_weights_are_zero(pruner)
+
+
 def test_stale_masks_are_rebuilt_after_a_step_too():
     """The zeroing after the step of an optimizer not trusted to keep zeros recovers from
     masks that cannot multiply the weights, as the gradient masking before it does."""

@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 import numbers
 import warnings
-from collections.abc import Mapping, Sequence
+import weakref
+from collections.abc import Iterator, Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -78,7 +79,9 @@ class Pruner:
         # While an optimizer is attached: (weight, mask in the weight's dtype) per pruned
         # tensor, for the per-step products; None when there is none to keep up to date.
         self._enforced: list[tuple[nn.Parameter, Tensor]] | None = None
-        self._hooks: dict[int, tuple[torch.optim.Optimizer, list]] = {}
+        # Attached optimizers by id: a weak reference (an optimizer dropped is let go), the hooks'
+        # handles, and the finalizer that forgets it once collected.
+        self._hooks: dict[int, tuple[weakref.ref, list, weakref.finalize]] = {}
         # Attached optimizers (by id) with an eps that is 0 in a pruned weight's dtype.
         self._eps_vanishes: set[int] = set()
 
@@ -191,7 +194,7 @@ class Pruner:
                 param.masked_fill_(pruned, 0)
                 if param.grad is not None:
                     param.grad.masked_fill_(pruned, 0)
-                for optimizer, _ in self._hooks.values():
+                for _, optimizer in self._attached():
                     for value in optimizer.state.get(param, {}).values():
                         if isinstance(value, Tensor) and value.shape == param.shape:
                             value.masked_fill_(pruned, 0)
@@ -243,7 +246,7 @@ class Pruner:
     def _check_eps(self) -> None:
         """Which attached optimizers have an Adam-style eps that is 0 in a pruned weight's dtype."""
         dtypes = {param.dtype for param, _ in self._enforced or ()}
-        self._eps_vanishes = {key for key, (optimizer, _) in self._hooks.items() if _eps_vanishes(optimizer, dtypes)}
+        self._eps_vanishes = {key for key, optimizer in self._attached() if _eps_vanishes(optimizer, dtypes)}
 
     # -- enforcement during training ---------------------------------------------------
 
@@ -282,9 +285,27 @@ class Pruner:
         ]
         if type(optimizer) is not torch.optim.SGD:  # SGD has no eps that could vanish
             handles.append(optimizer.register_step_post_hook(self._after_step))
-        self._hooks[id(optimizer)] = (optimizer, handles)
+        key = id(optimizer)
+        self._hooks[key] = (weakref.ref(optimizer), handles, weakref.finalize(optimizer, self._forget, key))
         self._enforced = None  # rebuilt by apply(), which also checks the new optimizer's eps
         self.apply()
+
+    def _attached(self) -> Iterator[tuple[int, torch.optim.Optimizer]]:
+        """The attached optimizers, by id."""
+        for key, (ref, *_) in list(self._hooks.items()):
+            if (optimizer := ref()) is not None:
+                yield key, optimizer
+
+    def _forget(self, key: int) -> None:
+        """Let go of an attached optimizer: detached, or collected (its hooks went with it)."""
+        _, handles, finalizer = self._hooks.pop(key, (None, [], None))
+        for handle in handles:
+            handle.remove()
+        if finalizer is not None:
+            finalizer.detach()
+        self._eps_vanishes.discard(key)
+        if not self._hooks:
+            self._enforced = None
 
     def _after_optimizer_load(self, _optimizer: torch.optim.Optimizer) -> None:
         self.apply()
@@ -295,13 +316,8 @@ class Pruner:
 
     def detach(self, optimizer: torch.optim.Optimizer | None = None) -> None:
         """Stop enforcing the masks for ``optimizer`` (all optimizers if None)."""
-        keys = list(self._hooks) if optimizer is None else [id(optimizer)]
-        for key in keys:
-            _, handles = self._hooks.pop(key, (None, []))
-            for handle in handles:
-                handle.remove()
-        if not self._hooks:
-            self._enforced = None
+        for key in list(self._hooks) if optimizer is None else [id(optimizer)]:
+            self._forget(key)
 
     def _before_step(self, _optimizer: torch.optim.Optimizer, args: tuple, kwargs: dict) -> tuple[tuple, dict] | None:
         """Mask the gradients; with ``step(closure)``, also those the closure computes.
