@@ -566,3 +566,34 @@ def test_a_layer_whose_weight_is_computed_elsewhere_in_the_model_is_no_obstacle(
     pruner = ChannelPruner(model, X, criterion="bn_scale", exclude=["7"])
     pruner.prune(0.3, sparsity_of="weights")
     assert 0.3 <= pruner.weight_sparsity() == pytest.approx(1 - dense_weights(pruner.shrink()) / dense_weights(model))
+
+
+class ReadsByIndexInEval(nn.Module):
+    """An eval-only branch reading the first three channels by index: not in the trace
+    (made in training mode), and the same shapes, but other values once channels are gone."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.l1, self.l2 = nn.Linear(4, 12), nn.Linear(12, 3)
+
+    def forward(self, x):
+        h = torch.relu(self.l1(x))
+        out = self.l2(h)
+        return out if self.training else out + h[:, :3]
+
+
+def test_a_small_model_that_computes_otherwise_than_the_zeroed_one_is_warned_about() -> None:
+    torch.manual_seed(0)
+    model = ReadsByIndexInEval()
+    with torch.no_grad():
+        model.l1.bias.uniform_(0.5, 1.0)  # every channel alive on the example input
+    pruner = ChannelPruner(model, torch.ones(1, 4))
+    pruner.prune(ratios={"l1": 0.5})
+    assert 0 not in pruner.keep["l1"].tolist()  # a channel the branch reads went
+    with pytest.warns(UserWarning, match="computes other outputs on the example input in eval mode than with those channels zeroed"):
+        pruner.shrink()
+    kept_first = ChannelPruner(model, torch.ones(1, 4))
+    kept_first.load_state_dict({"l1": [0, 1, 2, 4, 6, 8, 10, 11]})  # the three it reads kept, in their places
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        kept_first.shrink()

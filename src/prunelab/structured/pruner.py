@@ -345,7 +345,9 @@ def _as_list(kept: object) -> object:
 def shrink(model: nn.Module, groups: Sequence[ChannelGroup], keep: Mapping[str, Tensor | Sequence[int]], example_input: Tensor) -> nn.Module:
     """A copy of ``model`` keeping only channels ``keep[group.name]`` (increasing indices, as
     tensors or lists such as :meth:`ChannelPruner.state_dict` gives) of each group; checked to
-    run on ``example_input`` and give outputs of the same shape."""
+    run on ``example_input`` and give outputs of the same shape, and warned about if in eval
+    mode it computes other values there than ``model`` with those channels zeroed (a branch
+    reading channels by index, or an activation that makes 0 something else)."""
     missing = [group.name for group in groups if group.name not in keep]
     if missing:
         raise ValueError(f"keep has no kept channels for the group{'s' if len(missing) > 1 else ''} {', '.join(missing)}")
@@ -394,7 +396,49 @@ def shrink(model: nn.Module, groups: Sequence[ChannelGroup], keep: Mapping[str, 
             raise ValueError(f"the model with channels removed fails on the example input{mode} ({why}): {error}") from None
         if got != expected:
             raise ValueError(f"the model with channels removed gives outputs of shape {got}{mode}, not {expected}")
+    _compare_with_zeroed(model, small, groups, keep, example_input)
     return small
+
+
+def _compare_with_zeroed(
+    model: nn.Module, small: nn.Module, groups: Sequence[ChannelGroup], keep: Mapping[str, Tensor | Sequence[int]], example_input: Tensor
+) -> None:
+    """Warn if ``small`` computes in eval mode other values than ``model`` with the removed
+    channels' filters, biases and BatchNorm scales and shifts zeroed (seed 002's theta * M)."""
+    zeroed = copy.deepcopy(model)
+    with torch.no_grad():
+        for group in groups:
+            gone = ~torch.isin(torch.arange(group.size), kept_channels(group.name, keep[group.name], group.size))
+            for name in (*group.producers, *group.depthwise, *group.norms):
+                layer = zeroed.get_submodule(name)
+                if nn.utils.parametrize.is_parametrized(layer):  # a computed weight cannot be zeroed in place
+                    return
+                for attribute in ("weight", "bias"):
+                    if (tensor := getattr(layer, attribute, None)) is not None:
+                        tensor[gone.to(tensor.device)] = 0
+        with evaluating(small), evaluating(zeroed):
+            pairs = list(zip(_tensors(small(example_input)), _tensors(zeroed(example_input))))
+    floats = [(a.double(), b.double()) for a, b in pairs if a.is_floating_point()]
+    scale = max((float(b.abs().max()) for _, b in floats if b.numel()), default=0.0)
+    worst = max((float((a - b).abs().max()) for a, b in floats if a.numel()), default=0.0)
+    if worst > 1e-4 * max(1.0, scale):
+        warnings.warn(
+            f"the model with channels removed computes other outputs on the example input in eval mode than with those "
+            f"channels zeroed (by up to {worst:.3g}): a branch may read channels by index, or a layer between may make "
+            "0 something else (a sigmoid, say); exclude the layers making those channels if they must stay",
+            stacklevel=4,
+        )
+
+
+def _tensors(output: object) -> list[Tensor]:
+    """The tensors of a model's output: a tensor, or a tuple, list or dict of them."""
+    if isinstance(output, Tensor):
+        return [output]
+    if isinstance(output, (tuple, list)):
+        return [tensor for item in output for tensor in _tensors(item)]
+    if isinstance(output, dict):
+        return [tensor for item in output.values() for tensor in _tensors(item)]
+    return []
 
 
 def _output_shapes(model: nn.Module, example_input: Tensor, train: bool) -> object:
