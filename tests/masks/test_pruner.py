@@ -574,3 +574,20 @@ def test_state_dict_bytes_are_msb_first_and_zero_padded():
     fresh.load_state_dict({"mask:weight": torch.tensor([0b10100000, 0b10000000], dtype=torch.uint8),
                            "shape:weight": torch.tensor([1, 9])})
     assert fresh.masks["weight"].view(-1).tolist() == [True, False, True, False, False, False, False, False, True]
+
+
+def test_a_target_already_met_changes_nothing_and_chooses_nothing(monkeypatch):
+    """A schedule's target given every step: between its updates the masks stay the same
+    objects, and no selection runs."""
+    from prunelab.masks import pruner as pruner_module
+
+    model = nn.Sequential(nn.Linear(8, 8), nn.Linear(8, 4))
+    pruner = Pruner(model)
+    pruner.prune(0.5, scope="layerwise")  # 32 of 64 and 16 of 32: half of all too
+    before = dict(pruner.masks)
+    calls = []
+    monkeypatch.setattr(pruner_module, "select", lambda *args, **kwargs: calls.append(args) or {})
+    assert pruner.prune(0.5, scope="layerwise") is pruner.masks
+    pruner.prune(0.5)
+    pruner.prune(ratios={"1.weight": 0.5})
+    assert calls == [] and all(pruner.masks[name] is mask for name, mask in before.items())

@@ -103,7 +103,9 @@ class Pruner:
 
         Counts are exact: ``round(s * n)`` of the ``n`` weights concerned are pruned, the
         lowest-scoring ones, ties broken by position. Masks nest: weights pruned before stay
-        pruned, and a target below the current sparsity is an error. A layer that a sparsity
+        pruned, and a target below the current sparsity is an error; a target the masks
+        already meet changes nothing and costs next to nothing, so a schedule's target can be
+        given every step. A layer that a sparsity
         target prunes entirely is warned about (nothing passes through it any more); per-layer
         ratios are taken as meant.
         """
@@ -135,9 +137,12 @@ class Pruner:
                     f"target {target} is below {where} {current / total:.6g}: "
                     "masks only grow (pruned weights are never regrown)"
                 )
+            if prior is not None and n_prune == current:
+                continue  # nested masks of the same count are these: nothing to choose (a schedule's step between updates)
             group_prior = None if prior is None else {n: prior[n] for n in names}
             masks.update(select({n: weights[n] for n in names}, n_prune, chosen, group_prior, seed=self.seed))
-        self._set_masks(masks)
+        if masks or prior is None:
+            self._set_masks(masks)
         emptied = [name for name in self.parameters if self._emptied(name) and name not in emptied_before]
         if emptied and ratios is None:
             remedy = (
