@@ -591,3 +591,25 @@ def test_a_target_already_met_changes_nothing_and_chooses_nothing(monkeypatch):
     pruner.prune(0.5)
     pruner.prune(ratios={"1.weight": 0.5})
     assert calls == [] and all(pruner.masks[name] is mask for name, mask in before.items())
+
+
+def test_a_tied_weights_mask_loads_under_any_of_its_names():
+    """Saved from a model naming the shared weight ``a.weight`` first, loaded into one that names it ``b.weight`` first."""
+    from collections import OrderedDict
+
+    def tied(order: str) -> nn.Module:
+        layers = OrderedDict((name, nn.Linear(6, 6, bias=False)) for name in order)
+        layers[order[1]].weight = layers[order[0]].weight
+        return nn.Sequential(layers)
+
+    torch.manual_seed(0)
+    saved_from = tied("ab")
+    pruner = Pruner(saved_from)
+    pruner.prune(0.5)
+    state = pruner.state_dict()
+    assert set(state) == {"mask:a.weight", "shape:a.weight"}
+    loaded_into = tied("ba")
+    other = Pruner(loaded_into)
+    other.load_state_dict(state)
+    assert list(other.masks) == ["b.weight"] and torch.equal(other.masks["b.weight"], pruner.masks["a.weight"])
+    assert other.count_pruned("a.weight") == 18

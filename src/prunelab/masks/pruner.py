@@ -450,25 +450,28 @@ class Pruner:
 
         The state must hold a mask for every prunable parameter, or none at all (a pruner
         that had not pruned yet). It replaces the masks, as a restore: unlike :meth:`prune`,
-        it may keep weights the current masks prune (they are zero, and train again).
+        it may keep weights the current masks prune (they are zero, and train again). A tied
+        weight's mask may be under any of its names (a model that names it otherwise).
         """
         self._follow_model()
+        first = {alias: name for name, aliases in self._aliases.items() for alias in aliases}
         masks = {}
         for key in state:
-            kind, _, name = key.partition(":") if isinstance(key, str) else ("", "", "")
-            if kind not in ("mask", "shape") or not name:
+            kind, _, given = key.partition(":") if isinstance(key, str) else ("", "", "")
+            if kind not in ("mask", "shape") or not given:
                 raise ValueError(f"unexpected key {key!r} in a pruner state_dict (keys are 'mask:<name>' and 'shape:<name>')")
+            name = first.get(given, given)
             if name not in self.parameters:
                 raise ValueError(
                     f"mask for {name!r}, but the model has no prunable parameter of that name; "
                     f"prunable parameters are: {', '.join(self.parameters)}"
                 )
-            other = f"shape:{name}" if kind == "mask" else f"mask:{name}"
+            other = f"shape:{given}" if kind == "mask" else f"mask:{given}"
             if other not in state:
                 raise ValueError(f"the state has {key!r} but not {other!r}")
             if kind == "shape":
                 continue
-            shape = _shape(name, state[f"shape:{name}"])
+            shape = _shape(name, state[f"shape:{given}"])
             expected = tuple(self.parameters[name].shape)
             if shape != expected:
                 raise ValueError(f"mask for {name!r} has shape {shape}, but the parameter has shape {expected}")
