@@ -4,6 +4,7 @@ import copy
 import pickle
 import warnings
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
@@ -441,6 +442,9 @@ def test_bad_constructor_and_attach_arguments_are_errors():
         Pruner(distinct_model(), criterion=None)
     with pytest.raises(TypeError, match="seed must be an int, got 'x'"):
         Pruner(distinct_model(), seed="x")
+    assert Pruner(distinct_model(), seed=np.int64(3)).seed == 3 and type(Pruner(distinct_model(), seed=np.int64(3)).seed) is int
+    with pytest.raises(TypeError, match=r"^include holds 0, not a name or pattern \(a string\)$"):
+        Pruner(distinct_model(), include=[0])
     with pytest.raises(TypeError, match="Pruner needs an nn.Module, got dict"):
         Pruner({})
     model = distinct_model()
@@ -613,3 +617,13 @@ def test_a_tied_weights_mask_loads_under_any_of_its_names():
     other.load_state_dict(state)
     assert list(other.masks) == ["b.weight"] and torch.equal(other.masks["b.weight"], pruner.masks["a.weight"])
     assert other.count_pruned("a.weight") == 18
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_a_compiled_model_is_pruned_under_its_own_names():
+    """Masks saved from a pruner of the torch.compile wrapper load into one of the plain model."""
+    model = distinct_model()
+    pruner = Pruner(torch.compile(model))
+    pruner.prune(0.5)
+    assert pruner.model is model and list(pruner.masks) == list(Pruner(model).parameters)
+    Pruner(distinct_model()).load_state_dict(pruner.state_dict())

@@ -286,6 +286,8 @@ def test_select_takes_a_criterion_by_name_and_names_bad_arguments():
     assert {k: m.tolist() for k, m in by_name.items()} == {"a": [False, True, False], "b": [True, False]}
     with pytest.raises(TypeError, match=r"n_prune must be a whole number of entries, got 3\.0"):
         select(w, 3.0, "magnitude")
+    with pytest.raises(TypeError, match=r"weights must map names to tensors \(\{name: tensor\}\), got list"):
+        select(list(w.values()), 3, "magnitude")
     with pytest.raises(ValueError, match=r"prior must hold a bool mask of shape \(2,\) for b, got None"):
         select(w, 3, "magnitude", {"a": torch.ones(3, dtype=torch.bool)})
     with pytest.raises(ValueError, match=r"prior must hold a bool mask of shape \(3,\) for a"):

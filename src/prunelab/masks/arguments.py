@@ -24,9 +24,11 @@ def fraction(label: str, value: object, whole: bool = False) -> float:
     return float(value)
 
 
-def check_seed(seed: object) -> None:
-    if isinstance(seed, bool) or not isinstance(seed, int):
+def check_seed(seed: object) -> int:
+    """``seed`` as a Python int (numpy's integers too); anything else is a TypeError."""
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
         raise TypeError(f"seed must be an int, got {seed!r}")
+    return int(seed)
 
 
 def check_target(sparsity: object, scope: str | None, ratios: object, per: str) -> None:

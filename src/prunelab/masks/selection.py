@@ -68,6 +68,8 @@ def select(
         criterion = get_criterion(criterion, seed)
     if isinstance(n_prune, bool) or not isinstance(n_prune, numbers.Integral):
         raise TypeError(f"n_prune must be a whole number of entries, got {n_prune!r}")
+    if not isinstance(weights, Mapping):
+        raise TypeError(f"weights must map names to tensors ({{name: tensor}}), got {type(weights).__name__}")
     for name, weight in weights.items() if prior is not None else ():
         mask = prior.get(name)
         if not isinstance(mask, Tensor) or mask.dtype != torch.bool or mask.shape != weight.shape:

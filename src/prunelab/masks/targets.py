@@ -176,6 +176,8 @@ def check_patterns(include: Sequence[str] | None, exclude: Sequence[str] | None)
 
 def compile_pattern(label: str, pattern: str) -> None:
     """Raise a ValueError naming ``label`` if ``pattern`` is not a regular expression."""
+    if not isinstance(pattern, str):
+        raise TypeError(f"{label} holds {pattern!r}, not a name or pattern (a string)")
     try:
         re.compile(pattern)
     except re.error as error:

@@ -65,7 +65,7 @@ class ChannelPruner:
             raise TypeError("ChannelPruner needs the model itself, not its torch.compile wrapper: pass model._orig_mod")
         if not isinstance(example_input, Tensor):
             raise TypeError(f"example_input must be a tensor (a batch the model takes), got {type(example_input).__name__}")
-        check_seed(seed)
+        seed = check_seed(seed)
         self.model, self.example_input = model, example_input
         self.criterion = get_channel_criterion(criterion, seed)
         chosen = _chosen(channel_groups(model, example_input), include, exclude, model_names(model))
