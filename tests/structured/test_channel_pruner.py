@@ -597,3 +597,34 @@ def test_a_small_model_that_computes_otherwise_than_the_zeroed_one_is_warned_abo
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         kept_first.shrink()
+
+
+class MeanPooled(nn.Module):
+    """Global average pooling written as a mean over the spatial dims, then a classifier."""
+
+    def __init__(self, over_channels: bool = False) -> None:
+        super().__init__()
+        self.over_channels = over_channels
+        self.c1, self.b1, self.c2, self.fc = nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.Conv2d(8, 16, 3), nn.Linear(16, 4)
+
+    def forward(self, x):
+        h = torch.relu(self.c2(torch.relu(self.b1(self.c1(x)))))
+        if self.over_channels:  # a mean across channels, broadcast back: mixes them
+            h = h + h.mean(1, keepdim=True)
+        return self.fc(h.mean((2, 3)))
+
+
+def test_a_mean_over_the_spatial_dims_keeps_channels_apart_and_one_over_channels_does_not() -> None:
+    torch.manual_seed(0)
+    model = MeanPooled()
+    randomise_batchnorm(model)
+    x = torch.randn(4, 3, 8, 8)
+    groups = {g.name: g for g in channel_groups(model, x[:1])}
+    assert groups["c2"].unprunable is None and groups["c2"].consumers == [("fc", 1)]
+    pruner = ChannelPruner(model, x[:1])
+    pruner.prune(0.5, scope="layerwise")
+    small = pruner.shrink()
+    assert small.fc.in_features == 8
+    torch.testing.assert_close(small.eval()(x), zero_removed_channels(model, pruner).eval()(x), rtol=1e-4, atol=1e-5)
+    mixed = {g.name: g for g in channel_groups(MeanPooled(over_channels=True), x[:1])}
+    assert mixed["c2"].unprunable == "reduced across channels by mean"

@@ -55,6 +55,8 @@ POOLING_FUNCTIONS = {
     "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d",
     "adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool3d",
 }  # fmt: skip
+# Reductions that, over dims after the channels, leave one value per channel (x.mean((2, 3))).
+REDUCTIONS = {"mean", "sum", "amax", "amin"}
 JOINING_FUNCTIONS = {
     operator.add, operator.iadd, operator.sub, operator.isub, operator.mul, operator.imul, operator.truediv,
     torch.add, torch.sub, torch.mul, torch.div,
@@ -203,6 +205,8 @@ class _Trace:
             self.norm(node, module, source, name)
         elif source is not None and (_is_activation(node, module) or _is_pooling(node, module)):
             self.elementwise(node, module, source, name)
+        elif source is not None and module is None and _function_name(node) in REDUCTIONS:
+            self.reduce(node, source, name)
         elif _is_joining(node) and any(argument in self.channels for argument in node.all_input_nodes):
             self.join(node, name)  # a number may come first: 2.0 * x
         elif source is not None and _is_flatten(node, module):
@@ -258,6 +262,18 @@ class _Trace:
             self.channels[node] = source
         else:
             self.block_inputs(node, f"read by {name} in a way that mixes channels")
+
+    def reduce(self, node: fx.Node, source: _Channels, name: str) -> None:
+        """A mean, sum or max over dims after the channels (global pooling written as
+        ``x.mean((2, 3))``): each channel stays one value, zero stays zero. Over the channels,
+        or over everything, it mixes them."""
+        dims = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
+        shape = _shape(node.args[0])
+        dims = dims if isinstance(dims, (tuple, list)) else (dims,)
+        if source.dim == 1 and source.factor == 1 and shape and all(isinstance(d, int) and d % len(shape) >= 2 for d in dims):
+            self.channels[node] = source
+        else:
+            self.block_inputs(node, f"reduced across channels by {name}")
 
     def size(self, node: fx.Node, source: _Channels, name: str) -> None:
         """``x.size(d)`` of the channel dim uses the width; of another dim it is harmless;
