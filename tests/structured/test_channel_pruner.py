@@ -200,7 +200,8 @@ def test_channels_once_removed_stay_removed() -> None:
         (lambda p: p.prune(1.0), r"sparsity must be a number in \[0, 1\), got 1.0"),
         (lambda p: p.prune(0.5, scope="blocks"), "scope must be 'global' or 'layerwise'"),
         (lambda p: p.prune(), "give either a sparsity or per-group ratios"),
-        (lambda p: p.prune(ratios={"9": 0.5}), r"ratio given for '9', which names none of the channel groups \(or the layers of one\): 0, 3, 7"),
+        (lambda p: p.prune(ratios={"9": 0.5}), r"ratio given for '9', but the channels of 9 cannot be removed: the model's output"),
+        (lambda p: p.prune(ratios={"conv9": 0.5}), r"ratio given for 'conv9', which names none of the channel groups \(or the layers of one\): 0, 3, 7"),
         (lambda p: p.prune(ratios={"0": -0.1}), r"ratio for '0' must be a number"),
         (lambda p: p.prune(ratios={"0": 1.0}), r"ratio for '0' must be a number in \[0, 1\), got 1.0"),  # no channel left
     ],

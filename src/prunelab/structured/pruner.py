@@ -68,7 +68,9 @@ class ChannelPruner:
         seed = check_seed(seed)
         self.model, self.example_input = model, example_input
         self.criterion = get_channel_criterion(criterion, seed)
-        chosen = _chosen(channel_groups(model, example_input), include, exclude, model_names(model))
+        groups = channel_groups(model, example_input)
+        self._unprunable = [group for group in groups if not group.prunable]  # named when a ratio asks for them
+        chosen = _chosen(groups, include, exclude, model_names(model))
         self._unscored = [group for group in chosen if self.criterion(model, group) is None]
         self.groups = self._scorable(chosen)
         self.keep: dict[str, Tensor] = {g.name: torch.arange(g.size) for g in self.groups}
@@ -195,9 +197,14 @@ class ChannelPruner:
         layers = {g.name: (g.name, *g.members) for g in self.groups}
         known = model_names(self.model)
         for key in ratios if isinstance(ratios, Mapping) else ():
+            if any(any(matches(key, layer, known) for layer in names) for names in layers.values()):
+                continue
             unscored = [g.name for g in self._unscored if any(matches(key, layer, known) for layer in (g.name, *g.members))]
-            if unscored and not any(any(matches(key, layer, known) for layer in names) for names in layers.values()):
+            if unscored:
                 raise ValueError(f"ratio given for {key!r}, but criterion {self.criterion!r} cannot score {', '.join(unscored)}")
+            whole = [g for g in self._unprunable if any(matches(key, layer, known) for layer in (g.name, *g.members))]
+            if whole:
+                raise ValueError(f"ratio given for {key!r}, but the channels of {whole[0].name} cannot be removed: {whole[0].unprunable}")
         chosen = ratios_by_target(
             ratios, list(layers), lambda key, group: any(matches(key, layer, known) for layer in layers[group]),
             kind="channel group", of="channel groups (or the layers of one)",
