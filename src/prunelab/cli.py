@@ -576,7 +576,7 @@ def _run_folders(paths: list[Path]) -> list[Path]:
     """The finished run directories among ``paths``; with several paths (``runs/*``), the
     rest is skipped: prunelab's own tables and analyses silently, anything else (unfinished
     runs, other files) with a note."""
-    from prunelab.report.runs import check_run_folder, unfinished_seeds
+    from prunelab.report.runs import check_run_folder, made_beside_runs, unfinished_seeds
 
     folders: list[Path] = []
     for path in paths:
@@ -588,7 +588,7 @@ def _run_folders(paths: list[Path]) -> list[Path]:
                 if any((child / "summary.json").is_file() for child in runs):
                     raise FileNotFoundError(f"{path} is a folder of runs, not a run: give its runs, e.g. {Path(path) / '*'}") from None
                 raise
-            if not _made_beside_runs(Path(path)):
+            if made_beside_runs(Path(path)) is None:  # prunelab's own tables and analyses need no note
                 print(f"prunelab: skipping {path}: {error}", file=sys.stderr)
             continue
         if any(folder.resolve() == earlier.resolve() for earlier in folders):
@@ -614,14 +614,6 @@ def _unfinished(folder: Path, seeds: list[int]) -> str:
     parts = ([f"{named(running)} still running in another command"] if running else []) + (
         [f"{named(cut_off)} cut off before the end (run its command again to finish it)"] if cut_off else [])
     return f"the results are of the finished seeds only: {'; '.join(parts)}"
-
-
-def _made_beside_runs(path: Path) -> bool:
-    """What prunelab itself writes into a folder of runs besides the runs: sweep tables and
-    reports, LR range tests, sensitivity analyses (``runs/*`` meets them, and they need no note)."""
-    if path.is_file():
-        return path.name.endswith("-table.md")
-    return any((path / name).is_file() for name in ("lr_range_test.json", "sensitivity.json", "report.md"))
 
 
 def _summary_table(folder: Path) -> str:

@@ -114,16 +114,25 @@ def check_run_folder(folder: str | Path) -> Path:
     return folder
 
 
+#: What prunelab writes into a folder of runs besides the runs, by the file that marks it.
+BESIDE_RUNS = {"lr_range_test.json": "an LR range test", "sensitivity.json": "a sensitivity analysis", "report.md": "a report"}
+
+
+def made_beside_runs(path: Path) -> str | None:
+    """What ``path`` is if prunelab itself wrote it into a folder of runs besides the runs (a
+    sweep's table, a report, an LR range test, a sensitivity analysis); else None."""
+    if path.is_file():
+        return "a sweep's table, its runs are in the folder beside it" if path.name.endswith("-table.md") else None
+    marker = next((name for name in BESIDE_RUNS if (path / name).is_file()), None)
+    return None if marker is None else f"{BESIDE_RUNS[marker]}, whose results are {path / marker}"
+
+
 def _what_it_is(path: Path) -> str:
     """What a path that is no run directory is, for the message saying so."""
-    if path.name.endswith("-table.md"):
-        return "it is a sweep's table, its runs are in the folder beside it"
+    if (made := made_beside_runs(path)) is not None:
+        return f"it is {made}"
     if path.is_file():
         return "it is a file, and a run is a folder (runs/<run name>)"
-    for name, what in (("lr_range_test.json", "an LR range test"), ("sensitivity.json", "a sensitivity analysis"),
-                       ("report.md", "a report")):  # fmt: skip
-        if (path / name).is_file():
-            return f"it is {what}, whose results are {path / name}"
     return "a run directory holds recipe.yaml and summary.json, as prunelab run leaves them"
 
 
