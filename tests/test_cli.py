@@ -16,7 +16,7 @@ import yaml
 from torch import nn
 
 import prunelab
-from prunelab import cli
+from prunelab import cli, commands
 from prunelab.config import builtin_recipes
 from prunelab.models import MODELS, build_model
 from prunelab.train import Trainer
@@ -621,16 +621,16 @@ def test_a_reader_gone_from_the_pipe_ends_quietly_and_a_bug_keeps_its_traceback(
     def gone(_args):
         raise BrokenPipeError
 
-    monkeypatch.setitem(cli.COMMANDS, "recipes", gone)
+    monkeypatch.setitem(commands.COMMANDS, "recipes", gone)
     redirected = []
-    monkeypatch.setattr(cli.os, "dup2", lambda *fds: redirected.append(fds))  # keep pytest's own stdout
+    monkeypatch.setattr(commands.os, "dup2", lambda *fds: redirected.append(fds))  # keep pytest's own stdout
     assert cli.main(["recipes"]) == 141
     assert capfd.readouterr().err == "" and len(redirected) == 1  # later writes go nowhere
 
     def bug(_args):
         raise RuntimeError("shape mismatch deep inside")
 
-    monkeypatch.setitem(cli.COMMANDS, "recipes", bug)
+    monkeypatch.setitem(commands.COMMANDS, "recipes", bug)
     with pytest.raises(RuntimeError, match="shape mismatch deep inside"):
         cli.main(["recipes"])
 
@@ -640,12 +640,12 @@ def test_over_several_processes_a_process_s_own_error_is_said_by_it(monkeypatch,
     (its disk, its data) is said by that process, named."""
     from prunelab.distributed import World
 
-    monkeypatch.setattr(cli, "world", lambda: World(rank=1, size=2, local_rank=1))
-    for error, said in [(OSError("cannot write x: No space left on device"), True), (cli.RecipeError("bad recipe"), False)]:
+    monkeypatch.setattr(commands, "world", lambda: World(rank=1, size=2, local_rank=1))
+    for error, said in [(OSError("cannot write x: No space left on device"), True), (commands.RecipeError("bad recipe"), False)]:
         def fail(_args, error=error):
             raise error
 
-        monkeypatch.setitem(cli.COMMANDS, "recipes", fail)
+        monkeypatch.setitem(commands.COMMANDS, "recipes", fail)
         assert cli.main(["recipes"]) == 2
         err = capsys.readouterr().err
         assert err == ("prunelab: error: process 1 of 2: cannot write x: No space left on device\n" if said else "")
@@ -727,7 +727,7 @@ def test_each_distinct_warning_is_shown_once_per_command(monkeypatch, capsys) ->
             warnings.warn(message, stacklevel=1)
         return 0
 
-    monkeypatch.setitem(cli.COMMANDS, "recipes", warn_per_recipe)
+    monkeypatch.setitem(commands.COMMANDS, "recipes", warn_per_recipe)
     warnings.simplefilter("always")  # as -W always would: every warning reaches the command's display
     for _ in range(2):  # a second command says them again
         assert cli.main(["recipes"]) == 0

@@ -8,10 +8,36 @@
 0.75
 """
 
-from prunelab.criteria import CRITERIA, Magnitude, Random, get_criterion
-from prunelab.masks import Pruner, find_prunable, select
-from prunelab.structured import ChannelPruner
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
+# The public names, by the module defining them: imported on first use, so that the command
+# line's help answers without loading torch.
+_EXPORTS = {
+    "CRITERIA": "prunelab.criteria", "Magnitude": "prunelab.criteria", "Random": "prunelab.criteria",
+    "get_criterion": "prunelab.criteria", "Pruner": "prunelab.masks", "find_prunable": "prunelab.masks",
+    "select": "prunelab.masks", "ChannelPruner": "prunelab.structured",
+}  # fmt: skip
+
 __all__ = ["CRITERIA", "ChannelPruner", "Magnitude", "Pruner", "Random", "find_prunable", "get_criterion", "select"]
+
+if TYPE_CHECKING:
+    from prunelab.criteria import CRITERIA, Magnitude, Random, get_criterion
+    from prunelab.masks import Pruner, find_prunable, select
+    from prunelab.structured import ChannelPruner
+
+
+def __getattr__(name: str) -> object:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'prunelab' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value  # once: later lookups find it directly
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

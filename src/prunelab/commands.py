@@ -1,0 +1,587 @@
+"""What each ``prunelab`` command does, once :mod:`prunelab.cli` has parsed its arguments: run
+recipes, list them, show, compare and report runs, the LR range test and the pruning
+sensitivity analysis; errors said in one line, with the command's exit code."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import hashlib
+import importlib
+import io
+import json
+import logging
+import math
+import os
+import shlex
+import shutil
+import sys
+import textwrap
+import traceback
+import warnings
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from prunelab.config import RecipeError, builtin_recipes, load_recipe, load_run_recipe, run_name
+from prunelab.config.load import parse_override, recipe_text
+from prunelab.config.sweep import grid_label, grid_value, load_plan, summary_meanings
+from prunelab.distributed import MainProcessFailed, join_from_environment, leave, world
+from prunelab.report import format_stat, format_table
+from prunelab.report.tables import mean_std, numbered
+from prunelab.runs.io import read_json, write_text
+
+
+
+def execute(args: argparse.Namespace) -> int:
+    """Do the command ``args`` names (as :func:`prunelab.cli.main` parsed them); its exit code."""
+    try:
+        processes = join_from_environment()  # started by torchrun: one of several processes
+        if processes.size > 1 and args.command != "run":
+            if processes.is_main:  # every process meets it: said once
+                print(f"prunelab: error: only `prunelab run` works over several processes; run `prunelab {args.command}` without torchrun", file=sys.stderr)
+            return 2
+        with warnings.catch_warnings(), contextlib.redirect_stdout(sys.stdout if processes.is_main else io.StringIO()):
+            # Each distinct warning once per command: Python's own once-per-place registry
+            # would show a sweep's repeated warning for some recipes and not for others.
+            warnings.simplefilter("always", UserWarning)
+            warnings.showwarning = functools.partial(_show_warning, shown=set())
+            _import(args.imports)
+            with _log_lines(args):
+                return COMMANDS[args.command](args)
+    except BrokenPipeError:  # e.g. `prunelab show RUN | head`: the reader is gone, nothing to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except (RecipeError, OSError, ValueError) as error:  # OSError: e.g. --out is a file, or read-only
+        if world().is_main:  # every process meets the same bad recipe: say it once
+            print(f"prunelab: error: {error}", file=sys.stderr)
+        elif not isinstance(error, RecipeError):  # trouble of this process's own, which the main one may not meet
+            print(f"prunelab: error: process {world().rank} of {world().size}: {error}", file=sys.stderr)
+        return 2
+    except MainProcessFailed:  # the main process says why
+        return 2
+    except RuntimeError as error:
+        if world().size == 1:
+            raise  # a bug: its traceback helps
+        # Over several processes, one that stops (its own error, or killed) breaks the others'
+        # next collective call: each says so in one line instead of a traceback per process.
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        print(f"prunelab: error: process {world().rank} of {world().size} stopped: {first}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        if world().is_main:  # torchrun passes Ctrl-C to every process: say it once
+            # On a terminal the line starts below the ^C (and any progress bar); in a log, no blank line.
+            print(("\n" if sys.stderr.isatty() else "") + "prunelab: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+    finally:
+        leave()
+
+
+def _import(modules: Sequence[str]) -> None:
+    """Import the modules of --import, the current folder first on the path, as ``python -m`` has it."""
+    for module in modules:
+        if not module:
+            raise ValueError("--import needs a module's name, e.g. --import my_models for my_models.py")
+        if module.startswith(".") or "/" in module or "\\" in module or module.endswith(".py"):
+            name = Path(module).name.removesuffix(".py")
+            raise ValueError(f"--import {module}: give a module's name, as Python imports it (e.g. {name} for {name}.py)")
+    folder = os.getcwd()
+    sys.path.insert(0, folder)
+    try:
+        for module in modules:
+            try:
+                importlib.import_module(module)
+            except ImportError as error:
+                raise ValueError(f"--import {module}: {error}") from None
+            except SyntaxError as error:  # where, in one line; other errors of the module keep their traceback
+                text = f": {error.text.strip()}" if error.text else ""
+                raise ValueError(f"--import {module}: {error.msg} ({error.filename}, line {error.lineno}){text}") from None
+            except (ValueError, OSError) as error:  # which the command would report as its own: said as the module's
+                frame = traceback.extract_tb(error.__traceback__)[-1]
+                raise ValueError(f"--import {module}: {type(error).__name__}: {error} ({frame.filename}, line {frame.lineno})") from None
+    finally:
+        sys.path.remove(folder)
+
+
+def _show_warning(message: Warning | str, *_where: object, shown: set[str], **_kwargs: object) -> None:
+    if world().is_main and str(message) not in shown:  # once, not once per process or per recipe
+        shown.add(str(message))
+        print(f"prunelab: warning: {message}", file=sys.stderr)  # for users: no source lines
+
+
+def _run(args: argparse.Namespace) -> int:
+    from prunelab.report.runs import sweep_table, write_report
+    from prunelab.runs.runner import check_plan, check_same_experiment, run_folder, run_recipe
+
+    plan, sweep = load_plan(args.recipe, args.overrides)
+    (_check_out if args.dry_run else _make_out)(args.out)  # a dry run makes nothing
+    # Every arm's checks before the first trains, and before a run is said to start.
+    checked = check_plan([(grid_label(assignment), recipe) for assignment, recipe in plan], args.out)
+    if args.dry_run:
+        return _dry_run(plan, sweep is not None, args.out) if world().is_main else 0
+    results = []
+    for index, (assignment, recipe) in enumerate(plan, start=1):
+        label = f" [{index}/{len(plan)}: {grid_label(assignment)}]" if sweep else ""
+        if world().is_main:
+            folder = run_folder(args.out, recipe)
+            check_same_experiment(folder, recipe)  # before saying its results are this recipe's
+            to_do = _seeds_to_do(args.out, recipe)
+            cut_off = to_do["resume"]
+            doing = "finished before, nothing to train:" if not any(to_do.values()) else "resuming" if cut_off else "running"
+            resumed = f"; seed {cut_off[0]} picks up where it stopped" if len(cut_off) == 1 else \
+                f"; seeds {', '.join(map(str, cut_off))} pick up where they stopped" if cut_off else ""
+            print(f"prunelab: {doing} {folder.name} ({recipe.prune.method}, seeds {recipe.seeds}{resumed}){label}", file=sys.stderr)
+        folder = run_recipe(recipe, args.out, progress=_progress(args), data=checked.get(run_folder(args.out, recipe).resolve()))
+        results.append((assignment, folder))
+    if not world().is_main:  # the main process reports
+        return 0
+    if sweep is None:
+        print(_summary_table(results[0][1]))
+        print(f"\nresults in {results[0][1]}")
+        return 0
+    if sweep.table is None:
+        text = format_table([{**{k: grid_value(v) for k, v in assignment.items()}, "run": folder.name} for assignment, folder in results])
+    else:
+        text = sweep_table(results, sweep.table)
+    name = Path(args.recipe).stem if args.recipe else "default"
+    if args.overrides:  # another sweep than the recipe's own: a table of its own, whatever the order or spelling
+        given = json.dumps(dict(map(parse_override, args.overrides)), sort_keys=True, default=str)
+        name += "-" + hashlib.sha256(given.encode()).hexdigest()[:8]
+    table_path = Path(args.out) / f"{name}-table.md"
+    command = shlex.join(["prunelab", "run", *([args.recipe] if args.recipe else []), *(part for o in args.overrides for part in ("--set", o))])
+    write_text(table_path, f"Made by `{command}`.\n\n{text}\n")
+    print(text)
+    print(f"\n{len(results)} run{'s' if len(results) > 1 else ''} in {args.out}; table in {table_path}")
+    report = write_report([folder for _, folder in results], Path(args.out) / f"{name}-report", sweep=(results, sweep.table), command=command)
+    print(f"report{', with the table as a plot' if sweep.table else ''}: {report}")
+    return 0
+
+
+def _seeds_to_do(out: str, recipe) -> dict[str, list[int]]:
+    """The recipe's seeds by what ``run`` does with them: resume (cut off before their end),
+    wait for (another command is running them), or train anew; finished seeds are in none."""
+    from prunelab.runs.lock import busy
+    from prunelab.runs.runner import cut_off_seeds, run_folder
+    from prunelab.runs.session import finished_seeds
+
+    folder = run_folder(out, recipe)
+    left, cut_off = [seed for seed in recipe.seeds if seed not in finished_seeds(folder)], cut_off_seeds(out, recipe)
+    waiting = [seed for seed in left if seed not in cut_off and busy(folder / f"seed-{seed}")]
+    return {
+        "resume": [seed for seed in left if seed in cut_off],
+        "wait for another command running": waiting,
+        "train": [seed for seed in left if seed not in cut_off and seed not in waiting],
+    }
+
+
+def _dry_run(plan: list, is_sweep: bool, out: str) -> int:
+    """What ``run`` would do with the checked ``plan``: a recipe alone as YAML (stdout) and
+    its run directory and seeds to train (stderr); a sweep as a table of its runs."""
+    from prunelab.config import recipe_yaml, unused_settings
+    from prunelab.runs.runner import cut_off_elsewhere, run_folder
+
+    to_do = []
+    for _, recipe in plan:
+        by_action = _seeds_to_do(out, recipe)
+        parts = [f"{action} seed{'s' * (len(seeds) > 1)} {', '.join(map(str, seeds))}" for action, seeds in by_action.items() if seeds]
+        to_do.append("; ".join(parts) or "nothing, every seed finished before")
+        # The warnings the run would give as it starts.
+        for message in unused_settings(recipe) + (cut_off_elsewhere(out, recipe) if parts else []):
+            warnings.warn(message, stacklevel=1)
+    if not is_sweep:
+        recipe = plan[0][1]
+        print(recipe_yaml(recipe), end="")
+        print(f"prunelab: --dry-run, nothing trained; to do in {run_folder(out, recipe)}: {to_do[0]}", file=sys.stderr)
+        return 0
+    rows = [{**{key: grid_value(value) for key, value in assignment.items()}, "run": run_folder(out, recipe).name, "to do": text}
+            for (assignment, recipe), text in zip(plan, to_do)]  # fmt: skip
+    print(format_table(rows))
+    print(f"\n{len(plan)} run{'s' if len(plan) > 1 else ''} in {out}; --dry-run, nothing trained")
+    return 0
+
+
+def _lr_range_test(args: argparse.Namespace) -> int:
+    from prunelab.analysis import check_lr_range, lr_range_test
+    from prunelab.report.plots import plot_lr_range
+    from prunelab.runs.io import write_json
+    from prunelab.runs.runner import resolve_device
+
+    check_lr_range(args.start_lr, args.end_lr, args.steps)  # before the find phase trains
+    with _trained_model(args) as (recipe, data, model):
+        seed, device, progress = recipe.seeds[0], resolve_device(recipe.device), _progress(args)
+        result = lr_range_test(
+            model, data, recipe.eval.optimizer, batch_size=recipe.eval.batch_size, start_lr=args.start_lr,
+            end_lr=args.end_lr, steps=args.steps, label_smoothing=recipe.eval.label_smoothing, augment=recipe.data.augment,
+            seed=seed, device=device, progress=progress,
+        )
+        # Another range (start, end, steps) gets a folder of its own.
+        default = (args.start_lr, args.end_lr, args.steps) == (1e-9, 1.0, 200)
+        own = "" if default else "-" + hashlib.sha256(json.dumps([args.start_lr, args.end_lr, args.steps]).encode()).hexdigest()[:8]
+        folder = Path(args.out) / f"lr-range-test-{run_name(recipe)}{own}"
+        write_json(folder / "lr_range_test.json", {
+            "lrs": result.lrs, "losses": result.losses, "baseline": result.baseline,
+            "inflection_lr": result.inflection_lr,
+        })
+        plot_lr_range(result.lrs, result.losses, result.inflection_lr, folder / "lr_range_test.png",
+                      baseline=result.baseline, threshold=result.threshold)  # fmt: skip
+        # The first LR of each decade, then the last LRs before the inflection point and it.
+        shown = {i for i, lr in enumerate(result.lrs) if i == 0 or math.floor(math.log10(lr)) != math.floor(math.log10(result.lrs[i - 1]))}
+        if result.inflection_lr is not None:
+            at = result.lrs.index(result.inflection_lr)
+            shown |= set(range(max(0, at - 3), at + 1))
+        print(f"{len(shown)} of the {len(result.lrs)} LRs tried (probe loss: the loss on the first training examples after the steps up to that LR):")
+        print(format_table([
+            {"lr": f"{result.lrs[i]:.2e}", "probe loss": f"{result.losses[i]:.4f}",
+             "note": "<- inflection" if result.lrs[i] == result.inflection_lr else ""}
+            for i in sorted(shown)
+        ]))  # fmt: skip
+        if len(result.lrs) < args.steps:
+            print(f"stopped at LR {result.lrs[-1]:.2e} of {args.end_lr:g}: the loss had diverged")
+        print(f"\ntrained model's loss: {result.baseline:.4g}")
+        if result.inflection_lr is None:
+            print("the loss never rose by 10%: the model tolerates every LR up to the end; try a larger --end-lr")
+        else:
+            use = f"--set eval.optimizer.lr={result.inflection_lr:.3g}"
+            if recipe.eval.lr_policy is not None:  # a policy sets the eval LR itself and would ignore it
+                use = f"--set eval.lr_policy=null {use}, in place of the recipe's LR policy {recipe.eval.lr_policy}"
+            print(f"suggested pruning LR: {result.inflection_lr:.3g}, the inflection point, where the probe loss is 10% "
+                  f"above the trained model's (seed 000)\n  e.g. {use}")
+        print(f"\ncurve and plot in {folder}")
+        return 0
+
+
+def _sensitivity(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from prunelab.analysis import (
+        DEFAULT_SPARSITIES,
+        check_sparsities,
+        max_sparsity_within,
+        pruning_sensitivity,
+    )
+    from prunelab.report.plots import plot_sensitivity
+    from prunelab.runs.io import write_json
+    from prunelab.runs.runner import resolve_device
+
+    try:
+        sparsities = list(DEFAULT_SPARSITIES) if args.sparsities is None else [float(s) for s in args.sparsities.split(",")]
+    except ValueError:
+        raise ValueError(f"--sparsities must be comma-separated numbers, e.g. 0.5,0.9,0.99; got {args.sparsities!r}") from None
+    check_sparsities(sparsities)  # before the find phase trains
+    with _trained_model(args) as (recipe, data, model):
+        device, progress = resolve_device(recipe.device), _progress(args)
+        prune = recipe.prune
+        # The recipe's prunable weights; under a channel criterion include/exclude name channel groups, not weights.
+        include, exclude = (None, None) if prune.prunes_channels else (prune.include, prune.exclude)
+        result = pruning_sensitivity(
+            model, data, sparsities, include=include, exclude=exclude, split=args.split, device=device, progress=progress
+        )
+        measured_on = "training" if args.split == "train" else "test"
+        examples = f"the first {min(len(data.x_train), len(data.x_test)):,} training examples" if args.split == "train" else "the test set"
+        tolerance = 0.01  # one point of accuracy
+        best = max_sparsity_within(result, tolerance)
+        # Another analysis of the same model (other sparsities, the test set) gets a folder of its own.
+        own = "" if args.sparsities is None and args.split == "train" else "-" + hashlib.sha256(
+            json.dumps([sparsities, args.split]).encode()).hexdigest()[:8]  # fmt: skip
+        folder = Path(args.out) / f"sensitivity-{run_name(recipe)}{own}"
+        write_json(folder / "sensitivity.json", {
+            **asdict(result), "tolerance": tolerance, "max_sparsity_within_tolerance": best,
+        })
+        curves = {name: (curve.sparsities, curve.accuracies) for name, curve in result.layers.items()}
+        plot_sensitivity(curves, result.dense_accuracy, folder / "sensitivity.png", tolerance, measured_on)
+        within = f"within {100 * tolerance:g} point up to"
+        rows = [
+            {"layer": name, "size": f"{curve.size:,}",
+             **{f"{100 * s:g}%": f"{100 * a:.2f}%" for s, a in zip(curve.sparsities, curve.accuracies)},
+             within: f"< {100 * curve.sparsities[0]:g}%" if best[name] is None else f"{100 * best[name]:g}%"}
+            for name, curve in result.layers.items()
+        ]  # fmt: skip
+        print(f"accuracy on {examples} with one layer alone pruned by magnitude to the sparsity of each column, no retraining:\n")
+        print(format_table(rows))
+        print(f"\ndense model's {measured_on} accuracy: {100 * result.dense_accuracy:.2f}%")
+        print(f"\ncurves and plot in {folder}")
+        return 0
+
+
+@contextlib.contextmanager
+def _trained_model(args: argparse.Namespace) -> Iterator[tuple]:
+    """The recipe, its data and the model its find phase trained (its first seed's; trained
+    into ``--out`` if no run there has yet), for the analyses of a trained model, which run
+    inside the block with the recipe's ``threads``."""
+    from prunelab.runs.runner import cpu_threads, resolve_device, shared_find
+    from prunelab.runs.session import Session, recipe_data
+
+    recipe = load_recipe(args.recipe, args.overrides)
+    _make_out(args.out)
+    seed, device, progress = recipe.seeds[0], resolve_device(recipe.device), _progress(args)
+    with cpu_threads(recipe.threads):
+        data = recipe_data(recipe)
+        found = shared_find(Path(args.out), recipe, seed, data, device, progress)
+        yield recipe, data, Session(found, recipe, seed, data, device, progress).model
+
+
+def _recipes(args: argparse.Namespace) -> int:
+    if args.name is not None:
+        if args.name not in builtin_recipes():
+            raise RecipeError(f"no built-in recipe {args.name!r}; built-in recipes: {', '.join(builtin_recipes())}")
+        print(recipe_text(args.name)[0], end="")
+        return 0
+    # A name per line and its description wrapped below it: a table of them would be far wider than a terminal.
+    width = max(40, min(100, shutil.get_terminal_size().columns)) - 4
+    for name, text in builtin_recipes().items():
+        print(name)
+        print(textwrap.fill(text, width, initial_indent="    ", subsequent_indent="    ", break_on_hyphens=False))
+    print("\nrun one with: prunelab run NAME [--set KEY=VALUE ...]; print one with: prunelab recipes NAME")
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    for index, folder in enumerate(_run_folders(args.runs)):
+        if index:
+            print("\n")
+        _show_run(folder)
+    return 0
+
+
+def _show_run(folder: Path) -> None:
+    from prunelab.report.runs import first_lpr_record, unfinished_seeds
+    from prunelab.report.setups import read_run_record
+
+    # The run's record first: a damaged recipe is said before anything is printed.
+    record = read_run_record(folder) if (folder / "recipe.yaml").exists() and all(
+        (seed / "lr_log.json").exists() for seed in folder.glob("seed-*")
+    ) else None  # fmt: skip
+    print(_summary_table(folder))
+    if left := unfinished_seeds(folder):
+        print(f"\n{_unfinished(folder, left)}")
+    if record is not None:
+        pipeline = record.pipeline
+        recipe = load_run_recipe(folder)
+        find = recipe.find_training  # as the method read it (bimp ignores stop_epoch)
+        stopped = find.stop_epoch not in (None, find.epochs)
+        find_phase = "the find phase" + (f", stopped there in its {find.epochs}-epoch LR schedule" if stopped else "")
+        pruning = f"{pipeline.pruning.epochs} of pruning"
+        if recipe.prune.method == "gmp":  # seed 001's stages
+            pruning += f" ({recipe.prune.stabilization_epochs} stabilizing, dense, then {recipe.prune.pruning_epochs} along the schedule)"
+        if recipe.prune.method == "bimp":
+            pruning += f" (a budget of prune.budget_epochs={recipe.prune.budget_epochs} in all)"
+        retraining = f"{pipeline.retraining.epochs} of retraining"
+        if record.reinit:  # a pruning run's network trained from scratch, or a random baseline: compare tells
+            retraining += " from new random weights"
+        print(f"\npipeline (seed 004's steps): {_epochs(pipeline.base.epochs)} of pretraining ({find_phase}), "
+              f"{pruning}, {retraining}")  # fmt: skip
+    seed_folders = sorted(folder.glob("seed-*"), key=lambda seed: (len(seed.name), seed.name))  # seed-2 before seed-10
+    _environments(seed_folders)
+    _levels_table(seed_folders)
+    _layers_table(seed_folders)
+    for seed_folder in seed_folders:
+        events = seed_folder / "events.json"
+        lpr_record = first_lpr_record(read_json(events)) if events.exists() else None
+        if lpr_record:
+            distances = ", ".join(f"{e}: {100 * d:.2f}" for e, d in zip(lpr_record["epochs"], lpr_record["distance"]))
+            print(f"\nLPR if pruned after each kept epoch of the find phase, distance from the final LPR in percentage "
+                  f"points ({seed_folder.name}; lpr_during_find.png shows the layers): {distances}")  # fmt: skip
+        path = seed_folder / "channels.json"
+        if path.exists():
+            prune = read_json(seed_folder / "events.json", keys=["prune"])["prune"]
+            rows = [{"channel group": name, "kept channels": len(kept),
+                     "removed": format_stat("sparsity", {"mean": prune["group_sparsity"][name], "std": 0.0})}
+                    for name, kept in read_json(path).items()]  # fmt: skip
+            print(f"\nchannels ({seed_folder.name}):")
+            print(format_table(rows))
+
+
+def _epochs(count: int) -> str:
+    return f"{count} epoch{'' if count == 1 else 's'}"
+
+
+def _over_seeds(seed_folders: Sequence[Path]) -> str:
+    if len(seed_folders) == 1:
+        return seed_folders[0].name
+    return "mean ± std over seeds " + ", ".join(seed.name.removeprefix("seed-") for seed in seed_folders)
+
+
+def _environments(seed_folders: Sequence[Path]) -> None:
+    """What the seeds ran on (runs of versions before the record say nothing)."""
+    ran_on: dict[str, list[str]] = {}
+    for seed in seed_folders:
+        environment = read_json(seed / "summary.json").get("environment") if (seed / "summary.json").exists() else None
+        if environment:
+            count, processes = environment["threads"], environment["processes"]
+            threads = f"{count} thread{'s' * (count > 1)}" + (f" in each of {processes} processes" if processes > 1 else "")
+            text = f"{environment['device']}, {threads}; torch {environment['torch']}, prunelab {environment['prunelab']}"
+            ran_on.setdefault(text, []).append(seed.name.removeprefix("seed-"))
+    for text, seeds in ran_on.items():
+        print(f"\nran on {text} (seed{'s' * (len(seeds) > 1)} {', '.join(seeds)})")
+
+
+def _levels_table(seed_folders: Sequence[Path]) -> None:
+    """IMP's and BIMP's levels, one row per level, over the finished seeds."""
+    levels = {seed: read_json(seed / "summary.json").get("levels") for seed in seed_folders if (seed / "summary.json").exists()}
+    levels = {seed: points for seed, points in levels.items() if points}
+    if not levels:
+        return
+    rows = [{key: points[0][key] if key == "level" else _stat(key, [p.get(key) for p in points]) for key in points[0]}
+            for points in zip(*levels.values())]  # fmt: skip
+    print(f"\nlevels ({_over_seeds(list(levels))}):")
+    print(format_table(rows))
+
+
+def _stat(key: str, values: list) -> str:
+    """Mean ± std of the values that are numbers (a level that did not retrain has no TA)."""
+    numbers = [value for value in values if isinstance(value, (int, float))]
+    return format_stat(key, mean_std(numbers) if numbers else None)
+
+
+def _layers_table(seed_folders: Sequence[Path]) -> None:
+    """The layerwise pruning ratios of the final masks, over the seeds that recorded them."""
+    layers = {seed: read_json(seed / "layer_sparsity.json") for seed in seed_folders if (seed / "layer_sparsity.json").exists()}
+    if not layers:
+        return
+    rows = []
+    for name in next(iter(layers.values())):
+        counts = [seed_layers[name] for seed_layers in layers.values()]
+        rows.append({
+            "layer": name, "numel": f"{counts[0]['numel']:,}",
+            "remaining": format_stat("remaining_parameters", mean_std([c["remaining"] for c in counts])),
+            "sparsity": format_stat("sparsity", mean_std([c["sparsity"] for c in counts])),
+        })  # fmt: skip
+    print(f"\nlayerwise pruning ratios ({_over_seeds(list(layers))}):")
+    print(format_table(rows))
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from prunelab.report.runs import LABEL_WIDTH, comparison_rows, describe, load_runs, value_meanings
+    from prunelab.report.setups import describe_setup, differing_settings
+
+    values = None if args.values is None else list(dict.fromkeys(value.strip() for value in args.values.split(",")))
+    known = dict.fromkeys(key for method in ("oneshot", "gmp", "imp", "bimp") for key in summary_meanings(method))
+    if values is not None and (unknown := [value for value in values if value not in known]):
+        raise ValueError(f"--values: unknown summary value {', '.join(map(repr, unknown))}; known: {', '.join(known)}")
+    folders = _run_folders(args.runs)
+    # The settings that tell the runs apart come first (runs of a sweep differ only in their hash otherwise).
+    runs = load_runs(folders)
+    rows, columns = comparison_rows(runs, values)
+    # The setup names the runs as the columns tell them apart (by value if one setting does),
+    # or, where that is long, by their numbers in a column of its own, as a report does.
+    keys = differing_settings([run.settings for run in runs])
+    names = [str(grid_value(run.settings.get(keys[0]))) if len(keys) == 1 else describe(run.settings, keys) for run in runs]
+    if len(runs) > 1 and not (all(names) and len(set(names)) == len(names) and max(map(len, names)) <= LABEL_WIDTH):
+        names = [f"#{i}" for i in range(1, len(runs) + 1)]
+        rows, columns = numbered(rows, columns)
+    print(format_table(rows, columns))
+    differing = value_meanings(runs, columns, only_differing=True)  # the rest: see `prunelab show`
+    if differing:
+        print("\n" + "\n".join(item.replace("`", "") for item in differing))
+    if len(runs) > 1 and (setup := describe_setup([run.folder for run in runs], names)):
+        print(f"\n{setup}")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from prunelab.report.runs import write_report
+
+    folders = _run_folders(args.runs)
+    _make_out(args.out)
+    page = write_report(folders, args.out)
+    print(f"report in {page}")
+    return 0
+
+
+def _run_folders(paths: list[Path]) -> list[Path]:
+    """The finished run directories among ``paths``; with several paths (``runs/*``), the
+    rest is skipped: prunelab's own tables and analyses silently, anything else (unfinished
+    runs, other files) with a note."""
+    from prunelab.report.runs import check_run_folder, made_beside_runs, unfinished_seeds
+
+    folders: list[Path] = []
+    for path in paths:
+        try:
+            folder = check_run_folder(path)
+        except FileNotFoundError as error:
+            if len(paths) == 1:
+                runs = [child for child in Path(path).iterdir() if not child.name.startswith("seed-")] if Path(path).is_dir() else []
+                if any((child / "summary.json").is_file() for child in runs):
+                    raise FileNotFoundError(f"{path} is a folder of runs, not a run: give its runs, e.g. {Path(path) / '*'}") from None
+                raise
+            if made_beside_runs(Path(path)) is None:  # prunelab's own tables and analyses need no note
+                print(f"prunelab: skipping {path}: {error}", file=sys.stderr)
+            continue
+        if any(folder.resolve() == earlier.resolve() for earlier in folders):
+            print(f"prunelab: skipping {path}: given before", file=sys.stderr)
+        else:
+            folders.append(folder)
+            if left := unfinished_seeds(folder):
+                print(f"prunelab: {folder}: {_unfinished(folder, left)}", file=sys.stderr)
+    if not folders:
+        raise FileNotFoundError("none of the given paths is a finished run directory")
+    return folders
+
+
+def _unfinished(folder: Path, seeds: list[int]) -> str:
+    """What became of a run's seeds that have not finished: running in another command, or cut off."""
+    from prunelab.runs.lock import busy
+
+    def named(group: list[int]) -> str:
+        return f"seed{'s' if len(group) > 1 else ''} {', '.join(map(str, group))}"
+
+    running = [seed for seed in seeds if busy(folder / f"seed-{seed}")]
+    cut_off = [seed for seed in seeds if seed not in running]
+    parts = ([f"{named(running)} still running in another command"] if running else []) + (
+        [f"{named(cut_off)} cut off before the end (run its command again to finish it)"] if cut_off else [])
+    return f"the results are of the finished seeds only: {'; '.join(parts)}"
+
+
+def _summary_table(folder: Path) -> str:
+    summary = read_json(folder / "summary.json", keys=["run", "seeds", "stats"])
+    spread = ", mean ± std" if len(summary["seeds"]) > 1 else ""
+    meanings = summary_meanings(summary.get("method", ""))
+    rows = [
+        {"metric": key, f"value{spread}": format_stat(key, stat), "meaning": meanings.get(key, "")}
+        for key, stat in summary["stats"].items()
+    ]
+    return f"{summary['run']} (seeds {summary['seeds']}):\n" + format_table(rows)
+
+
+@contextlib.contextmanager
+def _log_lines(args: argparse.Namespace) -> Iterator[None]:
+    """The ``prunelab`` logger's warnings on stderr (e.g. waiting for another command's run),
+    and where progress bars cannot show (a log file, a pipe), a line now and then instead."""
+    from prunelab.runs.runner import progress_shows
+
+    logger, handler = logging.getLogger("prunelab"), logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("prunelab: %(message)s"))
+    logger.addHandler(handler)
+    level = logger.level
+    if not (getattr(args, "no_progress", True) or progress_shows()):
+        logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+def _progress(args: argparse.Namespace) -> bool:
+    from prunelab.runs.runner import progress_shows
+
+    return not args.no_progress and progress_shows()
+
+
+def _check_out(out: str) -> None:
+    if Path(out).is_file():
+        raise OSError(f"--out {out} is a file, not a folder")
+
+
+def _make_out(out: str) -> None:
+    _check_out(out)
+    try:
+        Path(out).mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OSError(f"--out {out}: cannot make the folder: {error.strerror or error}") from None
+
+
+COMMANDS = {
+    "run": _run, "recipes": _recipes, "lr-range-test": _lr_range_test, "sensitivity": _sensitivity, "show": _show,
+    "compare": _compare, "report": _report,
+}
