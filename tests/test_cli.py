@@ -181,6 +181,15 @@ def test_recipes_prints_a_builtin_recipe_as_it_is_written(capsys) -> None:
     assert "prunelab: error: no built-in recipe 'gmpp'; built-in recipes: bimp, " in capsys.readouterr().err
 
 
+def test_the_lr_range_test_command_defaults_to_the_function_s_range() -> None:
+    import inspect
+
+    from prunelab.analysis import lr_range_test
+
+    defaults = {key: inspect.signature(lr_range_test).parameters[key].default for key in cli.LR_RANGE}
+    assert cli.LR_RANGE == defaults == {"start_lr": 1e-9, "end_lr": 1.0, "steps": 200}
+
+
 def test_version(capsys) -> None:
     from prunelab import __version__
 
@@ -309,6 +318,8 @@ def test_show_gives_levels_and_layers_once_as_mean_and_std_over_the_seeds(cli_ru
             counts["remaining"] += seed
             counts["sparsity"] = 1 - counts["remaining"] / counts["numel"]
         (folder / "layer_sparsity.json").write_text(json.dumps(layers))
+    run = json.loads((copy / "summary.json").read_text())
+    (copy / "summary.json").write_text(json.dumps({**run, "seeds": list(levels)}))  # as a run of these seeds writes it
     assert cli.main(["show", str(copy)]) == 0
     out = capsys.readouterr().out
     assert "seed-" not in out.replace(copy.name, "")  # one table of each, not one per seed
@@ -444,6 +455,10 @@ def test_compare_skips_what_is_not_a_run_and_show_names_the_run_of_a_seed(cli_ru
     (cut / "seed-1").mkdir()
     assert cli.main(["show", str(cut)]) == 2
     assert capsys.readouterr().err == f"prunelab: error: {cut} is a run cut off before its end (seeds finished: 0): run its command again to finish it\n"
+    shutil.copytree(cut / "seed-0", cut / "seed-10")  # finished seeds in the order of their numbers
+    shutil.copytree(cut / "seed-0", cut / "seed-2")
+    assert cli.main(["show", str(cut)]) == 2
+    assert "(seeds finished: 0, 2, 10)" in capsys.readouterr().err
 
 
 def test_a_run_directory_given_as_the_recipe_names_its_recipe_file(cli_run, capsys) -> None:
@@ -604,6 +619,8 @@ def test_gmp_summaries_say_what_their_pruned_accuracy_is(tmp_path: Path, capsys)
     folder = tmp_path / "gmp-run"
     (folder / "seed-0").mkdir(parents=True)
     (folder / "seed-0" / "summary.json").write_text(json.dumps({"seed": 0, "method": "gmp", "sparsity": 0.9, "final_acc": 0.8}))
+    for name, content in (("lr_log.json", {"eval": [0.1]}), ("metrics.json", []), ("layer_sparsity.json", {}), ("events.json", {})):
+        (folder / "seed-0" / name).write_text(json.dumps(content))
     stats = {key: {"mean": value, "std": 0.0} for key, value in (("pruned_acc", 0.8), ("final_acc", 0.8), ("sparsity", 0.9))}
     (folder / "summary.json").write_text(json.dumps({"run": folder.name, "method": "gmp", "seeds": [0], "stats": stats}))
     assert cli.main(["show", str(folder)]) == 0

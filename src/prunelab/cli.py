@@ -26,6 +26,9 @@ EPILOG = """examples:
   torchrun --nproc_per_node 4 -m prunelab run imp    # data-parallel over 4 processes (GPUs)
 """
 
+#: The LR range test's range when none is given, seed 000's (as ``lr_range_test`` defaults to).
+LR_RANGE = {"start_lr": 1e-9, "end_lr": 1.0, "steps": 200}
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
@@ -46,9 +49,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     lr_test = _recipe_command(
         commands, "lr-range-test", "suggest a pruning LR: raise the LR from 1e-9 to 1 on the trained model (seed 000, see the README)"
     )
-    lr_test.add_argument("--start-lr", type=float, default=1e-9, help="the first LR tried (default: 1e-9)")
-    lr_test.add_argument("--end-lr", type=float, default=1.0, help="the last LR tried (default: 1)")
-    lr_test.add_argument("--steps", type=int, default=200, help="LR values, spaced geometrically, one batch each (default: 200)")
+    lr_test.add_argument("--start-lr", type=float, default=LR_RANGE["start_lr"], help="the first LR tried (default: %(default)g)")
+    lr_test.add_argument("--end-lr", type=float, default=LR_RANGE["end_lr"], help="the last LR tried (default: %(default)g)")
+    lr_test.add_argument("--steps", type=int, default=LR_RANGE["steps"], help="LR values, spaced geometrically, one batch each (default: %(default)d)")
 
     sensitivity = _recipe_command(
         commands, "sensitivity",

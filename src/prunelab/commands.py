@@ -23,6 +23,7 @@ import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from prunelab.cli import LR_RANGE
 from prunelab.config import RecipeError, builtin_recipes, load_recipe, load_run_recipe, run_name
 from prunelab.config.load import parse_override, recipe_text
 from prunelab.config.sweep import grid_label, grid_value, load_plan, summary_meanings
@@ -111,7 +112,7 @@ def _show_warning(message: Warning | str, *_where: object, shown: set[str], **_k
 
 def _run(args: argparse.Namespace) -> int:
     from prunelab.report.runs import sweep_table, write_report
-    from prunelab.runs.runner import check_plan, check_same_experiment, run_folder, run_recipe
+    from prunelab.runs.runner import check_plan, run_folder, run_recipe
 
     plan, sweep = load_plan(args.recipe, args.overrides)
     (_check_out if args.dry_run else _make_out)(args.out)  # a dry run makes nothing
@@ -124,7 +125,6 @@ def _run(args: argparse.Namespace) -> int:
         label = f" [{index}/{len(plan)}: {grid_label(assignment)}]" if sweep else ""
         if world().is_main:
             folder = run_folder(args.out, recipe)
-            check_same_experiment(folder, recipe)  # before saying its results are this recipe's
             to_do = _seeds_to_do(args.out, recipe)
             cut_off = to_do["resume"]
             doing = "finished before, nothing to train:" if not any(to_do.values()) else "resuming" if cut_off else "running"
@@ -215,7 +215,7 @@ def _lr_range_test(args: argparse.Namespace) -> int:
             seed=seed, device=device, progress=progress,
         )
         # Another range (start, end, steps) gets a folder of its own.
-        default = (args.start_lr, args.end_lr, args.steps) == (1e-9, 1.0, 200)
+        default = all(getattr(args, key) == value for key, value in LR_RANGE.items())
         own = "" if default else "-" + hashlib.sha256(json.dumps([args.start_lr, args.end_lr, args.steps]).encode()).hexdigest()[:8]
         folder = Path(args.out) / f"lr-range-test-{run_name(recipe)}{own}"
         write_json(folder / "lr_range_test.json", {
@@ -344,13 +344,12 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _show_run(folder: Path) -> None:
-    from prunelab.report.runs import first_lpr_record, unfinished_seeds
+    from prunelab.methods.common import first_lpr_record
+    from prunelab.report.runs import unfinished_seeds
     from prunelab.report.setups import read_run_record
 
     # The run's record first: a damaged recipe is said before anything is printed.
-    record = read_run_record(folder) if (folder / "recipe.yaml").exists() and all(
-        (seed / "lr_log.json").exists() for seed in folder.glob("seed-*")
-    ) else None  # fmt: skip
+    record = read_run_record(folder) if (folder / "recipe.yaml").is_file() else None
     print(_summary_table(folder))
     if left := unfinished_seeds(folder):
         print(f"\n{_unfinished(folder, left)}")
@@ -370,20 +369,20 @@ def _show_run(folder: Path) -> None:
             retraining += " from new random weights"
         print(f"\npipeline (seed 004's steps): {_epochs(pipeline.base.epochs)} of pretraining ({find_phase}), "
               f"{pruning}, {retraining}")  # fmt: skip
-    seed_folders = sorted(folder.glob("seed-*"), key=lambda seed: (len(seed.name), seed.name))  # seed-2 before seed-10
+    seed_folders = [folder / f"seed-{seed}" for seed in read_json(folder / "summary.json")["seeds"]]  # the finished ones
     _environments(seed_folders)
     _levels_table(seed_folders)
     _layers_table(seed_folders)
     for seed_folder in seed_folders:
-        events = seed_folder / "events.json"
-        lpr_record = first_lpr_record(read_json(events)) if events.exists() else None
+        events = read_json(seed_folder / "events.json")
+        lpr_record = first_lpr_record(events)
         if lpr_record:
             distances = ", ".join(f"{e}: {100 * d:.2f}" for e, d in zip(lpr_record["epochs"], lpr_record["distance"]))
             print(f"\nLPR if pruned after each kept epoch of the find phase, distance from the final LPR in percentage "
                   f"points ({seed_folder.name}; lpr_during_find.png shows the layers): {distances}")  # fmt: skip
         path = seed_folder / "channels.json"
         if path.exists():
-            prune = read_json(seed_folder / "events.json", keys=["prune"])["prune"]
+            prune = events["prune"]
             rows = [{"channel group": name, "kept channels": len(kept),
                      "removed": format_stat("sparsity", {"mean": prune["group_sparsity"][name], "std": 0.0})}
                     for name, kept in read_json(path).items()]  # fmt: skip
@@ -402,11 +401,10 @@ def _over_seeds(seed_folders: Sequence[Path]) -> str:
 
 
 def _environments(seed_folders: Sequence[Path]) -> None:
-    """What the seeds ran on (runs of versions before the record say nothing)."""
+    """What the seeds ran on."""
     ran_on: dict[str, list[str]] = {}
     for seed in seed_folders:
-        environment = read_json(seed / "summary.json").get("environment") if (seed / "summary.json").exists() else None
-        if environment:
+        if environment := read_json(seed / "summary.json").get("environment"):
             count, processes = environment["threads"], environment["processes"]
             threads = f"{count} thread{'s' * (count > 1)}" + (f" in each of {processes} processes" if processes > 1 else "")
             text = f"{environment['device']}, {threads}; torch {environment['torch']}, prunelab {environment['prunelab']}"
@@ -417,7 +415,7 @@ def _environments(seed_folders: Sequence[Path]) -> None:
 
 def _levels_table(seed_folders: Sequence[Path]) -> None:
     """IMP's and BIMP's levels, one row per level, over the finished seeds."""
-    levels = {seed: read_json(seed / "summary.json").get("levels") for seed in seed_folders if (seed / "summary.json").exists()}
+    levels = {seed: read_json(seed / "summary.json").get("levels") for seed in seed_folders}
     levels = {seed: points for seed, points in levels.items() if points}
     if not levels:
         return
@@ -434,9 +432,9 @@ def _stat(key: str, values: list) -> str:
 
 
 def _layers_table(seed_folders: Sequence[Path]) -> None:
-    """The layerwise pruning ratios of the final masks, over the seeds that recorded them."""
-    layers = {seed: read_json(seed / "layer_sparsity.json") for seed in seed_folders if (seed / "layer_sparsity.json").exists()}
-    if not layers:
+    """The layerwise pruning ratios of the final masks, over the seeds."""
+    layers = {seed: read_json(seed / "layer_sparsity.json") for seed in seed_folders}
+    if not any(layers.values()):
         return
     rows = []
     for name in next(iter(layers.values())):

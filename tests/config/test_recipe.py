@@ -636,19 +636,20 @@ def test_builtin_recipes_set_nothing_in_vain(name) -> None:
 @pytest.mark.parametrize(
     "schedule, expected",
     [
-        ("{name: multistep, milestones: [20, 26]}", []),  # gmp.yaml: both steps in fine-tuning (milestone 16 on)
+        ("{name: multistep, milestones: [19, 23]}", []),  # gmp.yaml: both steps in fine-tuning (milestone 16 on)
         ("{name: multistep, milestones: [16, 24]}", []),
-        ("{name: multistep, milestones: [16]}", ["eval.lr_schedule (multistep) lowers the LR only once in fine-tuning (epochs 17-30)"]),
+        ("{name: multistep, milestones: [16]}", ["eval.lr_schedule (multistep) lowers the LR only once in fine-tuning (epochs 17-25)"]),
         ("{name: multistep, milestones: [3, 8]}",
          ["eval.lr_schedule (multistep) changes the LR at epochs 4, 9, before fine-tuning starts at epoch 17",
-          "eval.lr_schedule (multistep) never lowers the LR in fine-tuning (epochs 17-30)"]),
+          "eval.lr_schedule (multistep) never lowers the LR in fine-tuning (epochs 17-25)"]),
         ("{name: multistep, milestones: [15, 20]}",
          ["eval.lr_schedule (multistep) changes the LR at epoch 16, before fine-tuning starts at epoch 17",
-          "eval.lr_schedule (multistep) lowers the LR only once in fine-tuning (epochs 17-30)"]),
+          "eval.lr_schedule (multistep) lowers the LR only once in fine-tuning (epochs 17-25)"]),
         ("{name: step, step_size: 5}",
-         ["eval.lr_schedule (step) changes the LR at epochs 6, 11, 16, before fine-tuning starts at epoch 17"]),
+         ["eval.lr_schedule (step) changes the LR at epochs 6, 11, 16, before fine-tuning starts at epoch 17",
+          "eval.lr_schedule (step) lowers the LR only once in fine-tuning (epochs 17-25)"]),
         ("{name: step, step_size: 8}", ["eval.lr_schedule (step) changes the LR at epoch 9, before fine-tuning starts at epoch 17"]),
-        ("{name: constant}", ["eval.lr_schedule (constant) never lowers the LR in fine-tuning (epochs 17-30)"]),
+        ("{name: constant}", ["eval.lr_schedule (constant) never lowers the LR in fine-tuning (epochs 17-25)"]),
         ("{name: constant, warmup_epochs: 1}", ["eval.lr_schedule (constant) never lowers the LR in fine-tuning"]),
         ("{name: cosine}", ["eval.lr_schedule (cosine) changes the LR from the start, before fine-tuning starts at epoch 17"]),
     ],

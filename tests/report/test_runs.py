@@ -31,6 +31,7 @@ def fake_run(folder: Path, recipe: dict, seeds: dict[int, dict], layers: dict[in
         (folder / f"seed-{seed}" / "lr_log.json").write_text(json.dumps({"find": [0.1, 0.05, 0.01], "eval": [0.1, 0.01]}))
         rows = [{"phase": phase, "epoch": epoch} for phase, epochs in (("find", 3), ("eval", 2)) for epoch in range(1, epochs + 1)]
         (folder / f"seed-{seed}" / "metrics.json").write_text(json.dumps(rows))
+        (folder / f"seed-{seed}" / "events.json").write_text(json.dumps({"prune": {}}))
     keys = [key for key in ("dense_acc", "pruned_acc", "final_acc", "sparsity") if all(key in s for s in seeds.values())]
     stats = {k: {"mean": statistics.fmean(s[k] for s in seeds.values()), "std": 0.0} for k in keys}
     (folder / "summary.json").write_text(json.dumps({"run": folder.name, "method": "x", "seeds": list(seeds), "stats": stats}))

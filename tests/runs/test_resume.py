@@ -609,7 +609,8 @@ def test_a_run_cut_off_between_seeds_shows_the_seeds_it_finished(data_dir: Path,
     assert json.loads((folder / "summary.json").read_text())["seeds"] == [0]
     note = "the results are of the finished seeds only: seed 1 cut off before the end (run its command again to finish it)"
     assert cli.main(["show", str(folder)]) == 0
-    assert f"\n{note}\n" in capsys.readouterr().out
+    shown = capsys.readouterr().out
+    assert f"\n{note}\n" in shown and "\npipeline (seed 004's steps): " in shown  # of the finished seed
     assert cli.main(["compare", str(folder)]) == 0
     assert capsys.readouterr().err == f"prunelab: {folder}: {note}\n"
     monkeypatch.setattr(runner, "write_seed", write_seed)

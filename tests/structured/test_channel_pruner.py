@@ -82,7 +82,7 @@ def test_global_count_is_exact_and_ranks_across_groups() -> None:
     assert pruner.shrink()[7].out_features == 8  # the Linear group whole
     with pytest.raises(ValueError, match=r"ratio given for '7', but criterion BatchNormScale\(\) cannot score 7"):
         pruner.prune(ratios={"7": 0.5})
-    # a state written when unscorable groups were kept in, whole, still loads
+    # a state listing the unscorable group whole (as a filter_l1 pruner writes it) loads
     pruner.load_state_dict({**pruner.state_dict(), "7": list(range(8))})
     with pytest.raises(ValueError, match="channel state has groups"):
         pruner.load_state_dict({**pruner.state_dict(), "7": [0, 1]})

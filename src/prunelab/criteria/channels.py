@@ -21,6 +21,10 @@ if TYPE_CHECKING:
 
 
 class ChannelCriterion(Protocol):
+    """Scores of a channel group's channels, larger kept: one per channel (``group.size``), or
+    None if the criterion cannot score the group (e.g. ``bn_scale`` where no BatchNorm
+    follows), which then keeps all its channels. Scores depend on the model's weights only."""
+
     def __call__(self, model: nn.Module, group: ChannelGroup) -> Tensor | None: ...
 
 

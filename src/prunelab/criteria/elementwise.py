@@ -53,6 +53,9 @@ Positions = slice | Tensor
 
 
 class Criterion(Protocol):
+    """Scores of weights, larger kept: ``values`` of the tensor ``name`` at ``positions``,
+    written to ``out`` and returned (the contract in full is in this module's docstring)."""
+
     def __call__(self, name: str, values: Tensor, positions: Positions, out: Tensor) -> Tensor: ...
 
 

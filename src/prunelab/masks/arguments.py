@@ -41,18 +41,18 @@ def check_target(sparsity: object, scope: str | None, ratios: object, per: str) 
 
 def ratios_by_target(
     ratios: object, targets: Sequence[str], named_by: Callable[[str, str], bool], kind: str, of: str, whole: bool = False
-) -> dict[str, tuple[float, str]]:
+) -> dict[str, float]:
     """Each target (a ``kind``, one ``of`` ``targets``) that a key of ``ratios`` names
-    (``named_by(key, target)``), with its ratio and the key that named it. A key that names
-    nothing, or two ratios for one target, are errors; so is a ratio of 1 unless a ``whole``
-    target may be pruned.
+    (``named_by(key, target)``), with its ratio. A key that names nothing, or two ratios for
+    one target, are errors; so is a ratio of 1 unless a ``whole`` target may be pruned.
 
     >>> ratios_by_target({"fc.*": 0.5}, ["fc1", "fc2", "conv"], lambda k, t: t.startswith(k[:2]), "layer", "layers")
-    {'fc1': (0.5, 'fc.*'), 'fc2': (0.5, 'fc.*')}
+    {'fc1': 0.5, 'fc2': 0.5}
     """
     if not isinstance(ratios, Mapping):
         raise TypeError(f"ratios must be a mapping of names to ratios, got {type(ratios).__name__}")
-    chosen: dict[str, tuple[float, str]] = {}
+    chosen: dict[str, float] = {}
+    named_in: dict[str, str] = {}  # the key that gave each target its ratio
     for key, raw_ratio in ratios.items():
         if not isinstance(key, str):
             raise TypeError(f"ratios are keyed by names or patterns (strings), got the key {key!r}")
@@ -62,8 +62,7 @@ def ratios_by_target(
         if not named:
             raise ValueError(f"ratio given for {key!r}, which names none of the {of}: {', '.join(targets)}")
         for target in named:
-            if target in chosen and chosen[target][0] != ratio:
-                earlier, source = chosen[target]
-                raise ValueError(f"{kind} {target} gets two ratios: {earlier} from {source!r} and {ratio} from {key!r}")
-            chosen[target] = ratio, key
+            if target in chosen and chosen[target] != ratio:
+                raise ValueError(f"{kind} {target} gets two ratios: {chosen[target]} from {named_in[target]!r} and {ratio} from {key!r}")
+            chosen[target], named_in[target] = ratio, key
     return chosen

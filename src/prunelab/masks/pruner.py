@@ -171,11 +171,10 @@ class Pruner:
         {'0.weight': 0.5, '1.weight': 0.2}
         """
         known = model_names(self.model)
-        chosen = ratios_by_target(
+        return ratios_by_target(
             ratios, list(self.parameters), lambda key, name: matches_any(key, self._aliases[name], known),
             kind="parameter", of="prunable parameters", whole=True,
         )
-        return {name: ratio for name, (ratio, _) in chosen.items()}
 
     def _set_masks(self, masks: dict[str, Tensor]) -> None:
         """Take the given masks; other prunable tensors keep theirs or get an all-True one."""

@@ -21,6 +21,9 @@ from prunelab.structured import ChannelPruner
 from prunelab.train.optim import build_schedule
 from prunelab.train.trainer import StepHook
 
+#: The journal keys of a seed's first pruning step: one-shot's (and GMP's), IMP's and BIMP's first level.
+FIRST_PRUNING_STEPS = ("prune", "level-1/prune")
+
 
 def rewind_target(rewind: str) -> tuple[str, int] | None:
     """(``"epoch"`` or ``"step"``, K) if ``rewind`` goes back into the find phase."""
@@ -167,7 +170,7 @@ def prune(session: Session, key: str, sparsity: float) -> dict:
             "layer_sparsity": pruner.layer_sparsity(),
         }
         epochs = lpr_epochs(session.recipe)
-        if epochs is not None and key in ("prune", "level-1/prune"):
+        if epochs is not None and key in FIRST_PRUNING_STEPS:
             result["lpr_during_find"] = lpr_during_find(session, epochs, sparsity, result["layer_sparsity"])
         return result
 
@@ -175,6 +178,13 @@ def prune(session: Session, key: str, sparsity: float) -> dict:
     if "lpr_during_find" in result:  # recorded: the run's copies of the find phase's weights have served
         session.drop_weights([lpr_snapshot_name(epoch) for epoch in lpr_snapshot_epochs(session.recipe)])
     return result
+
+
+def first_lpr_record(events: dict) -> dict | None:
+    """The LPR record of ``find.lpr_every`` among a seed's events (``events.json``), if its
+    first pruning step made one: ``epochs``, ``layer_sparsity`` (a list per layer) and ``distance``."""
+    step = next((events[key] for key in FIRST_PRUNING_STEPS if key in events), {})
+    return step.get("lpr_during_find")
 
 
 def lpr_during_find(session: Session, epochs: list[int], sparsity: float, final: dict[str, float]) -> dict:

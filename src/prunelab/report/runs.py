@@ -25,6 +25,7 @@ from prunelab.config.sweep import (
     grid_value,
     summary_meanings,
 )
+from prunelab.methods.common import first_lpr_record
 from prunelab.report.plots import (
     plot_accuracy_vs_sparsity,
     plot_layer_sparsity,
@@ -53,6 +54,7 @@ from prunelab.report.tables import (
     pivot_columns,
 )
 from prunelab.runs.io import RUN_AGAIN, DamagedRunError, read_json, write_bytes, write_text
+from prunelab.runs.session import finished_seeds
 
 #: Longer names of runs (their differing settings) give way to numbers in tables, and in legends longer names of lines.
 LABEL_WIDTH = 60
@@ -91,9 +93,9 @@ def check_run_folder(folder: str | Path) -> Path:
     if summary.is_file() and folder.name.startswith("seed-"):
         raise FileNotFoundError(f"{folder} is one seed of a run; pass the run directory {folder.parent}")
     if not summary.is_file() and (folder / "recipe.yaml").is_file():
-        done = sorted(seed.parent.name.removeprefix("seed-") for seed in folder.glob("seed-*/summary.json"))
+        done = finished_seeds(folder)
         raise FileNotFoundError(
-            f"{folder} is a run cut off before its end (seeds finished: {', '.join(done) or 'none'}): "
+            f"{folder} is a run cut off before its end (seeds finished: {', '.join(map(str, done)) or 'none'}): "
             "run its command again to finish it"
         )
     if not summary.is_file():
@@ -106,11 +108,9 @@ def check_run_folder(folder: str | Path) -> Path:
     for seed in run["seeds"]:
         seed_folder = folder / f"seed-{seed}"
         read_json(seed_folder / "summary.json", keys=["sparsity", "final_acc"])
-        if (seed_folder / "lr_log.json").exists():  # runs made before LR logs were kept have none
-            read_json(seed_folder / "lr_log.json")
-            read_json(seed_folder / "metrics.json", list)
-        if (seed_folder / "layer_sparsity.json").exists():
-            read_json(seed_folder / "layer_sparsity.json")
+        read_json(seed_folder / "lr_log.json")
+        read_json(seed_folder / "metrics.json", list)
+        read_json(seed_folder / "layer_sparsity.json")
     return folder
 
 
@@ -149,14 +149,15 @@ def unfinished_seeds(folder: Path) -> list[int]:
 def load_run(folder: str | Path) -> RunResults:
     """Read a finished run directory (as ``prunelab run`` leaves it)."""
     folder = check_run_folder(folder)
-    stats = read_json(folder / "summary.json")["stats"]
+    summary = read_json(folder / "summary.json")
+    stats = summary["stats"]
     settings = run_settings(folder, unread_as=UNREAD)
     trained = default_model_options(settings)
     if settings.get("eval.budget", "epochs") != "epochs":
         # A training from scratch sized by its budget (Scratch-E/B): the epochs it trained, per seed.
         epochs = list(dict.fromkeys(pipeline.retraining.epochs for pipeline in read_run_record(folder).pipelines.values()))
         trained["eval.epochs"] = epochs[0] if len(epochs) == 1 else " / ".join(map(str, epochs))
-    seeds = sorted(path.parent for path in folder.glob("seed-*/summary.json"))
+    seeds = [folder / f"seed-{seed}" for seed in summary["seeds"]]  # those its stats are of
     summaries = [read_json(seed / "summary.json") for seed in seeds]
     # IMP and BIMP record every level; other methods one point: the final sparsity.
     steps = [s.get("levels") or [{"sparsity": s["sparsity"], "final_acc": s["final_acc"]}] for s in summaries]
@@ -166,11 +167,9 @@ def load_run(folder: str | Path) -> RunResults:
         curve.append((statistics.fmean(p["sparsity"] for p in level), accuracy["mean"], accuracy["std"]))
     layers: dict[str, list[float]] = {}
     for seed in seeds:
-        path = seed / "layer_sparsity.json"
-        if path.exists():
-            for name, layer in read_json(path).items():
-                layers.setdefault(name, []).append(layer["sparsity"])
-    records = [first_lpr_record(read_json(seed / "events.json")) for seed in seeds if (seed / "events.json").exists()]
+        for name, layer in read_json(seed / "layer_sparsity.json").items():
+            layers.setdefault(name, []).append(layer["sparsity"])
+    records = [first_lpr_record(read_json(seed / "events.json")) for seed in seeds]
     records = [record for record in records if record]
     lpr_distance = None
     if records and all(record["epochs"] == records[0]["epochs"] for record in records):
@@ -298,13 +297,6 @@ def distance_rows(distances: dict[str, dict[int, tuple[float, float]]]) -> list[
         {"epoch": epoch, **{name: format_mean_std(*curve[epoch], scale=100) if epoch in curve else "" for name, curve in distances.items()}}
         for epoch in epochs
     ]
-
-
-def first_lpr_record(events: dict) -> dict | None:
-    """The LPR record of ``find.lpr_every`` among a seed's events (``events.json``), if its
-    first pruning step made one: ``epochs``, ``layer_sparsity`` (a list per layer) and ``distance``."""
-    step = events.get("prune") or events.get("level-1/prune") or {}
-    return step.get("lpr_during_find")
 
 
 def plot_sweep(results: list[tuple[dict[str, object], Path]], spec: TableSpec, path: Path) -> Path:

@@ -233,12 +233,12 @@ def comparison_setup(runs: Sequence[RunRecord]) -> Verdict:
 def _first_difference(runs: Sequence[RunRecord]) -> tuple[str, str] | None:
     """(the first setup the runs fail, why), or None if they meet them all."""
     checks = [
-        ("S1", _same_task),
-        ("S2", _same_base),
-        ("S3.1", lambda rs: _same([r.pipeline.retraining.epochs for r in rs], "the retraining epochs")),
-        ("S3.2", lambda rs: _same_training(rs, lambda p: p.retraining, "retraining")),
-        ("S4.1", lambda rs: _same([r.pipeline.pruning.epochs for r in rs], "the pruning epochs")),
-        ("S4.2", lambda rs: _same_training(rs, lambda p: p.pruning, "pruning")),
+        ("S1", _task_difference),
+        ("S2", _base_difference),
+        ("S3.1", lambda rs: _difference([r.pipeline.retraining.epochs for r in rs], "the retraining epochs")),
+        ("S3.2", lambda rs: _training_difference(rs, lambda p: p.retraining, "retraining")),
+        ("S4.1", lambda rs: _difference([r.pipeline.pruning.epochs for r in rs], "the pruning epochs")),
+        ("S4.2", lambda rs: _training_difference(rs, lambda p: p.pruning, "pruning")),
     ]
     for setup, check in checks:
         reason = check(runs)
@@ -270,13 +270,14 @@ def _one_schedule_pruned_at_different_epochs(runs: Sequence[RunRecord]) -> bool:
     return True
 
 
-def _same_task(runs: Sequence[RunRecord]) -> str | None:
+def _task_difference(runs: Sequence[RunRecord]) -> str | None:
+    """Why the runs are not of one task (S1), or None: data, network, granularity, size."""
     for prefix, what in (("data.", "datasets"), ("model.", "networks")):
         task = [{k: v for k, v in r.settings.items() if k.startswith(prefix) and k != "data.augment"} for r in runs]
         if differing := differing_settings(task):
             return _describe(f"the {what} differ", task, differing)
     # Seed 004 counts an advantage of one granularity over another as none of the pruning method's.
-    reason = _same([r.granularity for r in runs], "the sparsity granularities")
+    reason = _difference([r.granularity for r in runs], "the sparsity granularities")
     if reason:
         return reason
     sparsities, compressions, speedups = [r.sparsity for r in runs], [r.compression for r in runs], [r.speedup for r in runs]
@@ -299,13 +300,13 @@ def _close(rates: list[float]) -> bool:
     return max(rates) <= min(rates) * (1 + RATE_TOLERANCE)
 
 
-def _same_base(runs: Sequence[RunRecord]) -> str | None:
+def _base_difference(runs: Sequence[RunRecord]) -> str | None:
     """Why the runs' base models differ: every reason, since the same seeds give the same base
     models only to find phases that train alike. With other epochs the LR schedules differ
     too, so only the settings that differ besides are named."""
     base = [r.pipeline.base for r in runs]
-    epochs = _same([b.epochs for b in base], "the base models' epochs")
-    trained = "; ".join(filter(None, [epochs, _same_settings(base, "base models'")])) if epochs else _same_training(
+    epochs = _difference([b.epochs for b in base], "the base models' epochs")
+    trained = "; ".join(filter(None, [epochs, _settings_difference(base, "base models'")])) if epochs else _training_difference(
         runs, lambda p: p.base, "base models'"
     )
     seeds = [sorted(r.seeds) for r in runs]
@@ -318,19 +319,19 @@ def _same_base(runs: Sequence[RunRecord]) -> str | None:
     return f"the seeds differ ({_values(seeds)}), and with them the base models; run them all with --set seeds={every}"
 
 
-def _same_settings(stages: Sequence[Stage], what: str) -> str | None:
+def _settings_difference(stages: Sequence[Stage], what: str) -> str | None:
     settings = [s.settings for s in stages]
     if any(s.epochs for s in stages) and (differing := differing_settings(settings)):
         return _describe(f"the {what} settings differ", settings, differing)
     return None
 
 
-def _same_training(runs: Sequence[RunRecord], stage: Callable[[Pipeline], Stage], what: str) -> str | None:
-    """Whether one stage of the runs trained alike: the same settings (if it trained at all)
-    and the same LR at every step, seed by seed (adaptive policies give every seed its own).
+def _training_difference(runs: Sequence[RunRecord], stage: Callable[[Pipeline], Stage], what: str) -> str | None:
+    """Why one stage of the runs did not train alike (None if it did): alike is the same
+    settings (if it trained at all) and the same LR at every step, seed by seed (adaptive policies give every seed its own).
     Runs that share no seed (their base models: S2 asks for the same seeds) are compared on
     their first seeds; a find phase's LRs do not depend on its seed."""
-    if reason := _same_settings([stage(r.pipeline) for r in runs], what):
+    if reason := _settings_difference([stage(r.pipeline) for r in runs], what):
         return reason
     shared = sorted(set.intersection(*(set(r.pipelines) for r in runs)))
     for seeds in [[seed] * len(runs) for seed in shared] or [[min(r.pipelines) for r in runs]]:
@@ -368,7 +369,8 @@ def _describe(what: str, settings: Sequence[Mapping[str, object]], keys: list[st
     return f"{what}: " + ", ".join(f"{key} {_values([one.get(key) for one in settings])}" for key in keys)
 
 
-def _same(values: list, what: str) -> str | None:
+def _difference(values: list, what: str) -> str | None:
+    """``what`` differ, with the values; None if they are all equal."""
     return None if all(v == values[0] for v in values) else f"{what} differ ({_values(values)})"
 
 
@@ -400,7 +402,7 @@ def _budget(pruned: RunRecord, scratch: RunRecord) -> Budget | None:
     """SX-A and SX-B of a pruning run and a run training its pruned network from scratch,
     on the seeds both have, or on their first seeds if they share none (None if the two are
     not of one task, as S1 asks)."""
-    if _same_task([pruned, scratch]):
+    if _task_difference([pruned, scratch]):
         return None
     seeds = _paired_seeds(pruned, scratch)
     p = pruned.pipelines[seeds[0]]
@@ -439,7 +441,7 @@ def trained_from_scratch(runs: Sequence[RunRecord]) -> list[RunRecord]:
 def _trains_network_of(pruned: RunRecord, scratch: RunRecord) -> bool:
     """Whether ``scratch`` trains the network ``pruned`` pruned to: of one task, and after
     weight pruning, on a seed both ran (other seeds find other masks), the same masks."""
-    if _same_task([pruned, scratch]) or _other_network(pruned, scratch, _paired_seeds(pruned, scratch)):
+    if _task_difference([pruned, scratch]) or _other_network(pruned, scratch, _paired_seeds(pruned, scratch)):
         return False
     return pruned.granularity == "channels" or bool(set(pruned.pipelines) & set(scratch.pipelines))
 
@@ -603,13 +605,13 @@ def task_groups(runs: Sequence[RunRecord]) -> list[list[RunRecord]]:
     scratch = trained_from_scratch(runs)
     groups: list[list[RunRecord]] = []
     for run in (r for r in runs if r not in scratch):
-        home = next((g for g in groups if not _same_task([g[0], run])), None)
+        home = next((g for g in groups if not _task_difference([g[0], run])), None)
         if home is None:
             groups.append([run])
         else:
             home.append(run)
     for run in scratch:
-        homes = [g for g in groups if not _same_task([g[0], run])]
+        homes = [g for g in groups if not _task_difference([g[0], run])]
         for home in homes:
             home.append(run)
         if not homes:
@@ -708,7 +710,7 @@ def rows_of_other_tasks(records: Sequence[tuple[Mapping[str, object], RunRecord]
     not runs of one task (S1), or None if every column's are."""
     for column, runs in _by_column(records, rows, columns).items():
         if len(task_groups(runs)) > 1:
-            return (f"in column {column}, " if column else "") + (_same_task(runs) or "they are not of one task")
+            return (f"in column {column}, " if column else "") + (_task_difference(runs) or "they are not of one task")
     return None
 
 

@@ -65,14 +65,14 @@ from prunelab.methods.common import (
     check_lpr_reference,
     choose_channels,
     find,
+    first_lpr_record,
     late_rewinding,
     lpr_snapshot_epochs,
     rewind_target,
 )
-from prunelab.methods.gmp import check_update_frequency, finetune_step
+from prunelab.methods.gmp import check_update_frequency
 from prunelab.methods.imp import level_targets
 from prunelab.report.plots import plot_levels, plot_lpr_during_find, plot_sparsity_schedule, plot_training
-from prunelab.report.runs import first_lpr_record
 from prunelab.report.tables import mean_std
 from prunelab.runs.io import (
     read_json,
@@ -384,7 +384,7 @@ def find_key(recipe: Recipe, device: torch.device) -> str:
     kept = lpr_snapshot_epochs(recipe)
     # lpr_every counts only through the weights it keeps (below): runs keeping none share a find phase.
     find_phase = recipe.find_training.model_dump(mode="json", exclude={"lpr_every"})
-    if find_phase["stop_epoch"] in (None, find_phase["epochs"]):  # all epochs: keyed as before stop_epoch existed
+    if find_phase["stop_epoch"] in (None, find_phase["epochs"]):  # stopping at the last epoch is the whole training: one key
         del find_phase["stop_epoch"]
     settings = {
         "data": recipe.data.model_dump(mode="json", exclude={"data_dir", "download"}),
@@ -491,7 +491,7 @@ def write_results(session: Session) -> None:
         plan = done.get("gmp/plan")
         if plan:
             end = len(done["eval"]["lr_log"])
-            plot_sparsity_schedule(plan["update_steps"], plan["sparsity"], finetune_step(session), end, folder / "sparsity_schedule.png")
+            plot_sparsity_schedule(plan["update_steps"], plan["sparsity"], plan["finetune_step"], end, folder / "sparsity_schedule.png")
         record = first_lpr_record(done)
         if record:
             plot_lpr_during_find(record, folder / "lpr_during_find.png", f"{folder.parent.name} ({folder.name})")

@@ -362,9 +362,7 @@ def _block_shared_layers(model: nn.Module, roots: list[_Space], calls: Mapping[s
     parameters = dict(model.named_parameters())
     owners = {id(parameters[first]): len(aliases) for first, aliases in parameter_names(model).items()}
     for root in roots:
-        roles = [*(("makes", p) for p in root.producers), *(("norms", n) for n in root.norms),
-                 *(("filters", d) for d in root.depthwise), *(("reads", c) for c, _ in root.consumers)]  # fmt: skip
-        for role, name in dict.fromkeys(roles):
+        for name in dict.fromkeys([*root.producers, *root.norms, *root.depthwise, *(c for c, _ in root.consumers)]):
             layer = model.get_submodule(name)
             if calls[name] > 1:
                 root.block(f"{name} is called more than once")

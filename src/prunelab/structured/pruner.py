@@ -209,7 +209,7 @@ class ChannelPruner:
             ratios, list(layers), lambda key, group: any(matches(key, layer, known) for layer in layers[group]),
             kind="channel group", of="channel groups (or the layers of one)",
         )
-        return {group: round(ratio * len(scores[group])) for group, (ratio, _) in chosen.items()}
+        return {group: round(ratio * len(scores[group])) for group, ratio in chosen.items()}
 
     def _prune_globally(self, sparsity: float, scores: dict[str, Tensor], sparsity_of: str) -> None:
         # Candidates: kept channels but each group's best, in group then channel order.
@@ -315,7 +315,7 @@ class ChannelPruner:
         if not isinstance(state, Mapping):
             raise TypeError(f"channel state must be a mapping of group names to kept channels, got {type(state).__name__}")
         sizes = {g.name: g.size for g in self.groups}
-        # States written before unscorable groups were left out list them, keeping every channel.
+        # A group this criterion cannot score may be listed whole (as another criterion's pruner writes it): nothing to set.
         whole = {g.name: list(range(g.size)) for g in self._unscored}
         state = {name: kept for name, kept in state.items() if name not in whole or _as_list(kept) != whole[name]}
         if set(state) != set(sizes):

@@ -239,8 +239,8 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self, batch_size: int = 1000) -> tuple[float, float]:
-        """Test loss and top-1 accuracy; over several processes, each evaluates every
-        ``size``-th example and the sums are combined."""
+        """Test loss and top-1 accuracy; over N processes, each evaluates every N-th test
+        example (from its rank on) and the sums are combined."""
         if self.world.size == 1:
             return evaluate(self.model, self.data.x_test, self.data.y_test, self.device, batch_size)
         part = slice(self.world.rank, None, self.world.size)
