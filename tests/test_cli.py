@@ -657,8 +657,12 @@ def test_over_several_processes_a_process_s_own_error_is_said_by_it(monkeypatch,
     (its disk, its data) is said by that process, named."""
     from prunelab.distributed import World
 
+    from prunelab.train.trainer import TrainingDiverged
+
     monkeypatch.setattr(commands, "world", lambda: World(rank=1, size=2, local_rank=1))
-    for error, said in [(OSError("cannot write x: No space left on device"), True), (commands.RecipeError("bad recipe"), False)]:
+    cases = [(OSError("cannot write x: No space left on device"), True), (commands.RecipeError("bad recipe"), False),
+             (TrainingDiverged("find: the training loss is nan"), False)]  # fmt: skip
+    for error, said in cases:
         def fail(_args, error=error):
             raise error
 
@@ -666,6 +670,29 @@ def test_over_several_processes_a_process_s_own_error_is_said_by_it(monkeypatch,
         assert cli.main(["recipes"]) == 2
         err = capsys.readouterr().err
         assert err == ("prunelab: error: process 1 of 2: cannot write x: No space left on device\n" if said else "")
+
+
+def test_over_several_processes_a_bug_keeps_its_traceback_and_a_lost_process_is_one_line(monkeypatch, capsys) -> None:
+    """A collective call failing because another process is gone is one line from each; a bug
+    is raised by the main process (its traceback) and named in one line by the others."""
+    from prunelab.distributed import World
+
+    lost = RuntimeError("[../gloo/transport/tcp/pair.cc:537] Read error [127.0.0.1]:4010: Connection reset by peer. This is ...")
+    bug = RuntimeError("mat1 and mat2 shapes cannot be multiplied (50x39 and 40x10)\nmore lines")
+    for error in (lost, bug):
+        def fail(_args, error=error):
+            raise error
+
+        monkeypatch.setitem(commands.COMMANDS, "recipes", fail)
+        for rank in (0, 1):
+            monkeypatch.setattr(commands, "world", lambda rank=rank: World(rank=rank, size=2, local_rank=rank))
+            if error is bug and rank == 0:
+                with pytest.raises(RuntimeError, match="mat1 and mat2"):
+                    cli.main(["recipes"])
+                continue
+            assert cli.main(["recipes"]) == 1
+            said = "stopped: [../gloo/transport/tcp/pair.cc:537] Read error" if error is lost else "RuntimeError: mat1 and mat2 shapes"
+            assert capsys.readouterr().err.startswith(f"prunelab: error: process {rank} of 2{':' if error is bug else ''} {said}")
 
 
 def test_sensitivity_prints_each_layers_accuracy_and_writes_the_curves(data_dir: Path, tmp_path: Path, capsys) -> None:

@@ -14,6 +14,7 @@ import json
 import logging
 import math
 import os
+import re
 import shlex
 import shutil
 import sys
@@ -23,6 +24,8 @@ import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import torch
+
 from prunelab.cli import LR_RANGE
 from prunelab.config import RecipeError, builtin_recipes, load_recipe, load_run_recipe, run_name
 from prunelab.config.load import parse_override, recipe_text
@@ -31,7 +34,7 @@ from prunelab.distributed import MainProcessFailed, join_from_environment, leave
 from prunelab.report import format_stat, format_table
 from prunelab.report.tables import mean_std, numbered
 from prunelab.runs.io import read_json, write_text
-
+from prunelab.train.trainer import TrainingDiverged
 
 
 def execute(args: argparse.Namespace) -> int:
@@ -54,20 +57,24 @@ def execute(args: argparse.Namespace) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
     except (RecipeError, OSError, ValueError) as error:  # OSError: e.g. --out is a file, or read-only
-        if world().is_main:  # every process meets the same bad recipe: say it once
+        if world().is_main:
             print(f"prunelab: error: {error}", file=sys.stderr)
-        elif not isinstance(error, RecipeError):  # trouble of this process's own, which the main one may not meet
+        # Every process meets a bad setting, and a loss summed over them, alike: said once. Other
+        # trouble may be this process's own, which the main one does not meet.
+        elif not isinstance(error, (RecipeError, TrainingDiverged)):
             print(f"prunelab: error: process {world().rank} of {world().size}: {error}", file=sys.stderr)
         return 2
     except MainProcessFailed:  # the main process says why
         return 2
     except RuntimeError as error:
-        if world().size == 1:
-            raise  # a bug: its traceback helps
-        # Over several processes, one that stops (its own error, or killed) breaks the others'
-        # next collective call: each says so in one line instead of a traceback per process.
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        print(f"prunelab: error: process {world().rank} of {world().size} stopped: {first}", file=sys.stderr)
+        if world().size > 1 and _lost_contact(error):
+            # One process that stops (its own error, or killed) breaks the others' next collective
+            # call: each says so in one line, and the one that stopped says why.
+            print(f"prunelab: error: process {world().rank} of {world().size} stopped: {_first_line(error)}", file=sys.stderr)
+            return 1
+        if world().is_main:
+            raise  # a bug: its traceback helps (once: the other processes likely meet it too)
+        print(f"prunelab: error: process {world().rank} of {world().size}: {type(error).__name__}: {_first_line(error)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         if world().is_main:  # torchrun passes Ctrl-C to every process: say it once
@@ -76,6 +83,19 @@ def execute(args: argparse.Namespace) -> int:
         return 130
     finally:
         leave()
+
+
+#: What the errors of collective calls say (Gloo, NCCL, the store) when another process is gone.
+LOST_CONTACT = re.compile(r"gloo|nccl|by peer|connection (?:reset|closed|refused)|broken pipe|timed? ?out", re.IGNORECASE)
+
+
+def _lost_contact(error: RuntimeError) -> bool:
+    """Whether ``error`` is a collective call failing because another process stopped, not a bug."""
+    return isinstance(error, torch.distributed.DistError) or bool(LOST_CONTACT.search(str(error)))
+
+
+def _first_line(error: BaseException) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
 
 
 def _import(modules: Sequence[str]) -> None:
@@ -147,8 +167,12 @@ def _run(args: argparse.Namespace) -> int:
     if args.overrides:  # another sweep than the recipe's own: a table of its own, whatever the order or spelling
         given = json.dumps(dict(map(parse_override, args.overrides)), sort_keys=True, default=str)
         name += "-" + hashlib.sha256(given.encode()).hexdigest()[:8]
+    launcher = ["prunelab"]
+    if world().size > 1:  # its runs are other folders (run_folder): a table of its own
+        name += f"-{world().size}proc"
+        launcher = ["torchrun", "--nproc_per_node", str(world().size), "-m", "prunelab"]
     table_path = Path(args.out) / f"{name}-table.md"
-    command = shlex.join(["prunelab", "run", *([args.recipe] if args.recipe else []), *(part for o in args.overrides for part in ("--set", o))])
+    command = shlex.join([*launcher, "run", *([args.recipe] if args.recipe else []), *(part for o in args.overrides for part in ("--set", o))])
     write_text(table_path, f"Made by `{command}`.\n\n{text}\n")
     print(text)
     print(f"\n{len(results)} run{'s' if len(results) > 1 else ''} in {args.out}; table in {table_path}")

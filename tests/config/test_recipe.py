@@ -369,6 +369,19 @@ def test_a_key_given_twice_is_an_error(tmp_path: Path) -> None:
     assert "duplicate key 'epochs'" in message and "line 2" in message
 
 
+def test_a_key_given_twice_in_an_override_is_an_error_too() -> None:
+    message = error_of(["prune.scope=ratios", "prune.ratios={features.2: 0.5, features.2: 0.8}"])
+    assert message == ("override 'prune.ratios={features.2: 0.5, features.2: 0.8}': the value is not valid YAML: "
+                       "line 1, column 19: duplicate key 'features.2'")  # fmt: skip
+
+
+def test_an_empty_key_is_named_as_one(tmp_path: Path) -> None:
+    path = tmp_path / "empty-key.yaml"
+    for text, where in [('"": 1\n', '""'), ('prune: {"": 1}\n', 'prune.""')]:
+        path.write_text(text)
+        assert f'  - {where}: unknown field' in error_of([], path)
+
+
 def test_yaml_merge_keys_work_and_the_keys_beside_them_override_theirs(tmp_path: Path) -> None:
     path = tmp_path / "merged.yaml"
     path.write_text("find: &phase {epochs: 2, batch_size: 500}\neval:\n  <<: *phase\n  epochs: 3\n")

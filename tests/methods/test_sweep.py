@@ -137,9 +137,11 @@ def test_a_plain_recipe_is_a_plan_of_one() -> None:
     assert plan[0][0] == {} and plan[0][1] == load_recipe(None, ["eval.epochs=4"])
 
 
-def test_the_builtin_policy_comparison_is_a_grid_of_24() -> None:
+def test_the_builtin_policy_comparison_is_seed_003_s_table_1_grid() -> None:
     plan, sweep = load_plan("policy_comparison")
-    assert len(plan) == 2 * 2 * 6
+    assert len(plan) == 3 * 3 * 6
+    assert {r.prune.sparsity for _, r in plan} == {0.7, 0.8, 0.9}
+    assert {r.eval.epochs / r.find.epochs for _, r in plan} == {0.025, 0.05, 0.1}  # Table 1: 2.22%, 5.55%, 11.11%
     assert {r.eval.lr_policy for _, r in plan} == {"ft", "lrw", "slr", "clr", "llr", "allr"}
     assert sweep.table.rows == "eval.lr_policy" and sweep.table.columns == ["prune.sparsity", "eval.epochs"]
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from prunelab.models import MODELS, build_model, model_options, register
+from prunelab.models import MODELS, NO_DEFAULT, build_model, model_options, register
 
 
 def test_unknown_model_lists_known_ones() -> None:
@@ -43,7 +43,7 @@ def test_sizes_below_one_are_errors(name, options, field) -> None:
 
 
 def test_options() -> None:
-    assert model_options("mlp") == {"hidden_sizes": (100, 100)}
+    assert model_options("mlp") == {"hidden_sizes": [100, 100]}  # as a recipe gives it
     model = build_model("mlp", 3, (1, 40), hidden_sizes=[8])
     assert sum(p.numel() for p in model.parameters()) == (40 * 8 + 8) + (8 * 3 + 3)
     assert build_model("resnet20", 10, (3, 32, 32), width=8).fc.in_features == 32
@@ -91,6 +91,33 @@ def test_a_user_builder_s_options_need_only_their_types() -> None:
             build_model("doctest_dropout_mlp", 10, (1, 40), hidden=2.5)
     finally:
         MODELS.pop("doctest_dropout_mlp")
+
+
+def test_options_without_a_default_a_recipe_can_write_must_be_given_and_name_no_run() -> None:
+    """A required option, a class as a default, and ``**options``: recipes name runs by the
+    options that differ from the defaults, so these must not break the naming."""
+    from prunelab.config import load_recipe, run_name
+
+    @register("test_act_mlp")
+    def act_mlp(num_classes, input_shape, hidden: int, act=nn.ReLU, width=(4, 4)) -> nn.Module:
+        return nn.Sequential(nn.Flatten(), nn.Linear(input_shape[-1], hidden), act(), nn.Linear(hidden, num_classes))
+
+    @register("test_any_mlp")
+    def any_mlp(num_classes, input_shape, **options) -> nn.Module:
+        return nn.Sequential(nn.Flatten(), nn.Linear(input_shape[-1], options.get("hidden", 8)), nn.Linear(options.get("hidden", 8), num_classes))
+
+    try:
+        assert model_options("test_act_mlp") == {"hidden": NO_DEFAULT, "act": NO_DEFAULT, "width": [4, 4]}
+        assert model_options("test_any_mlp") == {}
+        name = run_name(load_recipe(None, ["model.name=test_act_mlp", "model.options={hidden: 8}"]))
+        assert name == run_name(load_recipe(None, ["model.name=test_act_mlp", "model.options={hidden: 8, width: [4, 4]}"]))
+        assert name != run_name(load_recipe(None, ["model.name=test_act_mlp", "model.options={hidden: 8, width: [4, 5]}"]))
+        with pytest.raises(ValueError, match="model 'test_act_mlp' cannot be built with no options: .*'hidden'"):
+            build_model("test_act_mlp", 10, (1, 40))
+        assert build_model("test_any_mlp", 10, (1, 40), hidden=4)[1].out_features == 4  # any option: its builder's to read
+    finally:
+        MODELS.pop("test_act_mlp")
+        MODELS.pop("test_any_mlp")
 
 
 def test_a_builder_defined_again_replaces_itself_but_no_other() -> None:

@@ -189,3 +189,15 @@ def test_every_process_has_read_a_checkpoint_before_the_main_one_may_replace_it(
     monkeypatch.setattr(session_module, "barrier", lambda: calls.append("barrier"))
     session_module.Session(run / "seed-0", recipe, 0, session_module.recipe_data(recipe), torch.device("cpu"), progress=False)
     assert calls == ["read", "barrier"]
+
+
+def test_a_sweep_over_several_processes_has_a_table_of_its_own(data_dir: Path, tmp_path: Path) -> None:
+    """Its runs are not those of one process (other folders), so neither is its table; and
+    the table says the command that made it, torchrun included."""
+    sweep = ["--set=sweep.grid={prune.sparsity: [0.5, 0.6]}"]
+    done = torchrun("run", "--out", str(tmp_path), "--no-progress", *(f"--set={o}" for o in [*TINY, f"data.data_dir={data_dir}"]), *sweep)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (table,) = tmp_path.glob("*-table.md")
+    assert table.name.endswith("-2proc-table.md")
+    assert table.read_text().startswith("Made by `torchrun --nproc_per_node 2 -m prunelab run --set ")
+    assert len(list(tmp_path.glob("*-2proc"))) == 2 and (tmp_path / table.name.replace("-table.md", "-report")).is_dir()

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
+from torch import nn
 
 import prunelab
 from prunelab.config import RecipeError, load_recipe, run_name
@@ -22,6 +23,7 @@ from prunelab.data import load_dataset
 from prunelab.masks import Pruner
 from prunelab.models import build_model
 from prunelab.runs import runner
+from prunelab.runs.checkpoint import save_checkpoint
 from prunelab.runs.runner import FIND_CACHE, aggregate, find_key, progress_shows, run_recipe, seed_summaries
 from prunelab.runs.session import SEED_RESULTS, load_trained
 from prunelab.train import Trainer, evaluate
@@ -421,10 +423,19 @@ def test_seeds_cut_off_over_another_process_count_are_pointed_to(recipe, tmp_pat
         for file in files:
             (tmp_path / folder / "seed-0").mkdir(parents=True, exist_ok=True)
             (tmp_path / folder / "seed-0" / file).write_text("{}")
+    # cut off over 4 processes in the find phase, which trains in a folder of its own, before the seed's
+    (tmp_path / f"{name}-4proc").mkdir()
+    find = tmp_path / FIND_CACHE / find_key(recipe, torch.device("cpu"), processes=4) / "seed-0" / "checkpoint.safetensors"
+    find.parent.mkdir(parents=True)
+    model = nn.Linear(2, 2)
+    save_checkpoint(find, model, Pruner(model), None, {"done": {}, "phase": None})
     with pytest.warns(UserWarning) as warned:
         run_recipe(recipe, tmp_path, progress=False)
-    (message,) = [str(w.message) for w in warned if "cut off" in str(w.message)]
-    assert message == f"{tmp_path / (name + '-2proc')} holds seeds of these settings cut off over 2 processes; this run over 1 starts anew in {tmp_path / name}: resume that one with as many"
+    messages = [str(w.message) for w in warned if "cut off" in str(w.message)]
+    assert messages == [
+        f"{tmp_path / (name + f'-{count}proc')} holds seeds of these settings cut off over {count} processes; this run over 1 "
+        f"starts anew in {tmp_path / name}: resume that one with as many" for count in (2, 4)
+    ]
 
 
 class _Terminal(io.StringIO):

@@ -13,7 +13,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from prunelab.config.schema import Recipe, fixed_settings, unread_settings
-from prunelab.models import model_options
+from prunelab.models import NO_DEFAULT, model_options
 
 
 class RecipeError(ValueError):
@@ -109,9 +109,9 @@ def _describe(error: dict) -> str:
     loc = list(error["loc"])
     if len(loc) >= 2 and loc[0] == "prune":
         del loc[1]  # the method's tag, which pydantic adds for the tagged union
-    if error["type"] in ("union_tag_invalid", "union_tag_not_found"):
-        loc.append(str(error.get("ctx", {}).get("discriminator", "")).strip("'"))
-    where = ".".join(str(part) for part in loc if part != "")
+    if error["type"] in ("union_tag_invalid", "union_tag_not_found") and (tag := str(error.get("ctx", {}).get("discriminator", "")).strip("'")):
+        loc.append(tag)
+    where = ".".join('""' if part == "" else str(part) for part in loc)  # an empty key shown as one
     if not where:  # a check across sections: its message names the fields
         return error["msg"].removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
@@ -146,7 +146,7 @@ def parse_override(override: str) -> tuple[str, object]:
     if "" in key.split("."):
         raise RecipeError(f"override {override!r}: {key!r} has an empty field name (fields are joined by single dots, e.g. prune.sparsity)")
     try:
-        value = yaml.safe_load(raw)
+        value = yaml.load(raw, Loader=_SafeUniqueKeyLoader)  # noqa: S506 (a SafeLoader)
     except yaml.YAMLError as error:
         raise RecipeError(f"override {override!r}: the value is not valid YAML: {yaml_problem(error)}") from None
     if isinstance(value, dict) and any(v is None and ":" in str(k) for k, v in value.items()):
@@ -258,8 +258,8 @@ def effective_recipe(recipe: Recipe) -> Recipe:
     settings of the experiment it runs."""
     for key in unread_settings(recipe):
         recipe = _with_default(recipe, key.split("."))
-    defaults = _plain(model_options(recipe.model.name))
-    options = {key: value for key, value in recipe.model.options.items() if _plain(value) != defaults.get(key)}
+    defaults = model_options(recipe.model.name)
+    options = {key: value for key, value in recipe.model.options.items() if _plain(value) != defaults.get(key, NO_DEFAULT)}
     return recipe.model_copy(update={"model": recipe.model.model_copy(update={"options": options})})
 
 

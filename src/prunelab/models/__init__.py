@@ -6,6 +6,6 @@
 
 # The builder modules fill MODELS when imported.
 from prunelab.models import cnn, mlp, resnet, vgg  # noqa: F401
-from prunelab.models.registry import MODELS, build_model, check_options, initialize, model_options, register
+from prunelab.models.registry import MODELS, NO_DEFAULT, build_model, check_options, initialize, model_options, register
 
-__all__ = ["MODELS", "build_model", "check_options", "initialize", "model_options", "register"]
+__all__ = ["MODELS", "NO_DEFAULT", "build_model", "check_options", "initialize", "model_options", "register"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import json
 import types
 import typing
 from collections.abc import Callable, Sequence
@@ -51,14 +52,38 @@ def same_definition(registered: Callable, new: Callable) -> bool:
     return (registered.__module__, registered.__qualname__) == (new.__module__, new.__qualname__)
 
 
+class _NoDefault:
+    def __repr__(self) -> str:
+        return "NO_DEFAULT"
+
+
+#: The default of a builder option that has none a recipe could give: none at all (the option
+#: must be given), or a value YAML cannot write (a class, a function).
+NO_DEFAULT = _NoDefault()
+
+
 def model_options(name: str) -> dict[str, Any]:
-    """The options of model ``name`` with their defaults.
+    """The options of model ``name`` (its builder's named parameters besides ``num_classes``
+    and ``input_shape``) with their defaults as a recipe gives them (a tuple as a list), or
+    :data:`NO_DEFAULT`.
 
     >>> model_options("resnet20")
     {'width': 16}
     """
-    parameters = inspect.signature(_builder(name)).parameters
-    return {key: p.default for key, p in parameters.items() if key not in _REQUIRED}
+    parameters = inspect.signature(_builder(name)).parameters.values()
+    return {p.name: _as_setting(p.default) for p in parameters if p.name not in _REQUIRED and p.kind not in _VARIADIC}
+
+
+_VARIADIC = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+
+
+def _as_setting(default: object) -> object:
+    if default is inspect.Parameter.empty:
+        return NO_DEFAULT
+    try:
+        return json.loads(json.dumps(default))
+    except (TypeError, ValueError):
+        return NO_DEFAULT
 
 
 def build_model(name: str, num_classes: int, input_shape: Sequence[int], **options: Any) -> nn.Module:
@@ -112,7 +137,8 @@ def check_options(name: str, options: dict[str, Any]) -> None:
     ValueError: model 'resnet20' has no option 'channels'; its options are: width
     """
     allowed = model_options(name)
-    unknown = sorted(set(options) - {*allowed, "num_classes"})
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in inspect.signature(_builder(name)).parameters.values())
+    unknown = [] if takes_any else sorted(set(options) - {*allowed, "num_classes"})
     if unknown:
         raise ValueError(
             f"model {name!r} has no option{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "

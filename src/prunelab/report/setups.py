@@ -48,7 +48,7 @@ from prunelab.config import run_settings
 from prunelab.config.schema import OPTIMIZER_ONLY
 from prunelab.config.sweep import grid_label, grid_value
 from prunelab.criteria import CHANNEL_CRITERIA
-from prunelab.models import model_options
+from prunelab.models import NO_DEFAULT, model_options
 from prunelab.report.tables import format_table
 from prunelab.runs.io import read_json
 
@@ -511,8 +511,8 @@ def default_model_options(settings: Mapping[str, object]) -> dict[str, object]:
     {'model.options.batch_norm': False}
     """
     defaults = model_options(str(settings["model.name"]))
-    return {f"model.options.{key}": list(value) if isinstance(value, tuple) else value
-            for key, value in defaults.items() if f"model.options.{key}" not in settings}  # fmt: skip
+    return {f"model.options.{key}": value for key, value in defaults.items()
+            if f"model.options.{key}" not in settings and value is not NO_DEFAULT}  # fmt: skip
 
 
 def read_run_record(folder: str | Path) -> RunRecord:

@@ -59,9 +59,24 @@ class _MetricsRow(TypedDict, total=False):
     sparsity: Number
 
 
+class _Environment(TypedDict):
+    device: str
+    threads: Count
+    processes: Count
+    torch: str
+    prunelab: str
+
+
+class _Level(TypedDict, total=False):  # IMP's and BIMP's, with the summary values each level has
+    level: Required[Count]
+    sparsity: Required[Number]
+    final_acc: Required[Number]
+
+
 _SeedSummary = create_model(
     "_SeedSummary", __config__=ConfigDict(extra="allow"),
     **{key: (Number | None, None) for key in SUMMARY_VALUES},
+    environment=(_Environment | None, None), levels=(list[_Level] | None, None),
 )  # fmt: skip
 
 #: The files of a run directory as prunelab writes them, by name: a file of another shape
@@ -70,7 +85,7 @@ SHAPES: dict[str, TypeAdapter] = {
     "lr_log.json": TypeAdapter(dict[str, list[Number]]),
     "layer_sparsity.json": TypeAdapter(dict[str, _LayerCounts]),
     "metrics.json": TypeAdapter(list[_MetricsRow]),
-    "events.json": TypeAdapter(dict[str, Any]),
+    "events.json": TypeAdapter(dict[str, dict[str, Any]]),  # what each step recorded, by step
     "channels.json": TypeAdapter(dict[str, list[Count]]),
 }
 

@@ -106,7 +106,7 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device: cuda was asked for, but torch sees no CUDA device (use cpu or auto)")
+        raise RecipeError("device: cuda was asked for, but torch sees no CUDA device (use cpu or auto)")
     return torch.device("cuda", world().local_rank) if name == "cuda" else torch.device(name)
 
 
@@ -365,22 +365,29 @@ def cut_off_elsewhere(out: str | Path, recipe: Recipe) -> list[str]:
     """What to say of the run directories of ``recipe``'s settings over other numbers of
     processes (see :func:`run_folder`) that hold a seed cut off before its end: a run that
     trains starts anew beside them."""
-    name, mine = run_name(recipe), run_folder(out, recipe)
+    name, mine, device = run_name(recipe), run_folder(out, recipe), resolve_device(recipe.device)
     messages = []
     for folder in sorted(Path(out).glob(f"{glob.escape(name)}*")):
         count = re.fullmatch(rf"{re.escape(name)}(?:-(\d+)proc)?", folder.name)
-        if folder != mine and count and any((seed / CHECKPOINT).exists() and not seed_finished(seed) for seed in folder.glob("seed-*")):
-            processes = int(count[1] or 1)
+        if folder == mine or not count:
+            continue
+        processes = int(count[1] or 1)
+        # Cut off in a seed's own phases (its checkpoint), or in the find phase it trains first.
+        finds = [Path(out) / FIND_CACHE / find_key(recipe, device, processes) / f"seed-{seed}" / CHECKPOINT for seed in recipe.seeds]
+        if any((seed / CHECKPOINT).exists() and not seed_finished(seed) for seed in folder.glob("seed-*")) or any(
+            find.exists() and "find" not in read_journal(find)["done"] for find in finds
+        ):
             messages.append(f"{folder} holds seeds of these settings cut off over {processes} process{'es' if processes > 1 else ''}; "
                             f"this run over {world().size} starts anew in {mine}: resume that one with as many")  # fmt: skip
     return messages
 
 
-def find_key(recipe: Recipe, device: torch.device) -> str:
+def find_key(recipe: Recipe, device: torch.device, processes: int | None = None) -> str:
     """What the find phase depends on: data, model, its training, the weights it keeps for
     late rewinding (epoch:K, step:K; none, init and reinit need nothing more of it, so their
     runs share one) and for the LPR record (``find.lpr_every``), the device type and the
-    number of processes (see :func:`run_folder`)."""
+    number of processes (see :func:`run_folder`; this run's if None)."""
+    processes = world().size if processes is None else processes
     kept = lpr_snapshot_epochs(recipe)
     # lpr_every counts only through the weights it keeps (below): runs keeping none share a find phase.
     find_phase = recipe.find_training.model_dump(mode="json", exclude={"lpr_every"})
@@ -393,7 +400,7 @@ def find_key(recipe: Recipe, device: torch.device) -> str:
         "rewind": rewind_target(recipe.eval.rewind),
         **({"lpr_epochs": kept} if kept else {}),
         "device": device.type,
-        **({"processes": world().size} if world().size > 1 else {}),
+        **({"processes": processes} if processes > 1 else {}),
     }
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
 
