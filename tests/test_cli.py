@@ -459,6 +459,9 @@ def test_compare_skips_what_is_not_a_run_and_show_names_the_run_of_a_seed(cli_ru
     shutil.copytree(cut / "seed-0", cut / "seed-2")
     assert cli.main(["show", str(cut)]) == 2
     assert "(seeds finished: 0, 2, 10)" in capsys.readouterr().err
+    (cut / "summary.json").mkdir()  # not cut off: damaged
+    assert cli.main(["show", str(cut)]) == 2
+    assert capsys.readouterr().err.startswith(f"prunelab: error: {cut / 'summary.json'} is not a file: the run folder is damaged")
 
 
 def test_a_run_directory_given_as_the_recipe_names_its_recipe_file(cli_run, capsys) -> None:

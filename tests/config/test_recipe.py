@@ -344,6 +344,10 @@ def test_overrides_given_as_one_string_are_an_error() -> None:
     for load in (load_recipe, lambda source, overrides: load_plan(source, overrides)):
         with pytest.raises(TypeError, match=r"^overrides must be a list of 'key.sub=value' strings, got the string 'eval.epochs=3'$"):
             load(None, "eval.epochs=3")
+        with pytest.raises(TypeError, match=r"^overrides must be a list of 'key.sub=value' strings, got \[5\]$"):
+            load(None, [5])
+        with pytest.raises(TypeError, match=r"^a recipe is a file's path or a built-in recipe's name, got dict \(recipe data as a dict: prunelab.config.validate\)$"):
+            load({"prune": {}}, [])
 
 
 def test_set_with_invalid_yaml_value() -> None:

@@ -73,3 +73,24 @@ def test_a_loader_defined_again_replaces_itself_but_no_other() -> None:
             register("doctest_again")(lambda data_dir, download: None)
     finally:
         DATASETS.pop("doctest_again")
+
+
+def test_a_user_loader_that_fails_or_returns_no_dataset_is_named() -> None:
+    from prunelab.data import register
+
+    @register("test_none")
+    def returns_none(data_dir, download):
+        return None
+
+    @register("test_key")
+    def raises(data_dir, download):
+        return {}["x_train"]
+
+    try:
+        with pytest.raises(ValueError, match=r"^dataset 'test_none': its loader returned NoneType, not a prunelab.data.Dataset$"):
+            load_dataset("test_none")
+        with pytest.raises(ValueError, match=r"^dataset 'test_key' cannot be loaded: KeyError: 'x_train'$"):
+            load_dataset("test_key")
+    finally:
+        DATASETS.pop("test_none")
+        DATASETS.pop("test_key")

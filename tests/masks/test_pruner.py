@@ -443,8 +443,15 @@ def test_bad_constructor_and_attach_arguments_are_errors():
     with pytest.raises(TypeError, match="seed must be an int, got 'x'"):
         Pruner(distinct_model(), seed="x")
     assert Pruner(distinct_model(), seed=np.int64(3)).seed == 3 and type(Pruner(distinct_model(), seed=np.int64(3)).seed) is int
+    with pytest.raises(ValueError, match=r"^seed must lie in \[0, 2\*\*63\), got 18446744073709551616$"):
+        Pruner(distinct_model(), seed=2**64)  # before a random criterion would overflow on it
     with pytest.raises(TypeError, match=r"^include holds 0, not a name or pattern \(a string\)$"):
         Pruner(distinct_model(), include=[0])
+    for include, kind in ((5, "int"), ((name for name in ["fc1"]), "generator")):
+        with pytest.raises(TypeError, match=rf"^include must be a list of names or patterns, got {kind}$"):
+            Pruner(distinct_model(), include=include)
+    with pytest.raises(TypeError, match="^load_state_dict needs a mapping, as state_dict\(\) gives .*, got str$"):
+        Pruner(distinct_model()).load_state_dict("masks.safetensors")
     with pytest.raises(TypeError, match="Pruner needs an nn.Module, got dict"):
         Pruner({})
     model = distinct_model()

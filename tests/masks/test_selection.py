@@ -288,6 +288,8 @@ def test_select_takes_a_criterion_by_name_and_names_bad_arguments():
         select(w, 3.0, "magnitude")
     with pytest.raises(TypeError, match=r"weights must map names to tensors \(\{name: tensor\}\), got list"):
         select(list(w.values()), 3, "magnitude")
+    with pytest.raises(TypeError, match=r"weights must map names to tensors \(\{name: tensor\}\), got list for 'a'"):
+        select({"a": [1.0]}, 1, "magnitude")
     with pytest.raises(ValueError, match=r"prior must hold a bool mask of shape \(2,\) for b, got None"):
         select(w, 3, "magnitude", {"a": torch.ones(3, dtype=torch.bool)})
     with pytest.raises(ValueError, match=r"prior must hold a bool mask of shape \(3,\) for a"):

@@ -214,3 +214,8 @@ def test_an_empty_include_and_a_scripted_model_are_named():
         find_prunable(Mixed(), include=[])
     with pytest.raises(ValueError, match=r"a scripted model \(torch.jit.script\) cannot be pruned.*prune the model, then script it"):
         Pruner(torch.jit.script(nn.Sequential(nn.Linear(4, 4))))
+
+
+def test_a_model_that_is_no_module_is_named():
+    with pytest.raises(TypeError, match="^model must be a torch.nn.Module, got NoneType$"):
+        find_prunable(None)

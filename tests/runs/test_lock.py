@@ -4,6 +4,7 @@ running is waited for, not trained twice, and a killed holder leaves no stale lo
 from __future__ import annotations
 
 import logging
+import re
 import os
 import shutil
 import signal
@@ -164,3 +165,11 @@ def test_a_find_phase_another_command_is_training_is_waited_for(recipe, run: Pat
         run_recipe(recipe, tmp_path, progress=False)
     assert trained == [("eval", 0), ("eval", 1)]  # the find phase is the other command's
     assert any(r.getMessage().startswith("seed 0 find: waiting for another process, which is running it in") for r in caplog.records)
+
+
+def test_a_folder_that_cannot_be_made_is_named(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(OSError, match=rf"^cannot write in {re.escape(str(blocker / 'seed-0'))}: Not a directory$"):
+        with exclusive(blocker / "seed-0", "seed 0"):
+            pass

@@ -455,3 +455,46 @@ def test_progress_bars_show_on_a_terminal_that_reports_its_size(monkeypatch, siz
     assert progress_shows() is shows
     monkeypatch.setattr(sys, "stderr", io.StringIO())  # a pipe or a file
     assert progress_shows() is False
+
+
+@pytest.mark.filterwarnings("ignore:Initializing zero-element tensors")
+def test_an_augmentation_that_changes_the_shape_or_a_model_with_empty_or_nan_weights_is_said_before_training(
+    tiny_overrides: list[str], tmp_path: Path
+) -> None:
+    import dataclasses
+
+    from prunelab.data import DATASETS, register
+    from prunelab.models import MODELS, register as register_model
+
+    @register("test_cropping", augmented=True)
+    def cropping(data_dir, download):
+        return dataclasses.replace(load_dataset("mnist1d", data_dir), augment=lambda x, generator: x[..., :20])
+
+    @register_model("test_empty")
+    def empty(num_classes, input_shape):
+        return nn.Sequential(nn.Flatten(), nn.Linear(input_shape[-1], 0), nn.Linear(0, num_classes))
+
+    @register_model("test_nan")
+    def nan(num_classes, input_shape):
+        model = nn.Sequential(nn.Flatten(), nn.Linear(input_shape[-1], num_classes))
+        torch.nn.init.constant_(model[1].bias, float("nan"))
+        return model
+
+    try:
+        cases = [
+            (["data.name=test_cropping", "model.name=mlp", "model.options={}"],
+             "data.augment: the augmentation of dataset 'test_cropping' returns (2, 1, 20) for a batch of shape (2, 1, 40); "
+             "it must return the batch's shape (or set data.augment: false)"),
+            (["model.name=test_empty", "model.options={}"], "model: its prunable weights hold no values (1.weight, 2.weight): nothing to prune"),
+            (["model.name=test_nan", "model.options={}"],
+             "model 'test_nan' is built with NaN or infinite values in 1.bias: no training can start from them; see its builder or weight scheme"),
+        ]  # fmt: skip
+        for overrides, message in cases:
+            with pytest.raises(RecipeError) as caught:
+                runner.check_plan([("", load_recipe(None, [*tiny_overrides, *overrides]))], tmp_path)
+            assert str(caught.value) == message
+        assert not any(tmp_path.iterdir())
+    finally:
+        DATASETS.pop("test_cropping")
+        MODELS.pop("test_empty")
+        MODELS.pop("test_nan")

@@ -87,7 +87,10 @@ def override_list(overrides: Iterable[str]) -> list[str]:
     """``overrides`` as a list; a single string (which would read as its characters) is an error."""
     if isinstance(overrides, str):
         raise TypeError(f"overrides must be a list of 'key.sub=value' strings, got the string {overrides!r}")
-    return list(overrides)
+    overrides = list(overrides)
+    if not all(isinstance(override, str) for override in overrides):
+        raise TypeError(f"overrides must be a list of 'key.sub=value' strings, got {overrides!r}")
+    return overrides
 
 
 def validate(data: dict, origin: str = "recipe") -> Recipe:
@@ -223,6 +226,9 @@ def yaml_problem(error: yaml.YAMLError) -> str:
 
 def read_recipe_data(source: str | Path | None) -> tuple[dict, str]:
     """The parsed YAML mapping of a recipe (file, built-in name, or the default) and its origin."""
+    if source is not None and not isinstance(source, (str, Path)):
+        raise TypeError(f"a recipe is a file's path or a built-in recipe's name, got {type(source).__name__} "
+                        "(recipe data as a dict: prunelab.config.validate)")  # fmt: skip
     text, origin = recipe_text("default" if source is None else source)
     data = _parse_yaml(text, origin)
     if data in (None, {}):  # would run the schema's defaults, which are not the default recipe

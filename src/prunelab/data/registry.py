@@ -134,7 +134,17 @@ def load_dataset(name: str, data_dir: str | Path | None = None, download: bool =
     (torch.Size([4000, 1, 40]), 10)
     """
     root = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
-    return dataset_loader(name)(root, download)
+    loader = dataset_loader(name)
+    own = (loader.__module__ or "").startswith("prunelab.")  # whose errors say what is wrong themselves
+    try:
+        data = loader(root, download)
+    except (TypeError, ValueError, RuntimeError, KeyError, IndexError, AttributeError) as error:
+        if own:
+            raise
+        raise ValueError(f"dataset {name!r} cannot be loaded: {type(error).__name__}: {error}") from error
+    if not isinstance(data, Dataset):
+        raise ValueError(f"dataset {name!r}: its loader returned {type(data).__name__}, not a prunelab.data.Dataset")
+    return data
 
 
 def dataset_loader(name: str) -> DatasetLoader:

@@ -25,9 +25,12 @@ def fraction(label: str, value: object, whole: bool = False) -> float:
 
 
 def check_seed(seed: object) -> int:
-    """``seed`` as a Python int (numpy's integers too); anything else is a TypeError."""
+    """``seed`` as a Python int (numpy's integers too) in [0, 2**63), as recipes take seeds;
+    anything else is a TypeError, another int a ValueError."""
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
         raise TypeError(f"seed must be an int, got {seed!r}")
+    if not 0 <= seed < 2**63:
+        raise ValueError(f"seed must lie in [0, 2**63), got {seed}")
     return int(seed)
 
 

@@ -455,6 +455,8 @@ class Pruner:
         it may keep weights the current masks prune (they are zero, and train again). A tied
         weight's mask may be under any of its names (a model that names it otherwise).
         """
+        if not isinstance(state, Mapping):
+            raise TypeError(f"load_state_dict needs a mapping, as state_dict() gives (e.g. safetensors.torch.load_file(path)), got {type(state).__name__}")
         self._follow_model()
         first = {alias: name for name, aliases in self._aliases.items() for alias in aliases}
         masks = {}

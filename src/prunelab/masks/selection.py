@@ -70,6 +70,9 @@ def select(
         raise TypeError(f"n_prune must be a whole number of entries, got {n_prune!r}")
     if not isinstance(weights, Mapping):
         raise TypeError(f"weights must map names to tensors ({{name: tensor}}), got {type(weights).__name__}")
+    for name, weight in weights.items():
+        if not isinstance(weight, Tensor):
+            raise TypeError(f"weights must map names to tensors ({{name: tensor}}), got {type(weight).__name__} for {name!r}")
     for name, weight in weights.items() if prior is not None else ():
         mask = prior.get(name)
         if not isinstance(mask, Tensor) or mask.dtype != torch.bool or mask.shape != weight.shape:

@@ -90,6 +90,8 @@ def find_prunable(
     >>> list(find_prunable(model, exclude=["2"]))
     ['0.weight']
     """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     check_patterns(include, exclude)
     if isinstance(model, torch.jit.ScriptModule):
         raise ValueError(
@@ -166,10 +168,13 @@ def _computed(module: nn.Module) -> bool:
 
 
 def check_patterns(include: Sequence[str] | None, exclude: Sequence[str] | None) -> None:
-    """Raise if ``include`` or ``exclude`` is a bare string or holds an invalid regular expression."""
+    """Raise if ``include`` or ``exclude`` is a bare string, no list at all, or holds an invalid
+    regular expression."""
     for label, patterns in (("include", include), ("exclude", exclude)):
         if isinstance(patterns, str):
             raise TypeError(f"{label} must be a list of names or patterns, not the string {patterns!r}")
+        if patterns is not None and not isinstance(patterns, Collection):  # e.g. a number, or a generator read once
+            raise TypeError(f"{label} must be a list of names or patterns, got {type(patterns).__name__}")
         for pattern in patterns or ():
             compile_pattern(label, pattern)
 

@@ -90,6 +90,8 @@ def check_run_folder(folder: str | Path) -> Path:
     summary = folder / "summary.json"
     if not folder.exists():
         raise FileNotFoundError(f"{folder} does not exist")
+    if summary.exists() and not summary.is_file():
+        raise DamagedRunError(f"{summary} is not a file: {RUN_AGAIN}")
     if summary.is_file() and folder.name.startswith("seed-"):
         raise FileNotFoundError(f"{folder} is one seed of a run; pass the run directory {folder.parent}")
     if not summary.is_file() and (folder / "recipe.yaml").is_file():

@@ -50,8 +50,11 @@ def exclusive(folder: Path, what: str, wait: bool = True) -> Iterator[bool]:
     """
     handle = None
     if world().is_main and fcntl is not None:
-        folder.mkdir(parents=True, exist_ok=True)
-        handle = open(folder / LOCK, "a+")
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            handle = open(folder / LOCK, "a+")
+        except OSError as error:  # a read-only --out, say: named, not errno's words alone
+            raise OSError(f"cannot write in {folder}: {error.strerror or error}") from None
     try:
         held = agree(handle is None or _take(handle))
         if not held and wait:

@@ -118,10 +118,14 @@ def preflight(recipe: Recipe, data) -> None:
         except ValueError as error:
             raise RecipeError(str(error)) from None
     late_rewinding(recipe.find_training, recipe.eval, len(data.x_train))
+    check_augment(recipe, data)
     if recipe.prune.method == "gmp":
         for message in check_update_frequency(recipe, len(data.x_train)):
             warnings.warn(message, stacklevel=3)
     model = recipe_model(recipe, data)
+    if broken := [name for name, tensor in model.state_dict().items() if tensor.is_floating_point() and not tensor.isfinite().all()]:
+        raise RecipeError(f"model {recipe.model.name!r} is built with NaN or infinite values in {', '.join(broken)}: "
+                          "no training can start from them; see its builder or weight scheme")  # fmt: skip
     if recipe.prune.prunes_channels:
         check_channel_pruning(recipe, model, data)
         return
@@ -140,12 +144,31 @@ def preflight(recipe: Recipe, data) -> None:
         check_keeps_a_weight(recipe.prune, {name: p.numel() for name, p in pruner.parameters.items()})
 
 
+def check_augment(recipe: Recipe, data: Dataset) -> None:
+    """A dataset's augmentation must keep the batch's shape: tried on two examples, so that a
+    wrong one is said before training, not as a shape error deep inside the model."""
+    if not recipe.data.augment or data.augment is None:
+        return
+    batch = data.x_train[:2].clone()
+    try:
+        augmented = data.augment(batch.clone(), torch.Generator().manual_seed(0))
+    except (TypeError, ValueError, RuntimeError, IndexError) as error:
+        raise RecipeError(f"data.augment: the augmentation of dataset {recipe.data.name!r} fails on a batch of shape {tuple(batch.shape)}: "
+                          f"{type(error).__name__}: {error}") from error  # fmt: skip
+    if not isinstance(augmented, torch.Tensor) or augmented.shape != batch.shape:
+        got = tuple(augmented.shape) if isinstance(augmented, torch.Tensor) else type(augmented).__name__
+        raise RecipeError(f"data.augment: the augmentation of dataset {recipe.data.name!r} returns {got} for a batch of shape "
+                          f"{tuple(batch.shape)}; it must return the batch's shape (or set data.augment: false)")  # fmt: skip
+
+
 def check_keeps_a_weight(spec: PruneBase, sizes: dict[str, int]) -> None:
     """A final sparsity that rounds to every prunable weight leaves a model that computes
     nothing, and no speedup to report: refused before any training."""
     targets = level_targets(spec.rate, spec.sparsity, spec.levels) if spec.method in ("imp", "bimp") else [spec.sparsity]
     final = targets[-1]
     total = sum(sizes.values())
+    if total == 0:
+        raise RecipeError(f"model: its prunable weights hold no values ({', '.join(sizes)}): nothing to prune")
     if spec.scope == "global":
         everything = round(final * total) >= total
     else:
