@@ -450,7 +450,7 @@ def test_bad_constructor_and_attach_arguments_are_errors():
     for include, kind in ((5, "int"), ((name for name in ["fc1"]), "generator")):
         with pytest.raises(TypeError, match=rf"^include must be a list of names or patterns, got {kind}$"):
             Pruner(distinct_model(), include=include)
-    with pytest.raises(TypeError, match="^load_state_dict needs a mapping, as state_dict\(\) gives .*, got str$"):
+    with pytest.raises(TypeError, match=r"^load_state_dict needs a mapping, as state_dict\(\) gives .*, got str$"):
         Pruner(distinct_model()).load_state_dict("masks.safetensors")
     with pytest.raises(TypeError, match="Pruner needs an nn.Module, got dict"):
         Pruner({})
