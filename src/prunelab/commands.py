@@ -7,10 +7,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
-import hashlib
 import importlib
 import io
-import json
 import logging
 import math
 import os
@@ -28,7 +26,7 @@ import torch
 
 from prunelab.cli import LR_RANGE
 from prunelab.config import RecipeError, builtin_recipes, load_recipe, load_run_recipe, run_name
-from prunelab.config.load import parse_override, recipe_text
+from prunelab.config.load import parse_override, recipe_text, settings_digest
 from prunelab.config.sweep import grid_label, grid_value, load_plan, summary_meanings
 from prunelab.distributed import MainProcessFailed, join_from_environment, leave, world
 from prunelab.report import format_stat, format_table
@@ -165,8 +163,7 @@ def _run(args: argparse.Namespace) -> int:
         text = sweep_table(results, sweep.table)
     name = Path(args.recipe).stem if args.recipe else "default"
     if args.overrides:  # another sweep than the recipe's own: a table of its own, whatever the order or spelling
-        given = json.dumps(dict(map(parse_override, args.overrides)), sort_keys=True, default=str)
-        name += "-" + hashlib.sha256(given.encode()).hexdigest()[:8]
+        name += "-" + settings_digest(dict(map(parse_override, args.overrides)))
     launcher = ["prunelab"]
     if world().size > 1:  # its runs are other folders (run_folder): a table of its own
         name += f"-{world().size}proc"
@@ -240,7 +237,7 @@ def _lr_range_test(args: argparse.Namespace) -> int:
         )
         # Another range (start, end, steps) gets a folder of its own.
         default = all(getattr(args, key) == value for key, value in LR_RANGE.items())
-        own = "" if default else "-" + hashlib.sha256(json.dumps([args.start_lr, args.end_lr, args.steps]).encode()).hexdigest()[:8]
+        own = "" if default else "-" + settings_digest([args.start_lr, args.end_lr, args.steps])
         folder = Path(args.out) / f"lr-range-test-{run_name(recipe)}{own}"
         write_json(folder / "lr_range_test.json", {
             "lrs": result.lrs, "losses": result.losses, "baseline": result.baseline,
@@ -305,8 +302,7 @@ def _sensitivity(args: argparse.Namespace) -> int:
         tolerance = 0.01  # one point of accuracy
         best = max_sparsity_within(result, tolerance)
         # Another analysis of the same model (other sparsities, the test set) gets a folder of its own.
-        own = "" if args.sparsities is None and args.split == "train" else "-" + hashlib.sha256(
-            json.dumps([sparsities, args.split]).encode()).hexdigest()[:8]  # fmt: skip
+        own = "" if args.sparsities is None and args.split == "train" else "-" + settings_digest([sparsities, args.split])
         folder = Path(args.out) / f"sensitivity-{run_name(recipe)}{own}"
         write_json(folder / "sensitivity.json", {
             **asdict(result), "tolerance": tolerance, "max_sparsity_within_tolerance": best,

@@ -254,8 +254,16 @@ def run_name(recipe: Recipe) -> str:
     settings = {section: value for section, value in dumped.items() if value != {}}
     # The method is the union's tag: keep it even when it is the default.
     settings.setdefault("prune", {})["method"] = recipe.prune.method
-    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
-    return f"{recipe.prune.method}-{recipe.model.name}-{recipe.data.name}-{digest}"
+    return f"{recipe.prune.method}-{recipe.model.name}-{recipe.data.name}-{settings_digest(settings)}"
+
+
+def settings_digest(settings: object, length: int = 8) -> str:
+    """A short hash of JSON-like ``settings`` (mapping order aside), for names of folders and files.
+
+    >>> settings_digest({"b": 1, "a": [2]}) == settings_digest({"a": [2], "b": 1})
+    True
+    """
+    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:length]
 
 
 def effective_recipe(recipe: Recipe) -> Recipe:

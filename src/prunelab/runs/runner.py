@@ -33,8 +33,6 @@ from __future__ import annotations
 
 import contextlib
 import glob
-import hashlib
-import json
 import logging
 import os
 import re
@@ -56,6 +54,7 @@ from prunelab.config import (
     run_settings,
     unused_settings,
 )
+from prunelab.config.load import settings_digest
 from prunelab.config.schema import PruneBase
 from prunelab.data import Dataset
 from prunelab.distributed import agree, barrier, share, world
@@ -425,7 +424,7 @@ def find_key(recipe: Recipe, device: torch.device, processes: int | None = None)
         "device": device.type,
         **({"processes": processes} if processes > 1 else {}),
     }
-    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
+    return settings_digest(settings, length=12)
 
 
 def shared_find(out: Path, recipe: Recipe, seed: int, data, device: torch.device, progress: bool) -> Path:
