@@ -682,6 +682,9 @@ def test_over_several_processes_a_bug_keeps_its_traceback_and_a_lost_process_is_
 
     lost = RuntimeError("[../gloo/transport/tcp/pair.cc:537] Read error [127.0.0.1]:4010: Connection reset by peer. This is ...")
     bug = RuntimeError("mat1 and mat2 shapes cannot be multiplied (50x39 and 40x10)\nmore lines")
+    # errors that name a backend or a timeout without another process being gone are bugs too
+    assert not any(commands._lost_contact(RuntimeError(text)) for text in (
+        "DataLoader timed out after 5 seconds", "ProcessGroupGloo does not support reduce op AVG", "NCCL error: invalid usage"))
     for error in (lost, bug):
         def fail(_args, error=error):
             raise error

@@ -12,7 +12,12 @@ def test_every_public_name_resolves_to_its_module_object():
     assert sorted(prunelab._EXPORTS) == prunelab.__all__
     for name, module in prunelab._EXPORTS.items():
         assert getattr(prunelab, name) is getattr(sys.modules[module], name)
-    assert set(prunelab.__all__) <= set(dir(prunelab))
+
+
+def test_a_subpackage_is_reached_as_an_attribute_without_importing_it_first():
+    code = "import prunelab\nprunelab.models.register\nprunelab.data.register\nprint(prunelab.models.__name__)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "prunelab.models"
 
 
 def test_an_unknown_name_is_an_attribute_error():

@@ -17,7 +17,6 @@ import shlex
 import shutil
 import sys
 import textwrap
-import traceback
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -33,6 +32,7 @@ from prunelab.report import format_stat, format_table
 from prunelab.report.tables import mean_std, numbered
 from prunelab.runs.io import read_json, write_text
 from prunelab.train.trainer import TrainingDiverged
+from prunelab.user_code import user_error
 
 
 def execute(args: argparse.Namespace) -> int:
@@ -83,13 +83,18 @@ def execute(args: argparse.Namespace) -> int:
         leave()
 
 
-#: What the errors of collective calls say (Gloo, NCCL, the store) when another process is gone.
-LOST_CONTACT = re.compile(r"gloo|nccl|by peer|connection (?:reset|closed|refused)|broken pipe|timed? ?out", re.IGNORECASE)
+#: What collective calls say when another process is gone: Gloo's transport (a peer's closed
+#: connection, a receive that timed out), NCCL's watchdog and aborted communicators.
+LOST_CONTACT = re.compile(
+    r"gloo/transport/|by peer|connection (?:reset|closed|refused)|communicator was aborted|collective operation timeout",
+    re.IGNORECASE,
+)
 
 
 def _lost_contact(error: RuntimeError) -> bool:
     """Whether ``error`` is a collective call failing because another process stopped, not a bug."""
-    return isinstance(error, torch.distributed.DistError) or bool(LOST_CONTACT.search(str(error)))
+    network = (torch.distributed.DistNetworkError, torch.distributed.DistStoreError)
+    return isinstance(error, network) or bool(LOST_CONTACT.search(str(error)))
 
 
 def _first_line(error: BaseException) -> str:
@@ -116,8 +121,7 @@ def _import(modules: Sequence[str]) -> None:
                 text = f": {error.text.strip()}" if error.text else ""
                 raise ValueError(f"--import {module}: {error.msg} ({error.filename}, line {error.lineno}){text}") from None
             except (ValueError, OSError) as error:  # which the command would report as its own: said as the module's
-                frame = traceback.extract_tb(error.__traceback__)[-1]
-                raise ValueError(f"--import {module}: {type(error).__name__}: {error} ({frame.filename}, line {frame.lineno})") from None
+                raise ValueError(user_error(f"--import {module}", error)) from None
     finally:
         sys.path.remove(folder)
 

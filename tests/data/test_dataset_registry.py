@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -89,7 +90,7 @@ def test_a_user_loader_that_fails_or_returns_no_dataset_is_named() -> None:
     try:
         with pytest.raises(ValueError, match=r"^dataset 'test_none': its loader returned NoneType, not a prunelab.data.Dataset$"):
             load_dataset("test_none")
-        with pytest.raises(ValueError, match=r"^dataset 'test_key' cannot be loaded: KeyError: 'x_train'$"):
+        with pytest.raises(ValueError, match=rf"^dataset 'test_key' cannot be loaded: KeyError: 'x_train' \({re.escape(__file__)}, line \d+\)$"):
             load_dataset("test_key")
     finally:
         DATASETS.pop("test_none")

@@ -443,8 +443,11 @@ def test_bad_constructor_and_attach_arguments_are_errors():
     with pytest.raises(TypeError, match="seed must be an int, got 'x'"):
         Pruner(distinct_model(), seed="x")
     assert Pruner(distinct_model(), seed=np.int64(3)).seed == 3 and type(Pruner(distinct_model(), seed=np.int64(3)).seed) is int
-    with pytest.raises(ValueError, match=r"^seed must lie in \[0, 2\*\*63\), got 18446744073709551616$"):
+    with pytest.raises(ValueError, match=r"^seed must fit in 64 bits, in \[-2\*\*63, 2\*\*63\), got 18446744073709551616$"):
         Pruner(distinct_model(), seed=2**64)  # before a random criterion would overflow on it
+    lowest = Pruner(distinct_model(), criterion="random", seed=-(2**63))
+    lowest.prune(0.5)
+    assert lowest.sparsity() == pytest.approx(0.5, abs=1e-3)
     with pytest.raises(TypeError, match=r"^include holds 0, not a name or pattern \(a string\)$"):
         Pruner(distinct_model(), include=[0])
     for include, kind in ((5, "int"), ((name for name in ["fc1"]), "generator")):

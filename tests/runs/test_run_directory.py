@@ -429,12 +429,17 @@ def test_seeds_cut_off_over_another_process_count_are_pointed_to(recipe, tmp_pat
     find.parent.mkdir(parents=True)
     model = nn.Linear(2, 2)
     save_checkpoint(find, model, Pruner(model), None, {"done": {}, "phase": None})
+    # and over 5, a find phase whose checkpoint a kill left damaged: cut off too, not an error of this run
+    (tmp_path / f"{name}-5proc").mkdir()
+    damaged = tmp_path / FIND_CACHE / find_key(recipe, torch.device("cpu"), processes=5) / "seed-0" / "checkpoint.safetensors"
+    damaged.parent.mkdir(parents=True)
+    damaged.write_bytes(b"cut short")
     with pytest.warns(UserWarning) as warned:
         run_recipe(recipe, tmp_path, progress=False)
     messages = [str(w.message) for w in warned if "cut off" in str(w.message)]
     assert messages == [
         f"{tmp_path / (name + f'-{count}proc')} holds seeds of these settings cut off over {count} processes; this run over 1 "
-        f"starts anew in {tmp_path / name}: resume that one with as many" for count in (2, 4)
+        f"starts anew in {tmp_path / name}: resume that one with as many" for count in (2, 4, 5)
     ]
 
 
@@ -474,6 +479,12 @@ def test_an_augmentation_that_changes_the_shape_or_a_model_with_empty_or_nan_wei
     def empty(num_classes, input_shape):
         return nn.Sequential(nn.Flatten(), nn.Linear(input_shape[-1], 0), nn.Linear(0, num_classes))
 
+    @register_model("test_causal")  # a buffer of -inf, as attention masks are: no weight of it
+    def causal(num_classes, input_shape):
+        model = nn.Sequential(nn.Flatten(), nn.Linear(input_shape[-1], num_classes))
+        model.register_buffer("mask", nn.Transformer.generate_square_subsequent_mask(4))
+        return model
+
     @register_model("test_nan")
     def nan(num_classes, input_shape):
         model = nn.Sequential(nn.Flatten(), nn.Linear(input_shape[-1], num_classes))
@@ -494,7 +505,9 @@ def test_an_augmentation_that_changes_the_shape_or_a_model_with_empty_or_nan_wei
                 runner.check_plan([("", load_recipe(None, [*tiny_overrides, *overrides]))], tmp_path)
             assert str(caught.value) == message
         assert not any(tmp_path.iterdir())
+        runner.check_plan([("", load_recipe(None, [*tiny_overrides, "model.name=test_causal", "model.options={}"]))], tmp_path)
     finally:
         DATASETS.pop("test_cropping")
         MODELS.pop("test_empty")
         MODELS.pop("test_nan")
+        MODELS.pop("test_causal")

@@ -12,6 +12,7 @@ import torch
 from torch import Tensor
 
 from prunelab.models.registry import same_definition
+from prunelab.user_code import user_error
 
 DATA_ENV_VAR = "PRUNELAB_DATA"
 
@@ -141,7 +142,7 @@ def load_dataset(name: str, data_dir: str | Path | None = None, download: bool =
     except (TypeError, ValueError, RuntimeError, KeyError, IndexError, AttributeError) as error:
         if own:
             raise
-        raise ValueError(f"dataset {name!r} cannot be loaded: {type(error).__name__}: {error}") from error
+        raise ValueError(user_error(f"dataset {name!r} cannot be loaded", error)) from error
     if not isinstance(data, Dataset):
         raise ValueError(f"dataset {name!r}: its loader returned {type(data).__name__}, not a prunelab.data.Dataset")
     return data

@@ -25,12 +25,12 @@ def fraction(label: str, value: object, whole: bool = False) -> float:
 
 
 def check_seed(seed: object) -> int:
-    """``seed`` as a Python int (numpy's integers too) in [0, 2**63), as recipes take seeds;
-    anything else is a TypeError, another int a ValueError."""
+    """``seed`` as a Python int (numpy's integers too) of 64 bits, as the random criteria hash
+    it; anything else is a TypeError, a larger int a ValueError."""
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
         raise TypeError(f"seed must be an int, got {seed!r}")
-    if not 0 <= seed < 2**63:
-        raise ValueError(f"seed must lie in [0, 2**63), got {seed}")
+    if not -(2**63) <= seed < 2**63:
+        raise ValueError(f"seed must fit in 64 bits, in [-2**63, 2**63), got {seed}")
     return int(seed)
 
 

@@ -97,9 +97,9 @@ def plot_training(seed_folder: Path) -> Path:
         final = 100 * plan["sparsity"][-1]
         twin.step([0.5, *updates, len(rows) + 0.5], [0.0, *(100 * s for s in plan["sparsity"]), final],
                   where="post", color="tab:red", linestyle="--", label="sparsity")  # fmt: skip
-        # Seed 001's stages within it (a plan recorded before it kept the fine-tuning step marks only pruning).
+        # Seed 001's stages within it.
         stages = [(updates[0], "pruning")]
-        if "finetune_step" in plan and plan["finetune_step"] < len(lr_log["eval"]):
+        if plan["finetune_step"] < len(lr_log["eval"]):
             stages.append((start + 0.5 + plan["finetune_step"] / per_epoch, "fine-tuning"))
         for where, _ in stages:
             twin.axvline(where, color="0.6", linestyle=":", linewidth=0.8)

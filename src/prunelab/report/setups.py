@@ -545,7 +545,7 @@ def read_pipeline(seed_folder: Path, settings: dict[str, object]) -> Pipeline:
     rows = read_json(seed_folder / "metrics.json", list)
     speedup = read_json(seed_folder / "summary.json").get("speedup")
     counts, masks = seed_folder / "layer_sparsity.json", seed_folder / "masks.safetensors"
-    remaining = {name: layer["remaining"] for name, layer in read_json(counts).items()} if counts.exists() else None
+    remaining = {name: layer["remaining"] for name, layer in read_json(counts).items()}
     digest = hashlib.sha256(masks.read_bytes()).hexdigest() if masks.exists() else None
     phases = [phase for phase in lr_log if not phase.endswith("-copy")]
     if settings.get("prune.masks_from") == "find":

@@ -74,6 +74,7 @@ from prunelab.methods.imp import level_targets
 from prunelab.report.plots import plot_levels, plot_lpr_during_find, plot_sparsity_schedule, plot_training
 from prunelab.report.tables import mean_std
 from prunelab.runs.io import (
+    DamagedRunError,
     read_json,
     save_tensors,
     write_bytes,
@@ -93,6 +94,7 @@ from prunelab.runs.session import (
     recipe_data,
     recipe_model,
 )
+from prunelab.user_code import user_error
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +107,7 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda" and not torch.cuda.is_available():
-        raise RecipeError("device: cuda was asked for, but torch sees no CUDA device (use cpu or auto)")
+        raise ValueError("device: cuda was asked for, but torch sees no CUDA device (use cpu or auto)")
     return torch.device("cuda", world().local_rank) if name == "cuda" else torch.device(name)
 
 
@@ -122,7 +124,7 @@ def preflight(recipe: Recipe, data) -> None:
         for message in check_update_frequency(recipe, len(data.x_train)):
             warnings.warn(message, stacklevel=3)
     model = recipe_model(recipe, data)
-    if broken := [name for name, tensor in model.state_dict().items() if tensor.is_floating_point() and not tensor.isfinite().all()]:
+    if broken := [name for name, weight in model.named_parameters() if not weight.isfinite().all()]:  # buffers may hold -inf (attention masks)
         raise RecipeError(f"model {recipe.model.name!r} is built with NaN or infinite values in {', '.join(broken)}: "
                           "no training can start from them; see its builder or weight scheme")  # fmt: skip
     if recipe.prune.prunes_channels:
@@ -152,8 +154,8 @@ def check_augment(recipe: Recipe, data: Dataset) -> None:
     try:
         augmented = data.augment(batch.clone(), torch.Generator().manual_seed(0))
     except (TypeError, ValueError, RuntimeError, IndexError) as error:
-        raise RecipeError(f"data.augment: the augmentation of dataset {recipe.data.name!r} fails on a batch of shape {tuple(batch.shape)}: "
-                          f"{type(error).__name__}: {error}") from error  # fmt: skip
+        raise RecipeError(user_error(f"data.augment: the augmentation of dataset {recipe.data.name!r} fails on a batch of shape "
+                                     f"{tuple(batch.shape)}", error)) from error  # fmt: skip
     if not isinstance(augmented, torch.Tensor) or augmented.shape != batch.shape:
         got = tuple(augmented.shape) if isinstance(augmented, torch.Tensor) else type(augmented).__name__
         raise RecipeError(f"data.augment: the augmentation of dataset {recipe.data.name!r} returns {got} for a batch of shape "
@@ -395,13 +397,24 @@ def cut_off_elsewhere(out: str | Path, recipe: Recipe) -> list[str]:
             continue
         processes = int(count[1] or 1)
         # Cut off in a seed's own phases (its checkpoint), or in the find phase it trains first.
-        finds = [Path(out) / FIND_CACHE / find_key(recipe, device, processes) / f"seed-{seed}" / CHECKPOINT for seed in recipe.seeds]
+        finds = [Path(out) / FIND_CACHE / find_key(recipe, device, processes) / f"seed-{seed}" for seed in recipe.seeds]
         if any((seed / CHECKPOINT).exists() and not seed_finished(seed) for seed in folder.glob("seed-*")) or any(
-            find.exists() and "find" not in read_journal(find)["done"] for find in finds
+            _find_cut_off(find) for find in finds
         ):
             messages.append(f"{folder} holds seeds of these settings cut off over {processes} process{'es' if processes > 1 else ''}; "
                             f"this run over {world().size} starts anew in {mine}: resume that one with as many")  # fmt: skip
     return messages
+
+
+def _find_cut_off(folder: Path) -> bool:
+    """Whether a find phase's folder holds a checkpoint short of its end that no command is
+    training now (a damaged one counts: running again trains it anew)."""
+    if not (folder / CHECKPOINT).exists() or busy(folder):
+        return False
+    try:
+        return "find" not in read_journal(folder / CHECKPOINT)["done"]
+    except DamagedRunError:
+        return True
 
 
 def find_key(recipe: Recipe, device: torch.device, processes: int | None = None) -> str:

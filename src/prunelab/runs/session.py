@@ -21,7 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from prunelab.analysis.flops import count_macs, speedup
-from prunelab.config import RecipeError, load_run_recipe
+from prunelab.config import load_run_recipe
 from prunelab.config.schema import Recipe, TrainConfig
 from prunelab.data import Dataset, default_data_dir, load_dataset
 from prunelab.distributed import agree, barrier, main_first, world
@@ -113,12 +113,12 @@ def recipe_data(recipe: Recipe) -> Dataset:
     setting = recipe.data.data_dir if recipe.data.data_dir is not None else f"{default_data_dir()} (the default)"
     folder = Path(recipe.data.data_dir).expanduser() if recipe.data.data_dir is not None else default_data_dir()
     if folder.exists() and not folder.is_dir():
-        raise RecipeError(f"data.data_dir={setting} is a file, not a folder")
+        raise OSError(f"data.data_dir={setting} is a file, not a folder")
     try:
         return main_first(lambda: load_dataset(recipe.data.name, recipe.data.data_dir, recipe.data.download))
     except (NotADirectoryError, IsADirectoryError, PermissionError, FileExistsError) as error:
         # The folder is unusable; a dataset not found or a failed download say so themselves.
-        raise RecipeError(f"data.data_dir={setting}: cannot use {error.filename or setting}: {error.strerror or error}") from None
+        raise OSError(f"data.data_dir={setting}: cannot use {error.filename or setting}: {error.strerror or error}") from None
 
 
 def progress_label(recipe: Recipe, seed: int, phase: str) -> str:
