@@ -455,6 +455,9 @@ def test_compare_skips_what_is_not_a_run_and_show_names_the_run_of_a_seed(cli_ru
     (cut / "seed-1").mkdir()
     assert cli.main(["show", str(cut)]) == 2
     assert capsys.readouterr().err == f"prunelab: error: {cut} is a run cut off before its end (seeds finished: 0): run its command again to finish it\n"
+    (cut / "seed-1" / "summary.json").write_text((cut / "seed-0" / "summary.json").read_text())  # a summary alone is no finished seed
+    assert cli.main(["show", str(cut)]) == 2
+    assert "(seeds finished: 0)" in capsys.readouterr().err
     shutil.copytree(cut / "seed-0", cut / "seed-10")  # finished seeds in the order of their numbers
     shutil.copytree(cut / "seed-0", cut / "seed-2")
     assert cli.main(["show", str(cut)]) == 2
@@ -682,6 +685,14 @@ def test_over_several_processes_a_bug_keeps_its_traceback_and_a_lost_process_is_
 
     lost = RuntimeError("[../gloo/transport/tcp/pair.cc:537] Read error [127.0.0.1]:4010: Connection reset by peer. This is ...")
     bug = RuntimeError("mat1 and mat2 shapes cannot be multiplied (50x39 and 40x10)\nmore lines")
+    # one process alone has no other to lose: its error is a bug, with its traceback
+    def reset(_args):
+        raise RuntimeError("Connection reset by peer")
+
+    monkeypatch.setitem(commands.COMMANDS, "recipes", reset)
+    monkeypatch.setattr(commands, "world", lambda: World(rank=0, size=1, local_rank=0))
+    with pytest.raises(RuntimeError, match="Connection reset by peer"):
+        cli.main(["recipes"])
     # errors that name a backend or a timeout without another process being gone are bugs too
     assert not any(commands._lost_contact(RuntimeError(text)) for text in (
         "DataLoader timed out after 5 seconds", "ProcessGroupGloo does not support reduce op AVG", "NCCL error: invalid usage"))

@@ -14,6 +14,12 @@ def test_every_public_name_resolves_to_its_module_object():
         assert getattr(prunelab, name) is getattr(sys.modules[module], name)
 
 
+def test_dir_lists_the_public_names_before_any_is_imported():
+    code = "import prunelab, sys\nprint(set(prunelab.__all__) <= set(dir(prunelab)), 'torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["True", "False"]
+
+
 def test_a_subpackage_is_reached_as_an_attribute_without_importing_it_first():
     code = "import prunelab\nprunelab.models.register\nprunelab.data.register\nprint(prunelab.models.__name__)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

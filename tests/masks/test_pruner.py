@@ -445,6 +445,10 @@ def test_bad_constructor_and_attach_arguments_are_errors():
     assert Pruner(distinct_model(), seed=np.int64(3)).seed == 3 and type(Pruner(distinct_model(), seed=np.int64(3)).seed) is int
     with pytest.raises(ValueError, match=r"^seed must fit in 64 bits, in \[-2\*\*63, 2\*\*63\), got 18446744073709551616$"):
         Pruner(distinct_model(), seed=2**64)  # before a random criterion would overflow on it
+    for seed in (2**63, -(2**63) - 1):
+        with pytest.raises(ValueError, match="seed must fit in 64 bits"):
+            Pruner(distinct_model(), seed=seed)
+    assert Pruner(distinct_model(), seed=2**63 - 1).seed == 2**63 - 1
     lowest = Pruner(distinct_model(), criterion="random", seed=-(2**63))
     lowest.prune(0.5)
     assert lowest.sparsity() == pytest.approx(0.5, abs=1e-3)

@@ -97,6 +97,7 @@ def test_options_without_a_default_a_recipe_can_write_must_be_given_and_name_no_
     """A required option, a class as a default, and ``**options``: recipes name runs by the
     options that differ from the defaults, so these must not break the naming."""
     from prunelab.config import load_recipe, run_name
+    from prunelab.report.setups import default_model_options
 
     @register("test_act_mlp")
     def act_mlp(num_classes, input_shape, hidden: int, act=nn.ReLU, width=(4, 4)) -> nn.Module:
@@ -115,6 +116,11 @@ def test_options_without_a_default_a_recipe_can_write_must_be_given_and_name_no_
         with pytest.raises(ValueError, match="model 'test_act_mlp' cannot be built with no options: .*'hidden'"):
             build_model("test_act_mlp", 10, (1, 40))
         assert build_model("test_any_mlp", 10, (1, 40), hidden=4)[1].out_features == 4  # any option: its builder's to read
+        # an option with no default names the run whatever its value, null too
+        assert run_name(load_recipe(None, ["model.name=test_any_mlp", "model.options={act: null}"])) != run_name(
+            load_recipe(None, ["model.name=test_any_mlp", "model.options={}"]))
+        # tables fill in defaults a recipe could have given, and no others
+        assert default_model_options({"model.name": "test_act_mlp", "model.options.hidden": 4}) == {"model.options.width": [4, 4]}
     finally:
         MODELS.pop("test_act_mlp")
         MODELS.pop("test_any_mlp")

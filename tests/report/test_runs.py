@@ -62,6 +62,14 @@ def test_a_run_is_averaged_over_its_seeds(tmp_path: Path) -> None:
     assert run.settings["prune.rate"] == 0.2 and run.settings["eval.epochs"] == 2
 
 
+def test_a_run_is_read_over_the_seeds_its_summary_lists(tmp_path: Path) -> None:
+    """A seed folder the summary does not list (another command's, still running) is not averaged in."""
+    folder = oneshot_run(tmp_path / "a", 0.9, 0.6)
+    shutil.copytree(folder / "seed-0", folder / "seed-5")
+    (folder / "seed-5" / "summary.json").write_text(json.dumps({"seed": 5, "dense_acc": 0.95, "final_acc": 0.1, "sparsity": 0.9}))
+    assert load_run(folder).curve == [(0.9, 0.6, 0.0)]
+
+
 def test_a_method_without_levels_is_one_point(tmp_path: Path) -> None:
     assert load_run(oneshot_run(tmp_path / "a", 0.9, 0.6)).curve == [(0.9, 0.6, 0.0)]
 

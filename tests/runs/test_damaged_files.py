@@ -197,3 +197,22 @@ def test_a_full_disk_or_an_unusable_folder_names_the_file_meant(tmp_path: Path, 
     (tmp_path / "a-file").write_text("")
     with pytest.raises(OSError, match=rf"^cannot write {re.escape(str(tmp_path / 'a-file' / 'x.json'))}: "):
         io.write_text(tmp_path / "a-file" / "x.json", "{}")
+
+
+@pytest.mark.parametrize(
+    ("file", "edit", "missing"),
+    [
+        ("seed-0/lr_log.json", None, None),
+        ("seed-0/summary.json", lambda data: {**data, "levels": [{"sparsity": 0.2, "final_acc": 0.5}]}, "'levels.0.level'"),
+    ],
+)
+def test_a_missing_run_file_or_field_is_named(out: Path, run: Path, file: str, edit, missing: str | None, capsys) -> None:
+    path = out / run.name / file
+    if edit is None:
+        path.unlink()
+    else:
+        path.write_text(json.dumps(edit(json.loads(path.read_text()))))
+    for command in ("show", "compare", "report"):
+        assert cli.main([command, str(out / run.name)]) == 2
+        said = "is missing" if missing is None else f"lacks {missing}"
+        assert capsys.readouterr().err == f"prunelab: error: {path} {said}: {DAMAGED}\n"

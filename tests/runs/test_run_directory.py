@@ -410,6 +410,12 @@ def test_a_run_trains_with_the_recipe_s_threads_and_gives_the_caller_s_back(reci
     assert torch.get_num_threads() == callers
 
 
+def test_one_process_s_find_key_names_no_process_count(recipe) -> None:
+    """Keys of find phases trained before process counts were part of them stay valid."""
+    cpu = torch.device("cpu")
+    assert find_key(recipe, cpu) == find_key(recipe, cpu, processes=1) != find_key(recipe, cpu, processes=2)
+
+
 def test_seeds_cut_off_over_another_process_count_are_pointed_to(recipe, tmp_path: Path) -> None:
     """Runs over N processes live in a folder of their own; a one-process run of the same
     settings starts anew, and says where the cut-off one is, which only N processes resume."""
@@ -475,6 +481,10 @@ def test_an_augmentation_that_changes_the_shape_or_a_model_with_empty_or_nan_wei
     def cropping(data_dir, download):
         return dataclasses.replace(load_dataset("mnist1d", data_dir), augment=lambda x, generator: x[..., :20])
 
+    @register("test_failing", augmented=True)
+    def failing(data_dir, download):
+        return dataclasses.replace(load_dataset("mnist1d", data_dir), augment=lambda x, generator: x[:, 5])
+
     @register_model("test_empty")
     def empty(num_classes, input_shape):
         return nn.Sequential(nn.Flatten(), nn.Linear(input_shape[-1], 0), nn.Linear(0, num_classes))
@@ -488,7 +498,7 @@ def test_an_augmentation_that_changes_the_shape_or_a_model_with_empty_or_nan_wei
     @register_model("test_nan")
     def nan(num_classes, input_shape):
         model = nn.Sequential(nn.Flatten(), nn.Linear(input_shape[-1], num_classes))
-        torch.nn.init.constant_(model[1].bias, float("nan"))
+        torch.nn.init.constant_(model[1].bias, float("inf"))
         return model
 
     try:
@@ -496,6 +506,9 @@ def test_an_augmentation_that_changes_the_shape_or_a_model_with_empty_or_nan_wei
             (["data.name=test_cropping", "model.name=mlp", "model.options={}"],
              "data.augment: the augmentation of dataset 'test_cropping' returns (2, 1, 20) for a batch of shape (2, 1, 40); "
              "it must return the batch's shape (or set data.augment: false)"),
+            (["data.name=test_failing", "model.name=mlp", "model.options={}"],
+             "data.augment: the augmentation of dataset 'test_failing' fails on a batch of shape (2, 1, 40): IndexError: "
+             f"index 5 is out of bounds for dimension 1 with size 1 ({__file__}, line {failing.__code__.co_firstlineno + 2})"),
             (["model.name=test_empty", "model.options={}"], "model: its prunable weights hold no values (1.weight, 2.weight): nothing to prune"),
             (["model.name=test_nan", "model.options={}"],
              "model 'test_nan' is built with NaN or infinite values in 1.bias: no training can start from them; see its builder or weight scheme"),
@@ -508,6 +521,7 @@ def test_an_augmentation_that_changes_the_shape_or_a_model_with_empty_or_nan_wei
         runner.check_plan([("", load_recipe(None, [*tiny_overrides, "model.name=test_causal", "model.options={}"]))], tmp_path)
     finally:
         DATASETS.pop("test_cropping")
+        DATASETS.pop("test_failing")
         MODELS.pop("test_empty")
         MODELS.pop("test_nan")
         MODELS.pop("test_causal")
