@@ -332,12 +332,6 @@ def write_report(
         (out / plot).unlink(missing_ok=True)
     shutil.rmtree(out / TRAINING_PLOTS, ignore_errors=True)  # nor a copy of an earlier page's runs' plots
 
-    def copied(plot: Path, run: RunResults, name: str) -> str:
-        """The link to a copy of the run's ``plot`` beside the page, which can then be moved or sent on its own."""
-        link = f"{TRAINING_PLOTS}/{run.folder.name}-{name}.png"
-        write_bytes(out / link, plot.read_bytes())
-        return link
-
     differing = differing_settings([run.settings for run in runs])
     # A sweep's runs in its order, named by the grid values that differ (its arms by their
     # names); other runs by the settings that tell them apart.
@@ -356,6 +350,7 @@ def write_report(
     # Numbered when those names are long.
     by_number = max(len(label(run)) for run in runs) > LABEL_WIDTH
     names = [f"#{i}" if by_number else label(run) or run.folder.name for i, run in enumerate(runs, 1)]
+    positions = {name: i for i, name in enumerate(names)}  # a run has one colour in every plot: its place among the runs
 
     judged = sweep is not None and sweep[1] is not None  # a table that judges the runs' setups itself
     lines = ["# prunelab report", "", *([f"Made by `{command}`.", ""] if command else []),
@@ -371,60 +366,79 @@ def write_report(
     setup = describe_setup([run.folder for run in runs], names) if len(runs) > 1 and not judged else ""
     if setup:
         lines += ["## Comparison setup", "", setup, ""]
+    lines += _accuracy_section(runs, names, [label(run, leaving_out=("prune.sparsity",)) for run in runs], out)
+    lines += _lpr_section(runs, names, positions, out)
+    lines += _lpr_during_find_section(runs, names, positions, out)
+    lines += ["## Training", ""]
+    for name, run in zip(names, runs):
+        for plot in run.training_plots:
+            lines += [f"{name} ({plot.parent.name}):", "", f"![{run.folder.name}]({_copy(plot, run, plot.parent.name, out)})", ""]
+    page = out / "report.md"
+    write_text(page, "\n".join(lines))
+    return page
 
-    # One line per group of runs that differ only in their target sparsity, named by what
-    # the group shares (or its members' numbers), or by the method if that is everything.
+
+def _copy(plot: Path, run: RunResults, name: str, out: Path) -> str:
+    """The link to a copy of the run's ``plot`` beside the page, which can then be moved or sent on its own."""
+    link = f"{TRAINING_PLOTS}/{run.folder.name}-{name}.png"
+    write_bytes(out / link, plot.read_bytes())
+    return link
+
+
+def _accuracy_section(runs: list[RunResults], names: list[str], shared: list[str], out: Path) -> list[str]:
+    """Accuracy against sparsity: one line per group of runs that differ only in their target
+    sparsity (``shared``: each run's label without it), named by what the group shares (or its
+    members' names), or by the method if that is everything; nothing if all runs are at one sparsity."""
     groups: dict[str, list[int]] = {}
-    for i, run in enumerate(runs):
-        groups.setdefault(label(run, leaving_out=("prune.sparsity",)), []).append(i)
+    for i, text in enumerate(shared):
+        groups.setdefault(text, []).append(i)
     # A line is named by what its runs share unless that is too long for a legend, then by their numbers.
     curves = {
         (" ".join(names[i] for i in members) if len(text) > LEGEND_WIDTH else text or str(runs[members[0]].settings.get("prune.method"))):
         sorted(point for i in members for point in runs[i].curve)
         for text, members in groups.items()
     }  # fmt: skip
-    # A run has one colour in every plot: its place among the runs.
-    positions = {name: i for i, name in enumerate(names)}
     # Runs all at one sparsity would be points over each other: the runs' table says it all.
-    if len({round(s, 6) for curve in curves.values() for s, _, _ in curve}) > 1:
-        dense = {round(run.stats["dense_acc"]["mean"], 12) for run in runs if run.stats.get("dense_acc")}
-        # A line of one run in that run's colour; where lines gather several runs, lines in their own order.
-        alone = all(len(members) == 1 for members in groups.values())
-        plot_accuracy_vs_sparsity(curves, dense.pop() if len(dense) == 1 else None, out / "accuracy_vs_sparsity.png",
-                                  positions=dict(zip(curves, (members[0] for members in groups.values()))) if alone else None)
-        points = [
-            {"runs": name, "sparsity": f"{100 * s:.2f}%", "final accuracy": format_stat("final_acc", {"mean": m, "std": sd})}
-            for name, curve in curves.items() for s, m, sd in curve
-        ]  # fmt: skip
-        lines += ["## Accuracy against sparsity", "", "![accuracy against sparsity](accuracy_vs_sparsity.png)", "",
-                  format_table(points), ""]  # fmt: skip
+    if len({round(s, 6) for curve in curves.values() for s, _, _ in curve}) <= 1:
+        return []
+    dense = {round(run.stats["dense_acc"]["mean"], 12) for run in runs if run.stats.get("dense_acc")}
+    # A line of one run in that run's colour; where lines gather several runs, lines in their own order.
+    alone = all(len(members) == 1 for members in groups.values())
+    plot_accuracy_vs_sparsity(curves, dense.pop() if len(dense) == 1 else None, out / "accuracy_vs_sparsity.png",
+                              positions=dict(zip(curves, (members[0] for members in groups.values()))) if alone else None)
+    points = [
+        {"runs": name, "sparsity": f"{100 * s:.2f}%", "final accuracy": format_stat("final_acc", {"mean": m, "std": sd})}
+        for name, curve in curves.items() for s, m, sd in curve
+    ]  # fmt: skip
+    return ["## Accuracy against sparsity", "", "![accuracy against sparsity](accuracy_vs_sparsity.png)", "",
+            format_table(points), ""]  # fmt: skip
 
+
+def _lpr_section(runs: list[RunResults], names: list[str], positions: dict[str, int], out: Path) -> list[str]:
+    """The layerwise pruning ratios of the runs' final masks, plotted and tabulated."""
     lprs = {name: run.layer_sparsity for name, run in zip(names, runs) if run.layer_sparsity}
-    if lprs:
-        plot_layer_sparsity(lprs, out / "layer_sparsity.png", positions)
-        layer_names = list(dict.fromkeys(layer for lpr in lprs.values() for layer in lpr))
-        table = [{"layer": layer, **{name: f"{100 * lpr[layer]:.2f}%" if layer in lpr else "" for name, lpr in lprs.items()}}
-                 for layer in layer_names]  # fmt: skip
-        lines += ["## Layerwise pruning ratios of the final masks", "",
-                  "![layerwise pruning ratios](layer_sparsity.png)", "", format_table(table), ""]  # fmt: skip
+    if not lprs:
+        return []
+    plot_layer_sparsity(lprs, out / "layer_sparsity.png", positions)
+    layer_names = list(dict.fromkeys(layer for lpr in lprs.values() for layer in lpr))
+    table = [{"layer": layer, **{name: f"{100 * lpr[layer]:.2f}%" if layer in lpr else "" for name, lpr in lprs.items()}}
+             for layer in layer_names]  # fmt: skip
+    return ["## Layerwise pruning ratios of the final masks", "",
+            "![layerwise pruning ratios](layer_sparsity.png)", "", format_table(table), ""]  # fmt: skip
 
+
+def _lpr_during_find_section(runs: list[RunResults], names: list[str], positions: dict[str, int], out: Path) -> list[str]:
+    """With ``find.lpr_every``: how far the LPR over the find phase lies from the final one."""
     distances = {name: run.lpr_distance for name, run in zip(names, runs) if run.lpr_distance}
-    if distances:
-        plot_lpr_distance({name: (list(d), [mean for mean, _ in d.values()]) for name, d in distances.items()}, out / "lpr_distance.png", positions)
-        layers = [f"[{name} ({plot.parent.name})]({copied(plot, run, f'{plot.parent.name}-lpr_during_find')})"
-                  for name, run in zip(names, runs) if run.lpr_distance for plot in run.lpr_plots]  # fmt: skip
-        lines += ["## Layerwise pruning ratios during the find phase", "",
-                  "How far the LPR of pruning the find phase's weights after each kept epoch lies from the LPR of "
-                  "pruning them at the end: the mean over layers of the absolute difference, in percentage points, "
-                  "mean ± std over seeds (seed 002's Figure A19)."
-                  + (f" The LPR of each layer, seed by seed (Figure A18): {', '.join(layers)}." if layers else ""), "",
-                  "![distance of the LPR from the final one](lpr_distance.png)", "",
-                  format_table(distance_rows(distances)), ""]  # fmt: skip
-
-    lines += ["## Training", ""]
-    for name, run in zip(names, runs):
-        for plot in run.training_plots:
-            lines += [f"{name} ({plot.parent.name}):", "", f"![{run.folder.name}]({copied(plot, run, plot.parent.name)})", ""]
-    page = out / "report.md"
-    write_text(page, "\n".join(lines))
-    return page
+    if not distances:
+        return []
+    plot_lpr_distance({name: (list(d), [mean for mean, _ in d.values()]) for name, d in distances.items()}, out / "lpr_distance.png", positions)
+    layers = [f"[{name} ({plot.parent.name})]({_copy(plot, run, f'{plot.parent.name}-lpr_during_find', out)})"
+              for name, run in zip(names, runs) if run.lpr_distance for plot in run.lpr_plots]  # fmt: skip
+    return ["## Layerwise pruning ratios during the find phase", "",
+            "How far the LPR of pruning the find phase's weights after each kept epoch lies from the LPR of "
+            "pruning them at the end: the mean over layers of the absolute difference, in percentage points, "
+            "mean ± std over seeds (seed 002's Figure A19)."
+            + (f" The LPR of each layer, seed by seed (Figure A18): {', '.join(layers)}." if layers else ""), "",
+            "![distance of the LPR from the final one](lpr_distance.png)", "",
+            format_table(distance_rows(distances)), ""]  # fmt: skip
