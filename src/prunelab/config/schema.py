@@ -169,8 +169,8 @@ class FindConfig(TrainConfig):
     records the layerwise pruning ratios (LPR) that pruning each of them, and the initial
     weights, to its target would have given, and their distance from the LPR it gave: the
     mean over layers of the absolute difference (seed 002's Figures A18 and A19). Only where
-    the weights choose the LPR: global weight pruning by magnitude (or a criterion of one's
-    own) after the find phase, so not GMP. 0 keeps none. Each kept copy takes the model's
+    the weights choose the LPR: global weight pruning by magnitude after the find phase, so
+    not GMP. 0 keeps none. Each kept copy takes the model's
     size on disk, in the shared find phase; a run deletes its own copies once recorded.
 
     ``stop_epoch`` ends the training after that many epochs of its LR schedule, which stays
@@ -187,6 +187,16 @@ class FindConfig(TrainConfig):
 
 
 REWIND = re.compile(r"none|init|reinit|epoch:\d+|step:\d+")
+
+
+def rewind_target(rewind: str) -> tuple[str, int] | None:
+    """(``"epoch"`` or ``"step"``, K) if ``rewind`` goes back into the find phase.
+
+    >>> rewind_target("epoch:2"), rewind_target("init")
+    (('epoch', 2), None)
+    """
+    kind, _, k = rewind.partition(":")
+    return (kind, int(k)) if kind in ("epoch", "step") else None
 
 
 class EvalConfig(TrainConfig):
@@ -313,7 +323,7 @@ class GMPConfig(PruneBase):
     """Gradual magnitude pruning during the eval phase (seeds 000, 001): stabilization
     epochs, then ``init_sparsity`` to ``sparsity`` over ``pruning_epochs`` with the cubic (or
     linear) schedule, ``updates_per_epoch`` times an epoch, then fine-tuning to the end of
-    the eval phase, optionally without weight decay. The scope is ``layerwise`` unless
+    the eval phase, without weight decay unless ``finetune_weight_decay``. The scope is ``layerwise`` unless
     given: seed 001 takes "the sparsity for all layers" along the schedule, layer by layer."""
 
     method: Literal["gmp"] = "gmp"
@@ -519,11 +529,11 @@ class Recipe(Strict):
                 f"eval.budget: {evaluation.budget} adds the pipeline's epochs to the retraining, more than the "
                 f"{find_epochs} epochs of the find phase that eval.lr_policy lrw replays; use another LR policy"
             )
-        kind, _, k = evaluation.rewind.partition(":")
+        kind, k = rewind_target(evaluation.rewind) or ("", 0)
         if kind == "epoch":
-            if int(k) > find_epochs:
+            if k > find_epochs:
                 raise ValueError(f"eval.rewind={evaluation.rewind} lies past the end of the find phase ({length}={find_epochs})")
-            if evaluation.lr_policy is None and evaluation.epochs <= int(k):
+            if evaluation.lr_policy is None and evaluation.epochs <= k:
                 raise ValueError(
                     f"eval.rewind={evaluation.rewind} resumes the eval LR schedule at epoch {k}, so eval.epochs="
                     f"{evaluation.epochs} leaves nothing to retrain (eval.epochs counts from the schedule's start)"

@@ -12,7 +12,7 @@ import torch
 
 from prunelab.analysis.instability import interpolate
 from prunelab.analysis.trainability import trainability_accuracy
-from prunelab.config.schema import EvalConfig, FindConfig, PruneBase, Recipe, unread_settings
+from prunelab.config.schema import EvalConfig, FindConfig, PruneBase, Recipe, rewind_target, unread_settings
 from prunelab.distributed import agree
 from prunelab.runs.io import read_json
 from prunelab.runs.session import SaveWeightsAt, Session, recipe_pruner
@@ -23,12 +23,6 @@ from prunelab.train.trainer import StepHook
 
 #: The journal keys of a seed's first pruning step: one-shot's (and GMP's), IMP's and BIMP's first level.
 FIRST_PRUNING_STEPS = ("prune", "level-1/prune")
-
-
-def rewind_target(rewind: str) -> tuple[str, int] | None:
-    """(``"epoch"`` or ``"step"``, K) if ``rewind`` goes back into the find phase."""
-    kind, _, k = rewind.partition(":")
-    return (kind, int(k)) if kind in ("epoch", "step") else None
 
 
 def late_rewinding(find_phase: FindConfig, evaluation: EvalConfig, train_size: int) -> tuple[int, int] | None:

@@ -55,7 +55,7 @@ from prunelab.config import (
     unused_settings,
 )
 from prunelab.config.load import settings_digest
-from prunelab.config.schema import PruneBase
+from prunelab.config.schema import PruneBase, rewind_target
 from prunelab.data import Dataset
 from prunelab.distributed import agree, barrier, share, world
 from prunelab.masks import Pruner
@@ -67,7 +67,6 @@ from prunelab.methods.common import (
     first_lpr_record,
     late_rewinding,
     lpr_snapshot_epochs,
-    rewind_target,
 )
 from prunelab.methods.gmp import check_update_frequency
 from prunelab.methods.imp import level_targets
