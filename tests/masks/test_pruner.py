@@ -435,6 +435,7 @@ def test_bad_prune_arguments_are_errors():
     with pytest.raises(ValueError, match=r"fc1.weight gets two ratios: 0.5 from 'fc1' and 0.6 from 'fc1.weight'"):
         pruner.prune(ratios={"fc1": 0.5, "fc1.weight": 0.6})
     assert pruner.count_pruned() == 0
+    assert pruner.named_ratios({"fc1": 0.5, "fc1.weight": 0.5}) == {"fc1.weight": 0.5}  # one ratio, named twice: no conflict
 
 
 def test_bad_constructor_and_attach_arguments_are_errors():
