@@ -70,6 +70,18 @@ def test_a_run_is_read_over_the_seeds_its_summary_lists(tmp_path: Path) -> None:
     assert load_run(folder).curve == [(0.9, 0.6, 0.0)]
 
 
+def test_runs_over_other_process_counts_say_so_in_a_column(tmp_path: Path) -> None:
+    from prunelab.report.runs import comparison_rows
+
+    folders = [oneshot_run(tmp_path / name, 0.9, 0.6) for name in ("one", "two")]
+    environment = {"device": "cpu", "threads": 1, "processes": 2, "torch": "2.3.0", "prunelab": "0.1.0"}
+    summary = folders[1] / "seed-0" / "summary.json"
+    summary.write_text(json.dumps({**json.loads(summary.read_text()), "environment": environment}))
+    rows, columns = comparison_rows(load_runs(folders))
+    assert columns[:2] == ["run", "processes"] and [row["processes"] for row in rows] == [1, 2]
+    assert "processes" not in comparison_rows(load_runs(folders[:1]))[1]  # alike: no column
+
+
 def test_a_method_without_levels_is_one_point(tmp_path: Path) -> None:
     assert load_run(oneshot_run(tmp_path / "a", 0.9, 0.6)).curve == [(0.9, 0.6, 0.0)]
 

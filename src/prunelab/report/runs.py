@@ -79,7 +79,8 @@ class RunResults:
     lpr_plots: list[Path]  # each seed's lpr_during_find.png (find.lpr_every)
     # find.lpr_every: per kept epoch, the mean and std over seeds of the distance of pruning then from pruning at the end
     lpr_distance: dict[int, tuple[float, float]] | None = None
-    # settings as trained where the recipe does not say (the model's default options, a scratch budget's epochs), for tables
+    # settings as trained where the recipe does not say (the model's default options, a scratch budget's epochs, the
+    # number of processes), for tables
     trained: dict[str, object] = field(default_factory=dict)
 
 
@@ -161,6 +162,9 @@ def load_run(folder: str | Path) -> RunResults:
         trained["eval.epochs"] = epochs[0] if len(epochs) == 1 else " / ".join(map(str, epochs))
     seeds = [folder / f"seed-{seed}" for seed in summary["seeds"]]  # those its stats are of
     summaries = [read_json(seed / "summary.json") for seed in seeds]
+    # The processes that trained it (torchrun): their BatchNorm statistics and batches differ from one process's.
+    processes = list(dict.fromkeys((s.get("environment") or {}).get("processes", 1) for s in summaries))
+    trained["processes"] = processes[0] if len(processes) == 1 else " / ".join(map(str, processes))
     # IMP and BIMP record every level; other methods one point: the final sparsity.
     steps = [s.get("levels") or [{"sparsity": s["sparsity"], "final_acc": s["final_acc"]}] for s in summaries]
     curve = []
