@@ -215,8 +215,7 @@ def comparison_setup(runs: Sequence[RunRecord]) -> Verdict:
     Runs that train a pruning run's network from scratch (:func:`trained_from_scratch`) are
     left out of the S1-S4.2 ladder and judged against every pruning run by SX-A and SX-B instead.
     """
-    scratch = trained_from_scratch(runs)
-    pruned = [run for run in runs if run not in scratch]
+    pruned, scratch = _pruning_and_scratch(runs)
     budgets = tuple(budget for p in pruned if not p.reinit for s in scratch if (budget := _budget(p, s)))
     if len(pruned) < 2:
         return Verdict(None, None, budgets)
@@ -438,6 +437,12 @@ def trained_from_scratch(runs: Sequence[RunRecord]) -> list[RunRecord]:
     return [run for run in runs if run.reinit and any(_trains_network_of(p, run) for p in pruning)]
 
 
+def _pruning_and_scratch(runs: Sequence[RunRecord]) -> tuple[list[RunRecord], list[RunRecord]]:
+    """The runs as pruning methods (on the ladder) and as training from scratch, in their order."""
+    scratch = trained_from_scratch(runs)
+    return [run for run in runs if run not in scratch], scratch
+
+
 def _trains_network_of(pruned: RunRecord, scratch: RunRecord) -> bool:
     """Whether ``scratch`` trains the network ``pruned`` pruned to: of one task, and after
     weight pruning, on a seed both ran (other seeds find other masks), the same masks."""
@@ -602,9 +607,9 @@ AGAINST_SCRATCH = (
 def task_groups(runs: Sequence[RunRecord]) -> list[list[RunRecord]]:
     """The runs in groups of one dataset, network, granularity and compression or speedup (S1),
     in their order; a run trained from scratch joins every group of its task."""
-    scratch = trained_from_scratch(runs)
+    pruned, scratch = _pruning_and_scratch(runs)
     groups: list[list[RunRecord]] = []
-    for run in (r for r in runs if r not in scratch):
+    for run in pruned:
         home = next((g for g in groups if not _task_difference([g[0], run])), None)
         if home is None:
             groups.append([run])
@@ -631,8 +636,7 @@ def describe_setups(groups: Mapping[str, Sequence[RunRecord]]) -> str:
         split |= len(task) > 1
         for group in task:
             verdict = comparison_setup(group)
-            scratch = trained_from_scratch(group)
-            pruned = [r for r in group if r not in scratch]
+            pruned, scratch = _pruning_and_scratch(group)
             names = " vs ".join(r.name for r in pruned) if len(task) > 1 else ""  # names hold commas
             if str(verdict):
                 entries.append((": ".join(filter(None, [label, names])), str(verdict)))
@@ -669,8 +673,7 @@ def _stricter_pairs(runs: Sequence[RunRecord], together: Verdict) -> dict[str, l
     """The pairs of 3 to MOST_PAIRED pruning runs that meet a stricter setup than all of them
     together (one run of other seeds makes every pair with it S1, not the others), by the
     setup they meet: ``{"S3.1": ["a vs b", ...]}``."""
-    scratch = trained_from_scratch(runs)
-    pruned = [run for run in runs if run not in scratch]
+    pruned, scratch = _pruning_and_scratch(runs)
     if not 3 <= len(pruned) <= MOST_PAIRED:
         return {}
     rank = {setup: i for i, setup in enumerate([None, *SETUPS])}

@@ -149,9 +149,9 @@ def check_augment(recipe: Recipe, data: Dataset) -> None:
     wrong one is said before training, not as a shape error deep inside the model."""
     if not recipe.data.augment or data.augment is None:
         return
-    batch = data.x_train[:2].clone()
+    batch = data.x_train[:2].clone()  # a copy: an augmentation may work in place
     try:
-        augmented = data.augment(batch.clone(), torch.Generator().manual_seed(0))
+        augmented = data.augment(batch, torch.Generator().manual_seed(0))
     except (TypeError, ValueError, RuntimeError, IndexError) as error:
         raise RecipeError(user_error(f"data.augment: the augmentation of dataset {recipe.data.name!r} fails on a batch of shape "
                                      f"{tuple(batch.shape)}", error)) from error  # fmt: skip
