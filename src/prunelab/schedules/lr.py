@@ -89,7 +89,26 @@ class MultiStep:
 
 
 @dataclass(frozen=True)
-class Cosine:
+class _Annealing:
+    """From ``lr`` at step 0 to ``final_lr`` at ``total_steps`` (held afterwards), along a
+    curve each subclass draws from the progress, 0 to 1."""
+
+    lr: float
+    total_steps: int
+    final_lr: float = 0.0
+
+    def __post_init__(self) -> None:
+        check_real("lr", self.lr, 0.0)
+        check_int("total_steps", self.total_steps, 1)
+        check_real("final_lr", self.final_lr, 0.0)
+
+    def _progress(self, step: int) -> float:
+        check_step(step)
+        return min(step, self.total_steps) / self.total_steps
+
+
+@dataclass(frozen=True)
+class Cosine(_Annealing):
     """Half-cosine from ``lr`` at step 0 to ``final_lr`` at ``total_steps`` (held afterwards).
 
     ``final_lr + (lr - final_lr) * (1 + cos(pi * step / total_steps)) / 2``
@@ -98,42 +117,20 @@ class Cosine:
     0.05
     """
 
-    lr: float
-    total_steps: int
-    final_lr: float = 0.0
-
-    def __post_init__(self) -> None:
-        check_real("lr", self.lr, 0.0)
-        check_int("total_steps", self.total_steps, 1)
-        check_real("final_lr", self.final_lr, 0.0)
-
     def __call__(self, step: int) -> float:
-        check_step(step)
-        progress = min(step, self.total_steps) / self.total_steps
-        return self.final_lr + (self.lr - self.final_lr) * (1.0 + math.cos(math.pi * progress)) / 2.0
+        return self.final_lr + (self.lr - self.final_lr) * (1.0 + math.cos(math.pi * self._progress(step))) / 2.0
 
 
 @dataclass(frozen=True)
-class Linear:
+class Linear(_Annealing):
     """Straight line from ``lr`` at step 0 to ``final_lr`` at ``total_steps`` (held afterwards).
 
     >>> Linear(1.0, total_steps=4)(1)
     0.75
     """
 
-    lr: float
-    total_steps: int
-    final_lr: float = 0.0
-
-    def __post_init__(self) -> None:
-        check_real("lr", self.lr, 0.0)
-        check_int("total_steps", self.total_steps, 1)
-        check_real("final_lr", self.final_lr, 0.0)
-
     def __call__(self, step: int) -> float:
-        check_step(step)
-        progress = min(step, self.total_steps) / self.total_steps
-        return self.lr + (self.final_lr - self.lr) * progress
+        return self.lr + (self.final_lr - self.lr) * self._progress(step)
 
 
 @dataclass(frozen=True)
