@@ -19,6 +19,7 @@ import prunelab
 from prunelab import cli, commands
 from prunelab.config import builtin_recipes
 from prunelab.models import MODELS, build_model
+from prunelab.report import format_stat
 from prunelab.train import Trainer
 
 # The default recipe on a tiny budget: a narrow CNN in batches of 500, the same code paths.
@@ -352,7 +353,7 @@ def test_compare_shows_the_values_asked_for(cli_run, capsys) -> None:
     _, _, folder = cli_run
     assert cli.main(["compare", str(folder), "--values", "final_acc, speedup"]) == 0
     rows = table(capsys.readouterr().out)
-    assert rows["run"] == ["final_acc", "speedup"]
+    assert rows["final_acc"] == ["speedup", "run"]
     assert cli.main(["compare", str(folder), "--values", "final,speedup"]) == 2
     assert "prunelab: error: --values: unknown summary value 'final'; known: dense_acc, " in capsys.readouterr().err
 
@@ -395,17 +396,20 @@ def test_compare_prints_a_row_per_run(cli_run, data_dir: Path, capsys) -> None:
     capsys.readouterr()
     assert cli.main(["compare", str(first), str(second)]) == 0
     text = capsys.readouterr().out
-    rows = table(text)
-    # the one setting that differs comes first, then the summaries
-    assert rows["run"] == [
-        "prune.sparsity", "dense_acc", "pruned_acc", "final_acc", "trainability_acc", "sparsity", "parameters",
-        "remaining_parameters", "speedup", "images_per_second", "wall_seconds",
-    ]  # fmt: skip
-    assert len([line for line in text.splitlines() if line.startswith("| oneshot-")]) == 2
-    assert rows[first.name][0] == "0.9" and rows[second.name][0] == "0.5"
-    assert rows[first.name][5] == sparsity_shown(0.9) and rows[second.name][5] == sparsity_shown(0.5)
-    # the same find phase: the same dense accuracy
-    assert rows[first.name][1] == rows[second.name][1]
+    # the summaries first, then the one setting that differs, then the run; the values the runs
+    # share in a line above: the same find phase, the same dense accuracy and model
+    header, _, *lines = [[cell.strip() for cell in line.strip("|").split("|")] for line in text.splitlines() if line.startswith("|")]
+    shared = text.split("\n")[0]
+    values = ["dense_acc", "pruned_acc", "final_acc", "trainability_acc", "sparsity", "parameters", "remaining_parameters",
+              "speedup", "images_per_second", "wall_seconds"]  # fmt: skip
+    assert header[-2:] == ["prune.sparsity", "run"] and header[:-2] == [value for value in values if f" {value} " not in shared]
+    assert {"pruned_acc", "final_acc", "sparsity", "remaining_parameters"} <= set(header)
+    rows = {line[-1]: dict(zip(header, line)) for line in lines}
+    assert list(rows) == [second.name, first.name]  # in the order of the setting that differs
+    assert [rows[first.name]["prune.sparsity"], rows[second.name]["prune.sparsity"]] == ["0.9", "0.5"]
+    assert [rows[first.name]["sparsity"], rows[second.name]["sparsity"]] == [sparsity_shown(0.9), sparsity_shown(0.5)]
+    dense = format_stat("dense_acc", json.loads((first / "summary.json").read_text())["stats"]["dense_acc"])
+    assert text.startswith(f"The same in every run: dense_acc {dense}, parameters ")
 
 
 @pytest.mark.parametrize("command", ["show", "compare"])

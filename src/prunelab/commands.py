@@ -29,7 +29,7 @@ from prunelab.config.load import parse_override, recipe_text, settings_digest
 from prunelab.config.sweep import grid_label, grid_value, load_plan, summary_meanings
 from prunelab.distributed import MainProcessFailed, join_from_environment, leave, world
 from prunelab.report import format_stat, format_table
-from prunelab.report.tables import mean_std, numbered
+from prunelab.report.tables import mean_std, numbered, transposed
 from prunelab.runs.io import read_json, write_text
 from prunelab.train.trainer import TrainingDiverged
 from prunelab.user_code import user_error
@@ -473,7 +473,7 @@ def _layers_table(seed_folders: Sequence[Path]) -> None:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from prunelab.report.runs import LABEL_WIDTH, comparison_rows, describe, load_runs, value_meanings
+    from prunelab.report.runs import comparison_rows, load_runs, run_label, run_names, shared_values, value_meanings
     from prunelab.report.setups import describe_setup, differing_settings
 
     values = None if args.values is None else list(dict.fromkeys(value.strip() for value in args.values.split(",")))
@@ -483,21 +483,41 @@ def _compare(args: argparse.Namespace) -> int:
     folders = _run_folders(args.runs)
     # The settings that tell the runs apart come first (runs of a sweep differ only in their hash otherwise).
     runs = load_runs(folders)
-    rows, columns = comparison_rows(runs, values)
-    # The setup names the runs as the columns tell them apart (by value if one setting does),
-    # or, where that is long, by their numbers in a column of its own, as a report does.
+    rows, columns, shared = comparison_rows(runs, values)
+    # The setup names the runs as a report does: by the settings that differ, or by numbers in a column of their own.
     keys = differing_settings([run.settings for run in runs])
-    names = [str(grid_value(run.settings.get(keys[0]))) if len(keys) == 1 else describe(run.settings, keys) for run in runs]
-    if len(runs) > 1 and not (all(names) and len(set(names)) == len(names) and max(map(len, names)) <= LABEL_WIDTH):
-        names = [f"#{i}" for i in range(1, len(runs) + 1)]
-        rows, columns = numbered(rows, columns)
-    print(format_table(rows, columns))
-    differing = value_meanings(runs, columns, only_differing=True)  # the rest: see `prunelab show`
+    names, by_number = run_names([run_label(run.settings, keys) for run in runs])
+    table = format_table(*(numbered(rows, columns) if by_number else (rows, columns)))
+    # A few runs of many columns (other methods' settings) read better turned, a column per run.
+    if len(runs) > 1 and (width := _terminal_width()) is not None and _width(table) > width:
+        if max(map(len, names)) > TURNED_HEADER_WIDTH:
+            names = [f"#{i}" for i in range(1, len(runs) + 1)]
+        turned = format_table(*transposed(rows, columns[:-1], names))  # the folders' names below, not as a row
+        if _width(turned) < _width(table):
+            table = "\n".join([turned, "", *(f"{name}: {run.folder.name}" for name, run in zip(names, runs))])
+    if shared:
+        print(shared_values(shared) + "\n")
+    print(table)
+    differing = value_meanings(runs, [*columns, *shared], only_differing=True)  # the rest: see `prunelab show`
     if differing:
         print("\n" + "\n".join(item.replace("`", "") for item in differing))
     if len(runs) > 1 and (setup := describe_setup([run.folder for run in runs], names)):
         print(f"\n{setup}")
     return 0
+
+
+#: Runs named by longer labels are numbered in a table turned a column per run.
+TURNED_HEADER_WIDTH = 16
+
+
+def _width(table: str) -> int:
+    return max(map(len, table.splitlines()))
+
+
+def _terminal_width() -> int | None:
+    """The terminal's width in characters; None when the output goes elsewhere (a file, a
+    pipe), which then gets the table as it is, to paste into Markdown."""
+    return shutil.get_terminal_size().columns if sys.stdout.isatty() else None
 
 
 def _report(args: argparse.Namespace) -> int:

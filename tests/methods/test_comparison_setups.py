@@ -81,7 +81,7 @@ def test_scratch_budgets_meet_sx_a_and_sx_b(make_recipe, shared_out) -> None:
     from prunelab.report.runs import comparison_rows, load_runs
 
     results = load_runs([shared_out / run.name for run in (pruned, scratch_e, scratch_b)])
-    rows, columns = comparison_rows(results)
+    rows, columns, _ = comparison_rows(results)
     shown = {row["run"]: row["eval.epochs"] for row in rows}
     assert "eval.epochs" in columns and shown == {pruned.name: 2, scratch_e.name: 5, scratch_b.name: scratch_b.pipeline.retraining.epochs}
     assert {result.settings["eval.epochs"] for result in results} == {2}

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from prunelab import cli
+from prunelab import cli, commands
 from prunelab.config import recipe_yaml, validate
 from prunelab.report.runs import load_run, load_runs, write_report
 from prunelab.report.setups import differing_settings
@@ -77,8 +77,8 @@ def test_runs_over_other_process_counts_say_so_in_a_column(tmp_path: Path) -> No
     environment = {"device": "cpu", "threads": 1, "processes": 2, "torch": "2.3.0", "prunelab": "0.1.0"}
     summary = folders[1] / "seed-0" / "summary.json"
     summary.write_text(json.dumps({**json.loads(summary.read_text()), "environment": environment}))
-    rows, columns = comparison_rows(load_runs(folders))
-    assert columns[:2] == ["run", "processes"] and [row["processes"] for row in rows] == [1, 2]
+    rows, columns, _ = comparison_rows(load_runs(folders))
+    assert columns[-2:] == ["processes", "run"] and [row["processes"] for row in rows] == [1, 2]
     assert "processes" not in comparison_rows(load_runs(folders[:1]))[1]  # alike: no column
 
 
@@ -99,11 +99,13 @@ def test_report_page_tables_and_plots(tmp_path: Path) -> None:
     # the runs differ in their sparsity only: one line of accuracy against sparsity, named by the method
     assert "| oneshot |   50.00% |         90.00% |" in lines and "| oneshot |   90.00% |         70.00% |" in lines
     # the LPR of each run (named by what differs), in percent
-    assert "| layer    | prune.sparsity=0.5 | prune.sparsity=0.9 |" in lines
-    assert "| b.weight |             50.00% |             90.00% |" in lines
-    # the runs side by side, with the summary values they have
-    assert "| run  | prune.sparsity | dense_acc | final_acc | sparsity |" in lines
-    assert "| s0.5 |            0.5 |    95.00% |    90.00% |   50.00% |" in lines
+    assert "| layer    | sparsity=0.5 | sparsity=0.9 |" in lines
+    assert "| b.weight |       50.00% |       90.00% |" in lines
+    # the runs side by side: the summary values they have first, then the settings that differ;
+    # a value every run shares in a line above
+    assert "The same in every run: dense_acc 95.00%." in lines
+    assert "| final_acc | sparsity | prune.sparsity | run  |" in lines
+    assert "|    90.00% |   50.00% |            0.5 | s0.5 |" in lines
     # seed 004's comparison setups: these runs are not even at one sparsity
     assert ("Comparison setup (seed 004): no two runs share a dataset, network, granularity and compression or speedup (S1), "
             "so none are compared: the sparsities (50.00% / 90.00%) differ") in lines  # fmt: skip
@@ -121,7 +123,7 @@ def test_many_differing_settings_number_the_runs(tmp_path: Path) -> None:
                                 {0: {"a.weight": 0.5}}))  # fmt: skip
     folders.append(oneshot_run(tmp_path / "r2", 0.9, 0.7))  # alone at its sparsity
     text = write_report(folders, tmp_path / "report").read_text()
-    assert "| 1 | r0  |          10 |             100 |               0.1 |" in text  # numbered, settings beside
+    assert "| 1 |    90.00% |    80.00% |   50.00% |          10 |             100 |               0.1 |" in text  # numbered
     # seed 004's setups name the runs as the tables do, group by group of one sparsity
     # ordered by the settings that differ: find.epochs first, 10, 10, 11
     assert ("- #1 vs #3: S1: the same dataset, network, granularity and compression or speedup. Not S2: the base models' "
@@ -228,7 +230,7 @@ def test_settings_a_run_never_read_show_as_unread_not_as_their_defaults(tmp_path
                   {0: {"dense_acc": 0.9, "final_acc": 0.8, "sparsity": 0.9}}, {0: {"a.weight": 0.9}})  # fmt: skip
     scheduled = fake_run(tmp_path / "scheduled", {"eval": {"epochs": 2, "optimizer": {"lr": 0.05}}, "seeds": [0]},
                          {0: {"dense_acc": 0.9, "final_acc": 0.8, "sparsity": 0.9}}, {0: {"a.weight": 0.9}})  # fmt: skip
-    rows, columns = comparison_rows([load_run(ft), load_run(scheduled)])
+    rows, columns, _ = comparison_rows([load_run(ft), load_run(scheduled)])
     assert "eval.optimizer.lr" in columns
     assert [row["eval.optimizer.lr"] for row in rows] == ["–", 0.05]
     assert [row["eval.lr_policy"] for row in rows] == ["ft", "null"]  # unset: no policy
@@ -245,7 +247,7 @@ def test_runs_are_compared_in_the_order_of_the_settings_that_differ(tmp_path: Pa
     assert [run.folder.name for run in load_runs(folders)] == ["c", "a", "d", "b"]
     assert cli.main(["compare", *map(str, folders)]) == 0
     table = [line.split("|")[1:3] for line in capsys.readouterr().out.splitlines() if line.startswith("| ")][1:]
-    assert [(run.strip(), stop.strip()) for run, stop in table] == [("c", "1"), ("a", "2"), ("d", "3"), ("b", "null")]
+    assert [(run.strip(), stop.strip()) for stop, run in table] == [("c", "1"), ("a", "2"), ("d", "3"), ("b", "null")]
 
 
 def test_runs_at_one_sparsity_get_no_accuracy_against_sparsity_plot(tmp_path: Path) -> None:
@@ -290,7 +292,7 @@ def test_a_setting_of_another_method_shows_as_unread_not_null(tmp_path: Path) ->
     summary = {0: {"dense_acc": 0.9, "final_acc": 0.8, "sparsity": 0.5}}
     folders = [fake_run(tmp_path / name, {"prune": prune, "seeds": [0]}, summary, {0: {"a.weight": 0.5}})
                for name, prune in (("once", {"method": "oneshot", "sparsity": 0.5}), ("imp", {"method": "imp", "sparsity": 0.5, "rate": 0.5}))]  # fmt: skip
-    rows, columns = comparison_rows(load_runs(folders))
+    rows, columns, _ = comparison_rows(load_runs(folders))
     assert "prune.rate" in columns
     assert {row["run"]: row["prune.rate"] for row in rows} == {"once": "–", "imp": 0.5}
 
@@ -325,18 +327,18 @@ def test_a_methods_own_summary_value_is_compared_by_default(tmp_path: Path, caps
     page = write_report(folders, tmp_path / "report").read_text()
     assert "- `sparsity_updates`: mask updates along the sparsity schedule" in page
     assert cli.main(["compare", *map(str, folders)]) == 0
-    header, _, *rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("|")]
-    assert [cell.strip() for cell in header.split("|")][-2] == "sparsity_updates"
-    assert {row.split("|")[2].strip(): row.split("|")[-2].strip() for row in rows} == {"oneshot": "", "gmp": "60"}
+    header, _, *rows = [[cell.strip() for cell in line.split("|")] for line in capsys.readouterr().out.splitlines() if line.startswith("|")]
+    assert header[2] == "sparsity_updates"  # after the numbers; the values every run shares said above
+    assert {row[-2]: row[2] for row in rows} == {"oneshot": "", "gmp": "60"}
 
 
 def test_a_sweeps_report_keeps_its_order_and_names_runs_by_the_grid_values_that_differ(tmp_path: Path) -> None:
     folders = [oneshot_run(tmp_path / "runs" / f"s{s}", s, 0.8) for s in (0.9, 0.5)]
     results = [({"prune.sparsity": 0.9, "eval.epochs": 2}, folders[0]), ({"prune.sparsity": 0.5, "eval.epochs": 2}, folders[1])]
     text = write_report(folders, tmp_path / "report", sweep=(results, None)).read_text()
-    runs = [line.split("|")[1].strip() for line in text.split("## Runs")[1].splitlines() if line.startswith("| s")]
+    runs = [line.split("|")[-2].strip() for line in text.split("## Runs")[1].split("\n## ")[0].splitlines() if line.startswith("| ")][1:]
     assert runs == ["s0.9", "s0.5"]  # the sweep's order, not the settings' (0.5 first)
-    assert re.search(r"\| layer +\| prune\.sparsity=0\.9 \| prune\.sparsity=0\.5 \|", text), text  # eval.epochs is every run's
+    assert re.search(r"\| layer +\| sparsity=0\.9 \| sparsity=0\.5 \|", text), text  # eval.epochs is every run's
     assert "## Comparison setup" in text  # no table judged the setups
 
 
@@ -367,7 +369,7 @@ def test_a_run_has_one_colour_in_every_plot_of_a_report(tmp_path: Path, monkeypa
     # A line per run (its eval.epochs; the sparsity is on x), a bar per run that has LPR (named with its sparsity).
     lines, bars = colours["accuracy_vs_sparsity.png"], colours["layer_sparsity.png"]
     assert list(lines) == ["eval.epochs=2", "eval.epochs=3", "eval.epochs=4"] and len(set(lines.values())) == 3
-    assert bars == {"prune.sparsity=0.5, eval.epochs=2": lines["eval.epochs=2"], "prune.sparsity=0.9, eval.epochs=4": lines["eval.epochs=4"]}
+    assert bars == {"sparsity=0.5, eval.epochs=2": lines["eval.epochs=2"], "sparsity=0.9, eval.epochs=4": lines["eval.epochs=4"]}
     # ten runs on one line and one on another: the lines in their own colours, not both in the first run's (#1 and #11)
     many = []
     for i, (epochs, sparsity) in enumerate([*((2, 0.05 * k) for k in range(1, 11)), (3, 0.5)]):
@@ -399,4 +401,44 @@ def test_compare_names_runs_in_its_setup_as_its_columns_tell_them_apart(tmp_path
              for policy, decay, smoothing in (("ft", 1e-4, 0.1), ("lrw", 2e-4, 0.2), ("allr", 3e-4, 0.3))}  # fmt: skip
     assert cli.main(["compare", *map(str, runs(tmp_path / "many", apart))]) == 0
     rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
-    assert [row[:2] for row in rows] == [["#", "run"], ["1", "ft"], ["2", "lrw"], ["3", "allr"]]  # by the first setting apart, the weight decay
+    assert [[row[0], row[-1]] for row in rows] == [["#", "run"], ["1", "ft"], ["2", "lrw"], ["3", "allr"]]  # by the first setting apart, the weight decay
+
+
+def test_compare_turns_a_table_wider_than_the_terminal_a_column_per_run(tmp_path: Path, capsys, monkeypatch) -> None:
+    """Runs of other methods differ in a dozen settings: on a terminal too narrow for a row per
+    run, a row per value and setting, the runs numbered and named below; into a file, as it is."""
+    summary = {0: {"dense_acc": 0.9, "final_acc": 0.8, "sparsity": 0.5}}
+    prunes = {"once": {"method": "oneshot", "sparsity": 0.5}, "gradual": {"method": "gmp", "sparsity": 0.5},
+              "iterative": {"method": "imp", "sparsity": 0.5, "rate": 0.2}}  # fmt: skip
+    folders = [fake_run(tmp_path / name, {"prune": prune, "seeds": [0]}, summary, {0: {"a.weight": 0.5}}) for name, prune in prunes.items()]
+    assert cli.main(["compare", *map(str, folders)]) == 0
+    as_is = capsys.readouterr().out
+    monkeypatch.setattr(commands, "_terminal_width", lambda: 100)
+    assert cli.main(["compare", *map(str, folders)]) == 0
+    turned = capsys.readouterr().out
+    wide = max(len(line) for line in as_is.splitlines() if line.startswith("|"))
+    assert wide > 100 > max(len(line) for line in turned.splitlines() if line.startswith("|"))
+    rows = {cells[0]: cells[1:] for cells in ([c.strip() for c in line.strip("|").split("|")] for line in turned.splitlines() if line.startswith("| "))}
+    order = [run.folder.name for run in load_runs(folders)]
+    assert rows[""] == ["#1", "#2", "#3"] and rows["prune.method"] == [{"once": "oneshot", "gradual": "gmp", "iterative": "imp"}[n] for n in order]
+    assert rows["prune.rate"] == ["0.2" if name == "iterative" else "–" for name in order]
+    assert [f"#{i}: {name}" for i, name in enumerate(order, 1)] == [line for line in turned.splitlines() if line.startswith("#")]
+    assert "The same in every run: dense_acc 90.00%, final_acc 80.00%, sparsity 50.00%." in turned
+
+
+def test_runs_of_the_same_layerwise_ratios_are_one_bar_named_by_what_they_share(tmp_path: Path) -> None:
+    """A sweep over retraining policies prunes the same masks at each sparsity: a bar per
+    sparsity, not per run."""
+    from prunelab.config.sweep import TableSpec
+
+    results = []
+    for sparsity in (0.5, 0.9):
+        for policy in ("ft", "lrw", "llr"):
+            recipe = {"prune": {"method": "oneshot", "sparsity": sparsity}, "eval": {"lr_policy": policy}, "seeds": [0]}
+            folder = fake_run(tmp_path / f"{policy}{sparsity}", recipe, {0: {"dense_acc": 0.9, "final_acc": 0.8, "sparsity": sparsity}},
+                              {0: {"a.weight": sparsity / 2, "b.weight": sparsity}})  # fmt: skip
+            results.append(({"prune.sparsity": sparsity, "eval.lr_policy": policy}, folder))
+    spec = TableSpec(rows="eval.lr_policy", columns=["prune.sparsity"])
+    page = write_report([f for _, f in results], tmp_path / "report", sweep=(results, spec)).read_text()
+    lpr = page.split("## Layerwise pruning ratios of the final masks")[1]
+    assert "| layer    | sparsity=0.5 | sparsity=0.9 |" in lpr and "| b.weight |       50.00% |       90.00% |" in lpr

@@ -291,7 +291,10 @@ def plot_layer_sparsity(lprs: dict[str, dict[str, float]], path: Path, positions
         # The 10 colours repeat past 10 runs: each round of them gets its own hatching.
         hatch = (None, "//", "..", "xx", "\\\\")[i // 10 % 5]
         ax.bar(x, [100 * lpr.get(layer, 0.0) for layer in layers], width, label=name, color=f"C{i % 10}", hatch=hatch)
-    ax.set_xticks(range(len(layers)), layers, rotation=45, ha="right", fontsize=7)
+    if len(layers) <= 6:  # few enough to label level
+        ax.set_xticks(range(len(layers)), layers, fontsize=8)
+    else:
+        ax.set_xticks(range(len(layers)), layers, rotation=45, ha="right", fontsize=7)
     ax.set_ylabel("pruned in the layer (%)")
     ax.set_ylim(0, 100)
     _legend_below(fig, ax)

@@ -14,14 +14,13 @@ from __future__ import annotations
 import re
 import shutil
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from prunelab.config import load_run_recipe, run_settings
 from prunelab.config.sweep import (
     TableSpec,
-    grid_label,
     grid_value,
     summary_meanings,
 )
@@ -52,6 +51,7 @@ from prunelab.report.tables import (
     numbered,
     pivot,
     pivot_columns,
+    short_labels,
 )
 from prunelab.runs.io import RUN_AGAIN, DamagedRunError, read_json, write_bytes, write_text
 from prunelab.runs.session import finished_seeds
@@ -251,21 +251,39 @@ def sweep_table(results: list[tuple[dict[str, object], Path]], spec: TableSpec) 
     return "\n\n".join(part for part in parts if part)
 
 
-def comparison_rows(runs: list[RunResults], values: list[str] | None = None) -> tuple[list[dict], list[str]]:
-    """One row per run (its name, the settings that differ, the summary ``values``, by
-    default every one any of them has), and the columns."""
+def comparison_rows(runs: list[RunResults], values: list[str] | None = None) -> tuple[list[dict], list[str], dict[str, str]]:
+    """One row per run: the summary ``values`` first, where a reader looks for the results,
+    then the settings that differ, then the run's folder name; the columns; and, when the
+    values are not given (every one any run has), those every run shares, as shown, left
+    out of the rows: ``{value: text}``."""
     shown = [{**run.settings, **run.trained} for run in runs]
     differing = differing_settings(shown)
+    shared: dict[str, str] = {}
     if values is None:  # the standard values, and a method's own (GMP's sparsity_updates)
         known = dict.fromkeys(key for run in runs for key in summary_meanings(str(run.settings.get("prune.method"))))
         values = [key for key in known if any(key in run.stats for run in runs)]
+        if len(runs) > 1:
+            for key in values:
+                cells = {format_stat(key, run.stats.get(key)) for run in runs}
+                if len(cells) == 1 and (cell := cells.pop()):
+                    shared[key] = cell
+            values = [key for key in values if key not in shared]
     rows = [
         # A setting of another method (IMP's rate, for a one-shot run) is not this run's: unread.
-        {"run": run.folder.name, **{key: grid_value(settings[key]) if key in settings else UNREAD for key in differing},
-         **{key: format_stat(key, run.stats.get(key)) for key in values}}
+        {**{key: format_stat(key, run.stats.get(key)) for key in values},
+         **{key: grid_value(settings[key]) if key in settings else UNREAD for key in differing}, "run": run.folder.name}
         for run, settings in zip(runs, shown)
     ]  # fmt: skip
-    return rows, ["run", *differing, *values]
+    return rows, [*values, *differing, "run"], shared
+
+
+def shared_values(shared: dict[str, str]) -> str:
+    """The summary values every run shares, in one line.
+
+    >>> shared_values({"sparsity": "90.00%", "parameters": "28,298"})
+    'The same in every run: sparsity 90.00%, parameters 28,298.'
+    """
+    return f"The same in every run: {', '.join(f'{key} {text}' for key, text in shared.items())}." if shared else ""
 
 
 def value_meanings(runs: list[RunResults], columns: list[str], only_differing: bool = False) -> list[str]:
@@ -283,13 +301,33 @@ def value_meanings(runs: list[RunResults], columns: list[str], only_differing: b
     return items
 
 
-def describe(settings: dict[str, object], keys: list[str]) -> str:
-    """``key=value, ...`` of the given settings.
+def run_label(values: Mapping[str, object], keys: Sequence[str], leaving_out: Sequence[str] = ()) -> str:
+    """A run by the ``values`` of the ``keys`` that tell runs apart (its settings, or its grid
+    values in a sweep), each key by its shortest ending no other setting shares; a key
+    without a value (a setting of another method, which the run never read) left out. Where
+    one key tells the runs apart and its values are names (LR policies, arms), by the name.
 
-    >>> describe({"eval.lr_policy": "ft", "prune.sparsity": 0.9}, ["prune.sparsity", "eval.lr_policy"])
-    'prune.sparsity=0.9, eval.lr_policy=ft'
+    >>> run_label({"eval.lr_policy": "ft", "prune.sparsity": 0.9}, ["prune.sparsity", "eval.lr_policy", "prune.rate"])
+    'sparsity=0.9, lr_policy=ft'
+    >>> run_label({"eval.lr_policy": "ft", "prune.sparsity": 0.9}, ["eval.lr_policy"])
+    'ft'
     """
-    return ", ".join(f"{key}={grid_value(settings.get(key))}" for key in keys)
+    if len(keys) == 1 and isinstance(name := values.get(keys[0]), str) and not leaving_out:
+        return name
+    short = short_labels(keys)
+    return ", ".join(f"{short[key]}={grid_value(values[key])}" for key in keys if key in values and key not in leaving_out)
+
+
+def run_names(labels: Sequence[str]) -> tuple[list[str], bool]:
+    """The names tables, legends and setups give runs: their labels (:func:`run_label`), or
+    their numbers (``#1``) where a label is long, empty or another run's too; and whether numbered.
+
+    >>> run_names(["lr_policy=ft", "lr_policy=lrw"]), run_names(["a", "a"])
+    ((['lr_policy=ft', 'lr_policy=lrw'], False), (['#1', '#2'], True))
+    """
+    if len(labels) > 1 and not (all(labels) and len(set(labels)) == len(labels) and max(map(len, labels)) <= LABEL_WIDTH):
+        return [f"#{i}" for i in range(1, len(labels) + 1)], True
+    return list(labels), False
 
 
 def distance_rows(distances: dict[str, dict[int, tuple[float, float]]]) -> list[dict[str, object]]:
@@ -345,15 +383,13 @@ def write_report(
         order = list(grid)
         runs.sort(key=lambda run: order.index(run.folder.resolve()))
 
-    def label(run: RunResults, leaving_out: tuple[str, ...] = ()) -> str:
-        if grid:
-            assignment = grid[run.folder.resolve()]
-            return grid_label({key: assignment[key] for key in varying if key in assignment and key not in leaving_out})
-        return describe(run.settings, [key for key in differing if key not in leaving_out])
+    keys = varying if grid else differing
 
-    # Numbered when those names are long.
-    by_number = max(len(label(run)) for run in runs) > LABEL_WIDTH
-    names = [f"#{i}" if by_number else label(run) or run.folder.name for i, run in enumerate(runs, 1)]
+    def label(run: RunResults, leaving_out: tuple[str, ...] = ()) -> str:
+        return run_label(grid[run.folder.resolve()] if grid else run.settings, keys, leaving_out)
+
+    names, by_number = run_names([label(run) for run in runs])
+    names = [name or run.folder.name for name, run in zip(names, runs)]  # a run alone has nothing to tell apart
     positions = {name: i for i, name in enumerate(names)}  # a run has one colour in every plot: its place among the runs
 
     judged = sweep is not None and sweep[1] is not None  # a table that judges the runs' setups itself
@@ -362,16 +398,26 @@ def write_report(
     if judged:
         plot_sweep(*sweep, out / "sweep.png")
         lines += ["## The sweep's table", "", sweep_table(*sweep), "", "![the sweep's table](sweep.png)", ""]
-    rows, columns = comparison_rows(runs)
+    rows, columns, shared = comparison_rows(runs)
     if by_number:
         rows, columns = numbered(rows, columns)
-    lines += ["## Runs", "", format_table(rows, columns), "", *value_meanings(runs, columns), ""]
+    lines += ["## Runs", "", *([shared_values(shared), ""] if shared else []), format_table(rows, columns), "",
+              *value_meanings(runs, [*columns, *shared]), ""]
     # Seed 004's setups, runs named as above; a sweep's table has already judged its columns.
     setup = describe_setup([run.folder for run in runs], names) if len(runs) > 1 and not judged else ""
     if setup:
         lines += ["## Comparison setup", "", setup, ""]
     lines += _accuracy_section(runs, names, [label(run, leaving_out=("prune.sparsity",)) for run in runs], out)
-    lines += _lpr_section(runs, names, positions, out)
+    def shared_name(members: list[int]) -> str:
+        """A group of runs by what they share (what differs within it left out), else by their names."""
+        if len(members) == 1:
+            return names[members[0]]
+        value = (lambda run, key: grid[run.folder.resolve()].get(key)) if grid else (lambda run, key: run.settings.get(key))
+        within = tuple(key for key in keys if len({repr(value(runs[i], key)) for i in members}) > 1)
+        text = label(runs[members[0]], leaving_out=within)
+        return text if text and len(text) <= LEGEND_WIDTH else joined([names[i] for i in members])
+
+    lines += _lpr_section(runs, names, shared_name, positions, out)
     lines += _lpr_during_find_section(runs, names, positions, out)
     lines += ["## Training", ""]
     for name, run in zip(names, runs):
@@ -380,6 +426,23 @@ def write_report(
     page = out / "report.md"
     write_text(page, "\n".join(lines))
     return page
+
+
+def joined(names: list[str]) -> str:
+    """Names of runs alike, numbers in ranges.
+
+    >>> joined(["#1", "#2", "#3", "#5"]), joined(["ft", "lrw"])
+    ('#1-#3 = #5', 'ft = lrw')
+    """
+    if not all(re.fullmatch(r"#\d+", name) for name in names):
+        return " = ".join(names)
+    ranges: list[list[int]] = []
+    for number in sorted(int(name[1:]) for name in names):
+        if ranges and number == ranges[-1][-1] + 1:
+            ranges[-1][1:] = [number]
+        else:
+            ranges.append([number])
+    return " = ".join("-".join(f"#{n}" for n in r) for r in ranges)
 
 
 def _copy(plot: Path, run: RunResults, name: str, out: Path) -> str:
@@ -418,12 +481,20 @@ def _accuracy_section(runs: list[RunResults], names: list[str], shared: list[str
             format_table(points), ""]  # fmt: skip
 
 
-def _lpr_section(runs: list[RunResults], names: list[str], positions: dict[str, int], out: Path) -> list[str]:
-    """The layerwise pruning ratios of the runs' final masks, plotted and tabulated."""
-    lprs = {name: run.layer_sparsity for name, run in zip(names, runs) if run.layer_sparsity}
-    if not lprs:
+def _lpr_section(runs: list[RunResults], names: list[str], shared_name: Callable[[list[int]], str], positions: dict[str, int],
+                 out: Path) -> list[str]:  # fmt: skip
+    """The layerwise pruning ratios of the runs' final masks, plotted and tabulated; runs of
+    the same ratios (a sweep over retraining, on the same masks) as one, named by
+    ``shared_name`` of their indices, in the first one's colour."""
+    groups: dict[tuple, list[int]] = {}
+    for i, run in enumerate(runs):
+        if run.layer_sparsity:
+            groups.setdefault(tuple((layer, round(ratio, 9)) for layer, ratio in run.layer_sparsity.items()), []).append(i)
+    if not groups:
         return []
-    plot_layer_sparsity(lprs, out / "layer_sparsity.png", positions)
+    lprs = {shared_name(members): runs[members[0]].layer_sparsity for members in groups.values()}
+    colours = {name: positions[names[members[0]]] for name, members in zip(lprs, groups.values())}
+    plot_layer_sparsity(lprs, out / "layer_sparsity.png", colours)
     layer_names = list(dict.fromkeys(layer for lpr in lprs.values() for layer in lpr))
     table = [{"layer": layer, **{name: f"{100 * lpr[layer]:.2f}%" if layer in lpr else "" for name, lpr in lprs.items()}}
              for layer in layer_names]  # fmt: skip

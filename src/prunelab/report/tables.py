@@ -55,6 +55,16 @@ def numbered(rows: Sequence[Mapping[str, object]], columns: Sequence[str]) -> tu
     return [{"#": i, **row} for i, row in enumerate(rows, start=1)], ["#", *columns]
 
 
+def transposed(rows: Sequence[Mapping[str, object]], columns: Sequence[str], names: Sequence[str]) -> tuple[list[dict], list[str]]:
+    """``rows`` turned a quarter, for a few rows of many columns: a row per column, a column
+    per row, named by ``names``.
+
+    >>> transposed([{"acc": 0.9, "lr": 0.1}, {"acc": 0.8, "lr": 0.2}], ["acc", "lr"], ["#1", "#2"])
+    ([{'': 'acc', '#1': 0.9, '#2': 0.8}, {'': 'lr', '#1': 0.1, '#2': 0.2}], ['', '#1', '#2'])
+    """
+    return [{"": column, **{name: row.get(column) for name, row in zip(names, rows)}} for column in columns], ["", *names]
+
+
 def _is_number(value: object) -> bool:
     """Numbers, and numbers already formatted (``93.90% ± 0.50``, bold too), are right-aligned."""
     if isinstance(value, str):
