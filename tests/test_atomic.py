@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from prunelab import atomic
 from prunelab.atomic import atomic_write
 
 
@@ -71,3 +72,18 @@ def test_a_folder_flush_failing_otherwise_is_an_error(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "fsync", failing)
     with pytest.raises(OSError, match="Input/output error"), atomic_write(tmp_path / "summary.json") as file:
         file.write(b"{}")
+
+
+def test_a_write_removes_what_a_killed_write_to_its_file_left(tmp_path: Path) -> None:
+    """A kill between the temporary file and the rename leaves the temporary file: the next
+    write to that file removes it; one written since this process started may be a write
+    going on beside this one, and the files of other targets are not this write's to remove."""
+    killed, ongoing, other = (tmp_path / name for name in (".table.md.0badf00d.tmp", ".table.md.1badf00d.tmp", ".report.md.2badf00d.tmp"))
+    for leftover in (killed, ongoing, other):
+        leftover.write_bytes(b"half")
+    for old in (killed, other):
+        os.utime(old, (atomic.STARTED - 60, atomic.STARTED - 60))
+    with atomic.atomic_write(tmp_path / "table.md") as file:
+        file.write(b"whole")
+    assert (tmp_path / "table.md").read_bytes() == b"whole"
+    assert not killed.exists() and ongoing.exists() and other.exists()

@@ -866,3 +866,16 @@ def test_an_error_an_imported_module_raises_is_said_as_the_module_s(tmp_path: Pa
     assert capsys.readouterr().err == f"prunelab: error: --import raising_models: {error} ({tmp_path / 'raising_models.py'}, line 2)\n"
     assert cli.main(["recipes", "--import", ""]) == 2
     assert "--import needs a module's name" in capsys.readouterr().err
+
+
+def test_ctrl_c_while_torch_loads_is_one_line(monkeypatch, capsys) -> None:
+    """The first second of a command imports torch, before the command's own Ctrl-C handling."""
+    import types
+
+    class Loading(types.ModuleType):
+        def __getattr__(self, name: str):
+            raise KeyboardInterrupt
+
+    monkeypatch.setitem(sys.modules, "prunelab.commands", Loading("prunelab.commands"))
+    assert cli.main(["show", "runs/x"]) == 130
+    assert capsys.readouterr().err == "prunelab: interrupted before the command started\n"

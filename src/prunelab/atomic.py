@@ -5,11 +5,17 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import glob
 import os
 import secrets
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
+
+
+#: Temporary files last written before this process started are a kill's leftovers, not a write going on beside it.
+STARTED = time.time()
 
 
 @contextlib.contextmanager
@@ -17,6 +23,7 @@ def atomic_write(path: str | Path) -> Iterator[BinaryIO]:
     """Open a new temporary file beside ``path`` for binary writing. When the block ends, the
     file is flushed to disk and renamed to ``path``, and the rename is flushed too; if anything
     fails, the temporary file is removed and the error passes through, leaving ``path`` as it was.
+    Temporary files of earlier writes to ``path`` that a kill left are removed first.
 
     >>> import tempfile
     >>> target = Path(tempfile.mkdtemp()) / "x.bin"
@@ -27,6 +34,10 @@ def atomic_write(path: str | Path) -> Iterator[BinaryIO]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    for leftover in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):  # of a write to this path that was killed
+        with contextlib.suppress(FileNotFoundError):  # renamed meanwhile by the write it belongs to
+            if leftover.stat().st_mtime < STARTED:
+                leftover.unlink()
     temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     # Mode 0o666 under the umask, as any other file: not tempfile.mkstemp's private 0o600.
     handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)

@@ -76,8 +76,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     report.add_argument("--out", default="report", help="folder for report.md and its plots (default: report)")
 
     args = parser.parse_args(argv)
-    from prunelab.commands import execute  # torch and the rest: only for a command that runs
-
+    try:
+        from prunelab.commands import execute  # torch and the rest: only for a command that runs
+    except KeyboardInterrupt:  # Ctrl-C while torch loads: nothing has started yet
+        print(("\n" if sys.stderr.isatty() else "") + "prunelab: interrupted before the command started", file=sys.stderr)
+        return 130
     return execute(args)
 
 

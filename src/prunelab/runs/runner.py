@@ -37,7 +37,6 @@ import logging
 import os
 import re
 import sys
-import time
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -45,6 +44,7 @@ from pathlib import Path
 import torch
 
 from prunelab import __version__
+from prunelab.atomic import STARTED
 from prunelab.config import (
     Recipe,
     RecipeError,
@@ -450,10 +450,6 @@ def shared_find(out: Path, recipe: Recipe, seed: int, data, device: torch.device
             log.info("%s: trained before, kept for every run with this find phase (%s)", progress_label(recipe, seed, "find"), folder)
         find(session)
     return folder
-
-
-#: When this process started: a temporary file last written before then is no other run's write in progress.
-STARTED = time.time()
 
 
 def remove_orphans(folder: Path, locked: bool) -> None:
