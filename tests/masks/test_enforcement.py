@@ -1,6 +1,7 @@
 """Pruned weights, their gradients and their optimizer state stay exactly zero in training."""
 
 import copy
+import re
 import shutil
 from collections.abc import Callable
 
@@ -509,3 +510,69 @@ def test_mask_gradients_lets_clipping_count_kept_weights_only(attached):
     for name, param in model.named_parameters():
         expected = kept[list(raw).index(name)] * (1e-3 / (expected_norm.item() + 1e-6))
         torch.testing.assert_close(param.grad, expected)
+
+
+@pytest.mark.parametrize("make_optimizer", OPTIMIZERS.values(), ids=OPTIMIZERS.keys())
+def test_rewinding_while_attached_is_masked_by_the_next_step(make_optimizer):
+    """IMP's rewind, ``model.load_state_dict(earlier)``, puts the pruned weights back; the
+    next step sees the write (the weights' version counters) and zeroes them, their
+    gradients and their state before it steps, with no apply() in the loop."""
+    model = mlp()
+    start = copy.deepcopy(model.state_dict())
+    optimizer = make_optimizer(model.parameters())
+    pruner = Pruner(model)
+    pruner.attach(optimizer)
+    for step in range(3):
+        train_step(model, optimizer, step)
+    pruner.prune(0.6)
+    model.load_state_dict(start)
+    assert not pruned_weights_are_zero(pruner)
+    for step in range(3, 6):
+        train_step(model, optimizer, step)
+        assert_pruned_entries_zero(pruner, optimizer)
+    assert "not zero" not in repr(pruner)
+
+
+def test_masks_set_by_hand_are_enforced_after_apply():
+    """Masks of one's own (an N:M pattern) put in ``masks`` while attached: apply() makes the
+    step use them, not the products of the masks before."""
+    model = mlp()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    pruner = Pruner(model)
+    pruner.prune(0.5)
+    pruner.attach(optimizer)
+    two_of_four = torch.zeros(32, 20, dtype=torch.bool)
+    two_of_four[:, ::2] = True
+    pruner.masks["0.weight"] = two_of_four
+    pruner.apply()
+    for step in range(3):
+        train_step(model, optimizer, step)
+        assert_pruned_entries_zero(pruner, optimizer)
+    assert pruner.layer_sparsity()["0.weight"] == 0.5 and bool((model[0].weight[:, ::2] != 0).all())
+
+
+@pytest.mark.parametrize("mask, expected", [
+    (torch.ones(32, 20), "the mask of '0.weight' must be a bool tensor of shape (32, 20) (True = kept), got a torch.float32 tensor of shape (32, 20)"),
+    (torch.ones(20, 32, dtype=torch.bool), "got a torch.bool tensor of shape (20, 32)"),
+    ([True] * 640, "got list"),
+])  # fmt: skip
+def test_a_mask_set_by_hand_of_another_kind_is_named(mask, expected):
+    pruner = Pruner(mlp())
+    pruner.prune(0.5)
+    pruner.masks["0.weight"] = mask
+    with pytest.raises(ValueError, match=re.escape(expected)):
+        pruner.apply()
+
+
+def test_printing_a_pruner_counts_pruned_weights_written_since():
+    """Rewound with no optimizer attached, the weights are dense again under the masks: said."""
+    model = mlp()
+    start = copy.deepcopy(model.state_dict())
+    pruner = Pruner(model)
+    pruner.prune(0.5)
+    assert "not zero" not in repr(pruner)
+    model.load_state_dict(start)
+    pruned = sum(int((~mask).sum()) for mask in pruner.masks.values())
+    assert repr(pruner).endswith(f", 50.00% pruned, {pruned:,} pruned weights not zero: apply() zeroes them)")
+    pruner.apply()
+    assert repr(pruner) == f"Pruner(3 tensors, {sum(p.numel() for p in pruner.parameters.values()):,} weights, 50.00% pruned)"

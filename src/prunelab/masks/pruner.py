@@ -87,6 +87,9 @@ class Pruner:
         self._hooks: dict[int, tuple[weakref.ref, list, weakref.finalize]] = {}
         # Attached optimizers (by id) with an eps that is 0 in a pruned weight's dtype.
         self._eps_vanishes: set[int] = set()
+        # The version counters of the enforced weights after the last step or apply(): one that
+        # moved before the next step means the weights were written (rewinding), to mask again.
+        self._versions: list[int] = []
 
     # -- pruning -----------------------------------------------------------------------
 
@@ -189,9 +192,14 @@ class Pruner:
     def apply(self) -> None:
         """Zero the pruned weights, their gradients and attached optimizers' state for them.
 
-        Call it after writing weights into the model (e.g. rewinding to earlier weights), and
-        after changing an attached optimizer's param groups (``add_param_group``).
+        An attached optimizer's next step does this itself after weights were written into
+        the model (rewinding with ``model.load_state_dict``). Call it after writing weights
+        while no optimizer is attached, after changing an attached optimizer's param groups
+        (``add_param_group``), and after setting masks of one's own (N:M, another tool's) in
+        :attr:`masks`, a bool tensor of its weight's shape each (True = kept).
         """
+        self._check_masks()
+        self._enforced = None  # the products, made again from the masks as they are now
         self._follow_model()
         self._check_eps()
         # Off the per-step path: fills, which zero an inf or NaN too (a product keeps NaN).
@@ -205,6 +213,21 @@ class Pruner:
                     for value in optimizer.state.get(param, {}).values():
                         if isinstance(value, Tensor) and value.shape == param.shape:
                             value.masked_fill_(pruned, 0)
+        self._versions = self._weight_versions()
+
+    def _check_masks(self) -> None:
+        """Masks set in :attr:`masks` by hand: a bool tensor of its weight's shape for a prunable weight."""
+        for name, mask in self.masks.items():
+            if name not in self.parameters:
+                raise ValueError(f"masks has {name!r}, which is no prunable parameter; prunable parameters are: {', '.join(self.parameters)}")
+            if not isinstance(mask, Tensor) or mask.dtype != torch.bool or mask.shape != self.parameters[name].shape:
+                given = f"a {mask.dtype} tensor of shape {tuple(mask.shape)}" if isinstance(mask, Tensor) else type(mask).__name__
+                raise ValueError(f"the mask of {name!r} must be a bool tensor of shape {tuple(self.parameters[name].shape)} "
+                                 f"(True = kept), got {given}")  # fmt: skip
+
+    def _weight_versions(self) -> list[int]:
+        """The version counters of the enforced weights, which every write into them moves."""
+        return [param._version for param, _ in self._enforced or ()]
 
     def _products(self) -> list[tuple[nn.Parameter, Tensor]]:
         """(weight, mask in the weight's dtype) for every tensor with pruned entries: in the
@@ -268,8 +291,9 @@ class Pruner:
         so they are for Adam and AdamW if eps is 0 in the weights' dtype, as 1e-8 is in float16).
         Uses the optimizer's own hooks; nothing of the model or optimizer is replaced. While
         attached, the pruner holds a copy of each pruned tensor's mask in the weight's dtype
-        (fast to multiply by). Weights written into the model later (e.g. rewinding) need
-        :meth:`apply`. A copy of the pruner (``copy.deepcopy``, pickle) is not attached.
+        (fast to multiply by). Weights written into the model later (rewinding with
+        ``model.load_state_dict``) are masked again before the next step, which sees them
+        written by their version counters. A copy of the pruner (``copy.deepcopy``, pickle) is not attached.
         Gradient clipping between ``backward()`` and the step sees the gradients of pruned
         weights unless :meth:`mask_gradients` is called first. An optimizer that trains none of
         the pruned weights (another model's) is a ValueError.
@@ -290,8 +314,7 @@ class Pruner:
             optimizer.register_step_pre_hook(self._before_step),
             optimizer.register_load_state_dict_post_hook(self._after_optimizer_load),
         ]
-        if type(optimizer) is not torch.optim.SGD:  # SGD has no eps that could vanish
-            handles.append(optimizer.register_step_post_hook(self._after_step))
+        handles.append(optimizer.register_step_post_hook(self._after_step))
         key = id(optimizer)
         self._hooks[key] = (weakref.ref(optimizer), handles, weakref.finalize(optimizer, self._forget, key))
         self._enforced = None  # rebuilt by apply(), which also checks the new optimizer's eps
@@ -319,7 +342,7 @@ class Pruner:
 
     def __getstate__(self) -> dict:
         # The hooks live in the original's optimizers: a copy (deepcopy, pickle) starts detached.
-        return {**self.__dict__, "_hooks": {}, "_enforced": None, "_eps_vanishes": set()}
+        return {**self.__dict__, "_hooks": {}, "_enforced": None, "_eps_vanishes": set(), "_versions": []}
 
     def detach(self, optimizer: torch.optim.Optimizer | None = None) -> None:
         """Stop enforcing the masks for ``optimizer`` (all optimizers if None)."""
@@ -327,10 +350,13 @@ class Pruner:
             self._forget(key)
 
     def _before_step(self, _optimizer: torch.optim.Optimizer, args: tuple, kwargs: dict) -> tuple[tuple, dict] | None:
-        """Mask the gradients; with ``step(closure)``, also those the closure computes.
+        """Mask the gradients (and the weights, if written since the last step); with
+        ``step(closure)``, also the gradients the closure computes.
 
         ``args`` are those of ``optimizer.step``, the optimizer itself first.
         """
+        if self._versions != self._weight_versions():
+            self.apply()
         self.mask_gradients()
         closure = args[1] if len(args) > 1 else kwargs.get("closure")
         if closure is None:
@@ -390,6 +416,7 @@ class Pruner:
             self._mask_weights(fill=True)
         elif type(optimizer) not in ZERO_PRESERVING_OPTIMIZERS:
             self._mask_weights()
+        self._versions = self._weight_versions()
 
     @torch.no_grad()
     def _mask_weights(self, fill: bool = False) -> None:
@@ -427,7 +454,11 @@ class Pruner:
         weights = sum(p.numel() for p in self.parameters.values())
         hooked, tensors = len(self._hooks), len(self.parameters)
         attached = f", attached to {hooked} optimizer{'s' if hooked > 1 else ''}" if hooked else ""
-        return f"Pruner({tensors} tensor{'s' if tensors != 1 else ''}, {weights:,} weights, {self.sparsity():.2%} pruned{attached})"
+        # Weights written since the masks were applied (rewinding with no optimizer attached) train as if unpruned.
+        with torch.no_grad():
+            live = sum(int(self.parameters[name][~mask.to(self.parameters[name].device)].count_nonzero()) for name, mask in self.masks.items())
+        unmasked = f", {live:,} pruned weights not zero: apply() zeroes them" if live else ""
+        return f"Pruner({tensors} tensor{'s' if tensors != 1 else ''}, {weights:,} weights, {self.sparsity():.2%} pruned{attached}{unmasked})"
 
     def sparsity(self) -> float:
         """Fraction of the prunable weights that are pruned."""
