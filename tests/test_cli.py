@@ -639,7 +639,7 @@ def test_gmp_summaries_say_what_their_pruned_accuracy_is(tmp_path: Path, capsys)
 
 def test_an_exclusion_that_names_nothing_is_reported_as_such(data_dir: Path, tmp_path: Path, capsys) -> None:
     assert cli.main(["run", "--no-progress", "--out", str(tmp_path), *sets(data_dir, "prune.exclude=[duration]")]) == 2
-    assert "prunelab: error: prune.include/exclude: exclude pattern 'duration' matches no prunable" in capsys.readouterr().err
+    assert "prunelab: error: prune.include/exclude: exclude pattern 'duration' matches no parameter or module of the model" in capsys.readouterr().err
 
 
 def test_a_reader_gone_from_the_pipe_ends_quietly_and_a_bug_keeps_its_traceback(monkeypatch, capfd) -> None:

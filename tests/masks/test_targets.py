@@ -1,5 +1,7 @@
 """Which parameters are prunable: defaults, include/exclude by name and regex, and errors."""
 
+import re
+
 import pytest
 import torch
 from torch import nn
@@ -112,7 +114,7 @@ def test_names_match_whole_components_not_prefixes():
     assert matches("layer1", "layer1.0.conv1.weight") and not matches("layer", "layer1.0.conv1.weight")
 
 
-@pytest.mark.parametrize(("label", "message"), [("include", "picks nothing"), ("exclude", "matches no prunable")])
+@pytest.mark.parametrize(("label", "message"), [("include", "picks nothing"), ("exclude", "matches no parameter or module")])
 def test_pattern_matching_nothing_is_an_error_naming_it(label, message):
     with pytest.raises(ValueError, match=f"{label} pattern 'hed' {message}"):
         find_prunable(Mixed(), **{label: ["head", "hed"]})
@@ -140,9 +142,19 @@ def test_a_tied_weight_answers_to_each_of_its_names():
         pruner.count_pruned("2.weight")
 
 
-def test_excluding_a_parameter_that_is_not_prunable_is_an_error():
-    with pytest.raises(ValueError, match="'bn'"):
-        find_prunable(Mixed(), exclude=["bn"])
+def test_excluding_a_module_that_would_not_be_pruned_anyway_is_no_error():
+    """Defensive exclusions (an embedding, a norm layer, a head left out of include) change nothing."""
+    assert list(find_prunable(Mixed(), exclude=["bn"])) == list(find_prunable(Mixed()))
+    assert list(find_prunable(Mixed(), include=["head"], exclude=["embed", "conv2d"])) == list(find_prunable(Mixed(), include=["head"]))
+
+
+def test_a_pattern_that_is_part_of_names_gets_a_hint():
+    """Patterns match whole names: a middle part names nothing, and the error says how to mean it."""
+    model = nn.TransformerEncoder(nn.TransformerEncoderLayer(8, 2, 16), 1, enable_nested_tensor=False)
+    with pytest.raises(ValueError, match=re.escape("exclude pattern 'self_attn' matches no parameter or module of the model "
+                                                   "(patterns match whole names: r'.*self_attn' matches layers.0.self_attn)")):  # fmt: skip
+        find_prunable(model, exclude=["self_attn"])
+    assert "layers.0.self_attn.out_proj.weight" not in find_prunable(model, exclude=[r".*self_attn"])
 
 
 @pytest.mark.parametrize("label", ["include", "exclude"])

@@ -145,20 +145,31 @@ def find_prunable(
             if not found:
                 raise ValueError(
                     f"include pattern {pattern!r} picks nothing: it must name a parameter, or a module "
-                    f"holding Conv/Linear weights; parameters are: {', '.join(names)}"
+                    f"holding Conv/Linear weights{_whole_names(pattern, known)}; parameters are: {', '.join(names)}"
                 )
         chosen = [name for name in names if any(name in found for found in picked.values())]
     removed = {pattern: {name for name in chosen if matches_any(pattern, names[name], known)} for pattern in exclude or ()}
     for pattern, found in removed.items():
-        if not found and not any(matches(pattern, layer, known) for layer in computed):
+        # Excluding what would not be pruned anyway (an embedding, a head left out of include) is no mistake; a typo is.
+        if not found and not any(matches(pattern, name, known) for name in known):
             raise ValueError(
-                f"exclude pattern {pattern!r} matches no prunable parameter or module; "
+                f"exclude pattern {pattern!r} matches no parameter or module of the model{_whole_names(pattern, known)}; "
                 f"prunable parameters are: {', '.join(chosen) or '(none)'}"
             )
     chosen = [name for name in chosen if not any(name in found for found in removed.values())]
     if not chosen:
         raise ValueError("no prunable parameters: " + ("include is empty" if include is not None and not include else "the model has no Conv/Linear weights left to prune"))
     return {name: parameters[name] for name in chosen}
+
+
+def _whole_names(pattern: str, names: Collection[str]) -> str:
+    """A hint for a pattern that is part of names, as ``self_attn`` is of ``layers.0.self_attn``.
+
+    >>> _whole_names("self_attn", {"layers.0.self_attn", "layers.0.self_attn.out_proj"})
+    " (patterns match whole names: r'.*self_attn' matches layers.0.self_attn)"
+    """
+    parts = sorted(name for name in names if pattern in name.split("."))
+    return f" (patterns match whole names: r'.*{pattern}' matches {parts[0]})" if parts else ""
 
 
 def _computed(module: nn.Module) -> bool:
