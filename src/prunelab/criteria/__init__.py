@@ -25,7 +25,7 @@ def get_criterion(criterion: str | Criterion, seed: int = 0) -> Criterion:
     """
     if isinstance(criterion, str) and criterion in CHANNEL_CRITERIA:
         raise ValueError(f"{criterion!r} scores whole channels: use prunelab.ChannelPruner(model, example_input, criterion={criterion!r})")
-    return from_registry(CRITERIA, "criterion", criterion, seed)
+    return from_registry(CRITERIA, "criterion", criterion, seed, ("name, values, positions, out", "prunelab.criteria.elementwise"))
 
 
 __all__ = [

@@ -95,4 +95,4 @@ def get_channel_criterion(criterion: str | ChannelCriterion, seed: int = 0) -> C
     >>> get_channel_criterion("random_channels", seed=2)
     RandomChannels(seed=2)
     """
-    return from_registry(CHANNEL_CRITERIA, "channel criterion", criterion, seed)
+    return from_registry(CHANNEL_CRITERIA, "channel criterion", criterion, seed, ("model, group", "prunelab.criteria.channels"))

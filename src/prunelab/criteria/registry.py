@@ -3,22 +3,44 @@
 from __future__ import annotations
 
 import inspect
+import types
 from collections.abc import Callable
 
 
-def from_registry(registry: dict[str, type], kind: str, criterion: str | Callable, seed: int) -> Callable:
+def from_registry(registry: dict[str, type], kind: str, criterion: str | Callable, seed: int, call: tuple[str, str]) -> Callable:
     """The criterion named ``criterion`` in ``registry`` (built with ``seed`` if it takes one),
-    or ``criterion`` itself if it is already a callable.
+    or ``criterion`` itself if it is a callable that can be called as the criteria of the
+    registry are: ``call`` holds their arguments (``"name, values, positions, out"``) and the
+    module that states the contract.
 
     >>> from prunelab.criteria import CRITERIA
-    >>> from_registry(CRITERIA, "criterion", "l2", 0)
+    >>> from_registry(CRITERIA, "criterion", "l2", 0, ("name, values, positions, out", "m"))
     Traceback (most recent call last):
     ...
     ValueError: unknown criterion 'l2'; expected one of ['magnitude', 'random']
+    >>> from_registry(CRITERIA, "criterion", lambda w: w.abs(), 0, ("name, values, positions, out", "prunelab.criteria.elementwise"))
+    Traceback (most recent call last):
+    ...
+    TypeError: a criterion is called as criterion(name, values, positions, out), which this one, taking (w), cannot be (the contract, with an example: prunelab.criteria.elementwise)
     """
     if not isinstance(criterion, str):
         if not callable(criterion):
             raise TypeError(f"{kind} must be one of {sorted(registry)} or a callable criterion, got {criterion!r}")
+        arguments, contract = call
+        try:
+            signature = inspect.signature(criterion)
+        except (TypeError, ValueError):  # no signature to tell: a builtin such as torch.abs is a function of the weights
+            if isinstance(criterion, types.BuiltinFunctionType):
+                raise TypeError(f"a {kind} is called as {kind.split()[-1]}({arguments}), which "
+                                f"{getattr(criterion, '__name__', 'this builtin')} cannot be (the contract, with an example: {contract})") from None  # fmt: skip
+            return criterion  # found out when called
+        try:
+            signature.bind(*arguments.split(", "))
+        except TypeError:
+            raise TypeError(
+                f"a {kind} is called as {kind.split()[-1]}({arguments}), which this one, taking "
+                f"{str(signature).split(' ->')[0]}, cannot be (the contract, with an example: {contract})"
+            ) from None
         return criterion
     if criterion not in registry:
         raise ValueError(f"unknown {kind} {criterion!r}; expected one of {sorted(registry)}")
