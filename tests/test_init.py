@@ -14,10 +14,18 @@ def test_every_public_name_resolves_to_its_module_object():
         assert getattr(prunelab, name) is getattr(sys.modules[module], name)
 
 
-def test_dir_lists_the_public_names_before_any_is_imported():
-    code = "import prunelab, sys\nprint(set(prunelab.__all__) <= set(dir(prunelab)), 'torch' in sys.modules)"
+def test_dir_lists_the_public_names_and_subpackages_before_any_is_imported():
+    code = "import prunelab, sys\nprint(dir(prunelab), 'torch' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert result.stdout.split() == ["True", "False"]
+    listed, torch_loaded = result.stdout.rsplit(" ", 1)
+    assert eval(listed) == sorted([*prunelab.__all__, *prunelab.SUBPACKAGES, "__version__"]) and torch_loaded.strip() == "False"
+
+
+def test_the_subpackages_are_every_package_but_the_recipes_data():
+    from pathlib import Path
+
+    found = {path.parent.name for path in Path(prunelab.__file__).parent.glob("*/__init__.py")}
+    assert set(prunelab.SUBPACKAGES) == found - {"recipes"}
 
 
 def test_a_subpackage_is_reached_as_an_attribute_without_importing_it_first():

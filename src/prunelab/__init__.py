@@ -1,5 +1,12 @@
 """prunelab: magnitude pruning done right, on PyTorch.
 
+Here: ``Pruner`` (unstructured masks, kept through training by ``attach``), ``ChannelPruner``
+(whole channels, ``shrink()`` to a small dense model), the criteria and the exact selection.
+In the subpackages: ``schedules`` (GMP's sparsity, LR schedules, the retraining policies),
+``analysis`` (MACs and speedup, LR range test, sensitivity, trainability, instability),
+``models`` and ``data`` (registries), ``config`` (recipes) and ``runs`` (the experiment
+harness the command line runs), ``report`` (tables and plots of finished runs).
+
 >>> import prunelab as pl
 >>> from torch import nn
 >>> pruner = pl.Pruner(nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 2)))
@@ -45,5 +52,9 @@ def __getattr__(name: str) -> object:
     return value
 
 
+#: The subpackages, reachable as attributes (``prunelab.schedules``) before they are imported.
+SUBPACKAGES = ("analysis", "config", "criteria", "data", "masks", "methods", "models", "report", "runs", "schedules", "structured", "train")
+
+
 def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+    return sorted({*__all__, *SUBPACKAGES, "__version__"})

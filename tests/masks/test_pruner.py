@@ -642,3 +642,14 @@ def test_a_compiled_model_is_pruned_under_its_own_names():
     pruner.prune(0.5)
     assert pruner.model is model and list(pruner.masks) == list(Pruner(model).parameters)
     Pruner(distinct_model()).load_state_dict(pruner.state_dict())
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_a_data_parallel_model_is_pruned_under_its_own_names():
+    """DataParallel (and DistributedDataParallel) run the model as ``module``: its names, not
+    ``module.0.weight``, in masks, patterns and state dicts; wrappers in wrappers too."""
+    model = distinct_model()
+    pruner = Pruner(torch.compile(nn.DataParallel(model)), exclude=["fc2"])
+    pruner.prune(0.5)
+    assert pruner.model is model and list(pruner.masks) == ["conv1d.weight", "conv2d.weight", "fc1.weight"]
+    Pruner(distinct_model(), exclude=["fc2"]).load_state_dict(pruner.state_dict())

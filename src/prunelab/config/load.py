@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import reprlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from importlib import resources
 from pathlib import Path
 
@@ -87,6 +87,9 @@ def override_list(overrides: Iterable[str]) -> list[str]:
     """``overrides`` as a list; a single string (which would read as its characters) is an error."""
     if isinstance(overrides, str):
         raise TypeError(f"overrides must be a list of 'key.sub=value' strings, got the string {overrides!r}")
+    if isinstance(overrides, Mapping):
+        example = ", ".join(f"'{key}={value}'" for key, value in list(overrides.items())[:2])
+        raise TypeError(f"overrides must be a list of 'key.sub=value' strings, as --set takes them ([{example}]), not a mapping")
     overrides = list(overrides)
     if not all(isinstance(override, str) for override in overrides):
         raise TypeError(f"overrides must be a list of 'key.sub=value' strings, got {overrides!r}")

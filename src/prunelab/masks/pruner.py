@@ -19,7 +19,7 @@ from prunelab.masks.arguments import (
     ratios_by_target,
 )
 from prunelab.masks.selection import select
-from prunelab.masks.targets import find_prunable, matches_any, model_names, parameter_names
+from prunelab.masks.targets import find_prunable, matches_any, model_names, parameter_names, unwrapped
 
 SCOPES = ("global", "layerwise")
 
@@ -44,8 +44,9 @@ class Pruner:
     the model's own. Pruned weights are set to zero in place, and :meth:`attach` keeps them
     at zero through training. Parameters are looked up by name whenever the pruner acts, so
     it follows a model whose parameters were replaced (``load_state_dict(..., assign=True)``)
-    or moved (``model.to(...)``). Given a ``torch.compile`` wrapper, it prunes the model the
-    wrapper runs (the same parameters), under the model's own names.
+    or moved (``model.to(...)``). Given a wrapper (``torch.compile``'s, ``DistributedDataParallel``,
+    ``DataParallel``), it prunes the model the wrapper runs (the same parameters), under the
+    model's own names.
 
     >>> model = nn.Sequential(nn.Linear(20, 10), nn.ReLU(), nn.Linear(10, 2))
     >>> pruner = Pruner(model)
@@ -69,8 +70,7 @@ class Pruner:
     ) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"Pruner needs an nn.Module, got {type(model).__name__}")
-        if isinstance(getattr(model, "_orig_mod", None), nn.Module):  # torch.compile's wrapper: the model's own names
-            model = model._orig_mod
+        model = unwrapped(model)
         seed = check_seed(seed)
         self.model = model
         self.parameters: dict[str, nn.Parameter] = find_prunable(model, include, exclude)

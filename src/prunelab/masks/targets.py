@@ -39,6 +39,23 @@ def _prefixes(parameter_name: str) -> list[str]:
     return [".".join(parts[:i]) for i in range(1, len(parts) + 1)]
 
 
+def unwrapped(model: nn.Module) -> nn.Module:
+    """The model a wrapper runs: ``torch.compile``'s (``_orig_mod``), ``DistributedDataParallel``'s
+    and ``DataParallel``'s (``module``), whose parameters are the model's under its own names.
+
+    >>> linear = nn.Linear(2, 2)
+    >>> unwrapped(nn.DataParallel(linear)) is linear
+    True
+    """
+    while True:
+        if isinstance(getattr(model, "_orig_mod", None), nn.Module):
+            model = model._orig_mod
+        elif isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
+            model = model.module
+        else:
+            return model
+
+
 def model_names(model: nn.Module) -> frozenset[str]:
     """Every module and parameter name of ``model`` (tied ones under each of their names),
     which patterns naming them mean exactly (see :func:`matches`)."""
