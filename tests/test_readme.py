@@ -4,6 +4,7 @@ import re
 import warnings
 from pathlib import Path
 
+import pytest
 import yaml
 
 from prunelab.config import validate
@@ -28,6 +29,20 @@ def test_python_example_runs(tmp_path, monkeypatch):
 
     saved = load_file(str(tmp_path / "masks.safetensors"))
     assert set(saved) == {"mask:0.weight", "shape:0.weight"} and saved["shape:0.weight"].tolist() == [100, 40]
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # a tiny GMP budget is warned about
+def test_the_from_python_example_runs_a_recipe_and_reads_it_back(tmp_path, monkeypatch):
+    (block,) = [block for block in _blocks("python") if "run_recipe(load_recipe(" in block]
+    tiny = ["find.epochs=1", "eval.epochs=3", "eval.lr_schedule.milestones=[2]", "prune.stabilization_epochs=0",
+            "prune.pruning_epochs=1", "model.options.channels=8", "seeds=[0]", "device=cpu"]  # fmt: skip
+    assert '["find.epochs=5"]' in block
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(block.replace('["find.epochs=5"]', repr(tiny)), namespace)
+    results, pruner = namespace["results"], namespace["pruner"]
+    assert results.folder == namespace["folder"] and 0 <= results.stats["final_acc"]["mean"] <= 1
+    assert results.layer_sparsity == pytest.approx(pruner.layer_sparsity())
 
 
 def test_recipe_example_is_the_default_recipe_with_three_seeds():
