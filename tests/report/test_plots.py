@@ -371,28 +371,47 @@ def test_lpr_distance_plot_has_a_line_per_run(tmp_path: Path, captured) -> None:
     assert [list(y) for _, y, _, _ in lines] == [pytest.approx([30, 0]), pytest.approx([40, 10])]
 
 
-def test_pivot_plot_has_a_line_per_column_over_the_rows(tmp_path: Path, monkeypatch) -> None:
+def test_pivot_plot_has_a_line_per_series_over_the_x_values(tmp_path: Path, monkeypatch) -> None:
     figures = []
     monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig))
-    lines = {"eval.lr_policy ft": [(90.0, 1.0), None, (80.0, 0.5)], "eval.lr_policy llr": [(91.0, 0.0), (85.0, 2.0), (82.0, 1.0)]}
-    plots.plot_pivot(["10", "20", "null"], lines, "stop_epoch", "final_acc (%)", tmp_path / "p.png")
+    lines = {"ft": [(90.0, 1.0), None, (80.0, 0.5)], "llr": [(91.0, 0.0), (85.0, 2.0), (82.0, 1.0)]}
+    plots.plot_pivot(["10", "20", "null"], {"": lines}, "stop_epoch", "final_acc (%)", tmp_path / "p.png", legend_title="lr_policy",
+                     reference=("dense 95.00%", 95.0))  # fmt: skip
     (fig,) = figures
     (ax,) = fig.axes
     drawn = [(list(line.get_xdata()), list(line.get_ydata())) for line in ax.lines if line.get_marker() == "o"]
     assert drawn == [([0, 2], [90.0, 80.0]), ([0, 1, 2], [91.0, 85.0, 82.0])]  # an empty cell is left out
     assert [tick.get_text() for tick in ax.get_xticklabels()] == ["10", "20", "null"]
-    assert [text.get_text() for text in fig.legends[0].get_texts()] == list(lines)
+    legend = fig.legends[0]
+    assert sorted(text.get_text() for text in legend.get_texts()) == ["dense 95.00%", "ft", "llr"] and legend.get_title().get_text() == "lr_policy"
+    assert [list(line.get_ydata()) for line in ax.lines if line.get_linestyle() == "--"] == [[95.0, 95.0]]
 
 
-def test_pivot_plot_of_unordered_rows_draws_points_aside_not_lines(tmp_path: Path, monkeypatch) -> None:
+def test_pivot_plot_draws_a_panel_per_key_on_one_scale_a_series_in_one_colour(tmp_path: Path, monkeypatch) -> None:
+    """Seed 003's figures: a panel per sparsity, the budget on x, a line per policy, in its colour in every panel."""
+    from matplotlib.colors import to_hex
+
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig))
+    panels = {"sparsity 0.7": {"ft": [(90.0, 1.0), (91.0, 0.5)], "llr": [(92.0, 0.0), (93.0, 1.0)]},
+              "sparsity 0.9": {"ft": [(70.0, 1.0), (75.0, 0.5)], "llr": [(80.0, 0.0), None]}}  # fmt: skip
+    plots.plot_pivot(["1", "2"], panels, "eval.epochs", "final_acc (%)", tmp_path / "p.png", title="t")
+    (fig,) = figures
+    assert [ax.get_title() for ax in fig.axes] == list(panels) and fig.axes[0].get_shared_y_axes().joined(*fig.axes)
+    colours = [{to_hex(line.get_color()): list(line.get_ydata()) for line in ax.lines if line.get_marker() == "o"} for ax in fig.axes]
+    assert colours == [{"#1f77b4": [90.0, 91.0], "#ff7f0e": [92.0, 93.0]}, {"#1f77b4": [70.0, 75.0], "#ff7f0e": [80.0]}]
+    assert fig._suptitle.get_text() == "t"
+
+
+def test_pivot_plot_of_unordered_x_values_draws_points_aside_not_lines(tmp_path: Path, monkeypatch) -> None:
     figures = []
     monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig))
     lines = {"sparsity 0.9": [(90.0, 1.0), (80.0, 0.5)], "sparsity 0.95": [(91.0, 0.0), (85.0, 2.0)]}
-    plots.plot_pivot(["ft", "llr"], lines, "lr_policy", "final_acc (%)", tmp_path / "p.png", title="t", ordered=False)
+    plots.plot_pivot(["ft", "llr"], {"": lines}, "lr_policy", "final_acc (%)", tmp_path / "p.png", ordered=False)
     (ax,) = figures[0].axes
     drawn = [line for line in ax.lines if line.get_marker() == "o"]
     assert [list(line.get_xdata()) for line in drawn] == [pytest.approx([-0.15, 0.85]), pytest.approx([0.15, 1.15])]
-    assert {line.get_linestyle() for line in drawn} == {"None"} and ax.get_title() == "t"
+    assert {line.get_linestyle() for line in drawn} == {"None"}
 
 
 def test_a_series_takes_the_colour_of_its_position_in_the_report(tmp_path: Path, monkeypatch) -> None:

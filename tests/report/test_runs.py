@@ -268,12 +268,36 @@ def test_a_sweep_s_report_plots_its_table(tmp_path: Path, monkeypatch) -> None:
     drawn = []
     monkeypatch.setattr("prunelab.report.runs.plot_pivot", lambda *args, **kwargs: drawn.append((*args, kwargs)))
     page = write_report([f for _, f in results], tmp_path / "report", sweep=(results, TableSpec(rows="find.stop_epoch"))).read_text()
-    ((x, lines, xlabel, ylabel, path, options),) = drawn
+    ((x, panels, xlabel, ylabel, path, options),) = drawn
     assert (x, xlabel, ylabel, path) == (["2", "null"], "stop_epoch", "final_acc (%)", tmp_path / "report" / "sweep.png")
-    # null among the rows: points, not a line through them; the seeds the error bars are over named
-    assert options == {"title": "final_acc against stop_epoch: mean ± std over 1 seed", "ordered": False}
-    assert lines == {"final_acc": [pytest.approx((80.0, 0.0)), pytest.approx((70.0, 0.0))]}
+    # null among the rows: points, not a line through them; the seeds the error bars are over named; the runs' dense accuracy
+    assert options == {"title": "final_acc by stop_epoch: mean ± std over 1 seed", "ordered": False, "legend_title": "",
+                       "reference": ("dense 90.00%", pytest.approx(90.0))}  # fmt: skip
+    assert panels == {"": {"final_acc": [pytest.approx((80.0, 0.0)), pytest.approx((70.0, 0.0))]}}
     assert page.index("## The sweep's table") < page.index("## Runs") and "## Comparison setup" not in page
+
+
+def test_a_sweep_s_plot_is_a_panel_per_sparsity_a_line_per_policy_over_the_budget(tmp_path: Path, monkeypatch) -> None:
+    """Seed 003's layout; policies equal in every cell are one line named by both."""
+    from prunelab.config.sweep import TableSpec
+    from prunelab.report.runs import plot_sweep
+
+    accuracy = {("ft", 0.5, 1): 0.8, ("ft", 0.5, 2): 0.82, ("ft", 0.9, 1): 0.6, ("ft", 0.9, 2): 0.65,
+                ("llr", 0.5, 1): 0.85, ("llr", 0.5, 2): 0.86, ("llr", 0.9, 1): 0.7, ("llr", 0.9, 2): 0.72}  # fmt: skip
+    accuracy.update({("lrw", *rest): acc for (policy, *rest), acc in accuracy.items() if policy == "ft"})
+    results = []
+    for (policy, sparsity, epochs), acc in accuracy.items():
+        recipe = {"prune": {"method": "oneshot", "sparsity": sparsity}, "eval": {"lr_policy": policy, "epochs": epochs}, "seeds": [0]}
+        folder = fake_run(tmp_path / f"{policy}{sparsity}{epochs}", recipe, {0: {"dense_acc": 0.9, "final_acc": acc, "sparsity": sparsity}},
+                          {0: {"a.weight": sparsity}})  # fmt: skip
+        results.append(({"eval.lr_policy": policy, "prune.sparsity": sparsity, "eval.epochs": epochs}, folder))
+    drawn = []
+    monkeypatch.setattr("prunelab.report.runs.plot_pivot", lambda *args, **kwargs: drawn.append((*args, kwargs)))
+    plot_sweep(results, TableSpec(rows="eval.lr_policy", columns=["prune.sparsity", "eval.epochs"]), tmp_path / "sweep.png")
+    ((x, panels, xlabel, _, _, options),) = drawn
+    assert (x, xlabel, options["legend_title"], list(panels)) == (["1", "2"], "eval.epochs", "lr_policy", ["sparsity 0.5", "sparsity 0.9"])
+    assert panels["sparsity 0.9"] == {"ft = lrw": [pytest.approx((60.0, 0.0)), pytest.approx((65.0, 0.0))],
+                                      "llr": [pytest.approx((70.0, 0.0)), pytest.approx((72.0, 0.0))]}  # fmt: skip
 
 
 def test_settings_with_numbers_in_their_text_are_ordered_by_the_numbers(tmp_path: Path) -> None:

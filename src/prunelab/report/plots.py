@@ -18,7 +18,7 @@ def _figure(width: float = 7, height: float = 4, **grid):
     return plt.subplots(figsize=(width, height), dpi=120, layout="constrained", **grid)
 
 
-def _legend_below(fig, ax) -> None:
+def _legend_below(fig, ax, title: str = "") -> None:
     """The legend under the axes, in as many columns as its longest label lets fit the width,
     and the figure taller by its rows: with dozens of runs a legend in or above the axes covered
     the lines, ran off the image or squeezed the axes to nothing."""
@@ -27,8 +27,8 @@ def _legend_below(fig, ax) -> None:
         return
     column = 0.45 + 0.055 * max(map(len, labels))  # inches: the handle, then ~18 characters an inch at size 7
     columns = max(1, min(len(labels), int(fig.get_figwidth() // column)))
-    fig.set_figheight(fig.get_figheight() + 0.17 * -(-len(labels) // columns))
-    fig.legend(handles, labels, loc="outside lower center", ncol=columns, fontsize=7, frameon=False)
+    fig.set_figheight(fig.get_figheight() + 0.17 * (-(-len(labels) // columns) + bool(title)))
+    fig.legend(handles, labels, loc="outside lower center", ncol=columns, fontsize=7, frameon=False, title=title or None, title_fontsize=7)
 
 
 def _save(fig, path: Path) -> None:
@@ -356,25 +356,40 @@ def plot_lpr_distance(curves: dict[str, tuple[list[int], list[float]]], path: Pa
     return path
 
 
-def plot_pivot(x: list[str], lines: dict[str, list[tuple[float, float] | None]], xlabel: str, ylabel: str, path: Path,
-               title: str = "", ordered: bool = True) -> Path:  # fmt: skip
-    """A sweep's table as a plot: the mean (± std as error bars) of each row value ``x``, in
-    the table's order, one series per column (``None`` where a cell is empty). Rows that are
-    ``ordered`` (numbers) are joined by lines; others (LR policies, arms) are points, each
-    series a little aside, so that neither a trend between them is implied nor their error
-    bars hide each other."""
-    fig, ax = _figure()
-    spread = 0.0 if ordered or len(lines) == 1 else min(0.3, 0.6 / len(lines))
-    for index, (name, points) in enumerate(lines.items()):
-        shift = spread * (index - (len(lines) - 1) / 2)
-        shown = [(i, point) for i, point in enumerate(points) if point is not None]
-        ax.errorbar([i + shift for i, _ in shown], [m for _, (m, _) in shown], yerr=[s for _, (_, s) in shown],
-                    marker="o", capsize=3, linestyle="-" if ordered else "none", label=name if len(lines) > 1 else None)  # fmt: skip
-    ax.set_xticks(range(len(x)), x)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
+def plot_pivot(x: list[str], panels: dict[str, dict[str, list[tuple[float, float] | None]]], xlabel: str, ylabel: str,
+               path: Path, title: str = "", ordered: bool = True, legend_title: str = "",
+               reference: tuple[str, float] | None = None) -> Path:  # fmt: skip
+    """A sweep's table as a plot: a panel per key of ``panels`` (titled by it, side by side on
+    one y scale), in each the mean (± std as error bars) of every series at each ``x`` value,
+    in the table's order (``None`` where a cell is empty). Series over ``ordered`` x values
+    (numbers) are joined by lines; over others (LR policies, arms) they are points, each series
+    a little aside, so that neither a trend between them is implied nor their error bars hide
+    each other. A series keeps its colour in every panel; ``reference``: a labelled dashed
+    line (the dense accuracy)."""
+    columns = min(3, len(panels))
+    rows = -(-len(panels) // columns)
+    fig, axes = _figure(max(7.0, 3.6 * columns), 3.6 * rows, ncols=columns, nrows=rows, sharey=True, squeeze=False)
+    names = list(dict.fromkeys(name for lines in panels.values() for name in lines))
+    spread = 0.0 if ordered or len(names) == 1 else min(0.3, 0.6 / len(names))
+    for ax, (panel, lines) in zip(axes.flat, panels.items()):
+        for name, points in lines.items():
+            index = names.index(name)
+            shift = spread * (index - (len(names) - 1) / 2)
+            shown = [(i, point) for i, point in enumerate(points) if point is not None]
+            ax.errorbar([i + shift for i, _ in shown], [m for _, (m, _) in shown], yerr=[s for _, (_, s) in shown], color=f"C{index % 10}",
+                        marker="o", capsize=3, linestyle="-" if ordered else "none", label=name if len(names) > 1 else None)  # fmt: skip
+        if reference is not None:
+            ax.axhline(reference[1], color="grey", linestyle="--", linewidth=1, label=reference[0])
+        ax.set_xticks(range(len(x)), x)
+        ax.set_xlabel(xlabel)
+        if panel:
+            ax.set_title(panel, fontsize=9)
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
+    for ax in axes[:, 0]:
+        ax.set_ylabel(ylabel)
     if title:
-        ax.set_title(title, fontsize=9)
-    _legend_below(fig, ax)
+        fig.suptitle(title, fontsize=9)
+    _legend_below(fig, axes.flat[0], title=legend_title)
     _save(fig, path)
     return path

@@ -42,6 +42,7 @@ from prunelab.report.setups import (
 )
 from prunelab.report.tables import (
     UNREAD,
+    column_name,
     column_winners,
     format_mean_std,
     format_stat,
@@ -50,7 +51,7 @@ from prunelab.report.tables import (
     mean_std,
     numbered,
     pivot,
-    pivot_columns,
+    pivot_cells,
     short_labels,
 )
 from prunelab.runs.io import RUN_AGAIN, DamagedRunError, read_json, write_bytes, write_text
@@ -344,18 +345,46 @@ def distance_rows(distances: dict[str, dict[int, tuple[float, float]]]) -> list[
 
 
 def plot_sweep(results: list[tuple[dict[str, object], Path]], spec: TableSpec, path: Path) -> Path:
-    """The sweep's table (:func:`sweep_table`) as a plot: ``spec.value`` against the rows, a line per column."""
+    """The sweep's table (:func:`sweep_table`) as a plot: a line per row, over the values of
+    the last column field, a panel per value of the other column fields (seed 003's figures:
+    a panel per sparsity, the retraining budget on x, a line per LR policy); a row that wins
+    every column (seed 004's cross-validation) is a line above the others in every panel.
+    Without columns, ``spec.value`` over the rows. The dense accuracy as a dashed line, if
+    the runs share it."""
     summaries = [(assignment, read_json(folder / "summary.json")) for assignment, folder in _as_shown(results)]
-    row_label, rows, by_column = pivot_columns([(a, s["stats"]) for a, s in summaries], spec.rows, spec.columns, spec.value)
+    stats = [(a, s["stats"]) for a, s in summaries]
     scale = 100 if is_percent(spec.value) else 1
-    lines = {header: [None if s is None else (scale * s["mean"], scale * s["std"]) for s in column] for header, column in by_column.items()}
-    ylabel = spec.value + (" (%)" if scale == 100 else "")
+    label = short_labels([spec.rows, *spec.columns])
+    rows = list(dict.fromkeys(a[spec.rows] for a, _ in stats))
+    cells = pivot_cells(stats, spec.rows, spec.columns, spec.value)
+
+    def point(key: tuple) -> tuple[float, float] | None:
+        return None if (cell := cells.get(key)) is None else (scale * cell["mean"], scale * cell["std"])
+
+    if spec.columns:
+        *across, along = spec.columns
+        x = list(dict.fromkeys(a[along] for a, _ in stats))
+        panels = {
+            column_name(label, across, values): {str(grid_value(row)): [point((row, (*values, value))) for value in x] for row in rows}
+            for values in dict.fromkeys(tuple(a[c] for c in across) for a, _ in stats)
+        }  # fmt: skip
+        xlabel, legend = label[along], label[spec.rows]
+    else:
+        x, panels, xlabel, legend = rows, {"": {spec.value: [point((row, ())) for row in rows]}}, label[spec.rows], ""
+    # Rows equal in every cell (FT and LRW at budgets where they coincide) are one line, not one hidden under another.
+    alike: dict[tuple, list[str]] = {}
+    for name in next(iter(panels.values())):
+        alike.setdefault(tuple(tuple(lines[name]) for lines in panels.values()), []).append(name)
+    panels = {panel: {" = ".join(names): lines[names[0]] for names in alike.values()} for panel, lines in panels.items()}
+    dense = {round(100 * s["dense_acc"]["mean"], 10) for _, s in stats if "dense_acc" in s}
+    reference = (f"dense {min(dense):.2f}%", min(dense)) if spec.value.endswith("_acc") and len(dense) == 1 else None
     counts = {len(summary["seeds"]) for _, summary in summaries}
     count = counts.pop() if len(counts) == 1 else None
     seeds = "the seeds of each run" if count is None else f"{count} seed{'s' if count > 1 else ''}"
-    ordered = all(isinstance(row, (int, float)) and not isinstance(row, bool) for row in rows)
-    title = f"{spec.value} against {row_label}: mean ± std over {seeds}"
-    return plot_pivot([str(grid_value(row)) for row in rows], lines, row_label, ylabel, path, title=title, ordered=ordered)
+    ordered = all(isinstance(value, (int, float)) and not isinstance(value, bool) for value in x)
+    title = f"{spec.value} by {label[spec.rows]}: mean ± std over {seeds}"
+    return plot_pivot([str(grid_value(value)) for value in x], panels, xlabel, spec.value + (" (%)" if scale == 100 else ""), path,
+                      title=title, ordered=ordered, legend_title=legend, reference=reference)  # fmt: skip
 
 
 def write_report(
