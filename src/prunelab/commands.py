@@ -247,7 +247,7 @@ def _lr_range_test(args: argparse.Namespace) -> int:
             "lrs": result.lrs, "losses": result.losses, "baseline": result.baseline,
             "inflection_lr": result.inflection_lr,
         })
-        plot_lr_range(result.lrs, result.losses, result.inflection_lr, folder / "lr_range_test.png",
+        plot_lr_range(result.lrs, result.losses, result.inflection_lr, folder / "lr_range_test.png", f"{run_name(recipe)}, seed {seed}",
                       baseline=result.baseline, threshold=result.threshold)  # fmt: skip
         # The first LR of each decade, then the last LRs before the inflection point and it.
         shown = {i for i, lr in enumerate(result.lrs) if i == 0 or math.floor(math.log10(lr)) != math.floor(math.log10(result.lrs[i - 1]))}
@@ -256,7 +256,7 @@ def _lr_range_test(args: argparse.Namespace) -> int:
             shown |= set(range(max(0, at - 3), at + 1))
         print(f"{len(shown)} of the {len(result.lrs)} LRs tried (probe loss: the loss on the first training examples after the steps up to that LR):")
         print(format_table([
-            {"lr": f"{result.lrs[i]:.2e}", "probe loss": f"{result.losses[i]:.4f}",
+            {"lr": f"{result.lrs[i]:.2e}", "probe loss": f"{result.losses[i]:#.3g}",
              "note": "<- inflection" if result.lrs[i] == result.inflection_lr else ""}
             for i in sorted(shown)
         ]))  # fmt: skip
@@ -312,7 +312,9 @@ def _sensitivity(args: argparse.Namespace) -> int:
             **asdict(result), "tolerance": tolerance, "max_sparsity_within_tolerance": best,
         })
         curves = {name: (curve.sparsities, curve.accuracies) for name, curve in result.layers.items()}
-        plot_sensitivity(curves, result.dense_accuracy, folder / "sensitivity.png", tolerance, measured_on)
+        sizes = {name: curve.size for name, curve in result.layers.items()}
+        plot_sensitivity(curves, result.dense_accuracy, folder / "sensitivity.png", f"{run_name(recipe)}, seed {recipe.seeds[0]}",
+                         tolerance, best, sizes, measured_on)  # fmt: skip
         within = f"within {100 * tolerance:g} point up to"
         rows = [
             {"layer": name, "size": f"{curve.size:,}",

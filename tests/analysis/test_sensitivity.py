@@ -252,26 +252,35 @@ def test_bad_tolerances_are_errors(tolerance, error) -> None:
         max_sparsity_within(SensitivityResult(0.0, 1.0, {}), tolerance)
 
 
-def test_the_plot_shows_accuracy_against_each_layers_sparsity(tmp_path, monkeypatch) -> None:
-    lines, bands, labels = [], [], []
+def test_the_plot_shows_accuracy_against_the_weights_each_layer_keeps(tmp_path, monkeypatch) -> None:
+    """On a linear sparsity axis, 80% to 99%, where layers differ, took a fifth of the width:
+    a log axis of the weights remaining, as the accuracy plots of runs have."""
+    figures = []
     save = plots._save
 
     def keep(fig, path):
-        lines.extend((line.get_label(), list(line.get_xdata()), list(line.get_ydata())) for line in fig.axes[0].lines)
-        labels.append(fig.axes[0].get_ylabel())
-        bands.extend((patch.get_label(), patch.get_y(), patch.get_y() + patch.get_height()) for patch in fig.axes[0].patches)
+        figures.append(fig)
         save(fig, path)
 
     monkeypatch.setattr(plots, "_save", keep)
     curves = {"0.weight": ([0.0, 0.5, 0.9], [0.9, 0.85, 0.5]), "2.weight": ([0.0, 0.5, 0.9], [0.9, 0.9, 0.8])}
-    path = plots.plot_sensitivity(curves, 0.9, tmp_path / "sensitivity.png", tolerance=0.01, measured_on="training")
+    within, sizes = {"0.weight": None, "2.weight": 0.5}, {"0.weight": 320, "2.weight": 12288}
+    path = plots.plot_sensitivity(curves, 0.9, tmp_path / "sensitivity.png", "oneshot-x, seed 0", 0.01, within, sizes, "training")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    by_label = {label: (x, y) for label, x, y in lines}
-    assert by_label["0.weight"] == (pytest.approx([0, 50, 90]), pytest.approx([90, 85, 50]))
-    assert by_label["2.weight"] == (pytest.approx([0, 50, 90]), pytest.approx([90, 90, 80]))
+    (fig,) = figures
+    (ax,) = fig.axes
+    by_label = {line.get_label(): (list(line.get_xdata()), list(line.get_ydata())) for line in ax.lines}
+    assert by_label["0.weight: 320 weights"] == (pytest.approx([100, 50, 10]), pytest.approx([90, 85, 50]))
+    assert by_label["2.weight: 12,288 weights"] == (pytest.approx([100, 50, 10]), pytest.approx([90, 90, 80]))
     assert by_label["dense"][1] == pytest.approx([90, 90])
+    assert ax.get_xscale() == "log" and ax.xaxis_inverted()  # dense on the left
+    # each layer's highest sparsity within the tolerance circled on its curve (none for 0.weight)
+    (circled,) = ax.collections
+    assert circled.get_label() == "highest sparsity within 1 point" and circled.get_offsets().tolist() == [[50, 90]]
+    bands = [(patch.get_label(), patch.get_y(), patch.get_y() + patch.get_height()) for patch in ax.patches]
     assert bands == [("within 1 point of dense", pytest.approx(89), pytest.approx(90))]  # the summary's tolerance, shaded
-    assert labels == ["training accuracy (%)"]
+    assert ax.get_ylabel() == "training accuracy (%)"
+    assert ax.get_title().endswith("\noneshot-x, seed 0")
 
 
 def test_cli_analyses_only_the_weights_the_recipe_prunes(data_dir, tmp_path, capsys) -> None:

@@ -177,9 +177,10 @@ def test_the_schedule_plot_gets_the_plan_and_the_stage_boundaries(make_recipe, t
         warnings.simplefilter("ignore")
         seed = run_recipe(make_recipe(*GMP), tmp_path, progress=False) / "seed-0"
     plan = read(seed / "events.json")["gmp/plan"]
-    ((steps, sparsity, finetune, end, path),) = calls
+    ((steps, sparsity, finetune, end, path, epochs, schedule),) = calls
     assert (steps, sparsity) == (plan["update_steps"], plan["sparsity"])
-    assert (finetune, end) == (3 * 8, 4 * 8)  # (stabilization + pruning) epochs, all eval epochs, of 8 steps
+    assert (finetune, end, epochs) == (3 * 8, 4 * 8, 4)  # (stabilization + pruning) epochs, all eval epochs, of 8 steps
+    assert schedule == "cubic"
     assert path == seed / "sparsity_schedule.png"
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

@@ -245,6 +245,7 @@ def test_cli_prints_a_suggested_lr_and_writes_the_curve(data_dir, tmp_path, caps
     stopped = len(saved["lrs"]) < 40  # the loss diverged before the last LR
     assert (f"stopped at LR {saved['lrs'][-1]:.2e} of 1: the loss had diverged" in out) == stopped
     assert [row[2] for row in rows] == ["<- inflection" if i == at else "" for i in wanted]
+    assert [row[1] for row in rows] == [f"{saved['losses'][i]:#.3g}" for i in wanted]  # 3 figures: a rise of 10% shows
     # The default recipe retrains under LLR, which sets the eval LR: the hint turns it off.
     assert f"\n  e.g. --set eval.lr_policy=null --set eval.optimizer.lr={saved['inflection_lr']:.3g}, in place of the recipe's LR policy llr\n" in out
     # it ran on the trained find phase, cached for the runs of the same recipe

@@ -6,9 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
+from matplotlib.colors import to_hex
 from matplotlib.container import BarContainer, ErrorbarContainer
 from matplotlib.legend import Legend
 
+from prunelab.config import recipe_yaml, validate
 from prunelab.report import plots
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -16,6 +18,23 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 def _rows(phase: str, accs: list[float], sparsity: float) -> list[dict]:
     return [{"phase": phase, "test_acc": a, "sparsity": sparsity} for a in accs]
+
+
+def _seed(run: Path, rows: list[dict], events: dict | None = None, lr_log: dict | None = None, recipe: dict | None = None,
+          **summary) -> Path:  # fmt: skip
+    """Seed 0's folder in the run directory ``run``, with the files the training plot reads."""
+    folder = run / "seed-0"
+    folder.mkdir(parents=True)
+    (run / "recipe.yaml").write_text(recipe_yaml(validate(recipe or {})))
+    summary = {"method": "oneshot", "seed": 0, "dense_acc": 0.9, "final_acc": 0.85, "sparsity": 0.9, **summary}
+    for name, content in (("metrics.json", rows), ("events.json", events), ("lr_log.json", lr_log), ("summary.json", summary)):
+        if content is not None:
+            (folder / name).write_text(json.dumps(content))
+    return folder
+
+
+def _plot_training(folder: Path) -> Path:
+    return plots.plot_training(folder, json.loads((folder / "summary.json").read_text()))
 
 
 @pytest.fixture
@@ -34,59 +53,111 @@ def captured(monkeypatch):
     return figures
 
 
-def test_training_plot_marks_the_accuracy_right_after_each_pruning_step(tmp_path: Path, captured) -> None:
+@pytest.fixture
+def figures(monkeypatch):
+    """The figures the plots make, to inspect after they are written and closed."""
+    kept = []
+    save = plots._save
+
+    def keep(fig, path):
+        kept.append(fig)
+        save(fig, path)
+
+    monkeypatch.setattr(plots, "_save", keep)
+    return kept
+
+
+def _curves(ax, colour: str) -> list[tuple[list, list]]:
+    """The lines (x, y) of ``ax`` in ``colour``, not the markers of single points."""
+    return [(list(line.get_xdata()), list(line.get_ydata())) for line in ax.lines
+            if to_hex(line.get_color()) == to_hex(colour) and line.get_marker() != "v"]  # fmt: skip
+
+
+def _vertical(ax) -> list[float]:
+    """Where the vertical lines across ``ax`` are."""
+    return [line.get_xdata()[0] for line in ax.lines if list(line.get_ydata()) == [0, 1]]
+
+
+def test_training_plot_marks_the_accuracy_right_after_each_pruning_step(tmp_path: Path, figures) -> None:
     rows = (_rows("find", [0.5, 0.8], 0.0) + _rows("level-1/eval", [0.7, 0.75], 0.2)
             + _rows("level-1/eval-copy", [0.1, 0.2], 0.2) + _rows("level-2/eval", [0.6, 0.7], 0.36))
-    (tmp_path / "metrics.json").write_text(json.dumps(rows))
     events = {"level-1/prune": {"test_acc_after_prune": 0.4}, "level-2/prune": {"test_acc_after_prune": 0.3}}
-    (tmp_path / "events.json").write_text(json.dumps(events))
-    path = plots.plot_training(tmp_path)
+    path = _plot_training(_seed(tmp_path / "run", rows, events))
     assert path.read_bytes().startswith(PNG)
-    lines = captured[0]
+    accuracy_ax, sparsity_ax, _ = figures[0].axes
     # a line per phase, not joined through the pruning between them; the instability copy left out
-    accuracy = [(list(x), list(y)) for x, y, marker, _ in lines if marker == "None" and max(y) <= 80 and min(y) >= 50]
-    assert accuracy == [([1, 2], [50, 80]), ([3, 4], [70, 75]), ([5, 6], [60, 70])]
-    assert not [y for _, y, _, _ in lines if 10 in list(y)]
-    markers = [(list(x), list(y)) for x, y, marker, _ in lines if marker == "v"]
-    assert markers == [([2.5], [40.0]), ([4.5], [30.0])]  # between the epochs, at the pruned accuracy
-    # the sparsity, in percent, holding over each epoch: pruning is a step at the phase line
-    assert [style for _, y, _, style in lines if list(y) == [0, 0, 20, 20, 36, 36]] == ["steps-mid"]
+    assert _curves(accuracy_ax, "tab:blue") == [([1, 2], [50, 80]), ([3, 4], [70, 75]), ([5, 6], [60, 70])]
+    markers = [(list(line.get_xdata()), list(line.get_ydata())) for line in accuracy_ax.lines if line.get_marker() == "v"]
+    assert markers == [([2], [40.0]), ([4], [30.0])]  # at the end of the epoch pruned after, at the pruned accuracy
+    # the sparsity, in percent, holding over each epoch (k - 1 to k): pruning is a step at the phase line
+    assert _curves(sparsity_ax, "tab:red") == [([0, 1, 2, 3, 4, 5, 6], [0, 0, 20, 20, 36, 36, 36])]
+    assert sparsity_ax.lines[0].get_drawstyle() == "steps-post"
 
 
-def test_training_plot_shows_every_step_s_lr_within_its_phase_s_epochs(tmp_path: Path, captured) -> None:
+def test_training_plot_draws_an_epoch_s_accuracy_where_its_last_step_s_lr_is(tmp_path: Path, figures) -> None:
+    """Epoch k spans k - 1 to k: its accuracy at k, its steps' LRs up to k, the phase lines between."""
     rows = _rows("find", [0.5, 0.8], 0.0) + _rows("eval", [0.7], 0.5) + _rows("eval-copy", [0.6], 0.5)
-    (tmp_path / "metrics.json").write_text(json.dumps(rows))
     lr_log = {"find": [0.1, 0.1, 0.01, 0.01], "eval": [0.05, 0.0], "eval-copy": [0.05, 0.0]}
-    (tmp_path / "lr_log.json").write_text(json.dumps(lr_log))
-    plots.plot_training(tmp_path)
-    lrs = [(list(x), list(y)) for x, y, _, _ in captured[0] if max(y) <= 0.1]
-    # find: 4 steps over epochs 1-2 (x 0.5 to 2.5); eval: 2 steps over epoch 3 (x 2.5 to 3.5); no copy
-    assert lrs == [([1.0, 1.5, 2.0, 2.5], [0.1, 0.1, 0.01, 0.01]), ([3.0, 3.5], [0.05, 0.0])]
+    _plot_training(_seed(tmp_path / "run", rows, lr_log=lr_log))
+    accuracy_ax, _, lr_ax = figures[0].axes
+    # find: 4 steps over epochs 1-2 (x 0 to 2); eval: 2 steps over epoch 3 (x 2 to 3); no copy
+    assert _curves(lr_ax, "tab:green") == [([0.5, 1.0, 1.5, 2.0], [0.1, 0.1, 0.01, 0.01]), ([2.5, 3.0], [0.05, 0.0])]
+    assert [x for x, _ in _curves(accuracy_ax, "tab:blue")] == [[1, 2], [3]]
+    assert _vertical(lr_ax) == [2]
 
 
 def test_training_plot_without_pruning_events(tmp_path: Path, captured) -> None:
-    (tmp_path / "metrics.json").write_text(json.dumps(_rows("find", [0.5], 0.0) + _rows("eval", [0.6], 0.5)))
-    plots.plot_training(tmp_path)  # GMP prunes inside its eval phase: no single pruning step
-    assert not [line for line in captured[0] if line[2] == "v"]
+    _plot_training(_seed(tmp_path / "run", _rows("find", [0.5], 0.0) + _rows("eval", [0.6], 0.5)))
+    assert not [line for line in captured[0] if line[2] == "v"]  # GMP prunes inside its eval phase: no single pruning step
 
 
-def test_training_plot_draws_the_lowest_marker_whole_over_the_sparsity(tmp_path: Path, monkeypatch) -> None:
+def test_training_plot_gives_the_sparsity_its_own_panel_and_draws_the_dense_accuracy(tmp_path: Path, figures) -> None:
+    """On a second axis of the accuracy's, 90% sparsity lay on the line of 90% accuracy."""
+    rows = _rows("find", [0.5, 0.9], 0.0) + _rows("eval", [0.8, 0.85], 0.9)
+    _plot_training(_seed(tmp_path / "run", rows, lr_log={"find": [0.1, 0.1], "eval": [0.1, 0.1]}, dense_acc=0.9))
+    (fig,) = figures
+    accuracy_ax, sparsity_ax, lr_ax = fig.axes  # no twin axes
+    assert (accuracy_ax.get_ylabel(), sparsity_ax.get_ylabel(), lr_ax.get_ylabel()) == ("test accuracy (%)", "sparsity (%)", "LR")
+    assert sparsity_ax.get_ylim() == (0, 100) and _curves(sparsity_ax, "tab:red")[0][1] == [0, 0, 90, 90, 90]
+    (dense,) = [line for line in accuracy_ax.lines if line.get_label() == "dense: 90.00%"]
+    assert list(dense.get_ydata()) == [90, 90]
+    assert "dense: 90.00%" in [text.get_text() for text in fig.legends[0].get_texts()]
+
+
+def test_training_plot_marks_the_phases_and_gmp_s_stages_on_every_panel(tmp_path: Path, figures) -> None:
+    rows = _rows("find", [0.5], 0.0) + _rows("eval", [0.6, 0.5, 0.6, 0.7], 0.9)
+    plan = {"update_steps": [10, 15, 20, 25], "sparsity": [0.3, 0.6, 0.8, 0.9], "warnings": [], "finetune_step": 30}
+    lr_log = {"find": [0.1] * 10, "eval": [0.1] * 40}
+    _plot_training(_seed(tmp_path / "run", rows, {"gmp/plan": plan}, lr_log, recipe={"prune": {"method": "gmp"}}, method="gmp"))
+    for ax in figures[0].axes:  # the eval phase from x 1, pruning from 2, fine-tuning from 4
+        assert _vertical(ax) == [1, 2, 4]
+    # GMP's updates where they happened: 10 steps an epoch from x 1
+    assert _curves(figures[0].axes[1], "tab:red") == [([0, 2, 2.5, 3, 3.5, 5], [0, 30, 60, 80, 90, 90])]
+
+
+def test_training_plot_title_says_what_the_seed_ran_and_how_it_ended(tmp_path: Path, figures) -> None:
+    rows = _rows("find", [0.5, 0.9], 0.0) + _rows("eval", [0.8], 0.9)
+    _plot_training(_seed(tmp_path / "oneshot-x", rows, recipe={"eval": {"lr_policy": "llr"}}, final_acc=0.8512, sparsity=0.89998))
+    _plot_training(_seed(tmp_path / "gmp-x", rows, recipe={"prune": {"method": "gmp"}}, method="gmp", dense_acc=None))
+    assert [fig.get_suptitle() for fig in figures] == [
+        "oneshot, 90% sparse, LR policy llr, seed 0: final 85.12% (dense 90.00%)\noneshot-x",
+        "gmp, 90% sparse, seed 0: final 85.00%\ngmp-x",  # no LR policy; nothing trained dense
+    ]
+
+
+def test_training_plot_draws_the_lowest_marker_whole(tmp_path: Path, monkeypatch) -> None:
     """The accuracy right after pruning, lower than every epoch's, sits at the bottom of the
-    panel: inside it, not clipped by its edge, and not under the sparsity's step at that pruning."""
+    panel: inside it, not clipped by its edge."""
     rows = _rows("find", [0.5, 0.8], 0.0) + _rows("eval", [0.7, 0.8], 0.9)
-    (tmp_path / "metrics.json").write_text(json.dumps(rows))
-    (tmp_path / "events.json").write_text(json.dumps({"prune": {"test_acc_after_prune": 0.1}}))
     figures = []
     monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig))
-    plots.plot_training(tmp_path)
+    _plot_training(_seed(tmp_path / "run", rows, {"prune": {"test_acc_after_prune": 0.1}}))
     (fig,) = figures
     fig.canvas.draw()
-    (ax, marker), (sparsity_ax, _) = [
-        (ax, line) for ax in fig.axes for line in ax.lines if line.get_marker() == "v" or line.get_label() == "sparsity"
-    ]
+    ax = fig.axes[0]
+    (marker,) = [line for line in ax.lines if line.get_marker() == "v"]
     assert list(marker.get_ydata()) == [10.0]
     assert _inside(marker.get_window_extent(fig.canvas.get_renderer()), ax.get_window_extent()) and not marker.get_clip_on()
-    assert ax.get_zorder() > sparsity_ax.get_zorder()
 
 
 @pytest.fixture
@@ -106,36 +177,58 @@ def marked(monkeypatch):
 def test_training_plot_names_each_phase_and_gmp_s_stages_where_they_start(tmp_path: Path, marked) -> None:
     # IMP: find (epochs 1-2), two levels of one epoch; the instability copy is no phase of its own
     rows = _rows("find", [0.5, 0.8], 0.0) + _rows("level-1/eval", [0.7], 0.2) + _rows("level-1/eval-copy", [0.1], 0.2) + _rows("level-2/eval", [0.6], 0.36)
-    (tmp_path / "metrics.json").write_text(json.dumps(rows))
-    plots.plot_training(tmp_path)
-    assert marked[0] == [("find", 0.5), ("level-1", 2.5), ("level-2", 3.5)]
+    _plot_training(_seed(tmp_path / "imp", rows))
+    assert marked[0] == [("find", 0), ("level-1", 2), ("level-2", 3)]
     # GMP: find (1 epoch), then eval of 4 epochs of 10 steps: pruning from step 10, fine-tuning from step 30
-    gmp = tmp_path / "gmp"
-    gmp.mkdir()
-    (gmp / "metrics.json").write_text(json.dumps(_rows("find", [0.5], 0.0) + _rows("eval", [0.6, 0.5, 0.6, 0.7], 0.9)))
-    (gmp / "lr_log.json").write_text(json.dumps({"find": [0.1] * 10, "eval": [0.1] * 40}))
     plan = {"update_steps": [10, 15, 20, 25], "sparsity": [0.3, 0.6, 0.8, 0.9], "warnings": [], "finetune_step": 30}
-    (gmp / "events.json").write_text(json.dumps({"gmp/plan": plan}))
-    plots.plot_training(gmp)
-    assert marked[1] == [("find", 0.5), ("eval", 1.5), ("pruning", 2.5), ("fine-tuning", 4.5)]
+    gmp = _seed(tmp_path / "gmp", _rows("find", [0.5], 0.0) + _rows("eval", [0.6, 0.5, 0.6, 0.7], 0.9), {"gmp/plan": plan},
+                {"find": [0.1] * 10, "eval": [0.1] * 40}, recipe={"prune": {"method": "gmp"}}, method="gmp")  # fmt: skip
+    _plot_training(gmp)
+    assert marked[1] == [("find", 0), ("eval", 1), ("pruning", 2), ("fine-tuning", 4)]
     # no stabilization: pruning starts with the eval phase, one text there
     plan["update_steps"] = [0, 5, 10, 15]
     (gmp / "events.json").write_text(json.dumps({"gmp/plan": plan}))
-    plots.plot_training(gmp)
-    assert marked[2] == [("find", 0.5), ("eval, pruning", 1.5), ("fine-tuning", 4.5)]
+    _plot_training(gmp)
+    assert marked[2] == [("find", 0), ("eval, pruning", 1), ("fine-tuning", 4)]
 
 
-def test_sparsity_schedule_and_lr_range_plots(tmp_path: Path, captured) -> None:
-    plots.plot_sparsity_schedule([8, 10, 20], [0.05, 0.5, 0.9], 24, 40, tmp_path / "schedule.png")
-    plots.plot_lr_range([1e-3, 1e-2, 1e-1], [0.1, 0.12, 2.0], 1e-2, tmp_path / "lr.png", baseline=0.1, threshold=0.11)
-    assert (tmp_path / "schedule.png").read_bytes().startswith(PNG)
-    assert (tmp_path / "lr.png").read_bytes().startswith(PNG)
-    schedule, lr_range = captured
-    # the whole eval phase: dense until the first update, the target held through fine-tuning to its end
-    assert (list(schedule[0][0]), list(schedule[0][1])) == ([0, 8, 10, 20, 40], [0.0, 5.0, 50.0, 90.0, 90.0])
-    assert [list(x) for x, *_ in schedule[1:]] == [[8, 8], [24, 24]]  # where pruning and fine-tuning start
-    assert list(lr_range[0][0]) == [1e-3, 1e-2, 1e-1] and list(lr_range[3][0]) == [1e-2, 1e-2]  # the inflection line
-    assert [list(y) for _, y, *_ in lr_range[1:3]] == [[0.1, 0.1], [0.11, 0.11]]  # the trained model's loss, and risen
+def test_training_plot_names_marks_closer_than_a_text_s_height_in_one_text(tmp_path: Path, marked) -> None:
+    """The gmp recipe's 40 epochs of find, then 1 stabilizing: "eval" and "pruning" an epoch
+    apart, a few pixels in 65 epochs, overprinted each other."""
+    plan = {"update_steps": [4, 5, 6], "sparsity": [0.3, 0.6, 0.9], "warnings": [], "finetune_step": 16}
+    rows = _rows("find", [0.5] * 40, 0.0) + _rows("eval", [0.6] * 25, 0.9)
+    gmp = _seed(tmp_path / "gmp", rows, {"gmp/plan": plan}, {"find": [0.1] * 160, "eval": [0.1] * 100},
+                recipe={"prune": {"method": "gmp"}}, method="gmp")  # fmt: skip
+    _plot_training(gmp)
+    assert marked[0] == [("find", 0), ("eval, pruning", 40), ("fine-tuning", 44)]
+
+
+def test_sparsity_schedule_plot_reads_in_epochs_of_the_eval_phase(tmp_path: Path, figures) -> None:
+    path = plots.plot_sparsity_schedule([8, 10, 20], [0.05, 0.5, 0.9], 24, 40, tmp_path / "schedule.png", 4, "cubic")
+    assert path.read_bytes().startswith(PNG)
+    (ax,) = figures[0].axes
+    schedule, pruning, finetuning = [(list(line.get_xdata()), list(line.get_ydata())) for line in ax.lines]
+    # the whole eval phase, 10 steps an epoch: dense until the first update, the target held through fine-tuning to its end
+    assert schedule == ([0, 0.8, 1, 2, 4], [0.0, 5.0, 50.0, 90.0, 90.0])
+    assert (pruning[0], finetuning[0]) == ([0.8, 0.8], [2.4, 2.4])  # where pruning and fine-tuning start
+    assert ax.get_xlim() == (0, 4) and ax.get_xlabel() == "epoch of the eval phase"
+    assert ax.get_title() == "GMP, cubic 5% -> 90%: 3 updates over epochs 0.8-2.4 of the eval phase's 4"
+
+
+def test_lr_range_plot_shows_the_rise_to_the_threshold(tmp_path: Path, figures) -> None:
+    """A diverged tail (2.0) set the linear axis' scale: the trained model's loss (0.1), the
+    threshold (0.11) and the rise between lay within a few pixels."""
+    path = plots.plot_lr_range([1e-3, 1e-2, 1e-1], [0.1, 0.12, 2.0], 1e-2, tmp_path / "lr.png", "oneshot-x, seed 0",
+                               baseline=0.1, threshold=0.11)  # fmt: skip
+    assert path.read_bytes().startswith(PNG)
+    (fig,) = figures
+    (ax,) = fig.axes
+    curve, baseline, threshold, inflection = [(list(line.get_xdata()), list(line.get_ydata())) for line in ax.lines]
+    assert curve == ([1e-3, 1e-2, 1e-1], [0.1, 0.12, 2.0]) and inflection[0] == [1e-2, 1e-2]
+    assert (baseline[1], threshold[1]) == ([0.1, 0.1], [0.11, 0.11])  # the trained model's loss, and risen
+    assert (ax.get_xscale(), ax.get_yscale()) == ("log", "log") and ax.get_ylim()[1] == pytest.approx(0.33)
+    assert ax.get_title() == "LR range test: oneshot-x, seed 0"
+    assert [text.get_text() for text in fig.legends[0].get_texts()][0] == "probe loss after the steps up to that LR"
 
 
 # -- what the plots draw: the quantities their axes name, against hand-computed percents --

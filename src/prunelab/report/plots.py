@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from prunelab.config import load_run_recipe
 from prunelab.runs.io import read_json, write_bytes
 
 
@@ -43,26 +44,32 @@ def _save(fig, path: Path) -> None:
     write_bytes(path, buffer.getvalue())
 
 
-def plot_training(seed_folder: Path) -> Path:
-    """Test accuracy per epoch over all phases, one line per phase, with the sparsity on a
-    second axis, and the accuracy right after each pruning step (before retraining) marked
-    where it happened; below, the LR of every optimizer step. Second trainings that only
-    measure instability are left out."""
+def plot_training(seed_folder: Path, summary: Mapping[str, object]) -> Path:
+    """Test accuracy per epoch over all phases, one line per phase, drawn at the end of each
+    epoch, with the dense model's accuracy and the accuracy right after each pruning step
+    (before retraining) marked where it happened; below, the sparsity, then the LR of every
+    optimizer step; the phases (and GMP's stages) marked on every panel. The title reads the
+    seed's ``summary`` (drawn before it is written: a seed with a summary has its plot) and
+    its run's ``recipe.yaml``. Second trainings that only measure instability are left out."""
     rows = [row for row in read_json(seed_folder / "metrics.json", list) if not row["phase"].endswith("-copy")]
     events_path, lr_path = seed_folder / "events.json", seed_folder / "lr_log.json"
     events = read_json(events_path) if events_path.exists() else {}
     lr_log = read_json(lr_path) if lr_path.exists() else {}
-    fig, (ax, lr_ax) = _figure(height=5, nrows=2, sharex=True, height_ratios=[3, 1])
+    # Sparsity on a panel of its own: on a second axis of the accuracy's, 90% sparsity lay on 90% accuracy.
+    fig, (ax, sparsity_ax, lr_ax) = _figure(height=5.5, nrows=3, sharex=True, height_ratios=[3, 1, 1])
+    # Epoch k spans k - 1 to k, its accuracy measured at its end, where its last step's LR is drawn.
     x = list(range(1, len(rows) + 1))
     boundaries = [i for i in range(1, len(rows)) if rows[i]["phase"] != rows[i - 1]["phase"]]
     for start, end in zip([0, *boundaries], [*boundaries, len(rows)]) if rows else ():  # no epoch trained: an empty plot
         # Not joined across phases: between them the weights change (pruning, rewinding) without an epoch.
         ax.plot(x[start:end], [100 * r["test_acc"] for r in rows[start:end]], color="tab:blue", marker="." if end - start == 1 else None,
                 label="test accuracy" if start == 0 else None)  # fmt: skip
-        # A phase's steps spread evenly over its epochs, which span start + 0.5 to end + 0.5.
-        log = lr_log.get(rows[start]["phase"], [])
+        log = lr_log.get(rows[start]["phase"], [])  # a phase's steps spread evenly over its epochs
         if log:
-            lr_ax.plot([start + 0.5 + (i + 1) * (end - start) / len(log) for i in range(len(log))], log, color="tab:green")
+            lr_ax.plot([start + (i + 1) * (end - start) / len(log) for i in range(len(log))], log, color="tab:green")
+    dense = summary.get("dense_acc")
+    if dense is not None:
+        ax.axhline(100 * dense, color="0.5", linestyle=":", label=f"dense: {100 * dense:.2f}%")
     ax.set_ylabel("test accuracy (%)", color="tab:blue")
     lr_ax.set_yscale("log", nonpositive="mask")  # an LR decayed to 0 ends the line
     lrs = [lr for log in lr_log.values() for lr in log if lr > 0]
@@ -70,84 +77,95 @@ def plot_training(seed_folder: Path) -> Path:
         lr_ax.set_ylim(bottom=max(min(lrs), 1e-4 * max(lrs)) / 2)
     lr_ax.set_ylabel("LR", color="tab:green")
     lr_ax.set_xlabel("epoch (all phases)")
-    # The sparsity's axes, with the phase lines, under the accuracy's: drawn over it, the sparsity's
-    # step at each pruning cut through the marker of the accuracy right after it. Unclipped, a
-    # marker at the bottom edge is drawn whole.
-    twin = ax.twinx()
-    ax.set_zorder(twin.get_zorder() + 1)
-    ax.patch.set_visible(False)
     labelled = False
     for boundary in boundaries:
-        twin.axvline(boundary + 0.5, color="0.8", linewidth=0.8)
         # "eval" follows the unit "prune", "level-2/eval" follows "level-2/prune".
         pruned = events.get(rows[boundary]["phase"].replace("eval", "prune"), {})
-        if "test_acc_after_prune" in pruned:
-            ax.plot(boundary + 0.5, 100 * pruned["test_acc_after_prune"], "v", color="tab:blue", clip_on=False,
+        if "test_acc_after_prune" in pruned:  # unclipped: a marker at the bottom edge is drawn whole
+            ax.plot(boundary, 100 * pruned["test_acc_after_prune"], "v", color="tab:blue", clip_on=False,
                     label=None if labelled else "test accuracy right after pruning")
             labelled = True
+    lines = [(boundary, {"color": "0.8", "linewidth": 0.8}) for boundary in boundaries]
     # Each phase named where it starts ("level-2/eval" as "level-2").
-    marks = [(start + 0.5, rows[start]["phase"].removesuffix("/eval")) for start in [0, *boundaries]] if rows else []
+    marks = [(start, rows[start]["phase"].removesuffix("/eval")) for start in [0, *boundaries]] if rows else []
     plan = events.get("gmp/plan")
     if plan and lr_log.get("eval"):
         # GMP prunes within the epochs of its eval phase (the last one), the find phase dense:
         # each update where it happened, in steps spread evenly over the epochs.
         start = next(i for i, row in enumerate(rows) if row["phase"] == "eval")
         per_epoch = len(lr_log["eval"]) / (len(rows) - start)
-        updates = [start + 0.5 + step / per_epoch for step in plan["update_steps"]]
-        final = 100 * plan["sparsity"][-1]
-        twin.step([0.5, *updates, len(rows) + 0.5], [0.0, *(100 * s for s in plan["sparsity"]), final],
-                  where="post", color="tab:red", linestyle="--", label="sparsity")  # fmt: skip
+        updates = [start + step / per_epoch for step in plan["update_steps"]]
+        sparsity_ax.step([0, *updates, len(rows)], [0.0, *(100 * s for s in plan["sparsity"]), 100 * plan["sparsity"][-1]],
+                         where="post", color="tab:red")  # fmt: skip
         # Seed 001's stages within it.
         stages = [(updates[0], "pruning")]
         if plan["finetune_step"] < len(lr_log["eval"]):
-            stages.append((start + 0.5 + plan["finetune_step"] / per_epoch, "fine-tuning"))
-        for where, _ in stages:
-            twin.axvline(where, color="0.6", linestyle=":", linewidth=0.8)
+            stages.append((start + plan["finetune_step"] / per_epoch, "fine-tuning"))
+        lines += [(where, {"color": "0.6", "linestyle": ":", "linewidth": 0.8}) for where, _ in stages]
         marks += stages
-    else:  # each epoch's sparsity holds over the epoch: pruning steps show as steps, at the phase lines
-        twin.step(x, [100 * r["sparsity"] for r in rows], where="mid", color="tab:red", linestyle="--", label="sparsity")
-    twin.set_ylabel("sparsity (%)", color="tab:red")
-    twin.set_ylim(0, 100)
-    named: dict[float, list[str]] = {}  # one text where marks meet (GMP pruning from the eval phase's start)
-    for where, name in marks:
-        named.setdefault(where, []).append(name)
-    for where, names in named.items():  # upright along the lines: phases of an epoch or two leave no room across
-        ax.annotate(", ".join(names), (where, 1), xycoords=("data", "axes fraction"), xytext=(2, -3), textcoords="offset points",
-                    rotation=90, ha="left", va="top", fontsize=7, color="0.4")  # fmt: skip
+    elif rows:  # each epoch's sparsity holds over the epoch: pruning steps show as steps, at the phase lines
+        sparsity_ax.step(range(len(rows) + 1), [100 * r["sparsity"] for r in [*rows, rows[-1]]], where="post", color="tab:red")
+    for panel in (ax, sparsity_ax, lr_ax):
+        for where, style in lines:
+            panel.axvline(where, **style)
+    sparsity_ax.set_ylabel("sparsity (%)", color="tab:red")
+    sparsity_ax.set_ylim(0, 100)
+    sparsity_ax.set_yticks([0, 50, 100])
+    # One text where marks lie closer than its height (GMP pruning an epoch after the eval phase
+    # starts): upright above the panel, clear of its lines, as phases of an epoch or two leave no room across.
+    named: list[tuple[float, list[str]]] = []
+    for where, name in sorted(marks, key=lambda mark: mark[0]):
+        if named and where - named[-1][0] < len(rows) / 40:
+            named[-1][1].append(name)
+        else:
+            named.append((where, [name]))
+    for where, names in named:
+        ax.annotate(", ".join(names), (where, 1), xycoords=("data", "axes fraction"), xytext=(0, 2), textcoords="offset points",
+                    rotation=90, ha="center", va="bottom", fontsize=7, color="0.4")  # fmt: skip
     # Below the panels: inside, the legend covered the marker it names.
-    (handles, labels), (twin_handles, twin_labels) = ax.get_legend_handles_labels(), twin.get_legend_handles_labels()
-    fig.legend(handles + twin_handles, labels + twin_labels, loc="outside lower center", ncol=len(labels) + len(twin_labels),
-               fontsize=8, frameon=False)  # fmt: skip
-    fig.suptitle(f"{seed_folder.parent.name}, {seed_folder.name.replace('-', ' ')}", fontsize=9)
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=max(1, len(labels)), fontsize=8, frameon=False)
+    policy = load_run_recipe(seed_folder.parent).eval_training.lr_policy
+    setup = [summary["method"], f"{100 * summary['sparsity']:.3g}% sparse", *([f"LR policy {policy}"] if policy else []), f"seed {summary['seed']}"]
+    outcome = f"final {100 * summary['final_acc']:.2f}%" + (f" (dense {100 * dense:.2f}%)" if dense is not None else "")
+    fig.suptitle(f"{', '.join(setup)}: {outcome}\n{seed_folder.parent.name}", fontsize=9)
     path = seed_folder / "training.png"
     _save(fig, path)
     return path
 
 
-def plot_sparsity_schedule(steps: list[int], sparsity: list[float], finetune_step: int, end: int, path: Path) -> Path:
-    """GMP's target sparsity against the optimizer step over its whole eval phase (``end``
-    steps): dense while it stabilizes, the updates, then fine-tuning from ``finetune_step``."""
+def plot_sparsity_schedule(steps: list[int], sparsity: list[float], finetune_step: int, end: int, path: Path, epochs: int,
+                           schedule: str) -> Path:  # fmt: skip
+    """GMP's target sparsity over its whole eval phase (``end`` optimizer steps in ``epochs``
+    epochs), against the epoch as every other plot reads: dense while it stabilizes, the
+    updates along the ``schedule``, then fine-tuning from ``finetune_step``."""
+    per_epoch = end / epochs
+    updates = [step / per_epoch for step in steps]
+    finetune = finetune_step / per_epoch
     fig, ax = _figure()
     percent = [0.0, *(100 * s for s in sparsity), 100 * sparsity[-1]]
-    ax.step([0, *steps, end], percent, where="post", marker=".", markevery=list(range(1, len(steps) + 1)))
-    for step, stage in ((steps[0], "pruning"), (finetune_step, "fine-tuning")):
-        if step < end:
-            ax.axvline(step, color="0.6", linestyle=":")
-            ax.annotate(f" {stage}", (step, 0), xycoords=("data", "axes fraction"), va="bottom", color="0.4")
-    ax.set_xlim(0, end)
-    ax.set_xlabel("optimizer step of the eval phase")
+    ax.step([0, *updates, epochs], percent, where="post", marker=".", markevery=list(range(1, len(steps) + 1)))
+    for where, stage in ((updates[0], "pruning"), (finetune, "fine-tuning")):
+        if where < epochs:
+            ax.axvline(where, color="0.6", linestyle=":")
+            ax.annotate(f" {stage}", (where, 0), xycoords=("data", "axes fraction"), va="bottom", color="0.4")
+    ax.set_xlim(0, epochs)
+    ax.set_xlabel("epoch of the eval phase")
     ax.set_ylabel("sparsity (%)")
-    ax.set_title(f"GMP: {len(steps)} sparsity updates")
+    ax.set_title(f"GMP, {schedule} {100 * sparsity[0]:.3g}% -> {100 * sparsity[-1]:.3g}%: {len(steps)} updates over "
+                 f"epochs {updates[0]:g}-{finetune:g} of the eval phase's {epochs}")  # fmt: skip
     _save(fig, path)
     return path
 
 
-def plot_lr_range(lrs: list[float], losses: list[float], inflection_lr: float | None, path: Path,
+def plot_lr_range(lrs: list[float], losses: list[float], inflection_lr: float | None, path: Path, run: str,
                   baseline: float | None = None, threshold: float | None = None) -> Path:  # fmt: skip
-    """Probe loss against the LR (log scale), with the trained model's loss (``baseline``), the
-    loss that counts as risen (``threshold``) and the inflection point, the first LR above it."""
+    """Probe loss against the LR of the test of ``run``, both on log scales, with the trained
+    model's loss (``baseline``), the loss that counts as risen (``threshold``) and the
+    inflection point, the first LR above it. The axis ends at 3 times the threshold: the
+    diverged tail, orders of magnitude above, squeezed the rise to the threshold into pixels."""
     fig, ax = _figure()
-    ax.plot(lrs, losses, label="probe loss after a step at that LR")
+    ax.plot(lrs, losses, label="probe loss after the steps up to that LR")
     if baseline is not None:
         ax.axhline(baseline, color="0.5", linestyle=":", label=f"trained model: {baseline:.3g}")
     if threshold is not None:
@@ -156,35 +174,64 @@ def plot_lr_range(lrs: list[float], losses: list[float], inflection_lr: float | 
     if inflection_lr is not None:
         ax.axvline(inflection_lr, color="tab:red", linestyle="--", label=f"inflection: {inflection_lr:.3g}")
     ax.set_xscale("log")
+    ax.set_yscale("log")
+    if threshold and any(loss > 3 * threshold for loss in losses):
+        ax.set_ylim(top=3 * threshold)
     ax.set_xlabel("learning rate")
     ax.set_ylabel("loss on the probe set")
-    ax.set_title("LR range test")
+    ax.set_title(f"LR range test: {run}", fontsize=10)
     _legend_below(fig, ax)
     _save(fig, path)
     return path
 
 
 def plot_sensitivity(
-    curves: dict[str, tuple[list[float], list[float]]], dense_acc: float, path: Path, tolerance: float | None = None,
-    measured_on: str = "training",
+    curves: dict[str, tuple[list[float], list[float]]], dense_acc: float, path: Path, run: str, tolerance: float,
+    within: dict[str, float | None], sizes: dict[str, int], measured_on: str = "training",
 ) -> Path:
-    """Pruning sensitivity: accuracy (on the ``measured_on`` examples) against the sparsity of
-    the one layer pruned (``curves``: layer -> its sparsities and accuracies), a line per layer,
-    the dense model's accuracy dotted and, shaded, the ``tolerance`` below it that the summary's
-    sparsities keep within."""
+    """Pruning sensitivity of ``run``: accuracy (on the ``measured_on`` examples) against the
+    weights remaining in the one layer pruned (``curves``: layer -> its sparsities and
+    accuracies), on a log scale, as the accuracy plots of runs read, so that 80% to 99% is not
+    squeezed into a fifth of the axis; a line per layer, named with its size (``sizes``), its
+    highest sparsity within the ``tolerance`` below the dense model's accuracy (``within``)
+    circled; the dense model's accuracy dotted and, shaded, the ``tolerance`` below it."""
     fig, ax = _figure()
-    for name, (sparsities, accuracies) in curves.items():
-        ax.plot([100 * s for s in sparsities], [100 * a for a in accuracies], marker=".", label=name)
+    circled: list[tuple[float, float, str]] = []  # where, and in which layer's colour
+    for index, (name, (sparsities, accuracies)) in enumerate(curves.items()):
+        ax.plot([100 * (1 - s) for s in sparsities], [100 * a for a in accuracies], marker=".", color=f"C{index % 10}",
+                label=f"{name}: {sizes[name]:,} weights")  # fmt: skip
+        if within[name] is not None:
+            circled.append((100 * (1 - within[name]), 100 * accuracies[sparsities.index(within[name])], f"C{index % 10}"))
+    if circled:  # one legend entry for all layers
+        x, y, colours = zip(*circled)
+        ax.scatter(x, y, s=80, facecolors="none", edgecolors=colours, label=f"highest sparsity within {100 * tolerance:g} point")
     ax.axhline(100 * dense_acc, color="0.5", linestyle=":", label="dense")
-    if tolerance is not None:
-        ax.axhspan(100 * (dense_acc - tolerance), 100 * dense_acc, color="0.9", label=f"within {100 * tolerance:g} point of dense")
-    ax.set_xlim(0, 100)
-    ax.set_xlabel("sparsity of the pruned layer (%)")
+    ax.axhspan(100 * (dense_acc - tolerance), 100 * dense_acc, color="0.9", label=f"within {100 * tolerance:g} point of dense")
+    _weights_remaining_axis(ax, [s for sparsities, _ in curves.values() for s in sparsities])
+    ax.set_xlabel("weights remaining in the pruned layer (%)")
     ax.set_ylabel(f"{measured_on} accuracy (%)")
     _legend_below(fig, ax)  # deep models have dozens of layers
-    ax.set_title("pruning sensitivity: one layer pruned at a time, no retraining")
+    ax.set_title(f"pruning sensitivity: one layer pruned at a time, no retraining\n{run}", fontsize=10)
     _save(fig, path)
     return path
+
+
+def _weights_remaining_axis(ax, sparsities: list[float]) -> None:
+    """x as the share of weights remaining, plotted in percent, on a log scale from dense on
+    the left to sparse on the right, ticked as :func:`plot_accuracy_vs_sparsity` ticks it:
+    the outermost points' values, then the other points' and 100, 50, 20, ... where room is
+    left (:func:`_spaced`)."""
+    from matplotlib.ticker import LogLocator, NullFormatter
+
+    ax.set_xscale("log")
+    ax.invert_xaxis()
+    low, high = sorted(ax.get_xlim())
+    plotted = sorted({float(f"{100 * (1 - s):.3g}") for s in sparsities}, reverse=True)
+    wanted = plotted[:1] + plotted[-1:] + plotted[1:-1] + list(LogLocator(subs=(1, 2, 5)).tick_values(low, high))
+    tick_label = "{:g}".format
+    ax.set_xticks(_spaced(wanted, low, high, tick_label))
+    ax.xaxis.set_major_formatter(lambda value, _: tick_label(value))
+    ax.xaxis.set_minor_formatter(NullFormatter())
 
 
 def _position(positions: dict[str, int] | None, name: str, index: int) -> int:

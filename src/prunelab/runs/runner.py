@@ -494,6 +494,8 @@ def write_seed(folder: Path, recipe: Recipe, seed: int, data, device: torch.devi
         "wall_seconds": session.elapsed(),
         "environment": environment(device),
     }
+    if world().is_main:  # the plots read the files only the main process writes
+        plot_training(folder, summary)
     write_json(folder / SUMMARY, summary)
     barrier()  # the run directory's summary reads every seed's
 
@@ -524,11 +526,11 @@ def write_results(session: Session) -> None:
     save_tensors(session.pruner.state_dict(), folder / "masks.safetensors")
     save_tensors(session.model.state_dict(), folder / "model.safetensors")
     if world().is_main:  # the plots read the files only the main process writes
-        plot_training(folder)
         plan = done.get("gmp/plan")
         if plan:
-            end = len(done["eval"]["lr_log"])
-            plot_sparsity_schedule(plan["update_steps"], plan["sparsity"], plan["finetune_step"], end, folder / "sparsity_schedule.png")
+            end, epochs = len(done["eval"]["lr_log"]), len(done["eval"]["history"])
+            plot_sparsity_schedule(plan["update_steps"], plan["sparsity"], plan["finetune_step"], end, folder / "sparsity_schedule.png",
+                                   epochs, session.recipe.prune.schedule)  # fmt: skip
         record = first_lpr_record(done)
         if record:
             plot_lpr_during_find(record, folder / "lpr_during_find.png", f"{folder.parent.name} ({folder.name})")
