@@ -10,6 +10,7 @@ import math
 import os
 import shutil
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -525,3 +526,27 @@ def test_an_augmentation_that_changes_the_shape_or_a_model_with_empty_or_nan_wei
         MODELS.pop("test_empty")
         MODELS.pop("test_nan")
         MODELS.pop("test_causal")
+
+
+@pytest.mark.parametrize("loadavg, threads, warned", [
+    ("2.10 1.50 1.00 3/90 123", 2, True),   # another command's two threads spinning beside this one's two
+    ("2.10 1.50 1.00 1/90 123", 2, False),  # busy a minute ago, idle now
+    ("0.40 0.30 0.20 3/90 123", 2, False),  # a moment's spike
+    ("2.10 1.50 1.00 3/90 123", 1, False),  # one thread waits for none
+])  # fmt: skip
+def test_threads_on_busy_cores_are_warned_about_once(loadavg, threads, warned, tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(runner.os, "cpu_count", lambda: 2)
+    (tmp_path / "loadavg").write_text(loadavg)
+    monkeypatch.setattr(runner, "LOADAVG", tmp_path / "loadavg")
+    runner.warn_of_busy_cores.cache_clear()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with runner.cpu_threads(threads):
+            pass
+        with runner.cpu_threads(threads):
+            pass
+    messages = [str(w.message) for w in caught]
+    expected = [f"the CPU is busy (2 other processes running on 2 cores, load 2.1) and torch runs {threads} threads, which wait "
+                "for each other by spinning: --set threads=1 can train several times faster (the results may differ in their last bits)"]
+    assert messages == (expected if warned else [])
+    runner.warn_of_busy_cores.cache_clear()

@@ -32,6 +32,7 @@ in pruning or retraining (a sweep over retraining policies, say) share it.
 from __future__ import annotations
 
 import contextlib
+import functools
 import glob
 import logging
 import os
@@ -259,16 +260,42 @@ def check_plan(recipes: Sequence[tuple[str, Recipe]], out: str | Path = "runs") 
 @contextlib.contextmanager
 def cpu_threads(count: int | None) -> Iterator[None]:
     """torch's CPU threads set to ``count`` (the recipe's ``threads``) inside the block, and
-    back to what they were after it; None leaves them as they are."""
+    back to what they were after it; None leaves them as they are. Several threads on cores
+    that other work keeps busy are warned about, once."""
     if count is None:
+        warn_of_busy_cores(torch.get_num_threads())
         yield
         return
     before = torch.get_num_threads()
     torch.set_num_threads(count)
+    warn_of_busy_cores(count)
     try:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+LOADAVG = Path("/proc/loadavg")
+
+
+@functools.cache  # once a process: later, its own threads count among the busy ones
+def warn_of_busy_cores(threads: int) -> None:
+    """torch's threads wait for each other by spinning: more of them than the cores other work
+    leaves free ran the default job 3 to 11 times slower than one thread (load 2 and 8 on 2
+    cores). Busy: other processes running right now (Linux's ``/proc/loadavg``, this process
+    the one reading it) and over the last minute."""
+    try:
+        load, _, _, running, *_ = LOADAVG.read_text().replace("/", " ").split()
+    except (OSError, ValueError):  # not Linux: nothing to tell
+        return
+    cores, others = os.cpu_count() or 1, int(running) - 1
+    if threads > 1 and others >= 1 and float(load) >= 1 and others + threads > cores:
+        warnings.warn(
+            f"the CPU is busy ({others} other processes running on {cores} cores, load {float(load):.1f}) and torch runs "
+            f"{threads} threads, which wait for each other by spinning: --set threads=1 can train several times faster "
+            "(the results may differ in their last bits)",
+            stacklevel=3,
+        )
 
 
 def environment(device: torch.device) -> dict:
