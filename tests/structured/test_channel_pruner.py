@@ -629,3 +629,11 @@ def test_a_mean_over_the_spatial_dims_keeps_channels_apart_and_one_over_channels
     torch.testing.assert_close(small.eval()(x), zero_removed_channels(model, pruner).eval()(x), rtol=1e-4, atol=1e-5)
     mixed = {g.name: g for g in channel_groups(MeanPooled(over_channels=True), x[:1])}
     assert mixed["c2"].unprunable == "reduced across channels by mean"
+
+
+def test_prune_returns_the_channels_each_group_keeps_as_pruner_returns_its_masks():
+    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Conv2d(8, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4, 2))
+    pruner = ChannelPruner(model, torch.zeros(1, 3, 5, 5))
+    assert pruner.prune(0.5) is pruner.keep and [len(kept) for kept in pruner.keep.values()] == [4, 2]
+    with pytest.warns(UserWarning, match="filter_l1 ranked globally"):
+        assert pruner.prune(0.75, scope="global") is pruner.keep

@@ -44,7 +44,8 @@ class ChannelPruner:
     >>> model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 4, 2))
     >>> _ = nn.init.uniform_(model[1].weight)  # as if trained: untrained scales all tie at 1
     >>> pruner = ChannelPruner(model, torch.zeros(1, 3, 4, 4), criterion="bn_scale")
-    >>> pruner.prune(0.5)
+    >>> {name: kept.tolist() for name, kept in pruner.prune(0.5).items()}  # the channels each group keeps
+    {'0': [1, 2, 3, 6]}
     >>> small = pruner.shrink()
     >>> small[0], small[4]
     (Conv2d(3, 4, kernel_size=(3, 3), stride=(1, 1)), Linear(in_features=16, out_features=2, bias=True))
@@ -86,7 +87,7 @@ class ChannelPruner:
         scope: str | None = None,
         ratios: Mapping[str, float] | None = None,
         sparsity_of: str = "channels",
-    ) -> None:
+    ) -> dict[str, Tensor]:
         """Remove the lowest-scoring channels until ``sparsity`` of all the groups' channels
         are gone (``scope="global"``: ranked across groups; ``"layerwise"``: the same share of
         each group), or ``ratios`` of the named groups (which take no scope; a key names a group
@@ -103,6 +104,9 @@ class ChannelPruner:
         in the global ranking, whose removal takes at least ``sparsity`` of the model's
         Conv/Linear weights out (a removed channel takes its filter and the next layer's
         columns reading it), as :meth:`weight_sparsity` counts them.
+
+        Returns the channels each group keeps (:attr:`keep`, the pruner's own), as
+        :meth:`prunelab.Pruner.prune` returns its masks.
         """
         check_target(sparsity, scope, ratios, per="group")
         if sparsity_of not in ("channels", "weights"):
@@ -128,7 +132,7 @@ class ChannelPruner:
                 )
             self._prune_globally(fraction("sparsity", sparsity), scores, sparsity_of)
             self._warn_of_ties(scores, before, pooled=True)
-            return
+            return self.keep
         else:
             raise ValueError(f"scope must be 'global' or 'layerwise', got {scope!r}")
         for name, count in targets.items():
@@ -141,6 +145,7 @@ class ChannelPruner:
             ranked = _ranked(scores[name], self.keep[name])
             self.keep[name] = ranked[-(size - count) :].sort().values
         self._warn_of_ties(scores, before, pooled=False)
+        return self.keep
 
     def _warn_of_ties(self, scores: dict[str, Tensor], before: dict[str, Tensor], pooled: bool) -> None:
         """Warn if channels kept score exactly as channels just removed (across groups if
