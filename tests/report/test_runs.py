@@ -151,6 +151,22 @@ def test_the_report_folder_holds_every_image_it_shows(tmp_path: Path, monkeypatc
     assert sorted(p.name for p in (moved / "training").iterdir()) == ["s0.5-seed-0.png"]
 
 
+def test_a_report_of_many_runs_folds_each_run_s_training_plots_under_its_name(tmp_path: Path) -> None:
+    """A sweep's dozens of training plots, one under another, buried the page: past a few runs, behind a click."""
+    from prunelab.report.runs import FOLDED_TRAINING
+
+    def page(count: int) -> str:
+        folders = [oneshot_run(tmp_path / f"runs{count}" / f"s{i}", 0.5 + i / 100, 0.8) for i in range(count)]
+        for folder in folders:
+            (folder / "seed-0" / "training.png").write_bytes(PNG)
+        return write_report(folders, tmp_path / f"report{count}").read_text().split("## Training")[1]
+
+    few, many = page(FOLDED_TRAINING), page(FOLDED_TRAINING + 1)
+    assert "<details>" not in few and "sparsity=0.5 (seed-0):\n\n![s0](training/s0-seed-0.png)" in few
+    assert many.count("<details>") == many.count("</details>") == FOLDED_TRAINING + 1
+    assert "<details>\n<summary>sparsity=0.5</summary>\n\nseed-0:\n\n![s0](training/s0-seed-0.png)\n\n</details>" in many
+
+
 def test_the_report_links_copies_of_each_seed_s_lpr_during_find_plot(tmp_path: Path) -> None:
     """The find.lpr_every section points at each seed's lpr_during_find.png copied beside the
     training plots, so that the page moved on its own still shows the layers."""

@@ -60,6 +60,8 @@ from prunelab.runs.session import finished_seeds
 #: Longer names of runs (their differing settings) give way to numbers in tables, and in legends longer names of lines.
 LABEL_WIDTH = 60
 LEGEND_WIDTH = 80
+#: A report of more runs than this folds each run's training plots under its name.
+FOLDED_TRAINING = 4
 
 #: The plots a report page may make, beside report.md, and the folder of copies of the runs' training and
 #: lpr_during_find plots.
@@ -449,9 +451,15 @@ def write_report(
     lines += _lpr_section(runs, names, shared_name, positions, out)
     lines += _lpr_during_find_section(runs, names, positions, out)
     lines += ["## Training", ""]
+    fold = len(runs) > FOLDED_TRAINING  # a sweep's dozens of plots: each run's behind its name, opened on a click
     for name, run in zip(names, runs):
-        for plot in run.training_plots:
-            lines += [f"{name} ({plot.parent.name}):", "", f"![{run.folder.name}]({_copy(plot, run, plot.parent.name, out)})", ""]
+        shown = [(plot.parent.name, _copy(plot, run, plot.parent.name, out)) for plot in run.training_plots]
+        if fold and shown:
+            lines += ["<details>", f"<summary>{name}</summary>", ""]
+        for seed, link in shown:
+            lines += [f"{seed if fold else f'{name} ({seed})'}:", "", f"![{run.folder.name}]({link})", ""]
+        if fold and shown:
+            lines += ["</details>", ""]
     page = out / "report.md"
     write_text(page, "\n".join(lines))
     return page
