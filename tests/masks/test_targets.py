@@ -1,6 +1,7 @@
 """Which parameters are prunable: defaults, include/exclude by name and regex, and errors."""
 
 import re
+import warnings
 
 import pytest
 import torch
@@ -35,8 +36,9 @@ def test_default_is_conv_and_linear_weights_only():
 
 def test_transformer_linear_weights_including_out_proj():
     layer = nn.TransformerEncoderLayer(d_model=16, nhead=2, dim_feedforward=32)
-    assert list(find_prunable(layer)) == ["self_attn.out_proj.weight", "linear1.weight", "linear2.weight"]
-    pruner = Pruner(layer)
+    with pytest.warns(UserWarning, match="input projections"):  # the packed one is left dense, and said so
+        assert list(find_prunable(layer)) == ["self_attn.out_proj.weight", "linear1.weight", "linear2.weight"]
+        pruner = Pruner(layer)
     pruner.prune(0.5)
     assert pruner.count_pruned() == round(0.5 * (16 * 16 + 2 * 16 * 32))
     assert (layer.self_attn.out_proj.weight == 0).any()
@@ -231,3 +233,18 @@ def test_an_empty_include_and_a_scripted_model_are_named():
 def test_a_model_that_is_no_module_is_named():
     with pytest.raises(TypeError, match="^model must be a torch.nn.Module, got NoneType$"):
         find_prunable(None)
+
+
+def test_the_default_set_says_it_leaves_attention_input_projections_dense():
+    model = nn.TransformerEncoder(nn.TransformerEncoderLayer(8, 2, 16), 2, enable_nested_tensor=False)
+    with pytest.warns(UserWarning, match=re.escape("nn.MultiheadAttention's input projections (layers.0.self_attn.in_proj_weight, "
+                                                   "layers.1.self_attn.in_proj_weight) are plain parameters")):  # fmt: skip
+        chosen = find_prunable(model)
+    assert "layers.0.self_attn.out_proj.weight" in chosen and "layers.0.self_attn.in_proj_weight" not in chosen
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # named in include, or left out by an include of one's own: no warning
+        find_prunable(model, include=[r".*in_proj_weight", r".*out_proj", r".*linear\d"])
+        find_prunable(model, include=[r".*linear\d"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        find_prunable(model, exclude=[r".*self_attn"])  # left dense on purpose

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Collection, Sequence
 
 import torch
@@ -37,6 +38,10 @@ def _prefixes(parameter_name: str) -> list[str]:
     """The names of the modules holding a parameter, outermost first, and its own."""
     parts = parameter_name.split(".")
     return [".".join(parts[:i]) for i in range(1, len(parts) + 1)]
+
+
+#: The input projections of ``nn.MultiheadAttention``: packed, or one per query, key and value.
+ATTENTION_INPUTS = ("in_proj_weight", "q_proj_weight", "k_proj_weight", "v_proj_weight")
 
 
 def unwrapped(model: nn.Module) -> nn.Module:
@@ -174,6 +179,18 @@ def find_prunable(
                 f"prunable parameters are: {', '.join(chosen) or '(none)'}"
             )
     chosen = [name for name in chosen if not any(name in found for found in removed.values())]
+    if include is None:
+        # nn.MultiheadAttention's input projections are plain parameters, its output projection a Linear.
+        projections = [name for name in names if name.rsplit(".", 1)[-1] in ATTENTION_INPUTS
+                       and not any(matches_any(pattern, names[name], known) for pattern in exclude or ())]  # fmt: skip
+        if projections:
+            warnings.warn(
+                f"nn.MultiheadAttention's input projections ({', '.join(projections[:2])}{', ...' if len(projections) > 2 else ''}) "
+                "are plain parameters, not Linear layers: the default set leaves them dense while it prunes the attention's "
+                "output projections; to prune every weight matrix, name them in include (for nn.TransformerEncoder: "
+                r"include=[r'.*in_proj_weight', r'.*out_proj', r'.*linear\d']); an include of your own, or an exclude naming them, also silences this",
+                stacklevel=3,
+            )
     if not chosen:
         raise ValueError("no prunable parameters: " + ("include is empty" if include is not None and not include else "the model has no Conv/Linear weights left to prune"))
     return {name: parameters[name] for name in chosen}
