@@ -291,7 +291,7 @@ def warn_of_busy_cores(threads: int) -> None:
     cores, others = os.cpu_count() or 1, int(running) - 1
     if threads > 1 and others >= 1 and float(load) >= 1 and others + threads > cores:
         warnings.warn(
-            f"the CPU is busy ({others} other processes running on {cores} cores, load {float(load):.1f}) and torch runs "
+            f"the CPU is busy ({others} other process{'es' if others > 1 else ''} running on {cores} cores, load {float(load):.1f}) and torch runs "
             f"{threads} threads, which wait for each other by spinning: --set threads=1 can train several times faster "
             "(the results may differ in their last bits)",
             stacklevel=3,
