@@ -76,14 +76,22 @@ def test_a_folder_flush_failing_otherwise_is_an_error(tmp_path, monkeypatch):
 
 def test_a_write_removes_what_a_killed_write_to_its_file_left(tmp_path: Path) -> None:
     """A kill between the temporary file and the rename leaves the temporary file: the next
-    write to that file removes it; one written since this process started may be a write
-    going on beside this one, and the files of other targets are not this write's to remove."""
-    killed, ongoing, other = (tmp_path / name for name in (".table.md.0badf00d.tmp", ".table.md.1badf00d.tmp", ".report.md.2badf00d.tmp"))
-    for leftover in (killed, ongoing, other):
+    write to that file removes it. Not a write still going on (its writer holds a lock on it,
+    even stalled since before this process started, as a download waiting for the network),
+    nor one written since this process started, nor the files of other targets."""
+    import fcntl
+
+    killed, stalled, recent, other = (tmp_path / f".{name}.{i}badf00d.tmp" for i, name in enumerate(("table.md",) * 3 + ("report.md",)))
+    for leftover in (killed, stalled, recent, other):
         leftover.write_bytes(b"half")
-    for old in (killed, other):
+    for old in (killed, stalled, other):
         os.utime(old, (atomic.STARTED - 60, atomic.STARTED - 60))
-    with atomic.atomic_write(tmp_path / "table.md") as file:
-        file.write(b"whole")
+    writer = os.open(stalled, os.O_WRONLY)
+    fcntl.flock(writer, fcntl.LOCK_EX)
+    try:
+        with atomic.atomic_write(tmp_path / "table.md") as file:
+            file.write(b"whole")
+    finally:
+        os.close(writer)
     assert (tmp_path / "table.md").read_bytes() == b"whole"
-    assert not killed.exists() and ongoing.exists() and other.exists()
+    assert [path.exists() for path in (killed, stalled, recent, other)] == [False, True, True, True]

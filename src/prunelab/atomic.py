@@ -13,6 +13,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
+
 
 #: Temporary files last written before this process started are a kill's leftovers, not a write going on beside it.
 STARTED = time.time()
@@ -34,13 +39,12 @@ def atomic_write(path: str | Path) -> Iterator[BinaryIO]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    for leftover in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):  # of a write to this path that was killed
-        with contextlib.suppress(FileNotFoundError):  # renamed meanwhile by the write it belongs to
-            if leftover.stat().st_mtime < STARTED:
-                leftover.unlink()
+    _remove_leftovers(path)
     temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     # Mode 0o666 under the umask, as any other file: not tempfile.mkstemp's private 0o600.
     handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    if fcntl is not None:  # held while the write goes on (a stalled download too); the OS drops it with a killed writer
+        fcntl.flock(handle, fcntl.LOCK_EX)
     try:
         with os.fdopen(handle, "wb") as file:
             yield file
@@ -51,6 +55,26 @@ def atomic_write(path: str | Path) -> Iterator[BinaryIO]:
         temporary.unlink(missing_ok=True)
         raise
     _sync_folder(path.parent)
+
+
+def _remove_leftovers(path: Path) -> None:
+    """Remove the temporary files of writes to ``path`` that a kill left: older than this
+    process and locked by no writer. Without ``flock`` (Windows) they cannot be told from a
+    write going on, and stay."""
+    if fcntl is None:
+        return
+    for leftover in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        with contextlib.suppress(FileNotFoundError):  # renamed or removed meanwhile by the write it belongs to
+            if leftover.stat().st_mtime >= STARTED:
+                continue
+            handle = os.open(leftover, os.O_RDONLY)
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                leftover.unlink()
+            except BlockingIOError:  # its writer is still at it
+                pass
+            finally:
+                os.close(handle)
 
 
 def _sync_folder(folder: Path) -> None:
