@@ -562,6 +562,7 @@ def test_a_mask_set_by_hand_of_another_kind_is_named(mask, expected):
     pruner.masks["0.weight"] = mask
     with pytest.raises(ValueError, match=re.escape(expected)):
         pruner.apply()
+    assert repr(pruner) == "Pruner(3 tensors, 1,216 weights, masks set by hand that apply() does not take)"  # printing still works
 
 
 def test_printing_a_pruner_counts_pruned_weights_written_since():

@@ -193,8 +193,9 @@ class Pruner:
         """Zero the pruned weights, their gradients and attached optimizers' state for them.
 
         An attached optimizer's next step does this itself after weights were written into
-        the model (rewinding with ``model.load_state_dict``). Call it after writing weights
-        while no optimizer is attached, after changing an attached optimizer's param groups
+        the model (rewinding with ``model.load_state_dict``; not through ``.data``). Call it
+        after writing weights while no optimizer is attached or before evaluating them ahead
+        of the next step, after changing an attached optimizer's param groups
         (``add_param_group``), and after setting masks of one's own (N:M, another tool's) in
         :attr:`masks`, a bool tensor of its weight's shape each (True = kept).
         """
@@ -292,8 +293,10 @@ class Pruner:
         Uses the optimizer's own hooks; nothing of the model or optimizer is replaced. While
         attached, the pruner holds a copy of each pruned tensor's mask in the weight's dtype
         (fast to multiply by). Weights written into the model later (rewinding with
-        ``model.load_state_dict``) are masked again before the next step, which sees them
-        written by their version counters. A copy of the pruner (``copy.deepcopy``, pickle) is not attached.
+        ``model.load_state_dict``, ``copy_`` under ``no_grad``) are masked again before the
+        next step, which sees them written by their version counters; writes through ``.data``
+        leave no trace there and need :meth:`apply`, as does a forward pass before the next
+        step. A copy of the pruner (``copy.deepcopy``, pickle) is not attached.
         Gradient clipping between ``backward()`` and the step sees the gradients of pruned
         weights unless :meth:`mask_gradients` is called first. An optimizer that trains none of
         the pruned weights (another model's) is a ValueError.
@@ -454,11 +457,16 @@ class Pruner:
         weights = sum(p.numel() for p in self.parameters.values())
         hooked, tensors = len(self._hooks), len(self.parameters)
         attached = f", attached to {hooked} optimizer{'s' if hooked > 1 else ''}" if hooked else ""
+        held = f"Pruner({tensors} tensor{'s' if tensors != 1 else ''}, {weights:,} weights"
+        try:
+            self._check_masks()
+        except ValueError:  # set by hand, and not as apply() takes them: it says why
+            return f"{held}, masks set by hand that apply() does not take{attached})"
         # Weights written since the masks were applied (rewinding with no optimizer attached) train as if unpruned.
         with torch.no_grad():
-            live = sum(int(self.parameters[name][~mask.to(self.parameters[name].device)].count_nonzero()) for name, mask in self.masks.items())
+            live = sum(int(self.parameters[n][~mask.to(self.parameters[n].device)].count_nonzero()) for n, mask in self.masks.items())
         unmasked = f", {live:,} pruned weights not zero: apply() zeroes them" if live else ""
-        return f"Pruner({tensors} tensor{'s' if tensors != 1 else ''}, {weights:,} weights, {self.sparsity():.2%} pruned{attached}{unmasked})"
+        return f"{held}, {self.sparsity():.2%} pruned{attached}{unmasked})"
 
     def sparsity(self) -> float:
         """Fraction of the prunable weights that are pruned."""
