@@ -16,3 +16,12 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path.mkdir(exist_ok=True)
     load_dataset("mnist1d", path)
     return path
+
+
+@pytest.fixture(autouse=True)
+def quiet_cores(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Runs in tests see idle cores: the machine's load (other jobs on CI) would add a warning
+    to what some tests read. The warning's own tests set the load they mean."""
+    from prunelab.runs import runner
+
+    monkeypatch.setattr(runner, "LOADAVG", tmp_path_factory.getbasetemp() / "no-loadavg")

@@ -528,16 +528,22 @@ def test_an_augmentation_that_changes_the_shape_or_a_model_with_empty_or_nan_wei
         MODELS.pop("test_causal")
 
 
-@pytest.mark.parametrize("loadavg, threads, warned", [
-    ("2.10 1.50 1.00 3/90 123", 2, True),   # another command's two threads spinning beside this one's two
-    ("2.10 1.50 1.00 1/90 123", 2, False),  # busy a minute ago, idle now
-    ("0.40 0.30 0.20 3/90 123", 2, False),  # a moment's spike
-    ("2.10 1.50 1.00 3/90 123", 1, False),  # one thread waits for none
+@pytest.mark.parametrize("loadavg, own, threads, warned", [
+    ("2.10 1.50 1.00 3/90 123", "RS", 2, True),   # another command's two threads spinning beside this one's reading
+    ("2.10 1.50 1.00 2/90 123", "RR", 2, False),  # both this process's own: one still spinning after its last op
+    ("2.10 1.50 1.00 1/90 123", "RS", 2, False),  # busy a minute ago, idle now
+    ("0.40 0.30 0.20 3/90 123", "RS", 2, False),  # a moment's spike
+    ("2.10 1.50 1.00 3/90 123", "RS", 1, False),  # one thread waits for none
 ])  # fmt: skip
-def test_threads_on_busy_cores_are_warned_about_once(loadavg, threads, warned, tmp_path, monkeypatch) -> None:
+def test_threads_on_busy_cores_are_warned_about_once(loadavg, own, threads, warned, tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(runner.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(runner.torch.cuda, "is_available", lambda: False)
     (tmp_path / "loadavg").write_text(loadavg)
+    for i, state in enumerate(own):  # this process's threads: running (R) or sleeping (S)
+        (tmp_path / "task" / str(i)).mkdir(parents=True)
+        (tmp_path / "task" / str(i) / "stat").write_text(f"{100 + i} (python (x)) {state} 1 2 3")
     monkeypatch.setattr(runner, "LOADAVG", tmp_path / "loadavg")
+    monkeypatch.setattr(runner, "OWN_THREADS", tmp_path / "task")
     runner.warn_of_busy_cores.cache_clear()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -546,7 +552,21 @@ def test_threads_on_busy_cores_are_warned_about_once(loadavg, threads, warned, t
         with runner.cpu_threads(threads):
             pass
     messages = [str(w.message) for w in caught]
-    expected = [f"the CPU is busy (2 other processes running on 2 cores, load 2.1) and torch runs {threads} threads, which wait "
-                "for each other by spinning: --set threads=1 can train several times faster (the results may differ in their last bits)"]
+    expected = [f"the CPU is busy (2 threads of other processes running on 2 cores, load 2.1) and torch runs {threads} threads, "
+                "which wait for each other by spinning: threads=1 (--set threads=1) can train several times faster "
+                "(the results may differ in their last bits)"]
     assert messages == (expected if warned else [])
+    runner.warn_of_busy_cores.cache_clear()
+
+
+def test_threads_on_busy_cores_are_not_warned_about_where_cuda_trains(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(runner.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(runner.torch.cuda, "is_available", lambda: True)
+    (tmp_path / "loadavg").write_text("5.00 5.00 5.00 6/90 123")
+    monkeypatch.setattr(runner, "LOADAVG", tmp_path / "loadavg")
+    runner.warn_of_busy_cores.cache_clear()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with runner.cpu_threads(2):
+            pass
     runner.warn_of_busy_cores.cache_clear()

@@ -275,26 +275,28 @@ def cpu_threads(count: int | None) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-LOADAVG = Path("/proc/loadavg")
+LOADAVG, OWN_THREADS = Path("/proc/loadavg"), Path("/proc/self/task")
 
 
-@functools.cache  # once a process: later, its own threads count among the busy ones
+@functools.cache  # once a process (a thread count): its own training later keeps the cores busy too
 def warn_of_busy_cores(threads: int) -> None:
     """torch's threads wait for each other by spinning: more of them than the cores other work
     leaves free ran the default job 3 to 11 times slower than one thread (load 2 and 8 on 2
-    cores). Busy: other processes running right now (Linux's ``/proc/loadavg``, this process
-    the one reading it) and over the last minute."""
+    cores). Busy: threads of other processes running right now (Linux's ``/proc/loadavg``, less
+    this process's own, such as torch's still spinning after its last op) and over the last
+    minute. Not said where CUDA trains."""
     try:
         load, _, _, running, *_ = LOADAVG.read_text().replace("/", " ").split()
-    except (OSError, ValueError):  # not Linux: nothing to tell
+        own = sum(task.read_text().rsplit(")", 1)[1].split()[0] == "R" for task in OWN_THREADS.glob("*/stat"))
+    except (OSError, ValueError, IndexError):  # not Linux: nothing to tell
         return
-    cores, others = os.cpu_count() or 1, int(running) - 1
-    if threads > 1 and others >= 1 and float(load) >= 1 and others + threads > cores:
+    cores, others = os.cpu_count() or 1, int(running) - max(1, own)
+    if threads > 1 and others >= 1 and float(load) >= 1 and others + threads > cores and not torch.cuda.is_available():
         warnings.warn(
-            f"the CPU is busy ({others} other process{'es' if others > 1 else ''} running on {cores} cores, load {float(load):.1f}) and torch runs "
-            f"{threads} threads, which wait for each other by spinning: --set threads=1 can train several times faster "
-            "(the results may differ in their last bits)",
-            stacklevel=3,
+            f"the CPU is busy ({others} thread{'s' if others > 1 else ''} of other processes running on {cores} cores, "
+            f"load {float(load):.1f}) and torch runs {threads} threads, which wait for each other by spinning: "
+            "threads=1 (--set threads=1) can train several times faster (the results may differ in their last bits)",
+            stacklevel=5,  # the caller of run_recipe, past the context manager
         )
 
 
