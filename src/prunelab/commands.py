@@ -492,11 +492,10 @@ def _compare(args: argparse.Namespace) -> int:
     table = format_table(*(numbered(rows, columns) if by_number else (rows, columns)))
     # A few runs of many columns (other methods' settings) read better turned, a column per run.
     if len(runs) > 1 and (width := _terminal_width()) is not None and _width(table) > width:
-        if max(map(len, names)) > TURNED_HEADER_WIDTH:
-            names = [f"#{i}" for i in range(1, len(runs) + 1)]
-        turned = format_table(*transposed(rows, columns[:-1], names))  # the folders' names below, not as a row
+        headers = names if max(map(len, names)) <= TURNED_HEADER_WIDTH else [f"#{i}" for i in range(1, len(runs) + 1)]
+        turned = format_table(*transposed(rows, columns[:-1], headers))  # the folders' names below, not as a row
         if _width(turned) < _width(table):
-            table = "\n".join([turned, "", *(f"{name}: {run.folder.name}" for name, run in zip(names, runs))])
+            names, table = headers, "\n".join([turned, "", *(f"{name}: {run.folder.name}" for name, run in zip(headers, runs))])
     if shared:
         print(shared_values(shared) + "\n")
     print(table)

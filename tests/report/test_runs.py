@@ -482,3 +482,56 @@ def test_runs_of_the_same_layerwise_ratios_are_one_bar_named_by_what_they_share(
     page = write_report([f for _, f in results], tmp_path / "report", sweep=(results, spec)).read_text()
     lpr = page.split("## Layerwise pruning ratios of the final masks")[1]
     assert "| layer    | sparsity=0.5 | sparsity=0.9 |" in lpr and "| b.weight |       50.00% |       90.00% |" in lpr
+
+
+def test_compare_names_runs_as_the_table_it_prints_does_when_turning_it_would_not_help(tmp_path: Path, capsys, monkeypatch) -> None:
+    """Six runs on a terminal too narrow for either layout: the table as it is, and the setup
+    names the runs by their settings, not by numbers that appear nowhere."""
+    folders = []
+    for sparsity in (0.5, 0.9):
+        for policy in ("ft", "lrw", "llr"):
+            recipe = {"prune": {"method": "oneshot", "sparsity": sparsity}, "eval": {"lr_policy": policy}, "seeds": [0]}
+            folders.append(fake_run(tmp_path / f"{policy}{sparsity}", recipe, {0: {"dense_acc": 0.9, "final_acc": 0.8, "sparsity": sparsity}},
+                                    {0: {"a.weight": sparsity}}))  # fmt: skip
+    monkeypatch.setattr(commands, "_terminal_width", lambda: 50)
+    assert cli.main(["compare", *map(str, folders)]) == 0
+    out = capsys.readouterr().out
+    assert "| sparsity | prune.sparsity | eval.lr_policy | run " in out and "#1" not in out
+    assert "sparsity=0.5, lr_policy=ft" in out
+
+
+def test_lines_of_accuracy_against_sparsity_are_named_by_the_one_setting_left_as_runs_are(tmp_path: Path) -> None:
+    """Runs apart in sparsity and LR policy: a line per policy, named as a policy names a run (``ft``)."""
+    folders = []
+    for sparsity in (0.5, 0.9):
+        for policy in ("ft", "lrw"):
+            recipe = {"prune": {"method": "oneshot", "sparsity": sparsity}, "eval": {"lr_policy": policy}, "seeds": [0]}
+            folders.append(fake_run(tmp_path / f"{policy}{sparsity}", recipe, {0: {"dense_acc": 0.9, "final_acc": 0.8, "sparsity": sparsity}},
+                                    {0: {"a.weight": sparsity}}))  # fmt: skip
+    page = write_report(folders, tmp_path / "report").read_text()
+    rows = [line.split("|")[1].strip() for line in page.split("## Accuracy against sparsity")[1].split("\n## ")[0].splitlines() if line.startswith("| ")]
+    assert rows == ["runs", "ft", "ft", "lrw", "lrw"]
+
+
+def test_a_sweep_s_plot_puts_numbers_in_order_and_names_a_line_of_rows_alike(tmp_path: Path, monkeypatch) -> None:
+    """A grid of budgets [4, 1, 2] is drawn 1, 2, 4, not as a zigzag; rows equal everywhere are
+    one line that the legend still names."""
+    from prunelab.config.sweep import TableSpec
+    from prunelab.report import plots
+    from prunelab.report.runs import plot_sweep
+
+    results = []
+    for policy in ("ft", "lrw"):
+        for epochs in (4, 1, 2):
+            recipe = {"prune": {"method": "oneshot", "sparsity": 0.5}, "eval": {"lr_policy": policy, "epochs": epochs}, "seeds": [0]}
+            folder = fake_run(tmp_path / f"{policy}{epochs}", recipe, {0: {"dense_acc": 0.9, "final_acc": 0.7 + epochs / 100, "sparsity": 0.5}},
+                              {0: {"a.weight": 0.5}})  # fmt: skip
+            results.append(({"eval.lr_policy": policy, "eval.epochs": epochs}, folder))
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig))
+    plot_sweep(results, TableSpec(rows="eval.lr_policy", columns=["eval.epochs"]), tmp_path / "sweep.png")
+    (ax,) = figures[0].axes
+    assert [tick.get_text() for tick in ax.get_xticklabels()] == ["1", "2", "4"]
+    (line,) = [line for line in ax.lines if line.get_marker() == "o"]
+    assert list(line.get_ydata()) == pytest.approx([71.0, 72.0, 74.0])
+    assert sorted(text.get_text() for text in figures[0].legends[0].get_texts()) == ["dense 90.00%", "ft = lrw"]

@@ -424,7 +424,7 @@ def plot_pivot(x: list[str], panels: dict[str, dict[str, list[tuple[float, float
             shift = spread * (index - (len(names) - 1) / 2)
             shown = [(i, point) for i, point in enumerate(points) if point is not None]
             ax.errorbar([i + shift for i, _ in shown], [m for _, (m, _) in shown], yerr=[s for _, (_, s) in shown], color=f"C{index % 10}",
-                        marker="o", capsize=3, linestyle="-" if ordered else "none", label=name if len(names) > 1 else None)  # fmt: skip
+                        marker="o", capsize=3, linestyle="-" if ordered else "none", label=name if len(names) > 1 or legend_title else None)  # fmt: skip
         if reference is not None:
             ax.axhline(reference[1], color="grey", linestyle="--", linewidth=1, label=reference[0])
         ax.set_xticks(range(len(x)), x)

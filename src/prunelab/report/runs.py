@@ -315,10 +315,11 @@ def run_label(values: Mapping[str, object], keys: Sequence[str], leaving_out: Se
     >>> run_label({"eval.lr_policy": "ft", "prune.sparsity": 0.9}, ["eval.lr_policy"])
     'ft'
     """
-    if len(keys) == 1 and isinstance(name := values.get(keys[0]), str) and not leaving_out:
+    keys = [key for key in keys if key not in leaving_out]
+    if len(keys) == 1 and isinstance(name := values.get(keys[0]), str):
         return name
     short = short_labels(keys)
-    return ", ".join(f"{short[key]}={grid_value(values[key])}" for key in keys if key in values and key not in leaving_out)
+    return ", ".join(f"{short[key]}={grid_value(values[key])}" for key in keys if key in values)
 
 
 def run_names(labels: Sequence[str]) -> tuple[list[str], bool]:
@@ -365,14 +366,15 @@ def plot_sweep(results: list[tuple[dict[str, object], Path]], spec: TableSpec, p
 
     if spec.columns:
         *across, along = spec.columns
-        x = list(dict.fromkeys(a[along] for a, _ in stats))
+        x = _in_order(list(dict.fromkeys(a[along] for a, _ in stats)))
         panels = {
             column_name(label, across, values): {str(grid_value(row)): [point((row, (*values, value))) for value in x] for row in rows}
             for values in dict.fromkeys(tuple(a[c] for c in across) for a, _ in stats)
         }  # fmt: skip
         xlabel, legend = label[along], label[spec.rows]
     else:
-        x, panels, xlabel, legend = rows, {"": {spec.value: [point((row, ())) for row in rows]}}, label[spec.rows], ""
+        x = _in_order(rows)
+        panels, xlabel, legend = {"": {spec.value: [point((row, ())) for row in x]}}, label[spec.rows], ""
     # Rows equal in every cell (FT and LRW at budgets where they coincide) are one line, not one hidden under another.
     alike: dict[tuple, list[str]] = {}
     for name in next(iter(panels.values())):
@@ -383,10 +385,19 @@ def plot_sweep(results: list[tuple[dict[str, object], Path]], spec: TableSpec, p
     counts = {len(summary["seeds"]) for _, summary in summaries}
     count = counts.pop() if len(counts) == 1 else None
     seeds = "the seeds of each run" if count is None else f"{count} seed{'s' if count > 1 else ''}"
-    ordered = all(isinstance(value, (int, float)) and not isinstance(value, bool) for value in x)
+    ordered = _numbers(x)
     title = f"{spec.value} by {label[spec.rows]}: mean ± std over {seeds}"
     return plot_pivot([str(grid_value(value)) for value in x], panels, xlabel, spec.value + (" (%)" if scale == 100 else ""), path,
                       title=title, ordered=ordered, legend_title=legend, reference=reference)  # fmt: skip
+
+
+def _numbers(values: list) -> bool:
+    return all(isinstance(value, (int, float)) and not isinstance(value, bool) for value in values)
+
+
+def _in_order(values: list) -> list:
+    """Numbers by value, for a line through them; others (names, null) in the grid's order."""
+    return sorted(values) if _numbers(values) else values
 
 
 def write_report(
@@ -498,7 +509,7 @@ def _accuracy_section(runs: list[RunResults], names: list[str], shared: list[str
         groups.setdefault(text, []).append(i)
     # A line is named by what its runs share unless that is too long for a legend, then by their numbers.
     curves = {
-        (" ".join(names[i] for i in members) if len(text) > LEGEND_WIDTH else text or str(runs[members[0]].settings.get("prune.method"))):
+        (joined([names[i] for i in members]) if len(text) > LEGEND_WIDTH else text or str(runs[members[0]].settings.get("prune.method"))):
         sorted(point for i in members for point in runs[i].curve)
         for text, members in groups.items()
     }  # fmt: skip
