@@ -18,6 +18,7 @@ harness the command line runs), ``report`` (tables and plots of finished runs).
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
@@ -52,8 +53,9 @@ def __getattr__(name: str) -> object:
     return value
 
 
-#: The subpackages, reachable as attributes (``prunelab.schedules``) before they are imported.
-SUBPACKAGES = ("analysis", "config", "criteria", "data", "masks", "methods", "models", "report", "runs", "schedules", "structured", "train")
+#: The subpackages, reachable as attributes (``prunelab.schedules``) before they are imported
+#: (``recipes`` holds the built-in recipes' YAML, no code).
+SUBPACKAGES = tuple(module.name for module in pkgutil.iter_modules(__path__) if module.ispkg and module.name != "recipes")
 
 
 def __dir__() -> list[str]:

@@ -348,6 +348,8 @@ def test_overrides_given_as_one_string_are_an_error() -> None:
             load(None, [5])
         with pytest.raises(TypeError, match=re.escape("as --set takes them (['find.epochs=2', 'seeds=[0, 1]']), not a mapping")):
             load(None, {"find.epochs": 2, "seeds": [0, 1]})
+        with pytest.raises(TypeError, match=re.escape("(['eval.lr_policy=null', 'find.optimizer={lr: 0.1}'])")):
+            load(None, {"eval.lr_policy": None, "find.optimizer": {"lr": 0.1}})
         with pytest.raises(TypeError, match=r"^a recipe is a file's path or a built-in recipe's name, got dict \(recipe data as a dict: prunelab.config.validate\)$"):
             load({"prune": {}}, [])
 

@@ -34,7 +34,11 @@ def _seed(run: Path, rows: list[dict], events: dict | None = None, lr_log: dict 
 
 
 def _plot_training(folder: Path) -> Path:
-    return plots.plot_training(folder, json.loads((folder / "summary.json").read_text()))
+    """The seed's training plot, given what the runner gives it: its summary and the run's retraining LR policy."""
+    from prunelab.config import load_run_recipe
+
+    policy = load_run_recipe(folder.parent).eval_training.lr_policy
+    return plots.plot_training(folder, json.loads((folder / "summary.json").read_text()), policy)
 
 
 @pytest.fixture

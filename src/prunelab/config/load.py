@@ -88,7 +88,9 @@ def override_list(overrides: Iterable[str]) -> list[str]:
     if isinstance(overrides, str):
         raise TypeError(f"overrides must be a list of 'key.sub=value' strings, got the string {overrides!r}")
     if isinstance(overrides, Mapping):
-        example = ", ".join(f"'{key}={value}'" for key, value in list(overrides.items())[:2])
+        from prunelab.config.sweep import grid_value  # values as YAML writes them (null, [0, 1]); sweep imports this module
+
+        example = ", ".join(f"'{key}={grid_value(value)}'" for key, value in list(overrides.items())[:2])
         raise TypeError(f"overrides must be a list of 'key.sub=value' strings, as --set takes them ([{example}]), not a mapping")
     overrides = list(overrides)
     if not all(isinstance(override, str) for override in overrides):

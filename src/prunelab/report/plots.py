@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from prunelab.config import load_run_recipe
 from prunelab.runs.io import read_json, write_bytes
 
 
@@ -44,13 +43,14 @@ def _save(fig, path: Path) -> None:
     write_bytes(path, buffer.getvalue())
 
 
-def plot_training(seed_folder: Path, summary: Mapping[str, object]) -> Path:
+def plot_training(seed_folder: Path, summary: Mapping[str, object], lr_policy: str | None = None) -> Path:
     """Test accuracy per epoch over all phases, one line per phase, drawn at the end of each
     epoch, with the dense model's accuracy and the accuracy right after each pruning step
     (before retraining) marked where it happened; below, the sparsity, then the LR of every
-    optimizer step; the phases (and GMP's stages) marked on every panel. The title reads the
-    seed's ``summary`` (drawn before it is written: a seed with a summary has its plot) and
-    its run's ``recipe.yaml``. Second trainings that only measure instability are left out."""
+    optimizer step; the phases (and GMP's stages) marked on every panel. The title says what
+    the seed ran, from its ``summary`` (drawn before it is written: a seed with a summary has
+    its plot) and the retraining's ``lr_policy``. Second trainings that only measure
+    instability are left out."""
     rows = [row for row in read_json(seed_folder / "metrics.json", list) if not row["phase"].endswith("-copy")]
     events_path, lr_path = seed_folder / "events.json", seed_folder / "lr_log.json"
     events = read_json(events_path) if events_path.exists() else {}
@@ -125,8 +125,8 @@ def plot_training(seed_folder: Path, summary: Mapping[str, object]) -> Path:
     # Below the panels: inside, the legend covered the marker it names.
     handles, labels = ax.get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncol=max(1, len(labels)), fontsize=8, frameon=False)
-    policy = load_run_recipe(seed_folder.parent).eval_training.lr_policy
-    setup = [summary["method"], f"{100 * summary['sparsity']:.3g}% sparse", *([f"LR policy {policy}"] if policy else []), f"seed {summary['seed']}"]
+    setup = [summary["method"], f"{100 * summary['sparsity']:.3g}% sparse", *([f"LR policy {lr_policy}"] if lr_policy else []),
+             f"seed {summary['seed']}"]  # fmt: skip
     outcome = f"final {100 * summary['final_acc']:.2f}%" + (f" (dense {100 * dense:.2f}%)" if dense is not None else "")
     fig.suptitle(f"{', '.join(setup)}: {outcome}\n{seed_folder.parent.name}", fontsize=9)
     path = seed_folder / "training.png"

@@ -11,6 +11,7 @@ phase. A sweep's report opens with its table and a plot of it.
 
 from __future__ import annotations
 
+import html
 import re
 import shutil
 import statistics
@@ -466,7 +467,7 @@ def write_report(
     for name, run in zip(names, runs):
         shown = [(plot.parent.name, _copy(plot, run, plot.parent.name, out)) for plot in run.training_plots]
         if fold and shown:
-            lines += ["<details>", f"<summary>{name}</summary>", ""]
+            lines += ["<details>", f"<summary>{html.escape(name)}</summary>", ""]
         for seed, link in shown:
             lines += [f"{seed if fold else f'{name} ({seed})'}:", "", f"![{run.folder.name}]({link})", ""]
         if fold and shown:

@@ -524,7 +524,7 @@ def write_seed(folder: Path, recipe: Recipe, seed: int, data, device: torch.devi
         "environment": environment(device),
     }
     if world().is_main:  # the plots read the files only the main process writes
-        plot_training(folder, summary)
+        plot_training(folder, summary, recipe.eval_training.lr_policy)
     write_json(folder / SUMMARY, summary)
     barrier()  # the run directory's summary reads every seed's
 
