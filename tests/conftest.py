@@ -25,3 +25,19 @@ def quiet_cores(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPa
     from prunelab.runs import runner
 
     monkeypatch.setattr(runner, "LOADAVG", tmp_path_factory.getbasetemp() / "no-loadavg")
+
+
+@pytest.fixture
+def figures(monkeypatch: pytest.MonkeyPatch) -> list:
+    """The figures prunelab's plots make, to inspect after they are written and closed."""
+    from prunelab.report import plots
+
+    kept = []
+    save = plots._save
+
+    def keep(fig, path):
+        kept.append(fig)
+        save(fig, path)
+
+    monkeypatch.setattr(plots, "_save", keep)
+    return kept

@@ -252,17 +252,9 @@ def test_bad_tolerances_are_errors(tolerance, error) -> None:
         max_sparsity_within(SensitivityResult(0.0, 1.0, {}), tolerance)
 
 
-def test_the_plot_shows_accuracy_against_the_weights_each_layer_keeps(tmp_path, monkeypatch) -> None:
+def test_the_plot_shows_accuracy_against_the_weights_each_layer_keeps(tmp_path, figures) -> None:
     """On a linear sparsity axis, 80% to 99%, where layers differ, took a fifth of the width:
     a log axis of the weights remaining, as the accuracy plots of runs have."""
-    figures = []
-    save = plots._save
-
-    def keep(fig, path):
-        figures.append(fig)
-        save(fig, path)
-
-    monkeypatch.setattr(plots, "_save", keep)
     curves = {"0.weight": ([0.0, 0.5, 0.9], [0.9, 0.85, 0.5]), "2.weight": ([0.0, 0.5, 0.9], [0.9, 0.9, 0.8])}
     within, sizes = {"0.weight": None, "2.weight": 0.5}, {"0.weight": 320, "2.weight": 12288}
     path = plots.plot_sensitivity(curves, 0.9, tmp_path / "sensitivity.png", "oneshot-x, seed 0", 0.01, within, sizes, "training")

@@ -57,20 +57,6 @@ def captured(monkeypatch):
     return figures
 
 
-@pytest.fixture
-def figures(monkeypatch):
-    """The figures the plots make, to inspect after they are written and closed."""
-    kept = []
-    save = plots._save
-
-    def keep(fig, path):
-        kept.append(fig)
-        save(fig, path)
-
-    monkeypatch.setattr(plots, "_save", keep)
-    return kept
-
-
 def _curves(ax, colour: str) -> list[tuple[list, list]]:
     """The lines (x, y) of ``ax`` in ``colour``, not the markers of single points."""
     return [(list(line.get_xdata()), list(line.get_ydata())) for line in ax.lines
