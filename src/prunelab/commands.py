@@ -483,7 +483,7 @@ def _compare(args: argparse.Namespace) -> int:
     if values is not None and (unknown := [value for value in values if value not in known]):
         raise ValueError(f"--values: unknown summary value {', '.join(map(repr, unknown))}; known: {', '.join(known)}")
     folders = _run_folders(args.runs)
-    # The settings that tell the runs apart come first (runs of a sweep differ only in their hash otherwise).
+    # In the order of the settings that tell them apart (runs of a sweep differ only in their hash otherwise).
     runs = load_runs(folders)
     rows, columns, shared = comparison_rows(runs, values)
     # The setup names the runs as a report does: by the settings that differ, or by numbers in a column of their own.
