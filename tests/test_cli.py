@@ -298,6 +298,19 @@ def test_show_prints_the_summary_and_the_layerwise_table(cli_run, capsys) -> Non
         assert number(sparsity) == pytest.approx(counts["sparsity"], abs=1e-4)
 
 
+def test_show_on_a_narrow_terminal_gives_the_meanings_below_the_values(cli_run, capsys, monkeypatch) -> None:
+    folder = cli_run[2]
+    assert cli.main(["show", str(folder)]) == 0
+    wide = capsys.readouterr().out.split("\n\n")[0]
+    monkeypatch.setattr(commands, "_terminal_width", lambda: 80)
+    assert cli.main(["show", str(folder)]) == 0
+    narrow = capsys.readouterr().out.split("\npipeline")[0]
+    assert max(map(len, wide.splitlines())) > 80 >= max(map(len, narrow.splitlines()))
+    rows = table(narrow)
+    assert rows["metric"] == ["value"] and rows["final_acc"] == table(wide)["final_acc"][:1]
+    assert "\nfinal_acc: test accuracy at the end of the run\n" in narrow and "\n  " in narrow  # long ones wrapped, indented
+
+
 def test_show_gives_levels_and_layers_once_as_mean_and_std_over_the_seeds(cli_run, tmp_path: Path, capsys) -> None:
     import shutil
     import statistics

@@ -583,7 +583,13 @@ def _summary_table(folder: Path) -> str:
         {"metric": key, f"value{spread}": format_stat(key, stat), "meaning": meanings.get(key, "")}
         for key, stat in summary["stats"].items()
     ]
-    return f"{summary['run']} (seeds {summary['seeds']}):\n" + format_table(rows)
+    table = format_table(rows)
+    # On a terminal too narrow for the meanings beside the values: below them, one a line.
+    if (width := _terminal_width()) is not None and _width(table) > width:
+        table = "\n".join([format_table([{k: v for k, v in row.items() if k != "meaning"} for row in rows]), "",
+                            *(textwrap.fill(f"{row['metric']}: {row['meaning']}", width, subsequent_indent="  ")
+                              for row in rows if row["meaning"])])  # fmt: skip
+    return f"{summary['run']} (seeds {summary['seeds']}):\n" + table
 
 
 @contextlib.contextmanager
