@@ -99,13 +99,15 @@ def find_prunable(
     By default these are the weights of every Conv1d/2d/3d and Linear module (subclasses
     included, e.g. the output projection of ``nn.MultiheadAttention``; its packed input
     projection ``in_proj_weight`` is a plain parameter, so name it in ``include`` to prune
-    it). ``include`` picks instead: a pattern naming a module (``layer4``, ``layer4.*``) picks
+    it: the default set warns that it leaves it dense). ``include`` picks instead: a pattern naming a module (``layer4``, ``layer4.*``) picks
     the Conv/Linear weights inside that module (not its biases or norm layers); one naming
     only parameters picks them, whatever they are (an embedding's weight,
     ``.*in_proj_weight``). ``exclude`` then removes parameters or modules. Names are exact
     where they name something of the model, else regular expressions (see :func:`matches`).
-    A tied weight answers to each of its names. A pattern that picks or removes nothing is an
-    error, because a typo there silently changes what gets pruned; so is a layer whose weight
+    A tied weight answers to each of its names. An include pattern that picks nothing, or an
+    exclude pattern that names nothing of the model, is an error, because a typo there
+    silently changes what gets pruned (excluding a module that would not be pruned anyway,
+    such as an embedding, is not); so is a layer whose weight
     is computed (``weight_norm``, ``spectral_norm``, parametrizations) unless excluded.
 
     >>> model = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
