@@ -118,7 +118,7 @@ def test_the_same_pruning_epochs_with_other_lrs_or_settings_meet_s4_1_only() -> 
     assert (verdict.setup, verdict.reason) == ("S4.1", "the pruning LR schedules differ from step 2 on (0.1 / 0.01; seed 0)")
     assert "the same retraining LR schedule and settings; the same pruning epochs. Not S4.2" in str(verdict)
     other = comparison_setup([record("a", pruning=Stage(1, (0.1,), settings)), record("b", pruning=Stage(1, (0.1,), {}))])
-    assert other.reason == "the pruning settings differ: eval.optimizer.weight_decay 0.0001 / None"
+    assert other.reason == "the pruning settings differ: eval.optimizer.weight_decay 0.0001 / null"
 
 
 def test_settings_of_a_stage_that_did_not_train_do_not_count() -> None:
@@ -146,7 +146,7 @@ def test_augmentation_is_a_setting_of_the_base_model() -> None:
     """On a dataset with augmentation (CIFAR), turning it off trains another base model."""
     on, off = (Stage(3, BASE.lrs, {**BASE.settings, "data.augment": flag}) for flag in (True, False))
     verdict = comparison_setup([record("a", base=on), record("b", base=off)])
-    assert (verdict.setup, verdict.reason) == ("S1", "the base models' settings differ: data.augment True / False")
+    assert (verdict.setup, verdict.reason) == ("S1", "the base models' settings differ: data.augment true / false")
 
 
 def test_adaptive_schedules_are_compared_seed_by_seed() -> None:

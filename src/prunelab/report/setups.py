@@ -377,10 +377,10 @@ def _values(values: Sequence[object]) -> str:
     """The runs' values in their order, a value that three or more runs next to each other
     share once with their count.
 
-    >>> _values([1, 2, 2, 2, 1, 1])
-    '1 / 2 ×3 / 1 / 1'
+    >>> _values([1, 2, 2, 2, 1, 1]), _values([True, False, None])
+    ('1 / 2 ×3 / 1 / 1', 'true / false / null')
     """
-    repeated = [(value, len(list(same))) for value, same in itertools.groupby(map(str, values))]
+    repeated = [(value, len(list(same))) for value, same in itertools.groupby(str(grid_value(value)) for value in values)]
     return " / ".join(f"{value} ×{count}" if count > 2 else " / ".join([value] * count) for value, count in repeated)
 
 
