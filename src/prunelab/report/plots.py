@@ -218,9 +218,10 @@ def plot_sensitivity(
 
 def _weights_remaining_axis(ax, sparsities: list[float]) -> None:
     """x as the share of weights remaining, plotted in percent, on a log scale from dense on
-    the left to sparse on the right, ticked as :func:`plot_accuracy_vs_sparsity` ticks it:
-    the outermost points' values, then the other points' and 100, 50, 20, ... where room is
-    left (:func:`_spaced`)."""
+    the left to sparse on the right, ticked at the outermost points' values first, so that
+    every point lies between two labels, then at the other points' and 100, 50, 20, ...
+    where room is left (:func:`_spaced`): with the round values alone, points left of the
+    first in view (80% and 67% left of 50) could not be read."""
     from matplotlib.ticker import LogLocator, NullFormatter
 
     ax.set_xscale("log")
@@ -265,8 +266,6 @@ def plot_accuracy_vs_sparsity(
     left to sparse on the right, as lottery-ticket plots read. Lines of the same points (runs
     whose results are equal) are drawn once, named together. ``positions``: each curve's
     place in the colour cycle (default: its order)."""
-    from matplotlib.ticker import LogLocator, NullFormatter
-
     same: dict[tuple, list[str]] = {}
     for name, points in curves.items():
         same.setdefault(tuple((round(s, 9), round(m, 9), round(sd, 9)) for s, m, sd in points), []).append(name)
@@ -287,18 +286,7 @@ def plot_accuracy_vs_sparsity(
                         color=style["color"], alpha=0.2)
     if dense_acc is not None:
         ax.axhline(100 * dense_acc, color="0.5", linestyle=":", label="dense")
-    ax.set_xscale("log")
-    ax.invert_xaxis()
-    # The points' weights remaining (to 3 digits) labelled, the outermost first so that every point
-    # lies between two labels, then 100, 50, 20, 10, ... where room is left: with only those, points
-    # left of the first in view (80% and 67% left of 50) could not be read.
-    low, high = sorted(ax.get_xlim())
-    plotted = sorted({float(f"{100 * (1 - s):.3g}") for points in curves.values() for s, _, _ in points}, reverse=True)
-    wanted = plotted[:1] + plotted[-1:] + plotted[1:-1] + list(LogLocator(subs=(1, 2, 5)).tick_values(low, high))
-    tick_label = "{:g}".format
-    ax.set_xticks(_spaced(wanted, low, high, tick_label))
-    ax.xaxis.set_major_formatter(lambda value, _: tick_label(value))
-    ax.xaxis.set_minor_formatter(NullFormatter())
+    _weights_remaining_axis(ax, [s for points in curves.values() for s, _, _ in points])
     ax.set_xlabel("weights remaining (% of the prunable weights)")
     ax.set_ylabel(ylabel)
     _legend_below(fig, ax)

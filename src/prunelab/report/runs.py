@@ -209,8 +209,12 @@ def load_runs(folders: Sequence[str | Path]) -> list[RunResults]:
     return sorted(runs, key=lambda run: tuple(_order(run.settings.get(key)) for key in differing))
 
 
+def _number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def _order(value: object) -> tuple[int, float, tuple]:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
+    if _number(value):
         return (0, float(value), ())
     if value is None:
         return (2, 0.0, ())
@@ -386,19 +390,15 @@ def plot_sweep(results: list[tuple[dict[str, object], Path]], spec: TableSpec, p
     counts = {len(summary["seeds"]) for _, summary in summaries}
     count = counts.pop() if len(counts) == 1 else None
     seeds = "the seeds of each run" if count is None else f"{count} seed{'s' if count > 1 else ''}"
-    ordered = _numbers(x)
+    ordered = all(map(_number, x))
     title = f"{spec.value} by {label[spec.rows]}: mean ± std over {seeds}"
     return plot_pivot([str(grid_value(value)) for value in x], panels, xlabel, spec.value + (" (%)" if scale == 100 else ""), path,
                       title=title, ordered=ordered, legend_title=legend, reference=reference)  # fmt: skip
 
 
-def _numbers(values: list) -> bool:
-    return all(isinstance(value, (int, float)) and not isinstance(value, bool) for value in values)
-
-
 def _in_order(values: list) -> list:
     """Numbers by value, for a line through them; others (names, null) in the grid's order."""
-    return sorted(values) if _numbers(values) else values
+    return sorted(values) if all(map(_number, values)) else values
 
 
 def write_report(
