@@ -144,3 +144,12 @@ def test_a_table_whose_columns_are_not_one_task_is_judged_task_by_task(make_reci
     text = describe_column_setups(read_sweep_records(results), "prune.sparsity", ["arm"])
     assert "| prune.sparsity=0.5, arm=pruning  | prune.sparsity=0.5, arm=scratch-e  | 3 + 0 + 2 / 5 | met  |" in text
     assert "| prune.sparsity=0.75, arm=pruning | prune.sparsity=0.75, arm=scratch-e | 3 + 0 + 2 / 5 | met  |" in text
+
+
+def test_a_retraining_entered_part_way_into_an_epoch_keeps_every_lr_it_trained(make_recipe, shared_out) -> None:
+    """Rewinding to step 3 resumes the eval LR schedule 3 steps into its first epoch: 13 steps
+    over 2 epochs, all of them the retraining's, its last LR included (Rule 1 reads it)."""
+    (rewound,) = runs(make_recipe, shared_out, ("eval.rewind=step:3", "eval.lr_policy=null", "eval.lr_schedule.name=linear"))
+    lr_log = json.loads((shared_out / rewound.name / "seed-0" / "lr_log.json").read_text())["eval"]
+    assert len(lr_log) == 2 * STEPS_PER_EPOCH - 3
+    assert rewound.pipeline.retraining.epochs == 2 and rewound.pipeline.retraining.lrs == tuple(lr_log)

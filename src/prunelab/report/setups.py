@@ -557,12 +557,22 @@ def read_pipeline(seed_folder: Path, settings: dict[str, object]) -> Pipeline:
         phases = [phase for phase in phases if not phase.endswith("/eval") or phase == phases[-1]]
 
     def stage(phase: str, start: int = 0, stop: int | None = None) -> Stage:
-        """The phase's epochs [start, stop) with the settings it trained with."""
-        epochs = sum(row["phase"] == phase for row in rows)
+        """The phase's epochs [start, stop) with the settings it trained with. A phase entered
+        part-way into an epoch (rewinding to step K) has a shorter first epoch: the LRs are cut
+        where its epochs ended (each metrics row's ``step``), not in equal shares."""
+        ends = [row.get("step") for row in rows if row["phase"] == phase]
+        epochs, log = len(ends), lr_log[phase]
         stop = epochs if stop is None else stop
-        steps = len(lr_log[phase]) // epochs if epochs else 0
         config = "find." if phase.endswith("find") else "eval."
-        return Stage(stop - start, tuple(lr_log[phase][start * steps : stop * steps]), training_settings(settings, config))
+
+        def at(epoch: int) -> int:  # the log's index where ``epoch`` epochs of the phase are done
+            if epoch == 0 or epoch == epochs:
+                return 0 if epoch == 0 else len(log)
+            if None in ends:  # runs made before the rows recorded their step: equal epochs
+                return epoch * (len(log) // epochs)
+            return ends[epoch - 1] - (ends[-1] - len(log))
+
+        return Stage(stop - start, tuple(log[at(start) : at(stop)]), training_settings(settings, config))
 
     stages = [stage(phase) for phase in phases]
     if settings.get("prune.method") == "gmp":
