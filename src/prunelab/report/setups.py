@@ -20,9 +20,11 @@ in the epoch they prune at are S4.2 too, as in seed 004's Tab. 4 (their base mod
 A run with new random weights (``eval.rewind: reinit``) that trains the network a pruning
 run among them pruned to is that network's training from scratch: the same masks seed by
 seed after weight pruning, the same small dense architecture (weights left in every layer)
-after channel pruning. It leaves the S1-S4.2 ladder; against training from scratch, SX-A
-asks for the same epochs of pretraining, pruning and retraining in total, and SX-B for the
-same multiply-accumulates. Both are judged only for the pruned network's own scratch
+after channel pruning. It leaves the S1-S4.2 ladder; against training from scratch, S2-S4.2
+train it as the base model was trained, for as many epochs ("the scratch training employs
+the same training recipe of obtaining the base (big) model", as most papers do), SX-A asks
+for the same epochs of pretraining, pruning and retraining in total, and SX-B for the same
+multiply-accumulates. All three are judged only for the pruned network's own scratch
 training: trained with the dense model's recipe (its settings and peak LR; only the length
 differs) to the same final LR as the pruned model's retraining (Appendix A's Rule 1). Other
 runs with new random weights (seed 002's random baselines: a random mask, or random masks
@@ -126,7 +128,8 @@ class RunRecord:
 @dataclass(frozen=True)
 class Budget:
     """A pruning run against a run training its pruned network from scratch, seed by seed:
-    SX-A asks for the same epochs in total, SX-B for the same multiply-accumulates, to within
+    S2-S4.2 ask for the base model's epochs, SX-A for the same epochs in total, SX-B for the
+    same multiply-accumulates, to within
     half an epoch of whichever side counts in coarser steps: the pruning run's pretraining
     ends at a whole epoch of the dense model (seed 004 squeezes it to 30 / 1.11 = 27), which
     costs ``speedup`` epochs of the pruned network."""
@@ -141,8 +144,12 @@ class Budget:
     pretraining_epoch: tuple[float, ...] = ()  # what an epoch of pretraining costs, in the same epochs
     not_judged: str = ""
     # Why the run from scratch is not seed 004's scratch training of the pruned network, if
-    # it is not: then neither SX-A nor SX-B is judged.
+    # it is not: then no budget is judged.
     not_scratch: str = ""
+
+    @property
+    def base_epochs(self) -> bool:
+        return all(self.pipeline_epochs[0] == epochs for epochs in self.scratch_epochs)
 
     @property
     def same_epochs(self) -> bool:
@@ -168,10 +175,11 @@ class Budget:
             alike = len(set(self.scratch_epochs)) == 1 and max(self.equivalent_epochs) - min(self.equivalent_epochs) < 0.05
             seeds = "" if alike else f" (the farthest of {len(self.scratch_epochs)} seeds)"
             macs = f"{self.equivalent_epochs[worst]:.1f} / {self.scratch_epochs[worst]}{seeds}"
-        sx_a, sx_b = _met(self.same_epochs), "" if self.same_macs is None else _met(self.same_macs)
+        base, sx_a, sx_b = _met(self.base_epochs), _met(self.same_epochs), "" if self.same_macs is None else _met(self.same_macs)
         if self.not_scratch:
-            sx_a, sx_b = f"not judged: {self.not_scratch}", "not judged"
-        return {"run": self.pruned, "from scratch": self.scratch, "epochs": epochs, "SX-A": sx_a, "MACs": macs, "SX-B": sx_b}
+            base, sx_a, sx_b = f"not judged: {self.not_scratch}", "not judged", "not judged"
+        return {"run": self.pruned, "from scratch": self.scratch, "epochs": epochs, "S2-S4.2": base, "SX-A": sx_a,
+                "MACs": macs, "SX-B": sx_b}  # fmt: skip
 
 
 def _met(flag: bool) -> str:
@@ -213,7 +221,8 @@ def comparison_setup(runs: Sequence[RunRecord]) -> Verdict:
     """The strictest of seed 004's setups that ``runs`` meet all together.
 
     Runs that train a pruning run's network from scratch (:func:`trained_from_scratch`) are
-    left out of the S1-S4.2 ladder and judged against every pruning run by SX-A and SX-B instead.
+    left out of the S1-S4.2 ladder and judged against every pruning run by their budgets instead
+    (:class:`Budget`: the base model's epochs of S2-S4.2, SX-A, SX-B).
     """
     pruned, scratch = _pruning_and_scratch(runs)
     budgets = tuple(budget for p in pruned if not p.reinit for s in scratch if (budget := _budget(p, s)))
@@ -398,7 +407,7 @@ def _distinct(numbers: Sequence[float]) -> list[str]:
 
 
 def _budget(pruned: RunRecord, scratch: RunRecord) -> Budget | None:
-    """SX-A and SX-B of a pruning run and a run training its pruned network from scratch,
+    """The budgets of a pruning run and a run training its pruned network from scratch,
     on the seeds both have, or on their first seeds if they share none (None if the two are
     not of one task, as S1 asks)."""
     if _task_difference([pruned, scratch]):
@@ -609,7 +618,8 @@ def training_settings(settings: Mapping[str, object], phase: str) -> dict[str, o
 # -- text for compare, report and sweep tables ----------------------------------------
 
 AGAINST_SCRATCH = (
-    "Against training from scratch (SX-A: the same epochs of pretraining + pruning + retraining; "
+    "Against training from scratch (S2-S4.2: the base model's epochs, as most papers train it; "
+    "SX-A: the same epochs of pretraining + pruning + retraining; "
     "SX-B: the same multiply-accumulates, counted in epochs of the pruned network):"
 )
 
