@@ -52,7 +52,7 @@ SUMMARY_VALUES = {  # short enough for a table a terminal shows whole; the READM
     "dense_acc": "test accuracy of the trained dense model",
     "pruned_acc": "test accuracy right after pruning, before retraining",
     "final_acc": "test accuracy at the end of the run",
-    "trainability_acc": "mean training accuracy in the retraining's first LR stage (seed 004's TA)",
+    "trainability_acc": "mean training accuracy in the retraining's first LR stage (all of it if none; seed 004's TA)",
     "instability": "test-error barrier between two retrainings from one start (seed 002)",
     "sparsity": "pruned share of the prunable weights (removed channels count as pruned)",
     "channel_sparsity": "removed share of the channels of the prunable channel groups",
