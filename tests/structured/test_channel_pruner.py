@@ -148,6 +148,11 @@ def test_a_sparsity_of_weights_removes_the_fewest_channels_that_take_that_share_
     assert fewer.weight_sparsity() < 0.5
     with pytest.raises(ValueError, match=r"^0\.5\d* of the weights are already removed, more than the sparsity 0\.3 asked for$"):
         pruner.prune(0.3, sparsity_of="weights")
+    # The same target again is met: whole channels overshot it, and nothing changes (as for a count of channels).
+    kept = pruner.state_dict()
+    assert pruner.weight_sparsity() > 0.5
+    pruner.prune(0.5, sparsity_of="weights")
+    assert pruner.state_dict() == kept
     with pytest.raises(ValueError, match=r"^sparsity 0\.99 of the weights needs more channels than can go \(every group keeps one\): at most 0\.9477 of"):
         # one channel left in each group: 27 + 9 + 8 * 4 + 24 = 92 weights, 1 - 92 / 1758 = 0.9477
         ChannelPruner(ranked_chain(), X, criterion="bn_scale").prune(0.99, sparsity_of="weights")
@@ -494,6 +499,28 @@ def test_shrink_refuses_kept_channels_that_are_not_increasing_indices() -> None:
         shrink(model, pruner.groups, {}, X)
 
 
+def test_shrink_refuses_to_cut_a_group_the_tracer_found_unprunable() -> None:
+    """Every group of channel_groups may be given to shrink, whole; cutting one that cannot lose
+    channels is an error with the tracer's reason, not a failed forward or a warning."""
+    from prunelab.structured import shrink
+
+    class ScaledByWidth(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b = nn.Conv1d(1, 4, 1), nn.Conv1d(4, 2, 1)
+
+        def forward(self, x):
+            h = self.a(x)
+            return self.b(h * h.size(1) ** -0.5)  # a width the small model would change
+
+    model, x = ScaledByWidth(), torch.randn(1, 1, 5)
+    groups = channel_groups(model, x)
+    whole = {g.name: list(range(g.size)) for g in groups}
+    assert shrink(model, groups, whole, x).a.out_channels == 4
+    with pytest.raises(ValueError, match=r"^keep removes channels of a, which cannot be removed: its width read by size$"):
+        shrink(model, groups, {**whole, "a": [0, 1]}, x)
+
+
 def test_shrink_takes_the_kept_channels_as_the_state_dict_gives_them() -> None:
     """``shrink(model, groups, pruner.state_dict(), x)``: lists of indices, as in channels.json."""
     from prunelab.structured import shrink
@@ -598,6 +625,32 @@ def test_a_small_model_that_computes_otherwise_than_the_zeroed_one_is_warned_abo
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         kept_first.shrink()
+
+
+class NormalisedInEval(nn.Module):
+    """Divides each channel by its peak in eval mode only, which the trace (made in training mode)
+    does not see: a removed channel is 0 / 0, NaN, in the zeroed model."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.head = nn.Conv1d(1, 4, 1), nn.Conv1d(4, 2, 1)
+
+    def forward(self, x):
+        h = self.a(x)
+        if not self.training:
+            h = h / h.abs().amax(-1, keepdim=True)
+        return self.head(h).mean(-1)
+
+
+def test_a_zeroed_model_that_computes_nan_where_the_small_one_does_not_is_warned_about() -> None:
+    torch.manual_seed(0)
+    model, x = NormalisedInEval(), torch.randn(1, 1, 5)
+    assert model.eval()(x).isfinite().all()
+    pruner = ChannelPruner(model, x)
+    pruner.prune(0.5)
+    with pytest.warns(UserWarning, match="computes other outputs on the example input in eval mode"):
+        small = pruner.shrink()
+    assert small.eval()(x).isfinite().all() and zero_removed_channels(model, pruner).eval()(x).isnan().all()
 
 
 class MeanPooled(nn.Module):

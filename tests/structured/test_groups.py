@@ -265,6 +265,12 @@ def test_a_number_divided_by_channels_blocks_them() -> None:
     assert not groups["a"].prunable
 
 
+def test_a_tensor_divisor_given_by_keyword_blocks_the_channels() -> None:
+    """torch.div(x, other=y): removed channels would be 0 / 0 in the masked model, NaN, and gone in the small one."""
+    model = Lambda(lambda s, x: s.head(torch.div(s.a(x), other=s.b(x))), a=nn.Conv1d(1, 4, 1), b=nn.Conv1d(1, 4, 1), head=nn.Conv1d(4, 2, 1))
+    assert channel_groups(model, X1)[0].unprunable == "divided by a tensor in div"
+
+
 class _OwnDropout(nn.Dropout):
     """A dropout fx traces through (not torch's own module): its call is recorded in training mode."""
 
@@ -288,3 +294,19 @@ def test_tracing_leaves_the_random_state_and_the_buffers_alone() -> None:
     assert torch.equal(torch.get_rng_state(), state)
     assert all(torch.equal(b, before[name]) for name, b in model.named_buffers())
     assert not model.training
+
+
+@pytest.mark.parametrize(
+    "forward",
+    [
+        lambda s, x: s.b(torch.mean(input=s.a(x), dim=(2, 3))),
+        lambda s, x: s.b(torch.div(input=s.a(x), other=2.0).mean((2, 3))),
+        lambda s, x: s.b(torch.flatten(input=nn.functional.adaptive_avg_pool2d(s.a(x), 1), start_dim=1)),
+    ],
+    ids=["mean", "div", "flatten"],
+)
+def test_a_tensor_given_by_keyword_is_followed_as_a_positional_one(forward) -> None:
+    """torch.mean(input=x, dim=...) and the like: the same channels, not a crash of the tracer."""
+    model = Lambda(forward, a=nn.Conv2d(2, 6, 3), b=nn.Linear(6, 2))
+    (group, _) = channel_groups(model, torch.zeros(1, 2, 5, 5))
+    assert group.prunable and group.consumers == [("b", 1)]

@@ -268,7 +268,7 @@ class _Trace:
         ``x.mean((2, 3))``): each channel stays one value, zero stays zero. Over the channels,
         or over everything, it mixes them."""
         dims = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
-        shape = _shape(node.args[0])
+        shape = _shape(_first_input(node))  # x.mean(...), or torch.mean(input=x, ...)
         dims = dims if isinstance(dims, (tuple, list)) else (dims,)
         if source.dim == 1 and source.factor == 1 and shape and all(isinstance(d, int) and d % len(shape) >= 2 for d in dims):
             self.channels[node] = source
@@ -328,10 +328,11 @@ class _Trace:
             self.block_inputs(node, f"shifted away from zero by {name}")
             return
         dividing = _function_name(node) in ("truediv", "div", "div_")
-        if dividing and sum(isinstance(a, fx.Node) and _shape(a) is not None for a in node.args) > 1:
+        # The divisor may be a keyword argument: torch.div(x, other=y).
+        if dividing and sum(isinstance(a, fx.Node) and _shape(a) is not None for a in (*node.args, *node.kwargs.values())) > 1:
             self.block_inputs(node, f"divided by a tensor in {name}")
             return
-        if dividing and node.args[0] not in self.channels:  # 2.0 / x: a removed (zero) channel would be inf
+        if dividing and _dividend(node) not in self.channels:  # 2.0 / x: a removed (zero) channel would be inf
             self.block_inputs(node, f"divided into by {name}")
             return
         tensors = [a for a in node.all_input_nodes if _shape(a) is not None]
@@ -385,6 +386,11 @@ def _first_input(node: fx.Node) -> fx.Node | None:
         return node.args[0] if isinstance(node.args[0], fx.Node) else None
     value = next(iter(node.kwargs.values()), None)
     return value if isinstance(value, fx.Node) else None
+
+
+def _dividend(node: fx.Node) -> object:
+    """What a division divides: its first argument, or its ``input`` (``torch.div(input=x, other=2.0)``)."""
+    return node.args[0] if node.args else node.kwargs.get("input")
 
 
 def _is_depthwise(conv: nn.Module) -> bool:
@@ -459,7 +465,8 @@ def _is_joining(node: fx.Node) -> bool:
 def _is_flatten(node: fx.Node, module: nn.Module | None) -> bool:
     """A flatten of everything after the batch dim (``nn.Flatten``, ``x.flatten(1)``, ``x.view(x.size(0), -1)``)."""
     shape = _shape(node)
-    source_shape = _shape(node.args[0]) if node.args and isinstance(node.args[0], fx.Node) else None
+    source = _first_input(node)  # x.flatten(1), or torch.flatten(input=x, start_dim=1)
+    source_shape = _shape(source) if source is not None else None
     if shape is None or source_shape is None or len(shape) != 2 or len(source_shape) < 2:
         return False
     if shape[0] != source_shape[0] or shape[1] != math.prod(source_shape[1:]):

@@ -103,7 +103,9 @@ class ChannelPruner:
         Algorithm A2 ("prune p% of parameters ... by pruning channels"): the fewest channels,
         in the global ranking, whose removal takes at least ``sparsity`` of the model's
         Conv/Linear weights out (a removed channel takes its filter and the next layer's
-        columns reading it), as :meth:`weight_sparsity` counts them.
+        columns reading it), as :meth:`weight_sparsity` counts them. Whole channels take out a
+        little more than asked; a target the removed channels already meet, but not without
+        each of them (the same target again), changes nothing.
 
         Returns the channels each group keeps (:attr:`keep`, the pruner's own), as
         :meth:`prunelab.Pruner.prune` returns its masks.
@@ -256,8 +258,15 @@ class ChannelPruner:
             left = kept - gone[t - 1] if t else kept
             return self._weight_sparsity({g.name: int(n) for g, n in zip(self.groups, left)})
 
-        if (now := reached(0)) > sparsity:
-            raise ValueError(f"{now:.4g} of the weights are already removed, more than the sparsity {sparsity} asked for")
+        if (now := reached(0)) >= sparsity:
+            # Whole channels overshoot a share of the weights: a target the removed channels meet, but
+            # not without each of them, is met (the same target again, or a schedule's next one below
+            # the overshoot) and changes nothing; one they meet even without any one of them asks for fewer.
+            fewer = [self._weight_sparsity({g.name: int(n) + (g is restored) for g, n in zip(self.groups, kept)})
+                     for restored, count in zip(self.groups, kept) if count < restored.size]  # fmt: skip
+            if fewer and min(fewer) >= sparsity:
+                raise ValueError(f"{now:.4g} of the weights are already removed, more than the sparsity {sparsity} asked for")
+            return 0
         if (most := reached(len(groups_in_order))) < sparsity:
             raise ValueError(f"sparsity {sparsity} of the weights needs more channels than can go (every group keeps one): "
                              f"at most {most:.4g} of the weights can")  # fmt: skip
@@ -359,7 +368,8 @@ def shrink(model: nn.Module, groups: Sequence[ChannelGroup], keep: Mapping[str, 
     tensors or lists such as :meth:`ChannelPruner.state_dict` gives) of each group; checked to
     run on ``example_input`` and give outputs of the same shape, and warned about if in eval
     mode it computes other values there than ``model`` with those channels zeroed (a branch
-    reading channels by index, or an activation that makes 0 something else)."""
+    reading channels by index, or an activation that makes 0 something else). Groups that
+    cannot be pruned (:attr:`ChannelGroup.unprunable`) may be given, whole."""
     missing = [group.name for group in groups if group.name not in keep]
     if missing:
         raise ValueError(f"keep has no kept channels for the group{'s' if len(missing) > 1 else ''} {', '.join(missing)}")
@@ -368,6 +378,8 @@ def shrink(model: nn.Module, groups: Sequence[ChannelGroup], keep: Mapping[str, 
         kept = kept_channels(group.name, keep[group.name], group.size)
         if len(kept) == group.size:
             continue
+        if not group.prunable:  # e.g. every group of channel_groups(model, x), whose reasons are known
+            raise ValueError(f"keep removes channels of {group.name}, which cannot be removed: {group.unprunable}")
         for name in group.producers:
             layer = small.get_submodule(name)
             _take(layer, "weight", 0, kept)
@@ -431,8 +443,8 @@ def _compare_with_zeroed(
         with evaluating(small), evaluating(zeroed):
             pairs = list(zip(_tensors(small(example_input)), _tensors(zeroed(example_input))))
     floats = [(a.double(), b.double()) for a, b in pairs if a.is_floating_point()]
-    scale = max((float(b.abs().max()) for _, b in floats if b.numel()), default=0.0)
-    worst = max((float((a - b).abs().max()) for a, b in floats if a.numel()), default=0.0)
+    scale = max((float(b[b.isfinite()].abs().max()) for _, b in floats if b.isfinite().any()), default=0.0)
+    worst = max((_gap(a, b) for a, b in floats if a.numel()), default=0.0)
     if worst > 1e-4 * max(1.0, scale):
         warnings.warn(
             f"the model with channels removed computes other outputs on the example input in eval mode than with those "
@@ -440,6 +452,19 @@ def _compare_with_zeroed(
             "0 something else (a sigmoid, say); exclude the layers making those channels if they must stay",
             stacklevel=4,
         )
+
+
+def _gap(a: Tensor, b: Tensor) -> float:
+    """The largest difference between ``a`` and ``b``: infinite where one is NaN or infinite
+    and the other is not the same (a comparison with NaN is never larger than a tolerance).
+
+    >>> _gap(torch.tensor([1.0, float("nan")]), torch.tensor([1.5, float("nan")]))
+    0.5
+    >>> _gap(torch.tensor([1.0, 2.0]), torch.tensor([1.0, float("nan")]))
+    inf
+    """
+    same = (a == b) | (a.isnan() & b.isnan())
+    return float(torch.where(same, 0.0, (a - b).abs()).nan_to_num(nan=float("inf")).max())
 
 
 def _tensors(output: object) -> list[Tensor]:
