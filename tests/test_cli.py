@@ -729,6 +729,26 @@ def test_over_several_processes_a_bug_keeps_its_traceback_and_a_lost_process_is_
             assert capsys.readouterr().err.startswith(f"prunelab: error: process {rank} of 2{':' if error is bug else ''} {said}")
 
 
+def test_over_several_processes_any_bug_has_one_traceback(monkeypatch, capsys) -> None:
+    """Not only a RuntimeError: an AttributeError in a model's forward, say, which every
+    process meets, is raised by the main process and named in one line by the others, not a
+    traceback from each."""
+    from prunelab.distributed import World
+
+    for error in (AttributeError("'Net' object has no attribute 'fc3'"), TypeError("forward() takes 2 positional arguments"),
+                  KeyError("features.0.weight")):  # fmt: skip
+        def fail(_args, error=error):
+            raise error
+
+        monkeypatch.setitem(commands.COMMANDS, "recipes", fail)
+        monkeypatch.setattr(commands, "world", lambda: World(rank=1, size=2, local_rank=1))
+        assert cli.main(["recipes"]) == 1
+        assert capsys.readouterr().err == f"prunelab: error: process 1 of 2: {type(error).__name__}: {error}\n"
+        monkeypatch.setattr(commands, "world", lambda: World(rank=0, size=2, local_rank=0))
+        with pytest.raises(type(error)):
+            cli.main(["recipes"])
+
+
 def test_sensitivity_prints_each_layers_accuracy_and_writes_the_curves(data_dir: Path, tmp_path: Path, capsys) -> None:
     from prunelab.analysis import (
         LayerSensitivity,

@@ -27,7 +27,7 @@ from prunelab.cli import LR_RANGE
 from prunelab.config import RecipeError, builtin_recipes, load_recipe, load_run_recipe, run_name
 from prunelab.config.load import parse_override, recipe_text, settings_digest
 from prunelab.config.sweep import grid_label, grid_value, load_plan, summary_meanings
-from prunelab.distributed import MainProcessFailed, join_from_environment, leave, world
+from prunelab.distributed import MainProcessFailed, join_from_environment, leave, main_first, world
 from prunelab.report import format_stat, format_table
 from prunelab.report.tables import mean_std, numbered, transposed
 from prunelab.runs.io import read_json, write_text
@@ -48,7 +48,8 @@ def execute(args: argparse.Namespace) -> int:
             # would show a sweep's repeated warning for some recipes and not for others.
             warnings.simplefilter("always", UserWarning)
             warnings.showwarning = functools.partial(_show_warning, shown=set())
-            _import(args.imports)
+            # Every process meets a module that fails to import alike: the main one tries first and says why.
+            main_first(lambda: _import(args.imports))
             with _log_lines(args):
                 return COMMANDS[args.command](args)
     except BrokenPipeError:  # e.g. `prunelab show RUN | head`: the reader is gone, nothing to say
@@ -64,14 +65,14 @@ def execute(args: argparse.Namespace) -> int:
         return 2
     except MainProcessFailed:  # the main process says why
         return 2
-    except RuntimeError as error:
-        if world().size > 1 and _lost_contact(error):
+    except Exception as error:  # a bug (a RuntimeError, an AttributeError in a model's forward, ...)
+        if world().size > 1 and isinstance(error, RuntimeError) and _lost_contact(error):
             # One process that stops (its own error, or killed) breaks the others' next collective
             # call: each says so in one line, and the one that stopped says why.
             print(f"prunelab: error: process {world().rank} of {world().size} stopped: {_first_line(error)}", file=sys.stderr)
             return 1
         if world().is_main:
-            raise  # a bug: its traceback helps (once: the other processes likely meet it too)
+            raise  # its traceback helps (once: the other processes likely meet it too)
         print(f"prunelab: error: process {world().rank} of {world().size}: {type(error).__name__}: {_first_line(error)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -137,7 +138,8 @@ def _run(args: argparse.Namespace) -> int:
     from prunelab.runs.runner import check_plan, run_folder, run_recipe
 
     plan, sweep = load_plan(args.recipe, args.overrides)
-    (_check_out if args.dry_run else _make_out)(args.out)  # a dry run makes nothing
+    # A dry run makes nothing. An --out that cannot be used is said once, by the main process.
+    main_first(lambda: (_check_out if args.dry_run else _make_out)(args.out))
     # Every arm's checks before the first trains, and before a run is said to start.
     checked = check_plan([(grid_label(assignment), recipe) for assignment, recipe in plan], args.out)
     if args.dry_run:

@@ -201,3 +201,39 @@ def test_a_sweep_over_several_processes_has_a_table_of_its_own(data_dir: Path, t
     assert table.name.endswith("-2proc-table.md")
     assert table.read_text().startswith("Made by `torchrun --nproc_per_node 2 -m prunelab run --set ")
     assert len(list(tmp_path.glob("*-2proc"))) == 2 and (tmp_path / table.name.replace("-table.md", "-report")).is_dir()
+
+
+@pytest.mark.parametrize("case", ["out is a file", "import fails", "data_dir is a file", "damaged checkpoint"])
+def test_trouble_every_process_meets_is_said_once(case: str, data_dir: Path, tmp_path: Path) -> None:
+    """An unusable --out or data folder, a module that does not import, a damaged checkpoint:
+    every process would meet them alike; the main process says it, the others say nothing."""
+    overrides = [*TINY, f"data.data_dir={data_dir}", "model.options={}"]
+    out, args = tmp_path / "runs", []
+    if case == "out is a file":
+        out.write_text("")
+        expected = f"prunelab: error: --out {out} is a file, not a folder"
+    elif case == "import fails":
+        args, expected = ["--import", "no_such_module_here"], "prunelab: error: --import no_such_module_here: No module named"
+    elif case == "data_dir is a file":
+        (tmp_path / "data").write_text("")
+        overrides.append(f"data.data_dir={tmp_path / 'data'}")
+        expected = f"prunelab: error: data.data_dir={tmp_path / 'data'} is a file, not a folder"
+    else:  # a seed cut off whose checkpoint was cut short (a full disk, say)
+        checkpoint = out / f"{run_name(load_recipe(None, overrides))}-2proc" / "seed-0" / "checkpoint.safetensors"
+        checkpoint.parent.mkdir(parents=True)
+        checkpoint.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json")
+        expected = f"prunelab: error: {checkpoint} is damaged"
+    done = torchrun("run", "--out", str(out), "--no-progress", *args, *(f"--set={o}" for o in overrides), cwd=tmp_path)
+    assert done.returncode != 0
+    assert done.stderr.count("prunelab: error") == 1 and expected in done.stderr, done.stderr[-3000:]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_a_device_torch_cannot_see_is_said_once_before_anything_is_written(data_dir: Path, tmp_path: Path) -> None:
+    """The main process met it while telling what the run would do, the others when the run
+    started: each said it."""
+    done = torchrun("run", "--out", str(tmp_path), *(f"--set={o}" for o in [*TINY, f"data.data_dir={data_dir}", "device=cuda"]))
+    assert done.returncode != 0
+    assert done.stderr.count("prunelab: error") == 1, done.stderr[-3000:]
+    assert "prunelab: error: device: cuda was asked for, but torch sees no CUDA device" in done.stderr
+    assert not any(tmp_path.iterdir())

@@ -570,3 +570,13 @@ def test_threads_on_busy_cores_are_not_warned_about_where_cuda_trains(tmp_path, 
         with runner.cpu_threads(2):
             pass
     runner.warn_of_busy_cores.cache_clear()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_a_device_torch_cannot_see_is_a_recipe_error_before_any_arm_trains(tiny_overrides: list[str], tmp_path: Path) -> None:
+    """Checked with the other settings of every recipe of a sweep, before the first trains (and
+    over several processes by each alike, so that the main one says it once)."""
+    recipes = [("arm=a", load_recipe(None, [*tiny_overrides, "prune.sparsity=0.5"])),
+               ("arm=b", load_recipe(None, [*tiny_overrides, "prune.sparsity=0.6", "device=cuda"]))]  # fmt: skip
+    with pytest.raises(RecipeError, match=r"^\[arm=b\] device: cuda was asked for, but torch sees no CUDA device"):
+        runner.check_plan(recipes, tmp_path)

@@ -240,6 +240,7 @@ def check_plan(recipes: Sequence[tuple[str, Recipe]], out: str | Path = "runs") 
         folder = run_folder(out, recipe)
         try:
             check_same_experiment(folder, recipe)
+            resolve_device(recipe.device)  # a device torch cannot see: said for every recipe, by every process alike
         except ValueError as error:
             raise RecipeError(f"[{label}] {error}" if label else str(error)) from None
         if agree(set(recipe.seeds) <= set(finished_seeds(folder))):

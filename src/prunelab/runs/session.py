@@ -112,13 +112,17 @@ def recipe_data(recipe: Recipe) -> Dataset:
     writes the cache."""
     setting = recipe.data.data_dir if recipe.data.data_dir is not None else f"{default_data_dir()} (the default)"
     folder = Path(recipe.data.data_dir).expanduser() if recipe.data.data_dir is not None else default_data_dir()
-    if folder.exists() and not folder.is_dir():
-        raise OSError(f"data.data_dir={setting} is a file, not a folder")
-    try:
-        return main_first(lambda: load_dataset(recipe.data.name, recipe.data.data_dir, recipe.data.download))
-    except (NotADirectoryError, IsADirectoryError, PermissionError, FileExistsError) as error:
-        # The folder is unusable; a dataset not found or a failed download say so themselves.
-        raise OSError(f"data.data_dir={setting}: cannot use {error.filename or setting}: {error.strerror or error}") from None
+
+    def load() -> Dataset:  # the main process first: a folder every process finds unusable is said once
+        if folder.exists() and not folder.is_dir():
+            raise OSError(f"data.data_dir={setting} is a file, not a folder")
+        try:
+            return load_dataset(recipe.data.name, recipe.data.data_dir, recipe.data.download)
+        except (NotADirectoryError, IsADirectoryError, PermissionError, FileExistsError) as error:
+            # The folder is unusable; a dataset not found or a failed download say so themselves.
+            raise OSError(f"data.data_dir={setting}: cannot use {error.filename or setting}: {error.strerror or error}") from None
+
+    return main_first(load)
 
 
 def progress_label(recipe: Recipe, seed: int, phase: str) -> str:
@@ -157,12 +161,9 @@ class Session:
         self.journal: dict = {"done": {}, "phase": None}
         self._optimizer_state: dict | None = None
         if agree((folder / CHECKPOINT).exists()):
-            keep = read_journal(folder / CHECKPOINT).get("channels")
-            if keep is not None:  # the model was rebuilt without pruned channels
-                channels = self.channel_pruner()
-                channels.load_state_dict(keep)
-                self.shrink(channels)
-            self.journal, self._optimizer_state = load_checkpoint(folder / CHECKPOINT, self.model, self.pruner)
+            # The main process reads it first: a damaged checkpoint, which every process would
+            # meet, is said once, by the main process.
+            self.journal, self._optimizer_state = main_first(self._restore)
             # Every process has read the checkpoint (journal, then weights) before the main one,
             # going on alone (e.g. removing channels), replaces it: a slower one read the old
             # journal and the new weights.
@@ -170,6 +171,16 @@ class Session:
         else:
             self.save_weights("init")
         self._started = time.perf_counter() - self.journal.get("elapsed", 0.0)
+
+    def _restore(self) -> tuple[dict, dict | None]:
+        """The model, masks (and removed channels) of the folder's checkpoint; its journal and
+        optimizer state."""
+        keep = read_journal(self.folder / CHECKPOINT).get("channels")
+        if keep is not None:  # the model was rebuilt without pruned channels
+            channels = self.channel_pruner()
+            channels.load_state_dict(keep)
+            self.shrink(channels)
+        return load_checkpoint(self.folder / CHECKPOINT, self.model, self.pruner)
 
     def _dense_sizes(self) -> dict:
         """The dense model's sizes, which pruning measures itself against: each prunable
