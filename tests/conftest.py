@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,13 +19,16 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture(autouse=True)
-def quiet_cores(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+@pytest.fixture(scope="session", autouse=True)
+def quiet_cores(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Runs in tests see idle cores: the machine's load (other jobs on CI) would add a warning
-    to what some tests read. The warning's own tests set the load they mean."""
+    to what some tests read. For the whole session, so that runs shared by many tests (made
+    by session fixtures) see them too. The warning's own tests set the load they mean."""
     from prunelab.runs import runner
 
-    monkeypatch.setattr(runner, "LOADAVG", tmp_path_factory.getbasetemp() / "no-loadavg")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(runner, "LOADAVG", tmp_path_factory.getbasetemp() / "no-loadavg")
+        yield
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import statistics
@@ -535,3 +536,37 @@ def test_a_sweep_s_plot_puts_numbers_in_order_and_names_a_line_of_rows_alike(tmp
     (line,) = [line for line in ax.lines if line.get_marker() == "o"]
     assert list(line.get_ydata()) == pytest.approx([71.0, 72.0, 74.0])
     assert sorted(text.get_text() for text in figures[0].legends[0].get_texts()) == ["dense 90.00%", "ft = lrw"]
+
+
+def test_a_report_cut_short_by_a_full_disk_leaves_the_earlier_page_whole(tmp_path: Path, monkeypatch) -> None:
+    """The plots of an earlier page are removed once the new page is written, not before: a
+    report made again onto a full disk fails naming the file, and the page already there
+    still finds every image it links."""
+    import errno
+
+    from prunelab.runs import io
+
+    folders = [oneshot_run(tmp_path / "runs" / f"s{s}", s, 0.8) for s in (0.5, 0.9)]
+    for i, folder in enumerate(folders):
+        (folder / "seed-0" / "training.png").write_bytes(PNG + bytes([i]))
+    page = write_report(folders, tmp_path / "report")
+    before = page.read_text()
+    links = re.findall(r"\]\(([^)]+)\)", before)
+    assert "training/s0.9-seed-0.png" in links and "accuracy_vs_sparsity.png" in links
+
+    real = io.atomic_write
+
+    def full_at_the_page(path):
+        if Path(path).name == "report.md":
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(path)
+
+    monkeypatch.setattr(io, "atomic_write", full_at_the_page)
+    with pytest.raises(OSError, match=rf"^cannot write {re.escape(str(page))}: No space left on device$"):
+        write_report([folders[0]], tmp_path / "report")
+    assert page.read_text() == before
+    assert [link for link in links if not (tmp_path / "report" / link).is_file()] == []
+    monkeypatch.undo()
+    write_report([folders[0]], tmp_path / "report")  # the disk freed: the plots of the runs left out go
+    assert sorted(p.name for p in (tmp_path / "report" / "training").iterdir()) == ["s0.5-seed-0.png"]
+    assert not (tmp_path / "report" / "accuracy_vs_sparsity.png").exists()  # one run: one sparsity, no such plot

@@ -173,3 +173,66 @@ def test_a_folder_that_cannot_be_made_is_named(tmp_path: Path) -> None:
     with pytest.raises(OSError, match=rf"^cannot write in {re.escape(str(blocker / 'seed-0'))}: Not a directory$"):
         with exclusive(blocker / "seed-0", "seed 0"):
             pass
+
+
+def read_only(monkeypatch) -> None:
+    """The lock module's files as on a read-only run folder (a read-only mount, another user's
+    runs): opened to read, and refused for writing with EROFS, as root too."""
+    import builtins
+    import errno
+
+    def refuse_writes(path, mode="r", *args, **kwargs):
+        if any(c in mode for c in "wax+"):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+        return builtins.open(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(lock, "open", refuse_writes, raising=False)
+
+
+def test_a_look_at_a_read_only_folder_s_lock_needs_no_write(holder, monkeypatch) -> None:
+    """busy() only looks: a run folder one cannot write is looked at, held or not."""
+    folder, process = holder
+    read_only(monkeypatch)
+    assert lock.busy(folder) is True
+    process.stdin.close()
+    process.wait()
+    assert lock.busy(folder) is False
+
+
+def test_show_reads_a_read_only_run_with_a_seed_cut_off(recipe, run: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+    """A run whose second seed was cut off (by a full disk, say), on a read-only mount: show
+    prints the finished seed and says the other is cut off, not errno's words about a lock."""
+    from prunelab import cli
+
+    folder = tmp_path / run.name
+    shutil.copytree(run, folder)
+    (folder / "recipe.yaml").write_text(recipe_yaml(recipe.model_copy(update={"seeds": [0, 1]})))
+    (folder / "seed-1").mkdir()
+    (folder / "seed-1" / LOCK).write_text("")  # as the command cut off in seed 1 left it
+    read_only(monkeypatch)
+    assert cli.main(["show", str(folder)]) == 0
+    captured = capsys.readouterr()
+    assert "seed 1 cut off before the end" in captured.err and "Errno" not in captured.err
+    assert f"{run.name} (seeds [0])" in captured.out
+
+
+def test_a_lock_that_cannot_be_signed_on_a_full_disk_is_named(tmp_path: Path, monkeypatch) -> None:
+    """Signing the lock with this process needs a block of the disk: on a full one the error
+    names the lock file, not errno's words alone, and the lock is let go."""
+    import errno
+    import io
+
+    class Full(io.FileIO):
+        def write(self, data):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def full_disk(path, mode="r", *args, **kwargs):
+        return Full(path, mode.replace("b", ""))  # unbuffered, as a full disk answers a flush
+
+    monkeypatch.setattr(lock, "open", full_disk, raising=False)
+    with pytest.raises(OSError, match=rf"^cannot write {re.escape(str(tmp_path / LOCK))}: No space left on device$"):
+        with exclusive(tmp_path, "seed 0"):
+            pass
+    monkeypatch.undo()
+    with exclusive(tmp_path, "seed 0", wait=False) as mine:
+        assert mine is True

@@ -618,3 +618,22 @@ def test_a_run_cut_off_between_seeds_shows_the_seeds_it_finished(data_dir: Path,
     assert json.loads((folder / "summary.json").read_text())["seeds"] == [0, 1]
     assert cli.main(["show", str(folder)]) == 0
     assert "cut off" not in capsys.readouterr().out
+
+
+def test_a_leftover_temporary_file_that_cannot_be_removed_is_named(tmp_path: Path, monkeypatch) -> None:
+    """A killed write's temporary file in a folder since made read-only: the error says which
+    file cannot be removed and why, not errno's words alone."""
+    import errno
+
+    orphan = tmp_path / ".summary.json.4567cdef.tmp"
+    orphan.write_text("half a file")
+    os.utime(orphan, (runner.STARTED - 60, runner.STARTED - 60))  # left by an earlier command
+
+    def read_only(self, missing_ok=False):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(self))
+
+    monkeypatch.setattr(Path, "unlink", read_only)
+    for locked in (False, True):
+        with pytest.raises(OSError, match=rf"^cannot remove {re.escape(str(orphan))}, the temporary file of a write cut off "
+                                          r"before its end: Read-only file system$"):  # fmt: skip
+            runner.remove_orphans(tmp_path, locked=locked)

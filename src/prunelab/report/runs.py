@@ -11,9 +11,9 @@ phase. A sweep's report opens with its table and a plot of it.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import re
-import shutil
 import statistics
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -413,9 +413,6 @@ def write_report(
     plot of it; with ``command``, it names the command that made the runs."""
     runs = load_runs(folders)
     out = Path(out)
-    for plot in REPORT_PLOTS:  # a plot this page may not make again must not linger from an earlier one
-        (out / plot).unlink(missing_ok=True)
-    shutil.rmtree(out / TRAINING_PLOTS, ignore_errors=True)  # nor a copy of an earlier page's runs' plots
 
     differing = differing_settings([run.settings for run in runs])
     # A sweep's runs in its order, named by the grid values that differ (its arms by their
@@ -473,8 +470,28 @@ def write_report(
         if fold and shown:
             lines += ["</details>", ""]
     page = out / "report.md"
-    write_text(page, "\n".join(lines))
+    text = "\n".join(lines)
+    write_text(page, text)
+    _remove_unlinked(out, text)
     return page
+
+
+def _remove_unlinked(out: Path, page: str) -> None:
+    """Remove the plots of an earlier page in ``out`` that ``page`` does not link (a plot it
+    no longer makes, a copy of a run it leaves out). Only once the new page is written: a
+    report cut short (a full disk) leaves the page already there with every image it links."""
+    linked = set(re.findall(r"\]\(([^)]+)\)", page))
+    stale = [out / plot for plot in REPORT_PLOTS if plot not in linked]
+    training = out / TRAINING_PLOTS
+    if training.is_dir():
+        stale += [plot for plot in training.glob("*.png") if f"{TRAINING_PLOTS}/{plot.name}" not in linked]
+    for plot in stale:
+        try:
+            plot.unlink(missing_ok=True)
+        except OSError as error:
+            raise OSError(f"cannot remove {plot}, a plot of an earlier report: {error.strerror or error}") from None
+    with contextlib.suppress(OSError):  # a copy of no run's plots left: no folder for them either
+        training.rmdir()
 
 
 def joined(names: list[str]) -> str:

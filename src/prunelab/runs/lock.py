@@ -52,7 +52,8 @@ def exclusive(folder: Path, what: str, wait: bool = True) -> Iterator[bool]:
     if world().is_main and fcntl is not None:
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            handle = open(folder / LOCK, "a+")
+            # Unbuffered: a signature the disk has no room for fails in _take, not again at close.
+            handle = open(folder / LOCK, "a+b", buffering=0)
         except OSError as error:  # a read-only --out, say: named, not errno's words alone
             raise OSError(f"cannot write in {folder}: {error.strerror or error}") from None
     try:
@@ -71,16 +72,29 @@ def exclusive(folder: Path, what: str, wait: bool = True) -> Iterator[bool]:
 
 def busy(folder: Path) -> bool:
     """Whether another process holds ``folder``'s lock now: a look, not a wait (and no
-    collective call, so that one process of several may look)."""
-    if fcntl is None or not (folder / LOCK).exists():
+    collective call, so that one process of several may look). The lock file is opened to
+    read and locked shared, so that ``show`` looks at a run folder it cannot write (a
+    read-only mount, another user's runs), and two looks never take each other for a holder."""
+    if fcntl is None:
         return False
-    with open(folder / LOCK, "a+") as handle:
-        return not _take(handle, sign=False)
+    try:
+        handle = open(folder / LOCK, "rb")
+    except OSError:  # none there (no command has run it), or not ours to read: no holder to tell of
+        return False
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        except OSError:  # a file system without locks: no command holds one there
+            return False
+        return False
 
 
-def _take(handle: IO[str], sign: bool = True) -> bool:
+def _take(handle: IO[bytes]) -> bool:
     """Take the lock if no other process holds it, and sign it with this process. A file
-    system without locks (some network mounts) runs unlocked, with a warning."""
+    system without locks (some network mounts) runs unlocked, with a warning; a signature
+    the disk has no room for is an error naming the lock file."""
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -89,15 +103,15 @@ def _take(handle: IO[str], sign: bool = True) -> bool:
         warnings.warn(f"{handle.name} cannot be locked ({error}): commands side by side on this --out may train "
                       "the same seed twice", stacklevel=2)  # fmt: skip
         return True
-    if not sign:
-        return True
-    handle.truncate(0)
-    handle.write(f"{os.getpid()} {socket.gethostname()}")
-    handle.flush()
+    try:
+        handle.truncate(0)
+        handle.write(f"{os.getpid()} {socket.gethostname()}".encode())
+    except OSError as error:  # a full disk, say: named, not errno's words alone
+        raise OSError(f"cannot write {handle.name}: {error.strerror or error}") from None
     return True
 
 
-def _holder(handle: IO[str]) -> str:
+def _holder(handle: IO[bytes]) -> str:
     handle.seek(0)
-    signature = handle.read().split()
+    signature = handle.read().decode(errors="replace").split()
     return f"process {signature[0]} on {signature[1]}" if len(signature) == 2 else "another process"

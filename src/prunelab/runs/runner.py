@@ -489,9 +489,14 @@ def remove_orphans(folder: Path, locked: bool) -> None:
     written before this process started, not a write going on beside it."""
     if world().is_main:
         for orphan in folder.glob("**/.*.tmp" if locked else ".*.tmp"):
-            with contextlib.suppress(FileNotFoundError):  # renamed meanwhile by the write it belongs to
+            try:
                 if locked or orphan.stat().st_mtime < STARTED:
                     orphan.unlink()
+            except FileNotFoundError:  # renamed meanwhile by the write it belongs to
+                pass
+            except OSError as error:  # a folder made read-only since: named, not errno's words alone
+                raise OSError(f"cannot remove {orphan}, the temporary file of a write cut off before its end: "
+                              f"{error.strerror or error}") from None
 
 
 def run_seed(folder: Path, recipe: Recipe, seed: int, data, device: torch.device, progress: bool, wait: bool = True) -> bool:
