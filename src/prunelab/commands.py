@@ -245,12 +245,6 @@ def _lr_range_test(args: argparse.Namespace) -> int:
         default = all(getattr(args, key) == value for key, value in LR_RANGE.items())
         own = "" if default else "-" + settings_digest([args.start_lr, args.end_lr, args.steps])
         folder = Path(args.out) / f"lr-range-test-{run_name(recipe)}{own}"
-        write_json(folder / "lr_range_test.json", {
-            "lrs": result.lrs, "losses": result.losses, "baseline": result.baseline,
-            "inflection_lr": result.inflection_lr,
-        })
-        plot_lr_range(result.lrs, result.losses, result.inflection_lr, folder / "lr_range_test.png", f"{run_name(recipe)}, seed {seed}",
-                      baseline=result.baseline, threshold=result.threshold)  # fmt: skip
         # The first LR of each decade, then the last LRs before the inflection point and it.
         shown = {i for i, lr in enumerate(result.lrs) if i == 0 or math.floor(math.log10(lr)) != math.floor(math.log10(result.lrs[i - 1]))}
         if result.inflection_lr is not None:
@@ -273,6 +267,13 @@ def _lr_range_test(args: argparse.Namespace) -> int:
                 use = f"--set eval.lr_policy=null {use}, in place of the recipe's LR policy {recipe.eval.lr_policy}"
             print(f"suggested pruning LR: {result.inflection_lr:.3g}, the inflection point, where the probe loss is 10% "
                   f"above the trained model's (seed 000)\n  e.g. {use}")
+        # Written after the results are shown: a disk that cannot take them loses nothing computed.
+        write_json(folder / "lr_range_test.json", {
+            "lrs": result.lrs, "losses": result.losses, "baseline": result.baseline,
+            "inflection_lr": result.inflection_lr,
+        })
+        plot_lr_range(result.lrs, result.losses, result.inflection_lr, folder / "lr_range_test.png", f"{run_name(recipe)}, seed {seed}",
+                      baseline=result.baseline, threshold=result.threshold)  # fmt: skip
         print(f"\ncurve and plot in {folder}")
         return 0
 
@@ -310,13 +311,6 @@ def _sensitivity(args: argparse.Namespace) -> int:
         # Another analysis of the same model (other sparsities, the test set) gets a folder of its own.
         own = "" if args.sparsities is None and args.split == "train" else "-" + settings_digest([sparsities, args.split])
         folder = Path(args.out) / f"sensitivity-{run_name(recipe)}{own}"
-        write_json(folder / "sensitivity.json", {
-            **asdict(result), "tolerance": tolerance, "max_sparsity_within_tolerance": best,
-        })
-        curves = {name: (curve.sparsities, curve.accuracies) for name, curve in result.layers.items()}
-        sizes = {name: curve.size for name, curve in result.layers.items()}
-        plot_sensitivity(curves, result.dense_accuracy, folder / "sensitivity.png", f"{run_name(recipe)}, seed {recipe.seeds[0]}",
-                         tolerance, best, sizes, measured_on)  # fmt: skip
         within = f"within {100 * tolerance:g} point up to"
         rows = [
             {"layer": name, "size": f"{curve.size:,}",
@@ -327,6 +321,14 @@ def _sensitivity(args: argparse.Namespace) -> int:
         print(f"accuracy on {examples} with one layer alone pruned by magnitude to the sparsity of each column, no retraining:\n")
         print(format_table(rows))
         print(f"\ndense model's {measured_on} accuracy: {100 * result.dense_accuracy:.2f}%")
+        # Written after the results are shown: a disk that cannot take them loses nothing computed.
+        write_json(folder / "sensitivity.json", {
+            **asdict(result), "tolerance": tolerance, "max_sparsity_within_tolerance": best,
+        })
+        curves = {name: (curve.sparsities, curve.accuracies) for name, curve in result.layers.items()}
+        sizes = {name: curve.size for name, curve in result.layers.items()}
+        plot_sensitivity(curves, result.dense_accuracy, folder / "sensitivity.png", f"{run_name(recipe)}, seed {recipe.seeds[0]}",
+                         tolerance, best, sizes, measured_on)  # fmt: skip
         print(f"\ncurves and plot in {folder}")
         return 0
 

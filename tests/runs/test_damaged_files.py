@@ -199,6 +199,27 @@ def test_a_full_disk_or_an_unusable_folder_names_the_file_meant(tmp_path: Path, 
         io.write_text(tmp_path / "a-file" / "x.json", "{}")
 
 
+def test_a_finished_run_run_again_on_a_full_disk_writes_nothing_and_shows_its_results(
+    out: Path, run: Path, tiny_overrides: list[str], monkeypatch, capsys
+) -> None:
+    """Every file it would write holds those bytes already: none is written, so a disk with no
+    room left (or mounted read-only) does not stop it."""
+    from prunelab import atomic
+    from prunelab.runs.io import write_text
+
+    before = {path: path.read_bytes() for path in out.rglob("*") if path.is_file()}
+
+    def full(_fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(atomic.os, "fsync", full)
+    assert cli.main(run_command(tiny_overrides, out)) == 0
+    assert "final_acc" in capsys.readouterr().out
+    assert {path: path.read_bytes() for path in out.rglob("*") if path.is_file()} == before
+    with pytest.raises(OSError, match="No space left on device"):  # a write that changes a file still meets the full disk
+        write_text(out / run.name / "summary.json", "{}")
+
+
 @pytest.mark.parametrize(
     ("file", "edit", "missing"),
     [

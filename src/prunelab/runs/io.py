@@ -3,6 +3,7 @@ with errors that name the file when a run folder is damaged."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -130,9 +131,14 @@ def write_bytes(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder and a rename.
 
     In a run over several processes, only the main one writes (they all hold the same results).
+    A file that already holds ``data`` is left alone: a finished run shown again on a full or
+    read-only disk writes nothing.
     """
     if not world().is_main:
         return
+    with contextlib.suppress(OSError):  # none there yet, or unreadable: written as any other
+        if Path(path).stat().st_size == len(data) and Path(path).read_bytes() == data:
+            return
     try:
         with atomic_write(path) as file:
             file.write(data)
