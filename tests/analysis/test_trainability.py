@@ -98,3 +98,13 @@ def test_a_schedule_stepped_once_an_epoch_has_no_stages() -> None:
 def test_full_batch_retraining_one_step_an_epoch(lr_log, n) -> None:
     """One step an epoch: drops at consecutive steps are milestones one epoch apart, not a decay within epochs."""
     assert first_lr_stage(lr_log, epoch_ends=list(range(1, len(lr_log) + 1))) == n
+
+
+def test_two_epochs_with_drops_by_different_factors_still_have_a_first_stage() -> None:
+    """A decay throughout is told from stages by drops at every epoch's end of more than two
+    epochs: with two, there is no such pattern to see, so a drop at the end of epoch 1 (x 0.5,
+    then x 0.2 mid-epoch 2) ends a first stage of one epoch."""
+    lr_log = [0.1] * 4 + [0.05] * 2 + [0.01] * 2
+    assert first_lr_stage(lr_log, epoch_ends=[4, 8]) == 1
+    history = [{"train_acc": 0.3, "step": 4}, {"train_acc": 0.7, "step": 8}]
+    assert trainability_accuracy({"history": history, "lr_log": lr_log}) == 0.3

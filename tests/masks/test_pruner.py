@@ -106,6 +106,15 @@ def test_ratios_leave_other_layers_as_they_are():
     pruner = Pruner(model)
     pruner.prune(ratios={"fc1": 0.5})
     assert pruner.layer_sparsity() == {"conv1d.weight": 0.0, "conv2d.weight": 0.0, "fc1.weight": 0.5, "fc2.weight": 0.0}
+    # Layers pruned before keep their masks, whether a later ratio leaves them out (conv2d) or
+    # asks for the count they already have (fc1, which then chooses nothing).
+    pruner.prune(ratios={"conv2d": 0.25})
+    before = {name: mask.clone() for name, mask in pruner.masks.items()}
+    pruner.prune(ratios={"fc1": 0.5, "fc2": 0.7})
+    assert pruner.layer_sparsity() == {"conv1d.weight": 0.0, "conv2d.weight": 0.25, "fc1.weight": 0.5, "fc2.weight": 0.7}
+    for name in ("conv1d.weight", "conv2d.weight", "fc1.weight"):
+        assert torch.equal(pruner.masks[name], before[name]), name
+        assert torch.equal(model.get_parameter(name) != 0, before[name]), name
 
 
 # -- exact counts with ties ----------------------------------------------------------------------

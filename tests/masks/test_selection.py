@@ -127,6 +127,7 @@ def test_prior_pruned_entries_stay_pruned_and_count():
         assert_same(masks, reference(weights, n_prune, prior))
         for name in prior:
             assert not (masks[name] & ~prior[name]).any()  # nothing regrows
+            assert masks[name].data_ptr() != prior[name].data_ptr()  # new masks, also when nothing more is pruned
 
 
 def test_all_equal_weights_prune_earlier_tensors_and_indices_first():
@@ -241,6 +242,24 @@ def test_minus_infinite_scores_are_an_error_naming_the_tensor():
     weights["t2"].view(-1)[:50] = 0.0
     with pytest.raises(ValueError, match="t2 has NaN or -inf scores"):
         select(weights, 100, LogMagnitude(), chunk_size=100, sample_size=64)
+
+
+def test_scores_of_entries_already_pruned_are_not_checked():
+    """The weights of entries already pruned are zero, which a criterion may score -inf
+    (log |w|): those scores are never checked, even when a +inf score elsewhere (a kept +inf
+    weight) makes the cheap check read the scores again. log is increasing, so the masks are
+    those of magnitude."""
+    weights = random_weights(SHAPES, seed=4)
+    g = torch.Generator().manual_seed(2)
+    prior = {name: torch.rand(w.shape, generator=g) > 0.2 for name, w in weights.items()}
+    for name, w in weights.items():
+        w[~prior[name]] = 0.0  # as the pruner leaves them
+    weights["t3"][17] = math.inf
+    prior["t3"][17] = True
+    already = sum(int((~p).sum()) for p in prior.values())
+    for n_prune in (already + 1, already + 1500):
+        masks = select(weights, n_prune, LogMagnitude(), prior, chunk_size=100, sample_size=64)
+        assert_same(masks, reference(weights, n_prune, prior))
 
 
 def test_scores_far_below_float32_range_are_ranked():

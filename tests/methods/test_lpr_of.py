@@ -116,5 +116,5 @@ def test_lpr_of_masks_are_the_smallest_of_this_run_s_weights(make_recipe, shared
     weights = find_weights(shared_out, recipe)
     masks = load_masks(matched / "seed-0" / "masks" / "prune.safetensors")
     for name, mask in masks.items():
-        if (~mask).any() and mask.any():
-            assert weights[name][~mask].abs().max() <= weights[name][mask].abs().min(), name
+        assert (~mask).any() and mask.any(), name  # every layer partly pruned, so the check below says something
+        assert weights[name][~mask].abs().max() <= weights[name][mask].abs().min(), name

@@ -158,6 +158,28 @@ def test_a_sparsity_of_weights_removes_the_fewest_channels_that_take_that_share_
         ChannelPruner(ranked_chain(), X, criterion="bn_scale").prune(0.99, sparsity_of="weights")
 
 
+@pytest.mark.filterwarnings("ignore:criterion BatchNormScale\\(\\) cannot score")  # the Linear group
+def test_a_sparsity_of_weights_met_exactly_takes_no_extra_channel_and_one_met_without_a_channel_is_an_error() -> None:
+    """The boundaries of "the fewest channels whose removal takes at least the sparsity out",
+    with the counts derived in the test above: the first channel takes 122 weights, the first
+    two 122 + 126 = 248, the first three 361. A target of exactly 122 / 1758 or 248 / 1758 is
+    met by one or two channels, not one more. After the three, restoring group 0's channel
+    leaves group 3's two (2 * 122 = 244 weights), restoring one of group 3's leaves 248: a
+    target of 244 / 1758 is met without either, so it asks for fewer channels (an error),
+    while 245 / 1758 needs all three and changes nothing."""
+    for weights, removed in ((122, {"0": 0, "3": 1}), (248, {"0": 1, "3": 1}), (361, {"0": 1, "3": 2})):
+        pruner = ChannelPruner(ranked_chain(), X, criterion="bn_scale")
+        pruner.prune(weights / 1758, sparsity_of="weights")
+        assert {name: {"0": 10, "3": 12}[name] - len(kept) for name, kept in pruner.keep.items()} == removed
+        assert dense_weights(pruner.shrink()) == 1758 - weights  # counted on the small model, independently
+    kept = pruner.state_dict()
+    pruner.prune(245 / 1758, sparsity_of="weights")
+    assert pruner.state_dict() == kept
+    with pytest.raises(ValueError, match=r"^0\.2053 of the weights are already removed, more than the sparsity 0\.1387\d* asked for$"):
+        pruner.prune(244 / 1758, sparsity_of="weights")
+    assert pruner.state_dict() == kept
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
@@ -324,6 +346,20 @@ def test_small_model_layers_describe_their_new_widths() -> None:
     assert (block.conv1.out_channels, block.bn1.num_features, block.conv2.in_channels) == (12, 12, 12)
     assert block.conv1.weight.shape == (12, 16, 3, 3) and block.conv2.weight.shape == (16, 12, 3, 3)
     assert set(small.state_dict()) == set(model.state_dict())  # same names: checkpoints and reports still line up
+
+
+def test_small_model_parameters_stay_frozen_or_trainable_as_they_were() -> None:
+    """A frozen layer (requires_grad=False, as when only the head trains) stays frozen in the
+    small model; the others stay trainable."""
+    model = chain()
+    for parameter in (*model[0].parameters(), *model[1].parameters()):
+        parameter.requires_grad_(False)
+    pruner = ChannelPruner(model, X, criterion="filter_l1")
+    pruner.prune(0.5, scope="layerwise")
+    small = pruner.shrink()
+    assert small[0].out_channels == 5 and small[3].in_channels == 5  # cut where frozen and where trained
+    frozen = {name for name, p in small.named_parameters() if not p.requires_grad}
+    assert frozen == {"0.weight", "0.bias", "1.weight", "1.bias"}
 
 
 def test_a_forward_that_fixes_a_width_is_a_clear_error() -> None:
@@ -568,6 +604,22 @@ def test_ties_at_the_cut_are_warned_about() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         ChannelPruner(model, X, criterion="bn_scale", exclude=["7"]).prune(0.5)
+
+
+def test_a_tie_at_the_cut_among_distinct_scores_is_warned_about() -> None:
+    """Only the best of the removed channels can tie with a kept one: group 0 scores
+    1, 2, 3, 3, 4, ..., and removing 3 of its 10 channels cuts between the two 3s (one kept
+    channel ties); removing 2 cuts between 2 and 3 (none)."""
+    scores = torch.tensor([1.0, 2.0, 3.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0])
+
+    def criterion(model, group):
+        return scores if group.name == "0" else torch.arange(group.size, dtype=torch.float64)
+
+    with pytest.warns(UserWarning, match=r"^1 of the channels kept score exactly as the best of those just removed"):
+        ChannelPruner(chain(), X, criterion=criterion).prune(ratios={"0": 0.3})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ChannelPruner(chain(), X, criterion=criterion).prune(ratios={"0": 0.2})
 
 
 def test_a_channel_pruner_says_what_it_holds() -> None:
