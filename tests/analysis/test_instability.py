@@ -63,7 +63,7 @@ def test_a_permuted_network_is_one_function_but_not_linearly_connected() -> None
     assert line.barrier > 0.1  # averaging unrelated hidden units breaks the function
 
 
-def test_batchnorm_statistics_are_interpolated_and_counters_kept() -> None:
+def test_batchnorm_statistics_are_interpolated() -> None:
     x, y = data()
     a = nn.Sequential(nn.Linear(6, 8), nn.BatchNorm1d(8), nn.Linear(8, 2))
     b = nn.Sequential(nn.Linear(6, 8), nn.BatchNorm1d(8), nn.Linear(8, 2))
