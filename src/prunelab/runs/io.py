@@ -134,16 +134,25 @@ def write_bytes(path: str | Path, data: bytes) -> None:
     A file that already holds ``data`` is left alone: a finished run shown again on a full or
     read-only disk writes nothing.
     """
-    if not world().is_main:
+    if not world().is_main or _holds(path, data):
         return
-    with contextlib.suppress(OSError):  # none there yet, or unreadable: written as any other
-        if Path(path).stat().st_size == len(data) and Path(path).read_bytes() == data:
-            return
     try:
         with atomic_write(path) as file:
             file.write(data)
     except OSError as error:  # named after the file meant, not the temporary one (a full disk, say)
         raise OSError(f"cannot write {path}: {error.strerror or error}") from None
+
+
+def _holds(path: str | Path, data: bytes, chunk: int = 1 << 20) -> bool:
+    """Whether the file at ``path`` holds ``data``, read only up to the first difference (a
+    checkpoint's header differs at once); False if it is not there or cannot be read."""
+    with contextlib.suppress(OSError):
+        if Path(path).stat().st_size != len(data):
+            return False
+        with open(path, "rb") as file:
+            view = memoryview(data)
+            return all(file.read(chunk) == view[start : start + chunk] for start in range(0, len(data), chunk))
+    return False
 
 
 def write_text(path: str | Path, text: str) -> None:
