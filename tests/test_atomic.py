@@ -95,3 +95,20 @@ def test_a_write_removes_what_a_killed_write_to_its_file_left(tmp_path: Path) ->
         os.close(writer)
     assert (tmp_path / "table.md").read_bytes() == b"whole"
     assert [path.exists() for path in (killed, stalled, recent, other)] == [False, True, True, True]
+
+
+def test_a_file_system_without_locks_still_writes_and_keeps_what_it_cannot_tell(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """flock failing with ENOLCK (some network mounts): the write is made whole, with no
+    temporary left, and an old leftover stays, since a write going on cannot be told from it."""
+
+    def no_locks(_fd: int, _operation: int) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    leftover = tmp_path / ".table.md.badf00d.tmp"
+    leftover.write_bytes(b"half")
+    os.utime(leftover, (atomic.STARTED - 60, atomic.STARTED - 60))
+    monkeypatch.setattr(atomic.fcntl, "flock", no_locks)
+    with atomic_write(tmp_path / "table.md") as file:
+        file.write(b"whole")
+    assert (tmp_path / "table.md").read_bytes() == b"whole"
+    assert sorted(path.name for path in tmp_path.iterdir()) == [leftover.name, "table.md"]

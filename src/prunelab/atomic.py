@@ -43,9 +43,10 @@ def atomic_write(path: str | Path) -> Iterator[BinaryIO]:
     temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     # Mode 0o666 under the umask, as any other file: not tempfile.mkstemp's private 0o600.
     handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    if fcntl is not None:  # held while the write goes on (a stalled download too); the OS drops it with a killed writer
-        fcntl.flock(handle, fcntl.LOCK_EX)
     try:
+        if fcntl is not None:  # held while the write goes on (a stalled download too); the OS drops it with a killed writer
+            with contextlib.suppress(OSError):  # a file system without locks (some network mounts): unmarked, it still writes
+                fcntl.flock(handle, fcntl.LOCK_EX)
         with os.fdopen(handle, "wb") as file:
             yield file
             file.flush()
@@ -60,7 +61,7 @@ def atomic_write(path: str | Path) -> Iterator[BinaryIO]:
 def _remove_leftovers(path: Path) -> None:
     """Remove the temporary files of writes to ``path`` that a kill left: older than this
     process and locked by no writer. Without ``flock`` (Windows) they cannot be told from a
-    write going on, and stay."""
+    write going on, and stay, as they do on a file system without locks."""
     if fcntl is None:
         return
     for leftover in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
@@ -71,7 +72,7 @@ def _remove_leftovers(path: Path) -> None:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 leftover.unlink()
-            except BlockingIOError:  # its writer is still at it
+            except OSError:  # its writer is still at it, or a file system without locks cannot tell: it stays
                 pass
             finally:
                 os.close(handle)
