@@ -575,8 +575,10 @@ def read_pipeline(seed_folder: Path, settings: dict[str, object]) -> Pipeline:
         config = "find." if phase.endswith("find") else "eval."
 
         def at(epoch: int) -> int:  # the log's index where ``epoch`` epochs of the phase are done
-            if epoch == 0 or epoch == epochs:
-                return 0 if epoch == 0 else len(log)
+            if epoch == 0:
+                return 0
+            if epoch == epochs:
+                return len(log)
             if None in ends:  # runs made before the rows recorded their step: equal epochs
                 return epoch * (len(log) // epochs)
             return ends[epoch - 1] - (ends[-1] - len(log))

@@ -332,7 +332,7 @@ class _Trace:
         if dividing and sum(isinstance(a, fx.Node) and _shape(a) is not None for a in (*node.args, *node.kwargs.values())) > 1:
             self.block_inputs(node, f"divided by a tensor in {name}")
             return
-        if dividing and _dividend(node) not in self.channels:  # 2.0 / x: a removed (zero) channel would be inf
+        if dividing and _first_input(node) not in self.channels:  # 2.0 / x: a removed (zero) channel would be inf
             self.block_inputs(node, f"divided into by {name}")
             return
         tensors = [a for a in node.all_input_nodes if _shape(a) is not None]
@@ -386,11 +386,6 @@ def _first_input(node: fx.Node) -> fx.Node | None:
         return node.args[0] if isinstance(node.args[0], fx.Node) else None
     value = next(iter(node.kwargs.values()), None)
     return value if isinstance(value, fx.Node) else None
-
-
-def _dividend(node: fx.Node) -> object:
-    """What a division divides: its first argument, or its ``input`` (``torch.div(input=x, other=2.0)``)."""
-    return node.args[0] if node.args else node.kwargs.get("input")
 
 
 def _is_depthwise(conv: nn.Module) -> bool:
