@@ -82,6 +82,23 @@ def test_levels_retrain_with_allr(bimp_run, steps_per_epoch, read, load_masks, p
         )
 
 
+def test_warmup_fraction_ramps_up_each_levels_allr(make_recipe, shared_out, steps_per_epoch, read) -> None:
+    """eval.warmup_fraction applies to BIMP's ALLR, which it uses with eval.lr_policy unset."""
+    recipe = make_recipe(*BIMP, "eval.warmup_fraction=0.5")
+    with pytest.warns(UserWarning):  # BIMP's settings it does not read, as above
+        seed = run_recipe(recipe, shared_out, progress=False) / "seed-0"
+    events, logs = read(seed / "events.json"), read(seed / "lr_log.json")
+    eta_1 = max(logs["find"])
+    for level, epochs in ((1, 2), (2, 1)):
+        t_rt = epochs * steps_per_epoch
+        warmup = round(0.5 * t_rt)
+        recorded = events[f"level-{level}/eval/lr_policy"]
+        assert recorded["warmup_steps"] == warmup
+        ramp = [min(1.0, (step + 1) / warmup) for step in range(t_rt)]
+        allr = [recorded["d"] * eta_1 * (1 - step / t_rt) for step in range(t_rt)]
+        assert logs[f"level-{level}/eval"] == pytest.approx([r * lr for r, lr in zip(ramp, allr)], rel=1e-12)
+
+
 def test_bimp_ends_exactly_at_the_target(bimp_run, load_masks, prunable_names, read) -> None:
     _, seed, _ = bimp_run
     masks = load_masks(seed / "masks.safetensors")

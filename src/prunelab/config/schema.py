@@ -507,7 +507,7 @@ class Recipe(Strict):
     def _retraining_fits(self) -> Recipe:
         """The retraining's LR policy, budget and rewind point against the find phase (the
         epochs it trains)."""
-        evaluation = self.eval
+        evaluation = self.eval_training  # BIMP retrains with ALLR even where eval.lr_policy is unset
         find_epochs, length = self.find_training.trained_epochs, self.find_length_setting
         if evaluation.warmup_fraction and evaluation.lr_policy not in RESTARTING:
             raise ValueError(
