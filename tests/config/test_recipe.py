@@ -183,6 +183,9 @@ def test_cross_field_checks() -> None:
     for method in ("imp", "bimp"):  # no level could reach sparsity 0
         message = error_of([f"prune.method={method}", "prune.sparsity=0"])
         assert "target sparsity above 0" in error_line(message, "prune.sparsity")
+    # BIMP's initial training is linear to find.lr_schedule.final_lr, whatever find.lr_schedule.name says
+    message = error_of(["prune.method=bimp", "eval.lr_policy=null", "find.lr_schedule.name=constant", "find.lr_schedule.final_lr=0.2"])
+    assert "find.lr_schedule.final_lr=0.2 is above find.optimizer.lr=0.1: bimp's initial training" in message
     message = error_of(["find.epochs=0"])  # the default eval.lr_policy needs the find phase's LR log
     assert "find.epochs is 0" in error_line(message, "eval.lr_policy")
     message = error_of(["eval.lr_policy=lrw", "eval.epochs=5", "find.epochs=3"])
@@ -245,6 +248,9 @@ def test_an_invalid_plan_names_the_overrides_as_part_of_its_origin() -> None:
         (None, ["prune.method=gmp", "eval.lr_policy=null", "prune.sparsity=0.5", "prune.init_sparsity=0.5"],
          ["prune.method=gmp", "eval.lr_policy=null", "prune.sparsity=0.5", "prune.init_sparsity=0.51"],
          "init_sparsity=0.51 is above sparsity=0.5"),
+        # BIMP's linear initial training may end at its start, not above it
+        ("bimp", ["find.lr_schedule.final_lr=0.1"], ["find.lr_schedule.final_lr=0.1001"],
+         "find.lr_schedule.final_lr=0.1001 is above find.optimizer.lr=0.1"),
         # BIMP: exactly one retraining epoch per level
         ("bimp", ["prune.budget_epochs=4", "prune.initial_epochs=2", "prune.levels=2"],
          ["prune.budget_epochs=4", "prune.initial_epochs=2", "prune.levels=3"],
@@ -253,7 +259,7 @@ def test_an_invalid_plan_names_the_overrides_as_part_of_its_origin() -> None:
         (None, ["eval.lr_policy=lrw", "find.epochs=3", "eval.epochs=3"], ["eval.lr_policy=lrw", "find.epochs=3", "eval.epochs=4"],
          "eval.lr_policy lrw replays the last eval.epochs=4 epochs of the find phase, which trains only find.epochs=3"),
     ],
-    ids=["rewind-last-epoch", "rewind-last-epoch-with-policy", "gmp-init-equals-final", "bimp-one-epoch-per-level", "lrw-whole-find-phase"],
+    ids=["rewind-last-epoch", "rewind-last-epoch-with-policy", "gmp-init-equals-final", "bimp-linear-to-its-start", "bimp-one-epoch-per-level", "lrw-whole-find-phase"],
 )
 def test_settings_exactly_at_their_limit_are_valid(source, at_the_limit, one_past, error) -> None:
     """Each limit is inclusive: the value at it validates, one past it is the error."""

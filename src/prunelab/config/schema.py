@@ -421,7 +421,8 @@ class Recipe(Strict):
     @property
     def find_training(self) -> FindConfig:
         """The find phase a method trains: ``find``, except BIMP's initial training, which
-        lasts ``prune.initial_epochs`` with a linear LR schedule (seed 003)."""
+        lasts ``prune.initial_epochs`` with a linear LR schedule (seed 003), from
+        ``find.optimizer.lr`` to ``find.lr_schedule.final_lr`` (0 unless given)."""
         if self.prune.method != "bimp":
             return self.find
         linear = self.find.lr_schedule.model_copy(update={"name": "linear"})
@@ -481,6 +482,12 @@ class Recipe(Strict):
         if prune.method == "bimp":
             if evaluation.lr_policy not in (None, BIMP_POLICY) or evaluation.rewind != "none":
                 raise ValueError("bimp retrains with eval.lr_policy allr and eval.rewind none; leave them unset")
+            find = self.find
+            if find.lr_schedule.final_lr > find.optimizer.lr:  # the find phase's own check passes it under a schedule that does not read it
+                raise ValueError(
+                    f"find.lr_schedule.final_lr={find.lr_schedule.final_lr} is above find.optimizer.lr={find.optimizer.lr}: "
+                    "bimp's initial training decays linearly from the one to the other, and would raise the LR instead"
+                )
             levels = prune.level_count
             if prune.budget_epochs - prune.initial_epochs < levels:
                 raise ValueError(
