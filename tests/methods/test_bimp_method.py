@@ -112,8 +112,8 @@ def test_bimp_ends_exactly_at_the_target(bimp_run, load_masks, prunable_names, r
     ("overrides", "match"),
     [
         (["prune.budget_epochs=4", "prune.initial_epochs=3"], "cannot cover 2 IMP levels"),
-        (["eval.lr_policy=llr"], "bimp retrains with eval.lr_policy allr and eval.rewind none; leave them unset"),
-        (["eval.rewind=init"], "bimp retrains with eval.lr_policy allr and eval.rewind none; leave them unset"),
+        (["eval.lr_policy=llr"], r"bimp retrains with eval.lr_policy allr and eval.rewind none; leave them unset \(got eval.lr_policy=llr, eval.rewind=none\)"),
+        (["eval.rewind=init"], r"leave them unset \(got eval.lr_policy=None, eval.rewind=init\)"),
     ],
 )
 def test_impossible_budgets_and_settings_are_recipe_errors(make_recipe, overrides, match) -> None:
@@ -124,7 +124,7 @@ def test_impossible_budgets_and_settings_are_recipe_errors(make_recipe, override
 
 @pytest.mark.parametrize("initial", [5, 6])
 def test_initial_training_must_leave_part_of_the_budget(make_recipe, initial) -> None:
-    with pytest.raises(RecipeError, match="initial_epochs must be smaller than budget_epochs"):
+    with pytest.raises(RecipeError, match=f"prune: initial_epochs={initial} must be smaller than budget_epochs={BUDGET}: bimp trains"):
         make_recipe(*BIMP, f"prune.initial_epochs={initial}")
 
 

@@ -108,7 +108,7 @@ def test_level_find_starts_from_the_rewind_point(make_recipe, tmp_path) -> None:
 
 
 def test_bimp_keeps_pruning_what_its_retraining_leaves(make_recipe) -> None:
-    with pytest.raises(RecipeError, match="bimp prunes the weights its retraining leaves"):
+    with pytest.raises(RecipeError, match="masks_from must be eval for bimp, which prunes the weights its retraining leaves, got find"):
         make_recipe("prune.method=bimp", "prune.masks_from=find")
 
 

@@ -389,9 +389,12 @@ class BIMPConfig(IMPConfig):
     @model_validator(mode="after")
     def _budget(self) -> BIMPConfig:
         if self.initial_epochs >= self.budget_epochs:
-            raise ValueError("initial_epochs must be smaller than budget_epochs")
+            raise ValueError(
+                f"initial_epochs={self.initial_epochs} must be smaller than budget_epochs={self.budget_epochs}: "
+                "bimp trains initial_epochs of its budget before it prunes, and prunes and retrains over the rest"
+            )
         if self.masks_from != "eval":
-            raise ValueError("bimp prunes the weights its retraining leaves (masks_from: eval)")
+            raise ValueError(f"masks_from must be eval for bimp, which prunes the weights its retraining leaves, got {self.masks_from}")
         return self
 
 
@@ -481,7 +484,10 @@ class Recipe(Strict):
             raise ValueError(f"prune.sparsity: {prune.method} without prune.levels needs a target sparsity above 0")
         if prune.method == "bimp":
             if evaluation.lr_policy not in (None, BIMP_POLICY) or evaluation.rewind != "none":
-                raise ValueError("bimp retrains with eval.lr_policy allr and eval.rewind none; leave them unset")
+                raise ValueError(
+                    "bimp retrains with eval.lr_policy allr and eval.rewind none; leave them unset (got eval.lr_policy="
+                    f"{evaluation.lr_policy}, eval.rewind={evaluation.rewind})"
+                )
             find = self.find
             if find.lr_schedule.final_lr > find.optimizer.lr:  # the find phase's own check passes it under a schedule that does not read it
                 raise ValueError(
