@@ -147,7 +147,8 @@ def test_bad_ranges_are_errors(kwargs, match, data) -> None:
 
 def test_bad_settings_and_models_the_test_cannot_start_from_are_errors(trained, data) -> None:
     for kwargs, match in (({"end_lr": math.inf}, "end_lr must be finite, got inf"), ({"start_lr": math.nan}, "start_lr must be finite"),
-                          ({"probe_size": 0}, "probe_size must be a whole number of examples, at least 1, got 0")):  # fmt: skip
+                          ({"probe_size": 0}, "probe_size must be a whole number of examples, at least 1, got 0"),
+                          ({"batch_size": 1.5}, "batch_size must be a whole number of examples, at least 1, got 1.5")):  # fmt: skip
         with pytest.raises(ValueError, match=match):
             lr_range_test(trained, data, OptimizerConfig(), progress=False, **kwargs)
     frozen = copy.deepcopy(trained).requires_grad_(False)

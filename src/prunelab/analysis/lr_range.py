@@ -110,8 +110,9 @@ def lr_range_test(
     if not isinstance(optimizer, (OptimizerConfig, Mapping)):
         raise TypeError(f"optimizer must be an OptimizerConfig or a mapping of its settings, got {type(optimizer).__name__}")
     optimizer = optimizer if isinstance(optimizer, OptimizerConfig) else OptimizerConfig.model_validate(optimizer)
-    if isinstance(probe_size, bool) or not isinstance(probe_size, int) or probe_size < 1:
-        raise ValueError(f"probe_size must be a whole number of examples, at least 1, got {probe_size!r}")
+    for name, size in (("batch_size", batch_size), ("probe_size", probe_size)):
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise ValueError(f"{name} must be a whole number of examples, at least 1, got {size!r}")
     if not any(param.requires_grad for param in model.parameters()):
         raise ValueError("the model has no parameter that requires grad: the test has nothing to train")
     device = torch.device(device)
