@@ -354,8 +354,8 @@ def distance_rows(distances: dict[str, dict[int, tuple[float, float]]]) -> list[
 
 def plot_sweep(results: list[tuple[dict[str, object], Path]], spec: TableSpec, path: Path) -> Path:
     """The sweep's table (:func:`sweep_table`) as a plot: a line per row, over the values of
-    the last column field, a panel per value of the other column fields (seed 003's figures:
-    a panel per sparsity, the retraining budget on x, a line per LR policy); a row that wins
+    the last column field, a panel per value of the other column fields (seed 003's Table 1
+    as a plot: a panel per sparsity, the retraining budget on x, a line per LR policy); a row that wins
     every column (seed 004's cross-validation) is a line above the others in every panel.
     Without columns, ``spec.value`` over the rows. The dense accuracy as a dashed line, if
     the runs share it."""
