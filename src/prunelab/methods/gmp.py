@@ -80,13 +80,19 @@ def check_update_frequency(recipe: Recipe, train_size: int) -> list[str]:
     """Seed 000's guidance on the pruning update frequency: the warnings it gives, before any
     training."""
     spec, steps = recipe.prune, gmp_schedule(recipe, train_size).update_steps
+    epoch = epoch_steps(train_size, recipe.eval.batch_size)
+    stage = spec.pruning_epochs * epoch
     messages = []
     if len(steps) < MIN_UPDATES:
-        messages.append(
-            f"the pruning stage has only {len(steps)} sparsity updates; at least {MIN_UPDATES} are "
-            "recommended (raise prune.updates_per_epoch or prune.pruning_epochs)"
+        # More updates an epoch help only where the stage has room for them short of one every batch.
+        remedy = (
+            "raise prune.updates_per_epoch or prune.pruning_epochs" if stage > MIN_UPDATES
+            else f"raise prune.pruning_epochs: the stage's {stage} steps cannot hold {MIN_UPDATES} updates without one every batch"
         )
-    epoch = epoch_steps(train_size, recipe.eval.batch_size)
+        messages.append(
+            f"the pruning stage has only {len(steps)} sparsity update{'s' if len(steps) > 1 else ''}; at least "
+            f"{MIN_UPDATES} are recommended ({remedy})"
+        )
     if spec.updates_per_epoch > epoch:
         messages.append(
             f"prune.updates_per_epoch={spec.updates_per_epoch} asks for more updates than an epoch has steps ({epoch}): "
