@@ -679,6 +679,12 @@ def test_builtin_recipes_set_nothing_in_vain(name) -> None:
         ("{name: constant}", ["eval.lr_schedule (constant) never lowers the LR in fine-tuning (epochs 17-25)"]),
         ("{name: constant, warmup_epochs: 1}", ["eval.lr_schedule (constant) never lowers the LR in fine-tuning"]),
         ("{name: cosine}", ["eval.lr_schedule (cosine) changes the LR from the start, before fine-tuning starts at epoch 17"]),
+        # changes that do not step the LR down: x 2 raises it, x 1 keeps it, a cosine to the LR itself (0.02) is constant
+        ("{name: multistep, milestones: [19, 23], gamma: 2}", ["eval.lr_schedule (multistep) never lowers the LR in fine-tuning (epochs 17-25)"]),
+        ("{name: multistep, milestones: [5, 19, 23], gamma: 1}", ["eval.lr_schedule (multistep) never lowers the LR in fine-tuning (epochs 17-25)"]),
+        ("{name: step, step_size: 5, gamma: 1}", ["eval.lr_schedule (step) never lowers the LR in fine-tuning (epochs 17-25)"]),
+        ("{name: cosine, final_lr: 0.02}", ["eval.lr_schedule (cosine) never lowers the LR in fine-tuning (epochs 17-25)"]),
+        ("{name: multistep, milestones: [19, 23], gamma: 0.5}", []),
     ],
 )
 def test_gmp_lr_schedules_against_the_seeds_advice_are_named(schedule, expected) -> None:

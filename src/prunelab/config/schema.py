@@ -731,16 +731,20 @@ def _gmp_lr_advice(recipe: Recipe) -> list[str]:
     during fine-tuning ("it is vital to step the learning rate multiple times")."""
     schedule, epochs = recipe.eval.lr_schedule, recipe.eval.epochs
     fine_tuning_start = recipe.prune.stabilization_epochs + recipe.prune.pruning_epochs
-    if schedule.name in ("cosine", "linear"):  # lower the LR every step
-        while_pruning, in_fine_tuning = "from the start", epochs - fine_tuning_start
+    if schedule.name in ("cosine", "linear"):  # lower the LR every step, unless final_lr is the LR itself
+        decays = schedule.final_lr < recipe.eval.optimizer.lr
+        while_pruning, in_fine_tuning = ("from the start", epochs - fine_tuning_start) if decays else ("", 0)
     else:
-        if schedule.name == "step":
+        if schedule.gamma == 1:  # x 1 at every step or milestone: the LR never changes
+            changes = []
+        elif schedule.name == "step":
             changes = list(range(schedule.step_size, epochs, schedule.step_size))
         else:
             changes = [m for m in schedule.milestones if m < epochs] if schedule.name == "multistep" else []
         early = [str(epoch + 1) for epoch in changes if epoch < fine_tuning_start]  # counted from 1, as logs count
         while_pruning = f"at epoch{'s' if len(early) > 1 else ''} {', '.join(early)}" if early else ""
-        in_fine_tuning = sum(epoch >= fine_tuning_start for epoch in changes)
+        # A gamma above 1 raises the LR at each change: none of them steps it down.
+        in_fine_tuning = sum(epoch >= fine_tuning_start for epoch in changes) if schedule.gamma < 1 else 0
     advice = []
     if while_pruning:
         advice.append(
@@ -751,7 +755,7 @@ def _gmp_lr_advice(recipe: Recipe) -> list[str]:
         how_often = "never lowers the LR" if not in_fine_tuning else "lowers the LR only once"
         advice.append(
             f"eval.lr_schedule ({schedule.name}) {how_often} in fine-tuning (epochs {fine_tuning_start + 1}-{epochs}): GMP "
-            f"steps it down several times there, e.g. multistep with milestones from {fine_tuning_start} on (seeds 000/001)"
+            f"steps it down several times there, e.g. multistep with milestones from {fine_tuning_start} on and gamma 0.1 (seeds 000/001)"
         )
     return advice
 
