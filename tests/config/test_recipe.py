@@ -685,6 +685,10 @@ def test_builtin_recipes_set_nothing_in_vain(name) -> None:
         ("{name: step, step_size: 5, gamma: 1}", ["eval.lr_schedule (step) never lowers the LR in fine-tuning (epochs 17-25)"]),
         ("{name: cosine, final_lr: 0.02}", ["eval.lr_schedule (cosine) never lowers the LR in fine-tuning (epochs 17-25)"]),
         ("{name: multistep, milestones: [19, 23], gamma: 0.5}", []),
+        # a warmup belongs to the stabilization (1 epoch): past it, the LR still rises while GMP prunes
+        ("{name: multistep, milestones: [19, 23], warmup_epochs: 1}", []),
+        ("{name: multistep, milestones: [19, 23], warmup_epochs: 1.5}",
+         ["eval.lr_schedule.warmup_epochs=1.5 is longer than prune.stabilization_epochs=1: the LR still rises while GMP prunes"]),
     ],
 )
 def test_gmp_lr_schedules_against_the_seeds_advice_are_named(schedule, expected) -> None:

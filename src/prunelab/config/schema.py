@@ -728,7 +728,8 @@ def _gmp_fine_tuning_advice(recipe: Recipe) -> list[str]:
 
 def _gmp_lr_advice(recipe: Recipe) -> list[str]:
     """Seeds 000/001: GMP holds the LR through stabilization and pruning, then steps it down
-    during fine-tuning ("it is vital to step the learning rate multiple times")."""
+    during fine-tuning ("it is vital to step the learning rate multiple times"). A warmup is
+    taken to be part of the stabilization, which it must not outlast."""
     schedule, epochs = recipe.eval.lr_schedule, recipe.eval.epochs
     fine_tuning_start = recipe.prune.stabilization_epochs + recipe.prune.pruning_epochs
     if schedule.name in ("cosine", "linear"):  # lower the LR every step, unless final_lr is the LR itself
@@ -750,6 +751,12 @@ def _gmp_lr_advice(recipe: Recipe) -> list[str]:
         advice.append(
             f"eval.lr_schedule ({schedule.name}) changes the LR {while_pruning}, before fine-tuning starts at "
             f"epoch {fine_tuning_start + 1}: GMP holds the LR while it prunes (seeds 000/001)"
+        )
+    stabilization = recipe.prune.stabilization_epochs
+    if schedule.warmup_epochs > stabilization:
+        advice.append(
+            f"eval.lr_schedule.warmup_epochs={schedule.warmup_epochs:g} is longer than prune.stabilization_epochs={stabilization}: "
+            "the LR still rises while GMP prunes, which it does at one LR (seeds 000/001); keep the warmup within the stabilization"
         )
     if epochs > fine_tuning_start and in_fine_tuning < 2:
         how_often = "never lowers the LR" if not in_fine_tuning else "lowers the LR only once"
