@@ -295,7 +295,9 @@ def test_seed_000s_minimum_is_met_by_the_default_updates_at_40_steps_an_epoch(ma
         (["prune.pruning_epochs=4"], "eval.epochs=4 is shorter than"),  # 1 + 4 > 4 eval epochs
         (["prune.init_sparsity=0.85"], "init_sparsity=0.85 is above sparsity=0.8"),
         (["prune.scope=lpr_of", "prune.lpr_of=elsewhere"], "gmp prunes gradually with scope global, layerwise or ratios"),
-        (["eval.lr_policy=llr"], "eval.lr_policy and eval.rewind do not apply"),
+        (["eval.lr_policy=llr"], r"- eval.lr_policy=llr \(use null\): gmp prunes while the eval phase trains, along eval.lr_schedule"),
+        (["eval.rewind=init"], r"- eval.rewind=init \(use none\): gmp prunes"),
+        (["eval.lr_policy=llr", "eval.rewind=epoch:1"], r"eval.lr_policy=llr \(use null\) and eval.rewind=epoch:1 \(use none\): gmp"),
     ],
 )
 def test_impossible_gmp_settings_are_recipe_errors(make_recipe, overrides, match) -> None:

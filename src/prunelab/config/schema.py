@@ -457,10 +457,14 @@ class Recipe(Strict):
         if prune.method == "gmp" and prune.scope == "lpr_of":
             raise ValueError("prune.scope: gmp prunes gradually with scope global, layerwise or ratios, not lpr_of")
         if prune.method == "gmp":
-            if evaluation.lr_policy is not None or evaluation.rewind != "none":
+            # Named with their values and the value to give instead: a base recipe (the default's
+            # LLR) may have set them, so that "unset" would not say what to write.
+            misplaced = [f"eval.lr_policy={evaluation.lr_policy} (use null)"] if evaluation.lr_policy is not None else []
+            misplaced += [f"eval.rewind={evaluation.rewind} (use none)"] if evaluation.rewind != "none" else []
+            if misplaced:
                 raise ValueError(
-                    "gmp prunes during the eval phase with eval.lr_schedule; eval.lr_policy and eval.rewind "
-                    "do not apply (leave them unset)"
+                    f"{' and '.join(misplaced)}: gmp prunes while the eval phase trains, along eval.lr_schedule, "
+                    "with no retraining for an LR policy or rewinding to apply to"
                 )
             if prune.stabilization_epochs + prune.pruning_epochs > evaluation.epochs:
                 raise ValueError(
