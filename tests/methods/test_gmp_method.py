@@ -293,7 +293,8 @@ def test_seed_000s_minimum_is_met_by_the_default_updates_at_40_steps_an_epoch(ma
     ("overrides", "match"),
     [
         (["prune.pruning_epochs=4"], "eval.epochs=4 is shorter than"),  # 1 + 4 > 4 eval epochs
-        (["prune.init_sparsity=0.85"], "init_sparsity=0.85 is above sparsity=0.8"),
+        (["prune.init_sparsity=0.85"], "init_sparsity=0.85 is above sparsity=0.8: the schedule rises from the first to the second, "
+                                       r"so init_sparsity must be at most 0.8 \(seed 001 starts at 0.05\)"),
         (["prune.scope=lpr_of", "prune.lpr_of=elsewhere"], "gmp prunes gradually with scope global, layerwise or ratios"),
         (["eval.lr_policy=llr"], r"- eval.lr_policy=llr \(use null\): gmp prunes while the eval phase trains, along eval.lr_schedule"),
         (["eval.rewind=init"], r"- eval.rewind=init \(use none\): gmp prunes"),
