@@ -292,7 +292,8 @@ def test_seed_000s_minimum_is_met_by_the_default_updates_at_40_steps_an_epoch(ma
 @pytest.mark.parametrize(
     ("overrides", "match"),
     [
-        (["prune.pruning_epochs=4"], "eval.epochs=4 is shorter than"),  # 1 + 4 > 4 eval epochs
+        (["prune.pruning_epochs=4"], r"eval.epochs=4 is shorter than prune.stabilization_epochs=1 \+ prune.pruning_epochs=4: "
+                                     "the eval phase holds GMP's stages, so eval.epochs must be at least 5"),
         (["prune.init_sparsity=0.85"], "init_sparsity=0.85 is above sparsity=0.8: the schedule rises from the first to the second, "
                                        r"so init_sparsity must be at most 0.8 \(seed 001 starts at 0.05\)"),
         (["prune.scope=lpr_of", "prune.lpr_of=elsewhere"], "gmp prunes gradually with scope global, layerwise or ratios"),

@@ -469,11 +469,12 @@ class Recipe(Strict):
                     f"{' and '.join(misplaced)}: gmp prunes while the eval phase trains, along eval.lr_schedule, "
                     "with no retraining for an LR policy or rewinding to apply to"
                 )
-            if prune.stabilization_epochs + prune.pruning_epochs > evaluation.epochs:
+            stages = prune.stabilization_epochs + prune.pruning_epochs
+            if stages > evaluation.epochs:
                 raise ValueError(
                     f"eval.epochs={evaluation.epochs} is shorter than prune.stabilization_epochs="
-                    f"{prune.stabilization_epochs} + prune.pruning_epochs={prune.pruning_epochs}; "
-                    "fine-tuning takes the rest of the eval phase"
+                    f"{prune.stabilization_epochs} + prune.pruning_epochs={prune.pruning_epochs}: the eval phase holds GMP's "
+                    f"stages, so eval.epochs must be at least {stages}, and fine-tuning takes the epochs past it"
                 )
         if evaluation.budget != "epochs" and (evaluation.rewind != "reinit" or prune.method != "oneshot"):
             # Seed 004 sizes scratch training against a pipeline that prunes once.
