@@ -112,8 +112,8 @@ def test_bimp_ends_exactly_at_the_target(bimp_run, load_masks, prunable_names, r
     ("overrides", "match"),
     [
         (["prune.budget_epochs=4", "prune.initial_epochs=3"], "cannot cover 2 IMP levels"),
-        (["eval.lr_policy=llr"], r"bimp retrains with eval.lr_policy allr and eval.rewind none; leave them unset \(got eval.lr_policy=llr, eval.rewind=none\)"),
-        (["eval.rewind=init"], r"leave them unset \(got eval.lr_policy=None, eval.rewind=init\)"),
+        (["eval.lr_policy=llr"], r"- eval.lr_policy=llr \(use null\): bimp retrains every level with ALLR"),
+        (["eval.rewind=init"], r"- eval.rewind=init \(use none\): bimp retrains"),
     ],
 )
 def test_impossible_budgets_and_settings_are_recipe_errors(make_recipe, overrides, match) -> None:

@@ -491,11 +491,11 @@ class Recipe(Strict):
         if prune.method in ("imp", "bimp") and prune.levels is None and prune.sparsity == 0:
             raise ValueError(f"prune.sparsity: {prune.method} without prune.levels needs a target sparsity above 0")
         if prune.method == "bimp":
-            if evaluation.lr_policy not in (None, BIMP_POLICY) or evaluation.rewind != "none":
-                raise ValueError(
-                    "bimp retrains with eval.lr_policy allr and eval.rewind none; leave them unset (got eval.lr_policy="
-                    f"{evaluation.lr_policy}, eval.rewind={evaluation.rewind})"
-                )
+            # Named with their values, as for gmp: a base recipe (the default's LLR) may have set them.
+            misplaced = [f"eval.lr_policy={evaluation.lr_policy} (use null)"] if evaluation.lr_policy not in (None, BIMP_POLICY) else []
+            misplaced += [f"eval.rewind={evaluation.rewind} (use none)"] if evaluation.rewind != "none" else []
+            if misplaced:
+                raise ValueError(f"{' and '.join(misplaced)}: bimp retrains every level with ALLR from the weights the last level left (seed 003)")
             find = self.find
             if find.lr_schedule.final_lr > find.optimizer.lr:  # the find phase's own check passes it under a schedule that does not read it
                 raise ValueError(
