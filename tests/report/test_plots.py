@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -149,6 +150,20 @@ def test_training_plot_draws_the_lowest_marker_whole(tmp_path: Path, monkeypatch
     assert list(marker.get_ydata()) == [10.0]
     assert _inside(marker.get_window_extent(fig.canvas.get_renderer()), ax.get_window_extent()) and not marker.get_clip_on()
 
+
+
+@pytest.mark.parametrize("lrs", [[0.02] * 8, [0.1] * 4 + [0.01] * 4, [0.1 * (1 - i / 8) for i in range(8)]])
+def test_training_plot_labels_the_lr_at_powers_of_ten_only(tmp_path: Path, figures, lrs: list[float]) -> None:
+    """A constant LR (Adam's 0.02) spans less than a decade: matplotlib labelled 2, 3, 4 and 6
+    x 10^-2 as well, one over another in the short LR panel. Now two powers of 10 at least,
+    around the LRs, and nothing between."""
+    _plot_training(_seed(tmp_path / "run", _rows("find", [0.5, 0.8], 0.0), lr_log={"find": lrs}))
+    lr_ax = figures[0].axes[2]
+    figures[0].canvas.draw()
+    low, high = lr_ax.get_ylim()
+    labelled = [label.get_position()[1] for label in lr_ax.get_yticklabels(which="both") if label.get_text() and low <= label.get_position()[1] <= high]
+    assert len(labelled) >= 2 and all(math.log10(y) == round(math.log10(y)) for y in labelled)
+    assert low <= min(lr for lr in lrs if lr > 0) and max(lrs) <= high
 
 @pytest.fixture
 def marked(monkeypatch):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -74,7 +75,13 @@ def plot_training(seed_folder: Path, summary: Mapping[str, object], lr_policy: s
     lr_ax.set_yscale("log", nonpositive="mask")  # an LR decayed to 0 ends the line
     lrs = [lr for log in lr_log.values() for lr in log if lr > 0]
     if lrs:  # a schedule's last steps near 0 (cosine) would squeeze the rest into the top of the panel
-        lr_ax.set_ylim(bottom=max(min(lrs), 1e-4 * max(lrs)) / 2)
+        from matplotlib.ticker import NullFormatter
+
+        low = max(min(lrs), 1e-4 * max(lrs)) / 2
+        # From a power of 10 to a power of 10, labelled there only: within about a decade (a
+        # constant LR) matplotlib labelled the 2, 3, 4 and 6 between, one over another in this short panel.
+        lr_ax.set_ylim(10 ** math.floor(math.log10(low)), max(lr_ax.get_ylim()[1], 10 ** math.ceil(math.log10(max(lrs)))))
+        lr_ax.yaxis.set_minor_formatter(NullFormatter())
     lr_ax.set_ylabel("LR", color="tab:green")
     lr_ax.set_xlabel("epoch (all phases)")
     labelled = False
