@@ -380,6 +380,15 @@ def test_forty_lines_keep_the_accuracy_plot_and_distinct_ticks(tmp_path: Path, l
     assert all(left.x1 < right.x0 for (_, left), (_, right) in zip(figure["xticks"], figure["xticks"][1:]))
 
 
+
+@pytest.mark.parametrize("layers", [[f"stage{i // 2 + 1}.{i % 2}.conv1.weight" for i in range(6)], ["conv.weight", "fc.weight"]])
+def test_layer_plot_names_stay_apart(tmp_path: Path, laid_out, layers: list[str]) -> None:
+    """Six ResNet layer names of 21 characters, written level, overlapped by a quarter of their width."""
+    plots.plot_layer_sparsity({run: dict.fromkeys(layers, 0.5) for run in ("a", "b")}, tmp_path / "layers.png")
+    ticks = laid_out[0]["xticks"]
+    assert [text for text, _ in ticks] == layers
+    assert all(left.x1 < right.x0 for (_, left), (_, right) in zip(ticks, ticks[1:]))
+
 def _labelled_xticks(ax) -> list[tuple[float, str, object]]:
     """The x tick labels shown on ``ax``, left to right: their position in data units, text and box in pixels."""
     ax.figure.canvas.draw()
