@@ -479,7 +479,7 @@ def _layers_table(seed_folders: Sequence[Path]) -> None:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from prunelab.report.runs import comparison_rows, load_runs, run_label, run_names, shared_values, value_meanings
+    from prunelab.report.runs import comparison_rows, load_runs, run_label, run_names, shared_values, unread_note, value_meanings
     from prunelab.report.setups import describe_setup, differing_settings
 
     values = None if args.values is None else list(dict.fromkeys(value.strip() for value in args.values.split(",")))
@@ -503,6 +503,8 @@ def _compare(args: argparse.Namespace) -> int:
     if shared:
         print(shared_values(shared) + "\n")
     print(table)
+    if note := unread_note(rows):
+        print(f"\n{note}")
     differing = value_meanings(runs, [*columns, *shared], only_differing=True)  # the rest: see `prunelab show`
     if differing:
         print("\n" + "\n".join(item.replace("`", "") for item in differing))

@@ -338,6 +338,20 @@ def test_a_setting_of_another_method_shows_as_unread_not_null(tmp_path: Path) ->
     assert {row["run"]: row["prune.rate"] for row in rows} == {"once": "–", "imp": 0.5}
 
 
+
+def test_compare_and_the_report_say_what_a_dash_is(tmp_path: Path, capsys) -> None:
+    """A one-shot run beside an IMP run shows "–" for prune.rate: the tables now say what it is."""
+    summary = {0: {"dense_acc": 0.9, "final_acc": 0.8, "sparsity": 0.5}}
+    folders = [fake_run(tmp_path / name, {"prune": prune, "seeds": [0]}, summary, {0: {"a.weight": 0.5}})
+               for name, prune in (("once", {"method": "oneshot", "sparsity": 0.5}), ("imp", {"method": "imp", "sparsity": 0.5, "rate": 0.5}))]  # fmt: skip
+    note = "–: a setting the run never read"
+    assert note in write_report(folders, tmp_path / "report").read_text()
+    assert cli.main(["compare", *map(str, folders)]) == 0
+    assert note in capsys.readouterr().out
+    # runs of one method, every setting read: no note
+    assert cli.main(["compare", str(folders[0]), str(oneshot_run(tmp_path / "other", 0.9, 0.7))]) == 0
+    assert note not in capsys.readouterr().out
+
 def test_the_report_says_what_each_value_means_per_method_where_they_differ(tmp_path: Path) -> None:
     summary = {0: {"dense_acc": 0.9, "final_acc": 0.8, "sparsity": 0.5, "pruned_acc": 0.4}}
     folders = [fake_run(tmp_path / name, {"prune": {"method": name, "sparsity": 0.5}, "seeds": [0]}, summary, {0: {"a.weight": 0.5}})

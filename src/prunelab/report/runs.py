@@ -294,6 +294,17 @@ def shared_values(shared: dict[str, str]) -> str:
     return f"The same in every run: {', '.join(f'{key} {text}' for key, text in shared.items())}." if shared else ""
 
 
+def unread_note(rows: list[dict]) -> str:
+    """What a "–" cell of ``rows`` is, if they have one.
+
+    >>> unread_note([{"prune.rate": "–"}]), unread_note([{"prune.rate": 0.2}])
+    ("–: a setting the run never read (another method's, or one it replaces, as an LR policy replaces eval's LR schedule).", '')
+    """
+    if not any(value == UNREAD for row in rows for value in row.values()):
+        return ""
+    return f"{UNREAD}: a setting the run never read (another method's, or one it replaces, as an LR policy replaces eval's LR schedule)."
+
+
 def value_meanings(runs: list[RunResults], columns: list[str], only_differing: bool = False) -> list[str]:
     """What each summary value among ``columns`` is, a Markdown list item each; where the runs'
     methods read it differently (GMP's pruned_acc is at the end of its pruning stage), per
@@ -441,7 +452,8 @@ def write_report(
     rows, columns, shared = comparison_rows(runs)
     if by_number:
         rows, columns = numbered(rows, columns)
-    lines += ["## Runs", "", *([shared_values(shared), ""] if shared else []), format_table(rows, columns), "",
+    note = unread_note(rows)
+    lines += ["## Runs", "", *([shared_values(shared), ""] if shared else []), format_table(rows, columns), "", *([note, ""] if note else []),
               *value_meanings(runs, [*columns, *shared]), ""]
     # Seed 004's setups, runs named as above; a sweep's table has already judged its columns.
     setup = describe_setup([run.folder for run in runs], names) if len(runs) > 1 and not judged else ""
