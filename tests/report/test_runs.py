@@ -499,6 +499,24 @@ def test_runs_of_the_same_layerwise_ratios_are_one_bar_named_by_what_they_share(
     assert "| layer    | sparsity=0.5 | sparsity=0.9 |" in lpr and "| b.weight |       50.00% |       90.00% |" in lpr
 
 
+
+def test_runs_all_of_the_same_layerwise_ratios_are_one_bar_of_every_run(tmp_path: Path) -> None:
+    """Two criteria crossed with two policies, each layer's share of channels alike: the four
+    runs' names, joined, made a column header and a legend entry wider than the page."""
+    from prunelab.config.sweep import TableSpec
+
+    results = []
+    for criterion in ("magnitude", "random"):
+        for policy in ("ft", "llr"):
+            recipe = {"prune": {"method": "oneshot", "sparsity": 0.5, "criterion": criterion}, "eval": {"lr_policy": policy}, "seeds": [0]}
+            folder = fake_run(tmp_path / f"{criterion}-{policy}", recipe, {0: {"dense_acc": 0.9, "final_acc": 0.8, "sparsity": 0.5}},
+                              {0: {"a.weight": 0.25, "b.weight": 0.5}})  # fmt: skip
+            results.append(({"prune.criterion": criterion, "eval.lr_policy": policy}, folder))
+    spec = TableSpec(rows="prune.criterion", columns=["eval.lr_policy"])
+    page = write_report([f for _, f in results], tmp_path / "report", sweep=(results, spec)).read_text()
+    lpr = page.split("## Layerwise pruning ratios of the final masks")[1]
+    assert "| layer    | every run |" in lpr and "| b.weight |    50.00% |" in lpr
+
 def test_compare_names_runs_as_the_table_it_prints_does_when_turning_it_would_not_help(tmp_path: Path, capsys, monkeypatch) -> None:
     """Six runs on a terminal too narrow for either layout: the table as it is, and the setup
     names the runs by their settings, not by numbers that appear nowhere."""

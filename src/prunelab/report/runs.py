@@ -467,7 +467,11 @@ def write_report(
         value = (lambda run, key: grid[run.folder.resolve()].get(key)) if grid else (lambda run, key: run.settings.get(key))
         within = tuple(key for key in keys if len({repr(value(runs[i], key)) for i in members}) > 1)
         text = label(runs[members[0]], leaving_out=within)
-        return text if text and len(text) <= LEGEND_WIDTH else joined([names[i] for i in members])
+        if text and len(text) <= LEGEND_WIDTH:
+            return text
+        together = joined([names[i] for i in members])
+        # Every run's name, joined, made a legend entry and a table column wider than the page.
+        return "every run" if len(members) == len(runs) and len(together) > LEGEND_WIDTH else together
 
     lines += _lpr_section(runs, names, shared_name, positions, out)
     lines += _lpr_during_find_section(runs, names, positions, out)
