@@ -433,6 +433,14 @@ def test_a_run_has_one_colour_in_every_plot_of_a_report(tmp_path: Path, monkeypa
                              {0: {"a.weight": sparsity}}))  # fmt: skip
     write_report(many, tmp_path / "report-many")
     assert len(set(colours["accuracy_vs_sparsity.png"].values())) == 2
+    # the twelve runs of a sweep, six by six on two masks: two bars in the first two colours, not the 7th run's
+    policies = []
+    for i, sparsity in enumerate([0.5] * 6 + [0.9] * 6):
+        recipe = {"prune": {"method": "oneshot", "sparsity": sparsity}, "eval": {"epochs": i % 6 + 1}, "seeds": [0]}
+        policies.append(fake_run(tmp_path / f"p{i}", recipe, {0: {"dense_acc": 0.95, "final_acc": 0.8, "sparsity": sparsity}},
+                                 {0: {"a.weight": sparsity}}))  # fmt: skip
+    write_report(policies, tmp_path / "report-policies")
+    assert list(colours["layer_sparsity.png"].values()) == [to_hex("C0"), to_hex("C1")]
 
 
 def test_compare_names_runs_in_its_setup_as_its_columns_tell_them_apart(tmp_path: Path, capsys) -> None:

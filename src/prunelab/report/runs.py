@@ -575,7 +575,10 @@ def _lpr_section(runs: list[RunResults], names: list[str], shared_name: Callable
     if not groups:
         return []
     lprs = {shared_name(members): runs[members[0]].layer_sparsity for members in groups.values()}
-    colours = {name: positions[names[members[0]]] for name, members in zip(lprs, groups.values())}
+    # A bar of one run in that run's colour; where bars gather several runs, bars in their own order, as the
+    # accuracy plot's lines: the 13th run's colour gave the second of two bars a hatching that meant nothing.
+    alone = all(len(members) == 1 for members in groups.values())
+    colours = {name: positions[names[members[0]]] for name, members in zip(lprs, groups.values())} if alone else None
     plot_layer_sparsity(lprs, out / "layer_sparsity.png", colours)
     layer_names = list(dict.fromkeys(layer for lpr in lprs.values() for layer in lpr))
     table = [{"layer": layer, **{name: f"{100 * lpr[layer]:.2f}%" if layer in lpr else "" for name, lpr in lprs.items()}}
