@@ -417,6 +417,23 @@ def test_accuracy_plots_label_the_weights_remaining_of_every_point(tmp_path: Pat
         assert all(left.x1 < right.x0 for (*_, left), (*_, right) in zip(ticks, ticks[1:]))
 
 
+
+@pytest.mark.parametrize("sparsities", [(0.7024, 0.7055), (0.001, 0.004)])
+def test_accuracy_plot_of_runs_at_about_one_sparsity_does_not_spread_them_over_the_width(tmp_path: Path, monkeypatch,
+                                                                                       sparsities: tuple[float, float]) -> None:  # fmt: skip
+    """Channel pruning to 70% of the weights ends at 70.24% and 70.55%: an axis from 29.75 to
+    29.45 read as runs far apart. Now a factor of 3 at least, never past 100% (dense), with
+    labels on either side of the points."""
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig))
+    plots.plot_accuracy_vs_sparsity({f"run {s}": [(s, 0.8, 0.01)] for s in sparsities}, None, tmp_path / "a.png")
+    ax = figures[0].axes[0]
+    low, high = sorted(ax.get_xlim())
+    remaining = [100 * (1 - s) for s in sparsities]
+    assert high >= 3 * low * 0.999 and high <= 100 and low <= min(remaining) and max(remaining) <= high
+    shown = [position for position, *_ in _labelled_xticks(ax)]
+    assert min(shown) < min(remaining) and max(shown) >= max(remaining) * 0.99
+
 def test_lpr_plots_tick_whole_epochs(tmp_path: Path, monkeypatch) -> None:
     """Over 3 epochs matplotlib ticked 0.5, 1.5, ...: an epoch of the find phase is a whole number."""
     figures = []

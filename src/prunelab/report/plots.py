@@ -232,8 +232,14 @@ def _weights_remaining_axis(ax, sparsities: list[float]) -> None:
     from matplotlib.ticker import LogLocator, NullFormatter
 
     ax.set_xscale("log")
-    ax.invert_xaxis()
     low, high = sorted(ax.get_xlim())
+    if high < 3 * low:
+        # Runs a fraction of a percent apart (channel pruning to 70% of the weights) spread over
+        # the whole width looked far apart: a factor of 3 at least, which holds a 1-2-5 tick.
+        high = max(high, min(100.0, math.sqrt(3 * low * high)))
+        low = high / 3
+        ax.set_xlim(low, high)
+    ax.invert_xaxis()
     plotted = sorted({float(f"{100 * (1 - s):.3g}") for s in sparsities}, reverse=True)
     wanted = plotted[:1] + plotted[-1:] + plotted[1:-1] + list(LogLocator(subs=(1, 2, 5)).tick_values(low, high))
     tick_label = "{:g}".format
