@@ -130,9 +130,13 @@ def test_training_plot_title_says_what_the_seed_ran_and_how_it_ended(tmp_path: P
     rows = _rows("find", [0.5, 0.9], 0.0) + _rows("eval", [0.8], 0.9)
     _plot_training(_seed(tmp_path / "oneshot-x", rows, recipe={"eval": {"lr_policy": "llr"}}, final_acc=0.8512, sparsity=0.89998))
     _plot_training(_seed(tmp_path / "gmp-x", rows, recipe={"prune": {"method": "gmp"}}, method="gmp", dense_acc=None))
+    _plot_training(_seed(tmp_path / "channels-x", rows, recipe={"prune": {"criterion": "bn_scale", "sparsity": 0.5}}, sparsity=0.7272,
+                         channel_sparsity=0.5))  # fmt: skip
     assert [fig.get_suptitle() for fig in figures] == [
         "oneshot, 90% sparse, LR policy llr, seed 0: final 85.12% (dense 90.00%)\noneshot-x",
         "gmp, 90% sparse, seed 0: final 85.00%\ngmp-x",  # no LR policy; nothing trained dense
+        # the recipe's 50% counts channels: said beside the weights' 72.7%
+        "oneshot, 72.7% sparse (50% of channels removed), seed 0: final 85.00% (dense 90.00%)\nchannels-x",
     ]
 
 

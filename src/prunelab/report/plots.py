@@ -132,8 +132,10 @@ def plot_training(seed_folder: Path, summary: Mapping[str, object], lr_policy: s
     # Below the panels: inside, the legend covered the marker it names.
     handles, labels = ax.get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncol=max(1, len(labels)), fontsize=8, frameon=False)
-    setup = [summary["method"], f"{100 * summary['sparsity']:.3g}% sparse", *([f"LR policy {lr_policy}"] if lr_policy else []),
-             f"seed {summary['seed']}"]  # fmt: skip
+    sparse = f"{100 * summary['sparsity']:.3g}% sparse"
+    if summary.get("channel_sparsity") is not None:  # the recipe's sparsity counts channels: "0.5" showed as "72.7% sparse"
+        sparse += f" ({100 * summary['channel_sparsity']:.3g}% of channels removed)"
+    setup = [summary["method"], sparse, *([f"LR policy {lr_policy}"] if lr_policy else []), f"seed {summary['seed']}"]
     outcome = f"final {100 * summary['final_acc']:.2f}%" + (f" (dense {100 * dense:.2f}%)" if dense is not None else "")
     fig.suptitle(f"{', '.join(setup)}: {outcome}\n{seed_folder.parent.name}", fontsize=9)
     path = seed_folder / "training.png"
