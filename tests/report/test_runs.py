@@ -187,6 +187,31 @@ def test_the_report_links_copies_of_each_seed_s_lpr_during_find_plot(tmp_path: P
     assert [(moved / link).read_bytes() for _, link in links] == [PNG + bytes([0]), PNG + bytes([1])]
 
 
+
+def test_the_report_plots_the_lpr_distance_with_its_spread_over_seeds(tmp_path: Path, monkeypatch) -> None:
+    """The section says mean ± std over seeds, and its table gives both: the plot showed the mean alone."""
+    from matplotlib.container import ErrorbarContainer
+
+    from prunelab.report import plots
+
+    folder = imp_run(tmp_path / "imp")
+    for seed in (0, 1):
+        record = {"epochs": [0, 1], "layer_sparsity": {"a.weight": [0.3, 0.2]}, "distance": [0.1 * (seed + 1), 0.0]}
+        (folder / f"seed-{seed}" / "events.json").write_text(json.dumps({"level-1/prune": {"lpr_during_find": record}}))
+    bars = {}
+    save = plots._save
+
+    def keep(fig, path):
+        bars[path.name] = [c for c in fig.axes[0].containers if isinstance(c, ErrorbarContainer)]
+        save(fig, path)
+
+    monkeypatch.setattr(plots, "_save", keep)
+    write_report([folder], tmp_path / "report")
+    (distance,) = bars["lpr_distance.png"]
+    (segments,) = distance.lines[2]
+    spread = 100 * statistics.stdev([0.1, 0.2])
+    assert [list(segment[:, 1]) for segment in segments.get_segments()] == [pytest.approx([15 - spread, 15 + spread]), [0, 0]]
+
 def test_report_command_skips_what_is_not_a_run(tmp_path: Path, capsys) -> None:
     folders = [oneshot_run(tmp_path / "runs" / f"s{s}", s, 0.8) for s in (0.5, 0.9)]
     (tmp_path / "runs" / "table.md").write_text("")

@@ -390,16 +390,21 @@ def plot_lpr_during_find(record: dict, path: Path, title: str = "") -> Path:
     return path
 
 
-def plot_lpr_distance(curves: dict[str, tuple[list[int], list[float]]], path: Path, positions: dict[str, int] | None = None) -> Path:
+def plot_lpr_distance(curves: dict[str, tuple[list[int], list[float]]], path: Path, positions: dict[str, int] | None = None,
+                      spreads: dict[str, list[float]] | None = None) -> Path:  # fmt: skip
     """Seed 002's Figure A19 across runs: per run, the mean absolute difference between the
-    LPR of pruning its find phase after that many epochs and of pruning it at the end.
-    ``positions``: each run's place in the colour cycle (default: its order)."""
+    LPR of pruning its find phase after that many epochs and of pruning it at the end, with
+    its std over the seeds (``spreads``) as error bars. ``positions``: each run's place in
+    the colour cycle (default: its order)."""
     from matplotlib.ticker import MaxNLocator
 
     fig, ax = _figure()
     for index, (name, (epochs, distances)) in enumerate(curves.items()):
         i = _position(positions, name, index)
-        ax.plot(epochs, [100 * d for d in distances], marker=".", color=f"C{i % 10}", linestyle=("-", "--", "-.", ":")[i // 10 % 4], label=name)
+        mean = [100 * d for d in distances]
+        ax.plot(epochs, mean, marker=".", color=f"C{i % 10}", linestyle=("-", "--", "-.", ":")[i // 10 % 4], label=name)
+        if spreads and name in spreads:
+            ax.errorbar(epochs, mean, yerr=[100 * s for s in spreads[name]], fmt="none", ecolor=f"C{i % 10}", capsize=2)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch of the find phase pruned")
     ax.set_ylabel("mean |LPR - final LPR| (percentage points)")

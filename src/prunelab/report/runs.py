@@ -592,7 +592,9 @@ def _lpr_during_find_section(runs: list[RunResults], names: list[str], positions
     distances = {name: run.lpr_distance for name, run in zip(names, runs) if run.lpr_distance}
     if not distances:
         return []
-    plot_lpr_distance({name: (list(d), [mean for mean, _ in d.values()]) for name, d in distances.items()}, out / "lpr_distance.png", positions)
+    # The spread too: the text and table below give mean ± std over seeds, the plot gave the mean alone.
+    plot_lpr_distance({name: (list(d), [mean for mean, _ in d.values()]) for name, d in distances.items()}, out / "lpr_distance.png", positions,
+                      spreads={name: [std for _, std in d.values()] for name, d in distances.items()})  # fmt: skip
     layers = [f"[{name} ({plot.parent.name})]({_copy(plot, run, f'{plot.parent.name}-lpr_during_find', out)})"
               for name, run in zip(names, runs) if run.lpr_distance for plot in run.lpr_plots]  # fmt: skip
     return ["## Layerwise pruning ratios during the find phase", "",
