@@ -622,7 +622,9 @@ def training_settings(settings: Mapping[str, object], phase: str) -> dict[str, o
 AGAINST_SCRATCH = (
     "Against training from scratch (S2-S4.2: the base model's epochs, as most papers train it; "
     "SX-A: the same epochs of pretraining + pruning + retraining; "
-    "SX-B: the same multiply-accumulates, counted in epochs of the pruned network):"
+    "SX-B: the same multiply-accumulates, counted in epochs of the pruned network; "
+    # "3 + 0 + 2 / 5" read as a sum divided by 5.
+    "epochs and MACs: the pruning run's / the run from scratch's):"
 )
 
 
