@@ -413,8 +413,10 @@ def _show_run(folder: Path) -> None:
         path = seed_folder / "channels.json"
         if path.exists():
             prune = events["prune"]
-            rows = [{"channel group": name, "kept channels": len(kept),
-                     "removed": format_stat("sparsity", {"mean": prune["group_sparsity"][name], "std": 0.0})}
+            removed = prune["group_sparsity"]
+            # Out of the group's size, which a share below 1 (a group keeps a channel) gives back exactly.
+            rows = [{"channel group": name, "kept channels": f"{len(kept)} of {round(len(kept) / (1 - removed[name]))}",
+                     "removed": format_stat("sparsity", {"mean": removed[name], "std": 0.0})}
                     for name, kept in read_json(path).items()]  # fmt: skip
             print(f"\nchannels ({seed_folder.name}):")
             print(format_table(rows))
