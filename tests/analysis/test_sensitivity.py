@@ -264,7 +264,7 @@ def test_the_plot_shows_accuracy_against_the_weights_each_layer_keeps(tmp_path, 
     by_label = {line.get_label(): (list(line.get_xdata()), list(line.get_ydata())) for line in ax.lines}
     assert by_label["0.weight: 320 weights"] == (pytest.approx([100, 50, 10]), pytest.approx([90, 85, 50]))
     assert by_label["2.weight: 12,288 weights"] == (pytest.approx([100, 50, 10]), pytest.approx([90, 90, 80]))
-    assert by_label["dense"][1] == pytest.approx([90, 90])
+    assert by_label["dense: 90.00%"][1] == pytest.approx([90, 90])
     assert ax.get_xscale() == "log" and ax.xaxis_inverted()  # dense on the left
     # each layer's highest sparsity within the tolerance circled on its curve (none for 0.weight)
     (circled,) = ax.collections

@@ -271,7 +271,7 @@ def test_forty_accuracy_lines_are_told_apart_by_colour_marker_and_dash(tmp_path:
 
     def keep(fig, path):
         styles.extend((line.get_color(), line.get_marker(), line.get_linestyle()) for line in fig.axes[0].lines
-                      if line.get_label() != "dense" and line.get_marker() != "_")  # the error bars' caps aside  # fmt: skip
+                      if not line.get_label().startswith("dense: ") and line.get_marker() != "_")  # the error bars' caps aside  # fmt: skip
         save(fig, path)
 
     monkeypatch.setattr(plots, "_save", keep)
@@ -296,7 +296,7 @@ def test_accuracy_plot_puts_the_weights_remaining_on_x(tmp_path: Path, drawn) ->
     lines = {label: (x, y) for label, x, y in drawn[0]["lines"]}
     assert lines["imp"] == (pytest.approx([50, 20, 1]), pytest.approx([95, 90, 50]))
     assert lines["oneshot"] == (pytest.approx([20]), pytest.approx([85]))
-    assert lines["dense"][1] == pytest.approx([96, 96])
+    assert lines["dense: 96.00%"][1] == pytest.approx([96, 96])
 
 
 def test_levels_plot_shows_each_level_after_pruning_and_after_retraining_over_the_seeds(tmp_path: Path, drawn) -> None:
@@ -310,7 +310,7 @@ def test_levels_plot_shows_each_level_after_pruning_and_after_retraining_over_th
     lines = {label: (x, y) for label, x, y in drawn[0]["lines"]}
     assert lines["after retraining"] == (pytest.approx([80, 64]), pytest.approx([92, 87]))
     assert lines["right after pruning"] == (pytest.approx([80, 64]), pytest.approx([82, 65]))
-    assert lines["dense"][1] == pytest.approx([92, 92])
+    assert lines["dense: 92.00%"][1] == pytest.approx([92, 92])
 
 
 def test_layer_plot_bars_are_the_share_pruned_in_each_layer(tmp_path: Path, drawn) -> None:
@@ -379,7 +379,7 @@ def test_forty_lines_keep_the_accuracy_plot_and_distinct_ticks(tmp_path: Path, l
               for i in range(40)}  # fmt: skip
     plots.plot_accuracy_vs_sparsity(curves, 0.9, tmp_path / "accuracy.png")
     figure = laid_out[0]
-    _readable(figure, 41)  # and "dense"
+    _readable(figure, 41)  # and the dense line
     assert [text for text, _ in figure["xticks"]] == ["100", "50", "20", "10", "5", "2", "1", "0.5"]
     assert all(left.x1 < right.x0 for (_, left), (_, right) in zip(figure["xticks"], figure["xticks"][1:]))
 
@@ -504,14 +504,14 @@ def test_pivot_plot_has_a_line_per_series_over_the_x_values(tmp_path: Path, monk
     monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig))
     lines = {"ft": [(90.0, 1.0), None, (80.0, 0.5)], "llr": [(91.0, 0.0), (85.0, 2.0), (82.0, 1.0)]}
     plots.plot_pivot(["10", "20", "null"], {"": lines}, "stop_epoch", "final_acc (%)", tmp_path / "p.png", legend_title="lr_policy",
-                     reference=("dense 95.00%", 95.0))  # fmt: skip
+                     reference=("dense: 95.00%", 95.0))  # fmt: skip
     (fig,) = figures
     (ax,) = fig.axes
     drawn = [(list(line.get_xdata()), list(line.get_ydata())) for line in ax.lines if line.get_marker() == "o"]
     assert drawn == [([0, 2], [90.0, 80.0]), ([0, 1, 2], [91.0, 85.0, 82.0])]  # an empty cell is left out
     assert [tick.get_text() for tick in ax.get_xticklabels()] == ["10", "20", "null"]
     legend = fig.legends[0]
-    assert sorted(text.get_text() for text in legend.get_texts()) == ["dense 95.00%", "ft", "llr"] and legend.get_title().get_text() == "lr_policy"
+    assert sorted(text.get_text() for text in legend.get_texts()) == ["dense: 95.00%", "ft", "llr"] and legend.get_title().get_text() == "lr_policy"
     assert [list(line.get_ydata()) for line in ax.lines if line.get_linestyle() == "--"] == [[95.0, 95.0]]
 
 

@@ -314,7 +314,7 @@ def test_a_sweep_s_report_plots_its_table(tmp_path: Path, monkeypatch) -> None:
     assert (x, xlabel, ylabel, path) == (["2", "null"], "stop_epoch", "final_acc (%)", tmp_path / "report" / "sweep.png")
     # null among the rows: points, not a line through them; the seeds the error bars are over named; the runs' dense accuracy
     assert options == {"title": "final_acc by stop_epoch: mean ± std over 1 seed", "ordered": False, "legend_title": "",
-                       "reference": ("dense 90.00%", pytest.approx(90.0))}  # fmt: skip
+                       "reference": ("dense: 90.00%", pytest.approx(90.0))}  # fmt: skip
     assert panels == {"": {"final_acc": [pytest.approx((80.0, 0.0)), pytest.approx((70.0, 0.0))]}}
     assert page.index("## The sweep's table") < page.index("## Runs") and "## Comparison setup" not in page
 
@@ -439,7 +439,7 @@ def test_a_run_has_one_colour_in_every_plot_of_a_report(tmp_path: Path, monkeypa
 
     def keep(fig, path):
         ax = fig.axes[0]
-        drawn = {line.get_label(): to_hex(line.get_color()) for line in ax.lines if line.get_label() != "dense"}
+        drawn = {line.get_label(): to_hex(line.get_color()) for line in ax.lines if not line.get_label().startswith("dense: ")}
         drawn.update((bars.get_label(), to_hex(bars.patches[0].get_facecolor())) for bars in ax.containers)
         colours[path.name] = drawn
         save(fig, path)
@@ -600,7 +600,7 @@ def test_a_sweep_s_plot_puts_numbers_in_order_and_names_a_line_of_rows_alike(tmp
     assert [tick.get_text() for tick in ax.get_xticklabels()] == ["1", "2", "4"]
     (line,) = [line for line in ax.lines if line.get_marker() == "o"]
     assert list(line.get_ydata()) == pytest.approx([71.0, 72.0, 74.0])
-    assert sorted(text.get_text() for text in figures[0].legends[0].get_texts()) == ["dense 90.00%", "ft = lrw"]
+    assert sorted(text.get_text() for text in figures[0].legends[0].get_texts()) == ["dense: 90.00%", "ft = lrw"]
 
 
 def test_a_report_cut_short_by_a_full_disk_leaves_the_earlier_page_whole(tmp_path: Path, monkeypatch) -> None:

@@ -214,7 +214,7 @@ def plot_sensitivity(
     if circled:  # one legend entry for all layers
         x, y, colours = zip(*circled)
         ax.scatter(x, y, s=80, facecolors="none", edgecolors=colours, label=f"highest sparsity within {100 * tolerance:g} point")
-    ax.axhline(100 * dense_acc, color="0.5", linestyle=":", label="dense")
+    ax.axhline(100 * dense_acc, color="0.5", linestyle=":", label=f"dense: {100 * dense_acc:.2f}%")
     ax.axhspan(100 * (dense_acc - tolerance), 100 * dense_acc, color="0.9", label=f"within {100 * tolerance:g} point of dense")
     _weights_remaining_axis(ax, [s for sparsities, _ in curves.values() for s in sparsities])
     ax.set_xlabel("weights remaining in the pruned layer (%)")
@@ -300,7 +300,7 @@ def plot_accuracy_vs_sparsity(
         ax.fill_between(remaining, [m - s for m, s in zip(mean, spread)], [m + s for m, s in zip(mean, spread)],
                         color=style["color"], alpha=0.2)
     if dense_acc is not None:
-        ax.axhline(100 * dense_acc, color="0.5", linestyle=":", label="dense")
+        ax.axhline(100 * dense_acc, color="0.5", linestyle=":", label=f"dense: {100 * dense_acc:.2f}%")
     _weights_remaining_axis(ax, [s for points in curves.values() for s, _, _ in points])
     ax.set_xlabel("weights remaining (% of the prunable weights)")
     ax.set_ylabel(ylabel)

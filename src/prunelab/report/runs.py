@@ -397,7 +397,7 @@ def plot_sweep(results: list[tuple[dict[str, object], Path]], spec: TableSpec, p
         alike.setdefault(tuple(tuple(lines[name]) for lines in panels.values()), []).append(name)
     panels = {panel: {" = ".join(names): lines[names[0]] for names in alike.values()} for panel, lines in panels.items()}
     dense = {round(100 * s["dense_acc"]["mean"], 10) for _, s in stats if "dense_acc" in s}
-    reference = (f"dense {min(dense):.2f}%", min(dense)) if spec.value.endswith("_acc") and len(dense) == 1 else None
+    reference = (f"dense: {min(dense):.2f}%", min(dense)) if spec.value.endswith("_acc") and len(dense) == 1 else None
     counts = {len(summary["seeds"]) for _, summary in summaries}
     count = counts.pop() if len(counts) == 1 else None
     seeds = "the seeds of each run" if count is None else f"{count} seed{'s' if count > 1 else ''}"
