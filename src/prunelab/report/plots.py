@@ -436,7 +436,10 @@ def plot_pivot(x: list[str], panels: dict[str, dict[str, list[tuple[float, float
             ax.errorbar([i + shift for i, _ in shown], [m for _, (m, _) in shown], yerr=[s for _, (_, s) in shown], color=f"C{index % 10}",
                         marker="o", capsize=3, linestyle="-" if ordered else "none", label=name if len(names) > 1 or legend_title else None)  # fmt: skip
         if reference is not None:
-            ax.axhline(reference[1], color="grey", linestyle="--", linewidth=1, label=reference[0])
+            ax.axhline(reference[1], color="grey", linestyle="--", linewidth=1)
+            if ax is axes.flat[0]:  # named on the line: in the legend, under its title, it read as one of the series
+                ax.annotate(reference[0], (1, reference[1]), xycoords=("axes fraction", "data"), xytext=(-2, 2),
+                            textcoords="offset points", ha="right", va="bottom", fontsize=7, color="grey")  # fmt: skip
         ax.set_xticks(range(len(x)), x)
         ax.set_xlabel(xlabel)
         if panel:
