@@ -238,6 +238,10 @@ def test_lr_range_plot_shows_the_rise_to_the_threshold(tmp_path: Path, figures) 
     assert (ax.get_xscale(), ax.get_yscale()) == ("log", "log") and ax.get_ylim()[1] == pytest.approx(0.33)
     assert ax.get_title() == "LR range test: oneshot-x, seed 0"
     assert [text.get_text() for text in fig.legends[0].get_texts()][0] == "probe loss after the steps up to that LR"
+    fig.canvas.draw()
+    low, high = ax.get_ylim()
+    shown = sorted((tick.get_position()[1], tick.get_text()) for tick in ax.get_yticklabels(which="both") if low <= tick.get_position()[1] <= high)
+    assert [text for _, text in shown] == ["0.09", "0.1", "0.2", "0.3"]  # plain numbers, not 2 x 10^-1
 
 
 # -- what the plots draw: the quantities their axes name, against hand-computed percents --

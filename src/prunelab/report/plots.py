@@ -173,6 +173,8 @@ def plot_lr_range(lrs: list[float], losses: list[float], inflection_lr: float | 
     model's loss (``baseline``), the loss that counts as risen (``threshold``) and the
     inflection point, the first LR above it. The axis ends at 3 times the threshold: the
     diverged tail, orders of magnitude above, squeezed the rise to the threshold into pixels."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
     fig, ax = _figure()
     ax.plot(lrs, losses, label="probe loss after the steps up to that LR")
     if baseline is not None:
@@ -186,6 +188,12 @@ def plot_lr_range(lrs: list[float], losses: list[float], inflection_lr: float | 
     ax.set_yscale("log")
     if threshold and any(loss > 3 * threshold for loss in losses):
         ax.set_ylim(top=3 * threshold)
+    # Losses as plain numbers (the ticks read "2 x 10^0"), between the powers of 10 too where
+    # the axis spans less than one and a half decades.
+    low, high = ax.get_ylim()
+    plain = FuncFormatter(lambda value, _: f"{value:g}")
+    ax.yaxis.set_major_formatter(plain)
+    ax.yaxis.set_minor_formatter(plain if high < 30 * low else NullFormatter())
     ax.set_xlabel("learning rate")
     ax.set_ylabel("loss on the probe set")
     ax.set_title(f"LR range test: {run}", fontsize=10)
