@@ -449,15 +449,16 @@ def test_the_log_has_a_line_every_log_every_seconds_and_at_the_end(caplog: pytes
 
 
 def test_the_progress_bar_names_its_numbers(capsys) -> None:
-    """The bar's numbers say what they are: the test accuracy first, the metric that matters."""
+    """The bar's numbers say what they are, the test accuracy (the metric that matters) first."""
     trainer = Trainer(toy_model(), toy_data(), config(epochs=2), seed=0, progress=True, label="find")
     history = trainer.run()
     last = history[-1]
-    shown = f"find, epoch 2/2, test acc {last['test_acc']:.2%}, sparsity 0.0%, train loss {last['train_loss']:.3f}: 100%|"
+    numbers = f", test acc {last['test_acc']:.2%}, sparsity 0.0%, train loss {last['train_loss']:.3f}"
     err = capsys.readouterr().err
-    # before the bar, which a narrow terminal cuts first; and the phase's last line stays: the
-    # bar's final state, ended by a new line, not wiped
-    assert err.endswith("\n") and err.split("\r")[-1].startswith(shown), repr(err[-300:])
+    line = err.split("\r")[-1].rstrip("\n")
+    # after the bar and its times, as a narrow terminal cuts the line's end; and the phase's last
+    # line stays: the bar's final state, ended by a new line, not wiped
+    assert err.endswith("\n") and line.startswith("find, epoch 2/2: 100%|") and line.endswith(f"]{numbers}"), repr(err[-300:])
 
 
 def test_a_training_that_diverges_stops_after_its_first_epoch_and_says_so() -> None:

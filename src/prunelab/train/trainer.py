@@ -31,8 +31,9 @@ log = logging.getLogger(__name__)
 
 #: Seconds between two epoch lines of the log (the last epoch of a phase is always logged).
 LOG_EVERY = 30.0
-#: The phase and its numbers before the bar: a narrow terminal cuts the line's end, the bar and its times.
-BAR_FORMAT = "{desc}{postfix}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}]"
+#: The phase, the bar and its times, then the last epoch's numbers, test accuracy first: a
+#: narrow terminal cuts the line's end, which took the progress itself when the numbers came first.
+BAR_FORMAT = "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}]{postfix}"
 
 
 class StepHook(Protocol):
