@@ -117,6 +117,23 @@ def test_unknown_keys_are_errors_at_any_depth(override: str, field: str) -> None
     assert "unknown field" in line
 
 
+@pytest.mark.parametrize(
+    ("override", "field", "hint"),
+    [
+        ("find.optimiser.lr=0.1", "find.optimiser", "did you mean find.optimizer?"),
+        ("eval.lr_polcy=llr", "eval.lr_polcy", "did you mean eval.lr_policy?"),
+        ("prune.sparsty=0.5", "prune.sparsty", "did you mean prune.sparsity?"),
+        ("prune.rate=0.2", "prune.rate", "prune.rate is read by method imp, bimp, not oneshot"),
+        ("data.root=/data", "data.root", "data has the fields name, data_dir, download, augment"),
+        ("sweep.table={rows: a, colums: [b]}", "sweep.table.colums", "did you mean sweep.table.columns?"),
+    ],
+)
+def test_unknown_keys_name_the_field_meant(override: str, field: str, hint: str) -> None:
+    with pytest.raises(RecipeError) as caught:
+        load_plan(overrides=[override])
+    assert hint in error_line(str(caught.value), field)
+
+
 def test_union_fields_are_reported_at_the_path_the_user_writes() -> None:
     # pydantic puts the method's tag in the location (prune.oneshot.sparsity); the message
     # must show the path that --set and the YAML use.

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import reprlib
+import typing
 from collections.abc import Iterable, Mapping
 from importlib import resources
 from pathlib import Path
@@ -107,13 +109,16 @@ def validate(data: dict, origin: str = "recipe") -> Recipe:
         raise RecipeError(describe_errors(error, origin)) from None
 
 
-def describe_errors(error: ValidationError, origin: str, section: tuple[str, ...] = ()) -> str:
-    """One line per invalid field of a recipe (or of its ``section``), naming the field."""
-    lines = [_describe({**e, "loc": (*section, *e["loc"])}) for e in error.errors()]
+def describe_errors(error: ValidationError, origin: str, section: tuple[str, ...] = (), schema: type[BaseModel] = Recipe) -> str:
+    """One line per invalid field of a recipe (or of its ``section``, validated by ``schema``), naming the field."""
+    lines = [
+        _describe({**e, "loc": (*section, *e["loc"])}, _unknown_field_hint(schema, e["loc"], section) if e["type"] == "extra_forbidden" else "")
+        for e in error.errors()
+    ]
     return f"{origin} is invalid:\n" + "\n".join(f"  - {line}" for line in lines)
 
 
-def _describe(error: dict) -> str:
+def _describe(error: dict, unknown_hint: str = "") -> str:
     loc = list(error["loc"])
     if len(loc) >= 2 and loc[0] == "prune":
         del loc[1]  # the method's tag, which pydantic adds for the tagged union
@@ -123,7 +128,8 @@ def _describe(error: dict) -> str:
     if not where:  # a check across sections: its message names the fields
         return error["msg"].removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
-        return f"{where}: unknown field (check the spelling; unknown keys are not ignored)"
+        return f"{where}: unknown field; {unknown_hint} (unknown keys are not ignored)" if unknown_hint else \
+            f"{where}: unknown field (check the spelling; unknown keys are not ignored)"
     value = error.get("input")
     message = error["msg"].removeprefix("Value error, ")
     # Our own checks (value_error) already quote the value in their message.
@@ -133,6 +139,35 @@ def _describe(error: dict) -> str:
     if fraction_field and error["type"] == "less_than" and isinstance(value, (int, float)) and 1 < value < 100:
         shown += f": a fraction, e.g. {value / 100:g} for {value:g}%"
     return f"{where}: {message}{shown}"
+
+
+def _unknown_field_hint(schema: type[BaseModel], loc: tuple, section: tuple[str, ...] = ()) -> str:
+    """For an unknown key at ``loc`` (pydantic's, the prune method's tag included) of a
+    ``section`` validated by ``schema``: the field meant, so that a typo need not be looked up."""
+    node, path, method = schema, list(section), None
+    for part in loc[:-1]:
+        field = node.model_fields.get(part) if isinstance(part, str) else None
+        if field is None:
+            if method is None and part in _PRUNE_METHODS and path == ["prune"]:  # the union's tag
+                node, method = _PRUNE_METHODS[part], part
+                continue
+            return ""
+        members = [m for m in typing.get_args(field.annotation) or (field.annotation,) if isinstance(m, type) and issubclass(m, BaseModel)]
+        if len(members) != 1 and part != "prune":  # prune's member is the one its tag, next in loc, names
+            return ""
+        node, path = members[0], [*path, part]
+    key, fields = loc[-1], list(node.model_fields)
+    others = [name for name, config in _PRUNE_METHODS.items() if key in config.model_fields] if method else []
+    if others:  # a field of another method, e.g. IMP's rate under oneshot
+        return f"prune.{key} is read by method {', '.join(others)}, not {method}"
+    close = difflib.get_close_matches(str(key), fields, n=1)
+    if close:
+        return f"did you mean {'.'.join([*path, close[0]])}?"
+    return f"{'.'.join(path) or 'a recipe'} has the fields {', '.join(fields)}"
+
+
+#: The prune section's schema of each method.
+_PRUNE_METHODS = {m.model_fields["method"].default: m for m in typing.get_args(Recipe.model_fields["prune"].annotation)}
 
 
 #: Bad values as error messages show them: a long list or string cut short, as YAML anchors

@@ -180,7 +180,7 @@ def _check_sweep(raw_sweep: object, origin: str) -> SweepSpec:
     try:
         sweep = SweepSpec.model_validate(raw_sweep)
     except ValidationError as error:
-        raise RecipeError(describe_errors(error, origin, ("sweep",))) from None
+        raise RecipeError(describe_errors(error, origin, ("sweep",), SweepSpec)) from None
     if not sweep.grid and not sweep.arms:
         raise RecipeError(f"{origin}: the sweep needs a grid of fields to sweep, or arms, or both")
     if ARM in sweep.grid:
