@@ -56,6 +56,18 @@ def test_dataset_checks_its_tensors() -> None:
         Dataset("empty", x, y, x[:0], y[:0], num_classes=2)
 
 
+def test_dataset_shapes_and_class_count_are_checked_before_any_training() -> None:
+    # Labels of shape (N, 1) or a class count given as text failed at the first step, inside torch's loss.
+    x, y = torch.zeros(4, 2), torch.tensor([0, 1, 1, 0])
+    with pytest.raises(ValueError, match=r"column train: need inputs of shape \(N, ...\) and labels of shape \(N,\), one class index per example; got \(4, 2\) and \(4, 1\)"):
+        Dataset("column", x, y[:, None], x, y, num_classes=2)
+    with pytest.raises(ValueError, match=r"flat test: .* got \(4,\) and \(4,\)"):
+        Dataset("flat", x, y, x[:, 0], y, num_classes=2)
+    for count in ("2", 0, 2.0, True):
+        with pytest.raises(ValueError, match=f"classes: num_classes must be a positive int, got {re.escape(repr(count))}"):
+            Dataset("classes", x, y, x, y, num_classes=count)
+
+
 def test_a_loader_defined_again_replaces_itself_but_no_other() -> None:
     from prunelab.data import register
 

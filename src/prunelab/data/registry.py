@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -66,11 +67,17 @@ class Dataset:
     augment: Callable[[Tensor, torch.Generator], Tensor] | None = None
 
     def __post_init__(self) -> None:
+        if isinstance(self.num_classes, bool) or not isinstance(self.num_classes, numbers.Integral) or self.num_classes < 1:
+            raise ValueError(f"{self.name}: num_classes must be a positive int, got {self.num_classes!r}")
         for split, x, y in (("train", self.x_train, self.y_train), ("test", self.x_test, self.y_test)):
             if x.dtype != torch.float32 or y.dtype != torch.int64:
                 raise DatasetFormatError(
                     f"{self.name} {split}: need float32 inputs and int64 labels (.float(), .long()); got {x.dtype}, {y.dtype}"
                 )
+            # Else the loss fails at the first step, deep inside torch (labels of shape (N, 1), say).
+            if x.dim() < 2 or y.dim() != 1:
+                raise ValueError(f"{self.name} {split}: need inputs of shape (N, ...) and labels of shape (N,), one class index "
+                                 f"per example; got {tuple(x.shape)} and {tuple(y.shape)}")  # fmt: skip
             if not bool(torch.isfinite(x).all()):  # else training fails later, seemingly for the weights
                 raise DatasetFormatError(f"{self.name} {split}: the inputs hold NaN or infinite values")
             if len(x) != len(y):
