@@ -469,6 +469,40 @@ def test_progress_bars_show_on_a_terminal_that_reports_its_size(monkeypatch, siz
     assert progress_shows() is False
 
 
+def test_a_model_that_does_not_fit_the_data_is_said_before_training(tiny_overrides: list[str], tmp_path: Path) -> None:
+    # Each trained without a word (too many outputs) or failed at the first step with a traceback from inside torch.
+    from prunelab.models import MODELS, register as register_model
+
+    @register_model("test_wide_input")
+    def wide_input(num_classes, input_shape):
+        return nn.Sequential(nn.Flatten(), nn.Linear(input_shape[-1] + 1, num_classes))
+
+    @register_model("test_extra_outputs")
+    def extra_outputs(num_classes, input_shape):
+        return nn.Sequential(nn.Flatten(), nn.Linear(input_shape[-1], num_classes + 2))
+
+    @register_model("test_pair")
+    def pair(num_classes, input_shape):
+        return nn.Sequential(nn.Flatten(), nn.Linear(input_shape[-1], num_classes), nn.Unflatten(1, (1, num_classes)))
+
+    batch = "model '{}' on a batch of dataset 'mnist1d' (inputs of shape (2, 1, 40), float32)"
+    cases = [
+        ("test_wide_input", batch.format("test_wide_input") + " fails: RuntimeError: mat1 and mat2 shapes cannot be multiplied (2x40 and 41x10)"),
+        ("test_extra_outputs", batch.format("test_extra_outputs") + " returns torch.float32 scores of shape (2, 12); "
+                                                                     "training needs floating-point scores of shape (2, 10), one per class of the dataset's 10"),
+        ("test_pair", batch.format("test_pair") + " returns torch.float32 scores of shape (2, 1, 10); training needs floating-point scores of shape (2, 10)"),
+    ]  # fmt: skip
+    try:
+        for name, message in cases:
+            with pytest.raises(RecipeError) as caught:
+                runner.check_plan([("", load_recipe(None, [*tiny_overrides, f"model.name={name}", "model.options={}"]))], tmp_path)
+            assert str(caught.value).startswith(message)
+        assert not any(tmp_path.iterdir())
+    finally:
+        for name, _ in cases:
+            MODELS.pop(name)
+
+
 @pytest.mark.filterwarnings("ignore:Initializing zero-element tensors")
 def test_an_augmentation_that_changes_the_shape_or_a_model_with_empty_or_nan_weights_is_said_before_training(
     tiny_overrides: list[str], tmp_path: Path

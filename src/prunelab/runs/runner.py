@@ -71,6 +71,7 @@ from prunelab.methods.common import (
 )
 from prunelab.methods.gmp import check_update_frequency
 from prunelab.methods.imp import level_targets
+from prunelab.models.common import evaluating
 from prunelab.report.plots import plot_levels, plot_lpr_during_find, plot_sparsity_schedule, plot_training
 from prunelab.report.tables import mean_std
 from prunelab.runs.io import (
@@ -127,6 +128,7 @@ def preflight(recipe: Recipe, data) -> None:
     if broken := [name for name, weight in model.named_parameters() if not weight.isfinite().all()]:  # buffers may hold -inf (attention masks)
         raise RecipeError(f"model {recipe.model.name!r} is built with NaN or infinite values in {', '.join(broken)}: "
                           "no training can start from them; see its builder or weight scheme")  # fmt: skip
+    check_forward(recipe, model, data)
     if recipe.prune.prunes_channels:
         check_channel_pruning(recipe, model, data)
         return
@@ -143,6 +145,24 @@ def preflight(recipe: Recipe, data) -> None:
         check_lpr_reference(recipe, {name: p.numel() for name, p in pruner.parameters.items()})
     if recipe.prune.scope in ("global", "layerwise"):
         check_keeps_a_weight(recipe.prune, {name: p.numel() for name, p in pruner.parameters.items()})
+
+
+def check_forward(recipe: Recipe, model: torch.nn.Module, data: Dataset) -> None:
+    """The model must take a batch of the dataset's inputs and give a score per class: tried on
+    two examples, so that a model that does not fit the data is said before training, not as a
+    traceback from inside torch at the first step (or, for too many outputs, not at all)."""
+    batch = data.x_train[:2]
+    what = f"model {recipe.model.name!r} on a batch of dataset {recipe.data.name!r} (inputs of shape {tuple(batch.shape)}, float32)"
+    try:
+        with torch.no_grad(), evaluating(model):
+            output = model(batch)
+    except (TypeError, ValueError, RuntimeError, IndexError) as error:
+        raise RecipeError(user_error(f"{what} fails", error)) from error
+    expected = (len(batch), data.num_classes)
+    if not isinstance(output, torch.Tensor) or not output.is_floating_point() or tuple(output.shape) != expected:
+        got = f"{output.dtype} scores of shape {tuple(output.shape)}" if isinstance(output, torch.Tensor) else f"a {type(output).__name__}"
+        raise RecipeError(f"{what} returns {got}; training needs floating-point scores of shape {expected}, "
+                          f"one per class of the dataset's {data.num_classes}")  # fmt: skip
 
 
 def check_augment(recipe: Recipe, data: Dataset) -> None:
