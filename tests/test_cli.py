@@ -590,6 +590,15 @@ def test_lr_range_test_arguments_are_checked_before_training(tmp_path: Path, cap
     assert "end_lr / start_lr must be a finite ratio, and end_lr within float32" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("command", ["sensitivity", "lr-range-test"])
+def test_the_analyses_check_the_recipe_before_training(command: str, data_dir: Path, tmp_path: Path, capsys, monkeypatch) -> None:
+    # A wrong include pattern used to be said only after the find phase had trained.
+    monkeypatch.setattr(Trainer, "train_epoch", lambda self, epoch, **_: pytest.fail("trained before the recipe was checked"))
+    assert cli.main([command, "--no-progress", "--out", str(tmp_path), *sets(data_dir, "prune.include=[features.9]")]) == 2
+    assert capsys.readouterr().err.startswith("prunelab: error: prune.include/exclude: include pattern 'features.9' picks nothing")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_the_run_recipe_names_every_seed_the_directory_holds(data_dir: Path, tmp_path: Path) -> None:
     for seeds in ("[1]", "[0]"):
         assert cli.main(["run", "--no-progress", "--out", str(tmp_path), *sets(data_dir, "eval.epochs=1", f"seeds={seeds}")]) == 0

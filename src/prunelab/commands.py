@@ -338,7 +338,7 @@ def _trained_model(args: argparse.Namespace) -> Iterator[tuple]:
     """The recipe, its data and the model its find phase trained (its first seed's; trained
     into ``--out`` if no run there has yet), for the analyses of a trained model, which run
     inside the block with the recipe's ``threads``."""
-    from prunelab.runs.runner import cpu_threads, resolve_device, shared_find
+    from prunelab.runs.runner import cpu_threads, preflight, resolve_device, shared_find
     from prunelab.runs.session import Session, recipe_data
 
     recipe = load_recipe(args.recipe, args.overrides)
@@ -346,6 +346,7 @@ def _trained_model(args: argparse.Namespace) -> Iterator[tuple]:
     seed, device, progress = recipe.seeds[0], resolve_device(recipe.device), _progress(args)
     with cpu_threads(recipe.threads):
         data = recipe_data(recipe)
+        preflight(recipe, data)  # as a run checks its recipe: before the find phase trains, not after
         found = shared_find(Path(args.out), recipe, seed, data, device, progress)
         yield recipe, data, Session(found, recipe, seed, data, device, progress).model
 
