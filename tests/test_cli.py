@@ -521,6 +521,21 @@ def test_an_out_folder_that_cannot_be_made_is_a_clear_error(tmp_path: Path, caps
     assert "Traceback" not in captured.err
 
 
+def test_an_out_folder_that_is_empty_or_a_run_is_an_error(tmp_path: Path, capsys) -> None:
+    # --out '' wrote into the current folder, and a run's folder as --out put runs (or a report) inside that run.
+    run = tmp_path / "runs" / "oneshot-x"
+    (run / "seed-0").mkdir(parents=True)
+    (run / "recipe.yaml").write_text("seeds: [0]\n")
+    for command in (["run", "--dry-run"], ["sensitivity"]):
+        assert cli.main([*command, "--out", ""]) == 2
+        assert capsys.readouterr().err == "prunelab: error: --out is empty: give a folder (e.g. --out runs)\n"
+    for out, what in [(run, "a run directory"), (run / "seed-0", "a seed of a run directory")]:
+        assert cli.main(["run", "--dry-run", "--out", str(out)]) == 2
+        assert capsys.readouterr().err == f"prunelab: error: --out {out} is {what}; give a folder outside the run, e.g. {tmp_path / 'runs'}\n"
+    (tmp_path / "recipe.yaml").write_text("seeds: [0]\n")  # a recipe of one's own beside the runs is no run
+    assert cli.main(["run", str(tmp_path / "recipe.yaml"), "--dry-run", "--out", str(tmp_path)]) == 0
+
+
 def test_no_command_is_a_usage_error(capsys) -> None:
     with pytest.raises(SystemExit) as exited:
         cli.main([])

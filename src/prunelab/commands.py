@@ -627,8 +627,20 @@ def _progress(args: argparse.Namespace) -> bool:
 
 
 def _check_out(out: str) -> None:
-    if Path(out).is_file():
+    if not out.strip():  # Path("") is the current folder: an unset variable in a script, most likely
+        raise OSError("--out is empty: give a folder (e.g. --out runs)")
+    path = Path(out)
+    if path.is_file():
         raise OSError(f"--out {out} is a file, not a folder")
+    # Runs (or a report) written inside a run would be taken for its files.
+    if _is_run(path) or path.name.startswith("seed-") and _is_run(path.parent):
+        run = path if _is_run(path) else path.parent
+        raise OSError(f"--out {out} is {'a' if run == path else 'a seed of a'} run directory; give a folder outside the run, e.g. {run.parent}")
+
+
+def _is_run(folder: Path) -> bool:
+    """Whether ``folder`` is a run directory, finished or not (a recipe file of one's own is not)."""
+    return (folder / "recipe.yaml").is_file() and any(folder.glob("seed-*"))
 
 
 def _make_out(out: str) -> None:
