@@ -3,11 +3,19 @@ said in one line with where they were raised, since the command line shows no tr
 
 from __future__ import annotations
 
+import sysconfig
 import traceback
+from pathlib import Path
+
+#: Where library code lives (prunelab's own, the standard library's, installed packages'),
+#: not the user's: the line of the user's code that led to an error says more than torch's.
+LIBRARIES = tuple(str(Path(path).resolve()) for path in {str(Path(__file__).parent), *(sysconfig.get_path(name) for name in ("stdlib", "platstdlib", "purelib", "platlib"))})
 
 
 def user_error(what: str, error: BaseException) -> str:
-    """``what`` failed with ``error``, with its type and the file and line that raised it.
+    """``what`` failed with ``error``, with its type and the file and line that raised it: the
+    last line of the user's own code on the way, if any (e.g. a model's forward that called
+    torch with the wrong shape), else the line that raised it.
 
     >>> try:
     ...     {}["x_train"]
@@ -16,5 +24,7 @@ def user_error(what: str, error: BaseException) -> str:
     dataset 'mine' cannot be loaded: KeyError: 'x_train' (<doctest ...>, line 2)
     """
     frames = traceback.extract_tb(error.__traceback__)
-    where = f" ({frames[-1].filename}, line {frames[-1].lineno})" if frames else ""
+    # "<string>": code made at run time, such as a dataclass's __init__ calling its checks.
+    own = [frame for frame in frames if not frame.filename.startswith("<") and not str(Path(frame.filename).resolve()).startswith(LIBRARIES)]
+    where = f" ({(own or frames)[-1].filename}, line {(own or frames)[-1].lineno})" if frames else ""
     return f"{what}: {type(error).__name__}: {error}{where}"

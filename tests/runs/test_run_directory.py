@@ -503,6 +503,40 @@ def test_a_model_that_does_not_fit_the_data_is_said_before_training(tiny_overrid
             MODELS.pop(name)
 
 
+def test_an_error_in_the_users_code_names_the_users_line(tiny_overrides: list[str], tmp_path: Path) -> None:
+    # Not the line inside torch (or prunelab's own checks) that raised it.
+    from prunelab.data import DATASETS, Dataset, register
+    from prunelab.models import MODELS, register as register_model
+
+    class Unflattened(nn.Module):
+        def __init__(self, num_classes: int) -> None:
+            super().__init__()
+            self.fc = nn.Linear(10, num_classes)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.fc(x)
+
+    @register_model("test_unflattened")
+    def unflattened(num_classes, input_shape):
+        return Unflattened(num_classes)
+
+    @register("test_column_labels")
+    def column_labels(data_dir, download):
+        x, y = torch.zeros(8, 1, 40), torch.zeros(8, 1, dtype=torch.long)
+        return Dataset("column", x, y, x, y, num_classes=10)
+
+    forward_line = Unflattened.forward.__code__.co_firstlineno + 1
+    try:
+        for overrides, where in [(["model.name=test_unflattened"], forward_line),
+                                 (["data.name=test_column_labels", "model.name=mlp"], column_labels.__code__.co_firstlineno + 3)]:  # fmt: skip
+            with pytest.raises(RecipeError) as caught:
+                runner.check_plan([("", load_recipe(None, [*tiny_overrides, *overrides, "model.options={}"]))], tmp_path)
+            assert str(caught.value).endswith(f"({__file__}, line {where})")
+    finally:
+        MODELS.pop("test_unflattened")
+        DATASETS.pop("test_column_labels")
+
+
 @pytest.mark.filterwarnings("ignore:Initializing zero-element tensors")
 def test_an_augmentation_that_changes_the_shape_or_a_model_with_empty_or_nan_weights_is_said_before_training(
     tiny_overrides: list[str], tmp_path: Path
