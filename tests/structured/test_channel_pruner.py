@@ -238,6 +238,12 @@ def test_bad_arguments_are_clear_errors(call, message) -> None:
         call(ChannelPruner(chain(), X))
 
 
+def test_a_model_without_channels_to_prune_says_so() -> None:
+    # The message listed the model's channel groups, and ended in an empty list here.
+    with pytest.raises(ValueError, match=r"^no prunable channel group is left; groups: none, no layer of the model makes channels \(a Conv or Linear layer\)$"):
+        ChannelPruner(nn.Sequential(nn.ReLU()), torch.zeros(1, 4))
+
+
 def test_include_exclude_pick_groups_by_layer_and_typos_are_errors() -> None:
     assert [g.name for g in ChannelPruner(chain(), X, include=["3"]).groups] == ["3"]
     assert [g.name for g in ChannelPruner(chain(), X, exclude=["1"]).groups] == ["3", "7"]  # a group's BatchNorm counts

@@ -541,5 +541,6 @@ def _chosen(
 
 
 def _listing(groups: Sequence[ChannelGroup]) -> str:
-    return "; ".join(f"{g.name} ({g.size}{'' if g.prunable else ', not prunable: ' + g.unprunable})" for g in groups)
+    listed = "; ".join(f"{g.name} ({g.size}{'' if g.prunable else ', not prunable: ' + g.unprunable})" for g in groups)
+    return listed or "none, no layer of the model makes channels (a Conv or Linear layer)"
 
