@@ -427,6 +427,11 @@ def test_a_list_or_mapping_as_a_key_is_an_error(tmp_path: Path, text: str, kind:
     assert f"a key must be a name, not {kind}" in error_of([], path)
 
 
+def test_a_folder_given_as_the_recipe_is_named_as_one(tmp_path: Path) -> None:
+    # It was said to be no recipe file "and no built-in recipe of that name", as a typo would be.
+    assert error_of([], tmp_path).startswith(f"{tmp_path} is a folder, not a recipe: give a recipe's YAML file or a built-in recipe's name (bimp, ")
+
+
 def test_a_recipe_file_must_be_a_mapping(tmp_path: Path) -> None:
     path = tmp_path / "list.yaml"
     path.write_text("- find\n- eval\n")

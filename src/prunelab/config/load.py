@@ -47,6 +47,8 @@ def recipe_text(source: str | Path) -> tuple[str, str]:
         return builtin.read_text(), f"built-in recipe {source!r}"
     if (path / "recipe.yaml").is_file():
         raise RecipeError(f"{path} is a run directory, not a recipe; its recipe is {path / 'recipe.yaml'}")
+    if path.is_dir():
+        raise RecipeError(f"{path} is a folder, not a recipe: give a recipe's YAML file or a built-in recipe's name ({', '.join(builtin_recipes())})")
     raise RecipeError(
         f"no recipe file {str(source)!r} and no built-in recipe of that name; "
         f"built-in recipes: {', '.join(builtin_recipes())}"
