@@ -5,7 +5,7 @@ import re
 import pytest
 import torch
 
-from prunelab.criteria import CRITERIA, Magnitude, Random, get_criterion
+from prunelab.criteria import CRITERIA, Magnitude, Random, RandomChannels, get_criterion
 
 
 def score(criterion, name, values, positions):
@@ -38,6 +38,14 @@ def test_random_scores_depend_on_seed_and_name_not_on_values():
     assert torch.equal(score(Random(1), "w", torch.zeros(500), slice(0, 500)), base)
     assert not torch.equal(score(Random(2), "w", values, slice(0, 500)), base)
     assert not torch.equal(score(Random(1), "v", values, slice(0, 500)), base)
+
+
+@pytest.mark.parametrize("seed", [None, 1.0, True, "1"])
+@pytest.mark.parametrize("criterion", [Random, RandomChannels])
+def test_a_random_criterion_takes_only_an_int_seed(criterion, seed):
+    # Hashed as text, 1.0 or True gave other masks than 1, and None one of its own, without a word.
+    with pytest.raises(TypeError, match=f"^seed must be an int, got {re.escape(repr(seed))}$"):
+        criterion(seed)
 
 
 def test_random_scores_are_roughly_uniform_in_unit_interval():

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Protocol
 import torch
 from torch import Tensor, nn
 
-from prunelab.criteria.elementwise import Random
+from prunelab.criteria.elementwise import Random, check_seed
 from prunelab.criteria.registry import from_registry
 
 if TYPE_CHECKING:
@@ -77,7 +77,7 @@ class RandomChannels:
     """
 
     def __init__(self, seed: int = 0) -> None:
-        self.seed = seed
+        self.seed = check_seed(seed)
 
     def __call__(self, model: nn.Module, group: ChannelGroup) -> Tensor:
         return Random(self.seed)(f"channels:{group.name}", torch.zeros(group.size), slice(0, group.size), torch.empty(group.size))

@@ -43,6 +43,7 @@ True
 
 from __future__ import annotations
 
+import numbers
 import zlib
 from typing import Protocol
 
@@ -82,6 +83,16 @@ _LOW33 = (1 << 33) - 1
 _LOW31 = (1 << 31) - 1
 
 
+def check_seed(seed: object) -> int:
+    """``seed`` as a Python int (numpy's integers too) of 64 bits, as the random criteria hash
+    it; anything else is a TypeError, a larger int a ValueError."""
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"seed must be an int, got {seed!r}")
+    if not -(2**63) <= seed < 2**63:
+        raise ValueError(f"seed must fit in 64 bits, in [-2**63, 2**63), got {seed}")
+    return int(seed)
+
+
 class Random:
     """Uniform random scores in [0, 1), fixed by ``seed``, the tensor name and the position.
 
@@ -97,7 +108,7 @@ class Random:
     """
 
     def __init__(self, seed: int = 0) -> None:
-        self.seed = seed
+        self.seed = check_seed(seed)  # else None, 1.0 or True would hash as text, each its own mask
 
     def __call__(self, name: str, values: Tensor, positions: Positions, out: Tensor) -> Tensor:
         if isinstance(positions, slice):

@@ -24,16 +24,6 @@ def fraction(label: str, value: object, whole: bool = False) -> float:
     return float(value)
 
 
-def check_seed(seed: object) -> int:
-    """``seed`` as a Python int (numpy's integers too) of 64 bits, as the random criteria hash
-    it; anything else is a TypeError, a larger int a ValueError."""
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise TypeError(f"seed must be an int, got {seed!r}")
-    if not -(2**63) <= seed < 2**63:
-        raise ValueError(f"seed must fit in 64 bits, in [-2**63, 2**63), got {seed}")
-    return int(seed)
-
-
 def check_target(sparsity: object, scope: str | None, ratios: object, per: str) -> None:
     """One target: a sparsity (with an optional scope), or ratios ``per`` layer or group (without)."""
     if (sparsity is None) == (ratios is None):

@@ -12,8 +12,8 @@ import torch
 from torch import Tensor, nn
 
 from prunelab.criteria import Criterion, get_criterion
+from prunelab.criteria.elementwise import check_seed
 from prunelab.masks.arguments import (
-    check_seed,
     check_target,
     fraction,
     ratios_by_target,

@@ -16,8 +16,8 @@ from prunelab.criteria.channels import (
     FilterL1,
     get_channel_criterion,
 )
+from prunelab.criteria.elementwise import check_seed
 from prunelab.masks.arguments import (
-    check_seed,
     check_target,
     fraction,
     ratios_by_target,
