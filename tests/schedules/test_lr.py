@@ -85,6 +85,8 @@ def test_replay_clamps_past_the_end():
         (lambda: Step(0.1, step_size=2, gamma=0.0), r"gamma must be in \(0, inf\)"),
         (lambda: MultiStep(0.1, milestones=(5, 5)), "milestones must be strictly increasing"),
         (lambda: MultiStep(0.1, milestones=(0, 5)), "each of milestones must be an int >= 1"),
+        (lambda: MultiStep(0.1, milestones=5), r"^milestones must be a sequence \(e.g. a list or a range\), got 5$"),
+        (lambda: Replay("0.1"), r"^lrs must be a sequence \(e.g. a list or a range\), got '0.1'$"),
         (lambda: Cosine(0.1, total_steps=0), "total_steps must be an int >= 1"),
         (lambda: Linear(0.1, total_steps=5, final_lr=-1.0), "final_lr must be in"),
         (lambda: Warmup(Constant(0.1), warmup_steps=0), "warmup_steps must be an int >= 1"),

@@ -69,6 +69,7 @@ def test_value_only_changes_at_update_steps(cubic):
         ({"update_steps": (-1, 10)}, "each of update_steps must be an int >= 0"),
         ({"update_steps": (10, 10)}, r"update_steps must be strictly increasing, got \(10, 10\)"),
         ({"update_steps": ()}, "update_steps must name at least one step"),
+        ({"update_steps": 100}, r"^update_steps must be a sequence \(e.g. a list or a range\), got 100$"),
         ({"exponent": 0}, r"exponent must be in \(0, inf\)"),
     ],
 )

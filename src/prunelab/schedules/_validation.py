@@ -38,9 +38,17 @@ def check_step(step: object) -> None:
     check_int("step", step, 0)
 
 
+def as_tuple(name: str, values: object) -> tuple:
+    """``values`` (a list, a range, ...) as a tuple, so that a schedule stays hashable and
+    immutable; a single value or a string is a ValueError naming the argument."""
+    if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+        raise ValueError(f"{name} must be a sequence (e.g. a list or a range), got {values!r}")
+    return tuple(values)
+
+
 def lr_tuple(name: str, values: Iterable[float]) -> tuple[float, ...]:
     """Require a non-empty sequence of finite learning rates >= 0; return them as a tuple of floats."""
-    lrs = tuple(values)
+    lrs = as_tuple(name, values)
     if not lrs:
         raise ValueError(f"{name} must contain at least one learning rate, got an empty sequence")
     for lr in lrs:

@@ -15,7 +15,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from prunelab.schedules._validation import check_int, check_real, check_step, lr_tuple
+from prunelab.schedules._validation import as_tuple, check_int, check_real, check_step, lr_tuple
 
 Schedule = Callable[[int], float]
 """Any callable mapping a 0-based step to a float (LR or target sparsity)."""
@@ -76,8 +76,7 @@ class MultiStep:
     def __post_init__(self) -> None:
         check_real("lr", self.lr, 0.0)
         check_real("gamma", self.gamma, 0.0, low_open=True)
-        # Normalise lists to a tuple so the schedule stays hashable and immutable.
-        object.__setattr__(self, "milestones", tuple(self.milestones))
+        object.__setattr__(self, "milestones", as_tuple("milestones", self.milestones))
         for milestone in self.milestones:
             check_int("each of milestones", milestone, 1)
         if any(a >= b for a, b in zip(self.milestones, self.milestones[1:])):

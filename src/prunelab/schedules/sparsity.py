@@ -9,7 +9,7 @@ import bisect
 import math
 from dataclasses import dataclass
 
-from prunelab.schedules._validation import check_int, check_real, check_step
+from prunelab.schedules._validation import as_tuple, check_int, check_real, check_step
 
 # Slack, in units of levels, absorbing float error in log(1 - target) / log(1 - rate).
 _LEVEL_TOLERANCE = 1e-9
@@ -44,8 +44,7 @@ class Polynomial:
     def __post_init__(self) -> None:
         check_real("initial", self.initial, 0.0, 1.0)
         check_real("final", self.final, self.initial, 1.0)
-        # Normalise ranges and lists to a tuple so the schedule stays hashable and immutable.
-        object.__setattr__(self, "update_steps", tuple(self.update_steps))
+        object.__setattr__(self, "update_steps", as_tuple("update_steps", self.update_steps))
         if not self.update_steps:
             raise ValueError("update_steps must name at least one step")
         for step in self.update_steps:
