@@ -35,6 +35,12 @@ def test_data_dir_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         load_dataset("mnist")
 
 
+def test_a_data_dir_that_is_no_path_is_named() -> None:
+    # pathlib's own error named neither the argument nor the value.
+    with pytest.raises(TypeError, match=r"^data_dir must be a folder's path \(a str or a Path\), got 5$"):
+        load_dataset("mnist", data_dir=5)
+
+
 def test_default_data_dir_without_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("PRUNELAB_DATA", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))

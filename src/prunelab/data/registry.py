@@ -141,6 +141,8 @@ def load_dataset(name: str, data_dir: str | Path | None = None, download: bool =
     >>> ds.x_train.shape, ds.num_classes  # doctest: +SKIP
     (torch.Size([4000, 1, 40]), 10)
     """
+    if data_dir is not None and not isinstance(data_dir, (str, os.PathLike)):
+        raise TypeError(f"data_dir must be a folder's path (a str or a Path), got {data_dir!r}")
     root = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
     loader = dataset_loader(name)
     own = (loader.__module__ or "").startswith("prunelab.")  # whose errors say what is wrong themselves
