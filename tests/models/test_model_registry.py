@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 from torch import nn
@@ -52,6 +54,13 @@ def test_options() -> None:
 def test_wrong_input_rank_is_explained() -> None:
     with pytest.raises(ValueError, match=r"resnet20 needs inputs of shape \(C, H, W\), got \(1, 40\)"):
         build_model("resnet20", 10, (1, 40))
+
+
+@pytest.mark.parametrize("shape", [None, 40, (1, 0), (1.0, 40)])
+def test_an_input_shape_that_is_no_shape_is_named(shape) -> None:
+    # It read as the builder's failure: "cannot be built with no options: 'int' object is not iterable".
+    with pytest.raises(ValueError, match=rf"^model 'mlp': input_shape must be the shape of one example, positive ints without the batch \(e.g. \(3, 32, 32\)\), got {re.escape(repr(shape))}$"):
+        build_model("mlp", 10, shape)
 
 
 def test_every_builder_has_a_one_line_summary() -> None:

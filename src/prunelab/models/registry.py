@@ -96,6 +96,11 @@ def build_model(name: str, num_classes: int, input_shape: Sequence[int], **optio
     """
     builder = _builder(name)
     check_options(name, {"num_classes": num_classes, **options})
+    # A shape's mistakes would read as the builder's own (int is not iterable, say).
+    if isinstance(input_shape, (str, bytes)) or not isinstance(input_shape, Sequence) or not all(
+        isinstance(size, int) and not isinstance(size, bool) and size >= 1 for size in input_shape
+    ):
+        raise ValueError(f"model {name!r}: input_shape must be the shape of one example, positive ints without the batch (e.g. (3, 32, 32)), got {input_shape!r}")
     try:
         model = builder(num_classes=num_classes, input_shape=tuple(input_shape), **options)
     except (TypeError, ValueError, RuntimeError) as error:
