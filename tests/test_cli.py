@@ -512,6 +512,15 @@ def test_a_data_folder_that_cannot_be_used_names_the_setting(tmp_path: Path, cap
     assert error.startswith("prunelab: error: cifar10: ") and "download" in error
 
 
+def test_a_data_folder_from_the_environment_is_named_as_such(tmp_path: Path, capsys, monkeypatch) -> None:
+    # It was named data.data_dir=... (the default), a setting the user never made.
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("PRUNELAB_DATA", str(blocker))
+    assert cli.main(["run", "--dry-run", "--out", str(tmp_path / "runs")]) == 2
+    assert capsys.readouterr().err == f"prunelab: error: $PRUNELAB_DATA={blocker} (data.data_dir unset) is a file, not a folder\n"
+
+
 def test_an_out_folder_that_cannot_be_made_is_a_clear_error(tmp_path: Path, capsys) -> None:
     not_a_folder = tmp_path / "a-file"
     not_a_folder.write_text("")

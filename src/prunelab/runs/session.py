@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import re
 import time
 import zlib
@@ -24,6 +25,7 @@ from prunelab.analysis.flops import count_macs, speedup
 from prunelab.config import load_run_recipe
 from prunelab.config.schema import Recipe, TrainConfig
 from prunelab.data import Dataset, default_data_dir, load_dataset
+from prunelab.data.registry import DATA_ENV_VAR
 from prunelab.distributed import agree, barrier, main_first, world
 from prunelab.masks import Pruner
 from prunelab.models import build_model, initialize
@@ -110,17 +112,20 @@ def recipe_data(recipe: Recipe) -> Dataset:
     """The recipe's dataset; a data folder that cannot be used is an error naming the setting.
     Over several processes the main one loads it first, so that it alone downloads the files or
     writes the cache."""
-    setting = recipe.data.data_dir if recipe.data.data_dir is not None else f"{default_data_dir()} (the default)"
     folder = Path(recipe.data.data_dir).expanduser() if recipe.data.data_dir is not None else default_data_dir()
+    if recipe.data.data_dir is not None:
+        setting = f"data.data_dir={recipe.data.data_dir}"
+    else:  # the folder comes from the environment, or is the default
+        setting = f"${DATA_ENV_VAR}={folder} (data.data_dir unset)" if os.environ.get(DATA_ENV_VAR) else f"data.data_dir={folder} (the default)"
 
     def load() -> Dataset:  # the main process first: a folder every process finds unusable is said once
         if folder.exists() and not folder.is_dir():
-            raise OSError(f"data.data_dir={setting} is a file, not a folder")
+            raise OSError(f"{setting} is a file, not a folder")
         try:
             return load_dataset(recipe.data.name, recipe.data.data_dir, recipe.data.download)
         except (NotADirectoryError, IsADirectoryError, PermissionError, FileExistsError) as error:
             # The folder is unusable; a dataset not found or a failed download say so themselves.
-            raise OSError(f"data.data_dir={setting}: cannot use {error.filename or setting}: {error.strerror or error}") from None
+            raise OSError(f"{setting}: cannot use {error.filename or folder}: {error.strerror or error}") from None
 
     return main_first(load)
 
