@@ -125,6 +125,33 @@ def test_run_files_of_another_shape_are_named(out: Path, run: Path, file: str, e
         assert err.startswith(f"prunelab: error: {path} holds {where} that is not as prunelab writes it (") and err.endswith(f"): {DAMAGED}\n")
 
 
+@pytest.mark.parametrize(
+    ("edit", "where"),
+    [
+        (lambda prune: {**prune, "lpr_during_find": {"epochs": [0], "layer_sparsity": {}, "distance": "x"}}, "prune.lpr_during_find.distance"),
+        (lambda prune: {**prune, "lpr_during_find": {"epochs": [0], "layer_sparsity": {"a": 0.5}, "distance": [0.1]}}, "prune.lpr_during_find.layer_sparsity.a"),
+        (lambda prune: {**prune, "group_sparsity": {"features.0": "x"}}, "prune.group_sparsity.features.0"),
+    ],
+)
+def test_recorded_steps_of_another_shape_are_named(out: Path, run: Path, edit, where: str, capsys) -> None:
+    """The LPR record and channel sparsities that show and report read: a KeyError, a format
+    error or a plot of nonsense before."""
+    path = out / run.name / "seed-0" / "events.json"
+    events = json.loads(path.read_text())
+    path.write_text(json.dumps({**events, "prune": edit(events["prune"])}))
+    for command in (["show"], ["report", "--out", str(out / "report")]):
+        assert cli.main([command[0], str(out / run.name), *command[1:]]) == 2
+        assert capsys.readouterr().err == f"prunelab: error: {path} holds {where} that is not as prunelab writes it (Input should be a valid {'list' if 'lpr' in where else 'number'}): {DAMAGED}\n"
+
+
+def test_channels_without_their_recorded_sparsity_are_named(out: Path, run: Path, capsys) -> None:
+    seed = out / run.name / "seed-0"
+    (seed / "channels.json").write_text('{"features.0": [0, 1]}')
+    assert cli.main(["show", str(out / run.name)]) == 2
+    assert capsys.readouterr().err == (f"prunelab: error: {seed / 'events.json'} lacks prune.group_sparsity.features.0, a channel group of "
+                                       f"{seed / 'channels.json'}: {DAMAGED}\n")  # fmt: skip
+
+
 def test_a_run_summary_without_its_sparsity_is_named(out: Path, run: Path, capsys) -> None:
     path = out / run.name / "summary.json"
     summary = json.loads(path.read_text())

@@ -80,13 +80,25 @@ _SeedSummary = create_model(
     environment=(_Environment | None, None), levels=(list[_Level] | None, None),
 )  # fmt: skip
 
+class _LprRecord(TypedDict):  # find.lpr_every's, at the first pruning step
+    epochs: list[Count]
+    layer_sparsity: dict[str, list[Number]]
+    distance: list[Number]
+
+
+class _Step(TypedDict, total=False):  # what a step of events.json recorded: the entries show and report read, by type
+    layer_sparsity: dict[str, Number]
+    group_sparsity: dict[str, Number]
+    lpr_during_find: _LprRecord
+
+
 #: The files of a run directory as prunelab writes them, by name: a file of another shape
 #: (edited by hand) is named when read, not a TypeError from deep inside whatever reads it.
 SHAPES: dict[str, TypeAdapter] = {
     "lr_log.json": TypeAdapter(dict[str, list[Number]]),
     "layer_sparsity.json": TypeAdapter(dict[str, _LayerCounts]),
     "metrics.json": TypeAdapter(list[_MetricsRow]),
-    "events.json": TypeAdapter(dict[str, dict[str, Any]]),  # what each step recorded, by step
+    "events.json": TypeAdapter(dict[str, _Step]),  # what each step recorded, by step
     "channels.json": TypeAdapter(dict[str, list[Count]]),
 }
 
