@@ -134,6 +134,19 @@ def test_unknown_keys_name_the_field_meant(override: str, field: str, hint: str)
     assert hint in error_line(str(caught.value), field)
 
 
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["prune.scope=ratios"], "scope is ratios but ratios is not given: give each layer to prune its ratio, e.g. ratios: {fc1: 0.9}"),
+        (["prune.ratios.features.0=0.5"], "ratios is given but scope is global: set scope: ratios to prune each layer to its ratio, or leave ratios out"),
+        (["prune.lpr_of=runs/x"], "lpr_of is given but scope is global: set scope: lpr_of to copy that run's LPR, or leave lpr_of out"),
+    ],
+)
+def test_a_scope_without_its_setting_or_a_setting_without_its_scope_says_which(overrides: list[str], message: str) -> None:
+    # Both read "scope 'ratios' and the ratios mapping go together", which did not say what to add.
+    assert error_line(error_of(overrides), "prune") == f"  - prune: {message}"
+
+
 def test_union_fields_are_reported_at_the_path_the_user_writes() -> None:
     # pydantic puts the method's tag in the location (prune.oneshot.sparsity); the message
     # must show the path that --set and the YAML use.

@@ -83,7 +83,7 @@ def test_a_relative_reference_is_resolved_once(make_recipe, shared_out, monkeypa
 def test_lpr_of_needs_its_run_directory_and_a_method_with_pruning_steps(make_recipe) -> None:
     from prunelab.config import RecipeError
 
-    with pytest.raises(RecipeError, match="scope 'lpr_of' and the lpr_of run directory go together"):
+    with pytest.raises(RecipeError, match="scope is lpr_of but lpr_of is not given: give the run directory whose LPR to copy"):
         make_recipe("prune.scope=lpr_of")
     with pytest.raises(RecipeError, match="gmp prunes gradually"):
         make_recipe("prune={method: gmp, scope: lpr_of, lpr_of: runs/x}", "eval.epochs=8", "eval.lr_policy=null")

@@ -288,12 +288,16 @@ class PruneBase(Strict):
 
     @model_validator(mode="after")
     def _ratios_with_scope(self) -> PruneBase:
-        if (self.scope == "ratios") != (self.ratios is not None):
-            raise ValueError("scope 'ratios' and the ratios mapping go together")
+        if self.scope == "ratios" and self.ratios is None:
+            raise ValueError("scope is ratios but ratios is not given: give each layer to prune its ratio, e.g. ratios: {fc1: 0.9}")
+        if self.scope != "ratios" and self.ratios is not None:
+            raise ValueError(f"ratios is given but scope is {self.scope}: set scope: ratios to prune each layer to its ratio, or leave ratios out")
         if self.ratios == {}:
             raise ValueError("ratios is empty: it would prune nothing; give each layer to prune its ratio, e.g. {fc1: 0.9}")
-        if (self.scope == "lpr_of") != (self.lpr_of is not None):
-            raise ValueError("scope 'lpr_of' and the lpr_of run directory go together")
+        if self.scope == "lpr_of" and self.lpr_of is None:
+            raise ValueError("scope is lpr_of but lpr_of is not given: give the run directory whose LPR to copy")
+        if self.scope != "lpr_of" and self.lpr_of is not None:
+            raise ValueError(f"lpr_of is given but scope is {self.scope}: set scope: lpr_of to copy that run's LPR, or leave lpr_of out")
         if self.prunes_channels:
             if getattr(self, "method", "oneshot") != "oneshot":
                 raise ValueError(f"criterion {self.criterion!r} prunes whole channels, which only method 'oneshot' does")
