@@ -126,14 +126,15 @@ def test_run_files_of_another_shape_are_named(out: Path, run: Path, file: str, e
 
 
 @pytest.mark.parametrize(
-    ("edit", "where"),
+    ("edit", "where", "reason"),
     [
-        (lambda prune: {**prune, "lpr_during_find": {"epochs": [0], "layer_sparsity": {}, "distance": "x"}}, "prune.lpr_during_find.distance"),
-        (lambda prune: {**prune, "lpr_during_find": {"epochs": [0], "layer_sparsity": {"a": 0.5}, "distance": [0.1]}}, "prune.lpr_during_find.layer_sparsity.a"),
-        (lambda prune: {**prune, "group_sparsity": {"features.0": "x"}}, "prune.group_sparsity.features.0"),
+        (lambda prune: {**prune, "lpr_during_find": {"epochs": [0], "layer_sparsity": {}, "distance": "x"}}, "prune.lpr_during_find.distance", "a valid list"),
+        (lambda prune: {**prune, "lpr_during_find": {"epochs": [0], "layer_sparsity": {"a": 0.5}, "distance": [0.1]}}, "prune.lpr_during_find.layer_sparsity.a", "a valid list"),
+        (lambda prune: {**prune, "group_sparsity": {"features.0": "x"}}, "prune.group_sparsity.features.0", "a valid number"),
+        (lambda prune: {**prune, "group_sparsity": {"features.0": 1.0}}, "prune.group_sparsity.features.0", "less than 1"),  # no group loses all
     ],
 )
-def test_recorded_steps_of_another_shape_are_named(out: Path, run: Path, edit, where: str, capsys) -> None:
+def test_recorded_steps_of_another_shape_are_named(out: Path, run: Path, edit, where: str, reason: str, capsys) -> None:
     """The LPR record and channel sparsities that show and report read: a KeyError, a format
     error or a plot of nonsense before."""
     path = out / run.name / "seed-0" / "events.json"
@@ -141,7 +142,7 @@ def test_recorded_steps_of_another_shape_are_named(out: Path, run: Path, edit, w
     path.write_text(json.dumps({**events, "prune": edit(events["prune"])}))
     for command in (["show"], ["report", "--out", str(out / "report")]):
         assert cli.main([command[0], str(out / run.name), *command[1:]]) == 2
-        assert capsys.readouterr().err == f"prunelab: error: {path} holds {where} that is not as prunelab writes it (Input should be a valid {'list' if 'lpr' in where else 'number'}): {DAMAGED}\n"
+        assert capsys.readouterr().err == f"prunelab: error: {path} holds {where} that is not as prunelab writes it (Input should be {reason}): {DAMAGED}\n"
 
 
 def test_channels_without_their_recorded_sparsity_are_named(out: Path, run: Path, capsys) -> None:

@@ -9,11 +9,11 @@ import io
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from typing_extensions import Required, TypedDict  # pydantic reads typing.TypedDict only from Python 3.12
 
-from pydantic import ConfigDict, StrictFloat, StrictInt, TypeAdapter, ValidationError, create_model
+from pydantic import ConfigDict, Field, StrictFloat, StrictInt, TypeAdapter, ValidationError, create_model
 
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save
@@ -88,7 +88,7 @@ class _LprRecord(TypedDict):  # find.lpr_every's, at the first pruning step
 
 class _Step(TypedDict, total=False):  # what a step of events.json recorded: the entries show and report read, by type
     layer_sparsity: dict[str, Number]
-    group_sparsity: dict[str, Number]
+    group_sparsity: dict[str, Annotated[Number, Field(ge=0, lt=1)]]  # a group keeps a channel: below 1
     lpr_during_find: _LprRecord
 
 
