@@ -109,6 +109,13 @@ class ChannelPruner:
 
         Returns the channels each group keeps (:attr:`keep`, the pruner's own), as
         :meth:`prunelab.Pruner.prune` returns its masks.
+
+        >>> model = nn.Sequential(nn.Conv1d(1, 8, 3), nn.ReLU(), nn.Conv1d(8, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6, 2))
+        >>> pruner = ChannelPruner(model, torch.zeros(1, 1, 10))     # filter_l1, layerwise
+        >>> {name: len(kept) for name, kept in pruner.prune(0.5).items()}
+        {'0': 4, '2': 2}
+        >>> round(pruner.weight_sparsity(), 4)  # filters and the columns reading them: 12 + 24 + 24 of 24 + 96 + 48 weights left
+        0.6429
         """
         check_target(sparsity, scope, ratios, per="group")
         if sparsity_of not in ("channels", "weights"):
@@ -281,7 +288,7 @@ class ChannelPruner:
     def weight_sparsity(self) -> float:
         """The share of the model's Conv/Linear weights that the removed channels take out:
         their filters, and the columns of the layers reading them. The small model of
-        :meth:`shrink` has the rest."""
+        :meth:`shrink` has the rest (see :meth:`prune`'s example)."""
         return self._weight_sparsity({name: len(kept) for name, kept in self.keep.items()})
 
     def _weight_sparsity(self, kept: Mapping[str, int]) -> float:
@@ -317,7 +324,24 @@ class ChannelPruner:
     def shrink(self) -> nn.Module:
         """A copy of the model with the removed channels physically gone: smaller Conv, Linear
         and BatchNorm layers, the same forward code, the same outputs as the model with those
-        channels zeroed (their filters, biases and BatchNorm scale and shift)."""
+        channels zeroed (their filters, biases and BatchNorm scale and shift).
+
+        >>> _ = torch.manual_seed(0)
+        >>> model = nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 3))
+        >>> pruner = ChannelPruner(model, torch.zeros(1, 6))
+        >>> _ = pruner.prune(0.75)
+        >>> small = pruner.shrink()
+        >>> small
+        Sequential(
+          (0): Linear(in_features=6, out_features=4, bias=True)
+          (1): ReLU()
+          (2): Linear(in_features=4, out_features=3, bias=True)
+        )
+        >>> x = torch.randn(5, 6)
+        >>> masked = model[2](model[1](model[0](x)) * torch.isin(torch.arange(16), pruner.keep["0"]))
+        >>> torch.allclose(small(x), masked, atol=1e-6)  # the model with the removed units zeroed
+        True
+        """
         return shrink(self.model, self.groups, self.keep, self.example_input)
 
     def state_dict(self) -> dict[str, list[int]]:
