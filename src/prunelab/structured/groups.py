@@ -141,6 +141,18 @@ def channel_groups(model: nn.Module, example_input: Tensor) -> list[ChannelGroup
 
     ``example_input`` is one batch (a single example is enough) of the shape the model takes.
     Raises ``ValueError`` if the model cannot be traced by :func:`torch.fx.symbolic_trace`.
+
+    >>> class Residual(nn.Module):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.stem, self.block, self.head = nn.Linear(4, 8), nn.Linear(8, 8), nn.Linear(8, 2)
+    ...     def forward(self, x):
+    ...         h = self.stem(x)
+    ...         return self.head(h + self.block(h).relu())  # the addition joins stem's and block's units
+    >>> for group in channel_groups(Residual(), torch.zeros(1, 4)):
+    ...     print(group.name, group.size, group.producers, group.unprunable)
+    stem 8 ['stem', 'block'] None
+    head 2 ['head'] the model's output
     """
     try:
         with training(model):
