@@ -464,13 +464,9 @@ class Recipe(Strict):
         if prune.method == "gmp" and prune.scope == "lpr_of":
             raise ValueError("prune.scope: gmp prunes gradually with scope global, layerwise or ratios, not lpr_of")
         if prune.method == "gmp":
-            # Named with their values and the value to give instead: a base recipe (the default's
-            # LLR) may have set them, so that "unset" would not say what to write.
-            misplaced = [f"eval.lr_policy={evaluation.lr_policy} (use null)"] if evaluation.lr_policy is not None else []
-            misplaced += [f"eval.rewind={evaluation.rewind} (use none)"] if evaluation.rewind != "none" else []
-            if misplaced:
+            if misplaced := _misplaced_retraining(evaluation, allowed_policy=None):
                 raise ValueError(
-                    f"{' and '.join(misplaced)}: gmp prunes while the eval phase trains, along eval.lr_schedule, "
+                    f"{misplaced}: gmp prunes while the eval phase trains, along eval.lr_schedule, "
                     "with no retraining for an LR policy or rewinding to apply to"
                 )
             stages = prune.stabilization_epochs + prune.pruning_epochs
@@ -495,11 +491,8 @@ class Recipe(Strict):
         if prune.method in ("imp", "bimp") and prune.levels is None and prune.sparsity == 0:
             raise ValueError(f"prune.sparsity: {prune.method} without prune.levels needs a target sparsity above 0")
         if prune.method == "bimp":
-            # Named with their values, as for gmp: a base recipe (the default's LLR) may have set them.
-            misplaced = [f"eval.lr_policy={evaluation.lr_policy} (use null)"] if evaluation.lr_policy not in (None, BIMP_POLICY) else []
-            misplaced += [f"eval.rewind={evaluation.rewind} (use none)"] if evaluation.rewind != "none" else []
-            if misplaced:
-                raise ValueError(f"{' and '.join(misplaced)}: bimp retrains every level with ALLR from the weights the last level left (seed 003)")
+            if misplaced := _misplaced_retraining(evaluation, allowed_policy=BIMP_POLICY):
+                raise ValueError(f"{misplaced}: bimp retrains every level with ALLR from the weights the last level left (seed 003)")
             find = self.find
             if find.lr_schedule.final_lr > find.optimizer.lr:  # the find phase's own check passes it under a schedule that does not read it
                 raise ValueError(
@@ -589,6 +582,15 @@ class Recipe(Strict):
         if len(set(seeds)) != len(seeds):
             raise ValueError(f"seeds must be distinct, got {seeds}")
         return seeds
+
+
+def _misplaced_retraining(evaluation: EvalConfig, allowed_policy: str | None) -> str:
+    """The LR policy and rewinding that a method retraining its own way (GMP, BIMP) refuses,
+    named with their values and the value to give instead: a base recipe (the default's LLR)
+    may have set them, so that "unset" would not say what to write. '' if there are none."""
+    misplaced = [f"eval.lr_policy={evaluation.lr_policy} (use null)"] if evaluation.lr_policy not in (None, allowed_policy) else []
+    misplaced += [f"eval.rewind={evaluation.rewind} (use none)"] if evaluation.rewind != "none" else []
+    return " and ".join(misplaced)
 
 
 def unread_settings(recipe: Recipe) -> dict[str, str]:
