@@ -124,6 +124,11 @@ class RunRecord:
     def pipeline(self) -> Pipeline:
         return self.pipelines[min(self.pipelines)]
 
+    def pipeline_at(self, seed: int) -> Pipeline:
+        """The pipeline of ``seed``, or the first seed's if the run has not that one (runs that
+        share no seed are compared on their first seeds, :func:`_paired_seeds`)."""
+        return self.pipelines.get(seed, self.pipeline)
+
 
 @dataclass(frozen=True)
 class Budget:
@@ -414,7 +419,7 @@ def _budget(pruned: RunRecord, scratch: RunRecord) -> Budget | None:
         return None
     seeds = _paired_seeds(pruned, scratch)
     p = pruned.pipelines[seeds[0]]
-    scratch_epochs = tuple(scratch.pipelines.get(seed, scratch.pipeline).retraining.epochs for seed in seeds)
+    scratch_epochs = tuple(scratch.pipeline_at(seed).retraining.epochs for seed in seeds)
     budget = Budget(pruned.name, scratch.name, (p.base.epochs, p.pruning.epochs, p.retraining.epochs), scratch_epochs)
     if reason := _not_scratch_training(pruned, scratch, seeds):
         budget = replace(budget, not_scratch=reason)
@@ -422,7 +427,7 @@ def _budget(pruned: RunRecord, scratch: RunRecord) -> Budget | None:
         return replace(budget, not_judged="a pruning stage")
     equivalent, pretraining_epoch = [], []
     for seed in seeds:
-        mine, theirs = pruned.pipelines[seed], scratch.pipelines.get(seed, scratch.pipeline)
+        mine, theirs = pruned.pipelines[seed], scratch.pipeline_at(seed)
         if not (mine.speedup and theirs.speedup):
             return replace(budget, not_judged="no speedup recorded (a run made before it was measured)")
         # In epochs of the pruned network: pretraining costs the speedup per epoch, retraining one.
@@ -465,7 +470,7 @@ def _other_network(pruned: RunRecord, scratch: RunRecord, seeds: Sequence[int]) 
     does not, or the runs did not record it): other weights left in a layer (for channel
     pruning, another architecture), or other masks on a seed both ran."""
     for seed in seeds:
-        mine, theirs = pruned.pipelines[seed], scratch.pipelines.get(seed, scratch.pipeline)
+        mine, theirs = pruned.pipelines[seed], scratch.pipeline_at(seed)
         if mine.remaining and theirs.remaining and mine.remaining != theirs.remaining:
             layer = next(k for k in {**mine.remaining, **theirs.remaining} if mine.remaining.get(k) != theirs.remaining.get(k))
             return (f"it trains another network ({layer}: {mine.remaining.get(layer)} / {theirs.remaining.get(layer)} "
@@ -490,7 +495,7 @@ def _not_scratch_training(pruned: RunRecord, scratch: RunRecord, seeds: Sequence
     if reason := _other_network(pruned, scratch, seeds):
         return reason
     for seed in seeds:
-        mine, theirs = pruned.pipelines[seed], scratch.pipelines.get(seed, scratch.pipeline)
+        mine, theirs = pruned.pipelines[seed], scratch.pipeline_at(seed)
         recipes = [_recipe(mine.base), _recipe(theirs.retraining)]
         if differing := differing_settings(recipes):
             return _describe("it does not train with the dense model's recipe", recipes, differing)
