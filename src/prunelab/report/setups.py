@@ -180,10 +180,10 @@ class Budget:
             alike = len(set(self.scratch_epochs)) == 1 and max(self.equivalent_epochs) - min(self.equivalent_epochs) < 0.05
             seeds = "" if alike else f" (the farthest of {len(self.scratch_epochs)} seeds)"
             macs = f"{self.equivalent_epochs[worst]:.1f} / {self.scratch_epochs[worst]}{seeds}"
-        base, sx_a, sx_b = _met(self.base_epochs), _met(self.same_epochs), "" if self.same_macs is None else _met(self.same_macs)
+        s2, sx_a, sx_b = _met(self.base_epochs), _met(self.same_epochs), "" if self.same_macs is None else _met(self.same_macs)
         if self.not_scratch:
-            base, sx_a, sx_b = f"not judged: {self.not_scratch}", "not judged", "not judged"
-        return {"run": self.pruned, "from scratch": self.scratch, "epochs": epochs, "S2-S4.2": base, "SX-A": sx_a,
+            s2, sx_a, sx_b = f"not judged: {self.not_scratch}", "not judged", "not judged"
+        return {"run": self.pruned, "from scratch": self.scratch, "epochs": epochs, "S2-S4.2": s2, "SX-A": sx_a,
                 "MACs": macs, "SX-B": sx_b}  # fmt: skip
 
 
@@ -665,7 +665,7 @@ def describe_setups(groups: Mapping[str, Sequence[RunRecord]]) -> str:
         split |= len(task) > 1
         for group in task:
             verdict = comparison_setup(group)
-            pruned, scratch = _pruning_and_scratch(group)
+            pruned, _ = _pruning_and_scratch(group)
             names = " vs ".join(r.name for r in pruned) if len(task) > 1 else ""  # names hold commas
             if str(verdict):
                 entries.append((": ".join(filter(None, [label, names])), str(verdict)))
@@ -702,7 +702,7 @@ def _stricter_pairs(runs: Sequence[RunRecord], together: Verdict) -> dict[str, l
     """The pairs of 3 to MOST_PAIRED pruning runs that meet a stricter setup than all of them
     together (one run of other seeds makes every pair with it S1, not the others), by the
     setup they meet: ``{"S3.1": ["a vs b", ...]}``."""
-    pruned, scratch = _pruning_and_scratch(runs)
+    pruned, _ = _pruning_and_scratch(runs)
     if not 3 <= len(pruned) <= MOST_PAIRED:
         return {}
     rank = {setup: i for i, setup in enumerate([None, *SETUPS])}
