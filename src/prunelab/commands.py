@@ -20,6 +20,7 @@ import textwrap
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -33,6 +34,9 @@ from prunelab.report.tables import mean_std, numbered, transposed
 from prunelab.runs.io import RUN_AGAIN, DamagedRunError, read_json, write_text
 from prunelab.train.trainer import TrainingDiverged
 from prunelab.user_code import user_error
+
+if TYPE_CHECKING:
+    from prunelab.runs.session import Session
 
 
 def execute(args: argparse.Namespace) -> int:
@@ -231,15 +235,14 @@ def _lr_range_test(args: argparse.Namespace) -> int:
     from prunelab.analysis import check_lr_range, lr_range_test
     from prunelab.report.plots import plot_lr_range
     from prunelab.runs.io import write_json
-    from prunelab.runs.runner import resolve_device
 
     check_lr_range(args.start_lr, args.end_lr, args.steps)  # before the find phase trains
-    with _trained_model(args) as (recipe, data, model):
-        seed, device, progress = recipe.seeds[0], resolve_device(recipe.device), _progress(args)
+    with _trained_session(args) as session:
+        recipe, seed = session.recipe, session.seed
         result = lr_range_test(
-            model, data, recipe.eval.optimizer, batch_size=recipe.eval.batch_size, start_lr=args.start_lr,
+            session.model, session.data, recipe.eval.optimizer, batch_size=recipe.eval.batch_size, start_lr=args.start_lr,
             end_lr=args.end_lr, steps=args.steps, label_smoothing=recipe.eval.label_smoothing, augment=recipe.data.augment,
-            seed=seed, device=device, progress=progress,
+            seed=seed, device=session.device, progress=session.progress,
         )
         # Another range (start, end, steps) gets a folder of its own.
         default = all(getattr(args, key) == value for key, value in LR_RANGE.items())
@@ -289,20 +292,19 @@ def _sensitivity(args: argparse.Namespace) -> int:
     )
     from prunelab.report.plots import plot_sensitivity
     from prunelab.runs.io import write_json
-    from prunelab.runs.runner import resolve_device
 
     try:
         sparsities = list(DEFAULT_SPARSITIES) if args.sparsities is None else [float(s) for s in args.sparsities.split(",")]
     except ValueError:
         raise ValueError(f"--sparsities must be comma-separated numbers, e.g. 0.5,0.9,0.99; got {args.sparsities!r}") from None
     check_sparsities(sparsities)  # before the find phase trains
-    with _trained_model(args) as (recipe, data, model):
-        device, progress = resolve_device(recipe.device), _progress(args)
-        prune = recipe.prune
+    with _trained_session(args) as session:
+        recipe, data, prune = session.recipe, session.data, session.recipe.prune
         # The recipe's prunable weights; under a channel criterion include/exclude name channel groups, not weights.
         include, exclude = (None, None) if prune.prunes_channels else (prune.include, prune.exclude)
         result = pruning_sensitivity(
-            model, data, sparsities, include=include, exclude=exclude, split=args.split, device=device, progress=progress
+            session.model, data, sparsities, include=include, exclude=exclude, split=args.split, device=session.device,
+            progress=session.progress,
         )
         measured_on = "training" if args.split == "train" else "test"
         examples = f"the first {min(len(data.x_train), len(data.x_test)):,} training examples" if args.split == "train" else "the test set"
@@ -334,10 +336,10 @@ def _sensitivity(args: argparse.Namespace) -> int:
 
 
 @contextlib.contextmanager
-def _trained_model(args: argparse.Namespace) -> Iterator[tuple]:
-    """The recipe, its data and the model its find phase trained (its first seed's; trained
-    into ``--out`` if no run there has yet), for the analyses of a trained model, which run
-    inside the block with the recipe's ``threads``."""
+def _trained_session(args: argparse.Namespace) -> Iterator[Session]:
+    """The session of the model the recipe's find phase trained (its first seed's; trained
+    into ``--out`` if no run there has yet), with its recipe, data, device and progress, for
+    the analyses of a trained model, which run inside the block with the recipe's ``threads``."""
     from prunelab.runs.runner import cpu_threads, preflight, resolve_device, shared_find
     from prunelab.runs.session import Session, recipe_data
 
@@ -348,7 +350,7 @@ def _trained_model(args: argparse.Namespace) -> Iterator[tuple]:
         data = recipe_data(recipe)
         preflight(recipe, data)  # as a run checks its recipe: before the find phase trains, not after
         found = shared_find(Path(args.out), recipe, seed, data, device, progress)
-        yield recipe, data, Session(found, recipe, seed, data, device, progress).model
+        yield Session(found, recipe, seed, data, device, progress)
 
 
 def _recipes(args: argparse.Namespace) -> int:
