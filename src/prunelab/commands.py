@@ -156,8 +156,7 @@ def _run(args: argparse.Namespace) -> int:
             to_do = _seeds_to_do(args.out, recipe)
             cut_off = to_do["resume"]
             doing = "finished before, nothing to train:" if not any(to_do.values()) else "resuming" if cut_off else "running"
-            resumed = f"; seed {cut_off[0]} picks up where it stopped" if len(cut_off) == 1 else \
-                f"; seeds {', '.join(map(str, cut_off))} pick up where they stopped" if cut_off else ""
+            resumed = f"; {_seed_list(cut_off)} {'picks up where it' if len(cut_off) == 1 else 'pick up where they'} stopped" if cut_off else ""
             print(f"prunelab: {doing} {folder.name} ({recipe.prune.method}, seeds {recipe.seeds}{resumed}){label}", file=sys.stderr)
         folder = run_recipe(recipe, args.out, progress=_progress(args), data=checked.get(run_folder(args.out, recipe).resolve()))
         results.append((assignment, folder))
@@ -214,7 +213,7 @@ def _dry_run(plan: list, is_sweep: bool, out: str) -> int:
     to_do = []
     for _, recipe in plan:
         by_action = _seeds_to_do(out, recipe)
-        parts = [f"{action} seed{'s' * (len(seeds) > 1)} {', '.join(map(str, seeds))}" for action, seeds in by_action.items() if seeds]
+        parts = [f"{action} {_seed_list(seeds)}" for action, seeds in by_action.items() if seeds]
         to_do.append("; ".join(parts) or "nothing, every seed finished before")
         # The warnings the run would give as it starts.
         for message in unused_settings(recipe) + (cut_off_elsewhere(out, recipe) if parts else []):
@@ -446,7 +445,7 @@ def _environments(seed_folders: Sequence[Path]) -> None:
             text = f"{environment['device']}, {threads}; torch {environment['torch']}, prunelab {environment['prunelab']}"
             ran_on.setdefault(text, []).append(seed.name.removeprefix("seed-"))
     for text, seeds in ran_on.items():
-        print(f"\nran on {text} (seed{'s' * (len(seeds) > 1)} {', '.join(seeds)})")
+        print(f"\nran on {text} ({_seed_list(seeds)})")
 
 
 def _levels_table(seed_folders: Sequence[Path]) -> None:
@@ -577,14 +576,16 @@ def _unfinished(folder: Path, seeds: list[int]) -> str:
     """What became of a run's seeds that have not finished: running in another command, or cut off."""
     from prunelab.runs.lock import busy
 
-    def named(group: list[int]) -> str:
-        return f"seed{'s' if len(group) > 1 else ''} {', '.join(map(str, group))}"
-
     running = [seed for seed in seeds if busy(folder / f"seed-{seed}")]
     cut_off = [seed for seed in seeds if seed not in running]
-    parts = ([f"{named(running)} still running in another command"] if running else []) + (
-        [f"{named(cut_off)} cut off before the end (run its command again to finish it)"] if cut_off else [])
+    parts = ([f"{_seed_list(running)} still running in another command"] if running else []) + (
+        [f"{_seed_list(cut_off)} cut off before the end (run its command again to finish it)"] if cut_off else [])
     return f"the results are of the finished seeds only: {'; '.join(parts)}"
+
+
+def _seed_list(seeds: Sequence[object]) -> str:
+    """``seed 3``, ``seeds 1, 2``."""
+    return f"seed{'s' * (len(seeds) > 1)} {', '.join(map(str, seeds))}"
 
 
 def _summary_table(folder: Path) -> str:
