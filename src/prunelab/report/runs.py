@@ -436,8 +436,12 @@ def write_report(
 
     keys = varying if grid else differing
 
+    def values(run: RunResults) -> Mapping[str, object]:
+        """What names the run: its grid values in a sweep, else its settings."""
+        return grid[run.folder.resolve()] if grid else run.settings
+
     def label(run: RunResults, leaving_out: tuple[str, ...] = ()) -> str:
-        return run_label(grid[run.folder.resolve()] if grid else run.settings, keys, leaving_out)
+        return run_label(values(run), keys, leaving_out)
 
     names, by_number = run_names([label(run) for run in runs])
     names = [name or run.folder.name for name, run in zip(names, runs)]  # a run alone has nothing to tell apart
@@ -464,8 +468,7 @@ def write_report(
         """A group of runs by what they share (what differs within it left out), else by their names."""
         if len(members) == 1:
             return names[members[0]]
-        value = (lambda run, key: grid[run.folder.resolve()].get(key)) if grid else (lambda run, key: run.settings.get(key))
-        within = tuple(key for key in keys if len({repr(value(runs[i], key)) for i in members}) > 1)
+        within = tuple(key for key in keys if len({repr(values(runs[i]).get(key)) for i in members}) > 1)
         text = label(runs[members[0]], leaving_out=within)
         if text and len(text) <= LEGEND_WIDTH:
             return text
