@@ -15,7 +15,7 @@ import contextlib
 import html
 import re
 import statistics
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -162,13 +162,11 @@ def load_run(folder: str | Path) -> RunResults:
     trained = default_model_options(settings)
     if settings.get("eval.budget", "epochs") != "epochs":
         # A training from scratch sized by its budget (Scratch-E/B): the epochs it trained, per seed.
-        epochs = list(dict.fromkeys(pipeline.retraining.epochs for pipeline in read_run_record(folder).pipelines.values()))
-        trained["eval.epochs"] = epochs[0] if len(epochs) == 1 else " / ".join(map(str, epochs))
+        trained["eval.epochs"] = _per_seed(pipeline.retraining.epochs for pipeline in read_run_record(folder).pipelines.values())
     seeds = [folder / f"seed-{seed}" for seed in summary["seeds"]]  # those its stats are of
     summaries = [read_json(seed / "summary.json") for seed in seeds]
     # The processes that trained it (torchrun): their BatchNorm statistics and batches differ from one process's.
-    processes = list(dict.fromkeys((s.get("environment") or {}).get("processes", 1) for s in summaries))
-    trained["processes"] = processes[0] if len(processes) == 1 else " / ".join(map(str, processes))
+    trained["processes"] = _per_seed((s.get("environment") or {}).get("processes", 1) for s in summaries)
     # IMP and BIMP record every level; other methods one point: the final sparsity.
     steps = [s.get("levels") or [{"sparsity": s["sparsity"], "final_acc": s["final_acc"]}] for s in summaries]
     curve = []
@@ -199,6 +197,12 @@ def load_run(folder: str | Path) -> RunResults:
         lpr_plots=[seed / "lpr_during_find.png" for seed in seeds if (seed / "lpr_during_find.png").exists()],
         lpr_distance=lpr_distance,
     )
+
+
+def _per_seed(values: Iterable[object]) -> object:
+    """A per-seed value as tables show it: the one every seed has, else the distinct ones in turn (``2 / 3``)."""
+    distinct = list(dict.fromkeys(values))
+    return distinct[0] if len(distinct) == 1 else " / ".join(map(str, distinct))
 
 
 def load_runs(folders: Sequence[str | Path]) -> list[RunResults]:
