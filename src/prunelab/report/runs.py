@@ -244,7 +244,10 @@ def sweep_table(results: list[tuple[dict[str, object], Path]], spec: TableSpec) 
     # A run directory keeps the seeds of earlier commands too: name those the numbers cover.
     seeds = {tuple(summary["seeds"]) for _, summary in summaries}
     only = seeds.pop() if len(seeds) == 1 else None
-    over = "each run's seeds (see its summary.json)" if only is None else f"seeds {list(only)}" if len(only) > 1 else f"seed {only[0]}"
+    if only is None:
+        over = "mean ± std over each run's seeds (see its summary.json)"
+    else:
+        over = f"mean ± std over seeds {list(only)}" if len(only) > 1 else f"of seed {only[0]}"
     stats = [(assignment, summary["stats"]) for assignment, summary in summaries]
     records = read_sweep_records(results)
     winners = column_winners(stats, spec.rows, spec.columns, spec.value)
@@ -255,7 +258,7 @@ def sweep_table(results: list[tuple[dict[str, object], Path]], spec: TableSpec) 
             f"(seed 004's S1 fails): {unlike}."
         )
     parts = [
-        f"{spec.value}{', in %' if is_percent(spec.value) else ''} ({'of' if only is not None and len(only) == 1 else 'mean ± std over'} {over}):",
+        f"{spec.value}{', in %' if is_percent(spec.value) else ''} ({over}):",
         pivot(stats, spec.rows, spec.columns, spec.value),
         winners,
         describe_column_setups(records, spec.rows, spec.columns),
