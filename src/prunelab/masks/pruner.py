@@ -335,9 +335,9 @@ class Pruner:
             )
         handles = [
             optimizer.register_step_pre_hook(self._before_step),
+            optimizer.register_step_post_hook(self._after_step),
             optimizer.register_load_state_dict_post_hook(self._after_optimizer_load),
         ]
-        handles.append(optimizer.register_step_post_hook(self._after_step))
         key = id(optimizer)
         self._hooks[key] = (weakref.ref(optimizer), handles, weakref.finalize(optimizer, self._forget, key))
         self._enforced = None  # rebuilt by apply(), which also checks the new optimizer's eps
