@@ -750,12 +750,12 @@ def _gmp_lr_advice(recipe: Recipe) -> list[str]:
         decays = schedule.final_lr < recipe.eval.optimizer.lr
         while_pruning, in_fine_tuning = ("from the start", epochs - fine_tuning_start) if decays else ("", 0)
     else:
-        if schedule.gamma == 1:  # x 1 at every step or milestone: the LR never changes
+        if schedule.name == "constant" or schedule.gamma == 1:  # x 1 at every step or milestone: the LR never changes
             changes = []
         elif schedule.name == "step":
             changes = list(range(schedule.step_size, epochs, schedule.step_size))
         else:
-            changes = [m for m in schedule.milestones if m < epochs] if schedule.name == "multistep" else []
+            changes = [m for m in schedule.milestones if m < epochs]
         early = [str(epoch + 1) for epoch in changes if epoch < fine_tuning_start]  # counted from 1, as logs count
         while_pruning = f"at epoch{'s' if len(early) > 1 else ''} {', '.join(early)}" if early else ""
         # A gamma above 1 raises the LR at each change: none of them steps it down.
