@@ -483,7 +483,7 @@ def write_report(
         # Every run's name, joined, made a legend entry and a table column wider than the page.
         return "every run" if len(members) == len(runs) and len(together) > LEGEND_WIDTH else together
 
-    lines += _lpr_section(runs, names, shared_name, positions, out)
+    lines += _lpr_section(runs, shared_name, out)
     lines += _lpr_during_find_section(runs, names, positions, out)
     lines += ["## Training", ""]
     fold = len(runs) > FOLDED_TRAINING  # a sweep's dozens of plots: each run's behind its name, opened on a click
@@ -573,8 +573,7 @@ def _accuracy_section(runs: list[RunResults], names: list[str], shared: list[str
             format_table(points), ""]  # fmt: skip
 
 
-def _lpr_section(runs: list[RunResults], names: list[str], shared_name: Callable[[list[int]], str], positions: dict[str, int],
-                 out: Path) -> list[str]:  # fmt: skip
+def _lpr_section(runs: list[RunResults], shared_name: Callable[[list[int]], str], out: Path) -> list[str]:
     """The layerwise pruning ratios of the runs' final masks, plotted and tabulated; runs of
     the same ratios (a sweep over retraining, on the same masks) as one, named by
     ``shared_name`` of their indices, in the first one's colour."""
@@ -588,8 +587,8 @@ def _lpr_section(runs: list[RunResults], names: list[str], shared_name: Callable
     # A bar of one run in that run's colour; where bars gather several runs, bars in their own order, as the
     # accuracy plot's lines: the 13th run's colour gave the second of two bars a hatching that meant nothing.
     alone = all(len(members) == 1 for members in groups.values())
-    colours = {name: positions[names[members[0]]] for name, members in zip(lprs, groups.values())} if alone else None
-    plot_layer_sparsity(lprs, out / "layer_sparsity.png", colours)
+    positions = {name: members[0] for name, members in zip(lprs, groups.values())} if alone else None
+    plot_layer_sparsity(lprs, out / "layer_sparsity.png", positions)
     layer_names = list(dict.fromkeys(layer for lpr in lprs.values() for layer in lpr))
     table = [{"layer": layer, **{name: f"{100 * lpr[layer]:.2f}%" if layer in lpr else "" for name, lpr in lprs.items()}}
              for layer in layer_names]  # fmt: skip
