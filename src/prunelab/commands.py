@@ -484,11 +484,12 @@ def _layers_table(seed_folders: Sequence[Path]) -> None:
 
 
 def _compare(args: argparse.Namespace) -> int:
+    from prunelab.methods import METHODS
     from prunelab.report.runs import comparison_rows, load_runs, run_label, run_names, shared_values, unread_note, value_meanings
     from prunelab.report.setups import describe_setup, differing_settings
 
     values = None if args.values is None else list(dict.fromkeys(value.strip() for value in args.values.split(",")))
-    known = dict.fromkeys(key for method in ("oneshot", "gmp", "imp", "bimp") for key in summary_meanings(method))
+    known = dict.fromkeys(key for method in METHODS for key in summary_meanings(method))
     if values is not None and (unknown := [value for value in values if value not in known]):
         raise ValueError(f"--values: unknown summary value {', '.join(map(repr, unknown))}; known: {', '.join(known)}")
     folders = _run_folders(args.runs)
