@@ -227,22 +227,32 @@ def test_update_frequency_guidance(make_recipe, overrides, expected) -> None:
 @pytest.mark.parametrize(
     ("overrides", "expected"),
     [
-        (["prune.updates_per_epoch=1", "prune.pruning_epochs=4", "eval.epochs=6"],
+        # 4 epochs of 16 steps: 8 updates an epoch make 32, every other step
+        (["prune.updates_per_epoch=1", "prune.pruning_epochs=4", "eval.epochs=6", "eval.batch_size=250"],
          "only 4 sparsity updates; at least 30 are recommended (raise prune.updates_per_epoch or prune.pruning_epochs)"),
+        # 4 epochs of 8 steps: 7 updates an epoch make 28, 8 are one every batch (the stage's 32 steps are not enough)
+        (["prune.updates_per_epoch=1", "prune.pruning_epochs=4", "eval.epochs=6"],
+         "only 4 sparsity updates; at least 30 are recommended (raise prune.pruning_epochs: 4 epochs of 8 steps cannot "
+         "hold 30 updates without one every batch)"),
         # 2 epochs of 8 steps: 30 updates would be one every batch, whatever updates_per_epoch says
         (["prune.updates_per_epoch=1"],
-         "only 2 sparsity updates; at least 30 are recommended (raise prune.pruning_epochs: the stage's 16 steps cannot "
+         "only 2 sparsity updates; at least 30 are recommended (raise prune.pruning_epochs: 2 epochs of 8 steps cannot "
          "hold 30 updates without one every batch)"),
         (["prune.updates_per_epoch=1", "prune.pruning_epochs=1", "eval.epochs=3"],
-         "only 1 sparsity update; at least 30 are recommended (raise prune.pruning_epochs: the stage's 8 steps cannot "
+         "only 1 sparsity update; at least 30 are recommended (raise prune.pruning_epochs: 1 epoch of 8 steps cannot "
          "hold 30 updates without one every batch)"),
     ],
 )
 def test_too_few_updates_name_the_setting_that_can_add_them(make_recipe, overrides, expected) -> None:
     """Seed 000's minimum of 30 updates, none of them after every batch: more updates an
-    epoch cannot get there in a stage of 30 steps or fewer, only more pruning epochs can."""
-    (message,) = check_update_frequency(make_recipe(*GMP, *overrides), 4000)
+    epoch get there only where the fewest that reach 30 leave a step between two updates,
+    else only more pruning epochs can."""
+    recipe = make_recipe(*GMP, *overrides)
+    (message,) = check_update_frequency(recipe, 4000)
     assert message == f"the pruning stage has {expected}"
+    if "raise prune.updates_per_epoch" in message:  # the remedy named gives enough updates, and no other warning
+        needed = -(-30 // recipe.prune.pruning_epochs)
+        assert check_update_frequency(make_recipe(*GMP, *overrides, f"prune.updates_per_epoch={needed}"), 4000) == []
 
 
 def test_the_guidance_comes_before_any_training(make_recipe, tmp_path: Path) -> None:

@@ -81,13 +81,16 @@ def check_update_frequency(recipe: Recipe, train_size: int) -> list[str]:
     training."""
     spec, steps = recipe.prune, gmp_schedule(recipe, train_size).update_steps
     epoch = epoch_steps(train_size, recipe.eval.batch_size)
-    stage = spec.pruning_epochs * epoch
     messages = []
     if len(steps) < MIN_UPDATES:
-        # More updates an epoch help only where the stage has room for them short of one every batch.
+        # More updates an epoch help only if the fewest that reach MIN_UPDATES leave a step between two of them:
+        # a stage of more than MIN_UPDATES steps is not enough (4 epochs of 8 steps hold 28, then 32 every batch).
+        needed = -(-MIN_UPDATES // spec.pruning_epochs)
+        more = recipe.model_copy(update={"prune": spec.model_copy(update={"updates_per_epoch": needed})})
         remedy = (
-            "raise prune.updates_per_epoch or prune.pruning_epochs" if stage > MIN_UPDATES
-            else f"raise prune.pruning_epochs: the stage's {stage} steps cannot hold {MIN_UPDATES} updates without one every batch"
+            "raise prune.updates_per_epoch or prune.pruning_epochs" if not _every_batch(gmp_schedule(more, train_size).update_steps)
+            else f"raise prune.pruning_epochs: {spec.pruning_epochs} epoch{'s' if spec.pruning_epochs > 1 else ''} of {epoch} "
+            f"steps cannot hold {MIN_UPDATES} updates without one every batch"
         )
         messages.append(
             f"the pruning stage has only {len(steps)} sparsity update{'s' if len(steps) > 1 else ''}; at least "
@@ -99,12 +102,17 @@ def check_update_frequency(recipe: Recipe, train_size: int) -> list[str]:
             f"the sparsity is updated after every batch ({len(steps)} updates), which gives the network no time to "
             "recover between cuts; lower prune.updates_per_epoch"
         )
-    elif len(steps) > 1 and steps[-1] - steps[0] == len(steps) - 1:  # no step between any two updates
+    elif _every_batch(steps):
         messages.append(
             "the sparsity is updated after every batch, which gives the network no time to recover "
             "between cuts; lower prune.updates_per_epoch"
         )
     return messages
+
+
+def _every_batch(steps: tuple[int, ...]) -> bool:
+    """Whether no step lies between any two of the update ``steps``."""
+    return len(steps) > 1 and steps[-1] - steps[0] == len(steps) - 1
 
 
 class GradualPruning:
