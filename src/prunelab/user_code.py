@@ -25,6 +25,12 @@ def user_error(what: str, error: BaseException) -> str:
     """
     frames = traceback.extract_tb(error.__traceback__)
     # "<string>": code made at run time, such as a dataclass's __init__ calling its checks.
-    own = [frame for frame in frames if not frame.filename.startswith("<") and not str(Path(frame.filename).resolve()).startswith(LIBRARIES)]
+    own = [frame for frame in frames if not frame.filename.startswith("<") and not _in_library(frame.filename)]
     where = f" ({(own or frames)[-1].filename}, line {(own or frames)[-1].lineno})" if frames else ""
     return f"{what}: {type(error).__name__}: {error}{where}"
+
+
+def _in_library(filename: str) -> bool:
+    # Inside one of the folders, not merely named alike: src/prunelab is no prefix of src/prunelab_models.
+    path = Path(filename).resolve()
+    return any(path.is_relative_to(library) for library in LIBRARIES)
