@@ -734,6 +734,17 @@ def test_gmp_lr_schedules_against_the_seeds_advice_are_named(schedule, expected)
         assert message.startswith(start) and "(seeds 000/001)" in message
 
 
+def test_gmp_without_fine_tuning_still_hears_of_an_lr_that_moves_while_it_prunes() -> None:
+    """The LR advice for the pruning stage holds whether or not fine-tuning follows it."""
+    recipe = load_recipe("gmp", ["eval.epochs=16", "eval.lr_schedule={name: multistep, milestones: [5], warmup_epochs: 1.5}"])
+    messages = unused_settings(recipe)
+    assert [message.split(":")[0] for message in messages] == [
+        "eval.epochs=16 ends with GMP's last pruning step (prune.stabilization_epochs=1 + prune.pruning_epochs=15)",
+        "eval.lr_schedule (multistep) changes the LR at epoch 6, before fine-tuning starts at epoch 17",
+        "eval.lr_schedule.warmup_epochs=1.5 is longer than prune.stabilization_epochs=1",
+    ], messages
+
+
 def test_gmp_defaults_follow_seed_000s_minimum_of_30_updates() -> None:
     prune = validate({"prune": {"method": "gmp"}}).prune
     assert prune.pruning_epochs * prune.updates_per_epoch >= 30

@@ -702,7 +702,7 @@ def unused_settings(recipe: Recipe) -> list[str]:
             "and final weights are compared"
         )
     if recipe.prune.method == "gmp":
-        messages += _gmp_fine_tuning_advice(recipe) or _gmp_lr_advice(recipe)
+        messages += _gmp_fine_tuning_advice(recipe) + _gmp_lr_advice(recipe)  # the LR while pruning matters with or without fine-tuning
     rewind, policy = recipe.eval.rewind, recipe.eval.lr_policy
     schedule = find.lr_schedule
     ends_at_zero = schedule.name in ("cosine", "linear") and schedule.final_lr == 0 and find.trained_epochs == find.epochs
