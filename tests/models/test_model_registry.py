@@ -63,6 +63,13 @@ def test_an_input_shape_that_is_no_shape_is_named(shape) -> None:
         build_model("mlp", 10, shape)
 
 
+def test_an_input_shape_of_numpy_ints_builds_as_python_ints() -> None:
+    import numpy as np
+
+    model = build_model("mlp", 10, (np.int64(1), np.int64(40)), hidden_sizes=[8])
+    assert sum(p.numel() for p in model.parameters()) == (40 * 8 + 8) + (8 * 10 + 10)
+
+
 def test_every_builder_has_a_one_line_summary() -> None:
     for name, builder in MODELS.items():
         assert builder.__doc__ and builder.__doc__.strip().splitlines()[0], name

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import numbers
 import types
 import typing
 from collections.abc import Callable, Sequence
@@ -98,11 +99,11 @@ def build_model(name: str, num_classes: int, input_shape: Sequence[int], **optio
     check_options(name, {"num_classes": num_classes, **options})
     # A shape's mistakes would read as the builder's own (int is not iterable, say).
     if isinstance(input_shape, (str, bytes)) or not isinstance(input_shape, Sequence) or not all(
-        isinstance(size, int) and not isinstance(size, bool) and size >= 1 for size in input_shape
+        isinstance(size, numbers.Integral) and not isinstance(size, bool) and size >= 1 for size in input_shape
     ):
         raise ValueError(f"model {name!r}: input_shape must be the shape of one example, positive ints without the batch (e.g. (3, 32, 32)), got {input_shape!r}")
     try:
-        model = builder(num_classes=num_classes, input_shape=tuple(input_shape), **options)
+        model = builder(num_classes=num_classes, input_shape=tuple(map(int, input_shape)), **options)  # numpy's ints too
     except (TypeError, ValueError, RuntimeError) as error:
         shown = ", ".join(f"{k}={v!r}" for k, v in options.items()) or "no options"
         raise ValueError(f"model {name!r} cannot be built with {shown}: {error}") from error
