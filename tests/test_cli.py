@@ -182,11 +182,16 @@ def test_recipes_prints_a_builtin_recipe_as_it_is_written(capsys) -> None:
     assert "prunelab: error: no built-in recipe 'gmpp'; built-in recipes: bimp, " in capsys.readouterr().err
 
 
-def test_a_command_leaves_the_garbage_collector_on_and_the_objects_of_its_imports_frozen() -> None:
+@pytest.mark.parametrize(
+    ("call", "frozen"),
+    [("sys.argv = ['prunelab', 'recipes']; c.main()", "True"), ("c.main(['recipes'])", "False")],
+    ids=["the program", "a Python caller"],
+)
+def test_a_command_leaves_the_garbage_collector_on_and_freezes_only_the_program_s_objects(call: str, frozen: str) -> None:
     # A process of its own: this one has imported the commands already.
-    code = "import gc, prunelab.cli as c; c.main(['recipes']); print(gc.isenabled(), gc.get_freeze_count() > 0)"
+    code = f"import gc, sys, prunelab.cli as c; {call}; print(gc.isenabled(), gc.get_freeze_count() > 0)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert done.stdout.splitlines()[-1] == "True True"
+    assert done.stdout.splitlines()[-1] == f"True {frozen}"
 
 
 def test_the_lr_range_test_command_defaults_to_the_function_s_range() -> None:

@@ -78,18 +78,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     try:
-        execute = _load_commands()  # torch and the rest: only for a command that runs
+        execute = _load_commands(freeze=argv is None)  # torch and the rest: only for a command that runs
     except KeyboardInterrupt:  # Ctrl-C while torch loads: nothing has started yet
         print(("\n" if sys.stderr.isatty() else "") + "prunelab: interrupted before the command started", file=sys.stderr)
         return 130
     return execute(args)
 
 
-def _load_commands() -> Callable[[argparse.Namespace], int]:
+def _load_commands(freeze: bool) -> Callable[[argparse.Namespace], int]:
     """:func:`prunelab.commands.execute`, imported with the garbage collector off. torch's
     import makes some 270,000 objects that stay: collecting among them again and again, and
-    once more at exit, took 0.4 s of a 1.5 s ``prunelab show``. Frozen after the first import,
-    they are left out of every later collection (the few cycles the import left are kept too)."""
+    once more at exit, took 0.4 s of a 1.5 s ``prunelab show``. With ``freeze`` (the program,
+    which reads its arguments from the command line), they are frozen after the first import
+    and left out of every later collection (the few cycles the import left are kept too). A
+    Python caller passing its own arguments is not frozen: a freeze would take its objects too,
+    and keep any that later become cyclic garbage."""
     first, enabled = "prunelab.commands" not in sys.modules, gc.isenabled()
     gc.disable()
     try:
@@ -97,7 +100,7 @@ def _load_commands() -> Callable[[argparse.Namespace], int]:
     finally:
         if enabled:
             gc.enable()
-    if first:
+    if first and freeze:
         gc.freeze()
     return execute
 
