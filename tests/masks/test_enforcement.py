@@ -414,6 +414,43 @@ def test_attaching_zeroes_the_state_an_optimizer_already_has_for_pruned_weights(
     assert_pruned_entries_zero(pruner, optimizer)
 
 
+SPARSE_OPTIMIZERS: dict[str, Callable[[list[nn.Parameter]], torch.optim.Optimizer]] = {
+    "sgd_momentum": lambda p: torch.optim.SGD(p, lr=0.5, momentum=0.9),  # its momentum of a sparse gradient is sparse
+    "sparse_adam": lambda p: torch.optim.SparseAdam(p, lr=0.5),
+}
+
+
+@pytest.mark.parametrize("make_optimizer", SPARSE_OPTIMIZERS.values(), ids=SPARSE_OPTIMIZERS.keys())
+def test_an_embedding_with_sparse_gradients_is_pruned_and_kept_pruned(make_optimizer):
+    """nn.Embedding(sparse=True) gives sparse gradients, which have no masked_fill_: pruning,
+    attaching and rewinding while one is there zero its pruned entries by a product."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Embedding(50, 8, sparse=True), nn.Flatten(), nn.Linear(24, 4))
+    optimizer = make_optimizer(list(model[0].parameters()))
+
+    def step(seed: int) -> None:
+        g = torch.Generator().manual_seed(seed)
+        optimizer.zero_grad()
+        nn.functional.cross_entropy(model(torch.randint(0, 50, (16, 3), generator=g)), torch.randint(0, 4, (16,), generator=g)).backward()
+        optimizer.step()
+
+    for seed in range(2):  # dense training: a sparse gradient (and SGD's sparse momentum) is there when pruning
+        step(seed)
+    pruner = Pruner(model, include=["0.weight"])
+    pruner.prune(0.5)
+    pruner.attach(optimizer)
+    with torch.no_grad():
+        model[0].weight.fill_(1.0)  # rewinding: masked by the next step's apply()
+    for seed in range(2, 4):
+        step(seed)
+    weight, pruned = model[0].weight, ~pruner.masks["0.weight"]
+    assert weight.grad.is_sparse and (weight.grad.to_dense()[pruned] == 0).all()
+    assert (weight[pruned] == 0).all() and (weight[~pruned] != 0).all()
+    for key, value in optimizer.state[weight].items():
+        if torch.is_tensor(value) and value.shape == weight.shape:
+            assert (value.to_dense()[pruned] == 0).all(), f"optimizer state {key!r} of a pruned weight not zero"
+
+
 def test_loading_an_optimizer_state_keeps_the_pruned_entries_zero():
     """A state saved before pruning carries momentum for weights pruned since."""
     model = mlp()

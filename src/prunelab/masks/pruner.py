@@ -210,17 +210,16 @@ class Pruner:
         self._enforced = None  # the products, made again from the masks as they are now
         self._follow_model()
         self._check_eps()
-        # Off the per-step path: fills, which zero an inf or NaN too (a product keeps NaN).
         with torch.no_grad():
             for name, mask in self.masks.items():
-                param, pruned = self.parameters[name], ~mask
-                param.masked_fill_(pruned, 0)
+                param = self.parameters[name]
+                _zero_pruned(param, mask)
                 if param.grad is not None:
-                    param.grad.masked_fill_(pruned, 0)
+                    _zero_pruned(param.grad, mask)
                 for _, optimizer in self._attached():
                     for value in optimizer.state.get(param, {}).values():
                         if isinstance(value, Tensor) and value.shape == param.shape:
-                            value.masked_fill_(pruned, 0)
+                            _zero_pruned(value, mask)
         self._versions = self._weight_versions()
 
     def _check_masks(self) -> None:
@@ -573,6 +572,16 @@ class Pruner:
         else:  # the state of a pruner that had not pruned yet: so is this one now
             self._enforced = None
             self._follow_model()  # while attached, the step then has nothing to mask
+
+
+def _zero_pruned(tensor: Tensor, mask: Tensor) -> None:
+    """Zero the entries of ``tensor`` that ``mask`` prunes. Off the per-step path: by a fill,
+    which zeroes an inf or NaN too (a product keeps NaN); a sparse tensor (the gradient of an
+    ``nn.Embedding(sparse=True)``, SGD's momentum of it) has no fill, only the product."""
+    if tensor.is_sparse:
+        tensor.mul_(mask)
+    else:
+        tensor.masked_fill_(~mask, 0)
 
 
 def _eps_vanishes(optimizer: torch.optim.Optimizer, dtypes: set[torch.dtype]) -> bool:
