@@ -643,6 +643,13 @@ def test_a_compiled_model_is_refused_with_the_way_to_its_model() -> None:
     assert ChannelPruner(torch.compile(model)._orig_mod, torch.zeros(1, 1, 8, 8)).groups
 
 
+def test_a_data_parallel_model_is_refused_with_the_way_to_its_model() -> None:
+    """DataParallel (and DistributedDataParallel) wrap the model as .module, which fx cannot trace through."""
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 2))
+    with pytest.raises(TypeError, match=r"not its DataParallel wrapper: pass model.module"):
+        ChannelPruner(nn.DataParallel(model), torch.zeros(1, 1, 8, 8))
+
+
 def test_a_layer_whose_weight_is_computed_elsewhere_in_the_model_is_no_obstacle() -> None:
     """A spectral-normalised classifier (its weight a parametrization) keeps its channels and
     counts its weights as they are."""

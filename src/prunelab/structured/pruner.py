@@ -22,7 +22,7 @@ from prunelab.masks.arguments import (
     fraction,
     ratios_by_target,
 )
-from prunelab.masks.targets import CONVS, PRUNABLE_MODULES, check_patterns, matches, model_names
+from prunelab.masks.targets import CONVS, PRUNABLE_MODULES, check_patterns, matches, model_names, unwrapped
 from prunelab.models.common import evaluating, leaving_state, training
 from prunelab.structured.groups import ChannelGroup, channel_groups
 
@@ -62,8 +62,10 @@ class ChannelPruner:
     ) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"ChannelPruner needs an nn.Module, got {type(model).__name__}")
-        if isinstance(getattr(model, "_orig_mod", None), nn.Module):  # torch.compile's wrapper, which fx cannot trace
-            raise TypeError("ChannelPruner needs the model itself, not its torch.compile wrapper: pass model._orig_mod")
+        if unwrapped(model) is not model:  # a wrapper (torch.compile's, DDP's), which fx cannot trace
+            compiled = isinstance(getattr(model, "_orig_mod", None), nn.Module)
+            wrapper, inner = ("torch.compile", "model._orig_mod") if compiled else (type(model).__name__, "model.module")
+            raise TypeError(f"ChannelPruner needs the model itself, not its {wrapper} wrapper: pass {inner}")
         if not isinstance(example_input, Tensor):
             raise TypeError(f"example_input must be a tensor (a batch the model takes), got {type(example_input).__name__}")
         seed = check_seed(seed)
