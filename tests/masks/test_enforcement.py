@@ -512,6 +512,39 @@ def test_steps_with_a_closure_keep_pruned_entries_zero(make_optimizer, as_keywor
     assert losses[-1] < losses[0]  # and it trains
 
 
+def test_an_lbfgs_history_from_before_pruning_moves_no_pruned_weight_inside_a_step():
+    """LBFGS iterates inside one step along directions from its history, flat over all its
+    parameters: a history from dense steps would move pruned weights there (the closure's
+    losses and the line search would see them), so it begins anew; one made under the masks
+    is kept through a resume."""
+    model = mlp()
+    optimizer = torch.optim.LBFGS(model.parameters(), lr=0.5, max_iter=5, history_size=5)
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(64, 20, generator=g), torch.randint(0, 4, (64,), generator=g)
+    pruner = Pruner(model)
+    seen = []  # the largest pruned weight each closure evaluates the model with
+
+    def closure():
+        optimizer.zero_grad()
+        loss = nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        seen.append(max(float(pruner.parameters[n].detach()[~m].abs().max()) for n, m in pruner.masks.items()) if pruner.masks else 0.0)
+        return loss
+
+    optimizer.step(closure)  # dense: a history everywhere
+    pruner.prune(0.7)
+    pruner.attach(optimizer)
+    seen.clear()
+    for _ in range(2):
+        optimizer.step(closure)
+    assert len(seen) > 2 and max(seen) == 0
+    saved = copy.deepcopy(optimizer.state_dict())
+    resumed = torch.optim.LBFGS(model.parameters(), lr=0.5, max_iter=5, history_size=5)
+    pruner.attach(resumed)
+    resumed.load_state_dict(saved)
+    assert resumed.state[next(iter(model.parameters()))]["old_dirs"], "a history made under the masks was dropped"
+
+
 def test_a_failed_attach_leaves_no_hook_behind():
     model = mlp()
     pruner = Pruner(model)

@@ -197,7 +197,8 @@ class Pruner:
         self.apply()
 
     def apply(self) -> None:
-        """Zero the pruned weights, their gradients and attached optimizers' state for them.
+        """Zero the pruned weights, their gradients and attached optimizers' state for them (an
+        LBFGS whose history moves them begins a new one).
 
         An attached optimizer's next step does this itself after weights were written into
         the model (rewinding with ``model.load_state_dict``; not through ``.data``). Call it
@@ -220,6 +221,10 @@ class Pruner:
                     for value in optimizer.state.get(param, {}).values():
                         if isinstance(value, Tensor) and value.shape == param.shape:
                             _zero_pruned(value, mask)
+            kept = {id(self.parameters[name]): mask for name, mask in self.masks.items()}
+            for _, optimizer in self._attached():
+                if isinstance(optimizer, torch.optim.LBFGS):
+                    _restart_stale_history(optimizer, kept)
         self._versions = self._weight_versions()
 
     def _check_masks(self) -> None:
@@ -582,6 +587,20 @@ def _zero_pruned(tensor: Tensor, mask: Tensor) -> None:
         tensor.mul_(mask)
     else:
         tensor.masked_fill_(~mask, 0)
+
+
+def _restart_stale_history(optimizer: torch.optim.LBFGS, kept: dict[int, Tensor]) -> None:
+    """Begin a new history for an LBFGS whose history moves pruned weights (made before
+    pruning, or loaded from a dense run): its state is flat directions over all its parameters,
+    which no mask fits, and the iterations inside one step would move those weights again.
+    A history made under the masks (a resumed run's) is kept."""
+    params = optimizer.param_groups[0]["params"]
+    state = optimizer.state.get(params[0], {})
+    flats = [state.get("d"), state.get("prev_flat_grad"), *state.get("old_dirs", ()), *state.get("old_stps", ())]
+    flats = [flat for flat in flats if isinstance(flat, Tensor)]
+    pruned = ~torch.cat([kept.get(id(p), torch.ones_like(p, dtype=torch.bool)).reshape(-1) for p in params])
+    if any(bool(flat[pruned.to(flat.device)].any()) for flat in flats):
+        optimizer.state.clear()
 
 
 def _eps_vanishes(optimizer: torch.optim.Optimizer, dtypes: set[torch.dtype]) -> bool:
