@@ -140,6 +140,7 @@ def test_unknown_keys_name_the_field_meant(override: str, field: str, hint: str)
         (["prune.scope=ratios"], "scope is ratios but ratios is not given: give each layer to prune its ratio, e.g. ratios: {fc1: 0.9}"),
         (["prune.ratios.features.0=0.5"], "ratios is given but scope is global: set scope: ratios to prune each layer to its ratio, or leave ratios out"),
         (["prune.lpr_of=runs/x"], "lpr_of is given but scope is global: set scope: lpr_of to copy that run's LPR, or leave lpr_of out"),
+        (["prune.masks_of=runs/x"], "masks_of is given but scope is global: set scope: masks_of to copy that run's masks, or leave masks_of out"),
     ],
 )
 def test_a_scope_without_its_setting_or_a_setting_without_its_scope_says_which(overrides: list[str], message: str) -> None:
@@ -653,6 +654,17 @@ def test_imp_with_the_lpr_of_another_run_uses_the_sparsity_for_its_levels() -> N
     ]
     assert unused_settings(load_recipe(overrides=lpr_of)) == [  # one-shot prunes to the other run's LPR
         "prune.sparsity=0.9 is not used: scope lpr_of sets each layer's ratio"
+    ]
+
+
+def test_imp_with_the_masks_of_another_run_uses_the_sparsity_for_its_levels() -> None:
+    masks_of = ["prune.scope=masks_of", "prune.masks_of=/elsewhere"]
+    assert unused_settings(load_recipe("imp", masks_of)) == []  # 0.9 at rate 0.2: 11 levels
+    assert unused_settings(load_recipe("imp", [*masks_of, "prune.levels=3"])) == [
+        "prune.sparsity=0.9 is not used: prune.levels=3 sets how far IMP prunes"
+    ]
+    assert unused_settings(load_recipe(overrides=masks_of)) == [  # one-shot takes the other run's masks
+        "prune.sparsity=0.9 is not used: scope masks_of takes the masks of prune.masks_of"
     ]
 
 

@@ -444,6 +444,27 @@ def test_an_arm_may_copy_the_lpr_of_an_arm_before_it(tmp_path, data_dir) -> None
     assert "| layer | magnitude = preserve lpr |" in re.sub(" +", " ", report), report
 
 
+def test_an_arm_may_preserve_the_masks_of_a_late_rewinding_ticket_trained_before_it(tmp_path, data_dir) -> None:
+    """seed 002's "preserve mask" control (its Figure A14): the masks of an IMP ticket found
+    rewinding to epoch 1, every level's, evaluated from new random weights; checked when it
+    runs, after the ticket's run of the same sweep."""
+    out, imp = tmp_path / "runs", {"method": "imp", "rate": 0.5}
+    evaluation = {"epochs": 2, "batch_size": 500, "lr_policy": None}
+    ticket = {"prune.masks_from": "find", "eval.rewind": "epoch:1"}
+    plain = write_sweep(tmp_path, data_dir, {"prune.levels": [2]}, arms={"ticket": ticket}, prune=imp, eval=evaluation)
+    ((_, reference),), _ = load_plan(plain)
+    preserve = {"prune.scope": "masks_of", "prune.masks_of": str(run_folder(out, reference)), "eval.rewind": "reinit"}
+    path = write_sweep(tmp_path, data_dir, {"prune.levels": [2]}, arms={"ticket": ticket, "preserve mask": preserve}, prune=imp, eval=evaluation)
+    assert main(["run", str(path), "--out", str(out), "--no-progress"]) == 0
+    (ticket_run,) = [folder for folder in out.glob("imp-*") if folder.name == run_folder(out, reference).name]
+    (preserved,) = [folder for folder in out.glob("imp-*") if folder != ticket_run]
+    for key in ("level-1/prune", "level-2/prune"):
+        assert (preserved / "seed-0" / "masks" / f"{key}.safetensors").read_bytes() == (ticket_run / "seed-0" / "masks" / f"{key}.safetensors").read_bytes()
+    events = {run: json.loads((run / "seed-0" / "events.json").read_text()) for run in (ticket_run, preserved)}
+    assert events[preserved]["level-2/eval/rewind"] == {"rewind": "reinit"}
+    assert "level-2/find/rewind" in events[ticket_run] and "level-2/find/rewind" not in events[preserved]  # no H_find training finds its masks
+
+
 def test_a_winner_between_rows_of_other_tasks_is_said_to_compare_unlike_with_unlike(tmp_path, data_dir, capsys) -> None:
     """Rows of sparsities under columns of a training setting: one row wins a column, but its
     runs prune to another sparsity than the other row's, which seed 004's S1 does not allow."""

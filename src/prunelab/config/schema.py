@@ -241,6 +241,9 @@ class PruneBase(Strict):
     ratios, and ``lpr_of`` to the layerwise pruning ratios (LPR) of the masks of the
     finished run directory ``lpr_of``, pruning step by pruning step and seed by seed (seed
     002's "match LPR" runs: the LPR is fixed, the masks within each layer are this run's).
+    ``masks_of`` takes the very masks of the finished run directory ``masks_of``, pruning
+    step by pruning step and seed by seed (with ``eval.rewind: reinit``, seed 002's
+    "preserve mask" control of a ticket); no criterion chooses them, so it stays ``magnitude``.
 
     ``criterion``: ``magnitude`` and ``random`` prune weights; ``filter_l1``, ``bn_scale``
     and ``random_channels`` prune whole channels (one-shot only: seed 002's Algorithm A2,
@@ -253,19 +256,20 @@ class PruneBase(Strict):
     The scope is ``global`` unless given, except for ``filter_l1`` and GMP: ``layerwise``."""
 
     sparsity: Fraction = 0.9
-    scope: Literal["global", "layerwise", "ratios", "lpr_of"] = "global"
+    scope: Literal["global", "layerwise", "ratios", "lpr_of", "masks_of"] = "global"
     ratios: dict[str, Fraction] | None = None
     lpr_of: str | None = None
+    masks_of: str | None = None
     criterion: Literal[(*CRITERIA, *CHANNEL_CRITERIA)] = "magnitude"  # type: ignore[valid-type]
     sparsity_of: Literal["channels", "weights"] | None = None  # None: what the criterion prunes
     include: list[str] | None = None
     exclude: list[str] = Field(default_factory=list)
 
-    @field_validator("lpr_of")
+    @field_validator("lpr_of", "masks_of")
     @classmethod
-    def _absolute(cls, lpr_of: str | None) -> str | None:
+    def _absolute(cls, reference: str | None) -> str | None:
         # The same reference whatever the working directory, and one run name for it.
-        return None if lpr_of is None else str(Path(lpr_of).expanduser().resolve())
+        return None if reference is None else str(Path(reference).expanduser().resolve())
 
     @model_validator(mode="before")
     @classmethod
@@ -298,18 +302,33 @@ class PruneBase(Strict):
             raise ValueError("scope is lpr_of but lpr_of is not given: give the run directory whose LPR to copy")
         if self.scope != "lpr_of" and self.lpr_of is not None:
             raise ValueError(f"lpr_of is given but scope is {self.scope}: set scope: lpr_of to copy that run's LPR, or leave lpr_of out")
+        if self.scope == "masks_of" and self.masks_of is None:
+            raise ValueError("scope is masks_of but masks_of is not given: give the run directory whose masks to copy")
+        if self.scope != "masks_of" and self.masks_of is not None:
+            raise ValueError(f"masks_of is given but scope is {self.scope}: set scope: masks_of to copy that run's masks, or leave masks_of out")
         if self.prunes_channels:
             if getattr(self, "method", "oneshot") != "oneshot":
                 raise ValueError(f"criterion {self.criterion!r} prunes whole channels, which only method 'oneshot' does")
             if self.scope == "lpr_of":
                 raise ValueError(f"scope 'lpr_of' copies the LPR of weight masks; criterion {self.criterion!r} prunes channels")
+            if self.scope == "masks_of":
+                raise ValueError(f"scope 'masks_of' copies weight masks; criterion {self.criterion!r} prunes channels")
             if self.sparsity_of == "weights" and self.scope != "global":
                 raise ValueError(f"sparsity_of: weights ranks channels across layers until the weights they take out reach "
                                  f"the sparsity: it needs scope 'global', not {self.scope!r}")  # fmt: skip
         elif self.sparsity_of == "channels":
             raise ValueError(f"sparsity_of: channels is for the channel criteria ({', '.join(CHANNEL_CRITERIA)}); "
                              f"criterion {self.criterion!r} prunes weights")  # fmt: skip
+        elif self.scope == "masks_of" and self.criterion != "magnitude":
+            raise ValueError(f"criterion {self.criterion!r} with scope masks_of: the masks are copied from masks_of, no criterion "
+                             "chooses them; leave criterion out (for random masks at that run's LPR, use scope: lpr_of with "
+                             "criterion: random)")  # fmt: skip
         return self
+
+    @property
+    def reference(self) -> str | None:
+        """The run directory whose LPR (``lpr_of``) or masks (``masks_of``) this run copies; None if neither."""
+        return self.lpr_of or self.masks_of
 
     @property
     def prunes_channels(self) -> bool:
@@ -331,7 +350,7 @@ class GMPConfig(PruneBase):
     given: seed 001 takes "the sparsity for all layers" along the schedule, layer by layer."""
 
     method: Literal["gmp"] = "gmp"
-    scope: Literal["global", "layerwise", "ratios", "lpr_of"] = "layerwise"
+    scope: Literal["global", "layerwise", "ratios", "lpr_of", "masks_of"] = "layerwise"
     init_sparsity: Fraction = 0.05
     stabilization_epochs: Int = Field(1, ge=0)
     pruning_epochs: Int = Field(5, ge=1)
@@ -374,6 +393,13 @@ class IMPConfig(PruneBase):
     def level_count(self) -> int:
         """How many levels the run prunes: ``levels``, or as many as reach ``sparsity``."""
         return self.levels or imp_levels(self.sparsity, self.rate)
+
+    @model_validator(mode="after")
+    def _masks_found_or_copied(self) -> IMPConfig:
+        if self.scope == "masks_of" and self.masks_from == "find":
+            raise ValueError("masks_from: find trains H_find at every level to find the masks it prunes, but scope masks_of "
+                             "copies them from masks_of; leave masks_from out")  # fmt: skip
+        return self
 
     @model_validator(mode="after")
     def _levels_within_reason(self) -> IMPConfig:
@@ -461,8 +487,8 @@ class Recipe(Strict):
         prune, evaluation = self.prune, self.eval
         if prune.method in ("imp", "bimp") and prune.scope == "ratios":
             raise ValueError(f"prune.scope: {prune.method} prunes with scope global or layerwise, not ratios")
-        if prune.method == "gmp" and prune.scope == "lpr_of":
-            raise ValueError("prune.scope: gmp prunes gradually with scope global, layerwise or ratios, not lpr_of")
+        if prune.method == "gmp" and prune.reference is not None:
+            raise ValueError(f"prune.scope: gmp prunes gradually with scope global, layerwise or ratios, not {prune.scope}")
         if prune.method == "gmp":
             if misplaced := _misplaced_retraining(evaluation, allowed_policy=None):
                 raise ValueError(
@@ -483,10 +509,11 @@ class Recipe(Strict):
                 f"one-shot pipeline; it needs eval.rewind: reinit and method oneshot (got rewind "
                 f"{evaluation.rewind}, method {prune.method})"
             )
-        if prune.method == "imp" and prune.masks_from == "eval" and evaluation.rewind == "reinit":
+        if prune.method == "imp" and prune.masks_from == "eval" and evaluation.rewind == "reinit" and prune.scope != "masks_of":
             raise ValueError(
                 "eval.rewind: reinit evaluates masks from new random weights, but with prune.masks_from eval "
-                "IMP also finds its next mask on them; use prune.masks_from: find"
+                "IMP also finds its next mask on them; use prune.masks_from: find (or prune.scope: masks_of to "
+                "evaluate the masks of another run)"
             )
         if prune.method in ("imp", "bimp") and prune.levels is None and prune.sparsity == 0:
             raise ValueError(f"prune.sparsity: {prune.method} without prune.levels needs a target sparsity above 0")
@@ -602,9 +629,11 @@ def unread_settings(recipe: Recipe) -> dict[str, str]:
     unread = {}
     if prune.scope == "ratios" or (prune.scope == "lpr_of" and prune.method == "oneshot"):
         unread["prune.sparsity"] = f"scope {prune.scope} sets each layer's ratio"
+    elif prune.scope == "masks_of" and prune.method == "oneshot":
+        unread["prune.sparsity"] = "scope masks_of takes the masks of prune.masks_of"
     elif prune.method in ("imp", "bimp") and prune.levels is not None:
         unread["prune.sparsity"] = f"prune.levels={prune.levels} sets how far IMP prunes"
-    # IMP with scope lpr_of does read it: the sparsity sets its number of levels.
+    # IMP with scope lpr_of or masks_of does read it: the sparsity sets its number of levels.
     policy = recipe.eval_training.lr_policy
     if policy is not None:
         unread["eval.optimizer.lr"] = (

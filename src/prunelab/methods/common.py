@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import warnings
 from collections.abc import Sequence
@@ -14,7 +15,7 @@ from prunelab.analysis.instability import interpolate
 from prunelab.analysis.trainability import trainability_accuracy
 from prunelab.config.schema import EvalConfig, FindConfig, PruneBase, Recipe, rewind_target, unread_settings
 from prunelab.distributed import agree
-from prunelab.runs.io import read_json
+from prunelab.runs.io import read_json, read_tensors
 from prunelab.runs.session import SaveWeightsAt, Session, recipe_pruner
 from prunelab.schedules import allr_d1, retrain_schedule
 from prunelab.structured import ChannelPruner
@@ -148,6 +149,8 @@ def prune(session: Session, key: str, sparsity: float) -> dict:
             pruner.prune(ratios=spec.ratios)
         elif spec.scope == "lpr_of":
             pruner.prune(ratios=reference_lpr(session, key))
+        elif spec.scope == "masks_of":
+            pruner.load_state_dict(reference_masks(session, key))
         else:
             pruner.prune(sparsity, scope=spec.scope)
         newly_pruned = remaining_before - (total - pruner.count_pruned())
@@ -250,36 +253,60 @@ def pruning_steps(recipe: Recipe) -> list[str]:
     return []
 
 
-def check_lpr_reference(recipe: Recipe, prunable: dict[str, int]) -> None:
-    """Before any training: the run ``prune.lpr_of`` has every seed of ``recipe``, prunes
-    the same tensors (``prunable``: name -> size) and has exactly the same pruning steps."""
-    reference = Path(recipe.prune.lpr_of)
+def check_reference(recipe: Recipe, prunable: dict[str, tuple[int, ...]]) -> None:
+    """Before any training: the run ``prune.lpr_of`` or ``prune.masks_of`` has every seed of
+    ``recipe``, prunes the same tensors (``prunable``: name -> shape) and has exactly the same
+    pruning steps; for ``masks_of``, it kept the masks of each of them, of those shapes."""
+    spec = recipe.prune
+    field = f"prune.{spec.scope}"
+    copied, are = ("LPR", "is") if spec.scope == "lpr_of" else ("masks", "are")
+    reference = Path(spec.reference)
     if not reference.is_dir():
-        raise ValueError(f"prune.lpr_of: {reference} is not a folder; give the run directory whose LPR to copy (e.g. runs/oneshot-...)")
+        raise ValueError(f"{field}: {reference} is not a folder; give the run directory whose {copied} to copy (e.g. runs/oneshot-...)")
     if not (reference / "recipe.yaml").is_file():  # a folder of runs, say
-        raise ValueError(f"prune.lpr_of: {reference} is not a run directory (it has no recipe.yaml)")
+        raise ValueError(f"{field}: {reference} is not a run directory (it has no recipe.yaml)")
     steps = pruning_steps(recipe)
+    sizes = {name: math.prod(shape) for name, shape in prunable.items()}
     for seed in recipe.seeds:
         folder = reference / f"seed-{seed}"
         if not (folder / "events.json").exists() or not (folder / "layer_sparsity.json").exists():
-            raise ValueError(f"prune.lpr_of: {reference} has no finished seed {seed}; run that recipe with this seed first")
+            raise ValueError(f"{field}: {reference} has no finished seed {seed}; run that recipe with this seed first")
         theirs = {name: layer["numel"] for name, layer in read_json(folder / "layer_sparsity.json").items()}
-        if theirs != prunable:
+        if theirs != sizes:
             raise ValueError(
-                f"prune.lpr_of: {reference} prunes {theirs}, this run {prunable} (name: size): the LPR of "
+                f"{field}: {reference} prunes {theirs}, this run {sizes} (name: size): the {copied} of "
                 "another model or other include/exclude cannot be copied"
             )
         recorded = [key for key in read_json(folder / "events.json") if re.fullmatch(r"(level-\d+/)?prune", key)]
         if sorted(recorded) != sorted(steps):
             if not recorded:
-                fix = "it copies the LPR of a one-shot, IMP or BIMP run, pruning step by pruning step"
+                fix = f"it copies the {copied} of a one-shot, IMP or BIMP run, pruning step by pruning step"
             elif recorded == ["prune"]:
-                fix = "a one-shot run's LPR is copied by a one-shot run (prune.method=oneshot)"
-            elif recipe.prune.method in ("imp", "bimp"):
+                fix = f"a one-shot run's {copied} {are} copied by a one-shot run (prune.method=oneshot)"
+            elif spec.method in ("imp", "bimp"):
                 fix = f"set prune.levels={len(recorded)} (or rate and sparsity to match)"
             else:
-                fix = f"an IMP run's LPR is copied by IMP with as many levels (prune.method=imp, prune.levels={len(recorded)})"
-            raise ValueError(f"prune.lpr_of: {reference} (seed {seed}) {_steps(recorded)}, this run {_steps(steps)}: {fix}")
+                fix = f"an IMP run's {copied} {are} copied by IMP with as many levels (prune.method=imp, prune.levels={len(recorded)})"
+            raise ValueError(f"{field}: {reference} (seed {seed}) {_steps(recorded)}, this run {_steps(steps)}: {fix}")
+        if spec.scope == "masks_of":
+            _check_step_masks(reference, seed, steps, prunable)
+
+
+def _check_step_masks(reference: Path, seed: int, steps: list[str], prunable: dict[str, tuple[int, ...]]) -> None:
+    """The seed ``seed`` of the run ``reference`` kept the weight masks of each pruning step, of the shapes ``prunable`` has."""
+    folder = reference / f"seed-{seed}"
+    if (folder / "channels.json").is_file():
+        raise ValueError(f"prune.masks_of: {reference} prunes whole channels, and keeps no weight masks to copy; give a run "
+                         "whose criterion prunes weights (magnitude or random)")  # fmt: skip
+    for key in steps:
+        path = reference_masks_path(reference, seed, key)
+        if not path.is_file():
+            raise ValueError(f"prune.masks_of: {reference} (seed {seed}) has not kept the masks of its pruning step {key} "
+                             f"({path} is missing): remove its folder seed-{seed} and run that recipe again, which keeps them")  # fmt: skip
+        shapes = {name.removeprefix("shape:"): tuple(value.tolist()) for name, value in read_tensors(path).items() if name.startswith("shape:")}
+        if shapes != prunable:
+            raise ValueError(f"prune.masks_of: {reference} (seed {seed}) has masks of {shapes} at {key}, this run prunes "
+                             f"{prunable} (name: shape): the masks of another model cannot be copied")  # fmt: skip
 
 
 def _steps(steps: list[str]) -> str:
@@ -291,9 +318,21 @@ def _steps(steps: list[str]) -> str:
 
 def reference_lpr(session: Session, key: str) -> dict[str, float]:
     """The LPR that the run ``prune.lpr_of`` recorded at its pruning step ``key``, for this
-    seed (``prune.scope: lpr_of``; :func:`check_lpr_reference` has checked it before training)."""
+    seed (``prune.scope: lpr_of``; :func:`check_reference` has checked it before training)."""
     events = Path(session.recipe.prune.lpr_of) / f"seed-{session.seed}" / "events.json"
     return read_json(events)[key]["layer_sparsity"]
+
+
+def reference_masks_path(reference: Path, seed: int, key: str) -> Path:
+    """Where the run ``reference`` kept the masks of its pruning step ``key`` for ``seed``."""
+    return reference / f"seed-{seed}" / "masks" / f"{key}.safetensors"
+
+
+def reference_masks(session: Session, key: str) -> dict[str, torch.Tensor]:
+    """The masks (bit-packed, :meth:`Pruner.state_dict`) that the run ``prune.masks_of`` kept
+    at its pruning step ``key``, for this seed (``prune.scope: masks_of``; :func:`check_reference`
+    has checked them before training)."""
+    return read_tensors(reference_masks_path(Path(session.recipe.prune.masks_of), session.seed, key))
 
 
 def rewind(session: Session, to: str) -> bool:

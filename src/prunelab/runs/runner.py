@@ -20,8 +20,9 @@ Layout of ``<out>/<run name>/``::
         channels.json           the kept channels of each channel group (channel criteria only)
         checkpoint.safetensors  the resumable state (kept: a finished seed is not re-run)
         snapshots/              weights kept for rewinding (init, rewind) and, until recorded, the LPR record (find-epoch-<e>)
-        masks/                  the masks of every pruning step (e.g. each IMP level; none for
-                                channel pruning, whose steps channels.json records)
+        masks/                  the masks of every pruning step (bit-packed: prune.safetensors, each IMP
+                                level's level-<k>/prune.safetensors; what prune.masks_of copies; none
+                                for channel pruning, whose steps channels.json records)
 
 The find phase is trained once per ``<out>/.find/<key>/seed-<s>/`` and copied into every
 run with the same data, model, find training, late-rewinding point, weights kept for the LPR
@@ -62,7 +63,7 @@ from prunelab.distributed import agree, barrier, share, world
 from prunelab.masks import Pruner
 from prunelab.methods import METHODS
 from prunelab.methods.common import (
-    check_lpr_reference,
+    check_reference,
     choose_channels,
     find,
     first_lpr_record,
@@ -141,8 +142,8 @@ def preflight(recipe: Recipe, data) -> None:
             pruner.named_ratios(recipe.prune.ratios)
         except ValueError as error:
             raise RecipeError(f"prune.ratios: {error}") from None
-    if recipe.prune.scope == "lpr_of":
-        check_lpr_reference(recipe, {name: p.numel() for name, p in pruner.parameters.items()})
+    if recipe.prune.reference is not None:
+        check_reference(recipe, {name: tuple(p.shape) for name, p in pruner.parameters.items()})
     if recipe.prune.scope in ("global", "layerwise"):
         check_keeps_a_weight(recipe.prune, {name: p.numel() for name, p in pruner.parameters.items()})
 
@@ -241,9 +242,10 @@ def check_same_experiment(folder: Path, recipe: Recipe) -> None:
 def check_plan(recipes: Sequence[tuple[str, Recipe]], out: str | Path = "runs") -> dict[Path, Dataset]:
     """The checks :func:`run_recipe` makes before training, for every recipe of a sweep (with
     its label; a recipe alone has none) at once, so that a bad one fails before the first
-    trains. A recipe that copies the LPR of another one of the plan (``prune.lpr_of``) is
-    checked when it runs, after it. Returns the data of each run directory it checked, for
-    :func:`run_recipe` to train on without loading it or making the checks again."""
+    trains. A recipe that copies the LPR or masks of another one of the plan (``prune.lpr_of``,
+    ``prune.masks_of``) is checked when it runs, after it. Returns the data of each run
+    directory it checked, for :func:`run_recipe` to train on without loading it or making the
+    checks again."""
     labels_of: dict[Path, list[str]] = {}
     for label, recipe in recipes:
         labels_of.setdefault(run_folder(out, recipe).resolve(), []).append(label)
@@ -265,7 +267,7 @@ def check_plan(recipes: Sequence[tuple[str, Recipe]], out: str | Path = "runs") 
             raise RecipeError(f"[{label}] {error}" if label else str(error)) from None
         if agree(set(recipe.seeds) <= set(finished_seeds(folder))):
             continue
-        if recipe.prune.scope == "lpr_of" and Path(recipe.prune.lpr_of).resolve() in planned:
+        if recipe.prune.reference is not None and Path(recipe.prune.reference).resolve() in planned:
             continue
         try:
             source = (recipe.data.name, recipe.data.data_dir, recipe.data.download)
