@@ -90,3 +90,16 @@ def test_own_model_example_registers_a_model_recipes_can_name():
         assert model[1].out_features == 128 and model[3].out_features == 10
     finally:
         MODELS.pop("my_mlp", None)
+
+
+def test_preserve_mask_example_is_two_valid_runs_with_as_many_levels():
+    import shlex
+
+    from prunelab.config import load_recipe
+
+    (block,) = [block for block in _blocks("bash") if "masks_of" in block]
+    ticket, preserved = (shlex.split(line.split("#")[0].replace("<ticket run>", "imp-ticket")) for line in block.strip().splitlines())
+    recipes = [load_recipe(command[2], command[4::2]) for command in (ticket, preserved)]
+    assert recipes[0].prune.masks_from == "find" and recipes[0].eval.rewind == "epoch:2"
+    assert recipes[1].prune.masks_of.endswith("runs/imp-ticket") and recipes[1].eval.rewind == "reinit"
+    assert recipes[1].prune.level_count == recipes[0].prune.level_count
