@@ -299,6 +299,21 @@ def test_empty_tensors_are_skipped():
     assert int((~masks["t0"]).sum()) == 100
 
 
+def test_a_sample_too_small_to_reach_every_tensor_still_selects_exactly():
+    """8 tensors of 10 entries and a sample of 2: each tensor's share rounds to 0 draws."""
+    weights = random_weights([(10,)] * 8, seed=4)
+    for n_prune in (1, 40, 79):
+        assert_same(select(weights, n_prune, Magnitude(), chunk_size=3, sample_size=2), reference(weights, n_prune))
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.5, True])
+@pytest.mark.parametrize("label", ["chunk_size", "sample_size"])
+def test_chunk_and_sample_sizes_must_be_positive_whole_numbers(label, bad):
+    """A chunk size of 0 or below would read no chunk at all (masks left uninitialised)."""
+    with pytest.raises(ValueError, match=rf"{label} must be a whole number of entries of at least 1, got {bad}"):
+        select({"a": torch.randn(100)}, 30, Magnitude(), **{label: bad})
+
+
 def test_select_takes_a_criterion_by_name_and_names_bad_arguments():
     w = {"a": torch.tensor([0.5, -2.0, 1.0]), "b": torch.tensor([1.0, 0.1])}
     by_name = select(w, 3, "magnitude")

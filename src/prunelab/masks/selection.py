@@ -68,6 +68,9 @@ def select(
         criterion = get_criterion(criterion, seed)
     if isinstance(n_prune, bool) or not isinstance(n_prune, numbers.Integral):
         raise TypeError(f"n_prune must be a whole number of entries, got {n_prune!r}")
+    for label, size in (("chunk_size", chunk_size), ("sample_size", sample_size)):
+        if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 1:
+            raise ValueError(f"{label} must be a whole number of entries of at least 1, got {size!r}")
     if not isinstance(weights, Mapping):
         raise TypeError(f"weights must map names to tensors ({{name: tensor}}), got {type(weights).__name__}")
     for name, weight in weights.items():
@@ -200,6 +203,8 @@ class _Stream:
                 # The sample's scores are not checked: split() checks every entry.
                 scores.append(self._scores(i, drawn, buffers, []).cpu().clone())
                 indices.append(index + self.offsets[i])
+        if not scores:  # a sample smaller than the number of tensors may draw from none: the band then spans every key
+            return torch.empty(0, dtype=self.dtype), torch.empty(0, dtype=torch.int64)
         return torch.cat(scores), torch.cat(indices)
 
     def split(self, lo: Key, hi: Key) -> tuple[list[Tensor], list[Tensor], Tensor]:
