@@ -113,6 +113,17 @@ def test_every_group_keeps_a_channel_and_the_limit_is_a_clear_error() -> None:
         pruner.prune(0.95, scope="global")
 
 
+@pytest.mark.parametrize(("scope", "ratios"), [("layerwise", None), (None, {"0": 0.3, "3": 0.1})])
+def test_a_target_in_error_for_one_group_changes_no_group(scope, ratios) -> None:
+    """Group 0 comes first and could be pruned; group 3 cannot (2 removed already, 1 asked for)."""
+    pruner = ChannelPruner(chain(), X)
+    pruner.prune(ratios={"3": 0.2})
+    before = {name: kept.tolist() for name, kept in pruner.keep.items()}
+    with pytest.raises(ValueError, match=r"^3 already has 2 of 12 channels removed, more than the 1 asked for$"):
+        pruner.prune(None if ratios else 0.1, scope=scope, ratios=ratios)
+    assert {name: kept.tolist() for name, kept in pruner.keep.items()} == before
+
+
 def ranked_chain() -> nn.Sequential:
     """BatchNorm scales that interleave the two groups: 0.05 (group 3), 0.1 (group 0), 0.15, 0.25 (3), 0.3 (0), ..."""
     model = chain()

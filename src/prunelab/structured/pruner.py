@@ -146,6 +146,7 @@ class ChannelPruner:
             return self.keep
         else:
             raise ValueError(f"scope must be 'global' or 'layerwise', got {scope!r}")
+        kept = {}  # set once every group's target is checked: a target in error changes no group
         for name, count in targets.items():
             size = len(scores[name])
             removed = size - len(self.keep[name])
@@ -154,7 +155,8 @@ class ChannelPruner:
             if count >= size:
                 raise ValueError(f"{name}: removing {count} of its {size} channels leaves none, but every group keeps one")
             ranked = _ranked(scores[name], self.keep[name])
-            self.keep[name] = ranked[-(size - count) :].sort().values
+            kept[name] = ranked[-(size - count) :].sort().values
+        self.keep.update(kept)
         self._warn_of_ties(scores, before, pooled=False)
         return self.keep
 
