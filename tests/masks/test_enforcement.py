@@ -326,6 +326,20 @@ def test_an_eps_that_vanishes_leaves_no_nan_in_pruned_weights(make_optimizer, dt
     assert pruned_weights_are_zero(pruner)
 
 
+def test_an_eps_whose_reciprocal_overflows_leaves_no_nan_in_pruned_weights():
+    """RAdam's adaptive step is sqrt(v_hat) + eps inverted: 1 / 1e-5 is inf in float16 (eps
+    itself is not 0 there), and a pruned entry's update 0 * inf is NaN, which a product with
+    the mask after the step keeps. RAdam takes that step from its 6th on."""
+    model = mlp().half()
+    pruner = Pruner(model)
+    pruner.prune(0.5)
+    optimizer = torch.optim.RAdam(model.parameters(), lr=1e-3, eps=1e-5)
+    pruner.attach(optimizer)
+    for step in range(8):
+        train_step(model, optimizer, step, torch.float16)
+    assert pruned_weights_are_zero(pruner)
+
+
 def test_an_eps_that_vanishes_after_a_cast_is_found_at_the_next_step():
     model = mlp()
     pruner = Pruner(model)

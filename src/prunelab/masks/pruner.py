@@ -85,7 +85,7 @@ class Pruner:
         # Attached optimizers by id: a weak reference (an optimizer dropped is let go), the hooks'
         # handles, and the finalizer that forgets it once collected.
         self._hooks: dict[int, tuple[weakref.ref, list, weakref.finalize]] = {}
-        # Attached optimizers (by id) with an eps that is 0 in a pruned weight's dtype.
+        # Attached optimizers (by id) with an eps that vanishes in a pruned weight's dtype (see _eps_vanishes).
         self._eps_vanishes: set[int] = set()
         # The version counters of the enforced weights after the last step or apply(): one that
         # moved before the next step means the weights were written (rewinding), to mask again.
@@ -286,7 +286,7 @@ class Pruner:
         return changed
 
     def _check_eps(self) -> None:
-        """Which attached optimizers have an Adam-style eps that is 0 in a pruned weight's dtype."""
+        """Which attached optimizers have an Adam-style eps that vanishes in a pruned weight's dtype."""
         dtypes = {param.dtype for param, _ in self._enforced or ()}
         self._eps_vanishes = {key for key, optimizer in self._attached() if _eps_vanishes(optimizer, dtypes)}
 
@@ -447,8 +447,8 @@ class Pruner:
 
     @torch.no_grad()
     def _mask_weights(self, fill: bool = False) -> None:
-        """Zero the pruned weights: by a product, or by a fill where an update of 0/0 (an eps
-        that vanished) left NaN, which a product with 0 keeps."""
+        """Zero the pruned weights: by a product, or by a fill where an update of 0/0 or 0 * inf
+        (an eps that vanished) left NaN, which a product with 0 keeps."""
         try:
             for param, mask in self._enforced:
                 if fill:
@@ -604,12 +604,16 @@ def _restart_stale_history(optimizer: torch.optim.LBFGS, kept: dict[int, Tensor]
 
 
 def _eps_vanishes(optimizer: torch.optim.Optimizer, dtypes: set[torch.dtype]) -> bool:
-    """Whether an Adam-style ``eps`` of ``optimizer`` is 0 in one of ``dtypes``."""
-    return any(
-        isinstance(group.get("eps"), numbers.Real) and float(torch.tensor(group["eps"], dtype=dtype)) == 0
-        for group in optimizer.param_groups
-        for dtype in dtypes
-    )
+    """Whether an Adam-style ``eps`` of ``optimizer`` is 0 in one of ``dtypes`` (a pruned entry's
+    update 0 / 0), or, for an optimizer other than SGD, Adam and AdamW, so small that its
+    reciprocal is inf there (RAdam's step divides by sqrt(v) + eps: an update of 0 * inf)."""
+    inverted = type(optimizer) not in ZERO_PRESERVING_OPTIMIZERS
+    for group in optimizer.param_groups:
+        for dtype in dtypes if isinstance(group.get("eps"), numbers.Real) else ():
+            eps = torch.tensor(group["eps"], dtype=dtype)
+            if bool(eps == 0) or inverted and bool(eps.reciprocal().isinf()):
+                return True
+    return False
 
 
 def _shape(name: str, value: object) -> tuple[int, ...]:
