@@ -635,6 +635,23 @@ def test_masks_set_by_hand_are_enforced_after_apply():
     assert pruner.layer_sparsity()["0.weight"] == 0.5 and bool((model[0].weight[:, ::2] != 0).all())
 
 
+def test_masks_set_by_hand_for_some_weights_leave_the_others_whole():
+    """A pruner that never pruned, given a mask for its first layer only: after apply() it
+    prunes further and saves its masks as one that pruned would (the other layers unpruned)."""
+    model = mlp()
+    pruner = Pruner(model)
+    two_of_four = torch.zeros(32, 20, dtype=torch.bool)
+    two_of_four[:, ::2] = True
+    pruner.masks["0.weight"] = two_of_four
+    pruner.apply()
+    assert pruner.layer_sparsity() == {"0.weight": 0.5, "2.weight": 0.0, "4.weight": 0.0}
+    pruner.prune(0.6)
+    assert pruner.count_pruned() == round(0.6 * 1216) and not (pruner.masks["0.weight"] & ~two_of_four).any()
+    restored = Pruner(model)
+    restored.load_state_dict(pruner.state_dict())
+    assert all(torch.equal(restored.masks[name], mask) for name, mask in pruner.masks.items())
+
+
 @pytest.mark.parametrize("mask, expected", [
     (torch.ones(32, 20), "the mask of '0.weight' must be a bool tensor of shape (32, 20) (True = kept), got a torch.float32 tensor of shape (32, 20)"),
     (torch.ones(20, 32, dtype=torch.bool), "got a torch.bool tensor of shape (20, 32)"),

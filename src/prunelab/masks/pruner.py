@@ -205,11 +205,15 @@ class Pruner:
         after writing weights while no optimizer is attached or before evaluating them ahead
         of the next step, after changing an attached optimizer's param groups
         (``add_param_group``), and after setting masks of one's own (N:M, another tool's) in
-        :attr:`masks`, a bool tensor of its weight's shape each (True = kept).
+        :attr:`masks`, a bool tensor of its weight's shape each (True = kept); the weights
+        given none then get an all-True one, as :meth:`prune` leaves them.
         """
         self._check_masks()
         self._enforced = None  # the products, made again from the masks as they are now
         self._follow_model()
+        if self.masks:  # set by hand for some weights only: prune() and state_dict() need one for each
+            for name, param in self.parameters.items():
+                self.masks.setdefault(name, torch.ones_like(param, dtype=torch.bool))
         self._check_eps()
         with torch.no_grad():
             for name, mask in self.masks.items():
