@@ -957,3 +957,23 @@ def test_ctrl_c_while_torch_loads_is_one_line(monkeypatch, capsys) -> None:
     monkeypatch.setitem(sys.modules, "prunelab.commands", Loading("prunelab.commands"))
     assert cli.main(["show", "runs/x"]) == 130
     assert capsys.readouterr().err == "prunelab: interrupted before the command started\n"
+
+
+def test_ctrl_c_while_torch_loads_is_not_lost_in_an_import_that_drops_it() -> None:
+    """torch's C code drops an exception raised while it imports numpy: a Ctrl-C there went
+    unnoticed, and the command ran on. A process of its own: this one has imported the commands."""
+    code = """if True:
+        import importlib.abc, signal, sys
+        class Dropping(importlib.abc.MetaPathFinder):  # Ctrl-C pressed in an import that drops it, as torch's does
+            def find_spec(self, name, path=None, target=None):
+                if name == "prunelab.commands":
+                    try:
+                        signal.raise_signal(signal.SIGINT)
+                    except (KeyboardInterrupt, ImportError):
+                        pass
+        sys.meta_path.insert(0, Dropping())
+        from prunelab.cli import main
+        sys.exit(main(["recipes"]))
+    """
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stdout, done.stderr) == (130, "", "prunelab: interrupted before the command started\n")

@@ -6,9 +6,12 @@ that ``--help``, ``--version`` and a mistyped option answer at once, without loa
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
+import signal
 import sys
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from prunelab import __version__
@@ -78,11 +81,30 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     try:
-        execute = _load_commands(freeze=argv is None)  # torch and the rest: only for a command that runs
+        with _ctrl_c_held():
+            execute = _load_commands(freeze=argv is None)  # torch and the rest: only for a command that runs
     except KeyboardInterrupt:  # Ctrl-C while torch loads: nothing has started yet
         print(("\n" if sys.stderr.isatty() else "") + "prunelab: interrupted before the command started", file=sys.stderr)
         return 130
     return execute(args)
+
+
+@contextlib.contextmanager
+def _ctrl_c_held() -> Iterator[None]:
+    """Ctrl-C held until the block ends, then raised. torch's C code drops an exception raised
+    while it imports numpy: a Ctrl-C there left numpy half-loaded, and the command went on as if
+    never interrupted (to fail at its first plot), or failed at once with an ImportError."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield  # only the main thread sets handlers; a handler of the caller's own stays
+        return
+    pressed = []
+    signal.signal(signal.SIGINT, lambda *_: pressed.append(True))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if pressed:
+        raise KeyboardInterrupt
 
 
 def _load_commands(freeze: bool) -> Callable[[argparse.Namespace], int]:
