@@ -3,6 +3,8 @@ ladder on its own, the SX-A / SX-B budgets computed by hand, and runs grouped by
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from prunelab.report.setups import (
@@ -262,6 +264,31 @@ def test_one_schedule_pruned_at_different_epochs_is_s4_2_as_in_seed_004s_table_4
     assert (verdict.setup, verdict.reason) == ("S4.2", None)
     assert str(verdict) == ("S4.2: the same dataset, network, granularity and compression or speedup; one LR schedule "
                             "and settings over the whole pipeline, pruned at different epochs (seed 004, Tab. 4)")  # fmt: skip
+
+
+def test_table_4s_scratch_training_runs_the_whole_schedule_its_rows_prune_in() -> None:
+    """Seed 004, Tab. 4: the rows prune at epoch P of one 12-epoch schedule (find.stop_epoch P
+    of find.epochs 12), and scratch training with "the same training recipe of obtaining the
+    base model" runs all 12 epochs of it: S2-S4.2's budget, and SX-A's (P + 0 + 12 - P) too.
+    Training P epochs of it is not the base model's recipe."""
+
+    def stopped(run: RunRecord, epoch: int) -> RunRecord:
+        return replace(run, settings={**run.settings, "find.epochs": 12, "find.stop_epoch": epoch})
+
+    def scratch(epochs: int) -> RunRecord:
+        run = record("scratch", base=Stage(3, ONE_SCHEDULE[:3], {"find.batch_size": 100}),
+                     retraining=Stage(epochs, (ONE_SCHEDULE * 2)[:epochs], {"eval.batch_size": 100}), **{"eval.rewind": "reinit"})  # fmt: skip
+        return stopped(run, 3)
+
+    for epoch in (3, 6, 9):
+        (budget,) = comparison_setup([stopped(pruned_at(epoch), epoch), scratch(12)]).budgets
+        assert (budget.not_scratch, budget.base_epochs, budget.same_epochs) == ("", True, True)
+        assert budget.row()["epochs"] == f"{epoch} (of 12) + 0 + {12 - epoch} / 12"
+    (too_short,) = comparison_setup([stopped(pruned_at(3), 3), scratch(3)]).budgets
+    assert not too_short.base_epochs
+    # A find phase that ran its whole schedule is the base model's recipe as it is.
+    (whole,) = comparison_setup([stopped(pruned_at(12), 12), scratch(12)]).budgets
+    assert whole.base_epochs and whole.row()["epochs"].startswith("12 + 0 + 0 /")
 
 
 @pytest.mark.parametrize(

@@ -22,7 +22,9 @@ run among them pruned to is that network's training from scratch: the same masks
 seed after weight pruning, the same small dense architecture (weights left in every layer)
 after channel pruning. It leaves the S1-S4.2 ladder; against training from scratch, S2-S4.2
 train it as the base model was trained, for as many epochs ("the scratch training employs
-the same training recipe of obtaining the base (big) model", as most papers do), SX-A asks
+the same training recipe of obtaining the base (big) model", as most papers do; a find phase
+stopped part-way into its LR schedule, ``find.stop_epoch``, was trained by a recipe of all
+``find.epochs``, as Tab. 4's scratch training runs the whole schedule its rows prune in), SX-A asks
 for the same epochs of pretraining, pruning and retraining in total, and SX-B for the same
 multiply-accumulates. All three are judged only for the pruned network's own scratch
 training: trained with the dense model's recipe (its settings and peak LR; only the length
@@ -133,7 +135,7 @@ class RunRecord:
 @dataclass(frozen=True)
 class Budget:
     """A pruning run against a run training its pruned network from scratch, seed by seed:
-    S2-S4.2 ask for the base model's epochs, SX-A for the same epochs in total, SX-B for the
+    S2-S4.2 ask for the epochs of the base model's recipe, SX-A for the same epochs in total, SX-B for the
     same multiply-accumulates, to within
     half an epoch of whichever side counts in coarser steps: the pruning run's pretraining
     ends at a whole epoch of the dense model (seed 004 squeezes it to 30 / 1.11 = 27), which
@@ -143,6 +145,8 @@ class Budget:
     scratch: str
     pipeline_epochs: tuple[int, int, int]  # pretraining, pruning, retraining
     scratch_epochs: tuple[int, ...]  # per seed compared
+    # The epochs of the LR schedule the pretraining stopped part-way into (find.stop_epoch); None if it ran it all.
+    base_recipe_epochs: int | None = None
     # The pruning pipeline's cost in epochs of the pruned network, per seed; empty if not
     # judged, for the reason given.
     equivalent_epochs: tuple[float, ...] = ()
@@ -154,7 +158,8 @@ class Budget:
 
     @property
     def base_epochs(self) -> bool:
-        return all(self.pipeline_epochs[0] == epochs for epochs in self.scratch_epochs)
+        recipe = self.pipeline_epochs[0] if self.base_recipe_epochs is None else self.base_recipe_epochs
+        return all(recipe == epochs for epochs in self.scratch_epochs)
 
     @property
     def same_epochs(self) -> bool:
@@ -173,7 +178,8 @@ class Budget:
         base, pruning, retraining = self.pipeline_epochs
         scratch = sorted(set(self.scratch_epochs))
         trained = str(scratch[0]) if len(scratch) == 1 else f"{scratch[0]}-{scratch[-1]}"
-        epochs = f"{base} + {pruning} + {retraining} / {trained}"
+        of_recipe = "" if self.base_recipe_epochs in (None, base) else f" (of {self.base_recipe_epochs})"
+        epochs = f"{base}{of_recipe} + {pruning} + {retraining} / {trained}"
         macs = f"not judged: {self.not_judged}"
         if self.equivalent_epochs:
             _, worst = max((abs(s - e), i) for i, (s, e) in enumerate(zip(self.scratch_epochs, self.equivalent_epochs)))
@@ -420,7 +426,8 @@ def _budget(pruned: RunRecord, scratch: RunRecord) -> Budget | None:
     seeds = _paired_seeds(pruned, scratch)
     p = pruned.pipelines[seeds[0]]
     scratch_epochs = tuple(scratch.pipeline_at(seed).retraining.epochs for seed in seeds)
-    budget = Budget(pruned.name, scratch.name, (p.base.epochs, p.pruning.epochs, p.retraining.epochs), scratch_epochs)
+    budget = Budget(pruned.name, scratch.name, (p.base.epochs, p.pruning.epochs, p.retraining.epochs), scratch_epochs,
+                    _base_recipe_epochs(pruned))
     if reason := _not_scratch_training(pruned, scratch, seeds):
         budget = replace(budget, not_scratch=reason)
     if p.pruning.epochs:  # its cost changes as the sparsity rises, which the runs do not record
@@ -434,6 +441,14 @@ def _budget(pruned: RunRecord, scratch: RunRecord) -> Budget | None:
         equivalent.append(mine.base.epochs * theirs.speedup + mine.retraining.epochs * theirs.speedup / mine.speedup)
         pretraining_epoch.append(theirs.speedup)
     return replace(budget, equivalent_epochs=tuple(equivalent), pretraining_epoch=tuple(pretraining_epoch))
+
+
+def _base_recipe_epochs(run: RunRecord) -> int | None:
+    """The epochs of the LR schedule a run's find phase stopped part-way into
+    (``find.stop_epoch``; BIMP's first training does not read it), or None if it trained it all."""
+    if run.settings.get("find.stop_epoch") is None or run.settings.get("prune.method") == "bimp":
+        return None
+    return run.settings.get("find.epochs")
 
 
 def _paired_seeds(a: RunRecord, b: RunRecord) -> list[int]:
@@ -625,7 +640,7 @@ def training_settings(settings: Mapping[str, object], phase: str) -> dict[str, o
 # -- text for compare, report and sweep tables ----------------------------------------
 
 AGAINST_SCRATCH = (
-    "Against training from scratch (S2-S4.2: the base model's epochs, as most papers train it; "
+    "Against training from scratch (S2-S4.2: the epochs of the base model's recipe, as most papers train it; "
     "SX-A: the same epochs of pretraining + pruning + retraining; "
     "SX-B: the same multiply-accumulates, counted in epochs of the pruned network; "
     # "3 + 0 + 2 / 5" read as a sum divided by 5.
