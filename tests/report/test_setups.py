@@ -194,7 +194,7 @@ def test_scratch_budgets_by_hand() -> None:
 
 @pytest.mark.parametrize("speedup", [1.11, 1.41, 1.93, 3.09, 7.68, 12.06])
 def test_seed_004s_sx_b_rows_meet_sx_b(speedup) -> None:
-    """Seed 004, Tab. 3's SX-B rows (P30/F90 against 120 epochs of scratch training): the
+    """Seed 004, Tab. 4's SX-B rows (P30/F90 against 120 epochs of scratch training): the
     pretraining "squeezed by the speedup ratio", to 30 / 1.11 = 27 epochs of the dense model
     at 10% pruned, to 2 at 95% (12.06x): 2 * 12.06 + 90 = 114.1 epochs of the pruned network,
     as near 120 as whole epochs get. An epoch more is not the same budget."""
