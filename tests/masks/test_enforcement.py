@@ -340,6 +340,30 @@ def test_an_eps_whose_reciprocal_overflows_leaves_no_nan_in_pruned_weights():
     assert pruned_weights_are_zero(pruner)
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["fp16", "bf16"])
+@pytest.mark.parametrize("make_optimizer", [*OPTIMIZERS.values(), lambda p: torch.optim.RMSprop(p, lr=1e-3, momentum=0.9, eps=1e-3)],
+                         ids=[*OPTIMIZERS, "rmsprop"])  # fmt: skip; RMSprop: an eps not 0 in float16, whose 0 / 0 is another matter
+def test_a_gradient_of_inf_or_nan_leaves_a_pruned_weight_and_its_state_at_zero(make_optimizer, dtype):
+    """In 16 bits a gradient overflows easily: float16's largest is 65504. Here the pruned
+    entry of a weight sees an input of 300 and an output gradient of 300 (a product of
+    90,000: inf), its neighbour an input of 1; then a NaN. A product of the gradient with the
+    mask would keep them (inf * 0 is NaN), and SGD would write NaN into the pruned weight."""
+    model = nn.Linear(2, 2, bias=False).to(dtype)
+    pruner = Pruner(model)
+    pruner.masks = {"weight": torch.tensor([[False, True], [True, True]])}
+    pruner.apply()
+    optimizer = make_optimizer(model.parameters())
+    pruner.attach(optimizer)
+    for poison in (float("inf"), float("nan")):
+        optimizer.zero_grad()
+        out = model(torch.tensor([[300.0, 1.0]], dtype=dtype))
+        out.backward(torch.full_like(out, 300.0))
+        model.weight.grad[0, 0] = poison  # bfloat16 reaches 3e38 before inf: set it as float16 computed it
+        optimizer.step()
+        assert model.weight[0, 0].item() == 0 and model.weight.grad[0, 0].item() == 0
+        assert all(value[0, 0].item() == 0 for value in optimizer.state[model.weight].values() if torch.is_tensor(value) and value.dim() == 2)
+
+
 def test_an_eps_that_vanishes_after_a_cast_is_found_at_the_next_step():
     model = mlp()
     pruner = Pruner(model)

@@ -246,14 +246,8 @@ class Pruner:
         return [param._version for param, _ in self._enforced or ()]
 
     def _products(self) -> list[tuple[nn.Parameter, Tensor]]:
-        """(weight, mask in the weight's dtype) for every tensor with pruned entries: in the
-        per-step products a bool mask, which casts every element, showed as a 15% step-time
-        overhead on LeNet-300-100."""
-        return [
-            (self.parameters[name], mask.to(self.parameters[name].dtype))
-            for name, mask in self.masks.items()
-            if not bool(mask.all())
-        ]
+        """(weight, its mask as :func:`_zero_by` takes it) for every tensor with pruned entries."""
+        return [(self.parameters[name], _step_mask(mask, self.parameters[name].dtype)) for name, mask in self.masks.items() if not bool(mask.all())]
 
     def _follow_model(self) -> bool:
         """Catch up with the model: parameters replaced since (looked up by name again), masks
@@ -282,7 +276,7 @@ class Pruner:
         for name, mask in self.masks.items():
             if mask.device != self.parameters[name].device:
                 self.masks[name], changed = mask.to(self.parameters[name].device), True
-        stale = self._enforced is None or any(m.dtype != p.dtype or m.device != p.device for p, m in self._enforced)
+        stale = self._enforced is None or any(m.dtype != _step_mask_dtype(p.dtype) or m.device != p.device for p, m in self._enforced)
         if self._hooks and (changed or stale):
             self._enforced = self._products()
             self._check_eps()
@@ -306,8 +300,10 @@ class Pruner:
         other optimizer they are zeroed again, which keeps the guarantee for any optimizer (and
         so they are for Adam and AdamW if eps is 0 in the weights' dtype, as 1e-8 is in float16).
         Uses the optimizer's own hooks; nothing of the model or optimizer is replaced. While
-        attached, the pruner holds a copy of each pruned tensor's mask in the weight's dtype
-        (fast to multiply by). Weights written into the model later (rewinding with
+        attached, the pruner holds a copy of each pruned tensor's mask as fits the weight's
+        dtype: 0/1 to multiply by, or for float16 and bfloat16 bits to AND, which also zero an
+        inf or NaN gradient of a pruned weight (in float32 and float64 one makes the weight NaN:
+        only a training that has diverged gets there). Weights written into the model later (rewinding with
         ``model.load_state_dict``, ``copy_`` under ``no_grad``) are masked again before the
         next step, which sees them written by their version counters; writes through ``.data``
         leave no trace there and need :meth:`apply`, as does a forward pass before the next
@@ -433,7 +429,7 @@ class Pruner:
             for param, mask in self._enforced:
                 grad = param.grad
                 if grad is not None:
-                    grad.mul_(mask)
+                    _zero_by(grad, mask)
         except RuntimeError:
             if not self._follow_model():
                 raise
@@ -441,7 +437,7 @@ class Pruner:
 
     def _after_step(self, optimizer: torch.optim.Optimizer, *_hook_args: object) -> None:
         # A cast since attach (model.half()) still masks right, but may make eps vanish.
-        if any(param.dtype != mask.dtype for param, mask in self._enforced):
+        if any(_step_mask_dtype(param.dtype) != mask.dtype for param, mask in self._enforced):
             self._follow_model()
         if id(optimizer) in self._eps_vanishes:
             self._mask_weights(fill=True)
@@ -451,14 +447,15 @@ class Pruner:
 
     @torch.no_grad()
     def _mask_weights(self, fill: bool = False) -> None:
-        """Zero the pruned weights: by a product, or by a fill where an update of 0/0 or 0 * inf
-        (an eps that vanished) left NaN, which a product with 0 keeps."""
+        """Zero the pruned weights: as the gradients are, or, in a dtype whose masks multiply, by
+        a fill where an update of 0/0 or 0 * inf (an eps that vanished) left NaN, which a product
+        with 0 keeps."""
         try:
             for param, mask in self._enforced:
-                if fill:
+                if fill and mask.is_floating_point():
                     param.masked_fill_(mask == 0, 0)
                 else:
-                    param.mul_(mask)
+                    _zero_by(param, mask)
         except RuntimeError:
             if not self._follow_model():
                 raise
@@ -591,6 +588,36 @@ def _zero_pruned(tensor: Tensor, mask: Tensor) -> None:
         tensor.mul_(mask)
     else:
         tensor.masked_fill_(~mask, 0)
+
+
+#: The integer of each 16-bit float dtype's width, whose bits the masks of that dtype AND.
+_BITS = {torch.float16: torch.int16, torch.bfloat16: torch.int16}
+
+
+def _step_mask_dtype(dtype: torch.dtype) -> torch.dtype:
+    return _BITS.get(dtype, dtype)
+
+
+def _step_mask(mask: Tensor, dtype: torch.dtype) -> Tensor:
+    """A bool mask as the per-step masking of a tensor of ``dtype`` takes it: for 16-bit floats,
+    an integer of their width with every bit set where kept, to AND into their bits (3x as fast
+    as a product, which torch computes in float32 there, and exact where a gradient of a pruned
+    weight overflowed: inf * 0 is NaN); otherwise 1.0 where kept, 0.0 where pruned, to multiply
+    by (a bool mask, cast element by element, cost 15% of LeNet-300-100's step; ANDing float32's
+    bits measured 1.5% slower than the product there)."""
+    if dtype in _BITS:
+        return mask.to(_BITS[dtype]).neg_()
+    return mask.to(dtype)
+
+
+def _zero_by(tensor: Tensor, mask: Tensor) -> None:
+    """Zero the entries of ``tensor`` that a :func:`_step_mask` prunes."""
+    if mask.is_floating_point():
+        tensor.mul_(mask)
+    elif tensor.is_sparse:  # no bits to view (the gradient of an nn.Embedding(sparse=True))
+        tensor.mul_(mask.ne(0))
+    else:
+        tensor.view(mask.dtype).bitwise_and_(mask)
 
 
 def _restart_stale_history(optimizer: torch.optim.LBFGS, kept: dict[int, Tensor]) -> None:
