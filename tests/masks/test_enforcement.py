@@ -364,13 +364,15 @@ def test_a_gradient_of_inf_or_nan_leaves_a_pruned_weight_and_its_state_at_zero(m
         assert all(value[0, 0].item() == 0 for value in optimizer.state[model.weight].values() if torch.is_tensor(value) and value.dim() == 2)
 
 
-def test_an_eps_that_vanishes_after_a_cast_is_found_at_the_next_step():
-    model = mlp()
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
+def test_an_eps_that_vanishes_after_a_cast_is_found_at_the_next_step(dtype):
+    """From bfloat16 the masks keep their dtype (both 16-bit floats AND int16 bits): the cast shows in the weights' dtype only."""
+    model = mlp().to(dtype)
     pruner = Pruner(model)
     pruner.prune(0.5)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    pruner.attach(optimizer)  # in float32, where eps 1e-8 is above 0
-    model.half()  # the float masks fail the next product and are rebuilt, eps checked again
+    pruner.attach(optimizer)  # where eps 1e-8 is above 0
+    model.half()  # eps checked again at the next step
     for step in range(2):
         train_step(model, optimizer, step, torch.float16)
     assert pruned_weights_are_zero(pruner)

@@ -87,6 +87,8 @@ class Pruner:
         self._hooks: dict[int, tuple[weakref.ref, list, weakref.finalize]] = {}
         # Attached optimizers (by id) with an eps that vanishes in a pruned weight's dtype (see _eps_vanishes).
         self._eps_vanishes: set[int] = set()
+        # The weights' dtypes that eps was checked in: a cast to another may make it vanish.
+        self._eps_dtypes: set[torch.dtype] = set()
         # The version counters of the enforced weights after the last step or apply(): one that
         # moved before the next step means the weights were written (rewinding), to mask again.
         self._versions: list[int] = []
@@ -285,8 +287,8 @@ class Pruner:
 
     def _check_eps(self) -> None:
         """Which attached optimizers have an Adam-style eps that vanishes in a pruned weight's dtype."""
-        dtypes = {param.dtype for param, _ in self._enforced or ()}
-        self._eps_vanishes = {key for key, optimizer in self._attached() if _eps_vanishes(optimizer, dtypes)}
+        self._eps_dtypes = {param.dtype for param, _ in self._enforced or ()}
+        self._eps_vanishes = {key for key, optimizer in self._attached() if _eps_vanishes(optimizer, self._eps_dtypes)}
 
     # -- enforcement during training ---------------------------------------------------
 
@@ -369,7 +371,7 @@ class Pruner:
 
     def __getstate__(self) -> dict:
         # The hooks live in the original's optimizers: a copy (deepcopy, pickle) starts detached.
-        return {**self.__dict__, "_hooks": {}, "_enforced": None, "_eps_vanishes": set(), "_versions": []}
+        return {**self.__dict__, "_hooks": {}, "_enforced": None, "_eps_vanishes": set(), "_eps_dtypes": set(), "_versions": []}
 
     def detach(self, optimizer: torch.optim.Optimizer | None = None) -> None:
         """Stop enforcing the masks for ``optimizer`` (all optimizers if None)."""
@@ -436,9 +438,11 @@ class Pruner:
             self.mask_gradients()
 
     def _after_step(self, optimizer: torch.optim.Optimizer, *_hook_args: object) -> None:
-        # A cast since attach (model.half()) still masks right, but may make eps vanish.
-        if any(_step_mask_dtype(param.dtype) != mask.dtype for param, mask in self._enforced):
+        # A cast since attach (model.half()) still masks right, but may make eps vanish; one from
+        # bfloat16 to float16 keeps the masks' dtype (int16), so the weights' dtypes tell.
+        if any(param.dtype not in self._eps_dtypes for param, _ in self._enforced):
             self._follow_model()
+            self._check_eps()
         if id(optimizer) in self._eps_vanishes:
             self._mask_weights(fill=True)
         elif type(optimizer) not in ZERO_PRESERVING_OPTIMIZERS:
