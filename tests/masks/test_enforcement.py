@@ -326,17 +326,19 @@ def test_an_eps_that_vanishes_leaves_no_nan_in_pruned_weights(make_optimizer, dt
     assert pruned_weights_are_zero(pruner)
 
 
-def test_an_eps_whose_reciprocal_overflows_leaves_no_nan_in_pruned_weights():
+@pytest.mark.parametrize(("dtype", "eps"), [(torch.float16, 1e-5), (torch.float32, 1e-39)], ids=["fp16", "fp32"])
+def test_an_eps_whose_reciprocal_overflows_leaves_no_nan_in_pruned_weights(dtype, eps):
     """RAdam's adaptive step is sqrt(v_hat) + eps inverted: 1 / 1e-5 is inf in float16 (eps
     itself is not 0 there), and a pruned entry's update 0 * inf is NaN, which a product with
-    the mask after the step keeps. RAdam takes that step from its 6th on."""
-    model = mlp().half()
+    the mask after the step keeps. RAdam takes that step from its 6th on. In float16 the bits
+    ANDed after the step zero the NaN anyway; float32's masks multiply, and only a fill does."""
+    model = mlp().to(dtype)
     pruner = Pruner(model)
     pruner.prune(0.5)
-    optimizer = torch.optim.RAdam(model.parameters(), lr=1e-3, eps=1e-5)
+    optimizer = torch.optim.RAdam(model.parameters(), lr=1e-3, eps=eps)
     pruner.attach(optimizer)
     for step in range(8):
-        train_step(model, optimizer, step, torch.float16)
+        train_step(model, optimizer, step, dtype)
     assert pruned_weights_are_zero(pruner)
 
 
