@@ -599,6 +599,22 @@ def test_a_failed_attach_leaves_no_hook_behind():
 
 
 @pytest.mark.parametrize("attached", [False, True], ids=["detached", "attached"])
+def test_mask_gradients_zeroes_an_overflowed_gradient_of_a_pruned_weight(attached):
+    """float16's gradients overflow easily: inf * 0 is NaN, and a NaN left there makes a clipped norm NaN."""
+    model = nn.Linear(2, 2, bias=False).half()
+    pruner = Pruner(model)
+    pruner.masks = {"weight": torch.tensor([[False, True], [True, True]])}
+    pruner.apply()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    if attached:
+        pruner.attach(optimizer)
+    model.weight.grad = torch.tensor([[float("inf"), 1.0], [1.0, 1.0]], dtype=torch.float16)
+    pruner.mask_gradients()
+    assert bool(pruner._hooks) == attached
+    assert model.weight.grad.tolist() == [[0.0, 1.0], [1.0, 1.0]]
+
+
+@pytest.mark.parametrize("attached", [False, True], ids=["detached", "attached"])
 def test_mask_gradients_lets_clipping_count_kept_weights_only(attached):
     model = mlp()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)

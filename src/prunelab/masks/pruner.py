@@ -415,13 +415,13 @@ class Pruner:
         >>> int(model.weight.grad.count_nonzero())
         4
         """
-        if not self._hooks:  # not attached: the bool masks serve, off the step path
+        if not self._hooks:  # not attached: the bool masks serve, off the step path (a fill: an overflowed gradient too)
             self._follow_model()
             with torch.no_grad():
                 for name, mask in self.masks.items():
                     grad = self.parameters[name].grad
                     if grad is not None:
-                        grad.mul_(mask)
+                        _zero_pruned(grad, mask)
             return
         # The per-step path, kept lean: gradients need no autograd guard, and the model is
         # only checked again when a product fails, as after a move to another device
