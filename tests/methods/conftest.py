@@ -65,6 +65,26 @@ def make_recipe(data_dir: Path) -> Callable[..., Recipe]:
     return make
 
 
+@pytest.fixture
+def refused_before_training(tmp_path: Path) -> Callable[[list[tuple[Recipe, str]]], None]:
+    """``refused_before_training([(recipe, message), ...])``: each recipe's run fails with a
+    ValueError matching its message, and none trains an epoch first."""
+    from prunelab.runs.runner import run_recipe
+    from prunelab.train import Trainer
+
+    def check(cases: list[tuple[Recipe, str]]) -> None:
+        trained: list[str] = []
+        original = Trainer.train_epoch
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(Trainer, "train_epoch", lambda self, epoch, **_: trained.append(self.phase) or original(self, epoch, **_))
+            for recipe, message in cases:
+                with pytest.raises(ValueError, match=message):
+                    run_recipe(recipe, tmp_path, progress=False)
+        assert trained == []
+
+    return check
+
+
 @pytest.fixture(scope="session")
 def shared_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One run folder for runs whose find phases may be shared (the ``.find`` cache)."""

@@ -234,16 +234,10 @@ def test_late_rewinding_across_batch_sizes_resumes_at_the_same_point_of_training
 
 
 def test_rewinding_to_the_last_step_leaves_nothing_to_retrain_and_fails_before_training(
-    make_recipe, tmp_path, steps_per_epoch
+    make_recipe, steps_per_epoch, refused_before_training
 ) -> None:
     recipe = make_recipe(*IMP, f"eval.rewind=step:{2 * steps_per_epoch}", "eval.lr_policy=null", "eval.epochs=2")
-    trained: list[str] = []
-    original = Trainer.train_epoch
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(Trainer, "train_epoch", lambda self, epoch, **_: trained.append(self.phase) or original(self, epoch, **_))
-        with pytest.raises(ValueError, match="leaves nothing to retrain"):
-            run_recipe(recipe, tmp_path, progress=False)
-    assert trained == []
+    refused_before_training([(recipe, "leaves nothing to retrain")])
 
 
 def test_rewinding_past_the_find_phase_is_an_error(make_recipe, tmp_path) -> None:
@@ -251,16 +245,11 @@ def test_rewinding_past_the_find_phase_is_an_error(make_recipe, tmp_path) -> Non
         run_recipe(make_recipe(*IMP, "eval.rewind=epoch:4"), tmp_path, progress=False)
 
 
-def test_late_rewinding_needs_retraining_epochs_after_k(make_recipe, tmp_path) -> None:
+def test_late_rewinding_needs_retraining_epochs_after_k(make_recipe) -> None:
     """eval.epochs counts from the start of the rewound schedule: epoch:2 with eval.epochs=2
-    would retrain nothing, silently."""
-    trained: list[str] = []
-    original = Trainer.train_epoch
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(Trainer, "train_epoch", lambda self, epoch, **_: trained.append(self.phase) or original(self, epoch, **_))
-        with pytest.raises(ValueError, match=re.escape("eval.rewind=epoch:2 resumes the eval LR schedule at epoch 2, so eval.epochs=2 leaves nothing to retrain")):
-            run_recipe(make_recipe(*IMP, "eval.rewind=epoch:2", "eval.lr_policy=null", "eval.epochs=2"), tmp_path, progress=False)
-    assert trained == []
+    would retrain nothing, silently. The recipe itself is refused, before any run starts."""
+    with pytest.raises(ValueError, match=re.escape("eval.rewind=epoch:2 resumes the eval LR schedule at epoch 2, so eval.epochs=2 leaves nothing to retrain")):
+        make_recipe(*IMP, "eval.rewind=epoch:2", "eval.lr_policy=null", "eval.epochs=2")
 
 
 def crash_after(recipe, out: Path, phase: str, epoch: int) -> None:

@@ -38,9 +38,7 @@ def test_the_lpr_is_the_reference_run_s_and_the_masks_are_this_run_s(make_recipe
     assert pruned_counts(free / "seed-0", keys[-1]) != pytest.approx(pruned_counts(reference / "seed-0", keys[-1]))
 
 
-def test_a_reference_that_does_not_fit_is_an_error_before_any_training(make_recipe, shared_out, tmp_path) -> None:
-    from prunelab.train import Trainer
-
+def test_a_reference_that_does_not_fit_is_an_error_before_any_training(make_recipe, shared_out, tmp_path, refused_before_training) -> None:
     reference = run_recipe(make_recipe("prune.method=oneshot", "prune.sparsity=0.8", "eval.epochs=1"), shared_out, progress=False)
     imp_reference = run_recipe(make_recipe(*IMP), shared_out, progress=False)
     gmp_like = tmp_path / "references" / "gmp"  # GMP records no pruning step: its updates follow a schedule
@@ -61,15 +59,7 @@ def test_a_reference_that_does_not_fit_is_an_error_before_any_training(make_reci
         ([], tmp_path / "typo", "typo is not a folder; give the run directory whose LPR to copy"),
         ([], shared_out, "is not a run directory \\(it has no recipe.yaml\\)"),  # the folder of runs itself
     ]
-    trained: list[str] = []
-    original = Trainer.train_epoch
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(Trainer, "train_epoch", lambda self, epoch, **_: trained.append(self.phase) or original(self, epoch, **_))
-        for overrides, ref, message in cases:
-            recipe = make_recipe(*overrides, "prune.scope=lpr_of", f"prune.lpr_of={ref}")
-            with pytest.raises(ValueError, match=message):
-                run_recipe(recipe, tmp_path, progress=False)
-    assert trained == []
+    refused_before_training([(make_recipe(*overrides, "prune.scope=lpr_of", f"prune.lpr_of={ref}"), message) for overrides, ref, message in cases])
 
 
 def test_a_relative_reference_is_resolved_once(make_recipe, shared_out, monkeypatch) -> None:
