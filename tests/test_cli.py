@@ -635,6 +635,16 @@ def test_the_analyses_check_the_recipe_before_training(command: str, data_dir: P
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("scope", ["lpr_of", "masks_of"])
+def test_the_analyses_do_not_need_the_run_a_recipe_copies(scope: str, data_dir: Path, tmp_path: Path, capsys) -> None:
+    # They analyse the find phase, which does not read it: the run to copy may come later.
+    args = sets(data_dir, "find.epochs=1", f"prune.scope={scope}", f"prune.{scope}={tmp_path / 'later'}")
+    assert cli.main(["run", "--dry-run", "--out", str(tmp_path / "runs"), *args]) == 2
+    assert f"prune.{scope}: {tmp_path / 'later'} is not a folder" in capsys.readouterr().err
+    assert cli.main(["lr-range-test", "--no-progress", "--out", str(tmp_path / "runs"), "--steps", "5", *args]) == 0
+    assert len(list((tmp_path / "runs").glob("lr-range-test-*/lr_range_test.json"))) == 1
+
+
 def test_the_run_recipe_names_every_seed_the_directory_holds(data_dir: Path, tmp_path: Path) -> None:
     for seeds in ("[1]", "[0]"):
         assert cli.main(["run", "--no-progress", "--out", str(tmp_path), *sets(data_dir, "eval.epochs=1", f"seeds={seeds}")]) == 0

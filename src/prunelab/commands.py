@@ -347,7 +347,7 @@ def _trained_session(args: argparse.Namespace) -> Iterator[Session]:
     seed, device, progress = recipe.seeds[0], resolve_device(recipe.device), _progress(args)
     with cpu_threads(recipe.threads):
         data = recipe_data(recipe)
-        preflight(recipe, data)  # as a run checks its recipe: before the find phase trains, not after
+        preflight(recipe, data, references=False)  # as a run checks its recipe: before the find phase trains, not after
         found = shared_find(Path(args.out), recipe, seed, data, device, progress)
         yield Session(found, recipe, seed, data, device, progress)
 

@@ -113,8 +113,10 @@ def resolve_device(name: str) -> torch.device:
     return torch.device("cuda", world().local_rank) if name == "cuda" else torch.device(name)
 
 
-def preflight(recipe: Recipe, data) -> None:
-    """The recipe's checks that need the data, other runs or the processes, before any training."""
+def preflight(recipe: Recipe, data, references: bool = True) -> None:
+    """The recipe's checks that need the data, other runs or the processes, before any training;
+    without ``references``, not the run ``prune.lpr_of`` or ``prune.masks_of`` it copies (which
+    the analyses of its find phase do not read)."""
     for phase in ("find", "eval"):
         try:
             share(getattr(recipe, phase).batch_size, f"{phase}.batch_size")
@@ -142,7 +144,7 @@ def preflight(recipe: Recipe, data) -> None:
             pruner.named_ratios(recipe.prune.ratios)
         except ValueError as error:
             raise RecipeError(f"prune.ratios: {error}") from None
-    if recipe.prune.reference is not None:
+    if references and recipe.prune.reference is not None:
         check_reference(recipe, {name: tuple(p.shape) for name, p in pruner.parameters.items()})
     if recipe.prune.scope in ("global", "layerwise"):
         check_keeps_a_weight(recipe.prune, {name: p.numel() for name, p in pruner.parameters.items()})
