@@ -145,8 +145,8 @@ class Budget:
     scratch: str
     pipeline_epochs: tuple[int, int, int]  # pretraining, pruning, retraining
     scratch_epochs: tuple[int, ...]  # per seed compared
-    # The epochs of the LR schedule the pretraining stopped part-way into (find.stop_epoch); None if it ran it all.
-    base_recipe_epochs: int | None = None
+    # The epochs of the base model's LR schedule: more than it trained if it stopped part-way (find.stop_epoch).
+    base_recipe_epochs: int
     # The pruning pipeline's cost in epochs of the pruned network, per seed; empty if not
     # judged, for the reason given.
     equivalent_epochs: tuple[float, ...] = ()
@@ -158,8 +158,7 @@ class Budget:
 
     @property
     def base_epochs(self) -> bool:
-        recipe = self.pipeline_epochs[0] if self.base_recipe_epochs is None else self.base_recipe_epochs
-        return all(recipe == epochs for epochs in self.scratch_epochs)
+        return all(self.base_recipe_epochs == epochs for epochs in self.scratch_epochs)
 
     @property
     def same_epochs(self) -> bool:
@@ -178,7 +177,7 @@ class Budget:
         base, pruning, retraining = self.pipeline_epochs
         scratch = sorted(set(self.scratch_epochs))
         trained = str(scratch[0]) if len(scratch) == 1 else f"{scratch[0]}-{scratch[-1]}"
-        of_recipe = "" if self.base_recipe_epochs in (None, base) else f" (of {self.base_recipe_epochs})"
+        of_recipe = "" if self.base_recipe_epochs == base else f" (of {self.base_recipe_epochs})"
         epochs = f"{base}{of_recipe} + {pruning} + {retraining} / {trained}"
         macs = f"not judged: {self.not_judged}"
         if self.equivalent_epochs:
@@ -427,7 +426,7 @@ def _budget(pruned: RunRecord, scratch: RunRecord) -> Budget | None:
     p = pruned.pipelines[seeds[0]]
     scratch_epochs = tuple(scratch.pipeline_at(seed).retraining.epochs for seed in seeds)
     budget = Budget(pruned.name, scratch.name, (p.base.epochs, p.pruning.epochs, p.retraining.epochs), scratch_epochs,
-                    _base_recipe_epochs(pruned))
+                    _base_recipe_epochs(pruned, p.base.epochs))
     if reason := _not_scratch_training(pruned, scratch, seeds):
         budget = replace(budget, not_scratch=reason)
     if p.pruning.epochs:  # its cost changes as the sparsity rises, which the runs do not record
@@ -443,11 +442,11 @@ def _budget(pruned: RunRecord, scratch: RunRecord) -> Budget | None:
     return replace(budget, equivalent_epochs=tuple(equivalent), pretraining_epoch=tuple(pretraining_epoch))
 
 
-def _base_recipe_epochs(run: RunRecord) -> int | None:
-    """The epochs of the LR schedule a run's find phase stopped part-way into
-    (``find.stop_epoch``; BIMP's first training does not read it), or None if it trained it all."""
+def _base_recipe_epochs(run: RunRecord, trained: int) -> int:
+    """The epochs of the LR schedule of a run's find phase: all ``find.epochs`` if it stopped
+    part-way (``find.stop_epoch``; BIMP's first training does not read it), else the ``trained``."""
     if run.settings.get("find.stop_epoch") is None or run.settings.get("prune.method") == "bimp":
-        return None
+        return trained
     return run.settings.get("find.epochs")
 
 
