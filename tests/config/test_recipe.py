@@ -637,6 +637,9 @@ def test_run_name_differs_between_methods_with_default_settings() -> None:
         (["find.lr_schedule={name: constant, warmup_epochs: 1}"], []),
         (["eval.lr_policy=null", "eval.lr_schedule={name: linear, final_lr: 0.01, milestones: [2]}"],
          ["eval.lr_schedule.milestones=[2] is not used: a linear LR schedule reads only final_lr, warmup_epochs"]),
+        (["find.lr_schedule={name: cosine, max_stage_epochs: 10}"],
+         ["find.lr_schedule.max_stage_epochs=10 is not used: a cosine LR schedule reads only final_lr, warmup_epochs"]),
+        (["find.lr_schedule={name: halving, final_lr: 0.001, max_stage_epochs: 10, gamma: 0.1}"], []),
     ],
 )
 def test_unused_settings_are_named(overrides, expected) -> None:
@@ -731,6 +734,10 @@ def test_builtin_recipes_set_nothing_in_vain(name) -> None:
         ("{name: multistep, milestones: [5, 19, 23], gamma: 1}", ["eval.lr_schedule (multistep) never lowers the LR in fine-tuning (epochs 17-25)"]),
         ("{name: step, step_size: 5, gamma: 1}", ["eval.lr_schedule (step) never lowers the LR in fine-tuning (epochs 17-25)"]),
         ("{name: cosine, final_lr: 0.02}", ["eval.lr_schedule (cosine) never lowers the LR in fine-tuning (epochs 17-25)"]),
+        # 0.02 to 2e-4 halved over 25 epochs: 13, 6, then 6
+        ("{name: halving, final_lr: 0.0002}",
+         ["eval.lr_schedule (halving) changes the LR at epoch 14, before fine-tuning starts at epoch 17",
+          "eval.lr_schedule (halving) lowers the LR only once in fine-tuning (epochs 17-25)"]),
         ("{name: multistep, milestones: [19, 23], gamma: 0.5}", []),
         # a warmup belongs to the stabilization (1 epoch): past it, the LR still rises while GMP prunes
         ("{name: multistep, milestones: [19, 23], warmup_epochs: 1}", []),
@@ -882,3 +889,22 @@ def test_empty_ratios_are_refused_as_pruning_nothing() -> None:
 def test_a_decaying_schedule_that_would_end_above_its_lr_is_refused() -> None:
     message = error_of(["find.lr_schedule={name: cosine, final_lr: 100}"])
     assert "lr_schedule.final_lr=100.0 is above optimizer.lr=0.1: the cosine schedule would raise the LR" in message
+
+
+@pytest.mark.parametrize(
+    ("schedule", "expected"),
+    [
+        ("{name: halving}", "find: a halving lr_schedule steps the LR down from optimizer.lr=0.1 by lr_schedule.gamma=0.1 to "
+         "lr_schedule.final_lr=0: it needs gamma below 1 and final_lr above 0 and below the LR (e.g. final_lr 1e-05, 0.1 x 0.1^4)"),
+        ("{name: halving, final_lr: 0.001, gamma: 2}", "find: a halving lr_schedule steps the LR down from optimizer.lr=0.1 by lr_schedule.gamma=2"),
+        ("{name: halving, final_lr: 0.5}", "find: a halving lr_schedule steps the LR down from optimizer.lr=0.1"),
+        ("{name: halving, final_lr: 0.002}", "find: lr_schedule.final_lr=0.002 is not optimizer.lr=0.1 times a power of lr_schedule.gamma=0.1"),
+        # 0.1 to 1e-5: five LRs, which halving needs 16 epochs for
+        ("{name: halving, final_lr: 1.0e-5}", "find: a halving lr_schedule from 0.1 to 1e-05 over epochs=10: 5 LR stages halved in turn need at least 16 epochs"),
+    ],
+)
+def test_a_halving_schedule_that_cannot_step_down_to_its_final_lr_is_named(schedule, expected) -> None:
+    with pytest.raises(RecipeError) as error:
+        load_recipe(overrides=["find.epochs=10", f"find.lr_schedule={schedule}"])
+    assert expected in str(error.value)
+    assert load_recipe(overrides=["find.epochs=16", "find.lr_schedule={name: halving, final_lr: 1.0e-5}"]).find.lr_schedule.name == "halving"

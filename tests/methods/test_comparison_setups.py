@@ -89,6 +89,17 @@ def test_scratch_budgets_meet_sx_a_and_sx_b(make_recipe, shared_out) -> None:
     assert scratch_b.pipeline.retraining.epochs == 2 + round(3 * scratch_b.pipelines[0].speedup) > 5
 
 
+def test_a_halving_schedule_is_derived_from_a_scratch_budgets_epochs(make_recipe, shared_out) -> None:
+    """Seed 004's Rules 2 and 3 give the scratch training of 3 + 2 epochs its own milestone
+    (3 of 5 epochs at 0.1), ending at the retraining's final LR (Rule 1)."""
+    halving = ("eval.lr_policy=null", "eval.optimizer.lr=0.1", "eval.lr_schedule={name: halving, final_lr: 0.01}")
+    pruned, scratch = runs(make_recipe, shared_out, halving, (*halving, "eval.rewind=reinit", "eval.budget=scratch_e"))
+    assert pruned.pipeline.retraining.lrs == pytest.approx([0.1] * STEPS_PER_EPOCH + [0.01] * STEPS_PER_EPOCH)
+    assert scratch.pipeline.retraining.lrs == pytest.approx([0.1] * 3 * STEPS_PER_EPOCH + [0.01] * 2 * STEPS_PER_EPOCH)
+    (against_e,) = comparison_setup([pruned, scratch]).budgets
+    assert (against_e.scratch_epochs, against_e.same_epochs) == ((5,), True)
+
+
 def test_a_random_mask_with_new_weights_is_a_baseline_on_the_ladder(make_recipe, shared_out) -> None:
     """Seed 002's global random baseline: a random mask, new random weights, the same H_find
     and H_eval as the magnitude run. Another network than the magnitude run's, so a pruning

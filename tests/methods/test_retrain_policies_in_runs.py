@@ -175,3 +175,18 @@ def test_no_retraining_plans_no_lr_and_records_no_d2(make_recipe, tmp_path, read
     assert read(seed / "lr_log.json")["eval"] == []
     summary = read(seed / "summary.json")
     assert summary["final_acc"] == summary["pruned_acc"]
+
+
+def test_without_a_policy_seed_004s_halving_schedule_retrains_and_sets_the_trainability_stage(
+    make_recipe, shared_out, steps_per_epoch, read
+) -> None:
+    """0.1 to 0.001 over 4 epochs (Appendix A's Rule 2): 2 epochs at 0.1, then 1 at 0.01 and 1
+    at 0.001; TA (seed 004) averages the training accuracy of the first stage's 2 epochs."""
+    _, seed = oneshot(
+        make_recipe, shared_out, "eval.lr_policy=null", "eval.epochs=4", "eval.optimizer.lr=0.1",
+        "eval.lr_schedule={name: halving, final_lr: 0.001}",
+    )
+    expected = [0.1] * (2 * steps_per_epoch) + [0.01] * steps_per_epoch + [0.001] * steps_per_epoch
+    assert read(seed / "lr_log.json")["eval"] == pytest.approx(expected, rel=1e-12)
+    train_accs = [row["train_acc"] for row in read(seed / "metrics.json") if row["phase"] == "eval"]
+    assert read(seed / "summary.json")["trainability_acc"] == pytest.approx(sum(train_accs[:2]) / 2, rel=1e-12)

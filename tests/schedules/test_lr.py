@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from prunelab.schedules import Constant, Cosine, Linear, MultiStep, Replay, Step, Warmup
+from prunelab.schedules import Constant, Cosine, Linear, MultiStep, Replay, Step, Warmup, halving_milestones
 
 
 def test_constant():
@@ -105,3 +105,31 @@ def test_invalid_arguments(build, match):
 def test_invalid_step(step):
     with pytest.raises(ValueError, match="step must be an int >= 0"):
         Replay((0.1,))(step)
+
+
+@pytest.mark.parametrize(
+    ("epochs", "stages", "published"),
+    [
+        # seed 004, Appendix A: each schedule as it prints it ("0:1e-1,30:1e-2,...")
+        (90, 5, "0:1e-1,30:1e-2,60:1e-3,75:1e-4,83:1e-5"),  # P30F90 fine-tuning from 1e-1
+        (60, 4, "0:1e-2,30:1e-3,45:1e-4,53:1e-5"),  # P60F60 fine-tuning from 1e-2
+        (90, 4, "0:1e-2,30:1e-3,60:1e-4,75:1e-5"),  # ResNet-50 fine-tuning (its Tab. 1)
+        (120, 5, "0:0.1,30:0.01,60:0.001,90:1e-4,105:1e-5"),  # scratch training (its Tab. 4)
+    ],
+)
+def test_halving_milestones_derive_seed_004s_published_schedules(epochs, stages, published) -> None:
+    starts = [int(stage.split(":")[0]) for stage in published.split(",")]
+    assert halving_milestones(epochs, stages) == tuple(starts[1:])
+
+
+def test_halving_milestones_halve_what_is_left_below_the_cap() -> None:
+    assert halving_milestones(10, stages=3) == (5, 8)  # 5 of 10, then 3 of 5 (rounded up), 2 for the last
+    assert halving_milestones(10, stages=3, max_stage_epochs=2) == (2, 4)
+    assert halving_milestones(7, stages=1) == ()
+
+
+@pytest.mark.parametrize(("epochs", "stages", "cap", "fewest"), [(3, 3, 30, 4), (7, 4, 30, 8), (4, 5, 1, 5)])
+def test_halving_milestones_refuse_a_stage_without_epochs(epochs, stages, cap, fewest) -> None:
+    with pytest.raises(ValueError, match=f"{stages} LR stages halved in turn need at least {fewest} epochs .*got {epochs}"):
+        halving_milestones(epochs, stages, cap)
+    assert len(halving_milestones(fewest, stages, cap)) == stages - 1

@@ -242,6 +242,8 @@ def test_build_schedule_speaks_epochs() -> None:
     assert [schedule(s) for s in (0, 19, 20, 29, 30, 39)] == pytest.approx([1, 1, 0.1, 0.1, 0.01, 0.01])
     cosine = build_schedule(LRScheduleConfig(name="cosine", final_lr=0.1), 1.0, 2, 5)
     assert cosine(0) == 1.0 and cosine(10) == pytest.approx(0.1)
+    halving = build_schedule(LRScheduleConfig(name="halving", final_lr=0.001), 1.0, 10, 3)  # 1, 0.1, 0.01, 0.001: stages of 5, 3, 1, 1 epochs
+    assert [halving(s) for s in (0, 14, 15, 23, 24, 26, 27, 29)] == pytest.approx([1, 1, 0.1, 0.1, 0.01, 0.01, 0.001, 0.001])
 
 
 # -- optimizers and weight decay -------------------------------------------------------------

@@ -8,6 +8,7 @@ every result. Unknown keys are errors.
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 from typing import Annotated, Literal
@@ -17,7 +18,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from prunelab.criteria import CHANNEL_CRITERIA, CRITERIA
 from prunelab.data import AUGMENTED, dataset_loader
 from prunelab.models import check_options, model_options
-from prunelab.schedules import POLICIES, RESTARTING, imp_levels
+from prunelab.schedules import POLICIES, RESTARTING, halving_milestones, imp_levels
 
 
 def _not_a_boolean(value: object) -> object:
@@ -109,16 +110,19 @@ class LRScheduleConfig(Strict):
 
     ``constant``; ``step`` (x ``gamma`` every ``step_size`` epochs); ``multistep``
     (x ``gamma`` at each of ``milestones``); ``cosine`` and ``linear`` (to ``final_lr`` at
-    the end of the phase). ``warmup_epochs`` ramps the LR of its first epochs linearly up
+    the end of the phase); ``halving`` (x ``gamma`` from the LR down to ``final_lr``, each LR
+    but the last for half the epochs left, at most ``max_stage_epochs``: seed 004's Rules 2
+    and 3, which derive its fine-tuning and scratch schedules from their lengths). ``warmup_epochs`` ramps the LR of its first epochs linearly up
     from 0 (multiplying the schedule, whose decay keeps its timing, so that a decaying one
     peaks a little below ``optimizer.lr``).
     """
 
-    name: Literal["constant", "step", "multistep", "cosine", "linear"] = "constant"
+    name: Literal["constant", "step", "multistep", "cosine", "linear", "halving"] = "constant"
     step_size: Int = Field(1, ge=1)
     milestones: tuple[Annotated[Int, Field(ge=1)], ...] = ()
     gamma: Float = Field(0.1, gt=0)
     final_lr: Float = Field(0.0, ge=0)
+    max_stage_epochs: Int = Field(30, ge=1)
     warmup_epochs: Float = Field(0.0, ge=0)
 
     @field_validator("milestones")
@@ -128,6 +132,14 @@ class LRScheduleConfig(Strict):
             raise ValueError(f"milestones must be strictly increasing, got {list(milestones)}")
         return milestones
 
+    def halving_stages(self, lr: float) -> int:
+        """How many LRs a ``halving`` schedule steps through from ``lr``: lr, lr * gamma, ..., final_lr.
+
+        >>> LRScheduleConfig(name="halving", final_lr=1e-5).halving_stages(0.1)
+        5
+        """
+        return round(math.log(self.final_lr / lr) / math.log(self.gamma)) + 1
+
 
 #: The options of ``lr_schedule`` that each schedule reads, besides its name and ``warmup_epochs``.
 SCHEDULE_OPTIONS = {
@@ -136,6 +148,7 @@ SCHEDULE_OPTIONS = {
     "multistep": ("milestones", "gamma"),
     "cosine": ("final_lr",),
     "linear": ("final_lr",),
+    "halving": ("final_lr", "gamma", "max_stage_epochs"),
 }
 
 
@@ -159,7 +172,29 @@ class TrainConfig(Strict):
                 f"lr_schedule.final_lr={schedule.final_lr} is above optimizer.lr={self.optimizer.lr}: "
                 f"the {schedule.name} schedule would raise the LR, not decay it"
             )
+        if schedule.name == "halving":
+            self._check_halving()
         return self
+
+    def _check_halving(self) -> None:
+        schedule, lr = self.lr_schedule, self.optimizer.lr
+        example = f"e.g. final_lr {lr * schedule.gamma ** 4:g}, {lr:g} x {schedule.gamma:g}^4"
+        if schedule.gamma >= 1 or not 0 < schedule.final_lr < lr:
+            raise ValueError(
+                f"a halving lr_schedule steps the LR down from optimizer.lr={lr:g} by lr_schedule.gamma={schedule.gamma:g} "
+                f"to lr_schedule.final_lr={schedule.final_lr:g}: it needs gamma below 1 and final_lr above 0 and below the LR ({example})"
+            )
+        stages = schedule.halving_stages(lr)
+        if not math.isclose(lr * schedule.gamma ** (stages - 1), schedule.final_lr, rel_tol=1e-6):
+            raise ValueError(
+                f"lr_schedule.final_lr={schedule.final_lr:g} is not optimizer.lr={lr:g} times a power of lr_schedule.gamma="
+                f"{schedule.gamma:g}, which a halving schedule steps down to ({example})"
+            )
+        if self.epochs:
+            try:
+                halving_milestones(self.epochs, stages, schedule.max_stage_epochs)
+            except ValueError as error:
+                raise ValueError(f"a halving lr_schedule from {lr:g} to {schedule.final_lr:g} over epochs={self.epochs}: {error}") from None
 
 
 class FindConfig(TrainConfig):
@@ -783,6 +818,9 @@ def _gmp_lr_advice(recipe: Recipe) -> list[str]:
             changes = []
         elif schedule.name == "step":
             changes = list(range(schedule.step_size, epochs, schedule.step_size))
+        elif schedule.name == "halving":
+            lr = recipe.eval.optimizer.lr
+            changes = list(halving_milestones(epochs, schedule.halving_stages(lr), schedule.max_stage_epochs)) if epochs else []
         else:
             changes = [m for m in schedule.milestones if m < epochs]
         early = [str(epoch + 1) for epoch in changes if epoch < fine_tuning_start]  # counted from 1, as logs count

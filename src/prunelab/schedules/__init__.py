@@ -13,6 +13,7 @@ from prunelab.schedules.lr import (
     Schedule,
     Step,
     Warmup,
+    halving_milestones,
 )
 from prunelab.schedules.retrain import (
     POLICIES,
@@ -37,6 +38,7 @@ __all__ = [
     "Step",
     "Warmup",
     "allr_d1",
+    "halving_milestones",
     "imp_levels",
     "imp_sparsity",
     "retrain_schedule",

@@ -11,6 +11,7 @@ Schedules with a ``total_steps`` hold their final value past it.
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -85,6 +86,34 @@ class MultiStep:
     def __call__(self, step: int) -> float:
         check_step(step)
         return self.lr * self.gamma ** bisect.bisect_right(self.milestones, step)
+
+
+def halving_milestones(epochs: int, stages: int, max_stage_epochs: int = 30) -> tuple[int, ...]:
+    """The epochs at which a schedule of ``stages`` LRs steps down, by seed 004's Rules 2 and 3
+    (its Appendix A): each LR but the last takes half of the epochs left (rounded up), at most
+    ``max_stage_epochs``; the last LR takes the rest. Every stage must get an epoch.
+
+    Seed 004's fine-tuning of 90 epochs from 1e-1 to 1e-5 ("0:1e-1,30:1e-2,60:1e-3,75:1e-4,83:1e-5"):
+
+    >>> halving_milestones(90, stages=5)
+    (30, 60, 75, 83)
+    """
+    check_int("epochs", epochs, 1)
+    check_int("stages", stages, 1)
+    check_int("max_stage_epochs", max_stage_epochs, 1)
+    milestones = _halved(epochs, stages, max_stage_epochs)
+    if milestones[-1:] >= (epochs,):
+        fewest = next(e for e in itertools.count(epochs + 1) if _halved(e, stages, max_stage_epochs)[-1] < e)
+        raise ValueError(f"{stages} LR stages halved in turn need at least {fewest} epochs (each gets one), got {epochs}")
+    return milestones
+
+
+def _halved(epochs: int, stages: int, max_stage_epochs: int) -> tuple[int, ...]:
+    milestones, start = [], 0
+    for _ in range(stages - 1):
+        start += min(max_stage_epochs, math.ceil((epochs - start) / 2))
+        milestones.append(start)
+    return tuple(milestones)
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from prunelab.schedules import (
     Schedule,
     Step,
     Warmup,
+    halving_milestones,
 )
 
 
@@ -48,6 +49,9 @@ def build_schedule(config: LRScheduleConfig, lr: float, epochs: int, steps_per_e
         schedule = Step(lr, config.step_size * steps_per_epoch, config.gamma)
     elif config.name == "multistep":
         schedule = MultiStep(lr, tuple(m * steps_per_epoch for m in config.milestones), config.gamma)
+    elif config.name == "halving":
+        milestones = halving_milestones(epochs, config.halving_stages(lr), config.max_stage_epochs) if epochs else ()
+        schedule = MultiStep(lr, tuple(m * steps_per_epoch for m in milestones), config.gamma)
     elif config.name == "cosine":
         schedule = Cosine(lr, total, config.final_lr)
     else:
