@@ -94,11 +94,13 @@ def test_imp_records_it_at_its_first_level_only(make_recipe, shared_out) -> None
 
 def test_find_phases_keep_the_keys_they_had_before_these_settings_existed() -> None:
     """The key of the default recipe's find phase on one CPU process, as prunelab computed it
-    before lpr_every and stop_epoch: its cached find phases stay shared."""
+    before lpr_every, stop_epoch and max_stage_epochs: its cached find phases stay shared."""
     cpu = torch.device("cpu")
     assert find_key(load_recipe(None, []), cpu) == "a59fe9129613"
     assert find_key(load_recipe(None, ["find.stop_epoch=40"]), cpu) == "a59fe9129613"  # all 40 epochs
     assert find_key(load_recipe(None, ["find.stop_epoch=39"]), cpu) != "a59fe9129613"
+    halving = ["find.lr_schedule={name: halving, final_lr: 0.001}"]
+    assert find_key(load_recipe(None, [*halving, "find.lr_schedule.max_stage_epochs=10"]), cpu) != find_key(load_recipe(None, halving), cpu)
 
 
 def test_the_find_phase_is_shared_unless_it_keeps_weights_for_the_record(make_recipe) -> None:

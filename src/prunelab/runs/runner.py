@@ -481,6 +481,8 @@ def find_key(recipe: Recipe, device: torch.device, processes: int | None = None)
     find_phase = recipe.find_training.model_dump(mode="json", exclude={"lpr_every"})
     if find_phase["stop_epoch"] in (None, find_phase["epochs"]):  # stopping at the last epoch is the whole training: one key
         del find_phase["stop_epoch"]
+    if find_phase["lr_schedule"]["name"] != "halving":  # read by halving alone, added after the keys of find phases cached before it
+        del find_phase["lr_schedule"]["max_stage_epochs"]
     settings = {
         "data": recipe.data.model_dump(mode="json", exclude={"data_dir", "download"}),
         "model": recipe.model.model_dump(mode="json"),
