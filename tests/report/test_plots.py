@@ -35,11 +35,12 @@ def _seed(run: Path, rows: list[dict], events: dict | None = None, lr_log: dict 
 
 
 def _plot_training(folder: Path) -> Path:
-    """The seed's training plot, given what the runner gives it: its summary and the run's retraining LR policy."""
+    """The seed's training plot, given what the runner gives it: its summary and the run's setup."""
     from prunelab.config import load_run_recipe
+    from prunelab.report.runs import training_label
 
-    policy = load_run_recipe(folder.parent).eval_training.lr_policy
-    return plots.plot_training(folder, json.loads((folder / "summary.json").read_text()), policy)
+    setup = training_label(load_run_recipe(folder.parent))
+    return plots.plot_training(folder, json.loads((folder / "summary.json").read_text()), setup)
 
 
 @pytest.fixture
@@ -132,11 +133,17 @@ def test_training_plot_title_says_what_the_seed_ran_and_how_it_ended(tmp_path: P
     _plot_training(_seed(tmp_path / "gmp-x", rows, recipe={"prune": {"method": "gmp"}}, method="gmp", dense_acc=None))
     _plot_training(_seed(tmp_path / "channels-x", rows, recipe={"prune": {"criterion": "bn_scale", "sparsity": 0.5}}, sparsity=0.7272,
                          channel_sparsity=0.5))  # fmt: skip
+    late = {"find": {"epochs": 4, "stop_epoch": 3}, "eval": {"lr_policy": None, "rewind": "epoch:1"}}
+    _plot_training(_seed(tmp_path / "late-x", rows, recipe=late))
+    _plot_training(_seed(tmp_path / "ticket-x", rows, recipe={"eval": {"lr_policy": None, "rewind": "init"}}))
     assert [fig.get_suptitle() for fig in figures] == [
-        "oneshot, 90% sparse, LR policy llr, seed 0: final 85.12% (dense 90.00%)\noneshot-x",
+        "oneshot, 90% sparse, lr_policy=llr, seed 0: final 85.12% (dense 90.00%)\noneshot-x",
         "gmp, 90% sparse, seed 0: final 85.00%\ngmp-x",  # no LR policy; nothing trained dense
         # the recipe's 50% counts channels: said beside the weights' 72.7%
         "oneshot, 72.7% sparse (50% of channels removed), seed 0: final 85.00% (dense 90.00%)\nchannels-x",
+        # rewinding and an early stop named as tables name them; a single one still by its key
+        "oneshot, 90% sparse, rewind=epoch:1, stop_epoch=3, seed 0: final 85.00% (dense 90.00%)\nlate-x",
+        "oneshot, 90% sparse, rewind=init, seed 0: final 85.00% (dense 90.00%)\nticket-x",
     ]
 
 

@@ -44,14 +44,14 @@ def _save(fig, path: Path) -> None:
     write_bytes(path, buffer.getvalue())
 
 
-def plot_training(seed_folder: Path, summary: Mapping[str, object], lr_policy: str | None = None) -> Path:
+def plot_training(seed_folder: Path, summary: Mapping[str, object], setup: str = "") -> Path:
     """Test accuracy per epoch over all phases, one line per phase, drawn at the end of each
     epoch, with the dense model's accuracy and the accuracy right after each pruning step
     (before retraining) marked where it happened; below, the sparsity, then the LR of every
     optimizer step; the phases (and GMP's stages) marked on every panel. The title says what
     the seed ran, from its ``summary`` (drawn before it is written: a seed with a summary has
-    its plot) and the retraining's ``lr_policy``. Second trainings that only measure
-    instability are left out."""
+    its plot) and the run's ``setup`` (:func:`prunelab.report.runs.training_label`: its LR
+    policy, rewinding and early stop). Second trainings that only measure instability are left out."""
     rows = [row for row in read_json(seed_folder / "metrics.json", list) if not row["phase"].endswith("-copy")]
     events_path, lr_path = seed_folder / "events.json", seed_folder / "lr_log.json"
     events = read_json(events_path) if events_path.exists() else {}
@@ -135,9 +135,9 @@ def plot_training(seed_folder: Path, summary: Mapping[str, object], lr_policy: s
     sparse = f"{100 * summary['sparsity']:.3g}% sparse"
     if summary.get("channel_sparsity") is not None:  # the recipe's sparsity counts channels: "0.5" showed as "72.7% sparse"
         sparse += f" ({100 * summary['channel_sparsity']:.3g}% of channels removed)"
-    setup = [summary["method"], sparse, *([f"LR policy {lr_policy}"] if lr_policy else []), f"seed {summary['seed']}"]
+    ran = [summary["method"], sparse, *([setup] if setup else []), f"seed {summary['seed']}"]
     outcome = f"final {100 * summary['final_acc']:.2f}%" + (f" (dense {100 * dense:.2f}%)" if dense is not None else "")
-    fig.suptitle(f"{', '.join(setup)}: {outcome}\n{seed_folder.parent.name}", fontsize=9)
+    fig.suptitle(f"{', '.join(ran)}: {outcome}\n{seed_folder.parent.name}", fontsize=9)
     path = seed_folder / "training.png"
     _save(fig, path)
     return path

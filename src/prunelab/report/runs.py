@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from prunelab.config import load_run_recipe, run_settings
+from prunelab.config import Recipe, load_run_recipe, run_settings
 from prunelab.config.sweep import (
     TableSpec,
     grid_value,
@@ -343,6 +343,23 @@ def run_label(values: Mapping[str, object], keys: Sequence[str], leaving_out: Se
         return name
     short = short_labels(keys)
     return ", ".join(f"{short[key]}={grid_value(values[key])}" for key in keys if key in values)
+
+
+def training_label(recipe: Recipe) -> str:
+    """What tells a seed's training apart beyond its method and sparsity, named as tables name
+    runs (:func:`run_label`): the retraining's LR policy and rewinding, and the find phase's
+    early stop, each where the run has one (the title of its training plot).
+
+    >>> from prunelab.config import validate
+    >>> training_label(validate({"find": {"epochs": 4, "stop_epoch": 3}, "eval": {"lr_policy": "ft", "rewind": "epoch:1"}}))
+    'lr_policy=ft, rewind=epoch:1, stop_epoch=3'
+    >>> training_label(validate({"eval": {"lr_policy": None}})), training_label(validate({"eval": {"lr_policy": None, "rewind": "init"}}))
+    ('', 'rewind=init')
+    """
+    evaluation = recipe.eval_training
+    values = {"eval.lr_policy": evaluation.lr_policy, "eval.rewind": evaluation.rewind, "find.stop_epoch": recipe.find_training.stop_epoch}
+    # All three keys, the unset ones without a value: one key alone would name the run by its value only ("init").
+    return run_label({key: value for key, value in values.items() if value not in (None, "none")}, list(values))
 
 
 def run_names(labels: Sequence[str]) -> tuple[list[str], bool]:

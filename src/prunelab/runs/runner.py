@@ -74,6 +74,7 @@ from prunelab.methods.gmp import check_update_frequency
 from prunelab.methods.imp import level_targets
 from prunelab.models.common import evaluating
 from prunelab.report.plots import plot_levels, plot_lpr_during_find, plot_sparsity_schedule, plot_training
+from prunelab.report.runs import training_label
 from prunelab.report.tables import mean_std
 from prunelab.runs.io import (
     DamagedRunError,
@@ -556,7 +557,7 @@ def write_seed(folder: Path, recipe: Recipe, seed: int, data, device: torch.devi
         "environment": environment(device),
     }
     if world().is_main:  # the plots read the files only the main process writes
-        plot_training(folder, summary, recipe.eval_training.lr_policy)
+        plot_training(folder, summary, training_label(recipe))
     write_json(folder / SUMMARY, summary)
     barrier()  # the run directory's summary reads every seed's
 
