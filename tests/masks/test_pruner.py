@@ -577,13 +577,31 @@ def test_a_layer_emptied_by_global_pruning_is_warned_about_once():
         Pruner(nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 4))).prune(ratios={"0": 1.0})
 
 
-def test_a_sparsity_may_be_a_one_element_tensor():
-    model = nn.Sequential(nn.Linear(10, 10))
-    pruner = Pruner(model)
-    pruner.prune(torch.tensor(0.5))
+def test_a_sparsity_or_ratio_may_be_a_one_element_real_tensor():
+    """As a numpy scalar: floating or integer (torch.tensor(0), like numpy.int64(0)), 0-d or not."""
+    pruner = Pruner(nn.Sequential(nn.Linear(10, 10)))
+    pruner.prune(torch.tensor(0))
+    assert pruner.count_pruned() == 0
+    pruner.prune(torch.tensor(0.5, dtype=torch.float16))
     assert pruner.count_pruned() == 50
-    with pytest.raises(ValueError, match="sparsity must be a number in"):
-        pruner.prune(torch.tensor([0.6, 0.7]))
+    pruner.prune(torch.tensor([0.6]))
+    assert pruner.count_pruned() == 60
+    pruner.prune(ratios={"0.weight": torch.tensor(1)})  # a ratio of 1 empties the layer
+    assert pruner.count_pruned() == 100
+
+
+@pytest.mark.parametrize(
+    ("value", "what"),
+    [(torch.tensor([0.6, 0.7]), r"torch.float32 tensor of shape \(2,\)"), (torch.tensor(False), r"torch.bool tensor of shape \(\)"),
+     (torch.tensor(0.5 + 0j), r"torch.complex64 tensor of shape \(\)")],
+)  # fmt: skip
+def test_a_tensor_that_is_no_real_number_is_refused_as_sparsity_or_ratio(value, what):
+    pruner = Pruner(nn.Sequential(nn.Linear(10, 10)))
+    with pytest.raises(ValueError, match=r"sparsity must be a number in \[0, 1\), got a " + what):
+        pruner.prune(value)
+    with pytest.raises(ValueError, match=r"ratio for '0.weight' must be a number in \[0, 1\], got a " + what):
+        pruner.prune(ratios={"0.weight": value})
+    assert pruner.count_pruned() == 0
 
 
 def test_state_dict_bytes_are_msb_first_and_zero_padded():

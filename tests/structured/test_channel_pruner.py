@@ -249,6 +249,20 @@ def test_bad_arguments_are_clear_errors(call, message) -> None:
         call(ChannelPruner(chain(), X))
 
 
+def test_a_sparsity_or_ratio_may_be_a_one_element_real_tensor_and_other_tensors_are_named() -> None:
+    for scope in ("layerwise", "global"):
+        kept = ChannelPruner(chain(), X).prune(torch.tensor(0), scope=scope)
+        assert {name: channels.tolist() for name, channels in kept.items()} == {"0": list(range(10)), "3": list(range(12)), "7": list(range(8))}
+    kept = ChannelPruner(chain(), X).prune(ratios={"0": torch.tensor(0.5), "3": torch.tensor(0)})
+    assert {name: len(channels) for name, channels in kept.items()} == {"0": 5, "3": 12, "7": 8}
+    for value, what in [(torch.tensor([0.1, 0.2]), r"torch.float32 tensor of shape \(2,\)"), (torch.tensor(True), "torch.bool tensor"),
+                        (torch.tensor(0.1j), "torch.complex64 tensor")]:  # fmt: skip
+        with pytest.raises(ValueError, match=r"sparsity must be a number in \[0, 1\), got a " + what):
+            ChannelPruner(chain(), X).prune(value)
+        with pytest.raises(ValueError, match=r"ratio for '0' must be a number in \[0, 1\), got a " + what):
+            ChannelPruner(chain(), X).prune(ratios={"0": value})
+
+
 def test_a_model_without_channels_to_prune_says_so() -> None:
     # The message listed the model's channel groups, and ended in an empty list here.
     with pytest.raises(ValueError, match=r"^no prunable channel group is left; groups: none, no layer of the model makes channels \(a Conv or Linear layer\)$"):

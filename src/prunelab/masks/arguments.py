@@ -12,15 +12,19 @@ from prunelab.masks.targets import compile_pattern
 
 def fraction(label: str, value: object, whole: bool = False) -> float:
     """``value`` as a Python float in [0, 1), or [0, 1] if ``whole`` may be pruned (numpy
-    scalars count in their own precision; a one-element floating tensor counts as its number).
+    scalars count in their own precision; a one-element real tensor, integer or floating,
+    counts as its number, as a numpy scalar does).
 
-    >>> fraction("sparsity", 0.9), fraction("sparsity", torch.tensor(0.5))
-    (0.9, 0.5)
+    >>> fraction("sparsity", 0.9), fraction("sparsity", torch.tensor(0.5)), fraction("sparsity", torch.tensor(0))
+    (0.9, 0.5, 0.0)
     """
-    if isinstance(value, torch.Tensor) and value.numel() == 1 and value.is_floating_point():
+    expected = f"{label} must be a number in [0, 1{']' if whole else ')'}"
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1 or value.dtype == torch.bool or value.is_complex():
+            raise ValueError(f"{expected}, got a {value.dtype} tensor of shape {tuple(value.shape)}")
         value = value.item()
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (0 <= value < 1 or whole and value == 1):
-        raise ValueError(f"{label} must be a number in [0, 1{']' if whole else ')'}, got {value!r}")
+        raise ValueError(f"{expected}, got {value!r}")
     return float(value)
 
 
