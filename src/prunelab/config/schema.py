@@ -15,7 +15,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from prunelab.criteria import CHANNEL_CRITERIA, CRITERIA
+from prunelab.criteria import CHANNEL_CRITERIA, CRITERIA, default_scope
 from prunelab.data import AUGMENTED, dataset_loader
 from prunelab.models import check_options, model_options
 from prunelab.schedules import POLICIES, RESTARTING, halving_milestones, imp_levels
@@ -308,11 +308,11 @@ class PruneBase(Strict):
 
     @model_validator(mode="before")
     @classmethod
-    def _filter_norms_by_layer(cls, data: object) -> object:
-        # As ChannelPruner by default: Li et al. and seed 004 prune filters by L1-norm layer by
-        # layer, since the norms of layers with different fan-in do not compare.
-        if isinstance(data, dict) and data.get("criterion") == "filter_l1" and "scope" not in data:
-            return {**data, "scope": "layerwise"}
+    def _criterion_s_own_scope(cls, data: object) -> object:
+        # As ChannelPruner by default (filter_l1 layer by layer); set only where it is not the
+        # section's global, so that a scope a recipe leaves out is not taken as given.
+        if isinstance(data, dict) and "scope" not in data and (scope := default_scope(data.get("criterion"))) != "global":
+            return {**data, "scope": scope}
         return data
 
     @model_validator(mode="before")

@@ -9,6 +9,7 @@ from prunelab.criteria.channels import (
     ChannelCriterion,
     FilterL1,
     RandomChannels,
+    default_scope,
     get_channel_criterion,
 )
 from prunelab.criteria.elementwise import Criterion, Magnitude, Random
@@ -30,5 +31,5 @@ def get_criterion(criterion: str | Criterion, seed: int = 0) -> Criterion:
 
 __all__ = [
     "CHANNEL_CRITERIA", "CRITERIA", "BatchNormScale", "ChannelCriterion", "Criterion", "FilterL1", "Magnitude", "Random",
-    "RandomChannels", "get_channel_criterion", "get_criterion",
+    "RandomChannels", "default_scope", "get_channel_criterion", "get_criterion",
 ]  # fmt: skip

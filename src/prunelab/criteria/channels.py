@@ -89,6 +89,19 @@ class RandomChannels:
 CHANNEL_CRITERIA: dict[str, type] = {"filter_l1": FilterL1, "bn_scale": BatchNormScale, "random_channels": RandomChannels}
 
 
+def default_scope(criterion: object) -> str:
+    """The scope a channel criterion (its name or itself) ranks channels in unless told otherwise,
+    in :class:`~prunelab.structured.ChannelPruner` and in a recipe: ``layerwise`` for
+    ``filter_l1`` (Li et al. and seed 004 prune filters layer by layer: the norms of layers with
+    different fan-in do not compare), ``global`` for the others (BatchNorm scales compare, as
+    network slimming ranks them).
+
+    >>> default_scope("filter_l1"), default_scope(FilterL1()), default_scope("bn_scale")
+    ('layerwise', 'layerwise', 'global')
+    """
+    return "layerwise" if criterion == "filter_l1" or isinstance(criterion, FilterL1) else "global"
+
+
 def get_channel_criterion(criterion: str | ChannelCriterion, seed: int = 0) -> ChannelCriterion:
     """A channel criterion from its registry name (``"filter_l1"``, ``"bn_scale"``, ``"random_channels"``) or as given.
 

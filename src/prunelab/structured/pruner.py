@@ -14,6 +14,7 @@ from prunelab.criteria.channels import (
     BatchNormScale,
     ChannelCriterion,
     FilterL1,
+    default_scope,
     get_channel_criterion,
 )
 from prunelab.criteria.elementwise import check_seed
@@ -94,9 +95,8 @@ class ChannelPruner:
         are gone (``scope="global"``: ranked across groups; ``"layerwise"``: the same share of
         each group), or ``ratios`` of the named groups (which take no scope; a key names a group
         by any of its layers, or by a regular expression, as include/exclude do). The default scope
-        is the criterion's own: layerwise for ``filter_l1`` (Li et al. and seed 004; filter
-        norms of layers with different fan-in do not compare), global for the others (BatchNorm
-        scales do, as network slimming ranks them). Exactly ``round(s * n)`` channels go, ties
+        is the criterion's own (:func:`~prunelab.criteria.channels.default_scope`): layerwise for
+        ``filter_l1``, global for the others. Exactly ``round(s * n)`` channels go, ties
         broken by group and channel order. Channels once removed stay removed, and every group
         keeps at least one channel (its best), so a network is never cut in two: a target that
         would remove a group's last channel is an error.
@@ -122,7 +122,7 @@ class ChannelPruner:
         check_target(sparsity, scope, ratios, per="group")
         if sparsity_of not in ("channels", "weights"):
             raise ValueError(f"sparsity_of must be 'channels' or 'weights', got {sparsity_of!r}")
-        scope = scope or ("layerwise" if isinstance(self.criterion, FilterL1) else "global")
+        scope = scope or default_scope(self.criterion)
         if sparsity_of == "weights" and (ratios is not None or scope != "global"):
             raise ValueError("sparsity_of='weights' ranks channels across groups until the weights removed reach the "
                              "sparsity: it needs scope 'global' (and no ratios)")  # fmt: skip
