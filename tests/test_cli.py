@@ -942,7 +942,8 @@ def test_import_of_a_module_with_a_syntax_error_says_where_in_one_line(tmp_path:
 @pytest.mark.parametrize(
     ("code", "error"),
     [("raise ValueError('bad value in module')", "ValueError: bad value in module"),
-     ("open('/nonexistent/cfg.txt')", "FileNotFoundError: [Errno 2] No such file or directory: '/nonexistent/cfg.txt'")],
+     ("open('/nonexistent/cfg.txt')", "FileNotFoundError: [Errno 2] No such file or directory: '/nonexistent/cfg.txt'"),
+     ("raise RuntimeError('needs a GPU')", "RuntimeError: needs a GPU")],
 )
 def test_an_error_an_imported_module_raises_is_said_as_the_module_s(tmp_path: Path, monkeypatch, capsys, code: str, error: str) -> None:
     (tmp_path / "raising_models.py").write_text(f"x = 1\n{code}\n")

@@ -122,10 +122,12 @@ def _import(modules: Sequence[str]) -> None:
                 importlib.import_module(module)
             except ImportError as error:
                 raise ValueError(f"--import {module}: {error}") from None
-            except SyntaxError as error:  # where, in one line; other errors of the module keep their traceback
+            except SyntaxError as error:  # where, in one line; a bug's errors (NameError, TypeError, ...) keep their traceback
                 text = f": {error.text.strip()}" if error.text else ""
                 raise ValueError(f"--import {module}: {error.msg} ({error.filename}, line {error.lineno}){text}") from None
-            except (ValueError, OSError) as error:  # which the command would report as its own: said as the module's
+            # ValueError and OSError the command would report as its own; a RuntimeError is what a
+            # module raises to refuse (no GPU, a missing library), as a registered model's is said: as the module's.
+            except (ValueError, OSError, RuntimeError) as error:
                 raise ValueError(user_error(f"--import {module}", error)) from None
     finally:
         sys.path.remove(folder)
