@@ -614,6 +614,29 @@ def test_mask_gradients_zeroes_an_overflowed_gradient_of_a_pruned_weight(attache
     assert model.weight.grad.tolist() == [[0.0, 1.0], [1.0, 1.0]]
 
 
+def test_a_gradient_left_in_another_dtype_than_its_16_bit_weight_is_masked():
+    """A weight swapped to float16 through .data keeps its float32 gradient: the weight's
+    16-bit mask has no bits of the gradient's width to AND, so the gradient is masked by a
+    fill, as a product masked it before."""
+    model = nn.Linear(2, 2, bias=False)
+    pruner = Pruner(model)
+    pruner.masks = {"weight": torch.tensor([[False, True], [True, True]])}
+    pruner.apply()
+    model.weight.grad = torch.tensor([[5.0, 2.0], [3.0, 4.0]])
+    model.weight.data = model.weight.data.half()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    pruner.attach(optimizer)
+    assert [mask.dtype for _, mask in pruner._enforced] == [torch.int16]
+    pruner.mask_gradients()
+    assert model.weight.grad.dtype == torch.float32 and model.weight.grad.tolist() == [[0.0, 2.0], [3.0, 4.0]]
+    model.weight.grad[0, 0] = float("inf")  # and in the optimizer's step
+    before = model.weight.detach().clone()
+    optimizer.step()
+    assert model.weight.grad.tolist() == [[0.0, 2.0], [3.0, 4.0]]
+    assert model.weight[0, 0].item() == 0.0  # the pruned weight untouched, the others moved by 0.5 x gradient (in float16)
+    torch.testing.assert_close(model.weight.float(), before.float() - 0.5 * model.weight.grad, rtol=1e-3, atol=0.0)
+
+
 @pytest.mark.parametrize("attached", [False, True], ids=["detached", "attached"])
 def test_mask_gradients_lets_clipping_count_kept_weights_only(attached):
     model = mlp()

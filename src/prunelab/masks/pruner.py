@@ -414,13 +414,9 @@ class Pruner:
         >>> int(model.weight.grad.count_nonzero())
         4
         """
-        if not self._hooks:  # not attached: the bool masks serve, off the step path (a fill: an overflowed gradient too)
+        if not self._hooks:  # not attached: the bool masks serve, off the step path
             self._follow_model()
-            with torch.no_grad():
-                for name, mask in self.masks.items():
-                    grad = self.parameters[name].grad
-                    if grad is not None:
-                        _zero_pruned(grad, mask)
+            self._fill_gradients()
             return
         # The per-step path, kept lean: gradients need no autograd guard, and the model is
         # only checked again when a product fails, as after a move to another device
@@ -432,9 +428,23 @@ class Pruner:
                 if grad is not None:
                     _zero_by(grad, mask)
         except RuntimeError:
-            if not self._follow_model():
+            if self._follow_model():
+                self.mask_gradients()
+            elif any(param.grad is not None and param.grad.dtype != param.dtype for param, _ in self._enforced):
+                # A gradient of another dtype than its weight's (param.data swapped, the old gradient
+                # left; a grad_dtype): a 16-bit mask has no bits of its width to AND.
+                self._fill_gradients()
+            else:
                 raise
-            self.mask_gradients()
+
+    @torch.no_grad()
+    def _fill_gradients(self) -> None:
+        """Zero the gradients of pruned weights by the bool masks, whatever their dtype (a fill:
+        an overflowed gradient too)."""
+        for name, mask in self.masks.items():
+            grad = self.parameters[name].grad
+            if grad is not None:
+                _zero_pruned(grad, mask)
 
     def _after_step(self, optimizer: torch.optim.Optimizer, *_hook_args: object) -> None:
         # A cast since attach (model.half()) still masks right, but may make eps vanish; one from
