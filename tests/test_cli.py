@@ -120,7 +120,7 @@ def test_dry_run_prints_the_resolved_recipe_and_what_would_train(cli_run, data_d
     assert load_recipe(tmp_path / "printed.yaml") == load_recipe(None, overrides)
     assert printed.err == f"prunelab: --dry-run, nothing trained; to do in {tmp_path / 'new' / run_name(load_recipe(None, overrides))}: train seed 0\n"
     assert not (tmp_path / "new").exists()
-    # beside a finished run: seeds finished, cut off (a checkpoint kept, no summary) and new
+    # beside a finished run: seeds finished, interrupted (a checkpoint kept, no summary) and new
     copy = tmp_path / "runs"
     shutil.copytree(out, copy)
     assert cli.main(["run", "--dry-run", "--out", str(copy), *sets(data_dir)]) == 0
@@ -255,18 +255,18 @@ def test_run_with_a_bad_recipe_file(content: str | bytes, expected: str, tmp_pat
     assert "Traceback" not in err and "<unicode string>" not in err
 
 
-def test_a_run_cut_off_says_it_resumes_and_which_seed(tmp_path: Path, data_dir: Path, capsys, monkeypatch) -> None:
+def test_an_interrupted_run_says_it_resumes_and_which_seed(tmp_path: Path, data_dir: Path, capsys, monkeypatch) -> None:
     from prunelab.runs.session import Session
 
     checkpoint = Session._checkpoint_phase
 
-    def cut_off(self, trainer):  # Ctrl-C right after the first epoch's checkpoint
+    def interrupt(self, trainer):  # Ctrl-C right after the first epoch's checkpoint
         checkpoint(self, trainer)
         raise KeyboardInterrupt
 
     out = tmp_path / "runs"
     with monkeypatch.context() as patch:
-        patch.setattr(Session, "_checkpoint_phase", cut_off)
+        patch.setattr(Session, "_checkpoint_phase", interrupt)
         assert cli.main(["run", "--no-progress", "--out", str(out), *sets(data_dir)]) == 130
     assert cli.main(["run", "--no-progress", "--out", str(out), *sets(data_dir)]) == 0
     folder = run_folder(out)
@@ -477,13 +477,13 @@ def test_compare_skips_what_is_not_a_run_and_show_names_the_run_of_a_seed(cli_ru
     assert f"one seed of a run; pass the run directory {folder}" in capsys.readouterr().err
     assert cli.main(["show", str(tmp_path / "nowhere")]) == 2
     assert capsys.readouterr().err == f"prunelab: error: {tmp_path / 'nowhere'} does not exist\n"
-    # a run of seeds 0 and 1 cut off in seed 1: not a folder of runs, a run to finish
+    # a run of seeds 0 and 1 interrupted in seed 1: not a folder of runs, a run to finish
     cut = tmp_path / "oneshot-cut"
     shutil.copytree(folder, cut)
     (cut / "summary.json").unlink()
     (cut / "seed-1").mkdir()
     assert cli.main(["show", str(cut)]) == 2
-    assert capsys.readouterr().err == f"prunelab: error: {cut} is a run cut off before its end (seeds finished: 0): run its command again to finish it\n"
+    assert capsys.readouterr().err == f"prunelab: error: {cut} is an interrupted run (seeds finished: 0): run its command again to finish it\n"
     (cut / "seed-1" / "summary.json").write_text((cut / "seed-0" / "summary.json").read_text())  # a summary alone is no finished seed
     assert cli.main(["show", str(cut)]) == 2
     assert "(seeds finished: 0)" in capsys.readouterr().err
@@ -491,7 +491,7 @@ def test_compare_skips_what_is_not_a_run_and_show_names_the_run_of_a_seed(cli_ru
     shutil.copytree(cut / "seed-0", cut / "seed-2")
     assert cli.main(["show", str(cut)]) == 2
     assert "(seeds finished: 0, 2, 10)" in capsys.readouterr().err
-    (cut / "summary.json").mkdir()  # not cut off: damaged
+    (cut / "summary.json").mkdir()  # not interrupted: damaged
     assert cli.main(["show", str(cut)]) == 2
     assert capsys.readouterr().err.startswith(f"prunelab: error: {cut / 'summary.json'} is not a file: the run folder is damaged")
 

@@ -156,9 +156,9 @@ def _run(args: argparse.Namespace) -> int:
         if world().is_main:
             folder = run_folder(args.out, recipe)
             to_do = _seeds_to_do(args.out, recipe)
-            cut_off = to_do["resume"]
-            doing = "finished before, nothing to train:" if not any(to_do.values()) else "resuming" if cut_off else "running"
-            resumed = f"; {_seed_list(cut_off)} {'picks up where it' if len(cut_off) == 1 else 'pick up where they'} stopped" if cut_off else ""
+            interrupted = to_do["resume"]
+            doing = "finished before, nothing to train:" if not any(to_do.values()) else "resuming" if interrupted else "running"
+            resumed = f"; {_seed_list(interrupted)} {'picks up where it' if len(interrupted) == 1 else 'pick up where they'} stopped" if interrupted else ""
             print(f"prunelab: {doing} {folder.name} ({recipe.prune.method}, seeds {recipe.seeds}{resumed}){label}", file=sys.stderr)
         folder = run_recipe(recipe, args.out, progress=_progress(args), data=checked.get(run_folder(args.out, recipe).resolve()))
         results.append((assignment, folder))
@@ -190,19 +190,19 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _seeds_to_do(out: str, recipe) -> dict[str, list[int]]:
-    """The recipe's seeds by what ``run`` does with them: resume (cut off before their end),
+    """The recipe's seeds by what ``run`` does with them: resume (interrupted),
     wait for (another command is running them), or train anew; finished seeds are in none."""
     from prunelab.runs.lock import busy
-    from prunelab.runs.runner import cut_off_seeds, run_folder
+    from prunelab.runs.runner import interrupted_seeds, run_folder
     from prunelab.runs.session import finished_seeds
 
     folder = run_folder(out, recipe)
-    left, cut_off = [seed for seed in recipe.seeds if seed not in finished_seeds(folder)], cut_off_seeds(out, recipe)
-    waiting = [seed for seed in left if seed not in cut_off and busy(folder / f"seed-{seed}")]
+    left, interrupted = [seed for seed in recipe.seeds if seed not in finished_seeds(folder)], interrupted_seeds(out, recipe)
+    waiting = [seed for seed in left if seed not in interrupted and busy(folder / f"seed-{seed}")]
     return {
-        "resume": [seed for seed in left if seed in cut_off],
+        "resume": [seed for seed in left if seed in interrupted],
         "wait for another command running": waiting,
-        "train": [seed for seed in left if seed not in cut_off and seed not in waiting],
+        "train": [seed for seed in left if seed not in interrupted and seed not in waiting],
     }
 
 
@@ -210,7 +210,7 @@ def _dry_run(plan: list, is_sweep: bool, out: str) -> int:
     """What ``run`` would do with the checked ``plan``: a recipe alone as YAML (stdout) and
     its run directory and seeds to train (stderr); a sweep as a table of its runs."""
     from prunelab.config import recipe_yaml, unused_settings
-    from prunelab.runs.runner import cut_off_elsewhere, run_folder
+    from prunelab.runs.runner import interrupted_elsewhere, run_folder
 
     to_do = []
     for _, recipe in plan:
@@ -218,7 +218,7 @@ def _dry_run(plan: list, is_sweep: bool, out: str) -> int:
         parts = [f"{action} {_seed_list(seeds)}" for action, seeds in by_action.items() if seeds]
         to_do.append("; ".join(parts) or "nothing, every seed finished before")
         # The warnings the run would give as it starts.
-        for message in unused_settings(recipe) + (cut_off_elsewhere(out, recipe) if parts else []):
+        for message in unused_settings(recipe) + (interrupted_elsewhere(out, recipe) if parts else []):
             warnings.warn(message, stacklevel=1)
     if not is_sweep:
         recipe = plan[0][1]
@@ -576,13 +576,13 @@ def _run_folders(paths: list[Path]) -> list[Path]:
 
 
 def _unfinished(folder: Path, seeds: list[int]) -> str:
-    """What became of a run's seeds that have not finished: running in another command, or cut off."""
+    """What became of a run's seeds that have not finished: running in another command, or interrupted."""
     from prunelab.runs.lock import busy
 
     running = [seed for seed in seeds if busy(folder / f"seed-{seed}")]
-    cut_off = [seed for seed in seeds if seed not in running]
+    interrupted = [seed for seed in seeds if seed not in running]
     parts = ([f"{_seed_list(running)} still running in another command"] if running else []) + (
-        [f"{_seed_list(cut_off)} cut off before the end (run its command again to finish it)"] if cut_off else [])
+        [f"{_seed_list(interrupted)} interrupted (run its command again to finish it)"] if interrupted else [])
     return f"the results are of the finished seeds only: {'; '.join(parts)}"
 
 

@@ -312,7 +312,7 @@ def test_a_lost_rewind_snapshot_is_a_damaged_run_not_replaced_by_later_weights(m
 
 
 def test_a_checkpoint_of_an_earlier_version_resumes_with_its_optimizer_state(make_recipe, tmp_path, read) -> None:
-    """A cut-off phase's checkpoint from before the rewind snapshot was a unit of its own:
+    """An interrupted phase's checkpoint from before the rewind snapshot was a unit of its own:
     the unit, replayed first, must not write a checkpoint without the phase's momentum."""
     recipe = make_recipe(*IMP, "prune.levels=1", "eval.rewind=epoch:1", "eval.lr_policy=null", "eval.epochs=4")
     uninterrupted = read(run_recipe(recipe, tmp_path / "whole", progress=False) / "seed-0" / "summary.json")

@@ -218,7 +218,7 @@ def test_trouble_every_process_meets_is_said_once(case: str, data_dir: Path, tmp
         (tmp_path / "data").write_text("")
         overrides.append(f"data.data_dir={tmp_path / 'data'}")
         expected = f"prunelab: error: data.data_dir={tmp_path / 'data'} is a file, not a folder"
-    else:  # a seed cut off whose checkpoint was cut short (a full disk, say)
+    else:  # an interrupted seed whose checkpoint was cut short (a full disk, say)
         checkpoint = out / f"{run_name(load_recipe(None, overrides))}-2proc" / "seed-0" / "checkpoint.safetensors"
         checkpoint.parent.mkdir(parents=True)
         checkpoint.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json")

@@ -17,7 +17,7 @@ import pytest
 from prunelab.config import load_recipe, recipe_yaml
 from prunelab.runs import lock
 from prunelab.runs.lock import LOCK, exclusive
-from prunelab.runs.runner import FIND_CACHE, cut_off_seeds, find_key, resolve_device, run_recipe
+from prunelab.runs.runner import FIND_CACHE, find_key, interrupted_seeds, resolve_device, run_recipe
 from prunelab.train import Trainer
 
 fcntl = pytest.importorskip("fcntl")
@@ -125,14 +125,14 @@ def test_a_seed_another_command_is_running_comes_last_and_is_not_run_twice(recip
     assert load_recipe(folder / "recipe.yaml").seeds == [0, 1]  # both commands' seeds
 
 
-def test_a_seed_another_command_is_running_is_not_said_to_be_cut_off(recipe, run: Path, tmp_path: Path) -> None:
+def test_a_seed_another_command_is_running_is_not_said_to_be_interrupted(recipe, run: Path, tmp_path: Path) -> None:
     shutil.copytree(run.parent, tmp_path, dirs_exist_ok=True)
-    (tmp_path / run.name / "seed-0" / "summary.json").unlink()  # its checkpoint stays: cut off
-    assert cut_off_seeds(tmp_path, recipe) == [0]
+    (tmp_path / run.name / "seed-0" / "summary.json").unlink()  # its checkpoint stays: interrupted
+    assert interrupted_seeds(tmp_path, recipe) == [0]
     other = hold(tmp_path / run.name / "seed-0")
-    assert cut_off_seeds(tmp_path, recipe) == []
+    assert interrupted_seeds(tmp_path, recipe) == []
     other.close()
-    assert cut_off_seeds(tmp_path, recipe) == [0]
+    assert interrupted_seeds(tmp_path, recipe) == [0]
 
 
 def test_a_file_system_without_locks_runs_unlocked_with_a_warning(tmp_path: Path, monkeypatch) -> None:
@@ -199,20 +199,20 @@ def test_a_look_at_a_read_only_folder_s_lock_needs_no_write(holder, monkeypatch)
     assert lock.busy(folder) is False
 
 
-def test_show_reads_a_read_only_run_with_a_seed_cut_off(recipe, run: Path, tmp_path: Path, monkeypatch, capsys) -> None:
-    """A run whose second seed was cut off (by a full disk, say), on a read-only mount: show
-    prints the finished seed and says the other is cut off, not errno's words about a lock."""
+def test_show_reads_a_read_only_run_with_an_interrupted_seed(recipe, run: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+    """A run whose second seed was interrupted (by a full disk, say), on a read-only mount: show
+    prints the finished seed and says the other is interrupted, not errno's words about a lock."""
     from prunelab import cli
 
     folder = tmp_path / run.name
     shutil.copytree(run, folder)
     (folder / "recipe.yaml").write_text(recipe_yaml(recipe.model_copy(update={"seeds": [0, 1]})))
     (folder / "seed-1").mkdir()
-    (folder / "seed-1" / LOCK).write_text("")  # as the command cut off in seed 1 left it
+    (folder / "seed-1" / LOCK).write_text("")  # as the command interrupted in seed 1 left it
     read_only(monkeypatch)
     assert cli.main(["show", str(folder)]) == 0
     captured = capsys.readouterr()
-    assert "seed 1 cut off before the end" in captured.err and "Errno" not in captured.err
+    assert "seed 1 interrupted (run its command again to finish it)" in captured.err and "Errno" not in captured.err
     assert f"{run.name} (seeds [0])" in captured.out
 
 

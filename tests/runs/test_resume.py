@@ -150,7 +150,7 @@ def test_interrupted_in_find_then_in_eval_resumes_to_the_same_result(
         second = record_epochs(patch, stop_at=("eval", 1))
         with pytest.raises(Interrupted):
             run_recipe(recipe, tmp_path, progress=False)
-    # find epoch 0 was finished: not trained again; epoch 1 was cut off: trained again
+    # find epoch 0 was finished: not trained again; epoch 1 was interrupted: trained again
     assert second == [("find", 1), ("eval", 0), ("eval", 1)]
 
     with monkeypatch.context() as patch:
@@ -275,7 +275,7 @@ def test_every_method_resumes_to_the_same_result(
     with monkeypatch.context() as patch:
         second = record_all_epochs(patch)
         run = run_recipe(recipe, tmp_path / "resumed", progress=False)
-    assert first + second[1:] == everything and second[0] == first[-1]  # only the cut-off epoch again
+    assert first + second[1:] == everything and second[0] == first[-1]  # only the interrupted epoch again
     got, expected = outcome(run), outcome(uninterrupted)
     assert got.keys() == expected.keys()
     for key in expected:
@@ -588,7 +588,7 @@ def test_a_checkpoint_with_a_foreign_phase_state_is_named_as_damaged(recipe, tmp
         run_recipe(recipe, tmp_path, progress=False)
 
 
-def test_a_run_cut_off_between_seeds_shows_the_seeds_it_finished(data_dir: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+def test_a_run_interrupted_between_seeds_shows_the_seeds_it_finished(data_dir: Path, tmp_path: Path, monkeypatch, capsys) -> None:
     """The run's summary follows every seed: show, compare and report read a run stopped in
     its second seed, and say that its results are of the first seed only."""
     from prunelab import cli
@@ -607,7 +607,7 @@ def test_a_run_cut_off_between_seeds_shows_the_seeds_it_finished(data_dir: Path,
         run_recipe(recipe, tmp_path, progress=False)
     folder = runner.run_folder(tmp_path, recipe)
     assert json.loads((folder / "summary.json").read_text())["seeds"] == [0]
-    note = "the results are of the finished seeds only: seed 1 cut off before the end (run its command again to finish it)"
+    note = "the results are of the finished seeds only: seed 1 interrupted (run its command again to finish it)"
     assert cli.main(["show", str(folder)]) == 0
     shown = capsys.readouterr().out
     assert f"\n{note}\n" in shown and "\npipeline (seed 004's steps): " in shown  # of the finished seed
@@ -617,7 +617,7 @@ def test_a_run_cut_off_between_seeds_shows_the_seeds_it_finished(data_dir: Path,
     run_recipe(recipe, tmp_path, progress=False)
     assert json.loads((folder / "summary.json").read_text())["seeds"] == [0, 1]
     assert cli.main(["show", str(folder)]) == 0
-    assert "cut off" not in capsys.readouterr().out
+    assert "interrupted" not in capsys.readouterr().out
 
 
 def test_a_leftover_temporary_file_that_cannot_be_removed_is_named(tmp_path: Path, monkeypatch) -> None:
@@ -634,6 +634,6 @@ def test_a_leftover_temporary_file_that_cannot_be_removed_is_named(tmp_path: Pat
 
     monkeypatch.setattr(Path, "unlink", read_only)
     for locked in (False, True):
-        with pytest.raises(OSError, match=rf"^cannot remove {re.escape(str(orphan))}, the temporary file of a write cut off "
-                                          r"before its end: Read-only file system$"):  # fmt: skip
+        with pytest.raises(OSError, match=rf"^cannot remove {re.escape(str(orphan))}, the temporary file of a write cut short: "
+                                          r"Read-only file system$"):  # fmt: skip
             runner.remove_orphans(tmp_path, locked=locked)

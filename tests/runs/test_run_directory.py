@@ -417,12 +417,12 @@ def test_one_process_s_find_key_names_no_process_count(recipe) -> None:
     assert find_key(recipe, cpu) == find_key(recipe, cpu, processes=1) != find_key(recipe, cpu, processes=2)
 
 
-def test_seeds_cut_off_over_another_process_count_are_pointed_to(recipe, tmp_path: Path) -> None:
+def test_seeds_interrupted_over_another_process_count_are_pointed_to(recipe, tmp_path: Path) -> None:
     """Runs over N processes live in a folder of their own; a one-process run of the same
-    settings starts anew, and says where the cut-off one is, which only N processes resume."""
+    settings starts anew, and says where the interrupted one is, which only N processes resume."""
     name = run_name(recipe)
     folders = {
-        f"{name}-2proc": ["checkpoint.safetensors"],  # cut off
+        f"{name}-2proc": ["checkpoint.safetensors"],  # interrupted
         f"{name}-3proc": ["checkpoint.safetensors", *SEED_RESULTS],  # finished
         f"{name}x-2proc": ["checkpoint.safetensors"],  # of other settings
     }
@@ -430,22 +430,22 @@ def test_seeds_cut_off_over_another_process_count_are_pointed_to(recipe, tmp_pat
         for file in files:
             (tmp_path / folder / "seed-0").mkdir(parents=True, exist_ok=True)
             (tmp_path / folder / "seed-0" / file).write_text("{}")
-    # cut off over 4 processes in the find phase, which trains in a folder of its own, before the seed's
+    # interrupted over 4 processes in the find phase, which trains in a folder of its own, before the seed's
     (tmp_path / f"{name}-4proc").mkdir()
     find = tmp_path / FIND_CACHE / find_key(recipe, torch.device("cpu"), processes=4) / "seed-0" / "checkpoint.safetensors"
     find.parent.mkdir(parents=True)
     model = nn.Linear(2, 2)
     save_checkpoint(find, model, Pruner(model), None, {"done": {}, "phase": None})
-    # and over 5, a find phase whose checkpoint a kill left damaged: cut off too, not an error of this run
+    # and over 5, a find phase whose checkpoint a kill left damaged: interrupted too, not an error of this run
     (tmp_path / f"{name}-5proc").mkdir()
     damaged = tmp_path / FIND_CACHE / find_key(recipe, torch.device("cpu"), processes=5) / "seed-0" / "checkpoint.safetensors"
     damaged.parent.mkdir(parents=True)
     damaged.write_bytes(b"cut short")
     with pytest.warns(UserWarning) as warned:
         run_recipe(recipe, tmp_path, progress=False)
-    messages = [str(w.message) for w in warned if "cut off" in str(w.message)]
+    messages = [str(w.message) for w in warned if "interrupted" in str(w.message)]
     assert messages == [
-        f"{tmp_path / (name + f'-{count}proc')} holds seeds of these settings cut off over {count} processes; this run over 1 "
+        f"{tmp_path / (name + f'-{count}proc')} holds seeds of these settings interrupted over {count} processes; this run over 1 "
         f"starts anew in {tmp_path / name}: resume that one with as many" for count in (2, 4, 5)
     ]
 

@@ -102,7 +102,7 @@ def check_run_folder(folder: str | Path) -> Path:
     if not summary.is_file() and (folder / "recipe.yaml").is_file():
         done = finished_seeds(folder)
         raise FileNotFoundError(
-            f"{folder} is a run cut off before its end (seeds finished: {', '.join(map(str, done)) or 'none'}): "
+            f"{folder} is an interrupted run (seeds finished: {', '.join(map(str, done)) or 'none'}): "
             "run its command again to finish it"
         )
     if not summary.is_file():
@@ -145,7 +145,7 @@ def _what_it_is(path: Path) -> str:
 
 def unfinished_seeds(folder: Path) -> list[int]:
     """The seeds that the recipe of a finished run directory names and its summary lacks:
-    those of a run cut off before its end (its summary follows every finished seed); none if
+    those of an interrupted run (its summary follows every finished seed); none if
     the recipe is missing (a run copied without it)."""
     if not (folder / "recipe.yaml").is_file():
         return []

@@ -38,7 +38,7 @@ def exclusive(folder: Path, what: str, wait: bool = True) -> Iterator[bool]:
     ``wait``, yield False at once.
 
     The lock is ``flock`` on ``folder/.lock``, which the operating system drops when its
-    process ends, killed or not, so a cut-off run leaves no stale lock behind. Where the
+    process ends, killed or not, so an interrupted run leaves no stale lock behind. Where the
     platform has no ``flock`` (Windows) the block runs unlocked. In a run over several
     processes (torchrun) the main process holds the lock for all of them.
 

@@ -382,14 +382,14 @@ def _run_recipe(recipe: Recipe, out: str | Path, progress: bool, data: Dataset |
     # The checks build models and each seed seeds the global RNG: the caller's random state is left as it was.
     with torch.random.fork_rng(devices=range(torch.cuda.device_count()) if device.type == "cuda" else []):
         if pending:
-            for message in cut_off_elsewhere(out, recipe):
+            for message in interrupted_elsewhere(out, recipe):
                 warnings.warn(message, stacklevel=3)
             if data is None:
                 data = recipe_data(recipe)
                 preflight(recipe, data)  # before the run directory exists, so a bad recipe leaves nothing behind
             write_seeds(folder, recipe)
         # Seeds another command is running come last, once this one has run the others. The
-        # run's summary follows every seed, so that a run cut off shows the seeds it finished.
+        # run's summary follows every seed, so that an interrupted run shows the seeds it finished.
         waiting = []
         for seed in pending:
             if run_seed(folder / f"seed-{seed}", recipe, seed, data, device, progress, wait=False):
@@ -424,7 +424,7 @@ def run_folder(out: str | Path, recipe: Recipe) -> Path:
     return Path(out) / (run_name(recipe) + (f"-{processes}proc" if processes > 1 else ""))
 
 
-def cut_off_seeds(out: str | Path, recipe: Recipe) -> list[int]:
+def interrupted_seeds(out: str | Path, recipe: Recipe) -> list[int]:
     """The seeds of ``recipe`` that an earlier command started and did not finish, and no
     other command is running: their folder, or the find phase they share with other runs,
     holds a checkpoint to resume from."""
@@ -439,9 +439,9 @@ def cut_off_seeds(out: str | Path, recipe: Recipe) -> list[int]:
     return seeds
 
 
-def cut_off_elsewhere(out: str | Path, recipe: Recipe) -> list[str]:
+def interrupted_elsewhere(out: str | Path, recipe: Recipe) -> list[str]:
     """What to say of the run directories of ``recipe``'s settings over other numbers of
-    processes (see :func:`run_folder`) that hold a seed cut off before its end: a run that
+    processes (see :func:`run_folder`) that hold an interrupted seed: a run that
     trains starts anew beside them."""
     name, mine, device = run_name(recipe), run_folder(out, recipe), resolve_device(recipe.device)
     messages = []
@@ -450,17 +450,17 @@ def cut_off_elsewhere(out: str | Path, recipe: Recipe) -> list[str]:
         if folder == mine or not count:
             continue
         processes = int(count[1] or 1)
-        # Cut off in a seed's own phases (its checkpoint), or in the find phase it trains first.
+        # Interrupted in a seed's own phases (its checkpoint), or in the find phase it trains first.
         finds = [Path(out) / FIND_CACHE / find_key(recipe, device, processes) / f"seed-{seed}" for seed in recipe.seeds]
         if any((seed / CHECKPOINT).exists() and not seed_finished(seed) for seed in folder.glob("seed-*")) or any(
-            _find_cut_off(find) for find in finds
+            _find_interrupted(find) for find in finds
         ):
-            messages.append(f"{folder} holds seeds of these settings cut off over {processes} process{'es' if processes > 1 else ''}; "
+            messages.append(f"{folder} holds seeds of these settings interrupted over {processes} process{'es' if processes > 1 else ''}; "
                             f"this run over {world().size} starts anew in {mine}: resume that one with as many")  # fmt: skip
     return messages
 
 
-def _find_cut_off(folder: Path) -> bool:
+def _find_interrupted(folder: Path) -> bool:
     """Whether a find phase's folder holds a checkpoint short of its end that no command is
     training now (a damaged one counts: running again trains it anew)."""
     if not (folder / CHECKPOINT).exists() or busy(folder):
@@ -522,12 +522,12 @@ def remove_orphans(folder: Path, locked: bool) -> None:
             except FileNotFoundError:  # renamed meanwhile by the write it belongs to
                 pass
             except OSError as error:  # a folder made read-only since: named, not errno's words alone
-                raise OSError(f"cannot remove {orphan}, the temporary file of a write cut off before its end: "
+                raise OSError(f"cannot remove {orphan}, the temporary file of a write cut short: "
                               f"{error.strerror or error}") from None
 
 
 def run_seed(folder: Path, recipe: Recipe, seed: int, data, device: torch.device, progress: bool, wait: bool = True) -> bool:
-    """Run one seed into ``folder`` (resuming it if it was cut off) and write its results,
+    """Run one seed into ``folder`` (resuming it if it was interrupted) and write its results,
     unless another process has finished it meanwhile. While another process runs it, wait
     for that one, or, unless ``wait``, return False at once; else True."""
     with exclusive(folder, progress_label(recipe, seed, "run"), wait) as mine:
@@ -538,7 +538,7 @@ def run_seed(folder: Path, recipe: Recipe, seed: int, data, device: torch.device
 
 
 def write_seed(folder: Path, recipe: Recipe, seed: int, data, device: torch.device, progress: bool) -> None:
-    """Run one seed into ``folder``, resuming it if it was cut off, and write its results."""
+    """Run one seed into ``folder``, resuming it if it was interrupted, and write its results."""
     if not agree((folder / CHECKPOINT).exists()):
         copy_shared_find(folder, shared_find(folder.parents[1], recipe, seed, data, device, progress))
     session = Session(folder, recipe, seed, data, device, progress)

@@ -261,8 +261,8 @@ class Session:
     # -- units of work -----------------------------------------------------------------
 
     def once(self, key: str, compute: Callable[[], dict]) -> dict:
-        """Run ``compute`` unless a previous run finished it; its result is remembered. While a
-        cut-off phase waits to resume (a unit newer than the checkpoint, replayed before it),
+        """Run ``compute`` unless a previous run finished it; its result is remembered. While an
+        interrupted phase waits to resume (a unit newer than the checkpoint, replayed before it),
         the phase's next checkpoint records it: one now would lose the phase's optimizer state."""
         if key not in self.journal["done"]:
             self.journal["done"][key] = compute()
@@ -279,7 +279,7 @@ class Session:
         step_hooks: Sequence[StepHook] = (),
         start_step: int = 0,
     ) -> dict:
-        """Train one phase (resuming it if it was cut off); returns its history and LR log.
+        """Train one phase (resuming it if it was interrupted); returns its history and LR log.
 
         ``start_step`` starts the LR schedule at that step, and the epochs at the one that
         contains it (used by late rewinding, which restores the LR position).
