@@ -8,9 +8,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
+import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -35,6 +37,8 @@ LR_RANGE = {"start_lr": 1e-9, "end_lr": 1.0, "steps": 200}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if "TORCHELASTIC_RUN_ID" in os.environ:  # one of the processes torchrun started (it sets this)
+        _end_with_launcher()  # first: a torchrun killed while torch loads (seconds) is then seen too
     parser = argparse.ArgumentParser(
         prog="prunelab", description="Magnitude pruning done right.", epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -105,6 +109,26 @@ def _ctrl_c_held() -> Iterator[None]:
         signal.signal(signal.SIGINT, signal.default_int_handler)
     if pressed:
         raise KeyboardInterrupt
+
+
+#: Seconds between two looks at whether the process that started this one is still there.
+LAUNCHER_POLL_SECONDS = 1.0
+
+
+def _end_with_launcher() -> None:
+    """End this process (by SIGTERM, as torchrun ends its processes) once the process that
+    started it is gone. torchrun starts each process in a session of its own, so a kill -9 of
+    torchrun's process group reached torchrun alone, which then could not end them: they
+    trained on, holding the cores and the run's locks (the command run again waited for them),
+    or, killed before they joined, waited half an hour for the others."""
+    launcher = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == launcher:  # an orphan gets another parent
+            time.sleep(LAUNCHER_POLL_SECONDS)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="prunelab-end-with-launcher", daemon=True).start()
 
 
 def _load_commands(freeze: bool) -> Callable[[argparse.Namespace], int]:

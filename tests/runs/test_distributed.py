@@ -7,9 +7,11 @@ import io
 import json
 import os
 import pickle
+import signal
 import subprocess
 import sys
 import tarfile
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -237,3 +239,31 @@ def test_a_device_torch_cannot_see_is_said_once_before_anything_is_written(data_
     assert done.stderr.count("prunelab: error") == 1, done.stderr[-3000:]
     assert "prunelab: error: device: cuda was asked for, but torch sees no CUDA device" in done.stderr
     assert not any(tmp_path.iterdir())
+
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="finds torchrun's processes in /proc (Linux)")
+def test_killing_torchrun_ends_the_processes_it_started(data_dir: Path, tmp_path: Path) -> None:
+    """torchrun starts each process in a session of its own: a kill -9 of torchrun's process
+    group reached torchrun alone, and the processes trained on (a run of hours, holding its
+    locks: the command run again waited for them)."""
+    sets = [f"--set={o}" for o in [*TINY, f"data.data_dir={data_dir}", "model.options={}", "find.epochs=1000"]]
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "prunelab", "run",
+               "--out", str(tmp_path), "--no-progress", *sets]  # fmt: skip
+    job = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, start_new_session=True)
+    workers, stop = [], threading.Timer(600, os.killpg, (job.pid, signal.SIGTERM))  # never waits for ever on torchrun's output
+    stop.start()
+    try:
+        assert any(line.startswith("prunelab: running ") for line in job.stderr)  # they train
+        workers = Path(f"/proc/{job.pid}/task/{job.pid}/children").read_text().split()
+        os.killpg(job.pid, signal.SIGKILL)
+        job.communicate(timeout=60)  # they write to torchrun's stderr: it ends when they have all ended
+    except subprocess.TimeoutExpired:
+        for pid in workers:
+            os.kill(int(pid), signal.SIGKILL)
+        pytest.fail(f"the processes torchrun started, {workers}, outlived it")
+    finally:
+        stop.cancel()
+        if job.poll() is None:  # the test failed before the kill: torchrun ends its processes on SIGTERM
+            os.killpg(job.pid, signal.SIGTERM)
+        job.wait(timeout=60)
