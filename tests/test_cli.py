@@ -787,7 +787,8 @@ def test_over_several_processes_a_bug_keeps_its_traceback_and_a_lost_process_is_
 def test_over_several_processes_any_bug_has_one_traceback(monkeypatch, capsys) -> None:
     """Not only a RuntimeError: an AttributeError in a model's forward, say, which every
     process meets, is raised by the main process and named in one line by the others, not a
-    traceback from each."""
+    traceback from each; the line says where, as the main process may not meet it (a model
+    failing on one process's examples alone) and then says only that this one stopped."""
     from prunelab.distributed import World
 
     for error in (AttributeError("'Net' object has no attribute 'fc3'"), TypeError("forward() takes 2 positional arguments"),
@@ -798,7 +799,8 @@ def test_over_several_processes_any_bug_has_one_traceback(monkeypatch, capsys) -
         monkeypatch.setitem(commands.COMMANDS, "recipes", fail)
         monkeypatch.setattr(commands, "world", lambda: World(rank=1, size=2, local_rank=1))
         assert cli.main(["recipes"]) == 1
-        assert capsys.readouterr().err == f"prunelab: error: process 1 of 2: {type(error).__name__}: {error}\n"
+        where = f"{__file__}, line {fail.__code__.co_firstlineno + 1}"  # the raise in fail
+        assert capsys.readouterr().err == f"prunelab: error: process 1 of 2: {type(error).__name__}: {error} ({where})\n"
         monkeypatch.setattr(commands, "world", lambda: World(rank=0, size=2, local_rank=0))
         with pytest.raises(type(error)):
             cli.main(["recipes"])

@@ -23,11 +23,16 @@ def user_error(what: str, error: BaseException) -> str:
     ...     print(user_error("dataset 'mine' cannot be loaded", error))  # doctest: +ELLIPSIS
     dataset 'mine' cannot be loaded: KeyError: 'x_train' (<doctest ...>, line 2)
     """
+    return f"{what}: {type(error).__name__}: {error}{raised_at(error)}"
+
+
+def raised_at(error: BaseException) -> str:
+    """`` (file, line N)``: where ``error`` was raised, the last line of the user's own code
+    on the way if any (see :func:`user_error`); empty for an error never raised."""
     frames = traceback.extract_tb(error.__traceback__)
     # "<string>": code made at run time, such as a dataclass's __init__ calling its checks.
     own = [frame for frame in frames if not frame.filename.startswith("<") and not _in_library(frame.filename)]
-    where = f" ({(own or frames)[-1].filename}, line {(own or frames)[-1].lineno})" if frames else ""
-    return f"{what}: {type(error).__name__}: {error}{where}"
+    return f" ({(own or frames)[-1].filename}, line {(own or frames)[-1].lineno})" if frames else ""
 
 
 def _in_library(filename: str) -> bool:
