@@ -115,6 +115,16 @@ def test_report_page_tables_and_plots(tmp_path: Path) -> None:
         assert (tmp_path / "report" / name).read_bytes().startswith(PNG)
 
 
+def test_the_report_page_says_which_runs_it_shows_of_their_finished_seeds_only(tmp_path: Path) -> None:
+    """A run cut off in its second seed: the page, read away from the terminal, says its results are seed 0's only."""
+    recipe = {"prune": {"method": "oneshot", "sparsity": 0.9}, "seeds": [0, 1, 2]}
+    cut = fake_run(tmp_path / "runs" / "cut", recipe, {0: {"dense_acc": 0.95, "final_acc": 0.7, "sparsity": 0.9}}, {0: {"a.weight": 0.9}})
+    lines = write_report([cut], tmp_path / "report").read_text().splitlines()
+    assert "cut: the results are of the finished seeds only; seeds 1, 2 of its recipe had not finished." in lines
+    finished = write_report([oneshot_run(tmp_path / "runs" / "done", 0.9, 0.7)], tmp_path / "report").read_text()
+    assert "finished seeds only" not in finished
+
+
 def test_many_differing_settings_number_the_runs(tmp_path: Path) -> None:
     base = {"prune": {"method": "oneshot", "sparsity": 0.5}, "seeds": [0]}
     folders = []

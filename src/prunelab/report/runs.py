@@ -312,6 +312,18 @@ def unread_note(rows: list[dict]) -> str:
     return f"{UNREAD}: a setting the run never read (another method's, or one it replaces, as an LR policy replaces eval's LR schedule)."
 
 
+def unfinished_notes(runs: list[RunResults], names: list[str]) -> list[str]:
+    """A line for each run whose recipe names seeds that have not finished (cut off, or
+    running in another command): the page, which may be read far from the runs, shows the
+    results of its finished seeds only, and says so."""
+    notes = []
+    for name, run in zip(names, runs):
+        if left := unfinished_seeds(run.folder):
+            seeds = f"seed{'s' * (len(left) > 1)} {', '.join(map(str, left))}"
+            notes.append(f"{name}: the results are of the finished seeds only; {seeds} of its recipe had not finished.")
+    return notes
+
+
 def value_meanings(runs: list[RunResults], columns: list[str], only_differing: bool = False) -> list[str]:
     """What each summary value among ``columns`` is, a Markdown list item each; where the runs'
     methods read it differently (GMP's pruned_acc is at the end of its pruning stage), per
@@ -481,8 +493,9 @@ def write_report(
     if by_number:
         rows, columns = numbered(rows, columns)
     note = unread_note(rows)
+    unfinished = unfinished_notes(runs, names)
     lines += ["## Runs", "", *([shared_values(shared), ""] if shared else []), format_table(rows, columns), "", *([note, ""] if note else []),
-              *value_meanings(runs, [*columns, *shared]), ""]
+              *([*unfinished, ""] if unfinished else []), *value_meanings(runs, [*columns, *shared]), ""]
     # Seed 004's setups, runs named as above; a sweep's table has already judged its columns.
     setup = describe_setup([run.folder for run in runs], names) if len(runs) > 1 and not judged else ""
     if setup:
