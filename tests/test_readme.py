@@ -1,6 +1,7 @@
 """The README's examples work as written."""
 
 import re
+import typing
 import warnings
 from pathlib import Path
 
@@ -103,3 +104,34 @@ def test_preserve_mask_example_is_two_valid_runs_with_as_many_levels():
     assert recipes[0].prune.masks_from == "find" and recipes[0].eval.rewind == "epoch:2"
     assert recipes[1].prune.masks_of.endswith("runs/imp-ticket") and recipes[1].eval.rewind == "reinit"
     assert recipes[1].prune.level_count == recipes[0].prune.level_count
+
+
+
+def _choices(annotation) -> set[str]:
+    """The values of a schema field: its Literal's (an optional one's too); the prune section's methods."""
+    args = typing.get_args(annotation)
+    if all(isinstance(arg, str) for arg in args):
+        return set(args)
+    choices = set()
+    for arm in args:  # Literal[...] | None, or the union of the methods' prune sections
+        if typing.get_args(arm):
+            choices |= _choices(arm)
+        elif hasattr(arm, "model_fields"):
+            choices.add(arm.model_fields["method"].default)
+    return choices
+
+
+def test_recipe_example_comments_list_every_choice_the_schema_has():
+    """Each ``key: value  # a | b | c`` comment of the recipe example names the schema's choices for that key, all of them."""
+    from prunelab.config.schema import EvalConfig, LRScheduleConfig, OneShotConfig, Recipe
+
+    fields = {"lr_schedule": LRScheduleConfig.model_fields["name"], "method": Recipe.model_fields["prune"],
+              "scope": OneShotConfig.model_fields["scope"], "criterion": OneShotConfig.model_fields["criterion"],
+              "lr_policy": EvalConfig.model_fields["lr_policy"], "device": Recipe.model_fields["device"]}  # fmt: skip
+    commented = {}
+    for line in _blocks("yaml")[0].splitlines():
+        key, _, comment = line.partition("#")
+        if "|" in comment:  # the choices, less the words in brackets
+            commented[key.strip().split(":")[0]] = set(re.findall(r"\w+", re.sub(r"\(.*?\)", "", comment)))
+    for key, field in fields.items():
+        assert commented[key] == _choices(field.annotation), key
