@@ -22,7 +22,9 @@ Layout of ``<out>/<run name>/``::
         snapshots/              weights kept for rewinding (init, rewind) and, until recorded, the LPR record (find-epoch-<e>)
         masks/                  the masks of every pruning step (bit-packed: prune.safetensors, each IMP
                                 level's level-<k>/prune.safetensors; what prune.masks_of copies; none
-                                for channel pruning, whose steps channels.json records)
+                                for channel pruning, whose steps channels.json records, nor for GMP, which
+                                prunes along its schedule; not rebuilt when removed: the checkpoint holds
+                                the final masks only)
 
 The find phase is trained once per ``<out>/.find/<key>/seed-<s>/`` and copied into every
 run with the same data, model, find training, late-rewinding point, weights kept for the LPR
