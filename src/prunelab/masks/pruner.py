@@ -140,7 +140,6 @@ class Pruner:
             sparsity = fraction("sparsity", sparsity)
             names = list(self.parameters)
             groups = [(names, sparsity)] if scope == "global" else [([name], sparsity) for name in names]
-        emptied_before = {name for name in self.parameters if self._emptied(name)}
         masks = {}
         for names, target in groups:
             total = sum(weights[n].numel() for n in names)
@@ -156,8 +155,10 @@ class Pruner:
                 continue  # nested masks of the same count are these: nothing to choose (a schedule's step between updates)
             group_prior = None if prior is None else {n: prior[n] for n in names}
             masks.update(select({n: weights[n] for n in names}, n_prune, chosen, group_prior, seed=self.seed))
-        if masks or prior is None:
-            self._set_masks(masks)
+        if not masks and prior is not None:
+            return self.masks  # every target already met: no mask changed, none was emptied
+        emptied_before = {name for name in self.parameters if self._emptied(name)}
+        self._set_masks(masks)
         emptied = [name for name in self.parameters if self._emptied(name) and name not in emptied_before]
         if emptied and ratios is None:
             remedy = (
