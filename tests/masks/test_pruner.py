@@ -622,6 +622,21 @@ def test_state_dict_bytes_are_msb_first_and_zero_padded():
     assert fresh.masks["weight"].view(-1).tolist() == [True, False, True, False, False, False, False, False, True]
 
 
+def test_printing_the_pruner_counts_the_pruned_weights_not_zero_of_the_model_s_weights_now():
+    """Weights loaded with assign=True replace the model's parameters: printing the pruner
+    checks the new ones (all 32 pruned positions loaded as 0.5), not those it last saw."""
+    model = nn.Linear(8, 8)
+    pruner = Pruner(model)
+    pruner.prune(0.5)
+    model.load_state_dict({name: torch.full_like(value, 0.5) for name, value in model.state_dict().items()}, assign=True)
+    assert repr(pruner) == "Pruner(1 tensor, 64 weights, 50.00% pruned, 32 pruned weights not zero: apply() zeroes them)"
+    pruner.apply()
+    assert repr(pruner) == "Pruner(1 tensor, 64 weights, 50.00% pruned)" and int(model.weight.count_nonzero()) == 32
+    del model.weight
+    model.weight = nn.Parameter(torch.ones(2, 2))
+    assert repr(pruner) == "Pruner(1 tensor, 64 weights: weight was replaced by a parameter of shape (2, 2), not (8, 8))"
+
+
 def test_a_target_already_met_changes_nothing_and_chooses_nothing(monkeypatch):
     """A schedule's target given every step: between its updates the masks stay the same
     objects, no selection runs, and no mask is read for a layer the call emptied (a pass

@@ -501,6 +501,10 @@ class Pruner:
             self._check_masks()
         except ValueError:  # set by hand, and not as apply() takes them: it says why
             return f"{held}, masks set by hand that apply() does not take{attached})"
+        try:
+            self._follow_model()  # the weights the model holds now, e.g. new ones from load_state_dict(..., assign=True)
+        except ValueError as error:  # the model changed under the pruner
+            return f"{held}{attached}: {error})"
         # Weights written since the masks were applied (rewinding with no optimizer attached) train as if unpruned.
         with torch.no_grad():
             live = sum(int(self.parameters[n][~mask.to(self.parameters[n].device)].count_nonzero()) for n, mask in self.masks.items())
