@@ -48,6 +48,12 @@ class Pruner:
     ``DataParallel``), it prunes the model the wrapper runs (the same parameters), under the
     model's own names.
 
+    ``include`` and ``exclude`` choose the weights to prune, by name or regular expression
+    (by default the weights of every Conv and Linear layer; see :func:`find_prunable`).
+    ``criterion`` scores them: ``"magnitude"``, ``"random"`` (hashed from ``seed``, the
+    tensor's name and the position) or a callable of one's own (the contract is in
+    :mod:`prunelab.criteria.elementwise`); :meth:`prune` may take another for one call.
+
     >>> model = nn.Sequential(nn.Linear(20, 10), nn.ReLU(), nn.Linear(10, 2))
     >>> pruner = Pruner(model)
     >>> _ = pruner.prune(0.5)                        # global magnitude, exact count
