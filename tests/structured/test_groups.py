@@ -271,6 +271,27 @@ def test_a_tensor_divisor_given_by_keyword_blocks_the_channels() -> None:
     assert channel_groups(model, X1)[0].unprunable == "divided by a tensor in div"
 
 
+@pytest.mark.parametrize(
+    ("forward", "blocked"),
+    [
+        (lambda s, x: s.a(x) + x, "combined by add with a tensor of another shape"),  # (2, 4, 3) + (2, 1, 3), broadcast
+        (lambda s, x: s.a(x) + s.norm(s.b(x)), "combined by add with a tensor whose channels are not traced (they went through "
+                                             "something that mixes channels, or are not made from the model's input)"),
+        (lambda s, x: s.a(x) * s.weight, "combined by mul with a tensor whose channels are not traced (they went through "
+                                        "something that mixes channels, or are not made from the model's input)"),
+        (lambda s, x: s.a(x) - s.across(s.b(x)), "combined by sub with a tensor holding its channels otherwise (along another dim, or flattened)"),
+    ],
+    ids=["broadcast", "non-affine-batchnorm-shortcut", "parameter", "channels-along-another-dim"],
+)  # fmt: skip
+def test_an_elementwise_join_blocks_channels_with_the_reason_it_cannot_follow_them(forward, blocked) -> None:
+    """Of one shape, but one operand's channels untraced (a BatchNorm without scale and shift
+    moves zero, a parameter is not made from the input) or laid out otherwise: each said as such."""
+    model = Lambda(forward, a=nn.Conv1d(1, 4, 1), b=nn.Conv1d(1, 4, 1), norm=nn.BatchNorm1d(4, affine=False), across=nn.Linear(3, 3))
+    model.weight = nn.Parameter(torch.ones(2, 4, 3))
+    groups = {g.name: g for g in channel_groups(model, torch.zeros(2, 1, 3))}
+    assert groups["a"].unprunable == blocked
+
+
 class _OwnDropout(nn.Dropout):
     """A dropout fx traces through (not torch's own module): its call is recorded in training mode."""
 

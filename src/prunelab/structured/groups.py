@@ -349,10 +349,15 @@ class _Trace:
             return
         tensors = [a for a in node.all_input_nodes if _shape(a) is not None]
         traced = [self.channels[a] for a in tensors if a in self.channels]
-        shape = _shape(node)
-        same = all(_shape(a) == shape for a in tensors) and len(traced) == len(tensors)
-        if not same or len({(c.dim, c.factor) for c in traced}) != 1:
+        if any(_shape(a) != _shape(node) for a in tensors):
             self.block_inputs(node, f"combined by {name} with a tensor of another shape")
+            return
+        if len(traced) != len(tensors):  # e.g. the output of a LayerNorm, a concatenation or a parameter
+            self.block_inputs(node, f"combined by {name} with a tensor whose channels are not traced (they went through "
+                                    "something that mixes channels, or are not made from the model's input)")  # fmt: skip
+            return
+        if len({(c.dim, c.factor) for c in traced}) != 1:
+            self.block_inputs(node, f"combined by {name} with a tensor holding its channels otherwise (along another dim, or flattened)")
             return
         space = traced[0].space.root()
         for other in traced[1:]:
