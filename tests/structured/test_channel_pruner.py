@@ -774,6 +774,35 @@ def test_a_mean_over_the_spatial_dims_keeps_channels_apart_and_one_over_channels
     assert mixed["c2"].unprunable == "reduced across channels by mean"
 
 
+class TokenMeanPooled(nn.Module):
+    """A transformer's MLP on (batch, tokens, features), its features then averaged over the tokens."""
+
+    def __init__(self, keepdim: bool = False) -> None:
+        super().__init__()
+        self.keepdim = keepdim
+        self.fc1, self.fc2, self.head = nn.Linear(5, 8), nn.Linear(8, 6), nn.Linear(6, 3)
+
+    def forward(self, x):
+        h = self.fc2(nn.functional.gelu(self.fc1(x)))
+        return self.head(h.mean(1, keepdim=self.keepdim))
+
+
+@pytest.mark.parametrize("keepdim", [False, True])
+def test_a_mean_over_the_tokens_keeps_the_features_apart(keepdim) -> None:
+    """The features are the last dim; a mean over dim 1 (the tokens) leaves each one value per
+    example, so fc2's units are pruned as those of a Linear the head reads directly."""
+    torch.manual_seed(0)
+    model = TokenMeanPooled(keepdim)
+    x = torch.randn(4, 7, 5)
+    groups = {g.name: g for g in channel_groups(model, x[:1])}
+    assert groups["fc2"].prunable and groups["fc2"].consumers == [("head", 1)]
+    pruner = ChannelPruner(model, x[:1])
+    pruner.prune(0.5, scope="layerwise")
+    small = pruner.shrink()
+    assert (small.fc1.out_features, small.fc2.in_features, small.fc2.out_features, small.head.in_features) == (4, 4, 3, 3)
+    torch.testing.assert_close(small.eval()(x), zero_removed_channels(model, pruner).eval()(x), rtol=1e-4, atol=1e-5)
+
+
 def test_prune_returns_the_channels_each_group_keeps_as_pruner_returns_its_masks():
     model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Conv2d(8, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4, 2))
     pruner = ChannelPruner(model, torch.zeros(1, 3, 5, 5))

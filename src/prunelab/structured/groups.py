@@ -55,7 +55,8 @@ POOLING_FUNCTIONS = {
     "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d",
     "adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool3d",
 }  # fmt: skip
-# Reductions that, over dims after the channels, leave one value per channel (x.mean((2, 3))).
+# Reductions that, over dims other than the batch's and the channels', keep the channels apart
+# (x.mean((2, 3)) of (batch, channels, height, width), x.mean(1) of (batch, tokens, features)).
 REDUCTIONS = {"mean", "sum", "amax", "amin"}
 JOINING_FUNCTIONS = {
     operator.add, operator.iadd, operator.sub, operator.isub, operator.mul, operator.imul, operator.truediv,
@@ -276,14 +277,18 @@ class _Trace:
             self.block_inputs(node, f"read by {name} in a way that mixes channels")
 
     def reduce(self, node: fx.Node, source: _Channels, name: str) -> None:
-        """A mean, sum or max over dims after the channels (global pooling written as
-        ``x.mean((2, 3))``): each channel stays one value, zero stays zero. Over the channels,
-        or over everything, it mixes them."""
+        """A mean, sum or max over dims other than the batch's and the channels' (global pooling
+        written as ``x.mean((2, 3))``, or a mean over the tokens of (batch, tokens, features) as
+        ``x.mean(1)``): the channels stay apart and zero stays zero; each dim removed before
+        the channels moves them one dim down. Over the channels, or over everything, it mixes them."""
         dims = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
+        keepdim = node.args[2] if len(node.args) > 2 else node.kwargs.get("keepdim", False)
         shape = _shape(_first_input(node))  # x.mean(...), or torch.mean(input=x, ...)
         dims = dims if isinstance(dims, (tuple, list)) else (dims,)
-        if source.dim == 1 and source.factor == 1 and shape and all(isinstance(d, int) and d % len(shape) >= 2 for d in dims):
-            self.channels[node] = source
+        reduced = {d % len(shape) for d in dims} if shape and all(isinstance(d, int) for d in dims) else set()
+        if source.factor == 1 and reduced and not reduced & {0, source.dim}:
+            dim = source.dim if keepdim else source.dim - sum(d < source.dim for d in reduced)
+            self.channels[node] = _Channels(source.space, dim)
         else:
             self.block_inputs(node, f"reduced across channels by {name}")
 
