@@ -900,7 +900,8 @@ def test_a_decaying_schedule_that_would_end_above_its_lr_is_refused() -> None:
         ("{name: halving, final_lr: 0.5}", "find: a halving lr_schedule steps the LR down from optimizer.lr=0.1"),
         ("{name: halving, final_lr: 0.002}", "find: lr_schedule.final_lr=0.002 is not optimizer.lr=0.1 times a power of lr_schedule.gamma=0.1"),
         # 0.1 to 1e-5: five LRs, which halving needs 16 epochs for
-        ("{name: halving, final_lr: 1.0e-5}", "find: a halving lr_schedule from 0.1 to 1e-05 over epochs=10: 5 LR stages halved in turn need at least 16 epochs"),
+        ("{name: halving, final_lr: 1.0e-5}", "find.lr_schedule: a halving schedule from find.optimizer.lr=0.1 to final_lr=1e-05 over "
+         "find.epochs=10: 5 LR stages halved in turn need at least 16 epochs"),
     ],
 )
 def test_a_halving_schedule_that_cannot_step_down_to_its_final_lr_is_named(schedule, expected) -> None:
@@ -908,3 +909,25 @@ def test_a_halving_schedule_that_cannot_step_down_to_its_final_lr_is_named(sched
         load_recipe(overrides=["find.epochs=10", f"find.lr_schedule={schedule}"])
     assert expected in str(error.value)
     assert load_recipe(overrides=["find.epochs=16", "find.lr_schedule={name: halving, final_lr: 1.0e-5}"]).find.lr_schedule.name == "halving"
+
+
+HALVING_SCRATCH = ["eval.lr_policy=null", "eval.optimizer.lr=0.1", "eval.lr_schedule={name: halving, final_lr: 1.0e-5}",
+                   "eval.rewind=reinit", "eval.budget=scratch_e"]  # fmt: skip
+
+
+def test_a_halving_schedule_must_fit_the_fewest_epochs_a_scratch_budget_trains() -> None:
+    """0.1 to 1e-5 is five LRs, which take 16 epochs; a scratch budget trains eval.epochs plus the
+    find phase's (the epochs it trains), which the schedule is derived from, not eval.epochs alone."""
+    message = error_of([*HALVING_SCRATCH, "find.epochs=15", "eval.epochs=0"])
+    assert ("eval.lr_schedule: a halving schedule from eval.optimizer.lr=0.1 to final_lr=1e-05 over eval.epochs + find.epochs "
+            "= 0 + 15 epochs, the fewest eval.budget scratch_e trains: 5 LR stages halved in turn need at least 16 epochs") in message
+    message = error_of([*HALVING_SCRATCH, "find.epochs=40", "find.stop_epoch=10", "eval.epochs=5"])
+    assert "over eval.epochs + find.stop_epoch = 5 + 10 epochs" in message
+    assert load_recipe(overrides=[*HALVING_SCRATCH, "find.epochs=16", "eval.epochs=0"]).eval.epochs == 0
+    assert load_recipe(overrides=[*HALVING_SCRATCH, "find.epochs=14", "eval.epochs=2"]).eval.epochs == 2  # 16 epochs in all
+
+
+def test_a_halving_schedule_that_a_phase_does_not_read_is_not_fitted_to_it() -> None:
+    halving = "lr_schedule={name: halving, final_lr: 1.0e-5}"  # 16 epochs' worth of stages
+    assert load_recipe(overrides=[f"eval.{halving}", "eval.epochs=3"]).eval.lr_policy == "llr"  # the policy sets the LR
+    assert load_recipe("bimp", [f"find.{halving}", "find.epochs=3"]).prune.method == "bimp"  # a linear initial training

@@ -190,11 +190,7 @@ class TrainConfig(Strict):
                 f"lr_schedule.final_lr={schedule.final_lr:g} is not optimizer.lr={lr:g} times a power of lr_schedule.gamma="
                 f"{schedule.gamma:g}, which a halving schedule steps down to ({example})"
             )
-        if self.epochs:
-            try:
-                halving_milestones(self.epochs, stages, schedule.max_stage_epochs)
-            except ValueError as error:
-                raise ValueError(f"a halving lr_schedule from {lr:g} to {schedule.final_lr:g} over epochs={self.epochs}: {error}") from None
+        # Whether its stages fit the phase is the recipe's check (Recipe._halving_stages_fit): a scratch budget lengthens the phase.
 
 
 class FindConfig(TrainConfig):
@@ -633,6 +629,35 @@ class Recipe(Strict):
                     f"{phase}.lr_schedule.warmup_epochs={schedule.warmup_epochs} is longer than the {phase} phase "
                     f"({length}={epochs}): the phase would end before its warmup"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _halving_stages_fit(self) -> Recipe:
+        """Each halving LR schedule that a phase reads gives every one of its LRs an epoch of
+        the phase's schedule: ``find.epochs`` (``stop_epoch`` only ends the training early), and
+        for the eval phase ``eval.epochs``, or with a scratch budget the fewest epochs it can
+        train, ``eval.epochs`` plus the find phase's (Scratch-B's speedup is at least 1)."""
+        find, evaluation = self.find_training, self.eval_training
+        phases = [("find", find, find.epochs, f"find.epochs={find.epochs}")]  # BIMP's linear initial training reads no halving
+        if evaluation.lr_policy is None:  # else the policy sets the eval LR
+            if evaluation.budget == "epochs":
+                phases.append(("eval", evaluation, evaluation.epochs, f"eval.epochs={evaluation.epochs}"))
+            else:
+                epochs = evaluation.epochs + find.trained_epochs
+                length = (f"eval.epochs + {self.find_length_setting} = {evaluation.epochs} + {find.trained_epochs} epochs, "
+                          f"the fewest eval.budget {evaluation.budget} trains")  # fmt: skip
+                phases.append(("eval", evaluation, epochs, length))
+        for phase, training, epochs, length in phases:
+            schedule, lr = training.lr_schedule, training.optimizer.lr
+            if schedule.name != "halving" or not epochs:
+                continue
+            try:
+                halving_milestones(epochs, schedule.halving_stages(lr), schedule.max_stage_epochs)
+            except ValueError as error:
+                raise ValueError(
+                    f"{phase}.lr_schedule: a halving schedule from {phase}.optimizer.lr={lr:g} to final_lr={schedule.final_lr:g} "
+                    f"over {length}: {error}"
+                ) from None
         return self
 
     @field_validator("seeds")
