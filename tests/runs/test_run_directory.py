@@ -648,3 +648,37 @@ def test_a_device_torch_cannot_see_is_a_recipe_error_before_any_arm_trains(tiny_
                ("arm=b", load_recipe(None, [*tiny_overrides, "prune.sparsity=0.6", "device=cuda"]))]  # fmt: skip
     with pytest.raises(RecipeError, match=r"^\[arm=b\] device: cuda was asked for, but torch sees no CUDA device"):
         runner.check_plan(recipes, tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [  # the tiny CNN prunes 40 + 192 + 192 + 400 = 824 weights; 0.5 of one rounds to none
+        (["prune.scope=global", "prune.sparsity=0.0006"],
+         "prune.sparsity=0.0006 rounds to none of the 824 prunable weights, so the run would prune nothing; 0.00121 prunes one"),
+        (["prune.sparsity=0.0012"],  # 0.48 of the largest layer's 400
+         "prune.sparsity=0.0012 rounds to no weight in any prunable layer (the largest has 400), so the run would prune nothing; 0.0025 prunes one"),
+        (["prune.scope=global", "prune.method=imp", "prune.rate=1.0e-4", "prune.levels=4"],  # 1 - 0.9999^4 of 824: 0.33
+         "prune.levels=4 at prune.rate=0.0001 reach a sparsity of 0.0004, which rounds to none of the 824 prunable weights"),
+        (["prune.scope=ratios", "prune.ratios={classifier: 0.001}"],
+         "prune.ratios round to no weight of their layers (classifier.0.weight: 0.001 of 400), so the run would prune nothing"),
+        (["model.options.batch_norm=true", "prune.criterion=bn_scale", "prune.scope=global", "prune.sparsity=0.02"],  # 0.48 of 3 x 8 channels
+         "prune (criterion bn_scale): prune.sparsity=0.02 rounds to none of the 24 channels of the prunable groups, so the run would prune nothing"),
+    ],
+    ids=["global", "layerwise", "imp-levels", "ratios", "channels"],
+)
+def test_a_sparsity_that_rounds_to_no_weight_is_refused_before_training(tiny_overrides: list[str], tmp_path: Path, overrides, message) -> None:
+    """A run that asks to prune but would prune nothing is the dense model under a pruning run's name."""
+    with pytest.raises(RecipeError) as caught:
+        runner.check_plan([("", load_recipe(None, [*tiny_overrides, *overrides]))], tmp_path)
+    assert message in str(caught.value)
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [["prune.scope=global", "prune.sparsity=0.0007"], ["prune.sparsity=0.0013"], ["prune.sparsity=0"], ["prune.scope=ratios", "prune.ratios={classifier: 0}"],
+     ["model.options.batch_norm=true", "prune.criterion=bn_scale", "prune.scope=global", "prune.sparsity=0.03"]],
+    ids=["global-one-weight", "layerwise-one-weight", "zero", "zero-ratio", "one-channel"],
+)
+def test_a_sparsity_that_prunes_a_weight_or_none_by_design_is_run(tiny_overrides: list[str], tmp_path: Path, overrides) -> None:
+    assert runner.check_plan([("", load_recipe(None, [*tiny_overrides, *overrides]))], tmp_path)

@@ -142,15 +142,19 @@ def preflight(recipe: Recipe, data, references: bool = True) -> None:
         pruner = Pruner(model, recipe.prune.include, recipe.prune.exclude, criterion=recipe.prune.criterion)
     except ValueError as error:
         raise RecipeError(f"prune.include/exclude: {error}") from None
+    ratios = None
     if recipe.prune.scope == "ratios":
         try:
-            pruner.named_ratios(recipe.prune.ratios)
+            ratios = pruner.named_ratios(recipe.prune.ratios)
         except ValueError as error:
             raise RecipeError(f"prune.ratios: {error}") from None
     if references and recipe.prune.reference is not None:
         check_reference(recipe, {name: tuple(p.shape) for name, p in pruner.parameters.items()})
+    sizes = {name: p.numel() for name, p in pruner.parameters.items()}
     if recipe.prune.scope in ("global", "layerwise"):
-        check_keeps_a_weight(recipe.prune, {name: p.numel() for name, p in pruner.parameters.items()})
+        check_keeps_a_weight(recipe.prune, sizes)
+    if recipe.prune.scope in ("global", "layerwise", "ratios"):
+        check_prunes_a_weight(recipe.prune, sizes, ratios)
 
 
 def check_forward(recipe: Recipe, model: torch.nn.Module, data: Dataset) -> None:
@@ -188,10 +192,15 @@ def check_augment(recipe: Recipe, data: Dataset) -> None:
                           f"{tuple(batch.shape)}; it must return the batch's shape (or set data.augment: false)")  # fmt: skip
 
 
+def sparsity_targets(spec: PruneBase) -> list[float]:
+    """The sparsity each pruning step of a run prunes to (IMP's levels; one-shot's and GMP's one target)."""
+    return level_targets(spec.rate, spec.sparsity, spec.levels) if spec.method in ("imp", "bimp") else [spec.sparsity]
+
+
 def check_keeps_a_weight(spec: PruneBase, sizes: dict[str, int]) -> None:
     """A final sparsity that rounds to every prunable weight leaves a model that computes
     nothing, and no speedup to report: refused before any training."""
-    targets = level_targets(spec.rate, spec.sparsity, spec.levels) if spec.method in ("imp", "bimp") else [spec.sparsity]
+    targets = sparsity_targets(spec)
     final = targets[-1]
     total = sum(sizes.values())
     if total == 0:
@@ -215,6 +224,30 @@ def check_keeps_a_weight(spec: PruneBase, sizes: dict[str, int]) -> None:
         )
 
 
+def check_prunes_a_weight(spec: PruneBase, sizes: dict[str, int], ratios: dict[str, float] | None) -> None:
+    """A sparsity above 0 (or ``ratios``, per prunable tensor) that rounds to no weight at all
+    would run the dense model as a pruned one: refused before any training."""
+    final = sparsity_targets(spec)[-1]
+    if ratios is not None:
+        targets = [(ratio, sizes[name]) for name, ratio in ratios.items()]
+    else:
+        targets = [(final, sum(sizes.values()))] if spec.scope == "global" else [(final, size) for size in sizes.values()]
+    if not any(target for target, _ in targets) or any(round(target * size) for target, size in targets):
+        return
+    if ratios is not None:
+        each = "; ".join(f"{name}: {ratio:g} of {sizes[name]:,}" for name, ratio in ratios.items())
+        raise RecipeError(f"prune.ratios round to no weight of their layers ({each}), so the run would prune nothing; "
+                          "a ratio above 0.5 / the layer's weights prunes one")  # fmt: skip
+    where = f"none of the {targets[0][1]:,} prunable weights" if spec.scope == "global" else \
+        f"no weight in any prunable layer (the largest has {max(sizes.values()):,})"
+    if getattr(spec, "levels", None) is not None:  # IMP's levels set how far it prunes, not its sparsity
+        what, advice = f"prune.levels={spec.levels} at prune.rate={spec.rate:g} reach a sparsity of {final:.3g}, which", "raise prune.rate"
+    else:
+        one = 1 / (targets[0][1] if spec.scope == "global" else max(sizes.values()))
+        what, advice = f"prune.sparsity={spec.sparsity:g}", f"{one:.3g} prunes one (0: a run that prunes none)"
+    raise RecipeError(f"{what} rounds to {where}, so the run would prune nothing; {advice}")
+
+
 def check_channel_pruning(recipe: Recipe, model, data) -> None:
     """The model traces into channel groups, include/exclude and ratios name them, and the
     target leaves every group a channel: the channel pruning of a run, tried on a fresh model."""
@@ -223,6 +256,11 @@ def check_channel_pruning(recipe: Recipe, model, data) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the run itself warns, once
             choose_channels(channels, recipe.prune)
+        asked = any(recipe.prune.ratios.values()) if recipe.prune.scope == "ratios" else recipe.prune.sparsity
+        if asked and not channels.channel_sparsity():
+            setting = "prune.ratios round" if recipe.prune.scope == "ratios" else f"prune.sparsity={recipe.prune.sparsity:g} rounds"
+            count = sum(group.size for group in channels.groups)
+            raise ValueError(f"{setting} to none of the {count:,} channels of the prunable groups, so the run would prune nothing")
         channels.shrink()
     except ValueError as error:
         raise RecipeError(f"prune (criterion {recipe.prune.criterion}): {error}") from None
