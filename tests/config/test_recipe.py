@@ -931,3 +931,18 @@ def test_a_halving_schedule_that_a_phase_does_not_read_is_not_fitted_to_it() -> 
     halving = "lr_schedule={name: halving, final_lr: 1.0e-5}"  # 16 epochs' worth of stages
     assert load_recipe(overrides=[f"eval.{halving}", "eval.epochs=3"]).eval.lr_policy == "llr"  # the policy sets the LR
     assert load_recipe("bimp", [f"find.{halving}", "find.epochs=3"]).prune.method == "bimp"  # a linear initial training
+
+
+@pytest.mark.parametrize("source", [None, "imp"])
+def test_instability_without_retraining_is_refused(source) -> None:
+    """Two copies that are not retrained are the same weights: a barrier of 0 would read as stable."""
+    message = error_of(["eval.epochs=0", "eval.instability=true"], source)
+    assert "eval.instability measures the barrier between two retrainings from one start, but eval.epochs=0 retrains nothing" in message
+    assert load_recipe(source, ["eval.epochs=1", "eval.instability=true"]).eval.instability
+
+
+def test_instability_of_a_scratch_budget_or_a_method_that_sets_the_retraining_is_left_alone() -> None:
+    scratch = load_recipe(overrides=["eval.epochs=0", "eval.instability=true", "eval.rewind=reinit", "eval.budget=scratch_e"])
+    assert scratch.eval.instability  # trains the find phase's 40 epochs
+    assert load_recipe("bimp", ["eval.epochs=0", "eval.instability=true"]).eval.instability  # bimp's levels retrain 30 epochs
+    assert "eval.instability is not used" in " ".join(unused_settings(load_recipe("gmp", ["eval.instability=true"])))

@@ -242,7 +242,8 @@ class EvalConfig(TrainConfig):
     clr, llr, allr; multiplying the policy's LR, as ``warmup_epochs`` does).
     ``instability`` also trains a second copy from the same starting point with another
     data order and records the test-error barrier on the line between the two (seed 002's
-    linear mode connectivity: about zero where training is stable); it doubles retraining.
+    linear mode connectivity: about zero where training is stable); it doubles retraining,
+    and needs one (``epochs`` above 0).
 
     ``budget`` sizes a one-shot run's training from scratch of the pruned architecture (``rewind:
     reinit``) as seed 004's scratch baselines do: ``epochs`` trains ``epochs``;
@@ -589,6 +590,13 @@ class Recipe(Strict):
             raise ValueError(
                 f"eval.warmup_fraction warms up the restarting LR policies {', '.join(RESTARTING)}; "
                 f"eval.lr_policy is {evaluation.lr_policy}"
+            )
+        retrained = evaluation.epochs + (find_epochs if evaluation.budget != "epochs" else 0)  # a scratch budget's fewest
+        if evaluation.instability and self.prune.method not in ("gmp", "bimp") and retrained == 0:  # GMP: unread; BIMP: >= 1 a level
+            raise ValueError(
+                f"eval.instability measures the barrier between two retrainings from one start, but eval.epochs="
+                f"{evaluation.epochs} retrains nothing: the two copies, the same weights, would report 0 (stable); give eval.epochs or "
+                "leave eval.instability out"
             )
         if evaluation.lr_policy is not None and find_epochs == 0:
             raise ValueError(
