@@ -27,6 +27,7 @@ from prunelab.runs import runner
 from prunelab.runs.checkpoint import save_checkpoint
 from prunelab.runs.runner import FIND_CACHE, aggregate, find_key, progress_shows, run_recipe, seed_summaries
 from prunelab.runs.session import SEED_RESULTS, load_trained
+from prunelab.schedules import Constant, Warmup
 from prunelab.train import Trainer, evaluate
 
 # The tiny run of conftest.py (recipe, run), shared with test_resume and test_damaged_files.
@@ -681,4 +682,34 @@ def test_a_sparsity_that_rounds_to_no_weight_is_refused_before_training(tiny_ove
     ids=["global-one-weight", "layerwise-one-weight", "zero", "zero-ratio", "one-channel"],
 )
 def test_a_sparsity_that_prunes_a_weight_or_none_by_design_is_run(tiny_overrides: list[str], tmp_path: Path, overrides) -> None:
+    assert runner.check_plan([("", load_recipe(None, [*tiny_overrides, *overrides]))], tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [  # the tiny run's epochs are 8 steps (4000 examples in batches of 500)
+        (["find.lr_schedule.warmup_epochs=0.1"], "find.lr_schedule.warmup_epochs=0.1 of an epoch's 8 optimizer steps rounds to 1"),
+        (["eval.lr_policy=null", "eval.lr_schedule.warmup_epochs=0.05"], "eval.lr_schedule.warmup_epochs=0.05 of an epoch's 8 optimizer steps rounds to 0"),
+        (["eval.epochs=1", "eval.warmup_fraction=0.1"], "eval.warmup_fraction=0.1 of the retraining's 8 optimizer steps rounds to 1"),
+        # BIMP's 3 retraining epochs over 2 levels: 2 for the first, the longest
+        (["prune.method=bimp", "eval.lr_policy=null", "prune.budget_epochs=5", "prune.initial_epochs=2", "prune.levels=2", "eval.warmup_fraction=0.05"],
+         "eval.warmup_fraction=0.05 of the retraining's 16 optimizer steps rounds to 1"),
+    ],
+    ids=["find", "eval", "policy", "bimp"],
+)
+def test_a_warmup_of_fewer_than_two_steps_is_refused_before_training(tiny_overrides: list[str], tmp_path: Path, overrides, message) -> None:
+    assert Warmup(Constant(0.1), warmup_steps=1)(0) == 0.1  # a ramp of one step is the full LR
+    with pytest.raises(RecipeError) as caught:
+        runner.check_plan([("", load_recipe(None, [*tiny_overrides, *overrides]))], tmp_path)
+    assert f"{message}, and a warmup of fewer than 2 steps leaves the LR as it is" in str(caught.value)
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [["find.lr_schedule.warmup_epochs=0.2"], ["eval.warmup_fraction=0.1"],  # 1.6 steps of 8, and of the 16 of eval.epochs=2: 2
+     ["eval.epochs=0", "eval.warmup_fraction=0.1"], ["find.lr_schedule.warmup_epochs=0.1", "eval.lr_policy=null", "find.epochs=0"]],
+    ids=["find-two-steps", "policy-two-steps", "no-retraining", "no-find-training"],
+)
+def test_a_warmup_of_two_steps_or_in_a_phase_that_does_not_train_is_run(tiny_overrides: list[str], tmp_path: Path, overrides) -> None:
     assert runner.check_plan([("", load_recipe(None, [*tiny_overrides, *overrides]))], tmp_path)

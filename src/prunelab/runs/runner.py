@@ -67,6 +67,7 @@ from prunelab.methods import METHODS
 from prunelab.methods.common import (
     check_reference,
     choose_channels,
+    epoch_steps,
     find,
     first_lpr_record,
     late_rewinding,
@@ -126,6 +127,7 @@ def preflight(recipe: Recipe, data, references: bool = True) -> None:
         except ValueError as error:
             raise RecipeError(str(error)) from None
     late_rewinding(recipe.find_training, recipe.eval, len(data.x_train))
+    check_warmups_take_steps(recipe, len(data.x_train))
     check_augment(recipe, data)
     if recipe.prune.method == "gmp":
         for message in check_update_frequency(recipe, len(data.x_train)):
@@ -155,6 +157,35 @@ def preflight(recipe: Recipe, data, references: bool = True) -> None:
         check_keeps_a_weight(recipe.prune, sizes)
     if recipe.prune.scope in ("global", "layerwise", "ratios"):
         check_prunes_a_weight(recipe.prune, sizes, ratios)
+
+
+def check_warmups_take_steps(recipe: Recipe, train_size: int) -> None:
+    """A warmup ramps the LR over whole optimizer steps, and a ramp of one step is the full LR:
+    a warmup given that rounds to fewer than 2 steps of its phase changes nothing, so it is
+    refused before training."""
+    find, evaluation = recipe.find_training, recipe.eval_training
+    eval_steps = epoch_steps(train_size, evaluation.batch_size)
+    warmups = []
+    if find.trained_epochs:
+        warmups.append(("find.lr_schedule.warmup_epochs", find.lr_schedule.warmup_epochs, epoch_steps(train_size, find.batch_size), "an epoch"))
+    if evaluation.lr_policy is None:
+        warmups.append(("eval.lr_schedule.warmup_epochs", evaluation.lr_schedule.warmup_epochs, eval_steps, "an epoch"))
+    elif evaluation.budget == "epochs":  # a scratch budget retrains longer
+        warmups.append(("eval.warmup_fraction", evaluation.warmup_fraction, longest_retraining(recipe) * eval_steps, "the retraining"))
+    for setting, value, steps, of in warmups:
+        if value and steps and round(value * steps) < 2:
+            raise RecipeError(
+                f"{setting}={value:g} of {of}'s {steps} optimizer steps rounds to {round(value * steps)}, and a warmup of fewer "
+                f"than 2 steps leaves the LR as it is; {2 / steps:.3g} is 2 steps (0: no warmup)"
+            )
+
+
+def longest_retraining(recipe: Recipe) -> int:
+    """The epochs of a run's longest retraining: ``eval.epochs``, or BIMP's first level's share of its budget."""
+    spec = recipe.prune
+    if spec.method == "bimp":
+        return -(-(spec.budget_epochs - spec.initial_epochs) // spec.level_count)  # the earlier levels take the remainder
+    return recipe.eval.epochs
 
 
 def check_forward(recipe: Recipe, model: torch.nn.Module, data: Dataset) -> None:
