@@ -809,3 +809,52 @@ def test_prune_returns_the_channels_each_group_keeps_as_pruner_returns_its_masks
     assert pruner.prune(0.5) is pruner.keep and [len(kept) for kept in pruner.keep.values()] == [4, 2]
     with pytest.warns(UserWarning, match="filter_l1 ranked globally"):
         assert pruner.prune(0.75, scope="global") is pruner.keep
+
+
+class Activated(nn.Module):
+    """Units of ``a`` through ``activation`` (a module, or a function of a tensor), read by ``b``."""
+
+    def __init__(self, activation) -> None:
+        super().__init__()
+        self.a, self.b = nn.Linear(3, 6), nn.Linear(6, 2)
+        self.activation = activation
+
+    def forward(self, x):
+        return self.b(self.activation(self.a(x)))
+
+
+F = nn.functional
+
+
+@pytest.mark.parametrize(
+    "activation",
+    [
+        nn.SELU(), nn.CELU(0.7), nn.RReLU(), nn.PReLU(), nn.Softsign(), nn.Tanhshrink(), nn.Softshrink(0.3), nn.Hardshrink(0.3),
+        nn.Hardtanh(-0.5, 2.0), nn.Threshold(-0.2, 5.0), nn.Threshold(0.1, 0.0),
+        lambda h: F.hardtanh(h, -0.5, 2.0), lambda h: F.hardtanh_(h, 0.0, 0.5), lambda h: F.selu(h), lambda h: torch.selu_(h),
+        lambda h: F.celu(h, 0.7), lambda h: torch.celu(h), lambda h: F.rrelu(h), lambda h: torch.rrelu_(h), lambda h: F.softsign(h),
+        lambda h: F.tanhshrink(h), lambda h: F.softshrink(h, 0.3), lambda h: F.hardshrink(h), lambda h: h.hardshrink(0.3),
+        lambda h: torch.hardshrink(h), lambda h: F.threshold(h, -0.2, 5.0), lambda h: torch.threshold_(h, 0.1, 0.0),
+        lambda h: F.elu_(h), lambda h: F.leaky_relu_(h), lambda h: h.tanh_(), lambda h: torch.tanh_(h),
+    ],
+    ids=[
+        "SELU", "CELU", "RReLU", "PReLU", "Softsign", "Tanhshrink", "Softshrink", "Hardshrink", "Hardtanh", "Threshold-below-0",
+        "Threshold-to-0", "F.hardtanh", "F.hardtanh_", "F.selu", "torch.selu_", "F.celu", "torch.celu", "F.rrelu", "torch.rrelu_",
+        "F.softsign", "F.tanhshrink", "F.softshrink", "F.hardshrink", "Tensor.hardshrink", "torch.hardshrink", "F.threshold",
+        "torch.threshold_", "F.elu_", "F.leaky_relu_", "Tensor.tanh_", "torch.tanh_",
+    ],
+)  # fmt: skip
+def test_an_activation_that_maps_zero_to_zero_shrinks_to_what_the_zeroed_model_computes(activation) -> None:
+    """A removed unit is 0 in the zeroed model and stays 0 through these (RReLU's random slopes
+    in training too), so the next layer's columns reading it add nothing: the small model
+    without them computes the same (in eval mode: in training, RReLU draws as many slopes as values)."""
+    torch.manual_seed(0)
+    model, x = Activated(activation), torch.randn(8, 3)
+    pruner = ChannelPruner(model, x[:1])
+    assert [g.name for g in pruner.groups] == ["a"]
+    pruner.prune(ratios={"a": 0.5})
+    small = pruner.shrink()
+    assert (small.a.out_features, small.b.in_features) == (3, 3)
+    expected = zero_removed_channels(model, pruner).eval()(x)
+    assert not torch.allclose(model.eval()(x), expected)  # the removed units counted
+    torch.testing.assert_close(small.eval()(x), expected)

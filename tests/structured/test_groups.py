@@ -197,6 +197,12 @@ X1 = torch.zeros(2, 1, 5)
     [
         (conv_then(nn.Sigmoid()), X1, "used by 1 (Sigmoid)"),  # sigmoid(0) = 0.5
         (conv_then(nn.Hardtanh(0.5, 1.0)), X1, "moved away from zero by 1 (Hardtanh)"),
+        (Lambda(lambda s, x: s.b(nn.functional.hardtanh(s.a(x), 0.5, 1.0)), a=nn.Conv1d(1, 4, 1), b=nn.Conv1d(4, 2, 1)), X1,
+         "moved away from zero by hardtanh"),
+        (conv_then(nn.Threshold(0.0, 1.0)), X1, "moved away from zero by 1 (Threshold)"),  # 0 is not above 0: it becomes 1
+        (Lambda(lambda s, x: s.b(torch.threshold(s.a(x), 0.0, 1.0)), a=nn.Conv1d(1, 4, 1), b=nn.Conv1d(4, 2, 1)), X1,
+         "moved away from zero by threshold"),
+        (conv_then(nn.PReLU(4)), X1, "scaled by 1 (PReLU), a slope per channel"),
         (conv_then(nn.BatchNorm1d(4, affine=False)), X1, "normalised by 1 (BatchNorm1d) across channels or without scale and shift"),
         (Lambda(lambda s, x: s.b(s.a(x) + 1.0), a=nn.Conv1d(1, 4, 1), b=nn.Conv1d(4, 2, 1)), X1, "shifted away from zero by add"),
         (Lambda(lambda s, x: s.b((lambda h: h / h)(s.a(x))), a=nn.Conv1d(1, 4, 1), b=nn.Conv1d(4, 2, 1)), X1, "divided by a tensor in truediv"),

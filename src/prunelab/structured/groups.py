@@ -35,13 +35,17 @@ from prunelab.models.common import evaluating, leaving_state, training
 
 NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 # Elementwise modules and functions: a removed channel, zero, must stay zero through them
-# (Hardtanh only with bounds around zero).
+# (Hardtanh only with bounds around zero, Threshold only below zero or replacing with zero,
+# PReLU only with one slope for all channels; RReLU's random slopes keep zero too).
 ACTIVATION_MODULES = (
-    nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Tanh, nn.Hardswish, nn.Hardtanh, nn.Mish,
+    nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.RReLU, nn.PReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU, nn.Mish, nn.Hardswish,
+    nn.Tanh, nn.Softsign, nn.Hardtanh, nn.Tanhshrink, nn.Softshrink, nn.Hardshrink, nn.Threshold,
     nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d,
 )  # fmt: skip
 ACTIVATION_FUNCTIONS = {
-    "relu", "relu_", "relu6", "leaky_relu", "elu", "gelu", "silu", "tanh", "hardswish", "mish",
+    "relu", "relu_", "relu6", "leaky_relu", "leaky_relu_", "rrelu", "rrelu_", "elu", "elu_", "selu", "selu_",
+    "celu", "celu_", "gelu", "silu", "mish", "hardswish", "tanh", "tanh_", "softsign", "hardtanh", "hardtanh_",
+    "tanhshrink", "softshrink", "hardshrink", "threshold", "threshold_", "_threshold",  # F.threshold's name
     "dropout", "dropout1d", "dropout2d", "dropout3d", "contiguous", "clone",
 }  # fmt: skip
 # Pooling over the dims after the channels (dim 1).
@@ -328,7 +332,9 @@ class _Trace:
                           or shape[:2] != _shape(_first_input(node))[:2]):  # fmt: skip
             # A tensor of one dim fewer than the pooling's batched input is taken as unbatched: dim 1 is pooled.
             source.space.block(f"pooled across channels by {name}")
-        elif isinstance(module, nn.Hardtanh) and not module.min_val <= 0 <= module.max_val:
+        elif isinstance(module, nn.PReLU) and module.num_parameters != 1:
+            source.space.block(f"scaled by {name}, a slope per channel")
+        elif not _keeps_zero(node, module):
             source.space.block(f"moved away from zero by {name}")
         else:
             self.channels[node] = source
@@ -420,6 +426,26 @@ def _is_activation(node: fx.Node, module: nn.Module | None) -> bool:
     if module is not None:
         return isinstance(module, ACTIVATION_MODULES)
     return node.op != "call_module" and _function_name(node) in ACTIVATION_FUNCTIONS
+
+
+def _keeps_zero(node: fx.Node, module: nn.Module | None) -> bool:
+    """Whether an activation maps 0 to 0: a hardtanh with bounds around zero, a threshold below
+    zero or replacing with zero; the other activations and poolings always do."""
+    name = _function_name(node)
+    if isinstance(module, nn.Hardtanh):  # ReLU6 too
+        return module.min_val <= 0 <= module.max_val
+    if module is None and name in ("hardtanh", "hardtanh_"):
+        return _argument(node, 1, "min_val", -1.0) <= 0 <= _argument(node, 2, "max_val", 1.0)
+    if isinstance(module, nn.Threshold):
+        return module.threshold < 0 or module.value == 0
+    if module is None and name in ("threshold", "threshold_", "_threshold"):
+        return _argument(node, 1, "threshold") < 0 or _argument(node, 2, "value") == 0
+    return True
+
+
+def _argument(node: fx.Node, position: int, keyword: str, default: object = None) -> object:
+    """An argument of a call, given by position or by keyword."""
+    return node.args[position] if len(node.args) > position else node.kwargs.get(keyword, default)
 
 
 def _is_pooling(node: fx.Node, module: nn.Module | None) -> bool:
