@@ -97,6 +97,37 @@ def test_what_the_tracer_cannot_keep_apart_is_unprunable(model, x, blocked) -> N
     assert [name for name, g in groups.items() if not g.prunable and g.consumers and name not in blocked] == []
 
 
+class Pair(nn.Module):
+    """Two convolutions side by side, concatenated."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.a, self.b = nn.Conv1d(width, 3, 1), nn.Conv1d(width, 3, 1)
+
+    def forward(self, x):
+        return torch.cat([self.a(x), self.b(x)], dim=1)
+
+
+class TwoConcatenations(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b, self.mid, self.pair, self.head = nn.Conv1d(1, 2, 1), nn.Conv1d(1, 2, 1), nn.Conv1d(4, 6, 1), Pair(6), nn.Conv1d(6, 2, 1)
+
+    def forward(self, x):
+        return self.head(self.pair(torch.relu(self.mid(torch.cat([self.a(x), self.b(x)], 1)))))
+
+
+def test_a_reason_names_the_call_among_several_of_one_function_and_the_layer_it_is_in() -> None:
+    """Two concatenations: torch.fx names them cat and cat_1; the second is in the forward of
+    layer pair, the first in the model's own."""
+    x = torch.zeros(1, 1, 5)
+    reasons = {g.name: g.unprunable for g in channel_groups(TwoConcatenations(), x)}
+    assert reasons == {"a": "used by cat", "b": "used by cat", "mid": None, "pair.a": "used by cat_1 in pair",
+                       "pair.b": "used by cat_1 in pair", "head": "the model's output"}  # fmt: skip
+    with pytest.raises(ValueError, match=r"^ratio given for 'pair.b', but the channels of pair.b cannot be removed: used by cat_1 in pair$"):
+        ChannelPruner(TwoConcatenations(), x).prune(ratios={"pair.b": 0.5})
+
+
 def test_a_depthwise_convolution_of_the_model_input_stays_a_layer_of_its_own() -> None:
     """Its channels are the input's, which stay; listed as unprunable, it can be named."""
     model = nn.Sequential(nn.Conv2d(3, 3, 3, groups=3), nn.Conv2d(3, 8, 1), nn.ReLU(), nn.Conv2d(8, 4, 1))

@@ -229,7 +229,7 @@ class _Trace:
         elif source is not None and _is_flatten(node, module):
             self.flatten(node, source, name)
         # Anything else may mix channels; but x.dim() is harmless: it reads the number of dims, not a width.
-        elif node.op in ("call_module", "call_function", "call_method") and name != "dim":
+        elif node.op in ("call_module", "call_function", "call_method") and (node.op, node.target) != ("call_method", "dim"):
             self.block_inputs(node, f"used by {name}")
         # get_attr: a tensor of the model's own; it only matters where it is used
 
@@ -402,10 +402,12 @@ def _block_shared_layers(model: nn.Module, roots: list[_Space], calls: Mapping[s
 
 
 def _name(node: fx.Node, modules: dict[str, nn.Module]) -> str:
-    """How reasons name ``node``: a layer with its type, else the function or method."""
+    """How reasons name ``node``: a layer with its type, else the call as torch.fx names it
+    (``cat_1``: one of several), with the layer whose forward makes it, if not the model's."""
     if node.op == "call_module":
         return f"{node.target} ({type(modules[node.target]).__name__})"
-    return _function_name(node) or str(node.target)
+    stack = node.meta.get("nn_module_stack")  # (path, type) of each layer the call is in, innermost last
+    return f"{node.name} in {list(stack.values())[-1][0]}" if stack else node.name
 
 
 def _first_input(node: fx.Node) -> fx.Node | None:
