@@ -260,6 +260,25 @@ def test_what_would_change_the_output_when_shrunk_is_unprunable(model, x, blocke
     assert first.unprunable == blocked
 
 
+def test_a_layer_called_twice_makes_one_group_that_can_be_named() -> None:
+    """Both calls make the rows of one weight: one group, read by what reads either call,
+    listed once under the layer's name, where the layer is first called."""
+    def forward(s, x):
+        h = torch.relu(s.pre(x))
+        return s.head(s.shared(s.a(h))) + s.head2(s.shared(s.b(h)))
+
+    model = Lambda(forward, pre=nn.Conv1d(1, 5, 1), a=nn.Conv1d(5, 4, 1), b=nn.Conv1d(5, 4, 1), shared=nn.Conv1d(4, 3, 1),
+                   head=nn.Conv1d(3, 2, 1), head2=nn.Conv1d(3, 2, 1))  # fmt: skip
+    groups = channel_groups(model, X1)
+    assert [g.name for g in groups] == ["pre", "a", "shared", "head", "b"]
+    shared = groups[2]
+    assert (shared.producers, shared.consumers, shared.unprunable) == (["shared"], [("head", 1), ("head2", 1)], "shared is called more than once")
+    twice = Lambda(lambda s, x: s.head(s.bn(s.bn(s.a(x)))), a=nn.Conv1d(1, 4, 1), bn=nn.BatchNorm1d(4), head=nn.Conv1d(4, 2, 1))
+    assert channel_groups(twice, X1)[0].norms == ["bn"]  # a layer listed once, whichever the calls
+    with pytest.raises(ValueError, match=r"^ratio given for 'shared', but the channels of shared cannot be removed: shared is called more than once$"):
+        ChannelPruner(model, X1).prune(ratios={"shared": 0.5})
+
+
 def test_what_keeps_a_removed_channel_at_zero_stays_prunable() -> None:
     def forward(s, x):
         h = torch.relu(s.a(input=x)) * 2.0 - 0.0  # a keyword input, scaling, a zero shift

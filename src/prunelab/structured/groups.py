@@ -174,16 +174,24 @@ def channel_groups(model: nn.Module, example_input: Tensor) -> list[ChannelGroup
     roots = [s for s in trace.spaces if s.root() is s and s.producers]
     calls = collections.Counter(node.target for node in graph_module.graph.nodes if node.op == "call_module")
     _block_shared_layers(model, roots, calls)
-    order = {node.target: i for i, node in enumerate(graph_module.graph.nodes) if node.op == "call_module"}
+    order: dict[str, int] = {}  # layers by their first call
+    for node in graph_module.graph.nodes:
+        if node.op == "call_module":
+            order.setdefault(node.target, len(order))
     return [
         ChannelGroup(
             name=min(root.producers, key=order.__getitem__), size=root.size,
-            producers=sorted(root.producers, key=order.__getitem__), norms=sorted(root.norms, key=order.__getitem__),
-            consumers=sorted(root.consumers, key=lambda c: order[c[0]]), unprunable=root.unprunable,
-            depthwise=sorted(root.depthwise, key=order.__getitem__),
+            producers=_in_order(root.producers, order), norms=_in_order(root.norms, order),
+            consumers=sorted(dict.fromkeys(root.consumers), key=lambda c: order[c[0]]), unprunable=root.unprunable,
+            depthwise=_in_order(root.depthwise, order),
         )
         for root in sorted(roots, key=lambda root: min(map(order.__getitem__, root.producers)))
     ]  # fmt: skip
+
+
+def _in_order(layers: list[str], order: Mapping[str, int]) -> list[str]:
+    """Each layer once (a layer called twice is listed at each call), in the order of their first calls."""
+    return sorted(dict.fromkeys(layers), key=order.__getitem__)
 
 
 class _Trace:
@@ -194,6 +202,7 @@ class _Trace:
         self.spaces: list[_Space] = []  # every space made, in order; the groups are their roots
         self.channels: dict[fx.Node, _Channels] = {}  # where each traced tensor keeps its channels
         self.shapes: dict[fx.Node, _Channels] = {}  # x.shape and x.size(): reading a width is using it
+        self.made: dict[str, _Space] = {}  # the channels each Conv/Linear layer makes
 
     def visit(self, node: fx.Node) -> None:
         """Follow the channels through ``node``, or block those it uses in a way the trace does not follow."""
@@ -265,8 +274,10 @@ class _Trace:
                 source.space.block(f"read by {node.target} in a way that mixes channels")
             else:
                 source.space.root().consumers.append((node.target, source.factor))
-        space = self.new_space(shape[channel_dim])
-        space.producers.append(node.target)
+        if node.target not in self.made:  # called again, a layer makes the same channels: its weight's rows
+            self.made[node.target] = self.new_space(shape[channel_dim])
+            self.made[node.target].producers.append(node.target)
+        space = self.made[node.target]
         if grouped:
             space.block(f"made by the grouped convolution {node.target}")
         self.channels[node] = _Channels(space, channel_dim)
@@ -384,8 +395,8 @@ class _Trace:
 
 
 def _block_shared_layers(model: nn.Module, roots: list[_Space], calls: Mapping[str, int]) -> None:
-    """A layer called twice (``calls``: per layer, in the trace) makes or reads two sets of
-    channels that one shrink cannot serve, even if one call reads the model's input; a
+    """A layer called twice (``calls``: per layer, in the trace) has its channels used by
+    two calls, which one shrink cannot serve, even if one call reads the model's input; a
     parameter shared between layers (tied weights) would be cut two ways; a parametrized or
     hooked layer computes its weight or output from what shrinking does not see."""
     parameters = dict(model.named_parameters())
