@@ -552,6 +552,27 @@ def test_shrinking_checks_training_mode_on_a_batch_of_one_and_leaves_the_random_
     assert model[3].training_batches == [2] and small[3].training_batches == [2]
 
 
+def test_a_single_example_is_enough_for_a_batchnorm_without_running_statistics() -> None:
+    """Such a BatchNorm normalises by the batch's statistics in eval mode too, which one example
+    does not have: the pruner runs the model on the example given twice, leaving the model's
+    mode and the random state alone."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 6), nn.BatchNorm1d(6, track_running_stats=False), nn.ReLU(), nn.Dropout(0.5), nn.Linear(6, 2))
+    nn.init.uniform_(model[1].weight, 0.5, 1.5)
+    nn.init.normal_(model[1].bias)
+    state = torch.get_rng_state()
+    pruner = ChannelPruner(model, torch.zeros(1, 4))
+    assert [(g.name, g.norms) for g in pruner.groups] == [("0", ["1"])]
+    pruner.prune(0.5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no check is skipped
+        small = pruner.shrink()
+    assert torch.equal(torch.get_rng_state(), state) and model.training
+    x = torch.randn(5, 4)
+    assert (small[0].out_features, small[1].num_features) == (3, 3)
+    torch.testing.assert_close(small.eval()(x), zero_removed_channels(model, pruner).eval()(x))
+
+
 def test_shrink_refuses_kept_channels_that_are_not_increasing_indices() -> None:
     from prunelab.structured import shrink
 

@@ -161,7 +161,7 @@ def test_untraceable_model_and_wrong_input_are_clear_errors(capsys) -> None:
 
     with pytest.raises(ValueError, match="traces the model with torch.fx"):
         channel_groups(Branchy(), torch.zeros(1, 2))
-    with pytest.raises(ValueError, match=r"example input of shape \(1, 3\) does not fit"):
+    with pytest.raises(ValueError, match=r"example input of shape \(1, 3\), given twice as a batch of 2, does not fit"):
         channel_groups(nn.Sequential(nn.Linear(2, 2)), torch.zeros(1, 3))
 
     class Reshaping(nn.Module):  # fails in a traced function call, of which fx prints the code
@@ -172,7 +172,7 @@ def test_untraceable_model_and_wrong_input_are_clear_errors(capsys) -> None:
         def forward(self, x):
             return self.fc(self.conv(x).view(x.shape[0], 100))
 
-    with pytest.raises(ValueError, match=r"example input of shape \(1, 1, 8, 8\) does not fit the model: shape '\[1, 100\]'"):
+    with pytest.raises(ValueError, match=r"example input of shape \(1, 1, 8, 8\), given twice as a batch of 2, does not fit the model: shape '\[2, 100\]'"):
         channel_groups(Reshaping(), torch.zeros(1, 1, 8, 8))
     assert capsys.readouterr().err == ""  # the one-line error says it all
 

@@ -9,10 +9,10 @@ stage share one group: their channels can only be removed jointly.
 
 Tracing is done with :mod:`torch.fx` in training mode (so that branches run only in
 training, such as auxiliary heads, are in the trace) and one forward pass in eval mode on an
-example input (for the shapes). Anything the tracer does not know to keep channels apart
-(concatenation, other grouped convolutions, LayerNorm, custom functions, the model's output)
-makes the groups it touches unprunable rather than wrong; :attr:`ChannelGroup.unprunable`
-says why.
+example input (for the shapes; a single example is given twice: :func:`example_batch`).
+Anything the tracer does not know to keep channels apart (concatenation, other grouped
+convolutions, LayerNorm, custom functions, the model's output) makes the groups it touches
+unprunable rather than wrong; :attr:`ChannelGroup.unprunable` says why.
 """
 
 from __future__ import annotations
@@ -144,7 +144,8 @@ class _Channels:
 def channel_groups(model: nn.Module, example_input: Tensor) -> list[ChannelGroup]:
     """The channel groups of ``model`` (prunable or not), in the order the forward pass makes them.
 
-    ``example_input`` is one batch (a single example is enough) of the shape the model takes.
+    ``example_input`` is one batch of the shape the model takes (a single example is enough:
+    :func:`example_batch`).
     Raises ``ValueError`` if the model cannot be traced by :func:`torch.fx.symbolic_trace`.
 
     >>> class Residual(nn.Module):
@@ -492,19 +493,33 @@ def _check_dim(dim: object, tensor: fx.Node, source: _Channels, name: str) -> No
         source.space.block(f"its width read by {name}")
 
 
+def example_batch(example_input: Tensor) -> Tensor:
+    """The batch the model is run on: ``example_input``, or a single example given twice, since
+    a BatchNorm cannot normalise one example by the batch's statistics (in training mode, and
+    in eval mode too without running statistics).
+
+    >>> example_batch(torch.zeros(1, 3, 4, 4)).shape, example_batch(torch.zeros(5, 3)).shape
+    (torch.Size([2, 3, 4, 4]), torch.Size([5, 3]))
+    """
+    return example_input.repeat(2, *[1] * (example_input.dim() - 1)) if example_input.shape[:1] == (1,) else example_input
+
+
 def _propagate_shapes(graph_module: fx.GraphModule, example_input: Tensor) -> None:
-    """Record every node's output shape, leaving the model as it was: eval mode and no
-    gradients, and since the trace is made in training mode (a functional dropout or batch norm
-    inside a traced module keeps training=True), its buffers and the random state restored."""
-    with leaving_state(graph_module, example_input.device), evaluating(graph_module), torch.no_grad():
+    """Record every node's output shape on :func:`example_batch`, leaving the model as it was:
+    eval mode and no gradients, and since the trace is made in training mode (a functional
+    dropout or batch norm inside a traced module keeps training=True), its buffers and the
+    random state restored."""
+    batch = example_batch(example_input)
+    with leaving_state(graph_module, batch.device), evaluating(graph_module), torch.no_grad():
         # A plain call first, its stderr held back: on failure fx prints the traced code, and
         # ShapeProp a traceback of its own, before the error this raises in one line.
         try:
             with contextlib.redirect_stderr(io.StringIO()):
-                graph_module(example_input)
+                graph_module(batch)
         except Exception as error:  # noqa: BLE001 (whatever the model raises on an input it does not take)
-            raise ValueError(f"the example input of shape {tuple(example_input.shape)} does not fit the model: {error}") from None
-        ShapeProp(graph_module).propagate(example_input)
+            twice = ", given twice as a batch of 2," if batch is not example_input else ""
+            raise ValueError(f"the example input of shape {tuple(example_input.shape)}{twice} does not fit the model: {error}") from None
+        ShapeProp(graph_module).propagate(batch)
 
 
 def _shape(node: fx.Node) -> tuple[int, ...] | None:

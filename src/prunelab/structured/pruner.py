@@ -25,15 +25,15 @@ from prunelab.masks.arguments import (
 )
 from prunelab.masks.targets import CONVS, PRUNABLE_MODULES, check_patterns, matches, model_names, unwrapped
 from prunelab.models.common import evaluating, leaving_state, training
-from prunelab.structured.groups import ChannelGroup, channel_groups
+from prunelab.structured.groups import ChannelGroup, channel_groups, example_batch
 
 
 class ChannelPruner:
     """Prune whole channels of ``model``: filters of Conv layers, units of Linear layers.
 
     The channel groups (:func:`~prunelab.structured.channel_groups`) are found by tracing the
-    model on ``example_input``; those that cannot be pruned (e.g. the classifier's outputs)
-    are left out. ``include`` / ``exclude`` pick groups by the names of their layers (exact
+    model on ``example_input`` (a batch, or a single example); those that cannot be pruned
+    (e.g. the classifier's outputs) are left out. ``include`` / ``exclude`` pick groups by the names of their layers (exact
     names or regular expressions, as :class:`~prunelab.Pruner`'s); a group is excluded when
     any of its layers is. ``criterion`` scores channels: ``filter_l1`` (Li et al., 2017),
     ``bn_scale`` (|gamma|, seed 002) or ``random_channels``; members of a residual-coupled
@@ -457,6 +457,7 @@ def _compare_with_zeroed(
 ) -> None:
     """Warn if ``small`` computes in eval mode other values than ``model`` with the removed
     channels' filters, biases and BatchNorm scales and shifts zeroed (seed 002's theta * M)."""
+    batch = example_batch(example_input)
     zeroed = copy.deepcopy(model)
     with torch.no_grad():
         for group in groups:
@@ -469,7 +470,7 @@ def _compare_with_zeroed(
                     if (tensor := getattr(layer, attribute, None)) is not None:
                         tensor[gone.to(tensor.device)] = 0
         with evaluating(small), evaluating(zeroed):
-            pairs = list(zip(_tensors(small(example_input)), _tensors(zeroed(example_input))))
+            pairs = list(zip(_tensors(small(batch)), _tensors(zeroed(batch))))
     floats = [(a.double(), b.double()) for a, b in pairs if a.is_floating_point()]
     scale = max((float(b[b.isfinite()].abs().max()) for _, b in floats if b.isfinite().any()), default=0.0)
     worst = max((_gap(a, b) for a, b in floats if a.numel()), default=0.0)
@@ -508,13 +509,13 @@ def _tensors(output: object) -> list[Tensor]:
 
 def _output_shapes(model: nn.Module, example_input: Tensor, train: bool) -> object:
     """The shapes of the model's output in eval or train mode, which may be a tensor or a
-    tuple, list or dict of them. The model's modes, its buffers (BatchNorm statistics) and the
-    global random state (dropout draws) are left as they were. In training mode a single
-    example is given twice, as BatchNorm cannot train on a batch of one."""
+    tuple, list or dict of them, on :func:`~prunelab.structured.groups.example_batch`. The model's
+    modes, its buffers (BatchNorm statistics) and the global random state (dropout draws) are
+    left as they were."""
+    batch = example_batch(example_input)
     if not train:
         with evaluating(model), torch.no_grad():
-            return _shapes(model(example_input))
-    batch = example_input.repeat(2, *[1] * (example_input.dim() - 1)) if len(example_input) == 1 else example_input
+            return _shapes(model(batch))
     with leaving_state(model, batch.device), training(model), torch.no_grad():
         return _shapes(model(batch))
 
