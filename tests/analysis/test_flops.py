@@ -152,3 +152,18 @@ def test_sequence_first_attention_cut_to_one_position_is_warned_about() -> None:
     layer = nn.TransformerEncoderLayer(d_model=16, nhead=2, dim_feedforward=32)  # batch_first=False
     with pytest.warns(UserWarning, match=r"batch_first=False takes the sequence first: this cut it to one position"):
         assert count_macs(layer, torch.zeros(5, 1, 16)) == 1 * (4 * 16 * 16 + 2 * 16 * 32)  # 1 of 5 positions
+
+
+def test_a_batch_norm_without_running_statistics_counts_one_example() -> None:
+    """In eval mode such a BatchNorm normalises by the batch's statistics, which one example
+    (a 1x1 conv output, a Linear's row) cannot give: the count is still of one example."""
+    model = nn.Sequential(
+        nn.Conv2d(2, 4, 3), nn.BatchNorm2d(4, track_running_stats=False), nn.Flatten(),  # 3x3 input: one output position
+        nn.Linear(4, 3), nn.BatchNorm1d(3, track_running_stats=False), nn.ReLU(), nn.Linear(3, 2),
+    )
+    dense = 4 * 2 * 9 + 4 * 3 + 3 * 2
+    assert count_macs(model, torch.zeros(1, 2, 3, 3)) == dense
+    assert count_macs(model, torch.zeros(5, 2, 3, 3)) == dense
+    masks = {"3.weight": torch.tensor([[True, False, False, False]] * 3)}
+    assert count_macs(model, torch.zeros(1, 2, 3, 3), masks) == dense - 9
+    assert model.training and model[1].training  # left as it was

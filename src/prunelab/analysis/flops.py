@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from prunelab.masks.targets import PRUNABLE_MODULES
 from prunelab.models.common import evaluating
+from prunelab.structured.groups import example_batch
 
 
 def count_macs(model: nn.Module, example_input: Tensor, masks: Mapping[str, Tensor] | None = None) -> int:
@@ -26,7 +27,10 @@ def count_macs(model: nn.Module, example_input: Tensor, masks: Mapping[str, Tens
     shaped like ``example_input`` (batch first).
 
     With ``masks`` (parameter name -> bool mask, e.g. :attr:`prunelab.Pruner.masks`), pruned
-    weights cost nothing. One forward pass in eval mode without gradients; the model is left as it was.
+    weights cost nothing. One forward pass of ``example_input[:1]`` in eval mode without
+    gradients; the model is left as it was. A BatchNorm without running statistics normalises
+    by the batch's in eval mode too, which one example cannot give: such a model is run on the
+    example given twice (:func:`~prunelab.structured.groups.example_batch`), and half is counted.
 
     >>> count_macs(nn.Linear(3, 2), torch.zeros(1, 3))
     6
@@ -40,6 +44,8 @@ def count_macs(model: nn.Module, example_input: Tensor, masks: Mapping[str, Tens
         shape = tuple(example_input.shape) if isinstance(example_input, Tensor) else type(example_input).__name__
         raise ValueError(f"example_input must be a batch of at least one example, batch first; got {shape}")
     masks_of = _masks_by_weight(model, masks or {})
+    example = example_input[:1]
+    batch = example_batch(example) if any(_normalises_by_batch(m) for m in model.modules()) else example
     counts: list[int] = []
 
     def kept(weight: Tensor, rows: slice = slice(None)) -> int:
@@ -79,12 +85,17 @@ def count_macs(model: nn.Module, example_input: Tensor, masks: Mapping[str, Tens
         # Fused attention and transformer kernels would skip the hooks.
         torch.backends.mha.set_fastpath_enabled(False)
         with evaluating(model), torch.no_grad():
-            model(example_input[:1])
+            model(batch)
     finally:
         torch.backends.mha.set_fastpath_enabled(fast_path)
         for handle in handles:
             handle.remove()
-    return sum(counts)
+    return sum(counts) // len(batch)
+
+
+def _normalises_by_batch(module: nn.Module) -> bool:
+    """A BatchNorm without running statistics, which normalises by the batch's in eval mode too."""
+    return isinstance(module, nn.modules.batchnorm._BatchNorm) and module.running_mean is None
 
 
 def _masks_by_weight(model: nn.Module, masks: Mapping[str, Tensor]) -> dict[int, Tensor]:
