@@ -879,3 +879,32 @@ def test_an_activation_that_maps_zero_to_zero_shrinks_to_what_the_zeroed_model_c
     expected = zero_removed_channels(model, pruner).eval()(x)
     assert not torch.allclose(model.eval()(x), expected)  # the removed units counted
     torch.testing.assert_close(small.eval()(x), expected)
+
+
+@pytest.mark.parametrize(
+    "function",
+    [
+        torch.abs, lambda h: abs(h), lambda h: h.abs_(), torch.neg, lambda h: -h, lambda h: h.negative(), torch.square,
+        lambda h: h ** 2, lambda h: torch.pow(h, exponent=3), lambda h: h.pow_(2), torch.sin, lambda h: h.sin(), torch.tanh,
+        torch.sign, lambda h: h.sgn(), lambda h: h * -3.0, lambda h: h / 4, lambda h: torch.clamp(h, -0.5, 0.5),
+        lambda h: h.clamp(min=0.0), lambda h: h.clamp_(max=0.2), lambda h: torch.clip(h, max=1.0),
+    ],
+    ids=[
+        "torch.abs", "abs", "Tensor.abs_", "torch.neg", "unary-minus", "Tensor.negative", "torch.square", "power-2", "torch.pow-3",
+        "Tensor.pow_", "torch.sin", "Tensor.sin", "torch.tanh", "torch.sign", "Tensor.sgn", "times-number", "over-number",
+        "torch.clamp", "Tensor.clamp-min", "Tensor.clamp_-max", "torch.clip-max",
+    ],
+)  # fmt: skip
+def test_an_elementwise_function_that_maps_zero_to_zero_shrinks_to_what_the_zeroed_model_computes(function) -> None:
+    """abs, -x, x ** 2, sin, sign, x * 3, x / 4, clamp with bounds around zero: a removed unit
+    is 0 in the zeroed model and stays 0, so the small model without it computes the same."""
+    torch.manual_seed(0)
+    model, x = Activated(function), torch.randn(8, 3)
+    pruner = ChannelPruner(model, x[:1])
+    assert [g.name for g in pruner.groups] == ["a"]
+    pruner.prune(ratios={"a": 0.5})
+    small = pruner.shrink()
+    assert (small.a.out_features, small.b.in_features) == (3, 3)
+    expected = zero_removed_channels(model, pruner).eval()(x)
+    assert not torch.allclose(model.eval()(x), expected)  # the removed units counted
+    torch.testing.assert_close(small.eval()(x), expected)

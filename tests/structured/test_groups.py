@@ -233,6 +233,13 @@ X1 = torch.zeros(2, 1, 5)
         (conv_then(nn.Threshold(0.0, 1.0)), X1, "moved away from zero by 1 (Threshold)"),  # 0 is not above 0: it becomes 1
         (Lambda(lambda s, x: s.b(torch.threshold(s.a(x), 0.0, 1.0)), a=nn.Conv1d(1, 4, 1), b=nn.Conv1d(4, 2, 1)), X1,
          "moved away from zero by threshold"),
+        (Lambda(lambda s, x: s.b(s.a(x).clamp(0.1)), a=nn.Conv1d(1, 4, 1), b=nn.Conv1d(4, 2, 1)), X1, "moved away from zero by clamp"),
+        (Lambda(lambda s, x: s.b(torch.clip(s.a(x), max=-0.1)), a=nn.Conv1d(1, 4, 1), b=nn.Conv1d(4, 2, 1)), X1, "moved away from zero by clip"),
+        (Lambda(lambda s, x: s.b(s.a(x) ** 0), a=nn.Conv1d(1, 4, 1), b=nn.Conv1d(4, 2, 1)), X1, "moved away from zero by pow_1"),  # 0 ** 0 = 1
+        (Lambda(lambda s, x: s.b(torch.pow(s.a(x), -1.0)), a=nn.Conv1d(1, 4, 1), b=nn.Conv1d(4, 2, 1)), X1, "moved away from zero by pow_1"),
+        (Lambda(lambda s, x: s.b(torch.pow(2.0, s.a(x))), a=nn.Conv1d(1, 4, 1), b=nn.Conv1d(4, 2, 1)), X1, "used by pow_1"),  # 2 ** 0 = 1
+        (Lambda(lambda s, x: s.b(s.a(x).clamp(min=s.c(x))), a=nn.Conv1d(1, 4, 1), c=nn.Conv1d(1, 4, 1), b=nn.Conv1d(4, 2, 1)), X1,
+         "used by clamp with tensor arguments"),
         (conv_then(nn.PReLU(4)), X1, "scaled by 1 (PReLU), a slope per channel"),
         (conv_then(nn.BatchNorm1d(4, affine=False)), X1, "normalised by 1 (BatchNorm1d) across channels or without scale and shift"),
         (Lambda(lambda s, x: s.b(s.a(x) + 1.0), a=nn.Conv1d(1, 4, 1), b=nn.Conv1d(4, 2, 1)), X1, "shifted away from zero by add"),

@@ -1,7 +1,8 @@
 """Channel groups: the channels that must be removed together, found by tracing the model.
 
 A channel made by a Conv or Linear layer (a row of its weight) is normalised by the
-BatchNorm layers that follow, passes through activations, pooling and depthwise
+BatchNorm layers that follow, passes through activations (and other elementwise functions
+mapping 0 to 0, such as ``abs``, ``-x``, ``x.clamp(-1, 1)``), pooling and depthwise
 convolutions (which work on each channel alone, as in MobileNets), and is read by the next
 Conv or Linear layers (a column of their weight, or ``factor`` columns after a flatten).
 Residual additions join the channels of both operands, so that e.g. all blocks of a ResNet
@@ -35,8 +36,9 @@ from prunelab.models.common import evaluating, leaving_state, training
 
 NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 # Elementwise modules and functions: a removed channel, zero, must stay zero through them
-# (Hardtanh only with bounds around zero, Threshold only below zero or replacing with zero,
-# PReLU only with one slope for all channels; RReLU's random slopes keep zero too).
+# (Hardtanh and clamp only with bounds around zero, Threshold only below zero or replacing with
+# zero, pow only to a positive power, PReLU only with one slope for all channels; RReLU's random
+# slopes keep zero too).
 ACTIVATION_MODULES = (
     nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.RReLU, nn.PReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU, nn.Mish, nn.Hardswish,
     nn.Tanh, nn.Softsign, nn.Hardtanh, nn.Tanhshrink, nn.Softshrink, nn.Hardshrink, nn.Threshold,
@@ -47,6 +49,8 @@ ACTIVATION_FUNCTIONS = {
     "celu", "celu_", "gelu", "silu", "mish", "hardswish", "tanh", "tanh_", "softsign", "hardtanh", "hardtanh_",
     "tanhshrink", "softshrink", "hardshrink", "threshold", "threshold_", "_threshold",  # F.threshold's name
     "dropout", "dropout1d", "dropout2d", "dropout3d", "contiguous", "clone",
+    "abs", "abs_", "neg", "neg_", "negative", "negative_", "square", "square_", "pow", "pow_", "sin", "sin_",
+    "sign", "sign_", "sgn", "sgn_", "clamp", "clamp_", "clip", "clip_",  # abs(x) and -x are operator.abs and operator.neg
 }  # fmt: skip
 # Pooling over the dims after the channels (dim 1).
 POOLING_MODULES = (
@@ -333,7 +337,8 @@ class _Trace:
             source.space.block(f"normalised by {name} across channels or without scale and shift")
 
     def elementwise(self, node: fx.Node, module: nn.Module | None, source: _Channels, name: str) -> None:
-        """An activation or pooling: the channels pass through if they stay apart and zero stays zero."""
+        """An activation (or another elementwise function) or pooling: the channels pass through
+        if they stay apart and zero stays zero."""
         shape = _shape(node)
         pooling = _is_pooling(node, module)
         if len(node.all_input_nodes) > 1:
@@ -443,8 +448,9 @@ def _is_activation(node: fx.Node, module: nn.Module | None) -> bool:
 
 
 def _keeps_zero(node: fx.Node, module: nn.Module | None) -> bool:
-    """Whether an activation maps 0 to 0: a hardtanh with bounds around zero, a threshold below
-    zero or replacing with zero; the other activations and poolings always do."""
+    """Whether an activation maps 0 to 0: a hardtanh or clamp with bounds around zero, a
+    threshold below zero or replacing with zero, a positive power; the other activations and
+    poolings always do."""
     name = _function_name(node)
     if isinstance(module, nn.Hardtanh):  # ReLU6 too
         return module.min_val <= 0 <= module.max_val
@@ -454,6 +460,12 @@ def _keeps_zero(node: fx.Node, module: nn.Module | None) -> bool:
         return module.threshold < 0 or module.value == 0
     if module is None and name in ("threshold", "threshold_", "_threshold"):
         return _argument(node, 1, "threshold") < 0 or _argument(node, 2, "value") == 0
+    if module is None and name in ("clamp", "clamp_", "clip", "clip_"):  # a bound left out is None
+        low, high = _argument(node, 1, "min"), _argument(node, 2, "max")
+        return (low is None or low <= 0) and (high is None or high >= 0)
+    if module is None and name in ("pow", "pow_"):  # 0 ** 0 is 1
+        exponent = _argument(node, 1, "exponent")
+        return isinstance(exponent, (int, float)) and exponent > 0
     return True
 
 
