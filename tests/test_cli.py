@@ -569,6 +569,23 @@ def test_a_bad_recipe_is_an_error_before_the_run_is_said_to_start(data_dir: Path
     assert capsys.readouterr().err.startswith("prunelab: error: prune.ratios: ratio given for 'x'")
 
 
+def test_a_run_gives_its_warnings_after_saying_it_starts(data_dir: Path, tmp_path: Path, capsys, monkeypatch) -> None:
+    """GMP's warning on the number of updates, which needs the data, comes with the others:
+    after the line saying the run starts, before it trains (stopped here where it writes its recipe)."""
+    from prunelab.runs import runner
+
+    def stop(*_args: object) -> None:
+        raise ValueError("stopped before training")
+
+    monkeypatch.setattr(runner, "write_seeds", stop)
+    gmp = ["prune.method=gmp", "prune.pruning_epochs=1", "prune.updates_per_epoch=2", "eval.lr_policy=null", "find.lr_schedule.gamma=0.5"]
+    assert cli.main(["run", "--no-progress", "--out", str(tmp_path), *sets(data_dir, "eval.epochs=3", *gmp)]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    starts = ["prunelab: running gmp-", "prunelab: warning: find.lr_schedule.gamma=0.5 is not used", "prunelab: warning: eval.lr_schedule (constant)",
+              "prunelab: warning: the pruning stage has only 2 sparsity updates", "prunelab: error: stopped before training"]  # fmt: skip
+    assert [line[:len(start)] for line, start in zip(lines, starts)] == starts and len(lines) == len(starts)
+
+
 def test_a_run_loads_its_data_and_makes_its_checks_once(data_dir: Path, tmp_path: Path, monkeypatch) -> None:
     from prunelab.runs import runner
 

@@ -151,7 +151,7 @@ def _run(args: argparse.Namespace) -> int:
     # Every arm's checks before the first trains, and before a run is said to start.
     checked = check_plan([(grid_label(assignment), recipe) for assignment, recipe in plan], args.out)
     if args.dry_run:
-        return _dry_run(plan, sweep is not None, args.out) if world().is_main else 0
+        return _dry_run(plan, sweep is not None, args.out, checked) if world().is_main else 0
     results = []
     for index, (assignment, recipe) in enumerate(plan, start=1):
         label = f" [{index}/{len(plan)}: {grid_label(assignment)}]" if sweep else ""
@@ -208,19 +208,22 @@ def _seeds_to_do(out: str, recipe) -> dict[str, list[int]]:
     }
 
 
-def _dry_run(plan: list, is_sweep: bool, out: str) -> int:
-    """What ``run`` would do with the checked ``plan``: a recipe alone as YAML (stdout) and
-    its run directory and seeds to train (stderr); a sweep as a table of its runs."""
+def _dry_run(plan: list, is_sweep: bool, out: str, checked: dict) -> int:
+    """What ``run`` would do with the checked ``plan`` (``checked``: the data of each run
+    directory :func:`~prunelab.runs.runner.check_plan` checked): a recipe alone as YAML
+    (stdout) and its run directory and seeds to train (stderr); a sweep as a table of its runs."""
     from prunelab.config import recipe_yaml, unused_settings
-    from prunelab.runs.runner import interrupted_elsewhere, run_folder
+    from prunelab.runs.runner import data_advice, interrupted_elsewhere, run_folder
 
     to_do = []
     for _, recipe in plan:
         by_action = _seeds_to_do(out, recipe)
         parts = [f"{action} {_seed_list(seeds)}" for action, seeds in by_action.items() if seeds]
         to_do.append("; ".join(parts) or "nothing, every seed finished before")
-        # The warnings the run would give as it starts.
-        for message in unused_settings(recipe) + (interrupted_elsewhere(out, recipe) if parts else []):
+        # The warnings the run would give as it starts; those that need the data where check_plan loaded it.
+        data = checked.get(run_folder(out, recipe).resolve())
+        advice = data_advice(recipe, len(data.x_train)) if parts and data is not None else []
+        for message in unused_settings(recipe) + advice + (interrupted_elsewhere(out, recipe) if parts else []):
             warnings.warn(message, stacklevel=1)
     if not is_sweep:
         recipe = plan[0][1]

@@ -255,11 +255,24 @@ def test_too_few_updates_name_the_setting_that_can_add_them(make_recipe, overrid
         assert check_update_frequency(make_recipe(*GMP, *overrides, f"prune.updates_per_epoch={needed}"), 4000) == []
 
 
-def test_the_guidance_comes_before_any_training(make_recipe, tmp_path: Path) -> None:
+def test_the_guidance_comes_as_the_run_starts_before_any_training(make_recipe, tmp_path: Path, monkeypatch) -> None:
+    """With the recipe's other warnings, as the run starts: not while check_plan checks every
+    recipe of a sweep, before any is said to start."""
+    from prunelab.runs import runner
+
     recipe = make_recipe(*GMP, "prune.updates_per_epoch=1")
-    with pytest.warns(UserWarning, match="the pruning stage has only 2 sparsity updates"):
-        check_plan([("gmp", recipe)], tmp_path)
-    assert not any(tmp_path.iterdir())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        data = check_plan([("gmp", recipe)], tmp_path)
+    assert not caught and not any(tmp_path.iterdir())
+
+    def training(*_args, **_kwargs):
+        raise RuntimeError("training started")
+
+    monkeypatch.setattr(runner, "run_seed", training)
+    for checked in (*data.values(), None):  # the data check_plan loaded, or none: the run loads its own
+        with pytest.warns(UserWarning, match="the pruning stage has only 2 sparsity updates"), pytest.raises(RuntimeError, match="training started"):
+            run_recipe(recipe, tmp_path, data=checked)
 
 
 def test_every_batch_warning_comes_with_enough_updates(make_recipe) -> None:

@@ -129,9 +129,6 @@ def preflight(recipe: Recipe, data, references: bool = True) -> None:
     late_rewinding(recipe.find_training, recipe.eval, len(data.x_train))
     check_warmups_take_steps(recipe, len(data.x_train))
     check_augment(recipe, data)
-    if recipe.prune.method == "gmp":
-        for message in check_update_frequency(recipe, len(data.x_train)):
-            warnings.warn(message, stacklevel=3)
     model = recipe_model(recipe, data)
     if broken := [name for name, weight in model.named_parameters() if not weight.isfinite().all()]:  # buffers may hold -inf (attention masks)
         raise RecipeError(f"model {recipe.model.name!r} is built with NaN or infinite values in {', '.join(broken)}: "
@@ -157,6 +154,12 @@ def preflight(recipe: Recipe, data, references: bool = True) -> None:
         check_keeps_a_weight(recipe.prune, sizes)
     if recipe.prune.scope in ("global", "layerwise", "ratios"):
         check_prunes_a_weight(recipe.prune, sizes, ratios)
+
+
+def data_advice(recipe: Recipe, train_size: int) -> list[str]:
+    """What a run warns of as it starts, after :func:`~prunelab.config.unused_settings`, that
+    needs the data: GMP's number of sparsity updates (seed 000), from the steps an epoch has."""
+    return check_update_frequency(recipe, train_size) if recipe.prune.method == "gmp" else []
 
 
 def check_warmups_take_steps(recipe: Recipe, train_size: int) -> None:
@@ -453,11 +456,11 @@ def _run_recipe(recipe: Recipe, out: str | Path, progress: bool, data: Dataset |
     # The checks build models and each seed seeds the global RNG: the caller's random state is left as it was.
     with torch.random.fork_rng(devices=range(torch.cuda.device_count()) if device.type == "cuda" else []):
         if pending:
-            for message in interrupted_elsewhere(out, recipe):
-                warnings.warn(message, stacklevel=3)
             if data is None:
                 data = recipe_data(recipe)
                 preflight(recipe, data)  # before the run directory exists, so a bad recipe leaves nothing behind
+            for message in data_advice(recipe, len(data.x_train)) + interrupted_elsewhere(out, recipe):
+                warnings.warn(message, stacklevel=3)
             write_seeds(folder, recipe)
         # Seeds another command is running come last, once this one has run the others. The
         # run's summary follows every seed, so that an interrupted run shows the seeds it finished.
