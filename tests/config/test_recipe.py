@@ -701,6 +701,24 @@ def test_an_eval_lr_that_an_lr_policy_replaces_is_named() -> None:
     assert unused_settings(load_recipe(overrides=["find.optimizer.lr=0.05"])) == []  # the eval LR was never set
 
 
+@pytest.mark.parametrize(
+    ("schedule", "refused"),
+    [
+        ("{name: cosine, final_lr: 1.0}", "eval: lr_schedule.final_lr=1.0 is above optimizer.lr=0.1: the cosine schedule would raise the LR"),
+        ("{name: halving, final_lr: 0.01, gamma: 2}", "eval: a halving lr_schedule steps the LR down from optimizer.lr=0.1 by lr_schedule.gamma=2"),
+        ("{name: halving, final_lr: 0.002}", "eval: lr_schedule.final_lr=0.002 is not optimizer.lr=0.1 times a power of lr_schedule.gamma=0.1"),
+    ],
+)
+def test_an_eval_schedule_that_an_lr_policy_replaces_is_unused_not_refused(schedule, refused) -> None:
+    """The policy (the default's llr; BIMP's allr) sets the eval LR: its schedule, never
+    followed, is named as unused; the schedule is refused only where the eval phase follows it."""
+    assert refused in error_of(["eval.lr_policy=null", f"eval.lr_schedule={schedule}"])
+    for overrides in (["eval.lr_policy=llr"], ["prune.method=bimp", "eval.lr_policy=null"]):
+        messages = unused_settings(load_recipe(overrides=[*overrides, f"eval.lr_schedule={schedule}"]))
+        unused = {m.split("=")[0] for m in messages if m.startswith("eval.lr_schedule.")}
+        assert unused == {f"eval.lr_schedule.{key}" for key in yaml.safe_load(schedule)}, overrides
+
+
 @pytest.mark.parametrize("name", sorted(builtin_recipes()))
 def test_builtin_recipes_set_nothing_in_vain(name) -> None:
     """Every built-in recipe (each variant of a sweep) uses what it sets: the suite ignores

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
@@ -163,9 +163,20 @@ class TrainConfig(Strict):
     optimizer: OptimizerConfig = OptimizerConfig()
     lr_schedule: LRScheduleConfig = LRScheduleConfig()
     label_smoothing: Fraction = 0.0
+    #: Whether validation checks ``lr_schedule`` against ``optimizer.lr``; a recipe checks
+    #: its eval phase's itself, knowing whether an LR policy replaces it (which reads neither).
+    checks_lr_schedule: ClassVar[bool] = True
 
     @model_validator(mode="after")
     def _decays(self) -> TrainConfig:
+        if self.checks_lr_schedule:
+            self.check_lr_schedule()
+        return self
+
+    def check_lr_schedule(self) -> None:
+        """Raise ``ValueError`` unless ``lr_schedule`` decays from ``optimizer.lr``: a cosine or
+        linear one to a ``final_lr`` at most the LR, a halving one to the LR times a power of its
+        ``gamma``, below 1."""
         schedule = self.lr_schedule
         if schedule.name in ("cosine", "linear") and schedule.final_lr > self.optimizer.lr:
             raise ValueError(
@@ -174,7 +185,6 @@ class TrainConfig(Strict):
             )
         if schedule.name == "halving":
             self._check_halving()
-        return self
 
     def _check_halving(self) -> None:
         schedule, lr = self.lr_schedule, self.optimizer.lr
@@ -253,6 +263,7 @@ class EvalConfig(TrainConfig):
     where the speedup is the pruned model's theoretical one.
     """
 
+    checks_lr_schedule: ClassVar[bool] = False  # Recipe._eval_schedule_decays, where no LR policy replaces it
     rewind: str = "none"
     lr_policy: Literal[POLICIES] | None = None  # type: ignore[valid-type]
     warmup_fraction: Fraction = 0.0
@@ -637,6 +648,18 @@ class Recipe(Strict):
                     f"{phase}.lr_schedule.warmup_epochs={schedule.warmup_epochs} is longer than the {phase} phase "
                     f"({length}={epochs}): the phase would end before its warmup"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _eval_schedule_decays(self) -> Recipe:
+        """The eval phase's LR schedule decays from its LR (:meth:`TrainConfig.check_lr_schedule`),
+        unless an LR policy (BIMP's too) replaces it: neither is read then, and given, they are
+        warned about as unused, not refused. Before :meth:`_halving_stages_fit`, which needs it."""
+        if self.eval_training.lr_policy is None:
+            try:
+                self.eval.check_lr_schedule()
+            except ValueError as error:
+                raise ValueError(f"eval: {error}") from None
         return self
 
     @model_validator(mode="after")
