@@ -14,7 +14,7 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
-from prunelab.config import RecipeError
+from prunelab.config import RecipeError, unused_settings
 from prunelab.masks import Pruner
 from prunelab.methods.gmp import (
     GradualPruning,
@@ -329,6 +329,23 @@ def test_impossible_gmp_settings_are_recipe_errors(make_recipe, overrides, match
     # The recipe itself is refused, so nothing trains before the error.
     with pytest.raises(RecipeError, match=match):
         make_recipe(*GMP, *overrides)
+
+
+def test_with_ratios_an_init_sparsity_above_the_unread_sparsity_is_allowed(make_recipe) -> None:
+    """scope ratios takes each layer to its ratio, from init_sparsity or the ratio if lower:
+    prune.sparsity (0.8) is not read, so an init_sparsity of 0.9 above it is no error."""
+    recipe = make_recipe(*GMP, "prune.scope=ratios", "prune.ratios={'0.weight': 0.95, '2.weight': 0.3}", "prune.init_sparsity=0.9")
+    assert "prune.sparsity=0.8 is not used: scope ratios sets each layer's ratio" in unused_settings(recipe)
+    session = _session(recipe)
+    schedule = gmp_schedule(recipe, len(session.data.x_train))
+    hook = GradualPruning(session, schedule, layer_schedules(session, schedule))
+    for step in range(EPOCHS * 8):
+        hook(_FakeTrainer(session.model, 0.0), step)
+        first = cubic(step - (step - 8) % 2, 8, 22, initial=0.9, final=0.95) if 8 <= step < 22 else (0.0 if step < 8 else 0.95)
+        assert session.pruner.count_pruned("0.weight") == round(first * 600), step
+        assert session.pruner.count_pruned("2.weight") == (round(0.3 * 300) if step >= 8 else 0), step  # its ratio, below 0.9, from the start
+    with pytest.raises(RecipeError, match="init_sparsity=0.9 is above sparsity=0.8"):
+        make_recipe(*GMP, "prune.scope=layerwise", "prune.init_sparsity=0.9")
 
 
 class _FakeTrainer:

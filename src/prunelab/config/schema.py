@@ -403,7 +403,8 @@ class GMPConfig(PruneBase):
 
     @model_validator(mode="after")
     def _initial_below_final(self) -> GMPConfig:
-        if self.init_sparsity > self.sparsity:
+        # With scope ratios, sparsity is not read: each layer rises to its ratio, from init_sparsity or the ratio if lower.
+        if self.scope != "ratios" and self.init_sparsity > self.sparsity:
             raise ValueError(
                 f"init_sparsity={self.init_sparsity} is above sparsity={self.sparsity}: the schedule rises from the first to "
                 f"the second, so init_sparsity must be at most {self.sparsity} (seed 001 starts at 0.05)"

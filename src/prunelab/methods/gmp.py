@@ -27,7 +27,9 @@ def gmp_schedule(recipe: Recipe, train_size: int) -> Polynomial:
     """The sparsity schedule of the eval phase, in optimizer steps over ``train_size``
     training examples: ``pruning_epochs * updates_per_epoch`` updates (at most one a step)
     spread evenly over the pruning stage, the first at its start, the last (the target) one
-    spacing before fine-tuning starts."""
+    spacing before fine-tuning starts. With ``scope: ratios``, ``prune.sparsity`` is not read:
+    the schedule stays at ``init_sparsity``, a template of steps and shape for
+    :func:`layer_schedules`."""
     spec = recipe.prune
     steps = epoch_steps(train_size, recipe.eval.batch_size)
     begin, stage = spec.stabilization_epochs * steps, spec.pruning_epochs * steps
@@ -38,7 +40,7 @@ def gmp_schedule(recipe: Recipe, train_size: int) -> Polynomial:
     # recipe without fine-tuning epochs still ends exactly at the target.
     return Polynomial(
         initial=spec.init_sparsity,
-        final=spec.sparsity,
+        final=spec.init_sparsity if spec.scope == "ratios" else spec.sparsity,
         update_steps=[begin + update * stage // updates for update in range(updates)],
         exponent=3 if spec.schedule == "cubic" else 1,
     )
