@@ -209,6 +209,31 @@ def test_wall_time_counts_the_time_before_the_interruption(recipe, tmp_path: Pat
         assert json.loads(file.metadata()["journal"])["elapsed"] == pytest.approx(recorded, rel=1e-9)
 
 
+def test_each_epoch_s_checkpoint_holds_the_phase_as_it_stood_then(recipe, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The phase state a checkpoint records at the end of epoch k holds k epochs of history
+    and LRs, in the file and in the journal kept in memory, whatever later epochs add."""
+    seen = []  # (epoch, the journal's phase state then, the file's)
+    checkpoint = runs_session.Session._checkpoint_phase
+
+    def watched(self, trainer: Trainer) -> None:
+        checkpoint(self, trainer)
+        with safe_open(str(self.folder / CHECKPOINT), framework="pt") as file:
+            stored = json.loads(file.metadata()["journal"])["phase"]["state"]
+            stored["lr_log"] = file.get_tensor(stored["lr_log"]["tensor"]).tolist()
+        seen.append((trainer.state.epoch, self.journal["phase"]["state"], stored))
+
+    monkeypatch.setattr(runs_session.Session, "_checkpoint_phase", watched)
+    run = run_recipe(recipe, tmp_path, progress=False) / "seed-0"
+    lr_log, metrics = json.loads((run / "lr_log.json").read_text()), json.loads((run / "metrics.json").read_text())
+    assert [(epoch, state["epoch"]) for epoch, state, _ in seen] == [(1, 1), (2, 2), (1, 1), (2, 2)]  # find, then eval
+    for (epoch, state, stored), phase in zip(seen, ["find", "find", "eval", "eval"]):
+        rows = [row for row in metrics if row["phase"] == phase][:epoch]
+        assert state["step"] == stored["step"] == 8 * epoch  # 4000 examples in batches of 500
+        assert state["lr_log"] == stored["lr_log"] == lr_log[phase][: 8 * epoch]
+        assert [row["epoch"] for row in state["history"]] == [row["epoch"] for row in stored["history"]] == [row["epoch"] for row in rows]
+        assert [row["test_acc"] for row in stored["history"]] == [row["test_acc"] for row in rows]
+
+
 def test_adam_state_survives_resuming(data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Optimizer state with tensors (Adam's moments and step) and betas goes through the checkpoint."""
     adam = load_recipe(None, overrides(

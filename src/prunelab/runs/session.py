@@ -9,6 +9,7 @@ off continues from its last checkpoint (a training phase from its last finished 
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import os
@@ -317,7 +318,10 @@ class Session:
         return result
 
     def _checkpoint_phase(self, trainer: Trainer) -> None:
-        self.journal["phase"] = {"name": trainer.phase, "state": dataclasses.asdict(trainer.state)}
+        # A snapshot of each field, its list copied whole: dataclasses.asdict copied every LR of
+        # the phase one by one, at every epoch, which grew with the square of the phase's length.
+        state = {field.name: copy.copy(getattr(trainer.state, field.name)) for field in dataclasses.fields(trainer.state)}
+        self.journal["phase"] = {"name": trainer.phase, "state": state}
         self._checkpoint(trainer.optimizer)
 
     def _checkpoint(self, optimizer: torch.optim.Optimizer | None = None) -> None:
