@@ -2,6 +2,15 @@
 
 from __future__ import annotations
 
+import os
+
+# One thread for every run of the tests, in this process and in the commands they start, which
+# inherit the variable (set before torch loads): a second thread buys the tiny models nothing
+# on idle cores and costs them several times the time on busy ones, where the threads wait for
+# each other by spinning; and runs compared across processes train alike. A variable the
+# caller set is kept.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 from collections.abc import Iterator
 from pathlib import Path
 

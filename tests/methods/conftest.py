@@ -40,16 +40,6 @@ BASE = [
 ]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Tiny models train several times faster on one thread than on two busy cores. (Only
-    here: tests elsewhere compare runs in this process with runs of the command, on its threads.)"""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="session")
 def data(data_dir: Path) -> Dataset:
     return load_dataset("mnist1d", data_dir)
