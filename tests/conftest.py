@@ -40,6 +40,17 @@ def quiet_cores(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
         yield
 
 
+@pytest.fixture(scope="session", autouse=True)
+def unflushed_writes() -> Iterator[None]:
+    """Files written in this process are not flushed to disk: ``os.fsync`` only checks its file
+    descriptor. Only a power cut could tell the difference, and the runs' 10,000 flushes took
+    5 s of the suite on an idle disk, 30 s on a busy one. Tests of the flushes put their own
+    ``os.fsync`` on top; the commands the tests start flush as they do for users."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(os, "fsync", os.fstat)
+        yield
+
+
 @pytest.fixture
 def figures(monkeypatch: pytest.MonkeyPatch) -> list:
     """The figures prunelab's plots make, to inspect after they are written and closed."""
