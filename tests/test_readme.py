@@ -33,12 +33,13 @@ def test_python_example_runs(tmp_path, monkeypatch):
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")  # a tiny GMP budget is warned about
-def test_the_from_python_example_runs_a_recipe_and_reads_it_back(tmp_path, monkeypatch):
+def test_the_from_python_example_runs_a_recipe_and_reads_it_back(tmp_path, monkeypatch, data_dir):
     (block,) = [block for block in _blocks("python") if "run_recipe(load_recipe(" in block]
     tiny = ["find.epochs=1", "eval.epochs=3", "eval.lr_schedule.milestones=[2]", "prune.stabilization_epochs=0",
             "prune.pruning_epochs=1", "model.options.channels=8", "seeds=[0]", "device=cpu"]  # fmt: skip
     assert '["find.epochs=5"]' in block
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PRUNELAB_DATA", str(data_dir))  # the session's MNIST-1D, not the user's cache (generated there if absent)
     namespace: dict = {}
     exec(block.replace('["find.epochs=5"]', repr(tiny)), namespace)
     results, pruner = namespace["results"], namespace["pruner"]
