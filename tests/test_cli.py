@@ -994,6 +994,7 @@ def test_ctrl_c_while_torch_loads_is_not_lost_in_an_import_that_drops_it() -> No
     unnoticed, and the command ran on. A process of its own: this one has imported the commands."""
     code = """if True:
         import importlib.abc, signal, sys
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # as on a terminal, also where pytest runs with SIGINT ignored (started with &)
         class Dropping(importlib.abc.MetaPathFinder):  # Ctrl-C pressed in an import that drops it, as torch's does
             def find_spec(self, name, path=None, target=None):
                 if name == "prunelab.commands":
