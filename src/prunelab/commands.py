@@ -544,8 +544,15 @@ def _report(args: argparse.Namespace) -> int:
     from prunelab.report.runs import write_report
 
     folders = _run_folders(args.runs)
+    made = not Path(args.out).exists()
     _make_out(args.out)
-    page = write_report(folders, args.out)
+    try:
+        page = write_report(folders, args.out)
+    except BaseException:
+        if made:  # a report that failed (a damaged run, Ctrl-C) leaves no empty folder behind
+            with contextlib.suppress(OSError):
+                Path(args.out).rmdir()
+        raise
     print(f"report in {page}")
     return 0
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,15 @@ from prunelab.runs.runner import FIND_CACHE, run_recipe
 
 # recipe and run: the tiny run of conftest.py, shared read only.
 DAMAGED = "the run folder is damaged: remove that file if it is there, then run the run's command again, which rebuilds a seed's results from its checkpoint (a seed without one trains anew)"
+
+
+@pytest.fixture(autouse=True)
+def in_a_folder_of_its_own(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Each test in a current folder of its own, where ``report`` without ``--out`` writes: a
+    report that failed on a damaged run leaves no empty ``report`` folder there."""
+    monkeypatch.chdir(tmp_path)
+    yield
+    assert not (tmp_path / "report").exists()
 
 
 @pytest.fixture
