@@ -18,8 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from prunelab.masks.targets import PRUNABLE_MODULES
-from prunelab.models.common import evaluating
-from prunelab.structured.groups import example_batch
+from prunelab.models.common import evaluating, example_batch
 
 
 def count_macs(model: nn.Module, example_input: Tensor, masks: Mapping[str, Tensor] | None = None) -> int:
@@ -30,7 +29,7 @@ def count_macs(model: nn.Module, example_input: Tensor, masks: Mapping[str, Tens
     weights cost nothing. One forward pass of ``example_input[:1]`` in eval mode without
     gradients; the model is left as it was. A BatchNorm without running statistics normalises
     by the batch's in eval mode too, which one example cannot give: such a model is run on the
-    example given twice (:func:`~prunelab.structured.groups.example_batch`), and half is counted.
+    example given twice (:func:`~prunelab.models.common.example_batch`), and half is counted.
 
     >>> count_macs(nn.Linear(3, 2), torch.zeros(1, 3))
     6

@@ -95,6 +95,17 @@ def _in_mode(model: nn.Module, train: bool) -> Iterator[nn.Module]:
             module.training = mode
 
 
+def example_batch(example_input: torch.Tensor) -> torch.Tensor:
+    """The batch the model is run on: ``example_input``, or a single example given twice, since
+    a BatchNorm cannot normalise one example by the batch's statistics (in training mode, and
+    in eval mode too without running statistics).
+
+    >>> example_batch(torch.zeros(1, 3, 4, 4)).shape, example_batch(torch.zeros(5, 3)).shape
+    (torch.Size([2, 3, 4, 4]), torch.Size([5, 3]))
+    """
+    return example_input.repeat(2, *[1] * (example_input.dim() - 1)) if example_input.shape[:1] == (1,) else example_input
+
+
 def glorot_init(model: nn.Module) -> nn.Module:
     """Glorot-normal weights and zero biases in every conv and linear layer (as Frankle & Carbin, 2019).
 

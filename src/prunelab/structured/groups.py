@@ -10,7 +10,7 @@ stage share one group: their channels can only be removed jointly.
 
 Tracing is done with :mod:`torch.fx` in training mode (so that branches run only in
 training, such as auxiliary heads, are in the trace) and one forward pass in eval mode on an
-example input (for the shapes; a single example is given twice: :func:`example_batch`).
+example input (for the shapes; a single example is given twice: :func:`~prunelab.models.common.example_batch`).
 Anything the tracer does not know to keep channels apart (concatenation, other grouped
 convolutions, LayerNorm, custom functions, the model's output) makes the groups it touches
 unprunable rather than wrong; :attr:`ChannelGroup.unprunable` says why.
@@ -32,7 +32,7 @@ from torch.fx.passes.shape_prop import ShapeProp
 from torch.nn.utils import parametrize
 
 from prunelab.masks.targets import CONVS, PRUNABLE_MODULES, parameter_names
-from prunelab.models.common import evaluating, leaving_state, training
+from prunelab.models.common import evaluating, example_batch, leaving_state, training
 
 NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 # Elementwise modules and functions: a removed channel, zero, must stay zero through them
@@ -149,7 +149,7 @@ def channel_groups(model: nn.Module, example_input: Tensor) -> list[ChannelGroup
     """The channel groups of ``model`` (prunable or not), in the order the forward pass makes them.
 
     ``example_input`` is one batch of the shape the model takes (a single example is enough:
-    :func:`example_batch`).
+    :func:`~prunelab.models.common.example_batch`).
     Raises ``ValueError`` if the model cannot be traced by :func:`torch.fx.symbolic_trace`.
 
     >>> class Residual(nn.Module):
@@ -505,19 +505,8 @@ def _check_dim(dim: object, tensor: fx.Node, source: _Channels, name: str) -> No
         source.space.block(f"its width read by {name}")
 
 
-def example_batch(example_input: Tensor) -> Tensor:
-    """The batch the model is run on: ``example_input``, or a single example given twice, since
-    a BatchNorm cannot normalise one example by the batch's statistics (in training mode, and
-    in eval mode too without running statistics).
-
-    >>> example_batch(torch.zeros(1, 3, 4, 4)).shape, example_batch(torch.zeros(5, 3)).shape
-    (torch.Size([2, 3, 4, 4]), torch.Size([5, 3]))
-    """
-    return example_input.repeat(2, *[1] * (example_input.dim() - 1)) if example_input.shape[:1] == (1,) else example_input
-
-
 def _propagate_shapes(graph_module: fx.GraphModule, example_input: Tensor) -> None:
-    """Record every node's output shape on :func:`example_batch`, leaving the model as it was:
+    """Record every node's output shape on :func:`~prunelab.models.common.example_batch`, leaving the model as it was:
     eval mode and no gradients, and since the trace is made in training mode (a functional
     dropout or batch norm inside a traced module keeps training=True), its buffers and the
     random state restored."""

@@ -24,8 +24,8 @@ from prunelab.masks.arguments import (
     ratios_by_target,
 )
 from prunelab.masks.targets import CONVS, PRUNABLE_MODULES, check_patterns, matches, model_names, unwrapped
-from prunelab.models.common import evaluating, leaving_state, training
-from prunelab.structured.groups import ChannelGroup, channel_groups, example_batch
+from prunelab.models.common import evaluating, example_batch, leaving_state, training
+from prunelab.structured.groups import ChannelGroup, channel_groups
 
 
 class ChannelPruner:
@@ -509,7 +509,7 @@ def _tensors(output: object) -> list[Tensor]:
 
 def _output_shapes(model: nn.Module, example_input: Tensor, train: bool) -> object:
     """The shapes of the model's output in eval or train mode, which may be a tensor or a
-    tuple, list or dict of them, on :func:`~prunelab.structured.groups.example_batch`. The model's
+    tuple, list or dict of them, on :func:`~prunelab.models.common.example_batch`. The model's
     modes, its buffers (BatchNorm statistics) and the global random state (dropout draws) are
     left as they were."""
     batch = example_batch(example_input)
