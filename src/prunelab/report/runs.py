@@ -313,7 +313,7 @@ def unread_note(rows: list[dict]) -> str:
 
 
 def unfinished_notes(runs: list[RunResults], names: list[str]) -> list[str]:
-    """A line for each run whose recipe names seeds that have not finished (cut off, or
+    """A line for each run whose recipe names seeds that have not finished (interrupted, or
     running in another command): the page, which may be read far from the runs, shows the
     results of its finished seeds only, and says so."""
     notes = []
