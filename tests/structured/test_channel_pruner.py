@@ -105,8 +105,9 @@ def test_every_group_keeps_a_channel_and_the_limit_is_a_clear_error() -> None:
     pruner = ChannelPruner(chain(), X)
     pruner.prune(0.9, scope="layerwise")
     assert [len(k) for k in pruner.keep.values()] == [1, 1, 1]  # 9 of 10 each
-    for scope, ratios in [("layerwise", None), (None, {"0": 0.95})]:  # round(0.95 * 10) = 10
-        with pytest.raises(ValueError, match=r"^0: removing 10 of its 10 channels leaves none, but every group keeps one$"):
+    for scope, ratios, asked in [("layerwise", None, "sparsity"), (None, {"0": 0.95}, "ratio")]:  # round(0.95 * 10) = 10
+        with pytest.raises(ValueError, match=rf"^0: removing 10 of its 10 channels leaves none, but every group keeps one: "
+                                             rf"at most 9 can go \(a {asked} of at most 0.9\)$"):  # fmt: skip
             ChannelPruner(chain(), X).prune(None if ratios else 0.95, scope=scope, ratios=ratios)
     pruner = ChannelPruner(chain(), X)
     with pytest.raises(ValueError, match=r"removes 28 of 30 channels, but every group keeps one: at most 27 channels can go \(a sparsity of at most 0.9\)"):

@@ -154,7 +154,9 @@ class ChannelPruner:
             if count < removed:
                 raise ValueError(f"{name} already has {removed} of {size} channels removed, more than the {count} asked for")
             if count >= size:
-                raise ValueError(f"{name}: removing {count} of its {size} channels leaves none, but every group keeps one")
+                asked = "ratio" if ratios is not None else "sparsity"
+                raise ValueError(f"{name}: removing {count} of its {size} channels leaves none, but every group keeps one: "
+                                 f"at most {size - 1} can go (a {asked} of at most {(size - 1) / size:.4g})")  # fmt: skip
             ranked = _ranked(scores[name], self.keep[name])
             kept[name] = ranked[-(size - count) :].sort().values
         self.keep.update(kept)
