@@ -31,7 +31,7 @@ from prunelab.config.sweep import grid_label, grid_value, load_plan, summary_mea
 from prunelab.distributed import MainProcessFailed, join_from_environment, leave, main_first, world
 from prunelab.report import format_stat, format_table
 from prunelab.report.tables import mean_std, numbered, transposed
-from prunelab.runs.io import RUN_AGAIN, DamagedRunError, read_json, write_text
+from prunelab.runs.io import read_json, write_text
 from prunelab.train.trainer import TrainingDiverged
 from prunelab.user_code import raised_at, user_error
 
@@ -398,7 +398,7 @@ def _show(args: argparse.Namespace) -> int:
 
 def _show_run(folder: Path) -> None:
     from prunelab.methods.common import first_lpr_record
-    from prunelab.report.runs import unfinished_seeds
+    from prunelab.report.runs import kept_channels, unfinished_seeds
     from prunelab.report.setups import read_run_record
 
     # The run's record first: a damaged recipe is said before anything is printed.
@@ -433,15 +433,10 @@ def _show_run(folder: Path) -> None:
             distances = ", ".join(f"{e}: {100 * d:.2f}" for e, d in zip(lpr_record["epochs"], lpr_record["distance"]))
             print(f"\nLPR if pruned after each kept epoch of the find phase, distance from the final LPR in percentage "
                   f"points ({seed_folder.name}; lpr_during_find.png shows the layers): {distances}")  # fmt: skip
-        path = seed_folder / "channels.json"
-        if path.exists():
-            channels, removed = read_json(path), events.get("prune", {}).get("group_sparsity", {})
-            if missing := [name for name in channels if name not in removed]:
-                raise DamagedRunError(f"{seed_folder / 'events.json'} lacks prune.group_sparsity.{missing[0]}, a channel group of {path}: {RUN_AGAIN}")
-            # Out of the group's size, which a share below 1 (a group keeps a channel) gives back exactly.
-            rows = [{"channel group": name, "kept channels": f"{len(kept)} of {round(len(kept) / (1 - removed[name]))}",
-                     "removed": format_stat("sparsity", {"mean": removed[name], "std": 0.0})}
-                    for name, kept in channels.items()]  # fmt: skip
+        if channels := kept_channels(seed_folder):
+            rows = [{"channel group": name, "kept channels": f"{kept} of {size}",
+                     "removed": format_stat("sparsity", {"mean": (size - kept) / size, "std": 0.0})}
+                    for name, (kept, size) in channels.items()]  # fmt: skip
             print(f"\nchannels ({seed_folder.name}):")
             print(format_table(rows))
 

@@ -158,9 +158,10 @@ def test_recorded_steps_of_another_shape_are_named(out: Path, run: Path, edit, w
 def test_channels_without_their_recorded_sparsity_are_named(out: Path, run: Path, capsys) -> None:
     seed = out / run.name / "seed-0"
     (seed / "channels.json").write_text('{"features.0": [0, 1]}')
-    assert cli.main(["show", str(out / run.name)]) == 2
-    assert capsys.readouterr().err == (f"prunelab: error: {seed / 'events.json'} lacks prune.group_sparsity.features.0, a channel group of "
-                                       f"{seed / 'channels.json'}: {DAMAGED}\n")  # fmt: skip
+    for command in (["show"], ["report", "--out", str(out / "report")]):
+        assert cli.main([command[0], str(out / run.name), *command[1:]]) == 2
+        assert capsys.readouterr().err == (f"prunelab: error: {seed / 'events.json'} lacks prune.group_sparsity.features.0, a channel group of "
+                                           f"{seed / 'channels.json'}: {DAMAGED}\n")  # fmt: skip
 
 
 def test_a_run_summary_without_its_sparsity_is_named(out: Path, run: Path, capsys) -> None:

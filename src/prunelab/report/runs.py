@@ -5,8 +5,9 @@
 (every pruning step of IMP and BIMP, or a run's single sparsity; runs that differ only in
 the target sparsity make one line; left out when every run stands at one sparsity), the
 layerwise pruning ratios (LPR) of the final masks, the variable seed 002 explains its
-results with, and for runs with ``find.lpr_every`` how that LPR settles during the find
-phase. A sweep's report opens with its table and a plot of it.
+results with, the channels each group keeps after channel pruning, and for runs with
+``find.lpr_every`` how that LPR settles during the find phase. A sweep's report opens with
+its table and a plot of it.
 """
 
 from __future__ import annotations
@@ -82,6 +83,8 @@ class RunResults:
     layer_weights: dict[str, int]  # each prunable layer's number of weights (of the dense model)
     training_plots: list[Path]
     lpr_plots: list[Path]  # each seed's lpr_during_find.png (find.lpr_every)
+    # channel pruning: per channel group, its size in the dense model and the channels each seed kept
+    channels: dict[str, tuple[int, list[int]]] = field(default_factory=dict)
     # find.lpr_every: per kept epoch, the mean and std over seeds of the distance of pruning then from pruning at the end
     lpr_distance: dict[int, tuple[float, float]] | None = None
     # settings as trained where the recipe does not say (the model's default options, a scratch budget's epochs, the
@@ -154,6 +157,20 @@ def unfinished_seeds(folder: Path) -> list[int]:
     return [seed for seed in load_run_recipe(folder).seeds if seed not in done]
 
 
+def kept_channels(seed_folder: Path) -> dict[str, tuple[int, int]]:
+    """The channels a seed's small model keeps of each channel group, and the group's size
+    (``channels.json`` and the pruning step's shares); none for a seed that pruned weights."""
+    path = seed_folder / "channels.json"
+    if not path.exists():
+        return {}
+    channels = read_json(path)
+    removed = read_json(seed_folder / "events.json").get("prune", {}).get("group_sparsity", {})
+    if missing := [name for name in channels if name not in removed]:
+        raise DamagedRunError(f"{seed_folder / 'events.json'} lacks prune.group_sparsity.{missing[0]}, a channel group of {path}: {RUN_AGAIN}")
+    # The size from the share removed, which below 1 (a group keeps a channel) gives it back exactly.
+    return {name: (len(kept), round(len(kept) / (1 - removed[name]))) for name, kept in channels.items()}
+
+
 def load_run(folder: str | Path) -> RunResults:
     """Read a finished run directory (as ``prunelab run`` leaves it)."""
     folder = check_run_folder(folder)
@@ -180,6 +197,10 @@ def load_run(folder: str | Path) -> RunResults:
         for name, layer in read_json(seed / "layer_sparsity.json").items():
             layers.setdefault(name, []).append(layer["sparsity"])
             weights[name] = layer["numel"]
+    channels: dict[str, tuple[int, list[int]]] = {}
+    for seed in seeds:
+        for name, (kept, size) in kept_channels(seed).items():
+            channels.setdefault(name, (size, []))[1].append(kept)
     records = [first_lpr_record(read_json(seed / "events.json")) for seed in seeds]
     records = [record for record in records if record]
     lpr_distance = None
@@ -200,6 +221,7 @@ def load_run(folder: str | Path) -> RunResults:
         training_plots=[seed / "training.png" for seed in seeds if (seed / "training.png").exists()],
         lpr_plots=[seed / "lpr_during_find.png" for seed in seeds if (seed / "lpr_during_find.png").exists()],
         lpr_distance=lpr_distance,
+        channels=channels,
     )
 
 
@@ -549,6 +571,7 @@ def write_report(
         return "every run" if len(members) == len(runs) and len(together) > LEGEND_WIDTH else together
 
     lines += _lpr_section(runs, shared_name, out)
+    lines += _channels_section(runs, names)
     lines += _lpr_during_find_section(runs, names, positions, out)
     lines += ["## Training", ""]
     fold = len(runs) > FOLDED_TRAINING  # a sweep's dozens of plots: each run's behind its name, opened on a click
@@ -665,6 +688,27 @@ def _lpr_section(runs: list[RunResults], shared_name: Callable[[list[int]], str]
              for layer in layer_names]  # fmt: skip
     return ["## Layerwise pruning ratios of the final masks", "",
             "![layerwise pruning ratios](layer_sparsity.png)", "", format_table(table), ""]  # fmt: skip
+
+
+def _channels_section(runs: list[RunResults], names: list[str]) -> list[str]:
+    """The channels each channel-pruning run's small model keeps of each group, of the dense model's."""
+    pruned = [(name, run) for name, run in zip(names, runs) if run.channels]
+    if not pruned:
+        return []
+
+    def kept(run: RunResults, group: str) -> str:
+        if group not in run.channels:
+            return ""
+        size, counts = run.channels[group]
+        stat = mean_std(counts)
+        return (f"{stat['mean']:.1f} ± {stat['std']:.1f}" if stat["std"] else f"{stat['mean']:.0f}") + f" of {size}"
+
+    groups = list(dict.fromkeys(group for _, run in pruned for group in run.channels))
+    table = [{"channel group": group, **{name: kept(run, group) for name, run in pruned}} for group in groups]
+    return ["## Kept channels", "",
+            "The channels the small dense model keeps of each channel group (a layer's filters, with those joined to "
+            "them by residual additions), of the dense model's; mean ± std over seeds.", "",
+            format_table(table), ""]  # fmt: skip
 
 
 def _lpr_during_find_section(runs: list[RunResults], names: list[str], positions: dict[str, int], out: Path) -> list[str]:
