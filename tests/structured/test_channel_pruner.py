@@ -394,19 +394,26 @@ def test_small_model_parameters_stay_frozen_or_trainable_as_they_were() -> None:
     assert frozen == {"0.weight", "0.bias", "1.weight", "1.bias"}
 
 
-def test_a_forward_that_fixes_a_width_is_a_clear_error() -> None:
+def test_a_flatten_to_a_fixed_width_leaves_its_channels_whole_and_the_others_prunable() -> None:
+    """LeNet's x.view(-1, 16 * 5 * 5), here 4 * 8: the last convolution's channels stay, the first one's go."""
+
     class Fixed(nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.conv, self.fc = nn.Conv1d(1, 4, 3), nn.Linear(4 * 8, 2)
+            self.conv1, self.conv2, self.fc = nn.Conv1d(1, 6, 3), nn.Conv1d(6, 4, 3), nn.Linear(4 * 8, 2)
 
         def forward(self, x):
-            return self.fc(self.conv(x).reshape(-1, 32))
+            return self.fc(self.conv2(self.conv1(x).relu()).relu().view(-1, 4 * 8))
 
-    pruner = ChannelPruner(Fixed(), torch.zeros(1, 1, 10))
+    torch.manual_seed(0)
+    model = Fixed()
+    pruner = ChannelPruner(model, torch.zeros(1, 1, 12))
+    assert [g.name for g in pruner.groups] == ["conv1"]
     pruner.prune(0.5)
-    with pytest.raises(ValueError, match="fails on the example input"):
-        pruner.shrink()
+    small = pruner.shrink()
+    assert (small.conv1.out_channels, small.conv2.in_channels, small.conv2.out_channels) == (3, 3, 4)
+    x = torch.randn(5, 1, 12)
+    torch.testing.assert_close(small(x), zero_removed_channels(model, pruner)(x))
 
 
 def test_state_dict_round_trip_and_bad_states() -> None:

@@ -227,6 +227,7 @@ def relu_hooked() -> nn.Module:
 
 
 X1 = torch.zeros(2, 1, 5)
+FIXED = "to a fixed width, which fewer channels would not fill: flatten with x.flatten(1) or x.view(x.size(0), -1)"
 
 
 @pytest.mark.parametrize(
@@ -266,6 +267,13 @@ X1 = torch.zeros(2, 1, 5)
          "pooled by 1 (MaxPool1d) into something other than one tensor"),
         (Lambda(lambda s, x: s.head(s.shared(x) + s.shared(torch.relu(s.pre(x)))), pre=nn.Conv1d(1, 1, 1), shared=nn.Conv1d(1, 4, 1),
                 head=nn.Conv1d(4, 2, 1)), X1, "shared is called more than once"),  # once on the model's input
+        # A flatten to a width written as a number: with fewer channels it would fold examples together (or fail).
+        (Lambda(lambda s, x: s.b(s.a(x).reshape(-1, 20)), a=nn.Conv1d(1, 4, 1), b=nn.Linear(20, 2)), X1, f"flattened by reshape {FIXED}"),
+        (Lambda(lambda s, x: s.b((lambda h: h.view(h.size(0), 20))(s.a(x))), a=nn.Conv1d(1, 4, 1), b=nn.Linear(20, 2)), X1,
+         f"flattened by view {FIXED}"),
+        (Lambda(lambda s, x: s.b(torch.reshape(s.a(x), (-1, 20))), a=nn.Conv1d(1, 4, 1), b=nn.Linear(20, 2)), X1, f"flattened by reshape {FIXED}"),
+        (Lambda(lambda s, x: s.b((lambda h: h.view((h.shape[0], 4 * 5)))(s.a(x))), a=nn.Conv1d(1, 4, 1), b=nn.Linear(20, 2)), X1,
+         f"flattened by view {FIXED}"),
     ],
 )  # fmt: skip
 def test_what_would_change_the_output_when_shrunk_is_unprunable(model, x, blocked) -> None:

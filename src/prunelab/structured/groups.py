@@ -12,8 +12,9 @@ Tracing is done with :mod:`torch.fx` in training mode (so that branches run only
 training, such as auxiliary heads, are in the trace) and one forward pass in eval mode on an
 example input (for the shapes; a single example is given twice: :func:`~prunelab.models.common.example_batch`).
 Anything the tracer does not know to keep channels apart (concatenation, other grouped
-convolutions, LayerNorm, custom functions, the model's output) makes the groups it touches
-unprunable rather than wrong; :attr:`ChannelGroup.unprunable` says why.
+convolutions, LayerNorm, custom functions, the model's output), or that fixes their number (a
+flatten to a width written out, ``x.view(-1, 256)``), makes the groups it touches unprunable
+rather than wrong; :attr:`ChannelGroup.unprunable` says why.
 """
 
 from __future__ import annotations
@@ -396,11 +397,15 @@ class _Trace:
         self.channels[node] = _Channels(space, traced[0].dim, traced[0].factor)
 
     def flatten(self, node: fx.Node, source: _Channels, name: str) -> None:
-        """A flatten after the batch dim: each channel becomes ``factor`` consecutive values, if it was one."""
-        if source.dim == 1 and source.factor == 1:
-            self.channels[node] = _Channels(source.space, 1, math.prod(_shape(_first_input(node))[2:]))
-        else:
+        """A flatten after the batch dim: each channel becomes ``factor`` consecutive values, if it was one,
+        and the flatten's width follows the channels (a view to a fixed width would not)."""
+        if source.dim != 1 or source.factor != 1:
             self.block_inputs(node, f"flattened by {name}")
+        elif _fixes_width(node):
+            source.space.block(f"flattened by {name} to a fixed width, which fewer channels would not fill: "
+                               "flatten with x.flatten(1) or x.view(x.size(0), -1)")  # fmt: skip
+        else:
+            self.channels[node] = _Channels(source.space, 1, math.prod(_shape(_first_input(node))[2:]))
 
 
 def _block_shared_layers(model: nn.Module, roots: list[_Space], calls: Mapping[str, int]) -> None:
@@ -538,6 +543,17 @@ def _is_joining(node: fx.Node) -> bool:
     if node.op == "call_function":
         return node.target in JOINING_FUNCTIONS
     return node.op == "call_method" and node.target in JOINING_METHODS
+
+
+def _fixes_width(node: fx.Node) -> bool:
+    """Whether a flattening view or reshape gives its width other than as -1 (``x.view(-1, 256)``,
+    ``x.reshape(x.size(0), 256)``): with fewer channels, that width is no longer an example's number of values."""
+    if _function_name(node) not in ("view", "reshape"):
+        return False
+    sizes = node.args[1:] or (node.kwargs.get("shape", node.kwargs.get("size")),)  # torch.reshape(input=x, shape=...)
+    if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)):  # x.view((n, -1))
+        sizes = sizes[0]
+    return sizes[-1] != -1
 
 
 def _is_flatten(node: fx.Node, module: nn.Module | None) -> bool:
