@@ -668,6 +668,16 @@ def test_ratios_name_groups_by_any_of_their_layers_or_by_regex_as_include_does()
         ChannelPruner(chain(), X).prune(ratios={"0": 0.5, "1": 0.2})
 
 
+@pytest.mark.parametrize("chosen", [{"exclude": ["1"]}, {"include": ["3"]}])
+def test_a_ratio_for_a_group_include_or_exclude_leave_out_says_so(chosen) -> None:
+    """Group 0 exists (conv 0, BatchNorm 1) but is not pruned: not 'names none of the channel groups'."""
+    pruner = ChannelPruner(chain(), X, **chosen)
+    with pytest.raises(ValueError, match=r"^ratio given for '0', but include/exclude leave out the channel group 0$"):
+        pruner.prune(ratios={"0": 0.5})
+    with pytest.raises(ValueError, match=r"^ratio given for 'fc', which names none of the channel groups"):
+        pruner.prune(ratios={"fc": 0.5})
+
+
 def test_ties_at_the_cut_are_warned_about() -> None:
     """Untrained BatchNorm scales are all 1: which channels go is then a matter of order."""
     with pytest.warns(UserWarning, match=r"11 of the channels kept score exactly as the best of those just removed"):

@@ -76,6 +76,7 @@ class ChannelPruner:
         groups = channel_groups(model, example_input)
         self._unprunable = [group for group in groups if not group.prunable]  # named when a ratio asks for them
         chosen = _chosen(groups, include, exclude, model_names(model))
+        self._left_out = [group for group in groups if group.prunable and group not in chosen]  # by include/exclude
         self._unscored = [group for group in chosen if self.criterion(model, group) is None]
         self.groups = self._scorable(chosen)
         self.keep: dict[str, Tensor] = {g.name: torch.arange(g.size) for g in self.groups}
@@ -226,6 +227,9 @@ class ChannelPruner:
             whole = [g for g in self._unprunable if any(matches(key, layer, known) for layer in (g.name, *g.members))]
             if whole:
                 raise ValueError(f"ratio given for {key!r}, but the channels of {whole[0].name} cannot be removed: {whole[0].unprunable}")
+            left_out = [g.name for g in self._left_out if any(matches(key, layer, known) for layer in (g.name, *g.members))]
+            if left_out:
+                raise ValueError(f"ratio given for {key!r}, but include/exclude leave out the channel group {', '.join(left_out)}")
         chosen = ratios_by_target(
             ratios, list(layers), lambda key, group: any(matches(key, layer, known) for layer in layers[group]),
             kind="channel group", of="channel groups (or the layers of one)",
