@@ -266,8 +266,15 @@ def test_a_sparsity_or_ratio_may_be_a_one_element_real_tensor_and_other_tensors_
 
 def test_a_model_without_channels_to_prune_says_so() -> None:
     # The message listed the model's channel groups, and ended in an empty list here.
-    with pytest.raises(ValueError, match=r"^no prunable channel group is left; groups: none, no layer of the model makes channels \(a Conv or Linear layer\)$"):
+    with pytest.raises(ValueError, match=r"^no channel group of the model can be pruned; groups: none, no layer of the model makes channels \(a Conv or Linear layer\)$"):
         ChannelPruner(nn.Sequential(nn.ReLU()), torch.zeros(1, 4))
+    # Channels whose groups cannot be pruned: which, why, and what to do instead.
+    layernorm = nn.Sequential(nn.Linear(4, 6), nn.LayerNorm(6), nn.Linear(6, 2))
+    with pytest.raises(ValueError, match=r"^no channel group of the model can be pruned; prune its weights instead \(prunelab.Pruner, or criterion "
+                                         r"magnitude in a recipe\); groups: 0 \(6, not prunable: used by 1 \(LayerNorm\)\); 2 "):
+        ChannelPruner(layernorm, torch.zeros(1, 4))
+    with pytest.raises(ValueError, match=r"^include/exclude leave no prunable channel group; groups: 0 \(10\); 3 \(12\); 7 \(8\); 9 "):
+        ChannelPruner(chain(), X, exclude=["0", "3", "7"])
 
 
 def test_include_exclude_pick_groups_by_layer_and_typos_are_errors() -> None:

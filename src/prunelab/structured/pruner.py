@@ -571,8 +571,11 @@ def _chosen(
         if not any(matches(pattern, layer, known) for g in groups for layer in g.members):
             raise ValueError(f"exclude pattern {pattern!r} matches no layer making channels; groups: {_listing(groups)}")
     chosen = [g for g in chosen if not any(matches(p, layer, known) for p in exclude or () for layer in g.members)]
+    if not chosen and prunable:
+        raise ValueError(f"include/exclude leave no prunable channel group; groups: {_listing(groups)}")
     if not chosen:
-        raise ValueError(f"no prunable channel group is left; groups: {_listing(groups)}")
+        instead = "; prune its weights instead (prunelab.Pruner, or criterion magnitude in a recipe)" if groups else ""
+        raise ValueError(f"no channel group of the model can be pruned{instead}; groups: {_listing(groups)}")
     return chosen
 
 
