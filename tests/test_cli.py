@@ -937,6 +937,12 @@ def test_import_brings_a_model_of_the_user_s_own_into_recipes(data_dir: Path, tm
     finally:
         MODELS.pop("my_mlp", None)
         sys.modules.pop("my_models", None)
+    # show, compare and report read only the run's results: they need no module, and name the model as recorded.
+    for command in ("show", "compare"):
+        assert cli.main([command, str(folder)]) == 0, capsys.readouterr().err
+        assert "oneshot-my_mlp-" in capsys.readouterr().out
+    assert cli.main(["report", str(folder), "--out", str(tmp_path / "report")]) == 0, capsys.readouterr().err
+    assert "oneshot-my_mlp-" in (tmp_path / "report" / "report.md").read_text()
     assert cli.main(["run", "--import", "no_such_module"]) == 2
     assert "prunelab: error: --import no_such_module: No module named 'no_such_module'" in capsys.readouterr().err
     assert cli.main(["compare", str(folder), "--import", "./my_models.py"]) == 2

@@ -152,8 +152,9 @@ def _load_commands(freeze: bool) -> Callable[[argparse.Namespace], int]:
 
 
 def _import_option() -> argparse.ArgumentParser:
-    """--import, which every command takes: any may meet a recipe naming the user's own models
-    or datasets (show, compare and report read the recipes of runs)."""
+    """--import, which every command takes, so that a script may give it to all alike: the
+    commands that train need it for a recipe naming the user's own models or datasets (show,
+    compare and report read runs without it)."""
     option = argparse.ArgumentParser(add_help=False)
     option.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
                         help="import MODULE first (from the current folder or installed), e.g. one that registers "

@@ -1011,3 +1011,22 @@ def test_instability_of_a_scratch_budget_or_a_method_that_sets_the_retraining_is
     assert scratch.eval.instability  # trains the find phase's 40 epochs
     assert load_recipe("bimp", ["eval.epochs=0", "eval.instability=true"]).eval.instability  # bimp's levels retrain 30 epochs
     assert "eval.instability is not used" in " ".join(unused_settings(load_recipe("gmp", ["eval.instability=true"])))
+
+
+def test_a_saved_run_s_recipe_reads_without_the_module_that_registers_its_model_and_dataset(tmp_path: Path) -> None:
+    """show, compare and report read a run's results, which need neither its model nor its
+    dataset: names no module registers here are taken as recorded, options and all."""
+    data = yaml.safe_load(recipe_yaml(load_recipe()))
+    data["model"] = {"name": "own_net", "options": {"hidden": 16}}
+    data["data"].update(name="own_data", augment=False)
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(data))
+    settings = run_settings(tmp_path)
+    assert (settings["model.name"], settings["model.options.hidden"]) == ("own_net", 16)
+    assert (settings["data.name"], settings["data.augment"]) == ("own_data", False)  # whether own_data augments is unknown here
+    with pytest.raises(RecipeError, match="unknown model 'own_net'") as caught:  # a recipe to run stays strict
+        load_recipe(tmp_path / "recipe.yaml")
+    assert "unknown dataset 'own_data'" in str(caught.value)
+    data["model"] = {"name": "mlp", "options": {"channels": 8}}  # a registered model's options are checked as before
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(data))
+    with pytest.raises(RecipeError, match="model 'mlp' has no option 'channels'"):
+        run_settings(tmp_path)

@@ -16,8 +16,8 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from prunelab.config import schema as recipe_schema
-from prunelab.config.schema import Recipe, fixed_settings, unread_settings
-from prunelab.models import NO_DEFAULT, model_options
+from prunelab.config.schema import RECORDED, Recipe, fixed_settings, unread_settings
+from prunelab.models import MODELS, NO_DEFAULT, model_options
 from prunelab.models.registry import close_name
 
 
@@ -110,11 +110,12 @@ def override_list(overrides: Iterable[str]) -> list[str]:
     return overrides
 
 
-def validate(data: dict, origin: str = "recipe") -> Recipe:
+def validate(data: dict, origin: str = "recipe", *, recorded: bool = False) -> Recipe:
     """The :class:`Recipe` of parsed YAML, or a :class:`RecipeError` naming ``origin`` and every
-    field that is wrong."""
+    field that is wrong. ``recorded``: a saved run's recipe, whose model and dataset are taken
+    as named even if no module registers them (:func:`load_run_recipe`)."""
     try:
-        return Recipe.model_validate(data)
+        return Recipe.model_validate(data, context=RECORDED if recorded else None)
     except ValidationError as error:
         raise RecipeError(describe_errors(error, origin)) from None
 
@@ -326,9 +327,15 @@ def effective_recipe(recipe: Recipe) -> Recipe:
     settings of the experiment it runs."""
     for key in unread_settings(recipe):
         recipe = _with_default(recipe, key.split("."))
-    defaults = model_options(recipe.model.name)
+    defaults = builder_defaults(recipe.model.name)
     options = {key: value for key, value in recipe.model.options.items() if _plain(value) != defaults.get(key, NO_DEFAULT)}
     return recipe.model_copy(update={"model": recipe.model.model_copy(update={"options": options})})
+
+
+def builder_defaults(name: str) -> dict[str, object]:
+    """The options of model ``name`` with their builder's defaults (:func:`prunelab.models.model_options`);
+    none for a saved run's model that no module registers here, whose options are then shown as recorded."""
+    return model_options(name) if name in MODELS else {}
 
 
 def _plain(value: object) -> object:
@@ -370,7 +377,9 @@ def experiment_settings(recipe: Recipe) -> dict[str, object]:
 def load_run_recipe(folder: str | Path) -> Recipe:
     """The resolved recipe of the run directory ``folder`` (its ``recipe.yaml``), read with
     today's defaults for settings it does not name. A run writes every section, so a file
-    without one was cut short or edited: an error naming it, not the schema's defaults."""
+    without one was cut short or edited: an error naming it, not the schema's defaults. Its
+    model and dataset need not be registered: reading a run's results needs neither, so that
+    a model of the user's own needs no ``--import`` to show, compare or report its runs."""
     path = Path(folder) / "recipe.yaml"
     origin = f"{path} (a damaged run folder? remove that file and run the run's command again: it is written anew)"
     data = _parse_yaml(_read_utf8(path, origin), origin)
@@ -379,8 +388,7 @@ def load_run_recipe(folder: str | Path) -> Recipe:
     missing = [section for section in ("seeds", *RECIPE_SECTIONS) if not isinstance(data, dict) or section not in data]
     if missing:
         raise RecipeError(f"{origin} lacks {', '.join(missing)}, which a run writes")
-    return validate(data, str(path))
-
+    return validate(data, str(path), recorded=True)
 
 
 def run_settings(folder: str | Path, unread_as: str | None = None) -> dict[str, object]:

@@ -16,8 +16,8 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from prunelab.criteria import CHANNEL_CRITERIA, CRITERIA, default_scope
-from prunelab.data import AUGMENTED, dataset_loader
-from prunelab.models import check_options, model_options
+from prunelab.data import AUGMENTED, DATASETS, dataset_loader
+from prunelab.models import MODELS, check_options, model_options
 from prunelab.schedules import POLICIES, RESTARTING, halving_milestones, imp_levels
 
 
@@ -48,6 +48,17 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+#: The validation context of a saved run's recipe (:func:`prunelab.config.load_run_recipe`):
+#: reading its results needs neither its model nor its dataset, which may be the user's own,
+#: registered by a module the reading command need not import.
+RECORDED = {"recorded": True}
+
+
+def _unregistered_as_recorded(name: str, registry: dict, info: ValidationInfo) -> bool:
+    """Whether ``name``, missing from ``registry``, is taken as a saved run's recipe records it."""
+    return name not in registry and bool(info.context and info.context.get("recorded"))
+
+
 class DataConfig(Strict):
     """Which dataset; ``download`` only when asked, everything else is offline."""
 
@@ -58,8 +69,9 @@ class DataConfig(Strict):
 
     @field_validator("name")
     @classmethod
-    def _registered(cls, name: str) -> str:
-        dataset_loader(name)  # raises for an unknown dataset
+    def _registered(cls, name: str, info: ValidationInfo) -> str:
+        if not _unregistered_as_recorded(name, DATASETS, info):
+            dataset_loader(name)  # raises for an unknown dataset
         return name
 
 
@@ -71,8 +83,9 @@ class ModelConfig(Strict):
 
     @field_validator("name")
     @classmethod
-    def _registered(cls, name: str) -> str:
-        model_options(name)  # raises for an unknown model
+    def _registered(cls, name: str, info: ValidationInfo) -> str:
+        if not _unregistered_as_recorded(name, MODELS, info):
+            model_options(name)  # raises for an unknown model
         return name
 
     @field_validator("options")
@@ -81,7 +94,8 @@ class ModelConfig(Strict):
         given = sorted(set(options) & {"num_classes", "input_shape"})
         if given:
             raise ValueError(f"{' and '.join(given)} come from the dataset (data.name), not from the model's options")
-        if "name" in info.data:  # else the name itself was invalid, and said so
+        # Unless the name itself was invalid, and said so, or is a saved run's unregistered model, whose options are unknown.
+        if "name" in info.data and not _unregistered_as_recorded(info.data["name"], MODELS, info):
             check_options(info.data["name"], options)
         return options
 
@@ -759,7 +773,7 @@ def unread_settings(recipe: Recipe) -> dict[str, str]:
             "bimp splits the other prune.budget_epochs - prune.initial_epochs = "
             f"{prune.budget_epochs - prune.initial_epochs} epochs over its levels"
         )
-    if recipe.data.name not in AUGMENTED:
+    if recipe.data.name in DATASETS and recipe.data.name not in AUGMENTED:  # a saved run's unregistered dataset: as recorded
         unread["data.augment"] = f"{recipe.data.name} comes without data augmentation"
     for phase in ("find", "eval"):
         optimizer = getattr(recipe, phase).optimizer.name

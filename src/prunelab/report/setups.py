@@ -49,10 +49,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from prunelab.config import run_settings
+from prunelab.config.load import builder_defaults
 from prunelab.config.schema import OPTIMIZER_ONLY
 from prunelab.config.sweep import grid_label, grid_value
 from prunelab.criteria import CHANNEL_CRITERIA
-from prunelab.models import NO_DEFAULT, model_options
+from prunelab.models import NO_DEFAULT
 from prunelab.report.tables import format_table
 from prunelab.runs.io import read_json
 
@@ -543,7 +544,7 @@ def default_model_options(settings: Mapping[str, object]) -> dict[str, object]:
     >>> default_model_options({"model.name": "mnist1d_cnn", "model.options.channels": 64})
     {'model.options.batch_norm': False}
     """
-    defaults = model_options(str(settings["model.name"]))
+    defaults = builder_defaults(str(settings["model.name"]))
     return {f"model.options.{key}": value for key, value in defaults.items()
             if f"model.options.{key}" not in settings and value is not NO_DEFAULT}  # fmt: skip
 
