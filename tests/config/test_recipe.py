@@ -1030,3 +1030,17 @@ def test_a_saved_run_s_recipe_reads_without_the_module_that_registers_its_model_
     (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(data))
     with pytest.raises(RecipeError, match="model 'mlp' has no option 'channels'"):
         run_settings(tmp_path)
+
+
+@pytest.mark.parametrize("untrained", ["find.epochs=0", "find.stop_epoch=0"])
+def test_gmp_of_a_find_phase_that_trains_nothing_is_warned_about(untrained: str) -> None:
+    """Seeds 000/001 start GMP from a trained network: pruning a random one is said, naming the setting."""
+    messages = unused_settings(load_recipe("gmp", [untrained]))
+    setting = untrained.removesuffix("=0")
+    assert [m for m in messages if "untrained" in m] == [
+        f"{setting}=0: the find phase trains nothing, so GMP stabilizes and prunes an untrained network, where seeds 000/001 "
+        f"start from a trained one; give {setting} the dense training's epochs (or, to prune while training from scratch, "
+        "prune.stabilization_epochs long enough to train the network before it is pruned)"
+    ]
+    assert not any("untrained" in m for m in unused_settings(load_recipe("gmp", ["find.epochs=1"])))
+    assert not any("untrained" in m for m in unused_settings(load_recipe("default", ["find.epochs=0", "eval.lr_policy=null"])))  # one-shot at init: seed 002's

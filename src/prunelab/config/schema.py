@@ -844,7 +844,8 @@ def unused_settings(recipe: Recipe) -> list[str]:
             "and final weights are compared"
         )
     if recipe.prune.method == "gmp":
-        messages += _gmp_fine_tuning_advice(recipe) + _gmp_lr_advice(recipe)  # the LR while pruning matters with or without fine-tuning
+        # The LR while pruning matters with or without fine-tuning.
+        messages += _gmp_start_advice(recipe) + _gmp_fine_tuning_advice(recipe) + _gmp_lr_advice(recipe)
     rewind, policy = recipe.eval.rewind, recipe.eval.lr_policy
     schedule = find.lr_schedule
     ends_at_zero = schedule.name in ("cosine", "linear") and schedule.final_lr == 0 and find.trained_epochs == find.epochs
@@ -868,6 +869,20 @@ def unused_settings(recipe: Recipe) -> list[str]:
             "layer alike: use prune.scope layerwise or ratios, or the bn_scale criterion"
         )
     return messages
+
+
+def _gmp_start_advice(recipe: Recipe) -> list[str]:
+    """Seeds 000/001 start GMP from a trained network ("a trained network is used"), which
+    stabilization only settles at the pruning LR; a find phase that trains nothing leaves GMP
+    to prune a random one, as gradual pruning during training from scratch does."""
+    if recipe.find_training.trained_epochs:
+        return []
+    length = recipe.find_length_setting
+    return [
+        f"{length}=0: the find phase trains nothing, so GMP stabilizes and prunes an untrained network, where seeds 000/001 "
+        f"start from a trained one; give {length} the dense training's epochs (or, to prune while training from scratch, "
+        "prune.stabilization_epochs long enough to train the network before it is pruned)"
+    ]
 
 
 def _gmp_fine_tuning_advice(recipe: Recipe) -> list[str]:
