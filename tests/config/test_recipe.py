@@ -1044,3 +1044,15 @@ def test_gmp_of_a_find_phase_that_trains_nothing_is_warned_about(untrained: str)
     ]
     assert not any("untrained" in m for m in unused_settings(load_recipe("gmp", ["find.epochs=1"])))
     assert not any("untrained" in m for m in unused_settings(load_recipe("default", ["find.epochs=0", "eval.lr_policy=null"])))  # one-shot at init: seed 002's
+
+
+def test_gmp_s_finetune_weight_decay_without_weight_decay_is_named_as_not_used() -> None:
+    no_decay = ["eval.optimizer.weight_decay=0"]
+    assert "prune.finetune_weight_decay is not used: eval.optimizer.weight_decay is 0, so fine-tuning has no weight decay to keep " \
+        "or turn off" in unused_settings(load_recipe("gmp", [*no_decay, "prune.finetune_weight_decay=true"]))
+    given = ["prune.finetune_weight_decay=true"]
+    assert not any("finetune_weight_decay" in m for m in unused_settings(load_recipe("gmp", given)))  # gmp's weight decay is 1e-4
+    # Not given (the default, as the schema has it), it is not the recipe's doing.
+    assert not any("finetune_weight_decay" in m for m in unused_settings(validate({"prune": {"method": "gmp", "pruning_epochs": 1}})))
+    # The run keeps its name: the setting is read, and named it before.
+    assert run_name(load_recipe("gmp", [*no_decay, *given])) != run_name(load_recipe("gmp", no_decay))

@@ -816,7 +816,7 @@ def unused_settings(recipe: Recipe) -> list[str]:
     """
     messages = []
     unread = unread_settings(recipe)
-    for key, reason in unread.items():
+    for key, reason in {**unread, **_ineffective_settings(recipe)}.items():
         given, value = _setting(recipe, key)
         if given:
             shown = key if value is True else f"{key}={list(value) if isinstance(value, tuple) else value}"
@@ -869,6 +869,17 @@ def unused_settings(recipe: Recipe) -> list[str]:
             "layer alike: use prune.scope layerwise or ratios, or the bn_scale criterion"
         )
     return messages
+
+
+def _ineffective_settings(recipe: Recipe) -> dict[str, str]:
+    """Settings the run reads that another setting's value leaves without effect, each with
+    the reason. Unlike :func:`unread_settings`, they name the run as they did before this was said."""
+    ineffective = {}
+    if recipe.prune.method == "gmp" and recipe.eval.optimizer.weight_decay == 0:
+        ineffective["prune.finetune_weight_decay"] = (
+            "eval.optimizer.weight_decay is 0, so fine-tuning has no weight decay to keep or turn off"
+        )
+    return ineffective
 
 
 def _gmp_start_advice(recipe: Recipe) -> list[str]:
