@@ -855,8 +855,10 @@ def test_sensitivity_prints_each_layers_accuracy_and_writes_the_curves(data_dir:
     assert "accuracy on the first 1,000 training examples with one layer alone pruned" in out
     assert f"dense model's training accuracy: {100 * result.dense_accuracy:.2f}%" in out and saved["split"] == "train"
     assert list(tmp_path.glob(".find/*/seed-0/checkpoint.safetensors"))  # the shared find phase, cached for runs
-    # other sparsities are another analysis, beside this one rather than over it
-    assert cli.main(["sensitivity", "--out", str(tmp_path), "--no-progress", "--sparsities", "0,0.5", *args]) == 0
+    # other sparsities are another analysis, beside this one rather than over it; columns of sparsities
+    # that differ past 6 digits show as many more as tell them apart
+    assert cli.main(["sensitivity", "--out", str(tmp_path), "--no-progress", "--sparsities", "0,0.9,0.9000001", *args]) == 0
+    assert table(capsys.readouterr().out)["layer"] == ["weights", "0%", "90%", "90.00001%", "within 1 point up to"]
     folders = sorted(tmp_path.glob("sensitivity-*"))
     assert len(folders) == 2 and json.loads((folder / "sensitivity.json").read_text()) == saved
 

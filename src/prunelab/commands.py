@@ -307,6 +307,7 @@ def _sensitivity(args: argparse.Namespace) -> int:
         DEFAULT_SPARSITIES,
         check_sparsities,
         max_sparsity_within,
+        percent_labels,
         pruning_sensitivity,
     )
     from prunelab.report.plots import plot_sensitivity
@@ -334,10 +335,11 @@ def _sensitivity(args: argparse.Namespace) -> int:
         own = "" if args.sparsities is None and args.split == "train" else "-" + settings_digest([sparsities, args.split])
         folder = Path(args.out) / f"sensitivity-{run_name(recipe)}{own}"
         within = f"within {100 * tolerance:g} point up to"
+        label = dict(zip(sparsities, percent_labels(sparsities)))  # distinct columns, however close the sparsities
         rows = [
             {"layer": name, "weights": f"{curve.size:,}",
-             **{f"{100 * s:g}%": f"{100 * a:.2f}%" for s, a in zip(curve.sparsities, curve.accuracies)},
-             within: f"< {100 * curve.sparsities[0]:g}%" if best[name] is None else f"{100 * best[name]:g}%"}
+             **{label[s]: f"{100 * a:.2f}%" for s, a in zip(curve.sparsities, curve.accuracies)},
+             within: f"< {label[curve.sparsities[0]]}" if best[name] is None else label[best[name]]}
             for name, curve in result.layers.items()
         ]  # fmt: skip
         print(f"accuracy on {examples} with one layer alone pruned by magnitude to the sparsity of each column, no retraining:\n")

@@ -12,9 +12,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from prunelab.analysis import (
+    DEFAULT_SPARSITIES,
     LayerSensitivity,
     SensitivityResult,
     max_sparsity_within,
+    percent_labels,
     pruning_sensitivity,
 )
 from prunelab.analysis import sensitivity as sensitivity_module
@@ -310,3 +312,12 @@ def test_cli_analyses_only_the_weights_the_recipe_prunes(data_dir, tmp_path, cap
     assert saved["layers"]["classifier.0.bias"]["size"] == 10
     out = capsys.readouterr().out
     assert "classifier.0.weight" not in out and "features.2.weight" not in out
+
+
+def test_percent_labels_tell_close_sparsities_apart() -> None:
+    assert percent_labels(DEFAULT_SPARSITIES) == ["0%", "10%", "20%", "30%", "40%", "50%", "60%", "70%", "80%", "90%", "95%", "99%"]
+    assert percent_labels([0.9, 0.9000001]) == ["90%", "90.00001%"]  # the same 6 digits
+    assert percent_labels([0.07, 0.0700000001]) == ["7%", "7.00000001%"]  # no float error (100 * 0.07 is 7.000000000000001)
+    assert percent_labels([0.5, 0.9999999]) == ["50%", "99.99999%"]  # not 100%: every weight would be gone
+    close = [0.9, math.nextafter(0.9, 1)]  # one float apart: 0.9 and 0.9000000000000001
+    assert percent_labels(close) == ["90%", "90.00000000000001%"]

@@ -9,6 +9,7 @@ from prunelab.analysis.sensitivity import (
     SensitivityResult,
     check_sparsities,
     max_sparsity_within,
+    percent_labels,
     pruning_sensitivity,
 )
 from prunelab.analysis.trainability import first_lr_stage, trainability_accuracy
@@ -16,5 +17,5 @@ from prunelab.analysis.trainability import first_lr_stage, trainability_accuracy
 __all__ = [
     "DEFAULT_SPARSITIES", "Interpolation", "LRRangeResult", "LayerSensitivity", "SensitivityResult", "check_lr_range",
     "check_sparsities", "count_macs", "first_lr_stage", "interpolate", "lr_range_test", "max_sparsity_within",
-    "pruning_sensitivity", "speedup", "trainability_accuracy",
+    "percent_labels", "pruning_sensitivity", "speedup", "trainability_accuracy",
 ]  # fmt: skip

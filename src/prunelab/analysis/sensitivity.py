@@ -16,6 +16,7 @@ import numbers
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Context, Decimal
 
 import torch
 from torch import nn
@@ -64,6 +65,22 @@ def check_sparsities(sparsities: Sequence[float]) -> None:
             raise ValueError(f"sparsities must lie in [0, 1), got {value!r}")
     if any(later <= earlier for earlier, later in itertools.pairwise(sparsities)):
         raise ValueError(f"sparsities must be strictly increasing, got {list(sparsities)}")
+
+
+def percent_labels(sparsities: Sequence[float]) -> list[str]:
+    """The sparsities as percentages, for a table's columns: to 6 significant digits, or as
+    many more as tell them apart (and tell one below 1 from 100%).
+
+    >>> percent_labels([0.5, 0.9, 0.95]), percent_labels([0.9, 0.9000001]), percent_labels([0.9999999])
+    (['50%', '90%', '95%'], ['90%', '90.00001%'], ['99.99999%'])
+    """
+    # In decimal from each float's shortest repr, so that no float error shows among the digits.
+    percents = [Decimal(repr(float(sparsity))).scaleb(2) for sparsity in sparsities]
+    for digits in range(6, 18):  # at 17, every repr is shown whole: distinct sparsities always differ
+        labels = [f"{Context(prec=digits).plus(percent).normalize():f}%" for percent in percents]
+        if len(set(labels)) == len(labels) and "100%" not in labels:
+            break
+    return labels
 
 
 def pruning_sensitivity(
