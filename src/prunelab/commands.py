@@ -239,6 +239,7 @@ def _dry_run(plan: list, is_sweep: bool, out: str, checked: dict) -> int:
 
 def _lr_range_test(args: argparse.Namespace) -> int:
     from prunelab.analysis import check_lr_range, lr_range_test
+    from prunelab.analysis.lr_range import LOSS_FLOOR
     from prunelab.report.plots import plot_lr_range
     from prunelab.runs.io import write_json
 
@@ -269,15 +270,18 @@ def _lr_range_test(args: argparse.Namespace) -> int:
         if len(result.lrs) < args.steps:
             print(f"stopped at LR {result.lrs[-1]:.2e} of {args.end_lr:g}: the loss had diverged")
         print(f"\ntrained model's loss: {result.baseline:.4g}")
+        # A loss below the floor: the rise that counts is the floor's 10% (prunelab.analysis.lr_range).
+        rise = "10%" if result.baseline >= LOSS_FLOOR else (
+            f"{result.threshold - result.baseline:.2g} (10% of {LOSS_FLOOR:g}, the least loss rises are measured against)")
         if result.inflection_lr is None:
-            print("the loss never rose by 10%: the model tolerates every LR up to the end; try a larger --end-lr")
+            print(f"the loss never rose by {rise}: the model tolerates every LR up to the end; try a larger --end-lr")
         elif result.inflection_lr == result.lrs[0]:  # no flat stretch before it: the inflection point lies lower
-            print(f"the loss rose by more than 10% already at the first LR, {result.lrs[0]:.2e}: no pruning LR to suggest; try a smaller --start-lr")
+            print(f"the loss rose by more than {rise} already at the first LR, {result.lrs[0]:.2e}: no pruning LR to suggest; try a smaller --start-lr")
         else:
             use = f"--set eval.optimizer.lr={result.inflection_lr:.3g}"
             if recipe.eval.lr_policy is not None:  # a policy sets the eval LR itself and would ignore it
                 use = f"--set eval.lr_policy=null {use}, in place of the recipe's LR policy {recipe.eval.lr_policy}"
-            print(f"suggested pruning LR: {result.inflection_lr:.3g}, the inflection point, where the probe loss is 10% "
+            print(f"suggested pruning LR: {result.inflection_lr:.3g}, the inflection point, where the probe loss is {rise} "
                   f"above the trained model's (seed 000)\n  e.g. {use}")
         # Written after the results are shown: a disk that cannot take them loses nothing computed.
         write_json(folder / "lr_range_test.json", {

@@ -134,6 +134,31 @@ def test_a_loss_that_turns_nan_is_the_inflection_point(trained, data) -> None:
     assert result.inflection_lr == result.lrs[-1] == 1e30
 
 
+def test_from_a_loss_of_0_the_rises_count_against_the_loss_floor() -> None:
+    """A linear model whose margins of 40 and more make its float32 loss exactly 0, which weight
+    decay shrinks as the LR grows: the loss turns positive at some LR and keeps rising. Against
+    0 itself, the first positive loss would be the inflection and stop the test; against the
+    floor of 0.01, the inflection is the first loss above 0.1 * 0.01, the stop above 3 * 0.01."""
+    from torch import nn
+
+    from prunelab.data import Dataset
+
+    generator = torch.Generator().manual_seed(0)
+    x0 = (torch.rand(200, generator=generator) + 1) * torch.where(torch.rand(200, generator=generator) < 0.5, -1.0, 1.0)
+    x = torch.stack([x0, torch.randn(200, generator=generator)], 1)
+    data = Dataset("toy", x, (x0 > 0).long(), x, (x0 > 0).long(), num_classes=2)
+    model = nn.Linear(2, 2, bias=False)
+    with torch.no_grad():
+        model.weight.copy_(torch.tensor([[-20.0, 0.0], [20.0, 0.0]]))
+    result = lr_range_test(model, data, OptimizerConfig(momentum=0.0, weight_decay=1.0), batch_size=50, steps=100, progress=False)
+    assert result.baseline == 0.0 and result.threshold == pytest.approx(0.001)
+    positive = [i for i, loss in enumerate(result.losses) if loss > 0]
+    above = [i for i, loss in enumerate(result.losses) if loss > 0.001]
+    assert positive and above and positive[0] < above[0], "no loss between 0 and the threshold: the test cannot tell the rules apart"
+    assert result.inflection_lr == result.lrs[above[0]]
+    assert all(loss <= 0.03 for loss in result.losses[:-1]) and result.losses[-1] > 0.03  # stopped once above 3 * the floor
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [({"end_lr": 0.5}, "at least 1"), ({"start_lr": 2.0}, "start_lr"), ({"steps": 1}, "at least 2"),
@@ -251,6 +276,19 @@ def test_cli_prints_a_suggested_lr_and_writes_the_curve(data_dir, tmp_path, caps
     assert f"\n  e.g. --set eval.lr_policy=null --set eval.optimizer.lr={saved['inflection_lr']:.3g}, in place of the recipe's LR policy llr\n" in out
     # it ran on the trained find phase, cached for the runs of the same recipe
     assert list(tmp_path.glob(".find/*/seed-0/checkpoint.safetensors"))
+
+
+def test_cli_names_the_rise_against_the_floor_for_a_loss_below_it(data_dir, tmp_path, monkeypatch, capsys) -> None:
+    """A trained loss of 0: the suggestion says the rise it took, not "10%" of 0."""
+    import prunelab.analysis
+    from prunelab.analysis import LRRangeResult
+
+    curve = LRRangeResult(lrs=[1e-9, 1e-4, 0.1], losses=[0.0, 0.0005, 0.002], baseline=0.0, inflection_lr=0.1, threshold=0.001)
+    monkeypatch.setattr(prunelab.analysis, "lr_range_test", lambda *args, **kwargs: curve)
+    overrides = [f"data.data_dir={data_dir}", "device=cpu", "model.options={}", "find.epochs=1", "eval.lr_policy=null"]
+    assert main(["lr-range-test", *(a for item in overrides for a in ("--set", item)), "--steps", "3", "--out", str(tmp_path), "--no-progress"]) == 0
+    assert "suggested pruning LR: 0.1, the inflection point, where the probe loss is 0.001 (10% of 0.01, the least loss rises " \
+        "are measured against) above the trained model's (seed 000)" in capsys.readouterr().out
 
 
 def test_cli_tests_with_the_eval_optimizer_and_batch_size_not_the_find_ones(data_dir, tmp_path, monkeypatch) -> None:

@@ -5,7 +5,9 @@ value (1e-9) to at least 1, one training batch per value. After every step the l
 measured on a fixed probe set of training examples, in eval mode with the trained model's
 BatchNorm statistics, so the curve is free of batch-to-batch noise: flat while the steps are too small to move the model, then rising once the model
 starts to leave its trained solution. That inflection point is seed 000's suggested pruning
-LR. The test stops early once the loss has clearly diverged.
+LR. The test stops early once the loss has clearly diverged. Rises count against the trained
+model's loss, or against :data:`LOSS_FLOOR` if that is lower: against a loss of 0, as a model
+that fits its probe examples may have in float32, any rise at all would count.
 """
 
 from __future__ import annotations
@@ -26,6 +28,13 @@ from prunelab.data import BatchIterator, Dataset
 from prunelab.train import build_optimizer, epoch_generator
 
 
+#: The loss that rises are measured against where the trained model's is lower: a mean
+#: probability of about 0.99 on the true class (exp(-0.01)). A model that fits its probe
+#: examples better has little left to lose, and against a loss of 0 any rise at all, float32
+#: rounding included, would count.
+LOSS_FLOOR = 0.01
+
+
 @dataclass
 class LRRangeResult:
     """The LRs tried, the probe loss after the step at each, and what was read off them."""
@@ -34,7 +43,7 @@ class LRRangeResult:
     losses: list[float] = field(default_factory=list)  # probe loss after the step at lrs[i]
     baseline: float = math.nan  # probe loss of the trained model
     inflection_lr: float | None = None  # first LR whose loss exceeds the threshold: seed 000's pruning LR
-    threshold: float = math.nan  # baseline * (1 + tolerance): the loss that counts as risen
+    threshold: float = math.nan  # baseline + tolerance * max(baseline, LOSS_FLOOR): the loss that counts as risen
 
 
 def check_lr_range(
@@ -96,7 +105,9 @@ def lr_range_test(
     the loss is measured in eval mode on the first ``probe_size`` training examples;
     BatchNorm statistics stay the trained model's. The inflection LR is the first whose probe
     loss exceeds the trained model's by more than ``tolerance`` (10%); the test stops once the
-    loss exceeds ``stop_factor`` times it or is not finite.
+    loss exceeds ``stop_factor`` times it or is not finite. A trained model's loss below
+    :data:`LOSS_FLOOR` counts as the floor in both rules: the loss must rise by ``tolerance *
+    LOSS_FLOOR`` to inflect, by ``(stop_factor - 1) * LOSS_FLOOR`` to stop the test.
 
     >>> from prunelab.data import Dataset
     >>> x = torch.randn(256, 8); y = (x[:, 0] > 0).long()
@@ -130,7 +141,9 @@ def lr_range_test(
     baseline = _probe_loss(model, probe_x, probe_y, label_smoothing)
     if not math.isfinite(baseline):
         raise ValueError(f"the trained model's loss on the probe examples is {baseline}: the test needs a finite loss to start from")
-    result = LRRangeResult(baseline=baseline, threshold=baseline * (1 + tolerance))
+    scale = max(baseline, LOSS_FLOOR)  # what the rises are fractions of
+    result = LRRangeResult(baseline=baseline, threshold=baseline + tolerance * scale)
+    diverged_above = baseline + (stop_factor - 1) * scale
     growth = (end_lr / start_lr) ** (1 / (steps - 1))
     batches = _endless_batches(data, batch_size, seed, augment)
     bar = tqdm(range(steps), desc="lr range test", disable=not progress, leave=False)
@@ -156,7 +169,7 @@ def lr_range_test(
             diverged = not math.isfinite(probe)
             if result.inflection_lr is None and (diverged or probe > result.threshold):
                 result.inflection_lr = lr
-            if diverged or probe > stop_factor * result.baseline:
+            if diverged or probe > diverged_above:
                 break
     return result
 
