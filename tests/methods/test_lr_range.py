@@ -124,6 +124,20 @@ def test_a_larger_tolerance_moves_the_inflection_to_a_larger_lr(trained, data, c
     assert relaxed.inflection_lr > result.inflection_lr
 
 
+def test_the_sweep_stops_at_the_first_loss_above_stop_factor_times_the_baseline(trained, data, curve) -> None:
+    """A finite loss that rose past stop_factor times the baseline ends the sweep there: the
+    same sweep cut short after that LR (the default run's curve may never reach 4x, so this
+    stop is checked with stop_factor 1.5)."""
+    result, _, _ = curve
+    first = next((i for i, loss in enumerate(result.losses) if loss > 1.5 * result.baseline), None)
+    assert first is not None and first < len(result.losses) - 1, "the loss never rose past 1.5x before the end: nothing to stop"
+    assert math.isfinite(result.losses[first])  # the stop on a finite loss, not on a NaN one
+    stopped = lr_range_test(
+        trained, data, OptimizerConfig(lr=0.1, momentum=0.9), batch_size=100, steps=STEPS, stop_factor=1.5, progress=False,
+    )
+    assert stopped.lrs == result.lrs[: first + 1] and stopped.losses == result.losses[: first + 1]
+
+
 def test_a_loss_that_turns_nan_is_the_inflection_point(trained, data) -> None:
     """Two steps, the second at an LR of 1e30: the probe loss becomes NaN, which compares
     false with any threshold but is as divergent as a loss can be."""
