@@ -21,6 +21,7 @@ from safetensors.torch import load_file
 from torch import Tensor, nn
 
 from prunelab.config import Recipe, load_recipe
+from prunelab.criteria import Random
 from prunelab.data import Dataset, load_dataset
 from prunelab.masks import Pruner
 from prunelab.models import build_model
@@ -135,6 +136,29 @@ def load_masks(data: Dataset) -> Callable[[Path], dict[str, Tensor]]:
         return {name: mask.clone() for name, mask in pruner.masks.items()}
 
     return load
+
+
+@pytest.fixture(scope="session")
+def lowest_random_scores() -> Callable[..., dict[str, Tensor]]:
+    """``lowest_random_scores(shapes, seed, sparsity=s)`` or ``(..., ratios={name: r})``: the
+    masks of the random criterion worked out without a Pruner. The scores are Random(seed)'s
+    (the hash checked against its unsigned arithmetic in the criteria tests); a stable sort
+    drops the round(s * n) lowest of all layers together (ties by layer, then position), or
+    round(r * n) within each layer."""
+
+    def masks(shapes: dict[str, torch.Size], seed: int, sparsity: float | None = None, ratios: dict[str, float] | None = None) -> dict[str, Tensor]:
+        scores = {name: Random(seed)(name, torch.zeros(shape.numel()), slice(0, shape.numel()), torch.empty(shape.numel()))
+                  for name, shape in shapes.items()}  # fmt: skip
+        groups = [(list(shapes), sparsity)] if ratios is None else [([name], ratios[name]) for name in shapes]
+        kept = {}
+        for names, fraction in groups:
+            flat = torch.cat([scores[name] for name in names])
+            keep = torch.ones(flat.numel(), dtype=torch.bool)
+            keep[torch.sort(flat, stable=True).indices[: round(fraction * flat.numel())]] = False
+            kept |= {name: piece.view(shapes[name]) for name, piece in zip(names, keep.split([shapes[n].numel() for n in names]))}
+        return kept
+
+    return masks
 
 
 def read_json(path: Path):
