@@ -11,6 +11,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.nn.utils import prune as torch_prune
 
+from prunelab.criteria import Random
 from prunelab.masks import Pruner
 
 
@@ -214,9 +215,20 @@ def test_pruning_below_the_current_sparsity_is_an_error():
 # -- random criterion --------------------------------------------------------------------------
 
 
+def lowest_random_scores(model: nn.Module, seed: int, sparsity: float) -> dict[str, torch.Tensor]:
+    """Reference masks of the random criterion: Random(seed)'s scores (checked against the hash
+    by hand in the criteria tests), the round(sparsity * n) lowest dropped by a stable sort."""
+    weights = [model.get_parameter(n) for n in WEIGHTS]
+    scores = torch.cat([Random(seed)(n, torch.zeros(w.numel()), slice(0, w.numel()), torch.empty(w.numel())) for n, w in zip(WEIGHTS, weights)])
+    keep = torch.ones(scores.numel(), dtype=torch.bool)
+    keep[torch.sort(scores, stable=True).indices[: round(sparsity * scores.numel())]] = False
+    return {n: piece.view_as(w) for n, w, piece in zip(WEIGHTS, weights, keep.split([w.numel() for w in weights]))}
+
+
 def test_global_random_exact_count_and_reproducible_by_seed():
     model = distinct_model()
     masks = {n: m.clone() for n, m in Pruner(model, criterion="random", seed=1).prune(0.7).items()}
+    assert_masks_equal(masks, lowest_random_scores(model, 1, 0.7))  # the lowest scores of the pruner's own seed
     assert sum(int((~m).sum()) for m in masks.values()) == round(0.7 * total_weights(model))
     assert_masks_equal(Pruner(distinct_model(), criterion="random", seed=1).prune(0.7), masks)
     other = Pruner(distinct_model(), criterion="random", seed=2).prune(0.7)
