@@ -10,9 +10,9 @@ import torch
 from torch import nn
 from torch.nn.utils import prune as torch_prune
 
-from prunelab.criteria import FilterL1
+from prunelab.criteria import FilterL1, RandomChannels
 from prunelab.models import build_model
-from prunelab.structured import ChannelPruner
+from prunelab.structured import ChannelGroup, ChannelPruner
 from prunelab.structured.groups import channel_groups
 
 
@@ -99,6 +99,20 @@ def test_all_equal_scores_break_ties_by_group_then_channel_order() -> None:
     assert pruner.keep["0"].tolist() == [9]  # group "0" gives all but its best (the last, on ties)
     assert pruner.keep["3"].tolist() == list(range(3, 12))
     assert pruner.keep["7"].tolist() == list(range(8))
+
+
+@pytest.mark.parametrize("seed", [0, 7])
+def test_random_channels_removes_the_lowest_scores_of_the_pruner_s_seed(seed) -> None:
+    """random_channels ranks globally by default: 12 of the 30 channels go, those of the
+    lowest RandomChannels(seed) scores of all groups but each group's best."""
+    sizes = {"0": 10, "3": 12, "7": 8}
+    scores = {name: RandomChannels(seed)(None, ChannelGroup(name, size, [name])).tolist() for name, size in sizes.items()}
+    assert len({s for score in scores.values() for s in score}) == 30  # no ties to break
+    candidates = sorted((s, name, channel) for name, score in scores.items() for channel, s in enumerate(score) if s != max(score))
+    removed = {(name, channel) for _, name, channel in candidates[:12]}
+    expected = {name: [c for c in range(size) if (name, c) not in removed] for name, size in sizes.items()}
+    pruner = ChannelPruner(chain(), X, criterion="random_channels", seed=seed)
+    assert {name: kept.tolist() for name, kept in pruner.prune(0.4).items()} == expected
 
 
 def test_every_group_keeps_a_channel_and_the_limit_is_a_clear_error() -> None:
