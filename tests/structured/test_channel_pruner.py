@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 import warnings
 
 import pytest
@@ -262,6 +263,34 @@ def test_channels_once_removed_stay_removed() -> None:
 def test_bad_arguments_are_clear_errors(call, message) -> None:
     with pytest.raises(ValueError, match=message):
         call(ChannelPruner(chain(), X))
+
+
+def test_a_criterion_of_ones_own_that_breaks_the_contract_is_named() -> None:
+    """One score per channel, every time: none for any group, a score too few, a NaN, or none
+    at pruning for a group it scored when the pruner was made."""
+
+    def no_scores(model, group):
+        return None
+
+    def one_too_few(model, group):
+        return torch.ones(group.size - 1)
+
+    def nan(model, group):
+        return torch.full((group.size,), math.nan)
+
+    calls = []
+
+    def scores_once(model, group):  # each group is scored once as the pruner is made
+        calls.append(group.name)
+        return torch.ones(group.size) if len(calls) <= 3 else None
+
+    with pytest.raises(ValueError, match=r"^criterion <function .*no_scores at .*> scores none of the channel groups 0, 3, 7$"):
+        ChannelPruner(chain(), X, criterion=no_scores)
+    for criterion, given in ((one_too_few, 9), (nan, 10)):
+        with pytest.raises(ValueError, match=rf"^criterion <function .*{criterion.__name__} at .*> gave {given} scores \(or NaN\) for the 10 channels of 0$"):
+            ChannelPruner(chain(), X, criterion=criterion).prune(0.5)
+    with pytest.raises(ValueError, match=r"^criterion <function .*scores_once at .*> scored 0 when the pruner was made, but not now$"):
+        ChannelPruner(chain(), X, criterion=scores_once).prune(0.5)
 
 
 def test_a_sparsity_or_ratio_may_be_a_one_element_real_tensor_and_other_tensors_are_named() -> None:
