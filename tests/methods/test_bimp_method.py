@@ -83,21 +83,29 @@ def test_levels_retrain_with_allr(bimp_run, steps_per_epoch, read, load_masks, p
         )
 
 
-def test_warmup_fraction_ramps_up_each_levels_allr(make_recipe, shared_out, steps_per_epoch, read) -> None:
+def test_warmup_fraction_ramps_up_each_levels_allr(
+    make_recipe, shared_out, steps_per_epoch, read, load_masks, prunable_names, hand_d1, phase_ends
+) -> None:
     """eval.warmup_fraction applies to BIMP's ALLR, which it uses with eval.lr_policy unset."""
     recipe = make_recipe(*BIMP, "eval.warmup_fraction=0.5")
-    with pytest.warns(UserWarning):  # BIMP's settings it does not read, as above
+    with pytest.warns(UserWarning, match="is not used"), phase_ends() as ends:  # BIMP's settings it does not read, as above
         seed = run_recipe(recipe, shared_out, progress=False) / "seed-0"
     events, logs = read(seed / "events.json"), read(seed / "lr_log.json")
     eta_1 = max(logs["find"])
-    for level, epochs in ((1, 2), (2, 1)):
+    kept = {n: torch.ones_like(load_masks(seed / "masks.safetensors")[n]) for n in prunable_names}
+    for level, epochs, pruned_after in ((1, 2, "find"), (2, 1, "level-1/eval")):
+        masks = load_masks(seed / "masks" / f"level-{level}" / "prune.safetensors")
+        newly = {n: masks[n] | ~kept[n] for n in prunable_names}  # False only where this level cut
+        s = sum(int((~newly[n]).sum()) for n in prunable_names) / sum(int(kept[n].sum()) for n in prunable_names)
+        kept = masks
         t_rt = epochs * steps_per_epoch
+        d = max(hand_d1(ends[pruned_after], newly, prunable_names, s), t_rt / len(logs["find"]))
         warmup = round(0.5 * t_rt)
         recorded = events[f"level-{level}/eval/lr_policy"]
         assert recorded["warmup_steps"] == warmup
         ramp = [min(1.0, (step + 1) / warmup) for step in range(t_rt)]
-        allr = [recorded["d"] * eta_1 * (1 - step / t_rt) for step in range(t_rt)]
-        assert logs[f"level-{level}/eval"] == pytest.approx([r * lr for r, lr in zip(ramp, allr)], rel=1e-12)
+        allr = [d * eta_1 * (1 - step / t_rt) for step in range(t_rt)]
+        assert logs[f"level-{level}/eval"] == pytest.approx([r * lr for r, lr in zip(ramp, allr)], rel=1e-9)
 
 
 def test_bimp_ends_exactly_at_the_target(bimp_run, load_masks, prunable_names, read) -> None:
