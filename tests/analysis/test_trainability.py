@@ -47,6 +47,12 @@ def epoch_ends(lr_log: list[float], steps_per_epoch: int = STEPS_PER_EPOCH) -> l
         (log(MultiStep(0.1, tuple(range(STEPS_PER_EPOCH, STEPS, STEPS_PER_EPOCH)), gamma=0.2)), 1),
         ([0.1] * STEPS, 6),
         ([0.1] * (STEPS - 1) + [0.01], 5),  # a step at the very last step: the last epoch is not all at 0.1
+        # a decay over the first epoch's steps 1 to 3, then held: consecutive drops within an epoch, no stages
+        (log(Linear(0.1, 3, final_lr=0.01)), 6),
+        # three epochs, a drop at each epoch's end inside by other factors (x 0.5, x 0.2): a decay stepped per epoch
+        ([0.1] * 4 + [0.05] * 4 + [0.01] * 4, 3),
+        # milestones at epochs 2 and 3 of 4 by other factors: not at every epoch's end, so stages
+        ([0.1] * 8 + [0.05] * 4 + [0.01] * 4, 2),
     ],
 )
 def test_the_first_lr_stage_and_the_mean_over_it(lr_log, n) -> None:
