@@ -20,13 +20,15 @@ A1 = ["prune.method=imp", "prune.rate=0.3", "prune.levels=2", "prune.masks_from=
 
 def run_capturing(recipe, out):
     """Run ``recipe``; keep the weights each pruning step pruned and the masks before and
-    after it, and the weights at the start and end of every training phase."""
-    seen: dict = {"starts": {}, "ends": {}}  # and 1, 2, ...: each pruning step
+    after it, the weights at the start and end of every training phase, and the weights kept
+    on disk (``snapshots/``) at its start."""
+    seen: dict = {"starts": {}, "ends": {}, "snapshots": {}}  # and 1, 2, ...: each pruning step
     original = Pruner.prune
     train = Session.train
 
     def watched_train(self, phase, config, **kwargs):
         seen["starts"][phase] = {n: p.detach().clone() for n, p in self.pruner.parameters.items()}
+        seen["snapshots"][phase] = {path.name for path in (self.folder / "snapshots").glob("*.safetensors")}
         result = train(self, phase, config, **kwargs)
         seen["ends"][phase] = {n: p.detach().clone() for n, p in self.pruner.parameters.items()}
         return result
@@ -74,14 +76,16 @@ def test_each_level_prunes_weights_trained_with_h_find(make_recipe, tmp_path, re
     assert kept > sum(int(m.sum()) for m in after.values())
     events = read(seed / "events.json")
     assert events["level-2/find/rewind"] == {"rewind": rewind}
-    # without rewinding, the weights each level pruned are kept for the next level's H_find,
-    # except the last level's, which nothing trains on from
+    # without rewinding, the weights each level pruned are kept for the next level's H_find, which
+    # starts from them, and no longer; the last level's are not kept, as nothing trains on from them
     pruned_weights = {"level-1-pruned.safetensors"} if rewind == "none" else set()
-    assert {p.name for p in (seed / "snapshots").iterdir()} == {"init.safetensors", *pruned_weights}
+    assert seen["snapshots"]["level-1/eval"] == {"init.safetensors", *pruned_weights}
+    assert seen["snapshots"]["level-2/find"] == seen["snapshots"]["level-2/eval"] == {"init.safetensors"}
 
 
-def test_level_find_starts_from_the_rewind_point(make_recipe, tmp_path) -> None:
-    """init: from the initialisation; none: from the weights pruned at the previous level."""
+def test_level_find_starts_from_the_rewind_point(make_recipe, tmp_path, find_weights) -> None:
+    """init: from the initialisation; none: from the weights pruned at the previous level (the
+    find phase's end, masked)."""
     starts = {}
     original = Session.train
 
@@ -94,17 +98,21 @@ def test_level_find_starts_from_the_rewind_point(make_recipe, tmp_path) -> None:
         starts.clear()
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(Session, "train", watched)
-            seed, seen = run_capturing(make_recipe(*A1, f"eval.rewind={rewind}"), tmp_path / rewind)
+            recipe = make_recipe(*A1, f"eval.rewind={rewind}")
+            seed, seen = run_capturing(recipe, tmp_path / rewind)
         start = starts["level-2/find"]
-        expected = load_file(str(seed / "snapshots" / ("init.safetensors" if rewind == "init" else "level-1-pruned.safetensors")))
+        if rewind == "init":
+            expected = load_file(str(seed / "snapshots" / "init.safetensors"))
+        else:
+            expected = find_weights(tmp_path / rewind, recipe)
         _, _, level_1_mask = seen[1]
         for key, value in expected.items():
             mask = level_1_mask.get(key)
             torch.testing.assert_close(start[key], value * mask if mask is not None else value, rtol=0, atol=0)
-        if rewind == "none":
+        if rewind == "none":  # the find phase's end is what level 1 pruned
             weights_pruned_at_1, _, _ = seen[1]
-            for name, mask in level_1_mask.items():
-                torch.testing.assert_close(expected[name], weights_pruned_at_1[name] * mask, rtol=0, atol=0)
+            for name in level_1_mask:
+                torch.testing.assert_close(expected[name], weights_pruned_at_1[name], rtol=0, atol=0)
 
 
 def test_bimp_keeps_pruning_what_its_retraining_leaves(make_recipe) -> None:

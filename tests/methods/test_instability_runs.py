@@ -35,15 +35,13 @@ def stable_run(make_recipe, shared_out: Path):
 
 def test_the_copy_starts_where_the_retraining_did_and_sees_other_batches(stable_run, read, load_masks) -> None:
     recipe, seed, weights = stable_run
-    start = load_file(str(seed / "snapshots" / "eval-start.safetensors"))
     rewind = load_file(str(seed / "snapshots" / "rewind.safetensors"))
     assert read(seed / "events.json")["prune"]["sparsity"] == pytest.approx(0.9, abs=1e-3)
     # the start is the late-rewinding point with the saved masks applied
     masks = load_masks(seed / "masks.safetensors")
-    assert masks and set(masks) < set(start)
-    for name, value in start.items():
-        expected = rewind[name] * masks[name] if name in masks else rewind[name]
-        assert torch.equal(value, expected), name
+    assert masks and set(masks) < set(rewind)
+    for name, value in rewind.items():
+        expected = value * masks[name] if name in masks else value
         # both copies trained from it: the first, and the second after the first had ended
         assert torch.equal(weights["eval", "start"][name], expected), name
         assert torch.equal(weights["eval-copy", "start"][name], expected), name
@@ -75,8 +73,7 @@ def test_the_barrier_is_measured_between_the_two_ends(stable_run, read) -> None:
     assert line["errors"][5] == pytest.approx(error, abs=1e-6)
     assert summary["instability"] == line["barrier"] == pytest.approx(max(line["errors"]) - (line["errors"][0] + line["errors"][-1]) / 2)
     # the run goes on from the first copy: the saved model is it
-    assert torch.equal(load_file(str(seed / "model.safetensors"))["classifier.0.weight"],
-                       load_file(str(seed / "snapshots" / "eval-end.safetensors"))["classifier.0.weight"])  # fmt: skip
+    assert torch.equal(load_file(str(seed / "model.safetensors"))["classifier.0.weight"], ends[0]["classifier.0.weight"])
 
 
 @pytest.mark.filterwarnings("ignore:the pruning stage has only:UserWarning")  # a tiny GMP budget
@@ -85,3 +82,24 @@ def test_gmp_has_no_retraining_to_repeat(make_recipe, tmp_path: Path) -> None:
     with pytest.warns(UserWarning, match="eval.instability is not used: GMP prunes while it trains"):
         run_recipe(make_recipe("prune.method=gmp", "eval.lr_policy=null", "eval.instability=true", "prune.pruning_epochs=1", "prune.stabilization_epochs=0",
                                "prune.updates_per_epoch=1", "eval.epochs=1"), tmp_path, progress=False)  # fmt: skip
+
+
+def test_each_level_deletes_the_weights_of_its_two_copies_once_measured(make_recipe, tmp_path: Path) -> None:
+    """The start and end of a level's two retrainings are kept until the barrier between them is
+    recorded, not for the rest of the run: an IMP run keeps no more copies of the model at
+    level 3 than at level 1."""
+    kept: dict[str, set[str]] = {}
+    train = Session.train
+
+    def watched(self, phase, config, **kwargs):
+        kept[phase] = {path.stem for path in (self.folder / "snapshots").glob("*.safetensors")}
+        return train(self, phase, config, **kwargs)
+
+    recipe = make_recipe("prune.method=imp", "prune.levels=3", "eval.epochs=1", "eval.instability=true")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Session, "train", watched)
+        run_recipe(recipe, tmp_path, progress=False)
+    # the second copy starts from the saved start, and the first copy's end waits for the measurement
+    assert {"level-2-eval-start", "level-2-eval-end"} <= kept["level-2/eval-copy"]
+    assert kept["level-1/eval"] == {"init", "level-1-eval-start"}
+    assert kept["level-3/eval"] == {"init", "level-3-eval-start"}

@@ -424,7 +424,11 @@ def instability(session: Session, phase: str, config: EvalConfig, schedule, star
         line = interpolate(session.model, copy, session.data.x_test, session.data.y_test, device=session.device)
         return {"alphas": line.alphas, "errors": line.errors, "barrier": line.barrier}
 
-    return session.once(f"{phase}/instability", measure)
+    result = session.once(f"{phase}/instability", measure)
+    # Measured (and checkpointed): nothing reads the two copies' start and end again, and an
+    # IMP run would otherwise keep two copies of the model a level.
+    session.drop_weights([f"{snapshot}-start", f"{snapshot}-end"])
+    return result
 
 
 def find_steps_in_steps_of(find_result: dict, steps_per_epoch: int) -> int:

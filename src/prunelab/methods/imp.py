@@ -71,7 +71,8 @@ def _iterate(session: Session, found: dict, eval_config: EvalConfig, epochs_per_
 
 def keep_pruned_weights(session: Session, level: int) -> None:
     """Keep the weights just pruned at ``level``: with ``eval.rewind: none`` the next level's
-    H_find training continues from them, not from what the evaluation trained."""
+    H_find training continues from them, not from what the evaluation trained (and deletes them
+    once restored)."""
 
     def keep() -> dict:
         session.save_weights(f"level-{level}-pruned")
@@ -97,6 +98,8 @@ def find_again(session: Session, level: int) -> dict:
         return {"rewind": recipe.eval.rewind}
 
     session.once(f"{phase}/rewind", restore)
+    if recipe.eval.rewind == "none":  # restored: the weights pruned at the previous level have served
+        session.drop_weights([f"level-{level - 1}-pruned"])
     rewinding = late_rewinding(recipe.find_training, recipe.eval, len(session.data.x_train))
     return train_find(session, phase, start_step=0 if rewinding is None else rewinding[0])
 

@@ -19,7 +19,9 @@ Layout of ``<out>/<run name>/``::
         model.safetensors       final weights (of the small model, if channels were removed)
         channels.json           the kept channels of each channel group (channel criteria only)
         checkpoint.safetensors  the resumable state (kept: a finished seed is not re-run)
-        snapshots/              weights kept for rewinding (init, rewind) and, until recorded, the LPR record (find-epoch-<e>)
+        snapshots/              weights kept for rewinding (init, rewind) and, until read, the LPR record (find-epoch-<e>),
+                                the start and end of each retraining's two copies (eval.instability) and IMP's
+                                pruned weights for the next level's H_find (masks_from: find, rewind: none)
         masks/                  the masks of every pruning step (bit-packed: prune.safetensors, each IMP
                                 level's level-<k>/prune.safetensors; what prune.masks_of copies; none
                                 for channel pruning, whose steps channels.json records, nor for GMP, which
