@@ -126,6 +126,19 @@ def find_weights(data: Dataset) -> Callable[[Path, Recipe], dict[str, Tensor]]:
 
 
 @pytest.fixture(scope="session")
+def find_snapshot() -> Callable[[Path, Recipe, str], dict[str, Tensor]]:
+    """``find_snapshot(out, recipe, name)``: the weights the shared find phase of ``recipe`` in
+    ``out`` kept as ``name`` (init, rewind, find-epoch-<e>), which its runs rewind to; a seed's
+    own copies are deleted once it has finished."""
+
+    def load(out: Path, recipe: Recipe, name: str) -> dict[str, Tensor]:
+        folder = Path(out) / FIND_CACHE / find_key(recipe, torch.device("cpu")) / "seed-0"
+        return load_file(str(folder / "snapshots" / f"{name}.safetensors"))
+
+    return load
+
+
+@pytest.fixture(scope="session")
 def load_masks(data: Dataset) -> Callable[[Path], dict[str, Tensor]]:
     """Bool masks (True = kept) of a saved ``masks/*.safetensors``, through Pruner.load_state_dict."""
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from safetensors.torch import load_file
 
 from prunelab.config import RecipeError
 from prunelab.masks import Pruner
@@ -83,7 +82,7 @@ def test_each_level_prunes_weights_trained_with_h_find(make_recipe, tmp_path, re
     assert seen["snapshots"]["level-2/find"] == seen["snapshots"]["level-2/eval"] == {"init.safetensors"}
 
 
-def test_level_find_starts_from_the_rewind_point(make_recipe, tmp_path, find_weights) -> None:
+def test_level_find_starts_from_the_rewind_point(make_recipe, tmp_path, find_weights, find_snapshot) -> None:
     """init: from the initialisation; none: from the weights pruned at the previous level (the
     find phase's end, masked)."""
     starts = {}
@@ -102,7 +101,7 @@ def test_level_find_starts_from_the_rewind_point(make_recipe, tmp_path, find_wei
             seed, seen = run_capturing(recipe, tmp_path / rewind)
         start = starts["level-2/find"]
         if rewind == "init":
-            expected = load_file(str(seed / "snapshots" / "init.safetensors"))
+            expected = find_snapshot(tmp_path / rewind, recipe, "init")
         else:
             expected = find_weights(tmp_path / rewind, recipe)
         _, _, level_1_mask = seen[1]
@@ -120,13 +119,14 @@ def test_bimp_keeps_pruning_what_its_retraining_leaves(make_recipe) -> None:
         make_recipe("prune.method=bimp", "prune.masks_from=find")
 
 
-def test_late_rewinding_resumes_h_find_at_step_k(make_recipe, tmp_path, read, steps_per_epoch) -> None:
+def test_late_rewinding_resumes_h_find_at_step_k(make_recipe, tmp_path, read, steps_per_epoch, find_snapshot) -> None:
     """With epoch:K every level's H_find training starts from the weights kept at epoch K and
     runs the rest of the find schedule, from its LR position there."""
-    seed, seen = run_capturing(make_recipe(*A1, "eval.rewind=epoch:1", "eval.epochs=2"), tmp_path)
+    recipe = make_recipe(*A1, "eval.rewind=epoch:1", "eval.epochs=2")
+    seed, seen = run_capturing(recipe, tmp_path)
     lr_log = read(seed / "lr_log.json")
     assert lr_log["level-2/find"] == lr_log["find"][steps_per_epoch:]
-    rewound = load_file(str(seed / "snapshots" / "rewind.safetensors"))
+    rewound = find_snapshot(tmp_path, recipe, "rewind")
     _, _, level_1_mask = seen[1]
     starts = seen["starts"]["level-2/find"]
     for name, mask in level_1_mask.items():

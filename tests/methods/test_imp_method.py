@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from prunelab.masks import Pruner
 from prunelab.methods.imp import level_targets
@@ -164,10 +164,10 @@ def test_layerwise_imp_prunes_every_layer_to_the_level_sparsity(make_recipe, sha
 
 
 def test_rewind_init_restores_exactly_the_initial_weights_on_the_kept_entries(
-    make_recipe, shared_out, load_masks, data, read
+    make_recipe, shared_out, load_masks, data, read, find_snapshot
 ) -> None:
     run = run_watched(make_recipe(*IMP, "prune.levels=2", "eval.rewind=init", "eval.lr_policy=null"), shared_out)
-    init = load_file(str(run.seed / "snapshots" / "init.safetensors"))
+    init = find_snapshot(shared_out, run.recipe, "init")
     torch.manual_seed(0)  # the seed of the run: its model is built right after seeding
     fresh = build_model("mnist1d_cnn", num_classes=data.num_classes, input_shape=data.input_shape).state_dict()
     assert init.keys() == fresh.keys() and all(torch.equal(init[k], fresh[k]) for k in init)
@@ -177,7 +177,7 @@ def test_rewind_init_restores_exactly_the_initial_weights_on_the_kept_entries(
 
 
 def test_late_rewinding_restores_the_weights_and_the_lr_position_of_epoch_k(
-    make_recipe, shared_out, load_masks, steps_per_epoch, read
+    make_recipe, shared_out, load_masks, steps_per_epoch, read, find_snapshot
 ) -> None:
     recipe = make_recipe(
         *IMP, "prune.levels=2", "eval.rewind=epoch:1", "eval.lr_policy=null", "eval.epochs=3",
@@ -186,7 +186,7 @@ def test_late_rewinding_restores_the_weights_and_the_lr_position_of_epoch_k(
     assert recipe.eval.optimizer == recipe.find.optimizer and recipe.eval.lr_schedule == recipe.find.lr_schedule
     run = run_watched(recipe, shared_out)
     epoch1 = run.find_epochs[1]  # weights of the find phase after its first epoch
-    rewind = load_file(str(run.seed / "snapshots" / "rewind.safetensors"))
+    rewind = find_snapshot(shared_out, recipe, "rewind")
     assert all(torch.equal(rewind[k], epoch1[k]) for k in epoch1)
     assert not all(torch.equal(epoch1[k], run.find_epochs[3][k]) for k in epoch1)  # it is not the end
     logs = read(run.seed / "lr_log.json")

@@ -33,9 +33,9 @@ def stable_run(make_recipe, shared_out: Path):
     return recipe, seed, weights
 
 
-def test_the_copy_starts_where_the_retraining_did_and_sees_other_batches(stable_run, read, load_masks) -> None:
+def test_the_copy_starts_where_the_retraining_did_and_sees_other_batches(stable_run, read, load_masks, find_snapshot) -> None:
     recipe, seed, weights = stable_run
-    rewind = load_file(str(seed / "snapshots" / "rewind.safetensors"))
+    rewind = find_snapshot(seed.parents[1], recipe, "rewind")
     assert read(seed / "events.json")["prune"]["sparsity"] == pytest.approx(0.9, abs=1e-3)
     # the start is the late-rewinding point with the saved masks applied
     masks = load_masks(seed / "masks.safetensors")

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
 from torch import nn
 from torch.nn.utils import prune as torch_prune
 
@@ -21,7 +20,8 @@ from prunelab.config.schema import unread_settings
 from prunelab.methods.common import lpr_epochs
 from prunelab.models import build_model
 from prunelab.report.runs import write_report
-from prunelab.runs.runner import FIND_CACHE, find_key, run_recipe
+from prunelab.runs.runner import find_key, run_recipe
+from prunelab.runs.session import Session
 
 
 def torch_global_lpr(weights: dict[str, torch.Tensor], sparsity: float) -> dict[str, float]:
@@ -33,25 +33,30 @@ def torch_global_lpr(weights: dict[str, torch.Tensor], sparsity: float) -> dict[
     return {name: int((m.weight_mask == 0).sum()) / m.weight_mask.numel() for name, m in layers.items()}
 
 
-def kept(out: Path, recipe, name: str) -> dict[str, torch.Tensor]:
-    """Weights the shared find phase of ``recipe`` kept as ``name`` (the runs drop their copies once recorded)."""
-    return load_file(str(out / FIND_CACHE / find_key(recipe, torch.device("cpu")) / "seed-0" / "snapshots" / f"{name}.safetensors"))
-
-
 def events(run: Path) -> dict:
     return json.loads((run / "seed-0" / "events.json").read_text())
 
 
-def test_oneshot_records_the_lpr_of_every_kept_epoch(make_recipe, shared_out, tmp_path, capsys) -> None:
+def test_oneshot_records_the_lpr_of_every_kept_epoch(make_recipe, shared_out, tmp_path, capsys, find_snapshot) -> None:
     recipe = make_recipe("prune.sparsity=0.8", "eval.epochs=1", "find.lpr_every=1", "seeds=[0, 1]")
-    run = run_recipe(recipe, shared_out, progress=False)
+    retraining_starts_with = []
+    train = Session.train
+
+    def watched(self, phase, config, **kwargs):
+        if phase == "eval":
+            retraining_starts_with.append(sorted(path.name for path in (self.folder / "snapshots").iterdir()))
+        return train(self, phase, config, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Session, "train", watched)
+        run = run_recipe(recipe, shared_out, progress=False)
     pruned = events(run)["prune"]
     record = pruned["lpr_during_find"]
     assert record["epochs"] == [0, 1, 2, 3]
     # the run's copies of the kept weights are deleted once recorded; the shared find phase keeps them
-    assert sorted(p.name for p in (run / "seed-0" / "snapshots").iterdir()) == ["init.safetensors"]
+    assert retraining_starts_with == [["init.safetensors"]] * 2
     for epoch, name in [(0, "init"), (1, "find-epoch-1"), (2, "find-epoch-2")]:
-        expected = torch_global_lpr(kept(shared_out, recipe, name), 0.8)
+        expected = torch_global_lpr(find_snapshot(shared_out, recipe, name), 0.8)
         assert {layer: ratios[epoch] for layer, ratios in record["layer_sparsity"].items()} == pytest.approx(expected, abs=1e-12)
     final = pruned["layer_sparsity"]
     assert {layer: ratios[-1] for layer, ratios in record["layer_sparsity"].items()} == final
@@ -80,14 +85,14 @@ def test_oneshot_records_the_lpr_of_every_kept_epoch(make_recipe, shared_out, tm
     assert (tmp_path / "lpr_distance.png").exists()
 
 
-def test_imp_records_it_at_its_first_level_only(make_recipe, shared_out) -> None:
+def test_imp_records_it_at_its_first_level_only(make_recipe, shared_out, find_snapshot) -> None:
     recipe = make_recipe("prune.method=imp", "prune.rate=0.5", "prune.levels=2", "eval.epochs=1", "find.lpr_every=2")
     run = run_recipe(recipe, shared_out, progress=False)
     recorded = events(run)
     record = recorded["level-1/prune"]["lpr_during_find"]
     assert record["epochs"] == [0, 2, 3]
     for i, name in [(0, "init"), (1, "find-epoch-2")]:  # pruned to the first level's target, 50%
-        expected = torch_global_lpr(kept(shared_out, recipe, name), 0.5)
+        expected = torch_global_lpr(find_snapshot(shared_out, recipe, name), 0.5)
         assert {layer: ratios[i] for layer, ratios in record["layer_sparsity"].items()} == pytest.approx(expected, abs=1e-12)
     assert "lpr_during_find" not in recorded["level-2/prune"]
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from safetensors.torch import load_file
 
 from prunelab.config import RecipeError
 from prunelab.runs.runner import run_recipe
@@ -28,11 +27,11 @@ def eval_starts(recipe, out):
     return folder / "seed-0", starts
 
 
-def test_reinit_draws_new_weights_like_the_initialisation_and_keeps_the_mask(make_recipe, tmp_path, load_masks) -> None:
+def test_reinit_draws_new_weights_like_the_initialisation_and_keeps_the_mask(make_recipe, tmp_path, load_masks, find_snapshot) -> None:
     recipe = make_recipe("prune.method=oneshot", "prune.sparsity=0.5", "eval.rewind=reinit", "eval.epochs=1")
     seed, starts = eval_starts(recipe, tmp_path / "a")
     start = starts["eval"]
-    init = load_file(str(seed / "snapshots" / "init.safetensors"))
+    init = find_snapshot(tmp_path / "a", recipe, "init")
     masks = load_masks(seed / "masks" / "prune.safetensors")
     for name, mask in masks.items():
         weight = start[name]
@@ -47,7 +46,7 @@ def test_reinit_draws_new_weights_like_the_initialisation_and_keeps_the_mask(mak
         assert torch.equal(value, again["eval"][name]), name
 
 
-def test_imp_finds_masks_from_the_initialisation_and_evaluates_them_from_new_weights(make_recipe, tmp_path, load_masks) -> None:
+def test_imp_finds_masks_from_the_initialisation_and_evaluates_them_from_new_weights(make_recipe, tmp_path, load_masks, find_snapshot) -> None:
     """Seed 002's random baselines under IMP: Algorithm A1 finds every mask from θ0 (line 6);
     each level's mask is evaluated from the same new random weights."""
     recipe = make_recipe("prune.method=imp", "prune.levels=2", "prune.masks_from=find", "eval.rewind=reinit", "eval.epochs=1")
@@ -62,7 +61,7 @@ def test_imp_finds_masks_from_the_initialisation_and_evaluates_them_from_new_wei
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(Session, "train", watched)
         seed = run_recipe(recipe, tmp_path, progress=False) / "seed-0"
-    init = load_file(str(seed / "snapshots" / "init.safetensors"))
+    init = find_snapshot(tmp_path, recipe, "init")
     level_1 = load_masks(seed / "masks" / "level-1" / "prune.safetensors")
     for name, value in starts["level-2/find"].items():
         expected = init[name] * level_1[name] if name in level_1 else init[name]

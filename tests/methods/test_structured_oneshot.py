@@ -143,10 +143,10 @@ def test_summary_counts_the_removed_channels(bn_run, data, read) -> None:
 
 
 @pytest.mark.parametrize("rewind", ["init", "epoch:1"])
-def test_rewinding_takes_the_kept_channels_of_the_dense_weights(rewind, make_recipe, shared_out, data, read) -> None:
+def test_rewinding_takes_the_kept_channels_of_the_dense_weights(rewind, make_recipe, shared_out, data, read, find_snapshot) -> None:
     recipe = make_recipe(*BN, f"eval.rewind={rewind}", "eval.epochs=0")  # the final weights are the rewound ones
     seed = run_recipe(recipe, shared_out, progress=False) / "seed-0"
-    dense = load_file(str(seed / "snapshots" / f"{'init' if rewind == 'init' else 'rewind'}.safetensors"))
+    dense = find_snapshot(shared_out, recipe, "init" if rewind == "init" else "rewind")
     channels = read(seed / "channels.json")
     final = load_file(str(seed / "model.safetensors"))
     k0, k1 = torch.tensor(channels["features.0"]), torch.tensor(channels["features.3"])

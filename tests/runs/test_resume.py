@@ -399,6 +399,26 @@ def test_a_failed_write_leaves_a_resumable_run(
     assert len(first) + len(second) <= len(SHORT) + 1
 
 
+def test_a_finished_seed_keeps_no_weights_for_rewinding_and_still_rebuilds_its_results(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rewinding_reference: tuple
+) -> None:
+    """The weights kept for rewinding serve the seed's own steps, which its checkpoint records:
+    once the seed has finished they are gone (its find phase keeps them for other runs), and a
+    result file removed since is rebuilt from the checkpoint without training."""
+    recipe, reference, _ = rewinding_reference
+    assert not (reference / "seed-0" / "snapshots").exists()
+    assert [path.name for path in (reference.parent / FIND_CACHE).glob("*/seed-0/snapshots/*")] == ["init.safetensors"]
+    out = tmp_path / "runs"
+    shutil.copytree(reference.parent, out)
+    for name in ("model.safetensors", "metrics.json"):
+        (out / reference.name / "seed-0" / name).unlink()
+    with monkeypatch.context() as patch:
+        trained = record_epochs(patch)
+        run = run_recipe(recipe, out, progress=False)
+    assert trained == []
+    assert_same_outcome(run, reference)
+
+
 # -- atomic writes -------------------------------------------------------------------------------
 
 

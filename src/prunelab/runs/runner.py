@@ -19,9 +19,10 @@ Layout of ``<out>/<run name>/``::
         model.safetensors       final weights (of the small model, if channels were removed)
         channels.json           the kept channels of each channel group (channel criteria only)
         checkpoint.safetensors  the resumable state (kept: a finished seed is not re-run)
-        snapshots/              weights kept for rewinding (init, rewind) and, until read, the LPR record (find-epoch-<e>),
-                                the start and end of each retraining's two copies (eval.instability) and IMP's
-                                pruned weights for the next level's H_find (masks_from: find, rewind: none)
+        snapshots/              while the seed runs: weights kept for rewinding (init, rewind) and, until read, the
+                                LPR record (find-epoch-<e>), the start and end of each retraining's two copies
+                                (eval.instability) and IMP's pruned weights for the next level's H_find (masks_from:
+                                find, rewind: none); deleted once the seed's method ends (the find phase's stay in .find)
         masks/                  the masks of every pruning step (bit-packed: prune.safetensors, each IMP
                                 level's level-<k>/prune.safetensors; what prune.masks_of copies; none
                                 for channel pruning, whose steps channels.json records, nor for GMP, which
@@ -620,6 +621,9 @@ def write_seed(folder: Path, recipe: Recipe, seed: int, data, device: torch.devi
         copy_shared_find(folder, shared_find(folder.parents[1], recipe, seed, data, device, progress))
     session = Session(folder, recipe, seed, data, device, progress)
     results = METHODS[recipe.prune.method](session)
+    # Every step that reads the kept weights is recorded in the checkpoint: running the seed
+    # again (to rebuild a result file) replays them without reading, so they only take disk.
+    session.drop_weights()
     write_results(session)
     summary = {
         "method": recipe.prune.method,

@@ -378,12 +378,17 @@ class Session:
         """Keep a copy of the current masks under ``name`` (e.g. one per IMP level)."""
         save_tensors(self.pruner.state_dict(), self.folder / "masks" / f"{name}.safetensors")
 
-    def drop_weights(self, names: Sequence[str]) -> None:
-        """Delete the weights kept as ``names`` once nothing will read them again (saves disk)."""
+    def drop_weights(self, names: Sequence[str] | None = None) -> None:
+        """Delete the weights kept as ``names`` once nothing will read them again (saves disk);
+        if None, all of them and their folder."""
         barrier()  # every process has read them
         if world().is_main:
-            for name in names:
-                (self.folder / "snapshots" / f"{name}.safetensors").unlink(missing_ok=True)
+            folder = self.folder / "snapshots"
+            paths = sorted(folder.glob("*.safetensors")) if names is None else [folder / f"{name}.safetensors" for name in names]
+            for path in paths:
+                path.unlink(missing_ok=True)
+            if names is None and folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
 
     def has_weights(self, name: str) -> bool:
         """Whether weights were kept as ``name`` (:meth:`save_weights`)."""
