@@ -3,6 +3,7 @@ with the same results as an uninterrupted one, and finished steps are not repeat
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import random
@@ -13,6 +14,7 @@ import subprocess
 import sys
 import time
 import warnings
+import weakref
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -250,6 +252,36 @@ def test_adam_state_survives_resuming(data_dir: Path, tmp_path: Path, monkeypatc
         run = run_recipe(adam, tmp_path / "resumed", progress=False)
     assert calls == [("find", 1), ("eval", 0)]
     assert_same_outcome(run, uninterrupted)
+
+
+def test_a_resumed_phase_frees_the_optimizer_state_it_read_when_it_ends(recipe, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The optimizer state read from the checkpoint goes into the resumed phase's optimizer and
+    is freed with it, not kept for the rest of the run (SGD's momentum is a copy of the
+    weights; Adam's moments, two)."""
+    with monkeypatch.context() as patch:
+        record_epochs(patch, stop_at=("eval", 1))
+        with pytest.raises(Interrupted):
+            run_recipe(recipe, tmp_path, progress=False)
+    read, alive = [], {}
+    load, train = runs_session.load_checkpoint, runs_session.Session.train
+
+    def loading(path, model, pruner):
+        journal, state = load(path, model, pruner)
+        if state is not None:
+            read.extend(weakref.ref(value) for entries in state["state"].values() for value in entries.values() if torch.is_tensor(value))
+        return journal, state
+
+    def watched(self, phase, config, **kwargs):
+        result = train(self, phase, config, **kwargs)
+        gc.collect()
+        alive[phase] = sum(ref() is not None for ref in read)
+        return result
+
+    with monkeypatch.context() as patch:
+        patch.setattr(runs_session, "load_checkpoint", loading)
+        patch.setattr(runs_session.Session, "train", watched)
+        run_recipe(recipe, tmp_path, progress=False)
+    assert read and alive == {"find": len(read), "eval": 0}  # the momentum of every layer, until the phase has ended
 
 
 def record_all_epochs(monkeypatch: pytest.MonkeyPatch, stop_after: int | None = None) -> list:

@@ -310,6 +310,7 @@ class Session:
                 ) from None
             if self._optimizer_state is not None:
                 trainer.optimizer.load_state_dict(self._optimizer_state)  # the attached pruner re-masks it
+                self._optimizer_state = None  # the optimizer's now: freed with it when the phase ends
         else:
             trainer.state.epoch = start_step // trainer.steps_per_epoch
             trainer.state.step = start_step
