@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 from prunelab.masks import Pruner
 from prunelab.runs.checkpoint import load_checkpoint, read_journal, save_checkpoint
-from prunelab.runs.io import DamagedRunError
+from prunelab.runs.io import DamagedRunError, save_tensors
 
 
 class Counting(torch.optim.SGD):
@@ -106,3 +108,39 @@ def test_a_checkpoint_of_other_metadata_is_named_as_damaged(tmp_path: Path, meta
     for read in (lambda: read_journal(path), lambda: load_checkpoint(path, nn.Linear(3, 2, bias=False), Pruner(nn.Linear(3, 2)))):
         with pytest.raises(DamagedRunError, match=re.escape(f"{path} is damaged ({problem}")):
             read()
+
+
+def test_tensors_that_share_memory_are_saved_each_as_it_shows(tmp_path: Path) -> None:
+    """Tied weights (one tensor under two names), views of one buffer and a transposed view:
+    safetensors refuses tensors that share memory, so these go in as copies."""
+    torch.manual_seed(0)
+    tied, buffer = torch.randn(3, 4), torch.arange(12.0)
+    tensors = {"tied.a": tied, "tied.b": tied, "first": buffer[:6], "second": buffer[6:], "transposed": tied.t()}
+    save_tensors(tensors, tmp_path / "shared.safetensors")
+    loaded = load_file(str(tmp_path / "shared.safetensors"))
+    assert loaded.keys() == tensors.keys()
+    for name, value in tensors.items():
+        assert torch.equal(loaded[name], value), name
+
+
+PEAK_MEMORY = """
+import resource, sys, torch
+from pathlib import Path
+from prunelab.runs.io import save_tensors
+tensors = {"weight": torch.ones(8 << 20), "momentum": torch.ones(8 << 20)}  # 64 MB, a model and its optimizer state
+size = sum(t.numel() * t.element_size() for t in tensors.values())
+in_use = int(Path("/proc/self/statm").read_text().split()[1]) * resource.getpagesize()
+before = max(in_use, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+save_tensors(tensors, sys.argv[1])
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before) / size)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="reads the memory in use from Linux's /proc")
+def test_writing_a_checkpoint_copies_the_tensors_no_more_than_its_serialization_does(tmp_path: Path) -> None:
+    """Beyond the tensors, writing them takes the file's bytes, which safetensors builds and
+    hands over (about twice their size at the peak); a copy of every tensor before that made
+    it three times: one more model and optimizer state in memory at every checkpoint."""
+    done = subprocess.run([sys.executable, "-c", PEAK_MEMORY, str(tmp_path / "checkpoint.safetensors")],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    assert float(done.stdout) < 2.5

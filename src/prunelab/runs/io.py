@@ -217,7 +217,14 @@ def load_model_weights(model: nn.Module, state: Mapping[str, Tensor], path: str 
 
 
 def save_tensors(tensors: Mapping[str, Tensor], path: str | Path, metadata: Mapping[str, str] | None = None) -> None:
-    """A safetensors file of contiguous CPU copies of ``tensors``, written atomically."""
-    # Copies, because safetensors refuses tensors that share memory (e.g. tied weights).
-    prepared = {name: t.detach().cpu().clone().contiguous() for name, t in tensors.items()}
+    """A safetensors file of ``tensors`` (on the CPU, contiguous), written atomically."""
+    prepared, storages = {}, set()
+    for name, tensor in tensors.items():
+        tensor = tensor.detach().cpu().contiguous()
+        # safetensors refuses tensors that share memory (tied weights, views of one buffer): a
+        # copy of those only, as a copy of every tensor was one more model (and optimizer state)
+        # in memory at every checkpoint.
+        storage = tensor.untyped_storage().data_ptr()
+        prepared[name] = tensor.clone() if storage in storages else tensor
+        storages.add(storage)
     write_bytes(path, save(prepared, metadata=dict(metadata) if metadata else None))
