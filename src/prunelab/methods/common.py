@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from copy import deepcopy
 from pathlib import Path
 
@@ -141,8 +141,8 @@ def prune(session: Session, key: str, sparsity: float) -> dict:
 
     def compute() -> dict:
         pruner = session.pruner
-        before = [p.detach().clone() for p in pruner.parameters.values()]
-        total = sum(p.numel() for p in before)
+        squares = squared_norm(pruner.parameters.values())
+        total = sum(p.numel() for p in pruner.parameters.values())
         remaining_before = total - pruner.count_pruned()
         spec = session.recipe.prune
         if spec.scope == "ratios":
@@ -155,7 +155,7 @@ def prune(session: Session, key: str, sparsity: float) -> dict:
             pruner.prune(sparsity, scope=spec.scope)
         newly_pruned = remaining_before - (total - pruner.count_pruned())
         fraction = newly_pruned / remaining_before if remaining_before else 0.0
-        d1 = allr_d1(before, [p.detach() for p in pruner.parameters.values()], fraction) if fraction else 0.0
+        d1 = pruning_d1(squares, squared_norm(pruner.parameters.values()), fraction) if fraction else 0.0
         session.save_masks(key)
         loss, acc = session.evaluate()
         result = {
@@ -175,6 +175,27 @@ def prune(session: Session, key: str, sparsity: float) -> dict:
     if "lpr_during_find" in result:  # recorded: the run's copies of the find phase's weights have served
         session.drop_weights([lpr_snapshot_name(epoch) for epoch in lpr_snapshot_epochs(session.recipe)])
     return result
+
+
+def squared_norm(tensors: Iterable[torch.Tensor], chunk_size: int = 1 << 20) -> float:
+    """The squared L2 norm of ``tensors`` together, summed in float64 a chunk at a time: a
+    float64 copy of a whole layer, and of its square, would take four times the layer's memory."""
+    total = 0.0
+    with torch.no_grad():
+        for tensor in tensors:
+            for chunk in tensor.detach().reshape(-1).split(chunk_size):
+                total += float(chunk.double().square().sum())
+    return total
+
+
+def pruning_d1(squares: float, kept: float, fraction: float) -> float:
+    """ALLR's d1 of a pruning step, from the squared norms of the prunable weights before
+    (``squares``) and after it (``kept``). Pruning zeroes or removes weights and leaves the
+    others as they were, so ||theta - theta_p||^2 is the difference of the two: d1 from
+    two-entry vectors (removed, kept norms), without a copy of the weights before pruning."""
+    removed_norm, kept_norm = max(squares - kept, 0.0) ** 0.5, kept**0.5
+    norms = torch.tensor([removed_norm, kept_norm], dtype=torch.float64)  # float32 would round d1 in its 8th digit
+    return allr_d1([norms], [torch.tensor([0.0, kept_norm], dtype=torch.float64)], fraction)
 
 
 def first_lpr_record(events: dict) -> dict | None:
@@ -212,15 +233,10 @@ def prune_channels(session: Session) -> dict:
     model has none to keep, and its kept channels are the run's ``channels.json``."""
     channels = session.channel_pruner()
     choose_channels(channels, session.recipe.prune)
-    squares = sum(float(p.detach().double().square().sum()) for p in session.pruner.parameters.values())
+    squares = squared_norm(session.pruner.parameters.values())
     session.shrink(channels)
-    kept = sum(float(p.detach().double().square().sum()) for p in session.pruner.parameters.values())
-    # The small model's weights are a subset of the dense ones, so ||theta - theta_p||^2 is the
-    # squared norm of the removed weights: d1 from two-entry vectors (removed, kept norms).
-    removed_norm, kept_norm = max(squares - kept, 0.0) ** 0.5, kept**0.5
     fraction = session.sparsity()
-    norms = torch.tensor([removed_norm, kept_norm], dtype=torch.float64)  # float32 would round d1 in its 8th digit
-    d1 = allr_d1([norms], [torch.tensor([0.0, kept_norm], dtype=torch.float64)], fraction) if fraction else 0.0
+    d1 = pruning_d1(squares, squared_norm(session.pruner.parameters.values()), fraction) if fraction else 0.0
     loss, acc = session.evaluate()
     return {
         "sparsity": fraction,
