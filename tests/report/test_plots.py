@@ -178,6 +178,27 @@ def test_training_plot_labels_the_lr_at_powers_of_ten_only(tmp_path: Path, figur
     assert len(labelled) >= 2 and all(math.log10(y) == round(math.log10(y)) for y in labelled)
     assert low <= min(lr for lr in lrs if lr > 0) and max(lrs) <= high
 
+
+@pytest.mark.parametrize(("lrs", "ticked", "labelled"), [
+    ([0.1] * 8, [-2, -1, 0], [-2, -1, 0]),  # a constant LR: every power labelled
+    ([0.1, 0.05, 0.005, 0.0005, 1e-7], [-6, -5, -4, -3, -2, -1], [-6, -4, -2]),  # GMP's steps after a cosine to 0: every other one
+])
+def test_training_plot_ticks_the_lr_at_every_power_of_ten(tmp_path: Path, figures, lrs: list[float], ticked: list[int],
+                                                          labelled: list[int]) -> None:  # fmt: skip
+    """The short LR panel left matplotlib room for two ticks: 10^-2 and 10^0 around a constant
+    0.1, 10^-6 and 10^-1 around GMP's steps from 0.05 to 0.0005, no mark between to read them by."""
+    _plot_training(_seed(tmp_path / "run", _rows("find", [0.5, 0.8], 0.0), lr_log={"find": lrs}))
+    lr_ax = figures[0].axes[2]
+    figures[0].canvas.draw()
+    low, high = lr_ax.get_ylim()
+
+    def powers(values) -> list[int]:
+        return sorted({round(math.log10(y)) for y in values if low <= y <= high})
+
+    assert powers([*lr_ax.get_yticks(), *lr_ax.get_yticks(minor=True)]) == ticked
+    assert powers(label.get_position()[1] for label in lr_ax.get_yticklabels(which="both") if label.get_text()) == labelled
+
+
 @pytest.fixture
 def marked(monkeypatch):
     """Per figure saved: the texts written on its first axes, with their x in data units."""

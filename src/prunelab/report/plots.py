@@ -76,13 +76,17 @@ def plot_training(seed_folder: Path, summary: Mapping[str, object], setup: str =
     lr_ax.set_yscale("log", nonpositive="mask")  # an LR decayed to 0 ends the line
     lrs = [lr for log in lr_log.values() for lr in log if lr > 0]
     if lrs:  # a schedule's last steps near 0 (cosine) would squeeze the rest into the top of the panel
-        from matplotlib.ticker import NullFormatter
+        from matplotlib.ticker import LogLocator, NullFormatter
 
         low = max(min(lrs), 1e-4 * max(lrs)) / 2
         # From a power of 10 to a power of 10, labelled there only: within about a decade (a
         # constant LR) matplotlib labelled the 2, 3, 4 and 6 between, one over another in this short panel.
         lr_ax.set_ylim(10 ** math.floor(math.log10(low)), max(lr_ax.get_ylim()[1], 10 ** math.ceil(math.log10(max(lrs)))))
         lr_ax.yaxis.set_minor_formatter(NullFormatter())
+        # A tick at every power of 10, every one labelled up to 4 of them: matplotlib found room for
+        # two ticks in this short panel, 10^-2 and 10^0 around a constant 0.1, 10^-6 and 10^-1 around GMP's 0.05 to 0.0005.
+        lr_ax.yaxis.set_major_locator(LogLocator(numticks=4))
+        lr_ax.yaxis.set_minor_locator(LogLocator(subs=(1.0,), numticks=99))
     lr_ax.set_ylabel("LR", color="tab:green")
     lr_ax.set_xlabel("epoch (all phases)")
     labelled = False
