@@ -522,8 +522,10 @@ def test_lpr_during_find_plot_shows_each_layer_and_the_distance(tmp_path: Path, 
     assert [list(line.get_ydata()) for line in distance_ax.lines] == [pytest.approx([20, 10, 0])]
     # few layers are named in a legend, many told apart by a colour scale
     assert (len(fig.legends), len(colorbar)) == ((1, 0) if layers <= 10 else (0, 1))
-    colours = {str(line.get_color()) for line in lpr_ax.lines}
+    colours = {to_hex(line.get_color()) for line in lpr_ax.lines}
     assert len(colours) == layers  # told apart, by the colour cycle or along the colour scale
+    # the distance in a colour of no layer: in the first one's, it read as that layer's
+    assert to_hex(distance_ax.lines[0].get_color()) not in colours
 
 
 def test_lpr_distance_plot_has_a_line_per_run(tmp_path: Path, captured) -> None:

@@ -409,7 +409,8 @@ def plot_lpr_during_find(record: dict, path: Path, title: str = "") -> Path:
     ax.set_ylim(0, 100)
     ax.set_title("LPR if pruned at that epoch")
     _legend_below(fig, ax)  # within the axes, ten layer names covered the lines
-    distance_ax.plot(epochs, [100 * d for d in record["distance"]], marker=".")
+    # In no layer's colour: in the cycle's first, the legend below named it the first layer.
+    distance_ax.plot(epochs, [100 * d for d in record["distance"]], marker=".", color="black")
     distance_ax.set_xlabel("epoch of the find phase pruned")
     distance_ax.set_ylabel("mean |LPR - final LPR| (percentage points)")
     distance_ax.set_title("distance from the LPR of pruning at the end")
