@@ -274,6 +274,19 @@ def test_lr_range_plot_shows_the_rise_to_the_threshold(tmp_path: Path, figures) 
     assert [text for _, text in shown] == ["0.09", "0.1", "0.2", "0.3"]  # plain numbers, not 2 x 10^-1
 
 
+@pytest.mark.parametrize(("baseline", "threshold", "named"), [
+    (0.1, 0.11, "10% above the trained model: 0.11"),
+    # below the floor of 0.01, the rise is 10% of the floor: 0.001, a third of this loss
+    (0.003, 0.004, "0.001 (10% of 0.01) above the trained model: 0.004"),
+])
+def test_lr_range_plot_names_the_rise_as_the_command_does(tmp_path: Path, figures, baseline: float, threshold: float,
+                                                          named: str) -> None:  # fmt: skip
+    """The command says the loss must rise by 10% of 0.01 where the trained loss is lower; the
+    legend said "33% above the trained model" for the same threshold."""
+    plots.plot_lr_range([1e-3, 1e-2, 1e-1], [baseline, baseline, 1.0], 1e-1, tmp_path / "lr.png", "x", baseline=baseline, threshold=threshold)
+    assert named in [text.get_text() for text in figures[0].legends[0].get_texts()]
+
+
 # -- what the plots draw: the quantities their axes name, against hand-computed percents --
 
 

@@ -175,7 +175,8 @@ def plot_sparsity_schedule(steps: list[int], sparsity: list[float], finetune_ste
 def plot_lr_range(lrs: list[float], losses: list[float], inflection_lr: float | None, path: Path, run: str,
                   baseline: float | None = None, threshold: float | None = None) -> Path:  # fmt: skip
     """Probe loss against the LR of the test of ``run``, both on log scales, with the trained
-    model's loss (``baseline``), the loss that counts as risen (``threshold``) and the
+    model's loss (``baseline``), the loss that counts as risen (``threshold``: a share of the
+    baseline or, below it, of the loss floor) and the
     inflection point, the first LR above it. The axis ends at 3 times the threshold: the
     diverged tail, orders of magnitude above, squeezed the rise to the threshold into pixels."""
     from matplotlib.ticker import FuncFormatter, NullFormatter
@@ -185,7 +186,15 @@ def plot_lr_range(lrs: list[float], losses: list[float], inflection_lr: float | 
     if baseline is not None:
         ax.axhline(baseline, color="0.5", linestyle=":", label=f"trained model: {baseline:.3g}")
     if threshold is not None:
-        risen = f"{threshold / baseline - 1:.0%} above the trained model" if baseline else "risen"
+        from prunelab.analysis.lr_range import LOSS_FLOOR
+
+        # Named as the command names it: below the floor, "34% above" a loss of 0.003 hid the 10% rule.
+        if not baseline:
+            risen = "risen"
+        elif baseline >= LOSS_FLOOR:
+            risen = f"{threshold / baseline - 1:.0%} above the trained model"
+        else:
+            risen = f"{threshold - baseline:.2g} ({(threshold - baseline) / LOSS_FLOOR:.0%} of {LOSS_FLOOR:g}) above the trained model"
         ax.axhline(threshold, color="tab:orange", linestyle=":", label=f"{risen}: {threshold:.3g}")
     if inflection_lr is not None:
         ax.axvline(inflection_lr, color="tab:red", linestyle="--", label=f"inflection: {inflection_lr:.3g}")
