@@ -346,6 +346,30 @@ def test_accuracy_plot_puts_the_weights_remaining_on_x(tmp_path: Path, drawn) ->
     assert lines["dense: 96.00%"][1] == pytest.approx([96, 96])
 
 
+def test_accuracy_plot_draws_each_line_s_own_dense_accuracy_where_they_differ(tmp_path: Path, monkeypatch) -> None:
+    """Runs of other find phases (IMP beside GMP, a longer dense training) reach other dense
+    accuracies: the plot drew none, and nothing showed whether a line kept its own."""
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig))
+    curves = {"a": [(0.5, 0.8, 0.0), (0.9, 0.7, 0.0)], "b": [(0.5, 0.6, 0.0), (0.9, 0.5, 0.0)], "c": [(0.8, 0.65, 0.0), (0.9, 0.55, 0.0)]}
+    plots.plot_accuracy_vs_sparsity(curves, {"a": 0.9, "b": 0.7, "c": 0.7}, tmp_path / "own.png")
+    plots.plot_accuracy_vs_sparsity(curves, {"a": 0.9, "b": 0.9, "c": 0.9}, tmp_path / "shared.png")
+
+    def levels(ax) -> list[tuple[float, str, str | None]]:
+        """The horizontal lines across ``ax``: height, colour and legend entry (None: none of their own)."""
+        return [(line.get_ydata()[0], to_hex(line.get_color()), None if line.get_label().startswith("_") else line.get_label())
+                for line in ax.lines if list(line.get_xdata()) == [0, 1]]  # fmt: skip
+
+    own, shared = (fig.axes[0] for fig in figures)
+    # a's in its colour; b's and c's, one value, in grey: in either's colour it would read as that line's alone
+    assert levels(own) == [(pytest.approx(90), to_hex("C0"), None), (pytest.approx(70), to_hex("0.5"), None), (pytest.approx(70), to_hex("0.5"), None)]
+    labels = [text.get_text() for text in figures[0].legends[0].get_texts()]
+    assert labels == ["a (dense: 90.00%)", "b (dense: 70.00%)", "c (dense: 70.00%)"]
+    # one value for all: one grey line, named on its own
+    assert levels(shared) == [(pytest.approx(90), to_hex("0.5"), "dense: 90.00%")]
+    assert [text.get_text() for text in figures[1].legends[0].get_texts()] == ["a", "b", "c", "dense: 90.00%"]
+
+
 def test_levels_plot_shows_each_level_after_pruning_and_after_retraining_over_the_seeds(tmp_path: Path, drawn) -> None:
     def summary(dense: float, levels: list[tuple[float, float, float]]) -> dict:
         return {"dense_acc": dense, "levels": [{"level": i + 1, "sparsity": s, "pruned_acc": p, "final_acc": f}

@@ -117,6 +117,29 @@ def test_report_page_tables_and_plots(tmp_path: Path) -> None:
         assert (tmp_path / "report" / name).read_bytes().startswith(PNG)
 
 
+def test_the_report_plots_each_line_against_its_own_dense_accuracy(tmp_path: Path, monkeypatch) -> None:
+    """Two find phases, each pruned to two sparsities: the lines' dense accuracies differ, and
+    the plot, which drew a dense line only for runs sharing one, drew none."""
+    from prunelab.report import plots
+
+    folders = []
+    for epochs, dense in ((3, 0.9), (5, 0.95)):
+        for sparsity in (0.5, 0.9):
+            recipe = {"find": {"epochs": epochs}, "prune": {"method": "oneshot", "sparsity": sparsity}, "seeds": [0]}
+            seeds = {0: {"dense_acc": dense, "final_acc": dense - sparsity / 10, "sparsity": sparsity}}
+            folders.append(fake_run(tmp_path / f"e{epochs}-s{sparsity}", recipe, seeds, {0: {"a.weight": sparsity}}))
+    legends: dict[str, list[str]] = {}
+    save = plots._save
+
+    def keep(fig, path):
+        legends[path.name] = [text.get_text() for legend in fig.legends for text in legend.get_texts()]
+        save(fig, path)
+
+    monkeypatch.setattr(plots, "_save", keep)
+    write_report(folders, tmp_path / "report")
+    assert legends["accuracy_vs_sparsity.png"] == ["find.epochs=3 (dense: 90.00%)", "find.epochs=5 (dense: 95.00%)"]
+
+
 def test_the_report_says_the_channels_each_group_keeps_after_channel_pruning(tmp_path: Path) -> None:
     recipe = {"prune": {"method": "oneshot", "criterion": "filter_l1", "sparsity": 0.5}, "seeds": [0, 1]}
     seeds = {seed: {"dense_acc": 0.95, "final_acc": 0.8, "sparsity": 0.6} for seed in (0, 1)}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -320,17 +321,21 @@ def _spaced(ticks: list[float], low: float, high: float, label: Callable[[float]
 
 
 def plot_accuracy_vs_sparsity(
-    curves: dict[str, list[tuple[float, float, float]]], dense_acc: float | None, path: Path,
+    curves: dict[str, list[tuple[float, float, float]]], dense_acc: float | Mapping[str, float] | None, path: Path,
     ylabel: str = "final test accuracy (%)", title: str = "accuracy against sparsity", positions: dict[str, int] | None = None,
 ) -> Path:
     """Final test accuracy (mean, ± std shaded, or as error bars past 3 lines, where shades
     would merge) against the share of weights remaining, on a log scale from dense on the
     left to sparse on the right, as lottery-ticket plots read. Lines of the same points (runs
-    whose results are equal) are drawn once, named together. ``positions``: each curve's
-    place in the colour cycle (default: its order)."""
+    whose results are equal) are drawn once, named together. The dense accuracy
+    (``dense_acc``: every curve's, or each curve's by name) is a grey dotted line where the
+    curves share it, else a dotted line in each curve's colour, named with the curve.
+    ``positions``: each curve's place in the colour cycle (default: its order)."""
     same: dict[tuple, list[str]] = {}
     for name, points in curves.items():
         same.setdefault(tuple((round(s, 9), round(m, 9), round(sd, 9)) for s, m, sd in points), []).append(name)
+    dense = dense_acc if isinstance(dense_acc, Mapping) else {} if dense_acc is None else dict.fromkeys(curves, dense_acc)
+    lines_at = Counter(round(dense[names[0]], 12) for names in same.values() if names[0] in dense)  # dense value -> lines of it
     fig, ax = _figure()
     for index, (points, names) in enumerate(same.items()):
         remaining = [100 * (1 - s) for s, _, _ in points]
@@ -340,14 +345,20 @@ def plot_accuracy_vs_sparsity(
         # The 10 colours repeat past 10 lines: each round of them gets its own marker and dash.
         style = {"color": f"C{i % 10}", "marker": "osD^v"[i // 10 % 5], "linestyle": ("-", "--", "-.", ":")[i // 10 % 4],
                  "label": " = ".join(names)}  # fmt: skip
+        if len(lines_at) > 1 and names[0] in dense:  # runs of other dense models: each line against its own
+            value = dense[names[0]]
+            # Grey where several lines share it: drawn over each other, the last one's colour showed.
+            ax.axhline(100 * value, color=style["color"] if lines_at[round(value, 12)] == 1 else "0.5", linestyle=":", linewidth=1)
+            style["label"] += f" (dense: {100 * value:.2f}%)"
         if len(same) > 3:
             ax.errorbar(remaining, mean, yerr=spread, capsize=2, **style)
             continue
         ax.plot(remaining, mean, **style)
         ax.fill_between(remaining, [m - s for m, s in zip(mean, spread)], [m + s for m, s in zip(mean, spread)],
                         color=style["color"], alpha=0.2)
-    if dense_acc is not None:
-        ax.axhline(100 * dense_acc, color="0.5", linestyle=":", label=f"dense: {100 * dense_acc:.2f}%")
+    if len(lines_at) == 1:
+        (value,) = lines_at
+        ax.axhline(100 * value, color="0.5", linestyle=":", label=f"dense: {100 * value:.2f}%")
     _weights_remaining_axis(ax, [s for points in curves.values() for s, _, _ in points])
     ax.set_xlabel("weights remaining (% of the prunable weights)")
     ax.set_ylabel(ylabel)

@@ -648,10 +648,15 @@ def _accuracy_section(runs: list[RunResults], names: list[str], shared: list[str
     # Runs all at one sparsity would be points over each other: the runs' table says it all.
     if len({round(s, 6) for curve in curves.values() for s, _, _ in curve}) <= 1:
         return []
-    dense = {round(run.stats["dense_acc"]["mean"], 12) for run in runs if run.stats.get("dense_acc")}
+    # Each line's dense accuracy, if its runs share one: runs of other find phases reach other ones.
+    dense = {}
+    for name, members in zip(curves, groups.values()):
+        values = {round(runs[i].stats["dense_acc"]["mean"], 12) for i in members if runs[i].stats.get("dense_acc")}
+        if len(values) == 1:
+            dense[name] = values.pop()
     # A line of one run in that run's colour; where lines gather several runs, lines in their own order.
     alone = all(len(members) == 1 for members in groups.values())
-    plot_accuracy_vs_sparsity(curves, dense.pop() if len(dense) == 1 else None, out / "accuracy_vs_sparsity.png",
+    plot_accuracy_vs_sparsity(curves, dense, out / "accuracy_vs_sparsity.png",
                               positions=dict(zip(curves, (members[0] for members in groups.values()))) if alone else None)
     points = [
         {"runs": name, "sparsity": f"{100 * s:.2f}%", "final accuracy": format_stat("final_acc", {"mean": m, "std": sd})}
