@@ -199,6 +199,20 @@ def test_training_plot_ticks_the_lr_at_every_power_of_ten(tmp_path: Path, figure
     assert powers(label.get_position()[1] for label in lr_ax.get_yticklabels(which="both") if label.get_text()) == labelled
 
 
+@pytest.mark.parametrize("levels", [6, 32])
+def test_training_plot_ticks_whole_epochs(tmp_path: Path, figures, levels: int) -> None:
+    """An IMP run of 18 epochs was ticked at 2.5, 7.5, 12.5 and 17.5, where no epoch ends; with
+    whole numbers alone, matplotlib stepped 70 epochs by 8 (0, 8, ..., 72)."""
+    rows = _rows("find", [0.5] * 6, 0.0) + [row for level in range(1, levels + 1) for row in _rows(f"level-{level}/eval", [0.6, 0.7], 0.5)]
+    _plot_training(_seed(tmp_path / "run", rows))
+    lr_ax = figures[0].axes[2]
+    figures[0].canvas.draw()
+    ticks = lr_ax.get_xticks()
+    steps = {round(b - a, 9) for a, b in zip(ticks, ticks[1:])}
+    assert len(steps) == 1 and steps.pop() in {1, 2, 5, 10, 20, 50}
+    assert all(x == round(x) for x in ticks)
+
+
 @pytest.fixture
 def marked(monkeypatch):
     """Per figure saved: the texts written on its first axes, with their x in data units."""

@@ -45,6 +45,14 @@ def _save(fig, path: Path) -> None:
     write_bytes(path, buffer.getvalue())
 
 
+def _whole_epochs(axis) -> None:
+    """Ticks at whole epochs, 1, 2, 5 or 10 times a power of 10 apart: matplotlib's own ticked 18
+    epochs at 2.5, 7.5, ..., and its whole numbers stepped 70 epochs by 8 (0, 8, ..., 72)."""
+    from matplotlib.ticker import MaxNLocator
+
+    axis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10]))
+
+
 def plot_training(seed_folder: Path, summary: Mapping[str, object], setup: str = "") -> Path:
     """Test accuracy per epoch over all phases, one line per phase, drawn at the end of each
     epoch, with the dense model's accuracy and the accuracy right after each pruning step
@@ -90,6 +98,7 @@ def plot_training(seed_folder: Path, summary: Mapping[str, object], setup: str =
         lr_ax.yaxis.set_minor_locator(LogLocator(subs=(1.0,), numticks=99))
     lr_ax.set_ylabel("LR", color="tab:green")
     lr_ax.set_xlabel("epoch (all phases)")
+    _whole_epochs(lr_ax.xaxis)
     labelled = False
     for boundary in boundaries:
         # "eval" follows the unit "prune", "level-2/eval" follows "level-2/prune".
@@ -418,8 +427,6 @@ def plot_lpr_during_find(record: dict, path: Path, title: str = "") -> Path:
     difference of those LPR from the LPR of pruning at the end. Up to 10 layers are told
     apart by colour and named in a legend below; more are coloured from the input (dark) to
     the output (light) along a colour bar (:func:`_layer_colours`)."""
-    from matplotlib.ticker import MaxNLocator
-
     epochs, layers = record["epochs"], record["layer_sparsity"]
     fig, (ax, distance_ax) = _figure(10, 4, ncols=2)
     for colour, (layer, ratios) in zip(_layer_colours(fig, ax, len(layers)), layers.items()):
@@ -435,7 +442,7 @@ def plot_lpr_during_find(record: dict, path: Path, title: str = "") -> Path:
     distance_ax.set_ylabel("mean |LPR - final LPR| (percentage points)")
     distance_ax.set_title("distance from the LPR of pruning at the end")
     for axes in (ax, distance_ax):
-        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+        _whole_epochs(axes.xaxis)
     if title:
         fig.suptitle(title, fontsize=9)
     _save(fig, path)
@@ -448,8 +455,6 @@ def plot_lpr_distance(curves: dict[str, tuple[list[int], list[float]]], path: Pa
     LPR of pruning its find phase after that many epochs and of pruning it at the end, with
     its std over the seeds (``spreads``) as error bars. ``positions``: each run's place in
     the colour cycle (default: its order)."""
-    from matplotlib.ticker import MaxNLocator
-
     fig, ax = _figure()
     for index, (name, (epochs, distances)) in enumerate(curves.items()):
         i = _position(positions, name, index)
@@ -457,7 +462,7 @@ def plot_lpr_distance(curves: dict[str, tuple[list[int], list[float]]], path: Pa
         ax.plot(epochs, mean, marker=".", color=f"C{i % 10}", linestyle=("-", "--", "-.", ":")[i // 10 % 4], label=name)
         if spreads and name in spreads:
             ax.errorbar(epochs, mean, yerr=[100 * s for s in spreads[name]], fmt="none", ecolor=f"C{i % 10}", capsize=2)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    _whole_epochs(ax.xaxis)
     ax.set_xlabel("epoch of the find phase pruned")
     ax.set_ylabel("mean |LPR - final LPR| (percentage points)")
     _legend_below(fig, ax)
