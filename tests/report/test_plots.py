@@ -478,6 +478,26 @@ def test_layer_plot_names_stay_apart(tmp_path: Path, laid_out, layers: list[str]
     assert [text for text, _ in ticks] == layers
     assert all(left.x1 < right.x0 for (_, left), (_, right) in zip(ticks, ticks[1:]))
 
+@pytest.mark.parametrize("runs", [1, 3])
+def test_layer_plot_names_at_an_angle_stay_apart(tmp_path: Path, monkeypatch, runs: int) -> None:
+    """ResNet-20's 21 prunable layers and a ResNet-56's 57, written at 45 degrees: in a 7-inch
+    figure the names of the 57 lay 0.1 in apart along the axis, each line of text over the next."""
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig))
+    for blocks in (3, 9):
+        layers = ["conv1.weight", *(f"stage{s}.{b}.conv{c}.weight" for s in (1, 2, 3) for b in range(blocks) for c in (1, 2)), "linear.weight"]
+        plots.plot_layer_sparsity({f"run {r}": dict.fromkeys(layers, 0.5) for r in range(runs)}, tmp_path / "layers.png")
+    for fig in figures:
+        ax = fig.axes[0]
+        fig.canvas.draw()
+        labels = [label for label in ax.get_xticklabels() if label.get_text()]
+        assert {label.get_rotation() for label in labels} == {45}
+        along = sorted(ax.transData.transform((x, 0))[0] for x in ax.get_xticks())
+        # two names at 45 degrees, x pixels apart along the axis, lie x sin 45 apart across their lines
+        apart = min(b - a for a, b in zip(along, along[1:])) * math.sin(math.pi / 4)
+        assert apart >= 1.2 * labels[0].get_fontsize() * fig.dpi / 72  # a line of text: 1.2 times its size
+
+
 def _labelled_xticks(ax) -> list[tuple[float, str, object]]:
     """The x tick labels shown on ``ax``, left to right: their position in data units, text and box in pixels."""
     ax.figure.canvas.draw()

@@ -397,10 +397,18 @@ def plot_levels(summaries: list[dict], path: Path, title: str) -> Path:
 
 def plot_layer_sparsity(lprs: dict[str, dict[str, float]], path: Path, positions: dict[str, int] | None = None) -> Path:
     """Layerwise pruning ratios: a group of bars per layer, a bar per run, the figure wider
-    with more bars so that each stays a few pixels wide. ``positions``: each run's place in
-    the colour cycle (default: its order)."""
+    with more bars so that each stays a few pixels wide, and with more layers so that their
+    names stay apart. ``positions``: each run's place in the colour cycle (default: its order)."""
     layers = list(dict.fromkeys(name for lpr in lprs.values() for name in lpr))
-    fig, ax = _figure(min(60, max(7, 1.5 + 0.025 * len(layers) * len(lprs))))  # past 60 in, thinner bars
+    figure_width = min(60, max(7, 1.5 + 0.025 * len(layers) * len(lprs)))  # past 60 in, thinner bars
+    # Level where the longest name fits its layer's share of the width (about 0.07 in a character
+    # at size 8): six ResNet names of 21 characters, level, ran into each other.
+    level = 0.07 * max(map(len, layers), default=0) <= (figure_width - 1) / max(1, len(layers))
+    if not level:
+        # At 45 degrees a name (size 7, a line about 0.12 in high) clears the next 0.17 in along:
+        # 58 ResNet-20 names in 7 inches lay over each other.
+        figure_width = min(60, max(figure_width, 1.5 + 0.17 * len(layers)))
+    fig, ax = _figure(figure_width)
     width = 0.8 / max(1, len(lprs))
     for index, (name, lpr) in enumerate(lprs.items()):
         x = [j + (index - (len(lprs) - 1) / 2) * width for j in range(len(layers))]
@@ -408,9 +416,7 @@ def plot_layer_sparsity(lprs: dict[str, dict[str, float]], path: Path, positions
         # The 10 colours repeat past 10 runs: each round of them gets its own hatching.
         hatch = (None, "//", "..", "xx", "\\\\")[i // 10 % 5]
         ax.bar(x, [100 * lpr.get(layer, 0.0) for layer in layers], width, label=name, color=f"C{i % 10}", hatch=hatch)
-    # Level where the longest name fits its layer's share of the width (about 0.07 in a character
-    # at size 8): six ResNet names of 21 characters, level, ran into each other.
-    if 0.07 * max(map(len, layers), default=0) <= (fig.get_figwidth() - 1) / max(1, len(layers)):
+    if level:
         ax.set_xticks(range(len(layers)), layers, fontsize=8)
     else:
         ax.set_xticks(range(len(layers)), layers, rotation=45, ha="right", fontsize=7)
