@@ -739,10 +739,11 @@ def test_lpr_during_find_plot_names_few_layers_below_the_panels(tmp_path: Path, 
     assert _inside(box, fig.bbox) and not any(box.overlaps(ax.get_tightbbox(renderer)) for ax in fig.axes)
 
 
-@pytest.mark.parametrize("dense", [92.0, 86.0])
-def test_pivot_plot_names_the_dense_line_inside_the_panel(tmp_path: Path, monkeypatch, dense: float) -> None:
+@pytest.mark.parametrize("dense", [92.0, 86.0, 78.0])
+def test_pivot_plot_names_the_dense_line_beside_the_panels(tmp_path: Path, monkeypatch, dense: float) -> None:
     """A dense accuracy above every point lay at the top edge of the panels: its name, written
-    above the line, ran across the frame."""
+    above the line, ran across the frame; among the points (86, 78), written inside the panel
+    at its right end, it lay over the lines passing there."""
     figures = []
     monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig))
     panels = {f"sparsity {s}": {p: [(84.0 - 10 * s * i, 0.5) for i in range(3)] for p in ("ft", "llr")} for s in (0.7, 0.9)}
@@ -750,7 +751,10 @@ def test_pivot_plot_names_the_dense_line_inside_the_panel(tmp_path: Path, monkey
                      reference=(f"dense: {dense:.2f}%", dense))  # fmt: skip
     (fig,) = figures
     fig.canvas.draw()
-    ax = fig.axes[0]
-    (name,) = ax.texts
+    (name,) = [text for ax in fig.axes for text in ax.texts]
     assert name.get_text() == f"dense: {dense:.2f}%" and name.xy[1] == dense
-    assert _inside(name.get_window_extent(fig.canvas.get_renderer()), ax.get_window_extent())
+    box = name.get_window_extent(fig.canvas.get_renderer())
+    assert not any(box.overlaps(ax.get_window_extent()) for ax in fig.axes if ax.get_visible())
+    # at the line's height, right of the last panel, within the figure
+    line_y = fig.axes[-1].transData.transform((0, dense))[1]
+    assert box.y0 < line_y < box.y1 and box.x0 > fig.axes[-1].get_window_extent().x1 and _inside(box, fig.bbox)

@@ -500,15 +500,16 @@ def plot_pivot(x: list[str], panels: dict[str, dict[str, list[tuple[float, float
                         marker="o", capsize=3, linestyle="-" if ordered else "none", label=name if len(names) > 1 or legend_title else None)  # fmt: skip
         if reference is not None:
             ax.axhline(reference[1], color="grey", linestyle="--", linewidth=1)
-            if ax is axes.flat[0]:  # named on the line: in the legend, under its title, it read as one of the series
-                ax.annotate(reference[0], (1, reference[1]), xycoords=("axes fraction", "data"), xytext=(-2, 2),
-                            textcoords="offset points", ha="right", va="bottom", fontsize=7, color="grey")  # fmt: skip
         ax.set_xticks(range(len(x)), x)
         ax.set_xlabel(xlabel)
         if panel:
             ax.set_title(panel, fontsize=9)
     if reference is not None:
-        # The dense accuracy above every point lay on the axis' top edge, its name across the frame: a tenth of the axis above it.
+        # Named at the line's end, right of the panels: in the legend, under its title, it read as
+        # one of the series; inside a panel, it lay over the points near the line.
+        axes[0, -1].annotate(reference[0], (1, reference[1]), xycoords=("axes fraction", "data"), xytext=(3, 0),
+                             textcoords="offset points", ha="left", va="center", fontsize=7, color="grey")  # fmt: skip
+        # The dense accuracy above every point lay on the axis' top edge, hidden by the frame: a tenth of the axis above it.
         low, high = axes.flat[0].get_ylim()
         if high - reference[1] < 0.1 * (high - low):
             axes.flat[0].set_ylim(low, reference[1] + 0.1 * (high - low))
