@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 # One thread for every run of the tests, in this process and in the commands they start, which
 # inherit the variable (set before torch loads): a second thread buys the tiny models nothing
@@ -49,6 +50,15 @@ def unflushed_writes() -> Iterator[None]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(os, "fsync", os.fstat)
         yield
+
+
+@pytest.fixture(autouse=True)
+def closed_figures() -> Iterator[None]:
+    """Figures a test keeps open (its own ``_save`` that does not close them) are closed after
+    it, so that tests do not pile up figures in pyplot (its warning past 20)."""
+    yield
+    if "matplotlib.pyplot" in sys.modules:
+        sys.modules["matplotlib.pyplot"].close("all")
 
 
 @pytest.fixture
