@@ -363,10 +363,13 @@ class Session:
         return read_tensors(self.folder / "snapshots" / f"{name}.safetensors", device=str(self.device))
 
     def reinitialize(self) -> None:
-        """New random weights, drawn as the initialisation is but from a seed of their own
-        (the same for every call of this seed's run); pruned weights stay zero. A model
-        rebuilt without pruned channels is initialised as the small dense model it is (seed
-        004's scratch training: initialisation depends on the layers' shapes)."""
+        """New random weights, drawn as the initialisation is but from a seed of their own.
+        The draw is the same for every call of this seed's run: the ticket it is compared with
+        starts every IMP level from the same initial weights, so the two differ only in those
+        weights (seed 002's "new randomly initialized weights" are new against the ticket's).
+        Pruned weights stay zero. A model rebuilt without pruned channels is initialised as the
+        small dense model it is (seed 004's scratch training: initialisation depends on the
+        layers' shapes)."""
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(zlib.crc32(f"{self.seed}/reinit".encode()))
             if self.channels is not None:
