@@ -281,6 +281,15 @@ def test_what_would_change_the_output_when_shrunk_is_unprunable(model, x, blocke
     assert first.unprunable == blocked
 
 
+@pytest.mark.parametrize("name", ["view", "reshape"])
+def test_a_flatten_layer_named_view_or_reshape_keeps_its_channels_prunable(name: str) -> None:
+    """An nn.Flatten follows the channels whatever its name: one called ``reshape`` was taken
+    for x.reshape(...) with a width written out, and left its channels whole."""
+    model = Lambda(lambda s, x: s.b(getattr(s, name)(s.a(x))), a=nn.Conv1d(1, 4, 1), b=nn.Linear(20, 2), **{name: nn.Flatten()})
+    first = channel_groups(model, X1)[0]
+    assert first.prunable and first.consumers == [("b", 5)]
+
+
 def test_a_layer_called_twice_makes_one_group_that_can_be_named() -> None:
     """Both calls make the rows of one weight: one group, read by what reads either call,
     listed once under the layer's name, where the layer is first called."""

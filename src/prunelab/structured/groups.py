@@ -547,8 +547,9 @@ def _is_joining(node: fx.Node) -> bool:
 
 def _fixes_width(node: fx.Node) -> bool:
     """Whether a flattening view or reshape gives its width other than as -1 (``x.view(-1, 256)``,
-    ``x.reshape(x.size(0), 256)``): with fewer channels, that width is no longer an example's number of values."""
-    if _function_name(node) not in ("view", "reshape"):
+    ``x.reshape(x.size(0), 256)``): with fewer channels, that width is no longer an example's number of values.
+    A layer (``nn.Flatten``) follows the channels, even one named ``view`` or ``reshape``."""
+    if node.op == "call_module" or _function_name(node) not in ("view", "reshape"):
         return False
     sizes = node.args[1:] or (node.kwargs.get("shape", node.kwargs.get("size")),)  # torch.reshape(input=x, shape=...)
     if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)):  # x.view((n, -1))
