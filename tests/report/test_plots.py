@@ -555,6 +555,18 @@ def test_lpr_plots_tick_whole_epochs(tmp_path: Path, monkeypatch) -> None:
         assert [position for position, *_ in _labelled_xticks(ax)] == [0, 1, 2, 3]
 
 
+def test_lpr_plots_of_a_single_epoch_tick_it_alone(tmp_path: Path, monkeypatch) -> None:
+    """A find phase of no epochs records the initial weights alone: matplotlib ticked -0.04,
+    -0.02, ... around that single epoch 0, where no epoch ends."""
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig))
+    plots.plot_lpr_during_find({"epochs": [0], "layer_sparsity": {"a.weight": [0.5]}, "distance": [0.0]}, tmp_path / "lpr.png")
+    plots.plot_lpr_distance({"lr=0.1": ([0], [0.0])}, tmp_path / "d.png")
+    (lpr_ax, distance_ax), (across_runs,) = figures[0].axes, figures[1].axes
+    for ax in (lpr_ax, distance_ax, across_runs):
+        assert [position for position, *_ in _labelled_xticks(ax)] == [0]
+
+
 def test_plots_without_any_line_or_bar_are_written(tmp_path: Path) -> None:
     """Runs without layer ratios (or no curve at all): an empty figure, not an error."""
     assert plots.plot_layer_sparsity({}, tmp_path / "layers.png").read_bytes().startswith(PNG)

@@ -47,10 +47,11 @@ def _save(fig, path: Path) -> None:
 
 def _whole_epochs(axis) -> None:
     """Ticks at whole epochs, 1, 2, 5 or 10 times a power of 10 apart: matplotlib's own ticked 18
-    epochs at 2.5, 7.5, ..., and its whole numbers stepped 70 epochs by 8 (0, 8, ..., 72)."""
+    epochs at 2.5, 7.5, ..., and its whole numbers stepped 70 epochs by 8 (0, 8, ..., 72). One
+    whole epoch in view is enough: asking for two, it ticked -0.04, -0.02, ... around a single one."""
     from matplotlib.ticker import MaxNLocator
 
-    axis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10]))
+    axis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10], min_n_ticks=1))
 
 
 def plot_training(seed_folder: Path, summary: Mapping[str, object], setup: str = "") -> Path:
