@@ -63,6 +63,13 @@ def test_slr_restarts_at_the_peak_of_a_warmed_up_log():
     assert lrs(plan) == [0.1, 0.1, 0.1, 0.1, 0.01, 0.01, 0.01, 0.01]
 
 
+def test_slr_holds_only_the_rise_before_the_first_peak():
+    """An LR that falls after the peak and comes back to it (a cyclic find schedule) is
+    replayed as it was: only what precedes the first eta_1 is a warmup to hold."""
+    cyclic = (0.05, 0.1, 0.05, 0.1, 0.01)
+    assert lrs(retrain_schedule("slr", cyclic, 5), 5) == [0.1, 0.1, 0.05, 0.1, 0.01]
+
+
 def test_clr_is_one_cosine_cycle_from_eta_1():
     plan = retrain_schedule("clr", LOG, RETRAIN)
     assert plan.initial_lr == pytest.approx(0.1)
@@ -163,6 +170,8 @@ def test_log_steps_place_lrw_and_slr_at_the_same_point_of_training():
     # Retraining step t at position p of T = 4 takes FIND[floor(p * 8 / 4)] = FIND[2p].
     assert lrs(retrain_schedule("lrw", FIND, 2, log_steps=4), 2) == [4.0, 2.0]  # p = 2, 3
     assert lrs(retrain_schedule("slr", FIND, 2, log_steps=4), 2) == [8.0, 4.0]  # p = floor(t * 4 / 2) = 0, 2
+    # T_rt = 3 does not divide T = 4: p = floor(t * 4 / 3) = 0, 1, 2 -> FIND[0], FIND[2], FIND[4]
+    assert lrs(retrain_schedule("slr", FIND, 3, log_steps=4), 3) == [8.0, 6.0, 4.0]
     # Retrained in batches half as large: T = 16, p = 12..15 -> FIND[6], FIND[6], FIND[7], FIND[7]
     assert lrs(retrain_schedule("lrw", FIND, 4, log_steps=16), 4) == [2.0, 2.0, 1.0, 1.0]
 
