@@ -330,7 +330,9 @@ def _steps(steps: list[str]) -> str:
     """What a run's pruning steps are, in words."""
     if not steps:
         return "prunes along a schedule (GMP), in no pruning step of its own"
-    return "prunes once (one-shot)" if steps == ["prune"] else f"prunes in {len(steps)} IMP levels"
+    if steps == ["prune"]:
+        return "prunes once (one-shot)"
+    return f"prunes in {len(steps)} IMP level{'s' if len(steps) > 1 else ''}"
 
 
 def reference_lpr(session: Session, key: str) -> dict[str, float]:
