@@ -4,9 +4,12 @@ trainings are the base model, the pruning stage and the retraining, for every me
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import pytest
 
+from prunelab.config import Recipe
+from prunelab.methods.common import scratch_budget
 from prunelab.report.setups import (
     comparison_setup,
     describe_column_setups,
@@ -87,6 +90,13 @@ def test_scratch_budgets_meet_sx_a_and_sx_b(make_recipe, shared_out) -> None:
     assert {result.settings["eval.epochs"] for result in results} == {2}
     # a sparse model's MACs buy more epochs: Scratch-B, 2 + 3 * speedup (rounded)
     assert scratch_b.pipeline.retraining.epochs == 2 + round(3 * scratch_b.pipelines[0].speedup) > 5
+
+
+def test_scratch_b_rounds_the_pipeline_s_epochs_times_the_speedup_to_the_nearest_epoch() -> None:
+    """Scratch-B adds round(find epochs * speedup) to eval.epochs: 3 * 1.9 = 5.7 makes 6 more, not 5."""
+    recipe = Recipe.model_validate({"find": {"epochs": 3}, "eval": {"epochs": 2, "rewind": "reinit", "budget": "scratch_b"}})
+    session = SimpleNamespace(recipe=recipe, speedup=lambda: 1.9, once=lambda key, compute: compute())  # a run's unit, computed
+    assert scratch_budget(session, "eval", recipe.eval).epochs == 2 + 6
 
 
 def test_a_halving_schedule_is_derived_from_a_scratch_budgets_epochs(make_recipe, shared_out) -> None:

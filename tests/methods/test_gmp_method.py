@@ -48,10 +48,9 @@ def cubic(step: int, begin: int, end: int, initial: float = INIT, final: float =
     return final + (initial - final) * (1 - (step - begin) / (end - begin)) ** exponent
 
 
-@pytest.fixture(scope="module")
-def gmp_run(make_recipe, shared_out: Path, steps_per_epoch: int):
-    """One GMP run, watching every optimizer step of the eval phase through the GMP hook."""
-    recipe = make_recipe(*GMP)
+def run_watching_steps(recipe, out: Path) -> tuple[Path, list[dict], list]:
+    """Run ``recipe``, watching every optimizer step of the eval phase through the GMP hook:
+    the run folder, each step's pruned count and weight decay, and the warnings given."""
     steps: list[dict] = []
     original = GradualPruning.__call__
 
@@ -71,11 +70,19 @@ def gmp_run(make_recipe, shared_out: Path, steps_per_epoch: int):
     with pytest.MonkeyPatch.context() as patch, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         patch.setattr(GradualPruning, "__call__", watched)
-        folder = run_recipe(recipe, shared_out, progress=False)
+        folder = run_recipe(recipe, out, progress=False)
+    return folder, steps, [w for w in caught if w.category is UserWarning]
+
+
+@pytest.fixture(scope="module")
+def gmp_run(make_recipe, shared_out: Path, steps_per_epoch: int):
+    """One GMP run, watching every optimizer step of the eval phase through the GMP hook."""
+    recipe = make_recipe(*GMP)
+    folder, steps, caught = run_watching_steps(recipe, shared_out)
     frequency = steps_per_epoch // UPDATES_PER_EPOCH
     finetune = (STABILIZATION + PRUNING) * steps_per_epoch
     return SimpleNamespace(
-        recipe=recipe, seed=folder / "seed-0", steps=steps, warnings=[w for w in caught if w.category is UserWarning],
+        recipe=recipe, seed=folder / "seed-0", steps=steps, warnings=caught,
         begin=STABILIZATION * steps_per_epoch, finetune=finetune, frequency=frequency,
         end=finetune - frequency,  # the last update, at the target, is inside the pruning stage
     )
@@ -211,10 +218,12 @@ def test_linear_schedule_prunes_the_same_amount_at_every_update(make_recipe) -> 
 @pytest.mark.parametrize(
     ("overrides", "expected"),
     [
-        (["prune.updates_per_epoch=8"], ["only 16 sparsity", "every batch"]),  # a cut every step
+        (["prune.updates_per_epoch=8"], ["only 16 sparsity", "after every batch, which gives"]),  # a cut every step, as asked
         (["prune.updates_per_epoch=9"], ["only 16 sparsity", "updates_per_epoch=9 asks for more updates than an epoch has steps (8)"]),
         (["prune.updates_per_epoch=1"], ["only 2 sparsity"]),    # 2 epochs, once an epoch
         (["prune.pruning_epochs=8", "eval.epochs=10"], []),      # 32 updates, every 2 steps: fine
+        # 15 updates over 24 steps: steps 8, 9, 11, 12, 14, ..., the first two adjacent, but not every batch
+        (["prune.updates_per_epoch=5", "prune.pruning_epochs=3", "eval.epochs=5"], ["only 15 sparsity"]),
     ],
 )
 def test_update_frequency_guidance(make_recipe, overrides, expected) -> None:
@@ -298,8 +307,8 @@ def test_the_configured_number_of_updates_lands_exactly(make_recipe, batch_size,
     schedule = gmp_schedule(recipe, 4000)
     steps = schedule.update_steps
     assert len(steps) == updates
-    assert steps[0] == begin and steps[-1] < finetune
     spacing = 5 * epoch_steps / updates
+    assert steps[0] == begin and finetune - math.ceil(spacing) <= steps[-1] < finetune  # the last, one spacing before fine-tuning
     assert all(int(spacing) <= b - a <= math.ceil(spacing) for a, b in zip(steps, steps[1:]))  # evenly spread
     assert [schedule(t) for t in steps] == pytest.approx([cubic(t, begin, steps[-1]) for t in steps], abs=1e-12)
 
@@ -434,6 +443,23 @@ def test_trainability_is_that_of_the_fine_tuning_stage(gmp_run, read) -> None:
     assert len(evals) == EPOCHS == STABILIZATION + PRUNING + 1
     assert summary["trainability_acc"] == evals[-1]["train_acc"]
     assert summary["trainability_acc"] != pytest.approx(sum(r["train_acc"] for r in evals) / len(evals))
+
+
+def test_fine_tuning_starts_after_the_pruning_epochs_of_eval_steps(make_recipe, tmp_path, total, read) -> None:
+    """Without stabilization the first update, to init_sparsity, comes at step 0, before the
+    first batch. Fine-tuning starts after the 2 pruning epochs of the eval phase's 8 steps (batches
+    of 500), not of the find phase's 16 (of 250): weight decay is off from step 16, and seed 004's
+    TA is the mean training accuracy of fine-tuning's first LR stage, epochs 3 and 4 before the
+    milestone at 4; the milestone at 1, while pruning, is no part of it."""
+    recipe = make_recipe(*GMP, "prune.stabilization_epochs=0", "find.epochs=1", "find.batch_size=250", "eval.epochs=5",
+                         "eval.lr_schedule={name: multistep, milestones: [1, 4]}")  # fmt: skip
+    folder, steps, _ = run_watching_steps(recipe, tmp_path)
+    assert steps[0]["step"] == 0 and steps[0]["pruned"] == round(INIT * total)
+    finetune = PRUNING * 8
+    assert [s["weight_decay"] for s in steps] == [[WEIGHT_DECAY]] * finetune + [[0.0]] * (5 * 8 - finetune)
+    assert read(folder / "seed-0" / "events.json")["gmp/plan"]["finetune_step"] == finetune
+    evals = [row for row in read(folder / "seed-0" / "metrics.json") if row["phase"] == "eval"]
+    assert read(folder / "seed-0" / "summary.json")["trainability_acc"] == pytest.approx((evals[2]["train_acc"] + evals[3]["train_acc"]) / 2)
 
 
 def test_show_names_gmps_stages(gmp_run, capsys) -> None:

@@ -121,8 +121,9 @@ def test_bimp_keeps_pruning_what_its_retraining_leaves(make_recipe) -> None:
 
 def test_late_rewinding_resumes_h_find_at_step_k(make_recipe, tmp_path, read, steps_per_epoch, find_snapshot) -> None:
     """With epoch:K every level's H_find training starts from the weights kept at epoch K and
-    runs the rest of the find schedule, from its LR position there."""
-    recipe = make_recipe(*A1, "eval.rewind=epoch:1", "eval.epochs=2")
+    runs the rest of the find schedule, from its LR position there: find step 8, whatever
+    H_eval's batches (of 250, 16 steps an epoch) make of epoch K in eval steps."""
+    recipe = make_recipe(*A1, "eval.rewind=epoch:1", "eval.epochs=2", "eval.batch_size=250")
     seed, seen = run_capturing(recipe, tmp_path)
     lr_log = read(seed / "lr_log.json")
     assert lr_log["level-2/find"] == lr_log["find"][steps_per_epoch:]

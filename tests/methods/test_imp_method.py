@@ -141,6 +141,7 @@ def test_levels_are_recorded_with_accuracy_after_pruning_and_after_retraining(im
         assert record["final_acc"] == phase_rows[-1]["test_acc"]
         assert record["pruned_acc"] == events[f"level-{level}/prune"]["test_acc_after_prune"]
     assert summary["final_acc"] == summary["levels"][-1]["final_acc"]
+    assert summary["pruned_acc"] == events["level-3/prune"]["test_acc_after_prune"]  # the last level's, as final_acc
     assert (imp_global.seed.parent / "levels.png").read_bytes().startswith(b"\x89PNG")  # the levels, plotted
 
 
