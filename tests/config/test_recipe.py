@@ -3,10 +3,13 @@ built-in recipes, YAML round trips and run names."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from pydantic import ValidationError
 
@@ -85,6 +88,7 @@ def error_line(message: str, field: str) -> str:
         ("eval.rewind=epoch:-1", "eval.rewind", "'epoch:-1'"),
         ("eval.rewind=Init", "eval.rewind", "'Init'"),
         ("eval.rewind=step:k", "eval.rewind", "'step:k'"),
+        ("eval.rewind='epoch:'", "eval.rewind", "'epoch:'"),  # no K
         # a boolean where a number belongs (pydantic alone would read true as 1)
         ("find.epochs=true", "find.epochs", "not the boolean true"),
         ("find.optimizer.lr=true", "find.optimizer.lr", "not the boolean true"),
@@ -196,7 +200,7 @@ def test_a_misspelt_model_name_suggests_the_registered_one() -> None:
     assert "unknown model 'alexnet'; known models" in error_line(error_of(["model.name=alexnet"]), "model.name")  # nothing close
 
 
-@pytest.mark.parametrize("seeds", ["[-1]", "[99999999999999999999]"])
+@pytest.mark.parametrize("seeds", ["[-1]", "[9223372036854775808]", "[99999999999999999999]"])  # 2**63: one past
 def test_seeds_must_fit_a_generator_seed(seeds) -> None:
     assert "seeds must lie in [0, 2**63)" in error_line(error_of([f"seeds={seeds}"]), "seeds")
 
@@ -296,8 +300,12 @@ def test_an_invalid_plan_names_the_overrides_as_part_of_its_origin() -> None:
         # LRW replays the find phase's last epochs: all of them, at most
         (None, ["eval.lr_policy=lrw", "find.epochs=3", "eval.epochs=3"], ["eval.lr_policy=lrw", "find.epochs=3", "eval.epochs=4"],
          "eval.lr_policy lrw replays the last eval.epochs=4 epochs of the find phase, which trains only find.epochs=3"),
+        # IMP: 1 - 0.999^1000 = 0.63230 reaches 0.6323 at level 1000 (0.6324 only at 1001)
+        (None, ["prune.method=imp", "prune.rate=0.001", "prune.sparsity=0.6323"], ["prune.method=imp", "prune.rate=0.001", "prune.sparsity=0.6324"],
+         "rate=0.001 takes 1,001 levels to reach sparsity=0.6324; at most 1000 levels"),
     ],
-    ids=["rewind-last-epoch", "rewind-last-epoch-with-policy", "gmp-init-equals-final", "bimp-linear-to-its-start", "bimp-one-epoch-per-level", "lrw-whole-find-phase"],
+    ids=["rewind-last-epoch", "rewind-last-epoch-with-policy", "gmp-init-equals-final", "bimp-linear-to-its-start", "bimp-one-epoch-per-level",
+         "lrw-whole-find-phase", "imp-a-thousand-levels"],
 )
 def test_settings_exactly_at_their_limit_are_valid(source, at_the_limit, one_past, error) -> None:
     """Each limit is inclusive: the value at it validates, one past it is the error."""
@@ -553,6 +561,13 @@ def test_run_name_is_stable() -> None:
     assert run_name(load_recipe(overrides=["eval.rewind=none"])) == name  # the schema's default, spelt out
 
 
+def test_run_name_hashes_the_settings_off_the_schema_defaults_and_the_method() -> None:
+    """The schema's defaults set nothing but the method, which the hash keeps: runs named by
+    earlier versions keep resuming."""
+    digest = hashlib.sha256(json.dumps({"prune": {"method": "oneshot"}}).encode()).hexdigest()[:8]
+    assert run_name(Recipe()) == f"oneshot-mnist1d_cnn-mnist1d-{digest}"
+
+
 @pytest.mark.parametrize(
     "override",
     ["prune.sparsity=0.95", "find.epochs=2", "eval.epochs=2", "find.optimizer.lr=0.05", "eval.lr_policy=ft",
@@ -618,6 +633,8 @@ def test_model_options_at_their_builders_defaults_are_the_same_experiment() -> N
     implicit = validate({"model": {"name": "mlp"}})
     explicit = validate({"model": {"name": "mlp", "options": {"hidden_sizes": [100, 100]}}})  # the builder's (100, 100)
     assert run_name(explicit) == run_name(implicit) and experiment_settings(explicit) == experiment_settings(implicit)
+    as_tuple = validate({"model": {"name": "mlp", "options": {"hidden_sizes": (100, 100)}}})  # as Python code may give it
+    assert run_name(as_tuple) == run_name(implicit)
     other = validate({"model": {"name": "mlp", "options": {"hidden_sizes": [100, 50]}}})
     assert run_name(other) != run_name(implicit)
     assert experiment_settings(other)["model.options.hidden_sizes"] == [100, 50]
@@ -699,6 +716,12 @@ def test_bimp_names_the_find_and_eval_settings_it_never_reads() -> None:
     # what its initial training does read
     read = ["find.batch_size=50", "find.optimizer.lr=0.05", "find.lr_schedule={final_lr: 0.01, warmup_epochs: 1}"]
     assert unused_settings(load_recipe("bimp", read)) == []
+
+
+def test_bimp_may_name_its_own_lr_policy() -> None:
+    """eval.lr_policy: allr says what BIMP retrains with anyway; another policy is refused."""
+    assert load_recipe("bimp", ["eval.lr_policy=allr"]).eval_training.lr_policy == "allr"
+    assert "eval.lr_policy=llr (use null): bimp retrains every level with ALLR" in error_of(["eval.lr_policy=llr"], "bimp")
 
 
 def test_bimp_does_not_refuse_a_find_schedule_it_does_not_train() -> None:
@@ -824,10 +847,17 @@ def test_gmp_defaults_follow_seed_000s_minimum_of_30_updates() -> None:
     assert prune.pruning_epochs * prune.updates_per_epoch >= 30
 
 
+def test_our_own_checks_name_the_value_once() -> None:
+    """A check of the schema's own quotes the value in its message: the line adds no "(got ...)"."""
+    line = error_line(error_of(["eval.rewind=epoch:x"]), "eval.rewind")
+    assert line.count("'epoch:x'") == 1 and "(got" not in line
+
+
 def test_the_percentage_hint_is_only_for_fractions_a_percentage_could_mean() -> None:
-    """sparsity=90 meant 0.9; sparsity=100 has no valid fraction, and momentum is no share."""
+    """sparsity=90 meant 0.9; sparsity=100 has no valid fraction, sparsity=1 meant all (not 1%), and momentum is no share."""
     assert error_line(error_of(["prune.sparsity=90"]), "prune.sparsity").endswith("(got 90): a fraction, e.g. 0.9 for 90%")
     assert error_line(error_of(["prune.sparsity=100"]), "prune.sparsity").endswith("(got 100)")
+    assert error_line(error_of(["prune.sparsity=1"]), "prune.sparsity").endswith("(got 1)")
     assert "a fraction" not in error_of(["find.optimizer.momentum=90"])
 
 
@@ -945,6 +975,7 @@ def test_imp_levels_past_a_thousand_are_refused_before_anything_is_computed() ->
 @pytest.mark.parametrize("field", ["find.optimizer.lr", "eval.optimizer.weight_decay"])
 def test_an_lr_or_weight_decay_beyond_float32_is_refused(field: str) -> None:
     assert "must be at most 3.4e+38, the largest float32" in error_line(error_of([f"{field}=1e39"]), field)
+    assert isinstance(load_recipe(overrides=[f"{field}={torch.finfo(torch.float32).max!r}"]), Recipe)  # at most: the largest itself
 
 
 def test_empty_ratios_are_refused_as_pruning_nothing() -> None:
@@ -962,8 +993,11 @@ def test_a_decaying_schedule_that_would_end_above_its_lr_is_refused() -> None:
         ("{name: halving}", "find: a halving lr_schedule steps the LR down from optimizer.lr=0.1 by lr_schedule.gamma=0.1 to "
          "lr_schedule.final_lr=0: it needs gamma below 1 and final_lr above 0 and below the LR (e.g. final_lr 1e-05, 0.1 x 0.1^4)"),
         ("{name: halving, final_lr: 0.001, gamma: 2}", "find: a halving lr_schedule steps the LR down from optimizer.lr=0.1 by lr_schedule.gamma=2"),
+        ("{name: halving, final_lr: 0.001, gamma: 1}", "find: a halving lr_schedule steps the LR down from optimizer.lr=0.1 by lr_schedule.gamma=1"),
         ("{name: halving, final_lr: 0.5}", "find: a halving lr_schedule steps the LR down from optimizer.lr=0.1"),
+        ("{name: halving, final_lr: 0.1}", "find: a halving lr_schedule steps the LR down from optimizer.lr=0.1"),  # no step down
         ("{name: halving, final_lr: 0.002}", "find: lr_schedule.final_lr=0.002 is not optimizer.lr=0.1 times a power of lr_schedule.gamma=0.1"),
+        ("{name: halving, final_lr: 0.0011}", "find: lr_schedule.final_lr=0.0011 is not optimizer.lr=0.1 times a power"),  # 10% off 0.001
         # 0.1 to 1e-5: five LRs, which halving needs 16 epochs for
         ("{name: halving, final_lr: 1.0e-5}", "find.lr_schedule: a halving schedule from find.optimizer.lr=0.1 to final_lr=1e-05 over "
          "find.epochs=10: 5 LR stages halved in turn need at least 16 epochs"),
@@ -974,6 +1008,12 @@ def test_a_halving_schedule_that_cannot_step_down_to_its_final_lr_is_named(sched
         load_recipe(overrides=["find.epochs=10", f"find.lr_schedule={schedule}"])
     assert expected in str(error.value)
     assert load_recipe(overrides=["find.epochs=16", "find.lr_schedule={name: halving, final_lr: 1.0e-5}"]).find.lr_schedule.name == "halving"
+
+
+def test_a_halving_schedule_counts_a_power_that_floating_point_puts_just_below_it() -> None:
+    """0.1 x 0.3^4 = 0.00081: five LRs, though log(0.00081 / 0.1) / log(0.3) is 3.999... in floating point."""
+    schedule = load_recipe(overrides=["find.epochs=16", "find.lr_schedule={name: halving, gamma: 0.3, final_lr: 0.00081}"]).find.lr_schedule
+    assert schedule.halving_stages(0.1) == 5
 
 
 HALVING_SCRATCH = ["eval.lr_policy=null", "eval.optimizer.lr=0.1", "eval.lr_schedule={name: halving, final_lr: 1.0e-5}",

@@ -81,6 +81,18 @@ def test_overriding_a_swept_key_is_an_error(tmp_path, data_dir) -> None:
         load_plan(path, ["prune.sparsity=0.7"])
 
 
+def test_a_field_whose_name_begins_with_a_swept_one_is_another_field(tmp_path, data_dir) -> None:
+    """prune.sparsity_of is not inside prune.sparsity: setting it leaves the swept values alone."""
+    path = write_sweep(tmp_path, data_dir, {"prune.sparsity": [0.5, 0.9]})
+    plan, _ = load_plan(path, ["prune.criterion=filter_l1", "prune.scope=global", "prune.sparsity_of=weights"])
+    assert [(r.prune.sparsity, r.prune.sparsity_of) for _, r in plan] == [(0.5, "weights"), (0.9, "weights")]
+
+
+def test_set_adds_a_whole_arm(tmp_path, data_dir) -> None:
+    plan, _ = load_plan(write_sweep(tmp_path, data_dir, {}, arms={"short": {}}), ["sweep.arms.long={eval.epochs: 3}"])
+    assert [(a["arm"], r.eval.epochs) for a, r in plan] == [("short", 1), ("long", 3)]
+
+
 def test_an_invalid_grid_value_names_the_variant(tmp_path, data_dir) -> None:
     path = write_sweep(tmp_path, data_dir, {"eval.lr_policy": ["ft", "nonsense"]})
     with pytest.raises(RecipeError, match="eval.lr_policy=nonsense"):
@@ -368,7 +380,7 @@ def test_pivot_refuses_two_runs_in_one_cell() -> None:
 def test_set_changes_the_grid_and_table_or_makes_a_sweep(tmp_path, data_dir) -> None:
     path = write_sweep(tmp_path, data_dir, {"prune.sparsity": [0.5, 0.9]}, {"rows": "prune.sparsity"})
     plan, _ = load_plan(path, [
-        "sweep.grid.eval.epochs=[1, 2]", "sweep.grid.prune.sparsity=[0.7]", "sweep.table.columns=[eval.epochs]",
+        "sweep.grid.eval.epochs=[1, 2]", "sweep.grid.prune.sparsity=[0.7]", " sweep.table.columns = [eval.epochs]",
         " eval.batch_size = 250",
     ])
     assert [(a["prune.sparsity"], r.eval.epochs, r.eval.batch_size) for a, r in plan] == [(0.7, 1, 250), (0.7, 2, 250)]
