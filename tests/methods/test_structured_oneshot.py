@@ -17,7 +17,7 @@ from torch import nn
 
 from prunelab import Pruner
 from prunelab.config import RecipeError, unused_settings
-from prunelab.models import build_model, initialize
+from prunelab.models import MODELS, build_model, initialize, register
 from prunelab.report.setups import comparison_setup, read_run_record
 from prunelab.runs.checkpoint import load_checkpoint
 from prunelab.runs.io import DamagedRunError
@@ -207,6 +207,41 @@ def test_interrupted_after_pruning_resumes_to_the_same_result(make_recipe, tmp_p
     assert {k: v for k, v in summary.items() if k not in timed} == {
         k: v for k, v in json.loads((reference / "summary.json").read_text()).items() if k not in timed
     }
+
+
+def test_an_unscorable_group_is_said_once_over_a_run_its_resumption_and_load_trained(make_recipe, tmp_path: Path, monkeypatch) -> None:
+    """bn_scale cannot score a hidden Linear layer without BatchNorm: the run says so when it
+    chooses the channels, not when its check before training, the resumed run or load_trained
+    rebuild the small model."""
+
+    def bn_conv_hidden_fc(num_classes, input_shape):
+        return nn.Sequential(nn.Conv1d(input_shape[0], 8, 3), nn.BatchNorm1d(8), nn.ReLU(), nn.Flatten(),
+                             nn.Linear(8 * (input_shape[-1] - 2), 16), nn.ReLU(), nn.Linear(16, num_classes))  # fmt: skip
+
+    real = Trainer.train_epoch
+
+    def fail_in_eval(self, epoch, **kwargs):
+        if self.phase == "eval" and epoch == 1:
+            raise KeyboardInterrupt
+        return real(self, epoch, **kwargs)
+
+    register("test_bn_conv_hidden_fc")(bn_conv_hidden_fc)
+    try:
+        recipe = make_recipe("model.name=test_bn_conv_hidden_fc", *BN[1:])
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with monkeypatch.context() as patch:
+                patch.setattr(Trainer, "train_epoch", fail_in_eval)
+                with pytest.raises(KeyboardInterrupt):
+                    run_recipe(recipe, tmp_path, progress=False)
+            folder = run_recipe(recipe, tmp_path, progress=False)
+            model, _ = load_trained(folder)
+    finally:
+        MODELS.pop("test_bn_conv_hidden_fc", None)
+    assert model[4].out_features == 16 and model[0].out_channels == 4  # the Linear group whole, half the conv's channels gone
+    said = [str(w.message) for w in caught if "cannot score" in str(w.message)]
+    assert said == ["criterion BatchNormScale() cannot score the channel groups 4 (no BatchNorm follows them): "
+                    "they stay whole, and sparsities count the other groups' channels"]  # fmt: skip
 
 
 @pytest.mark.parametrize(

@@ -38,8 +38,9 @@ class ChannelPruner:
     any of its layers is. ``criterion`` scores channels: ``filter_l1`` (Li et al., 2017),
     ``bn_scale`` (|gamma|, seed 002) or ``random_channels``; members of a residual-coupled
     group add up their scores. Groups the criterion cannot score (``bn_scale``: without
-    BatchNorm) are left out too, with a warning naming them. Nothing of ``model`` changes:
-    :meth:`shrink` returns a copy.
+    BatchNorm) are left out too, and :meth:`prune` warns naming them: a pruner that only
+    rebuilds a small model from kept channels saved before (:meth:`load_state_dict`, then
+    :meth:`shrink`) stays quiet. Nothing of ``model`` changes: :meth:`shrink` returns a copy.
 
     >>> _ = torch.manual_seed(0)
     >>> model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 4, 2))
@@ -77,8 +78,11 @@ class ChannelPruner:
         self._unprunable = [group for group in groups if not group.prunable]  # named when a ratio asks for them
         chosen = _chosen(groups, include, exclude, model_names(model))
         self._left_out = [group for group in groups if group.prunable and group not in chosen]  # by include/exclude
-        self._unscored = [group for group in chosen if self.criterion(model, group) is None]
+        scores = {group.name: self.criterion(model, group) for group in chosen}
+        self._unscored = [group for group in chosen if scores[group.name] is None]
         self.groups = self._scorable(chosen)
+        # Kept for the first prune, if the weights are still those scored here (a resumed run's pruner never prunes).
+        self._scored = (_weights_state(model), {name: score for name, score in scores.items() if score is not None})
         self.keep: dict[str, Tensor] = {g.name: torch.arange(g.size) for g in self.groups}
         # What weight_sparsity counts: every Conv/Linear weight, by layer (computed weights too).
         self._weight_shapes = {name: m.weight.shape for name, m in model.named_modules() if isinstance(m, PRUNABLE_MODULES)}
@@ -144,6 +148,7 @@ class ChannelPruner:
                     stacklevel=2,
                 )
             self._prune_globally(fraction("sparsity", sparsity), scores, sparsity_of)
+            self._warn_of_unscored()
             self._warn_of_ties(scores, before, pooled=True)
             return self.keep
         else:
@@ -161,6 +166,7 @@ class ChannelPruner:
             ranked = _ranked(scores[name], self.keep[name])
             kept[name] = ranked[-(size - count) :].sort().values
         self.keep.update(kept)
+        self._warn_of_unscored()
         self._warn_of_ties(scores, before, pooled=False)
         return self.keep
 
@@ -181,30 +187,35 @@ class ChannelPruner:
             )
 
     def _scorable(self, groups: list[ChannelGroup]) -> list[ChannelGroup]:
-        """The groups the criterion scores; a warning names the others, none an error."""
+        """The groups the criterion scores; none is an error."""
         unscored = [group.name for group in self._unscored]
-        bn_scale = isinstance(self.criterion, BatchNormScale)
-        if len(unscored) == len(groups) and bn_scale:
+        if len(unscored) == len(groups) and isinstance(self.criterion, BatchNormScale):
             raise ValueError(
                 f"criterion bn_scale needs BatchNorm layers after the pruned layers, and none of the channel groups "
                 f"({', '.join(unscored)}) has one (a model option such as batch_norm may add them)"
             )
         if len(unscored) == len(groups):
             raise ValueError(f"criterion {self.criterion!r} scores none of the channel groups {', '.join(unscored)}")
-        if unscored:
-            why = " (no BatchNorm follows them)" if bn_scale else ""
+        return [group for group in groups if group.name not in unscored]
+
+    def _warn_of_unscored(self) -> None:
+        """Name the groups the criterion cannot score, once channels are chosen."""
+        if self._unscored:
+            why = " (no BatchNorm follows them)" if isinstance(self.criterion, BatchNormScale) else ""
             warnings.warn(
-                f"criterion {self.criterion!r} cannot score the channel groups {', '.join(unscored)}{why}: "
+                f"criterion {self.criterion!r} cannot score the channel groups {', '.join(g.name for g in self._unscored)}{why}: "
                 "they stay whole, and sparsities count the other groups' channels",
                 stacklevel=3,
             )
-        return [group for group in groups if group.name not in unscored]
 
     def _scores(self) -> dict[str, Tensor]:
-        """The criterion's score of every channel of every group."""
+        """The criterion's score of every channel of every group: those computed when the
+        pruner was made if no weight has changed since (scores depend on the weights only)."""
+        state, scored = self._scored
+        reuse = state is not None and state == _weights_state(self.model)
         scores = {}
         for group in self.groups:
-            score = self.criterion(self.model, group)
+            score = scored[group.name] if reuse else self.criterion(self.model, group)
             if score is None:
                 raise ValueError(f"criterion {self.criterion!r} scored {group.name} when the pruner was made, but not now")
             score = torch.as_tensor(score, dtype=torch.float64).reshape(-1)
@@ -547,6 +558,15 @@ def _take(module: nn.Module, attribute: str, dim: int, index: Tensor) -> None:
         setattr(module, attribute, nn.Parameter(taken, requires_grad=tensor.requires_grad))
     else:
         setattr(module, attribute, taken)
+
+
+def _weights_state(model: nn.Module) -> tuple | None:
+    """What changes whenever a parameter of ``model`` does: its storage, or its version counter,
+    which every in-place change bumps (an optimizer step, ``copy_``). None if a parameter has no
+    counter (an inference tensor)."""
+    if any(torch.is_inference(p) for p in model.parameters()):
+        return None
+    return tuple((name, p.data_ptr(), p._version) for name, p in model.named_parameters())
 
 
 def _ranked(score: Tensor, kept: Tensor) -> Tensor:
