@@ -78,11 +78,8 @@ class ChannelPruner:
         self._unprunable = [group for group in groups if not group.prunable]  # named when a ratio asks for them
         chosen = _chosen(groups, include, exclude, model_names(model))
         self._left_out = [group for group in groups if group.prunable and group not in chosen]  # by include/exclude
-        scores = {group.name: self.criterion(model, group) for group in chosen}
-        self._unscored = [group for group in chosen if scores[group.name] is None]
+        self._unscored = [group for group in chosen if self.criterion(model, group) is None]
         self.groups = self._scorable(chosen)
-        # Kept for the first prune, if the weights are still those scored here (a resumed run's pruner never prunes).
-        self._scored = (_weights_state(model), {name: score for name, score in scores.items() if score is not None})
         self.keep: dict[str, Tensor] = {g.name: torch.arange(g.size) for g in self.groups}
         # What weight_sparsity counts: every Conv/Linear weight, by layer (computed weights too).
         self._weight_shapes = {name: m.weight.shape for name, m in model.named_modules() if isinstance(m, PRUNABLE_MODULES)}
@@ -209,13 +206,11 @@ class ChannelPruner:
             )
 
     def _scores(self) -> dict[str, Tensor]:
-        """The criterion's score of every channel of every group: those computed when the
-        pruner was made if no weight has changed since (scores depend on the weights only)."""
-        state, scored = self._scored
-        reuse = state is not None and state == _weights_state(self.model)
+        """The criterion's score of every channel of every group, of the weights as they are
+        now (trained since the pruner was made, perhaps through ``.data``, which leaves no trace)."""
         scores = {}
         for group in self.groups:
-            score = scored[group.name] if reuse else self.criterion(self.model, group)
+            score = self.criterion(self.model, group)
             if score is None:
                 raise ValueError(f"criterion {self.criterion!r} scored {group.name} when the pruner was made, but not now")
             score = torch.as_tensor(score, dtype=torch.float64).reshape(-1)
@@ -558,15 +553,6 @@ def _take(module: nn.Module, attribute: str, dim: int, index: Tensor) -> None:
         setattr(module, attribute, nn.Parameter(taken, requires_grad=tensor.requires_grad))
     else:
         setattr(module, attribute, taken)
-
-
-def _weights_state(model: nn.Module) -> tuple | None:
-    """What changes whenever a parameter of ``model`` does: its storage, or its version counter,
-    which every in-place change bumps (an optimizer step, ``copy_``). None if a parameter has no
-    counter (an inference tensor)."""
-    if any(torch.is_inference(p) for p in model.parameters()):
-        return None
-    return tuple((name, p.data_ptr(), p._version) for name, p in model.named_parameters())
 
 
 def _ranked(score: Tensor, kept: Tensor) -> Tensor:
