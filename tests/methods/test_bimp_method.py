@@ -37,6 +37,18 @@ def bimp_run(make_recipe, shared_out, phase_ends):
     return recipe, folder / "seed-0", ends
 
 
+def level_cuts(seed, load_masks, prunable_names):
+    """Per level: its number, epochs, the phase whose end it pruned, its masks of the weights it
+    cut (False only there) and the share s of the remaining weights they were."""
+    kept = {n: torch.ones_like(load_masks(seed / "masks.safetensors")[n]) for n in prunable_names}
+    for level, epochs, pruned_after in ((1, 2, "find"), (2, 1, "level-1/eval")):
+        masks = load_masks(seed / "masks" / f"level-{level}" / "prune.safetensors")
+        newly = {n: masks[n] | ~kept[n] for n in prunable_names}
+        s = sum(int((~newly[n]).sum()) for n in prunable_names) / sum(int(kept[n].sum()) for n in prunable_names)
+        kept = masks
+        yield level, epochs, pruned_after, newly, s
+
+
 def test_the_find_phase_is_initial_epochs_of_linear_decay_to_zero(bimp_run, steps_per_epoch, read) -> None:
     recipe, seed, _ = bimp_run
     log = read(seed / "lr_log.json")["find"]
@@ -64,12 +76,7 @@ def test_levels_retrain_with_allr(bimp_run, steps_per_epoch, read, load_masks, p
     _, seed, ends = bimp_run
     events, logs = read(seed / "events.json"), read(seed / "lr_log.json")
     find_log = logs["find"]
-    kept = {n: torch.ones_like(load_masks(seed / "masks.safetensors")[n]) for n in prunable_names}
-    for level, epochs, pruned_after in ((1, 2, "find"), (2, 1, "level-1/eval")):
-        masks = load_masks(seed / "masks" / f"level-{level}" / "prune.safetensors")
-        newly = {n: masks[n] | ~kept[n] for n in prunable_names}  # False only where this level cut
-        s = sum(int((~newly[n]).sum()) for n in prunable_names) / sum(int(kept[n].sum()) for n in prunable_names)
-        kept = masks
+    for level, epochs, pruned_after, newly, s in level_cuts(seed, load_masks, prunable_names):
         recorded = events[f"level-{level}/eval/lr_policy"]
         t_rt = epochs * steps_per_epoch
         d2 = t_rt / len(find_log)
@@ -92,12 +99,7 @@ def test_warmup_fraction_ramps_up_each_levels_allr(
         seed = run_recipe(recipe, shared_out, progress=False) / "seed-0"
     events, logs = read(seed / "events.json"), read(seed / "lr_log.json")
     eta_1 = max(logs["find"])
-    kept = {n: torch.ones_like(load_masks(seed / "masks.safetensors")[n]) for n in prunable_names}
-    for level, epochs, pruned_after in ((1, 2, "find"), (2, 1, "level-1/eval")):
-        masks = load_masks(seed / "masks" / f"level-{level}" / "prune.safetensors")
-        newly = {n: masks[n] | ~kept[n] for n in prunable_names}  # False only where this level cut
-        s = sum(int((~newly[n]).sum()) for n in prunable_names) / sum(int(kept[n].sum()) for n in prunable_names)
-        kept = masks
+    for level, epochs, pruned_after, newly, s in level_cuts(seed, load_masks, prunable_names):
         t_rt = epochs * steps_per_epoch
         d = max(hand_d1(ends[pruned_after], newly, prunable_names, s), t_rt / len(logs["find"]))
         warmup = round(0.5 * t_rt)
