@@ -239,7 +239,7 @@ def _dry_run(plan: list, is_sweep: bool, out: str, checked: dict) -> int:
 
 def _lr_range_test(args: argparse.Namespace) -> int:
     from prunelab.analysis import check_lr_range, lr_range_test
-    from prunelab.analysis.lr_range import LOSS_FLOOR
+    from prunelab.analysis.lr_range import describe_rise
     from prunelab.report.plots import plot_lr_range
     from prunelab.runs.io import write_json
 
@@ -270,9 +270,7 @@ def _lr_range_test(args: argparse.Namespace) -> int:
         if len(result.lrs) < args.steps:
             print(f"stopped at LR {result.lrs[-1]:.2e} of {args.end_lr:g}: the loss had diverged")
         print(f"\ntrained model's loss: {result.baseline:.4g}")
-        # A loss below the floor: the rise that counts is the floor's 10% (prunelab.analysis.lr_range).
-        rise = "10%" if result.baseline >= LOSS_FLOOR else (
-            f"{result.threshold - result.baseline:.2g} (10% of {LOSS_FLOOR:g}, the least loss rises are measured against)")
+        rise = describe_rise(result.baseline, result.threshold)
         if result.inflection_lr is None:
             print(f"the loss never rose by {rise}: the model tolerates every LR up to the end; try a larger --end-lr")
         elif result.inflection_lr == result.lrs[0]:  # no flat stretch before it: the inflection point lies lower

@@ -301,8 +301,8 @@ def test_cli_names_the_rise_against_the_floor_for_a_loss_below_it(data_dir, tmp_
     monkeypatch.setattr(prunelab.analysis, "lr_range_test", lambda *args, **kwargs: curve)
     overrides = [f"data.data_dir={data_dir}", "device=cpu", "model.options={}", "find.epochs=1", "eval.lr_policy=null"]
     assert main(["lr-range-test", *(a for item in overrides for a in ("--set", item)), "--steps", "3", "--out", str(tmp_path), "--no-progress"]) == 0
-    assert "suggested pruning LR: 0.1, the inflection point, where the probe loss is 0.001 (10% of 0.01, the least loss rises " \
-        "are measured against) above the trained model's (seed 000)" in capsys.readouterr().out
+    assert "suggested pruning LR: 0.1, the inflection point, where the probe loss is 0.001 (10% of the loss floor 0.01) " \
+        "above the trained model's (seed 000)" in capsys.readouterr().out
 
 
 def test_cli_tests_with_the_eval_optimizer_and_batch_size_not_the_find_ones(data_dir, tmp_path, monkeypatch) -> None:

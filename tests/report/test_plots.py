@@ -291,7 +291,9 @@ def test_lr_range_plot_shows_the_rise_to_the_threshold(tmp_path: Path, figures) 
 @pytest.mark.parametrize(("baseline", "threshold", "named"), [
     (0.1, 0.11, "10% above the trained model: 0.11"),
     # below the floor of 0.01, the rise is 10% of the floor: 0.001, a third of this loss
-    (0.003, 0.004, "0.001 (10% of 0.01) above the trained model: 0.004"),
+    (0.003, 0.004, "0.001 (10% of the loss floor 0.01) above the trained model: 0.004"),
+    # a trained loss of 0 (a model that fits its probe examples in float32) still names the rise
+    (0.0, 0.001, "0.001 (10% of the loss floor 0.01) above the trained model: 0.001"),
 ])
 def test_lr_range_plot_names_the_rise_as_the_command_does(tmp_path: Path, figures, baseline: float, threshold: float,
                                                           named: str) -> None:  # fmt: skip

@@ -35,6 +35,18 @@ from prunelab.train import build_optimizer, epoch_generator
 LOSS_FLOOR = 0.01
 
 
+def describe_rise(baseline: float, threshold: float) -> str:
+    """The rise from ``baseline`` to ``threshold`` that counts as risen, in words: a share of
+    the trained model's loss, or below :data:`LOSS_FLOOR` the amount and its share of the floor.
+
+    >>> describe_rise(0.5, 0.55), describe_rise(0.003, 0.004)
+    ('10%', '0.001 (10% of the loss floor 0.01)')
+    """
+    if baseline >= LOSS_FLOOR:
+        return f"{threshold / baseline - 1:.0%}"
+    return f"{threshold - baseline:.2g} ({(threshold - baseline) / LOSS_FLOOR:.0%} of the loss floor {LOSS_FLOOR:g})"
+
+
 @dataclass
 class LRRangeResult:
     """The LRs tried, the probe loss after the step at each, and what was read off them."""

@@ -197,15 +197,10 @@ def plot_lr_range(lrs: list[float], losses: list[float], inflection_lr: float | 
     if baseline is not None:
         ax.axhline(baseline, color="0.5", linestyle=":", label=f"trained model: {baseline:.3g}")
     if threshold is not None:
-        from prunelab.analysis.lr_range import LOSS_FLOOR
+        from prunelab.analysis.lr_range import describe_rise
 
         # Named as the command names it: below the floor, "34% above" a loss of 0.003 hid the 10% rule.
-        if not baseline:
-            risen = "risen"
-        elif baseline >= LOSS_FLOOR:
-            risen = f"{threshold / baseline - 1:.0%} above the trained model"
-        else:
-            risen = f"{threshold - baseline:.2g} ({(threshold - baseline) / LOSS_FLOOR:.0%} of {LOSS_FLOOR:g}) above the trained model"
+        risen = "risen" if baseline is None else f"{describe_rise(baseline, threshold)} above the trained model"
         ax.axhline(threshold, color="tab:orange", linestyle=":", label=f"{risen}: {threshold:.3g}")
     if inflection_lr is not None:
         ax.axvline(inflection_lr, color="tab:red", linestyle="--", label=f"inflection: {inflection_lr:.3g}")
