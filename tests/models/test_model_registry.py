@@ -8,7 +8,13 @@ import pytest
 import torch
 from torch import nn
 
+from typing_extensions import TypedDict
+
 from prunelab.models import MODELS, NO_DEFAULT, build_model, model_options, register
+
+
+class Sizes(TypedDict):  # a builder option's type, found by name as a module's are
+    hidden: int
 
 
 def test_unknown_model_lists_known_ones() -> None:
@@ -133,6 +139,56 @@ def test_a_user_builder_s_options_need_only_their_types() -> None:
             build_model("doctest_dropout_mlp", 10, (1, 40), hidden=2.5)
     finally:
         MODELS.pop("doctest_dropout_mlp")
+
+
+def test_a_builder_class_s_options_are_checked_by_its_init_s_types() -> None:
+    """A class's own annotations are its attributes': the option types are its __init__'s."""
+
+    class Net(nn.Module):
+        scale: float  # a class attribute, no option
+
+        def __init__(self, num_classes, input_shape, width: int = 4):
+            super().__init__()
+            self.fc = nn.Linear(input_shape[-1], width)
+
+    try:
+        register("test_typed_class")(Net)
+        assert build_model("test_typed_class", 3, (1, 5), width=6).fc.out_features == 6
+        with pytest.raises(ValueError, match=r"^model 'test_typed_class': width must be an int, got '6'$"):
+            build_model("test_typed_class", 3, (1, 5), width="6")
+    finally:
+        MODELS.pop("test_typed_class", None)
+
+
+def test_options_of_types_pydantic_does_not_know_are_checked_by_isinstance_or_not_at_all() -> None:
+    """A module as an option (a user's builder, called from Python) was a pydantic schema error;
+    an annotation naming a type imported for type checkers only was a NameError."""
+
+    @register("test_module_option")
+    def module_option(num_classes, input_shape, act: nn.Module | None = None) -> nn.Module:
+        return nn.Sequential(nn.Flatten(), nn.Linear(input_shape[-1], num_classes), act or nn.Identity())
+
+    @register("test_unresolved_option")
+    def unresolved_option(num_classes, input_shape, act: "OnlyForTypeCheckers" = None) -> nn.Module:  # noqa: F821
+        return nn.Sequential(nn.Flatten(), nn.Linear(input_shape[-1], num_classes))
+
+    @register("test_typed_dict_option")
+    def typed_dict_option(num_classes, input_shape, sizes: Sizes) -> nn.Module:
+        return nn.Sequential(nn.Flatten(), nn.Linear(input_shape[-1], sizes["hidden"]), nn.Linear(sizes["hidden"], num_classes))
+
+    try:
+        assert isinstance(build_model("test_module_option", 3, (1, 5), act=nn.ReLU())[2], nn.ReLU)
+        with pytest.raises(ValueError, match=r"^model 'test_module_option': act must be a Module or null, got 3$"):
+            build_model("test_module_option", 3, (1, 5), act=3)
+        assert build_model("test_unresolved_option", 3, (1, 5), act="anything")[1].out_features == 3
+        # a TypedDict carries its own pydantic config: checked as it was
+        assert build_model("test_typed_dict_option", 3, (1, 5), sizes={"hidden": 7})[1].out_features == 7
+        with pytest.raises(ValueError, match=r"^model 'test_typed_dict_option': sizes must be a Sizes, got \{'hidden': '7'\}$"):
+            build_model("test_typed_dict_option", 3, (1, 5), sizes={"hidden": "7"})
+    finally:
+        MODELS.pop("test_module_option", None)
+        MODELS.pop("test_unresolved_option", None)
+        MODELS.pop("test_typed_dict_option", None)
 
 
 def test_options_without_a_default_a_recipe_can_write_must_be_given_and_name_no_run() -> None:

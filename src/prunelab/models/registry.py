@@ -11,7 +11,7 @@ import typing
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ConfigDict, PydanticUserError, TypeAdapter, ValidationError
 from torch import nn
 
 ModelBuilder = Callable[..., nn.Module]
@@ -162,11 +162,11 @@ def check_options(name: str, options: dict[str, Any]) -> None:
             f"model {name!r} has no option{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
             f"its options are: {', '.join(allowed) or 'none'}"
         )
-    hints = typing.get_type_hints(_builder(name))
+    hints = _option_types(_builder(name))
     for key, value in options.items():
-        if key in hints:
+        if (validator := _validator(hints.get(key))) is not None:
             try:
-                TypeAdapter(hints[key]).validate_python(value, strict=True)
+                validator.validate_python(value, strict=True)
             except ValidationError:
                 raise ValueError(f"model {name!r}: {key} must be {_type_text(hints[key])}, got {value!r}") from None
     # Every integer option of prunelab's own models is a layer size; 0 builds a model that
@@ -178,6 +178,26 @@ def check_options(name: str, options: dict[str, Any]) -> None:
         sizes = value if isinstance(value, (list, tuple)) else [value]
         if any(isinstance(v, int) and not isinstance(v, bool) and v < 1 for v in sizes):
             raise ValueError(f"model {name!r}: {key} must be at least 1, got {value!r}")
+
+
+def _option_types(builder: ModelBuilder) -> dict[str, Any]:
+    """The type annotations of a builder's options (a class's: its ``__init__``'s), or none if
+    they name what cannot be found at run time, as a type imported for type checkers only."""
+    try:
+        return typing.get_type_hints(builder.__init__ if isinstance(builder, type) else builder)
+    except (NameError, TypeError):
+        return {}
+
+
+def _validator(hint: Any) -> TypeAdapter | None:
+    """A validator of values of type ``hint`` (of a class pydantic does not know: an isinstance
+    check), or None for no annotation."""
+    if hint is None:
+        return None
+    try:
+        return TypeAdapter(hint, config=ConfigDict(arbitrary_types_allowed=True))
+    except PydanticUserError:  # a pydantic model, dataclass or TypedDict, which carries its own config
+        return TypeAdapter(hint)
 
 
 def _type_text(hint: Any) -> str:
