@@ -33,11 +33,14 @@ def test_conv2_counts_every_output_position() -> None:
 def test_resnet20_and_its_shrunk_copy() -> None:
     model = build_model("resnet20", num_classes=10, input_shape=(3, 32, 32))
     x = torch.zeros(1, 3, 32, 32)
+    before = {key: value.clone() for key, value in model.state_dict().items()}
     stem = 16 * 32 * 32 * 27
     stage1 = 6 * 16 * 32 * 32 * 16 * 9
     stage2 = 32 * 16 * 16 * 16 * 9 + 5 * 32 * 16 * 16 * 32 * 9 + 32 * 16 * 16 * 16  # + 1x1 shortcut
     stage3 = 64 * 8 * 8 * 32 * 9 + 5 * 64 * 8 * 8 * 64 * 9 + 64 * 8 * 8 * 32
     assert count_macs(model, x) == stem + stage1 + stage2 + stage3 + 64 * 10
+    # run in eval mode: the BatchNorm statistics are not moved by the example
+    assert all(torch.equal(value, before[key]) for key, value in model.state_dict().items())
     pruner = ChannelPruner(model, x, include=[r"stage\d\.\d\.conv1"])
     pruner.prune(0.5, scope="layerwise")  # half the inner channels of every block: those two convs cost half
     inner = 3 * 16 * 32 * 32 * 16 * 9 * 2 + (32 * 16 * 16 * 16 * 9 + 32 * 16 * 16 * 32 * 9) + 2 * 2 * 32 * 16 * 16 * 32 * 9
@@ -178,3 +181,32 @@ def test_sequence_first_attention_given_one_position_is_not_warned_about() -> No
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert count_macs(layer, torch.zeros(1, 3, 16)) == 3 * (4 * 16 * 16 + 2 * 16 * 32)
+
+
+class _PaddedEncoder(nn.Module):
+    """Two encoder layers given a padding mask, as a text model pads its shorter sequences."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        layer = nn.TransformerEncoderLayer(d_model=16, nhead=2, dim_feedforward=32, batch_first=True)
+        self.encoder = nn.TransformerEncoder(layer, num_layers=2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        padding = torch.zeros(x.shape[:2], dtype=torch.bool)
+        padding[:, -2:] = True
+        return self.encoder(x, src_key_padding_mask=padding)
+
+
+def test_an_encoder_given_a_padding_mask_is_counted_and_the_fast_path_setting_kept() -> None:
+    """On torch's fast path, a padding mask runs the layers on nested tensors, whose sizes the
+    hooks cannot read: the count takes the plain path, then leaves the setting as it found it.
+    2 layers x 5 tokens (the padded ones are computed too) x (q, k, v, out: 16 x 16 each; 16 x 32 and 32 x 16)."""
+    encoder, x = _PaddedEncoder().eval(), torch.zeros(1, 5, 16)
+    enabled = torch.backends.mha.get_fastpath_enabled()
+    try:
+        for setting in (True, False):
+            torch.backends.mha.set_fastpath_enabled(setting)
+            assert count_macs(encoder, x) == 2 * 5 * (4 * 16 * 16 + 2 * 16 * 32)
+            assert torch.backends.mha.get_fastpath_enabled() == setting
+    finally:
+        torch.backends.mha.set_fastpath_enabled(enabled)
