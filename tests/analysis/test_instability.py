@@ -84,6 +84,9 @@ def test_models_of_two_architectures_or_one_point_are_errors() -> None:
     x, y = data()
     with pytest.raises(ValueError, match="only models of one architecture"):
         interpolate(nn.Linear(6, 2), nn.Linear(6, 3), x, y)
+    for a, b in ((nn.Linear(6, 2), nn.Linear(6, 2, bias=False)), (nn.Linear(6, 2, bias=False), nn.Linear(6, 2))):
+        with pytest.raises(ValueError, match="only models of one architecture"):  # a bias on one side only
+            interpolate(a, b, x, y)
     with pytest.raises(ValueError, match="points must be at least 2"):
         interpolate(nn.Linear(6, 2), nn.Linear(6, 2), x, y, points=1)
 
@@ -96,11 +99,15 @@ def test_labels_and_inputs_the_evaluation_cannot_take_are_named() -> None:
         interpolate(a, b, x, y.float())
     with pytest.raises(ValueError, match=rf"got torch.float32 of shape \({len(x)}, 2\): .argmax\(1\) of one-hot rows$"):
         interpolate(a, b, x, torch.eye(2)[y])
+    with pytest.raises(ValueError, match=rf"^y must be int64 class indices of shape \({len(x)},\), one per input; got torch.int64 of shape \(10,\)$"):
+        interpolate(a, b, x, y[:10])
     with pytest.raises(ValueError, match=r"^x is torch.float64 and the model's weights torch.float32: x.to\(torch.float32\)$"):
         interpolate(a, b, x.double(), y)
     with pytest.raises(TypeError, match=r"^x and y must be tensors \(inputs, class indices\), got TensorDataset and NoneType$"):
         interpolate(a, b, torch.utils.data.TensorDataset(x, y), None)
     assert interpolate(a.double(), b.double(), x.double(), y, points=2).alphas == [0.0, 1.0]  # float64 on both sides is fine
+    tokens = torch.arange(len(y)) % 5  # integer inputs (token ids) are no dtype mismatch with float weights
+    assert interpolate(nn.Embedding(5, 2), nn.Embedding(5, 2), tokens, y, points=2).alphas == [0.0, 1.0]
 
 
 def test_integer_buffers_come_from_the_first_model(monkeypatch):
