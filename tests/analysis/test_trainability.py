@@ -40,6 +40,8 @@ def epoch_ends(lr_log: list[float], steps_per_epoch: int = STEPS_PER_EPOCH) -> l
         (log(Linear(0.1, STEPS)), 6),
         # SLR stretching a cosine schedule of 8 steps over the retraining: each LR holds 3 steps
         ([lr for lr in log(Cosine(0.1, 8), steps=8) for _ in range(3)], 6),
+        # the same over two epochs, each LR held 2 steps: 3 drops, more than epochs end, and no stages
+        ([lr for lr in log(Cosine(0.1, 4), steps=4) for _ in range(2)], 2),
         # SLR compressing a 6-epoch schedule stepping down at epochs 3 and 5 into 2 epochs of 4 steps
         ([0.1] * 4 + [0.01] * 3 + [0.001], 1),
         # stepping down by one factor at every epoch: StepLR(step_size=1), milestones at every epoch
