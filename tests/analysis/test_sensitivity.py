@@ -70,7 +70,7 @@ def by_hand(model: nn.Module, data: Dataset, name: str, sparsity: float) -> tupl
 
 def test_each_layer_alone_matches_zeroing_its_smallest_weights_by_hand(model, data) -> None:
     result = pruning_sensitivity(model, data, split="test", progress=False)
-    assert list(result.layers) == ["0.weight", "2.weight"]
+    assert result.split == "test" and list(result.layers) == ["0.weight", "2.weight"]
     for name, curve in result.layers.items():
         assert curve.size == model.get_parameter(name).numel()
         assert curve.sparsities == [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99]  # the documented default
@@ -316,6 +316,7 @@ def test_cli_analyses_only_the_weights_the_recipe_prunes(data_dir, tmp_path, cap
 
 def test_percent_labels_tell_close_sparsities_apart() -> None:
     assert percent_labels(DEFAULT_SPARSITIES) == ["0%", "10%", "20%", "30%", "40%", "50%", "60%", "70%", "80%", "90%", "95%", "99%"]
+    assert percent_labels([0.123456]) == ["12.3456%"]  # 6 digits, though fewer would tell it apart
     assert percent_labels([0.9, 0.9000001]) == ["90%", "90.00001%"]  # the same 6 digits
     assert percent_labels([0.07, 0.0700000001]) == ["7%", "7.00000001%"]  # no float error (100 * 0.07 is 7.000000000000001)
     assert percent_labels([0.5, 0.9999999]) == ["50%", "99.99999%"]  # not 100%: every weight would be gone
