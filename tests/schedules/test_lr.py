@@ -11,6 +11,7 @@ def test_constant():
     schedule = Constant(0.05)
     assert schedule(0) == 0.05
     assert schedule(10**6) == 0.05
+    assert type(Constant(1)(0)) is float  # an LR, whatever number it was given as
 
 
 def test_step_decays_every_step_size():
@@ -94,6 +95,8 @@ def test_replay_clamps_past_the_end():
         (lambda: Warmup(0.1, warmup_steps=2), "schedule must be callable"),
         (lambda: Replay(()), "lrs must contain at least one learning rate"),
         (lambda: Replay((0.1, -0.1)), "each of lrs must be in"),
+        (lambda: halving_milestones(10, stages=0), "stages must be an int >= 1, got 0"),
+        (lambda: halving_milestones(10, stages=3, max_stage_epochs=0), "max_stage_epochs must be an int >= 1, got 0"),
     ],
 )
 def test_invalid_arguments(build, match):
@@ -128,8 +131,12 @@ def test_halving_milestones_halve_what_is_left_below_the_cap() -> None:
     assert halving_milestones(7, stages=1) == ()
 
 
-@pytest.mark.parametrize(("epochs", "stages", "cap", "fewest"), [(3, 3, 30, 4), (7, 4, 30, 8), (4, 5, 1, 5)])
+# (3, 4, 30, 8): the fewest is not always one more than given: 7 epochs halve to (4, 6, 7) and 8 too,
+# which leaves the last stage none of 7 but one of 8
+@pytest.mark.parametrize(("epochs", "stages", "cap", "fewest"), [(3, 3, 30, 4), (7, 4, 30, 8), (3, 4, 30, 8), (4, 5, 1, 5)])
 def test_halving_milestones_refuse_a_stage_without_epochs(epochs, stages, cap, fewest) -> None:
     with pytest.raises(ValueError, match=f"{stages} LR stages halved in turn need at least {fewest} epochs .*got {epochs}"):
         halving_milestones(epochs, stages, cap)
     assert len(halving_milestones(fewest, stages, cap)) == stages - 1
+    with pytest.raises(ValueError, match=f"need at least {fewest} epochs"):
+        halving_milestones(fewest - 1, stages, cap)
