@@ -11,10 +11,12 @@ import re
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from prunelab.analysis import lr_range_test
 from prunelab.cli import main
 from prunelab.config import OptimizerConfig, TrainConfig
+from prunelab.data import Dataset
 from prunelab.models import build_model
 from prunelab.train import Trainer
 
@@ -138,6 +140,61 @@ def test_the_sweep_stops_at_the_first_loss_above_stop_factor_times_the_baseline(
     assert stopped.lrs == result.lrs[: first + 1] and stopped.losses == result.losses[: first + 1]
 
 
+def toy_data(n: int = 8) -> Dataset:
+    """``n`` examples of two features, labelled by the sign of the first."""
+    x = torch.randn(n, 2, generator=torch.Generator().manual_seed(0))
+    return Dataset("toy", x, (x[:, 0] > 0).long(), x, (x[:, 0] > 0).long(), num_classes=2)
+
+
+def test_each_step_is_one_sgd_step_at_its_lr_and_the_probe_the_loss_after_it() -> None:
+    """Plain SGD on full batches of a linear model, by hand: w <- w - lr * (the batch's gradient
+    at w) at the LRs 0.1, 0.1 ** 0.5 and 1, the probe loss being that of the weights after each."""
+    data = toy_data()
+    model = nn.Linear(2, 2)
+    result = lr_range_test(model, data, OptimizerConfig(momentum=0.0), batch_size=8, start_lr=0.1, steps=3, progress=False)
+    x, y = data.x_train, data.y_train
+    weight, bias = (p.detach().clone().requires_grad_() for p in model.parameters())
+    expected = []
+    for lr in (0.1, 0.1**0.5, 1.0):
+        grads = torch.autograd.grad(F.cross_entropy(x @ weight.T + bias, y), (weight, bias))
+        with torch.no_grad():
+            weight -= lr * grads[0]
+            bias -= lr * grads[1]
+            expected.append(float(F.cross_entropy(x @ weight.T + bias, y)))
+    assert result.lrs == pytest.approx([0.1, 0.1**0.5, 1.0], rel=1e-12)
+    assert result.losses == pytest.approx(expected, rel=1e-5)
+
+
+def test_a_loss_at_the_threshold_or_at_stop_factor_times_the_baseline_has_not_risen_past_it(monkeypatch) -> None:
+    """A scripted probe curve from a baseline of 1: 1.1 is the threshold itself, so the inflection
+    is at the next LR (1.2); 4 is stop_factor times the baseline, so the test goes on to 4.5, the
+    first loss above it, and stops there without trying the last two LRs."""
+    from prunelab.analysis import lr_range
+
+    probe = iter([1.0, 1.0, 1.1, 1.2, 4.0, 4.5, 9.0, 9.0])  # the baseline, then one per step
+    monkeypatch.setattr(lr_range, "_probe_loss", lambda *args: next(probe))
+    result = lr_range_test(nn.Linear(2, 2), toy_data(), OptimizerConfig(momentum=0.0), batch_size=8, steps=7, progress=False)
+    assert result.threshold == 1.1
+    assert result.losses == [1.0, 1.1, 1.2, 4.0, 4.5]
+    assert result.inflection_lr == result.lrs[2] == pytest.approx(1e-9 * 1e9 ** (2 / 6))
+
+
+def test_every_epoch_of_the_steps_visits_each_training_example_once_in_a_fresh_order() -> None:
+    """Examples numbered 0 to 7 in batches of 4, for 6 steps: 3 epochs, each of all 8 examples, in 3 orders."""
+    seen = []
+
+    def record(x, generator):
+        seen.extend(x[:, 0].tolist())
+        return x
+
+    numbers, labels = torch.arange(8.0)[:, None], torch.arange(8) % 2
+    data = Dataset("toy", numbers, labels, numbers, labels, num_classes=2, augment=record)
+    lr_range_test(nn.Linear(1, 2), data, OptimizerConfig(momentum=0.0), batch_size=4, steps=6, progress=False)
+    epochs = [tuple(seen[i : i + 8]) for i in (0, 8, 16)]
+    assert len(seen) == 24 and all(sorted(epoch) == list(range(8)) for epoch in epochs)
+    assert len(set(epochs)) == 3
+
+
 def test_a_loss_that_turns_nan_is_the_inflection_point(trained, data) -> None:
     """Two steps, the second at an LR of 1e30: the probe loss becomes NaN, which compares
     false with any threshold but is as divergent as a loss can be."""
@@ -153,10 +210,6 @@ def test_from_a_loss_of_0_the_rises_count_against_the_loss_floor() -> None:
     decay shrinks as the LR grows: the loss turns positive at some LR and keeps rising. Against
     0 itself, the first positive loss would be the inflection and stop the test; against the
     floor of 0.01, the inflection is the first loss above 0.1 * 0.01, the stop above 3 * 0.01."""
-    from torch import nn
-
-    from prunelab.data import Dataset
-
     generator = torch.Generator().manual_seed(0)
     x0 = (torch.rand(200, generator=generator) + 1) * torch.where(torch.rand(200, generator=generator) < 0.5, -1.0, 1.0)
     x = torch.stack([x0, torch.randn(200, generator=generator)], 1)
@@ -176,6 +229,7 @@ def test_from_a_loss_of_0_the_rises_count_against_the_loss_floor() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [({"end_lr": 0.5}, "at least 1"), ({"start_lr": 2.0}, "start_lr"), ({"steps": 1}, "at least 2"),
+     ({"start_lr": 1.0}, "need 0 < start_lr < end_lr, got start_lr=1.0, end_lr=1.0"), ({"end_lr": 1e39}, "end_lr within float32"),
      ({"tolerance": 0.0}, "need tolerance > 0"), ({"stop_factor": 1.05}, "stop_factor > 1 \\+ tolerance")],
 )
 def test_bad_ranges_are_errors(kwargs, match, data) -> None:
