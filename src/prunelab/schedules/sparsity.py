@@ -91,4 +91,4 @@ def imp_levels(target: float, rate: float = 0.2) -> int:
     check_real("target", target, 0.0, 1.0)
     check_real("rate", rate, 0.0, 1.0, low_open=True)
     levels = math.log1p(-target) / math.log1p(-rate)
-    return max(0, math.ceil(levels - _LEVEL_TOLERANCE))
+    return math.ceil(levels - _LEVEL_TOLERANCE)
