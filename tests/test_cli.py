@@ -678,6 +678,22 @@ def test_warnings_read_as_one_line_without_source(data_dir: Path, tmp_path: Path
     assert lines == ["prunelab: warning: prune.sparsity=0.9 is not used: prune.levels=1 sets how far IMP prunes"]
 
 
+def test_deprecations_that_are_user_warnings_too_are_not_shown(tmp_path: Path, monkeypatch, capsys) -> None:
+    """As pyparsing's, which older matplotlib meets while it plots: Python hides deprecations
+    from users by default, and a run's user can do nothing about them."""
+    (tmp_path / "old_style_models.py").write_text(
+        "import warnings\n\n"
+        "class LegacyNameWarning(UserWarning, DeprecationWarning):\n    pass\n\n"
+        "warnings.warn(LegacyNameWarning(\"'parseString' deprecated - use 'parse_string'\"))\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    try:
+        assert cli.main(["recipes", "--import", "old_style_models"]) == 0
+    finally:
+        sys.modules.pop("old_style_models", None)
+    assert capsys.readouterr().err == ""
+
+
 @pytest.mark.parametrize(("terminal", "flag", "expected"), [(True, [], True), (True, ["--no-progress"], False), (False, [], False)])
 def test_progress_bars_only_on_a_terminal(terminal, flag, expected, tmp_path: Path, monkeypatch) -> None:
     from prunelab.runs import runner

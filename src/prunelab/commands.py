@@ -135,7 +135,12 @@ def _import(modules: Sequence[str]) -> None:
         sys.path.remove(folder)
 
 
-def _show_warning(message: Warning | str, *_where: object, shown: set[str], **_kwargs: object) -> None:
+def _show_warning(message: Warning | str, category: type[Warning], *_where: object, shown: set[str], **_kwargs: object) -> None:
+    # Deprecations are for whoever calls the deprecated code, not for a run's user (Python hides
+    # them by default), yet some are UserWarnings too, which execute's filter shows always:
+    # pyparsing's, which older matplotlib meets while it plots.
+    if issubclass(category, DeprecationWarning):
+        return
     if world().is_main and str(message) not in shown:  # once, not once per process or per recipe
         shown.add(str(message))
         print(f"prunelab: warning: {message}", file=sys.stderr)  # for users: no source lines
