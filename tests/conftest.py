@@ -12,7 +12,7 @@ import sys
 # caller set is kept.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -75,3 +75,15 @@ def figures(monkeypatch: pytest.MonkeyPatch) -> list:
 
     monkeypatch.setattr(plots, "_save", keep)
     return kept
+
+
+@pytest.fixture
+def band_heights() -> Callable:
+    """The data heights, lower and upper, of a band ``ax.axhspan`` drew: a Rectangle from
+    matplotlib 3.9 on, a Polygon before."""
+
+    def heights(band) -> tuple[float, float]:
+        ys = band.get_patch_transform().transform(band.get_path().vertices)[:, 1]
+        return ys.min(), ys.max()
+
+    return heights

@@ -267,7 +267,7 @@ def test_bad_tolerances_are_errors(tolerance, error) -> None:
         max_sparsity_within(SensitivityResult(0.0, 1.0, {}), tolerance)
 
 
-def test_the_plot_shows_accuracy_against_the_weights_each_layer_keeps(tmp_path, figures) -> None:
+def test_the_plot_shows_accuracy_against_the_weights_each_layer_keeps(tmp_path, figures, band_heights) -> None:
     """On a linear sparsity axis, 80% to 99%, where layers differ, took a fifth of the width:
     a log axis of the weights remaining, as the accuracy plots of runs have."""
     curves = {"0.weight": ([0.0, 0.5, 0.9], [0.9, 0.85, 0.5]), "2.weight": ([0.0, 0.5, 0.9], [0.9, 0.9, 0.8])}
@@ -284,7 +284,7 @@ def test_the_plot_shows_accuracy_against_the_weights_each_layer_keeps(tmp_path, 
     # each layer's highest sparsity within the tolerance circled on its curve (none for 0.weight)
     (circled,) = ax.collections
     assert circled.get_label() == "highest sparsity within 1 point" and circled.get_offsets().tolist() == [[50, 90]]
-    bands = [(patch.get_label(), patch.get_y(), patch.get_y() + patch.get_height()) for patch in ax.patches]
+    bands = [(patch.get_label(), *band_heights(patch)) for patch in ax.patches]
     assert bands == [("within 1 point of dense", pytest.approx(89), pytest.approx(90))]  # the summary's tolerance, shaded
     assert ax.get_ylabel() == "training accuracy (%)"
     assert ax.get_title().endswith("\noneshot-x, seed 0")
