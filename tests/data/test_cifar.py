@@ -305,8 +305,17 @@ def _array(state: tuple) -> bytes:
             pickle.dumps(_Recipe(np.int64(3).__reduce__()[0], (np.dtype("i8"), b"\x03")), protocol=PROTOCOL),
             DatasetFormatError, r"an array of shape \(\) and int64 holds 1 bytes, not 8",
         ),
+        # numpy's own errors for text that names no dtype escaped as TypeError and ValueError
+        (_array((1, (2,), _Recipe(np.dtype, ("", False, True)), False, b"\x00\x00")), ForbiddenGlobalError, "refusing an array of ''"),
+        (_array((1, (2,), _Recipe(np.dtype, ("ix", False, True)), False, b"\x00\x00")), ForbiddenGlobalError, "refusing an array of 'ix'"),
+        (_array((1, (2,), _Recipe(np.dtype, ("u1(2,)", False, True)), False, b"\x00\x00")), ForbiddenGlobalError, r"refusing an array of 'u1\(2,\)'"),
+        (
+            _array((1, (2,), _Recipe(np.dtype, ("u1", False, True), (3, "?", None, None, None, -1, -1, 0)), False, b"\x00\x00")),
+            ForbiddenGlobalError, r"refusing a dtype that is not a plain number type \(state \(3, '\?'",
+        ),
     ],
-    ids=["dtype-not-a-dtype", "negative-shape", "no-data", "bare-dtype", "codecs-not-latin1", "scalar-short"],
+    ids=["dtype-not-a-dtype", "negative-shape", "no-data", "bare-dtype", "codecs-not-latin1", "scalar-short",
+         "dtype-empty-text", "dtype-unknown-text", "dtype-subarray-text", "dtype-unknown-byte-order"],
 )
 def test_arrays_and_bytes_the_official_files_never_hold_are_refused(raw: bytes, error: type, message: str) -> None:
     with pytest.raises(error, match=message):

@@ -37,7 +37,10 @@ class _Dtype:
 
     def resolve(self) -> np.dtype:
         spec = self.spec.decode() if isinstance(self.spec, bytes) else self.spec
-        dtype = np.dtype(spec) if isinstance(spec, str) and spec[:1] in "biuf" else None
+        try:  # text numpy cannot parse ("" or "ix": TypeError, "u1(3,)": ValueError) is refused too
+            dtype = np.dtype(spec) if isinstance(spec, str) and spec[:1] in "biuf" else None
+        except (TypeError, ValueError):
+            dtype = None
         if dtype is None or dtype.kind not in "biuf":
             raise ForbiddenGlobalError(f"refusing an array of {self.spec!r}: only plain numbers, not an array of Python objects")
         return dtype.newbyteorder(self.byteorder) if self.byteorder in "<>" else dtype
