@@ -247,12 +247,18 @@ def test_a_dtype_rebuilt_to_claim_more_bytes_than_its_buffer_is_refused() -> Non
 
 @pytest.mark.parametrize("protocol", [2, 3, 4, 5])
 def test_batches_pickled_by_python_3_at_any_protocol_load(protocol: int, tmp_path: Path) -> None:
+    """Arrays come back with their values whatever their memory layout: big-endian labels,
+    Fortran order (the bytes column by column), none at all."""
     data = np.arange(2 * 3072, dtype=np.uint8).reshape(2, 3072)
-    labels = np.array([3, 7], dtype=np.int64)
-    batch = {b"data": data, b"labels": labels, b"filenames": [b"a.png", b"b.png"], b"batch_label": b""}
+    labels = np.array([3, 7], dtype=">i8")  # read as little-endian: 3 * 2**56 and 7 * 2**56
+    columns = np.asfortranarray(np.arange(6, dtype=np.uint8).reshape(2, 3))
+    batch = {b"data": data, b"labels": labels, b"filenames": [b"a.png", b"b.png"], b"batch_label": b"",
+             b"columns": columns, b"empty": np.zeros((0, 3072), np.uint8)}  # fmt: skip
     loaded = RestrictedUnpickler(io.BytesIO(pickle.dumps(batch, protocol=protocol))).load()
     np.testing.assert_array_equal(loaded[b"data"], data)
-    np.testing.assert_array_equal(loaded[b"labels"], labels)
+    assert loaded[b"labels"].tolist() == [3, 7]
+    assert loaded[b"columns"].tolist() == [[0, 1, 2], [3, 4, 5]]
+    assert loaded[b"empty"].shape == (0, 3072)
     assert loaded[b"filenames"] == [b"a.png", b"b.png"] and loaded[b"batch_label"] == b""
     # Labels kept as numpy scalars (a list built from an array) read as the same classes.
     path = tmp_path / "data_batch_1"
@@ -322,11 +328,16 @@ def test_arrays_and_bytes_the_official_files_never_hold_are_refused(raw: bytes, 
         RestrictedUnpickler(io.BytesIO(raw)).load()
 
 
-def test_labels_that_are_not_a_flat_list_name_the_file(cifar10_dir) -> None:
+@pytest.mark.parametrize(("labels", "message"), [
+    ([[0, 1], [2]], "the labels are not a flat list of integers"),
+    ([0, 1, 2], r"2 images but labels of shape \(3,\)"),  # one label too many
+    ([[0], [1]], r"2 images but labels of shape \(2, 1\)"),  # a column of labels
+])  # fmt: skip
+def test_labels_that_are_not_a_flat_list_name_the_file(cifar10_dir, labels, message: str) -> None:
     data_dir, _ = cifar10_dir
     path = data_dir / "cifar-10-batches-py" / "test_batch"
-    write_batch(path, np.zeros((2, 3072), dtype=np.uint8), [[0, 1], [2]])
-    with pytest.raises(DatasetFormatError, match="test_batch: the labels are not a flat list of integers"):
+    write_batch(path, np.zeros((2, 3072), dtype=np.uint8), labels)
+    with pytest.raises(DatasetFormatError, match=f"test_batch: {message}"):
         load_dataset("cifar10", data_dir)
 
 
@@ -355,6 +366,11 @@ def test_a_cifar100_batch_in_place_of_a_cifar10_one_says_so(cifar10_dir, tmp_pat
     with pytest.raises(DatasetFormatError) as info:
         load_dataset("cifar100", tmp_path)
     assert str(info.value) == f"{path}: expected a dict with keys b'data' and b'fine_labels', got keys b'batch_label', b'data', b'filenames', b'labels' (a CIFAR-10 batch?)"
+    # a batch of the right dataset that lacks its images is no other dataset's; many keys are summed up
+    path.write_bytes(pickle.dumps({b"fine_labels": [0, 1], **{f"k{i}".encode(): i for i in range(7)}}, protocol=PROTOCOL))
+    with pytest.raises(DatasetFormatError) as info:
+        load_dataset("cifar100", tmp_path)
+    assert str(info.value) == f"{path}: expected a dict with keys b'data' and b'fine_labels', got keys b'fine_labels', b'k0', b'k1', b'k2', b'k3', b'k4' and 2 more"
 
 
 @pytest.mark.parametrize(("data", "got"), [
