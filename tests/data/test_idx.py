@@ -73,11 +73,22 @@ def test_fashion_mnist_from_gz_files(tmp_path: Path) -> None:
     assert ds.y_test.tolist() == arrays[FILES[3]].tolist()
 
 
-def test_read_idx_big_endian_int32(tmp_path: Path) -> None:
-    values = np.array([[1, -2, 70000], [0, 5, -300]], dtype=">i4")
-    path = tmp_path / "values-idx2-int"
-    path.write_bytes(idx_bytes(values, code=0x0C))
-    assert read_idx(path).tolist() == values.tolist()
+@pytest.mark.parametrize(
+    ("code", "data", "values"),
+    [
+        (0x08, b"\xff\x01", [255, 1]),  # unsigned byte
+        (0x09, b"\xff\x01", [-1, 1]),  # signed byte
+        (0x0B, b"\x01\x02\xff\xfe", [258, -2]),  # big-endian int16: 0x0102, 0xfffe
+        (0x0C, b"\x00\x01\x11\x70\xff\xff\xff\xfe", [70000, -2]),  # int32: 0x00011170
+        (0x0D, b"\x3f\xc0\x00\x00\xc1\x20\x00\x00", [1.5, -10.0]),  # IEEE float32
+        (0x0E, b"\x3f\xf8" + bytes(6) + b"\xc0\x24" + bytes(6), [1.5, -10.0]),  # IEEE float64
+    ],
+)
+def test_read_idx_decodes_every_type_code_big_endian(tmp_path: Path, code: int, data: bytes, values: list) -> None:
+    path = tmp_path / "values-idx1"
+    path.write_bytes(struct.pack(">HBBI", 0, code, 1, 2) + data)
+    decoded = read_idx(path)
+    assert decoded.tolist() == values and decoded.dtype.itemsize == len(data) // 2
 
 
 @pytest.mark.parametrize(
@@ -85,10 +96,13 @@ def test_read_idx_big_endian_int32(tmp_path: Path) -> None:
     [
         (b"\x00\x01\x08\x01" + struct.pack(">I", 2) + b"\x01\x02", "not an IDX file"),  # bad magic
         (b"\x00\x00\x07\x01" + struct.pack(">I", 2) + b"\x01\x02", "not an IDX file"),  # unknown type code
+        (b"\x00\x00\x08\x00\x07", "not an IDX file"),  # no dimensions
         (b"\x00\x00\x08\x03\x00\x00", "truncated IDX header"),
-        (b"\x00\x00", "too short"),
+        (b"\x00\x00\x08", "3 bytes is too short"),
         # Header says 5 labels, the file holds 2.
         (b"\x00\x00\x08\x01" + struct.pack(">I", 5) + b"\x01\x02", "header promises shape (5,)"),
+        # Header says 2 labels, the file holds 3.
+        (b"\x00\x00\x08\x01" + struct.pack(">I", 2) + b"\x01\x02\x03", "header promises shape (2,) (10 bytes) but the file has 11 bytes"),
     ],
 )
 def test_corrupt_idx_names_the_file(tmp_path: Path, data: bytes, message: str) -> None:
@@ -107,10 +121,11 @@ def test_truncated_gz_names_the_file(tmp_path: Path) -> None:
         load_dataset("mnist", tmp_path)
 
 
-def test_image_and_label_counts_must_match(tmp_path: Path) -> None:
+@pytest.mark.parametrize("labels", [np.zeros(4, dtype=np.uint8), np.zeros((5, 1), dtype=np.uint8)], ids=["count", "rank"])
+def test_image_and_label_counts_must_match(tmp_path: Path, labels: np.ndarray) -> None:
     write_idx_dataset(tmp_path / "mnist", gz=False)
-    (tmp_path / "mnist" / FILES[1]).write_bytes(idx_bytes(np.zeros(4, dtype=np.uint8)))
-    with pytest.raises(DatasetFormatError, match="expected 5 labels"):
+    (tmp_path / "mnist" / FILES[1]).write_bytes(idx_bytes(labels))
+    with pytest.raises(DatasetFormatError, match=re.escape(f"{FILES[1]}: expected 5 labels, got shape {labels.shape}")):
         load_dataset("mnist", tmp_path)
 
 
@@ -142,21 +157,45 @@ def test_missing_folder_says_where_and_how(tmp_path: Path) -> None:
 def test_one_missing_file_is_named(tmp_path: Path) -> None:
     write_idx_dataset(tmp_path / "mnist", gz=False)
     (tmp_path / "mnist" / FILES[3]).unlink()
-    with pytest.raises(DatasetNotFoundError, match=FILES[3]):
+    with pytest.raises(DatasetNotFoundError, match=re.escape(f"{FILES[3]} (or .gz) not found")):
         load_dataset("mnist", tmp_path)
 
 
-@pytest.mark.parametrize(("file", "array"), [
-    (FILES[0], np.zeros((5, 14, 14), dtype=np.uint8)),  # images of another size
-    (FILES[2], np.zeros((0, 28, 28), dtype=np.uint8)),  # no test images
+@pytest.mark.parametrize(("file", "array", "code"), [
+    (FILES[0], np.zeros((5, 14, 14), dtype=np.uint8), 0x08),  # images of another size
+    (FILES[2], np.zeros((0, 28, 28), dtype=np.uint8), 0x08),  # no test images
+    (FILES[0], np.zeros((5, 28, 28), dtype=">f4"), 0x0D),  # float pixels, whose scale is unknown
 ])  # fmt: skip
-def test_images_that_are_not_28_by_28_or_none_name_the_file(tmp_path: Path, file: str, array: np.ndarray) -> None:
+def test_images_that_are_not_28_by_28_uint8_or_none_name_the_file(tmp_path: Path, file: str, array: np.ndarray, code: int) -> None:
     write_idx_dataset(tmp_path / "mnist", gz=False)
-    (tmp_path / "mnist" / file).write_bytes(idx_bytes(array))
+    (tmp_path / "mnist" / file).write_bytes(idx_bytes(array, code))
     if file == FILES[2]:
         (tmp_path / "mnist" / FILES[3]).write_bytes(idx_bytes(np.zeros(0, dtype=np.uint8)))
-    with pytest.raises(DatasetFormatError, match=re.escape(f"{file}: expected uint8 images (N, 28, 28), N > 0, got uint8 of shape {array.shape}")):
+    with pytest.raises(DatasetFormatError, match=re.escape(f"{file}: expected uint8 images (N, 28, 28), N > 0, got {array.dtype} of shape {array.shape}")):
         load_dataset("mnist", tmp_path)
+
+
+def test_download_fetches_only_the_missing_files_from_the_official_mirror(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file present plain or as .gz is kept; a missing one is fetched as .gz, checked against
+    the MD5 that torchvision also lists for it."""
+    import prunelab.data.idx as idx
+
+    folder = tmp_path / "mnist"
+    arrays = write_idx_dataset(folder, gz=False)
+    (folder / f"{FILES[0]}.gz").write_bytes(gzip.compress((folder / FILES[0]).read_bytes()))
+    (folder / FILES[0]).unlink()
+    (folder / FILES[1]).unlink()
+    fetched = []
+
+    def fake_download(url: str, dest: Path, md5: str) -> None:
+        fetched.append((url, dest, md5))
+        dest.write_bytes(gzip.compress(idx_bytes(arrays[FILES[1]])))
+
+    monkeypatch.setattr(idx, "download", fake_download)
+    ds = load_dataset("mnist", tmp_path, download=True)
+    assert fetched == [("https://ossci-datasets.s3.amazonaws.com/mnist/train-labels-idx1-ubyte.gz",
+                        folder / "train-labels-idx1-ubyte.gz", "d53e105ee54ea40749a09fcbcd1e9432")]  # fmt: skip
+    assert ds.y_train.tolist() == arrays[FILES[1]].tolist()
 
 
 def test_gzip_compressed_files_without_the_gz_name_are_read(tmp_path: Path) -> None:
