@@ -5,10 +5,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from prunelab.data import (
+    AUGMENTED,
     DATASETS,
     Dataset,
     DatasetFormatError,
@@ -16,6 +18,7 @@ from prunelab.data import (
     default_data_dir,
     load_dataset,
 )
+from prunelab.data.registry import check_labels
 
 
 def test_registered_names() -> None:
@@ -35,6 +38,12 @@ def test_data_dir_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         load_dataset("mnist")
 
 
+def test_a_data_dir_starting_with_a_tilde_is_in_the_home_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with pytest.raises(DatasetNotFoundError, match=re.escape(str(tmp_path / "data" / "mnist"))):
+        load_dataset("mnist", "~/data")
+
+
 def test_a_data_dir_that_is_no_path_is_named() -> None:
     # pathlib's own error named neither the argument nor the value.
     with pytest.raises(TypeError, match=r"^data_dir must be a folder's path \(a str or a Path\), got 5$"):
@@ -45,6 +54,18 @@ def test_default_data_dir_without_environment(tmp_path: Path, monkeypatch: pytes
     monkeypatch.delenv("PRUNELAB_DATA", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))
     assert default_data_dir() == tmp_path / ".cache" / "prunelab" / "data"
+    monkeypatch.setenv("PRUNELAB_DATA", "")  # set but empty (`export PRUNELAB_DATA=`): not the current folder
+    assert default_data_dir() == tmp_path / ".cache" / "prunelab" / "data"
+    monkeypatch.setenv("PRUNELAB_DATA", "~/datasets")
+    assert default_data_dir() == tmp_path / "datasets"
+
+
+def test_check_labels_accepts_exactly_the_class_indices() -> None:
+    assert check_labels(np.array([0, 9], dtype=np.uint8), 10, "f").dtype == np.int64
+    assert check_labels(np.array([], dtype=np.uint8), 10, "f").tolist() == []
+    for labels, ends in (([0, 10], "0..10"), ([-1, 3], "-1..3")):
+        with pytest.raises(DatasetFormatError, match=rf"^f: labels must lie in \[0, 10\), got {ends}$"):
+            check_labels(np.array(labels, dtype=np.int8), 10, "f")
 
 
 def test_dataset_checks_its_tensors() -> None:
@@ -73,6 +94,10 @@ def test_dataset_shapes_and_class_count_are_checked_before_any_training() -> Non
         Dataset("column", x, y[:, None], x, y, num_classes=2)
     with pytest.raises(ValueError, match=r"flat test: .* got \(4,\) and \(4,\)"):
         Dataset("flat", x, y, x[:, 0], y, num_classes=2)
+    with pytest.raises(ValueError, match=r"one class train: need inputs of shape \(N, ...\) and labels of shape \(N,\)"):  # a column, not one-hot
+        Dataset("one class", x, torch.zeros(4, 1, dtype=torch.long), x, y * 0, num_classes=1)
+    with pytest.raises(ValueError, match=r"^sizes: train inputs \(2,\) differ from test inputs \(3,\)$"):
+        Dataset("sizes", x, y, torch.zeros(4, 3), y, num_classes=2)
     for count in ("2", 0, 2.0, True):
         with pytest.raises(ValueError, match=f"classes: num_classes must be a positive int, got {re.escape(repr(count))}"):
             Dataset("classes", x, y, x, y, num_classes=count)
@@ -104,8 +129,10 @@ def test_a_loader_defined_again_replaces_itself_but_no_other() -> None:
         return again
 
     try:
-        define(3)
+        register("doctest_again", augmented=True)(define(3))
+        assert "doctest_again" in AUGMENTED
         assert define(5) is DATASETS["doctest_again"]
+        assert "doctest_again" not in AUGMENTED  # the new definition says it has no augment
         with pytest.raises(ValueError, match="dataset 'doctest_again' is already registered"):
             register("doctest_again")(lambda data_dir, download: None)
     finally:
