@@ -74,6 +74,9 @@ def test_uneven_shards_are_padded_by_wrapping() -> None:
     # the 10 examples once each, and 2 of padding, marked so that the loss ignores them
     assert sorted(labels) == [PADDING, PADDING, *range(10)]
     assert [it.real_examples(i) for it in iterators[:1] for i in range(2)] == [9, 1]
+    # the padding repeats the epoch's first examples, whose inputs still pass through the model
+    ((xb, yb),) = make(n=10, batch_size=4, shuffle=False, rank=1, world_size=3)
+    assert xb.squeeze(1).tolist() == [1, 4, 7, 0] and yb.tolist() == [1, 4, 7, PADDING]
 
 
 @pytest.mark.parametrize("n", [42, 41], ids=["even-shares", "padded"])
@@ -83,19 +86,20 @@ def test_a_transform_draws_for_the_batch_of_all_ranks_as_one_process_would(n: in
     the padding of a last batch that does not split evenly draws nothing."""
 
     def batches(rank: int, world_size: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Two epochs: the padding must not take draws the next epoch's examples would get."""
         noise = torch.Generator().manual_seed(5)  # each process seeds its own alike
-        return list(make(n=n, batch_size=12 // world_size, shuffle=True, generator=torch.Generator().manual_seed(3),
-                         rank=rank, world_size=world_size,
-                         transform=lambda x: x + torch.rand(x.shape, generator=noise)))  # fmt: skip
+        epochs = make(n=n, batch_size=12 // world_size, shuffle=True, generator=torch.Generator().manual_seed(3),
+                      rank=rank, world_size=world_size, transform=lambda x: x + torch.rand(x.shape, generator=noise))  # fmt: skip
+        return list(epochs) + list(epochs)
 
     alone = batches(0, 1)
     ranks = [batches(rank, 3) for rank in range(3)]
-    assert len(alone) == len(ranks[0]) == 4  # the last batch short: 6 examples (or 5 and a padding), 2 a rank
+    assert len(alone) == len(ranks[0]) == 2 * 4  # the last batch short: 6 examples (or 5 and a padding), 2 a rank
     for i, (x, y) in enumerate(alone):
         for rank, shard in enumerate(ranks):
             real = shard[i][1] != PADDING
             assert torch.equal(shard[i][0][real], x[rank::3]) and torch.equal(shard[i][1][real], y[rank::3])
-    assert sum(int((shard[-1][1] == PADDING).sum()) for shard in ranks) == 42 - n
+    assert sum(int((shard[3][1] == PADDING).sum()) for shard in ranks) == 42 - n
     assert all(not torch.equal(x, x.round()) for x, _ in alone)  # the transform did draw
 
 
