@@ -121,13 +121,16 @@ def test_a_cache_of_wrong_shapes_is_generated_again(generated, tmp_path: Path, m
     "damage",
     [
         lambda a: {**a, "y": a["y"] + 10},  # labels out of range
-        lambda a: {**a, "y": a["y"].astype(np.float64) + 0.7},  # labels that are not integers
+        lambda a: {**a, "y_test": a["y_test"] - 1},  # labels counted from -1
+        lambda a: {**a, "y": a["y"].astype(np.float64) / 2},  # labels that are not integers, in range
         lambda a: {**a, "y_test": a["y_test"][:, None]},  # labels of another rank
         lambda a: {**a, "x": np.where(np.arange(40) == 3, np.nan, a["x"])},  # NaN inputs
+        lambda a: {**a, "x": a["x"].astype(np.int64)},  # inputs rounded to integers
         lambda a: {key: value[:1] for key, value in a.items()},  # a cache of one example
+        lambda a: {key: value for key, value in a.items() if key != "y_test"},  # an array missing
         lambda a: a["x"],  # one array saved as .npy under the cache's name
     ],
-    ids=["label-range", "float-labels", "label-rank", "nan-inputs", "one-example", "npy"],
+    ids=["label-range", "negative-labels", "float-labels", "label-rank", "nan-inputs", "int-inputs", "one-example", "missing-array", "npy"],
 )
 def test_a_cache_of_wrong_contents_is_generated_again(generated, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, damage) -> None:
     _, first, _, _ = generated
