@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from prunelab.models import MODELS, build_model
 
@@ -56,6 +57,15 @@ def test_residual_mlp_on_mnist1d() -> None:
     assert n_params(build_model("residual_mlp", 10, MNIST1D)) == 15_210
 
 
+@pytest.mark.parametrize(("name", "input_shape", "layers"), [
+    ("lenet_300_100", MNIST, ["Flatten", "Linear", "ReLU", "Linear", "ReLU", "Linear"]),
+    ("conv2", CIFAR, ["Conv2d", "ReLU", "Conv2d", "ReLU", "MaxPool2d", "Flatten", "Linear", "ReLU", "Linear", "ReLU", "Linear"]),
+])  # fmt: skip
+def test_layers_in_order(name: str, input_shape: tuple[int, ...], layers: list[str]) -> None:
+    model = build_model(name, 10, input_shape)
+    assert [type(m).__name__ for m in model.modules() if not list(m.children())] == layers
+
+
 def test_residual_mlp_skips_its_hidden_layer() -> None:
     """With the hidden layer's weights and bias zero, ReLU(linear2(h)) is 0 and h passes
     through: the output is linear3(ReLU(linear1(x))). Without the skip it would be linear3(0)."""
@@ -68,6 +78,12 @@ def test_residual_mlp_skips_its_hidden_layer() -> None:
         expected = model.linear3(model.linear1(x.flatten(1)).relu())
         assert torch.allclose(model(x), expected)
         assert not torch.allclose(model(x), model.linear3.bias.expand(4, 10))
+    # With all weights random: linear3(h + ReLU(linear2(h))), h = ReLU(linear1(x)).
+    model = build_model("residual_mlp", 10, MNIST1D, hidden_size=16)
+    with torch.no_grad():
+        h = F.relu(F.linear(x.flatten(1), model.linear1.weight, model.linear1.bias))
+        h = h + F.relu(F.linear(h, model.linear2.weight, model.linear2.bias))
+        assert torch.allclose(model(x), F.linear(h, model.linear3.weight, model.linear3.bias))
 
 
 def test_mnist1d_cnn() -> None:
@@ -76,6 +92,11 @@ def test_mnist1d_cnn() -> None:
     model = build_model("mnist1d_cnn", 10, MNIST1D)
     assert n_params(model) == 5_210
     assert model.classifier[0].in_features == 125
+    # With BatchNorm the convolutions lose their 3*25 biases and each BatchNorm has 2*25 parameters.
+    assert n_params(build_model("mnist1d_cnn", 10, MNIST1D, batch_norm=True)) == 5_210 - 3 * 25 + 3 * 2 * 25
+    assert n_params(build_model("mnist1d_cnn", 10, MNIST1D, batch_norm=False)) == 5_210
+    # channels=8: (1*8*5 + 8) + 2*(8*8*3 + 8) + (8*5*10 + 10)
+    assert n_params(build_model("mnist1d_cnn", 10, MNIST1D, channels=8)) == 858
 
 
 def test_lenet_300_100_on_mnist() -> None:
@@ -83,7 +104,8 @@ def test_lenet_300_100_on_mnist() -> None:
     assert n_params(build_model("lenet_300_100", 10, MNIST)) == 266_610
 
 
-def test_resnet20_on_cifar10() -> None:
+@pytest.mark.parametrize("width", [16, 8])
+def test_resnet20_on_cifar10(width: int) -> None:
     def bn(c: int) -> int:  # weight and bias
         return 2 * c
 
@@ -93,14 +115,16 @@ def test_resnet20_on_cifar10() -> None:
     def projection(c_in: int, c: int) -> int:  # 1x1 conv + BN shortcut where the shape changes
         return c_in * c + bn(c)
 
-    stem = 3 * 16 * 9 + bn(16)
-    stage1 = 3 * block(16, 16)
-    stage2 = block(16, 32) + projection(16, 32) + 2 * block(32, 32)
-    stage3 = block(32, 64) + projection(32, 64) + 2 * block(64, 64)
-    fc = 64 * 10 + 10
+    w1, w2, w3 = width, 2 * width, 4 * width  # the stages' widths
+    stem = 3 * w1 * 9 + bn(w1)
+    stage1 = 3 * block(w1, w1)
+    stage2 = block(w1, w2) + projection(w1, w2) + 2 * block(w2, w2)
+    stage3 = block(w2, w3) + projection(w2, w3) + 2 * block(w3, w3)
+    fc = w3 * 10 + 10
     expected = stem + stage1 + stage2 + stage3 + fc
-    assert expected == 272_474  # the ~0.27M of He et al. (2016)
-    assert n_params(build_model("resnet20", 10, CIFAR)) == expected
+    if width == 16:
+        assert expected == 272_474  # the ~0.27M of He et al. (2016)
+    assert n_params(build_model("resnet20", 10, CIFAR, width=width)) == expected
 
 
 @pytest.mark.parametrize(("depth", "published"), [(20, 0.27e6), (32, 0.46e6), (56, 0.85e6)])
@@ -119,6 +143,67 @@ def test_resnets_are_he_et_al_s_plus_two_projection_shortcuts(depth: int, publis
     )
     assert abs(option_a - published) / published < 0.01
     assert n_params(build_model(f"resnet{depth}", 10, CIFAR)) == option_a + 2_752
+
+
+def randomize_batchnorms(model: nn.Module) -> nn.Module:
+    """Eval mode with statistics and affine parameters far from the identity they start as."""
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                module.running_mean.uniform_(-1, 1), module.running_var.uniform_(0.5, 2)
+                module.weight.uniform_(0.5, 1.5), module.bias.uniform_(-1, 1)
+    return model.eval()
+
+
+def batch_norm(module: nn.BatchNorm2d, x: torch.Tensor) -> torch.Tensor:
+    return F.batch_norm(x, module.running_mean, module.running_var, module.weight, module.bias, eps=module.eps)
+
+
+def test_resnet_forward_is_he_et_al_s() -> None:
+    """conv-BN-ReLU, then blocks ReLU(BN(conv(ReLU(BN(conv(x))))) + shortcut(x)), the first block
+    of stages 2 and 3 at stride 2 with a 1x1 conv-BN shortcut; global average pool, linear."""
+    torch.manual_seed(0)
+    model = randomize_batchnorms(build_model("resnet20", 10, CIFAR, width=4))
+    x = torch.randn(2, *CIFAR)
+
+    def block(b: nn.Module, x: torch.Tensor, stride: int) -> torch.Tensor:
+        out = F.relu(batch_norm(b.bn1, F.conv2d(x, b.conv1.weight, stride=stride, padding=1)))
+        out = batch_norm(b.bn2, F.conv2d(out, b.conv2.weight, padding=1))
+        shortcut = x if stride == 1 else batch_norm(b.shortcut[1], F.conv2d(x, b.shortcut[0].weight, stride=stride))
+        return F.relu(out + shortcut)
+
+    with torch.no_grad():
+        h = F.relu(batch_norm(model.bn, F.conv2d(x, model.conv.weight, padding=1)))
+        for stage, blocks in enumerate((model.stage1, model.stage2, model.stage3)):
+            for i, b in enumerate(blocks):
+                h = block(b, h, 2 if stage > 0 and i == 0 else 1)
+        assert h.shape == (2, 16, 8, 8)
+        torch.testing.assert_close(model(x), F.linear(h.mean((2, 3)), model.fc.weight, model.fc.bias))
+
+
+def test_resnet_depth_must_be_6n_plus_2() -> None:
+    from prunelab.models.resnet import CifarResNet
+
+    for depth in (2, 21):
+        with pytest.raises(ValueError, match=f"CIFAR ResNet depth must be 6n\\+2 with n >= 1, got {depth}"):
+            CifarResNet(depth, num_classes=10, in_channels=3)
+
+
+def test_vgg16_bn_forward() -> None:
+    """Each conv (3x3, padding 1) then BatchNorm then ReLU; 2x2 max-pools; Linear on the 512 features."""
+    torch.manual_seed(0)
+    model = randomize_batchnorms(build_model("vgg16_bn", 10, CIFAR))
+    convs = iter(m for m in model.modules() if isinstance(m, nn.Conv2d))
+    norms = iter(m for m in model.modules() if isinstance(m, nn.BatchNorm2d))
+    x = torch.randn(2, *CIFAR)
+    with torch.no_grad():
+        h = x
+        for stage in (2, 2, 3, 3, 3):
+            for _ in range(stage):
+                h = F.relu(batch_norm(next(norms), F.conv2d(h, next(convs).weight, padding=1)))
+            h = F.max_pool2d(h, 2)
+        assert h.shape == (2, 512, 1, 1)
+        torch.testing.assert_close(model(x), F.linear(h.flatten(1), model.classifier.weight, model.classifier.bias))
 
 
 def test_vgg16_bn_on_cifar10_counts_by_hand() -> None:
@@ -174,10 +259,12 @@ def test_conv6_counts_by_hand() -> None:
     assert n_params(build_model("conv6", 10, CIFAR)) == conv + fc == 2_262_602
 
 
-@pytest.mark.parametrize("name", ["lenet_300_100", "conv2", "resnet20"])
+@pytest.mark.parametrize("name", ["lenet_300_100", "conv2", "resnet20", "vgg16_bn"])
 def test_initialisation_follows_the_papers(name: str) -> None:
     """Glorot-normal for LeNet and Conv-2/4/6 (Frankle & Carbin), He-normal fan-out for
-    ResNet convolutions: the sample std of each large weight tensor is within 5% of it."""
+    ResNet and VGG convolutions: the sample std of each large weight tensor is within 5% of
+    it, and 68.3% of the weights lie within one std, as of a normal distribution (57.7% of a
+    uniform one)."""
     torch.manual_seed(0)
     model = build_model(name, 10, MNIST if name == "lenet_300_100" else CIFAR)
     checked = 0
@@ -186,14 +273,15 @@ def test_initialisation_follows_the_papers(name: str) -> None:
             continue
         fan_out = module.weight.shape[0] * module.weight[0, 0].numel()
         fan_in = module.weight[0].numel()
-        if name == "resnet20":
+        if name in ("resnet20", "vgg16_bn"):
             if not isinstance(module, nn.Conv2d):
                 continue
             expected = (2 / fan_out) ** 0.5
         else:
             expected = (2 / (fan_in + fan_out)) ** 0.5
         assert module.weight.std().item() == pytest.approx(expected, rel=0.05), module
-        if module.bias is not None and name != "resnet20":
+        assert (module.weight.abs() < expected).float().mean().item() == pytest.approx(0.683, abs=0.02), module
+        if module.bias is not None and name not in ("resnet20", "vgg16_bn"):
             assert torch.all(module.bias == 0)
         checked += 1
     assert checked >= 2
