@@ -10,7 +10,7 @@ from torch import nn
 
 from typing_extensions import TypedDict
 
-from prunelab.models import MODELS, NO_DEFAULT, build_model, model_options, register
+from prunelab.models import MODELS, NO_DEFAULT, build_model, initialize, model_options, register
 
 
 class Sizes(TypedDict):  # a builder option's type, found by name as a module's are
@@ -42,7 +42,8 @@ def test_a_bad_option_value_is_an_error_naming_model_and_option() -> None:
 @pytest.mark.parametrize(
     ("name", "options", "field"),
     [("mnist1d_cnn", {"channels": -1}, "channels"), ("resnet20", {"width": 0}, "width"),
-     ("mlp", {"hidden_sizes": [10, 0]}, "hidden_sizes"), ("mlp", {"num_classes": 0}, "num_classes")],
+     ("mlp", {"hidden_sizes": [10, 0]}, "hidden_sizes"), ("mlp", {"hidden_sizes": (10, 0)}, "hidden_sizes"),
+     ("mlp", {"num_classes": 0}, "num_classes")],
 )
 def test_sizes_below_one_are_errors(name, options, field) -> None:
     num_classes = options.pop("num_classes", 10)
@@ -57,9 +58,10 @@ def test_options() -> None:
     assert build_model("resnet20", 10, (3, 32, 32), width=8).fc.in_features == 32
 
 
-def test_wrong_input_rank_is_explained() -> None:
-    with pytest.raises(ValueError, match=r"resnet20 needs inputs of shape \(C, H, W\), got \(1, 40\)"):
-        build_model("resnet20", 10, (1, 40))
+@pytest.mark.parametrize("shape", [(1, 40), (1, 3, 32, 32)])
+def test_wrong_input_rank_is_explained(shape) -> None:
+    with pytest.raises(ValueError, match=rf"resnet20 needs inputs of shape \(C, H, W\), got {re.escape(repr(shape))}"):
+        build_model("resnet20", 10, shape)
 
 
 @pytest.mark.parametrize("shape", [None, 40, (1, 0), (1.0, 40)])
@@ -100,6 +102,22 @@ def test_a_class_count_of_numpy_int_builds_as_a_python_int() -> None:
     assert model[-1].out_features == 10
     with pytest.raises(ValueError, match="model 'mlp': num_classes must be an int, got True"):
         build_model("mlp", True, (1, 40))
+
+
+def test_initialize_draws_weights_as_a_new_model_and_resets_batchnorm() -> None:
+    """Every value is drawn anew: BatchNorm at weight 1, bias 0 and fresh statistics, the
+    linear layer within PyTorch's default bound 1/sqrt(fan_in), convs He-normal fan-out."""
+    torch.manual_seed(0)
+    model = build_model("resnet20", 10, (3, 32, 32))
+    with torch.no_grad():
+        for tensor in [*model.parameters(), *model.buffers()]:
+            tensor.fill_(7)
+    initialize("resnet20", model)
+    norm = model.stage3[2].bn2
+    assert torch.all(norm.weight == 1) and torch.all(norm.bias == 0) and norm.num_batches_tracked.item() == 0
+    assert torch.all(norm.running_mean == 0) and torch.all(norm.running_var == 1)
+    assert model.fc.weight.abs().max().item() <= 1 / 64**0.5 and model.fc.bias.abs().max().item() <= 1 / 64**0.5
+    assert model.stage3[1].conv1.weight.std().item() == pytest.approx((2 / (64 * 9)) ** 0.5, rel=0.05)
 
 
 def test_every_builder_has_a_one_line_summary() -> None:
@@ -227,18 +245,24 @@ def test_options_without_a_default_a_recipe_can_write_must_be_given_and_name_no_
 def test_a_builder_defined_again_replaces_itself_but_no_other() -> None:
     """A reloaded module or a notebook cell run twice registers the same function again."""
 
-    def define(width: int):
-        @register("doctest_again")
+    def define(width: int, init=None):
+        @register("doctest_again", init=init)
         def again(num_classes, input_shape):
             """A linear layer."""
             return nn.Linear(input_shape[-1], width)
 
         return again
 
+    def zero_weights(model: nn.Linear) -> nn.Linear:
+        nn.init.zeros_(model.weight)
+        return model
+
     try:
-        define(3)
-        assert define(5) is MODELS["doctest_again"]  # the newer definition
+        define(3, init=zero_weights)
+        assert torch.all(build_model("doctest_again", 10, (1, 40)).weight == 0)
+        assert define(5) is MODELS["doctest_again"]  # the newer definition, without the older's weight scheme
         assert build_model("doctest_again", 10, (1, 40)).out_features == 5
+        assert torch.all(build_model("doctest_again", 10, (1, 40)).weight != 0)
         with pytest.raises(ValueError, match="model 'doctest_again' is already registered"):
             register("doctest_again")(lambda num_classes, input_shape: nn.Linear(1, 1))
     finally:
