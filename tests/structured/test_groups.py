@@ -226,6 +226,12 @@ def relu_hooked() -> nn.Module:
     return model
 
 
+def relu_pre_hooked() -> nn.Module:
+    model = conv_then(nn.ReLU())
+    model[1].register_forward_pre_hook(lambda module, inputs: (inputs[0] + 1,))  # removed channels become 1
+    return model
+
+
 X1 = torch.zeros(2, 1, 5)
 FIXED = "to a fixed width, which fewer channels would not fill: flatten with x.flatten(1) or x.view(x.size(0), -1)"
 
@@ -250,6 +256,7 @@ FIXED = "to a fixed width, which fewer channels would not fill: flatten with x.f
         (conv_then(nn.PReLU(4)), X1, "scaled by 1 (PReLU), a slope per channel"),
         (conv_then(nn.BatchNorm1d(4, affine=False)), X1, "normalised by 1 (BatchNorm1d) across channels or without scale and shift"),
         (Lambda(lambda s, x: s.b(s.a(x) + 1.0), a=nn.Conv1d(1, 4, 1), b=nn.Conv1d(4, 2, 1)), X1, "shifted away from zero by add"),
+        (Lambda(lambda s, x: s.b(s.a(x) + x.size(0)), a=nn.Conv1d(1, 4, 1), b=nn.Conv1d(4, 2, 1)), X1, "shifted away from zero by add"),
         (Lambda(lambda s, x: s.b((lambda h: h / h)(s.a(x))), a=nn.Conv1d(1, 4, 1), b=nn.Conv1d(4, 2, 1)), X1, "divided by a tensor in truediv"),
         (nn.Sequential(nn.Linear(3, 4), nn.MaxPool1d(3, 1, 1), nn.Linear(4, 2)), torch.zeros(2, 5, 3), "pooled across channels by 1 (MaxPool1d)"),
         (Lambda(lambda s, x: s.b(s.bn(s.a(x))) + s.bn(s.a2(x)).mean(), a=nn.Conv1d(1, 4, 1), a2=nn.Conv1d(1, 4, 1),
@@ -261,8 +268,18 @@ FIXED = "to a fixed width, which fewer channels would not fill: flatten with x.f
          "its width read by getitem"),
         (Lambda(lambda s, x: s.b((lambda h: h * h.shape[-2])(s.a(x))), a=nn.Conv1d(1, 4, 1), b=nn.Conv1d(4, 2, 1)), X1,
          "its width read by getitem"),  # -2 is the channel dim of (batch, channels, length)
+        (Lambda(lambda s, x: s.b((lambda h: h * h.shape[1:].numel())(s.a(x))), a=nn.Conv1d(1, 4, 1), b=nn.Conv1d(4, 2, 1)), X1,
+         "its width possibly read by getitem"),  # a slice of the shape, channels among its entries
+        # The input's channels stay, and so do those added to them.
+        (Lambda(lambda s, x: s.b(s.a(x) + x), a=nn.Linear(4, 4), b=nn.Linear(4, 2)), torch.zeros(2, 4), "the model's input"),
+        # After a flatten, each channel is 5 values: a BatchNorm or depthwise convolution there would cut them one per channel.
+        (nn.Sequential(nn.Conv1d(1, 4, 1), nn.Flatten(), nn.BatchNorm1d(4 * 5), nn.Linear(20, 2)), X1,
+         "normalised by 2 (BatchNorm1d) across channels or without scale and shift"),
+        (nn.Sequential(nn.Conv1d(1, 4, 1), nn.Flatten(), nn.Conv1d(2, 2, 1, groups=2), nn.Linear(20, 2)), X1,
+         "read by 2 (Conv1d) in a way that mixes channels"),  # the flattened batch of 2, taken as 2 unbatched channels
         (hooked(), X1, "0 has a parametrization or forward hooks"),
         (relu_hooked(), X1, "1 (ReLU) has forward hooks"),
+        (relu_pre_hooked(), X1, "1 (ReLU) has forward hooks"),
         (nn.Sequential(nn.Conv1d(1, 4, 1), nn.MaxPool1d(1, return_indices=True), Lambda(lambda s, pair: pair[0])), X1,
          "pooled by 1 (MaxPool1d) into something other than one tensor"),
         (Lambda(lambda s, x: s.head(s.shared(x) + s.shared(torch.relu(s.pre(x)))), pre=nn.Conv1d(1, 1, 1), shared=nn.Conv1d(1, 4, 1),
@@ -307,6 +324,22 @@ def test_a_layer_called_twice_makes_one_group_that_can_be_named() -> None:
     assert channel_groups(twice, X1)[0].norms == ["bn"]  # a layer listed once, whichever the calls
     with pytest.raises(ValueError, match=r"^ratio given for 'shared', but the channels of shared cannot be removed: shared is called more than once$"):
         ChannelPruner(model, X1).prune(ratios={"shared": 0.5})
+
+
+def test_a_join_keeps_the_depthwise_convolutions_and_readers_of_both_operands_in_call_order() -> None:
+    """b's channels, read by d, are added to a's, which pass a depthwise convolution and are read by c
+    earlier: the group has both producers, the depthwise convolution, and its readers as they are called."""
+    def forward(s, x):
+        h, g = s.dw(s.a(x)), s.b(x)
+        side = s.c(h) + s.d(g)
+        return side + s.head(g + h)
+
+    model = Lambda(forward, a=nn.Conv1d(1, 4, 1), dw=nn.Conv1d(4, 4, 3, padding=1, groups=4), b=nn.Conv1d(1, 4, 1),
+                   c=nn.Conv1d(4, 2, 1), d=nn.Conv1d(4, 2, 1), head=nn.Conv1d(4, 2, 1))  # fmt: skip
+    group = channel_groups(model, X1)[0]
+    assert (group.name, group.producers, group.depthwise, group.consumers, group.prunable) == (
+        "a", ["a", "b"], ["dw"], [("c", 1), ("d", 1), ("head", 1)], True
+    )
 
 
 def test_what_keeps_a_removed_channel_at_zero_stays_prunable() -> None:
