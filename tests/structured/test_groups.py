@@ -257,6 +257,7 @@ FIXED = "to a fixed width, which fewer channels would not fill: flatten with x.f
         (conv_then(nn.BatchNorm1d(4, affine=False)), X1, "normalised by 1 (BatchNorm1d) across channels or without scale and shift"),
         (Lambda(lambda s, x: s.b(s.a(x) + 1.0), a=nn.Conv1d(1, 4, 1), b=nn.Conv1d(4, 2, 1)), X1, "shifted away from zero by add"),
         (Lambda(lambda s, x: s.b(s.a(x) + x.size(0)), a=nn.Conv1d(1, 4, 1), b=nn.Conv1d(4, 2, 1)), X1, "shifted away from zero by add"),
+        (Lambda(lambda s, x: s.b(s.a(x) + True), a=nn.Conv1d(1, 4, 1), b=nn.Conv1d(4, 2, 1)), X1, "shifted away from zero by add"),  # True is 1
         (Lambda(lambda s, x: s.b((lambda h: h / h)(s.a(x))), a=nn.Conv1d(1, 4, 1), b=nn.Conv1d(4, 2, 1)), X1, "divided by a tensor in truediv"),
         (nn.Sequential(nn.Linear(3, 4), nn.MaxPool1d(3, 1, 1), nn.Linear(4, 2)), torch.zeros(2, 5, 3), "pooled across channels by 1 (MaxPool1d)"),
         (Lambda(lambda s, x: s.b(s.bn(s.a(x))) + s.bn(s.a2(x)).mean(), a=nn.Conv1d(1, 4, 1), a2=nn.Conv1d(1, 4, 1),

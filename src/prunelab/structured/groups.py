@@ -365,9 +365,8 @@ class _Trace:
         traced tensors of the same shape, their channel spaces become one group."""
         # alpha scales the second operand (torch.add(x, y, alpha=0.5)): it shifts nothing.
         arguments = [*node.args, *(value for key, value in node.kwargs.items() if key != "alpha")]
-        # Numbers: literals, or values computed while tracing (e.g. from x.size()), unknown here.
-        numbers = [a for a in arguments if (isinstance(a, (int, float)) and not isinstance(a, bool)) or
-                   (isinstance(a, fx.Node) and _shape(a) is None)]  # fmt: skip
+        # Numbers: literals (True is 1), or values computed while tracing (e.g. from x.size()), unknown here.
+        numbers = [a for a in arguments if isinstance(a, (int, float)) or (isinstance(a, fx.Node) and _shape(a) is None)]
         if _function_name(node) in SHIFTING and any(isinstance(n, fx.Node) or n != 0 for n in numbers):
             self.block_inputs(node, f"shifted away from zero by {name}")
             return
