@@ -286,6 +286,7 @@ FIXED = "to a fixed width, which fewer channels would not fill: flatten with x.f
         (Lambda(lambda s, x: s.head(s.shared(x) + s.shared(torch.relu(s.pre(x)))), pre=nn.Conv1d(1, 1, 1), shared=nn.Conv1d(1, 4, 1),
                 head=nn.Conv1d(4, 2, 1)), X1, "shared is called more than once"),  # once on the model's input
         # A flatten to a width written as a number: with fewer channels it would fold examples together (or fail).
+        (Lambda(lambda s, x: s.b(s.a(x).flatten(1).flatten(1)), a=nn.Conv1d(1, 4, 1), b=nn.Linear(20, 2)), X1, "flattened by flatten_1"),
         (Lambda(lambda s, x: s.b(s.a(x).reshape(-1, 20)), a=nn.Conv1d(1, 4, 1), b=nn.Linear(20, 2)), X1, f"flattened by reshape {FIXED}"),
         (Lambda(lambda s, x: s.b((lambda h: h.view(h.size(0), 20))(s.a(x))), a=nn.Conv1d(1, 4, 1), b=nn.Linear(20, 2)), X1,
          f"flattened by view {FIXED}"),
@@ -400,13 +401,16 @@ def test_a_tensor_divisor_given_by_keyword_blocks_the_channels() -> None:
         (lambda s, x: s.a(x) * s.weight, "combined by mul with a tensor whose channels are not traced (they went through "
                                         "something that mixes channels, or are not made from the model's input)"),
         (lambda s, x: s.a(x) - s.across(s.b(x)), "combined by sub with a tensor holding its channels otherwise (along another dim, or flattened)"),
+        (lambda s, x: s.a(x).flatten(1) + s.wide(x.flatten(1)),
+         "combined by add with a tensor holding its channels otherwise (along another dim, or flattened)"),  # 3 values per channel, or 1
     ],
-    ids=["broadcast", "non-affine-batchnorm-shortcut", "parameter", "channels-along-another-dim"],
+    ids=["broadcast", "non-affine-batchnorm-shortcut", "parameter", "channels-along-another-dim", "flattened-and-not"],
 )  # fmt: skip
 def test_an_elementwise_join_blocks_channels_with_the_reason_it_cannot_follow_them(forward, blocked) -> None:
     """Of one shape, but one operand's channels untraced (a BatchNorm without scale and shift
     moves zero, a parameter is not made from the input) or laid out otherwise: each said as such."""
-    model = Lambda(forward, a=nn.Conv1d(1, 4, 1), b=nn.Conv1d(1, 4, 1), norm=nn.BatchNorm1d(4, affine=False), across=nn.Linear(3, 3))
+    model = Lambda(forward, a=nn.Conv1d(1, 4, 1), b=nn.Conv1d(1, 4, 1), norm=nn.BatchNorm1d(4, affine=False), across=nn.Linear(3, 3),
+                   wide=nn.Linear(3, 12))  # fmt: skip
     model.weight = nn.Parameter(torch.ones(2, 4, 3))
     groups = {g.name: g for g in channel_groups(model, torch.zeros(2, 1, 3))}
     assert groups["a"].unprunable == blocked
