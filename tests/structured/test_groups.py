@@ -129,6 +129,8 @@ def test_a_reason_names_the_call_among_several_of_one_function_and_the_layer_it_
                        "pair.b": "used by cat_1 in pair", "head": "the model's output"}  # fmt: skip
     with pytest.raises(ValueError, match=r"^ratio given for 'pair.b', but the channels of pair.b cannot be removed: used by cat_1 in pair$"):
         ChannelPruner(TwoConcatenations(), x).prune(ratios={"pair.b": 0.5})
+    nested = nn.Sequential(nn.Sequential(Pair(1)), nn.Conv1d(6, 2, 1))  # the innermost layer is named
+    assert channel_groups(nested, x)[0].unprunable == "used by cat in 0.0"
 
 
 def test_a_depthwise_convolution_of_the_model_input_stays_a_layer_of_its_own() -> None:
