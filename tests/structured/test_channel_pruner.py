@@ -959,7 +959,7 @@ F = nn.functional
     [
         nn.SELU(), nn.CELU(0.7), nn.RReLU(), nn.PReLU(), nn.Softsign(), nn.Tanhshrink(), nn.Softshrink(0.3), nn.Hardshrink(0.3),
         nn.Hardtanh(-0.5, 2.0), nn.Threshold(-0.2, 5.0), nn.Threshold(0.1, 0.0),
-        lambda h: F.hardtanh(h, -0.5, 2.0), lambda h: F.hardtanh_(h, 0.0, 0.5), lambda h: F.selu(h), lambda h: torch.selu_(h),
+        lambda h: F.hardtanh(h, -0.5, 2.0), lambda h: F.hardtanh_(h), lambda h: F.hardtanh_(h, 0.0, 0.5), lambda h: F.selu(h), lambda h: torch.selu_(h),
         lambda h: F.celu(h, 0.7), lambda h: torch.celu(h), lambda h: F.rrelu(h), lambda h: torch.rrelu_(h), lambda h: F.softsign(h),
         lambda h: F.tanhshrink(h), lambda h: F.softshrink(h, 0.3), lambda h: F.hardshrink(h), lambda h: h.hardshrink(0.3),
         lambda h: torch.hardshrink(h), lambda h: F.threshold(h, -0.2, 5.0), lambda h: torch.threshold_(h, 0.1, 0.0),
@@ -967,7 +967,7 @@ F = nn.functional
     ],
     ids=[
         "SELU", "CELU", "RReLU", "PReLU", "Softsign", "Tanhshrink", "Softshrink", "Hardshrink", "Hardtanh", "Threshold-below-0",
-        "Threshold-to-0", "F.hardtanh", "F.hardtanh_", "F.selu", "torch.selu_", "F.celu", "torch.celu", "F.rrelu", "torch.rrelu_",
+        "Threshold-to-0", "F.hardtanh", "F.hardtanh_-defaults", "F.hardtanh_", "F.selu", "torch.selu_", "F.celu", "torch.celu", "F.rrelu", "torch.rrelu_",
         "F.softsign", "F.tanhshrink", "F.softshrink", "F.hardshrink", "Tensor.hardshrink", "torch.hardshrink", "F.threshold",
         "torch.threshold_", "F.elu_", "F.leaky_relu_", "Tensor.tanh_", "torch.tanh_",
     ],
