@@ -1000,12 +1000,12 @@ def assert_shrinks_to_the_zeroed_model(function) -> None:
         torch.abs, lambda h: abs(h), lambda h: h.abs_(), torch.neg, lambda h: -h, lambda h: h.negative(), torch.square,
         lambda h: h ** 2, lambda h: torch.pow(h, exponent=3), lambda h: h.pow_(2), torch.sin, lambda h: h.sin(), torch.tanh,
         torch.sign, lambda h: h.sgn(), lambda h: h * -3.0, lambda h: h / 4, lambda h: torch.clamp(h, -0.5, 0.5),
-        lambda h: h.clamp(min=0.0), lambda h: h.clamp_(max=0.2), lambda h: torch.clip(h, max=1.0),
+        lambda h: h.clamp(min=0.0), lambda h: h.clamp(max=0.0), lambda h: h.clamp_(max=0.2), lambda h: torch.clip(h, max=1.0),
     ],
     ids=[
         "torch.abs", "abs", "Tensor.abs_", "torch.neg", "unary-minus", "Tensor.negative", "torch.square", "power-2", "torch.pow-3",
         "Tensor.pow_", "torch.sin", "Tensor.sin", "torch.tanh", "torch.sign", "Tensor.sgn", "times-number", "over-number",
-        "torch.clamp", "Tensor.clamp-min", "Tensor.clamp_-max", "torch.clip-max",
+        "torch.clamp", "Tensor.clamp-min", "Tensor.clamp-max-0", "Tensor.clamp_-max", "torch.clip-max",
     ],
 )  # fmt: skip
 def test_an_elementwise_function_that_maps_zero_to_zero_shrinks_to_what_the_zeroed_model_computes(function) -> None:
