@@ -153,6 +153,9 @@ def test_functional_flatten_and_view_are_recognised() -> None:
 
     (conv, fc) = channel_groups(Net(), torch.zeros(1, 1, 10))
     assert conv.consumers == [("fc", 8)] and conv.prunable and not fc.prunable
+    viewed = Lambda(lambda s, x: (lambda h: s.fc(h.view((h.size(0), -1))))(s.conv(x)), conv=nn.Conv1d(1, 4, 3), fc=nn.Linear(4 * 8, 2))
+    (conv, _) = channel_groups(viewed, torch.zeros(1, 1, 10))  # the sizes as one tuple
+    assert conv.consumers == [("fc", 8)] and conv.prunable
 
 
 def test_untraceable_model_and_wrong_input_are_clear_errors(capsys) -> None:
@@ -273,6 +276,9 @@ FIXED = "to a fixed width, which fewer channels would not fill: flatten with x.f
          "its width read by getitem"),  # -2 is the channel dim of (batch, channels, length)
         (Lambda(lambda s, x: s.b((lambda h: h * h.shape[1:].numel())(s.a(x))), a=nn.Conv1d(1, 4, 1), b=nn.Conv1d(4, 2, 1)), X1,
          "its width possibly read by getitem"),  # a slice of the shape, channels among its entries
+        (Lambda(lambda s, x: (lambda h: s.b(h) * torch.ones(h.size()).sum())(s.a(x)), a=nn.Conv1d(1, 4, 1), b=nn.Conv1d(4, 2, 1)), X1,
+         "its width read for ones"),  # the whole shape, given to a function
+        (nn.Sequential(nn.Conv1d(1, 4, 1), nn.Linear(5, 3)), X1, "read by 1 in a way that mixes channels"),  # a Linear reads the last dim
         # The input's channels stay, and so do those added to them.
         (Lambda(lambda s, x: s.b(s.a(x) + x), a=nn.Linear(4, 4), b=nn.Linear(4, 2)), torch.zeros(2, 4), "the model's input"),
         # After a flatten, each channel is 5 values: a BatchNorm or depthwise convolution there would cut them one per channel.
