@@ -80,6 +80,10 @@ def test_global_count_is_exact_and_ranks_across_groups() -> None:
     assert int((~kept).sum()) == 11  # round(0.5 * 22): the scored groups only
     assert pruner.channel_sparsity() == 0.5  # counted over the same groups
     assert scores[~kept].max() < scores[kept].min()  # the 11 smallest |gamma| went
+    with pytest.warns(UserWarning, match="cannot score the channel groups 7"):
+        pruner.prune(0.7)  # 4 more: the 15 smallest, round(0.7 * 22), counting the 11 already gone
+    kept = torch.cat([torch.isin(torch.arange(10), pruner.keep["0"]), torch.isin(torch.arange(12), pruner.keep["3"])])
+    assert int((~kept).sum()) == 15 and scores[~kept].max() < scores[kept].min()
     assert pruner.shrink()[7].out_features == 8  # the Linear group whole
     with pytest.raises(ValueError, match=r"ratio given for '7', but criterion BatchNormScale\(\) cannot score 7"):
         pruner.prune(ratios={"7": 0.5})
@@ -561,6 +565,7 @@ def test_global_filter_l1_is_warned_about_and_each_criterion_s_default_scope_is_
         trained = chain()
         randomise_batchnorm(trained)  # scales of 1 would tie
         ChannelPruner(trained, X, criterion="bn_scale", exclude=["7"]).prune(0.5)  # "7" has no BatchNorm
+        ChannelPruner(chain(), X, include=["3"]).prune(0.5, scope="global")  # one group: nothing to compare across
 
 
 class AuxiliaryHead(nn.Module):
