@@ -237,6 +237,18 @@ def test_a_sparsity_of_weights_met_exactly_takes_no_extra_channel_and_one_met_wi
     assert pruner.state_dict() == kept
 
 
+def test_a_sparsity_of_weights_met_without_a_removed_channel_is_an_error_whatever_the_untouched_groups() -> None:
+    """Of the 8 + 80 + 40 = 128 weights, each of b's 20 units takes 4 + 2, each of a's 4 units
+    2 + 20. Two of b's units removed take 12; without either, 6 still go, which meets a target
+    of 5 / 128: an error, as a has no removed unit to give back."""
+    model = nn.Sequential(nn.Linear(2, 4), nn.ReLU(), nn.Linear(4, 20), nn.ReLU(), nn.Linear(20, 2))
+    pruner = ChannelPruner(model, torch.zeros(1, 2), criterion=lambda m, g: torch.arange(g.size, dtype=torch.float64))
+    pruner.prune(ratios={"2": 0.1})
+    assert pruner.weight_sparsity() == 12 / 128
+    with pytest.raises(ValueError, match=r"^0\.09375 of the weights are already removed, more than the sparsity 0\.0390625 asked for$"):
+        pruner.prune(5 / 128, sparsity_of="weights")
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
