@@ -279,6 +279,7 @@ def test_channels_once_removed_stay_removed() -> None:
     model = chain()
     pruner = ChannelPruner(model, X)
     pruner.prune(ratios={"0": 0.5})
+    assert pruner.group_sparsity() == {"0": 0.5, "3": 0.0, "7": 0.0}
     first = pruner.keep["0"].clone()
     with torch.no_grad():
         model[0].weight[first] = 0  # the kept filters now score lowest; nesting still holds
@@ -455,6 +456,7 @@ def test_depthwise_convolutions_lose_the_channels_of_their_group(criterion, trai
     kept = len(pruner.keep["3.expand.0"])
     assert kept == 12 and (depthwise.in_channels, depthwise.out_channels, depthwise.groups) == (kept, kept, kept)
     assert depthwise.weight.shape == (kept, 1, 3, 3) and depthwise.bias.shape == (kept,)
+    assert pruner.weight_sparsity() == pytest.approx(1 - dense_weights(small) / dense_weights(model))  # depthwise filters too
     reference = zero_removed_channels(model, pruner)
     small.train(train)
     reference.train(train)
@@ -681,7 +683,8 @@ def test_shrink_refuses_kept_channels_that_are_not_increasing_indices() -> None:
     pruner = ChannelPruner(model, X)
     state = pruner.state_dict()
     for kept, message in (([1, 1, 2], "must be increasing indices below 10"), ([0.5, 1.7], "must be a list of channel indices"),
-                          ([0, 10], "must be increasing indices below 10")):  # fmt: skip
+                          ([0, 10], "must be increasing indices below 10"), ([-1, 3], "must be increasing indices below 10"),
+                          ([], "must be increasing indices below 10, at least one"), ([True, 2], "must be a list of channel indices")):  # fmt: skip
         with pytest.raises(ValueError, match=f"kept channels of 0 {message}"):
             shrink(model, pruner.groups, {**state, "0": kept}, X)
     with pytest.raises(ValueError, match="keep has no kept channels for the group"):
