@@ -835,22 +835,27 @@ def test_a_layer_whose_weight_is_computed_elsewhere_in_the_model_is_no_obstacle(
 
 
 class ReadsByIndexInEval(nn.Module):
-    """An eval-only branch reading the first three channels by index: not in the trace
-    (made in training mode), and the same shapes, but other values once channels are gone."""
+    """An eval-only branch reading the first three channels by index (times ``scale``): not in the
+    trace (made in training mode), and the same shapes, but other values once channels are gone.
+    With ``as_dict``, the output is a dict holding it."""
 
-    def __init__(self) -> None:
+    def __init__(self, scale: float = 1.0, as_dict: bool = False) -> None:
         super().__init__()
+        self.scale, self.as_dict = scale, as_dict
         self.l1, self.l2 = nn.Linear(4, 12), nn.Linear(12, 3)
 
     def forward(self, x):
         h = torch.relu(self.l1(x))
         out = self.l2(h)
-        return out if self.training else out + h[:, :3]
+        out = out if self.training else out + self.scale * h[:, :3]
+        return {"out": out} if self.as_dict else out
 
 
-def test_a_small_model_that_computes_otherwise_than_the_zeroed_one_is_warned_about() -> None:
+@pytest.mark.parametrize(("scale", "as_dict"), [(1.0, False), (1.0, True), (1e-3, False)], ids=["tensor", "dict", "small-gap"])
+def test_a_small_model_that_computes_otherwise_than_the_zeroed_one_is_warned_about(scale, as_dict) -> None:
+    """Outputs in a dict are compared too, and a gap of a thousandth is more than rounding."""
     torch.manual_seed(0)
-    model = ReadsByIndexInEval()
+    model = ReadsByIndexInEval(scale, as_dict)
     with torch.no_grad():
         model.l1.bias.uniform_(0.5, 1.0)  # every channel alive on the example input
     pruner = ChannelPruner(model, torch.ones(1, 4))
@@ -878,6 +883,25 @@ class NormalisedInEval(nn.Module):
         if not self.training:
             h = h / h.abs().amax(-1, keepdim=True)
         return self.head(h).mean(-1)
+
+
+class ReturnsFeaturesInEval(nn.Module):
+    """In eval mode only (not in the trace), the hidden features are returned too."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.l1, self.l2 = nn.Linear(4, 12), nn.Linear(12, 3)
+
+    def forward(self, x):
+        h = torch.relu(self.l1(x))
+        return self.l2(h) if self.training else (self.l2(h), h)
+
+
+def test_a_small_model_whose_outputs_change_shape_is_an_error() -> None:
+    pruner = ChannelPruner(ReturnsFeaturesInEval(), torch.ones(1, 4))
+    pruner.prune(ratios={"l1": 0.5})
+    with pytest.raises(ValueError, match=r"^the model with channels removed gives outputs of shape \[\(2, 3\), \(2, 6\)\], not \[\(2, 3\), \(2, 12\)\]$"):
+        pruner.shrink()
 
 
 def test_a_zeroed_model_that_computes_nan_where_the_small_one_does_not_is_warned_about() -> None:
