@@ -463,6 +463,22 @@ def test_depthwise_convolutions_lose_the_channels_of_their_group(criterion, trai
     torch.testing.assert_close(small(x), reference(x), rtol=1e-4, atol=1e-5)
 
 
+def test_a_depthwise_convolution_with_a_bias_and_no_batchnorm_after_shrinks_without_a_warning() -> None:
+    """The removed channels' depthwise biases are zeroed in the reference too: the small model
+    computes what it does, and shrink does not warn otherwise."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv1d(1, 4, 1), nn.ReLU(), nn.Conv1d(4, 4, 3, padding=1, groups=4), nn.ReLU(), nn.Conv1d(4, 2, 1))
+    with torch.no_grad():
+        model[2].bias.uniform_(0.5, 1.0)  # a removed channel would be its bias, alive after the ReLU
+    x = torch.randn(3, 1, 6)
+    pruner = ChannelPruner(model, x[:1])
+    pruner.prune(0.5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        small = pruner.shrink()
+    torch.testing.assert_close(small(x), zero_removed_channels(model, pruner)(x))
+
+
 def test_small_model_layers_describe_their_new_widths() -> None:
     model = build_model("resnet20", num_classes=10, input_shape=(3, 32, 32))
     pruner = ChannelPruner(model, torch.zeros(1, 3, 32, 32), include=["stage1.0.conv1"])
@@ -689,6 +705,8 @@ def test_shrink_refuses_kept_channels_that_are_not_increasing_indices() -> None:
             shrink(model, pruner.groups, {**state, "0": kept}, X)
     with pytest.raises(ValueError, match="keep has no kept channels for the group"):
         shrink(model, pruner.groups, {}, X)
+    with pytest.raises(ValueError, match=r"^the model fails on the example input: "):
+        shrink(model, pruner.groups, state, torch.zeros(1, 5, 6, 6))  # 5 input channels for 3
 
 
 def test_shrink_refuses_to_cut_a_group_the_tracer_found_unprunable() -> None:
