@@ -97,6 +97,18 @@ def test_a_write_removes_what_a_killed_write_to_its_file_left(tmp_path: Path) ->
     assert [path.exists() for path in (killed, stalled, recent, other)] == [False, True, True, True]
 
 
+def test_leftovers_are_told_by_the_exact_name_of_their_file(tmp_path: Path) -> None:
+    """A name with characters glob reads as a pattern (``[1]``) matches itself only: its own
+    leftover is removed, not that of a file the pattern would match (``table1.md``)."""
+    own, lookalike = tmp_path / ".table[1].md.badf00d.tmp", tmp_path / ".table1.md.badf00d.tmp"
+    for leftover in (own, lookalike):
+        leftover.write_bytes(b"half")
+        os.utime(leftover, (atomic.STARTED - 60, atomic.STARTED - 60))
+    with atomic_write(tmp_path / "table[1].md") as file:
+        file.write(b"whole")
+    assert sorted(path.name for path in tmp_path.iterdir()) == [lookalike.name, "table[1].md"]
+
+
 def test_a_file_system_without_locks_still_writes_and_keeps_what_it_cannot_tell(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """flock failing with ENOLCK (some network mounts): the write is made whole, with no
     temporary left, and an old leftover stays, since a write going on cannot be told from it."""

@@ -8,6 +8,7 @@ import re
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -80,6 +81,15 @@ def test_a_waiting_process_says_for_whom_and_takes_the_lock_once_free(holder, mo
             assert again is False
     assert naps == [lock.POLL_SECONDS]
     assert [r.getMessage() for r in caplog.records] == [f"seed 3 run: waiting for process {process.pid} on {os.uname().nodename}, which is running it in {folder}"]
+
+
+def test_the_lock_is_signed_by_its_holder_alone(tmp_path: Path) -> None:
+    """The signature a waiting command names the holder by replaces an earlier holder's, even a
+    longer one, rather than running on from it into a signature of no process."""
+    (tmp_path / LOCK).write_text("4194304 an-earlier-holder-s-long-host-name")
+    with exclusive(tmp_path, "seed 0") as mine:
+        assert mine is True
+        assert (tmp_path / LOCK).read_text() == f"{os.getpid()} {socket.gethostname()}"
 
 
 def hold(folder: Path):
