@@ -177,6 +177,15 @@ def test_a_find_phase_another_command_is_training_is_waited_for(recipe, run: Pat
     assert any(r.getMessage().startswith("seed 0 find: waiting for another process, which is running it in") for r in caplog.records)
 
 
+def test_a_holder_whose_signature_was_cut_short_is_waited_for_as_another_process(tmp_path: Path, monkeypatch, caplog) -> None:
+    (tmp_path / LOCK).write_text("4194304")  # its host name never written: a full disk, say
+    other = hold(tmp_path)
+    monkeypatch.setattr(lock.time, "sleep", lambda seconds: other.close())
+    with caplog.at_level(logging.WARNING, logger="prunelab"), exclusive(tmp_path, "seed 0 run") as mine:
+        assert mine is True
+    assert [r.getMessage() for r in caplog.records] == [f"seed 0 run: waiting for another process, which is running it in {tmp_path}"]
+
+
 def test_a_folder_that_cannot_be_made_is_named(tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("")
@@ -207,6 +216,20 @@ def test_a_look_at_a_read_only_folder_s_lock_needs_no_write(holder, monkeypatch)
     process.stdin.close()
     process.wait()
     assert lock.busy(folder) is False
+
+
+def test_on_a_file_system_without_locks_no_folder_looks_busy(tmp_path: Path, monkeypatch) -> None:
+    """Where flock fails (some network mounts) no command can hold a lock: an interrupted seed
+    there is said to be interrupted, not to be running."""
+    import errno
+
+    (tmp_path / LOCK).write_text("4194304 a-host")
+
+    def refuse(handle, operation):
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    monkeypatch.setattr(lock.fcntl, "flock", refuse)
+    assert lock.busy(tmp_path) is False
 
 
 def test_show_reads_a_read_only_run_with_an_interrupted_seed(recipe, run: Path, tmp_path: Path, monkeypatch, capsys) -> None:
