@@ -493,6 +493,18 @@ def test_write_bytes_keeps_the_old_file_when_the_write_fails(tmp_path: Path, mon
     assert path.read_bytes() == b"new"
 
 
+@pytest.mark.parametrize("where", [0, -1], ids=["first byte", "last byte"])
+def test_write_bytes_replaces_a_file_of_the_same_size_that_differs_anywhere(tmp_path: Path, where: int) -> None:
+    """A file is left alone only if it holds the very bytes (it is read in chunks of 1 MiB): one
+    of the same size differing in its first or last byte is written over."""
+    path, new = tmp_path / "checkpoint.safetensors", bytes(range(256)) * (9 << 10)  # 2.25 MiB: three chunks
+    old = bytearray(new)
+    old[where] ^= 0xFF
+    path.write_bytes(old)
+    runs_io.write_bytes(path, new)
+    assert path.read_bytes() == new
+
+
 def test_written_files_follow_the_umask(tmp_path: Path) -> None:
     """Group-readable results under a 027 umask (0640), not private temporary files (0600)."""
     previous = os.umask(0o027)
