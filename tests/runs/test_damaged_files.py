@@ -63,6 +63,16 @@ def test_read_json_names_the_file_and_what_is_wrong(content, kind, keys, problem
     assert str(raised.value) == f"{path} {problem}: {DAMAGED}"
 
 
+def test_a_field_of_another_shape_is_named_not_the_missing_one_beside_it(tmp_path: Path) -> None:
+    """A file both lacking a field and holding one of another type names the latter, the edit."""
+    path = tmp_path / "layer_sparsity.json"
+    path.write_text('{"conv.weight": {"numel": 10, "sparsity": "x"}}')  # lacks remaining
+    with pytest.raises(DamagedRunError) as raised:
+        read_json(path)
+    assert str(raised.value) == (f"{path} holds conv.weight.sparsity that is not as prunelab writes it "
+                                 f"(Input should be a valid number): {DAMAGED}")
+
+
 def test_read_json_returns_what_is_there(tmp_path: Path) -> None:
     (tmp_path / "a.json").write_text('{"a": [1, 2]}')
     (tmp_path / "b.json").write_text("[1, 2]")

@@ -494,10 +494,11 @@ def test_write_bytes_keeps_the_old_file_when_the_write_fails(tmp_path: Path, mon
 
 
 @pytest.mark.parametrize("where", [0, -1], ids=["first byte", "last byte"])
-def test_write_bytes_replaces_a_file_of_the_same_size_that_differs_anywhere(tmp_path: Path, where: int) -> None:
+@pytest.mark.parametrize("size", [3, 9 << 18], ids=["3 bytes", "2.25 MiB"])  # one chunk; three
+def test_write_bytes_replaces_a_file_of_the_same_size_that_differs_anywhere(tmp_path: Path, size: int, where: int) -> None:
     """A file is left alone only if it holds the very bytes (it is read in chunks of 1 MiB): one
     of the same size differing in its first or last byte is written over."""
-    path, new = tmp_path / "checkpoint.safetensors", bytes(range(256)) * (9 << 10)  # 2.25 MiB: three chunks
+    path, new = tmp_path / "checkpoint.safetensors", bytes(range(256)) * (size // 256) + bytes(size % 256)
     old = bytearray(new)
     old[where] ^= 0xFF
     path.write_bytes(old)
