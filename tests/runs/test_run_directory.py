@@ -260,6 +260,15 @@ def test_adding_a_seed_runs_only_the_new_seed(run: Path, recipe, tmp_path: Path,
     assert load_recipe(copy / "recipe.yaml").seeds == [0, 1]
 
 
+def test_seeds_run_in_the_order_the_recipe_gives(recipe, tmp_path: Path, monkeypatch) -> None:
+    """As progress counts them (seed 3 is "1/3"), not in numerical order."""
+    ran = []
+    monkeypatch.setattr(runner, "run_seed", lambda folder, recipe, seed, *args, **kwargs: ran.append(seed) or True)
+    data = load_dataset(recipe.data.name, recipe.data.data_dir)
+    run_recipe(recipe.model_copy(update={"seeds": [3, 1, 2]}), tmp_path, progress=False, data=data)
+    assert ran == [3, 1, 2]
+
+
 def test_a_directory_of_other_settings_is_not_mixed_in(recipe, run: Path, tmp_path: Path) -> None:
     """A directory whose recipe reads differently today (a default changed since) takes no
     more seeds, since its summary would average two experiments, and its finished seeds are
