@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 import prunelab
-from prunelab.config import RecipeError, load_recipe, run_name
+from prunelab.config import RecipeError, load_recipe, recipe_yaml, run_name
 from prunelab.data import load_dataset
 from prunelab.masks import Pruner
 from prunelab.models import build_model
@@ -335,6 +335,17 @@ def test_load_trained_gives_the_final_model_and_its_masks(run: Path, seed0: Path
         load_trained(run, seed=7)
     with pytest.raises(FileNotFoundError, match="is not a run directory"):
         load_trained(seed0)
+
+
+def test_load_trained_gives_the_first_seed_unless_told(run: Path, recipe, tmp_path: Path) -> None:
+    folder = tmp_path / run.name
+    shutil.copytree(run, folder)
+    shutil.copytree(folder / "seed-0", folder / "seed-5")
+    doubled = {key: 2 * value for key, value in load_file(str(folder / "seed-0" / "model.safetensors")).items()}
+    save_file(doubled, str(folder / "seed-5" / "model.safetensors"))
+    (folder / "recipe.yaml").write_text(recipe_yaml(recipe.model_copy(update={"seeds": [0, 5]})))
+    first, fifth = load_trained(folder)[0].state_dict(), load_trained(folder, seed=5)[0].state_dict()
+    assert all(torch.equal(fifth[key], 2 * value) for key, value in first.items())
 
 
 def test_a_run_that_reuses_a_find_phase_says_so(recipe, tmp_path, caplog) -> None:
