@@ -12,6 +12,7 @@ import shutil
 import sys
 import warnings
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -25,7 +26,7 @@ from prunelab.masks import Pruner
 from prunelab.models import build_model
 from prunelab.runs import runner
 from prunelab.runs.checkpoint import save_checkpoint
-from prunelab.runs.runner import FIND_CACHE, aggregate, find_key, progress_shows, run_recipe, seed_summaries
+from prunelab.runs.runner import FIND_CACHE, aggregate, find_key, interrupted_seeds, progress_shows, run_recipe, seed_summaries
 from prunelab.runs.session import SEED_RESULTS, load_trained
 from prunelab.schedules import Constant, Warmup
 from prunelab.train import Trainer, evaluate
@@ -470,6 +471,30 @@ def test_seeds_interrupted_over_another_process_count_are_pointed_to(recipe, tmp
         f"{tmp_path / (name + f'-{count}proc')} holds seeds of these settings interrupted over {count} processes; this run over 1 "
         f"starts anew in {tmp_path / name}: resume that one with as many" for count in (2, 4, 5)
     ]
+
+
+def test_a_run_over_several_processes_points_to_one_interrupted_over_one_not_to_itself(recipe, tmp_path: Path, monkeypatch) -> None:
+    name = run_name(recipe)
+    for folder in (name, f"{name}-2proc"):  # each with an interrupted seed
+        (tmp_path / folder / "seed-0").mkdir(parents=True)
+        (tmp_path / folder / "seed-0" / "checkpoint.safetensors").write_text("{}")
+    monkeypatch.setattr(runner, "world", lambda: SimpleNamespace(size=2))  # this run: over 2 processes
+    assert runner.interrupted_elsewhere(tmp_path, recipe) == [
+        f"{tmp_path / name} holds seeds of these settings interrupted over 1 process; this run over 2 starts anew in "
+        f"{tmp_path / name}-2proc: resume that one with as many"
+    ]
+
+
+def test_a_seed_is_interrupted_in_its_shared_find_phase_until_that_phase_finishes(recipe, tmp_path: Path) -> None:
+    """A find phase cut short is this run's to resume; a finished one was trained for it, or
+    for another run sharing it (other pruning, say): no seed of this run is interrupted there."""
+    find = tmp_path / FIND_CACHE / find_key(recipe, torch.device("cpu")) / "seed-0" / "checkpoint.safetensors"
+    find.parent.mkdir(parents=True)
+    model = nn.Linear(2, 2)
+    save_checkpoint(find, model, Pruner(model), None, {"done": {}, "phase": None})
+    assert interrupted_seeds(tmp_path, recipe) == [0]
+    save_checkpoint(find, model, Pruner(model), None, {"done": {"find": {}}, "phase": None})
+    assert interrupted_seeds(tmp_path, recipe) == []
 
 
 class _Terminal(io.StringIO):
