@@ -627,8 +627,11 @@ def test_leftover_temporary_files_of_a_killed_write_are_removed(recipe, referenc
     for orphan in orphans:
         orphan.write_text("half a file")
         os.utime(orphan, (runner.STARTED - 60, runner.STARTED - 60))  # left by an earlier command
-    orphans.append(find_phase / ".masks.safetensors.76543210.tmp")  # a command killed since this one started
-    orphans[-1].write_text("half written")
+    # commands killed since this one started: under a lock, in subfolders too
+    orphans += [find_phase / ".masks.safetensors.76543210.tmp", copy / "seed-0" / "masks" / ".prune.safetensors.01234567.tmp"]
+    for orphan in orphans[-2:]:
+        orphan.parent.mkdir(exist_ok=True)
+        orphan.write_text("half written")
     live = copy / ".recipe.yaml.fedcba98.tmp"  # a command beside this one writing right now
     live.write_text("half written")
     run_recipe(recipe, tmp_path, progress=False)

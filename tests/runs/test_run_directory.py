@@ -26,6 +26,7 @@ from prunelab.masks import Pruner
 from prunelab.models import build_model
 from prunelab.runs import runner
 from prunelab.runs.checkpoint import save_checkpoint
+from prunelab.runs.lock import exclusive
 from prunelab.runs.runner import FIND_CACHE, aggregate, find_key, interrupted_seeds, progress_shows, run_recipe, seed_summaries
 from prunelab.runs.session import SEED_RESULTS, load_trained
 from prunelab.schedules import Constant, Warmup
@@ -483,6 +484,17 @@ def test_a_run_over_several_processes_points_to_one_interrupted_over_one_not_to_
         f"{tmp_path / name} holds seeds of these settings interrupted over 1 process; this run over 2 starts anew in "
         f"{tmp_path / name}-2proc: resume that one with as many"
     ]
+
+
+def test_a_find_phase_another_command_is_training_over_other_processes_is_not_pointed_to(recipe, tmp_path: Path) -> None:
+    (tmp_path / f"{run_name(recipe)}-2proc").mkdir()
+    find = tmp_path / FIND_CACHE / find_key(recipe, torch.device("cpu"), processes=2) / "seed-0"
+    find.mkdir(parents=True)
+    model = nn.Linear(2, 2)
+    save_checkpoint(find / "checkpoint.safetensors", model, Pruner(model), None, {"done": {}, "phase": None})
+    with exclusive(find, "seed 0 find"):  # as the command training it holds it
+        assert runner.interrupted_elsewhere(tmp_path, recipe) == []
+    assert len(runner.interrupted_elsewhere(tmp_path, recipe)) == 1
 
 
 def test_a_seed_is_interrupted_in_its_shared_find_phase_until_that_phase_finishes(recipe, tmp_path: Path) -> None:
