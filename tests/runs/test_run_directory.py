@@ -165,6 +165,11 @@ def test_metrics_have_one_row_per_epoch_of_each_phase(seed0: Path) -> None:
         assert {k: str(v) for k, v in row.items()} == line
 
 
+def test_events_hold_the_steps_besides_training(seed0: Path) -> None:
+    """The trained phases are in metrics.json and lr_log.json, not again in events.json."""
+    assert list(read_json(seed0 / "events.json")) == ["prune", "eval/rewind", "eval/lr_policy"]
+
+
 def test_lr_log_has_every_step_of_each_phase(seed0: Path, recipe) -> None:
     log = read_json(seed0 / "lr_log.json")
     assert list(log) == ["find", "eval"]
@@ -655,15 +660,17 @@ def test_an_augmentation_that_changes_the_shape_or_a_model_with_empty_or_nan_wei
         MODELS.pop("test_causal")
 
 
-@pytest.mark.parametrize("loadavg, own, threads, warned", [
-    ("2.10 1.50 1.00 3/90 123", "RS", 2, True),   # another command's two threads spinning beside this one's reading
-    ("2.10 1.50 1.00 2/90 123", "RR", 2, False),  # both this process's own: one still spinning after its last op
-    ("2.10 1.50 1.00 1/90 123", "RS", 2, False),  # busy a minute ago, idle now
-    ("0.40 0.30 0.20 3/90 123", "RS", 2, False),  # a moment's spike
-    ("2.10 1.50 1.00 3/90 123", "RS", 1, False),  # one thread waits for none
+@pytest.mark.parametrize("loadavg, own, threads, cores, warned", [
+    ("2.10 1.50 1.00 3/90 123", "RS", 2, 2, True),   # another command's two threads spinning beside this one's reading
+    ("2.10 1.50 1.00 2/90 123", "RR", 2, 2, False),  # both this process's own: one still spinning after its last op
+    ("2.10 1.50 1.00 1/90 123", "RS", 2, 2, False),  # busy a minute ago, idle now
+    ("0.40 0.30 0.20 3/90 123", "RS", 2, 2, False),  # a moment's spike
+    ("2.10 1.50 1.00 3/90 123", "RS", 1, 2, False),  # one thread waits for none
+    ("2.10 1.50 1.00 3/90 123", "RS", 2, 4, False),  # 2 + 2 threads on 4 cores: each has a core of its own
+    ("2.10 1.50 1.00 3/90 123", "RS", 3, 4, True),   # 2 + 3 on 4: one too many
 ])  # fmt: skip
-def test_threads_on_busy_cores_are_warned_about_once(loadavg, own, threads, warned, tmp_path, monkeypatch) -> None:
-    monkeypatch.setattr(runner.os, "cpu_count", lambda: 2)
+def test_threads_on_busy_cores_are_warned_about_once(loadavg, own, threads, cores, warned, tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(runner.os, "cpu_count", lambda: cores)
     monkeypatch.setattr(runner.torch.cuda, "is_available", lambda: False)
     (tmp_path / "loadavg").write_text(loadavg)
     for i, state in enumerate(own):  # this process's threads: running (R) or sleeping (S)
@@ -679,7 +686,7 @@ def test_threads_on_busy_cores_are_warned_about_once(loadavg, own, threads, warn
         with runner.cpu_threads(threads):
             pass
     messages = [str(w.message) for w in caught]
-    expected = [f"the CPU is busy (2 threads of other processes running on 2 cores, load 2.1) and torch runs {threads} threads, "
+    expected = [f"the CPU is busy (2 threads of other processes running on {cores} cores, load 2.1) and torch runs {threads} threads, "
                 "which wait for each other by spinning: threads=1 (--set threads=1) can train several times faster "
                 "(the results may differ in their last bits)"]
     assert messages == (expected if warned else [])
