@@ -126,14 +126,15 @@ def finished_seed(folder: Path, summary: dict) -> None:
 
 
 def test_run_summary_covers_seeds_run_by_earlier_commands(recipe, tmp_path: Path) -> None:
-    """The run name leaves the seeds out, so a run directory gains seeds command by command."""
-    for seed, acc in ((3, 0.7), (0, 0.5)):
+    """The run name leaves the seeds out, so a run directory gains seeds command by command,
+    listed in numerical order (seed-10's folder name sorts before seed-2's)."""
+    for seed, acc in ((10, 0.7), (0, 0.5), (2, 0.6), (1, 0.6)):
         (tmp_path / f"seed-{seed}").mkdir()
         finished_seed(tmp_path / f"seed-{seed}", {"method": "oneshot", "seed": seed, "final_acc": acc})
     assert recipe.seeds == [0]
     top = aggregate(tmp_path, recipe, seed_summaries(tmp_path))
-    assert top["seeds"] == [0, 3]
-    assert top["stats"]["final_acc"] == {"mean": pytest.approx(0.6), "std": pytest.approx(0.1414, abs=1e-4)}
+    assert top["seeds"] == [0, 1, 2, 10]
+    assert top["stats"]["final_acc"] == {"mean": pytest.approx(0.6), "std": pytest.approx((0.02 / 3) ** 0.5)}  # n - 1
 
 
 def test_run_summary_has_the_values_only_some_seeds_have(recipe, tmp_path: Path) -> None:

@@ -137,6 +137,8 @@ def progress_label(recipe: Recipe, seed: int, phase: str) -> str:
     >>> from prunelab.config import load_recipe
     >>> progress_label(load_recipe("imp", ["seeds=[0, 5, 7]", "prune.levels=4"]), 5, "level-2/eval")
     'seed 5 (2/3) level 2/4 eval'
+    >>> progress_label(load_recipe("imp", ["seeds=[5]"]), 5, "find")  # one seed: no count
+    'seed 5 find'
     """
     seeds = recipe.seeds
     where = f"seed {seed}" + (f" ({seeds.index(seed) + 1}/{len(seeds)})" if len(seeds) > 1 else "")
