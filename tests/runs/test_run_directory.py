@@ -28,7 +28,7 @@ from prunelab.runs import runner
 from prunelab.runs.checkpoint import save_checkpoint
 from prunelab.runs.lock import exclusive
 from prunelab.runs.runner import FIND_CACHE, aggregate, find_key, interrupted_seeds, progress_shows, run_recipe, seed_summaries
-from prunelab.runs.session import SEED_RESULTS, load_trained
+from prunelab.runs.session import SEED_RESULTS, load_trained, seed_finished
 from prunelab.schedules import Constant, Warmup
 from prunelab.train import Trainer, evaluate
 
@@ -123,6 +123,18 @@ def finished_seed(folder: Path, summary: dict) -> None:
     for name in SEED_RESULTS:
         (folder / name).write_text("{}")
     (folder / "summary.json").write_text(json.dumps(summary))
+
+
+def test_a_channel_pruned_seed_without_its_channels_is_not_finished(tmp_path: Path) -> None:
+    """It is run again, which rebuilds channels.json from its checkpoint; a seed of weight
+    pruning has none to lack."""
+    finished_seed(tmp_path, {"seed": 0, "channel_sparsity": 0.5})
+    assert not seed_finished(tmp_path)
+    (tmp_path / "channels.json").write_text("{}")
+    assert seed_finished(tmp_path)
+    finished_seed(tmp_path, {"seed": 0})
+    (tmp_path / "channels.json").unlink()
+    assert seed_finished(tmp_path)
 
 
 def test_run_summary_covers_seeds_run_by_earlier_commands(recipe, tmp_path: Path) -> None:
