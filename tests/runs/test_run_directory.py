@@ -26,6 +26,7 @@ from prunelab.masks import Pruner
 from prunelab.models import build_model
 from prunelab.runs import runner
 from prunelab.runs.checkpoint import save_checkpoint
+from prunelab.runs.io import load_model_weights
 from prunelab.runs.lock import exclusive
 from prunelab.runs.runner import FIND_CACHE, aggregate, find_key, interrupted_seeds, progress_shows, run_recipe, seed_summaries
 from prunelab.runs.session import SEED_RESULTS, load_trained, seed_finished
@@ -412,6 +413,14 @@ def test_weights_of_a_model_whose_builder_changed_are_a_clear_error(tiny_overrid
             run_recipe(recipe, tmp_path, progress=False)
     finally:
         MODELS.pop("test_changing_mlp", None)
+
+
+def test_weights_lacking_one_of_the_model_s_are_named_as_another_model_s(tmp_path: Path) -> None:
+    """A builder that gained a parameter since: the first difference named, not torch's own error."""
+    saved = {"weight": torch.zeros(2, 2)}  # saved before the model had its bias
+    with pytest.raises(ValueError, match=r"model.safetensors holds the weights of another model than the recipe builds now "
+                                         r"\(the model's bias is not in the file\)"):
+        load_model_weights(nn.Linear(2, 2), saved, tmp_path / "model.safetensors")
 
 
 def test_running_a_recipe_leaves_the_caller_s_random_state_alone(recipe, tmp_path) -> None:
