@@ -1013,6 +1013,40 @@ def test_ctrl_c_while_torch_loads_is_one_line(monkeypatch, capsys) -> None:
     assert capsys.readouterr().err == "prunelab: interrupted before the command started\n"
 
 
+def test_a_ctrl_c_handler_of_the_caller_s_own_stays_and_a_thread_may_run_a_command(capsys) -> None:
+    import signal
+    import threading
+
+    def own(*_: object) -> None:
+        pass
+
+    previous = signal.signal(signal.SIGINT, own)
+    try:
+        assert cli.main(["recipes", "gmp"]) == 0
+        assert signal.getsignal(signal.SIGINT) is own
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    codes: list[int] = []  # only the main thread may set handlers: another runs the command without
+    thread = threading.Thread(target=lambda: codes.append(cli.main(["recipes", "gmp"])))
+    thread.start()
+    thread.join()
+    assert codes == [0]
+
+
+def test_only_a_process_torchrun_started_ends_with_the_process_that_started_it(monkeypatch) -> None:
+    """A command started otherwise lives on when its parent ends (a shell closed on `nohup prunelab run &`)."""
+    watched = []
+    monkeypatch.setattr(cli, "_end_with_launcher", lambda: watched.append(True))
+    monkeypatch.delenv("TORCHELASTIC_RUN_ID", raising=False)
+    with pytest.raises(SystemExit):
+        cli.main(["--version"])
+    assert watched == []
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "none")  # torchrun sets it in each process it starts
+    with pytest.raises(SystemExit):
+        cli.main(["--version"])
+    assert watched == [True]
+
+
 def test_ctrl_c_while_torch_loads_is_not_lost_in_an_import_that_drops_it() -> None:
     """torch's C code drops an exception raised while it imports numpy: a Ctrl-C there went
     unnoticed, and the command ran on. A process of its own: this one has imported the commands."""
