@@ -114,12 +114,13 @@ def test_dry_run_prints_the_resolved_recipe_and_what_would_train(cli_run, data_d
     out, _, folder = cli_run
     monkeypatch.setattr(Trainer, "train_epoch", lambda self, epoch, **_: pytest.fail("a dry run trained"))
     overrides = [*BUDGET, f"data.data_dir={data_dir}", "prune.sparsity=0.8"]
-    assert cli.main(["run", "--dry-run", "--out", str(tmp_path / "new"), *sets(data_dir, "prune.sparsity=0.8")]) == 0
+    monkeypatch.chdir(tmp_path)  # without --out: a folder named runs
+    assert cli.main(["run", "--dry-run", *sets(data_dir, "prune.sparsity=0.8")]) == 0
     printed = capsys.readouterr()
     (tmp_path / "printed.yaml").write_text(printed.out)
     assert load_recipe(tmp_path / "printed.yaml") == load_recipe(None, overrides)
-    assert printed.err == f"prunelab: --dry-run, nothing trained; to do in {tmp_path / 'new' / run_name(load_recipe(None, overrides))}: train seed 0\n"
-    assert not (tmp_path / "new").exists()
+    assert printed.err == f"prunelab: --dry-run, nothing trained; to do in {Path('runs', run_name(load_recipe(None, overrides)))}: train seed 0\n"
+    assert not (tmp_path / "runs").exists()
     # beside a finished run: seeds finished, interrupted (a checkpoint kept, no summary) and new
     copy = tmp_path / "runs"
     shutil.copytree(out, copy)

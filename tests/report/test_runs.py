@@ -270,7 +270,7 @@ def test_the_report_plots_the_lpr_distance_with_its_spread_over_seeds(tmp_path: 
     spread = 100 * statistics.stdev([0.1, 0.2])
     assert [list(segment[:, 1]) for segment in segments.get_segments()] == [pytest.approx([15 - spread, 15 + spread]), [0, 0]]
 
-def test_report_command_skips_what_is_not_a_run(tmp_path: Path, capsys) -> None:
+def test_report_command_skips_what_is_not_a_run(tmp_path: Path, capsys, monkeypatch) -> None:
     folders = [oneshot_run(tmp_path / "runs" / f"s{s}", s, 0.8) for s in (0.5, 0.9)]
     (tmp_path / "runs" / "table.md").write_text("")
     assert cli.main(["report", *map(str, folders), str(tmp_path / "runs" / "table.md"), "--out", str(tmp_path / "out")]) == 0
@@ -279,6 +279,9 @@ def test_report_command_skips_what_is_not_a_run(tmp_path: Path, capsys) -> None:
     assert cli.main(["compare", *map(str, folders)]) == 0
     assert "\nComparison setup (seed 004): no two runs share a dataset" in capsys.readouterr().out
     assert cli.main(["report", str(tmp_path / "runs" / "table.md")]) == 2
+    monkeypatch.chdir(tmp_path)  # without --out: a folder named report
+    assert cli.main(["report", *map(str, folders)]) == 0
+    assert capsys.readouterr().out.endswith(f"report in {Path('report', 'report.md')}\n") and (tmp_path / "report" / "report.md").is_file()
 
 
 DAMAGES = {  # a file of a run directory, what is written into it (None: removed), what the error says of it
