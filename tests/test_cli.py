@@ -970,6 +970,13 @@ def test_import_brings_a_model_of_the_user_s_own_into_recipes(data_dir: Path, tm
     assert str(tmp_path) not in sys.path
 
 
+@pytest.mark.parametrize("given", ["my_models.py", "./my_models.py", "lib/my_models", ".my_models", "..my_models"])
+def test_import_takes_a_module_s_name_not_a_path_or_a_relative_name(given: str, capsys) -> None:
+    assert cli.main(["recipes", "--import", given]) == 2
+    assert capsys.readouterr().err == (
+        f"prunelab: error: --import {given}: give a module's name, as Python imports it (e.g. my_models for my_models.py)\n")
+
+
 def test_import_of_a_module_with_a_syntax_error_says_where_in_one_line(tmp_path: Path, monkeypatch, capsys) -> None:
     (tmp_path / "broken_models.py").write_text("from torch import nn\n\ndef my_mlp(:\n    pass\n")
     monkeypatch.chdir(tmp_path)

@@ -114,7 +114,7 @@ def _import(modules: Sequence[str]) -> None:
         if not module:
             raise ValueError("--import needs a module's name, e.g. --import my_models for my_models.py")
         if module.startswith(".") or "/" in module or "\\" in module or module.endswith(".py"):
-            name = Path(module).name.removesuffix(".py")
+            name = Path(module).name.removesuffix(".py").lstrip(".")  # .my_models: a relative import needs a package
             raise ValueError(f"--import {module}: give a module's name, as Python imports it (e.g. {name} for {name}.py)")
     folder = os.getcwd()
     sys.path.insert(0, folder)
