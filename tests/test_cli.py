@@ -977,6 +977,20 @@ def test_import_takes_a_module_s_name_not_a_path_or_a_relative_name(given: str, 
         f"prunelab: error: --import {given}: give a module's name, as Python imports it (e.g. my_models for my_models.py)\n")
 
 
+def test_import_takes_the_module_of_the_current_folder_first(tmp_path: Path, monkeypatch) -> None:
+    """As `python -m` has it: the current folder's module, not one of that name further along the path."""
+    (tmp_path / "installed").mkdir()
+    (tmp_path / "installed" / "shadowed_models.py").write_text("raise RuntimeError('the installed module was imported')\n")
+    (tmp_path / "shadowed_models.py").write_text("")
+    monkeypatch.syspath_prepend(tmp_path / "installed")
+    monkeypatch.chdir(tmp_path)
+    try:
+        assert cli.main(["recipes", "--import", "shadowed_models"]) == 0
+        assert sys.modules["shadowed_models"].__file__ == str(tmp_path / "shadowed_models.py")
+    finally:
+        sys.modules.pop("shadowed_models", None)
+
+
 def test_import_of_a_module_with_a_syntax_error_says_where_in_one_line(tmp_path: Path, monkeypatch, capsys) -> None:
     (tmp_path / "broken_models.py").write_text("from torch import nn\n\ndef my_mlp(:\n    pass\n")
     monkeypatch.chdir(tmp_path)
