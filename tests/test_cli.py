@@ -802,6 +802,10 @@ def test_over_several_processes_a_bug_keeps_its_traceback_and_a_lost_process_is_
     # errors that name a backend or a timeout without another process being gone are bugs too
     assert not any(commands._lost_contact(RuntimeError(text)) for text in (
         "DataLoader timed out after 5 seconds", "ProcessGroupGloo does not support reduce op AVG", "NCCL error: invalid usage"))
+    # whatever its case: a store's socket refused when another process has ended
+    assert all(commands._lost_contact(RuntimeError(text)) for text in (
+        "The client socket has failed to connect to [localhost]:29500 (errno: 111 - Connection refused).",
+        "NCCL communicator was aborted on rank 1.", "Watchdog caught collective operation timeout: WorkNCCL(SeqNum=7)"))
     for error in (lost, bug):
         def fail(_args, error=error):
             raise error
