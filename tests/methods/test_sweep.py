@@ -216,8 +216,15 @@ def test_cli_runs_a_2x2_sweep_on_one_shared_find_phase(tmp_path, data_dir, capsy
 
     made_by, table = (out / "tiny_sweep-table.md").read_text().split("\n\n", 1)
     assert made_by == f"Made by `prunelab run {path}`."  # the recipe and its overrides: where the runs go is not the sweep
-    printed = capsys.readouterr().out
+    printed, said = capsys.readouterr()
     assert table.strip() in printed
+    assert printed.endswith(f"\n4 runs in {out}; table in {out / 'tiny_sweep-table.md'}\n"
+                            f"report, with the table as a plot: {out / 'tiny_sweep-report' / 'report.md'}\n")
+    # each run said as it starts, with its place in the sweep and its grid values
+    assert re.findall(r"^prunelab: running .* \[(.*)\]$", said, flags=re.MULTILINE) == [
+        f"{i}/4: eval.lr_policy={policy}, prune.sparsity={sparsity}"
+        for i, (policy, sparsity) in enumerate(itertools.product(["ft", "llr"], [0.5, 0.8]), start=1)
+    ]
     # and a report of the sweep's runs, made by the same command, that opens with the table and its plot
     report = (out / "tiny_sweep-report" / "report.md").read_text()
     assert report.startswith(f"# prunelab report\n\n{made_by}\n\n")
@@ -231,7 +238,8 @@ def test_cli_runs_a_2x2_sweep_on_one_shared_find_phase(tmp_path, data_dir, capsy
     other = out / f"tiny_sweep-{hashlib.sha256(given).hexdigest()[:8]}-table.md"
     made_by_other, other_table = other.read_text().split("\n\n", 1)
     assert made_by_other == f"Made by `prunelab run {path} --set 'sweep.grid.prune.sparsity=[0.5]'`."
-    assert other_table.strip() in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert other_table.strip() in printed and f"\n2 runs in {out}; table in {other}\n" in printed
     assert (out / "tiny_sweep-table.md").read_text() == f"{made_by}\n\n{table}"
     rows = {}
     for line in table.splitlines():
