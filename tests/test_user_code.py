@@ -17,3 +17,18 @@ def test_a_file_beside_a_library_folder_of_a_longer_name_is_the_users(tmp_path: 
     with pytest.raises(ValueError) as caught:
         namespace["forward"](namespace["fail"])
     assert user_error("model 'mine' fails", caught.value) == f"model 'mine' fails: ValueError: deep ({tmp_path / 'lib_models.py'}, line 2)"
+
+
+def test_a_check_of_prunelab_s_own_names_the_user_s_line_that_led_to_it(tmp_path: Path) -> None:
+    # The check is prunelab's, and the __init__ a dataclass makes at run time ("<string>") nobody's file.
+    import torch
+
+    from prunelab.data import Dataset
+
+    namespace: dict = {"Dataset": Dataset, "torch": torch}
+    code = "def load():\n    x = torch.zeros(1)\n    return Dataset('mine', x, x, x, x, num_classes=0)\n"
+    exec(compile(code, str(tmp_path / "my_data.py"), "exec"), namespace)
+    with pytest.raises(ValueError) as caught:
+        namespace["load"]()
+    assert user_error("dataset 'mine' cannot be loaded", caught.value) == (
+        f"dataset 'mine' cannot be loaded: ValueError: mine: num_classes must be a positive int, got 0 ({tmp_path / 'my_data.py'}, line 3)")
