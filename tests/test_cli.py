@@ -541,6 +541,9 @@ def test_an_out_folder_that_cannot_be_made_is_a_clear_error(tmp_path: Path, caps
     captured = capsys.readouterr()
     assert f"prunelab: error: --out {not_a_folder} is a file, not a folder" in captured.err
     assert "Traceback" not in captured.err
+    inside = not_a_folder / "runs"
+    assert cli.main(["run", "--no-progress", "--out", str(inside), "--set", "find.epochs=1"]) == 2
+    assert capsys.readouterr().err == f"prunelab: error: --out {inside}: cannot make the folder: Not a directory\n"
 
 
 def test_an_out_folder_that_is_empty_or_a_run_is_an_error(tmp_path: Path, capsys) -> None:
@@ -548,8 +551,8 @@ def test_an_out_folder_that_is_empty_or_a_run_is_an_error(tmp_path: Path, capsys
     run = tmp_path / "runs" / "oneshot-x"
     (run / "seed-0").mkdir(parents=True)
     (run / "recipe.yaml").write_text("seeds: [0]\n")
-    for command in (["run", "--dry-run"], ["sensitivity"]):
-        assert cli.main([*command, "--out", ""]) == 2
+    for command, out in ((["run", "--dry-run"], " "), (["sensitivity"], "")):
+        assert cli.main([*command, "--out", out]) == 2
         assert capsys.readouterr().err == "prunelab: error: --out is empty: give a folder (e.g. --out runs)\n"
     for out, what in [(run, "a run directory"), (run / "seed-0", "a seed of a run directory")]:
         assert cli.main(["run", "--dry-run", "--out", str(out)]) == 2

@@ -325,6 +325,14 @@ def test_report_into_a_file_is_a_clear_error(tmp_path: Path, capsys) -> None:
     assert capsys.readouterr().err == f"prunelab: error: --out {not_a_folder} is a file, not a folder\n"
 
 
+def test_a_report_may_go_into_a_folder_inside_a_run_or_into_new_folders(tmp_path: Path, capsys) -> None:
+    # Only the run directory itself and its seeds are refused: a report there would be taken for the run's files.
+    run = oneshot_run(tmp_path / "run", 0.5, 0.8)
+    for out in (run / "report", tmp_path / "reports" / "latest"):
+        assert cli.main(["report", str(run), "--out", str(out)]) == 0
+        assert (out / "report.md").is_file()
+
+
 def test_settings_a_run_never_read_show_as_unread_not_as_their_defaults(tmp_path: Path) -> None:
     """FT retrains at the find phase's last LR: its eval LR and schedule are not what it trained with."""
     from prunelab.report.runs import comparison_rows
