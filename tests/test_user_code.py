@@ -32,3 +32,14 @@ def test_a_check_of_prunelab_s_own_names_the_user_s_line_that_led_to_it(tmp_path
         namespace["load"]()
     assert user_error("dataset 'mine' cannot be loaded", caught.value) == (
         f"dataset 'mine' cannot be loaded: ValueError: mine: num_classes must be a positive int, got 0 ({tmp_path / 'my_data.py'}, line 3)")
+
+
+def test_an_error_raised_in_an_installed_package_names_the_user_s_line(tmp_path: Path) -> None:
+    # torch's Python code (its modules' forward) is installed, not the user's: the model's forward line says more.
+    import torch
+
+    namespace: dict = {"torch": torch}
+    exec(compile("def forward(x):\n    layer = torch.nn.Linear(4, 3)\n    return layer(x)\n", str(tmp_path / "my_models.py"), "exec"), namespace)
+    with pytest.raises(RuntimeError) as caught:
+        namespace["forward"](torch.zeros(2, 5))
+    assert user_error("model 'mine' fails", caught.value).endswith(f" ({tmp_path / 'my_models.py'}, line 3)")
