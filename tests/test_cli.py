@@ -404,11 +404,12 @@ def test_show_takes_several_runs_and_skips_what_is_not_one(cli_run, tmp_path: Pa
     _, _, folder = cli_run
     stray = tmp_path / "notes.txt"
     stray.write_text("")
-    assert cli.main(["show", str(folder), str(stray), str(folder)]) == 0
+    again = folder / ".." / folder.name  # the same run, however written
+    assert cli.main(["show", str(folder), str(stray), str(again)]) == 0
     captured = capsys.readouterr()
     assert captured.out.count(f"{folder.name} (seeds [0]):") == 1  # once, though given twice
     assert captured.out.count("layerwise pruning ratios (seed-0):") == 1
-    assert f"prunelab: skipping {stray}" in captured.err and f"prunelab: skipping {folder}: given before" in captured.err
+    assert f"prunelab: skipping {stray}" in captured.err and f"prunelab: skipping {again}: given before" in captured.err
     # the folder of runs itself is not a run: the error says to give its runs
     assert cli.main(["compare", str(folder.parent)]) == 2
     assert f"{folder.parent} is a folder of runs, not a run: give its runs, e.g. {folder.parent / '*'}" in capsys.readouterr().err
