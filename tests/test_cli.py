@@ -377,9 +377,9 @@ def test_show_gives_levels_and_layers_once_as_mean_and_std_over_the_seeds(cli_ru
 
 def test_compare_shows_the_values_asked_for(cli_run, capsys) -> None:
     _, _, folder = cli_run
-    assert cli.main(["compare", str(folder), "--values", "final_acc, speedup"]) == 0
+    assert cli.main(["compare", str(folder), "--values", "speedup, final_acc, sparsity, dense_acc, final_acc"]) == 0
     rows = table(capsys.readouterr().out)
-    assert rows["final_acc"] == ["speedup", "run"]
+    assert rows["speedup"] == ["final_acc", "sparsity", "dense_acc", "run"]  # in the order given, once each
     assert cli.main(["compare", str(folder), "--values", "final,speedup"]) == 2
     assert "prunelab: error: --values: unknown summary value 'final'; known: dense_acc, " in capsys.readouterr().err
 
