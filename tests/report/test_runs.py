@@ -601,6 +601,7 @@ def test_compare_turns_a_table_wider_than_the_terminal_a_column_per_run(tmp_path
     assert rows[""] == ["#1", "#2", "#3"] and rows["prune.method"] == [{"once": "oneshot", "gradual": "gmp", "iterative": "imp"}[n] for n in order]
     assert rows["prune.rate"] == ["0.2" if name == "iterative" else "–" for name in order]
     assert [f"#{i}: {name}" for i, name in enumerate(order, 1)] == [line for line in turned.splitlines() if line.startswith("#")]
+    assert "run" not in rows  # the folders' names are below, not a row
     assert "The same in every run: dense_acc 90.00%, final_acc 80.00%, sparsity 50.00%." in turned
 
 
