@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from prunelab.report.tables import column_winners, format_table, pivot
+from prunelab.report.tables import column_winners, format_table, pivot, short_labels
 
 
 def test_numbers_right_aligned_text_left_aligned() -> None:
@@ -69,6 +69,16 @@ def test_formatted_statistics_read_as_numbers_and_are_right_aligned() -> None:
                      "wall_seconds": "16.5 s ± 1.3", "d1": "0.7187", "images_per_second": "9,254/s ± 3,829"}
     rule = format_table([{"metric": k, "value": v} for k, v in cells.items()]).splitlines()[1]
     assert rule.endswith(":|")  # the value column is right-aligned
+    # a sensitivity analysis' layer that no sparsity leaves within tolerance: below the lowest
+    assert format_table([{"up to": "< 20%"}, {"up to": "50%"}]).splitlines()[1] == "|------:|"
+
+
+def test_a_pivot_without_columns_is_a_column_of_the_value_each_cell_with_its_spread() -> None:
+    """Where any run's seeds differ, a cell whose seeds agree shows its ± 0.00 too: a bare
+    80.00 beside 90.00 ± 1.00 read as a single seed's."""
+    results = [({"p": "a"}, {"final_acc": {"mean": 0.9, "std": 0.01}}), ({"p": "b"}, {"final_acc": {"mean": 0.8, "std": 0.0}})]
+    lines = pivot(results, "p", [], "final_acc").splitlines()
+    assert [line.split("|")[2].strip() for line in [lines[0], *lines[2:]]] == ["final_acc", "**90.00 ± 1.00**", "80.00 ± 0.00"]
 
 
 def test_a_pivot_of_sparsity_is_in_percent_like_the_summaries() -> None:
@@ -97,6 +107,25 @@ def test_a_lead_within_one_standard_deviation_is_named() -> None:
     assert winners(results).endswith(
         "; its lead is within one standard deviation under lr_policy llr (a lead of 0.40, a std of 0.50)."
     )
+
+
+def test_a_lead_is_within_the_larger_std_of_the_two_rows_up_to_and_with_it() -> None:
+    """Under LLR, l1 leads bn by 25 points, l1's std is 25 and bn's 0: a lead within one
+    standard deviation. Under FT, a lead of 50 points with no spread is clear."""
+    results = [({"criterion": c, "eval.lr_policy": p}, {"final_acc": {"mean": m, "std": s}})
+               for c, p, m, s in [("l1", "ft", 0.75, 0.0), ("bn", "ft", 0.25, 0.0), ("l1", "llr", 0.75, 0.25), ("bn", "llr", 0.5, 0.0)]]
+    assert winners(results) == (
+        "Best in every column (lr_policy ft, lr_policy llr): criterion l1, the consistent winner (seed 004's cross-validation); "
+        "its lead is within one standard deviation under lr_policy llr (a lead of 25.00, a std of 25.00)."
+    )
+
+
+def test_a_winner_behind_by_less_than_either_row_s_std_is_not_reversed() -> None:
+    """y leads x by 10 points under LLR, within x's std of 15 there though beyond y's own 1."""
+    results = [({"criterion": c, "eval.lr_policy": p}, {"final_acc": {"mean": m, "std": s}})
+               for c, p, m, s in [("x", "ft", 0.9, 0.01), ("y", "ft", 0.7, 0.01), ("x", "llr", 0.7, 0.15), ("y", "llr", 0.8, 0.01)]]
+    assert winners(results).startswith("No criterion wins every column (criterion x under lr_policy ft, criterion y under "
+                                       "lr_policy llr), and no winner is reversed by more than a standard deviation elsewhere")  # fmt: skip
 
 
 def test_different_winners_per_recipe_are_an_interaction_and_the_best_cell_weighs_more() -> None:
@@ -142,6 +171,12 @@ def test_winners_that_differ_only_within_one_standard_deviation_are_no_interacti
 def test_the_winner_of_a_lower_is_better_value_is_the_lowest() -> None:
     results = cross({("l1", "ft"): 0.01, ("bn", "ft"): 0.05, ("l1", "llr"): 0.02, ("bn", "llr"): 0.09}, value="instability")
     assert "criterion l1, the consistent winner" in winners(results, "instability")
+    # l1 lowest by 4 points under FT, bn lowest by 7 under LLR, each beyond the std of 0.2: an interaction
+    reversed_ = cross({("l1", "ft"): 0.01, ("bn", "ft"): 0.05, ("l1", "llr"): 0.09, ("bn", "llr"): 0.02}, value="instability")
+    assert winners(reversed_, "instability") == (
+        "The best criterion depends on the column (criterion l1 under lr_policy ft, criterion bn under lr_policy llr): the "
+        "method and the recipe interact (seed 004), and the best cell, criterion l1 under lr_policy ft, weighs more."
+    )
 
 
 def test_no_verdict_without_two_rows_and_two_columns_of_training_recipes() -> None:
@@ -150,6 +185,15 @@ def test_no_verdict_without_two_rows_and_two_columns_of_training_recipes() -> No
     # columns of other sparsities are other tasks: the best cell would be the lowest sparsity's
     other_tasks = cross({("l1", 0.5): 0.95, ("bn", 0.5): 0.94, ("l1", 0.9): 0.80, ("bn", 0.9): 0.85}, column="prune.sparsity")
     assert winners(other_tasks, column="prune.sparsity") == ""
+    # a recipe and a sparsity per column: still other tasks
+    mixed = [({"criterion": c, "eval.lr_policy": p, "prune.sparsity": s}, {"final_acc": {"mean": m, "std": 0.0}})
+             for c, p, s, m in [("l1", "ft", 0.5, 0.95), ("bn", "ft", 0.5, 0.94), ("l1", "llr", 0.9, 0.85), ("bn", "llr", 0.9, 0.80)]]
+    assert column_winners(mixed, "criterion", ["eval.lr_policy", "prune.sparsity"], "final_acc") == ""
+
+
+def test_a_short_label_is_never_another_setting_s_whole_name() -> None:
+    """A model option named as a top-level setting of the recipe (``device``) keeps its section."""
+    assert short_labels(["model.options.device", "prune.sparsity"]) == {"model.options.device": "options.device", "prune.sparsity": "sparsity"}
 
 
 def test_a_grid_value_left_unset_shows_as_null() -> None:
