@@ -81,10 +81,20 @@ def test_runs_over_other_process_counts_say_so_in_a_column(tmp_path: Path) -> No
     rows, columns, _ = comparison_rows(load_runs(folders))
     assert columns[-2:] == ["processes", "run"] and [row["processes"] for row in rows] == [1, 2]
     assert "processes" not in comparison_rows(load_runs(folders[:1]))[1]  # alike: no column
+    # a run whose seeds ran on other process counts names each count
+    mixed = [imp_run(tmp_path / name) for name in ("a", "b")]
+    summary = mixed[1] / "seed-1" / "summary.json"
+    summary.write_text(json.dumps({**json.loads(summary.read_text()), "environment": environment}))
+    rows, _, _ = comparison_rows(load_runs(mixed))
+    assert [row["processes"] for row in rows] == [1, "1 / 2"]
 
 
 def test_a_method_without_levels_is_one_point(tmp_path: Path) -> None:
     assert load_run(oneshot_run(tmp_path / "a", 0.9, 0.6)).curve == [(0.9, 0.6, 0.0)]
+    # seeds that reached other sparsities (channel pruning) give the point at their mean sparsity
+    seeds = {0: {"final_acc": 0.8, "sparsity": 0.5}, 1: {"final_acc": 0.6, "sparsity": 0.7}}
+    run = fake_run(tmp_path / "b", {"seeds": [0, 1]}, seeds, {0: {"a.weight": 0.5}, 1: {"a.weight": 0.7}})
+    assert load_run(run).curve == [(pytest.approx(0.6), pytest.approx(0.7), pytest.approx(statistics.stdev([0.8, 0.6])))]
 
 
 def test_the_settings_that_differ_are_named_seeds_aside(tmp_path: Path) -> None:
@@ -270,6 +280,15 @@ def test_the_report_plots_the_lpr_distance_with_its_spread_over_seeds(tmp_path: 
     spread = 100 * statistics.stdev([0.1, 0.2])
     assert [list(segment[:, 1]) for segment in segments.get_segments()] == [pytest.approx([15 - spread, 15 + spread]), [0, 0]]
 
+def test_lpr_distances_of_seeds_at_other_epochs_are_not_averaged(tmp_path: Path) -> None:
+    """Seed 1 kept other epochs of its find phase: averaging by position would mix epoch 1 with 2."""
+    folder = imp_run(tmp_path / "imp")
+    for seed, epochs in ((0, [0, 1]), (1, [0, 2])):
+        record = {"epochs": epochs, "layer_sparsity": {"a.weight": [0.3, 0.2]}, "distance": [0.1, 0.0]}
+        (folder / f"seed-{seed}" / "events.json").write_text(json.dumps({"level-1/prune": {"lpr_during_find": record}}))
+    assert load_run(folder).lpr_distance is None
+
+
 def test_report_command_skips_what_is_not_a_run(tmp_path: Path, capsys, monkeypatch) -> None:
     folders = [oneshot_run(tmp_path / "runs" / f"s{s}", s, 0.8) for s in (0.5, 0.9)]
     (tmp_path / "runs" / "table.md").write_text("")
@@ -293,6 +312,8 @@ DAMAGES = {  # a file of a run directory, what is written into it (None: removed
     "cut metrics": ("seed-0/metrics.json", '[{"phase": "fi', "is not valid JSON (line 1, column 12)"),
     "no metrics": ("seed-0/metrics.json", None, "is missing"),
     "layers in a list": ("seed-0/layer_sparsity.json", "[1]", "is not a JSON object"),
+    "no final accuracy": ("summary.json", '{"run": "run", "seeds": [0], "stats": {"sparsity": {"mean": 0.5, "std": 0.0}}}',
+                          "lacks the stats of final_acc"),
 }
 
 
