@@ -89,6 +89,14 @@ def test_runs_over_other_process_counts_say_so_in_a_column(tmp_path: Path) -> No
     assert [row["processes"] for row in rows] == [1, "1 / 2"]
 
 
+def test_a_run_alone_shows_every_value_in_its_row(tmp_path: Path) -> None:
+    """Values every run shares are said once above the table, but one run shares with none."""
+    from prunelab.report.runs import comparison_rows
+
+    rows, columns, shared = comparison_rows(load_runs([oneshot_run(tmp_path / "a", 0.9, 0.6)]))
+    assert shared == {} and (rows[0]["final_acc"], rows[0]["sparsity"]) == ("60.00%", "90.00%")
+
+
 def test_a_method_without_levels_is_one_point(tmp_path: Path) -> None:
     assert load_run(oneshot_run(tmp_path / "a", 0.9, 0.6)).curve == [(0.9, 0.6, 0.0)]
     # seeds that reached other sparsities (channel pruning) give the point at their mean sparsity

@@ -146,6 +146,12 @@ def test_a_tie_is_no_winner_whatever_the_rows_are() -> None:
     )  # an unset criterion reads as null
 
 
+def test_a_diverged_run_never_wins_a_column() -> None:
+    """bn wins both columns; l1's NaN under FT (a diverged run) is left out, not ranked first."""
+    results = cross({("l1", "ft"): math.nan, ("bn", "ft"): 0.9, ("x", "ft"): 0.8, ("l1", "llr"): 0.7, ("bn", "llr"): 0.9, ("x", "llr"): 0.8})
+    assert winners(results).startswith("Best in every column (lr_policy ft, lr_policy llr): criterion bn, the consistent winner")
+
+
 def test_winners_that_swap_places_beyond_the_noise_interact_whatever_the_runner_up() -> None:
     """x leads y by 20 points under FT, y leads x by 20 under LLR, though z is a close second
     there: a reversal of the winners."""
