@@ -235,6 +235,9 @@ def test_scratch_budgets_are_judged_seed_by_seed() -> None:
     off = {**budgets, 1: budgets[0]}  # seed 1 trained seed 0's budget
     (budget,) = comparison_setup([pruned_run(speedups), scratch_run(off, speedups)]).budgets
     assert not budget.same_macs and budget.row()["MACs"] == "405.7 / 394 (the farthest of 3 seeds)"
+    # one budget for every seed, against each seed's own MACs (30 x 14.35 + 10 for seed 2): still the farthest seed's
+    (budget,) = comparison_setup([pruned_run(speedups), scratch_run(dict.fromkeys(speedups, 406), speedups)]).budgets
+    assert budget.row()["MACs"] == "440.5 / 406 (the farthest of 3 seeds)"
 
 
 def test_sx_b_is_not_judged_without_a_one_shot_pipeline_or_a_speedup() -> None:
@@ -296,6 +299,9 @@ def test_table_4s_scratch_training_runs_the_whole_schedule_its_rows_prune_in() -
     [
         pruned_at(6, {"eval.batch_size": 50}),  # the recipe changes at the pruning epoch
         pruned_at(6, lrs=ONE_SCHEDULE[:-1] + (0.0001,)),  # another LR in the last epoch
+        # the same LRs, then one more epoch: a longer schedule
+        record("P6F7", base=Stage(6, ONE_SCHEDULE[:6], {"find.batch_size": 100}),
+               retraining=Stage(7, ONE_SCHEDULE[6:] + (0.001,), {"eval.batch_size": 100})),
     ],
 )
 def test_pruning_epochs_of_two_trainings_are_not_s4_2(other) -> None:
