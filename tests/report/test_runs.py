@@ -13,7 +13,7 @@ import pytest
 
 from prunelab import cli, commands
 from prunelab.config import recipe_yaml, validate
-from prunelab.report.runs import load_run, load_runs, write_report
+from prunelab.report.runs import load_run, load_runs, run_names, unfinished_notes, write_report
 from prunelab.report.setups import differing_settings
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -185,6 +185,17 @@ def test_the_report_page_says_which_runs_it_shows_of_their_finished_seeds_only(t
     assert "cut: the results are of the finished seeds only; seeds 1, 2 of its recipe had not finished." in lines
     finished = write_report([oneshot_run(tmp_path / "runs" / "done", 0.9, 0.7)], tmp_path / "report").read_text()
     assert "finished seeds only" not in finished
+    one_left = fake_run(tmp_path / "runs" / "one", {**recipe, "seeds": [0, 1]}, {0: {"final_acc": 0.7, "sparsity": 0.9}}, {0: {"a.weight": 0.9}})
+    assert unfinished_notes(load_runs([one_left]), ["one"]) == [
+        "one: the results are of the finished seeds only; seed 1 of its recipe had not finished."
+    ]
+
+
+def test_runs_are_numbered_past_sixty_characters_of_a_label_and_a_run_alone_never() -> None:
+    """A run alone keeps its label however long or empty (then its folder names it), as no other needs telling apart."""
+    assert run_names(["a" * 60, "b" * 60]) == (["a" * 60, "b" * 60], False)
+    assert run_names(["a" * 61, "b"]) == (["#1", "#2"], True)
+    assert run_names(["a" * 61]) == (["a" * 61], False) and run_names([""]) == ([""], False)
 
 
 def test_many_differing_settings_number_the_runs(tmp_path: Path) -> None:
@@ -731,6 +742,13 @@ def test_a_sweep_s_plot_puts_numbers_in_order_and_names_a_line_of_rows_alike(tmp
     assert list(line.get_ydata()) == pytest.approx([71.0, 72.0, 74.0])
     assert [text.get_text() for text in figures[0].legends[0].get_texts()] == ["ft = lrw"]
     assert [text.get_text() for text in ax.texts] == ["dense: 90.00%"]
+    # runs of other dense models share no dense line
+    summary = results[0][1] / "summary.json"
+    run = json.loads(summary.read_text())
+    run["stats"]["dense_acc"]["mean"] = 0.8
+    summary.write_text(json.dumps(run))
+    plot_sweep(results, TableSpec(rows="eval.lr_policy", columns=["eval.epochs"]), tmp_path / "sweep.png")
+    assert not figures[1].axes[0].texts and "--" not in [line.get_linestyle() for line in figures[1].axes[0].lines]
 
 
 def test_a_report_cut_short_by_a_full_disk_leaves_the_earlier_page_whole(tmp_path: Path, monkeypatch) -> None:
