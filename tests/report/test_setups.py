@@ -52,6 +52,7 @@ def test_runs_that_differ_only_in_the_pruning_criterion_meet_every_setup() -> No
         ({"retraining": Stage(3, (0.1, 0.05, 0.0), RETRAINING.settings)}, "S2", "the retraining epochs differ (2 / 3)"),
         ({"retraining": Stage(2, RETRAINING.lrs, {"eval.batch_size": 50})}, "S3.1", "the retraining settings differ: eval.batch_size 100 / 50"),
         ({"retraining": Stage(2, (0.01, 0.005), RETRAINING.settings)}, "S3.1", "the retraining LR schedules differ from step 1 on (0.1 / 0.01; seed 0)"),
+        ({"retraining": Stage(2, (0.1234, 0.05), RETRAINING.settings)}, "S3.1", "the retraining LR schedules differ from step 1 on (0.1 / 0.1234; seed 0)"),
         ({"pruning": Stage(1, (0.1,))}, "S3.2", "the pruning epochs differ (0 / 1)"),
     ],
 )
@@ -235,6 +236,9 @@ def test_scratch_budgets_are_judged_seed_by_seed() -> None:
     off = {**budgets, 1: budgets[0]}  # seed 1 trained seed 0's budget
     (budget,) = comparison_setup([pruned_run(speedups), scratch_run(off, speedups)]).budgets
     assert not budget.same_macs and budget.row()["MACs"] == "405.7 / 394 (the farthest of 3 seeds)"
+    # one seed trained beyond the base model's 30 epochs: the run does not give S2-S4.2's budget
+    (budget,) = comparison_setup([pruned_run({0: 4.0, 1: 4.0}), scratch_run({0: 30, 1: 40}, {0: 4.0, 1: 4.0})]).budgets
+    assert (budget.row()["epochs"], budget.row()["S2-S4.2"]) == ("30 + 0 + 10 / 30-40", "not met")
     # one budget for every seed, against each seed's own MACs (30 x 14.35 + 10 for seed 2): still the farthest seed's
     (budget,) = comparison_setup([pruned_run(speedups), scratch_run(dict.fromkeys(speedups, 406), speedups)]).budgets
     assert budget.row()["MACs"] == "440.5 / 406 (the farthest of 3 seeds)"
@@ -248,6 +252,9 @@ def test_sx_b_is_not_judged_without_a_one_shot_pipeline_or_a_speedup() -> None:
     assert (only.same_epochs, only.same_macs, only.row()["MACs"], only.row()["SX-B"]) == (True, None, "not judged: a pruning stage", "")
     old = RunRecord("old", {**pruned_run({0: 4.0}).settings}, (0,), 0.9, None, {0: Pipeline(Stage(30), NO_PRUNING, Stage(10))})
     (only,) = comparison_setup([old, scratch_run({0: 40}, {0: 4.0})]).budgets
+    assert only.row()["MACs"] == "not judged: no speedup recorded (a run made before it was measured)"
+    unmeasured = replace(scratch_run({0: 130}, {0: 4.0}), pipelines={0: Pipeline(Stage(30), NO_PRUNING, Stage(130, ()), None)})
+    (only,) = comparison_setup([pruned_run({0: 4.0}), unmeasured]).budgets
     assert only.row()["MACs"] == "not judged: no speedup recorded (a run made before it was measured)"
     other_task = record("scratch", sparsity=0.5, speedup=2.0, **{"eval.rewind": "reinit"})
     assert comparison_setup([imp, other_task]).budgets == ()  # another sparsity: no budget to match
@@ -292,6 +299,10 @@ def test_table_4s_scratch_training_runs_the_whole_schedule_its_rows_prune_in() -
     # A find phase that ran its whole schedule is the base model's recipe as it is.
     (whole,) = comparison_setup([stopped(pruned_at(12), 12), scratch(12)]).budgets
     assert whole.base_epochs and whole.row()["epochs"].startswith("12 + 0 + 0 /")
+    # BIMP's first training runs its own epochs, whatever find.stop_epoch says
+    bimp = replace(stopped(pruned_at(3), 2), settings={**stopped(pruned_at(3), 2).settings, "prune.method": "bimp"})
+    (budget,) = comparison_setup([bimp, scratch(3)]).budgets
+    assert budget.base_epochs and budget.row()["epochs"] == "3 + 0 + 9 / 3"
 
 
 @pytest.mark.parametrize(
@@ -307,6 +318,11 @@ def test_table_4s_scratch_training_runs_the_whole_schedule_its_rows_prune_in() -
 def test_pruning_epochs_of_two_trainings_are_not_s4_2(other) -> None:
     verdict = comparison_setup([pruned_at(3), other])
     assert (verdict.setup, verdict.reason) == ("S1", "the base models' epochs differ (3 / 6)")
+
+
+def test_one_schedule_over_other_seeds_is_not_s4_2() -> None:
+    more_seeds = replace(pruned_at(6), seeds=(0, 1), pipelines=dict.fromkeys((0, 1), pruned_at(6).pipeline))
+    assert comparison_setup([pruned_at(3), more_seeds]).setup == "S1"
 
 
 @pytest.mark.parametrize("rewind", ["init", "epoch:1"])
