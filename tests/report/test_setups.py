@@ -403,6 +403,12 @@ def test_new_random_weights_on_another_network_are_a_pruning_method_not_scratch_
     same_counts = run("other masks", "other magnitude masks", **{"prune.scope": "layerwise"})
     budgets = {b.pruned: b.not_scratch for b in comparison_setup([ticket, same_counts, scratch]).budgets}
     assert budgets == {"ticket": "", "other masks": "it trains another network (other masks; seed 0)"}
+    # After channel pruning the small architecture is the network, whichever channels each run kept.
+    channels = {"prune.criterion": "filter_l1"}
+    filters = run("filters", "kept filters", **channels)
+    scratch_filters = run("scratch", "other kept filters", retraining=scratch.pipeline.retraining, **reinit, **channels)
+    (budget,) = comparison_setup([filters, scratch_filters]).budgets
+    assert (budget.pruned, budget.scratch, budget.not_scratch) == ("filters", "scratch", "")
     # On another seed the masks cannot be compared, and the same counts do not make the same network.
     other_seed = record("random, seed 1", per_seed={1: Pipeline(DENSE, NO_PRUNING, Stage(2, (0.001, 0.001), SCRATCH_RECIPE), 4.0, LEFT, "masks of seed 1")},
                         seeds=(1,), **reinit, **{"prune.criterion": "random"})  # fmt: skip
@@ -419,11 +425,12 @@ def test_decays_of_other_lengths_to_one_final_lr_meet_rule_1(final_lr) -> None:
     for schedule in (Cosine, Linear):
         short, long = ([schedule(0.1, n, final_lr)(t) for t in range(n)] for n in (20, 50))
         assert short[-1] != long[-1]
-        pruned = Pipeline(Stage(3, (0.1, 0.1, 0.1), DENSE_RECIPE), NO_PRUNING, Stage(2, tuple(short), SCRATCH_RECIPE), 4.0, LEFT)
-        scratch = Pipeline(DENSE, NO_PRUNING, Stage(5, tuple(long), SCRATCH_RECIPE), 4.0, LEFT)
-        runs = [record("pruned", per_seed={0: pruned}), record("scratch", per_seed={0: scratch}, **{"eval.rewind": "reinit"})]
-        (budget,) = comparison_setup(runs).budgets
-        assert budget.not_scratch == "", schedule
+        for retraining, from_scratch in ((short, long), (long, short)):  # either side's last step may span the gap
+            pruned = Pipeline(Stage(3, (0.1, 0.1, 0.1), DENSE_RECIPE), NO_PRUNING, Stage(2, tuple(retraining), SCRATCH_RECIPE), 4.0, LEFT)
+            scratch = Pipeline(DENSE, NO_PRUNING, Stage(5, tuple(from_scratch), SCRATCH_RECIPE), 4.0, LEFT)
+            runs = [record("pruned", per_seed={0: pruned}), record("scratch", per_seed={0: scratch}, **{"eval.rewind": "reinit"})]
+            (budget,) = comparison_setup(runs).budgets
+            assert budget.not_scratch == "", schedule
 
 
 def test_runs_of_several_tasks_are_compared_group_by_group() -> None:
