@@ -156,6 +156,12 @@ def test_the_report_plots_each_line_against_its_own_dense_accuracy(tmp_path: Pat
     monkeypatch.setattr(plots, "_save", keep)
     write_report(folders, tmp_path / "report")
     assert legends["accuracy_vs_sparsity.png"] == ["find.epochs=3 (dense: 90.00%)", "find.epochs=5 (dense: 95.00%)"]
+    # a line of runs that reached other dense accuracies (trained apart) has no dense accuracy to draw
+    apart = [fake_run(tmp_path / f"apart-{sparsity}", {"prune": {"method": "oneshot", "sparsity": sparsity}, "seeds": [0]},
+                      {0: {"dense_acc": dense, "final_acc": 0.8, "sparsity": sparsity}}, {0: {"a.weight": sparsity}})
+             for sparsity, dense in ((0.5, 0.9), (0.9, 0.95))]  # fmt: skip
+    write_report(apart, tmp_path / "apart-report")
+    assert legends["accuracy_vs_sparsity.png"] == ["oneshot"]
 
 
 def test_the_report_says_the_channels_each_group_keeps_after_channel_pruning(tmp_path: Path) -> None:
@@ -183,6 +189,7 @@ def test_the_report_page_says_which_runs_it_shows_of_their_finished_seeds_only(t
     cut = fake_run(tmp_path / "runs" / "cut", recipe, {0: {"dense_acc": 0.95, "final_acc": 0.7, "sparsity": 0.9}}, {0: {"a.weight": 0.9}})
     lines = write_report([cut], tmp_path / "report").read_text().splitlines()
     assert "cut: the results are of the finished seeds only; seeds 1, 2 of its recipe had not finished." in lines
+    assert "1 run: accuracies are test accuracies, mean ± std over seeds." in lines
     finished = write_report([oneshot_run(tmp_path / "runs" / "done", 0.9, 0.7)], tmp_path / "report").read_text()
     assert "finished seeds only" not in finished
     one_left = fake_run(tmp_path / "runs" / "one", {**recipe, "seeds": [0, 1]}, {0: {"final_acc": 0.7, "sparsity": 0.9}}, {0: {"a.weight": 0.9}})
