@@ -164,6 +164,19 @@ def test_the_report_plots_each_line_against_its_own_dense_accuracy(tmp_path: Pat
     assert legends["accuracy_vs_sparsity.png"] == ["oneshot"]
 
 
+def test_a_line_of_imp_runs_to_other_sparsities_goes_through_their_levels_in_order(tmp_path: Path) -> None:
+    """Two IMP runs that differ in their target sparsity make one line: its points by sparsity, not run after run."""
+    folders = []
+    for target, levels in ((0.36, [(0.2, 0.8), (0.36, 0.7)]), (0.49, [(0.2, 0.85), (0.36, 0.75), (0.49, 0.6)])):
+        points = [{"level": k, "sparsity": s, "final_acc": a} for k, (s, a) in enumerate(levels, start=1)]
+        seeds = {0: {"dense_acc": 0.95, "final_acc": levels[-1][1], "sparsity": target, "levels": points}}
+        recipe = {"prune": {"method": "imp", "sparsity": target}, "seeds": [0]}
+        folders.append(fake_run(tmp_path / "runs" / f"imp{target}", recipe, seeds, {0: {"a.weight": target}}))
+    lines = write_report(folders, tmp_path / "report").read_text().splitlines()
+    table = lines[lines.index("## Accuracy against sparsity") + 6 :][:5]  # past the plot, the header and its rule
+    assert [line.split("|")[2].strip() for line in table] == ["20.00%", "20.00%", "36.00%", "36.00%", "49.00%"]
+
+
 def test_the_report_says_the_channels_each_group_keeps_after_channel_pruning(tmp_path: Path) -> None:
     recipe = {"prune": {"method": "oneshot", "criterion": "filter_l1", "sparsity": 0.5}, "seeds": [0, 1]}
     seeds = {seed: {"dense_acc": 0.95, "final_acc": 0.8, "sparsity": 0.6} for seed in (0, 1)}
