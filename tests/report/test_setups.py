@@ -482,6 +482,9 @@ def test_pairs_that_meet_more_than_all_runs_together_are_named() -> None:
     many = [record(f"r{i}", **{"prune.criterion": "random"}) for i in range(8)] + [record("c", seeds=(0, 1))]
     assert describe_setups({"": many}).endswith("Pairs of more than 8 runs are not judged one by one: compare fewer runs "
                                                 "at a time to see which of them meet a stricter setup.")  # fmt: skip
+    # 8 runs, 7 of them alike and one of other seeds: every pair is judged
+    eight = describe_setups({"": many[1:]})
+    assert "not judged one by one" not in eight and "- S4.2: r1 vs r2; " in eight
 
 
 def test_a_scratch_run_ending_more_than_one_last_step_away_fails_rule_1():
