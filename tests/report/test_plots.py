@@ -267,6 +267,10 @@ def test_sparsity_schedule_plot_reads_in_epochs_of_the_eval_phase(tmp_path: Path
     assert (pruning[0], finetuning[0]) == ([0.8, 0.8], [2.4, 2.4])  # where pruning and fine-tuning start
     assert ax.get_xlim() == (0, 4) and ax.get_xlabel() == "epoch of the eval phase"
     assert ax.get_title() == "GMP, cubic 5% -> 90%: 3 updates over epochs 0.8-2.4 of the eval phase's 4"
+    # fine-tuning from the last step on: none to mark
+    plots.plot_sparsity_schedule([8, 10, 20], [0.05, 0.5, 0.9], 40, 40, tmp_path / "schedule.png", 4, "cubic")
+    (ax,) = figures[1].axes
+    assert len(ax.lines) == 2 and [text.get_text() for text in ax.texts] == [" pruning"]
 
 
 def test_lr_range_plot_shows_the_rise_to_the_threshold(tmp_path: Path, figures) -> None:
