@@ -708,6 +708,7 @@ def test_a_layer_of_another_size_in_another_run_has_no_size_in_the_lpr_table(tmp
     wider.write_text(json.dumps({"b.weight": {"numel": 400, "remaining": 40, "sparsity": 0.9}}))
     lpr = write_report(folders, tmp_path / "report").read_text().split("## Layerwise pruning ratios of the final masks")[1]
     assert "| b.weight |         |       50.00% |       90.00% |" in lpr.splitlines()
+    assert "| a.weight |     100 |       25.00% |              |" in lpr.splitlines()  # a layer the other model lacks
 
 
 def test_compare_names_runs_as_the_table_it_prints_does_when_turning_it_would_not_help(tmp_path: Path, capsys, monkeypatch) -> None:
