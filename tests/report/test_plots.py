@@ -754,6 +754,7 @@ def test_lpr_during_find_plot_names_few_layers_below_the_panels(tmp_path: Path, 
     renderer = fig.canvas.get_renderer()
     (legend,) = [*fig.legends, *(ax.get_legend() for ax in fig.axes if ax.get_legend())]
     assert [text.get_text() for text in legend.get_texts()] == layers
+    assert [line.get_color() for line in fig.axes[0].lines] == [f"C{i}" for i in range(10)]  # the cycle's ten, no colour bar
     box = legend.get_window_extent(renderer)
     assert _inside(box, fig.bbox) and not any(box.overlaps(ax.get_tightbbox(renderer)) for ax in fig.axes)
 
