@@ -244,6 +244,11 @@ def test_training_plot_names_each_phase_and_gmp_s_stages_where_they_start(tmp_pa
     (gmp / "events.json").write_text(json.dumps({"gmp/plan": plan}))
     _plot_training(gmp)
     assert marked[2] == [("find", 0), ("eval, pruning", 1), ("fine-tuning", 4)]
+    # fine-tuning from the eval phase's last step on: none to name
+    plan["finetune_step"] = 40
+    (gmp / "events.json").write_text(json.dumps({"gmp/plan": plan}))
+    _plot_training(gmp)
+    assert marked[3] == [("find", 0), ("eval, pruning", 1)]
 
 
 def test_training_plot_names_marks_closer_than_a_text_s_height_in_one_text(tmp_path: Path, marked) -> None:
