@@ -372,6 +372,13 @@ def test_accuracy_plot_puts_the_weights_remaining_on_x(tmp_path: Path, drawn) ->
     assert lines["dense: 96.00%"][1] == pytest.approx([96, 96])
 
 
+def test_accuracy_plot_shades_one_std_either_side_of_the_mean(tmp_path: Path, figures) -> None:
+    plots.plot_accuracy_vs_sparsity({"imp": [(0.5, 0.95, 0.01), (0.8, 0.9, 0.02), (0.99, 0.5, 0.05)]}, None, tmp_path / "accuracy.png")
+    (band,) = figures[0].axes[0].collections
+    edges = band.get_paths()[0].vertices
+    assert (edges[:, 1].min(), edges[:, 1].max()) == (pytest.approx(50 - 5), pytest.approx(95 + 1))
+
+
 def test_accuracy_plot_draws_each_line_s_own_dense_accuracy_where_they_differ(tmp_path: Path, monkeypatch) -> None:
     """Runs of other find phases (IMP beside GMP, a longer dense training) reach other dense
     accuracies: the plot drew none, and nothing showed whether a line kept its own."""
