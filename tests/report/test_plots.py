@@ -415,6 +415,10 @@ def test_levels_plot_shows_each_level_after_pruning_and_after_retraining_over_th
     assert lines["after retraining"] == (pytest.approx([80, 64]), pytest.approx([92, 87]))
     assert lines["right after pruning"] == (pytest.approx([80, 64]), pytest.approx([82, 65]))
     assert lines["dense: 92.00%"][1] == pytest.approx([92, 92])
+    # a seed cut short after its first level: the levels every seed has
+    plots.plot_levels([seeds[0], summary(0.94, [(0.2, 0.84, 0.93)])], tmp_path / "levels.png", "imp")
+    lines = {label: (x, y) for label, x, y in drawn[1]["lines"]}
+    assert lines["after retraining"] == (pytest.approx([80]), pytest.approx([92]))
 
 
 def test_layer_plot_bars_are_the_share_pruned_in_each_layer(tmp_path: Path, drawn) -> None:
