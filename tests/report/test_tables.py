@@ -146,6 +146,16 @@ def test_a_tie_is_no_winner_whatever_the_rows_are() -> None:
     )  # an unset criterion reads as null
 
 
+def test_rows_tied_for_best_are_each_a_winner_that_may_reverse_another() -> None:
+    """x leads y by 20 points under FT; under LLR y and z tie for best, both 20 ahead of x: y,
+    one of LLR's winners, reverses x."""
+    results = cross({("x", "ft"): 0.9, ("y", "ft"): 0.7, ("z", "ft"): 0.6, ("x", "llr"): 0.7, ("y", "llr"): 0.9, ("z", "llr"): 0.9})
+    assert winners(results) == (
+        "The best criterion depends on the column (criterion x under lr_policy ft, a tie under lr_policy llr): the method "
+        "and the recipe interact (seed 004), and the best cell, criterion x under lr_policy ft, weighs more."
+    )
+
+
 def test_a_diverged_run_never_wins_a_column() -> None:
     """bn wins both columns; l1's NaN under FT (a diverged run) is left out, not ranked first."""
     results = cross({("l1", "ft"): math.nan, ("bn", "ft"): 0.9, ("x", "ft"): 0.8, ("l1", "llr"): 0.7, ("bn", "llr"): 0.9, ("x", "llr"): 0.8})

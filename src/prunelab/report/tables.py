@@ -147,8 +147,8 @@ def column_winners(
     (columns): "if one method consistently wins in both cases, we are more confident that the
     winner is really better"; if the winners reverse (one row ahead in a column, another in
     another, each by more than a standard deviation), pruning and retraining interact, and
-    "the case delivering higher performance weighs more". Winners that differ only by ties or
-    leads within one standard deviation show neither. Leads within one standard deviation are
+    "the case delivering higher performance weighs more"; rows tied for best are each a winner
+    of their column. Winners that differ only by leads within one standard deviation show neither. Leads within one standard deviation are
     named. Empty unless two columns have two rows or more, and the columns are training
     settings (``find.*``, ``eval.*``): columns of other sparsities, data or models compare
     different tasks, whose best cell says nothing about the rows.
@@ -166,7 +166,7 @@ def column_winners(
     column_values = list(dict.fromkeys(c for _, c in cells))
     label = short_labels([rows, *columns])
     name = {col: column_name(label, columns, col) for col in column_values}
-    winners, ties, close = {}, set(), []
+    winners, top, ties, close = {}, {}, set(), []
     for col in column_values:
         ranked = sorted((r for r in row_values if (r, col) in cells), key=lambda r: cells[(r, col)]["mean"], reverse=not lower_is_better(value))
         if len(ranked) < 2:
@@ -174,6 +174,7 @@ def column_winners(
         (first, second) = (cells[(r, col)] for r in ranked[:2])
         lead, spread = abs(first["mean"] - second["mean"]), max(first["std"], second["std"])
         winners[col] = ranked[0]
+        top[col] = [r for r in ranked if cells[(r, col)]["mean"] == first["mean"]]  # a tie's rows win together
         if not lead:
             ties.add(col)
         if lead and lead <= spread:
@@ -193,9 +194,9 @@ def column_winners(
         first, second = cells[(a, col)], cells[(b, col)]
         return sign * (first["mean"] - second["mean"]) > max(first["std"], second["std"])
 
-    clear = {c: w for c, w in winners.items() if c not in ties}
-    # An interaction: two winners that swap places, each ahead of the other by more than a std in its column.
-    reversal = any(w1 != w2 and ahead(w1, w2, c1) and ahead(w2, w1, c2) for c1, w1 in clear.items() for c2, w2 in clear.items())
+    # An interaction: two winners (a tie's rows among them) that swap places, each ahead of the
+    # other by more than a std in its column.
+    reversal = any(ahead(w1, w2, c1) and ahead(w2, w1, c2) for c1 in top for c2 in top for w1 in top[c1] for w2 in top[c2])
     if not reversal:
         return (f"No {label[rows]} wins every column ({per_column}), and no winner is reversed by more than a standard "
                 "deviation elsewhere: neither a consistent winner nor an interaction of the method and the recipe "
