@@ -81,6 +81,9 @@ def test_training_plot_marks_the_accuracy_right_after_each_pruning_step(tmp_path
     assert _curves(accuracy_ax, "tab:blue") == [([1, 2], [50, 80]), ([3, 4], [70, 75]), ([5, 6], [60, 70])]
     markers = [(list(line.get_xdata()), list(line.get_ydata())) for line in accuracy_ax.lines if line.get_marker() == "v"]
     assert markers == [([2], [40.0]), ([4], [30.0])]  # at the end of the epoch pruned after, at the pruned accuracy
+    # each named once in the legend, however many phases and pruning steps
+    legend = [text.get_text() for text in figures[0].legends[0].get_texts()]
+    assert legend == ["test accuracy", "dense: 90.00%", "test accuracy right after pruning"]
     # the sparsity, in percent, holding over each epoch (k - 1 to k): pruning is a step at the phase line
     assert _curves(sparsity_ax, "tab:red") == [([0, 1, 2, 3, 4, 5, 6], [0, 0, 20, 20, 36, 36, 36])]
     assert sparsity_ax.lines[0].get_drawstyle() == "steps-post"
@@ -260,6 +263,13 @@ def test_training_plot_names_marks_closer_than_a_text_s_height_in_one_text(tmp_p
                 recipe={"prune": {"method": "gmp"}}, method="gmp")  # fmt: skip
     _plot_training(gmp)
     assert marked[0] == [("find", 0), ("eval, pruning", 40), ("fine-tuning", 44)]
+    # 80 epochs: marks 2 epochs (a fortieth of them) apart are apart enough for two texts
+    plan["update_steps"] = [8, 9, 10]
+    rows = _rows("find", [0.5] * 40, 0.0) + _rows("eval", [0.6] * 40, 0.9)
+    long = _seed(tmp_path / "gmp-long", rows, {"gmp/plan": plan}, {"find": [0.1] * 160, "eval": [0.1] * 160},
+                 recipe={"prune": {"method": "gmp"}}, method="gmp")  # fmt: skip
+    _plot_training(long)
+    assert marked[1] == [("find", 0), ("eval", 40), ("pruning", 42), ("fine-tuning", 44)]
 
 
 def test_sparsity_schedule_plot_reads_in_epochs_of_the_eval_phase(tmp_path: Path, figures) -> None:
@@ -794,3 +804,53 @@ def test_pivot_plot_names_the_dense_line_beside_the_panels(tmp_path: Path, monke
     # at the line's height, right of the last panel, within the figure
     line_y = fig.axes[-1].transData.transform((0, dense))[1]
     assert box.y0 < line_y < box.y1 and box.x0 > fig.axes[-1].get_window_extent().x1 and _inside(box, fig.bbox)
+
+
+@pytest.mark.parametrize(("series", "offsets"), [(2, [-0.15, 0.15]), (3, [-0.2, 0.0, 0.2]), (5, [-0.24, -0.12, 0.0, 0.12, 0.24])])
+def test_pivot_plot_of_unordered_x_values_spreads_the_series_evenly_around_each_value(tmp_path: Path, monkeypatch, series: int,
+                                                                                       offsets: list[float]) -> None:  # fmt: skip
+    """n series each 0.6 / n of an x value's gap apart, centred on it: the outermost stay 0.6 (n - 1) / n apart, clear of the next value's."""
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig))
+    lines = {f"s{i}": [(90.0, 1.0), (80.0, 1.0)] for i in range(series)}
+    plots.plot_pivot(["ft", "llr"], {"": lines}, "lr_policy", "final_acc (%)", tmp_path / "p.png", ordered=False)
+    (ax,) = figures[0].axes
+    drawn = [list(line.get_xdata()) for line in ax.lines if line.get_marker() == "o"]
+    assert drawn == [pytest.approx([offset, 1 + offset]) for offset in offsets]
+
+
+@pytest.mark.parametrize("legend_title", ["", "lr_policy"])
+def test_pivot_plot_names_a_single_series_only_under_a_legend_title(tmp_path: Path, monkeypatch, legend_title: str) -> None:
+    """One series alone needs no legend, but under the title of the rows it is the row it stands for."""
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig))
+    plots.plot_pivot(["1", "2"], {"": {"ft": [(90.0, 1.0), (91.0, 0.5)]}}, "eval.epochs", "final_acc (%)", tmp_path / "p.png",
+                     legend_title=legend_title)  # fmt: skip
+    (fig,) = figures
+    assert [[text.get_text() for text in legend.get_texts()] for legend in fig.legends] == ([["ft"]] if legend_title else [])
+
+
+def test_pivot_plot_of_four_panels_lays_them_three_a_row(tmp_path: Path, monkeypatch) -> None:
+    """Four sparsities: three panels on the first row, one on the second, the two places left empty hidden, the y axis named on each row."""
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig))
+    panels = {f"sparsity {s}": {"ft": [(90.0 - 10 * s, 1.0), (91.0 - 10 * s, 0.5)]} for s in (0.5, 0.7, 0.9, 0.95)}
+    plots.plot_pivot(["1", "2"], panels, "eval.epochs", "final_acc (%)", tmp_path / "p.png")
+    (fig,) = figures
+    shown = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(fig.axes) == 6 and [ax.get_title() for ax in shown] == list(panels)
+    assert [ax.get_subplotspec().rowspan.start for ax in shown] == [0, 0, 0, 1]
+    assert [ax.get_ylabel() for ax in shown] == ["final_acc (%)", "", "", "final_acc (%)"]
+    assert [list(line.get_ydata()) for ax in shown for line in ax.lines if line.get_marker() == "o"] == [
+        pytest.approx([90.0 - 10 * s, 91.0 - 10 * s]) for s in (0.5, 0.7, 0.9, 0.95)]
+
+
+@pytest.mark.parametrize(("dense", "top"), [(90.0, 91.1), (85.0, 90.5)])
+def test_pivot_plot_leaves_a_tenth_of_the_axis_above_a_dense_line_at_its_top(tmp_path: Path, monkeypatch, dense: float, top: float) -> None:
+    """Points from 80 to 90 fill 79.5 to 90.5 (matplotlib's 5% margins): a dense line at 90,
+    within a tenth of the axis below its top, gets that tenth (1.1) above it; one at 85 leaves the axis as it is."""
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig))
+    plots.plot_pivot(["1", "2"], {"": {"ft": [(80.0, 0.0), (90.0, 0.0)]}}, "eval.epochs", "final_acc (%)", tmp_path / "p.png",
+                     reference=(f"dense: {dense:.2f}%", dense))  # fmt: skip
+    assert figures[0].axes[0].get_ylim() == pytest.approx((79.5, top))
