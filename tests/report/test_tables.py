@@ -64,9 +64,11 @@ def test_formatted_statistics_read_as_numbers_and_are_right_aligned() -> None:
         "wall_seconds": format_stat("wall_seconds", {"mean": 16.49, "std": 1.26}),
         "d1": format_stat("d1", {"mean": 0.71865, "std": 0.0}),
         "images_per_second": format_stat("images_per_second", {"mean": 9254.2, "std": 3829.0}),
+        "speedup": format_stat("speedup", {"mean": 12.3456, "std": 0.0123}),
     }
     assert cells == {"final_acc": "93.91% ± 0.51", "sparsity": "90.00%", "parameters": "28,298",
-                     "wall_seconds": "16.5 s ± 1.3", "d1": "0.7187", "images_per_second": "9,254/s ± 3,829"}
+                     "wall_seconds": "16.5 s ± 1.3", "d1": "0.7187", "images_per_second": "9,254/s ± 3,829",
+                     "speedup": "12.35x ± 0.01"}  # fmt: skip
     rule = format_table([{"metric": k, "value": v} for k, v in cells.items()]).splitlines()[1]
     assert rule.endswith(":|")  # the value column is right-aligned
     # a sensitivity analysis' layer that no sparsity leaves within tolerance: below the lowest
