@@ -804,3 +804,70 @@ def test_a_report_cut_short_by_a_full_disk_leaves_the_earlier_page_whole(tmp_pat
     write_report([folders[0]], tmp_path / "report")  # the disk freed: the plots of the runs left out go
     assert sorted(p.name for p in (tmp_path / "report" / "training").iterdir()) == ["s0.5-seed-0.png"]
     assert not (tmp_path / "report" / "accuracy_vs_sparsity.png").exists()  # one run: one sparsity, no such plot
+
+
+@pytest.mark.parametrize("settings", [2, 3])
+def test_runs_differing_in_more_settings_than_there_are_runs_get_their_settings_turned(tmp_path: Path, settings: int) -> None:
+    """Two runs of two differing settings keep a row per run; of three, a row per setting reads better."""
+    folders = []
+    for i in range(2):
+        find = {"optimizer": {"lr": 0.1 * (i + 1)}, "epochs": 10 + i, **({"batch_size": 100 + i} if settings == 3 else {})}
+        folders.append(fake_run(tmp_path / f"r{i}", {"prune": {"method": "oneshot", "sparsity": 0.5}, "find": find, "seeds": [0]},
+                                {0: {"dense_acc": 0.9, "final_acc": 0.8, "sparsity": 0.5}}, {0: {"a.weight": 0.5}}))  # fmt: skip
+    page = write_report(folders, tmp_path / "report").read_text()
+    table = page.split("### Settings that differ")[1].split("\n\n")[1].splitlines()
+    header = [cell.strip() for cell in table[0].strip("|").split("|")]
+    if settings == 2:
+        assert header == ["run", "find.epochs", "find.optimizer.lr", "folder"] and len(table) == 2 + 2
+    else:
+        assert header == ["", "find.epochs=10, find.batch_size=100, find.optimizer.lr=0.1", "find.epochs=11, find.batch_size=101, find.optimizer.lr=0.2"] and len(table) == 2 + 3
+
+
+def test_runs_of_the_same_layerwise_ratios_named_briefly_together_are_one_bar_of_their_names(tmp_path: Path) -> None:
+    """"every run" stands for names joined past a legend's width: two short names read better joined."""
+    folders = [fake_run(tmp_path / policy, {"prune": {"method": "oneshot", "sparsity": 0.5}, "eval": {"lr_policy": policy}, "seeds": [0]},
+                        {0: {"dense_acc": 0.9, "final_acc": 0.8, "sparsity": 0.5}}, {0: {"a.weight": 0.25}})
+               for policy in ("ft", "llr")]  # fmt: skip
+    page = write_report(folders, tmp_path / "report").read_text()
+    lpr = page.split("## Layerwise pruning ratios of the final masks")[1]
+    assert "| layer    | weights | ft = llr |" in lpr
+
+
+def test_the_lpr_distance_of_a_run_is_in_its_colour_in_every_plot(tmp_path: Path, monkeypatch) -> None:
+    """Of three runs, the second without LPR during its find phase: the third's line and error bars in the third colour, not the second."""
+    from matplotlib.colors import to_hex
+
+    from prunelab.report import plots
+
+    folders = [imp_run(tmp_path / f"imp{rate}", rate) for rate in (0.2, 0.3, 0.4)]
+    for folder in (folders[0], folders[2]):
+        for seed in (0, 1):
+            record = {"epochs": [0, 1], "layer_sparsity": {"a.weight": [0.3, 0.2]}, "distance": [0.1 * (seed + 1), 0.0]}
+            (folder / f"seed-{seed}" / "events.json").write_text(json.dumps({"level-1/prune": {"lpr_during_find": record}}))
+    colours = {}
+    save = plots._save
+
+    def keep(fig, path):
+        if path.name == "lpr_distance.png":
+            ax = fig.axes[0]
+            colours[path.name] = ([to_hex(line.get_color()) for line in ax.lines if line.get_marker() == "."],
+                                  [to_hex(bars.lines[2][0].get_color()[0]) for bars in ax.containers])  # fmt: skip
+        save(fig, path)
+
+    monkeypatch.setattr(plots, "_save", keep)
+    write_report(folders, tmp_path / "report")
+    assert colours["lpr_distance.png"] == ([to_hex("C0"), to_hex("C2")], [to_hex("C0"), to_hex("C2")])
+
+
+def test_some_runs_of_the_same_layerwise_ratios_are_never_every_run(tmp_path: Path) -> None:
+    """Two runs of three on one mask, their names joined past a legend's width: still their names, as a third run has a bar of its own."""
+    folders = []
+    for i, (lr, ratio) in enumerate(((0.1, 0.25), (0.2, 0.25), (0.3, 0.5))):
+        find = {"optimizer": {"lr": lr}, "epochs": 10 + i, "batch_size": 100 + i}
+        folders.append(fake_run(tmp_path / f"r{i}", {"prune": {"method": "oneshot", "sparsity": 0.5}, "find": find, "seeds": [0]},
+                                {0: {"dense_acc": 0.9, "final_acc": 0.8, "sparsity": 0.5}}, {0: {"a.weight": ratio}}))  # fmt: skip
+    page = write_report(folders, tmp_path / "report").read_text()
+    header = page.split("## Layerwise pruning ratios of the final masks")[1].split("\n\n")[2].splitlines()[0]
+    assert [cell.strip() for cell in header.strip("|").split("|")] == [
+        "layer", "weights", "find.epochs=10, find.batch_size=100, find.optimizer.lr=0.1 = find.epochs=11, find.batch_size=101, find.optimizer.lr=0.2",
+        "find.epochs=12, find.batch_size=102, find.optimizer.lr=0.3"]  # fmt: skip
