@@ -768,6 +768,21 @@ def test_a_reader_gone_from_the_pipe_ends_quietly_and_a_bug_keeps_its_traceback(
         cli.main(["recipes"])
 
 
+def test_over_several_processes_a_command_other_than_run_exits_2_said_once(monkeypatch, capsys) -> None:
+    from prunelab.distributed import World
+
+    monkeypatch.setitem(commands.COMMANDS, "recipes", lambda _args: pytest.fail("a command other than run ran over several processes"))
+    for rank, said in ((0, "prunelab: error: only `prunelab run` works over several processes; "
+                           "run `prunelab recipes` without torchrun\n"), (1, "")):  # fmt: skip
+        monkeypatch.setattr(commands, "join_from_environment", lambda rank=rank: World(rank=rank, size=2, local_rank=rank))
+        assert cli.main(["recipes"]) == 2
+        assert capsys.readouterr().err == said
+    # one process alone runs any command
+    monkeypatch.setattr(commands, "join_from_environment", lambda: World(rank=0, size=1, local_rank=0))
+    monkeypatch.setitem(commands.COMMANDS, "recipes", lambda _args: 0)
+    assert cli.main(["recipes"]) == 0
+
+
 def test_over_several_processes_a_process_s_own_error_is_said_by_it(monkeypatch, capsys) -> None:
     """The main process says a bad recipe once for all; trouble another process meets alone
     (its disk, its data) is said by that process, named."""
