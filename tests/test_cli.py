@@ -903,6 +903,47 @@ def test_sensitivity_prints_each_layers_accuracy_and_writes_the_curves(data_dir:
     assert len(folders) == 2 and json.loads((folder / "sensitivity.json").read_text()) == saved
 
 
+def test_sensitivity_on_the_test_set_of_a_channel_recipe(data_dir: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+    """A hand-made result: the analysis measures the split asked for, on every weight when the
+    recipe's include/exclude name channel groups; a layer that loses more than a point at the
+    first sparsity is within it only below; another split is another analysis, in its own folder."""
+    import prunelab.analysis
+    import prunelab.report.plots
+    from prunelab.analysis import LayerSensitivity, SensitivityResult
+
+    layers = {"features.0.weight": LayerSensitivity(100, [0.5, 0.9], [0.6, 0.9], [0.795, 0.6]),
+              "classifier.0.weight": LayerSensitivity(2000, [0.5, 0.9], [1.0, 2.0], [0.7, 0.5])}  # fmt: skip
+    calls, titles, plot = [], [], prunelab.report.plots.plot_sensitivity
+
+    def analysis(model, data, sparsities, include, exclude, split, **_kwargs):
+        calls.append((sparsities, include, exclude, split))
+        return SensitivityResult(0.5, 0.8, layers, split)
+
+    def plotted(curves, dense_acc, path, run, *args):
+        titles.append(run)
+        return plot(curves, dense_acc, path, run, *args)
+
+    monkeypatch.setattr(prunelab.analysis, "pruning_sensitivity", analysis)
+    monkeypatch.setattr(prunelab.report.plots, "plot_sensitivity", plotted)
+    recipe = ["find.epochs=1", "device=cpu", "model.options.channels=8", f"data.data_dir={data_dir}", "seeds=[3]",
+              "prune.criterion=filter_l1", "prune.scope=layerwise", "prune.include=[features]"]  # fmt: skip
+    args = ["--out", str(tmp_path), "--no-progress", "--sparsities", "0.5,0.9", *(a for item in recipe for a in ("--set", item))]
+    assert cli.main(["sensitivity", *args, "--split", "test"]) == 0
+    out = capsys.readouterr().out
+    (folder,) = tmp_path.glob("sensitivity-*")
+    assert calls == [([0.5, 0.9], None, None, "test")]
+    assert out.startswith("accuracy on the test set with one layer alone pruned by magnitude")
+    rows = table(out)
+    assert list(rows) == ["layer", "features.0.weight", "classifier.0.weight"]  # the model's order, as the analysis gives them
+    assert rows["features.0.weight"] == ["100", "79.50%", "60.00%", "50%"]
+    assert rows["classifier.0.weight"] == ["2,000", "70.00%", "50.00%", "< 50%"]
+    assert "\ndense model's test accuracy: 80.00%\n" in out and out.endswith(f"\ncurves and plot in {folder}\n")
+    assert len(titles) == 1 and titles[0].endswith(", seed 3")
+    assert cli.main(["sensitivity", *args, "--split", "train"]) == 0
+    assert "\ndense model's training accuracy: 80.00%\n" in capsys.readouterr().out
+    assert calls[1][3] == "train" and len(list(tmp_path.glob("sensitivity-*"))) == 2
+
+
 def test_the_analyses_run_with_the_recipe_s_threads_and_give_the_caller_s_back(data_dir: Path, tmp_path: Path, monkeypatch) -> None:
     import prunelab.analysis
 
