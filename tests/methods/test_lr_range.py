@@ -359,6 +359,38 @@ def test_cli_names_the_rise_against_the_floor_for_a_loss_below_it(data_dir, tmp_
         "above the trained model's (seed 000)" in capsys.readouterr().out
 
 
+def test_cli_says_when_the_loss_never_rose_or_diverged_before_the_end(data_dir, tmp_path, monkeypatch, capsys) -> None:
+    """Hand-made curves: one within a single decade (--end-lr is at least 1) whose loss never
+    rose, its first LR still shown; one that stopped on divergence before the last of its steps."""
+    import prunelab.analysis
+    from prunelab.analysis import LRRangeResult
+
+    baseline = 1.23456  # 4 figures shown: 1.235
+    flat = LRRangeResult(lrs=[2.0, 4.0, 8.0], losses=[1.24, 1.25, 1.26], baseline=baseline, inflection_lr=None, threshold=1.1 * baseline)
+    diverged = LRRangeResult(lrs=[1e-3, 1e-2], losses=[1.3, 9.0], baseline=baseline, inflection_lr=1e-2, threshold=1.1 * baseline)
+    overrides = [f"data.data_dir={data_dir}", "device=cpu", "model.options={}", "find.epochs=1", "eval.lr_policy=null"]
+    for curve, lr_range in ((flat, ["2", "8"]), (diverged, ["1e-3", "1"])):
+        monkeypatch.setattr(prunelab.analysis, "lr_range_test", lambda *args, curve=curve, **kwargs: curve)
+        before = set(tmp_path.glob("lr-range-test-*"))
+        assert main(["lr-range-test", *(a for item in overrides for a in ("--set", item)), "--start-lr", lr_range[0], "--end-lr", lr_range[1],
+                     "--steps", "3", "--out", str(tmp_path), "--no-progress"]) == 0  # fmt: skip
+        out = capsys.readouterr().out
+        (folder,) = set(tmp_path.glob("lr-range-test-*")) - before
+        rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in out.splitlines() if re.match(r"\| +\d", line)]
+        assert "\ntrained model's loss: 1.235\n" in out
+        assert out.endswith(f"\ncurve and plot in {folder}\n")
+        if curve is flat:
+            assert out.startswith("1 of the 3 LRs tried")
+            assert rows == [["2.00e+00", "1.24", ""]]
+            assert "the loss never rose by 10%: the model tolerates every LR up to the end; try a larger --end-lr\n" in out
+            assert "stopped at LR" not in out
+        else:
+            assert out.startswith("2 of the 2 LRs tried")
+            assert rows == [["1.00e-03", "1.30", ""], ["1.00e-02", "9.00", "<- inflection"]]
+            assert "\nstopped at LR 1.00e-02 of 1: the loss had diverged\n" in out
+            assert "suggested pruning LR: 0.01, the inflection point" in out
+
+
 def test_cli_tests_with_the_eval_optimizer_and_batch_size_not_the_find_ones(data_dir, tmp_path, monkeypatch) -> None:
     """The LR suggested is for the pruning (eval) phase: a recipe whose find phase uses SGD
     in batches of 1000 and whose eval phase uses Adam (lr 0.003, betas 0.8/0.99) in batches
@@ -368,7 +400,7 @@ def test_cli_tests_with_the_eval_optimizer_and_batch_size_not_the_find_ones(data
     real, calls = prunelab.analysis.lr_range_test, []
 
     def spy(model, data, optimizer, **kwargs):
-        calls.append((optimizer, kwargs["batch_size"], kwargs["label_smoothing"]))
+        calls.append((optimizer, kwargs["batch_size"], kwargs["label_smoothing"], kwargs["seed"], kwargs["augment"]))
         return real(model, data, optimizer, **kwargs)
 
     monkeypatch.setattr(prunelab.analysis, "lr_range_test", spy)
@@ -376,13 +408,14 @@ def test_cli_tests_with_the_eval_optimizer_and_batch_size_not_the_find_ones(data
         f"data.data_dir={data_dir}", "device=cpu", "model.options={}", "find.epochs=1", "find.batch_size=1000",
         "find.optimizer={name: sgd, lr: 0.05, momentum: 0.5}", "eval.batch_size=250", "eval.lr_policy=null",
         "eval.optimizer={name: adam, lr: 0.003, betas: [0.8, 0.99]}", "find.label_smoothing=0.2", "eval.label_smoothing=0.1",
+        "seeds=[3, 4]", "data.augment=false",
     ]
     code = main(["lr-range-test", *(a for item in overrides for a in ("--set", item)), "--steps", "3",
                  "--out", str(tmp_path), "--no-progress"])  # fmt: skip
     assert code == 0
     assert len(calls) == 1
-    optimizer, batch_size, label_smoothing = calls[0]
-    assert (batch_size, label_smoothing) == (250, 0.1)
+    optimizer, batch_size, label_smoothing, seed, augment = calls[0]
+    assert (batch_size, label_smoothing, seed, augment) == (250, 0.1, 3, False)  # the recipe's first seed, its data's augmentation
     assert (optimizer.name, optimizer.lr, tuple(optimizer.betas)) == ("adam", 0.003, (0.8, 0.99))
     assert len(json.loads(next(tmp_path.glob("lr-range-test-*/lr_range_test.json")).read_text())["lrs"]) == 3
     # another range: a folder of its own, the first kept
