@@ -486,7 +486,7 @@ def plot_pivot(x: list[str], panels: dict[str, dict[str, list[tuple[float, float
     rows = -(-len(panels) // columns)
     fig, axes = _figure(max(7.0, 3.6 * columns), 3.6 * rows, ncols=columns, nrows=rows, sharey=True, squeeze=False)
     names = list(dict.fromkeys(name for lines in panels.values() for name in lines))
-    spread = 0.0 if ordered or len(names) == 1 else min(0.3, 0.6 / len(names))
+    spread = 0.0 if ordered or len(names) == 1 else 0.6 / len(names)
     for ax, (panel, lines) in zip(axes.flat, panels.items()):
         for name, points in lines.items():
             index = names.index(name)
