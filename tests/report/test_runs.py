@@ -49,6 +49,13 @@ def imp_run(folder: Path, rate: float = 0.2) -> Path:
     return fake_run(folder, recipe, seeds, {0: {"a.weight": 0.1, "b.weight": 0.5}, 1: {"a.weight": 0.3, "b.weight": 0.4}})
 
 
+def record_lpr_during_find(folder: Path, seed: int, distance: float, epochs: tuple[int, ...] = (0, 1)) -> None:
+    """A seed's LPR during its find phase as events.json keeps it: one layer at 30% then 20%,
+    the first epoch ``distance`` away from the final LPR."""
+    record = {"epochs": list(epochs), "layer_sparsity": {"a.weight": [0.3, 0.2]}, "distance": [distance, 0.0]}
+    (folder / f"seed-{seed}" / "events.json").write_text(json.dumps({"level-1/prune": {"lpr_during_find": record}}))
+
+
 def oneshot_run(folder: Path, sparsity: float, acc: float) -> Path:
     recipe = {"prune": {"method": "oneshot", "sparsity": sparsity}, "eval": {"epochs": 2}, "seeds": [0]}
     seeds = {0: {"dense_acc": 0.95, "final_acc": acc, "sparsity": sparsity}}
@@ -280,8 +287,7 @@ def test_the_report_links_copies_of_each_seed_s_lpr_during_find_plot(tmp_path: P
     training plots, so that the page moved on its own still shows the layers."""
     folder = imp_run(tmp_path / "runs" / "imp")
     for seed in (0, 1):
-        record = {"epochs": [0, 1], "layer_sparsity": {"a.weight": [0.3, 0.2]}, "distance": [0.1 * (seed + 1), 0.0]}
-        (folder / f"seed-{seed}" / "events.json").write_text(json.dumps({"level-1/prune": {"lpr_during_find": record}}))
+        record_lpr_during_find(folder, seed, 0.1 * (seed + 1))
         (folder / f"seed-{seed}" / "lpr_during_find.png").write_bytes(PNG + bytes([seed]))
     write_report([folder], tmp_path / "report")
     moved = (tmp_path / "report").rename(tmp_path / "moved")
@@ -303,8 +309,7 @@ def test_the_report_plots_the_lpr_distance_with_its_spread_over_seeds(tmp_path: 
 
     folder = imp_run(tmp_path / "imp")
     for seed in (0, 1):
-        record = {"epochs": [0, 1], "layer_sparsity": {"a.weight": [0.3, 0.2]}, "distance": [0.1 * (seed + 1), 0.0]}
-        (folder / f"seed-{seed}" / "events.json").write_text(json.dumps({"level-1/prune": {"lpr_during_find": record}}))
+        record_lpr_during_find(folder, seed, 0.1 * (seed + 1))
     bars = {}
     save = plots._save
 
@@ -322,9 +327,8 @@ def test_the_report_plots_the_lpr_distance_with_its_spread_over_seeds(tmp_path: 
 def test_lpr_distances_of_seeds_at_other_epochs_are_not_averaged(tmp_path: Path) -> None:
     """Seed 1 kept other epochs of its find phase: averaging by position would mix epoch 1 with 2."""
     folder = imp_run(tmp_path / "imp")
-    for seed, epochs in ((0, [0, 1]), (1, [0, 2])):
-        record = {"epochs": epochs, "layer_sparsity": {"a.weight": [0.3, 0.2]}, "distance": [0.1, 0.0]}
-        (folder / f"seed-{seed}" / "events.json").write_text(json.dumps({"level-1/prune": {"lpr_during_find": record}}))
+    for seed, epochs in ((0, (0, 1)), (1, (0, 2))):
+        record_lpr_during_find(folder, seed, 0.1, epochs)
     assert load_run(folder).lpr_distance is None
 
 
@@ -842,8 +846,7 @@ def test_the_lpr_distance_of_a_run_is_in_its_colour_in_every_plot(tmp_path: Path
     folders = [imp_run(tmp_path / f"imp{rate}", rate) for rate in (0.2, 0.3, 0.4)]
     for folder in (folders[0], folders[2]):
         for seed in (0, 1):
-            record = {"epochs": [0, 1], "layer_sparsity": {"a.weight": [0.3, 0.2]}, "distance": [0.1 * (seed + 1), 0.0]}
-            (folder / f"seed-{seed}" / "events.json").write_text(json.dumps({"level-1/prune": {"lpr_during_find": record}}))
+            record_lpr_during_find(folder, seed, 0.1 * (seed + 1))
     colours = {}
     save = plots._save
 

@@ -148,10 +148,10 @@ def column_winners(
     winner is really better"; if the winners reverse (one row ahead in a column, another in
     another, each by more than a standard deviation), pruning and retraining interact, and
     "the case delivering higher performance weighs more"; rows tied for best are each a winner
-    of their column. Winners that differ only by leads within one standard deviation show neither. Leads within one standard deviation are
-    named. Empty unless two columns have two rows or more, and the columns are training
-    settings (``find.*``, ``eval.*``): columns of other sparsities, data or models compare
-    different tasks, whose best cell says nothing about the rows.
+    of their column. Winners that differ only by leads within one standard deviation show
+    neither; such leads are named. Empty unless two columns have two rows or more, and the
+    columns are training settings (``find.*``, ``eval.*``): columns of other sparsities, data
+    or models compare different tasks, whose best cell says nothing about the rows.
 
     >>> results = [({"criterion": c, "eval.lr_policy": p}, {"final_acc": {"mean": m, "std": 0.005}})
     ...            for c, p, m in [("l1", "ft", 0.938), ("bn", "ft", 0.927), ("l1", "llr", 0.964), ("bn", "llr", 0.961)]]
@@ -166,7 +166,7 @@ def column_winners(
     column_values = list(dict.fromkeys(c for _, c in cells))
     label = short_labels([rows, *columns])
     name = {col: column_name(label, columns, col) for col in column_values}
-    winners, top, ties, close = {}, {}, set(), []
+    winners, top, close = {}, {}, []
     for col in column_values:
         ranked = sorted((r for r in row_values if (r, col) in cells), key=lambda r: cells[(r, col)]["mean"], reverse=not lower_is_better(value))
         if len(ranked) < 2:
@@ -175,12 +175,11 @@ def column_winners(
         lead, spread = abs(first["mean"] - second["mean"]), max(first["std"], second["std"])
         winners[col] = ranked[0]
         top[col] = [r for r in ranked if cells[(r, col)]["mean"] == first["mean"]]  # a tie's rows win together
-        if not lead:
-            ties.add(col)
         if lead and lead <= spread:
             close.append(f"{name[col]} (a lead of {lead * scale:.2f}, a std of {spread * scale:.2f})")
     if len(winners) < 2:
         return ""
+    ties = {col for col, best in top.items() if len(best) > 1}
     caveat = f"; its lead is within one standard deviation under {', '.join(close)}" if close else ""
     if not ties and len(set(winners.values())) == 1:
         return (f"Best in every column ({', '.join(name[c] for c in winners)}): {label[rows]} {grid_value(next(iter(winners.values())))}, "
