@@ -888,6 +888,27 @@ def test_a_small_model_that_computes_otherwise_than_the_zeroed_one_is_warned_abo
         kept_first.shrink()
 
 
+@pytest.mark.parametrize("outputs", ["cancelling to about 0", "in the thousands"])
+def test_rounding_in_the_small_model_is_not_warned_about_whatever_the_size_of_the_outputs(outputs) -> None:
+    """The small model sums fewer terms than the zeroed one, in another order: float32 rounding
+    differs by about 1e-6 of the features summed, not of the outputs. Outputs that cancel to about
+    0 are held to 1e-4 (absolute, not a fraction of themselves); large ones to 1e-4 of their size."""
+    torch.manual_seed(0)
+    model, x, kept = nn.Sequential(nn.Linear(8, 1000), nn.ReLU(), nn.Linear(1000, 2)), torch.randn(1, 8), list(range(0, 1000, 2))
+    with torch.no_grad():
+        model[0].bias.uniform_(5, 10)  # features of about 10, every one alive
+        if outputs == "in the thousands":
+            model[2].weight.mul_(1000)
+        else:  # the bias cancels the kept features' sum, computed in float64
+            features = torch.relu(model[0](x))[0, kept].double()
+            model[2].bias.copy_(-(model[2].weight[:, kept].double() @ features))
+    pruner = ChannelPruner(model, x)
+    pruner.load_state_dict({"0": kept})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pruner.shrink()
+
+
 class NormalisedInEval(nn.Module):
     """Divides each channel by its peak in eval mode only, which the trace (made in training mode)
     does not see: a removed channel is 0 / 0, NaN, in the zeroed model."""
