@@ -259,6 +259,8 @@ FIXED = "to a fixed width, which fewer channels would not fill: flatten with x.f
         (Lambda(lambda s, x: s.b(s.a(x).clamp(min=s.c(x))), a=nn.Conv1d(1, 4, 1), c=nn.Conv1d(1, 4, 1), b=nn.Conv1d(4, 2, 1)), X1,
          "used by clamp with tensor arguments"),
         (conv_then(nn.PReLU(4)), X1, "scaled by 1 (PReLU), a slope per channel"),
+        # Two slopes for two channels: a slope per channel all the same (its weight would need its channels cut).
+        (nn.Sequential(nn.Conv1d(1, 2, 1), nn.PReLU(2), nn.Conv1d(2, 2, 1)), X1, "scaled by 1 (PReLU), a slope per channel"),
         (conv_then(nn.BatchNorm1d(4, affine=False)), X1, "normalised by 1 (BatchNorm1d) across channels or without scale and shift"),
         (Lambda(lambda s, x: s.b(s.a(x) + 1.0), a=nn.Conv1d(1, 4, 1), b=nn.Conv1d(4, 2, 1)), X1, "shifted away from zero by add"),
         (Lambda(lambda s, x: s.b(s.a(x) + x.size(0)), a=nn.Conv1d(1, 4, 1), b=nn.Conv1d(4, 2, 1)), X1, "shifted away from zero by add"),
