@@ -164,6 +164,15 @@ def test_dry_run_of_a_sweep_is_a_table_of_its_runs(data_dir: Path, tmp_path: Pat
     assert not (tmp_path / "out").exists()
 
 
+def test_a_sweep_of_one_run_says_1_run(data_dir: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "out"
+    args = ["run", "--no-progress", "--out", str(out), *sets(data_dir, "sweep.grid={prune.sparsity: [0.5]}", "find.epochs=1", "eval.epochs=0")]
+    assert cli.main([*args, "--dry-run"]) == 0
+    assert capsys.readouterr().out.endswith(f"\n1 run in {out}; --dry-run, nothing trained\n")
+    assert cli.main(args) == 0
+    assert f"\n1 run in {out}; table in " in capsys.readouterr().out
+
+
 def test_recipes_lists_the_builtin_recipes(capsys) -> None:
     assert cli.main(["recipes"]) == 0
     out = capsys.readouterr().out
