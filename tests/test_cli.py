@@ -173,6 +173,28 @@ def test_a_sweep_of_one_run_says_1_run(data_dir: Path, tmp_path: Path, capsys) -
     assert f"\n1 run in {out}; table in " in capsys.readouterr().out
 
 
+def test_a_dry_run_of_a_finished_run_gives_only_the_advice_running_it_again_would(data_dir: Path, tmp_path: Path, capsys) -> None:
+    """Advice on training (GMP's few sparsity updates, seeds of these settings interrupted over
+    other numbers of processes) is for seeds left to train; settings that are not used are said
+    whatever there is to do, as the run says them."""
+    out = tmp_path / "out"
+    gmp = sets(data_dir, "find.epochs=1", "eval.batch_size=500", "prune.stabilization_epochs=1", "prune.pruning_epochs=1", "eval.epochs=3")
+    assert cli.main(["run", "gmp", "--no-progress", "--out", str(out), *gmp]) == 0
+    folder = run_folder(out, "gmp-")
+    other = out / f"{folder.name}-2proc" / "seed-0"  # a seed interrupted over 2 processes
+    other.mkdir(parents=True)
+    (other / "checkpoint.safetensors").touch()
+    capsys.readouterr()
+    few_updates, elsewhere = "prunelab: warning: the pruning stage has only 4 sparsity updates", f"{other.parent} holds seeds"
+    assert cli.main(["run", "gmp", "--dry-run", "--out", str(out), *gmp, "--set", "seeds=[0, 1]"]) == 0
+    err = capsys.readouterr().err
+    assert few_updates in err and elsewhere in err and err.endswith("to do in " f"{folder}: train seed 1\n")
+    assert cli.main(["run", "gmp", "--dry-run", "--out", str(out), *gmp]) == 0
+    err = capsys.readouterr().err
+    assert few_updates not in err and elsewhere not in err and err.endswith("nothing, every seed finished before\n")
+    assert "prunelab: warning: eval.lr_schedule.milestones [19, 23] lie at or past the end of the phase" in err
+
+
 def test_recipes_lists_the_builtin_recipes(capsys) -> None:
     assert cli.main(["recipes"]) == 0
     out = capsys.readouterr().out
