@@ -894,6 +894,19 @@ def test_over_several_processes_any_bug_has_one_traceback(monkeypatch, capsys) -
             cli.main(["recipes"])
 
 
+def test_over_several_processes_a_bug_without_text_is_named_by_its_type_alone(monkeypatch, capsys) -> None:
+    from prunelab.distributed import World
+
+    def fail(_args):
+        raise KeyError
+
+    monkeypatch.setitem(commands.COMMANDS, "recipes", fail)
+    monkeypatch.setattr(commands, "world", lambda: World(rank=1, size=2, local_rank=1))
+    assert cli.main(["recipes"]) == 1
+    where = f"{__file__}, line {fail.__code__.co_firstlineno + 1}"
+    assert capsys.readouterr().err == f"prunelab: error: process 1 of 2: KeyError ({where})\n"  # not "KeyError: KeyError"
+
+
 def test_sensitivity_prints_each_layers_accuracy_and_writes_the_curves(data_dir: Path, tmp_path: Path, capsys) -> None:
     from prunelab.analysis import (
         LayerSensitivity,

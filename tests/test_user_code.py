@@ -43,3 +43,11 @@ def test_an_error_raised_in_an_installed_package_names_the_user_s_line(tmp_path:
     with pytest.raises(RuntimeError) as caught:
         namespace["forward"](torch.zeros(2, 5))
     assert user_error("model 'mine' fails", caught.value).endswith(f" ({tmp_path / 'my_models.py'}, line 3)")
+
+
+def test_an_error_without_text_is_named_by_its_type_alone(tmp_path: Path) -> None:
+    namespace: dict = {}
+    exec(compile("def load():\n    raise KeyError\n", str(tmp_path / "my_data.py"), "exec"), namespace)
+    with pytest.raises(KeyError) as caught:
+        namespace["load"]()
+    assert user_error("dataset 'mine' cannot be loaded", caught.value) == f"dataset 'mine' cannot be loaded: KeyError ({tmp_path / 'my_data.py'}, line 2)"

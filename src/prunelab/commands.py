@@ -33,7 +33,7 @@ from prunelab.report import format_stat, format_table
 from prunelab.report.tables import mean_std, numbered, transposed
 from prunelab.runs.io import read_json, write_text
 from prunelab.train.trainer import TrainingDiverged
-from prunelab.user_code import raised_at, user_error
+from prunelab.user_code import named, raised_at, user_error
 
 if TYPE_CHECKING:
     from prunelab.runs.session import Session
@@ -78,7 +78,7 @@ def execute(args: argparse.Namespace) -> int:
         if world().is_main:
             raise  # its traceback helps (once: the other processes likely meet it too)
         # One line, with where: the main process may not meet it (a model failing on this process's examples alone).
-        print(f"prunelab: error: process {world().rank} of {world().size}: {type(error).__name__}: {_first_line(error)}{raised_at(error)}",
+        print(f"prunelab: error: process {world().rank} of {world().size}: {named(error).splitlines()[0]}{raised_at(error)}",
               file=sys.stderr)  # fmt: skip
         return 1
     except KeyboardInterrupt:

@@ -23,7 +23,17 @@ def user_error(what: str, error: BaseException) -> str:
     ...     print(user_error("dataset 'mine' cannot be loaded", error))  # doctest: +ELLIPSIS
     dataset 'mine' cannot be loaded: KeyError: 'x_train' (<doctest ...>, line 2)
     """
-    return f"{what}: {type(error).__name__}: {error}{raised_at(error)}"
+    return f"{what}: {named(error)}{raised_at(error)}"
+
+
+def named(error: BaseException) -> str:
+    """The error's type and text; its type alone if it has no text (``raise KeyError()``).
+
+    >>> named(KeyError("x_train")), named(KeyError())
+    ("KeyError: 'x_train'", 'KeyError')
+    """
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 def raised_at(error: BaseException) -> str:
