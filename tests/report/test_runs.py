@@ -874,3 +874,36 @@ def test_some_runs_of_the_same_layerwise_ratios_are_never_every_run(tmp_path: Pa
     assert [cell.strip() for cell in header.strip("|").split("|")] == [
         "layer", "weights", "find.epochs=10, find.batch_size=100, find.optimizer.lr=0.1 = find.epochs=11, find.batch_size=101, find.optimizer.lr=0.2",
         "find.epochs=12, find.batch_size=102, find.optimizer.lr=0.3"]  # fmt: skip
+
+
+@pytest.mark.parametrize(("milestones", "named"), [([*range(10, 23)], "by what they share"), ([*range(10, 22), 100], "by their numbers")])
+def test_a_line_s_shared_settings_name_it_up_to_80_characters(tmp_path: Path, milestones: list[int], named: str) -> None:
+    """Two runs of one mask at two sparsities, sharing their milestones, are one line of the
+    accuracy plot and one bar of the LPR plot: named by those settings in 80 characters
+    (``find.lr_schedule.milestones=[10, ..., 22]``), by the runs' numbers in 81."""
+    shared = f"find.lr_schedule.milestones={milestones}"
+    assert len(shared) == (80 if named == "by what they share" else 81)
+    folders = []
+    for i, (marks, sparsity, ratio) in enumerate(((milestones, 0.5, 0.25), (milestones, 0.8, 0.25), ([5], 0.5, 0.5))):
+        find = {"epochs": 200, "lr_schedule": {"name": "multistep", "milestones": marks}}
+        folders.append(fake_run(tmp_path / f"r{i}", {"prune": {"method": "oneshot", "sparsity": sparsity}, "find": find, "seeds": [0]},
+                                {0: {"dense_acc": 0.9, "final_acc": 0.8, "sparsity": sparsity}}, {0: {"a.weight": ratio}}))  # fmt: skip
+    page = write_report(folders, tmp_path / "report").read_text()
+    name = shared if named == "by what they share" else "#2-#3"  # #1 is the run of milestones [5], first in order
+    accuracy = page.split("## Accuracy against sparsity")[1].split("## ")[0]
+    assert [line.split("|")[1].strip() for line in accuracy.splitlines() if "%" in line] == ["find.lr_schedule.milestones=[5]", name, name]
+    lpr = page.split("## Layerwise pruning ratios of the final masks")[1].split("## ")[0]
+    assert [cell.strip() for cell in lpr.split("\n\n")[2].splitlines()[0].strip("|").split("|")] == ["layer", "weights", "#1", name]
+
+
+@pytest.mark.parametrize(("second", "bar"), [([10, 100], "find.lr_schedule.milestones=[10, 11, 12] = find.lr_schedule.milestones=[10, 100]"),
+                                             ([100, 101], "every run")])  # fmt: skip
+def test_every_run_of_one_mask_is_named_by_their_names_joined_up_to_80_characters(tmp_path: Path, second: list[int], bar: str) -> None:
+    folders = []
+    for i, milestones in enumerate(([10, 11, 12], second)):
+        find = {"epochs": 200, "lr_schedule": {"name": "multistep", "milestones": milestones}}
+        folders.append(fake_run(tmp_path / f"r{i}", {"prune": {"method": "oneshot", "sparsity": 0.5}, "find": find, "seeds": [0]},
+                                {0: {"dense_acc": 0.9, "final_acc": 0.8, "sparsity": 0.5}}, {0: {"a.weight": 0.25}}))  # fmt: skip
+    page = write_report(folders, tmp_path / "report").read_text()
+    lpr = page.split("## Layerwise pruning ratios of the final masks")[1].split("## ")[0]
+    assert [cell.strip() for cell in lpr.split("\n\n")[2].splitlines()[0].strip("|").split("|")] == ["layer", "weights", bar]
