@@ -236,6 +236,43 @@ def test_each_epoch_s_checkpoint_holds_the_phase_as_it_stood_then(recipe, tmp_pa
         assert [row["test_acc"] for row in stored["history"]] == [row["test_acc"] for row in rows]
 
 
+def test_a_unit_computed_while_a_phase_waits_to_resume_is_recorded_by_the_phase_s_next_checkpoint(
+    recipe, data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A unit missing from the journal (one a later version added before an interrupted phase)
+    is computed when the method replays it, and kept: the checkpoint is not written then, as
+    one without the phase's optimizer state would lose the momentum, but at the phase's next
+    epoch. Killed before that epoch ends, the run computes the unit again."""
+    from prunelab.data import load_dataset
+
+    folder, data = tmp_path / "seed-0", load_dataset("mnist1d", data_dir)
+
+    def session() -> runs_session.Session:
+        return runs_session.Session(folder, recipe, 0, data, torch.device("cpu"), progress=False)
+
+    with monkeypatch.context() as patch:
+        record_epochs(patch, stop_at=("find", 1))
+        with pytest.raises(Interrupted):
+            session().train("find", recipe.find_training)
+    computed = []
+
+    def unit() -> dict:
+        computed.append("unit")
+        return {"value": 1}
+
+    waiting = session()
+    assert waiting.journal["phase"]["name"] == "find"
+    assert waiting.once("unit", unit) == waiting.once("unit", unit) == {"value": 1} and computed == ["unit"]
+    killed_now = session()  # what a run killed here resumes from: the phase's momentum, without the unit
+    assert killed_now._optimizer_state is not None and "unit" not in killed_now.journal["done"]
+    assert killed_now.once("unit", unit) == {"value": 1} and computed == ["unit", "unit"]
+    with monkeypatch.context() as patch:
+        trained = record_epochs(patch)
+        waiting.train("find", recipe.find_training)
+    assert trained == [("find", 1)]
+    assert runs_session.read_journal(folder / CHECKPOINT)["done"]["unit"] == {"value": 1}
+
+
 def test_adam_state_survives_resuming(data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Optimizer state with tensors (Adam's moments and step) and betas goes through the checkpoint."""
     adam = load_recipe(None, overrides(
