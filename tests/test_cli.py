@@ -907,6 +907,21 @@ def test_over_several_processes_a_bug_without_text_is_named_by_its_type_alone(mo
     assert capsys.readouterr().err == f"prunelab: error: process 1 of 2: KeyError ({where})\n"  # not "KeyError: KeyError"
 
 
+def test_a_value_error_without_text_is_named_by_its_type_and_where_it_was_raised(monkeypatch, capsys) -> None:
+    """A ValueError is reported by its text alone; a bare one (a user's model) said nothing at all."""
+    from prunelab.distributed import World
+
+    def fail(_args):
+        raise ValueError
+
+    monkeypatch.setitem(commands.COMMANDS, "recipes", fail)
+    where = f"{__file__}, line {fail.__code__.co_firstlineno + 1}"
+    for rank, said in ((0, ""), (1, "process 1 of 2: ")):
+        monkeypatch.setattr(commands, "world", lambda rank=rank: World(rank=rank, size=2, local_rank=rank))
+        assert cli.main(["recipes"]) == 2
+        assert capsys.readouterr().err == f"prunelab: error: {said}ValueError ({where})\n"
+
+
 def test_sensitivity_prints_each_layers_accuracy_and_writes_the_curves(data_dir: Path, tmp_path: Path, capsys) -> None:
     from prunelab.analysis import (
         LayerSensitivity,

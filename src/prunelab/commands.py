@@ -61,11 +61,11 @@ def execute(args: argparse.Namespace) -> int:
         return 141
     except (RecipeError, OSError, ValueError) as error:  # OSError: e.g. --out is a file, or read-only
         if world().is_main:
-            print(f"prunelab: error: {error}", file=sys.stderr)
+            print(f"prunelab: error: {_said(error)}", file=sys.stderr)
         # Every process meets a bad setting, and a loss summed over them, alike: said once. Other
         # trouble may be this process's own, which the main one does not meet.
         elif not isinstance(error, (RecipeError, TrainingDiverged)):
-            print(f"prunelab: error: process {world().rank} of {world().size}: {error}", file=sys.stderr)
+            print(f"prunelab: error: process {world().rank} of {world().size}: {_said(error)}", file=sys.stderr)
         return 2
     except MainProcessFailed:  # the main process says why
         return 2
@@ -102,6 +102,12 @@ def _lost_contact(error: RuntimeError) -> bool:
     """Whether ``error`` is a collective call failing because another process stopped, not a bug."""
     network = (torch.distributed.DistNetworkError, torch.distributed.DistStoreError)
     return isinstance(error, network) or bool(LOST_CONTACT.search(str(error)))
+
+
+def _said(error: Exception) -> str:
+    """An expected error as a command reports it: its text; without one (a bare ``raise ValueError``
+    in the user's code), its type and where it was raised."""
+    return str(error).strip() or f"{named(error)}{raised_at(error)}"
 
 
 def _first_line(error: BaseException) -> str:
