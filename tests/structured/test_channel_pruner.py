@@ -1014,6 +1014,20 @@ def test_a_mean_over_the_tokens_keeps_the_features_apart(keepdim) -> None:
     torch.testing.assert_close(small.eval()(x), zero_removed_channels(model, pruner).eval()(x), rtol=1e-4, atol=1e-5)
 
 
+def test_a_prelu_with_a_slope_per_token_leaves_the_features_prunable() -> None:
+    """PReLU's slopes run along dim 1, the tokens of (batch, tokens, features): the features,
+    the last dim, keep theirs whole and can go, as with one slope for all."""
+    torch.manual_seed(0)
+    model, x = nn.Sequential(nn.Linear(5, 8), nn.PReLU(7), nn.Linear(8, 3)), torch.randn(4, 7, 5)
+    with torch.no_grad():
+        model[1].weight.uniform_(0.1, 0.5)  # a slope of its own for each token
+    pruner = ChannelPruner(model, x[:1])
+    pruner.prune(0.5)
+    small = pruner.shrink()
+    assert (small[0].out_features, small[1].num_parameters, small[2].in_features) == (4, 7, 4)
+    torch.testing.assert_close(small(x), zero_removed_channels(model, pruner)(x))
+
+
 def test_prune_returns_the_channels_each_group_keeps_as_pruner_returns_its_masks():
     model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Conv2d(8, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4, 2))
     pruner = ChannelPruner(model, torch.zeros(1, 3, 5, 5))

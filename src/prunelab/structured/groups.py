@@ -39,8 +39,8 @@ from prunelab.user_code import raised_at
 NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 # Elementwise modules and functions: a removed channel, zero, must stay zero through them
 # (Hardtanh and clamp only with bounds around zero, Threshold only below zero or replacing with
-# zero, pow only to a positive power, PReLU only with one slope for all channels; RReLU's random
-# slopes keep zero too).
+# zero, pow only to a positive power, PReLU only with one slope for all channels or its slopes
+# along another dim than theirs; RReLU's random slopes keep zero too).
 ACTIVATION_MODULES = (
     nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.RReLU, nn.PReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU, nn.Mish, nn.Hardswish,
     nn.Tanh, nn.Softsign, nn.Hardtanh, nn.Tanhshrink, nn.Softshrink, nn.Hardshrink, nn.Threshold,
@@ -353,7 +353,9 @@ class _Trace:
                           or shape[:2] != _shape(_first_input(node))[:2]):  # fmt: skip
             # A tensor of one dim fewer than the pooling's batched input is taken as unbatched: dim 1 is pooled.
             source.space.block(f"pooled across channels by {name}")
-        elif isinstance(module, nn.PReLU) and module.num_parameters != 1:
+        elif isinstance(module, nn.PReLU) and module.num_parameters != 1 and source.dim == 1:
+            # Its slopes run along dim 1: channels there would need their slopes cut; features in
+            # the last dim of (batch, tokens, features) pass a slope per token whole.
             source.space.block(f"scaled by {name}, a slope per channel")
         elif not _keeps_zero(node, module):
             source.space.block(f"moved away from zero by {name}")
