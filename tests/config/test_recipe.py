@@ -212,6 +212,11 @@ def test_unknown_method_names_the_method_and_the_choices() -> None:
         assert method in message
 
 
+def test_a_misspelt_method_suggests_the_one_meant() -> None:
+    assert error_line(error_of(["prune.method=gmpp"]), "prune.method").endswith(
+        "prune.method: unknown value 'gmpp' (did you mean 'gmp'?); expected one of oneshot, gmp, imp, bimp")
+
+
 def test_a_prune_section_without_method_prunes_once() -> None:
     # As a recipe without a prune section does.
     assert validate({"prune": {"sparsity": 0.5}}).prune == OneShotConfig(sparsity=0.5)

@@ -141,6 +141,9 @@ def _describe(error: dict, unknown_hint: str = "") -> str:
     if error["type"] == "extra_forbidden":
         return f"{where}: unknown field; {unknown_hint} (unknown keys are not ignored)" if unknown_hint else \
             f"{where}: unknown field (check the spelling; unknown keys are not ignored)"
+    if error["type"] == "union_tag_invalid":  # pydantic's "Input tag ... found using ..." says it in its own words
+        choices = [tag.strip("'") for tag in error["ctx"]["expected_tags"].split(", ")]
+        return f"{where}: unknown value {error['ctx']['tag']!r}{close_name(error['ctx']['tag'], choices)}; expected one of {', '.join(choices)}"
     value = error.get("input")
     message = error["msg"].removeprefix("Value error, ")
     # Our own checks (value_error) already quote the value in their message.
