@@ -212,6 +212,15 @@ def test_unknown_method_names_the_method_and_the_choices() -> None:
         assert method in message
 
 
+@pytest.mark.parametrize(
+    ("override", "field", "hint"),
+    [("seeds=0,1", "seeds", "[0,1]"), ("seeds=3", "seeds", "[3]"), ("prune.exclude=classifier", "prune.exclude", "[classifier]"),
+     ("find.lr_schedule.milestones=10,20", "find.lr_schedule.milestones", "[10,20]")],
+)
+def test_a_list_given_without_brackets_is_shown_with_them(override, field, hint) -> None:
+    assert error_line(error_of([override]), field).endswith(f": a list, e.g. {hint}")
+
+
 def test_a_misspelt_method_suggests_the_one_meant() -> None:
     assert error_line(error_of(["prune.method=gmpp"]), "prune.method").endswith(
         "prune.method: unknown value 'gmpp' (did you mean 'gmp'?); expected one of oneshot, gmp, imp, bimp")

@@ -152,6 +152,9 @@ def _describe(error: dict, unknown_hint: str = "") -> str:
     fraction_field = any(word in where for word in ("sparsity", "ratio", "fraction", "rate"))
     if fraction_field and error["type"] == "less_than" and isinstance(value, (int, float)) and 1 < value < 100:
         shown += f": a fraction, e.g. {value / 100:g} for {value:g}%"
+    # `--set seeds=0,1` or `seeds: 0` for the list `[0, 1]` or `[0]`: YAML's brackets were left out.
+    if error["type"] in ("list_type", "tuple_type") and isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        shown += f": a list, e.g. [{value}]"
     # `model: my_net` for `model: {name: my_net}`, as a recipe written from scratch may have it.
     config_class = getattr(recipe_schema, str(error.get("ctx", {}).get("class_name")), None)
     if error["type"] == "model_type" and isinstance(value, str) and "name" in getattr(config_class, "model_fields", {}):
