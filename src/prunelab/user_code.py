@@ -12,6 +12,11 @@ from pathlib import Path
 LIBRARIES = tuple(str(Path(path).resolve()) for path in {str(Path(__file__).parent), *(sysconfig.get_path(name) for name in ("stdlib", "platstdlib", "purelib", "platlib"))})
 
 
+#: What a slip in the user's code raises (a wrong shape, key or attribute name), said by
+#: :func:`user_error` in one line; other errors keep their traceback.
+USER_ERRORS = (TypeError, ValueError, RuntimeError, KeyError, IndexError, AttributeError)
+
+
 def user_error(what: str, error: BaseException) -> str:
     """``what`` failed with ``error``, with its type and the file and line that raised it: the
     last line of the user's own code on the way, if any (e.g. a model's forward that called

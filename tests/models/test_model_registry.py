@@ -82,6 +82,13 @@ def test_an_input_too_small_for_the_model_names_the_input_shape(name: str, input
         build_model(name, 10, input_shape)
 
 
+def test_a_builtin_builder_s_own_check_is_said_in_its_words_alone() -> None:
+    # A user's builder's error also names its type and line; prunelab's own checks say what is wrong themselves.
+    with pytest.raises(ValueError) as caught:
+        build_model("resnet20", 10, (1, 40))
+    assert str(caught.value) == "model 'resnet20' cannot be built for input_shape (1, 40) with no options: resnet20 needs inputs of shape (C, H, W), got (1, 40)"
+
+
 def test_an_input_shape_of_numpy_ints_builds_as_python_ints() -> None:
     import numpy as np
 

@@ -623,6 +623,39 @@ def test_an_error_in_the_users_code_names_the_users_line(tiny_overrides: list[st
         DATASETS.pop("test_column_labels")
 
 
+def test_a_misspelt_attribute_or_key_in_the_users_model_names_the_users_line(tiny_overrides: list[str], tmp_path: Path) -> None:
+    # Both left a traceback: only TypeError, ValueError and RuntimeError (and IndexError in a forward) were said in one line.
+    from prunelab.models import MODELS, register as register_model
+
+    class Misspelt(nn.Module):
+        def __init__(self, num_classes: int) -> None:
+            super().__init__()
+            self.fc = nn.Linear(40, num_classes)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.fc1(x.flatten(1))
+
+    @register_model("test_misspelt")
+    def misspelt(num_classes, input_shape):
+        return Misspelt(num_classes)
+
+    @register_model("test_keyed")
+    def keyed(num_classes, input_shape):
+        return {"mlp": nn.Linear(40, num_classes)}["mpl"]
+
+    keyed_line = keyed.__code__.co_firstlineno + 2  # a decorated function's first line is its decorator's
+    cases = [("test_misspelt", "fails: AttributeError: ", Misspelt.forward.__code__.co_firstlineno + 1),
+             ("test_keyed", "cannot be built for input_shape (1, 40) with no options: KeyError: 'mpl'", keyed_line)]  # fmt: skip
+    try:
+        for name, message, line in cases:
+            with pytest.raises(RecipeError) as caught:
+                runner.check_plan([("", load_recipe(None, [*tiny_overrides, f"model.name={name}", "model.options={}"]))], tmp_path)
+            assert message in str(caught.value) and str(caught.value).endswith(f"({__file__}, line {line})")
+    finally:
+        for name, _, _ in cases:
+            MODELS.pop(name)
+
+
 @pytest.mark.filterwarnings("ignore:Initializing zero-element tensors")
 def test_an_augmentation_that_changes_the_shape_or_a_model_with_empty_or_nan_weights_is_said_before_training(
     tiny_overrides: list[str], tmp_path: Path

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from prunelab.models.registry import close_name, same_definition
-from prunelab.user_code import user_error
+from prunelab.user_code import USER_ERRORS, user_error
 
 DATA_ENV_VAR = "PRUNELAB_DATA"
 
@@ -156,7 +156,7 @@ def load_dataset(name: str, data_dir: str | Path | None = None, download: bool =
     own = (loader.__module__ or "").startswith("prunelab.")  # whose errors say what is wrong themselves
     try:
         data = loader(root, download)
-    except (TypeError, ValueError, RuntimeError, KeyError, IndexError, AttributeError) as error:
+    except USER_ERRORS as error:
         if own:
             raise
         raise ValueError(user_error(f"dataset {name!r} cannot be loaded", error)) from error

@@ -14,6 +14,8 @@ from typing import Any, Literal
 from pydantic import ConfigDict, PydanticUserError, TypeAdapter, ValidationError
 from torch import nn
 
+from prunelab.user_code import USER_ERRORS, user_error
+
 ModelBuilder = Callable[..., nn.Module]
 Initializer = Callable[[nn.Module], nn.Module]
 MODELS: dict[str, ModelBuilder] = {}
@@ -115,10 +117,12 @@ def build_model(name: str, num_classes: int, input_shape: Sequence[int], **optio
     shape = tuple(map(int, input_shape))  # numpy's ints too
     try:
         model = builder(num_classes=num_classes, input_shape=shape, **options)
-    except (TypeError, ValueError, RuntimeError) as error:
+    except USER_ERRORS as error:
         # The shape is named too: an input too small for the model's poolings fails in torch's words alone.
         shown = ", ".join(f"{k}={v!r}" for k, v in options.items()) or "no options"
-        raise ValueError(f"model {name!r} cannot be built for input_shape {shape} with {shown}: {error}") from error
+        what = f"model {name!r} cannot be built for input_shape {shape} with {shown}"
+        own = (builder.__module__ or "").startswith("prunelab.")  # whose errors say what is wrong themselves
+        raise ValueError(f"{what}: {error}" if own else user_error(what, error)) from error
     if not isinstance(model, nn.Module):
         raise ValueError(f"model {name!r}: its builder returned a {type(model).__name__}, not an nn.Module")
     return INITIALIZERS.get(name, lambda m: m)(model)

@@ -103,7 +103,7 @@ from prunelab.runs.session import (
     recipe_data,
     recipe_model,
 )
-from prunelab.user_code import user_error
+from prunelab.user_code import USER_ERRORS, user_error
 
 log = logging.getLogger(__name__)
 
@@ -204,7 +204,7 @@ def check_forward(recipe: Recipe, model: torch.nn.Module, data: Dataset) -> None
     try:
         with torch.no_grad(), evaluating(model):
             output = model(batch)
-    except (TypeError, ValueError, RuntimeError, IndexError) as error:
+    except USER_ERRORS as error:
         raise RecipeError(user_error(f"{what} fails", error)) from error
     expected = (len(batch), data.num_classes)
     if not isinstance(output, torch.Tensor) or not output.is_floating_point() or tuple(output.shape) != expected:
@@ -221,7 +221,7 @@ def check_augment(recipe: Recipe, data: Dataset) -> None:
     batch = data.x_train[:2].clone()  # a copy: an augmentation may work in place
     try:
         augmented = data.augment(batch, torch.Generator().manual_seed(0))
-    except (TypeError, ValueError, RuntimeError, IndexError) as error:
+    except USER_ERRORS as error:
         raise RecipeError(user_error(f"data.augment: the augmentation of dataset {recipe.data.name!r} fails on a batch of shape "
                                      f"{tuple(batch.shape)}", error)) from error  # fmt: skip
     if not isinstance(augmented, torch.Tensor) or augmented.shape != batch.shape:
