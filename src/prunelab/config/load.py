@@ -181,6 +181,11 @@ def _unknown_field_hint(schema: type[BaseModel], loc: tuple, section: tuple[str,
     others = [name for name, config in _PRUNE_METHODS.items() if key in config.model_fields] if method else []
     if others:  # a field of another method, e.g. IMP's rate under oneshot
         return f"prune.{key} is read by method {', '.join(others)}, not {method}"
+    if node is Recipe:  # a section's field written at the top level, e.g. `sparsity: 0.9`
+        owners = [section for section, field in Recipe.model_fields.items()
+                  if any(key in getattr(member, "model_fields", {}) for member in typing.get_args(field.annotation) or (field.annotation,))]  # fmt: skip
+        if owners:
+            return f"did you mean {' or '.join(f'{section}.{key}' for section in owners)}?"
     close = difflib.get_close_matches(str(key), fields, n=1)
     if close:
         return f"did you mean {'.'.join([*path, close[0]])}?"
