@@ -211,7 +211,7 @@ def test_recipes_prints_a_builtin_recipe_as_it_is_written(capsys) -> None:
     assert cli.main(["recipes", "gmp"]) == 0
     assert capsys.readouterr().out == (resources.files("prunelab.recipes") / "gmp.yaml").read_text()
     assert cli.main(["recipes", "gmpp"]) == 2
-    assert "prunelab: error: no built-in recipe 'gmpp'; built-in recipes: bimp, " in capsys.readouterr().err
+    assert "prunelab: error: no built-in recipe 'gmpp' (did you mean 'gmp'?); built-in recipes: bimp, " in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

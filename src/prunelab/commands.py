@@ -29,6 +29,7 @@ from prunelab.config import RecipeError, builtin_recipes, load_recipe, load_run_
 from prunelab.config.load import parse_override, recipe_text, settings_digest
 from prunelab.config.sweep import grid_label, grid_value, load_plan, summary_meanings
 from prunelab.distributed import MainProcessFailed, join_from_environment, leave, main_first, world
+from prunelab.models.registry import close_name
 from prunelab.report import format_stat, format_table
 from prunelab.report.tables import mean_std, numbered, transposed
 from prunelab.runs.io import read_json, write_text
@@ -391,7 +392,7 @@ def _trained_session(args: argparse.Namespace) -> Iterator[Session]:
 def _recipes(args: argparse.Namespace) -> int:
     if args.name is not None:
         if args.name not in builtin_recipes():
-            raise RecipeError(f"no built-in recipe {args.name!r}; built-in recipes: {', '.join(builtin_recipes())}")
+            raise RecipeError(f"no built-in recipe {args.name!r}{close_name(args.name, builtin_recipes())}; built-in recipes: {', '.join(builtin_recipes())}")
         print(recipe_text(args.name)[0], end="")
         return 0
     # A name per line and its description wrapped below it: a table of them would be far wider than a terminal.
