@@ -438,6 +438,13 @@ def test_invalid_yaml_file(tmp_path: Path) -> None:
     assert str(path) in message and "not valid YAML" in message
 
 
+def test_a_tab_indent_is_named_as_one(tmp_path: Path) -> None:
+    path = tmp_path / "tabbed.yaml"
+    path.write_text("prune:\n\tsparsity: 0.9\n")
+    assert error_of([], path).endswith("line 2, column 1: found character '\\t' that cannot start any token "
+                                       "(while scanning for the next token); indent with spaces: YAML takes no tabs")
+
+
 def test_a_key_given_twice_is_an_error(tmp_path: Path) -> None:
     path = tmp_path / "twice.yaml"
     path.write_text("data: {name: mnist1d}\nfind: {epochs: 2, epochs: 3}\n")

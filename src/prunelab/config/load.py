@@ -287,7 +287,9 @@ def yaml_problem(error: yaml.YAMLError) -> str:
     """
     mark, problem, context = (getattr(error, name, None) for name in ("problem_mark", "problem", "context"))
     where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-    return f"{where}{problem or error}" + (f" ({context})" if context else "")
+    # An editor's tab reads as an indent but is none to YAML, whose words alone do not say so.
+    tab = "; indent with spaces: YAML takes no tabs" if problem and "'\\t'" in problem else ""
+    return f"{where}{problem or error}" + (f" ({context})" if context else "") + tab
 
 
 def read_recipe_data(source: str | Path | None) -> tuple[dict, str]:
