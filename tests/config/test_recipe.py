@@ -842,6 +842,12 @@ def test_gmp_lr_schedules_against_the_seeds_advice_are_named(schedule, expected)
         assert message.startswith(start) and "(seeds 000/001)" in message
 
 
+def test_a_fine_tuning_of_one_epoch_is_named_as_one() -> None:
+    # 1 stabilization and 15 pruning epochs of 17: it read "fine-tuning (epochs 17-17)".
+    (message,) = unused_settings(load_recipe("gmp", ["eval.epochs=17", "eval.lr_schedule={name: constant}"]))
+    assert message.startswith("eval.lr_schedule (constant) never lowers the LR in fine-tuning (epoch 17): ")
+
+
 def test_the_gmp_recipe_prunes_at_the_middle_of_the_dense_lrs_then_steps_down_by_tenths() -> None:
     """Seed 000: with SGD, prune at "roughly in the middle of your start and end learning rates"
     (the find phase's cosine from 0.1 to 0: 0.05), held through stabilization and pruning

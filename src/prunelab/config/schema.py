@@ -945,8 +945,9 @@ def _gmp_lr_advice(recipe: Recipe) -> list[str]:
         )
     if epochs > fine_tuning_start and in_fine_tuning < 2:
         how_often = "never lowers the LR" if not in_fine_tuning else "lowers the LR only once"
+        span = f"epoch {epochs}" if epochs == fine_tuning_start + 1 else f"epochs {fine_tuning_start + 1}-{epochs}"
         advice.append(
-            f"eval.lr_schedule ({schedule.name}) {how_often} in fine-tuning (epochs {fine_tuning_start + 1}-{epochs}): GMP "
+            f"eval.lr_schedule ({schedule.name}) {how_often} in fine-tuning ({span}): GMP "
             f"steps it down several times there, e.g. multistep with milestones from {fine_tuning_start} on and gamma 0.1 (seeds 000/001)"
         )
     return advice
