@@ -286,6 +286,9 @@ def test_sparsity_schedule_plot_reads_in_epochs_of_the_eval_phase(tmp_path: Path
     plots.plot_sparsity_schedule([8, 10, 20], [0.05, 0.5, 0.9], 40, 40, tmp_path / "schedule.png", 4, "cubic")
     (ax,) = figures[1].axes
     assert len(ax.lines) == 2 and [text.get_text() for text in ax.texts] == [" pruning"]
+    # a single update (a warned-of recipe) is one update
+    plots.plot_sparsity_schedule([8], [0.9], 20, 40, tmp_path / "schedule.png", 4, "cubic")
+    assert figures[2].axes[0].get_title() == "GMP, cubic 90% -> 90%: 1 update over epochs 0.8-2 of the eval phase's 4"
 
 
 def test_lr_range_plot_shows_the_rise_to_the_threshold(tmp_path: Path, figures) -> None:

@@ -177,7 +177,7 @@ def plot_sparsity_schedule(steps: list[int], sparsity: list[float], finetune_ste
     ax.set_xlim(0, epochs)
     ax.set_xlabel("epoch of the eval phase")
     ax.set_ylabel("sparsity (%)")
-    ax.set_title(f"GMP, {schedule} {100 * sparsity[0]:.3g}% -> {100 * sparsity[-1]:.3g}%: {len(steps)} updates over "
+    ax.set_title(f"GMP, {schedule} {100 * sparsity[0]:.3g}% -> {100 * sparsity[-1]:.3g}%: {len(steps)} update{'s' if len(steps) > 1 else ''} over "
                  f"epochs {updates[0]:g}-{finetune:g} of the eval phase's {epochs}")  # fmt: skip
     _save(fig, path)
     return path
