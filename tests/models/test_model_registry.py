@@ -24,7 +24,17 @@ def test_unknown_model_lists_known_ones() -> None:
     assert "prunelab.models.register" in str(info.value) and "--import MODULE" in str(info.value)
 
 
-def test_unknown_option_is_named() -> None:
+
+def test_a_misspelt_model_is_met_with_the_name_it_begins_like() -> None:
+    # 'resnet21' is as alike to resnet20 as to resnet32 (7 of 8 characters in order each); the
+    # one that begins as it does is meant
+    with pytest.raises(ValueError, match=r"'resnet21' \(did you mean 'resnet20'\?\)"):
+        build_model("resnet21", 10, (3, 32, 32))
+    # and 'resnet52' (alike to resnet20, resnet32 and resnet56) begins as the last does
+    with pytest.raises(ValueError, match=r"'resnet52' \(did you mean 'resnet56'\?\)"):
+        build_model("resnet52", 10, (3, 32, 32))
+
+
     with pytest.raises(ValueError, match="'depth'") as info:
         build_model("resnet20", 10, (3, 32, 32), depth=44)
     assert "width" in str(info.value)

@@ -6,6 +6,7 @@ import difflib
 import inspect
 import json
 import numbers
+import os
 import types
 import typing
 from collections.abc import Callable, Sequence
@@ -228,9 +229,19 @@ def close_name(name: object, known: typing.Iterable[str]) -> str:
 
     >>> close_name("resnet02", ["resnet20", "vgg16_bn"]), close_name("alexnet", ["resnet20"])
     (" (did you mean 'resnet20'?)", '')
+
+    Of names alike, the one that begins as ``name`` does is meant:
+
+    >>> close_name("resnet21", ["resnet20", "resnet32"])
+    " (did you mean 'resnet20'?)"
     """
-    close = difflib.get_close_matches(str(name), list(known), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    name = str(name)
+    close = difflib.get_close_matches(name, list(known), n=3)
+    if not close:
+        return ""
+    best = max(close, key=lambda known_name: (difflib.SequenceMatcher(None, known_name, name).ratio(),
+                                              len(os.path.commonprefix([name, known_name]))))  # fmt: skip
+    return f" (did you mean {best!r}?)"
 
 
 def _builder(name: str) -> ModelBuilder:
