@@ -116,6 +116,31 @@ def test_band_widening_path(monkeypatch):
     assert widened >= 5  # the widening pass really ran, in most cases
 
 
+@pytest.mark.parametrize("n_prune", [4321, 8123])  # some, and every entry
+def test_a_sample_that_misleads_every_finite_band_is_widened_to_every_key(monkeypatch, n_prune):
+    """The last band spans every key, so select cannot miss: here the sample's scores lie
+    above every entry's (a criterion that scores the sampled positions apart) and only the
+    last band holds the threshold. The sample is large enough that the finite bands do not
+    reach the ends of the order."""
+    passes = []
+    split = selection._Stream.split
+
+    def counting_split(self, lo, hi):
+        passes.append((lo, hi))
+        return split(self, lo, hi)
+
+    def misleading(name, values, positions, out):
+        scores = torch.abs(values, out=out)
+        return scores.fill_(math.inf) if isinstance(positions, torch.Tensor) else scores  # drawn positions come as a tensor
+
+    weights = random_weights(SHAPES, seed=4)
+    assert sum(w.numel() for w in weights.values()) == 8123
+    monkeypatch.setattr(selection._Stream, "split", counting_split)
+    masks = select(weights, n_prune, misleading, chunk_size=100, sample_size=4096)
+    assert_same(masks, reference(weights, n_prune))
+    assert len(passes) == len(selection.BAND_SIGMAS)
+
+
 def test_prior_pruned_entries_stay_pruned_and_count():
     weights = random_weights(SHAPES, seed=3)
     g = torch.Generator().manual_seed(1)
