@@ -345,6 +345,8 @@ def test_select_takes_a_criterion_by_name_and_names_bad_arguments():
     assert {k: m.tolist() for k, m in by_name.items()} == {"a": [False, True, False], "b": [True, False]}
     with pytest.raises(TypeError, match=r"n_prune must be a whole number of entries, got 3\.0"):
         select(w, 3.0, "magnitude")
+    with pytest.raises(TypeError, match=r"n_prune must be a whole number of entries, got True"):
+        select(w, True, "magnitude")  # a bool is an int to Python, never a count here
     with pytest.raises(TypeError, match=r"weights must map names to tensors \(\{name: tensor\}\), got list"):
         select(list(w.values()), 3, "magnitude")
     with pytest.raises(TypeError, match=r"weights must map names to tensors \(\{name: tensor\}\), got list for 'a'"):
@@ -353,6 +355,8 @@ def test_select_takes_a_criterion_by_name_and_names_bad_arguments():
         select(w, 3, "magnitude", {"a": torch.ones(3, dtype=torch.bool)})
     with pytest.raises(ValueError, match=r"prior must hold a bool mask of shape \(3,\) for a"):
         select(w, 3, "magnitude", {"a": torch.ones(3), "b": torch.ones(2, dtype=torch.bool)})
+    with pytest.raises(ValueError, match=r"prior must hold a bool mask of shape \(3,\) for a"):  # as many entries, another shape
+        select(w, 3, "magnitude", {"a": torch.ones(1, 3, dtype=torch.bool), "b": torch.ones(2, dtype=torch.bool)})
 
 
 def test_prior_pruned_entries_rank_below_kept_exact_zeros():
