@@ -82,7 +82,8 @@ def test_global_matches_torch_global_unstructured(sparsity, seed):
         assert torch.equal(model.get_parameter(name) != 0, mask)  # pruned weights are zeroed in place
 
 
-@pytest.mark.parametrize("sparsity", [0.2, 0.75, 0.95])
+# 0.1875 of conv1d's 120 weights is 22.5: rounded half to even to 22, as Python's round and torch do.
+@pytest.mark.parametrize("sparsity", [0.2, 0.75, 0.95, 0.1875])
 def test_layerwise_matches_torch_l1_unstructured(sparsity):
     model = distinct_model(2)
     expected = torch_masks(model, sparsity, scope="layerwise")
