@@ -719,15 +719,16 @@ def test_masks_set_by_hand_for_some_weights_leave_the_others_whole():
     assert all(torch.equal(restored.masks[name], mask) for name, mask in pruner.masks.items())
 
 
-@pytest.mark.parametrize("mask, expected", [
-    (torch.ones(32, 20), "the mask of '0.weight' must be a bool tensor of shape (32, 20) (True = kept), got a torch.float32 tensor of shape (32, 20)"),
-    (torch.ones(20, 32, dtype=torch.bool), "got a torch.bool tensor of shape (20, 32)"),
-    ([True] * 640, "got list"),
+@pytest.mark.parametrize("name, mask, expected", [
+    ("0.weight", torch.ones(32, 20), "the mask of '0.weight' must be a bool tensor of shape (32, 20) (True = kept), got a torch.float32 tensor of shape (32, 20)"),
+    ("0.weight", torch.ones(20, 32, dtype=torch.bool), "got a torch.bool tensor of shape (20, 32)"),
+    ("0.weight", [True] * 640, "got list"),
+    ("0.bias", torch.ones(32, dtype=torch.bool), "masks has '0.bias', which is no prunable parameter; prunable parameters are: 0.weight, 2.weight, 4.weight"),
 ])  # fmt: skip
-def test_a_mask_set_by_hand_of_another_kind_is_named(mask, expected):
+def test_a_mask_set_by_hand_of_another_kind_is_named(name, mask, expected):
     pruner = Pruner(mlp())
     pruner.prune(0.5)
-    pruner.masks["0.weight"] = mask
+    pruner.masks[name] = mask
     with pytest.raises(ValueError, match=re.escape(expected)):
         pruner.apply()
     assert repr(pruner) == "Pruner(3 tensors, 1,216 weights, masks set by hand that apply() does not take)"  # printing still works
