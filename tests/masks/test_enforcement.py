@@ -89,6 +89,23 @@ def test_pruning_again_while_attached_zeroes_state_of_newly_pruned(make_optimize
         assert_pruned_entries_zero(pruner, optimizer)
 
 
+@pytest.mark.parametrize("make_optimizer", OPTIMIZERS.values(), ids=OPTIMIZERS.keys())
+def test_a_layer_pruned_whole_stays_zero(make_optimizer):
+    """A ratio of 1 prunes a whole layer: its weights, gradients and optimizer state stay zero
+    as a partly pruned layer's do (after a dense warm-up, so that its state had values)."""
+    model = mlp()
+    optimizer = make_optimizer(model.parameters())
+    for step in range(3):
+        train_step(model, optimizer, step)
+    pruner = Pruner(model)
+    pruner.attach(optimizer)
+    pruner.prune(ratios={"0": 0.5, "2": 1.0})
+    for step in range(3, 6):
+        train_step(model, optimizer, step)
+        assert_pruned_entries_zero(pruner, optimizer)
+    assert model[2].weight.count_nonzero() == 0 and model[2].weight.grad.count_nonzero() == 0
+
+
 def test_gradient_accumulation_and_set_to_none():
     """Gradients that are None for some parameters, and accumulated over two backward passes."""
     model = mlp()
