@@ -536,6 +536,13 @@ def test_the_pruner_follows_parameters_replaced_in_the_model():
         assert pruner.parameters[name] is weight
         assert int((weight == 0).sum()) == int((~mask).sum())
     assert round(pruner.sparsity(), 2) == 0.6
+    # mask_gradients, with no optimizer attached, finds parameters replaced again too.
+    model.load_state_dict({k: v.clone() for k, v in model.state_dict().items()}, assign=True)
+    model(torch.randn(8, 20)).sum().backward()
+    pruner.mask_gradients()
+    for name, mask in pruner.masks.items():
+        grad = model.get_parameter(name).grad
+        assert (grad[~mask] == 0).all() and (grad[mask] != 0).any(), name
 
 
 def test_a_parameter_replaced_by_one_of_another_shape_is_an_error():
