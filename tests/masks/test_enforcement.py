@@ -611,6 +611,31 @@ def test_an_lbfgs_history_from_before_pruning_moves_no_pruned_weight_inside_a_st
     assert resumed.state[next(iter(model.parameters()))]["old_dirs"], "a history made under the masks was dropped"
 
 
+def test_an_lbfgs_history_with_any_flat_over_pruned_weights_begins_anew():
+    """One part of the history that moves pruned weights is enough to restart it: here the last
+    gradient is zero at the pruned weights (as if masked), the directions are not."""
+    model = mlp()
+    optimizer = torch.optim.LBFGS(model.parameters(), lr=0.5, max_iter=5, history_size=5)
+    x, y = torch.randn(64, 20), torch.randint(0, 4, (64,))
+
+    def closure():
+        optimizer.zero_grad()
+        loss = nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    pruner = Pruner(model)
+    pruner.prune(0.7)
+    state = optimizer.state[next(iter(model.parameters()))]
+    kept = torch.cat([pruner.masks[n].reshape(-1) if n in pruner.masks else torch.ones(p.numel(), dtype=torch.bool)
+                      for n, p in model.named_parameters()])  # fmt: skip
+    state["prev_flat_grad"][~kept] = 0
+    assert state["old_dirs"] and state["d"][~kept].any()
+    pruner.attach(optimizer)
+    assert not optimizer.state
+
+
 def test_a_failed_attach_leaves_no_hook_behind():
     model = mlp()
     pruner = Pruner(model)
