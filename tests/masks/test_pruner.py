@@ -366,6 +366,8 @@ def test_loading_a_corrupt_state_is_an_error():
         Pruner(distinct_model()).load_state_dict({**state, "junk": torch.zeros(1)})
     with pytest.raises(ValueError, match="unexpected key 0 in a pruner state_dict"):
         Pruner(distinct_model()).load_state_dict({0: torch.zeros(1)})
+    with pytest.raises(ValueError, match="unexpected key 'mask:' in a pruner state_dict"):  # a kind without a name
+        Pruner(distinct_model()).load_state_dict({**state, "mask:": torch.zeros(1, dtype=torch.uint8)})
     state["mask:fc2.weight"] = state["mask:fc2.weight"][:-1]
     with pytest.raises(ValueError, match="mask:fc2.weight has 39 bytes of torch.uint8, expected 40 uint8"):
         Pruner(distinct_model()).load_state_dict(state)
