@@ -158,6 +158,8 @@ def test_a_pattern_that_is_part_of_names_gets_a_hint():
                                                    "(patterns match whole names: r'.*self_attn' matches layers.0.self_attn)")):  # fmt: skip
         find_prunable(model, exclude=["self_attn"])
     assert "layers.0.self_attn.out_proj.weight" not in find_prunable(model, exclude=[r".*self_attn"])
+    with pytest.raises(ValueError, match=r"exclude pattern 'self_att' matches no parameter or module of the model; "):
+        find_prunable(model, exclude=["self_att"])  # part of a part: r'.*self_att' would match nothing either, so no hint
 
 
 @pytest.mark.parametrize("label", ["include", "exclude"])
