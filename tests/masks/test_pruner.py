@@ -407,7 +407,7 @@ def test_a_model_on_the_meta_device_is_refused_until_materialized():
 # -- argument errors ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("sparsity", [1.0, -0.1, 1.5, float("nan"), "0.5", True])
+@pytest.mark.parametrize("sparsity", [1.0, -0.1, 1.5, float("nan"), "0.5", True, False])
 def test_sparsity_outside_unit_interval_is_an_error(sparsity):
     pruner = Pruner(distinct_model())
     with pytest.raises(ValueError, match=r"sparsity must be a number in \[0, 1\)"):
