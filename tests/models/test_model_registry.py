@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 import pytest
@@ -282,8 +283,42 @@ def test_a_builder_defined_again_replaces_itself_but_no_other() -> None:
         assert torch.all(build_model("doctest_again", 10, (1, 40)).weight != 0)
         with pytest.raises(ValueError, match="model 'doctest_again' is already registered"):
             register("doctest_again")(lambda num_classes, input_shape: nn.Linear(1, 1))
+
+        def again(num_classes, input_shape):
+            return nn.Linear(input_shape[-1], 1)
+
+        # a function of the same name in another module
+        again.__module__, again.__qualname__ = "other_models", MODELS["doctest_again"].__qualname__
+        with pytest.raises(ValueError, match="model 'doctest_again' is already registered"):
+            register("doctest_again")(again)
     finally:
         MODELS.pop("doctest_again")
+
+
+def test_a_partial_or_a_callable_object_is_a_builder_that_may_be_defined_again() -> None:
+    """Neither has a name of its own: registering one again failed with "'functools.partial'
+    object has no attribute '__qualname__'". Each is defined where its function or class is."""
+
+    def mlp(num_classes: int, input_shape, hidden: int = 8) -> nn.Module:
+        return nn.Sequential(nn.Flatten(), nn.Linear(input_shape[-1], hidden), nn.Linear(hidden, num_classes))
+
+    class Linear:
+        def __call__(self, num_classes, input_shape) -> nn.Module:
+            return nn.Linear(input_shape[-1], num_classes)
+
+    try:
+        for width in (4, 6):  # a notebook cell run twice, edited
+            register("test_partial")(functools.partial(mlp, hidden=width))
+            register("test_object")(Linear())
+        assert build_model("test_partial", 3, (1, 5))[1].out_features == 6
+        assert build_model("test_object", 3, (1, 5)).out_features == 3
+        with pytest.raises(ValueError, match="model 'test_partial' is already registered"):
+            register("test_partial")(functools.partial(lambda num_classes, input_shape: mlp(num_classes, input_shape)))
+        with pytest.raises(ValueError, match="model 'test_object' is already registered"):
+            register("test_object")(mlp)
+    finally:
+        MODELS.pop("test_partial", None)
+        MODELS.pop("test_object", None)
 
 
 def test_a_builder_that_cannot_take_the_class_count_and_shape_is_refused_where_it_is_registered() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import functools
 import inspect
 import json
 import numbers
@@ -61,7 +62,16 @@ def register(name: str, init: Initializer | None = None) -> Callable[[ModelBuild
 def same_definition(registered: Callable, new: Callable) -> bool:
     """Whether ``new`` is ``registered`` defined again (a reloaded module, a notebook cell run
     twice), which may replace it, rather than another function claiming its name."""
-    return (registered.__module__, registered.__qualname__) == (new.__module__, new.__qualname__)
+    return _definition(registered) == _definition(new)
+
+
+def _definition(builder: Callable) -> tuple[str, str]:
+    """Where ``builder`` is defined: a partial's where its function is, a callable object's where its class is."""
+    if isinstance(builder, functools.partial):  # a partial of a partial is flattened into one
+        builder = builder.func
+    if not hasattr(builder, "__qualname__"):
+        builder = type(builder)
+    return builder.__module__, builder.__qualname__
 
 
 class _NoDefault:
