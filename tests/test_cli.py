@@ -1093,7 +1093,7 @@ def test_import_brings_a_model_of_the_user_s_own_into_recipes(data_dir: Path, tm
     assert str(tmp_path) not in sys.path
 
 
-@pytest.mark.parametrize("given", ["my_models.py", "./my_models.py", "lib/my_models", ".my_models", "..my_models"])
+@pytest.mark.parametrize("given", ["my_models.py", "./my_models.py", "lib/my_models", "lib\\my_models", ".my_models", "..my_models"])
 def test_import_takes_a_module_s_name_not_a_path_or_a_relative_name(given: str, capsys) -> None:
     assert cli.main(["recipes", "--import", given]) == 2
     assert capsys.readouterr().err == (

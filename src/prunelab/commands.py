@@ -19,7 +19,7 @@ import sys
 import textwrap
 import warnings
 from collections.abc import Iterator, Sequence
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 from typing import TYPE_CHECKING
 
 import torch
@@ -121,7 +121,8 @@ def _import(modules: Sequence[str]) -> None:
         if not module:
             raise ValueError("--import needs a module's name, e.g. --import my_models for my_models.py")
         if module.startswith(".") or "/" in module or "\\" in module or module.endswith(".py"):
-            name = Path(module).name.removesuffix(".py").lstrip(".")  # .my_models: a relative import needs a package
+            # Windows' separators on any system; .my_models: a relative import needs a package
+            name = PureWindowsPath(module).name.removesuffix(".py").lstrip(".")
             raise ValueError(f"--import {module}: give a module's name, as Python imports it (e.g. {name} for {name}.py)")
     folder = os.getcwd()
     sys.path.insert(0, folder)
