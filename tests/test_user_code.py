@@ -51,3 +51,16 @@ def test_an_error_without_text_is_named_by_its_type_alone(tmp_path: Path) -> Non
     with pytest.raises(KeyError) as caught:
         namespace["load"]()
     assert user_error("dataset 'mine' cannot be loaded", caught.value) == f"dataset 'mine' cannot be loaded: KeyError ({tmp_path / 'my_data.py'}, line 2)"
+
+
+def test_an_error_raised_in_the_standard_library_names_the_user_s_line(tmp_path: Path) -> None:
+    # json's decoder raised it, yet the line of the user's loader that read the bad text says more.
+    import json
+
+    namespace: dict = {"json": json}
+    exec(compile("def load(text):\n    return json.loads(text)\n", str(tmp_path / "my_data.py"), "exec"), namespace)
+    with pytest.raises(json.JSONDecodeError) as caught:
+        namespace["load"]("{")
+    assert user_error("dataset 'mine' cannot be loaded", caught.value) == (
+        f"dataset 'mine' cannot be loaded: JSONDecodeError: Expecting property name enclosed in double quotes: line 1 column 2 (char 1) "
+        f"({tmp_path / 'my_data.py'}, line 2)")
