@@ -39,6 +39,8 @@ def test_a_misspelt_model_is_met_with_the_name_it_begins_like() -> None:
     with pytest.raises(ValueError, match="'depth'") as info:
         build_model("resnet20", 10, (3, 32, 32), depth=44)
     assert "width" in str(info.value)
+    with pytest.raises(ValueError, match=r"^model 'resnet20' has no options 'alpha', 'blocks', 'depth', 'kernel'; its options are: width$"):
+        build_model("resnet20", 10, (3, 32, 32), width=8, depth=44, kernel=3, blocks=3, alpha=1)  # in order of name
     with pytest.raises(ValueError, match="'hidden'.*none"):
         build_model("lenet_300_100", 10, (1, 28, 28), hidden=[10])
 
@@ -67,6 +69,8 @@ def test_options() -> None:
     model = build_model("mlp", 3, (1, 40), hidden_sizes=[8])
     assert sum(p.numel() for p in model.parameters()) == (40 * 8 + 8) + (8 * 3 + 3)
     assert build_model("resnet20", 10, (3, 32, 32), width=8).fc.in_features == 32
+    # a flag is no size: False is no size below 1
+    assert not any(isinstance(m, nn.BatchNorm1d) for m in build_model("mnist1d_cnn", 10, (1, 40), batch_norm=False).modules())
 
 
 @pytest.mark.parametrize("shape", [(1, 40), (1, 3, 32, 32)])
@@ -75,7 +79,7 @@ def test_wrong_input_rank_is_explained(shape) -> None:
         build_model("resnet20", 10, shape)
 
 
-@pytest.mark.parametrize("shape", [None, 40, (1, 0), (1.0, 40)])
+@pytest.mark.parametrize("shape", [None, 40, (1, 0), (1.0, 40), (True, 40), b"\x01\x28"])  # bytes: a sequence of ints, (1, 40)
 def test_an_input_shape_that_is_no_shape_is_named(shape) -> None:
     # It read as the builder's failure: "cannot be built with no options: 'int' object is not iterable".
     with pytest.raises(ValueError, match=rf"^model 'mlp': input_shape must be the shape of one example, positive ints without the batch \(e.g. \(3, 32, 32\)\), got {re.escape(repr(shape))}$"):
@@ -105,6 +109,8 @@ def test_an_input_shape_of_numpy_ints_builds_as_python_ints() -> None:
 
     model = build_model("mlp", 10, (np.int64(1), np.int64(40)), hidden_sizes=[8])
     assert sum(p.numel() for p in model.parameters()) == (40 * 8 + 8) + (8 * 10 + 10)
+    with pytest.raises(ValueError, match=r"^model 'mnist1d_cnn' cannot be built for input_shape \(1, 2\) with no options: "):
+        build_model("mnist1d_cnn", 10, (np.int64(1), np.int64(2)))
 
 
 def test_a_class_count_of_numpy_int_builds_as_a_python_int() -> None:
@@ -138,6 +144,12 @@ def test_initialize_draws_weights_as_a_new_model_and_resets_batchnorm() -> None:
     assert model.stage3[1].conv1.weight.std().item() == pytest.approx((2 / (64 * 9)) ** 0.5, rel=0.05)
 
 
+def test_initialize_of_an_unknown_model_is_an_error() -> None:
+    # Not PyTorch's defaults alone, without the scheme of the model meant.
+    with pytest.raises(ValueError, match=r"^unknown model 'resnet_20' \(did you mean 'resnet20'\?\); known models: "):
+        initialize("resnet_20", nn.Linear(4, 2))
+
+
 def test_every_builder_has_a_one_line_summary() -> None:
     for name, builder in MODELS.items():
         assert builder.__doc__ and builder.__doc__.strip().splitlines()[0], name
@@ -154,9 +166,10 @@ def test_construction_leaves_batchnorm_statistics_untouched() -> None:
     assert model.training
 
 
-def test_a_builder_that_returns_no_module_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(MODELS, "not_a_model", lambda num_classes, input_shape: "hello")
-    with pytest.raises(ValueError, match="model 'not_a_model': its builder returned a str, not an nn.Module"):
+@pytest.mark.parametrize(("returned", "kind"), [("hello", "str"), (None, "NoneType")])  # None: a builder without its return
+def test_a_builder_that_returns_no_module_is_named(monkeypatch: pytest.MonkeyPatch, returned: object, kind: str) -> None:
+    monkeypatch.setitem(MODELS, "not_a_model", lambda num_classes, input_shape: returned)
+    with pytest.raises(ValueError, match=f"model 'not_a_model': its builder returned a {kind}, not an nn.Module"):
         build_model("not_a_model", num_classes=10, input_shape=(1, 40))
 
 
@@ -175,6 +188,19 @@ def test_a_user_builder_s_options_need_only_their_types() -> None:
             build_model("doctest_dropout_mlp", 10, (1, 40), hidden=2.5)
     finally:
         MODELS.pop("doctest_dropout_mlp")
+
+
+def test_a_builder_of_a_module_named_like_prunelab_is_the_user_s() -> None:
+    # prunelab_models is the user's module, not one of prunelab's: its integers may be 0.
+    def skip_mlp(num_classes: int, input_shape, skip_first: int = 1) -> nn.Module:
+        return nn.Sequential(nn.Flatten(), nn.Linear(input_shape[-1], num_classes))
+
+    skip_mlp.__module__ = "prunelab_models"
+    try:
+        register("test_prunelab_models")(skip_mlp)
+        assert build_model("test_prunelab_models", 3, (1, 5), skip_first=0)[1].out_features == 3
+    finally:
+        MODELS.pop("test_prunelab_models", None)
 
 
 def test_a_builder_class_s_options_are_checked_by_its_init_s_types() -> None:
@@ -228,7 +254,7 @@ def test_options_of_types_pydantic_does_not_know_are_checked_by_isinstance_or_no
 
 
 def test_options_without_a_default_a_recipe_can_write_must_be_given_and_name_no_run() -> None:
-    """A required option, a class as a default, and ``**options``: recipes name runs by the
+    """A required option, a class as a default, ``*args`` and ``**options``: recipes name runs by the
     options that differ from the defaults, so these must not break the naming."""
     from prunelab.config import load_recipe, run_name
     from prunelab.report.setups import default_model_options
@@ -238,7 +264,7 @@ def test_options_without_a_default_a_recipe_can_write_must_be_given_and_name_no_
         return nn.Sequential(nn.Flatten(), nn.Linear(input_shape[-1], hidden), act(), nn.Linear(hidden, num_classes))
 
     @register("test_any_mlp")
-    def any_mlp(num_classes, input_shape, **options) -> nn.Module:
+    def any_mlp(num_classes, input_shape, *layers, **options) -> nn.Module:
         return nn.Sequential(nn.Flatten(), nn.Linear(input_shape[-1], options.get("hidden", 8)), nn.Linear(options.get("hidden", 8), num_classes))
 
     try:
