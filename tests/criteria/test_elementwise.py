@@ -21,6 +21,12 @@ def test_magnitude_is_absolute_value_written_into_out():
     assert torch.equal(result, torch.tensor([3.0, 0.0, 2.5, 1e-3]))
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_magnitude_of_16_bit_weights_is_written_exactly_into_a_float32_out(dtype):
+    values = torch.tensor([-3.5, 2**-20, -256.0], dtype=dtype)  # each exact in both types
+    assert Magnitude()("w", values, slice(0, 3), torch.empty(3)).tolist() == [3.5, 2**-20, 256.0]
+
+
 def test_random_scores_do_not_depend_on_how_positions_are_read():
     random = Random(seed=4)
     values = torch.randn(1000)
