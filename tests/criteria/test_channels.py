@@ -58,6 +58,19 @@ def test_bn_scale_sums_abs_gamma_of_every_batchnorm() -> None:
     assert scores.tolist() == [1.125, 0.5625, 2.25]  # |1| + |0.125|, |-0.5| + |0.0625|, |0.25| + |-2|
 
 
+def test_scores_are_summed_in_float64() -> None:
+    """float32 has no 2**24 + 1: the channel it rounds down would tie with one below it."""
+    model = nn.Sequential(nn.Linear(3, 2), nn.ReLU(), nn.Linear(2, 1))
+    with torch.no_grad():
+        model[0].weight.copy_(torch.tensor([[2.0**24, -1.0, 0.0], [2.0**24, 0.0, 0.0]]))
+    assert FilterL1()(model, channel_groups(model, torch.zeros(1, 3))[0]).tolist() == [2**24 + 1, 2**24]
+    coupled = two_branches()
+    with torch.no_grad():
+        coupled.bn_a.weight.copy_(torch.tensor([2.0**24, 2.0**24, 1.0]))
+        coupled.bn_b.weight.copy_(torch.tensor([-1.0, 0.0, 0.0]))
+    assert BatchNormScale()(coupled, coupled_group(coupled)).tolist() == [2**24 + 1, 2**24, 1]
+
+
 def test_channel_pruner_removes_the_channel_lowest_by_the_sum() -> None:
     """One channel of three removed: channel 1, the lowest by the sums above (by the first
     member alone it would be channel 2), for both criteria."""
@@ -81,6 +94,10 @@ def test_bn_scale_has_no_score_for_a_batchnorm_without_gamma() -> None:
     """A BatchNorm without scale and shift (affine=False) has no |gamma| to rank by: no score, so the group stays whole."""
     model = nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3, affine=False), nn.ReLU(), nn.Linear(3, 1))
     assert BatchNormScale()(model, ChannelGroup("0", 3, ["0"], norms=["1"])) is None
+    assert BatchNormScale()(model, ChannelGroup("0", 3, ["0"])) is None  # no BatchNorm at all
+    coupled = two_branches()
+    coupled.bn_b = nn.BatchNorm1d(3, affine=False)  # one of the group's two without gamma: no sum over all
+    assert BatchNormScale()(coupled, ChannelGroup("a", 3, ["a", "b"], norms=["bn_a", "bn_b"])) is None
 
 
 def test_random_channels_differ_between_groups() -> None:
