@@ -240,17 +240,19 @@ def close_name(name: object, known: typing.Iterable[str]) -> str:
     >>> close_name("resnet02", ["resnet20", "vgg16_bn"]), close_name("alexnet", ["resnet20"])
     (" (did you mean 'resnet20'?)", '')
 
-    Of names alike, the one that begins as ``name`` does is meant:
+    Of names alike, the one that begins as ``name`` does is meant; so is a name cut short:
 
-    >>> close_name("resnet21", ["resnet20", "resnet32"])
-    " (did you mean 'resnet20'?)"
+    >>> close_name("resnet21", ["resnet20", "resnet32"]), close_name("lenet", ["lenet_300_100", "resnet56"])
+    (" (did you mean 'resnet20'?)", " (did you mean 'lenet_300_100'?)")
     """
-    name = str(name)
-    close = difflib.get_close_matches(name, list(known), n=3)
-    if not close:
+    name, known = str(name), list(known)
+    # A name cut short (lenet for lenet_300_100) is too short to count as alike by difflib's score.
+    alike = set(difflib.get_close_matches(name, known, n=3)) | {known_name for known_name in known if name and known_name.startswith(name)}
+    if not alike:
         return ""
-    best = max(close, key=lambda known_name: (difflib.SequenceMatcher(None, known_name, name).ratio(),
-                                              len(os.path.commonprefix([name, known_name]))))  # fmt: skip
+    # In the known names' order, so that of names equally alike the first is meant (resnet: resnet20)
+    best = max((known_name for known_name in known if known_name in alike), key=lambda known_name: (len(os.path.commonprefix([name, known_name])),
+                                              difflib.SequenceMatcher(None, known_name, name).ratio()))  # fmt: skip
     return f" (did you mean {best!r}?)"
 
 
