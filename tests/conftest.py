@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+import itertools
 import os
 import sys
 
@@ -16,6 +18,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import torch
 
 from prunelab.data import load_dataset
 
@@ -87,3 +90,33 @@ def band_heights() -> Callable:
         return ys.min(), ys.max()
 
     return heights
+
+
+@pytest.fixture
+def two_processes(tmp_path: Path) -> Callable[[Callable[[], object]], list]:
+    """Runs ``work()`` in two processes of a Gloo process group, as torchrun would (rank 0 the
+    main one), and gives what each returned, by rank. The processes are forked from this one:
+    a fresh Python each, as torchrun starts, takes seconds to load torch. A collective that
+    waits for a process that never comes fails after a minute, not after Gloo's 30."""
+    import torch._dynamo  # noqa: F401  (DistributedDataParallel loads it: seconds, paid here once, not in every process)
+
+    groups = itertools.count()
+
+    def run(work: Callable[[], object]) -> list:
+        folder = tmp_path / f"group-{next(groups)}"
+        folder.mkdir()
+        torch.multiprocessing.start_processes(_in_group, args=(work, folder), nprocs=2, start_method="fork")
+        return [torch.load(folder / f"rank-{rank}.pt", weights_only=False) for rank in range(2)]
+
+    return run
+
+
+def _in_group(rank: int, work: Callable[[], object], folder: Path) -> None:
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2")  # as torchrun sets them
+    torch.distributed.init_process_group(
+        "gloo", init_method=f"file://{folder / 'rendezvous'}", rank=rank, world_size=2, timeout=datetime.timedelta(minutes=1)
+    )
+    try:
+        torch.save(work(), folder / f"rank-{rank}.pt")
+    finally:
+        torch.distributed.destroy_process_group()
