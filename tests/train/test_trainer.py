@@ -1,4 +1,4 @@
-"""The Trainer: determinism, the LR of every step, optimizers, weight decay, per-epoch evaluation."""
+"""The Trainer: determinism, the LR of every step, optimizers, weight decay, per-epoch evaluation, several processes."""
 
 from __future__ import annotations
 
@@ -476,3 +476,86 @@ def test_a_schedule_that_outgrows_float32_stops_with_the_step_it_did() -> None:
     trainer = Trainer(toy_model(), toy_data(), config(epochs=3, lr_schedule=schedule), seed=0, progress=False, label="find")
     with pytest.raises(TrainingDiverged, match=rf"find: the LR schedule gives 1e\+199 at step {STEPS_PER_EPOCH}, beyond float32"):
         trainer.run()
+
+
+# -- over several processes (two, forked, in a Gloo group) ------------------------------------
+
+
+def uneven_data() -> Dataset:
+    """91 training examples (the second process's share of the last batch is padded by one)
+    and 23 test examples, which split unevenly over two processes too."""
+    data = toy_data()
+    return Dataset("toy", data.x_train[:91], data.y_train[:91], data.x_test[:23], data.y_test[:23], num_classes=3)
+
+
+def test_two_processes_report_the_epoch_of_the_whole_data(two_processes) -> None:
+    """Each process trains on its half of every batch and evaluates its part of the test set;
+    both report the numbers of all examples, each counted once (not the padding), as one pass
+    over everything computes them. An LR of 1e-30 leaves the weights as they are."""
+    data, model = uneven_data(), toy_model()
+    with torch.no_grad():
+        logits, test_logits = model(data.x_train), model(data.x_test)
+    expected = {
+        "train_loss": pytest.approx(F.cross_entropy(logits, data.y_train).item(), rel=1e-5),
+        "train_acc": pytest.approx((logits.argmax(1) == data.y_train).float().mean().item()),
+        "train_images": 91,
+        "test_loss": pytest.approx(F.cross_entropy(test_logits, data.y_test).item(), rel=1e-5),
+        "test_acc": pytest.approx((test_logits.argmax(1) == data.y_test).float().mean().item()),
+    }
+    cfg = TrainConfig(epochs=1, batch_size=16, optimizer=OptimizerConfig(lr=1e-30, momentum=0.0))
+    rows = two_processes(lambda: train(model, cfg, data=data).state.history[0])
+    for row in rows:
+        assert {key: row[key] for key in expected} == expected
+
+
+def test_two_processes_train_the_weights_one_process_trains(two_processes) -> None:
+    """Gradients averaged over the halves of each batch, the padding counted out, are the
+    whole batch's: the weights end as one process's, up to rounding, in both processes."""
+    data, cfg = uneven_data(), config(epochs=2, lr=0.2)
+    alone = train(toy_model(), cfg, data=data).model.state_dict()
+    for weights in two_processes(lambda: train(toy_model(), cfg, data=data).model.state_dict()):
+        for name in alone:
+            torch.testing.assert_close(weights[name], alone[name], rtol=1e-5, atol=1e-6)
+
+
+def test_every_process_goes_on_with_the_main_process_s_batchnorm_statistics(two_processes) -> None:
+    """Each process's statistics come from its own half of the batches; after the epoch, all
+    hold the main process's, those of the model it saves."""
+    results = two_processes(lambda: train(bn_model(), config(epochs=1)).model.state_dict())
+    main, other = results
+    assert not torch.equal(main["1.running_mean"], bn_model()[1].running_mean)  # they moved
+    for name in ("1.running_mean", "1.running_var", "1.num_batches_tracked"):
+        assert torch.equal(other[name], main[name])
+
+
+def test_each_process_draws_its_own_dropout_masks(two_processes) -> None:
+    """The processes train on different examples: they must not drop the same units of each."""
+
+    class Draws(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.drawn: list[torch.Tensor] = []
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            if self.training:
+                self.drawn.append(torch.rand(4))  # what dropout would draw
+            return x
+
+    def draws() -> list[torch.Tensor]:
+        model = nn.Sequential(toy_model(), Draws())
+        train(model, config(epochs=1))
+        return model[1].drawn
+
+    main, other = two_processes(draws)
+    assert len(main) == len(other) == STEPS_PER_EPOCH
+    assert not any(torch.equal(a, b) for a, b in zip(main, other))
+
+
+def test_only_the_main_process_shows_progress_and_logs(two_processes, caplog: pytest.LogCaptureFixture) -> None:
+    def shown() -> tuple[bool, list[str]]:
+        with caplog.at_level(logging.INFO, logger="prunelab"):
+            trainer = Trainer(toy_model(), toy_data(), config(epochs=1), seed=0, progress=True, label="find")
+            trainer.run()
+        return trainer.progress, [record.getMessage().split(",")[0] for record in caplog.records]
+
+    assert two_processes(shown) == [(True, ["find: epoch 1/1"]), (False, [])]
