@@ -14,7 +14,7 @@ from prunelab.config.schema import LRScheduleConfig, OptimizerConfig, TrainConfi
 from prunelab.data import Dataset, load_dataset
 from prunelab.masks import Pruner
 from prunelab.models import build_model
-from prunelab.train import Trainer, TrainingDiverged, build_schedule, evaluate
+from prunelab.train import Trainer, TrainingDiverged, build_optimizer, build_schedule, evaluate
 
 STEPS_PER_EPOCH = 6  # 96 training examples, batches of 16
 
@@ -246,6 +246,28 @@ def test_build_schedule_speaks_epochs() -> None:
     assert [halving(s) for s in (0, 14, 15, 23, 24, 26, 27, 29)] == pytest.approx([1, 1, 0.1, 0.1, 0.01, 0.01, 0.001, 0.001])
 
 
+def test_build_schedule_reads_every_option_of_its_schedule() -> None:
+    """Options of other values than their defaults, against the LRs by hand (1.0 at first)."""
+    step = build_schedule(LRScheduleConfig(name="step", step_size=2, gamma=0.5), 1.0, 5, 3)  # x 0.5 every 6 steps
+    assert [step(s) for s in (0, 5, 6, 11, 12)] == pytest.approx([1, 1, 0.5, 0.5, 0.25])
+    linear = build_schedule(LRScheduleConfig(name="linear", final_lr=0.01), 1.0, 2, 5)
+    assert [linear(s) for s in (0, 5, 10)] == pytest.approx([1, 0.505, 0.01])
+    # 1, 0.5, 0.25, 0.125 over 10 epochs: halves of the epochs left, 5, 4 and 2, are cut to 3, 3 and 2
+    halving = build_schedule(LRScheduleConfig(name="halving", gamma=0.5, final_lr=0.125, max_stage_epochs=3), 1.0, 10, 2)
+    assert [halving(s) for s in (5, 6, 11, 12, 15, 16, 19)] == pytest.approx([1, 0.5, 0.5, 0.25, 0.25, 0.125, 0.125])
+
+
+@pytest.mark.parametrize(("warmup_epochs", "warmup_steps"), [(0.24, 2), (0.26, 3)])
+def test_warmup_lasts_the_nearest_whole_number_of_steps(warmup_epochs: float, warmup_steps: int) -> None:
+    warmup = build_schedule(LRScheduleConfig(warmup_epochs=warmup_epochs), 1.0, 1, 10)
+    assert [warmup(s) for s in range(4)] == pytest.approx([min(1.0, (s + 1) / warmup_steps) for s in range(4)])
+
+
+@pytest.mark.parametrize("name", ["constant", "step", "multistep", "cosine", "linear", "halving"])
+def test_a_phase_of_no_epochs_has_a_schedule(name: str) -> None:
+    assert build_schedule(LRScheduleConfig(name=name, final_lr=0.01), 0.1, 0, 5)(0) == pytest.approx(0.1)
+
+
 # -- optimizers and weight decay -------------------------------------------------------------
 
 
@@ -273,6 +295,24 @@ def test_optimizers_are_built_as_configured_and_train(optimizer: dict, kind: typ
     assert not same_weights(trainer.model, init)
     losses = [row["train_loss"] for row in trainer.state.history]
     assert losses[-1] < losses[0]
+
+
+@pytest.mark.parametrize(
+    ("optimizer", "torch_s"),
+    [
+        (OptimizerConfig(name="sgd", lr=0.3, momentum=0.8, nesterov=True, weight_decay=1e-3),
+         lambda p: torch.optim.SGD(p, lr=0.3, momentum=0.8, nesterov=True, weight_decay=1e-3)),
+        (OptimizerConfig(name="adam", lr=0.02, betas=(0.8, 0.9), weight_decay=1e-3),
+         lambda p: torch.optim.Adam(p, lr=0.02, betas=(0.8, 0.9), weight_decay=1e-3)),
+        (OptimizerConfig(name="adamw", lr=0.02, betas=(0.8, 0.9), weight_decay=0.05),
+         lambda p: torch.optim.AdamW(p, lr=0.02, betas=(0.8, 0.9), weight_decay=0.05)),
+    ],
+    ids=["sgd", "adam", "adamw"],
+)
+def test_build_optimizer_gives_torch_s_optimizer_as_configured(optimizer: OptimizerConfig, torch_s) -> None:
+    parameters = [nn.Parameter(torch.zeros(2)), nn.Parameter(torch.zeros(3))]
+    built, expected = build_optimizer(optimizer, parameters), torch_s(parameters)
+    assert type(built) is type(expected) and built.state_dict() == expected.state_dict()
 
 
 def test_adam_and_adamw_differ_with_weight_decay() -> None:
