@@ -447,6 +447,14 @@ def test_epoch_metrics_and_evaluation_match_a_direct_computation() -> None:
     assert 0 < train_acc < 1 and 0 < test_acc < 1  # neither trivially all right nor all wrong
 
 
+
+def test_an_epoch_whose_steps_are_all_done_trains_nothing_and_counts_no_examples() -> None:
+    """As after rewinding to the step that ends it: nothing to average, no division by zero."""
+    trainer = Trainer(toy_model(), toy_data(), config(epochs=2), seed=0, progress=False)
+    trainer.state.step = STEPS_PER_EPOCH
+    assert trainer.train_epoch(0) == (0.0, 0.0, 0)
+    assert same_weights(trainer.model, toy_model())  # no step taken
+
 @pytest.mark.parametrize("smoothing", [0.0, 0.1, 0.4])
 def test_label_smoothing_trains_on_softened_targets_and_evaluates_on_the_labels(smoothing: float) -> None:
     """The epoch's training loss with label smoothing e against its formula, (1 - e) times the
