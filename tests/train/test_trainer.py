@@ -519,6 +519,20 @@ def test_a_training_that_diverges_stops_after_its_first_epoch_and_says_so() -> N
     assert epochs == []  # nothing checkpointed: the phase trains anew with a better LR
 
 
+
+def test_a_diverged_epoch_names_the_highest_lr_it_trained_with() -> None:
+    """The LR that broke the training may be past by the epoch's end (a warmup's peak, say)."""
+    peak = lambda step: 1e30 if step == 2 else 1e-3
+    trainer = Trainer(toy_model(), toy_data(), config(epochs=2), seed=0, progress=False, schedule=peak, label="find")
+    with pytest.raises(TrainingDiverged, match=r"find: the training loss was (nan|inf) in epoch 1 \(LR up to 1e\+30\)"):
+        trainer.run()
+
+
+def test_a_schedule_may_reach_an_lr_of_zero() -> None:
+    """An LR of 0 (a linear schedule's end, a schedule of one's own) takes no step: no error."""
+    trainer = train(toy_model(), config(epochs=1), schedule=lambda step: 0.0)
+    assert trainer.state.lr_log == [0.0] * STEPS_PER_EPOCH and same_weights(trainer.model, toy_model())
+
 def test_a_schedule_that_outgrows_float32_stops_with_the_step_it_did() -> None:
     schedule = LRScheduleConfig(name="step", step_size=1, gamma=1e200)
     trainer = Trainer(toy_model(), toy_data(), config(epochs=3, lr_schedule=schedule), seed=0, progress=False, label="find")
