@@ -106,7 +106,7 @@ def two_processes(tmp_path: Path) -> Callable[[Callable[[], object]], list]:
         folder = tmp_path / f"group-{next(groups)}"
         folder.mkdir()
         torch.multiprocessing.start_processes(_in_group, args=(work, folder), nprocs=2, start_method="fork")
-        return [torch.load(folder / f"rank-{rank}.pt", weights_only=False) for rank in range(2)]
+        return [torch.load(folder / f"rank-{rank}.pt", weights_only=True) for rank in range(2)]
 
     return run
 

@@ -4,6 +4,8 @@ over torchrun, are in runs/test_distributed.py)."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from dataclasses import astuple
 
 import pytest
 import torch
@@ -13,10 +15,12 @@ from prunelab.distributed import World, agree, all_sum, barrier, broadcast_buffe
 
 
 def test_each_process_knows_its_place(two_processes) -> None:
-    places = [World(rank=0, size=2, local_rank=0), World(rank=1, size=2, local_rank=1)]
-    assert two_processes(world) == places
-    assert [place.is_main for place in places] == [True, False]
-    assert two_processes(join_from_environment) == places  # joined already: it keeps the group
+    def place(find: Callable[[], World]) -> Callable[[], tuple]:
+        return lambda: (*astuple(find()), find().is_main)
+
+    places = [(0, 2, 0, True), (1, 2, 1, False)]  # rank, size, local rank, main
+    assert two_processes(place(world)) == places
+    assert two_processes(place(join_from_environment)) == places  # joined already: it keeps the group
 
 
 def test_a_process_group_joined_without_torchrun_s_local_rank_is_the_first_on_its_machine(tmp_path, monkeypatch) -> None:
