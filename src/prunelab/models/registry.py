@@ -250,9 +250,12 @@ def close_name(name: object, known: typing.Iterable[str]) -> str:
     alike = set(difflib.get_close_matches(name, known, n=3)) | {known_name for known_name in known if name and known_name.startswith(name)}
     if not alike:
         return ""
+
+    def likeness(known_name: str) -> tuple[int, float]:
+        return len(os.path.commonprefix([name, known_name])), difflib.SequenceMatcher(None, known_name, name).ratio()
+
     # In the known names' order, so that of names equally alike the first is meant (resnet: resnet20)
-    best = max((known_name for known_name in known if known_name in alike), key=lambda known_name: (len(os.path.commonprefix([name, known_name])),
-                                              difflib.SequenceMatcher(None, known_name, name).ratio()))  # fmt: skip
+    best = max((known_name for known_name in known if known_name in alike), key=likeness)
     return f" (did you mean {best!r}?)"
 
 
