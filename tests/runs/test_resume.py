@@ -602,7 +602,11 @@ def prunelab_command() -> list[str]:
 def checkpoint_states(out: Path) -> set:
     """Every version of every checkpoint seen so far (each atomic write makes a new file)."""
     states = set()
-    for path in out.rglob("checkpoint.safetensors"):
+    # os.walk, not rglob: a folder the run removes while it is walked (snapshots/ once read) is skipped, not an error
+    for folder, _, files in os.walk(out):
+        if "checkpoint.safetensors" not in files:
+            continue
+        path = Path(folder) / "checkpoint.safetensors"
         try:
             stat = path.stat()
         except FileNotFoundError:
