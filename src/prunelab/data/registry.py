@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from prunelab.models.registry import close_name, same_definition
+from prunelab.models.registry import built_in, close_name, same_definition
 from prunelab.user_code import USER_ERRORS, user_error
 
 DATA_ENV_VAR = "PRUNELAB_DATA"
@@ -153,11 +153,10 @@ def load_dataset(name: str, data_dir: str | Path | None = None, download: bool =
         raise TypeError(f"data_dir must be a folder's path (a str or a Path), got {data_dir!r}")
     root = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
     loader = dataset_loader(name)
-    own = (loader.__module__ or "").startswith("prunelab.")  # whose errors say what is wrong themselves
     try:
         data = loader(root, download)
     except USER_ERRORS as error:
-        if own:
+        if built_in(loader):
             raise
         raise ValueError(user_error(f"dataset {name!r} cannot be loaded", error)) from error
     if not isinstance(data, Dataset):

@@ -74,6 +74,11 @@ def _definition(builder: Callable) -> tuple[str, str]:
     return builder.__module__, builder.__qualname__
 
 
+def built_in(function: Callable) -> bool:
+    """Whether ``function`` is prunelab's own, whose errors say what is wrong themselves, not a user's."""
+    return (function.__module__ or "").startswith("prunelab.")
+
+
 class _NoDefault:
     def __repr__(self) -> str:
         return "NO_DEFAULT"
@@ -132,8 +137,7 @@ def build_model(name: str, num_classes: int, input_shape: Sequence[int], **optio
         # The shape is named too: an input too small for the model's poolings fails in torch's words alone.
         shown = ", ".join(f"{k}={v!r}" for k, v in options.items()) or "no options"
         what = f"model {name!r} cannot be built for input_shape {shape} with {shown}"
-        own = (builder.__module__ or "").startswith("prunelab.")  # whose errors say what is wrong themselves
-        raise ValueError(f"{what}: {error}" if own else user_error(what, error)) from error
+        raise ValueError(f"{what}: {error}" if built_in(builder) else user_error(what, error)) from error
     if not isinstance(model, nn.Module):
         raise ValueError(f"model {name!r}: its builder returned a {type(model).__name__}, not an nn.Module")
     return INITIALIZERS.get(name, lambda m: m)(model)
@@ -187,7 +191,7 @@ def check_options(name: str, options: dict[str, Any]) -> None:
     # Every integer option of prunelab's own models is a layer size; 0 builds a model that
     # fails only in its first forward pass, or silently ignores its input. A user's builder
     # may have integers of other meanings (a count of layers to skip, 0 allowed).
-    if not (_builder(name).__module__ or "").startswith("prunelab."):
+    if not built_in(_builder(name)):
         return
     for key, value in options.items():
         sizes = value if isinstance(value, (list, tuple)) else [value]
