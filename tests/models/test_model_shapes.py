@@ -7,9 +7,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from prunelab.analysis.flops import count_macs
 from prunelab.models import MODELS, build_model
 
-MNIST1D, MNIST, CIFAR = (1, 40), (1, 28, 28), (3, 32, 32)
+MNIST1D, MNIST, CIFAR, TINY_IMAGENET = (1, 40), (1, 28, 28), (3, 32, 32), (3, 64, 64)
 NATURAL_INPUTS = {
     "mlp": [MNIST1D, MNIST, CIFAR],
     "residual_mlp": [MNIST1D, MNIST],
@@ -21,6 +22,9 @@ NATURAL_INPUTS = {
     "resnet20": [CIFAR],
     "resnet32": [CIFAR],
     "resnet56": [CIFAR],
+    "resnet18": [TINY_IMAGENET, CIFAR],
+    "resnet34": [TINY_IMAGENET],
+    "resnet50": [TINY_IMAGENET],
     "vgg16_bn": [CIFAR],
     "vgg19_bn": [CIFAR],
 }
@@ -187,6 +191,60 @@ def test_resnet_depth_must_be_6n_plus_2() -> None:
     for depth in (2, 21):
         with pytest.raises(ValueError, match=f"CIFAR ResNet depth must be 6n\\+2 with n >= 1, got {depth}"):
             CifarResNet(depth, num_classes=10, in_channels=3)
+
+
+@pytest.mark.parametrize(("name", "torchvision"), [("resnet18", 11_689_512), ("resnet34", 21_797_672), ("resnet50", 25_557_032)])
+def test_imagenet_resnets_have_torchvisions_parameters(name: str, torchvision: int) -> None:
+    """The counts torchvision's model pages give (``num_params``) for 1000 classes."""
+    assert n_params(build_model(name, 1000, (3, 224, 224))) == torchvision
+
+
+@pytest.mark.parametrize(("name", "torchvision_gflops"), [("resnet18", 1.81), ("resnet50", 4.09)])
+def test_imagenet_resnets_cost_torchvisions_multiply_accumulates(name: str, torchvision_gflops: float) -> None:
+    """torchvision's model pages give "GFLOPS" (its multiply-accumulates, rounded) at 224x224."""
+    macs = count_macs(build_model(name, 1000, (3, 224, 224)), torch.zeros(1, 3, 224, 224))
+    assert macs / 1e9 == pytest.approx(torchvision_gflops, abs=0.005)
+
+
+def test_imagenet_resnets_name_their_parameters_as_torchvision_does() -> None:
+    """So that a torchvision state dict loads as it is: 53 convolutions and 53 BatchNorms (five
+    entries each) and the classifier's weight and bias make ResNet-50's 320 entries."""
+    keys = build_model("resnet50", 1000, (3, 224, 224)).state_dict().keys()
+    assert len(keys) == 53 + 53 * 5 + 2
+    assert {"conv1.weight", "bn1.running_var", "layer1.0.conv3.weight", "layer1.0.downsample.0.weight",
+            "layer1.0.downsample.1.num_batches_tracked", "layer4.2.bn3.bias", "fc.bias"} <= set(keys)  # fmt: skip
+    assert "layer1.1.downsample.0.weight" not in keys  # an identity shortcut has no parameters
+
+
+@pytest.mark.parametrize("stem", ["imagenet", "small"])
+def test_bottleneck_resnet_forward_is_torchvisions(stem: str) -> None:
+    """Stem (7x7 stride-2 conv-BN-ReLU and 3x3 stride-2 max pool, or "small": 3x3 conv-BN-ReLU);
+    bottlenecks ReLU(BN(1x1 conv(ReLU(BN(3x3 conv(ReLU(BN(1x1 conv(x))))))) + shortcut(x)), the
+    stride in the 3x3 conv (torchvision's v1.5), a 1x1 conv-BN shortcut where the shape changes;
+    global average pool, linear."""
+    torch.manual_seed(0)
+    model = randomize_batchnorms(build_model("resnet50", 10, CIFAR, width=4, stem=stem))
+    x = torch.randn(2, *CIFAR)
+
+    def block(b: nn.Module, x: torch.Tensor, stride: int) -> torch.Tensor:
+        out = F.relu(batch_norm(b.bn1, F.conv2d(x, b.conv1.weight)))
+        out = F.relu(batch_norm(b.bn2, F.conv2d(out, b.conv2.weight, stride=stride, padding=1)))
+        out = batch_norm(b.bn3, F.conv2d(out, b.conv3.weight))
+        first = x.shape[1] != out.shape[1]
+        shortcut = batch_norm(b.downsample[1], F.conv2d(x, b.downsample[0].weight, stride=stride)) if first else x
+        return F.relu(out + shortcut)
+
+    with torch.no_grad():
+        if stem == "imagenet":
+            h = F.relu(batch_norm(model.bn1, F.conv2d(x, model.conv1.weight, stride=2, padding=3)))
+            h = F.max_pool2d(h, 3, stride=2, padding=1)
+        else:
+            h = F.relu(batch_norm(model.bn1, F.conv2d(x, model.conv1.weight, padding=1)))
+        for stage, n_blocks in enumerate((3, 4, 6, 3)):
+            for i in range(n_blocks):
+                h = block(model.get_submodule(f"layer{stage + 1}.{i}"), h, 2 if stage > 0 and i == 0 else 1)
+        assert h.shape == (2, 4 * 8 * 4, *((1, 1) if stem == "imagenet" else (4, 4)))
+        torch.testing.assert_close(model(x), F.linear(h.mean((2, 3)), model.fc.weight, model.fc.bias))
 
 
 def test_vgg16_bn_forward() -> None:

@@ -379,6 +379,7 @@ def test_include_exclude_pick_groups_by_layer_and_typos_are_errors() -> None:
     [
         ("resnet20", (3, 32, 32), "bn_scale"),
         ("resnet20", (3, 32, 32), "filter_l1"),
+        ("resnet50", (3, 64, 64), "bn_scale"),  # bottlenecks: stage groups joined through their shortcuts
         ("vgg16_bn", (3, 32, 32), "random_channels"),
         ("conv2", (3, 16, 16), "filter_l1"),
         ("mnist1d_cnn", (1, 40), "filter_l1"),
