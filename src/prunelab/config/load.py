@@ -322,7 +322,27 @@ def run_name(recipe: Recipe) -> str:
     settings = {section: value for section, value in dumped.items() if value != {}}
     # The method is the union's tag: keep it even when it is the default.
     settings.setdefault("prune", {})["method"] = recipe.prune.method
+    if recipe.model.weights is not None:  # other weights in the same file are another experiment
+        settings["model"]["weights"] = weights_digest(recipe.model.weights)
     return f"{recipe.prune.method}-{recipe.model.name}-{recipe.data.name}-{settings_digest(settings)}"
+
+
+def weights_digest(path: str | Path) -> str:
+    """The SHA-256 of the file ``model.weights`` names: what a run starting from it is named by.
+
+    >>> weights_digest("no/such/file.safetensors")
+    Traceback (most recent call last):
+    ...
+    prunelab.config.load.RecipeError: model.weights: no file no/such/file.safetensors
+    """
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as file:
+            while chunk := file.read(1 << 20):
+                digest.update(chunk)
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        raise RecipeError(f"model.weights: no file {path}") from None
+    return digest.hexdigest()
 
 
 def settings_digest(settings: object, length: int = 8) -> str:

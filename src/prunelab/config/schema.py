@@ -76,10 +76,17 @@ class DataConfig(Strict):
 
 
 class ModelConfig(Strict):
-    """A registered model and its constructor options (e.g. ``hidden_sizes: [300, 100]``)."""
+    """A registered model and its constructor options (e.g. ``hidden_sizes: [300, 100]``).
+
+    ``weights`` starts the run from trained weights instead of a random initialisation: a
+    safetensors file or a PyTorch state dict (``.pt``, ``.pth``: a torchvision model's, say),
+    for the model the recipe builds. The find phase trains on from them (``find.epochs: 0``
+    prunes them as they are); the run is named by the file's contents, not its path. Scratch
+    and reinitialised baselines start from random weights all the same."""
 
     name: str = "mnist1d_cnn"
     options: dict[str, object] = Field(default_factory=dict)
+    weights: str | None = None
 
     @field_validator("name")
     @classmethod

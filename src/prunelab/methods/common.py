@@ -79,7 +79,9 @@ def lpr_snapshot_name(epoch: int) -> str:
 
 def find(session: Session) -> dict:
     """Train the find phase (H_find), keeping the weights that late rewinding and the LPR
-    record (``find.lpr_every``) will need."""
+    record (``find.lpr_every``) will need; its training's record, with the dense model's test
+    accuracy as ``dense_acc``: its last epoch's, or, for weights of ``model.weights`` trained
+    no further, theirs (None for random weights trained no further)."""
     recipe = session.recipe
     rewinding = late_rewinding(recipe.find_training, recipe.eval, len(session.data.x_train))
     hooks = [] if rewinding is None else [SaveWeightsAt(session, rewinding[0], "rewind")]
@@ -90,7 +92,10 @@ def find(session: Session) -> dict:
         # A unit of its own, right after the find phase: the weights are still the find
         # phase's end here, even in a resumed run; later, a lost snapshot is a damaged run.
         session.once("find/rewind-snapshot", lambda: _keep_rewind_weights(session, rewinding[0]))
-    return result
+    dense_acc = last_test_acc(result)
+    if dense_acc is None and recipe.model.weights is not None:
+        dense_acc = session.once("find/start-accuracy", lambda: {"test_acc": session.evaluate()[1]})["test_acc"]
+    return {**result, "dense_acc": dense_acc}
 
 
 def _keep_rewind_weights(session: Session, step: int) -> dict:

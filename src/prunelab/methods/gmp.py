@@ -15,7 +15,7 @@ import dataclasses
 
 from prunelab.analysis.trainability import trainability_accuracy
 from prunelab.config import Recipe
-from prunelab.methods.common import epoch_steps, find, last_test_acc, steps_per_epoch
+from prunelab.methods.common import epoch_steps, find, steps_per_epoch
 from prunelab.runs.session import Session
 from prunelab.schedules import Polynomial
 from prunelab.train import Trainer
@@ -155,7 +155,7 @@ def gmp(session: Session) -> dict:
     # The fine-tuning stage is GMP's retraining: seed 004's TA is read off its epochs and LRs.
     finetuning = {"history": history[finetune_epoch(session):], "lr_log": evaluated["lr_log"][finetune_step(session):]}
     return {
-        "dense_acc": last_test_acc(found),
+        "dense_acc": found["dense_acc"],
         "pruned_acc": history[finetune_epoch(session) - 1]["test_acc"],
         "final_acc": history[-1]["test_acc"],
         "trainability_acc": trainability_accuracy(finetuning),

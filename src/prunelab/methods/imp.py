@@ -17,7 +17,6 @@ from __future__ import annotations
 from prunelab.config.schema import EvalConfig
 from prunelab.methods.common import (
     find,
-    last_test_acc,
     late_rewinding,
     prune,
     pruning_outcome,
@@ -66,7 +65,7 @@ def _iterate(session: Session, found: dict, eval_config: EvalConfig, epochs_per_
         outcome = pruning_outcome(pruned, evaluated)
         budget = {} if epochs_per_level is None else {"epochs": config.epochs}  # BIMP's share of its budget
         levels.append({"level": level, "sparsity": pruned["sparsity"], **budget, **outcome})
-    return {"dense_acc": last_test_acc(found), **outcome, "levels": levels}
+    return {"dense_acc": found["dense_acc"], **outcome, "levels": levels}
 
 
 def keep_pruned_weights(session: Session, level: int) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prunelab.methods.common import find, last_test_acc, prune, pruning_outcome, retrain
+from prunelab.methods.common import find, prune, pruning_outcome, retrain
 from prunelab.runs.session import Session
 
 
@@ -11,4 +11,4 @@ def oneshot(session: Session) -> dict:
     found = find(session)
     pruned = prune(session, "prune", sparsity=session.recipe.prune.sparsity)
     evaluated = retrain(session, "eval", found, pruned)
-    return {"dense_acc": last_test_acc(found), **pruning_outcome(pruned, evaluated)}
+    return {"dense_acc": found["dense_acc"], **pruning_outcome(pruned, evaluated)}

@@ -7,6 +7,7 @@ import contextlib
 import csv
 import io
 import json
+import pickle
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any
@@ -17,6 +18,7 @@ from pydantic import ConfigDict, Field, StrictFloat, StrictInt, TypeAdapter, Val
 
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save
+import torch
 from torch import Tensor, nn
 
 from prunelab.atomic import atomic_write
@@ -196,18 +198,50 @@ def read_tensors(path: str | Path, device: str = "cpu") -> dict[str, Tensor]:
         raise DamagedRunError(f"{path} is damaged ({error}): {RUN_AGAIN}") from None
 
 
+def read_state_dict(path: str | Path) -> dict[str, Tensor]:
+    """The weights of a file the user gives (``model.weights``): a safetensors file, or a
+    PyTorch file read with ``weights_only=True`` (no code of the file runs) holding a state
+    dict, or a checkpoint keeping one under "state_dict" or "model". The "module." prefix
+    ``DataParallel`` gives every name is dropped. Anything else is a ValueError naming the file."""
+    path = Path(path)
+    try:
+        state = load_file(str(path)) if path.suffix == ".safetensors" else torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise ValueError(f"no file {path}") from None
+    except (SafetensorError, pickle.UnpicklingError, RuntimeError, EOFError, OSError) as error:
+        kind = "safetensors file" if path.suffix == ".safetensors" else "PyTorch file of tensors (safe to load)"
+        raise ValueError(f"{path} is not a {kind}: {str(error).splitlines()[0]}") from None
+    if isinstance(state, dict) and not isinstance(next(iter(state.values()), None), Tensor):
+        state = next((state[key] for key in ("state_dict", "model") if isinstance(state.get(key), dict)), state)
+    if not isinstance(state, dict) or not state or not all(isinstance(k, str) and isinstance(v, Tensor) for k, v in state.items()):
+        raise ValueError(f"{path} holds no state dict (parameter names to tensors, as model.state_dict() gives)")
+    if all(key.startswith("module.") for key in state):
+        state = {key.removeprefix("module."): value for key, value in state.items()}
+    return state
+
+
+def weight_differences(model: nn.Module, state: Mapping[str, Tensor]) -> list[str]:
+    """What keeps ``state`` from loading into ``model``: names only one has, and shapes that differ.
+
+    >>> weight_differences(nn.Linear(2, 3), {"weight": torch.zeros(3, 4)})
+    ['weight has shape (3, 4) in the file, (3, 2) in the model', "the model's bias is not in the file"]
+    """
+    mine = model.state_dict()
+    # Shapes first: a classifier for another number of classes is the likeliest difference.
+    differences = [
+        f"{key} has shape {tuple(state[key].shape)} in the file, {tuple(value.shape)} in the model"
+        for key, value in mine.items() if key in state and state[key].shape != value.shape
+    ]  # fmt: skip
+    differences += [f"{key} is not in the model" for key in state if key not in mine]
+    differences += [f"the model's {key} is not in the file" for key in mine if key not in state]
+    return differences
+
+
 def load_model_weights(model: nn.Module, state: Mapping[str, Tensor], path: str | Path) -> None:
     """``model.load_state_dict(state)`` for weights read from ``path``; weights of another
     model than ``model`` (its builder or the builder's defaults changed since they were saved)
     are a ValueError naming the file and the first difference."""
-    mine = model.state_dict()
-    differences = [f"{key} is not in the model" for key in state if key not in mine]
-    differences += [f"the model's {key} is not in the file" for key in mine if key not in state]
-    differences += [
-        f"{key} has shape {tuple(state[key].shape)} in the file, {tuple(value.shape)} in the model"
-        for key, value in mine.items() if key in state and state[key].shape != value.shape
-    ]  # fmt: skip
-    if differences:
+    if differences := weight_differences(model, state):
         raise ValueError(
             f"{path} holds the weights of another model than the recipe builds now ({differences[0]}): the model's "
             "builder or its defaults changed since. Run directories and the shared find phases in <out>/.find are "

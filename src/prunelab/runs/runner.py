@@ -61,7 +61,7 @@ from prunelab.config import (
     run_settings,
     unused_settings,
 )
-from prunelab.config.load import settings_digest
+from prunelab.config.load import settings_digest, weights_digest
 from prunelab.config.schema import PruneBase, rewind_target
 from prunelab.data import Dataset
 from prunelab.distributed import agree, barrier, share, world
@@ -101,7 +101,7 @@ from prunelab.runs.session import (
     progress_label,
     recipe_channel_pruner,
     recipe_data,
-    recipe_model,
+    starting_model,
 )
 from prunelab.user_code import USER_ERRORS, user_error
 
@@ -132,10 +132,11 @@ def preflight(recipe: Recipe, data, references: bool = True) -> None:
     late_rewinding(recipe.find_training, recipe.eval, len(data.x_train))
     check_warmups_take_steps(recipe, len(data.x_train))
     check_augment(recipe, data)
-    model = recipe_model(recipe, data)
+    model = starting_model(recipe, data)
     if broken := [name for name, weight in model.named_parameters() if not weight.isfinite().all()]:  # buffers may hold -inf (attention masks)
-        raise RecipeError(f"model {recipe.model.name!r} is built with NaN or infinite values in {', '.join(broken)}: "
-                          "no training can start from them; see its builder or weight scheme")  # fmt: skip
+        origin = f"model.weights: {recipe.model.weights} holds" if recipe.model.weights else f"model {recipe.model.name!r} is built with"
+        raise RecipeError(f"{origin} NaN or infinite values in {', '.join(broken)}: no training can start from them"
+                          + ("" if recipe.model.weights else "; see its builder or weight scheme"))  # fmt: skip
     check_forward(recipe, model, data)
     if recipe.prune.prunes_channels:
         check_channel_pruning(recipe, model, data)
@@ -564,7 +565,8 @@ def find_key(recipe: Recipe, device: torch.device, processes: int | None = None)
         del find_phase["lr_schedule"]["max_stage_epochs"]
     settings = {
         "data": recipe.data.model_dump(mode="json", exclude={"data_dir", "download"}),
-        "model": recipe.model.model_dump(mode="json"),
+        "model": recipe.model.model_dump(mode="json", exclude={"weights"}),
+        **({"weights": weights_digest(recipe.model.weights)} if recipe.model.weights is not None else {}),
         "find": find_phase,
         "rewind": rewind_target(recipe.eval.rewind),
         **({"lpr_epochs": kept} if kept else {}),

@@ -23,7 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from prunelab.analysis.flops import count_macs, speedup
-from prunelab.config import load_run_recipe
+from prunelab.config import RecipeError, load_run_recipe
 from prunelab.config.schema import Recipe, TrainConfig
 from prunelab.data import Dataset, default_data_dir, load_dataset
 from prunelab.data.registry import DATA_ENV_VAR
@@ -31,7 +31,7 @@ from prunelab.distributed import agree, barrier, main_first, world
 from prunelab.masks import Pruner
 from prunelab.models import build_model, initialize
 from prunelab.runs.checkpoint import load_checkpoint, read_journal, save_checkpoint
-from prunelab.runs.io import DamagedRunError, load_model_weights, read_json, read_tensors, save_tensors
+from prunelab.runs.io import DamagedRunError, load_model_weights, read_json, read_state_dict, read_tensors, save_tensors, weight_differences
 from prunelab.schedules import Schedule
 from prunelab.structured import ChannelPruner, shrink
 from prunelab.train import Trainer, evaluate
@@ -153,6 +153,26 @@ def recipe_model(recipe: Recipe, data: Dataset) -> nn.Module:
     return build_model(recipe.model.name, num_classes=data.num_classes, input_shape=data.input_shape, **recipe.model.options)
 
 
+def starting_model(recipe: Recipe, data: Dataset) -> nn.Module:
+    """The model a run starts from: the recipe's, freshly initialised from the global RNG, then
+    given the weights of ``model.weights`` if the recipe names a file (a RecipeError if they
+    are not this model's)."""
+    model = recipe_model(recipe, data)
+    if recipe.model.weights is None:
+        return model
+    try:
+        state = read_state_dict(recipe.model.weights)
+    except ValueError as error:
+        raise RecipeError(f"model.weights: {error}") from None
+    if differences := weight_differences(model, state):
+        more = f"; {len(differences) - 1} more difference{'s' if len(differences) > 2 else ''}" if len(differences) > 1 else ""
+        raise RecipeError(f"model.weights: {recipe.model.weights} holds weights of another model than "
+                          f"{recipe.model.name!r} builds for {recipe.data.name} ({differences[0]}{more})")  # fmt: skip
+    with torch.no_grad():
+        model.load_state_dict(state)
+    return model
+
+
 class Session:
     """One seed of one run, in ``folder``: the recipe's model and pruner, its data and device.
     Restored from the folder's checkpoint if there is one (rebuilt small first if channels were
@@ -162,7 +182,7 @@ class Session:
         self.folder, self.recipe, self.seed, self.data, self.device = folder, recipe, seed, data, device
         self.progress = progress
         torch.manual_seed(seed)
-        self.model = recipe_model(recipe, data).to(device)
+        self.model = starting_model(recipe, data).to(device)
         self.pruner = recipe_pruner(self.recipe, self.model, self.seed)
         self.dense = self._dense_sizes()
         self.channels: ChannelPruner | None = None  # after channel pruning: the groups and kept channels

@@ -1,0 +1,133 @@
+"""Runs starting from trained weights (``model.weights``): loaded safely, checked before any
+training, pruned as they are, and named by the file's contents."""
+
+from __future__ import annotations
+
+import copy
+import json
+import pickle
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import save_file
+from torch import nn
+from torch.nn.utils import prune as torch_prune
+
+from prunelab.config import RecipeError, load_recipe, run_name
+from prunelab.data import load_dataset
+from prunelab.models import build_model
+from prunelab.runs.runner import run_recipe
+from prunelab.runs.session import Session, load_trained
+
+START = ["seeds=[0]", "model.options={}", "find.epochs=0", "eval.epochs=1", "eval.lr_policy=null", "prune.sparsity=0.8", "threads=1"]
+
+
+@pytest.fixture(scope="module")
+def trained(data_dir: Path) -> nn.Module:
+    """The default model trained by hand for a few hundred steps, well above chance."""
+    data = load_dataset("mnist1d", data_dir)
+    torch.manual_seed(3)
+    model = build_model("mnist1d_cnn", data.num_classes, data.input_shape)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    for _ in range(200):
+        batch = torch.randint(0, len(data.x_train), (128,))
+        loss = nn.functional.cross_entropy(model(data.x_train[batch]), data.y_train[batch])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return model.eval()
+
+
+def recipe(weights: Path, data_dir: Path, *extra: str):
+    return load_recipe(None, [*START, f"data.data_dir={data_dir}", f"model.weights={weights}", *extra])
+
+
+def test_a_run_prunes_the_weights_it_is_given(trained: nn.Module, data_dir: Path, tmp_path: Path) -> None:
+    """A training checkpoint of DataParallel's names (a dict keeping the state dict, "module."
+    before every name): the dense accuracy is theirs, and the masks are torch's global L1 masks
+    of them."""
+    weights = tmp_path / "trained.pth"
+    torch.save({"epoch": 3, "state_dict": {f"module.{k}": v for k, v in trained.state_dict().items()}}, weights)
+    run = run_recipe(recipe(weights, data_dir), tmp_path / "runs", progress=False) / "seed-0"
+    data = load_dataset("mnist1d", data_dir)
+    with torch.no_grad():
+        accuracy = (trained(data.x_test).argmax(1) == data.y_test).float().mean().item()
+    assert accuracy > 0.5
+    assert json.loads((run / "summary.json").read_text())["dense_acc"] == pytest.approx(accuracy, abs=1e-6)
+    reference = {name: module for name, module in copy.deepcopy(trained).named_modules() if isinstance(module, (nn.Conv1d, nn.Linear))}
+    torch_prune.global_unstructured([(m, "weight") for m in reference.values()], torch_prune.L1Unstructured, amount=0.8)
+    masks = load_trained(run.parent)[1].masks
+    assert masks.keys() == {f"{name}.weight" for name in reference}
+    for name, module in reference.items():
+        assert torch.equal(masks[f"{name}.weight"], module.weight_mask.bool()), name
+
+
+def test_a_run_is_named_by_the_contents_of_its_weights(trained: nn.Module, data_dir: Path, tmp_path: Path) -> None:
+    weights = tmp_path / "trained.safetensors"
+    save_file(trained.state_dict(), weights)
+    name = run_name(recipe(weights, data_dir))
+    assert name != run_name(load_recipe(None, [*START, f"data.data_dir={data_dir}"]))
+    moved = shutil.copy(weights, tmp_path / "moved.safetensors")
+    assert run_name(recipe(moved, data_dir)) == name  # the same weights elsewhere: the same experiment
+    save_file({k: v + 1 for k, v in trained.state_dict().items()}, weights)
+    assert run_name(recipe(weights, data_dir)) != name  # other weights in the same file: another one
+
+
+def test_scratch_and_reinitialised_baselines_start_from_random_weights(trained: nn.Module, data_dir: Path, tmp_path: Path) -> None:
+    """Reinitialised, a run from trained weights has the random weights a run without them has."""
+    weights = tmp_path / "trained.safetensors"
+    save_file(trained.state_dict(), weights)
+    data = load_dataset("mnist1d", data_dir)
+    given, random = (
+        Session(tmp_path / folder, start, 0, data, torch.device("cpu"), progress=False)
+        for folder, start in [("given", recipe(weights, data_dir)), ("random", load_recipe(None, [*START, f"data.data_dir={data_dir}"]))]
+    )
+    for name, value in trained.state_dict().items():
+        assert torch.equal(given.model.state_dict()[name], value), name
+    given.reinitialize(), random.reinitialize()
+    for name, value in random.model.state_dict().items():
+        assert torch.equal(given.model.state_dict()[name], value), name
+    assert not torch.equal(given.model.features[0].weight, trained.features[0].weight)
+
+
+class Unsafe:
+    """Pickled, this runs code when loaded without weights_only."""
+
+    def __reduce__(self):
+        return (print, ("code ran",))
+
+
+@pytest.mark.parametrize(
+    ("write", "message"),
+    [
+        (None, "model.weights: no file {path}"),
+        (lambda path, model: torch.save({**model.state_dict(), "classifier.0.bias": torch.zeros(1000)}, path),
+         r"model.weights: {path} holds weights of another model than 'mnist1d_cnn' builds for mnist1d "
+         r"\(classifier.0.bias has shape \(1000,\) in the file, \(10,\) in the model\)$"),
+        (lambda path, model: torch.save({"features.0.weight": torch.zeros(3, 1, 5)}, path),
+         r"\(features.0.weight has shape \(3, 1, 5\) in the file, \(25, 1, 5\) in the model; 7 more differences\)"),
+        (lambda path, model: torch.save({"weights": Unsafe()}, path), r"model.weights: {path} is not a PyTorch file of tensors \(safe to load\)"),
+        (lambda path, model: torch.save(list(model.state_dict().values()), path), r"model.weights: {path} holds no state dict"),
+        (lambda path, model: path.write_text("weights"), r"model.weights: {path} is not a PyTorch file of tensors"),
+        (lambda path, model: torch.save({k: v.mul(float("nan")) for k, v in model.state_dict().items()}, path),
+         r"model.weights: {path} holds NaN or infinite values in features.0.weight, features.0.bias"),
+    ],
+    ids=["missing", "other-classes", "another-model", "code", "not-a-state-dict", "not-torch", "nan"],
+)
+def test_weights_that_cannot_start_a_run_are_refused_before_anything_is_written(write, message, trained, data_dir, tmp_path, capsys) -> None:
+    weights = tmp_path / "trained.pt"
+    if write is not None:
+        write(weights, trained)
+    with pytest.raises(RecipeError, match=message.format(path=weights)):
+        run_recipe(recipe(weights, data_dir), tmp_path / "runs", progress=False)
+    assert not (tmp_path / "runs").exists()
+    assert "code ran" not in capsys.readouterr().out
+
+
+def test_a_safetensors_file_that_is_not_one_is_said_so(data_dir: Path, tmp_path: Path) -> None:
+    weights = tmp_path / "trained.safetensors"
+    weights.write_bytes(pickle.dumps({"weight": 1}))
+    with pytest.raises(RecipeError, match=f"model.weights: {weights} is not a safetensors file"):
+        run_recipe(recipe(weights, data_dir), tmp_path / "runs", progress=False)
