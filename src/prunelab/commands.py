@@ -35,6 +35,7 @@ from prunelab.report.tables import mean_std, numbered, transposed
 from prunelab.runs.io import read_json, write_text
 from prunelab.train.trainer import TrainingDiverged
 from prunelab.user_code import named, raised_at, user_error
+from prunelab.wording import counted, plural
 
 if TYPE_CHECKING:
     from prunelab.runs.session import Session
@@ -198,7 +199,7 @@ def _run(args: argparse.Namespace) -> int:
     command = shlex.join([*launcher, "run", *([args.recipe] if args.recipe else []), *(part for o in args.overrides for part in ("--set", o))])
     write_text(table_path, f"Made by `{command}`.\n\n{text}\n")
     print(text)
-    print(f"\n{len(results)} run{'s' if len(results) > 1 else ''} in {args.out}; table in {table_path}")
+    print(f"\n{counted(len(results), 'run')} in {args.out}; table in {table_path}")
     report = write_report([folder for _, folder in results], Path(args.out) / f"{name}-report", sweep=(results, sweep.table), command=command)
     print(f"report{', with the table as a plot' if sweep.table else ''}: {report}")
     return 0
@@ -246,7 +247,7 @@ def _dry_run(plan: list, is_sweep: bool, out: str, checked: dict) -> int:
     rows = [{**{key: grid_value(value) for key, value in assignment.items()}, "run": run_folder(out, recipe).name, "to do": text}
             for (assignment, recipe), text in zip(plan, to_do)]  # fmt: skip
     print(format_table(rows))
-    print(f"\n{len(plan)} run{'s' if len(plan) > 1 else ''} in {out}; --dry-run, nothing trained")
+    print(f"\n{counted(len(plan), 'run')} in {out}; --dry-run, nothing trained")
     return 0
 
 
@@ -437,7 +438,7 @@ def _show_run(folder: Path) -> None:
         retraining = f"{pipeline.retraining.epochs} of retraining"
         if record.reinit:  # a pruning run's network trained from scratch, or a random baseline: compare tells
             retraining += " from new random weights"
-        print(f"\npipeline (seed 004's steps): {_epochs(pipeline.base.epochs)} of pretraining ({find_phase}), "
+        print(f"\npipeline (seed 004's steps): {counted(pipeline.base.epochs, 'epoch')} of pretraining ({find_phase}), "
               f"{pruning}, {retraining}")  # fmt: skip
     seed_folders = [folder / f"seed-{seed}" for seed in read_json(folder / "summary.json")["seeds"]]  # the finished ones
     _environments(seed_folders)
@@ -458,10 +459,6 @@ def _show_run(folder: Path) -> None:
             print(format_table(rows))
 
 
-def _epochs(count: int) -> str:
-    return f"{count} epoch{'' if count == 1 else 's'}"
-
-
 def _over_seeds(seed_folders: Sequence[Path]) -> str:
     if len(seed_folders) == 1:
         return seed_folders[0].name
@@ -474,7 +471,7 @@ def _environments(seed_folders: Sequence[Path]) -> None:
     for seed in seed_folders:
         if environment := read_json(seed / "summary.json").get("environment"):
             count, processes = environment["threads"], environment["processes"]
-            threads = f"{count} thread{'s' * (count > 1)}" + (f" in each of {processes} processes" if processes > 1 else "")
+            threads = counted(count, "thread") + (f" in each of {processes} processes" if processes > 1 else "")
             text = f"{environment['device']}, {threads}; torch {environment['torch']}, prunelab {environment['prunelab']}"
             ran_on.setdefault(text, []).append(seed.name.removeprefix("seed-"))
     for text, seeds in ran_on.items():
@@ -626,7 +623,7 @@ def _unfinished(folder: Path, seeds: list[int]) -> str:
 
 def _seed_list(seeds: Sequence[object]) -> str:
     """``seed 3``, ``seeds 1, 2``."""
-    return f"seed{'s' * (len(seeds) > 1)} {', '.join(map(str, seeds))}"
+    return f"{plural(len(seeds), 'seed')} {', '.join(map(str, seeds))}"
 
 
 def _summary_table(folder: Path) -> str:

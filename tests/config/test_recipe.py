@@ -329,6 +329,12 @@ def test_settings_exactly_at_their_limit_are_valid(source, at_the_limit, one_pas
     assert error in error_of(one_past, source)
 
 
+def test_a_count_of_one_is_said_in_the_singular() -> None:
+    """BIMP's budget of one retraining epoch for two levels: '1 epoch', not '1 epochs'."""
+    error = error_of(["prune.budget_epochs=3", "prune.initial_epochs=2", "prune.levels=2"], "bimp")
+    assert "prune.budget_epochs - prune.initial_epochs = 1 epoch cannot cover 2 IMP levels" in error
+
+
 def test_late_rewinding_across_batch_sizes_rounds_to_the_nearest_eval_step() -> None:
     """Find batches of 500 and eval batches of 300 on 4000 examples: epochs of 8 and 14
     steps (13 full batches and one of 100). Rewinding to find step K resumes the eval LR

@@ -309,7 +309,7 @@ def _array(state: tuple) -> bytes:
         ),
         (
             pickle.dumps(_Recipe(np.int64(3).__reduce__()[0], (np.dtype("i8"), b"\x03")), protocol=PROTOCOL),
-            DatasetFormatError, r"an array of shape \(\) and int64 holds 1 bytes, not 8",
+            DatasetFormatError, r"an array of shape \(\) and int64 holds 1 byte, not 8",
         ),
         # numpy's own errors for text that names no dtype escaped as TypeError and ValueError
         (_array((1, (2,), _Recipe(np.dtype, ("", False, True)), False, b"\x00\x00")), ForbiddenGlobalError, "refusing an array of ''"),

@@ -652,6 +652,15 @@ def test_printing_the_pruner_counts_the_pruned_weights_not_zero_of_the_model_s_w
     assert repr(pruner) == "Pruner(1 tensor, 64 weights: weight was replaced by a parameter of shape (2, 2), not (8, 8))"
 
 
+def test_printing_the_pruner_says_a_count_of_one_in_the_singular():
+    model = nn.Linear(2, 2)
+    pruner = Pruner(model)
+    pruner.prune(0.25)
+    with torch.no_grad():
+        model.weight.fill_(0.5)
+    assert repr(pruner) == "Pruner(1 tensor, 4 weights, 25.00% pruned, 1 pruned weight not zero: apply() zeroes them)"
+
+
 def test_a_target_already_met_changes_nothing_and_chooses_nothing(monkeypatch):
     """A schedule's target given every step: between its updates the masks stay the same
     objects, no selection runs, and no mask is read for a layer the call emptied (a pass

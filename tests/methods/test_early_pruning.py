@@ -89,7 +89,7 @@ def test_a_stop_past_the_schedule_is_a_recipe_error(make_recipe, overrides, mess
 
 def test_late_rewinding_past_the_stop_is_an_error_before_training(make_recipe, tmp_path) -> None:
     recipe = make_recipe("find.stop_epoch=1", "eval.rewind=step:9")  # the 9th step lies in the second epoch
-    with pytest.raises(ValueError, match=r"eval.rewind=step:9 lies past the end of the find phase \(1 epochs of 8 steps\)"):
+    with pytest.raises(ValueError, match=r"eval.rewind=step:9 lies past the end of the find phase \(1 epoch of 8 steps\)"):
         run_recipe(recipe, tmp_path, progress=False)
     assert not list(tmp_path.iterdir())
 

@@ -192,6 +192,7 @@ def test_log_steps_place_lrw_and_slr_at_the_same_point_of_training():
         (("llr", LOG, 0), {}, "retrain_steps must be an int >= 1"),
         (("llr", LOG, 8), {"log_steps": 0}, "log_steps must be an int >= 1"),
         (("lrw", LOG, 8), {"log_steps": 4}, r"of T = 4 steps \(len\(lr_log\), or log_steps\), so retrain_steps must be <= 4, got 8"),
+        (("lrw", LOG, 8), {"log_steps": 1}, r"of T = 1 step \(len\(lr_log\), or log_steps\), so retrain_steps must be <= 1, got 8"),
     ],
 )
 def test_invalid_arguments(args, kwargs, match):

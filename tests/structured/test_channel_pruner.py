@@ -825,6 +825,8 @@ def test_a_channel_pruner_says_what_it_holds() -> None:
     channels = ChannelPruner(model, torch.zeros(1, 1, 8, 8), criterion="filter_l1")
     channels.prune(ratios={"0": 0.5})
     assert repr(channels) == "ChannelPruner(2 channel groups, 12 channels, 33.33% removed)"
+    alone = ChannelPruner(nn.Sequential(nn.Conv2d(1, 1, 3), nn.ReLU(), nn.Conv2d(1, 4, 3)), torch.zeros(1, 1, 8, 8))
+    assert repr(alone) == "ChannelPruner(1 channel group, 1 channel, 0.00% removed)"
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # raised inside torch's compile stack

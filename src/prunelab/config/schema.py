@@ -19,6 +19,7 @@ from prunelab.criteria import CHANNEL_CRITERIA, CRITERIA, default_scope
 from prunelab.data import AUGMENTED, DATASETS, dataset_loader
 from prunelab.models import MODELS, check_options, model_options
 from prunelab.schedules import POLICIES, RESTARTING, halving_milestones, imp_levels
+from prunelab.wording import counted, plural
 
 
 def _not_a_boolean(value: object) -> object:
@@ -596,8 +597,8 @@ class Recipe(Strict):
             levels = prune.level_count
             if prune.budget_epochs - prune.initial_epochs < levels:
                 raise ValueError(
-                    f"prune.budget_epochs - prune.initial_epochs = {prune.budget_epochs - prune.initial_epochs} "
-                    f"epochs cannot cover {levels} IMP levels (one epoch each at least)"
+                    f"prune.budget_epochs - prune.initial_epochs = {counted(prune.budget_epochs - prune.initial_epochs, 'epoch')} "
+                    f"cannot cover {counted(levels, 'IMP level')} (one epoch each at least)"
                 )
         return self
 
@@ -646,7 +647,7 @@ class Recipe(Strict):
         if evaluation.lr_policy == "lrw" and evaluation.budget != "epochs":
             raise ValueError(
                 f"eval.budget: {evaluation.budget} adds the pipeline's epochs to the retraining, more than the "
-                f"{find_epochs} epochs of the find phase that eval.lr_policy lrw replays; use another LR policy"
+                f"{counted(find_epochs, 'epoch')} of the find phase that eval.lr_policy lrw replays; use another LR policy"
             )
         kind, k = rewind_target(evaluation.rewind) or ("", 0)
         if kind == "epoch":
@@ -773,12 +774,12 @@ def unread_settings(recipe: Recipe) -> dict[str, str]:
     elif prune.scope != "global":
         unread["find.lpr_every"] = f"prune.scope {prune.scope} sets each layer's ratio whatever the weights"
     if prune.method == "bimp":  # its own initial training and retraining (Recipe.find_training, methods.imp.bimp)
-        unread["find.epochs"] = f"bimp first trains prune.initial_epochs={prune.initial_epochs} epochs"
+        unread["find.epochs"] = f"bimp first trains prune.initial_epochs={counted(prune.initial_epochs, 'epoch')}"
         unread["find.stop_epoch"] = f"bimp trains all prune.initial_epochs={prune.initial_epochs} of its first training"
         unread["find.lr_schedule.name"] = "bimp first trains with a linear LR schedule"
         unread["eval.epochs"] = (
             "bimp splits the other prune.budget_epochs - prune.initial_epochs = "
-            f"{prune.budget_epochs - prune.initial_epochs} epochs over its levels"
+            f"{counted(prune.budget_epochs - prune.initial_epochs, 'epoch')} over its levels"
         )
     if recipe.data.name in DATASETS and recipe.data.name not in AUGMENTED:  # a saved run's unregistered dataset: as recorded
         unread["data.augment"] = f"{recipe.data.name} comes without data augmentation"
@@ -935,7 +936,7 @@ def _gmp_lr_advice(recipe: Recipe) -> list[str]:
         else:
             changes = [m for m in schedule.milestones if m < epochs]
         early = [str(epoch + 1) for epoch in changes if epoch < fine_tuning_start]  # counted from 1, as logs count
-        while_pruning = f"at epoch{'s' if len(early) > 1 else ''} {', '.join(early)}" if early else ""
+        while_pruning = f"at {plural(len(early), 'epoch')} {', '.join(early)}" if early else ""
         # A gamma above 1 raises the LR at each change: none of them steps it down.
         in_fine_tuning = sum(epoch >= fine_tuning_start for epoch in changes) if schedule.gamma < 1 else 0
     advice = []

@@ -15,6 +15,7 @@ from torch import Tensor
 
 from prunelab.data.files import download_and_extract, not_found
 from prunelab.data.registry import Dataset, DatasetFormatError, DatasetNotFoundError, check_labels, register
+from prunelab.wording import counted
 
 class ForbiddenGlobalError(pickle.UnpicklingError, DatasetFormatError):
     """A pickle asked for a global outside the CIFAR allow-list, or for a numpy array that
@@ -74,7 +75,7 @@ class _Array:
         if not (isinstance(shape, tuple) and all(isinstance(n, int) and n >= 0 for n in shape)):
             raise DatasetFormatError(f"an array of shape {shape!r}")
         if len(raw) != math.prod(shape) * dtype.itemsize:
-            raise DatasetFormatError(f"an array of shape {shape} and {dtype} holds {len(raw)} bytes, not {math.prod(shape) * dtype.itemsize}")
+            raise DatasetFormatError(f"an array of shape {shape} and {dtype} holds {counted(len(raw), 'byte')}, not {math.prod(shape) * dtype.itemsize}")
         return np.frombuffer(bytes(raw), dtype=dtype).reshape(shape, order="F" if fortran else "C")
 
 
@@ -250,7 +251,7 @@ def read_batch(path: Path, label_key: bytes, num_classes: int) -> tuple[np.ndarr
     except ValueError as e:
         raise DatasetFormatError(f"{path}: the labels are not a flat list of integers ({e})") from e
     if labels.shape != (len(data),):
-        raise DatasetFormatError(f"{path}: {len(data)} images but labels of shape {labels.shape}")
+        raise DatasetFormatError(f"{path}: {counted(len(data), 'image')} but labels of shape {labels.shape}")
     return data.reshape(-1, 3, 32, 32), check_labels(labels, num_classes, path)
 
 

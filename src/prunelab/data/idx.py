@@ -13,6 +13,7 @@ import torch
 
 from prunelab.data.files import download, not_found
 from prunelab.data.registry import Dataset, DatasetFormatError, check_labels, register
+from prunelab.wording import counted
 
 # IDX type codes (third byte of the magic number); multi-byte values are big-endian.
 _IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -62,7 +63,7 @@ def read_idx(path: Path) -> np.ndarray:
         except (OSError, EOFError, zlib.error) as e:
             raise DatasetFormatError(f"{path}: corrupt or truncated gzip file ({e})") from e
     if len(raw) < 4:
-        raise DatasetFormatError(f"{path}: {len(raw)} bytes is too short for an IDX header")
+        raise DatasetFormatError(f"{path}: {counted(len(raw), 'byte')} is too short for an IDX header")
     zero, code, ndim = struct.unpack(">HBB", raw[:4])
     if zero != 0 or code not in _IDX_DTYPES or ndim == 0:
         raise DatasetFormatError(
@@ -77,7 +78,7 @@ def read_idx(path: Path) -> np.ndarray:
     expected = offset + math.prod(shape) * dtype.itemsize
     if len(raw) != expected:
         raise DatasetFormatError(
-            f"{path}: header promises shape {shape} ({expected} bytes) but the file has {len(raw)} bytes"
+            f"{path}: header promises shape {shape} ({counted(expected, 'byte')}) but the file has {counted(len(raw), 'byte')}"
         )
     return np.frombuffer(raw, dtype, offset=offset).reshape(shape)
 
@@ -114,7 +115,7 @@ def _load(
                 f"{x_path}: expected uint8 images (N, 28, 28), N > 0, got {images.dtype} of shape {images.shape}"
             )
         if labels.ndim != 1 or len(labels) != len(images):
-            raise DatasetFormatError(f"{y_path}: expected {len(images)} labels, got shape {labels.shape}")
+            raise DatasetFormatError(f"{y_path}: expected {counted(len(images), 'label')}, got shape {labels.shape}")
         x = torch.from_numpy(images.astype(np.float32)).unsqueeze(1)
         splits[f"x_{split}"] = x.div_(255.0).sub_(mean).div_(std)
         splits[f"y_{split}"] = torch.from_numpy(check_labels(labels, 10, y_path))

@@ -8,6 +8,8 @@ from collections.abc import Callable, Iterator
 import torch
 from torch import Tensor
 
+from prunelab.wording import counted
+
 
 #: The label of the examples that pad an epoch to an equal share for every rank: the
 #: ``ignore_index`` of ``torch.nn.functional.cross_entropy``.
@@ -52,7 +54,7 @@ class BatchIterator:
         transform: Callable[[Tensor], Tensor] | None = None,
     ) -> None:
         if len(x) != len(y):
-            raise ValueError(f"x has {len(x)} examples but y has {len(y)}")
+            raise ValueError(f"x has {counted(len(x), 'example')} but y has {len(y)}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         if not 0 <= rank < world_size:

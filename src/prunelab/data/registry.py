@@ -14,6 +14,7 @@ from torch import Tensor
 
 from prunelab.models.registry import built_in, close_name, same_definition
 from prunelab.user_code import USER_ERRORS, user_error
+from prunelab.wording import counted
 
 DATA_ENV_VAR = "PRUNELAB_DATA"
 
@@ -89,7 +90,7 @@ class Dataset:
             if not bool(torch.isfinite(x).all()):  # else training fails later, seemingly for the weights
                 raise DatasetFormatError(f"{self.name} {split}: the inputs hold NaN or infinite values")
             if len(x) != len(y):
-                raise ValueError(f"{self.name} {split}: {len(x)} inputs but {len(y)} labels")
+                raise ValueError(f"{self.name} {split}: {counted(len(x), 'input')} but {counted(len(y), 'label')}")
             if not len(y):  # nothing to train on or to measure: a damaged or foreign file
                 raise ValueError(f"{self.name} {split}: the split is empty")
             if not 0 <= int(y.min()) <= int(y.max()) < self.num_classes:  # which end is off: num_classes, or labels from 1

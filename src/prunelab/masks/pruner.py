@@ -20,6 +20,7 @@ from prunelab.masks.arguments import (
 )
 from prunelab.masks.selection import select
 from prunelab.masks.targets import find_prunable, matches_any, model_names, parameter_names, unwrapped
+from prunelab.wording import counted
 
 SCOPES = ("global", "layerwise")
 
@@ -501,8 +502,8 @@ class Pruner:
         """
         weights = sum(p.numel() for p in self.parameters.values())
         hooked, tensors = len(self._hooks), len(self.parameters)
-        attached = f", attached to {hooked} optimizer{'s' if hooked > 1 else ''}" if hooked else ""
-        held = f"Pruner({tensors} tensor{'s' if tensors != 1 else ''}, {weights:,} weights"
+        attached = f", attached to {counted(hooked, 'optimizer')}" if hooked else ""
+        held = f"Pruner({counted(tensors, 'tensor')}, {counted(weights, 'weight')}"
         try:
             self._check_masks()
         except ValueError:  # set by hand, and not as apply() takes them: it says why
@@ -514,7 +515,7 @@ class Pruner:
         # Weights written since the masks were applied (rewinding with no optimizer attached) train as if unpruned.
         with torch.no_grad():
             live = sum(int(self.parameters[n][~mask.to(self.parameters[n].device)].count_nonzero()) for n, mask in self.masks.items())
-        unmasked = f", {live:,} pruned weights not zero: apply() zeroes them" if live else ""
+        unmasked = f", {counted(live, 'pruned weight')} not zero: apply() zeroes them" if live else ""
         return f"{held}, {self.sparsity():.2%} pruned{attached}{unmasked})"
 
     def sparsity(self) -> float:

@@ -32,6 +32,7 @@ import torch
 from torch import Tensor
 
 from prunelab.criteria import Criterion, get_criterion
+from prunelab.wording import counted
 
 CHUNK_SIZE = 1 << 19  # 512k entries: ~7 MB of work buffers
 SAMPLE_SIZE = 1 << 18
@@ -87,7 +88,7 @@ def select(
     total = sum(f.numel() for f in flats)
     already = sum(p.numel() - int(p.count_nonzero()) for p in priors if p is not None)
     if not already <= n_prune <= total:
-        raise ValueError(f"cannot prune {n_prune} entries: {already} are already pruned of {total}")
+        raise ValueError(f"cannot prune {counted(n_prune, 'entry', 'entries')}: {already} are already pruned of {total}")
     if n_prune == already:
         masks = [torch.ones_like(f, dtype=torch.bool) if p is None else p.clone() for f, p in zip(flats, priors)]
         return {name: _unflat(m, weights[name], order) for name, m, order in zip(names, masks, orders)}
@@ -131,7 +132,7 @@ class _Stream:
             got = f"a {scores.dtype} tensor of shape {tuple(scores.shape)}" if isinstance(scores, Tensor) else type(scores).__name__
             name = getattr(self.criterion, "__name__", type(self.criterion).__name__)
             raise ValueError(
-                f"criterion {name} returned {got} for {n} values of {self.names[i]}: a criterion returns a 1-d "
+                f"criterion {name} returned {got} for {counted(n, 'value')} of {self.names[i]}: a criterion returns a 1-d "
                 "floating-point tensor of one score per value (see prunelab.criteria.elementwise)"
             )
         if self.priors[i] is not None:

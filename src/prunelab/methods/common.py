@@ -21,6 +21,7 @@ from prunelab.schedules import allr_d1, retrain_schedule
 from prunelab.structured import ChannelPruner
 from prunelab.train.optim import build_schedule
 from prunelab.train.trainer import StepHook
+from prunelab.wording import counted
 
 #: The journal keys of a seed's first pruning step: one-shot's (and GMP's), IMP's and BIMP's first level.
 FIRST_PRUNING_STEPS = ("prune", "level-1/prune")
@@ -40,13 +41,13 @@ def late_rewinding(find_phase: FindConfig, evaluation: EvalConfig, train_size: i
     if step > find_phase.trained_epochs * find_steps:
         raise ValueError(
             f"eval.rewind={evaluation.rewind} lies past the end of the find phase "
-            f"({find_phase.trained_epochs} epochs of {find_steps} steps)"
+            f"({counted(find_phase.trained_epochs, 'epoch')} of {counted(find_steps, 'step')})"
         )
     start = k * eval_steps if kind == "epoch" else round(k * eval_steps / find_steps)
     if evaluation.lr_policy is None and start >= evaluation.epochs * eval_steps:
         raise ValueError(
             f"eval.rewind={evaluation.rewind} resumes the eval LR schedule at step {start} of "
-            f"{evaluation.epochs * eval_steps} (eval.epochs={evaluation.epochs} of {eval_steps} steps), which "
+            f"{evaluation.epochs * eval_steps} (eval.epochs={evaluation.epochs} of {counted(eval_steps, 'step')}), which "
             "leaves nothing to retrain (eval.epochs counts from the schedule's start)"
         )
     return step, start
@@ -337,7 +338,7 @@ def _steps(steps: list[str]) -> str:
         return "prunes along a schedule (GMP), in no pruning step of its own"
     if steps == ["prune"]:
         return "prunes once (one-shot)"
-    return f"prunes in {len(steps)} IMP level{'s' if len(steps) > 1 else ''}"
+    return f"prunes in {counted(len(steps), 'IMP level')}"
 
 
 def reference_lpr(session: Session, key: str) -> dict[str, float]:

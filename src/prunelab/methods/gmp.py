@@ -19,6 +19,7 @@ from prunelab.methods.common import epoch_steps, find, steps_per_epoch
 from prunelab.runs.session import Session
 from prunelab.schedules import Polynomial
 from prunelab.train import Trainer
+from prunelab.wording import counted
 
 MIN_UPDATES = 30  # seed 000: "a minimum of 30 steps is a good rule"
 
@@ -91,17 +92,17 @@ def check_update_frequency(recipe: Recipe, train_size: int) -> list[str]:
         more = recipe.model_copy(update={"prune": spec.model_copy(update={"updates_per_epoch": needed})})
         remedy = (
             "raise prune.updates_per_epoch or prune.pruning_epochs" if not _every_batch(gmp_schedule(more, train_size).update_steps)
-            else f"raise prune.pruning_epochs: {spec.pruning_epochs} epoch{'s' if spec.pruning_epochs > 1 else ''} of {epoch} "
-            f"steps cannot hold {MIN_UPDATES} updates without one every batch"
+            else f"raise prune.pruning_epochs: {counted(spec.pruning_epochs, 'epoch')} of "
+            f"{counted(epoch, 'step')} cannot hold {MIN_UPDATES} updates without one every batch"
         )
         messages.append(
-            f"the pruning stage has only {len(steps)} sparsity update{'s' if len(steps) > 1 else ''}; at least "
+            f"the pruning stage has only {counted(len(steps), 'sparsity update')}; at least "
             f"{MIN_UPDATES} are recommended ({remedy})"
         )
     if spec.updates_per_epoch > epoch:
         messages.append(
             f"prune.updates_per_epoch={spec.updates_per_epoch} asks for more updates than an epoch has steps ({epoch}): "
-            f"the sparsity is updated after every batch ({len(steps)} updates), which gives the network no time to "
+            f"the sparsity is updated after every batch ({counted(len(steps), 'update')}), which gives the network no time to "
             "recover between cuts; lower prune.updates_per_epoch"
         )
     elif _every_batch(steps):

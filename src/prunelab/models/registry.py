@@ -17,6 +17,7 @@ from pydantic import ConfigDict, PydanticUserError, TypeAdapter, ValidationError
 from torch import nn
 
 from prunelab.user_code import USER_ERRORS, user_error
+from prunelab.wording import plural
 
 ModelBuilder = Callable[..., nn.Module]
 Initializer = Callable[[nn.Module], nn.Module]
@@ -178,7 +179,7 @@ def check_options(name: str, options: dict[str, Any]) -> None:
     unknown = [] if takes_any else sorted(set(options) - {*allowed, "num_classes"})
     if unknown:
         raise ValueError(
-            f"model {name!r} has no option{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
+            f"model {name!r} has no {plural(len(unknown), 'option')} {', '.join(map(repr, unknown))}; "
             f"its options are: {', '.join(allowed) or 'none'}"
         )
     hints = _option_types(_builder(name))

@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from prunelab.runs.io import read_json, write_bytes
+from prunelab.wording import counted
 
 
 def _figure(width: float = 7, height: float = 4, **grid):
@@ -177,7 +178,7 @@ def plot_sparsity_schedule(steps: list[int], sparsity: list[float], finetune_ste
     ax.set_xlim(0, epochs)
     ax.set_xlabel("epoch of the eval phase")
     ax.set_ylabel("sparsity (%)")
-    ax.set_title(f"GMP, {schedule} {100 * sparsity[0]:.3g}% -> {100 * sparsity[-1]:.3g}%: {len(steps)} update{'s' if len(steps) > 1 else ''} over "
+    ax.set_title(f"GMP, {schedule} {100 * sparsity[0]:.3g}% -> {100 * sparsity[-1]:.3g}%: {counted(len(steps), 'update')} over "
                  f"epochs {updates[0]:g}-{finetune:g} of the eval phase's {epochs}")  # fmt: skip
     _save(fig, path)
     return path
@@ -238,7 +239,7 @@ def plot_sensitivity(
     circled: list[tuple[float, float, object]] = []  # where, and in which layer's colour
     for colour, (name, (sparsities, accuracies)) in zip(colours, curves.items()):
         ax.plot([100 * (1 - s) for s in sparsities], [100 * a for a in accuracies], marker=".", color=colour,
-                label=f"{name}: {sizes[name]:,} weights" if len(curves) <= 10 else None)  # fmt: skip
+                label=f"{name}: {counted(sizes[name], 'weight')}" if len(curves) <= 10 else None)  # fmt: skip
         if within[name] is not None:
             circled.append((100 * (1 - within[name]), 100 * accuracies[sparsities.index(within[name])], colour))
     if circled:  # one legend entry for all layers; over the lines, which cross there

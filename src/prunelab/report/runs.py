@@ -58,6 +58,7 @@ from prunelab.report.tables import (
 )
 from prunelab.runs.io import RUN_AGAIN, DamagedRunError, read_json, write_bytes, write_text
 from prunelab.runs.session import finished_seeds
+from prunelab.wording import counted, plural
 
 #: Longer names of runs (their differing settings) give way to numbers in tables, and in legends longer names of lines.
 LABEL_WIDTH = 60
@@ -351,7 +352,7 @@ def unfinished_notes(runs: list[RunResults], names: list[str]) -> list[str]:
     notes = []
     for name, run in zip(names, runs):
         if left := unfinished_seeds(run.folder):
-            seeds = f"seed{'s' * (len(left) > 1)} {', '.join(map(str, left))}"
+            seeds = f"{plural(len(left), 'seed')} {', '.join(map(str, left))}"
             notes.append(f"{name}: the results are of the finished seeds only; {seeds} of its recipe had not finished.")
     return notes
 
@@ -486,7 +487,7 @@ def plot_sweep(results: list[tuple[dict[str, object], Path]], spec: TableSpec, p
     reference = (f"dense: {min(dense):.2f}%", min(dense)) if spec.value.endswith("_acc") and len(dense) == 1 else None
     counts = {len(summary["seeds"]) for _, summary in summaries}
     count = counts.pop() if len(counts) == 1 else None
-    seeds = "the seeds of each run" if count is None else f"{count} seed{'s' if count > 1 else ''}"
+    seeds = "the seeds of each run" if count is None else counted(count, "seed")
     ordered = all(map(_number, x))
     title = f"{spec.value} by {label[spec.rows]}: mean ± std over {seeds}"
     return plot_pivot([str(grid_value(value)) for value in x], panels, xlabel, spec.value + (" (%)" if scale == 100 else ""), path,
@@ -535,7 +536,7 @@ def write_report(
 
     judged = sweep is not None and sweep[1] is not None  # a table that judges the runs' setups itself
     lines = ["# prunelab report", "", *([f"Made by `{command}`.", ""] if command else []),
-             f"{len(runs)} run{'s' if len(runs) > 1 else ''}: accuracies are test accuracies, mean ± std over seeds.", ""]
+             f"{counted(len(runs), 'run')}: accuracies are test accuracies, mean ± std over seeds.", ""]
     if judged:
         plot_sweep(*sweep, out / "sweep.png")
         lines += ["## The sweep's table", "", sweep_table(*sweep), "", "![the sweep's table](sweep.png)", ""]

@@ -104,6 +104,7 @@ from prunelab.runs.session import (
     starting_model,
 )
 from prunelab.user_code import USER_ERRORS, user_error
+from prunelab.wording import counted
 
 log = logging.getLogger(__name__)
 
@@ -277,7 +278,7 @@ def check_prunes_a_weight(spec: PruneBase, sizes: dict[str, int], ratios: dict[s
         each = "; ".join(f"{name}: {ratio:g} of {sizes[name]:,}" for name, ratio in ratios.items())
         raise RecipeError(f"prune.ratios round to no weight of their layers ({each}), so the run would prune nothing; "
                           "a ratio above 0.5 / the layer's weights prunes one")  # fmt: skip
-    where = f"none of the {targets[0][1]:,} prunable weights" if spec.scope == "global" else \
+    where = f"none of the {counted(targets[0][1], 'prunable weight')}" if spec.scope == "global" else \
         f"no weight in any prunable layer (the largest has {max(sizes.values()):,})"
     if getattr(spec, "levels", None) is not None:  # IMP's levels set how far it prunes, not its sparsity
         what, advice = f"prune.levels={spec.levels} at prune.rate={spec.rate:g} reach a sparsity of {final:.3g}, which", "raise prune.rate"
@@ -299,7 +300,7 @@ def check_channel_pruning(recipe: Recipe, model, data) -> None:
         if asked and not channels.channel_sparsity():
             setting = "prune.ratios round" if recipe.prune.scope == "ratios" else f"prune.sparsity={recipe.prune.sparsity:g} rounds"
             count = sum(group.size for group in channels.groups)
-            raise ValueError(f"{setting} to none of the {count:,} channels of the prunable groups, so the run would prune nothing")
+            raise ValueError(f"{setting} to none of the {counted(count, 'channel')} of the prunable groups, so the run would prune nothing")
         channels.shrink()
     except ValueError as error:
         raise RecipeError(f"prune (criterion {recipe.prune.criterion}): {error}") from None
@@ -398,7 +399,7 @@ def warn_of_busy_cores(threads: int) -> None:
     cores, others = os.cpu_count() or 1, int(running) - max(1, own)
     if threads > 1 and others >= 1 and float(load) >= 1 and others + threads > cores and not torch.cuda.is_available():
         warnings.warn(
-            f"the CPU is busy ({others} thread{'s' if others > 1 else ''} of other processes running on {cores} cores, "
+            f"the CPU is busy ({counted(others, 'thread')} of other processes running on {counted(cores, 'core')}, "
             f"load {float(load):.1f}) and torch runs {threads} threads, which wait for each other by spinning: "
             "threads=1 (--set threads=1) can train several times faster (the results may differ in their last bits)",
             stacklevel=5,  # the caller of run_recipe, past the context manager
@@ -534,7 +535,7 @@ def interrupted_elsewhere(out: str | Path, recipe: Recipe) -> list[str]:
         if any((seed / CHECKPOINT).exists() and not seed_finished(seed) for seed in folder.glob("seed-*")) or any(
             _find_interrupted(find) for find in finds
         ):
-            messages.append(f"{folder} holds seeds of these settings interrupted over {processes} process{'es' if processes > 1 else ''}; "
+            messages.append(f"{folder} holds seeds of these settings interrupted over {counted(processes, 'process', 'processes')}; "
                             f"this run over {world().size} starts anew in {mine}: resume that one with as many")  # fmt: skip
     return messages
 

@@ -27,6 +27,7 @@ import torch
 
 from prunelab.schedules._validation import check_int, check_real, lr_tuple
 from prunelab.schedules.lr import Constant, Cosine, Linear, Replay, Schedule, Warmup
+from prunelab.wording import counted
 
 POLICIES = ("ft", "lrw", "slr", "clr", "llr", "allr")
 #: The policies that restart the LR from a peak, which a warmup can lead up to.
@@ -111,7 +112,7 @@ def retrain_schedule(
     elif policy == "lrw":
         if retrain_steps > steps:
             raise ValueError(
-                f"policy 'lrw' rewinds to step T - retrain_steps of the original training of T = {steps} steps "
+                f"policy 'lrw' rewinds to step T - retrain_steps of the original training of T = {counted(steps, 'step')} "
                 f"(len(lr_log), or log_steps), so retrain_steps must be <= {steps}, got {retrain_steps}"
             )
         base = Replay(tuple(log[(steps - retrain_steps + step) * len(log) // steps] for step in range(retrain_steps)))

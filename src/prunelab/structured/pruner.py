@@ -26,6 +26,7 @@ from prunelab.masks.arguments import (
 from prunelab.masks.targets import CONVS, PRUNABLE_MODULES, check_patterns, matches, model_names, unwrapped
 from prunelab.models.common import evaluating, example_batch, leaving_state, training
 from prunelab.structured.groups import ChannelGroup, channel_groups
+from prunelab.wording import counted, plural
 
 
 class ChannelPruner:
@@ -155,10 +156,10 @@ class ChannelPruner:
             size = len(scores[name])
             removed = size - len(self.keep[name])
             if count < removed:
-                raise ValueError(f"{name} already has {removed} of {size} channels removed, more than the {count} asked for")
+                raise ValueError(f"{name} already has {removed} of {counted(size, 'channel')} removed, more than the {count} asked for")
             if count >= size:
                 asked = "ratio" if ratios is not None else "sparsity"
-                raise ValueError(f"{name}: removing {count} of its {size} channels leaves none, but every group keeps one: "
+                raise ValueError(f"{name}: removing {count} of its {counted(size, 'channel')} leaves none, but every group keeps one: "
                                  f"at most {size - 1} can go (a {asked} of at most {(size - 1) / size:.4g})")  # fmt: skip
             ranked = _ranked(scores[name], self.keep[name])
             kept[name] = ranked[-(size - count) :].sort().values
@@ -215,7 +216,7 @@ class ChannelPruner:
                 raise ValueError(f"criterion {self.criterion!r} scored {group.name} when the pruner was made, but not now")
             score = torch.as_tensor(score, dtype=torch.float64).reshape(-1)
             if len(score) != group.size or score.isnan().any():
-                raise ValueError(f"criterion {self.criterion!r} gave {len(score)} scores (or NaN) for the {group.size} channels of {group.name}")
+                raise ValueError(f"criterion {self.criterion!r} gave {counted(len(score), 'score')} (or NaN) for the {counted(group.size, 'channel')} of {group.name}")
             scores[group.name] = score
         return scores
 
@@ -259,11 +260,11 @@ class ChannelPruner:
             removed = sum(len(s) - len(self.keep[name]) for name, s in scores.items())
             count = round(sparsity * total)
             if count < removed:
-                raise ValueError(f"{removed} of {total} channels are already removed, more than the {count} asked for")
+                raise ValueError(f"{removed} of {counted(total, 'channel')} are already removed, more than the {count} asked for")
             if count - removed > len(names):
                 raise ValueError(
-                    f"sparsity {sparsity} removes {count} of {total} channels, but every group keeps one: at most "
-                    f"{removed + len(names)} channels can go (a sparsity of at most {(removed + len(names)) / total:.4g})"
+                    f"sparsity {sparsity} removes {count} of {counted(total, 'channel')}, but every group keeps one: at most "
+                    f"{counted(removed + len(names), 'channel')} can go (a sparsity of at most {(removed + len(names)) / total:.4g})"
                 )
             order = order[: count - removed]
         position = torch.cat(channels)
@@ -325,7 +326,7 @@ class ChannelPruner:
 
     def __repr__(self) -> str:
         channels = sum(g.size for g in self.groups)
-        return f"ChannelPruner({len(self.groups)} channel groups, {channels:,} channels, {self.channel_sparsity():.2%} removed)"
+        return f"ChannelPruner({counted(len(self.groups), 'channel group')}, {counted(channels, 'channel')}, {self.channel_sparsity():.2%} removed)"
 
     def channel_sparsity(self) -> float:
         """The share of the groups' channels removed."""
@@ -413,7 +414,7 @@ def shrink(model: nn.Module, groups: Sequence[ChannelGroup], keep: Mapping[str, 
     cannot be pruned (:attr:`ChannelGroup.unprunable`) may be given, whole."""
     missing = [group.name for group in groups if group.name not in keep]
     if missing:
-        raise ValueError(f"keep has no kept channels for the group{'s' if len(missing) > 1 else ''} {', '.join(missing)}")
+        raise ValueError(f"keep has no kept channels for the {plural(len(missing), 'group')} {', '.join(missing)}")
     small = copy.deepcopy(model)
     for group in groups:
         kept = kept_channels(group.name, keep[group.name], group.size)
