@@ -1,5 +1,6 @@
 """Criteria looked up by name, or given as callables of the contract."""
 
+import functools
 import re
 
 import pytest
@@ -15,6 +16,8 @@ def magnitude_of(weight: torch.Tensor) -> torch.Tensor:
 
 @pytest.mark.parametrize("criterion, taking", [
     (torch.abs, "which abs cannot be"), (lambda w: w.abs(), "which this one, taking (w), cannot be"),
+    (torch.Tensor.abs, "which TensorBase.abs cannot be"), (functools.partial(torch.abs), "which functools.partial(abs) cannot be"),
+    (functools.partial(functools.partial(torch.Tensor.abs)), "which functools.partial(TensorBase.abs) cannot be"),
     (magnitude_of, "which this one, taking (weight: torch.Tensor), cannot be"),  # its return type said not
 ])  # fmt: skip
 def test_a_criterion_of_the_weights_alone_is_told_the_contract(criterion, taking):
@@ -32,6 +35,8 @@ def test_a_channel_criterion_of_another_form_is_told_the_contract():
     with pytest.raises(TypeError, match=re.escape("a channel criterion is called as criterion(model, group), which abs cannot be "
                                                   "(the contract, with an example: prunelab.criteria.channels)")):  # fmt: skip
         get_channel_criterion(torch.abs)
+    with pytest.raises(TypeError, match=re.escape("a channel criterion is called as criterion(model, group), which functools.partial(abs) cannot be")):
+        get_channel_criterion(functools.partial(torch.abs))
 
 
 def test_a_channel_criterion_that_is_no_name_nor_callable_is_told_the_names():

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import types
 from collections.abc import Callable
+
+#: Functions and methods of C code (torch.abs, torch.Tensor.abs): torch's have no signature to
+#: check, and none takes a criterion's arguments.
+BUILTINS = (types.BuiltinFunctionType, types.MethodDescriptorType, types.WrapperDescriptorType, types.MethodWrapperType)
 
 
 def from_registry(registry: dict[str, type], kind: str, criterion: str | Callable, seed: int, call: tuple[str, str]) -> Callable:
@@ -30,9 +35,9 @@ def from_registry(registry: dict[str, type], kind: str, criterion: str | Callabl
         try:
             signature = inspect.signature(criterion)
         except (TypeError, ValueError):  # no signature to tell: a builtin such as torch.abs is a function of the weights
-            if isinstance(criterion, types.BuiltinFunctionType):
+            if builtin := _builtin(criterion):
                 raise TypeError(f"a {kind} is called as {kind.split()[-1]}({arguments}), which "
-                                f"{getattr(criterion, '__name__', 'this builtin')} cannot be (the contract, with an example: {contract})") from None  # fmt: skip
+                                f"{builtin} cannot be (the contract, with an example: {contract})") from None  # fmt: skip
             return criterion  # found out when called
         try:
             signature.bind(*arguments.split(", "))
@@ -46,3 +51,21 @@ def from_registry(registry: dict[str, type], kind: str, criterion: str | Callabl
         raise ValueError(f"unknown {kind} {criterion!r}; expected one of {sorted(registry)}")
     factory = registry[criterion]
     return factory(seed) if "seed" in inspect.signature(factory).parameters else factory()
+
+
+def _builtin(criterion: Callable) -> str:
+    """How to name ``criterion`` if it calls a builtin, seen through ``functools.partial``
+    (``partial(torch.abs)`` has no signature either); '' if it does not.
+
+    >>> import torch
+    >>> _builtin(torch.Tensor.abs), _builtin(functools.partial(torch.abs)), _builtin(lambda w: w.abs())
+    ('TensorBase.abs', 'functools.partial(abs)', '')
+    """
+    called = criterion
+    while isinstance(called, functools.partial):
+        called = called.func
+    if not isinstance(called, BUILTINS):
+        return ""
+    owner = getattr(called, "__objclass__", None)  # a method's class: torch.Tensor.abs is TensorBase's
+    name = f"{owner.__name__}.{called.__name__}" if owner else called.__name__
+    return name if called is criterion else f"functools.partial({name})"
