@@ -1,6 +1,7 @@
 """Retraining LR policies and ALLR's d1 against hand-computed values."""
 
 import math
+import re
 
 import pytest
 import torch
@@ -134,19 +135,22 @@ def test_warmup_slr_clr_allr():
     assert lrs(allr)[:3] == pytest.approx([0.025, 0.04375, 0.0375])
 
 
-def test_warmup_of_ten_percent_rounds_to_whole_steps():
-    # round(0.1 * 8) = 1: a one-step warmup has factor (0 + 1) / 1 = 1, i.e. no change.
-    plan = retrain_schedule("llr", LOG, RETRAIN, warmup_fraction=0.1)
-    assert plan.warmup_steps == 1
-    assert plan.schedule(0) == pytest.approx(0.1)
+def test_a_warmup_rounds_to_whole_steps():
+    # round(0.2 * 8) = 2 warmup steps, the shortest: 0.1 * (1/2), then LLR's 0.0875 * (2/2)
+    plan = retrain_schedule("llr", LOG, RETRAIN, warmup_fraction=0.2)
+    assert plan.warmup_steps == 2 and lrs(plan)[:3] == pytest.approx([0.05, 0.0875, 0.075])
     # round(0.1 * 40) = 4 warmup steps
     assert retrain_schedule("llr", LOG, 40, warmup_fraction=0.1).schedule(0) == pytest.approx(0.025)
 
 
-def test_zero_warmup_rounds_to_no_warmup():
-    plan = retrain_schedule("llr", LOG, RETRAIN, warmup_fraction=0.05)  # round(0.4) = 0
-    assert plan.warmup_steps == 0
-    assert plan.schedule(0) == pytest.approx(0.1)
+@pytest.mark.parametrize(("fraction", "rounded"), [(0.1, 1), (0.05, 0)])
+def test_a_warmup_that_rounds_to_fewer_than_2_steps_is_refused(fraction, rounded):
+    """A ramp of one step is the full LR, and one of none no ramp: the warmup asked for would not happen."""
+    with pytest.raises(ValueError, match=re.escape(
+        f"warmup_fraction={fraction} of the retraining's 8 optimizer steps rounds to {rounded}, and a warmup of fewer "
+        "than 2 steps leaves the LR as it is; 0.25 is 2 steps (0: no warmup)"
+    )):  # fmt: skip
+        retrain_schedule("llr", LOG, RETRAIN, warmup_fraction=fraction)
 
 
 # Two find epochs of 4 steps, retrained in batches twice as large: T = 4 retraining steps.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import re
 
 import pytest
 import torch
@@ -214,8 +215,10 @@ class RecordingLR:
          lambda s: 0.1 * min(1.0, (s + 1) / STEPS_PER_EPOCH)),
         (LRScheduleConfig(name="multistep", milestones=(2,), warmup_epochs=0.5),
          lambda s: 0.1 * (0.1 if s >= 2 * STEPS_PER_EPOCH else 1.0) * min(1.0, (s + 1) / (STEPS_PER_EPOCH // 2))),
+        # the shortest warmup: 0.3 of an epoch's 6 steps rounds to 2, half the LR then all of it
+        (LRScheduleConfig(name="constant", warmup_epochs=0.3), lambda s: 0.05 if s == 0 else 0.1),
     ],
-    ids=["constant", "multistep", "step", "linear", "warmup", "multistep+warmup"],
+    ids=["constant", "multistep", "step", "linear", "warmup", "multistep+warmup", "warmup-of-2-steps"],
 )
 def test_every_step_lr_is_recorded_and_follows_the_schedule(schedule: LRScheduleConfig, expected) -> None:
     cfg = config(epochs=4, lr_schedule=schedule)
@@ -255,6 +258,17 @@ def test_build_schedule_reads_every_option_of_its_schedule() -> None:
     # 1, 0.5, 0.25, 0.125 over 10 epochs: halves of the epochs left, 5, 4 and 2, are cut to 3, 3 and 2
     halving = build_schedule(LRScheduleConfig(name="halving", gamma=0.5, final_lr=0.125, max_stage_epochs=3), 1.0, 10, 2)
     assert [halving(s) for s in (5, 6, 11, 12, 15, 16, 19)] == pytest.approx([1, 0.5, 0.5, 0.25, 0.25, 0.125, 0.125])
+
+
+@pytest.mark.parametrize(("warmup_epochs", "rounded"), [(0.1, 1), (0.05, 0)])
+def test_a_warmup_that_rounds_to_fewer_than_2_steps_is_refused_not_dropped(warmup_epochs: float, rounded: int) -> None:
+    """A ramp of one step is the full LR, and one of none no ramp: the warmup asked for would not happen."""
+    cfg = config(epochs=2, lr_schedule=LRScheduleConfig(warmup_epochs=warmup_epochs))
+    with pytest.raises(ValueError, match=re.escape(
+        f"warmup_epochs={warmup_epochs} of an epoch's 6 optimizer steps rounds to {rounded}, and a warmup of fewer than "
+        "2 steps leaves the LR as it is; 0.333 is 2 steps (0: no warmup)"
+    )):  # fmt: skip
+        Trainer(toy_model(), toy_data(), cfg, seed=0, progress=False)
 
 
 @pytest.mark.parametrize(("warmup_epochs", "warmup_steps"), [(0.24, 2), (0.26, 3)])

@@ -136,7 +136,8 @@ class LRScheduleConfig(Strict):
     but the last for half the epochs left, at most ``max_stage_epochs``: seed 004's Rules 2
     and 3, which derive its fine-tuning and scratch schedules from their lengths). ``warmup_epochs`` ramps the LR of its first epochs linearly up
     from 0 (multiplying the schedule, whose decay keeps its timing, so that a decaying one
-    peaks a little below ``optimizer.lr``).
+    peaks a little below ``optimizer.lr``), over the nearest whole number of optimizer steps;
+    one that rounds to fewer than 2 steps, which would leave the LR as it is, is an error.
     """
 
     name: Literal["constant", "step", "multistep", "cosine", "linear", "halving"] = "constant"
@@ -273,7 +274,7 @@ class EvalConfig(TrainConfig):
     to new random weights, the mask kept (seed 002's random baselines are evaluated so).
     ``lr_policy`` replaces ``lr_schedule`` by a retraining policy of seed 003 derived from
     the find phase's LR log; ``warmup_fraction`` ramps its first steps linearly up from 0 (slr,
-    clr, llr, allr; multiplying the policy's LR, as ``warmup_epochs`` does).
+    clr, llr, allr; multiplying the policy's LR, and at least 2 steps, as ``warmup_epochs`` does).
     ``instability`` also trains a second copy from the same starting point with another
     data order and records the test-error barrier on the line between the two (seed 002's
     linear mode connectivity: about zero where training is stable); it doubles retraining,

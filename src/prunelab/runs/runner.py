@@ -103,6 +103,7 @@ from prunelab.runs.session import (
     recipe_data,
     starting_model,
 )
+from prunelab.schedules import round_warmup
 from prunelab.user_code import USER_ERRORS, user_error
 from prunelab.wording import counted
 
@@ -168,9 +169,8 @@ def data_advice(recipe: Recipe, train_size: int) -> list[str]:
 
 
 def check_warmups_take_steps(recipe: Recipe, train_size: int) -> None:
-    """A warmup ramps the LR over whole optimizer steps, and a ramp of one step is the full LR:
-    a warmup given that rounds to fewer than 2 steps of its phase changes nothing, so it is
-    refused before training."""
+    """Each warmup a run trains rounds to at least 2 steps of its phase (:func:`~prunelab.schedules.round_warmup`),
+    checked before training: the eval phase builds its schedule only after the find phase."""
     find, evaluation = recipe.find_training, recipe.eval_training
     eval_steps = epoch_steps(train_size, evaluation.batch_size)
     warmups = []
@@ -182,11 +182,10 @@ def check_warmups_take_steps(recipe: Recipe, train_size: int) -> None:
         warmups.append(("eval.warmup_fraction", evaluation.warmup_fraction, shortest_retraining(recipe) * eval_steps,
                         "BIMP's shortest retraining" if recipe.prune.method == "bimp" else "the retraining"))
     for setting, value, steps, of in warmups:
-        if value and steps and round(value * steps) < 2:
-            raise RecipeError(
-                f"{setting}={value:g} of {of}'s {steps} optimizer steps rounds to {round(value * steps)}, and a warmup of fewer "
-                f"than 2 steps leaves the LR as it is; {2 / steps:.3g} is 2 steps (0: no warmup)"
-            )
+        try:
+            round_warmup(setting, value, steps, of)
+        except ValueError as error:
+            raise RecipeError(str(error)) from None
 
 
 def shortest_retraining(recipe: Recipe) -> int:

@@ -14,6 +14,7 @@ from prunelab.schedules.lr import (
     Step,
     Warmup,
     halving_milestones,
+    round_warmup,
 )
 from prunelab.schedules.retrain import (
     POLICIES,
@@ -42,4 +43,5 @@ __all__ = [
     "imp_levels",
     "imp_sparsity",
     "retrain_schedule",
+    "round_warmup",
 ]

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from prunelab.schedules._validation import as_tuple, check_int, check_real, check_step, lr_tuple
+from prunelab.wording import counted
 
 Schedule = Callable[[int], float]
 """Any callable mapping a 0-based step to a float (LR or target sparsity)."""
@@ -195,6 +196,29 @@ class Warmup:
             return lr
         ramp = (step + 1) / self.warmup_steps
         return lr * (self.start_factor + (1.0 - self.start_factor) * ramp)
+
+
+def round_warmup(setting: str, length: float, steps: int, of: str) -> int:
+    """The optimizer steps of a warmup ``length`` times ``steps`` long, rounded to the nearest
+    whole step: ``setting`` is ``warmup_epochs`` of an epoch's steps or ``warmup_fraction``
+    of a retraining's, and ``of`` names those steps. A ramp of one step is the full LR (see
+    :class:`Warmup`), so a warmup given that rounds to fewer than 2 steps, which would change
+    nothing, is an error rather than no warmup; 0 is none.
+
+    >>> round_warmup("warmup_epochs", 0.3, 10, "an epoch")
+    3
+    >>> round_warmup("warmup_epochs", 0.1, 10, "an epoch")
+    Traceback (most recent call last):
+    ...
+    ValueError: warmup_epochs=0.1 of an epoch's 10 optimizer steps rounds to 1, and a warmup of fewer than 2 steps leaves the LR as it is; 0.2 is 2 steps (0: no warmup)
+    """
+    count = round(length * steps)
+    if length and steps and count < 2:
+        raise ValueError(
+            f"{setting}={length:g} of {of}'s {counted(steps, 'optimizer step')} rounds to {count}, and a warmup of fewer "
+            f"than 2 steps leaves the LR as it is; {2 / steps:.3g} is 2 steps (0: no warmup)"
+        )
+    return count
 
 
 @dataclass(frozen=True)

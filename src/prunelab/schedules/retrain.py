@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import torch
 
 from prunelab.schedules._validation import check_int, check_real, lr_tuple
-from prunelab.schedules.lr import Constant, Cosine, Linear, Replay, Schedule, Warmup
+from prunelab.schedules.lr import Constant, Cosine, Linear, Replay, Schedule, Warmup, round_warmup
 from prunelab.wording import counted
 
 POLICIES = ("ft", "lrw", "slr", "clr", "llr", "allr")
@@ -69,8 +69,8 @@ def retrain_schedule(
         d1: the pruning-impact factor from :func:`allr_d1`; required for
             ``allr`` and rejected for the other policies, which would ignore it.
         warmup_fraction: in [0, 1); the first ``round(warmup_fraction * retrain_steps)``
-            steps are ramped up linearly from 0 (see :class:`Warmup`: the ramp
-            multiplies the policy's LR). Only for the restarting
+            steps, at least 2 (:func:`round_warmup`), are ramped up linearly from 0 (see
+            :class:`Warmup`: the ramp multiplies the policy's LR). Only for the restarting
             policies ``slr``, ``clr``, ``llr`` and ``allr``: ``ft`` and ``lrw``
             continue from a small LR, so there is nothing to warm up to.
         log_steps: the length ``T`` of the original training in retraining steps, when
@@ -134,7 +134,7 @@ def retrain_schedule(
         d = max(float(d1), d2)
         base = Linear(d * eta_1, retrain_steps)
 
-    warmup_steps = round(warmup_fraction * retrain_steps)
+    warmup_steps = round_warmup("warmup_fraction", warmup_fraction, retrain_steps, "the retraining")
     schedule = Warmup(base, warmup_steps) if warmup_steps else base
     return RetrainPlan(
         schedule=schedule,

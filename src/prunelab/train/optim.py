@@ -16,6 +16,7 @@ from prunelab.schedules import (
     Step,
     Warmup,
     halving_milestones,
+    round_warmup,
 )
 
 
@@ -36,7 +37,9 @@ def build_optimizer(config: OptimizerConfig, parameters: Iterable[torch.nn.Param
 
 
 def build_schedule(config: LRScheduleConfig, lr: float, epochs: int, steps_per_epoch: int) -> Schedule:
-    """The per-step LR schedule of a phase of ``epochs`` epochs.
+    """The per-step LR schedule of a phase of ``epochs`` epochs. Its warmup lasts
+    ``warmup_epochs`` of ``steps_per_epoch`` rounded to whole steps, at least 2 (see
+    :func:`~prunelab.schedules.round_warmup`).
 
     >>> s = build_schedule(LRScheduleConfig(name="multistep", milestones=(2,)), 0.1, 4, 10)
     >>> s(19), s(20)
@@ -56,5 +59,5 @@ def build_schedule(config: LRScheduleConfig, lr: float, epochs: int, steps_per_e
         schedule = Cosine(lr, total, config.final_lr)
     else:
         schedule = Linear(lr, total, config.final_lr)
-    warmup_steps = round(config.warmup_epochs * steps_per_epoch)
+    warmup_steps = round_warmup("warmup_epochs", config.warmup_epochs, steps_per_epoch, "an epoch")
     return Warmup(schedule, warmup_steps) if warmup_steps else schedule
