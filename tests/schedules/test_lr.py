@@ -76,15 +76,25 @@ def test_replay_clamps_past_the_end():
     assert [schedule(s) for s in range(5)] == [0.3, 0.2, 0.1, 0.1, 0.1]
 
 
+def test_replay_takes_lrs_of_zero_and_gives_floats():
+    """A log may reach LR 0 before its end (a Linear shorter than the training, held at 0),
+    and its LRs are floats whatever numbers they were given as."""
+    schedule = Replay([1, 0])
+    assert [schedule(s) for s in range(3)] == [1.0, 0.0, 0.0]
+    assert {type(schedule(s)) for s in range(3)} == {float}
+
+
 @pytest.mark.parametrize(
     ("build", "match"),
     [
         (lambda: Constant(-0.1), r"lr must be in \[0, inf\)"),
         (lambda: Constant(float("nan")), "lr must be a finite number"),
+        (lambda: Constant(True), r"^lr must be a finite number in \[0, inf\), got True$"),
         (lambda: Step(0.1, step_size=0), "step_size must be an int >= 1"),
         (lambda: Step(0.1, step_size=2.5), "step_size must be an int >= 1"),
         (lambda: Step(0.1, step_size=2, gamma=0.0), r"gamma must be in \(0, inf\)"),
         (lambda: MultiStep(0.1, milestones=(5, 5)), "milestones must be strictly increasing"),
+        (lambda: MultiStep(0.1, milestones=(5,), gamma=0.0), r"gamma must be in \(0, inf\), got 0.0"),
         (lambda: MultiStep(0.1, milestones=(0, 5)), "each of milestones must be an int >= 1"),
         (lambda: MultiStep(0.1, milestones=5), r"^milestones must be a sequence \(e.g. a list or a range\), got 5$"),
         (lambda: Replay("0.1"), r"^lrs must be a sequence \(e.g. a list or a range\), got '0.1'$"),
@@ -96,6 +106,7 @@ def test_replay_clamps_past_the_end():
         (lambda: Replay(()), "lrs must contain at least one learning rate"),
         (lambda: Replay((0.1, -0.1)), "each of lrs must be in"),
         (lambda: halving_milestones(10, stages=0), "stages must be an int >= 1, got 0"),
+        (lambda: halving_milestones(0, stages=1), "epochs must be an int >= 1, got 0"),
         (lambda: halving_milestones(10, stages=3, max_stage_epochs=0), "max_stage_epochs must be an int >= 1, got 0"),
     ],
 )
