@@ -141,6 +141,8 @@ def test_a_warmup_rounds_to_whole_steps():
     assert plan.warmup_steps == 2 and lrs(plan)[:3] == pytest.approx([0.05, 0.0875, 0.075])
     # round(0.1 * 40) = 4 warmup steps
     assert retrain_schedule("llr", LOG, 40, warmup_fraction=0.1).schedule(0) == pytest.approx(0.025)
+    # round(0.25 * 10) = round(2.5) = 2: a half rounds to even, as the documented round() does
+    assert retrain_schedule("llr", LOG, 10, warmup_fraction=0.25).warmup_steps == 2
 
 
 @pytest.mark.parametrize(("fraction", "rounded"), [(0.1, 1), (0.05, 0)])
