@@ -155,6 +155,15 @@ def test_a_scope_without_its_setting_or_a_setting_without_its_scope_says_which(o
     assert error_line(error_of(overrides), "prune") == f"  - prune: {message}"
 
 
+def test_an_lr_policy_without_a_find_phase_to_derive_it_from_says_what_to_retrain_with() -> None:
+    # find.epochs 0: pruning the weights of model.weights as they are, say
+    assert error_line(error_of(["find.epochs=0", "eval.lr_policy=clr"]), "eval.lr_policy") == (
+        "  - eval.lr_policy: clr derives the retraining LR from the find phase's LR schedule, but find.epochs is 0: "
+        "retrain with eval's own lr_schedule (eval.lr_policy: null)"
+    )
+    load_recipe(None, ["find.epochs=0", "eval.lr_policy=null"])
+
+
 def test_union_fields_are_reported_at_the_path_the_user_writes() -> None:
     # pydantic puts the method's tag in the location (prune.oneshot.sparsity); the message
     # must show the path that --set and the YAML use.

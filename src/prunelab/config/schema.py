@@ -639,6 +639,7 @@ class Recipe(Strict):
             raise ValueError(
                 f"eval.lr_policy: {evaluation.lr_policy} derives the retraining LR from the find phase's LR "
                 f"schedule, but {length} is 0"
+                + ("" if self.prune.method == "bimp" else ": retrain with eval's own lr_schedule (eval.lr_policy: null)")
             )
         if evaluation.lr_policy == "lrw" and evaluation.epochs > find_epochs:
             raise ValueError(
