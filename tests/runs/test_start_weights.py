@@ -92,6 +92,22 @@ def test_scratch_and_reinitialised_baselines_start_from_random_weights(trained: 
     assert not torch.equal(given.model.features[0].weight, trained.features[0].weight)
 
 
+def test_batchnorm_weights_saved_without_step_counts_load(data_dir: Path, tmp_path: Path) -> None:
+    """torchvision's first ImageNet weights predate BatchNorm's num_batches_tracked."""
+    torch.manual_seed(0)
+    model = build_model("mnist1d_cnn", 10, (1, 40), batch_norm=True)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.BatchNorm1d):
+                module.running_mean.uniform_(-1, 1), module.weight.uniform_(0.5, 1.5)
+    weights = tmp_path / "old.pth"
+    torch.save({k: v for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}, weights)
+    start = recipe(weights, data_dir, "model.options={batch_norm: true}")
+    session = Session(tmp_path / "seed-0", start, 0, load_dataset("mnist1d", data_dir), torch.device("cpu"), progress=False)
+    for name, value in model.state_dict().items():
+        assert torch.equal(session.model.state_dict()[name], value), name
+
+
 class Unsafe:
     """Pickled, this runs code when loaded without weights_only."""
 

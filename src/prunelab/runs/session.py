@@ -164,6 +164,8 @@ def starting_model(recipe: Recipe, data: Dataset) -> nn.Module:
         state = read_state_dict(recipe.model.weights)
     except ValueError as error:
         raise RecipeError(f"model.weights: {error}") from None
+    # Files saved before torch 0.4.1 (torchvision's first ImageNet weights) count no BatchNorm steps.
+    state = {**{key: value for key, value in model.state_dict().items() if key.endswith(".num_batches_tracked")}, **state}
     if differences := weight_differences(model, state):
         more = f"; {len(differences) - 1} more difference{'s' if len(differences) > 2 else ''}" if len(differences) > 1 else ""
         raise RecipeError(f"model.weights: {recipe.model.weights} holds weights of another model than "
