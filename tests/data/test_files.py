@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import tarfile
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -77,3 +78,33 @@ def test_a_data_folder_that_names_the_datasets_own_folder_says_which_to_give(tmp
     (tmp_path / folder).rename(tmp_path / "my-files")
     with pytest.raises(DatasetNotFoundError, match=rf"holds them in a folder named {folder} \(not my-files\)$"):
         load_dataset(dataset, tmp_path / "my-files")
+
+
+def _zip(path: Path, members: dict[str, bytes]) -> str:
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+def test_a_zip_archive_is_extracted_like_a_tar_one(tmp_path: Path) -> None:
+    source = tmp_path / "src" / "data.zip"
+    source.parent.mkdir()
+    md5 = _zip(source, {"batches/a": b"aa", "batches/sub/b": b"bb"})
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    download_and_extract(source.as_uri(), md5, data_dir, "batches")
+    assert (data_dir / "batches" / "a").read_bytes() == b"aa" and (data_dir / "batches" / "sub" / "b").read_bytes() == b"bb"
+    assert sorted(p.name for p in data_dir.iterdir()) == ["batches"]
+
+
+@pytest.mark.parametrize("member", ["../outside", "batches/../../outside", "/outside"])
+def test_a_zip_archive_escaping_its_folder_is_refused_not_silently_rewritten(tmp_path: Path, member: str) -> None:
+    """zipfile would strip the ".." or the slash and write the member somewhere the name does not say."""
+    source = tmp_path / "evil.zip"
+    md5 = _zip(source, {"batches/a": b"aa", member: b"x"})
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    with pytest.raises(zipfile.BadZipFile, match=f"refusing the member '{member}'"):
+        download_and_extract(source.as_uri(), md5, data_dir, "batches")
+    assert not (tmp_path / "outside").exists() and list(data_dir.iterdir()) == []

@@ -10,7 +10,8 @@ import tarfile
 import tempfile
 import urllib.error
 import urllib.request
-from pathlib import Path
+import zipfile
+from pathlib import Path, PurePosixPath
 
 from prunelab.atomic import atomic_write
 from prunelab.data.registry import DatasetNotFoundError
@@ -58,7 +59,7 @@ def download(url: str, dest: Path, md5: str) -> None:
 
 
 def download_and_extract(url: str, md5: str, data_dir: Path, folder: str) -> None:
-    """Download the tar archive at ``url`` and extract its top-level ``folder`` into ``data_dir``.
+    """Download the tar or ``.zip`` archive at ``url`` and extract its top-level ``folder`` into ``data_dir``.
 
     The folder appears only once fully extracted; the archive is deleted afterwards.
     """
@@ -66,11 +67,26 @@ def download_and_extract(url: str, md5: str, data_dir: Path, folder: str) -> Non
     download(url, archive, md5)
     staging = Path(tempfile.mkdtemp(dir=data_dir, prefix=f".{folder}."))
     try:
-        with tarfile.open(archive) as tar:
-            if not hasattr(tarfile, "data_filter"):  # Python < 3.10.12 cannot refuse unsafe members
-                raise RuntimeError(f"extracting {archive} safely needs Python 3.10.12 or later")
-            tar.extractall(staging, filter="data")
+        if archive.suffix == ".zip":
+            _extract_zip(archive, staging)
+        else:
+            with tarfile.open(archive) as tar:
+                if not hasattr(tarfile, "data_filter"):  # Python < 3.10.12 cannot refuse unsafe members
+                    raise RuntimeError(f"extracting {archive} safely needs Python 3.10.12 or later")
+                tar.extractall(staging, filter="data")
         os.replace(staging / folder, data_dir / folder)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
         archive.unlink(missing_ok=True)
+
+
+def _extract_zip(archive: Path, staging: Path) -> None:
+    """Extract ``archive`` into ``staging``, refusing it whole if a member would land outside:
+    zipfile itself strips ``..`` and leading slashes, writing the member elsewhere than named."""
+    with zipfile.ZipFile(archive) as zip_file:
+        for name in zip_file.namelist():
+            member = PurePosixPath(name)
+            if member.is_absolute() or ".." in member.parts:
+                raise zipfile.BadZipFile(f"{archive}: refusing the member {name!r}, which points outside the archive's folder")
+        zip_file.extractall(staging)
+
