@@ -171,7 +171,7 @@ def test_a_folder_the_cache_cannot_be_written_to_still_gives_the_data(generated,
     import errno
     import os
 
-    import prunelab.data.mnist1d as module
+    import prunelab.data.files as module
 
     _, first, _, _ = generated
     arrays = {

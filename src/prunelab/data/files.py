@@ -1,7 +1,8 @@
-"""File helpers shared by the dataset loaders: downloads and error messages."""
+"""File helpers shared by the dataset loaders: downloads, caches and error messages."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import shutil
@@ -10,8 +11,11 @@ import tarfile
 import tempfile
 import urllib.error
 import urllib.request
+import warnings
 import zipfile
 from pathlib import Path, PurePosixPath
+
+import numpy as np
 
 from prunelab.atomic import atomic_write
 from prunelab.data.registry import DatasetNotFoundError
@@ -90,3 +94,20 @@ def _extract_zip(archive: Path, staging: Path) -> None:
                 raise zipfile.BadZipFile(f"{archive}: refusing the member {name!r}, which points outside the archive's folder")
         zip_file.extractall(staging)
 
+
+# A folder the data cannot be kept in, though the data itself is good: read-only, not the
+# user's, full.
+_CANNOT_KEEP = {errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT}
+
+
+def save_cache(path: Path, arrays: dict[str, np.ndarray], dataset: str, again: str) -> None:
+    """Write ``arrays`` to the ``.npz`` cache ``path`` atomically. A folder that cannot keep it
+    (read-only, full) is a warning only: the data is still good, and ``again`` at every load."""
+    try:
+        with atomic_write(path) as f:
+            np.savez(f, **arrays)
+    except OSError as error:
+        if error.errno not in _CANNOT_KEEP:  # e.g. a data_dir inside a file: a mistake to report
+            raise
+        warnings.warn(f"could not cache {dataset} as {path} ({error.strerror or error}); it is {again} at every load: "
+                      "give a writable data.data_dir to keep it", stacklevel=4)  # fmt: skip

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import random
 import warnings
 import zipfile
@@ -11,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from prunelab.atomic import atomic_write
+from prunelab.data.files import save_cache
 from prunelab.data.registry import Dataset, register
 
 CACHE_FILE = "mnist1d.npz"
@@ -58,11 +57,6 @@ def _read_cache(path: Path) -> dict[str, np.ndarray] | None:
     return arrays
 
 
-# A folder the data cannot be kept in, though the data itself is good: read-only, not the
-# user's, full.
-_CANNOT_KEEP = {errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT}
-
-
 @register("mnist1d")
 def load_mnist1d(data_dir: Path, download: bool = False) -> Dataset:
     """MNIST-1D with its raw (already centred and scaled) values, inputs of shape ``(1, 40)``.
@@ -78,14 +72,7 @@ def load_mnist1d(data_dir: Path, download: bool = False) -> Dataset:
     arrays = _read_cache(path) if path.exists() else None
     if arrays is None:
         arrays = _generate()
-        try:
-            with atomic_write(path) as f:
-                np.savez(f, **arrays)
-        except OSError as error:
-            if error.errno not in _CANNOT_KEEP:  # e.g. a data_dir inside a file: a mistake to report
-                raise
-            warnings.warn(f"could not cache MNIST-1D as {path} ({error.strerror or error}); it is generated again at "
-                          "every load: give a writable data.data_dir to keep it", stacklevel=3)  # fmt: skip
+        save_cache(path, arrays, "MNIST-1D", "generated again")
 
     def inputs(a: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(a.astype(np.float32)).unsqueeze(1)
