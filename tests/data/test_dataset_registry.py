@@ -22,7 +22,7 @@ from prunelab.data.registry import check_labels
 
 
 def test_registered_names() -> None:
-    assert set(DATASETS) == {"mnist1d", "mnist", "fashion_mnist", "cifar10", "cifar100"}
+    assert set(DATASETS) == {"mnist1d", "mnist", "fashion_mnist", "cifar10", "cifar100", "tiny_imagenet"}
 
 
 def test_unknown_name_lists_known_ones() -> None:

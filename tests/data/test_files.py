@@ -67,7 +67,8 @@ def test_a_failed_download_names_the_address_and_leaves_no_file(tmp_path: Path) 
     assert not list(tmp_path.iterdir())
 
 
-@pytest.mark.parametrize(("dataset", "folder", "file"), [("cifar10", "cifar-10-batches-py", "data_batch_1"), ("mnist", "mnist", "train-images-idx3-ubyte.gz")])
+@pytest.mark.parametrize(("dataset", "folder", "file"), [("cifar10", "cifar-10-batches-py", "data_batch_1"), ("mnist", "mnist", "train-images-idx3-ubyte.gz"),
+                                                      ("tiny_imagenet", "tiny-imagenet-200", "wnids.txt")])
 def test_a_data_folder_that_names_the_datasets_own_folder_says_which_to_give(tmp_path: Path, dataset, folder, file) -> None:
     from prunelab.data import DatasetNotFoundError, load_dataset
 

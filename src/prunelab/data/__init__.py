@@ -6,7 +6,7 @@
 """
 
 # The loader modules fill DATASETS when imported.
-from prunelab.data import cifar, idx, mnist1d  # noqa: F401
+from prunelab.data import cifar, idx, mnist1d, tiny_imagenet  # noqa: F401
 from prunelab.data.loader import BatchIterator
 from prunelab.data.registry import (
     AUGMENTED,
