@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from prunelab.data.augment import random_crop_flip
 from prunelab.data.files import download_and_extract, not_found
 from prunelab.data.registry import Dataset, DatasetFormatError, DatasetNotFoundError, check_labels, register
 from prunelab.wording import counted
@@ -253,37 +254,6 @@ def read_batch(path: Path, label_key: bytes, num_classes: int) -> tuple[np.ndarr
     if labels.shape != (len(data),):
         raise DatasetFormatError(f"{path}: {counted(len(data), 'image')} but labels of shape {labels.shape}")
     return data.reshape(-1, 3, 32, 32), check_labels(labels, num_classes, path)
-
-
-def random_crop_flip(
-    x: Tensor, generator: torch.Generator, padding: int = 4, fill: Tensor | None = None
-) -> Tensor:
-    """Per-example random crop (after padding each side by ``padding``) and horizontal flip.
-
-    ``x`` is a batch ``(N, C, H, W)``; the padding value per channel is ``fill`` (default 0).
-    The same generator state gives the same result.
-
-    >>> x = torch.arange(2 * 3 * 4 * 4, dtype=torch.float32).reshape(2, 3, 4, 4)
-    >>> random_crop_flip(x, torch.Generator().manual_seed(0), padding=1).shape
-    torch.Size([2, 3, 4, 4])
-    """
-    n, c, h, w = x.shape
-    padded = x.new_zeros(n, c, h + 2 * padding, w + 2 * padding)
-    if fill is not None:
-        padded += fill.to(x).view(1, c, 1, 1)
-    padded[:, :, padding : padding + h, padding : padding + w] = x
-    top = torch.randint(0, 2 * padding + 1, (n,), generator=generator)
-    left = torch.randint(0, 2 * padding + 1, (n,), generator=generator)
-    flip = torch.rand(n, generator=generator) < 0.5
-    rows = top[:, None] + torch.arange(h)
-    cols = left[:, None] + torch.arange(w)
-    cols = torch.where(flip[:, None], cols.flip(1), cols)
-    return padded[
-        torch.arange(n)[:, None, None, None],
-        torch.arange(c)[None, :, None, None],
-        rows[:, None, :, None],
-        cols[:, None, None, :],
-    ]
 
 
 def _load(spec: _Cifar, data_dir: Path, download: bool) -> Dataset:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import sys
 import warnings
 import zipfile
@@ -15,7 +14,7 @@ from PIL import Image
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from prunelab.data.cifar import random_crop_flip
+from prunelab.data.augment import random_resized_crop_flip
 from prunelab.data.files import download_and_extract, not_found, save_cache
 from prunelab.data.registry import Dataset, DatasetFormatError, DatasetNotFoundError, register
 from prunelab.wording import counted
@@ -27,8 +26,6 @@ CACHE_FILE = "tiny_imagenet.npz"
 URL = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
 MD5 = "90528d7ca1a48142e341f4ef8d21d0de"
 SIDE = 64
-# Random crops shift by up to an eighth of the side, as CIFAR's padding of 4 does for 32 pixels.
-PADDING = 8
 _KEYS = ("x_train", "y_train", "x_test", "y_test", "wnids")
 
 
@@ -165,8 +162,9 @@ def load_tiny_imagenet(data_dir: Path, download: bool = False) -> Dataset:
 
     Class ``i`` is the ``i``-th WordNet id of ``wnids.txt`` in sorted order, as torchvision's
     ImageFolder numbers them. Inputs are normalized per channel by the mean and std of the
-    training pixels, computed at each load. Augmentation: a random crop after padding each side
-    by 8 (an eighth of the side, as CIFAR's 4 of 32) and a horizontal flip.
+    training pixels, computed at each load. Augmentation: seed 002's, torchvision's
+    RandomResizedCrop (8% to 100% of the image, aspect ratios 3/4 to 4/3, resized to 64x64) and
+    a horizontal flip.
 
     The JPEGs are decoded once (a minute or more) into ``data_dir/tiny_imagenet.npz`` (1.4 GB of
     uint8), read at later loads instead; the folder may be deleted then. In memory the float32
@@ -201,6 +199,5 @@ def load_tiny_imagenet(data_dir: Path, download: bool = False) -> Dataset:
         x_test=inputs(arrays["x_test"]),
         y_test=torch.from_numpy(arrays["y_test"]),
         num_classes=len(arrays["wnids"]),
-        # Pad with black pixels as seen after normalization, like RandomCrop before Normalize.
-        augment=functools.partial(random_crop_flip, padding=PADDING, fill=(-mean / std).flatten()),
+        augment=random_resized_crop_flip,
     )
