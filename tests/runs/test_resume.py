@@ -273,6 +273,28 @@ def test_a_unit_computed_while_a_phase_waits_to_resume_is_recorded_by_the_phase_
     assert runs_session.read_journal(folder / CHECKPOINT)["done"]["unit"] == {"value": 1}
 
 
+def test_a_unit_after_a_finished_phase_is_checkpointed_as_soon_as_it_is_done(recipe, data_dir: Path, tmp_path: Path) -> None:
+    """Once a phase has ended, none waits to resume: a unit's result is in the checkpoint as
+    soon as it is computed, and a run killed right after it (a new session on the folder)
+    returns it without computing it again."""
+    from prunelab.data import load_dataset
+
+    folder, data = tmp_path / "seed-0", load_dataset("mnist1d", data_dir)
+    computed = []
+
+    def unit() -> dict:
+        computed.append("unit")
+        return {"value": 1}
+
+    for _ in range(2):
+        session = runs_session.Session(folder, recipe, 0, data, torch.device("cpu"), progress=False)
+        session.train("find", recipe.find_training)  # the second time: finished, its recorded result
+        assert session.once("unit", unit) == {"value": 1}
+    assert computed == ["unit"]
+    journal = runs_session.read_journal(folder / CHECKPOINT)
+    assert journal["phase"] is None and journal["done"]["unit"] == {"value": 1}
+
+
 def test_adam_state_survives_resuming(data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Optimizer state with tensors (Adam's moments and step) and betas goes through the checkpoint."""
     adam = load_recipe(None, overrides(
@@ -539,6 +561,15 @@ def test_write_bytes_replaces_a_file_of_the_same_size_that_differs_anywhere(tmp_
     old = bytearray(new)
     old[where] ^= 0xFF
     path.write_bytes(old)
+    runs_io.write_bytes(path, new)
+    assert path.read_bytes() == new
+
+
+def test_write_bytes_replaces_a_longer_file_that_begins_with_the_same_bytes(tmp_path: Path) -> None:
+    """A file holding the bytes and more is written over, even where the bytes end at the end of
+    a chunk read (1 MiB), past which the comparison reads nothing more of the new ones."""
+    path, new = tmp_path / "checkpoint.safetensors", bytes(range(256)) * (1 << 12)  # 1 MiB
+    path.write_bytes(new + b"more")
     runs_io.write_bytes(path, new)
     assert path.read_bytes() == new
 

@@ -138,6 +138,17 @@ def test_a_channel_pruned_seed_without_its_channels_is_not_finished(tmp_path: Pa
     assert seed_finished(tmp_path)
 
 
+@pytest.mark.parametrize("name", ["metrics.csv", "metrics.json", "lr_log.json", "layer_sparsity.json", "events.json",
+                                  "masks.safetensors", "model.safetensors", "summary.json"])  # fmt: skip
+def test_a_seed_lacking_any_one_of_its_result_files_is_not_finished(tmp_path: Path, name: str) -> None:
+    """Each file of the layout in runner.py's docstring: a seed without it is run again,
+    which rebuilds it from its checkpoint."""
+    finished_seed(tmp_path, {"seed": 0})
+    assert seed_finished(tmp_path)
+    (tmp_path / name).unlink()
+    assert not seed_finished(tmp_path)
+
+
 def test_run_summary_covers_seeds_run_by_earlier_commands(recipe, tmp_path: Path) -> None:
     """The run name leaves the seeds out, so a run directory gains seeds command by command,
     listed in numerical order (seed-10's folder name sorts before seed-2's)."""
