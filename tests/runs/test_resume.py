@@ -712,6 +712,20 @@ def test_leftover_temporary_files_of_a_killed_write_are_removed(recipe, referenc
     assert_same_outcome(copy, reference)
 
 
+def test_a_finished_run_run_again_removes_the_leftover_of_a_killed_recipe_write(recipe, reference: Path, tmp_path: Path) -> None:
+    """The run's recipe.yaml is written last, after its seeds: a kill then leaves its temporary
+    file, which no write of a finished run replaces; running again removes it."""
+    copy = tmp_path / reference.name
+    shutil.copytree(reference, copy)
+    orphan = copy / ".recipe.yaml.0123abcd.tmp"
+    orphan.write_text("half a file")
+    os.utime(orphan, (runner.STARTED - 60, runner.STARTED - 60))  # left by an earlier command
+    with pytest.MonkeyPatch.context() as patch:
+        trained = record_epochs(patch)
+        run_recipe(recipe, tmp_path, progress=False)
+    assert trained == [] and not orphan.exists()
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 def test_asking_for_cuda_without_it_is_a_clear_error(data_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="device: cuda was asked for, but torch sees no CUDA device"):
