@@ -26,7 +26,7 @@ from prunelab.masks import Pruner
 from prunelab.models import build_model
 from prunelab.runs import runner
 from prunelab.runs.checkpoint import save_checkpoint
-from prunelab.runs.io import load_model_weights
+from prunelab.runs.io import load_model_weights, write_csv
 from prunelab.runs.lock import exclusive
 from prunelab.runs.runner import FIND_CACHE, aggregate, find_key, interrupted_seeds, progress_shows, run_recipe, seed_summaries
 from prunelab.runs.session import SEED_RESULTS, load_trained, seed_finished
@@ -188,6 +188,13 @@ def test_metrics_have_one_row_per_epoch_of_each_phase(seed0: Path) -> None:
     for line, row in zip(table, rows):
         assert list(line) == list(row)  # the columns in the order of the fields
         assert {k: str(v) for k, v in row.items()} == line
+
+
+def test_metrics_csv_has_a_column_for_every_value_of_any_row(tmp_path: Path) -> None:
+    """A value one phase's rows record and another's lack gets its column, in the order first
+    seen, blank where a row lacks it."""
+    write_csv(tmp_path / "metrics.csv", [{"phase": "find", "epoch": 1}, {"phase": "eval", "epoch": 1, "sparsity": 0.5}])
+    assert (tmp_path / "metrics.csv").read_text() == "phase,epoch,sparsity\nfind,1,\neval,1,0.5\n"
 
 
 def test_events_hold_the_steps_besides_training(seed0: Path) -> None:
