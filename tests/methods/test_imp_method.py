@@ -234,6 +234,22 @@ def test_late_rewinding_across_batch_sizes_resumes_at_the_same_point_of_training
     assert logs["level-1/eval"][::2] == pytest.approx(logs["find"][11:])  # every other eval step, the find's LR
 
 
+def test_late_rewinding_across_batch_sizes_keeps_the_find_weights_of_epoch_k(
+    make_recipe, tmp_path, load_masks, find_snapshot, read
+) -> None:
+    """epoch:1 counts the find phase's epochs: with eval batches of 250 (16 steps an epoch), the
+    weights kept are those after the find phase's first epoch (its step 8), not its step 16."""
+    recipe = make_recipe(
+        *IMP, "prune.levels=1", "eval.rewind=epoch:1", "eval.lr_policy=null", "eval.epochs=3", "eval.batch_size=250",
+    )
+    run = run_watched(recipe, tmp_path)  # a folder of its own: the find phase trains here, watched
+    epoch1 = run.find_epochs[1]
+    assert all(torch.equal(find_snapshot(tmp_path, recipe, "rewind")[k], epoch1[k]) for k in epoch1)
+    assert read(run.seed / "events.json")["find/rewind-snapshot"] == {"step": 8}
+    (masks,) = level_masks(run, load_masks, 1)
+    assert_masked_copy(run.starts["level-1/eval"], epoch1, masks)
+
+
 def test_rewinding_to_the_last_step_leaves_nothing_to_retrain_and_fails_before_training(
     make_recipe, steps_per_epoch, refused_before_training
 ) -> None:
