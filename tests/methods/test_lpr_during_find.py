@@ -85,6 +85,26 @@ def test_oneshot_records_the_lpr_of_every_kept_epoch(make_recipe, shared_out, tm
     assert (tmp_path / "lpr_distance.png").exists()
 
 
+def test_the_weights_kept_are_the_find_phase_s_at_the_end_of_each_epoch(make_recipe, tmp_path, find_snapshot) -> None:
+    recipe = make_recipe("eval.epochs=0", "find.lpr_every=1")
+    at_epoch_end = {}
+    checkpoint_phase = Session._checkpoint_phase
+
+    def watched(self, trainer):
+        if trainer.phase == "find":
+            at_epoch_end[trainer.state.epoch] = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        checkpoint_phase(self, trainer)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Session, "_checkpoint_phase", watched)
+        run_recipe(recipe, tmp_path, progress=False)  # a folder of its own: the find phase trains here, watched
+    assert sorted(at_epoch_end) == [1, 2, 3]
+    for epoch in (1, 2):
+        kept = find_snapshot(tmp_path, recipe, f"find-epoch-{epoch}")
+        assert kept.keys() == at_epoch_end[epoch].keys()
+        assert all(torch.equal(kept[k], at_epoch_end[epoch][k]) for k in kept), epoch
+
+
 def test_imp_records_it_at_its_first_level_only(make_recipe, shared_out, find_snapshot) -> None:
     recipe = make_recipe("prune.method=imp", "prune.rate=0.5", "prune.levels=2", "eval.epochs=1", "find.lpr_every=2")
     run = run_recipe(recipe, shared_out, progress=False)
