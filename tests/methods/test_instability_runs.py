@@ -103,3 +103,16 @@ def test_each_level_deletes_the_weights_of_its_two_copies_once_measured(make_rec
     assert {"level-2-eval-start", "level-2-eval-end"} <= kept["level-2/eval-copy"]
     assert kept["level-1/eval"] == {"init", "level-1-eval-start"}
     assert kept["level-3/eval"] == {"init", "level-3-eval-start"}
+
+
+def test_after_late_rewinding_the_copy_resumes_the_lr_schedule_where_the_retraining_did(make_recipe, shared_out, read, steps_per_epoch) -> None:
+    """Without an LR policy, rewinding to epoch 1 also restores the LR position there: both
+    copies train the rest of the schedule, from the find phase's LR after its first epoch."""
+    recipe = make_recipe("eval.instability=true", "eval.rewind=epoch:1", "eval.lr_policy=null", "eval.epochs=3",
+                         "eval.lr_schedule={name: cosine}")  # fmt: skip
+    assert recipe.eval.lr_schedule == recipe.find.lr_schedule and recipe.eval.optimizer == recipe.find.optimizer
+    seed = run_recipe(recipe, shared_out, progress=False) / "seed-0"
+    lr = read(seed / "lr_log.json")
+    assert lr["eval"] == lr["eval-copy"] == lr["find"][steps_per_epoch:]
+    rows = read(seed / "metrics.json")
+    assert [r["epoch"] for r in rows if r["phase"] == "eval-copy"] == [r["epoch"] for r in rows if r["phase"] == "eval"] == [2, 3]
