@@ -114,6 +114,11 @@ def test_imp_records_it_at_its_first_level_only(make_recipe, shared_out, find_sn
     for i, name in [(0, "init"), (1, "find-epoch-2")]:  # pruned to the first level's target, 50%
         expected = torch_global_lpr(find_snapshot(shared_out, recipe, name), 0.5)
         assert {layer: ratios[i] for layer, ratios in record["layer_sparsity"].items()} == pytest.approx(expected, abs=1e-12)
+    final = recorded["level-1/prune"]["layer_sparsity"]
+    assert len(final) != len(record["epochs"])  # a mean over layers, not over the 3 points
+    for i in range(3):
+        by_hand = sum(abs(record["layer_sparsity"][layer][i] - final[layer]) for layer in final) / len(final)
+        assert record["distance"][i] == pytest.approx(by_hand, abs=1e-15)
     assert "lpr_during_find" not in recorded["level-2/prune"]
 
 
