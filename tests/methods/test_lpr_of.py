@@ -53,6 +53,9 @@ def test_a_reference_that_does_not_fit_is_an_error_before_any_training(make_reci
         # One Shot IMP prunes once too, but as IMP's level 1: the steps' names differ
         ([*IMP, "prune.levels=1"], reference, r"prunes once \(one-shot\), this run prunes in 1 IMP level: a one-shot run's LPR is copied by a one-shot run"),
         ([*IMP, "prune.levels=3"], imp_reference, r"prunes in 2 IMP levels, this run prunes in 3 IMP levels: set prune.levels=2 "),
+        (["prune.method=bimp", "prune.rate=0.5", "prune.levels=3", "prune.budget_epochs=5", "prune.initial_epochs=2",
+          "eval.lr_policy=null"], imp_reference,
+         r"prunes in 2 IMP levels, this run prunes in 3 IMP levels: set prune.levels=2 "),  # BIMP's levels, too
         ([], imp_reference, r"this run prunes once \(one-shot\): an IMP run's LPR is copied by IMP with as many levels "
                             r"\(prune.method=imp, prune.levels=2\)"),
         (["prune.exclude=[classifier]"], reference, "cannot be copied"),
