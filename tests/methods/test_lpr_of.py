@@ -46,8 +46,12 @@ def test_a_reference_that_does_not_fit_is_an_error_before_any_training(make_reci
     shutil.copytree(reference, gmp_like)
     for events in gmp_like.glob("seed-*/events.json"):
         events.write_text(json.dumps({key: value for key, value in json.loads(events.read_text()).items() if key != "prune"}))
+    unfinished = tmp_path / "references" / "unfinished"  # a seed stopped mid-run: events so far, no final layer sparsity
+    shutil.copytree(reference, unfinished)
+    (unfinished / "seed-0" / "layer_sparsity.json").unlink()
     cases = [
         (["seeds=[0, 5]"], reference, "has no finished seed 5"),
+        ([], unfinished, "has no finished seed 0"),
         (IMP, reference, r"\(seed 0\) prunes once \(one-shot\), this run prunes in 2 IMP levels: a one-shot run's LPR is "
                          r"copied by a one-shot run \(prune.method=oneshot\)"),
         # One Shot IMP prunes once too, but as IMP's level 1: the steps' names differ
