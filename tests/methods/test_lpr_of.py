@@ -39,6 +39,7 @@ def test_the_lpr_is_the_reference_run_s_and_the_masks_are_this_run_s(make_recipe
     assert pruned_counts(free / "seed-0", keys[-1]) != pytest.approx(pruned_counts(reference / "seed-0", keys[-1]))
 
 
+@pytest.mark.filterwarnings("ignore:.* is not used. bimp")  # the BIMP case keeps the find and eval settings of the others
 def test_a_reference_that_does_not_fit_is_an_error_before_any_training(make_recipe, shared_out, tmp_path, refused_before_training) -> None:
     reference = run_recipe(make_recipe("prune.method=oneshot", "prune.sparsity=0.8", "eval.epochs=1"), shared_out, progress=False)
     imp_reference = run_recipe(make_recipe(*IMP), shared_out, progress=False)
