@@ -161,6 +161,16 @@ def test_adaptive_schedules_are_compared_seed_by_seed() -> None:
     assert comparison_setup([a, b]).reason == "the retraining LR schedules differ from step 1 on (0.3 / 0.2; seed 1)"
 
 
+def test_retraining_epochs_are_compared_seed_by_seed() -> None:
+    """A Scratch-B budget gives each seed the epochs of its own speedup: seed 1 retrains 2
+    epochs in one run, 3 in the other, so the runs do not retrain for the same epochs (S3.1)."""
+    longer = Pipeline(BASE, NO_PRUNING, Stage(3, (0.1, 0.05, 0.0), RETRAINING.settings))
+    a = record("a", seeds=(0, 1))
+    b = record("b", seeds=(0, 1), per_seed={0: a.pipelines[0], 1: longer})
+    verdict = comparison_setup([a, b])
+    assert (verdict.setup, verdict.reason) == ("S2", "the retraining epochs differ (2 / 3; seed 1)")
+
+
 def scratch_run(epochs: dict[int, int], speedups: dict[int, float]) -> RunRecord:
     pipelines = {seed: Pipeline(Stage(30), NO_PRUNING, Stage(e, ()), speedups[seed]) for seed, e in epochs.items()}
     return record("scratch", seeds=tuple(epochs), speedup=sum(speedups.values()) / len(speedups), per_seed=pipelines,

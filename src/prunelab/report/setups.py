@@ -254,9 +254,9 @@ def _first_difference(runs: Sequence[RunRecord]) -> tuple[str, str] | None:
     checks = [
         ("S1", _task_difference),
         ("S2", _base_difference),
-        ("S3.1", lambda rs: _difference([r.pipeline.retraining.epochs for r in rs], "the retraining epochs")),
+        ("S3.1", lambda rs: _epochs_difference(rs, lambda p: p.retraining, "retraining")),
         ("S3.2", lambda rs: _training_difference(rs, lambda p: p.retraining, "retraining")),
-        ("S4.1", lambda rs: _difference([r.pipeline.pruning.epochs for r in rs], "the pruning epochs")),
+        ("S4.1", lambda rs: _epochs_difference(rs, lambda p: p.pruning, "pruning")),
         ("S4.2", lambda rs: _training_difference(rs, lambda p: p.pruning, "pruning")),
     ]
     for setup, check in checks:
@@ -345,6 +345,24 @@ def _settings_difference(stages: Sequence[Stage], what: str) -> str | None:
     return None
 
 
+def _compared_seeds(runs: Sequence[RunRecord]) -> list[list[int]]:
+    """The seeds to compare the runs on, one list (a seed per run) at a time: each seed they
+    share, or their first seeds if they share none."""
+    shared = sorted(set.intersection(*(set(r.pipelines) for r in runs)))
+    return [[seed] * len(runs) for seed in shared] or [[min(r.pipelines) for r in runs]]
+
+
+def _epochs_difference(runs: Sequence[RunRecord], stage: Callable[[Pipeline], Stage], what: str) -> str | None:
+    """Why one stage of the runs trained other epochs (None if it did not), seed by seed: a
+    Scratch-B budget (``eval.budget: scratch_b``) gives each seed the epochs of its own speedup."""
+    for i, seeds in enumerate(_compared_seeds(runs)):
+        epochs = [stage(r.pipelines[s]).epochs for r, s in zip(runs, seeds)]
+        if any(e != epochs[0] for e in epochs):
+            where = f"; seed {seeds[0]}" if i else ""  # named once the runs agree on an earlier seed
+            return f"the {what} epochs differ ({_values(epochs)}{where})"
+    return None
+
+
 def _training_difference(runs: Sequence[RunRecord], stage: Callable[[Pipeline], Stage], what: str) -> str | None:
     """Why one stage of the runs did not train alike (None if it did): alike is the same
     settings (if it trained at all) and the same LR at every step, seed by seed (adaptive policies give every seed its own).
@@ -352,8 +370,7 @@ def _training_difference(runs: Sequence[RunRecord], stage: Callable[[Pipeline], 
     their first seeds; a find phase's LRs do not depend on its seed."""
     if reason := _settings_difference([stage(r.pipeline) for r in runs], what):
         return reason
-    shared = sorted(set.intersection(*(set(r.pipelines) for r in runs)))
-    for seeds in [[seed] * len(runs) for seed in shared] or [[min(r.pipelines) for r in runs]]:
+    for seeds in _compared_seeds(runs):
         schedules = [stage(r.pipelines[s]).lrs for r, s in zip(runs, seeds)]
         first = schedules[0]
         if any(len(lrs) != len(first) for lrs in schedules):
