@@ -63,6 +63,12 @@ def test_each_condition_of_the_ladder_on_its_own(change, setup, reason) -> None:
         assert str(verdict) == f"not comparable, not even by S1: {reason}"
 
 
+def test_a_run_between_two_alike_differs_all_the_same() -> None:
+    longer = Stage(4, (*BASE.lrs, 0.01), BASE.settings)
+    verdict = comparison_setup([record("a"), record("b", base=longer), record("c")])
+    assert (verdict.setup, verdict.reason) == ("S1", "the base models' epochs differ (3 / 4 / 3)")
+
+
 def test_other_seeds_and_other_find_phases_name_both_and_advise_no_seeds_alone() -> None:
     """A user's four runs: seeds [0] / [0, 1] / [0] / [5, 6], find phases of 40 / 6 / 3 / 4
     epochs, the last GMP's (cosine, another batch size). Running them all with one set of
@@ -119,7 +125,10 @@ def test_the_same_pruning_epochs_with_other_lrs_or_settings_meet_s4_1_only() -> 
     settings = {"eval.optimizer.weight_decay": 1e-4}
     verdict = comparison_setup([record("a", pruning=Stage(1, (0.1, 0.1), settings)), record("b", pruning=Stage(1, (0.1, 0.01), settings))])
     assert (verdict.setup, verdict.reason) == ("S4.1", "the pruning LR schedules differ from step 2 on (0.1 / 0.01; seed 0)")
-    assert "the same retraining LR schedule and settings; the same pruning epochs. Not S4.2" in str(verdict)
+    # S4.1's same pruning epochs imply S3.1's same retraining epochs, which goes without saying
+    assert str(verdict) == ("S4.1: the same dataset, network, granularity and compression or speedup; the same base model; "
+                            "the same retraining LR schedule and settings; the same pruning epochs. Not S4.2: the pruning "
+                            "LR schedules differ from step 2 on (0.1 / 0.01; seed 0)")  # fmt: skip
     other = comparison_setup([record("a", pruning=Stage(1, (0.1,), settings)), record("b", pruning=Stage(1, (0.1,), {}))])
     assert other.reason == "the pruning settings differ: eval.optimizer.weight_decay 0.0001 / null"
 
@@ -134,6 +143,7 @@ def test_the_same_compression_or_the_same_speedup_is_the_same_rate() -> None:
     within 1%; the sparsity stands in for the compression in runs without parameter counts."""
     assert comparison_setup([record("a", compression=10.0, speedup=10.0), record("b", compression=10.05, speedup=4.0)]).setup == "S4.2"
     assert comparison_setup([record("a", compression=10.0, speedup=10.0), record("b", compression=5.0, speedup=10.05)]).setup == "S4.2"
+    assert comparison_setup([record("a", compression=10.0, speedup=10.0), record("b", compression=10.15, speedup=4.0)]).setup is None
     # the same sparsity of other prunable weights (an excluded layer) is another compression
     other = comparison_setup([record("a", compression=10.0, speedup=10.0), record("b", compression=9.8, speedup=9.8)])
     assert other.reason == ("the compressions (all parameters over those left: 10.00x / 9.80x) and the speedups "
@@ -141,6 +151,7 @@ def test_the_same_compression_or_the_same_speedup_is_the_same_rate() -> None:
     assert comparison_setup([record("a", speedup=10.0), record("b", speedup=4.0)]).setup == "S4.2"  # same sparsity
     assert comparison_setup([record("a", sparsity=0.9), record("b", sparsity=0.894)]).setup == "S4.2"  # within half a point
     assert comparison_setup([record("a", sparsity=0.9), record("b", sparsity=0.89, speedup=9.8)]).setup is None
+    assert comparison_setup([record("a", sparsity=0.9), record("b", sparsity=0.8925, speedup=4.0)]).setup is None  # 0.75 points apart
     # data augmentation is a training setting (compared with the base model and the retraining), not the dataset
     assert comparison_setup([record("a"), record("b", **{"data.augment": False})]).setup == "S4.2"
 
@@ -248,10 +259,26 @@ def test_scratch_budgets_are_judged_seed_by_seed() -> None:
     assert not budget.same_macs and budget.row()["MACs"] == "405.7 / 394 (the farthest of 3 seeds)"
     # one seed trained beyond the base model's 30 epochs: the run does not give S2-S4.2's budget
     (budget,) = comparison_setup([pruned_run({0: 4.0, 1: 4.0}), scratch_run({0: 30, 1: 40}, {0: 4.0, 1: 4.0})]).budgets
-    assert (budget.row()["epochs"], budget.row()["S2-S4.2"]) == ("30 + 0 + 10 / 30-40", "not met")
+    assert (budget.row()["epochs"], budget.row()["S2-S4.2"], budget.row()["SX-A"]) == ("30 + 0 + 10 / 30-40", "not met", "not met")
+    # the same MACs on both seeds, against other epochs: the farthest seed is named
+    assert budget.row()["MACs"] == "130.0 / 30 (the farthest of 2 seeds)"
+    # one budget against MACs 0.3 epochs apart (30 x 4.01 + 10 for seed 1): the seeds are told apart
+    (budget,) = comparison_setup([pruned_run({0: 4.0, 1: 4.01}), scratch_run({0: 130, 1: 130}, {0: 4.0, 1: 4.01})]).budgets
+    assert budget.row()["MACs"] == "130.3 / 130 (the farthest of 2 seeds)"
     # one budget for every seed, against each seed's own MACs (30 x 14.35 + 10 for seed 2): still the farthest seed's
     (budget,) = comparison_setup([pruned_run(speedups), scratch_run(dict.fromkeys(speedups, 406), speedups)]).budgets
     assert budget.row()["MACs"] == "440.5 / 406 (the farthest of 3 seeds)"
+
+
+def test_a_channel_pruning_run_of_other_seeds_is_judged_on_its_first_seed() -> None:
+    """After channel pruning, a run from scratch on seed 5 trains the architecture seeds 0 and
+    1 pruned to: judged against seed 0's 30 * 4.0 + 10 = 130 epochs of MACs (seed 1's are
+    30 * 4.0 + 10 * 4.0 / 4.04 = 129.9)."""
+    channels = {"prune.criterion": "filter_l1"}
+    pruned = replace(pruned_run({0: 4.0, 1: 4.04}), settings={**pruned_run({0: 4.0}).settings, **channels})
+    scratch = replace(scratch_run({5: 130}, {5: 4.0}), settings={**scratch_run({5: 130}, {5: 4.0}).settings, **channels})
+    (budget,) = comparison_setup([pruned, scratch]).budgets
+    assert budget.row()["MACs"] == "130.0 / 130"
 
 
 def test_sx_b_is_not_judged_without_a_one_shot_pipeline_or_a_speedup() -> None:
@@ -335,6 +362,24 @@ def test_one_schedule_over_other_seeds_is_not_s4_2() -> None:
     assert comparison_setup([pruned_at(3), more_seeds]).setup == "S1"
 
 
+def test_one_schedule_pruned_to_other_sparsities_is_not_even_s1() -> None:
+    verdict = comparison_setup([pruned_at(3), replace(pruned_at(6), sparsity=0.5, speedup=2.0)])
+    assert (verdict.setup, verdict.one_schedule) == (None, False)
+
+
+def test_one_schedule_needs_the_same_settings_in_its_pruning_stage_too() -> None:
+    """Both runs prune for an epoch at LR 0.01 inside one schedule, one of them at another batch size."""
+
+    def pruned_over_an_epoch(epoch: int, batch_size: int) -> RunRecord:
+        return record(f"P{epoch}", base=Stage(epoch, ONE_SCHEDULE[:epoch], {"find.batch_size": 100}),
+                      pruning=Stage(1, ONE_SCHEDULE[epoch : epoch + 1], {"eval.batch_size": batch_size}),
+                      retraining=Stage(11 - epoch, ONE_SCHEDULE[epoch + 1 :], {"eval.batch_size": 100}))  # fmt: skip
+
+    assert comparison_setup([pruned_over_an_epoch(4, 100), pruned_over_an_epoch(5, 100)]).one_schedule
+    verdict = comparison_setup([pruned_over_an_epoch(4, 100), pruned_over_an_epoch(5, 50)])
+    assert (verdict.setup, verdict.reason) == ("S1", "the base models' epochs differ (4 / 5)")
+
+
 @pytest.mark.parametrize("rewind", ["init", "epoch:1"])
 def test_a_run_rewound_before_retraining_does_not_continue_one_schedule(rewind) -> None:
     """Even with the LRs of one schedule, a run whose weights go back (a lottery ticket's
@@ -354,12 +399,12 @@ LEFT = {"conv.weight": 30, "fc.weight": 10}
 DENSE = Stage(3, (0.1, 0.1, 0.01), DENSE_RECIPE)
 
 
-def sx_pair(scratch: Stage) -> Budget:
+def sx_pair(scratch: Stage, scratch_base: Stage = DENSE) -> Budget:
     """A pruning run (3 epochs at LR 0.1 then 0.01, 2 of retraining ending at 0.001) and a
     run from scratch of 5 epochs of its network: SX-A's budget. An LR an epoch."""
     pruned = Pipeline(DENSE, NO_PRUNING, Stage(2, (0.001, 0.001), SCRATCH_RECIPE), 4.0, LEFT, "masks")
     runs = [record("pruned", per_seed={0: pruned}),
-            record("scratch", per_seed={0: Pipeline(DENSE, NO_PRUNING, scratch, 4.0, LEFT, "masks")}, **{"eval.rewind": "reinit"})]  # fmt: skip
+            record("scratch", per_seed={0: Pipeline(scratch_base, NO_PRUNING, scratch, 4.0, LEFT, "masks")}, **{"eval.rewind": "reinit"})]  # fmt: skip
     (budget,) = comparison_setup(runs).budgets
     return budget
 
@@ -371,6 +416,7 @@ def sx_pair(scratch: Stage) -> Budget:
         (Stage(5, (0.1, 0.1, 0.01, 0.001, 0.001), {**SCRATCH_RECIPE, "eval.optimizer.weight_decay": 0.0}),
          "it does not train with the dense model's recipe: optimizer.weight_decay 0.0001 / 0.0"),
         (Stage(5, (0.001,) * 5, SCRATCH_RECIPE), "its peak LR is not the dense model's (0.1 / 0.001)"),
+        (Stage(5, (0.05, 0.1, 0.01, 0.001, 0.001), SCRATCH_RECIPE), ""),  # a warmup to the dense model's peak LR
         (Stage(5, (0.1, 0.1, 0.01, 0.01, 0.01), SCRATCH_RECIPE),
          "it ends at another LR than the pruned model's retraining (0.001 / 0.01; seed 004's Rule 1)"),
     ],
@@ -465,13 +511,18 @@ def test_runs_of_several_tasks_are_compared_group_by_group() -> None:
         "Comparison setup (seed 004) in every column: S4.2: the same dataset, network, granularity and compression or "
         "speedup; the same base model; the same retraining LR schedule and settings; the same pruning LR schedule and settings"
     )
+    # a column of one run has no setup: the others' is not every column's
+    assert describe_setups({"sparsity 0.9": runs[0:3:2], "sparsity 0.5": runs[1:2]}).splitlines()[2:] == [
+        ("- sparsity 0.9: S4.2: the same dataset, network, granularity and compression or speedup; the same base model; "
+         "the same retraining LR schedule and settings; the same pruning LR schedule and settings"),
+    ]
 
 
 def test_training_settings_leave_out_what_the_record_covers_and_what_the_optimizer_ignores() -> None:
     settings = {"eval.epochs": 3, "eval.batch_size": 100, "eval.optimizer.name": "adam", "eval.optimizer.lr": 0.1,
                 "eval.optimizer.momentum": 0.9, "eval.optimizer.betas": [0.9, 0.99], "eval.lr_schedule.name": "cosine",
                 "eval.lr_policy": "llr", "eval.rewind": "init", "eval.budget": "epochs", "eval.instability": False,
-                "eval.warmup_fraction": 0.1, "find.batch_size": 50, "data.augment": True}  # fmt: skip
+                "eval.warmup_fraction": 0.1, "eval.lpr_every": 1, "find.batch_size": 50, "data.augment": True}  # fmt: skip
     assert training_settings(settings, "eval.") == {
         "eval.batch_size": 100, "eval.optimizer.name": "adam", "eval.optimizer.betas": [0.9, 0.99], "data.augment": True,
     }  # fmt: skip
@@ -488,6 +539,9 @@ def test_pairs_that_meet_more_than_all_runs_together_are_named() -> None:
             record("e", pruning=Stage(1, (0.05,), BASE.settings))]  # fmt: skip
     assert describe_setups({"": four}).endswith("Pairs of them that meet a stricter setup:\n\n"
                                                 "- S4.2: a vs b; a vs d; b vs d\n- S3.2: a vs e; b vs e; d vs e")  # fmt: skip
+    # e first: its S3.2 pairs come first, the S4.2 pair still leads
+    assert describe_setups({"": [four[4], *four[:3]]}).endswith("Pairs of them that meet a stricter setup:\n\n"
+                                                                "- S4.2: a vs b\n- S3.2: e vs a; e vs b")  # fmt: skip
     assert "Pairs" not in describe_setups({"": runs[:2]})  # two runs: the verdict is the pair's
     many = [record(f"r{i}", **{"prune.criterion": "random"}) for i in range(8)] + [record("c", seeds=(0, 1))]
     assert describe_setups({"": many}).endswith("Pairs of more than 8 runs are not judged one by one: compare fewer runs "
@@ -495,6 +549,15 @@ def test_pairs_that_meet_more_than_all_runs_together_are_named() -> None:
     # 8 runs, 7 of them alike and one of other seeds: every pair is judged
     eight = describe_setups({"": many[1:]})
     assert "not judged one by one" not in eight and "- S4.2: r1 vs r2; " in eight
+    # 9 runs that meet the strictest setup together: no pair meets a stricter one
+    assert "Pairs" not in describe_setups({"": [record(f"r{i}") for i in range(9)]})
+
+
+def test_the_dense_model_s_recipe_is_the_pruning_run_s_not_the_scratch_run_s_own_find_phase():
+    """The run from scratch keeps to its own find phase's batch size of 50, not the dense model's 100."""
+    own = {**DENSE_RECIPE, "find.batch_size": 50}
+    budget = sx_pair(Stage(5, (0.1, 0.1, 0.01, 0.001, 0.001), {**SCRATCH_RECIPE, "eval.batch_size": 50}), Stage(3, DENSE.lrs, own))
+    assert budget.not_scratch == "it does not train with the dense model's recipe: batch_size 100 / 50"
 
 
 def test_a_scratch_run_ending_more_than_one_last_step_away_fails_rule_1():
