@@ -19,6 +19,10 @@ def test_numbers_right_aligned_text_left_aligned() -> None:
     ]
 
 
+def test_true_and_false_are_text_not_numbers() -> None:
+    assert format_table([{"flag": True}, {"flag": False}]).splitlines() == ["| flag  |", "|-------|", "| True  |", "| False |"]
+
+
 def test_floats_whole_numbers_and_huge_values() -> None:
     rows = [{"x": 0.123456}, {"x": 123456.0}, {"x": 1e20}, {"x": None}]
     cells = [line.strip("| ").strip() for line in format_table(rows).splitlines()[2:]]
@@ -46,8 +50,12 @@ def test_a_nan_mean_is_never_the_best_wherever_it_comes() -> None:
         assert "**50.00**" in text and "**nan" not in text and text.count("**") == 2
 
 
-@pytest.mark.parametrize(("value", "high", "low", "best"), [("wall_seconds", 3.0, 2.0, "**2.00**"), ("instability", 0.3, 0.01, "**1.00**")])
-def test_lower_is_better_for_losses_times_and_instability(value, high, low, best) -> None:
+@pytest.mark.parametrize(
+    ("value", "high", "low", "best"),
+    [("wall_seconds", 3.0, 2.0, "**2.00**"), ("instability", 0.3, 0.01, "**1.00**"),
+     ("remaining_parameters", 3000.0, 2000.0, "**2000.00**"), ("total_epochs", 30.0, 20.0, "**20.00**")],
+)
+def test_lower_is_better_for_losses_times_counts_budgets_and_instability(value, high, low, best) -> None:
     """Instability is seed 002's error barrier (in percent points): about 0 when stable."""
     results = [({"p": "a"}, {value: {"mean": high, "std": 0.0}}), ({"p": "b"}, {value: {"mean": low, "std": 0.0}})]
     text = pivot(results, "p", [], value)
@@ -63,11 +71,12 @@ def test_formatted_statistics_read_as_numbers_and_are_right_aligned() -> None:
         "parameters": format_stat("parameters", {"mean": 28298.0, "std": 0.0}),
         "wall_seconds": format_stat("wall_seconds", {"mean": 16.49, "std": 1.26}),
         "d1": format_stat("d1", {"mean": 0.71865, "std": 0.0}),
+        "final_loss": format_stat("final_loss", {"mean": 0.31234, "std": 0.012345}),
         "images_per_second": format_stat("images_per_second", {"mean": 9254.2, "std": 3829.0}),
         "speedup": format_stat("speedup", {"mean": 12.3456, "std": 0.0123}),
     }
     assert cells == {"final_acc": "93.91% ± 0.51", "sparsity": "90.00%", "parameters": "28,298",
-                     "wall_seconds": "16.5 s ± 1.3", "d1": "0.7187", "images_per_second": "9,254/s ± 3,829",
+                     "wall_seconds": "16.5 s ± 1.3", "d1": "0.7187", "final_loss": "0.3123 ± 0.012", "images_per_second": "9,254/s ± 3,829",
                      "speedup": "12.35x ± 0.01"}  # fmt: skip
     rule = format_table([{"metric": k, "value": v} for k, v in cells.items()]).splitlines()[1]
     assert rule.endswith(":|")  # the value column is right-aligned
@@ -81,6 +90,13 @@ def test_a_pivot_without_columns_is_a_column_of_the_value_each_cell_with_its_spr
     results = [({"p": "a"}, {"final_acc": {"mean": 0.9, "std": 0.01}}), ({"p": "b"}, {"final_acc": {"mean": 0.8, "std": 0.0}})]
     lines = pivot(results, "p", [], "final_acc").splitlines()
     assert [line.split("|")[2].strip() for line in [lines[0], *lines[2:]]] == ["final_acc", "**90.00 ± 1.00**", "80.00 ± 0.00"]
+
+
+def test_a_pivot_keeps_the_rows_in_the_order_of_the_runs_and_leaves_a_missing_value_empty() -> None:
+    results = [({"p": "b"}, {"final_acc": {"mean": 0.9, "std": 0.0}}), ({"p": "a"}, {"sparsity": {"mean": 0.9, "std": 0.0}}),
+               ({"p": "c"}, {"final_acc": {"mean": 0.8, "std": 0.0}})]  # fmt: skip
+    lines = pivot(results, "p", [], "final_acc").splitlines()[2:]
+    assert [[cell.strip() for cell in line.split("|")[1:3]] for line in lines] == [["b", "**90.00**"], ["a", ""], ["c", "80.00"]]
 
 
 def test_a_pivot_of_sparsity_is_in_percent_like_the_summaries() -> None:
@@ -111,15 +127,28 @@ def test_a_lead_within_one_standard_deviation_is_named() -> None:
     )
 
 
-def test_a_lead_is_within_the_larger_std_of_the_two_rows_up_to_and_with_it() -> None:
-    """Under LLR, l1 leads bn by 25 points, l1's std is 25 and bn's 0: a lead within one
+@pytest.mark.parametrize(("l1_std", "bn_std"), [(0.25, 0.0), (0.0, 0.25)])
+def test_a_lead_is_within_the_larger_std_of_the_two_rows_up_to_and_with_it(l1_std, bn_std) -> None:
+    """Under LLR, l1 leads bn by 25 points with a std of 25, l1's or bn's: a lead within one
     standard deviation. Under FT, a lead of 50 points with no spread is clear."""
     results = [({"criterion": c, "eval.lr_policy": p}, {"final_acc": {"mean": m, "std": s}})
-               for c, p, m, s in [("l1", "ft", 0.75, 0.0), ("bn", "ft", 0.25, 0.0), ("l1", "llr", 0.75, 0.25), ("bn", "llr", 0.5, 0.0)]]
+               for c, p, m, s in [("l1", "ft", 0.75, 0.0), ("bn", "ft", 0.25, 0.0), ("l1", "llr", 0.75, l1_std), ("bn", "llr", 0.5, bn_std)]]
     assert winners(results) == (
         "Best in every column (lr_policy ft, lr_policy llr): criterion l1, the consistent winner (seed 004's cross-validation); "
         "its lead is within one standard deviation under lr_policy llr (a lead of 25.00, a std of 25.00)."
     )
+
+
+def test_a_winner_behind_by_exactly_one_standard_deviation_is_not_reversed() -> None:
+    """y leads x by 25 points under LLR, x's std there: within it, so no interaction."""
+    results = [({"criterion": c, "eval.lr_policy": p}, {"final_acc": {"mean": m, "std": s}})
+               for c, p, m, s in [("x", "ft", 0.75, 0.0), ("y", "ft", 0.25, 0.0), ("x", "llr", 0.5, 0.25), ("y", "llr", 0.75, 0.0)]]
+    assert winners(results).startswith("No criterion wins every column")
+
+
+def test_leads_of_a_value_not_in_percent_are_named_as_they_are() -> None:
+    results = cross({("l1", "ft"): 0.30, ("bn", "ft"): 0.40, ("l1", "llr"): 0.20, ("bn", "llr"): 0.21}, std=0.02, value="final_loss")
+    assert winners(results, "final_loss").endswith("under lr_policy llr (a lead of 0.01, a std of 0.02).")
 
 
 def test_a_winner_behind_by_less_than_either_row_s_std_is_not_reversed() -> None:
