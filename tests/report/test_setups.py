@@ -3,10 +3,13 @@ ladder on its own, the SX-A / SX-B budgets computed by hand, and runs grouped by
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
+from prunelab.config import recipe_yaml, validate
 from prunelab.report.setups import (
     Budget,
     Pipeline,
@@ -14,6 +17,7 @@ from prunelab.report.setups import (
     Stage,
     comparison_setup,
     describe_setups,
+    read_run_record,
     training_settings,
 )
 
@@ -569,3 +573,26 @@ def test_a_scratch_run_ending_more_than_one_last_step_away_fails_rule_1():
 def test_retraining_lrs_one_percent_apart_are_other_schedules():
     verdict = comparison_setup([record("a"), record("b", retraining=Stage(2, (0.1, 0.0505), RETRAINING.settings))])
     assert (verdict.setup, verdict.reason) == ("S3.1", "the retraining LR schedules differ from step 2 on (0.05 / 0.0505; seed 0)")
+
+
+def test_a_run_directory_is_read_as_its_record(tmp_path: Path) -> None:
+    """A one-shot run as ``prunelab run`` leaves it: 1000 parameters, 250 left (a compression
+    of 4), a speedup of 3; 3 epochs of find, 2 of retraining, and a second copy of the
+    retraining that only measures its instability. An LR an epoch."""
+    seed = tmp_path / "run" / "seed-0"
+    seed.mkdir(parents=True)
+    (tmp_path / "run" / "recipe.yaml").write_text(recipe_yaml(validate({"prune": {"method": "oneshot", "sparsity": 0.75}, "seeds": [0]})))
+    stats = {key: {"mean": mean, "std": 0.0} for key, mean in (("sparsity", 0.75), ("speedup", 3.0), ("parameters", 1000), ("remaining_parameters", 250))}
+    (tmp_path / "run" / "summary.json").write_text(json.dumps({"run": "run", "seeds": [0], "stats": stats}))
+    lrs = {"find": [0.1, 0.1, 0.01], "eval": [0.01, 0.001], "eval-copy": [0.01, 0.001]}
+    files = {"summary.json": {"speedup": 3.0}, "layer_sparsity.json": {"a.weight": {"numel": 1000, "remaining": 250, "sparsity": 0.75}}, "lr_log.json": lrs,
+             "metrics.json": [{"phase": phase, "epoch": e + 1} for phase, log in lrs.items() for e in range(len(log))]}  # fmt: skip
+    for name, content in files.items():
+        (seed / name).write_text(json.dumps(content))
+    run = read_run_record(tmp_path / "run")
+    assert (run.name, run.seeds, run.sparsity, run.speedup, run.compression) == ("run", (0,), 0.75, 3.0, 4.0)
+    assert run.pipeline == Pipeline(Stage(3, (0.1, 0.1, 0.01), run.pipeline.base.settings), Stage(),
+                                    Stage(2, (0.01, 0.001), run.pipeline.retraining.settings), 3.0, {"a.weight": 250})  # fmt: skip
+    # each stage with its own phase's settings
+    assert "find.batch_size" in run.pipeline.base.settings and "eval.batch_size" in run.pipeline.retraining.settings
+    assert not any(key.startswith("eval.") for key in run.pipeline.base.settings)
