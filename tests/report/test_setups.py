@@ -463,6 +463,10 @@ def test_new_random_weights_on_another_network_are_a_pruning_method_not_scratch_
     same_counts = run("other masks", "other magnitude masks", **{"prune.scope": "layerwise"})
     budgets = {b.pruned: b.not_scratch for b in comparison_setup([ticket, same_counts, scratch]).budgets}
     assert budgets == {"ticket": "", "other masks": "it trains another network (other masks; seed 0)"}
+    # weight pruning on a seed the run from scratch did not run finds other masks, whatever their counts
+    seed_1 = record("ticket, seed 1", seeds=(1,), per_seed={1: replace(ticket.pipeline, masks="masks of seed 1")}, **{"eval.rewind": "init"})
+    budgets = {b.pruned: b.not_scratch for b in comparison_setup([ticket, seed_1, scratch]).budgets}
+    assert budgets == {"ticket": "", "ticket, seed 1": "it trains another network (the masks of another seed; it did not run seed 1)"}
     # After channel pruning the small architecture is the network, whichever channels each run kept.
     channels = {"prune.criterion": "filter_l1"}
     filters = run("filters", "kept filters", **channels)

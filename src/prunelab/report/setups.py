@@ -492,15 +492,14 @@ def _pruning_and_scratch(runs: Sequence[RunRecord]) -> tuple[list[RunRecord], li
 def _trains_network_of(pruned: RunRecord, scratch: RunRecord) -> bool:
     """Whether ``scratch`` trains the network ``pruned`` pruned to: of one task, and after
     weight pruning, on a seed both ran (other seeds find other masks), the same masks."""
-    if _task_difference([pruned, scratch]) or _other_network(pruned, scratch, _paired_seeds(pruned, scratch)):
-        return False
-    return pruned.granularity == "channels" or bool(set(pruned.pipelines) & set(scratch.pipelines))
+    return not (_task_difference([pruned, scratch]) or _other_network(pruned, scratch, _paired_seeds(pruned, scratch)))
 
 
 def _other_network(pruned: RunRecord, scratch: RunRecord, seeds: Sequence[int]) -> str:
     """Why ``scratch`` trains another network than the one ``pruned`` pruned to ('' if it
     does not, or the runs did not record it): other weights left in a layer (for channel
-    pruning, another architecture), or other masks on a seed both ran."""
+    pruning, another architecture), or after weight pruning, other masks on a seed both ran
+    or a seed ``scratch`` did not run (other seeds find other masks)."""
     for seed in seeds:
         mine, theirs = pruned.pipelines[seed], scratch.pipeline_at(seed)
         if mine.remaining and theirs.remaining and mine.remaining != theirs.remaining:
@@ -508,7 +507,9 @@ def _other_network(pruned: RunRecord, scratch: RunRecord, seeds: Sequence[int]) 
             return (f"it trains another network ({layer}: {mine.remaining.get(layer)} / {theirs.remaining.get(layer)} "
                     f"weights left; seed {seed})")  # fmt: skip
         # Channels: the architecture is the network, whichever channels were kept.
-        if pruned.granularity == "weights" and seed in scratch.pipelines and mine.masks and theirs.masks and mine.masks != theirs.masks:
+        if pruned.granularity == "weights" and seed not in scratch.pipelines:
+            return f"it trains another network (the masks of another seed; it did not run seed {seed})"
+        if pruned.granularity == "weights" and mine.masks and theirs.masks and mine.masks != theirs.masks:
             return f"it trains another network (other masks; seed {seed})"
     return ""
 
