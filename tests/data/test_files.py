@@ -39,14 +39,22 @@ def _archive(path: Path, members: dict[str, bytes]) -> str:
     return hashlib.md5(path.read_bytes()).hexdigest()
 
 
-def test_download_and_extract_puts_the_folder_in_place_and_removes_the_archive(tmp_path: Path) -> None:
-    source = tmp_path / "src" / "data.tar.gz"
+def _zip(path: Path, members: dict[str, bytes]) -> str:
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("kind", ["tar.gz", "zip"])
+def test_download_and_extract_puts_the_folder_in_place_and_removes_the_archive(kind: str, tmp_path: Path) -> None:
+    source = tmp_path / "src" / f"data.{kind}"
     source.parent.mkdir()
-    md5 = _archive(source, {"batches/a": b"aa", "batches/b": b"bb"})
+    md5 = (_archive if kind == "tar.gz" else _zip)(source, {"batches/a": b"aa", "batches/sub/b": b"bb"})
     data_dir = tmp_path / "data"
     data_dir.mkdir()
     download_and_extract(source.as_uri(), md5, data_dir, "batches")
-    assert (data_dir / "batches" / "a").read_bytes() == b"aa" and (data_dir / "batches" / "b").read_bytes() == b"bb"
+    assert (data_dir / "batches" / "a").read_bytes() == b"aa" and (data_dir / "batches" / "sub" / "b").read_bytes() == b"bb"
     assert sorted(p.name for p in data_dir.iterdir()) == ["batches"]  # no archive, no staging folder left
 
 
@@ -79,24 +87,6 @@ def test_a_data_folder_that_names_the_datasets_own_folder_says_which_to_give(tmp
     (tmp_path / folder).rename(tmp_path / "my-files")
     with pytest.raises(DatasetNotFoundError, match=rf"holds them in a folder named {folder} \(not my-files\)$"):
         load_dataset(dataset, tmp_path / "my-files")
-
-
-def _zip(path: Path, members: dict[str, bytes]) -> str:
-    with zipfile.ZipFile(path, "w") as archive:
-        for name, data in members.items():
-            archive.writestr(name, data)
-    return hashlib.md5(path.read_bytes()).hexdigest()
-
-
-def test_a_zip_archive_is_extracted_like_a_tar_one(tmp_path: Path) -> None:
-    source = tmp_path / "src" / "data.zip"
-    source.parent.mkdir()
-    md5 = _zip(source, {"batches/a": b"aa", "batches/sub/b": b"bb"})
-    data_dir = tmp_path / "data"
-    data_dir.mkdir()
-    download_and_extract(source.as_uri(), md5, data_dir, "batches")
-    assert (data_dir / "batches" / "a").read_bytes() == b"aa" and (data_dir / "batches" / "sub" / "b").read_bytes() == b"bb"
-    assert sorted(p.name for p in data_dir.iterdir()) == ["batches"]
 
 
 @pytest.mark.parametrize("member", ["../outside", "batches/../../outside", "/outside"])

@@ -100,6 +100,20 @@ def _extract_zip(archive: Path, staging: Path) -> None:
 _CANNOT_KEEP = {errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT}
 
 
+#: What reading a damaged or foreign ``.npz`` cache raises (:func:`read_cache`).
+CACHE_ERRORS = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile)
+
+
+def read_cache(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """The arrays ``keys`` of the ``.npz`` cache ``path``, read without unpickling anything; a
+    file that is no such archive raises one of :data:`CACHE_ERRORS`."""
+    cached = np.load(path, allow_pickle=False)
+    if not isinstance(cached, np.lib.npyio.NpzFile):
+        raise ValueError("not an .npz archive")
+    with cached:
+        return {key: cached[key] for key in keys}
+
+
 def save_cache(path: Path, arrays: dict[str, np.ndarray], dataset: str, again: str) -> None:
     """Write ``arrays`` to the ``.npz`` cache ``path`` atomically. A folder that cannot keep it
     (read-only, full) is a warning only: the data is still good, and ``again`` at every load."""

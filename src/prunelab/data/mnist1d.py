@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import random
 import warnings
-import zipfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from prunelab.data.files import save_cache
+from prunelab.data.files import CACHE_ERRORS, read_cache, save_cache
 from prunelab.data.registry import Dataset, register
 
 CACHE_FILE = "mnist1d.npz"
@@ -37,11 +36,7 @@ def _read_cache(path: Path) -> dict[str, np.ndarray] | None:
     """The cached arrays, or None (with a warning) if the file is not a complete cache: it
     is regenerated then, the data being the same every time."""
     try:
-        cached = np.load(path, allow_pickle=False)
-        if not isinstance(cached, np.lib.npyio.NpzFile):
-            raise ValueError("not an .npz archive")
-        with cached:
-            arrays = {key: cached[key] for key in _KEYS}
+        arrays = read_cache(path, _KEYS)
         # The generated data exactly: 4000 training and 1000 test examples of 40 finite
         # values, integer labels 0-9 (anything else is a damaged or foreign file).
         for x, y, n in (("x", "y", 4000), ("x_test", "y_test", 1000)):
@@ -51,7 +46,7 @@ def _read_cache(path: Path) -> dict[str, np.ndarray] | None:
                 raise ValueError(f"{x} is not finite floats")
             if arrays[y].dtype.kind not in "iu" or arrays[y].min() < 0 or arrays[y].max() > 9:
                 raise ValueError(f"{y} is not integer labels 0-9")
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
+    except CACHE_ERRORS as error:
         warnings.warn(f"{path} is not a valid MNIST-1D cache ({error}); generating it again", stacklevel=3)
         return None
     return arrays

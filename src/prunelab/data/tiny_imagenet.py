@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 import warnings
-import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from prunelab.data.augment import random_resized_crop_flip
-from prunelab.data.files import download_and_extract, not_found, save_cache
+from prunelab.data.files import CACHE_ERRORS, download_and_extract, not_found, read_cache, save_cache
 from prunelab.data.registry import Dataset, DatasetFormatError, DatasetNotFoundError, register
 from prunelab.wording import counted
 
@@ -131,11 +130,7 @@ def _read_cache(path: Path, folder: Path) -> dict[str, np.ndarray] | None:
     """The cached arrays, or None (with a warning) if the file is not a complete cache or is one
     of other classes than ``folder/wnids.txt`` lists: the images are decoded again then."""
     try:
-        cached = np.load(path, allow_pickle=False)
-        if not isinstance(cached, np.lib.npyio.NpzFile):
-            raise ValueError("not an .npz archive")
-        with cached:
-            arrays = {key: cached[key] for key in _KEYS}
+        arrays = read_cache(path, _KEYS)
         wnids = arrays["wnids"]
         if wnids.dtype.kind != "U" or wnids.ndim != 1 or not len(wnids) or list(wnids) != sorted(set(wnids)):
             raise ValueError("wnids is not a sorted list of distinct WordNet ids")
@@ -148,7 +143,7 @@ def _read_cache(path: Path, folder: Path) -> dict[str, np.ndarray] | None:
         listed = folder / "wnids.txt"
         if listed.exists() and sorted(listed.read_text().split()) != list(wnids):
             raise ValueError(f"its classes are not those of {listed}")
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
+    except CACHE_ERRORS as error:
         warnings.warn(f"{path} is not a valid Tiny ImageNet cache ({error}); decoding the images again", stacklevel=4)
         return None
     return arrays
