@@ -19,7 +19,7 @@ from prunelab.config import RecipeError, load_recipe, run_name
 from prunelab.data import load_dataset
 from prunelab.models import build_model
 from prunelab.runs.runner import run_recipe
-from prunelab.runs.session import Session, load_trained
+from prunelab.runs.session import Session, finished_seeds, load_trained
 
 START = ["seeds=[0]", "model.options={}", "find.epochs=0", "eval.epochs=1", "eval.lr_policy=null", "prune.sparsity=0.8", "threads=1"]
 
@@ -147,3 +147,15 @@ def test_a_safetensors_file_that_is_not_one_is_said_so(data_dir: Path, tmp_path:
     weights.write_bytes(pickle.dumps({"weight": 1}))
     with pytest.raises(RecipeError, match=f"model.weights: {weights} is not a safetensors file"):
         run_recipe(recipe(weights, data_dir), tmp_path / "runs", progress=False)
+
+
+def test_the_same_weights_by_another_path_run_into_the_same_run(trained: nn.Module, data_dir: Path, tmp_path: Path) -> None:
+    """A copy of the file elsewhere has the run name of the original, and its run directory
+    takes the command's seeds (not an error of other settings for the path that differs)."""
+    weights = tmp_path / "trained.safetensors"
+    save_file(trained.state_dict(), weights)
+    first = run_recipe(recipe(weights, data_dir), tmp_path / "runs", progress=False)
+    copy = shutil.copy(weights, tmp_path / "copy.safetensors")
+    again = run_recipe(recipe(copy, data_dir, "seeds=[0, 1]"), tmp_path / "runs", progress=False)
+    assert again == first
+    assert finished_seeds(first) == [0, 1]

@@ -308,10 +308,14 @@ def check_channel_pruning(recipe: Recipe, model, data) -> None:
 def check_same_experiment(folder: Path, recipe: Recipe) -> None:
     """A run directory gathers seeds of one experiment: its recipe, read with today's
     defaults, must set everything as ``recipe`` does. (Run names hash the settings that
-    differ from the defaults, so a changed default would otherwise mix two experiments.)"""
+    differ from the defaults, so a changed default would otherwise mix two experiments.)
+    ``model.weights`` is left out: the run name holds the file's digest, so the same weights
+    given by another path (a copy) are the same run."""
     if not (folder / "recipe.yaml").exists():
         return
     ours, theirs = experiment_settings(recipe), run_settings(folder)
+    for settings in (ours, theirs):
+        settings.pop("model.weights", None)
     changed = [key for key in dict.fromkeys([*ours, *theirs]) if ours.get(key) != theirs.get(key)]
     if changed:
         shown = "; ".join(f"{key}: {theirs.get(key)!r} there, {ours.get(key)!r} now" for key in changed)
