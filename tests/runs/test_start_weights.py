@@ -159,3 +159,19 @@ def test_the_same_weights_by_another_path_run_into_the_same_run(trained: nn.Modu
     again = run_recipe(recipe(copy, data_dir, "seeds=[0, 1]"), tmp_path / "runs", progress=False)
     assert again == first
     assert finished_seeds(first) == [0, 1]
+
+
+def test_a_relative_or_home_path_names_the_same_file_from_any_folder(trained: nn.Module, data_dir: Path, tmp_path: Path, monkeypatch) -> None:
+    """Read from the folder the recipe was given in; the run, resumed or given seeds later from
+    another folder, still starts from that file (its recipe.yaml records where it is)."""
+    (tmp_path / "home" / "weights").mkdir(parents=True)
+    save_file(trained.state_dict(), tmp_path / "home" / "weights" / "trained.safetensors")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path / "home")
+    relative, home = recipe(Path("weights/trained.safetensors"), data_dir), recipe(Path("~/weights/trained.safetensors"), data_dir)
+    monkeypatch.chdir(tmp_path)
+    data = load_dataset("mnist1d", data_dir)
+    for given in (relative, home):
+        session = Session(tmp_path / "seed-0", given, 0, data, torch.device("cpu"), progress=False)
+        assert torch.equal(session.model.features[0].weight, trained.features[0].weight)
+        shutil.rmtree(tmp_path / "seed-0")

@@ -82,7 +82,8 @@ class ModelConfig(Strict):
     ``weights`` starts the run from trained weights instead of a random initialisation: a
     safetensors file or a PyTorch state dict (``.pt``, ``.pth``: a torchvision model's, say),
     for the model the recipe builds. The find phase trains on from them (``find.epochs: 0``
-    prunes them as they are); the run is named by the file's contents, not its path. Scratch
+    prunes them as they are); the run is named by the file's contents, not its path (a relative
+    path, or one starting with ``~``, is made absolute when the recipe is read). Scratch
     and reinitialised baselines start from random weights all the same."""
 
     name: str = "mnist1d_cnn"
@@ -95,6 +96,12 @@ class ModelConfig(Strict):
         if not _unregistered_as_recorded(name, MODELS, info):
             model_options(name)  # raises for an unknown model
         return name
+
+    @field_validator("weights")
+    @classmethod
+    def _absolute(cls, weights: str | None) -> str | None:
+        # The same file whatever the working directory: a resumed run, a seed added later.
+        return None if weights is None else str(Path(weights).expanduser().resolve())
 
     @field_validator("options")
     @classmethod
