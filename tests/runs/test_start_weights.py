@@ -3,6 +3,7 @@ training, pruned as they are, and named by the file's contents."""
 
 from __future__ import annotations
 
+import argparse
 import copy
 import json
 import pickle
@@ -124,13 +125,16 @@ class Unsafe:
          r"\(classifier.0.bias has shape \(1000,\) in the file, \(10,\) in the model\)$"),
         (lambda path, model: torch.save({"features.0.weight": torch.zeros(3, 1, 5)}, path),
          r"\(features.0.weight has shape \(3, 1, 5\) in the file, \(25, 1, 5\) in the model; 7 more differences\)"),
-        (lambda path, model: torch.save({"weights": Unsafe()}, path), r"model.weights: {path} is not a PyTorch file of tensors \(safe to load\)"),
+        (lambda path, model: torch.save({"weights": Unsafe()}, path), r"model.weights: {path} holds more than tensors \(print\)"),
+        (lambda path, model: torch.save({"args": argparse.Namespace(lr=0.1), "state_dict": model.state_dict()}, path),
+         r"model.weights: {path} holds more than tensors \(argparse.Namespace\), which loading it safely \(weights_only=True\) "
+         r"refuses: if you trust the file, save the state dict alone \(torch.save\(state_dict, file\)\)$"),
         (lambda path, model: torch.save(list(model.state_dict().values()), path), r"model.weights: {path} holds no state dict"),
         (lambda path, model: path.write_text("weights"), r"model.weights: {path} is not a PyTorch file of tensors"),
         (lambda path, model: torch.save({k: v.mul(float("nan")) for k, v in model.state_dict().items()}, path),
          r"model.weights: {path} holds NaN or infinite values in features.0.weight, features.0.bias"),
     ],
-    ids=["missing", "other-classes", "another-model", "code", "not-a-state-dict", "not-torch", "nan"],
+    ids=["missing", "other-classes", "another-model", "code", "training-arguments", "not-a-state-dict", "not-torch", "nan"],
 )
 def test_weights_that_cannot_start_a_run_are_refused_before_anything_is_written(write, message, trained, data_dir, tmp_path, capsys) -> None:
     weights = tmp_path / "trained.pt"

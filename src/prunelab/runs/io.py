@@ -8,6 +8,7 @@ import csv
 import io
 import json
 import pickle
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any
@@ -209,6 +210,10 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
     except FileNotFoundError:
         raise ValueError(f"no file {path}") from None
     except (SafetensorError, pickle.UnpicklingError, RuntimeError, EOFError, OSError) as error:
+        # A refused object: torch's message names it past its first line, on loading the file unsafely.
+        if refused := re.search(r"Unsupported global: GLOBAL (\S+)", str(error)):
+            raise ValueError(f"{path} holds more than tensors ({refused[1]}), which loading it safely (weights_only=True) "
+                             "refuses: if you trust the file, save the state dict alone (torch.save(state_dict, file))") from None  # fmt: skip
         kind = "safetensors file" if path.suffix == ".safetensors" else "PyTorch file of tensors (safe to load)"
         raise ValueError(f"{path} is not a {kind}: {str(error).splitlines()[0]}") from None
     if isinstance(state, dict) and not isinstance(next(iter(state.values()), None), Tensor):
