@@ -19,6 +19,7 @@ from torch.nn.utils import prune as torch_prune
 from prunelab.config import RecipeError, load_recipe, run_name
 from prunelab.data import load_dataset
 from prunelab.models import build_model
+from prunelab.runs import runner
 from prunelab.runs.runner import run_recipe
 from prunelab.runs.session import Session, finished_seeds, load_trained
 
@@ -179,3 +180,22 @@ def test_a_relative_or_home_path_names_the_same_file_from_any_folder(trained: nn
         session = Session(tmp_path / "seed-0", given, 0, data, torch.device("cpu"), progress=False)
         assert torch.equal(session.model.features[0].weight, trained.features[0].weight)
         shutil.rmtree(tmp_path / "seed-0")
+
+
+def test_weights_changed_while_the_run_runs_start_no_more_of_its_seeds(trained: nn.Module, data_dir: Path, tmp_path: Path, monkeypatch) -> None:
+    """A file a training still saves to: the next seed would start from other weights than the run is named by."""
+    weights = tmp_path / "trained.safetensors"
+    save_file(trained.state_dict(), weights)
+    run_seed = runner.run_seed
+
+    def then_overwrite(*args, **kwargs) -> bool:
+        ran = run_seed(*args, **kwargs)
+        save_file({k: v + 1 for k, v in trained.state_dict().items()}, weights)
+        return ran
+
+    monkeypatch.setattr(runner, "run_seed", then_overwrite)
+    with pytest.raises(RecipeError, match=f"model.weights: {weights} changed while this run ran"):
+        run_recipe(recipe(weights, data_dir, "seeds=[0, 1]"), tmp_path / "runs", progress=False)
+    (run,) = (tmp_path / "runs").glob("oneshot-*")
+    assert finished_seeds(run) == [0] and not (run / "seed-1" / "checkpoint.safetensors").exists()
+    assert len(list((tmp_path / "runs" / ".find").iterdir())) == 1  # no find phase trained from the new contents

@@ -623,6 +623,11 @@ def run_seed(folder: Path, recipe: Recipe, seed: int, data, device: torch.device
 
 def write_seed(folder: Path, recipe: Recipe, seed: int, data, device: torch.device, progress: bool) -> None:
     """Run one seed into ``folder``, resuming it if it was interrupted, and write its results."""
+    # Overwritten meanwhile (a training still saving to it): this seed would start from other weights than the run's.
+    # The main process's look decides, so that every process stops or none.
+    if recipe.model.weights is not None and agree(run_folder(folder.parents[1], recipe) != folder.parent):
+        raise RecipeError(f"model.weights: {recipe.model.weights} changed while this run ran: {folder.parent} is named by its "
+                          "earlier contents, which its seeds so far started from; run again for a run of the file as it is now")  # fmt: skip
     if not agree((folder / CHECKPOINT).exists()):
         copy_shared_find(folder, shared_find(folder.parents[1], recipe, seed, data, device, progress))
     session = Session(folder, recipe, seed, data, device, progress)
