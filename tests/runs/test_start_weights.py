@@ -199,3 +199,36 @@ def test_weights_changed_while_the_run_runs_start_no_more_of_its_seeds(trained: 
     (run,) = (tmp_path / "runs").glob("oneshot-*")
     assert finished_seeds(run) == [0] and not (run / "seed-1" / "checkpoint.safetensors").exists()
     assert len(list((tmp_path / "runs" / ".find").iterdir())) == 1  # no find phase trained from the new contents
+
+
+def test_imp_rewinds_to_the_given_weights(trained: nn.Module, data_dir: Path, tmp_path: Path) -> None:
+    """The initialisation a rewind to init restores is the file's weights, not random ones."""
+    weights = tmp_path / "trained.safetensors"
+    save_file(trained.state_dict(), weights)
+    start = recipe(weights, data_dir, "prune.method=imp", "prune.levels=2", "eval.rewind=init")
+    session = Session(tmp_path / "seed-0", start, 0, load_dataset("mnist1d", data_dir), torch.device("cpu"), progress=False)
+    init = session.read_weights("init")
+    assert init.keys() == trained.state_dict().keys()
+    for name, value in trained.state_dict().items():
+        assert torch.equal(init[name], value), name
+
+
+def test_channel_pruning_ranks_the_given_batchnorm_scales(data_dir: Path, tmp_path: Path) -> None:
+    """Network slimming of given weights: the channels kept are those of the largest |gamma| of
+    the file over all layers (global scope), whatever the random initialisation would have had."""
+    torch.manual_seed(1)
+    model = build_model("mnist1d_cnn", 10, (1, 40), batch_norm=True)
+    norms = {name: module for name, module in model.named_modules() if isinstance(module, nn.BatchNorm1d)}
+    with torch.no_grad():
+        for norm in norms.values():
+            norm.weight.uniform_(-2, 2)
+    weights = tmp_path / "slim.safetensors"
+    save_file(model.state_dict(), weights)
+    extra = ["model.options={batch_norm: true}", "prune.method=oneshot", "prune.criterion=bn_scale", "prune.sparsity=0.5"]
+    run = run_recipe(recipe(weights, data_dir, *extra), tmp_path / "runs", progress=False)
+    kept = json.loads((run / "seed-0" / "channels.json").read_text())
+    convolution = {name: str(int(name) - 1) for name in ("1", "4", "7")}  # each BatchNorm scales the convolution before it
+    scales = [(norm.weight[i].abs().item(), f"features.{convolution[name.split('.')[1]]}", i) for name, norm in norms.items() for i in range(25)]
+    largest = sorted(scales, reverse=True)[: sum(map(len, kept.values()))]
+    assert {(layer, i) for _, layer, i in largest} == {(layer, i) for layer, indices in kept.items() for i in indices}
+    assert 0 < sum(map(len, kept.values())) < 75
