@@ -398,6 +398,37 @@ def test_every_method_resumes_to_the_same_result(
         assert got[key] == expected[key], f"{key} differs from the uninterrupted run"
 
 
+def test_a_run_from_given_weights_resumes_to_the_same_result(data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Channels removed from the weights of model.weights, interrupted while retraining the
+    small model: resumed from its checkpoint (the file read again only to build the model), it
+    ends as the uninterrupted run."""
+    given = ["find.epochs=0", "eval.epochs=2", "device=cpu", f"data.data_dir={data_dir}", "seeds=[0]", *NARROW]
+    plan, _ = load_plan("structured", given)
+    model = runs_session.recipe_model(plan[0][1], runs_session.recipe_data(plan[0][1]))
+    with torch.no_grad():  # distinct BatchNorm scales: the channels kept are those of the file
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm1d):
+                module.weight.uniform_(-1, 1)
+    save_file(model.state_dict(), tmp_path / "given.safetensors")
+    ((_, recipe),), _ = load_plan("structured", [*given, f"model.weights={tmp_path / 'given.safetensors'}"])
+    with monkeypatch.context() as patch:
+        everything = record_all_epochs(patch)
+        uninterrupted = run_recipe(recipe, tmp_path / "reference", progress=False)
+    assert everything == [("eval", 0), ("eval", 1)]
+    with monkeypatch.context() as patch:
+        record_all_epochs(patch, stop_after=2)
+        with pytest.raises(Interrupted):
+            run_recipe(recipe, tmp_path / "resumed", progress=False)
+    with monkeypatch.context() as patch:
+        second = record_all_epochs(patch)
+        run = run_recipe(recipe, tmp_path / "resumed", progress=False)
+    assert second == [("eval", 1)]  # only the interrupted epoch again
+    got, expected = outcome(run), outcome(uninterrupted)
+    assert got.keys() == expected.keys()
+    for key in expected:
+        assert got[key] == expected[key], f"{key} differs from the uninterrupted run"
+
+
 # -- failed writes -----------------------------------------------------------------------------
 
 
