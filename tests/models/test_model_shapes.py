@@ -247,6 +247,28 @@ def test_bottleneck_resnet_forward_is_torchvisions(stem: str) -> None:
         torch.testing.assert_close(model(x), F.linear(h.mean((2, 3)), model.fc.weight, model.fc.bias))
 
 
+def test_basic_block_resnet_forward_is_torchvisions() -> None:
+    """ResNet-34's stages of 3, 4, 6 and 3 basic blocks ReLU(BN(3x3 conv(ReLU(BN(3x3 conv(x))))) + shortcut(x)),
+    the first 3x3 conv strided, a 1x1 conv-BN shortcut where the shape changes, after the ImageNet stem."""
+    torch.manual_seed(0)
+    model = randomize_batchnorms(build_model("resnet34", 10, CIFAR, width=4))
+    x = torch.randn(2, *CIFAR)
+
+    def block(b: nn.Module, x: torch.Tensor, stride: int) -> torch.Tensor:
+        out = F.relu(batch_norm(b.bn1, F.conv2d(x, b.conv1.weight, stride=stride, padding=1)))
+        out = batch_norm(b.bn2, F.conv2d(out, b.conv2.weight, padding=1))
+        shortcut = batch_norm(b.downsample[1], F.conv2d(x, b.downsample[0].weight, stride=stride)) if stride == 2 else x
+        return F.relu(out + shortcut)
+
+    with torch.no_grad():
+        h = F.max_pool2d(F.relu(batch_norm(model.bn1, F.conv2d(x, model.conv1.weight, stride=2, padding=3))), 3, stride=2, padding=1)
+        for stage, n_blocks in enumerate((3, 4, 6, 3)):
+            for i in range(n_blocks):
+                h = block(model.get_submodule(f"layer{stage + 1}.{i}"), h, 2 if stage > 0 and i == 0 else 1)
+        assert h.shape == (2, 4 * 8, 1, 1)
+        torch.testing.assert_close(model(x), F.linear(h.mean((2, 3)), model.fc.weight, model.fc.bias))
+
+
 def test_vgg16_bn_forward() -> None:
     """Each conv (3x3, padding 1) then BatchNorm then ReLU; 2x2 max-pools; Linear on the 512 features."""
     torch.manual_seed(0)
