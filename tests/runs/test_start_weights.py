@@ -232,3 +232,14 @@ def test_channel_pruning_ranks_the_given_batchnorm_scales(data_dir: Path, tmp_pa
     largest = sorted(scales, reverse=True)[: sum(map(len, kept.values()))]
     assert {(layer, i) for _, layer, i in largest} == {(layer, i) for layer, indices in kept.items() for i in indices}
     assert 0 < sum(map(len, kept.values())) < 75
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_weights_start_a_float32_model(trained: nn.Module, data_dir: Path, tmp_path: Path, dtype: torch.dtype) -> None:
+    """Weights shared in half precision: the model trains in float32, from their values."""
+    weights = tmp_path / "half.safetensors"
+    save_file({name: value.to(dtype) for name, value in trained.state_dict().items()}, weights)
+    session = Session(tmp_path / "seed-0", recipe(weights, data_dir), 0, load_dataset("mnist1d", data_dir), torch.device("cpu"), progress=False)
+    for name, value in trained.state_dict().items():
+        assert session.model.state_dict()[name].dtype == torch.float32, name
+        assert torch.equal(session.model.state_dict()[name], value.to(dtype).float()), name
