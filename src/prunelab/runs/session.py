@@ -36,6 +36,7 @@ from prunelab.schedules import Schedule
 from prunelab.structured import ChannelPruner, shrink
 from prunelab.train import Trainer, evaluate
 from prunelab.train.trainer import PhaseState, StepHook
+from prunelab.wording import counted
 
 CHECKPOINT = "checkpoint.safetensors"
 
@@ -167,7 +168,7 @@ def starting_model(recipe: Recipe, data: Dataset) -> nn.Module:
     # Files saved before torch 0.4.1 (torchvision's first ImageNet weights) count no BatchNorm steps.
     state = {**{key: value for key, value in model.state_dict().items() if key.endswith(".num_batches_tracked")}, **state}
     if differences := weight_differences(model, state):
-        more = f"; {len(differences) - 1} more difference{'s' if len(differences) > 2 else ''}" if len(differences) > 1 else ""
+        more = f"; {counted(len(differences) - 1, 'more difference')}" if len(differences) > 1 else ""
         raise RecipeError(f"model.weights: {recipe.model.weights} holds weights of another model than "
                           f"{recipe.model.name!r} builds for {recipe.data.name} ({differences[0]}{more})")  # fmt: skip
     with torch.no_grad():
