@@ -66,6 +66,15 @@ def test_a_run_prunes_the_weights_it_is_given(trained: nn.Module, data_dir: Path
         assert torch.equal(masks[f"{name}.weight"], module.weight_mask.bool()), name
 
 
+def test_a_checkpoint_keeps_its_state_dict_beside_tensors_of_its_own(trained: nn.Module, data_dir: Path, tmp_path: Path) -> None:
+    """A best accuracy kept as a tensor, first, does not make the checkpoint's dict the state dict."""
+    weights = tmp_path / "checkpoint.pt"
+    torch.save({"best_acc": torch.tensor(0.9), "state_dict": trained.state_dict()}, weights)
+    session = Session(tmp_path / "seed-0", recipe(weights, data_dir), 0, load_dataset("mnist1d", data_dir), torch.device("cpu"), progress=False)
+    for name, value in trained.state_dict().items():
+        assert torch.equal(session.model.state_dict()[name], value), name
+
+
 def test_a_run_is_named_by_the_contents_of_its_weights(trained: nn.Module, data_dir: Path, tmp_path: Path) -> None:
     weights = tmp_path / "trained.safetensors"
     save_file(trained.state_dict(), weights)
@@ -130,12 +139,14 @@ class Unsafe:
         (lambda path, model: torch.save({"args": argparse.Namespace(lr=0.1), "state_dict": model.state_dict()}, path),
          r"model.weights: {path} holds more than tensors \(argparse.Namespace\), which loading it safely \(weights_only=True\) "
          r"refuses: if you trust the file, save the state dict alone \(torch.save\(state_dict, file\)\)$"),
-        (lambda path, model: torch.save(list(model.state_dict().values()), path), r"model.weights: {path} holds no state dict"),
+        (lambda path, model: torch.save(list(model.state_dict().values()), path), r"model.weights: {path} holds no state dict \(.*\)$"),
+        (lambda path, model: torch.save({"net": model.state_dict(), "acc": 0.9}, path),
+         r"model.weights: {path} holds no state dict \(.*\); its keys: 'net', 'acc'$"),
         (lambda path, model: path.write_text("weights"), r"model.weights: {path} is not a PyTorch file of tensors"),
         (lambda path, model: torch.save({k: v.mul(float("nan")) for k, v in model.state_dict().items()}, path),
          r"model.weights: {path} holds NaN or infinite values in features.0.weight, features.0.bias"),
     ],
-    ids=["missing", "other-classes", "another-model", "code", "training-arguments", "not-a-state-dict", "not-torch", "nan"],
+    ids=["missing", "other-classes", "another-model", "code", "training-arguments", "not-a-state-dict", "under-a-key-of-its-own", "not-torch", "nan"],
 )
 def test_weights_that_cannot_start_a_run_are_refused_before_anything_is_written(write, message, trained, data_dir, tmp_path, capsys) -> None:
     weights = tmp_path / "trained.pt"

@@ -216,10 +216,12 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
                              "refuses: if you trust the file, save the state dict alone (torch.save(state_dict, file))") from None  # fmt: skip
         kind = "safetensors file" if path.suffix == ".safetensors" else "PyTorch file of tensors (safe to load)"
         raise ValueError(f"{path} is not a {kind}: {str(error).splitlines()[0]}") from None
-    if isinstance(state, dict) and not isinstance(next(iter(state.values()), None), Tensor):
+    if isinstance(state, dict) and not all(isinstance(value, Tensor) for value in state.values()):
         state = next((state[key] for key in ("state_dict", "model") if isinstance(state.get(key), dict)), state)
     if not isinstance(state, dict) or not state or not all(isinstance(k, str) and isinstance(v, Tensor) for k, v in state.items()):
-        raise ValueError(f"{path} holds no state dict (parameter names to tensors, as model.state_dict() gives)")
+        # A checkpoint keeping it under a key of its own: its keys show which.
+        keys = f"; its keys: {', '.join(map(repr, list(state)[:8]))}" if isinstance(state, dict) and state else ""
+        raise ValueError(f"{path} holds no state dict (parameter names to tensors, as model.state_dict() gives){keys}")
     if all(key.startswith("module.") for key in state):
         state = {key.removeprefix("module."): value for key, value in state.items()}
     return state
