@@ -103,6 +103,17 @@ def test_scratch_and_reinitialised_baselines_start_from_random_weights(trained: 
     assert not torch.equal(given.model.features[0].weight, trained.features[0].weight)
 
 
+def test_batchnorm_statistics_that_are_not_finite_are_refused_before_anything_is_written(data_dir: Path, tmp_path: Path) -> None:
+    model = build_model("mnist1d_cnn", 10, (1, 40), batch_norm=True)
+    with torch.no_grad():
+        model.features[1].running_var[3] = float("inf")
+    weights = tmp_path / "diverged.pt"
+    torch.save(model.state_dict(), weights)
+    with pytest.raises(RecipeError, match=f"model.weights: {weights} holds NaN or infinite values in features.1.running_var: "):
+        run_recipe(recipe(weights, data_dir, "model.options={batch_norm: true}"), tmp_path / "runs", progress=False)
+    assert not (tmp_path / "runs").exists()
+
+
 def test_batchnorm_weights_saved_without_step_counts_load(data_dir: Path, tmp_path: Path) -> None:
     """torchvision's first ImageNet weights predate BatchNorm's num_batches_tracked."""
     torch.manual_seed(0)

@@ -135,7 +135,9 @@ def preflight(recipe: Recipe, data, references: bool = True) -> None:
     check_warmups_take_steps(recipe, len(data.x_train))
     check_augment(recipe, data)
     model = starting_model(recipe, data)
-    if broken := [name for name, weight in model.named_parameters() if not weight.isfinite().all()]:  # buffers may hold -inf (attention masks)
+    # Other buffers may hold -inf (attention masks); BatchNorm statistics must be finite.
+    statistics = [(name, buffer) for name, buffer in model.named_buffers() if name.endswith(("running_mean", "running_var"))]
+    if broken := [name for name, tensor in [*model.named_parameters(), *statistics] if not tensor.isfinite().all()]:
         origin = f"model.weights: {recipe.model.weights} holds" if recipe.model.weights else f"model {recipe.model.name!r} is built with"
         raise RecipeError(f"{origin} NaN or infinite values in {', '.join(broken)}: no training can start from them"
                           + ("" if recipe.model.weights else "; see its builder or weight scheme"))  # fmt: skip
