@@ -163,6 +163,15 @@ def batch_norm(module: nn.BatchNorm2d, x: torch.Tensor) -> torch.Tensor:
     return F.batch_norm(x, module.running_mean, module.running_var, module.weight, module.bias, eps=module.eps)
 
 
+def basic_block(b: nn.Module, x: torch.Tensor, stride: int, projection: nn.Sequential | None) -> torch.Tensor:
+    """ReLU(BN(3x3 conv(ReLU(BN(3x3 conv(x))))) + shortcut(x)), the first conv at ``stride``; the
+    shortcut is ``projection`` (1x1 conv at ``stride``, BN) where given, else x."""
+    out = F.relu(batch_norm(b.bn1, F.conv2d(x, b.conv1.weight, stride=stride, padding=1)))
+    out = batch_norm(b.bn2, F.conv2d(out, b.conv2.weight, padding=1))
+    shortcut = x if projection is None else batch_norm(projection[1], F.conv2d(x, projection[0].weight, stride=stride))
+    return F.relu(out + shortcut)
+
+
 def test_resnet_forward_is_he_et_al_s() -> None:
     """conv-BN-ReLU, then blocks ReLU(BN(conv(ReLU(BN(conv(x))))) + shortcut(x)), the first block
     of stages 2 and 3 at stride 2 with a 1x1 conv-BN shortcut; global average pool, linear."""
@@ -171,10 +180,7 @@ def test_resnet_forward_is_he_et_al_s() -> None:
     x = torch.randn(2, *CIFAR)
 
     def block(b: nn.Module, x: torch.Tensor, stride: int) -> torch.Tensor:
-        out = F.relu(batch_norm(b.bn1, F.conv2d(x, b.conv1.weight, stride=stride, padding=1)))
-        out = batch_norm(b.bn2, F.conv2d(out, b.conv2.weight, padding=1))
-        shortcut = x if stride == 1 else batch_norm(b.shortcut[1], F.conv2d(x, b.shortcut[0].weight, stride=stride))
-        return F.relu(out + shortcut)
+        return basic_block(b, x, stride, None if stride == 1 else b.shortcut)
 
     with torch.no_grad():
         h = F.relu(batch_norm(model.bn, F.conv2d(x, model.conv.weight, padding=1)))
@@ -255,10 +261,7 @@ def test_basic_block_resnet_forward_is_torchvisions() -> None:
     x = torch.randn(2, *CIFAR)
 
     def block(b: nn.Module, x: torch.Tensor, stride: int) -> torch.Tensor:
-        out = F.relu(batch_norm(b.bn1, F.conv2d(x, b.conv1.weight, stride=stride, padding=1)))
-        out = batch_norm(b.bn2, F.conv2d(out, b.conv2.weight, padding=1))
-        shortcut = batch_norm(b.downsample[1], F.conv2d(x, b.downsample[0].weight, stride=stride)) if stride == 2 else x
-        return F.relu(out + shortcut)
+        return basic_block(b, x, stride, b.downsample if stride == 2 else None)
 
     with torch.no_grad():
         h = F.max_pool2d(F.relu(batch_norm(model.bn1, F.conv2d(x, model.conv1.weight, stride=2, padding=3))), 3, stride=2, padding=1)
