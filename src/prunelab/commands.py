@@ -28,7 +28,7 @@ from prunelab.cli import LR_RANGE
 from prunelab.config import RecipeError, builtin_recipes, load_recipe, load_run_recipe, run_name
 from prunelab.config.load import parse_override, recipe_text, settings_digest
 from prunelab.config.sweep import grid_label, grid_value, load_plan, summary_meanings
-from prunelab.distributed import MainProcessFailed, join_from_environment, leave, main_first, world
+from prunelab.distributed import MainProcessFailed, barrier, join_from_environment, leave, main_first, world
 from prunelab.models.registry import close_name
 from prunelab.report import format_stat, format_table
 from prunelab.report.tables import mean_std, numbered, transposed
@@ -48,6 +48,7 @@ def execute(args: argparse.Namespace) -> int:
         if processes.size > 1 and args.command != "run":
             if processes.is_main:  # every process meets it: said once
                 print(f"prunelab: error: only `prunelab run` works over several processes; run `prunelab {args.command}` without torchrun", file=sys.stderr)
+            barrier()  # torchrun stops the others once one exits: none exits before the main process has said why
             return 2
         with warnings.catch_warnings(), contextlib.redirect_stdout(sys.stdout if processes.is_main else io.StringIO()):
             # Each distinct warning once per command: Python's own once-per-place registry
