@@ -64,6 +64,16 @@ def test_boxes_follow_random_resized_crops_distribution() -> None:
     assert share.median() == pytest.approx(0.4745, abs=0.01)
 
 
+@pytest.mark.parametrize(("h", "w"), [(8, 16), (16, 8)])
+def test_a_box_that_fills_a_side_is_kept_and_placed_anywhere_inside(h: int, w: int) -> None:
+    """Half the area of an 8x16 image at aspect 1 is an 8x8 box: as tall (or wide) as the image,
+    which fits, as torchvision's ``<=`` says. Its top and left are uniform over every position
+    that keeps it inside: 0..h-8 and 0..w-8, both ends included."""
+    top, left, height, width = crop_boxes(400, h, w, torch.Generator().manual_seed(0), scale=(0.5, 0.5), ratio=(1.0, 1.0))
+    assert height.tolist() == width.tolist() == [8.0] * 400
+    assert set(top.tolist()) == set(map(float, range(h - 8 + 1))) and set(left.tolist()) == set(map(float, range(w - 8 + 1)))
+
+
 @pytest.mark.parametrize(("h", "w", "box"), [(64, 64, (0, 0, 64, 64)), (32, 64, (0, 10, 32, 43)), (64, 32, (10, 0, 43, 32))])
 def test_when_no_box_fits_the_centred_box_of_the_nearest_allowed_aspect_is_taken(h: int, w: int, box: tuple) -> None:
     """torchvision's fallback. A 32x64 image is wider than 4/3 allows: all 32 rows and
