@@ -292,6 +292,10 @@ def _array(state: tuple) -> bytes:
             pickle.dumps(_Recipe(np.int64(3).__reduce__()[0], (np.dtype("i8"), b"\x03")), protocol=PROTOCOL),
             DatasetFormatError, r"an array of shape \(\) and int64 holds 1 byte, not 8",
         ),
+        (_array((1, (2,), np.dtype("u1"), False, b"\x00\x00\x00")), DatasetFormatError, r"an array of shape \(2,\) and uint8 holds 3 bytes, not 2"),
+        # the allowed globals by themselves, not building an array: nothing a batch holds
+        (b"c_codecs\nencode\n.", ForbiddenGlobalError, "refusing a bare function outside an array"),
+        (b"cnumpy\nndarray\n.", ForbiddenGlobalError, "refusing a bare object outside an array"),
         # numpy's own errors for text that names no dtype escaped as TypeError and ValueError
         (_array((1, (2,), _Recipe(np.dtype, ("", False, True)), False, b"\x00\x00")), ForbiddenGlobalError, "refusing an array of ''"),
         (_array((1, (2,), _Recipe(np.dtype, ("ix", False, True)), False, b"\x00\x00")), ForbiddenGlobalError, "refusing an array of 'ix'"),
@@ -301,8 +305,8 @@ def _array(state: tuple) -> bytes:
             ForbiddenGlobalError, r"refusing a dtype that is not a plain number type \(state \(3, '\?'",
         ),
     ],
-    ids=["dtype-not-a-dtype", "negative-shape", "no-data", "bare-dtype", "codecs-not-latin1", "scalar-short",
-         "dtype-empty-text", "dtype-unknown-text", "dtype-subarray-text", "dtype-unknown-byte-order"],
+    ids=["dtype-not-a-dtype", "negative-shape", "no-data", "bare-dtype", "codecs-not-latin1", "scalar-short", "bytes-left-over",
+         "bare-function", "bare-ndarray", "dtype-empty-text", "dtype-unknown-text", "dtype-subarray-text", "dtype-unknown-byte-order"],
 )
 def test_arrays_and_bytes_the_official_files_never_hold_are_refused(raw: bytes, error: type, message: str) -> None:
     with pytest.raises(error, match=message):
@@ -352,6 +356,10 @@ def test_a_cifar100_batch_in_place_of_a_cifar10_one_says_so(cifar10_dir, tmp_pat
     with pytest.raises(DatasetFormatError) as info:
         load_dataset("cifar100", tmp_path)
     assert str(info.value) == f"{path}: expected a dict with keys b'data' and b'fine_labels', got keys b'fine_labels', b'k0', b'k1', b'k2', b'k3', b'k4' and 2 more"
+    path.write_bytes(pickle.dumps({b"fine_labels": [0, 1], **{f"k{i}".encode(): i for i in range(5)}}, protocol=PROTOCOL))
+    with pytest.raises(DatasetFormatError) as info:  # six keys: all shown
+        load_dataset("cifar100", tmp_path)
+    assert str(info.value) == f"{path}: expected a dict with keys b'data' and b'fine_labels', got keys b'fine_labels', b'k0', b'k1', b'k2', b'k3', b'k4'"
 
 
 @pytest.mark.parametrize(("data", "got"), [
