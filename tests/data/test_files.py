@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import io
 import tarfile
+import warnings
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from prunelab.data.files import download, download_and_extract
+import numpy as np
+
+from prunelab.data.files import CACHE_ERRORS, download, download_and_extract, read_cache
 
 
 def test_download_writes_the_file_when_the_md5_matches(tmp_path: Path) -> None:
@@ -99,3 +103,16 @@ def test_a_zip_archive_escaping_its_folder_is_refused_not_silently_rewritten(tmp
     with pytest.raises(zipfile.BadZipFile, match=f"refusing the member '{member}'"):
         download_and_extract(source.as_uri(), md5, data_dir, "batches")
     assert not (tmp_path / "outside").exists() and list(data_dir.iterdir()) == []
+
+
+def test_a_half_written_cache_is_refused_and_its_file_closed(tmp_path: Path) -> None:
+    """numpy leaves the file of an archive it cannot read open (a ResourceWarning, a descriptor held)."""
+    path = tmp_path / "cache.npz"
+    np.savez(path, x=np.arange(3))
+    path.write_bytes(path.read_bytes()[:100])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(CACHE_ERRORS):
+            read_cache(path, ("x",))
+        gc.collect()
+    assert [str(warning.message) for warning in caught if issubclass(warning.category, ResourceWarning)] == []

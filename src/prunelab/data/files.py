@@ -107,11 +107,12 @@ CACHE_ERRORS = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile)
 def read_cache(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
     """The arrays ``keys`` of the ``.npz`` cache ``path``, read without unpickling anything; a
     file that is no such archive raises one of :data:`CACHE_ERRORS`."""
-    cached = np.load(path, allow_pickle=False)
-    if not isinstance(cached, np.lib.npyio.NpzFile):
-        raise ValueError("not an .npz archive")
-    with cached:
-        return {key: cached[key] for key in keys}
+    with open(path, "rb") as f:  # closed here: numpy leaves its own file open when the archive is unreadable
+        cached = np.load(f, allow_pickle=False)
+        if not isinstance(cached, np.lib.npyio.NpzFile):
+            raise ValueError("not an .npz archive")
+        with cached:
+            return {key: cached[key] for key in keys}
 
 
 def save_cache(path: Path, arrays: dict[str, np.ndarray], dataset: str, again: str) -> None:
