@@ -80,8 +80,9 @@ def test_a_damaged_cache_is_generated_again(generated, tmp_path: Path, monkeypat
     cache.write_bytes(damage((data_dir / "mnist1d.npz").read_bytes()))
     calls = []
     monkeypatch.setattr(mnist1d.data, "make_dataset", lambda *args, **kwargs: calls.append(args) or dict(arrays))
-    with pytest.warns(UserWarning, match="not a valid MNIST-1D cache"):
+    with pytest.warns(UserWarning, match="not a valid MNIST-1D cache") as warned:
         again = load_dataset("mnist1d", tmp_path)
+    assert [warning.filename for warning in warned] == [__file__]  # the line that loads the data, not one inside prunelab
     assert len(calls) == 1
     assert torch.equal(again.x_train, first.x_train) and torch.equal(again.y_test, first.y_test)
     assert load_dataset("mnist1d", tmp_path).x_test.shape == first.x_test.shape  # repaired: no second warning
@@ -120,7 +121,7 @@ def test_a_cache_of_wrong_shapes_is_generated_again(generated, tmp_path: Path, m
 @pytest.mark.parametrize(
     "damage",
     [
-        lambda a: {**a, "y": a["y"] + 10},  # labels out of range
+        lambda a: {**a, "y": a["y"] + 1},  # labels counted from 1: the last one past the classes
         lambda a: {**a, "y_test": a["y_test"] - 1},  # labels counted from -1
         lambda a: {**a, "y": a["y"].astype(np.float64) / 2},  # labels that are not integers, in range
         lambda a: {**a, "y_test": a["y_test"][:, None]},  # labels of another rank
@@ -184,7 +185,8 @@ def test_a_folder_the_cache_cannot_be_written_to_still_gives_the_data(generated,
         raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
 
     monkeypatch.setattr(module, "atomic_write", read_only)
-    with pytest.warns(UserWarning, match=r"could not cache MNIST-1D as .*mnist1d\.npz \(Read-only file system\); it is generated again"):
+    with pytest.warns(UserWarning, match=r"could not cache MNIST-1D as .*mnist1d\.npz \(Read-only file system\); it is generated again") as warned:
         ds = load_dataset("mnist1d", tmp_path)
+    assert [warning.filename for warning in warned] == [__file__]
     assert torch.equal(ds.x_train, first.x_train) and torch.equal(ds.y_test, first.y_test)
     assert list(tmp_path.iterdir()) == []

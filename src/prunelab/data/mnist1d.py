@@ -47,7 +47,7 @@ def _read_cache(path: Path) -> dict[str, np.ndarray] | None:
             if arrays[y].dtype.kind not in "iu" or arrays[y].min() < 0 or arrays[y].max() > 9:
                 raise ValueError(f"{y} is not integer labels 0-9")
     except CACHE_ERRORS as error:
-        warnings.warn(f"{path} is not a valid MNIST-1D cache ({error}); generating it again", stacklevel=3)
+        warnings.warn(f"{path} is not a valid MNIST-1D cache ({error}); generating it again", stacklevel=4)
         return None
     return arrays
 
