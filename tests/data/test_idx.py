@@ -210,6 +210,18 @@ def test_gzip_compressed_files_without_the_gz_name_are_read(tmp_path: Path) -> N
     assert ds.y_test.tolist() == arrays[FILES[3]].tolist()
 
 
+def test_plain_files_under_the_gz_name_are_read(tmp_path: Path) -> None:
+    """The other way round: a browser that decompressed the download while saving it kept the
+    .gz name. The content decides, as the two magic numbers cannot be confused."""
+    folder = tmp_path / "mnist"
+    arrays = write_idx_dataset(folder, gz=False)
+    for name in FILES:
+        (folder / name).rename(folder / f"{name}.gz")
+    ds = load_dataset("mnist", tmp_path)
+    torch.testing.assert_close(ds.x_train, expected_inputs(arrays[FILES[0]], 0.1307, 0.3081))
+    assert ds.y_test.tolist() == arrays[FILES[3]].tolist()
+
+
 def test_a_wrong_magic_number_says_what_an_idx_file_starts_with(tmp_path: Path) -> None:
     path = tmp_path / "train-images-idx3-ubyte"
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(20))  # an image saved under the IDX name

@@ -44,8 +44,8 @@ _FASHION_MD5 = {
 
 
 def read_idx(path: Path) -> np.ndarray:
-    """Parse an IDX file into an array; gzip-compressed if its name ends in ``.gz`` or its
-    content starts with gzip's magic bytes (an IDX file starts with two zero bytes).
+    """Parse an IDX file into an array; gzip-compressed if its content starts with gzip's magic
+    bytes, whatever its name (an IDX file starts with two zero bytes).
 
     Raises ``DatasetFormatError`` naming the file if it is not valid IDX or is truncated.
 
@@ -56,8 +56,9 @@ def read_idx(path: Path) -> np.ndarray:
     [7, 1, 4]
     """
     raw = path.read_bytes()
-    # A browser or a tool may keep the compressed bytes but drop the .gz from the name.
-    if path.suffix == ".gz" or raw[:2] == _GZIP_MAGIC:
+    # A browser or a tool may keep the compressed bytes but drop the .gz from the name, or
+    # decompress them while saving and keep it.
+    if raw[:2] == _GZIP_MAGIC:
         try:
             raw = gzip.decompress(raw)
         except (OSError, EOFError, zlib.error) as e:
