@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import struct
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -138,7 +140,7 @@ def _cache(data_dir: Path) -> dict[str, np.ndarray]:
         lambda raw, arrays: b"not a cache",
         lambda raw, arrays: {**arrays, "x_train": arrays["x_train"][:, :, :32, :32]},  # images of another size
         lambda raw, arrays: {**arrays, "y_test": arrays["y_test"][:-1]},  # a label missing
-        lambda raw, arrays: {**arrays, "y_train": arrays["y_train"] + 3},  # labels past the classes
+        lambda raw, arrays: {**arrays, "y_train": arrays["y_train"] + 1},  # labels counted from 1: the last one past the classes
         lambda raw, arrays: {**arrays, "x_test": arrays["x_test"].astype(np.float32)},  # not uint8 pixels
         lambda raw, arrays: {key: value for key, value in arrays.items() if key != "wnids"},
         lambda raw, arrays: {**arrays, "wnids": np.array(["n01", "n02", "n03"])},  # of other classes than wnids.txt: stale
@@ -156,8 +158,9 @@ def test_a_damaged_or_stale_cache_is_not_trusted_but_decoded_again(tree, damage)
     else:
         with open(cache, "wb") as f:
             np.save(f, damaged) if isinstance(damaged, np.ndarray) else np.savez(f, **damaged)
-    with pytest.warns(UserWarning, match="tiny_imagenet.npz is not a valid Tiny ImageNet cache .*; decoding the images again"):
+    with pytest.warns(UserWarning, match="tiny_imagenet.npz is not a valid Tiny ImageNet cache .*; decoding the images again") as warned:
         again = load_dataset("tiny_imagenet", data_dir)
+    assert [warning.filename for warning in warned] == [__file__]  # the line that loads the data
     assert torch.equal(again.x_train, first.x_train) and torch.equal(again.y_test, first.y_test)
     assert _cache(data_dir)["x_train"].shape == (6, 3, 64, 64)  # written anew
 
@@ -190,6 +193,19 @@ def test_a_missing_file_is_named(tree, remove: str, named: str) -> None:
         load_dataset("tiny_imagenet", data_dir)
 
 
+def test_files_beside_the_class_folders_and_blank_annotation_lines_are_no_data(tree) -> None:
+    """A .DS_Store among the class folders is no class; a blank line in val_annotations.txt
+    (an editor's trailing one) is no image."""
+    data_dir, _ = tree
+    folder = data_dir / "tiny-imagenet-200"
+    (folder / "train" / ".DS_Store").write_bytes(b"\x00")
+    annotations = folder / "val" / "val_annotations.txt"
+    lines = annotations.read_text().splitlines(keepends=True)
+    annotations.write_text("".join(lines[:2]) + "\n" + "".join(lines[2:]) + "\n")
+    ds = load_dataset("tiny_imagenet", data_dir)
+    assert ds.y_train.tolist() == [0, 0, 1, 1, 2, 2] and ds.y_test.tolist() == [CLASS[wnid] for _, wnid in VAL]
+
+
 def test_a_class_wnids_txt_does_not_list_is_an_error_naming_the_files(tree) -> None:
     data_dir, _ = tree
     folder = data_dir / "tiny-imagenet-200"
@@ -203,14 +219,24 @@ def test_a_class_wnids_txt_does_not_list_is_an_error_naming_the_files(tree) -> N
         load_dataset("tiny_imagenet", data_dir)
 
 
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG that claims the given size: its signature and header chunk, no pixels."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)) + chunk(b"IEND", b"")
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [
         (lambda raw: b"this is not an image", "not a readable image"),
         (lambda raw: raw[: len(raw) // 2], "not a readable image"),  # truncated: fails in the decoder, not at its header
         (lambda raw: None, "a 32x64 image; Tiny ImageNet's are 64x64"),
+        (lambda raw: _png_header(20_000, 20_000), r"not a readable image \(Image size \(400000000 pixels\) exceeds limit"),  # Pillow's bomb check
     ],
-    ids=["garbage", "truncated", "size"],
+    ids=["garbage", "truncated", "size", "bomb"],
 )
 def test_an_image_that_cannot_be_used_is_an_error_naming_it(tree, content, message: str) -> None:
     data_dir, _ = tree
