@@ -814,6 +814,50 @@ def test_over_several_processes_a_command_other_than_run_exits_2_said_once(monke
     assert cli.main(["recipes"]) == 0
 
 
+@pytest.mark.parametrize(
+    ("command", "said"),
+    [(["show", "runs/x"], "only `prunelab run` works over several processes"),  # refused
+     (["run", "--import", "no_such_module_here"], "--import no_such_module_here: No module named"),  # the main process's main_first work
+     (["run", "--set", "prune.sparsity=1.5"], "prune.sparsity")],  # a bad setting, which every process meets
+)
+def test_over_several_processes_the_others_end_after_the_main_process_said_why(command, said, two_processes, tmp_path, monkeypatch) -> None:
+    """torchrun stops the processes still running once one ends: another process that ended
+    on an error the main process says for all stopped the main one, now and then (a loaded
+    machine), before it had said it."""
+    import time
+
+    from prunelab.distributed import world
+
+    log = tmp_path / "stderr"
+
+    class SlowTerminal:  # the main process, slow to say it
+        def write(self, text: str) -> None:
+            time.sleep(0.5)
+            with log.open("a") as file:
+                file.write(text)
+
+        def flush(self) -> None:
+            pass
+
+        def isatty(self) -> bool:
+            return False
+
+    def command_then_end() -> int:
+        if world().is_main:
+            sys.stderr = SlowTerminal()  # of this process alone, which ends after the command
+        code = cli.main(command)
+        if not world().is_main:
+            with log.open("a") as file:
+                file.write("process 1 ended\n")
+        return code
+
+    monkeypatch.setattr(commands, "leave", lambda: None)  # the fixture leaves the process group, after the command
+    assert two_processes(command_then_end) == [2, 2]
+    text = log.read_text()
+    assert text.startswith("prunelab: error: ") and text.count("prunelab: error") == 1 and said in text, text
+    assert text.endswith("\nprocess 1 ended\n"), text
+
+
 def test_over_several_processes_a_process_s_own_error_is_said_by_it(monkeypatch, capsys) -> None:
     """The main process says a bad recipe once for all; trouble another process meets alone
     (its disk, its data) is said by that process, named."""

@@ -28,7 +28,7 @@ from prunelab.cli import LR_RANGE
 from prunelab.config import RecipeError, builtin_recipes, load_recipe, load_run_recipe, run_name
 from prunelab.config.load import parse_override, recipe_text, settings_digest
 from prunelab.config.sweep import grid_label, grid_value, load_plan, summary_meanings
-from prunelab.distributed import MainProcessFailed, barrier, join_from_environment, leave, main_first, world
+from prunelab.distributed import MainProcessFailed, join_from_environment, leave, main_first, wait_until_main_leaves, world
 from prunelab.models.registry import close_name
 from prunelab.report import format_stat, format_table
 from prunelab.report.tables import mean_std, numbered, transposed
@@ -48,7 +48,7 @@ def execute(args: argparse.Namespace) -> int:
         if processes.size > 1 and args.command != "run":
             if processes.is_main:  # every process meets it: said once
                 print(f"prunelab: error: only `prunelab run` works over several processes; run `prunelab {args.command}` without torchrun", file=sys.stderr)
-            barrier()  # torchrun stops the others once one exits: none exits before the main process has said why
+            wait_until_main_leaves()  # torchrun stops the others once one ends: none ends before the main process has said why
             return 2
         with warnings.catch_warnings(), contextlib.redirect_stdout(sys.stdout if processes.is_main else io.StringIO()):
             # Each distinct warning once per command: Python's own once-per-place registry
@@ -69,8 +69,11 @@ def execute(args: argparse.Namespace) -> int:
         # trouble may be this process's own, which the main one does not meet.
         elif not isinstance(error, (RecipeError, TrainingDiverged)):
             print(f"prunelab: error: process {world().rank} of {world().size}: {_said(error)}", file=sys.stderr)
+        else:  # said by the main process: this one ends after it did
+            wait_until_main_leaves()
         return 2
     except MainProcessFailed:  # the main process says why
+        wait_until_main_leaves()
         return 2
     except Exception as error:  # a bug (a RuntimeError, an AttributeError in a model's forward, ...)
         if world().size > 1 and isinstance(error, RuntimeError) and _lost_contact(error):

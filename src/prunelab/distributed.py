@@ -61,6 +61,17 @@ def barrier() -> None:
         dist.barrier()
 
 
+def wait_until_main_leaves() -> None:
+    """In a process other than the main one, wait until the main process has left the process
+    group: for a process that ends on an error the main process says for all of them (a bad
+    setting, the main process's failed ``main_first`` work). torchrun stops the processes still
+    running once one ends: a process that ended first stopped the main one, now and then, before
+    it had said why. The main process leaves after it has said it, as ``prunelab`` commands do."""
+    if world().size > 1 and not world().is_main:
+        with contextlib.suppress(RuntimeError):  # the main process never joins: its leaving (or torchrun, once it ended) ends the wait
+            dist.barrier()
+
+
 T = TypeVar("T")
 
 
