@@ -90,7 +90,10 @@ class _PerStep(nn.Module):
 
 def test_a_layer_applied_to_rows_the_model_folds_from_one_example_counts_every_row() -> None:
     # 10 rows x 3 x 4 weights; 2 rows x 13 positions x 2 filters x 3 weights
-    assert count_macs(_PerStep(), torch.zeros(1, 40)) == 10 * 12 + 2 * 13 * 6
+    model, inputs = _PerStep(), []
+    model.register_forward_pre_hook(lambda _module, args: inputs.append(tuple(args[0].shape)))
+    assert count_macs(model, torch.zeros(7, 40)) == 10 * 12 + 2 * 13 * 6
+    assert inputs == [(1, 40)]  # one example run, however many are given
 
 
 def test_a_tied_weight_is_masked_under_any_of_its_names() -> None:
@@ -118,6 +121,12 @@ def test_masked_conv_costs_its_kept_weights_at_every_output_position() -> None:
     assert dense == 54 * 20 + 240
     assert pruned == 23 * 20 + 80
     assert speedup(dense, pruned) == pytest.approx(1320 / 540)
+
+
+def test_a_grouped_dilated_conv_costs_the_weights_of_its_groups_and_no_bias() -> None:
+    """6 filters of 4 / 2 groups = 2 channels x 3 x 3 (108 weights), dilated by 2 over a 9x9
+    input: 9 - 2 * (3 - 1) = 5, so 5x5 = 25 positions; the bias adds no multiplication."""
+    assert count_macs(nn.Conv2d(4, 6, 3, groups=2, dilation=2), torch.zeros(1, 4, 9, 9)) == 108 * 25
 
 
 def test_attention_counts_its_projections_with_their_masks() -> None:
@@ -181,6 +190,26 @@ def test_sequence_first_attention_given_one_position_is_not_warned_about() -> No
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert count_macs(layer, torch.zeros(1, 3, 16)) == 3 * (4 * 16 * 16 + 2 * 16 * 32)
+
+
+class _UnbatchedAttention(nn.Module):
+    """A sequence-first attention given each example's tokens unbatched, (tokens, features)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.attention = nn.MultiheadAttention(8, 2)  # batch_first=False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        tokens = x[0]
+        return self.attention(tokens, tokens, tokens)[0]
+
+
+def test_unbatched_attention_is_not_warned_about() -> None:
+    """An unbatched query has no batch dimension to take for the sequence: example_input[:1]
+    cut nothing from it. 5 tokens x (q, k, v, out: 8 x 8 each)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert count_macs(_UnbatchedAttention(), torch.zeros(3, 5, 8)) == 5 * 4 * 8 * 8
 
 
 class _PaddedEncoder(nn.Module):
