@@ -80,3 +80,10 @@ def test_the_seed_draws_the_dropout_of_the_steps() -> None:
         for seed in (0, 0, 5)
     ]
     assert curves[0] == curves[1] and curves[0] != curves[2]
+
+
+@pytest.mark.parametrize("size", ["batch_size", "probe_size"])
+def test_true_is_no_number_of_examples(size) -> None:
+    """A bool is an int to Python: True would have run the test on one example."""
+    with pytest.raises(ValueError, match=rf"^{size} must be a whole number of examples, at least 1, got True$"):
+        lr_range_test(nn.Linear(2, 2), toy_data(8), OptimizerConfig(), progress=False, **{size: True})
