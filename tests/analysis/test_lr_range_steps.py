@@ -87,3 +87,14 @@ def test_true_is_no_number_of_examples(size) -> None:
     """A bool is an int to Python: True would have run the test on one example."""
     with pytest.raises(ValueError, match=rf"^{size} must be a whole number of examples, at least 1, got True$"):
         lr_range_test(nn.Linear(2, 2), toy_data(8), OptimizerConfig(), progress=False, **{size: True})
+
+
+def test_a_trained_loss_that_overflowed_to_inf_is_refused() -> None:
+    """Logits 3e38 apart against half the labels: the probe's float32 sum of losses overflows to
+    inf, from which no rise can be measured: the threshold and the stop would be inf too."""
+    model = nn.Linear(2, 2)
+    with torch.no_grad():
+        model.weight.zero_()
+        model.bias.copy_(torch.tensor([0.0, -3e38]))
+    with pytest.raises(ValueError, match=r"^the trained model's loss on the probe examples is inf: the test needs a finite loss to start from$"):
+        lr_range_test(model, toy_data(8), OptimizerConfig(), progress=False)
