@@ -225,6 +225,19 @@ def hooked() -> nn.Module:
     return model
 
 
+def forward_hooked(layer: int) -> nn.Module:
+    """A depthwise convolution between two layers, ``layer`` of them with a forward hook (its output, other than the trace sees)."""
+    model = nn.Sequential(nn.Conv1d(1, 4, 1), nn.Conv1d(4, 4, 3, padding=1, groups=4), nn.Conv1d(4, 2, 1))
+    model[layer].register_forward_hook(lambda module, inputs, output: output + 1)
+    return model
+
+
+def spectral_normed() -> nn.Module:
+    model = conv_then(nn.ReLU())
+    torch.nn.utils.parametrizations.spectral_norm(model[0])  # a weight computed from others, which shrinking does not see
+    return model
+
+
 def relu_hooked() -> nn.Module:
     model = conv_then(nn.ReLU())
     model[1].register_forward_hook(lambda module, inputs, output: output + 1)  # removed channels become 1
@@ -246,6 +259,7 @@ FIXED = "to a fixed width, which fewer channels would not fill: flatten with x.f
     [
         (conv_then(nn.Sigmoid()), X1, "used by 1 (Sigmoid)"),  # sigmoid(0) = 0.5
         (conv_then(nn.Hardtanh(0.5, 1.0)), X1, "moved away from zero by 1 (Hardtanh)"),
+        (conv_then(nn.Hardtanh(-2.0, -1.0)), X1, "moved away from zero by 1 (Hardtanh)"),  # 0 becomes -1
         (Lambda(lambda s, x: s.b(nn.functional.hardtanh(s.a(x), 0.5, 1.0)), a=nn.Conv1d(1, 4, 1), b=nn.Conv1d(4, 2, 1)), X1,
          "moved away from zero by hardtanh"),
         (conv_then(nn.Threshold(0.0, 1.0)), X1, "moved away from zero by 1 (Threshold)"),  # 0 is not above 0: it becomes 1
@@ -258,6 +272,10 @@ FIXED = "to a fixed width, which fewer channels would not fill: flatten with x.f
         (Lambda(lambda s, x: s.b(torch.pow(2.0, s.a(x))), a=nn.Conv1d(1, 4, 1), b=nn.Conv1d(4, 2, 1)), X1, "used by pow_1"),  # 2 ** 0 = 1
         (Lambda(lambda s, x: s.b(s.a(x).clamp(min=s.c(x))), a=nn.Conv1d(1, 4, 1), c=nn.Conv1d(1, 4, 1), b=nn.Conv1d(4, 2, 1)), X1,
          "used by clamp with tensor arguments"),
+        # A sum of everything, or a mean over the features (the last dim, -1) of (batch, tokens, features): channels mixed.
+        (Lambda(lambda s, x: (lambda h: s.b(h) + h.sum())(s.a(x)), a=nn.Conv1d(1, 4, 1), b=nn.Conv1d(4, 2, 1)), X1, "reduced across channels by sum_1"),
+        (Lambda(lambda s, x: s.b(s.a(x).mean(-1, keepdim=True)), a=nn.Linear(3, 4), b=nn.Linear(1, 2)), torch.zeros(2, 5, 3),
+         "reduced across channels by mean"),
         (conv_then(nn.PReLU(4)), X1, "scaled by 1 (PReLU), a slope per channel"),
         # Two slopes for two channels: a slope per channel all the same (its weight would need its channels cut).
         (nn.Sequential(nn.Conv1d(1, 2, 1), nn.PReLU(2), nn.Conv1d(2, 2, 1)), X1, "scaled by 1 (PReLU), a slope per channel"),
@@ -289,6 +307,9 @@ FIXED = "to a fixed width, which fewer channels would not fill: flatten with x.f
         (nn.Sequential(nn.Conv1d(1, 4, 1), nn.Flatten(), nn.Conv1d(2, 2, 1, groups=2), nn.Linear(20, 2)), X1,
          "read by 2 (Conv1d) in a way that mixes channels"),  # the flattened batch of 2, taken as 2 unbatched channels
         (hooked(), X1, "0 has a parametrization or forward hooks"),
+        (spectral_normed(), X1, "0 has a parametrization or forward hooks"),
+        (forward_hooked(0), X1, "0 has a parametrization or forward hooks"),
+        (forward_hooked(1), X1, "1 has a parametrization or forward hooks"),
         (relu_hooked(), X1, "1 (ReLU) has forward hooks"),
         (relu_pre_hooked(), X1, "1 (ReLU) has forward hooks"),
         (nn.Sequential(nn.Conv1d(1, 4, 1), nn.MaxPool1d(1, return_indices=True), Lambda(lambda s, pair: pair[0])), X1,
@@ -308,6 +329,22 @@ FIXED = "to a fixed width, which fewer channels would not fill: flatten with x.f
 def test_what_would_change_the_output_when_shrunk_is_unprunable(model, x, blocked) -> None:
     first = channel_groups(model, x)[0]
     assert first.unprunable == blocked
+
+
+@pytest.mark.parametrize(
+    ("a", "x", "forward"),
+    [
+        (nn.Linear(5, 6), torch.zeros(1, 3, 4, 5), lambda s, x: s.b(s.a(x).mean((1, 2)))),  # two dims before the features go
+        (nn.Linear(5, 6), torch.zeros(1, 3, 4, 5), lambda s, x: s.b(s.a(x).mean(1, True))),  # keepdim given by position
+        (nn.Conv2d(2, 6, 3), torch.zeros(1, 2, 5, 5), lambda s, x: s.b(s.a(x).mean((-2, -1)))),  # negative dims after the channels
+    ],
+    ids=["two-dims-before", "keepdim-positional", "negative-dims"],
+)
+def test_a_reduction_over_other_dims_keeps_the_channels_where_the_next_layer_reads_them(a, x, forward) -> None:
+    """The channels' dim after a reduction is their dim less the reduced dims before it (none with keepdim):
+    where a Linear reads them (the last dim), so it consumes them rather than mixing them."""
+    (group, _) = channel_groups(Lambda(forward, a=a, b=nn.Linear(6, 2)), x)
+    assert group.prunable and group.consumers == [("b", 1)]
 
 
 @pytest.mark.parametrize("name", ["view", "reshape"])
@@ -334,23 +371,25 @@ def test_a_layer_called_twice_makes_one_group_that_can_be_named() -> None:
     assert (shared.producers, shared.consumers, shared.unprunable) == (["shared"], [("head", 1), ("head2", 1)], "shared is called more than once")
     twice = Lambda(lambda s, x: s.head(s.bn(s.bn(s.a(x)))), a=nn.Conv1d(1, 4, 1), bn=nn.BatchNorm1d(4), head=nn.Conv1d(4, 2, 1))
     assert channel_groups(twice, X1)[0].norms == ["bn"]  # a layer listed once, whichever the calls
+    read_twice = Lambda(lambda s, x: (lambda h: s.head(h) + s.head(h))(s.a(x)), a=nn.Conv1d(1, 4, 1), head=nn.Conv1d(4, 2, 1))
+    assert channel_groups(read_twice, X1)[0].consumers == [("head", 1)]
     with pytest.raises(ValueError, match=r"^ratio given for 'shared', but the channels of shared cannot be removed: shared is called more than once$"):
         ChannelPruner(model, X1).prune(ratios={"shared": 0.5})
 
 
 def test_a_join_keeps_the_depthwise_convolutions_and_readers_of_both_operands_in_call_order() -> None:
-    """b's channels, read by d, are added to a's, which pass a depthwise convolution and are read by c
-    earlier: the group has both producers, the depthwise convolution, and its readers as they are called."""
+    """b's channels, through depthwise convolution dw2 and read by d, are added to a's, which pass dw and are
+    read by c earlier: the group has both producers, both depthwise convolutions and its readers as they are called."""
     def forward(s, x):
-        h, g = s.dw(s.a(x)), s.b(x)
+        h, g = s.dw(s.a(x)), s.dw2(s.b(x))
         side = s.c(h) + s.d(g)
         return side + s.head(g + h)
 
     model = Lambda(forward, a=nn.Conv1d(1, 4, 1), dw=nn.Conv1d(4, 4, 3, padding=1, groups=4), b=nn.Conv1d(1, 4, 1),
-                   c=nn.Conv1d(4, 2, 1), d=nn.Conv1d(4, 2, 1), head=nn.Conv1d(4, 2, 1))  # fmt: skip
+                   dw2=nn.Conv1d(4, 4, 3, padding=1, groups=4), c=nn.Conv1d(4, 2, 1), d=nn.Conv1d(4, 2, 1), head=nn.Conv1d(4, 2, 1))  # fmt: skip
     group = channel_groups(model, X1)[0]
     assert (group.name, group.producers, group.depthwise, group.consumers, group.prunable) == (
-        "a", ["a", "b"], ["dw"], [("c", 1), ("d", 1), ("head", 1)], True
+        "a", ["a", "b"], ["dw", "dw2"], [("c", 1), ("d", 1), ("head", 1)], True
     )
 
 
