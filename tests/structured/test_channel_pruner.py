@@ -157,6 +157,12 @@ def test_every_group_keeps_a_channel_and_the_limit_is_a_clear_error() -> None:
     pruner = ChannelPruner(chain(), X)
     with pytest.raises(ValueError, match=r"removes 28 of 30 channels, but every group keeps one: at most 27 channels can go \(a sparsity of at most 0.9\)"):
         pruner.prune(0.95, scope="global")
+    pruner.prune(0.9, scope="global")  # round(0.9 * 30) = 27: the limit itself, each group down to its best channel
+    assert [len(k) for k in pruner.keep.values()] == [1, 1, 1]
+    halved = ChannelPruner(chain(), X)
+    halved.prune(ratios={"0": 0.5})  # the 5 channels gone count towards the limit, which stays 27
+    with pytest.raises(ValueError, match=r"removes 28 of 30 channels, but every group keeps one: at most 27 channels can go \(a sparsity of at most 0.9\)"):
+        halved.prune(0.95, scope="global")
 
 
 @pytest.mark.parametrize(("scope", "ratios"), [("layerwise", None), (None, {"0": 0.3, "3": 0.1})])
@@ -289,6 +295,19 @@ def test_channels_once_removed_stay_removed() -> None:
         pruner.prune(ratios={"0": 0.5})
     with pytest.raises(ValueError, match="more than the 6 asked for"):
         pruner.prune(0.2, scope="global")
+
+
+def test_the_same_target_again_removes_no_more_channels() -> None:
+    """A schedule may give a target twice: the channels already removed meet it, in every scope.
+    chain()'s groups of 10, 12 and 8 lose 5, 6 and 4 to a sparsity of 0.5 layerwise, 15 of 30 in all."""
+    pruner = ChannelPruner(chain(), X)
+    pruner.prune(0.5, scope="layerwise")
+    kept = pruner.state_dict()
+    assert [len(k) for k in kept.values()] == [5, 6, 4]
+    pruner.prune(0.5, scope="layerwise")
+    pruner.prune(ratios={"0": 0.5, "3": 0.5})
+    pruner.prune(0.5, scope="global")  # round(0.5 * 30) = 15, all gone already
+    assert pruner.state_dict() == kept
 
 
 @pytest.mark.parametrize(
@@ -643,6 +662,25 @@ def test_a_branch_that_runs_only_in_eval_mode_is_checked_when_shrinking() -> Non
     with pytest.raises(ValueError, match=r"fails on the example input \(its forward may fix a width, or a branch that runs only in eval mode"):
         pruner.shrink()
     assert model.training and all(torch.equal(b, before[name]) for name, b in model.named_buffers())
+
+
+class _FailsInTraining(nn.Module):
+    """Passes its input on in eval mode; run in training mode (not while traced), raises."""
+
+    def forward(self, x):
+        if self.training and not isinstance(x, torch.fx.Proxy):
+            raise RuntimeError("no training here")
+        return x
+
+
+def test_a_model_that_fails_in_training_mode_is_shrunk_and_checked_in_eval_mode_only() -> None:
+    model = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), _FailsInTraining(), nn.Linear(6, 2))
+    pruner = ChannelPruner(model, torch.zeros(1, 4))
+    pruner.prune(0.5)
+    with pytest.warns(UserWarning, match=r"^the model fails in training mode on the example input \(no training here\): "
+                                         r"the small model is checked in eval mode only$"):  # fmt: skip
+        small = pruner.shrink()
+    assert (small[0].out_features, small[3].in_features) == (3, 3)
 
 
 class _CountingDropout(nn.Dropout):
