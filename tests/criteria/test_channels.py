@@ -52,6 +52,18 @@ def test_filter_l1_sums_the_row_norms_of_every_producer() -> None:
     assert scores.tolist() == [3.0, 2.5, 5.0]  # [3, 2, 1] + [0, 0.5, 4]
 
 
+def test_filter_l1_scores_the_filters_making_the_channels_not_a_depthwise_convolution_s() -> None:
+    """A depthwise convolution passes each channel through a filter of its own, which makes no
+    channel: the scores are conv 0's row norms, [1, 3], whatever its filters ([15, 0] would rank otherwise)."""
+    model = nn.Sequential(nn.Conv1d(1, 2, 1), nn.Conv1d(2, 2, 3, groups=2), nn.ReLU(), nn.Conv1d(2, 1, 1))
+    with torch.no_grad():
+        model[0].weight.copy_(torch.tensor([[[1.0]], [[-3.0]]]))
+        model[1].weight.copy_(torch.tensor([[[5.0, -5.0, 5.0]], [[0.0, 0.0, 0.0]]]))
+    group = channel_groups(model, torch.zeros(1, 1, 5))[0]
+    assert group.producers == ["0"] and group.depthwise == ["1"]
+    assert FilterL1()(model, group).tolist() == [1.0, 3.0]
+
+
 def test_bn_scale_sums_abs_gamma_of_every_batchnorm() -> None:
     model = two_branches()
     scores = BatchNormScale()(model, coupled_group(model))

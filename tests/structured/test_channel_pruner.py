@@ -385,6 +385,7 @@ def test_a_model_without_channels_to_prune_says_so() -> None:
 def test_include_exclude_pick_groups_by_layer_and_typos_are_errors() -> None:
     assert [g.name for g in ChannelPruner(chain(), X, include=["3"]).groups] == ["3"]
     assert [g.name for g in ChannelPruner(chain(), X, exclude=["1"]).groups] == ["3", "7"]  # a group's BatchNorm counts
+    assert [g.name for g in ChannelPruner(chain(), X, include=["4"]).groups] == ["3"]  # for include too
     with pytest.raises(ValueError, match="exclude pattern 'conv' matches no layer making channels; groups: 0 .10.; 3"):
         ChannelPruner(chain(), X, exclude=["conv"])
     with pytest.raises(ValueError, match="include pattern '9' picks no prunable channel group"):
@@ -910,9 +911,9 @@ class ReadsByIndexInEval(nn.Module):
         return {"out": out} if self.as_dict else out
 
 
-@pytest.mark.parametrize(("scale", "as_dict"), [(1.0, False), (1.0, True), (1e-3, False)], ids=["tensor", "dict", "small-gap"])
+@pytest.mark.parametrize(("scale", "as_dict"), [(1.0, False), (1.0, True), (3e-4, False)], ids=["tensor", "dict", "small-gap"])
 def test_a_small_model_that_computes_otherwise_than_the_zeroed_one_is_warned_about(scale, as_dict) -> None:
-    """Outputs in a dict are compared too, and a gap of a thousandth is more than rounding."""
+    """Outputs in a dict are compared too, and a gap of a few ten-thousandths (outputs of about 0.5) is more than rounding."""
     torch.manual_seed(0)
     model = ReadsByIndexInEval(scale, as_dict)
     with torch.no_grad():
