@@ -141,6 +141,13 @@ def test_a_depthwise_convolution_of_the_model_input_stays_a_layer_of_its_own() -
     assert [g.name for g in ChannelPruner(model, torch.zeros(1, 3, 6, 6), exclude=["0"]).groups] == ["1"]
 
 
+def test_a_convolution_of_one_channel_into_one_makes_a_group_of_its_own() -> None:
+    """groups = in = out channels = 1 is an ordinary convolution, not a depthwise one passing its input's channel on."""
+    model = nn.Sequential(nn.Conv1d(1, 1, 1), nn.ReLU(), nn.Conv1d(1, 1, 1), nn.ReLU(), nn.Conv1d(1, 2, 1))
+    groups = channel_groups(model, X1)
+    assert [(g.name, g.depthwise, g.consumers) for g in groups] == [("0", [], [("2", 1)]), ("2", [], [("4", 1)]), ("4", [], [])]
+
+
 def test_functional_flatten_and_view_are_recognised() -> None:
     class Net(nn.Module):
         def __init__(self) -> None:
