@@ -160,3 +160,11 @@ def test_recipe_example_comments_list_every_choice_the_schema_has():
             commented[key.strip().split(":")[0]] = set(re.findall(r"\w+", re.sub(r"\(.*?\)", "", comment)))
     for key, field in fields.items():
         assert commented[key] == _choices(field.annotation), key
+
+
+def test_ci_runs_the_readme_s_test_command():
+    """CI checks what a new user runs: the second command of the README, word for word."""
+    first_block = _blocks("bash")[0].splitlines()
+    test_command = first_block[1].split("#")[0].strip()
+    ci_script = (Path(__file__).parents[1] / ".ci" / "run").read_text().splitlines()
+    assert "pytest" in test_command and ci_script[-1] == test_command
