@@ -9,6 +9,7 @@ from torch.nn import functional as F
 
 from prunelab.analysis.flops import count_macs
 from prunelab.models import MODELS, build_model
+from prunelab.models.common import glorot_init
 
 MNIST1D, MNIST, CIFAR, TINY_IMAGENET = (1, 40), (1, 28, 28), (3, 32, 32), (3, 64, 64)
 NATURAL_INPUTS = {
@@ -342,29 +343,53 @@ def test_conv6_counts_by_hand() -> None:
     assert n_params(build_model("conv6", 10, CIFAR)) == conv + fc == 2_262_602
 
 
-@pytest.mark.parametrize("name", ["lenet_300_100", "conv2", "resnet20", "vgg16_bn"])
+# Each model's weights as its paper's code draws them: Glorot-normal (Frankle & Carbin), He-normal
+# fan-out in the convolutions (He et al.; torchvision), or PyTorch's defaults (the MNIST-1D code).
+INIT_SCHEMES = {
+    **dict.fromkeys(["mlp", "residual_mlp", "mnist1d_cnn"], "pytorch"),
+    **dict.fromkeys(["lenet_300_100", "conv2", "conv4", "conv6"], "glorot"),
+    **dict.fromkeys(["resnet20", "resnet32", "resnet56", "resnet18", "resnet34", "resnet50", "vgg16_bn", "vgg19_bn"], "he"),
+}
+
+
+@pytest.mark.parametrize("name", INIT_SCHEMES)
 def test_initialisation_follows_the_papers(name: str) -> None:
-    """Glorot-normal for LeNet and Conv-2/4/6 (Frankle & Carbin), He-normal fan-out for
-    ResNet and VGG convolutions: the sample std of each large weight tensor is within 5% of
-    it, and 68.3% of the weights lie within one std, as of a normal distribution (57.7% of a
-    uniform one)."""
+    """Glorot-normal for LeNet and Conv-2/4/6 (with zero biases), He-normal fan-out for ResNet and
+    VGG convolutions, PyTorch's default elsewhere (uniform within 1/sqrt(fan_in), std 1/sqrt(3 fan_in)):
+    the sample std of each large weight tensor is within 5% of it, and 68.3% of the weights lie
+    within one std, as of a normal distribution (57.7% of a uniform one). Every BatchNorm starts
+    as the identity, weight 1 and bias 0: no block's last one is zeroed (torchvision's default)."""
+    assert set(INIT_SCHEMES) == set(MODELS)
     torch.manual_seed(0)
-    model = build_model(name, 10, MNIST if name == "lenet_300_100" else CIFAR)
+    # Wider than their defaults, whose layers are too small to measure
+    wider = {"mlp": {"hidden_sizes": [500, 500]}, "residual_mlp": {"hidden_size": 500}, "mnist1d_cnn": {"channels": 128}}
+    model = build_model(name, 10, NATURAL_INPUTS[name][0], **wider.get(name, {}))
     checked = 0
     for module in model.modules():
-        if not isinstance(module, (nn.Linear, nn.Conv2d)) or module.weight.numel() < 20_000:
+        if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            assert torch.all(module.weight == 1) and torch.all(module.bias == 0), module
+        if not isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv2d)) or module.weight.numel() < 20_000:
             continue
         fan_out = module.weight.shape[0] * module.weight[0, 0].numel()
         fan_in = module.weight[0].numel()
-        if name in ("resnet20", "vgg16_bn"):
-            if not isinstance(module, nn.Conv2d):
-                continue
-            expected = (2 / fan_out) ** 0.5
-        else:
-            expected = (2 / (fan_in + fan_out)) ** 0.5
-        assert module.weight.std().item() == pytest.approx(expected, rel=0.05), module
-        assert (module.weight.abs() < expected).float().mean().item() == pytest.approx(0.683, abs=0.02), module
-        if module.bias is not None and name not in ("resnet20", "vgg16_bn"):
+        if INIT_SCHEMES[name] == "glorot":
+            expected, within_one_std = (2 / (fan_in + fan_out)) ** 0.5, 0.683
             assert torch.all(module.bias == 0)
+        elif INIT_SCHEMES[name] == "he" and isinstance(module, nn.Conv2d):
+            expected, within_one_std = (2 / fan_out) ** 0.5, 0.683
+        else:
+            expected, within_one_std = (1 / (3 * fan_in)) ** 0.5, 3**-0.5
+        assert module.weight.std().item() == pytest.approx(expected, rel=0.05), module
+        assert (module.weight.abs() < expected).float().mean().item() == pytest.approx(within_one_std, abs=0.02), module
         checked += 1
     assert checked >= 2
+
+
+def test_glorot_init_draws_every_convolution_and_linear_layer() -> None:
+    # Conv1d too, which no Glorot model of prunelab's has: std sqrt(2 / (fan_in + fan_out)), zero bias.
+    torch.manual_seed(0)
+    for layer in (nn.Conv1d(64, 128, 5), nn.Conv2d(32, 64, 5), nn.Linear(400, 300)):
+        glorot_init(layer)
+        fan_in, fan_out = layer.weight[0].numel(), layer.weight.shape[0] * layer.weight[0, 0].numel()
+        assert layer.weight.std().item() == pytest.approx((2 / (fan_in + fan_out)) ** 0.5, rel=0.05), layer
+        assert torch.all(layer.bias == 0)
