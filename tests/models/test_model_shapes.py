@@ -50,6 +50,17 @@ def test_forward_shape(name: str, input_shape: tuple[int, ...]) -> None:
     assert not any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
 
 
+@pytest.mark.parametrize(("name", "input_shape"), [
+    ("mnist1d_cnn", (2, 40)), ("resnet20", (1, 32, 32)), ("resnet18", (1, 64, 64)), ("vgg16_bn", (1, 32, 32)),
+])  # fmt: skip
+def test_the_first_convolution_reads_the_input_s_channels(name: str, input_shape: tuple[int, ...]) -> None:
+    # Grey images have one channel, not the three of CIFAR; a signal may have two.
+    model = build_model(name, 7, input_shape)
+    first = next(m for m in model.modules() if isinstance(m, (nn.Conv1d, nn.Conv2d)))
+    assert first.in_channels == input_shape[0]
+    assert model(torch.randn(2, *input_shape)).shape == (2, 7)
+
+
 def test_mlp_on_mnist1d() -> None:
     # (40*100 + 100) + (100*100 + 100) + (100*10 + 10)
     assert n_params(build_model("mlp", 10, MNIST1D)) == 15_210
@@ -151,12 +162,13 @@ def test_resnets_are_he_et_al_s_plus_two_projection_shortcuts(depth: int, publis
 
 
 def randomize_batchnorms(model: nn.Module) -> nn.Module:
-    """Eval mode with statistics and affine parameters far from the identity they start as."""
+    """Eval mode with statistics and affine parameters far from the identity they start as; scales
+    of either sign, as trained ones are, so that a BatchNorm does not commute with a max pool."""
     with torch.no_grad():
         for module in model.modules():
             if isinstance(module, nn.BatchNorm2d):
                 module.running_mean.uniform_(-1, 1), module.running_var.uniform_(0.5, 2)
-                module.weight.uniform_(0.5, 1.5), module.bias.uniform_(-1, 1)
+                module.weight.uniform_(-1.5, 1.5), module.bias.uniform_(-1, 1)
     return model.eval()
 
 
@@ -195,9 +207,11 @@ def test_resnet_forward_is_he_et_al_s() -> None:
 def test_resnet_depth_must_be_6n_plus_2() -> None:
     from prunelab.models.resnet import CifarResNet
 
-    for depth in (2, 21):
+    for depth in (2, 11, 21):  # 11 = 3*3 + 2: n must be whole
         with pytest.raises(ValueError, match=f"CIFAR ResNet depth must be 6n\\+2 with n >= 1, got {depth}"):
             CifarResNet(depth, num_classes=10, in_channels=3)
+    smallest = CifarResNet(8, num_classes=10, in_channels=3)  # n = 1
+    assert [len(stage) for stage in (smallest.stage1, smallest.stage2, smallest.stage3)] == [1, 1, 1]
 
 
 @pytest.mark.parametrize(("name", "torchvision"), [("resnet18", 11_689_512), ("resnet34", 21_797_672), ("resnet50", 25_557_032)])
@@ -211,6 +225,14 @@ def test_imagenet_resnets_cost_torchvisions_multiply_accumulates(name: str, torc
     """torchvision's model pages give "GFLOPS" (its multiply-accumulates, rounded) at 224x224."""
     macs = count_macs(build_model(name, 1000, (3, 224, 224)), torch.zeros(1, 3, 224, 224))
     assert macs / 1e9 == pytest.approx(torchvision_gflops, abs=0.005)
+
+
+def test_an_imagenet_resnet_built_directly_checks_its_stem() -> None:
+    # Called from Python, past build_model's option check: an unknown stem must not build the small one.
+    from prunelab.models.imagenet_resnet import resnet50
+
+    with pytest.raises(ValueError, match=r"^resnet50: stem must be 'imagenet' \(7x7 stride-2 conv and max pool\) or 'small' \(3x3 conv\), got 'tiny'$"):
+        resnet50(10, TINY_IMAGENET, stem="tiny")
 
 
 def test_imagenet_resnets_name_their_parameters_as_torchvision_does() -> None:
@@ -313,6 +335,8 @@ def test_vgg19_bn_counts_by_hand_as_network_slimming_s() -> None:
 def test_vgg16_bn_classifier() -> None:
     model = build_model("vgg16_bn", 100, CIFAR)
     assert model.classifier.in_features == 512 and model.classifier.out_features == 100
+    # Five halvings leave Tiny ImageNet's 64x64 at 2x2: the classifier reads all 2 * 2 * 512 features.
+    assert build_model("vgg16_bn", 200, TINY_IMAGENET).classifier.in_features == 2 * 2 * 512
     assert sum(isinstance(m, nn.Conv2d) for m in model.modules()) == 13
 
 
