@@ -12,6 +12,7 @@ from torch import nn
 from typing_extensions import TypedDict
 
 from prunelab.models import MODELS, NO_DEFAULT, build_model, initialize, model_options, register
+from prunelab.models.registry import close_name
 
 
 class Sizes(TypedDict):  # a builder option's type, found by name as a module's are
@@ -21,9 +22,8 @@ class Sizes(TypedDict):  # a builder option's type, found by name as a module's 
 def test_unknown_model_lists_known_ones() -> None:
     with pytest.raises(ValueError, match="unknown model 'alexnet'") as info:
         build_model("alexnet", 10, (3, 32, 32))
-    assert all(name in str(info.value) for name in MODELS)
+    assert f"known models: {', '.join(sorted(MODELS))} (" in str(info.value)  # in alphabetical order
     assert "prunelab.models.register" in str(info.value) and "--import MODULE" in str(info.value)
-
 
 
 def test_a_misspelt_model_is_met_with_the_name_it_begins_like() -> None:
@@ -34,13 +34,16 @@ def test_a_misspelt_model_is_met_with_the_name_it_begins_like() -> None:
     # and 'resnet26' (as alike to resnet56, ending as it does) begins as resnet20 does
     with pytest.raises(ValueError, match=r"'resnet26' \(did you mean 'resnet20'\?\)"):
         build_model("resnet26", 10, (3, 32, 32))
-    # a name cut short is met with the first name (in alphabetical order) it begins, however short it is
+    # a name cut short is met with the first name (in the order registered) it begins, however short it is
     with pytest.raises(ValueError, match=r"'lenet' \(did you mean 'lenet_300_100'\?\)"):
         build_model("lenet", 10, (1, 28, 28))
     with pytest.raises(ValueError, match=r"'resnet' \(did you mean 'resnet18'\?\)"):
         build_model("resnet", 10, (3, 32, 32))
+    # of names equally alike, the first known is meant, not the first in alphabetical order
+    assert close_name("resnet", ["resnet56", "resnet20"]) == " (did you mean 'resnet56'?)"
 
 
+def test_an_unknown_option_is_an_error_listing_the_model_s_options() -> None:
     with pytest.raises(ValueError, match="'depth'") as info:
         build_model("resnet20", 10, (3, 32, 32), depth=44)
     assert "width" in str(info.value)
@@ -55,6 +58,8 @@ def test_a_bad_option_value_is_an_error_naming_model_and_option() -> None:
         build_model("mnist1d_cnn", 10, (1, 40), channels="abc")
     with pytest.raises(ValueError, match=r"model 'mlp': hidden_sizes must be a list of ints, got \[10, 2.5\]"):
         build_model("mlp", 10, (1, 40), hidden_sizes=[10, 2.5])
+    with pytest.raises(ValueError, match=r"^model 'resnet18': stem must be one of 'imagenet', 'small', got 'tiny'$"):
+        build_model("resnet18", 10, (3, 64, 64), stem="tiny")
 
 
 @pytest.mark.parametrize(
