@@ -69,17 +69,18 @@ def test_a_waiting_process_says_for_whom_and_takes_the_lock_once_free(holder, mo
     folder, process = holder
     naps = []
 
-    def nap(seconds: float) -> None:  # the holder finishes during the first wait
+    def nap(seconds: float) -> None:  # the holder finishes during the second wait
         naps.append(seconds)
-        process.stdin.close()
-        process.wait()
+        if len(naps) == 2:
+            process.stdin.close()
+            process.wait()
 
     monkeypatch.setattr(lock.time, "sleep", nap)
     with caplog.at_level(logging.WARNING, logger="prunelab"), exclusive(folder, "seed 3 run") as mine:
         assert mine is True
         with exclusive(folder, "seed 3 run", wait=False) as again:  # held now: by this process
             assert again is False
-    assert naps == [lock.POLL_SECONDS]
+    assert naps == [lock.POLL_SECONDS] * 2
     assert [r.getMessage() for r in caplog.records] == [f"seed 3 run: waiting for process {process.pid} on {os.uname().nodename}, which is running it in {folder}"]
 
 
@@ -177,8 +178,9 @@ def test_a_find_phase_another_command_is_training_is_waited_for(recipe, run: Pat
     assert any(r.getMessage().startswith("seed 0 find: waiting for another process, which is running it in") for r in caplog.records)
 
 
-def test_a_holder_whose_signature_was_cut_short_is_waited_for_as_another_process(tmp_path: Path, monkeypatch, caplog) -> None:
-    (tmp_path / LOCK).write_text("4194304")  # its host name never written: a full disk, say
+@pytest.mark.parametrize("signature", [b"4194304", b"\xff\xfe\xfd"], ids=["cut short", "not text"])
+def test_a_holder_whose_signature_was_cut_short_is_waited_for_as_another_process(tmp_path: Path, monkeypatch, caplog, signature) -> None:
+    (tmp_path / LOCK).write_bytes(signature)  # its host name never written (a full disk, say), or damaged
     other = hold(tmp_path)
     monkeypatch.setattr(lock.time, "sleep", lambda seconds: other.close())
     with caplog.at_level(logging.WARNING, logger="prunelab"), exclusive(tmp_path, "seed 0 run") as mine:
@@ -216,6 +218,26 @@ def test_a_look_at_a_read_only_folder_s_lock_needs_no_write(holder, monkeypatch)
     process.stdin.close()
     process.wait()
     assert lock.busy(folder) is False
+
+
+def test_a_look_beside_another_look_or_at_a_folder_never_locked_sees_no_holder(tmp_path: Path) -> None:
+    """Two shows at once look at a run's seeds together: neither takes the other for a holder.
+    A folder no command has locked (no lock file) has no holder either."""
+    assert lock.busy(tmp_path) is False
+    (tmp_path / LOCK).write_text("")
+    with open(tmp_path / LOCK, "rb") as other:
+        fcntl.flock(other, fcntl.LOCK_SH)  # the other show's look, going on
+        assert lock.busy(tmp_path) is False
+
+
+def test_without_flock_folders_are_not_locked_and_never_look_busy(tmp_path: Path, monkeypatch) -> None:
+    """Windows has no flock: the block runs unlocked, even beside another, and no folder looks
+    busy, whatever lock file is there (copied from a machine with flock, say)."""
+    with hold(tmp_path):
+        monkeypatch.setattr(lock, "fcntl", None)
+        with exclusive(tmp_path, "seed 0", wait=False) as mine, exclusive(tmp_path, "seed 0", wait=False) as again:
+            assert (mine, again) == (True, True)
+        assert lock.busy(tmp_path) is False
 
 
 def test_on_a_file_system_without_locks_no_folder_looks_busy(tmp_path: Path, monkeypatch) -> None:
