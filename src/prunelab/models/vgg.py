@@ -1,4 +1,5 @@
-"""VGG-16 and VGG-19 with BatchNorm, CIFAR variants (a single linear classifier on the 512 final features)."""
+"""VGG-16 and VGG-19 with BatchNorm, CIFAR variants: a single linear classifier on the final features
+(512 of a 32x32 image; 2 x 2 x 512 of a 64x64 one, five halvings leaving 2x2)."""
 
 from __future__ import annotations
 
