@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from torch import nn
 import prunelab
 from prunelab import cli, commands
 from prunelab.config import builtin_recipes
+from prunelab.distributed import world
 from prunelab.models import MODELS, build_model
 from prunelab.report import format_stat
 from prunelab.train import Trainer
@@ -824,10 +826,6 @@ def test_over_several_processes_the_others_end_after_the_main_process_said_why(c
     """torchrun stops the processes still running once one ends: another process that ended
     on an error the main process says for all stopped the main one, now and then (a loaded
     machine), before it had said it."""
-    import time
-
-    from prunelab.distributed import world
-
     log = tmp_path / "stderr"
 
     class SlowTerminal:  # the main process, slow to say it
