@@ -43,6 +43,24 @@ def test_a_written_file_is_readable_as_any_other_under_the_umask(tmp_path: Path)
     assert stat.S_IMODE((tmp_path / "summary.json").stat().st_mode) == 0o644
 
 
+@pytest.mark.skipif(os.name != "posix", reason="file modes are POSIX's")
+@pytest.mark.parametrize("mode", [0o600, 0o640, 0o444], ids=oct)
+def test_a_rewritten_file_keeps_the_mode_it_was_given(tmp_path: Path, mode: int) -> None:
+    """A user who made a result private (``chmod 600``), or read-only, finds it so after a
+    rerun rewrites it, as an editor leaves a file it saves; the content is the new one."""
+    target = tmp_path / "summary.json"
+    target.write_bytes(b"old")
+    target.chmod(mode)
+    umask = os.umask(0o022)
+    try:
+        with atomic_write(target) as file:
+            file.write(b"new")
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE(target.stat().st_mode) == mode
+    assert target.read_bytes() == b"new"
+
+
 def test_a_killed_write_s_temporary_is_hidden_and_removed_by_the_next_write(tmp_path: Path) -> None:
     """The temporary file a write makes is hidden beside its target and, if a kill leaves it
     (here: made again under its name once the write is done), the next write removes it."""

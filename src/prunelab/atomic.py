@@ -8,6 +8,7 @@ import errno
 import glob
 import os
 import secrets
+import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,7 +29,8 @@ def atomic_write(path: str | Path) -> Iterator[BinaryIO]:
     """Open a new temporary file beside ``path`` for binary writing. When the block ends, the
     file is flushed to disk and renamed to ``path``, and the rename is flushed too; if anything
     fails, the temporary file is removed and the error passes through, leaving ``path`` as it was.
-    Temporary files of earlier writes to ``path`` that a kill left are removed first.
+    A file replaced keeps its mode. Temporary files of earlier writes to ``path`` that a kill
+    left are removed first.
 
     >>> import tempfile
     >>> target = Path(tempfile.mkdtemp()) / "x.bin"
@@ -44,6 +46,7 @@ def atomic_write(path: str | Path) -> Iterator[BinaryIO]:
     # Mode 0o666 under the umask, as any other file: not tempfile.mkstemp's private 0o600.
     handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
+        _keep_mode(path, handle)
         if fcntl is not None:  # held while the write goes on (a stalled download too); the OS drops it with a killed writer
             with contextlib.suppress(OSError):  # a file system without locks (some network mounts): unmarked, it still writes
                 fcntl.flock(handle, fcntl.LOCK_EX)
@@ -56,6 +59,15 @@ def atomic_write(path: str | Path) -> Iterator[BinaryIO]:
         temporary.unlink(missing_ok=True)
         raise
     _sync_folder(path.parent)
+
+
+def _keep_mode(path: Path, handle: int) -> None:
+    """Give the new file the mode of the one it replaces, as an editor does: a result file
+    made private (``chmod 600``) stays private when a rerun rewrites it."""
+    if not hasattr(os, "fchmod"):  # Windows before Python 3.13: its files have no such modes
+        return
+    with contextlib.suppress(FileNotFoundError):  # nothing to replace: a new file's mode stays
+        os.fchmod(handle, stat.S_IMODE(path.stat().st_mode))
 
 
 def _remove_leftovers(path: Path) -> None:
