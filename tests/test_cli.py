@@ -246,6 +246,31 @@ def test_version(capsys) -> None:
 
 
 @pytest.mark.parametrize(
+    ("args", "said", "suggested"),
+    [
+        (["rnu"], "prunelab: error: argument command: invalid choice: 'rnu'", "'run'"),
+        (["run", "--ouut", "runs"], "prunelab run: error: unrecognized arguments: --ouut", "'--out'"),
+        (["run", "--dryrun"], "prunelab run: error: unrecognized arguments: --dryrun", "'--dry-run'"),
+        (["lr-range-test", "--start_lr", "1e-6"], "prunelab lr-range-test: error: unrecognized arguments: --start_lr", "'--start-lr'"),
+        (["sensitivity", "--split", "tset"], "prunelab sensitivity: error: argument --split: invalid choice: 'tset'", "'test'"),
+        (["show", "runs/a", "--sparsities", "0.5"], "prunelab show: error: unrecognized arguments: --sparsities 0.5", None),
+        (["run", "--bogus"], "prunelab run: error: unrecognized arguments: --bogus", None),
+        (["xyzzy"], "prunelab: error: argument command: invalid choice: 'xyzzy'", None),
+    ],
+)
+def test_a_misspelt_command_or_option_is_told_the_closest_one_by_the_command_s_own_usage(args, said, suggested, capsys) -> None:
+    """A misspelling gets the closest command, choice or option of the command it was given to
+    (none if none is close, and none from another command: --sparsities is sensitivity's),
+    under that command's usage."""
+    with pytest.raises(SystemExit) as exited:
+        cli.main(args)
+    error = capsys.readouterr().err
+    assert exited.value.code == 2 and said in error
+    assert error.startswith(f"usage: prunelab {args[0]} " if len(args) > 1 else "usage: prunelab [-h]")
+    assert error.endswith(f" (did you mean {suggested}?)\n") if suggested else "did you mean" not in error
+
+
+@pytest.mark.parametrize(
     ("args", "expected"),
     [
         (["--set", "find.epochs=ten"], ["find.epochs", "'ten'"]),

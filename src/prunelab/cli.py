@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import difflib
 import gc
 import os
+import re
 import signal
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from prunelab import __version__
 
@@ -39,7 +42,7 @@ LR_RANGE = {"start_lr": 1e-9, "end_lr": 1.0, "steps": 200}
 def main(argv: Sequence[str] | None = None) -> int:
     if "TORCHELASTIC_RUN_ID" in os.environ:  # one of the processes torchrun started (it sets this)
         _end_with_launcher()  # first: a torchrun killed while torch loads (seconds) is then seen too
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="prunelab", description="Magnitude pruning done right.", epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -83,7 +86,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     report.add_argument("runs", nargs="+", type=Path, help="run directories (e.g. runs/*)")
     report.add_argument("--out", default="report", help="folder for report.md and its plots (default: report)")
 
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # said by the command's own parser: its usage, and its options to suggest from
+        commands.choices[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         with _ctrl_c_held():
             execute = _load_commands(freeze=argv is None)  # torch and the rest: only for a command that runs
@@ -91,6 +96,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(("\n" if sys.stderr.isatty() else "") + "prunelab: interrupted before the command started", file=sys.stderr)
         return 130
     return execute(args)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, whose errors suggest the command, choice or option closest to a
+    misspelt one (as Python 3.14's ``suggest_on_error``, which does not reach options)."""
+
+    def error(self, message: str) -> NoReturn:
+        choice = re.search(r"invalid choice: '([^']*)'", message)
+        unknown = re.match(r"unrecognized arguments: (--?[^\s=]+)", message)
+        if choice and "maybe you meant" not in message:
+            known = [name for action in self._actions if action.choices for name in action.choices]
+            message += _suggestion(choice[1], known)
+        elif unknown:
+            message += _suggestion(unknown[1], [name for action in self._actions for name in action.option_strings])
+        super().error(message)
+
+
+def _suggestion(word: str, known: list[str]) -> str:
+    """`` (did you mean 'x'?)`` for the known word closest to ``word``, or nothing if none is
+    close. Options are compared without their dashes, which every one shares.
+
+    >>> _suggestion("rnu", ["run", "report"]), _suggestion("--ouut", ["--out", "--set"]), _suggestion("--bogus", ["--out"])
+    (" (did you mean 'run'?)", " (did you mean '--out'?)", '')
+    """
+    by_name = {name.lstrip("-"): name for name in known}
+    close = difflib.get_close_matches(word.lstrip("-"), by_name, n=1)
+    return f" (did you mean {by_name[close[0]]!r}?)" if close else ""
 
 
 @contextlib.contextmanager
