@@ -600,3 +600,13 @@ def test_a_run_directory_is_read_as_its_record(tmp_path: Path) -> None:
     # each stage with its own phase's settings
     assert "find.batch_size" in run.pipeline.base.settings and "eval.batch_size" in run.pipeline.retraining.settings
     assert not any(key.startswith("eval.") for key in run.pipeline.base.settings)
+
+
+def test_runs_of_other_tasks_are_told_every_way_they_differ() -> None:
+    """Three runs, two of one network at other sparsities: naming the network alone would
+    leave those two seeming alike."""
+    runs = [record("a"), record("b", **{"model.name": "lenet_300_100"}), record("c", sparsity=0.5, speedup=2.0)]
+    assert comparison_setup(runs).reason == (
+        "the networks differ: model.name mnist1d_cnn / lenet_300_100 / mnist1d_cnn; "
+        "the sparsities (90.00% / 90.00% / 50.00%) and the speedups (10.00x / 10.00x / 2.00x) differ"
+    )

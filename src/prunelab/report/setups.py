@@ -290,15 +290,21 @@ def _one_schedule_pruned_at_different_epochs(runs: Sequence[RunRecord]) -> bool:
 
 
 def _task_difference(runs: Sequence[RunRecord]) -> str | None:
-    """Why the runs are not of one task (S1), or None: data, network, granularity, size."""
+    """Why the runs are not of one task (S1), or None: data, network, granularity, size. Every
+    reason: with the first alone, runs that share it and differ in another seem alike."""
+    reasons = []
     for prefix, what in (("data.", "datasets"), ("model.", "networks")):
         task = [{k: v for k, v in r.settings.items() if k.startswith(prefix) and k != "data.augment"} for r in runs]
         if differing := differing_settings(task):
-            return _describe(f"the {what} differ", task, differing)
+            reasons.append(_describe(f"the {what} differ", task, differing))
     # Seed 004 counts an advantage of one granularity over another as none of the pruning method's.
-    reason = _difference([r.granularity for r in runs], "the sparsity granularities")
-    if reason:
-        return reason
+    reasons.append(_difference([r.granularity for r in runs], "the sparsity granularities"))
+    reasons.append(_size_difference(runs))
+    return "; ".join(filter(None, reasons)) or None
+
+
+def _size_difference(runs: Sequence[RunRecord]) -> str | None:
+    """Why the runs are not of one compression or speedup, or None."""
     sparsities, compressions, speedups = [r.sparsity for r in runs], [r.compression for r in runs], [r.speedup for r in runs]
     percent = _values([f"{100 * s:.2f}%" for s in sparsities])
     if None in compressions:  # runs made before prunelab recorded parameter counts: the sparsity stands in
