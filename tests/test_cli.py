@@ -601,8 +601,9 @@ def test_an_out_folder_that_cannot_be_made_is_a_clear_error(tmp_path: Path, caps
     assert f"prunelab: error: --out {not_a_folder} is a file, not a folder" in captured.err
     assert "Traceback" not in captured.err
     inside = not_a_folder / "runs"
-    assert cli.main(["run", "--no-progress", "--out", str(inside), "--set", "find.epochs=1"]) == 2
-    assert capsys.readouterr().err == f"prunelab: error: --out {inside}: cannot make the folder: Not a directory\n"
+    for command in (["run", "--no-progress", "--set", "find.epochs=1"], ["run", "--dry-run"]):  # a dry run said it would train there
+        assert cli.main([*command, "--out", str(inside)]) == 2
+        assert capsys.readouterr().err == f"prunelab: error: --out {inside}: cannot make the folder: {not_a_folder} is a file\n"
 
 
 def test_an_out_folder_that_is_empty_or_a_run_is_an_error(tmp_path: Path, capsys) -> None:

@@ -678,6 +678,9 @@ def _check_out(out: str) -> None:
     path = Path(out)
     if path.is_file():
         raise OSError(f"--out {out} is a file, not a folder")
+    # Said here, not only by mkdir, so that a dry run, which makes no folder, says it too.
+    if blocker := next((parent for parent in path.parents if parent.is_file()), None):
+        raise OSError(f"--out {out}: cannot make the folder: {blocker} is a file")
     # Runs (or a report) written inside a run would be taken for its files.
     if _is_run(path) or path.name.startswith("seed-") and _is_run(path.parent):
         run = path if _is_run(path) else path.parent
