@@ -136,6 +136,8 @@ def test_arms_set_their_fields_together_as_one_more_axis(tmp_path, data_dir) -> 
         ({}, {"small": {"eval.optimizer": {"lr": 0.01}}, "big": {}}, ["eval.optimizer.momentum=0.5"],
          "--set eval.optimizer.momentum: arm 'small' sets eval.optimizer"),
         ({}, SCRATCH_ARMS, ["sweep.arms.scratch_e.eval.epochs=3"], r"--set sweep.arms.scratch_e.eval.epochs: the sweep has no arm 'scratch_e' \(arms: 'pruning', 'scratch-e'\)"),
+        ({}, {"a": ["eval.epochs"], "b": {}}, ["sweep.arms.a.eval.epochs=3"],
+         r"^--set sweep.arms.a.eval.epochs: sweep.arms.a must be a mapping of fields to values, got \['eval.epochs'\]$"),
     ],
 )
 def test_arms_that_collide_with_the_grid_or_overrides_are_errors(tmp_path, data_dir, grid, arms, overrides, message) -> None:

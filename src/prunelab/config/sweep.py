@@ -276,7 +276,10 @@ def _override_sweep(raw_sweep: object, overrides: list[str]) -> dict | None:
             if not isinstance(arms, dict) or arm not in arms:
                 known = ", ".join(map(repr, arms)) if isinstance(arms, dict) else "none"
                 raise RecipeError(f"--set {key}: the sweep has no arm {arm!r} (arms: {known})")
-            arms[arm] = {**(arms[arm] or {}), field: value}
+            fields = {} if arms[arm] is None else arms[arm]  # an empty `arm:` reads as null
+            if not isinstance(fields, dict):
+                raise RecipeError(f"--set {key}: sweep.arms.{arm} must be a mapping of fields to values, got {fields!r}")
+            arms[arm] = {**fields, field: value}
         else:
             assign(sweep, key.removeprefix("sweep."), value)
     return sweep
