@@ -79,6 +79,8 @@ def test_overriding_a_swept_key_is_an_error(tmp_path, data_dir) -> None:
     path = write_sweep(tmp_path, data_dir, {"prune.sparsity": [0.5, 0.9]})
     with pytest.raises(RecipeError, match=re.escape("--set prune.sparsity: the sweep sets prune.sparsity (sweep.grid.prune.sparsity: [0.5, 0.9])")):
         load_plan(path, ["prune.sparsity=0.7"])
+    with pytest.raises(RecipeError, match=re.escape("--set prune.sparsity: the sweep sets prune.sparsity")):
+        load_plan(path, [" prune.sparsity = 0.7"])  # spaced as --set reads it too
 
 
 def test_a_field_whose_name_begins_with_a_swept_one_is_another_field(tmp_path, data_dir) -> None:
@@ -97,6 +99,8 @@ def test_an_invalid_grid_value_names_the_variant(tmp_path, data_dir) -> None:
     path = write_sweep(tmp_path, data_dir, {"eval.lr_policy": ["ft", "nonsense"]})
     with pytest.raises(RecipeError, match="eval.lr_policy=nonsense"):
         load_plan(path)
+    with pytest.raises(RecipeError, match=re.escape("with the --set overrides [eval.lr_policy=nonsense] is invalid")):
+        load_plan(write_sweep(tmp_path, data_dir, {}), ["sweep.grid.eval.lr_policy=[ft, nonsense]"])
 
 
 SCRATCH_ARMS = {"pruning": {}, "scratch-e": {"eval.rewind": "reinit", "eval.budget": "scratch_e", "eval.lr_policy": None}}
@@ -433,6 +437,10 @@ def test_set_sweep_null_runs_the_base_recipe_and_a_bare_sweep_must_be_a_mapping(
     assert [recipe.prune.sparsity for _, recipe in plan] == [0.6, 0.8, 0.9]
     with pytest.raises(RecipeError, match=r"sweep: Input should be a valid dictionary"):
         load_plan(path, ["sweep=3"])
+    with pytest.raises(RecipeError, match=r"^the sweep section must be a mapping \(grid, arms, table\), got 3$"):
+        load_plan(path, ["sweep=3", "sweep.grid.eval.epochs=[1, 2]"])
+    with pytest.raises(RecipeError, match=r"^sweep.grid must be a mapping of fields to lists of values, got \[0.5\]$"):
+        load_plan(path, ["sweep={grid: [0.5]}", "sweep.grid.eval.epochs=[1, 2]"])
 
 
 def test_a_table_of_methods_under_retraining_recipes_reads_the_winners(tmp_path, data_dir, capsys) -> None:
