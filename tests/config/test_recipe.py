@@ -232,6 +232,11 @@ def test_a_list_given_without_brackets_is_shown_with_them(override, field, hint)
     assert error_line(error_of([override]), field).endswith(f": a list, e.g. {hint}")
 
 
+def test_a_boolean_for_a_list_is_not_shown_in_brackets() -> None:
+    """`seeds: true` is no list with its brackets left out: [True] would be no list of seeds either."""
+    assert error_line(error_of(["seeds=true"]), "seeds") == "  - seeds: Input should be a valid list (got True)"
+
+
 def test_a_misspelt_method_suggests_the_one_meant() -> None:
     assert error_line(error_of(["prune.method=gmpp"]), "prune.method").endswith(
         "prune.method: unknown value 'gmpp' (did you mean 'gmp'?); expected one of oneshot, gmp, imp, bimp")
@@ -385,6 +390,7 @@ def test_set_parses_yaml_values() -> None:
         "data.augment=false",                 # bool
         "eval.lr_policy=null",                # null
         "eval.rewind=epoch:2",                # a string with a colon
+        "description=lr=0.1, then 0.01",      # the first = ends the key
         "model={name: mlp, options: {hidden_sizes: [10, 5]}}",  # a mapping
         "find.lr_schedule={name: multistep, milestones: [1, 2]}",
     ])
@@ -395,6 +401,7 @@ def test_set_parses_yaml_values() -> None:
     assert recipe.data.augment is False
     assert recipe.eval.lr_policy is None
     assert recipe.eval.rewind == "epoch:2"
+    assert recipe.description == "lr=0.1, then 0.01"
     assert recipe.model.options == {"hidden_sizes": [10, 5]}
     assert recipe.find.lr_schedule.name == "multistep" and recipe.find.lr_schedule.milestones == (1, 2)
     # untouched settings keep the recipe's values
@@ -408,6 +415,15 @@ def test_set_creates_sections_and_later_overrides_win() -> None:
     apply_override(data, "find.epochs=1")
     assert data == {"find": {"optimizer": {"lr": 0.25}, "epochs": 1}}
     assert validate(data).find.optimizer.lr == 0.25
+
+
+def test_a_mapping_without_a_space_after_a_colon_is_an_error() -> None:
+    """YAML reads {features.3:0.8} as the key "features.3:0.8" without a value."""
+    assert error_of(["prune.scope=ratios", "prune.ratios={features.0: 0.5, features.3:0.8}"]) == (
+        "override 'prune.ratios={features.0: 0.5, features.3:0.8}': write a mapping with a space after each colon, e.g. {name: 0.5}")
+    data: dict = {}
+    apply_override(data, "eval={lr_policy: null, epochs: 2}")  # a null value is not a missing space
+    assert data == {"eval": {"lr_policy": None, "epochs": 2}}
 
 
 @pytest.mark.parametrize("override", ["find.epochs.x=3", "seeds.first=1", "prune.method.name=gmp"])
@@ -429,6 +445,8 @@ def test_overrides_given_as_one_string_are_an_error() -> None:
             load(None, "eval.epochs=3")
         with pytest.raises(TypeError, match=r"^overrides must be a list of 'key.sub=value' strings, got \[5\]$"):
             load(None, [5])
+        with pytest.raises(TypeError, match=r"^overrides must be a list of 'key.sub=value' strings, got \['eval.epochs=3', 5\]$"):
+            load(None, ["eval.epochs=3", 5])
         with pytest.raises(TypeError, match=re.escape("as --set takes them (['find.epochs=2', 'seeds=[0, 1]']), not a mapping")):
             load(None, {"find.epochs": 2, "seeds": [0, 1]})
         with pytest.raises(TypeError, match=re.escape("(['eval.lr_policy=null', 'find.optimizer={lr: 0.1}'])")):
@@ -502,6 +520,8 @@ def test_a_folder_given_as_the_recipe_is_named_as_one(tmp_path: Path) -> None:
 def test_a_misspelt_recipe_file_or_name_suggests_the_one_there_is(tmp_path: Path) -> None:
     (tmp_path / "oneshot_cnn.yaml").write_text("seeds: [0]\n")
     assert "no built-in recipe of that name (did you mean 'oneshot_cnn.yaml'?); " in error_of([], tmp_path / "oneshot_cnn.yml")
+    (tmp_path / "mlp.yml").write_text("seeds: [0]\n")
+    assert "(did you mean 'mlp.yml'?)" in error_of([], tmp_path / "mlp.yaml")
     assert "no built-in recipe of that name (did you mean 'gmp'?); built-in recipes: bimp, " in error_of([], "gmpp")
     assert "no built-in recipe of that name; built-in recipes: " in error_of([], tmp_path / "zzz")  # nothing close: no guess
 
