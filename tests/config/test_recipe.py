@@ -920,6 +920,10 @@ def test_our_own_checks_name_the_value_once() -> None:
 def test_the_percentage_hint_is_only_for_fractions_a_percentage_could_mean() -> None:
     """sparsity=90 meant 0.9; sparsity=100 has no valid fraction, sparsity=1 meant all (not 1%), and momentum is no share."""
     assert error_line(error_of(["prune.sparsity=90"]), "prune.sparsity").endswith("(got 90): a fraction, e.g. 0.9 for 90%")
+    # the other fractions: a rate, a ratio, a fraction by name
+    assert error_line(error_of(["prune.method=imp", "prune.rate=20"]), "prune.rate").endswith("(got 20): a fraction, e.g. 0.2 for 20%")
+    assert error_line(error_of(["prune.scope=ratios", "prune.ratios.fc1=80"]), "prune.ratios.fc1").endswith("(got 80): a fraction, e.g. 0.8 for 80%")
+    assert error_line(error_of(["eval.warmup_fraction=50"]), "eval.warmup_fraction").endswith("(got 50): a fraction, e.g. 0.5 for 50%")
     assert error_line(error_of(["prune.sparsity=100"]), "prune.sparsity").endswith("(got 100)")
     assert error_line(error_of(["prune.sparsity=1"]), "prune.sparsity").endswith("(got 1)")
     assert "a fraction" not in error_of(["find.optimizer.momentum=90"])
@@ -933,6 +937,7 @@ def test_a_section_given_as_its_name_alone_is_shown_as_the_mapping_it_should_be(
     assert error_line(message, "eval.optimizer").endswith("(got 'adam'): a mapping, e.g. {name: adam}")
     assert error_line(error_of(["find.lr_schedule=cosine"]), "find.lr_schedule").endswith("(got 'cosine'): a mapping, e.g. {name: cosine}")
     assert error_line(message, "find").endswith("(got 3)")
+    assert error_line(error_of(["find=fast"]), "find").endswith("(got 'fast')")  # find has no name to give
 
 
 def test_filter_l1_is_ranked_layer_by_layer_unless_the_recipe_says_otherwise() -> None:
