@@ -128,6 +128,7 @@ def test_unknown_keys_are_errors_at_any_depth(override: str, field: str) -> None
         ("find.optimiser.lr=0.1", "find.optimiser", "did you mean find.optimizer?"),
         ("eval.lr_polcy=llr", "eval.lr_polcy", "did you mean eval.lr_policy?"),
         ("prune.sparsty=0.5", "prune.sparsty", "did you mean prune.sparsity?"),
+        ("find.batch=500", "find.batch", "did you mean find.batch_size?"),  # a word of the field, not a typo
         ("prune.rate=0.2", "prune.rate", "prune.rate is read by method imp, bimp, not oneshot"),
         ("data.root=/data", "data.root", "data has the fields name, data_dir, download, augment"),
         ("sweep.table={rows: a, colums: [b]}", "sweep.table.colums", "did you mean sweep.table.columns?"),
