@@ -131,6 +131,7 @@ def test_unknown_keys_are_errors_at_any_depth(override: str, field: str) -> None
         ("find.batch=500", "find.batch", "did you mean find.batch_size?"),  # a word of the field, not a typo
         ("prune.rate=0.2", "prune.rate", "prune.rate is read by method imp, bimp, not oneshot"),
         ("data.root=/data", "data.root", "data has the fields name, data_dir, download, augment"),
+        ("bogus=1", "bogus", "a recipe has the fields description, data, model, "),
         ("sweep.table={rows: a, colums: [b]}", "sweep.table.colums", "did you mean sweep.table.columns?"),
         ("sparsity=0.5", "sparsity", "did you mean prune.sparsity?"),  # a section's field at the top level
         ("epochs=3", "epochs", "did you mean find.epochs or eval.epochs?"),
