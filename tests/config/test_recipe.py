@@ -1026,6 +1026,9 @@ def test_a_huge_bad_value_is_shown_cut_short() -> None:
     with pytest.raises(RecipeError) as error:
         validate({"find": data["find"]}, "anchors.yaml")
     assert len(str(error.value)) < 300 and "find.epochs: Input should be a valid integer (got [[[[...], [...]], [[...], [...]]]" in str(error.value)
+    with pytest.raises(RecipeError) as error:  # a long flat list too
+        validate({"find": {"epochs": list(range(10**5))}}, "long.yaml")
+    assert str(error.value).endswith("find.epochs: Input should be a valid integer (got [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, ...])")
 
 
 @pytest.mark.parametrize("key", ["prune..sparsity", ".prune", "prune."])
