@@ -245,10 +245,13 @@ def _check_overrides(sweep: SweepSpec, overrides: list[str]) -> None:
                 raise RecipeError(f"--set {key}: the sweep sets {swept} (sweep.grid.{swept}: [{', '.join(str(grid_value(v)) for v in values)}])")
         arms = {name: field for name, fields in sweep.arms.items() for field in fields if _overlap(key, field)}
         if arms:
-            who = f"arm {next(iter(arms))!r} sets" if len(arms) == 1 else f"arms {', '.join(map(repr, arms))} set"
+            first, field = next(iter(arms.items()))
+            who = f"arm {first!r} sets" if len(arms) == 1 else f"arms {', '.join(map(repr, arms))} set"
+            # Of the two, the one inside the other: an arm may not set a whole section (--set eval=…).
+            example = field if len(field) > len(key) else key
             raise RecipeError(
                 f"--set {key}: {who} {', '.join(dict.fromkeys(arms.values()))}; override it per arm, "
-                f"e.g. --set 'sweep.arms.{next(iter(arms))}.{key}=…'"
+                f"e.g. --set 'sweep.arms.{first}.{example}=…'"
             )
 
 
