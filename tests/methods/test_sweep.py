@@ -14,7 +14,7 @@ import yaml
 
 from prunelab.cli import main
 from prunelab.config import RecipeError, load_recipe
-from prunelab.config.sweep import load_plan
+from prunelab.config.sweep import grid_value, load_plan
 from prunelab.report import pivot
 from prunelab.runs.runner import run_folder
 from prunelab.train import Trainer
@@ -141,6 +141,9 @@ def test_arms_set_their_fields_together_as_one_more_axis(tmp_path, data_dir) -> 
         ({}, {"small": {"eval.optimizer": {"lr": 0.01}}, "big": {}}, ["eval.optimizer.momentum=0.5"],
          "--set eval.optimizer.momentum: arm 'small' sets eval.optimizer"),
         ({}, SCRATCH_ARMS, ["sweep.arms.scratch_e.eval.epochs=3"], r"--set sweep.arms.scratch_e.eval.epochs: the sweep has no arm 'scratch_e' \(arms: 'pruning', 'scratch-e'\)"),
+        ({}, SCRATCH_ARMS, ["sweep.arms.scratch_e.seeds=[1]"], r"--set sweep.arms.scratch_e.seeds: the sweep has no arm 'scratch_e'"),
+        ({}, {" ": {}}, [], r"sweep.arms: ' ' cannot name an arm"),
+        ({"eval.optimizer": [{"name": "sgd"}]}, {"a": {"eval.optimizer.lr": 0.1}}, [], "sweep.arms.a sets eval.optimizer.lr, which the grid sweeps too"),
         ({}, {"a": ["eval.epochs"], "b": {}}, ["sweep.arms.a.eval.epochs=3"],
          r"^--set sweep.arms.a.eval.epochs: sweep.arms.a must be a mapping of fields to values, got \['eval.epochs'\]$"),
     ],
@@ -148,6 +151,13 @@ def test_arms_set_their_fields_together_as_one_more_axis(tmp_path, data_dir) -> 
 def test_arms_that_collide_with_the_grid_or_overrides_are_errors(tmp_path, data_dir, grid, arms, overrides, message) -> None:
     with pytest.raises(RecipeError, match=message):
         load_plan(write_sweep(tmp_path, data_dir, grid, arms=arms), overrides)
+
+
+def test_a_grid_value_is_named_in_one_line_with_its_keys_in_the_order_given() -> None:
+    """A list or mapping names a table's row and a run's label: YAML's own wrapping at 80
+    characters or sorting of keys would split the one and rename the other."""
+    assert grid_value(list(range(40))) == "[" + ", ".join(str(i) for i in range(40)) + "]"
+    assert grid_value({"name": "sgd", "lr": 0.1}) == "{name: sgd, lr: 0.1}"
 
 
 def test_a_plain_recipe_is_a_plan_of_one() -> None:
@@ -279,7 +289,8 @@ def test_cli_runs_a_2x2_sweep_on_one_shared_find_phase(tmp_path, data_dir, capsy
 def test_overriding_a_field_inside_a_swept_one_is_an_error(tmp_path, data_dir) -> None:
     """The grid replaces eval.optimizer as a whole, so eval.optimizer.lr=0.5 would be undone."""
     path = write_sweep(tmp_path, data_dir, {"eval.optimizer": [{"name": "sgd", "lr": 0.1}, {"name": "adam", "lr": 0.01}]})
-    with pytest.raises(RecipeError, match="eval.optimizer.lr"):
+    with pytest.raises(RecipeError, match=re.escape("--set eval.optimizer.lr: the sweep sets eval.optimizer "
+                                                    "(sweep.grid.eval.optimizer: [{name: sgd, lr: 0.1}, {name: adam, lr: 0.01}])")):
         load_plan(path, ["eval.optimizer.lr=0.5"])
     plan, _ = load_plan(path, ["eval.epochs=2"])  # a field beside the swept one is fine
     assert [(r.eval.optimizer.name, r.eval.optimizer.lr, r.eval.epochs) for _, r in plan] == [("sgd", 0.1, 2), ("adam", 0.01, 2)]
@@ -302,6 +313,7 @@ def test_a_grid_key_with_an_empty_part_is_named(tmp_path, data_dir, key) -> None
     ("grid", "arms", "message"),
     [
         ({"prune.sparsity": [0.5, 0.7, 0.5]}, None, r"sweep.grid.prune.sparsity lists 0.5 twice"),
+        ({"find.stop_epoch": [None, 1, None]}, None, r"sweep.grid.find.stop_epoch lists 'null' twice"),
         ({"eval.optimizer": [{"name": "sgd"}, {"name": "sgd"}]}, None, r"lists '\{name: sgd\}' twice"),
         ({"prune.sparsity": [0.5]}, {"a": {"eval.epochs": 1}, "b": {"eval.epochs": 1}}, "sweep.arms.b sets the same fields as arm 'a'"),
     ],
@@ -362,7 +374,7 @@ def test_a_repeated_value_given_with_set_is_an_error_before_any_run(tmp_path, da
 @pytest.mark.parametrize(
     ("table", "message"),
     [
-        ({"rows": "eval.lr_polcy"}, "sweep.table names 'eval.lr_polcy', which the grid does not sweep"),
+        ({"rows": "eval.lr_polcy"}, r"sweep.table names 'eval.lr_polcy', which the grid does not sweep \(prune.sparsity\)$"),
         ({"rows": "prune.sparsity", "columns": ["eval.epochs"]}, "sweep.table names 'eval.epochs'"),
         ({"rows": "prune.sparsity", "value": "final_accuracy"}, "- sweep.table.value: Input should be 'dense_acc'"),
         ({"rows": "prune.sparsity", "columns": ["prune.sparsity"]}, r"sweep.table names 'prune.sparsity' twice, as rows and a column; "),
