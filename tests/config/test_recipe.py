@@ -419,6 +419,14 @@ def test_set_creates_sections_and_later_overrides_win() -> None:
     assert validate(data).find.optimizer.lr == 0.25
 
 
+def test_set_fills_a_section_left_empty(tmp_path: Path) -> None:
+    """YAML reads an empty `eval:` as null: --set eval.epochs=2 sets a field of it, as of a
+    section not written at all, instead of calling eval a value."""
+    path = tmp_path / "empty-section.yaml"
+    path.write_text("data: {name: mnist1d}\neval:\n")
+    assert load_recipe(path, ["eval.epochs=2"]).eval == EvalConfig(epochs=2)
+
+
 def test_a_mapping_without_a_space_after_a_colon_is_an_error() -> None:
     """YAML reads {features.3:0.8} as the key "features.3:0.8" without a value."""
     assert error_of(["prune.scope=ratios", "prune.ratios={features.0: 0.5, features.3:0.8}"]) == (

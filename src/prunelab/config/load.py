@@ -246,7 +246,9 @@ def assign(data: dict, key: str, value: object) -> None:
     prefix = next((p for p in KEYED_BY_LAYER if key.startswith(p) and len(key) > len(p)), None)
     parts = key.split(".") if prefix is None else [*prefix.rstrip(".").split("."), key[len(prefix):]]
     for part in parts[:-1]:
-        child = node.setdefault(part, {})
+        if node.get(part) is None:  # missing, or an empty `eval:` that YAML reads as null
+            node[part] = {}
+        child = node[part]
         if not isinstance(child, dict):
             raise RecipeError(f"cannot set {key!r}: {part!r} is a value, not a section")
         node = child
