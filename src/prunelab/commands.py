@@ -571,14 +571,15 @@ def _report(args: argparse.Namespace) -> int:
     from prunelab.report.runs import write_report
 
     folders = _run_folders(args.runs)
-    made = not Path(args.out).exists()
+    out = Path(args.out)
+    made = [folder for folder in (out, *out.parents) if not folder.exists()]  # innermost first: reports/latest makes both
     _make_out(args.out)
     try:
         page = write_report(folders, args.out)
     except BaseException:
-        if made:  # a report that failed (a damaged run, Ctrl-C) leaves no empty folder behind
+        for folder in made:  # a report that failed (a damaged run, Ctrl-C) leaves no empty folder behind
             with contextlib.suppress(OSError):
-                Path(args.out).rmdir()
+                folder.rmdir()
         raise
     print(f"report in {page}")
     return 0

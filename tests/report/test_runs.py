@@ -389,6 +389,20 @@ def test_report_into_a_file_is_a_clear_error(tmp_path: Path, capsys) -> None:
     assert capsys.readouterr().err == f"prunelab: error: --out {not_a_folder} is a file, not a folder\n"
 
 
+def test_an_interrupted_report_leaves_no_folder_it_made_and_keeps_the_user_s(tmp_path: Path, monkeypatch, capsys) -> None:
+    run = oneshot_run(tmp_path / "run", 0.5, 0.8)
+
+    def interrupted(folders: list[Path], out: Path) -> Path:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("prunelab.report.runs.write_report", interrupted)
+    own = tmp_path / "own"
+    own.mkdir()
+    for out in (tmp_path / "reports" / "latest", own):  # --out made with its parent; --out the user made
+        assert cli.main(["report", str(run), "--out", str(out)]) == 130
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["own", "run"]
+
+
 def test_a_report_may_go_into_a_folder_inside_a_run_or_into_new_folders(tmp_path: Path, capsys) -> None:
     # Only the run directory itself and its seeds are refused: a report there would be taken for the run's files.
     run = oneshot_run(tmp_path / "run", 0.5, 0.8)
