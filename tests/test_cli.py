@@ -505,6 +505,18 @@ def test_show_and_compare_on_a_folder_that_is_not_a_run(command: str, tmp_path: 
     assert str(tmp_path) in captured.err and "not a finished run directory" in captured.err
 
 
+def test_several_paths_none_of_them_a_run_are_each_skipped_then_an_error(tmp_path: Path, capsys) -> None:
+    notes, todo = tmp_path / "notes.md", tmp_path / "todo.md"
+    for path in (notes, todo):
+        path.write_text("")
+    assert cli.main(["compare", str(notes), str(todo)]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        *(f"prunelab: skipping {path}: {path} is not a finished run directory (no summary.json): it is a file, and a run "
+          "is a folder (runs/<run name>)" for path in (notes, todo)),
+        "prunelab: error: none of the given paths is a finished run directory",
+    ]  # fmt: skip
+
+
 def test_compare_skips_what_is_not_a_run_and_show_names_the_run_of_a_seed(cli_run, tmp_path: Path, capsys) -> None:
     """``prunelab compare runs/*`` meets sweep tables, LR range tests and sensitivity analyses
     (prunelab's own, skipped without a note) and unfinished runs and other files (noted)."""
