@@ -334,6 +334,17 @@ def test_an_interrupted_run_says_it_resumes_and_which_seed(tmp_path: Path, data_
     assert (folder / "seed-0" / "summary.json").exists()
 
 
+def test_seeds_that_resume_are_said_in_the_plural(tmp_path: Path, data_dir: Path, capsys, monkeypatch) -> None:
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt  # once the run is said to start: nothing trains
+
+    monkeypatch.setattr("prunelab.runs.runner.interrupted_seeds", lambda out, recipe: [0, 1])
+    monkeypatch.setattr("prunelab.runs.runner.run_recipe", interrupted)
+    assert cli.main(["run", "--no-progress", "--out", str(tmp_path), *sets(data_dir, "seeds=[0,1,2]")]) == 130
+    line = next(line for line in capsys.readouterr().err.splitlines() if line.startswith("prunelab: resuming"))
+    assert line.endswith("(oneshot, seeds [0, 1, 2]; seeds 0, 1 pick up where they stopped)")
+
+
 def test_interrupting_says_how_to_resume(tmp_path: Path, capsys, monkeypatch) -> None:
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
