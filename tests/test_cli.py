@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -21,7 +22,7 @@ from prunelab import cli, commands
 from prunelab.config import builtin_recipes
 from prunelab.distributed import world
 from prunelab.models import MODELS, build_model
-from prunelab.report import format_stat
+from prunelab.report import format_stat, format_table
 from prunelab.train import Trainer
 
 # The default recipe on a tiny budget: a narrow CNN in batches of 500, the same code paths.
@@ -172,7 +173,14 @@ def test_a_sweep_of_one_run_says_1_run(data_dir: Path, tmp_path: Path, capsys) -
     assert cli.main([*args, "--dry-run"]) == 0
     assert capsys.readouterr().out.endswith(f"\n1 run in {out}; --dry-run, nothing trained\n")
     assert cli.main(args) == 0
-    assert f"\n1 run in {out}; table in " in capsys.readouterr().out
+    # Without a table in the recipe: a row per run, its grid values and its folder; a report without a plot of the table.
+    (run,) = (folder for folder in out.iterdir() if (folder / "recipe.yaml").is_file())
+    (table_file,) = out.glob("default-*-table.md")  # another sweep than the recipe's own: a table of its own
+    table = format_table([{"prune.sparsity": 0.5, "run": run.name}])
+    assert capsys.readouterr().out == (f"{table}\n\n1 run in {out}; table in {table_file}\n"
+                                       f"report: {out / table_file.name.replace('-table.md', '-report') / 'report.md'}\n")  # fmt: skip
+    command = shlex.join(["prunelab", *(arg for arg in args if arg not in ("--no-progress", "--out", str(out)))])
+    assert table_file.read_text() == f"Made by `{command}`.\n\n{table}\n"
 
 
 def test_a_dry_run_of_a_finished_run_gives_only_the_advice_running_it_again_would(data_dir: Path, tmp_path: Path, capsys) -> None:
