@@ -346,6 +346,16 @@ def test_report_command_skips_what_is_not_a_run(tmp_path: Path, capsys, monkeypa
     assert capsys.readouterr().out.endswith(f"report in {Path('report', 'report.md')}\n") and (tmp_path / "report" / "report.md").is_file()
 
 
+def test_show_prints_each_run_given_two_blank_lines_apart(tmp_path: Path, capsys) -> None:
+    folders = [oneshot_run(tmp_path / name, 0.5, 0.8) for name in ("a", "b")]
+    alone = []
+    for folder in folders:
+        assert cli.main(["show", str(folder)]) == 0
+        alone.append(capsys.readouterr().out)
+    assert cli.main(["show", *map(str, folders)]) == 0
+    assert capsys.readouterr().out == f"{alone[0]}\n\n{alone[1]}"
+
+
 DAMAGES = {  # a file of a run directory, what is written into it (None: removed), what the error says of it
     "cut summary": ("summary.json", "{\n", "is not valid JSON (line 2, column 1)"),
     "empty summary": ("summary.json", "{}", "lacks 'run', 'seeds', 'stats'"),
