@@ -356,6 +356,18 @@ def test_show_prints_each_run_given_two_blank_lines_apart(tmp_path: Path, capsys
     assert capsys.readouterr().out == f"{alone[0]}\n\n{alone[1]}"
 
 
+def test_show_on_a_narrow_terminal_lists_below_the_table_only_the_values_that_have_a_meaning(tmp_path: Path, capsys, monkeypatch) -> None:
+    run = oneshot_run(tmp_path / "run", 0.5, 0.8)
+    summary = json.loads((run / "summary.json").read_text())
+    summary["stats"]["custom"] = {"mean": 3.0, "std": 0.0}  # a value of no known meaning
+    (run / "summary.json").write_text(json.dumps({**summary, "method": "oneshot"}))
+    monkeypatch.setattr(commands, "_terminal_width", lambda: 60)
+    assert cli.main(["show", str(run)]) == 0
+    table, meanings = capsys.readouterr().out.split("\n\n")[:2]
+    assert "| custom " in table
+    assert [line.split(":")[0] for line in meanings.splitlines() if not line.startswith("  ")] == ["dense_acc", "final_acc", "sparsity"]
+
+
 DAMAGES = {  # a file of a run directory, what is written into it (None: removed), what the error says of it
     "cut summary": ("summary.json", "{\n", "is not valid JSON (line 2, column 1)"),
     "empty summary": ("summary.json", "{}", "lacks 'run', 'seeds', 'stats'"),
