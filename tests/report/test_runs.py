@@ -703,6 +703,10 @@ def test_compare_turns_a_table_wider_than_the_terminal_a_column_per_run(tmp_path
     assert [f"#{i}: {name}" for i, name in enumerate(order, 1)] == [line for line in turned.splitlines() if line.startswith("#")]
     assert "run" not in rows  # the folders' names are below, not a row
     assert "The same in every run: dense_acc 90.00%, final_acc 80.00%, sparsity 50.00%." in turned
+    # one run: a row, as it is, however narrow the terminal
+    monkeypatch.setattr(commands, "_terminal_width", lambda: 20)
+    assert cli.main(["compare", str(folders[0])]) == 0
+    assert capsys.readouterr().out.splitlines()[0].startswith("| dense_acc |")
 
 
 def test_runs_of_the_same_layerwise_ratios_are_one_bar_named_by_what_they_share(tmp_path: Path) -> None:
