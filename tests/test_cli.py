@@ -1103,6 +1103,9 @@ def test_sensitivity_on_the_test_set_of_a_channel_recipe(data_dir: Path, tmp_pat
     assert cli.main(["sensitivity", *args, "--split", "train"]) == 0
     assert "\ndense model's training accuracy: 80.00%\n" in capsys.readouterr().out
     assert calls[1][3] == "train" and len(list(tmp_path.glob("sensitivity-*"))) == 2
+    # the default sparsities on the same split: another analysis again, in a folder of its own
+    assert cli.main(["sensitivity", *(arg for arg in args if arg not in ("--sparsities", "0.5,0.9")), "--split", "train"]) == 0
+    assert len(list(tmp_path.glob("sensitivity-*"))) == 3
 
 
 def test_the_analyses_run_with_the_recipe_s_threads_and_give_the_caller_s_back(data_dir: Path, tmp_path: Path, monkeypatch) -> None:
