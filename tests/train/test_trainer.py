@@ -550,8 +550,16 @@ def test_a_schedule_may_reach_an_lr_of_zero() -> None:
 def test_a_schedule_that_outgrows_float32_stops_with_the_step_it_did() -> None:
     schedule = LRScheduleConfig(name="step", step_size=1, gamma=1e200)
     trainer = Trainer(toy_model(), toy_data(), config(epochs=3, lr_schedule=schedule), seed=0, progress=False, label="find")
-    with pytest.raises(TrainingDiverged, match=rf"find: the LR schedule gives 1e\+199 at step {STEPS_PER_EPOCH}, beyond float32"):
+    with pytest.raises(TrainingDiverged, match=rf"find: the LR schedule gives 1e\+199 at step {STEPS_PER_EPOCH}; an LR must be from 0 to 3.4e\+38"):
         trainer.run()
+
+
+def test_a_schedule_that_goes_below_zero_stops_with_the_step_it_did() -> None:
+    """A negative LR would climb the loss: said at once, as the wrong LR it is, not as a float32 overflow."""
+    trainer = Trainer(toy_model(), toy_data(), config(epochs=1), seed=0, progress=False, schedule=lambda step: 0.1 - 0.05 * step)
+    with pytest.raises(TrainingDiverged, match=r"the LR schedule gives -0.05 at step 3; an LR must be from 0 to 3.4e\+38, the largest float32"):
+        trainer.run()
+    assert trainer.state.lr_log == [0.1, 0.05, 0.0]
 
 
 # -- over several processes (two, forked, in a Gloo group) ------------------------------------

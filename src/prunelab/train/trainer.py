@@ -206,7 +206,10 @@ class Trainer:
                     hook(self, self.state.step)
                 lr = self.schedule(self.state.step)
                 if not 0 <= lr <= FLOAT32_MAX:  # e.g. gamma > 1 compounded: no optimizer step can take it
-                    raise TrainingDiverged(f"{self.label}: the LR schedule gives {lr:g} at step {self.state.step}, beyond float32")
+                    raise TrainingDiverged(
+                        f"{self.label}: the LR schedule gives {lr:g} at step {self.state.step}; an LR must be from 0 "
+                        f"to {FLOAT32_MAX:.3g}, the largest float32"
+                    )
                 for group in self.optimizer.param_groups:
                     group["lr"] = lr
                 logits = self.network(x)
