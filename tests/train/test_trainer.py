@@ -5,6 +5,8 @@ from __future__ import annotations
 import copy
 import logging
 import re
+import time
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -78,6 +80,28 @@ def test_dropout_draws_are_the_epoch_s_own_so_a_resumed_epoch_draws_the_same() -
     assert same_weights(through.model, resumed.model)
 
 
+class Draws(nn.Module):
+    """Records, at every training step, the random numbers a dropout layer would draw."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.drawn: list[torch.Tensor] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            self.drawn.append(torch.rand(4))
+        return x
+
+
+def test_every_epoch_draws_its_own_dropout_masks() -> None:
+    """An epoch's own seed must not give every epoch the same masks, batch after batch."""
+    model = nn.Sequential(toy_model(), Draws())
+    train(model, config(epochs=2))
+    drawn = model[1].drawn
+    assert len(drawn) == 2 * STEPS_PER_EPOCH
+    assert not any(torch.equal(a, b) for a, b in zip(drawn[:STEPS_PER_EPOCH], drawn[STEPS_PER_EPOCH:]))
+
+
 @pytest.mark.parametrize("augment", [False, True])
 def test_same_seed_same_weights_and_metrics(augment: bool) -> None:
     data = toy_data(augment)
@@ -118,7 +142,8 @@ def training_orders(trainer: Trainer) -> list[list[int]]:
 
 def test_every_epoch_has_its_own_batch_order_and_a_rerun_repeats_them() -> None:
     """Each epoch of a phase is shuffled anew (a fixed order would be seen every epoch),
-    and the same seed and phase give the same sequence of orders again."""
+    and the same seed and phase give the same sequence of orders again; another phase of the
+    seed (the eval phase after the find phase) has orders of its own."""
     orders = training_orders(Trainer(toy_model(), toy_data(), config(epochs=3), seed=3, progress=False))
     assert len(orders) == 3
     for order in orders:  # each epoch is one pass over the whole training set
@@ -127,6 +152,8 @@ def test_every_epoch_has_its_own_batch_order_and_a_rerun_repeats_them() -> None:
     assert orders[0] != list(range(96))  # shuffled at all
     again = training_orders(Trainer(toy_model(), toy_data(), config(epochs=3), seed=3, progress=False))
     assert again == orders
+    other_phase = training_orders(Trainer(toy_model(), toy_data(), config(epochs=3), seed=3, phase="eval", progress=False))
+    assert all(a != b for a, b in zip(other_phase, orders))
 
 
 def test_augmentation_is_seeded_and_can_be_switched_off() -> None:
@@ -416,6 +443,16 @@ def test_evaluate_scores_batchnorm_with_its_running_statistics(training: bool) -
     assert model.training is training
 
 
+def test_a_model_handed_over_in_eval_mode_trains_in_training_mode() -> None:
+    """BatchNorm learns its running statistics from the training batches, one update a step,
+    even where the caller left the model in eval mode (as after scoring it)."""
+    model = bn_model().eval()
+    before = model[1].running_mean.clone()
+    train(model, config(epochs=1))
+    assert int(model[1].num_batches_tracked) == STEPS_PER_EPOCH
+    assert not torch.equal(model[1].running_mean, before)
+
+
 def test_pruned_weights_stay_zero_and_sparsity_is_recorded() -> None:
     model = toy_model()
     pruner = Pruner(model)
@@ -429,10 +466,21 @@ def test_pruned_weights_stay_zero_and_sparsity_is_recorded() -> None:
     assert {row["phase"] for row in trainer.state.history} == {"eval"}
 
 
+def test_a_given_sparsity_is_what_each_epoch_reports() -> None:
+    """A model rebuilt without channels has pruned weights its pruner never sees: the caller's
+    sparsity is reported, not the pruner's."""
+    pruner = Pruner(toy_model())
+    pruner.prune(0.5)
+    trainer = train(pruner.model, config(epochs=2), pruner=pruner, sparsity=lambda: 0.75)
+    assert [row["sparsity"] for row in trainer.state.history] == [0.75, 0.75]
+
+
 def test_step_hooks_run_before_every_step() -> None:
-    seen = []
-    trainer = train(toy_model(), config(epochs=2), step_hooks=[lambda t, step: seen.append((step, len(t.state.lr_log)))])
+    seen, also = [], []
+    hooks = [lambda t, step: seen.append((step, len(t.state.lr_log))), lambda t, step: also.append(step)]
+    trainer = train(toy_model(), config(epochs=2), step_hooks=hooks)
     assert seen == [(s, s) for s in range(2 * STEPS_PER_EPOCH)]  # before the step's LR is logged
+    assert also == list(range(2 * STEPS_PER_EPOCH))  # every hook, not only the first
     assert trainer.state.step == 2 * STEPS_PER_EPOCH
 
 
@@ -468,6 +516,23 @@ def test_an_epoch_whose_steps_are_all_done_trains_nothing_and_counts_no_examples
     trainer.state.step = STEPS_PER_EPOCH
     assert trainer.train_epoch(0) == (0.0, 0.0, 0)
     assert same_weights(trainer.model, toy_model())  # no step taken
+
+
+def test_an_epoch_entered_part_way_reports_the_examples_it_trained_on() -> None:
+    """As after rewinding to step 2: the epoch trains its last 4 batches of 16, and its row
+    counts and averages those 64 examples only. An LR of 1e-30 leaves the weights as they are."""
+    data, model = toy_data(), toy_model()
+    cfg = TrainConfig(epochs=1, batch_size=16, optimizer=OptimizerConfig(lr=1e-30, momentum=0.0))
+    trainer = Trainer(model, data, cfg, seed=0, progress=False)
+    trainer.state.step = 2
+    (order,) = training_orders(trainer)  # the examples the model was trained on
+    with torch.no_grad():
+        logits = model(data.x_train[order])
+    (row,) = trainer.state.history
+    assert len(set(order)) == 64 == row["train_images"] and row["step"] == STEPS_PER_EPOCH
+    assert row["train_loss"] == pytest.approx(F.cross_entropy(logits, data.y_train[order]).item(), rel=1e-5)
+    assert row["train_acc"] == pytest.approx((logits.argmax(1) == data.y_train[order]).float().mean().item())
+
 
 @pytest.mark.parametrize("smoothing", [0.0, 0.1, 0.4])
 def test_label_smoothing_trains_on_softened_targets_and_evaluates_on_the_labels(smoothing: float) -> None:
@@ -512,6 +577,21 @@ def test_the_log_has_a_line_every_log_every_seconds_and_at_the_end(caplog: pytes
     assert [r.getMessage().split(",")[0] for r in caplog.records] == [f"train: epoch {k}/3" for k in (1, 2, 3)]
 
 
+def test_the_log_waits_log_every_seconds_from_its_last_line(caplog: pytest.LogCaptureFixture, monkeypatch) -> None:
+    """A clock that moves 20 seconds at each epoch's end and LOG_EVERY of 30: epoch 3 is logged
+    (40 s after the start), epoch 4 not (20 s after that line), epoch 5 is (40 s after it), and
+    the last epoch always."""
+    import prunelab.train.trainer as trainer_module
+
+    clock = [0.0]
+    monkeypatch.setattr(trainer_module, "LOG_EVERY", 30.0)
+    monkeypatch.setattr(trainer_module, "time", SimpleNamespace(monotonic=lambda: clock[0], perf_counter=time.perf_counter))
+    trainer = Trainer(toy_model(), toy_data(), config(epochs=6), seed=0, progress=False)
+    with caplog.at_level(logging.INFO, logger="prunelab"):
+        trainer.run(on_epoch_end=lambda _: clock.__setitem__(0, clock[0] + 20.0))
+    assert [r.getMessage().split(",")[0] for r in caplog.records] == [f"train: epoch {k}/6" for k in (3, 5, 6)]
+
+
 def test_the_progress_bar_names_its_numbers(capsys) -> None:
     """The bar's numbers say what they are, the test accuracy (the metric that matters) first."""
     trainer = Trainer(toy_model(), toy_data(), config(epochs=2), seed=0, progress=True, label="find")
@@ -525,6 +605,21 @@ def test_the_progress_bar_names_its_numbers(capsys) -> None:
     assert err.endswith("\n") and line.startswith("find, epoch 2/2: 100%|") and line.endswith(f"]{numbers}"), repr(err[-300:])
 
 
+def test_a_resumed_phase_s_bar_counts_the_steps_done_before(capsys) -> None:
+    """Resumed after its first epoch, the bar starts at that epoch's steps and ends full."""
+    trainer = Trainer(toy_model(), toy_data(), config(epochs=3), seed=0, progress=True, label="find")
+    trainer.state.epoch, trainer.state.step = 1, STEPS_PER_EPOCH
+    trainer.run()
+    frames = capsys.readouterr().err.split("\r")
+    total = 3 * STEPS_PER_EPOCH
+    assert f" {STEPS_PER_EPOCH}/{total} [" in frames[1] and "100%|" in frames[-1] and f" {total}/{total} [" in frames[-1]
+
+
+def test_without_progress_nothing_is_shown(capsys) -> None:
+    train(toy_model(), config(epochs=1))
+    assert capsys.readouterr() == ("", "")
+
+
 def test_a_training_that_diverges_stops_after_its_first_epoch_and_says_so() -> None:
     epochs = []
     trainer = Trainer(toy_model(), toy_data(), config(epochs=3, lr=1e30), seed=0, progress=False, label="seed 0 find")
@@ -532,6 +627,18 @@ def test_a_training_that_diverges_stops_after_its_first_epoch_and_says_so() -> N
         trainer.run(on_epoch_end=lambda t: epochs.append(t.state.epoch))
     assert epochs == []  # nothing checkpointed: the phase trains anew with a better LR
 
+
+
+def test_an_infinite_training_loss_is_divergence_too() -> None:
+    """Finite logits far apart overflow the cross-entropy to inf, not NaN (its gradient stays
+    finite): that loss is no more use than NaN."""
+    model = nn.Linear(8, 3)
+    with torch.no_grad():
+        model.weight.zero_()
+        model.bias.copy_(torch.tensor([3e38, -3e38, 0.0]))  # a label 1 costs 3e38 - (-3e38): inf in float32
+    trainer = Trainer(model, toy_data(), config(epochs=2), seed=0, progress=False, label="find")
+    with pytest.raises(TrainingDiverged, match=r"find: the training loss was inf in epoch 1 "):
+        trainer.run()
 
 
 def test_a_diverged_epoch_names_the_highest_lr_it_trained_with() -> None:
@@ -614,16 +721,6 @@ def test_every_process_goes_on_with_the_main_process_s_batchnorm_statistics(two_
 
 def test_each_process_draws_its_own_dropout_masks(two_processes) -> None:
     """The processes train on different examples: they must not drop the same units of each."""
-
-    class Draws(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.drawn: list[torch.Tensor] = []
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            if self.training:
-                self.drawn.append(torch.rand(4))  # what dropout would draw
-            return x
 
     def draws() -> list[torch.Tensor]:
         model = nn.Sequential(toy_model(), Draws())
