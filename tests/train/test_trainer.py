@@ -699,12 +699,21 @@ def test_two_processes_report_the_epoch_of_the_whole_data(two_processes) -> None
         assert {key: row[key] for key in expected} == expected
 
 
-def test_two_processes_train_the_weights_one_process_trains(two_processes) -> None:
+@pytest.mark.parametrize("start_step", [0, 2])
+def test_two_processes_train_the_weights_one_process_trains(two_processes, start_step: int) -> None:
     """Gradients averaged over the halves of each batch, the padding counted out, are the
-    whole batch's: the weights end as one process's, up to rounding, in both processes."""
+    whole batch's: the weights end as one process's, up to rounding, in both processes; also
+    from a step within the first epoch (as after a rewind), whose last batch is still the padded one."""
     data, cfg = uneven_data(), config(epochs=2, lr=0.2)
-    alone = train(toy_model(), cfg, data=data).model.state_dict()
-    for weights in two_processes(lambda: train(toy_model(), cfg, data=data).model.state_dict()):
+
+    def trained() -> dict:
+        trainer = Trainer(toy_model(), data, cfg, seed=0, progress=False)
+        trainer.state.step = start_step
+        trainer.run()
+        return trainer.model.state_dict()
+
+    alone = trained()
+    for weights in two_processes(trained):
         for name in alone:
             torch.testing.assert_close(weights[name], alone[name], rtol=1e-5, atol=1e-6)
 
