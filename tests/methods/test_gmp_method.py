@@ -219,7 +219,8 @@ def test_linear_schedule_prunes_the_same_amount_at_every_update(make_recipe) -> 
     ("overrides", "expected"),
     [
         (["prune.updates_per_epoch=8"], ["only 16 sparsity", "after every batch, which gives"]),  # a cut every step, as asked
-        (["prune.updates_per_epoch=9"], ["only 16 sparsity", "updates_per_epoch=9 asks for more updates than an epoch has steps (8)"]),
+        (["prune.updates_per_epoch=9"], ["only 16 sparsity", "updates_per_epoch=9 asks for more updates than an epoch has steps (8): "
+                                          "the sparsity is updated after every batch (16 updates)"]),  # at most one a step
         (["prune.updates_per_epoch=1"], ["only 2 sparsity"]),    # 2 epochs, once an epoch
         (["prune.pruning_epochs=8", "eval.epochs=10"], []),      # 32 updates, every 2 steps: fine
         # 15 updates over 24 steps: steps 8, 9, 11, 12, 14, ..., the first two adjacent, but not every batch
