@@ -225,6 +225,8 @@ def test_linear_schedule_prunes_the_same_amount_at_every_update(make_recipe) -> 
         (["prune.pruning_epochs=8", "eval.epochs=10"], []),      # 32 updates, every 2 steps: fine
         # 15 updates over 24 steps: steps 8, 9, 11, 12, 14, ..., the first two adjacent, but not every batch
         (["prune.updates_per_epoch=5", "prune.pruning_epochs=3", "eval.epochs=5"], ["only 15 sparsity"]),
+        # 6 updates over 8 steps: steps 8, 9, 10, 12, 13, 14, a single step left out is enough
+        (["prune.updates_per_epoch=6", "prune.pruning_epochs=1", "eval.epochs=3"], ["only 6 sparsity"]),
     ],
 )
 def test_update_frequency_guidance(make_recipe, overrides, expected) -> None:
