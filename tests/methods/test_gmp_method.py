@@ -4,6 +4,7 @@ exactly the target at the end, the update-frequency warnings, the logged and plo
 
 from __future__ import annotations
 
+import importlib
 import math
 import warnings
 from pathlib import Path
@@ -446,6 +447,22 @@ def test_trainability_is_that_of_the_fine_tuning_stage(gmp_run, read) -> None:
     assert len(evals) == EPOCHS == STABILIZATION + PRUNING + 1
     assert summary["trainability_acc"] == evals[-1]["train_acc"]
     assert summary["trainability_acc"] != pytest.approx(sum(r["train_acc"] for r in evals) / len(evals))
+
+
+def test_the_summary_reads_the_end_of_pruning_and_the_last_epoch_not_the_best(make_recipe, monkeypatch) -> None:
+    """The eval phase stubbed with known rows: the pruned accuracy is that of the pruning
+    stage's last epoch (3), the final one the last epoch's even where an earlier one was better."""
+    gmp_module = importlib.import_module("prunelab.methods.gmp")  # the package's name gmp is the function
+
+    session = _session(make_recipe(*GMP))
+    session.once = lambda _key, make: make()
+    accuracies = [0.5, 0.6, 0.9, 0.7]  # epoch 3 ends the pruning stage and is the best
+    history = [{"test_acc": acc, "train_acc": acc / 2, "step": 8 * (k + 1)} for k, acc in enumerate(accuracies)]
+    session.train = lambda phase, config, step_hooks: {"history": history, "lr_log": [0.1] * 32}
+    monkeypatch.setattr(gmp_module, "find", lambda _session: {"dense_acc": 0.95})
+    assert gmp_module.gmp(session) == {
+        "dense_acc": 0.95, "pruned_acc": 0.9, "final_acc": 0.7, "trainability_acc": 0.35, "sparsity_updates": 8,
+    }
 
 
 def test_fine_tuning_starts_after_the_pruning_epochs_of_eval_steps(make_recipe, tmp_path, total, read) -> None:
