@@ -188,18 +188,18 @@ def test_the_report_says_the_channels_each_group_keeps_after_channel_pruning(tmp
     recipe = {"prune": {"method": "oneshot", "criterion": "filter_l1", "sparsity": 0.5}, "seeds": [0, 1]}
     seeds = {seed: {"dense_acc": 0.95, "final_acc": 0.8, "sparsity": 0.6} for seed in (0, 1)}
     folder = fake_run(tmp_path / "runs" / "channels", recipe, seeds, {seed: {"a.weight": 0.5} for seed in (0, 1)})
-    # conv1 (8 channels) keeps 3, then 4; conv2 (4 channels) keeps 2 in both seeds
+    # conv1 (10 channels) keeps 3, then 4; conv2 (4 channels) keeps 2 in both seeds. 3 / (1 - 0.7) is 9.999...: a size rounded, not cut.
     kept = {0: {"conv1": [0, 2, 5], "conv2": [1, 3]}, 1: {"conv1": [1, 2, 3, 4], "conv2": [0, 1]}}
     for seed, channels in kept.items():
         (folder / f"seed-{seed}" / "channels.json").write_text(json.dumps(channels))
-        removed = {"conv1": 1 - len(channels["conv1"]) / 8, "conv2": 0.5}
+        removed = {"conv1": 1 - len(channels["conv1"]) / 10, "conv2": 0.5}
         (folder / f"seed-{seed}" / "events.json").write_text(json.dumps({"prune": {"group_sparsity": removed}}))
     weights = oneshot_run(tmp_path / "runs" / "weights", 0.6, 0.8)
     lines = write_report([folder, weights], tmp_path / "report").read_text().splitlines()
     section = lines[lines.index("## Kept channels") :]
     # the channel run alone (the second of the runs, numbered, as the tables above name it): the mean ± std of 3 and 4 channels
-    assert "| channel group | #2             |" in section
-    assert "| conv1         | 3.5 ± 0.7 of 8 |" in section and "| conv2         | 2 of 4         |" in section
+    assert "| channel group | #2              |" in section
+    assert "| conv1         | 3.5 ± 0.7 of 10 |" in section and "| conv2         | 2 of 4          |" in section
     assert "## Kept channels" not in write_report([weights], tmp_path / "report").read_text()
 
 
