@@ -367,11 +367,15 @@ def test_forty_accuracy_lines_are_told_apart_by_colour_marker_and_dash(tmp_path:
 
 def test_lines_of_equal_results_are_drawn_once_and_many_get_error_bars(tmp_path: Path, drawn) -> None:
     """A sweep's retraining policies that end alike (ft, lrw and slr at the LR they share)
-    would hide each other, all named in the legend; past 3 lines, shaded spreads merge."""
+    would hide each other, all named in the legend; past 3 lines, shaded spreads merge. Lines
+    of one mean and other spreads (llr, allr) are not alike."""
     same = [(0.9, 0.8, 0.01)]
-    curves = {"ft": same, "lrw": same, "slr": same, "clr": [(0.9, 0.85, 0.01)], "llr": [(0.9, 0.86, 0.0)], "allr": [(0.9, 0.87, 0.02)]}
+    curves = {"ft": same, "lrw": same, "slr": same, "clr": [(0.9, 0.85, 0.01)], "llr": [(0.9, 0.86, 0.0)], "allr": [(0.9, 0.86, 0.02)]}
     plots.plot_accuracy_vs_sparsity(curves, None, tmp_path / "a.png")
     assert [bars.get_label() for bars in drawn[0]["error bars"]] == ["ft = lrw = slr", "clr", "llr", "allr"]
+    # one std either side of the mean, in percent as the mean is
+    ends = [[list(segment[:, 1]) for segment in bars.lines[2][0].get_segments()] for bars in drawn[0]["error bars"]]
+    assert ends == [[pytest.approx([79, 81])], [pytest.approx([84, 86])], [pytest.approx([86, 86])], [pytest.approx([84, 88])]]
 
 
 def test_accuracy_plot_puts_the_weights_remaining_on_x(tmp_path: Path, drawn) -> None:
@@ -664,6 +668,9 @@ def test_pivot_plot_has_a_line_per_series_over_the_x_values(tmp_path: Path, monk
     (ax,) = fig.axes
     drawn = [(list(line.get_xdata()), list(line.get_ydata())) for line in ax.lines if line.get_marker() == "o"]
     assert drawn == [([0, 2], [90.0, 80.0]), ([0, 1, 2], [91.0, 85.0, 82.0])]  # an empty cell is left out
+    # each point's std either side of it
+    bars = [[list(segment[:, 1]) for segment in c.lines[2][0].get_segments()] for c in ax.containers if isinstance(c, ErrorbarContainer)]
+    assert bars == [[[89.0, 91.0], [79.5, 80.5]], [[91.0, 91.0], [83.0, 87.0], [81.0, 83.0]]]
     assert [tick.get_text() for tick in ax.get_xticklabels()] == ["10", "20", "null"]
     legend = fig.legends[0]
     assert [text.get_text() for text in legend.get_texts()] == ["ft", "llr"] and legend.get_title().get_text() == "lr_policy"
