@@ -67,6 +67,7 @@ def test_a_run_is_averaged_over_its_seeds(tmp_path: Path) -> None:
     assert [(s, m) for s, m, _ in run.curve] == [(0.2, pytest.approx(0.85)), (0.36, pytest.approx(0.72))]
     assert [sd for _, _, sd in run.curve] == [pytest.approx(statistics.stdev([0.8, 0.9])), pytest.approx(statistics.stdev([0.7, 0.74]))]
     assert run.layer_sparsity == {"a.weight": pytest.approx(0.2), "b.weight": pytest.approx(0.45)}
+    assert run.layer_weights == {"a.weight": 100, "b.weight": 100}  # each seed's model has them, not their sum
     assert run.settings["prune.rate"] == 0.2 and run.settings["eval.epochs"] == 2
 
 
@@ -744,6 +745,17 @@ def test_runs_all_of_the_same_layerwise_ratios_are_one_bar_of_every_run(tmp_path
     page = write_report([f for _, f in results], tmp_path / "report", sweep=(results, spec)).read_text()
     lpr = page.split("## Layerwise pruning ratios of the final masks")[1]
     assert "| layer    | weights | every run |" in lpr and "| b.weight |     100 |    50.00% |" in lpr
+
+
+def test_runs_whose_layerwise_ratios_differ_by_a_little_are_bars_of_their_own(tmp_path: Path) -> None:
+    """Pruning to one sparsity after a shorter or longer dense training leaves layers a few points apart: the ratios the plot compares."""
+    folders = []
+    for epochs, ratio in ((3, 0.21), (5, 0.23)):
+        recipe = {"find": {"epochs": epochs}, "prune": {"method": "oneshot", "sparsity": 0.5}, "seeds": [0]}
+        folders.append(fake_run(tmp_path / f"e{epochs}", recipe, {0: {"dense_acc": 0.9, "final_acc": 0.8, "sparsity": 0.5}},
+                                {0: {"a.weight": ratio, "b.weight": 0.5}}))  # fmt: skip
+    lpr = write_report(folders, tmp_path / "report").read_text().split("## Layerwise pruning ratios of the final masks")[1]
+    assert "| layer    | weights | find.epochs=3 | find.epochs=5 |" in lpr and "| a.weight |     100 |        21.00% |        23.00% |" in lpr
 
 
 def test_a_layer_of_another_size_in_another_run_has_no_size_in_the_lpr_table(tmp_path: Path) -> None:
