@@ -89,12 +89,21 @@ def test_runs_over_other_process_counts_say_so_in_a_column(tmp_path: Path) -> No
     rows, columns, _ = comparison_rows(load_runs(folders))
     assert columns[-2:] == ["processes", "run"] and [row["processes"] for row in rows] == [1, 2]
     assert "processes" not in comparison_rows(load_runs(folders[:1]))[1]  # alike: no column
-    # a run whose seeds ran on other process counts names each count
+    # a run whose seeds ran on other process counts names each count, seed by seed
     mixed = [imp_run(tmp_path / name) for name in ("a", "b")]
-    summary = mixed[1] / "seed-1" / "summary.json"
+    summary = mixed[1] / "seed-0" / "summary.json"
     summary.write_text(json.dumps({**json.loads(summary.read_text()), "environment": environment}))
     rows, _, _ = comparison_rows(load_runs(mixed))
-    assert [row["processes"] for row in rows] == [1, "1 / 2"]
+    assert [row["processes"] for row in rows] == [1, "2 / 1"]
+
+
+def test_a_run_s_training_plots_are_those_of_each_of_its_seeds(tmp_path: Path) -> None:
+    folder = imp_run(tmp_path / "imp")
+    for seed in (0, 1):
+        (folder / f"seed-{seed}" / "training.png").write_bytes(PNG)
+    assert load_run(folder).training_plots == [folder / "seed-0" / "training.png", folder / "seed-1" / "training.png"]
+    (folder / "seed-0" / "training.png").unlink()  # a seed without one (copied without its images) is left out
+    assert load_run(folder).training_plots == [folder / "seed-1" / "training.png"]
 
 
 def test_a_run_alone_shows_every_value_in_its_row(tmp_path: Path) -> None:
