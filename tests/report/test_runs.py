@@ -837,6 +837,32 @@ def test_a_sweep_s_plot_puts_numbers_in_order_and_names_a_line_of_rows_alike(tmp
     assert not figures[1].axes[0].texts and "--" not in [line.get_linestyle() for line in figures[1].axes[0].lines]
 
 
+def test_a_sweep_s_table_and_plot_say_what_seeds_their_spread_is_over_in_percent(tmp_path: Path, monkeypatch) -> None:
+    """ft over seeds 0 and 1 (80% ± 2), lrw over seed 0 alone (70% ± 1, as its summary gives it)."""
+    from prunelab.config.sweep import TableSpec
+    from prunelab.report.runs import plot_sweep, sweep_table
+
+    results = []
+    for policy, seeds, mean, std in (("ft", [0, 1], 0.8, 0.02), ("lrw", [0], 0.7, 0.01)):
+        recipe = {"prune": {"method": "oneshot", "sparsity": 0.5}, "eval": {"lr_policy": policy}, "seeds": seeds}
+        folder = fake_run(tmp_path / policy, recipe, {seed: {"dense_acc": 0.9, "final_acc": mean, "sparsity": 0.5} for seed in seeds},
+                          {seed: {"a.weight": 0.5} for seed in seeds})  # fmt: skip
+        summary = json.loads((folder / "summary.json").read_text())
+        summary["stats"]["final_acc"]["std"] = std
+        (folder / "summary.json").write_text(json.dumps(summary))
+        results.append(({"eval.lr_policy": policy}, folder))
+    spec = TableSpec(rows="eval.lr_policy")
+    drawn = []
+    monkeypatch.setattr("prunelab.report.runs.plot_pivot", lambda *args, **kwargs: drawn.append((*args, kwargs)))
+    plot_sweep(results, spec, tmp_path / "sweep.png")
+    ((_, panels, _, ylabel, _, options),) = drawn
+    assert panels == {"": {"final_acc": [pytest.approx((80.0, 2.0)), pytest.approx((70.0, 1.0))]}} and ylabel == "final_acc (%)"
+    assert options["title"] == "final_acc by lr_policy: mean ± std over the seeds of each run"
+    assert sweep_table(results, spec).startswith("final_acc, in % (mean ± std over each run's seeds (see its summary.json)):")
+    assert sweep_table(results[:1], spec).startswith("final_acc, in % (mean ± std over seeds [0, 1]):")
+    assert sweep_table(results[1:], spec).startswith("final_acc, in % (of seed 0):")
+
+
 def test_a_report_cut_short_by_a_full_disk_leaves_the_earlier_page_whole(tmp_path: Path, monkeypatch) -> None:
     """The plots of an earlier page are removed once the new page is written, not before: a
     report made again onto a full disk fails naming the file, and the page already there
