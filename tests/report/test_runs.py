@@ -476,6 +476,19 @@ def test_runs_at_one_sparsity_get_no_accuracy_against_sparsity_plot(tmp_path: Pa
     page = write_report(folders, tmp_path / "report").read_text()
     assert "## Accuracy against sparsity" not in page and not (tmp_path / "report" / "accuracy_vs_sparsity.png").exists()
     assert "80.00%" in page and "70.00%" in page  # the runs' table has the accuracies
+    # a point of sparsity apart: two points
+    apart = [oneshot_run(tmp_path / name, sparsity, 0.8) for name, sparsity in (("c", 0.9), ("d", 0.91))]
+    assert "## Accuracy against sparsity" in write_report(apart, tmp_path / "report").read_text()
+
+
+def test_the_accuracy_table_gives_each_point_s_spread_over_the_seeds(tmp_path: Path) -> None:
+    lines = write_report([imp_run(tmp_path / "runs" / "imp")], tmp_path / "report").read_text().splitlines()
+    table = lines[lines.index("## Accuracy against sparsity") + 4 :][:4]  # past the plot
+    cells = [[cell.strip() for cell in line.split("|")[1:-1]] for line in table]
+    # seeds 0 and 1 reach 80% and 90% at the first level, 70% and 74% at the second
+    assert cells[0] == ["runs", "sparsity", "final accuracy"]
+    assert cells[2:] == [["imp", "20.00%", f"85.00% ± {100 * statistics.stdev([0.8, 0.9]):.2f}"],
+                         ["imp", "36.00%", f"72.00% ± {100 * statistics.stdev([0.7, 0.74]):.2f}"]]  # fmt: skip
 
 
 def test_a_sweep_s_report_plots_its_table(tmp_path: Path, monkeypatch) -> None:
