@@ -583,6 +583,15 @@ def test_accuracy_plot_of_runs_at_about_one_sparsity_does_not_spread_them_over_t
     shown = [position for position, *_ in _labelled_xticks(ax)]
     assert min(shown) < min(remaining) and max(shown) >= max(remaining) * 0.99
 
+def test_accuracy_plot_of_runs_less_than_3_times_apart_in_weights_remaining_widens_to_3(tmp_path: Path, monkeypatch) -> None:
+    """50% and 20% of the weights remaining, 2.5 times apart: the axis spans a factor of 3 as for runs at about one sparsity."""
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig))
+    plots.plot_accuracy_vs_sparsity({"a": [(0.5, 0.8, 0.0)], "b": [(0.8, 0.7, 0.0)]}, None, tmp_path / "a.png")
+    low, high = sorted(figures[0].axes[0].get_xlim())
+    assert high == pytest.approx(3 * low) and low <= 20 and 50 <= high <= 100
+
+
 def test_lpr_plots_tick_whole_epochs(tmp_path: Path, monkeypatch) -> None:
     """Over 3 epochs matplotlib ticked 0.5, 1.5, ...: an epoch of the find phase is a whole number."""
     figures = []
