@@ -186,6 +186,8 @@ def test_training_plot_labels_the_lr_at_powers_of_ten_only(tmp_path: Path, figur
 @pytest.mark.parametrize(("lrs", "ticked", "labelled"), [
     ([0.1] * 8, [-2, -1, 0], [-2, -1, 0]),  # a constant LR: every power labelled
     ([0.1, 0.05, 0.005, 0.0005, 1e-7], [-6, -5, -4, -3, -2, -1], [-6, -4, -2]),  # GMP's steps after a cosine to 0: every other one
+    # a cosine to 0 from 0.1, its last step's 0 (off a log axis) aside: from half its least LR above 0 (about 0.005)
+    ([0.1 * (1 + math.cos(math.pi * i / 7)) / 2 for i in range(8)], [-3, -2, -1], [-3, -2, -1]),
 ])
 def test_training_plot_ticks_the_lr_at_every_power_of_ten(tmp_path: Path, figures, lrs: list[float], ticked: list[int],
                                                           labelled: list[int]) -> None:  # fmt: skip
@@ -339,6 +341,7 @@ def drawn(monkeypatch):
     def keep(fig, path):
         ax = fig.axes[0]
         figures.append({
+            "ylim": ax.get_ylim(),
             "lines": [(line.get_label(), list(line.get_xdata()), list(line.get_ydata())) for line in ax.lines],
             "bars": [(bars.get_label(), [p.get_x() + p.get_width() / 2 for p in bars], [p.get_height() for p in bars])
                      for bars in ax.containers if isinstance(bars, BarContainer)],
@@ -447,6 +450,7 @@ def test_layer_plot_bars_are_the_share_pruned_in_each_layer(tmp_path: Path, draw
     bars = {label: (x, heights) for label, x, heights in drawn[0]["bars"]}
     assert bars["a"] == (pytest.approx([-0.2, 0.8]), pytest.approx([90, 25]))  # bar width 0.8 / 2 runs
     assert bars["b"] == (pytest.approx([0.2, 1.2]), pytest.approx([60, 0]))
+    assert drawn[0]["ylim"] == (0, 100)  # the whole of a layer, however little of it is pruned
 
 
 # -- the layout: with dozens of runs, the plot area and every legend entry stay in the image --
