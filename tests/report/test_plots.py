@@ -439,6 +439,9 @@ def test_levels_plot_shows_each_level_after_pruning_and_after_retraining_over_th
     plots.plot_levels([seeds[0], summary(0.94, [(0.2, 0.84, 0.93)])], tmp_path / "levels.png", "imp")
     lines = {label: (x, y) for label, x, y in drawn[1]["lines"]}
     assert lines["after retraining"] == (pytest.approx([80]), pytest.approx([92]))
+    # nothing trained dense first (masks given): no dense line, not one at 0%
+    plots.plot_levels([{**seed, "dense_acc": None} for seed in seeds], tmp_path / "levels.png", "imp")
+    assert [label for label, _, _ in drawn[2]["lines"]] == ["after retraining", "right after pruning"]
 
 
 def test_layer_plot_bars_are_the_share_pruned_in_each_layer(tmp_path: Path, drawn) -> None:
