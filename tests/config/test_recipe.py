@@ -443,6 +443,26 @@ def test_set_on_a_scalar_path_is_an_error(override: str) -> None:
     assert repr(override.split(".")[-2]) in message  # names the value that is not a section
 
 
+@pytest.mark.parametrize(
+    ("override", "comment"),
+    [("description=exp #3", "#3"), ("description=#3", "#3"), ("seeds=[0, 1] # two seeds", "# two seeds"), ("prune.sparsity=0.9 #", "#")],
+)
+def test_a_set_value_that_yaml_would_cut_at_a_comment_is_an_error_saying_to_quote_it(override: str, comment: str) -> None:
+    """On a command line '#' is text: YAML would silently drop it and what follows (a
+    description 'exp', seeds taken without their note, a value of None)."""
+    key, _, raw = override.partition("=")
+    assert error_of([override]) == (
+        f"override {override!r}: YAML reads {comment!r} as a comment and drops it; quote the value to keep it, e.g. {key}='{raw}', "
+        "or leave the comment out"
+    )
+
+
+def test_a_hash_inside_a_word_or_quoted_is_kept() -> None:
+    recipe = load_recipe(None, ["description=run#3", "find.epochs=2"])
+    assert recipe.description == "run#3"
+    assert load_recipe(None, ["description='exp #3'"]).description == "exp #3"
+
+
 @pytest.mark.parametrize("override", ["noequals", "=3"])
 def test_set_needs_key_and_value(override: str) -> None:
     assert "key.sub=value" in error_of([override])

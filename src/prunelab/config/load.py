@@ -218,10 +218,23 @@ def parse_override(override: str) -> tuple[str, object]:
         value = yaml.load(raw, Loader=_SafeUniqueKeyLoader)  # noqa: S506 (a SafeLoader)
     except yaml.YAMLError as error:
         raise RecipeError(f"override {override!r}: the value is not valid YAML: {yaml_problem(error)}") from None
+    if comment := _comment(raw):  # a shell user means the text: `--set description=exp #3` would lose "#3"
+        raise RecipeError(f"override {override!r}: YAML reads {comment!r} as a comment and drops it; "
+                          f"quote the value to keep it, e.g. {key}='{raw.strip()}', or leave the comment out")  # fmt: skip
     if isinstance(value, dict) and any(v is None and ":" in str(k) for k, v in value.items()):
         # YAML reads {a:0.5} as the key "a:0.5" without a value
         raise RecipeError(f"override {override!r}: write a mapping with a space after each colon, e.g. {{name: 0.5}}")
     return key, value
+
+
+def _comment(raw: str) -> str:
+    """The comment YAML would drop from a ``--set`` value (``#`` after a space, or first), or ''.
+
+    >>> _comment("exp #3"), _comment("'exp #3'"), _comment("a#b"), _comment("[1, 2] # two")
+    ('#3', '', '', '# two')
+    """
+    tokens = [token for token in yaml.scan(raw) if not isinstance(token, (yaml.StreamStartToken, yaml.StreamEndToken))]
+    return raw[max((token.end_mark.index for token in tokens), default=0):].strip()
 
 
 def apply_override(data: dict, override: str) -> None:
