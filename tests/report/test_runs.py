@@ -232,6 +232,8 @@ def test_runs_are_numbered_past_sixty_characters_of_a_label_and_a_run_alone_neve
     """A run alone keeps its label however long or empty (then its folder names it), as no other needs telling apart."""
     assert run_names(["a" * 60, "b" * 60]) == (["a" * 60, "b" * 60], False)
     assert run_names(["a" * 61, "b"]) == (["#1", "#2"], True)
+    # among others, a run without a label (an arm that sets none of the grid's keys) is numbered, as they are
+    assert run_names(["", "lr_policy=ft"]) == (["#1", "#2"], True)
     assert run_names(["a" * 61]) == (["a" * 61], False) and run_names([""]) == ([""], False)
 
 
@@ -493,6 +495,7 @@ def test_the_accuracy_table_gives_each_point_s_spread_over_the_seeds(tmp_path: P
 
 def test_a_sweep_s_report_plots_its_table(tmp_path: Path, monkeypatch) -> None:
     from prunelab.config.sweep import TableSpec
+    from prunelab.report.runs import plot_sweep
 
     results = []
     for name, stop, acc in [("a", 2, 0.8), ("b", None, 0.7)]:
@@ -509,6 +512,10 @@ def test_a_sweep_s_report_plots_its_table(tmp_path: Path, monkeypatch) -> None:
                        "reference": ("dense: 90.00%", pytest.approx(90.0))}  # fmt: skip
     assert panels == {"": {"final_acc": [pytest.approx((80.0, 0.0)), pytest.approx((70.0, 0.0))]}}
     assert page.index("## The sweep's table") < page.index("## Runs") and "## Comparison setup" not in page
+    # a table of sparsities: no dense accuracy on their axis
+    plot_sweep(results, TableSpec(rows="find.stop_epoch", value="sparsity"), tmp_path / "sweep.png")
+    ylabel, options = drawn[-1][3], drawn[-1][-1]
+    assert (ylabel, options["title"], options["reference"]) == ("sparsity (%)", "sparsity by stop_epoch: mean ± std over 1 seed", None)
 
 
 def test_a_sweep_s_plot_is_a_panel_per_sparsity_a_line_per_policy_over_the_budget(tmp_path: Path, monkeypatch) -> None:
@@ -541,6 +548,23 @@ def test_settings_with_numbers_in_their_text_are_ordered_by_the_numbers(tmp_path
         folders.append(fake_run(tmp_path / name, recipe, {0: {"dense_acc": 0.9, "final_acc": 0.8, "sparsity": 0.5}},
                                 {0: {"a.weight": 0.5}}))  # fmt: skip
     assert [run.settings["eval.rewind"] for run in load_runs(folders)] == ["epoch:5", "epoch:10", "init"]
+
+
+def test_runs_are_ordered_by_the_first_setting_that_differs_numbers_then_text_then_unset(tmp_path: Path) -> None:
+    """FT never reads the eval LR ("–"): the runs by that LR first, numbers before it, then by
+    their policy; a setting left unset (null) comes after one set to a name."""
+    summary, layers = {0: {"dense_acc": 0.9, "final_acc": 0.8, "sparsity": 0.5}}, {0: {"a.weight": 0.5}}
+    evals = {"lrw": {"lr_policy": "lrw"}, "lr0.1": {"optimizer": {"lr": 0.1}}, "ft": {"lr_policy": "ft"}, "lr0.05": {"optimizer": {"lr": 0.05}}}
+    folders = [fake_run(tmp_path / name, {"eval": {"epochs": 2, **retraining}, "seeds": [0]}, summary, layers)
+               for name, retraining in evals.items()]
+    runs = load_runs(folders)
+    assert differing_settings([run.settings for run in runs])[0] == "eval.optimizer.lr"  # the first column of the tables
+    assert [run.folder.name for run in runs] == ["lr0.05", "lr0.1", "ft", "lrw"]
+    # a channel criterion's sparsity_of: weights, or unset (what the criterion prunes)
+    prunes = {"unset": {}, "weights": {"sparsity_of": "weights"}}
+    folders = [fake_run(tmp_path / name, {"prune": {"method": "oneshot", "criterion": "filter_l1", "scope": "global", **prune}, "seeds": [0]},
+                        summary, layers) for name, prune in prunes.items()]  # fmt: skip
+    assert [run.settings["prune.sparsity_of"] for run in load_runs(folders)] == ["weights", None]
 
 
 def test_a_setting_of_another_method_shows_as_unread_not_null(tmp_path: Path) -> None:
