@@ -333,8 +333,8 @@ def test_lr_range_plot_names_the_rise_as_the_command_does(tmp_path: Path, figure
 
 @pytest.fixture
 def drawn(monkeypatch):
-    """Per figure saved: its lines (label, x, y) and its bars (label, x centre, height), read
-    before the figure is closed (and still written)."""
+    """Per figure saved: its lines (label, x, y) and its bars (label, x centre, height), its x
+    scale, axis labels and title, read before the figure is closed (and still written)."""
     figures = []
     save = plots._save
 
@@ -342,6 +342,7 @@ def drawn(monkeypatch):
         ax = fig.axes[0]
         figures.append({
             "ylim": ax.get_ylim(),
+            "axes": (ax.get_xscale(), ax.get_xlabel(), ax.get_ylabel(), ax.get_title()),
             "lines": [(line.get_label(), list(line.get_xdata()), list(line.get_ydata())) for line in ax.lines],
             "bars": [(bars.get_label(), [p.get_x() + p.get_width() / 2 for p in bars], [p.get_height() for p in bars])
                      for bars in ax.containers if isinstance(bars, BarContainer)],
@@ -390,6 +391,7 @@ def test_accuracy_plot_puts_the_weights_remaining_on_x(tmp_path: Path, drawn) ->
     assert lines["imp"] == (pytest.approx([50, 20, 1]), pytest.approx([95, 90, 50]))
     assert lines["oneshot"] == (pytest.approx([20]), pytest.approx([85]))
     assert lines["dense: 96.00%"][1] == pytest.approx([96, 96])
+    assert drawn[0]["axes"] == ("log", "weights remaining (% of the prunable weights)", "final test accuracy (%)", "accuracy against sparsity")
 
 
 def test_accuracy_plot_shades_one_std_either_side_of_the_mean(tmp_path: Path, figures) -> None:
@@ -421,6 +423,10 @@ def test_accuracy_plot_draws_each_line_s_own_dense_accuracy_where_they_differ(tm
     # one value for all: one grey line, named on its own
     assert levels(shared) == [(pytest.approx(90), to_hex("0.5"), "dense: 90.00%")]
     assert [text.get_text() for text in figures[1].legends[0].get_texts()] == ["a", "b", "c", "dense: 90.00%"]
+    # c trained nothing dense (masks given): a line of its own, against no dense accuracy
+    plots.plot_accuracy_vs_sparsity(curves, {"a": 0.9, "b": 0.7}, tmp_path / "none.png")
+    assert levels(figures[2].axes[0]) == [(pytest.approx(90), to_hex("C0"), None), (pytest.approx(70), to_hex("C1"), None)]
+    assert [text.get_text() for text in figures[2].legends[0].get_texts()] == ["a (dense: 90.00%)", "b (dense: 70.00%)", "c"]
 
 
 def test_levels_plot_shows_each_level_after_pruning_and_after_retraining_over_the_seeds(tmp_path: Path, drawn) -> None:
@@ -435,6 +441,7 @@ def test_levels_plot_shows_each_level_after_pruning_and_after_retraining_over_th
     assert lines["after retraining"] == (pytest.approx([80, 64]), pytest.approx([92, 87]))
     assert lines["right after pruning"] == (pytest.approx([80, 64]), pytest.approx([82, 65]))
     assert lines["dense: 92.00%"][1] == pytest.approx([92, 92])
+    assert drawn[0]["axes"][2:] == ("test accuracy (%)", "imp")
     # a seed cut short after its first level: the levels every seed has
     plots.plot_levels([seeds[0], summary(0.94, [(0.2, 0.84, 0.93)])], tmp_path / "levels.png", "imp")
     lines = {label: (x, y) for label, x, y in drawn[1]["lines"]}
@@ -573,6 +580,11 @@ def test_accuracy_plots_label_the_weights_remaining_of_every_point(tmp_path: Pat
         assert all(left.x1 < right.x0 for (*_, left), (*_, right) in zip(ticks, ticks[1:]))
 
 
+def test_tick_labels_of_the_weights_remaining_stay_two_characters_apart() -> None:
+    """From 1 to 100 over 70 characters a decade is 35: 12 lies 35 * log10(1.2) = 2.8 characters
+    from 10, less than the 2 + 2 that two labels of 2 characters keep apart; 20 lies 10.5 away."""
+    assert plots._spaced([10, 12, 20], 1, 100, "{:g}".format, characters=70) == [10, 20]
+
 
 @pytest.mark.parametrize("sparsities", [(0.7024, 0.7055), (0.001, 0.004)])
 def test_accuracy_plot_of_runs_at_about_one_sparsity_does_not_spread_them_over_the_width(tmp_path: Path, monkeypatch,
@@ -701,12 +713,16 @@ def test_pivot_plot_draws_a_panel_per_key_on_one_scale_a_series_in_one_colour(tm
     figures = []
     monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig))
     panels = {"sparsity 0.7": {"ft": [(90.0, 1.0), (91.0, 0.5)], "llr": [(92.0, 0.0), (93.0, 1.0)]},
-              "sparsity 0.9": {"ft": [(70.0, 1.0), (75.0, 0.5)], "llr": [(80.0, 0.0), None]}}  # fmt: skip
+              "sparsity 0.9": {"ft": [(70.0, 1.0), (75.0, 0.5)], "llr": [(80.0, 0.0), None]},
+              "sparsity 0.95": {"llr": [(60.0, 0.0), (65.0, 1.0)]}}  # fmt: skip
     plots.plot_pivot(["1", "2"], panels, "eval.epochs", "final_acc (%)", tmp_path / "p.png", title="t")
     (fig,) = figures
-    assert [ax.get_title() for ax in fig.axes] == list(panels) and fig.axes[0].get_shared_y_axes().joined(*fig.axes)
+    assert [ax.get_title() for ax in fig.axes] == list(panels)
+    assert all(fig.axes[0].get_shared_y_axes().joined(fig.axes[0], ax) for ax in fig.axes)
     colours = [{to_hex(line.get_color()): list(line.get_ydata()) for line in ax.lines if line.get_marker() == "o"} for ax in fig.axes]
-    assert colours == [{"#1f77b4": [90.0, 91.0], "#ff7f0e": [92.0, 93.0]}, {"#1f77b4": [70.0, 75.0], "#ff7f0e": [80.0]}]
+    # llr in the second colour in a panel without ft too
+    assert colours == [{"#1f77b4": [90.0, 91.0], "#ff7f0e": [92.0, 93.0]}, {"#1f77b4": [70.0, 75.0], "#ff7f0e": [80.0]},
+                       {"#ff7f0e": [60.0, 65.0]}]  # fmt: skip
     assert fig._suptitle.get_text() == "t"
 
 
@@ -722,7 +738,7 @@ def test_pivot_plot_of_unordered_x_values_draws_points_aside_not_lines(tmp_path:
 
 
 def test_a_series_takes_the_colour_of_its_position_in_the_report(tmp_path: Path, monkeypatch) -> None:
-    """Run b, 13th of the report's runs, is drawn in the third colour, in its second round (its own dash or hatching)."""
+    """Run b, 13th of the report's runs, is drawn in the third colour, in its second round (its own marker and dash, or hatching)."""
     from matplotlib.colors import to_hex
 
     styles = {}
@@ -730,7 +746,8 @@ def test_a_series_takes_the_colour_of_its_position_in_the_report(tmp_path: Path,
 
     def keep(fig, path):
         ax = fig.axes[0]
-        drawn = [(line.get_label(), to_hex(line.get_color()), line.get_linestyle()) for line in ax.lines if line.get_label() in ("a", "b")]
+        drawn = [(line.get_label(), to_hex(line.get_color()), line.get_marker(), line.get_linestyle())
+                 for line in ax.lines if line.get_label() in ("a", "b")]  # fmt: skip
         drawn += [(bars.get_label(), to_hex(bars.patches[0].get_facecolor()), bars.patches[0].get_hatch()) for bars in ax.containers]
         styles[path.name] = drawn
         save(fig, path)
@@ -742,9 +759,9 @@ def test_a_series_takes_the_colour_of_its_position_in_the_report(tmp_path: Path,
     plots.plot_lpr_distance({"b": ([0, 1], [0.2, 0.0])}, tmp_path / "distance.png", positions)
     third = to_hex("C2")
     assert styles == {
-        "acc.png": [("a", to_hex("C0"), "-"), ("b", third, "--")],
+        "acc.png": [("a", to_hex("C0"), "o", "-"), ("b", third, "s", "--")],
         "lpr.png": [("b", third, "//")],
-        "distance.png": [("b", third, "--")],
+        "distance.png": [("b", third, ".", "--")],
     }
 
 
@@ -761,6 +778,9 @@ def test_sensitivity_plot_draws_the_circles_over_the_band_and_the_lines(tmp_path
     (ax,) = figures[0].axes
     (circles,) = ax.collections
     assert [list(point) for point in circles.get_offsets()] == [pytest.approx([80, 57.1]), pytest.approx([50, 56.2])]
+    # each line against the weights remaining in its layer, on a log scale
+    assert [list(line.get_xdata()) for line in ax.lines[:2]] == [pytest.approx([100, 80, 50, 20, 10, 1])] * 2
+    assert (ax.get_xscale(), ax.get_xlabel()) == ("log", "weights remaining in the pruned layer (%)")
     (band,) = ax.patches
     assert band_heights(band) == (pytest.approx(55.9), pytest.approx(56.9))
     # Matplotlib draws an axes' children by zorder, those of one zorder in the order they were added.
@@ -791,6 +811,26 @@ def test_past_ten_layers_the_colour_bar_numbers_exactly_the_layers(tmp_path: Pat
     assert len({to_hex(line.get_color()) for line in lines}) == 15
     texts = [text.get_text() for legend in fig.legends for text in legend.get_texts()]
     assert not [text for text in texts if text.startswith("stage")]
+
+
+@pytest.mark.parametrize("plot", ["sensitivity", "lpr_during_find"])
+def test_ten_layers_are_named_in_the_legend_each_in_a_colour_of_the_cycle(tmp_path: Path, monkeypatch, plot: str) -> None:
+    """Ten layers, as many as the cycle's colours: told apart by them and named, no colour bar."""
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig))
+    layers = [f"layer{i}.weight" for i in range(10)]
+    if plot == "sensitivity":
+        curves = {layer: ([0.0, 0.5, 0.9], [0.9, 0.85 - i / 100, 0.5]) for i, layer in enumerate(layers)}
+        plots.plot_sensitivity(curves, 0.9, tmp_path / "s.png", "run", 0.01, dict.fromkeys(layers, None), dict.fromkeys(layers, 100))
+        names = [f"{layer}: 100 weights" for layer in layers]
+    else:
+        record = {"epochs": [0, 1], "layer_sparsity": {layer: [0.5, 0.5 + i / 100] for i, layer in enumerate(layers)}, "distance": [0.1, 0.0]}
+        plots.plot_lpr_during_find(record, tmp_path / "lpr.png")
+        names = layers
+    (fig,) = figures
+    assert not [axes for axes in fig.axes if hasattr(axes, "_colorbar")]
+    assert [to_hex(line.get_color()) for line in fig.axes[0].lines[:10]] == [to_hex(f"C{i}") for i in range(10)]
+    assert [text.get_text() for text in fig.legends[0].get_texts()][:10] == names
 
 
 def test_lpr_during_find_plot_names_few_layers_below_the_panels(tmp_path: Path, monkeypatch) -> None:
