@@ -205,7 +205,8 @@ def test_a_dry_run_of_a_finished_run_gives_only_the_advice_running_it_again_woul
     assert "prunelab: warning: eval.lr_schedule.milestones [19, 23] lie at or past the end of the phase" in err
 
 
-def test_recipes_lists_the_builtin_recipes(capsys) -> None:
+def test_recipes_lists_the_builtin_recipes(capsys, monkeypatch) -> None:
+    monkeypatch.setenv("COLUMNS", "300")  # however wide the terminal, lines of at most 100 characters
     assert cli.main(["recipes"]) == 0
     out = capsys.readouterr().out
     assert all(len(line) <= 100 for line in out.splitlines())
