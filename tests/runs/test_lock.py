@@ -271,6 +271,20 @@ def test_show_reads_a_read_only_run_with_an_interrupted_seed(recipe, run: Path, 
     assert f"{run.name} (seeds [0])" in captured.out
 
 
+def test_compare_says_which_unfinished_seeds_are_running_and_which_were_interrupted(recipe, run: Path, tmp_path: Path, capsys) -> None:
+    from prunelab import cli
+
+    folder = tmp_path / run.name
+    shutil.copytree(run, folder)
+    (folder / "recipe.yaml").write_text(recipe_yaml(recipe.model_copy(update={"seeds": [0, 1, 2]})))
+    (folder / "seed-2").mkdir()
+    (folder / "seed-2" / LOCK).write_text("")  # as the command interrupted in seed 2 left it
+    with hold(folder / "seed-1"):  # seed 1: another command is running it
+        assert cli.main(["compare", str(folder)]) == 0
+    assert capsys.readouterr().err == (f"prunelab: {folder}: the results are of the finished seeds only: seed 1 still running in another "
+                                       "command; seed 2 interrupted (run its command again to finish it)\n")  # fmt: skip
+
+
 def test_a_lock_that_cannot_be_signed_on_a_full_disk_is_named(tmp_path: Path, monkeypatch) -> None:
     """Signing the lock with this process needs a block of the disk: on a full one the error
     names the lock file, not errno's words alone, and the lock is let go."""
