@@ -632,10 +632,10 @@ def test_an_out_folder_that_cannot_be_made_is_a_clear_error(tmp_path: Path, caps
     captured = capsys.readouterr()
     assert f"prunelab: error: --out {not_a_folder} is a file, not a folder" in captured.err
     assert "Traceback" not in captured.err
-    inside = not_a_folder / "runs"
-    for command in (["run", "--no-progress", "--set", "find.epochs=1"], ["run", "--dry-run"]):  # a dry run said it would train there
-        assert cli.main([*command, "--out", str(inside)]) == 2
-        assert capsys.readouterr().err == f"prunelab: error: --out {inside}: cannot make the folder: {not_a_folder} is a file\n"
+    for inside in (not_a_folder / "runs", not_a_folder / "runs" / "today"):  # the file named however deep it lies
+        for command in (["run", "--no-progress", "--set", "find.epochs=1"], ["run", "--dry-run"]):  # a dry run said it would train there
+            assert cli.main([*command, "--out", str(inside)]) == 2
+            assert capsys.readouterr().err == f"prunelab: error: --out {inside}: cannot make the folder: {not_a_folder} is a file\n"
 
 
 def test_an_out_folder_that_is_empty_or_a_run_is_an_error(tmp_path: Path, capsys) -> None:
@@ -649,6 +649,8 @@ def test_an_out_folder_that_is_empty_or_a_run_is_an_error(tmp_path: Path, capsys
     for out, what in [(run, "a run directory"), (run / "seed-0", "a seed of a run directory")]:
         assert cli.main(["run", "--dry-run", "--out", str(out)]) == 2
         assert capsys.readouterr().err == f"prunelab: error: --out {out} is {what}; give a folder outside the run, e.g. {tmp_path / 'runs'}\n"
+    # a folder of one's own inside a run (not one of its seeds) is taken for none of its files
+    assert cli.main(["run", "--dry-run", "--out", str(run / "reports")]) == 0
     (tmp_path / "recipe.yaml").write_text("seeds: [0]\n")  # a recipe of one's own beside the runs is no run
     assert cli.main(["run", str(tmp_path / "recipe.yaml"), "--dry-run", "--out", str(tmp_path)]) == 0
 
