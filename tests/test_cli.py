@@ -1089,7 +1089,7 @@ def test_sensitivity_on_the_test_set_of_a_channel_recipe(data_dir: Path, tmp_pat
 
     monkeypatch.setattr(prunelab.analysis, "pruning_sensitivity", analysis)
     monkeypatch.setattr(prunelab.report.plots, "plot_sensitivity", plotted)
-    recipe = ["find.epochs=1", "device=cpu", "model.options.channels=8", f"data.data_dir={data_dir}", "seeds=[3]",
+    recipe = ["find.epochs=1", "device=cpu", "model.options.channels=8", f"data.data_dir={data_dir}", "seeds=[3, 4]",
               "prune.criterion=filter_l1", "prune.scope=layerwise", "prune.include=[features]"]  # fmt: skip
     args = ["--out", str(tmp_path), "--no-progress", "--sparsities", "0.5,0.9", *(a for item in recipe for a in ("--set", item))]
     assert cli.main(["sensitivity", *args, "--split", "test"]) == 0
@@ -1102,7 +1102,8 @@ def test_sensitivity_on_the_test_set_of_a_channel_recipe(data_dir: Path, tmp_pat
     assert rows["features.0.weight"] == ["100", "79.50%", "60.00%", "50%"]
     assert rows["classifier.0.weight"] == ["2,000", "70.00%", "50.00%", "< 50%"]
     assert "\ndense model's test accuracy: 80.00%\n" in out and out.endswith(f"\ncurves and plot in {folder}\n")
-    assert len(titles) == 1 and titles[0].endswith(", seed 3")
+    assert len(titles) == 1 and titles[0].endswith(", seed 3")  # the recipe's first seed, whose find phase it analysed
+    assert [path.parent.name for path in tmp_path.glob(".find/*/seed-*/checkpoint.safetensors")] == ["seed-3"]
     assert cli.main(["sensitivity", *args, "--split", "train"]) == 0
     assert "\ndense model's training accuracy: 80.00%\n" in capsys.readouterr().out
     assert calls[1][3] == "train" and len(list(tmp_path.glob("sensitivity-*"))) == 2

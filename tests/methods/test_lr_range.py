@@ -396,14 +396,21 @@ def test_cli_tests_with_the_eval_optimizer_and_batch_size_not_the_find_ones(data
     in batches of 1000 and whose eval phase uses Adam (lr 0.003, betas 0.8/0.99) in batches
     of 250 must reach the test with the eval settings written here."""
     import prunelab.analysis
+    import prunelab.report.plots
 
     real, calls = prunelab.analysis.lr_range_test, []
+    plot, titles = prunelab.report.plots.plot_lr_range, []
 
     def spy(model, data, optimizer, **kwargs):
         calls.append((optimizer, kwargs["batch_size"], kwargs["label_smoothing"], kwargs["seed"], kwargs["augment"]))
         return real(model, data, optimizer, **kwargs)
 
+    def plotted(lrs, losses, inflection_lr, path, title, **kwargs):
+        titles.append(title)
+        return plot(lrs, losses, inflection_lr, path, title, **kwargs)
+
     monkeypatch.setattr(prunelab.analysis, "lr_range_test", spy)
+    monkeypatch.setattr(prunelab.report.plots, "plot_lr_range", plotted)
     overrides = [
         f"data.data_dir={data_dir}", "device=cpu", "model.options={}", "find.epochs=1", "find.batch_size=1000",
         "find.optimizer={name: sgd, lr: 0.05, momentum: 0.5}", "eval.batch_size=250", "eval.lr_policy=null",
@@ -416,6 +423,7 @@ def test_cli_tests_with_the_eval_optimizer_and_batch_size_not_the_find_ones(data
     assert len(calls) == 1
     optimizer, batch_size, label_smoothing, seed, augment = calls[0]
     assert (batch_size, label_smoothing, seed, augment) == (250, 0.1, 3, False)  # the recipe's first seed, its data's augmentation
+    assert len(titles) == 1 and titles[0].endswith(", seed 3")
     assert (optimizer.name, optimizer.lr, tuple(optimizer.betas)) == ("adam", 0.003, (0.8, 0.99))
     assert len(json.loads(next(tmp_path.glob("lr-range-test-*/lr_range_test.json")).read_text())["lrs"]) == 3
     # another range: a folder of its own, the first kept
