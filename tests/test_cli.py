@@ -1157,7 +1157,6 @@ def test_each_distinct_warning_is_shown_once_per_command(monkeypatch, capsys) ->
         assert capsys.readouterr().err == "prunelab: warning: a note\nprunelab: warning: another note\n"
 
 
-
 MY_MODELS = '''
 from torch import nn
 from prunelab.models import register

@@ -168,7 +168,6 @@ def test_training_plot_draws_the_lowest_marker_whole(tmp_path: Path, monkeypatch
     assert _inside(marker.get_window_extent(fig.canvas.get_renderer()), ax.get_window_extent()) and not marker.get_clip_on()
 
 
-
 @pytest.mark.parametrize("lrs", [[0.02] * 8, [0.1] * 4 + [0.01] * 4, [0.1 * (1 - i / 8) for i in range(8)]])
 def test_training_plot_labels_the_lr_at_powers_of_ten_only(tmp_path: Path, figures, lrs: list[float]) -> None:
     """A constant LR (Adam's 0.02) spans less than a decade: matplotlib labelled 2, 3, 4 and 6
@@ -523,7 +522,6 @@ def test_forty_lines_keep_the_accuracy_plot_and_distinct_ticks(tmp_path: Path, l
     assert all(left.x1 < right.x0 for (_, left), (_, right) in zip(figure["xticks"], figure["xticks"][1:]))
 
 
-
 @pytest.mark.parametrize("layers", [[f"stage{i // 2 + 1}.{i % 2}.conv1.weight" for i in range(6)], ["conv.weight", "fc.weight"]])
 def test_layer_plot_names_stay_apart(tmp_path: Path, laid_out, layers: list[str]) -> None:
     """Six ResNet layer names of 21 characters, written level, overlapped by a quarter of their width."""
@@ -531,6 +529,7 @@ def test_layer_plot_names_stay_apart(tmp_path: Path, laid_out, layers: list[str]
     ticks = laid_out[0]["xticks"]
     assert [text for text, _ in ticks] == layers
     assert all(left.x1 < right.x0 for (_, left), (_, right) in zip(ticks, ticks[1:]))
+
 
 @pytest.mark.parametrize("runs", [1, 3])
 def test_layer_plot_names_at_an_angle_stay_apart(tmp_path: Path, monkeypatch, runs: int) -> None:
@@ -601,6 +600,7 @@ def test_accuracy_plot_of_runs_at_about_one_sparsity_does_not_spread_them_over_t
     assert high >= 3 * low * 0.999 and high <= 100 and low <= min(remaining) and max(remaining) <= high
     shown = [position for position, *_ in _labelled_xticks(ax)]
     assert min(shown) < min(remaining) and max(shown) >= max(remaining) * 0.99
+
 
 def test_accuracy_plot_of_runs_less_than_3_times_apart_in_weights_remaining_widens_to_3(tmp_path: Path, monkeypatch) -> None:
     """50% and 20% of the weights remaining, 2.5 times apart: the axis spans a factor of 3 as for runs at about one sparsity."""

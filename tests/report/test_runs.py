@@ -312,7 +312,6 @@ def test_the_report_links_copies_of_each_seed_s_lpr_during_find_plot(tmp_path: P
     assert [(moved / link).read_bytes() for _, link in links] == [PNG + bytes([0]), PNG + bytes([1])]
 
 
-
 def test_the_report_plots_the_lpr_distance_with_its_spread_over_seeds(tmp_path: Path, monkeypatch) -> None:
     """The section says mean ± std over seeds, and its table gives both: the plot showed the mean alone."""
     from matplotlib.container import ErrorbarContainer
@@ -335,6 +334,7 @@ def test_the_report_plots_the_lpr_distance_with_its_spread_over_seeds(tmp_path: 
     (segments,) = distance.lines[2]
     spread = 100 * statistics.stdev([0.1, 0.2])
     assert [list(segment[:, 1]) for segment in segments.get_segments()] == [pytest.approx([15 - spread, 15 + spread]), [0, 0]]
+
 
 def test_lpr_distances_of_seeds_at_other_epochs_are_not_averaged(tmp_path: Path) -> None:
     """Seed 1 kept other epochs of its find phase: averaging by position would mix epoch 1 with 2."""
@@ -579,7 +579,6 @@ def test_a_setting_of_another_method_shows_as_unread_not_null(tmp_path: Path) ->
     assert {row["run"]: row["prune.rate"] for row in rows} == {"once": "–", "imp": 0.5}
 
 
-
 def test_compare_and_the_report_say_what_a_dash_is(tmp_path: Path, capsys) -> None:
     """A one-shot run beside an IMP run shows "–" for prune.rate: the tables now say what it is."""
     summary = {0: {"dense_acc": 0.9, "final_acc": 0.8, "sparsity": 0.5}}
@@ -592,6 +591,7 @@ def test_compare_and_the_report_say_what_a_dash_is(tmp_path: Path, capsys) -> No
     # runs of one method, every setting read: no note
     assert cli.main(["compare", str(folders[0]), str(oneshot_run(tmp_path / "other", 0.9, 0.7))]) == 0
     assert note not in capsys.readouterr().out
+
 
 def test_the_report_says_what_each_value_means_per_method_where_they_differ(tmp_path: Path) -> None:
     summary = {0: {"dense_acc": 0.9, "final_acc": 0.8, "sparsity": 0.5, "pruned_acc": 0.4}}
@@ -772,7 +772,6 @@ def test_runs_of_the_same_layerwise_ratios_are_one_bar_named_by_what_they_share(
     page = write_report([f for _, f in results], tmp_path / "report", sweep=(results, spec)).read_text()
     lpr = page.split("## Layerwise pruning ratios of the final masks")[1]
     assert "| layer    | weights | sparsity=0.5 | sparsity=0.9 |" in lpr and "| b.weight |     100 |       50.00% |       90.00% |" in lpr
-
 
 
 def test_runs_all_of_the_same_layerwise_ratios_are_one_bar_of_every_run(tmp_path: Path) -> None:

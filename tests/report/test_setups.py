@@ -243,12 +243,12 @@ def test_sx_b_counts_in_epochs_of_the_scratch_network() -> None:
     assert budget.equivalent_epochs == (pytest.approx(30 * 4.0 + 10 * 4.0 / 4.03),)  # 129.93
 
 
-
 def test_the_budget_table_says_which_side_of_a_slash_is_which() -> None:
     """"30 + 0 + 10 / 130" read as a sum divided by 130: the text above the table names the sides."""
     text = describe_setups({"": [pruned_run({0: 4.0}), scratch_run({0: 130}, {0: 4.0})]})
     assert "epochs and MACs: the pruning run's / the run from scratch's):\n\n| run " in text
     assert "| pruned | scratch      | 30 + 0 + 10 / 130 |" in text
+
 
 def test_scratch_budgets_are_judged_seed_by_seed() -> None:
     """Global pruning gives each seed its own speedup, so each its own Scratch-B budget."""

@@ -485,7 +485,6 @@ def test_step_hooks_run_before_every_step() -> None:
     assert trainer.state.step == 2 * STEPS_PER_EPOCH
 
 
-
 def test_epoch_metrics_and_evaluation_match_a_direct_computation() -> None:
     """Loss and accuracy of an epoch, over batches of uneven size (96 examples in batches of
     20), and of ``evaluate`` in batches of 10 (24 examples), against one pass over everything.
@@ -508,7 +507,6 @@ def test_epoch_metrics_and_evaluation_match_a_direct_computation() -> None:
         pytest.approx(test_loss, rel=1e-5), pytest.approx(test_acc),
     )
     assert 0 < train_acc < 1 and 0 < test_acc < 1  # neither trivially all right nor all wrong
-
 
 
 def test_an_epoch_whose_steps_are_all_done_trains_nothing_and_counts_no_examples() -> None:
@@ -629,7 +627,6 @@ def test_a_training_that_diverges_stops_after_its_first_epoch_and_says_so() -> N
     assert epochs == []  # nothing checkpointed: the phase trains anew with a better LR
 
 
-
 def test_an_infinite_training_loss_is_divergence_too() -> None:
     """Finite logits far apart overflow the cross-entropy to inf, not NaN (its gradient stays
     finite): that loss is no more use than NaN."""
@@ -654,6 +651,7 @@ def test_a_schedule_may_reach_an_lr_of_zero() -> None:
     """An LR of 0 (a linear schedule's end, a schedule of one's own) takes no step: no error."""
     trainer = train(toy_model(), config(epochs=1), schedule=lambda step: 0.0)
     assert trainer.state.lr_log == [0.0] * STEPS_PER_EPOCH and same_weights(trainer.model, toy_model())
+
 
 def test_a_schedule_that_outgrows_float32_stops_with_the_step_it_did() -> None:
     schedule = LRScheduleConfig(name="step", step_size=1, gamma=1e200)
